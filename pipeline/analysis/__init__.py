@@ -1,0 +1,1 @@
+"""Measurements of a recording: each module computes one kind of metric."""

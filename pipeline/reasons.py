@@ -1,0 +1,78 @@
+"""Stable reason codes: part of the public contract (manifests, reports and tests use them).
+
+Each code has a one-line human message and a fix hint. Codes are never renamed; new ones may be added.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Reason:
+    """A reason code with what it means and what to do about it."""
+
+    code: str
+    message: str
+    hint: str
+
+
+_REASONS: dict[str, tuple[str, str]] = {
+    # --- reading input ---
+    "not_found": ("the file does not exist", "check the path"),
+    "unreadable": ("the file cannot be opened (permissions?)", "check the file's permissions"),
+    "empty": ("the file has no audio samples", "re-export the recording; the file is empty"),
+    "decode_failed": ("the file is not audio or is corrupt", "re-export the recording from its source"),
+    "no_audio_stream": ("the container has no audio stream", "pick a file that has sound"),
+    "unsupported": ("the format or codec is not supported", "convert it to WAV or FLAC first"),
+    "too_long": ("the input is longer than the configured maximum", "cut the file or raise max_input_s"),
+    "truncated": (
+        "decoding ended well before the length the header promised",
+        "the file is probably cut short; re-copy or re-export it",
+    ),
+    "symlink_loop": ("a symbolic link points back into itself", "remove the looping link"),
+    # --- hard limits of the services ---
+    "bad_format": ("the service does not accept this file format", "deliver WAV PCM16, MP3 or M4A"),
+    "bad_sample_format": ("the service does not accept this sample format", "re-encode as 16-bit PCM"),
+    "rate_too_low": ("the sample rate is below the service's minimum", "record or export at 24 kHz or more"),
+    "not_mono": ("the service needs a mono file", "mix down to mono (voiceprep does this when rendering)"),
+    "first_channel_silent": (
+        "the first channel is silent, and the service listens only to the first channel",
+        "swap the channels or mix down to mono",
+    ),
+    "too_short": ("the clip is shorter than the service accepts", "use a longer recording"),
+    "too_long_clip": ("the clip is longer than the service accepts", "trim it (voiceprep run does this)"),
+    "too_large": ("the file is larger than the service accepts", "shorten the clip or use a smaller format"),
+    "no_continuous_speech": (
+        "there is not enough unbroken speech",
+        "record a few sentences spoken without stopping",
+    ),
+    "pause_too_long": ("a pause is longer than the service allows", "shorten the pause or cut around it"),
+    # --- quality gates ---
+    "low_snr": ("background noise is high relative to speech", "record in a quieter place, closer to the mic"),
+    "reverberant": ("the room echo is strong", "record in a smaller, furnished room, closer to the mic"),
+    "clipped": ("the recording is clipped (distorted peaks)", "lower the input gain and record again"),
+    "narrowband": (
+        "the audio has little content at high frequencies (phone-quality or upsampled)",
+        "record with a better microphone at 44.1 or 48 kHz, not over the phone",
+    ),
+    "low_quality": ("the overall quality score (DNSMOS) is low", "re-record in better conditions"),
+    "too_quiet": ("the recording is very quiet", "record closer to the mic or raise the gain"),
+    "too_loud": ("the recording is very loud", "lower the gain"),
+    "music": ("music is present in the background", "record without background music"),
+    "multiple_speakers": ("more than one voice is present", "use a recording of one speaker only"),
+    "no_speech": ("no speech was detected", "check that the file contains speech"),
+    "not_measured": ("the value could not be measured", "see the message for why"),
+    "internal_error": ("voiceprep failed on this input (a bug)", "re-run with --debug and report it"),
+}
+
+
+def reason(code: str) -> Reason:
+    """Return the :class:`Reason` for ``code``; unknown codes raise ``KeyError``."""
+    message, hint = _REASONS[code]
+    return Reason(code=code, message=message, hint=hint)
+
+
+def all_codes() -> list[str]:
+    """All known reason codes, in a stable order."""
+    return list(_REASONS)
