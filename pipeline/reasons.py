@@ -49,7 +49,10 @@ _REASONS: dict[str, tuple[str, str]] = {
     ),
     "pause_too_long": ("a pause is longer than the service allows", "shorten the pause or cut around it"),
     # --- quality gates ---
-    "low_snr": ("background noise is high relative to speech", "record in a quieter place, closer to the mic"),
+    "low_snr": (
+        "background noise is high relative to speech",
+        "record in a quieter place, closer to the mic",
+    ),
     "reverberant": ("the room echo is strong", "record in a smaller, furnished room, closer to the mic"),
     "clipped": ("the recording is clipped (distorted peaks)", "lower the input gain and record again"),
     "narrowband": (

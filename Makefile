@@ -1,0 +1,47 @@
+# The README's two commands, and a few helpers. Nothing clever.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+TSTAMP := $(VENV)/.installed-test
+DEMO_OUT ?= demo-out
+
+.PHONY: demo test lint format bench samples clean
+
+$(BIN)/python:
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "error: Python 3.11 or newer is needed (found: $(PYTHON))"; exit 2; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e .
+	@touch $@
+
+$(TSTAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	@touch $@ $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/voiceprep probe data/samples
+	$(BIN)/voiceprep families
+
+test: $(TSTAMP)
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest -n 2 -q
+
+lint: $(TSTAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check pipeline tests benchmarks data/make_samples.py
+
+format: $(TSTAMP)
+	$(BIN)/ruff format pipeline tests benchmarks data/make_samples.py
+	$(BIN)/ruff check --fix .
+
+bench: $(TSTAMP)
+	$(BIN)/python benchmarks/io_bench.py
+
+samples: $(TSTAMP)
+	$(BIN)/python data/make_samples.py
+
+clean:
+	rm -rf $(VENV) $(DEMO_OUT) .pytest_cache .ruff_cache
