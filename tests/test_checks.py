@@ -1,0 +1,190 @@
+"""The rule engine: each hard limit and gate gives the right verdict, reason, limit and hint."""
+
+from __future__ import annotations
+
+import pytest
+
+from pipeline.checks import combine, delivered_format, evaluate, failed_read
+from pipeline.families import load_family
+
+GOOD_PROBE = {
+    "format": "wav",
+    "codec": "pcm_s16le",
+    "sample_rate": 24000,
+    "channels": 1,
+    "duration_s": 15.0,
+    "sample_format": "pcm16",
+    "bytes": 720_044,
+}
+GOOD_METRICS = {
+    "duration_s": 15.0,
+    "speech_s": 13.0,
+    "longest_run_s": 8.0,
+    "max_pause_s": 0.6,
+    "snr_db": 40.0,
+    "clipped_ratio": 0.0,
+    "bandwidth_hz": 11500.0,
+    "reverb_score": 0.1,
+    "dnsmos_ovrl": 3.3,
+    "lufs": -20.0,
+}
+
+
+def _by_rule(result, rule):
+    return next(c for c in result.checks if c.rule == rule)
+
+
+@pytest.mark.parametrize("family", ["cosyvoice", "qwen-tts", "minimax"])
+def test_a_good_clip_passes_every_family(family: str) -> None:
+    metrics = dict(GOOD_METRICS, duration_s=15.0)
+    if family == "minimax":
+        metrics["duration_s"] = 30.0
+    result = evaluate(load_family(family), path="a.wav", probe=GOOD_PROBE, metrics=metrics)
+    assert result.verdict == "pass", [c.message for c in result.problems]
+    assert result.reasons == []
+    assert all(c.hint is None for c in result.checks)
+
+
+def test_qwen_rejects_16k_and_stereo_with_reasons_limits_and_hints() -> None:
+    probe = dict(GOOD_PROBE, sample_rate=16000, channels=2)
+    result = evaluate(load_family("qwen-tts"), path="a.wav", probe=probe, metrics=GOOD_METRICS)
+    assert result.verdict == "fail"
+    rate = _by_rule(result, "sample_rate")
+    assert (rate.verdict, rate.reason, rate.value, rate.limit, rate.op) == (
+        "fail",
+        "rate_too_low",
+        16000,
+        24000,
+        ">=",
+    )
+    assert rate.hint and "24 kHz" in rate.hint
+    channels = _by_rule(result, "channels")
+    assert channels.verdict == "fail" and channels.reason == "not_mono"
+    assert result.reasons[:2] == ["rate_too_low", "not_mono"]
+
+
+def test_cosyvoice_fails_a_stereo_file_whose_first_channel_is_silent() -> None:
+    probe = dict(GOOD_PROBE, channels=2)
+    spec = load_family("cosyvoice")
+    silent = evaluate(spec, path="s.wav", probe=probe, metrics=GOOD_METRICS, first_channel_silent=True)
+    assert silent.verdict == "fail"
+    assert "first_channel_silent" in silent.reasons
+    fine = evaluate(spec, path="s.wav", probe=probe, metrics=GOOD_METRICS, first_channel_silent=False)
+    assert fine.verdict == "pass"
+    unknown = evaluate(spec, path="s.wav", probe=probe, metrics=GOOD_METRICS, first_channel_silent=None)
+    assert "first_channel_silent" in unknown.not_checked
+
+
+@pytest.mark.parametrize(
+    ("metric", "value", "rule", "reason", "verdict"),
+    [
+        ("max_pause_s", 2.5, "max_pause_s", "pause_too_long", "fail"),
+        ("max_pause_s", 2.0, "max_pause_s", None, "pass"),
+        ("longest_run_s", 4.0, "min_speech_run_s", "no_continuous_speech", "fail"),
+        ("longest_run_s", 5.0, "min_speech_run_s", None, "pass"),
+        ("duration_s", 61.0, "max_duration_s", "too_long_clip", "fail"),
+        ("duration_s", 25.0, "recommended_duration_s", "too_long_clip", "warn"),
+        ("duration_s", 8.0, "recommended_duration_s", "too_short", "warn"),
+    ],
+)
+def test_cosyvoice_speech_rules(
+    metric: str, value: float, rule: str, reason: str | None, verdict: str
+) -> None:
+    metrics = dict(GOOD_METRICS, **{metric: value})
+    result = evaluate(load_family("cosyvoice"), path="a.wav", probe=GOOD_PROBE, metrics=metrics)
+    check = _by_rule(result, rule)
+    assert check.verdict == verdict
+    assert check.reason == reason
+    assert check.value == value
+
+
+def test_minimax_minimum_duration_is_hard() -> None:
+    metrics = dict(GOOD_METRICS, duration_s=9.0)
+    result = evaluate(load_family("minimax"), path="a.wav", probe=GOOD_PROBE, metrics=metrics)
+    check = _by_rule(result, "min_duration_s")
+    assert (check.verdict, check.reason, check.limit) == ("fail", "too_short", 10)
+
+
+def test_base64_size_counts_for_inline_uploads() -> None:
+    spec = load_family("qwen-tts")
+    # 7.6 MB fits 10 MB raw but not as base64 (10.13 MB).
+    probe = dict(GOOD_PROBE, bytes=7_600_000)
+    check = _by_rule(evaluate(spec, path="a.wav", probe=probe, metrics=GOOD_METRICS), "max_bytes")
+    assert check.verdict == "fail" and check.reason == "too_large"
+    assert check.value == 4 * ((7_600_000 + 2) // 3)
+    probe = dict(GOOD_PROBE, bytes=7_400_000)
+    assert (
+        _by_rule(evaluate(spec, path="a.wav", probe=probe, metrics=GOOD_METRICS), "max_bytes").verdict
+        == "pass"
+    )
+
+
+def test_format_and_sample_format_rules() -> None:
+    spec = load_family("cosyvoice")
+    flac = dict(GOOD_PROBE, format="flac", codec="flac", sample_format="pcm16")
+    result = evaluate(spec, path="a.flac", probe=flac, metrics=GOOD_METRICS)
+    assert _by_rule(result, "format").reason == "bad_format"
+    wav24 = dict(GOOD_PROBE, sample_format="pcm24", codec="pcm_s24le")
+    result = evaluate(spec, path="a.wav", probe=wav24, metrics=GOOD_METRICS)
+    check = _by_rule(result, "sample_format")
+    assert (check.verdict, check.reason, check.value) == ("fail", "bad_sample_format", "PCM_24")
+    m4a = dict(GOOD_PROBE, format="mp4", codec="aac", sample_format="fltp")
+    result = evaluate(spec, path="a.m4a", probe=m4a, metrics=GOOD_METRICS)
+    assert _by_rule(result, "format").verdict == "pass"
+    assert all(c.rule != "sample_format" for c in result.checks)
+
+
+@pytest.mark.parametrize(
+    ("metric", "value", "verdict", "reason"),
+    [
+        ("snr_db", 20.0, "warn", "low_snr"),
+        ("snr_db", 10.0, "fail", "low_snr"),
+        ("clipped_ratio", 0.001, "warn", "clipped"),
+        ("clipped_ratio", 0.01, "fail", "clipped"),
+        ("bandwidth_hz", 7900.0, "warn", "narrowband"),
+        ("bandwidth_hz", 3400.0, "fail", "narrowband"),
+        ("dnsmos_ovrl", 2.0, "fail", "low_quality"),
+        ("reverb_score", 0.9, "fail", "reverberant"),
+    ],
+)
+def test_quality_gates_come_from_the_spec(metric: str, value: float, verdict: str, reason: str) -> None:
+    spec = load_family("qwen-tts")
+    gate = next(g for g in spec.gates if g.metric == metric)
+    result = evaluate(spec, path="a.wav", probe=GOOD_PROBE, metrics=dict(GOOD_METRICS, **{metric: value}))
+    check = _by_rule(result, f"gate:{metric}")
+    assert (check.verdict, check.reason) == (verdict, reason)
+    assert check.limit == (gate.fail if verdict == "fail" else gate.warn)
+    assert check.hint
+    assert result.verdict == verdict
+
+
+def test_unmeasured_gate_is_reported_not_judged() -> None:
+    metrics = {k: v for k, v in GOOD_METRICS.items() if k != "dnsmos_ovrl"}
+    result = evaluate(
+        load_family("cosyvoice"),
+        path="a.wav",
+        probe=GOOD_PROBE,
+        metrics=metrics,
+        null_reasons={"dnsmos_ovrl": "not_measured: DNSMOS was not requested"},
+    )
+    assert result.verdict == "pass"
+    assert result.not_checked["gate:dnsmos_ovrl"] == "not_measured: DNSMOS was not requested"
+    assert all(c.rule != "gate:dnsmos_ovrl" for c in result.checks)
+
+
+def test_no_speech_fails() -> None:
+    metrics = dict(GOOD_METRICS, speech_s=0.0, longest_run_s=0.0, max_pause_s=None)
+    result = evaluate(load_family("minimax"), path="a.wav", probe=GOOD_PROBE, metrics=metrics)
+    assert "no_speech" in result.reasons
+
+
+def test_failed_read_and_combine_and_format_names() -> None:
+    result = failed_read("missing.wav", "cosyvoice", "not_found", "no such file")
+    assert result.verdict == "fail" and result.reasons == ["not_found"]
+    assert result.to_dict()["checks"][0]["hint"] == "check the path"
+    assert (
+        combine(["pass", "warn"]) == "warn" and combine([]) == "pass" and combine(["warn", "fail"]) == "fail"
+    )
+    assert delivered_format({"format": "mp4", "codec": "aac"}) == "m4a"
+    assert delivered_format({"format": "ogg", "codec": "opus"}) == "opus"
+    assert delivered_format({"format": "wav", "codec": "pcm_s16le"}) == "wav"
