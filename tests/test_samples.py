@@ -1,0 +1,342 @@
+"""The committed demo recordings in data/samples/ match EXPECTED.json, and the generator's parts are right.
+
+The file checks read the audio with soundfile (WAV, FLAC, MP3, Ogg) or PyAV (M4A) and never use voiceprep's
+own analysis. The generator checks import data/make_samples.py and pin its building blocks to known answers.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+import itertools
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import av
+import numpy as np
+import pytest
+import soundfile as sf
+from scipy import signal
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = REPO / "data"
+SAMPLES = DATA / "samples"
+EXPECTED: dict[str, Any] = json.loads((SAMPLES / "EXPECTED.json").read_text())
+FILES: dict[str, dict[str, Any]] = EXPECTED["files"]
+DECODABLE = sorted(name for name, facts in FILES.items() if facts["decodable"])
+CORRUPT = sorted(name for name, facts in FILES.items() if not facts["decodable"])
+SOUNDFILE_FORMATS = {
+    "wav": ("WAV", "PCM_16"),
+    "flac": ("FLAC", "PCM_16"),
+    "mp3": ("MP3", "MPEG_LAYER_III"),
+    "ogg": ("OGG", "VORBIS"),
+}
+
+
+def _make_samples() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("make_samples", DATA / "make_samples.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["make_samples"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+ms = _make_samples()
+
+
+@functools.cache
+def decode(name: str) -> tuple[np.ndarray, int]:
+    """Decode a sample to float64 (frames, channels): PyAV for M4A, soundfile otherwise."""
+    path = SAMPLES / name
+    if path.suffix == ".m4a":
+        with av.open(str(path)) as container:
+            stream = container.streams.audio[0]
+            planes = [frame.to_ndarray() for frame in container.decode(stream)]
+            rate = stream.rate
+        return np.concatenate(planes, axis=1).T.astype(np.float64), rate
+    audio, rate = sf.read(path, dtype="float64", always_2d=True)
+    return audio, rate
+
+
+def rms_dbfs(x: np.ndarray) -> float:
+    """RMS level in dBFS (never -inf: a floor of -200 dB)."""
+    return float(10 * np.log10(np.mean(x**2) + 1e-20))
+
+
+def frame_levels_db(x: np.ndarray, rate: int, *, frame_s: float = 0.05) -> np.ndarray:
+    """Per-frame RMS level in dBFS."""
+    hop = int(rate * frame_s)
+    n = len(x) // hop
+    return 10 * np.log10(np.mean(x[: n * hop].reshape(n, hop) ** 2, axis=1) + 1e-20)
+
+
+# ------------------------------------------------------------------------------ committed files
+
+
+def test_every_file_is_in_expected_and_in_the_readme() -> None:
+    on_disk = {p.relative_to(SAMPLES).as_posix() for p in SAMPLES.rglob("*") if p.is_file()}
+    assert on_disk - {"EXPECTED.json"} == set(FILES)
+    readme = (DATA / "README.md").read_text()
+    missing = [name for name in FILES if f"`{name}`" not in readme]
+    assert missing == []
+
+
+def test_total_size_is_under_5_mb_and_sizes_match_expected() -> None:
+    total = sum(p.stat().st_size for p in SAMPLES.rglob("*") if p.is_file())
+    assert total < 5_000_000
+    for name, facts in FILES.items():
+        assert (SAMPLES / name).stat().st_size == facts["bytes"], name
+
+
+def test_at_least_two_speakers_and_the_required_formats() -> None:
+    speakers = {facts["speaker"] for facts in FILES.values()}
+    assert {"alice", "bob"} <= speakers
+    assert {facts["format"] for facts in FILES.values()} >= {"m4a", "mp3", "wav", "flac", "ogg"}
+
+
+@pytest.mark.parametrize("name", DECODABLE)
+def test_sample_matches_expected(name: str) -> None:
+    facts = FILES[name]
+    audio, rate = decode(name)
+    assert rate == facts["sample_rate"]
+    assert audio.shape[1] == facts["channels"]
+    assert abs(len(audio) / rate - facts["duration_s"]) < 0.1
+    if facts["format"] == "m4a":
+        with av.open(str(SAMPLES / name)) as container:
+            assert container.streams.audio[0].codec_context.name == "aac"
+    else:
+        info = sf.info(SAMPLES / name)
+        assert (info.format, info.subtype) == SOUNDFILE_FORMATS[facts["format"]]
+
+
+@pytest.mark.parametrize("name", DECODABLE)
+def test_speech_level_is_realistic(name: str) -> None:
+    audio, rate = decode(name)
+    speech = audio[:, -1]  # the stereo file has its speech on the last channel
+    level = 10 * np.log10(ms.active_power(speech, rate))
+    assert -30.0 <= level <= -18.0
+    assert np.max(np.abs(audio)) < 1.0
+
+
+@pytest.mark.parametrize("name", CORRUPT)
+def test_corrupt_file_fails_with_soundfile_and_pyav(name: str) -> None:
+    path = SAMPLES / name
+    with pytest.raises(sf.LibsndfileError):
+        sf.read(path)
+    with pytest.raises(av.FFmpegError), av.open(str(path)) as container:
+        for _ in container.decode(audio=0):
+            pass
+
+
+def test_stereo_file_has_a_silent_left_and_a_speaking_right_channel() -> None:
+    (name,) = [n for n, f in FILES.items() if (f["degradation"] or {}).get("kind") == "silent_channel"]
+    audio, _ = decode(name)
+    assert FILES[name]["degradation"]["silent_channel"] == 0
+    assert rms_dbfs(audio[:, 0]) < -80.0
+    assert rms_dbfs(audio[:, 1]) > -35.0
+
+
+def _high_band_ratio_db(name: str, *, split_hz: float) -> float:
+    audio, rate = decode(name)
+    freqs, power = signal.welch(audio[:, 0], rate, nperseg=4096)
+    return float(10 * np.log10(power[freqs > split_hz].sum() / power[freqs <= split_hz].sum()))
+
+
+def test_upsampled_file_has_nothing_above_8_5_khz() -> None:
+    name = "alice/upsampled_16k.wav"
+    assert FILES[name]["sample_rate"] == 48000
+    assert FILES[name]["degradation"]["lowpass_hz"] == 8000
+    assert _high_band_ratio_db(name, split_hz=8500) < -50.0
+    # the same measure on the full-band phone memo sees espeak's 8.5-11 kHz content: it discriminates
+    assert _high_band_ratio_db("alice/phone_memo.m4a", split_hz=8500) > -45.0
+
+
+def test_clipped_file_has_the_documented_clipped_ratio() -> None:
+    name = "bob/clipped.flac"
+    clipping = FILES[name]["degradation"]
+    assert 0.01 <= clipping["clipped_ratio"] <= 0.03
+    audio, _ = decode(name)
+    magnitude = np.abs(audio[:, 0])
+    peak = magnitude.max()
+    assert abs(peak * 32767 - clipping["clip_level_int16"]) <= 1
+    assert abs(20 * np.log10(peak) - clipping["clip_level_dbfs"]) < 0.05
+    near_peak = float(np.mean(magnitude >= peak * 10 ** (-0.2 / 20)))  # within 0.2 dB of the maximum
+    assert abs(near_peak - clipping["clipped_ratio"]) <= 0.3 * clipping["clipped_ratio"]
+
+
+def test_long_pause_file_is_quiet_inside_the_pause_and_speaks_around_it() -> None:
+    name = "bob/long_pause.mp3"
+    pause = FILES[name]["degradation"]
+    start, end = pause["pause_span_s"]
+    assert pause["pause_s"] == pytest.approx(end - start, abs=1e-3)
+    assert 2.2 <= pause["pause_s"] <= 3.0
+    audio, rate = decode(name)
+    x = audio[:, 0]
+    inside = x[int((start + 0.1) * rate) : int((end - 0.1) * rate)]
+    before = x[int((start - 1.0) * rate) : int(start * rate)]
+    after = x[int(end * rate) : int((end + 1.0) * rate)]
+    assert frame_levels_db(inside, rate).max() < -55.0
+    assert rms_dbfs(before) > -35.0
+    assert rms_dbfs(after) > -35.0
+
+
+def test_takes_are_short_and_acoustically_matched() -> None:
+    takes = sorted(name for name in FILES if name.startswith("bob/takes/"))
+    assert len(takes) >= 5
+    levels, floors = [], []
+    for name in takes:
+        audio, rate = decode(name)
+        assert 3.0 <= len(audio) / rate <= 6.0
+        assert rate == FILES[takes[0]]["sample_rate"]
+        levels.append(10 * np.log10(ms.active_power(audio[:, 0], rate)))
+        floors.append(np.percentile(frame_levels_db(audio[:, 0], rate), 5))
+    assert max(levels) - min(levels) < 1.0
+    assert max(floors) - min(floors) < 2.0
+
+
+def test_phone_memo_is_clean_continuous_and_never_digital_silence() -> None:
+    name = "alice/phone_memo.m4a"
+    audio, rate = decode(name)
+    assert rate in (44100, 48000) and audio.shape[1] == 1
+    assert 15.0 <= len(audio) / rate <= 25.0
+    low, high = FILES[name]["phrase_gaps_s"]
+    assert 0.2 <= low <= high <= 0.4
+    levels = frame_levels_db(audio[:, 0], rate)
+    assert -72.0 < levels.min() < -58.0  # room tone near -65 dBFS, not digital zero
+    assert FILES[name]["expected"] == {"cosyvoice": "pass", "qwen-tts": "pass", "minimax": "pass"}
+
+
+def test_long_file_is_long_with_one_clean_stretch() -> None:
+    name = "carol/interview_long.ogg"
+    audio, rate = decode(name)
+    duration = len(audio) / rate
+    assert duration >= 180.0
+    mixed = FILES[name]["degradation"]
+    sections = mixed["sections"]
+    assert sections[0]["start_s"] == 0.0
+    assert abs(sections[-1]["end_s"] - duration) < 0.02
+    for before, after in itertools.pairwise(sections):
+        assert after["start_s"] == pytest.approx(before["end_s"] - 0.25, abs=0.011)
+    (clean,) = [s for s in sections if s["kind"] == "clean"]
+    best_start, best_end = mixed["best_span_s"]
+    assert clean["start_s"] < best_start < best_end < clean["end_s"]
+    assert 20.0 <= best_end - best_start <= 30.0
+    assert all(2.5 <= s["gaps_s"][0] <= s["gaps_s"][1] <= 4.0 for s in sections if "long_pauses" in s["kind"])
+    # the clean stretch has a room-tone floor; every other section is noisy or reverberant between words
+    x = audio[:, 0]
+    for section in sections:
+        part = x[int((section["start_s"] + 1.0) * rate) : int((section["end_s"] - 1.0) * rate)]
+        floor = np.percentile(frame_levels_db(part, rate), 10)
+        if section is clean:
+            assert floor < -55.0
+        else:
+            assert floor > -45.0, section
+
+
+# ------------------------------------------------------------------------------ generator
+
+
+def _fit_slope(x: np.ndarray, rate: int, low_hz: float, high_hz: float) -> float:
+    freqs, power = signal.welch(x, rate, nperseg=4096)
+    band = (freqs >= low_hz) & (freqs <= high_hz)
+    return float(np.polyfit(np.log10(freqs[band]), np.log10(power[band]), 1)[0])
+
+
+@pytest.mark.parametrize(("exponent", "name"), [(1.0, "pink"), (2.0, "brown")])
+def test_colored_noise_has_the_requested_spectral_slope(exponent: float, name: str) -> None:
+    rng = np.random.default_rng(1)
+    noise = ms.colored_noise(2**18, rng, exponent=exponent, rate=16000)
+    assert np.sqrt(np.mean(noise**2)) == pytest.approx(1.0, rel=1e-9)
+    # pink: -3.01 dB per octave (power ~ 1/f); brown: -6.02 dB per octave (1/f^2)
+    assert _fit_slope(noise, 16000, 100, 4000) == pytest.approx(-exponent, abs=0.05), name
+
+
+def test_mains_hum_sits_on_50_hz_harmonics() -> None:
+    rate = 8000
+    hum = ms.mains_hum(rate * 4, rate, np.random.default_rng(2))
+    spectrum = np.abs(np.fft.rfft(hum)) / len(hum)
+    freqs = np.fft.rfftfreq(len(hum), 1 / rate)
+    peaks = set(np.round(freqs[spectrum > 0.01 * spectrum.max()]).astype(int))
+    assert peaks == {50, 100, 150, 200, 250, 300}
+
+
+def _schroeder_t60(rir: np.ndarray, rate: int, *, top_db: float, bottom_db: float) -> float:
+    energy = np.cumsum(rir[::-1] ** 2)[::-1]
+    decay = 10 * np.log10(energy / energy[0])
+    band = (decay <= top_db) & (decay >= bottom_db)
+    slope = np.polyfit(np.flatnonzero(band) / rate, decay[band], 1)[0]
+    return float(-60.0 / slope)
+
+
+@pytest.mark.parametrize("t60_s", [0.3, 0.9])
+def test_synthetic_rir_decays_with_the_requested_t60_and_drr(t60_s: float) -> None:
+    rate = 16000
+    rir = ms.synthetic_rir(rate, np.random.default_rng(3), t60_s=t60_s, drr_db=-2.0)
+    onset = int(0.002 * rate)
+    assert rir[0] == 1.0 and not np.any(rir[1:onset])
+    assert 10 * np.log10(1.0 / np.sum(rir[onset:] ** 2)) == pytest.approx(-2.0, abs=1e-9)
+    assert _schroeder_t60(rir[onset:], rate, top_db=-5, bottom_db=-35) == pytest.approx(t60_s, rel=0.05)
+
+
+def test_noise_is_scaled_to_the_requested_snr_against_active_speech() -> None:
+    rate = 16000
+    t = np.arange(rate) / rate
+    # one second of a 1 kHz tone (power 0.125 in every 20 ms frame), then one second of silence
+    speech = np.concatenate([0.5 * np.sin(2 * np.pi * 1000 * t), np.zeros(rate)])
+    noise = ms.scale_noise_to_snr(
+        speech, np.random.default_rng(4).standard_normal(2 * rate), rate, snr_db=6.0
+    )
+    assert 10 * np.log10(0.125 / np.mean(noise**2)) == pytest.approx(6.0, abs=1e-6)
+
+
+def test_hard_clip_clips_the_requested_fraction_at_the_requested_level() -> None:
+    # an incommensurate frequency spreads the sample phases evenly, so no two samples tie
+    x = np.sin(2 * np.pi * np.arange(200_000) / 1000.37)
+    clipped, gain = ms.hard_clip(x, level=0.5, ratio=0.02)
+    assert np.max(np.abs(clipped)) == 0.5
+    assert np.mean(np.abs(clipped) >= 0.5) == pytest.approx(0.02, abs=1e-4)
+    # |sin| exceeds sin(0.49 pi) on 2 % of the period, so that is where the gain puts the ceiling
+    assert gain == pytest.approx(0.5 / np.sin(0.49 * np.pi), rel=1e-3)
+
+
+def test_ogg_serial_rewrite_is_valid_and_makes_encodes_identical(tmp_path: Path) -> None:
+    rng = np.random.default_rng(5)
+    audio = 0.1 * rng.standard_normal(24000 * 3)
+    paths = [tmp_path / "a.ogg", tmp_path / "b.ogg"]
+    for path in paths:
+        ms.write_soundfile(path, audio, 24000, fmt="OGG", subtype="VORBIS", compression_level=0.5)
+    before, _ = sf.read(paths[0])
+    for path in paths:
+        ms.set_ogg_serial(path, serial=1234)
+    assert paths[0].read_bytes() == paths[1].read_bytes()
+    after, _ = sf.read(paths[0])  # libogg drops pages whose CRC is wrong
+    np.testing.assert_array_equal(after, before)
+    data = paths[0].read_bytes()
+    pages = [i for i in range(len(data) - 3) if data[i : i + 4] == b"OggS"]
+    assert len(pages) > 2
+    assert {int.from_bytes(data[i + 14 : i + 18], "little") for i in pages} == {1234}
+
+
+def test_missing_espeak_fails_with_one_clear_line(tmp_path: Path) -> None:
+    empty = tmp_path / "empty-path"
+    empty.mkdir()
+    env = {k: v for k, v in os.environ.items() if k not in ("PATH",)}
+    env["PATH"] = str(empty)
+    out = tmp_path / "out"
+    result = subprocess.run(
+        [sys.executable, str(DATA / "make_samples.py"), "--out", str(out)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "espeak-ng" in lines[0] and "install" in lines[0]
+    assert not out.exists()
