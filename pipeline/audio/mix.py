@@ -1,0 +1,560 @@
+"""Channel strategies: how a multi-channel recording becomes the mono signal voiceprep analyses and delivers.
+
+CosyVoice listens only to channel 0 of a stereo file, and a plain average can cancel an anti-phase pair, so
+voiceprep measures the channels (:func:`channel_stats`) and decides on the numbers (:func:`choose_channels`).
+
+Strategies:
+
+``first``
+    Channel 0, whatever it holds (what CosyVoice itself would hear).
+``mean``
+    The average of all channels.
+``best`` (default)
+    Measured choice, in this order:
+
+    1. **Silent channels are dropped.** A channel is silent when its RMS level is below
+       :data:`SILENT_LEVEL_DBFS` or more than :data:`SILENT_RELATIVE_DB` below the loudest channel. If every
+       channel is silent (a very quiet file) only the relatively silent ones are dropped (reason
+       ``all_silent``).
+    2. **Noisier channels are dropped.** Each channel's SNR is estimated as its speech level (95th
+       percentile of 20 ms frame RMS) minus its noise floor (10th percentile). A channel is noisier than the
+       cleanest remaining one when its SNR is more than :data:`NOISIER_SNR_DB` worse, or when its speech
+       level is within :data:`SIMILAR_SPEECH_DB` and its noise floor more than :data:`NOISIER_FLOOR_DB`
+       higher.
+    3. **Anti-phase is caught.** If the mean of the remaining channels is more than :data:`ANTI_PHASE_LOSS_DB`
+       below the loudest of them *and* the loss comes from cancellation (the cross terms are negative), two
+       channels that are strongly anti-correlated (:data:`ANTI_PHASE_CORRELATION`) at similar levels
+       (:data:`SIMILAR_LEVEL_DB`) are combined as an inverted mean (the quieter one flipped); otherwise the
+       loudest channel is used alone.
+    4. Otherwise the mean of the remaining channels (reason ``channels_similar`` when nothing was dropped).
+
+More than two channels follow the same steps: silent and noisier channels are dropped, the rest are averaged,
+and cancellation among them falls back to the loudest one. A 4-channel Ambisonic B-format file (W, X, Y, Z,
+like the room responses in ``shared/data/rir``) is *not* decoded as such: nothing in a WAV file says it is
+B-format, so its channels are treated as four microphones. The figure-of-eight X/Y/Z channels can be
+anti-phase to W, in which case step 3 keeps the loudest channel (usually W) rather than a cancelled mean.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from itertools import chain
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pipeline.audio import io
+from pipeline.audio.io import AudioInfo
+from pipeline.errors import InvalidArgument
+
+STRATEGIES: tuple[str, ...] = ("first", "mean", "best")
+"""Accepted values of ``strategy``."""
+
+DIGITAL_SILENCE_DBFS = -120.0
+"""Floor for every level in dBFS: digital silence is reported as this, never as -inf."""
+
+SILENT_LEVEL_DBFS = -60.0
+"""A channel whose RMS level is below this is silent (dBFS)."""
+
+SILENT_RELATIVE_DB = 40.0
+"""A channel more than this many dB below the loudest channel is silent."""
+
+NOISIER_SNR_DB = 6.0
+"""A channel whose estimated SNR is worse than the cleanest channel's by more than this is noisier (dB)."""
+
+NOISIER_FLOOR_DB = 10.0
+"""At similar speech level, a noise floor higher by more than this makes a channel noisier (dB)."""
+
+SIMILAR_SPEECH_DB = 6.0
+"""Speech levels within this many dB count as similar for the noise-floor rule."""
+
+ANTI_PHASE_LOSS_DB = 6.0
+"""The mean losing more than this against the loudest channel (through cancellation) is anti-phase (dB)."""
+
+ANTI_PHASE_CORRELATION = 0.7
+"""An anti-phase pair is combined as an inverted mean only if its correlation is at or below minus this."""
+
+SIMILAR_LEVEL_DB = 6.0
+"""Channel levels within this many dB count as similar for the inverted mean."""
+
+FRAME_S = 0.02
+"""Frame length (seconds) of the frame RMS used for noise floor and speech level."""
+
+NOISE_PERCENTILE = 10.0
+"""Percentile of frame RMS taken as the noise floor."""
+
+SPEECH_PERCENTILE = 95.0
+"""Percentile of frame RMS taken as the speech level."""
+
+EXAMINE_WINDOWS = 12
+"""Most windows :func:`examine_channels` reads from a long file."""
+
+EXAMINE_WINDOW_S = 5.0
+"""Target length of each examined window (seconds): ``max_seconds`` is split into windows of about this
+length, or into :data:`EXAMINE_WINDOWS` longer ones when it exceeds that many."""
+
+
+def _db(power: float) -> float:
+    """Power (mean square) to dBFS, floored at :data:`DIGITAL_SILENCE_DBFS`."""
+    if not math.isfinite(power) or power <= 0.0:
+        return DIGITAL_SILENCE_DBFS
+    return max(10.0 * math.log10(power), DIGITAL_SILENCE_DBFS)
+
+
+def _r(value: float) -> float:
+    """Round a dB value for the detail sentences and dictionaries."""
+    return round(float(value), 2)
+
+
+@dataclass(frozen=True)
+class ChannelStats:
+    """Per-channel measurements over the audio examined (levels in dBFS, floored at -120).
+
+    ``power_matrix`` (mean of ``x_i * x_j``) and ``channel_means`` let :func:`choose_channels` compute the
+    level of any mix of the channels; they are optional so that stats can be written by hand.
+    """
+
+    level_dbfs: tuple[float, ...]
+    noise_floor_dbfs: tuple[float, ...]
+    speech_level_dbfs: tuple[float, ...]
+    correlation: float | None
+    mean_loss_db: float | None
+    seconds_examined: float
+    power_matrix: tuple[tuple[float, ...], ...] | None = None
+    channel_means: tuple[float, ...] | None = None
+
+    @property
+    def channels(self) -> int:
+        """Number of channels measured."""
+        return len(self.level_dbfs)
+
+    @property
+    def snr_db(self) -> tuple[float, ...]:
+        """Estimated SNR per channel: speech level minus noise floor (dB)."""
+        pairs = zip(self.speech_level_dbfs, self.noise_floor_dbfs, strict=True)
+        return tuple(round(s - n, 2) for s, n in pairs)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-data form for manifests (lists, not tuples; the matrix is left out)."""
+        out = asdict(self)
+        out.pop("power_matrix")
+        out.pop("channel_means")
+        for key in ("level_dbfs", "noise_floor_dbfs", "speech_level_dbfs"):
+            out[key] = [_r(v) for v in out[key]]
+        out["snr_db"] = list(self.snr_db)
+        return out
+
+
+@dataclass(frozen=True)
+class ChannelChoice:
+    """How to turn a block of ``(n, channels)`` samples into mono: ``mono = block @ weights``.
+
+    ``method`` is one of ``mono``, ``first``, ``mean``, ``channel``, ``inverted_mean``; ``reason`` one of
+    ``mono_input``, ``requested``, ``first_channel_silent``, ``channel_silent``, ``channel_noisier``,
+    ``anti_phase``, ``channels_similar``, ``all_silent``.
+    """
+
+    strategy: str
+    method: str
+    weights: tuple[float, ...]
+    reason: str
+    detail: str
+    first_channel_silent: bool
+    stats: ChannelStats | None
+
+    @property
+    def channels(self) -> int:
+        """Number of input channels this choice applies to."""
+        return len(self.weights)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-data form for manifests."""
+        return {
+            "strategy": self.strategy,
+            "method": self.method,
+            "weights": list(self.weights),
+            "reason": self.reason,
+            "detail": self.detail,
+            "first_channel_silent": self.first_channel_silent,
+            "stats": None if self.stats is None else self.stats.to_dict(),
+        }
+
+
+class _StatsAccumulator:
+    """Running sums for :func:`channel_stats`; frames of :data:`FRAME_S` carry over block edges."""
+
+    def __init__(self, channels: int, frame: int) -> None:
+        self.channels = channels
+        self.frame = frame
+        self.count = 0
+        self.sums = np.zeros(channels)
+        self.power = np.zeros((channels, channels))
+        self.frame_db: list[np.ndarray] = []
+        self.rest = np.zeros((0, channels))
+
+    def add(self, block: np.ndarray) -> None:
+        x = np.nan_to_num(block.astype(np.float64), nan=0.0, posinf=0.0, neginf=0.0)
+        self.count += x.shape[0]
+        self.sums += x.sum(axis=0)
+        self.power += x.T @ x
+        if self.rest.shape[0]:
+            x = np.concatenate([self.rest, x], axis=0)
+        whole = (x.shape[0] // self.frame) * self.frame
+        if whole:
+            frames = x[:whole].reshape(-1, self.frame, self.channels)
+            self.frame_db.append(_power_db(np.mean(frames**2, axis=1)))
+        self.rest = x[whole:]
+
+    def finish(self, sample_rate: int) -> ChannelStats:
+        n = max(self.count, 1)
+        power = self.power / n
+        means = self.sums / n
+        levels = tuple(_db(float(power[i, i])) for i in range(self.channels))
+        if self.frame_db:
+            frame_db = np.concatenate(self.frame_db, axis=0)
+        elif self.rest.shape[0]:  # shorter than one frame: the partial frame is all there is
+            frame_db = _power_db(np.mean(self.rest**2, axis=0, keepdims=True))
+        else:
+            frame_db = np.full((1, self.channels), DIGITAL_SILENCE_DBFS)
+        noise = np.percentile(frame_db, NOISE_PERCENTILE, axis=0)
+        speech = np.percentile(frame_db, SPEECH_PERCENTILE, axis=0)
+        correlation = None
+        mean_loss = None
+        if self.channels >= 2:
+            correlation = _pearson(power, means, levels, 0, 1)
+            loudest = max(levels)
+            if loudest >= SILENT_LEVEL_DBFS:
+                weights = np.full(self.channels, 1.0 / self.channels)
+                mean_loss = _r(_db(float(weights @ power @ weights)) - loudest)
+        return ChannelStats(
+            level_dbfs=tuple(_r(v) for v in levels),
+            noise_floor_dbfs=tuple(_r(v) for v in noise),
+            speech_level_dbfs=tuple(_r(v) for v in speech),
+            correlation=correlation,
+            mean_loss_db=mean_loss,
+            seconds_examined=round(self.count / sample_rate, 4),
+            power_matrix=tuple(tuple(float(v) for v in row) for row in power),
+            channel_means=tuple(float(v) for v in means),
+        )
+
+
+def _power_db(power: np.ndarray) -> np.ndarray:
+    """Vectorised :func:`_db`."""
+    with np.errstate(divide="ignore"):
+        out = 10.0 * np.log10(power)
+    return np.maximum(
+        np.nan_to_num(out, nan=DIGITAL_SILENCE_DBFS, neginf=DIGITAL_SILENCE_DBFS), DIGITAL_SILENCE_DBFS
+    )
+
+
+def _pearson(power: np.ndarray, means: np.ndarray, levels: tuple[float, ...], i: int, j: int) -> float | None:
+    """Pearson correlation of channels i and j from second moments; None if either is silent or constant."""
+    if levels[i] < SILENT_LEVEL_DBFS or levels[j] < SILENT_LEVEL_DBFS:
+        return None
+    var_i = power[i, i] - means[i] ** 2
+    var_j = power[j, j] - means[j] ** 2
+    if var_i <= 0.0 or var_j <= 0.0:
+        return None
+    cov = power[i, j] - means[i] * means[j]
+    return round(float(np.clip(cov / math.sqrt(var_i * var_j), -1.0, 1.0)), 4)
+
+
+def channel_stats(blocks: Iterable[np.ndarray], *, sample_rate: int) -> ChannelStats:
+    """Measure every channel over ``blocks`` of shape ``(n, channels)`` (or ``(n,)`` for mono).
+
+    Levels are RMS over all samples; noise floor and speech level are the :data:`NOISE_PERCENTILE` and
+    :data:`SPEECH_PERCENTILE` percentiles of :data:`FRAME_S` frame RMS. Memory grows with the number of
+    frames, not samples. Non-finite samples count as zero.
+    """
+    if isinstance(sample_rate, bool) or not isinstance(sample_rate, int | np.integer) or sample_rate <= 0:
+        raise InvalidArgument(f"sample_rate must be a positive integer, got {sample_rate!r}")
+    acc: _StatsAccumulator | None = None
+    frame = max(1, round(FRAME_S * sample_rate))
+    for block in blocks:
+        arr = np.asarray(block)
+        if arr.ndim == 1:
+            arr = arr[:, None]
+        if arr.ndim != 2:
+            raise InvalidArgument(f"blocks must be (n,) or (n, channels) arrays, got shape {arr.shape}")
+        if acc is None:
+            acc = _StatsAccumulator(arr.shape[1], frame)
+        elif arr.shape[1] != acc.channels:
+            raise InvalidArgument(f"a block has {arr.shape[1]} channels, the first had {acc.channels}")
+        acc.add(arr)
+    if acc is None:
+        raise InvalidArgument("blocks is empty: at least one (possibly zero-length) block is needed")
+    return acc.finish(int(sample_rate))
+
+
+def _silence(levels: tuple[float, ...]) -> tuple[list[bool], list[bool]]:
+    """Per channel: (silent by either rule, silent relative to the loudest)."""
+    loudest = max(levels)
+    relative = [lv < loudest - SILENT_RELATIVE_DB for lv in levels]
+    silent = [rel or lv < SILENT_LEVEL_DBFS for lv, rel in zip(levels, relative, strict=True)]
+    return silent, relative
+
+
+def _active_channels(stats: ChannelStats) -> tuple[list[int], bool]:
+    """Channels that are not silent, and whether every channel was silent (then the relative rule only)."""
+    silent, relative = _silence(stats.level_dbfs)
+    active = [i for i, s in enumerate(silent) if not s]
+    if active:
+        return active, False
+    return [i for i, r in enumerate(relative) if not r], True
+
+
+def _mix_level_db(stats: ChannelStats, weights: np.ndarray) -> float | None:
+    """Level (dBFS) of ``block @ weights``, or None if the stats do not carry what is needed."""
+    if stats.power_matrix is not None:
+        power = np.asarray(stats.power_matrix)
+        return _db(float(weights @ power @ weights))
+    uniform = np.allclose(weights, 1.0 / stats.channels)
+    if uniform and stats.mean_loss_db is not None:
+        return max(stats.level_dbfs) + stats.mean_loss_db
+    return None
+
+
+def _cross_power_negative(stats: ChannelStats, chosen: list[int]) -> bool:
+    """True if the cross terms among ``chosen`` channels sum below zero (the mean cancels)."""
+    if stats.power_matrix is not None:
+        power = np.asarray(stats.power_matrix)[np.ix_(chosen, chosen)]
+        return float(power.sum() - np.trace(power)) < 0.0
+    return stats.correlation is not None and stats.correlation < 0.0
+
+
+def _pair_correlation(stats: ChannelStats, i: int, j: int) -> float | None:
+    if stats.power_matrix is not None and stats.channel_means is not None:
+        return _pearson(
+            np.asarray(stats.power_matrix), np.asarray(stats.channel_means), stats.level_dbfs, i, j
+        )
+    return stats.correlation if {i, j} == {0, 1} else None
+
+
+def _weights_for(
+    channels: int, members: list[int], signs: dict[int, float] | None = None
+) -> tuple[float, ...]:
+    w = [0.0] * channels
+    for i in members:
+        w[i] = (signs or {}).get(i, 1.0) / len(members)
+    return tuple(w)
+
+
+def _names(indices: list[int]) -> str:
+    label = "channel" if len(indices) == 1 else "channels"
+    return f"{label} {', '.join(str(i) for i in indices)}"
+
+
+def _is(indices: list[int]) -> str:
+    return "is" if len(indices) == 1 else "are"
+
+
+def _check_choice_args(stats: ChannelStats | None, channels: int, strategy: str) -> None:
+    if strategy not in STRATEGIES:
+        raise InvalidArgument(f"strategy must be one of {', '.join(STRATEGIES)}, got {strategy!r}")
+    if isinstance(channels, bool) or not isinstance(channels, int | np.integer) or channels < 1:
+        raise InvalidArgument(f"channels must be a positive integer, got {channels!r}")
+    if stats is not None and stats.channels != channels:
+        raise InvalidArgument(f"stats describe {stats.channels} channels but channels={channels}")
+    if stats is None and strategy == "best" and channels > 1:
+        raise InvalidArgument("strategy 'best' on a multi-channel input needs stats (see channel_stats)")
+
+
+def choose_channels(stats: ChannelStats | None, *, channels: int, strategy: str = "best") -> ChannelChoice:
+    """Decide how to mix ``channels`` channels to mono, following ``strategy`` (see the module docstring).
+
+    ``stats`` may be None for mono input and for ``first``/``mean``; then ``first_channel_silent`` is
+    False because nothing was measured.
+    """
+    _check_choice_args(stats, channels, strategy)
+    if channels == 1:
+        return ChannelChoice(strategy, "mono", (1.0,), "mono_input", "the input is mono", False, stats)
+    active, all_silent = _active_channels(stats) if stats is not None else (list(range(channels)), False)
+    first_silent = 0 not in active
+    if strategy != "best":
+        return _requested(stats, channels, strategy, first_silent)
+    assert stats is not None  # guaranteed by _check_choice_args
+    levels = stats.level_dbfs
+    dropped_silent = [i for i in range(channels) if i not in active]
+    notes: list[str] = []
+    if all_silent:
+        notes.append(f"every channel is below {SILENT_LEVEL_DBFS:.0f} dBFS (loudest {max(levels):.0f} dBFS)")
+    if dropped_silent:
+        where = ", ".join(f"{levels[i]:.0f}" for i in dropped_silent)
+        notes.append(f"{_names(dropped_silent)} {_is(dropped_silent)} silent ({where} dBFS)")
+    kept, noisier = _drop_noisier(stats, active)
+    if noisier:
+        snr = stats.snr_db
+        where = ", ".join(f"{snr[i]:.0f}" for i in noisier)
+        best = max(kept, key=lambda i: snr[i])
+        notes.append(
+            f"{_names(noisier)} {_is(noisier)} noisier (SNR {where} dB vs {snr[best]:.0f} dB on channel {best})"
+        )
+    if all_silent:
+        reason = "all_silent"
+    elif dropped_silent:
+        reason = "first_channel_silent" if first_silent else "channel_silent"
+    elif noisier:
+        reason = "channel_noisier"
+    else:
+        reason = "channels_similar"
+    anti = _anti_phase(stats, kept)
+    if anti is not None:
+        method, weights, sentence = anti
+        notes.append(sentence)
+        reason = "anti_phase" if reason == "channels_similar" else reason
+    elif len(kept) == 1:
+        method, weights = "channel", _weights_for(channels, kept)
+        notes.append(f"using channel {kept[0]}")
+    else:
+        method, weights = "mean", _weights_for(channels, kept)
+        if not notes:
+            notes.append(f"channels have similar level and noise ({_level_list(levels)})")
+        notes.append(f"using the mean of {_names(kept)}")
+    detail = "; ".join(notes)
+    return ChannelChoice("best", method, weights, reason, detail, first_silent, stats)
+
+
+def _level_list(levels: tuple[float, ...]) -> str:
+    return ", ".join(f"{lv:.0f}" for lv in levels) + " dBFS"
+
+
+def _requested(stats: ChannelStats | None, channels: int, strategy: str, first_silent: bool) -> ChannelChoice:
+    if strategy == "first":
+        method, weights, what = "first", _weights_for(channels, [0]), "using channel 0 as requested"
+    else:
+        method, weights, what = "mean", _weights_for(channels, list(range(channels))), "using the mean"
+        what += " as requested"
+    detail = what
+    if stats is not None:
+        detail += f" (levels {_level_list(stats.level_dbfs)})"
+    if first_silent:
+        detail += "; channel 0 is silent, so a service that reads only channel 0 hears nothing"
+    return ChannelChoice(strategy, method, weights, "requested", detail, first_silent, stats)
+
+
+def _drop_noisier(stats: ChannelStats, active: list[int]) -> tuple[list[int], list[int]]:
+    """Split ``active`` into (kept, noisier) against the channel with the best estimated SNR."""
+    snr = stats.snr_db
+    best = max(active, key=lambda i: (snr[i], -i))
+    kept: list[int] = []
+    noisier: list[int] = []
+    for i in active:
+        worse_snr = snr[best] - snr[i] > NOISIER_SNR_DB
+        similar_speech = abs(stats.speech_level_dbfs[i] - stats.speech_level_dbfs[best]) <= SIMILAR_SPEECH_DB
+        higher_floor = stats.noise_floor_dbfs[i] - stats.noise_floor_dbfs[best] > NOISIER_FLOOR_DB
+        (noisier if worse_snr or (similar_speech and higher_floor) else kept).append(i)
+    return kept, noisier
+
+
+def _anti_phase(stats: ChannelStats, kept: list[int]) -> tuple[str, tuple[float, ...], str] | None:
+    """If the mean of ``kept`` cancels, return (method, weights, sentence) for the fix; else None."""
+    if len(kept) < 2:
+        return None
+    channels = stats.channels
+    levels = stats.level_dbfs
+    mean_level = _mix_level_db(stats, np.asarray(_weights_for(channels, kept)))
+    if mean_level is None:
+        return None
+    loudest = max(kept, key=lambda i: (levels[i], -i))
+    loss = mean_level - levels[loudest]
+    if loss >= -ANTI_PHASE_LOSS_DB or not _cross_power_negative(stats, kept):
+        return None
+    head = f"the mean of {_names(kept)} is {-loss:.0f} dB below channel {loudest} (anti-phase)"
+    if len(kept) == 2:
+        other = kept[0] if kept[1] == loudest else kept[1]
+        corr = _pair_correlation(stats, loudest, other)
+        similar = abs(levels[loudest] - levels[other]) <= SIMILAR_LEVEL_DB
+        if corr is not None and corr <= -ANTI_PHASE_CORRELATION and similar:
+            weights = _weights_for(channels, kept, {other: -1.0})
+            sentence = (
+                f"{head}; correlation {corr:.2f} at similar levels, so using the mean "
+                f"with channel {other} inverted"
+            )
+            return "inverted_mean", weights, sentence
+        why = f"correlation {corr:.2f}" if corr is not None else "correlation unknown"
+        if not similar:
+            why += f", levels differ by {abs(levels[loudest] - levels[other]):.0f} dB"
+        return "channel", _weights_for(channels, [loudest]), f"{head}; {why}, so using channel {loudest}"
+    return "channel", _weights_for(channels, [loudest]), f"{head}; using channel {loudest}"
+
+
+def examine_channels(
+    path: str | Path,
+    *,
+    strategy: str = "best",
+    stream_index: int = 0,
+    max_seconds: float = 60.0,
+    start_s: float = 0.0,
+    end_s: float | None = None,
+    info: AudioInfo | None = None,
+) -> ChannelChoice:
+    """Probe ``path`` (unless ``info`` is given), measure its channels over a bounded sample, and choose.
+
+    Mono files are not read. For a multi-channel file the range ``[start_s, end_s)`` is measured whole
+    when it is at most ``max_seconds`` long; otherwise up to :data:`EXAMINE_WINDOWS` windows totalling
+    ``max_seconds`` are read at evenly spaced centres across the range, so the cost does not grow with the
+    file's length. When the file's length is unknown, the first ``max_seconds`` of the range are measured.
+    Every strategy is measured (not only ``best``) so ``first_channel_silent`` is known.
+    """
+    if strategy not in STRATEGIES:
+        raise InvalidArgument(f"strategy must be one of {', '.join(STRATEGIES)}, got {strategy!r}")
+    if not (isinstance(max_seconds, int | float) and math.isfinite(max_seconds) and max_seconds > 0):
+        raise InvalidArgument(f"max_seconds must be a positive number, got {max_seconds!r}")
+    if info is None:
+        info = io.probe(path, stream_index=stream_index, hash=False)
+    if info.channels == 1:
+        return choose_channels(None, channels=1, strategy=strategy)
+    # A range past the end decodes nothing: measure it as silence rather than fail.
+    empty = np.zeros((0, info.channels), dtype=np.float32)
+    start = float(start_s)
+    stop = info.duration_s
+    if end_s is not None:
+        stop = float(end_s) if stop is None else min(float(end_s), stop)
+    if stop is None or stop - start <= max_seconds:
+        # Never read more than max_seconds, even if the header understates the length.
+        until = start + max_seconds if end_s is None else min(float(end_s), start + max_seconds)
+        with io.AudioReader(path, stream_index=stream_index, max_duration_s=None, info=info) as reader:
+            blocks = reader.blocks(start_s=start, end_s=until)
+            stats = channel_stats(chain([empty], blocks), sample_rate=info.sample_rate)
+    else:
+        windows = _sample_windows(path, stream_index, start, stop, max_seconds)
+        stats = channel_stats(chain([empty], windows), sample_rate=info.sample_rate)
+    return choose_channels(stats, channels=info.channels, strategy=strategy)
+
+
+def _sample_windows(
+    path: str | Path, stream_index: int, start: float, stop: float, max_seconds: float
+) -> Iterable[np.ndarray]:
+    count = min(EXAMINE_WINDOWS, max(1, math.ceil(max_seconds / EXAMINE_WINDOW_S)))
+    window = max_seconds / count
+    span = stop - start
+    for k in range(count):
+        centre = start + span * (k + 0.5) / count
+        lo = max(start, centre - window / 2)
+        data, _ = io.read_window(path, start_s=lo, end_s=min(stop, lo + window), stream_index=stream_index)
+        yield data
+
+
+def mix(block: np.ndarray, choice: ChannelChoice) -> np.ndarray:
+    """Apply ``choice`` to ``block`` (``(n, channels)``, or ``(n,)`` for mono) and return ``(n,)`` float32."""
+    arr = np.asarray(block)
+    if arr.ndim == 1:
+        arr = arr[:, None]
+    if arr.ndim != 2:
+        raise InvalidArgument(f"block must be (n,) or (n, channels), got shape {arr.shape}")
+    if arr.shape[1] != choice.channels:
+        raise InvalidArgument(f"block has {arr.shape[1]} channels, the choice is for {choice.channels}")
+    used = [(i, np.float32(w)) for i, w in enumerate(choice.weights) if w != 0.0]
+    if not used:
+        return np.zeros(arr.shape[0], dtype=np.float32)
+    first, weight = used[0]
+    if len(used) == 1 and weight == 1.0:
+        return np.ascontiguousarray(arr[:, first], dtype=np.float32)
+    # A loop over columns is several times faster than a (n, c) @ (c,) matmul for a handful of channels.
+    out = np.multiply(arr[:, first], weight, dtype=np.float32)
+    for i, w in used[1:]:
+        out += np.multiply(arr[:, i], w, dtype=np.float32)
+    return out

@@ -1,0 +1,185 @@
+"""The streaming mono analysis view of a recording, and one-shot mono loads of short windows.
+
+:class:`AnalysisView` decodes a file block by block, mixes each block to mono with the file's
+:class:`~pipeline.audio.mix.ChannelChoice`, and resamples it (16 kHz by default) with a streaming soxr
+filter, so memory is bounded by the block size whatever the recording's length. :func:`load_mono` does the
+same for a short window in one go; both give the same samples for the same range and choice.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+from pipeline.audio import io
+from pipeline.audio.mix import (
+    STRATEGIES,
+    ChannelChoice,
+    channel_stats,
+    choose_channels,
+    examine_channels,
+    mix,
+)
+from pipeline.audio.resample import StreamResampler, resample
+from pipeline.errors import InvalidArgument
+
+ANALYSIS_RATE = 16000
+"""Default rate of the analysis view (Hz)."""
+
+EXAMINE_MAX_S = 60.0
+"""Most audio (seconds) examined to choose the channels; a longer range is sampled (see examine_channels)."""
+
+
+def _check_rate(rate: int | None, *, allow_none: bool) -> None:
+    if rate is None and allow_none:
+        return
+    if isinstance(rate, bool) or not isinstance(rate, int | np.integer) or rate <= 0:
+        raise InvalidArgument(f"rate must be a positive integer (Hz), got {rate!r}")
+
+
+def _check_range(start_s: float, end_s: float | None) -> None:
+    if not (isinstance(start_s, int | float) and math.isfinite(start_s) and start_s >= 0):
+        raise InvalidArgument(f"start_s must be a finite number >= 0, got {start_s!r}")
+    if end_s is not None and not (
+        isinstance(end_s, int | float) and math.isfinite(end_s) and end_s > start_s
+    ):
+        raise InvalidArgument(f"end_s must be None or a finite number > start_s ({start_s}), got {end_s!r}")
+
+
+def _check_strategy(strategy: str) -> None:
+    if strategy not in STRATEGIES:
+        raise InvalidArgument(f"strategy must be one of {', '.join(STRATEGIES)}, got {strategy!r}")
+
+
+def _check_choice(choice: ChannelChoice, channels: int) -> None:
+    if choice.channels != channels:
+        raise InvalidArgument(f"choice is for {choice.channels} channel(s) but the file has {channels}")
+
+
+class AnalysisView:
+    """Mono float32 blocks of a recording at ``rate`` Hz, decoded and resampled as a stream.
+
+    Iterating yields the mono blocks (empty ones are skipped); :meth:`native_blocks` yields each native
+    block together with its mono counterpart. Every iteration decodes the file again from ``start_s``.
+    The channels are chosen once, in the constructor, with ``strategy`` over the same range (or ``choice``
+    is taken as given, e.g. to render with the choice the analysis used). ``warnings`` collects the
+    reader's warnings (such as ``truncated``) after an iteration.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        rate: int = ANALYSIS_RATE,
+        strategy: str = "best",
+        block_s: float = 10.0,
+        stream_index: int = 0,
+        start_s: float = 0.0,
+        end_s: float | None = None,
+        max_duration_s: float | None = 4 * 3600,
+        choice: ChannelChoice | None = None,
+    ) -> None:
+        """Probe ``path`` and choose its channels; decoding starts only when iterated."""
+        _check_rate(rate, allow_none=False)
+        _check_strategy(strategy)
+        _check_range(start_s, end_s)
+        if not (isinstance(block_s, int | float) and math.isfinite(block_s) and block_s > 0):
+            raise InvalidArgument(f"block_s must be a positive number of seconds, got {block_s!r}")
+        # probe validates the path argument and raises AudioReadError for unreadable files.
+        self.info = io.probe(path, stream_index=stream_index, max_duration_s=max_duration_s, hash=False)
+        self.path = Path(path)
+        self.rate = int(rate)
+        self.block_s = float(block_s)
+        self.stream_index = stream_index
+        self.start_s = float(start_s)
+        self.end_s = None if end_s is None else float(end_s)
+        self.max_duration_s = max_duration_s
+        if choice is None:
+            choice = examine_channels(
+                self.path,
+                strategy=strategy,
+                stream_index=stream_index,
+                max_seconds=EXAMINE_MAX_S,
+                start_s=self.start_s,
+                end_s=self.end_s,
+                info=self.info,
+            )
+        _check_choice(choice, self.info.channels)
+        self.choice = choice
+        self.warnings: list[str] = []
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        """Yield mono float32 blocks at :attr:`rate` (lengths vary by the resampler's delay)."""
+        for _, mono in self.native_blocks():
+            if mono.shape[0]:
+                yield mono
+
+    def native_blocks(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """Yield ``(native block (n, channels), mono block at rate)`` pairs from one decode.
+
+        A mono block may be shorter or longer than its native block by the resampler's delay; the last
+        pair carries the flushed tail, so the mono lengths add up to the whole resampled range.
+        """
+        resampler = StreamResampler(self.info.sample_rate, self.rate)
+        block_frames = max(1, round(self.block_s * self.info.sample_rate))
+        reader = io.AudioReader(
+            self.path, stream_index=self.stream_index, max_duration_s=self.max_duration_s, info=self.info
+        )
+        pending: np.ndarray | None = None
+        try:
+            with reader:
+                blocks = reader.blocks(block_frames=block_frames, start_s=self.start_s, end_s=self.end_s)
+                # Hold one block back so the final one can be sent with last=True and carry the tail.
+                for block in blocks:
+                    if pending is not None:
+                        yield pending, resampler.process(mix(pending, self.choice))
+                    pending = block
+                if pending is not None:
+                    yield pending, resampler.process(mix(pending, self.choice), last=True)
+        finally:
+            self.warnings.extend(w for w in reader.warnings if w not in self.warnings)
+
+
+def load_mono(
+    path: str | Path,
+    *,
+    rate: int | None = None,
+    strategy: str = "best",
+    start_s: float = 0.0,
+    end_s: float | None = None,
+    stream_index: int = 0,
+    choice: ChannelChoice | None = None,
+) -> tuple[np.ndarray, int, ChannelChoice]:
+    """Read ``[start_s, end_s)`` of ``path``, mix it to mono and resample it to ``rate`` (None: native).
+
+    Meant for short windows such as clips: the whole window is held in memory. The channels are chosen
+    from the window itself with ``strategy`` (sampled as :func:`examine_channels` does when the window is
+    longer than :data:`EXAMINE_MAX_S`), unless ``choice`` is given. Returns ``(mono float32, rate, choice)``.
+    """
+    _check_rate(rate, allow_none=True)
+    _check_strategy(strategy)
+    _check_range(start_s, end_s)
+    data, native_rate = io.read_window(path, start_s=float(start_s), end_s=end_s, stream_index=stream_index)
+    channels = data.shape[1]
+    if choice is None:
+        if channels == 1:
+            choice = choose_channels(None, channels=1, strategy=strategy)
+        elif data.shape[0] <= EXAMINE_MAX_S * native_rate:
+            stats = channel_stats([data], sample_rate=native_rate)
+            choice = choose_channels(stats, channels=channels, strategy=strategy)
+        else:
+            choice = examine_channels(
+                path,
+                strategy=strategy,
+                stream_index=stream_index,
+                max_seconds=EXAMINE_MAX_S,
+                start_s=float(start_s),
+                end_s=end_s,
+            )
+    _check_choice(choice, channels)
+    mono = mix(data, choice)
+    out_rate = native_rate if rate is None else int(rate)
+    return resample(mono, in_rate=native_rate, out_rate=out_rate), out_rate, choice
