@@ -1,0 +1,1308 @@
+"""Audio file I/O: probe a file, stream-decode it in bounded blocks, read a window, write atomically.
+
+Two decoding backends. libsndfile (through ``soundfile``) is tried first: WAV in all its flavours, RF64,
+W64, FLAC, OGG Vorbis/Opus, MP3, AIFF. When libsndfile cannot open or decode a file, FFmpeg (through
+PyAV, ``av``) takes over: M4A/AAC, ALAC, Opus in WebM, the audio of MP4/MOV/MKV/WebM, AMR, WMA, ...
+
+Every data problem is raised as :class:`~pipeline.errors.AudioReadError` with a stable reason code from
+:mod:`pipeline.reasons`; bad arguments raise :class:`~pipeline.errors.InvalidArgument`. See
+``docs/audio-io.md`` for the formats, the measured window-read accuracy and the reason codes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import hashlib
+import math
+import os
+import re
+import secrets
+import stat
+import struct
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, replace
+from fractions import Fraction
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import av
+import numpy as np
+import soundfile as sf
+
+from pipeline.errors import AudioReadError, InvalidArgument
+from pipeline.reasons import reason
+
+__all__ = [
+    "DEFAULT_MAX_DURATION_S",
+    "AudioInfo",
+    "AudioReader",
+    "iter_blocks",
+    "probe",
+    "probe_row",
+    "read",
+    "read_window",
+    "write",
+]
+
+PathArg = str | os.PathLike[str]
+
+DEFAULT_MAX_DURATION_S: float = 4 * 3600.0
+"""Inputs longer than this (from the header) are refused with ``too_long`` unless the caller says otherwise."""
+
+_HASH_CHUNK = 1 << 20  # sha256 is streamed in 1 MiB reads
+_SF_CHUNK = 65536  # frames per libsndfile read call
+_SALVAGE_STEP = 256  # frames per read when recovering the good part of a corrupt libsndfile stream
+_PREROLL_S = 0.5  # decode this much before a seek target; covers AAC/MP3/Opus/Vorbis decoder warm-up
+_MAX_CHANNELS = 256  # more than this in a header is corruption for voice recordings, not a real file
+_MAX_CONSECUTIVE_PACKET_ERRORS = 64  # give up on an FFmpeg stream after this many bad packets in a row
+_TRUNCATED_RATIO = 0.9  # "clearly short": below 90 % of the promised frames ...
+_TRUNCATED_MIN_S = 0.5  # ... and more than 0.5 s short
+_TOO_LONG_SLACK_S = 1.0  # a lying header may overrun max_duration_s by this much before decoding stops
+
+# --------------------------------------------------------------------------------------------------------
+# AudioInfo
+# --------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AudioInfo:
+    """What a file's header (and its first decoded frame) says about one of its audio streams.
+
+    ``frames`` and ``duration_s`` come from the header or stream metadata and are ``None`` only when the
+    container states no length and none can be derived from its packet timestamps. ``sample_format`` is
+    ``pcm8``/``pcm16``/``pcm24``/``pcm32``/``float32``/``float64`` for PCM and lossless codecs and the
+    decoder's output format (e.g. ``fltp``) for lossy ones.
+    """
+
+    path: str
+    format: str
+    codec: str
+    sample_rate: int
+    channels: int
+    frames: int | None
+    duration_s: float | None
+    sample_format: str
+    bytes: int
+    sha256: str | None
+    backend: str
+    stream_index: int
+    audio_streams: int
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return a JSON-friendly copy of the fields."""
+        return asdict(self)
+
+
+# --------------------------------------------------------------------------------------------------------
+# argument validation
+# --------------------------------------------------------------------------------------------------------
+
+
+def _as_path(path: object, *, name: str = "path") -> Path:
+    if isinstance(path, bytes) or not isinstance(path, (str, os.PathLike)):
+        raise InvalidArgument(f"{name} must be a str or os.PathLike, got {path!r}")
+    text = os.fspath(path)
+    if not isinstance(text, str) or not text or "\0" in text:
+        raise InvalidArgument(f"{name} must be a non-empty path without NUL bytes, got {path!r}")
+    return Path(text)
+
+
+def _check_stream_index(stream_index: object) -> int:
+    if isinstance(stream_index, bool) or not isinstance(stream_index, int) or stream_index < 0:
+        raise InvalidArgument(f"stream_index must be an int >= 0, got {stream_index!r}")
+    return stream_index
+
+
+def _check_max_duration(max_duration_s: object) -> float | None:
+    if max_duration_s is None:
+        return None
+    if (
+        isinstance(max_duration_s, bool)
+        or not isinstance(max_duration_s, (int, float))
+        or not math.isfinite(max_duration_s)
+        or max_duration_s <= 0
+    ):
+        raise InvalidArgument(f"max_duration_s must be a finite number > 0 or None, got {max_duration_s!r}")
+    return float(max_duration_s)
+
+
+def _check_time(value: object, *, name: str, allow_none: bool) -> float | None:
+    if value is None and allow_none:
+        return None
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not math.isfinite(value)
+        or value < 0
+    ):
+        raise InvalidArgument(f"{name} must be a finite number >= 0, got {value!r}")
+    return float(value)
+
+
+def _window_frames(start_s: object, end_s: object, sample_rate: int) -> tuple[int, int | None]:
+    start = _check_time(start_s, name="start_s", allow_none=False)
+    end = _check_time(end_s, name="end_s", allow_none=True)
+    assert start is not None
+    if end is not None and end < start:
+        raise InvalidArgument(f"end_s must be >= start_s, got start_s={start_s!r}, end_s={end_s!r}")
+    start_frame = round(start * sample_rate)
+    end_frame = None if end is None else round(end * sample_rate)
+    return start_frame, end_frame
+
+
+# --------------------------------------------------------------------------------------------------------
+# file checks and hashing
+# --------------------------------------------------------------------------------------------------------
+
+
+def _fail(code: str, path: Path, detail: str) -> AudioReadError:
+    return AudioReadError(code, f"{path}: {detail}")
+
+
+def _check_file(path: Path) -> int:
+    """Return the file size; raise ``not_found``/``unreadable``/``empty`` for files that cannot be used."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        detail = "broken symbolic link" if os.path.islink(path) else "no such file"
+        raise _fail("not_found", path, detail) from None
+    except NotADirectoryError:
+        raise _fail("not_found", path, "a parent of the path is not a folder") from None
+    except PermissionError:
+        raise _fail("unreadable", path, "permission denied") from None
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise _fail("unreadable", path, "symbolic link loop") from None
+        raise _fail("unreadable", path, f"cannot stat the file ({exc.strerror})") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise _fail("unreadable", path, "is a folder, not a file")
+    if not stat.S_ISREG(st.st_mode):
+        raise _fail("unreadable", path, "is not a regular file")
+    try:
+        with open(path, "rb") as fh:
+            fh.read(1)
+    except OSError as exc:
+        raise _fail("unreadable", path, f"cannot open the file ({exc.strerror or exc})") from None
+    if st.st_size == 0:
+        raise _fail("empty", path, "the file has zero bytes")
+    return st.st_size
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    try:
+        with open(path, "rb") as fh:
+            while chunk := fh.read(_HASH_CHUNK):
+                digest.update(chunk)
+    except OSError as exc:
+        raise _fail("unreadable", path, f"cannot read the file ({exc.strerror or exc})") from None
+    return digest.hexdigest()
+
+
+def _is_clearly_short(got: int, expected: int, sample_rate: int) -> bool:
+    return got < _TRUNCATED_RATIO * expected and (expected - got) > _TRUNCATED_MIN_S * sample_rate
+
+
+# --------------------------------------------------------------------------------------------------------
+# libsndfile backend: naming
+# --------------------------------------------------------------------------------------------------------
+
+_SF_FORMAT_NAMES = {"WAV": "wav", "WAVEX": "wav", "AIFF": "aiff", "OGG": "ogg", "MP3": "mp3"}
+_BIG_ENDIAN_FORMATS = {"AIFF", "AU", "CAF"}
+_SF_PCM = {
+    "PCM_S8": ("pcm_s8", "pcm8"),
+    "PCM_U8": ("pcm_u8", "pcm8"),
+    "PCM_16": ("pcm_s16{e}", "pcm16"),
+    "PCM_24": ("pcm_s24{e}", "pcm24"),
+    "PCM_32": ("pcm_s32{e}", "pcm32"),
+    "FLOAT": ("pcm_f32{e}", "float32"),
+    "DOUBLE": ("pcm_f64{e}", "float64"),
+}
+# Lossy codecs report the sample format FFmpeg's decoder produces for them, whichever backend decoded.
+_SF_LOSSY = {
+    "VORBIS": "vorbis",
+    "OPUS": "opus",
+    "MPEG_LAYER_I": "mp1",
+    "MPEG_LAYER_II": "mp2",
+    "MPEG_LAYER_III": "mp3",
+}
+_SF_LOSSY_CODECS = frozenset(_SF_LOSSY.values())
+_SF_OTHER_CODECS = {
+    "ULAW": "pcm_mulaw",
+    "ALAW": "pcm_alaw",
+    "IMA_ADPCM": "adpcm_ima",
+    "MS_ADPCM": "adpcm_ms",
+    "GSM610": "gsm",
+    "ALAC_16": "alac",
+    "ALAC_20": "alac",
+    "ALAC_24": "alac",
+    "ALAC_32": "alac",
+}
+_SF_OTHER_SAMPLE_FORMATS = {"ALAC_16": "pcm16", "ALAC_20": "pcm24", "ALAC_24": "pcm24", "ALAC_32": "pcm32"}
+
+
+def _sf_names(sf_format: str, subtype: str) -> tuple[str, str, str]:
+    """Map libsndfile's (format, subtype) to our (format, codec, sample_format) names."""
+    fmt = _SF_FORMAT_NAMES.get(sf_format, sf_format.lower())
+    if sf_format == "FLAC":
+        return fmt, "flac", _SF_PCM.get(subtype, ("", subtype.lower()))[1]
+    if subtype in _SF_PCM:
+        codec, sample_format = _SF_PCM[subtype]
+        endian = "be" if sf_format in _BIG_ENDIAN_FORMATS else "le"
+        return fmt, codec.format(e=endian), sample_format
+    if subtype in _SF_LOSSY:
+        return fmt, _SF_LOSSY[subtype], "fltp"
+    codec = _SF_OTHER_CODECS.get(subtype, subtype.lower())
+    return fmt, codec, _SF_OTHER_SAMPLE_FORMATS.get(subtype, "s16")
+
+
+def _riff_declared_frames(path: Path, size: int) -> int | None:
+    """Frames a plain RIFF/WAVE header promises in its data chunk, when that is more than the file holds.
+
+    libsndfile silently shortens such files to what is there, so this is the only way to notice a WAV that
+    was cut short. ``0`` and ``0xFFFFFFFF`` sizes mean "length unknown" (unfinished or streamed WAV), not
+    truncation, and return ``None``.
+    """
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(12)
+            if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+                return None
+            block_align = 0
+            for _ in range(64):  # a WAV has a handful of chunks before "data"; bound the walk anyway
+                chunk = fh.read(8)
+                if len(chunk) < 8:
+                    return None
+                chunk_id, chunk_size = chunk[:4], struct.unpack("<I", chunk[4:])[0]
+                if chunk_id == b"data":
+                    if chunk_size in (0, 0xFFFFFFFF) or block_align <= 0:
+                        return None
+                    available = size - fh.tell()
+                    return chunk_size // block_align if chunk_size > available else None
+                body_start = fh.tell()
+                if chunk_id == b"fmt " and chunk_size >= 16:
+                    body = fh.read(16)
+                    if len(body) < 16:
+                        return None
+                    block_align = struct.unpack("<H", body[12:14])[0]
+                fh.seek(body_start + chunk_size + (chunk_size & 1))
+    except OSError:
+        return None
+    return None
+
+
+def _header_warnings(path: Path, info: AudioInfo) -> list[str]:
+    """Reason codes visible from the header alone (today: a WAV whose data chunk overruns the file)."""
+    if info.backend != "soundfile" or info.format != "wav" or info.frames is None:
+        return []
+    declared = _riff_declared_frames(path, info.bytes)
+    if declared is not None and _is_clearly_short(info.frames, declared, info.sample_rate):
+        return ["truncated"]
+    return []
+
+
+# --------------------------------------------------------------------------------------------------------
+# libsndfile backend: probe
+# --------------------------------------------------------------------------------------------------------
+
+_SF_ERRORS = (RuntimeError, OSError, ValueError, TypeError, OverflowError, MemoryError)
+
+
+def _probe_soundfile(
+    path: Path, size: int, stream_index: int, max_duration_s: float | None
+) -> AudioInfo | None:
+    """Probe with libsndfile; ``None`` when libsndfile cannot use the file (FFmpeg gets a try)."""
+    try:
+        sfi = sf.info(str(path))
+    except _SF_ERRORS:
+        return None
+    if sfi.samplerate <= 0 or not 0 < sfi.channels <= _MAX_CHANNELS or sfi.frames < 0:
+        return None
+    if sfi.frames == 0:
+        # An unfinished WAV (data size 0) looks empty to libsndfile; FFmpeg reads such files to the end.
+        return None
+    if stream_index != 0:
+        raise _fail("no_audio_stream", path, f"the file has 1 audio stream; stream_index={stream_index}")
+    duration_s = sfi.frames / sfi.samplerate
+    if max_duration_s is not None and duration_s > max_duration_s:
+        raise _fail("too_long", path, f"{duration_s:.1f} s is longer than the maximum {max_duration_s:g} s")
+    try:
+        with sf.SoundFile(str(path)) as fh:
+            first = fh.read(min(1024, sfi.frames), dtype="float32", always_2d=True)
+    except _SF_ERRORS:
+        return None
+    if len(first) == 0:
+        return None
+    fmt, codec, sample_format = _sf_names(sfi.format, sfi.subtype)
+    return AudioInfo(
+        path=str(path),
+        format=fmt,
+        codec=codec,
+        sample_rate=int(sfi.samplerate),
+        channels=int(sfi.channels),
+        frames=int(sfi.frames),
+        duration_s=duration_s,
+        sample_format=sample_format,
+        bytes=size,
+        sha256=None,
+        backend="soundfile",
+        stream_index=0,
+        audio_streams=1,
+    )
+
+
+# --------------------------------------------------------------------------------------------------------
+# FFmpeg (PyAV) backend
+# --------------------------------------------------------------------------------------------------------
+
+_AV_ERRORS = (av.FFmpegError, OSError, ValueError, TypeError, EOFError, UnicodeDecodeError, MemoryError)
+_MOV_BRANDS = {"m4a": "m4a", "m4b": "m4a", "m4p": "m4a", "qt": "mov"}
+_PCM_CODEC = re.compile(r"^pcm_([suf])(8|16|24|32|64)")
+_PCM_BITS = {"8": "pcm8", "16": "pcm16", "24": "pcm24", "32": "pcm32"}
+_DECODED_LOSSLESS = {
+    "s16": "pcm16",
+    "s16p": "pcm16",
+    "s32": "pcm32",
+    "s32p": "pcm32",
+    "u8": "pcm8",
+    "u8p": "pcm8",
+}
+
+
+def _av_open(path: Path) -> Any:
+    return av.open(str(path), mode="r", metadata_errors="ignore")
+
+
+def _av_format_name(container: Any, path: Path) -> str:
+    names = str(container.format.name).split(",")
+    if "mov" in names or "mp4" in names:
+        brand = str(container.metadata.get("major_brand", "")).strip().lower()
+        if brand in _MOV_BRANDS:
+            return _MOV_BRANDS[brand]
+        if brand.startswith("3g2"):
+            return "3g2"
+        if brand.startswith("3gp"):
+            return "3gp"
+        return "mp4"
+    if "matroska" in names:
+        # The EBML header near the start names the DocType: "webm" or "matroska".
+        try:
+            with open(path, "rb") as fh:
+                head = fh.read(64)
+        except OSError:
+            head = b""
+        return "webm" if b"webm" in head else "matroska"
+    return names[0]
+
+
+def _av_bits_from_extradata(codec: str, extradata: bytes | None) -> int | None:
+    if not extradata:
+        return None
+    if codec == "alac":
+        if len(extradata) >= 36 and extradata[4:8] == b"alac":
+            return extradata[17]
+        if len(extradata) >= 24:
+            return extradata[5]
+    if codec == "flac" and len(extradata) >= 34:
+        start = 8 if extradata[:4] == b"fLaC" else 0
+        if len(extradata) >= start + 14:
+            return (((extradata[start + 12] & 1) << 4) | (extradata[start + 13] >> 4)) + 1
+    return None
+
+
+def _av_sample_format(codec: str, extradata: bytes | None, decoded: str) -> str:
+    match = _PCM_CODEC.match(codec)
+    if match:
+        kind, bits = match.groups()
+        if kind == "f":
+            return "float32" if bits == "32" else "float64"
+        return _PCM_BITS.get(bits, decoded)
+    if codec in ("alac", "flac", "wavpack", "tta", "ape", "mlp", "truehd"):
+        bits = _av_bits_from_extradata(codec, extradata)
+        if bits is not None:
+            return "pcm16" if bits <= 16 else "pcm24" if bits <= 24 else "pcm32"
+        return _DECODED_LOSSLESS.get(decoded, decoded)
+    return decoded
+
+
+def _av_precise_end(container: Any, stream: Any, sample_rate: int) -> int | None:
+    """End of the stream in frames when the container states it to the sample (MP4/MOV edit lists).
+
+    FFmpeg removes AAC priming itself but leaves the encoder's tail padding; MP4's sample-accurate duration
+    tells where the real signal ends. Other containers' durations are estimates and never cut audio.
+    """
+    names = str(container.format.name).split(",")
+    if "mov" not in names or stream.duration is None or stream.time_base is None:
+        return None
+    return round(Fraction(stream.duration) * Fraction(stream.time_base) * sample_rate)
+
+
+def _av_header_duration(container: Any, stream: Any) -> float | None:
+    if stream.duration is not None and stream.time_base is not None and stream.duration > 0:
+        return float(Fraction(stream.duration) * Fraction(stream.time_base))
+    if container.duration is not None and container.duration > 0:
+        return container.duration / 1_000_000
+    return None
+
+
+def _av_scan_duration(path: Path, stream_position: int) -> float | None:
+    """Length from packet timestamps, demuxing without decoding (for containers that state no length)."""
+    try:
+        with _av_open(path) as container:
+            stream = container.streams.audio[stream_position]
+            time_base = stream.time_base
+            first: int | None = None
+            last: int | None = None
+            for packet in container.demux(stream):
+                if packet.pts is None:
+                    continue
+                end = packet.pts + (packet.duration or 0)
+                first = packet.pts if first is None else min(first, packet.pts)
+                last = end if last is None else max(last, end)
+    except _AV_ERRORS:
+        return None
+    if first is None or last is None or time_base is None or last <= first:
+        return None
+    return float(Fraction(last - first) * Fraction(time_base))
+
+
+class _PacketDecoder:
+    """Decode one stream packet by packet, skipping packets FFmpeg rejects (as the ffmpeg tool does)."""
+
+    def __init__(self, container: Any, stream: Any) -> None:
+        self.container = container
+        self.stream = stream
+        self.errors = 0
+
+    def frames(self) -> Iterator[Any]:
+        """Yield decoded frames; stop after too many bad packets in a row or when demuxing fails."""
+        consecutive = 0
+        packets = self.container.demux(self.stream)
+        while True:
+            try:
+                packet = next(packets)
+            except StopIteration:
+                return
+            except _AV_ERRORS:
+                self.errors += 1
+                return
+            try:
+                decoded = self.stream.decode(packet)
+            except _AV_ERRORS:
+                self.errors += 1
+                consecutive += 1
+                if consecutive > _MAX_CONSECUTIVE_PACKET_ERRORS:
+                    return
+                continue
+            consecutive = 0
+            yield from decoded
+
+
+def _av_first_frame(path: Path, stream_position: int) -> tuple[Any | None, int]:
+    """The first decoded frame of a stream (or ``None``) and the number of packet errors on the way."""
+    try:
+        with _av_open(path) as container:
+            decoder = _PacketDecoder(container, container.streams.audio[stream_position])
+            for frame in decoder.frames():
+                if frame.samples > 0:
+                    return frame, decoder.errors
+            return None, decoder.errors
+    except _AV_ERRORS:
+        return None, 1
+
+
+def _probe_av(path: Path, size: int, stream_index: int, max_duration_s: float | None) -> AudioInfo:
+    try:
+        container = _av_open(path)
+    except _AV_ERRORS:
+        raise _fail("decode_failed", path, "neither libsndfile nor FFmpeg recognise the data") from None
+    try:
+        audio = list(container.streams.audio)
+        if not audio:
+            others = len(container.streams)
+            detail = f"the container has {others} stream(s) and none is audio"
+            raise _fail("no_audio_stream", path, detail)
+        if stream_index >= len(audio):
+            detail = f"the container has {len(audio)} audio stream(s); stream_index={stream_index}"
+            raise _fail("no_audio_stream", path, detail)
+        stream = audio[stream_index]
+        codec_context = stream.codec_context  # None when FFmpeg has no decoder for the stream
+        if codec_context is None or codec_context.codec is None:
+            raise _fail("unsupported", path, "FFmpeg has no decoder for this audio stream")
+        codec_name = str(codec_context.codec.canonical_name)
+        fmt = _av_format_name(container, path)
+        extradata = codec_context.extradata
+        duration_s = _av_header_duration(container, stream)
+        # A demuxer picked by the file name alone (random bytes named .flac) leaves these at 0.
+        header_rate = int(codec_context.sample_rate or 0)
+        header_channels = int(codec_context.channels or 0)
+    finally:
+        container.close()
+    if duration_s is None:
+        duration_s = _av_scan_duration(path, stream_index)
+    if max_duration_s is not None and duration_s is not None and duration_s > max_duration_s:
+        raise _fail("too_long", path, f"{duration_s:.1f} s is longer than the maximum {max_duration_s:g} s")
+    first, errors = _av_first_frame(path, stream_index)
+    if first is None:
+        if errors or header_rate <= 0 or header_channels <= 0:
+            raise _fail("decode_failed", path, f"FFmpeg could not decode the {codec_name} stream")
+        raise _fail("empty", path, "the audio stream holds no samples")
+    sample_rate = int(first.sample_rate)
+    channels = int(first.layout.nb_channels)
+    if sample_rate <= 0 or not 0 < channels <= _MAX_CHANNELS:
+        raise _fail("decode_failed", path, f"implausible stream: {sample_rate} Hz, {channels} channels")
+    frames = None if duration_s is None else round(duration_s * sample_rate)
+    if frames == 0:
+        frames, duration_s = None, None  # the header says 0 but a frame decoded: the header is wrong
+    return AudioInfo(
+        path=str(path),
+        format=fmt,
+        codec=codec_name,
+        sample_rate=sample_rate,
+        channels=channels,
+        frames=frames,
+        duration_s=duration_s,
+        sample_format=_av_sample_format(codec_name, extradata, first.format.name),
+        bytes=size,
+        sha256=None,
+        backend="av",
+        stream_index=stream_index,
+        audio_streams=len(audio),
+    )
+
+
+# --------------------------------------------------------------------------------------------------------
+# probe
+# --------------------------------------------------------------------------------------------------------
+
+
+def probe(
+    path: PathArg,
+    *,
+    stream_index: int = 0,
+    max_duration_s: float | None = DEFAULT_MAX_DURATION_S,
+    hash: bool = True,
+) -> AudioInfo:
+    """Describe one audio stream of a file from its header, decoding at most its first frame.
+
+    Raises :class:`AudioReadError` with reason ``not_found``, ``unreadable``, ``empty``, ``decode_failed``,
+    ``no_audio_stream``, ``unsupported`` or ``too_long`` (the latter from the header, before decoding).
+    ``sha256`` is the digest of the file's bytes, streamed in 1 MiB chunks, or ``None`` when ``hash=False``.
+    """
+    p = _as_path(path)
+    index = _check_stream_index(stream_index)
+    limit = _check_max_duration(max_duration_s)
+    if not isinstance(hash, bool):
+        raise InvalidArgument(f"hash must be a bool, got {hash!r}")
+    size = _check_file(p)
+    info = _probe_soundfile(p, size, index, limit)
+    if info is None:
+        info = _probe_av(p, size, index, limit)
+    info = replace(info, path=os.fspath(path))
+    if hash:
+        info = replace(info, sha256=_sha256(p))
+    return info
+
+
+# --------------------------------------------------------------------------------------------------------
+# decoding
+# --------------------------------------------------------------------------------------------------------
+
+
+def _frame_to_array(frame: Any) -> np.ndarray:
+    """An FFmpeg audio frame as a (samples, channels) float32 array, whatever its sample format."""
+    data = frame.to_ndarray()
+    channels = int(frame.layout.nb_channels)
+    data = data.T if frame.format.is_planar else data.reshape(-1, channels)
+    kind = frame.format.name.rstrip("p")
+    if kind in ("flt", "dbl"):
+        return np.ascontiguousarray(data, dtype=np.float32)
+    if kind == "u8":
+        return np.ascontiguousarray((data.astype(np.float32) - 128.0) / 128.0)
+    bits = {"s16": 15, "s32": 31, "s64": 63}.get(kind)
+    if bits is None:
+        raise AudioReadError("unsupported", f"unknown decoded sample format {frame.format.name!r}")
+    return np.ascontiguousarray(data.astype(np.float64) * (2.0**-bits), dtype=np.float32)
+
+
+_TIMING_FRAMES = 24  # frames decoded from the start to measure timestamp rounding
+
+
+def _av_measure_timing(path: Path, stream_position: int, sample_rate: int) -> tuple[int, int] | None:
+    """(pts of the first decoded frame, median timestamp rounding in frames) or ``None`` without pts."""
+    try:
+        with _av_open(path) as container:
+            stream = container.streams.audio[stream_position]
+            if stream.time_base is None:
+                return None
+            time_base = Fraction(stream.time_base)
+            origin: int | None = None
+            counted = 0
+            offsets: list[int] = []
+            for frame in _PacketDecoder(container, stream).frames():
+                if frame.samples <= 0:
+                    continue
+                if frame.pts is None:
+                    return None
+                if origin is None:
+                    origin = int(frame.pts)
+                else:
+                    offsets.append(round((frame.pts - origin) * time_base * sample_rate) - counted)
+                counted += frame.samples
+                if len(offsets) >= _TIMING_FRAMES:
+                    break
+    except _AV_ERRORS:
+        return None
+    if origin is None:
+        return None
+    return origin, (int(np.median(offsets).round()) if offsets else 0)
+
+
+_ANCHOR_FRAMES = 8  # frames after a seek whose timestamps are combined to place the decoded audio
+
+
+def _anchor_after_seek(
+    frames: Iterator[Any], origin: int, bias: int, time_base: Fraction | None, sample_rate: int
+) -> tuple[int, Iterator[Any]] | None:
+    """Place the frames decoded after a seek: (sample position of the next frame, the frames from it).
+
+    The first frame is dropped: it is decoder warm-up, and some decoders trim it as if it began the
+    stream. Each following frame's timestamp, less the samples before it, estimates the same position;
+    their median is robust to per-frame tick rounding. ``None`` when timestamps are missing.
+    """
+    if time_base is None:
+        return None
+    kept: list[Any] = []
+    dropped_first = False
+    for frame in frames:
+        if frame.samples <= 0:
+            continue
+        if not dropped_first:
+            dropped_first = True
+            continue
+        if frame.pts is None:
+            return None
+        kept.append(frame)
+        if len(kept) >= _ANCHOR_FRAMES:
+            break
+    if not kept:
+        return None
+    estimates = []
+    counted = 0
+    for frame in kept:
+        estimates.append(round((frame.pts - origin) * time_base * sample_rate) - bias - counted)
+        counted += frame.samples
+    position = int(np.median(estimates).round())
+
+    def chained() -> Iterator[Any]:
+        yield from kept
+        yield from frames
+
+    return position, chained()
+
+
+class _Restart(Exception):
+    """Internal: a seek landed badly; decode again from the beginning."""
+
+
+class AudioReader:
+    """Streaming decoder for one audio stream of a file; use as a context manager.
+
+    ``blocks()`` yields float32 arrays of shape ``(n, channels)``; memory is bounded by the block size.
+    ``frames_read`` counts frames yielded so far (over all ``blocks()`` calls); ``warnings`` collects
+    reason codes noticed while reading, such as ``truncated`` when decoding ended clearly short
+    (below 90 % and more than 0.5 s short) of the header's length. What decoded is always kept.
+    """
+
+    def __init__(
+        self,
+        path: PathArg,
+        *,
+        stream_index: int = 0,
+        max_duration_s: float | None = DEFAULT_MAX_DURATION_S,
+        info: AudioInfo | None = None,
+    ) -> None:
+        self._path = _as_path(path)
+        index = _check_stream_index(stream_index)
+        self._max_duration_s = _check_max_duration(max_duration_s)
+        if info is None:
+            info = probe(self._path, stream_index=index, max_duration_s=self._max_duration_s, hash=False)
+        elif not isinstance(info, AudioInfo):
+            raise InvalidArgument(f"info must be an AudioInfo or None, got {info!r}")
+        self.info: AudioInfo = info
+        self.frames_read: int = 0
+        self.warnings: list[str] = _header_warnings(self._path, info)
+        self._closers: dict[int, Callable[[], None]] = {}
+        self._timing: tuple[int, int] | None = None
+        self._timing_measured = False
+        self._closed = False
+
+    def __enter__(self) -> AudioReader:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Release every open file handle; later ``blocks()`` calls raise ``InvalidArgument``."""
+        self._closed = True
+        for closer in list(self._closers.values()):
+            with contextlib.suppress(Exception):
+                closer()
+        self._closers.clear()
+
+    def _warn(self, code: str) -> None:
+        if code not in self.warnings:
+            self.warnings.append(code)
+
+    def blocks(
+        self, *, block_frames: int = 65536, start_s: float = 0.0, end_s: float | None = None
+    ) -> Iterator[np.ndarray]:
+        """Yield the frames ``[round(start_s*sr), round(end_s*sr))`` as blocks of ``block_frames`` frames.
+
+        Every block has exactly ``block_frames`` frames except the last. ``end_s=None`` reads to the end.
+        """
+        if self._closed:
+            raise InvalidArgument("blocks() called on a closed AudioReader")
+        if isinstance(block_frames, bool) or not isinstance(block_frames, int) or block_frames < 1:
+            raise InvalidArgument(f"block_frames must be an int >= 1, got {block_frames!r}")
+        start, end = _window_frames(start_s, end_s, self.info.sample_rate)
+        return self._rebatch(start, end, block_frames)
+
+    # -- shared loop ----------------------------------------------------------------------------------
+
+    def _rebatch(self, start: int, end: int | None, block_frames: int) -> Iterator[np.ndarray]:
+        sr = self.info.sample_rate
+        limit = None
+        if self._max_duration_s is not None:
+            limit = round((self._max_duration_s + _TOO_LONG_SLACK_S) * sr)
+        chunk = max(block_frames, 4096) if block_frames < _SF_CHUNK else block_frames
+        state = {"errors": 0}
+        if self.info.backend == "soundfile" and not (
+            # libsndfile misplaces Vorbis seeks that land in the last Ogg pages; FFmpeg's Vorbis decoder
+            # gives the same samples (within float32 rounding) and seeks exactly.
+            self.info.codec == "vorbis" and start > _PREROLL_S * sr
+        ):
+            source = self._sf_chunks(start, end, chunk, state)
+        else:
+            source = self._av_chunks(start, end, state)
+        pending: list[np.ndarray] = []
+        pending_n = 0
+        position = start
+        yielded = 0
+        try:
+            for data in source:
+                if limit is not None and position + len(data) > limit:
+                    raise _fail("too_long", self._path, "decoding ran past max_duration_s; the header lied")
+                position += len(data)
+                pending.append(data)
+                pending_n += len(data)
+                if pending_n < block_frames:
+                    continue
+                buffer = pending[0] if len(pending) == 1 else np.concatenate(pending)
+                full = (len(buffer) // block_frames) * block_frames
+                for offset in range(0, full, block_frames):
+                    yielded += block_frames
+                    self.frames_read += block_frames
+                    yield buffer[offset : offset + block_frames]
+                rest = buffer[full:]
+                pending = [rest] if len(rest) else []
+                pending_n = len(rest)
+            if pending_n:
+                buffer = pending[0] if len(pending) == 1 else np.concatenate(pending)
+                yielded += len(buffer)
+                self.frames_read += len(buffer)
+                yield buffer
+        finally:
+            source.close()
+        if yielded == 0 and start == 0 and state["errors"]:
+            raise _fail("decode_failed", self._path, "no audio could be decoded")
+        if self.info.frames is not None:
+            expected_end = self.info.frames if end is None else min(end, self.info.frames)
+            expected = expected_end - start
+            if expected > 0 and _is_clearly_short(yielded, expected, sr):
+                self._warn("truncated")
+
+    # -- libsndfile -------------------------------------------------------------------------------------
+
+    def _register(self, closer: Callable[[], None]) -> int:
+        key = id(closer)
+        self._closers[key] = closer
+        return key
+
+    def _sf_chunks(
+        self, start: int, end: int | None, chunk: int, state: dict[str, int]
+    ) -> Iterator[np.ndarray]:
+        try:
+            handle = sf.SoundFile(str(self._path))
+        except _SF_ERRORS:
+            raise _fail("decode_failed", self._path, "libsndfile can no longer open the file") from None
+        key = self._register(handle.close)
+        try:
+            if start >= handle.frames or (end is not None and end <= start):
+                return
+            # libsndfile's MP3 and Opus seeks land on the right sample but the decoder needs warm-up
+            # (MP3's bit reservoir); decoding from 0.5 s earlier and dropping it gives exact windows.
+            warmup = round(_PREROLL_S * self.info.sample_rate) if self.info.codec in _SF_LOSSY_CODECS else 0
+            position = max(start - warmup, 0)
+            try:
+                handle.seek(position)
+            except _SF_ERRORS:
+                state["errors"] += 1
+                yield from self._sf_salvage(start, end)
+                return
+            while end is None or position < end:
+                want = chunk if end is None else min(chunk, end - position)
+                try:
+                    data = handle.read(want, dtype="float32", always_2d=True)
+                except _SF_ERRORS:
+                    state["errors"] += 1
+                    yield from self._sf_salvage(max(position, start), end)
+                    return
+                if len(data) == 0:
+                    return
+                skip = max(start - position, 0)
+                position += len(data)
+                if skip < len(data):
+                    yield data[skip:]
+                if len(data) < want:
+                    return
+        finally:
+            handle.close()
+            self._closers.pop(key, None)
+
+    def _sf_salvage(self, position: int, end: int | None) -> Iterator[np.ndarray]:
+        """After a libsndfile error, re-read from ``position`` in small steps to keep every good frame."""
+        try:
+            handle = sf.SoundFile(str(self._path))
+        except _SF_ERRORS:
+            return
+        key = self._register(handle.close)
+        try:
+            handle.seek(position)
+            while end is None or position < end:
+                want = _SALVAGE_STEP if end is None else min(_SALVAGE_STEP, end - position)
+                data = handle.read(want, dtype="float32", always_2d=True)
+                if len(data) == 0:
+                    return
+                position += len(data)
+                yield data
+                if len(data) < want:
+                    return
+        except _SF_ERRORS:
+            return
+        finally:
+            handle.close()
+            self._closers.pop(key, None)
+
+    # -- FFmpeg -------------------------------------------------------------------------------------------
+
+    def _av_timing(self) -> tuple[int, int] | None:
+        """Anchor for timestamp-based seeking: (pts of sample 0, rounding bias in frames), or ``None``.
+
+        Sample 0 is the first frame a full decode yields. Containers with millisecond ticks (Matroska,
+        WebM, ASF) round every timestamp to the tick; the median difference between the timestamps and
+        the counted sample positions of the first frames is that rounding, and is removed from positions
+        computed after a seek.
+        """
+        if not self._timing_measured:
+            self._timing = _av_measure_timing(self._path, self.info.stream_index, self.info.sample_rate)
+            self._timing_measured = True
+        return self._timing
+
+    def _av_chunks(self, start: int, end: int | None, state: dict[str, int]) -> Iterator[np.ndarray]:
+        seek = start > 0 and start / self.info.sample_rate > _PREROLL_S
+        while True:
+            try:
+                yield from self._av_pass(start, end, state, seek=seek)
+                return
+            except _Restart:
+                seek = False
+
+    def _av_pass(
+        self, start: int, end: int | None, state: dict[str, int], *, seek: bool
+    ) -> Iterator[np.ndarray]:
+        sr = self.info.sample_rate
+        channels = self.info.channels
+        try:
+            container = _av_open(self._path)
+        except _AV_ERRORS:
+            raise _fail("decode_failed", self._path, "FFmpeg can no longer open the file") from None
+        key = self._register(container.close)
+        try:
+            stream = container.streams.audio[self.info.stream_index]
+            time_base = Fraction(stream.time_base) if stream.time_base is not None else None
+            stop = _av_precise_end(container, stream, sr)
+            if end is not None:
+                stop = end if stop is None else min(stop, end)
+            position: int | None = 0
+            timing = self._av_timing() if seek else None
+            origin, bias = timing if timing is not None else (0, 0)
+            if timing is not None and time_base:
+                target_s = Fraction(start, sr) - Fraction(_PREROLL_S)
+                try:
+                    container.seek(origin + int(target_s / time_base), stream=stream, backward=True)
+                except _AV_ERRORS:
+                    raise _Restart() from None
+                position = None
+            decoder = _PacketDecoder(container, stream)
+            frames = decoder.frames()
+            if position is None:
+                anchored = _anchor_after_seek(frames, origin, bias, time_base, sr)
+                if anchored is None:
+                    raise _Restart()
+                position, frames = anchored
+                if position > start:  # the seek overshot the window: decode from the beginning
+                    raise _Restart()
+            for frame in frames:
+                if frame.samples <= 0:
+                    continue
+                data = _frame_to_array(frame)
+                if frame.sample_rate != sr or data.shape[1] != channels:
+                    raise _fail(
+                        "unsupported",
+                        self._path,
+                        f"the stream changes format mid-way ({frame.sample_rate} Hz, {data.shape[1]} ch)",
+                    )
+                low = max(start - position, 0)
+                high = len(data) if stop is None else min(stop - position, len(data))
+                if high > low:
+                    yield data[low:high]
+                position += len(data)
+                if stop is not None and position >= stop:
+                    break
+            state["errors"] += decoder.errors
+        finally:
+            container.close()
+            self._closers.pop(key, None)
+
+
+def iter_blocks(
+    path: PathArg,
+    *,
+    block_frames: int = 65536,
+    start_s: float = 0.0,
+    end_s: float | None = None,
+    stream_index: int = 0,
+) -> Iterator[np.ndarray]:
+    """Yield float32 ``(n, channels)`` blocks of a file; a convenience wrapper around :class:`AudioReader`."""
+    reader = AudioReader(path, stream_index=stream_index)
+    blocks = reader.blocks(block_frames=block_frames, start_s=start_s, end_s=end_s)
+
+    def generate() -> Iterator[np.ndarray]:
+        with reader:
+            yield from blocks
+
+    return generate()
+
+
+def _collect(blocks: Iterator[np.ndarray], channels: int) -> np.ndarray:
+    parts = list(blocks)
+    if not parts:
+        return np.zeros((0, channels), dtype=np.float32)
+    return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+
+def read_window(
+    path: PathArg, *, start_s: float, end_s: float | None, stream_index: int = 0
+) -> tuple[np.ndarray, int]:
+    """Return frames ``[round(start_s*sr), round(end_s*sr))`` as float32 ``(n, channels)`` and the rate.
+
+    Sample-exact for PCM, FLAC, MP3 and OGG (libsndfile seeks exactly). For FFmpeg-decoded formats the
+    decoder starts from the seek point before ``start_s`` and the window is cut by timestamps; the
+    accuracy measured per container is in ``docs/audio-io.md``. A window past the end is empty.
+    """
+    limit = None if end_s is not None else DEFAULT_MAX_DURATION_S
+    with AudioReader(path, stream_index=stream_index, max_duration_s=limit) as reader:
+        blocks = reader.blocks(block_frames=_SF_CHUNK, start_s=start_s, end_s=end_s)
+        data = _collect(blocks, reader.info.channels)
+        return data, reader.info.sample_rate
+
+
+def read(path: PathArg, *, stream_index: int = 0) -> tuple[np.ndarray, int]:
+    """Decode a whole (short) file into a float32 ``(n, channels)`` array; return it and the sample rate."""
+    with AudioReader(path, stream_index=stream_index) as reader:
+        data = _collect(reader.blocks(block_frames=_SF_CHUNK), reader.info.channels)
+        return data, reader.info.sample_rate
+
+
+def probe_row(
+    path: PathArg, *, stream_index: int = 0, max_duration_s: float | None = DEFAULT_MAX_DURATION_S
+) -> dict[str, Any]:
+    """A JSON-friendly probe result for ``voiceprep probe --json``; never raises for data problems.
+
+    ``status`` is ``"ok"`` or ``"failed"``; ``reasons`` lists reason codes (an ok row may carry header
+    warnings such as ``truncated``); fields that are unknown after a failure are ``None``.
+    """
+    p = _as_path(path)
+    row: dict[str, Any] = {
+        "path": os.fspath(path),
+        "status": "failed",
+        "reasons": [],
+        "message": None,
+        "format": None,
+        "codec": None,
+        "sample_rate": None,
+        "channels": None,
+        "duration_s": None,
+        "sample_format": None,
+        "bytes": None,
+        "sha256": None,
+    }
+    try:
+        info = probe(path, stream_index=stream_index, max_duration_s=max_duration_s, hash=True)
+    except AudioReadError as exc:
+        row["reasons"] = [exc.reason]
+        row["message"] = exc.message
+        if exc.reason not in ("not_found", "unreadable"):
+            with contextlib.suppress(OSError, AudioReadError):
+                row["bytes"] = os.stat(p).st_size
+                row["sha256"] = _sha256(p)
+        return row
+    warnings = _header_warnings(p, info)
+    row.update(
+        status="ok",
+        reasons=warnings,
+        message="; ".join(reason(code).message for code in warnings) or None,
+        format=info.format,
+        codec=info.codec,
+        sample_rate=info.sample_rate,
+        channels=info.channels,
+        duration_s=info.duration_s,
+        sample_format=info.sample_format,
+        bytes=info.bytes,
+        sha256=info.sha256,
+    )
+    return row
+
+
+# --------------------------------------------------------------------------------------------------------
+# writing
+# --------------------------------------------------------------------------------------------------------
+
+# name -> (backend, container/libsndfile format, default subtype or codec)
+_WRITE_FORMATS: dict[str, tuple[str, str, str]] = {
+    "wav": ("soundfile", "WAV", "PCM_16"),
+    "wavex": ("soundfile", "WAVEX", "PCM_16"),
+    "rf64": ("soundfile", "RF64", "PCM_16"),
+    "w64": ("soundfile", "W64", "PCM_16"),
+    "aiff": ("soundfile", "AIFF", "PCM_16"),
+    "flac": ("soundfile", "FLAC", "PCM_16"),
+    "ogg": ("soundfile", "OGG", "VORBIS"),
+    "mp3": ("av", "mp3", "MP3"),
+    "m4a": ("av", "ipod", "AAC"),
+    "opus": ("av", "opus", "OPUS"),
+}
+_SUFFIX_FORMATS = {
+    ".wav": "wav",
+    ".wave": "wav",
+    ".rf64": "rf64",
+    ".w64": "w64",
+    ".aif": "aiff",
+    ".aiff": "aiff",
+    ".flac": "flac",
+    ".ogg": "ogg",
+    ".oga": "ogg",
+    ".opus": "opus",
+    ".mp3": "mp3",
+    ".m4a": "m4a",
+}
+# av subtype -> (FFmpeg encoder, encoder sample format or None for the encoder's default)
+_AV_SUBTYPES: dict[str, dict[str, tuple[str, str | None]]] = {
+    "mp3": {"MP3": ("libmp3lame", None)},
+    "m4a": {
+        "AAC": ("aac", None),
+        "ALAC": ("alac", "s16p"),
+        "ALAC_16": ("alac", "s16p"),
+        "ALAC_24": ("alac", "s32p"),
+    },
+    "opus": {"OPUS": ("libopus", None)},
+}
+_LOSSLESS_AV = {"alac"}
+_FLOAT_SUBTYPES = {"FLOAT", "DOUBLE", "VORBIS", "OPUS", "MPEG_LAYER_III"}
+_MAX_WRITE_CHANNELS = 64
+_MP3_MAX_CHANNELS = 2
+
+
+def _resolve_write_format(path: Path, format: str | None) -> str:
+    if format is None:
+        suffix = path.suffix.lower()
+        if suffix not in _SUFFIX_FORMATS:
+            known = ", ".join(sorted(_SUFFIX_FORMATS))
+            raise InvalidArgument(
+                f"cannot infer the format from suffix {suffix!r} of {path}; use one of {known}"
+            )
+        return _SUFFIX_FORMATS[suffix]
+    if not isinstance(format, str) or format.lower() not in _WRITE_FORMATS:
+        raise InvalidArgument(f"format must be one of {sorted(_WRITE_FORMATS)}, got {format!r}")
+    return format.lower()
+
+
+def _validate_write_data(data: object) -> np.ndarray:
+    if not isinstance(data, np.ndarray):
+        raise InvalidArgument(f"data must be a numpy array, got {type(data).__name__}")
+    if not np.issubdtype(data.dtype, np.floating):
+        raise InvalidArgument(f"data must be a float array, got dtype {data.dtype}")
+    if data.ndim == 1:
+        data = data[:, None]
+    if data.ndim != 2 or not 1 <= data.shape[1] <= _MAX_WRITE_CHANNELS:
+        raise InvalidArgument(
+            f"data must have shape (n,) or (n, channels) with 1..{_MAX_WRITE_CHANNELS} channels, "
+            f"got {data.shape} (transposed?)"
+        )
+    if not np.all(np.isfinite(data)):
+        raise InvalidArgument("data contains NaN or inf")
+    return data
+
+
+def _fsync_path(path: Path, *, directory: bool = False) -> None:
+    flags = os.O_RDONLY | (getattr(os, "O_DIRECTORY", 0) if directory else 0)
+    fd = os.open(path, flags)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_soundfile(tmp: Path, data: np.ndarray, sample_rate: int, sf_format: str, subtype: str) -> None:
+    if subtype not in _FLOAT_SUBTYPES:
+        data = np.clip(data, -1.0, 1.0)
+    with sf.SoundFile(
+        str(tmp), mode="w", samplerate=sample_rate, channels=data.shape[1], format=sf_format, subtype=subtype
+    ) as fh:
+        fh.write(data)
+
+
+def _write_av(
+    tmp: Path,
+    data: np.ndarray,
+    sample_rate: int,
+    *,
+    container_format: str,
+    encoder: str,
+    sample_format: str | None,
+    bitrate: int | None,
+) -> None:
+    channels = data.shape[1]
+    layout = {1: "mono", 2: "stereo"}.get(channels, f"{channels}c")
+    options = {"movflags": "+faststart"} if container_format == "ipod" else {}
+    planar = np.ascontiguousarray(data.T, dtype=np.float32)
+    if encoder in _LOSSLESS_AV:
+        planar = np.clip(planar, -1.0, 1.0)
+    with av.open(str(tmp), mode="w", format=container_format, options=options) as out:
+        stream = out.add_stream(encoder, rate=sample_rate)
+        stream.layout = layout
+        if sample_format is not None:
+            stream.format = sample_format
+        if bitrate is not None:
+            stream.bit_rate = bitrate
+        step = 4096
+        for offset in range(0, planar.shape[1], step):
+            frame = av.AudioFrame.from_ndarray(
+                np.ascontiguousarray(planar[:, offset : offset + step]), format="fltp", layout=layout
+            )
+            frame.sample_rate = sample_rate
+            frame.time_base = Fraction(1, sample_rate)
+            frame.pts = offset
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+
+
+def write(
+    path: PathArg,
+    data: np.ndarray,
+    sample_rate: int,
+    *,
+    format: str | None = None,
+    subtype: str | None = None,
+    bitrate: int | None = None,
+) -> Path:
+    """Write float audio ``(n,)`` or ``(n, channels)`` to ``path`` atomically and return the path.
+
+    ``format`` (default: from the suffix) is one of wav, wavex, rf64, w64, aiff, flac, ogg (Vorbis; libsndfile
+    subtypes apply, default PCM_16 for PCM containers), mp3 (libmp3lame), m4a (subtype AAC, ALAC/ALAC_16 or
+    ALAC_24) or opus (Ogg Opus). ``bitrate`` in bits per second applies to mp3, m4a/AAC and opus only.
+    Data are clipped to [-1, 1] for integer sample formats. The file is written to a hidden temporary name
+    in the same folder, fsynced and renamed over ``path``; on any error the temporary file is removed.
+    """
+    p = _as_path(path)
+    fmt = _resolve_write_format(p, format)
+    array = _validate_write_data(data)
+    if isinstance(sample_rate, bool) or not isinstance(sample_rate, (int, np.integer)) or sample_rate <= 0:
+        raise InvalidArgument(f"sample_rate must be an int > 0, got {sample_rate!r}")
+    sample_rate = int(sample_rate)
+    if not p.parent.is_dir():
+        raise InvalidArgument(f"the folder of path {p} does not exist")
+    backend, container_format, default_subtype = _WRITE_FORMATS[fmt]
+    chosen = default_subtype if subtype is None else subtype
+    if not isinstance(chosen, str):
+        raise InvalidArgument(f"subtype must be a str or None, got {subtype!r}")
+    chosen = chosen.upper()
+    if bitrate is not None and (
+        isinstance(bitrate, bool) or not isinstance(bitrate, int) or not 1000 <= bitrate <= 1_000_000
+    ):
+        raise InvalidArgument(f"bitrate must be an int in bits per second (1000..1000000), got {bitrate!r}")
+
+    if backend == "soundfile":
+        if bitrate is not None:
+            raise InvalidArgument(f"bitrate applies to mp3, m4a and opus only, not format={fmt!r}")
+        if not sf.check_format(container_format, chosen):
+            raise InvalidArgument(f"subtype {subtype!r} is not valid for format={fmt!r}")
+
+        def encode(tmp: Path) -> None:
+            _write_soundfile(tmp, array, sample_rate, container_format, chosen)
+
+    else:
+        if chosen not in _AV_SUBTYPES[fmt]:
+            raise InvalidArgument(
+                f"subtype must be one of {sorted(_AV_SUBTYPES[fmt])} for {fmt}, got {subtype!r}"
+            )
+        encoder, sample_format = _AV_SUBTYPES[fmt][chosen]
+        if bitrate is not None and encoder in _LOSSLESS_AV:
+            raise InvalidArgument(f"bitrate does not apply to the lossless subtype {chosen!r}")
+        rates = av.Codec(encoder, "w").audio_rates
+        if rates and sample_rate not in rates:
+            raise InvalidArgument(
+                f"sample_rate {sample_rate} is not supported by {encoder}; use one of {sorted(rates)}"
+            )
+        if fmt == "mp3" and array.shape[1] > _MP3_MAX_CHANNELS:
+            raise InvalidArgument(f"mp3 holds at most 2 channels, got {array.shape[1]}")
+
+        def encode(tmp: Path) -> None:
+            _write_av(
+                tmp,
+                array,
+                sample_rate,
+                container_format=container_format,
+                encoder=encoder,
+                sample_format=sample_format,
+                bitrate=bitrate,
+            )
+
+    tmp = p.with_name(f".{p.name}.{secrets.token_hex(6)}.tmp")
+    try:
+        try:
+            encode(tmp)
+        except (av.FFmpegError, RuntimeError, ValueError) as exc:
+            raise InvalidArgument(
+                f"could not encode {fmt} (subtype={chosen}, sample_rate={sample_rate}, "
+                f"channels={array.shape[1]}): {exc}"
+            ) from exc
+        _fsync_path(tmp)
+        os.replace(tmp, p)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+    with contextlib.suppress(OSError):
+        _fsync_path(p.parent, directory=True)
+    return p

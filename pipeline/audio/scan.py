@@ -1,0 +1,152 @@
+"""Find the input files of a run: files and folders, recursively, in a stable order.
+
+Symbolic links are followed, but a link that leads back into a folder being walked is reported once as
+``symlink_loop`` instead of being walked forever. Entries that cannot be used (missing, unreadable) become
+items with a ``problem`` reason code so that the runner can record them; scanning never raises for them.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from pipeline.errors import InvalidArgument
+
+__all__ = ["AUDIO_EXTENSIONS", "ScanItem", "scan"]
+
+AUDIO_EXTENSIONS: frozenset[str] = frozenset(
+    {
+        # PCM and lossless containers
+        "wav", "wave", "bwf", "rf64", "w64", "aif", "aiff", "aifc", "caf", "au", "snd", "flac", "alac",
+        "wv", "ape", "tta",
+        # lossy audio
+        "mp3", "mp2", "ogg", "oga", "opus", "spx", "m4a", "m4b", "aac", "adts", "wma", "amr", "awb",
+        "ac3", "eac3", "mka", "weba",
+        # video containers whose audio track we can use
+        "mp4", "m4v", "mov", "qt", "3gp", "3g2", "mkv", "webm", "avi", "wmv", "asf", "flv", "ts", "mts",
+        "mpg", "mpeg", "vob",
+    }
+)  # fmt: skip
+"""Lower-case file suffixes (without the dot) kept by ``scan(..., audio_only=True)``."""
+
+
+@dataclass(frozen=True)
+class ScanItem:
+    """One entry found by :func:`scan`.
+
+    ``root`` is the input argument the entry was found under (a file's own parent when a file was given);
+    ``relpath`` is the posix path relative to ``root``; ``problem`` is a reason code (``not_found``,
+    ``unreadable``, ``symlink_loop``) when the entry cannot be used, else ``None``.
+    """
+
+    path: Path
+    root: Path
+    relpath: str
+    problem: str | None = None
+
+
+def _is_audio_name(name: str) -> bool:
+    _, dot, suffix = name.rpartition(".")
+    return bool(dot) and suffix.lower() in AUDIO_EXTENSIONS
+
+
+def _stat(path: Path) -> tuple[os.stat_result | None, str | None]:
+    """``os.stat`` following links, or the reason code why it failed."""
+    try:
+        return os.stat(path), None
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return None, "symlink_loop"
+        if isinstance(exc, FileNotFoundError | NotADirectoryError):
+            return None, "not_found"
+        return None, "unreadable"
+
+
+def _file_item(path: Path, root: Path, relpath: str) -> ScanItem:
+    problem = None if os.access(path, os.R_OK) else "unreadable"
+    return ScanItem(path=path, root=root, relpath=relpath, problem=problem)
+
+
+def _walk(
+    folder: Path,
+    root: Path,
+    relparts: tuple[str, ...],
+    ancestors: set[tuple[int, int]],
+    visited: set[tuple[int, int]],
+    audio_only: bool,
+) -> Iterator[ScanItem]:
+    try:
+        with os.scandir(folder) as it:
+            names = sorted(entry.name for entry in it)
+    except OSError as exc:
+        problem = "not_found" if isinstance(exc, FileNotFoundError) else "unreadable"
+        yield ScanItem(path=folder, root=root, relpath="/".join(relparts) or ".", problem=problem)
+        return
+    for name in names:
+        if name.startswith("."):
+            continue
+        path = folder / name
+        relpath = "/".join((*relparts, name))
+        info, problem = _stat(path)
+        if info is None:
+            if problem == "symlink_loop" or audio_only is False or _is_audio_name(name):
+                yield ScanItem(path=path, root=root, relpath=relpath, problem=problem)
+            continue
+        if stat.S_ISDIR(info.st_mode):
+            key = (info.st_dev, info.st_ino)
+            if key in ancestors:
+                yield ScanItem(path=path, root=root, relpath=relpath, problem="symlink_loop")
+                continue
+            if key in visited:
+                continue  # the same folder reached again through another link: its files are already listed
+            visited.add(key)
+            ancestors.add(key)
+            try:
+                yield from _walk(path, root, (*relparts, name), ancestors, visited, audio_only)
+            finally:
+                ancestors.discard(key)
+        elif stat.S_ISREG(info.st_mode) and (not audio_only or _is_audio_name(name)):
+            yield _file_item(path, root, relpath)
+
+
+def scan(inputs: Iterable[str | os.PathLike[str]], *, audio_only: bool = True) -> Iterator[ScanItem]:
+    """Yield the files found under ``inputs`` (files or folders), recursively and in a stable order.
+
+    Inputs are handled in the given order; inside a folder, entries are sorted by name and walked depth
+    first. Hidden entries (names starting with ``.``) are skipped and so are special files (pipes,
+    devices). With ``audio_only=True`` only names whose suffix is in :data:`AUDIO_EXTENSIONS` are kept
+    inside folders; a file named explicitly is always yielded. Links are followed; a folder reached twice
+    is listed once. A single ``str`` or path is accepted as one input.
+    """
+    if isinstance(inputs, (str, os.PathLike)):
+        inputs = [inputs]
+    if not isinstance(audio_only, bool):
+        raise InvalidArgument(f"audio_only must be a bool, got {audio_only!r}")
+    checked: list[Path] = []
+    for item in inputs:
+        if isinstance(item, bytes) or not isinstance(item, (str, os.PathLike)) or not os.fspath(item):
+            raise InvalidArgument(f"every input must be a non-empty str or os.PathLike, got {item!r}")
+        checked.append(Path(os.fspath(item)))
+    return _scan(checked, audio_only)
+
+
+def _scan(inputs: list[Path], audio_only: bool) -> Iterator[ScanItem]:
+    visited: set[tuple[int, int]] = set()
+    for path in inputs:
+        info, problem = _stat(path)
+        if info is None:
+            yield ScanItem(path=path, root=path.parent, relpath=path.name, problem=problem)
+        elif stat.S_ISDIR(info.st_mode):
+            key = (info.st_dev, info.st_ino)
+            if key in visited:
+                continue
+            visited.add(key)
+            yield from _walk(path, path, (), {key}, visited, audio_only)
+        elif stat.S_ISREG(info.st_mode):
+            yield _file_item(path, path.parent, path.name)
+        else:
+            yield ScanItem(path=path, root=path.parent, relpath=path.name, problem="unreadable")

@@ -1,0 +1,80 @@
+"""Shared test fixtures: where the real recordings live, and a small PyAV encoder for making test files."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+DATA_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """The read-only folder of real recordings (``../shared/data`` from the repo root)."""
+    assert DATA_DIR.is_dir(), f"missing {DATA_DIR}"
+    return DATA_DIR
+
+
+AudioTrack = tuple[np.ndarray, int, str, int | None]  # (data (n, ch) float, rate, encoder, bit rate)
+
+
+def _encode_with_av(
+    path: Path,
+    container_format: str,
+    tracks: Sequence[AudioTrack],
+    *,
+    video_frames: int = 0,
+    video_codec: str = "mpeg4",
+) -> Path:
+    """Write ``tracks`` (and optionally a small video track first) into one container with PyAV.
+
+    Independent of ``pipeline.audio.io.write`` so that round trips do not test the writer against itself.
+    """
+    with av.open(str(path), mode="w", format=container_format) as out:
+        if video_frames:
+            video = out.add_stream(video_codec, rate=10)
+            video.width, video.height, video.pix_fmt = 64, 48, "yuv420p"
+        streams = []
+        for data, rate, encoder, bit_rate in tracks:
+            channels = data.shape[1]
+            stream = out.add_stream(encoder, rate=rate)
+            stream.layout = {1: "mono", 2: "stereo"}[channels]
+            if bit_rate:
+                stream.bit_rate = bit_rate
+            streams.append(stream)
+        if video_frames:
+            for index in range(video_frames):
+                image = np.full((48, 64, 3), (index * 20) % 256, dtype=np.uint8)
+                frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+                frame.pts = index
+                for packet in video.encode(frame):
+                    out.mux(packet)
+        for stream, (data, rate, _, _) in zip(streams, tracks, strict=True):
+            layout = stream.layout.name
+            planar = np.ascontiguousarray(data.T, dtype=np.float32)
+            for offset in range(0, planar.shape[1], 2048):
+                frame = av.AudioFrame.from_ndarray(
+                    np.ascontiguousarray(planar[:, offset : offset + 2048]), format="fltp", layout=layout
+                )
+                frame.sample_rate = rate
+                frame.time_base = Fraction(1, rate)
+                frame.pts = offset
+                for packet in stream.encode(frame):
+                    out.mux(packet)
+            for packet in stream.encode(None):
+                out.mux(packet)
+        if video_frames:
+            for packet in video.encode(None):
+                out.mux(packet)
+    return path
+
+
+@pytest.fixture(scope="session")
+def av_encode() -> Callable[..., Path]:
+    """``av_encode(path, container_format, tracks, *, video_frames=0, video_codec="mpeg4") -> path``."""
+    return _encode_with_av
