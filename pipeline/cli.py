@@ -12,13 +12,16 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from pipeline.errors import VoiceprepError
+
+if TYPE_CHECKING:
+    from pipeline.checks import CheckResult
 
 EXIT_OK = 0
 EXIT_FAILURES = 1
@@ -36,8 +39,17 @@ families_app = typer.Typer(help="List the model families and show their rules.",
 app.add_typer(families_app, name="families")
 
 _state = {"debug": False}
-out = Console(soft_wrap=True)
-err = Console(stderr=True, soft_wrap=True)
+
+
+def _console(*, stderr: bool = False) -> Console:
+    """A rich console; when output is not a terminal (a pipe, CI), use a wide fixed width."""
+    probe_console = Console(stderr=stderr)
+    width = None if probe_console.is_terminal else 160
+    return Console(stderr=stderr, width=width)
+
+
+out = _console()
+err = _console(stderr=True)
 
 
 @app.callback()
@@ -113,11 +125,14 @@ def probe(
 def _print_probe_table(rows: list[dict]) -> None:
     table = Table(show_lines=False, header_style="bold")
     for col in ("file", "status", "format", "codec", "rate", "ch", "duration", "sample fmt", "size", "note"):
-        table.add_column(col, justify="right" if col in {"rate", "ch", "duration", "size"} else "left")
+        table.add_column(
+            col,
+            justify="right" if col in {"rate", "ch", "duration", "size"} else "left",
+            no_wrap=col != "note",
+        )
     for r in rows:
         ok = r.get("status") == "ok"
-        reasons = ", ".join(r.get("reasons") or [])
-        note = reasons if ok else f"{reasons}: {r.get('message') or ''}"
+        note = ", ".join(r.get("reasons") or [])
         duration = r.get("duration_s")
         table.add_row(
             str(r.get("path")),
@@ -132,6 +147,179 @@ def _print_probe_table(rows: list[dict]) -> None:
             note,
         )
     out.print(table)
+    for r in rows:
+        if r.get("status") != "ok" or r.get("reasons"):
+            codes = ", ".join(r.get("reasons") or [])
+            out.print(f"  {r.get('path')}: {codes}: {r.get('message') or ''}", highlight=False, markup=False)
+
+
+def _expand(paths: list[Path]) -> list[tuple[str, str | None]]:
+    """Files named or found under folders: ``(path, problem code or None)``; missing paths kept."""
+    from pipeline.audio.scan import scan
+
+    items: list[tuple[str, str | None]] = []
+    for p in paths:
+        if not p.exists() and not p.is_symlink():
+            items.append((str(p), "not_found"))
+            continue
+        found = False
+        for item in scan([p]):
+            items.append((str(item.path), item.problem))
+            found = True
+        if not found and p.is_file():
+            items.append((str(p), None))
+    return items
+
+
+_METRIC_UNITS = {
+    "duration_s": "s",
+    "speech_s": "s",
+    "longest_run_s": "s",
+    "max_pause_s": "s",
+    "snr_db": "dB",
+    "wada_snr_db": "dB",
+    "noise_floor_dbfs": "dBFS",
+    "rt60_s": "s",
+    "bandwidth_hz": "Hz",
+    "lufs": "LUFS",
+    "true_peak_dbtp": "dBTP",
+}
+
+
+def _metric_text(name: str, value: object) -> str:
+    if value is None:
+        return "-"
+    if name == "clipped_events":
+        events = list(value)  # type: ignore[arg-type]
+        shown = ", ".join(f"{t:.2f}" for t in events[:6])
+        return f"{len(events)} ({shown}{', ...' if len(events) > 6 else ''})" if events else "0"
+    if name == "channel_choice":
+        return str(value.get("detail") or value.get("method"))  # type: ignore[union-attr]
+    if name == "clipped_ratio":
+        return f"{float(value) * 100:.3f} %"  # type: ignore[arg-type]
+    unit = _METRIC_UNITS.get(name, "")
+    text = f"{value:.3g}" if isinstance(value, float) and abs(value) < 1 else _fmt(value)
+    if name == "bandwidth_hz" and isinstance(value, int | float):
+        text = f"{value:.0f}"
+    return f"{text} {unit}".strip()
+
+
+@app.command()
+def analyze(
+    paths: Annotated[list[Path], typer.Argument(help="Files or folders (searched recursively).")],
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
+    dnsmos: Annotated[bool, typer.Option("--dnsmos", help="Also run DNSMOS (slow on long files).")] = False,
+    strategy: Annotated[
+        str, typer.Option("--channels", help="Channel strategy: best, first or mean.")
+    ] = "best",
+) -> None:
+    """Measure each recording: speech, runs and pauses, SNR, reverb, clipping, bandwidth, loudness."""
+    from pipeline.analysis.fastpass import METRIC_NAMES
+    from pipeline.errors import AudioReadError
+    from pipeline.inspection import analyze as analyze_one
+    from pipeline.reasons import reason
+
+    if strategy not in {"best", "first", "mean"}:
+        raise typer.BadParameter(f"--channels must be best, first or mean (got {strategy!r})")
+    items = _expand(paths)
+    failed = 0
+    for path, problem in items:
+        row: dict = {"path": path}
+        try:
+            if problem is not None:
+                raise AudioReadError(problem, reason(problem).message)
+            a = analyze_one(path, dnsmos=dnsmos, strategy=strategy)
+            row.update(
+                status="ok", reasons=a.warnings, message="", metrics=a.metrics, null_reasons=a.null_reasons
+            )
+        except AudioReadError as exc:
+            failed += 1
+            row.update(status="failed", reasons=[exc.reason], message=exc.message, metrics=None)
+        if as_json:
+            print(json.dumps(row, ensure_ascii=False), flush=True)
+            continue
+        if row["status"] != "ok":
+            out.print(f"[bold]{path}[/]: [red]failed[/] ({row['reasons'][0]}): {row['message']}")
+            continue
+        table = Table(title=path, title_justify="left", header_style="bold", show_edge=False)
+        table.add_column("metric")
+        table.add_column("value", justify="right")
+        table.add_column("note")
+        for name in METRIC_NAMES:
+            value = row["metrics"].get(name)
+            note = "" if value is not None else row["null_reasons"].get(name, "")
+            table.add_row(name, _metric_text(name, value), note)
+        out.print(table)
+        if row["reasons"]:
+            out.print(f"  warnings: {', '.join(row['reasons'])}")
+    if not items:
+        err.print("voiceprep: no audio files found")
+        raise typer.Exit(EXIT_FAILURES)
+    raise typer.Exit(EXIT_FAILURES if failed else EXIT_OK)
+
+
+_VERDICT_STYLE = {"pass": "bold green", "warn": "bold yellow", "fail": "bold red"}
+
+
+@app.command()
+def check(
+    paths: Annotated[list[Path], typer.Argument(help="Files or folders (searched recursively).")],
+    family: Annotated[
+        list[str] | None,
+        typer.Option("--family", "-f", help="Family to judge against (repeatable; default: all)."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per file and family.")] = False,
+    dnsmos: Annotated[
+        bool | None,
+        typer.Option("--dnsmos/--no-dnsmos", help="Run DNSMOS (default: on files up to 2 minutes)."),
+    ] = None,
+) -> None:
+    """Judge each file as it is, as the service would receive it: verdict, reasons, fix hints."""
+    from pipeline.checks import failed_read
+    from pipeline.families import list_families, load_family
+    from pipeline.inspection import check as check_one
+    from pipeline.reasons import reason
+
+    specs = [load_family(name) for name in (family or list_families())]
+    items = _expand(paths)
+    any_fail = False
+    for path, problem in items:
+        if problem is not None:
+            results = [failed_read(path, s.name, problem, reason(problem).message) for s in specs]
+        else:
+            results = check_one(path, specs, dnsmos=dnsmos)
+        for result in results:
+            any_fail = any_fail or result.verdict == "fail"
+            if as_json:
+                print(json.dumps(result.to_dict(), ensure_ascii=False, default=str), flush=True)
+                continue
+            _print_check(result)
+    if not items:
+        err.print("voiceprep: no audio files found")
+        raise typer.Exit(EXIT_FAILURES)
+    raise typer.Exit(EXIT_FAILURES if any_fail else EXIT_OK)
+
+
+def _print_check(result: CheckResult) -> None:
+    style = _VERDICT_STYLE[result.verdict]
+    reasons = f" ({', '.join(result.reasons)})" if result.reasons else ""
+    out.print(f"[{style}]{result.verdict.upper():4}[/] {result.path} [dim]for[/] {result.family}{reasons}")
+    for c in result.problems:
+        mark = "[red]x[/]" if c.verdict == "fail" else "[yellow]![/]"
+        out.print(f"     {mark} {c.message}", highlight=False)
+        if c.hint:
+            out.print(f"       [dim]fix: {c.hint}[/]", highlight=False)
+
+
+def _range_text(lo: float | None, hi: float | None, unit: str) -> str:
+    """``10-300 s``, ``up to 60 s``, ``10 s or more`` or ``not stated``."""
+    if lo is None and hi is None:
+        return "not stated"
+    if lo is None:
+        return f"up to {_fmt(hi, 0)} {unit}"
+    if hi is None:
+        return f"{_fmt(lo, 0)} {unit} or more"
+    return f"{_fmt(lo, 0)}-{_fmt(hi, 0)} {unit}"
 
 
 @families_app.callback(invoke_without_command=True)
@@ -151,10 +339,10 @@ def families_list(ctx: typer.Context) -> None:
             name,
             spec.title,
             spec.provider,
-            _fmt(getattr(getattr(lim, "min_sample_rate", None), "value", None)),
-            f"{_fmt(lim.min_duration_s.value, 0)}-{_fmt(lim.max_duration_s.value, 0)} s",
-            f"{_fmt(dlv.duration_aim_s, 0)} s",
-            _human_bytes(getattr(getattr(lim, "max_bytes", None), "value", None)),
+            _fmt(lim.min_sample_rate.value),
+            _range_text(lim.min_duration_s.value, lim.max_duration_s.value, "s"),
+            f"{_fmt(dlv.duration_s.aim, 0)} s ({_fmt(dlv.duration_s.min, 0)}-{_fmt(dlv.duration_s.max, 0)})",
+            _human_bytes(lim.max_bytes.value),
         )
     out.print(table)
 
