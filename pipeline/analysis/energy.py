@@ -1,0 +1,157 @@
+"""Frame energy on the shared 10 ms grid, the noise floor, and the DC offset.
+
+Frame ``i`` covers samples ``[i * 160, (i + 1) * 160)`` of the 16 kHz analysis view. Only complete frames
+are reported: a tail shorter than 10 ms at the very end of a stream is ignored, the same rule every
+analyser on the grid follows, so frame arrays from different analysers line up index by index.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from pipeline.analysis.base import FRAME_SAMPLES, Measurement
+from pipeline.errors import InvalidArgument
+
+DB_FLOOR = -120.0
+"""Lowest level reported for a frame (dBFS): digital silence is -120 dB, never -inf."""
+
+_POWER_FLOOR = 10.0 ** (DB_FLOOR / 10.0)
+
+MIN_NOISE_FRAMES = 30
+"""Non-speech frames (0.3 s) needed before the noise floor is taken from non-speech frames only."""
+
+MIN_FRAMES = 10
+"""Frames (0.1 s) needed for any noise-floor estimate at all."""
+
+
+def _as_mono_block(block: np.ndarray, *, name: str = "block") -> np.ndarray:
+    """Return ``block`` as a 1-D float64 array or raise :class:`InvalidArgument`."""
+    arr = np.asarray(block)
+    if arr.ndim != 1:
+        raise InvalidArgument(f"{name} must be a 1-D mono array, got shape {arr.shape}")
+    if not np.issubdtype(arr.dtype, np.floating):
+        raise InvalidArgument(f"{name} must hold floats in [-1, 1], got dtype {arr.dtype}")
+    return arr.astype(np.float64, copy=False)
+
+
+def power_to_db(power: np.ndarray) -> np.ndarray:
+    """Convert mean power to dBFS, floored at :data:`DB_FLOOR` (never ``-inf``)."""
+    p = np.maximum(np.asarray(power, dtype=np.float64), _POWER_FLOOR)
+    return 10.0 * np.log10(p)
+
+
+class FrameEnergy:
+    """Streaming mean power per 10 ms frame of the 16 kHz analysis view.
+
+    ``process`` accepts blocks of any length; samples that do not yet fill a frame are kept for the next
+    block. Memory grows with the number of frames only (one float per frame).
+    """
+
+    def __init__(self, *, frame_samples: int = FRAME_SAMPLES) -> None:
+        if frame_samples <= 0:
+            raise InvalidArgument(f"frame_samples must be positive, got {frame_samples!r}")
+        self._frame = frame_samples
+        self._rest = np.zeros(0, dtype=np.float64)
+        self._chunks: list[np.ndarray] = []
+
+    def process(self, block: np.ndarray) -> None:
+        """Add the next block of samples (1-D float, any length)."""
+        x = _as_mono_block(block)
+        if self._rest.size:
+            x = np.concatenate([self._rest, x])
+        n_full = x.size // self._frame
+        if n_full:
+            frames = x[: n_full * self._frame].reshape(n_full, self._frame)
+            self._chunks.append(np.mean(frames * frames, axis=1))
+        self._rest = x[n_full * self._frame :].copy()
+
+    def finish(self) -> np.ndarray:
+        """Return the mean power of every complete frame (float64; a trailing partial frame is dropped)."""
+        if not self._chunks:
+            return np.zeros(0, dtype=np.float64)
+        return np.concatenate(self._chunks)
+
+
+def frame_power(x: np.ndarray) -> np.ndarray:
+    """Mean power of each complete 10 ms frame of a whole 16 kHz signal (one-shot :class:`FrameEnergy`)."""
+    meter = FrameEnergy()
+    meter.process(x)
+    return meter.finish()
+
+
+def frame_db(power: np.ndarray) -> np.ndarray:
+    """Per-frame level in dBFS (``10 * log10`` of mean power, floored at -120 dB)."""
+    return power_to_db(power)
+
+
+def noise_floor_dbfs(frame_db: np.ndarray, speech_mask: np.ndarray | None) -> Measurement:
+    """Estimate the background level (key ``noise_floor_dbfs``) from per-frame levels.
+
+    With at least :data:`MIN_NOISE_FRAMES` non-speech frames, the floor is the 20th percentile of their
+    levels (low enough to ignore speech leaking into the mask, high enough to be stable). Otherwise it is
+    the 10th percentile of all frames, which is still the background as long as speech fills less than
+    about 90 % of the recording. Fewer than :data:`MIN_FRAMES` frames: ``None`` with a reason.
+    """
+    db = np.asarray(frame_db, dtype=np.float64)
+    if db.ndim != 1:
+        raise InvalidArgument(f"frame_db must be 1-D, got shape {db.shape}")
+    out = Measurement()
+    if speech_mask is not None:
+        mask = np.asarray(speech_mask, dtype=bool)
+        if mask.shape != db.shape:
+            raise InvalidArgument(
+                f"speech_mask must have the same length as frame_db ({db.size}), got {mask.shape}"
+            )
+        quiet = db[~mask]
+        if quiet.size >= MIN_NOISE_FRAMES:
+            out.put("noise_floor_dbfs", float(np.percentile(quiet, 20.0)))
+            return out
+    if db.size >= MIN_FRAMES:
+        out.put("noise_floor_dbfs", float(np.percentile(db, 10.0)))
+        return out
+    out.put("noise_floor_dbfs", None, why=f"not_measured: only {db.size} frames (need {MIN_FRAMES})")
+    return out
+
+
+class DcOffsetMeter:
+    """Streaming DC offset: the mean sample value of each channel.
+
+    Accepts 1-D (mono) or 2-D ``(samples, channels)`` float blocks at any rate. ``finish`` reports the
+    channel mean with the largest magnitude (signed), key ``dc_offset``.
+    """
+
+    def __init__(self) -> None:
+        self._sum: np.ndarray | None = None
+        self._count = 0
+
+    def process(self, block: np.ndarray) -> None:
+        """Add the next block (1-D mono or 2-D samples x channels)."""
+        arr = np.asarray(block)
+        if arr.ndim not in (1, 2) or not np.issubdtype(arr.dtype, np.floating):
+            raise InvalidArgument(f"block must be a 1-D or 2-D float array, got {arr.dtype} {arr.shape}")
+        arr2 = arr.reshape(arr.shape[0], -1).astype(np.float64, copy=False)
+        sums = arr2.sum(axis=0)
+        if self._sum is None:
+            self._sum = sums
+        elif self._sum.shape != sums.shape:
+            raise InvalidArgument(f"block has {sums.size} channels but earlier blocks had {self._sum.size}")
+        else:
+            self._sum = self._sum + sums
+        self._count += arr2.shape[0]
+
+    def finish(self) -> Measurement:
+        """Return ``dc_offset`` (``None`` with a reason when no samples were seen)."""
+        out = Measurement()
+        if self._sum is None or self._count == 0:
+            out.put("dc_offset", None, why="empty: no samples")
+            return out
+        means = self._sum / self._count
+        out.put("dc_offset", float(means[int(np.argmax(np.abs(means)))]))
+        return out
+
+
+def dc_offset(x: np.ndarray) -> Measurement:
+    """DC offset of a whole signal (one-shot :class:`DcOffsetMeter`)."""
+    meter = DcOffsetMeter()
+    meter.process(x)
+    return meter.finish()

@@ -1,0 +1,177 @@
+"""Signal-to-noise ratio: from the speech mask (the main figure) and blind WADA-SNR (a cross-check).
+
+Definition used everywhere in voiceprep (code, tests, benchmarks): SNR is the mean power of the clean
+speech over the speech-active frames, divided by the mean power of the noise, in dB. From a noisy
+recording and a speech mask it is estimated as ``S / N`` with ``N`` the mean power of the non-speech
+frames and ``S = P_speech - N`` (the speech frames also carry the noise, so it is subtracted).
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+
+from pipeline.analysis.base import FRAME_S, Measurement
+from pipeline.errors import InvalidArgument
+
+SNR_MIN_DB = -10.0
+"""Lower clamp of ``snr_db``: below this the speech mask itself is unreliable."""
+
+SNR_MAX_DB = 60.0
+"""Upper clamp of ``snr_db``: 60 means "60 dB or cleaner", including digital silence between words."""
+
+MIN_SNR_FRAMES = 10
+"""Frames (0.1 s) of speech and of non-speech needed for ``snr_db``."""
+
+_DIGITAL_ZERO_POWER = 1e-12  # -120 dBFS: the frame-level floor of pipeline.analysis.energy
+
+WADA_MIN_DB = -20.0
+"""Lower end of the WADA-SNR lookup (and clamp)."""
+
+WADA_MAX_DB = 100.0
+"""Upper end of the WADA-SNR lookup (and clamp); WADA saturates long before this (quality.md)."""
+
+WADA_GAMMA_SHAPE = 0.4
+"""Shape of the Gamma distribution assumed for clean-speech amplitudes (Kim & Stern, 2008)."""
+
+MIN_WADA_SAMPLES = 1600
+"""Non-zero samples (0.1 s at 16 kHz) needed for ``wada_snr_db``."""
+
+_WADA_TABLE_SAMPLES = 400_000
+_WADA_TABLE_SEED = 20080922  # fixed: the table is the same in every process
+
+
+def vad_snr_db(frame_power: np.ndarray, speech_mask: np.ndarray, *, guard_s: float = 0.05) -> Measurement:
+    """Estimate ``snr_db`` from per-frame mean power and a speech mask on the same grid.
+
+    ``N`` is the mean power of non-speech frames, ``S`` the mean power of speech frames minus ``N``; the
+    non-speech frames within ``guard_s`` of speech are left out of ``N`` (the quiet start and tail of a
+    word leak into them and would inflate the noise), unless that leaves too few frames. The
+    result ``10 * log10(S / N)`` is clamped to [:data:`SNR_MIN_DB`, :data:`SNR_MAX_DB`]. Non-speech that is
+    digital silence gives :data:`SNR_MAX_DB`. Fewer than :data:`MIN_SNR_FRAMES` speech frames gives
+    ``None`` (``no_speech``); fewer non-speech frames gives ``None`` (``not_measured``): with speech
+    everywhere the noise cannot be seen.
+    """
+    power = np.asarray(frame_power, dtype=np.float64)
+    mask = np.asarray(speech_mask, dtype=bool)
+    if power.ndim != 1 or mask.shape != power.shape:
+        raise InvalidArgument(
+            f"frame_power and speech_mask must be 1-D of equal length, got {power.shape} and {mask.shape}"
+        )
+    if power.size and (not np.all(np.isfinite(power)) or power.min() < 0.0):
+        raise InvalidArgument("frame_power must hold finite, non-negative mean powers")
+    out = Measurement()
+    n_speech = int(mask.sum())
+    n_noise = int(mask.size - n_speech)
+    if n_speech < MIN_SNR_FRAMES:
+        out.put("snr_db", None, why=f"no_speech: {n_speech} speech frames (need {MIN_SNR_FRAMES})")
+        return out
+    if n_noise < MIN_SNR_FRAMES:
+        out.put(
+            "snr_db",
+            None,
+            why=f"not_measured: {n_noise} non-speech frames (need {MIN_SNR_FRAMES}) to measure the noise",
+        )
+        return out
+    guard = round(_check_guard(guard_s) / FRAME_S)
+    quiet = ~mask
+    if guard:
+        near_speech = np.convolve(mask.astype(np.float64), np.ones(2 * guard + 1), mode="same") > 0.5
+        if int((~near_speech).sum()) >= MIN_SNR_FRAMES:
+            quiet = ~near_speech
+    noise = float(power[quiet].mean())
+    speech = float(power[mask].mean()) - noise
+    if noise <= _DIGITAL_ZERO_POWER:
+        out.put("snr_db", SNR_MAX_DB)
+        return out
+    floor = noise * 10.0 ** (SNR_MIN_DB / 10.0)
+    snr = 10.0 * np.log10(max(speech, floor) / noise)
+    out.put("snr_db", float(np.clip(snr, SNR_MIN_DB, SNR_MAX_DB)))
+    return out
+
+
+def _check_guard(guard_s: float) -> float:
+    """Return ``guard_s`` as float or raise :class:`InvalidArgument` when negative or not finite."""
+    value = float(guard_s)
+    if not np.isfinite(value) or value < 0.0:
+        raise InvalidArgument(f"guard_s must be a finite number >= 0, got {guard_s!r}")
+    return value
+
+
+@functools.cache
+def wada_table() -> tuple[np.ndarray, np.ndarray]:
+    """The WADA lookup: SNR grid (dB) and ``G = log(E|z|) - E[log|z|]`` of Gamma speech + Gaussian noise.
+
+    Derived here by simulation (fixed seed, common random numbers across SNRs so the curve is smooth):
+    speech samples are ``±Gamma(0.4, 1)`` and noise is Gaussian with power set for each SNR. ``G`` rises
+    monotonically from the Gaussian value ``0.5*log(2/pi) + (euler_gamma + log 2)/2 ≈ 0.409`` to the
+    Gamma value ``log(0.4) - digamma(0.4) ≈ 1.645``. Computed once per process.
+    """
+    rng = np.random.default_rng(_WADA_TABLE_SEED)
+    n = _WADA_TABLE_SAMPLES
+    speech = rng.gamma(WADA_GAMMA_SHAPE, 1.0, n) * rng.choice([-1.0, 1.0], n)
+    noise = rng.standard_normal(n)
+    speech_power = WADA_GAMMA_SHAPE * (WADA_GAMMA_SHAPE + 1.0)
+    snrs = np.arange(WADA_MIN_DB, WADA_MAX_DB + 0.5, 1.0)
+    g = np.empty(snrs.size)
+    for i, snr in enumerate(snrs):
+        z = np.abs(speech + noise * np.sqrt(speech_power / 10.0 ** (snr / 10.0)))
+        g[i] = np.log(z.mean()) - np.log(z).mean()
+    # Sampling noise can make the saturated top end wobble; force a strictly increasing curve to invert.
+    g = np.maximum.accumulate(g) + np.arange(g.size) * 1e-9
+    return snrs, g
+
+
+def _wada_from_g(g: float) -> float:
+    """Invert the lookup: the SNR (dB) whose ``G`` equals ``g``, clamped to the table's range."""
+    snrs, table = wada_table()
+    return float(np.interp(g, table, snrs, left=WADA_MIN_DB, right=WADA_MAX_DB))
+
+
+class WadaAccumulator:
+    """Streaming WADA-SNR (Kim & Stern, 2008): sums of ``|x|`` and ``log|x|`` over non-zero samples.
+
+    Exact zeros are dropped: digital silence (padding, muted stretches) would pull ``E[log|x|]`` to minus
+    infinity and the estimate to its ceiling. WADA assumes speech and noise everywhere in what it sees;
+    it is reliable below about 20 dB and saturates by 30-40 dB.
+    """
+
+    def __init__(self) -> None:
+        self._sum_abs = 0.0
+        self._sum_log = 0.0
+        self._count = 0
+
+    def process(self, block: np.ndarray) -> None:
+        """Add the next block of samples (1-D float, any rate, any length)."""
+        arr = np.asarray(block)
+        if arr.ndim != 1 or not np.issubdtype(arr.dtype, np.floating):
+            raise InvalidArgument(f"block must be a 1-D float array, got {arr.dtype} {arr.shape}")
+        a = np.abs(arr.astype(np.float64, copy=False))
+        a = a[a > 0.0]
+        if not np.all(np.isfinite(a)):
+            raise InvalidArgument("block must hold finite samples")
+        self._sum_abs += float(a.sum())
+        self._sum_log += float(np.log(a).sum())
+        self._count += int(a.size)
+
+    def finish(self) -> Measurement:
+        """Return ``wada_snr_db`` (``None`` with a reason below :data:`MIN_WADA_SAMPLES` non-zero samples)."""
+        out = Measurement()
+        if self._count < MIN_WADA_SAMPLES:
+            out.put(
+                "wada_snr_db",
+                None,
+                why=f"not_measured: {self._count} non-zero samples (need {MIN_WADA_SAMPLES})",
+            )
+            return out
+        g = np.log(self._sum_abs / self._count) - self._sum_log / self._count
+        out.put("wada_snr_db", _wada_from_g(float(g)))
+        return out
+
+
+def wada_snr_db(x: np.ndarray) -> Measurement:
+    """WADA-SNR of a whole signal (one-shot :class:`WadaAccumulator`), key ``wada_snr_db``."""
+    acc = WadaAccumulator()
+    acc.process(x)
+    return acc.finish()

@@ -1,0 +1,240 @@
+"""Voice activity on the shared 10 ms grid: WebRTC decisions, an energy gate, smoothing, segments.
+
+The fast pass runs ``webrtcvad`` (a small GMM over six sub-band energies) on every 10 ms frame. It
+separates speech from silence well but calls much steady noise "speech" (quality.md), so the decision
+used downstream is fused with an energy gate (:func:`speech_mask`):
+
+1. smooth the frame level over 50 ms and estimate the background level from the frames WebRTC calls
+   non-speech (:func:`pipeline.analysis.energy.noise_floor_dbfs` of the smoothed level);
+2. :func:`energy_gate`: a run of frames 1 dB above that background passes when some frame in it is 6 dB
+   above (hysteresis: weak word edges stay attached to strong syllables, noise bumps are rejected);
+3. a frame is speech when WebRTC *and* the gate agree; then :func:`smooth` fills short gaps, drops blips
+   and adds a hangover after each speech run.
+
+Measured on three real utterances from ``../shared/data`` with 1 s pauses (tests/test_vad.py): frame
+F1 against the clean signal's own energy mask is 0.98 clean and 0.95-0.96 at 10 dB SNR in white, pink
+and exercise-bike noise (0.93 with dish-washing noise). With loud noise (speech at -16 dBFS, pink noise
+at 10 dB SNR) WebRTC alone calls 95 % of frames speech (F1 0.87); the fused mask reaches 0.94.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import webrtcvad
+
+from pipeline.analysis.base import ANALYSIS_RATE, FRAME_S
+from pipeline.analysis.energy import noise_floor_dbfs, power_to_db
+from pipeline.errors import InvalidArgument
+
+_WEBRTC_RATES = (8000, 16000, 32000, 48000)
+
+
+def _check_nonneg(name: str, value: float) -> float:
+    """Return ``value`` as float, or raise :class:`InvalidArgument` when negative or not finite."""
+    v = float(value)
+    if not np.isfinite(v) or v < 0.0:
+        raise InvalidArgument(f"{name} must be a finite number >= 0, got {value!r}")
+    return v
+
+
+class WebRtcVad:
+    """Streaming WebRTC VAD: one raw speech decision per 10 ms frame of the shared grid.
+
+    Blocks are float mono in [-1, 1] at ``sample_rate`` (16 kHz for the analysis view), of any length;
+    the remainder that does not fill a frame is kept. Each 10 ms frame is converted to 16-bit PCM and
+    classified on its own (WebRTC keeps its own adaptive state across calls). A trailing partial frame is
+    dropped, like every analyser on the grid.
+    """
+
+    def __init__(self, *, aggressiveness: int = 2, sample_rate: int = ANALYSIS_RATE) -> None:
+        if aggressiveness not in (0, 1, 2, 3):
+            raise InvalidArgument(f"aggressiveness must be 0, 1, 2 or 3, got {aggressiveness!r}")
+        if sample_rate not in _WEBRTC_RATES:
+            raise InvalidArgument(f"sample_rate must be one of {_WEBRTC_RATES}, got {sample_rate!r}")
+        self._vad = webrtcvad.Vad(aggressiveness)
+        self._rate = sample_rate
+        self._frame = round(sample_rate * FRAME_S)
+        self._rest = np.zeros(0, dtype=np.int16)
+        self._decisions: list[np.ndarray] = []
+
+    def process(self, block: np.ndarray) -> None:
+        """Classify every complete 10 ms frame in ``block`` (plus the kept remainder)."""
+        arr = np.asarray(block)
+        if arr.ndim != 1 or not np.issubdtype(arr.dtype, np.floating):
+            raise InvalidArgument(f"block must be a 1-D float array, got {arr.dtype} {arr.shape}")
+        pcm = np.clip(np.rint(arr.astype(np.float64) * 32768.0), -32768, 32767).astype(np.int16)
+        if self._rest.size:
+            pcm = np.concatenate([self._rest, pcm])
+        n_full = pcm.size // self._frame
+        if n_full:
+            data = pcm[: n_full * self._frame].tobytes()
+            step = 2 * self._frame
+            is_speech = self._vad.is_speech
+            rate = self._rate
+            out = np.fromiter(
+                (is_speech(data[i * step : (i + 1) * step], rate) for i in range(n_full)),
+                dtype=bool,
+                count=n_full,
+            )
+            self._decisions.append(out)
+        self._rest = pcm[n_full * self._frame :].copy()
+
+    def finish(self) -> np.ndarray:
+        """Return the raw per-frame decisions (bool array, one per complete 10 ms frame)."""
+        if not self._decisions:
+            return np.zeros(0, dtype=bool)
+        return np.concatenate(self._decisions)
+
+
+def webrtc_vad(x: np.ndarray, *, aggressiveness: int = 2) -> np.ndarray:
+    """Raw WebRTC decisions for a whole 16 kHz signal (one-shot :class:`WebRtcVad`)."""
+    vad = WebRtcVad(aggressiveness=aggressiveness)
+    vad.process(x)
+    return vad.finish()
+
+
+def _runs(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Start indices and (exclusive) end indices of the runs of ``True`` in a 1-D bool array."""
+    m = np.asarray(mask, dtype=bool)
+    if m.size == 0:
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, empty
+    padded = np.concatenate([[False], m, [False]]).astype(np.int8)
+    diff = np.diff(padded)
+    return np.flatnonzero(diff == 1), np.flatnonzero(diff == -1)
+
+
+def smooth(
+    raw: np.ndarray,
+    *,
+    min_speech_s: float = 0.05,
+    hangover_s: float = 0.08,
+    min_gap_s: float = 0.1,
+    frame_s: float = FRAME_S,
+) -> np.ndarray:
+    """Clean up per-frame speech decisions.
+
+    In this order: gaps between speech runs shorter than ``min_gap_s`` are filled; speech runs shorter
+    than ``min_speech_s`` are dropped (blips: clicks, a single noisy frame); each remaining run is extended
+    by ``hangover_s`` after its end (the decaying tail of a word is quiet but still speech).
+
+    The default hangover is 80 ms rather than a round 100 ms: WebRTC and the 50 ms level window already
+    extend a run by about 50 ms, and pauses should be measured within about 0.1 s of the true silence.
+    """
+    mask = np.asarray(raw, dtype=bool)
+    if mask.ndim != 1:
+        raise InvalidArgument(f"raw must be a 1-D bool array, got shape {mask.shape}")
+    min_speech_s = _check_nonneg("min_speech_s", min_speech_s)
+    hangover_s = _check_nonneg("hangover_s", hangover_s)
+    min_gap_s = _check_nonneg("min_gap_s", min_gap_s)
+    if not frame_s > 0:
+        raise InvalidArgument(f"frame_s must be positive, got {frame_s!r}")
+    out = mask.copy()
+    gap_frames = round(min_gap_s / frame_s)
+    starts, ends = _runs(out)
+    for prev_end, next_start in zip(ends[:-1], starts[1:], strict=True):
+        if next_start - prev_end < gap_frames:
+            out[prev_end:next_start] = True
+    min_frames = round(min_speech_s / frame_s)
+    starts, ends = _runs(out)
+    for s, e in zip(starts, ends, strict=True):
+        if e - s < min_frames:
+            out[s:e] = False
+    hang = round(hangover_s / frame_s)
+    if hang:
+        starts, ends = _runs(out)
+        for e in ends:
+            out[e : e + hang] = True
+    return out
+
+
+def smoothed_level_db(frame_db: np.ndarray, *, window_s: float = 0.05) -> np.ndarray:
+    """Frame level averaged in the power domain over ``window_s`` centred on each frame (dBFS).
+
+    Near the ends of the array the average covers only the frames that exist, so edges are not biased low.
+    """
+    db = np.asarray(frame_db, dtype=np.float64)
+    if db.ndim != 1:
+        raise InvalidArgument(f"frame_db must be 1-D, got shape {db.shape}")
+    window_s = _check_nonneg("window_s", window_s)
+    width = max(1, round(window_s / FRAME_S))
+    if db.size == 0 or width == 1:
+        return db.copy()
+    kernel = np.ones(width)
+    power = np.convolve(10.0 ** (db / 10.0), kernel, mode="same")
+    count = np.convolve(np.ones(db.size), kernel, mode="same")
+    return power_to_db(power / count)
+
+
+def energy_gate(
+    frame_db: np.ndarray,
+    raw_vad: np.ndarray,
+    *,
+    margin_db: float = 1.0,
+    seed_margin_db: float = 6.0,
+    level_window_s: float = 0.05,
+) -> np.ndarray:
+    """Frames whose smoothed level stands out from the background (a hysteresis gate).
+
+    The background is :func:`noise_floor_dbfs` of the smoothed level (``level_window_s``), using the frames
+    WebRTC calls non-speech. A run of frames more than ``margin_db`` above the background is open when at
+    least one of its frames is more than ``seed_margin_db`` above it: speech rises well clear of the noise
+    somewhere in every word, while noise fluctuations rarely do. Too few frames for a background: all open.
+    """
+    db = np.asarray(frame_db, dtype=np.float64)
+    raw = np.asarray(raw_vad, dtype=bool)
+    if db.ndim != 1 or raw.shape != db.shape:
+        raise InvalidArgument(
+            f"frame_db and raw_vad must be 1-D of equal length, got {db.shape} and {raw.shape}"
+        )
+    margin_db = _check_nonneg("margin_db", margin_db)
+    seed_margin_db = _check_nonneg("seed_margin_db", seed_margin_db)
+    level = smoothed_level_db(db, window_s=level_window_s)
+    floor = noise_floor_dbfs(level, raw).values["noise_floor_dbfs"]
+    if floor is None:
+        return np.ones(db.shape, dtype=bool)
+    low = level > floor + margin_db
+    seed = level > floor + max(margin_db, seed_margin_db)
+    gate = np.zeros(db.shape, dtype=bool)
+    starts, ends = _runs(low)
+    for s, e in zip(starts, ends, strict=True):
+        if seed[s:e].any():
+            gate[s:e] = True
+    return gate
+
+
+def speech_mask(
+    frame_db: np.ndarray,
+    raw_vad: np.ndarray,
+    *,
+    margin_db: float = 1.0,
+    seed_margin_db: float = 6.0,
+    level_window_s: float = 0.05,
+    min_speech_s: float = 0.05,
+    hangover_s: float = 0.08,
+    min_gap_s: float = 0.1,
+) -> np.ndarray:
+    """The speech decision used downstream: WebRTC AND :func:`energy_gate`, then :func:`smooth`.
+
+    ``frame_db`` (per-frame level, e.g. from :func:`pipeline.analysis.energy.frame_db`) and ``raw_vad``
+    (from :class:`WebRtcVad`) are arrays on the same 10 ms grid.
+    """
+    gate = energy_gate(
+        frame_db, raw_vad, margin_db=margin_db, seed_margin_db=seed_margin_db, level_window_s=level_window_s
+    )
+    raw = np.asarray(raw_vad, dtype=bool)
+    return smooth(raw & gate, min_speech_s=min_speech_s, hangover_s=hangover_s, min_gap_s=min_gap_s)
+
+
+def segments_from_mask(mask: np.ndarray, *, frame_s: float = FRAME_S) -> list[tuple[float, float]]:
+    """Turn a per-frame speech mask into ``(start_s, end_s)`` segments (frame ``i`` spans ``[i, i+1) * frame_s``)."""
+    if not frame_s > 0:
+        raise InvalidArgument(f"frame_s must be positive, got {frame_s!r}")
+    m = np.asarray(mask, dtype=bool)
+    if m.ndim != 1:
+        raise InvalidArgument(f"mask must be 1-D, got shape {m.shape}")
+    starts, ends = _runs(m)
+    return [
+        (round(float(s) * frame_s, 6), round(float(e) * frame_s, 6))
+        for s, e in zip(starts, ends, strict=True)
+    ]

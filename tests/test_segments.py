@@ -1,0 +1,130 @@
+"""Runs, pauses and the speech summary: known answers, and real speech with inserted pauses."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from pipeline.analysis.base import FRAME_SAMPLES
+from pipeline.analysis.energy import FrameEnergy, frame_db, frame_power
+from pipeline.analysis.segments import runs_and_pauses, speech_metrics
+from pipeline.analysis.vad import WebRtcVad, segments_from_mask, speech_mask
+from pipeline.errors import InvalidArgument
+
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+RATE = 16000
+
+
+def test_runs_and_pauses_known_answer():
+    segments = [(0.5, 1.0), (1.3, 2.0), (2.5, 3.0), (4.0, 4.2), (6.7, 7.0)]
+    runs, pauses = runs_and_pauses(segments, min_pause_s=0.5)
+    # 0.3 s gap joins; a gap of exactly min_pause_s is a pause; 1.0 s and 2.5 s are pauses.
+    assert runs == [(0.5, 2.0), (2.5, 3.0), (4.0, 4.2), (6.7, 7.0)]
+    assert pauses == [(2.0, 2.5), (3.0, 4.0), (4.2, 6.7)]
+
+
+def test_speech_metrics_known_answer():
+    segments = [(0.5, 1.0), (1.3, 2.0), (2.5, 3.0), (4.0, 4.2), (6.2, 7.0), (9.1, 9.5)]
+    m = speech_metrics(segments, duration_s=10.0)
+    v = m.values
+    assert v["speech_s"] == pytest.approx(0.5 + 0.7 + 0.5 + 0.2 + 0.8 + 0.4)
+    assert v["speech_ratio"] == pytest.approx(3.1 / 10.0)
+    assert v["longest_run_s"] == pytest.approx(1.5)
+    assert v["max_pause_s"] == pytest.approx(2.1)
+    # pauses 0.5, 1.0, 2.0 (not over 2 s), 2.1 (over)
+    assert v["pauses_over_2s"] == 1
+    assert v["pauses"] == [[2.0, 2.5], [3.0, 4.0], [4.2, 6.2], [7.0, 9.1]]
+    assert m.null_reasons == {}
+
+
+def test_single_run_has_zero_max_pause():
+    m = speech_metrics([(1.0, 2.0), (2.2, 3.0)], duration_s=4.0)
+    assert m.values["max_pause_s"] == 0.0
+    assert m.values["longest_run_s"] == pytest.approx(2.0)
+    assert m.values["pauses"] == []
+
+
+def test_no_speech_gives_none_with_reason():
+    m = speech_metrics([], duration_s=5.0)
+    assert m.values["speech_s"] == 0.0
+    assert m.values["speech_ratio"] == 0.0
+    assert m.values["max_pause_s"] is None
+    assert m.null_reasons["max_pause_s"].startswith("no_speech:")
+    assert m.values["pauses_over_2s"] == 0
+
+
+@pytest.mark.parametrize(
+    ("segments", "kwargs", "match"),
+    [
+        ([(1.0, 0.5)], {"duration_s": 2.0}, "segments\\[0\\]"),
+        ([(0.0, 1.0), (0.5, 1.5)], {"duration_s": 2.0}, "overlaps"),
+        ([(0.0, 1.0)], {"duration_s": -1.0}, "duration_s"),
+        ([(0.0, 3.0)], {"duration_s": 2.0}, "duration_s"),
+        ([(0.0, 1.0)], {"duration_s": 2.0, "min_pause_s": 0.0}, "min_pause_s"),
+    ],
+)
+def test_invalid_arguments(segments, kwargs, match):
+    with pytest.raises(InvalidArgument, match=match):
+        speech_metrics(segments, **kwargs)
+
+
+def _trimmed(name: str) -> np.ndarray:
+    """A real 16 kHz utterance cut to its speech: frames within 30 dB of its loud frames.
+
+    (These recordings have room noise bursts about 35-40 dB below the speech: a 30 dB cut leaves them out.)
+    """
+    x, rate = sf.read(DATA / "speech" / name, dtype="float32")
+    assert rate == RATE
+    db = frame_db(frame_power(x))
+    on = np.flatnonzero(db > np.percentile(db, 99) - 30.0)
+    x = x[on[0] * FRAME_SAMPLES : (on[-1] + 1) * FRAME_SAMPLES]
+    return (x * 0.05 / np.sqrt(np.mean(x**2))).astype(np.float32)
+
+
+@pytest.mark.parametrize("background_dbfs", [-70.0, -50.0])
+def test_inserted_pauses_are_measured(background_dbfs):
+    """Four short real sentences joined by silences of 1.0 s, 0.3 s and 2.5 s, on a steady background.
+
+    The whole fast-pass chain (streaming energy and WebRTC, fused mask, segments, metrics) must find
+    exactly the 1.0 s and 2.5 s pauses, each within 0.15 s, and must not call the 0.3 s gap a pause.
+    """
+    names = [
+        "pra_cmu_arctic_us_aew_a0001.wav",
+        "pra_cmu_arctic_us_aew_a0002.wav",
+        "pra_cmu_arctic_us_axb_a0004.wav",
+        "pra_cmu_arctic_us_aew_a0003.wav",
+    ]
+    gaps = [1.0, 0.3, 2.5]
+    parts = [np.zeros(RATE // 2, dtype=np.float32)]
+    truth = []
+    t = 0.5
+    for i, name in enumerate(names):
+        utterance = _trimmed(name)
+        parts.append(utterance)
+        t += utterance.size / RATE
+        if i < len(gaps):
+            parts.append(np.zeros(round(gaps[i] * RATE), dtype=np.float32))
+            truth.append((t, t + gaps[i]))
+            t += gaps[i]
+    parts.append(np.zeros(RATE // 2, dtype=np.float32))
+    clean = np.concatenate(parts)
+    level = 10.0 ** (background_dbfs / 20.0)
+    y = (clean + level * np.random.default_rng(5).standard_normal(clean.size)).astype(np.float32)
+
+    energy, vad = FrameEnergy(), WebRtcVad()
+    for start in range(0, y.size, 4001):
+        energy.process(y[start : start + 4001])
+        vad.process(y[start : start + 4001])
+    mask = speech_mask(frame_db(energy.finish()), vad.finish())
+    m = speech_metrics(segments_from_mask(mask), duration_s=y.size / RATE)
+
+    expected = [span for span in truth if span[1] - span[0] >= 0.5]
+    assert len(m.values["pauses"]) == len(expected) == 2
+    for (start, end), (true_start, true_end) in zip(m.values["pauses"], expected, strict=True):
+        assert abs((end - start) - (true_end - true_start)) <= 0.15
+        assert abs(start - true_start) <= 0.15 and abs(end - true_end) <= 0.15
+    assert m.values["pauses_over_2s"] == 1
+    assert m.values["max_pause_s"] == pytest.approx(2.5, abs=0.15)

@@ -1,0 +1,215 @@
+"""WebRTC VAD streaming, smoothing, the energy gate and frame F1 on real speech in noise."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import soxr
+
+from pipeline.analysis.base import FRAME_SAMPLES
+from pipeline.analysis.energy import frame_db, frame_power
+from pipeline.analysis.vad import (
+    WebRtcVad,
+    energy_gate,
+    segments_from_mask,
+    smooth,
+    speech_mask,
+    webrtc_vad,
+)
+from pipeline.errors import InvalidArgument
+
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+RATE = 16000
+UTTERANCES = (
+    "pra_cmu_arctic_us_aew_a0001.wav",
+    "pra_cmu_arctic_us_axb_a0004.wav",
+    "sb_ljspeech_LJ050-0131.wav",
+)
+
+
+def load16k(path: Path) -> np.ndarray:
+    """Read a file as mono float32 at 16 kHz."""
+    x, rate = sf.read(path, dtype="float32", always_2d=True)
+    mono = x.mean(axis=1)
+    if rate != RATE:
+        mono = soxr.resample(mono, rate, RATE)
+    return np.asarray(mono, dtype=np.float32)
+
+
+def reference_mask(clean: np.ndarray) -> np.ndarray:
+    """The clean signal's own speech mask: frames within 35 dB of its loud (99th percentile) frames.
+
+    Gaps under 0.1 s are filled and an 80 ms tail added, the same time conventions the VAD uses, so the
+    comparison is about detection and not about where a word's tail is said to end.
+    """
+    db = frame_db(frame_power(clean))
+    return smooth(db > np.percentile(db, 99) - 35.0, min_speech_s=0.0, hangover_s=0.08, min_gap_s=0.1)
+
+
+def trimmed_utterance(name: str, *, rms: float = 0.05) -> np.ndarray:
+    """A real utterance cut to its speech (frames within 35 dB of its loud frames), at a set speech RMS."""
+    x = load16k(DATA / "speech" / name)
+    db = frame_db(frame_power(x))
+    on = np.flatnonzero(db > np.percentile(db, 99) - 35.0)
+    x = x[on[0] * FRAME_SAMPLES : (on[-1] + 1) * FRAME_SAMPLES]
+    active = reference_mask(x)
+    return (x * rms / np.sqrt(frame_power(x)[active].mean())).astype(np.float32)
+
+
+def pink_noise(n: int, rng: np.random.Generator) -> np.ndarray:
+    """Gaussian noise with a 1/f power spectrum."""
+    spectrum = np.fft.rfft(rng.standard_normal(n))
+    f = np.arange(spectrum.size, dtype=np.float64)
+    f[0] = 1.0
+    return np.fft.irfft(spectrum / np.sqrt(f), n)
+
+
+def add_noise(clean: np.ndarray, noise: np.ndarray, snr_db: float, active: np.ndarray) -> np.ndarray:
+    """Mix so that clean power over speech-active frames / mean noise power is ``snr_db``."""
+    speech_power = frame_power(clean)[active].mean()
+    noise = noise[: clean.size].astype(np.float64)
+    gain = np.sqrt(speech_power / np.mean(noise**2) / 10.0 ** (snr_db / 10.0))
+    return (clean + gain * noise).astype(np.float32)
+
+
+def f1(est: np.ndarray, ref: np.ndarray) -> float:
+    """Frame F1 of ``est`` against ``ref``."""
+    tp = np.sum(est & ref)
+    return float(2 * tp / (2 * tp + np.sum(est & ~ref) + np.sum(~est & ref)))
+
+
+@pytest.fixture(scope="module")
+def speech_with_pauses() -> tuple[np.ndarray, np.ndarray]:
+    """Three real utterances at one level, 1 s of silence around and between them, and their mask."""
+    silence = np.zeros(RATE, dtype=np.float32)
+    parts = [silence[: RATE // 2]]
+    for name in UTTERANCES:
+        parts += [trimmed_utterance(name), silence]
+    clean = np.concatenate(parts)
+    return clean, reference_mask(clean)
+
+
+def fused_mask(y: np.ndarray) -> np.ndarray:
+    """The VAD decision the pipeline uses: WebRTC + energy gate + smoothing."""
+    return speech_mask(frame_db(frame_power(y)), webrtc_vad(y))
+
+
+def test_streaming_matches_one_shot_for_odd_block_sizes(speech_with_pauses):
+    clean, _ = speech_with_pauses
+    y = clean[: 3 * RATE] + np.float32(0.01) * np.random.default_rng(1).standard_normal(3 * RATE).astype(
+        np.float32
+    )
+    vad = WebRtcVad()
+    sizes = [1, 159, 161, 7, 480, 1000, 33]
+    pos = i = 0
+    while pos < y.size:
+        vad.process(y[pos : pos + sizes[i % len(sizes)]])
+        pos += sizes[i % len(sizes)]
+        i += 1
+    streamed = vad.finish()
+    assert streamed.size == y.size // FRAME_SAMPLES
+    np.testing.assert_array_equal(streamed, webrtc_vad(y))
+
+
+def test_digital_silence_is_no_speech():
+    y = np.zeros(2 * RATE + 77, dtype=np.float32)
+    raw = webrtc_vad(y)
+    assert raw.size == 200 and not raw.any()
+    mask = speech_mask(frame_db(frame_power(y)), raw)
+    assert segments_from_mask(mask) == []
+
+
+def test_smooth_fills_gaps_drops_blips_and_adds_hangover():
+    raw = np.zeros(60, dtype=bool)
+    raw[5:15] = True  # run A
+    raw[19:30] = True  # 4-frame gap (40 ms) after A: filled with min_gap_s=0.05
+    raw[45:47] = True  # 20 ms blip: dropped with min_speech_s=0.03
+    out = smooth(raw, min_speech_s=0.03, hangover_s=0.03, min_gap_s=0.05)
+    expected = np.zeros(60, dtype=bool)
+    expected[5:33] = True
+    np.testing.assert_array_equal(out, expected)
+
+
+def test_smooth_keeps_gaps_at_least_min_gap():
+    raw = np.zeros(40, dtype=bool)
+    raw[0:10] = True
+    raw[20:30] = True  # 10-frame gap = min_gap_s: not filled
+    out = smooth(raw, min_speech_s=0.0, hangover_s=0.0, min_gap_s=0.1)
+    np.testing.assert_array_equal(out, raw)
+
+
+def test_segments_from_mask_known_answer():
+    mask = np.zeros(100, dtype=bool)
+    mask[3:10] = True
+    mask[50:100] = True
+    assert segments_from_mask(mask) == [(0.03, 0.1), (0.5, 1.0)]
+    assert segments_from_mask(np.zeros(5, dtype=bool)) == []
+
+
+def test_energy_gate_rejects_noise_webrtc_calls_speech():
+    """WebRTC says "speech" everywhere (as it does for loud noise); the gate keeps only the bursts."""
+    rng = np.random.default_rng(7)
+    y = 0.01 * rng.standard_normal(4 * RATE)
+    bursts = [(1.0, 1.5), (2.5, 3.2)]
+    for start, end in bursts:
+        a, b = int(start * RATE), int(end * RATE)
+        y[a:b] += 0.2 * np.sin(2 * np.pi * 300 * np.arange(b - a) / RATE)  # 23 dB above the noise
+    db = frame_db(frame_power(y))
+    gate = energy_gate(db, np.ones(db.size, dtype=bool))
+    expected = np.zeros(db.size, dtype=bool)
+    for start, end in bursts:
+        expected[round(start * 100) : round(end * 100)] = True
+    # The 50 ms level window may blur each edge by up to 3 frames; elsewhere the answer is exact.
+    disagree = np.flatnonzero(gate != expected)
+    edges = np.array([round(t * 100) for span in bursts for t in span])
+    assert all(np.min(np.abs(edges - i)) <= 3 for i in disagree)
+    mask = speech_mask(db, np.ones(db.size, dtype=bool))
+    assert [(round(s, 1), round(e, 1)) for s, e in segments_from_mask(mask)] == [(1.0, 1.6), (2.5, 3.3)]
+
+
+def test_invalid_arguments_name_the_value():
+    with pytest.raises(InvalidArgument, match="aggressiveness"):
+        WebRtcVad(aggressiveness=5)
+    with pytest.raises(InvalidArgument, match="sample_rate"):
+        WebRtcVad(sample_rate=44100)
+    with pytest.raises(InvalidArgument, match="hangover_s"):
+        smooth(np.zeros(3, dtype=bool), hangover_s=-1.0)
+    with pytest.raises(InvalidArgument, match="equal length"):
+        speech_mask(np.zeros(4), np.zeros(5, dtype=bool))
+    with pytest.raises(InvalidArgument, match="1-D"):
+        WebRtcVad().process(np.zeros((10, 2), dtype=np.float32))
+
+
+def test_f1_clean(speech_with_pauses):
+    clean, ref = speech_with_pauses
+    dither = 3e-4 * np.random.default_rng(2).standard_normal(clean.size)  # -70 dBFS, not digital zero
+    assert f1(fused_mask((clean + dither).astype(np.float32)), ref) >= 0.92
+
+
+@pytest.mark.parametrize("kind", ["white", "pink", "exercise_bike"])
+def test_f1_at_10db_snr(speech_with_pauses, kind):
+    clean, ref = speech_with_pauses
+    rng = np.random.default_rng(3)
+    if kind == "white":
+        noise = rng.standard_normal(clean.size)
+    elif kind == "pink":
+        noise = pink_noise(clean.size, rng)
+    else:
+        noise = load16k(DATA / "noise" / "pra_exercise_bike.wav")
+    assert f1(fused_mask(add_noise(clean, noise, 10.0, ref)), ref) >= 0.85
+
+
+def test_gate_rescues_loud_noise_where_webrtc_alone_fails(speech_with_pauses):
+    """Speech at -16 dBFS RMS in pink noise at 10 dB SNR: WebRTC alone marks nearly every frame speech."""
+    clean, ref = speech_with_pauses
+    loud = (clean * np.float32(10.0 ** (-16 / 20) / 0.05)).astype(np.float32)
+    y = add_noise(loud, pink_noise(loud.size, np.random.default_rng(4)), 10.0, ref)
+    raw = webrtc_vad(y)
+    webrtc_only = smooth(raw)
+    fused = speech_mask(frame_db(frame_power(y)), raw)
+    assert webrtc_only.mean() > 0.95  # WebRTC calls the noise speech ...
+    assert f1(fused, ref) >= 0.85  # ... the fused decision does not
+    assert f1(fused, ref) > f1(webrtc_only, ref) + 0.03
