@@ -388,6 +388,19 @@ def check_limits(
     return checks, skipped
 
 
+_PERCENT_METRICS = {"clipped_ratio", "speech_ratio"}
+
+
+def _gate_value_text(metric: str, value: float | None, unit: str) -> str:
+    """A value as a person reads it: ratios as percentages, other numbers with their unit."""
+    if value is None:
+        return "-"
+    if metric in _PERCENT_METRICS:
+        return f"{value * 100:.3g} %"
+    text = _num(value)
+    return f"{text} {unit}" if unit else text
+
+
 def check_gates(
     gates: Sequence[Gate], *, metrics: Mapping[str, Any], null_reasons: Mapping[str, str] | None = None
 ) -> tuple[list[Check], dict[str, str]]:
@@ -407,11 +420,14 @@ def check_gates(
         threshold = gate.fail if verdict == "fail" else gate.warn if gate.warn is not None else gate.fail
         op = ">=" if gate.direction == "min" else "<="
         unit = METRIC_UNITS.get(gate.metric, "")
-        message = f"{gate.metric} {_num(value)}{(' ' + unit) if unit else ''}"
+        shown = _gate_value_text(gate.metric, value, unit)
         if verdict == "pass":
-            message += f" (passes {op} {_num(threshold)})"
+            message = f"{gate.metric} {shown} (passes {op} {_gate_value_text(gate.metric, threshold, unit)})"
         else:
-            message += f" ({verdict}: should be {op} {_num(threshold)})"
+            message = (
+                f"{gate.metric} {shown} ({verdict}: should be {op} "
+                f"{_gate_value_text(gate.metric, threshold, unit)})"
+            )
         checks.append(
             Check(
                 rule=name,

@@ -23,6 +23,7 @@ from pipeline.audio.mix import (
     examine_channels,
     mix,
 )
+from pipeline.audio.prefetch import prefetch
 from pipeline.audio.resample import StreamResampler, resample
 from pipeline.errors import InvalidArgument
 
@@ -131,7 +132,9 @@ class AnalysisView:
         pending: np.ndarray | None = None
         try:
             with reader:
-                blocks = reader.blocks(block_frames=block_frames, start_s=self.start_s, end_s=self.end_s)
+                blocks = prefetch(
+                    reader.blocks(block_frames=block_frames, start_s=self.start_s, end_s=self.end_s)
+                )
                 # Hold one block back so the final one can be sent with last=True and carry the tail.
                 for block in blocks:
                     if pending is not None:

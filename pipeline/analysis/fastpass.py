@@ -1,0 +1,355 @@
+"""The fast pass: one streaming decode of a recording yields every recording-level metric.
+
+Each decoded block is seen twice: at the native rate and channel count (clipping, true peak, bandwidth,
+DC offset and loudness are properties of the source) and as the 16 kHz mono analysis view (VAD, frame
+energy, SNR, reverberation, DNSMOS). Memory is bounded by the number of 10 ms frames, not samples: a
+one-hour file holds 360 000 frames of a few floats each.
+
+The result is a :class:`FastPassResult`: metrics (the names used everywhere), the reasons for every
+metric that could not be measured, per-frame arrays and the speech segments.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pipeline.analysis.bandwidth import BandwidthMeter
+from pipeline.analysis.base import ANALYSIS_RATE, FRAME_S, Measurement
+from pipeline.analysis.clipping import ClippingDetector
+from pipeline.analysis.energy import DcOffsetMeter, FrameEnergy, frame_db, noise_floor_dbfs
+from pipeline.analysis.reverb import ReverbMeter
+from pipeline.analysis.segments import speech_metrics
+from pipeline.analysis.snr import WadaAccumulator, vad_snr_db
+from pipeline.analysis.vad import WebRtcVad, segments_from_mask, speech_mask
+from pipeline.audio.loudness import LoudnessMeter
+from pipeline.audio.mix import ChannelChoice, choose_channels, mix
+from pipeline.audio.resample import StreamResampler
+from pipeline.errors import InvalidArgument
+
+DNSMOS_WINDOW_S = 10.0
+"""DNSMOS scores non-overlapping windows of this length (its model looks at 9.01 s)."""
+
+DNSMOS_MIN_SPEECH_RATIO = 0.5
+"""Windows with less speech than this are left out of the recording's DNSMOS average."""
+
+REVERB_MIN_SNR_DB = 15.0
+"""Below this SNR the decay-based reverb measures mistake noise for echo: they are reported as null."""
+
+METRIC_NAMES: tuple[str, ...] = (
+    "duration_s",
+    "speech_s",
+    "speech_ratio",
+    "longest_run_s",
+    "max_pause_s",
+    "pauses_over_2s",
+    "snr_db",
+    "wada_snr_db",
+    "noise_floor_dbfs",
+    "rt60_s",
+    "reverb_score",
+    "clipped_ratio",
+    "clipped_events",
+    "bandwidth_hz",
+    "bandwidth_class",
+    "lufs",
+    "true_peak_dbtp",
+    "dc_offset",
+    "dnsmos_sig",
+    "dnsmos_bak",
+    "dnsmos_ovrl",
+    "channel_choice",
+)
+"""The public metric names, in report order (``pauses`` is an extra list kept beside them)."""
+
+
+@dataclass
+class FastPassResult:
+    """What the fast pass measured over one recording (or one window of it)."""
+
+    metrics: dict[str, Any]
+    null_reasons: dict[str, str]
+    speech_mask: np.ndarray
+    frame_db: np.ndarray
+    segments: list[tuple[float, float]]
+    sample_rate: int
+    channels: int
+    channel_choice: ChannelChoice
+    dnsmos_windows: list[dict[str, float]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def frame_times(self) -> np.ndarray:
+        """Start time (s) of each 10 ms frame."""
+        return np.arange(self.speech_mask.size) * FRAME_S
+
+
+class FastPass:
+    """Streaming accumulator: feed ``(native block, 16 kHz mono block)`` pairs, then :meth:`finish`.
+
+    ``native`` is ``(n, channels)`` float32 at ``sample_rate``; ``mono16k`` is the analysis view of the
+    same audio (the two may be offset by the resampler's delay; their totals agree at the end).
+    """
+
+    def __init__(
+        self,
+        *,
+        sample_rate: int,
+        channels: int,
+        choice: ChannelChoice,
+        dnsmos: bool = False,
+        vad_aggressiveness: int = 2,
+    ) -> None:
+        if sample_rate <= 0 or channels <= 0:
+            raise InvalidArgument(f"sample_rate and channels must be positive, got {sample_rate}, {channels}")
+        self.sample_rate = sample_rate
+        self.channels = channels
+        self.choice = choice
+        self.native_frames = 0
+        self.view_samples = 0
+        self._clipping = ClippingDetector(sample_rate=sample_rate, channels=channels)
+        self._bandwidth = BandwidthMeter(sample_rate=sample_rate)
+        self._loudness = LoudnessMeter(sample_rate=sample_rate, channels=1)
+        self._dc = DcOffsetMeter()
+        self._energy = FrameEnergy()
+        self._vad = WebRtcVad(aggressiveness=vad_aggressiveness)
+        self._reverb = ReverbMeter(sample_rate=ANALYSIS_RATE)
+        self._wada = WadaAccumulator()
+        self._dnsmos = dnsmos
+        self._dnsmos_buffer: list[np.ndarray] = []
+        self._dnsmos_buffered = 0
+        self._dnsmos_start = 0.0
+        self._dnsmos_windows: list[dict[str, float]] = []
+
+    def process(self, native: np.ndarray, mono16k: np.ndarray) -> None:
+        """Measure one native block and its analysis-view counterpart."""
+        if native.shape[0]:
+            self.native_frames += native.shape[0]
+            self._clipping.process(native)
+            mono = mix(native, self.choice)
+            self._bandwidth.process(mono)
+            self._loudness.process(mono)
+            self._dc.process(mono)
+        if mono16k.shape[0]:
+            self.view_samples += mono16k.shape[0]
+            self._energy.process(mono16k)
+            self._vad.process(mono16k)
+            self._reverb.process(mono16k)
+            self._wada.process(mono16k)
+            if self._dnsmos:
+                self._feed_dnsmos(mono16k)
+
+    def _feed_dnsmos(self, mono16k: np.ndarray) -> None:
+        window = round(DNSMOS_WINDOW_S * ANALYSIS_RATE)
+        self._dnsmos_buffer.append(mono16k)
+        self._dnsmos_buffered += mono16k.shape[0]
+        while self._dnsmos_buffered >= window:
+            data = np.concatenate(self._dnsmos_buffer)
+            self._score_dnsmos(data[:window])
+            rest = data[window:]
+            self._dnsmos_buffer = [rest]
+            self._dnsmos_buffered = rest.shape[0]
+
+    def _score_dnsmos(self, audio: np.ndarray) -> None:
+        from pipeline.analysis.dnsmos import dnsmos
+
+        scores = dnsmos(audio)
+        start = self._dnsmos_start
+        self._dnsmos_start += audio.shape[0] / ANALYSIS_RATE
+        if scores.values.get("dnsmos_ovrl") is None:
+            return
+        self._dnsmos_windows.append(
+            {
+                "start_s": round(start, 3),
+                "end_s": round(self._dnsmos_start, 3),
+                "sig": scores.values["dnsmos_sig"],
+                "bak": scores.values["dnsmos_bak"],
+                "ovrl": scores.values["dnsmos_ovrl"],
+            }
+        )
+
+    def finish(self, *, min_pause_s: float = 0.5) -> FastPassResult:
+        """Compute every metric from what was accumulated."""
+        m = Measurement()
+        duration = self.native_frames / self.sample_rate
+        m.put("duration_s", round(duration, 6))
+
+        power = self._energy.finish()
+        raw_vad = self._vad.finish()
+        n = min(power.size, raw_vad.size)
+        power, raw_vad = power[:n], raw_vad[:n]
+        levels = frame_db(power)
+        mask = speech_mask(levels, raw_vad) if n else np.zeros(0, dtype=bool)
+        segments = segments_from_mask(mask)
+        m.merge(speech_metrics(segments, duration_s=max(duration, n * FRAME_S), min_pause_s=min_pause_s))
+        m.merge(vad_snr_db(power, mask))
+        m.merge(self._wada.finish())
+        m.merge(noise_floor_dbfs(levels, mask))
+        m.merge(self._reverb.finish(speech_mask=mask))
+        snr = m.values.get("snr_db")
+        if snr is not None and snr < REVERB_MIN_SNR_DB:
+            why = (
+                f"not_measured: the SNR ({snr:.0f} dB) is too low to tell room echo from noise "
+                f"(needs {REVERB_MIN_SNR_DB:.0f} dB)"
+            )
+            m.put("rt60_s", None, why=why)
+            m.put("reverb_score", None, why=why)
+        m.merge(self._clipping.finish())
+        m.merge(self._bandwidth.finish(speech_mask=mask))
+        m.merge(self._loudness.finish())
+        m.merge(self._dc.finish())
+        m.values.pop("clip_level", None)
+        m.null_reasons.pop("clip_level", None)
+
+        if self._dnsmos:
+            if self._dnsmos_buffered >= ANALYSIS_RATE * 2 or not self._dnsmos_windows:
+                tail = np.concatenate(self._dnsmos_buffer) if self._dnsmos_buffer else np.zeros(0, np.float32)
+                if tail.size:
+                    self._score_dnsmos(tail)
+            self._put_dnsmos(m, mask)
+        else:
+            for key in ("dnsmos_sig", "dnsmos_bak", "dnsmos_ovrl"):
+                m.put(key, None, why="not_measured: DNSMOS was not requested (use --dnsmos)")
+
+        m.values["channel_choice"] = self.choice.to_dict()
+        metrics = {name: m.values.get(name) for name in METRIC_NAMES}
+        metrics["pauses"] = m.values.get("pauses", [])
+        for name in METRIC_NAMES:
+            if metrics[name] is None and name not in m.null_reasons:
+                m.null_reasons[name] = "not_measured: no value"
+        return FastPassResult(
+            metrics=metrics,
+            null_reasons={k: v for k, v in m.null_reasons.items() if metrics.get(k) is None},
+            speech_mask=mask,
+            frame_db=levels,
+            segments=segments,
+            sample_rate=self.sample_rate,
+            channels=self.channels,
+            channel_choice=self.choice,
+            dnsmos_windows=list(self._dnsmos_windows),
+        )
+
+    def _put_dnsmos(self, m: Measurement, mask: np.ndarray) -> None:
+        """Average DNSMOS over the windows that hold enough speech (all windows when none does)."""
+        windows = self._dnsmos_windows
+        if not windows:
+            for key in ("dnsmos_sig", "dnsmos_bak", "dnsmos_ovrl"):
+                m.put(key, None, why="not_measured: too little audio for DNSMOS (needs about 1 s)")
+            return
+        speechy = []
+        for w in windows:
+            lo, hi = round(w["start_s"] / FRAME_S), round(w["end_s"] / FRAME_S)
+            part = mask[lo:hi]
+            w["speech_ratio"] = round(float(part.mean()), 3) if part.size else 0.0
+            if w["speech_ratio"] >= DNSMOS_MIN_SPEECH_RATIO:
+                speechy.append(w)
+        chosen = speechy or windows
+        for key in ("sig", "bak", "ovrl"):
+            m.put(f"dnsmos_{key}", round(float(np.mean([w[key] for w in chosen])), 3))
+
+
+def run_fast_pass(
+    pairs: Iterable[tuple[np.ndarray, np.ndarray]],
+    *,
+    sample_rate: int,
+    channels: int,
+    choice: ChannelChoice,
+    dnsmos: bool = False,
+    min_pause_s: float = 0.5,
+) -> FastPassResult:
+    """Feed ``(native, mono16k)`` pairs through a :class:`FastPass` and finish it."""
+    fast = FastPass(sample_rate=sample_rate, channels=channels, choice=choice, dnsmos=dnsmos)
+    for native, mono in pairs:
+        fast.process(native, mono)
+    return fast.finish(min_pause_s=min_pause_s)
+
+
+def analyze_file(
+    path: str | Path,
+    *,
+    strategy: str = "best",
+    dnsmos: bool = False,
+    min_pause_s: float = 0.5,
+    start_s: float = 0.0,
+    end_s: float | None = None,
+    stream_index: int = 0,
+    max_duration_s: float | None = 4 * 3600,
+    block_s: float = 10.0,
+    choice: ChannelChoice | None = None,
+) -> FastPassResult:
+    """Run the fast pass over a file (or the window ``[start_s, end_s)`` of it) with one decode.
+
+    Raises :class:`pipeline.errors.AudioReadError` for files that cannot be read.
+    """
+    from pipeline.audio.view import AnalysisView
+
+    view = AnalysisView(
+        path,
+        rate=ANALYSIS_RATE,
+        strategy=strategy,
+        block_s=block_s,
+        stream_index=stream_index,
+        start_s=start_s,
+        end_s=end_s,
+        max_duration_s=max_duration_s,
+        choice=choice,
+    )
+    result = run_fast_pass(
+        view.native_blocks(),
+        sample_rate=view.info.sample_rate,
+        channels=view.info.channels,
+        choice=view.choice,
+        dnsmos=dnsmos,
+        min_pause_s=min_pause_s,
+    )
+    result.warnings = list(view.warnings)
+    return result
+
+
+def _array_pairs(
+    samples: np.ndarray, sample_rate: int, choice: ChannelChoice, block_s: float
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    resampler = StreamResampler(sample_rate, ANALYSIS_RATE)
+    step = max(1, round(block_s * sample_rate))
+    total = samples.shape[0]
+    if total == 0:
+        return
+    for start in range(0, total, step):
+        block = samples[start : start + step]
+        last = start + step >= total
+        yield block, resampler.process(mix(block, choice), last=last)
+
+
+def analyze_array(
+    samples: np.ndarray,
+    sample_rate: int,
+    *,
+    strategy: str = "best",
+    dnsmos: bool = False,
+    min_pause_s: float = 0.5,
+    block_s: float = 10.0,
+) -> FastPassResult:
+    """Run the fast pass over samples in memory: ``(n,)`` or ``(n, channels)`` floats at ``sample_rate``."""
+    from pipeline.audio.mix import channel_stats
+
+    x = np.asarray(samples, dtype=np.float32)
+    if x.ndim == 1:
+        x = x[:, None]
+    if x.ndim != 2 or x.shape[1] == 0:
+        raise InvalidArgument(f"samples must be (n,) or (n, channels), got shape {np.shape(samples)}")
+    if not isinstance(sample_rate, int | np.integer) or sample_rate <= 0:
+        raise InvalidArgument(f"sample_rate must be a positive integer, got {sample_rate!r}")
+    stats = channel_stats([x], sample_rate=int(sample_rate)) if x.shape[1] > 1 else None
+    choice = choose_channels(stats, channels=x.shape[1], strategy=strategy)
+    return run_fast_pass(
+        _array_pairs(x, int(sample_rate), choice, block_s),
+        sample_rate=int(sample_rate),
+        channels=x.shape[1],
+        choice=choice,
+        dnsmos=dnsmos,
+        min_pause_s=min_pause_s,
+    )

@@ -1,0 +1,261 @@
+"""Clipping: clipped sines and clipped real speech at known ratios, attenuated and MP3-encoded copies,
+and unclipped loud speech that must not be flagged."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import scipy.ndimage
+import soundfile as sf
+
+from pipeline.analysis.clipping import CLIPPED_RATIO_FLAG, MAX_EVENTS, ClippingDetector
+from pipeline.errors import InvalidArgument
+
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+SPEECH = DATA / "speech"
+MAIN_FILES = [
+    "resem_librispeech_196-122150-0000.flac",  # 16 kHz
+    "sb_ljspeech_LJ050-0131.wav",  # 22.05 kHz
+    "sms_speech-male.wav",  # 44.1 kHz
+    "aug_vctk_p286_011.wav",  # 48 kHz
+]
+MP3_FILES = [*MAIN_FILES, "resem_librispeech_150-126107-0000.flac", "sms_speech-female.wav"]
+
+
+def detect(x: np.ndarray, rate: int, *, block: int = 65536) -> dict:
+    samples = np.asarray(x, dtype=np.float32)
+    if samples.ndim == 1:
+        samples = samples[:, None]
+    detector = ClippingDetector(sample_rate=rate, channels=samples.shape[1])
+    for start in range(0, samples.shape[0], block):
+        detector.process(samples[start : start + block])
+    return detector.finish().values
+
+
+def read_mono(name: str) -> tuple[np.ndarray, int]:
+    x, rate = sf.read(SPEECH / name, dtype="float64")
+    return (x[:, 0] if x.ndim == 2 else x), rate
+
+
+def clip_at_ratio(x: np.ndarray, ratio: float) -> tuple[np.ndarray, float]:
+    """Amplify so that ``ratio`` of the samples exceed full scale, hard-clip; return it and the true ratio."""
+    gain = 1.0 / np.quantile(np.abs(x), 1.0 - ratio)
+    louder = x * gain
+    return np.clip(louder, -1.0, 1.0), float(np.mean(np.abs(louder) >= 1.0))
+
+
+def pcm16_round_trip(x: np.ndarray, rate: int, tmp_path: Path) -> np.ndarray:
+    path = tmp_path / "take.wav"
+    sf.write(path, x, rate, subtype="PCM_16")
+    return sf.read(path, dtype="float32")[0]
+
+
+def mp3_round_trip(x: np.ndarray, rate: int, tmp_path: Path) -> np.ndarray:
+    path = tmp_path / "take.mp3"
+    sf.write(path, x, rate, format="MP3")
+    return sf.read(path, dtype="float32")[0]
+
+
+def flagged(values: dict) -> bool:
+    return values["clipped_ratio"] > CLIPPED_RATIO_FLAG
+
+
+def clipped_sine(
+    ratio: float, *, rate: int = 48000, seconds: int = 10
+) -> tuple[np.ndarray, int, list[float]]:
+    """A 437 Hz sine at 0.5 with three bursts at amplitude 2 (clipped at 1) sized to hit ``ratio``.
+
+    A burst sample is clipped when |sin| >= 0.5, i.e. for 2/3 of the burst.
+    """
+    n = rate * seconds
+    t = np.arange(n) / rate
+    amplitude = np.full(n, 0.5)
+    burst = int(np.ceil(ratio * n * 1.5 / 3))
+    starts = [2.0, 5.0, 8.0]
+    for s in starts:
+        amplitude[int(s * rate) : int(s * rate) + burst] = 2.0
+    raw = amplitude * np.sin(2 * np.pi * 437.0 * t)
+    return np.clip(raw, -1.0, 1.0), int(np.sum(np.abs(raw) >= 1.0)), starts
+
+
+@pytest.mark.parametrize("ratio", [1e-4, 1e-3, 1e-2, 5e-2])
+def test_clipped_sine_ratio_level_and_events(ratio: float) -> None:
+    x, truth, starts = clipped_sine(ratio)
+    values = detect(x, 48000)
+    n = x.shape[0]
+    # The plateau is exactly the clipped samples, plus any burst sample that happens to fall within
+    # 0.006 dB under full scale on its way up (rare at 437 Hz and 48 kHz).
+    assert values["clipped_ratio"] * n == pytest.approx(truth, rel=0.02, abs=2)
+    assert values["clip_level"] == pytest.approx(1.0, rel=1e-3)
+    assert flagged(values) == (truth / n > CLIPPED_RATIO_FLAG)
+    assert len(values["clipped_events"]) == 3
+    for found, start in zip(values["clipped_events"], starts, strict=True):
+        assert abs(found - start) <= 0.02
+
+
+@pytest.mark.parametrize("name", MAIN_FILES)
+@pytest.mark.parametrize("ratio", [1e-3, 1e-2, 5e-2])
+def test_clipped_speech_pcm16_at_known_ratios(name: str, ratio: float, tmp_path: Path) -> None:
+    x, rate = read_mono(name)
+    clipped, truth = clip_at_ratio(x, ratio)
+    values = detect(pcm16_round_trip(clipped, rate, tmp_path), rate)
+    assert flagged(values)
+    # Plateau = clipped samples, plus samples a hair under full scale that 16-bit rounding puts on it.
+    assert values["clipped_ratio"] == pytest.approx(truth, rel=0.1)
+    assert values["clip_level"] == pytest.approx(1.0, rel=1e-3)
+
+
+@pytest.mark.parametrize("name", MAIN_FILES)
+def test_clipped_speech_at_one_in_ten_thousand(name: str, tmp_path: Path) -> None:
+    x, rate = read_mono(name)
+    clipped, truth = clip_at_ratio(x, 1e-4)
+    assert truth * x.shape[0] >= 15  # long enough to hold a measurable plateau
+    values = detect(pcm16_round_trip(clipped, rate, tmp_path), rate)
+    assert truth / 2 <= values["clipped_ratio"] <= truth * 2
+
+
+@pytest.mark.parametrize("name", MAIN_FILES)
+def test_clipped_then_attenuated_clips_below_full_scale(name: str) -> None:
+    x, rate = read_mono(name)
+    clipped, truth = clip_at_ratio(x, 1e-2)
+    values = detect(clipped * 0.5, rate)
+    assert values["clipped_ratio"] == pytest.approx(truth, rel=0.1)
+    assert 20 * np.log10(values["clip_level"] / 0.5) == pytest.approx(0.0, abs=0.01)
+
+
+def test_clipped_speech_after_mp3_is_still_found(tmp_path: Path) -> None:
+    """The codec ripples the plateau: the histogram spike is what is left. 5 %: every file; 1 %: most."""
+    hits = {1e-2: 0, 5e-2: 0}
+    for name in MP3_FILES:
+        x, rate = read_mono(name)
+        for ratio in hits:
+            clipped, truth = clip_at_ratio(x, ratio)
+            values = detect(mp3_round_trip(clipped * 0.9, rate, tmp_path), rate)
+            if flagged(values) and truth / 2 <= values["clipped_ratio"] <= truth * 2:
+                hits[ratio] += 1
+    assert hits[5e-2] == len(MP3_FILES)
+    assert hits[1e-2] >= len(MP3_FILES) - 1
+
+
+def test_unclipped_loud_speech_is_not_flagged(tmp_path: Path) -> None:
+    names = sorted(p.name for p in SPEECH.iterdir() if p.suffix in (".wav", ".flac", ".ogg", ".mp3"))
+    assert len(names) >= 15
+    for name in names:
+        x, rate = read_mono(name)
+        loud = pcm16_round_trip(x / np.abs(x).max() * 0.99, rate, tmp_path)
+        values = detect(loud, rate)
+        assert values["clipped_ratio"] == 0.0, name
+        assert values["clip_level"] is None, name
+        assert values["clipped_events"] == [], name
+
+
+def test_unclipped_speech_after_mp3_is_not_flagged(tmp_path: Path) -> None:
+    for name in MP3_FILES:
+        x, rate = read_mono(name)
+        values = detect(mp3_round_trip(x / np.abs(x).max() * 0.99, rate, tmp_path), rate)
+        assert not flagged(values), name
+
+
+@pytest.mark.parametrize("name", ["sms_speech-male.wav", "aug_vctk_p286_011.wav"])
+@pytest.mark.parametrize(("bits", "peak"), [(8, 0.05), (8, 0.1), (8, 0.2), (8, 0.99), (16, 0.03)])
+def test_coarse_quantisation_is_not_mistaken_for_a_plateau(name: str, bits: int, peak: float) -> None:
+    """At 8 bits and low level the top levels are 0.2-2 dB apart and each is shared by many samples
+    (with neighbours on the same level): spikes, but natural ones, holding fewer samples than the
+    level below and sitting on one exact value instead of a codec's spread band."""
+    x, rate = read_mono(name)
+    steps = 2 ** (bits - 1) - 1
+    quantised = np.round(x / np.abs(x).max() * peak * steps) / steps
+    assert detect(quantised, rate)["clipped_ratio"] == 0.0
+
+
+def test_event_times_match_where_clipping_was_inserted() -> None:
+    x, rate = read_mono("sms_speech-male.wav")
+    x = x / np.abs(x).max() * 0.25
+    window = int(0.1 * rate)
+    # The two loudest 100 ms windows at least 1 s apart get an 8x boost and are clipped.
+    peaks = np.abs(x[: x.shape[0] // window * window]).reshape(-1, window).max(axis=1)
+    order = np.argsort(peaks)[::-1]
+    first = int(order[0])
+    second = int(next(i for i in order if abs(int(i) - first) >= 10))
+    y = x.copy()
+    expected = []
+    for w in sorted((first, second)):
+        span = slice(w * window, (w + 1) * window)
+        boosted = y[span] * 8.0
+        assert np.abs(boosted).max() > 1.0
+        expected.append((w * window + int(np.argmax(np.abs(boosted) >= 1.0))) / rate)
+        y[span] = np.clip(boosted, -1.0, 1.0)
+    values = detect(y, rate)
+    assert flagged(values)
+    assert len(values["clipped_events"]) == 2
+    for found, truth in zip(values["clipped_events"], expected, strict=True):
+        assert abs(found - truth) <= 0.02
+
+
+def test_worst_channel_decides_and_one_clean_channel_does_not_dilute() -> None:
+    x, rate = read_mono("sms_speech-female.wav")
+    clipped, truth = clip_at_ratio(x, 1e-2)
+    stereo = np.stack([x / np.abs(x).max() * 0.9, clipped], axis=1)
+    values = detect(stereo, rate)
+    assert values["clipped_ratio"] == pytest.approx(truth, rel=0.1)
+
+
+def test_block_size_does_not_change_the_result() -> None:
+    x, truth, _ = clipped_sine(1e-3, rate=16000, seconds=10)
+    whole = detect(x, 16000, block=x.shape[0])
+    detector = ClippingDetector(sample_rate=16000, channels=1)
+    for start in range(0, 3000):
+        detector.process(x[start : start + 1, None].astype(np.float32))
+    for start in range(3000, x.shape[0], 999):
+        detector.process(x[start : start + 999, None].astype(np.float32))
+    assert detector.finish().values == whole
+    assert whole["clipped_ratio"] * x.shape[0] == pytest.approx(truth, rel=0.02, abs=2)
+
+
+def test_events_are_merged_within_100_ms_and_capped() -> None:
+    rate = 8000
+    x = np.sin(np.arange(rate * 70) * 0.3) * 0.05
+    onsets = np.arange(300) * 0.2 + 0.05  # 300 separate clipped blips, 200 ms apart
+    for s in onsets:
+        i = int(s * rate)
+        x[i : i + 8] = 1.0
+        x[i + 8 : i + 12] = 0.5  # a ragged tail ...
+        x[i + 400 : i + 404] = 1.0  # ... and a second plateau 50 ms later: same event
+    values = detect(x, rate)
+    assert values["clipped_event_count"] == 300
+    assert len(values["clipped_events"]) == MAX_EVENTS
+    np.testing.assert_allclose(values["clipped_events"], onsets[:MAX_EVENTS], atol=0.01)
+
+
+def test_empty_input_is_none_with_reason() -> None:
+    result = ClippingDetector(sample_rate=48000, channels=2).finish()
+    assert result.values["clipped_ratio"] is None
+    assert result.null_reasons["clipped_ratio"].startswith("empty:")
+
+
+def test_invalid_arguments() -> None:
+    with pytest.raises(InvalidArgument, match="channels"):
+        ClippingDetector(sample_rate=48000, channels=0)
+    with pytest.raises(InvalidArgument, match="sample_rate"):
+        ClippingDetector(sample_rate=-1, channels=1)
+    detector = ClippingDetector(sample_rate=48000, channels=2)
+    with pytest.raises(InvalidArgument, match="shape"):
+        detector.process(np.zeros((10, 3), dtype=np.float32))
+    with pytest.raises(InvalidArgument, match="NaN"):
+        detector.process(np.full((10, 2), np.nan, dtype=np.float32))
+    with pytest.raises(InvalidArgument, match="dtype"):
+        detector.process(np.zeros((10, 2), dtype=np.int16))
+
+
+@pytest.mark.parametrize("name", MAIN_FILES)
+def test_peak_limited_speech_is_not_clipping(name: str) -> None:
+    """A fast limiter (4 ms look-ahead, no smoothing) holds hundreds of peaks at exactly 0.9, but one
+    sample at a time: few neighbour pairs on the ceiling, unlike a clipped run."""
+    x, rate = read_mono(name)
+    x = x / np.abs(x).max() * 4.0
+    envelope = scipy.ndimage.maximum_filter1d(np.abs(x), size=int(0.004 * rate) + 1)
+    limited = x * np.minimum(1.0, 0.9 / envelope)
+    assert np.sum(np.abs(limited) >= 0.9 * (1 - 1e-6)) >= 100
+    assert detect(limited, rate)["clipped_ratio"] == 0.0
