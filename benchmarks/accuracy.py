@@ -1,0 +1,825 @@
+"""Accuracy benchmark: run the fast-pass analysis on the degraded corpus and score it against the truths.
+
+The corpus (``benchmarks/corpus.py``, definitions in ``docs/accuracy.md``) holds real speech with real noise
+at known SNRs, convolved with synthetic and measured rooms of known T60, band-limited, clipped at known
+ratios and with inserted pauses. For each condition this prints a table and each target as PASS/FAIL, and
+writes everything (summaries, targets, one row per item) to ``benchmarks/results/accuracy.json``.
+
+The analysis is called in exactly one place, :func:`measure`.
+
+Usage::
+
+    python benchmarks/accuracy.py [--quick] [--dnsmos] [--only snr,vad,pauses,bandwidth,clipping,reverb]
+                                  [--jobs N] [--clip-flag-ratio 5e-4] [--out PATH]
+
+``--quick`` runs a small subset (a smoke run) and writes ``accuracy-quick.json``; ``--only`` writes
+``accuracy-only-<names>.json``, so partial runs never overwrite the full results.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import sys
+import time
+import traceback
+from collections import Counter, defaultdict, deque
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from scipy import stats
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from benchmarks import corpus  # noqa: E402
+
+RESULTS = ROOT / "benchmarks" / "results"
+
+SECTIONS: dict[str, tuple[str, ...]] = {
+    "snr": ("clean", "snr"),
+    "vad": ("clean", "snr"),
+    "pauses": ("pause",),
+    "bandwidth": ("bandwidth",),
+    "clipping": ("clipping", "clean", "snr", "reverb", "bandwidth", "pause"),
+    "reverb": ("reverb",),
+}
+"""Benchmark section -> corpus conditions it needs (clipping false alarms use every unclipped item)."""
+
+SNR_TARGET_MEDIAN_DB = 2.0
+SNR_TARGET_P90_DB = 4.0
+SNR_TARGET_RANGE_DB = (0.0, 30.0)
+VAD_TARGET_CLEAN = 0.92
+VAD_TARGET_10DB = 0.85
+PAUSE_TOLERANCE_S = 0.15
+PAUSE_MIN_INSERTED_S = 1.0
+BANDWIDTH_TARGET = 0.95
+CLIP_RECALL_TARGET = 0.95
+CLIP_RECALL_MIN_RATIO = 1e-3
+CLIP_FALSE_ALARM_TARGET = 0.02
+DEFAULT_CLIP_FLAG_RATIO = 5e-4
+REVERB_TARGET_SPEARMAN = 0.8
+REVERB_MIN_ROOMS = 6
+
+
+# ----------------------------------------------------------------------------------------------------------
+# the one call into the analysis
+
+
+@dataclass
+class Measured:
+    """What :func:`measure` returns: the metrics dict and the 10 ms speech mask (or ``None``)."""
+
+    metrics: dict[str, Any]
+    speech_mask: np.ndarray | None
+
+
+def measure(samples: np.ndarray, sample_rate: int, *, dnsmos: bool = False) -> Measured:
+    """Run the fast-pass analysis on one signal (the only place the benchmark calls the pipeline)."""
+    from pipeline.analysis.fastpass import analyze_array
+
+    result = analyze_array(samples, sample_rate, dnsmos=dnsmos)
+    mask = getattr(result, "speech_mask", None)
+    return Measured(
+        metrics=dict(result.metrics),
+        speech_mask=None if mask is None else np.asarray(mask, dtype=bool),
+    )
+
+
+def _timed_measure(samples: np.ndarray, sample_rate: int, dnsmos: bool) -> tuple[Measured | None, float, str]:
+    """Worker entry: (measured or None, seconds, error text)."""
+    t0 = time.perf_counter()
+    try:
+        out = measure(samples, sample_rate, dnsmos=dnsmos)
+        return out, time.perf_counter() - t0, ""
+    except Exception:
+        return None, time.perf_counter() - t0, traceback.format_exc(limit=6)
+
+
+def run_items(
+    items: Iterable[corpus.Item], *, jobs: int, dnsmos_conditions: frozenset[str]
+) -> Iterator[tuple[corpus.Item, Measured | None, float, str]]:
+    """Measure items in order, ``jobs`` processes at a time, holding at most ``2 * jobs`` items in memory."""
+    if jobs <= 1:
+        for item in items:
+            yield item, *_timed_measure(item.samples, item.sample_rate, item.condition in dnsmos_conditions)
+        return
+    with ProcessPoolExecutor(max_workers=jobs) as pool:
+        pending: deque[tuple[corpus.Item, Future]] = deque()
+        for item in items:
+            dn = item.condition in dnsmos_conditions
+            pending.append((item, pool.submit(_timed_measure, item.samples, item.sample_rate, dn)))
+            if len(pending) >= 2 * jobs:
+                done, fut = pending.popleft()
+                yield done, *fut.result()
+        while pending:
+            done, fut = pending.popleft()
+            yield done, *fut.result()
+
+
+# ----------------------------------------------------------------------------------------------------------
+# helpers
+
+
+def _num(value: Any) -> float | None:
+    """A finite float or ``None`` (NaN, inf, missing and non-numbers become ``None``)."""
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        return None
+    return v if math.isfinite(v) else None
+
+
+def _jsonable(value: Any) -> Any:
+    """Plain JSON values: numpy scalars to Python, non-finite floats to ``None``, arrays to lists."""
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return _jsonable(value.tolist())
+    if isinstance(value, np.bool_ | bool):
+        return bool(value)
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, float | np.floating):
+        return _num(value)
+    return value
+
+
+def quantile(values: Sequence[float], q: float) -> float | None:
+    """The ``q`` quantile as an actual element (``inverted_cdf``), so ``inf`` (a null) can be the answer."""
+    if len(values) == 0:
+        return None
+    return float(np.quantile(np.asarray(values, dtype=float), q, method="inverted_cdf"))
+
+
+def _fmt(value: float | None, spec: str = ".2f") -> str:
+    if value is None:
+        return "-"
+    if math.isinf(value):
+        return "inf"
+    return format(value, spec)
+
+
+def frame_f1(truth: np.ndarray, measured: np.ndarray | None) -> float:
+    """Frame F1 of a measured speech mask against the truth mask over their common length (0 if missing)."""
+    if measured is None:
+        return 0.0
+    n = min(len(truth), len(measured))
+    t, m = truth[:n], measured[:n]
+    tp = int(np.sum(t & m))
+    fp = int(np.sum(~t & m))
+    fn = int(np.sum(t & ~m))
+    return 0.0 if tp == 0 else 2 * tp / (2 * tp + fp + fn)
+
+
+@dataclass
+class Target:
+    """One benchmark target: the measured value, the limit, and whether it passed."""
+
+    name: str
+    value: float | None
+    limit: float
+    op: str  # "<=" or ">="
+    detail: str = ""
+
+    @property
+    def passed(self) -> bool:
+        """True when the value exists and meets the limit."""
+        if self.value is None or math.isnan(self.value):
+            return False
+        return self.value <= self.limit if self.op == "<=" else self.value >= self.limit
+
+    def line(self) -> str:
+        """One printable line: PASS/FAIL, the name, the value and the limit."""
+        verdict = "PASS" if self.passed else "FAIL"
+        detail = f"  ({self.detail})" if self.detail else ""
+        return (
+            f"  [{verdict}] {self.name}: {_fmt(self.value, '.3f')} (target {self.op} {self.limit:g}){detail}"
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON form."""
+        return {
+            "name": self.name,
+            "value": _num(self.value),
+            "op": self.op,
+            "limit": self.limit,
+            "pass": self.passed,
+            "detail": self.detail,
+        }
+
+
+def _table(title: str, header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    widths = [
+        max(len(str(h)), *(len(str(r[i])) for r in rows)) if rows else len(str(h))
+        for i, h in enumerate(header)
+    ]
+    lines = [title, "  " + "  ".join(str(h).rjust(w) for h, w in zip(header, widths, strict=True))]
+    lines += ["  " + "  ".join(str(c).rjust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
+    return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# records
+
+
+@dataclass
+class Record:
+    """One measured item: what was asked, the truth, what was measured."""
+
+    name: str
+    condition: str
+    params: dict[str, Any]
+    truth: dict[str, Any]
+    metrics: dict[str, Any]
+    f1: float | None
+    seconds: float
+    error: str
+    mask_frames: tuple[int, int] | None
+
+    def metric(self, key: str) -> float | None:
+        """A numeric metric or ``None``."""
+        return _num(self.metrics.get(key))
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON form (truth mask and long lists left out)."""
+        metrics = {k: v for k, v in self.metrics.items() if k != "pauses" or self.condition == "pause"}
+        truth = {k: v for k, v in self.truth.items() if k != "speech_mask"}
+        return _jsonable(
+            {
+                "name": self.name,
+                "condition": self.condition,
+                "params": self.params,
+                "truth": truth,
+                "metrics": metrics,
+                "vad_f1": self.f1,
+                "seconds": round(self.seconds, 4),
+                "error": self.error or None,
+            }
+        )
+
+
+def make_record(item: corpus.Item, measured: Measured | None, seconds: float, error: str) -> Record:
+    """Score what can be scored per item (VAD F1) and keep the rest for the section summaries."""
+    truth_mask = item.truth.get("speech_mask")
+    f1 = None
+    frames = None
+    if truth_mask is not None and item.condition in ("clean", "snr"):
+        f1 = frame_f1(truth_mask, None if measured is None else measured.speech_mask)
+        if measured is not None and measured.speech_mask is not None:
+            frames = (len(truth_mask), len(measured.speech_mask))
+    return Record(
+        name=item.name,
+        condition=item.condition,
+        params=dict(item.params),
+        truth=dict(item.truth),
+        metrics={} if measured is None else measured.metrics,
+        f1=f1,
+        seconds=seconds,
+        error=error,
+        mask_frames=frames,
+    )
+
+
+# ----------------------------------------------------------------------------------------------------------
+# sections
+
+
+@dataclass
+class Section:
+    """A section's printable text, its targets, and its JSON summary."""
+
+    name: str
+    text: str
+    targets: list[Target]
+    summary: dict[str, Any]
+
+
+def _abs_errors(pairs: Iterable[tuple[float | None, float]]) -> list[float]:
+    """|measured - truth| with a missing measurement counted as an infinite error."""
+    return [math.inf if m is None else abs(m - t) for m, t in pairs]
+
+
+def _err_stats(errors: Sequence[float]) -> dict[str, Any]:
+    return {
+        "n": len(errors),
+        "null": sum(1 for e in errors if math.isinf(e)),
+        "median": quantile(errors, 0.5),
+        "p90": quantile(errors, 0.9),
+    }
+
+
+def snr_section(records: Sequence[Record]) -> Section:
+    """SNR error per noise type and SNR bin (truth: effective SNR), overall stationary and non-stationary."""
+    snr = [r for r in records if r.condition == "snr"]
+    noises = [n for n in corpus.NOISE_TYPES if any(r.params["noise"] == n for r in snr)]
+    levels = sorted({r.params["snr_db"] for r in snr})
+    summary: dict[str, Any] = {"truth": "effective_snr_db", "by_noise_level": {}, "overall": {}}
+    texts = []
+    for metric in ("snr_db", "wada_snr_db"):
+        rows = []
+        for noise in noises:
+            row = [noise]
+            for level in levels:
+                sel = [r for r in snr if r.params["noise"] == noise and r.params["snr_db"] == level]
+                errs = _abs_errors((r.metric(metric), r.truth["effective_snr_db"]) for r in sel)
+                st = _err_stats(errs)
+                bias = [
+                    r.metric(metric) - r.truth["effective_snr_db"]
+                    for r in sel
+                    if r.metric(metric) is not None
+                ]
+                st["median_signed"] = quantile(bias, 0.5)
+                summary["by_noise_level"].setdefault(metric, {}).setdefault(noise, {})[f"{level:g}"] = st
+                row.append(f"{_fmt(st['median'], '.1f')}/{_fmt(st['p90'], '.1f')}")
+            rows.append(row)
+        header = ["noise", *[f"{lv:g} dB" for lv in levels]]
+        texts.append(_table(f"|error| of {metric} (median/p90 dB) vs true (effective) SNR", header, rows))
+    targets = []
+    lo, hi = SNR_TARGET_RANGE_DB
+    for group, names in (("stationary", corpus.STATIONARY_NOISES), ("non-stationary", {"dishes", "dfn"})):
+        sel = [r for r in snr if r.params["noise"] in names and lo <= r.params["snr_db"] <= hi]
+        for metric in ("snr_db", "wada_snr_db"):
+            errs = _abs_errors((r.metric(metric), r.truth["effective_snr_db"]) for r in sel)
+            st = _err_stats(errs)
+            summary["overall"].setdefault(metric, {})[group] = st
+            if metric != "snr_db" or not sel:
+                continue
+            detail = f"n={st['n']}, null={st['null']}, true SNR {lo:g}-{hi:g} dB"
+            targets.append(
+                Target(f"SNR {group} median |err| dB", st["median"], SNR_TARGET_MEDIAN_DB, "<=", detail)
+            )
+            targets.append(Target(f"SNR {group} p90 |err| dB", st["p90"], SNR_TARGET_P90_DB, "<=", detail))
+    return Section("snr", "\n\n".join(texts), targets, summary)
+
+
+def vad_section(records: Sequence[Record]) -> Section:
+    """Mean frame F1 of the speech mask: clean items, and per noise type and SNR."""
+    clean = [r.f1 for r in records if r.condition == "clean" and r.f1 is not None]
+    snr = [r for r in records if r.condition == "snr" and r.f1 is not None]
+    noises = [n for n in corpus.NOISE_TYPES if any(r.params["noise"] == n for r in snr)]
+    levels = sorted({r.params["snr_db"] for r in snr})
+    summary: dict[str, Any] = {
+        "clean": {"n": len(clean), "mean_f1": float(np.mean(clean)) if clean else None}
+    }
+    summary["per_clean_item"] = {r.name: r.f1 for r in records if r.condition == "clean"}
+    rows = []
+    by: dict[str, dict[str, float]] = {}
+    for noise in noises:
+        row = [noise]
+        for level in levels:
+            f = [r.f1 for r in snr if r.params["noise"] == noise and r.params["snr_db"] == level]
+            value = float(np.mean(f)) if f else None
+            by.setdefault(noise, {})[f"{level:g}"] = value
+            row.append(_fmt(value, ".3f"))
+        rows.append(row)
+    summary["by_noise_level"] = by
+    mismatched = [r.name for r in records if r.mask_frames and abs(r.mask_frames[0] - r.mask_frames[1]) > 2]
+    summary["mask_length_mismatch"] = mismatched
+    text = _table(
+        "VAD frame F1 (mean over items) per noise type and SNR",
+        ["noise", *[f"{lv:g} dB" for lv in levels]],
+        rows,
+    )
+    text += f"\n  clean items: mean F1 {_fmt(summary['clean']['mean_f1'], '.3f')} over {len(clean)}"
+    if mismatched:
+        text += f"\n  WARNING: {len(mismatched)} items with speech_mask length off by > 2 frames"
+    targets = [Target("VAD F1 clean", summary["clean"]["mean_f1"], VAD_TARGET_CLEAN, ">=", f"n={len(clean)}")]
+    at10 = [r.f1 for r in snr if r.params["snr_db"] == 10.0]
+    if at10:
+        targets.append(
+            Target(
+                "VAD F1 at 10 dB, all noises", float(np.mean(at10)), VAD_TARGET_10DB, ">=", f"n={len(at10)}"
+            )
+        )
+        for noise in noises:
+            v = by[noise].get("10")
+            if v is not None:
+                targets.append(Target(f"VAD F1 at 10 dB, {noise}", v, VAD_TARGET_10DB, ">="))
+    summary["f1_10db_all"] = float(np.mean(at10)) if at10 else None
+    return Section("vad", text, targets, summary)
+
+
+def match_pause(
+    truth: tuple[float, float], measured: Sequence[Sequence[float]]
+) -> tuple[float, float] | None:
+    """The measured pause overlapping the truth interval the most, or ``None``."""
+    best, best_overlap = None, 0.0
+    for p in measured:
+        if len(p) < 2 or _num(p[0]) is None or _num(p[1]) is None:
+            continue
+        overlap = min(truth[1], float(p[1])) - max(truth[0], float(p[0]))
+        if overlap > best_overlap:
+            best, best_overlap = (float(p[0]), float(p[1])), overlap
+    return best
+
+
+def pause_section(records: Sequence[Record]) -> Section:
+    """Inserted pauses >= 1 s matched to measured pauses (length within 0.15 s), and max_pause_s."""
+    rows, length_errs, max_errs = [], [], []
+    short: list[dict[str, Any]] = []
+    for r in (r for r in records if r.condition == "pause"):
+        measured = r.metrics.get("pauses") or []
+        for ins in r.truth["inserted"]:
+            match = match_pause((ins["start_s"], ins["end_s"]), measured)
+            err = None if match is None else (match[1] - match[0]) - ins["length_s"]
+            if ins["asked_s"] < PAUSE_MIN_INSERTED_S:
+                short.append({"item": r.name, "asked_s": ins["asked_s"], "found": match is not None})
+                continue
+            length_errs.append(math.inf if err is None else abs(err))
+            rows.append(
+                [
+                    r.name,
+                    f"{ins['asked_s']:g}",
+                    f"{ins['length_s']:.2f}",
+                    "-" if match is None else f"{match[1] - match[0]:.2f}",
+                    _fmt(err, "+.2f"),
+                ]
+            )
+        mp = r.metric("max_pause_s")
+        max_errs.append(math.inf if mp is None else abs(mp - r.truth["max_pause_s"]))
+    within = sum(1 for e in length_errs if e <= PAUSE_TOLERANCE_S) / len(length_errs) if length_errs else None
+    max_within = sum(1 for e in max_errs if e <= PAUSE_TOLERANCE_S) / len(max_errs) if max_errs else None
+    summary = {
+        "inserted_ge_1s": {"n": len(length_errs), "within_tolerance": within, **_err_stats(length_errs)},
+        "max_pause": {"n": len(max_errs), "within_tolerance": max_within, **_err_stats(max_errs)},
+        "short_inserted_found": short,
+        "tolerance_s": PAUSE_TOLERANCE_S,
+    }
+    text = _table(
+        "Inserted pauses >= 1 s: truth length (inserted + natural) vs matched measured pause",
+        ["item", "asked", "truth", "measured", "err"],
+        rows,
+    )
+    text += f"\n  max_pause_s |err|: median {_fmt(quantile(max_errs, 0.5))} s, p90 {_fmt(quantile(max_errs, 0.9))} s"
+    found_short = sum(1 for s in short if s["found"])
+    text += f"\n  inserted pauses < 1 s found as pauses: {found_short}/{len(short)} (informational)"
+    targets = [
+        Target("pauses >= 1 s matched within 0.15 s (fraction)", within, 1.0, ">=", f"n={len(length_errs)}"),
+        Target("max_pause_s within 0.15 s (fraction)", max_within, 1.0, ">=", f"n={len(max_errs)}"),
+    ]
+    return Section("pauses", text, targets, summary)
+
+
+def _measured_class(r: Record) -> str:
+    cls = r.metrics.get("bandwidth_class")
+    if isinstance(cls, str) and cls:
+        return cls
+    hz = r.metric("bandwidth_hz")
+    return "null" if hz is None else corpus.bandwidth_class(hz)
+
+
+def bandwidth_section(records: Sequence[Record]) -> Section:
+    """Class accuracy and the confusion table (truth rows, measured columns)."""
+    sel = [r for r in records if r.condition == "bandwidth"]
+    classes = ["narrow", "wide", "super_wide", "full"]
+    confusion: dict[str, Counter] = defaultdict(Counter)
+    by_noise: dict[str, list[bool]] = defaultdict(list)
+    wrong = []
+    for r in sel:
+        got = _measured_class(r)
+        confusion[r.truth["class"]][got] += 1
+        by_noise[r.params["noise"]].append(got == r.truth["class"])
+        if got != r.truth["class"]:
+            drop = _num(r.truth.get("edge_drop_db"))
+            wrong.append(
+                f"{r.name}: {got} ({_fmt(r.metric('bandwidth_hz'), '.0f')} Hz; edge drop {_fmt(drop, '.0f')} dB)"
+            )
+    correct = sum(confusion[c][c] for c in classes)
+    accuracy = correct / len(sel) if sel else None
+    cols = classes + sorted({k for c in confusion.values() for k in c} - set(classes))
+    rows = [[c, *[str(confusion[c][k]) for k in cols]] for c in classes if confusion[c]]
+    text = _table("Bandwidth class confusion (rows: truth, columns: measured)", ["truth", *cols], rows)
+    text += "\n  accuracy by noise variant: " + ", ".join(
+        f"{k} {np.mean(v):.2f} (n={len(v)})" for k, v in by_noise.items()
+    )
+    if wrong:
+        text += "\n  misclassified: " + "; ".join(wrong[:12]) + (" ..." if len(wrong) > 12 else "")
+    summary = {
+        "accuracy": accuracy,
+        "n": len(sel),
+        "confusion": {k: dict(v) for k, v in confusion.items()},
+        "by_noise": {k: float(np.mean(v)) for k, v in by_noise.items()},
+        "misclassified": wrong,
+    }
+    return Section(
+        "bandwidth",
+        text,
+        [Target("bandwidth class accuracy", accuracy, BANDWIDTH_TARGET, ">=", f"n={len(sel)}")],
+        summary,
+    )
+
+
+def clip_flagged(r: Record, *, min_ratio: float) -> bool:
+    """The benchmark's decision "this item is clipped": measured ``clipped_ratio >= min_ratio``."""
+    ratio = r.metric("clipped_ratio")
+    return ratio is not None and ratio >= min_ratio
+
+
+def clipping_section(records: Sequence[Record], *, flag_ratio: float) -> Section:
+    """Recall on clipped items (ratio >= 0.1 %), false alarms on every unclipped item, per codec."""
+    clip = [r for r in records if r.condition == "clipping"]
+    groups: dict[str, dict[str, Any]] = {}
+    rows = []
+    targets = []
+    for codec in ("pcm", "mp3"):
+        for att in (False, True):
+            pos = [
+                r
+                for r in clip
+                if r.truth["clipped"] and r.truth["codec"] == codec and r.truth["attenuated"] == att
+            ]
+            for ratio in corpus.CLIP_RATIOS:
+                sel = [r for r in pos if r.truth["asked_ratio"] == ratio]
+                if not sel:
+                    continue
+                hits = sum(clip_flagged(r, min_ratio=flag_ratio) for r in sel)
+                rel = [
+                    r.metric("clipped_ratio") / r.truth["clipped_ratio"]
+                    for r in sel
+                    if r.metric("clipped_ratio") is not None
+                ]
+                key = f"{codec}{'_x0.5' if att else ''}_{ratio:g}"
+                groups[key] = {
+                    "n": len(sel),
+                    "recall": hits / len(sel),
+                    "median_measured_over_true": quantile(rel, 0.5),
+                }
+                rows.append(
+                    [
+                        codec,
+                        "x0.5" if att else "-",
+                        f"{ratio:g}",
+                        f"{hits}/{len(sel)}",
+                        _fmt(quantile(rel, 0.5), ".2f"),
+                    ]
+                )
+        big = [
+            r
+            for r in clip
+            if r.truth["clipped"]
+            and r.truth["codec"] == codec
+            and r.truth["asked_ratio"] >= CLIP_RECALL_MIN_RATIO
+        ]
+        if big:
+            recall = sum(clip_flagged(r, min_ratio=flag_ratio) for r in big) / len(big)
+            targets.append(
+                Target(
+                    f"clipping recall, ratio >= 0.1 %, {codec}",
+                    recall,
+                    CLIP_RECALL_TARGET,
+                    ">=",
+                    f"n={len(big)} incl. x0.5",
+                )
+            )
+    negatives = {
+        "pcm": [r for r in clip if not r.truth["clipped"] and r.truth["codec"] == "pcm"]
+        + [r for r in records if r.condition != "clipping"],
+        "mp3": [r for r in clip if not r.truth["clipped"] and r.truth["codec"] == "mp3"],
+    }
+    fa_summary = {}
+    text_fa = []
+    for codec, neg in negatives.items():
+        if not neg:
+            continue
+        alarms = [r.name for r in neg if clip_flagged(r, min_ratio=flag_ratio)]
+        rate = len(alarms) / len(neg)
+        fa_summary[codec] = {"n": len(neg), "false_alarms": len(alarms), "rate": rate, "items": alarms[:50]}
+        targets.append(
+            Target(
+                f"clipping false-alarm rate, {codec}",
+                rate,
+                CLIP_FALSE_ALARM_TARGET,
+                "<=",
+                f"{len(alarms)}/{len(neg)}",
+            )
+        )
+        text_fa.append(
+            f"  false alarms {codec}: {len(alarms)}/{len(neg)}"
+            + (f" e.g. {', '.join(alarms[:5])}" if alarms else "")
+        )
+    text = _table(
+        f"Clipping: flagged when measured clipped_ratio >= {flag_ratio:g}",
+        ["codec", "gain", "ratio", "flagged", "measured/true ratio"],
+        rows,
+    )
+    text += "\n" + "\n".join(text_fa)
+    summary = {"flag_ratio": flag_ratio, "recall": groups, "false_alarms": fa_summary}
+    return Section("clipping", text, targets, summary)
+
+
+def _spearman(x: Sequence[float], y: Sequence[float]) -> float | None:
+    if len(x) < 3 or len(set(x)) < 2 or len(set(y)) < 2:
+        return None
+    return float(stats.spearmanr(x, y).statistic)
+
+
+def reverb_section(records: Sequence[Record], *, dnsmos: bool) -> Section:
+    """Spearman of reverb_score and rt60_s with the true T60 over (source, room); DNSMOS dry vs wet."""
+    rev = [r for r in records if r.condition == "reverb"]
+    wet = [r for r in rev if not r.truth["dry"]]
+    summary: dict[str, Any] = {}
+    targets = []
+    rooms = sorted(
+        {r.truth["room"] for r in wet},
+        key=lambda n: next(r.truth["t60_s"] for r in wet if r.truth["room"] == n),
+    )
+    rows = []
+    for room in rooms:
+        sel = [r for r in wet if r.truth["room"] == room]
+        t60 = sel[0].truth["t60_s"]
+        score = [r.metric("reverb_score") for r in sel]
+        rt = [r.metric("rt60_s") for r in sel]
+        med_s = quantile([v for v in score if v is not None], 0.5)
+        med_rt = quantile([v for v in rt if v is not None], 0.5)
+        rows.append(
+            [
+                room,
+                f"{t60:.2f}",
+                _fmt(med_s, ".3f"),
+                _fmt(med_rt, ".2f"),
+                f"{sum(v is None for v in rt)}/{len(rt)}",
+            ]
+        )
+    text = _table(
+        "Reverb per room (median over sources)",
+        ["room", "true T60", "reverb_score", "rt60_s", "rt60 null"],
+        rows,
+    )
+    for metric in ("reverb_score", "rt60_s"):
+        pairs = [(r.truth["t60_s"], r.metric(metric)) for r in wet if r.metric(metric) is not None]
+        n_rooms = len({r.truth["room"] for r in wet if r.metric(metric) is not None})
+        rho = _spearman([p[0] for p in pairs], [p[1] for p in pairs]) if pairs else None
+        per_source = {}
+        for src in sorted({r.params["source"] for r in wet}):
+            sp = [
+                (r.truth["t60_s"], r.metric(metric))
+                for r in wet
+                if r.params["source"] == src and r.metric(metric) is not None
+            ]
+            per_source[src] = _spearman([p[0] for p in sp], [p[1] for p in sp]) if sp else None
+        summary[metric] = {"spearman": rho, "n": len(pairs), "rooms": n_rooms, "per_source": per_source}
+        if metric == "rt60_s" and pairs:
+            errs = [abs(m - t) for t, m in pairs]
+            summary[metric]["median_abs_err_s"] = quantile(errs, 0.5)
+        text += (
+            f"\n  {metric}: Spearman {_fmt(rho, '.3f')} over {len(pairs)} items in {n_rooms} rooms; per source "
+            + ", ".join(f"{k} {_fmt(v, '.2f')}" for k, v in per_source.items())
+        )
+        ok_rooms = n_rooms >= REVERB_MIN_ROOMS
+        value = rho if ok_rooms else None
+        targets.append(
+            Target(
+                f"Spearman {metric} vs true T60",
+                value,
+                REVERB_TARGET_SPEARMAN,
+                ">=",
+                f"{n_rooms} rooms (need >= {REVERB_MIN_ROOMS}), n={len(pairs)}",
+            )
+        )
+    if dnsmos:
+        lower, total, failures = 0, 0, []
+        for src in sorted({r.params["source"] for r in rev}):
+            dry = next((r for r in rev if r.params["source"] == src and r.truth["dry"]), None)
+            dry_ovrl = None if dry is None else dry.metric("dnsmos_ovrl")
+            for r in (r for r in wet if r.params["source"] == src):
+                total += 1
+                o = r.metric("dnsmos_ovrl")
+                if dry_ovrl is not None and o is not None and o < dry_ovrl:
+                    lower += 1
+                else:
+                    failures.append(f"{r.name} ({_fmt(o)} vs dry {_fmt(dry_ovrl)})")
+        frac = lower / total if total else None
+        summary["dnsmos_ovrl_lower_than_dry"] = {"fraction": frac, "n": total, "failures": failures}
+        text += f"\n  DNSMOS OVRL lower than the dry original: {lower}/{total}" + (
+            f"; not: {'; '.join(failures[:6])}" if failures else ""
+        )
+        targets.append(Target("DNSMOS OVRL reverberant < dry (fraction)", frac, 1.0, ">=", f"n={total}"))
+    return Section("reverb", text, targets, summary)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# main
+
+
+def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="small subset for a smoke run (< 1 min)")
+    parser.add_argument("--dnsmos", action="store_true", help="also run DNSMOS on the reverb items")
+    parser.add_argument("--only", default="", help=f"comma list of sections: {','.join(SECTIONS)}")
+    parser.add_argument(
+        "--jobs", type=int, default=os.cpu_count() or 1, help="worker processes (default: all cores)"
+    )
+    parser.add_argument(
+        "--clip-flag-ratio",
+        type=float,
+        default=DEFAULT_CLIP_FLAG_RATIO,
+        help="clipped_ratio that counts as 'clipped'",
+    )
+    parser.add_argument("--out", type=Path, default=None, help="JSON output path")
+    args = parser.parse_args(argv)
+    only = [s.strip() for s in args.only.split(",") if s.strip()]
+    for s in only:
+        if s not in SECTIONS:
+            parser.error(f"--only: unknown section {s!r}; choose from {', '.join(SECTIONS)}")
+    args.sections = only or list(SECTIONS)
+    if args.jobs < 1:
+        parser.error(f"--jobs must be >= 1, got {args.jobs}")
+    if not 0 < args.clip_flag_ratio < 1:
+        parser.error(f"--clip-flag-ratio must be in (0, 1), got {args.clip_flag_ratio}")
+    if args.out is None:
+        stem = "accuracy"
+        if args.quick:
+            stem += "-quick"
+        if only:
+            stem += "-only-" + "-".join(only)
+        args.out = RESULTS / f"{stem}.json"
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Build the corpus, measure every item, print the tables and targets, write the JSON; 0 if all pass."""
+    args = _parse(argv)
+    t0 = time.perf_counter()
+    conditions = [c for c in corpus.CONDITIONS if any(c in SECTIONS[s] for s in args.sections)]
+    items = corpus.iter_corpus(conditions=conditions, quick=args.quick)
+    dnsmos_conditions = frozenset({"reverb"}) if args.dnsmos and "reverb" in args.sections else frozenset()
+    records: list[Record] = []
+    errors: list[str] = []
+    per_condition: dict[str, list[float]] = defaultdict(list)
+    audio_s = 0.0
+    for item, measured, seconds, error in run_items(
+        items, jobs=args.jobs, dnsmos_conditions=dnsmos_conditions
+    ):
+        records.append(make_record(item, measured, seconds, error))
+        per_condition[item.condition].append(seconds)
+        audio_s += len(item.samples) / item.sample_rate
+        if error:
+            errors.append(f"{item.name}: {error.strip().splitlines()[-1]}")
+            if len(errors) == 1:
+                print(f"first error ({item.name}):\n{error}", file=sys.stderr)
+        if len(records) % 100 == 0:
+            print(f"  ... {len(records)} items measured ({time.perf_counter() - t0:.0f} s)", flush=True)
+    builders = {
+        "snr": lambda: snr_section(records),
+        "vad": lambda: vad_section(records),
+        "pauses": lambda: pause_section(records),
+        "bandwidth": lambda: bandwidth_section(records),
+        "clipping": lambda: clipping_section(records, flag_ratio=args.clip_flag_ratio),
+        "reverb": lambda: reverb_section(records, dnsmos=args.dnsmos),
+    }
+    sections = [builders[s]() for s in args.sections]
+    elapsed = time.perf_counter() - t0
+    targets = [t for s in sections for t in s.targets]
+    for s in sections:
+        print(f"\n=== {s.name} ===\n{s.text}")
+        for t in s.targets:
+            print(t.line())
+    n_pass = sum(t.passed for t in targets)
+    print(
+        f"\n{n_pass}/{len(targets)} targets pass; {len(records)} items ({audio_s / 60:.1f} min of audio), {len(errors)} errors"
+    )
+    print(
+        "analysis seconds per condition: " + ", ".join(f"{c} {sum(v):.1f}" for c, v in per_condition.items())
+    )
+    print(f"elapsed {elapsed:.1f} s with {args.jobs} jobs")
+    report = {
+        "meta": {
+            "quick": args.quick,
+            "dnsmos": args.dnsmos,
+            "sections": args.sections,
+            "jobs": args.jobs,
+            "elapsed_s": round(elapsed, 2),
+            "items": len(records),
+            "audio_s": round(audio_s, 1),
+            "analysis_s_per_condition": {c: round(sum(v), 2) for c, v in per_condition.items()},
+            "errors": errors,
+            "python": platform.python_version(),
+            "machine": platform.machine(),
+        },
+        "targets": [t.as_dict() for t in targets],
+        "sections": {s.name: _jsonable(s.summary) for s in sections},
+        "items": [r.as_dict() for r in records],
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = args.out.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(report, indent=1, allow_nan=False) + "\n")
+    tmp.replace(args.out)
+    print(f"wrote {args.out}")
+    return 0 if n_pass == len(targets) and not errors else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
