@@ -1,0 +1,61 @@
+"""voiceprep: turn raw voice recordings into enrollment-ready clips for cloud voice cloning.
+
+The public API is small::
+
+    import pipeline
+    a = pipeline.analyze("memo.m4a")            # measure: a.metrics, a.segments, a.frames, a.plot()
+    r = pipeline.check("memo.m4a", "qwen-tts")  # judge as the service would: r.verdict, r.checks
+    spec = pipeline.load_family("cosyvoice")    # the family's rules
+
+Everything is imported lazily so ``import pipeline`` stays fast in worker processes.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+if TYPE_CHECKING:
+    from pipeline.audio.io import probe
+    from pipeline.checks import CheckResult
+    from pipeline.families import FamilySpec, list_families, load_family
+    from pipeline.families import FamilySpec as Family
+    from pipeline.inspection import Analysis, analyze, check
+
+_LAZY = {
+    "analyze": ("pipeline.inspection", "analyze"),
+    "check": ("pipeline.inspection", "check"),
+    "Analysis": ("pipeline.inspection", "Analysis"),
+    "CheckResult": ("pipeline.checks", "CheckResult"),
+    "FamilySpec": ("pipeline.families", "FamilySpec"),
+    "Family": ("pipeline.families", "FamilySpec"),
+    "load_family": ("pipeline.families", "load_family"),
+    "list_families": ("pipeline.families", "list_families"),
+    "probe": ("pipeline.audio.io", "probe"),
+}
+
+__all__ = [
+    "Analysis",
+    "CheckResult",
+    "Family",
+    "FamilySpec",
+    "__version__",
+    "analyze",
+    "check",
+    "list_families",
+    "load_family",
+    "probe",
+]
+
+
+def __getattr__(name: str) -> Any:
+    """Import public names on first use."""
+    if name in _LAZY:
+        import importlib
+
+        module_name, attr = _LAZY[name]
+        value = getattr(importlib.import_module(module_name), attr)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'pipeline' has no attribute {name!r}")

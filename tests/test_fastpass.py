@@ -1,0 +1,139 @@
+"""The fast pass end to end: every metric from one decode, on known-answer signals and real speech."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pyloudnorm
+import pytest
+import soundfile as sf
+import soxr
+
+from pipeline.analysis.fastpass import METRIC_NAMES, analyze_array, analyze_file
+from pipeline.audio.io import write
+
+SPEECH = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "speech"
+
+
+def _speech_16k(name: str) -> np.ndarray:
+    x, sr = sf.read(SPEECH / name, dtype="float32", always_2d=True)
+    return soxr.resample(x[:, 0], sr, 16000).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def two_utterances() -> tuple[np.ndarray, float, float]:
+    """Two real utterances at 16 kHz with a 1.5 s low-noise pause between; returns (x, pause_start, pause_end)."""
+    rng = np.random.default_rng(3)
+    a = _speech_16k("pra_cmu_arctic_us_aew_a0001.wav")
+    b = _speech_16k("pra_cmu_arctic_us_aew_a0002.wav")
+    gap = np.zeros(int(1.5 * 16000), dtype=np.float32)
+    x = np.concatenate([a, gap, b])
+    x = x + rng.normal(0, 10 ** (-65 / 20), size=x.size).astype(np.float32)
+    return x, a.size / 16000, (a.size + gap.size) / 16000
+
+
+def _no_nan(obj: object) -> None:
+    json.dumps(obj, allow_nan=False)
+
+
+def test_every_metric_is_present_and_finite_or_null_with_reason(two_utterances) -> None:
+    x, _, _ = two_utterances
+    result = analyze_array(x, 16000)
+    assert set(METRIC_NAMES) <= set(result.metrics)
+    _no_nan(result.metrics)
+    for name in METRIC_NAMES:
+        if result.metrics[name] is None:
+            assert result.null_reasons[name].split(":")[0], name
+    assert result.metrics["duration_s"] == pytest.approx(x.size / 16000, abs=1e-6)
+    assert result.null_reasons["dnsmos_ovrl"].startswith("not_measured")
+    assert result.speech_mask.size == x.size // 160
+
+
+def test_inserted_pause_is_measured_and_speech_runs_split(two_utterances) -> None:
+    x, pause_start, pause_end = two_utterances
+    m = analyze_array(x, 16000).metrics
+    # The measured pause includes each utterance's own trailing/leading silence, so it can only be longer
+    # than the inserted 1.5 s, and by no more than those natural margins (< 0.6 s here).
+    assert 1.35 <= m["max_pause_s"] <= 2.1
+    (start, end) = max(m["pauses"], key=lambda p: p[1] - p[0])
+    assert start <= pause_start + 0.15 and end >= pause_end - 0.15
+    assert m["pauses_over_2s"] == (1 if m["max_pause_s"] > 2 else 0)
+    assert m["longest_run_s"] < pause_start + 0.2
+    assert 0.4 < m["speech_ratio"] < 0.9
+
+
+def test_loudness_matches_pyloudnorm_and_snr_is_high_for_clean_speech(two_utterances) -> None:
+    x, _, _ = two_utterances
+    m = analyze_array(x, 16000).metrics
+    reference = pyloudnorm.Meter(16000).integrated_loudness(x.astype(np.float64))
+    assert m["lufs"] == pytest.approx(reference, abs=0.5)
+    assert m["snr_db"] > 30
+    assert m["clipped_ratio"] == 0
+    assert m["clipped_events"] == []
+    assert m["bandwidth_class"] == "wide"
+
+
+def test_white_noise_at_10db_reads_near_10db(two_utterances) -> None:
+    x, _, _ = two_utterances
+    rng = np.random.default_rng(11)
+    result = analyze_array(x, 16000)
+    speech_power = float(np.mean(x[: result.speech_mask.size * 160][np.repeat(result.speech_mask, 160)] ** 2))
+    noise = rng.normal(0, math.sqrt(speech_power / 10), size=x.size).astype(np.float32)
+    m = analyze_array(x + noise, 16000).metrics
+    assert m["snr_db"] == pytest.approx(10, abs=2.5)
+    # Reverb cannot be told from noise at this SNR: reported as null, with the reason.
+    assert m["reverb_score"] is None
+    assert "SNR" in analyze_array(x + noise, 16000).null_reasons["reverb_score"]
+
+
+def test_clipping_found_at_the_native_rate(two_utterances) -> None:
+    x, _, _ = two_utterances
+    y = soxr.resample(x, 16000, 48000).astype(np.float32)
+    level = np.quantile(np.abs(y), 0.99)
+    clipped = np.clip(y / level * 0.9, -0.9, 0.9)  # about 1 % of samples at the plateau
+    m = analyze_array(clipped, 48000).metrics
+    assert m["clipped_ratio"] == pytest.approx(0.01, rel=0.5)
+    assert len(m["clipped_events"]) > 0
+
+
+def test_stereo_with_silent_left_channel_is_analysed_on_the_voice(two_utterances, tmp_path: Path) -> None:
+    x, _, _ = two_utterances
+    stereo = np.stack([np.zeros_like(x), x], axis=1)
+    best = analyze_array(stereo, 16000, strategy="best")
+    first = analyze_array(stereo, 16000, strategy="first")
+    assert best.channel_choice.first_channel_silent
+    assert best.metrics["speech_s"] > 2.0
+    assert first.metrics["speech_s"] == 0.0
+    assert first.metrics["lufs"] is None and first.null_reasons["lufs"]
+
+
+def test_file_and_array_agree_and_block_size_does_not_matter(two_utterances, tmp_path: Path) -> None:
+    x, _, _ = two_utterances
+    path = write(tmp_path / "two.wav", x, 16000, subtype="FLOAT")
+    from_file = analyze_file(path).metrics
+    small_blocks = analyze_file(path, block_s=0.37).metrics
+    from_array = analyze_array(x, 16000).metrics
+    for name in ("speech_s", "max_pause_s", "snr_db", "lufs", "bandwidth_hz", "noise_floor_dbfs"):
+        assert from_file[name] == pytest.approx(from_array[name], abs=1e-3), name
+        assert small_blocks[name] == pytest.approx(from_array[name], abs=1e-3), name
+
+
+def test_silence_gives_nulls_with_reasons_never_nan() -> None:
+    silent = np.zeros(16000 * 3, dtype=np.float32)
+    result = analyze_array(silent, 16000)
+    m = result.metrics
+    _no_nan(m)
+    assert m["speech_s"] == 0.0
+    assert m["snr_db"] is None and result.null_reasons["snr_db"]
+    assert m["lufs"] is None and result.null_reasons["lufs"]
+    assert m["max_pause_s"] is None and result.null_reasons["max_pause_s"].startswith("no_speech")
+
+
+def test_dnsmos_windows_on_request(two_utterances) -> None:
+    x, _, _ = two_utterances
+    result = analyze_array(x, 16000, dnsmos=True)
+    assert 1.0 <= result.metrics["dnsmos_ovrl"] <= 5.0
+    assert result.dnsmos_windows and all(1.0 <= w["ovrl"] <= 5.0 for w in result.dnsmos_windows)

@@ -1,0 +1,89 @@
+"""pipeline.analyze / pipeline.check on the demo samples and the shared recordings."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+import pipeline
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLES = ROOT / "data" / "samples"
+EXPECTED = json.loads((SAMPLES / "EXPECTED.json").read_text())
+SPEECH = ROOT.parent / "shared" / "data" / "speech"
+
+
+def _expected(relpath: str) -> dict:
+    files = EXPECTED["files"]
+    return files[relpath]
+
+
+@pytest.fixture(scope="module")
+def long_pause() -> pipeline.Analysis:
+    return pipeline.analyze(SAMPLES / "bob" / "long_pause.mp3")
+
+
+def test_analyze_measures_the_known_pause(long_pause) -> None:
+    truth = _expected("bob/long_pause.mp3")
+    pause_s = truth.get("pause_s") or truth["degradation"]["pause_s"]
+    assert long_pause.metrics["max_pause_s"] == pytest.approx(pause_s, abs=0.15)
+    assert long_pause.metrics["pauses_over_2s"] == 1
+
+
+def test_analysis_frames_segments_and_plot(long_pause) -> None:
+    seg = long_pause.segments
+    assert list(seg.columns) == ["start_s", "end_s", "duration_s"]
+    assert (seg["end_s"] > seg["start_s"]).all()
+    assert seg["duration_s"].sum() == pytest.approx(long_pause.metrics["speech_s"], abs=1e-6)
+    frames = long_pause.frames
+    assert list(frames.columns) == ["time_s", "level_db", "speech"]
+    assert frames["speech"].sum() * 0.01 == pytest.approx(long_pause.metrics["speech_s"], abs=0.011)
+    fig = long_pause.plot()
+    assert len(fig.axes) == 3
+    assert "long_pause.mp3" in fig._suptitle.get_text()
+
+
+def test_check_first_channel_silent_only_matters_for_cosyvoice() -> None:
+    path = SAMPLES / "alice" / "stereo_left_silent.wav"
+    cosy, minimax = pipeline.check(path, ["cosyvoice", "minimax"], dnsmos=False)
+    assert cosy.verdict == "fail" and "first_channel_silent" in cosy.reasons
+    assert "first_channel_silent" not in minimax.reasons
+    # MiniMax hears a mono mix that contains the voice.
+    assert minimax.metrics["speech_s"] > 5
+
+
+def test_check_known_defects_of_the_samples() -> None:
+    clipped = pipeline.check(SAMPLES / "bob" / "clipped.flac", "minimax", dnsmos=False)
+    assert "clipped" in clipped.reasons
+    upsampled = pipeline.check(SAMPLES / "alice" / "upsampled_16k.wav", "qwen-tts", dnsmos=False)
+    assert "narrowband" in upsampled.reasons
+    pause = pipeline.check(SAMPLES / "bob" / "long_pause.mp3", "cosyvoice", dnsmos=False)
+    assert pause.verdict == "fail" and "pause_too_long" in pause.reasons
+    take = pipeline.check(SAMPLES / "bob" / "takes" / "take_3.m4a", "cosyvoice", dnsmos=False)
+    assert "no_continuous_speech" in take.reasons
+
+
+def test_check_unreadable_files_are_fail_rows_not_exceptions(tmp_path: Path) -> None:
+    broken = pipeline.check(SAMPLES / "alice" / "broken.m4a", "cosyvoice")
+    assert broken.verdict == "fail" and broken.reasons == ["decode_failed"]
+    missing = pipeline.check(tmp_path / "nope.wav", "qwen-tts")
+    assert missing.verdict == "fail" and missing.reasons == ["not_found"]
+    assert missing.checks[0].hint
+
+
+def test_check_clean_real_speech_passes_hard_limits() -> None:
+    # 44.1 kHz mono PCM16 real speech, 5.6 s: only the duration recommendations and the speech run can
+    # complain; format, rate, channels and pauses are fine.
+    result = pipeline.check(SPEECH / "sms_speech-male.wav", "qwen-tts", dnsmos=False)
+    hard_failures = {c.rule for c in result.checks if c.group == "limit" and c.verdict == "fail"}
+    assert hard_failures <= {"min_speech_run_s"}
+    assert {"format", "sample_rate", "channels", "max_pause_s"} <= {c.rule for c in result.checks}
+
+
+def test_unknown_family_raises_spec_error() -> None:
+    from pipeline.errors import SpecError
+
+    with pytest.raises(SpecError, match="available"):
+        pipeline.check(SPEECH / "sms_speech-male.wav", "no-such-family")
