@@ -378,12 +378,11 @@ def main() -> None:
         err.print("voiceprep: interrupted")
         sys.exit(130)
     except Exception as exc:  # a bug: one line unless --debug
-        import click
-
-        if isinstance(exc, click.exceptions.ClickException):
+        # typer vendors its own click, so usage errors are recognised by shape, not by class.
+        if callable(getattr(exc, "show", None)) and isinstance(getattr(exc, "exit_code", None), int):
             exc.show()
             sys.exit(EXIT_USAGE)
-        if isinstance(exc, click.exceptions.Abort):
+        if type(exc).__name__ == "Abort":
             err.print("voiceprep: aborted")
             sys.exit(EXIT_USAGE)
         if debug:

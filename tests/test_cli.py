@@ -1,0 +1,129 @@
+"""The voiceprep command as a user runs it: output, JSON lines, exit codes, one-line errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLES = ROOT / "data" / "samples"
+SPEECH = ROOT.parent / "shared" / "data" / "speech"
+
+
+def voiceprep(*args: str | Path, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, COLUMNS="200")
+    return subprocess.run(
+        [sys.executable, "-m", "pipeline.cli", *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=env,
+        timeout=300,
+        check=False,
+    )
+
+
+def _json_lines(text: str) -> list[dict]:
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+def test_probe_json_reports_every_sample_and_the_broken_one() -> None:
+    proc = voiceprep("probe", SAMPLES, "--json")
+    assert proc.returncode == 1  # one file failed
+    rows = _json_lines(proc.stdout)
+    audio = [
+        p for p in SAMPLES.rglob("*") if p.is_file() and p.suffix in {".wav", ".mp3", ".m4a", ".flac", ".ogg"}
+    ]
+    assert len(rows) == len(audio)
+    by_name = {Path(r["path"]).name: r for r in rows}
+    assert by_name["broken.m4a"]["status"] == "failed"
+    assert by_name["broken.m4a"]["reasons"] == ["decode_failed"]
+    memo = by_name["phone_memo.m4a"]
+    assert (memo["status"], memo["codec"], memo["sample_rate"], memo["channels"]) == ("ok", "aac", 44100, 1)
+    expected_keys = {
+        "path", "status", "reasons", "message", "format", "codec", "sample_rate", "channels",
+        "duration_s", "sample_format", "bytes", "sha256",
+    }  # fmt: skip
+    assert all(expected_keys <= set(r) for r in rows)
+
+
+def test_probe_table_summarises_and_explains_failures() -> None:
+    proc = voiceprep("probe", SAMPLES / "alice")
+    assert proc.returncode == 1
+    assert "phone_memo.m4a" in proc.stdout
+    assert "decode_failed" in proc.stdout
+    assert "1 failed" in proc.stdout
+
+
+def test_probe_missing_path_is_a_failed_row() -> None:
+    proc = voiceprep("probe", "does/not/exist.wav", "--json")
+    assert proc.returncode == 1
+    assert _json_lines(proc.stdout)[0]["reasons"] == ["not_found"]
+
+
+def test_families_list_and_show() -> None:
+    proc = voiceprep("families")
+    assert proc.returncode == 0
+    for name in ("cosyvoice", "qwen-tts", "minimax"):
+        assert name in proc.stdout
+    show = voiceprep("families", "show", "qwen-tts")
+    assert show.returncode == 0
+    assert "24000 Hz" in show.stdout and "min_speech_run_s" in show.stdout
+
+
+def test_unknown_family_is_a_one_line_usage_error() -> None:
+    proc = voiceprep("check", SPEECH / "sms_speech-male.wav", "--family", "nope")
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+    assert "unknown family 'nope'" in proc.stderr
+
+
+def test_check_json_and_exit_codes() -> None:
+    fail = voiceprep("check", SAMPLES / "bob" / "long_pause.mp3", "-f", "cosyvoice", "--json", "--no-dnsmos")
+    assert fail.returncode == 1
+    (row,) = _json_lines(fail.stdout)
+    assert set(row) >= {"path", "family", "verdict", "checks", "metrics", "probe"}
+    assert row["verdict"] == "fail" and "pause_too_long" in row["reasons"]
+    pause = next(c for c in row["checks"] if c["rule"] == "max_pause_s")
+    assert pause["limit"] == 2 and pause["value"] > 2 and pause["hint"]
+
+    ok = voiceprep("check", SPEECH / "sms_speech-male.wav", "-f", "minimax", "--no-dnsmos")
+    # 5.6 s is below MiniMax's 10 s minimum: a fail with its reason and hint in the human output.
+    assert ok.returncode == 1
+    assert "FAIL" in ok.stdout and "too_short" in ok.stdout and "fix:" in ok.stdout
+
+
+def test_check_passes_exit_zero(tmp_path: Path) -> None:
+    import numpy as np
+    import soundfile as sf
+    import soxr
+
+    # Three real utterances of one speaker, joined with short gaps, 48 kHz PCM16 mono: a valid MiniMax clip.
+    parts = []
+    for name in ("resem_librispeech_3080-5032-0006.flac",):
+        x, sr = sf.read(SPEECH / name, dtype="float32")
+        parts.append(soxr.resample(x, sr, 48000))
+    clip = np.concatenate(parts).astype(np.float32)
+    path = tmp_path / "clip.wav"
+    sf.write(path, clip, 48000, subtype="PCM_16")
+    proc = voiceprep("check", path, "-f", "minimax", "--no-dnsmos", "--json")
+    (row,) = _json_lines(proc.stdout)
+    hard = [c for c in row["checks"] if c["group"] == "limit" and c["verdict"] == "fail"]
+    assert hard == []
+    assert proc.returncode == (1 if row["verdict"] == "fail" else 0)
+
+
+def test_analyze_json_and_debug_traceback(tmp_path: Path) -> None:
+    proc = voiceprep("analyze", SAMPLES / "bob" / "clipped.flac", "--json")
+    assert proc.returncode == 0
+    (row,) = _json_lines(proc.stdout)
+    assert row["status"] == "ok"
+    assert row["metrics"]["clipped_ratio"] > 0.005
+    broken = voiceprep("analyze", SAMPLES / "alice" / "broken.m4a")
+    assert broken.returncode == 1 and "decode_failed" in broken.stdout
+    bad_option = voiceprep("analyze", SAMPLES / "bob" / "clipped.flac", "--channels", "left")
+    assert bad_option.returncode == 2 and "Traceback" not in bad_option.stderr
