@@ -1,0 +1,170 @@
+"""Joining short takes of one speaker into one clip when no single recording holds a qualifying window.
+
+A *stretch* is the whole speech span of a recording (first segment start to last segment end), split at
+silences longer than :data:`~pipeline.selection.rules.SPLIT_PAUSE_S`. Stretches are joined only when their
+recordings sound alike, so the clip does not jump between rooms or microphones:
+
+* integrated loudness within :data:`MATCH_LUFS_LU` (the renderer normalises the clip as a whole, so a
+  louder take stays louder; 3 LU is about the just-noticeable step for speech level in a sequence);
+* noise floor within :data:`MATCH_NOISE_FLOOR_DB` (the room tone between and under the takes; 6 dB is
+  a clearly audible but not jarring change in a steady background);
+* the same bandwidth class (a phone take next to a studio take sounds like two voices).
+
+Every stretch in a plan matches every other one. A plan starts from an *anchor* (a stretch whose longest
+run meets the family's ``min_speech_run_s`` on its own: joins are pauses, so joining never creates a
+run), adds the best-scoring matching stretches until the duration aim is reached without passing the
+maximum, and orders its pieces by path, then start time. The renderer puts each recording's own room tone
+in the joins; the expected duration counts each join as the midpoint of ``pause_target_s``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from pipeline.features import RecordingFeatures
+from pipeline.plan import ClipPlan, Piece
+from pipeline.selection import scoring
+from pipeline.selection.frames import RecordingIndex
+from pipeline.selection.plans import evaluate, make_piece, suppress
+from pipeline.selection.rules import SPLIT_PAUSE_S, Rules, clip_stats
+
+MATCH_LUFS_LU = 3.0
+"""Takes whose integrated loudness differs by more than this (LU) are not joined."""
+
+MATCH_NOISE_FLOOR_DB = 6.0
+"""Takes whose noise floors differ by more than this (dB) are not joined."""
+
+QUALITY_TOLERANCE = 0.05
+"""Takes whose quality (score without the duration part) is this close to the best count as equal."""
+
+QUALITY_TOLERANCE = 0.05
+"""Takes whose quality (score without the duration part) is this close to the best count as equal."""
+
+
+@dataclass(frozen=True)
+class Stretch:
+    """The whole speech span of one recording between enormous silences, as a candidate piece."""
+
+    piece: Piece
+    body_s: float
+    """Its length in the clip after pause shortening (without edge room tone)."""
+    longest_run_s: float
+    quality: float
+    """Score of the stretch as a clip of its own, leaving out the duration part (0-1)."""
+
+    @property
+    def order(self) -> tuple[str, float]:
+        """Stable clip order: by path, then start time."""
+        return (self.piece.path, self.piece.start_s)
+
+
+def stretches(idx: RecordingIndex, rules: Rules, *, speaker: str) -> list[Stretch]:
+    """The stretches of one recording, each scored as if it were a clip on its own."""
+    n = idx.starts.size
+    if n == 0:
+        return []
+    out: list[Stretch] = []
+    gaps = idx.starts[1:] - idx.ends[:-1]
+    first = 0
+    for k in [*(int(g) for g in (gaps > SPLIT_PAUSE_S).nonzero()[0]), n - 1]:
+        piece = make_piece(idx, first, k, rules)
+        segs = list(zip(idx.starts[first : k + 1].tolist(), idx.ends[first : k + 1].tolist(), strict=True))
+        alone = clip_stats([segs], rules)
+        plan = evaluate([piece], {idx.rec.path: idx}, rules, speaker=speaker)
+        quality = scoring.total_without(plan.score_parts, "duration")
+        out.append(Stretch(piece, alone.duration_s - rules.edge_s, alone.longest_run_s, quality))
+        first = k + 1
+    return out
+
+
+def mismatch(a: RecordingFeatures, b: RecordingFeatures) -> str | None:
+    """Why two recordings should not be joined (``None`` when their acoustics match)."""
+    if a.path == b.path:
+        return None
+    la, lb = a.metrics.get("lufs"), b.metrics.get("lufs")
+    if la is None or lb is None:
+        return "loudness unknown"
+    if abs(float(la) - float(lb)) > MATCH_LUFS_LU:
+        return f"loudness {float(la):.1f} vs {float(lb):.1f} LUFS (more than {MATCH_LUFS_LU:g} LU apart)"
+    na, nb = a.metrics.get("noise_floor_dbfs"), b.metrics.get("noise_floor_dbfs")
+    if na is None or nb is None:
+        return "noise floor unknown"
+    if abs(float(na) - float(nb)) > MATCH_NOISE_FLOOR_DB:
+        return (
+            f"noise floor {float(na):.0f} vs {float(nb):.0f} dBFS "
+            f"(more than {MATCH_NOISE_FLOOR_DB:g} dB apart)"
+        )
+    ca, cb = a.metrics.get("bandwidth_class"), b.metrics.get("bandwidth_class")
+    if ca is None or cb is None or ca != cb:
+        return f"bandwidth class {ca} vs {cb}"
+    return None
+
+
+def is_anchor(stretch: Stretch, rules: Rules) -> bool:
+    """True when the stretch alone meets the family's continuous-speech rule."""
+    return rules.min_run_s is None or stretch.longest_run_s >= rules.min_run_s - 1e-9
+
+
+def usable(all_stretches: list[Stretch], rules: Rules) -> list[Stretch]:
+    """Stretches short enough to be a whole piece of a clip."""
+    return [s for s in all_stretches if s.body_s + rules.edge_s <= rules.max_duration_s + 1e-9]
+
+
+def _by_quality(s: Stretch) -> tuple[float, str, float]:
+    return (-round(s.quality, 9), s.piece.path, s.piece.start_s)
+
+
+def _fill_order(pool: list[Stretch]) -> list[Stretch]:
+    """Stretches within :data:`QUALITY_TOLERANCE` of the best in stable order, then the rest best first."""
+    if not pool:
+        return []
+    best = max(s.quality for s in pool)
+    good = sorted((s for s in pool if s.quality >= best - QUALITY_TOLERANCE), key=lambda s: s.order)
+    rest = sorted((s for s in pool if s.quality < best - QUALITY_TOLERANCE), key=_by_quality)
+    return good + rest
+
+
+def grow(
+    anchor: Stretch, pool: list[Stretch], recs: Mapping[str, RecordingFeatures], rules: Rules
+) -> list[Stretch]:
+    """Anchor plus matching stretches until the aim is reached without passing the maximum.
+
+    Every stretch added matches every one already chosen. Stretches about as good as the best (within
+    :data:`QUALITY_TOLERANCE`) come in stable order, so equal takes join in the order of their paths;
+    poorer ones only when those are not enough. The result is in stable clip order.
+    """
+    chosen = [anchor]
+    body = anchor.body_s
+    for s in _fill_order([s for s in pool if s is not anchor]):
+        if body + rules.edge_s >= rules.aim_s - 1e-9:
+            break
+        if any(mismatch(recs[s.piece.path], recs[c.piece.path]) for c in chosen):
+            continue
+        if body + rules.join_s + s.body_s + rules.edge_s <= rules.max_duration_s + 1e-9:
+            chosen.append(s)
+            body += rules.join_s + s.body_s
+    return sorted(chosen, key=lambda s: s.order)
+
+
+def assemble(
+    indexes: Mapping[str, RecordingIndex], rules: Rules, *, speaker: str, limit: int
+) -> list[ClipPlan]:
+    """Assembled plans of several pieces, best first, overlapping each other at most 50 %."""
+    recs = {path: idx.rec for path, idx in indexes.items()}
+    pool = usable(
+        [s for path in sorted(indexes) for s in stretches(indexes[path], rules, speaker=speaker)], rules
+    )
+    anchors = sorted((s for s in pool if is_anchor(s, rules)), key=_by_quality)
+    seen: set[tuple[tuple[str, float], ...]] = set()
+    plans: list[ClipPlan] = []
+    for anchor in anchors:
+        chosen = grow(anchor, pool, recs, rules)
+        key = tuple(s.order for s in chosen)
+        if len(chosen) < 2 or key in seen:
+            continue
+        seen.add(key)
+        plan = evaluate([s.piece for s in chosen], indexes, rules, speaker=speaker)
+        if rules.fits(plan.duration_s, plan.longest_run_s):
+            plans.append(plan)
+    return suppress(plans, limit=limit)

@@ -1,0 +1,131 @@
+"""Score parts in [0, 1] and the weighted total that ranks candidate clips.
+
+Each part maps one measurement to [0, 1] (1 = best) with a linear ramp between a "poor" and a "good"
+value, named below; ``docs/selection.md`` gives the reasons for each number. The total is the weighted
+mean of the parts that could be measured: a part that is ``NaN`` (not measurable, e.g. no DNSMOS in the
+fast pass) is left out and the remaining weights are renormalised, so an unknown value neither helps
+nor hurts.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from pipeline.selection.rules import Rules
+
+WEIGHTS: dict[str, float] = {
+    "snr": 0.25,
+    "dnsmos": 0.20,
+    "clipping": 0.15,
+    "reverb": 0.15,
+    "duration": 0.10,
+    "bandwidth": 0.05,
+    "speech_ratio": 0.05,
+    "stability": 0.05,
+}
+"""Weight of each part in the total (they sum to 1)."""
+
+SNR_POOR_DB = 5.0
+"""SNR (dB) scored 0: speech barely above the noise."""
+
+SNR_GOOD_DB = 40.0
+"""SNR (dB) scored 1: a quiet studio (Azure recommends 35 dB)."""
+
+CLIP_EVENT_SCALE = 1.0
+"""Clipping part is ``exp(-events / scale)``: one clipped event (an audible click) costs 63 %."""
+
+BANDWIDTH_POOR_HZ = 4000.0
+"""Effective bandwidth scored 0: telephone band."""
+
+BANDWIDTH_GOOD_HZ = 12000.0
+"""Effective bandwidth scored 1: everything a 24 kHz delivery can carry."""
+
+SPEECH_RATIO_POOR = 0.5
+"""Share of speech in the (shortened) window scored 0: half the clip is silence."""
+
+SPEECH_RATIO_GOOD = 0.9
+"""Share of speech scored 1: natural read speech with phrase gaps."""
+
+LEVEL_IQR_GOOD_DB = 3.0
+"""Spread of per-second speech levels scored 1: steady reading."""
+
+LEVEL_IQR_POOR_DB = 12.0
+"""Spread scored 0: the voice comes and goes (distance, gain riding, shouting)."""
+
+DNSMOS_POOR_OVRL = 2.0
+"""DNSMOS OVRL scored 0 (the gates fail clips under 2.3)."""
+
+DNSMOS_GOOD_OVRL = 3.3
+"""DNSMOS OVRL scored 1: clean read-speech corpora (LJSpeech 3.30, LibriTTS 3.25)."""
+
+
+def ramp(x: np.ndarray | float, lo: float, hi: float) -> np.ndarray:
+    """Linear map of ``x`` from ``lo`` (0) to ``hi`` (1), clipped to [0, 1]; NaN stays NaN.
+
+    ``lo > hi`` ramps downwards (smaller is better).
+    """
+    v = np.asarray(x, dtype=np.float64)
+    return np.clip((v - lo) / (hi - lo), 0.0, 1.0)
+
+
+def duration_part(duration_s: np.ndarray | float, rules: Rules) -> np.ndarray:
+    """1 at the family's aim, falling linearly to 0 at the far end of its duration window."""
+    d = np.asarray(duration_s, dtype=np.float64)
+    reach = max(rules.aim_s - rules.min_duration_s, rules.max_duration_s - rules.aim_s, 1e-6)
+    return np.clip(1.0 - np.abs(d - rules.aim_s) / reach, 0.0, 1.0)
+
+
+def parts(
+    *,
+    snr_db: np.ndarray,
+    clipped_events: np.ndarray,
+    reverb_score: np.ndarray,
+    bandwidth_hz: np.ndarray,
+    speech_ratio: np.ndarray,
+    level_iqr_db: np.ndarray,
+    dnsmos_ovrl: np.ndarray,
+    duration_s: np.ndarray,
+    rules: Rules,
+) -> dict[str, np.ndarray]:
+    """Every score part for arrays of windows (NaN where the measurement is missing)."""
+    return {
+        "snr": ramp(snr_db, SNR_POOR_DB, SNR_GOOD_DB),
+        "dnsmos": ramp(dnsmos_ovrl, DNSMOS_POOR_OVRL, DNSMOS_GOOD_OVRL),
+        "clipping": np.exp(-np.asarray(clipped_events, dtype=np.float64) / CLIP_EVENT_SCALE),
+        "reverb": 1.0 - np.clip(np.asarray(reverb_score, dtype=np.float64), 0.0, 1.0),
+        "duration": duration_part(duration_s, rules),
+        "bandwidth": ramp(bandwidth_hz, BANDWIDTH_POOR_HZ, BANDWIDTH_GOOD_HZ),
+        "speech_ratio": ramp(speech_ratio, SPEECH_RATIO_POOR, SPEECH_RATIO_GOOD),
+        "stability": ramp(level_iqr_db, LEVEL_IQR_POOR_DB, LEVEL_IQR_GOOD_DB),
+    }
+
+
+def total(score_parts: dict[str, np.ndarray]) -> np.ndarray:
+    """Weighted mean of the parts that are not NaN (0 when none is)."""
+    num: np.ndarray | float = 0.0
+    den: np.ndarray | float = 0.0
+    for name, weight in WEIGHTS.items():
+        value = np.asarray(score_parts[name], dtype=np.float64)
+        known = ~np.isnan(value)
+        num = num + np.where(known, value, 0.0) * weight
+        den = den + known * weight
+    num_a, den_a = np.asarray(num, dtype=np.float64), np.asarray(den, dtype=np.float64)
+    return np.where(den_a > 0, num_a / np.maximum(den_a, 1e-12), 0.0)
+
+
+def as_dict(score_parts: dict[str, np.ndarray], k: int | None = None) -> dict[str, float]:
+    """The known parts of window ``k`` (or of scalars) as a plain dict, for :attr:`ClipPlan.score_parts`."""
+    out: dict[str, float] = {}
+    for name in WEIGHTS:
+        value = np.asarray(score_parts[name], dtype=np.float64)
+        v = float(value if k is None or value.ndim == 0 else value[k])
+        if not np.isnan(v):
+            out[name] = v
+    return out
+
+
+def total_without(score_parts: dict[str, float], *exclude: str) -> float:
+    """Weighted mean of the known parts in a plain dict, leaving out ``exclude`` (e.g. ``"duration"``)."""
+    num = sum(WEIGHTS[k] * v for k, v in score_parts.items() if k not in exclude)
+    den = sum(WEIGHTS[k] for k in score_parts if k not in exclude)
+    return num / den if den > 0 else 0.0

@@ -1,0 +1,527 @@
+"""Selection: windows obey the family's rules, scoring prefers clean audio, assembly joins matching takes.
+
+Rule tests build :class:`RecordingFeatures` by hand (segments, speech mask and frame levels on the 10 ms
+grid); behaviour tests use real fast-pass results of the demo samples and ``../shared/data/speech``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pipeline.analysis.base import FRAME_S
+from pipeline.analysis.fastpass import analyze_file
+from pipeline.errors import InvalidArgument
+from pipeline.families import load_family
+from pipeline.features import RecordingFeatures
+from pipeline.plan import ClipPlan
+from pipeline.select import candidates, choose, explain
+from pipeline.selection.assembly import MATCH_LUFS_LU, MATCH_NOISE_FLOOR_DB, mismatch
+from pipeline.selection.frames import RecordingIndex
+from pipeline.selection.plans import overlap
+from pipeline.selection.rules import MIN_EDGE_GAP_S, SPLIT_PAUSE_S, Rules, clip_stats
+from pipeline.selection.scoring import DNSMOS_GOOD_OVRL, DNSMOS_POOR_OVRL
+from pipeline.selection.windows import all_windows
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLES = ROOT / "data" / "samples"
+EXPECTED = json.loads((SAMPLES / "EXPECTED.json").read_text())
+SPEECH = ROOT.parent / "shared" / "data" / "speech"
+
+COSY = load_family("cosyvoice")
+QWEN = load_family("qwen-tts")
+MINIMAX = load_family("minimax")
+ELEVEN = load_family("elevenlabs")
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def synth(
+    segments: Sequence[tuple[float, float]],
+    *,
+    duration: float,
+    path: str = "rec.wav",
+    speaker: str = "s",
+    speech_db: float = -20.0,
+    noise_db: float = -70.0,
+    noisy: Sequence[tuple[float, float, float]] = (),
+    clipped: Sequence[float] = (),
+    dnsmos_windows: Sequence[dict[str, float]] = (),
+    seed: int = 0,
+    **metrics: object,
+) -> RecordingFeatures:
+    """Hand-made features: speech at ``speech_db`` inside ``segments``, background ``noise_db``.
+
+    ``noisy`` spans ``(start_s, end_s, level_db)`` raise the background there (speech frames get the sum
+    of speech and noise power, as a real recording would).
+    """
+    n = round(duration / FRAME_S)
+    mask = np.zeros(n, dtype=bool)
+    for s, e in segments:
+        mask[round(s / FRAME_S) : round(e / FRAME_S)] = True
+    rng = np.random.default_rng(seed)
+    noise = np.full(n, noise_db) + rng.normal(0.0, 1.0, n)
+    for a, b, level in noisy:
+        noise[round(a / FRAME_S) : round(b / FRAME_S)] = level + rng.normal(
+            0.0, 1.0, round(b / FRAME_S) - round(a / FRAME_S)
+        )
+    speech = speech_db + rng.normal(0.0, 1.5, n)
+    db = np.where(mask, 10 * np.log10(10 ** (speech / 10) + 10 ** (noise / 10)), noise)
+    base: dict[str, object] = {
+        "lufs": -23.0,
+        "noise_floor_dbfs": noise_db,
+        "bandwidth_hz": 10000.0,
+        "bandwidth_class": "super_wide",
+        "reverb_score": 0.1,
+    }
+    base.update(metrics)
+    return RecordingFeatures(
+        path=path,
+        source=path,
+        speaker=speaker,
+        sha256="0" * 64,
+        duration_s=duration,
+        sample_rate=48000,
+        channels=1,
+        channel_weights=(1.0,),
+        frame_db=db.astype(np.float32),
+        speech_mask=mask,
+        segments=[(float(s), float(e)) for s, e in segments],
+        clipped_events=list(clipped),
+        metrics=base,
+        dnsmos_windows=list(dnsmos_windows),
+    )
+
+
+def reading(
+    start: float, end: float, *, seg: float = 2.4, gaps: Sequence[float] = (0.3, 0.7)
+) -> list[tuple[float, float]]:
+    """Segments of continuous reading from ``start`` to about ``end``: ``seg`` s phrases, gaps cycling."""
+    out: list[tuple[float, float]] = []
+    t = start
+    for gap in itertools.cycle(gaps):
+        if t + seg > end:
+            break
+        out.append((round(t, 2), round(t + seg, 2)))
+        t += seg + gap
+    return out
+
+
+def fast_features(path: Path, *, speaker: str, root: Path) -> RecordingFeatures:
+    result = analyze_file(path)
+    return RecordingFeatures.from_fast_pass(
+        result, path=path.relative_to(root).as_posix(), source=str(path), speaker=speaker, sha256="0" * 64
+    )
+
+
+def assert_obeys(plan: ClipPlan, spec_rules: Rules) -> None:
+    """Duration window, run rule and pause limit, as the plan states them."""
+    assert spec_rules.min_duration_s - 1e-6 <= plan.duration_s <= spec_rules.max_duration_s + 1e-6
+    if spec_rules.min_run_s is not None:
+        assert plan.longest_run_s >= spec_rules.min_run_s - 1e-6
+    if spec_rules.max_pause_s is not None:
+        assert plan.max_pause_s <= spec_rules.max_pause_s + 1e-6
+
+
+@pytest.fixture(scope="module")
+def carol() -> RecordingFeatures:
+    return fast_features(SAMPLES / "carol" / "interview_long.ogg", speaker="carol", root=SAMPLES)
+
+
+@pytest.fixture(scope="module")
+def bob_takes() -> list[RecordingFeatures]:
+    return [
+        fast_features(p, speaker="bob", root=SAMPLES)
+        for p in sorted((SAMPLES / "bob" / "takes").glob("*.m4a"))
+    ]
+
+
+# --------------------------------------------------------------------------- window rules
+
+
+def test_windows_start_and_end_on_segments_and_fit_the_family() -> None:
+    segs = reading(0.5, 80.0)
+    rec = synth(segs, duration=81.0)
+    rules = Rules.from_spec(COSY)
+    plans = candidates([rec], COSY)
+    assert len(plans) >= 3
+    starts = {s for s, _ in segs}
+    ends = {e for _, e in segs}
+    for plan in plans:
+        assert not plan.assembled
+        piece = plan.pieces[0]
+        assert piece.start_s in starts and piece.end_s in ends
+        assert_obeys(plan, rules)
+        k = [s for s, _ in segs].index(piece.start_s)
+        m = [e for _, e in segs].index(piece.end_s)
+        assert piece.lead_room_s == pytest.approx(piece.start_s - (segs[k - 1][1] if k else 0.0))
+        assert piece.tail_room_s == pytest.approx(
+            (segs[m + 1][0] if m + 1 < len(segs) else 81.0) - piece.end_s
+        )
+        # Reading without long pauses: the clip is the span plus the edge room tone.
+        assert plan.duration_s == pytest.approx(piece.span_s + rules.edge_s)
+        assert plan.pieces[0].long_pauses == ()
+
+
+def test_windows_never_start_or_end_at_a_gap_inside_a_word() -> None:
+    # 0.05 s gaps (a stop consonant) alternate with 0.4 s phrase gaps.
+    segs = reading(0.5, 60.0, seg=1.2, gaps=(0.05, 0.4))
+    rec = synth(segs, duration=61.0)
+    gap_before = {s: s - e for (_, e), (s, _) in itertools.pairwise(segs)}
+    gap_after = {e: s - e for (_, e), (s, _) in itertools.pairwise(segs)}
+    windows = all_windows(RecordingIndex(rec), Rules.from_spec(COSY))
+    assert windows.i.size > 20
+    for start, end in zip(windows.start_s.tolist(), windows.end_s.tolist(), strict=True):
+        assert gap_before.get(start, 1.0) >= MIN_EDGE_GAP_S - 1e-9
+        assert gap_after.get(end, 1.0) >= MIN_EDGE_GAP_S - 1e-9
+
+
+@pytest.mark.parametrize("spec", [COSY, QWEN, MINIMAX, ELEVEN], ids=lambda s: s.name)
+def test_vectorised_search_equals_brute_force(spec) -> None:
+    """Every (start, end) segment pair checked one by one with the reference clip_stats."""
+    rng = np.random.default_rng(7)
+    segs: list[tuple[float, float]] = []
+    t = 0.3
+    while t < 170:
+        length = float(rng.uniform(0.3, 5.5))
+        segs.append((round(t, 2), round(t + length, 2)))
+        gap = float(
+            rng.choice(
+                [0.05, 0.2, 0.45, 0.8, 1.9, 2.6, 4.0, 12.0], p=[0.1, 0.3, 0.15, 0.2, 0.08, 0.08, 0.06, 0.03]
+            )
+        )
+        t += length + gap
+    rec = synth(segs, duration=t + 1.0)
+    rules = Rules.from_spec(spec)
+    expected = {}
+    for i, j in itertools.combinations_with_replacement(range(len(segs)), 2):
+        inner = segs[i : j + 1]
+        gaps = [b[0] - a[1] for a, b in itertools.pairwise(inner)]
+        if any(g > SPLIT_PAUSE_S for g in gaps):
+            continue
+        if i > 0 and segs[i][0] - segs[i - 1][1] < MIN_EDGE_GAP_S:
+            continue
+        if j + 1 < len(segs) and segs[j + 1][0] - segs[j][1] < MIN_EDGE_GAP_S:
+            continue
+        stats = clip_stats([inner], rules)
+        if rules.fits(stats.duration_s, stats.longest_run_s):
+            expected[(i, j)] = stats
+    w = all_windows(RecordingIndex(rec), rules)
+    got = {(int(i), int(j)): k for k, (i, j) in enumerate(zip(w.i, w.j, strict=True))}
+    assert set(got) == set(expected)
+    assert len(expected) > 50
+    for key, k in got.items():
+        assert w.duration_s[k] == pytest.approx(expected[key].duration_s, abs=1e-6)
+        assert w.longest_run_s[k] == pytest.approx(expected[key].longest_run_s, abs=1e-6)
+        assert w.max_pause_s[k] == pytest.approx(expected[key].max_pause_s, abs=1e-6)
+        assert w.long_pauses[k] == expected[key].long_pauses
+
+
+def test_long_pause_is_listed_and_counted_shortened() -> None:
+    # 6 s run, 3 s pause (over the 2 s limit), 6 s run: known answer 6 + 0.5 + 6 + 2 * 0.2 = 12.9 s.
+    rec = synth([(0.5, 6.5), (9.5, 15.5)], duration=16.5)
+    plans = candidates([rec], COSY)
+    assert len(plans) == 1
+    plan = plans[0]
+    assert (plan.pieces[0].start_s, plan.pieces[0].end_s) == (0.5, 15.5)
+    assert plan.pieces[0].long_pauses == ((6.5, 9.5),)
+    assert plan.duration_s == pytest.approx(12.9)
+    assert plan.max_pause_s == pytest.approx(0.5)
+    assert plan.longest_run_s == pytest.approx(6.0)
+    assert plan.measures["long_pauses"] == 1
+    # A 1.5 s pause is within the limit: kept as it is.
+    plan2 = candidates([synth([(0.5, 6.5), (8.0, 14.0)], duration=15.0)], COSY)[0]
+    assert plan2.pieces[0].long_pauses == ()
+    assert plan2.duration_s == pytest.approx(13.9)
+    assert plan2.max_pause_s == pytest.approx(1.5)
+
+
+def test_enormous_silence_is_split_not_shortened() -> None:
+    # Two 8 s runs 12 s apart: no window may bridge the gap; alone each is too short for 10 s, so the
+    # two stretches of the same recording are assembled (8 + 0.5 + 8 + 0.4 = 16.9 s).
+    rec = synth([(0.5, 8.5), (20.5, 28.5)], duration=29.5)
+    plans = candidates([rec], COSY)
+    assert len(plans) == 1 and plans[0].assembled
+    assert [(p.start_s, p.end_s) for p in plans[0].pieces] == [(0.5, 8.5), (20.5, 28.5)]
+    assert all(p.long_pauses == () for p in plans[0].pieces)
+    assert plans[0].duration_s == pytest.approx(16.9)
+
+
+def test_longest_run_rule_decides_and_is_the_true_reason() -> None:
+    # 30 s of speech in 2 s runs separated by 0.8 s pauses: plenty of speech, no 5 s (or 3 s) run.
+    segs = reading(0.5, 45.0, seg=2.0, gaps=(0.8,))
+    rec = synth(segs, duration=46.0)
+    for spec in (COSY, QWEN):
+        sel = choose([rec], spec, slow=False)
+        assert sel.best is None
+        assert sel.reasons == ["no_continuous_speech"]
+        assert "2.0 s" in sel.message
+    # MiniMax states no run rule: the same speech makes clips.
+    plans = candidates([rec], MINIMAX)
+    assert plans and all(p.longest_run_s == pytest.approx(2.0) for p in plans)
+
+
+# --------------------------------------------------------------------------- scoring
+
+
+def test_best_window_lies_in_the_clean_stretch() -> None:
+    segs = reading(0.5, 119.0)
+    # The background is -35 dBFS everywhere except a clean stretch 50-80 s at -70 dBFS.
+    rec = synth(segs, duration=120.0, noise_db=-35.0, noisy=[(50.0, 80.0, -70.0)], noise_floor_dbfs=-35.0)
+    best = choose([rec], COSY, slow=False).best
+    assert best is not None
+    piece = best.pieces[0]
+    assert piece.start_s >= 50.0 and piece.end_s <= 80.0
+    assert best.measures["snr_db"] > 40
+    # Every window touching the noise scores lower on SNR.
+    for plan in candidates([rec], COSY)[1:]:
+        if plan.pieces[0].start_s < 49.0 or plan.pieces[0].end_s > 81.0:
+            assert plan.score_parts["snr"] < best.score_parts["snr"]
+
+
+def test_clipped_window_loses_to_an_equal_clean_one() -> None:
+    stretch_a = reading(0.5, 16.0)
+    stretch_b = [(s + 30.0, e + 30.0) for s, e in stretch_a]  # the same reading after a 14 s silence
+    segs = stretch_a + stretch_b
+    plain = choose([synth(segs, duration=47.0)], COSY, slow=False)
+    assert plain.best is not None and plain.best.pieces[0].start_s == 0.5  # a tie goes to the earlier
+    clipped = choose([synth(segs, duration=47.0, clipped=[4.2, 9.9])], COSY, slow=False)
+    assert clipped.best is not None and clipped.best.pieces[0].start_s == 30.5
+    assert clipped.alternatives and clipped.alternatives[0].measures["clipped_events"] == 2
+    assert clipped.alternatives[0].score_parts["clipping"] < 0.2
+
+
+def test_fast_pass_dnsmos_windows_steer_the_choice() -> None:
+    stretch_a = reading(0.5, 16.0)
+    segs = stretch_a + [(s + 30.0, e + 30.0) for s, e in stretch_a]
+    windows = [
+        {"start_s": 0.0, "end_s": 10.0, "ovrl": 2.1},
+        {"start_s": 10.0, "end_s": 20.0, "ovrl": 2.2},
+        {"start_s": 30.0, "end_s": 40.0, "ovrl": 3.3},
+        {"start_s": 40.0, "end_s": 47.0, "ovrl": 3.2},
+    ]
+    best = choose([synth(segs, duration=47.0, dnsmos_windows=windows)], COSY, slow=False).best
+    assert best is not None and best.pieces[0].start_s == 30.5
+    assert best.measures["dnsmos_source"] == "fast_pass"
+    assert 3.2 <= best.measures["dnsmos_ovrl"] <= 3.3
+    assert best.score_parts["dnsmos"] == pytest.approx(
+        (best.measures["dnsmos_ovrl"] - DNSMOS_POOR_OVRL) / (DNSMOS_GOOD_OVRL - DNSMOS_POOR_OVRL), abs=1e-3
+    )
+
+
+def test_scores_and_parts_are_in_unit_range(carol) -> None:
+    for spec in (COSY, MINIMAX):
+        plans = candidates([carol], spec)
+        assert plans
+        for plan in plans:
+            assert 0.0 <= plan.score <= 1.0
+            assert all(0.0 <= v <= 1.0 for v in plan.score_parts.values())
+            json.dumps(plan.to_dict(), allow_nan=False)
+        assert [p.score for p in plans] == sorted((p.score for p in plans), reverse=True)
+
+
+# --------------------------------------------------------------------------- real recordings
+
+
+@pytest.mark.parametrize("spec", [COSY, QWEN, MINIMAX], ids=lambda s: s.name)
+def test_carol_best_window_is_in_the_clean_stretch(carol, spec) -> None:
+    lo, hi = EXPECTED["files"]["carol/interview_long.ogg"]["degradation"]["best_span_s"]
+    sel = choose([carol], spec, slow=False)
+    assert sel.best is not None and not sel.best.assembled
+    piece = sel.best.pieces[0]
+    assert lo - 0.1 <= piece.start_s and piece.end_s <= hi + 0.1, (piece.start_s, piece.end_s)
+    assert_obeys(sel.best, Rules.from_spec(spec))
+    assert sel.best.measures["snr_db"] > 30
+
+
+def test_alternatives_do_not_overlap_and_results_are_deterministic(carol) -> None:
+    first = choose([carol], COSY, slow=False, alternatives=4)
+    again = choose([carol], COSY, slow=False, alternatives=4)
+    assert first.best is not None and len(first.alternatives) == 4
+    for alt in first.alternatives:
+        assert overlap(first.best, alt) <= 0.5
+        assert alt.score <= first.best.score
+    for a, b in itertools.combinations(first.alternatives, 2):
+        assert overlap(a, b) <= 0.5
+    dump = [p.to_dict() for p in [first.best, *first.alternatives]]
+    assert dump == [p.to_dict() for p in [again.best, *again.alternatives]]
+    # The plans do not depend on the order the recordings come in.
+    noise = synth(reading(0.5, 40.0), duration=41.0, path="other.wav", speaker="carol", noise_db=-30.0)
+    ab = candidates([carol, noise], COSY)
+    ba = candidates([noise, carol], COSY)
+    assert [p.to_dict() for p in ab] == [p.to_dict() for p in ba]
+
+
+def test_bob_takes_assemble_in_stable_order_for_qwen_and_minimax(bob_takes) -> None:
+    paths = [t.path for t in bob_takes]
+    for spec in (QWEN, MINIMAX):
+        rules = Rules.from_spec(spec)
+        # No single take holds a qualifying window (each is shorter than 10 s).
+        assert all(not candidates([t], spec) for t in bob_takes)
+        sel = choose(bob_takes, spec, slow=False)
+        assert sel.best is not None and sel.best.assembled
+        plan = sel.best
+        assert len(plan.pieces) >= 3
+        order = [(p.path, p.start_s) for p in plan.pieces]
+        assert order == sorted(order)
+        assert {p.path for p in plan.pieces} <= set(paths)
+        assert plan.duration_s >= 10.0
+        assert_obeys(plan, rules)
+        for piece in plan.pieces:
+            take = next(t for t in bob_takes if t.path == piece.path)
+            # Whole speech span of the take.
+            assert (piece.start_s, piece.end_s) == (take.segments[0][0], take.segments[-1][1])
+        if rules.min_run_s is not None:
+            runs = [
+                next(t for t in bob_takes if t.path == p.path).metrics["longest_run_s"] for p in plan.pieces
+            ]
+            assert max(runs) >= rules.min_run_s
+        # The expected duration: speech spans, 0.5 s joins, 0.4 s of edge tone.
+        spans = sum(p.span_s for p in plan.pieces)
+        assert plan.duration_s == pytest.approx(spans + 0.5 * (len(plan.pieces) - 1) + 0.4, abs=1e-6)
+    # Equal takes join in recording order: the first four reach the 15 s aim of Qwen.
+    qwen = choose(bob_takes, QWEN, slow=False).best
+    assert [p.path for p in qwen.pieces] == paths[:4]
+
+
+def test_bob_takes_for_cosyvoice_fail_with_the_true_reason(bob_takes) -> None:
+    # CosyVoice wants 5 s of unbroken speech; the longest take holds about 4 s, and joins are pauses.
+    longest = max(t.metrics["longest_run_s"] for t in bob_takes)
+    assert longest < 5.0
+    sel = choose(bob_takes, COSY, slow=False)
+    assert sel.best is None
+    assert sel.reasons == ["no_continuous_speech"]
+    assert f"{longest:.1f} s" in sel.message
+
+
+def test_slow_pass_on_a_real_file_scores_dnsmos_and_refines_edges() -> None:
+    path = SPEECH / "resem_librispeech_3080-5032-0007.flac"
+    rec = fast_features(path, speaker="reader", root=SPEECH)
+    rules = Rules.from_spec(COSY)
+    fast = choose([rec], COSY, slow=False)
+    assert fast.best is not None
+    piece = fast.best.pieces[0]
+    assert piece.lead_room_s >= 0.3  # the reading starts after a silence this file has
+    # Put the window's first segment start 0.25 s early, into that silence: Silero must move it back.
+    true_start = piece.start_s
+    moved = [(round(s - 0.25, 6), e) if s == true_start else (s, e) for s, e in rec.segments]
+    shifted = RecordingFeatures(**{**rec.__dict__, "segments": moved})
+    sel = choose([shifted], COSY, top=1, alternatives=0)
+    best = sel.best
+    assert best is not None and sel.alternatives == []
+    assert best.measures["dnsmos_source"] == "window"
+    assert 2.8 <= best.measures["dnsmos_ovrl"] <= 4.0  # clean read speech (LibriSpeech about 3.2)
+    assert best.score_parts["dnsmos"] == pytest.approx(
+        min(1.0, (best.measures["dnsmos_ovrl"] - DNSMOS_POOR_OVRL) / (DNSMOS_GOOD_OVRL - DNSMOS_POOR_OVRL)),
+        abs=1e-3,
+    )
+    assert best.measures["edges_refined"] is True
+    start = best.pieces[0].start_s
+    assert start >= true_start - 0.25 + 0.1  # moved back towards the speech
+    assert abs(start - true_start) <= 0.1
+    assert best.pieces[0].lead_room_s == pytest.approx(start)  # the silence before it grew accordingly
+    assert_obeys(best, rules)
+    # Without refinement the (wrong) edge stays.
+    plain = choose([shifted], COSY, top=1, alternatives=0, refine_edges=False).best
+    assert plain is not None and plain.pieces[0].start_s == pytest.approx(true_start - 0.25)
+
+
+# --------------------------------------------------------------------------- assembly tolerances
+
+
+def test_mismatched_takes_are_not_assembled() -> None:
+    take = [(0.4, 4.4)]
+    quiet = [synth(take, duration=5.0, path=f"a/take_{k}.wav", noise_db=-64.0) for k in range(2)]
+    noisy = [
+        synth(take, duration=5.0, path=f"b/take_{k}.wav", noise_db=-40.0, noise_floor_dbfs=-40.0)
+        for k in range(3)
+    ]
+    plans = candidates(quiet + noisy, QWEN)
+    assert plans
+    for plan in plans:
+        groups = {p.path.split("/")[0] for p in plan.pieces}
+        assert groups == {"b"}  # only the noisy group holds enough speech; never mixed
+    # Two quiet takes and one noisy: together 13.4 s, but the matching ones make only 8.9 s.
+    sel = choose([*quiet, noisy[0]], QWEN, slow=False)
+    assert sel.best is None
+    assert sel.reasons == ["too_short"]
+    assert "b/take_0.wav" in sel.message and "noise floor" in sel.message
+
+
+def test_mismatch_tolerances() -> None:
+    base = synth([(0.4, 4.4)], duration=5.0, path="a.wav")
+    near = synth(
+        [(0.4, 4.4)],
+        duration=5.0,
+        path="b.wav",
+        lufs=-23.0 + MATCH_LUFS_LU - 0.1,
+        noise_floor_dbfs=-70.0 + MATCH_NOISE_FLOOR_DB - 0.1,
+    )
+    assert mismatch(base, near) is None
+    assert "loudness" in mismatch(
+        base, synth([(0.4, 4.4)], duration=5.0, path="c.wav", lufs=-23.0 - MATCH_LUFS_LU - 0.5)
+    )
+    assert "noise floor" in mismatch(
+        base,
+        synth([(0.4, 4.4)], duration=5.0, path="d.wav", noise_floor_dbfs=-70.0 + MATCH_NOISE_FLOOR_DB + 1),
+    )
+    assert "bandwidth" in mismatch(
+        base, synth([(0.4, 4.4)], duration=5.0, path="e.wav", bandwidth_class="wide")
+    )
+
+
+# --------------------------------------------------------------------------- no plan
+
+
+def test_no_speech() -> None:
+    sel = choose([synth([], duration=20.0), synth([], duration=5.0, path="b.wav")], COSY, slow=False)
+    assert sel.best is None and sel.reasons == ["no_speech"]
+    assert "2 recording" in sel.message
+
+
+def test_two_seconds_of_speech() -> None:
+    rec = synth([(0.5, 1.5), (2.0, 3.0)], duration=4.0)
+    # CosyVoice: both hold (2 s < the 10 s minimum, and the longest run is under 5 s).
+    sel = choose([rec], COSY, slow=False)
+    assert sel.best is None and sel.reasons == ["no_continuous_speech", "too_short"]
+    # MiniMax has no run rule: only too_short is true.
+    sel = choose([rec], MINIMAX, slow=False)
+    assert sel.best is None and sel.reasons == ["too_short"]
+    assert explain([rec], MINIMAX) == (sel.reasons, sel.message)
+
+
+def test_speech_that_cannot_be_cut_short_enough() -> None:
+    # 25 s without a single silence: plenty of speech and a long run, but no cut point under 20 s.
+    sel = choose([synth([(0.5, 25.5)], duration=26.0)], COSY, slow=False)
+    assert sel.best is None and sel.reasons == ["too_long_clip"]
+    # MiniMax allows 60 s: the same speech is one window.
+    assert choose([synth([(0.5, 25.5)], duration=26.0)], MINIMAX, slow=False).best is not None
+
+
+def test_slow_pass_on_an_unreadable_source_keeps_the_fast_plan(tmp_path) -> None:
+    rec = synth(reading(0.5, 14.0), duration=15.0, path=str(tmp_path / "gone.wav"))
+    sel = choose([rec], COSY)
+    assert sel.best is not None
+    assert sel.best.measures["dnsmos_ovrl"] is None
+    assert sel.best.measures["not_measured"]["dnsmos_ovrl"].endswith("(not_found)")
+    assert "dnsmos" not in sel.best.score_parts
+
+
+def test_bad_arguments_are_named() -> None:
+    rec = synth([(0.5, 12.0)], duration=13.0)
+    with pytest.raises(InvalidArgument, match="at least one"):
+        candidates([], COSY)
+    with pytest.raises(InvalidArgument, match="speaker"):
+        candidates([rec, synth([(0.5, 12.0)], duration=13.0, path="x.wav", speaker="other")], COSY)
+    with pytest.raises(InvalidArgument, match="limit"):
+        candidates([rec], COSY, limit=0)
+    with pytest.raises(InvalidArgument, match="top"):
+        choose([rec], COSY, top=0)
+    with pytest.raises(InvalidArgument, match="twice"):
+        candidates([rec, rec], COSY)
