@@ -22,6 +22,8 @@ from pipeline.errors import VoiceprepError
 
 if TYPE_CHECKING:
     from pipeline.checks import CheckResult
+    from pipeline.manifest import ClipRow
+    from pipeline.run import RunSummary
 
 EXIT_OK = 0
 EXIT_FAILURES = 1
@@ -309,6 +311,174 @@ def _print_check(result: CheckResult) -> None:
         out.print(f"     {mark} {c.message}", highlight=False)
         if c.hint:
             out.print(f"       [dim]fix: {c.hint}[/]", highlight=False)
+
+
+@app.command("run")
+def run_command(
+    input_path: Annotated[Path, typer.Argument(help="A folder (one subfolder per speaker) or a file.")],
+    out_dir: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")] = Path("out"),
+    family: Annotated[
+        list[str] | None, typer.Option("--family", "-f", help="Family (repeatable; default: all).")
+    ] = None,
+    jobs: Annotated[int | None, typer.Option("--jobs", "-j", min=1, help="Workers (default: cores).")] = None,
+    executor: Annotated[
+        str | None, typer.Option("--executor", help="serial, processes (default) or dask.")
+    ] = None,
+    scheduler: Annotated[
+        str | None, typer.Option("--scheduler", help="Dask scheduler address (with --executor dask).")
+    ] = None,
+    no_resume: Annotated[bool, typer.Option("--no-resume", help="Ignore cached results.")] = False,
+    config: Annotated[Path | None, typer.Option("--config", help="A voiceprep.yaml with settings.")] = None,
+    strict: Annotated[bool, typer.Option("--strict", help="Exit 1 unless every clip is ready.")] = False,
+    speaker: Annotated[
+        str | None, typer.Option("--speaker", help="Treat the whole input as this one speaker.")
+    ] = None,
+    speaker_map: Annotated[
+        Path | None, typer.Option("--speaker-map", help="CSV of path,speaker overriding the folders.")
+    ] = None,
+    export: Annotated[
+        list[str] | None, typer.Option("--export", help="Also write parquet and/or csv tables.")
+    ] = None,
+) -> None:
+    """Pick, render and re-check the best enrollment clip per speaker and family."""
+    from pipeline.config import load_config
+    from pipeline.run import RunError, run
+
+    if executor is not None and executor not in {"serial", "processes", "dask"}:
+        raise typer.BadParameter(f"--executor must be serial, processes or dask (got {executor!r})")
+    if scheduler is not None and executor not in {None, "dask"}:
+        raise typer.BadParameter("--scheduler needs --executor dask")
+    for fmt in export or []:
+        if fmt not in {"parquet", "csv"}:
+            raise typer.BadParameter(f"--export must be parquet or csv (got {fmt!r})")
+    cfg = load_config(config)
+    kind = "dask" if scheduler is not None and executor is None else executor
+    try:
+        with _RunProgress() as progress:
+            summary = run(
+                input_path,
+                out_dir,
+                families=family,
+                config=cfg,
+                executor=kind,
+                jobs=jobs,
+                scheduler=scheduler,
+                resume=not no_resume,
+                speaker=speaker,
+                speaker_map=speaker_map,
+                progress=progress,
+            )
+    except RunError as exc:
+        err.print(f"voiceprep: cannot run: {exc}", markup=False, highlight=False)
+        raise typer.Exit(EXIT_INTERNAL) from None
+    if export:
+        from pipeline.manifest import export as export_tables
+
+        for fmt in export:
+            export_tables(summary.out_dir, fmt=fmt)
+    _print_run_summary(summary)
+    raise typer.Exit(EXIT_FAILURES if strict and not summary.all_ready else EXIT_OK)
+
+
+class _RunProgress:
+    """A rich progress bar fed by the runner's events: files, hours of audio, rate, ETA."""
+
+    def __init__(self) -> None:
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
+        self.progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[info]}"),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=err,
+            transient=False,
+            disable=not err.is_terminal,
+        )
+        self.files = None
+        self.clips = None
+        self.audio_s = 0.0
+        self.started = 0.0
+
+    def __enter__(self) -> _RunProgress:
+        import time
+
+        self.started = time.perf_counter()
+        self.progress.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.__exit__(*exc)
+
+    def __call__(self, event: str, data: dict) -> None:
+        import time
+
+        if event == "start":
+            self.files = self.progress.add_task("analysing", total=data["files"], info="")
+        elif event == "recording" and self.files is not None:
+            row = data["row"]
+            self.audio_s += float((row.probe or {}).get("duration_s") or 0.0)
+            elapsed = max(time.perf_counter() - self.started, 1e-6)
+            info = f"{self.audio_s / 3600:.2f} h of audio, {self.audio_s / elapsed:.0f}x real time"
+            self.progress.update(self.files, advance=1, info=info)
+        elif event == "clips":
+            self.clips = self.progress.add_task("clips    ", total=data["total"], info="")
+        elif event == "clip" and self.clips is not None:
+            row = data["row"]
+            self.progress.update(self.clips, advance=1, info=f"{row.speaker}/{row.family}: {row.status}")
+
+
+_STATUS_STYLE = {"ready": "green", "submitted": "green", "rejected": "yellow", "failed": "red"}
+
+
+def _print_run_summary(summary: RunSummary) -> None:
+    clips = summary.clips
+    families = sorted({c.family for c in clips})
+    speakers = sorted({c.speaker for c in clips} | {r.speaker for r in summary.recordings})
+    by_key = {(c.speaker, c.family): c for c in clips}
+    table = Table(title="clips per speaker and family", title_justify="left", header_style="bold")
+    table.add_column("speaker")
+    for fam in families:
+        table.add_column(fam)
+    for who in speakers:
+        cells = []
+        for fam in families:
+            c = by_key.get((who, fam))
+            if c is None:
+                cells.append("-")
+                continue
+            style = _STATUS_STYLE.get(c.status, "white")
+            top = f" ({c.reasons[0]})" if c.reasons else ""
+            dur = f" {c.duration_s:.1f}s" if c.duration_s and c.status == "ready" else ""
+            cells.append(f"[{style}]{c.status}[/]{dur}{top}")
+        table.add_row(who, *cells)
+    out.print(table)
+    counts = summary.counts
+    failed = [r for r in summary.recordings if r.status != "ok"]
+    out.print(
+        f"{counts['recordings']} recordings ({counts['audio_hours']:.2f} h of audio), "
+        f"{counts['recordings_failed']} failed; {len(clips)} clips: "
+        + ", ".join(f"{n} {s}" for s, n in sorted(_status_counts(clips).items()))
+        + f"; {summary.seconds:.1f} s"
+    )
+    for r in failed:
+        out.print(f"  [red]failed[/] {r.path}: {', '.join(r.reasons)}: {r.message}", highlight=False)
+    out.print(f"outputs in {summary.out_dir}/ (clips/, recordings.jsonl, clips.jsonl, run.json)")
+
+
+def _status_counts(clips: list[ClipRow]) -> dict[str, int]:
+    from collections import Counter
+
+    return dict(Counter(c.status for c in clips))
 
 
 def _range_text(lo: float | None, hi: float | None, unit: str) -> str:

@@ -190,7 +190,9 @@ def _check_file(path: Path) -> int:
     return st.st_size
 
 
-def _sha256(path: Path) -> str:
+def sha256_file(path: str | Path) -> str:
+    """sha256 (hex) of a file's bytes, read in 1 MiB chunks; AudioReadError ``unreadable`` on failure."""
+    path = Path(path)
     digest = hashlib.sha256()
     try:
         with open(path, "rb") as fh:
@@ -602,7 +604,7 @@ def probe(
         info = _probe_av(p, size, index, limit)
     info = replace(info, path=os.fspath(path))
     if hash:
-        info = replace(info, sha256=_sha256(p))
+        info = replace(info, sha256=sha256_file(p))
     return info
 
 
@@ -1064,7 +1066,7 @@ def probe_row(
         if exc.reason not in ("not_found", "unreadable"):
             with contextlib.suppress(OSError, AudioReadError):
                 row["bytes"] = os.stat(p).st_size
-                row["sha256"] = _sha256(p)
+                row["sha256"] = sha256_file(p)
         return row
     warnings = _header_warnings(p, info)
     row.update(
