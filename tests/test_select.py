@@ -474,6 +474,24 @@ def test_mismatch_tolerances() -> None:
     assert "bandwidth" in mismatch(
         base, synth([(0.4, 4.4)], duration=5.0, path="e.wav", bandwidth_class="wide")
     )
+    assert "reverb" in mismatch(base, synth([(0.4, 4.4)], duration=5.0, path="f.wav", reverb_score=0.5))
+    assert mismatch(base, synth([(0.4, 4.4)], duration=5.0, path="g.wav", reverb_score=0.3)) is None
+
+
+def test_poorer_takes_only_make_a_clip_possible_never_longer() -> None:
+    """Clean takes reach MiniMax's 10 s minimum; a noisier take would only lengthen the clip: left out."""
+    take = [(0.4, 5.4)]
+    clean = [synth(take, duration=6.0, path=f"t{k}.wav", seed=k) for k in range(2)]
+    # Same noise floor metric (so it matches), but a noisy background inside the take lowers its quality.
+    poor = synth(take, duration=6.0, path="t9.wav", noisy=[(0.0, 6.0, -35.0)], seed=9)
+    spec = load_family("minimax")
+    sel = choose([*clean, poor], spec, slow=False)
+    assert sel.best is not None and sel.best.assembled
+    assert [p.path for p in sel.best.pieces] == ["t0.wav", "t1.wav"]
+    # With only one clean take, the poorer one is needed to reach the minimum, so it is used.
+    sel = choose([clean[0], poor], spec, slow=False)
+    assert sel.best is not None
+    assert {p.path for p in sel.best.pieces} == {"t0.wav", "t9.wav"}
 
 
 # --------------------------------------------------------------------------- no plan

@@ -8,7 +8,13 @@ recordings sound alike, so the clip does not jump between rooms or microphones:
   louder take stays louder; 3 LU is about the just-noticeable step for speech level in a sequence);
 * noise floor within :data:`MATCH_NOISE_FLOOR_DB` (the room tone between and under the takes; 6 dB is
   a clearly audible but not jarring change in a steady background);
-* the same bandwidth class (a phone take next to a studio take sounds like two voices).
+* the same bandwidth class (a phone take next to a studio take sounds like two voices);
+* reverb scores within :data:`MATCH_REVERB_SCORE` when both are measured (a dry take next to a
+  reverberant one sounds like two rooms).
+
+Poorer stretches (quality below the best by more than :data:`QUALITY_TOLERANCE`) are added only while
+the clip is still shorter than the family's minimum: they may make a clip possible, never merely longer
+(a longer reference made of poorer audio clones worse).
 
 Every stretch in a plan matches every other one. A plan starts from an *anchor* (a stretch whose longest
 run meets the family's ``min_speech_run_s`` on its own: joins are pauses, so joining never creates a
@@ -35,8 +41,8 @@ MATCH_LUFS_LU = 3.0
 MATCH_NOISE_FLOOR_DB = 6.0
 """Takes whose noise floors differ by more than this (dB) are not joined."""
 
-QUALITY_TOLERANCE = 0.05
-"""Takes whose quality (score without the duration part) is this close to the best count as equal."""
+MATCH_REVERB_SCORE = 0.25
+"""Takes whose reverb scores differ by more than this are not joined (two rooms in one clip)."""
 
 QUALITY_TOLERANCE = 0.05
 """Takes whose quality (score without the duration part) is this close to the best count as equal."""
@@ -98,6 +104,9 @@ def mismatch(a: RecordingFeatures, b: RecordingFeatures) -> str | None:
     ca, cb = a.metrics.get("bandwidth_class"), b.metrics.get("bandwidth_class")
     if ca is None or cb is None or ca != cb:
         return f"bandwidth class {ca} vs {cb}"
+    ra, rb = a.metrics.get("reverb_score"), b.metrics.get("reverb_score")
+    if ra is not None and rb is not None and abs(float(ra) - float(rb)) > MATCH_REVERB_SCORE:
+        return f"reverb score {float(ra):.2f} vs {float(rb):.2f} (more than {MATCH_REVERB_SCORE:g} apart)"
     return None
 
 
@@ -136,9 +145,14 @@ def grow(
     """
     chosen = [anchor]
     body = anchor.body_s
-    for s in _fill_order([s for s in pool if s is not anchor]):
+    others = [s for s in pool if s is not anchor]
+    best = max((s.quality for s in pool), default=0.0)
+    for s in _fill_order(others):
         if body + rules.edge_s >= rules.aim_s - 1e-9:
             break
+        poorer = s.quality < best - QUALITY_TOLERANCE
+        if poorer and body + rules.edge_s >= rules.min_duration_s - 1e-9:
+            continue
         if any(mismatch(recs[s.piece.path], recs[c.piece.path]) for c in chosen):
             continue
         if body + rules.join_s + s.body_s + rules.edge_s <= rules.max_duration_s + 1e-9:
@@ -158,7 +172,10 @@ def assemble(
     anchors = sorted((s for s in pool if is_anchor(s, rules)), key=_by_quality)
     seen: set[tuple[tuple[str, float], ...]] = set()
     plans: list[ClipPlan] = []
+    best = max((s.quality for s in pool), default=0.0)
     for anchor in anchors:
+        if plans and anchor.quality < best - QUALITY_TOLERANCE:
+            break  # a poorer anchor would only add poorer audio to plans that already work
         chosen = grow(anchor, pool, recs, rules)
         key = tuple(s.order for s in chosen)
         if len(chosen) < 2 or key in seen:
