@@ -11,7 +11,7 @@ import scipy.signal
 import soundfile as sf
 import soxr
 
-from pipeline.analysis.bandwidth import BandwidthMeter, bandwidth_class, find_cliff
+from pipeline.analysis.bandwidth import BandwidthMeter, bandwidth_class, find_cliff, find_excess_cliff
 from pipeline.errors import InvalidArgument
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -167,7 +167,8 @@ def test_noise_added_before_upsampling_keeps_the_speech_band_class(
 
 
 def test_full_band_noise_after_band_limiting_counts_once_within_drop_db() -> None:
-    """The documented rule: a floor less than ``drop_db`` (20 dB) under the band edge is content."""
+    """The plain rule: a floor less than ``drop_db`` (20 dB) under the band edge is content. (The band here
+    is stationary noise, indistinguishable from the floor in time, so no speech mask could change it.)"""
     rate = 48000
     rng = np.random.default_rng(3)
     band = lowpass(rng.standard_normal(3 * rate), 4000, rate)  # flat to 4 kHz, per-Hz level = floor's
@@ -241,3 +242,128 @@ def test_invalid_arguments() -> None:
         meter.process(np.zeros(10, dtype=np.int16))
     with pytest.raises(InvalidArgument, match="speech_mask"):
         meter.finish(speech_mask=np.zeros((2, 2), dtype=bool))
+
+
+def clean_speech_mask(x: np.ndarray, rate: int) -> np.ndarray:
+    """Speech frames of a clean recording on the 10 ms grid: within 35 dB of its loudest frame."""
+    hop = rate // 100
+    n = x.shape[0] // hop
+    level = 10 * np.log10(np.mean(x[: n * hop].reshape(n, hop) ** 2, axis=1) + 1e-20)
+    return level > level.max() - 35.0
+
+
+def add_hiss(x: np.ndarray, mask: np.ndarray, rate: int, snr_db: float, seed: int) -> np.ndarray:
+    """White noise at ``snr_db`` under the speech frames' mean power, over the full band of ``rate``."""
+    hop = rate // 100
+    frames = x[: mask.shape[0] * hop].reshape(mask.shape[0], hop)
+    speech_power = float(np.mean(frames[mask] ** 2))
+    noise = np.random.default_rng(seed).standard_normal(x.shape[0])
+    return x + noise * np.sqrt(speech_power / 10 ** (snr_db / 10))
+
+
+@pytest.mark.parametrize("name", LIBRI)
+@pytest.mark.parametrize(
+    ("low_rate", "expected", "lowest_hz"), [(16000, "wide", 7000), (8000, "narrow", 3400)]
+)
+def test_speech_band_under_hiss_added_after_upsampling_is_found_with_a_speech_mask(
+    name: str, low_rate: int, expected: str, lowest_hz: int
+) -> None:
+    """White noise over the whole 48 kHz band, added after band-limiting: at 20 dB SNR the plain spectrum
+    falls only to the hiss at the band edge (no cliff), but the band where the speech rises above the
+    hiss is found with the speech mask: 8 kHz for the 16 kHz file, 4 kHz for its telephone version."""
+    x, rate = read_mono(name)
+    y = soxr.resample(soxr.resample(x, rate, low_rate), low_rate, 48000)
+    mask = clean_speech_mask(y, 48000)
+    for snr_db in (20.0, 30.0):
+        noisy = add_hiss(y, mask, 48000, snr_db, seed=low_rate)
+        hz, cls = measure(noisy, 48000, speech_mask=mask)
+        assert cls == expected and lowest_hz <= hz <= low_rate / 2 + 200, (snr_db, hz)
+        if snr_db == 20.0:
+            meter = BandwidthMeter(sample_rate=48000)
+            meter.process(noisy.astype(np.float32))
+            plain = meter.long_term_spectrum(speech_mask=mask)
+            assert find_cliff(plain, meter.band_edges_hz) == 24000.0
+
+
+@pytest.mark.parametrize("name", ["sms_speech-male.wav", "sms_speech-female.wav", "aug_vctk_p286_011.wav"])
+def test_natively_full_band_speech_under_hiss_stays_full(name: str) -> None:
+    """The same hiss over speech that really reaches 17-24 kHz: its high band sinks gradually into the
+    noise, which is no cliff, at 20 dB SNR as at 30 dB."""
+    x, rate = read_mono(name)
+    mask = clean_speech_mask(x, rate)
+    for snr_db in (20.0, 30.0):
+        noisy = add_hiss(x, mask, rate, snr_db, seed=int(snr_db))
+        assert measure(noisy, rate, speech_mask=mask)[1] == "full", snr_db
+
+
+def bursts(rate: int, seconds: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """White noise switched on for 150 ms and off for 150 ms (speech-like modulation), and its mask."""
+    n = int(seconds * rate)
+    on = (np.arange(n) // int(0.15 * rate)) % 2 == 0
+    mask = on[:: rate // 100][: n // (rate // 100)]
+    return rng.standard_normal(n) * on, mask
+
+
+def test_noise_aware_cliff_needs_a_modulated_band_above_a_stationary_floor() -> None:
+    """Known answer: 4 kHz band-limited bursts over a white floor 12 dB under them (per hertz) have a
+    sharp excess cliff at 4 kHz; the same band without the on/off modulation is indistinguishable from
+    the floor in time, so there is no speech excess anywhere; under 2 s there is too little to judge."""
+    rate = 48000
+    rng = np.random.default_rng(5)
+    signal, mask = bursts(rate, 6.0, rng)
+    band = lowpass(signal, 4000, rate) * 0.1
+    floor = rng.standard_normal(band.shape[0]) * 0.1 * 10 ** (-12 / 20)
+    assert measure(band + floor, rate)[1] == "full"  # plain rule: a 12 dB step is no cliff
+    hz, cls = measure(band + floor, rate, speech_mask=mask)
+    assert cls == "narrow" and 3900 <= hz <= 4400
+    steady = lowpass(rng.standard_normal(band.shape[0]), 4000, rate) * 0.1 / np.sqrt(2)
+    assert measure(steady + floor, rate, speech_mask=mask)[1] == "full"
+    short = int(1.5 * rate)
+    assert measure((band + floor)[:short], rate, speech_mask=mask[:150])[1] == "full"
+
+
+def test_gradual_roll_off_into_the_floor_is_not_a_noise_aware_cliff() -> None:
+    """Bursts flat to 4 kHz that then fall 8 dB per kilohertz sink into a floor 12 dB under them without
+    a cliff (``full``); the same bursts cut by a steep filter at 4 kHz do have one (``narrow``)."""
+    rate = 48000
+    rng = np.random.default_rng(6)
+    signal, mask = bursts(rate, 6.0, rng)
+    spectrum = np.fft.rfft(signal)
+    f = np.fft.rfftfreq(signal.shape[0], 1 / rate)
+    tilt = 10 ** (-8.0 * np.maximum(f - 4000.0, 0.0) / 1000.0 / 20.0)
+    sloped = np.fft.irfft(spectrum * tilt, signal.shape[0]) * 0.1
+    floor = rng.standard_normal(signal.shape[0]) * 0.1 * 10 ** (-12 / 20)
+    assert measure(sloped + floor, rate, speech_mask=mask)[1] == "full"
+    assert measure(lowpass(sloped, 4000, rate) + floor, rate, speech_mask=mask)[1] == "narrow"
+
+
+@pytest.mark.parametrize("rate", [48000, 44100, 16000])
+def test_speech_excess_of_stationary_noise_is_zero(rate: int) -> None:
+    """The floor calibration: in white noise every band's 'speech' frames are the noise, so the excess
+    is 0 dB; it is also independent of the level."""
+    rng = np.random.default_rng(rate)
+    x = rng.standard_normal(20 * rate).astype(np.float32)
+    mask = (np.arange(2000) // 15) % 2 == 0
+    excess = []
+    for level in (0.3, 0.003):
+        meter = BandwidthMeter(sample_rate=rate)
+        meter.process(x * np.float32(level))
+        values = meter.speech_excess_db(speech_mask=mask)
+        assert values is not None
+        excess.append(values)
+        assert abs(float(np.median(values))) < 0.15
+        assert float(np.max(np.abs(values))) < 1.0
+    np.testing.assert_allclose(excess[0], excess[1], atol=0.5)
+
+
+def test_find_excess_cliff_on_synthetic_excess() -> None:
+    edges = np.arange(0.0, 24001.0, 100.0)
+    lower = edges[:-1]
+    step = np.where(lower < 7000, 10.0, 0.0)
+    assert find_excess_cliff(step, edges) == 7000.0
+    assert find_excess_cliff(np.where(lower < 7000, 10.0, 2.0), edges) is None  # speech left above
+    assert find_excess_cliff(np.where(lower < 7000, 2.0, 0.0), edges) is None  # too little below
+    ramp = np.clip(10.0 - (lower - 6000.0) / 300.0, 0.0, 10.0)  # 10 dB to 0 over 3 kHz: no cliff
+    assert find_excess_cliff(ramp, edges) is None
+    with pytest.raises(InvalidArgument, match="band_edges_hz"):
+        find_excess_cliff(step, edges[:-1])

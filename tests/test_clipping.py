@@ -126,8 +126,9 @@ def test_clipped_then_attenuated_clips_below_full_scale(name: str) -> None:
 
 
 def test_clipped_speech_after_mp3_is_still_found(tmp_path: Path) -> None:
-    """The codec ripples the plateau: the histogram spike is what is left. 5 %: every file; 1 %: most."""
-    hits = {1e-2: 0, 5e-2: 0}
+    """The codec ripples the plateau: the histogram spike is what is left. 5 %: every file; 0.5 % and
+    1 %: all but one (LibriSpeech 150, whose own noise is 6 dB under its speech, is the hard one)."""
+    hits = {5e-3: 0, 1e-2: 0, 5e-2: 0}
     for name in MP3_FILES:
         x, rate = read_mono(name)
         for ratio in hits:
@@ -137,6 +138,7 @@ def test_clipped_speech_after_mp3_is_still_found(tmp_path: Path) -> None:
                 hits[ratio] += 1
     assert hits[5e-2] == len(MP3_FILES)
     assert hits[1e-2] >= len(MP3_FILES) - 1
+    assert hits[5e-3] >= len(MP3_FILES) - 1
 
 
 def test_unclipped_loud_speech_is_not_flagged(tmp_path: Path) -> None:
@@ -259,3 +261,35 @@ def test_peak_limited_speech_is_not_clipping(name: str) -> None:
     limited = x * np.minimum(1.0, 0.9 / envelope)
     assert np.sum(np.abs(limited) >= 0.9 * (1 - 1e-6)) >= 100
     assert detect(limited, rate)["clipped_ratio"] == 0.0
+
+
+def limited(x: np.ndarray, rate: int) -> np.ndarray:
+    """Speech driven 4x (12 dB) into a fast peak limiter at 0.9 (4 ms look-ahead, no smoothing)."""
+    x = x / np.abs(x).max() * 4.0
+    envelope = scipy.ndimage.maximum_filter1d(np.abs(x), size=int(0.004 * rate) + 1)
+    return x * np.minimum(1.0, 0.9 / envelope)
+
+
+@pytest.mark.parametrize("name", MAIN_FILES)
+def test_peak_limited_speech_after_mp3_is_not_clipping(name: str, tmp_path: Path) -> None:
+    """A hard negative for any looser MP3 rule: every loud syllable of limited speech piles up at the
+    ceiling, symmetrically and in many places, as clipping does; only its rounded peaks differ, and the
+    codec blurs those too. Measured: the loosest variants of the MP3 rule that were tried (finding 6 of
+    12 recordings clipped at 0.1 %) flag 6 of 64 limited ones (see the module notes); this one none."""
+    x, rate = read_mono(name)
+    values = detect(mp3_round_trip(limited(x, rate), rate, tmp_path), rate)
+    assert not flagged(values)
+
+
+@pytest.mark.parametrize(
+    "name", ["resem_librispeech_3080-5032-0006.flac", "resem_librispeech_3080-5032-0009.flac"]
+)
+def test_a_sustained_loud_vowel_is_not_clipping(name: str, tmp_path: Path) -> None:
+    """LibriSpeech 3080: in -0006 one vowel holds 56 pitch periods within 1.5 dB of the file's peak (and
+    -0009 has a long shoulder of near-peak samples): 3-4e-4 of the samples pile up above what the tail
+    below predicts, as much as 0.1 % clipping leaves after MP3. Unclipped, as 16-bit PCM or MP3."""
+    x, rate = read_mono(name)
+    for peak in (0.99, 0.5):
+        loud = x / np.abs(x).max() * peak
+        assert not flagged(detect(pcm16_round_trip(loud, rate, tmp_path), rate)), peak
+        assert not flagged(detect(mp3_round_trip(loud, rate, tmp_path), rate)), peak
