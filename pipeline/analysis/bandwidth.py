@@ -237,28 +237,26 @@ class BandwidthMeter:
         db = 10.0 * np.log10(band_power + 1e-30)
         return np.clip(np.round((db - _DB_FLOOR) / _DB_STEP), 0, 255).astype(np.uint8)
 
-    def _segment_db(self) -> np.ndarray:
-        """Band levels (dB) of every segment so far, the trailing partial segment included."""
+    def _code_chunks(self) -> list[np.ndarray]:
+        """Band-level codes (uint8) of every segment so far in chunks, the trailing partial one included."""
         chunks = list(self._chunks)
         if self._carry.shape[0]:
             chunks.append(self._codes(self._n_segments, self._n_segments + 1))
-        if not chunks:
-            return np.zeros((0, self._n_bands), dtype=np.float64)
-        return np.concatenate(chunks, axis=0).astype(np.float64) * _DB_STEP + _DB_FLOOR
+        return chunks
 
     def long_term_spectrum(self, *, speech_mask: np.ndarray | None = None) -> np.ndarray | None:
         """Mean band power (dB) over speech segments, or ``None`` when no segment is selected.
 
         ``speech_mask`` is a boolean array on the 10 ms grid; a segment's weight is the share of its four
         frames that are speech. Without a mask the loudest :data:`LOUDEST_FRACTION` of segments are used.
+        Works chunk by chunk on the stored codes, so memory stays a few MB whatever the length.
         """
-        segment_db = self._segment_db()
-        n = segment_db.shape[0]
+        chunks = self._code_chunks()
+        n = sum(c.shape[0] for c in chunks)
         if n == 0:
             return None
-        power = 10.0 ** (segment_db / 10.0)
         if speech_mask is None:
-            loudness = power.sum(axis=1)
+            loudness = np.concatenate([_CODE_POWER[c].sum(axis=1) for c in chunks])
             keep = max(1, math.ceil(LOUDEST_FRACTION * n))
             order = np.argsort(loudness, kind="stable")[::-1][:keep]
             weights = np.zeros(n)
@@ -274,8 +272,14 @@ class BandwidthMeter:
         total = float(weights.sum())
         if total <= 0:
             return None
-        mean_power = (weights[:, None] * power).sum(axis=0) / total
-        return 10.0 * np.log10(mean_power + 1e-30)
+        acc = np.zeros(self._n_bands, dtype=np.float64)
+        first = 0
+        for c in chunks:
+            w = weights[first : first + c.shape[0]]
+            first += c.shape[0]
+            if w.any():
+                acc += w @ _CODE_POWER[c]
+        return 10.0 * np.log10(acc / total + 1e-30)
 
     def speech_excess_db(self, *, speech_mask: np.ndarray | None = None) -> np.ndarray | None:
         """Per band, how far the speech segments' mean power lies above the stationary noise floor (dB).
