@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 TSTAMP := $(VENV)/.installed-test
-DEMO_OUT ?= demo-out
+DEMO_OUT ?= out/demo
 
 .PHONY: demo test lint format bench samples clean
 
@@ -22,8 +22,8 @@ $(TSTAMP): pyproject.toml | $(BIN)/python
 	@touch $@ $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/voiceprep probe data/samples
-	$(BIN)/voiceprep families
+	$(BIN)/voiceprep run data/samples --out $(DEMO_OUT)
+	@echo "clips are in $(DEMO_OUT)/clips/; try: $(BIN)/voiceprep check $(DEMO_OUT)/clips/carol/qwen-tts.wav -f qwen-tts"
 
 test: $(TSTAMP)
 	$(BIN)/ruff check .
@@ -39,9 +39,11 @@ format: $(TSTAMP)
 
 bench: $(TSTAMP)
 	$(BIN)/python benchmarks/io_bench.py
+	$(BIN)/python benchmarks/throughput.py
+	$(BIN)/python benchmarks/accuracy.py
 
 samples: $(TSTAMP)
 	$(BIN)/python data/make_samples.py
 
 clean:
-	rm -rf $(VENV) $(DEMO_OUT) .pytest_cache .ruff_cache
+	rm -rf $(VENV) out .pytest_cache .ruff_cache

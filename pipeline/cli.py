@@ -369,7 +369,7 @@ def run_command(
                 progress=progress,
             )
     except RunError as exc:
-        err.print(f"voiceprep: cannot run: {exc}", markup=False, highlight=False)
+        err.print(f"voiceprep: cannot run: {exc}", markup=False, highlight=False, soft_wrap=True)
         raise typer.Exit(EXIT_INTERNAL) from None
     if export:
         from pipeline.manifest import export as export_tables

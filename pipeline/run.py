@@ -35,10 +35,13 @@ from pipeline.config import RunConfig, load_config
 from pipeline.errors import AudioReadError, InvalidArgument, VoiceprepError
 from pipeline.manifest import ClipRow, RecordingRow, append_row, fingerprint, to_jsonable, write_rows
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 """Bumped when cached rows or features change meaning; old cache entries are then ignored."""
 
 PROBE_KEYS = ("format", "codec", "sample_rate", "channels", "duration_s", "bytes", "sample_format")
+
+_PATH_TOKEN = "<path>"
+"""Stands for the file's relative path in messages of cached rows (filled in per file on the way out)."""
 
 ProgressCallback = Callable[[str, dict[str, Any]], None]
 
@@ -84,7 +87,7 @@ def safe_name(name: str) -> str:
 
 def _read_speaker_map(path: Path) -> dict[str, str]:
     try:
-        with path.open(newline="") as fh:
+        with path.open(newline="", encoding="utf-8-sig") as fh:  # spreadsheets often write a BOM
             rows = list(csv.reader(fh))
     except OSError as exc:
         raise RunError(f"{path}: cannot read the speaker map: {exc.strerror or exc}") from None
@@ -120,6 +123,14 @@ def find_inputs(
         who = speaker or (parts[0] if len(parts) > 1 else Path(rel).stem)
         who = mapping.get(rel, who)
         files.append(InputFile(source=str(item.path.resolve()), path=rel, speaker=who, problem=item.problem))
+    # A path the map names but the input does not hold is a typo: silently ignoring it would put that
+    # file under the wrong speaker.
+    unknown = sorted(set(mapping) - {f.path for f in files})
+    if unknown:
+        shown = ", ".join(repr(u) for u in unknown[:3]) + (
+            f" and {len(unknown) - 3} more" if len(unknown) > 3 else ""
+        )
+        raise RunError(f"{speaker_map}: names files that are not in {root}: {shown}")
     return files
 
 
@@ -138,7 +149,9 @@ def _write_json(path: Path, obj: Any) -> None:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "w") as fh:
-            json.dump(to_jsonable(obj), fh, ensure_ascii=False, allow_nan=False, sort_keys=True)
+            # Key order is kept (not sorted): a row read back from the cache must print exactly as the
+            # fresh row did, so a resumed run writes byte-identical manifests.
+            json.dump(to_jsonable(obj), fh, ensure_ascii=False, allow_nan=False)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
@@ -204,6 +217,7 @@ def analyze_input(item: InputFile, *, cache_dir: str, config: dict[str, Any]) ->
         sha = _file_sha256(source, cache)
     except (OSError, AudioReadError) as exc:
         message = exc.message if isinstance(exc, AudioReadError) else str(exc.strerror or exc)
+        message = message.replace(str(source), item.path)
         return {
             "row": {**row, "status": "failed", "reasons": ["unreadable"], "message": message},
             "features": None,
@@ -214,6 +228,7 @@ def analyze_input(item: InputFile, *, cache_dir: str, config: dict[str, Any]) ->
     cached = _read_json(row_path)
     if cached is not None and (cached.get("status") != "ok" or feat_path.exists()):
         cached.update(row)  # the same bytes may sit under another name or speaker
+        cached["message"] = str(cached.get("message") or "").replace(_PATH_TOKEN, item.path)
         return {"row": cached, "features": str(feat_path) if cached.get("status") == "ok" else None}
 
     row["sha256"] = sha
@@ -224,8 +239,16 @@ def analyze_input(item: InputFile, *, cache_dir: str, config: dict[str, Any]) ->
         if not result.metrics.get("duration_s"):
             raise AudioReadError("empty", "no samples could be decoded")
     except AudioReadError as exc:
-        failed = {**row, "status": "failed", "reasons": [exc.reason], "message": exc.message}
-        _write_json(row_path, failed)
+        # The entry is keyed by content, so it serves every file with these bytes: the message must not
+        # name this file's absolute path (another copy, or the same input moved, would show it).
+        generic = exc.message.replace(str(source), _PATH_TOKEN)
+        _write_json(row_path, {**row, "status": "failed", "reasons": [exc.reason], "message": generic})
+        failed = {
+            **row,
+            "status": "failed",
+            "reasons": [exc.reason],
+            "message": generic.replace(_PATH_TOKEN, item.path),
+        }
         return {"row": failed, "features": None}
     features = RecordingFeatures.from_fast_pass(
         result, path=item.path, source=str(source), speaker=item.speaker, sha256=sha
@@ -286,7 +309,7 @@ def make_clip(task: ClipTask, *, out_dir: str, cache_dir: str, config: dict[str,
     key = _clip_key(task, spec.model_dump(mode="json"), cfg)
     row_path = Path(cache_dir) / "clips" / f"{key}.json"
     cached = _read_json(row_path)
-    if cached is not None and (cached.get("clip") is None or (out / cached["clip"]).exists()):
+    if cached is not None and _clip_intact(out, cached):
         return cached
 
     recordings = []
@@ -298,6 +321,22 @@ def make_clip(task: ClipTask, *, out_dir: str, cache_dir: str, config: dict[str,
     row["key"] = key
     _write_json(row_path, row)
     return row
+
+
+def _clip_intact(out: Path, row: dict[str, Any]) -> bool:
+    """True when a cached row's clip file exists and holds the bytes the row describes.
+
+    The file at ``clips/<speaker>/<family>.wav`` is shared by every key of that speaker and family: after a
+    spec is changed and changed back, the old key's row is found again but the file holds the other
+    spec's render. Hashing a clip (a few hundred kB) is cheap next to rendering it again.
+    """
+    if row.get("clip") is None:
+        return True
+    path = out / row["clip"]
+    if not path.is_file():
+        return False
+    expected = row.get("sha256")
+    return expected is None or _sha256_of(path) == expected
 
 
 def _select_render_check(recordings: list[Any], spec: Any, out: Path, cfg: RunConfig) -> dict[str, Any]:
@@ -353,6 +392,7 @@ def _select_render_check(recordings: list[Any], spec: Any, out: Path, cfg: RunCo
     render(selection.best, spec, rejected)
     target.unlink(missing_ok=True)
     first_failure["clip"] = rejected.relative_to(out).as_posix()
+    first_failure["sha256"] = _sha256_of(rejected)
     first_failure["message"] = "every candidate failed its re-check; the best is kept under rejected/"
     return first_failure
 
@@ -413,6 +453,8 @@ def run(
     for name in family_names:
         load_family(name)  # unknown families fail before any work
     out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise RunError(f"{out}: exists and is not a folder")
     try:
         out.mkdir(parents=True, exist_ok=True)
         probe_file = out / f".write-test-{os.getpid()}"
@@ -421,13 +463,18 @@ def run(
     except OSError as exc:
         raise RunError(f"{out}: the output folder is not writable ({exc.strerror or exc})") from None
     cache = out / ".cache"
+    _remove_temp_files(out)
     if not resume and cache.exists():
         import shutil
 
         shutil.rmtree(cache)
     inputs = find_inputs(input_path, speaker=speaker, speaker_map=speaker_map)
+    # An output folder inside the input (``run . --out out``) must not feed its own clips back in.
+    inside = out.resolve()
+    inputs = [i for i in inputs if not Path(i.source).is_relative_to(inside)]
     if not inputs:
         raise RunError(f"{input_path}: no audio files found")
+    _check_speaker_folders(inputs)
     _notify(progress, "start", files=len(inputs), families=family_names)
 
     rec_manifest, clip_manifest = out / "recordings.jsonl", out / "clips.jsonl"
@@ -509,6 +556,34 @@ def run(
     return summary
 
 
+def _remove_temp_files(out: Path) -> None:
+    """Delete the temporary files a killed run left behind (every output is written as ``.<name>.*.tmp``
+    and renamed). Only the folders this module writes are swept, never the rest of ``out``."""
+    for path in out.glob(".write-test-*"):
+        path.unlink(missing_ok=True)
+    for path in out.glob(".*.tmp"):
+        path.unlink(missing_ok=True)
+    for folder in (".cache", "clips", "rejected"):
+        base = out / folder
+        if base.is_dir():
+            for path in base.rglob(".*.tmp"):
+                if path.is_file():
+                    path.unlink(missing_ok=True)
+
+
+def _check_speaker_folders(inputs: Sequence[InputFile]) -> None:
+    """Two speakers whose names clean to the same folder name would overwrite each other's clips."""
+    owner: dict[str, str] = {}
+    for item in inputs:
+        folder = safe_name(item.speaker)
+        other = owner.setdefault(folder, item.speaker)
+        if other != item.speaker:
+            raise RunError(
+                f"speakers {other!r} and {item.speaker!r} would share the clip folder clips/{folder}/; "
+                "rename one (e.g. with --speaker-map)"
+            )
+
+
 def _clip_tasks(
     recordings: Iterable[RecordingRow],
     inputs: Sequence[InputFile],
@@ -535,7 +610,7 @@ def _speakers_without_audio(
     """Clip rows for speakers none of whose files could be read: rejected, with the files' reasons."""
     have = {t.speaker for t in tasks}
     reasons: dict[str, Counter[str]] = {}
-    for row in recordings:
+    for row in sorted(recordings, key=lambda r: r.path):  # completion order differs between executors
         if row.speaker not in have:
             reasons.setdefault(row.speaker, Counter()).update(row.reasons or ["decode_failed"])
     rows = []

@@ -237,9 +237,10 @@ class BandwidthMeter:
         db = 10.0 * np.log10(band_power + 1e-30)
         return np.clip(np.round((db - _DB_FLOOR) / _DB_STEP), 0, 255).astype(np.uint8)
 
-    def _code_chunks(self) -> list[np.ndarray]:
-        """Band-level codes (uint8) of every segment so far in chunks, the trailing partial one included."""
-        chunks = list(self._chunks)
+    def _code_chunks(self, rows: int = 4096) -> list[np.ndarray]:
+        """Band-level codes (uint8) of every segment so far in chunks of at most ``rows`` segments (views,
+        no copies), the trailing partial segment included; callers expand one chunk at a time."""
+        chunks = [c[i : i + rows] for c in self._chunks for i in range(0, c.shape[0], rows)]
         if self._carry.shape[0]:
             chunks.append(self._codes(self._n_segments, self._n_segments + 1))
         return chunks

@@ -153,7 +153,7 @@ class ReverbMeter:
         offsets must then start in speech (or within 30 ms after it). Without a mask, a level well above
         the noise floor is the only requirement. The meter may keep receiving blocks afterwards.
         """
-        powers = self.band_powers().astype(np.float64)
+        powers = self.band_powers()
         mask = self._check_mask(speech_mask)
         result = Measurement()
         if self._n_frames < _MIN_FRAMES:
@@ -168,15 +168,16 @@ class ReverbMeter:
             result.put("reverb_score", None, why=why)
             result.put("reverb_free_decays", 0)
             return result
-        levels = _smoothed_levels(powers)
-        floors = _noise_floors(levels)
         allowed = _dilate(mask, _MASK_DILATION_FRAMES) if mask is not None else None
 
+        # One band at a time: a long recording's frames x bands would otherwise be copied several times.
         decay_times: list[np.ndarray] = []
         offset_drops: list[float] = []
-        for band in range(levels.shape[1]):
-            decay_times.append(_free_decay_times(levels[:, band], float(floors[band]), allowed))
-            drop = _offset_drop_db(levels[:, band], float(floors[band]), allowed)
+        for band in range(powers.shape[1]):
+            level = _smoothed_levels(powers[:, band : band + 1].astype(np.float64))[:, 0]
+            floor = float(_noise_floors(level[:, None])[0])
+            decay_times.append(_free_decay_times(level, floor, allowed))
+            drop = _offset_drop_db(level, floor, allowed)
             if drop is not None:
                 offset_drops.append(drop)
         times = np.concatenate(decay_times) if decay_times else np.zeros(0)

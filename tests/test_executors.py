@@ -1,0 +1,280 @@
+"""The parallelism seam: serial, process pool and Dask LocalCluster give the same answers and fail alike.
+
+One executor of each kind is shared by the module (the Dask LocalCluster starts once). Task functions are
+stdlib or pipeline functions where possible, so every worker can import them; the few helpers defined here
+are pickled by value for Dask (its workers cannot import this test module).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import multiprocessing
+import os
+import signal
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import cloudpickle
+import psutil
+import pytest
+
+from pipeline.audio.io import probe
+from pipeline.errors import InvalidArgument
+from pipeline.executors import (
+    DaskExecutor,
+    TaskError,
+    WorkerCrashed,
+    error_type,
+    make_executor,
+    worker_cached,
+)
+from pipeline.manifest import fingerprint
+
+cloudpickle.register_pickle_by_value(sys.modules[__name__])
+
+KIND_PARAMS = ["serial", "processes", "dask"]
+
+
+# --- task helpers (run inside workers) -------------------------------------------------------------
+
+
+def _count_init(tag: str) -> None:
+    counts = worker_cached("test-executors-init", dict)
+    counts[tag] = counts.get(tag, 0) + 1
+
+
+def _build_model() -> dict[str, int]:
+    builds = worker_cached("test-executors-builds", dict)
+    builds["model"] = builds.get("model", 0) + 1
+    return {"pid": os.getpid()}
+
+
+def _worker_report(item: int) -> tuple[int, dict[str, int], int, int]:
+    """(pid, initializer counts, model builds, pid the model was built in) of the process running this."""
+    model = worker_cached("test-executors-model", _build_model)
+    counts = dict(worker_cached("test-executors-init", dict))
+    builds = worker_cached("test-executors-builds", dict)["model"]
+    return os.getpid(), counts, builds, model["pid"]
+
+
+def _square_or_die(item: int) -> int:
+    if item == 3:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return item * item
+
+
+def _pid(_: object = None) -> int:
+    return os.getpid()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+# --- fixtures -------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def executors() -> Iterator[dict]:
+    """One executor per kind, each with an initializer that counts its calls under the kind's name."""
+    made = {}
+    try:
+        for kind in KIND_PARAMS:
+            made[kind] = make_executor(kind, jobs=2, initializer=_count_init, initargs=(kind,))
+        yield made
+    finally:
+        for ex in made.values():
+            ex.close()
+
+
+@pytest.fixture(params=KIND_PARAMS)
+def executor(request: pytest.FixtureRequest, executors: dict):
+    return executors[request.param]
+
+
+# --- same answers ---------------------------------------------------------------------------------
+
+
+def test_every_kind_gives_each_result_once(executor) -> None:
+    got = list(executor.map_unordered(math.factorial, range(15)))
+    assert sorted(item for item, _ in got) == list(range(15))
+    assert dict(got) == {i: math.factorial(i) for i in range(15)}
+
+
+def test_kinds_agree_on_pipeline_work_over_real_recordings(executors: dict, shared_data: Path) -> None:
+    paths = sorted(str(p) for p in (shared_data / "speech").iterdir() if p.suffix in {".wav", ".flac"})[:6]
+    by_kind = {kind: dict(ex.map_unordered(probe, paths)) for kind, ex in executors.items()}
+    assert by_kind["serial"] == by_kind["processes"] == by_kind["dask"]
+    for path, info in by_kind["dask"].items():
+        assert info.sha256 == hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    arctic = by_kind["processes"][str(shared_data / "speech" / "pra_cmu_arctic_us_aew_a0001.wav")]
+    # 16-bit mono WAV with a 44-byte header: the frame count follows from the file size.
+    assert (arctic.sample_rate, arctic.channels, arctic.frames) == (16000, 1, (arctic.bytes - 44) // 2)
+
+    rows = [{"b": i, "a": [i, i / 3]} for i in range(5)]
+    prints = {
+        kind: sorted(fp for _, fp in ex.map_unordered(fingerprint, rows)) for kind, ex in executors.items()
+    }
+    assert prints["serial"] == prints["processes"] == prints["dask"]
+    assert len(set(prints["serial"])) == 5
+
+
+def test_submit_returns_a_future_and_passes_keyword_arguments(executor) -> None:
+    # ``key`` is also an option of dask's Client.submit: it must reach the function, not the scheduler.
+    assert executor.submit(sorted, ["b", "A", "c"], key=str.lower).result() == ["A", "b", "c"]
+    assert executor.submit(int, "ff", base=16).result() == 255
+    with pytest.raises(ValueError, match="invalid literal"):
+        executor.submit(int, "zz").result()
+
+
+def test_results_are_yielded_as_tasks_finish(executor) -> None:
+    if executor.kind == "serial":
+        order = [item for item, _ in executor.map_unordered(time.sleep, [0.3, 0.0, 0.01])]
+        assert order == [0.3, 0.0, 0.01]  # inline: input order
+    else:
+        order = [item for item, _ in executor.map_unordered(time.sleep, [1.5, 0.0, 0.01])]
+        assert sorted(order) == [0.0, 0.01, 1.5]
+        assert order[0] != 1.5  # a quick task on the other worker is yielded before the slow one ends
+
+
+# --- failures -------------------------------------------------------------------------------------
+
+
+def test_an_exception_in_one_task_does_not_stop_the_others(executor) -> None:
+    got = dict(executor.map_unordered(int, ["1", "2", "x", "4", "5"]))
+    assert {k: v for k, v in got.items() if k != "x"} == {"1": 1, "2": 2, "4": 4, "5": 5}
+    assert isinstance(got["x"], ValueError)
+    assert "'x'" in str(got["x"])
+
+
+def test_a_corrupt_file_comes_back_as_an_error_naming_its_type(executor, tmp_path: Path, shared_data) -> None:
+    # AudioReadError(reason, message) does not survive pickling as itself; from a worker it would break
+    # a process pool for every task, so it returns as a TaskError that keeps the type name and message.
+    bad = tmp_path / "broken.wav"
+    bad.write_bytes(b"RIFF\x00\x00\x00\x00WAVEnot really audio" * 10)
+    good = str(shared_data / "speech" / "pra_cmu_arctic_us_axb_a0005.wav")
+    got = dict(executor.map_unordered(probe, [str(bad), good]))
+    assert got[good].sample_rate == 16000
+    exc = got[str(bad)]
+    assert isinstance(exc, Exception)
+    assert error_type(exc) == "AudioReadError"
+    assert "decode_failed" in str(exc)
+    if executor.kind != "serial":
+        assert isinstance(exc, TaskError)
+        assert "AudioReadError" in exc.remote_traceback
+
+
+def test_a_worker_killed_mid_task_fails_only_that_task(executors: dict) -> None:
+    ex = executors["processes"]
+    got = dict(ex.map_unordered(_square_or_die, range(8)))
+    assert {k: v for k, v in got.items() if k != 3} == {i: i * i for i in range(8) if i != 3}
+    assert isinstance(got[3], WorkerCrashed)
+    # the executor replaced its pool and keeps working, with the initializer run in the new workers
+    assert ex.submit(math.factorial, 5).result() == 120
+    _, counts, _, _ = ex.submit(_worker_report, 0).result()
+    assert counts == {"processes": 1}
+
+
+# --- workers: initializer, lazy models, shutdown -------------------------------------------------
+
+
+def test_initializer_runs_once_per_worker_and_models_are_built_once(executor) -> None:
+    reports = [r for _, r in executor.map_unordered(_worker_report, range(12))]
+    assert not [r for r in reports if isinstance(r, BaseException)]
+    pids = {pid for pid, _, _, _ in reports}
+    assert 1 <= len(pids) <= executor.workers
+    for pid, counts, builds, model_pid in reports:
+        assert counts == {executor.kind: 1}
+        assert builds == 1
+        assert model_pid == pid
+    if executor.kind == "serial":
+        assert pids == {os.getpid()}
+    else:
+        assert os.getpid() not in pids
+
+
+def test_process_pool_close_stops_its_workers() -> None:
+    ex = make_executor("processes", jobs=2)
+    pids = {r for _, r in ex.map_unordered(_pid, range(6))}
+    assert pids and os.getpid() not in pids
+    assert all(_alive(p) for p in pids)
+    ex.close()
+    assert not any(_alive(p) for p in pids)
+    assert not {c.pid for c in multiprocessing.active_children()} & pids
+    with pytest.raises(RuntimeError, match="closed"):
+        ex.submit(_pid)
+
+
+def test_dask_local_cluster_close_shuts_its_workers() -> None:
+    with make_executor("dask", jobs=1) as ex:
+        assert isinstance(ex, DaskExecutor)
+        assert ex.workers == 1
+        workers = set(ex.client.run(_pid).values())
+        assert len(workers) == 1 and os.getpid() not in workers
+        assert ex.submit(math.factorial, 6).result() == 720
+        client, cluster = ex.client, ex.cluster
+        assert all(_alive(p) for p in workers)
+    assert client.status == "closed"
+    assert cluster.status.name == "closed"
+    assert not any(_alive(p) for p in workers)
+    assert not {c.pid for c in multiprocessing.active_children()} & workers
+    with pytest.raises(RuntimeError, match="closed"):
+        ex.submit(_pid)
+
+
+def test_dask_with_a_scheduler_address_uses_that_cluster_and_leaves_it_running(executors: dict) -> None:
+    owner = executors["dask"]
+    worker_pids = set(owner.client.run(_pid).values())
+    guest = make_executor("dask", scheduler=owner.scheduler_address, jobs=7)
+    try:
+        assert guest.cluster is None
+        assert guest.workers == 2  # the cluster's workers, not ``jobs``
+        got = dict(guest.map_unordered(_pid, range(6)))
+        assert set(got.values()) <= worker_pids
+    finally:
+        guest.close()
+    assert guest.client.status == "closed"
+    assert owner.submit(math.factorial, 4).result() == 24
+    assert all(_alive(p) for p in worker_pids)
+
+
+# --- arguments ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "named"),
+    [
+        ({"kind": "threads"}, "threads"),
+        ({"kind": "processes", "jobs": 0}, "jobs"),
+        ({"kind": "processes", "jobs": 1.5}, "jobs"),
+        ({"kind": "serial", "scheduler": "tcp://127.0.0.1:8786"}, "scheduler"),
+        ({"kind": "dask", "scheduler": "  "}, "scheduler"),
+        ({"kind": "serial", "initializer": "not callable"}, "initializer"),
+    ],
+)
+def test_bad_arguments_are_named(kwargs: dict, named: str) -> None:
+    kind = kwargs.pop("kind")
+    with pytest.raises(InvalidArgument, match=named):
+        make_executor(kind, **kwargs)
+
+
+def test_serial_is_lazy_and_processes_default_to_the_usable_cpus() -> None:
+    pulled: list[int] = []
+
+    def items() -> Iterator[int]:
+        for i in range(100):
+            pulled.append(i)
+            yield i
+
+    with make_executor("serial") as ex:
+        stream = ex.map_unordered(math.factorial, items())
+        assert next(stream) == (0, 1)
+        assert pulled == [0]
+    with make_executor("processes") as ex:
+        assert ex.workers == len(os.sched_getaffinity(0))
