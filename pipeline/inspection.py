@@ -149,6 +149,7 @@ def check(
     *,
     dnsmos: bool | None = None,
     stream_index: int = 0,
+    known_metrics: dict[str, Any] | None = None,
 ) -> CheckResult | list[CheckResult]:
     """Judge a file *as it is*, as the service would receive it (no processing).
 
@@ -156,21 +157,32 @@ def check(
     decode shared per channel strategy). ``dnsmos=None`` runs DNSMOS on files up to
     :data:`AUTO_DNSMOS_MAX_S` seconds. A file that cannot be read gives a ``fail`` result with its reason
     (``not_found``, ``decode_failed``, ...), not an exception. Unknown families raise ``SpecError``.
+    ``known_metrics`` are values already measured on this very audio elsewhere (the runner passes the
+    DNSMOS scores the renderer or the slow pass computed); they replace the file's own measurement.
     """
     many = isinstance(family, list | tuple)
     specs = [f if isinstance(f, FamilySpec) else load_family(f) for f in (family if many else [family])]
-    results = _check_specs(str(path), specs, dnsmos=dnsmos, stream_index=stream_index)
+    results = _check_specs(
+        str(path), specs, dnsmos=dnsmos, stream_index=stream_index, known=dict(known_metrics or {})
+    )
     return results if many else results[0]
 
 
 def _check_specs(
-    path: str, specs: Sequence[FamilySpec], *, dnsmos: bool | None, stream_index: int
+    path: str,
+    specs: Sequence[FamilySpec],
+    *,
+    dnsmos: bool | None,
+    stream_index: int,
+    known: dict[str, Any],
 ) -> list[CheckResult]:
     try:
         info = probe(path, stream_index=stream_index)
     except AudioReadError as exc:
         return [failed_read(path, spec.name, exc.reason, exc.message) for spec in specs]
     run_dnsmos = dnsmos if dnsmos is not None else (info.duration_s or 0) <= AUTO_DNSMOS_MAX_S
+    if known.get("dnsmos_ovrl") is not None:
+        run_dnsmos = False
     cache = _AnalysisCache(path, dnsmos=run_dnsmos, stream_index=stream_index)
     results = []
     probe_dict = info.to_dict()
@@ -182,12 +194,14 @@ def _check_specs(
             continue
         metrics = dict(analysis.metrics)
         metrics.update(analysis.speech_metrics(min_pause_s=spec.limits.min_pause_s.value))
+        metrics.update(known)
+        null_reasons = {k: v for k, v in analysis.null_reasons.items() if metrics.get(k) is None}
         result = evaluate(
             spec,
             path=path,
             probe=probe_dict,
             metrics=metrics,
-            null_reasons=analysis.null_reasons,
+            null_reasons=null_reasons,
             first_channel_silent=analysis.result.channel_choice.first_channel_silent,
         )
         if "truncated" in analysis.warnings or "truncated" in (probe_dict.get("warnings") or []):

@@ -357,7 +357,8 @@ def _select_render_check(recordings: list[Any], spec: Any, out: Path, cfg: RunCo
     first_failure: dict[str, Any] | None = None
     for rank, plan in enumerate(plans):
         rendered = render(plan, spec, target)
-        verdict = check(rendered.path, spec, dnsmos=True)
+        known = _known_dnsmos(plan, rendered)
+        verdict = check(rendered.path, spec, dnsmos=True, known_metrics=known)
         row = {
             **base,
             "status": "ready" if verdict.verdict != "fail" else "rejected",
@@ -378,6 +379,7 @@ def _select_render_check(recordings: list[Any], spec: Any, out: Path, cfg: RunCo
                 "true_peak_dbtp": rendered.true_peak_dbtp,
                 "denoised": rendered.denoised,
                 "pauses_shortened": rendered.pauses_shortened,
+                "dnsmos_from": "the clip" if known is None else "the planned window (slow pass) or render",
                 "notes": rendered.notes,
             },
             "sha256": _sha256_of(rendered.path),
@@ -395,6 +397,22 @@ def _select_render_check(recordings: list[Any], spec: Any, out: Path, cfg: RunCo
     first_failure["sha256"] = _sha256_of(rejected)
     first_failure["message"] = "every candidate failed its re-check; the best is kept under rejected/"
     return first_failure
+
+
+def _known_dnsmos(plan: Any, rendered: Any) -> dict[str, float] | None:
+    """DNSMOS already measured on this clip's audio, so the re-check need not run the model again.
+
+    The renderer scores the final audio when it considers denoising (``dnsmos_after`` when it kept the
+    denoised version, ``dnsmos_before`` otherwise); the slow pass scores the planned clip's own audio
+    brought to about the delivered level (see ``pipeline.selection.slow.dnsmos_of``). ``None``: measure it.
+    """
+    scores = rendered.dnsmos_after if rendered.denoised else rendered.dnsmos_before
+    if scores and scores.get("ovrl") is not None:
+        return {"dnsmos_ovrl": scores["ovrl"], "dnsmos_sig": scores["sig"], "dnsmos_bak": scores["bak"]}
+    m = plan.measures
+    if m.get("dnsmos_source") == "window" and m.get("dnsmos_ovrl") is not None:
+        return {k: m[k] for k in ("dnsmos_ovrl", "dnsmos_sig", "dnsmos_bak") if m.get(k) is not None}
+    return None
 
 
 def _sha256_of(path: Path) -> str:
