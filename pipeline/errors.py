@@ -27,6 +27,10 @@ class AudioReadError(VoiceprepError):
         self.reason = reason
         self.message = message
 
+    def __reduce__(self) -> tuple[type[AudioReadError], tuple[str, str]]:
+        """Pickle by (reason, message), so the error crosses process and Dask worker boundaries."""
+        return (type(self), (self.reason, self.message))
+
 
 class SpecError(VoiceprepError):
     """A configuration or family spec file is invalid; the message names the file and the key."""

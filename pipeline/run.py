@@ -430,12 +430,15 @@ def _notify(progress: ProgressCallback | None, event: str, **data: Any) -> None:
 
 
 def _failed_task_row(kind: str, payload: Any, exc: BaseException) -> dict[str, Any]:
-    message = f"{type(exc).__name__}: {exc}"
+    from pipeline.executors import error_type
+
+    kind_name = error_type(exc)  # the original type, also when it came back wrapped from a worker
+    message = f"{kind_name}: {exc}"
     base = {
         "status": "failed",
         "reasons": ["internal_error"],
         "message": message,
-        "error_type": type(exc).__name__,
+        "error_type": kind_name,
     }
     if kind == "recording":
         return {"path": payload.path, "speaker": payload.speaker, **base}

@@ -66,6 +66,10 @@ def _square_or_die(item: int) -> int:
     return item * item
 
 
+def _failing_init() -> None:
+    raise OSError("model file missing")
+
+
 def _pid(_: object = None) -> int:
     return os.getpid()
 
@@ -179,6 +183,14 @@ def test_a_worker_killed_mid_task_fails_only_that_task(executors: dict) -> None:
     assert ex.submit(math.factorial, 5).result() == 120
     _, counts, _, _ = ex.submit(_worker_report, 0).result()
     assert counts == {"processes": 1}
+
+
+def test_a_failing_initializer_is_reported_once_not_blamed_on_tasks() -> None:
+    with (
+        make_executor("processes", jobs=2, initializer=_failing_init) as ex,
+        pytest.raises(RuntimeError, match="initializer"),
+    ):
+        list(ex.map_unordered(math.factorial, range(4)))
 
 
 # --- workers: initializer, lazy models, shutdown -------------------------------------------------
