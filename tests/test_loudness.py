@@ -174,3 +174,22 @@ def test_invalid_arguments():
         LoudnessMeter(sample_rate=48000, channels=0)
     with pytest.raises(InvalidArgument, match="shape"):
         LoudnessMeter(sample_rate=48000, channels=2).process(np.zeros(100))
+
+
+def test_true_peak_meter_skipping_is_exact() -> None:
+    """The sparse path (only windows that could raise the peak) gives the same peak as oversampling all."""
+    from pipeline.audio.loudness import TruePeakMeter, _true_peak_filter
+
+    rng = np.random.default_rng(5)
+    x = (rng.normal(0, 0.05, 48000 * 4)).astype(np.float32)
+    # A few isolated inter-sample peaks: fs/4 bursts at 45 degrees, far above the noise.
+    t = np.arange(64)
+    for start in (5000, 70000, 150000):
+        x[start : start + 64] += (0.7 * np.sin(np.pi / 2 * t + np.pi / 4)).astype(np.float32)
+    meter = TruePeakMeter(channels=1)
+    for k in range(0, x.size, 4801):  # odd block size: the filter history must carry over
+        meter.process(x[None, k : k + 4801])
+    phases = _true_peak_filter()
+    brute = max(float(np.max(np.abs(np.convolve(x, p, mode="full")))) for p in phases)
+    assert meter.peak == pytest.approx(brute, rel=1e-5)
+    assert meter.peak > float(np.max(np.abs(x))) * 1.2  # the bursts' true peak lies between samples

@@ -95,6 +95,57 @@ def _to_db(amplitude: float) -> float:
     return float(20.0 * np.log10(amplitude))
 
 
+class TruePeakMeter:
+    """Streaming true peak (ITU-R BS.1770-4 annex 2): the largest absolute value of the signal
+    oversampled 4x, never below the sample peak.
+
+    ``process`` takes float arrays ``(channels, samples)``; :attr:`peak` is the linear true peak so far.
+    Only the interpolated values that could raise the peak are computed: no interpolated value exceeds
+    the largest sample in its filter window times the largest phase's L1 norm, so windows whose samples
+    all stay below ``peak / bound`` are skipped. The answer is exact; the work shrinks once the peak is
+    established (most blocks of speech then need a few hundred interpolated values, not all of them).
+    """
+
+    def __init__(self, *, channels: int = 1) -> None:
+        if not isinstance(channels, int | np.integer) or channels < 1:
+            raise InvalidArgument(f"channels must be a positive integer, got {channels!r}")
+        phases = _true_peak_filter()
+        self._gain_bound = float(np.abs(phases).sum(axis=1).max())
+        # The phase at offset 0 is (to rounding) a pure delay: it only repeats the sample peak.
+        delay_only = np.abs(phases).max(axis=1) > 1.0 - 1e-9
+        # float32 halves the cost of the convolutions; its rounding (1e-7) is far below any peak tolerance.
+        self._phases = phases[~delay_only].astype(np.float32)
+        self._history = np.zeros((int(channels), _TAPS_PER_PHASE - 1), dtype=np.float32)
+        self.peak = 0.0
+        """Linear true peak so far (interpolated values and samples)."""
+
+    def process(self, x: np.ndarray) -> None:
+        """Add ``x`` (channels x samples), continuing the filter from the previous block."""
+        xx = np.concatenate([self._history, np.asarray(x, dtype=np.float32)], axis=1)
+        self._history = xx[:, -(_TAPS_PER_PHASE - 1) :].copy()
+        if x.shape[1]:
+            self.peak = max(self.peak, float(np.max(np.abs(x))))
+        threshold = self.peak / self._gain_bound
+        taps = _TAPS_PER_PHASE
+        n_out = xx.shape[1] - taps + 1
+        for channel in xx:
+            loud = np.flatnonzero(np.abs(channel) > threshold)
+            if loud.size == 0 or n_out <= 0:
+                continue
+            if loud.size * taps >= n_out // 4:
+                for phase in self._phases:
+                    y = np.convolve(channel, phase, mode="valid")
+                    self.peak = max(self.peak, float(np.max(np.abs(y))))
+                continue
+            wanted = np.zeros(n_out, dtype=bool)
+            for back in range(taps):
+                idx = loud - back
+                wanted[idx[(idx >= 0) & (idx < n_out)]] = True
+            windows = np.lib.stride_tricks.sliding_window_view(channel, taps)[wanted]
+            y = windows @ self._phases[:, ::-1].T
+            self.peak = max(self.peak, float(np.max(np.abs(y))))
+
+
 class LoudnessMeter:
     """Streaming BS.1770-4 meter: ``process`` blocks of any length, then ``finish``.
 
@@ -132,13 +183,7 @@ class LoudnessMeter:
         self._sos = k_weighting_sos(self.sample_rate)
         self._zi = np.zeros((self._sos.shape[0], self.channels, 2))
         self._measure_true_peak = bool(true_peak)
-        phases = _true_peak_filter()
-        self._tp_gain_bound = float(np.abs(phases).sum(axis=1).max())
-        # The phase at offset 0 is (to rounding) a pure delay: it only repeats the sample peak.
-        delay_only = np.abs(phases).max(axis=1) > 1.0 - 1e-9
-        # float32 halves the cost of the convolutions; its rounding (1e-7) is far below any peak tolerance.
-        self._phases = phases[~delay_only].astype(np.float32)
-        self._tp_history = np.zeros((self.channels, _TAPS_PER_PHASE - 1), dtype=np.float32)
+        self._peak_meter = TruePeakMeter(channels=self.channels) if self._measure_true_peak else None
         # Sub-block k covers samples [floor(k * rate / 10), floor((k + 1) * rate / 10)).
         self._n_seen = 0
         self._sub_index = 0
@@ -146,7 +191,6 @@ class LoudnessMeter:
         self._sub_energy: list[float] = []
         self._sub_count: list[int] = []
         self._sample_peak = 0.0
-        self._true_peak = 0.0
 
     def _sub_bound(self, k: int) -> int:
         """First sample index of sub-block ``k``."""
@@ -169,23 +213,11 @@ class LoudnessMeter:
             return
         if not np.all(np.isfinite(x)):
             raise InvalidArgument("block must hold finite samples")
-        if self._measure_true_peak:
-            self._update_true_peak(x)
+        if self._peak_meter is not None:
+            self._peak_meter.process(x)
         self._sample_peak = max(self._sample_peak, float(np.max(np.abs(x))))
         weighted, self._zi = signal.sosfilt(self._sos, x, axis=-1, zi=self._zi)
         self._add_energy(self._weights @ (weighted * weighted))
-
-    def _update_true_peak(self, x: np.ndarray) -> None:
-        """Oversample ``x`` (channels x samples) after the kept history and raise the running true peak."""
-        xx = np.concatenate([self._tp_history, x.astype(np.float32)], axis=1)
-        self._tp_history = xx[:, -(_TAPS_PER_PHASE - 1) :].copy()
-        # No interpolated value can exceed (largest input) x (largest phase L1 norm): skip quiet blocks.
-        if float(np.max(np.abs(xx))) * self._tp_gain_bound <= self._true_peak:
-            return
-        for channel in xx:
-            for phase in self._phases:
-                y = np.convolve(channel, phase, mode="valid")
-                self._true_peak = max(self._true_peak, float(np.max(np.abs(y))))
 
     def _add_energy(self, energy: np.ndarray) -> None:
         """Accumulate K-weighted, channel-weighted energy into 100 ms sub-blocks."""
@@ -238,8 +270,8 @@ class LoudnessMeter:
                 relative = _LOUDNESS_OFFSET + 10.0 * np.log10(power[above_abs].mean()) + RELATIVE_GATE_LU
                 keep = above_abs & (loud > relative)
                 out.put("lufs", float(_LOUDNESS_OFFSET + 10.0 * np.log10(power[keep].mean())))
-        if self._measure_true_peak:
-            out.put("true_peak_dbtp", _to_db(max(self._true_peak, self._sample_peak)))
+        if self._peak_meter is not None:
+            out.put("true_peak_dbtp", _to_db(max(self._peak_meter.peak, self._sample_peak)))
         else:
             out.put("true_peak_dbtp", None, why="not_measured: true peak was switched off")
         out.put("sample_peak_dbfs", _to_db(self._sample_peak))
