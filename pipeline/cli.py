@@ -351,7 +351,13 @@ def run_command(
     for fmt in export or []:
         if fmt not in {"parquet", "csv"}:
             raise typer.BadParameter(f"--export must be parquet or csv (got {fmt!r})")
-    cfg = load_config(config)
+    from pipeline.errors import SpecError
+
+    try:
+        cfg = load_config(config)
+    except SpecError as exc:  # the run cannot proceed: exit 3, as documented
+        err.print(f"voiceprep: cannot run: {exc}", markup=False, highlight=False, soft_wrap=True)
+        raise typer.Exit(EXIT_INTERNAL) from None
     kind = "dask" if scheduler is not None and executor is None else executor
     try:
         with _RunProgress() as progress:

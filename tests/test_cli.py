@@ -127,3 +127,15 @@ def test_analyze_json_and_debug_traceback(tmp_path: Path) -> None:
     assert broken.returncode == 1 and "decode_failed" in broken.stdout
     bad_option = voiceprep("analyze", SAMPLES / "bob" / "clipped.flac", "--channels", "left")
     assert bad_option.returncode == 2 and "Traceback" not in bad_option.stderr
+
+
+def test_run_with_an_invalid_config_cannot_proceed(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("jobs: -3\n")
+    proc = voiceprep("run", SAMPLES / "bob", "--out", tmp_path / "out", "--config", bad)
+    assert proc.returncode == 3
+    assert proc.stderr.strip().count("\n") == 0 and "jobs" in proc.stderr
+    unknown = tmp_path / "unknown.yaml"
+    unknown.write_text("top_candidate: 4\n")  # misspelt key: strict config
+    proc = voiceprep("run", SAMPLES / "bob", "--out", tmp_path / "out", "--config", unknown)
+    assert proc.returncode == 3 and "top_candidate" in proc.stderr
