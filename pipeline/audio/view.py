@@ -124,6 +124,14 @@ class AnalysisView:
         A mono block may be shorter or longer than its native block by the resampler's delay; the last
         pair carries the flushed tail, so the mono lengths add up to the whole resampled range.
         """
+        for native, _, mono in self.mixed_blocks():
+            yield native, mono
+
+    def mixed_blocks(self) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """Like :meth:`native_blocks`, with the native-rate mono mix in the middle: ``(native, mix, view)``.
+
+        The mix is computed once and serves both the resampler and analysers that need the native rate.
+        """
         resampler = StreamResampler(self.info.sample_rate, self.rate)
         block_frames = max(1, round(self.block_s * self.info.sample_rate))
         reader = io.AudioReader(
@@ -138,10 +146,12 @@ class AnalysisView:
                 # Hold one block back so the final one can be sent with last=True and carry the tail.
                 for block in blocks:
                     if pending is not None:
-                        yield pending, resampler.process(mix(pending, self.choice))
+                        mono = mix(pending, self.choice)
+                        yield pending, mono, resampler.process(mono)
                     pending = block
                 if pending is not None:
-                    yield pending, resampler.process(mix(pending, self.choice), last=True)
+                    mono = mix(pending, self.choice)
+                    yield pending, mono, resampler.process(mono, last=True)
         finally:
             self.warnings.extend(w for w in reader.warnings if w not in self.warnings)
 
