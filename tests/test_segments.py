@@ -88,8 +88,10 @@ def _trimmed(name: str) -> np.ndarray:
 def test_inserted_pauses_are_measured(background_dbfs):
     """Four short real sentences joined by silences of 1.0 s, 0.3 s and 2.5 s, on a steady background.
 
-    The whole fast-pass chain (streaming energy and WebRTC, fused mask, segments, metrics) must find
-    exactly the 1.0 s and 2.5 s pauses, each within 0.15 s, and must not call the 0.3 s gap a pause.
+    The whole fast-pass chain (streaming energy and WebRTC, fused mask with refined edges, segments,
+    metrics) must find exactly the 1.0 s and 2.5 s pauses, each edge within 80 ms (a 30 ms pad, the 30 ms
+    level window, and over the -50 dBFS background about 30 ms kept for a word tail it could hide; WebRTC
+    and its hangover alone used to put the start 0.1 s late), and must not call the 0.3 s gap a pause.
     """
     names = [
         "pra_cmu_arctic_us_aew_a0001.wav",
@@ -124,7 +126,7 @@ def test_inserted_pauses_are_measured(background_dbfs):
     expected = [span for span in truth if span[1] - span[0] >= 0.5]
     assert len(m.values["pauses"]) == len(expected) == 2
     for (start, end), (true_start, true_end) in zip(m.values["pauses"], expected, strict=True):
-        assert abs((end - start) - (true_end - true_start)) <= 0.15
-        assert abs(start - true_start) <= 0.15 and abs(end - true_end) <= 0.15
+        assert abs((end - start) - (true_end - true_start)) <= 0.08
+        assert abs(start - true_start) <= 0.08 and abs(end - true_end) <= 0.08
     assert m.values["pauses_over_2s"] == 1
-    assert m.values["max_pause_s"] == pytest.approx(2.5, abs=0.15)
+    assert m.values["max_pause_s"] == pytest.approx(2.5, abs=0.08)

@@ -1,4 +1,4 @@
-"""Frame energy on the shared 10 ms grid, the noise floor, and the DC offset.
+"""Frame energy on the shared 10 ms grid (full band and below the audible band), the noise floor, DC offset.
 
 Frame ``i`` covers samples ``[i * 160, (i + 1) * 160)`` of the 16 kHz analysis view. Only complete frames
 are reported: a tail shorter than 10 ms at the very end of a stream is ignored, the same rule every
@@ -8,8 +8,9 @@ analyser on the grid follows, so frame arrays from different analysers line up i
 from __future__ import annotations
 
 import numpy as np
+from scipy import signal
 
-from pipeline.analysis.base import FRAME_SAMPLES, Measurement
+from pipeline.analysis.base import ANALYSIS_RATE, FRAME_S, FRAME_SAMPLES, Measurement
 from pipeline.errors import InvalidArgument
 
 DB_FLOOR = -120.0
@@ -22,6 +23,12 @@ MIN_NOISE_FRAMES = 30
 
 MIN_FRAMES = 10
 """Frames (0.1 s) needed for any noise-floor estimate at all."""
+
+LOW_BAND_HZ = 20.0
+"""Upper edge of the band below hearing (and below any voice) that :class:`LowBandEnergy` measures."""
+
+LOW_BAND_ORDER = 4
+"""Order of the Butterworth low-pass of :class:`LowBandEnergy` (24 dB/octave: -32 dB at 50 Hz)."""
 
 
 def _as_mono_block(block: np.ndarray, *, name: str = "block") -> np.ndarray:
@@ -75,6 +82,55 @@ class FrameEnergy:
 def frame_power(x: np.ndarray) -> np.ndarray:
     """Mean power of each complete 10 ms frame of a whole 16 kHz signal (one-shot :class:`FrameEnergy`)."""
     meter = FrameEnergy()
+    meter.process(x)
+    return meter.finish()
+
+
+class LowBandEnergy:
+    """Streaming mean power per 10 ms frame of the signal below :data:`LOW_BAND_HZ` (default 20 Hz).
+
+    A voice puts little energy below about 50 Hz, so loud energy down there (wind, handling bumps,
+    building rumble, a drifting DC level) is noise that, unlike the rest of the noise, can be measured
+    *during* speech: :func:`pipeline.analysis.snr.vad_snr_db` uses it that way. The signal is averaged over
+    groups of four samples (a cheap decimation: the 4-sample mean has a zero at a quarter of the rate, so
+    nothing aliases into the low band), low-passed (Butterworth, :data:`LOW_BAND_ORDER`, state kept across
+    blocks) and framed like :class:`FrameEnergy`, so the two arrays have the same length and line up frame
+    by frame (the filter delays the band by about 20 ms, two frames).
+    """
+
+    def __init__(self, *, cutoff_hz: float = LOW_BAND_HZ, sample_rate: int = ANALYSIS_RATE) -> None:
+        if not isinstance(sample_rate, int | np.integer) or sample_rate <= 0:
+            raise InvalidArgument(f"sample_rate must be a positive integer, got {sample_rate!r}")
+        frame = round(sample_rate * FRAME_S)
+        self._step = 4 if frame % 4 == 0 else 1
+        rate = sample_rate / self._step
+        cutoff = float(cutoff_hz)
+        if not np.isfinite(cutoff) or not 0.0 < cutoff < rate / 2:
+            raise InvalidArgument(f"cutoff_hz must be in (0, {rate / 2:g}) Hz, got {cutoff_hz!r}")
+        self._sos = signal.butter(LOW_BAND_ORDER, cutoff, btype="lowpass", fs=rate, output="sos")
+        self._zi = np.zeros((self._sos.shape[0], 2))
+        self._rest = np.zeros(0, dtype=np.float64)
+        self._frames = FrameEnergy(frame_samples=frame // self._step)
+
+    def process(self, block: np.ndarray) -> None:
+        """Add the next block of samples (1-D float, any length)."""
+        x = _as_mono_block(block)
+        if self._rest.size:
+            x = np.concatenate([self._rest, x])
+        n = (x.size // self._step) * self._step
+        self._rest = x[n:].copy()
+        if n:
+            y, self._zi = signal.sosfilt(self._sos, x[:n].reshape(-1, self._step).mean(axis=1), zi=self._zi)
+            self._frames.process(y)
+
+    def finish(self) -> np.ndarray:
+        """Return the low-band mean power of every complete frame (a trailing partial frame is dropped)."""
+        return self._frames.finish()
+
+
+def low_band_power(x: np.ndarray, *, cutoff_hz: float = LOW_BAND_HZ) -> np.ndarray:
+    """Low-band mean power of each complete 10 ms frame of a whole 16 kHz signal (one-shot :class:`LowBandEnergy`)."""
+    meter = LowBandEnergy(cutoff_hz=cutoff_hz)
     meter.process(x)
     return meter.finish()
 

@@ -21,7 +21,7 @@ import numpy as np
 from pipeline.analysis.bandwidth import BandwidthMeter
 from pipeline.analysis.base import ANALYSIS_RATE, FRAME_S, Measurement
 from pipeline.analysis.clipping import ClippingDetector
-from pipeline.analysis.energy import DcOffsetMeter, FrameEnergy, frame_db, noise_floor_dbfs
+from pipeline.analysis.energy import DcOffsetMeter, FrameEnergy, LowBandEnergy, frame_db, noise_floor_dbfs
 from pipeline.analysis.reverb import ReverbMeter
 from pipeline.analysis.segments import speech_metrics
 from pipeline.analysis.snr import WadaAccumulator, vad_snr_db
@@ -116,6 +116,7 @@ class FastPass:
         self._loudness = LoudnessMeter(sample_rate=sample_rate, channels=1)
         self._dc = DcOffsetMeter()
         self._energy = FrameEnergy()
+        self._low_band = LowBandEnergy()
         self._vad = WebRtcVad(aggressiveness=vad_aggressiveness)
         self._reverb = ReverbMeter(sample_rate=ANALYSIS_RATE)
         self._wada = WadaAccumulator()
@@ -137,6 +138,7 @@ class FastPass:
         if mono16k.shape[0]:
             self.view_samples += mono16k.shape[0]
             self._energy.process(mono16k)
+            self._low_band.process(mono16k)
             self._vad.process(mono16k)
             self._reverb.process(mono16k)
             self._wada.process(mono16k)
@@ -186,7 +188,7 @@ class FastPass:
         mask = speech_mask(levels, raw_vad) if n else np.zeros(0, dtype=bool)
         segments = segments_from_mask(mask)
         m.merge(speech_metrics(segments, duration_s=max(duration, n * FRAME_S), min_pause_s=min_pause_s))
-        m.merge(vad_snr_db(power, mask))
+        m.merge(vad_snr_db(power, mask, low_power=self._low_band.finish()[:n]))
         m.merge(self._wada.finish())
         m.merge(noise_floor_dbfs(levels, mask))
         m.merge(self._reverb.finish(speech_mask=mask))

@@ -1,0 +1,197 @@
+"""End-to-end benchmark of ``voiceprep run`` (issue 3 of the tracker): long files, many files, resume.
+
+1. **Long recording**: one 60-minute 48 kHz stereo recording (WAV and MP3) through ``run`` for three
+   families (cosyvoice, qwen-tts, minimax) with the slow measures (DNSMOS) on the finalists, serial
+   executor pinned to one core; printed beside decode-only and the naive ``librosa.load`` baseline from
+   the same run (targets: >= 300x real time, peak memory < 300 MB).
+2. **Many short files**: 500 files of 5-20 s cut from ``../shared/data/speech`` into 20 speaker folders;
+   files per second with ``--jobs 1``, ``--jobs 2`` (process pool) and a 2-worker Dask LocalCluster;
+   scaling efficiency = rate(2 workers) / (2 x rate(1 worker)) (target >= 0.8).
+3. **Resume**: the same run again over an unchanged input (target: >= 20x faster than the first).
+
+Every measured run is a fresh ``python -m pipeline.cli run`` subprocess (peak memory = its ru_maxrss plus
+that of its workers). Writes ``benchmarks/results/run_bench.json``.
+Usage: ``python benchmarks/run_bench.py [--minutes 60] [--files 500] [--only long,short,resume]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import resource
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import soxr
+
+ROOT = Path(__file__).resolve().parents[1]
+SPEECH = ROOT.parent / "shared" / "data" / "speech"
+RESULTS = ROOT / "benchmarks" / "results"
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from io_bench import make_mp3, make_wav  # noqa: E402 (benchmarks/ is not a package)
+from throughput import run_method  # noqa: E402
+
+FAMILIES = ("cosyvoice", "qwen-tts", "minimax")
+
+
+def voiceprep_run(inp: Path, out: Path, *args: str, one_core: bool = False) -> dict:
+    """Run the CLI in a subprocess; return seconds, exit code and peak RSS (MB) of it and its children."""
+    cmd = [sys.executable, "-m", "pipeline.cli", "run", str(inp), "--out", str(out), *args]
+    if one_core and shutil.which("taskset"):
+        cmd = ["taskset", "-c", "0", *cmd]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False, cwd=ROOT)
+    seconds = time.perf_counter() - t0
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    row = {"seconds": seconds, "exit": proc.returncode, "peak_mb": max(peak, before) / 1024}
+    if proc.returncode != 0:
+        row["stderr"] = proc.stderr.strip().splitlines()[-3:]
+    clips = out / "clips.jsonl"
+    if clips.exists():
+        statuses = [json.loads(line)["status"] for line in clips.read_text().splitlines() if line.strip()]
+        row["clips"] = {s: statuses.count(s) for s in sorted(set(statuses))}
+    return row
+
+
+def bench_long(workdir: Path, minutes: float) -> dict:
+    """The long-recording runs (WAV and MP3), with decode-only and naive baselines."""
+    wav = workdir / f"long_{minutes:g}min_48k_stereo.wav"
+    mp3 = wav.with_suffix(".mp3")
+    if not wav.exists():
+        make_wav(wav, minutes)
+    if not mp3.exists():
+        make_mp3(wav, mp3)
+    audio_s = minutes * 60
+    out: dict = {"minutes": minutes, "families": list(FAMILIES), "runs": []}
+    fams = [a for f in FAMILIES for a in ("--family", f)]
+    for label, path in (("wav", wav), ("mp3", mp3)):
+        for method in ("decode", "naive") if label == "wav" else ("decode",):
+            r = run_method(method, path, one_core=True)
+            r.update(input=label, method=method, x_realtime=audio_s / r["seconds"] if "seconds" in r else None)
+            out["runs"].append(r)
+        # Each file alone in its own input folder: one speaker, three families.
+        inp = workdir / f"in_{label}"
+        inp.mkdir(exist_ok=True)
+        link = inp / path.name
+        if not link.exists():
+            link.symlink_to(path)
+        res = voiceprep_run(inp, workdir / f"out_{label}", "--executor", "serial", "--no-resume", *fams, one_core=True)
+        res.update(input=label, method="run", x_realtime=audio_s / res["seconds"])
+        out["runs"].append(res)
+    return out
+
+
+def make_short_files(folder: Path, count: int, speakers: int = 20, seed: int = 1) -> float:
+    """``count`` files of 5-20 s cut from the shared speech (looped), in ``speakers`` folders; returns seconds."""
+    rng = np.random.default_rng(seed)
+    sources = []
+    for path in sorted(SPEECH.glob("*")):
+        if path.suffix not in {".wav", ".flac", ".ogg", ".mp3"}:
+            continue
+        x, sr = sf.read(path, dtype="float32", always_2d=True)
+        sources.append((soxr.resample(x[:, 0], sr, 16000).astype(np.float32), path.stem))
+    total = 0.0
+    for k in range(count):
+        x, _ = sources[k % len(sources)]
+        length = int(rng.uniform(5, 20) * 16000)
+        reps = int(np.ceil(length / x.size)) + 1
+        tiled = np.tile(x, reps)
+        start = int(rng.integers(0, x.size))
+        clip = tiled[start : start + length]
+        speaker = folder / f"speaker_{k % speakers:02d}"
+        speaker.mkdir(parents=True, exist_ok=True)
+        sf.write(speaker / f"take_{k:04d}.flac", clip, 16000, subtype="PCM_16")
+        total += length / 16000
+    return total
+
+
+def bench_short(workdir: Path, files: int) -> dict:
+    """Files per second over many short files with 1 and 2 workers and with Dask."""
+    inp = workdir / f"short_{files}"
+    if not inp.exists():
+        audio_s = make_short_files(inp, files)
+    else:
+        audio_s = sum(sf.info(p).duration for p in inp.rglob("*.flac"))
+    out: dict = {"files": files, "audio_s": audio_s, "runs": []}
+    configs = {
+        "processes_jobs1": ["--executor", "processes", "--jobs", "1"],
+        "processes_jobs2": ["--executor", "processes", "--jobs", "2"],
+        "dask_2_workers": ["--executor", "dask", "--jobs", "2"],
+    }
+    for name, args in configs.items():
+        res = voiceprep_run(inp, workdir / f"out_short_{name}", "--no-resume", "--family", "cosyvoice", *args)
+        res.update(config=name, files_per_s=files / res["seconds"])
+        out["runs"].append(res)
+    rate = {r["config"]: r["files_per_s"] for r in out["runs"]}
+    out["efficiency_processes"] = rate["processes_jobs2"] / (2 * rate["processes_jobs1"])
+    out["efficiency_dask"] = rate["dask_2_workers"] / (2 * rate["processes_jobs1"])
+    return out
+
+
+def bench_resume(workdir: Path) -> dict:
+    """A first run over the demo samples, then the identical run again."""
+    out_dir = workdir / "out_resume"
+    shutil.rmtree(out_dir, ignore_errors=True)
+    first = voiceprep_run(ROOT / "data" / "samples", out_dir, "--executor", "processes", "--jobs", "2")
+    again = voiceprep_run(ROOT / "data" / "samples", out_dir, "--executor", "processes", "--jobs", "2")
+    return {"first": first, "again": again, "speedup": first["seconds"] / again["seconds"]}
+
+
+def main() -> None:
+    """Run the selected parts, print the tables, write JSON."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--minutes", type=float, default=60.0)
+    parser.add_argument("--files", type=int, default=500)
+    parser.add_argument("--only", default="long,short,resume")
+    parser.add_argument("--workdir", type=Path, default=Path("/tmp/voiceprep-bench"))
+    args = parser.parse_args()
+    parts = set(args.only.split(","))
+    args.workdir.mkdir(parents=True, exist_ok=True)
+    results: dict = {"python": platform.python_version()}
+    if "long" in parts:
+        long = bench_long(args.workdir, args.minutes)
+        results["long"] = long
+        print(f"\n{args.minutes:g}-minute 48 kHz stereo, one core, families {', '.join(FAMILIES)}")
+        print(f"{'input':5} {'method':7} {'seconds':>8} {'x real time':>12} {'peak MB':>8}  clips")
+        for r in long["runs"]:
+            if "seconds" not in r:
+                print(f"{r['input']:5} {r['method']:7} error: {r.get('error')}")
+                continue
+            print(
+                f"{r['input']:5} {r['method']:7} {r['seconds']:8.1f} {r['x_realtime']:12.0f} "
+                f"{r['peak_mb']:8.0f}  {r.get('clips', '')}"
+            )
+    if "short" in parts:
+        short = bench_short(args.workdir, args.files)
+        results["short"] = short
+        print(f"\n{args.files} short files ({short['audio_s'] / 60:.0f} min of audio), family cosyvoice")
+        for r in short["runs"]:
+            print(f"{r['config']:16} {r['seconds']:7.1f} s  {r['files_per_s']:6.2f} files/s  peak {r['peak_mb']:.0f} MB")
+        print(
+            f"scaling efficiency: processes {short['efficiency_processes']:.2f}, "
+            f"dask {short['efficiency_dask']:.2f} (target >= 0.8)"
+        )
+    if "resume" in parts:
+        resume = bench_resume(args.workdir)
+        results["resume"] = resume
+        print(
+            f"\nresume on data/samples: first {resume['first']['seconds']:.1f} s, again "
+            f"{resume['again']['seconds']:.1f} s: {resume['speedup']:.0f}x faster (target >= 20x)"
+        )
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    suffix = "" if parts == {"long", "short", "resume"} else "-" + "-".join(sorted(parts))
+    path = RESULTS / f"run_bench{suffix}.json"
+    path.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"wrote {path.relative_to(ROOT)}")
+
+
+if __name__ == "__main__":
+    main()
