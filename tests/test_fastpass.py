@@ -137,3 +137,15 @@ def test_dnsmos_windows_on_request(two_utterances) -> None:
     result = analyze_array(x, 16000, dnsmos=True)
     assert 1.0 <= result.metrics["dnsmos_ovrl"] <= 5.0
     assert result.dnsmos_windows and all(1.0 <= w["ovrl"] <= 5.0 for w in result.dnsmos_windows)
+
+
+def test_loudness_from_the_16k_view_matches_full_band_and_peaks_come_from_native_samples() -> None:
+    """LUFS is measured on the 16 kHz view; for full-band speech it must agree with the native-rate value."""
+    from pipeline.audio.loudness import integrated_loudness
+
+    for name in ("sms_speech-male.wav", "aug_vctk_p286_011.wav"):
+        x, sr = sf.read(SPEECH / name, dtype="float32")
+        m = analyze_array(x, sr).metrics
+        native = integrated_loudness(x, sample_rate=sr).values
+        assert m["lufs"] == pytest.approx(native["lufs"], abs=0.2), name
+        assert m["true_peak_dbtp"] == pytest.approx(native["true_peak_dbtp"], abs=0.01), name
