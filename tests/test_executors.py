@@ -22,10 +22,9 @@ import psutil
 import pytest
 
 from pipeline.audio.io import probe
-from pipeline.errors import InvalidArgument
+from pipeline.errors import AudioReadError, InvalidArgument
 from pipeline.executors import (
     DaskExecutor,
-    TaskError,
     WorkerCrashed,
     error_type,
     make_executor,
@@ -158,8 +157,8 @@ def test_an_exception_in_one_task_does_not_stop_the_others(executor) -> None:
 
 
 def test_a_corrupt_file_comes_back_as_an_error_naming_its_type(executor, tmp_path: Path, shared_data) -> None:
-    # AudioReadError(reason, message) does not survive pickling as itself; from a worker it would break
-    # a process pool for every task, so it returns as a TaskError that keeps the type name and message.
+    # AudioReadError pickles by (reason, message), so it comes back from any worker as itself, reason
+    # code intact: the runner turns it into a failed row with that reason.
     bad = tmp_path / "broken.wav"
     bad.write_bytes(b"RIFF\x00\x00\x00\x00WAVEnot really audio" * 10)
     good = str(shared_data / "speech" / "pra_cmu_arctic_us_axb_a0005.wav")
@@ -169,9 +168,8 @@ def test_a_corrupt_file_comes_back_as_an_error_naming_its_type(executor, tmp_pat
     assert isinstance(exc, Exception)
     assert error_type(exc) == "AudioReadError"
     assert "decode_failed" in str(exc)
-    if executor.kind != "serial":
-        assert isinstance(exc, TaskError)
-        assert "AudioReadError" in exc.remote_traceback
+    assert isinstance(exc, AudioReadError)
+    assert exc.reason == "decode_failed"
 
 
 def test_a_worker_killed_mid_task_fails_only_that_task(executors: dict) -> None:
