@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import tracemalloc
 from pathlib import Path
 
 import numpy as np
@@ -367,3 +368,60 @@ def test_find_excess_cliff_on_synthetic_excess() -> None:
     assert find_excess_cliff(ramp, edges) is None
     with pytest.raises(InvalidArgument, match="band_edges_hz"):
         find_excess_cliff(step, edges[:-1])
+
+
+def direct_codes(x: np.ndarray, rate: int, edges_hz: np.ndarray) -> np.ndarray:
+    """The stored band levels by their definition, in float64: each 40 ms segment's Hann-windowed power
+    spectrum, averaged over the FFT bins of each band, in 0.75 dB steps from -160 dB (one byte)."""
+    size = rate // 25
+    count = x.shape[0] // size
+    window = np.hanning(size + 2)[1:-1]
+    frames = x[: count * size].reshape(count, size).astype(np.float64) * window
+    power = np.abs(np.fft.rfft(frames, axis=1)) ** 2 / np.sum(window**2)
+    freqs = np.arange(power.shape[1]) * rate / size
+    band = np.clip(np.searchsorted(edges_hz, freqs, side="right") - 1, 0, edges_hz.shape[0] - 2)
+    levels = np.stack([power[:, band == b].mean(axis=1) for b in range(edges_hz.shape[0] - 1)], axis=1)
+    return np.clip(np.round((10 * np.log10(levels + 1e-30) + 160.0) / 0.75), 0, 255).astype(np.uint8)
+
+
+@pytest.mark.parametrize("rate", [48000, 16000])
+def test_segments_tiled_across_any_block_boundaries_match_their_definition(rate: int) -> None:
+    rng = np.random.default_rng(5)
+    # a cliff at 5 kHz onto a floor 40 dB down (far above float32 rounding), fading in
+    x = lowpass(rng.standard_normal(3 * rate), 5000, rate) + 0.01 * rng.standard_normal(3 * rate)
+    x = (x * np.linspace(0.01, 1.0, 3 * rate)).astype(np.float32)
+    meter = BandwidthMeter(sample_rate=rate)
+    position, sizes = 0, [1, rate // 25 - 1, rate // 25, rate // 25 + 1, 7, 0, 3 * rate // 5]
+    while position < x.shape[0]:
+        size = sizes.pop(0) if sizes else int(rng.integers(1, 2 * rate))
+        meter.process(x[position : position + size])
+        position += size
+    stored = np.concatenate(meter._chunks)
+    expected = direct_codes(x, rate, meter.band_edges_hz)
+    assert stored.shape == expected.shape == (75, meter.band_edges_hz.shape[0] - 1)
+    difference = np.abs(stored.astype(int) - expected)
+    # float32 spectra against float64: a level within a hair of a step boundary may round the other way
+    assert difference.max() <= 1
+    assert np.mean(difference == 0) >= 0.999
+
+
+def test_finish_of_an_hour_needs_little_memory() -> None:
+    """An hour at 48 kHz through the noise-aware path (full-band noise, with a speech mask): finish()
+    works chunk by chunk on the stored levels (14 MB of them), never on a copy of all of them."""
+    rate = 48000
+    rng = np.random.default_rng(6)
+    block = (rng.standard_normal(10 * rate) * np.repeat(rng.uniform(0.01, 0.1, 100), rate // 10)).astype(
+        np.float32
+    )
+    meter = BandwidthMeter(sample_rate=rate)
+    for _ in range(360):
+        meter.process(block)
+    mask = np.tile(np.repeat(rng.random(100) < 0.5, 10), 360)
+    tracemalloc.start()
+    try:
+        values = meter.finish(speech_mask=mask).values
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert values["bandwidth_class"] == "full"
+    assert peak < 20e6

@@ -3,6 +3,7 @@ and unclipped loud speech that must not be flagged."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +11,14 @@ import pytest
 import scipy.ndimage
 import soundfile as sf
 
-from pipeline.analysis.clipping import CLIPPED_RATIO_FLAG, MAX_EVENTS, ClippingDetector
+from pipeline.analysis.clipping import (
+    _N_BINS,
+    CLIPPED_RATIO_FLAG,
+    MAX_EVENTS,
+    ClippingDetector,
+    _find_plateau,
+    _level_bins,
+)
 from pipeline.errors import InvalidArgument
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -293,3 +301,83 @@ def test_a_sustained_loud_vowel_is_not_clipping(name: str, tmp_path: Path) -> No
         loud = x / np.abs(x).max() * peak
         assert not flagged(detect(pcm16_round_trip(loud, rate, tmp_path), rate)), peak
         assert not flagged(detect(mp3_round_trip(loud, rate, tmp_path), rate)), peak
+
+
+def full_histogram_values(x: np.ndarray, rate: int) -> dict:
+    """What the detector's rules give on histograms of *every* sample (no sample skipped): the plain,
+    slow computation that the detector's skipping of quiet samples must agree with."""
+    samples = np.asarray(x, dtype=np.float32)
+    samples = samples[:, None] if samples.ndim == 1 else samples
+    bins = _level_bins(np.abs(samples))
+    plateaus = []
+    for ch in range(samples.shape[1]):
+        levels = np.bincount(bins[:, ch], minlength=_N_BINS)
+        pairs = np.bincount(np.minimum(bins[:-1, ch], bins[1:, ch]), minlength=_N_BINS)
+        plateaus.append(_find_plateau(levels, pairs))
+    ratios = [p.clipped / samples.shape[0] if p else 0.0 for p in plateaus]
+    worst = plateaus[int(np.argmax(ratios))]
+    frame_of_sample = np.arange(samples.shape[0]) * 100 // rate
+    starts = np.flatnonzero(np.diff(frame_of_sample, prepend=-1))
+    frame_maxima = np.maximum.reduceat(bins, starts, axis=0)
+    hit = np.zeros(frame_maxima.shape[0], dtype=bool)
+    for ch, plateau in enumerate(plateaus):
+        if plateau is not None:
+            hit |= frame_maxima[:, ch] >= plateau.event_bin
+    hit_frames = np.flatnonzero(hit)
+    firsts = [int(f) for i, f in enumerate(hit_frames) if i == 0 or f - hit_frames[i - 1] > 10]
+    return {
+        "clipped_ratio": max(ratios),
+        "clip_level": worst.level if worst else None,
+        "clipped_events": [round(f * 0.01, 3) for f in firsts[:MAX_EVENTS]],
+        "clipped_event_count": len(firsts),
+    }
+
+
+@pytest.mark.parametrize(("near_peaks", "clipped"), [(1, True), (2, False)])
+def test_a_lone_plateau_is_weighed_against_the_next_level_however_far_below(
+    near_peaks: int, clipped: bool
+) -> None:
+    """Five samples on 0.9 first, then noise under 0.02 with ``near_peaks`` samples on 0.05 (25 dB under
+    the plateau, so skipped if only the levels near the top were kept): the plateau counts as clipping
+    only if it holds three times as many samples as that next level (5 >= 3 * 1, but 5 < 3 * 2)."""
+    rate = 48000
+    rng = np.random.default_rng(4)
+    x = rng.uniform(-0.02, 0.02, 10 * rate)
+    x[1000:1005] = 0.9
+    x[[5 * rate, 7 * rate][:near_peaks]] = 0.05
+    values = detect(x, rate, block=4800)
+    assert values == full_histogram_values(x, rate)
+    if clipped:
+        assert values["clipped_ratio"] == pytest.approx(5 / x.shape[0])
+        assert values["clip_level"] == pytest.approx(0.9, rel=1e-3)
+        assert values["clipped_events"] == [0.02]  # sample 1000 at 48 kHz is in frame 2
+    else:
+        assert values["clipped_ratio"] == 0.0
+        assert values["clip_level"] is None
+
+
+def test_skipping_quiet_samples_gives_the_answer_of_the_full_histograms(tmp_path: Path) -> None:
+    x, rate = read_mono("sms_speech-female.wav")
+    clipped, _ = clip_at_ratio(x, 1e-3)
+    quiet_clipped, _ = clip_at_ratio(x * 0.1, 1e-2)
+    stereo = pcm16_round_trip(np.stack([clipped, np.clip(quiet_clipped, -0.1, 0.1)], axis=1), rate, tmp_path)
+    rippled = mp3_round_trip(clip_at_ratio(x, 1e-2)[0] * 0.9, rate, tmp_path)
+    late_peak = x / np.abs(x).max() * 0.05
+    late_peak[-rate // 2 : -rate // 2 + 6] = 0.8  # the top arrives last, 24 dB over everything before
+    early_clicks = late_peak.copy()
+    early_clicks[-rate // 2 : -rate // 2 + 6] = 0.0
+    for start in (100, 9000, 20000):
+        early_clicks[start : start + 4] = 0.95  # three clicks first, then speech 26 dB under them
+    cases = {"stereo": stereo, "rippled": rippled, "late_peak": late_peak, "early_clicks": early_clicks}
+    found = {}
+    for name, signal in cases.items():
+        values = detect(signal, rate, block=4801)
+        assert values == full_histogram_values(signal, rate), name
+        found[name] = values
+    assert flagged(found["stereo"]) and flagged(found["rippled"])
+    # The plateaus built into the last two: 6 samples on 0.8, and three clicks of 4 samples on 0.95.
+    assert found["late_peak"]["clipped_ratio"] * late_peak.shape[0] == pytest.approx(6)
+    assert found["early_clicks"]["clipped_ratio"] * late_peak.shape[0] == pytest.approx(12)
+    assert found["early_clicks"]["clipped_events"] == [
+        math.floor(start / rate * 100) / 100 for start in (100, 9000, 20000)
+    ]

@@ -14,6 +14,10 @@ Method (see ``docs/reverb.md`` for the validation numbers and limits):
 * ``reverb_score``: an effective decay time (the geometric mean of the free-decay median and an
   *offset decay time* derived from the late/early level ratio 100 ms after the steepest speech offsets)
   mapped through a logistic curve in log-time: 0 is dry, 1 very reverberant, 0.5 at 0.5 s.
+
+Cost (issue 3): 0.5 s per hour on one core (1.2 s before; overlapping windows are views, spectra are
+computed 256 frames at a time and only the bands' bins are squared); ``finish`` works on one band at a
+time, about 10 MB for an hour.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import itertools
 import math
 
 import numpy as np
+import scipy.fft
 
 from pipeline.analysis.base import ANALYSIS_RATE, FRAME_S, FRAME_SAMPLES, Measurement
 from pipeline.errors import InvalidArgument
@@ -40,7 +45,7 @@ MIN_FREE_DECAYS = 5
 """Fewest free decays for which ``rt60_s`` is reported."""
 
 _WINDOW_SAMPLES = 2 * FRAME_SAMPLES
-_FRAMES_PER_BATCH = 2048
+_FRAMES_PER_BATCH = 256
 _FLOOR_PERCENTILE = 5.0
 _POWER_EPS = 1e-20  # -200 dB: digital silence sits here instead of at -inf
 _SILENCE_DB = -190.0  # frames below this are digital silence and do not count for the noise floor
@@ -98,7 +103,9 @@ class ReverbMeter:
         # scale so that band powers are mean squares: a full-scale sine reads 0.5 in its band
         self._scale = 2.0 / (_WINDOW_SAMPLES * float(np.sum(self._window**2)))
         self._bins = _band_bins(sample_rate)
-        self._offsets = np.arange(_WINDOW_SAMPLES)[None, :]
+        # Adjacent bands share their edge bin, so one reduceat over bins [first, stop) sums them all.
+        self._first_bin, self._stop_bin = self._bins[0][0], self._bins[-1][1]
+        self._interleaved_starts = np.array([2 * (lo - self._first_bin) for lo, _ in self._bins])
         self._pending = np.zeros(FRAME_SAMPLES, dtype=np.float32)  # the frame before the next one
         self._buffer = np.zeros(0, dtype=np.float32)  # samples of the next, still incomplete, frame
         self._chunks: list[np.ndarray] = []
@@ -121,22 +128,30 @@ class ReverbMeter:
         samples = samples.astype(np.float32, copy=False)
         if not np.all(np.isfinite(samples)):
             raise InvalidArgument("block contains NaN or infinite samples")
-        data = np.concatenate([self._buffer, samples])
-        n_new = data.size // FRAME_SAMPLES
-        used = n_new * FRAME_SAMPLES
-        history = np.concatenate([self._pending, data[:used]])
-        # bounded temporaries whatever the block length
+        buffered = self._buffer.shape[0]
+        n_new = (buffered + samples.shape[0]) // FRAME_SAMPLES
+        if n_new == 0:
+            self._buffer = np.concatenate([self._buffer, samples])
+            return
+        used = n_new * FRAME_SAMPLES - buffered  # samples of this block in complete frames
+        history = np.concatenate([self._pending, self._buffer, samples[:used]])
+        # Frame i's window: the frame before it and the frame itself (a view: windows overlap by half).
+        windows = np.lib.stride_tricks.sliding_window_view(history, _WINDOW_SAMPLES)[::FRAME_SAMPLES]
+        stored = np.empty((n_new, len(self._bins)), dtype=np.float32)
+        # bounded temporaries (they stay in the cache) whatever the block length
         for first in range(0, n_new, _FRAMES_PER_BATCH):
-            count = min(_FRAMES_PER_BATCH, n_new - first)
-            starts = (first + np.arange(count)) * FRAME_SAMPLES
-            windows = history[starts[:, None] + self._offsets].astype(np.float64)
-            spectra = np.abs(np.fft.rfft(windows * self._window, axis=1)) ** 2
-            powers = np.stack([spectra[:, lo:hi].sum(axis=1) for lo, hi in self._bins], axis=1)
-            self._chunks.append((powers * self._scale).astype(np.float32))
+            chunk = windows[first : first + _FRAMES_PER_BATCH]
+            weighted = np.multiply(chunk, self._window)  # float64
+            spectra = scipy.fft.rfft(weighted, axis=1, workers=1, overwrite_x=True)
+            # Only the bins of the bands; real and imaginary parts interleaved, summed per band directly.
+            squares = np.square(spectra[:, self._first_bin : self._stop_bin].view(np.float64))
+            powers = np.add.reduceat(squares, self._interleaved_starts, axis=1)
+            powers *= self._scale
+            stored[first : first + chunk.shape[0]] = powers
+        self._chunks.append(stored)
         self._n_frames += n_new
-        if n_new:
-            self._pending = data[used - FRAME_SAMPLES : used].copy()
-        self._buffer = data[used:].copy()
+        self._pending = history[-FRAME_SAMPLES:].copy()
+        self._buffer = samples[used:].copy()
 
     def band_powers(self) -> np.ndarray:
         """Per-frame sub-band powers so far, shape ``(n_frames, n_bands)``, float32 (a copy)."""
@@ -153,7 +168,6 @@ class ReverbMeter:
         offsets must then start in speech (or within 30 ms after it). Without a mask, a level well above
         the noise floor is the only requirement. The meter may keep receiving blocks afterwards.
         """
-        powers = self.band_powers()
         mask = self._check_mask(speech_mask)
         result = Measurement()
         if self._n_frames < _MIN_FRAMES:
@@ -173,9 +187,9 @@ class ReverbMeter:
         # One band at a time: a long recording's frames x bands would otherwise be copied several times.
         decay_times: list[np.ndarray] = []
         offset_drops: list[float] = []
-        for band in range(powers.shape[1]):
-            level = _smoothed_levels(powers[:, band : band + 1].astype(np.float64))[:, 0]
-            floor = float(_noise_floors(level[:, None])[0])
+        for band in range(len(self._bins)):
+            level = _smoothed_level(self._padded_band_power(band))
+            floor = _noise_floor(level)
             decay_times.append(_free_decay_times(level, floor, allowed))
             drop = _offset_drop_db(level, floor, allowed)
             if drop is not None:
@@ -210,6 +224,18 @@ class ReverbMeter:
             result.put("reverb_score", round(reverb_score_from_decay_time(effective), 4))
         return result
 
+    def _padded_band_power(self, band: int) -> np.ndarray:
+        """One band's power per frame (float64), edge-padded by half the smoothing length at either end."""
+        half = _SMOOTH_FRAMES // 2
+        padded = np.empty(self._n_frames + 2 * half, dtype=np.float64)
+        position = half
+        for chunk in self._chunks:
+            padded[position : position + chunk.shape[0]] = chunk[:, band]
+            position += chunk.shape[0]
+        padded[:half] = padded[half]
+        padded[position:] = padded[position - 1]
+        return padded
+
     def _check_mask(self, speech_mask: np.ndarray | None) -> np.ndarray | None:
         """Validate the speech mask and fit it to the meter's frame count."""
         if speech_mask is None:
@@ -227,31 +253,26 @@ class ReverbMeter:
         return np.concatenate([mask, np.zeros(self._n_frames - mask.size, dtype=bool)])
 
 
-def _smoothed_levels(powers: np.ndarray) -> np.ndarray:
-    """Band levels in dB after a centred moving average of ``_SMOOTH_FRAMES`` frames in power.
+def _smoothed_level(padded_power: np.ndarray) -> np.ndarray:
+    """A band's level in dB after a centred moving average of ``_SMOOTH_FRAMES`` frames in power.
 
-    Averaging in the power domain keeps the slope of an exponential decay unchanged.
+    ``padded_power`` holds the frames' powers with the first and last repeated ``_SMOOTH_FRAMES // 2``
+    times at either end (edge padding), at least ``_SMOOTH_FRAMES`` frames in all. Averaging in the power
+    domain keeps the slope of an exponential decay unchanged.
     """
-    if powers.shape[0] >= _SMOOTH_FRAMES:
-        kernel = np.ones(_SMOOTH_FRAMES) / _SMOOTH_FRAMES
-        half = _SMOOTH_FRAMES // 2
-        padded = np.pad(powers, ((half, half), (0, 0)), mode="edge")
-        smoothed = np.stack(
-            [np.convolve(padded[:, b], kernel, mode="valid") for b in range(powers.shape[1])], axis=1
-        )
-    else:
-        smoothed = powers
-    return 10.0 * np.log10(smoothed + _POWER_EPS)
+    smoothed = np.convolve(padded_power, np.ones(_SMOOTH_FRAMES) / _SMOOTH_FRAMES, mode="valid")
+    smoothed += _POWER_EPS
+    level = np.log10(smoothed, out=smoothed)
+    level *= 10.0
+    return level
 
 
-def _noise_floors(levels: np.ndarray) -> np.ndarray:
-    """Per-band noise floor (dB): a low percentile of the levels, ignoring digital silence."""
-    floors = np.full(levels.shape[1], _SILENCE_DB)
-    for band in range(levels.shape[1]):
-        sound = levels[:, band][levels[:, band] > _SILENCE_DB]
-        if sound.size:
-            floors[band] = np.percentile(sound, _FLOOR_PERCENTILE)
-    return floors
+def _noise_floor(level: np.ndarray) -> float:
+    """A band's noise floor (dB): a low percentile of its levels, ignoring digital silence."""
+    sound = level[level > _SILENCE_DB]
+    if sound.size == 0:
+        return _SILENCE_DB
+    return float(np.percentile(sound, _FLOOR_PERCENTILE, overwrite_input=True))
 
 
 def _dilate(mask: np.ndarray, frames: int) -> np.ndarray:
@@ -268,28 +289,21 @@ def _free_decay_times(level: np.ndarray, floor: float, allowed: np.ndarray | Non
     if n < _DECAY_MIN_FRAMES + 1:
         return np.zeros(0)
     # step i -> i+1 continues a decay
-    falling = (level[1:] < level[:-1] + _DECAY_TOLERANCE_DB) & (level[1:] >= floor + _DECAY_END_MARGIN_DB)
-    edges = np.diff(np.concatenate([[0], falling.astype(np.int8), [0]]))
+    falling = level[1:] < level[:-1] + _DECAY_TOLERANCE_DB
+    falling &= level[1:] >= floor + _DECAY_END_MARGIN_DB
+    edge = np.zeros(1, dtype=np.int8)
+    edges = np.diff(np.concatenate([edge, falling.view(np.int8), edge]))
+    del falling
     run_starts = np.flatnonzero(edges == 1)  # first frame of a decay
     run_ends = np.flatnonzero(edges == -1)  # last frame of a decay (the step into it was falling)
+    del edges
     keep = level[run_starts] >= floor + _DECAY_START_DB
     if allowed is not None:
         keep &= allowed[run_starts]
     run_starts, run_ends = run_starts[keep], run_ends[keep]
     if run_starts.size == 0:
         return np.zeros(0)
-    # fit start: the first frame at least _DECAY_SKIP_DB below the run's first frame
-    lengths = run_ends - run_starts + 1
-    owner = np.repeat(np.arange(run_starts.size), lengths)
-    frames = (
-        np.repeat(run_starts, lengths)
-        + np.arange(owner.size)
-        - np.repeat(np.cumsum(lengths) - lengths, lengths)
-    )
-    below = level[frames] <= level[run_starts[owner]] - _DECAY_SKIP_DB
-    ids, first = np.unique(owner[below], return_index=True)
-    fit_start = np.full(run_starts.size, -1)
-    fit_start[ids] = frames[below][first]
+    fit_start = _fit_starts(level, run_starts, run_ends)
     ok = fit_start >= 0
     fit_len = np.where(ok, run_ends - fit_start + 1, 0)
     fit_drop = np.where(ok, level[np.maximum(fit_start, 0)] - level[run_ends], 0.0)
@@ -298,18 +312,43 @@ def _free_decay_times(level: np.ndarray, floor: float, allowed: np.ndarray | Non
     )
     if not ok.any():
         return np.zeros(0)
-    slopes = _segment_slopes(level - floor, fit_start[ok], run_ends[ok])
+    slopes = _segment_slopes(level, floor, fit_start[ok], run_ends[ok])
     slopes = slopes[slopes < 0]
     return 60.0 / (-slopes / FRAME_S)
 
 
-def _segment_slopes(values: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
-    """Least-squares slope (units per frame) of ``values`` over each inclusive range [start, end]."""
-    idx = np.arange(values.size, dtype=np.float64)
-    csum = np.concatenate([[0.0], np.cumsum(values)])
-    cisum = np.concatenate([[0.0], np.cumsum(idx * values)])
-    n = (ends - starts + 1).astype(np.float64)
+def _fit_starts(level: np.ndarray, run_starts: np.ndarray, run_ends: np.ndarray) -> np.ndarray:
+    """Per run, the first frame at least ``_DECAY_SKIP_DB`` below the run's first frame (-1 if none)."""
+    lengths = (run_ends - run_starts + 1).astype(np.int32)
+    owner = np.repeat(np.arange(run_starts.size, dtype=np.int32), lengths)
+    # frame of each entry: its run's start plus its place within the run
+    frames = np.arange(owner.size, dtype=np.int32)
+    frames += np.repeat((run_starts - (np.cumsum(lengths) - lengths)).astype(np.int32), lengths)
+    below = level[frames] <= (level[run_starts] - _DECAY_SKIP_DB)[owner]
+    owner, frames = owner[below], frames[below]  # both sorted by run
+    first = np.flatnonzero(np.concatenate([[True], owner[1:] != owner[:-1]])) if owner.size else owner
+    fit_start = np.full(run_starts.size, -1, dtype=np.int64)
+    fit_start[owner[first]] = frames[first]
+    return fit_start
+
+
+def _segment_slopes(level: np.ndarray, floor: float, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """Least-squares slope (dB per frame) of ``level - floor`` over each inclusive range [start, end].
+
+    From prefix sums of the values and of index times value, computed one at a time (bounded memory).
+    """
+    values = level - floor
+    csum = np.zeros(values.size + 1)
+    np.cumsum(values, out=csum[1:])
     sum_v = csum[ends + 1] - csum[starts]
+    del csum
+    weighted = np.arange(values.size, dtype=np.float64)
+    weighted *= values
+    del values
+    cisum = np.zeros(weighted.size + 1)
+    np.cumsum(weighted, out=cisum[1:])
+    del weighted
+    n = (ends - starts + 1).astype(np.float64)
     # sum over local index k = i - start of k * v
     sum_kv = (cisum[ends + 1] - cisum[starts]) - starts * sum_v
     sum_k = n * (n - 1) / 2
