@@ -301,10 +301,13 @@ def analyze_file(
     end_s: float | None = None,
     stream_index: int = 0,
     max_duration_s: float | None = 4 * 3600,
-    block_s: float = 10.0,
+    block_s: float = 4.0,
     choice: ChannelChoice | None = None,
 ) -> FastPassResult:
     """Run the fast pass over a file (or the window ``[start_s, end_s)`` of it) with one decode.
+
+    ``block_s`` is the decode block: 4 s keeps the blocks in flight (decoded, mixed, resampled, queued)
+    to a few MB, measured as the best trade of memory against per-block overhead.
 
     Raises :class:`pipeline.errors.AudioReadError` for files that cannot be read.
     """
