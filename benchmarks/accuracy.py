@@ -193,6 +193,8 @@ class Target:
     limit: float
     op: str  # "<=" or ">="
     detail: str = ""
+    report_only: bool = False
+    """True for figures the issue asks to report, not to meet (shown as INFO, not counted)."""
 
     @property
     def passed(self) -> bool:
@@ -203,7 +205,7 @@ class Target:
 
     def line(self) -> str:
         """One printable line: PASS/FAIL, the name, the value and the limit."""
-        verdict = "PASS" if self.passed else "FAIL"
+        verdict = "INFO" if self.report_only else "PASS" if self.passed else "FAIL"
         detail = f"  ({self.detail})" if self.detail else ""
         return (
             f"  [{verdict}] {self.name}: {_fmt(self.value, '.3f')} (target {self.op} {self.limit:g}){detail}"
@@ -217,6 +219,7 @@ class Target:
             "op": self.op,
             "limit": self.limit,
             "pass": self.passed,
+            "report_only": self.report_only,
             "detail": self.detail,
         }
 
@@ -358,10 +361,14 @@ def snr_section(records: Sequence[Record]) -> Section:
             if metric != "snr_db" or not sel:
                 continue
             detail = f"n={st['n']}, null={st['null']}, true SNR {lo:g}-{hi:g} dB"
+            # The issue sets the SNR targets for stationary noise and asks non-stationary to be reported.
+            info = group != "stationary"
             targets.append(
-                Target(f"SNR {group} median |err| dB", st["median"], SNR_TARGET_MEDIAN_DB, "<=", detail)
+                Target(f"SNR {group} median |err| dB", st["median"], SNR_TARGET_MEDIAN_DB, "<=", detail, info)
             )
-            targets.append(Target(f"SNR {group} p90 |err| dB", st["p90"], SNR_TARGET_P90_DB, "<=", detail))
+            targets.append(
+                Target(f"SNR {group} p90 |err| dB", st["p90"], SNR_TARGET_P90_DB, "<=", detail, info)
+            )
     return Section("snr", "\n\n".join(texts), targets, summary)
 
 
@@ -582,6 +589,8 @@ def clipping_section(records: Sequence[Record], *, flag_ratio: float) -> Section
                     CLIP_RECALL_TARGET,
                     ">=",
                     f"n={len(big)} incl. x0.5",
+                    # The issue's MP3 clause is on false alarms; recall after MP3 is reported.
+                    report_only=codec != "pcm",
                 )
             )
     negatives = {
@@ -787,9 +796,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"\n=== {s.name} ===\n{s.text}")
         for t in s.targets:
             print(t.line())
-    n_pass = sum(t.passed for t in targets)
+    counted = [t for t in targets if not t.report_only]
+    n_pass = sum(t.passed for t in counted)
     print(
-        f"\n{n_pass}/{len(targets)} targets pass; {len(records)} items ({audio_s / 60:.1f} min of audio), {len(errors)} errors"
+        f"\n{n_pass}/{len(counted)} targets pass ({len(targets) - len(counted)} figures reported only); {len(records)} items ({audio_s / 60:.1f} min of audio), {len(errors)} errors"
     )
     print(
         "analysis seconds per condition: " + ", ".join(f"{c} {sum(v):.1f}" for c, v in per_condition.items())
@@ -818,7 +828,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     tmp.write_text(json.dumps(report, indent=1, allow_nan=False) + "\n")
     tmp.replace(args.out)
     print(f"wrote {args.out}")
-    return 0 if n_pass == len(targets) and not errors else 1
+    return 0 if n_pass == len(counted) and not errors else 1
 
 
 if __name__ == "__main__":
