@@ -463,7 +463,12 @@ def _print_run_summary(summary: RunSummary) -> None:
                 cells.append("-")
                 continue
             style = _STATUS_STYLE.get(c.status, "white")
-            top = f" ({c.reasons[0]})" if c.reasons else ""
+            if not c.reasons:
+                top = ""
+            elif c.status in {"ready", "submitted"}:
+                top = f" [yellow]warn: {c.reasons[0]}[/]"  # ready, with a quality warning
+            else:
+                top = f" ({c.reasons[0]})"
             dur = f" {c.duration_s:.1f}s" if c.duration_s and c.status == "ready" else ""
             cells.append(f"[{style}]{c.status}[/]{dur}{top}")
         table.add_row(who, *cells)
