@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import resource
 import shutil
 import subprocess
 import sys
@@ -41,17 +40,39 @@ from throughput import run_method  # noqa: E402
 FAMILIES = ("cosyvoice", "qwen-tts", "minimax")
 
 
+_WRAPPER = r"""
+import json, resource, runpy, sys
+sys.argv = ["voiceprep", *sys.argv[1:]]
+code = 0
+try:
+    runpy.run_module("pipeline.cli", run_name="__main__")
+except SystemExit as exc:
+    code = exc.code if isinstance(exc.code, int) else 0
+own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+workers = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+print("VOICEPREP_RSS " + json.dumps({"self_kb": own, "children_kb": workers}), file=sys.stderr)
+sys.exit(code)
+"""
+
+
 def voiceprep_run(inp: Path, out: Path, *args: str, one_core: bool = False) -> dict:
-    """Run the CLI in a subprocess; return seconds, exit code and peak RSS (MB) of it and its children."""
-    cmd = [sys.executable, "-m", "pipeline.cli", "run", str(inp), "--out", str(out), *args]
+    """Run the CLI in a fresh interpreter; seconds, exit code, and peak RSS (MB) of it and of its workers.
+
+    The peak is measured inside that interpreter (its own ru_maxrss, and the largest of its worker
+    processes), so earlier benchmark steps in this process do not leak into it.
+    """
+    cmd = [sys.executable, "-c", _WRAPPER, "run", str(inp), "--out", str(out), *args]
     if one_core and shutil.which("taskset"):
         cmd = ["taskset", "-c", "0", *cmd]
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False, cwd=ROOT)
     seconds = time.perf_counter() - t0
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    row = {"seconds": seconds, "exit": proc.returncode, "peak_mb": max(peak, before) / 1024}
+    row: dict = {"seconds": seconds, "exit": proc.returncode}
+    for line in proc.stderr.splitlines():
+        if line.startswith("VOICEPREP_RSS "):
+            rss = json.loads(line.split(" ", 1)[1])
+            row["peak_mb"] = rss["self_kb"] / 1024
+            row["worker_peak_mb"] = rss["children_kb"] / 1024
     if proc.returncode != 0:
         row["stderr"] = proc.stderr.strip().splitlines()[-3:]
     clips = out / "clips.jsonl"
@@ -75,7 +96,9 @@ def bench_long(workdir: Path, minutes: float) -> dict:
     for label, path in (("wav", wav), ("mp3", mp3)):
         for method in ("decode", "naive") if label == "wav" else ("decode",):
             r = run_method(method, path, one_core=True)
-            r.update(input=label, method=method, x_realtime=audio_s / r["seconds"] if "seconds" in r else None)
+            r.update(
+                input=label, method=method, x_realtime=audio_s / r["seconds"] if "seconds" in r else None
+            )
             out["runs"].append(r)
         # Each file alone in its own input folder: one speaker, three families.
         inp = workdir / f"in_{label}"
@@ -83,7 +106,9 @@ def bench_long(workdir: Path, minutes: float) -> dict:
         link = inp / path.name
         if not link.exists():
             link.symlink_to(path)
-        res = voiceprep_run(inp, workdir / f"out_{label}", "--executor", "serial", "--no-resume", *fams, one_core=True)
+        res = voiceprep_run(
+            inp, workdir / f"out_{label}", "--executor", "serial", "--no-resume", *fams, one_core=True
+        )
         res.update(input=label, method="run", x_realtime=audio_s / res["seconds"])
         out["runs"].append(res)
     return out
@@ -167,14 +192,17 @@ def main() -> None:
                 continue
             print(
                 f"{r['input']:5} {r['method']:7} {r['seconds']:8.1f} {r['x_realtime']:12.0f} "
-                f"{r['peak_mb']:8.0f}  {r.get('clips', '')}"
+                f"{r.get('peak_mb', 0):8.0f}  {r.get('clips', '')}"
             )
     if "short" in parts:
         short = bench_short(args.workdir, args.files)
         results["short"] = short
         print(f"\n{args.files} short files ({short['audio_s'] / 60:.0f} min of audio), family cosyvoice")
         for r in short["runs"]:
-            print(f"{r['config']:16} {r['seconds']:7.1f} s  {r['files_per_s']:6.2f} files/s  peak {r['peak_mb']:.0f} MB")
+            print(
+                f"{r['config']:16} {r['seconds']:7.1f} s  {r['files_per_s']:6.2f} files/s  "
+                f"peak {r.get('peak_mb', 0):.0f} MB (workers {r.get('worker_peak_mb', 0):.0f} MB)"
+            )
         print(
             f"scaling efficiency: processes {short['efficiency_processes']:.2f}, "
             f"dask {short['efficiency_dask']:.2f} (target >= 0.8)"

@@ -188,10 +188,13 @@ def _file_sha256(source: Path, cache_dir: Path) -> str:
     return value
 
 
-def analyze_input(item: InputFile, *, cache_dir: str, config: dict[str, Any]) -> dict[str, Any]:
+def analyze_input(
+    item: InputFile, *, cache_dir: str, config: dict[str, Any], cached_only: bool = False
+) -> dict[str, Any] | None:
     """Stage-1 task: the recordings row of one file and the path of its cached features (or None).
 
     Data problems become a ``failed`` row with a reason code; this function only raises on bugs.
+    ``cached_only`` returns ``None`` instead of analysing when the result is not cached yet.
     """
     from pipeline.analysis.fastpass import analyze_file
     from pipeline.audio.io import probe
@@ -230,6 +233,8 @@ def analyze_input(item: InputFile, *, cache_dir: str, config: dict[str, Any]) ->
         cached.update(row)  # the same bytes may sit under another name or speaker
         cached["message"] = str(cached.get("message") or "").replace(_PATH_TOKEN, item.path)
         return {"row": cached, "features": str(feat_path) if cached.get("status") == "ok" else None}
+    if cached_only:
+        return None
 
     row["sha256"] = sha
     try:
@@ -298,8 +303,13 @@ def _clip_file(out_dir: Path, speaker: str, family: str, fmt: str) -> Path:
     return out_dir / "clips" / safe_name(speaker) / f"{family}.{fmt}"
 
 
-def make_clip(task: ClipTask, *, out_dir: str, cache_dir: str, config: dict[str, Any]) -> dict[str, Any]:
-    """Stage-2 task: choose, render and re-check the clip of one speaker for one family."""
+def make_clip(
+    task: ClipTask, *, out_dir: str, cache_dir: str, config: dict[str, Any], cached_only: bool = False
+) -> dict[str, Any] | None:
+    """Stage-2 task: choose, render and re-check the clip of one speaker for one family.
+
+    ``cached_only`` returns ``None`` instead of working when the result is not cached yet.
+    """
     from pipeline.families import load_family
     from pipeline.features import RecordingFeatures
 
@@ -311,6 +321,8 @@ def make_clip(task: ClipTask, *, out_dir: str, cache_dir: str, config: dict[str,
     cached = _read_json(row_path)
     if cached is not None and _clip_intact(out, cached):
         return cached
+    if cached_only:
+        return None
 
     recordings = []
     for feat_path, source, rel in task.features:
@@ -464,7 +476,7 @@ def run(
     Raises :class:`RunError` when the run cannot proceed (no input, unwritable output); data problems in
     individual files never raise: they become rows with a status and reasons.
     """
-    from pipeline.executors import make_executor
+    from pipeline.executors import KINDS
     from pipeline.families import list_families, load_family
 
     started = time.time()
@@ -508,11 +520,14 @@ def run(
     timings: dict[str, float] = {}
     recordings: list[RecordingRow] = []
     clips: list[ClipRow] = []
-    with make_executor(kind, jobs=workers, scheduler=scheduler) as pool:
+    if kind not in KINDS:
+        raise InvalidArgument(f"executor must be one of {', '.join(KINDS)}, got {kind!r}")
+    pool = _LazyPool(kind, workers, scheduler)
+    try:
         t_stage = time.perf_counter()
         feature_paths: dict[str, str] = {}
         task = functools.partial(analyze_input, cache_dir=str(cache), config=config_dict)
-        for item, result in pool.map_unordered(task, inputs):
+        for item, result in pool.results(task, inputs):
             if isinstance(result, BaseException):
                 data = {"row": _failed_task_row("recording", item, result), "features": None}
                 _log_crash(out, item.path, result)
@@ -536,7 +551,7 @@ def run(
             append_row(clip_manifest, row)
             _notify(progress, "clip", row=row)
         task2 = functools.partial(make_clip, out_dir=str(out), cache_dir=str(cache), config=config_dict)
-        for item, result in pool.map_unordered(task2, clip_tasks):
+        for item, result in pool.results(task2, clip_tasks):
             if isinstance(result, BaseException):
                 row_dict = _failed_task_row("clip", item, result)
                 _log_crash(out, f"{item.speaker}/{item.family}", result)
@@ -547,6 +562,9 @@ def run(
             append_row(clip_manifest, row)
             _notify(progress, "clip", row=row)
         timings["clips_s"] = time.perf_counter() - t_stage
+        tasks = {"from_cache": pool.from_cache, "computed": pool.computed}
+    finally:
+        pool.close()
 
     recordings.sort(key=lambda r: r.path)
     clips.sort(key=lambda c: (c.speaker, c.family))
@@ -570,6 +588,7 @@ def run(
             "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
             "seconds": round(seconds, 3),
             "timings": {k: round(v, 3) for k, v in timings.items()},
+            "tasks": tasks,
             "counts": counts,
         },
     )
@@ -603,6 +622,48 @@ def _check_speaker_folders(inputs: Sequence[InputFile]) -> None:
                 f"speakers {other!r} and {item.speaker!r} would share the clip folder clips/{folder}/; "
                 "rename one (e.g. with --speaker-map)"
             )
+
+
+class _LazyPool:
+    """Answers cached tasks in this process and starts the executor only for the rest.
+
+    A repeated run over an unchanged input then starts no worker at all (starting a process pool or a
+    Dask cluster costs more than reading every cached result).
+    """
+
+    def __init__(self, kind: str, jobs: int | None, scheduler: str | None) -> None:
+        self.kind, self.jobs, self.scheduler = kind, jobs, scheduler
+        self._executor: Any = None
+        self.from_cache = 0
+        self.computed = 0
+
+    def results(self, task: Callable[..., Any], items: Sequence[Any]) -> Iterable[tuple[Any, Any]]:
+        """``(item, result or exception)``: cached results first, then the computed ones as they finish."""
+        missing = []
+        for item in items:
+            try:
+                cached = task(item, cached_only=True)
+            except Exception:  # a damaged cache entry: compute it again
+                cached = None
+            if cached is None:
+                missing.append(item)
+            else:
+                self.from_cache += 1
+                yield item, cached
+        if not missing:
+            return
+        if self._executor is None:
+            from pipeline.executors import make_executor
+
+            self._executor = make_executor(self.kind, jobs=self.jobs, scheduler=self.scheduler)
+        for item, result in self._executor.map_unordered(task, missing):
+            self.computed += 1
+            yield item, result
+
+    def close(self) -> None:
+        """Shut the executor down if it was started."""
+        if self._executor is not None:
+            self._executor.close()
 
 
 def _clip_tasks(
