@@ -914,3 +914,416 @@ def iter_corpus(*, conditions: Sequence[str] | None = None, quick: bool = False)
             raise InvalidArgument(f"condition must be one of {CONDITIONS}, got {c!r}")
     for c in chosen:
         yield from _GENERATORS[c](quick=quick)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# selection recordings: one clean stretch, everything else degraded (benchmarks/selection_bench.py)
+
+SELECTION_SPEAKERS: dict[str, tuple[str, ...]] = {
+    "aew": ("aew",),
+    "axb": ("axb",),
+    "libri_3080": ("libri_3080", "libri_3080b", "libri_3080c"),
+    "libri_1246": ("libri_1246",),
+    "libri_196": ("libri_196",),
+    "libri1_198": ("libri1_198",),
+    "ljspeech": ("ljspeech",),
+    "vctk_p286": ("vctk_p286",),
+    "sms_female": ("sms_female",),
+    "sms_male": ("sms_male",),
+}
+"""Voice -> corpus sources whose files are its utterances. libri_2289 is left out: one utterance (15.2 s of
+speech) is under the clean stretch's 16 s and two are over its 30 s."""
+
+SELECTION_POSITIONS: tuple[str, ...] = ("start", "middle", "end")
+SELECTION_RATES: tuple[int, ...] = (48000, 44100)
+SELECTION_CLEAN_S: tuple[float, float] = (16.0, 30.0)
+"""Speech span of the clean stretch (first clean word onset to last clean word offset), seconds."""
+SELECTION_TOTAL_S: tuple[float, float] = (66.0, 100.0)
+"""Range the target length is drawn from. Whole utterances land within half an utterance of it and long
+pauses add up to 12 s: every recording is 60-120 s (tested)."""
+SELECTION_MIN_CLEAN_RUN_S = 6.0
+"""The clean stretch holds speech unbroken by a 0.5 s pause for at least this long (CosyVoice needs 5 s)."""
+SELECTION_MARGIN_S = 0.1
+"""Own silence kept around each utterance's speech when it is trimmed."""
+SELECTION_GAP_S: tuple[float, float] = (0.25, 0.45)
+"""Gap (speech to speech) between utterances inside a stretch: shorter than a 0.5 s pause..."""
+SELECTION_PHRASE_GAP_S: tuple[float, float] = (0.55, 0.9)
+"""...or, with probability :data:`SELECTION_PHRASE_P`, a phrase pause."""
+SELECTION_PHRASE_P = 0.3
+SELECTION_BOUNDARY_GAP_S = 1.0
+"""Gap between the clean stretch and its degraded neighbours; the degradation switches at its middle, so
+0.5 s of undegraded room tone lies on each side of the clean speech."""
+SELECTION_EDGE_SILENCE_S = 0.5
+"""Room tone before the first and after the last utterance of the file."""
+SELECTION_LONG_PAUSE_S: tuple[float, float] = (2.5, 4.0)
+SELECTION_RAMP_S = 0.02
+"""Raised-cosine crossfade between the clean and the degraded signal at each boundary."""
+SELECTION_SPEECH_DBFS = -26.0
+"""Active speech level of the dry recording (before degradation)."""
+SELECTION_ROOMS: dict[str, float | None] = {
+    "synthetic_0.8s": 0.8,
+    "clap_seminar_room": None,
+    "st_margarets_church": None,
+}
+"""Rooms for the reverb degradation: synthetic T60 (s), or ``None`` for a measured response."""
+
+SELECTION_CONFIGS: tuple[dict[str, Any], ...] = (
+    {"noise": "exercise_bike", "snr_db": 5.0},
+    {"noise": "dishes", "snr_db": 0.0, "long_pauses": 2},
+    {"noise": "rain", "snr_db": 10.0},
+    {"noise": "dfn", "snr_db": 5.0},
+    {"room": "synthetic_0.8s"},
+    {"room": "st_margarets_church"},
+    {"room": "clap_seminar_room", "noise": "exercise_bike", "snr_db": 10.0},
+    {"clip_ratio": 0.01},
+    {"clip_ratio": 0.03, "long_pauses": 3},
+    {"clip_ratio": 0.02, "noise": "dishes", "snr_db": 10.0},
+    {"band_limit_hz": 4000.0},
+    {"band_limit_hz": 4000.0, "room": "synthetic_0.8s"},
+)
+"""Degradations of the parts outside the clean stretch; each is used at every position (36 recordings).
+Applied in recording order: room, noise, band limit, clipping (the converter clips last). Noise SNR is
+active speech power over mean noise power in the degraded part, broadband (``dfn`` has 88 % of its power
+under 70 Hz, so after the renderer's high-pass it is about 9 dB weaker). ``long_pauses`` is an upper
+bound: a degraded part of few long utterances has fewer gaps."""
+
+SELECTION_QUICK: tuple[int, ...] = (0, 4, 8, 13, 17, 21, 26, 33)
+"""Indices of the quick subset: noise (3), reverb (2), clipping (2), band limit + reverb; all positions."""
+
+
+def selection_label(config: dict[str, Any]) -> str:
+    """A short name of a degradation, e.g. ``noise-dishes-0dB+pauses2``."""
+    parts: list[str] = []
+    if "room" in config:
+        parts.append(f"reverb-{config['room']}")
+    if "noise" in config:
+        parts.append(f"noise-{config['noise']}-{config['snr_db']:g}dB")
+    if "band_limit_hz" in config:
+        parts.append(f"band-{config['band_limit_hz'] / 1000:g}k")
+    if "clip_ratio" in config:
+        parts.append(f"clip-{100 * config['clip_ratio']:g}pct")
+    if config.get("long_pauses"):
+        parts.append(f"pauses{config['long_pauses']}")
+    return "+".join(parts)
+
+
+def selection_plan() -> list[dict[str, Any]]:
+    """Every selection recording as plain parameters (no audio): index, name, voice, position, rate, config.
+
+    Item ``k`` uses configuration ``k // 3`` at position ``k % 3``; voices and rates rotate so that each
+    configuration meets different voices.
+    """
+    voices = list(SELECTION_SPEAKERS)
+    plan = []
+    for k in range(len(SELECTION_CONFIGS) * len(SELECTION_POSITIONS)):
+        config = SELECTION_CONFIGS[k // len(SELECTION_POSITIONS)]
+        position = SELECTION_POSITIONS[k % len(SELECTION_POSITIONS)]
+        voice = voices[(7 * k + k // len(voices)) % len(voices)]
+        label = selection_label(config)
+        plan.append(
+            {
+                "index": k,
+                "name": f"sel{k:02d}_{voice}_{position}_{label}",
+                "voice": voice,
+                "position": position,
+                "rate": SELECTION_RATES[k % len(SELECTION_RATES)],
+                "config": dict(config),
+                "degradation": label,
+            }
+        )
+    return plan
+
+
+@dataclass(frozen=True)
+class _Utterance:
+    """One trimmed utterance: samples (whole frames), its truth mask, speech frames ``[first, last)``."""
+
+    x: np.ndarray
+    mask: np.ndarray
+    first: int
+    last: int
+
+    @property
+    def speech_frames(self) -> int:
+        return self.last - self.first
+
+
+@lru_cache(maxsize=32)
+def _selection_utterances(voice: str, rate: int) -> tuple[tuple[_Utterance, ...], np.ndarray | None]:
+    """A voice's utterances at ``rate``, trimmed to their speech plus :data:`SELECTION_MARGIN_S`, and the
+    voice's own room tone (see :func:`room_tone`)."""
+    flen = rate // 100
+    margin = round(SELECTION_MARGIN_S / FRAME_S)
+    full: list[np.ndarray] = []
+    masks: list[np.ndarray] = []
+    for src in SELECTION_SPEAKERS[voice]:
+        arrays, _ = load_utterances(src, rate=rate)
+        for x in arrays:
+            x = np.asarray(x[: (len(x) // flen) * flen], dtype=np.float64)
+            full.append(x)
+            masks.append(truth_speech_mask(x, rate))
+    tone = room_tone(full, masks, rate)
+    out = []
+    for x, m in zip(full, masks, strict=True):
+        speech = np.flatnonzero(m)
+        a = max(int(speech[0]) - margin, 0)
+        b = min(int(speech[-1]) + 1 + margin, len(m))
+        cut = m[a:b]
+        idx = np.flatnonzero(cut)
+        out.append(_Utterance(x[a * flen : b * flen].copy(), cut.copy(), int(idx[0]), int(idx[-1]) + 1))
+    return tuple(out), tone
+
+
+def _gap_frames(rng: np.random.Generator) -> int:
+    lo, hi = SELECTION_PHRASE_GAP_S if rng.random() < SELECTION_PHRASE_P else SELECTION_GAP_S
+    return round(rng.uniform(lo, hi) / FRAME_S)
+
+
+def _fill_frames(gap: int, before: _Utterance, after: _Utterance) -> int:
+    """Filler frames so that the silence from ``before``'s last speech frame to ``after``'s first is ``gap``."""
+    trailing = len(before.mask) - before.last
+    return max(gap - trailing - after.first, 1)
+
+
+def _span_frames(utts: Sequence[_Utterance], gaps: Sequence[int]) -> int:
+    """Speech span (first onset to last offset) of utterances joined by speech-to-speech ``gaps``."""
+    return sum(u.speech_frames for u in utts) + sum(gaps)
+
+
+def _longest_run_frames(utts: Sequence[_Utterance], gaps: Sequence[int], *, min_pause: int) -> int:
+    """Longest truth speech run of joined utterances: silences shorter than ``min_pause`` frames join runs."""
+    parts = []
+    for k, u in enumerate(utts):
+        if k:
+            parts.append(np.zeros(gaps[k - 1], dtype=bool))
+        parts.append(u.mask[u.first : u.last])
+    mask = np.concatenate(parts)
+    for a, b in internal_gaps(mask):
+        if b - a < min_pause:
+            mask[a:b] = True
+    return max((b - a for a, b in _true_runs(mask)), default=0)
+
+
+def _choose_clean(utts: Sequence[_Utterance], rng: np.random.Generator) -> tuple[list[int], list[int]]:
+    """Utterance indices (in cycle order) and gaps of a clean stretch whose span is in SELECTION_CLEAN_S."""
+    lo, hi = (round(v / FRAME_S) for v in SELECTION_CLEAN_S)
+    min_run = round(SELECTION_MIN_CLEAN_RUN_S / FRAME_S)
+    for _attempt in range(50):
+        for offset in rng.permutation(len(utts)).tolist():
+            order = [offset]
+            gaps: list[int] = []
+            while _span_frames([utts[i] for i in order], gaps) < lo:
+                gaps.append(_gap_frames(rng))
+                order.append((order[-1] + 1) % len(utts))
+            chosen = [utts[i] for i in order]
+            if _span_frames(chosen, gaps) > hi:
+                continue
+            if _longest_run_frames(chosen, gaps, min_pause=round(0.5 / FRAME_S)) >= min_run:
+                return order, gaps
+    raise RuntimeError("no clean stretch of 16-30 s with a 6 s run could be drawn")
+
+
+def _raised_cosine_step(n: int, at: float, rate: int, *, rising: bool) -> np.ndarray:
+    """0 before ``at`` seconds and 1 after (or the reverse), with a :data:`SELECTION_RAMP_S` crossfade."""
+    t = np.arange(n) / rate
+    ramp = np.clip((t - at) / SELECTION_RAMP_S + 0.5, 0.0, 1.0)
+    up = 0.5 - 0.5 * np.cos(np.pi * ramp)
+    return up if rising else 1.0 - up
+
+
+def _room_response(room: str, rate: int, seed: int) -> tuple[np.ndarray, float]:
+    t60 = SELECTION_ROOMS[room]
+    if t60 is not None:
+        return synthetic_rir(t60_s=t60, rate=rate, seed=seed), t60
+    h, native, measured = measured_rir(room)
+    return resample(h, in_rate=native, out_rate=rate), measured
+
+
+def _frames_to_samples(mask: np.ndarray, n: int, rate: int) -> np.ndarray:
+    """Per-sample bool from a 10 ms frame mask (samples past the last frame are False)."""
+    out = np.zeros(n, dtype=bool)
+    bounds = frame_bounds(len(mask), rate)
+    for a, b in _true_runs(mask):
+        out[bounds[a] : bounds[b]] = True
+    return out
+
+
+def selection_item(index: int, *, degrade: bool = True) -> Item:
+    """Selection recording ``index`` of :func:`selection_plan`: one clean stretch, the rest degraded.
+
+    Utterances of one voice (cycled) are joined by room tone (gaps drawn from :data:`SELECTION_GAP_S` and
+    :data:`SELECTION_PHRASE_GAP_S`). A clean stretch of 16-30 s of speech, holding an unbroken run of at
+    least 6 s, sits at the start, middle or end with :data:`SELECTION_BOUNDARY_GAP_S` of silence on each
+    side; the degradations of the configuration apply outside the middles of those two gaps. Truth:
+    ``clean_span_s`` (clean speech onset and offset), ``clean_region_s`` (the undegraded audio),
+    ``degraded_spans_s``, ``utterances`` (``[start_s, end_s, clean]`` speech spans), ``long_pauses_s``,
+    ``clean_longest_run_s``, ``speech_mask``, and per degradation its achieved figure (``snr_db`` over the
+    degraded region, ``t60_s``, ``clipped_ratio`` of the degraded samples, ``band_limit_hz``).
+    ``degrade=False`` returns the same recording dry (no degradation, no output gain), for comparison.
+    """
+    plan = selection_plan()
+    if not isinstance(index, int) or not 0 <= index < len(plan):
+        raise InvalidArgument(f"index must be an integer in [0, {len(plan)}), got {index!r}")
+    p = plan[index]
+    name, rate, config = p["name"], p["rate"], p["config"]
+    rng = _rng(f"selection/{name}")
+    utts, tone = _selection_utterances(p["voice"], rate)
+    flen = rate // 100
+
+    clean_order, clean_gaps = _choose_clean(utts, rng)
+    clean_span_f = _span_frames([utts[i] for i in clean_order], clean_gaps)
+    total_f = round(rng.uniform(*SELECTION_TOTAL_S) / FRAME_S)
+    rest_f = max(total_f - clean_span_f, 0)
+    share = {"start": (0.0, 1.0), "middle": (0.5, 0.5), "end": (1.0, 0.0)}[p["position"]]
+    boundary = round(SELECTION_BOUNDARY_GAP_S / FRAME_S)
+
+    def grow(start: int, step: int, want: int) -> tuple[list[int], list[int]]:
+        order: list[int] = []
+        gaps: list[int] = []
+        i = start
+        span = 0
+        while want > 0:
+            i = (i + step) % len(utts)
+            gap = _gap_frames(rng) if order else 0
+            # Add the next utterance only when it brings the side closer to its share.
+            if order and abs(span + gap + utts[i].speech_frames - want) >= abs(span - want):
+                break
+            if order:
+                gaps.append(gap)
+            order.append(i)
+            span = _span_frames([utts[k] for k in order], gaps)
+        return order, gaps
+
+    before, before_gaps = grow(clean_order[0], -1, round(share[0] * rest_f))
+    before, before_gaps = before[::-1], before_gaps[::-1]
+    after, after_gaps = grow(clean_order[-1], 1, round(share[1] * rest_f))
+
+    degraded_gaps = [("before", k) for k in range(len(before_gaps))] + [
+        ("after", k) for k in range(len(after_gaps))
+    ]
+    long_idx = rng.permutation(len(degraded_gaps))[: int(config.get("long_pauses", 0))].tolist()
+    for g in long_idx:
+        side, k = degraded_gaps[g]
+        frames = round(rng.uniform(*SELECTION_LONG_PAUSE_S) / FRAME_S)
+        (before_gaps if side == "before" else after_gaps)[k] = frames
+
+    order = before + clean_order + after
+    gaps = list(before_gaps)
+    if before:
+        gaps.append(boundary)
+    gaps += clean_gaps
+    if after:
+        gaps.append(boundary)
+    gaps += after_gaps
+    clean_first, clean_last = len(before), len(before) + len(clean_order) - 1
+
+    edge = round(SELECTION_EDGE_SILENCE_S / FRAME_S)
+    pieces = [filler(edge * flen, tone=tone, rate=rate, rng=rng)]
+    mask_parts = [np.zeros(edge, dtype=bool)]
+    frame = edge
+    spans: list[list[Any]] = []
+    long_pauses: list[list[float]] = []
+    for k, i in enumerate(order):
+        u = utts[i]
+        if k:
+            fill = _fill_frames(gaps[k - 1], utts[order[k - 1]], u)
+            pieces.append(filler(fill * flen, tone=tone, rate=rate, rng=rng))
+            mask_parts.append(np.zeros(fill, dtype=bool))
+            if gaps[k - 1] >= round(SELECTION_LONG_PAUSE_S[0] / FRAME_S):
+                long_pauses.append([round(spans[-1][1], 2), None])
+            frame += fill
+        pieces.append(u.x)
+        mask_parts.append(u.mask)
+        onset, offset = (frame + u.first) * FRAME_S, (frame + u.last) * FRAME_S
+        if long_pauses and long_pauses[-1][1] is None:
+            long_pauses[-1][1] = round(onset, 2)
+        spans.append([round(onset, 2), round(offset, 2), clean_first <= k <= clean_last])
+        frame += len(u.mask)
+    pieces.append(filler(edge * flen, tone=tone, rate=rate, rng=rng))
+    mask_parts.append(np.zeros(edge, dtype=bool))
+    x = np.concatenate(pieces)
+    mask = np.concatenate(mask_parts)
+    n = len(x)
+    duration = n / rate
+
+    clean_on, clean_off = spans[clean_first][0], spans[clean_last][1]
+    lo = (spans[clean_first - 1][1] + clean_on) / 2 if before else 0.0
+    hi = (clean_off + spans[clean_last + 1][0]) / 2 if after else duration
+    w = np.zeros(n)
+    if before:
+        w = np.maximum(w, _raised_cosine_step(n, lo, rate, rising=False))
+    if after:
+        w = np.maximum(w, _raised_cosine_step(n, hi, rate, rising=True))
+    degraded = w >= 1.0
+    deg_frames = mask & (frame_powers(w, rate)[: len(mask)] >= 1.0 - 1e-12)
+
+    x *= 10.0 ** (SELECTION_SPEECH_DBFS / 20.0) / np.sqrt(active_power(x, mask, rate))
+    y = x.copy()
+    truth_deg: dict[str, Any] = {}
+    if not degrade:
+        config = {}
+    if "room" in config:
+        h, t60 = _room_response(config["room"], rate, _seed(f"{name}/room"))
+        wet = reverberate(y, h)
+        y = wet * np.sqrt(active_power(y, deg_frames, rate) / active_power(wet, deg_frames, rate))
+        truth_deg["room"], truth_deg["t60_s"] = config["room"], round(t60, 3)
+    if "noise" in config:
+        noise = noise_signal(config["noise"], n=n, rate=rate, rng=rng)
+        ps = active_power(y, deg_frames, rate)
+        pn = float(np.mean(noise[degraded] ** 2))
+        noise *= np.sqrt(ps / (pn * 10.0 ** (config["snr_db"] / 10.0)))
+        y = y + noise
+        truth_deg["noise"], truth_deg["snr_db"] = config["noise"], float(config["snr_db"])
+    if "band_limit_hz" in config:
+        low = int(2 * config["band_limit_hz"])
+        z = resample(resample(y, in_rate=rate, out_rate=low), in_rate=low, out_rate=rate)[:n]
+        y = np.pad(z, (0, n - len(z)))
+        truth_deg["band_limit_hz"] = float(config["band_limit_hz"])
+    if "clip_ratio" in config:
+        threshold = float(np.quantile(np.abs(y[degraded]), 1.0 - config["clip_ratio"]))
+        y = np.clip(y * (CLIP_LEVEL / threshold), -CLIP_LEVEL, CLIP_LEVEL)
+        truth_deg["clip_gain_db"] = round(20.0 * np.log10(CLIP_LEVEL / threshold), 2)
+    out = w * y + (1.0 - w) * x
+    if "clip_ratio" in config:
+        truth_deg["clipped_ratio"] = float(np.mean(np.abs(out[degraded]) >= CLIP_LEVEL))
+        gain = 1.0
+    elif not degrade:
+        gain = 1.0
+    else:
+        out, gain = _fit_peak(out)
+
+    truth = {
+        "speech_mask": mask,
+        "duration_s": round(duration, 3),
+        "position": p["position"],
+        "voice": p["voice"],
+        "degradation": p["degradation"],
+        "config": dict(p["config"]),
+        "degraded": degrade,
+        "clean_span_s": [clean_on, clean_off],
+        "clean_region_s": [round(lo, 3), round(hi, 3)],
+        "degraded_spans_s": [
+            s for s in ([0.0, round(lo, 3)], [round(hi, 3), round(duration, 3)]) if s[1] > s[0]
+        ],
+        "utterances": spans,
+        "long_pauses_s": long_pauses,
+        "clean_speech_s": round(
+            float(mask[round(clean_on / FRAME_S) : round(clean_off / FRAME_S)].sum()) * FRAME_S, 2
+        ),
+        "clean_longest_run_s": round(
+            _longest_run_frames([utts[i] for i in clean_order], clean_gaps, min_pause=round(0.5 / FRAME_S))
+            * FRAME_S,
+            2,
+        ),
+        "output_gain": gain,
+        **truth_deg,
+    }
+    params = {k: p[k] for k in ("index", "voice", "position", "rate", "degradation")}
+    return _item(name, "selection", params, out, rate, truth)
+
+
+def selection_items(*, quick: bool = False) -> Iterator[Item]:
+    """The selection recordings (36; ``quick``: the 8 of :data:`SELECTION_QUICK`), one at a time."""
+    indices = SELECTION_QUICK if quick else range(len(selection_plan()))
+    for k in indices:
+        yield selection_item(k)

@@ -15,15 +15,22 @@ from pipeline.selection.rules import Rules
 
 WEIGHTS: dict[str, float] = {
     "snr": 0.25,
-    "dnsmos": 0.20,
+    "dnsmos": 0.25,
     "clipping": 0.15,
     "reverb": 0.15,
-    "duration": 0.10,
+    "duration": 0.05,
     "bandwidth": 0.05,
     "speech_ratio": 0.05,
     "stability": 0.05,
 }
-"""Weight of each part in the total (they sum to 1)."""
+"""Weight of each part in the total (they sum to 1).
+
+Duration is a tie-breaker between windows of like quality, never a reason to pad with poorer audio: at
+0.10 it bought 10 s more of MiniMax clip for 4.7 dB of SNR, so a clean stretch shorter than the aim lost
+to a longer window that ran into the noise or reverb around it (whose local reverb and bandwidth the fast
+pass cannot see). ``benchmarks/selection_bench.py`` measures this; the freed 0.05 went to DNSMOS, the only
+local measure of reverb and of noise that the VAD mistakes for speech.
+"""
 
 SNR_POOR_DB = 5.0
 """SNR (dB) scored 0: speech barely above the noise."""

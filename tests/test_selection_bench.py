@@ -1,0 +1,246 @@
+"""Known answers of the selection-benchmark recordings (benchmarks/corpus.py, ``selection_item``).
+
+The benchmark scores where ``voiceprep run`` takes its clip against each recording's clean stretch, so
+these tests check that the clean stretch really is untouched and the rest really is degraded as stated:
+noise at the asked SNR, clipping at the asked ratio, nothing above 4 kHz when band-limited, reverb tails,
+long pauses of the stated lengths, and the layout (position, lengths, continuous run). The truths are
+recomputed here from the samples and the speech mask, not read back from the builder.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import itertools
+import sys
+from functools import cache
+from pathlib import Path
+from types import ModuleType
+
+import numpy as np
+import pytest
+from scipy import signal
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _load_corpus() -> ModuleType:
+    """Import benchmarks/corpus.py by path (benchmarks/ is not an installed package)."""
+    name = "voiceprep_benchmarks_corpus"
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / "corpus.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses resolve annotations through sys.modules
+    spec.loader.exec_module(module)
+    return module
+
+
+corpus = _load_corpus()
+
+# Indices in selection_plan(): config k // 3, position k % 3 (start, middle, end).
+NOISE_START = 0  # exercise bike at 5 dB, clean stretch at the start
+NOISE_PAUSES_MIDDLE = 4  # dishes at 0 dB and two long pauses, clean stretch in the middle
+REVERB_START = 12  # synthetic room, T60 0.8 s
+CLIP_START = 21  # 1 % clipped
+CLIP_PAUSES_END = 26  # 3 % clipped and three long pauses, clean stretch at the end
+BAND_END = 32  # VCTK (full band) band-limited to 4 kHz outside the clean stretch
+
+
+@cache
+def item(index: int, degrade: bool = True):
+    return corpus.selection_item(index, degrade=degrade)
+
+
+def _frame_power(x: np.ndarray, rate: int) -> np.ndarray:
+    """Mean square per 10 ms frame, computed here (rates in the corpus are multiples of 100 Hz)."""
+    flen = rate // 100
+    n = len(x) // flen
+    return (np.asarray(x[: n * flen], dtype=np.float64).reshape(n, flen) ** 2).mean(axis=1)
+
+
+def _region(n: int, rate: int, lo_s: float, hi_s: float) -> slice:
+    return slice(max(round(lo_s * rate), 0), min(round(hi_s * rate), n))
+
+
+def _degraded_samples(it, *, margin_s: float = 0.02) -> np.ndarray:
+    """Per-sample bool: inside a degraded span, at least ``margin_s`` from its ends (past the crossfade)."""
+    n, rate = len(it.samples), it.sample_rate
+    out = np.zeros(n, dtype=bool)
+    for lo, hi in it.truth["degraded_spans_s"]:
+        lo_m = lo + margin_s if lo > 0 else 0.0
+        hi_m = hi - margin_s if hi < n / rate - 1e-6 else n / rate
+        out[_region(n, rate, lo_m, hi_m)] = True
+    return out
+
+
+def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
+    m = np.concatenate([[0], mask.astype(np.int8), [0]])
+    d = np.diff(m)
+    return list(zip(np.flatnonzero(d == 1).tolist(), np.flatnonzero(d == -1).tolist(), strict=True))
+
+
+def test_plan_uses_every_configuration_at_every_position() -> None:
+    plan = corpus.selection_plan()
+    assert len(plan) == 36 == len(corpus.SELECTION_CONFIGS) * 3
+    pairs = {(p["degradation"], p["position"]) for p in plan}
+    assert len(pairs) == 36
+    assert len({p["name"] for p in plan}) == 36
+    assert {p["rate"] for p in plan} == {44100, 48000}
+    # Each configuration meets three different voices.
+    for c in range(12):
+        assert len({p["voice"] for p in plan[3 * c : 3 * c + 3]}) == 3
+    quick = [plan[k] for k in corpus.SELECTION_QUICK]
+    assert len(quick) == 8
+    assert {p["position"] for p in quick} == {"start", "middle", "end"}
+    kinds = " ".join(p["degradation"] for p in quick)
+    assert all(k in kinds for k in ("noise", "reverb", "clip", "band"))
+
+
+@pytest.mark.parametrize(
+    "index", [NOISE_START, NOISE_PAUSES_MIDDLE, REVERB_START, CLIP_START, CLIP_PAUSES_END, BAND_END]
+)
+def test_layout_truths(index: int) -> None:
+    it = item(index)
+    t = it.truth
+    rate = it.sample_rate
+    duration = len(it.samples) / rate
+    assert rate in (44100, 48000)
+    assert t["duration_s"] == pytest.approx(duration, abs=1e-3)
+    assert 60.0 <= duration <= 120.0
+    lo, hi = t["clean_span_s"]
+    assert 16.0 <= hi - lo <= 30.0
+    mask = t["speech_mask"]
+    # The clean span runs from a speech onset to a speech offset of the mask.
+    assert mask[round(lo / 0.01)] and not mask[round(lo / 0.01) - 1]
+    assert mask[round(hi / 0.01) - 1] and not mask[round(hi / 0.01)]
+    # The undegraded region reaches 0.5 s of silence past the clean speech on a degraded side, and the
+    # file's edge otherwise; the degraded spans are exactly the rest.
+    r_lo, r_hi = t["clean_region_s"]
+    position = it.params["position"]
+    if position == "start":
+        assert r_lo == 0.0 and r_hi == pytest.approx(hi + 0.5, abs=0.011)
+    elif position == "end":
+        assert r_hi == pytest.approx(duration, abs=1e-3) and r_lo == pytest.approx(lo - 0.5, abs=0.011)
+    else:
+        assert r_lo == pytest.approx(lo - 0.5, abs=0.011) and r_hi == pytest.approx(hi + 0.5, abs=0.011)
+        assert r_lo >= 10.0 and duration - r_hi >= 10.0
+    for a, b in [(r_lo, lo), (hi, r_hi)]:
+        assert not mask[round(a / 0.01) : round(b / 0.01)].any()
+    spans = sorted([*t["degraded_spans_s"], [r_lo, r_hi]])
+    assert spans[0][0] == 0.0 and spans[-1][1] == pytest.approx(duration, abs=1e-3)
+    assert all(a[1] == pytest.approx(b[0]) for a, b in itertools.pairwise(spans))
+    # An unbroken run of at least 6 s (silences under 0.5 s belong to the run) inside the clean speech.
+    clean = mask[round(lo / 0.01) : round(hi / 0.01)].copy()
+    runs = _runs(clean)
+    for (_, e), (s, _) in itertools.pairwise(runs):
+        if s - e < 50:
+            clean[e:s] = True
+    assert max(e - s for s, e in _runs(clean)) * 0.01 >= 6.0
+
+
+@pytest.mark.parametrize("index", [NOISE_PAUSES_MIDDLE, CLIP_PAUSES_END])
+def test_long_pauses_lie_in_the_degraded_part(index: int) -> None:
+    it = item(index)
+    t = it.truth
+    wanted = it.truth["config"]["long_pauses"]
+    gaps = [
+        (s, e) for (_, s), (e, _) in zip(_runs(t["speech_mask"]), _runs(t["speech_mask"])[1:], strict=False)
+    ]
+    long = [(s * 0.01, e * 0.01) for s, e in gaps if e - s >= 200]
+    # As many as asked, or one per gap of the degraded part when it has fewer (long utterances).
+    assert len(long) == len(t["long_pauses_s"]) and 1 <= len(long) <= wanted
+    for (a, b), (ta, tb) in zip(long, t["long_pauses_s"], strict=True):
+        assert 2.5 - 0.011 <= b - a <= 4.0 + 0.011
+        assert (a, b) == pytest.approx((ta, tb), abs=0.011)
+        assert b <= t["clean_region_s"][0] or a >= t["clean_region_s"][1]
+    # Between the clean speech and its neighbours: one 1.0 s gap.
+    lo, hi = t["clean_span_s"]
+    for s, e in gaps:
+        if e * 0.01 == pytest.approx(lo) or s * 0.01 == pytest.approx(hi):
+            assert (e - s) * 0.01 == pytest.approx(1.0, abs=0.011)
+
+
+def test_clean_stretch_is_untouched_and_the_noise_has_the_asked_snr() -> None:
+    noisy, dry = item(NOISE_START), item(NOISE_START, False)
+    rate = noisy.sample_rate
+    assert noisy.params == {**dry.params}
+    gain = noisy.truth["output_gain"]
+    x = dry.samples.astype(np.float64)
+    y = noisy.samples.astype(np.float64) / gain
+    lo, hi = noisy.truth["clean_region_s"]
+    inside = _region(len(x), rate, lo, hi - 0.02)  # the crossfade is centred on the boundary, 10 ms each side
+    np.testing.assert_allclose(y[inside], x[inside], atol=2e-7)  # float32 rounding only
+    residual = y - x
+    deg = _degraded_samples(noisy)
+    # SNR = mean power of the dry speech frames in the degraded part / mean power of what was added there.
+    speech_frames = noisy.truth["speech_mask"][: len(_frame_power(x, rate))]
+    frame_deg = _frame_power(deg.astype(np.float64), rate) >= 1.0
+    ps = _frame_power(x, rate)[speech_frames & frame_deg].mean()
+    pn = np.mean(residual[deg] ** 2)
+    assert 10 * np.log10(ps / pn) == pytest.approx(5.0, abs=0.05)
+    # and the clean part holds no added noise at all.
+    assert np.max(np.abs(residual[inside])) < 1e-6
+
+
+def test_clipping_only_outside_the_clean_stretch() -> None:
+    it = item(CLIP_START)
+    y = it.samples.astype(np.float64)
+    level = corpus.CLIP_LEVEL
+    at_level = np.abs(y) >= np.float32(level)
+    deg = _degraded_samples(it, margin_s=0.0)
+    assert at_level[deg].mean() == pytest.approx(0.01, rel=0.1)
+    lo, hi = it.truth["clean_region_s"]
+    clean = _region(len(y), it.sample_rate, lo, hi - 0.01)
+    assert not at_level[clean].any()
+    assert np.max(np.abs(y[clean])) < 0.9 * level
+    # Flat tops: the clipped samples come in runs (a converter clipping), not isolated peaks.
+    runs = _runs(at_level)
+    assert np.mean([e - s for s, e in runs]) >= 2.0
+
+
+def test_band_limit_removes_everything_above_4k_outside_only() -> None:
+    it = item(BAND_END)
+    assert it.params["voice"] == "vctk_p286"  # full band: real content above 4 kHz to remove
+    y, rate = it.samples.astype(np.float64), it.sample_rate
+    lo, hi = it.truth["clean_region_s"]
+    parts = {"degraded": y[_region(len(y), rate, 1.0, lo - 1.0)], "clean": y[_region(len(y), rate, lo, hi)]}
+    ratio = {}
+    for name, x in parts.items():
+        f, p = signal.welch(x, rate, nperseg=4096)
+        ratio[name] = 10 * np.log10(p[(f > 4300) & (f < 12000)].sum() / p[(f > 200) & (f < 3800)].sum())
+    assert ratio["degraded"] < -60.0
+    assert ratio["clean"] > -30.0
+
+
+def test_reverb_tails_follow_the_degraded_speech_only() -> None:
+    wet, dry = item(REVERB_START), item(REVERB_START, False)
+    rate = wet.sample_rate
+    assert wet.truth["t60_s"] == 0.8
+    pw = 10 * np.log10(_frame_power(wet.samples, rate) / wet.truth["output_gain"] ** 2 + 1e-20)
+    pd = 10 * np.log10(_frame_power(dry.samples, rate) + 1e-20)
+    _lo, hi = wet.truth["clean_region_s"]
+    rises_out, rises_in = [], []
+    for _start, end, clean in wet.truth["utterances"]:
+        tail = slice(round((end + 0.05) / 0.01), round((end + 0.2) / 0.01))
+        if end + 0.25 >= len(pw) * 0.01:
+            continue
+        (rises_in if clean and end + 0.2 < hi else rises_out).append(float(np.median(pw[tail] - pd[tail])))
+    assert rises_out and rises_in
+    # After a degraded utterance the room keeps ringing above the dry silence (this voice's own room tone
+    # is only about 25 dB under its speech); after a clean one the silence is the dry one.
+    assert np.median(rises_out) > 3.0
+    assert np.max(np.abs(rises_in)) < 0.1
+
+
+def test_items_are_deterministic() -> None:
+    again = corpus.selection_item(NOISE_START)
+    np.testing.assert_array_equal(again.samples, item(NOISE_START).samples)
+    assert again.truth["clean_span_s"] == item(NOISE_START).truth["clean_span_s"]
+    other = item(NOISE_PAUSES_MIDDLE)
+    assert other.name != again.name and len(other.samples) != len(again.samples)
+
+
+def test_bad_index_is_named() -> None:
+    with pytest.raises(corpus.InvalidArgument, match="index"):
+        corpus.selection_item(36)
