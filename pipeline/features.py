@@ -11,12 +11,14 @@ import os
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from pipeline.analysis.base import FRAME_S
-from pipeline.analysis.fastpass import FastPassResult
+
+if TYPE_CHECKING:  # importing the fast pass pulls in scipy.signal (a second); a cached run needs none of it
+    from pipeline.analysis.fastpass import FastPassResult
 
 FEATURES_VERSION = 1
 """Bumped whenever the stored layout or the meaning of a feature changes."""

@@ -196,10 +196,6 @@ def analyze_input(
     Data problems become a ``failed`` row with a reason code; this function only raises on bugs.
     ``cached_only`` returns ``None`` instead of analysing when the result is not cached yet.
     """
-    from pipeline.analysis.fastpass import analyze_file
-    from pipeline.audio.io import probe
-    from pipeline.features import RecordingFeatures
-
     cfg = RunConfig.model_validate(config)
     cache = Path(cache_dir)
     row: dict[str, Any] = {"path": item.path, "speaker": item.speaker}
@@ -235,6 +231,9 @@ def analyze_input(
         return {"row": cached, "features": str(feat_path) if cached.get("status") == "ok" else None}
     if cached_only:
         return None
+    from pipeline.analysis.fastpass import analyze_file
+    from pipeline.audio.io import probe
+    from pipeline.features import RecordingFeatures
 
     row["sha256"] = sha
     try:
