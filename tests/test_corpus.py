@@ -6,32 +6,17 @@ ratio, T60, pause lengths and band limits the benchmark scores against.
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
-from types import ModuleType
 
 import numpy as np
 import pytest
+from _benchmarks import load_corpus
 from scipy import signal
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _load_corpus() -> ModuleType:
-    """Import benchmarks/corpus.py by path (benchmarks/ is not an installed package)."""
-    name = "voiceprep_benchmarks_corpus"
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / "corpus.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # dataclasses resolve annotations through sys.modules
-    spec.loader.exec_module(module)
-    return module
-
-
-corpus = _load_corpus()
+corpus = load_corpus()
 RATE = 16000
 
 

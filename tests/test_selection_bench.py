@@ -9,34 +9,19 @@ recomputed here from the samples and the speech mask, not read back from the bui
 
 from __future__ import annotations
 
-import importlib.util
 import itertools
-import sys
 from functools import cache
 from pathlib import Path
-from types import ModuleType
 
 import numpy as np
 import pytest
+from _benchmarks import load_corpus
 from scipy import signal
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _load_corpus() -> ModuleType:
-    """Import benchmarks/corpus.py by path (benchmarks/ is not an installed package)."""
-    name = "voiceprep_benchmarks_corpus"
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / "corpus.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # dataclasses resolve annotations through sys.modules
-    spec.loader.exec_module(module)
-    return module
-
-
-corpus = _load_corpus()
+corpus = load_corpus()
 
 # Indices in selection_plan(): config k // 3, position k % 3 (start, middle, end).
 NOISE_START = 0  # exercise bike at 5 dB, clean stretch at the start
