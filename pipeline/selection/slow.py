@@ -10,9 +10,11 @@ room tone, so the score describes the clip rather than the raw window.
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
+from typing import Any
 
 import numpy as np
 
@@ -114,6 +116,9 @@ def clip_audio(pieces: Sequence[Piece], loaded: Sequence[LoadedPiece], rules: Ru
     return np.concatenate(parts) if parts else np.zeros(0, dtype=np.float32)
 
 
+_DNSMOS_CACHE: dict[bytes, Any] = {}
+_DNSMOS_CACHE_SIZE = 256
+
 DNSMOS_LEVEL_DBFS = -23.0
 """RMS level the slow pass brings a window to before DNSMOS (near the rendered clip's level)."""
 
@@ -128,9 +133,22 @@ def dnsmos_of(audio16k: np.ndarray) -> SlowMeasures:
     :data:`DNSMOS_LEVEL_DBFS` RMS, about the level the renderer delivers (DNSMOS scores a quiet
     recording lower: 0.2 OVRL at 20 dB down, measured), so the score describes the clip as rendered.
     """
+    x = np.asarray(audio16k, dtype=np.float32)
+    # Families of one speaker often short-list the very same window: score each audio once per process.
+    key = hashlib.blake2b(np.ascontiguousarray(x).tobytes(), digest_size=16).digest()
+    if key in _DNSMOS_CACHE:
+        return _DNSMOS_CACHE[key]
+    result = _dnsmos_of(x)
+    if len(_DNSMOS_CACHE) >= _DNSMOS_CACHE_SIZE:
+        _DNSMOS_CACHE.pop(next(iter(_DNSMOS_CACHE)))
+    _DNSMOS_CACHE[key] = result
+    return result
+
+
+def _dnsmos_of(x: np.ndarray) -> SlowMeasures:
+    """:func:`dnsmos_of` without the cache."""
     from pipeline.analysis.dnsmos import SEGMENT_SAMPLES, dnsmos
 
-    x = np.asarray(audio16k, dtype=np.float32)
     rms = float(np.sqrt(np.mean(np.square(x, dtype=np.float64)))) if x.size else 0.0
     if rms > 1e-6:
         x = (x * np.float32(10 ** (DNSMOS_LEVEL_DBFS / 20) / rms)).astype(np.float32)
