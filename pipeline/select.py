@@ -27,12 +27,15 @@ from pipeline.selection.assembly import assemble, grow, is_anchor, mismatch, str
 from pipeline.selection.frames import RecordingIndex
 from pipeline.selection.plans import MAX_OVERLAP, evaluate, make_piece, overlap, piece_segments, plan_key
 from pipeline.selection.rules import Rules, clip_stats
-from pipeline.selection.windows import best_windows
+from pipeline.selection.windows import NESTED_MAX_SHARE, best_nested, best_windows
 
 __all__ = ["DEFAULT_LIMIT", "MAX_OVERLAP", "candidates", "choose", "explain"]
 
 DEFAULT_LIMIT = 50
 """How many candidates :func:`candidates` keeps by default."""
+
+NESTED_DEPTH = 2
+"""Levels of nested windows added per finalist before the slow pass (window in window in finalist)."""
 
 
 def _check_int(name: str, value: object, minimum: int) -> int:
@@ -118,6 +121,49 @@ def _candidates(
     return plans
 
 
+def _span(plan: ClipPlan) -> tuple[tuple[str, float, float], ...]:
+    """Where a plan's pieces lie (identifies a plan across re-evaluation)."""
+    return tuple((p.path, p.start_s, p.end_s) for p in plan.pieces)
+
+
+def _with_nested(
+    finalists: Sequence[ClipPlan], indexes: dict[str, RecordingIndex], rules: Rules, *, speaker: str
+) -> list[ClipPlan]:
+    """``finalists`` plus, after each single-recording one, the best window nested inside it.
+
+    The nested window is at most :data:`~pipeline.selection.windows.NESTED_MAX_SHARE` of the finalist's
+    duration: non-maximum suppression hid it behind the longer window, whose fast score may be better
+    only because the fast pass cannot hear the noise or reverb around the clean stretch; the slow
+    measures (DNSMOS of the clip-to-be) decide between the two.
+    """
+    out: list[ClipPlan] = []
+    seen: set[tuple[tuple[str, float, float], ...]] = set()
+    for plan in finalists:
+        current: ClipPlan | None = plan
+        for _ in range(NESTED_DEPTH + 1):
+            if current is None:
+                break
+            if _span(current) not in seen:
+                out.append(current)
+                seen.add(_span(current))
+            current = _nested(current, indexes, rules, speaker=speaker)
+    return out
+
+
+def _nested(
+    plan: ClipPlan, indexes: dict[str, RecordingIndex], rules: Rules, *, speaker: str
+) -> ClipPlan | None:
+    """The best window inside a single-recording ``plan`` (``None`` for assembled plans or none fits)."""
+    if plan.assembled or len(plan.pieces) != 1:
+        return None
+    piece = plan.pieces[0]
+    idx = indexes[piece.path]
+    w = best_nested(idx, rules, piece.start_s, piece.end_s, max_duration_s=NESTED_MAX_SHARE * plan.duration_s)
+    if w.i.size == 0:
+        return None
+    return evaluate([make_piece(idx, int(w.i[0]), int(w.j[0]), rules)], indexes, rules, speaker=speaker)
+
+
 def choose(
     recordings: Sequence[RecordingFeatures],
     spec: FamilySpec,
@@ -129,9 +175,11 @@ def choose(
 ) -> Selection:
     """Pick the best clip plan of one speaker for one family.
 
-    The ``top`` best candidates get the slow measures (Silero edge refinement when ``refine_edges``, and
-    DNSMOS of the clip-to-be, which replaces the fast estimate in the score) and are re-ranked; the best
-    is ``best`` and the next ``alternatives`` that overlap it by at most 50 % are ``alternatives``.
+    The ``top`` best candidates, each followed by the best windows nested inside it (up to
+    :data:`NESTED_DEPTH` levels, each at most 75 % of the one it lies in), get the slow measures (Silero
+    edge refinement when ``refine_edges``, and DNSMOS of the clip-to-be, which replaces the fast estimate
+    in the score) and are re-ranked; the best is ``best`` and the next ``alternatives`` that overlap it
+    by at most 50 % are ``alternatives``.
     ``slow=False`` skips the slow measures and ranks on the fast pass alone. When no plan is possible,
     ``best`` is ``None`` and ``reasons``/``message`` say why (``no_speech``, ``no_continuous_speech``,
     ``too_short``, ``too_long_clip``).
@@ -148,10 +196,9 @@ def choose(
     if slow:
         from pipeline.selection.slow import finish
 
-        finalists = sorted(
-            (finish(p, indexes, rules, refine=refine_edges) for p in plans[:top]), key=plan_key
-        )
-        ranked = finalists + plans[top:]
+        short_list = _with_nested(plans[:top], indexes, rules, speaker=speaker)
+        finalists = sorted((finish(p, indexes, rules, refine=refine_edges) for p in short_list), key=plan_key)
+        ranked = finalists + [p for p in plans[top:] if _span(p) not in {_span(f) for f in short_list}]
     else:
         ranked = plans
     best = ranked[0]

@@ -23,7 +23,7 @@ from pipeline.plan import ClipPlan
 from pipeline.select import candidates, choose, explain
 from pipeline.selection.assembly import MATCH_LUFS_LU, MATCH_NOISE_FLOOR_DB, mismatch
 from pipeline.selection.frames import RecordingIndex
-from pipeline.selection.plans import overlap
+from pipeline.selection.plans import SlowMeasures, evaluate, overlap
 from pipeline.selection.rules import MIN_EDGE_GAP_S, SPLIT_PAUSE_S, Rules, clip_stats
 from pipeline.selection.scoring import DNSMOS_GOOD_OVRL, DNSMOS_POOR_OVRL
 from pipeline.selection.windows import all_windows
@@ -283,6 +283,32 @@ def test_best_window_lies_in_the_clean_stretch() -> None:
     for plan in candidates([rec], COSY)[1:]:
         if plan.pieces[0].start_s < 49.0 or plan.pieces[0].end_s > 81.0:
             assert plan.score_parts["snr"] < best.score_parts["snr"]
+
+
+def test_clean_stretch_nested_in_a_longer_window_reaches_the_slow_pass(monkeypatch) -> None:
+    # Reading over 70 s; background -53 dBFS except a clean stretch 19.5-38.5 s (-70 dBFS). The fast
+    # pass's SNR saturates at 40 dB, so a 20 s window reaching 2.6 s into the noise outscores the
+    # clean 14-17 s windows it contains (duration), and non-maximum suppression hides them.
+    segs = reading(0.5, 69.5)
+    rec = synth(segs, duration=70.0, noise_db=-53.0, noisy=[(19.5, 38.5, -70.0)], noise_floor_dbfs=-53.0)
+    fast = choose([rec], MINIMAX, slow=False).best
+    assert fast is not None  # the premise: the fast pass is fooled into the noise
+    assert fast.pieces[0].start_s < 19.5 or fast.pieces[0].end_s > 38.5
+
+    # Stand-in for the slow pass: DNSMOS hears the noise (3.2 inside the clean stretch, 2.4 outside).
+    def fake_finish(plan: ClipPlan, indexes: dict, rules: Rules, *, refine: bool = True) -> ClipPlan:
+        p = plan.pieces[0]
+        ovrl = 3.2 if p.start_s >= 19.5 and p.end_s <= 38.5 else 2.4
+        return evaluate(plan.pieces, indexes, rules, speaker=plan.speaker, slow=SlowMeasures(ovrl))
+
+    monkeypatch.setattr("pipeline.selection.slow.finish", fake_finish)
+    sel = choose([rec], MINIMAX)
+    best = sel.best
+    assert best is not None and len(best.pieces) == 1
+    assert best.pieces[0].start_s >= 19.5 and best.pieces[0].end_s <= 38.5
+    assert best.measures["dnsmos_ovrl"] == pytest.approx(3.2)
+    assert best.duration_s <= 0.75 * fast.duration_s + 1e-6
+    assert_obeys(best, Rules.from_spec(MINIMAX))
 
 
 def test_clipped_window_loses_to_an_equal_clean_one() -> None:

@@ -275,3 +275,34 @@ def best_windows(idx: RecordingIndex, rules: Rules, *, limit: int) -> Windows:
     fields = Windows.__dataclass_fields__
     merged = Windows(**{k: np.concatenate([getattr(w, k) for w in kept]) for k in fields})
     return suppress_windows(merged, limit=limit)
+
+
+NESTED_MAX_SHARE = 0.75
+"""A nested finalist is at most this share of the finalist it lies in (see :func:`best_nested`)."""
+
+
+def best_nested(
+    idx: RecordingIndex, rules: Rules, start_s: float, end_s: float, *, max_duration_s: float
+) -> Windows:
+    """The best-scoring qualifying window inside ``[start_s, end_s]`` no longer than ``max_duration_s``.
+
+    Non-maximum suppression keeps one window of a run of overlapping ones, so a clean stretch inside a
+    longer window that scores better on the fast pass never reaches the slow pass. The selection adds
+    this window per finalist so the slow measures can compare the two. Returns at most one window (none
+    when no qualifying window fits inside).
+    """
+    lay = layout(idx, rules)
+    inside = np.flatnonzero((lay.starts >= start_s - 1e-6) & (lay.ends <= end_s + 1e-6))
+    if inside.size == 0:
+        return describe(lay, np.zeros(0, np.int64), np.zeros(0, np.int64), rules)
+    first, last = int(inside[0]), int(inside[-1])
+    lo, hi = end_ranges(lay, rules)
+    hi = np.minimum(hi, last)
+    starts = np.arange(first, last + 1)
+    w = _qualifying(lay, lo, hi, starts, rules)
+    w = w.take(w.duration_s <= max_duration_s + _EPS)
+    if w.i.size == 0:
+        return w
+    w.score = fast_score(idx, w, rules)
+    order = np.lexsort((w.end_s, w.start_s, -np.round(w.score, 9)))
+    return w.take(order[:1])
