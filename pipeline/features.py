@@ -7,8 +7,6 @@ recording's sha256, so a resumed run never decodes a file twice.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -99,20 +97,18 @@ class RecordingFeatures:
             "metrics": self.metrics,
             "dnsmos_windows": self.dnsmos_windows,
         }
+        from pipeline.manifest import atomic_write_bytes
+
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                np.savez_compressed(
-                    fh,
-                    frame_db=self.frame_db,
-                    speech_mask=self.speech_mask,
-                    meta=np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8),
-                )
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        atomic_write_bytes(
+            path,
+            lambda fh: np.savez_compressed(
+                fh,
+                frame_db=self.frame_db,
+                speech_mask=self.speech_mask,
+                meta=np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8),
+            ),
+        )
 
     @classmethod
     def load(cls, path: Path) -> RecordingFeatures:

@@ -344,7 +344,7 @@ def _fsync_dir(directory: Path) -> None:
             os.close(fd)
 
 
-def _atomic_write_bytes(path: Path, write: Callable[[BinaryIO], object]) -> None:
+def atomic_write_bytes(path: Path, write: Callable[[BinaryIO], object]) -> None:
     """Call ``write(file_object)`` on a temporary file next to ``path``, fsync it, rename it over ``path``."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -370,7 +370,7 @@ def write_rows(path: Path, rows: Iterable[BaseModel | Mapping[str, Any]]) -> Non
     data = "".join(_line(r) for r in rows).encode("utf-8")
     path = Path(path)
     with _lock_for(path):
-        _atomic_write_bytes(path, lambda fh: fh.write(data))
+        atomic_write_bytes(path, lambda fh: fh.write(data))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -528,12 +528,12 @@ def export(out_dir: Path, *, fmt: str) -> list[Path]:
         target = out_dir / f"{stem}.{fmt}"
         if fmt == "csv":
             text = df.map(_cell_text).to_csv(index=False, lineterminator="\n")
-            _atomic_write_bytes(target, lambda fh, t=text: fh.write(t.encode("utf-8")))
+            atomic_write_bytes(target, lambda fh, t=text: fh.write(t.encode("utf-8")))
         else:
             import pyarrow.parquet as pq
 
             table = _arrow_table(df)
-            _atomic_write_bytes(target, lambda fh, t=table: pq.write_table(t, fh))
+            atomic_write_bytes(target, lambda fh, t=table: pq.write_table(t, fh))
         written.append(target)
     return written
 

@@ -21,7 +21,6 @@ import json
 import os
 import platform
 import re
-import tempfile
 import time
 import traceback
 from collections import Counter
@@ -33,7 +32,15 @@ from typing import Any
 from pipeline.audio.scan import scan
 from pipeline.config import RunConfig, load_config
 from pipeline.errors import AudioReadError, InvalidArgument, VoiceprepError
-from pipeline.manifest import ClipRow, RecordingRow, append_row, fingerprint, to_jsonable, write_rows
+from pipeline.manifest import (
+    ClipRow,
+    RecordingRow,
+    append_row,
+    atomic_write_bytes,
+    fingerprint,
+    to_jsonable,
+    write_rows,
+)
 
 CACHE_VERSION = 2
 """Bumped when cached rows or features change meaning; old cache entries are then ignored."""
@@ -146,18 +153,10 @@ def _code_version() -> str:
 
 def _write_json(path: Path, obj: Any) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            # Key order is kept (not sorted): a row read back from the cache must print exactly as the
-            # fresh row did, so a resumed run writes byte-identical manifests.
-            json.dump(to_jsonable(obj), fh, ensure_ascii=False, allow_nan=False)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    # Key order is kept (not sorted): a row read back from the cache must print exactly as the fresh row
+    # did, so a resumed run writes byte-identical manifests.
+    text = json.dumps(to_jsonable(obj), ensure_ascii=False, allow_nan=False)
+    atomic_write_bytes(path, lambda fh: fh.write(text.encode("utf-8")))
 
 
 def _read_json(path: Path) -> Any | None:
@@ -182,9 +181,7 @@ def _file_sha256(source: Path, cache_dir: Path) -> str:
         pass
     value = sha256_file(source)
     entry.parent.mkdir(parents=True, exist_ok=True)
-    tmp = entry.with_name(f".{entry.name}.{os.getpid()}.tmp")
-    tmp.write_text(value)
-    os.replace(tmp, entry)
+    atomic_write_bytes(entry, lambda fh: fh.write(value.encode()))
     return value
 
 

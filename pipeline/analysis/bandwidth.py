@@ -406,6 +406,17 @@ class BandwidthMeter:
         return result
 
 
+def _bands(values: np.ndarray, band_edges_hz: np.ndarray, *, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """``values`` per band and the band edges as float arrays; one more edge than bands, or InvalidArgument."""
+    v = np.asarray(values, dtype=np.float64)
+    edges = np.asarray(band_edges_hz, dtype=np.float64)
+    if v.ndim != 1 or edges.shape != (v.shape[0] + 1,):
+        raise InvalidArgument(
+            f"band_edges_hz must have one more entry than {name}, got {edges.shape} and {v.shape}"
+        )
+    return v, edges
+
+
 def find_cliff(spectrum_db: np.ndarray, band_edges_hz: np.ndarray, *, drop_db: float = 20.0) -> float:
     """Highest frequency (Hz) above which ``spectrum_db`` drops by ``drop_db`` and stays down.
 
@@ -418,12 +429,7 @@ def find_cliff(spectrum_db: np.ndarray, band_edges_hz: np.ndarray, *, drop_db: f
     ``f + 400`` Hz to Nyquist also that far down (it stays down). Edges are tried from the top; without
     a cliff above 1 kHz the bandwidth is the last band edge (Nyquist).
     """
-    levels = np.asarray(spectrum_db, dtype=np.float64)
-    edges = np.asarray(band_edges_hz, dtype=np.float64)
-    if levels.ndim != 1 or edges.shape != (levels.shape[0] + 1,):
-        raise InvalidArgument(
-            f"band_edges_hz must have one more entry than spectrum_db, got {edges.shape} and {levels.shape}"
-        )
+    levels, edges = _bands(spectrum_db, band_edges_hz, name="spectrum_db")
     nyquist = float(edges[-1])
     lower = edges[:-1]
     peak = float(levels.max())
@@ -508,12 +514,7 @@ def find_excess_cliff(excess_db: np.ndarray, band_edges_hz: np.ndarray) -> float
     ``f + 400`` to ``f + 800`` Hz at least :data:`EXCESS_DROP_DB` under that of the kilohertz below
     (sharp). Edges are tried from the top, down to 1 kHz.
     """
-    excess = np.asarray(excess_db, dtype=np.float64)
-    edges = np.asarray(band_edges_hz, dtype=np.float64)
-    if excess.ndim != 1 or edges.shape != (excess.shape[0] + 1,):
-        raise InvalidArgument(
-            f"band_edges_hz must have one more entry than excess_db, got {edges.shape} and {excess.shape}"
-        )
+    excess, edges = _bands(excess_db, band_edges_hz, name="excess_db")
     nyquist = float(edges[-1])
     lower = edges[:-1]
     width = np.diff(edges)
