@@ -117,6 +117,15 @@ def make_mp3(wav: Path, mp3: Path) -> None:
             dst.write(block)
 
 
+def save_results(name: str, results: dict) -> Path:
+    """Write a benchmark's results to ``benchmarks/results/NAME`` (JSON) and say where."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    out = RESULTS / name
+    out.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"wrote {out.relative_to(ROOT)}")
+    return out
+
+
 def run_method(method: str, path: Path) -> dict:
     """Run one method in a fresh interpreter and return its JSON result."""
     proc = subprocess.run(
@@ -208,10 +217,7 @@ def main() -> None:
     results["ratios"] = ratios
     print(f"(a bare interpreter with numpy+soundfile peaks at {baseline['peak_mb']:.0f} MB)")
 
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    out = RESULTS / "io_bench.json"
-    out.write_text(json.dumps(results, indent=2) + "\n")
-    print(f"wrote {out.relative_to(ROOT)}")
+    save_results("io_bench.json", results)
     if not args.keep:
         shutil.rmtree(args.workdir, ignore_errors=True)
 

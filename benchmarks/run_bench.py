@@ -31,10 +31,9 @@ import soxr
 
 ROOT = Path(__file__).resolve().parents[1]
 SPEECH = ROOT.parent / "shared" / "data" / "speech"
-RESULTS = ROOT / "benchmarks" / "results"
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from io_bench import make_mp3, make_wav  # noqa: E402 (benchmarks/ is not a package)
+from io_bench import make_mp3, make_wav, save_results  # noqa: E402 (benchmarks/ is not a package)
 from throughput import run_method  # noqa: E402
 
 FAMILIES = ("cosyvoice", "qwen-tts", "minimax")
@@ -214,11 +213,8 @@ def main() -> None:
             f"\nresume on data/samples: first {resume['first']['seconds']:.1f} s, again "
             f"{resume['again']['seconds']:.1f} s: {resume['speedup']:.0f}x faster (target >= 20x)"
         )
-    RESULTS.mkdir(parents=True, exist_ok=True)
     suffix = "" if parts == {"long", "short", "resume"} else "-" + "-".join(sorted(parts))
-    path = RESULTS / f"run_bench{suffix}.json"
-    path.write_text(json.dumps(results, indent=2) + "\n")
-    print(f"wrote {path.relative_to(ROOT)}")
+    save_results(f"run_bench{suffix}.json", results)
 
 
 if __name__ == "__main__":

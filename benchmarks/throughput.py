@@ -25,10 +25,9 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "benchmarks" / "results"
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from io_bench import make_mp3, make_wav  # noqa: E402 (benchmarks/ is not a package)
+from io_bench import make_mp3, make_wav, save_results  # noqa: E402 (benchmarks/ is not a package)
 
 _RUNNER = r"""
 import json, resource, sys, time
@@ -145,10 +144,7 @@ def main() -> None:
                 f"{naive['peak_mb'] / fp['peak_mb']:.0f}x the memory of the fast pass"
             )
     results["ratios"] = ratios
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    out = RESULTS / "throughput.json"
-    out.write_text(json.dumps(results, indent=2) + "\n")
-    print(f"wrote {out.relative_to(ROOT)}")
+    save_results("throughput.json", results)
     if not args.keep:
         shutil.rmtree(args.workdir, ignore_errors=True)
 
