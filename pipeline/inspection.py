@@ -100,12 +100,15 @@ def analyze(
     stream_index: int = 0,
     min_pause_s: float = 0.5,
     max_duration_s: float | None = 4 * 3600,
+    info: AudioInfo | None = None,
 ) -> Analysis:
     """Measure a recording with the fast pass (and DNSMOS when asked).
 
+    ``info`` is the file's probe when the caller already has it (saves reading and hashing it again).
     Raises :class:`pipeline.errors.AudioReadError` (with a reason code) when the file cannot be read.
     """
-    info = probe(path, stream_index=stream_index, max_duration_s=max_duration_s)
+    if info is None:
+        info = probe(path, stream_index=stream_index, max_duration_s=max_duration_s)
     result = analyze_file(
         path,
         strategy=strategy,
@@ -128,8 +131,9 @@ def service_strategy(spec: FamilySpec) -> str:
 class _AnalysisCache:
     """Analyses of one file keyed by channel strategy, so several families share one decode each."""
 
-    def __init__(self, path: str | Path, *, dnsmos: bool, stream_index: int) -> None:
+    def __init__(self, path: str | Path, *, dnsmos: bool, stream_index: int, info: AudioInfo) -> None:
         self.path = path
+        self.info = info
         self.dnsmos = dnsmos
         self.stream_index = stream_index
         self._by_strategy: dict[str, Analysis] = {}
@@ -138,7 +142,11 @@ class _AnalysisCache:
         key = strategy if channels > 1 else "mono"
         if key not in self._by_strategy:
             self._by_strategy[key] = analyze(
-                self.path, dnsmos=self.dnsmos, strategy=strategy, stream_index=self.stream_index
+                self.path,
+                dnsmos=self.dnsmos,
+                strategy=strategy,
+                stream_index=self.stream_index,
+                info=self.info,
             )
         return self._by_strategy[key]
 
@@ -183,7 +191,7 @@ def _check_specs(
     run_dnsmos = dnsmos if dnsmos is not None else (info.duration_s or 0) <= AUTO_DNSMOS_MAX_S
     if known.get("dnsmos_ovrl") is not None:
         run_dnsmos = False
-    cache = _AnalysisCache(path, dnsmos=run_dnsmos, stream_index=stream_index)
+    cache = _AnalysisCache(path, dnsmos=run_dnsmos, stream_index=stream_index, info=info)
     results = []
     probe_dict = info.to_dict()
     for spec in specs:
