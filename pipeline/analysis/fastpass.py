@@ -270,7 +270,7 @@ def _peak_dbtp(peak: float) -> float:
 
 
 def run_fast_pass(
-    pairs: Iterable[tuple[np.ndarray, ...]],
+    blocks: Iterable[tuple[np.ndarray, np.ndarray, np.ndarray]],
     *,
     sample_rate: int,
     channels: int,
@@ -278,16 +278,10 @@ def run_fast_pass(
     dnsmos: bool = False,
     min_pause_s: float = 0.5,
 ) -> FastPassResult:
-    """Feed ``(native, mono16k)`` pairs or ``(native, native mix, mono16k)`` triples through a
-    :class:`FastPass` and finish it."""
+    """Feed ``(native block, its native-rate mix, 16 kHz mono)`` triples through a :class:`FastPass`."""
     fast = FastPass(sample_rate=sample_rate, channels=channels, choice=choice, dnsmos=dnsmos)
-    for item in pairs:
-        if len(item) == 3:
-            native, mono_native, mono = item
-            fast.process(native, mono, mono_native)
-        else:
-            native, mono = item
-            fast.process(native, mono)
+    for native, mono_native, mono16k in blocks:
+        fast.process(native, mono16k, mono_native)
     return fast.finish(min_pause_s=min_pause_s)
 
 
