@@ -67,6 +67,21 @@ _REASONS: dict[str, tuple[str, str]] = {
     "no_speech": ("no speech was detected", "check that the file contains speech"),
     "not_measured": ("the value could not be measured", "see the message for why"),
     "internal_error": ("voiceprep failed on this input (a bug)", "re-run with --debug and report it"),
+    # --- submitting to providers ---
+    "missing_api_key": ("no API key is set for this provider", "export the environment variable it names"),
+    "provider_auth": ("the provider refused the API key", "check the key and that it belongs to this region"),
+    "provider_access": ("the account may not use this model or feature", "enable it in the provider's console"),
+    "provider_balance": ("the account has no balance left", "top up the account"),
+    "provider_quota": ("the account's voice quota is used up", "delete unused voices (voiceprep voices)"),
+    "provider_rate_limited": ("the provider kept rate-limiting the requests", "wait a minute and submit again"),
+    "provider_unavailable": ("the provider did not answer in time", "try again later; nothing was duplicated"),
+    "provider_bad_request": ("the provider rejected the request as invalid", "see the message; report it"),
+    "provider_rejected": ("the provider rejected the audio", "pick another clip or re-record; see the message"),
+    "outcome_unknown": (
+        "a create request was sent but its answer was lost, and the provider's list did not settle it",
+        "run `voiceprep voices sync` later; voiceprep will not create a second voice meanwhile",
+    ),
+    "voice_gone": ("the provider no longer has this voice (expired or deleted)", "submit the clip again"),
 }
 
 
