@@ -70,13 +70,25 @@ _REASONS: dict[str, tuple[str, str]] = {
     # --- submitting to providers ---
     "missing_api_key": ("no API key is set for this provider", "export the environment variable it names"),
     "provider_auth": ("the provider refused the API key", "check the key and that it belongs to this region"),
-    "provider_access": ("the account may not use this model or feature", "enable it in the provider's console"),
+    "provider_access": (
+        "the account may not use this model or feature",
+        "enable it in the provider's console",
+    ),
     "provider_balance": ("the account has no balance left", "top up the account"),
     "provider_quota": ("the account's voice quota is used up", "delete unused voices (voiceprep voices)"),
-    "provider_rate_limited": ("the provider kept rate-limiting the requests", "wait a minute and submit again"),
-    "provider_unavailable": ("the provider did not answer in time", "try again later; nothing was duplicated"),
+    "provider_rate_limited": (
+        "the provider kept rate-limiting the requests",
+        "wait a minute and submit again",
+    ),
+    "provider_unavailable": (
+        "the provider did not answer in time",
+        "try again later; nothing was duplicated",
+    ),
     "provider_bad_request": ("the provider rejected the request as invalid", "see the message; report it"),
-    "provider_rejected": ("the provider rejected the audio", "pick another clip or re-record; see the message"),
+    "provider_rejected": (
+        "the provider rejected the audio",
+        "pick another clip or re-record; see the message",
+    ),
     "outcome_unknown": (
         "a create request was sent but its answer was lost, and the provider's list did not settle it",
         "run `voiceprep voices sync` later; voiceprep will not create a second voice meanwhile",
