@@ -560,9 +560,21 @@ def _fade_ends(x: np.ndarray, n: int) -> np.ndarray:
 
 def _peak_envelope(x: np.ndarray) -> np.ndarray:
     """Per-sample bound of ``|x|`` including the 4x-interpolated values on both sides of each sample."""
-    over = np.abs(signal.resample_poly(x, 4, 1))
-    env = maximum_filter1d(over, size=9, mode="nearest")[::4][: x.shape[0]]
+    n = x.shape[0]
+    env = np.empty(n, dtype=np.float64)
+    # In blocks with a margin wider than the interpolation filter (10 input samples each side): the same
+    # values as one pass, without four whole-clip copies at 4x the rate (180 MB for 30 s at 48 kHz).
+    for a in range(0, n, _ENVELOPE_BLOCK):
+        b = min(a + _ENVELOPE_BLOCK, n)
+        lo, hi = max(a - _ENVELOPE_MARGIN, 0), min(b + _ENVELOPE_MARGIN, n)
+        over = np.abs(signal.resample_poly(x[lo:hi], 4, 1))
+        part = maximum_filter1d(over, size=9, mode="nearest")[::4]
+        env[a:b] = part[a - lo : b - lo]
     return np.maximum(env, np.abs(x))
+
+
+_ENVELOPE_BLOCK = 1 << 16
+_ENVELOPE_MARGIN = 64
 
 
 def _limit(x: np.ndarray, rate: int, ceiling_db: float) -> tuple[np.ndarray, float]:

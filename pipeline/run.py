@@ -41,6 +41,7 @@ from pipeline.manifest import (
     to_jsonable,
     write_rows,
 )
+from pipeline.memory import release_free_memory
 
 CACHE_VERSION = 2
 """Bumped when cached rows or features change meaning; old cache entries are then ignored."""
@@ -264,6 +265,8 @@ def analyze_input(
         "null_reasons": result.null_reasons,
     }
     _write_json(row_path, ok)
+    del result, features
+    release_free_memory(collect=True)
     return {"row": ok, "features": str(feat_path)}
 
 
@@ -328,6 +331,8 @@ def make_clip(
     row = _select_render_check(recordings, spec, out, cfg)
     row["key"] = key
     _write_json(row_path, row)
+    del recordings
+    release_free_memory(collect=True)
     return row
 
 

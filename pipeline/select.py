@@ -35,7 +35,10 @@ DEFAULT_LIMIT = 50
 """How many candidates :func:`candidates` keeps by default."""
 
 NESTED_DEPTH = 2
-"""Levels of nested windows added per finalist before the slow pass (window in window in finalist)."""
+"""Levels of nested windows scored below a finalist (window in window in finalist)."""
+
+NESTED_SPREAD_MIN = 0.15
+"""A finalist whose DNSMOS segments differ by at least this much (OVRL) gets its nested window scored."""
 
 
 def _check_int(name: str, value: object, minimum: int) -> int:
@@ -126,28 +129,45 @@ def _span(plan: ClipPlan) -> tuple[tuple[str, float, float], ...]:
     return tuple((p.path, p.start_s, p.end_s) for p in plan.pieces)
 
 
-def _with_nested(
-    finalists: Sequence[ClipPlan], indexes: dict[str, RecordingIndex], rules: Rules, *, speaker: str
+def _finish_with_nested(
+    short_list: Sequence[ClipPlan],
+    indexes: dict[str, RecordingIndex],
+    rules: Rules,
+    *,
+    speaker: str,
+    refine: bool,
 ) -> list[ClipPlan]:
-    """``finalists`` plus, after each single-recording one, the best window nested inside it.
+    """The slow measures on ``short_list``, then on the best windows nested inside the uneven ones.
 
-    The nested window is at most :data:`~pipeline.selection.windows.NESTED_MAX_SHARE` of the finalist's
-    duration: non-maximum suppression hid it behind the longer window, whose fast score may be better
-    only because the fast pass cannot hear the noise or reverb around the clean stretch; the slow
-    measures (DNSMOS of the clip-to-be) decide between the two.
+    A nested window (at most :data:`~pipeline.selection.windows.NESTED_MAX_SHARE` of its parent) was
+    hidden by non-maximum suppression behind the longer window, whose fast score may be better only
+    because the fast pass cannot hear the noise or reverb around a clean stretch. It is worth DNSMOS only
+    when the parent's own DNSMOS segments disagree by at least :data:`NESTED_SPREAD_MIN` (part of it is
+    worse than the rest); then the nested window is scored, and the same again inside it, up to
+    :data:`NESTED_DEPTH` levels. The slow measures then decide between parent and nested window.
     """
-    out: list[ClipPlan] = []
-    seen: set[tuple[tuple[str, float, float], ...]] = set()
-    for plan in finalists:
-        current: ClipPlan | None = plan
-        for _ in range(NESTED_DEPTH + 1):
-            if current is None:
-                break
-            if _span(current) not in seen:
-                out.append(current)
-                seen.add(_span(current))
-            current = _nested(current, indexes, rules, speaker=speaker)
-    return out
+    from pipeline.selection.slow import finish
+
+    seen = {_span(p) for p in short_list}
+    finished: list[ClipPlan] = []
+    queue: list[tuple[ClipPlan, ClipPlan, int]] = []
+    for plan in short_list:
+        done = finish(plan, indexes, rules, refine=refine)
+        finished.append(done)
+        queue.append((plan, done, 0))
+    while queue:
+        plan, done, depth = queue.pop(0)
+        spread = done.measures.get("dnsmos_spread")
+        if depth >= NESTED_DEPTH or spread is None or spread < NESTED_SPREAD_MIN:
+            continue
+        inner = _nested(plan, indexes, rules, speaker=speaker)
+        if inner is None or _span(inner) in seen:
+            continue
+        seen.add(_span(inner))
+        inner_done = finish(inner, indexes, rules, refine=refine)
+        finished.append(inner_done)
+        queue.append((inner, inner_done, depth + 1))
+    return finished
 
 
 def _nested(
@@ -175,10 +195,10 @@ def choose(
 ) -> Selection:
     """Pick the best clip plan of one speaker for one family.
 
-    The ``top`` best candidates, each followed by the best windows nested inside it (up to
-    :data:`NESTED_DEPTH` levels, each at most 75 % of the one it lies in), get the slow measures (Silero
-    edge refinement when ``refine_edges``, and DNSMOS of the clip-to-be, which replaces the fast estimate
-    in the score) and are re-ranked; the best is ``best`` and the next ``alternatives`` that overlap it
+    The ``top`` best candidates get the slow measures (Silero edge refinement when ``refine_edges``, and
+    DNSMOS of the clip-to-be, which replaces the fast estimate in the score), and so do the best windows
+    nested inside the ones whose DNSMOS is uneven (up to :data:`NESTED_DEPTH` levels, each at most 75 % of
+    the one it lies in); all are re-ranked; the best is ``best`` and the next ``alternatives`` that overlap it
     by at most 50 % are ``alternatives``.
     ``slow=False`` skips the slow measures and ranks on the fast pass alone. When no plan is possible,
     ``best`` is ``None`` and ``reasons``/``message`` say why (``no_speech``, ``no_continuous_speech``,
@@ -194,11 +214,12 @@ def choose(
         reasons, message = _explain(indexes, rules, speaker)
         return Selection(family=rules.family, speaker=speaker, best=None, reasons=reasons, message=message)
     if slow:
-        from pipeline.selection.slow import finish
-
-        short_list = _with_nested(plans[:top], indexes, rules, speaker=speaker)
-        finalists = sorted((finish(p, indexes, rules, refine=refine_edges) for p in short_list), key=plan_key)
-        ranked = finalists + [p for p in plans[top:] if _span(p) not in {_span(f) for f in short_list}]
+        finalists = sorted(
+            _finish_with_nested(plans[:top], indexes, rules, speaker=speaker, refine=refine_edges),
+            key=plan_key,
+        )
+        scored = {_span(p) for p in plans[:top]}
+        ranked = finalists + [p for p in plans[top:] if _span(p) not in scored]
     else:
         ranked = plans
     best = ranked[0]

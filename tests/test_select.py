@@ -295,11 +295,16 @@ def test_clean_stretch_nested_in_a_longer_window_reaches_the_slow_pass(monkeypat
     assert fast is not None  # the premise: the fast pass is fooled into the noise
     assert fast.pieces[0].start_s < 19.5 or fast.pieces[0].end_s > 38.5
 
-    # Stand-in for the slow pass: DNSMOS hears the noise (3.2 inside the clean stretch, 2.4 outside).
+    # Stand-in for the slow pass: DNSMOS hears the noise (3.2 inside the clean stretch, 2.4 outside),
+    # and a window reaching into the noise has uneven segments (part of it is worse).
+    scored: list[tuple[float, float]] = []
+
     def fake_finish(plan: ClipPlan, indexes: dict, rules: Rules, *, refine: bool = True) -> ClipPlan:
         p = plan.pieces[0]
-        ovrl = 3.2 if p.start_s >= 19.5 and p.end_s <= 38.5 else 2.4
-        return evaluate(plan.pieces, indexes, rules, speaker=plan.speaker, slow=SlowMeasures(ovrl))
+        scored.append((p.start_s, p.end_s))
+        inside = p.start_s >= 19.5 and p.end_s <= 38.5
+        slow = SlowMeasures(3.2, dnsmos_spread=0.05) if inside else SlowMeasures(2.4, dnsmos_spread=0.8)
+        return evaluate(plan.pieces, indexes, rules, speaker=plan.speaker, slow=slow)
 
     monkeypatch.setattr("pipeline.selection.slow.finish", fake_finish)
     sel = choose([rec], MINIMAX)
@@ -309,6 +314,25 @@ def test_clean_stretch_nested_in_a_longer_window_reaches_the_slow_pass(monkeypat
     assert best.measures["dnsmos_ovrl"] == pytest.approx(3.2)
     assert best.duration_s <= 0.75 * fast.duration_s + 1e-6
     assert_obeys(best, Rules.from_spec(MINIMAX))
+    assert len(scored) == len(set(scored))  # no window is scored twice
+
+
+def test_even_dnsmos_finalists_get_no_nested_windows(monkeypatch) -> None:
+    # The same recording, but DNSMOS finds every finalist even (segments agree): nothing nested inside
+    # them is worth the model's time, so exactly the top finalists are scored.
+    segs = reading(0.5, 69.5)
+    rec = synth(segs, duration=70.0, noise_db=-53.0, noisy=[(19.5, 38.5, -70.0)], noise_floor_dbfs=-53.0)
+    scored: list[tuple[float, float]] = []
+
+    def fake_finish(plan: ClipPlan, indexes: dict, rules: Rules, *, refine: bool = True) -> ClipPlan:
+        scored.append((plan.pieces[0].start_s, plan.pieces[0].end_s))
+        slow = SlowMeasures(3.0, dnsmos_spread=0.05)
+        return evaluate(plan.pieces, indexes, rules, speaker=plan.speaker, slow=slow)
+
+    monkeypatch.setattr("pipeline.selection.slow.finish", fake_finish)
+    top = candidates([rec], MINIMAX)[:3]
+    choose([rec], MINIMAX, top=3)
+    assert sorted(scored) == sorted((p.pieces[0].start_s, p.pieces[0].end_s) for p in top)
 
 
 def test_clipped_window_loses_to_an_equal_clean_one() -> None:

@@ -58,6 +58,9 @@ class _P835Model(_speechmos_dnsmos.DNSMOS):
         options.intra_op_num_threads = intra_op_num_threads
         options.inter_op_num_threads = inter_op_num_threads
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        # Without the arena each run's tensors go back to the system: peak memory 266 -> 190 MB per
+        # process (measured), for about 15 % more time per segment.
+        options.enable_cpu_mem_arena = False
         self.primary_model_path = str(model_path)
         self.onnx_sess = ort.InferenceSession(
             str(model_path), sess_options=options, providers=["CPUExecutionProvider"]

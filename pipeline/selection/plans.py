@@ -32,6 +32,9 @@ class SlowMeasures:
     dnsmos_sig: float | None = None
     dnsmos_bak: float | None = None
     why: str | None = None
+    dnsmos_spread: float | None = None
+    """Highest minus lowest OVRL of the 9 s segments scored (``None`` for one segment): a large spread
+    says part of the window is worse than the rest, so a window nested inside it may score better."""
 
 
 def _number(value: Any) -> float:
@@ -142,6 +145,8 @@ def evaluate(
         measures["dnsmos_sig"] = math.nan if slow.dnsmos_sig is None else slow.dnsmos_sig
         measures["dnsmos_bak"] = math.nan if slow.dnsmos_bak is None else slow.dnsmos_bak
         dnsmos_source = "window" if slow.dnsmos_ovrl is not None else None
+        if slow.dnsmos_spread is not None:
+            measures["dnsmos_spread"] = slow.dnsmos_spread
     parts = scoring.parts(
         snr_db=np.array(measures["snr_db"]),
         clipped_events=np.array(measures["clipped_events"]),

@@ -21,6 +21,7 @@ import numpy as np
 from pipeline.analysis.base import ANALYSIS_RATE
 from pipeline.audio.mix import ChannelChoice
 from pipeline.errors import AudioReadError
+from pipeline.memory import release_free_memory
 from pipeline.plan import ClipPlan, Piece
 from pipeline.selection.frames import RecordingIndex
 from pipeline.selection.plans import SlowMeasures, evaluate
@@ -158,14 +159,19 @@ def _dnsmos_of(x: np.ndarray) -> SlowMeasures:
         count = math.ceil(x.size / SEGMENT_SAMPLES)
         starts = np.linspace(0, x.size - SEGMENT_SAMPLES, count).round().astype(np.int64)
         chunks = [x[a : a + SEGMENT_SAMPLES] for a in starts.tolist()]
+    release_free_memory()  # the model's working set should not stack on freed selection arrays
     scores = [dnsmos(chunk) for chunk in chunks]
     known = [m.values for m in scores if m.values.get("dnsmos_ovrl") is not None]
     if not known:
         why = next((m.null_reasons.get("dnsmos_ovrl") for m in scores), None)
         return SlowMeasures(dnsmos_ovrl=None, why=why or "not_measured: DNSMOS gave no score")
     mean = {k: float(np.mean([v[k] for v in known])) for k in ("dnsmos_ovrl", "dnsmos_sig", "dnsmos_bak")}
+    ovrl = [v["dnsmos_ovrl"] for v in known]
     return SlowMeasures(
-        dnsmos_ovrl=mean["dnsmos_ovrl"], dnsmos_sig=mean["dnsmos_sig"], dnsmos_bak=mean["dnsmos_bak"]
+        dnsmos_ovrl=mean["dnsmos_ovrl"],
+        dnsmos_sig=mean["dnsmos_sig"],
+        dnsmos_bak=mean["dnsmos_bak"],
+        dnsmos_spread=float(max(ovrl) - min(ovrl)) if len(ovrl) > 1 else None,
     )
 
 
