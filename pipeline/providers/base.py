@@ -36,6 +36,7 @@ class CreateRequest:
     clip_sha256: str
     language: str | None = None
     preview_text: str | None = None
+    speaker: str | None = None
 
 
 @dataclass(frozen=True)

@@ -808,7 +808,7 @@ def _is_not_found(err: ProviderError) -> bool:
 
 def _template_fields(request: CreateRequest) -> dict[str, str]:
     path = Path(request.clip_path)
-    speaker = getattr(request, "speaker", None) or path.parent.name
+    speaker = request.speaker or path.parent.name
     return {
         "sha256": request.clip_sha256,
         "speaker": speaker,
