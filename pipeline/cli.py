@@ -40,6 +40,15 @@ app = typer.Typer(
 families_app = typer.Typer(help="List the model families and show their rules.", no_args_is_help=False)
 app.add_typer(families_app, name="families")
 
+
+def _register_voice_commands() -> None:
+    """``submit`` and ``voices ...`` live in :mod:`pipeline.cli_voices` (the network edge's CLI)."""
+    from pipeline.cli_voices import submit_command, voices_app
+
+    app.command("submit")(submit_command)
+    app.add_typer(voices_app, name="voices")
+
+
 _state = {"debug": False}
 
 
@@ -339,6 +348,12 @@ def run_command(
     export: Annotated[
         list[str] | None, typer.Option("--export", help="Also write parquet and/or csv tables.")
     ] = None,
+    submit: Annotated[
+        bool, typer.Option("--submit", help="Then submit the ready clips (as `voiceprep submit OUT`).")
+    ] = False,
+    preview: Annotated[
+        str | None, typer.Option("--preview", help="With --submit: synthesise this text with each voice.")
+    ] = None,
 ) -> None:
     """Pick, render and re-check the best enrollment clip per speaker and family."""
     from pipeline.config import load_config
@@ -383,7 +398,23 @@ def run_command(
         for fmt in export:
             export_tables(summary.out_dir, fmt=fmt)
     _print_run_summary(summary)
-    raise typer.Exit(EXIT_FAILURES if strict and not summary.all_ready else EXIT_OK)
+    code = EXIT_FAILURES if strict and not summary.all_ready else EXIT_OK
+    if submit:
+        code = max(code, _submit_after_run(summary.out_dir, family, preview, config))
+    raise typer.Exit(code)
+
+
+def _submit_after_run(
+    out_dir: Path, family: list[str] | None, preview: str | None, config: Path | None
+) -> int:
+    """``voiceprep submit OUT`` after a run; returns its exit code."""
+    from pipeline.cli_voices import submit_command
+
+    try:
+        submit_command(out_dir, family=family, preview=preview, config=config)
+    except typer.Exit as done:
+        return int(done.exit_code)
+    return EXIT_OK
 
 
 class _RunProgress:
@@ -541,6 +572,9 @@ def families_show(name: Annotated[str, typer.Argument(help="Family name, e.g. qw
     for group, rule, value, source in describe(spec):
         table.add_row(group, rule, value, source)
     out.print(table)
+
+
+_register_voice_commands()
 
 
 def main() -> None:

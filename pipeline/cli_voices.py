@@ -113,13 +113,27 @@ def _ledger_path(out_dir: Path | None, ledger: Path | None, config: Path | None)
 
 
 def _config_maps(config: Path | None) -> tuple[dict[str, str], dict[str, str]]:
-    """``target_models`` and ``base_urls`` from the config file, when the config model has them."""
-    if config is None:
-        return {}, {}
+    """``target_models`` and ``base_urls`` from the configuration (defaults, then ``--config``)."""
     from pipeline.config import load_config
 
     cfg = load_config(config)
-    return dict(getattr(cfg, "target_models", None) or {}), dict(getattr(cfg, "base_urls", None) or {})
+    return dict(cfg.target_models), dict(cfg.base_urls)
+
+
+def _audio_options(config: Path | None, source: str | None, template: str | None) -> dict[str, str | None]:
+    """How CosyVoice fetches a clip: ``--audio-source``/``--audio-url-template``, else the config."""
+    from pipeline.config import load_config
+
+    cfg = load_config(config)
+    chosen = source or cfg.audio_source
+    url_template = template or cfg.audio_url_template
+    if template and source is None:
+        chosen = "url_template"
+    if chosen not in {"oss", "url_template", "data_uri"}:
+        raise typer.BadParameter(f"--audio-source must be oss, url_template or data_uri, got {chosen!r}")
+    if chosen == "url_template" and not url_template:
+        raise typer.BadParameter("--audio-source url_template needs --audio-url-template (or the config's)")
+    return {"audio_source": chosen, "url_template": url_template if chosen == "url_template" else None}
 
 
 # --------------------------------------------------------------------------------------------- submit
@@ -195,6 +209,22 @@ def submit_command(
     config: Annotated[
         Path | None, typer.Option("--config", help="A voiceprep.yaml (ledger, models).")
     ] = None,
+    audio_source: Annotated[
+        str | None,
+        typer.Option(
+            "--audio-source",
+            help="How CosyVoice fetches the clip: oss (DashScope temporary upload, default), "
+            "url_template (your public storage), data_uri.",
+        ),
+    ] = None,
+    audio_url_template: Annotated[
+        str | None,
+        typer.Option(
+            "--audio-url-template",
+            help="Public URL of each clip, e.g. https://bucket.example.com/vp/{sha256}.wav "
+            "(fields: sha256, speaker, family, filename); you upload the clips there yourself.",
+        ),
+    ] = None,
     settle_timeout: Annotated[
         float, typer.Option("--settle-timeout", min=0.0, help="Seconds to wait for a voice under review.")
     ] = 300.0,
@@ -212,6 +242,7 @@ def submit_command(
     models_cfg, urls_cfg = _config_maps(config)
     models = {**models_cfg, **_pairs(target_model, "--target-model", single_key=single)}
     urls = {**urls_cfg, **_pairs(base_url, "--base-url")}
+    options = _audio_options(config, audio_source, audio_url_template)
     err = _console(stderr=True)
     with _errors():
         outcomes = submit_run(
@@ -223,6 +254,7 @@ def submit_command(
             ledger_path=_ledger_path(out_dir, ledger, config),
             base_urls=urls or None,
             target_models=models or None,
+            provider_options=options,
             settle_timeout_s=settle_timeout,
             settle_interval_s=poll_interval,
             progress=lambda msg: err.print(msg, markup=False, highlight=False),

@@ -31,6 +31,10 @@ class RunConfig(BaseModel):
     executor: Literal["serial", "processes", "dask"] = "processes"
     jobs: int = Field(default=0, ge=0)
     ledger: str | None = None
+    target_models: dict[str, str] = Field(default_factory=dict)
+    base_urls: dict[str, str] = Field(default_factory=dict)
+    audio_source: Literal["oss", "url_template", "data_uri"] = "oss"
+    audio_url_template: str | None = None
 
     def analysis_fingerprint_fields(self) -> dict[str, Any]:
         """The settings that change a recording's analysis (a change re-analyses; others don't)."""

@@ -229,10 +229,14 @@ def api_key_env_name(provider: str) -> str:
     return api_key_env(provider)
 
 
-def _default_factory(spec: FamilySpec, base_url: str | None, *, require_key: bool = True) -> VoiceProvider:
+def _default_factory(
+    spec: FamilySpec, base_url: str | None, *, require_key: bool = True, **options: Any
+) -> VoiceProvider:
     from pipeline.providers import make_provider
 
-    return make_provider(spec, base_url=base_url, require_key=require_key)
+    if spec.enrollment_model != "voice-enrollment":  # only CosyVoice fetches its audio from a URL
+        options = {k: v for k, v in options.items() if k not in {"audio_source", "url_template"}}
+    return make_provider(spec, base_url=base_url, require_key=require_key, **options)
 
 
 def _norm(url: str | None) -> str | None:
@@ -248,6 +252,7 @@ class ProviderPool:
         base_urls: overrides by family name or provider name (family wins).
         require_key: ``False`` for a dry run: keys are not checked and the default factory builds clients
             that can only prepare requests.
+        options: passed to the default factory (``audio_source``, ``url_template`` for CosyVoice).
     """
 
     def __init__(
@@ -257,15 +262,15 @@ class ProviderPool:
         factory: ProviderFactory | None = None,
         base_urls: Mapping[str, str] | None = None,
         require_key: bool = True,
+        options: Mapping[str, Any] | None = None,
     ) -> None:
         self._injected = dict(providers) if providers is not None else None
         self._require_key = require_key
+        extra = {k: v for k, v in (options or {}).items() if v is not None}
         if factory is not None:
             self._factory = factory
-        elif require_key:
-            self._factory = _default_factory
         else:
-            self._factory = lambda spec, url: _default_factory(spec, url, require_key=False)
+            self._factory = lambda spec, url: _default_factory(spec, url, require_key=require_key, **extra)
         self._base_urls = dict(base_urls or {})
         self._cache: dict[tuple[str, str | None], VoiceProvider] = {}
 
@@ -915,6 +920,7 @@ def submit_run(
     provider_factory: ProviderFactory | None = None,
     base_urls: Mapping[str, str] | None = None,
     target_models: Mapping[str, str] | None = None,
+    provider_options: Mapping[str, Any] | None = None,
     settle_timeout_s: float = 300.0,
     settle_interval_s: float = 10.0,
     lock_timeout_s: float = 10.0,
@@ -932,6 +938,8 @@ def submit_run(
         providers: family -> client (tests); else clients come from ``provider_factory`` /
             :func:`pipeline.providers.make_provider`, with ``base_urls`` (by family or provider name).
         target_models: family -> target model (default: the spec's ``default_target_model``).
+        provider_options: for the default factory: ``audio_source`` (``oss``, ``url_template``,
+            ``data_uri``) and ``url_template`` (CosyVoice's audio URL).
         settle_timeout_s, settle_interval_s: how long and how often to poll a voice under review.
         lock_timeout_s: how long to wait for another process holding the ledger.
         progress: called with one-line notes while working (e.g. waiting for a review).
@@ -969,7 +977,11 @@ def submit_run(
     specs = {f: load_family(f) for f in in_scope}
     models = {f: resolve_target_model(specs[f], target_models) for f in in_scope}
     pool = ProviderPool(
-        providers=providers, factory=provider_factory, base_urls=base_urls, require_key=not dry_run
+        providers=providers,
+        factory=provider_factory,
+        base_urls=base_urls,
+        require_key=not dry_run,
+        options=provider_options,
     )
     for f in in_scope:
         pool.check_key(specs[f])

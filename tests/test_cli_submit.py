@@ -1,0 +1,108 @@
+"""`voiceprep run --submit`, `submit` and `voices` through the real command, against the local fake server."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from fake_providers import FakeProviders
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLES = ROOT / "data" / "samples"
+
+
+def _voiceprep(*args: str | Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.endswith(("_API_KEY", "_BASE_URL"))}
+    return subprocess.run(
+        [sys.executable, "-m", "pipeline.cli", *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={**clean, "COLUMNS": "200", **env},
+        timeout=300,
+        check=False,
+    )
+
+
+@pytest.fixture(scope="module")
+def cloud():
+    with FakeProviders() as fake:
+        yield fake
+
+
+def test_run_then_submit_then_manage_voices(tmp_path: Path, cloud: FakeProviders) -> None:
+    speaker_dir = tmp_path / "in" / "alice"
+    speaker_dir.mkdir(parents=True)
+    for src in sorted((SAMPLES / "alice").iterdir()):
+        if src.is_file():
+            (speaker_dir / src.name).symlink_to(src)
+    out = tmp_path / "out"
+
+    # Without a key, submit stops at once with one line naming the variable, and sends nothing.
+    no_key = _voiceprep(
+        "run",
+        tmp_path / "in",
+        "--out",
+        out,
+        "-f",
+        "minimax",
+        "--executor",
+        "serial",
+        "--submit",
+        env={"MINIMAX_BASE_URL": cloud.minimax_base_url},
+    )
+    assert no_key.returncode == 2, no_key.stderr
+    assert "MINIMAX_API_KEY" in no_key.stderr
+    assert len([line for line in no_key.stderr.splitlines() if "MINIMAX_API_KEY" in line]) == 1
+    assert cloud.voices("minimax") == []
+    assert json.loads((out / "clips.jsonl").read_text().splitlines()[0])["status"] == "ready"
+
+    # With the key: the run (resumed from cache) submits its ready clip.
+    env = cloud.env()
+    done = _voiceprep(
+        "run", tmp_path / "in", "--out", out, "-f", "minimax", "--executor", "serial", "--submit", env=env
+    )
+    assert done.returncode == 0, done.stderr
+    row = json.loads((out / "clips.jsonl").read_text().splitlines()[0])
+    assert row["status"] == "submitted" and row["voice_id"]
+    remote = cloud.voices("minimax")
+    assert [v["voice_id"] for v in remote] == [row["voice_id"]]
+    with sqlite3.connect(out / "voices.sqlite") as db:
+        ledger = db.execute("SELECT voice_id, status, target_model FROM voices").fetchall()
+    assert ledger == [(row["voice_id"], "ready", "speech-2.8-hd")]
+    assert row["voice_id"] in done.stdout
+
+    # Submitting again changes nothing remotely.
+    again = _voiceprep("submit", out, env=env)
+    assert again.returncode == 0, again.stderr
+    assert [v["voice_id"] for v in cloud.voices("minimax")] == [row["voice_id"]]
+
+    listed = _voiceprep("voices", "list", "--out", out, env=env)
+    assert listed.returncode == 0 and row["voice_id"] in listed.stdout
+
+    gone = _voiceprep("voices", "delete", row["voice_id"], "--out", out, "--yes", env=env)
+    assert gone.returncode == 0, gone.stderr
+    assert cloud.voices("minimax") == []
+    with sqlite3.connect(out / "voices.sqlite") as db:
+        assert db.execute("SELECT status FROM voices").fetchall() == [("deleted",)]
+
+    # No key ever reaches the output, the manifests or the ledger.
+    secrets = [v for k, v in env.items() if k.endswith("_API_KEY")]
+    texts = [
+        no_key.stdout,
+        no_key.stderr,
+        done.stdout,
+        done.stderr,
+        again.stdout,
+        again.stderr,
+        listed.stdout,
+        gone.stdout,
+        gone.stderr,
+    ]
+    texts += [p.read_bytes().decode("latin-1") for p in out.rglob("*") if p.is_file()]
+    assert not any(s in t for s in secrets for t in texts)
