@@ -18,7 +18,7 @@ from pipeline.analysis.base import FRAME_S
 if TYPE_CHECKING:  # importing the fast pass pulls in scipy.signal (a second); a cached run needs none of it
     from pipeline.analysis.fastpass import FastPassResult
 
-FEATURES_VERSION = 1
+FEATURES_VERSION = 2
 """Bumped whenever the stored layout or the meaning of a feature changes."""
 
 
@@ -45,6 +45,8 @@ class RecordingFeatures:
     clipped_events: list[float]
     metrics: dict[str, Any]
     dnsmos_windows: list[dict[str, float]] = field(default_factory=list)
+    block_bandwidth_hz: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    """Effective bandwidth (Hz) of each ``BLOCK_S`` stretch; NaN where a block has too little speech."""
 
     @property
     def frame_s(self) -> float:
@@ -78,6 +80,7 @@ class RecordingFeatures:
             clipped_events=[float(t) for t in (metrics.get("clipped_events") or [])],
             metrics=metrics,
             dnsmos_windows=list(result.dnsmos_windows),
+            block_bandwidth_hz=np.asarray(result.block_bandwidth_hz, dtype=np.float32),
         )
 
     def save(self, path: Path) -> None:
@@ -106,6 +109,7 @@ class RecordingFeatures:
                 fh,
                 frame_db=self.frame_db,
                 speech_mask=self.speech_mask,
+                block_bandwidth_hz=np.asarray(self.block_bandwidth_hz, dtype=np.float32),
                 meta=np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8),
             ),
         )
@@ -132,4 +136,5 @@ class RecordingFeatures:
                 clipped_events=list(meta["clipped_events"]),
                 metrics=meta["metrics"],
                 dnsmos_windows=meta["dnsmos_windows"],
+                block_bandwidth_hz=data["block_bandwidth_hz"].astype(np.float32),
             )

@@ -425,3 +425,34 @@ def test_finish_of_an_hour_needs_little_memory() -> None:
         tracemalloc.stop()
     assert values["bandwidth_class"] == "full"
     assert peak < 20e6
+
+
+def test_block_bandwidths_show_where_a_recording_is_band_limited() -> None:
+    # Real full-band speech (48 kHz), 4 s of it as recorded, then the same 4 s low-passed at 4 kHz, then
+    # as recorded again: the blocks say full, narrow, full; the whole recording reads full.
+    x, rate = read_mono("aug_vctk_p286_011.wav")
+    part = x[: 4 * rate]
+    y = np.concatenate([part, lowpass(part, 4000, rate), part])
+    meter = BandwidthMeter(sample_rate=rate)
+    meter.process(y.astype(np.float32))
+    mask = np.ones(round(y.size / rate / 0.01), dtype=bool)
+    blocks = meter.block_bandwidths(speech_mask=mask)
+    assert blocks.shape == (3,)
+    assert bandwidth_class(blocks[0]) == "full" and bandwidth_class(blocks[2]) == "full"
+    assert 3500 <= blocks[1] <= 4300
+    assert meter.finish(speech_mask=mask).values["bandwidth_class"] == "full"
+
+
+def test_block_bandwidths_are_nan_without_enough_speech() -> None:
+    rng = np.random.default_rng(3)
+    y = lowpass(rng.standard_normal(8 * 16000) * 0.1, 3000, 16000).astype(np.float32)
+    meter = BandwidthMeter(sample_rate=16000)
+    meter.process(y)
+    mask = np.zeros(800, dtype=bool)
+    mask[:50] = True  # 0.5 s of "speech" in the first block, none in the second
+    assert np.isnan(meter.block_bandwidths(speech_mask=mask)).all()
+    mask[:200] = True  # 2 s in the first block
+    blocks = meter.block_bandwidths(speech_mask=mask)
+    assert 2800 <= blocks[0] <= 3300 and np.isnan(blocks[1])
+    with pytest.raises(InvalidArgument, match="speech_mask"):
+        meter.block_bandwidths(speech_mask=np.ones((2, 2), dtype=bool))

@@ -593,3 +593,31 @@ def test_bad_arguments_are_named() -> None:
         choose([rec], COSY, top=0)
     with pytest.raises(InvalidArgument, match="twice"):
         candidates([rec, rec], COSY)
+
+
+def test_window_in_a_band_limited_stretch_loses_to_one_in_full_band() -> None:
+    # Uniform reading over 60 s; the fast pass's bandwidth blocks say the first 32 s are phone band
+    # (4 kHz) and the rest full band: every other measure is alike, so the window comes from the rest.
+    segs = reading(0.5, 59.5)
+    rec = synth(segs, duration=60.0)
+    rec.block_bandwidth_hz = np.array([4000.0] * 8 + [24000.0] * 7)
+    best = choose([rec], COSY, slow=False).best
+    assert best is not None
+    assert best.pieces[0].start_s >= 30.0
+    assert best.measures["bandwidth_hz"] == 24000.0
+    narrow = [p for p in candidates([rec], COSY) if p.pieces[0].end_s <= 32.0]
+    assert narrow and all(p.measures["bandwidth_hz"] == 4000.0 for p in narrow)
+    assert all(p.score_parts["bandwidth"] < best.score_parts["bandwidth"] for p in narrow)
+
+
+def test_window_bandwidth_is_the_narrowest_block_mostly_inside() -> None:
+    rec = synth(reading(0.5, 39.5), duration=40.0)
+    rec.block_bandwidth_hz = np.array([24000.0, np.nan, 8000.0, 24000.0, 4000.0, 24000.0, 24000.0, np.nan])
+    idx = RecordingIndex(rec)
+    got = idx.bandwidth_in(
+        np.array([0.0, 1.0, 3.0, 9.0, 20.0, 0.0, 28.0]), np.array([3.0, 10.0, 14.0, 18.0, 28.0, 1.0, 40.0])
+    )
+    # Blocks of 4 s. [0,3): block 0 (3/4 inside); [1,10): blocks 0-2 (block 2 half inside) -> 8000;
+    # [3,14): blocks 1-3 -> 8000; [9,18): blocks 2-4 -> 4000; [20,28): blocks 5-6; [0,1): block 0 by its
+    # middle; [28,40): block 7 (unmeasured) only -> the recording's own bandwidth.
+    assert got.tolist() == [24000.0, 8000.0, 8000.0, 4000.0, 24000.0, 24000.0, 10000.0]

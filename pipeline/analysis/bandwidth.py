@@ -122,6 +122,12 @@ EXCESS_DROP_DB = 15.0
 _NEAR_RATIO_FLOOR = 0.03  # speech/noise power ratio a 400 Hz stretch of pure noise can read by chance
 _MAX_CHUNKS = 64
 
+BLOCK_S = 4.0
+"""Length of the stretches :meth:`BandwidthMeter.block_bandwidths` measures (s)."""
+
+BLOCK_MIN_SPEECH_S = 1.0
+"""Speech a block needs for its own bandwidth (s); blocks with less are NaN."""
+
 
 def bandwidth_class(bandwidth_hz: float) -> str:
     """Class of a bandwidth: ``narrow`` < 4200 Hz, ``wide`` < 8200, ``super_wide`` < 12000, else ``full``."""
@@ -367,6 +373,63 @@ class BandwidthMeter:
         quiet_db = 10.0 * np.log10(_quiet_mean_power_of_counts(counts, n_audible, NOISE_FRACTION) + 1e-30)
         return quiet_db + _noise_floor_ratio_db(self.sample_rate)
 
+    def block_bandwidths(
+        self,
+        *,
+        speech_mask: np.ndarray,
+        block_s: float = BLOCK_S,
+        min_speech_s: float = BLOCK_MIN_SPEECH_S,
+    ) -> np.ndarray:
+        """Effective bandwidth (Hz) of each ``block_s`` stretch of the recording, NaN where not measured.
+
+        The same cliff as :meth:`finish` (plain, then noise-aware against the recording's own noise floor)
+        on the speech segments of each block alone, so a recording whose bandwidth changes along the way
+        (a phone call inside a studio recording, a band-limited take) shows where. A block with less than
+        ``min_speech_s`` of speech, or silent, is NaN. Works chunk by chunk on the stored codes.
+        """
+        mask = np.asarray(speech_mask)
+        if mask.ndim != 1:
+            raise InvalidArgument(f"speech_mask must be 1-D on the 10 ms grid, got shape {mask.shape}")
+        if not (np.isfinite(block_s) and block_s >= 4 * FRAMES_PER_SEGMENT * FRAME_S):
+            raise InvalidArgument(f"block_s must be at least 0.16 s, got {block_s!r}")
+        per = max(1, round(block_s / (FRAMES_PER_SEGMENT * FRAME_S)))
+        chunks = self._code_chunks(rows=per * max(1, 4096 // per))  # chunk edges fall on block edges
+        n = sum(c.shape[0] for c in chunks)
+        n_blocks = -(-n // per)
+        acc = np.zeros((n_blocks, self._n_bands), dtype=np.float64)
+        weight = np.zeros(n_blocks, dtype=np.float64)
+        frames = np.zeros(n * FRAMES_PER_SEGMENT, dtype=bool)
+        m = min(frames.shape[0], mask.shape[0])
+        frames[:m] = mask[:m]
+        speech = np.count_nonzero(frames.reshape(n, FRAMES_PER_SEGMENT), axis=1) / float(FRAMES_PER_SEGMENT)
+        first = 0
+        for c in chunks:
+            w = speech[first : first + c.shape[0]]
+            rows = np.arange(first, first + c.shape[0]) // per
+            first += c.shape[0]
+            if not w.any():
+                continue
+            starts = np.flatnonzero(np.r_[True, rows[1:] != rows[:-1]])
+            acc[rows[starts]] += np.add.reduceat(w[:, None] * _CODE_POWER[c], starts, axis=0)
+            weight[rows[starts]] += np.add.reduceat(w, starts)
+        out = np.full(n_blocks, np.nan)
+        enough = weight * FRAMES_PER_SEGMENT * FRAME_S >= min_speech_s - 1e-9
+        floor_db = self._noise_floor_db() if enough.any() else None
+        for k in np.flatnonzero(enough):
+            spectrum_db = 10.0 * np.log10(acc[k] / weight[k] + 1e-30)
+            if float(spectrum_db.max()) >= _SILENT_DB:
+                out[k] = self._cliff_of(spectrum_db, floor_db)
+        return out
+
+    def _cliff_of(self, spectrum_db: np.ndarray, floor_db: np.ndarray | None) -> float:
+        """The plain cliff of a speech spectrum, else its noise-aware cliff above ``floor_db``, else Nyquist."""
+        bandwidth_hz = find_cliff(spectrum_db, self._edges, drop_db=self.drop_db)
+        if bandwidth_hz >= self._nyquist and floor_db is not None:
+            cliff = find_excess_cliff(spectrum_db - floor_db, self._edges)
+            if cliff is not None:
+                bandwidth_hz = cliff
+        return float(bandwidth_hz)
+
     def finish(self, *, speech_mask: np.ndarray | None = None) -> Measurement:
         """Return ``bandwidth_hz`` and ``bandwidth_class`` for everything processed so far.
 
@@ -396,11 +459,8 @@ class BandwidthMeter:
             return result
         bandwidth_hz = find_cliff(spectrum_db, self._edges, drop_db=self.drop_db)
         if bandwidth_hz >= self._nyquist and speech_mask is not None:
-            floor_db = self._noise_floor_db()  # the speech spectrum is at hand: no speech_excess_db()
-            if floor_db is not None:
-                cliff = find_excess_cliff(spectrum_db - floor_db, self._edges)
-                if cliff is not None:
-                    bandwidth_hz = cliff
+            # The speech spectrum is at hand: no speech_excess_db().
+            bandwidth_hz = self._cliff_of(spectrum_db, self._noise_floor_db())
         result.put("bandwidth_hz", float(bandwidth_hz))
         result.put("bandwidth_class", bandwidth_class(bandwidth_hz))
         return result

@@ -81,6 +81,9 @@ class FastPassResult:
     channel_choice: ChannelChoice
     dnsmos_windows: list[dict[str, float]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    block_bandwidth_hz: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    """Effective bandwidth of each :data:`~pipeline.analysis.bandwidth.BLOCK_S` stretch (NaN: too little
+    speech), for selection: a window inside a band-limited stretch is worse than one outside it."""
 
     @property
     def frame_times(self) -> np.ndarray:
@@ -243,6 +246,7 @@ class FastPass:
             channels=self.channels,
             channel_choice=self.choice,
             dnsmos_windows=list(self._dnsmos_windows),
+            block_bandwidth_hz=self._bandwidth.block_bandwidths(speech_mask=mask),
         )
 
     def _put_dnsmos(self, m: Measurement, mask: np.ndarray) -> None:

@@ -22,6 +22,7 @@ import math
 
 import numpy as np
 
+from pipeline.analysis.bandwidth import BLOCK_S as BANDWIDTH_BLOCK_S
 from pipeline.analysis.base import FRAME_S
 from pipeline.analysis.clipping import MAX_EVENTS
 from pipeline.analysis.snr import SNR_MAX_DB, SNR_MIN_DB
@@ -111,6 +112,13 @@ class RecordingIndex:
         self._c_level = _cumsum0(level)
         self._c_level2 = _cumsum0(level * level)
 
+        blocks = np.asarray(rec.block_bandwidth_hz, dtype=np.float64).reshape(-1)
+        self._block_bandwidth = np.where(np.isfinite(blocks), blocks, np.inf)
+        whole = rec.metrics.get("bandwidth_hz")
+        self._bandwidth = (
+            float(whole) if isinstance(whole, int | float) and math.isfinite(whole) else math.nan
+        )
+
         events = np.sort(np.asarray(rec.clipped_events, dtype=np.float64))
         self.clip_events = events
         self.clip_events_capped = events.size >= MAX_EVENTS
@@ -170,6 +178,25 @@ class RecordingIndex:
             "level_spread_db": spread,
             "dnsmos_ovrl": self.dnsmos_estimate(start_s, end_s),
         }
+
+    def bandwidth_in(self, start_s: np.ndarray, end_s: np.ndarray) -> np.ndarray:
+        """Effective bandwidth (Hz) of each window: the narrowest measured bandwidth block at least half
+        inside it (the block around its middle when none is), else the recording's (NaN if unknown)."""
+        s = np.asarray(start_s, dtype=np.float64)
+        e = np.asarray(end_s, dtype=np.float64)
+        bw = self._block_bandwidth
+        if bw.size == 0:
+            return np.full(s.shape, self._bandwidth)
+        # Block k spans [kB, (k+1)B); it is at least half inside [s, e) for ceil(s/B - 1/2) <= k < floor(e/B + 1/2).
+        a = np.clip(np.ceil(s / BANDWIDTH_BLOCK_S - 0.5), 0, bw.size).astype(np.int64)
+        b = np.clip(np.floor(e / BANDWIDTH_BLOCK_S + 0.5), 0, bw.size).astype(np.int64)
+        mid = np.clip(np.floor((s + e) / 2.0 / BANDWIDTH_BLOCK_S), 0, bw.size - 1).astype(np.int64)
+        empty = b <= a
+        a, b = np.where(empty, mid, a), np.where(empty, mid + 1, b)
+        pairs = np.empty(2 * s.size, dtype=np.int64)
+        pairs[0::2], pairs[1::2] = a, b
+        narrowest = np.minimum.reduceat(np.append(bw, np.inf), pairs)[0::2] if s.size else np.zeros(0)
+        return np.where(np.isinf(narrowest), self._bandwidth, narrowest).reshape(s.shape)
 
     def count_clipped(self, start_s: np.ndarray, end_s: np.ndarray) -> np.ndarray:
         """Clipping events inside each window (float: estimated past the fast pass's event cap)."""

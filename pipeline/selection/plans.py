@@ -125,7 +125,9 @@ def evaluate(
     body = stats.duration_s - rules.edge_s
     level_iqr = iqr(np.concatenate(levels)) if levels else None
     reverb = _weighted_mean([_number(r.metrics.get("reverb_score")) for r in recs], speech)
-    bandwidths = [_number(r.metrics.get("bandwidth_hz")) for r in recs]
+    bandwidths = [
+        float(indexes[p.path].bandwidth_in(np.array([p.start_s]), np.array([p.end_s]))[0]) for p in pieces
+    ]
     known_bw = [b for b in bandwidths if not math.isnan(b)]
     measures: dict[str, Any] = {
         "snr_db": _weighted_mean([m["snr_db"] for m in per], speech),

@@ -198,12 +198,11 @@ def fast_score(idx: RecordingIndex, w: Windows, rules: Rules) -> np.ndarray:
     ratio = np.minimum(m["speech_s"] / np.maximum(body, 1e-9), 1.0)
     metrics = idx.rec.metrics
     reverb = _metric(metrics.get("reverb_score"))
-    bandwidth = _metric(metrics.get("bandwidth_hz"))
     parts = scoring.parts(
         snr_db=m["snr_db"],
         clipped_events=m["clipped_events"],
         reverb_score=np.full(w.i.size, reverb),
-        bandwidth_hz=np.full(w.i.size, bandwidth),
+        bandwidth_hz=idx.bandwidth_in(w.start_s, w.end_s),
         speech_ratio=ratio,
         level_iqr_db=m["level_spread_db"],
         dnsmos_ovrl=m["dnsmos_ovrl"],
