@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 TSTAMP := $(VENV)/.installed-test
 DEMO_OUT ?= out/demo
 
-.PHONY: demo test lint format bench samples clean
+.PHONY: demo test test-browser lint format bench samples clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "error: Python 3.11 or newer is needed (found: $(PYTHON))"; exit 2; }
@@ -27,7 +27,12 @@ demo: $(STAMP)
 
 test: $(TSTAMP)
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest -n 2 -q
+	$(BIN)/python -m pytest -n 2 -q --ignore=tests/browser
+
+# The report in headless Chromium (needs the Debian packages chromium and chromium-driver);
+# screenshots go to out/ci-artifacts/.
+test-browser: $(TSTAMP)
+	$(BIN)/python -m pytest -q tests/browser
 
 lint: $(TSTAMP)
 	$(BIN)/ruff check .

@@ -401,7 +401,53 @@ def run_command(
     code = EXIT_FAILURES if strict and not summary.all_ready else EXIT_OK
     if submit:
         code = max(code, _submit_after_run(summary.out_dir, family, preview, config))
+    _write_report(summary.out_dir)
     raise typer.Exit(code)
+
+
+def _write_report(out_dir: Path) -> None:
+    """Write ``OUT/report.html`` after a run or submit; a report that fails does not fail the run."""
+    from pipeline.report import build_report
+
+    try:
+        path = build_report(out_dir)
+    except Exception as exc:
+        if _state["debug"]:
+            raise
+        err.print(
+            f"voiceprep: the report could not be written ({type(exc).__name__}: {exc}); "
+            f"try `voiceprep --debug report {out_dir}`",
+            markup=False,
+            highlight=False,
+        )
+        return
+    out.print(f"report: {path}", markup=False, highlight=False)
+
+
+@app.command("report")
+def report_command(
+    out_dir: Annotated[Path, typer.Argument(help="A run's output folder.")],
+    output: Annotated[
+        Path | None, typer.Option("--output", help="Where to write the page (default: OUT/report.html).")
+    ] = None,
+    export: Annotated[
+        list[str] | None, typer.Option("--export", help="Also write parquet and/or csv tables.")
+    ] = None,
+) -> None:
+    """Rebuild the HTML quality report of a run from its manifests and voice ledger (no re-analysis)."""
+    from pipeline.report import build_report
+
+    for fmt in export or []:
+        if fmt not in {"parquet", "csv"}:
+            raise typer.BadParameter(f"--export must be parquet or csv (got {fmt!r})")
+    path = build_report(out_dir, dest=output)
+    if export:
+        from pipeline.manifest import export as export_tables
+
+        for fmt in export:
+            for written in export_tables(out_dir, fmt=fmt):
+                out.print(f"wrote {written}", markup=False, highlight=False)
+    out.print(f"report: {path}", markup=False, highlight=False)
 
 
 def _submit_after_run(

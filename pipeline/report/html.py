@@ -1,0 +1,81 @@
+"""Render the report page from :class:`~pipeline.report.data.ReportData` with jinja2 (autoescaped).
+
+The stylesheet and the small script are inlined from ``templates/``; the page's Content-Security-Policy
+allows no network source at all (images only from ``data:``, media only from the page's own origin or
+``file:``, the script only by its hash), so a stray external URL would be blocked *and* reported as a
+console error, which the browser test watches for.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as _dt
+import hashlib
+from functools import lru_cache
+from typing import Any
+
+from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+
+from pipeline.report import fmt
+from pipeline.report.data import STATUSES, ReportData
+
+
+@lru_cache(maxsize=1)
+def environment() -> Environment:
+    """The jinja2 environment: templates from the package, autoescaping on, undefined names are errors."""
+    env = Environment(
+        loader=PackageLoader("pipeline.report", "templates"),
+        autoescape=select_autoescape(enabled_extensions=("html", "j2"), default_for_string=True),
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters.update(
+        num=lambda x, digits=2: fmt.number(x, digits=digits),
+        secs=fmt.seconds,
+        size=fmt.size,
+        metric=fmt.metric_name,
+        mval=lambda x, rule, unit="": fmt.value(rule, x, unit),
+    )
+    return env
+
+
+def _asset(name: str) -> str:
+    env = environment()
+    assert env.loader is not None
+    source, _, _ = env.loader.get_source(env, name)
+    return source
+
+
+def content_security_policy(script: str) -> str:
+    """The page's CSP: nothing from the network; the inline script allowed by its sha256."""
+    digest = base64.b64encode(hashlib.sha256(script.encode("utf-8")).digest()).decode("ascii")
+    return "; ".join(
+        (
+            "default-src 'none'",
+            "img-src data:",
+            "media-src 'self' file:",
+            "style-src 'unsafe-inline'",
+            f"script-src 'sha256-{digest}'",
+            "base-uri 'none'",
+            "form-action 'none'",
+        )
+    )
+
+
+def render(data: ReportData, *, preload: str, built_at: _dt.datetime | None = None) -> str:
+    """The report page as one HTML string."""
+    script = _asset("report.js")
+    built = (built_at or _dt.datetime.now(_dt.UTC)).strftime("%Y-%m-%d %H:%M UTC")
+    context: dict[str, Any] = {
+        "d": data,
+        "run": data.run,
+        "statuses": STATUSES,
+        "css": _asset("report.css"),
+        "script": script,
+        "csp": content_security_policy(script),
+        "preload": preload,
+        "built": built,
+        "title": data.out_dir.resolve().name,
+    }
+    return environment().get_template("report.html.j2").render(context)
