@@ -5,7 +5,7 @@ Recordings are built from the real speech in ``../shared/data`` (``benchmarks/co
 16-30 s of speech at the start, middle or end, and everything else degraded by real noise at 0-10 dB SNR,
 reverb (measured rooms, synthetic T60 0.8 s), hard clipping of 1-3 % of the samples, band-limiting to 4 kHz
 and long pauses (2.5-4 s). Each recording is written as its own speaker (one file per speaker folder, WAV
-PCM16 at 44.1 or 48 kHz), and ``pipeline.run.run`` runs **once** over all of them for CosyVoice, Qwen-TTS
+PCM16 at 44.1 or 48 kHz), and ``pipeline.run`` runs **once** over all of them for CosyVoice, Qwen-TTS
 and MiniMax with the default configuration (slow measures on). The benchmark then scores ``clips.jsonl``:
 
 * **inside**: a ``ready`` clip is inside when every source span it was cut from lies within the clean
@@ -345,7 +345,7 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     """Build the recordings, run voiceprep once, score and re-check the clips; 0 when every target passes."""
     args = _parse(argv)
-    from pipeline.run import run
+    from pipeline.runner import run
 
     t0 = time.perf_counter()
     work = args.keep if args.keep is not None else Path(tempfile.mkdtemp(prefix="selection-bench-"))

@@ -6,6 +6,8 @@ The public API is small::
     a = pipeline.analyze("memo.m4a")            # measure: a.metrics, a.segments, a.frames, a.plot()
     r = pipeline.check("memo.m4a", "qwen-tts")  # judge as the service would: r.verdict, r.checks
     spec = pipeline.load_family("cosyvoice")    # the family's rules
+    pipeline.run("recordings/", "out/", families=["cosyvoice"])  # a whole folder, as `voiceprep run`
+    res = pipeline.load_run("out/")             # res.recordings, res.clips, res.voices (pandas)
 
 Everything is imported lazily so ``import pipeline`` stays fast in worker processes.
 """
@@ -22,6 +24,8 @@ if TYPE_CHECKING:
     from pipeline.families import FamilySpec, list_families, load_family
     from pipeline.families import FamilySpec as Family
     from pipeline.inspection import Analysis, analyze, check
+    from pipeline.results import RunResults, load_run
+    from pipeline.runner import RunSummary, run
 
 _LAZY = {
     "analyze": ("pipeline.inspection", "analyze"),
@@ -33,6 +37,10 @@ _LAZY = {
     "load_family": ("pipeline.families", "load_family"),
     "list_families": ("pipeline.families", "list_families"),
     "probe": ("pipeline.audio.io", "probe"),
+    "load_run": ("pipeline.results", "load_run"),
+    "RunResults": ("pipeline.results", "RunResults"),
+    "RunSummary": ("pipeline.runner", "RunSummary"),
+    "run": ("pipeline.runner", "run"),
 }
 
 __all__ = [
@@ -40,12 +48,16 @@ __all__ = [
     "CheckResult",
     "Family",
     "FamilySpec",
+    "RunResults",
+    "RunSummary",
     "__version__",
     "analyze",
     "check",
     "list_families",
     "load_family",
+    "load_run",
     "probe",
+    "run",
 ]
 
 

@@ -23,7 +23,7 @@ from pipeline.errors import VoiceprepError
 if TYPE_CHECKING:
     from pipeline.checks import CheckResult
     from pipeline.manifest import ClipRow
-    from pipeline.run import RunSummary
+    from pipeline.runner import RunSummary
 
 EXIT_OK = 0
 EXIT_FAILURES = 1
@@ -357,7 +357,7 @@ def run_command(
 ) -> None:
     """Pick, render and re-check the best enrollment clip per speaker and family."""
     from pipeline.config import load_config
-    from pipeline.run import RunError, run
+    from pipeline.runner import RunError, run
 
     if executor is not None and executor not in {"serial", "processes", "dask"}:
         raise typer.BadParameter(f"--executor must be serial, processes or dask (got {executor!r})")

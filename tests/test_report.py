@@ -35,7 +35,7 @@ MEMO = SPEECH / "resem_librispeech_1246-124548-0000.flac"  # 14.38 s of read spe
 
 WEIRD = '<b>"Zoë" & co</b>'  # a speaker name that must be escaped everywhere
 WEIRD_TAKE = f"{WEIRD}/take <1>.wav"
-WEIRD_DIR = "b_Zo_co_b"  # its clip folder (pipeline.run.safe_name)
+WEIRD_DIR = "b_Zo_co_b"  # its clip folder (pipeline.runner.safe_name)
 
 
 # --------------------------------------------------------------------------------------------- parsing
@@ -578,7 +578,7 @@ def test_gather_reads_no_audio(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
 def test_report_of_a_real_run_matches_its_manifests(tmp_path: Path) -> None:
     from pipeline.config import load_config
     from pipeline.manifest import read_rows
-    from pipeline.run import run
+    from pipeline.runner import run
 
     src = tmp_path / "in" / "alice"
     src.mkdir(parents=True)

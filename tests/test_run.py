@@ -35,7 +35,7 @@ from pipeline.config import load_config
 from pipeline.families import ENV_FAMILIES_DIR, families_dir, load_family
 from pipeline.inspection import check
 from pipeline.manifest import fingerprint
-from pipeline.run import RunError, find_inputs, run
+from pipeline.runner import RunError, find_inputs, run
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT / "data" / "samples"

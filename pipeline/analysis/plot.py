@@ -25,9 +25,6 @@ def plot_analysis(analysis: Analysis, *, max_audio_s: float) -> Figure:
     2. the spectrogram of the 16 kHz analysis view (omitted for long files);
     3. the 10 ms frame level in dBFS with the noise floor and the speech frames.
     """
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
     from matplotlib.figure import Figure
 
     from pipeline.inspection import frames_for_plot

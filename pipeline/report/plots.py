@@ -306,9 +306,6 @@ def histogram_svg(
     present = [(v, s) for v, s in values if v is not None]
     if not present:
         return Markup(f'<p class="empty-plot">{escape(title)}: no values in this run</p>')
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
     from matplotlib import rc_context
     from matplotlib.figure import Figure
 

@@ -156,7 +156,7 @@ def demo_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """OUT of a fresh ``voiceprep run data/samples`` (every family) with its report built."""
     from pipeline.config import load_config
     from pipeline.report import build_report
-    from pipeline.run import run
+    from pipeline.runner import run
 
     out = tmp_path_factory.mktemp("demo") / "out"
     run(SAMPLES, out, config=load_config(slow_measures=False), jobs=2)
