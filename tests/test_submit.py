@@ -573,7 +573,7 @@ def real_factory(fake: FakeProviders, t: FakeTime | None = None):
     """``make_provider`` on the fake server, with fake time so retries and review polls cost nothing."""
     t = t or FakeTime()
 
-    def factory(spec, base_url, *, require_key=True):
+    def factory(spec, base_url, *, require_key=True, **options):
         return make_provider(
             spec,
             base_url=base_url,

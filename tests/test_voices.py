@@ -268,7 +268,7 @@ def fake_env(monkeypatch: pytest.MonkeyPatch) -> FakeCloud:
     monkeypatch.setenv("MINIMAX_API_KEY", SECRET)
     made: dict[str, FakeProvider] = {}
 
-    def factory(spec, base_url, *, require_key=True):
+    def factory(spec, base_url, *, require_key=True, **options):
         if spec.name not in made:
             made[spec.name] = FakeProvider(cloud, spec.name, review_polls=0, base_url=base_url or BASE_URL)
         return made[spec.name]
@@ -337,7 +337,7 @@ def test_cli_unknown_outcome_exits_1(
 ) -> None:
     make_run(tmp_path, speakers=["alice"], families=["qwen-tts"])
 
-    def lossy(spec, base_url, *, require_key=True):
+    def lossy(spec, base_url, *, require_key=True, **options):
         return FakeProvider(fake_env, spec.name, faults=["lost_before"])
 
     monkeypatch.setattr(submit_mod, "_default_factory", lossy)
