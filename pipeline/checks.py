@@ -164,6 +164,17 @@ def _num(x: float | None, digits: int = 2) -> str:
     return f"{x:.{digits}f}"
 
 
+def _range(lo: float | None, hi: float | None) -> str:
+    """``10-20``, ``at least 30`` or ``at most 20`` for a range that may be open at one end."""
+    if lo is None and hi is None:
+        return "any"
+    if hi is None:
+        return f"at least {_num(lo)}"
+    if lo is None:
+        return f"at most {_num(hi)}"
+    return f"{_num(lo)}-{_num(hi)}"
+
+
 def check_limits(
     spec: FamilySpec,
     *,
@@ -316,9 +327,9 @@ def check_limits(
                     "s",
                     ok,
                     code,
-                    f"duration {_num(duration)} s (recommended {_num(rec.min)}-{_num(rec.max)} s)",
+                    f"duration {_num(duration)} s (recommended {_range(rec.min, rec.max)} s)",
                     soft=True,
-                    hint=None if ok else f"aim for {_num(rec.min)}-{_num(rec.max)} s of speech",
+                    hint=None if ok else f"aim for {_range(rec.min, rec.max)} s of speech",
                 )
             )
 

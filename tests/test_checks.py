@@ -188,3 +188,11 @@ def test_failed_read_and_combine_and_format_names() -> None:
     assert delivered_format({"format": "mp4", "codec": "aac"}) == "m4a"
     assert delivered_format({"format": "ogg", "codec": "opus"}) == "opus"
     assert delivered_format({"format": "wav", "codec": "pcm_s16le"}) == "wav"
+
+
+def test_open_ended_recommended_range_reads_naturally() -> None:
+    from pipeline.checks import _range
+
+    assert _range(30.0, None) == "at least 30"
+    assert _range(None, 20.0) == "at most 20"
+    assert _range(10.0, 20.5) == "10-20.50"
