@@ -410,7 +410,7 @@ def _write_report(out_dir: Path) -> None:
     from pipeline.report import build_report
 
     try:
-        path = build_report(out_dir)
+        path = build_report(out_dir, reuse=True)
     except Exception as exc:
         if _state["debug"]:
             raise

@@ -711,3 +711,23 @@ def test_limits_read_naturally() -> None:
     assert fmt.limit("recommended_duration_s", "in", [30.0, None], "s") == "≥ 30 s"
     assert fmt.limit("format", "in", ["wav", "mp3"], "") == "in wav, mp3"
     assert fmt.seconds(198.5) == "3:18" and fmt.seconds(3725) == "1:02:05" and fmt.seconds(None) == "—"
+
+
+def test_reuse_keeps_a_page_built_from_the_same_results_and_rebuilds_after_a_change(tmp_path: Path) -> None:
+    out = make_run(tmp_path)
+    page = build_report(out, reuse=True)
+    first = page.read_bytes()
+    page.write_bytes(first + b"<!-- marker -->")  # to see whether the next call rewrites it
+    run = json.loads((out / "run.json").read_text())
+    run["seconds"] = 999.0  # a resumed run: other times, same results
+    (out / "run.json").write_text(json.dumps(run))
+    build_report(out, reuse=True)
+    assert page.read_bytes().endswith(b"<!-- marker -->")
+    build_report(out)  # without reuse: always built
+    assert not page.read_bytes().endswith(b"<!-- marker -->")
+    page.write_bytes(first + b"<!-- marker -->")
+    rows = [json.loads(line) for line in (out / "clips.jsonl").read_text().splitlines()]
+    rows[0]["reasons"] = ["low_snr"]
+    (out / "clips.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    build_report(out, reuse=True)
+    assert not page.read_bytes().endswith(b"<!-- marker -->")

@@ -199,13 +199,17 @@ def _prune(files_dir: Path, keep: Iterable[str]) -> None:
             p.unlink(missing_ok=True)
 
 
-def build_report(out_dir: Path, *, dest: Path | None = None, jobs: int | None = None) -> Path:
+def build_report(
+    out_dir: Path, *, dest: Path | None = None, jobs: int | None = None, reuse: bool = False
+) -> Path:
     """Write the HTML report of the run in ``out_dir`` and return its path.
 
     ``dest`` defaults to ``OUT/report.html``; links to clips and excerpts are relative to ``dest``'s
     folder, so keep the page and ``OUT`` where they are relative to each other. Source excerpts go to
     ``OUT/report_files/`` (reused when unchanged, stale ones removed). The page is written atomically.
-    ``jobs`` threads draw the speakers (default: up to 4, one per core).
+    ``jobs`` threads draw the speakers (default: up to 4, one per core). With ``reuse``, a page built
+    from the very same results (manifests, ledger, run settings; times aside) is kept as it is: a resumed
+    run does not draw everything again.
 
     Raises:
         InvalidArgument: ``out_dir`` is not a run folder, ``dest``'s folder does not exist, or ``jobs`` < 1.
@@ -214,8 +218,12 @@ def build_report(out_dir: Path, *, dest: Path | None = None, jobs: int | None = 
     from pipeline.report.html import render
 
     out_dir = Path(out_dir)
-    data = gather(out_dir)
     dest = Path(dest) if dest is not None else out_dir / REPORT_FILE
+    key = _results_key(out_dir, dest)
+    key_file = out_dir / ".cache" / "report.key"
+    if reuse and dest.is_file() and key_file.is_file() and key_file.read_text() == key:
+        return dest
+    data = gather(out_dir)
     if not dest.parent.is_dir():
         raise InvalidArgument(f"dest {str(dest)!r}: its folder does not exist")
     if dest.is_dir():
@@ -256,4 +264,42 @@ def build_report(out_dir: Path, *, dest: Path | None = None, jobs: int | None = 
     page = render(data, preload="metadata" if players <= PRELOAD_LIMIT else "none")
     encoded = page.encode("utf-8")
     atomic_write_bytes(dest, lambda fh: fh.write(encoded))
+    key_file.parent.mkdir(exist_ok=True)
+    atomic_write_bytes(key_file, lambda fh: fh.write(key.encode()))
     return dest
+
+
+_VOLATILE_RUN_KEYS = ("started", "seconds", "timings", "tasks")
+"""``run.json`` entries that differ between a run and its resumed twin without changing any result."""
+
+
+def _results_key(out_dir: Path, dest: Path) -> str:
+    """A digest of everything the page shows apart from times: manifests, run settings, ledger, code."""
+    import hashlib
+    import json
+
+    from pipeline import __version__
+    from pipeline.ledger import default_ledger_path, read_voices
+
+    h = hashlib.sha256(f"{__version__}|{dest.resolve()}".encode())
+    for name in ("recordings.jsonl", "clips.jsonl"):
+        path = out_dir / name
+        h.update(path.read_bytes() if path.is_file() else b"-")
+    try:
+        run = json.loads((out_dir / "run.json").read_text())
+    except (OSError, ValueError):
+        run = None
+    configured = None
+    if isinstance(run, dict):
+        configured = (run.get("config") or {}).get("ledger")
+        run = {k: v for k, v in run.items() if k not in _VOLATILE_RUN_KEYS}
+    h.update(json.dumps(run, sort_keys=True, default=str).encode())
+    try:
+        voices: object = read_voices(default_ledger_path(out_dir, configured))
+    except Exception as exc:  # a damaged ledger: the page says so; rebuild whenever it is asked for
+        voices = f"unreadable {type(exc).__name__} {os.urandom(8).hex()}"
+    h.update(json.dumps(voices, sort_keys=True, default=str).encode())
+    templates = Path(__file__).parent / "templates"
+    for t in sorted(templates.iterdir()):
+        h.update(t.read_bytes())
+    return h.hexdigest()
