@@ -266,7 +266,7 @@ def analyze_input(
     }
     _write_json(row_path, ok)
     del result, features
-    release_free_memory(collect=True)
+    release_free_memory()
     return {"row": ok, "features": str(feat_path)}
 
 
@@ -332,7 +332,7 @@ def make_clip(
     row["key"] = key
     _write_json(row_path, row)
     del recordings
-    release_free_memory(collect=True)
+    release_free_memory()
     return row
 
 
