@@ -456,3 +456,24 @@ def test_block_bandwidths_are_nan_without_enough_speech() -> None:
     assert 2800 <= blocks[0] <= 3300 and np.isnan(blocks[1])
     with pytest.raises(InvalidArgument, match="speech_mask"):
         meter.block_bandwidths(speech_mask=np.ones((2, 2), dtype=bool))
+
+
+def test_cliffs_of_many_spectra_at_once_equal_one_at_a_time() -> None:
+    # Rows with cliffs at different edges, none, and a quiet floor: the batched search must keep each
+    # row's own answer (rows leave the search when their cliff is found).
+    from pipeline.analysis.bandwidth import find_cliffs
+
+    edges = np.arange(0.0, 24001.0, 100.0)
+    centres = (edges[:-1] + edges[1:]) / 2
+    rng = np.random.default_rng(5)
+    rows = []
+    for cutoff in (3400.0, 4000.0, 7000.0, 11000.0, 16000.0, None):
+        level = -20.0 - centres / 1000.0 + rng.normal(0.0, 1.0, centres.size)
+        if cutoff is not None:
+            level = np.where(centres > cutoff, -110.0 + rng.normal(0.0, 1.0, centres.size), level)
+        rows.append(level)
+    rows.append(np.full(centres.size, -150.0))
+    spectra = np.array(rows)
+    batched = find_cliffs(spectra, edges)
+    assert batched.tolist() == [find_cliff(r, edges) for r in spectra]
+    assert batched[0] == 3400.0 and batched[1] == 4000.0 and batched[4] == 16000.0 and batched[5] == 24000.0

@@ -192,6 +192,9 @@ class BandwidthMeter:
         self._n_segments = 0
         self._n_samples = 0
         self._chunks: list[np.ndarray] = []
+        self.noise_aware_cliff = False
+        """True after :meth:`finish` when the bandwidth came from the noise-aware cliff (a band limit
+        under hiss); :meth:`block_bandwidths` then needs ``noise_aware`` to see it in blocks too."""
 
     @property
     def band_edges_hz(self) -> np.ndarray:
@@ -379,13 +382,16 @@ class BandwidthMeter:
         speech_mask: np.ndarray,
         block_s: float = BLOCK_S,
         min_speech_s: float = BLOCK_MIN_SPEECH_S,
+        noise_aware: bool = False,
     ) -> np.ndarray:
         """Effective bandwidth (Hz) of each ``block_s`` stretch of the recording, NaN where not measured.
 
-        The same cliff as :meth:`finish` (plain, then noise-aware against the recording's own noise floor)
-        on the speech segments of each block alone, so a recording whose bandwidth changes along the way
-        (a phone call inside a studio recording, a band-limited take) shows where. A block with less than
-        ``min_speech_s`` of speech, or silent, is NaN. Works chunk by chunk on the stored codes.
+        The plain cliff of :meth:`finish` (:func:`find_cliff`, all blocks at once) on the speech segments
+        of each block alone, so a recording whose bandwidth changes along the way (a phone call inside a
+        studio recording, a band-limited take) shows where. With ``noise_aware`` (worth it only when the
+        whole recording's bandwidth needed it: a band limit under hiss), blocks without a plain cliff get
+        the noise-aware one against the recording's noise floor, as :meth:`finish` does. A block with less
+        than ``min_speech_s`` of speech, or silent, is NaN. Works chunk by chunk on the stored codes.
         """
         mask = np.asarray(speech_mask)
         if mask.ndim != 1:
@@ -414,11 +420,19 @@ class BandwidthMeter:
             weight[rows[starts]] += np.add.reduceat(w, starts)
         out = np.full(n_blocks, np.nan)
         enough = weight * FRAMES_PER_SEGMENT * FRAME_S >= min_speech_s - 1e-9
-        floor_db = self._noise_floor_db() if enough.any() else None
-        for k in np.flatnonzero(enough):
-            spectrum_db = 10.0 * np.log10(acc[k] / weight[k] + 1e-30)
-            if float(spectrum_db.max()) >= _SILENT_DB:
-                out[k] = self._cliff_of(spectrum_db, floor_db)
+        spectra_db = 10.0 * np.log10(acc[enough] / weight[enough, None] + 1e-30)
+        audible = spectra_db.max(axis=1) >= _SILENT_DB if spectra_db.size else np.zeros(0, dtype=bool)
+        cliffs = find_cliffs(spectra_db[audible], self._edges, drop_db=self.drop_db)
+        floor_db = self._noise_floor_db() if noise_aware and audible.any() else None
+        if floor_db is not None:
+            # Only where no plain cliff was found (as finish() does); slow, so only when asked.
+            rows = spectra_db[audible]
+            for k in np.flatnonzero(cliffs >= self._nyquist):
+                cliff = find_excess_cliff(rows[k] - floor_db, self._edges)
+                if cliff is not None:
+                    cliffs[k] = cliff
+        measured = np.flatnonzero(enough)[audible]
+        out[measured] = cliffs
         return out
 
     def _cliff_of(self, spectrum_db: np.ndarray, floor_db: np.ndarray | None) -> float:
@@ -461,6 +475,7 @@ class BandwidthMeter:
         if bandwidth_hz >= self._nyquist and speech_mask is not None:
             # The speech spectrum is at hand: no speech_excess_db().
             bandwidth_hz = self._cliff_of(spectrum_db, self._noise_floor_db())
+            self.noise_aware_cliff = bandwidth_hz < self._nyquist
         result.put("bandwidth_hz", float(bandwidth_hz))
         result.put("bandwidth_class", bandwidth_class(bandwidth_hz))
         return result
@@ -490,28 +505,46 @@ def find_cliff(spectrum_db: np.ndarray, band_edges_hz: np.ndarray, *, drop_db: f
     a cliff above 1 kHz the bandwidth is the last band edge (Nyquist).
     """
     levels, edges = _bands(spectrum_db, band_edges_hz, name="spectrum_db")
+    return float(find_cliffs(levels[None, :], edges, drop_db=drop_db)[0])
+
+
+def find_cliffs(spectra_db: np.ndarray, band_edges_hz: np.ndarray, *, drop_db: float = 20.0) -> np.ndarray:
+    """:func:`find_cliff` of every row of ``spectra_db`` (rows x bands) at once, as an array of Hz."""
+    levels = np.asarray(spectra_db, dtype=np.float64)
+    edges = np.asarray(band_edges_hz, dtype=np.float64)
+    if levels.ndim != 2 or edges.shape != (levels.shape[1] + 1,):
+        raise InvalidArgument(
+            f"band_edges_hz must have one more entry than spectra_db has columns, got {edges.shape} and "
+            f"{levels.shape}"
+        )
     nyquist = float(edges[-1])
     lower = edges[:-1]
-    peak = float(levels.max())
-    for e in range(levels.shape[0] - 1, 0, -1):
+    out = np.full(levels.shape[0], nyquist)
+    if levels.shape[0] == 0:
+        return out
+    peak = levels.max(axis=1)
+    todo = np.arange(levels.shape[0])
+    for e in range(levels.shape[1] - 1, 0, -1):
         edge_hz = float(lower[e])
-        if edge_hz < _MIN_CLIFF_HZ:
+        if edge_hz < _MIN_CLIFF_HZ or todo.size == 0:
             break
-        if nyquist - (edge_hz + _TRANSITION_HZ) < _MIN_ABOVE_HZ:
-            continue
-        below = levels[(lower >= edge_hz - _REFERENCE_HZ) & (lower < edge_hz)]
-        reference = float(np.median(below))
-        if reference < peak - _CONTENT_RANGE_DB or levels[e - 1] < reference - _EDGE_WITHIN_DB:
-            continue
-        limit = reference - drop_db
         above_from = edge_hz + _TRANSITION_HZ
-        near = levels[(lower >= above_from) & (lower < above_from + _NEAR_HZ)]
-        above = levels[lower >= above_from]
-        if near.size == 0 or float(near.max()) > limit:
+        near_bands = (lower >= above_from) & (lower < above_from + _NEAR_HZ)
+        if nyquist - above_from < _MIN_ABOVE_HZ or not near_bands.any():
             continue
-        if float(np.percentile(above, _STAYS_DOWN_PERCENTILE)) <= limit:
-            return edge_hz
-    return nyquist
+        rows = levels[todo]
+        reference = np.median(rows[:, (lower >= edge_hz - _REFERENCE_HZ) & (lower < edge_hz)], axis=1)
+        limit = reference - drop_db
+        found = (reference >= peak[todo] - _CONTENT_RANGE_DB) & (
+            rows[:, e - 1] >= reference - _EDGE_WITHIN_DB
+        )
+        found &= rows[:, near_bands].max(axis=1) <= limit
+        if found.any():
+            stays = np.percentile(rows[found][:, lower >= above_from], _STAYS_DOWN_PERCENTILE, axis=1)
+            found[found] = stays <= limit[found]
+            out[todo[found]] = edge_hz
+            todo = todo[~found]
+    return out
 
 
 def _band_histograms(codes: np.ndarray) -> np.ndarray:

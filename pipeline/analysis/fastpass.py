@@ -246,7 +246,9 @@ class FastPass:
             channels=self.channels,
             channel_choice=self.choice,
             dnsmos_windows=list(self._dnsmos_windows),
-            block_bandwidth_hz=self._bandwidth.block_bandwidths(speech_mask=mask),
+            block_bandwidth_hz=self._bandwidth.block_bandwidths(
+                speech_mask=mask, noise_aware=self._bandwidth.noise_aware_cliff
+            ),
         )
 
     def _put_dnsmos(self, m: Measurement, mask: np.ndarray) -> None:
