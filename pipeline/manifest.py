@@ -176,6 +176,8 @@ class RecordingRow(_Row):
     """format, codec, sample_rate, channels, duration_s, bytes, sample_format."""
     metrics: dict[str, Any] | None = None
     null_reasons: dict[str, str] = Field(default_factory=dict)
+    speech_segments: list[list[float]] = Field(default_factory=list)
+    """``[start_s, end_s]`` of every speech segment the fast pass found (for plots and the report)."""
     error_type: str | None = None
     seconds: float | None = None
 

@@ -126,6 +126,7 @@ RECORDING_SCHEMA: tuple[tuple[str, str], ...] = (
     *_columns("probe", PROBE_COLUMNS),
     *_columns("metrics", METRIC_COLUMNS),
     ("null_reasons", _O),
+    ("speech_segments", _O),
     ("error_type", _S),
     ("seconds", _F),
 )

@@ -43,7 +43,7 @@ from pipeline.manifest import (
 )
 from pipeline.memory import release_free_memory
 
-CACHE_VERSION = 2
+CACHE_VERSION = 3
 """Bumped when cached rows or features change meaning; old cache entries are then ignored."""
 
 PROBE_KEYS = ("format", "codec", "sample_rate", "channels", "duration_s", "bytes", "sample_format")
@@ -263,6 +263,7 @@ def analyze_input(
         "message": "; ".join(result.warnings),
         "metrics": result.metrics,
         "null_reasons": result.null_reasons,
+        "speech_segments": [[round(a, 3), round(b, 3)] for a, b in result.segments],
     }
     _write_json(row_path, ok)
     del result, features
