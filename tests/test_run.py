@@ -10,6 +10,7 @@ rendered clip still runs DNSMOS, as ``voiceprep check`` does.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import os
 import shutil
@@ -272,7 +273,7 @@ def test_recordings_manifest_has_one_row_per_file_with_the_field_contract(
     # Speech segments (for the report's waveforms): ordered, inside the file, adding up to the speech.
     spans = memo["speech_segments"]
     assert spans and all(0.0 <= a < b <= 21.05 for a, b in spans)
-    assert all(b1 <= a2 for (_, b1), (a2, _) in zip(spans, spans[1:], strict=False))
+    assert all(b1 <= a2 for (_, b1), (a2, _) in itertools.pairwise(spans))
     assert sum(b - a for a, b in spans) == pytest.approx(memo["metrics"]["speech_s"], abs=0.05)
     loose = by_path[f"{LOOSE}.flac"]
     assert (loose["probe"]["format"], loose["probe"]["sample_rate"]) == ("flac", 16000)
