@@ -23,7 +23,7 @@ $(TSTAMP): pyproject.toml | $(BIN)/python
 
 demo: $(STAMP)
 	$(BIN)/voiceprep run data/samples --out $(DEMO_OUT)
-	@echo "clips are in $(DEMO_OUT)/clips/; try: $(BIN)/voiceprep check $(DEMO_OUT)/clips/carol/qwen-tts.wav -f qwen-tts"
+	@echo "open $(DEMO_OUT)/report.html in a browser; clips are in $(DEMO_OUT)/clips/; try: $(BIN)/voiceprep check $(DEMO_OUT)/clips/carol/qwen-tts.wav -f qwen-tts"
 
 test: $(TSTAMP)
 	$(BIN)/ruff check .
