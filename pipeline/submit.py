@@ -679,6 +679,19 @@ class _Run:
         self.preview(provider, clip, row, kw)
         return self.outcome(clip, row, **kw)
 
+    def missing_clip(self, clip: ClipRow, model: str) -> SubmitOutcome | None:
+        """The ``not_found`` failure when the clip's file is gone, else None."""
+        if clip.clip and (self.out_dir / clip.clip).is_file():
+            return None
+        return self.outcome(
+            clip,
+            None,
+            target_model=model,
+            status="failed",
+            reason="not_found",
+            message=f"clip file {clip.clip} is missing",
+        )
+
     def submit(self, clip: ClipRow) -> SubmitOutcome:
         assert self.ledger is not None
         spec = self.specs[clip.family]
@@ -691,15 +704,9 @@ class _Run:
                 reason=self.stopped[clip.family],
                 message="not tried: an earlier create of this family failed the same way",
             )
-        if not clip.clip or not (self.out_dir / clip.clip).is_file():
-            return self.outcome(
-                clip,
-                None,
-                target_model=model,
-                status="failed",
-                reason="not_found",
-                message=f"clip file {clip.clip} is missing",
-            )
+        missing = self.missing_clip(clip, model)
+        if missing is not None:
+            return missing
         clip_path = self.out_dir / clip.clip
         sha = _sha256_file(clip_path)
         provider = self.pool.get(spec)
@@ -812,15 +819,9 @@ class _Run:
                 voice_id=clip.voice_id,
                 message="already submitted; would re-verify",
             )
-        if not clip.clip or not (self.out_dir / clip.clip).is_file():
-            return self.outcome(
-                clip,
-                None,
-                target_model=model,
-                status="failed",
-                reason="not_found",
-                message=f"clip file {clip.clip} is missing",
-            )
+        missing = self.missing_clip(clip, model)
+        if missing is not None:
+            return missing
         clip_path = self.out_dir / clip.clip
         sha = _sha256_file(clip_path)
         provider = self.pool.get(spec)

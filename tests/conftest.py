@@ -1,14 +1,16 @@
-"""Shared test fixtures: where the real recordings live, and a small PyAV encoder for making test files."""
+"""Shared test fixtures: where the real recordings live, a small PyAV encoder for making test files, and
+the local fake of the provider APIs."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from fractions import Fraction
 from pathlib import Path
 
 import av
 import numpy as np
 import pytest
+from fake_providers import FakeProviders
 
 DATA_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
@@ -78,3 +80,12 @@ def _encode_with_av(
 def av_encode() -> Callable[..., Path]:
     """``av_encode(path, container_format, tracks, *, video_frames=0, video_codec="mpeg4") -> path``."""
     return _encode_with_av
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeProviders]:
+    """A running local fake of the provider APIs (``tests/fake_providers.py``); after the test, it must
+    have met no bug of its own."""
+    with FakeProviders() as server:
+        yield server
+        assert not server.errors, server.errors[0]

@@ -23,11 +23,8 @@ Usage::
 
     from fake_providers import Fault, FakeProviders, make_wav
 
-    @pytest.fixture
-    def fake():
-        with FakeProviders() as server:
-            yield server
-            assert not server.errors          # no bug inside the fake itself
+    # the ``fake`` fixture (tests/conftest.py) runs one server per test and, afterwards, asserts
+    # ``not server.errors`` (no bug inside the fake itself)
 
     def test_x(fake, monkeypatch):
         for name, value in fake.env().items():      # DASHSCOPE_API_KEY, DASHSCOPE_BASE_URL, MINIMAX_...
@@ -59,6 +56,8 @@ API (all thread-safe):
   ``Fault.delay(seconds, after_action=True)`` (give clients a short ``read_timeout_s``),
   ``Fault.malformed(after_action=True)``, ``Fault.quota()``. ``later(s)`` is an HTTP date for Retry-After.
 - :class:`FakeTime`: a fake ``sleep``/``clock``/``wall`` for clients, so retries cost no real time.
+- ``provider_client(fake, family, t=None, *, env=None, seed=1, **options)``: ``make_provider`` aimed at the
+  fake with fake time and a short retry policy; ``create_request(clip, family, target_model, name, **fields)``.
 - ``requests`` (list of :class:`Recorded`), ``requests_to(endpoint)``, ``clear_requests()``,
   ``seen_text(include_auth=False)``: everything the server received, auth header values left out unless
   asked; ``errors``: tracebacks of bugs inside the fake; ``reset()`` clears everything but the keys.
@@ -75,6 +74,7 @@ import hashlib
 import io
 import json
 import math
+import random
 import re
 import struct
 import threading
@@ -85,8 +85,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
+
+from pipeline.providers import CreateRequest, VoiceProvider, make_provider
+from pipeline.providers.http import RetryPolicy
 
 ENDPOINTS = (
     "cosyvoice.create_voice",
@@ -182,6 +186,39 @@ class FakeTime:
     def wall(self) -> float:
         """Wall-clock seconds since the epoch (for Retry-After dates)."""
         return self.epoch + self.now
+
+
+def provider_client(
+    fake: FakeProviders,
+    family: str,
+    t: FakeTime | None = None,
+    *,
+    env: dict[str, str] | None = None,
+    seed: int = 1,
+    **options: Any,
+) -> VoiceProvider:
+    """``make_provider(family)`` aimed at ``fake``: fake time (``t``, a new :class:`FakeTime` by default),
+    a seeded jitter source and a short retry policy (4 attempts, 2 s connect / 5 s read timeouts) unless
+    ``policy`` is given. ``env`` replaces ``fake.env()``; other ``options`` go to ``make_provider``."""
+    t = t or FakeTime()
+    options.setdefault("policy", RetryPolicy(max_attempts=4, connect_timeout_s=2.0, read_timeout_s=5.0))
+    return make_provider(
+        family,
+        environ=env if env is not None else fake.env(),
+        sleep=t.sleep,
+        clock=t.clock,
+        wall=t.wall,
+        rng=random.Random(seed),
+        **options,
+    )
+
+
+def create_request(clip: Path, family: str, target_model: str, name: str, **fields: Any) -> CreateRequest:
+    """A :class:`CreateRequest` for the clip file ``clip`` (its sha256 computed here); ``fields`` as given."""
+    digest = hashlib.sha256(clip.read_bytes()).hexdigest()
+    return CreateRequest(
+        family=family, target_model=target_model, name=name, clip_path=clip, clip_sha256=digest, **fields
+    )
 
 
 @dataclass(frozen=True)
@@ -293,6 +330,14 @@ class _Reply:
         self.payload = payload
         self.headers = headers or {}
         self.content_type = content_type
+
+
+class _Refused(Exception):
+    """An early answer (a 400-style refusal) raised by a request check and returned by :func:`_dispatch`."""
+
+    def __init__(self, reply: _Reply) -> None:
+        super().__init__(reply.status)
+        self.reply = reply
 
 
 class FakeProviders:
@@ -613,16 +658,11 @@ class _Handler(BaseHTTPRequestHandler):
         rec.fault = fault.kind if fault else None
         try:
             if fault is not None and not fault.after_action:
-                if fault.kind == "drop":
-                    rec.status = None
-                    self.close_connection = True
+                if self._cut_short(rec, fault):
                     return
                 if fault.kind == "delay":
                     fake._stopping.wait(fault.seconds)
                     self._send(rec, _fault_reply(route, Fault.http(503), fake))
-                    return
-                if fault.kind == "malformed":
-                    self._send_raw(rec, 200, b'{"output": {"voice', "application/json")
                     return
                 self._send(rec, _fault_reply(route, fault, fake))
                 return
@@ -632,18 +672,24 @@ class _Handler(BaseHTTPRequestHandler):
                 fake.errors.append(traceback.format_exc())
                 reply = _Reply(500, {"code": "InternalError", "message": "bug in the fake server"})
             if fault is not None:  # after the work was done
-                if fault.kind == "drop":
-                    rec.status = None
-                    self.close_connection = True
+                if self._cut_short(rec, fault):
                     return
                 if fault.kind == "delay":
                     fake._stopping.wait(fault.seconds)
-                elif fault.kind == "malformed":
-                    self._send_raw(rec, 200, b'{"output": {"voice', "application/json")
-                    return
             self._send(rec, reply)
         except (BrokenPipeError, ConnectionResetError, ConnectionAbortedError):
             pass
+
+    def _cut_short(self, rec: Recorded, fault: Fault) -> bool:
+        """Answer a ``drop`` (close without a reply) or ``malformed`` (truncated JSON) fault; True if it was one."""
+        if fault.kind == "drop":
+            rec.status = None
+            self.close_connection = True
+            return True
+        if fault.kind == "malformed":
+            self._send_raw(rec, 200, b'{"output": {"voice', "application/json")
+            return True
+        return False
 
     def _send(self, rec: Recorded, reply: _Reply) -> None:
         headers = dict(reply.headers)
@@ -881,7 +927,10 @@ def _dispatch(endpoint: str, rec: Recorded, fake: FakeProviders) -> _Reply:
             return _ds_error(400, "InvalidParameter", "unknown model or action")
         return _Reply(404, {"error": "not found"})
     with fake._lock:
-        return handler(rec, fake)
+        try:
+            return handler(rec, fake)
+        except _Refused as refused:
+            return refused.reply
 
 
 def _presented(rec: Recorded, header: str, fake: FakeProviders) -> str:
@@ -916,74 +965,68 @@ def _bad(message: str) -> _Reply:
     return _ds_error(400, "InvalidParameter", message)
 
 
-def _check_fields(inp: dict[str, Any], required: tuple[str, ...], optional: tuple[str, ...]) -> _Reply | None:
-    for name in required:
-        if name not in inp or inp[name] in (None, ""):
-            return _bad(f"Missing required parameter: input.{name}")
-    unknown = set(inp) - set(required) - set(optional) - {"action"}
-    if unknown:
-        return _bad(f"Unknown parameter: input.{sorted(unknown)[0]}")
-    return None
-
-
-def _enroll_input(rec: Recorded) -> tuple[dict[str, Any] | None, _Reply | None]:
+def _enroll_input(
+    rec: Recorded, required: tuple[str, ...] = (), optional: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    """The ``input`` of a customization call, which must hold ``required`` and may hold ``optional``
+    (raises :class:`_Refused` with DashScope's 400 otherwise)."""
     if (rec.header("Content-Type") or "").split(";")[0] != "application/json":
-        return None, _bad("Content-Type must be application/json")
+        raise _Refused(_bad("Content-Type must be application/json"))
     body = rec.json
     if not isinstance(body, dict) or set(body) - {"model", "input", "parameters"}:
-        return None, _bad("body must be {model, input}")
+        raise _Refused(_bad("body must be {model, input}"))
     inp = body.get("input")
     if not isinstance(inp, dict):
-        return None, _bad("Missing required parameter: input")
-    return inp, None
+        raise _Refused(_bad("Missing required parameter: input"))
+    for name in required:
+        if name not in inp or inp[name] in (None, ""):
+            raise _Refused(_bad(f"Missing required parameter: input.{name}"))
+    unknown = set(inp) - set(required) - set(optional) - {"action"}
+    if unknown:
+        raise _Refused(_bad(f"Unknown parameter: input.{sorted(unknown)[0]}"))
+    return inp
 
 
-def _paging(inp: dict[str, Any]) -> tuple[int, int] | _Reply:
+def _paging(inp: dict[str, Any]) -> tuple[int, int]:
     index, size = inp.get("page_index", 0), inp.get("page_size", 10)
     if not isinstance(index, int) or isinstance(index, bool) or index < 0:
-        return _bad("page_index must be an integer >= 0")
+        raise _Refused(_bad("page_index must be an integer >= 0"))
     if not isinstance(size, int) or isinstance(size, bool) or not 1 <= size <= 1000:
-        return _bad("page_size must be an integer in [1, 1000]")
+        raise _Refused(_bad("page_size must be an integer in [1, 1000]"))
     return index, size
 
 
-def _resolve_url(url: Any, rec: Recorded, fake: FakeProviders) -> tuple[bytes | None, _Reply | None]:
+def _resolve_url(url: Any, rec: Recorded, fake: FakeProviders) -> bytes:
     """The audio bytes a CosyVoice ``url`` points to, as the service would fetch them."""
     if not isinstance(url, str) or not url:
-        return None, _bad("Missing required parameter: input.url")
+        raise _Refused(_bad("Missing required parameter: input.url"))
     if url.startswith("oss://"):
         if (rec.header("X-DashScope-OssResourceResolve") or "").lower() != "enable":
-            return None, _bad("oss:// resources need the header X-DashScope-OssResourceResolve: enable")
+            raise _Refused(_bad("oss:// resources need the header X-DashScope-OssResourceResolve: enable"))
         content = fake.oss_objects.get(url[len("oss://") :])
         if content is None:
-            return None, _bad("download audio failed: the oss object does not exist")
-        return content, None
+            raise _Refused(_bad("download audio failed: the oss object does not exist"))
+        return content
     match = _DATA_URI.fullmatch(url)
     if url.startswith("data:"):
         if not match:
-            return None, _bad("url: unsupported data URI")
+            raise _Refused(_bad("url: unsupported data URI"))
         try:
-            return base64.b64decode(match.group(2), validate=True), None
+            return base64.b64decode(match.group(2), validate=True)
         except ValueError:
-            return None, _bad("url: the data URI is not valid base64")
+            raise _Refused(_bad("url: the data URI is not valid base64")) from None
     if url.startswith(f"{fake.url}/public/"):
         content = fake.public.get(unquote(url[len(f"{fake.url}/public/") :]))
         if content is None:
-            return None, _bad(f"download audio failed: {url} answered 404")
-        return content, None
+            raise _Refused(_bad(f"download audio failed: {url} answered 404"))
+        return content
     if url.startswith(("http://", "https://")):
-        return None, _bad(f"download audio failed: {url} is not reachable")
-    return None, _bad("url: expected an http(s), oss:// or data: URL")
+        raise _Refused(_bad(f"download audio failed: {url} is not reachable"))
+    raise _Refused(_bad("url: expected an http(s), oss:// or data: URL"))
 
 
 def _cosy_create(rec: Recorded, fake: FakeProviders) -> _Reply:
-    inp, err = _enroll_input(rec)
-    if err:
-        return err
-    assert inp is not None
-    err = _check_fields(inp, ("target_model", "prefix", "url"), ("language_hints", "enable_preprocess"))
-    if err:
-        return err
+    inp = _enroll_input(rec, ("target_model", "prefix", "url"), ("language_hints", "enable_preprocess"))
     if inp["target_model"] not in COSYVOICE_MODELS:
         return _bad(f"target_model {inp['target_model']!r} is not supported")
     if not isinstance(inp["prefix"], str) or not _COSY_PREFIX.fullmatch(inp["prefix"]):
@@ -993,10 +1036,7 @@ def _cosy_create(rec: Recorded, fake: FakeProviders) -> _Reply:
         return _bad("language_hints must be a list of strings")
     if "enable_preprocess" in inp and not isinstance(inp["enable_preprocess"], bool):
         return _bad("enable_preprocess must be a boolean")
-    content, err = _resolve_url(inp["url"], rec, fake)
-    if err:
-        return err
-    assert content is not None
+    content = _resolve_url(inp["url"], rec, fake)
     if not content or len(content) > _MAX_DASHSCOPE_BYTES:
         return _ds_error(400, "Audio.FileSizeExceed", "audio file is empty or larger than 10 MB")
     if fake._over_quota("cosyvoice"):
@@ -1014,17 +1054,8 @@ def _cosy_view(record: dict[str, Any]) -> dict[str, Any]:
 
 
 def _cosy_list(rec: Recorded, fake: FakeProviders) -> _Reply:
-    inp, err = _enroll_input(rec)
-    if err:
-        return err
-    assert inp is not None
-    err = _check_fields(inp, (), ("prefix", "page_index", "page_size"))
-    if err:
-        return err
-    paging = _paging(inp)
-    if isinstance(paging, _Reply):
-        return paging
-    index, size = paging
+    inp = _enroll_input(rec, optional=("prefix", "page_index", "page_size"))
+    index, size = _paging(inp)
     prefix = inp.get("prefix")
     voices = sorted(fake.store["cosyvoice"].values(), key=lambda v: -v["seq"])  # newest first
     if prefix:
@@ -1035,26 +1066,17 @@ def _cosy_list(rec: Recorded, fake: FakeProviders) -> _Reply:
     )
 
 
-def _cosy_get(inp: dict[str, Any], fake: FakeProviders) -> tuple[dict[str, Any] | None, _Reply | None]:
+def _cosy_get(inp: dict[str, Any], fake: FakeProviders) -> dict[str, Any]:
     vid = inp.get("voice_id")
     record = fake.store["cosyvoice"].get(vid) if isinstance(vid, str) else None
     if record is None:
-        return None, _bad(f"The voice {vid} does not exist.")
-    return record, None
+        raise _Refused(_bad(f"The voice {vid} does not exist."))
+    return record
 
 
 def _cosy_query(rec: Recorded, fake: FakeProviders) -> _Reply:
-    inp, err = _enroll_input(rec)
-    if err:
-        return err
-    assert inp is not None
-    err = _check_fields(inp, ("voice_id",), ())
-    if err:
-        return err
-    record, err = _cosy_get(inp, fake)
-    if err:
-        return err
-    assert record is not None
+    inp = _enroll_input(rec, ("voice_id",))
+    record = _cosy_get(inp, fake)
     if record["status"] == "DEPLOYING":
         if record["polls_left"] > 0:
             record["polls_left"] -= 1
@@ -1067,21 +1089,9 @@ def _cosy_query(rec: Recorded, fake: FakeProviders) -> _Reply:
 
 
 def _cosy_update(rec: Recorded, fake: FakeProviders) -> _Reply:
-    inp, err = _enroll_input(rec)
-    if err:
-        return err
-    assert inp is not None
-    err = _check_fields(inp, ("voice_id", "url"), ())
-    if err:
-        return err
-    record, err = _cosy_get(inp, fake)
-    if err:
-        return err
-    assert record is not None
-    content, err = _resolve_url(inp["url"], rec, fake)
-    if err:
-        return err
-    assert content is not None
+    inp = _enroll_input(rec, ("voice_id", "url"))
+    record = _cosy_get(inp, fake)
+    content = _resolve_url(inp["url"], rec, fake)
     sha = hashlib.sha256(content).hexdigest()
     record.update(
         url=inp["url"][:200],
@@ -1095,29 +1105,14 @@ def _cosy_update(rec: Recorded, fake: FakeProviders) -> _Reply:
 
 
 def _cosy_delete(rec: Recorded, fake: FakeProviders) -> _Reply:
-    inp, err = _enroll_input(rec)
-    if err:
-        return err
-    assert inp is not None
-    err = _check_fields(inp, ("voice_id",), ())
-    if err:
-        return err
-    record, err = _cosy_get(inp, fake)
-    if err:
-        return err
-    assert record is not None
+    inp = _enroll_input(rec, ("voice_id",))
+    record = _cosy_get(inp, fake)
     del fake.store["cosyvoice"][record["voice_id"]]
     return _Reply(200, {"output": {}, "usage": {}, "request_id": _rid()})
 
 
 def _qwen_create(rec: Recorded, fake: FakeProviders) -> _Reply:
-    inp, err = _enroll_input(rec)
-    if err:
-        return err
-    assert inp is not None
-    err = _check_fields(inp, ("target_model", "preferred_name", "audio"), ("text", "language"))
-    if err:
-        return err
+    inp = _enroll_input(rec, ("target_model", "preferred_name", "audio"), ("text", "language"))
     if inp["target_model"] not in QWEN_MODELS:
         return _bad(f"target_model {inp['target_model']!r} is not supported")
     if not isinstance(inp["preferred_name"], str) or not _QWEN_NAME.fullmatch(inp["preferred_name"]):
@@ -1135,10 +1130,7 @@ def _qwen_create(rec: Recorded, fake: FakeProviders) -> _Reply:
         except ValueError:
             return _bad("audio.data is not valid base64")
     else:
-        content, err = _resolve_url(data, rec, fake)
-        if err:
-            return err
-        assert content is not None
+        content = _resolve_url(data, rec, fake)
     if not content or len(content) > _MAX_DASHSCOPE_BYTES:
         return _ds_error(400, "Audio.FileSizeExceed", "audio is empty or larger than 10 MB")
     if hashlib.sha256(content).hexdigest() in fake.bad_audio:
@@ -1151,17 +1143,8 @@ def _qwen_create(rec: Recorded, fake: FakeProviders) -> _Reply:
 
 
 def _qwen_list(rec: Recorded, fake: FakeProviders) -> _Reply:
-    inp, err = _enroll_input(rec)
-    if err:
-        return err
-    assert inp is not None
-    err = _check_fields(inp, (), ("page_index", "page_size"))
-    if err:
-        return err
-    paging = _paging(inp)
-    if isinstance(paging, _Reply):
-        return paging
-    index, size = paging
+    inp = _enroll_input(rec, optional=("page_index", "page_size"))
+    index, size = _paging(inp)
     voices = sorted(fake.store["qwen"].values(), key=lambda v: -v["seq"])
     page = [
         {
@@ -1178,13 +1161,7 @@ def _qwen_list(rec: Recorded, fake: FakeProviders) -> _Reply:
 
 
 def _qwen_delete(rec: Recorded, fake: FakeProviders) -> _Reply:
-    inp, err = _enroll_input(rec)
-    if err:
-        return err
-    assert inp is not None
-    err = _check_fields(inp, ("voice",), ())
-    if err:
-        return err
+    inp = _enroll_input(rec, ("voice",))
     if inp["voice"] not in fake.store["qwen"]:
         return _bad(f"The voice {inp['voice']} does not exist.")
     del fake.store["qwen"][inp["voice"]]

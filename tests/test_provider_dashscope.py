@@ -7,11 +7,11 @@ import base64
 import datetime as dt
 import hashlib
 import logging
-import random
 from pathlib import Path
+from typing import Any
 
 import pytest
-from fake_providers import FakeProviders, FakeTime, Fault, make_wav
+from fake_providers import FakeProviders, FakeTime, Fault, create_request, make_wav, provider_client
 
 from pipeline.errors import InvalidArgument
 from pipeline.providers import (
@@ -31,13 +31,6 @@ QWEN = "qwen3-tts-vc-2026-01-22"
 
 
 @pytest.fixture
-def fake():
-    with FakeProviders() as server:
-        yield server
-        assert not server.errors, server.errors[0]
-
-
-@pytest.fixture
 def clip(tmp_path: Path) -> Path:
     path = tmp_path / "clips" / "alice" / "cosyvoice.wav"
     path.parent.mkdir(parents=True)
@@ -50,37 +43,16 @@ def sha(path: Path) -> str:
 
 
 def cosy_request(clip: Path, name: str = "ali1", **kw: object) -> CreateRequest:
-    return CreateRequest(
-        family="cosyvoice", target_model=COSY, name=name, clip_path=clip, clip_sha256=sha(clip), **kw
-    )  # type: ignore[arg-type]
+    return create_request(clip, "cosyvoice", COSY, name, **kw)
 
 
 def qwen_request(clip: Path, name: str = "alice_1", **kw: object) -> CreateRequest:
-    return CreateRequest(
-        family="qwen-tts", target_model=QWEN, name=name, clip_path=clip, clip_sha256=sha(clip), **kw
-    )  # type: ignore[arg-type]
+    return create_request(clip, "qwen-tts", QWEN, name, **kw)
 
 
-def provider(
-    fake: FakeProviders,
-    family: str,
-    t: FakeTime | None = None,
-    *,
-    env: dict[str, str] | None = None,
-    **kw: object,
-):
-    t = t or FakeTime()
-    policy = kw.pop("policy", RetryPolicy(max_attempts=4, connect_timeout_s=2.0, read_timeout_s=5.0))
-    return make_provider(
-        family,
-        environ=env if env is not None else fake.env(),
-        policy=policy,  # type: ignore[arg-type]
-        sleep=t.sleep,
-        clock=t.clock,
-        wall=t.wall,
-        rng=random.Random(1),
-        **kw,  # type: ignore[arg-type]
-    )
+def provider(fake: FakeProviders, family: str, t: FakeTime | None = None, **kw: object) -> Any:
+    """The client for ``family`` on the fake (see ``provider_client``)."""
+    return provider_client(fake, family, t, seed=1, **kw)
 
 
 # --- construction, keys, base URLs --------------------------------------------------------------------

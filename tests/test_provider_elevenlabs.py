@@ -3,26 +3,17 @@ header, lost answers, quota, list/delete/preview."""
 
 from __future__ import annotations
 
-import hashlib
 import json
-import random
 from pathlib import Path
 
 import pytest
-from fake_providers import FakeProviders, FakeTime, Fault, make_wav
+from fake_providers import FakeProviders, Fault, create_request, make_wav, provider_client
 
-from pipeline.providers import CreateRequest, ElevenLabsClient, make_provider
+from pipeline.providers import CreateRequest, ElevenLabsClient
 from pipeline.providers.base import OutcomeUnknown, ProviderError
 from pipeline.providers.http import RetryPolicy
 
 MODEL = "eleven_multilingual_v2"
-
-
-@pytest.fixture
-def fake():
-    with FakeProviders() as server:
-        yield server
-        assert not server.errors, server.errors[0]
 
 
 @pytest.fixture
@@ -33,22 +24,16 @@ def clip(tmp_path: Path) -> Path:
 
 
 def request(clip: Path, name: str = "alice vp1") -> CreateRequest:
-    digest = hashlib.sha256(clip.read_bytes()).hexdigest()
-    return CreateRequest(
-        family="elevenlabs", target_model=MODEL, name=name, clip_path=clip, clip_sha256=digest
-    )
+    return create_request(clip, "elevenlabs", MODEL, name)
 
 
 def client(fake: FakeProviders, **env: str) -> ElevenLabsClient:
-    t = FakeTime()
-    made = make_provider(
+    made = provider_client(
+        fake,
         "elevenlabs",
-        environ={**fake.env(), **env},
+        env={**fake.env(), **env},
+        seed=0,
         policy=RetryPolicy(max_attempts=3, connect_timeout_s=2.0, read_timeout_s=5.0),
-        sleep=t.sleep,
-        clock=t.clock,
-        wall=t.wall,
-        rng=random.Random(0),
     )
     assert isinstance(made, ElevenLabsClient)
     return made

@@ -79,13 +79,6 @@ def client(
 
 
 @pytest.fixture
-def fake():
-    with FakeProviders() as server:
-        yield server
-        assert not server.errors, server.errors[0]
-
-
-@pytest.fixture
 def public(fake: FakeProviders) -> str:
     """A published file's path on the fake (``GET /public/a.bin`` answers ``hello``)."""
     fake.publish("a.bin", b"hello")

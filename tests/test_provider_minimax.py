@@ -3,29 +3,20 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import random
 from pathlib import Path
 
 import pytest
-from fake_providers import FakeProviders, FakeTime, Fault, make_wav
+from fake_providers import FakeProviders, FakeTime, Fault, create_request, make_wav, provider_client
 
 from pipeline.errors import InvalidArgument
-from pipeline.providers import CreateRequest, MiniMaxClient, make_provider
+from pipeline.providers import CreateRequest, MiniMaxClient
 from pipeline.providers.base import OutcomeUnknown, ProviderError
 from pipeline.providers.http import LOGGER_NAME, RetryPolicy
 from pipeline.providers.minimax import DEFAULT_BASE_URL, minimax_error
 
 MODEL = "speech-2.8-hd"
 NAME = "vp_alice_0123456789"
-
-
-@pytest.fixture
-def fake():
-    with FakeProviders() as server:
-        yield server
-        assert not server.errors, server.errors[0]
 
 
 @pytest.fixture
@@ -37,27 +28,13 @@ def clip(tmp_path: Path) -> Path:
 
 
 def request(clip: Path, name: str = NAME, **kw: object) -> CreateRequest:
-    digest = hashlib.sha256(clip.read_bytes()).hexdigest()
-    return CreateRequest(
-        family="minimax", target_model=MODEL, name=name, clip_path=clip, clip_sha256=digest, **kw
-    )  # type: ignore[arg-type]
+    return create_request(clip, "minimax", MODEL, name, **kw)
 
 
 def client(
     fake: FakeProviders, t: FakeTime | None = None, *, env: dict[str, str] | None = None, **kw: object
 ) -> MiniMaxClient:
-    t = t or FakeTime()
-    policy = kw.pop("policy", RetryPolicy(max_attempts=4, connect_timeout_s=2.0, read_timeout_s=5.0))
-    made = make_provider(
-        "minimax",
-        environ=env if env is not None else fake.env(),
-        policy=policy,  # type: ignore[arg-type]
-        sleep=t.sleep,
-        clock=t.clock,
-        wall=t.wall,
-        rng=random.Random(2),
-        **kw,  # type: ignore[arg-type]
-    )
+    made = provider_client(fake, "minimax", t, env=env, seed=2, **kw)
     assert isinstance(made, MiniMaxClient)
     return made
 

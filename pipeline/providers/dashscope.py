@@ -25,14 +25,10 @@ Creates are not idempotent (no idempotency key): a lost answer raises :class:`Ou
 from __future__ import annotations
 
 import base64
-import datetime as dt
 import hashlib
 import logging
-import os
-import random
 import re
-import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -46,22 +42,18 @@ from pipeline.providers.base import (
     ProviderError,
     RemoteVoice,
 )
+from pipeline.providers.common import ProviderClient, created_since, newest, voice_by_id
 from pipeline.providers.http import (
     LOGGER_NAME,
     CallState,
-    HttpClient,
     Interpret,
     Reply,
-    RetryPolicy,
     audio_mime,
     data_uri,
     data_uri_size,
-    download_interpret,
     elided,
     is_retryable_status,
     json_or_none,
-    read_api_key,
-    resolve_base_url,
 )
 
 log = logging.getLogger(LOGGER_NAME)
@@ -90,7 +82,6 @@ _NOT_FOUND_RE = re.compile(
 )
 _QUOTA_RE = re.compile(r"(?i)quota|(?:voice|voices).{0,40}(?:exceed|limit|upper bound|maximum)")
 _QWEN_ID_RE = re.compile(r"qwen-tts-vc-(.+?)-voice-")  # the documented id shape; only used for display
-_NAIVE_SLACK = dt.timedelta(hours=14)  # gmt_create carries no zone: allow any offset from UTC
 
 
 def dashscope_error(
@@ -179,105 +170,26 @@ def _require_output(*fields: str) -> Interpret:
     return interpret
 
 
-def parse_time(text: str | None) -> dt.datetime | None:
-    """A provider or ledger timestamp as a datetime (naive when it carries no zone); None if unparseable."""
-    if not text:
-        return None
-    value = str(text).strip().replace("Z", "+00:00")
-    try:
-        return dt.datetime.fromisoformat(value)
-    except ValueError:
-        pass
-    for fmt in ("%Y-%m-%d %H:%M:%S.%f", "%Y-%m-%d %H:%M:%S", "%Y%m%d%H%M%S", "%Y-%m-%d"):
-        try:
-            return dt.datetime.strptime(value, fmt)
-        except ValueError:
-            continue
-    return None
-
-
-def created_since(created: str | None, since: str | None) -> bool:
-    """Whether a voice created at ``created`` may come from a request made at ``since`` or later.
-
-    A naive provider time is compared with a 14-hour allowance (its zone is not documented); an unknown
-    time never excludes a voice (the name match is what identifies it).
-    """
-    if since is None:
-        return True
-    since_t, created_t = parse_time(since), parse_time(created)
-    if since_t is None or created_t is None:
-        return True
-    if since_t.tzinfo is not None:
-        since_t = since_t.astimezone(dt.UTC).replace(tzinfo=None)
-    slack = dt.timedelta(0)
-    if created_t.tzinfo is not None:
-        created_t = created_t.astimezone(dt.UTC).replace(tzinfo=None)
-    else:
-        slack = _NAIVE_SLACK
-    # a minute of clock skew between our clock and the provider's on top
-    return created_t >= since_t - slack - dt.timedelta(minutes=1)
-
-
-class _DashScopeClient:
-    """What CosyVoice and Qwen share: key, base URL, the customization endpoint, paging, downloads."""
+class _DashScopeClient(ProviderClient):
+    """What CosyVoice and Qwen share: key, base URL, the customization endpoint, paging."""
 
     provider = "dashscope"
+    key_env = KEY_ENV
+    base_url_env = BASE_URL_ENV
+    default_base_url = DEFAULT_BASE_URL
+    _interpret = staticmethod(_interpret)
+    _request_id_of = staticmethod(_request_id_of)
     enrollment_model = ""
-    default_family = ""
     name_pattern = ""
 
-    def __init__(
-        self,
-        *,
-        family: str | None = None,
-        base_url: str | None = None,
-        target_models: Sequence[str] = (),
-        name_pattern: str | None = None,
-        max_bytes: int | None = None,
-        environ: Mapping[str, str] | None = None,
-        session: requests.Session | None = None,
-        policy: RetryPolicy | None = None,
-        sleep: Callable[[float], None] = time.sleep,
-        clock: Callable[[], float] = time.monotonic,
-        wall: Callable[[], float] = time.time,
-        rng: random.Random | None = None,
-        require_key: bool = True,
-        page_size: int = 100,
-        max_download_bytes: int = 50_000_000,
-    ) -> None:
-        env = os.environ if environ is None else environ
-        self.family = family or self.default_family
-        self.base_url = resolve_base_url(
-            base_url, env_name=BASE_URL_ENV, default=DEFAULT_BASE_URL, environ=env
-        )
-        self.target_models = tuple(target_models)
-        self._name_re = re.compile(name_pattern or self.name_pattern)
-        self.max_bytes = max_bytes
+    def __init__(self, *, name_pattern: str | None = None, page_size: int = 100, **kwargs: Any) -> None:
+        """``name_pattern`` overrides the class's voice-name rule; ``page_size`` is the list page size.
+        Other keywords: see :class:`~pipeline.providers.common.ProviderClient`."""
         if not isinstance(page_size, int) or page_size < 1:
             raise InvalidArgument(f"page_size: must be an integer >= 1 (got {page_size!r})")
         self.page_size = page_size
-        self.max_download_bytes = max_download_bytes
-        self._sleep = sleep
-        self._clock = clock
-        self.http = HttpClient(
-            provider=self.provider,
-            base_url=self.base_url,
-            api_key=read_api_key(KEY_ENV, env),
-            key_env=KEY_ENV,
-            interpret=_interpret,
-            request_id_of=_request_id_of,
-            session=session,
-            policy=policy,
-            sleep=sleep,
-            clock=clock,
-            wall=wall,
-            rng=rng,
-        )
-        if require_key:
-            self.http.require_key()
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}(family={self.family!r}, base_url={self.base_url!r})"
+        self._name_re = re.compile(name_pattern or self.name_pattern)
+        super().__init__(**kwargs)
 
     # --- validation -------------------------------------------------------------------------------
     def validate(self, request: CreateRequest) -> bytes:
@@ -290,21 +202,8 @@ class _DashScopeClient:
             raise InvalidArgument(
                 f"name: {request.name!r} does not match {self._name_re.pattern} ({self.family} voice names)"
             )
-        if self.target_models and request.target_model not in self.target_models:
-            raise InvalidArgument(
-                f"target_model: {request.target_model!r} is not a {self.family} model "
-                f"(known: {', '.join(self.target_models)})"
-            )
-        path = Path(request.clip_path)
-        if not path.is_file():
-            raise InvalidArgument(f"clip_path: {path} is not a file")
-        content = path.read_bytes()
-        if self.max_bytes is not None and len(content) > self.max_bytes:
-            raise ProviderError(
-                "too_large",
-                f"{path.name} is {len(content)} bytes; {self.family} accepts at most {self.max_bytes}",
-            )
-        return content
+        self._check_target_model(request.target_model, kind=f"a {self.family} model")
+        return self._read_clip(request.clip_path, accepted_by=self.family)
 
     def _check_inline_size(self, content: bytes, mime: str, path: Path) -> None:
         size = data_uri_size(len(content), mime)
@@ -347,6 +246,18 @@ class _DashScopeClient:
             **extra,
         )
 
+    def _delete(self, action: str, fields: Mapping[str, Any], voice_id: str) -> None:
+        """Send a delete action; "not found", or a bad request for a voice the account no longer has, is
+        success (the voice is gone either way)."""
+        try:
+            self._enroll(action, fields)
+        except ProviderError as err:
+            if _is_not_found(err):
+                return
+            if err.reason == "provider_bad_request" and self.query_voice(voice_id) is None:
+                return
+            raise
+
     def _all_pages(self, action: str, fields: Mapping[str, Any]) -> list[dict[str, Any]]:
         """Every item of a paged list action (``voice_list``), page_index from 0 until a short page."""
         items: list[dict[str, Any]] = []
@@ -368,18 +279,6 @@ class _DashScopeClient:
             if len(page) < self.page_size or (isinstance(total, int) and len(items) >= total):
                 break
         return items
-
-    def download(self, url: str) -> bytes:
-        """Fetch an audio file the provider handed out (a signed URL: sent without our key)."""
-        reply = self.http.request(
-            "GET",
-            url,
-            action=f"{self.family} download",
-            authenticated=False,
-            interpret=download_interpret(self.max_download_bytes),
-            request_id_of=lambda r: None,
-        )
-        return reply.content
 
 
 class CosyVoiceClient(_DashScopeClient):
@@ -595,10 +494,7 @@ class CosyVoiceClient(_DashScopeClient):
             if str(item.get("voice_id", "")).startswith(start)
             and created_since(item.get("gmt_create"), since)
         ]
-        if not matches:
-            return None
-        matches.sort(key=lambda v: str(v.created_at or ""))
-        return matches[-1]
+        return newest(matches)
 
     def query_voice(self, voice_id: str) -> RemoteVoice | None:
         """The voice's state (``deploying``/``ready``/``rejected``), or None when it does not exist."""
@@ -634,14 +530,7 @@ class CosyVoiceClient(_DashScopeClient):
 
     def delete_voice(self, voice_id: str) -> None:
         """Delete the voice; a voice that is already gone is not an error."""
-        try:
-            self._enroll("delete_voice", {"voice_id": voice_id})
-        except ProviderError as err:
-            if _is_not_found(err):
-                return
-            if err.reason == "provider_bad_request" and self.query_voice(voice_id) is None:
-                return
-            raise
+        self._delete("delete_voice", {"voice_id": voice_id}, voice_id)
 
     def preview(self, voice_id: str, *, target_model: str, text: str) -> bytes:
         """Synthesise ``text`` with the voice over HTTP SpeechSynthesizer; return the WAV bytes."""
@@ -740,35 +629,19 @@ class QwenClient(_DashScopeClient):
         ]
         exact = [v for v in candidates if name in v.voice_id.lower().split("-")]
         matches = exact or [v for v in candidates if name in v.voice_id.lower()]
-        if not matches:
-            return None
-        matches.sort(key=lambda v: str(v.created_at or ""))
-        return matches[-1]
+        return newest(matches)
 
     def query_voice(self, voice_id: str) -> RemoteVoice | None:
         """The voice from the account's list (Qwen has no query action), or None."""
-        for voice in self.list_voices():
-            if voice.voice_id == voice_id:
-                return voice
-        return None
+        return voice_by_id(self.list_voices(), voice_id)
 
     def wait_until_settled(self, voice_id: str, *, timeout_s: float, interval_s: float) -> RemoteVoice:
         """Qwen voices are ready when created: one look-up (``voice_gone`` if it is not there)."""
-        voice = self.query_voice(voice_id)
-        if voice is None:
-            raise ProviderError("voice_gone", f"{voice_id} does not exist any more")
-        return voice
+        return self._settled_at_once(voice_id)
 
     def delete_voice(self, voice_id: str) -> None:
         """Delete the voice; a voice that is already gone is not an error."""
-        try:
-            self._enroll("delete", {"voice": voice_id})
-        except ProviderError as err:
-            if _is_not_found(err):
-                return
-            if err.reason == "provider_bad_request" and self.query_voice(voice_id) is None:
-                return
-            raise
+        self._delete("delete", {"voice": voice_id}, voice_id)
 
     def preview(self, voice_id: str, *, target_model: str, text: str) -> bytes:
         """Synthesise ``text`` via multimodal-generation; return the audio bytes (URL or inline base64)."""

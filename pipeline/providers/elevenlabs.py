@@ -12,12 +12,9 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-import os
-import random
 import re
-import time
 import urllib.parse
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -25,20 +22,16 @@ import requests
 
 from pipeline.errors import InvalidArgument
 from pipeline.providers.base import CreateRequest, CreateResult, PreparedRequest, ProviderError, RemoteVoice
-from pipeline.providers.dashscope import created_since
+from pipeline.providers.common import ProviderClient, created_since, newest
 from pipeline.providers.http import (
     LOGGER_NAME,
     CallState,
-    HttpClient,
-    RetryPolicy,
     audio_mime,
     download_interpret,
     elided,
     http_reason,
     is_retryable_status,
     json_or_none,
-    read_api_key,
-    resolve_base_url,
 )
 
 log = logging.getLogger(LOGGER_NAME)
@@ -104,76 +97,31 @@ def _create_interpret(response: requests.Response, state: CallState) -> Any:
     return body
 
 
-class ElevenLabsClient:
+class ElevenLabsClient(ProviderClient):
     """ElevenLabs Instant Voice Cloning (``provider = "elevenlabs"``)."""
 
     provider = "elevenlabs"
+    key_env = KEY_ENV
+    base_url_env = BASE_URL_ENV
+    default_base_url = DEFAULT_BASE_URL
+    default_family = "elevenlabs"
+    auth_header = "xi-api-key"
+    auth_scheme = None
+    _interpret = staticmethod(_interpret)
+    _request_id_of = staticmethod(_request_id_of)
 
-    def __init__(
-        self,
-        *,
-        family: str = "elevenlabs",
-        base_url: str | None = None,
-        target_models: Sequence[str] = (),
-        max_bytes: int | None = None,
-        remove_background_noise: bool = False,
-        environ: Mapping[str, str] | None = None,
-        session: requests.Session | None = None,
-        policy: RetryPolicy | None = None,
-        sleep: Callable[[float], None] = time.sleep,
-        clock: Callable[[], float] = time.monotonic,
-        wall: Callable[[], float] = time.time,
-        rng: random.Random | None = None,
-        require_key: bool = True,
-        max_download_bytes: int = 50_000_000,
-    ) -> None:
-        env = os.environ if environ is None else environ
-        self.family = family
-        self.base_url = resolve_base_url(
-            base_url, env_name=BASE_URL_ENV, default=DEFAULT_BASE_URL, environ=env
-        )
-        self.target_models = tuple(target_models)
-        self.max_bytes = max_bytes
+    def __init__(self, *, remove_background_noise: bool = False, **kwargs: Any) -> None:
+        """``remove_background_noise`` goes to voices/add (off: it can hurt clean audio). Other keywords:
+        see :class:`~pipeline.providers.common.ProviderClient`."""
         self.remove_background_noise = remove_background_noise
-        self.max_download_bytes = max_download_bytes
-        self.http = HttpClient(
-            provider=self.provider,
-            base_url=self.base_url,
-            api_key=read_api_key(KEY_ENV, env),
-            key_env=KEY_ENV,
-            interpret=_interpret,
-            request_id_of=_request_id_of,
-            auth_header="xi-api-key",
-            auth_scheme=None,
-            session=session,
-            policy=policy,
-            sleep=sleep,
-            clock=clock,
-            wall=wall,
-            rng=rng,
-        )
-        if require_key:
-            self.http.require_key()
-
-    def __repr__(self) -> str:
-        return f"ElevenLabsClient(family={self.family!r}, base_url={self.base_url!r})"
+        super().__init__(**kwargs)
 
     def validate(self, request: CreateRequest) -> bytes:
         """Check the name, model and clip; return the clip's bytes."""
         if not isinstance(request.name, str) or not NAME_RE.fullmatch(request.name):
             raise InvalidArgument(f"name: {request.name!r} does not match {NAME_RE.pattern}")
-        if self.target_models and request.target_model not in self.target_models:
-            raise InvalidArgument(
-                f"target_model: {request.target_model!r} is not an ElevenLabs model "
-                f"(known: {', '.join(self.target_models)})"
-            )
-        path = Path(request.clip_path)
-        if not path.is_file():
-            raise InvalidArgument(f"clip_path: {path} is not a file")
-        content = path.read_bytes()
-        if self.max_bytes is not None and len(content) > self.max_bytes:
-            raise ProviderError("too_large", f"{path.name} is {len(content)} bytes (limit {self.max_bytes})")
-        return content
+        self._check_target_model(request.target_model, kind="an ElevenLabs model")
+        return self._read_clip(request.clip_path)
 
     def _form(self, request: CreateRequest) -> dict[str, str]:
         labels = {"voiceprep_sha256": request.clip_sha256[:16], "target_model": request.target_model}
@@ -257,19 +205,13 @@ class ElevenLabsClient:
 
     def find_voice(self, request: CreateRequest, *, since: str | None = None) -> RemoteVoice | None:
         """A cloned voice named ``request.name`` created at or after ``since`` (the newest)."""
-        matches = [
+        return newest(
             v for v in self.list_voices() if v.name == request.name and created_since(v.created_at, since)
-        ]
-        if not matches:
-            return None
-        return sorted(matches, key=lambda v: str(v.created_at or ""))[-1]
+        )
 
     def wait_until_settled(self, voice_id: str, *, timeout_s: float, interval_s: float) -> RemoteVoice:
         """ElevenLabs voices are ready when created: one look-up (``voice_gone`` if absent)."""
-        voice = self.query_voice(voice_id)
-        if voice is None:
-            raise ProviderError("voice_gone", f"{voice_id} does not exist any more")
-        return voice
+        return self._settled_at_once(voice_id)
 
     def delete_voice(self, voice_id: str) -> None:
         """Delete the voice; a voice that is already gone is not an error."""

@@ -16,11 +16,7 @@ bill the clone fee. The key comes only from ``MINIMAX_API_KEY``.
 from __future__ import annotations
 
 import logging
-import os
-import random
 import re
-import time
-from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,19 +24,15 @@ import requests
 
 from pipeline.errors import InvalidArgument
 from pipeline.providers.base import CreateRequest, CreateResult, PreparedRequest, ProviderError, RemoteVoice
+from pipeline.providers.common import ProviderClient, voice_by_id
 from pipeline.providers.http import (
     LOGGER_NAME,
     CallState,
-    HttpClient,
-    RetryPolicy,
     audio_mime,
-    download_interpret,
     elided,
     http_reason,
     is_retryable_status,
     json_or_none,
-    read_api_key,
-    resolve_base_url,
 )
 
 log = logging.getLogger(LOGGER_NAME)
@@ -179,59 +171,37 @@ def _clone_interpret(response: requests.Response, state: CallState) -> dict[str,
         raise
 
 
-class MiniMaxClient:
+class MiniMaxClient(ProviderClient):
     """MiniMax voice cloning (``provider = "minimax"``); see the module docstring."""
 
     provider = "minimax"
+    key_env = KEY_ENV
+    base_url_env = BASE_URL_ENV
+    default_base_url = DEFAULT_BASE_URL
+    default_family = "minimax"
+    _interpret = staticmethod(_interpret)
+    _request_id_of = staticmethod(_request_id_of)
 
     def __init__(
         self,
         *,
-        family: str = "minimax",
-        base_url: str | None = None,
-        target_models: Sequence[str] = (),
-        max_bytes: int | None = None,
         need_noise_reduction: bool | None = None,
         need_volume_normalization: bool | None = None,
-        environ: Mapping[str, str] | None = None,
-        session: requests.Session | None = None,
-        policy: RetryPolicy | None = None,
-        sleep: Callable[[float], None] = time.sleep,
-        clock: Callable[[], float] = time.monotonic,
-        wall: Callable[[], float] = time.time,
-        rng: random.Random | None = None,
-        require_key: bool = True,
-        max_download_bytes: int = 50_000_000,
+        **kwargs: Any,
     ) -> None:
-        env = os.environ if environ is None else environ
-        self.family = family
-        base = resolve_base_url(base_url, env_name=BASE_URL_ENV, default=DEFAULT_BASE_URL, environ=env)
-        self.base_url = base[: -len("/v1")] if base.endswith("/v1") else base
-        self.target_models = tuple(target_models)
-        self.max_bytes = max_bytes
+        """``need_noise_reduction``/``need_volume_normalization`` go to the clone call when set. Other
+        keywords (``family``, ``base_url``, ``target_models``, ``max_bytes``, ``environ``, ``session``,
+        ``policy``, ``sleep``, ``clock``, ``wall``, ``rng``, ``require_key``, ``max_download_bytes``): see
+        :class:`~pipeline.providers.common.ProviderClient`."""
         self.need_noise_reduction = need_noise_reduction
         self.need_volume_normalization = need_volume_normalization
-        self.max_download_bytes = max_download_bytes
         self._demo_audio: dict[str, str] = {}
-        self.http = HttpClient(
-            provider=self.provider,
-            base_url=self.base_url,
-            api_key=read_api_key(KEY_ENV, env),
-            key_env=KEY_ENV,
-            interpret=_interpret,
-            request_id_of=_request_id_of,
-            session=session,
-            policy=policy,
-            sleep=sleep,
-            clock=clock,
-            wall=wall,
-            rng=rng,
-        )
-        if require_key:
-            self.http.require_key()
+        super().__init__(**kwargs)
 
-    def __repr__(self) -> str:
-        return f"MiniMaxClient(family={self.family!r}, base_url={self.base_url!r})"
+    @staticmethod
+    def _normalise_base_url(base_url: str) -> str:
+        """MiniMax paths start with ``v1/``: a base URL given with ``/v1`` loses it."""
+        return base_url[: -len("/v1")] if base_url.endswith("/v1") else base_url
 
     # --- validation -------------------------------------------------------------------------------
     @staticmethod
@@ -246,19 +216,8 @@ class MiniMaxClient:
                 f"name: {request.name!r} is not a valid MiniMax voice_id (8-256 characters, starts with a "
                 "letter, letters/digits/'-'/'_', not ending with '-' or '_')"
             )
-        if self.target_models and request.target_model not in self.target_models:
-            raise InvalidArgument(
-                f"target_model: {request.target_model!r} is not a MiniMax model (known: {', '.join(self.target_models)})"
-            )
-        path = Path(request.clip_path)
-        if not path.is_file():
-            raise InvalidArgument(f"clip_path: {path} is not a file")
-        content = path.read_bytes()
-        if self.max_bytes is not None and len(content) > self.max_bytes:
-            raise ProviderError(
-                "too_large", f"{path.name} is {len(content)} bytes; MiniMax accepts at most {self.max_bytes}"
-            )
-        return content
+        self._check_target_model(request.target_model, kind="a MiniMax model")
+        return self._read_clip(request.clip_path, accepted_by="MiniMax")
 
     def _clone_body(self, request: CreateRequest, file_id: Any) -> dict[str, Any]:
         body: dict[str, Any] = {"file_id": file_id, "voice_id": request.name}
@@ -377,10 +336,7 @@ class MiniMaxClient:
 
     def query_voice(self, voice_id: str) -> RemoteVoice | None:
         """The voice from the account's list, or None."""
-        for voice in self.list_voices():
-            if voice.voice_id == voice_id:
-                return voice
-        return None
+        return voice_by_id(self.list_voices(), voice_id)
 
     def find_voice(self, request: CreateRequest, *, since: str | None = None) -> RemoteVoice | None:
         """The voice with id ``request.name`` (ids are unique, so ``since`` is not needed)."""
@@ -388,10 +344,7 @@ class MiniMaxClient:
 
     def wait_until_settled(self, voice_id: str, *, timeout_s: float, interval_s: float) -> RemoteVoice:
         """MiniMax voices are ready when cloned: one look-up (``voice_gone`` if it is not there)."""
-        voice = self.query_voice(voice_id)
-        if voice is None:
-            raise ProviderError("voice_gone", f"{voice_id} does not exist any more")
-        return voice
+        return self._settled_at_once(voice_id)
 
     def delete_voice(self, voice_id: str) -> None:
         """Delete the voice; a voice that is already gone is not an error."""
@@ -406,18 +359,6 @@ class MiniMaxClient:
             if err.reason == "provider_bad_request" and self.query_voice(voice_id) is None:
                 return
             raise
-
-    def download(self, url: str) -> bytes:
-        """Fetch a ``demo_audio`` file (a signed URL: sent without our key)."""
-        reply = self.http.request(
-            "GET",
-            url,
-            action="minimax download",
-            authenticated=False,
-            interpret=download_interpret(self.max_download_bytes),
-            request_id_of=lambda r: None,
-        )
-        return reply.content
 
     def preview(self, voice_id: str, *, target_model: str, text: str) -> bytes:
         """The clone call's ``demo_audio`` for a voice this client created with ``preview_text``.
