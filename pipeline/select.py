@@ -136,7 +136,7 @@ def _finish_with_nested(
     *,
     speaker: str,
     refine: bool,
-) -> list[ClipPlan]:
+) -> tuple[list[ClipPlan], set[tuple[tuple[str, float, float], ...]]]:
     """The slow measures on ``short_list``, then on the best windows nested inside the uneven ones.
 
     A nested window (at most :data:`~pipeline.selection.windows.NESTED_MAX_SHARE` of its parent) was
@@ -145,6 +145,7 @@ def _finish_with_nested(
     when the parent's own DNSMOS segments disagree by at least :data:`NESTED_SPREAD_MIN` (part of it is
     worse than the rest); then the nested window is scored, and the same again inside it, up to
     :data:`NESTED_DEPTH` levels. The slow measures then decide between parent and nested window.
+    Returns the scored plans and where each lay before the slow pass moved its edges.
     """
     from pipeline.selection.slow import finish
 
@@ -167,7 +168,7 @@ def _finish_with_nested(
         inner_done = finish(inner, indexes, rules, refine=refine)
         finished.append(inner_done)
         queue.append((inner, inner_done, depth + 1))
-    return finished
+    return finished, seen
 
 
 def _nested(
@@ -214,12 +215,10 @@ def choose(
         reasons, message = _explain(indexes, rules, speaker)
         return Selection(family=rules.family, speaker=speaker, best=None, reasons=reasons, message=message)
     if slow:
-        finalists = sorted(
-            _finish_with_nested(plans[:top], indexes, rules, speaker=speaker, refine=refine_edges),
-            key=plan_key,
+        finished, scored = _finish_with_nested(
+            plans[:top], indexes, rules, speaker=speaker, refine=refine_edges
         )
-        scored = {_span(p) for p in plans[:top]}
-        ranked = finalists + [p for p in plans[top:] if _span(p) not in scored]
+        ranked = sorted(finished, key=plan_key) + [p for p in plans[top:] if _span(p) not in scored]
     else:
         ranked = plans
     best = ranked[0]
