@@ -24,6 +24,7 @@ same dtypes whatever the run holds, even no rows at all):
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -507,9 +508,7 @@ class RunResults:
 
     def __repr__(self) -> str:
         failed = sum(r.get("status") == "failed" for r in self.recording_rows)
-        by_status: dict[str, int] = {}
-        for row in self.clip_rows:
-            by_status[str(row.get("status"))] = by_status.get(str(row.get("status")), 0) + 1
+        by_status = Counter(str(row.get("status")) for row in self.clip_rows)
         clips = ", ".join(f"{n} {s}" for s, n in sorted(by_status.items())) or "none"
         return (
             f"RunResults({str(self.out_dir)!r}: {len(self.recording_rows)} recordings ({failed} failed), "
@@ -644,13 +643,11 @@ def load_run(out_dir: str | Path, *, ledger: str | Path | None = None) -> RunRes
         )
     out = out.resolve()
     run = _read_run_json(out / RUN_FILE)
-    recordings = [r.model_dump(mode="python") for r in read_rows(out / RECORDINGS_FILE, RecordingRow)]
-    clips = [r.model_dump(mode="python") for r in read_rows(out / CLIPS_FILE, ClipRow)]
     return RunResults(
         out_dir=out,
         run=run,
-        recording_rows=to_jsonable(recordings),
-        clip_rows=to_jsonable(clips),
+        recording_rows=to_jsonable(read_rows(out / RECORDINGS_FILE, RecordingRow)),
+        clip_rows=to_jsonable(read_rows(out / CLIPS_FILE, ClipRow)),
         ledger_path=_ledger_path(out, run, ledger),
     )
 

@@ -70,11 +70,12 @@ def _draw_recordings(sv: SpeakerView, families: list[str]) -> None:
                 f"not drawn (at most {MAX_WAVEFORMS_PER_SPEAKER} recordings are drawn per speaker)"
             )
             continue
+        r.short = r.duration_s <= SHORT_SOURCE_S
         regions = media.regions_for(r.duration_s, [(u.start_s, u.end_s) for u in r.uses])
         env = None
         try:
             if regions is None or regions:
-                columns = 240 if r.duration_s <= SHORT_SOURCE_S else 500
+                columns = 240 if r.short else 500
                 env = media.envelope(r.source, duration_s=r.duration_s, regions=regions, columns=columns)
         except Exception as exc:  # a file that cannot be drawn keeps its lanes
             log.warning("report: cannot draw %s: %s", r.path, exc)
@@ -94,9 +95,8 @@ def _draw_recordings(sv: SpeakerView, families: list[str]) -> None:
             anchors=anchors,
             statuses={fam: c.status for fam, c in sv.clips.items()},
             label=r.path,
-            width=480.0 if r.duration_s <= SHORT_SOURCE_S else 1000.0,
+            width=480.0 if r.short else 1000.0,
         )
-        r.short = r.duration_s <= SHORT_SOURCE_S
         drawn += 1
 
 
@@ -280,20 +280,16 @@ def _results_key(out_dir: Path, dest: Path) -> str:
 
     from pipeline import __version__
     from pipeline.ledger import default_ledger_path, read_voices
+    from pipeline.report.data import read_run_json
 
     h = hashlib.sha256(f"{__version__}|{dest.resolve()}".encode())
     for name in ("recordings.jsonl", "clips.jsonl"):
         path = out_dir / name
         h.update(path.read_bytes() if path.is_file() else b"-")
-    try:
-        run = json.loads((out_dir / "run.json").read_text())
-    except (OSError, ValueError):
-        run = None
-    configured = None
-    if isinstance(run, dict):
-        configured = (run.get("config") or {}).get("ledger")
-        run = {k: v for k, v in run.items() if k not in _VOLATILE_RUN_KEYS}
-    h.update(json.dumps(run, sort_keys=True, default=str).encode())
+    run = read_run_json(out_dir)
+    configured = (run.get("config") or {}).get("ledger")
+    settled = {k: v for k, v in run.items() if k not in _VOLATILE_RUN_KEYS}
+    h.update(json.dumps(settled, sort_keys=True, default=str).encode())
     try:
         voices: object = read_voices(default_ledger_path(out_dir, configured))
     except Exception as exc:  # a damaged ledger: the page says so; rebuild whenever it is asked for

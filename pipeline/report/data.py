@@ -454,12 +454,10 @@ def _add_use(uses: dict[str, list[Use]], seg: dict[str, Any], family: str, kind:
 
 def _voices(
     out_dir: Path, run: dict[str, Any]
-) -> tuple[dict[tuple[str, str], list[dict[str, Any]]], str, Path | None]:
+) -> tuple[dict[tuple[str, str], list[dict[str, Any]]], str, Path]:
     """Ledger rows grouped by (speaker, family), a note saying where they came from, and the ledger path."""
-    try:
-        from pipeline.ledger import default_ledger_path, read_voices
-    except ImportError:
-        return {}, "voice ids from clips.jsonl (the ledger module is not available)", None
+    from pipeline.ledger import default_ledger_path, read_voices
+
     configured = (run.get("config") or {}).get("ledger")
     path = default_ledger_path(out_dir, configured)
     try:

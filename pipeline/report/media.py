@@ -93,8 +93,8 @@ def envelope(
                 n = len(block)
                 cols = np.minimum(((np.arange(n) + position) * per_frame).astype(np.int64), columns - 1)
                 position += n
-                bmin = block.min(axis=1) if block.ndim == 2 else block
-                bmax = block.max(axis=1) if block.ndim == 2 else block
+                bmin = block.min(axis=1)
+                bmax = block.max(axis=1)
                 edges = np.flatnonzero(np.diff(cols)) + 1
                 idx = np.concatenate(([0], edges))
                 ids = cols[idx]
@@ -129,7 +129,7 @@ def spectrogram(
     if n_fft % rows:
         raise InvalidArgument(f"n_fft ({n_fft}) must be a multiple of rows ({rows})")
     data, rate = read(path)
-    mono = data.mean(axis=1) if data.ndim == 2 else data
+    mono = data.mean(axis=1)
     duration = len(mono) / rate if rate else 0.0
     if len(mono) < n_fft:
         mono = np.pad(mono, (0, n_fft - len(mono)))
@@ -173,14 +173,12 @@ def write_excerpt(source: Path, target: Path, *, start_s: float, end_s: float) -
     if target.is_file():
         return target
     data, rate = read_window(source, start_s=start_s, end_s=end_s)
-    if data.ndim == 1:
-        data = data[:, None]
+    if len(data) == 0:
+        raise InvalidArgument(f"the span {start_s:.2f}-{end_s:.2f} s of {source.name} holds no audio")
     if data.shape[1] > 2:
         data = data.mean(axis=1, keepdims=True)
     if rate not in _MP3_RATES:
         data, rate = resample(data, in_rate=rate, out_rate=48000), 48000
-    if len(data) == 0:
-        raise InvalidArgument(f"the span {start_s:.2f}-{end_s:.2f} s of {source.name} holds no audio")
     fade = min(len(data) // 2, round(0.02 * rate))
     if fade:
         ramp = np.linspace(0.0, 1.0, fade, dtype=np.float32)[:, None]
