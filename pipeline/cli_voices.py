@@ -120,11 +120,8 @@ def _config_maps(config: Path | None) -> tuple[dict[str, str], dict[str, str]]:
     return dict(cfg.target_models), dict(cfg.base_urls)
 
 
-def _audio_options(config: Path | None, source: str | None, template: str | None) -> dict[str, str | None]:
-    """How CosyVoice fetches a clip: ``--audio-source``/``--audio-url-template``, else the config."""
-    from pipeline.config import load_config
-
-    cfg = load_config(config)
+def _audio_options(cfg: Any, source: str | None, template: str | None) -> dict[str, str | None]:
+    """How CosyVoice fetches a clip: ``--audio-source``/``--audio-url-template``, else ``cfg`` (a RunConfig)."""
     chosen = source or cfg.audio_source
     url_template = template or cfg.audio_url_template
     if template and source is None:
@@ -236,13 +233,14 @@ def submit_command(
     ] = False,
 ) -> None:
     """Submit a run's ready clips, record each voice in the ledger and update clips.jsonl."""
+    from pipeline.config import load_config
     from pipeline.submit import submit_run
 
     single = family[0] if family and len(family) == 1 else None
-    models_cfg, urls_cfg = _config_maps(config)
-    models = {**models_cfg, **_pairs(target_model, "--target-model", single_key=single)}
-    urls = {**urls_cfg, **_pairs(base_url, "--base-url")}
-    options = _audio_options(config, audio_source, audio_url_template)
+    cfg = load_config(config)  # read once: models, regions and audio source all come from it
+    models = {**cfg.target_models, **_pairs(target_model, "--target-model", single_key=single)}
+    urls = {**cfg.base_urls, **_pairs(base_url, "--base-url")}
+    options = _audio_options(cfg, audio_source, audio_url_template)
     err = _console(stderr=True)
     with _errors():
         outcomes = submit_run(

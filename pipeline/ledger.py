@@ -266,6 +266,11 @@ class VoiceRecord:
         """True when the remote state is not known (``unknown``, or ``pending`` after the request was sent)."""
         return self.status == "unknown" or (self.status == "pending" and self.sent_at is not None)
 
+    @property
+    def retryable(self) -> bool:
+        """True when a create may be tried again with this row (``failed``, or ``pending`` never sent)."""
+        return self.status == "failed" or (self.status == "pending" and self.sent_at is None)
+
 
 def _decode(row: sqlite3.Row | Sequence[Any], names: Sequence[str]) -> dict[str, Any]:
     data = dict(zip(names, row, strict=True))

@@ -35,6 +35,7 @@ from pipeline.families import FamilySpec, list_families, load_family
 from pipeline.ledger import (
     DEAD_STATUSES,
     LIVE_STATUSES,
+    UNRESOLVED_STATUSES,
     Ledger,
     LedgerConflict,
     VoiceRecord,
@@ -54,6 +55,7 @@ from pipeline.providers.base import (
     RemoteVoice,
     VoiceProvider,
 )
+from pipeline.providers.dashscope import sha256_file
 
 __all__ = [
     "FIND_SLACK_S",
@@ -78,12 +80,6 @@ STOP_REASONS = frozenset({"provider_auth", "provider_access", "provider_balance"
 
 FIND_SLACK_S = 600.0
 """``find_voice(since=...)`` gets the "sent" time minus this much, to absorb clock skew with the provider."""
-
-_FALLBACK_KEY_ENV = {
-    "dashscope": "DASHSCOPE_API_KEY",
-    "minimax": "MINIMAX_API_KEY",
-    "elevenlabs": "ELEVENLABS_API_KEY",
-}
 
 
 class MissingApiKey(ProviderError):
@@ -222,10 +218,8 @@ def resolve_target_model(spec: FamilySpec, target_models: Mapping[str, str] | No
 
 def api_key_env_name(provider: str) -> str:
     """The environment variable that holds ``provider``'s API key."""
-    try:
-        from pipeline.providers import api_key_env
-    except ImportError:
-        return _FALLBACK_KEY_ENV.get(provider, f"{provider.upper()}_API_KEY")
+    from pipeline.providers import api_key_env
+
     return api_key_env(provider)
 
 
@@ -448,14 +442,6 @@ def _size_problems(spec: FamilySpec, size: int, prepared: Sequence[PreparedReque
 # --------------------------------------------------------------------------------------------- the run
 
 
-def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _sources(clip: ClipRow) -> list[str]:
     seen: list[str] = []
     for seg in clip.segments:
@@ -595,9 +581,7 @@ class _Run:
         outcomes = []
         for family in families:
             spec = self.specs[family]
-            for row in self.ledger.rows(
-                provider=spec.provider, family=family, statuses=("pending", "unknown")
-            ):
+            for row in self.ledger.rows(provider=spec.provider, family=family, statuses=UNRESOLVED_STATUSES):
                 if not row.unresolved:
                     continue
                 try:
@@ -708,7 +692,7 @@ class _Run:
         if missing is not None:
             return missing
         clip_path = self.out_dir / clip.clip
-        sha = _sha256_file(clip_path)
+        sha = sha256_file(clip_path)
         provider = self.pool.get(spec)
         base_url = _norm(provider.base_url) or ""
         rows = self.ledger.clip_rows(provider=spec.provider, target_model=model, clip_sha256=sha)
@@ -732,7 +716,7 @@ class _Run:
                     reason="outcome_unknown",
                     message="an earlier create may have made this voice; run `voiceprep voices sync` (never resubmitted)",
                 )
-            # failed, or pending that was never sent: retry with the same row and name
+            # otherwise row.retryable: retry with the same row and name
         else:
             name = _next_name(
                 spec,
@@ -823,7 +807,7 @@ class _Run:
         if missing is not None:
             return missing
         clip_path = self.out_dir / clip.clip
-        sha = _sha256_file(clip_path)
+        sha = sha256_file(clip_path)
         provider = self.pool.get(spec)
         base_url = _norm(provider.base_url) or ""
         live = [
@@ -835,9 +819,7 @@ class _Run:
             and r.base_url == base_url
             and r.status in LIVE_STATUSES
         ]
-        if live and not (
-            live[-1].status == "failed" or (live[-1].status == "pending" and live[-1].sent_at is None)
-        ):
+        if live and not live[-1].retryable:
             row = live[-1]
             return self.outcome(
                 clip,

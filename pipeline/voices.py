@@ -26,6 +26,7 @@ from pipeline.errors import InvalidArgument, SpecError
 from pipeline.families import FamilySpec, load_family
 from pipeline.ledger import (
     STATUSES,
+    UNRESOLVED_STATUSES,
     Ledger,
     VoiceRecord,
     ledger_lock,
@@ -35,7 +36,7 @@ from pipeline.ledger import (
     utc_now,
 )
 from pipeline.providers.base import ProviderError, RemoteVoice, VoiceProvider
-from pipeline.submit import ProviderFactory, ProviderPool, reconcile_row
+from pipeline.submit import ProviderFactory, ProviderPool, _apply_remote, reconcile_row
 
 __all__ = [
     "QUOTA_WARN_FRACTION",
@@ -307,6 +308,7 @@ def list_voices(
             }
         )
         by_key = {(r.family, r.base_url, r.voice_id): i for i, r in enumerate(chosen) if r.voice_id}
+        known = {(r.base_url, r.voice_id) for r in records if r.voice_id}
         for fam, base in targets:
             spec = _spec(fam)
             if spec is None:
@@ -328,7 +330,7 @@ def list_voices(
                 i = by_key.get((fam, base, rv.voice_id))
                 if i is not None:
                     entries[i] = VoiceEntry(fam, chosen[i], rv, base)
-                elif not any(r.voice_id == rv.voice_id and r.base_url == base for r in records):
+                elif (base, rv.voice_id) not in known:
                     entries.append(VoiceEntry(fam, None, rv, base))
     return VoiceListing(
         entries=entries,
@@ -539,9 +541,8 @@ def sync_voices(
             if spec is None:
                 report.notes.append(f"{fam}: no family spec; not synced")
                 continue
-            pool.check_key(spec)
             try:
-                client = pool.get(spec, base)
+                client = pool.get(spec, base)  # raises MissingApiKey before any request
             except InvalidArgument as exc:
                 report.notes.append(f"{fam} at {base}: {exc}")
                 continue
@@ -568,7 +569,7 @@ def _sync_one(ledger: Ledger, spec: FamilySpec, client: VoiceProvider, report: S
                 SyncChange(after.id, spec.name, after.voice_id, before.status, after.status, note)
             )
 
-    for row in ledger.rows(family=spec.name, base_url=base, statuses=("pending", "unknown")):
+    for row in ledger.rows(family=spec.name, base_url=base, statuses=UNRESOLVED_STATUSES):
         if row.unresolved:
             after, note = reconcile_row(ledger, row, client)
             change(row, after, note)
@@ -580,7 +581,7 @@ def _sync_one(ledger: Ledger, spec: FamilySpec, client: VoiceProvider, report: S
     report.checked.append((spec.name, base, len(listed)))
     remote = {rv.voice_id: rv for rv in listed}
     for row in ledger.rows(family=spec.name, base_url=base):
-        if not row.voice_id or (row.status in {"pending", "unknown"} and row.voice_id not in remote):
+        if not row.voice_id or (row.status in UNRESOLVED_STATUSES and row.voice_id not in remote):
             continue
         rv = remote.get(row.voice_id)
         if row.status == "deleted":
@@ -606,13 +607,7 @@ def _sync_one(ledger: Ledger, spec: FamilySpec, client: VoiceProvider, report: S
                 )
                 change(row, after, "no longer at the provider (expired or deleted elsewhere)")
                 continue
-        status = rv.status if rv.status in {"deploying", "ready", "rejected"} else "unknown"
-        error = (
-            ("provider_rejected", "the provider rejected the voice after review")
-            if status == "rejected"
-            else None
-        )
-        after = ledger.update(row.id, status=status, checked=True, error=error, clear_error=error is None)
+        after = _apply_remote(ledger, row, rv)
         change(row, after, "listed again" if row.status == "gone" else f"provider says {rv.status}")
     for rv in listed:
         if ledger.by_voice_id(provider=spec.provider, voice_id=rv.voice_id, base_url=base) is None:
