@@ -226,6 +226,16 @@ def default_ledger_path(out_dir: Path, configured: str | Path | None = None) -> 
     return Path(configured).expanduser() if configured else Path(out_dir) / LEDGER_FILE
 
 
+def run_ledger_path(out_dir: Path, run: Mapping[str, Any] | None) -> Path:
+    """The ledger of the run in ``out_dir``: the one its ``run.json`` settings name, else ``OUT/voices.sqlite``.
+
+    ``run`` is the parsed ``run.json`` (missing or malformed parts mean the default).
+    """
+    config = run.get("config") if isinstance(run, Mapping) else None
+    configured = config.get("ledger") if isinstance(config, Mapping) else None
+    return default_ledger_path(out_dir, configured if isinstance(configured, str | Path) else None)
+
+
 # ---------------------------------------------------------------------------------------------- record
 
 

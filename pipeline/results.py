@@ -609,11 +609,9 @@ def _read_run_json(path: Path) -> dict[str, Any]:
 
 
 def _ledger_path(out: Path, run: Mapping[str, Any], ledger: str | Path | None) -> Path:
-    from pipeline.ledger import default_ledger_path
+    from pipeline.ledger import default_ledger_path, run_ledger_path
 
-    config = run.get("config")
-    configured = ledger or (config.get("ledger") if isinstance(config, Mapping) else None)
-    return default_ledger_path(out, configured).resolve()
+    return (default_ledger_path(out, ledger) if ledger else run_ledger_path(out, run)).resolve()
 
 
 def load_run(out_dir: str | Path, *, ledger: str | Path | None = None) -> RunResults:

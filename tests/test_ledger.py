@@ -269,3 +269,20 @@ def test_lock_excludes_a_second_writer(tmp_path: Path) -> None:
         pass
     with ledger_lock(path, timeout_s=0.1):  # released: free again
         pass
+
+
+def test_run_ledger_path_follows_run_json_and_survives_odd_settings(tmp_path: Path) -> None:
+    from pipeline.ledger import run_ledger_path
+
+    shared = tmp_path / "shared.sqlite"
+    assert run_ledger_path(tmp_path, {"config": {"ledger": str(shared)}}) == shared
+    default = tmp_path / "voices.sqlite"
+    for odd in (
+        None,
+        {},
+        {"config": None},
+        {"config": "x"},
+        {"config": {"ledger": None}},
+        {"config": {"ledger": 3}},
+    ):
+        assert run_ledger_path(tmp_path, odd) == default

@@ -279,7 +279,7 @@ def _results_key(out_dir: Path, dest: Path) -> str:
     import json
 
     from pipeline import __version__
-    from pipeline.ledger import default_ledger_path, read_voices
+    from pipeline.ledger import read_voices, run_ledger_path
     from pipeline.report.data import read_run_json
 
     h = hashlib.sha256(f"{__version__}|{dest.resolve()}".encode())
@@ -287,11 +287,10 @@ def _results_key(out_dir: Path, dest: Path) -> str:
         path = out_dir / name
         h.update(path.read_bytes() if path.is_file() else b"-")
     run = read_run_json(out_dir)
-    configured = (run.get("config") or {}).get("ledger")
     settled = {k: v for k, v in run.items() if k not in _VOLATILE_RUN_KEYS}
     h.update(json.dumps(settled, sort_keys=True, default=str).encode())
     try:
-        voices: object = read_voices(default_ledger_path(out_dir, configured))
+        voices: object = read_voices(run_ledger_path(out_dir, run))
     except Exception as exc:  # a damaged ledger: the page says so; rebuild whenever it is asked for
         voices = f"unreadable {type(exc).__name__} {os.urandom(8).hex()}"
     h.update(json.dumps(voices, sort_keys=True, default=str).encode())

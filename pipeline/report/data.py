@@ -456,10 +456,9 @@ def _voices(
     out_dir: Path, run: dict[str, Any]
 ) -> tuple[dict[tuple[str, str], list[dict[str, Any]]], str, Path]:
     """Ledger rows grouped by (speaker, family), a note saying where they came from, and the ledger path."""
-    from pipeline.ledger import default_ledger_path, read_voices
+    from pipeline.ledger import read_voices, run_ledger_path
 
-    configured = (run.get("config") or {}).get("ledger")
-    path = default_ledger_path(out_dir, configured)
+    path = run_ledger_path(out_dir, run)
     try:
         rows = read_voices(path)
     except Exception as exc:  # a damaged ledger must not stop the report
