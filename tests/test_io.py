@@ -578,15 +578,20 @@ def _sources_table(shared_data: Path) -> dict[str, tuple[float, int, float]]:
         if not header or set(cells[0]) <= {"-"}:
             continue
         row = dict(zip(header, cells, strict=False))
-        rate = float(re.match(r"([\d.]+)\s*kHz", row["rate"]).group(1)) * 1000  # type: ignore[union-attr]
-        rows[row["file"].strip("`")] = (rate, int(row["ch"]), float(row["seconds"]))
+        rate_match = re.match(r"([\d.]+)\s*kHz", row["rate"])
+        if rate_match is None:  # not a recording (an annotation file, a transcript)
+            continue
+        rows[row["file"].strip("`")] = (float(rate_match.group(1)) * 1000, int(row["ch"]), float(row["seconds"]))
     return rows
 
 
 def test_probe_every_shared_recording_matches_sources_md(shared_data: Path) -> None:
     table = _sources_table(shared_data)
     files = sorted(
-        p for sub in ("speech", "noise", "rir") for p in (shared_data / sub).iterdir() if p.suffix != ".txt"
+        p
+        for sub in sorted(p for p in shared_data.iterdir() if p.is_dir())
+        for p in sub.iterdir()
+        if p.suffix.lower() not in {".txt", ".csv", ".md", ".json"}
     )
     assert len(files) == len(table) >= 25
     for path in files:
