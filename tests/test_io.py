@@ -581,7 +581,11 @@ def _sources_table(shared_data: Path) -> dict[str, tuple[float, int, float]]:
         rate_match = re.match(r"([\d.]+)\s*kHz", row["rate"])
         if rate_match is None:  # not a recording (an annotation file, a transcript)
             continue
-        rows[row["file"].strip("`")] = (float(rate_match.group(1)) * 1000, int(row["ch"]), float(row["seconds"]))
+        rows[row["file"].strip("`")] = (
+            float(rate_match.group(1)) * 1000,
+            int(row["ch"]),
+            float(row["seconds"]),
+        )
     return rows
 
 
