@@ -9,7 +9,7 @@
    scaling efficiency = rate(2 workers) / (2 x rate(1 worker)) (target >= 0.8).
 3. **Resume**: the same run again over an unchanged input (target: >= 20x faster than the first).
 
-Every measured run is a fresh ``python -m pipeline.cli run`` subprocess (peak memory = its ru_maxrss plus
+Every measured run is a fresh ``python -m pipeline.cli.main run`` subprocess (peak memory = its ru_maxrss plus
 that of its workers). Writes ``benchmarks/results/run_bench.json``.
 Usage: ``python benchmarks/run_bench.py [--minutes 60] [--files 500] [--only long,short,resume]``
 """
@@ -44,7 +44,7 @@ import json, resource, runpy, sys
 sys.argv = ["voiceprep", *sys.argv[1:]]
 code = 0
 try:
-    runpy.run_module("pipeline.cli", run_name="__main__")
+    runpy.run_module("pipeline.cli.main", run_name="__main__")
 except SystemExit as exc:
     code = exc.code if isinstance(exc.code, int) else 0
 own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

@@ -345,7 +345,7 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     """Build the recordings, run voiceprep once, score and re-check the clips; 0 when every target passes."""
     args = _parse(argv)
-    from pipeline.runner import run
+    from pipeline.batch.runner import run
 
     t0 = time.perf_counter()
     work = args.keep if args.keep is not None else Path(tempfile.mkdtemp(prefix="selection-bench-"))

@@ -19,28 +19,28 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
+    from pipeline.analysis.inspection import Analysis, analyze, check
     from pipeline.audio.io import probe
-    from pipeline.checks import CheckResult
-    from pipeline.families import FamilySpec, list_families, load_family
-    from pipeline.families import FamilySpec as Family
-    from pipeline.inspection import Analysis, analyze, check
-    from pipeline.results import RunResults, load_run
-    from pipeline.runner import RunSummary, run
+    from pipeline.batch.runner import RunSummary, run
+    from pipeline.report.results import RunResults, load_run
+    from pipeline.rules.checks import CheckResult
+    from pipeline.rules.families import FamilySpec, list_families, load_family
+    from pipeline.rules.families import FamilySpec as Family
 
 _LAZY = {
-    "analyze": ("pipeline.inspection", "analyze"),
-    "check": ("pipeline.inspection", "check"),
-    "Analysis": ("pipeline.inspection", "Analysis"),
-    "CheckResult": ("pipeline.checks", "CheckResult"),
-    "FamilySpec": ("pipeline.families", "FamilySpec"),
-    "Family": ("pipeline.families", "FamilySpec"),
-    "load_family": ("pipeline.families", "load_family"),
-    "list_families": ("pipeline.families", "list_families"),
+    "analyze": ("pipeline.analysis.inspection", "analyze"),
+    "check": ("pipeline.analysis.inspection", "check"),
+    "Analysis": ("pipeline.analysis.inspection", "Analysis"),
+    "CheckResult": ("pipeline.rules.checks", "CheckResult"),
+    "FamilySpec": ("pipeline.rules.families", "FamilySpec"),
+    "Family": ("pipeline.rules.families", "FamilySpec"),
+    "load_family": ("pipeline.rules.families", "load_family"),
+    "list_families": ("pipeline.rules.families", "list_families"),
     "probe": ("pipeline.audio.io", "probe"),
-    "load_run": ("pipeline.results", "load_run"),
-    "RunResults": ("pipeline.results", "RunResults"),
-    "RunSummary": ("pipeline.runner", "RunSummary"),
-    "run": ("pipeline.runner", "run"),
+    "load_run": ("pipeline.report.results", "load_run"),
+    "RunResults": ("pipeline.report.results", "RunResults"),
+    "RunSummary": ("pipeline.batch.runner", "RunSummary"),
+    "run": ("pipeline.batch.runner", "run"),
 }
 
 __all__ = [

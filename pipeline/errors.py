@@ -1,10 +1,14 @@
-"""Error types shared by the whole package.
+"""What can go wrong, shared by every stage: error types and the stable reason codes.
 
-Data problems (a corrupt file, a silent recording) are *data*: they carry a stable reason code from
-:mod:`pipeline.reasons` and end up on a manifest row. Bugs are ordinary exceptions.
+Data problems (a corrupt file, a silent recording) are *data*: they carry a stable reason code (the table
+below: part of the public contract, used by manifests, reports and tests; each code has a one-line human
+message and a fix hint; codes are never renamed, new ones may be added) and end up on a manifest row.
+Bugs are ordinary exceptions. This module imports nothing of voiceprep, so every stage may import it.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 
 class VoiceprepError(Exception):
@@ -18,7 +22,7 @@ class InvalidArgument(VoiceprepError, ValueError):
 class AudioReadError(VoiceprepError):
     """A file could not be read as audio.
 
-    ``reason`` is a stable code such as ``decode_failed`` (see :mod:`pipeline.reasons`);
+    ``reason`` is a stable code such as ``decode_failed`` (see :func:`reason`);
     ``message`` is one human sentence that never contains secrets.
     """
 
@@ -34,3 +38,106 @@ class AudioReadError(VoiceprepError):
 
 class SpecError(VoiceprepError):
     """A configuration or family spec file is invalid; the message names the file and the key."""
+
+
+# --- reason codes --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Reason:
+    """A reason code with what it means and what to do about it."""
+
+    code: str
+    message: str
+    hint: str
+
+
+_REASONS: dict[str, tuple[str, str]] = {
+    # --- reading input ---
+    "not_found": ("the file does not exist", "check the path"),
+    "unreadable": ("the file cannot be opened (permissions?)", "check the file's permissions"),
+    "empty": ("the file has no audio samples", "re-export the recording; the file is empty"),
+    "decode_failed": ("the file is not audio or is corrupt", "re-export the recording from its source"),
+    "no_audio_stream": ("the container has no audio stream", "pick a file that has sound"),
+    "unsupported": ("the format or codec is not supported", "convert it to WAV or FLAC first"),
+    "too_long": ("the input is longer than the configured maximum", "cut the file or raise max_input_s"),
+    "truncated": (
+        "decoding ended well before the length the header promised",
+        "the file is probably cut short; re-copy or re-export it",
+    ),
+    "symlink_loop": ("a symbolic link points back into itself", "remove the looping link"),
+    # --- hard limits of the services ---
+    "bad_format": ("the service does not accept this file format", "deliver WAV PCM16, MP3 or M4A"),
+    "bad_sample_format": ("the service does not accept this sample format", "re-encode as 16-bit PCM"),
+    "rate_too_low": ("the sample rate is below the service's minimum", "record or export at 24 kHz or more"),
+    "not_mono": ("the service needs a mono file", "mix down to mono (voiceprep does this when rendering)"),
+    "first_channel_silent": (
+        "the first channel is silent, and the service listens only to the first channel",
+        "swap the channels or mix down to mono",
+    ),
+    "too_short": ("the clip is shorter than the service accepts", "use a longer recording"),
+    "too_long_clip": ("the clip is longer than the service accepts", "trim it (voiceprep run does this)"),
+    "too_large": ("the file is larger than the service accepts", "shorten the clip or use a smaller format"),
+    "no_continuous_speech": (
+        "there is not enough unbroken speech",
+        "record a few sentences spoken without stopping",
+    ),
+    "pause_too_long": ("a pause is longer than the service allows", "shorten the pause or cut around it"),
+    # --- quality gates ---
+    "low_snr": (
+        "background noise is high relative to speech",
+        "record in a quieter place, closer to the mic",
+    ),
+    "reverberant": ("the room echo is strong", "record in a smaller, furnished room, closer to the mic"),
+    "clipped": ("the recording is clipped (distorted peaks)", "lower the input gain and record again"),
+    "narrowband": (
+        "the audio has little content at high frequencies (phone-quality or upsampled)",
+        "record with a better microphone at 44.1 or 48 kHz, not over the phone",
+    ),
+    "low_quality": ("the overall quality score (DNSMOS) is low", "re-record in better conditions"),
+    "too_quiet": ("the recording is very quiet", "record closer to the mic or raise the gain"),
+    "too_loud": ("the recording is very loud", "lower the gain"),
+    "music": ("music is present in the background", "record without background music"),
+    "multiple_speakers": ("more than one voice is present", "use a recording of one speaker only"),
+    "no_speech": ("no speech was detected", "check that the file contains speech"),
+    "not_measured": ("the value could not be measured", "see the message for why"),
+    "internal_error": ("voiceprep failed on this input (a bug)", "re-run with --debug and report it"),
+    # --- submitting to providers ---
+    "missing_api_key": ("no API key is set for this provider", "export the environment variable it names"),
+    "provider_auth": ("the provider refused the API key", "check the key and that it belongs to this region"),
+    "provider_access": (
+        "the account may not use this model or feature",
+        "enable it in the provider's console",
+    ),
+    "provider_balance": ("the account has no balance left", "top up the account"),
+    "provider_quota": ("the account's voice quota is used up", "delete unused voices (voiceprep voices)"),
+    "provider_rate_limited": (
+        "the provider kept rate-limiting the requests",
+        "wait a minute and submit again",
+    ),
+    "provider_unavailable": (
+        "the provider did not answer in time",
+        "try again later; nothing was duplicated",
+    ),
+    "provider_bad_request": ("the provider rejected the request as invalid", "see the message; report it"),
+    "provider_rejected": (
+        "the provider rejected the audio",
+        "pick another clip or re-record; see the message",
+    ),
+    "outcome_unknown": (
+        "a create request was sent but its answer was lost, and the provider's list did not settle it",
+        "run `voiceprep voices sync` later; voiceprep will not create a second voice meanwhile",
+    ),
+    "voice_gone": ("the provider no longer has this voice (expired or deleted)", "submit the clip again"),
+}
+
+
+def reason(code: str) -> Reason:
+    """Return the :class:`Reason` for ``code``; unknown codes raise ``KeyError``."""
+    message, hint = _REASONS[code]
+    return Reason(code=code, message=message, hint=hint)
+
+
+def all_codes() -> list[str]:
+    """All known reason codes, in a stable order."""
+    return list(_REASONS)

@@ -89,8 +89,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from pipeline.providers import CreateRequest, VoiceProvider, make_provider
-from pipeline.providers.http import RetryPolicy
+from pipeline.enroll.providers import CreateRequest, VoiceProvider, make_provider
+from pipeline.enroll.providers.http import RetryPolicy
 
 ENDPOINTS = (
     "cosyvoice.create_voice",

@@ -1,4 +1,4 @@
-"""An in-memory provider account and clients that meet :class:`pipeline.providers.base.VoiceProvider`.
+"""An in-memory provider account and clients that meet :class:`pipeline.enroll.providers.base.VoiceProvider`.
 
 Used by the ledger, submit and voices tests to drive the submit logic through faults without HTTP:
 
@@ -28,8 +28,8 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from pipeline.manifest import ClipRow, write_rows
-from pipeline.providers.base import (
+from pipeline.batch.manifest import ClipRow, write_rows
+from pipeline.enroll.providers.base import (
     CreateRequest,
     CreateResult,
     OutcomeUnknown,

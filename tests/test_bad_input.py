@@ -14,8 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pipeline.audio import io
-from pipeline.errors import AudioReadError
-from pipeline.reasons import all_codes
+from pipeline.errors import AudioReadError, all_codes
 
 READ_REASONS = {
     "not_found",

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.checks import combine, delivered_format, evaluate, failed_read
-from pipeline.families import load_family
+from pipeline.rules.checks import combine, delivered_format, evaluate, failed_read
+from pipeline.rules.families import load_family
 
 GOOD_PROBE = {
     "format": "wav",
@@ -191,8 +191,9 @@ def test_failed_read_and_combine_and_format_names() -> None:
 
 
 def test_open_ended_recommended_range_reads_naturally() -> None:
-    from pipeline.checks import _range
+    from pipeline.rules.families import range_text
 
-    assert _range(30.0, None) == "at least 30"
-    assert _range(None, 20.0) == "at most 20"
-    assert _range(10.0, 20.5) == "10-20.50"
+    assert range_text(30.0, None) == "at least 30"
+    assert range_text(None, 20.0, "s") == "at most 20 s"
+    assert range_text(10.0, 20.5, "s") == "10-20.50 s"
+    assert range_text(None, None) == "any"

@@ -16,7 +16,7 @@ SPEECH = ROOT.parent / "shared" / "data" / "speech"
 def voiceprep(*args: str | Path, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ, COLUMNS="200")
     return subprocess.run(
-        [sys.executable, "-m", "pipeline.cli", *map(str, args)],
+        [sys.executable, "-m", "pipeline.cli.main", *map(str, args)],
         capture_output=True,
         text=True,
         cwd=cwd,

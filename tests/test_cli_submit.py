@@ -19,7 +19,7 @@ SAMPLES = ROOT / "data" / "samples"
 def _voiceprep(*args: str | Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     clean = {k: v for k, v in os.environ.items() if not k.endswith(("_API_KEY", "_BASE_URL"))}
     return subprocess.run(
-        [sys.executable, "-m", "pipeline.cli", *map(str, args)],
+        [sys.executable, "-m", "pipeline.cli.main", *map(str, args)],
         capture_output=True,
         text=True,
         cwd=ROOT,

@@ -22,15 +22,15 @@ import psutil
 import pytest
 
 from pipeline.audio.io import probe
-from pipeline.errors import AudioReadError, InvalidArgument
-from pipeline.executors import (
+from pipeline.batch.executors import (
     DaskExecutor,
     WorkerCrashed,
     error_type,
     make_executor,
     worker_cached,
 )
-from pipeline.manifest import fingerprint
+from pipeline.batch.manifest import fingerprint
+from pipeline.errors import AudioReadError, InvalidArgument
 
 cloudpickle.register_pickle_by_value(sys.modules[__name__])
 

@@ -1,4 +1,4 @@
-"""Tests for the family specs in configs/families and their strict loader (pipeline.families)."""
+"""Tests for the family specs in configs/families and their strict loader (pipeline.rules.families)."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ import pydantic
 import pytest
 import yaml
 
-from pipeline.errors import SpecError
-from pipeline.families import (
+from pipeline.errors import SpecError, all_codes
+from pipeline.rules.families import (
     METRICS,
     FamilySpec,
     Gate,
@@ -25,7 +25,6 @@ from pipeline.families import (
     load_all,
     load_family,
 )
-from pipeline.reasons import all_codes
 
 REPO = Path(__file__).resolve().parents[1]
 SPEC_DIR = REPO / "configs" / "families"

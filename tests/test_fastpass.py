@@ -141,7 +141,7 @@ def test_dnsmos_windows_on_request(two_utterances) -> None:
 
 def test_loudness_from_the_16k_view_matches_full_band_and_peaks_come_from_native_samples() -> None:
     """LUFS is measured on the 16 kHz view; for full-band speech it must agree with the native-rate value."""
-    from pipeline.audio.loudness import integrated_loudness
+    from pipeline.analysis.loudness import integrated_loudness
 
     for name in ("sms_speech-male.wav", "aug_vctk_p286_011.wav"):
         x, sr = sf.read(SPEECH / name, dtype="float32")

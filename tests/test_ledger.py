@@ -10,19 +10,19 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import ledger as ledger_mod
-from pipeline.errors import InvalidArgument
-from pipeline.ledger import (
+from pipeline.enroll import ledger as ledger_mod
+from pipeline.enroll.ledger import (
     Ledger,
     LedgerBusy,
     LedgerConflict,
     LedgerError,
     default_ledger_path,
     ledger_lock,
-    parse_time,
+    parse_stored_time,
     read_voices,
     scrub,
 )
+from pipeline.errors import InvalidArgument
 
 SHA = "ab" * 32
 
@@ -62,8 +62,8 @@ def test_intent_then_sent_then_outcome(tmp_path: Path) -> None:
         )
         assert done.status == "ready" and done.voice_id == "cosyvoice-v3-plus-alix12345-abc"
         assert done.request_ids == ["r1", "r2"]
-        assert parse_time(done.created_at) == t0
-        assert parse_time(done.updated_at) > parse_time(done.created_at)  # type: ignore[operator]
+        assert parse_stored_time(done.created_at) == t0
+        assert parse_stored_time(done.updated_at) > parse_stored_time(done.created_at)  # type: ignore[operator]
         assert done.created_at.endswith("+00:00")
     rows = read_voices(tmp_path / "v.sqlite")
     assert len(rows) == 1
@@ -272,7 +272,7 @@ def test_lock_excludes_a_second_writer(tmp_path: Path) -> None:
 
 
 def test_run_ledger_path_follows_run_json_and_survives_odd_settings(tmp_path: Path) -> None:
-    from pipeline.ledger import run_ledger_path
+    from pipeline.enroll.ledger import run_ledger_path
 
     shared = tmp_path / "shared.sqlite"
     assert run_ledger_path(tmp_path, {"config": {"ledger": str(shared)}}) == shared

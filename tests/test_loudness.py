@@ -10,7 +10,7 @@ import pyloudnorm
 import pytest
 import soundfile as sf
 
-from pipeline.audio.loudness import LoudnessMeter, integrated_loudness, k_weighting_sos
+from pipeline.analysis.loudness import LoudnessMeter, integrated_loudness, k_weighting_sos
 from pipeline.errors import InvalidArgument
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -178,7 +178,7 @@ def test_invalid_arguments():
 
 def test_true_peak_meter_skipping_is_exact() -> None:
     """The sparse path (only windows that could raise the peak) gives the same peak as oversampling all."""
-    from pipeline.audio.loudness import TruePeakMeter, _true_peak_filter
+    from pipeline.analysis.loudness import TruePeakMeter, _true_peak_filter
 
     rng = np.random.default_rng(5)
     x = (rng.normal(0, 0.05, 48000 * 4)).astype(np.float32)

@@ -17,9 +17,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.errors import InvalidArgument
-from pipeline.inspection import analyze
-from pipeline.manifest import (
+from pipeline.analysis.inspection import analyze
+from pipeline.batch.manifest import (
     ClipRow,
     ManifestError,
     RecordingRow,
@@ -32,6 +31,7 @@ from pipeline.manifest import (
     to_jsonable,
     write_rows,
 )
+from pipeline.errors import InvalidArgument
 
 SPEECH = (
     "pra_cmu_arctic_us_aew_a0001.wav",
@@ -153,7 +153,7 @@ def test_a_missing_manifest_reads_as_no_rows(tmp_path: Path) -> None:
 
 _WRITER = """
 import sys
-from pipeline.manifest import append_row
+from pipeline.batch.manifest import append_row
 path = sys.argv[1]
 for i in range(100000):
     append_row(path, {"i": i, "pad": "x" * 50000})

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from fake_providers import FakeProviders, Fault, create_request, make_wav, provider_client
 
-from pipeline.providers import CreateRequest, ElevenLabsClient
-from pipeline.providers.base import OutcomeUnknown, ProviderError
-from pipeline.providers.http import RetryPolicy
+from pipeline.enroll.providers import CreateRequest, ElevenLabsClient
+from pipeline.enroll.providers.base import OutcomeUnknown, ProviderError
+from pipeline.enroll.providers.http import RetryPolicy
 
 MODEL = "eleven_multilingual_v2"
 

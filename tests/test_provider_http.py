@@ -16,10 +16,9 @@ from fake_providers import FakeProviders, FakeTime, Fault, make_wav
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipeline.errors import InvalidArgument
-from pipeline.providers import CreateRequest, CreateResult, make_provider
-from pipeline.providers.base import OutcomeUnknown, ProviderError
-from pipeline.providers.http import (
+from pipeline.enroll.providers import CreateRequest, CreateResult, make_provider
+from pipeline.enroll.providers.base import OutcomeUnknown, ProviderError
+from pipeline.enroll.providers.http import (
     LOGGER_NAME,
     CallState,
     HttpClient,
@@ -31,6 +30,7 @@ from pipeline.providers.http import (
     is_retryable_status,
     parse_retry_after,
 )
+from pipeline.errors import InvalidArgument
 
 KEY = "sk-unit-SECRET-4471-key"
 

@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 from fake_providers import FakeProviders, FakeTime, Fault, create_request, make_wav, provider_client
 
+from pipeline.enroll.providers import CreateRequest, MiniMaxClient
+from pipeline.enroll.providers.base import OutcomeUnknown, ProviderError
+from pipeline.enroll.providers.http import LOGGER_NAME, RetryPolicy
+from pipeline.enroll.providers.minimax import DEFAULT_BASE_URL, minimax_error
 from pipeline.errors import InvalidArgument
-from pipeline.providers import CreateRequest, MiniMaxClient
-from pipeline.providers.base import OutcomeUnknown, ProviderError
-from pipeline.providers.http import LOGGER_NAME, RetryPolicy
-from pipeline.providers.minimax import DEFAULT_BASE_URL, minimax_error
 
 MODEL = "speech-2.8-hd"
 NAME = "vp_alice_0123456789"

@@ -1,7 +1,7 @@
-"""Rendering a ClipPlan into a delivered clip (``pipeline.render``), on real recordings.
+"""Rendering a ClipPlan into a delivered clip (``pipeline.render.clip``), on real recordings.
 
 Plans are built here by hand from fast-pass segments, following the selection contract in
-``pipeline/plan.py``: a piece runs from its first word to its last, ``lead_room_s``/``tail_room_s`` reach
+``pipeline/selection/plan.py``: a piece runs from its first word to its last, ``lead_room_s``/``tail_room_s`` reach
 to the neighbouring speech (or the file's edge), and the expected duration counts each long pause and
 each join as the middle of ``pause_target_s`` and each clip edge as the middle of ``edge_room_tone_s``.
 Loudness and true peak are checked with independent meters (pyloudnorm, 4x ``resample_poly``).
@@ -20,13 +20,13 @@ import soundfile as sf
 from scipy import signal
 
 from pipeline.analysis.fastpass import analyze_file
+from pipeline.analysis.inspection import check
 from pipeline.audio.io import probe, read, read_window
 from pipeline.audio.resample import resample
 from pipeline.errors import InvalidArgument
-from pipeline.families import FamilySpec, load_family
-from pipeline.inspection import check
-from pipeline.plan import ClipPlan, Piece
-from pipeline.render import RenderResult, render
+from pipeline.render.clip import RenderResult, render
+from pipeline.rules.families import FamilySpec, load_family
+from pipeline.selection.plan import ClipPlan, Piece
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLES = REPO / "data" / "samples"

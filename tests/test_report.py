@@ -24,9 +24,10 @@ import soundfile as sf
 
 import pipeline.report
 from pipeline.audio.io import probe
+from pipeline.batch.manifest import ClipRow, RecordingRow, write_rows
 from pipeline.errors import InvalidArgument
-from pipeline.manifest import ClipRow, RecordingRow, write_rows
-from pipeline.report import build_report, fmt, media, plots
+from pipeline.report import fmt, media, plots
+from pipeline.report.build import build_report
 from pipeline.report.data import Use, gather
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -35,7 +36,7 @@ MEMO = SPEECH / "resem_librispeech_1246-124548-0000.flac"  # 14.38 s of read spe
 
 WEIRD = '<b>"Zoë" & co</b>'  # a speaker name that must be escaped everywhere
 WEIRD_TAKE = f"{WEIRD}/take <1>.wav"
-WEIRD_DIR = "b_Zo_co_b"  # its clip folder (pipeline.runner.safe_name)
+WEIRD_DIR = "b_Zo_co_b"  # its clip folder (pipeline.batch.runner.safe_name)
 
 
 # --------------------------------------------------------------------------------------------- parsing
@@ -471,7 +472,7 @@ def test_same_clip_bytes_are_drawn_once(tmp_path: Path) -> None:
 
 
 def test_ledger_voices_are_shown_with_their_status(tmp_path: Path) -> None:
-    from pipeline.ledger import Ledger
+    from pipeline.enroll.ledger import Ledger
 
     out = make_run(tmp_path)
     row = next(
@@ -528,7 +529,7 @@ def test_many_players_are_not_preloaded(tmp_path: Path, monkeypatch: pytest.Monk
         a.attrs["preload"] for a in parse(build_report(out)).find_all("audio") if "preload" in a.attrs
     }
     assert preloads == {"metadata"}
-    monkeypatch.setattr(pipeline.report, "PRELOAD_LIMIT", 2)
+    monkeypatch.setattr(pipeline.report.build, "PRELOAD_LIMIT", 2)
     preloads = {a.attrs["preload"] for a in parse(build_report(out)).find_all("audio")}
     assert preloads == {"none"}
 
@@ -576,9 +577,9 @@ def test_gather_reads_no_audio(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
 
 
 def test_report_of_a_real_run_matches_its_manifests(tmp_path: Path) -> None:
-    from pipeline.config import load_config
-    from pipeline.manifest import read_rows
-    from pipeline.runner import run
+    from pipeline.batch.config import load_config
+    from pipeline.batch.manifest import read_rows
+    from pipeline.batch.runner import run
 
     src = tmp_path / "in" / "alice"
     src.mkdir(parents=True)

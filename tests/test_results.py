@@ -25,11 +25,12 @@ import soundfile as sf
 
 import pipeline
 from pipeline.analysis.fastpass import METRIC_NAMES
-from pipeline.config import load_config
+from pipeline.batch.config import load_config
+from pipeline.batch.manifest import ManifestError
+from pipeline.batch.runner import PROBE_KEYS
+from pipeline.enroll.ledger import Ledger
 from pipeline.errors import InvalidArgument, VoiceprepError
-from pipeline.ledger import Ledger
-from pipeline.manifest import ManifestError
-from pipeline.results import (
+from pipeline.report.results import (
     CLIP_SCHEMA,
     METRIC_COLUMNS,
     PROBE_COLUMNS,
@@ -37,7 +38,6 @@ from pipeline.results import (
     SCORE_PARTS,
     load_run,
 )
-from pipeline.runner import PROBE_KEYS
 from pipeline.selection.scoring import WEIGHTS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -304,7 +304,16 @@ def test_a_run_still_writing_loads_without_its_torn_last_line(out: Path, tmp_pat
     res = load_run(partial)
     assert len(res.clips) == 3 and len(res.recordings) == len(SOURCES)
     assert res.run == {}
-    assert res.recordings["source"].isna().all()  # the input folder is named in run.json only
+    # The input folder is named in run.json only: a source is known only where a clip's plan recorded it.
+    planned = {
+        piece["path"]
+        for row in res.clip_rows
+        for plan in [row.get("plan") or {}, *(row.get("alternatives") or [])]
+        for piece in plan.get("pieces") or []
+    }
+    known = res.recordings.dropna(subset=["source"])
+    assert set(known["path"]) == planned & set(res.recordings["path"])
+    assert all(Path(p).is_file() for p in known["source"])
     assert "3 clips" in repr(res)
     (partial / "clips.jsonl").write_text(lines[0][:40] + "\n" + "".join(lines[1:]))  # damage mid-file
     with pytest.raises(ManifestError, match=r"clips\.jsonl:1"):
@@ -379,9 +388,9 @@ def test_export_writes_the_same_tables_as_parquet_and_csv(out: Path, tmp_path: P
 
 def test_pipeline_run_is_the_runner_whatever_was_imported_first(tmp_path: Path) -> None:
     code = (
-        "import pipeline.cli, pipeline, pipeline.runner as module\n"
-        "from pipeline.runner import RunError, run\n"
-        "assert pipeline.run is run and module.run is run and pipeline.runner is module\n"
+        "import pipeline.cli.main, pipeline, pipeline.batch.runner as module\n"
+        "from pipeline.batch.runner import RunError, run\n"
+        "assert pipeline.run is run and module.run is run and pipeline.batch.runner is module\n"
         "assert 'input_path' in __import__('inspect').signature(pipeline.run).parameters\n"
         "try:\n"
         f"    pipeline.run({str(tmp_path / 'nothing')!r}, {str(tmp_path / 'o')!r})\n"
@@ -395,5 +404,5 @@ def test_pipeline_run_is_the_runner_whatever_was_imported_first(tmp_path: Path) 
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines() == [
         f"RunError: {tmp_path / 'nothing'}: no such file or folder",
-        "pipeline.results",
+        "pipeline.report.results",
     ]

@@ -28,15 +28,15 @@ import soundfile as sf
 import yaml
 
 import pipeline.analysis.fastpass
+import pipeline.analysis.inspection
 import pipeline.audio.io
-import pipeline.inspection
-import pipeline.render
+import pipeline.render.clip
 from pipeline.analysis.fastpass import METRIC_NAMES
-from pipeline.config import load_config
-from pipeline.families import ENV_FAMILIES_DIR, families_dir, load_family
-from pipeline.inspection import check
-from pipeline.manifest import fingerprint
-from pipeline.runner import RunError, find_inputs, run
+from pipeline.analysis.inspection import check
+from pipeline.batch.config import load_config
+from pipeline.batch.manifest import fingerprint
+from pipeline.batch.runner import RunError, find_inputs, run
+from pipeline.rules.families import ENV_FAMILIES_DIR, families_dir, load_family
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT / "data" / "samples"
@@ -142,7 +142,7 @@ def _cli_args(corpus: Path, out: Path, config: Path, *extra: str) -> list[str]:
 
 def voiceprep(*args: str | Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "pipeline.cli", *map(str, args)],
+        [sys.executable, "-m", "pipeline.cli.main", *map(str, args)],
         capture_output=True,
         text=True,
         cwd=ROOT,
@@ -417,8 +417,8 @@ def work_log(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
     spy(pipeline.audio.io, "probe")
     spy(pipeline.audio.io, "sha256_file")
     spy(pipeline.analysis.fastpass, "analyze_file")
-    spy(pipeline.render, "render")
-    spy(pipeline.inspection, "check")
+    spy(pipeline.render.clip, "render")
+    spy(pipeline.analysis.inspection, "check")
     yield log
 
 
@@ -509,7 +509,7 @@ def test_a_run_killed_at_several_points_and_restarted_equals_an_uninterrupted_on
     corpus: Path, reference: Path, tmp_path: Path
 ) -> None:
     out = tmp_path / "out"
-    cmd = [sys.executable, "-m", "pipeline.cli", *_cli_args(corpus, out, _run_yaml(tmp_path))]
+    cmd = [sys.executable, "-m", "pipeline.cli.main", *_cli_args(corpus, out, _run_yaml(tmp_path))]
     cache = out / ".cache"
 
     # 1. right after the first recording is analysed and cached

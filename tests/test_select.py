@@ -17,15 +17,15 @@ import pytest
 from pipeline.analysis.base import FRAME_S
 from pipeline.analysis.fastpass import analyze_file
 from pipeline.errors import InvalidArgument
-from pipeline.families import load_family
-from pipeline.features import RecordingFeatures
-from pipeline.plan import ClipPlan
-from pipeline.select import candidates, choose, explain
+from pipeline.rules.families import load_family
 from pipeline.selection.assembly import MATCH_LUFS_LU, MATCH_NOISE_FLOOR_DB, mismatch
+from pipeline.selection.features import RecordingFeatures
 from pipeline.selection.frames import RecordingIndex
+from pipeline.selection.limits import MIN_EDGE_GAP_S, SPLIT_PAUSE_S, Rules, clip_stats
+from pipeline.selection.plan import ClipPlan
 from pipeline.selection.plans import SlowMeasures, evaluate, overlap
-from pipeline.selection.rules import MIN_EDGE_GAP_S, SPLIT_PAUSE_S, Rules, clip_stats
 from pipeline.selection.scoring import DNSMOS_GOOD_OVRL, DNSMOS_POOR_OVRL
+from pipeline.selection.select import candidates, choose, explain
 from pipeline.selection.windows import all_windows
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -21,20 +21,20 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from submit_fakes import SECRET, FakeCloud, FakeProvider, Killed, make_providers, make_run
 
-from pipeline.errors import InvalidArgument
-from pipeline.families import list_families, load_family
-from pipeline.ledger import Ledger, LedgerBusy, ledger_lock, read_voices
-from pipeline.manifest import read_rows
-from pipeline.providers import make_provider
-from pipeline.providers.base import PreparedRequest
-from pipeline.providers.http import RetryPolicy
-from pipeline.submit import (
+from pipeline.batch.manifest import read_rows
+from pipeline.enroll.ledger import Ledger, LedgerBusy, ledger_lock, read_voices
+from pipeline.enroll.providers import make_provider
+from pipeline.enroll.providers.base import PreparedRequest
+from pipeline.enroll.providers.http import RetryPolicy
+from pipeline.enroll.submit import (
     MissingApiKey,
     elide_request,
     resolve_target_model,
     submit_run,
     voice_name,
 )
+from pipeline.errors import InvalidArgument
+from pipeline.rules.families import list_families, load_family
 
 FAMILIES = ("cosyvoice", "qwen-tts", "minimax")
 REPO = Path(__file__).resolve().parents[1]
@@ -521,7 +521,7 @@ _CHILD = textwrap.dedent(
     from pathlib import Path
     sys.path.insert(0, {tests!r})
     from submit_fakes import FakeCloud, FakeProvider
-    from pipeline.submit import submit_run
+    from pipeline.enroll.submit import submit_run
     cloud = FakeCloud.load(Path({state!r}))
     providers = {{"minimax": FakeProvider(cloud, "minimax", faults=["ok", "sigkill"])}}
     submit_run(Path({out!r}), providers=providers)
@@ -557,7 +557,7 @@ def test_sigkill_after_create_is_reconciled_without_a_duplicate(tmp_path: Path) 
 
 
 # ------------------------------------------------------------------------------------------------ end to end
-# The real HTTP clients (pipeline.providers) against the local fake server (tests/fake_providers.py).
+# The real HTTP clients (pipeline.enroll.providers) against the local fake server (tests/fake_providers.py).
 
 
 @pytest.fixture

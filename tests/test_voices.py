@@ -13,13 +13,12 @@ from fake_providers import FakeProviders, make_wav
 from submit_fakes import BASE_URL, SECRET, FakeCloud, FakeProvider, make_providers, make_run
 from typer.testing import CliRunner
 
-from pipeline import submit as submit_mod
-from pipeline.cli_voices import submit_command, voices_app
-from pipeline.errors import InvalidArgument
-from pipeline.ledger import Ledger, read_voices
-from pipeline.manifest import read_rows
-from pipeline.submit import submit_run
-from pipeline.voices import (
+from pipeline.batch.manifest import read_rows
+from pipeline.cli.voices import submit_command, voices_app
+from pipeline.enroll import submit as submit_mod
+from pipeline.enroll.ledger import Ledger, read_voices
+from pipeline.enroll.submit import submit_run
+from pipeline.enroll.voices import (
     delete_voice,
     describe_voice,
     expiry_warn_days,
@@ -29,6 +28,7 @@ from pipeline.voices import (
     sync_voices,
     voice_warnings,
 )
+from pipeline.errors import InvalidArgument
 
 NOW = dt.datetime(2026, 12, 10, 12, 0, tzinfo=dt.UTC)
 

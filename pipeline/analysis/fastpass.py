@@ -22,11 +22,11 @@ from pipeline.analysis.bandwidth import BandwidthMeter
 from pipeline.analysis.base import ANALYSIS_RATE, FRAME_S, Measurement
 from pipeline.analysis.clipping import ClippingDetector
 from pipeline.analysis.energy import DcOffsetMeter, FrameEnergy, LowBandEnergy, frame_db, noise_floor_dbfs
+from pipeline.analysis.loudness import PEAK_FLOOR_DB, LoudnessMeter, TruePeakMeter
 from pipeline.analysis.reverb import ReverbMeter
 from pipeline.analysis.segments import speech_metrics
 from pipeline.analysis.snr import WadaAccumulator, vad_snr_db
 from pipeline.analysis.vad import WebRtcVad, segments_from_mask, speech_mask
-from pipeline.audio.loudness import PEAK_FLOOR_DB, LoudnessMeter, TruePeakMeter
 from pipeline.audio.mix import ChannelChoice, choose_channels, mix
 from pipeline.audio.resample import StreamResampler
 from pipeline.errors import InvalidArgument

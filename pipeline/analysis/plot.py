@@ -6,15 +6,28 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from pipeline.analysis.base import ANALYSIS_RATE
+
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-    from pipeline.inspection import Analysis
+    from pipeline.analysis.inspection import Analysis
 
 
 def _shade_segments(ax, segments: list[tuple[float, float]], *, color: str = "tab:green") -> None:
     for start, end in segments:
         ax.axvspan(start, end, color=color, alpha=0.15, lw=0)
+
+
+def frames_for_plot(analysis: Analysis, *, max_audio_s: float) -> tuple[np.ndarray | None, int]:
+    """The 16 kHz mono audio of the analysis for plotting, or ``None`` when the file is too long."""
+    from pipeline.audio.view import load_mono
+
+    duration = analysis.metrics.get("duration_s") or 0.0
+    if duration > max_audio_s:
+        return None, ANALYSIS_RATE
+    audio, rate, _ = load_mono(analysis.path, rate=ANALYSIS_RATE, strategy=analysis.strategy)
+    return audio, rate
 
 
 def plot_analysis(analysis: Analysis, *, max_audio_s: float) -> Figure:
@@ -26,8 +39,6 @@ def plot_analysis(analysis: Analysis, *, max_audio_s: float) -> Figure:
     3. the 10 ms frame level in dBFS with the noise floor and the speech frames.
     """
     from matplotlib.figure import Figure
-
-    from pipeline.inspection import frames_for_plot
 
     result = analysis.result
     metrics = analysis.metrics

@@ -5,7 +5,7 @@ W64, FLAC, OGG Vorbis/Opus, MP3, AIFF. When libsndfile cannot open or decode a f
 PyAV, ``av``) takes over: M4A/AAC, ALAC, Opus in WebM, the audio of MP4/MOV/MKV/WebM, AMR, WMA, ...
 
 Every data problem is raised as :class:`~pipeline.errors.AudioReadError` with a stable reason code from
-:mod:`pipeline.reasons`; bad arguments raise :class:`~pipeline.errors.InvalidArgument`. See
+:mod:`pipeline.errors`; bad arguments raise :class:`~pipeline.errors.InvalidArgument`. See
 ``docs/audio-io.md`` for the formats, the measured window-read accuracy and the reason codes.
 """
 
@@ -20,24 +20,25 @@ import re
 import secrets
 import stat
 import struct
+import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, replace
 from fractions import Fraction
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, BinaryIO
 
 import av
 import numpy as np
 import soundfile as sf
 
-from pipeline.errors import AudioReadError, InvalidArgument
-from pipeline.reasons import reason
+from pipeline.errors import AudioReadError, InvalidArgument, reason
 
 __all__ = [
     "DEFAULT_MAX_DURATION_S",
     "AudioInfo",
     "AudioReader",
+    "atomic_write_bytes",
     "iter_blocks",
     "probe",
     "probe_row",
@@ -1171,6 +1172,32 @@ def _fsync_path(path: Path, *, directory: bool = False) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def _fsync_dir(directory: Path) -> None:
+    with contextlib.suppress(OSError):  # not every platform/filesystem lets a directory be fsynced
+        fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def atomic_write_bytes(path: Path, write: Callable[[BinaryIO], object]) -> None:
+    """Call ``write(file_object)`` on a temporary file next to ``path``, fsync it, rename it over ``path``."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            write(fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    _fsync_dir(path.parent)
 
 
 def _write_soundfile(tmp: Path, data: np.ndarray, sample_rate: int, sf_format: str, subtype: str) -> None:

@@ -16,9 +16,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from pipeline.batch.manifest import CLIPS_FILE, RECORDINGS_FILE, read_rows
 from pipeline.errors import InvalidArgument
-from pipeline.manifest import CLIPS_FILE, RECORDINGS_FILE, read_rows
 from pipeline.report import fmt
+from pipeline.report.results import locate_source, recorded_sources
 
 VERDICT_RANK = {"pass": 0, "warn": 1, "fail": 2}
 STATUSES = ("ready", "submitted", "rejected", "failed")
@@ -49,7 +50,7 @@ class Use:
 
 @dataclass(frozen=True)
 class Reason:
-    """A reason code with its human message and fix hint (from ``pipeline.reasons``)."""
+    """A reason code with its human message and fix hint (from ``pipeline.errors``)."""
 
     code: str
     message: str
@@ -236,6 +237,9 @@ class ReportData:
     histograms: dict[str, dict[str, Any]]
     voices_note: str
     ledger_path: Path | None
+    inputs: dict[str, Any] = field(default_factory=dict, repr=False)
+    """What was read, as read: ``recordings`` and ``clips`` rows, ``voices`` (ledger rows, or ``None`` when
+    the ledger could not be read). The report's cache key is a digest of these."""
     histogram_svgs: list[str] = field(default_factory=list)
 
     @property
@@ -256,7 +260,7 @@ def anchor_for(*parts: str) -> str:
 
 def reason_of(code: str) -> Reason:
     """The :class:`Reason` of a code; unknown codes (from newer code) keep the code as their message."""
-    from pipeline.reasons import reason
+    from pipeline.errors import reason
 
     try:
         r = reason(code)
@@ -284,41 +288,9 @@ def read_run_json(out_dir: Path) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
-def _source_paths(run: dict[str, Any], clips: list[dict[str, Any]]) -> dict[str, Path]:
-    """Relative recording path -> the audio file it was read from (as the plans recorded it)."""
-    found: dict[str, Path] = {}
-    for row in clips:
-        plans = [row.get("plan") or {}, *(row.get("alternatives") or [])]
-        for plan in plans:
-            for piece in plan.get("pieces") or []:
-                rel, src = piece.get("path"), piece.get("source")
-                if isinstance(rel, str) and isinstance(src, str):
-                    found.setdefault(rel, Path(src))
-    root = run.get("input")
-    if isinstance(root, str):
-        found.setdefault("\x00root", Path(root))
-    return found
-
-
-def resolve_source(rel: str, sources: dict[str, Path]) -> Path | None:
-    """The audio file behind a recording's relative path, or None when it cannot be found any more."""
-    candidates = []
-    if rel in sources:
-        candidates.append(sources[rel])
-    root = sources.get("\x00root")
-    if root is not None:
-        candidates.append(root / rel)
-        if root.name == rel:  # a single-file input
-            candidates.append(root)
-    for path in candidates:
-        if path.is_file():
-            return path
-    return None
-
-
 def _gates_by_family(families: list[str]) -> dict[str, list[Any]]:
     """The quality gates of each family that still loads (a renamed or removed spec is skipped)."""
-    from pipeline.families import load_family
+    from pipeline.rules.families import load_family
 
     out: dict[str, list[Any]] = {}
     for name in families:
@@ -454,9 +426,10 @@ def _add_use(uses: dict[str, list[Use]], seg: dict[str, Any], family: str, kind:
 
 def _voices(
     out_dir: Path, run: dict[str, Any]
-) -> tuple[dict[tuple[str, str], list[dict[str, Any]]], str, Path]:
-    """Ledger rows grouped by (speaker, family), a note saying where they came from, and the ledger path."""
-    from pipeline.ledger import read_voices, run_ledger_path
+) -> tuple[dict[tuple[str, str], list[dict[str, Any]]], str, Path, list[dict[str, Any]] | None]:
+    """Ledger rows grouped by (speaker, family), a note saying where they came from, the ledger path, and
+    the rows as read (``None`` when the ledger could not be read)."""
+    from pipeline.enroll.ledger import read_voices, run_ledger_path
 
     path = run_ledger_path(out_dir, run)
     try:
@@ -466,13 +439,14 @@ def _voices(
             {},
             f"the voice ledger could not be read ({type(exc).__name__}); voice ids from clips.jsonl",
             path,
+            None,
         )
     grouped: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for r in rows:
         grouped.setdefault((str(r.get("speaker")), str(r.get("family"))), []).append(r)
     shown = path.name if path.parent.resolve() == out_dir.resolve() else str(path)
     note = f"{len(rows)} voice(s) in the ledger {shown}" if path.is_file() else "no voice ledger yet"
-    return grouped, note, path
+    return grouped, note, path, rows
 
 
 def _voice_views(row: dict[str, Any], ledger_rows: list[dict[str, Any]]) -> list[VoiceView]:
@@ -576,8 +550,8 @@ def gather(out_dir: Path) -> ReportData:
         if row.get("family") not in families:
             families.append(str(row.get("family")))
 
-    grouped_voices, voices_note, ledger_path = _voices(out_dir, run)
-    sources = _source_paths(run, clips)
+    grouped_voices, voices_note, ledger_path, voice_rows = _voices(out_dir, run)
+    sources = recorded_sources(clips)
     uses = _uses(clips)
     gates = _gates_by_family(families)
 
@@ -607,7 +581,7 @@ def gather(out_dir: Path) -> ReportData:
             probe=probe,
             metrics=metrics,
             null_reasons=null_reasons,
-            source=resolve_source(path, sources) if row.get("status") == "ok" else None,
+            source=locate_source(path, run.get("input"), sources) if row.get("status") == "ok" else None,
             uses=sorted(uses.get(path, []), key=lambda u: (u.rank, families.index(u.family), u.start_s)),
             cells=_recording_cells(metrics, null_reasons, gates) if metrics else {},
             sha256=row.get("sha256"),
@@ -652,6 +626,7 @@ def gather(out_dir: Path) -> ReportData:
         histograms=histogram_data(clips),
         voices_note=voices_note,
         ledger_path=ledger_path,
+        inputs={"recordings": recordings, "clips": clips, "voices": voice_rows},
     )
 
 

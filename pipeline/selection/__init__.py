@@ -1,13 +1,20 @@
-"""Selection internals: the family's numbers, frame measures, scoring, windows, assembly, slow pass.
+"""Stage 4, selection: a speaker's analysed recordings in, the best clip plan per family out.
 
-The public entry point is :mod:`pipeline.select` (``candidates`` and ``choose``); the modules here are
-its parts, each with one job:
+Takes: each recording's fast-pass features (:mod:`~pipeline.selection.features`, cached per file) and a
+family spec.
+Gives: :class:`~pipeline.selection.plan.ClipPlan` (which spans of which recordings make a clip: the
+contract with rendering); :func:`~pipeline.selection.select.candidates` and
+:func:`~pipeline.selection.select.choose` (the best plan with its alternatives, or the true reasons
+there is none) and ``explain``. The parts, one job each:
 
-* :mod:`~pipeline.selection.rules`: the numbers selection takes from a family spec, and the expected
+* :mod:`~pipeline.selection.limits`: the numbers selection takes from a family spec, and the expected
   duration, longest run and longest pause of a clip after pause shortening;
 * :mod:`~pipeline.selection.frames`: per-recording prefix sums, so any window is measured in O(1);
 * :mod:`~pipeline.selection.scoring`: score parts in [0, 1] and their weights;
 * :mod:`~pipeline.selection.windows`: enumerating single-recording windows, non-maximum suppression;
 * :mod:`~pipeline.selection.assembly`: joining short takes whose acoustics match;
+* :mod:`~pipeline.selection.plans`: building and ranking plans;
 * :mod:`~pipeline.selection.slow`: DNSMOS and Silero edge refinement on the finalists.
+
+May import: :mod:`pipeline.analysis`, :mod:`pipeline.rules`, :mod:`pipeline.audio`, :mod:`pipeline.errors`.
 """

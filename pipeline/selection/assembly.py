@@ -1,7 +1,7 @@
 """Joining short takes of one speaker into one clip when no single recording holds a qualifying window.
 
 A *stretch* is the whole speech span of a recording (first segment start to last segment end), split at
-silences longer than :data:`~pipeline.selection.rules.SPLIT_PAUSE_S`. Stretches are joined only when their
+silences longer than :data:`~pipeline.selection.limits.SPLIT_PAUSE_S`. Stretches are joined only when their
 recordings sound alike, so the clip does not jump between rooms or microphones:
 
 * integrated loudness within :data:`MATCH_LUFS_LU` (the renderer normalises the clip as a whole, so a
@@ -28,12 +28,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from pipeline.features import RecordingFeatures
-from pipeline.plan import ClipPlan, Piece
 from pipeline.selection import scoring
+from pipeline.selection.features import RecordingFeatures
 from pipeline.selection.frames import RecordingIndex
+from pipeline.selection.limits import SPLIT_PAUSE_S, Rules, clip_stats
+from pipeline.selection.plan import ClipPlan, Piece
 from pipeline.selection.plans import evaluate, make_piece, suppress
-from pipeline.selection.rules import SPLIT_PAUSE_S, Rules, clip_stats
 
 MATCH_LUFS_LU = 3.0
 """Takes whose integrated loudness differs by more than this (LU) are not joined."""

@@ -1,6 +1,6 @@
 """Window measures from the fast pass's frame arrays, in O(1) per window through prefix sums.
 
-A :class:`RecordingIndex` is built once per recording from its :class:`~pipeline.features.RecordingFeatures`
+A :class:`RecordingIndex` is built once per recording from its :class:`~pipeline.selection.features.RecordingFeatures`
 (10 ms ``frame_db`` and ``speech_mask``); :meth:`RecordingIndex.measure` then measures any number of
 windows ``[start_s, end_s)`` at once, vectorised:
 
@@ -27,7 +27,7 @@ from pipeline.analysis.base import FRAME_S
 from pipeline.analysis.clipping import MAX_EVENTS
 from pipeline.analysis.snr import SNR_MAX_DB, SNR_MIN_DB
 from pipeline.errors import InvalidArgument
-from pipeline.features import RecordingFeatures
+from pipeline.selection.features import RecordingFeatures
 
 NOISE_CONTEXT_S = 1.0
 """Seconds on each side of a window whose non-speech frames count towards its noise level."""

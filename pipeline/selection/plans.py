@@ -1,4 +1,4 @@
-"""Turning spans of recordings into :class:`~pipeline.plan.ClipPlan` objects with their measures and score.
+"""Turning spans of recordings into :class:`~pipeline.selection.plan.ClipPlan` objects with their measures and score.
 
 Every plan that leaves selection, single window or assembled, refined or not, is measured and scored by
 :func:`evaluate`, so the figures on a plan always come from one place. The window search
@@ -15,10 +15,10 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.plan import ClipPlan, Piece
 from pipeline.selection import scoring
 from pipeline.selection.frames import RecordingIndex, iqr
-from pipeline.selection.rules import Rules, clip_stats
+from pipeline.selection.limits import Rules, clip_stats
+from pipeline.selection.plan import ClipPlan, Piece
 
 MAX_OVERLAP = 0.5
 """Two plans overlap too much when the source time they share exceeds this share of the shorter one."""

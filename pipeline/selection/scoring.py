@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from pipeline.selection.rules import Rules
+from pipeline.selection.limits import Rules
 
 WEIGHTS: dict[str, float] = {
     "snr": 0.25,

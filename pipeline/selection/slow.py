@@ -19,13 +19,13 @@ from typing import Any
 import numpy as np
 
 from pipeline.analysis.base import ANALYSIS_RATE
+from pipeline.audio.memory import release_free_memory
 from pipeline.audio.mix import ChannelChoice
 from pipeline.errors import AudioReadError
-from pipeline.memory import release_free_memory
-from pipeline.plan import ClipPlan, Piece
 from pipeline.selection.frames import RecordingIndex
+from pipeline.selection.limits import Rules
+from pipeline.selection.plan import ClipPlan, Piece
 from pipeline.selection.plans import SlowMeasures, evaluate
-from pipeline.selection.rules import Rules
 
 REFINE_SEARCH_S = 0.3
 """Silero looks this far (s) on each side of an edge for a speech boundary."""

@@ -19,8 +19,8 @@ import numpy as np
 
 from pipeline.selection import scoring
 from pipeline.selection.frames import RecordingIndex
+from pipeline.selection.limits import MIN_EDGE_GAP_S, SPLIT_PAUSE_S, Rules
 from pipeline.selection.plans import MAX_OVERLAP
-from pipeline.selection.rules import MIN_EDGE_GAP_S, SPLIT_PAUSE_S, Rules
 
 MAX_PAIRS = 200_000
 """Most windows scored at once; longer recordings are searched in chunks of starts."""

@@ -154,9 +154,9 @@ class Browser:
 @pytest.fixture(scope="session")
 def demo_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """OUT of a fresh ``voiceprep run data/samples`` (every family) with its report built."""
-    from pipeline.config import load_config
-    from pipeline.report import build_report
-    from pipeline.runner import run
+    from pipeline.batch.config import load_config
+    from pipeline.batch.runner import run
+    from pipeline.report.build import build_report
 
     out = tmp_path_factory.mktemp("demo") / "out"
     run(SAMPLES, out, config=load_config(slow_measures=False), jobs=2)

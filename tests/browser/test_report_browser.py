@@ -39,7 +39,7 @@ def test_screenshot_is_saved_as_a_ci_artifact(report_visit: dict[str, Any]) -> N
 
 
 def test_every_speaker_has_a_card_with_every_family(page: Browser, demo_run: Path) -> None:
-    from pipeline.families import list_families
+    from pipeline.rules.families import list_families
 
     speakers = sorted(p.name for p in SAMPLES.iterdir() if p.is_dir())
     assert speakers == ["alice", "bob", "carol"]

@@ -1,0 +1,10 @@
+"""Stage 6, batch: a folder in, a run folder out (``voiceprep run``, ``pipeline.run``).
+
+Takes: an input folder, a run configuration (:mod:`~pipeline.batch.config`: defaults, file, flags).
+Gives: :func:`~pipeline.batch.runner.run`: scan, group by speaker, analyse each file (cached by sha256
+and settings), select, render and re-check per speaker and family, resume after a kill; the executors
+(serial, process pool, Dask behind one ``map_unordered`` seam); the manifests
+(:mod:`~pipeline.batch.manifest`: ``recordings.jsonl``, ``clips.jsonl`` rows, append/read/export) and
+``run.json``.
+May import: every stage below it (render, selection, analysis, rules, audio) and :mod:`pipeline.errors`.
+"""

@@ -1,0 +1,88 @@
+"""Run configuration: ``configs/voiceprep.yaml`` defaults, overridden by a user file and CLI flags.
+
+Strict: unknown keys, wrong types and impossible values are errors naming the file and the key.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from pipeline.errors import SpecError
+
+DEFAULTS_PATH = Path(__file__).resolve().parents[2] / "configs" / "voiceprep.yaml"
+
+
+class RunConfig(BaseModel):
+    """Settings of a run; see ``configs/voiceprep.yaml`` for what each one means."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    max_input_s: float = Field(default=4 * 3600, gt=0)
+    channel_strategy: Literal["best", "first", "mean"] = "best"
+    vad_aggressiveness: int = Field(default=2, ge=0, le=3)
+    families: list[str] = Field(default_factory=list)
+    top_candidates: int = Field(default=3, ge=1, le=50)
+    alternatives: int = Field(default=2, ge=0, le=10)
+    slow_measures: bool = True
+    executor: Literal["serial", "processes", "dask"] = "processes"
+    jobs: int = Field(default=0, ge=0)
+    ledger: str | None = None
+    target_models: dict[str, str] = Field(default_factory=dict)
+    base_urls: dict[str, str] = Field(default_factory=dict)
+    audio_source: Literal["oss", "url_template", "data_uri"] = "oss"
+    audio_url_template: str | None = None
+
+    def analysis_fingerprint_fields(self) -> dict[str, Any]:
+        """The settings that change a recording's analysis (a change re-analyses; others don't)."""
+        return {
+            "max_input_s": self.max_input_s,
+            "channel_strategy": self.channel_strategy,
+            "vad_aggressiveness": self.vad_aggressiveness,
+        }
+
+    def selection_fingerprint_fields(self) -> dict[str, Any]:
+        """The settings that change selection and rendering."""
+        return {
+            "top_candidates": self.top_candidates,
+            "alternatives": self.alternatives,
+            "slow_measures": self.slow_measures,
+        }
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except OSError as exc:
+        raise SpecError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1})" if mark is not None else ""
+        raise SpecError(f"{path}: YAML syntax error{where}: {getattr(exc, 'problem', exc)}") from None
+    if not isinstance(data, dict):
+        raise SpecError(f"{path}: the top level must be a mapping of settings")
+    return data
+
+
+def load_config(path: str | Path | None = None, **overrides: Any) -> RunConfig:
+    """Defaults, then the user's file (if any), then ``overrides`` whose value is not ``None``."""
+    merged: dict[str, Any] = {}
+    sources: list[Path] = []
+    if DEFAULTS_PATH.exists():
+        merged.update(_read_yaml(DEFAULTS_PATH))
+        sources.append(DEFAULTS_PATH)
+    if path is not None:
+        user = Path(path)
+        merged.update(_read_yaml(user))
+        sources.append(user)
+    merged.update({k: v for k, v in overrides.items() if v is not None})
+    try:
+        return RunConfig.model_validate(merged)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        key = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        where = sources[-1] if sources else "config"
+        raise SpecError(f"{where}: {key}: {err['msg']} (got {err.get('input')!r})") from None

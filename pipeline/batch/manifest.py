@@ -1,0 +1,533 @@
+"""Run outputs: the row models of ``recordings.jsonl`` and ``clips.jsonl``, JSONL I/O, fingerprints, export.
+
+Manifests are JSON Lines so they can be appended one row at a time and read while a run is going:
+
+- :func:`append_row` writes one whole line per call (one ``write``, then flush and fsync), under a lock, so
+  threads of one process never interleave and a crash leaves at most a torn *last* line.
+- :func:`read_rows` skips such a torn last line; a bad line anywhere else is an error (:class:`ManifestError`).
+- :func:`write_rows` rewrites a whole file atomically (temporary name, fsync, rename) at the end of a run.
+
+Every value goes through :func:`to_jsonable` on the way out: numpy scalars and arrays become Python numbers
+and lists, ``NaN`` and ``±inf`` become ``null`` (a metric that cannot be computed is ``null`` plus a reason,
+never NaN), paths become POSIX strings. Unknown types are a ``TypeError``, never a silent ``str()``.
+
+Flattened tables (:func:`to_dataframe`, :func:`export`) name nested columns with a dot, as
+``pandas.json_normalize`` does: ``metrics.snr_db``, ``probe.sample_rate``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import enum
+import hashlib
+import json
+import math
+import os
+import threading
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path, PurePath
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from pipeline.audio.io import atomic_write_bytes
+from pipeline.errors import InvalidArgument, VoiceprepError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+try:  # POSIX only: also keeps appends from several processes (e.g. a second run by mistake) whole
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None  # type: ignore[assignment]
+
+SCHEMA_VERSION = 1
+"""Version of the row layout written by this code; bump when a field changes meaning or is removed."""
+
+RECORDINGS_FILE = "recordings.jsonl"
+CLIPS_FILE = "clips.jsonl"
+
+FLATTEN_FIELDS: tuple[str, ...] = ("probe", "metrics")
+"""Dict-valued fields that :func:`to_dataframe` spreads into ``<field>.<key>`` columns."""
+
+EXPORT_FORMATS: tuple[str, ...] = ("parquet", "csv")
+
+T = TypeVar("T", bound=BaseModel)
+
+
+class ManifestError(VoiceprepError):
+    """A manifest file is damaged somewhere other than a torn last line, or a row does not fit its model."""
+
+
+# --------------------------------------------------------------------------------------------------
+# plain data
+# --------------------------------------------------------------------------------------------------
+
+
+def to_jsonable(obj: Any) -> Any:
+    """Return ``obj`` as plain JSON data: dicts with ``str`` keys, lists, str, int, float, bool, None.
+
+    numpy scalars and arrays, tuples, sets (sorted), paths (POSIX), enums (their value), dates (ISO 8601),
+    dataclasses and pydantic models are converted; ``NaN`` and ``±inf`` become ``None``.
+
+    Raises:
+        TypeError: for a value of any other type (naming the type).
+    """
+    if obj is None or isinstance(obj, bool | str):
+        return obj
+    if isinstance(obj, int):
+        return int(obj)
+    if isinstance(obj, float):
+        return float(obj) if math.isfinite(obj) else None
+    if isinstance(obj, np.generic):
+        return to_jsonable(obj.item())
+    if isinstance(obj, np.ndarray):
+        return [to_jsonable(x) for x in obj.tolist()]
+    if isinstance(obj, Mapping):
+        return {_key(k): to_jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [to_jsonable(x) for x in obj]
+    if isinstance(obj, set | frozenset):
+        items = [to_jsonable(x) for x in obj]
+        return sorted(items, key=lambda x: json.dumps(x, sort_keys=True))
+    if isinstance(obj, BaseModel):
+        return to_jsonable(obj.model_dump(mode="python"))
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return to_jsonable(dataclasses.asdict(obj))
+    if isinstance(obj, PurePath):
+        return obj.as_posix()
+    if isinstance(obj, enum.Enum):
+        return to_jsonable(obj.value)
+    if isinstance(obj, _dt.datetime | _dt.date | _dt.time):
+        return obj.isoformat()
+    raise TypeError(f"cannot store a value of type {type(obj).__module__}.{type(obj).__qualname__} as JSON")
+
+
+def _key(k: Any) -> str:
+    if isinstance(k, str):
+        return k
+    if isinstance(k, enum.Enum):
+        return str(k.value)
+    if isinstance(k, bool | int | float | np.generic | PurePath):
+        v = to_jsonable(k)
+        return json.dumps(v) if not isinstance(v, str) else v
+    raise TypeError(f"cannot use a key of type {type(k).__qualname__} in JSON")
+
+
+def canonical_json(obj: Any) -> str:
+    """``obj`` as compact JSON with keys sorted at every level: equal data gives equal text.
+
+    Floats are written as Python writes them (shortest repr that round-trips), not rounded; numpy values
+    are converted first (``np.float32(0.1)`` is written as the float64 it really is). ``NaN`` becomes ``null``.
+    """
+    return json.dumps(
+        to_jsonable(obj), sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    )
+
+
+def fingerprint(obj: Any) -> str:
+    """SHA-256 hex digest of :func:`canonical_json` (UTF-8): a stable key for configs and results."""
+    return hashlib.sha256(canonical_json(obj).encode("utf-8")).hexdigest()
+
+
+# --------------------------------------------------------------------------------------------------
+# row models
+# --------------------------------------------------------------------------------------------------
+
+
+class _Row(BaseModel):
+    """Common base: extra fields allowed (later issues add columns), inputs made JSON-clean on entry."""
+
+    model_config = ConfigDict(extra="allow")
+
+    schema_version: int = SCHEMA_VERSION
+
+    @model_validator(mode="before")
+    @classmethod
+    def _plain(cls, data: Any) -> Any:
+        # numpy values and NaN are converted here, so a row object never holds anything JSON cannot say.
+        if isinstance(data, Mapping):
+            return to_jsonable(data)
+        return data
+
+    def to_json(self) -> str:
+        """The row as one JSON line (no newline), keys in field order."""
+        return json.dumps(to_jsonable(self.model_dump(mode="python")), ensure_ascii=False, allow_nan=False)
+
+
+class RecordingRow(_Row):
+    """One input file: who it belongs to, what it is, what was measured and whether that worked.
+
+    ``path`` is relative to the input root (POSIX). ``sha256`` is ``None`` when the bytes could not be
+    read. ``error_type`` names the exception class when a stage crashed (a bug, not a data problem).
+    ``seconds`` is the processing time of this file.
+    """
+
+    path: str
+    speaker: str
+    sha256: str | None = None
+    status: Literal["ok", "failed"] = "ok"
+    reasons: list[str] = Field(default_factory=list)
+    message: str = ""
+    probe: dict[str, Any] = Field(default_factory=dict)
+    """format, codec, sample_rate, channels, duration_s, bytes, sample_format."""
+    metrics: dict[str, Any] | None = None
+    null_reasons: dict[str, str] = Field(default_factory=dict)
+    speech_segments: list[list[float]] = Field(default_factory=list)
+    """``[start_s, end_s]`` of every speech segment the fast pass found (for plots and the report)."""
+    error_type: str | None = None
+    seconds: float | None = None
+
+
+class ClipRow(_Row):
+    """One (speaker, family) outcome: the clip, where its audio came from, and how it was judged.
+
+    ``clip`` is relative to the output folder (``None`` when no clip was written). ``segments`` lists the
+    source spans ``{path, start_s, end_s}`` in clip order. ``key`` is the content/config fingerprint that
+    produced the row (resume compares it). ``voice_id`` and ``target_model`` stay ``None`` until submission.
+    """
+
+    speaker: str
+    family: str
+    status: Literal["ready", "rejected", "failed", "submitted"]
+    reasons: list[str] = Field(default_factory=list)
+    message: str = ""
+    clip: str | None = None
+    segments: list[dict[str, Any]] = Field(default_factory=list)
+    duration_s: float | None = None
+    sample_rate: int | None = None
+    assembled: bool = False
+    metrics: dict[str, Any] = Field(default_factory=dict)
+    checks: list[dict[str, Any]] = Field(default_factory=list)
+    alternatives: list[dict[str, Any]] = Field(default_factory=list)
+    voice_id: str | None = None
+    target_model: str | None = None
+    key: str = ""
+    plan: dict[str, Any] | None = None
+
+
+# --------------------------------------------------------------------------------------------------
+# JSONL I/O
+# --------------------------------------------------------------------------------------------------
+
+_LOCKS: dict[str, threading.Lock] = {}
+_LOCKS_GUARD = threading.Lock()
+
+
+def _lock_for(path: Path) -> threading.Lock:
+    key = os.path.realpath(path)
+    with _LOCKS_GUARD:
+        return _LOCKS.setdefault(key, threading.Lock())
+
+
+def _line(row: BaseModel | Mapping[str, Any]) -> str:
+    if isinstance(row, _Row):
+        text = row.to_json()
+    elif isinstance(row, BaseModel | Mapping):
+        text = json.dumps(to_jsonable(row), ensure_ascii=False, allow_nan=False)
+    else:
+        raise InvalidArgument(f"row must be a pydantic model or a dict, got {type(row).__qualname__}")
+    return text + "\n"
+
+
+def _repair_tail(fd: int) -> None:
+    """Make the file end at a line boundary before appending (called with the file locked).
+
+    A file that does not end with a newline was cut mid-write by a crash: the fragment is dropped so the
+    next row starts a clean line. A last line that *is* complete JSON but lacks the newline (edited by
+    hand) is kept and terminated.
+    """
+    size = os.fstat(fd).st_size
+    if size == 0:
+        return
+    if os.pread(fd, 1, size - 1) == b"\n":
+        return
+    start = size
+    chunk = 65536
+    while start > 0:
+        lo = max(0, start - chunk)
+        buf = os.pread(fd, start - lo, lo)
+        nl = buf.rfind(b"\n")
+        if nl >= 0:
+            start = lo + nl + 1
+            break
+        start = lo
+    tail = os.pread(fd, size - start, start)
+    try:
+        json.loads(tail)
+    except ValueError:
+        os.ftruncate(fd, start)
+    else:
+        os.write(fd, b"\n")
+
+
+def append_row(path: Path, row: BaseModel | Mapping[str, Any]) -> None:
+    """Append one row as one JSON line to ``path`` (created if missing), then flush and fsync.
+
+    Safe against concurrent calls from threads of one process (a lock per file) and, on POSIX, from other
+    processes (``flock``). The line is written with a single ``write`` on an ``O_APPEND`` descriptor, so a
+    crash leaves at most a torn last line; the next append removes such a fragment first.
+
+    Raises:
+        InvalidArgument: ``row`` is neither a pydantic model nor a mapping.
+        TypeError: the row holds a value that cannot be JSON (see :func:`to_jsonable`).
+    """
+    data = _line(row).encode("utf-8")
+    path = Path(path)
+    with _lock_for(path):
+        fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            if fcntl is not None:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            _repair_tail(fd)
+            view = memoryview(data)
+            while view:  # one write in practice; loop only guards against a short write
+                written = os.write(fd, view)
+                view = view[written:]
+            os.fsync(fd)
+        finally:
+            os.close(fd)  # closing releases the flock
+
+
+@overload
+def read_rows(path: Path, model: None = None) -> list[dict[str, Any]]: ...
+@overload
+def read_rows(path: Path, model: type[T]) -> list[T]: ...
+
+
+def read_rows(path: Path, model: type[T] | None = None) -> list[T] | list[dict[str, Any]]:
+    """Read a JSONL manifest: a list of dicts, or of ``model`` instances when a model is given.
+
+    A missing file reads as no rows (a run that has not written anything yet). Blank lines are ignored.
+    An unparsable *last* line is a write torn by a crash (or still in progress) and is skipped.
+
+    Raises:
+        ManifestError: an unparsable line before the last one, a line that is not a JSON object, or a
+            row that does not validate against ``model`` (the message names the file and line).
+    """
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return []
+    lines = raw.split(b"\n")
+    last = max((i for i, ln in enumerate(lines) if ln.strip()), default=-1)
+    rows: list[Any] = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            data = json.loads(line)
+        except ValueError as exc:
+            if number - 1 == last:
+                break  # torn last line
+            raise ManifestError(f"{path}:{number}: not valid JSON ({exc})") from exc
+        if not isinstance(data, dict):
+            raise ManifestError(f"{path}:{number}: a row must be a JSON object, got {type(data).__name__}")
+        if model is None:
+            rows.append(data)
+            continue
+        try:
+            rows.append(model.model_validate(data))
+        except ValueError as exc:  # pydantic.ValidationError is a ValueError
+            raise ManifestError(f"{path}:{number}: does not fit {model.__name__}: {exc}") from exc
+    return rows
+
+
+def write_rows(path: Path, rows: Iterable[BaseModel | Mapping[str, Any]]) -> None:
+    """Write all ``rows`` to ``path`` as JSONL, atomically: readers see the old file or the new, never half.
+
+    Raises:
+        InvalidArgument: a row is neither a pydantic model nor a mapping.
+    """
+    data = "".join(_line(r) for r in rows).encode("utf-8")
+    path = Path(path)
+    with _lock_for(path):
+        atomic_write_bytes(path, lambda fh: fh.write(data))
+
+
+# --------------------------------------------------------------------------------------------------
+# tables
+# --------------------------------------------------------------------------------------------------
+
+
+def _as_dict(row: Any) -> dict[str, Any]:
+    if isinstance(row, BaseModel | Mapping):
+        return to_jsonable(row)
+    raise InvalidArgument(f"row must be a pydantic model or a dict, got {type(row).__qualname__}")
+
+
+def to_dataframe(
+    rows: Iterable[BaseModel | Mapping[str, Any]],
+    *,
+    flatten: bool = True,
+    model: type[BaseModel] | None = None,
+) -> pd.DataFrame:
+    """Rows as a DataFrame, one row each, columns in field order then extra fields in order of appearance.
+
+    With ``flatten`` the dict fields in :data:`FLATTEN_FIELDS` (``probe``, ``metrics``) become one column
+    per key named ``<field>.<key>`` (``metrics.snr_db``), placed where the field was; a row whose dict is
+    ``None`` or lacks a key gets ``None`` there. Other lists and dicts (``reasons``, ``segments``,
+    ``checks``...) stay Python objects in their cells; a flattened field with no keys in any row keeps its
+    single column. ``model`` fixes the leading columns, so an empty list of rows still gives a table with
+    the model's columns.
+    """
+    import pandas as pd
+
+    dicts = [_as_dict(r) for r in rows]
+    columns: list[str] = list(model.model_fields) if model is not None else []
+    seen = set(columns)
+    for d in dicts:
+        for name in d:
+            if name not in seen:
+                seen.add(name)
+                columns.append(name)
+
+    flat = {f for f in FLATTEN_FIELDS if f in seen} if flatten else set()
+    sub_keys: dict[str, list[str]] = {f: [] for f in flat}
+    for f in flat:
+        known: set[str] = set()
+        for d in dicts:
+            value = d.get(f)
+            if isinstance(value, dict):
+                for k in value:
+                    if k not in known:
+                        known.add(k)
+                        sub_keys[f].append(k)
+
+    out: dict[str, list[Any]] = {}
+    for name in columns:
+        if name in flat and sub_keys[name]:
+            for k in sub_keys[name]:
+                out[f"{name}.{k}"] = [
+                    (d.get(name) or {}).get(k) if isinstance(d.get(name), dict) else None for d in dicts
+                ]
+        else:
+            out[name] = [d.get(name) for d in dicts]
+    return pd.DataFrame({k: _series(v) for k, v in out.items()}, columns=list(out), index=range(len(dicts)))
+
+
+def _series(values: list[Any]) -> pd.Series:
+    """One column with an honest dtype: ints stay ints (``Int64`` when some are missing), numbers become
+    ``float64`` with NaN for missing, booleans ``bool``/``boolean``, strings pandas' string dtype; anything
+    else (lists, dicts, mixed types) stays ``object``."""
+    import pandas as pd
+
+    present = [v for v in values if v is not None]
+    missing = len(present) < len(values)
+    if present and all(isinstance(v, bool) for v in present):
+        return pd.Series(values, dtype="boolean" if missing else bool)
+    if not any(isinstance(v, bool) for v in present):
+        if present and all(isinstance(v, int) for v in present):
+            return pd.Series(values, dtype="Int64" if missing else "int64")
+        if present and all(isinstance(v, int | float) for v in present):
+            return pd.Series([np.nan if v is None else float(v) for v in values], dtype="float64")
+    if present and all(isinstance(v, str) for v in present):
+        return pd.Series(values, dtype=object).infer_objects()
+    return pd.Series(values, dtype=object)
+
+
+def _cell_text(value: Any) -> Any:
+    if isinstance(value, list | dict):
+        return json.dumps(value, ensure_ascii=False, allow_nan=False)
+    return value
+
+
+def _arrow_table(df: pd.DataFrame) -> Any:
+    """Column by column: native Arrow types where pyarrow can type the values, JSON text otherwise."""
+    import pyarrow as pa
+
+    def writable(t: pa.DataType) -> bool:
+        # Parquet cannot store a struct without fields (e.g. a column of empty dicts).
+        if pa.types.is_struct(t):
+            return t.num_fields > 0 and all(writable(t.field(i).type) for i in range(t.num_fields))
+        if pa.types.is_list(t) or pa.types.is_large_list(t):
+            return writable(t.value_type)
+        return not pa.types.is_map(t)
+
+    arrays = []
+    for name in df.columns:
+        if df[name].dtype != object:
+            arrays.append(pa.Array.from_pandas(df[name]))
+            continue
+        values = [None if _is_missing(v) else v for v in df[name].tolist()]
+        has_dict = any(isinstance(v, dict) for v in values)
+        array = None
+        if not has_dict:  # dicts have per-row keys: sparse structs help nobody, JSON text is clearer
+            try:
+                array = pa.array(values)
+            except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError, OverflowError):
+                array = None
+            if array is not None and not writable(array.type):
+                array = None
+        if array is None:
+            array = pa.array([None if v is None else _json_or_text(v) for v in values], type=pa.string())
+        arrays.append(array)
+    return pa.Table.from_arrays(arrays, names=[str(c) for c in df.columns])
+
+
+def _json_or_text(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    return json.dumps(to_jsonable(value), ensure_ascii=False, allow_nan=False)
+
+
+def _is_missing(value: Any) -> bool:
+    if value is None:
+        return True
+    return isinstance(value, float) and not math.isfinite(value)
+
+
+def export(out_dir: Path, *, fmt: str) -> list[Path]:
+    """Export ``recordings.jsonl`` and ``clips.jsonl`` of a run folder as ``recordings.<fmt>``, ``clips.<fmt>``.
+
+    Tables are flattened as in :func:`to_dataframe`. CSV: list and dict cells are JSON text, ``None`` is an
+    empty cell. Parquet: list columns keep a list type when pyarrow can type them (``reasons``,
+    ``segments``); dict columns and mixed-type columns are JSON text. A missing JSONL file exports as an
+    empty table with the model's columns. Files are written atomically.
+
+    Raises:
+        InvalidArgument: ``fmt`` is not one of :data:`EXPORT_FORMATS`, or ``out_dir`` is not a folder.
+    """
+    if fmt not in EXPORT_FORMATS:
+        raise InvalidArgument(f"fmt must be one of {', '.join(EXPORT_FORMATS)}, got {fmt!r}")
+    out_dir = Path(out_dir)
+    if not out_dir.is_dir():
+        raise InvalidArgument(f"out_dir {str(out_dir)!r} is not a folder")
+    written: list[Path] = []
+    for stem, model in (("recordings", RecordingRow), ("clips", ClipRow)):
+        rows = read_rows(out_dir / f"{stem}.jsonl")
+        df = to_dataframe(rows, model=model)
+        target = out_dir / f"{stem}.{fmt}"
+        if fmt == "csv":
+            text = df.map(_cell_text).to_csv(index=False, lineterminator="\n")
+            atomic_write_bytes(target, lambda fh, t=text: fh.write(t.encode("utf-8")))
+        else:
+            import pyarrow.parquet as pq
+
+            table = _arrow_table(df)
+            atomic_write_bytes(target, lambda fh, t=table: pq.write_table(t, fh))
+        written.append(target)
+    return written
+
+
+__all__: Sequence[str] = (
+    "CLIPS_FILE",
+    "EXPORT_FORMATS",
+    "FLATTEN_FIELDS",
+    "RECORDINGS_FILE",
+    "SCHEMA_VERSION",
+    "ClipRow",
+    "ManifestError",
+    "RecordingRow",
+    "append_row",
+    "canonical_json",
+    "export",
+    "fingerprint",
+    "read_rows",
+    "to_dataframe",
+    "to_jsonable",
+    "write_rows",
+)

@@ -1,0 +1,754 @@
+"""The batch runner: scan, group by speaker, analyse each file, select and render per family, write outputs.
+
+Two stages, each a set of independent tasks sent through one executor seam (serial, processes, Dask):
+
+1. one task per input file: probe, sha256, fast pass; the result (a recordings row and the frame
+   features) is cached under ``OUT/.cache/recordings/`` keyed by the file's sha256 and the analysis
+   settings, so a resumed or repeated run never decodes a file twice;
+2. one task per (speaker, family): selection over the speaker's recordings, render, re-check; cached
+   under ``OUT/.cache/clips/`` keyed by the speaker's recordings, the family spec and the settings.
+
+Every file is written under a temporary name and renamed. Manifests are appended while the run goes
+(readable during it) and rewritten whole, sorted, at the end, so a run killed at any point and started
+again ends with the same manifests and clips as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import csv
+import functools
+import json
+import os
+import platform
+import re
+import time
+import traceback
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pipeline.audio.io import atomic_write_bytes
+from pipeline.audio.memory import release_free_memory
+from pipeline.audio.scan import scan
+from pipeline.batch.config import RunConfig, load_config
+from pipeline.batch.manifest import (
+    ClipRow,
+    RecordingRow,
+    append_row,
+    fingerprint,
+    to_jsonable,
+    write_rows,
+)
+from pipeline.errors import AudioReadError, InvalidArgument, VoiceprepError
+
+CACHE_VERSION = 3
+"""Bumped when cached rows or features change meaning; old cache entries are then ignored."""
+
+PROBE_KEYS = ("format", "codec", "sample_rate", "channels", "duration_s", "bytes", "sample_format")
+
+_PATH_TOKEN = "<path>"
+"""Stands for the file's relative path in messages of cached rows (filled in per file on the way out)."""
+
+ProgressCallback = Callable[[str, dict[str, Any]], None]
+
+
+class RunError(VoiceprepError):
+    """The run itself could not proceed (output folder unwritable, no input, invalid configuration)."""
+
+
+@dataclass(frozen=True)
+class InputFile:
+    """One input file and the speaker it belongs to."""
+
+    source: str
+    path: str
+    speaker: str
+    problem: str | None = None
+
+
+@dataclass
+class RunSummary:
+    """What a run produced (also written to ``run.json``)."""
+
+    out_dir: Path
+    recordings: list[RecordingRow]
+    clips: list[ClipRow]
+    seconds: float
+    counts: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def all_ready(self) -> bool:
+        """True when every clip row is ``ready`` (or ``submitted``)."""
+        return all(c.status in {"ready", "submitted"} for c in self.clips)
+
+
+# --------------------------------------------------------------------------------------------- speakers
+
+
+def safe_name(name: str) -> str:
+    """A file-system-safe version of a speaker name (letters, digits, ``-``, ``_``, ``.``)."""
+    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "_", name.strip()).strip("._")
+    return cleaned or "speaker"
+
+
+def _read_speaker_map(path: Path) -> dict[str, str]:
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as fh:  # spreadsheets often write a BOM
+            rows = list(csv.reader(fh))
+    except OSError as exc:
+        raise RunError(f"{path}: cannot read the speaker map: {exc.strerror or exc}") from None
+    mapping: dict[str, str] = {}
+    for number, row in enumerate(rows, start=1):
+        if not row or row[0].strip().startswith("#"):
+            continue
+        if number == 1 and [c.strip().lower() for c in row[:2]] == ["path", "speaker"]:
+            continue
+        if len(row) < 2 or not row[0].strip() or not row[1].strip():
+            raise RunError(f"{path}: line {number}: expected 'path,speaker'")
+        mapping[Path(row[0].strip()).as_posix()] = row[1].strip()
+    return mapping
+
+
+def find_inputs(
+    input_path: str | Path, *, speaker: str | None = None, speaker_map: str | Path | None = None
+) -> list[InputFile]:
+    """Scan the input and name each file's speaker.
+
+    Each immediate subfolder of the input is a speaker (nested folders belong to it); each loose file in
+    the input root is its own speaker named by its stem; ``speaker`` makes the whole input one speaker;
+    ``speaker_map`` (CSV of ``path,speaker``, paths relative to the input) overrides per file.
+    """
+    root = Path(input_path)
+    if not root.exists():
+        raise RunError(f"{root}: no such file or folder")
+    mapping = _read_speaker_map(Path(speaker_map)) if speaker_map is not None else {}
+    files: list[InputFile] = []
+    for item in scan([root]):
+        rel = Path(item.relpath).as_posix() if root.is_dir() else item.path.name
+        parts = Path(rel).parts
+        who = speaker or (parts[0] if len(parts) > 1 else Path(rel).stem)
+        who = mapping.get(rel, who)
+        files.append(InputFile(source=str(item.path.resolve()), path=rel, speaker=who, problem=item.problem))
+    # A path the map names but the input does not hold is a typo: silently ignoring it would put that
+    # file under the wrong speaker.
+    unknown = sorted(set(mapping) - {f.path for f in files})
+    if unknown:
+        shown = ", ".join(repr(u) for u in unknown[:3]) + (
+            f" and {len(unknown) - 3} more" if len(unknown) > 3 else ""
+        )
+        raise RunError(f"{speaker_map}: names files that are not in {root}: {shown}")
+    return files
+
+
+# --------------------------------------------------------------------------------------------- stage 1
+
+
+def _code_version() -> str:
+    from pipeline import __version__
+    from pipeline.selection.features import FEATURES_VERSION
+
+    return f"{__version__}/f{FEATURES_VERSION}/c{CACHE_VERSION}"
+
+
+def _write_json(path: Path, obj: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # Key order is kept (not sorted): a row read back from the cache must print exactly as the fresh row
+    # did, so a resumed run writes byte-identical manifests.
+    text = json.dumps(to_jsonable(obj), ensure_ascii=False, allow_nan=False)
+    atomic_write_bytes(path, lambda fh: fh.write(text.encode("utf-8")))
+
+
+def _read_json(path: Path) -> Any | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _file_sha256(source: Path, cache_dir: Path) -> str:
+    """sha256 of a file's bytes, remembered by (size, mtime, inode) so a repeated run does not re-read it."""
+    from pipeline.audio.io import sha256_file
+
+    st = source.stat()
+    stamp = fingerprint([str(source), st.st_size, st.st_mtime_ns, st.st_ino])
+    entry = cache_dir / "hashes" / f"{stamp}.txt"
+    try:
+        value = entry.read_text().strip()
+        if len(value) == 64:
+            return value
+    except OSError:
+        pass
+    value = sha256_file(source)
+    entry.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(entry, lambda fh: fh.write(value.encode()))
+    return value
+
+
+def analyze_input(
+    item: InputFile, *, cache_dir: str, config: dict[str, Any], cached_only: bool = False
+) -> dict[str, Any] | None:
+    """Stage-1 task: the recordings row of one file and the path of its cached features (or None).
+
+    Data problems become a ``failed`` row with a reason code; this function only raises on bugs.
+    ``cached_only`` returns ``None`` instead of analysing when the result is not cached yet.
+    """
+    cfg = RunConfig.model_validate(config)
+    cache = Path(cache_dir)
+    row: dict[str, Any] = {"path": item.path, "speaker": item.speaker}
+    if item.problem is not None:
+        from pipeline.errors import reason
+
+        return {
+            "row": {
+                **row,
+                "status": "failed",
+                "reasons": [item.problem],
+                "message": reason(item.problem).message,
+            },
+            "features": None,
+        }
+    source = Path(item.source)
+    try:
+        sha = _file_sha256(source, cache)
+    except (OSError, AudioReadError) as exc:
+        message = exc.message if isinstance(exc, AudioReadError) else str(exc.strerror or exc)
+        message = message.replace(str(source), item.path)
+        return {
+            "row": {**row, "status": "failed", "reasons": ["unreadable"], "message": message},
+            "features": None,
+        }
+    key = fingerprint({"sha256": sha, "analysis": cfg.analysis_fingerprint_fields(), "code": _code_version()})
+    row_path = cache / "recordings" / f"{key}.json"
+    feat_path = cache / "recordings" / f"{key}.npz"
+    cached = _read_json(row_path)
+    if cached is not None and (cached.get("status") != "ok" or feat_path.exists()):
+        cached.update(row)  # the same bytes may sit under another name or speaker
+        cached["message"] = str(cached.get("message") or "").replace(_PATH_TOKEN, item.path)
+        return {"row": cached, "features": str(feat_path) if cached.get("status") == "ok" else None}
+    if cached_only:
+        return None
+    from pipeline.analysis.fastpass import analyze_file
+    from pipeline.audio.io import probe
+    from pipeline.selection.features import RecordingFeatures
+
+    row["sha256"] = sha
+    try:
+        info = probe(source, max_duration_s=cfg.max_input_s, hash=False)
+        row["probe"] = {k: getattr(info, k) for k in PROBE_KEYS}
+        result = analyze_file(source, strategy=cfg.channel_strategy, max_duration_s=cfg.max_input_s)
+        if not result.metrics.get("duration_s"):
+            raise AudioReadError("empty", "no samples could be decoded")
+    except AudioReadError as exc:
+        # The entry is keyed by content, so it serves every file with these bytes: the message must not
+        # name this file's absolute path (another copy, or the same input moved, would show it).
+        generic = exc.message.replace(str(source), _PATH_TOKEN)
+        _write_json(row_path, {**row, "status": "failed", "reasons": [exc.reason], "message": generic})
+        failed = {
+            **row,
+            "status": "failed",
+            "reasons": [exc.reason],
+            "message": generic.replace(_PATH_TOKEN, item.path),
+        }
+        return {"row": failed, "features": None}
+    features = RecordingFeatures.from_fast_pass(
+        result, path=item.path, source=str(source), speaker=item.speaker, sha256=sha
+    )
+    features.save(feat_path)
+    ok = {
+        **row,
+        "status": "ok",
+        "reasons": list(result.warnings),
+        "message": "; ".join(result.warnings),
+        "metrics": result.metrics,
+        "null_reasons": result.null_reasons,
+        "speech_segments": [[round(a, 3), round(b, 3)] for a, b in result.segments],
+    }
+    _write_json(row_path, ok)
+    del result, features
+    release_free_memory()
+    return {"row": ok, "features": str(feat_path)}
+
+
+# --------------------------------------------------------------------------------------------- stage 2
+
+
+@dataclass(frozen=True)
+class ClipTask:
+    """Stage-2 input: one speaker's usable recordings for one family."""
+
+    speaker: str
+    family: str
+    features: tuple[tuple[str, str, str], ...]
+    """(features cache path, source path, relative path) per recording."""
+    sha256s: tuple[str, ...]
+
+
+def _clip_key(task: ClipTask, spec_dump: dict[str, Any], cfg: RunConfig) -> str:
+    return fingerprint(
+        {
+            "speaker": task.speaker,
+            "family": task.family,
+            "recordings": sorted(zip(task.sha256s, (f[2] for f in task.features), strict=True)),
+            "spec": spec_dump,
+            "selection": cfg.selection_fingerprint_fields(),
+            "analysis": cfg.analysis_fingerprint_fields(),
+            "code": _code_version(),
+        }
+    )
+
+
+def _clip_file(out_dir: Path, speaker: str, family: str, fmt: str) -> Path:
+    return out_dir / "clips" / safe_name(speaker) / f"{family}.{fmt}"
+
+
+def make_clip(
+    task: ClipTask, *, out_dir: str, cache_dir: str, config: dict[str, Any], cached_only: bool = False
+) -> dict[str, Any] | None:
+    """Stage-2 task: choose, render and re-check the clip of one speaker for one family.
+
+    ``cached_only`` returns ``None`` instead of working when the result is not cached yet.
+    """
+    from pipeline.rules.families import load_family
+    from pipeline.selection.features import RecordingFeatures
+
+    cfg = RunConfig.model_validate(config)
+    spec = load_family(task.family)
+    out = Path(out_dir)
+    key = _clip_key(task, spec.model_dump(mode="json"), cfg)
+    row_path = Path(cache_dir) / "clips" / f"{key}.json"
+    cached = _read_json(row_path)
+    if cached is not None and _clip_intact(out, cached):
+        return cached
+    if cached_only:
+        return None
+
+    recordings = []
+    for feat_path, source, rel in task.features:
+        features = RecordingFeatures.load(Path(feat_path))
+        features.source, features.path, features.speaker = source, rel, task.speaker
+        recordings.append(features)
+    row = _select_render_check(recordings, spec, out, cfg)
+    row["key"] = key
+    _write_json(row_path, row)
+    del recordings
+    release_free_memory()
+    return row
+
+
+def _clip_intact(out: Path, row: dict[str, Any]) -> bool:
+    """True when a cached row's clip file exists and holds the bytes the row describes.
+
+    The file at ``clips/<speaker>/<family>.wav`` is shared by every key of that speaker and family: after a
+    spec is changed and changed back, the old key's row is found again but the file holds the other
+    spec's render. Hashing a clip (a few hundred kB) is cheap next to rendering it again.
+    """
+    if row.get("clip") is None:
+        return True
+    path = out / row["clip"]
+    if not path.is_file():
+        return False
+    expected = row.get("sha256")
+    return expected is None or _sha256_of(path) == expected
+
+
+def _select_render_check(recordings: list[Any], spec: Any, out: Path, cfg: RunConfig) -> dict[str, Any]:
+    from pipeline.analysis.inspection import check
+    from pipeline.render.clip import render
+    from pipeline.selection.select import choose
+
+    speaker = recordings[0].speaker
+    base = {"speaker": speaker, "family": spec.name}
+    selection = choose(
+        recordings, spec, top=cfg.top_candidates, slow=cfg.slow_measures, alternatives=cfg.alternatives
+    )
+    if selection.best is None:
+        return {**base, "status": "rejected", "reasons": selection.reasons, "message": selection.message}
+    target = _clip_file(out, speaker, spec.name, spec.delivery.format)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    plans = [selection.best, *selection.alternatives]
+    first_failure: dict[str, Any] | None = None
+    for rank, plan in enumerate(plans):
+        rendered = render(plan, spec, target)
+        known = _known_dnsmos(plan, rendered)
+        verdict = check(rendered.path, spec, dnsmos=True, known_metrics=known)
+        row = {
+            **base,
+            "status": "ready" if verdict.verdict != "fail" else "rejected",
+            "reasons": verdict.reasons,
+            "message": "" if rank == 0 else f"the best window failed its re-check; alternative {rank} used",
+            "clip": rendered.path.relative_to(out).as_posix(),
+            "segments": rendered.segments,
+            "duration_s": rendered.duration_s,
+            "sample_rate": rendered.sample_rate,
+            "assembled": plan.assembled,
+            "metrics": verdict.metrics,
+            "checks": [c.to_dict() for c in verdict.checks],
+            "alternatives": [p.to_dict() for i, p in enumerate(plans) if i != rank],
+            "plan": plan.to_dict(),
+            "render": {
+                "gain_db": rendered.gain_db,
+                "lufs": rendered.lufs,
+                "true_peak_dbtp": rendered.true_peak_dbtp,
+                "denoised": rendered.denoised,
+                "pauses_shortened": rendered.pauses_shortened,
+                "dnsmos_from": "the clip" if known is None else "the planned window (slow pass) or render",
+                "notes": rendered.notes,
+            },
+            "sha256": _sha256_of(rendered.path),
+        }
+        if verdict.verdict != "fail":
+            return row
+        first_failure = first_failure or row
+    assert first_failure is not None
+    # Re-render the best plan and keep it to listen to, but never where a ready clip would be.
+    rejected = out / "rejected" / safe_name(speaker) / target.name
+    rejected.parent.mkdir(parents=True, exist_ok=True)
+    render(selection.best, spec, rejected)
+    target.unlink(missing_ok=True)
+    first_failure["clip"] = rejected.relative_to(out).as_posix()
+    first_failure["sha256"] = _sha256_of(rejected)
+    first_failure["message"] = "every candidate failed its re-check; the best is kept under rejected/"
+    return first_failure
+
+
+def _known_dnsmos(plan: Any, rendered: Any) -> dict[str, float] | None:
+    """DNSMOS already measured on this clip's audio, so the re-check need not run the model again.
+
+    The renderer scores the final audio when it considers denoising (``dnsmos_after`` when it kept the
+    denoised version, ``dnsmos_before`` otherwise); the slow pass scores the planned clip's own audio
+    brought to about the delivered level (see ``pipeline.selection.slow.dnsmos_of``). ``None``: measure it.
+    """
+    scores = rendered.dnsmos_after if rendered.denoised else rendered.dnsmos_before
+    if scores and scores.get("ovrl") is not None:
+        return {"dnsmos_ovrl": scores["ovrl"], "dnsmos_sig": scores["sig"], "dnsmos_bak": scores["bak"]}
+    m = plan.measures
+    if m.get("dnsmos_source") == "window" and m.get("dnsmos_ovrl") is not None:
+        return {k: m[k] for k in ("dnsmos_ovrl", "dnsmos_sig", "dnsmos_bak") if m.get(k) is not None}
+    return None
+
+
+def _sha256_of(path: Path) -> str:
+    from pipeline.audio.io import sha256_file
+
+    return sha256_file(path)
+
+
+# --------------------------------------------------------------------------------------------- the run
+
+
+def _notify(progress: ProgressCallback | None, event: str, **data: Any) -> None:
+    if progress is not None:
+        progress(event, data)
+
+
+def _failed_task_row(kind: str, payload: Any, exc: BaseException) -> dict[str, Any]:
+    from pipeline.batch.executors import error_type
+
+    kind_name = error_type(exc)  # the original type, also when it came back wrapped from a worker
+    message = f"{kind_name}: {exc}"
+    base = {
+        "status": "failed",
+        "reasons": ["internal_error"],
+        "message": message,
+        "error_type": kind_name,
+    }
+    if kind == "recording":
+        return {"path": payload.path, "speaker": payload.speaker, **base}
+    return {"speaker": payload.speaker, "family": payload.family, **base}
+
+
+def run(
+    input_path: str | Path,
+    out_dir: str | Path,
+    *,
+    families: Sequence[str] | None = None,
+    config: RunConfig | None = None,
+    executor: str | None = None,
+    jobs: int | None = None,
+    scheduler: str | None = None,
+    resume: bool = True,
+    speaker: str | None = None,
+    speaker_map: str | Path | None = None,
+    progress: ProgressCallback | None = None,
+) -> RunSummary:
+    """Run voiceprep over a file or folder and write the outputs to ``out_dir``.
+
+    Raises :class:`RunError` when the run cannot proceed (no input, unwritable output); data problems in
+    individual files never raise: they become rows with a status and reasons.
+    """
+    from pipeline.batch.executors import KINDS
+    from pipeline.rules.families import list_families, load_family
+
+    started = time.time()
+    t0 = time.perf_counter()
+    cfg = config or load_config()
+    family_names = list(families or cfg.families or list_families())
+    for name in family_names:
+        load_family(name)  # unknown families fail before any work
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise RunError(f"{out}: exists and is not a folder")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe_file = out / f".write-test-{os.getpid()}"
+        probe_file.write_text("")
+        probe_file.unlink()
+    except OSError as exc:
+        raise RunError(f"{out}: the output folder is not writable ({exc.strerror or exc})") from None
+    cache = out / ".cache"
+    _remove_temp_files(out)
+    if not resume and cache.exists():
+        import shutil
+
+        shutil.rmtree(cache)
+    inputs = find_inputs(input_path, speaker=speaker, speaker_map=speaker_map)
+    # An output folder inside the input (``run . --out out``) must not feed its own clips back in.
+    inside = out.resolve()
+    inputs = [i for i in inputs if not Path(i.source).is_relative_to(inside)]
+    if not inputs:
+        raise RunError(f"{input_path}: no audio files found")
+    _check_speaker_folders(inputs)
+    _notify(progress, "start", files=len(inputs), families=family_names)
+
+    rec_manifest, clip_manifest = out / "recordings.jsonl", out / "clips.jsonl"
+    (out / "errors.log").unlink(missing_ok=True)  # it describes this run only
+    write_rows(rec_manifest, [])
+    write_rows(clip_manifest, [])
+    config_dict = cfg.model_dump(mode="json")
+    kind = executor or cfg.executor
+    workers = jobs or cfg.jobs or None
+    timings: dict[str, float] = {}
+    recordings: list[RecordingRow] = []
+    clips: list[ClipRow] = []
+    if kind not in KINDS:
+        raise InvalidArgument(f"executor must be one of {', '.join(KINDS)}, got {kind!r}")
+    pool = _LazyPool(kind, workers, scheduler)
+    try:
+        t_stage = time.perf_counter()
+        feature_paths: dict[str, str] = {}
+        task = functools.partial(analyze_input, cache_dir=str(cache), config=config_dict)
+        for item, result in pool.results(task, inputs):
+            if isinstance(result, BaseException):
+                data = {"row": _failed_task_row("recording", item, result), "features": None}
+                _log_crash(out, item.path, result)
+            else:
+                data = result
+            row = RecordingRow.model_validate(data["row"])
+            if data["features"]:
+                feature_paths[item.path] = data["features"]
+            recordings.append(row)
+            append_row(rec_manifest, row)
+            _notify(progress, "recording", row=row)
+        timings["analyze_s"] = time.perf_counter() - t_stage
+
+        t_stage = time.perf_counter()
+        clip_tasks = _clip_tasks(recordings, inputs, feature_paths, family_names)
+        skipped = _speakers_without_audio(recordings, clip_tasks, family_names)
+        _notify(progress, "clips", total=len(clip_tasks) + len(skipped))
+        for row_dict in skipped:
+            row = ClipRow.model_validate(row_dict)
+            clips.append(row)
+            append_row(clip_manifest, row)
+            _notify(progress, "clip", row=row)
+        task2 = functools.partial(make_clip, out_dir=str(out), cache_dir=str(cache), config=config_dict)
+        for item, result in pool.results(task2, clip_tasks):
+            if isinstance(result, BaseException):
+                row_dict = _failed_task_row("clip", item, result)
+                _log_crash(out, f"{item.speaker}/{item.family}", result)
+            else:
+                row_dict = result
+            row = ClipRow.model_validate(row_dict)
+            clips.append(row)
+            append_row(clip_manifest, row)
+            _notify(progress, "clip", row=row)
+        timings["clips_s"] = time.perf_counter() - t_stage
+        tasks = {"from_cache": pool.from_cache, "computed": pool.computed}
+    finally:
+        pool.close()
+
+    recordings.sort(key=lambda r: r.path)
+    clips.sort(key=lambda c: (c.speaker, c.family))
+    write_rows(rec_manifest, recordings)
+    write_rows(clip_manifest, clips)
+    _remove_stale_clips(out, clips)
+    seconds = time.perf_counter() - t0
+    counts = _counts(recordings, clips)
+    summary = RunSummary(out_dir=out, recordings=recordings, clips=clips, seconds=seconds, counts=counts)
+    _write_json(
+        out / "run.json",
+        {
+            "voiceprep": _code_version(),
+            "python": platform.python_version(),
+            "config": config_dict,
+            "config_fingerprint": fingerprint(config_dict),
+            "families": family_names,
+            "input": str(Path(input_path).resolve()),
+            "executor": kind,
+            "jobs": workers,
+            "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
+            "seconds": round(seconds, 3),
+            "timings": {k: round(v, 3) for k, v in timings.items()},
+            "tasks": tasks,
+            "counts": counts,
+        },
+    )
+    _notify(progress, "done", summary=summary)
+    return summary
+
+
+def _remove_temp_files(out: Path) -> None:
+    """Delete the temporary files a killed run left behind (every output is written as ``.<name>.*.tmp``
+    and renamed). Only the folders this module writes are swept, never the rest of ``out``."""
+    for path in out.glob(".write-test-*"):
+        path.unlink(missing_ok=True)
+    for path in out.glob(".*.tmp"):
+        path.unlink(missing_ok=True)
+    for folder in (".cache", "clips", "rejected"):
+        base = out / folder
+        if base.is_dir():
+            for path in base.rglob(".*.tmp"):
+                if path.is_file():
+                    path.unlink(missing_ok=True)
+
+
+def _check_speaker_folders(inputs: Sequence[InputFile]) -> None:
+    """Two speakers whose names clean to the same folder name would overwrite each other's clips."""
+    owner: dict[str, str] = {}
+    for item in inputs:
+        folder = safe_name(item.speaker)
+        other = owner.setdefault(folder, item.speaker)
+        if other != item.speaker:
+            raise RunError(
+                f"speakers {other!r} and {item.speaker!r} would share the clip folder clips/{folder}/; "
+                "rename one (e.g. with --speaker-map)"
+            )
+
+
+class _LazyPool:
+    """Answers cached tasks in this process and starts the executor only for the rest.
+
+    A repeated run over an unchanged input then starts no worker at all (starting a process pool or a
+    Dask cluster costs more than reading every cached result).
+    """
+
+    def __init__(self, kind: str, jobs: int | None, scheduler: str | None) -> None:
+        self.kind, self.jobs, self.scheduler = kind, jobs, scheduler
+        self._executor: Any = None
+        self.from_cache = 0
+        self.computed = 0
+
+    def results(self, task: Callable[..., Any], items: Sequence[Any]) -> Iterable[tuple[Any, Any]]:
+        """``(item, result or exception)``: cached results first, then the computed ones as they finish."""
+        missing = []
+        for item in items:
+            try:
+                cached = task(item, cached_only=True)
+            except Exception:  # a damaged cache entry: compute it again
+                cached = None
+            if cached is None:
+                missing.append(item)
+            else:
+                self.from_cache += 1
+                yield item, cached
+        if not missing:
+            return
+        if self._executor is None:
+            from pipeline.batch.executors import make_executor
+
+            self._executor = make_executor(self.kind, jobs=self.jobs, scheduler=self.scheduler)
+        for item, result in self._executor.map_unordered(task, missing):
+            self.computed += 1
+            yield item, result
+
+    def close(self) -> None:
+        """Shut the executor down if it was started."""
+        if self._executor is not None:
+            self._executor.close()
+
+
+def _clip_tasks(
+    recordings: Iterable[RecordingRow],
+    inputs: Sequence[InputFile],
+    feature_paths: dict[str, str],
+    families: Sequence[str],
+) -> list[ClipTask]:
+    source_of = {i.path: i.source for i in inputs}
+    by_speaker: dict[str, list[RecordingRow]] = {}
+    for row in sorted(recordings, key=lambda r: r.path):
+        if row.status == "ok" and row.path in feature_paths:
+            by_speaker.setdefault(row.speaker, []).append(row)
+    tasks = []
+    for speaker, rows in sorted(by_speaker.items()):
+        feats = tuple((feature_paths[r.path], source_of[r.path], r.path) for r in rows)
+        shas = tuple(r.sha256 or "" for r in rows)
+        for family in families:
+            tasks.append(ClipTask(speaker=speaker, family=family, features=feats, sha256s=shas))
+    return tasks
+
+
+def _speakers_without_audio(
+    recordings: Iterable[RecordingRow], tasks: Sequence[ClipTask], families: Sequence[str]
+) -> list[dict[str, Any]]:
+    """Clip rows for speakers none of whose files could be read: rejected, with the files' reasons."""
+    have = {t.speaker for t in tasks}
+    reasons: dict[str, Counter[str]] = {}
+    for row in sorted(recordings, key=lambda r: r.path):  # completion order differs between executors
+        if row.speaker not in have:
+            reasons.setdefault(row.speaker, Counter()).update(row.reasons or ["decode_failed"])
+    rows = []
+    for speaker, counter in sorted(reasons.items()):
+        codes = [code for code, _ in counter.most_common()]
+        for family in families:
+            rows.append(
+                {
+                    "speaker": speaker,
+                    "family": family,
+                    "status": "failed",
+                    "reasons": codes,
+                    "message": "no recording of this speaker could be read",
+                }
+            )
+    return rows
+
+
+def _remove_stale_clips(out: Path, clips: Sequence[ClipRow]) -> None:
+    """Delete clip files from an earlier run that no row refers to any more (e.g. now rejected)."""
+    keep = {c.clip for c in clips if c.clip}
+    for folder in ("clips", "rejected"):
+        base = out / folder
+        if not base.exists():
+            continue
+        for path in base.rglob("*"):
+            if path.is_file() and path.relative_to(out).as_posix() not in keep:
+                path.unlink()
+
+
+def _counts(recordings: Sequence[RecordingRow], clips: Sequence[ClipRow]) -> dict[str, Any]:
+    audio_s = sum(float((r.probe or {}).get("duration_s") or 0.0) for r in recordings)
+    per_family: dict[str, Counter[str]] = {}
+    for c in clips:
+        per_family.setdefault(c.family, Counter())[c.status] += 1
+    return {
+        "recordings": len(recordings),
+        "recordings_ok": sum(r.status == "ok" for r in recordings),
+        "recordings_failed": sum(r.status != "ok" for r in recordings),
+        "audio_hours": round(audio_s / 3600, 4),
+        "speakers": len({r.speaker for r in recordings}),
+        "clips": {f: dict(sorted(c.items())) for f, c in sorted(per_family.items())},
+    }
+
+
+def _log_crash(out: Path, what: str, exc: BaseException) -> None:
+    """Append the traceback of a crashed task to ``OUT/errors.log`` (a bug, not a data problem)."""
+    text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    with (out / "errors.log").open("a") as fh:
+        fh.write(f"--- {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} {what}\n{text}\n")
+
+
+def validate_jobs(jobs: int | None) -> int | None:
+    """``jobs`` as given on the command line: None or a positive integer."""
+    if jobs is not None and jobs < 1:
+        raise InvalidArgument(f"--jobs must be at least 1, got {jobs}")
+    return jobs

@@ -1,0 +1,8 @@
+"""Stage 9, cli: the ``voiceprep`` command. Thin: parse, call the library, print with rich.
+
+Takes: the command line. Gives: ``voiceprep probe|analyze|check|families|run|report|submit|voices``
+(:mod:`~pipeline.cli.main`, :mod:`~pipeline.cli.voices`); console, error and exit-code conventions in
+:mod:`~pipeline.cli.common`. Exit codes: 0 success, 1 the input was judged and some of it failed,
+2 usage or configuration error, 3 an unexpected error (a bug; ``--debug`` shows the traceback).
+May import: every stage.
+"""

@@ -1,0 +1,31 @@
+"""What every ``voiceprep`` command shares: exit codes, the rich consoles and the one-line error.
+
+Exit codes (documented in the README and ``voiceprep --help``):
+    0  everything asked for succeeded
+    1  the command ran, but something needs attention (a file failed, a verdict is ``fail``, a create
+       was rejected, a voice's state is unknown, the user declined)
+    2  usage or configuration error (bad option, unknown family, invalid config, a missing API key)
+    3  internal error (a bug): the message says so; ``--debug`` shows the traceback
+"""
+
+from __future__ import annotations
+
+import typer
+from rich.console import Console
+
+EXIT_OK = 0
+EXIT_FAILURES = 1
+EXIT_USAGE = 2
+EXIT_INTERNAL = 3
+
+
+def make_console(*, stderr: bool = False) -> Console:
+    """A rich console; when output is not a terminal (a pipe, CI), a wide fixed width so lines do not wrap."""
+    probe = Console(stderr=stderr)
+    return Console(stderr=stderr, width=None if probe.is_terminal else 160)
+
+
+def fail(message: str, code: int) -> typer.Exit:
+    """Print ``voiceprep: MESSAGE`` on stderr as plain text and return the exit to raise."""
+    make_console(stderr=True).print(f"voiceprep: {message}", markup=False, highlight=False, soft_wrap=True)
+    return typer.Exit(code)

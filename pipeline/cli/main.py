@@ -1,0 +1,633 @@
+"""The ``voiceprep`` command line: thin wrappers that parse, call the library and print with rich.
+
+Exit codes: :mod:`pipeline.cli.common`.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.table import Table
+
+from pipeline.cli.common import EXIT_FAILURES, EXIT_INTERNAL, EXIT_OK, EXIT_USAGE, make_console
+from pipeline.errors import VoiceprepError
+
+if TYPE_CHECKING:
+    from pipeline.batch.manifest import ClipRow
+    from pipeline.batch.runner import RunSummary
+    from pipeline.rules.checks import CheckResult
+
+app = typer.Typer(
+    name="voiceprep",
+    help="Turn raw voice recordings into enrollment-ready clips for cloud voice cloning.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+families_app = typer.Typer(help="List the model families and show their rules.", no_args_is_help=False)
+app.add_typer(families_app, name="families")
+
+
+def _register_voice_commands() -> None:
+    """``submit`` and ``voices ...`` live in :mod:`pipeline.cli.voices` (the network edge's CLI)."""
+    from pipeline.cli.voices import submit_command, voices_app
+
+    app.command("submit")(submit_command)
+    app.add_typer(voices_app, name="voices")
+
+
+_state = {"debug": False}
+
+
+out = make_console()
+err = make_console(stderr=True)
+
+
+@app.callback()
+def _main(
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks for errors.")] = False,
+) -> None:
+    """voiceprep: prepare voice recordings for cloud voice cloning."""
+    _state["debug"] = debug
+
+
+def _fmt(value: object, digits: int = 2) -> str:
+    """Format a table cell: ``-`` for missing values, rounded floats."""
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def _human_bytes(n: int | None) -> str:
+    if n is None:
+        return "-"
+    size = float(n)
+    for unit in ("B", "kB", "MB", "GB"):
+        if size < 1000 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1000
+    return f"{n} B"
+
+
+@app.command()
+def probe(
+    paths: Annotated[list[Path], typer.Argument(help="Files or folders (searched recursively).")],
+    as_json: Annotated[
+        bool, typer.Option("--json", help="One JSON object per line instead of a table.")
+    ] = False,
+    stream: Annotated[int, typer.Option("--stream", min=0, help="Which audio stream of a container.")] = 0,
+    max_duration: Annotated[
+        float, typer.Option("--max-duration", min=0.0, help="Longest input accepted, in seconds.")
+    ] = 4 * 3600.0,
+) -> None:
+    """Read each file's header: format, codec, rate, channels, duration, size and sha256."""
+    from pipeline.audio.io import probe_row
+    from pipeline.audio.scan import scan
+
+    rows: list[dict] = []
+    for item in scan(paths):
+        if item.problem is not None:
+            from pipeline.errors import reason
+
+            row = {
+                "path": str(item.path),
+                "status": "failed",
+                "reasons": [item.problem],
+                "message": reason(item.problem).message,
+            }
+        else:
+            row = probe_row(item.path, stream_index=stream, max_duration_s=max_duration)
+        rows.append(row)
+        if as_json:
+            print(json.dumps(row, ensure_ascii=False), flush=True)
+    if not rows:
+        err.print("voiceprep: no audio files found in " + ", ".join(str(p) for p in paths))
+        raise typer.Exit(EXIT_FAILURES)
+    failed = sum(1 for r in rows if r.get("status") != "ok")
+    if not as_json:
+        _print_probe_table(rows)
+        summary = f"{len(rows)} files: {len(rows) - failed} ok, {failed} failed"
+        out.print(summary, style="bold red" if failed else "bold green")
+    raise typer.Exit(EXIT_FAILURES if failed else EXIT_OK)
+
+
+def _print_probe_table(rows: list[dict]) -> None:
+    table = Table(show_lines=False, header_style="bold")
+    for col in ("file", "status", "format", "codec", "rate", "ch", "duration", "sample fmt", "size", "note"):
+        table.add_column(
+            col,
+            justify="right" if col in {"rate", "ch", "duration", "size"} else "left",
+            no_wrap=col != "note",
+        )
+    for r in rows:
+        ok = r.get("status") == "ok"
+        note = ", ".join(r.get("reasons") or [])
+        duration = r.get("duration_s")
+        table.add_row(
+            str(r.get("path")),
+            "[green]ok[/]" if ok else "[red]failed[/]",
+            _fmt(r.get("format")),
+            _fmt(r.get("codec")),
+            _fmt(r.get("sample_rate")),
+            _fmt(r.get("channels")),
+            "-" if duration is None else f"{duration:.2f} s",
+            _fmt(r.get("sample_format")),
+            _human_bytes(r.get("bytes")),
+            note,
+        )
+    out.print(table)
+    for r in rows:
+        if r.get("status") != "ok" or r.get("reasons"):
+            codes = ", ".join(r.get("reasons") or [])
+            out.print(f"  {r.get('path')}: {codes}: {r.get('message') or ''}", highlight=False, markup=False)
+
+
+def _expand(paths: list[Path]) -> list[tuple[str, str | None]]:
+    """Files named or found under folders: ``(path, problem code or None)``; missing paths kept."""
+    from pipeline.audio.scan import scan
+
+    items: list[tuple[str, str | None]] = []
+    for p in paths:
+        if not p.exists() and not p.is_symlink():
+            items.append((str(p), "not_found"))
+            continue
+        found = False
+        for item in scan([p]):
+            items.append((str(item.path), item.problem))
+            found = True
+        if not found and p.is_file():
+            items.append((str(p), None))
+    return items
+
+
+_METRIC_UNITS = {
+    "duration_s": "s",
+    "speech_s": "s",
+    "longest_run_s": "s",
+    "max_pause_s": "s",
+    "snr_db": "dB",
+    "wada_snr_db": "dB",
+    "noise_floor_dbfs": "dBFS",
+    "rt60_s": "s",
+    "bandwidth_hz": "Hz",
+    "lufs": "LUFS",
+    "true_peak_dbtp": "dBTP",
+}
+
+
+def _metric_text(name: str, value: object) -> str:
+    if value is None:
+        return "-"
+    if name == "clipped_events":
+        events = list(value)  # type: ignore[arg-type]
+        shown = ", ".join(f"{t:.2f}" for t in events[:6])
+        return f"{len(events)} ({shown}{', ...' if len(events) > 6 else ''})" if events else "0"
+    if name == "channel_choice":
+        return str(value.get("detail") or value.get("method"))  # type: ignore[union-attr]
+    if name == "clipped_ratio":
+        return f"{float(value) * 100:.3f} %"  # type: ignore[arg-type]
+    unit = _METRIC_UNITS.get(name, "")
+    text = f"{value:.3g}" if isinstance(value, float) and abs(value) < 1 else _fmt(value)
+    if name == "bandwidth_hz" and isinstance(value, int | float):
+        text = f"{value:.0f}"
+    return f"{text} {unit}".strip()
+
+
+@app.command()
+def analyze(
+    paths: Annotated[list[Path], typer.Argument(help="Files or folders (searched recursively).")],
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
+    dnsmos: Annotated[bool, typer.Option("--dnsmos", help="Also run DNSMOS (slow on long files).")] = False,
+    strategy: Annotated[
+        str, typer.Option("--channels", help="Channel strategy: best, first or mean.")
+    ] = "best",
+) -> None:
+    """Measure each recording: speech, runs and pauses, SNR, reverb, clipping, bandwidth, loudness."""
+    from pipeline.analysis.fastpass import METRIC_NAMES
+    from pipeline.analysis.inspection import analyze as analyze_one
+    from pipeline.errors import AudioReadError, reason
+
+    if strategy not in {"best", "first", "mean"}:
+        raise typer.BadParameter(f"--channels must be best, first or mean (got {strategy!r})")
+    items = _expand(paths)
+    failed = 0
+    for path, problem in items:
+        row: dict = {"path": path}
+        try:
+            if problem is not None:
+                raise AudioReadError(problem, reason(problem).message)
+            a = analyze_one(path, dnsmos=dnsmos, strategy=strategy)
+            row.update(
+                status="ok", reasons=a.warnings, message="", metrics=a.metrics, null_reasons=a.null_reasons
+            )
+        except AudioReadError as exc:
+            failed += 1
+            row.update(status="failed", reasons=[exc.reason], message=exc.message, metrics=None)
+        if as_json:
+            print(json.dumps(row, ensure_ascii=False), flush=True)
+            continue
+        if row["status"] != "ok":
+            out.print(f"[bold]{path}[/]: [red]failed[/] ({row['reasons'][0]}): {row['message']}")
+            continue
+        table = Table(title=path, title_justify="left", header_style="bold", show_edge=False)
+        table.add_column("metric")
+        table.add_column("value", justify="right")
+        table.add_column("note")
+        for name in METRIC_NAMES:
+            value = row["metrics"].get(name)
+            note = "" if value is not None else row["null_reasons"].get(name, "")
+            table.add_row(name, _metric_text(name, value), note)
+        out.print(table)
+        if row["reasons"]:
+            out.print(f"  warnings: {', '.join(row['reasons'])}")
+    if not items:
+        err.print("voiceprep: no audio files found")
+        raise typer.Exit(EXIT_FAILURES)
+    raise typer.Exit(EXIT_FAILURES if failed else EXIT_OK)
+
+
+_VERDICT_STYLE = {"pass": "bold green", "warn": "bold yellow", "fail": "bold red"}
+
+
+@app.command()
+def check(
+    paths: Annotated[list[Path], typer.Argument(help="Files or folders (searched recursively).")],
+    family: Annotated[
+        list[str] | None,
+        typer.Option("--family", "-f", help="Family to judge against (repeatable; default: all)."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per file and family.")] = False,
+    dnsmos: Annotated[
+        bool | None,
+        typer.Option("--dnsmos/--no-dnsmos", help="Run DNSMOS (default: on files up to 2 minutes)."),
+    ] = None,
+) -> None:
+    """Judge each file as it is, as the service would receive it: verdict, reasons, fix hints."""
+    from pipeline.analysis.inspection import check as check_one
+    from pipeline.errors import reason
+    from pipeline.rules.checks import failed_read
+    from pipeline.rules.families import list_families, load_family
+
+    specs = [load_family(name) for name in (family or list_families())]
+    items = _expand(paths)
+    any_fail = False
+    for path, problem in items:
+        if problem is not None:
+            results = [failed_read(path, s.name, problem, reason(problem).message) for s in specs]
+        else:
+            results = check_one(path, specs, dnsmos=dnsmos)
+        for result in results:
+            any_fail = any_fail or result.verdict == "fail"
+            if as_json:
+                print(json.dumps(result.to_dict(), ensure_ascii=False, default=str), flush=True)
+                continue
+            _print_check(result)
+    if not items:
+        err.print("voiceprep: no audio files found")
+        raise typer.Exit(EXIT_FAILURES)
+    raise typer.Exit(EXIT_FAILURES if any_fail else EXIT_OK)
+
+
+def _print_check(result: CheckResult) -> None:
+    style = _VERDICT_STYLE[result.verdict]
+    reasons = f" ({', '.join(result.reasons)})" if result.reasons else ""
+    out.print(f"[{style}]{result.verdict.upper():4}[/] {result.path} [dim]for[/] {result.family}{reasons}")
+    for c in result.problems:
+        mark = "[red]x[/]" if c.verdict == "fail" else "[yellow]![/]"
+        out.print(f"     {mark} {c.message}", highlight=False)
+        if c.hint:
+            out.print(f"       [dim]fix: {c.hint}[/]", highlight=False)
+
+
+@app.command("run")
+def run_command(
+    input_path: Annotated[Path, typer.Argument(help="A folder (one subfolder per speaker) or a file.")],
+    out_dir: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")] = Path("out"),
+    family: Annotated[
+        list[str] | None, typer.Option("--family", "-f", help="Family (repeatable; default: all).")
+    ] = None,
+    jobs: Annotated[int | None, typer.Option("--jobs", "-j", min=1, help="Workers (default: cores).")] = None,
+    executor: Annotated[
+        str | None, typer.Option("--executor", help="serial, processes (default) or dask.")
+    ] = None,
+    scheduler: Annotated[
+        str | None, typer.Option("--scheduler", help="Dask scheduler address (with --executor dask).")
+    ] = None,
+    no_resume: Annotated[bool, typer.Option("--no-resume", help="Ignore cached results.")] = False,
+    config: Annotated[Path | None, typer.Option("--config", help="A voiceprep.yaml with settings.")] = None,
+    strict: Annotated[bool, typer.Option("--strict", help="Exit 1 unless every clip is ready.")] = False,
+    speaker: Annotated[
+        str | None, typer.Option("--speaker", help="Treat the whole input as this one speaker.")
+    ] = None,
+    speaker_map: Annotated[
+        Path | None, typer.Option("--speaker-map", help="CSV of path,speaker overriding the folders.")
+    ] = None,
+    export: Annotated[
+        list[str] | None, typer.Option("--export", help="Also write parquet and/or csv tables.")
+    ] = None,
+    submit: Annotated[
+        bool, typer.Option("--submit", help="Then submit the ready clips (as `voiceprep submit OUT`).")
+    ] = False,
+    preview: Annotated[
+        str | None, typer.Option("--preview", help="With --submit: synthesise this text with each voice.")
+    ] = None,
+) -> None:
+    """Pick, render and re-check the best enrollment clip per speaker and family."""
+    from pipeline.batch.config import load_config
+    from pipeline.batch.runner import RunError, run
+
+    if executor is not None and executor not in {"serial", "processes", "dask"}:
+        raise typer.BadParameter(f"--executor must be serial, processes or dask (got {executor!r})")
+    if scheduler is not None and executor not in {None, "dask"}:
+        raise typer.BadParameter("--scheduler needs --executor dask")
+    for fmt in export or []:
+        if fmt not in {"parquet", "csv"}:
+            raise typer.BadParameter(f"--export must be parquet or csv (got {fmt!r})")
+    from pipeline.errors import SpecError
+
+    try:
+        cfg = load_config(config)
+    except SpecError as exc:  # the run cannot proceed: exit 3, as documented
+        err.print(f"voiceprep: cannot run: {exc}", markup=False, highlight=False, soft_wrap=True)
+        raise typer.Exit(EXIT_INTERNAL) from None
+    kind = "dask" if scheduler is not None and executor is None else executor
+    try:
+        with _RunProgress() as progress:
+            summary = run(
+                input_path,
+                out_dir,
+                families=family,
+                config=cfg,
+                executor=kind,
+                jobs=jobs,
+                scheduler=scheduler,
+                resume=not no_resume,
+                speaker=speaker,
+                speaker_map=speaker_map,
+                progress=progress,
+            )
+    except RunError as exc:
+        err.print(f"voiceprep: cannot run: {exc}", markup=False, highlight=False, soft_wrap=True)
+        raise typer.Exit(EXIT_INTERNAL) from None
+    if export:
+        from pipeline.batch.manifest import export as export_tables
+
+        for fmt in export:
+            export_tables(summary.out_dir, fmt=fmt)
+    _print_run_summary(summary)
+    code = EXIT_FAILURES if strict and not summary.all_ready else EXIT_OK
+    if submit:
+        code = max(code, _submit_after_run(summary.out_dir, family, preview, config))
+    _write_report(summary.out_dir)
+    raise typer.Exit(code)
+
+
+def _write_report(out_dir: Path) -> None:
+    """Write ``OUT/report.html`` after a run or submit; a report that fails does not fail the run."""
+    from pipeline.report.build import build_report
+
+    try:
+        path = build_report(out_dir, reuse=True)
+    except Exception as exc:
+        if _state["debug"]:
+            raise
+        err.print(
+            f"voiceprep: the report could not be written ({type(exc).__name__}: {exc}); "
+            f"try `voiceprep --debug report {out_dir}`",
+            markup=False,
+            highlight=False,
+        )
+        return
+    out.print(f"report: {path}", markup=False, highlight=False)
+
+
+@app.command("report")
+def report_command(
+    out_dir: Annotated[Path, typer.Argument(help="A run's output folder.")],
+    output: Annotated[
+        Path | None, typer.Option("--output", help="Where to write the page (default: OUT/report.html).")
+    ] = None,
+    export: Annotated[
+        list[str] | None, typer.Option("--export", help="Also write parquet and/or csv tables.")
+    ] = None,
+) -> None:
+    """Rebuild the HTML quality report of a run from its manifests and voice ledger (no re-analysis)."""
+    from pipeline.report.build import build_report
+
+    for fmt in export or []:
+        if fmt not in {"parquet", "csv"}:
+            raise typer.BadParameter(f"--export must be parquet or csv (got {fmt!r})")
+    path = build_report(out_dir, dest=output)
+    if export:
+        from pipeline.batch.manifest import export as export_tables
+
+        for fmt in export:
+            for written in export_tables(out_dir, fmt=fmt):
+                out.print(f"wrote {written}", markup=False, highlight=False)
+    out.print(f"report: {path}", markup=False, highlight=False)
+
+
+def _submit_after_run(
+    out_dir: Path, family: list[str] | None, preview: str | None, config: Path | None
+) -> int:
+    """``voiceprep submit OUT`` after a run; returns its exit code."""
+    from pipeline.cli.voices import submit_command
+
+    try:
+        submit_command(out_dir, family=family, preview=preview, config=config)
+    except typer.Exit as done:
+        return int(done.exit_code)
+    return EXIT_OK
+
+
+class _RunProgress:
+    """A rich progress bar fed by the runner's events: files, hours of audio, rate, ETA."""
+
+    def __init__(self) -> None:
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
+        self.progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[info]}"),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=err,
+            transient=False,
+            disable=not err.is_terminal,
+        )
+        self.files = None
+        self.clips = None
+        self.audio_s = 0.0
+        self.started = 0.0
+
+    def __enter__(self) -> _RunProgress:
+        import time
+
+        self.started = time.perf_counter()
+        self.progress.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.__exit__(*exc)
+
+    def __call__(self, event: str, data: dict) -> None:
+        import time
+
+        if event == "start":
+            self.files = self.progress.add_task("analysing", total=data["files"], info="")
+        elif event == "recording" and self.files is not None:
+            row = data["row"]
+            self.audio_s += float((row.probe or {}).get("duration_s") or 0.0)
+            elapsed = max(time.perf_counter() - self.started, 1e-6)
+            info = f"{self.audio_s / 3600:.2f} h of audio, {self.audio_s / elapsed:.0f}x real time"
+            self.progress.update(self.files, advance=1, info=info)
+        elif event == "clips":
+            self.clips = self.progress.add_task("clips    ", total=data["total"], info="")
+        elif event == "clip" and self.clips is not None:
+            row = data["row"]
+            self.progress.update(self.clips, advance=1, info=f"{row.speaker}/{row.family}: {row.status}")
+
+
+_STATUS_STYLE = {"ready": "green", "submitted": "green", "rejected": "yellow", "failed": "red"}
+
+
+def _print_run_summary(summary: RunSummary) -> None:
+    clips = summary.clips
+    families = sorted({c.family for c in clips})
+    speakers = sorted({c.speaker for c in clips} | {r.speaker for r in summary.recordings})
+    by_key = {(c.speaker, c.family): c for c in clips}
+    table = Table(title="clips per speaker and family", title_justify="left", header_style="bold")
+    table.add_column("speaker")
+    for fam in families:
+        table.add_column(fam)
+    for who in speakers:
+        cells = []
+        for fam in families:
+            c = by_key.get((who, fam))
+            if c is None:
+                cells.append("-")
+                continue
+            style = _STATUS_STYLE.get(c.status, "white")
+            if not c.reasons:
+                top = ""
+            elif c.status in {"ready", "submitted"}:
+                top = f" [yellow]warn: {c.reasons[0]}[/]"  # ready, with a quality warning
+            else:
+                top = f" ({c.reasons[0]})"
+            dur = f" {c.duration_s:.1f}s" if c.duration_s and c.status == "ready" else ""
+            cells.append(f"[{style}]{c.status}[/]{dur}{top}")
+        table.add_row(who, *cells)
+    out.print(table)
+    counts = summary.counts
+    failed = [r for r in summary.recordings if r.status != "ok"]
+    out.print(
+        f"{counts['recordings']} recordings ({counts['audio_hours']:.2f} h of audio), "
+        f"{counts['recordings_failed']} failed; {len(clips)} clips: "
+        + ", ".join(f"{n} {s}" for s, n in sorted(_status_counts(clips).items()))
+        + f"; {summary.seconds:.1f} s"
+    )
+    for r in failed:
+        out.print(f"  [red]failed[/] {r.path}: {', '.join(r.reasons)}: {r.message}", highlight=False)
+    out.print(f"outputs in {summary.out_dir}/ (clips/, recordings.jsonl, clips.jsonl, run.json)")
+
+
+def _status_counts(clips: list[ClipRow]) -> dict[str, int]:
+    from collections import Counter
+
+    return dict(Counter(c.status for c in clips))
+
+
+@families_app.callback(invoke_without_command=True)
+def families_list(ctx: typer.Context) -> None:
+    """List the model families voiceprep knows (``voiceprep families show NAME`` for the rules)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from pipeline.rules.families import load_all, range_text
+
+    specs = load_all()
+    table = Table(header_style="bold")
+    for col in ("family", "service", "provider", "rate (min)", "duration (hard)", "aim", "max size"):
+        table.add_column(col)
+    for name, spec in specs.items():
+        lim, dlv = spec.limits, spec.delivery
+        table.add_row(
+            name,
+            spec.title,
+            spec.provider,
+            _fmt(lim.min_sample_rate.value),
+            range_text(lim.min_duration_s.value, lim.max_duration_s.value, "s"),
+            f"{_fmt(dlv.duration_s.aim, 0)} s ({_fmt(dlv.duration_s.min, 0)}-{_fmt(dlv.duration_s.max, 0)})",
+            _human_bytes(lim.max_bytes.value),
+        )
+    out.print(table)
+
+
+@families_app.command("show")
+def families_show(name: Annotated[str, typer.Argument(help="Family name, e.g. qwen-tts.")]) -> None:
+    """Print every rule of one family: limits, delivery choices and quality gates, with sources."""
+    from pipeline.rules.families import describe, load_family
+
+    spec = load_family(name)
+    out.print(f"[bold]{spec.name}[/]: {spec.title} (provider {spec.provider})")
+    table = Table(header_style="bold")
+    for col in ("group", "rule", "value", "source"):
+        table.add_column(col)
+    for group, rule, value, source in describe(spec):
+        table.add_row(group, rule, value, source)
+    out.print(table)
+
+
+_register_voice_commands()
+
+
+def main() -> None:
+    """Console-script entry point: run the app, turning errors into one line and an exit code."""
+    debug = "--debug" in sys.argv[1:]
+    try:
+        result = app(standalone_mode=False)
+    except SystemExit:
+        raise
+    except VoiceprepError as exc:
+        if debug:
+            raise
+        err.print(f"voiceprep: error: {exc}", markup=False, highlight=False)
+        sys.exit(EXIT_USAGE)
+    except KeyboardInterrupt:
+        err.print("voiceprep: interrupted")
+        sys.exit(130)
+    except Exception as exc:  # a bug: one line unless --debug
+        # typer vendors its own click, so usage errors are recognised by shape, not by class.
+        if callable(getattr(exc, "show", None)) and isinstance(getattr(exc, "exit_code", None), int):
+            exc.show()
+            sys.exit(EXIT_USAGE)
+        if type(exc).__name__ == "Abort":
+            err.print("voiceprep: aborted")
+            sys.exit(EXIT_USAGE)
+        if debug:
+            raise
+        err.print(
+            f"voiceprep: internal error: {type(exc).__name__}: {exc} (run with --debug for the traceback)",
+            markup=False,
+            highlight=False,
+        )
+        sys.exit(EXIT_INTERNAL)
+    sys.exit(result if isinstance(result, int) else EXIT_OK)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,475 @@
+"""``voiceprep submit`` and ``voiceprep voices ...``: thin typer wrappers over :mod:`pipeline.enroll.submit` and
+:mod:`pipeline.enroll.voices`.
+
+Registered by the main CLI with::
+
+    from pipeline.cli.voices import submit_command, voices_app
+    app.command("submit")(submit_command)
+    app.add_typer(voices_app, name="voices")
+
+Exit codes (:mod:`pipeline.cli.common`), as they apply here:
+    0  every clip ends with a usable voice (``ready``, or ``deploying`` = under review); a clean dry run
+    1  the command ran but something needs attention: a create failed or was rejected, a voice's state is
+       ``unknown``, a dry run found a problem, the ledger is busy, the user declined a delete
+    2  usage: unknown family/speaker/model, no ``clips.jsonl`` or ledger, bad option, **a missing API key**
+       (one line naming the environment variable to set)
+    3  internal error (a bug)
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from pipeline.cli.common import EXIT_FAILURES, EXIT_OK, EXIT_USAGE, fail, make_console
+from pipeline.errors import VoiceprepError
+
+__all__ = ["print_outcomes", "submit_command", "voices_app"]
+
+voices_app = typer.Typer(
+    help="List, show, delete and sync the cloned voices recorded in the voice ledger.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+_STATUS_STYLE = {
+    "ready": "green",
+    "deploying": "cyan",
+    "pending": "yellow",
+    "unknown": "bold yellow",
+    "rejected": "red",
+    "failed": "red",
+    "gone": "dim",
+    "deleted": "dim",
+    "skipped": "yellow",
+    "dry-run": "blue",
+}
+
+
+@contextmanager
+def _errors() -> Iterator[None]:
+    """Turn the expected errors into one line and an exit code (a missing key, a bad value: 2)."""
+    from pipeline.enroll.ledger import LedgerBusy
+    from pipeline.enroll.providers.base import ProviderError
+
+    try:
+        yield
+    except LedgerBusy as exc:
+        raise fail(str(exc), EXIT_FAILURES) from None
+    except ProviderError as exc:
+        if exc.reason == "missing_api_key":
+            raise fail(exc.message, EXIT_USAGE) from None
+        raise fail(f"{exc.reason}: {exc.message}", EXIT_FAILURES) from None
+    except VoiceprepError as exc:
+        raise fail(str(exc), EXIT_USAGE) from None
+
+
+def _pairs(values: Sequence[str] | None, option: str, *, single_key: str | None = None) -> dict[str, str]:
+    """``KEY=VALUE`` options as a dict; a bare ``VALUE`` is allowed when ``single_key`` says for what."""
+    out: dict[str, str] = {}
+    for item in values or []:
+        key, sep, value = item.partition("=")
+        if not sep:
+            if single_key is None:
+                raise typer.BadParameter(f"{option} takes NAME=VALUE (got {item!r})")
+            key, value = single_key, item
+        if not key or not value:
+            raise typer.BadParameter(f"{option} takes NAME=VALUE (got {item!r})")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def _ledger_path(out_dir: Path | None, ledger: Path | None, config: Path | None) -> Path:
+    """``--ledger``, else the config's ``ledger``, else ``OUT/voices.sqlite``."""
+    from pipeline.batch.config import load_config
+    from pipeline.enroll.ledger import default_ledger_path
+
+    if ledger is not None:
+        return ledger
+    configured = load_config(config).ledger if config is not None else None
+    return default_ledger_path(out_dir or Path("out"), configured)
+
+
+def _config_maps(config: Path | None) -> tuple[dict[str, str], dict[str, str]]:
+    """``target_models`` and ``base_urls`` from the configuration (defaults, then ``--config``)."""
+    from pipeline.batch.config import load_config
+
+    cfg = load_config(config)
+    return dict(cfg.target_models), dict(cfg.base_urls)
+
+
+def _audio_options(cfg: Any, source: str | None, template: str | None) -> dict[str, str | None]:
+    """How CosyVoice fetches a clip: ``--audio-source``/``--audio-url-template``, else ``cfg`` (a RunConfig)."""
+    chosen = source or cfg.audio_source
+    url_template = template or cfg.audio_url_template
+    if template and source is None:
+        chosen = "url_template"
+    if chosen not in {"oss", "url_template", "data_uri"}:
+        raise typer.BadParameter(f"--audio-source must be oss, url_template or data_uri, got {chosen!r}")
+    if chosen == "url_template" and not url_template:
+        raise typer.BadParameter("--audio-source url_template needs --audio-url-template (or the config's)")
+    return {"audio_source": chosen, "url_template": url_template if chosen == "url_template" else None}
+
+
+# --------------------------------------------------------------------------------------------- submit
+
+
+def print_outcomes(outcomes: Sequence[Any], *, console: Console | None = None) -> None:
+    """Print submit outcomes as a table (speaker, family, target model, voice id, status, note)."""
+    console = console or make_console()
+    table = Table(header_style="bold", title="voices", title_justify="left")
+    for col in ("speaker", "family", "target model", "voice id", "status", "note"):
+        table.add_column(col, no_wrap=col in {"voice id", "status"})
+    for o in outcomes:
+        style = _STATUS_STYLE.get(o.status, "white")
+        note = o.message
+        if o.reason and o.reason not in note:
+            note = f"{o.reason}: {note}" if note else o.reason
+        if o.preview:
+            note = f"{note}; preview {o.preview}" if note else f"preview {o.preview}"
+        what = o.action if o.action not in {"created", "dry-run"} else ""
+        table.add_row(
+            o.speaker or "-",
+            o.family,
+            o.target_model or "-",
+            o.voice_id or (f"({o.name})" if o.name else "-"),
+            f"[{style}]{o.status}[/]" + (f" [dim]{what}[/]" if what else ""),
+            note or "",
+        )
+    console.print(table)
+
+
+def _print_dry_run(outcomes: Sequence[Any], console: Console) -> None:
+    from pipeline.enroll.submit import elide_request
+
+    for o in outcomes:
+        head = f"[bold]{o.speaker}/{o.family}[/] -> {o.target_model} as {o.name or '-'}"
+        console.print(head, highlight=False)
+        if o.message:
+            console.print(f"  {o.message}", markup=False, highlight=False)
+        for req in o.requests:
+            console.print_json(json.dumps(elide_request(req)), indent=2)
+        for p in o.problems:
+            console.print(f"  [red]x[/] {p}", highlight=False)
+    bad = sum(1 for o in outcomes if o.problems)
+    console.print(f"dry run: {len(outcomes)} clips, {bad} with problems; nothing was sent or written")
+
+
+def submit_command(
+    out_dir: Annotated[Path, typer.Argument(help="A run's output folder (holds clips.jsonl).")],
+    family: Annotated[
+        list[str] | None, typer.Option("--family", "-f", help="Family to submit (repeatable; default: all).")
+    ] = None,
+    speaker: Annotated[
+        list[str] | None, typer.Option("--speaker", help="Speaker (repeatable; default: all).")
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Build and validate the requests; send and write nothing.")
+    ] = False,
+    preview: Annotated[
+        str | None,
+        typer.Option("--preview", help="Synthesise this text with each voice, saved next to the clip."),
+    ] = None,
+    target_model: Annotated[
+        list[str] | None,
+        typer.Option("--target-model", help="FAMILY=MODEL (repeatable; MODEL alone with one --family)."),
+    ] = None,
+    base_url: Annotated[
+        list[str] | None,
+        typer.Option("--base-url", help="FAMILY=URL or PROVIDER=URL: the region (default: env or config)."),
+    ] = None,
+    ledger: Annotated[
+        Path | None, typer.Option("--ledger", help="Voice ledger (default: OUT/voices.sqlite).")
+    ] = None,
+    config: Annotated[
+        Path | None, typer.Option("--config", help="A voiceprep.yaml (ledger, models).")
+    ] = None,
+    audio_source: Annotated[
+        str | None,
+        typer.Option(
+            "--audio-source",
+            help="How CosyVoice fetches the clip: oss (DashScope temporary upload, default), "
+            "url_template (your public storage), data_uri.",
+        ),
+    ] = None,
+    audio_url_template: Annotated[
+        str | None,
+        typer.Option(
+            "--audio-url-template",
+            help="Public URL of each clip, e.g. https://bucket.example.com/vp/{sha256}.wav "
+            "(fields: sha256, speaker, family, filename); you upload the clips there yourself.",
+        ),
+    ] = None,
+    settle_timeout: Annotated[
+        float, typer.Option("--settle-timeout", min=0.0, help="Seconds to wait for a voice under review.")
+    ] = 300.0,
+    poll_interval: Annotated[
+        float, typer.Option("--poll-interval", min=0.1, help="Seconds between review polls.")
+    ] = 10.0,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="One JSON object per outcome instead of a table.")
+    ] = False,
+) -> None:
+    """Submit a run's ready clips, record each voice in the ledger and update clips.jsonl."""
+    from pipeline.batch.config import load_config
+    from pipeline.enroll.submit import submit_run
+
+    single = family[0] if family and len(family) == 1 else None
+    cfg = load_config(config)  # read once: models, regions and audio source all come from it
+    models = {**cfg.target_models, **_pairs(target_model, "--target-model", single_key=single)}
+    urls = {**cfg.base_urls, **_pairs(base_url, "--base-url")}
+    options = _audio_options(cfg, audio_source, audio_url_template)
+    err = make_console(stderr=True)
+    with _errors():
+        outcomes = submit_run(
+            out_dir,
+            families=family,
+            speakers=speaker,
+            dry_run=dry_run,
+            preview_text=preview,
+            ledger_path=_ledger_path(out_dir, ledger, config),
+            base_urls=urls or None,
+            target_models=models or None,
+            provider_options=options,
+            settle_timeout_s=settle_timeout,
+            settle_interval_s=poll_interval,
+            progress=lambda msg: err.print(msg, markup=False, highlight=False),
+        )
+    out = make_console()
+    if as_json:
+        from pipeline.enroll.submit import elide_request
+
+        for o in outcomes:
+            row = {k: v for k, v in vars(o).items() if k != "requests"}
+            row["requests"] = [elide_request(r) for r in o.requests]
+            row["ok"] = o.ok
+            print(json.dumps(row, ensure_ascii=False), flush=True)
+    elif not outcomes:
+        out.print("nothing to submit: no ready or submitted clips match")
+    elif dry_run:
+        _print_dry_run(outcomes, out)
+    else:
+        print_outcomes(outcomes, console=out)
+        unknown = [o for o in outcomes if o.status == "unknown"]
+        if unknown:
+            out.print(
+                f"[bold yellow]{len(unknown)} voice(s) in state unknown[/]: a create may have made them; voiceprep "
+                "will not create them again. Run `voiceprep voices sync` later."
+            )
+        _refresh_report(Path(out_dir), out)
+    raise typer.Exit(EXIT_OK if all(o.ok for o in outcomes) else EXIT_FAILURES)
+
+
+def _refresh_report(out_dir: Path, console: Console) -> None:
+    """Rebuild an existing ``OUT/report.html`` so it shows the new voice ids (never fails the submit)."""
+    if not (out_dir / "report.html").is_file():
+        return
+    from pipeline.report.build import build_report
+
+    try:
+        build_report(out_dir)
+    except Exception as exc:
+        console.print(
+            f"the report could not be refreshed ({type(exc).__name__}); run `voiceprep report {out_dir}`"
+        )
+
+
+# --------------------------------------------------------------------------------------------- voices
+
+_OutOpt = Annotated[
+    Path | None, typer.Option("--out", "-o", help="Run folder whose ledger to use (default: out).")
+]
+_LedgerOpt = Annotated[Path | None, typer.Option("--ledger", help="Voice ledger file (overrides --out).")]
+_ConfigOpt = Annotated[Path | None, typer.Option("--config", help="A voiceprep.yaml naming a shared ledger.")]
+
+
+def _print_warnings(warnings: Sequence[Any], usage: Sequence[Any], console: Console) -> None:
+    for u in usage:
+        limit = f"of {u.limit}" if u.limit else "(no published limit)"
+        console.print(
+            f"{u.family} at {u.base_url}: {u.used} voices {limit} ({u.counted_from})", highlight=False
+        )
+    for w in warnings:
+        console.print(f"[yellow]warning[/] ({w.kind}) {w.message}", highlight=False)
+
+
+@voices_app.command("list")
+def voices_list(
+    out_dir: _OutOpt = None,
+    ledger: _LedgerOpt = None,
+    config: _ConfigOpt = None,
+    provider: Annotated[
+        str | None, typer.Option("--provider", help="dashscope, minimax or elevenlabs.")
+    ] = None,
+    family: Annotated[str | None, typer.Option("--family", "-f", help="Only this family.")] = None,
+    status: Annotated[
+        list[str] | None, typer.Option("--status", help="Only these statuses (repeatable).")
+    ] = None,
+    remote: Annotated[bool, typer.Option("--remote", help="Also ask each provider for its list.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per voice.")] = False,
+) -> None:
+    """List the voices in the ledger, with quota usage and expiry warnings."""
+    from pipeline.enroll.voices import list_voices
+
+    path = _ledger_path(out_dir, ledger, config)
+    with _errors():
+        listing = list_voices(path, provider=provider, family=family, statuses=status, remote=remote)
+    out = make_console()
+    if as_json:
+        for e in listing.entries:
+            row = e.record.to_dict() if e.record else {"family": e.family, "base_url": e.base_url}
+            row["in_ledger"] = e.in_ledger
+            row["remote"] = None if e.remote is None else vars(e.remote)
+            print(json.dumps(row, ensure_ascii=False), flush=True)
+        raise typer.Exit(EXIT_OK)
+    table = Table(header_style="bold")
+    cols = ["row", "speaker", "family", "target model", "voice id", "status", "created", "checked"]
+    if remote:
+        cols.append("remote")
+    for col in cols:
+        table.add_column(col, no_wrap=col in {"voice id", "status"})
+    for e in listing.entries:
+        r = e.record
+        if r is None:
+            rv = e.remote
+            cells = ["-", "-", e.family, (rv.target_model if rv else None) or "-", rv.voice_id if rv else "-"]
+            cells += ["[yellow]not in ledger[/]", (rv.created_at if rv else None) or "-", "-"]
+        else:
+            style = _STATUS_STYLE.get(r.status, "white")
+            cells = [
+                f"#{r.id}",
+                r.speaker or "-",
+                r.family,
+                r.target_model or "-",
+                r.voice_id or f"({r.name})",
+            ]
+            cells += [f"[{style}]{r.status}[/]", r.created_at[:19], (r.last_checked_at or "-")[:19]]
+        if remote:
+            cells.append(e.remote.status if e.remote else ("[red]not listed[/]" if r and r.voice_id else "-"))
+        table.add_row(*cells)
+    out.print(table)
+    _print_warnings(listing.warnings, listing.usage, out)
+    for n in listing.notes:
+        out.print(f"note: {n}", markup=False, highlight=False)
+    raise typer.Exit(EXIT_OK)
+
+
+@voices_app.command("show")
+def voices_show(
+    ident: Annotated[str, typer.Argument(help="Ledger row id (12 or #12), voice id, or name.")],
+    out_dir: _OutOpt = None,
+    ledger: _LedgerOpt = None,
+    config: _ConfigOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="The row as JSON.")] = False,
+) -> None:
+    """Show one voice: every ledger field, its expiry rule, and the target model synthesis must use."""
+    from pipeline.enroll.voices import describe_voice, model_reminder, show_voice
+
+    with _errors():
+        record = show_voice(_ledger_path(out_dir, ledger, config), ident)
+    if as_json:
+        print(json.dumps({**record.to_dict(), "reminder": model_reminder(record)}, ensure_ascii=False))
+        raise typer.Exit(EXIT_OK)
+    out = make_console()
+    table = Table(show_header=False, box=None)
+    table.add_column("field", style="bold")
+    table.add_column("value")
+    for key, value in describe_voice(record):
+        table.add_row(key, value)
+    out.print(table)
+    raise typer.Exit(EXIT_OK)
+
+
+@voices_app.command("delete")
+def voices_delete(
+    ident: Annotated[str, typer.Argument(help="Ledger row id (12 or #12), voice id, or name.")],
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    out_dir: _OutOpt = None,
+    ledger: _LedgerOpt = None,
+    config: _ConfigOpt = None,
+) -> None:
+    """Delete a voice at its provider and mark it deleted in the ledger (asks first unless --yes)."""
+    from pipeline.enroll.voices import delete_voice, show_voice
+
+    path = _ledger_path(out_dir, ledger, config)
+    with _errors():
+        record = show_voice(path, ident)
+    if not yes:
+        what = record.voice_id or f"ledger row #{record.id} (no voice id)"
+        where = f" at {record.base_url}" if record.voice_id else " from the ledger"
+        if not typer.confirm(
+            f"Delete {what} ({record.family}, {record.speaker or '-'}){where}?", default=False
+        ):
+            raise fail("nothing deleted", EXIT_FAILURES)
+    with _errors():
+        result = delete_voice(path, f"#{record.id}")
+    make_console().print(
+        f"#{result.after.id} {result.after.voice_id or ''}: {result.after.status} ({result.note})",
+        highlight=False,
+    )
+    raise typer.Exit(EXIT_OK)
+
+
+@voices_app.command("sync")
+def voices_sync(
+    out_dir: _OutOpt = None,
+    ledger: _LedgerOpt = None,
+    config: _ConfigOpt = None,
+    family: Annotated[
+        list[str] | None, typer.Option("--family", "-f", help="Only these families (repeatable).")
+    ] = None,
+    provider: Annotated[str | None, typer.Option("--provider", help="Only this provider.")] = None,
+    base_url: Annotated[
+        list[str] | None, typer.Option("--base-url", help="FAMILY=URL or PROVIDER=URL.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="The report as JSON.")] = False,
+) -> None:
+    """Reconcile the ledger with each provider: status changes, voices gone, voices the ledger did not know."""
+    from pipeline.enroll.voices import sync_voices
+
+    urls = {**_config_maps(config)[1], **_pairs(base_url, "--base-url")}
+    with _errors():
+        report = sync_voices(
+            _ledger_path(out_dir, ledger, config), families=family, provider=provider, base_urls=urls or None
+        )
+    if as_json:
+        print(
+            json.dumps(
+                {
+                    "changes": [vars(c) for c in report.changes],
+                    "recorded": [r.to_dict() for r in report.recorded],
+                    "notes": report.notes,
+                    "warnings": [vars(w) for w in report.warnings],
+                    "checked": report.checked,
+                },
+                ensure_ascii=False,
+            )
+        )
+    else:
+        out = make_console()
+        for fam, base, n in report.checked:
+            out.print(f"{fam} at {base}: {n} voices listed", highlight=False)
+        for c in report.changes:
+            out.print(
+                f"#{c.ledger_id} {c.voice_id or '-'} ({c.family}): {c.before} -> {c.after}: {c.note}",
+                highlight=False,
+            )
+        for r in report.recorded:
+            out.print(
+                f"#{r.id} {r.voice_id} ({r.family}): on the account but not made by voiceprep; recorded as remote",
+                highlight=False,
+            )
+        if not report.changes and not report.recorded:
+            out.print("the ledger matches the providers")
+        for n in report.notes:
+            out.print(f"note: {n}", markup=False, highlight=False)
+        _print_warnings(report.warnings, [], out)
+    raise typer.Exit(EXIT_FAILURES if report.notes else EXIT_OK)

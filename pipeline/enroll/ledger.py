@@ -1,0 +1,728 @@
+"""The voice ledger: a SQLite registry of every cloned voice voiceprep made, tried to make, or found.
+
+One row per voice (or per attempt to make one). The protocol that keeps voices from being lost or
+duplicated (see ``docs/submit.md``):
+
+1. :meth:`Ledger.begin` writes the *intent* (status ``pending``) in its own committed transaction;
+2. :meth:`Ledger.mark_sent` commits the "sent" marker (``sent_at``) just before the create call starts;
+3. the outcome (``ready``, ``deploying``, ``rejected``, ``failed``, ``unknown``) is written after the call.
+
+A crash between 2 and 3 leaves ``pending`` with ``sent_at`` set: the next ``submit`` (or ``voices sync``)
+asks the provider before anything is retried. A ``pending`` row *without* ``sent_at`` never reached the
+network and may be retried as is.
+
+The unique key ``(provider, target_model, clip_sha256, name)`` stops a second row (and so a second voice) for
+the same clip, model and name; a partial unique index on ``(provider, base_url, voice_id)`` stops two rows
+from claiming one remote voice.
+
+The database runs in WAL mode with ``synchronous=FULL`` (an intent must be on disk before the network call)
+and a busy timeout, so several processes may read and write it; writers that must not interleave (two
+``submit`` runs on one ledger) also hold :func:`ledger_lock`. Times are UTC ISO 8601 strings. Secrets never
+reach the ledger: every stored message goes through :func:`scrub`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import json
+import os
+import re
+import socket
+import sqlite3
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pipeline.enroll.providers.base import normalize_base_url
+from pipeline.errors import InvalidArgument, VoiceprepError
+
+try:  # POSIX only; on other systems the lock is a no-op and SQLite's own locking remains
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None  # type: ignore[assignment]
+
+__all__ = [
+    "DEAD_STATUSES",
+    "LEDGER_FILE",
+    "LIVE_STATUSES",
+    "MIGRATIONS",
+    "ORIGINS",
+    "SCHEMA_VERSION",
+    "STATUSES",
+    "UNRESOLVED_STATUSES",
+    "Ledger",
+    "LedgerBusy",
+    "LedgerConflict",
+    "LedgerError",
+    "VoiceRecord",
+    "default_ledger_path",
+    "ledger_lock",
+    "parse_stored_time",
+    "read_voices",
+    "record_from_dict",
+    "scrub",
+    "utc_now",
+]
+
+LEDGER_FILE = "voices.sqlite"
+SCHEMA_VERSION = 1
+
+STATUSES: tuple[str, ...] = (
+    "pending",
+    "deploying",
+    "ready",
+    "rejected",
+    "failed",
+    "unknown",
+    "deleted",
+    "gone",
+)
+LIVE_STATUSES: tuple[str, ...] = ("pending", "deploying", "ready", "rejected", "failed", "unknown")
+"""A row in one of these holds the clip's slot in its region: no new voice is made for that clip."""
+UNRESOLVED_STATUSES: tuple[str, ...] = ("pending", "unknown")
+"""Rows whose remote state is not known: reconciled with the provider before any create."""
+DEAD_STATUSES: tuple[str, ...] = ("deleted", "gone")
+ORIGINS: tuple[str, ...] = ("submit", "remote", "manifest")
+"""``submit``: made by voiceprep; ``remote``: found on the account by ``voices sync``; ``manifest``: a voice
+named in a ``clips.jsonl`` that the ledger did not hold (a lost or different ledger)."""
+
+_COLUMNS = (
+    "id",
+    "provider",
+    "base_url",
+    "family",
+    "target_model",
+    "voice_id",
+    "name",
+    "clip_sha256",
+    "clip_path",
+    "speaker",
+    "sources",
+    "enrollment_key",
+    "status",
+    "origin",
+    "owner",
+    "sent_at",
+    "created_at",
+    "updated_at",
+    "last_checked_at",
+    "last_used_at",
+    "request_ids",
+    "last_error",
+    "preview_path",
+)
+
+_STATUS_SQL = ", ".join(f"'{s}'" for s in STATUSES)
+_ORIGIN_SQL = ", ".join(f"'{s}'" for s in ORIGINS)
+
+_SCHEMA_V1 = f"""
+CREATE TABLE voices (
+    id              INTEGER PRIMARY KEY AUTOINCREMENT,
+    provider        TEXT NOT NULL,
+    base_url        TEXT NOT NULL,
+    family          TEXT NOT NULL,
+    target_model    TEXT,
+    voice_id        TEXT,
+    name            TEXT,
+    clip_sha256     TEXT,
+    clip_path       TEXT,
+    speaker         TEXT,
+    sources         TEXT NOT NULL DEFAULT '[]',
+    enrollment_key  TEXT,
+    status          TEXT NOT NULL CHECK (status IN ({_STATUS_SQL})),
+    origin          TEXT NOT NULL DEFAULT 'submit' CHECK (origin IN ({_ORIGIN_SQL})),
+    owner           TEXT,
+    sent_at         TEXT,
+    created_at      TEXT NOT NULL,
+    updated_at      TEXT NOT NULL,
+    last_checked_at TEXT,
+    last_used_at    TEXT,
+    request_ids     TEXT NOT NULL DEFAULT '[]',
+    last_error      TEXT,
+    preview_path    TEXT,
+    UNIQUE (provider, target_model, clip_sha256, name)
+);
+CREATE UNIQUE INDEX voices_remote_id ON voices (provider, base_url, voice_id) WHERE voice_id IS NOT NULL;
+CREATE INDEX voices_clip ON voices (provider, target_model, clip_sha256);
+CREATE INDEX voices_status ON voices (status);
+"""
+
+MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {}
+"""Migration hook: ``MIGRATIONS[n](conn)`` turns a version ``n - 1`` ledger into version ``n``.
+
+Each runs inside the transaction that also bumps ``schema_version``; add one whenever ``SCHEMA_VERSION``
+grows (version 1 is created from scratch by ``_SCHEMA_V1``)."""
+
+
+class LedgerError(VoiceprepError):
+    """The ledger file cannot be used (damaged, or written by a newer voiceprep)."""
+
+
+class LedgerConflict(LedgerError):
+    """A row with the same (provider, target model, clip sha256, name) or remote voice id already exists."""
+
+
+class LedgerBusy(LedgerError):
+    """Another process holds the ledger's submit lock for longer than the wait allowed."""
+
+
+# --------------------------------------------------------------------------------------------- helpers
+
+
+def utc_now() -> _dt.datetime:
+    """The current time in UTC (timezone-aware)."""
+    return _dt.datetime.now(_dt.UTC)
+
+
+def _iso(t: _dt.datetime) -> str:
+    if t.tzinfo is None:
+        raise InvalidArgument(f"time must be timezone-aware (got {t!r})")
+    return t.astimezone(_dt.UTC).isoformat(timespec="milliseconds")
+
+
+def parse_stored_time(text: str | None) -> _dt.datetime | None:
+    """A stored ISO time as an aware UTC datetime (naive text is read as UTC); ``None`` when unparsable."""
+    if not text:
+        return None
+    try:
+        t = _dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return t.replace(tzinfo=_dt.UTC) if t.tzinfo is None else t.astimezone(_dt.UTC)
+
+
+_BEARER = re.compile(r"(?i)\b(bearer)\s+[A-Za-z0-9._~+/=-]+")
+_KEY_FIELD = re.compile(
+    r"(?i)((?:x[_-])?(?:xi-)?api[_-]?key|authorization|access[_-]?key|secret|signature|token)"
+    r"(\"?\s*[:=]\s*\"?)(?!(?i:bearer)\b)([^\s\",;&]+)"
+)
+
+
+def scrub(text: str | None) -> str | None:
+    """``text`` with secrets removed: ``Bearer <token>``, ``api_key=...``-like fields, and the value of any
+    environment variable whose name ends in ``_API_KEY`` (in case a client put the key in a message)."""
+    if text is None:
+        return None
+    out = _BEARER.sub(r"\1 ***", str(text))
+    out = _KEY_FIELD.sub(r"\1\2***", out)
+    for name, value in os.environ.items():
+        if name.endswith("_API_KEY") and value and len(value) >= 6:
+            out = out.replace(value, "***")
+    return out
+
+
+def _owner() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def default_ledger_path(out_dir: Path, configured: str | Path | None = None) -> Path:
+    """The ledger to use: ``configured`` (a shared ledger from the config or a flag) or ``OUT/voices.sqlite``."""
+    return Path(configured).expanduser() if configured else Path(out_dir) / LEDGER_FILE
+
+
+def run_ledger_path(out_dir: Path, run: Mapping[str, Any] | None) -> Path:
+    """The ledger of the run in ``out_dir``: the one its ``run.json`` settings name, else ``OUT/voices.sqlite``.
+
+    ``run`` is the parsed ``run.json`` (missing or malformed parts mean the default).
+    """
+    config = run.get("config") if isinstance(run, Mapping) else None
+    configured = config.get("ledger") if isinstance(config, Mapping) else None
+    return default_ledger_path(out_dir, configured if isinstance(configured, str | Path) else None)
+
+
+# ---------------------------------------------------------------------------------------------- record
+
+
+@dataclass(frozen=True)
+class VoiceRecord:
+    """One ledger row. ``sources`` and ``request_ids`` are lists; ``last_error`` is ``{reason, message}``."""
+
+    id: int
+    provider: str
+    base_url: str
+    family: str
+    target_model: str | None
+    voice_id: str | None
+    name: str | None
+    clip_sha256: str | None
+    clip_path: str | None
+    speaker: str | None
+    sources: list[str] = field(default_factory=list)
+    enrollment_key: str | None = None
+    status: str = "pending"
+    origin: str = "submit"
+    owner: str | None = None
+    sent_at: str | None = None
+    created_at: str = ""
+    updated_at: str = ""
+    last_checked_at: str | None = None
+    last_used_at: str | None = None
+    request_ids: list[str] = field(default_factory=list)
+    last_error: dict[str, str] | None = None
+    preview_path: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The row as plain JSON-ready data."""
+        return asdict(self)
+
+    @property
+    def unresolved(self) -> bool:
+        """True when the remote state is not known (``unknown``, or ``pending`` after the request was sent)."""
+        return self.status == "unknown" or (self.status == "pending" and self.sent_at is not None)
+
+    @property
+    def retryable(self) -> bool:
+        """True when a create may be tried again with this row (``failed``, or ``pending`` never sent)."""
+        return self.status == "failed" or (self.status == "pending" and self.sent_at is None)
+
+
+def _decode(row: sqlite3.Row | Sequence[Any], names: Sequence[str]) -> dict[str, Any]:
+    data = dict(zip(names, row, strict=True))
+    for key in ("sources", "request_ids"):
+        if key in data:
+            try:
+                value = json.loads(data[key] or "[]")
+            except ValueError:
+                value = []
+            data[key] = value if isinstance(value, list) else []
+    if "last_error" in data:
+        try:
+            err = json.loads(data["last_error"]) if data["last_error"] else None
+        except ValueError:
+            err = {"reason": "internal_error", "message": str(data["last_error"])}
+        data["last_error"] = err if isinstance(err, dict) or err is None else None
+    return data
+
+
+# ---------------------------------------------------------------------------------------------- lock
+
+
+@contextlib.contextmanager
+def ledger_lock(path: Path, *, timeout_s: float = 10.0) -> Iterator[None]:
+    """Hold the ledger's writer lock (``<ledger>.lock``, ``flock``) for a whole submit, sync or delete.
+
+    Raises:
+        LedgerBusy: another process held it for more than ``timeout_s`` seconds (the message names its pid).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lock_path = path.with_name(path.name + ".lock")
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        if fcntl is not None:
+            deadline = time.monotonic() + max(0.0, timeout_s)
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() >= deadline:
+                        holder = os.pread(fd, 200, 0).decode("utf-8", "replace").strip() or "another process"
+                        raise LedgerBusy(
+                            f"the voice ledger {path} is in use by {holder}; wait for it to finish"
+                        ) from None
+                    time.sleep(0.05)
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"voiceprep pid {os.getpid()} on {socket.gethostname()}".encode(), 0)
+        yield
+    finally:
+        os.close(fd)  # releases the flock
+
+
+# ---------------------------------------------------------------------------------------------- ledger
+
+
+class Ledger:
+    """A connection to one ledger file; use as a context manager.
+
+    Args:
+        path: the SQLite file (created with its folder when missing).
+        busy_timeout_s: how long a write waits for another process's transaction.
+        clock: returns the current aware time (tests inject a fixed clock).
+
+    Raises:
+        LedgerError: the file is not a ledger or was written by a newer voiceprep.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        busy_timeout_s: float = 30.0,
+        clock: Callable[[], _dt.datetime] | None = None,
+    ) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._clock = clock or utc_now
+        try:
+            self._conn = sqlite3.connect(self.path, timeout=busy_timeout_s, isolation_level=None)
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute("PRAGMA synchronous=FULL")
+            self._conn.execute(f"PRAGMA busy_timeout={int(busy_timeout_s * 1000)}")
+            self._ensure_schema()
+        except sqlite3.DatabaseError as exc:
+            raise LedgerError(f"{self.path}: not a usable voice ledger ({exc})") from None
+
+    # -- lifecycle
+    def close(self) -> None:
+        """Close the connection."""
+        self._conn.close()
+
+    def __enter__(self) -> Ledger:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def now(self) -> str:
+        """The ledger clock's current time as stored text."""
+        return _iso(self._clock())
+
+    @contextlib.contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._conn
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            raise
+        self._conn.execute("COMMIT")
+
+    def _ensure_schema(self) -> None:
+        with self._write() as c:
+            c.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+            row = c.execute("SELECT version FROM schema_version").fetchone()
+            if row is None:
+                for statement in _SCHEMA_V1.split(";"):
+                    if statement.strip():
+                        c.execute(statement)
+                c.execute("INSERT INTO schema_version (version) VALUES (?)", (1,))
+                version = 1
+            else:
+                version = int(row[0])
+            if version > SCHEMA_VERSION:
+                raise LedgerError(
+                    f"{self.path}: written by a newer voiceprep (schema {version}, this one knows "
+                    f"{SCHEMA_VERSION}); upgrade voiceprep"
+                )
+            while version < SCHEMA_VERSION:
+                step = MIGRATIONS.get(version + 1)
+                if step is None:
+                    raise LedgerError(f"{self.path}: no migration from schema {version} to {version + 1}")
+                step(c)
+                version += 1
+                c.execute("UPDATE schema_version SET version = ?", (version,))
+
+    def schema_version(self) -> int:
+        """The schema version stored in the file."""
+        return int(self._conn.execute("SELECT version FROM schema_version").fetchone()[0])
+
+    # -- reading
+    def _select(self, where: str = "", params: Sequence[Any] = ()) -> list[VoiceRecord]:
+        sql = f"SELECT {', '.join(_COLUMNS)} FROM voices {where} ORDER BY id"
+        return [VoiceRecord(**_decode(r, _COLUMNS)) for r in self._conn.execute(sql, tuple(params))]
+
+    def get(self, row_id: int) -> VoiceRecord | None:
+        """The row with this id, or ``None``."""
+        rows = self._select("WHERE id = ?", (row_id,))
+        return rows[0] if rows else None
+
+    def rows(
+        self,
+        *,
+        provider: str | None = None,
+        family: str | None = None,
+        base_url: str | None = None,
+        statuses: Sequence[str] | None = None,
+    ) -> list[VoiceRecord]:
+        """Rows matching every filter given, oldest first."""
+        clauses, params = [], []
+        for column, value in (("provider", provider), ("family", family)):
+            if value is not None:
+                clauses.append(f"{column} = ?")
+                params.append(value)
+        if base_url is not None:
+            clauses.append("base_url = ?")
+            params.append(normalize_base_url(base_url))
+        if statuses is not None:
+            _check_statuses(statuses)
+            clauses.append(f"status IN ({', '.join('?' for _ in statuses)})")
+            params.extend(statuses)
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        return self._select(where, params)
+
+    def clip_rows(self, *, provider: str, target_model: str, clip_sha256: str) -> list[VoiceRecord]:
+        """Every row (any region, any status) for this clip and target model at this provider."""
+        return self._select(
+            "WHERE provider = ? AND target_model = ? AND clip_sha256 = ?",
+            (provider, target_model, clip_sha256),
+        )
+
+    def by_voice_id(self, *, provider: str, voice_id: str, base_url: str | None = None) -> VoiceRecord | None:
+        """The row holding this remote voice id (in ``base_url`` when given, else in any region)."""
+        if base_url is not None:
+            rows = self._select(
+                "WHERE provider = ? AND base_url = ? AND voice_id = ?",
+                (provider, normalize_base_url(base_url), voice_id),
+            )
+        else:
+            rows = self._select("WHERE provider = ? AND voice_id = ?", (provider, voice_id))
+        return rows[0] if rows else None
+
+    def name_taken(self, *, provider: str, name: str) -> bool:
+        """True when any row (any status, model or region) of ``provider`` already uses ``name``."""
+        row = self._conn.execute(
+            "SELECT 1 FROM voices WHERE provider = ? AND name = ? LIMIT 1", (provider, name)
+        )
+        return row.fetchone() is not None
+
+    def resolve(self, ident: str) -> list[VoiceRecord]:
+        """Rows named by ``ident``: a row id (``12`` or ``#12``), else a voice id, else a name."""
+        text = ident.strip()
+        if re.fullmatch(r"#?\d+", text):
+            row = self.get(int(text.lstrip("#")))
+            if row is not None:
+                return [row]
+        by_id = self._select("WHERE voice_id = ?", (text,))
+        return by_id or self._select("WHERE name = ?", (text,))
+
+    # -- writing
+    def begin(
+        self,
+        *,
+        provider: str,
+        base_url: str,
+        family: str,
+        target_model: str,
+        name: str,
+        clip_sha256: str,
+        clip_path: str | None = None,
+        speaker: str | None = None,
+        sources: Sequence[str] = (),
+        enrollment_key: str | None = None,
+    ) -> VoiceRecord:
+        """Record the intent to create a voice (status ``pending``, no ``sent_at``), committed at once.
+
+        Raises:
+            LedgerConflict: a row for the same (provider, target model, clip sha256, name) exists.
+        """
+        now = self.now()
+        try:
+            with self._write() as c:
+                cur = c.execute(
+                    "INSERT INTO voices (provider, base_url, family, target_model, name, clip_sha256, clip_path,"
+                    " speaker, sources, enrollment_key, status, origin, owner, created_at, updated_at)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', 'submit', ?, ?, ?)",
+                    (
+                        provider,
+                        normalize_base_url(base_url),
+                        family,
+                        target_model,
+                        name,
+                        clip_sha256,
+                        clip_path,
+                        speaker,
+                        json.dumps(list(sources)),
+                        enrollment_key,
+                        _owner(),
+                        now,
+                        now,
+                    ),
+                )
+                row_id = int(cur.lastrowid or 0)
+        except sqlite3.IntegrityError:
+            raise LedgerConflict(
+                f"a ledger row for {provider} {target_model} clip {clip_sha256[:12]} name {name!r} already exists"
+            ) from None
+        row = self.get(row_id)
+        assert row is not None
+        return row
+
+    def mark_sent(self, row_id: int) -> VoiceRecord:
+        """Commit the "sent" marker: from now on the create may have reached the provider."""
+        now = self.now()
+        with self._write() as c:
+            c.execute(
+                "UPDATE voices SET status = 'pending', sent_at = ?, owner = ?, updated_at = ?, last_error = NULL"
+                " WHERE id = ?",
+                (now, _owner(), now, row_id),
+            )
+        return self._must(row_id)
+
+    def update(
+        self,
+        row_id: int,
+        *,
+        status: str | None = None,
+        voice_id: str | None = None,
+        target_model: str | None = None,
+        request_ids: Sequence[str | None] = (),
+        error: tuple[str, str] | None = None,
+        clear_error: bool = False,
+        checked: bool = False,
+        preview_path: str | None = None,
+        last_used_at: str | None = None,
+    ) -> VoiceRecord:
+        """Change one row in one transaction; ``request_ids`` are appended (deduplicated).
+
+        ``error`` is ``(reason, message)``; the message is scrubbed of secrets. ``checked`` stamps
+        ``last_checked_at`` (the provider was just asked about this voice). A ``voice_id`` held by a
+        ``remote``-origin row (a voice ``voices sync`` found before this row was reconciled) moves here.
+
+        Raises:
+            LedgerConflict: ``voice_id`` already belongs to another row made by voiceprep.
+        """
+        if status is not None:
+            _check_statuses([status])
+        now = self.now()
+        with self._write() as c:
+            current = c.execute(
+                "SELECT provider, base_url, request_ids FROM voices WHERE id = ?", (row_id,)
+            ).fetchone()
+            if current is None:
+                raise InvalidArgument(f"row_id: no ledger row {row_id}")
+            sets, params = ["updated_at = ?"], [now]
+            if status is not None:
+                sets.append("status = ?")
+                params.append(status)
+            if voice_id is not None:
+                other = c.execute(
+                    "SELECT id, origin FROM voices WHERE provider = ? AND base_url = ? AND voice_id = ? AND id != ?",
+                    (current[0], current[1], voice_id, row_id),
+                ).fetchone()
+                if other is not None and other[1] != "remote":
+                    raise LedgerConflict(f"voice {voice_id} already belongs to ledger row {other[0]}")
+                if other is not None:
+                    c.execute("DELETE FROM voices WHERE id = ?", (other[0],))
+                sets.append("voice_id = ?")
+                params.append(voice_id)
+            if target_model is not None:
+                sets.append("target_model = ?")
+                params.append(target_model)
+            ids = [str(x) for x in request_ids if x]
+            if ids:
+                merged = json.loads(current[2] or "[]")
+                for x in ids:
+                    if x not in merged:
+                        merged.append(x)
+                sets.append("request_ids = ?")
+                params.append(json.dumps(merged))
+            if error is not None:
+                sets.append("last_error = ?")
+                params.append(json.dumps({"reason": error[0], "message": scrub(error[1]) or ""}))
+            elif clear_error:
+                sets.append("last_error = NULL")
+            if checked:
+                sets.append("last_checked_at = ?")
+                params.append(now)
+            if preview_path is not None:
+                sets.append("preview_path = ?")
+                params.append(preview_path)
+            if last_used_at is not None:
+                sets.append("last_used_at = ?")
+                params.append(last_used_at)
+            params.append(row_id)
+            try:
+                c.execute(f"UPDATE voices SET {', '.join(sets)} WHERE id = ?", params)
+            except sqlite3.IntegrityError as exc:
+                raise LedgerConflict(f"ledger row {row_id}: {exc}") from None
+        return self._must(row_id)
+
+    def record_found(
+        self,
+        *,
+        provider: str,
+        base_url: str,
+        family: str,
+        voice_id: str,
+        status: str,
+        origin: str,
+        target_model: str | None = None,
+        name: str | None = None,
+        clip_sha256: str | None = None,
+        clip_path: str | None = None,
+        speaker: str | None = None,
+        created_at: str | None = None,
+    ) -> VoiceRecord:
+        """Add a row for a voice that exists remotely but had no row (``origin`` ``remote`` or ``manifest``).
+
+        Returns the existing row instead when one already holds ``voice_id`` in that region.
+        """
+        _check_statuses([status])
+        if origin not in ORIGINS:
+            raise InvalidArgument(f"origin must be one of {', '.join(ORIGINS)} (got {origin!r})")
+        existing = self.by_voice_id(provider=provider, voice_id=voice_id, base_url=base_url)
+        if existing is not None:
+            return existing
+        now = self.now()
+        with self._write() as c:
+            cur = c.execute(
+                "INSERT INTO voices (provider, base_url, family, target_model, voice_id, name, clip_sha256,"
+                " clip_path, speaker, status, origin, created_at, updated_at, last_checked_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    provider,
+                    normalize_base_url(base_url),
+                    family,
+                    target_model,
+                    voice_id,
+                    name,
+                    clip_sha256,
+                    clip_path,
+                    speaker,
+                    status,
+                    origin,
+                    created_at or now,
+                    now,
+                    now,
+                ),
+            )
+            row_id = int(cur.lastrowid or 0)
+        return self._must(row_id)
+
+    def _must(self, row_id: int) -> VoiceRecord:
+        row = self.get(row_id)
+        if row is None:
+            raise InvalidArgument(f"row_id: no ledger row {row_id}")
+        return row
+
+
+def _check_statuses(statuses: Sequence[str]) -> None:
+    for s in statuses:
+        if s not in STATUSES:
+            raise InvalidArgument(f"status must be one of {', '.join(STATUSES)} (got {s!r})")
+
+
+def read_voices(path: Path) -> list[dict[str, Any]]:
+    """Every ledger row as a plain dict (oldest first), read-only; ``[]`` when the file does not exist.
+
+    Used by the report and ``load_run``; never creates or changes the ledger.
+    """
+    path = Path(path)
+    if not path.is_file():
+        return []
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30.0)
+    except sqlite3.OperationalError:
+        return []
+    try:
+        has_table = conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'voices'"
+        ).fetchone()
+        if not has_table:
+            return []
+        cur = conn.execute("SELECT * FROM voices ORDER BY id")
+        names = [d[0] for d in cur.description]
+        return [_decode(r, names) for r in cur.fetchall()]
+    except sqlite3.DatabaseError as exc:
+        raise LedgerError(f"{path}: not a readable voice ledger ({exc})") from None
+    finally:
+        conn.close()
+
+
+def record_from_dict(data: Mapping[str, Any]) -> VoiceRecord:
+    """A :class:`VoiceRecord` from a :func:`read_voices` dict (unknown keys ignored)."""
+    return VoiceRecord(**{k: data[k] for k in _COLUMNS if k in data})

@@ -1,0 +1,209 @@
+"""What the vendor clients (:mod:`~pipeline.enroll.providers.dashscope`, :mod:`~pipeline.enroll.providers.minimax`,
+:mod:`~pipeline.enroll.providers.elevenlabs`) share: construction (base URL, key, :class:`HttpClient`), ``repr``,
+clip and model checks, signed-URL downloads, and matching remote voices by id, name and creation time.
+
+Each vendor module keeps its own contract (endpoints, bodies, error codes); this module knows none of it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import random
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import ClassVar
+
+import requests
+
+from pipeline.enroll.providers.base import ProviderError, RemoteVoice
+from pipeline.enroll.providers.http import (
+    HttpClient,
+    Interpret,
+    RequestIdOf,
+    RetryPolicy,
+    download_interpret,
+    read_api_key,
+    resolve_base_url,
+)
+from pipeline.errors import InvalidArgument
+
+_NAIVE_SLACK = dt.timedelta(hours=14)  # provider times without a zone: allow any offset from UTC
+
+
+class ProviderClient:
+    """The base of every vendor client: family, base URL, key, retries, limits and the HTTP layer.
+
+    A subclass sets the class attributes (``provider``, ``key_env``, ``base_url_env``,
+    ``default_base_url``, ``default_family``, how the key is sent) and its module's interpreter and
+    request-id reader (``_interpret``, ``_request_id_of``, as static methods); its own ``__init__`` takes
+    its vendor options and passes the rest here.
+    ``require_key=False`` builds a client without a key (``--dry-run``); any network call then raises
+    ``missing_api_key``.
+    """
+
+    provider: ClassVar[str] = ""
+    key_env: ClassVar[str] = ""
+    base_url_env: ClassVar[str] = ""
+    default_base_url: ClassVar[str] = ""
+    default_family: ClassVar[str] = ""
+    auth_header: ClassVar[str] = "Authorization"
+    auth_scheme: ClassVar[str | None] = "Bearer"
+    _interpret: Interpret  # set with staticmethod(...) by each vendor class
+    _request_id_of: RequestIdOf
+
+    def __init__(
+        self,
+        *,
+        family: str | None = None,
+        base_url: str | None = None,
+        target_models: Sequence[str] = (),
+        max_bytes: int | None = None,
+        environ: Mapping[str, str] | None = None,
+        session: requests.Session | None = None,
+        policy: RetryPolicy | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
+        rng: random.Random | None = None,
+        require_key: bool = True,
+        max_download_bytes: int = 50_000_000,
+    ) -> None:
+        env = os.environ if environ is None else environ
+        self.family = family or self.default_family
+        self.base_url = self._normalise_base_url(
+            resolve_base_url(base_url, env_name=self.base_url_env, default=self.default_base_url, environ=env)
+        )
+        self.target_models = tuple(target_models)
+        self.max_bytes = max_bytes
+        self.max_download_bytes = max_download_bytes
+        self._sleep = sleep
+        self._clock = clock
+        self.http = HttpClient(
+            provider=self.provider,
+            base_url=self.base_url,
+            api_key=read_api_key(self.key_env, env),
+            key_env=self.key_env,
+            interpret=self._interpret,
+            request_id_of=self._request_id_of,
+            auth_header=self.auth_header,
+            auth_scheme=self.auth_scheme,
+            session=session,
+            policy=policy,
+            sleep=sleep,
+            clock=clock,
+            wall=wall,
+            rng=rng,
+        )
+        if require_key:
+            self.http.require_key()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(family={self.family!r}, base_url={self.base_url!r})"
+
+    @staticmethod
+    def _normalise_base_url(base_url: str) -> str:
+        """The resolved base URL as the client stores it (a subclass may strip a suffix)."""
+        return base_url
+
+    def _check_target_model(self, target_model: str, *, kind: str) -> None:
+        """Raise :class:`InvalidArgument` when ``target_model`` is not one of ``target_models`` (if any).
+
+        ``kind`` completes "is not ...", e.g. ``"a MiniMax model"``.
+        """
+        if self.target_models and target_model not in self.target_models:
+            raise InvalidArgument(
+                f"target_model: {target_model!r} is not {kind} (known: {', '.join(self.target_models)})"
+            )
+
+    def _read_clip(self, clip_path: Path | str, *, accepted_by: str | None = None) -> bytes:
+        """The clip's bytes; :class:`InvalidArgument` if it is not a file, ``too_large`` over ``max_bytes``.
+
+        The size message reads "<who> accepts at most N" with ``accepted_by``, else "(limit N)".
+        """
+        path = Path(clip_path)
+        if not path.is_file():
+            raise InvalidArgument(f"clip_path: {path} is not a file")
+        content = path.read_bytes()
+        if self.max_bytes is not None and len(content) > self.max_bytes:
+            size = f"{path.name} is {len(content)} bytes"
+            limit = f"; {accepted_by} accepts at most {self.max_bytes}" if accepted_by else None
+            raise ProviderError("too_large", size + (limit or f" (limit {self.max_bytes})"))
+        return content
+
+    def download(self, url: str) -> bytes:
+        """Fetch an audio file the provider handed out (a signed URL: sent without our key)."""
+        reply = self.http.request(
+            "GET",
+            url,
+            action=f"{self.family} download",
+            authenticated=False,
+            interpret=download_interpret(self.max_download_bytes),
+            request_id_of=lambda r: None,
+        )
+        return reply.content
+
+    def _settled_at_once(self, voice_id: str) -> RemoteVoice:
+        """For providers whose voices are ready when created: one look-up (``voice_gone`` if absent)."""
+        voice = self.query_voice(voice_id)
+        if voice is None:
+            raise ProviderError("voice_gone", f"{voice_id} does not exist any more")
+        return voice
+
+    def query_voice(self, voice_id: str) -> RemoteVoice | None:
+        """The voice's current state, or None when the provider does not have it (each vendor's own)."""
+        raise NotImplementedError
+
+
+def voice_by_id(voices: Iterable[RemoteVoice], voice_id: str) -> RemoteVoice | None:
+    """The voice with id ``voice_id`` in ``voices`` (for providers without a query call), or None."""
+    for voice in voices:
+        if voice.voice_id == voice_id:
+            return voice
+    return None
+
+
+def newest(voices: Iterable[RemoteVoice]) -> RemoteVoice | None:
+    """The most recently created of ``voices`` (by ``created_at`` as text), or None when there are none."""
+    ordered = sorted(voices, key=lambda v: str(v.created_at or ""))
+    return ordered[-1] if ordered else None
+
+
+def parse_provider_time(text: str | None) -> dt.datetime | None:
+    """A provider or ledger timestamp as a datetime (naive when it carries no zone); None if unparseable."""
+    if not text:
+        return None
+    value = str(text).strip().replace("Z", "+00:00")
+    try:
+        return dt.datetime.fromisoformat(value)
+    except ValueError:
+        pass
+    for fmt in ("%Y-%m-%d %H:%M:%S.%f", "%Y-%m-%d %H:%M:%S", "%Y%m%d%H%M%S", "%Y-%m-%d"):
+        try:
+            return dt.datetime.strptime(value, fmt)
+        except ValueError:
+            continue
+    return None
+
+
+def created_since(created: str | None, since: str | None) -> bool:
+    """Whether a voice created at ``created`` may come from a request made at ``since`` or later.
+
+    A naive provider time is compared with a 14-hour allowance (its zone is not documented); an unknown
+    time never excludes a voice (the name match is what identifies it).
+    """
+    if since is None:
+        return True
+    since_t, created_t = parse_provider_time(since), parse_provider_time(created)
+    if since_t is None or created_t is None:
+        return True
+    if since_t.tzinfo is not None:
+        since_t = since_t.astimezone(dt.UTC).replace(tzinfo=None)
+    slack = dt.timedelta(0)
+    if created_t.tzinfo is not None:
+        created_t = created_t.astimezone(dt.UTC).replace(tzinfo=None)
+    else:
+        slack = _NAIVE_SLACK
+    # a minute of clock skew between our clock and the provider's on top
+    return created_t >= since_t - slack - dt.timedelta(minutes=1)

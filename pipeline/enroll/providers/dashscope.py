@@ -1,0 +1,761 @@
+"""Alibaba Cloud Model Studio (DashScope) clients: CosyVoice (``voice-enrollment``) and Qwen-TTS
+(``qwen-voice-enrollment``).
+
+Every enrollment action is ``POST {base}/services/audio/tts/customization`` with
+``{"model": <enrollment model>, "input": {"action": ..., ...}}`` (see ``../shared/docs/providers.md``).
+
+CosyVoice needs the clip at a URL the service can fetch. Three ways (``audio_source``):
+
+- ``"oss"`` (default): DashScope's temporary storage. ``GET {base}/uploads?action=getPolicy&model=<target
+  model>`` returns a signed form policy; the clip is POSTed to ``upload_host`` (without our key: it is a
+  different host) under ``<upload_dir>/<sha256>.<ext>``; the create call sends ``oss://<key>`` with
+  ``X-DashScope-OssResourceResolve: enable``. Needs nothing from the user, the file stays with the provider
+  and expires after 48 h.
+- ``"url_template"``: the user's own public storage, e.g.
+  ``https://bucket.example.com/voices/{sha256}.wav`` (fields ``sha256``, ``speaker``, ``family``,
+  ``filename``). The user uploads the clip there first.
+- ``"data_uri"``: inline ``data:audio/wav;base64,...`` in ``url`` (accepted per the newest docs, unsure).
+
+Qwen-TTS always sends the clip inline as a data URI.
+
+Creates are not idempotent (no idempotency key): a lost answer raises :class:`OutcomeUnknown` and
+:meth:`find_voice` tells whether the voice was made. The key comes only from ``DASHSCOPE_API_KEY``.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import logging
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from pipeline.enroll.providers.base import (
+    CreateRequest,
+    CreateResult,
+    PreparedRequest,
+    ProviderError,
+    RemoteVoice,
+)
+from pipeline.enroll.providers.common import ProviderClient, created_since, newest, voice_by_id
+from pipeline.enroll.providers.http import (
+    LOGGER_NAME,
+    CallState,
+    Interpret,
+    Reply,
+    audio_mime,
+    data_uri,
+    data_uri_size,
+    elided,
+    is_retryable_status,
+    json_or_none,
+)
+from pipeline.errors import InvalidArgument
+
+log = logging.getLogger(LOGGER_NAME)
+
+KEY_ENV = "DASHSCOPE_API_KEY"
+BASE_URL_ENV = "DASHSCOPE_BASE_URL"
+DEFAULT_BASE_URL = "https://dashscope-intl.aliyuncs.com/api/v1"
+REGION_BASE_URLS = {
+    "intl": "https://dashscope-intl.aliyuncs.com/api/v1",
+    "singapore": "https://dashscope-intl.aliyuncs.com/api/v1",
+    "cn": "https://dashscope.aliyuncs.com/api/v1",
+    "beijing": "https://dashscope.aliyuncs.com/api/v1",
+}
+CUSTOMIZATION_PATH = "services/audio/tts/customization"
+UPLOADS_PATH = "uploads"
+SYNTHESIS_PATH = "services/audio/tts/SpeechSynthesizer"
+MULTIMODAL_PATH = "services/aigc/multimodal-generation/generation"
+OSS_RESOLVE_HEADER = "X-DashScope-OssResourceResolve"
+AUDIO_SOURCES = ("oss", "url_template", "data_uri")
+DEFAULT_AUDIO_SOURCE = "oss"
+TEMPLATE_FIELDS = ("sha256", "speaker", "family", "filename")
+COSYVOICE_STATUS = {"DEPLOYING": "deploying", "OK": "ready", "UNDEPLOYED": "rejected"}
+
+_NOT_FOUND_RE = re.compile(
+    r"(?i)not\s+(?:be\s+)?(?:exist|found)|does\s*n[o']t\s+exist|no\s+such|unknown\s+voice"
+)
+_QUOTA_RE = re.compile(r"(?i)quota|(?:voice|voices).{0,40}(?:exceed|limit|upper bound|maximum)")
+_QWEN_ID_RE = re.compile(r"qwen-tts-vc-(.+?)-voice-")  # the documented id shape; only used for display
+
+
+def dashscope_error(
+    status: int, code: str | None, message: str | None, *, request_id: str | None = None
+) -> ProviderError:
+    """Map a DashScope error answer (HTTP status, ``code``, ``message``) to a :class:`ProviderError`."""
+    c = code or ""
+    text = f"{c}: {message}" if c and message else (message or c or f"HTTP {status}")
+    text = f"{text} (HTTP {status})"
+
+    def err(reason: str, retryable: bool = False) -> ProviderError:
+        return ProviderError(
+            reason,
+            text,
+            retryable=retryable,
+            http_status=status,
+            provider_code=c or None,
+            request_id=request_id,
+        )
+
+    if c == "InvalidApiKey" or status == 401:
+        return err("provider_auth")
+    if c.startswith("Arrearage"):
+        return err("provider_balance")
+    if c.startswith("AccessDenied") or c.startswith("Forbidden") or status == 403:
+        return err("provider_access")
+    if c.startswith("Throttling") or status == 429:
+        return err("provider_rate_limited", True)
+    if status >= 500 or c in ("InternalError", "ServiceUnavailable", "SystemError", "RequestTimeOut"):
+        return err("provider_unavailable", True)
+    if _QUOTA_RE.search(c) or (status == 400 and _QUOTA_RE.search(message or "") and "voice" in text.lower()):
+        return err("provider_quota")
+    if c.lower().startswith("audio") or c == "DataInspectionFailed":
+        return err("provider_rejected")
+    if is_retryable_status(status):
+        return err("provider_unavailable", True)
+    return err("provider_bad_request")
+
+
+def _request_id_of(response: requests.Response) -> str | None:
+    body = json_or_none(response)
+    if isinstance(body, dict) and body.get("request_id"):
+        return str(body["request_id"])
+    return response.headers.get("X-Request-Id") or response.headers.get("x-dashscope-request-id")
+
+
+def _interpret(response: requests.Response, state: CallState) -> dict[str, Any]:
+    """Success: the JSON body (a dict). Failure: a mapped :class:`ProviderError`."""
+    status = response.status_code
+    body = json_or_none(response)
+    if status == 200:
+        if not isinstance(body, dict):
+            raise ProviderError(
+                "provider_unavailable", "the answer was not readable JSON", retryable=True, http_status=status
+            )
+        if body.get("code") and "output" not in body:
+            raise dashscope_error(status, str(body.get("code")), body.get("message"))
+        return body
+    code = body.get("code") if isinstance(body, dict) else None
+    message = body.get("message") if isinstance(body, dict) else None
+    if message is None and response.text and not isinstance(body, dict):
+        message = response.text[:200]
+    raise dashscope_error(status, str(code) if code else None, message)
+
+
+def _output(reply: Reply) -> dict[str, Any]:
+    output = reply.data.get("output") if isinstance(reply.data, dict) else None
+    return output if isinstance(output, dict) else {}
+
+
+def _require_output(*fields: str) -> Interpret:
+    """An interpreter that also insists the output has ``fields`` (else the answer counts as unreadable)."""
+
+    def interpret(response: requests.Response, state: CallState) -> dict[str, Any]:
+        body = _interpret(response, state)
+        output = body.get("output")
+        if not isinstance(output, dict) or any(not output.get(f) for f in fields):
+            raise ProviderError(
+                "provider_unavailable",
+                f"the answer lacks output.{'/'.join(fields)}",
+                retryable=True,
+                http_status=response.status_code,
+            )
+        return body
+
+    return interpret
+
+
+class _DashScopeClient(ProviderClient):
+    """What CosyVoice and Qwen share: key, base URL, the customization endpoint, paging."""
+
+    provider = "dashscope"
+    key_env = KEY_ENV
+    base_url_env = BASE_URL_ENV
+    default_base_url = DEFAULT_BASE_URL
+    _interpret = staticmethod(_interpret)
+    _request_id_of = staticmethod(_request_id_of)
+    enrollment_model = ""
+    name_pattern = ""
+
+    def __init__(self, *, name_pattern: str | None = None, page_size: int = 100, **kwargs: Any) -> None:
+        """``name_pattern`` overrides the class's voice-name rule; ``page_size`` is the list page size.
+        Other keywords: see :class:`~pipeline.enroll.providers.common.ProviderClient`."""
+        if not isinstance(page_size, int) or page_size < 1:
+            raise InvalidArgument(f"page_size: must be an integer >= 1 (got {page_size!r})")
+        self.page_size = page_size
+        self._name_re = re.compile(name_pattern or self.name_pattern)
+        super().__init__(**kwargs)
+
+    # --- validation -------------------------------------------------------------------------------
+    def validate(self, request: CreateRequest) -> bytes:
+        """Check the request's name, model and clip before anything is sent; return the clip's bytes.
+
+        Raises :class:`InvalidArgument` for a bad name or model or a missing clip, and
+        ``ProviderError("too_large")`` for a clip over ``max_bytes``.
+        """
+        if not isinstance(request.name, str) or not self._name_re.fullmatch(request.name):
+            raise InvalidArgument(
+                f"name: {request.name!r} does not match {self._name_re.pattern} ({self.family} voice names)"
+            )
+        self._check_target_model(request.target_model, kind=f"a {self.family} model")
+        return self._read_clip(request.clip_path, accepted_by=self.family)
+
+    def _check_inline_size(self, content: bytes, mime: str, path: Path) -> None:
+        size = data_uri_size(len(content), mime)
+        if self.max_bytes is not None and size > self.max_bytes:
+            raise ProviderError(
+                "too_large",
+                f"{path.name} is {size} characters as a base64 data URI; {self.family} accepts at most "
+                f"{self.max_bytes}",
+            )
+
+    # --- requests ---------------------------------------------------------------------------------
+    def _enroll(
+        self,
+        action: str,
+        fields: Mapping[str, Any],
+        *,
+        idempotent: bool = True,
+        headers: Mapping[str, str] | None = None,
+        interpret: Interpret | None = None,
+    ) -> Reply:
+        body = {"model": self.enrollment_model, "input": {"action": action, **fields}}
+        return self.http.request(
+            "POST",
+            CUSTOMIZATION_PATH,
+            action=f"{self.family} {action}",
+            json=body,
+            idempotent=idempotent,
+            headers=headers,
+            interpret=interpret,
+        )
+
+    def _prepared_enroll(self, action: str, fields: Mapping[str, Any], **extra: Any) -> PreparedRequest:
+        headers = {**self.http.auth_headers(redacted=True), "Content-Type": "application/json"}
+        headers.update(extra.pop("headers", {}))
+        return PreparedRequest(
+            method="POST",
+            url=self.http.url(CUSTOMIZATION_PATH),
+            headers=headers,
+            body={"model": self.enrollment_model, "input": {"action": action, **fields}},
+            **extra,
+        )
+
+    def _delete(self, action: str, fields: Mapping[str, Any], voice_id: str) -> None:
+        """Send a delete action; "not found", or a bad request for a voice the account no longer has, is
+        success (the voice is gone either way)."""
+        try:
+            self._enroll(action, fields)
+        except ProviderError as err:
+            if _is_not_found(err):
+                return
+            if err.reason == "provider_bad_request" and self.query_voice(voice_id) is None:
+                return
+            raise
+
+    def _all_pages(self, action: str, fields: Mapping[str, Any]) -> list[dict[str, Any]]:
+        """Every item of a paged list action (``voice_list``), page_index from 0 until a short page."""
+        items: list[dict[str, Any]] = []
+        previous: list[Any] | None = None
+        for page_index in range(10_000):
+            reply = self._enroll(action, {**fields, "page_index": page_index, "page_size": self.page_size})
+            output = _output(reply)
+            page = output.get("voice_list") or []
+            if not isinstance(page, list):
+                raise ProviderError(
+                    "provider_unavailable", f"{action}: voice_list is not a list", retryable=True
+                )
+            page = [item for item in page if isinstance(item, dict)]
+            if not page or page == previous:
+                break
+            items.extend(page)
+            previous = page
+            total = output.get("total_count")
+            if len(page) < self.page_size or (isinstance(total, int) and len(items) >= total):
+                break
+        return items
+
+
+class CosyVoiceClient(_DashScopeClient):
+    """CosyVoice voice cloning (``voice-enrollment``): create, list, query, update, delete, preview."""
+
+    enrollment_model = "voice-enrollment"
+    default_family = "cosyvoice"
+    name_pattern = r"[a-z0-9]{1,9}"
+
+    def __init__(
+        self,
+        *,
+        audio_source: str | None = None,
+        url_template: str | None = None,
+        upload_model: str | None = None,
+        enable_preprocess: bool | None = None,
+        **kwargs: Any,
+    ) -> None:
+        """``audio_source``: ``oss`` (default), ``url_template`` (needs ``url_template``) or ``data_uri``.
+
+        ``upload_model`` is the model the temporary upload is bound to (default: the request's target
+        model, which is what working clients use). Other keywords: see :class:`_DashScopeClient`.
+        """
+        if audio_source is None:
+            audio_source = "url_template" if url_template else DEFAULT_AUDIO_SOURCE
+        if audio_source not in AUDIO_SOURCES:
+            raise InvalidArgument(
+                f"audio_source: expected one of {', '.join(AUDIO_SOURCES)} (got {audio_source!r})"
+            )
+        if audio_source == "url_template":
+            if not url_template:
+                raise InvalidArgument("url_template: required when audio_source is 'url_template'")
+            _check_template(url_template)
+        self.audio_source = audio_source
+        self.url_template = url_template
+        self.upload_model = upload_model
+        self.enable_preprocess = enable_preprocess
+        super().__init__(**kwargs)
+
+    # --- audio URL ----------------------------------------------------------------------------------
+    def audio_url(self, request: CreateRequest) -> str:
+        """The public URL of the clip for ``url_template`` mode (the user has uploaded it there)."""
+        if not self.url_template:
+            raise InvalidArgument("url_template: not configured")
+        return self.url_template.format_map(_template_fields(request))
+
+    def upload_temporary(self, path: Path, *, sha256: str, model: str) -> tuple[str, list[str]]:
+        """Upload ``path`` to DashScope temporary storage; return (``oss://<key>``, request ids)."""
+        policy_reply = self.http.request(
+            "GET",
+            UPLOADS_PATH,
+            action="dashscope getPolicy",
+            params={"action": "getPolicy", "model": model},
+        )
+        body = policy_reply.data if isinstance(policy_reply.data, dict) else {}
+        policy = body.get("data") or body.get("output") or body
+        needed = ("policy", "signature", "upload_dir", "upload_host", "oss_access_key_id")
+        if not isinstance(policy, dict) or any(not policy.get(k) for k in needed):
+            raise ProviderError("provider_bad_request", "getPolicy answered without an upload policy")
+        key = f"{str(policy['upload_dir']).rstrip('/')}/{sha256}{path.suffix.lower() or '.wav'}"
+        form = _oss_form(policy, key)
+        files = {"file": (Path(key).name, path.read_bytes(), audio_mime(path))}
+        self.http.request(
+            "POST",
+            str(policy["upload_host"]),
+            action="dashscope temporary upload",
+            authenticated=False,  # the upload host is OSS, not DashScope: our key never goes there
+            data=form,
+            files=files,
+            interpret=_oss_interpret,
+            request_id_of=_oss_request_id,
+        )
+        ids = [policy_reply.request_id] if policy_reply.request_id else []
+        return f"oss://{key}", ids
+
+    def _resolve_audio(self, request: CreateRequest, content: bytes) -> tuple[str, dict[str, str], list[str]]:
+        """(url for the create call, extra headers, request ids) per ``audio_source``."""
+        path = Path(request.clip_path)
+        if self.audio_source == "url_template":
+            return self.audio_url(request), {}, []
+        if self.audio_source == "data_uri":
+            mime = audio_mime(path)
+            self._check_inline_size(content, mime, path)
+            return data_uri(content, mime), {}, []
+        url, ids = self.upload_temporary(
+            path, sha256=request.clip_sha256, model=self.upload_model or request.target_model
+        )
+        return url, {OSS_RESOLVE_HEADER: "enable"}, ids
+
+    def _create_fields(self, request: CreateRequest, url: str) -> dict[str, Any]:
+        fields: dict[str, Any] = {"target_model": request.target_model, "prefix": request.name, "url": url}
+        if request.language:
+            fields["language_hints"] = [request.language]
+        if self.enable_preprocess is not None:
+            fields["enable_preprocess"] = self.enable_preprocess
+        return fields
+
+    # --- VoiceProvider ------------------------------------------------------------------------------
+    def prepare_create(self, request: CreateRequest) -> list[PreparedRequest]:
+        """The requests :meth:`create_voice` would send (secrets and audio elided); sends nothing."""
+        content = self.validate(request)
+        path = Path(request.clip_path)
+        auth = self.http.auth_headers(redacted=True)
+        if self.audio_source == "url_template":
+            url = self.audio_url(request)
+            return [
+                self._prepared_enroll(
+                    "create_voice", self._create_fields(request, url), audio_bytes=len(content)
+                )
+            ]
+        if self.audio_source == "data_uri":
+            mime = audio_mime(path)
+            self._check_inline_size(content, mime, path)
+            size = data_uri_size(len(content), mime)
+            shown = f"data:{mime};base64," + elided(size - len(f"data:{mime};base64,"), "base64")
+            return [
+                self._prepared_enroll(
+                    "create_voice",
+                    self._create_fields(request, shown),
+                    audio_bytes=len(content),
+                    encoded_bytes=size,
+                )
+            ]
+        model = self.upload_model or request.target_model
+        key = f"<upload_dir>/{request.clip_sha256}{path.suffix.lower() or '.wav'}"
+        return [
+            PreparedRequest(
+                method="GET",
+                url=f"{self.http.url(UPLOADS_PATH)}?action=getPolicy&model={model}",
+                headers=dict(auth),
+                body=None,
+            ),
+            PreparedRequest(
+                method="POST",
+                url="<upload_host from getPolicy>",
+                headers={},
+                body={
+                    "OSSAccessKeyId": "<from getPolicy>",
+                    "Signature": "<from getPolicy>",
+                    "policy": "<from getPolicy>",
+                    "key": key,
+                    "x-oss-object-acl": "<from getPolicy>",
+                    "x-oss-forbid-overwrite": "<from getPolicy>",
+                    "success_action_status": "200",
+                    "file": elided(len(content)),
+                },
+                audio_bytes=len(content),
+            ),
+            self._prepared_enroll(
+                "create_voice",
+                self._create_fields(request, f"oss://{key}"),
+                headers={OSS_RESOLVE_HEADER: "enable"},
+            ),
+        ]
+
+    def create_voice(self, request: CreateRequest) -> CreateResult:
+        """Upload (per ``audio_source``) and create the voice once; it starts ``deploying``.
+
+        Raises :class:`OutcomeUnknown` when the create call's answer is lost (then use :meth:`find_voice`).
+        """
+        content = self.validate(request)
+        url, headers, ids = self._resolve_audio(request, content)
+        reply = self._enroll(
+            "create_voice",
+            self._create_fields(request, url),
+            idempotent=False,
+            headers=headers,
+            interpret=_require_output("voice_id"),
+        )
+        voice_id = str(_output(reply)["voice_id"])
+        if reply.request_id:
+            ids.append(reply.request_id)
+        detail: dict[str, Any] = {"audio_source": self.audio_source, "prefix": request.name}
+        if not url.startswith("data:"):
+            detail["audio_url"] = url
+        log.info(f"cosyvoice: created {voice_id} (request id {reply.request_id})")
+        return CreateResult(voice_id=voice_id, status="deploying", request_ids=tuple(ids), detail=detail)
+
+    def update_voice(self, voice_id: str, request: CreateRequest) -> None:
+        """Replace the voice's audio with ``request``'s clip (same ``audio_source`` rules as create)."""
+        content = self.validate(request)
+        url, headers, _ = self._resolve_audio(request, content)
+        self._enroll("update_voice", {"voice_id": voice_id, "url": url}, headers=headers)
+
+    def _remote(self, item: Mapping[str, Any], voice_id: str | None = None) -> RemoteVoice:
+        vid = str(voice_id or item.get("voice_id") or "")
+        model, prefix = self.split_voice_id(vid)
+        status = COSYVOICE_STATUS.get(str(item.get("status") or "").upper(), "unknown")
+        return RemoteVoice(
+            voice_id=vid,
+            status=status,
+            target_model=str(item.get("target_model") or model or "") or None,
+            created_at=item.get("gmt_create"),
+            name=prefix,
+        )
+
+    def split_voice_id(self, voice_id: str) -> tuple[str | None, str | None]:
+        """(target model, prefix) embedded in a CosyVoice voice id ``<target_model>-<prefix>-<unique>``."""
+        for model in sorted(self.target_models, key=len, reverse=True):
+            if voice_id.startswith(model + "-"):
+                rest = voice_id[len(model) + 1 :]
+                prefix = rest.split("-", 1)[0] if "-" in rest else None
+                return model, prefix
+        return None, None
+
+    def find_voice(self, request: CreateRequest, *, since: str | None = None) -> RemoteVoice | None:
+        """The voice a lost create for ``request`` made: id ``<target_model>-<prefix>-...``, created at or
+        after ``since``. The newest match when there are several."""
+        start = f"{request.target_model}-{request.name}-"
+        matches = [
+            self._remote(item)
+            for item in self._all_pages("list_voice", {"prefix": request.name})
+            if str(item.get("voice_id", "")).startswith(start)
+            and created_since(item.get("gmt_create"), since)
+        ]
+        return newest(matches)
+
+    def query_voice(self, voice_id: str) -> RemoteVoice | None:
+        """The voice's state (``deploying``/``ready``/``rejected``), or None when it does not exist."""
+        try:
+            reply = self._enroll("query_voice", {"voice_id": voice_id})
+        except ProviderError as err:
+            if _is_not_found(err):
+                return None
+            raise
+        return self._remote(_output(reply), voice_id)
+
+    def list_voices(self) -> list[RemoteVoice]:
+        """Every CosyVoice voice on the account (all pages)."""
+        return [self._remote(item) for item in self._all_pages("list_voice", {})]
+
+    def wait_until_settled(self, voice_id: str, *, timeout_s: float, interval_s: float) -> RemoteVoice:
+        """Poll :meth:`query_voice` every ``interval_s`` until ``ready``/``rejected`` or ``timeout_s`` passes
+        (then the last state, ``deploying``). A voice that disappears raises ``voice_gone``."""
+        if timeout_s < 0 or interval_s <= 0:
+            raise InvalidArgument(
+                f"timeout_s/interval_s: need timeout_s >= 0 and interval_s > 0 (got {timeout_s}, {interval_s})"
+            )
+        start = self._clock()
+        while True:
+            voice = self.query_voice(voice_id)
+            if voice is None:
+                raise ProviderError("voice_gone", f"{voice_id} does not exist any more")
+            if voice.status != "deploying":
+                return voice
+            if self._clock() - start + interval_s > timeout_s:
+                return voice
+            self._sleep(interval_s)
+
+    def delete_voice(self, voice_id: str) -> None:
+        """Delete the voice; a voice that is already gone is not an error."""
+        self._delete("delete_voice", {"voice_id": voice_id}, voice_id)
+
+    def preview(self, voice_id: str, *, target_model: str, text: str) -> bytes:
+        """Synthesise ``text`` with the voice over HTTP SpeechSynthesizer; return the WAV bytes."""
+        if not text:
+            raise InvalidArgument("text: the preview text is empty")
+        reply = self.http.request(
+            "POST",
+            SYNTHESIS_PATH,
+            action="cosyvoice preview",
+            json={
+                "model": target_model,
+                "input": {"text": text, "voice": voice_id, "format": "wav", "sample_rate": 24000},
+            },
+            interpret=_require_output("audio"),
+        )
+        audio = _output(reply).get("audio") or {}
+        if not isinstance(audio, dict) or not audio.get("url"):
+            raise ProviderError("provider_unavailable", "SpeechSynthesizer answered without output.audio.url")
+        return self.download(str(audio["url"]))
+
+
+class QwenClient(_DashScopeClient):
+    """Qwen-TTS voice cloning (``qwen-voice-enrollment``): create (inline data URI), list, delete, preview."""
+
+    enrollment_model = "qwen-voice-enrollment"
+    default_family = "qwen-tts"
+    name_pattern = r"[A-Za-z0-9_]{1,16}"
+
+    def _create_fields(self, request: CreateRequest, audio: str) -> dict[str, Any]:
+        fields: dict[str, Any] = {
+            "target_model": request.target_model,
+            "preferred_name": request.name,
+            "audio": {"data": audio},
+        }
+        if request.language:
+            fields["language"] = request.language
+        return fields
+
+    def prepare_create(self, request: CreateRequest) -> list[PreparedRequest]:
+        """The create request (secrets and audio elided); sends nothing."""
+        content = self.validate(request)
+        path = Path(request.clip_path)
+        mime = audio_mime(path)
+        self._check_inline_size(content, mime, path)
+        size = data_uri_size(len(content), mime)
+        shown = f"data:{mime};base64," + elided(size - len(f"data:{mime};base64,"), "base64")
+        return [
+            self._prepared_enroll(
+                "create", self._create_fields(request, shown), audio_bytes=len(content), encoded_bytes=size
+            )
+        ]
+
+    def create_voice(self, request: CreateRequest) -> CreateResult:
+        """Create the voice once (ready at once). Raises :class:`OutcomeUnknown` when the answer is lost."""
+        content = self.validate(request)
+        path = Path(request.clip_path)
+        mime = audio_mime(path)
+        self._check_inline_size(content, mime, path)
+        reply = self._enroll(
+            "create",
+            self._create_fields(request, data_uri(content, mime)),
+            idempotent=False,
+            interpret=_require_output("voice"),
+        )
+        output = _output(reply)
+        voice_id = str(output["voice"])
+        detail = {k: output[k] for k in ("target_model", "fallback_mode", "fallback_reason") if k in output}
+        detail["preferred_name"] = request.name
+        log.info(f"qwen-tts: created {voice_id} (request id {reply.request_id})")
+        ids = (reply.request_id,) if reply.request_id else ()
+        return CreateResult(voice_id=voice_id, status="ready", request_ids=ids, detail=detail)
+
+    def _remote(self, item: Mapping[str, Any]) -> RemoteVoice:
+        voice_id = str(item.get("voice") or item.get("voice_id") or "")
+        named = _QWEN_ID_RE.match(voice_id)
+        return RemoteVoice(
+            voice_id=voice_id,
+            status="ready",
+            target_model=item.get("target_model"),
+            created_at=item.get("gmt_create"),
+            name=item.get("preferred_name") or (named.group(1) if named else None),
+        )
+
+    def list_voices(self) -> list[RemoteVoice]:
+        """Every Qwen-TTS voice on the account (all pages)."""
+        return [self._remote(item) for item in self._all_pages("list", {})]
+
+    def find_voice(self, request: CreateRequest, *, since: str | None = None) -> RemoteVoice | None:
+        """The voice a lost create made: ``preferred_name`` inside the voice id (as a ``-`` separated part,
+        falling back to a substring), the same target model, created at or after ``since``."""
+        name = request.name.lower()
+        candidates = [
+            v
+            for v in self.list_voices()
+            if (v.target_model in (None, request.target_model)) and created_since(v.created_at, since)
+        ]
+        exact = [v for v in candidates if name in v.voice_id.lower().split("-")]
+        matches = exact or [v for v in candidates if name in v.voice_id.lower()]
+        return newest(matches)
+
+    def query_voice(self, voice_id: str) -> RemoteVoice | None:
+        """The voice from the account's list (Qwen has no query action), or None."""
+        return voice_by_id(self.list_voices(), voice_id)
+
+    def wait_until_settled(self, voice_id: str, *, timeout_s: float, interval_s: float) -> RemoteVoice:
+        """Qwen voices are ready when created: one look-up (``voice_gone`` if it is not there)."""
+        return self._settled_at_once(voice_id)
+
+    def delete_voice(self, voice_id: str) -> None:
+        """Delete the voice; a voice that is already gone is not an error."""
+        self._delete("delete", {"voice": voice_id}, voice_id)
+
+    def preview(self, voice_id: str, *, target_model: str, text: str) -> bytes:
+        """Synthesise ``text`` via multimodal-generation; return the audio bytes (URL or inline base64)."""
+        if not text:
+            raise InvalidArgument("text: the preview text is empty")
+        reply = self.http.request(
+            "POST",
+            MULTIMODAL_PATH,
+            action="qwen-tts preview",
+            json={"model": target_model, "input": {"text": text, "voice": voice_id}},
+            interpret=_require_output("audio"),
+        )
+        audio = _output(reply).get("audio") or {}
+        if isinstance(audio, dict) and audio.get("url"):
+            return self.download(str(audio["url"]))
+        if isinstance(audio, dict) and audio.get("data"):
+            data = str(audio["data"])
+            if data.startswith("data:"):
+                data = data.split(",", 1)[-1]
+            try:
+                return base64.b64decode(data, validate=True)
+            except ValueError:
+                raise ProviderError("provider_unavailable", "output.audio.data is not base64") from None
+        raise ProviderError(
+            "provider_unavailable", "multimodal-generation answered without audio url or data"
+        )
+
+
+# --- helpers ---------------------------------------------------------------------------------------
+
+
+def _is_not_found(err: ProviderError) -> bool:
+    return err.http_status == 404 or (
+        err.reason == "provider_bad_request" and bool(_NOT_FOUND_RE.search(err.message or ""))
+    )
+
+
+def _template_fields(request: CreateRequest) -> dict[str, str]:
+    path = Path(request.clip_path)
+    speaker = request.speaker or path.parent.name
+    return {
+        "sha256": request.clip_sha256,
+        "speaker": speaker,
+        "family": request.family,
+        "filename": path.name,
+    }
+
+
+def _check_template(template: str) -> None:
+    dummy = {name: "x" for name in TEMPLATE_FIELDS}
+    try:
+        url = template.format_map(dummy)
+    except (KeyError, IndexError, ValueError) as exc:
+        raise InvalidArgument(
+            f"url_template: {template!r} uses an unknown field {exc} (fields: {', '.join(TEMPLATE_FIELDS)})"
+        ) from None
+    if not url.startswith(("http://", "https://")):
+        raise InvalidArgument(f"url_template: must be an http(s) URL (got {template!r})")
+    if "{sha256}" not in template:
+        log.warning("url_template has no {sha256}: two different clips could map to the same URL")
+
+
+def _oss_form(policy: Mapping[str, Any], key: str) -> dict[str, str]:
+    """The OSS form fields, in the order OSS expects (``file`` is added last by requests)."""
+    return {
+        "OSSAccessKeyId": str(policy["oss_access_key_id"]),
+        "Signature": str(policy["signature"]),
+        "policy": str(policy["policy"]),
+        "key": key,
+        "x-oss-object-acl": str(policy.get("x_oss_object_acl") or "private"),
+        "x-oss-forbid-overwrite": str(policy.get("x_oss_forbid_overwrite") or "true"),
+        "success_action_status": "200",
+    }
+
+
+_XML_TAG = re.compile(r"<(Code|Message|RequestId)>([^<]*)</\1>")
+
+
+def _oss_fields(response: requests.Response) -> dict[str, str]:
+    return dict(_XML_TAG.findall(response.text or ""))
+
+
+def _oss_request_id(response: requests.Response) -> str | None:
+    return response.headers.get("x-oss-request-id") or _oss_fields(response).get("RequestId")
+
+
+def _oss_interpret(response: requests.Response, state: CallState) -> None:
+    """OSS upload: 200/204 is done; 409 FileAlreadyExists is done too (the key is the clip's sha256, so the
+    object there is this clip, most likely from our own earlier attempt)."""
+    status = response.status_code
+    text = (response.text or "").strip()
+    if status in (200, 201, 204):
+        if not text or (text.startswith("<") and "<Error>" not in text):
+            return None
+        # a 200 whose body is not OSS's (a proxy, a truncated answer): not proof that the file is stored
+        raise ProviderError("provider_unavailable", "temporary upload: unexpected answer", retryable=True)
+    fields = _oss_fields(response)
+    code = fields.get("Code")
+    if status == 409 and code in (None, "FileAlreadyExists", "ObjectAlreadyExists"):
+        return None
+    message = f"temporary upload failed: {code or 'HTTP ' + str(status)}: {fields.get('Message', '')}".rstrip(
+        ": "
+    )
+    if is_retryable_status(status):
+        reason = "provider_rate_limited" if status == 429 else "provider_unavailable"
+        raise ProviderError(reason, message, retryable=True, http_status=status, provider_code=code)
+    reason = "provider_access" if status == 403 else "provider_bad_request"
+    raise ProviderError(reason, message, http_status=status, provider_code=code)
+
+
+def sha256_file(path: Path) -> str:
+    """The hex sha256 of a file (for callers building a :class:`CreateRequest` by hand)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

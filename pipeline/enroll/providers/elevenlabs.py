@@ -1,0 +1,258 @@
+"""ElevenLabs Instant Voice Cloning client (optional fourth family): create, list, query, delete, preview.
+
+``POST {base}/v1/voices/add`` (multipart: ``name``, ``files``, optional ``remove_background_noise``,
+``description``, ``labels``) returns ``{"voice_id", "requires_verification"}``. The key goes in the
+``xi-api-key`` header and comes only from ``ELEVENLABS_API_KEY``. The service assigns the voice id, so a
+create is not idempotent: a lost answer raises :class:`OutcomeUnknown`, and :meth:`find_voice` looks for a
+cloned voice with the request's name.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import re
+import urllib.parse
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from pipeline.enroll.providers.base import (
+    CreateRequest,
+    CreateResult,
+    PreparedRequest,
+    ProviderError,
+    RemoteVoice,
+)
+from pipeline.enroll.providers.common import ProviderClient, created_since, newest
+from pipeline.enroll.providers.http import (
+    LOGGER_NAME,
+    CallState,
+    audio_mime,
+    download_interpret,
+    elided,
+    http_reason,
+    is_retryable_status,
+    json_or_none,
+)
+from pipeline.errors import InvalidArgument
+
+log = logging.getLogger(LOGGER_NAME)
+
+KEY_ENV = "ELEVENLABS_API_KEY"
+BASE_URL_ENV = "ELEVENLABS_BASE_URL"
+DEFAULT_BASE_URL = "https://api.elevenlabs.io"
+NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9 _.-]{0,99}")
+
+# detail.status: (reason, retryable)
+ELEVENLABS_STATUSES: dict[str, tuple[str, bool]] = {
+    "invalid_api_key": ("provider_auth", False),
+    "missing_permissions": ("provider_access", False),
+    "quota_exceeded": ("provider_balance", False),
+    "voice_limit_reached": ("provider_quota", False),
+    "too_many_concurrent_requests": ("provider_rate_limited", True),
+    "system_busy": ("provider_unavailable", True),
+    "corrupted_file": ("provider_rejected", False),
+    "duplicate_files": ("provider_rejected", False),
+    "invalid_file": ("provider_rejected", False),
+}
+
+
+def _detail(body: Any) -> tuple[str | None, str | None]:
+    detail = body.get("detail") if isinstance(body, dict) else None
+    if isinstance(detail, dict):
+        return detail.get("status"), detail.get("message")
+    if isinstance(detail, list) and detail:  # validation errors (422)
+        first = detail[0]
+        if isinstance(first, dict):
+            return "validation_error", str(first.get("msg") or first)
+    if isinstance(detail, str):
+        return None, detail
+    return None, None
+
+
+def _interpret(response: requests.Response, state: CallState) -> Any:
+    status = response.status_code
+    body = json_or_none(response)
+    if 200 <= status < 300:
+        if body is None and response.content:
+            raise ProviderError("provider_unavailable", "the answer was not readable JSON", retryable=True)
+        return body if body is not None else {}
+    code, message = _detail(body)
+    text = f"{code}: {message}" if code and message else (message or code or f"HTTP {status}")
+    if code in ELEVENLABS_STATUSES:
+        reason, retryable = ELEVENLABS_STATUSES[code]
+    else:
+        reason, retryable = http_reason(status), is_retryable_status(status)
+    raise ProviderError(
+        reason, f"{text} (HTTP {status})", retryable=retryable, http_status=status, provider_code=code
+    )
+
+
+def _request_id_of(response: requests.Response) -> str | None:
+    return response.headers.get("request-id") or response.headers.get("x-trace-id")
+
+
+def _create_interpret(response: requests.Response, state: CallState) -> Any:
+    body = _interpret(response, state)
+    if not isinstance(body, dict) or not body.get("voice_id"):
+        raise ProviderError("provider_unavailable", "voices/add answered without voice_id", retryable=True)
+    return body
+
+
+class ElevenLabsClient(ProviderClient):
+    """ElevenLabs Instant Voice Cloning (``provider = "elevenlabs"``)."""
+
+    provider = "elevenlabs"
+    key_env = KEY_ENV
+    base_url_env = BASE_URL_ENV
+    default_base_url = DEFAULT_BASE_URL
+    default_family = "elevenlabs"
+    auth_header = "xi-api-key"
+    auth_scheme = None
+    _interpret = staticmethod(_interpret)
+    _request_id_of = staticmethod(_request_id_of)
+
+    def __init__(self, *, remove_background_noise: bool = False, **kwargs: Any) -> None:
+        """``remove_background_noise`` goes to voices/add (off: it can hurt clean audio). Other keywords:
+        see :class:`~pipeline.enroll.providers.common.ProviderClient`."""
+        self.remove_background_noise = remove_background_noise
+        super().__init__(**kwargs)
+
+    def validate(self, request: CreateRequest) -> bytes:
+        """Check the name, model and clip; return the clip's bytes."""
+        if not isinstance(request.name, str) or not NAME_RE.fullmatch(request.name):
+            raise InvalidArgument(f"name: {request.name!r} does not match {NAME_RE.pattern}")
+        self._check_target_model(request.target_model, kind="an ElevenLabs model")
+        return self._read_clip(request.clip_path)
+
+    def _form(self, request: CreateRequest) -> dict[str, str]:
+        labels = {"voiceprep_sha256": request.clip_sha256[:16], "target_model": request.target_model}
+        return {
+            "name": request.name,
+            "remove_background_noise": "true" if self.remove_background_noise else "false",
+            "description": f"voiceprep clip {request.clip_sha256[:12]}",
+            "labels": json.dumps(labels, sort_keys=True),
+        }
+
+    def prepare_create(self, request: CreateRequest) -> list[PreparedRequest]:
+        """The voices/add request (secrets and audio elided); sends nothing."""
+        content = self.validate(request)
+        path = Path(request.clip_path)
+        body: dict[str, Any] = {
+            **self._form(request),
+            "files": f"{path.name} ({audio_mime(path)}) " + elided(len(content)),
+        }
+        return [
+            PreparedRequest(
+                method="POST",
+                url=self.http.url("v1/voices/add"),
+                headers=self.http.auth_headers(redacted=True),
+                body=body,
+                audio_bytes=len(content),
+            )
+        ]
+
+    def create_voice(self, request: CreateRequest) -> CreateResult:
+        """Create the voice once; a lost answer raises :class:`OutcomeUnknown`."""
+        content = self.validate(request)
+        path = Path(request.clip_path)
+        reply = self.http.request(
+            "POST",
+            "v1/voices/add",
+            action="elevenlabs voices/add",
+            data=self._form(request),
+            files={"files": (path.name, content, audio_mime(path))},
+            idempotent=False,
+            interpret=_create_interpret,
+        )
+        detail = {"requires_verification": bool(reply.data.get("requires_verification"))}
+        ids = (reply.request_id,) if reply.request_id else ()
+        return CreateResult(
+            voice_id=str(reply.data["voice_id"]), status="ready", request_ids=ids, detail=detail
+        )
+
+    @staticmethod
+    def _remote(item: Mapping[str, Any]) -> RemoteVoice:
+        created = item.get("created_at_unix")
+        if isinstance(created, int | float):
+            created = dt.datetime.fromtimestamp(created, dt.UTC).isoformat()
+        return RemoteVoice(
+            voice_id=str(item.get("voice_id")),
+            status="ready",
+            created_at=created if isinstance(created, str) else None,
+            name=item.get("name"),
+        )
+
+    def list_voices(self) -> list[RemoteVoice]:
+        """The account's cloned voices (``category == "cloned"``)."""
+        reply = self.http.request("GET", "v1/voices", action="elevenlabs list voices")
+        voices = reply.data.get("voices") if isinstance(reply.data, dict) else None
+        return [
+            self._remote(v)
+            for v in voices or []
+            if isinstance(v, dict) and v.get("voice_id") and v.get("category", "cloned") == "cloned"
+        ]
+
+    def query_voice(self, voice_id: str) -> RemoteVoice | None:
+        """The voice, or None when it does not exist."""
+        try:
+            reply = self.http.request(
+                "GET", f"v1/voices/{urllib.parse.quote(voice_id, safe='')}", action="elevenlabs get voice"
+            )
+        except ProviderError as err:
+            if err.http_status in (400, 404) and err.reason == "provider_bad_request":
+                return None
+            raise
+        return self._remote(reply.data)
+
+    def find_voice(self, request: CreateRequest, *, since: str | None = None) -> RemoteVoice | None:
+        """A cloned voice named ``request.name`` created at or after ``since`` (the newest)."""
+        return newest(
+            v for v in self.list_voices() if v.name == request.name and created_since(v.created_at, since)
+        )
+
+    def wait_until_settled(self, voice_id: str, *, timeout_s: float, interval_s: float) -> RemoteVoice:
+        """ElevenLabs voices are ready when created: one look-up (``voice_gone`` if absent)."""
+        return self._settled_at_once(voice_id)
+
+    def delete_voice(self, voice_id: str) -> None:
+        """Delete the voice; a voice that is already gone is not an error."""
+        try:
+            self.http.request(
+                "DELETE",
+                f"v1/voices/{urllib.parse.quote(voice_id, safe='')}",
+                action="elevenlabs delete voice",
+            )
+        except ProviderError as err:
+            if err.http_status in (400, 404) and err.reason == "provider_bad_request":
+                return
+            raise
+
+    def preview(self, voice_id: str, *, target_model: str, text: str) -> bytes:
+        """Synthesise ``text`` (``POST /v1/text-to-speech/{voice_id}``, MP3); return the audio bytes."""
+        if not text:
+            raise InvalidArgument("text: the preview text is empty")
+        reply = self.http.request(
+            "POST",
+            f"v1/text-to-speech/{urllib.parse.quote(voice_id, safe='')}",
+            action="elevenlabs preview",
+            json={"text": text, "model_id": target_model},
+            headers={"Accept": "audio/mpeg"},
+            interpret=_audio_interpret(self.max_download_bytes),
+        )
+        return reply.content
+
+
+def _audio_interpret(max_bytes: int) -> Callable[[requests.Response, CallState], Any]:
+    download = download_interpret(max_bytes)
+
+    def interpret(response: requests.Response, state: CallState) -> Any:
+        if response.status_code != 200:
+            return _interpret(response, state)
+        return download(response, state)
+
+    return interpret

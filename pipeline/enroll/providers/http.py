@@ -1,0 +1,573 @@
+"""The small HTTP layer every provider client shares: timeouts, retries, redaction, request ids.
+
+One :class:`HttpClient` per provider client wraps a :class:`requests.Session`. Each call names an
+``action`` (for messages and logs) and says whether re-sending it is harmless:
+
+- ``idempotent=True`` (reads, deletes, uploads, MiniMax clones with a client-chosen id): connection errors,
+  timeouts, 408, 409, 429, 5xx, unreadable bodies and the provider codes that mean the same are retried with
+  exponential backoff and full jitter, honouring ``Retry-After`` up to a cap, within a total deadline.
+- ``idempotent=False`` (DashScope creates): a failure that proves the provider did not act (a connect error
+  before anything was sent, 408, 429, throttling codes) is retried the same way; anything after the request
+  may have been acted on (read timeout, dropped connection, 5xx, unreadable body) raises
+  :class:`~pipeline.enroll.providers.base.OutcomeUnknown` at once, so the caller reconciles instead of re-sending.
+
+``creates=True`` marks an idempotent create (MiniMax clone): if it gives up after an attempt that may have
+acted, it raises :class:`OutcomeUnknown` too, never a plain error that would read as "nothing was made".
+
+Every message, log line and exception passes through a :class:`Redactor`: the key itself, ``Bearer ...``,
+``Authorization`` and ``xi-api-key`` values become ``***``. Logging goes to ``voiceprep.providers``.
+Time is injectable (``sleep``, ``clock``, ``wall``, ``rng``) so tests run instantly and deterministically.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import email.utils
+import logging
+import math
+import os
+import random
+import re
+import time
+import urllib.parse
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import requests
+import urllib3.exceptions
+
+from pipeline.enroll.providers.base import OutcomeUnknown, ProviderError, normalize_base_url
+from pipeline.errors import InvalidArgument
+
+LOGGER_NAME = "voiceprep.providers"
+log = logging.getLogger(LOGGER_NAME)
+log.addHandler(logging.NullHandler())  # a library stays quiet unless the application configures logging
+
+
+def _user_agent() -> str:
+    try:
+        from importlib.metadata import version
+
+        return f"voiceprep/{version('voiceprep')}"
+    except Exception:  # not installed as a distribution (a source checkout)
+        return "voiceprep"
+
+
+USER_AGENT = _user_agent()
+
+RETRYABLE_STATUSES = frozenset({408, 409, 429})
+"""Besides every 5xx: the statuses a later identical request may succeed on."""
+
+NOT_ACTED_STATUSES = frozenset({408, 429})
+"""Statuses that prove the provider did not act on the request (so even a create may be re-sent)."""
+
+_REDACTED = "***"
+_HEADER_RE = re.compile(
+    r"(?i)((?:authorization|xi-api-key|x-api-key|api[-_]?key)['\"]?\s*[:=]\s*['\"]?)(?:bearer\s+)?[^\s'\",;}&]+"
+)
+_BEARER_RE = re.compile(r"(?i)\bbearer\s+(?!\*\*\*)[^\s'\",;}&]+")
+SECRET_HEADERS = frozenset({"authorization", "xi-api-key", "x-api-key", "proxy-authorization"})
+
+
+class Redactor:
+    """Removes secrets from text: the known key values, ``Bearer <token>`` and auth header values."""
+
+    def __init__(self, secrets: Iterable[str | None] = ()) -> None:
+        self._secrets: list[str] = []
+        for secret in secrets:
+            self.add(secret)
+
+    def add(self, secret: str | None) -> None:
+        """Also redact ``secret`` (and its URL-encoded form) from now on; short strings are ignored."""
+        if not secret or len(secret) < 4:
+            return
+        for form in {secret, urllib.parse.quote(secret, safe=""), urllib.parse.quote_plus(secret)}:
+            if form not in self._secrets:
+                self._secrets.append(form)
+        self._secrets.sort(key=len, reverse=True)
+
+    def __call__(self, text: object) -> str:
+        """``text`` as a string with every secret replaced by ``***``."""
+        out = str(text)
+        for secret in self._secrets:
+            out = out.replace(secret, _REDACTED)
+        out = _HEADER_RE.sub(lambda m: m.group(1) + _REDACTED, out)
+        return _BEARER_RE.sub("Bearer " + _REDACTED, out)
+
+    def headers(self, headers: Mapping[str, str]) -> dict[str, str]:
+        """A copy of ``headers`` with secret headers shown as ``***`` (``Bearer ***`` for bearer auth)."""
+        out: dict[str, str] = {}
+        for name, value in headers.items():
+            if name.lower() in SECRET_HEADERS:
+                out[name] = "Bearer " + _REDACTED if str(value).lower().startswith("bearer") else _REDACTED
+            else:
+                out[name] = self(value)
+        return out
+
+    def __repr__(self) -> str:
+        return f"Redactor({len(self._secrets)} secrets)"
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How hard to try. All times in seconds.
+
+    ``max_attempts`` counts the first try. A wait is ``uniform(0, min(max_delay_s, base_delay_s * 2**k))``
+    (full jitter) unless the answer carried ``Retry-After``, which is waited exactly, up to
+    ``retry_after_cap_s``. No wait and no new attempt goes past ``deadline_s`` from the call's start.
+    """
+
+    max_attempts: int = 6
+    base_delay_s: float = 1.0
+    max_delay_s: float = 30.0
+    retry_after_cap_s: float = 60.0
+    deadline_s: float = 180.0
+    connect_timeout_s: float = 10.0
+    read_timeout_s: float = 60.0
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.max_attempts, int) or self.max_attempts < 1:
+            raise InvalidArgument(f"max_attempts: must be an integer >= 1 (got {self.max_attempts!r})")
+        for name in (
+            "base_delay_s",
+            "max_delay_s",
+            "retry_after_cap_s",
+            "deadline_s",
+            "connect_timeout_s",
+            "read_timeout_s",
+        ):
+            value = getattr(self, name)
+            if not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
+                raise InvalidArgument(f"{name}: must be a finite number >= 0 (got {value!r})")
+        for name in ("connect_timeout_s", "read_timeout_s", "deadline_s"):
+            if getattr(self, name) <= 0:
+                raise InvalidArgument(f"{name}: must be > 0 (got {getattr(self, name)!r})")
+
+
+@dataclass(frozen=True)
+class CallState:
+    """What an interpreter knows about the call it is judging.
+
+    ``attempt`` is 1-based; ``maybe_acted`` is True when an earlier attempt of this call may have reached
+    the provider and been acted on (its answer was lost or was a server error).
+    """
+
+    attempt: int
+    maybe_acted: bool
+
+
+@dataclass(frozen=True)
+class Reply:
+    """A successful call: the interpreter's ``data``, the HTTP status, the provider's request id."""
+
+    data: Any
+    status: int
+    request_id: str | None
+    attempts: int
+    headers: Mapping[str, str] = field(default_factory=dict)
+    content: bytes = b""
+
+
+Interpret = Callable[[requests.Response, CallState], Any]
+RequestIdOf = Callable[[requests.Response], str | None]
+
+
+def parse_retry_after(value: str | None, *, now: float) -> float | None:
+    """Seconds to wait from a ``Retry-After`` value (delta seconds or an HTTP date); None if absent/bad.
+
+    ``now`` is the wall-clock time (``time.time()``) an HTTP date is measured from; a date in the past is 0.
+    """
+    if value is None:
+        return None
+    text = str(value).strip()
+    if not text:
+        return None
+    try:
+        seconds = float(text)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(text)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when is None:
+            return None
+        if when.tzinfo is None:  # RFC 9110 dates are GMT
+            when = when.replace(tzinfo=dt.UTC)
+        return max(0.0, when.timestamp() - now)
+    if not math.isfinite(seconds):
+        return None
+    return max(0.0, seconds)
+
+
+def backoff_delay(attempt: int, policy: RetryPolicy, rng: random.Random) -> float:
+    """The full-jitter wait after failed attempt number ``attempt`` (1-based)."""
+    ceiling = min(policy.max_delay_s, policy.base_delay_s * (2 ** max(0, attempt - 1)))
+    return rng.uniform(0.0, ceiling)
+
+
+def failed_before_sending(exc: BaseException) -> bool:
+    """True when ``exc`` proves nothing reached the server (connect refused, DNS, connect timeout)."""
+    if isinstance(exc, requests.exceptions.ConnectTimeout):
+        return True
+    if isinstance(exc, requests.exceptions.ProxyError | requests.exceptions.SSLError):
+        return True
+    seen: set[int] = set()
+    todo: list[Any] = [exc]
+    while todo:
+        item = todo.pop()
+        if item is None or id(item) in seen:
+            continue
+        seen.add(id(item))
+        if isinstance(item, urllib3.exceptions.NewConnectionError | urllib3.exceptions.ConnectTimeoutError):
+            return True
+        if isinstance(item, urllib3.exceptions.MaxRetryError):
+            todo.append(item.reason)
+        if isinstance(item, BaseException):
+            todo.extend(a for a in item.args if isinstance(a, BaseException))
+            todo.append(item.__cause__)
+            todo.append(item.__context__)
+    return False
+
+
+def http_reason(status: int) -> str:
+    """The reason code for a bare HTTP status (when the body says nothing more specific)."""
+    if status == 401:
+        return "provider_auth"
+    if status in (402,):
+        return "provider_balance"
+    if status == 403:
+        return "provider_access"
+    if status == 429:
+        return "provider_rate_limited"
+    if status in RETRYABLE_STATUSES or status >= 500:
+        return "provider_unavailable"
+    return "provider_bad_request"
+
+
+def is_retryable_status(status: int) -> bool:
+    """Whether the same request may succeed later (408, 409, 429, 5xx)."""
+    return status in RETRYABLE_STATUSES or status >= 500
+
+
+def json_or_none(response: requests.Response) -> Any:
+    """The response's JSON body, or None when it is empty or not JSON."""
+    if not response.content:
+        return None
+    try:
+        return response.json()
+    except ValueError:
+        return None
+
+
+class HttpClient:
+    """One provider's HTTP access: a session, the key, the retry policy and the redactor.
+
+    ``auth_header``/``auth_scheme`` say how the key is sent (``Authorization: Bearer <key>`` by default;
+    ElevenLabs uses ``xi-api-key: <key>``). ``interpret`` turns a response into data or raises
+    :class:`ProviderError` (``retryable=True`` for "try again later"); ``request_id_of`` finds the
+    provider's request id. Both can be overridden per call. The key never appears in ``repr``.
+    """
+
+    def __init__(
+        self,
+        *,
+        provider: str,
+        base_url: str,
+        api_key: str | None,
+        key_env: str,
+        interpret: Interpret,
+        request_id_of: RequestIdOf,
+        auth_header: str = "Authorization",
+        auth_scheme: str | None = "Bearer",
+        session: requests.Session | None = None,
+        policy: RetryPolicy | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.provider = provider
+        self.base_url = normalize_base_url(base_url)
+        self.key_env = key_env
+        self._api_key = api_key or None
+        self.redact = Redactor([api_key])
+        self._interpret = interpret
+        self._request_id_of = request_id_of
+        self._auth_header = auth_header
+        self._auth_scheme = auth_scheme
+        self.session = session if session is not None else requests.Session()
+        self.policy = policy or RetryPolicy()
+        self._sleep = sleep
+        self._clock = clock
+        self._wall = wall
+        self._rng = rng if rng is not None else random.Random()
+
+    def __repr__(self) -> str:
+        return f"HttpClient(provider={self.provider!r}, base_url={self.base_url!r})"
+
+    @property
+    def has_key(self) -> bool:
+        """Whether an API key is available (it is never exposed)."""
+        return self._api_key is not None
+
+    def require_key(self) -> None:
+        """Raise ``missing_api_key`` naming the environment variable when no key is set."""
+        if self._api_key is None:
+            raise ProviderError(
+                "missing_api_key", f"set {self.key_env} to your {self.provider} API key (it is not set)"
+            )
+
+    def url(self, path: str) -> str:
+        """``base_url`` joined with ``path`` (absolute URLs pass through)."""
+        if path.startswith(("http://", "https://")):
+            return path
+        return f"{self.base_url}/{path.lstrip('/')}"
+
+    def auth_headers(self, *, redacted: bool = False) -> dict[str, str]:
+        """The header that carries the key (``***`` in place of the key when ``redacted``)."""
+        secret = _REDACTED if redacted or self._api_key is None else self._api_key
+        value = f"{self._auth_scheme} {secret}" if self._auth_scheme else secret
+        return {self._auth_header: value}
+
+    def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        action: str,
+        idempotent: bool = True,
+        creates: bool = False,
+        authenticated: bool = True,
+        interpret: Interpret | None = None,
+        request_id_of: RequestIdOf | None = None,
+        json: Any = None,
+        data: Any = None,
+        files: Any = None,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> Reply:
+        """Send the request with retries; return the interpreted :class:`Reply` or raise.
+
+        Raises :class:`ProviderError` (mapped reason, redacted message) or :class:`OutcomeUnknown` (see the
+        module docstring for when). Files must be given as bytes so a retry can re-send them.
+        """
+        if authenticated:
+            self.require_key()
+        interpret = interpret or self._interpret
+        request_id_of = request_id_of or self._request_id_of
+        full_url = self.url(url)
+        host = urllib.parse.urlsplit(full_url).netloc
+        send_headers = {"User-Agent": USER_AGENT, **(headers or {})}
+        if authenticated:
+            send_headers.update(self.auth_headers())
+        policy = self.policy
+        start = self._clock()
+        attempt = 0
+        maybe_acted = False
+        while True:
+            attempt += 1
+            state = CallState(attempt=attempt, maybe_acted=maybe_acted)
+            retry_after: float | None = None
+            t0 = self._clock()
+            try:
+                response = self.session.request(
+                    method,
+                    full_url,
+                    headers=send_headers,
+                    json=json,
+                    data=data,
+                    files=files,
+                    params=params,
+                    timeout=(policy.connect_timeout_s, policy.read_timeout_s),
+                    allow_redirects=False,
+                )
+            except (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema) as exc:
+                raise ProviderError(
+                    "provider_bad_request", self.redact(f"{action}: invalid URL {full_url}: {exc}")
+                ) from None
+            except requests.exceptions.RequestException as exc:
+                what = "timed out" if isinstance(exc, requests.exceptions.Timeout) else "connection failed"
+                detail = f"{method} {host} {what} ({type(exc).__name__})"
+                log.debug(self.redact(f"{action}: attempt {attempt} {what}: {exc}"))
+                if isinstance(exc, requests.exceptions.SSLError):
+                    raise ProviderError(
+                        "provider_unavailable", self.redact(f"{action}: {detail}: {exc}")
+                    ) from None
+                if not failed_before_sending(exc):
+                    if not idempotent:
+                        raise self._unknown(action, detail, None) from None
+                    maybe_acted = True
+                error = ProviderError("provider_unavailable", detail, retryable=True)
+            else:
+                request_id = _safe_request_id(request_id_of, response)
+                log.debug(
+                    self.redact(
+                        f"{action}: {method} {full_url} -> {response.status_code} "
+                        f"in {self._clock() - t0:.2f} s (attempt {attempt}, request id {request_id})"
+                    )
+                )
+                try:
+                    value = interpret(response, state)
+                except OutcomeUnknown as err:
+                    raise self._unknown(action, err.message, err.request_id or request_id) from None
+                except ProviderError as err:
+                    error = self._redacted_error(err, request_id, response.status_code)
+                    if not error.retryable:
+                        final = self._with_action(action, error, error.message)
+                        log.info(final.message)
+                        raise final from None
+                    acted = not (
+                        response.status_code in NOT_ACTED_STATUSES or error.reason == "provider_rate_limited"
+                    )
+                    if acted:
+                        if not idempotent:
+                            raise self._unknown(action, error.message, error.request_id) from None
+                        maybe_acted = True
+                    retry_after = parse_retry_after(response.headers.get("Retry-After"), now=self._wall())
+                else:
+                    return Reply(
+                        data=value,
+                        status=response.status_code,
+                        request_id=request_id,
+                        attempts=attempt,
+                        headers=dict(response.headers),
+                        content=response.content,
+                    )
+            # a retryable failure: wait and try again, or give up
+            elapsed = self._clock() - start
+            if retry_after is not None:
+                delay = min(retry_after, policy.retry_after_cap_s)
+            else:
+                delay = backoff_delay(attempt, policy, self._rng)
+            out_of_attempts = attempt >= policy.max_attempts
+            out_of_time = elapsed + delay >= policy.deadline_s
+            if out_of_attempts or out_of_time:
+                why = f"{attempt} attempts" if out_of_attempts else f"the {policy.deadline_s:g} s deadline"
+                detail = f"{error.message} (gave up after {why}, {elapsed:.1f} s)"
+                if creates and maybe_acted:
+                    raise self._unknown(
+                        action, detail, error.request_id, lost="an earlier attempt may have created it"
+                    )
+                final = self._with_action(action, error, detail)
+                log.warning(final.message)
+                raise final from None
+            log.warning(
+                self.redact(
+                    f"{action}: {error.message}; retrying in {delay:.2f} s "
+                    f"(attempt {attempt + 1} of {policy.max_attempts})"
+                )
+            )
+            self._sleep(delay)
+
+    def _unknown(
+        self,
+        action: str,
+        detail: str,
+        request_id: str | None,
+        *,
+        lost: str = "the request may have been processed, so it is not re-sent",
+    ) -> OutcomeUnknown:
+        message = self.redact(f"{action}: {detail}; {lost}")
+        log.warning(message)
+        return OutcomeUnknown(message, request_id=request_id)
+
+    def _with_action(self, action: str, error: ProviderError, detail: str) -> ProviderError:
+        return ProviderError(
+            error.reason,
+            self.redact(f"{action}: {detail}"),
+            retryable=error.retryable,
+            http_status=error.http_status,
+            provider_code=error.provider_code,
+            request_id=error.request_id,
+        )
+
+    def _redacted_error(self, err: ProviderError, request_id: str | None, status: int) -> ProviderError:
+        return ProviderError(
+            err.reason,
+            self.redact(err.message),
+            retryable=err.retryable,
+            http_status=err.http_status if err.http_status is not None else status,
+            provider_code=self.redact(err.provider_code) if err.provider_code is not None else None,
+            request_id=err.request_id or request_id,
+        )
+
+
+def _safe_request_id(request_id_of: RequestIdOf, response: requests.Response) -> str | None:
+    try:
+        rid = request_id_of(response)
+    except Exception:  # a request id is a nicety; never let it break a call
+        return None
+    return str(rid) if rid else None
+
+
+def download_interpret(max_bytes: int) -> Interpret:
+    """An interpreter for plain file downloads (preview audio): 200 with a non-empty body up to ``max_bytes``."""
+
+    def interpret(response: requests.Response, state: CallState) -> bytes:
+        status = response.status_code
+        if status != 200:
+            raise ProviderError(
+                http_reason(status),
+                f"download answered HTTP {status}",
+                retryable=is_retryable_status(status),
+                http_status=status,
+            )
+        if not response.content:
+            raise ProviderError("provider_unavailable", "download returned no bytes", retryable=True)
+        if len(response.content) > max_bytes:
+            raise ProviderError(
+                "provider_bad_request", f"download is {len(response.content)} bytes (limit {max_bytes})"
+            )
+        return response.content
+
+    return interpret
+
+
+# --- configuration and audio helpers shared by the provider modules ---
+
+AUDIO_MIME = {
+    ".wav": "audio/wav",
+    ".mp3": "audio/mpeg",
+    ".m4a": "audio/mp4",
+    ".mp4": "audio/mp4",
+    ".flac": "audio/flac",
+}
+
+
+def resolve_base_url(arg: str | None, *, env_name: str, default: str, environ: Mapping[str, str]) -> str:
+    """The base URL: ``arg`` if given, else ``environ[env_name]`` if set, else ``default``; no trailing ``/``."""
+    value = arg if arg else (environ.get(env_name) or "").strip() or default
+    parts = urllib.parse.urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        source = "base_url" if arg else env_name
+        raise InvalidArgument(f"{source}: expected an http(s) URL such as {default} (got {value!r})")
+    return normalize_base_url(value)
+
+
+def read_api_key(env_name: str, environ: Mapping[str, str] | None = None) -> str | None:
+    """The API key from the environment variable ``env_name`` (None when unset or blank)."""
+    env = os.environ if environ is None else environ
+    value = (env.get(env_name) or "").strip()
+    return value or None
+
+
+def audio_mime(path: os.PathLike[str] | str) -> str:
+    """The MIME type providers expect for an audio file, from its suffix (WAV when unknown)."""
+    return AUDIO_MIME.get(os.path.splitext(str(path))[1].lower(), "audio/wav")
+
+
+def data_uri(content: bytes, mime: str) -> str:
+    """``data:<mime>;base64,<...>`` for ``content``."""
+    return f"data:{mime};base64," + base64.b64encode(content).decode("ascii")
+
+
+def data_uri_size(n_bytes: int, mime: str) -> int:
+    """The length in characters of the data URI of ``n_bytes`` bytes (base64 is 4/3 of the bytes, padded)."""
+    return len(f"data:{mime};base64,") + 4 * ((n_bytes + 2) // 3)
+
+
+def elided(n_bytes: int, what: str = "audio") -> str:
+    """The placeholder shown instead of audio in dry-run bodies."""
+    return f"<{what}: {n_bytes} bytes elided>"

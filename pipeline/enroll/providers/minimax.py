@@ -1,0 +1,383 @@
+"""MiniMax voice cloning client: upload (``purpose=voice_clone``), clone, list (``get_voice``), delete.
+
+MiniMax answers most errors with HTTP 200 and a non-zero ``base_resp.status_code``; those are mapped to
+reason codes here, and the ones that mean "later" (1000, 1001, 1002, 1033, 1039) are retried.
+
+The client chooses the voice id (``CreateRequest.name``, derived from the enrollment key by the caller), so
+a clone is safe to re-send: if an earlier attempt whose answer was lost did create the voice, the retry is
+answered 2039 (duplicate id) and counts as success, with no second voice. A 2039 on the first attempt means
+the id existed before this call: if the account lists it, it is this clip's voice from an earlier run and
+is returned; otherwise the id was used and deleted (MiniMax never reuses ids) and the create fails.
+
+Previews come from the clone call itself (``text`` + ``model`` → ``demo_audio`` URL): a T2A synthesis would
+bill the clone fee. The key comes only from ``MINIMAX_API_KEY``.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from pipeline.enroll.providers.base import (
+    CreateRequest,
+    CreateResult,
+    PreparedRequest,
+    ProviderError,
+    RemoteVoice,
+)
+from pipeline.enroll.providers.common import ProviderClient, voice_by_id
+from pipeline.enroll.providers.http import (
+    LOGGER_NAME,
+    CallState,
+    audio_mime,
+    elided,
+    http_reason,
+    is_retryable_status,
+    json_or_none,
+)
+from pipeline.errors import InvalidArgument
+
+log = logging.getLogger(LOGGER_NAME)
+
+KEY_ENV = "MINIMAX_API_KEY"
+BASE_URL_ENV = "MINIMAX_BASE_URL"
+DEFAULT_BASE_URL = "https://api.minimax.io"
+REGION_BASE_URLS = {"global": "https://api.minimax.io", "cn": "https://api.minimaxi.com"}
+UPLOAD_PATH = "v1/files/upload"
+CLONE_PATH = "v1/voice_clone"
+GET_VOICE_PATH = "v1/get_voice"
+DELETE_VOICE_PATH = "v1/delete_voice"
+VOICE_TYPE = "voice_cloning"
+VOICE_ID_RE = re.compile(r"[A-Za-z][A-Za-z0-9_-]{6,254}[A-Za-z0-9]")
+
+# code: (reason, retryable, meaning)
+MINIMAX_CODES: dict[int, tuple[str, bool, str]] = {
+    1000: ("provider_unavailable", True, "unknown error"),
+    1001: ("provider_unavailable", True, "timeout"),
+    1002: ("provider_rate_limited", True, "rate limit"),
+    1004: ("provider_auth", False, "authentication failed"),
+    1008: ("provider_balance", False, "insufficient balance"),
+    1026: ("provider_rejected", False, "sensitive input"),
+    1033: ("provider_unavailable", True, "system error"),
+    1039: ("provider_rate_limited", True, "token limit"),
+    1043: ("provider_rejected", False, "transcript check failed"),
+    2013: ("provider_bad_request", False, "invalid parameters"),
+    20132: ("provider_rejected", False, "invalid samples or voice id"),
+    2037: ("provider_rejected", False, "audio duration out of range"),
+    2038: ("provider_access", False, "voice cloning is not enabled for this account"),
+    2039: ("provider_bad_request", False, "voice id already exists"),
+    2042: ("provider_access", False, "no access to this voice"),
+    2049: ("provider_auth", False, "invalid API key"),
+}
+DUPLICATE_CODE = 2039
+
+LANGUAGE_BOOST = {
+    "zh": "Chinese",
+    "yue": "Chinese,Yue",
+    "en": "English",
+    "ja": "Japanese",
+    "ko": "Korean",
+    "es": "Spanish",
+    "fr": "French",
+    "de": "German",
+    "pt": "Portuguese",
+    "it": "Italian",
+    "ru": "Russian",
+    "ar": "Arabic",
+    "tr": "Turkish",
+    "nl": "Dutch",
+    "vi": "Vietnamese",
+    "id": "Indonesian",
+    "th": "Thai",
+    "pl": "Polish",
+    "uk": "Ukrainian",
+}
+
+
+def minimax_error(
+    code: int, message: str | None, *, http_status: int | None = None, request_id: str | None = None
+) -> ProviderError:
+    """Map a non-zero ``base_resp.status_code`` to a :class:`ProviderError`."""
+    reason, retryable, meaning = MINIMAX_CODES.get(code, ("provider_bad_request", False, "error"))
+    text = f"MiniMax {code} ({meaning}): {message}" if message else f"MiniMax {code} ({meaning})"
+    return ProviderError(
+        reason,
+        text,
+        retryable=retryable,
+        http_status=http_status,
+        provider_code=str(code),
+        request_id=request_id,
+    )
+
+
+def _request_id_of(response: requests.Response) -> str | None:
+    rid = response.headers.get("Trace-Id") or response.headers.get("trace-id")
+    if rid:
+        return rid
+    body = json_or_none(response)
+    if isinstance(body, dict) and body.get("trace_id"):
+        return str(body["trace_id"])
+    return None
+
+
+def _base_resp(body: Any) -> tuple[int, str | None]:
+    base = body.get("base_resp") if isinstance(body, dict) else None
+    if not isinstance(base, dict):
+        return 0, None
+    try:
+        code = int(base.get("status_code") or 0)
+    except (TypeError, ValueError):
+        code = 1000
+    return code, base.get("status_msg")
+
+
+def _interpret(response: requests.Response, state: CallState) -> dict[str, Any]:
+    """Success: the JSON body. Failure (HTTP or ``base_resp``): a mapped :class:`ProviderError`."""
+    status = response.status_code
+    body = json_or_none(response)
+    code, message = _base_resp(body)
+    if status != 200:
+        if code and code in MINIMAX_CODES:
+            raise minimax_error(code, message, http_status=status)
+        raise ProviderError(
+            http_reason(status),
+            f"MiniMax answered HTTP {status}" + (f": {message}" if message else ""),
+            retryable=is_retryable_status(status),
+            http_status=status,
+        )
+    if not isinstance(body, dict):
+        raise ProviderError(
+            "provider_unavailable", "the answer was not readable JSON", retryable=True, http_status=200
+        )
+    if code != 0:
+        raise minimax_error(code, message, http_status=status)
+    return body
+
+
+def _upload_interpret(response: requests.Response, state: CallState) -> dict[str, Any]:
+    body = _interpret(response, state)
+    file = body.get("file")
+    if not isinstance(file, dict) or file.get("file_id") in (None, ""):
+        raise ProviderError("provider_unavailable", "upload answered without file.file_id", retryable=True)
+    return body
+
+
+def _clone_interpret(response: requests.Response, state: CallState) -> dict[str, Any]:
+    """2039 (duplicate id) becomes ``{"_duplicate": "ours"}`` when an earlier attempt may have made the voice,
+    ``{"_duplicate": "before"}`` when the id existed before this call."""
+    try:
+        return _interpret(response, state)
+    except ProviderError as err:
+        if err.provider_code == str(DUPLICATE_CODE):
+            return {"_duplicate": "ours" if state.maybe_acted else "before"}
+        raise
+
+
+class MiniMaxClient(ProviderClient):
+    """MiniMax voice cloning (``provider = "minimax"``); see the module docstring."""
+
+    provider = "minimax"
+    key_env = KEY_ENV
+    base_url_env = BASE_URL_ENV
+    default_base_url = DEFAULT_BASE_URL
+    default_family = "minimax"
+    _interpret = staticmethod(_interpret)
+    _request_id_of = staticmethod(_request_id_of)
+
+    def __init__(
+        self,
+        *,
+        need_noise_reduction: bool | None = None,
+        need_volume_normalization: bool | None = None,
+        **kwargs: Any,
+    ) -> None:
+        """``need_noise_reduction``/``need_volume_normalization`` go to the clone call when set. Other
+        keywords (``family``, ``base_url``, ``target_models``, ``max_bytes``, ``environ``, ``session``,
+        ``policy``, ``sleep``, ``clock``, ``wall``, ``rng``, ``require_key``, ``max_download_bytes``): see
+        :class:`~pipeline.enroll.providers.common.ProviderClient`."""
+        self.need_noise_reduction = need_noise_reduction
+        self.need_volume_normalization = need_volume_normalization
+        self._demo_audio: dict[str, str] = {}
+        super().__init__(**kwargs)
+
+    @staticmethod
+    def _normalise_base_url(base_url: str) -> str:
+        """MiniMax paths start with ``v1/``: a base URL given with ``/v1`` loses it."""
+        return base_url[: -len("/v1")] if base_url.endswith("/v1") else base_url
+
+    # --- validation -------------------------------------------------------------------------------
+    @staticmethod
+    def valid_voice_id(voice_id: str) -> bool:
+        """8-256 characters, starts with a letter, letters/digits/``-``/``_``, not ending in ``-`` or ``_``."""
+        return isinstance(voice_id, str) and bool(VOICE_ID_RE.fullmatch(voice_id))
+
+    def validate(self, request: CreateRequest) -> bytes:
+        """Check the voice id, model and clip; return the clip's bytes (see ``_DashScopeClient.validate``)."""
+        if not self.valid_voice_id(request.name):
+            raise InvalidArgument(
+                f"name: {request.name!r} is not a valid MiniMax voice_id (8-256 characters, starts with a "
+                "letter, letters/digits/'-'/'_', not ending with '-' or '_')"
+            )
+        self._check_target_model(request.target_model, kind="a MiniMax model")
+        return self._read_clip(request.clip_path, accepted_by="MiniMax")
+
+    def _clone_body(self, request: CreateRequest, file_id: Any) -> dict[str, Any]:
+        body: dict[str, Any] = {"file_id": file_id, "voice_id": request.name}
+        if self.need_noise_reduction is not None:
+            body["need_noise_reduction"] = self.need_noise_reduction
+        if self.need_volume_normalization is not None:
+            body["need_volume_normalization"] = self.need_volume_normalization
+        if request.preview_text:
+            body["text"] = request.preview_text
+            body["model"] = request.target_model
+        boost = LANGUAGE_BOOST.get((request.language or "").lower().split("-")[0])
+        if boost:
+            body["language_boost"] = boost
+        return body
+
+    # --- VoiceProvider ------------------------------------------------------------------------------
+    def prepare_create(self, request: CreateRequest) -> list[PreparedRequest]:
+        """The upload and clone requests (secrets and audio elided); sends nothing."""
+        content = self.validate(request)
+        auth = self.http.auth_headers(redacted=True)
+        path = Path(request.clip_path)
+        return [
+            PreparedRequest(
+                method="POST",
+                url=self.http.url(UPLOAD_PATH),
+                headers=dict(auth),
+                body={
+                    "purpose": "voice_clone",
+                    "file": f"{path.name} ({audio_mime(path)}) " + elided(len(content)),
+                },
+                audio_bytes=len(content),
+            ),
+            PreparedRequest(
+                method="POST",
+                url=self.http.url(CLONE_PATH),
+                headers={**auth, "Content-Type": "application/json"},
+                body=self._clone_body(request, "<file_id from upload>"),
+            ),
+        ]
+
+    def upload(self, path: Path) -> tuple[Any, str | None]:
+        """Upload a clip with ``purpose=voice_clone``; return (file_id, request id)."""
+        path = Path(path)
+        reply = self.http.request(
+            "POST",
+            UPLOAD_PATH,
+            action="minimax upload",
+            data={"purpose": "voice_clone"},
+            files={"file": (path.name, path.read_bytes(), audio_mime(path))},
+            interpret=_upload_interpret,
+        )
+        return reply.data["file"]["file_id"], reply.request_id
+
+    def create_voice(self, request: CreateRequest) -> CreateResult:
+        """Upload and clone under ``request.name``; see the module docstring for 2039 handling.
+
+        Raises :class:`OutcomeUnknown` only when the clone gave up after an attempt whose answer was lost.
+        """
+        self.validate(request)
+        file_id, upload_id = self.upload(Path(request.clip_path))
+        reply = self.http.request(
+            "POST",
+            CLONE_PATH,
+            action="minimax voice_clone",
+            json=self._clone_body(request, file_id),
+            idempotent=True,  # the id is ours: a duplicate is answered 2039, never made twice
+            creates=True,
+            interpret=_clone_interpret,
+        )
+        ids = tuple(i for i in (upload_id, reply.request_id) if i)
+        duplicate = reply.data.get("_duplicate")
+        detail: dict[str, Any] = {"file_id": file_id}
+        if duplicate == "before":
+            existing = self.query_voice(request.name)
+            if existing is None:
+                raise ProviderError(
+                    "provider_bad_request",
+                    f"voice id {request.name} was used before and is gone (MiniMax never reuses an id, even "
+                    "after deletion): submit under a new name",
+                    provider_code=str(DUPLICATE_CODE),
+                    request_id=reply.request_id,
+                )
+            detail["already_existed"] = True
+        elif duplicate == "ours":
+            detail["confirmed_by_duplicate"] = True
+        preview_url = reply.data.get("demo_audio") or None
+        if preview_url:
+            self._demo_audio[request.name] = str(preview_url)
+        if reply.data.get("input_sensitive"):
+            detail["input_sensitive"] = reply.data.get("input_sensitive")
+        log.info(f"minimax: voice {request.name} ready (request id {reply.request_id})")
+        return CreateResult(
+            voice_id=request.name, status="ready", request_ids=ids, preview_url=preview_url, detail=detail
+        )
+
+    def list_voices(self) -> list[RemoteVoice]:
+        """Every cloned voice on the account (``get_voice`` with ``voice_type: voice_cloning``)."""
+        reply = self.http.request(
+            "POST", GET_VOICE_PATH, action="minimax get_voice", json={"voice_type": VOICE_TYPE}
+        )
+        items = reply.data.get(VOICE_TYPE) or []
+        if not isinstance(items, list):
+            raise ProviderError(
+                "provider_unavailable", "get_voice: voice_cloning is not a list", retryable=True
+            )
+        return [
+            RemoteVoice(
+                voice_id=str(item.get("voice_id")),
+                status="ready",
+                created_at=item.get("created_time"),
+                name=str(item.get("voice_id")),
+            )
+            for item in items
+            if isinstance(item, dict) and item.get("voice_id")
+        ]
+
+    def query_voice(self, voice_id: str) -> RemoteVoice | None:
+        """The voice from the account's list, or None."""
+        return voice_by_id(self.list_voices(), voice_id)
+
+    def find_voice(self, request: CreateRequest, *, since: str | None = None) -> RemoteVoice | None:
+        """The voice with id ``request.name`` (ids are unique, so ``since`` is not needed)."""
+        return self.query_voice(request.name)
+
+    def wait_until_settled(self, voice_id: str, *, timeout_s: float, interval_s: float) -> RemoteVoice:
+        """MiniMax voices are ready when cloned: one look-up (``voice_gone`` if it is not there)."""
+        return self._settled_at_once(voice_id)
+
+    def delete_voice(self, voice_id: str) -> None:
+        """Delete the voice; a voice that is already gone is not an error."""
+        try:
+            self.http.request(
+                "POST",
+                DELETE_VOICE_PATH,
+                action="minimax delete_voice",
+                json={"voice_type": VOICE_TYPE, "voice_id": voice_id},
+            )
+        except ProviderError as err:
+            if err.reason == "provider_bad_request" and self.query_voice(voice_id) is None:
+                return
+            raise
+
+    def preview(self, voice_id: str, *, target_model: str, text: str) -> bytes:
+        """The clone call's ``demo_audio`` for a voice this client created with ``preview_text``.
+
+        MiniMax makes previews only in the clone call (a T2A synthesis would bill the clone fee), so
+        ``text`` and ``target_model`` are the ones given at create time; without them this raises
+        ``provider_bad_request``.
+        """
+        url = self._demo_audio.get(voice_id)
+        if not url:
+            raise ProviderError(
+                "provider_bad_request",
+                f"no preview for {voice_id}: MiniMax previews come from the clone call; create it with "
+                "preview_text (the preview URL is CreateResult.preview_url)",
+            )
+        return self.download(url)

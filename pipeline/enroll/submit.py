@@ -1,0 +1,1005 @@
+"""Submit a run's ready clips to the cloning services, without ever losing or duplicating a voice.
+
+:func:`submit_run` is ``voiceprep submit OUT``. In order:
+
+1. read ``OUT/clips.jsonl`` and pick the ``ready`` clips (to create) and the ``submitted`` ones (to
+   re-verify with the provider, never to re-create) of the chosen families and speakers;
+2. check that every provider in scope has its API key (else :class:`MissingApiKey`, before anything else);
+3. under the ledger's writer lock, **reconcile** every unresolved ledger row of those families (``pending``
+   after the request was sent, ``unknown``) with the provider's list *before any create*;
+4. per clip: reuse the ledger row that already holds the clip (``ready``: nothing to do; ``deploying``:
+   wait for the review; ``unknown``: shown, never resubmitted; ``failed`` or never-sent ``pending``:
+   retried with the same name), or write the intent, commit the "sent" marker, create, record the outcome;
+   a lost answer (:class:`~pipeline.enroll.providers.base.OutcomeUnknown`) is settled with ``find_voice``;
+5. optionally synthesise a preview with each ready voice (``clips/<speaker>/<family>.preview.<ext>``);
+6. rewrite ``clips.jsonl`` atomically (``status: submitted``, ``voice_id``, ``target_model``).
+
+``dry_run`` builds the exact requests (:meth:`VoiceProvider.prepare_create`) and validates names, sizes and
+models; it sends nothing, writes nothing and opens the ledger read-only.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import math
+import os
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pipeline.audio.io import atomic_write_bytes
+from pipeline.batch.manifest import CLIPS_FILE, ClipRow, read_rows, write_rows
+from pipeline.enroll.ledger import (
+    DEAD_STATUSES,
+    LIVE_STATUSES,
+    UNRESOLVED_STATUSES,
+    Ledger,
+    LedgerConflict,
+    VoiceRecord,
+    default_ledger_path,
+    ledger_lock,
+    parse_stored_time,
+    read_voices,
+    record_from_dict,
+    scrub,
+)
+from pipeline.enroll.providers.base import (
+    CreateRequest,
+    OutcomeUnknown,
+    PreparedRequest,
+    ProviderError,
+    RemoteVoice,
+    VoiceProvider,
+    normalize_base_url,
+)
+from pipeline.enroll.providers.dashscope import sha256_file
+from pipeline.errors import InvalidArgument
+from pipeline.rules.families import FamilySpec, list_families, load_family
+
+__all__ = [
+    "FIND_SLACK_S",
+    "STOP_REASONS",
+    "MissingApiKey",
+    "ProviderPool",
+    "SubmitOutcome",
+    "api_key_env_name",
+    "elide_request",
+    "reconcile_row",
+    "request_from_row",
+    "resolve_target_model",
+    "submit_run",
+    "voice_name",
+]
+
+ProviderFactory = Callable[[FamilySpec, str | None], VoiceProvider]
+"""``factory(spec, base_url_or_None) -> VoiceProvider``; ``None`` lets the client pick (env, default)."""
+
+STOP_REASONS = frozenset({"provider_auth", "provider_access", "provider_balance", "provider_quota"})
+"""Create failures that will fail again for every clip: the rest of that family is skipped."""
+
+FIND_SLACK_S = 600.0
+"""``find_voice(since=...)`` gets the "sent" time minus this much, to absorb clock skew with the provider."""
+
+
+class MissingApiKey(ProviderError):
+    """The environment variable holding a provider's API key is not set. ``env_var`` names it."""
+
+    def __init__(self, env_var: str, *, provider: str, family: str | None = None) -> None:
+        what = f"{family} voices" if family else f"voices at {provider}"
+        super().__init__(
+            "missing_api_key",
+            f"{env_var} is not set: export {env_var}=<your {provider} key> to manage {what}",
+        )
+        self.env_var = env_var
+        self.provider = provider
+
+
+# --------------------------------------------------------------------------------------------- outcome
+
+
+@dataclass
+class SubmitOutcome:
+    """What happened to one clip (or one reconciled ledger row) in a submit.
+
+    ``status`` is the ledger status (``ready``, ``deploying``, ``rejected``, ``failed``, ``unknown``,
+    ``pending``, ``gone``, ``deleted``) or ``skipped`` / ``dry-run``. ``action`` says what voiceprep did:
+    ``created``, ``existing`` (a voice already held the clip), ``reverified`` (a ``submitted`` clip was
+    checked), ``reconciled`` (an unresolved row was asked about), ``skipped`` or ``dry-run``.
+    """
+
+    speaker: str | None
+    family: str
+    target_model: str | None
+    status: str
+    action: str
+    name: str | None = None
+    voice_id: str | None = None
+    reason: str | None = None
+    message: str = ""
+    clip: str | None = None
+    ledger_id: int | None = None
+    preview: str | None = None
+    requests: list[PreparedRequest] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """True when nothing needs the user's attention for this clip."""
+        if self.action == "dry-run":
+            return not self.problems
+        if self.action == "reconciled":
+            return self.status not in {"unknown", "pending"}
+        return self.status in {"ready", "deploying"}
+
+
+# --------------------------------------------------------------------------------------------- names
+
+
+_B36 = "0123456789abcdefghijklmnopqrstuvwxyz"
+
+
+def _base36(data: bytes, width: int) -> str:
+    n = int.from_bytes(data, "big")
+    out = []
+    for _ in range(width):
+        n, r = divmod(n, 36)
+        out.append(_B36[r])
+    return "".join(out)
+
+
+def voice_name(
+    spec: FamilySpec, *, speaker: str, clip_sha256: str, target_model: str, generation: int = 0
+) -> str:
+    """The provider-side name for a clip: deterministic in (clip bytes, target model, generation).
+
+    CosyVoice ``prefix`` (``[a-z0-9]{1,9}``): 3 letters of the speaker + 6 base-36 hash characters; Qwen
+    ``preferred_name`` (16 of ``[A-Za-z0-9_]``): ``<speaker6>_<hash9>``; MiniMax ``voice_id`` and others:
+    ``vp_<speaker-slug>_<hash10>``. ``generation`` is bumped only when earlier voices of the clip are gone or
+    deleted (MiniMax never reuses an id, even after deletion).
+
+    Raises:
+        InvalidArgument: the name does not satisfy the family's ``name_rule`` (a family with an unusual rule).
+    """
+    if generation < 0:
+        raise InvalidArgument(f"generation must be >= 0 (got {generation})")
+    digest = hashlib.sha256(f"{clip_sha256}\n{target_model}\n{generation}".encode()).digest()
+    code = _base36(digest[:12], 16)
+    alnum = re.sub(r"[^a-z0-9]+", "", speaker.lower())
+    rule = spec.name_rule
+    if rule.field == "prefix":
+        head = alnum[:3] or "v"
+        name = head + code[: max(1, rule.max_length - len(head))]
+    elif rule.field == "preferred_name":
+        head = alnum[:6] or "v"
+        name = f"{head}_{code[: max(1, rule.max_length - len(head) - 1)]}"
+    else:
+        slug = re.sub(r"[^a-z0-9]+", "-", speaker.lower()).strip("-")[:40].strip("-")
+        name = f"vp_{slug}_{code[:10]}" if slug else f"vp_{code[:10]}"
+    name = name[: rule.max_length]
+    if not rule.matches(name):
+        raise InvalidArgument(
+            f"cannot derive a {rule.field} for family {spec.name}: {name!r} does not match {rule.pattern} "
+            f"({rule.min_length}-{rule.max_length} characters)"
+        )
+    return name
+
+
+def _next_name(
+    spec: FamilySpec, *, speaker: str, clip_sha256: str, target_model: str, taken: Callable[[str], bool]
+) -> str:
+    for generation in range(1000):
+        name = voice_name(
+            spec, speaker=speaker, clip_sha256=clip_sha256, target_model=target_model, generation=generation
+        )
+        if not taken(name):
+            return name
+    raise InvalidArgument(
+        f"no free {spec.name_rule.field} for clip {clip_sha256[:12]} after 1000 generations"
+    )
+
+
+def resolve_target_model(spec: FamilySpec, target_models: Mapping[str, str] | None = None) -> str:
+    """The target model for ``spec``: ``target_models[family]`` when given, else the spec's default.
+
+    Raises:
+        InvalidArgument: the model is not one the family spec lists (a voice only works with its model).
+    """
+    model = (target_models or {}).get(spec.name) or spec.default_target_model or spec.target_models[0]
+    if model not in spec.target_models:
+        raise InvalidArgument(
+            f"target model {model!r} is not a {spec.name} model (known: {', '.join(spec.target_models)})"
+        )
+    return model
+
+
+# --------------------------------------------------------------------------------------------- providers
+
+
+def api_key_env_name(provider: str) -> str:
+    """The environment variable that holds ``provider``'s API key."""
+    from pipeline.enroll.providers import api_key_env
+
+    return api_key_env(provider)
+
+
+def _default_factory(
+    spec: FamilySpec, base_url: str | None, *, require_key: bool = True, **options: Any
+) -> VoiceProvider:
+    from pipeline.enroll.providers import make_provider
+
+    return make_provider(spec, base_url=base_url, require_key=require_key, **options)
+
+
+class ProviderPool:
+    """Gives the client for a family (and region): injected ones (tests) or made by a factory, cached.
+
+    Args:
+        providers: family name -> client; when given, no factory is used and no key is checked.
+        factory: ``factory(spec, base_url)``; default :func:`pipeline.enroll.providers.make_provider`.
+        base_urls: overrides by family name or provider name (family wins).
+        require_key: ``False`` for a dry run: keys are not checked and the default factory builds clients
+            that can only prepare requests.
+        options: passed to the default factory (``audio_source``, ``url_template`` for CosyVoice).
+    """
+
+    def __init__(
+        self,
+        *,
+        providers: Mapping[str, VoiceProvider] | None = None,
+        factory: ProviderFactory | None = None,
+        base_urls: Mapping[str, str] | None = None,
+        require_key: bool = True,
+        options: Mapping[str, Any] | None = None,
+    ) -> None:
+        self._injected = dict(providers) if providers is not None else None
+        self._require_key = require_key
+        extra = {k: v for k, v in (options or {}).items() if v is not None}
+        if factory is not None:
+            self._factory = factory
+        else:
+            self._factory = lambda spec, url: _default_factory(spec, url, require_key=require_key, **extra)
+        self._base_urls = dict(base_urls or {})
+        self._cache: dict[tuple[str, str | None], VoiceProvider] = {}
+
+    @property
+    def injected(self) -> bool:
+        """True when the clients were given (tests), not made from the environment."""
+        return self._injected is not None
+
+    def check_key(self, spec: FamilySpec) -> None:
+        """Raise :class:`MissingApiKey` when the family's key is not in the environment (injected: no check)."""
+        if self._injected is not None or not self._require_key:
+            return
+        env = api_key_env_name(spec.provider)
+        if not os.environ.get(env):
+            raise MissingApiKey(env, provider=spec.provider, family=spec.name)
+
+    def get(self, spec: FamilySpec, base_url: str | None = None) -> VoiceProvider:
+        """The client for ``spec`` at ``base_url`` (``None``: the configured or default region).
+
+        Raises:
+            MissingApiKey: no key for a factory-made client.
+            InvalidArgument: injected clients lack the family, or serve another region than ``base_url``.
+        """
+        chosen = base_url or self._base_urls.get(spec.name) or self._base_urls.get(spec.provider)
+        wanted = normalize_base_url(chosen) if chosen else None
+        if self._injected is not None:
+            provider = self._injected.get(spec.name)
+            if provider is None:
+                raise InvalidArgument(f"no provider client given for family {spec.name!r}")
+            if wanted is not None and normalize_base_url(provider.base_url) != wanted:
+                raise InvalidArgument(
+                    f"the {spec.name} client serves {provider.base_url}, not {wanted} (a voice lives in one region)"
+                )
+            return provider
+        key = (spec.name, wanted)
+        if key not in self._cache:
+            self.check_key(spec)
+            try:
+                self._cache[key] = self._factory(spec, wanted)
+            except ProviderError as exc:
+                if exc.reason == "missing_api_key":
+                    raise MissingApiKey(
+                        api_key_env_name(spec.provider), provider=spec.provider, family=spec.name
+                    ) from None
+                raise
+        return self._cache[key]
+
+
+# --------------------------------------------------------------------------------------------- reconcile
+
+
+def request_from_row(row: VoiceRecord, *, preview_text: str | None = None) -> CreateRequest:
+    """The :class:`CreateRequest` a ledger row stands for (what ``find_voice`` matches on)."""
+    return CreateRequest(
+        family=row.family,
+        target_model=row.target_model or "",
+        name=row.name or "",
+        clip_path=Path(row.clip_path or ""),
+        clip_sha256=row.clip_sha256 or "",
+        preview_text=preview_text,
+    )
+
+
+def _since(row: VoiceRecord) -> str | None:
+    t = parse_stored_time(row.sent_at or row.created_at)
+    if t is None:
+        return None
+    return (t - _dt.timedelta(seconds=FIND_SLACK_S)).isoformat(timespec="seconds")
+
+
+def reconcile_row(ledger: Ledger, row: VoiceRecord, provider: VoiceProvider) -> tuple[VoiceRecord, str]:
+    """Ask the provider about one unresolved row and record the answer; returns ``(row after, note)``.
+
+    A match becomes the voice's real status with its id. No match: a ``pending`` row whose request was
+    sent becomes ``unknown`` (never retried by itself); an ``unknown`` row stays so. A ``pending`` row that
+    was never sent is left for :func:`submit_run` to retry. A provider error leaves the row as it is.
+    """
+    if row.status == "pending" and row.sent_at is None:
+        return row, "the create request was never sent; it may be retried"
+    try:
+        found = provider.find_voice(request_from_row(row), since=_since(row))
+    except ProviderError as exc:
+        return row, f"could not ask the provider ({exc.reason}): {scrub(exc.message)}"
+    if found is not None:
+        try:
+            after = _apply_remote(ledger, row, found)
+        except LedgerConflict as exc:  # the match belongs to another row: leave this one for the user
+            return row, f"the provider's match {found.voice_id} is claimed elsewhere: {exc}"
+        return after, f"found remotely as {found.voice_id} ({found.status})"
+    if row.status == "pending":
+        after = ledger.update(
+            row.id,
+            status="unknown",
+            checked=True,
+            error=("outcome_unknown", "the create request was sent but the provider does not list the voice"),
+        )
+        return after, "the provider does not list it; left unknown (never resubmitted automatically)"
+    return ledger.update(row.id, checked=True), "still not listed by the provider"
+
+
+def _apply_remote(ledger: Ledger, row: VoiceRecord, remote: RemoteVoice) -> VoiceRecord:
+    status = remote.status if remote.status in {"deploying", "ready", "rejected", "unknown"} else "unknown"
+    error = (
+        ("provider_rejected", "the provider rejected the voice after review")
+        if status == "rejected"
+        else None
+    )
+    return ledger.update(
+        row.id,
+        status=status,
+        voice_id=remote.voice_id,
+        checked=True,
+        error=error,
+        clear_error=error is None,
+    )
+
+
+# --------------------------------------------------------------------------------------------- dry run
+
+
+_SECRET_HEADERS = {"authorization", "xi-api-key", "x-api-key", "api-key", "cookie"}
+
+
+def elide_request(prepared: PreparedRequest, *, max_chars: int = 400) -> dict[str, Any]:
+    """A prepared request as plain data for printing: auth headers masked, long strings (audio) elided.
+
+    The clients already elide secrets and audio; this is a second guard so nothing slips onto a terminal.
+    """
+
+    def clean(value: Any) -> Any:
+        if isinstance(value, str):
+            text = scrub(value) or ""
+            return text if len(text) <= max_chars else f"<{len(text)} characters elided>"
+        if isinstance(value, Mapping):
+            return {str(k): clean(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [clean(v) for v in value]
+        if isinstance(value, bytes | bytearray):
+            return f"<{len(value)} bytes elided>"
+        return value
+
+    headers = {k: ("***" if k.lower() in _SECRET_HEADERS else clean(v)) for k, v in prepared.headers.items()}
+    return {
+        "method": prepared.method,
+        "url": clean(prepared.url),
+        "headers": headers,
+        "body": clean(prepared.body),
+        "audio_bytes": prepared.audio_bytes,
+        "encoded_bytes": prepared.encoded_bytes,
+    }
+
+
+def _size_problems(spec: FamilySpec, size: int, prepared: Sequence[PreparedRequest]) -> list[str]:
+    problems = []
+    limit = spec.limits.max_bytes.value
+    if limit is None:
+        return problems
+    if size > limit:
+        problems.append(f"too_large: the clip is {size} bytes; {spec.name} takes at most {limit}")
+    if spec.limits.inline_base64.value:
+        encoded = 4 * math.ceil(size / 3)
+        if encoded > limit:
+            problems.append(
+                f"too_large: base64 of the clip is {encoded} bytes; {spec.name} takes at most {limit}"
+            )
+    for p in prepared:
+        if p.encoded_bytes > limit:
+            problems.append(
+                f"too_large: the request carries {p.encoded_bytes} encoded bytes; at most {limit}"
+            )
+    return problems
+
+
+# --------------------------------------------------------------------------------------------- the run
+
+
+def _sources(clip: ClipRow) -> list[str]:
+    seen: list[str] = []
+    for seg in clip.segments:
+        p = seg.get("path")
+        if isinstance(p, str) and p not in seen:
+            seen.append(p)
+    return seen
+
+
+def _audio_ext(data: bytes) -> str:
+    if data[:4] == b"RIFF":
+        return "wav"
+    if data[:4] == b"fLaC":
+        return "flac"
+    if data[:4] == b"OggS":
+        return "ogg"
+    if data[:3] == b"ID3" or (len(data) > 1 and data[0] == 0xFF and data[1] & 0xE0 == 0xE0):
+        return "mp3"
+    if data[4:8] == b"ftyp":
+        return "m4a"
+    return "bin"
+
+
+def _validate_names(values: Iterable[str] | None, known: Sequence[str], what: str) -> list[str] | None:
+    if values is None:
+        return None
+    chosen = list(dict.fromkeys(values))
+    unknown = [v for v in chosen if v not in known]
+    if unknown:
+        raise InvalidArgument(
+            f"unknown {what} {', '.join(map(repr, unknown))} (in this run: {', '.join(known) or 'none'})"
+        )
+    return chosen
+
+
+class _Run:
+    """State of one submit: the ledger, the providers, pending manifest changes, the outcomes."""
+
+    def __init__(
+        self,
+        out_dir: Path,
+        *,
+        ledger: Ledger | None,
+        pool: ProviderPool,
+        specs: Mapping[str, FamilySpec],
+        models: Mapping[str, str],
+        preview_text: str | None,
+        settle_timeout_s: float,
+        settle_interval_s: float,
+        progress: Callable[[str], None],
+    ) -> None:
+        self.out_dir = out_dir
+        self.ledger = ledger
+        self.pool = pool
+        self.specs = specs
+        self.models = models
+        self.preview_text = preview_text
+        self.settle_timeout_s = settle_timeout_s
+        self.settle_interval_s = settle_interval_s
+        self.progress = progress
+        self.changes: dict[tuple[str, str], dict[str, Any]] = {}
+        self.stopped: dict[str, str] = {}  # family -> reason that stops further creates
+
+    # -- helpers
+    def change(self, clip: ClipRow, **updates: Any) -> None:
+        self.changes.setdefault((clip.speaker, clip.family), {}).update(updates)
+
+    def outcome(self, clip: ClipRow | None, row: VoiceRecord | None, **kw: Any) -> SubmitOutcome:
+        base: dict[str, Any] = {
+            "speaker": clip.speaker if clip else (row.speaker if row else None),
+            "family": clip.family if clip else (row.family if row else ""),
+            "target_model": row.target_model if row else None,
+            "status": row.status if row else "skipped",
+            "action": "skipped",
+            "name": row.name if row else None,
+            "voice_id": row.voice_id if row else None,
+            "clip": clip.clip if clip else None,
+            "ledger_id": row.id if row else None,
+        }
+        if row is not None and row.last_error and row.status in {"failed", "rejected", "unknown", "pending"}:
+            base["reason"] = row.last_error.get("reason")
+            base["message"] = row.last_error.get("message", "")
+        base.update(kw)
+        return SubmitOutcome(**base)
+
+    def mark_clip(self, clip: ClipRow, row: VoiceRecord) -> None:
+        """Bring the clip row in line with its ledger row."""
+        if row.status in {"ready", "deploying"} and row.voice_id:
+            self.change(clip, status="submitted", voice_id=row.voice_id, target_model=row.target_model)
+        elif row.status == "rejected":
+            reasons = [r for r in clip.reasons if r != "provider_rejected"] + ["provider_rejected"]
+            message = (row.last_error or {}).get("message") or "the provider rejected the audio"
+            self.change(
+                clip,
+                status="rejected",
+                reasons=reasons,
+                message=message,
+                voice_id=row.voice_id,
+                target_model=row.target_model,
+            )
+
+    def settle(self, provider: VoiceProvider, row: VoiceRecord) -> VoiceRecord:
+        if row.status != "deploying" or not row.voice_id:
+            return row
+        self.progress(
+            f"{row.family} {row.speaker}: {row.voice_id} is under review; waiting up to {self.settle_timeout_s:g} s"
+        )
+        try:
+            remote = provider.wait_until_settled(
+                row.voice_id, timeout_s=self.settle_timeout_s, interval_s=self.settle_interval_s
+            )
+        except ProviderError as exc:
+            assert self.ledger is not None
+            return self.ledger.update(row.id, error=(exc.reason, exc.message))
+        assert self.ledger is not None
+        return _apply_remote(self.ledger, row, remote)
+
+    def preview(self, provider: VoiceProvider, clip: ClipRow, row: VoiceRecord, kw: dict[str, Any]) -> None:
+        if not self.preview_text or row.status != "ready" or not row.voice_id or self.ledger is None:
+            return
+        try:
+            data = provider.preview(row.voice_id, target_model=row.target_model or "", text=self.preview_text)
+        except ProviderError as exc:
+            kw["message"] = f"preview failed ({exc.reason}): {scrub(exc.message)}"
+            return
+        rel = Path("clips") / clip.speaker / f"{clip.family}.preview.{_audio_ext(data)}"
+        target = self.out_dir / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(target, lambda fh: fh.write(data))
+        self.ledger.update(row.id, preview_path=str(target))
+        self.change(clip, preview=rel.as_posix())
+        kw["preview"] = rel.as_posix()
+
+    # -- phases
+    def reconcile(self, families: Sequence[str]) -> list[SubmitOutcome]:
+        assert self.ledger is not None
+        outcomes = []
+        for family in families:
+            spec = self.specs[family]
+            for row in self.ledger.rows(provider=spec.provider, family=family, statuses=UNRESOLVED_STATUSES):
+                if not row.unresolved:
+                    continue
+                try:
+                    provider = self.pool.get(spec, row.base_url)
+                except InvalidArgument as exc:
+                    outcomes.append(self.outcome(None, row, action="reconciled", message=str(exc)))
+                    continue
+                after, note = reconcile_row(self.ledger, row, provider)
+                after = self.settle(provider, after)
+                outcomes.append(self.outcome(None, after, action="reconciled", message=note))
+        return outcomes
+
+    def reverify(self, clip: ClipRow) -> SubmitOutcome:
+        assert self.ledger is not None
+        spec = self.specs[clip.family]
+        if not clip.voice_id:
+            return self.outcome(clip, None, message="submitted without a voice id; left as is")
+        row = self.ledger.by_voice_id(provider=spec.provider, voice_id=clip.voice_id)
+        if row is not None and row.status in DEAD_STATUSES:
+            self.change(clip, status="ready", voice_id=None, target_model=None)
+            return self.outcome(
+                clip,
+                row,
+                action="reverified",
+                message=f"the voice is {row.status}; submit again to make a new one",
+            )
+        try:
+            provider = self.pool.get(spec, row.base_url if row else None)
+            remote = provider.query_voice(clip.voice_id)
+        except InvalidArgument as exc:
+            return self.outcome(clip, row, action="reverified", message=str(exc))
+        except ProviderError as exc:
+            return self.outcome(
+                clip,
+                row,
+                action="reverified",
+                reason=exc.reason,
+                message=f"could not check: {scrub(exc.message)}",
+            )
+        if remote is None:
+            if row is None:
+                return self.outcome(
+                    clip,
+                    None,
+                    status="unknown",
+                    action="reverified",
+                    voice_id=clip.voice_id,
+                    message=f"not in the ledger and {provider.base_url} does not know it; clips.jsonl left as is",
+                )
+            gone = self.ledger.update(
+                row.id, status="gone", checked=True, error=("voice_gone", "the provider no longer has it")
+            )
+            reasons = [r for r in clip.reasons if r != "voice_gone"] + ["voice_gone"]
+            self.change(clip, status="ready", voice_id=None, target_model=None, reasons=reasons)
+            return self.outcome(
+                clip,
+                gone,
+                action="reverified",
+                reason="voice_gone",
+                message="submit again to make a new voice",
+            )
+        if row is None:
+            row = self.ledger.record_found(
+                provider=spec.provider,
+                base_url=provider.base_url,
+                family=clip.family,
+                voice_id=remote.voice_id,
+                status=remote.status if remote.status in LIVE_STATUSES else "unknown",
+                origin="manifest",
+                target_model=remote.target_model or clip.target_model,
+                speaker=clip.speaker,
+                clip_path=str(self.out_dir / clip.clip) if clip.clip else None,
+            )
+        else:
+            row = _apply_remote(self.ledger, row, remote)
+        row = self.settle(provider, row)
+        self.mark_clip(clip, row)
+        kw: dict[str, Any] = {"action": "reverified"}
+        self.preview(provider, clip, row, kw)
+        return self.outcome(clip, row, **kw)
+
+    def missing_clip(self, clip: ClipRow, model: str) -> SubmitOutcome | None:
+        """The ``not_found`` failure when the clip's file is gone, else None."""
+        if clip.clip and (self.out_dir / clip.clip).is_file():
+            return None
+        return self.outcome(
+            clip,
+            None,
+            target_model=model,
+            status="failed",
+            reason="not_found",
+            message=f"clip file {clip.clip} is missing",
+        )
+
+    def clip_target(self, clip: ClipRow) -> tuple[Path, str, VoiceProvider, str]:
+        """The clip's file and sha256, its family's client, and that client's base URL as the ledger keeps it."""
+        clip_path = self.out_dir / (clip.clip or "")
+        provider = self.pool.get(self.specs[clip.family])
+        return clip_path, sha256_file(clip_path), provider, normalize_base_url(provider.base_url or "")
+
+    def submit(self, clip: ClipRow) -> SubmitOutcome:
+        assert self.ledger is not None
+        spec = self.specs[clip.family]
+        model = self.models[clip.family]
+        if clip.family in self.stopped:
+            return self.outcome(
+                clip,
+                None,
+                target_model=model,
+                reason=self.stopped[clip.family],
+                message="not tried: an earlier create of this family failed the same way",
+            )
+        missing = self.missing_clip(clip, model)
+        if missing is not None:
+            return missing
+        clip_path, sha, provider, base_url = self.clip_target(clip)
+        rows = self.ledger.clip_rows(provider=spec.provider, target_model=model, clip_sha256=sha)
+        live = [r for r in rows if r.base_url == base_url and r.status in LIVE_STATUSES]
+        row = live[-1] if live else None
+        if row is not None:
+            if row.status in {"ready", "deploying"}:
+                row = self.settle(provider, row)
+                self.mark_clip(clip, row)
+                kw: dict[str, Any] = {"action": "existing"}
+                self.preview(provider, clip, row, kw)
+                return self.outcome(clip, row, **kw)
+            if row.status == "rejected":
+                self.mark_clip(clip, row)
+                return self.outcome(clip, row, action="existing")
+            if row.unresolved:
+                return self.outcome(
+                    clip,
+                    row,
+                    action="skipped",
+                    reason="outcome_unknown",
+                    message="an earlier create may have made this voice; run `voiceprep voices sync` (never resubmitted)",
+                )
+            # otherwise row.retryable: retry with the same row and name
+        else:
+            name = _next_name(
+                spec,
+                speaker=clip.speaker,
+                clip_sha256=sha,
+                target_model=model,
+                taken=lambda n: self.ledger.name_taken(provider=spec.provider, name=n),  # type: ignore[union-attr]
+            )
+            try:
+                row = self.ledger.begin(
+                    provider=spec.provider,
+                    base_url=base_url,
+                    family=clip.family,
+                    target_model=model,
+                    name=name,
+                    clip_sha256=sha,
+                    clip_path=str(clip_path.resolve()),
+                    speaker=clip.speaker,
+                    sources=_sources(clip),
+                    enrollment_key=clip.key or None,
+                )
+            except LedgerConflict as exc:
+                return self.outcome(clip, None, target_model=model, message=str(exc))
+        return self.create(clip, spec, provider, row)
+
+    def create(
+        self, clip: ClipRow, spec: FamilySpec, provider: VoiceProvider, row: VoiceRecord
+    ) -> SubmitOutcome:
+        assert self.ledger is not None
+        request = CreateRequest(
+            family=clip.family,
+            target_model=row.target_model or self.models[clip.family],
+            name=row.name or "",
+            clip_path=Path(row.clip_path or self.out_dir / (clip.clip or "")),
+            clip_sha256=row.clip_sha256 or "",
+            preview_text=self.preview_text,
+        )
+        row = self.ledger.mark_sent(row.id)
+        self.progress(f"{clip.family} {clip.speaker}: creating {request.name} for {request.target_model}")
+        try:
+            result = provider.create_voice(request)
+        except InvalidArgument as exc:  # the client refused the request before sending it
+            row = self.ledger.update(row.id, status="failed", error=("provider_bad_request", str(exc)))
+            return self.outcome(clip, row, action="created")
+        except OutcomeUnknown as exc:
+            row = self.ledger.update(row.id, request_ids=[exc.request_id], error=(exc.reason, exc.message))
+            row, note = reconcile_row(self.ledger, row, provider)
+            row = self.settle(provider, row)
+            self.mark_clip(clip, row)
+            kw: dict[str, Any] = {"action": "created", "message": f"the answer was lost; {note}"}
+            self.preview(provider, clip, row, kw)
+            return self.outcome(clip, row, **kw)
+        except ProviderError as exc:
+            status = "rejected" if exc.reason == "provider_rejected" else "failed"
+            row = self.ledger.update(
+                row.id, status=status, request_ids=[exc.request_id], error=(exc.reason, exc.message)
+            )
+            if exc.reason in STOP_REASONS:
+                self.stopped[clip.family] = exc.reason
+            self.mark_clip(clip, row)
+            return self.outcome(clip, row, action="created")
+        row = self.ledger.update(
+            row.id,
+            status=result.status if result.status in LIVE_STATUSES else "unknown",
+            voice_id=result.voice_id,
+            request_ids=list(result.request_ids),
+            checked=True,
+            clear_error=True,
+        )
+        row = self.settle(provider, row)
+        self.mark_clip(clip, row)
+        kw = {"action": "created"}
+        self.preview(provider, clip, row, kw)
+        return self.outcome(clip, row, **kw)
+
+    def dry_run(self, clip: ClipRow, known: list[VoiceRecord]) -> SubmitOutcome:
+        spec = self.specs[clip.family]
+        model = self.models[clip.family]
+        if clip.status == "submitted":
+            return self.outcome(
+                clip,
+                None,
+                target_model=model,
+                voice_id=clip.voice_id,
+                message="already submitted; would re-verify",
+            )
+        missing = self.missing_clip(clip, model)
+        if missing is not None:
+            return missing
+        clip_path, sha, provider, base_url = self.clip_target(clip)
+        live = [
+            r
+            for r in known
+            if r.provider == spec.provider
+            and r.target_model == model
+            and r.clip_sha256 == sha
+            and r.base_url == base_url
+            and r.status in LIVE_STATUSES
+        ]
+        if live and not live[-1].retryable:
+            row = live[-1]
+            return self.outcome(
+                clip,
+                row,
+                action="dry-run",
+                status="dry-run",
+                message=f"ledger row {row.id} ({row.status}) holds this clip; nothing would be created",
+            )
+        names = {(r.provider, r.name) for r in known}
+        name = (
+            live[-1].name
+            if live
+            else _next_name(
+                spec,
+                speaker=clip.speaker,
+                clip_sha256=sha,
+                target_model=model,
+                taken=lambda n: (spec.provider, n) in names,
+            )
+        )
+        problems: list[str] = []
+        if not spec.name_rule.matches(name or ""):
+            problems.append(f"the name {name!r} does not match {spec.name_rule.pattern}")
+        request = CreateRequest(
+            family=clip.family,
+            target_model=model,
+            name=name or "",
+            clip_path=clip_path,
+            clip_sha256=sha,
+            preview_text=self.preview_text,
+        )
+        try:
+            prepared = list(provider.prepare_create(request))
+        except ProviderError as exc:
+            prepared = []
+            problems.append(f"{exc.reason}: {scrub(exc.message)}")
+        except InvalidArgument as exc:
+            prepared = []
+            problems.append(f"provider_bad_request: {scrub(str(exc))}")
+        problems += _size_problems(spec, clip_path.stat().st_size, prepared)
+        return self.outcome(
+            clip,
+            None,
+            target_model=model,
+            status="dry-run",
+            action="dry-run",
+            name=name,
+            requests=prepared,
+            problems=problems,
+            message=f"{len(prepared)} request(s), base URL {provider.base_url}" + self.key_note(spec),
+        )
+
+    def key_note(self, spec: FamilySpec) -> str:
+        env = api_key_env_name(spec.provider)
+        if self.pool.injected or os.environ.get(env):
+            return ""
+        return f"; {env} is not set: a real submit would stop"
+
+    def write_manifest(self) -> None:
+        if not self.changes:
+            return
+        path = self.out_dir / CLIPS_FILE
+        rows = read_rows(path, ClipRow)  # re-read: keep what others wrote meanwhile
+        out = []
+        for r in rows:
+            upd = self.changes.get((r.speaker, r.family))
+            out.append(ClipRow.model_validate({**r.model_dump(mode="python"), **upd}) if upd else r)
+        write_rows(path, out)
+        self.changes.clear()
+
+
+def submit_run(
+    out_dir: Path,
+    *,
+    families: Iterable[str] | None = None,
+    speakers: Iterable[str] | None = None,
+    dry_run: bool = False,
+    preview_text: str | None = None,
+    ledger_path: Path | None = None,
+    providers: Mapping[str, VoiceProvider] | None = None,
+    provider_factory: ProviderFactory | None = None,
+    base_urls: Mapping[str, str] | None = None,
+    target_models: Mapping[str, str] | None = None,
+    provider_options: Mapping[str, Any] | None = None,
+    settle_timeout_s: float = 300.0,
+    settle_interval_s: float = 10.0,
+    lock_timeout_s: float = 10.0,
+    progress: Callable[[str], None] | None = None,
+) -> list[SubmitOutcome]:
+    """Submit the ``ready`` clips of the run in ``out_dir`` and re-verify its ``submitted`` ones.
+
+    Args:
+        out_dir: a run's output folder (holds ``clips.jsonl``).
+        families, speakers: restrict to these (default: all in the run).
+        dry_run: build and validate the requests only: no request, no ledger write, no manifest change.
+        preview_text: synthesise this text with every ready voice; saved as
+            ``clips/<speaker>/<family>.preview.<ext>``.
+        ledger_path: the ledger (default ``OUT/voices.sqlite``).
+        providers: family -> client (tests); else clients come from ``provider_factory`` /
+            :func:`pipeline.enroll.providers.make_provider`, with ``base_urls`` (by family or provider name).
+        target_models: family -> target model (default: the spec's ``default_target_model``).
+        provider_options: for the default factory: ``audio_source`` (``oss``, ``url_template``,
+            ``data_uri``) and ``url_template`` (CosyVoice's audio URL).
+        settle_timeout_s, settle_interval_s: how long and how often to poll a voice under review.
+        lock_timeout_s: how long to wait for another process holding the ledger.
+        progress: called with one-line notes while working (e.g. waiting for a review).
+
+    Returns:
+        One :class:`SubmitOutcome` per reconciled ledger row (first), then per selected clip.
+
+    Raises:
+        InvalidArgument: no ``clips.jsonl``, an unknown family/speaker/target model.
+        MissingApiKey: a provider in scope has no key (raised before any request or ledger write).
+        pipeline.enroll.ledger.LedgerBusy: another process holds the ledger.
+    """
+    out_dir = Path(out_dir)
+    if settle_timeout_s < 0 or settle_interval_s <= 0:
+        raise InvalidArgument(
+            f"settle_timeout_s must be >= 0 and settle_interval_s > 0 (got {settle_timeout_s}, {settle_interval_s})"
+        )
+    clips_path = out_dir / CLIPS_FILE
+    if not clips_path.is_file():
+        raise InvalidArgument(
+            f"out_dir: {clips_path} does not exist (run `voiceprep run IN --out {out_dir}` first)"
+        )
+    clips = read_rows(clips_path, ClipRow)
+    run_families = sorted({c.family for c in clips})
+    fams = (
+        _validate_names(families, sorted(set(run_families) | set(list_families())), "family") or run_families
+    )
+    spk = _validate_names(speakers, sorted({c.speaker for c in clips}), "speaker")
+    chosen = [
+        c
+        for c in clips
+        if c.family in fams and (spk is None or c.speaker in spk) and c.status in {"ready", "submitted"}
+    ]
+    in_scope = sorted({c.family for c in chosen})
+    specs = {f: load_family(f) for f in in_scope}
+    models = {f: resolve_target_model(specs[f], target_models) for f in in_scope}
+    pool = ProviderPool(
+        providers=providers,
+        factory=provider_factory,
+        base_urls=base_urls,
+        require_key=not dry_run,
+        options=provider_options,
+    )
+    for f in in_scope:
+        pool.check_key(specs[f])
+    for f in in_scope:
+        pool.get(specs[f])
+    note = progress or (lambda _msg: None)
+    ledger_file = Path(ledger_path) if ledger_path is not None else default_ledger_path(out_dir)
+    if dry_run:
+        known = [record_from_dict(d) for d in read_voices(ledger_file)]
+        run = _Run(
+            out_dir,
+            ledger=None,
+            pool=pool,
+            specs=specs,
+            models=models,
+            preview_text=preview_text,
+            settle_timeout_s=settle_timeout_s,
+            settle_interval_s=settle_interval_s,
+            progress=note,
+        )
+        return [run.dry_run(c, known) for c in chosen]
+    if not chosen:
+        return []
+    outcomes: list[SubmitOutcome] = []
+    with ledger_lock(ledger_file, timeout_s=lock_timeout_s), Ledger(ledger_file) as ledger:
+        run = _Run(
+            out_dir,
+            ledger=ledger,
+            pool=pool,
+            specs=specs,
+            models=models,
+            preview_text=preview_text,
+            settle_timeout_s=settle_timeout_s,
+            settle_interval_s=settle_interval_s,
+            progress=note,
+        )
+        try:
+            outcomes += run.reconcile(in_scope)
+            for clip in chosen:
+                outcomes.append(run.reverify(clip) if clip.status == "submitted" else run.submit(clip))
+        finally:
+            run.write_manifest()
+    return outcomes

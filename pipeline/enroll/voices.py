@@ -1,0 +1,624 @@
+"""Manage the voices in the ledger: list, show, delete, sync with the providers, expiry and quota warnings.
+
+Library side of ``voiceprep voices``; the command line lives in :mod:`pipeline.cli.voices`.
+
+``sync`` compares the ledger with each provider's list, per family and region (base URL):
+
+* unresolved rows (``pending`` after sending, ``unknown``) are asked about first (``find_voice``);
+* rows whose voice the provider still lists take its status (``deploying`` -> ``ready``/``rejected``);
+* rows whose voice is no longer listed, *and* that ``query_voice`` confirms missing, become ``gone``;
+* voices on the account that the ledger does not know are **recorded** as rows with ``origin: remote``
+  (their status from the provider, no clip), so quotas count them, ``voices delete`` can remove them, and
+  "no remote voice the ledger does not know" holds after every sync. ``submit`` never touches such rows.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from pipeline.enroll.ledger import (
+    STATUSES,
+    UNRESOLVED_STATUSES,
+    Ledger,
+    VoiceRecord,
+    ledger_lock,
+    parse_stored_time,
+    read_voices,
+    record_from_dict,
+    utc_now,
+)
+from pipeline.enroll.providers.base import ProviderError, RemoteVoice, VoiceProvider, normalize_base_url
+from pipeline.enroll.submit import ProviderFactory, ProviderPool, _apply_remote, reconcile_row
+from pipeline.errors import InvalidArgument, SpecError
+from pipeline.rules.families import FamilySpec, load_family
+
+__all__ = [
+    "QUOTA_WARN_FRACTION",
+    "DeleteResult",
+    "QuotaUsage",
+    "SyncChange",
+    "SyncReport",
+    "VoiceEntry",
+    "VoiceListing",
+    "VoiceWarning",
+    "delete_voice",
+    "describe_voice",
+    "expiry_warn_days",
+    "list_voices",
+    "model_reminder",
+    "quota_usage",
+    "show_voice",
+    "sync_voices",
+    "voice_warnings",
+]
+
+QUOTA_WARN_FRACTION = 0.8
+"""Warn when an account holds this share of its voice quota."""
+
+_COUNTED = ("pending", "deploying", "ready", "rejected", "unknown")
+"""Statuses that (may) occupy a slot of the provider's quota."""
+_EXPIRING = ("deploying", "ready")
+
+
+@cache
+def _spec(family: str) -> FamilySpec | None:
+    try:
+        return load_family(family)
+    except SpecError:
+        return None
+
+
+def _records(rows: Iterable[VoiceRecord | Mapping[str, Any]]) -> list[VoiceRecord]:
+    return [r if isinstance(r, VoiceRecord) else record_from_dict(r) for r in rows]
+
+
+# --------------------------------------------------------------------------------------------- warnings
+
+
+@dataclass(frozen=True)
+class VoiceWarning:
+    """Something the user should act on. ``kind``: ``expiring``, ``expired``, ``quota`` or ``unresolved``."""
+
+    kind: str
+    family: str
+    provider: str
+    base_url: str
+    message: str
+    voice_id: str | None = None
+    ledger_id: int | None = None
+
+
+@dataclass(frozen=True)
+class QuotaUsage:
+    """Voices held on one account (provider, region) for one family against the family's quota."""
+
+    provider: str
+    family: str
+    base_url: str
+    used: int
+    limit: int | None
+    counted_from: str = "ledger"
+
+
+def expiry_warn_days(unused_days: int) -> float:
+    """How early to warn before a voice expires unused: 3 days for short rules (MiniMax 7 days), else 30."""
+    return 3.0 if unused_days <= 30 else 30.0
+
+
+def quota_usage(
+    rows: Iterable[VoiceRecord | Mapping[str, Any]],
+    *,
+    remote_counts: Mapping[tuple[str, str], int] | None = None,
+) -> list[QuotaUsage]:
+    """Voices per (family, base URL): from the ledger, or from ``remote_counts[(family, base_url)]`` (a
+    provider's list) where given, against the family spec's ``quota.max_voices``."""
+    records = _records(rows)
+    counts: Counter[tuple[str, str, str]] = Counter()
+    for r in records:
+        key = (r.provider, r.family, r.base_url)
+        counts[key] += 0
+        if r.status in _COUNTED:
+            counts[key] += 1
+    out = []
+    for (provider, family, base_url), used in sorted(counts.items()):
+        spec = _spec(family)
+        remote = (remote_counts or {}).get((family, base_url))
+        out.append(
+            QuotaUsage(
+                provider=provider,
+                family=family,
+                base_url=base_url,
+                used=remote if remote is not None else used,
+                limit=spec.quota.max_voices if spec else None,
+                counted_from="provider" if remote is not None else "ledger",
+            )
+        )
+    return out
+
+
+def voice_warnings(
+    rows: Iterable[VoiceRecord | Mapping[str, Any]],
+    *,
+    now: _dt.datetime | None = None,
+    remote_counts: Mapping[tuple[str, str], int] | None = None,
+) -> list[VoiceWarning]:
+    """Expiry, quota and unresolved-row warnings for the ledger rows.
+
+    Expiry follows the family spec's ``voice_expiry.unused_days`` (MiniMax 7, Alibaba 365), counted from
+    ``last_used_at`` when known, else from ``created_at`` (voiceprep cannot see synthesis use).
+    """
+    now = now or utc_now()
+    records = _records(rows)
+    out: list[VoiceWarning] = []
+    for r in records:
+        spec = _spec(r.family)
+        if r.status in _EXPIRING and spec is not None and spec.voice_expiry.unused_days:
+            days = spec.voice_expiry.unused_days
+            basis = parse_stored_time(r.last_used_at) or parse_stored_time(r.created_at)
+            if basis is None:
+                continue
+            left = days - (now - basis).total_seconds() / 86400.0
+            what = "last use" if r.last_used_at else "creation"
+            if left <= 0:
+                out.append(
+                    VoiceWarning(
+                        "expired",
+                        r.family,
+                        r.provider,
+                        r.base_url,
+                        f"{r.voice_id}: {days} days since {what}; {spec.name} deletes voices unused that long "
+                        "(run `voiceprep voices sync`)",
+                        r.voice_id,
+                        r.id,
+                    )
+                )
+            elif left <= expiry_warn_days(days):
+                out.append(
+                    VoiceWarning(
+                        "expiring",
+                        r.family,
+                        r.provider,
+                        r.base_url,
+                        f"{r.voice_id}: expires in about {left:.1f} days unless used in a synthesis "
+                        f"({spec.voice_expiry.text})",
+                        r.voice_id,
+                        r.id,
+                    )
+                )
+        if r.unresolved:
+            out.append(
+                VoiceWarning(
+                    "unresolved",
+                    r.family,
+                    r.provider,
+                    r.base_url,
+                    f"row {r.id} ({r.speaker}, {r.name}): a create may have made a voice; it is never resubmitted "
+                    "automatically (run `voiceprep voices sync`)",
+                    r.voice_id,
+                    r.id,
+                )
+            )
+    for usage in quota_usage(records, remote_counts=remote_counts):
+        if usage.limit and usage.used >= QUOTA_WARN_FRACTION * usage.limit:
+            out.append(
+                VoiceWarning(
+                    "quota",
+                    usage.family,
+                    usage.provider,
+                    usage.base_url,
+                    f"{usage.family} at {usage.base_url}: {usage.used} of {usage.limit} voices used; "
+                    "delete unused ones (`voiceprep voices delete`)",
+                )
+            )
+    return out
+
+
+# --------------------------------------------------------------------------------------------- list / show
+
+
+@dataclass(frozen=True)
+class VoiceEntry:
+    """One line of ``voices list``: a ledger row, the provider's view of it (``--remote``), or both."""
+
+    family: str
+    record: VoiceRecord | None
+    remote: RemoteVoice | None = None
+    base_url: str | None = None
+
+    @property
+    def in_ledger(self) -> bool:
+        """False for a voice only the provider lists."""
+        return self.record is not None
+
+
+@dataclass
+class VoiceListing:
+    """What ``voices list`` shows: entries, quota usage, warnings and notes (e.g. a provider not reached)."""
+
+    entries: list[VoiceEntry]
+    usage: list[QuotaUsage]
+    warnings: list[VoiceWarning]
+    notes: list[str] = field(default_factory=list)
+
+
+def _require_ledger(path: Path) -> None:
+    if not Path(path).is_file():
+        raise InvalidArgument(f"no voice ledger at {path} (give the run folder with --out, or --ledger)")
+
+
+def _filter(
+    records: Sequence[VoiceRecord],
+    *,
+    provider: str | None,
+    family: str | None,
+    statuses: Sequence[str] | None,
+) -> list[VoiceRecord]:
+    if statuses:
+        bad = [s for s in statuses if s not in STATUSES]
+        if bad:
+            raise InvalidArgument(f"status must be one of {', '.join(STATUSES)} (got {', '.join(bad)})")
+    return [
+        r
+        for r in records
+        if (provider is None or r.provider == provider)
+        and (family is None or r.family == family)
+        and (not statuses or r.status in statuses)
+    ]
+
+
+def list_voices(
+    ledger_path: Path,
+    *,
+    provider: str | None = None,
+    family: str | None = None,
+    statuses: Sequence[str] | None = None,
+    remote: bool = False,
+    providers: Mapping[str, VoiceProvider] | None = None,
+    provider_factory: ProviderFactory | None = None,
+    now: _dt.datetime | None = None,
+) -> VoiceListing:
+    """The ledger's voices (read-only), with warnings; ``remote`` merges each provider's own list.
+
+    With ``remote``, every (family, region) in the selection is asked for its list: ledger rows gain the
+    provider's view, and voices only the provider has are added as entries without a record. Nothing is
+    written (``voices sync`` records the differences).
+
+    Raises:
+        InvalidArgument: no ledger at ``ledger_path``, or a bad status filter.
+        pipeline.enroll.submit.MissingApiKey: ``remote`` and a provider's key is not set.
+    """
+    _require_ledger(ledger_path)
+    records = _records(read_voices(ledger_path))
+    chosen = _filter(records, provider=provider, family=family, statuses=statuses)
+    entries = [VoiceEntry(r.family, r, base_url=r.base_url) for r in chosen]
+    notes: list[str] = []
+    remote_counts: dict[tuple[str, str], int] = {}
+    if remote:
+        pool = ProviderPool(providers=providers, factory=provider_factory)
+        targets = sorted(
+            {
+                (r.family, r.base_url)
+                for r in _filter(records, provider=provider, family=family, statuses=None)
+            }
+        )
+        by_key = {(r.family, r.base_url, r.voice_id): i for i, r in enumerate(chosen) if r.voice_id}
+        known = {(r.base_url, r.voice_id) for r in records if r.voice_id}
+        for fam, base in targets:
+            spec = _spec(fam)
+            if spec is None:
+                notes.append(f"{fam}: no family spec; not asked")
+                continue
+            try:
+                client = pool.get(spec, base)
+                listed = client.list_voices()
+            except InvalidArgument as exc:
+                notes.append(f"{fam} at {base}: {exc}")
+                continue
+            except ProviderError as exc:
+                if exc.reason == "missing_api_key":
+                    raise
+                notes.append(f"{fam} at {base}: could not list ({exc.reason}): {exc.message}")
+                continue
+            remote_counts[(fam, base)] = len(listed)
+            for rv in listed:
+                i = by_key.get((fam, base, rv.voice_id))
+                if i is not None:
+                    entries[i] = VoiceEntry(fam, chosen[i], rv, base)
+                elif (base, rv.voice_id) not in known:
+                    entries.append(VoiceEntry(fam, None, rv, base))
+    return VoiceListing(
+        entries=entries,
+        usage=[
+            u
+            for u in quota_usage(records, remote_counts=remote_counts)
+            if family is None or u.family == family
+        ],
+        warnings=[
+            w
+            for w in voice_warnings(records, now=now, remote_counts=remote_counts)
+            if (family is None or w.family == family) and (provider is None or w.provider == provider)
+        ],
+        notes=notes,
+    )
+
+
+def _one(rows: list[VoiceRecord], ident: str) -> VoiceRecord:
+    if not rows:
+        raise InvalidArgument(f"no voice in the ledger matches {ident!r} (a row id, voice id or name)")
+    if len(rows) > 1:
+        ids = ", ".join(f"#{r.id}" for r in rows)
+        raise InvalidArgument(f"{ident!r} matches several ledger rows ({ids}); give the row id")
+    return rows[0]
+
+
+def show_voice(ledger_path: Path, ident: str) -> VoiceRecord:
+    """The ledger row named by ``ident`` (row id ``12``/``#12``, voice id, or name); read-only.
+
+    Raises:
+        InvalidArgument: no ledger, no match, or several matches.
+    """
+    _require_ledger(ledger_path)
+    records = _records(read_voices(ledger_path))
+    text = ident.strip()
+    if text.lstrip("#").isdigit():
+        rows = [r for r in records if r.id == int(text.lstrip("#"))]
+        if rows:
+            return rows[0]
+    return _one([r for r in records if r.voice_id == text] or [r for r in records if r.name == text], ident)
+
+
+def model_reminder(record: VoiceRecord) -> str:
+    """The one-line reminder that synthesis must use the voice's exact target model."""
+    if not record.target_model:
+        return "the target model of this voice is not known: ask the provider before using it"
+    return (
+        f"synthesis with {record.voice_id or 'this voice'} must use the exact target model "
+        f"{record.target_model!r}; another model will refuse the voice"
+    )
+
+
+def describe_voice(record: VoiceRecord, *, now: _dt.datetime | None = None) -> list[tuple[str, str]]:
+    """``(field, text)`` pairs for ``voices show``, ending with expiry and the target-model reminder."""
+    now = now or utc_now()
+    pairs: list[tuple[str, str]] = [("row", f"#{record.id}")]
+    for key in (
+        "voice_id",
+        "status",
+        "provider",
+        "base_url",
+        "family",
+        "target_model",
+        "name",
+        "speaker",
+        "origin",
+        "clip_path",
+        "clip_sha256",
+        "enrollment_key",
+        "created_at",
+        "sent_at",
+        "updated_at",
+        "last_checked_at",
+        "last_used_at",
+        "preview_path",
+    ):
+        value = getattr(record, key)
+        pairs.append((key, "-" if value in (None, "") else str(value)))
+    pairs.append(("sources", ", ".join(record.sources) or "-"))
+    pairs.append(("request_ids", ", ".join(record.request_ids) or "-"))
+    err = record.last_error
+    pairs.append(("last_error", f"{err.get('reason')}: {err.get('message')}" if err else "-"))
+    spec = _spec(record.family)
+    if spec is not None:
+        expiry = spec.voice_expiry.text
+        warns = [w.message for w in voice_warnings([record], now=now) if w.kind in {"expiring", "expired"}]
+        pairs.append(("expiry", f"{expiry}" + (f" ({warns[0]})" if warns else "")))
+    pairs.append(("reminder", model_reminder(record)))
+    return pairs
+
+
+# --------------------------------------------------------------------------------------------- delete
+
+
+@dataclass(frozen=True)
+class DeleteResult:
+    """The row before and after ``voices delete``; ``remote_deleted`` says whether the provider was called."""
+
+    before: VoiceRecord
+    after: VoiceRecord
+    remote_deleted: bool
+    note: str = ""
+
+
+def delete_voice(
+    ledger_path: Path,
+    ident: str,
+    *,
+    providers: Mapping[str, VoiceProvider] | None = None,
+    provider_factory: ProviderFactory | None = None,
+    lock_timeout_s: float = 10.0,
+) -> DeleteResult:
+    """Delete the voice at its provider, then mark its ledger row ``deleted``.
+
+    A row without a voice id (``failed``, never-sent ``pending``, or ``unknown``) is only marked ``deleted``
+    in the ledger: that lets ``submit`` make the clip's voice again (under a new name). If an ``unknown``
+    row did make a voice after all, the next ``voices sync`` records it as a ``remote`` voice.
+
+    Raises:
+        InvalidArgument: no ledger, no match, several matches, or no spec for the row's family.
+        ProviderError: the provider refused the delete (the row is left unchanged).
+    """
+    _require_ledger(ledger_path)
+    with ledger_lock(ledger_path, timeout_s=lock_timeout_s), Ledger(ledger_path) as ledger:
+        row = _one(ledger.resolve(ident), ident)
+        if row.status == "deleted":
+            return DeleteResult(row, row, False, "already deleted")
+        if not row.voice_id:
+            after = ledger.update(row.id, status="deleted")
+            note = "no voice id: marked deleted in the ledger only"
+            if row.unresolved:
+                note += "; if a voice was made after all, `voiceprep voices sync` will record it"
+            return DeleteResult(row, after, False, note)
+        spec = _spec(row.family)
+        if spec is None:
+            raise InvalidArgument(f"no family spec for {row.family!r}: cannot pick its provider client")
+        pool = ProviderPool(providers=providers, factory=provider_factory)
+        client = pool.get(spec, row.base_url)
+        client.delete_voice(row.voice_id)
+        after = ledger.update(row.id, status="deleted", checked=True)
+        return DeleteResult(row, after, True, f"deleted at {row.base_url}")
+
+
+# --------------------------------------------------------------------------------------------- sync
+
+
+@dataclass(frozen=True)
+class SyncChange:
+    """One ledger row that ``sync`` changed: ``before`` and ``after`` statuses and why."""
+
+    ledger_id: int
+    family: str
+    voice_id: str | None
+    before: str
+    after: str
+    note: str
+
+
+@dataclass
+class SyncReport:
+    """What ``voices sync`` did: status changes, voices recorded from the provider, notes, warnings."""
+
+    changes: list[SyncChange] = field(default_factory=list)
+    recorded: list[VoiceRecord] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    warnings: list[VoiceWarning] = field(default_factory=list)
+    checked: list[tuple[str, str, int]] = field(default_factory=list)
+    """``(family, base_url, voices listed)`` per account asked."""
+
+
+def sync_voices(
+    ledger_path: Path,
+    *,
+    families: Sequence[str] | None = None,
+    provider: str | None = None,
+    providers: Mapping[str, VoiceProvider] | None = None,
+    provider_factory: ProviderFactory | None = None,
+    base_urls: Mapping[str, str] | None = None,
+    lock_timeout_s: float = 10.0,
+    now: _dt.datetime | None = None,
+) -> SyncReport:
+    """Reconcile the ledger with every provider's list (see the module docstring for the rules).
+
+    Accounts asked: every (family, base URL) in the ledger (filtered by ``families`` / ``provider``),
+    plus the configured region of each family named in ``families`` (to find voices on a new account).
+
+    Raises:
+        InvalidArgument: an unknown family, or no ledger and no ``families``.
+        pipeline.enroll.submit.MissingApiKey: a provider to ask has no key (before any request).
+    """
+    ledger_path = Path(ledger_path)
+    if not families:
+        _require_ledger(ledger_path)
+    specs_named = {f: load_family(f) for f in families or ()}
+    pool = ProviderPool(providers=providers, factory=provider_factory, base_urls=base_urls)
+    report = SyncReport()
+    with ledger_lock(ledger_path, timeout_s=lock_timeout_s), Ledger(ledger_path) as ledger:
+        records = ledger.rows()
+        targets: set[tuple[str, str | None]] = {
+            (r.family, r.base_url)
+            for r in records
+            if (not families or r.family in families) and (provider is None or r.provider == provider)
+        }
+        targets |= {(f, None) for f, s in specs_named.items() if provider is None or s.provider == provider}
+        clients: list[tuple[FamilySpec, VoiceProvider]] = []
+        for fam, base in sorted(targets, key=lambda t: (t[0], t[1] or "")):
+            spec = _spec(fam)
+            if spec is None:
+                report.notes.append(f"{fam}: no family spec; not synced")
+                continue
+            try:
+                client = pool.get(spec, base)  # raises MissingApiKey before any request
+            except InvalidArgument as exc:
+                report.notes.append(f"{fam} at {base}: {exc}")
+                continue
+            if any(
+                s.name == spec.name and normalize_base_url(c.base_url) == normalize_base_url(client.base_url)
+                for s, c in clients
+            ):
+                continue
+            clients.append((spec, client))
+        for spec, client in clients:
+            _sync_one(ledger, spec, client, report)
+        report.warnings = voice_warnings(
+            ledger.rows(), now=now, remote_counts={(f, b): n for f, b, n in report.checked}
+        )
+    return report
+
+
+def _sync_one(ledger: Ledger, spec: FamilySpec, client: VoiceProvider, report: SyncReport) -> None:
+    base = normalize_base_url(client.base_url)
+
+    def change(before: VoiceRecord, after: VoiceRecord, note: str) -> None:
+        if before.status != after.status or before.voice_id != after.voice_id:
+            report.changes.append(
+                SyncChange(after.id, spec.name, after.voice_id, before.status, after.status, note)
+            )
+
+    for row in ledger.rows(family=spec.name, base_url=base, statuses=UNRESOLVED_STATUSES):
+        if row.unresolved:
+            after, note = reconcile_row(ledger, row, client)
+            change(row, after, note)
+    try:
+        listed = client.list_voices()
+    except ProviderError as exc:
+        report.notes.append(f"{spec.name} at {base}: could not list ({exc.reason}): {exc.message}")
+        return
+    report.checked.append((spec.name, base, len(listed)))
+    remote = {rv.voice_id: rv for rv in listed}
+    for row in ledger.rows(family=spec.name, base_url=base):
+        if not row.voice_id or (row.status in UNRESOLVED_STATUSES and row.voice_id not in remote):
+            continue
+        rv = remote.get(row.voice_id)
+        if row.status == "deleted":
+            if rv is not None:
+                report.notes.append(
+                    f"{row.voice_id} is deleted in the ledger but still listed; run `voiceprep voices delete {row.id}`"
+                )
+            continue
+        if rv is None:
+            if row.status == "gone":
+                continue
+            try:
+                rv = client.query_voice(row.voice_id)
+            except ProviderError as exc:
+                report.notes.append(f"{row.voice_id}: not listed, and could not be queried ({exc.reason})")
+                continue
+            if rv is None:
+                after = ledger.update(
+                    row.id,
+                    status="gone",
+                    checked=True,
+                    error=("voice_gone", "the provider no longer lists it"),
+                )
+                change(row, after, "no longer at the provider (expired or deleted elsewhere)")
+                continue
+        after = _apply_remote(ledger, row, rv)
+        change(row, after, "listed again" if row.status == "gone" else f"provider says {rv.status}")
+    for rv in listed:
+        if ledger.by_voice_id(provider=spec.provider, voice_id=rv.voice_id, base_url=base) is None:
+            rec = ledger.record_found(
+                provider=spec.provider,
+                base_url=base,
+                family=spec.name,
+                voice_id=rv.voice_id,
+                status=rv.status if rv.status in {"deploying", "ready", "rejected"} else "unknown",
+                origin="remote",
+                target_model=rv.target_model,
+                name=rv.name,
+            )
+            report.recorded.append(rec)

@@ -1,0 +1,293 @@
+"""The HTML quality report of a run: ``OUT/report.html``, one self-contained page built from the manifests.
+
+``build_report(OUT)`` reads ``recordings.jsonl``, ``clips.jsonl``, ``run.json`` and the voice ledger, draws
+the source waveforms and clip spectrograms (reading audio only to draw it), cuts short source excerpts
+to listen to into ``OUT/report_files/``, and writes the page. Nothing is measured again: every number and
+verdict is the run's own. See ``docs/report.md``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from urllib.parse import quote
+
+from pipeline.errors import InvalidArgument
+from pipeline.report.data import ClipView, Excerpt, RecordingView, ReportData, SpeakerView, gather
+
+__all__ = ["FILES_DIR", "REPORT_FILE", "build_report"]
+
+REPORT_FILE = "report.html"
+FILES_DIR = "report_files"
+"""Folder (inside OUT) of the source excerpts the page links to."""
+
+MAX_WAVEFORMS_PER_SPEAKER = 10
+"""Source recordings drawn per speaker: those the clips used first, then the alternatives', then others."""
+
+SHORT_SOURCE_S = 10.0
+"""Recordings up to this long are drawn in a narrow column, three to a row (takes, short memos)."""
+
+MAX_EXCERPTS_PER_CLIP = 4
+"""Source excerpts per clip (an assembled clip may take pieces of many files)."""
+
+PRELOAD_LIMIT = 40
+"""Up to this many audio players the page preloads their metadata (durations show at once); above it
+players load only when played, so a large report opens quickly."""
+
+log = logging.getLogger(__name__)
+
+
+def _url(target: Path, base: Path) -> str:
+    """``target`` as a relative, percent-encoded URL from the folder ``base``."""
+    rel = os.path.relpath(target.resolve(), base.resolve())
+    return quote(Path(rel).as_posix(), safe="/")
+
+
+def _draw_recordings(sv: SpeakerView, families: list[str]) -> None:
+    from pipeline.report import media, plots
+
+    anchors = {fam: c.anchor for fam, c in sv.clips.items()}
+
+    def priority(r: RecordingView) -> tuple[int, str]:
+        if r.used:
+            return 0, r.path
+        return (1 if r.uses else 2), r.path
+
+    drawn = 0
+    for r in sorted((r for r in sv.recordings if r.status == "ok"), key=priority):
+        if r.source is None:
+            r.waveform_note = "the source file is no longer where the run read it; not drawn"
+            continue
+        if not r.duration_s:
+            r.waveform_note = "no duration recorded; not drawn"
+            continue
+        if drawn >= MAX_WAVEFORMS_PER_SPEAKER:
+            r.waveform_note = (
+                f"not drawn (at most {MAX_WAVEFORMS_PER_SPEAKER} recordings are drawn per speaker)"
+            )
+            continue
+        r.short = r.duration_s <= SHORT_SOURCE_S
+        regions = media.regions_for(r.duration_s, [(u.start_s, u.end_s) for u in r.uses])
+        env = None
+        try:
+            if regions is None or regions:
+                columns = 240 if r.short else 500
+                env = media.envelope(r.source, duration_s=r.duration_s, regions=regions, columns=columns)
+        except Exception as exc:  # a file that cannot be drawn keeps its lanes
+            log.warning("report: cannot draw %s: %s", r.path, exc)
+            r.waveform_note = f"the waveform could not be drawn ({type(exc).__name__})"
+        if regions is not None:
+            r.waveform_note = r.waveform_note or (
+                f"longer than {media.LONG_SOURCE_S / 60:.0f} min: waveform drawn only around the used spans"
+            )
+        r.waveform = plots.waveform_svg(
+            env,
+            duration_s=r.duration_s,
+            families=families,
+            uses=r.uses,
+            pauses=r.metrics.get("pauses") or [],
+            speech=r.speech,
+            clipped_events=r.metrics.get("clipped_events") or [],
+            anchors=anchors,
+            statuses={fam: c.status for fam, c in sv.clips.items()},
+            label=r.path,
+            width=480.0 if r.short else 1000.0,
+        )
+        drawn += 1
+
+
+def _excerpts(
+    clip: ClipView, recordings: dict[str, RecordingView], files_dir: Path, base: Path, keep: set[str]
+) -> None:
+    from pipeline.report import media
+
+    by_path: dict[str, list[tuple[float, float]]] = {}
+    for seg in clip.segments:
+        path, a, b = seg.get("path"), seg.get("start_s"), seg.get("end_s")
+        if isinstance(path, str) and isinstance(a, int | float) and isinstance(b, int | float) and b > a:
+            by_path.setdefault(path, []).append((float(a), float(b)))
+    spans = [
+        (path, span)
+        for path, segs in by_path.items()
+        for span in media.merge_spans(segs, gap_s=2 * media.CONTEXT_S)
+    ]
+    if len(spans) > MAX_EXCERPTS_PER_CLIP:
+        clip.notes.append(
+            f"{len(spans)} source spans; excerpts of the first {MAX_EXCERPTS_PER_CLIP} are offered to listen to"
+        )
+    for path, (a, b) in spans[:MAX_EXCERPTS_PER_CLIP]:
+        rec = recordings.get(path)
+        if rec is None or rec.source is None:
+            clip.notes.append(f"source {path} not found: no excerpt to listen to")
+            continue
+        start, end = media.excerpt_span(a, b, rec.duration_s)
+        name = media.excerpt_name(rec.sha256 or rec.path, start, end)
+        target = files_dir / name
+        try:
+            media.write_excerpt(rec.source, target, start_s=start, end_s=end)
+        except Exception as exc:  # a missing excerpt must not stop the report
+            log.warning("report: cannot cut an excerpt of %s: %s", path, exc)
+            clip.notes.append(f"no excerpt of {path}: {type(exc).__name__}")
+            continue
+        keep.add(name)
+        clip.excerpts.append(Excerpt(url=_url(target, base), path=path, start_s=start, end_s=end))
+
+
+def _draw_clip(clip: ClipView, out_dir: Path, base: Path) -> None:
+    from pipeline.report import media, plots
+
+    if not clip.clip_exists or clip.clip is None:
+        return
+    path = out_dir / clip.clip
+    clip.audio_url = _url(path, base)
+    try:
+        db, rate, duration = media.spectrogram(path)
+    except Exception as exc:
+        log.warning("report: cannot draw the spectrogram of %s: %s", clip.clip, exc)
+        clip.notes.append(f"spectrogram not drawn ({type(exc).__name__})")
+        return
+    bandwidth = clip.metrics.get("bandwidth_hz")
+    clip.spectrogram = plots.spectrogram_svg(
+        db,
+        sample_rate=rate,
+        duration_s=duration,
+        bandwidth_hz=float(bandwidth) if isinstance(bandwidth, int | float) else None,
+        label=f"{clip.speaker} {clip.family}",
+    )
+
+
+def _voice_previews(clip: ClipView, out_dir: Path, base: Path) -> None:
+    for i, v in enumerate(clip.voices):
+        if not v.preview_path:
+            continue
+        p = Path(v.preview_path)
+        p = p if p.is_absolute() else out_dir / p
+        if p.is_file():
+            clip.voices[i] = dataclasses.replace(v, preview_url=_url(p, base))
+
+
+def _histograms(data: ReportData) -> list[str]:
+    from pipeline.report import plots
+
+    titles = {
+        "snr_db": ("SNR", "dB"),
+        "dnsmos_ovrl": ("DNSMOS OVRL", ""),
+        "reverb_score": ("reverb score", ""),
+        "bandwidth_class": ("bandwidth class", ""),
+        "duration_s": ("clip duration", "s"),
+    }
+    out = []
+    for metric, (title, unit) in titles.items():
+        h = data.histograms.get(metric) or {"values": [], "gates": {}}
+        out.append(
+            plots.histogram_svg(h["values"], metric=metric, title=title, unit=unit, gates=h["gates"] or None)
+        )
+    return out
+
+
+def _prune(files_dir: Path, keep: Iterable[str]) -> None:
+    """Delete excerpts this build no longer links (only files named like ours)."""
+    keep = set(keep)
+    if not files_dir.is_dir():
+        return
+    for p in files_dir.glob("src-*.mp3"):
+        if p.name not in keep:
+            p.unlink(missing_ok=True)
+
+
+def build_report(
+    out_dir: Path, *, dest: Path | None = None, jobs: int | None = None, reuse: bool = False
+) -> Path:
+    """Write the HTML report of the run in ``out_dir`` and return its path.
+
+    ``dest`` defaults to ``OUT/report.html``; links to clips and excerpts are relative to ``dest``'s
+    folder, so keep the page and ``OUT`` where they are relative to each other. Source excerpts go to
+    ``OUT/report_files/`` (reused when unchanged, stale ones removed). The page is written atomically.
+    ``jobs`` threads draw the speakers (default: up to 4, one per core). With ``reuse``, a page built
+    from the very same results (manifests, ledger, run settings; times aside) is kept as it is: a resumed
+    run does not draw everything again.
+
+    Raises:
+        InvalidArgument: ``out_dir`` is not a run folder, ``dest``'s folder does not exist, or ``jobs`` < 1.
+    """
+    from pipeline.audio.io import atomic_write_bytes
+    from pipeline.report.html import render
+
+    out_dir = Path(out_dir)
+    dest = Path(dest) if dest is not None else out_dir / REPORT_FILE
+    data = gather(out_dir)
+    key = _results_key(data, dest)
+    key_file = out_dir / ".cache" / "report.key"
+    if reuse and dest.is_file() and key_file.is_file() and key_file.read_text() == key:
+        return dest
+    if not dest.parent.is_dir():
+        raise InvalidArgument(f"dest {str(dest)!r}: its folder does not exist")
+    if dest.is_dir():
+        raise InvalidArgument(f"dest {str(dest)!r} is a folder; give a file name such as report.html")
+    base = dest.parent
+    files_dir = out_dir / FILES_DIR
+    keep: set[str] = set()
+
+    def draw(sv: SpeakerView) -> None:
+        _draw_recordings(sv, data.families)
+        recordings = {r.path: r for r in sv.recordings}
+        seen: dict[str, ClipView] = {}
+        for clip in sv.clips.values():
+            sha = clip.row.get("sha256")
+            if isinstance(sha, str) and sha in seen and clip.clip_exists:
+                clip.same_as = seen[sha]
+                clip.audio_url = _url(out_dir / str(clip.clip), base)
+            else:
+                _draw_clip(clip, out_dir, base)
+                if isinstance(sha, str):
+                    seen.setdefault(sha, clip)
+            _excerpts(clip, recordings, files_dir, base, keep)
+            _voice_previews(clip, out_dir, base)
+
+    # Decoding (libsndfile, FFmpeg), FFTs and image encoding release the GIL: threads share the work.
+    workers = jobs if jobs is not None else min(4, os.cpu_count() or 1)
+    if workers < 1:
+        raise InvalidArgument(f"jobs must be at least 1, got {jobs}")
+    if workers == 1 or len(data.speakers) < 2:
+        for sv in data.speakers:
+            draw(sv)
+    else:
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            list(pool.map(draw, data.speakers))
+    players = sum(bool(c.audio_url) + len(c.excerpts) for sv in data.speakers for c in sv.clips.values())
+    data.histogram_svgs = _histograms(data)
+    _prune(files_dir, keep)
+    page = render(data, preload="metadata" if players <= PRELOAD_LIMIT else "none")
+    encoded = page.encode("utf-8")
+    atomic_write_bytes(dest, lambda fh: fh.write(encoded))
+    key_file.parent.mkdir(exist_ok=True)
+    atomic_write_bytes(key_file, lambda fh: fh.write(key.encode()))
+    return dest
+
+
+_VOLATILE_RUN_KEYS = ("started", "seconds", "timings", "tasks")
+"""``run.json`` entries that differ between a run and its resumed twin without changing any result."""
+
+
+def _results_key(data: ReportData, dest: Path) -> str:
+    """A digest of everything the page shows apart from times: manifests, run settings, ledger, code."""
+    import hashlib
+    import json
+
+    from pipeline import __version__
+
+    h = hashlib.sha256(f"{__version__}|{dest.resolve()}".encode())
+    settled = {k: v for k, v in data.run.items() if k not in _VOLATILE_RUN_KEYS}
+    voices = data.inputs.get("voices")
+    if voices is None:  # a damaged ledger: the page says so; rebuild whenever it is asked for
+        voices = f"unreadable {os.urandom(8).hex()}"
+    for part in (data.inputs.get("recordings"), data.inputs.get("clips"), settled, voices):
+        h.update(json.dumps(part, sort_keys=True, default=str).encode())
+    templates = Path(__file__).parent / "templates"
+    for t in sorted(templates.iterdir()):
+        h.update(t.read_bytes())
+    return h.hexdigest()

@@ -1,0 +1,890 @@
+"""Load and validate the model-family specs in ``configs/families/*.yaml``.
+
+A family spec holds what one cloud voice-cloning service accepts, in three groups the code keeps apart:
+
+* ``limits``: the vendor's hard rules (breaking one is a ``fail``); each is ``{value, source, note?}``;
+  a ``null`` value means the vendor states no such limit.
+* ``delivery``: what voiceprep renders (rate, format, duration window, loudness, edges). Ours to choose.
+* ``gates``: quality thresholds (SNR, reverb, clipping, bandwidth, DNSMOS) with a ``warn`` and/or
+  ``fail`` threshold and a reason code.
+
+Every number names a ``source``: a key of the file's ``sources`` map (title, url, date checked). Our own
+choices use the ``voiceprep`` source and must say ``why``.
+
+Validation is strict: unknown keys, wrong types and impossible values raise :class:`SpecError` whose
+message names the file and the dotted key path, e.g.
+``configs/families/qwen-tts.yaml: limits.min_sample_rate.value: must be > 0 (got -5)``.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+from datetime import date
+from pathlib import Path
+from typing import Annotated, Any, Generic, Literal, TypeVar
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_core import PydanticCustomError
+
+from pipeline.errors import SpecError, all_codes
+
+__all__ = [
+    "METRICS",
+    "METRIC_UNITS",
+    "OWN_SOURCE",
+    "Delivery",
+    "FamilySpec",
+    "Gate",
+    "Limit",
+    "Limits",
+    "NameRule",
+    "OpenSpan",
+    "Quota",
+    "Source",
+    "Span",
+    "VoiceExpiry",
+    "Window",
+    "describe",
+    "families_dir",
+    "list_families",
+    "load_all",
+    "load_family",
+]
+
+ENV_FAMILIES_DIR = "VOICEPREP_FAMILIES_DIR"
+"""Environment variable that points the loader at another folder of spec files."""
+
+OWN_SOURCE = "voiceprep"
+"""Source id for voiceprep's own choices; items citing it must say ``why``."""
+
+METRIC_UNITS: dict[str, str] = {
+    "snr_db": "dB",
+    "wada_snr_db": "dB",
+    "reverb_score": "",
+    "rt60_s": "s",
+    "clipped_ratio": "",
+    "bandwidth_hz": "Hz",
+    "dnsmos_ovrl": "",
+    "dnsmos_sig": "",
+    "dnsmos_bak": "",
+    "lufs": "LUFS",
+    "true_peak_dbtp": "dBTP",
+    "speech_ratio": "",
+    "noise_floor_dbfs": "dBFS",
+}
+"""Every metric a gate may name, with its unit (empty for unitless scores and ratios)."""
+
+METRICS: tuple[str, ...] = tuple(METRIC_UNITS)
+"""The metric names a gate may use."""
+
+# Physically possible range of each metric (inclusive); a threshold outside it can never trigger.
+_METRIC_BOUNDS: dict[str, tuple[float, float]] = {
+    "reverb_score": (0.0, 1.0),
+    "rt60_s": (0.0, 30.0),
+    "clipped_ratio": (0.0, 1.0),
+    "bandwidth_hz": (0.0, 192000.0),
+    "dnsmos_ovrl": (1.0, 5.0),
+    "dnsmos_sig": (1.0, 5.0),
+    "dnsmos_bak": (1.0, 5.0),
+    "lufs": (-120.0, 0.0),
+    "true_peak_dbtp": (-120.0, 20.0),
+    "speech_ratio": (0.0, 1.0),
+    "noise_floor_dbfs": (-200.0, 0.0),
+}
+
+AudioFormat = Literal["wav", "mp3", "m4a", "flac", "ogg", "opus", "aac", "webm"]
+"""Container/format names a spec may use (lower case, as file extensions)."""
+
+Subtype = Literal["PCM_16", "PCM_24", "PCM_32", "PCM_U8", "PCM_S8", "FLOAT", "DOUBLE", "ULAW", "ALAW"]
+"""Sample formats, spelled as :mod:`soundfile` subtypes."""
+
+Provider = Literal["dashscope", "minimax", "elevenlabs"]
+
+PositiveInt = Annotated[int, Field(gt=0)]
+PositiveFloat = Annotated[float, Field(gt=0)]
+NonNegFloat = Annotated[float, Field(ge=0)]
+Text = Annotated[str, Field(min_length=1)]
+
+_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]*$")
+_STRICT = ConfigDict(extra="forbid", frozen=True, strict=True)
+T = TypeVar("T")
+
+
+def _rule(subpath: str, message: str) -> PydanticCustomError:
+    """An error for a rule that spans keys: ``subpath`` is relative to the model that raises it."""
+    return PydanticCustomError("spec_rule", "{subpath}: {message}", {"subpath": subpath, "message": message})
+
+
+def _fmt(x: float | None) -> str:
+    """Short human form of a number (``10`` rather than ``10.0``)."""
+    if x is None:
+        return "none"
+    return f"{x:g}" if isinstance(x, float) else str(x)
+
+
+def number_text(x: float | None, digits: int = 2) -> str:
+    """A measured or limit number as text: whole numbers without decimals, others with ``digits``."""
+    if x is None:
+        return "-"
+    if float(x).is_integer():
+        return str(int(x))
+    return f"{x:.{digits}f}"
+
+
+def range_text(lo: float | None, hi: float | None, unit: str = "") -> str:
+    """The one way a range is written: ``10-20 s``, ``at least 30 s``, ``at most 20 s`` or ``any``."""
+    if lo is None and hi is None:
+        return "any"
+    if hi is None:
+        text = f"at least {number_text(lo)}"
+    elif lo is None:
+        text = f"at most {number_text(hi)}"
+    else:
+        text = f"{number_text(lo)}-{number_text(hi)}"
+    return f"{text} {unit}".rstrip()
+
+
+# --------------------------------------------------------------------------- building blocks
+
+
+class Source(BaseModel):
+    """Where a number comes from: a document title, its URL and the date it was last checked."""
+
+    model_config = _STRICT
+
+    title: Text
+    url: str | None = None
+    checked: date
+
+    @field_validator("url")
+    @classmethod
+    def _url_is_http(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("https://", "http://")):
+            raise PydanticCustomError(
+                "spec_url", "must start with https:// (got '{value}')", {"value": value}
+            )
+        return value
+
+
+class Sourced(BaseModel):
+    """Base for every item that carries a ``source`` id (a key of the spec's ``sources`` map)."""
+
+    model_config = _STRICT
+
+    source: Text
+    note: Text | None = None
+    why: Text | None = None
+
+    @model_validator(mode="after")
+    def _own_choices_say_why(self) -> Sourced:
+        if self.source == OWN_SOURCE and self.why is None:
+            raise _rule("why", f"required when source is {OWN_SOURCE!r} (say why we chose this)")
+        return self
+
+
+class Limit(Sourced, Generic[T]):
+    """One hard limit: ``value`` (``None`` = the vendor states no such limit) plus its source."""
+
+    value: T
+
+
+class Span(BaseModel):
+    """A closed range ``[min, max]`` in seconds; both ends required."""
+
+    model_config = _STRICT
+
+    min: NonNegFloat
+    max: NonNegFloat
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Span:
+        if self.min > self.max:
+            raise _rule("min", f"must be <= max (got min {_fmt(self.min)} > max {_fmt(self.max)})")
+        return self
+
+
+class OpenSpan(BaseModel):
+    """A range in seconds where either end may be open (``null``), but not both."""
+
+    model_config = _STRICT
+
+    min: NonNegFloat | None = None
+    max: NonNegFloat | None = None
+
+    @model_validator(mode="after")
+    def _ordered(self) -> OpenSpan:
+        if self.min is None and self.max is None:
+            raise _rule("max", "a range needs at least one of min and max")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise _rule("min", f"must be <= max (got min {_fmt(self.min)} > max {_fmt(self.max)})")
+        return self
+
+
+class Window(BaseModel):
+    """A duration window in seconds: ``min <= aim <= max``, ``min > 0``."""
+
+    model_config = _STRICT
+
+    aim: PositiveFloat
+    min: PositiveFloat
+    max: PositiveFloat
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Window:
+        if self.min > self.max:
+            raise _rule("min", f"must be <= max (got min {_fmt(self.min)} > max {_fmt(self.max)})")
+        if not self.min <= self.aim <= self.max:
+            raise _rule(
+                "aim",
+                f"must lie within [min, max] = [{_fmt(self.min)}, {_fmt(self.max)}] (got {_fmt(self.aim)})",
+            )
+        return self
+
+
+# --------------------------------------------------------------------------- identity
+
+
+class NameRule(Sourced):
+    """How the name we send (CosyVoice ``prefix``, Qwen ``preferred_name``, MiniMax ``voice_id``) must look."""
+
+    field: Text
+    pattern: Text
+    min_length: PositiveInt = 1
+    max_length: PositiveInt
+
+    @field_validator("pattern")
+    @classmethod
+    def _compiles(cls, value: str) -> str:
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise PydanticCustomError(
+                "spec_regex", "not a valid regular expression: {err}", {"err": str(exc)}
+            ) from None
+        return value
+
+    @model_validator(mode="after")
+    def _lengths(self) -> NameRule:
+        if self.min_length > self.max_length:
+            raise _rule("min_length", f"must be <= max_length (got {self.min_length} > {self.max_length})")
+        return self
+
+    def matches(self, name: str) -> bool:
+        """True when ``name`` satisfies both the pattern and the length bounds."""
+        return (
+            self.min_length <= len(name) <= self.max_length and re.fullmatch(self.pattern, name) is not None
+        )
+
+
+class VoiceExpiry(Sourced):
+    """When the provider deletes a voice: after ``unused_days`` without use (``None``: no fixed rule)."""
+
+    unused_days: PositiveInt | None
+    text: Text
+
+
+class Quota(Sourced):
+    """How many cloned voices an account may hold (``None``: depends on the plan / not stated)."""
+
+    max_voices: PositiveInt | None
+    text: Text
+
+
+# --------------------------------------------------------------------------- the three groups
+
+
+class Limits(BaseModel):
+    """Hard limits of the service. A ``null`` value means the vendor states no such limit."""
+
+    model_config = _STRICT
+
+    formats: Limit[list[AudioFormat] | None]
+    sample_formats: Limit[dict[AudioFormat, list[Subtype]] | None]
+    min_sample_rate: Limit[PositiveInt | None]
+    channels: Limit[list[PositiveInt] | None]
+    first_channel_only: Limit[bool]
+    min_duration_s: Limit[PositiveFloat | None]
+    max_duration_s: Limit[PositiveFloat | None]
+    recommended_duration_s: Limit[OpenSpan | None]
+    max_bytes: Limit[PositiveInt | None]
+    inline_base64: Limit[bool]
+    min_speech_run_s: Limit[PositiveFloat | None]
+    max_pause_s: Limit[PositiveFloat | None]
+    min_pause_s: Limit[PositiveFloat]
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Limits:
+        formats = self.formats.value
+        if formats is not None and not formats:
+            raise _rule("formats.value", "must list at least one format (or be null: not stated)")
+        if formats is not None and len(set(formats)) != len(formats):
+            raise _rule("formats.value", f"lists a format twice ({formats})")
+        for fmt, subtypes in (self.sample_formats.value or {}).items():
+            if formats is not None and fmt not in formats:
+                raise _rule(f"sample_formats.value.{fmt}", f"format is not in formats.value {formats}")
+            if not subtypes:
+                raise _rule(f"sample_formats.value.{fmt}", "must list at least one sample format")
+        if self.channels.value is not None and not self.channels.value:
+            raise _rule("channels.value", "must list at least one channel count (or be null: not stated)")
+        lo, hi = self.min_duration_s.value, self.max_duration_s.value
+        if lo is not None and hi is not None and lo > hi:
+            raise _rule(
+                "min_duration_s.value", f"must be <= max_duration_s.value (got {_fmt(lo)} > {_fmt(hi)})"
+            )
+        rec = self.recommended_duration_s.value
+        if rec is not None:
+            if lo is not None and rec.min is not None and rec.min < lo:
+                raise _rule(
+                    "recommended_duration_s.value.min",
+                    f"must be >= min_duration_s.value (got {_fmt(rec.min)} < {_fmt(lo)})",
+                )
+            if hi is not None and rec.max is not None and rec.max > hi:
+                raise _rule(
+                    "recommended_duration_s.value.max",
+                    f"must be <= max_duration_s.value (got {_fmt(rec.max)} > {_fmt(hi)})",
+                )
+        run = self.min_speech_run_s.value
+        if run is not None and hi is not None and run > hi:
+            raise _rule(
+                "min_speech_run_s.value", f"must be <= max_duration_s.value (got {_fmt(run)} > {_fmt(hi)})"
+            )
+        pause = self.max_pause_s.value
+        if pause is not None and self.min_pause_s.value > pause:
+            raise _rule(
+                "min_pause_s.value",
+                f"must be <= max_pause_s.value (got {_fmt(self.min_pause_s.value)} > {_fmt(pause)})",
+            )
+        return self
+
+    def items(self) -> list[tuple[str, Limit[Any]]]:
+        """``(key, limit)`` pairs in declaration order."""
+        return [(key, getattr(self, key)) for key in type(self).model_fields]
+
+
+class Delivery(Sourced):
+    """What voiceprep renders for this family. The group's ``source``/``why`` covers every key."""
+
+    format: AudioFormat
+    subtype: Subtype | None
+    sample_rate: PositiveInt
+    high_sample_rate: PositiveInt | None
+    high_rate_above_hz: PositiveFloat
+    channels: PositiveInt
+    duration_s: Window
+    target_lufs: Annotated[float, Field(lt=0)]
+    true_peak_max_dbtp: Annotated[float, Field(le=0)]
+    edge_room_tone_s: Span
+    fade_s: Annotated[float, Field(ge=0, le=1)]
+    pause_target_s: Span
+    denoise_allowed: bool
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Delivery:
+        if self.high_sample_rate is not None and self.high_sample_rate < self.sample_rate:
+            raise _rule(
+                "high_sample_rate",
+                f"must be >= sample_rate (got {self.high_sample_rate} < {self.sample_rate})",
+            )
+        if self.high_rate_above_hz > self.sample_rate / 2:
+            raise _rule(
+                "high_rate_above_hz",
+                f"must be <= sample_rate / 2 = {_fmt(self.sample_rate / 2)} "
+                f"(got {_fmt(self.high_rate_above_hz)})",
+            )
+        if self.format == "wav" and self.subtype is None:
+            raise _rule("subtype", "required for wav")
+        if self.true_peak_max_dbtp <= self.target_lufs:
+            raise _rule(
+                "true_peak_max_dbtp",
+                f"must be above target_lufs (got {_fmt(self.true_peak_max_dbtp)} <= {_fmt(self.target_lufs)})",
+            )
+        return self
+
+    def items(self) -> list[tuple[str, Any]]:
+        """``(key, value)`` pairs of the delivery choices (not ``source``/``note``/``why``)."""
+        skip = set(Sourced.model_fields)
+        return [(key, getattr(self, key)) for key in type(self).model_fields if key not in skip]
+
+
+class Gate(Sourced):
+    """A quality gate: ``metric`` compared with ``warn``/``fail`` thresholds in ``direction``.
+
+    ``direction: min`` means the value must be >= the threshold (e.g. SNR); ``max`` means <= (e.g. clipping).
+    """
+
+    metric: Text
+    direction: Literal["min", "max"]
+    warn: float | None = None
+    fail: float | None = None
+    reason: Text
+    hint: Text | None = None
+
+    @field_validator("metric")
+    @classmethod
+    def _known_metric(cls, value: str) -> str:
+        if value not in METRIC_UNITS:
+            raise PydanticCustomError(
+                "spec_metric",
+                "unknown metric '{value}' (known: {known})",
+                {"value": value, "known": ", ".join(METRICS)},
+            )
+        return value
+
+    @field_validator("reason")
+    @classmethod
+    def _known_reason(cls, value: str) -> str:
+        if value not in all_codes():
+            raise PydanticCustomError(
+                "spec_reason",
+                "unknown reason code '{value}' (add it to pipeline/errors.py first)",
+                {"value": value},
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _thresholds(self) -> Gate:
+        if self.warn is None and self.fail is None:
+            raise _rule("warn", "a gate needs a warn or a fail threshold (or both)")
+        for key in ("warn", "fail"):
+            x = getattr(self, key)
+            if x is not None and not math.isfinite(x):
+                raise _rule(key, f"must be a finite number (got {x})")
+            bounds = _METRIC_BOUNDS.get(self.metric)
+            if x is not None and bounds is not None and not bounds[0] <= x <= bounds[1]:
+                raise _rule(
+                    key, f"{self.metric} lies in [{_fmt(bounds[0])}, {_fmt(bounds[1])}] (got {_fmt(x)})"
+                )
+        if self.warn is not None and self.fail is not None:
+            if self.direction == "min" and not self.fail < self.warn:
+                raise _rule(
+                    "fail",
+                    f"with direction min the fail threshold must be below warn "
+                    f"(got fail {_fmt(self.fail)} >= warn {_fmt(self.warn)})",
+                )
+            if self.direction == "max" and not self.fail > self.warn:
+                raise _rule(
+                    "fail",
+                    f"with direction max the fail threshold must be above warn "
+                    f"(got fail {_fmt(self.fail)} <= warn {_fmt(self.warn)})",
+                )
+        return self
+
+    def verdict(self, value: float | None) -> Literal["pass", "warn", "fail"] | None:
+        """``pass``/``warn``/``fail`` for a measured ``value``; ``None`` when the value is missing."""
+        if value is None or not math.isfinite(value):
+            return None
+        bad = (lambda t: value < t) if self.direction == "min" else (lambda t: value > t)
+        if self.fail is not None and bad(self.fail):
+            return "fail"
+        if self.warn is not None and bad(self.warn):
+            return "warn"
+        return "pass"
+
+
+class FamilySpec(BaseModel):
+    """One model family: identity, hard ``limits``, ``delivery`` choices, quality ``gates`` and ``sources``."""
+
+    model_config = _STRICT
+
+    name: Text
+    title: Text
+    provider: Provider
+    enrollment_model: Text | None
+    target_models: list[Text]
+    default_target_model: Text | None = None
+    models_source: Text
+    name_rule: NameRule
+    voice_expiry: VoiceExpiry
+    quota: Quota
+    limits: Limits
+    delivery: Delivery
+    gates: list[Gate]
+    sources: dict[str, Source]
+
+    @field_validator("name")
+    @classmethod
+    def _name_shape(cls, value: str) -> str:
+        if not _NAME_RE.match(value):
+            raise PydanticCustomError(
+                "spec_name", "must be lower case letters, digits and '-' (got '{value}')", {"value": value}
+            )
+        return value
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_model_is_first(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("default_target_model") is None:
+            models = data.get("target_models")
+            if isinstance(models, list) and models and isinstance(models[0], str):
+                data = {**data, "default_target_model": models[0]}
+        return data
+
+    @model_validator(mode="after")
+    def _consistent(self) -> FamilySpec:
+        if not self.target_models:
+            raise _rule("target_models", "must list at least one model")
+        if len(set(self.target_models)) != len(self.target_models):
+            raise _rule("target_models", f"lists a model twice ({self.target_models})")
+        if self.default_target_model not in self.target_models:
+            raise _rule(
+                "default_target_model",
+                f"{self.default_target_model!r} is not in target_models {self.target_models}",
+            )
+        if self.provider == "dashscope" and self.enrollment_model is None:
+            raise _rule("enrollment_model", "required for provider dashscope")
+        for path, source_id in self._source_refs():
+            if source_id not in self.sources:
+                raise _rule(
+                    path, f"unknown source {source_id!r} (sources: {', '.join(sorted(self.sources))})"
+                )
+        for source_id, src in self.sources.items():
+            if source_id != OWN_SOURCE and src.url is None:
+                raise _rule(f"sources.{source_id}.url", "required for a vendor source")
+        seen: set[tuple[str, str]] = set()
+        for i, gate in enumerate(self.gates):
+            key = (gate.metric, gate.direction)
+            if key in seen:
+                raise _rule(f"gates[{i}]", f"a second {gate.direction} gate on {gate.metric}")
+            seen.add(key)
+        self._check_delivery_within_limits()
+        return self
+
+    def _source_refs(self) -> list[tuple[str, str]]:
+        """``(dotted path of the source key, source id)`` for every sourced item."""
+        refs = [
+            ("models_source", self.models_source),
+            ("name_rule.source", self.name_rule.source),
+            ("voice_expiry.source", self.voice_expiry.source),
+            ("quota.source", self.quota.source),
+            ("delivery.source", self.delivery.source),
+        ]
+        refs += [(f"limits.{key}.source", limit.source) for key, limit in self.limits.items()]
+        refs += [(f"gates[{i}].source", gate.source) for i, gate in enumerate(self.gates)]
+        return refs
+
+    def _check_delivery_within_limits(self) -> None:
+        d, lim = self.delivery, self.limits
+        formats = lim.formats.value
+        if formats is not None and d.format not in formats:
+            raise _rule("delivery.format", f"{d.format!r} is not in limits.formats.value {formats}")
+        allowed = (lim.sample_formats.value or {}).get(d.format)
+        if allowed is not None and d.subtype not in allowed:
+            raise _rule(
+                "delivery.subtype",
+                f"{d.subtype!r} is not in limits.sample_formats.value.{d.format} {allowed}",
+            )
+        min_rate = lim.min_sample_rate.value
+        for key in ("sample_rate", "high_sample_rate"):
+            rate = getattr(d, key)
+            if rate is not None and min_rate is not None and rate < min_rate:
+                raise _rule(f"delivery.{key}", f"{rate} is below limits.min_sample_rate.value ({min_rate})")
+        if lim.channels.value is not None and d.channels not in lim.channels.value:
+            raise _rule(
+                "delivery.channels", f"{d.channels} is not in limits.channels.value {lim.channels.value}"
+            )
+        lo, hi = lim.min_duration_s.value, lim.max_duration_s.value
+        if lo is not None and d.duration_s.min < lo:
+            raise _rule(
+                "delivery.duration_s.min",
+                f"{_fmt(d.duration_s.min)} is below limits.min_duration_s.value ({_fmt(lo)})",
+            )
+        if hi is not None and d.duration_s.max > hi:
+            raise _rule(
+                "delivery.duration_s.max",
+                f"{_fmt(d.duration_s.max)} is above limits.max_duration_s.value ({_fmt(hi)})",
+            )
+        run = lim.min_speech_run_s.value
+        if run is not None and d.duration_s.min < run:
+            raise _rule(
+                "delivery.duration_s.min",
+                f"{_fmt(d.duration_s.min)} is shorter than limits.min_speech_run_s.value ({_fmt(run)})",
+            )
+        pause = lim.max_pause_s.value
+        if pause is not None and d.pause_target_s.max > pause:
+            raise _rule(
+                "delivery.pause_target_s.max",
+                f"{_fmt(d.pause_target_s.max)} is above limits.max_pause_s.value ({_fmt(pause)})",
+            )
+        max_bytes = lim.max_bytes.value
+        size = self.max_delivery_bytes()
+        if max_bytes is not None and size is not None and size > max_bytes:
+            what = "base64 of a" if lim.inline_base64.value else "a"
+            raise _rule(
+                "delivery.duration_s.max",
+                f"{what} {_fmt(d.duration_s.max)} s clip at the highest delivery rate is {size} bytes, "
+                f"over limits.max_bytes.value ({max_bytes})",
+            )
+
+    def max_delivery_bytes(self) -> int | None:
+        """Upper bound of the uploaded size (base64 form when inline) of the longest PCM WAV we render.
+
+        ``None`` when the delivery format is not PCM WAV (compressed sizes are not known in advance).
+        """
+        d = self.delivery
+        widths = {"PCM_16": 2, "PCM_24": 3, "PCM_32": 4, "PCM_U8": 1, "PCM_S8": 1, "FLOAT": 4, "DOUBLE": 8}
+        if d.format != "wav" or d.subtype not in widths:
+            return None
+        rate = d.high_sample_rate or d.sample_rate
+        raw = math.ceil(d.duration_s.max * rate) * d.channels * widths[d.subtype] + 44  # 44: RIFF header
+        return 4 * math.ceil(raw / 3) if self.limits.inline_base64.value else raw
+
+    def source_of(self, source_id: str) -> Source:
+        """The :class:`Source` named ``source_id`` (``KeyError`` when absent)."""
+        return self.sources[source_id]
+
+
+# --------------------------------------------------------------------------- YAML reading
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """A safe YAML loader that rejects duplicate keys instead of keeping the last one."""
+
+
+def _construct_mapping(loader: _StrictLoader, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+    seen: dict[Any, int] = {}
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
+        line = key_node.start_mark.line + 1
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key {key!r} (first at line {seen[key]})", key_node.start_mark
+            )
+        seen[key] = line
+    return loader.construct_mapping(node, deep=deep)
+
+
+_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def _display(path: Path) -> str:
+    """``path`` relative to the working directory when it lies below it, else as is."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
+def _loc_to_path(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+def _join(base: str, sub: str) -> str:
+    if not base:
+        return sub
+    return f"{base}{sub}" if sub.startswith("[") else f"{base}.{sub}"
+
+
+def _allowed_keys(loc: tuple[int | str, ...]) -> list[str] | None:
+    """The keys the model at ``loc`` (the parent of an unknown key) accepts, when it can be found."""
+    model: Any = FamilySpec
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        if not (isinstance(model, type) and issubclass(model, BaseModel)) or part not in model.model_fields:
+            return None
+        model = model.model_fields[part].annotation
+        args = getattr(model, "__args__", ())
+        if args and not (isinstance(model, type) and issubclass(model, BaseModel)):
+            model = next((a for a in args if isinstance(a, type) and issubclass(a, BaseModel)), model)
+    if isinstance(model, type) and issubclass(model, BaseModel):
+        return list(model.model_fields)
+    return None
+
+
+def _describe_error(err: Any) -> tuple[str, str]:
+    """``(dotted path, message)`` for one pydantic error."""
+    loc = tuple(err["loc"])
+    path = _loc_to_path(loc)
+    kind = err["type"]
+    ctx = err.get("ctx") or {}
+    got = err.get("input")
+    if kind == "spec_rule":
+        return _join(path, ctx["subpath"]), ctx["message"]
+    if kind.startswith("spec_"):
+        return path, err["msg"]
+    if kind == "extra_forbidden":
+        allowed = _allowed_keys(loc[:-1])
+        tail = f" (allowed: {', '.join(allowed)})" if allowed else ""
+        return path, f"unknown key{tail}"
+    if kind == "missing":
+        return path, "required key is missing"
+    bounds = {"greater_than": ">", "greater_than_equal": ">=", "less_than": "<", "less_than_equal": "<="}
+    if kind in bounds:
+        limit = next(iter(ctx.values()))
+        shown_limit = _fmt(limit) if isinstance(limit, int | float) else limit
+        return path, f"must be {bounds[kind]} {shown_limit} (got {got!r})"
+    return path, f"{err['msg'].rstrip('.')} (got {got!r})"
+
+
+def _parse(path: Path) -> FamilySpec:
+    shown = _display(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SpecError(f"{shown}: file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SpecError(f"{shown}: cannot read the file ({exc})") from None
+    try:
+        data = yaml.load(text, Loader=_StrictLoader)  # a SafeLoader subclass
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise SpecError(f"{shown}: {where}YAML syntax error: {problem}") from None
+    if data is None:
+        raise SpecError(f"{shown}: the file is empty")
+    if not isinstance(data, dict):
+        raise SpecError(f"{shown}: the top level must be a mapping of keys (got {type(data).__name__})")
+    try:
+        spec = FamilySpec.model_validate(data)
+    except ValidationError as exc:
+        lines = [f"{shown}: {key}: {msg}" for key, msg in (_describe_error(e) for e in exc.errors())]
+        raise SpecError("\n".join(lines)) from None
+    if spec.name != path.stem:
+        raise SpecError(f"{shown}: name: must equal the file name stem {path.stem!r} (got {spec.name!r})")
+    return spec
+
+
+# --------------------------------------------------------------------------- public API
+
+
+def families_dir() -> Path:
+    """The folder of family specs: ``$VOICEPREP_FAMILIES_DIR`` if set, else ``<repo>/configs/families``."""
+    env = os.environ.get(ENV_FAMILIES_DIR)
+    if env:
+        return Path(env).expanduser()
+    return Path(__file__).resolve().parents[2] / "configs" / "families"
+
+
+def list_families(directory: Path | None = None) -> list[str]:
+    """Sorted names (file stems) of the ``*.yaml`` specs in ``directory`` (default :func:`families_dir`)."""
+    folder = families_dir() if directory is None else Path(directory)
+    if not folder.is_dir():
+        raise SpecError(f"{_display(folder)}: the family spec folder does not exist")
+    return sorted(p.stem for p in folder.glob("*.yaml") if p.is_file())
+
+
+def load_family(name_or_path: str | Path, *, directory: Path | None = None) -> FamilySpec:
+    """Load and validate one family spec, by name (``"qwen-tts"``) or by path to a ``.yaml`` file.
+
+    Raises :class:`SpecError` naming the file and key for any problem; an unknown name lists the
+    available names.
+    """
+    if not isinstance(name_or_path, str | Path):
+        raise SpecError(f"name_or_path: expected a family name or a path (got {type(name_or_path).__name__})")
+    text = str(name_or_path)
+    is_path = (
+        isinstance(name_or_path, Path) or text.endswith((".yaml", ".yml")) or os.sep in text or "/" in text
+    )
+    if is_path:
+        return _parse(Path(name_or_path))
+    folder = families_dir() if directory is None else Path(directory)
+    if not _NAME_RE.match(text):
+        raise SpecError(f"unknown family {text!r}: a family name is lower case letters, digits and '-'")
+    path = folder / f"{text}.yaml"
+    if not path.is_file():
+        names = list_families(folder)
+        known = ", ".join(names) if names else "none"
+        raise SpecError(f"unknown family {text!r} in {_display(folder)} (available: {known})")
+    return _parse(path)
+
+
+def load_all(directory: Path | None = None) -> dict[str, FamilySpec]:
+    """Every spec in ``directory`` (default :func:`families_dir`), keyed by name, in name order."""
+    folder = families_dir() if directory is None else Path(directory)
+    return {name: _parse(folder / f"{name}.yaml") for name in list_families(folder)}
+
+
+_LIMIT_UNITS: dict[str, str] = {
+    "min_sample_rate": "Hz",
+    "min_duration_s": "s",
+    "max_duration_s": "s",
+    "recommended_duration_s": "s",
+    "max_bytes": "bytes",
+    "min_speech_run_s": "s",
+    "max_pause_s": "s",
+    "min_pause_s": "s",
+}
+
+_DELIVERY_UNITS: dict[str, str] = {
+    "sample_rate": "Hz",
+    "high_sample_rate": "Hz",
+    "high_rate_above_hz": "Hz",
+    "duration_s": "s",
+    "target_lufs": "LUFS",
+    "true_peak_max_dbtp": "dBTP",
+    "edge_room_tone_s": "s",
+    "fade_s": "s",
+    "pause_target_s": "s",
+}
+
+
+def _show(value: Any, unit: str = "") -> str:
+    """Human form of a spec value with its unit."""
+    if value is None:
+        return "not stated"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, Window):
+        return f"{_fmt(value.min)}-{_fmt(value.max)} {unit}, aim {_fmt(value.aim)} {unit}".strip()
+    if isinstance(value, Span | OpenSpan):
+        return range_text(value.min, value.max, unit)
+    if isinstance(value, list):
+        return ", ".join(str(v) for v in value)
+    if isinstance(value, dict):
+        return "; ".join(f"{k}: {', '.join(v)}" for k, v in value.items())
+    if unit == "bytes" and isinstance(value, int):
+        return f"{value} bytes ({value / 1e6:g} MB)"
+    return f"{_fmt(value)} {unit}".strip()
+
+
+def _cite(spec: FamilySpec, source_id: str) -> str:
+    src = spec.sources.get(source_id)
+    return f"{source_id} ({src.checked.isoformat()})" if src is not None else source_id
+
+
+def describe(spec: FamilySpec) -> list[tuple[str, str, str, str]]:
+    """Rows ``(group, rule, value with unit, source)`` listing every rule of ``spec``.
+
+    Groups are ``identity``, ``limits``, ``delivery`` and ``gates``; the source column is the source id
+    with the date it was checked. Used by ``voiceprep families show``.
+    """
+    rows: list[tuple[str, str, str, str]] = [
+        ("identity", "provider", spec.provider, _cite(spec, spec.models_source)),
+        ("identity", "enrollment_model", spec.enrollment_model or "none", _cite(spec, spec.models_source)),
+        ("identity", "target_models", ", ".join(spec.target_models), _cite(spec, spec.models_source)),
+        ("identity", "default_target_model", str(spec.default_target_model), _cite(spec, spec.models_source)),
+        (
+            "identity",
+            f"name_rule ({spec.name_rule.field})",
+            f"{spec.name_rule.pattern}, {spec.name_rule.min_length}-{spec.name_rule.max_length} chars",
+            _cite(spec, spec.name_rule.source),
+        ),
+        ("identity", "voice_expiry", spec.voice_expiry.text, _cite(spec, spec.voice_expiry.source)),
+        ("identity", "quota", spec.quota.text, _cite(spec, spec.quota.source)),
+    ]
+    for key, limit in spec.limits.items():
+        rows.append(("limits", key, _show(limit.value, _LIMIT_UNITS.get(key, "")), _cite(spec, limit.source)))
+    for key, value in spec.delivery.items():
+        rows.append(
+            ("delivery", key, _show(value, _DELIVERY_UNITS.get(key, "")), _cite(spec, spec.delivery.source))
+        )
+    for gate in spec.gates:
+        unit = METRIC_UNITS[gate.metric]
+        op = "<" if gate.direction == "min" else ">"
+        parts = [
+            f"{level} if {op} {_fmt(x)}{' ' + unit if unit else ''}"
+            for level, x in (("warn", gate.warn), ("fail", gate.fail))
+            if x is not None
+        ]
+        rows.append(("gates", f"{gate.metric} ({gate.reason})", ", ".join(parts), _cite(spec, gate.source)))
+    return rows

@@ -1,0 +1,102 @@
+"""The contract between selection and rendering: which spans of which recordings make a clip.
+
+Selection (:mod:`pipeline.selection.select`) produces :class:`ClipPlan` objects; rendering (:mod:`pipeline.render.clip`)
+turns one plan into a file. Times are seconds in the *source* recording's timeline.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Piece:
+    """One span of one recording, from the start of its first word to the end of its last.
+
+    ``start_s``/``end_s`` lie on speech boundaries (never inside a word); the renderer adds room tone
+    before and after from the bounding pauses. ``long_pauses`` are pauses inside the span longer than
+    the family allows: the renderer shortens each to the family's ``pause_target_s`` by cutting at its
+    quietest part. ``channel_weights`` is the channel mix the analysis used (mono = block @ weights).
+    """
+
+    path: str
+    source: str
+    start_s: float
+    end_s: float
+    channel_weights: tuple[float, ...]
+    long_pauses: tuple[tuple[float, float], ...] = ()
+    lead_room_s: float = 0.0
+    """Silence available before ``start_s`` (s) inside the recording, up to the previous speech."""
+    tail_room_s: float = 0.0
+    """Silence available after ``end_s`` (s) inside the recording, up to the next speech."""
+
+    @property
+    def span_s(self) -> float:
+        """``end_s - start_s``."""
+        return self.end_s - self.start_s
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data for manifests."""
+        d = asdict(self)
+        d["channel_weights"] = list(self.channel_weights)
+        d["long_pauses"] = [list(p) for p in self.long_pauses]
+        return d
+
+
+@dataclass
+class ClipPlan:
+    """A candidate clip: its pieces in clip order, the expected result and how it scored.
+
+    ``duration_s`` is the expected length of the rendered clip (pieces after pause shortening, plus
+    joins and edge room tone); ``longest_run_s`` and ``max_pause_s`` are the expected speech figures
+    after shortening, judged with the family's ``min_pause_s``.
+    """
+
+    family: str
+    speaker: str
+    pieces: list[Piece]
+    duration_s: float
+    longest_run_s: float
+    max_pause_s: float
+    score: float
+    score_parts: dict[str, float] = field(default_factory=dict)
+    measures: dict[str, Any] = field(default_factory=dict)
+    """Window-level measurements used for scoring (snr_db, dnsmos_ovrl, ...)."""
+
+    @property
+    def assembled(self) -> bool:
+        """True when the clip joins more than one piece."""
+        return len(self.pieces) > 1
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data for manifests (``alternatives`` and debugging)."""
+        return {
+            "family": self.family,
+            "speaker": self.speaker,
+            "assembled": self.assembled,
+            "pieces": [p.to_dict() for p in self.pieces],
+            "segments": [{"path": p.path, "start_s": p.start_s, "end_s": p.end_s} for p in self.pieces],
+            "duration_s": round(self.duration_s, 3),
+            "longest_run_s": round(self.longest_run_s, 3),
+            "max_pause_s": round(self.max_pause_s, 3),
+            "score": round(self.score, 4),
+            "score_parts": {k: round(v, 4) for k, v in self.score_parts.items()},
+            "measures": self.measures,
+        }
+
+
+@dataclass
+class Selection:
+    """The outcome of selection for one speaker and family.
+
+    ``best`` is ``None`` when no plan satisfies the family's rules; ``reasons`` then holds the reason
+    codes (e.g. ``no_continuous_speech``, ``too_short``) and ``message`` says why in words.
+    """
+
+    family: str
+    speaker: str
+    best: ClipPlan | None
+    alternatives: list[ClipPlan] = field(default_factory=list)
+    reasons: list[str] = field(default_factory=list)
+    message: str = ""
