@@ -191,9 +191,9 @@ def test_failed_read_and_combine_and_format_names() -> None:
 
 
 def test_open_ended_recommended_range_reads_naturally() -> None:
-    from pipeline.rules.families import range_text
+    from pipeline.rules.metrics import range_text
 
     assert range_text(30.0, None) == "at least 30"
     assert range_text(None, 20.0, "s") == "at most 20 s"
-    assert range_text(10.0, 20.5, "s") == "10-20.50 s"
+    assert range_text(10.0, 20.5, "s") == "10-20.5 s"
     assert range_text(None, None) == "any"

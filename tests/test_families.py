@@ -15,7 +15,6 @@ import yaml
 
 from pipeline.errors import SpecError, all_codes
 from pipeline.rules.families import (
-    METRICS,
     FamilySpec,
     Gate,
     Limits,
@@ -25,6 +24,7 @@ from pipeline.rules.families import (
     load_all,
     load_family,
 )
+from pipeline.rules.metrics import GATE_METRICS
 
 REPO = Path(__file__).resolve().parents[1]
 SPEC_DIR = REPO / "configs" / "families"
@@ -161,7 +161,7 @@ def test_every_sourced_item_resolves_to_a_dated_source(specs: dict[str, FamilySp
 def test_gates_use_known_metrics_reasons_and_sane_thresholds(specs: dict[str, FamilySpec]) -> None:
     for spec in specs.values():
         by_metric = {g.metric: g for g in spec.gates}
-        assert set(by_metric) <= set(METRICS)
+        assert set(by_metric) <= set(GATE_METRICS)
         assert {g.reason for g in spec.gates} <= set(all_codes())
         snr, clip, ovrl = by_metric["snr_db"], by_metric["clipped_ratio"], by_metric["dnsmos_ovrl"]
         assert (snr.direction, snr.warn, snr.fail) == ("min", 25, 15)

@@ -24,7 +24,6 @@ import pytest
 import soundfile as sf
 
 import pipeline
-from pipeline.analysis.fastpass import METRIC_NAMES
 from pipeline.batch.config import load_config
 from pipeline.batch.manifest import ManifestError
 from pipeline.batch.runner import PROBE_KEYS
@@ -38,6 +37,7 @@ from pipeline.report.results import (
     SCORE_PARTS,
     load_run,
 )
+from pipeline.rules.metrics import FAST_PASS_METRICS
 from pipeline.selection.scoring import WEIGHTS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -155,7 +155,7 @@ def test_columns_follow_the_documented_schema_with_stable_dtypes(out: Path) -> N
     )
     assert pd.api.types.is_string_dtype(clips["clip_path"]) and clips["failed_rules"] == np.dtype("O")
     # the metrics and probe columns name exactly what the runner writes
-    assert list(METRIC_COLUMNS) == [*METRIC_NAMES, "pauses"]
+    assert list(METRIC_COLUMNS) == [*FAST_PASS_METRICS, "pauses"]
     assert tuple(PROBE_COLUMNS) == PROBE_KEYS
     assert tuple(WEIGHTS) == SCORE_PARTS
 

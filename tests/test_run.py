@@ -31,12 +31,12 @@ import pipeline.analysis.fastpass
 import pipeline.analysis.inspection
 import pipeline.audio.io
 import pipeline.render.clip
-from pipeline.analysis.fastpass import METRIC_NAMES
 from pipeline.analysis.inspection import check
 from pipeline.batch.config import load_config
 from pipeline.batch.manifest import fingerprint
 from pipeline.batch.runner import RunError, find_inputs, run
 from pipeline.rules.families import ENV_FAMILIES_DIR, families_dir, load_family
+from pipeline.rules.metrics import FAST_PASS_METRICS
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT / "data" / "samples"
@@ -268,7 +268,7 @@ def test_recordings_manifest_has_one_row_per_file_with_the_field_contract(
     )
     assert probe["duration_s"] == pytest.approx(21.0, abs=0.05)
     assert probe["bytes"] == (corpus / "alice/phone_memo.m4a").stat().st_size
-    assert set(METRIC_NAMES) <= set(memo["metrics"])
+    assert set(FAST_PASS_METRICS) <= set(memo["metrics"])
     assert memo["metrics"]["duration_s"] == pytest.approx(21.0, abs=0.05)
     # Speech segments (for the report's waveforms): ordered, inside the file, adding up to the speech.
     spans = memo["speech_segments"]

@@ -30,6 +30,7 @@ from pipeline.analysis.vad import WebRtcVad, segments_from_mask, speech_mask
 from pipeline.audio.mix import ChannelChoice, choose_channels, mix
 from pipeline.audio.resample import StreamResampler
 from pipeline.errors import InvalidArgument
+from pipeline.rules.metrics import FAST_PASS_METRICS
 
 DNSMOS_WINDOW_S = 10.0
 """DNSMOS scores non-overlapping windows of this length (its model looks at 9.01 s)."""
@@ -39,32 +40,6 @@ DNSMOS_MIN_SPEECH_RATIO = 0.5
 
 REVERB_MIN_SNR_DB = 15.0
 """Below this SNR the decay-based reverb measures mistake noise for echo: they are reported as null."""
-
-METRIC_NAMES: tuple[str, ...] = (
-    "duration_s",
-    "speech_s",
-    "speech_ratio",
-    "longest_run_s",
-    "max_pause_s",
-    "pauses_over_2s",
-    "snr_db",
-    "wada_snr_db",
-    "noise_floor_dbfs",
-    "rt60_s",
-    "reverb_score",
-    "clipped_ratio",
-    "clipped_events",
-    "bandwidth_hz",
-    "bandwidth_class",
-    "lufs",
-    "true_peak_dbtp",
-    "dc_offset",
-    "dnsmos_sig",
-    "dnsmos_bak",
-    "dnsmos_ovrl",
-    "channel_choice",
-)
-"""The public metric names, in report order (``pauses`` is an extra list kept beside them)."""
 
 
 @dataclass
@@ -231,9 +206,9 @@ class FastPass:
                 m.put(key, None, why="not_measured: DNSMOS was not requested (use --dnsmos)")
 
         m.values["channel_choice"] = self.choice.to_dict()
-        metrics = {name: m.values.get(name) for name in METRIC_NAMES}
+        metrics = {name: m.values.get(name) for name in FAST_PASS_METRICS}
         metrics["pauses"] = m.values.get("pauses", [])
-        for name in METRIC_NAMES:
+        for name in FAST_PASS_METRICS:
             if metrics[name] is None and name not in m.null_reasons:
                 m.null_reasons[name] = "not_measured: no value"
         return FastPassResult(

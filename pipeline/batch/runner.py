@@ -15,6 +15,7 @@ again ends with the same manifests and clips as an uninterrupted one.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import functools
 import json
@@ -25,6 +26,7 @@ import time
 import traceback
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -186,58 +188,63 @@ def _file_sha256(source: Path, cache_dir: Path) -> str:
     return value
 
 
-def analyze_input(
-    item: InputFile, *, cache_dir: str, config: dict[str, Any], cached_only: bool = False
-) -> dict[str, Any] | None:
-    """Stage-1 task: the recordings row of one file and the path of its cached features (or None).
+def _recording_cache(item: InputFile, cache: Path, cfg: RunConfig) -> tuple[str, Path, Path]:
+    """The file's sha256 and where its analysis is cached (row and features), keyed by content and settings."""
+    sha = _file_sha256(Path(item.source), cache)
+    key = fingerprint({"sha256": sha, "analysis": cfg.analysis_fingerprint_fields(), "code": _code_version()})
+    return sha, cache / "recordings" / f"{key}.json", cache / "recordings" / f"{key}.npz"
 
-    Data problems become a ``failed`` row with a reason code; this function only raises on bugs.
-    ``cached_only`` returns ``None`` instead of analysing when the result is not cached yet.
+
+def cached_recording(item: InputFile, *, cache_dir: Path, config: RunConfig) -> dict[str, Any] | None:
+    """Stage 1 without analysing: the result of a file that cannot be read or whose analysis is cached.
+
+    ``None`` when the file must be analysed (:func:`analyze_recording`, in a worker). Runs in the calling
+    process: a repeated run over an unchanged input starts no worker at all.
     """
-    cfg = RunConfig.model_validate(config)
-    cache = Path(cache_dir)
     row: dict[str, Any] = {"path": item.path, "speaker": item.speaker}
     if item.problem is not None:
         from pipeline.errors import reason
 
-        return {
-            "row": {
-                **row,
-                "status": "failed",
-                "reasons": [item.problem],
-                "message": reason(item.problem).message,
-            },
-            "features": None,
+        failed = {
+            **row,
+            "status": "failed",
+            "reasons": [item.problem],
+            "message": reason(item.problem).message,
         }
-    source = Path(item.source)
+        return {"row": failed, "features": None}
     try:
-        sha = _file_sha256(source, cache)
+        _, row_path, feat_path = _recording_cache(item, cache_dir, config)
     except (OSError, AudioReadError) as exc:
         message = exc.message if isinstance(exc, AudioReadError) else str(exc.strerror or exc)
-        message = message.replace(str(source), item.path)
+        message = message.replace(item.source, item.path)
         return {
             "row": {**row, "status": "failed", "reasons": ["unreadable"], "message": message},
             "features": None,
         }
-    key = fingerprint({"sha256": sha, "analysis": cfg.analysis_fingerprint_fields(), "code": _code_version()})
-    row_path = cache / "recordings" / f"{key}.json"
-    feat_path = cache / "recordings" / f"{key}.npz"
     cached = _read_json(row_path)
-    if cached is not None and (cached.get("status") != "ok" or feat_path.exists()):
-        cached.update(row)  # the same bytes may sit under another name or speaker
-        cached["message"] = str(cached.get("message") or "").replace(_PATH_TOKEN, item.path)
-        return {"row": cached, "features": str(feat_path) if cached.get("status") == "ok" else None}
-    if cached_only:
+    if cached is None or (cached.get("status") == "ok" and not feat_path.exists()):
         return None
+    cached.update(row)  # the same bytes may sit under another name or speaker
+    cached["message"] = str(cached.get("message") or "").replace(_PATH_TOKEN, item.path)
+    return {"row": cached, "features": str(feat_path) if cached.get("status") == "ok" else None}
+
+
+def analyze_recording(item: InputFile, *, cache_dir: Path, config: RunConfig) -> dict[str, Any]:
+    """Stage-1 task: the recordings row of one file and the path of its cached features (or None).
+
+    Data problems become a ``failed`` row with a reason code; this function only raises on bugs.
+    """
     from pipeline.analysis.fastpass import analyze_file
     from pipeline.audio.io import probe
     from pipeline.selection.features import RecordingFeatures
 
-    row["sha256"] = sha
+    source = Path(item.source)
+    sha, row_path, feat_path = _recording_cache(item, cache_dir, config)
+    row: dict[str, Any] = {"path": item.path, "speaker": item.speaker, "sha256": sha}
     try:
-        info = probe(source, max_duration_s=cfg.max_input_s, hash=False)
+        info = probe(source, max_duration_s=config.max_input_s, hash=False)
         row["probe"] = {k: getattr(info, k) for k in PROBE_KEYS}
-        result = analyze_file(source, strategy=cfg.channel_strategy, max_duration_s=cfg.max_input_s)
+        result = analyze_file(source, strategy=config.channel_strategy, max_duration_s=config.max_input_s)
         if not result.metrics.get("duration_s"):
             raise AudioReadError("empty", "no samples could be decoded")
     except AudioReadError as exc:
@@ -303,33 +310,34 @@ def _clip_file(out_dir: Path, speaker: str, family: str, fmt: str) -> Path:
     return out_dir / "clips" / safe_name(speaker) / f"{family}.{fmt}"
 
 
-def make_clip(
-    task: ClipTask, *, out_dir: str, cache_dir: str, config: dict[str, Any], cached_only: bool = False
-) -> dict[str, Any] | None:
-    """Stage-2 task: choose, render and re-check the clip of one speaker for one family.
-
-    ``cached_only`` returns ``None`` instead of working when the result is not cached yet.
-    """
+def _clip_cache(task: ClipTask, cache_dir: Path, cfg: RunConfig) -> tuple[Any, str, Path]:
     from pipeline.rules.families import load_family
+
+    spec = load_family(task.family)
+    key = _clip_key(task, spec.model_dump(mode="json"), cfg)
+    return spec, key, cache_dir / "clips" / f"{key}.json"
+
+
+def cached_clip(
+    task: ClipTask, *, out_dir: Path, cache_dir: Path, config: RunConfig
+) -> dict[str, Any] | None:
+    """Stage 2 without working: the cached row of this speaker and family when its clip is intact, else None."""
+    _, _, row_path = _clip_cache(task, cache_dir, config)
+    cached = _read_json(row_path)
+    return cached if cached is not None and _clip_intact(out_dir, cached) else None
+
+
+def make_clip(task: ClipTask, *, out_dir: Path, cache_dir: Path, config: RunConfig) -> dict[str, Any]:
+    """Stage-2 task: choose, render and re-check the clip of one speaker for one family."""
     from pipeline.selection.features import RecordingFeatures
 
-    cfg = RunConfig.model_validate(config)
-    spec = load_family(task.family)
-    out = Path(out_dir)
-    key = _clip_key(task, spec.model_dump(mode="json"), cfg)
-    row_path = Path(cache_dir) / "clips" / f"{key}.json"
-    cached = _read_json(row_path)
-    if cached is not None and _clip_intact(out, cached):
-        return cached
-    if cached_only:
-        return None
-
+    spec, key, row_path = _clip_cache(task, cache_dir, config)
     recordings = []
     for feat_path, source, rel in task.features:
         features = RecordingFeatures.load(Path(feat_path))
         features.source, features.path, features.speaker = source, rel, task.speaker
         recordings.append(features)
-    row = _select_render_check(recordings, spec, out, cfg)
+    row = _select_render_check(recordings, spec, out_dir, config)
     row["key"] = key
     _write_json(row_path, row)
     del recordings
@@ -465,7 +473,7 @@ def run(
     *,
     families: Sequence[str] | None = None,
     config: RunConfig | None = None,
-    executor: str | None = None,
+    executor: str | Executor | None = None,
     jobs: int | None = None,
     scheduler: str | None = None,
     resume: bool = True,
@@ -474,6 +482,10 @@ def run(
     progress: ProgressCallback | None = None,
 ) -> RunSummary:
     """Run voiceprep over a file or folder and write the outputs to ``out_dir``.
+
+    ``executor`` is ``"serial"``, ``"processes"`` or ``"dask"`` (default: the config's), or any
+    :class:`concurrent.futures.Executor` (a Dask ``client.get_executor()``, a thread pool), which the run
+    uses and leaves open; the kinds are started only when some work is not cached, and stopped at the end.
 
     Raises :class:`RunError` when the run cannot proceed (no input, unwritable output); data problems in
     individual files never raise: they become rows with a status and reasons.
@@ -522,14 +534,44 @@ def run(
     timings: dict[str, float] = {}
     recordings: list[RecordingRow] = []
     clips: list[ClipRow] = []
-    if kind not in KINDS:
+    if isinstance(kind, str) and kind not in KINDS:
         raise InvalidArgument(f"executor must be one of {', '.join(KINDS)}, got {kind!r}")
-    pool = _LazyPool(kind, workers, scheduler)
-    try:
+    tasks = {"from_cache": 0, "computed": 0}
+    with contextlib.ExitStack() as stack:
+        opened: list[Executor] = [kind] if isinstance(kind, Executor) else []
+
+        def outcomes(cached: Callable[[Any], Any], compute: Callable[[Any], Any], items: Sequence[Any]):
+            """``(item, result or exception)``: cached results first (no worker), then the computed ones."""
+            from pipeline.batch.executors import map_unordered, open_executor
+
+            missing = []
+            for item in items:
+                try:
+                    hit = cached(item)
+                except Exception:  # a damaged cache entry: compute it again
+                    hit = None
+                if hit is None:
+                    missing.append(item)
+                else:
+                    tasks["from_cache"] += 1
+                    yield item, hit
+            if missing and not opened:  # started on first need, once per run
+                opened.append(
+                    stack.enter_context(open_executor(str(kind), jobs=workers, scheduler=scheduler))
+                )
+            for item, result in map_unordered(opened[0], compute, missing) if missing else ():
+                tasks["computed"] += 1
+                yield item, result
+
         t_stage = time.perf_counter()
         feature_paths: dict[str, str] = {}
-        task = functools.partial(analyze_input, cache_dir=str(cache), config=config_dict)
-        for item, result in pool.results(task, inputs):
+        where = {"cache_dir": cache, "config": cfg}
+        stage1 = outcomes(
+            functools.partial(cached_recording, **where),
+            functools.partial(analyze_recording, **where),
+            inputs,
+        )
+        for item, result in stage1:
             if isinstance(result, BaseException):
                 data = {"row": _failed_task_row("recording", item, result), "features": None}
                 _log_crash(out, item.path, result)
@@ -552,8 +594,11 @@ def run(
             clips.append(row)
             append_row(clip_manifest, row)
             _notify(progress, "clip", row=row)
-        task2 = functools.partial(make_clip, out_dir=str(out), cache_dir=str(cache), config=config_dict)
-        for item, result in pool.results(task2, clip_tasks):
+        where = {"out_dir": out, "cache_dir": cache, "config": cfg}
+        stage2 = outcomes(
+            functools.partial(cached_clip, **where), functools.partial(make_clip, **where), clip_tasks
+        )
+        for item, result in stage2:
             if isinstance(result, BaseException):
                 row_dict = _failed_task_row("clip", item, result)
                 _log_crash(out, f"{item.speaker}/{item.family}", result)
@@ -564,9 +609,6 @@ def run(
             append_row(clip_manifest, row)
             _notify(progress, "clip", row=row)
         timings["clips_s"] = time.perf_counter() - t_stage
-        tasks = {"from_cache": pool.from_cache, "computed": pool.computed}
-    finally:
-        pool.close()
 
     recordings.sort(key=lambda r: r.path)
     clips.sort(key=lambda c: (c.speaker, c.family))
@@ -585,7 +627,7 @@ def run(
             "config_fingerprint": fingerprint(config_dict),
             "families": family_names,
             "input": str(Path(input_path).resolve()),
-            "executor": kind,
+            "executor": kind if isinstance(kind, str) else type(kind).__name__,
             "jobs": workers,
             "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
             "seconds": round(seconds, 3),
@@ -624,48 +666,6 @@ def _check_speaker_folders(inputs: Sequence[InputFile]) -> None:
                 f"speakers {other!r} and {item.speaker!r} would share the clip folder clips/{folder}/; "
                 "rename one (e.g. with --speaker-map)"
             )
-
-
-class _LazyPool:
-    """Answers cached tasks in this process and starts the executor only for the rest.
-
-    A repeated run over an unchanged input then starts no worker at all (starting a process pool or a
-    Dask cluster costs more than reading every cached result).
-    """
-
-    def __init__(self, kind: str, jobs: int | None, scheduler: str | None) -> None:
-        self.kind, self.jobs, self.scheduler = kind, jobs, scheduler
-        self._executor: Any = None
-        self.from_cache = 0
-        self.computed = 0
-
-    def results(self, task: Callable[..., Any], items: Sequence[Any]) -> Iterable[tuple[Any, Any]]:
-        """``(item, result or exception)``: cached results first, then the computed ones as they finish."""
-        missing = []
-        for item in items:
-            try:
-                cached = task(item, cached_only=True)
-            except Exception:  # a damaged cache entry: compute it again
-                cached = None
-            if cached is None:
-                missing.append(item)
-            else:
-                self.from_cache += 1
-                yield item, cached
-        if not missing:
-            return
-        if self._executor is None:
-            from pipeline.batch.executors import make_executor
-
-            self._executor = make_executor(self.kind, jobs=self.jobs, scheduler=self.scheduler)
-        for item, result in self._executor.map_unordered(task, missing):
-            self.computed += 1
-            yield item, result
-
-    def close(self) -> None:
-        """Shut the executor down if it was started."""
-        if self._executor is not None:
-            self._executor.close()
 
 
 def _clip_tasks(
@@ -745,10 +745,3 @@ def _log_crash(out: Path, what: str, exc: BaseException) -> None:
     text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
     with (out / "errors.log").open("a") as fh:
         fh.write(f"--- {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} {what}\n{text}\n")
-
-
-def validate_jobs(jobs: int | None) -> int | None:
-    """``jobs`` as given on the command line: None or a positive integer."""
-    if jobs is not None and jobs < 1:
-        raise InvalidArgument(f"--jobs must be at least 1, got {jobs}")
-    return jobs

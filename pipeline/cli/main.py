@@ -166,39 +166,6 @@ def _expand(paths: list[Path]) -> list[tuple[str, str | None]]:
     return items
 
 
-_METRIC_UNITS = {
-    "duration_s": "s",
-    "speech_s": "s",
-    "longest_run_s": "s",
-    "max_pause_s": "s",
-    "snr_db": "dB",
-    "wada_snr_db": "dB",
-    "noise_floor_dbfs": "dBFS",
-    "rt60_s": "s",
-    "bandwidth_hz": "Hz",
-    "lufs": "LUFS",
-    "true_peak_dbtp": "dBTP",
-}
-
-
-def _metric_text(name: str, value: object) -> str:
-    if value is None:
-        return "-"
-    if name == "clipped_events":
-        events = list(value)  # type: ignore[arg-type]
-        shown = ", ".join(f"{t:.2f}" for t in events[:6])
-        return f"{len(events)} ({shown}{', ...' if len(events) > 6 else ''})" if events else "0"
-    if name == "channel_choice":
-        return str(value.get("detail") or value.get("method"))  # type: ignore[union-attr]
-    if name == "clipped_ratio":
-        return f"{float(value) * 100:.3f} %"  # type: ignore[arg-type]
-    unit = _METRIC_UNITS.get(name, "")
-    text = f"{value:.3g}" if isinstance(value, float) and abs(value) < 1 else _fmt(value)
-    if name == "bandwidth_hz" and isinstance(value, int | float):
-        text = f"{value:.0f}"
-    return f"{text} {unit}".strip()
-
-
 @app.command()
 def analyze(
     paths: Annotated[list[Path], typer.Argument(help="Files or folders (searched recursively).")],
@@ -209,9 +176,9 @@ def analyze(
     ] = "best",
 ) -> None:
     """Measure each recording: speech, runs and pauses, SNR, reverb, clipping, bandwidth, loudness."""
-    from pipeline.analysis.fastpass import METRIC_NAMES
     from pipeline.analysis.inspection import analyze as analyze_one
     from pipeline.errors import AudioReadError, reason
+    from pipeline.rules.metrics import FAST_PASS_METRICS, value_text
 
     if strategy not in {"best", "first", "mean"}:
         raise typer.BadParameter(f"--channels must be best, first or mean (got {strategy!r})")
@@ -239,10 +206,10 @@ def analyze(
         table.add_column("metric")
         table.add_column("value", justify="right")
         table.add_column("note")
-        for name in METRIC_NAMES:
+        for name in FAST_PASS_METRICS:
             value = row["metrics"].get(name)
             note = "" if value is not None else row["null_reasons"].get(name, "")
-            table.add_row(name, _metric_text(name, value), note)
+            table.add_row(name, value_text(name, value), note)
         out.print(table)
         if row["reasons"]:
             out.print(f"  warnings: {', '.join(row['reasons'])}")
@@ -557,7 +524,8 @@ def families_list(ctx: typer.Context) -> None:
     """List the model families voiceprep knows (``voiceprep families show NAME`` for the rules)."""
     if ctx.invoked_subcommand is not None:
         return
-    from pipeline.rules.families import load_all, range_text
+    from pipeline.rules.families import load_all
+    from pipeline.rules.metrics import range_text
 
     specs = load_all()
     table = Table(header_style="bold")

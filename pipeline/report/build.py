@@ -172,16 +172,13 @@ def _voice_previews(clip: ClipView, out_dir: Path, base: Path) -> None:
 
 def _histograms(data: ReportData) -> list[str]:
     from pipeline.report import plots
+    from pipeline.report.data import HISTOGRAM_METRICS
+    from pipeline.rules.metrics import METRICS
 
-    titles = {
-        "snr_db": ("SNR", "dB"),
-        "dnsmos_ovrl": ("DNSMOS OVRL", ""),
-        "reverb_score": ("reverb score", ""),
-        "bandwidth_class": ("bandwidth class", ""),
-        "duration_s": ("clip duration", "s"),
-    }
     out = []
-    for metric, (title, unit) in titles.items():
+    for metric in HISTOGRAM_METRICS:
+        title, unit = METRICS[metric].label, METRICS[metric].unit
+        title = "clip duration" if metric == "duration_s" else title
         h = data.histograms.get(metric) or {"values": [], "gates": {}}
         out.append(
             plots.histogram_svg(h["values"], metric=metric, title=title, unit=unit, gates=h["gates"] or None)

@@ -310,7 +310,7 @@ def _recording_cells(
         if metric == "bandwidth_hz" and x is not None and metrics.get("bandwidth_class"):
             text = f"{fmt.value(metric, x, 'Hz')} ({metrics['bandwidth_class']})"
         else:
-            text = fmt.value(metric, x, {"snr_db": "dB", "lufs": "LUFS"}.get(metric, ""))
+            text = fmt.value(metric, x)
         if x is None:
             cells[metric] = (text, None, null_reasons.get(metric, "not measured"))
             continue

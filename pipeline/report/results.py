@@ -42,6 +42,7 @@ from pipeline.batch.manifest import (
     to_jsonable,
 )
 from pipeline.errors import InvalidArgument, VoiceprepError
+from pipeline.rules.metrics import pandas_dtypes
 
 if TYPE_CHECKING:
     import numpy as np
@@ -62,32 +63,8 @@ PROBE_COLUMNS: dict[str, str] = {
 }
 """Probe keys (``probe.<key>`` columns of :attr:`RunResults.recordings`) and their kind."""
 
-METRIC_COLUMNS: dict[str, str] = {
-    "duration_s": _F,
-    "speech_s": _F,
-    "speech_ratio": _F,
-    "longest_run_s": _F,
-    "max_pause_s": _F,
-    "pauses_over_2s": _I,
-    "snr_db": _F,
-    "wada_snr_db": _F,
-    "noise_floor_dbfs": _F,
-    "rt60_s": _F,
-    "reverb_score": _F,
-    "clipped_ratio": _F,
-    "clipped_events": _O,
-    "bandwidth_hz": _F,
-    "bandwidth_class": _S,
-    "lufs": _F,
-    "true_peak_dbtp": _F,
-    "dc_offset": _F,
-    "dnsmos_sig": _F,
-    "dnsmos_bak": _F,
-    "dnsmos_ovrl": _F,
-    "channel_choice": _O,
-    "pauses": _O,
-}
-"""The public metrics in report order (``metrics.<name>`` columns) and their kind."""
+METRIC_COLUMNS: dict[str, str] = dict(pandas_dtypes())
+"""The metrics (:data:`pipeline.rules.metrics.METRICS`, in report order) as ``metrics.<name>`` columns, and their kind."""
 
 SCORE_PARTS: tuple[str, ...] = (
     "snr",

@@ -10,12 +10,13 @@ Used by ``voiceprep check`` (a file as it is) and after every render (the clip v
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 from pipeline.errors import reason as reason_info
-from pipeline.rules.families import FamilySpec, Gate, number_text, range_text
+from pipeline.rules.families import FamilySpec, Gate, Limits
+from pipeline.rules.metrics import METRICS, number, range_text, value_text
 
 Verdict = Literal["pass", "warn", "fail"]
 _RANK = {"pass": 0, "warn": 1, "fail": 2}
@@ -156,6 +157,232 @@ def _check(
     )
 
 
+Seen = dict[str, Any]
+"""What a file shows the service: its delivered format, rate, channels, duration, upload size, speech."""
+
+_TESTS: dict[str, Callable[[Any, Any], bool]] = {
+    ">=": lambda v, lim: v >= lim,
+    "<=": lambda v, lim: v <= lim,
+    ">": lambda v, lim: v > lim,
+    "==": lambda v, lim: v == lim,
+    "in": lambda v, lim: v in lim,
+}
+
+
+def _within(value: float, span: Sequence[float | None]) -> bool:
+    lo, hi = span
+    return (lo is None or value >= lo) and (hi is None or value <= hi)
+
+
+@dataclass(frozen=True)
+class LimitRule:
+    """One kind of hard limit: where its limit and value come from, how they compare, what to say.
+
+    ``limit(limits, seen)`` gives the family's limit (``None``: the family states none, no check);
+    ``value(seen)`` the measured value (``None``: not measured, then ``unmeasured(seen)`` says why, or
+    ``None`` to stay silent). ``reason`` is the code of a failure (a function of the value when it depends
+    on it); a ``soft`` rule warns instead of failing; ``failures_only`` rules add no row when they pass.
+    """
+
+    name: str
+    label: str
+    op: str
+    unit: str
+    reason: str | Callable[[Any, Any], str]
+    limit: Callable[[Limits, Seen], Any]
+    value: Callable[[Seen], Any]
+    message: Callable[[Any, Any, bool, Seen], str]
+    unmeasured: Callable[[Seen], str | None] = lambda seen: None
+    skip_key: str | None = None
+    soft: bool = False
+    failures_only: bool = False
+    test: Callable[[Any, Any], bool] | None = None
+    hint: Callable[[Any], str] | None = None
+
+
+def _duration_rule(name: str, label: str, op: str, reason: str, attr: str, bound: str) -> LimitRule:
+    return LimitRule(
+        name=name,
+        label=label,
+        op=op,
+        unit="s",
+        reason=reason,
+        limit=lambda lim, seen: getattr(lim, attr).value,
+        value=lambda seen: seen["duration_s"],
+        message=lambda v, lim, ok, seen: f"duration {number(v)} s ({bound.format(number(lim))})",
+        unmeasured=lambda seen: "not_measured: the duration is unknown",
+        skip_key="duration_s",
+    )
+
+
+LIMIT_RULES: tuple[LimitRule, ...] = (
+    LimitRule(
+        name="format",
+        label="format",
+        op="in",
+        unit="",
+        reason="bad_format",
+        limit=lambda lim, seen: None if lim.formats.value is None else list(lim.formats.value),
+        value=lambda seen: seen["format"] or "unknown",
+        message=lambda v, lim, ok, seen: (
+            f"format {v} ({'accepted' if ok else 'not accepted'}; accepted: {', '.join(lim)})"
+        ),
+        test=lambda v, lim: v in lim,
+    ),
+    LimitRule(
+        name="sample_format",
+        label="sample format",
+        op="in",
+        unit="",
+        reason="bad_sample_format",
+        limit=lambda lim, seen: (
+            list((lim.sample_formats.value or {}).get(seen["format"]) or []) or None
+            if seen["format"]
+            else None
+        ),
+        value=lambda seen: seen["sample_format"] or "unknown",
+        message=lambda v, lim, ok, seen: f"{seen['format']} sample format {v} (accepted: {', '.join(lim)})",
+        test=lambda v, lim: v in lim,
+    ),
+    LimitRule(
+        name="sample_rate",
+        label="sample rate",
+        op=">=",
+        unit="Hz",
+        reason="rate_too_low",
+        limit=lambda lim, seen: lim.min_sample_rate.value,
+        value=lambda seen: seen["sample_rate"],
+        message=lambda v, lim, ok, seen: f"sample rate {v} Hz (needs {lim} Hz or more)",
+        unmeasured=lambda seen: "not_measured: the sample rate is unknown",
+    ),
+    LimitRule(
+        name="channels",
+        label="channels",
+        op="in",
+        unit="",
+        reason="not_mono",
+        limit=lambda lim, seen: None if lim.channels.value is None else list(lim.channels.value),
+        value=lambda seen: seen["channels"],
+        message=lambda v, lim, ok, seen: f"{v} channel(s) (accepted: {', '.join(map(str, lim))})",
+    ),
+    LimitRule(
+        name="first_channel_silent",
+        label="first channel",
+        op="==",
+        unit="",
+        reason="first_channel_silent",
+        # Only a family that hears the first channel alone, and only a file with more than one.
+        limit=lambda lim, seen: (
+            False if lim.first_channel_only.value and (seen["channels"] or 0) > 1 else None
+        ),
+        value=lambda seen: seen["first_channel_silent"],
+        message=lambda v, lim, ok, seen: (
+            "the first channel is silent; the service hears only the first channel"
+            if v
+            else "the first channel carries sound"
+        ),
+        unmeasured=lambda seen: "not_measured: channel levels were not measured",
+    ),
+    _duration_rule(
+        "min_duration_s", "duration (min)", ">=", "too_short", "min_duration_s", "needs {} s or more"
+    ),
+    _duration_rule(
+        "max_duration_s", "duration (max)", "<=", "too_long_clip", "max_duration_s", "at most {} s"
+    ),
+    LimitRule(
+        name="recommended_duration_s",
+        label="duration",
+        op="in",
+        unit="s",
+        reason=lambda v, lim: "too_short" if lim[0] is not None and v < lim[0] else "too_long_clip",
+        limit=lambda lim, seen: (
+            None
+            if lim.recommended_duration_s.value is None
+            else [lim.recommended_duration_s.value.min, lim.recommended_duration_s.value.max]
+        ),
+        value=lambda seen: seen["duration_s"],
+        message=lambda v, lim, ok, seen: (
+            f"duration {number(v)} s (recommended {range_text(lim[0], lim[1], 's')})"
+        ),
+        unmeasured=lambda seen: "not_measured: the duration is unknown",
+        skip_key="duration_s",
+        soft=True,
+        test=_within,
+        hint=lambda lim: f"aim for {range_text(lim[0], lim[1], 's')} of speech",
+    ),
+    LimitRule(
+        name="max_bytes",
+        label="upload size",
+        op="<=",
+        unit="bytes",
+        reason="too_large",
+        limit=lambda lim, seen: lim.max_bytes.value,
+        value=lambda seen: seen["upload_bytes"],
+        message=lambda v, lim, ok, seen: f"{seen['upload_what']} {v} bytes (at most {lim})",
+    ),
+    LimitRule(
+        name="speech",
+        label="speech",
+        op=">",
+        unit="s",
+        reason="no_speech",
+        limit=lambda lim, seen: 0.0,
+        value=lambda seen: seen["speech_s"],
+        message=lambda v, lim, ok, seen: "no speech was detected",
+        failures_only=True,
+    ),
+    LimitRule(
+        name="min_speech_run_s",
+        label="longest speech run",
+        op=">=",
+        unit="s",
+        reason="no_continuous_speech",
+        limit=lambda lim, seen: lim.min_speech_run_s.value,
+        value=lambda seen: seen["longest_run_s"],
+        message=lambda v, lim, ok, seen: f"longest unbroken speech {number(v)} s (needs {number(lim)} s)",
+        unmeasured=lambda seen: "not_measured: speech runs were not measured",
+    ),
+    LimitRule(
+        name="max_pause_s",
+        label="longest pause",
+        op="<=",
+        unit="s",
+        reason="pause_too_long",
+        limit=lambda lim, seen: lim.max_pause_s.value,
+        value=lambda seen: seen["max_pause_s"],
+        message=lambda v, lim, ok, seen: f"longest pause {number(v)} s (at most {number(lim)} s)",
+        unmeasured=lambda seen: "not_measured: pauses were not measured" if seen["speech_s"] else None,
+    ),
+)
+"""Every hard limit the engine applies, in the order the checks are listed. A new limit is one entry
+here plus its field in :class:`~pipeline.rules.families.Limits`."""
+
+LIMIT_LABELS: dict[str, str] = {"readable": "readable", **{r.name: r.label for r in LIMIT_RULES}}
+"""Short human names of the limit rules (``failed_read`` adds ``readable``)."""
+
+
+def _seen(
+    spec: FamilySpec, probe: Mapping[str, Any], metrics: Mapping[str, Any], first_channel_silent: bool | None
+) -> Seen:
+    """What the service will see of a file, from its probe and the metrics measured as the service hears it."""
+    size = probe.get("bytes")
+    base64 = spec.limits.inline_base64.value
+    sample_format = probe.get("sample_format")
+    return {
+        "format": delivered_format(probe),
+        "sample_format": _SUBTYPES.get(str(sample_format or ""), sample_format),
+        "sample_rate": probe.get("sample_rate"),
+        "channels": probe.get("channels"),
+        "first_channel_silent": first_channel_silent,
+        "duration_s": metrics.get("duration_s", probe.get("duration_s")),
+        "upload_bytes": None if size is None else (4 * math.ceil(size / 3) if base64 else size),
+        "upload_what": "base64 upload size" if base64 else "file size",
+        "speech_s": metrics.get("speech_s"),
+        "longest_run_s": metrics.get("longest_run_s"),
+        "max_pause_s": metrics.get("max_pause_s"),
+    }
+
+
 def check_limits(
     spec: FamilySpec,
     *,
@@ -163,242 +390,53 @@ def check_limits(
     metrics: Mapping[str, Any],
     first_channel_silent: bool | None = None,
 ) -> tuple[list[Check], dict[str, str]]:
-    """Apply the family's hard limits. Returns the checks and ``{rule: why}`` for rules not checkable.
+    """Apply the family's hard limits (:data:`LIMIT_RULES`). Returns the checks and ``{rule: why}`` for
+    the rules that could not be checked.
 
     ``metrics`` must have been measured the way the service hears the file (for a family that reads only
     the first channel, on the first channel) with the family's ``min_pause_s``; see :func:`evaluate`.
     """
-    lim = spec.limits
+    seen = _seen(spec, probe, metrics, first_channel_silent)
     checks: list[Check] = []
     skipped: dict[str, str] = {}
-
-    fmt = delivered_format(probe)
-    if lim.formats.value is not None:
-        allowed = list(lim.formats.value)
+    for rule in LIMIT_RULES:
+        limit = rule.limit(spec.limits, seen)
+        if limit is None:
+            continue
+        value = rule.value(seen)
+        if value is None:
+            why = rule.unmeasured(seen)
+            if why is not None:
+                skipped[rule.skip_key or rule.name] = why
+            continue
+        ok = (rule.test or _TESTS[rule.op])(value, limit)
+        if ok and rule.failures_only:
+            continue
+        code = rule.reason if isinstance(rule.reason, str) else rule.reason(value, limit)
+        message = rule.message(value, limit, ok, seen)
+        hint = rule.hint(limit) if rule.hint is not None and not ok else None
         checks.append(
             _check(
-                "format",
+                rule.name,
                 "limit",
-                fmt,
-                allowed,
-                "in",
-                "",
-                fmt in allowed,
-                "bad_format",
-                f"format {fmt or 'unknown'} ({'accepted' if fmt in allowed else 'not accepted'}; accepted: {', '.join(allowed)})",
+                value,
+                limit,
+                rule.op,
+                rule.unit,
+                ok,
+                code,
+                message,
+                soft=rule.soft,
+                hint=hint,
             )
         )
-    subtypes = (lim.sample_formats.value or {}).get(fmt or "") if fmt else None
-    if subtypes:
-        sub = _SUBTYPES.get(str(probe.get("sample_format") or ""), probe.get("sample_format"))
-        checks.append(
-            _check(
-                "sample_format",
-                "limit",
-                sub,
-                list(subtypes),
-                "in",
-                "",
-                sub in subtypes,
-                "bad_sample_format",
-                f"{fmt} sample format {sub} (accepted: {', '.join(subtypes)})",
-            )
-        )
-
-    rate = probe.get("sample_rate")
-    if lim.min_sample_rate.value is not None:
-        if rate is None:
-            skipped["sample_rate"] = "not_measured: the sample rate is unknown"
-        else:
-            need = lim.min_sample_rate.value
-            checks.append(
-                _check(
-                    "sample_rate",
-                    "limit",
-                    rate,
-                    need,
-                    ">=",
-                    "Hz",
-                    rate >= need,
-                    "rate_too_low",
-                    f"sample rate {rate} Hz (needs {need} Hz or more)",
-                )
-            )
-
-    channels = probe.get("channels")
-    if lim.channels.value is not None and channels is not None:
-        allowed_ch = list(lim.channels.value)
-        checks.append(
-            _check(
-                "channels",
-                "limit",
-                channels,
-                allowed_ch,
-                "in",
-                "",
-                channels in allowed_ch,
-                "not_mono",
-                f"{channels} channel(s) (accepted: {', '.join(map(str, allowed_ch))})",
-            )
-        )
-    if lim.first_channel_only.value and channels is not None and channels > 1:
-        if first_channel_silent is None:
-            skipped["first_channel_silent"] = "not_measured: channel levels were not measured"
-        else:
-            checks.append(
-                _check(
-                    "first_channel_silent",
-                    "limit",
-                    first_channel_silent,
-                    False,
-                    "==",
-                    "",
-                    not first_channel_silent,
-                    "first_channel_silent",
-                    "the first channel is silent; the service hears only the first channel"
-                    if first_channel_silent
-                    else "the first channel carries sound",
-                )
-            )
-
-    duration = metrics.get("duration_s", probe.get("duration_s"))
-    if duration is None:
-        skipped["duration_s"] = "not_measured: the duration is unknown"
-    else:
-        lo, hi = lim.min_duration_s.value, lim.max_duration_s.value
-        if lo is not None:
-            checks.append(
-                _check(
-                    "min_duration_s",
-                    "limit",
-                    duration,
-                    lo,
-                    ">=",
-                    "s",
-                    duration >= lo,
-                    "too_short",
-                    f"duration {number_text(duration)} s (needs {number_text(lo)} s or more)",
-                )
-            )
-        if hi is not None:
-            checks.append(
-                _check(
-                    "max_duration_s",
-                    "limit",
-                    duration,
-                    hi,
-                    "<=",
-                    "s",
-                    duration <= hi,
-                    "too_long_clip",
-                    f"duration {number_text(duration)} s (at most {number_text(hi)} s)",
-                )
-            )
-        rec = lim.recommended_duration_s.value
-        if rec is not None:
-            ok = (rec.min is None or duration >= rec.min) and (rec.max is None or duration <= rec.max)
-            code = "too_short" if rec.min is not None and duration < rec.min else "too_long_clip"
-            checks.append(
-                _check(
-                    "recommended_duration_s",
-                    "limit",
-                    duration,
-                    [rec.min, rec.max],
-                    "in",
-                    "s",
-                    ok,
-                    code,
-                    f"duration {number_text(duration)} s (recommended {range_text(rec.min, rec.max, 's')})",
-                    soft=True,
-                    hint=None if ok else f"aim for {range_text(rec.min, rec.max, 's')} of speech",
-                )
-            )
-
-    size = probe.get("bytes")
-    if lim.max_bytes.value is not None and size is not None:
-        limit_bytes = lim.max_bytes.value
-        upload = 4 * math.ceil(size / 3) if lim.inline_base64.value else size
-        what = "base64 upload size" if lim.inline_base64.value else "file size"
-        checks.append(
-            _check(
-                "max_bytes",
-                "limit",
-                upload,
-                limit_bytes,
-                "<=",
-                "bytes",
-                upload <= limit_bytes,
-                "too_large",
-                f"{what} {upload} bytes (at most {limit_bytes})",
-            )
-        )
-
-    speech_s = metrics.get("speech_s")
-    if speech_s is not None and speech_s <= 0:
-        checks.append(
-            _check("speech", "limit", 0.0, 0.0, ">", "s", False, "no_speech", "no speech was detected")
-        )
-    need_run = lim.min_speech_run_s.value
-    if need_run is not None:
-        run = metrics.get("longest_run_s")
-        if run is None:
-            skipped["min_speech_run_s"] = "not_measured: speech runs were not measured"
-        else:
-            checks.append(
-                _check(
-                    "min_speech_run_s",
-                    "limit",
-                    run,
-                    need_run,
-                    ">=",
-                    "s",
-                    run >= need_run,
-                    "no_continuous_speech",
-                    f"longest unbroken speech {number_text(run)} s (needs {number_text(need_run)} s)",
-                )
-            )
-    max_pause = lim.max_pause_s.value
-    if max_pause is not None:
-        pause = metrics.get("max_pause_s")
-        if pause is None:
-            if speech_s:
-                skipped["max_pause_s"] = "not_measured: pauses were not measured"
-        else:
-            checks.append(
-                _check(
-                    "max_pause_s",
-                    "limit",
-                    pause,
-                    max_pause,
-                    "<=",
-                    "s",
-                    pause <= max_pause,
-                    "pause_too_long",
-                    f"longest pause {number_text(pause)} s (at most {number_text(max_pause)} s)",
-                )
-            )
     return checks, skipped
-
-
-_PERCENT_METRICS = {"clipped_ratio", "speech_ratio"}
-
-
-def _gate_value_text(metric: str, value: float | None, unit: str) -> str:
-    """A value as a person reads it: ratios as percentages, other numbers with their unit."""
-    if value is None:
-        return "-"
-    if metric in _PERCENT_METRICS:
-        return f"{value * 100:.3g} %"
-    text = number_text(value)
-    return f"{text} {unit}" if unit else text
 
 
 def check_gates(
     gates: Sequence[Gate], *, metrics: Mapping[str, Any], null_reasons: Mapping[str, str] | None = None
 ) -> tuple[list[Check], dict[str, str]]:
     """Apply quality gates to measured metrics; a gate whose metric is missing is reported, not judged."""
-    from pipeline.rules.families import METRIC_UNITS
-
     checks: list[Check] = []
     skipped: dict[str, str] = {}
     for gate in gates:
@@ -411,15 +449,12 @@ def check_gates(
             continue
         threshold = gate.fail if verdict == "fail" else gate.warn if gate.warn is not None else gate.fail
         op = ">=" if gate.direction == "min" else "<="
-        unit = METRIC_UNITS.get(gate.metric, "")
-        shown = _gate_value_text(gate.metric, value, unit)
+        unit = METRICS[gate.metric].unit
+        shown, limit_shown = value_text(gate.metric, value), value_text(gate.metric, threshold)
         if verdict == "pass":
-            message = f"{gate.metric} {shown} (passes {op} {_gate_value_text(gate.metric, threshold, unit)})"
+            message = f"{gate.metric} {shown} (passes {op} {limit_shown})"
         else:
-            message = (
-                f"{gate.metric} {shown} ({verdict}: should be {op} "
-                f"{_gate_value_text(gate.metric, threshold, unit)})"
-            )
+            message = f"{gate.metric} {shown} ({verdict}: should be {op} {limit_shown})"
         checks.append(
             Check(
                 rule=name,

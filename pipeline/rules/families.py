@@ -30,10 +30,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pydantic_core import PydanticCustomError
 
 from pipeline.errors import SpecError, all_codes
+from pipeline.rules.metrics import GATE_METRICS, METRICS, range_text
 
 __all__ = [
-    "METRICS",
-    "METRIC_UNITS",
     "OWN_SOURCE",
     "Delivery",
     "FamilySpec",
@@ -59,41 +58,6 @@ ENV_FAMILIES_DIR = "VOICEPREP_FAMILIES_DIR"
 
 OWN_SOURCE = "voiceprep"
 """Source id for voiceprep's own choices; items citing it must say ``why``."""
-
-METRIC_UNITS: dict[str, str] = {
-    "snr_db": "dB",
-    "wada_snr_db": "dB",
-    "reverb_score": "",
-    "rt60_s": "s",
-    "clipped_ratio": "",
-    "bandwidth_hz": "Hz",
-    "dnsmos_ovrl": "",
-    "dnsmos_sig": "",
-    "dnsmos_bak": "",
-    "lufs": "LUFS",
-    "true_peak_dbtp": "dBTP",
-    "speech_ratio": "",
-    "noise_floor_dbfs": "dBFS",
-}
-"""Every metric a gate may name, with its unit (empty for unitless scores and ratios)."""
-
-METRICS: tuple[str, ...] = tuple(METRIC_UNITS)
-"""The metric names a gate may use."""
-
-# Physically possible range of each metric (inclusive); a threshold outside it can never trigger.
-_METRIC_BOUNDS: dict[str, tuple[float, float]] = {
-    "reverb_score": (0.0, 1.0),
-    "rt60_s": (0.0, 30.0),
-    "clipped_ratio": (0.0, 1.0),
-    "bandwidth_hz": (0.0, 192000.0),
-    "dnsmos_ovrl": (1.0, 5.0),
-    "dnsmos_sig": (1.0, 5.0),
-    "dnsmos_bak": (1.0, 5.0),
-    "lufs": (-120.0, 0.0),
-    "true_peak_dbtp": (-120.0, 20.0),
-    "speech_ratio": (0.0, 1.0),
-    "noise_floor_dbfs": (-200.0, 0.0),
-}
 
 AudioFormat = Literal["wav", "mp3", "m4a", "flac", "ogg", "opus", "aac", "webm"]
 """Container/format names a spec may use (lower case, as file extensions)."""
@@ -123,28 +87,6 @@ def _fmt(x: float | None) -> str:
     if x is None:
         return "none"
     return f"{x:g}" if isinstance(x, float) else str(x)
-
-
-def number_text(x: float | None, digits: int = 2) -> str:
-    """A measured or limit number as text: whole numbers without decimals, others with ``digits``."""
-    if x is None:
-        return "-"
-    if float(x).is_integer():
-        return str(int(x))
-    return f"{x:.{digits}f}"
-
-
-def range_text(lo: float | None, hi: float | None, unit: str = "") -> str:
-    """The one way a range is written: ``10-20 s``, ``at least 30 s``, ``at most 20 s`` or ``any``."""
-    if lo is None and hi is None:
-        return "any"
-    if hi is None:
-        text = f"at least {number_text(lo)}"
-    elif lo is None:
-        text = f"at most {number_text(hi)}"
-    else:
-        text = f"{number_text(lo)}-{number_text(hi)}"
-    return f"{text} {unit}".rstrip()
 
 
 # --------------------------------------------------------------------------- building blocks
@@ -425,11 +367,11 @@ class Gate(Sourced):
     @field_validator("metric")
     @classmethod
     def _known_metric(cls, value: str) -> str:
-        if value not in METRIC_UNITS:
+        if value not in GATE_METRICS:
             raise PydanticCustomError(
                 "spec_metric",
                 "unknown metric '{value}' (known: {known})",
-                {"value": value, "known": ", ".join(METRICS)},
+                {"value": value, "known": ", ".join(GATE_METRICS)},
             )
         return value
 
@@ -452,7 +394,7 @@ class Gate(Sourced):
             x = getattr(self, key)
             if x is not None and not math.isfinite(x):
                 raise _rule(key, f"must be a finite number (got {x})")
-            bounds = _METRIC_BOUNDS.get(self.metric)
+            bounds = METRICS[self.metric].bounds
             if x is not None and bounds is not None and not bounds[0] <= x <= bounds[1]:
                 raise _rule(
                     key, f"{self.metric} lies in [{_fmt(bounds[0])}, {_fmt(bounds[1])}] (got {_fmt(x)})"
@@ -879,7 +821,7 @@ def describe(spec: FamilySpec) -> list[tuple[str, str, str, str]]:
             ("delivery", key, _show(value, _DELIVERY_UNITS.get(key, "")), _cite(spec, spec.delivery.source))
         )
     for gate in spec.gates:
-        unit = METRIC_UNITS[gate.metric]
+        unit = METRICS[gate.metric].unit
         op = "<" if gate.direction == "min" else ">"
         parts = [
             f"{level} if {op} {_fmt(x)}{' ' + unit if unit else ''}"

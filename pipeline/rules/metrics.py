@@ -1,0 +1,182 @@
+"""The one table of metrics, and the one way numbers are written for people.
+
+Every measurement voiceprep reports is one :class:`Metric` in :data:`METRICS`: its name (the key in
+``metrics`` of a manifest row), a short label, its unit, its column type for pandas, the physically
+possible range (a gate threshold outside it can never trigger), whether a family's quality gate may
+name it, and how its value reads. The fast pass, the family loader, the check engine, the CLI,
+``load_run`` and the report all read this table: adding a metric is one entry here plus its meter.
+
+:func:`value_text` writes any measured value or limit the way a person reads it (``12.3 s``, ``4.8 kHz``,
+``0.012 %``, ``-23.2 LUFS``); :func:`range_text` writes a range that may be open at one end.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+Dtype = Literal["float", "int", "text", "bool", "object"]
+Style = Literal["number", "percent", "events", "choice", "text"]
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One measurement: what it is called, in what unit, what type, and how it reads."""
+
+    name: str
+    label: str
+    unit: str = ""
+    dtype: Dtype = "float"
+    bounds: tuple[float, float] | None = None
+    """The physically possible range (inclusive); ``None`` for unbounded values."""
+    gate: bool = False
+    """A family's quality gate may name this metric."""
+    style: Style = "number"
+    digits: int = 2
+    """Decimals shown for plain numbers."""
+    fast_pass: bool = True
+    """Reported by the fast pass of every recording (``False``: an extra kept beside them)."""
+
+
+METRICS: dict[str, Metric] = {
+    m.name: m
+    for m in (
+        Metric("duration_s", "duration", "s"),
+        Metric("speech_s", "speech", "s"),
+        Metric("speech_ratio", "speech ratio", bounds=(0.0, 1.0), gate=True, style="percent"),
+        Metric("longest_run_s", "longest speech run", "s"),
+        Metric("max_pause_s", "longest pause", "s"),
+        Metric("pauses_over_2s", "pauses over 2 s", dtype="int"),
+        Metric("snr_db", "SNR", "dB", gate=True),
+        Metric("wada_snr_db", "WADA SNR", "dB", gate=True),
+        Metric("noise_floor_dbfs", "noise floor", "dBFS", bounds=(-200.0, 0.0), gate=True),
+        Metric("rt60_s", "RT60", "s", bounds=(0.0, 30.0), gate=True),
+        Metric("reverb_score", "reverb", bounds=(0.0, 1.0), gate=True, digits=3),
+        Metric("clipped_ratio", "clipping", bounds=(0.0, 1.0), gate=True, style="percent"),
+        Metric("clipped_events", "clipping events", dtype="object", style="events"),
+        Metric("bandwidth_hz", "bandwidth", "Hz", bounds=(0.0, 192000.0), gate=True),
+        Metric("bandwidth_class", "bandwidth class", dtype="text", style="text"),
+        Metric("lufs", "loudness", "LUFS", bounds=(-120.0, 0.0), gate=True),
+        Metric("true_peak_dbtp", "true peak", "dBTP", bounds=(-120.0, 20.0), gate=True),
+        Metric("dc_offset", "DC offset", digits=4),
+        Metric("dnsmos_sig", "DNSMOS SIG", bounds=(1.0, 5.0), gate=True, digits=3),
+        Metric("dnsmos_bak", "DNSMOS BAK", bounds=(1.0, 5.0), gate=True, digits=3),
+        Metric("dnsmos_ovrl", "DNSMOS OVRL", bounds=(1.0, 5.0), gate=True, digits=3),
+        Metric("channel_choice", "channels used", dtype="object", style="choice"),
+        Metric("pauses", "pauses", dtype="object", style="events", fast_pass=False),
+    )
+}
+"""Every metric, in report order."""
+
+FAST_PASS_METRICS: tuple[str, ...] = tuple(n for n, m in METRICS.items() if m.fast_pass)
+"""The metrics every analysed recording carries (``null`` with a reason when not measurable)."""
+
+GATE_METRICS: tuple[str, ...] = tuple(n for n, m in METRICS.items() if m.gate)
+"""The metrics a family's quality gate may name."""
+
+
+# ------------------------------------------------------------------------------------------ writing
+
+
+def is_number(x: Any) -> bool:
+    return isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def number(x: Any, *, digits: int = 2) -> str:
+    """A number with at most ``digits`` decimals and no trailing zeros (``15.0`` -> ``15``); ``—`` for None."""
+    if x is None:
+        return "—"
+    if not is_number(x):
+        return str(x)
+    text = f"{float(x):.{digits}f}".rstrip("0").rstrip(".")
+    return "0" if text in {"-0", ""} else text
+
+
+def seconds(x: Any) -> str:
+    """Seconds as ``12.3 s``, or ``1:02:03`` from one minute up; ``—`` for None."""
+    if not is_number(x):
+        return "—"
+    s = float(x)
+    if s < 60:
+        return f"{number(s, digits=1)} s"
+    whole = round(s)
+    h, rest = divmod(whole, 3600)
+    m, sec = divmod(rest, 60)
+    return f"{h}:{m:02d}:{sec:02d}" if h else f"{m}:{sec:02d}"
+
+
+def size(n_bytes: Any) -> str:
+    """Bytes as ``812 B``, ``14.2 kB`` or ``3.1 MB`` (powers of 1000, as the services count)."""
+    if not is_number(n_bytes):
+        return "—"
+    n = float(n_bytes)
+    if n < 1000:
+        return f"{int(n)} B"
+    if n < 1e6:
+        return f"{number(n / 1e3, digits=1)} kB"
+    return f"{number(n / 1e6, digits=2)} MB"
+
+
+def value_text(name: str, x: Any, unit: str | None = None) -> str:
+    """A measured value or limit with its unit, as a person reads it.
+
+    ``name`` is a metric (``snr_db``), a check rule (``gate:snr_db``, ``max_bytes``) or any key; the unit
+    comes from :data:`METRICS` unless given. Ratios read as percentages, Hz from 1000 up as kHz, bytes
+    as kB/MB, seconds as ``12.3 s`` or ``1:02``; lists are joined; ``—`` for a missing value.
+    """
+    key = name.removeprefix("gate:")
+    metric = METRICS.get(key)
+    if unit is None:
+        unit = metric.unit if metric is not None else ""
+    if x is None:
+        return "—"
+    style = metric.style if metric is not None else "number"
+    if style == "events" and isinstance(x, list | tuple):
+        shown = ", ".join(number(t if is_number(t) else t[0], digits=2) for t in x[:6])
+        return f"{len(x)} ({shown}{', ...' if len(x) > 6 else ''})" if x else "0"
+    if style == "choice" and isinstance(x, dict):
+        return str(x.get("detail") or x.get("method"))
+    if isinstance(x, bool):
+        return "yes" if x else "no"
+    if isinstance(x, list | tuple):
+        return ", ".join(value_text(name, v, unit) for v in x)
+    if not is_number(x):
+        return str(x)
+    if style == "percent":
+        pct = float(x) * 100.0
+        return f"{number(pct, digits=3 if pct < 0.1 else 2)} %"
+    if unit == "Hz" or key.endswith("_hz") or key == "sample_rate":
+        return f"{number(float(x) / 1000.0, digits=1)} kHz" if abs(float(x)) >= 1000 else f"{number(x)} Hz"
+    if unit == "bytes" or key == "max_bytes":
+        return size(x)
+    if unit == "s" or key.endswith("_s"):
+        return seconds(x)
+    text = number(x, digits=metric.digits if metric is not None else 2)
+    return f"{text} {unit}" if unit else text
+
+
+def range_text(lo: float | None, hi: float | None, unit: str = "") -> str:
+    """The one way a range is written: ``10-20 s``, ``at least 30 s``, ``at most 20 s`` or ``any``."""
+    if lo is None and hi is None:
+        return "any"
+    if hi is None:
+        text = f"at least {number(lo)}"
+    elif lo is None:
+        text = f"at most {number(hi)}"
+    else:
+        text = f"{number(lo)}-{number(hi)}"
+    return f"{text} {unit}".rstrip()
+
+
+def label(name: str) -> str:
+    """The short human name of a metric (``snr_db`` -> ``SNR``; ``gate:`` prefixes are dropped)."""
+    key = name.removeprefix("gate:")
+    metric = METRICS.get(key)
+    return metric.label if metric is not None else key.replace("_", " ")
+
+
+def pandas_dtypes(names: Sequence[str] | None = None) -> dict[str, Dtype]:
+    """``{metric: column type}`` for ``names`` (default: every metric), for the tables of ``load_run``."""
+    return {n: METRICS[n].dtype for n in (names or METRICS)}
