@@ -129,13 +129,50 @@ def test_analyze_json_and_debug_traceback(tmp_path: Path) -> None:
     assert bad_option.returncode == 2 and "Traceback" not in bad_option.stderr
 
 
-def test_run_with_an_invalid_config_cannot_proceed(tmp_path: Path) -> None:
+def test_run_with_an_invalid_config_is_a_usage_error(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text("jobs: -3\n")
     proc = voiceprep("run", SAMPLES / "bob", "--out", tmp_path / "out", "--config", bad)
-    assert proc.returncode == 3
+    assert proc.returncode == 2  # as for `submit --config` and as the README says
     assert proc.stderr.strip().count("\n") == 0 and "jobs" in proc.stderr
     unknown = tmp_path / "unknown.yaml"
     unknown.write_text("top_candidate: 4\n")  # misspelt key: strict config
     proc = voiceprep("run", SAMPLES / "bob", "--out", tmp_path / "out", "--config", unknown)
-    assert proc.returncode == 3 and "top_candidate" in proc.stderr
+    assert proc.returncode == 2 and "top_candidate" in proc.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_old_option_spellings_still_work_but_are_not_advertised() -> None:
+    new = voiceprep("analyze", SAMPLES / "bob" / "clipped.flac", "--json", "--channel-strategy", "first")
+    old = voiceprep("analyze", SAMPLES / "bob" / "clipped.flac", "--json", "--channels", "first")
+    assert new.returncode == old.returncode == 0
+    assert _json_lines(new.stdout) == _json_lines(old.stdout)
+    help_text = voiceprep("analyze", "--help").stdout
+    assert "--channel-strategy" in help_text and "--channels" not in help_text
+    probe_new = voiceprep("probe", SAMPLES / "bob" / "clipped.flac", "--json", "--max-input", "1")
+    probe_old = voiceprep("probe", SAMPLES / "bob" / "clipped.flac", "--json", "--max-duration", "1")
+    assert probe_new.returncode == probe_old.returncode == 1
+    assert _json_lines(probe_new.stdout)[0]["reasons"] == _json_lines(probe_old.stdout)[0]["reasons"]
+    assert "--max-duration" not in voiceprep("probe", "--help").stdout
+
+
+def test_report_takes_out_like_run_and_still_accepts_the_old_positional(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    out.mkdir()
+    row = {
+        "path": "a/x.wav",
+        "speaker": "a",
+        "status": "failed",
+        "reasons": ["decode_failed"],
+        "message": "bad",
+    }
+    (out / "recordings.jsonl").write_text(json.dumps(row) + "\n")
+    proc = voiceprep("report", "--out", out)
+    assert proc.returncode == 0, proc.stderr
+    assert (out / "report.html").is_file() and "a/x.wav" in (out / "report.html").read_text()
+    (out / "report.html").unlink()
+    old = voiceprep("report", out)
+    assert old.returncode == 0, old.stderr
+    assert (out / "report.html").is_file()
+    usage = next(line for line in voiceprep("report", "--help").stdout.splitlines() if "Usage:" in line)
+    assert usage.split()[-1] == "[OPTIONS]"  # the old positional OUT is accepted, not advertised

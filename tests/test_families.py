@@ -394,3 +394,8 @@ def test_unknown_family_lists_the_available_names() -> None:
     assert "available: cosyvoice, elevenlabs, minimax, qwen-tts" in msg
     with pytest.raises(SpecError, match="unknown family"):
         load_family("Qwen TTS", directory=SPEC_DIR)
+
+
+def test_family_names_are_matched_case_insensitively() -> None:
+    assert load_family("Qwen-TTS", directory=SPEC_DIR).name == "qwen-tts"
+    assert load_family(" MINIMAX ", directory=SPEC_DIR).name == "minimax"

@@ -496,9 +496,8 @@ def run(
     started = time.time()
     t0 = time.perf_counter()
     cfg = config or load_config()
-    family_names = list(families or cfg.families or list_families())
-    for name in family_names:
-        load_family(name)  # unknown families fail before any work
+    # Unknown families fail before any work; `Qwen-TTS` is named `qwen-tts` everywhere after this.
+    family_names = list(dict.fromkeys(load_family(n).name for n in families or cfg.families or list_families()))
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise RunError(f"{out}: exists and is not a folder")

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.table import Table
 
-from pipeline.cli.common import EXIT_FAILURES, EXIT_INTERNAL, EXIT_OK, EXIT_USAGE, make_console
+from pipeline.cli.common import EXIT_FAILURES, EXIT_INTERNAL, EXIT_OK, EXIT_USAGE, fail, make_console
 from pipeline.errors import VoiceprepError
 
 if TYPE_CHECKING:
@@ -82,9 +82,10 @@ def probe(
         bool, typer.Option("--json", help="One JSON object per line instead of a table.")
     ] = False,
     stream: Annotated[int, typer.Option("--stream", min=0, help="Which audio stream of a container.")] = 0,
-    max_duration: Annotated[
-        float, typer.Option("--max-duration", min=0.0, help="Longest input accepted, in seconds.")
+    max_input: Annotated[
+        float, typer.Option("--max-input", min=0.0, help="Longest input accepted, in seconds.")
     ] = 4 * 3600.0,
+    old_max_input: Annotated[float | None, typer.Option("--max-duration", min=0.0, hidden=True)] = None,
 ) -> None:
     """Read each file's header: format, codec, rate, channels, duration, size and sha256."""
     from pipeline.audio.io import probe_row
@@ -102,7 +103,11 @@ def probe(
                 "message": reason(item.problem).message,
             }
         else:
-            row = probe_row(item.path, stream_index=stream, max_duration_s=max_duration)
+            row = probe_row(
+                item.path,
+                stream_index=stream,
+                max_duration_s=max_input if old_max_input is None else old_max_input,
+            )
         rows.append(row)
         if as_json:
             print(json.dumps(row, ensure_ascii=False), flush=True)
@@ -171,17 +176,22 @@ def analyze(
     paths: Annotated[list[Path], typer.Argument(help="Files or folders (searched recursively).")],
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
     dnsmos: Annotated[bool, typer.Option("--dnsmos", help="Also run DNSMOS (slow on long files).")] = False,
-    strategy: Annotated[
-        str, typer.Option("--channels", help="Channel strategy: best, first or mean.")
+    channel_strategy: Annotated[
+        str,
+        typer.Option(
+            "--channel-strategy", help="Which channel(s) to hear: best, first or mean.", metavar="STRATEGY"
+        ),
     ] = "best",
+    old_channel_strategy: Annotated[str | None, typer.Option("--channels", hidden=True)] = None,
 ) -> None:
     """Measure each recording: speech, runs and pauses, SNR, reverb, clipping, bandwidth, loudness."""
     from pipeline.analysis.inspection import analyze as analyze_one
     from pipeline.errors import AudioReadError, reason
     from pipeline.rules.metrics import FAST_PASS_METRICS, value_text
 
+    strategy = old_channel_strategy or channel_strategy
     if strategy not in {"best", "first", "mean"}:
-        raise typer.BadParameter(f"--channels must be best, first or mean (got {strategy!r})")
+        raise typer.BadParameter(f"--channel-strategy must be best, first or mean (got {strategy!r})")
     items = _expand(paths)
     failed = 0
     for path, problem in items:
@@ -320,9 +330,8 @@ def run_command(
 
     try:
         cfg = load_config(config)
-    except SpecError as exc:  # the run cannot proceed: exit 3, as documented
-        err.print(f"voiceprep: cannot run: {exc}", markup=False, highlight=False, soft_wrap=True)
-        raise typer.Exit(EXIT_INTERNAL) from None
+    except SpecError as exc:  # an invalid configuration is a usage error (2), as for every command
+        raise fail(f"invalid configuration: {exc}", EXIT_USAGE) from None
     kind = "dask" if scheduler is not None and executor is None else executor
     try:
         with _RunProgress() as progress:
@@ -340,8 +349,7 @@ def run_command(
                 progress=progress,
             )
     except RunError as exc:
-        err.print(f"voiceprep: cannot run: {exc}", markup=False, highlight=False, soft_wrap=True)
-        raise typer.Exit(EXIT_INTERNAL) from None
+        raise fail(f"cannot run: {exc}", EXIT_INTERNAL) from None
     if export:
         from pipeline.batch.manifest import export as export_tables
 
@@ -366,7 +374,7 @@ def _write_report(out_dir: Path) -> None:
             raise
         err.print(
             f"voiceprep: the report could not be written ({type(exc).__name__}: {exc}); "
-            f"try `voiceprep --debug report {out_dir}`",
+            f"try `voiceprep --debug report --out {out_dir}`",
             markup=False,
             highlight=False,
         )
@@ -376,7 +384,7 @@ def _write_report(out_dir: Path) -> None:
 
 @app.command("report")
 def report_command(
-    out_dir: Annotated[Path, typer.Argument(help="A run's output folder.")],
+    out_dir: Annotated[Path, typer.Option("--out", "-o", help="The run's output folder.")] = Path("out"),
     output: Annotated[
         Path | None, typer.Option("--output", help="Where to write the page (default: OUT/report.html).")
     ] = None,
@@ -563,11 +571,27 @@ def families_show(name: Annotated[str, typer.Argument(help="Family name, e.g. qw
 _register_voice_commands()
 
 
+OLD_POSITIONAL_OUT = ("report",)
+"""Commands that took the run folder as a positional OUT before they took ``--out`` like ``run``."""
+
+
+def accept_old_spellings(argv: list[str]) -> list[str]:
+    """``voiceprep report OUT ...`` as ``voiceprep report --out OUT ...`` (the old spelling, kept for one
+    release without being shown in the help)."""
+    for i, word in enumerate(argv):
+        if word.startswith("-"):
+            continue
+        if word in OLD_POSITIONAL_OUT and i + 1 < len(argv) and not argv[i + 1].startswith("-"):
+            return [*argv[: i + 1], "--out", *argv[i + 1 :]]
+        break
+    return argv
+
+
 def main() -> None:
     """Console-script entry point: run the app, turning errors into one line and an exit code."""
     debug = "--debug" in sys.argv[1:]
     try:
-        result = app(standalone_mode=False)
+        result = app(args=accept_old_spellings(sys.argv[1:]), standalone_mode=False)
     except SystemExit:
         raise
     except VoiceprepError as exc:

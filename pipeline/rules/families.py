@@ -718,8 +718,8 @@ def list_families(directory: Path | None = None) -> list[str]:
 def load_family(name_or_path: str | Path, *, directory: Path | None = None) -> FamilySpec:
     """Load and validate one family spec, by name (``"qwen-tts"``) or by path to a ``.yaml`` file.
 
-    Raises :class:`SpecError` naming the file and key for any problem; an unknown name lists the
-    available names.
+    Names are matched case-insensitively. Raises :class:`SpecError` naming the file and key for any
+    problem; an unknown name lists the available names.
     """
     if not isinstance(name_or_path, str | Path):
         raise SpecError(f"name_or_path: expected a family name or a path (got {type(name_or_path).__name__})")
@@ -730,6 +730,7 @@ def load_family(name_or_path: str | Path, *, directory: Path | None = None) -> F
     if is_path:
         return _parse(Path(name_or_path))
     folder = families_dir() if directory is None else Path(directory)
+    text = text.strip().lower()  # `-f Qwen-TTS` is qwen-tts: names are matched case-insensitively
     if not _NAME_RE.match(text):
         raise SpecError(f"unknown family {text!r}: a family name is lower case letters, digits and '-'")
     path = folder / f"{text}.yaml"
