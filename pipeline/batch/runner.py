@@ -497,7 +497,9 @@ def run(
     t0 = time.perf_counter()
     cfg = config or load_config()
     # Unknown families fail before any work; `Qwen-TTS` is named `qwen-tts` everywhere after this.
-    family_names = list(dict.fromkeys(load_family(n).name for n in families or cfg.families or list_families()))
+    family_names = list(
+        dict.fromkeys(load_family(n).name for n in families or cfg.families or list_families())
+    )
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise RunError(f"{out}: exists and is not a folder")
