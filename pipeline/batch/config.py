@@ -8,10 +8,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from pipeline.errors import SpecError
+from pipeline.rules import settings_file
 
 DEFAULTS_PATH = Path(__file__).resolve().parents[2] / "configs" / "voiceprep.yaml"
 
@@ -53,36 +52,17 @@ class RunConfig(BaseModel):
         }
 
 
-def _read_yaml(path: Path) -> dict[str, Any]:
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except OSError as exc:
-        raise SpecError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" (line {mark.line + 1})" if mark is not None else ""
-        raise SpecError(f"{path}: YAML syntax error{where}: {getattr(exc, 'problem', exc)}") from None
-    if not isinstance(data, dict):
-        raise SpecError(f"{path}: the top level must be a mapping of settings")
-    return data
-
-
 def load_config(path: str | Path | None = None, **overrides: Any) -> RunConfig:
-    """Defaults, then the user's file (if any), then ``overrides`` whose value is not ``None``."""
+    """Defaults, then the user's file (if any), then ``overrides`` whose value is not ``None``.
+
+    Raises :class:`~pipeline.errors.SpecError` naming the file and the key (unknown keys, duplicate keys,
+    wrong types and impossible values are all errors).
+    """
     merged: dict[str, Any] = {}
-    sources: list[Path] = []
-    if DEFAULTS_PATH.exists():
-        merged.update(_read_yaml(DEFAULTS_PATH))
-        sources.append(DEFAULTS_PATH)
-    if path is not None:
-        user = Path(path)
-        merged.update(_read_yaml(user))
-        sources.append(user)
+    shown = "settings"
+    for source in (DEFAULTS_PATH, None if path is None else Path(path)):
+        if source is not None and (source != DEFAULTS_PATH or source.exists()):
+            merged.update(settings_file.read_mapping(source, empty_ok=True))
+            shown = settings_file.display(source)
     merged.update({k: v for k, v in overrides.items() if v is not None})
-    try:
-        return RunConfig.model_validate(merged)
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        key = ".".join(str(p) for p in err["loc"]) or "(top level)"
-        where = sources[-1] if sources else "config"
-        raise SpecError(f"{where}: {key}: {err['msg']} (got {err.get('input')!r})") from None
+    return settings_file.validate(RunConfig, merged, shown)

@@ -25,12 +25,13 @@ from datetime import date
 from pathlib import Path
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 from pipeline.errors import SpecError, all_codes
+from pipeline.rules import settings_file
 from pipeline.rules.metrics import GATE_METRICS, METRICS, range_text
+from pipeline.rules.settings_file import display as _display
 
 __all__ = [
     "OWN_SOURCE",
@@ -578,121 +579,12 @@ class FamilySpec(BaseModel):
         return self.sources[source_id]
 
 
-# --------------------------------------------------------------------------- YAML reading
-
-
-class _StrictLoader(yaml.SafeLoader):
-    """A safe YAML loader that rejects duplicate keys instead of keeping the last one."""
-
-
-def _construct_mapping(loader: _StrictLoader, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-    seen: dict[Any, int] = {}
-    for key_node, _ in node.value:
-        key = loader.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
-        line = key_node.start_mark.line + 1
-        if key in seen:
-            raise yaml.constructor.ConstructorError(
-                None, None, f"duplicate key {key!r} (first at line {seen[key]})", key_node.start_mark
-            )
-        seen[key] = line
-    return loader.construct_mapping(node, deep=deep)
-
-
-_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
-
-
-def _display(path: Path) -> str:
-    """``path`` relative to the working directory when it lies below it, else as is."""
-    try:
-        return str(path.resolve().relative_to(Path.cwd().resolve()))
-    except ValueError:
-        return str(path)
-
-
-def _loc_to_path(loc: tuple[int | str, ...]) -> str:
-    out = ""
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        else:
-            out += f".{part}" if out else str(part)
-    return out
-
-
-def _join(base: str, sub: str) -> str:
-    if not base:
-        return sub
-    return f"{base}{sub}" if sub.startswith("[") else f"{base}.{sub}"
-
-
-def _allowed_keys(loc: tuple[int | str, ...]) -> list[str] | None:
-    """The keys the model at ``loc`` (the parent of an unknown key) accepts, when it can be found."""
-    model: Any = FamilySpec
-    for part in loc:
-        if isinstance(part, int):
-            continue
-        if not (isinstance(model, type) and issubclass(model, BaseModel)) or part not in model.model_fields:
-            return None
-        model = model.model_fields[part].annotation
-        args = getattr(model, "__args__", ())
-        if args and not (isinstance(model, type) and issubclass(model, BaseModel)):
-            model = next((a for a in args if isinstance(a, type) and issubclass(a, BaseModel)), model)
-    if isinstance(model, type) and issubclass(model, BaseModel):
-        return list(model.model_fields)
-    return None
-
-
-def _describe_error(err: Any) -> tuple[str, str]:
-    """``(dotted path, message)`` for one pydantic error."""
-    loc = tuple(err["loc"])
-    path = _loc_to_path(loc)
-    kind = err["type"]
-    ctx = err.get("ctx") or {}
-    got = err.get("input")
-    if kind == "spec_rule":
-        return _join(path, ctx["subpath"]), ctx["message"]
-    if kind.startswith("spec_"):
-        return path, err["msg"]
-    if kind == "extra_forbidden":
-        allowed = _allowed_keys(loc[:-1])
-        tail = f" (allowed: {', '.join(allowed)})" if allowed else ""
-        return path, f"unknown key{tail}"
-    if kind == "missing":
-        return path, "required key is missing"
-    bounds = {"greater_than": ">", "greater_than_equal": ">=", "less_than": "<", "less_than_equal": "<="}
-    if kind in bounds:
-        limit = next(iter(ctx.values()))
-        shown_limit = _fmt(limit) if isinstance(limit, int | float) else limit
-        return path, f"must be {bounds[kind]} {shown_limit} (got {got!r})"
-    return path, f"{err['msg'].rstrip('.')} (got {got!r})"
-
-
 def _parse(path: Path) -> FamilySpec:
-    shown = _display(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise SpecError(f"{shown}: file not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SpecError(f"{shown}: cannot read the file ({exc})") from None
-    try:
-        data = yaml.load(text, Loader=_StrictLoader)  # a SafeLoader subclass
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise SpecError(f"{shown}: {where}YAML syntax error: {problem}") from None
-    if data is None:
-        raise SpecError(f"{shown}: the file is empty")
-    if not isinstance(data, dict):
-        raise SpecError(f"{shown}: the top level must be a mapping of keys (got {type(data).__name__})")
-    try:
-        spec = FamilySpec.model_validate(data)
-    except ValidationError as exc:
-        lines = [f"{shown}: {key}: {msg}" for key, msg in (_describe_error(e) for e in exc.errors())]
-        raise SpecError("\n".join(lines)) from None
+    spec = settings_file.load(FamilySpec, path)
     if spec.name != path.stem:
-        raise SpecError(f"{shown}: name: must equal the file name stem {path.stem!r} (got {spec.name!r})")
+        raise SpecError(
+            f"{_display(path)}: name: must equal the file name stem {path.stem!r} (got {spec.name!r})"
+        )
     return spec
 
 
