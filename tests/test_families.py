@@ -291,6 +291,21 @@ def test_min_greater_than_max(tmp_path: Path) -> None:
     )
 
 
+def test_a_range_that_needs_both_ends_or_an_aim_says_which_key_is_missing(tmp_path: Path) -> None:
+    path = _write(tmp_path, lambda d: d["delivery"].__setitem__("duration_s", {"min": 10, "max": 20}))
+    assert "broken.yaml: delivery.duration_s.aim: required key is missing" in _error(path)
+    path = _write(tmp_path, lambda d: d["delivery"].__setitem__("pause_target_s", {"min": 0.4}))
+    assert "broken.yaml: delivery.pause_target_s.max: required key is missing" in _error(path)
+    path = _write(
+        tmp_path, lambda d: d["delivery"].__setitem__("duration_s", {"aim": 25, "min": 10, "max": 20})
+    )
+    assert "broken.yaml: delivery.duration_s.aim: must lie within 10-20 s (got 25)" in _error(path)
+    path = _write(
+        tmp_path, lambda d: d["delivery"].__setitem__("duration_s", {"aim": 0, "min": 0, "max": 20})
+    )
+    assert "broken.yaml: delivery.duration_s.min: must be > 0 (got 0)" in _error(path)
+
+
 def test_unknown_metric(tmp_path: Path) -> None:
     path = _write(tmp_path, lambda d: d["gates"][0].__setitem__("metric", "loudness"))
     msg = _error(path)

@@ -41,12 +41,10 @@ __all__ = [
     "Limit",
     "Limits",
     "NameRule",
-    "OpenSpan",
     "Quota",
+    "Range",
     "Source",
-    "Span",
     "VoiceExpiry",
-    "Window",
     "describe",
     "families_dir",
     "list_families",
@@ -134,57 +132,33 @@ class Limit(Sourced, Generic[T]):
     value: T
 
 
-class Span(BaseModel):
-    """A closed range ``[min, max]`` in seconds; both ends required."""
-
-    model_config = _STRICT
-
-    min: NonNegFloat
-    max: NonNegFloat
-
-    @model_validator(mode="after")
-    def _ordered(self) -> Span:
-        if self.min > self.max:
-            raise _rule("min", f"must be <= max (got min {_fmt(self.min)} > max {_fmt(self.max)})")
-        return self
-
-
-class OpenSpan(BaseModel):
-    """A range in seconds where either end may be open (``null``), but not both."""
+class Range(BaseModel):
+    """A range in seconds: ``min`` and ``max`` (either may be open, ``null``, but not both) and an optional
+    ``aim`` inside it. Where a spec needs both ends or an aim, the group that holds the range says so."""
 
     model_config = _STRICT
 
     min: NonNegFloat | None = None
     max: NonNegFloat | None = None
+    aim: NonNegFloat | None = None
 
     @model_validator(mode="after")
-    def _ordered(self) -> OpenSpan:
+    def _ordered(self) -> Range:
         if self.min is None and self.max is None:
             raise _rule("max", "a range needs at least one of min and max")
         if self.min is not None and self.max is not None and self.min > self.max:
             raise _rule("min", f"must be <= max (got min {_fmt(self.min)} > max {_fmt(self.max)})")
+        if self.aim is not None and not (self.min or 0) <= self.aim <= (self.max or math.inf):
+            raise _rule("aim", f"must lie within {range_text(self.min, self.max, 's')} (got {_fmt(self.aim)})")
         return self
 
-
-class Window(BaseModel):
-    """A duration window in seconds: ``min <= aim <= max``, ``min > 0``."""
-
-    model_config = _STRICT
-
-    aim: PositiveFloat
-    min: PositiveFloat
-    max: PositiveFloat
-
-    @model_validator(mode="after")
-    def _ordered(self) -> Window:
-        if self.min > self.max:
-            raise _rule("min", f"must be <= max (got min {_fmt(self.min)} > max {_fmt(self.max)})")
-        if not self.min <= self.aim <= self.max:
-            raise _rule(
-                "aim",
-                f"must lie within [min, max] = [{_fmt(self.min)}, {_fmt(self.max)}] (got {_fmt(self.aim)})",
-            )
-        return self
+    def require(self, key: str, *parts: str, positive: bool = False) -> None:
+        """Raise the spec error for ``key`` when one of ``parts`` (``min``/``max``/``aim``) is missing."""
+        for part in parts:
+            if getattr(self, part) is None:
+                raise _rule(f"{key}.{part}", "required key is missing")
+            if positive and getattr(self, part) <= 0:
+                raise _rule(f"{key}.{part}", f"must be > 0 (got {_fmt(getattr(self, part))})")
 
 
 # --------------------------------------------------------------------------- identity
@@ -251,7 +225,7 @@ class Limits(BaseModel):
     first_channel_only: Limit[bool]
     min_duration_s: Limit[PositiveFloat | None]
     max_duration_s: Limit[PositiveFloat | None]
-    recommended_duration_s: Limit[OpenSpan | None]
+    recommended_duration_s: Limit[Range | None]
     max_bytes: Limit[PositiveInt | None]
     inline_base64: Limit[bool]
     min_speech_run_s: Limit[PositiveFloat | None]
@@ -316,16 +290,19 @@ class Delivery(Sourced):
     high_sample_rate: PositiveInt | None
     high_rate_above_hz: PositiveFloat
     channels: PositiveInt
-    duration_s: Window
+    duration_s: Range
     target_lufs: Annotated[float, Field(lt=0)]
     true_peak_max_dbtp: Annotated[float, Field(le=0)]
-    edge_room_tone_s: Span
+    edge_room_tone_s: Range
     fade_s: Annotated[float, Field(ge=0, le=1)]
-    pause_target_s: Span
+    pause_target_s: Range
     denoise_allowed: bool
 
     @model_validator(mode="after")
     def _consistent(self) -> Delivery:
+        self.duration_s.require("duration_s", "min", "max", "aim", positive=True)
+        self.edge_room_tone_s.require("edge_room_tone_s", "min", "max")
+        self.pause_target_s.require("pause_target_s", "min", "max")
         if self.high_sample_rate is not None and self.high_sample_rate < self.sample_rate:
             raise _rule(
                 "high_sample_rate",
@@ -669,10 +646,9 @@ def _show(value: Any, unit: str = "") -> str:
         return "not stated"
     if isinstance(value, bool):
         return "yes" if value else "no"
-    if isinstance(value, Window):
-        return f"{_fmt(value.min)}-{_fmt(value.max)} {unit}, aim {_fmt(value.aim)} {unit}".strip()
-    if isinstance(value, Span | OpenSpan):
-        return range_text(value.min, value.max, unit)
+    if isinstance(value, Range):
+        aim = "" if value.aim is None else f", aim {_fmt(value.aim)} {unit}".rstrip()
+        return range_text(value.min, value.max, unit) + aim
     if isinstance(value, list):
         return ", ".join(str(v) for v in value)
     if isinstance(value, dict):
