@@ -30,7 +30,7 @@ from pydantic_core import PydanticCustomError
 
 from pipeline.errors import SpecError, all_codes
 from pipeline.rules import settings_file
-from pipeline.rules.metrics import GATE_METRICS, METRICS, range_text
+from pipeline.rules.metrics import GATE_METRICS, METRICS, range_text, unit_of
 from pipeline.rules.settings_file import display as _display
 
 __all__ = [
@@ -149,7 +149,9 @@ class Range(BaseModel):
         if self.min is not None and self.max is not None and self.min > self.max:
             raise _rule("min", f"must be <= max (got min {_fmt(self.min)} > max {_fmt(self.max)})")
         if self.aim is not None and not (self.min or 0) <= self.aim <= (self.max or math.inf):
-            raise _rule("aim", f"must lie within {range_text(self.min, self.max, 's')} (got {_fmt(self.aim)})")
+            raise _rule(
+                "aim", f"must lie within {range_text(self.min, self.max, 's')} (got {_fmt(self.aim)})"
+            )
         return self
 
     def require(self, key: str, *parts: str, positive: bool = False) -> None:
@@ -616,30 +618,6 @@ def load_all(directory: Path | None = None) -> dict[str, FamilySpec]:
     return {name: _parse(folder / f"{name}.yaml") for name in list_families(folder)}
 
 
-_LIMIT_UNITS: dict[str, str] = {
-    "min_sample_rate": "Hz",
-    "min_duration_s": "s",
-    "max_duration_s": "s",
-    "recommended_duration_s": "s",
-    "max_bytes": "bytes",
-    "min_speech_run_s": "s",
-    "max_pause_s": "s",
-    "min_pause_s": "s",
-}
-
-_DELIVERY_UNITS: dict[str, str] = {
-    "sample_rate": "Hz",
-    "high_sample_rate": "Hz",
-    "high_rate_above_hz": "Hz",
-    "duration_s": "s",
-    "target_lufs": "LUFS",
-    "true_peak_max_dbtp": "dBTP",
-    "edge_room_tone_s": "s",
-    "fade_s": "s",
-    "pause_target_s": "s",
-}
-
-
 def _show(value: Any, unit: str = "") -> str:
     """Human form of a spec value with its unit."""
     if value is None:
@@ -684,11 +662,9 @@ def describe(spec: FamilySpec) -> list[tuple[str, str, str, str]]:
         ("identity", "quota", spec.quota.text, _cite(spec, spec.quota.source)),
     ]
     for key, limit in spec.limits.items():
-        rows.append(("limits", key, _show(limit.value, _LIMIT_UNITS.get(key, "")), _cite(spec, limit.source)))
+        rows.append(("limits", key, _show(limit.value, unit_of(key)), _cite(spec, limit.source)))
     for key, value in spec.delivery.items():
-        rows.append(
-            ("delivery", key, _show(value, _DELIVERY_UNITS.get(key, "")), _cite(spec, spec.delivery.source))
-        )
+        rows.append(("delivery", key, _show(value, unit_of(key)), _cite(spec, spec.delivery.source)))
     for gate in spec.gates:
         unit = METRICS[gate.metric].unit
         op = "<" if gate.direction == "min" else ">"

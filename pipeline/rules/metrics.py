@@ -119,6 +119,18 @@ def size(n_bytes: Any) -> str:
     return f"{number(n / 1e6, digits=2)} MB"
 
 
+_UNIT_SUFFIXES = (("_s", "s"), ("_hz", "Hz"), ("sample_rate", "Hz"), ("bytes", "bytes"), ("lufs", "LUFS"))
+_UNIT_SUFFIXES += (("_dbtp", "dBTP"), ("_db", "dB"))
+
+
+def unit_of(key: str) -> str:
+    """The unit a setting's name carries (``max_pause_s`` -> ``s``, ``min_sample_rate`` -> ``Hz``); a metric's
+    own unit when it is in :data:`METRICS`; ``""`` when the name says none."""
+    if key in METRICS:
+        return METRICS[key].unit
+    return next((unit for suffix, unit in _UNIT_SUFFIXES if key.endswith(suffix)), "")
+
+
 def value_text(name: str, x: Any, unit: str | None = None) -> str:
     """A measured value or limit with its unit, as a person reads it.
 
