@@ -14,6 +14,7 @@ Library side of ``voiceprep voices``; the command line lives in :mod:`pipeline.c
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
@@ -26,25 +27,20 @@ from pipeline.enroll.ledger import (
     STATUSES,
     UNRESOLVED_STATUSES,
     Ledger,
-    VoiceRecord,
     ledger_lock,
     parse_stored_time,
     read_voices,
     record_from_dict,
     utc_now,
 )
-from pipeline.enroll.providers.base import ProviderError, RemoteVoice, VoiceProvider, normalize_base_url
-from pipeline.enroll.submit import ProviderFactory, ProviderPool, _apply_remote, reconcile_row
+from pipeline.enroll.providers.base import ProviderError, VoiceProvider, VoiceRecord, normalize_base_url
+from pipeline.enroll.submit import ProviderPool, Providers, _apply_remote, reconcile_row
 from pipeline.errors import InvalidArgument, SpecError
 from pipeline.rules.families import FamilySpec, load_family
 
 __all__ = [
     "QUOTA_WARN_FRACTION",
-    "DeleteResult",
-    "QuotaUsage",
-    "SyncChange",
     "SyncReport",
-    "VoiceEntry",
     "VoiceListing",
     "VoiceWarning",
     "delete_voice",
@@ -94,52 +90,49 @@ class VoiceWarning:
     ledger_id: int | None = None
 
 
-@dataclass(frozen=True)
-class QuotaUsage:
-    """Voices held on one account (provider, region) for one family against the family's quota."""
-
-    provider: str
-    family: str
-    base_url: str
-    used: int
-    limit: int | None
-    counted_from: str = "ledger"
-
-
 def expiry_warn_days(unused_days: int) -> float:
     """How early to warn before a voice expires unused: 3 days for short rules (MiniMax 7 days), else 30."""
     return 3.0 if unused_days <= 30 else 30.0
+
+
+def _usage(
+    records: Sequence[VoiceRecord], remote_counts: Mapping[tuple[str, str], int] | None
+) -> list[tuple[VoiceRecord, int, int | None, str]]:
+    """Per account and family, ``(a record of it, voices used, the family's quota, counted from)``."""
+    counts: Counter[tuple[str, str, str]] = Counter()
+    first: dict[tuple[str, str, str], VoiceRecord] = {}
+    for r in records:
+        key = (r.provider, r.family, r.base_url)
+        first.setdefault(key, r)
+        counts[key] += 1 if r.status in _COUNTED else 0
+    out = []
+    for key, used in sorted(counts.items()):
+        spec = _spec(key[1])
+        remote = (remote_counts or {}).get(key[1:])
+        limit = spec.quota.max_voices if spec else None
+        out.append(
+            (
+                first[key],
+                used if remote is None else remote,
+                limit,
+                "ledger" if remote is None else "provider",
+            )
+        )
+    return out
 
 
 def quota_usage(
     rows: Iterable[VoiceRecord | Mapping[str, Any]],
     *,
     remote_counts: Mapping[tuple[str, str], int] | None = None,
-) -> list[QuotaUsage]:
-    """Voices per (family, base URL): from the ledger, or from ``remote_counts[(family, base_url)]`` (a
-    provider's list) where given, against the family spec's ``quota.max_voices``."""
-    records = _records(rows)
-    counts: Counter[tuple[str, str, str]] = Counter()
-    for r in records:
-        key = (r.provider, r.family, r.base_url)
-        counts[key] += 0
-        if r.status in _COUNTED:
-            counts[key] += 1
-    out = []
-    for (provider, family, base_url), used in sorted(counts.items()):
-        spec = _spec(family)
-        remote = (remote_counts or {}).get((family, base_url))
-        out.append(
-            QuotaUsage(
-                provider=provider,
-                family=family,
-                base_url=base_url,
-                used=remote if remote is not None else used,
-                limit=spec.quota.max_voices if spec else None,
-                counted_from="provider" if remote is not None else "ledger",
-            )
-        )
-    return out
+) -> list[str]:
+    """One line per (family, base URL): the voices held, from the ledger or from
+    ``remote_counts[(family, base_url)]`` (a provider's list) where given, against ``quota.max_voices``."""
+    return [
+        f"{r.family} at {r.base_url}: {used} voices "
+        f"{f'of {limit}' if limit else '(no published limit)'} ({counted_from})"
+        for r, used, limit, counted_from in _usage(_records(rows), remote_counts)
+    ]
 
 
 def voice_warnings(
@@ -204,15 +197,15 @@ def voice_warnings(
                     r.id,
                 )
             )
-    for usage in quota_usage(records, remote_counts=remote_counts):
-        if usage.limit and usage.used >= QUOTA_WARN_FRACTION * usage.limit:
+    for r, used, limit, _ in _usage(records, remote_counts):
+        if limit and used >= QUOTA_WARN_FRACTION * limit:
             out.append(
                 VoiceWarning(
                     "quota",
-                    usage.family,
-                    usage.provider,
-                    usage.base_url,
-                    f"{usage.family} at {usage.base_url}: {usage.used} of {usage.limit} voices used; "
+                    r.family,
+                    r.provider,
+                    r.base_url,
+                    f"{r.family} at {r.base_url}: {used} of {limit} voices used; "
                     "delete unused ones (`voiceprep voices delete`)",
                 )
             )
@@ -222,27 +215,14 @@ def voice_warnings(
 # --------------------------------------------------------------------------------------------- list / show
 
 
-@dataclass(frozen=True)
-class VoiceEntry:
-    """One line of ``voices list``: a ledger row, the provider's view of it (``--remote``), or both."""
-
-    family: str
-    record: VoiceRecord | None
-    remote: RemoteVoice | None = None
-    base_url: str | None = None
-
-    @property
-    def in_ledger(self) -> bool:
-        """False for a voice only the provider lists."""
-        return self.record is not None
-
-
 @dataclass
 class VoiceListing:
-    """What ``voices list`` shows: entries, quota usage, warnings and notes (e.g. a provider not reached)."""
+    """What ``voices list`` shows: the voices, quota usage lines, warnings and notes (e.g. a provider not
+    reached). Each entry is ``(ledger row, the provider's view)``: the view is None without ``--remote`` or
+    when the provider does not list the voice; the row is None for a voice only the provider lists."""
 
-    entries: list[VoiceEntry]
-    usage: list[QuotaUsage]
+    entries: list[tuple[VoiceRecord | None, VoiceRecord | None]]
+    usage: list[str]
     warnings: list[VoiceWarning]
     notes: list[str] = field(default_factory=list)
 
@@ -279,8 +259,7 @@ def list_voices(
     family: str | None = None,
     statuses: Sequence[str] | None = None,
     remote: bool = False,
-    providers: Mapping[str, VoiceProvider] | None = None,
-    provider_factory: ProviderFactory | None = None,
+    providers: Providers | None = None,
     now: _dt.datetime | None = None,
 ) -> VoiceListing:
     """The ledger's voices (read-only), with warnings; ``remote`` merges each provider's own list.
@@ -296,11 +275,11 @@ def list_voices(
     _require_ledger(ledger_path)
     records = _records(read_voices(ledger_path))
     chosen = _filter(records, provider=provider, family=family, statuses=statuses)
-    entries = [VoiceEntry(r.family, r, base_url=r.base_url) for r in chosen]
+    entries: list[tuple[VoiceRecord | None, VoiceRecord | None]] = [(r, None) for r in chosen]
     notes: list[str] = []
     remote_counts: dict[tuple[str, str], int] = {}
     if remote:
-        pool = ProviderPool(providers=providers, factory=provider_factory)
+        pool = ProviderPool(providers)
         targets = sorted(
             {
                 (r.family, r.base_url)
@@ -329,16 +308,14 @@ def list_voices(
             for rv in listed:
                 i = by_key.get((fam, base, rv.voice_id))
                 if i is not None:
-                    entries[i] = VoiceEntry(fam, chosen[i], rv, base)
+                    entries[i] = (chosen[i], rv)
                 elif (base, rv.voice_id) not in known:
-                    entries.append(VoiceEntry(fam, None, rv, base))
+                    entries.append((None, dataclasses.replace(rv, family=fam, base_url=base)))
     return VoiceListing(
         entries=entries,
-        usage=[
-            u
-            for u in quota_usage(records, remote_counts=remote_counts)
-            if family is None or u.family == family
-        ],
+        usage=quota_usage(
+            [r for r in records if family is None or r.family == family], remote_counts=remote_counts
+        ),
         warnings=[
             w
             for w in voice_warnings(records, now=now, remote_counts=remote_counts)
@@ -425,25 +402,15 @@ def describe_voice(record: VoiceRecord, *, now: _dt.datetime | None = None) -> l
 # --------------------------------------------------------------------------------------------- delete
 
 
-@dataclass(frozen=True)
-class DeleteResult:
-    """The row before and after ``voices delete``; ``remote_deleted`` says whether the provider was called."""
-
-    before: VoiceRecord
-    after: VoiceRecord
-    remote_deleted: bool
-    note: str = ""
-
-
 def delete_voice(
     ledger_path: Path,
     ident: str,
     *,
-    providers: Mapping[str, VoiceProvider] | None = None,
-    provider_factory: ProviderFactory | None = None,
+    providers: Providers | None = None,
     lock_timeout_s: float = 10.0,
-) -> DeleteResult:
-    """Delete the voice at its provider, then mark its ledger row ``deleted``.
+) -> tuple[VoiceRecord, str]:
+    """Delete the voice at its provider, then mark its ledger row ``deleted``; returns ``(the row after, a
+    note saying what was done)``.
 
     A row without a voice id (``failed``, never-sent ``pending``, or ``unknown``) is only marked ``deleted``
     in the ledger: that lets ``submit`` make the clip's voice again (under a new name). If an ``unknown``
@@ -457,43 +424,28 @@ def delete_voice(
     with ledger_lock(ledger_path, timeout_s=lock_timeout_s), Ledger(ledger_path) as ledger:
         row = _one(ledger.resolve(ident), ident)
         if row.status == "deleted":
-            return DeleteResult(row, row, False, "already deleted")
+            return row, "already deleted"
         if not row.voice_id:
-            after = ledger.update(row.id, status="deleted")
             note = "no voice id: marked deleted in the ledger only"
             if row.unresolved:
                 note += "; if a voice was made after all, `voiceprep voices sync` will record it"
-            return DeleteResult(row, after, False, note)
+            return ledger.update(row.id, status="deleted"), note
         spec = _spec(row.family)
         if spec is None:
             raise InvalidArgument(f"no family spec for {row.family!r}: cannot pick its provider client")
-        pool = ProviderPool(providers=providers, factory=provider_factory)
-        client = pool.get(spec, row.base_url)
-        client.delete_voice(row.voice_id)
-        after = ledger.update(row.id, status="deleted", checked=True)
-        return DeleteResult(row, after, True, f"deleted at {row.base_url}")
+        ProviderPool(providers).get(spec, row.base_url).delete_voice(row.voice_id)
+        return ledger.update(row.id, status="deleted", checked=True), f"deleted at {row.base_url}"
 
 
 # --------------------------------------------------------------------------------------------- sync
 
 
-@dataclass(frozen=True)
-class SyncChange:
-    """One ledger row that ``sync`` changed: ``before`` and ``after`` statuses and why."""
-
-    ledger_id: int
-    family: str
-    voice_id: str | None
-    before: str
-    after: str
-    note: str
-
-
 @dataclass
 class SyncReport:
-    """What ``voices sync`` did: status changes, voices recorded from the provider, notes, warnings."""
+    """What ``voices sync`` did: the rows it changed (``(row before, row after, why)``), the voices it
+    recorded from the providers, notes, warnings."""
 
-    changes: list[SyncChange] = field(default_factory=list)
+    changes: list[tuple[VoiceRecord, VoiceRecord, str]] = field(default_factory=list)
     recorded: list[VoiceRecord] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     warnings: list[VoiceWarning] = field(default_factory=list)
@@ -506,8 +458,7 @@ def sync_voices(
     *,
     families: Sequence[str] | None = None,
     provider: str | None = None,
-    providers: Mapping[str, VoiceProvider] | None = None,
-    provider_factory: ProviderFactory | None = None,
+    providers: Providers | None = None,
     base_urls: Mapping[str, str] | None = None,
     lock_timeout_s: float = 10.0,
     now: _dt.datetime | None = None,
@@ -525,7 +476,7 @@ def sync_voices(
     if not families:
         _require_ledger(ledger_path)
     specs_named = {f: load_family(f) for f in families or ()}
-    pool = ProviderPool(providers=providers, factory=provider_factory, base_urls=base_urls)
+    pool = ProviderPool(providers, base_urls=base_urls)
     report = SyncReport()
     with ledger_lock(ledger_path, timeout_s=lock_timeout_s), Ledger(ledger_path) as ledger:
         records = ledger.rows()
@@ -565,9 +516,7 @@ def _sync_one(ledger: Ledger, spec: FamilySpec, client: VoiceProvider, report: S
 
     def change(before: VoiceRecord, after: VoiceRecord, note: str) -> None:
         if before.status != after.status or before.voice_id != after.voice_id:
-            report.changes.append(
-                SyncChange(after.id, spec.name, after.voice_id, before.status, after.status, note)
-            )
+            report.changes.append((before, after, note))
 
     for row in ledger.rows(family=spec.name, base_url=base, statuses=UNRESOLVED_STATUSES):
         if row.unresolved:
@@ -610,15 +559,8 @@ def _sync_one(ledger: Ledger, spec: FamilySpec, client: VoiceProvider, report: S
         after = _apply_remote(ledger, row, rv)
         change(row, after, "listed again" if row.status == "gone" else f"provider says {rv.status}")
     for rv in listed:
-        if ledger.by_voice_id(provider=spec.provider, voice_id=rv.voice_id, base_url=base) is None:
-            rec = ledger.record_found(
-                provider=spec.provider,
-                base_url=base,
-                family=spec.name,
-                voice_id=rv.voice_id,
-                status=rv.status if rv.status in {"deploying", "ready", "rejected"} else "unknown",
-                origin="remote",
-                target_model=rv.target_model,
-                name=rv.name,
+        if ledger.by_voice_id(provider=spec.provider, voice_id=rv.voice_id or "", base_url=base) is None:
+            found = dataclasses.replace(
+                rv, provider=spec.provider, base_url=base, family=spec.name, origin="remote"
             )
-            report.recorded.append(rec)
+            report.recorded.append(ledger.record_found(found))

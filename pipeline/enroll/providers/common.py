@@ -8,21 +8,16 @@ Each vendor module keeps its own contract (endpoints, bodies, error codes); this
 from __future__ import annotations
 
 import datetime as dt
-import os
-import random
-import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import ClassVar
 
-import requests
-
-from pipeline.enroll.providers.base import ProviderError, RemoteVoice
+from pipeline.enroll.providers.base import ProviderError, VoiceRecord
 from pipeline.enroll.providers.http import (
     HttpClient,
     Interpret,
     RequestIdOf,
-    RetryPolicy,
+    Runtime,
     download_interpret,
     read_api_key,
     resolve_base_url,
@@ -60,17 +55,12 @@ class ProviderClient:
         base_url: str | None = None,
         target_models: Sequence[str] = (),
         max_bytes: int | None = None,
-        environ: Mapping[str, str] | None = None,
-        session: requests.Session | None = None,
-        policy: RetryPolicy | None = None,
-        sleep: Callable[[float], None] = time.sleep,
-        clock: Callable[[], float] = time.monotonic,
-        wall: Callable[[], float] = time.time,
-        rng: random.Random | None = None,
+        runtime: Runtime | None = None,
         require_key: bool = True,
         max_download_bytes: int = 50_000_000,
     ) -> None:
-        env = os.environ if environ is None else environ
+        self.runtime = runtime or Runtime()
+        env = self.runtime.environ
         self.family = family or self.default_family
         self.base_url = self._normalise_base_url(
             resolve_base_url(base_url, env_name=self.base_url_env, default=self.default_base_url, environ=env)
@@ -78,8 +68,6 @@ class ProviderClient:
         self.target_models = tuple(target_models)
         self.max_bytes = max_bytes
         self.max_download_bytes = max_download_bytes
-        self._sleep = sleep
-        self._clock = clock
         self.http = HttpClient(
             provider=self.provider,
             base_url=self.base_url,
@@ -89,12 +77,7 @@ class ProviderClient:
             request_id_of=self._request_id_of,
             auth_header=self.auth_header,
             auth_scheme=self.auth_scheme,
-            session=session,
-            policy=policy,
-            sleep=sleep,
-            clock=clock,
-            wall=wall,
-            rng=rng,
+            runtime=self.runtime,
         )
         if require_key:
             self.http.require_key()
@@ -134,7 +117,7 @@ class ProviderClient:
 
     def download(self, url: str) -> bytes:
         """Fetch an audio file the provider handed out (a signed URL: sent without our key)."""
-        reply = self.http.request(
+        content, _ = self.http.request(
             "GET",
             url,
             action=f"{self.family} download",
@@ -142,21 +125,43 @@ class ProviderClient:
             interpret=download_interpret(self.max_download_bytes),
             request_id_of=lambda r: None,
         )
-        return reply.content
+        return content
 
-    def _settled_at_once(self, voice_id: str) -> RemoteVoice:
+    def _remote(
+        self,
+        voice_id: str,
+        status: str = "ready",
+        *,
+        target_model: str | None = None,
+        created_at: str | None = None,
+        name: str | None = None,
+    ) -> VoiceRecord:
+        """A voice as this provider reports it (not in the ledger: id 0, origin ``remote``)."""
+        return VoiceRecord(
+            provider=self.provider,
+            base_url=self.base_url,
+            family=self.family,
+            voice_id=voice_id,
+            status=status,
+            target_model=target_model,
+            created_at=created_at,
+            name=name,
+            origin="remote",
+        )
+
+    def _settled_at_once(self, voice_id: str) -> VoiceRecord:
         """For providers whose voices are ready when created: one look-up (``voice_gone`` if absent)."""
         voice = self.query_voice(voice_id)
         if voice is None:
             raise ProviderError("voice_gone", f"{voice_id} does not exist any more")
         return voice
 
-    def query_voice(self, voice_id: str) -> RemoteVoice | None:
+    def query_voice(self, voice_id: str) -> VoiceRecord | None:
         """The voice's current state, or None when the provider does not have it (each vendor's own)."""
         raise NotImplementedError
 
 
-def voice_by_id(voices: Iterable[RemoteVoice], voice_id: str) -> RemoteVoice | None:
+def voice_by_id(voices: Iterable[VoiceRecord], voice_id: str) -> VoiceRecord | None:
     """The voice with id ``voice_id`` in ``voices`` (for providers without a query call), or None."""
     for voice in voices:
         if voice.voice_id == voice_id:
@@ -164,7 +169,7 @@ def voice_by_id(voices: Iterable[RemoteVoice], voice_id: str) -> RemoteVoice | N
     return None
 
 
-def newest(voices: Iterable[RemoteVoice]) -> RemoteVoice | None:
+def newest(voices: Iterable[VoiceRecord]) -> VoiceRecord | None:
     """The most recently created of ``voices`` (by ``created_at`` as text), or None when there are none."""
     ordered = sorted(voices, key=lambda v: str(v.created_at or ""))
     return ordered[-1] if ordered else None

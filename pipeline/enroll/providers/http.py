@@ -16,7 +16,8 @@ acted, it raises :class:`OutcomeUnknown` too, never a plain error that would rea
 
 Every message, log line and exception passes through a :class:`Redactor`: the key itself, ``Bearer ...``,
 ``Authorization`` and ``xi-api-key`` values become ``***``. Logging goes to ``voiceprep.providers``.
-Time is injectable (``sleep``, ``clock``, ``wall``, ``rng``) so tests run instantly and deterministically.
+Time, randomness, sessions, the environment and the retry limits come from one :class:`Runtime`, so tests
+run instantly and deterministically.
 """
 
 from __future__ import annotations
@@ -111,14 +112,23 @@ class Redactor:
 
 
 @dataclass(frozen=True)
-class RetryPolicy:
-    """How hard to try. All times in seconds.
+class Runtime:
+    """Everything the provider clients take from the world, in one object tests replace as a whole.
 
-    ``max_attempts`` counts the first try. A wait is ``uniform(0, min(max_delay_s, base_delay_s * 2**k))``
-    (full jitter) unless the answer carried ``Retry-After``, which is waited exactly, up to
-    ``retry_after_cap_s``. No wait and no new attempt goes past ``deadline_s`` from the call's start.
+    Time (``sleep``; ``clock``, monotonic; ``wall``, for ``Retry-After`` dates), randomness (``rng``, the
+    backoff jitter), connections (``session``, a :class:`requests.Session` factory), the environment keys and
+    base URLs are read from (``environ``), and how hard to try, in seconds: ``max_attempts`` counts the first
+    try; a wait is ``uniform(0, min(max_delay_s, base_delay_s * 2**k))`` (full jitter) unless the answer
+    carried ``Retry-After``, which is waited exactly, up to ``retry_after_cap_s``; no wait and no new attempt
+    goes past ``deadline_s`` from the call's start.
     """
 
+    sleep: Callable[[float], None] = time.sleep
+    clock: Callable[[], float] = time.monotonic
+    wall: Callable[[], float] = time.time
+    rng: random.Random = field(default_factory=random.Random)
+    session: Callable[[], requests.Session] = requests.Session
+    environ: Mapping[str, str] = field(default_factory=lambda: os.environ)
     max_attempts: int = 6
     base_delay_s: float = 1.0
     max_delay_s: float = 30.0
@@ -127,50 +137,10 @@ class RetryPolicy:
     connect_timeout_s: float = 10.0
     read_timeout_s: float = 60.0
 
-    def __post_init__(self) -> None:
-        if not isinstance(self.max_attempts, int) or self.max_attempts < 1:
-            raise InvalidArgument(f"max_attempts: must be an integer >= 1 (got {self.max_attempts!r})")
-        for name in (
-            "base_delay_s",
-            "max_delay_s",
-            "retry_after_cap_s",
-            "deadline_s",
-            "connect_timeout_s",
-            "read_timeout_s",
-        ):
-            value = getattr(self, name)
-            if not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
-                raise InvalidArgument(f"{name}: must be a finite number >= 0 (got {value!r})")
-        for name in ("connect_timeout_s", "read_timeout_s", "deadline_s"):
-            if getattr(self, name) <= 0:
-                raise InvalidArgument(f"{name}: must be > 0 (got {getattr(self, name)!r})")
 
-
-@dataclass(frozen=True)
-class CallState:
-    """What an interpreter knows about the call it is judging.
-
-    ``attempt`` is 1-based; ``maybe_acted`` is True when an earlier attempt of this call may have reached
-    the provider and been acted on (its answer was lost or was a server error).
-    """
-
-    attempt: int
-    maybe_acted: bool
-
-
-@dataclass(frozen=True)
-class Reply:
-    """A successful call: the interpreter's ``data``, the HTTP status, the provider's request id."""
-
-    data: Any
-    status: int
-    request_id: str | None
-    attempts: int
-    headers: Mapping[str, str] = field(default_factory=dict)
-    content: bytes = b""
-
-
-Interpret = Callable[[requests.Response, CallState], Any]
+Interpret = Callable[[requests.Response, bool], Any]
+"""``interpret(response, maybe_acted)``: the data of a good answer, else raise :class:`ProviderError`.
+``maybe_acted`` is True when an earlier attempt of this call may have reached the provider and been acted on."""
 RequestIdOf = Callable[[requests.Response], str | None]
 
 
@@ -201,10 +171,10 @@ def parse_retry_after(value: str | None, *, now: float) -> float | None:
     return max(0.0, seconds)
 
 
-def backoff_delay(attempt: int, policy: RetryPolicy, rng: random.Random) -> float:
+def backoff_delay(attempt: int, runtime: Runtime) -> float:
     """The full-jitter wait after failed attempt number ``attempt`` (1-based)."""
-    ceiling = min(policy.max_delay_s, policy.base_delay_s * (2 ** max(0, attempt - 1)))
-    return rng.uniform(0.0, ceiling)
+    ceiling = min(runtime.max_delay_s, runtime.base_delay_s * (2 ** max(0, attempt - 1)))
+    return runtime.rng.uniform(0.0, ceiling)
 
 
 def failed_before_sending(exc: BaseException) -> bool:
@@ -281,12 +251,7 @@ class HttpClient:
         request_id_of: RequestIdOf,
         auth_header: str = "Authorization",
         auth_scheme: str | None = "Bearer",
-        session: requests.Session | None = None,
-        policy: RetryPolicy | None = None,
-        sleep: Callable[[float], None] = time.sleep,
-        clock: Callable[[], float] = time.monotonic,
-        wall: Callable[[], float] = time.time,
-        rng: random.Random | None = None,
+        runtime: Runtime | None = None,
     ) -> None:
         self.provider = provider
         self.base_url = normalize_base_url(base_url)
@@ -297,12 +262,8 @@ class HttpClient:
         self._request_id_of = request_id_of
         self._auth_header = auth_header
         self._auth_scheme = auth_scheme
-        self.session = session if session is not None else requests.Session()
-        self.policy = policy or RetryPolicy()
-        self._sleep = sleep
-        self._clock = clock
-        self._wall = wall
-        self._rng = rng if rng is not None else random.Random()
+        self.runtime = runtime or Runtime()
+        self.session = self.runtime.session()
 
     def __repr__(self) -> str:
         return f"HttpClient(provider={self.provider!r}, base_url={self.base_url!r})"
@@ -347,8 +308,8 @@ class HttpClient:
         files: Any = None,
         params: Mapping[str, Any] | None = None,
         headers: Mapping[str, str] | None = None,
-    ) -> Reply:
-        """Send the request with retries; return the interpreted :class:`Reply` or raise.
+    ) -> tuple[Any, str | None]:
+        """Send the request with retries; return ``(interpreted data, the provider's request id)`` or raise.
 
         Raises :class:`ProviderError` (mapped reason, redacted message) or :class:`OutcomeUnknown` (see the
         module docstring for when). Files must be given as bytes so a retry can re-send them.
@@ -362,15 +323,14 @@ class HttpClient:
         send_headers = {"User-Agent": USER_AGENT, **(headers or {})}
         if authenticated:
             send_headers.update(self.auth_headers())
-        policy = self.policy
-        start = self._clock()
+        rt = self.runtime
+        start = rt.clock()
         attempt = 0
         maybe_acted = False
         while True:
             attempt += 1
-            state = CallState(attempt=attempt, maybe_acted=maybe_acted)
             retry_after: float | None = None
-            t0 = self._clock()
+            t0 = rt.clock()
             try:
                 response = self.session.request(
                     method,
@@ -380,7 +340,7 @@ class HttpClient:
                     data=data,
                     files=files,
                     params=params,
-                    timeout=(policy.connect_timeout_s, policy.read_timeout_s),
+                    timeout=(rt.connect_timeout_s, rt.read_timeout_s),
                     allow_redirects=False,
                 )
             except (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema) as exc:
@@ -405,11 +365,11 @@ class HttpClient:
                 log.debug(
                     self.redact(
                         f"{action}: {method} {full_url} -> {response.status_code} "
-                        f"in {self._clock() - t0:.2f} s (attempt {attempt}, request id {request_id})"
+                        f"in {rt.clock() - t0:.2f} s (attempt {attempt}, request id {request_id})"
                     )
                 )
                 try:
-                    value = interpret(response, state)
+                    value = interpret(response, maybe_acted)
                 except OutcomeUnknown as err:
                     raise self._unknown(action, err.message, err.request_id or request_id) from None
                 except ProviderError as err:
@@ -425,26 +385,19 @@ class HttpClient:
                         if not idempotent:
                             raise self._unknown(action, error.message, error.request_id) from None
                         maybe_acted = True
-                    retry_after = parse_retry_after(response.headers.get("Retry-After"), now=self._wall())
+                    retry_after = parse_retry_after(response.headers.get("Retry-After"), now=rt.wall())
                 else:
-                    return Reply(
-                        data=value,
-                        status=response.status_code,
-                        request_id=request_id,
-                        attempts=attempt,
-                        headers=dict(response.headers),
-                        content=response.content,
-                    )
+                    return value, request_id
             # a retryable failure: wait and try again, or give up
-            elapsed = self._clock() - start
+            elapsed = rt.clock() - start
             if retry_after is not None:
-                delay = min(retry_after, policy.retry_after_cap_s)
+                delay = min(retry_after, rt.retry_after_cap_s)
             else:
-                delay = backoff_delay(attempt, policy, self._rng)
-            out_of_attempts = attempt >= policy.max_attempts
-            out_of_time = elapsed + delay >= policy.deadline_s
+                delay = backoff_delay(attempt, rt)
+            out_of_attempts = attempt >= rt.max_attempts
+            out_of_time = elapsed + delay >= rt.deadline_s
             if out_of_attempts or out_of_time:
-                why = f"{attempt} attempts" if out_of_attempts else f"the {policy.deadline_s:g} s deadline"
+                why = f"{attempt} attempts" if out_of_attempts else f"the {rt.deadline_s:g} s deadline"
                 detail = f"{error.message} (gave up after {why}, {elapsed:.1f} s)"
                 if creates and maybe_acted:
                     raise self._unknown(
@@ -456,10 +409,10 @@ class HttpClient:
             log.warning(
                 self.redact(
                     f"{action}: {error.message}; retrying in {delay:.2f} s "
-                    f"(attempt {attempt + 1} of {policy.max_attempts})"
+                    f"(attempt {attempt + 1} of {rt.max_attempts})"
                 )
             )
-            self._sleep(delay)
+            rt.sleep(delay)
 
     def _unknown(
         self,
@@ -505,7 +458,7 @@ def _safe_request_id(request_id_of: RequestIdOf, response: requests.Response) ->
 def download_interpret(max_bytes: int) -> Interpret:
     """An interpreter for plain file downloads (preview audio): 200 with a non-empty body up to ``max_bytes``."""
 
-    def interpret(response: requests.Response, state: CallState) -> bytes:
+    def interpret(response: requests.Response, maybe_acted: bool) -> bytes:
         status = response.status_code
         if status != 200:
             raise ProviderError(
@@ -546,10 +499,9 @@ def resolve_base_url(arg: str | None, *, env_name: str, default: str, environ: M
     return normalize_base_url(value)
 
 
-def read_api_key(env_name: str, environ: Mapping[str, str] | None = None) -> str | None:
+def read_api_key(env_name: str, environ: Mapping[str, str]) -> str | None:
     """The API key from the environment variable ``env_name`` (None when unset or blank)."""
-    env = os.environ if environ is None else environ
-    value = (env.get(env_name) or "").strip()
+    value = (environ.get(env_name) or "").strip()
     return value or None
 
 
