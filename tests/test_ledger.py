@@ -89,8 +89,6 @@ def test_unique_clip_model_name(tmp_path: Path) -> None:
         _begin(ledger, target_model="cosyvoice-v2")
         _begin(ledger, clip_sha256="cd" * 32)
         assert len(ledger.rows()) == 4
-        assert ledger.name_taken(provider="dashscope", name="alix99999")
-        assert not ledger.name_taken(provider="minimax", name="alix99999")
 
 
 def test_one_remote_voice_one_row(tmp_path: Path) -> None:
@@ -125,17 +123,6 @@ def test_the_schema_refuses_an_unknown_status(tmp_path: Path) -> None:
         with pytest.raises(LedgerError, match="CHECK constraint"):
             ledger.update(row.id, status="done")
         assert ledger.get(row.id) == row  # the failed write changed nothing
-
-
-def test_resolve_by_row_voice_or_name(tmp_path: Path) -> None:
-    with Ledger(tmp_path / "v.sqlite") as ledger:
-        a = _begin(ledger)
-        ledger.update(a.id, voice_id="cosyvoice-v3-plus-alix12345-x")
-        assert [r.id for r in ledger.resolve(f"#{a.id}")] == [a.id]
-        assert [r.id for r in ledger.resolve(str(a.id))] == [a.id]
-        assert [r.id for r in ledger.resolve("cosyvoice-v3-plus-alix12345-x")] == [a.id]
-        assert [r.id for r in ledger.resolve("alix12345")] == [a.id]
-        assert ledger.resolve("nothing") == []
 
 
 def test_read_voices_is_read_only(tmp_path: Path) -> None:

@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.enroll.providers.base import VoiceRecord, normalize_base_url
+from pipeline.enroll.providers.common import parse_provider_time
 from pipeline.errors import VoiceprepError
 
 try:  # POSIX only; on other systems the lock is a no-op and SQLite's own locking remains
@@ -181,12 +182,9 @@ def _iso(t: _dt.datetime) -> str:
 
 
 def parse_stored_time(text: str | None) -> _dt.datetime | None:
-    """A stored ISO time as an aware UTC datetime (naive text is read as UTC); ``None`` when unparsable."""
-    if not text:
-        return None
-    try:
-        t = _dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
+    """A stored time as an aware UTC datetime (naive text is read as UTC); ``None`` when unparsable."""
+    t = parse_provider_time(text)
+    if t is None:
         return None
     return t.replace(tzinfo=_dt.UTC) if t.tzinfo is None else t.astimezone(_dt.UTC)
 
@@ -404,13 +402,6 @@ class Ledger:
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
         return self._select(where, params)
 
-    def clip_rows(self, *, provider: str, target_model: str, clip_sha256: str) -> list[VoiceRecord]:
-        """Every row (any region, any status) for this clip and target model at this provider."""
-        return self._select(
-            "WHERE provider = ? AND target_model = ? AND clip_sha256 = ?",
-            (provider, target_model, clip_sha256),
-        )
-
     def by_voice_id(self, *, provider: str, voice_id: str, base_url: str | None = None) -> VoiceRecord | None:
         """The row holding this remote voice id (in ``base_url`` when given, else in any region)."""
         if base_url is not None:
@@ -422,24 +413,6 @@ class Ledger:
             rows = self._select("WHERE provider = ? AND voice_id = ?", (provider, voice_id))
         return rows[0] if rows else None
 
-    def name_taken(self, *, provider: str, name: str) -> bool:
-        """True when any row (any status, model or region) of ``provider`` already uses ``name``."""
-        row = self._conn.execute(
-            "SELECT 1 FROM voices WHERE provider = ? AND name = ? LIMIT 1", (provider, name)
-        )
-        return row.fetchone() is not None
-
-    def resolve(self, ident: str) -> list[VoiceRecord]:
-        """Rows named by ``ident``: a row id (``12`` or ``#12``), else a voice id, else a name."""
-        text = ident.strip()
-        if re.fullmatch(r"#?\d+", text):
-            row = self.get(int(text.lstrip("#")))
-            if row is not None:
-                return [row]
-        by_id = self._select("WHERE voice_id = ?", (text,))
-        return by_id or self._select("WHERE name = ?", (text,))
-
-    # -- writing
     def begin(self, record: VoiceRecord) -> VoiceRecord:
         """Record the intent to create ``record``'s voice (status ``pending``, no ``sent_at``), committed at once.
 

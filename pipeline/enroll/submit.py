@@ -49,6 +49,7 @@ from pipeline.enroll.ledger import (
     record_from_dict,
     scrub,
 )
+from pipeline.enroll.providers import api_key_env
 from pipeline.enroll.providers.base import (
     OutcomeUnknown,
     PreparedRequest,
@@ -69,7 +70,6 @@ __all__ = [
     "Providers",
     "SubmitOptions",
     "SubmitOutcome",
-    "api_key_env_name",
     "elide_request",
     "reconcile_row",
     "resolve_target_model",
@@ -221,18 +221,26 @@ def voice_name(
     return name
 
 
-def _next_name(
-    spec: FamilySpec, *, speaker: str, clip_sha256: str, target_model: str, taken: Callable[[str], bool]
-) -> str:
+def _next_name(spec: FamilySpec, clip: ClipRow, sha: str, model: str, rows: Sequence[VoiceRecord]) -> str:
+    """The first name of the clip's generations that no row of the provider (``rows``) uses yet."""
+    taken = {r.name for r in rows}
     for generation in range(1000):
         name = voice_name(
-            spec, speaker=speaker, clip_sha256=clip_sha256, target_model=target_model, generation=generation
+            spec, speaker=clip.speaker, clip_sha256=sha, target_model=model, generation=generation
         )
-        if not taken(name):
+        if name not in taken:
             return name
-    raise InvalidArgument(
-        f"no free {spec.name_rule.field} for clip {clip_sha256[:12]} after 1000 generations"
-    )
+    raise InvalidArgument(f"no free {spec.name_rule.field} for clip {sha[:12]} after 1000 generations")
+
+
+def _holder(rows: Sequence[VoiceRecord], model: str, sha: str, base_url: str) -> VoiceRecord | None:
+    """The newest row that holds the clip's slot for ``model`` in the region ``base_url`` (a live status)."""
+    live = [
+        r
+        for r in rows
+        if (r.target_model, r.clip_sha256, r.base_url) == (model, sha, base_url) and r.status in LIVE_STATUSES
+    ]
+    return live[-1] if live else None
 
 
 def resolve_target_model(spec: FamilySpec, target_models: Mapping[str, str] | None = None) -> str:
@@ -250,13 +258,6 @@ def resolve_target_model(spec: FamilySpec, target_models: Mapping[str, str] | No
 
 
 # --------------------------------------------------------------------------------------------- providers
-
-
-def api_key_env_name(provider: str) -> str:
-    """The environment variable that holds ``provider``'s API key."""
-    from pipeline.enroll.providers import api_key_env
-
-    return api_key_env(provider)
 
 
 def _default_factory(
@@ -316,7 +317,7 @@ class ProviderPool:
             except ProviderError as exc:
                 if exc.reason == "missing_api_key":
                     raise MissingApiKey(
-                        api_key_env_name(spec.provider), provider=spec.provider, family=spec.name
+                        api_key_env(spec.provider), provider=spec.provider, family=spec.name
                     ) from None
                 raise
             if wanted is not None and normalize_base_url(client.base_url) != wanted:
@@ -566,21 +567,34 @@ class _Run:
         assert self.ledger is not None
         return _apply_remote(self.ledger, row, remote)
 
-    def preview(self, provider: VoiceProvider, clip: ClipRow, row: VoiceRecord, kw: dict[str, Any]) -> None:
-        if not self.preview_text or row.status != "ready" or not row.voice_id or self.ledger is None:
-            return
+    def finish(
+        self,
+        clip: ClipRow,
+        provider: VoiceProvider,
+        row: VoiceRecord,
+        action: str,
+        message: str | None = None,
+    ) -> SubmitOutcome:
+        """Wait for a voice under review, bring the clip in line, make the preview, and report."""
+        assert self.ledger is not None
+        row = self.settle(provider, row)
+        self.mark_clip(clip, row)
+        kw: dict[str, Any] = {"action": action} if message is None else {"action": action, "message": message}
+        if not self.preview_text or row.status != "ready" or not row.voice_id:
+            return self.outcome(clip, row, **kw)
         try:
             data = provider.preview(row.voice_id, target_model=row.target_model or "", text=self.preview_text)
         except ProviderError as exc:
-            kw["message"] = f"preview failed ({exc.reason}): {scrub(exc.message)}"
-            return
+            return self.outcome(
+                clip, row, **{**kw, "message": f"preview failed ({exc.reason}): {scrub(exc.message)}"}
+            )
         rel = Path("clips") / clip.speaker / f"{clip.family}.preview.{_audio_ext(data)}"
         target = self.out_dir / rel
         target.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_bytes(target, lambda fh: fh.write(data))
         self.ledger.update(row.id, preview_path=str(target))
         self.change(clip, preview=rel.as_posix())
-        kw["preview"] = rel.as_posix()
+        return self.outcome(clip, row, **kw, preview=rel.as_posix())
 
     # -- phases
     def reconcile(self, families: Sequence[str]) -> list[SubmitOutcome]:
@@ -665,11 +679,7 @@ class _Run:
             row = self.ledger.record_found(found)
         else:
             row = _apply_remote(self.ledger, row, remote)
-        row = self.settle(provider, row)
-        self.mark_clip(clip, row)
-        kw: dict[str, Any] = {"action": "reverified"}
-        self.preview(provider, clip, row, kw)
-        return self.outcome(clip, row, **kw)
+        return self.finish(clip, provider, row, "reverified")
 
     def missing_clip(self, clip: ClipRow, model: str) -> SubmitOutcome | None:
         """The ``not_found`` failure when the clip's file is gone, else None."""
@@ -706,16 +716,11 @@ class _Run:
         if missing is not None:
             return missing
         clip_path, sha, provider, base_url = self.clip_target(clip)
-        rows = self.ledger.clip_rows(provider=spec.provider, target_model=model, clip_sha256=sha)
-        live = [r for r in rows if r.base_url == base_url and r.status in LIVE_STATUSES]
-        row = live[-1] if live else None
+        rows = self.ledger.rows(provider=spec.provider)
+        row = _holder(rows, model, sha, base_url)
         if row is not None:
             if row.status in {"ready", "deploying"}:
-                row = self.settle(provider, row)
-                self.mark_clip(clip, row)
-                kw: dict[str, Any] = {"action": "existing"}
-                self.preview(provider, clip, row, kw)
-                return self.outcome(clip, row, **kw)
+                return self.finish(clip, provider, row, "existing")
             if row.status == "rejected":
                 self.mark_clip(clip, row)
                 return self.outcome(clip, row, action="existing")
@@ -729,13 +734,7 @@ class _Run:
                 )
             # otherwise row.retryable: retry with the same row and name
         else:
-            name = _next_name(
-                spec,
-                speaker=clip.speaker,
-                clip_sha256=sha,
-                target_model=model,
-                taken=lambda n: self.ledger.name_taken(provider=spec.provider, name=n),  # type: ignore[union-attr]
-            )
+            name = _next_name(spec, clip, sha, model, rows)
             intent = dataclasses.replace(
                 self.new_voice(clip, spec, model, name, clip_path.resolve(), sha, base_url),
                 sources=_sources(clip),
@@ -775,11 +774,7 @@ class _Run:
         except OutcomeUnknown as exc:
             row = self.ledger.update(row.id, request_ids=[exc.request_id], error=(exc.reason, exc.message))
             row, note = reconcile_row(self.ledger, row, provider)
-            row = self.settle(provider, row)
-            self.mark_clip(clip, row)
-            kw: dict[str, Any] = {"action": "created", "message": f"the answer was lost; {note}"}
-            self.preview(provider, clip, row, kw)
-            return self.outcome(clip, row, **kw)
+            return self.finish(clip, provider, row, "created", f"the answer was lost; {note}")
         except ProviderError as exc:
             status = "rejected" if exc.reason == "provider_rejected" else "failed"
             row = self.ledger.update(
@@ -797,11 +792,7 @@ class _Run:
             checked=True,
             clear_error=True,
         )
-        row = self.settle(provider, row)
-        self.mark_clip(clip, row)
-        kw = {"action": "created"}
-        self.preview(provider, clip, row, kw)
-        return self.outcome(clip, row, **kw)
+        return self.finish(clip, provider, row, "created")
 
     def dry_run(self, clip: ClipRow, known: list[VoiceRecord]) -> SubmitOutcome:
         spec = self.specs[clip.family]
@@ -818,17 +809,9 @@ class _Run:
         if missing is not None:
             return missing
         clip_path, sha, provider, base_url = self.clip_target(clip)
-        live = [
-            r
-            for r in known
-            if r.provider == spec.provider
-            and r.target_model == model
-            and r.clip_sha256 == sha
-            and r.base_url == base_url
-            and r.status in LIVE_STATUSES
-        ]
-        if live and not live[-1].retryable:
-            row = live[-1]
+        rows = [r for r in known if r.provider == spec.provider]
+        row = _holder(rows, model, sha, base_url)
+        if row is not None and not row.retryable:
             return self.outcome(
                 clip,
                 row,
@@ -836,18 +819,7 @@ class _Run:
                 status="dry-run",
                 message=f"ledger row {row.id} ({row.status}) holds this clip; nothing would be created",
             )
-        names = {(r.provider, r.name) for r in known}
-        name = (
-            live[-1].name
-            if live
-            else _next_name(
-                spec,
-                speaker=clip.speaker,
-                clip_sha256=sha,
-                target_model=model,
-                taken=lambda n: (spec.provider, n) in names,
-            )
-        )
+        name = row.name if row is not None else _next_name(spec, clip, sha, model, rows)
         problems: list[str] = []
         if not spec.name_rule.matches(name or ""):
             problems.append(f"the name {name!r} does not match {spec.name_rule.pattern}")
@@ -874,7 +846,7 @@ class _Run:
         )
 
     def key_note(self, spec: FamilySpec) -> str:
-        env = api_key_env_name(spec.provider)
+        env = api_key_env(spec.provider)
         if self.pool.injected or os.environ.get(env):
             return ""
         return f"; {env} is not set: a real submit would stop"

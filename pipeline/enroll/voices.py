@@ -325,7 +325,11 @@ def list_voices(
     )
 
 
-def _one(rows: list[VoiceRecord], ident: str) -> VoiceRecord:
+def _one(records: Sequence[VoiceRecord], ident: str) -> VoiceRecord:
+    """The row ``ident`` names: a row id (``12`` or ``#12``), else a voice id, else a name."""
+    text = ident.strip()
+    rows = [r for r in records if text.lstrip("#").isdigit() and r.id == int(text.lstrip("#"))]
+    rows = rows or [r for r in records if r.voice_id == text] or [r for r in records if r.name == text]
     if not rows:
         raise InvalidArgument(f"no voice in the ledger matches {ident!r} (a row id, voice id or name)")
     if len(rows) > 1:
@@ -341,13 +345,7 @@ def show_voice(ledger_path: Path, ident: str) -> VoiceRecord:
         InvalidArgument: no ledger, no match, or several matches.
     """
     _require_ledger(ledger_path)
-    records = _records(read_voices(ledger_path))
-    text = ident.strip()
-    if text.lstrip("#").isdigit():
-        rows = [r for r in records if r.id == int(text.lstrip("#"))]
-        if rows:
-            return rows[0]
-    return _one([r for r in records if r.voice_id == text] or [r for r in records if r.name == text], ident)
+    return _one(_records(read_voices(ledger_path)), ident)
 
 
 def model_reminder(record: VoiceRecord) -> str:
@@ -422,7 +420,7 @@ def delete_voice(
     """
     _require_ledger(ledger_path)
     with ledger_lock(ledger_path, timeout_s=lock_timeout_s), Ledger(ledger_path) as ledger:
-        row = _one(ledger.resolve(ident), ident)
+        row = _one(ledger.rows(), ident)
         if row.status == "deleted":
             return row, "already deleted"
         if not row.voice_id:

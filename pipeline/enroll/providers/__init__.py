@@ -52,37 +52,28 @@ __all__ = [
     "make_provider",
 ]
 
-_KEY_ENV = {
-    "dashscope": "DASHSCOPE_API_KEY",
-    "minimax": "MINIMAX_API_KEY",
-    "elevenlabs": "ELEVENLABS_API_KEY",
-}
-_BASE_URL_ENV = {
-    "dashscope": "DASHSCOPE_BASE_URL",
-    "minimax": "MINIMAX_BASE_URL",
-    "elevenlabs": "ELEVENLABS_BASE_URL",
-}
+_CLIENTS = {c.provider: c for c in (CosyVoiceClient, MiniMaxClient, ElevenLabsClient)}
+"""One client class per provider: where its key and base URL variables are named."""
 _DASHSCOPE_CLIENTS = {"voice-enrollment": CosyVoiceClient, "qwen-voice-enrollment": QwenClient}
+
+
+def _client_class(provider: str) -> type[CosyVoiceClient | MiniMaxClient | ElevenLabsClient]:
+    try:
+        return _CLIENTS[provider]
+    except KeyError:
+        raise InvalidArgument(
+            f"provider: unknown provider {provider!r} (known: {', '.join(_CLIENTS)})"
+        ) from None
 
 
 def api_key_env(provider: str) -> str:
     """The environment variable that holds ``provider``'s API key (``dashscope`` → ``DASHSCOPE_API_KEY``)."""
-    try:
-        return _KEY_ENV[provider]
-    except KeyError:
-        raise InvalidArgument(
-            f"provider: unknown provider {provider!r} (known: {', '.join(_KEY_ENV)})"
-        ) from None
+    return _client_class(provider).key_env
 
 
 def base_url_env(provider: str) -> str:
     """The environment variable that overrides ``provider``'s base URL (``DASHSCOPE_BASE_URL``...)."""
-    try:
-        return _BASE_URL_ENV[provider]
-    except KeyError:
-        raise InvalidArgument(
-            f"provider: unknown provider {provider!r} (known: {', '.join(_BASE_URL_ENV)})"
-        ) from None
+    return _client_class(provider).base_url_env
 
 
 def make_provider(

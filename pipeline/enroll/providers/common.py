@@ -149,24 +149,26 @@ class ProviderClient:
             origin="remote",
         )
 
-    def _settled_at_once(self, voice_id: str) -> VoiceRecord:
-        """For providers whose voices are ready when created: one look-up (``voice_gone`` if absent)."""
-        voice = self.query_voice(voice_id)
-        if voice is None:
-            raise ProviderError("voice_gone", f"{voice_id} does not exist any more")
-        return voice
-
-    def query_voice(self, voice_id: str) -> VoiceRecord | None:
-        """The voice's current state, or None when the provider does not have it (each vendor's own)."""
+    def list_voices(self) -> list[VoiceRecord]:
+        """Every voice of this family's kind on the account (each vendor's own)."""
         raise NotImplementedError
 
+    def query_voice(self, voice_id: str) -> VoiceRecord | None:
+        """The voice from the account's list, or None (vendors with a query call override this)."""
+        return next((v for v in self.list_voices() if v.voice_id == voice_id), None)
 
-def voice_by_id(voices: Iterable[VoiceRecord], voice_id: str) -> VoiceRecord | None:
-    """The voice with id ``voice_id`` in ``voices`` (for providers without a query call), or None."""
-    for voice in voices:
-        if voice.voice_id == voice_id:
-            return voice
-    return None
+    def wait_until_settled(self, voice_id: str, *, timeout_s: float, interval_s: float) -> VoiceRecord:
+        """Poll :meth:`query_voice` every ``interval_s`` until ``ready``/``rejected`` or ``timeout_s`` passes
+        (then the last state, ``deploying``); a voice that is ready when created takes one look-up. A voice
+        that disappears raises ``voice_gone``."""
+        start = self.runtime.clock()
+        while True:
+            voice = self.query_voice(voice_id)
+            if voice is None:
+                raise ProviderError("voice_gone", f"{voice_id} does not exist any more")
+            if voice.status != "deploying" or self.runtime.clock() - start + interval_s > timeout_s:
+                return voice
+            self.runtime.sleep(interval_s)
 
 
 def newest(voices: Iterable[VoiceRecord]) -> VoiceRecord | None:

@@ -36,7 +36,7 @@ from typing import Any
 import requests
 
 from pipeline.enroll.providers.base import PreparedRequest, ProviderError, VoiceRecord
-from pipeline.enroll.providers.common import ProviderClient, created_since, newest, voice_by_id
+from pipeline.enroll.providers.common import ProviderClient, created_since, newest
 from pipeline.enroll.providers.http import (
     LOGGER_NAME,
     Interpret,
@@ -54,12 +54,6 @@ log = logging.getLogger(LOGGER_NAME)
 KEY_ENV = "DASHSCOPE_API_KEY"
 BASE_URL_ENV = "DASHSCOPE_BASE_URL"
 DEFAULT_BASE_URL = "https://dashscope-intl.aliyuncs.com/api/v1"
-REGION_BASE_URLS = {
-    "intl": "https://dashscope-intl.aliyuncs.com/api/v1",
-    "singapore": "https://dashscope-intl.aliyuncs.com/api/v1",
-    "cn": "https://dashscope.aliyuncs.com/api/v1",
-    "beijing": "https://dashscope.aliyuncs.com/api/v1",
-}
 CUSTOMIZATION_PATH = "services/audio/tts/customization"
 UPLOADS_PATH = "uploads"
 SYNTHESIS_PATH = "services/audio/tts/SpeechSynthesizer"
@@ -500,20 +494,6 @@ class CosyVoiceClient(_DashScopeClient):
         """Every CosyVoice voice on the account (all pages)."""
         return [self._item(item) for item in self._all_pages("list_voice", {})]
 
-    def wait_until_settled(self, voice_id: str, *, timeout_s: float, interval_s: float) -> VoiceRecord:
-        """Poll :meth:`query_voice` every ``interval_s`` until ``ready``/``rejected`` or ``timeout_s`` passes
-        (then the last state, ``deploying``). A voice that disappears raises ``voice_gone``."""
-        start = self.runtime.clock()
-        while True:
-            voice = self.query_voice(voice_id)
-            if voice is None:
-                raise ProviderError("voice_gone", f"{voice_id} does not exist any more")
-            if voice.status != "deploying":
-                return voice
-            if self.runtime.clock() - start + interval_s > timeout_s:
-                return voice
-            self.runtime.sleep(interval_s)
-
     def delete_voice(self, voice_id: str) -> None:
         """Delete the voice; a voice that is already gone is not an error."""
         self._delete("delete_voice", {"voice_id": voice_id}, voice_id)
@@ -619,14 +599,6 @@ class QwenClient(_DashScopeClient):
         exact = [v for v in candidates if name in v.voice_id.lower().split("-")]
         matches = exact or [v for v in candidates if name in v.voice_id.lower()]
         return newest(matches)
-
-    def query_voice(self, voice_id: str) -> VoiceRecord | None:
-        """The voice from the account's list (Qwen has no query action), or None."""
-        return voice_by_id(self.list_voices(), voice_id)
-
-    def wait_until_settled(self, voice_id: str, *, timeout_s: float, interval_s: float) -> VoiceRecord:
-        """Qwen voices are ready when created: one look-up (``voice_gone`` if it is not there)."""
-        return self._settled_at_once(voice_id)
 
     def delete_voice(self, voice_id: str) -> None:
         """Delete the voice; a voice that is already gone is not an error."""

@@ -211,10 +211,6 @@ class ElevenLabsClient(ProviderClient):
             v for v in self.list_voices() if v.name == record.name and created_since(v.created_at, since)
         )
 
-    def wait_until_settled(self, voice_id: str, *, timeout_s: float, interval_s: float) -> VoiceRecord:
-        """ElevenLabs voices are ready when created: one look-up (``voice_gone`` if absent)."""
-        return self._settled_at_once(voice_id)
-
     def delete_voice(self, voice_id: str) -> None:
         """Delete the voice; a voice that is already gone is not an error."""
         try:

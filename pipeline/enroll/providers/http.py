@@ -268,11 +268,6 @@ class HttpClient:
     def __repr__(self) -> str:
         return f"HttpClient(provider={self.provider!r}, base_url={self.base_url!r})"
 
-    @property
-    def has_key(self) -> bool:
-        """Whether an API key is available (it is never exposed)."""
-        return self._api_key is not None
-
     def require_key(self) -> None:
         """Raise ``missing_api_key`` naming the environment variable when no key is set."""
         if self._api_key is None:

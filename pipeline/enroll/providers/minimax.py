@@ -24,7 +24,7 @@ from typing import Any
 import requests
 
 from pipeline.enroll.providers.base import PreparedRequest, ProviderError, VoiceRecord
-from pipeline.enroll.providers.common import ProviderClient, voice_by_id
+from pipeline.enroll.providers.common import ProviderClient
 from pipeline.enroll.providers.http import (
     LOGGER_NAME,
     audio_mime,
@@ -40,7 +40,6 @@ log = logging.getLogger(LOGGER_NAME)
 KEY_ENV = "MINIMAX_API_KEY"
 BASE_URL_ENV = "MINIMAX_BASE_URL"
 DEFAULT_BASE_URL = "https://api.minimax.io"
-REGION_BASE_URLS = {"global": "https://api.minimax.io", "cn": "https://api.minimaxi.com"}
 UPLOAD_PATH = "v1/files/upload"
 CLONE_PATH = "v1/voice_clone"
 GET_VOICE_PATH = "v1/get_voice"
@@ -330,17 +329,9 @@ class MiniMaxClient(ProviderClient):
             if isinstance(item, dict) and item.get("voice_id")
         ]
 
-    def query_voice(self, voice_id: str) -> VoiceRecord | None:
-        """The voice from the account's list, or None."""
-        return voice_by_id(self.list_voices(), voice_id)
-
     def find_voice(self, record: VoiceRecord, *, since: str | None = None) -> VoiceRecord | None:
         """The voice with id ``record.name`` (ids are unique, so ``since`` is not needed)."""
         return self.query_voice(record.name or "")
-
-    def wait_until_settled(self, voice_id: str, *, timeout_s: float, interval_s: float) -> VoiceRecord:
-        """MiniMax voices are ready when cloned: one look-up (``voice_gone`` if it is not there)."""
-        return self._settled_at_once(voice_id)
 
     def delete_voice(self, voice_id: str) -> None:
         """Delete the voice; a voice that is already gone is not an error."""
