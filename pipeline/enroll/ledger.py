@@ -24,6 +24,7 @@ reach the ledger: every stored message goes through :func:`scrub`.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as _dt
 import json
 import os
@@ -89,31 +90,8 @@ ORIGINS: tuple[str, ...] = ("submit", "remote", "manifest")
 """``submit``: made by voiceprep; ``remote``: found on the account by ``voices sync``; ``manifest``: a voice
 named in a ``clips.jsonl`` that the ledger did not hold (a lost or different ledger)."""
 
-_COLUMNS = (
-    "id",
-    "provider",
-    "base_url",
-    "family",
-    "target_model",
-    "voice_id",
-    "name",
-    "clip_sha256",
-    "clip_path",
-    "speaker",
-    "sources",
-    "enrollment_key",
-    "status",
-    "origin",
-    "owner",
-    "sent_at",
-    "created_at",
-    "updated_at",
-    "last_checked_at",
-    "last_used_at",
-    "request_ids",
-    "last_error",
-    "preview_path",
-)
+_COLUMNS = tuple(f.name for f in dataclasses.fields(VoiceRecord))
+"""The ``voices`` table's columns: the fields of :class:`VoiceRecord`, in order."""
 
 _STATUS_SQL = ", ".join(f"'{s}'" for s in STATUSES)
 _ORIGIN_SQL = ", ".join(f"'{s}'" for s in ORIGINS)

@@ -51,6 +51,7 @@ from pipeline.enroll.ledger import (
 )
 from pipeline.enroll.providers import api_key_env
 from pipeline.enroll.providers.base import (
+    MissingApiKey,
     OutcomeUnknown,
     PreparedRequest,
     ProviderError,
@@ -59,6 +60,7 @@ from pipeline.enroll.providers.base import (
     normalize_base_url,
 )
 from pipeline.enroll.providers.dashscope import sha256_file
+from pipeline.enroll.providers.http import SECRET_HEADERS
 from pipeline.errors import InvalidArgument
 from pipeline.rules.families import FamilySpec, list_families, load_family
 
@@ -89,19 +91,6 @@ STOP_REASONS = frozenset({"provider_auth", "provider_access", "provider_balance"
 
 FIND_SLACK_S = 600.0
 """``find_voice(since=...)`` gets the "sent" time minus this much, to absorb clock skew with the provider."""
-
-
-class MissingApiKey(ProviderError):
-    """The environment variable holding a provider's API key is not set. ``env_var`` names it."""
-
-    def __init__(self, env_var: str, *, provider: str, family: str | None = None) -> None:
-        what = f"{family} voices" if family else f"voices at {provider}"
-        super().__init__(
-            "missing_api_key",
-            f"{env_var} is not set: export {env_var}=<your {provider} key> to manage {what}",
-        )
-        self.env_var = env_var
-        self.provider = provider
 
 
 def _quiet(message: str) -> None:
@@ -312,14 +301,7 @@ class ProviderPool:
         wanted = normalize_base_url(chosen) if chosen else None
         key = (spec.name, wanted)
         if key not in self._cache:
-            try:
-                client = self._factory(spec, wanted)
-            except ProviderError as exc:
-                if exc.reason == "missing_api_key":
-                    raise MissingApiKey(
-                        api_key_env(spec.provider), provider=spec.provider, family=spec.name
-                    ) from None
-                raise
+            client = self._factory(spec, wanted)
             if wanted is not None and normalize_base_url(client.base_url) != wanted:
                 raise InvalidArgument(
                     f"the {spec.name} client serves {client.base_url}, not {wanted} (a voice lives in one region)"
@@ -395,9 +377,6 @@ def _apply_remote(ledger: Ledger, row: VoiceRecord, remote: VoiceRecord) -> Voic
 # --------------------------------------------------------------------------------------------- dry run
 
 
-_SECRET_HEADERS = {"authorization", "xi-api-key", "x-api-key", "api-key", "cookie"}
-
-
 def elide_request(prepared: PreparedRequest, *, max_chars: int = 400) -> dict[str, Any]:
     """A prepared request as plain data for printing: auth headers masked, long strings (audio) elided.
 
@@ -416,7 +395,7 @@ def elide_request(prepared: PreparedRequest, *, max_chars: int = 400) -> dict[st
             return f"<{len(value)} bytes elided>"
         return value
 
-    headers = {k: ("***" if k.lower() in _SECRET_HEADERS else clean(v)) for k, v in prepared.headers.items()}
+    headers = {k: ("***" if k.lower() in SECRET_HEADERS else clean(v)) for k, v in prepared.headers.items()}
     return {
         "method": prepared.method,
         "url": clean(prepared.url),

@@ -149,65 +149,47 @@ def voice_warnings(
     now = now or utc_now()
     records = _records(rows)
     out: list[VoiceWarning] = []
+
+    def warn(kind: str, r: VoiceRecord, message: str, *, account: bool = False) -> None:
+        voice = (None, None) if account else (r.voice_id, r.id)
+        out.append(VoiceWarning(kind, r.family, r.provider, r.base_url, message, *voice))
+
     for r in records:
         spec = _spec(r.family)
-        if r.status in _EXPIRING and spec is not None and spec.voice_expiry.unused_days:
+        basis = parse_stored_time(r.last_used_at) or parse_stored_time(r.created_at)
+        if r.status in _EXPIRING and spec is not None and spec.voice_expiry.unused_days and basis is not None:
             days = spec.voice_expiry.unused_days
-            basis = parse_stored_time(r.last_used_at) or parse_stored_time(r.created_at)
-            if basis is None:
-                continue
             left = days - (now - basis).total_seconds() / 86400.0
             what = "last use" if r.last_used_at else "creation"
             if left <= 0:
-                out.append(
-                    VoiceWarning(
-                        "expired",
-                        r.family,
-                        r.provider,
-                        r.base_url,
-                        f"{r.voice_id}: {days} days since {what}; {spec.name} deletes voices unused that long "
-                        "(run `voiceprep voices sync`)",
-                        r.voice_id,
-                        r.id,
-                    )
+                warn(
+                    "expired",
+                    r,
+                    f"{r.voice_id}: {days} days since {what}; {spec.name} deletes voices unused that long "
+                    "(run `voiceprep voices sync`)",
                 )
             elif left <= expiry_warn_days(days):
-                out.append(
-                    VoiceWarning(
-                        "expiring",
-                        r.family,
-                        r.provider,
-                        r.base_url,
-                        f"{r.voice_id}: expires in about {left:.1f} days unless used in a synthesis "
-                        f"({spec.voice_expiry.text})",
-                        r.voice_id,
-                        r.id,
-                    )
+                warn(
+                    "expiring",
+                    r,
+                    f"{r.voice_id}: expires in about {left:.1f} days unless used in a synthesis "
+                    f"({spec.voice_expiry.text})",
                 )
         if r.unresolved:
-            out.append(
-                VoiceWarning(
-                    "unresolved",
-                    r.family,
-                    r.provider,
-                    r.base_url,
-                    f"row {r.id} ({r.speaker}, {r.name}): a create may have made a voice; it is never resubmitted "
-                    "automatically (run `voiceprep voices sync`)",
-                    r.voice_id,
-                    r.id,
-                )
+            warn(
+                "unresolved",
+                r,
+                f"row {r.id} ({r.speaker}, {r.name}): a create may have made a voice; it is never resubmitted "
+                "automatically (run `voiceprep voices sync`)",
             )
     for r, used, limit, _ in _usage(records, remote_counts):
         if limit and used >= QUOTA_WARN_FRACTION * limit:
-            out.append(
-                VoiceWarning(
-                    "quota",
-                    r.family,
-                    r.provider,
-                    r.base_url,
-                    f"{r.family} at {r.base_url}: {used} of {limit} voices used; "
-                    "delete unused ones (`voiceprep voices delete`)",
-                )
+            warn(
+                "quota",
+                r,
+                f"{r.family} at {r.base_url}: {used} of {limit} voices used; "
+                "delete unused ones (`voiceprep voices delete`)",
+                account=True,
             )
     return out
 

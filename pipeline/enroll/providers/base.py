@@ -119,6 +119,19 @@ class ProviderError(VoiceprepError):
         self.request_id = request_id
 
 
+class MissingApiKey(ProviderError):
+    """The environment variable holding a provider's API key is not set. ``env_var`` names it."""
+
+    def __init__(self, env_var: str, *, provider: str, family: str | None = None) -> None:
+        what = f"{family} voices" if family else f"voices at {provider}"
+        super().__init__(
+            "missing_api_key",
+            f"{env_var} is not set: export {env_var}=<your {provider} key> to manage {what}",
+        )
+        self.env_var = env_var
+        self.provider = provider
+
+
 class OutcomeUnknown(ProviderError):
     """A create request may have reached the provider but its answer was lost (timeout, dropped
     connection, unreadable body). The caller must reconcile with the provider's list before retrying."""

@@ -78,6 +78,7 @@ class ProviderClient:
             auth_header=self.auth_header,
             auth_scheme=self.auth_scheme,
             runtime=self.runtime,
+            family=self.family,
         )
         if require_key:
             self.http.require_key()

@@ -192,7 +192,11 @@ class _DashScopeClient(ProviderClient):
         self._check_target_model(record.target_model or "", kind=f"a {self.family} model")
         return self._read_clip(record.clip_path or "", accepted_by=self.family)
 
-    def _check_inline_size(self, content: bytes, mime: str, path: Path) -> None:
+    def _inline(self, record: VoiceRecord, content: bytes, *, shown: bool = False) -> tuple[str, int]:
+        """The clip as a base64 data URI (elided when ``shown``, for a dry run) and its length; raises
+        ``too_large`` over ``max_bytes``."""
+        path = Path(record.clip_path or "")
+        mime = audio_mime(path)
         size = data_uri_size(len(content), mime)
         if self.max_bytes is not None and size > self.max_bytes:
             raise ProviderError(
@@ -200,6 +204,8 @@ class _DashScopeClient(ProviderClient):
                 f"{path.name} is {size} characters as a base64 data URI; {self.family} accepts at most "
                 f"{self.max_bytes}",
             )
+        head = f"data:{mime};base64,"
+        return (head + elided(size - len(head), "base64") if shown else data_uri(content, mime)), size
 
     # --- requests ---------------------------------------------------------------------------------
     def _enroll(
@@ -344,9 +350,7 @@ class CosyVoiceClient(_DashScopeClient):
         if self.audio_source == "url_template":
             return self.audio_url(record), {}, []
         if self.audio_source == "data_uri":
-            mime = audio_mime(path)
-            self._check_inline_size(content, mime, path)
-            return data_uri(content, mime), {}, []
+            return self._inline(record, content)[0], {}, []
         url, ids = self.upload_temporary(
             path, sha256=record.clip_sha256 or "", model=self.upload_model or record.target_model or ""
         )
@@ -376,10 +380,7 @@ class CosyVoiceClient(_DashScopeClient):
                 )
             ]
         if self.audio_source == "data_uri":
-            mime = audio_mime(path)
-            self._check_inline_size(content, mime, path)
-            size = data_uri_size(len(content), mime)
-            shown = f"data:{mime};base64," + elided(size - len(f"data:{mime};base64,"), "base64")
+            shown, size = self._inline(record, content, shown=True)
             return [
                 self._prepared_enroll(
                     "create_voice",
@@ -401,16 +402,7 @@ class CosyVoiceClient(_DashScopeClient):
                 method="POST",
                 url="<upload_host from getPolicy>",
                 headers={},
-                body={
-                    "OSSAccessKeyId": "<from getPolicy>",
-                    "Signature": "<from getPolicy>",
-                    "policy": "<from getPolicy>",
-                    "key": key,
-                    "x-oss-object-acl": "<from getPolicy>",
-                    "x-oss-forbid-overwrite": "<from getPolicy>",
-                    "success_action_status": "200",
-                    "file": elided(len(content)),
-                },
+                body={**_oss_form(_UNKNOWN_POLICY, key), "file": elided(len(content))},
                 audio_bytes=len(content),
             ),
             self._prepared_enroll(
@@ -538,11 +530,7 @@ class QwenClient(_DashScopeClient):
     ) -> list[PreparedRequest]:
         """The create request (secrets and audio elided); sends nothing."""
         content = self.validate(record)
-        path = Path(record.clip_path or "")
-        mime = audio_mime(path)
-        self._check_inline_size(content, mime, path)
-        size = data_uri_size(len(content), mime)
-        shown = f"data:{mime};base64," + elided(size - len(f"data:{mime};base64,"), "base64")
+        shown, size = self._inline(record, content, shown=True)
         return [
             self._prepared_enroll(
                 "create",
@@ -557,12 +545,9 @@ class QwenClient(_DashScopeClient):
     ) -> VoiceRecord:
         """Create the voice once (ready at once). Raises :class:`OutcomeUnknown` when the answer is lost."""
         content = self.validate(record)
-        path = Path(record.clip_path or "")
-        mime = audio_mime(path)
-        self._check_inline_size(content, mime, path)
         data, request_id = self._enroll(
             "create",
-            self._create_fields(record, data_uri(content, mime), language),
+            self._create_fields(record, self._inline(record, content)[0], language),
             idempotent=False,
             interpret=_require_output("voice"),
         )
@@ -660,6 +645,13 @@ def _check_template(template: str) -> None:
         raise InvalidArgument(f"url_template: must be an http(s) URL (got {template!r})")
     if "{sha256}" not in template:
         log.warning("url_template has no {sha256}: two different clips could map to the same URL")
+
+
+_UNKNOWN_POLICY = dict.fromkeys(
+    ("oss_access_key_id", "signature", "policy", "x_oss_object_acl", "x_oss_forbid_overwrite"),
+    "<from getPolicy>",
+)
+"""What a dry run shows for the upload policy only ``getPolicy`` can give."""
 
 
 def _oss_form(policy: Mapping[str, Any], key: str) -> dict[str, str]:

@@ -39,7 +39,7 @@ from typing import Any
 import requests
 import urllib3.exceptions
 
-from pipeline.enroll.providers.base import OutcomeUnknown, ProviderError, normalize_base_url
+from pipeline.enroll.providers.base import MissingApiKey, OutcomeUnknown, ProviderError, normalize_base_url
 from pipeline.errors import InvalidArgument
 
 LOGGER_NAME = "voiceprep.providers"
@@ -69,7 +69,9 @@ _HEADER_RE = re.compile(
     r"(?i)((?:authorization|xi-api-key|x-api-key|api[-_]?key)['\"]?\s*[:=]\s*['\"]?)(?:bearer\s+)?[^\s'\",;}&]+"
 )
 _BEARER_RE = re.compile(r"(?i)\bbearer\s+(?!\*\*\*)[^\s'\",;}&]+")
-SECRET_HEADERS = frozenset({"authorization", "xi-api-key", "x-api-key", "proxy-authorization"})
+SECRET_HEADERS = frozenset(
+    {"authorization", "xi-api-key", "x-api-key", "api-key", "proxy-authorization", "cookie"}
+)
 
 
 class Redactor:
@@ -252,8 +254,10 @@ class HttpClient:
         auth_header: str = "Authorization",
         auth_scheme: str | None = "Bearer",
         runtime: Runtime | None = None,
+        family: str | None = None,
     ) -> None:
         self.provider = provider
+        self.family = family
         self.base_url = normalize_base_url(base_url)
         self.key_env = key_env
         self._api_key = api_key or None
@@ -269,11 +273,9 @@ class HttpClient:
         return f"HttpClient(provider={self.provider!r}, base_url={self.base_url!r})"
 
     def require_key(self) -> None:
-        """Raise ``missing_api_key`` naming the environment variable when no key is set."""
+        """Raise :class:`MissingApiKey` (``missing_api_key``) naming the environment variable when no key is set."""
         if self._api_key is None:
-            raise ProviderError(
-                "missing_api_key", f"set {self.key_env} to your {self.provider} API key (it is not set)"
-            )
+            raise MissingApiKey(self.key_env, provider=self.provider, family=self.family)
 
     def url(self, path: str) -> str:
         """``base_url`` joined with ``path`` (absolute URLs pass through)."""
@@ -368,9 +370,17 @@ class HttpClient:
                 except OutcomeUnknown as err:
                     raise self._unknown(action, err.message, err.request_id or request_id) from None
                 except ProviderError as err:
-                    error = self._redacted_error(err, request_id, response.status_code)
+                    error = self._copy(
+                        err,
+                        err.message,
+                        http_status=err.http_status if err.http_status is not None else response.status_code,
+                        provider_code=self.redact(err.provider_code)
+                        if err.provider_code is not None
+                        else None,
+                        request_id=err.request_id or request_id,
+                    )
                     if not error.retryable:
-                        final = self._with_action(action, error, error.message)
+                        final = self._copy(error, f"{action}: {error.message}")
                         log.info(final.message)
                         raise final from None
                     acted = not (
@@ -398,7 +408,7 @@ class HttpClient:
                     raise self._unknown(
                         action, detail, error.request_id, lost="an earlier attempt may have created it"
                     )
-                final = self._with_action(action, error, detail)
+                final = self._copy(error, f"{action}: {detail}")
                 log.warning(final.message)
                 raise final from None
             log.warning(
@@ -421,25 +431,16 @@ class HttpClient:
         log.warning(message)
         return OutcomeUnknown(message, request_id=request_id)
 
-    def _with_action(self, action: str, error: ProviderError, detail: str) -> ProviderError:
-        return ProviderError(
-            error.reason,
-            self.redact(f"{action}: {detail}"),
-            retryable=error.retryable,
-            http_status=error.http_status,
-            provider_code=error.provider_code,
-            request_id=error.request_id,
-        )
-
-    def _redacted_error(self, err: ProviderError, request_id: str | None, status: int) -> ProviderError:
-        return ProviderError(
-            err.reason,
-            self.redact(err.message),
-            retryable=err.retryable,
-            http_status=err.http_status if err.http_status is not None else status,
-            provider_code=self.redact(err.provider_code) if err.provider_code is not None else None,
-            request_id=err.request_id or request_id,
-        )
+    def _copy(self, err: ProviderError, message: str, **changes: Any) -> ProviderError:
+        """``err`` with ``message`` (redacted) and ``changes`` to its other fields."""
+        fields = {
+            "retryable": err.retryable,
+            "http_status": err.http_status,
+            "provider_code": err.provider_code,
+            "request_id": err.request_id,
+            **changes,
+        }
+        return ProviderError(err.reason, self.redact(message), **fields)
 
 
 def _safe_request_id(request_id_of: RequestIdOf, response: requests.Response) -> str | None:
