@@ -40,8 +40,7 @@ from pipeline.rules.families import FamilySpec, load_family
 
 __all__ = [
     "QUOTA_WARN_FRACTION",
-    "SyncReport",
-    "VoiceListing",
+    "VoiceReport",
     "VoiceWarning",
     "delete_voice",
     "describe_voice",
@@ -198,15 +197,28 @@ def voice_warnings(
 
 
 @dataclass
-class VoiceListing:
-    """What ``voices list`` shows: the voices, quota usage lines, warnings and notes (e.g. a provider not
-    reached). Each entry is ``(ledger row, the provider's view)``: the view is None without ``--remote`` or
-    when the provider does not list the voice; the row is None for a voice only the provider lists."""
+class VoiceReport:
+    """What ``voices list`` or ``voices sync`` found.
 
-    entries: list[tuple[VoiceRecord | None, VoiceRecord | None]]
-    usage: list[str]
-    warnings: list[VoiceWarning]
+    ``entries`` (list): ``(ledger row, the provider's view)``, the view None without ``--remote`` or when
+    the provider does not list the voice, the row None for a voice only the provider lists. ``changes``
+    (sync): ``(row before, row after, why)``; ``recorded`` (sync): voices added from the providers' lists.
+    ``checked``: ``(family, base_url, voices listed)`` per account asked. ``usage``: quota lines (list);
+    ``warnings``; ``notes`` (e.g. a provider not reached).
+    """
+
+    entries: list[tuple[VoiceRecord | None, VoiceRecord | None]] = field(default_factory=list)
+    changes: list[tuple[VoiceRecord, VoiceRecord, str]] = field(default_factory=list)
+    recorded: list[VoiceRecord] = field(default_factory=list)
+    checked: list[tuple[str, str, int]] = field(default_factory=list)
+    usage: list[str] = field(default_factory=list)
+    warnings: list[VoiceWarning] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+
+    @property
+    def remote_counts(self) -> dict[tuple[str, str], int]:
+        """Voices listed per (family, base URL) asked."""
+        return {(family, base): n for family, base, n in self.checked}
 
 
 def _require_ledger(path: Path) -> None:
@@ -243,7 +255,7 @@ def list_voices(
     remote: bool = False,
     providers: Providers | None = None,
     now: _dt.datetime | None = None,
-) -> VoiceListing:
+) -> VoiceReport:
     """The ledger's voices (read-only), with warnings; ``remote`` merges each provider's own list.
 
     With ``remote``, every (family, region) in the selection is asked for its list: ledger rows gain the
@@ -257,54 +269,36 @@ def list_voices(
     _require_ledger(ledger_path)
     records = _records(read_voices(ledger_path))
     chosen = _filter(records, provider=provider, family=family, statuses=statuses)
-    entries: list[tuple[VoiceRecord | None, VoiceRecord | None]] = [(r, None) for r in chosen]
-    notes: list[str] = []
-    remote_counts: dict[tuple[str, str], int] = {}
+    report = VoiceReport(entries=[(r, None) for r in chosen])
     if remote:
         pool = ProviderPool(providers)
-        targets = sorted(
-            {
-                (r.family, r.base_url)
-                for r in _filter(records, provider=provider, family=family, statuses=None)
-            }
-        )
+        targets = {
+            (r.family, r.base_url) for r in _filter(records, provider=provider, family=family, statuses=None)
+        }
         by_key = {(r.family, r.base_url, r.voice_id): i for i, r in enumerate(chosen) if r.voice_id}
         known = {(r.base_url, r.voice_id) for r in records if r.voice_id}
-        for fam, base in targets:
-            spec = _spec(fam)
-            if spec is None:
-                notes.append(f"{fam}: no family spec; not asked")
-                continue
+        for spec, client in _clients(pool, targets, report.notes, "not asked"):
+            fam, base = spec.name, normalize_base_url(client.base_url)
             try:
-                client = pool.get(spec, base)
                 listed = client.list_voices()
-            except InvalidArgument as exc:
-                notes.append(f"{fam} at {base}: {exc}")
-                continue
             except ProviderError as exc:
-                if exc.reason == "missing_api_key":
-                    raise
-                notes.append(f"{fam} at {base}: could not list ({exc.reason}): {exc.message}")
+                report.notes.append(f"{fam} at {base}: could not list ({exc.reason}): {exc.message}")
                 continue
-            remote_counts[(fam, base)] = len(listed)
+            report.checked.append((fam, base, len(listed)))
             for rv in listed:
                 i = by_key.get((fam, base, rv.voice_id))
                 if i is not None:
-                    entries[i] = (chosen[i], rv)
+                    report.entries[i] = (chosen[i], rv)
                 elif (base, rv.voice_id) not in known:
-                    entries.append((None, dataclasses.replace(rv, family=fam, base_url=base)))
-    return VoiceListing(
-        entries=entries,
-        usage=quota_usage(
-            [r for r in records if family is None or r.family == family], remote_counts=remote_counts
-        ),
-        warnings=[
-            w
-            for w in voice_warnings(records, now=now, remote_counts=remote_counts)
-            if (family is None or w.family == family) and (provider is None or w.provider == provider)
-        ],
-        notes=notes,
-    )
+                    report.entries.append((None, dataclasses.replace(rv, family=fam, base_url=base)))
+    counts = report.remote_counts
+    report.usage = quota_usage([r for r in records if family in (None, r.family)], remote_counts=counts)
+    report.warnings = [
+        w
+        for w in voice_warnings(records, now=now, remote_counts=counts)
+        if family in (None, w.family) and provider in (None, w.provider)
+    ]
+    return report
 
 
 def _one(records: Sequence[VoiceRecord], ident: str) -> VoiceRecord:
@@ -420,19 +414,6 @@ def delete_voice(
 # --------------------------------------------------------------------------------------------- sync
 
 
-@dataclass
-class SyncReport:
-    """What ``voices sync`` did: the rows it changed (``(row before, row after, why)``), the voices it
-    recorded from the providers, notes, warnings."""
-
-    changes: list[tuple[VoiceRecord, VoiceRecord, str]] = field(default_factory=list)
-    recorded: list[VoiceRecord] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-    warnings: list[VoiceWarning] = field(default_factory=list)
-    checked: list[tuple[str, str, int]] = field(default_factory=list)
-    """``(family, base_url, voices listed)`` per account asked."""
-
-
 def sync_voices(
     ledger_path: Path,
     *,
@@ -442,7 +423,7 @@ def sync_voices(
     base_urls: Mapping[str, str] | None = None,
     lock_timeout_s: float = 10.0,
     now: _dt.datetime | None = None,
-) -> SyncReport:
+) -> VoiceReport:
     """Reconcile the ledger with every provider's list (see the module docstring for the rules).
 
     Accounts asked: every (family, base URL) in the ledger (filtered by ``families`` / ``provider``),
@@ -457,7 +438,7 @@ def sync_voices(
         _require_ledger(ledger_path)
     specs_named = {f: load_family(f) for f in families or ()}
     pool = ProviderPool(providers, base_urls=base_urls)
-    report = SyncReport()
+    report = VoiceReport()
     with ledger_lock(ledger_path, timeout_s=lock_timeout_s), Ledger(ledger_path) as ledger:
         records = ledger.rows()
         targets: set[tuple[str, str | None]] = {
@@ -466,32 +447,38 @@ def sync_voices(
             if (not families or r.family in families) and (provider is None or r.provider == provider)
         }
         targets |= {(f, None) for f, s in specs_named.items() if provider is None or s.provider == provider}
-        clients: list[tuple[FamilySpec, VoiceProvider]] = []
-        for fam, base in sorted(targets, key=lambda t: (t[0], t[1] or "")):
-            spec = _spec(fam)
-            if spec is None:
-                report.notes.append(f"{fam}: no family spec; not synced")
-                continue
-            try:
-                client = pool.get(spec, base)  # raises MissingApiKey before any request
-            except InvalidArgument as exc:
-                report.notes.append(f"{fam} at {base}: {exc}")
-                continue
-            if any(
-                s.name == spec.name and normalize_base_url(c.base_url) == normalize_base_url(client.base_url)
-                for s, c in clients
-            ):
-                continue
-            clients.append((spec, client))
-        for spec, client in clients:
+        for spec, client in _clients(pool, targets, report.notes, "not synced"):
             _sync_one(ledger, spec, client, report)
-        report.warnings = voice_warnings(
-            ledger.rows(), now=now, remote_counts={(f, b): n for f, b, n in report.checked}
-        )
+        report.warnings = voice_warnings(ledger.rows(), now=now, remote_counts=report.remote_counts)
     return report
 
 
-def _sync_one(ledger: Ledger, spec: FamilySpec, client: VoiceProvider, report: SyncReport) -> None:
+def _clients(
+    pool: ProviderPool, targets: Iterable[tuple[str, str | None]], notes: list[str], skipped: str
+) -> list[tuple[FamilySpec, VoiceProvider]]:
+    """The client of each (family, base URL) to ask, once per account (``None``: the configured region).
+
+    A family without a spec, or a region its client does not serve, becomes a note. Raises
+    :class:`~pipeline.enroll.providers.base.MissingApiKey` before any request.
+    """
+    clients: list[tuple[FamilySpec, VoiceProvider]] = []
+    for fam, base in sorted(targets, key=lambda t: (t[0], t[1] or "")):
+        spec = _spec(fam)
+        if spec is None:
+            notes.append(f"{fam}: no family spec; {skipped}")
+            continue
+        try:
+            client = pool.get(spec, base)
+        except InvalidArgument as exc:
+            notes.append(f"{fam} at {base}: {exc}")
+            continue
+        account = (spec.name, normalize_base_url(client.base_url))
+        if all((s.name, normalize_base_url(c.base_url)) != account for s, c in clients):
+            clients.append((spec, client))
+    return clients
+
+
+def _sync_one(ledger: Ledger, spec: FamilySpec, client: VoiceProvider, report: VoiceReport) -> None:
     base = normalize_base_url(client.base_url)
 
     def change(before: VoiceRecord, after: VoiceRecord, note: str) -> None:
