@@ -148,32 +148,6 @@ def test_newer_schema_is_refused(tmp_path: Path) -> None:
         Ledger(path)
 
 
-def test_migration_hook_runs_once_and_atomically(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    path = tmp_path / "v.sqlite"
-    with Ledger(path) as ledger:
-        _begin(ledger)
-    monkeypatch.setattr(ledger_mod, "SCHEMA_VERSION", 2)
-
-    def broken(conn: sqlite3.Connection) -> None:
-        conn.execute("ALTER TABLE voices ADD COLUMN note TEXT")
-        raise RuntimeError("migration failed half-way")
-
-    monkeypatch.setitem(ledger_mod.MIGRATIONS, 2, broken)
-    with pytest.raises(RuntimeError, match="half-way"):
-        Ledger(path)
-    conn = sqlite3.connect(path)
-    assert conn.execute("SELECT version FROM schema_version").fetchone()[0] == 1  # rolled back
-    assert "note" not in [c[1] for c in conn.execute("PRAGMA table_info(voices)")]
-    conn.close()
-
-    monkeypatch.setitem(
-        ledger_mod.MIGRATIONS, 2, lambda c: c.execute("ALTER TABLE voices ADD COLUMN note TEXT")
-    )
-    with Ledger(path) as ledger:
-        assert ledger.schema_version() == 2
-    assert "note" in read_voices(path)[0]
-
-
 def test_scrub_removes_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MINIMAX_API_KEY", "mm-secret-value-123")
     text = (

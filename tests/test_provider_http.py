@@ -92,8 +92,6 @@ def test_redactor_removes_keys_bearer_tokens_and_auth_headers() -> None:
     assert (
         r("nothing secret here: voice cosyvoice-v2-abc-1") == "nothing secret here: voice cosyvoice-v2-abc-1"
     )
-    shown = r.headers({"Authorization": f"Bearer {KEY}", "xi-api-key": "k" * 10, "Accept": "x"})
-    assert shown == {"Authorization": "Bearer ***", "xi-api-key": "***", "Accept": "x"}
     assert KEY not in repr(r)
 
 

@@ -49,7 +49,6 @@ __all__ = [
     "DEAD_STATUSES",
     "LEDGER_FILE",
     "LIVE_STATUSES",
-    "MIGRATIONS",
     "ORIGINS",
     "SCHEMA_VERSION",
     "STATUSES",
@@ -127,12 +126,6 @@ CREATE UNIQUE INDEX voices_remote_id ON voices (provider, base_url, voice_id) WH
 CREATE INDEX voices_clip ON voices (provider, target_model, clip_sha256);
 CREATE INDEX voices_status ON voices (status);
 """
-
-MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {}
-"""Migration hook: ``MIGRATIONS[n](conn)`` turns a version ``n - 1`` ledger into version ``n``.
-
-Each runs inside the transaction that also bumps ``schema_version``; add one whenever ``SCHEMA_VERSION``
-grows (version 1 is created from scratch by ``_SCHEMA_V1``)."""
 
 
 class LedgerError(VoiceprepError):
@@ -326,22 +319,12 @@ class Ledger:
                 for statement in _SCHEMA_V1.split(";"):
                     if statement.strip():
                         c.execute(statement)
-                c.execute("INSERT INTO schema_version (version) VALUES (?)", (1,))
-                version = 1
-            else:
-                version = int(row[0])
-            if version > SCHEMA_VERSION:
+                c.execute("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,))
+            elif int(row[0]) > SCHEMA_VERSION:
                 raise LedgerError(
-                    f"{self.path}: written by a newer voiceprep (schema {version}, this one knows "
+                    f"{self.path}: written by a newer voiceprep (schema {row[0]}, this one knows "
                     f"{SCHEMA_VERSION}); upgrade voiceprep"
                 )
-            while version < SCHEMA_VERSION:
-                step = MIGRATIONS.get(version + 1)
-                if step is None:
-                    raise LedgerError(f"{self.path}: no migration from schema {version} to {version + 1}")
-                step(c)
-                version += 1
-                c.execute("UPDATE schema_version SET version = ?", (version,))
 
     def schema_version(self) -> int:
         """The schema version stored in the file."""

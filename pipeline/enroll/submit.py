@@ -60,7 +60,6 @@ from pipeline.enroll.providers.base import (
     normalize_base_url,
 )
 from pipeline.enroll.providers.dashscope import sha256_file
-from pipeline.enroll.providers.http import SECRET_HEADERS
 from pipeline.errors import InvalidArgument
 from pipeline.rules.families import FamilySpec, list_families, load_family
 
@@ -302,7 +301,7 @@ class ProviderPool:
         key = (spec.name, wanted)
         if key not in self._cache:
             client = self._factory(spec, wanted)
-            if wanted is not None and normalize_base_url(client.base_url) != wanted:
+            if wanted is not None and client.base_url != wanted:
                 raise InvalidArgument(
                     f"the {spec.name} client serves {client.base_url}, not {wanted} (a voice lives in one region)"
                 )
@@ -375,6 +374,12 @@ def _apply_remote(ledger: Ledger, row: VoiceRecord, remote: VoiceRecord) -> Voic
 
 
 # --------------------------------------------------------------------------------------------- dry run
+
+
+SECRET_HEADERS = frozenset(
+    {"authorization", "xi-api-key", "x-api-key", "api-key", "proxy-authorization", "cookie"}
+)
+"""Headers whose values are secrets: shown as ``***``."""
 
 
 def elide_request(prepared: PreparedRequest, *, max_chars: int = 400) -> dict[str, Any]:
@@ -677,7 +682,7 @@ class _Run:
         """The clip's file and sha256, its family's client, and that client's base URL as the ledger keeps it."""
         clip_path = self.out_dir / (clip.clip or "")
         provider = self.pool.get(self.specs[clip.family])
-        return clip_path, sha256_file(clip_path), provider, normalize_base_url(provider.base_url or "")
+        return clip_path, sha256_file(clip_path), provider, provider.base_url
 
     def submit(self, clip: ClipRow) -> SubmitOutcome:
         assert self.ledger is not None

@@ -33,7 +33,7 @@ from pipeline.enroll.ledger import (
     record_from_dict,
     utc_now,
 )
-from pipeline.enroll.providers.base import ProviderError, VoiceProvider, VoiceRecord, normalize_base_url
+from pipeline.enroll.providers.base import ProviderError, VoiceProvider, VoiceRecord
 from pipeline.enroll.submit import ProviderPool, Providers, _apply_remote, reconcile_row
 from pipeline.errors import InvalidArgument, SpecError
 from pipeline.rules.families import FamilySpec, load_family
@@ -278,7 +278,7 @@ def list_voices(
         by_key = {(r.family, r.base_url, r.voice_id): i for i, r in enumerate(chosen) if r.voice_id}
         known = {(r.base_url, r.voice_id) for r in records if r.voice_id}
         for spec, client in _clients(pool, targets, report.notes, "not asked"):
-            fam, base = spec.name, normalize_base_url(client.base_url)
+            fam, base = spec.name, client.base_url
             try:
                 listed = client.list_voices()
             except ProviderError as exc:
@@ -472,14 +472,13 @@ def _clients(
         except InvalidArgument as exc:
             notes.append(f"{fam} at {base}: {exc}")
             continue
-        account = (spec.name, normalize_base_url(client.base_url))
-        if all((s.name, normalize_base_url(c.base_url)) != account for s, c in clients):
+        if all((s.name, c.base_url) != (spec.name, client.base_url) for s, c in clients):
             clients.append((spec, client))
     return clients
 
 
 def _sync_one(ledger: Ledger, spec: FamilySpec, client: VoiceProvider, report: VoiceReport) -> None:
-    base = normalize_base_url(client.base_url)
+    base = client.base_url
 
     def change(before: VoiceRecord, after: VoiceRecord, note: str) -> None:
         if before.status != after.status or before.voice_id != after.voice_id:

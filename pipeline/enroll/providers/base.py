@@ -147,6 +147,7 @@ class VoiceProvider(Protocol):
     """``dashscope``, ``minimax`` or ``elevenlabs``."""
     family: str
     base_url: str
+    """The region, in the one form :func:`normalize_base_url` gives."""
 
     def prepare_create(
         self, record: VoiceRecord, *, preview_text: str | None = None, language: str | None = None

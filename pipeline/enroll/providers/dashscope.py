@@ -59,8 +59,6 @@ UPLOADS_PATH = "uploads"
 SYNTHESIS_PATH = "services/audio/tts/SpeechSynthesizer"
 MULTIMODAL_PATH = "services/aigc/multimodal-generation/generation"
 OSS_RESOLVE_HEADER = "X-DashScope-OssResourceResolve"
-AUDIO_SOURCES = ("oss", "url_template", "data_uri")
-DEFAULT_AUDIO_SOURCE = "oss"
 TEMPLATE_FIELDS = ("sha256", "speaker", "family", "filename")
 COSYVOICE_STATUS = {"DEPLOYING": "deploying", "OK": "ready", "UNDEPLOYED": "rejected"}
 
@@ -172,8 +170,6 @@ class _DashScopeClient(ProviderClient):
     def __init__(self, *, name_pattern: str | None = None, page_size: int = 100, **kwargs: Any) -> None:
         """``name_pattern`` overrides the class's voice-name rule; ``page_size`` is the list page size.
         Other keywords: see :class:`~pipeline.enroll.providers.common.ProviderClient`."""
-        if not isinstance(page_size, int) or page_size < 1:
-            raise InvalidArgument(f"page_size: must be an integer >= 1 (got {page_size!r})")
         self.page_size = page_size
         self._name_re = re.compile(name_pattern or self.name_pattern)
         super().__init__(**kwargs)
@@ -295,12 +291,7 @@ class CosyVoiceClient(_DashScopeClient):
         ``upload_model`` is the model the temporary upload is bound to (default: the request's target
         model, which is what working clients use). Other keywords: see :class:`_DashScopeClient`.
         """
-        if audio_source is None:
-            audio_source = "url_template" if url_template else DEFAULT_AUDIO_SOURCE
-        if audio_source not in AUDIO_SOURCES:
-            raise InvalidArgument(
-                f"audio_source: expected one of {', '.join(AUDIO_SOURCES)} (got {audio_source!r})"
-            )
+        audio_source = audio_source or ("url_template" if url_template else "oss")
         if audio_source == "url_template":
             if not url_template:
                 raise InvalidArgument("url_template: required when audio_source is 'url_template'")

@@ -69,9 +69,6 @@ _HEADER_RE = re.compile(
     r"(?i)((?:authorization|xi-api-key|x-api-key|api[-_]?key)['\"]?\s*[:=]\s*['\"]?)(?:bearer\s+)?[^\s'\",;}&]+"
 )
 _BEARER_RE = re.compile(r"(?i)\bbearer\s+(?!\*\*\*)[^\s'\",;}&]+")
-SECRET_HEADERS = frozenset(
-    {"authorization", "xi-api-key", "x-api-key", "api-key", "proxy-authorization", "cookie"}
-)
 
 
 class Redactor:
@@ -98,16 +95,6 @@ class Redactor:
             out = out.replace(secret, _REDACTED)
         out = _HEADER_RE.sub(lambda m: m.group(1) + _REDACTED, out)
         return _BEARER_RE.sub("Bearer " + _REDACTED, out)
-
-    def headers(self, headers: Mapping[str, str]) -> dict[str, str]:
-        """A copy of ``headers`` with secret headers shown as ``***`` (``Bearer ***`` for bearer auth)."""
-        out: dict[str, str] = {}
-        for name, value in headers.items():
-            if name.lower() in SECRET_HEADERS:
-                out[name] = "Bearer " + _REDACTED if str(value).lower().startswith("bearer") else _REDACTED
-            else:
-                out[name] = self(value)
-        return out
 
     def __repr__(self) -> str:
         return f"Redactor({len(self._secrets)} secrets)"
