@@ -118,14 +118,8 @@ def make_provider(
                 f"enrollment_model: {spec.enrollment_model!r} of family {spec.name!r} is not supported "
                 f"(known: {', '.join(_DASHSCOPE_CLIENTS)})"
             )
-        if cls is CosyVoiceClient:
-            return CosyVoiceClient(
-                audio_source=audio_source,
-                url_template=url_template,
-                name_pattern=spec.name_rule.pattern,
-                **common,
-            )
-        return QwenClient(name_pattern=spec.name_rule.pattern, **common)
+        audio = {"audio_source": audio_source, "url_template": url_template} if cls is CosyVoiceClient else {}
+        return cls(name_pattern=spec.name_rule.pattern, **audio, **common)
     if spec.provider == "minimax":
         return MiniMaxClient(**common)
     if spec.provider == "elevenlabs":

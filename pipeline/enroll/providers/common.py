@@ -8,6 +8,7 @@ Each vendor module keeps its own contract (endpoints, bodies, error codes); this
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import ClassVar
@@ -43,6 +44,10 @@ class ProviderClient:
     base_url_env: ClassVar[str] = ""
     default_base_url: ClassVar[str] = ""
     default_family: ClassVar[str] = ""
+    name_pattern: ClassVar[str] = ""
+    """The vendor's rule for voice names (a family spec's ``name_rule`` may override it)."""
+    name_field: ClassVar[str] = "name"
+    """What the vendor calls the name (``prefix``, ``preferred_name``, ``voice_id``...), for messages."""
     auth_header: ClassVar[str] = "Authorization"
     auth_scheme: ClassVar[str | None] = "Bearer"
     _interpret: Interpret  # set with staticmethod(...) by each vendor class
@@ -52,6 +57,7 @@ class ProviderClient:
         self,
         *,
         family: str | None = None,
+        name_pattern: str | None = None,
         base_url: str | None = None,
         target_models: Sequence[str] = (),
         max_bytes: int | None = None,
@@ -62,6 +68,7 @@ class ProviderClient:
         self.runtime = runtime or Runtime()
         env = self.runtime.environ
         self.family = family or self.default_family
+        self._name_re = re.compile(name_pattern or self.name_pattern)
         self.base_url = self._normalise_base_url(
             resolve_base_url(base_url, env_name=self.base_url_env, default=self.default_base_url, environ=env)
         )
@@ -91,29 +98,30 @@ class ProviderClient:
         """The resolved base URL as the client stores it (a subclass may strip a suffix)."""
         return base_url
 
-    def _check_target_model(self, target_model: str, *, kind: str) -> None:
-        """Raise :class:`InvalidArgument` when ``target_model`` is not one of ``target_models`` (if any).
+    def validate(self, record: VoiceRecord) -> bytes:
+        """Check the record's name, model and clip before anything is sent; return the clip's bytes.
 
-        ``kind`` completes "is not ...", e.g. ``"a MiniMax model"``.
+        Raises :class:`InvalidArgument` for a name outside the vendor's rule (``name_pattern``), a model
+        not in ``target_models`` or a missing clip, and ``ProviderError("too_large")`` over ``max_bytes``.
         """
-        if self.target_models and target_model not in self.target_models:
+        if not self._name_re.fullmatch(record.name or ""):
             raise InvalidArgument(
-                f"target_model: {target_model!r} is not {kind} (known: {', '.join(self.target_models)})"
+                f"name: {record.name!r} does not match {self._name_re.pattern} ({self.family} {self.name_field})"
             )
-
-    def _read_clip(self, clip_path: Path | str, *, accepted_by: str | None = None) -> bytes:
-        """The clip's bytes; :class:`InvalidArgument` if it is not a file, ``too_large`` over ``max_bytes``.
-
-        The size message reads "<who> accepts at most N" with ``accepted_by``, else "(limit N)".
-        """
-        path = Path(clip_path)
+        if self.target_models and record.target_model not in self.target_models:
+            raise InvalidArgument(
+                f"target_model: {record.target_model!r} is not a {self.family} model "
+                f"(known: {', '.join(self.target_models)})"
+            )
+        path = Path(record.clip_path or "")
         if not path.is_file():
             raise InvalidArgument(f"clip_path: {path} is not a file")
         content = path.read_bytes()
         if self.max_bytes is not None and len(content) > self.max_bytes:
-            size = f"{path.name} is {len(content)} bytes"
-            limit = f"; {accepted_by} accepts at most {self.max_bytes}" if accepted_by else None
-            raise ProviderError("too_large", size + (limit or f" (limit {self.max_bytes})"))
+            raise ProviderError(
+                "too_large",
+                f"{path.name} is {len(content)} bytes; {self.family} accepts at most {self.max_bytes}",
+            )
         return content
 
     def download(self, url: str) -> bytes:

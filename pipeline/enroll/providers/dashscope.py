@@ -165,29 +165,14 @@ class _DashScopeClient(ProviderClient):
     _interpret = staticmethod(_interpret)
     _request_id_of = staticmethod(_request_id_of)
     enrollment_model = ""
-    name_pattern = ""
 
-    def __init__(self, *, name_pattern: str | None = None, page_size: int = 100, **kwargs: Any) -> None:
-        """``name_pattern`` overrides the class's voice-name rule; ``page_size`` is the list page size.
+    def __init__(self, *, page_size: int = 100, **kwargs: Any) -> None:
+        """``page_size`` is the list page size.
         Other keywords: see :class:`~pipeline.enroll.providers.common.ProviderClient`."""
         self.page_size = page_size
-        self._name_re = re.compile(name_pattern or self.name_pattern)
         super().__init__(**kwargs)
 
     # --- validation -------------------------------------------------------------------------------
-    def validate(self, record: VoiceRecord) -> bytes:
-        """Check the record's name, model and clip before anything is sent; return the clip's bytes.
-
-        Raises :class:`InvalidArgument` for a bad name or model or a missing clip, and
-        ``ProviderError("too_large")`` for a clip over ``max_bytes``.
-        """
-        if not self._name_re.fullmatch(record.name or ""):
-            raise InvalidArgument(
-                f"name: {record.name!r} does not match {self._name_re.pattern} ({self.family} voice names)"
-            )
-        self._check_target_model(record.target_model or "", kind=f"a {self.family} model")
-        return self._read_clip(record.clip_path or "", accepted_by=self.family)
-
     def _inline(self, record: VoiceRecord, content: bytes, *, shown: bool = False) -> tuple[str, int]:
         """The clip as a base64 data URI (elided when ``shown``, for a dry run) and its length; raises
         ``too_large`` over ``max_bytes``."""
@@ -276,6 +261,7 @@ class CosyVoiceClient(_DashScopeClient):
     enrollment_model = "voice-enrollment"
     default_family = "cosyvoice"
     name_pattern = r"[a-z0-9]{1,9}"
+    name_field = "prefix"
 
     def __init__(
         self,
@@ -505,6 +491,7 @@ class QwenClient(_DashScopeClient):
     enrollment_model = "qwen-voice-enrollment"
     default_family = "qwen-tts"
     name_pattern = r"[A-Za-z0-9_]{1,16}"
+    name_field = "preferred_name"
 
     def _create_fields(self, record: VoiceRecord, audio: str, language: str | None) -> dict[str, Any]:
         fields: dict[str, Any] = {

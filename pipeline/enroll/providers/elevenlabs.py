@@ -32,7 +32,6 @@ from pipeline.enroll.providers.http import (
     is_retryable_status,
     json_or_none,
 )
-from pipeline.errors import InvalidArgument
 
 log = logging.getLogger(LOGGER_NAME)
 
@@ -105,6 +104,7 @@ class ElevenLabsClient(ProviderClient):
     base_url_env = BASE_URL_ENV
     default_base_url = DEFAULT_BASE_URL
     default_family = "elevenlabs"
+    name_pattern = NAME_RE.pattern
     auth_header = "xi-api-key"
     auth_scheme = None
     _interpret = staticmethod(_interpret)
@@ -115,13 +115,6 @@ class ElevenLabsClient(ProviderClient):
         see :class:`~pipeline.enroll.providers.common.ProviderClient`."""
         self.remove_background_noise = remove_background_noise
         super().__init__(**kwargs)
-
-    def validate(self, record: VoiceRecord) -> bytes:
-        """Check the name, model and clip; return the clip's bytes."""
-        if not NAME_RE.fullmatch(record.name or ""):
-            raise InvalidArgument(f"name: {record.name!r} does not match {NAME_RE.pattern}")
-        self._check_target_model(record.target_model or "", kind="an ElevenLabs model")
-        return self._read_clip(record.clip_path or "")
 
     def _form(self, record: VoiceRecord) -> dict[str, str]:
         sha = record.clip_sha256 or ""

@@ -33,7 +33,6 @@ from pipeline.enroll.providers.http import (
     is_retryable_status,
     json_or_none,
 )
-from pipeline.errors import InvalidArgument
 
 log = logging.getLogger(LOGGER_NAME)
 
@@ -178,6 +177,8 @@ class MiniMaxClient(ProviderClient):
     base_url_env = BASE_URL_ENV
     default_base_url = DEFAULT_BASE_URL
     default_family = "minimax"
+    name_pattern = VOICE_ID_RE.pattern
+    name_field = "voice_id"
     _interpret = staticmethod(_interpret)
     _request_id_of = staticmethod(_request_id_of)
 
@@ -207,16 +208,6 @@ class MiniMaxClient(ProviderClient):
     def valid_voice_id(voice_id: str) -> bool:
         """8-256 characters, starts with a letter, letters/digits/``-``/``_``, not ending in ``-`` or ``_``."""
         return isinstance(voice_id, str) and bool(VOICE_ID_RE.fullmatch(voice_id))
-
-    def validate(self, record: VoiceRecord) -> bytes:
-        """Check the voice id, model and clip; return the clip's bytes (see ``_DashScopeClient.validate``)."""
-        if not self.valid_voice_id(record.name or ""):
-            raise InvalidArgument(
-                f"name: {record.name!r} is not a valid MiniMax voice_id (8-256 characters, starts with a "
-                "letter, letters/digits/'-'/'_', not ending with '-' or '_')"
-            )
-        self._check_target_model(record.target_model or "", kind="a MiniMax model")
-        return self._read_clip(record.clip_path or "", accepted_by="MiniMax")
 
     def _clone_body(
         self, record: VoiceRecord, file_id: Any, preview_text: str | None, language: str | None
