@@ -16,8 +16,8 @@
 
 :class:`SubmitOptions` carries the settings (the run configuration's ``ledger``, ``target_models``,
 ``base_urls`` and audio source, and the command's flags); ``providers`` is the one test seam (clients by
-family, or a factory). ``dry_run`` builds the exact requests (:meth:`VoiceProvider.prepare_create`) and validates names, sizes and
-models; it sends nothing, writes nothing and opens the ledger read-only.
+family, or a factory). ``dry_run`` builds the exact requests (:meth:`VoiceProvider.prepare_create`) and
+validates names, sizes and models; it sends nothing, writes nothing and opens the ledger read-only.
 """
 
 from __future__ import annotations

@@ -274,7 +274,7 @@ class CosyVoiceClient(_DashScopeClient):
     ) -> None:
         """``audio_source``: ``oss`` (default), ``url_template`` (needs ``url_template``) or ``data_uri``.
 
-        ``upload_model`` is the model the temporary upload is bound to (default: the request's target
+        ``upload_model`` is the model the temporary upload is bound to (default: the record's target
         model, which is what working clients use). Other keywords: see :class:`_DashScopeClient`.
         """
         audio_source = audio_source or ("url_template" if url_template else "oss")

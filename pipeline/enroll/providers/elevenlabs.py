@@ -4,7 +4,7 @@
 ``description``, ``labels``) returns ``{"voice_id", "requires_verification"}``. The key goes in the
 ``xi-api-key`` header and comes only from ``ELEVENLABS_API_KEY``. The service assigns the voice id, so a
 create is not idempotent: a lost answer raises :class:`OutcomeUnknown`, and :meth:`find_voice` looks for a
-cloned voice with the request's name.
+cloned voice with the record's name.
 """
 
 from __future__ import annotations
