@@ -56,8 +56,11 @@ API (all thread-safe):
   ``Fault.delay(seconds, after_action=True)`` (give clients a short ``read_timeout_s``),
   ``Fault.malformed(after_action=True)``, ``Fault.quota()``. ``later(s)`` is an HTTP date for Retry-After.
 - :class:`FakeTime`: a fake ``sleep``/``clock``/``wall`` for clients, so retries cost no real time.
+- ``fake_runtime(env, t=None, *, seed=1, **limits)``: the one test :class:`Runtime`: fake time, seeded
+  jitter, ``env`` as the environment, and short retries (4 attempts, 2 s connect / 5 s read timeouts)
+  unless ``limits`` say otherwise.
 - ``provider_client(fake, family, t=None, *, env=None, seed=1, **options)``: ``make_provider`` aimed at the
-  fake with fake time and a short retry policy; ``create_request(clip, family, target_model, name, **fields)``.
+  fake with :func:`fake_runtime`; ``create_request(clip, family, target_model, name, **fields)``.
 - ``requests`` (list of :class:`Recorded`), ``requests_to(endpoint)``, ``clear_requests()``,
   ``seen_text(include_auth=False)``: everything the server received, auth header values left out unless
   asked; ``errors``: tracebacks of bugs inside the fake; ``reset()`` clears everything but the keys.
@@ -89,8 +92,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from pipeline.enroll.providers import CreateRequest, VoiceProvider, make_provider
-from pipeline.enroll.providers.http import RetryPolicy
+from pipeline.enroll.providers import Runtime, VoiceProvider, VoiceRecord, make_provider
 
 ENDPOINTS = (
     "cosyvoice.create_voice",
@@ -166,7 +168,7 @@ def make_wav(seconds: float = 1.0, *, rate: int = 24000, freq: float = 220.0) ->
 class FakeTime:
     """Injectable time for clients: ``sleep`` records the delay and advances ``clock``/``wall`` instantly.
 
-    Pass ``sleep=t.sleep, clock=t.clock, wall=t.wall`` to a client; ``t.sleeps`` lists every wait.
+    :func:`fake_runtime` passes ``sleep=t.sleep, clock=t.clock, wall=t.wall``; ``t.sleeps`` lists every wait.
     """
 
     def __init__(self, start: float = 1_800_000_000.0) -> None:
@@ -188,6 +190,23 @@ class FakeTime:
         return self.epoch + self.now
 
 
+def fake_runtime(
+    env: dict[str, str],
+    t: FakeTime | None = None,
+    *,
+    seed: int = 1,
+    rng: random.Random | None = None,
+    **limits: Any,
+) -> Runtime:
+    """The test :class:`Runtime`: fake time (``t``, a new :class:`FakeTime` by default), a jitter source
+    seeded with ``seed`` (or ``rng``), ``env`` as the environment, and short retries (4 attempts, 2 s
+    connect / 5 s read timeouts) unless ``limits`` (``max_attempts``, ``read_timeout_s``...) say otherwise."""
+    t = t or FakeTime()
+    settings = {"max_attempts": 4, "connect_timeout_s": 2.0, "read_timeout_s": 5.0, **limits}
+    jitter = rng if rng is not None else random.Random(seed)
+    return Runtime(sleep=t.sleep, clock=t.clock, wall=t.wall, rng=jitter, environ=env, **settings)
+
+
 def provider_client(
     fake: FakeProviders,
     family: str,
@@ -195,29 +214,27 @@ def provider_client(
     *,
     env: dict[str, str] | None = None,
     seed: int = 1,
+    limits: dict[str, Any] | None = None,
     **options: Any,
 ) -> VoiceProvider:
-    """``make_provider(family)`` aimed at ``fake``: fake time (``t``, a new :class:`FakeTime` by default),
-    a seeded jitter source and a short retry policy (4 attempts, 2 s connect / 5 s read timeouts) unless
-    ``policy`` is given. ``env`` replaces ``fake.env()``; other ``options`` go to ``make_provider``."""
-    t = t or FakeTime()
-    options.setdefault("policy", RetryPolicy(max_attempts=4, connect_timeout_s=2.0, read_timeout_s=5.0))
-    return make_provider(
-        family,
-        environ=env if env is not None else fake.env(),
-        sleep=t.sleep,
-        clock=t.clock,
-        wall=t.wall,
-        rng=random.Random(seed),
-        **options,
-    )
+    """``make_provider(family)`` aimed at ``fake`` with :func:`fake_runtime` (``env`` replaces ``fake.env()``;
+    ``limits`` its retry limits); other ``options`` go to ``make_provider``."""
+    runtime = fake_runtime(env if env is not None else fake.env(), t, seed=seed, **(limits or {}))
+    return make_provider(family, runtime=runtime, **options)
 
 
-def create_request(clip: Path, family: str, target_model: str, name: str, **fields: Any) -> CreateRequest:
-    """A :class:`CreateRequest` for the clip file ``clip`` (its sha256 computed here); ``fields`` as given."""
+def create_request(
+    clip: Path, family: str, target_model: str, name: str, speaker: str | None = None
+) -> VoiceRecord:
+    """The :class:`VoiceRecord` to create from the clip file ``clip`` (its sha256 computed here)."""
     digest = hashlib.sha256(clip.read_bytes()).hexdigest()
-    return CreateRequest(
-        family=family, target_model=target_model, name=name, clip_path=clip, clip_sha256=digest, **fields
+    return VoiceRecord(
+        family=family,
+        target_model=target_model,
+        name=name,
+        clip_path=str(clip),
+        clip_sha256=digest,
+        speaker=speaker,
     )
 
 

@@ -19,6 +19,7 @@ can be killed mid-submit and its parent can inspect what the "provider" holds.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import math
@@ -30,12 +31,10 @@ from pathlib import Path
 
 from pipeline.batch.manifest import ClipRow, write_rows
 from pipeline.enroll.providers.base import (
-    CreateRequest,
-    CreateResult,
     OutcomeUnknown,
     PreparedRequest,
     ProviderError,
-    RemoteVoice,
+    VoiceRecord,
 )
 
 SECRET = "sk-TESTSECRET-7f3a9c1e55d04b2a"
@@ -142,21 +141,29 @@ class FakeProvider:
         self.cloud.calls.append((method, self.family, detail))
         self.cloud.save()
 
-    def _remote(self, v: FakeVoice) -> RemoteVoice:
-        return RemoteVoice(
-            v.voice_id, v.status, target_model=v.target_model, created_at=v.created_at, name=v.name
+    def _remote(self, v: FakeVoice) -> VoiceRecord:
+        return VoiceRecord(
+            provider=self.provider,
+            base_url=self.base_url,
+            family=self.family,
+            voice_id=v.voice_id,
+            status=v.status,
+            target_model=v.target_model,
+            created_at=v.created_at,
+            name=v.name,
+            origin="remote",
         )
 
-    def _make(self, request: CreateRequest, *, settle_to: str = "ready") -> FakeVoice:
+    def _make(self, request: VoiceRecord, *, settle_to: str = "ready") -> FakeVoice:
         if self.family == "minimax":  # the client chooses the id; a repeat is answered 2039, no second voice
-            existing = self.cloud.voices.get(request.name)
+            existing = self.cloud.voices.get(request.name or "")
             if existing is not None:
                 return existing
             if any(g.voice_id == request.name for g in self.cloud.graveyard):
                 raise ProviderError(
                     "provider_bad_request", "voice id was used before (2039)", provider_code="2039"
                 )
-            voice_id = request.name
+            voice_id = request.name or ""
         elif self.family == "cosyvoice":
             voice_id = f"{request.target_model}-{request.name}-{hashlib.sha1(os.urandom(8)).hexdigest()[:8]}"
         else:
@@ -164,9 +171,9 @@ class FakeProvider:
         deploying = self.review_polls > 0
         voice = FakeVoice(
             voice_id=voice_id,
-            name=request.name,
+            name=request.name or "",
             family=self.family,
-            target_model=request.target_model,
+            target_model=request.target_model or "",
             status="deploying" if deploying else settle_to,
             created_at=self.cloud.tick(),
             polls_left=self.review_polls,
@@ -177,9 +184,11 @@ class FakeProvider:
         return voice
 
     # -- the protocol
-    def prepare_create(self, request: CreateRequest) -> list[PreparedRequest]:
-        self.cloud.prepared.append(request.name)
-        size = Path(request.clip_path).stat().st_size
+    def prepare_create(
+        self, request: VoiceRecord, *, preview_text: str | None = None, language: str | None = None
+    ) -> list[PreparedRequest]:
+        self.cloud.prepared.append(request.name or "")
+        size = Path(request.clip_path or "").stat().st_size
         return [
             PreparedRequest(
                 method="POST",
@@ -194,7 +203,9 @@ class FakeProvider:
             )
         ]
 
-    def create_voice(self, request: CreateRequest) -> CreateResult:
+    def create_voice(
+        self, request: VoiceRecord, *, preview_text: str | None = None, language: str | None = None
+    ) -> VoiceRecord:
         fault = self.faults.pop(0) if self.faults else "ok"
         self._log("create", f"{request.name} {fault}")
         if fault == "lost_before":
@@ -219,7 +230,9 @@ class FakeProvider:
             os.kill(os.getpid(), signal.SIGKILL)
         if fault == "lost_after":
             raise OutcomeUnknown("connection dropped after the request was sent", request_id="req-lost2")
-        return CreateResult(voice.voice_id, voice.status, request_ids=(f"req-{self.cloud.counter}",))
+        return dataclasses.replace(
+            request, voice_id=voice.voice_id, status=voice.status, request_ids=[f"req-{self.cloud.counter}"]
+        )
 
     def _visible(self) -> list[FakeVoice]:
         out = []
@@ -230,7 +243,7 @@ class FakeProvider:
             out.append(v)
         return out
 
-    def find_voice(self, request: CreateRequest, *, since: str | None = None) -> RemoteVoice | None:
+    def find_voice(self, request: VoiceRecord, *, since: str | None = None) -> VoiceRecord | None:
         fault = self.find_faults.pop(0) if self.find_faults else "ok"
         self._log("find", f"{request.name} {fault}")
         if fault == "error":
@@ -240,16 +253,16 @@ class FakeProvider:
                 return self._remote(v)
         return None
 
-    def query_voice(self, voice_id: str) -> RemoteVoice | None:
+    def query_voice(self, voice_id: str) -> VoiceRecord | None:
         self._log("query", voice_id)
         v = self.cloud.voices.get(voice_id)
         return self._remote(v) if v is not None and v.family == self.family else None
 
-    def list_voices(self) -> list[RemoteVoice]:
+    def list_voices(self) -> list[VoiceRecord]:
         self._log("list")
         return [self._remote(v) for v in self._visible()]
 
-    def wait_until_settled(self, voice_id: str, *, timeout_s: float, interval_s: float) -> RemoteVoice:
+    def wait_until_settled(self, voice_id: str, *, timeout_s: float, interval_s: float) -> VoiceRecord:
         polls = max(1, int(timeout_s / interval_s)) if timeout_s > 0 else 0
         v = self.cloud.voices.get(voice_id)
         if v is None:

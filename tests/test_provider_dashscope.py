@@ -15,15 +15,16 @@ from fake_providers import FakeProviders, FakeTime, Fault, create_request, make_
 
 from pipeline.enroll.providers import (
     CosyVoiceClient,
-    CreateRequest,
     QwenClient,
+    Runtime,
+    VoiceRecord,
     api_key_env,
     base_url_env,
     make_provider,
 )
 from pipeline.enroll.providers.base import OutcomeUnknown, ProviderError
 from pipeline.enroll.providers.dashscope import DEFAULT_BASE_URL, created_since, dashscope_error
-from pipeline.enroll.providers.http import LOGGER_NAME, RetryPolicy
+from pipeline.enroll.providers.http import LOGGER_NAME
 from pipeline.errors import InvalidArgument
 
 COSY = "cosyvoice-v3-plus"
@@ -42,12 +43,12 @@ def sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def cosy_request(clip: Path, name: str = "ali1", **kw: object) -> CreateRequest:
-    return create_request(clip, "cosyvoice", COSY, name, **kw)
+def cosy_request(clip: Path, name: str = "ali1") -> VoiceRecord:
+    return create_request(clip, "cosyvoice", COSY, name)
 
 
-def qwen_request(clip: Path, name: str = "alice_1", **kw: object) -> CreateRequest:
-    return create_request(clip, "qwen-tts", QWEN, name, **kw)
+def qwen_request(clip: Path, name: str = "alice_1") -> VoiceRecord:
+    return create_request(clip, "qwen-tts", QWEN, name)
 
 
 def provider(fake: FakeProviders, family: str, t: FakeTime | None = None, **kw: object) -> Any:
@@ -75,14 +76,20 @@ def test_make_provider_picks_the_client_and_names_the_variables(fake: FakeProvid
 
 def test_base_url_comes_from_the_argument_then_the_environment_then_the_default() -> None:
     env = {"DASHSCOPE_API_KEY": "k" * 12}
-    assert make_provider("cosyvoice", environ=env).base_url == DEFAULT_BASE_URL
+    assert make_provider("cosyvoice", runtime=Runtime(environ=env)).base_url == DEFAULT_BASE_URL
     env["DASHSCOPE_BASE_URL"] = "https://dashscope.aliyuncs.com/api/v1/"
-    assert make_provider("cosyvoice", environ=env).base_url == "https://dashscope.aliyuncs.com/api/v1"
     assert (
-        make_provider("cosyvoice", environ=env, base_url="http://h:1/api/v1").base_url == "http://h:1/api/v1"
+        make_provider("cosyvoice", runtime=Runtime(environ=env)).base_url
+        == "https://dashscope.aliyuncs.com/api/v1"
+    )
+    assert (
+        make_provider("cosyvoice", runtime=Runtime(environ=env), base_url="http://h:1/api/v1").base_url
+        == "http://h:1/api/v1"
     )
     with pytest.raises(InvalidArgument, match="DASHSCOPE_BASE_URL"):
-        make_provider("cosyvoice", environ={**env, "DASHSCOPE_BASE_URL": "dashscope.aliyuncs.com"})
+        make_provider(
+            "cosyvoice", runtime=Runtime(environ={**env, "DASHSCOPE_BASE_URL": "dashscope.aliyuncs.com"})
+        )
 
 
 def test_a_missing_key_is_one_clear_error_and_dry_run_needs_none(fake: FakeProviders, clip: Path) -> None:
@@ -106,7 +113,7 @@ def test_invalid_names_models_and_sizes_are_refused_before_sending(fake: FakePro
     with pytest.raises(InvalidArgument, match="name"):
         cosy.create_voice(cosy_request(clip, name="abcdefghij"))  # 10 > 9 characters
     with pytest.raises(InvalidArgument, match="target_model"):
-        cosy.prepare_create(CreateRequest("cosyvoice", "qwen3-tts-vc-2026-01-22", "ali1", clip, sha(clip)))
+        cosy.prepare_create(create_request(clip, "cosyvoice", "qwen3-tts-vc-2026-01-22", "ali1"))
     small = provider(fake, "qwen-tts", max_bytes=90_000)
     size = clip.stat().st_size  # 72 044 bytes: fits raw, but not as a base64 data URI (96 082 characters)
     assert size < 90_000
@@ -123,8 +130,8 @@ def test_cosyvoice_oss_upload_and_create_send_the_documented_requests(
     fake: FakeProviders, clip: Path
 ) -> None:
     cosy = provider(fake, "cosyvoice")
-    request = cosy_request(clip, language="en")
-    result = cosy.create_voice(request)
+    request = cosy_request(clip)
+    result = cosy.create_voice(request, language="en")
     [policy] = fake.requests_to("dashscope.get_policy")
     assert policy.method == "GET"
     assert policy.query == {"action": "getPolicy", "model": COSY}  # bound to the target model
@@ -161,7 +168,6 @@ def test_cosyvoice_oss_upload_and_create_send_the_documented_requests(
     assert result.voice_id.startswith(f"{COSY}-ali1-")
     assert result.status == "deploying"
     assert len(result.request_ids) == 2  # getPolicy and create
-    assert result.detail["audio_url"] == f"oss://{key}"
 
 
 def test_cosyvoice_review_is_polled_until_ok(fake: FakeProviders, clip: Path) -> None:
@@ -207,10 +213,10 @@ def test_cosyvoice_url_template_mode_uses_the_users_storage(fake: FakeProviders,
     assert cosy.audio_source == "url_template"
     result = cosy.create_voice(cosy_request(clip))
     [create] = fake.requests_to("cosyvoice.create_voice")
+    assert result.voice_id == fake.voices("cosyvoice")[0]["voice_id"]
     assert create.json["input"]["url"] == url
     assert create.header("X-DashScope-OssResourceResolve") is None
     assert fake.requests_to("oss.upload") == []
-    assert result.detail["audio_url"] == url
     with pytest.raises(InvalidArgument, match="unknown field"):
         provider(fake, "cosyvoice", url_template="https://b.example.com/{user}.wav")
     with pytest.raises(InvalidArgument, match="url_template"):
@@ -286,8 +292,7 @@ def test_cosyvoice_preview_synthesises_with_the_target_model(fake: FakeProviders
 def test_a_lost_cosyvoice_create_is_outcome_unknown_and_find_voice_settles_it(
     fake: FakeProviders, clip: Path, fault: Fault
 ) -> None:
-    policy = RetryPolicy(max_attempts=4, connect_timeout_s=2.0, read_timeout_s=0.3)
-    cosy = provider(fake, "cosyvoice", policy=policy)
+    cosy = provider(fake, "cosyvoice", limits={"read_timeout_s": 0.3})
     request = cosy_request(clip)
     sent = (dt.datetime.now(dt.UTC) - dt.timedelta(seconds=5)).isoformat()
     fake.inject("cosyvoice.create_voice", fault)
@@ -381,7 +386,7 @@ def test_quota_exhaustion_is_provider_quota(clip: Path) -> None:
 
 def test_qwen_create_sends_the_clip_inline_and_is_ready(fake: FakeProviders, clip: Path) -> None:
     qwen = provider(fake, "qwen-tts")
-    result = qwen.create_voice(qwen_request(clip, language="en"))
+    result = qwen.create_voice(qwen_request(clip), language="en")
     [create] = fake.requests_to("qwen.create")
     body = create.json
     data = body["input"].pop("audio")["data"]

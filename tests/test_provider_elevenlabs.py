@@ -9,9 +9,8 @@ from pathlib import Path
 import pytest
 from fake_providers import FakeProviders, Fault, create_request, make_wav, provider_client
 
-from pipeline.enroll.providers import CreateRequest, ElevenLabsClient
+from pipeline.enroll.providers import ElevenLabsClient, VoiceRecord
 from pipeline.enroll.providers.base import OutcomeUnknown, ProviderError
-from pipeline.enroll.providers.http import RetryPolicy
 
 MODEL = "eleven_multilingual_v2"
 
@@ -23,7 +22,7 @@ def clip(tmp_path: Path) -> Path:
     return path
 
 
-def request(clip: Path, name: str = "alice vp1") -> CreateRequest:
+def request(clip: Path, name: str = "alice vp1") -> VoiceRecord:
     return create_request(clip, "elevenlabs", MODEL, name)
 
 
@@ -33,7 +32,7 @@ def client(fake: FakeProviders, **env: str) -> ElevenLabsClient:
         "elevenlabs",
         env={**fake.env(), **env},
         seed=0,
-        policy=RetryPolicy(max_attempts=3, connect_timeout_s=2.0, read_timeout_s=5.0),
+        limits={"max_attempts": 3},
     )
     assert isinstance(made, ElevenLabsClient)
     return made

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from fake_providers import FakeProviders, FakeTime, Fault, create_request, make_wav, provider_client
 
-from pipeline.enroll.providers import CreateRequest, MiniMaxClient
+from pipeline.enroll.providers import MiniMaxClient, Runtime, VoiceRecord
 from pipeline.enroll.providers.base import OutcomeUnknown, ProviderError
-from pipeline.enroll.providers.http import LOGGER_NAME, RetryPolicy
+from pipeline.enroll.providers.http import LOGGER_NAME
 from pipeline.enroll.providers.minimax import DEFAULT_BASE_URL, minimax_error
 from pipeline.errors import InvalidArgument
 
@@ -27,8 +27,8 @@ def clip(tmp_path: Path) -> Path:
     return path
 
 
-def request(clip: Path, name: str = NAME, **kw: object) -> CreateRequest:
-    return create_request(clip, "minimax", MODEL, name, **kw)
+def request(clip: Path, name: str = NAME) -> VoiceRecord:
+    return create_request(clip, "minimax", MODEL, name)
 
 
 def client(
@@ -41,7 +41,7 @@ def client(
 
 def test_upload_and_clone_send_the_documented_requests(fake: FakeProviders, clip: Path) -> None:
     mm = client(fake)
-    result = mm.create_voice(request(clip, preview_text="Hello there.", language="en"))
+    result = mm.create_voice(request(clip), preview_text="Hello there.", language="en")
     [upload] = fake.requests_to("minimax.upload")
     assert upload.header("Authorization") == f"Bearer {fake.keys['minimax']}"
     assert upload.form == {"purpose": "voice_clone"}
@@ -56,7 +56,6 @@ def test_upload_and_clone_send_the_documented_requests(fake: FakeProviders, clip
         "language_boost": "English",
     }
     assert result.voice_id == NAME and result.status == "ready"
-    assert result.preview_url and result.preview_url.startswith(fake.url + "/audio/")
     assert len(result.request_ids) == 2  # Trace-Id of the upload and of the clone
     assert mm.preview(NAME, target_model=MODEL, text="Hello there.")[:4] == b"RIFF"
     assert fake.requests_to("audio.download")[0].header("Authorization") is None
@@ -66,10 +65,9 @@ def test_without_preview_text_the_clone_body_is_minimal_and_no_preview_exists(
     fake: FakeProviders, clip: Path
 ) -> None:
     mm = client(fake)
-    result = mm.create_voice(request(clip))
+    mm.create_voice(request(clip))
     [clone] = fake.requests_to("minimax.clone")
     assert set(clone.json) == {"file_id", "voice_id"}
-    assert result.preview_url is None
     with pytest.raises(ProviderError) as info:
         mm.preview(NAME, target_model=MODEL, text="Hi")
     assert info.value.reason == "provider_bad_request"
@@ -149,24 +147,23 @@ def test_rate_limiting_that_never_ends_is_provider_rate_limited(fake: FakeProvid
     "fault", [Fault.drop(), Fault.delay(1.0), Fault.malformed()], ids=["drop", "timeout", "malformed"]
 )
 def test_a_lost_clone_is_retried_and_2039_means_it_worked(
-    fake: FakeProviders, clip: Path, fault: Fault
+    fake: FakeProviders, clip: Path, fault: Fault, caplog: pytest.LogCaptureFixture
 ) -> None:
-    policy = RetryPolicy(max_attempts=4, connect_timeout_s=2.0, read_timeout_s=0.3)
+    caplog.set_level(logging.INFO, logger=LOGGER_NAME)
     fake.inject("minimax.clone", fault)
-    result = client(fake, policy=policy).create_voice(request(clip))
+    result = client(fake, limits={"read_timeout_s": 0.3}).create_voice(request(clip))
     clones = fake.requests_to("minimax.clone")
     assert len(clones) == 2
     assert clones[0].json["voice_id"] == clones[1].json["voice_id"] == NAME  # same id both times
     assert [v["voice_id"] for v in fake.voices("minimax")] == [NAME]  # one voice, not two
     assert result.voice_id == NAME
-    assert result.detail.get("confirmed_by_duplicate") is True
+    assert "confirmed by a duplicate answer" in caplog.text
 
 
 def test_giving_up_after_a_lost_clone_is_outcome_unknown_and_find_voice_settles_it(
     fake: FakeProviders, clip: Path
 ) -> None:
-    policy = RetryPolicy(max_attempts=3, connect_timeout_s=2.0, read_timeout_s=5.0)
-    mm = client(fake, policy=policy)
+    mm = client(fake, limits={"max_attempts": 3})
     fake.inject("minimax.clone", Fault.drop(after_action=True), Fault.throttle(), Fault.throttle())
     with pytest.raises(OutcomeUnknown):
         mm.create_voice(request(clip))
@@ -175,11 +172,14 @@ def test_giving_up_after_a_lost_clone_is_outcome_unknown_and_find_voice_settles_
     assert mm.find_voice(request(clip, name="vp_nobody_000000")) is None
 
 
-def test_a_first_attempt_2039_is_success_only_if_the_voice_is_there(fake: FakeProviders, clip: Path) -> None:
+def test_a_first_attempt_2039_is_success_only_if_the_voice_is_there(
+    fake: FakeProviders, clip: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger=LOGGER_NAME)
     mm = client(fake)
     fake.add_voice("minimax", voice_id=NAME)  # e.g. made by a run that died before writing its ledger
     result = mm.create_voice(request(clip))
-    assert result.detail.get("already_existed") is True
+    assert result.voice_id == NAME and "already existed" in caplog.text
     assert len(fake.voices("minimax")) == 1
     mm.delete_voice(NAME)
     with pytest.raises(ProviderError) as info:  # used and deleted: MiniMax never gives an id back
@@ -225,14 +225,19 @@ def test_bad_audio_is_rejected(fake: FakeProviders, clip: Path) -> None:
 
 def test_base_url_and_key_come_from_the_environment() -> None:
     env = {"MINIMAX_API_KEY": "mm-0123456789"}
-    assert MiniMaxClient(environ=env).base_url == DEFAULT_BASE_URL
+    assert MiniMaxClient(runtime=Runtime(environ=env)).base_url == DEFAULT_BASE_URL
     assert (
-        MiniMaxClient(environ={**env, "MINIMAX_BASE_URL": "https://api.minimaxi.com/v1/"}).base_url
+        MiniMaxClient(
+            runtime=Runtime(environ={**env, "MINIMAX_BASE_URL": "https://api.minimaxi.com/v1/"})
+        ).base_url
         == "https://api.minimaxi.com"
     )
-    assert MiniMaxClient(environ=env, base_url="http://127.0.0.1:9").base_url == "http://127.0.0.1:9"
+    assert (
+        MiniMaxClient(runtime=Runtime(environ=env), base_url="http://127.0.0.1:9").base_url
+        == "http://127.0.0.1:9"
+    )
     with pytest.raises(ProviderError) as info:
-        MiniMaxClient(environ={})
+        MiniMaxClient(runtime=Runtime(environ={}))
     assert info.value.reason == "missing_api_key" and "MINIMAX_API_KEY" in info.value.message
 
 

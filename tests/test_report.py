@@ -472,22 +472,22 @@ def test_same_clip_bytes_are_drawn_once(tmp_path: Path) -> None:
 
 
 def test_ledger_voices_are_shown_with_their_status(tmp_path: Path) -> None:
-    from pipeline.enroll.ledger import Ledger
+    from pipeline.enroll.ledger import Ledger, VoiceRecord
 
     out = make_run(tmp_path)
     row = next(
         json.loads(line) for line in (out / "clips.jsonl").read_text().splitlines() if '"minimax"' in line
     )
     with Ledger(out / "voices.sqlite") as ledger:
-        rec = ledger.begin(
+        rec = ledger.begin(VoiceRecord(
             provider="minimax", base_url="http://127.0.0.1:1", family="minimax", target_model="speech-2.8-hd",
             name="annvoice", clip_sha256=row["sha256"], clip_path=row["clip"], speaker="ann",
-        )  # fmt: skip
+        ))  # fmt: skip
         ledger.update(rec.id, status="ready", voice_id="vp-ann-001")
-        older = ledger.begin(
+        older = ledger.begin(VoiceRecord(
             provider="minimax", base_url="http://127.0.0.1:1", family="minimax", target_model="speech-2.8-hd",
             name="annold", clip_sha256="0" * 64, speaker="ann",
-        )  # fmt: skip
+        ))  # fmt: skip
         ledger.update(older.id, status="gone", voice_id="vp-ann-000")
     raw = build_report(out).read_text(encoding="utf-8")
     doc = parse(out / "report.html")

@@ -27,7 +27,7 @@ import pipeline
 from pipeline.batch.config import load_config
 from pipeline.batch.manifest import ManifestError
 from pipeline.batch.runner import PROBE_KEYS
-from pipeline.enroll.ledger import Ledger
+from pipeline.enroll.ledger import Ledger, VoiceRecord
 from pipeline.errors import InvalidArgument, VoiceprepError
 from pipeline.report.results import (
     CLIP_SCHEMA,
@@ -344,13 +344,15 @@ def test_voices_come_from_the_ledger_and_join_the_clips(out: Path, tmp_path: Pat
     clip = load_run(copy).clip_row("alice", "qwen-tts")
     with Ledger(copy / "voices.sqlite") as ledger:
         row = ledger.begin(
-            provider="dashscope",
-            base_url="http://127.0.0.1:1/api/v1",
-            family="qwen-tts",
-            target_model="qwen3-tts-vc",
-            name="alice",
-            clip_sha256=clip["sha256"],
-            speaker="alice",
+            VoiceRecord(
+                provider="dashscope",
+                base_url="http://127.0.0.1:1/api/v1",
+                family="qwen-tts",
+                target_model="qwen3-tts-vc",
+                name="alice",
+                clip_sha256=clip["sha256"],
+                speaker="alice",
+            )
         )
         ledger.update(row.id, status="ready", voice_id="voice-alice-1")
     res = load_run(copy)

@@ -8,7 +8,6 @@ import hashlib
 import json
 import logging
 import os
-import random
 import subprocess
 import sys
 import tempfile
@@ -16,18 +15,19 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from fake_providers import FakeProviders, FakeTime, Fault, make_wav
+from fake_providers import FakeProviders, FakeTime, Fault, fake_runtime, make_wav
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from submit_fakes import SECRET, FakeCloud, FakeProvider, Killed, make_providers, make_run
 
+from pipeline.batch.config import RunConfig
 from pipeline.batch.manifest import read_rows
 from pipeline.enroll.ledger import Ledger, LedgerBusy, ledger_lock, read_voices
 from pipeline.enroll.providers import make_provider
-from pipeline.enroll.providers.base import PreparedRequest
-from pipeline.enroll.providers.http import RetryPolicy
+from pipeline.enroll.providers.base import PreparedRequest, VoiceRecord
 from pipeline.enroll.submit import (
     MissingApiKey,
+    SubmitOptions,
     elide_request,
     resolve_target_model,
     submit_run,
@@ -52,10 +52,11 @@ def _creates(cloud: FakeCloud) -> list[tuple[str, str, str]]:
     return [c for c in cloud.calls if c[0] == "create"]
 
 
-def _submit(out: Path, providers: dict, **kw: object):
+def _submit(out: Path, providers: dict, *, families=None, speakers=None, target_models=None, **kw: object):
     kw.setdefault("settle_interval_s", 1.0)
     kw.setdefault("settle_timeout_s", 5.0)
-    return submit_run(out, providers=providers, **kw)  # type: ignore[arg-type]
+    options = SubmitOptions(RunConfig(target_models=target_models or {}), **kw)  # type: ignore[arg-type]
+    return submit_run(out, families, speakers, options, providers)
 
 
 # ------------------------------------------------------------------------------------------------ names
@@ -204,12 +205,14 @@ def test_intent_without_sent_marker_is_retried_with_the_same_row(tmp_path: Path)
     name = voice_name(spec, speaker="alice", clip_sha256=sha, target_model="speech-2.8-hd")
     with Ledger(tmp_path / "voices.sqlite") as ledger:  # as left by a crash right after the intent
         ledger.begin(
-            provider="minimax",
-            base_url="https://fake.example/api/v1",
-            family="minimax",
-            target_model="speech-2.8-hd",
-            name=name,
-            clip_sha256=sha,
+            VoiceRecord(
+                provider="minimax",
+                base_url="https://fake.example/api/v1",
+                family="minimax",
+                target_model="speech-2.8-hd",
+                name=name,
+                clip_sha256=sha,
+            )
         )
     cloud = FakeCloud()
     outs = _submit(tmp_path, make_providers(cloud, ["minimax"]))
@@ -416,18 +419,14 @@ def test_elide_request_masks_headers_and_audio() -> None:
 def test_missing_key_stops_before_anything(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     make_run(tmp_path, speakers=["alice"], families=["minimax", "qwen-tts"])
     monkeypatch.setenv("MINIMAX_API_KEY", SECRET)
+    monkeypatch.setenv("MINIMAX_BASE_URL", "http://127.0.0.1:9")  # nothing listens: any request would fail
     monkeypatch.delenv("DASHSCOPE_API_KEY", raising=False)
-    made: list[str] = []
-
-    def factory(spec, base_url):
-        made.append(spec.name)
-        return FakeProvider(FakeCloud(), spec.name)
-
+    manifest = (tmp_path / "clips.jsonl").read_bytes()
     with pytest.raises(MissingApiKey) as info:
-        submit_run(tmp_path, provider_factory=factory)
+        submit_run(tmp_path)  # clients from the environment, as `voiceprep submit` makes them
     assert info.value.env_var == "DASHSCOPE_API_KEY" and info.value.reason == "missing_api_key"
     assert "DASHSCOPE_API_KEY is not set" in info.value.message
-    assert made == [] and not (tmp_path / "voices.sqlite").exists()
+    assert not (tmp_path / "voices.sqlite").exists() and (tmp_path / "clips.jsonl").read_bytes() == manifest
 
 
 def test_the_key_never_reaches_outputs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -573,18 +572,8 @@ def real_factory(fake: FakeProviders, t: FakeTime | None = None):
     """``make_provider`` on the fake server, with fake time so retries and review polls cost nothing."""
     t = t or FakeTime()
 
-    def factory(spec, base_url, *, require_key=True, **options):
-        return make_provider(
-            spec,
-            base_url=base_url,
-            environ=fake.env(),
-            policy=RetryPolicy(max_attempts=4, connect_timeout_s=2.0, read_timeout_s=5.0),
-            sleep=t.sleep,
-            clock=t.clock,
-            wall=t.wall,
-            rng=random.Random(1),
-            require_key=require_key,
-        )
+    def factory(spec, base_url):
+        return make_provider(spec, base_url=base_url, runtime=fake_runtime(fake.env(), t))
 
     return factory
 
@@ -604,7 +593,9 @@ def _server_ids(fake: FakeProviders, family: str) -> list[str]:
 
 def test_e2e_all_families_with_previews(tmp_path: Path, server: FakeProviders) -> None:
     make_run(tmp_path, families=FAMILIES, audio=_wav)
-    outs = submit_run(tmp_path, provider_factory=real_factory(server), preview_text="Hello there.")
+    outs = submit_run(
+        tmp_path, options=SubmitOptions(preview_text="Hello there."), providers=real_factory(server)
+    )
     assert [(o.action, o.status) for o in outs] == [("created", "ready")] * 6, [o.message for o in outs]
     rows = _ledger(tmp_path)
     for family in FAMILIES:
@@ -636,7 +627,7 @@ def test_e2e_lost_answers_and_throttling_make_no_duplicate(
     server.inject("cosyvoice.create_voice", Fault.drop(after_action=True))
     server.inject("qwen.create", Fault.throttle(retry_after=2), Fault.malformed(after_action=True))
     server.inject("minimax.clone", Fault.drop(after_action=True), Fault.http(503))
-    outs = submit_run(tmp_path, provider_factory=real_factory(server))
+    outs = submit_run(tmp_path, providers=real_factory(server))
     assert [o.status for o in outs] == ["ready"] * 6, [(o.family, o.message) for o in outs]
     for family in FAMILIES:
         assert len(_server_ids(server, family)) == 2
@@ -658,8 +649,8 @@ class _KillAfterCreate:
     def __getattr__(self, name: str):
         return getattr(self.inner, name)
 
-    def create_voice(self, request):
-        self.inner.create_voice(request)
+    def create_voice(self, request, **options):
+        self.inner.create_voice(request, **options)
         raise Killed("killed before the ledger write")
 
 
@@ -669,10 +660,10 @@ def test_e2e_crash_after_create_is_reconciled(tmp_path: Path, server: FakeProvid
     factory = real_factory(server)
     dying = {family: _KillAfterCreate(factory(load_family(family), None))}
     with pytest.raises(Killed):
-        submit_run(tmp_path, providers=dying, settle_interval_s=1)
+        submit_run(tmp_path, options=SubmitOptions(settle_interval_s=1), providers=dying)
     [row] = _ledger(tmp_path)
     assert row["status"] == "pending" and row["voice_id"] is None and len(_server_ids(server, family)) == 1
-    outs = submit_run(tmp_path, provider_factory=factory, settle_interval_s=1)
+    outs = submit_run(tmp_path, options=SubmitOptions(settle_interval_s=1), providers=factory)
     assert [(o.action, o.status) for o in outs] == [("reconciled", "ready"), ("existing", "ready")]
     assert [r["voice_id"] for r in _ledger(tmp_path)] == _server_ids(server, family)
     assert _clips(tmp_path)[("alice", family)]["voice_id"] == _server_ids(server, family)[0]
@@ -682,7 +673,7 @@ def test_e2e_rejection_and_quota(tmp_path: Path, server: FakeProviders) -> None:
     make_run(tmp_path, speakers=["alice", "bob", "cho"], families=["cosyvoice", "qwen-tts"], audio=_wav)
     server.mark_bad_audio((tmp_path / "clips/alice/cosyvoice.wav").read_bytes())
     server.set_quota("qwen", 1)
-    outs = {(o.speaker, o.family): o for o in submit_run(tmp_path, provider_factory=real_factory(server))}
+    outs = {(o.speaker, o.family): o for o in submit_run(tmp_path, providers=real_factory(server))}
     assert (outs[("alice", "cosyvoice")].status, outs[("alice", "cosyvoice")].reason) == (
         "rejected",
         "provider_rejected",
@@ -703,7 +694,9 @@ def test_e2e_dry_run_sends_nothing_and_needs_no_key(
 ) -> None:
     make_run(tmp_path, speakers=["alice"], families=FAMILIES, audio=_wav)
     monkeypatch.delenv("DASHSCOPE_API_KEY")
-    outs = submit_run(tmp_path, dry_run=True)  # the default factory: make_provider from the environment
+    outs = submit_run(
+        tmp_path, options=SubmitOptions(dry_run=True)
+    )  # the default factory: make_provider from the environment
     assert all(o.action == "dry-run" and o.ok for o in outs), [o.problems for o in outs]
     assert "DASHSCOPE_API_KEY is not set" in outs[0].message
     assert server.requests == [] and not (tmp_path / "voices.sqlite").exists()

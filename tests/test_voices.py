@@ -17,7 +17,8 @@ from pipeline.batch.manifest import read_rows
 from pipeline.cli.voices import submit_command, voices_app
 from pipeline.enroll import submit as submit_mod
 from pipeline.enroll.ledger import Ledger, read_voices
-from pipeline.enroll.submit import submit_run
+from pipeline.enroll.providers.base import VoiceRecord
+from pipeline.enroll.submit import SubmitOptions, submit_run
 from pipeline.enroll.voices import (
     delete_voice,
     describe_voice,
@@ -66,7 +67,8 @@ def _submitted(tmp_path: Path, families=("cosyvoice", "minimax"), speakers=("ali
     make_run(tmp_path, speakers=speakers, families=families)
     cloud = FakeCloud()
     providers = make_providers(cloud, families)
-    outs = submit_run(tmp_path, providers=providers, settle_interval_s=1, settle_timeout_s=5)
+    options = SubmitOptions(settle_interval_s=1, settle_timeout_s=5)
+    outs = submit_run(tmp_path, options=options, providers=providers)
     assert all(o.status == "ready" for o in outs)
     return cloud, providers
 
@@ -99,15 +101,15 @@ def test_alibaba_expiry_after_a_year() -> None:
 def test_quota_usage_and_warning_at_80_percent() -> None:
     rows = [_row("cosyvoice", id=i, voice_id=f"v{i}", days_old=1) for i in range(799)]
     rows += [_row("cosyvoice", "deleted", id=900 + i, voice_id=f"d{i}") for i in range(50)]
-    [usage] = quota_usage(rows)
-    assert (usage.family, usage.used, usage.limit) == ("cosyvoice", 799, 1000)
+    assert quota_usage(rows) == [f"cosyvoice at {BASE_URL}: 799 voices of 1000 (ledger)"]
     assert [w for w in voice_warnings(rows, now=NOW) if w.kind == "quota"] == []
     rows.append(_row("cosyvoice", "unknown", id=5000, voice_id=None))
     [q] = [w for w in voice_warnings(rows, now=NOW) if w.kind == "quota"]
     assert "800 of 1000 voices used" in q.message
     # the provider's own count wins when it was asked
-    [usage] = quota_usage(rows[:3], remote_counts={("cosyvoice", BASE_URL): 950})
-    assert (usage.used, usage.counted_from) == (950, "provider")
+    assert quota_usage(rows[:3], remote_counts={("cosyvoice", BASE_URL): 950}) == [
+        f"cosyvoice at {BASE_URL}: 950 voices of 1000 (provider)"
+    ]
     # MiniMax publishes no limit: no quota warning however many
     many = [_row("minimax", id=i, voice_id=f"m{i}") for i in range(50)]
     assert [w for w in voice_warnings(many, now=NOW) if w.kind == "quota"] == []
@@ -125,9 +127,12 @@ def test_list_and_show(tmp_path: Path) -> None:
     _submitted(tmp_path)
     ledger = tmp_path / "voices.sqlite"
     listing = list_voices(ledger)
-    assert len(listing.entries) == 4 and all(e.in_ledger for e in listing.entries)
-    assert {u.family: u.used for u in listing.usage} == {"cosyvoice": 2, "minimax": 2}
-    assert [e.record.family for e in list_voices(ledger, family="minimax").entries] == ["minimax", "minimax"]
+    assert len(listing.entries) == 4 and all(r is not None and rv is None for r, rv in listing.entries)
+    assert listing.usage == [
+        f"cosyvoice at {BASE_URL}: 2 voices of 1000 (ledger)",
+        f"minimax at {BASE_URL}: 2 voices (no published limit) (ledger)",
+    ]
+    assert [r.family for r, _ in list_voices(ledger, family="minimax").entries] == ["minimax", "minimax"]
     assert len(list_voices(ledger, provider="dashscope").entries) == 2
     assert list_voices(ledger, statuses=["gone"]).entries == []
     with pytest.raises(InvalidArgument, match="status must be one of"):
@@ -135,7 +140,7 @@ def test_list_and_show(tmp_path: Path) -> None:
     with pytest.raises(InvalidArgument, match="no voice ledger"):
         list_voices(tmp_path / "nope.sqlite")
 
-    first = listing.entries[0].record
+    first = listing.entries[0][0]
     assert show_voice(ledger, str(first.id)) == first
     assert show_voice(ledger, f"#{first.id}") == first
     assert show_voice(ledger, first.voice_id) == first
@@ -152,14 +157,14 @@ def test_list_remote_merges_the_providers_view(tmp_path: Path) -> None:
     cloud, providers = _submitted(tmp_path, families=("minimax",))
     cloud.voices.pop(next(iter(cloud.voices)))  # one expired
     FakeProvider(cloud, "minimax").create_voice(  # one made outside voiceprep
-        submit_mod.CreateRequest("minimax", "speech-2.8-hd", "someone_else1", tmp_path / "x", "00")
+        VoiceRecord(family="minimax", target_model="speech-2.8-hd", name="someone_else1")
     )
     listing = list_voices(tmp_path / "voices.sqlite", remote=True, providers=providers)
-    in_ledger = [e for e in listing.entries if e.in_ledger]
-    assert sorted(e.remote is None for e in in_ledger) == [False, True]
-    [foreign] = [e for e in listing.entries if not e.in_ledger]
-    assert foreign.remote.voice_id == "someone_else1"
-    assert listing.usage[0].used == 2 and listing.usage[0].counted_from == "provider"
+    in_ledger = [(r, rv) for r, rv in listing.entries if r is not None]
+    assert sorted(rv is None for _, rv in in_ledger) == [False, True]
+    [foreign] = [rv for r, rv in listing.entries if r is None]
+    assert foreign is not None and foreign.voice_id == "someone_else1" and foreign.family == "minimax"
+    assert listing.usage == [f"minimax at {BASE_URL}: 2 voices (no published limit) (provider)"]
     assert len(read_voices(tmp_path / "voices.sqlite")) == 2  # read-only: nothing recorded
 
 
@@ -169,11 +174,12 @@ def test_list_remote_merges_the_providers_view(tmp_path: Path) -> None:
 def test_delete_at_provider_then_ledger_then_resubmit(tmp_path: Path) -> None:
     cloud, providers = _submitted(tmp_path, families=("minimax",), speakers=("alice",))
     [row] = read_voices(tmp_path / "voices.sqlite")
-    result = delete_voice(tmp_path / "voices.sqlite", row["voice_id"], providers=providers)
-    assert result.remote_deleted and result.after.status == "deleted"
+    after, note = delete_voice(tmp_path / "voices.sqlite", row["voice_id"], providers=providers)
+    assert after.status == "deleted" and note == f"deleted at {BASE_URL}"
     assert cloud.voices == {} and [c[0] for c in cloud.calls][-1] == "delete"
-    again = delete_voice(tmp_path / "voices.sqlite", row["voice_id"], providers=providers)
-    assert not again.remote_deleted and again.note == "already deleted"
+    calls = len(cloud.calls)
+    again, note = delete_voice(tmp_path / "voices.sqlite", row["voice_id"], providers=providers)
+    assert again.status == "deleted" and note == "already deleted" and len(cloud.calls) == calls
     # the next submit sees the deleted row, frees the clip, and a further submit makes a new voice
     [o] = submit_run(tmp_path, providers=providers)
     assert o.status == "deleted" and "submit again" in o.message
@@ -189,9 +195,9 @@ def test_delete_a_row_without_voice_is_local(tmp_path: Path) -> None:
     [o] = submit_run(tmp_path, providers=providers)
     assert o.status == "unknown"
     calls = len(cloud.calls)
-    result = delete_voice(tmp_path / "voices.sqlite", str(o.ledger_id), providers=providers)
-    assert not result.remote_deleted and result.after.status == "deleted"
-    assert "voices sync" in result.note and len(cloud.calls) == calls
+    after, note = delete_voice(tmp_path / "voices.sqlite", str(o.ledger_id), providers=providers)
+    assert after.status == "deleted"
+    assert "voices sync" in note and len(cloud.calls) == calls
     [o2] = submit_run(tmp_path, providers=providers)  # the clip may now be submitted again
     assert o2.action == "created" and o2.status == "ready" and o2.name != o.name
 
@@ -205,7 +211,9 @@ def test_sync_changes_gone_and_unknown_voices(tmp_path: Path) -> None:
     providers = {
         "cosyvoice": FakeProvider(cloud, "cosyvoice", review_polls=2, faults=["ok", "ok", "lost_after"])
     }
-    outs = submit_run(tmp_path, providers=providers, settle_timeout_s=0, settle_interval_s=1)
+    outs = submit_run(
+        tmp_path, options=SubmitOptions(settle_timeout_s=0, settle_interval_s=1), providers=providers
+    )
     assert [o.status for o in outs] == [
         "deploying",
         "deploying",
@@ -222,10 +230,10 @@ def test_sync_changes_gone_and_unknown_voices(tmp_path: Path) -> None:
     alice_v.status = "ready"
     cloud.voices.pop(bob_v.voice_id)
     FakeProvider(cloud, "cosyvoice", review_polls=0).create_voice(
-        submit_mod.CreateRequest("cosyvoice", "cosyvoice-v2", "foreign1", tmp_path / "x", "00")
+        VoiceRecord(family="cosyvoice", target_model="cosyvoice-v2", name="foreign1")
     )
     report = sync_voices(ledger, providers=providers)
-    changes = {(c.before, c.after) for c in report.changes}
+    changes = {(before.status, after.status) for before, after, _ in report.changes}
     assert changes == {("deploying", "ready"), ("deploying", "gone"), ("unknown", "deploying")}
     assert [r.voice_id for r in report.recorded] == [
         v.voice_id for v in cloud.voices.values() if v.name == "foreign1"

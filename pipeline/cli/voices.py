@@ -98,16 +98,9 @@ def _ledger_path(out_dir: Path | None, ledger: Path | None, config: Path | None)
     return default_ledger_path(out_dir or Path("out"), configured)
 
 
-def _config_maps(config: Path | None) -> tuple[dict[str, str], dict[str, str]]:
-    """``target_models`` and ``base_urls`` from the configuration (defaults, then ``--config``)."""
-    from pipeline.batch.config import load_config
-
-    cfg = load_config(config)
-    return dict(cfg.target_models), dict(cfg.base_urls)
-
-
 def _audio_options(cfg: Any, source: str | None, template: str | None) -> dict[str, str | None]:
-    """How CosyVoice fetches a clip: ``--audio-source``/``--audio-url-template``, else ``cfg`` (a RunConfig)."""
+    """How CosyVoice fetches a clip (``audio_source``, ``audio_url_template`` of a RunConfig):
+    ``--audio-source``/``--audio-url-template``, else ``cfg``'s."""
     chosen = source or cfg.audio_source
     url_template = template or cfg.audio_url_template
     if template and source is None:
@@ -116,7 +109,7 @@ def _audio_options(cfg: Any, source: str | None, template: str | None) -> dict[s
         raise typer.BadParameter(f"--audio-source must be oss, url_template or data_uri, got {chosen!r}")
     if chosen == "url_template" and not url_template:
         raise typer.BadParameter("--audio-source url_template needs --audio-url-template (or the config's)")
-    return {"audio_source": chosen, "url_template": url_template if chosen == "url_template" else None}
+    return {"audio_source": chosen, "audio_url_template": url_template if chosen == "url_template" else None}
 
 
 # --------------------------------------------------------------------------------------------- submit
@@ -220,33 +213,29 @@ def submit_command(
 ) -> None:
     """Submit a run's ready clips, record each voice in the ledger and update clips.jsonl."""
     from pipeline.batch.config import load_config
-    from pipeline.enroll.submit import submit_run
+    from pipeline.enroll.submit import SubmitOptions, elide_request, submit_run
 
     single = family[0] if family and len(family) == 1 else None
-    cfg = load_config(config)  # read once: models, regions and audio source all come from it
-    models = {**cfg.target_models, **_pairs(target_model, "--target-model", single_key=single)}
-    urls = {**cfg.base_urls, **_pairs(base_url, "--base-url")}
-    options = _audio_options(cfg, audio_source, audio_url_template)
+    cfg = load_config(config)  # read once: models, regions, audio source and ledger all come from it
+    flags = {
+        "target_models": {**cfg.target_models, **_pairs(target_model, "--target-model", single_key=single)},
+        "base_urls": {**cfg.base_urls, **_pairs(base_url, "--base-url")},
+        "ledger": str(ledger) if ledger is not None else cfg.ledger,
+        **_audio_options(cfg, audio_source, audio_url_template),
+    }
     err = make_console(stderr=True)
+    options = SubmitOptions(
+        cfg.model_copy(update=flags),
+        dry_run=dry_run,
+        preview_text=preview,
+        settle_timeout_s=settle_timeout,
+        settle_interval_s=poll_interval,
+        progress=lambda msg: err.print(msg, markup=False, highlight=False),
+    )
     with _errors():
-        outcomes = submit_run(
-            out_dir,
-            families=family,
-            speakers=speaker,
-            dry_run=dry_run,
-            preview_text=preview,
-            ledger_path=_ledger_path(out_dir, ledger, config),
-            base_urls=urls or None,
-            target_models=models or None,
-            provider_options=options,
-            settle_timeout_s=settle_timeout,
-            settle_interval_s=poll_interval,
-            progress=lambda msg: err.print(msg, markup=False, highlight=False),
-        )
+        outcomes = submit_run(out_dir, family, speaker, options)
     out = make_console()
     if as_json:
-        from pipeline.enroll.submit import elide_request
-
         for o in outcomes:
             row = {k: v for k, v in vars(o).items() if k != "requests"}
             row["requests"] = [elide_request(r) for r in o.requests]
@@ -291,12 +280,9 @@ _LedgerOpt = Annotated[Path | None, typer.Option("--ledger", help="Voice ledger 
 _ConfigOpt = Annotated[Path | None, typer.Option("--config", help="A voiceprep.yaml naming a shared ledger.")]
 
 
-def _print_warnings(warnings: Sequence[Any], usage: Sequence[Any], console: Console) -> None:
-    for u in usage:
-        limit = f"of {u.limit}" if u.limit else "(no published limit)"
-        console.print(
-            f"{u.family} at {u.base_url}: {u.used} voices {limit} ({u.counted_from})", highlight=False
-        )
+def _print_warnings(warnings: Sequence[Any], usage: Sequence[str], console: Console) -> None:
+    for line in usage:
+        console.print(line, highlight=False)
     for w in warnings:
         console.print(f"[yellow]warning[/] ({w.kind}) {w.message}", highlight=False)
 
@@ -317,6 +303,7 @@ def voices_list(
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per voice.")] = False,
 ) -> None:
     """List the voices in the ledger, with quota usage and expiry warnings."""
+    from pipeline.enroll.providers.base import REMOTE_FIELDS
     from pipeline.enroll.voices import list_voices
 
     path = _ledger_path(out_dir, ledger, config)
@@ -324,10 +311,10 @@ def voices_list(
         listing = list_voices(path, provider=provider, family=family, statuses=status, remote=remote)
     out = make_console()
     if as_json:
-        for e in listing.entries:
-            row = e.record.to_dict() if e.record else {"family": e.family, "base_url": e.base_url}
-            row["in_ledger"] = e.in_ledger
-            row["remote"] = None if e.remote is None else vars(e.remote)
+        for r, rv in listing.entries:
+            row = r.to_dict() if r else {"family": rv.family, "base_url": rv.base_url}  # type: ignore[union-attr]
+            row["in_ledger"] = r is not None
+            row["remote"] = None if rv is None else {k: getattr(rv, k) for k in REMOTE_FIELDS}
             print(json.dumps(row, ensure_ascii=False), flush=True)
         raise typer.Exit(EXIT_OK)
     table = Table(header_style="bold")
@@ -336,12 +323,11 @@ def voices_list(
         cols.append("remote")
     for col in cols:
         table.add_column(col, no_wrap=col in {"voice id", "status"})
-    for e in listing.entries:
-        r = e.record
+    for r, rv in listing.entries:
         if r is None:
-            rv = e.remote
-            cells = ["-", "-", e.family, (rv.target_model if rv else None) or "-", rv.voice_id if rv else "-"]
-            cells += ["[yellow]not in ledger[/]", (rv.created_at if rv else None) or "-", "-"]
+            assert rv is not None
+            cells = ["-", "-", rv.family, rv.target_model or "-", rv.voice_id or "-"]
+            cells += ["[yellow]not in ledger[/]", rv.created_at or "-", "-"]
         else:
             style = _STATUS_STYLE.get(r.status, "white")
             cells = [
@@ -351,9 +337,9 @@ def voices_list(
                 r.target_model or "-",
                 r.voice_id or f"({r.name})",
             ]
-            cells += [f"[{style}]{r.status}[/]", r.created_at[:19], (r.last_checked_at or "-")[:19]]
+            cells += [f"[{style}]{r.status}[/]", (r.created_at or "")[:19], (r.last_checked_at or "-")[:19]]
         if remote:
-            cells.append(e.remote.status if e.remote else ("[red]not listed[/]" if r and r.voice_id else "-"))
+            cells.append(rv.status if rv else ("[red]not listed[/]" if r and r.voice_id else "-"))
         table.add_row(*cells)
     out.print(table)
     _print_warnings(listing.warnings, listing.usage, out)
@@ -410,11 +396,8 @@ def voices_delete(
         ):
             raise fail("nothing deleted", EXIT_FAILURES)
     with _errors():
-        result = delete_voice(path, f"#{record.id}")
-    make_console().print(
-        f"#{result.after.id} {result.after.voice_id or ''}: {result.after.status} ({result.note})",
-        highlight=False,
-    )
+        after, note = delete_voice(path, f"#{record.id}")
+    make_console().print(f"#{after.id} {after.voice_id or ''}: {after.status} ({note})", highlight=False)
     raise typer.Exit(EXIT_OK)
 
 
@@ -433,9 +416,10 @@ def voices_sync(
     as_json: Annotated[bool, typer.Option("--json", help="The report as JSON.")] = False,
 ) -> None:
     """Reconcile the ledger with each provider: status changes, voices gone, voices the ledger did not know."""
+    from pipeline.batch.config import load_config
     from pipeline.enroll.voices import sync_voices
 
-    urls = {**_config_maps(config)[1], **_pairs(base_url, "--base-url")}
+    urls = {**load_config(config).base_urls, **_pairs(base_url, "--base-url")}
     with _errors():
         report = sync_voices(
             _ledger_path(out_dir, ledger, config), families=family, provider=provider, base_urls=urls or None
@@ -444,7 +428,17 @@ def voices_sync(
         print(
             json.dumps(
                 {
-                    "changes": [vars(c) for c in report.changes],
+                    "changes": [
+                        {
+                            "ledger_id": after.id,
+                            "family": after.family,
+                            "voice_id": after.voice_id,
+                            "before": before.status,
+                            "after": after.status,
+                            "note": note,
+                        }
+                        for before, after, note in report.changes
+                    ],
                     "recorded": [r.to_dict() for r in report.recorded],
                     "notes": report.notes,
                     "warnings": [vars(w) for w in report.warnings],
@@ -457,9 +451,9 @@ def voices_sync(
         out = make_console()
         for fam, base, n in report.checked:
             out.print(f"{fam} at {base}: {n} voices listed", highlight=False)
-        for c in report.changes:
+        for before, after, note in report.changes:
             out.print(
-                f"#{c.ledger_id} {c.voice_id or '-'} ({c.family}): {c.before} -> {c.after}: {c.note}",
+                f"#{after.id} {after.voice_id or '-'} ({after.family}): {before.status} -> {after.status}: {note}",
                 highlight=False,
             )
         for r in report.recorded:

@@ -24,6 +24,7 @@ reach the ledger: every stored message goes through :func:`scrub`.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as _dt
 import json
 import os
@@ -32,12 +33,12 @@ import socket
 import sqlite3
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pipeline.enroll.providers.base import normalize_base_url
-from pipeline.errors import InvalidArgument, VoiceprepError
+from pipeline.enroll.providers.base import VoiceRecord, normalize_base_url
+from pipeline.enroll.providers.common import parse_provider_time
+from pipeline.errors import VoiceprepError
 
 try:  # POSIX only; on other systems the lock is a no-op and SQLite's own locking remains
     import fcntl
@@ -48,7 +49,6 @@ __all__ = [
     "DEAD_STATUSES",
     "LEDGER_FILE",
     "LIVE_STATUSES",
-    "MIGRATIONS",
     "ORIGINS",
     "SCHEMA_VERSION",
     "STATUSES",
@@ -89,31 +89,8 @@ ORIGINS: tuple[str, ...] = ("submit", "remote", "manifest")
 """``submit``: made by voiceprep; ``remote``: found on the account by ``voices sync``; ``manifest``: a voice
 named in a ``clips.jsonl`` that the ledger did not hold (a lost or different ledger)."""
 
-_COLUMNS = (
-    "id",
-    "provider",
-    "base_url",
-    "family",
-    "target_model",
-    "voice_id",
-    "name",
-    "clip_sha256",
-    "clip_path",
-    "speaker",
-    "sources",
-    "enrollment_key",
-    "status",
-    "origin",
-    "owner",
-    "sent_at",
-    "created_at",
-    "updated_at",
-    "last_checked_at",
-    "last_used_at",
-    "request_ids",
-    "last_error",
-    "preview_path",
-)
+_COLUMNS = tuple(f.name for f in dataclasses.fields(VoiceRecord))
+"""The ``voices`` table's columns: the fields of :class:`VoiceRecord`, in order."""
 
 _STATUS_SQL = ", ".join(f"'{s}'" for s in STATUSES)
 _ORIGIN_SQL = ", ".join(f"'{s}'" for s in ORIGINS)
@@ -150,12 +127,6 @@ CREATE INDEX voices_clip ON voices (provider, target_model, clip_sha256);
 CREATE INDEX voices_status ON voices (status);
 """
 
-MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {}
-"""Migration hook: ``MIGRATIONS[n](conn)`` turns a version ``n - 1`` ledger into version ``n``.
-
-Each runs inside the transaction that also bumps ``schema_version``; add one whenever ``SCHEMA_VERSION``
-grows (version 1 is created from scratch by ``_SCHEMA_V1``)."""
-
 
 class LedgerError(VoiceprepError):
     """The ledger file cannot be used (damaged, or written by a newer voiceprep)."""
@@ -178,18 +149,13 @@ def utc_now() -> _dt.datetime:
 
 
 def _iso(t: _dt.datetime) -> str:
-    if t.tzinfo is None:
-        raise InvalidArgument(f"time must be timezone-aware (got {t!r})")
     return t.astimezone(_dt.UTC).isoformat(timespec="milliseconds")
 
 
 def parse_stored_time(text: str | None) -> _dt.datetime | None:
-    """A stored ISO time as an aware UTC datetime (naive text is read as UTC); ``None`` when unparsable."""
-    if not text:
-        return None
-    try:
-        t = _dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
+    """A stored time as an aware UTC datetime (naive text is read as UTC); ``None`` when unparsable."""
+    t = parse_provider_time(text)
+    if t is None:
         return None
     return t.replace(tzinfo=_dt.UTC) if t.tzinfo is None else t.astimezone(_dt.UTC)
 
@@ -231,52 +197,6 @@ def run_ledger_path(out_dir: Path, run: Mapping[str, Any] | None) -> Path:
     config = run.get("config") if isinstance(run, Mapping) else None
     configured = config.get("ledger") if isinstance(config, Mapping) else None
     return default_ledger_path(out_dir, configured if isinstance(configured, str | Path) else None)
-
-
-# ---------------------------------------------------------------------------------------------- record
-
-
-@dataclass(frozen=True)
-class VoiceRecord:
-    """One ledger row. ``sources`` and ``request_ids`` are lists; ``last_error`` is ``{reason, message}``."""
-
-    id: int
-    provider: str
-    base_url: str
-    family: str
-    target_model: str | None
-    voice_id: str | None
-    name: str | None
-    clip_sha256: str | None
-    clip_path: str | None
-    speaker: str | None
-    sources: list[str] = field(default_factory=list)
-    enrollment_key: str | None = None
-    status: str = "pending"
-    origin: str = "submit"
-    owner: str | None = None
-    sent_at: str | None = None
-    created_at: str = ""
-    updated_at: str = ""
-    last_checked_at: str | None = None
-    last_used_at: str | None = None
-    request_ids: list[str] = field(default_factory=list)
-    last_error: dict[str, str] | None = None
-    preview_path: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        """The row as plain JSON-ready data."""
-        return asdict(self)
-
-    @property
-    def unresolved(self) -> bool:
-        """True when the remote state is not known (``unknown``, or ``pending`` after the request was sent)."""
-        return self.status == "unknown" or (self.status == "pending" and self.sent_at is not None)
-
-    @property
-    def retryable(self) -> bool:
-        """True when a create may be tried again with this row (``failed``, or ``pending`` never sent)."""
-        return self.status == "failed" or (self.status == "pending" and self.sent_at is None)
 
 
 def _decode(row: sqlite3.Row | Sequence[Any], names: Sequence[str]) -> dict[str, Any]:
@@ -399,22 +319,12 @@ class Ledger:
                 for statement in _SCHEMA_V1.split(";"):
                     if statement.strip():
                         c.execute(statement)
-                c.execute("INSERT INTO schema_version (version) VALUES (?)", (1,))
-                version = 1
-            else:
-                version = int(row[0])
-            if version > SCHEMA_VERSION:
+                c.execute("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,))
+            elif int(row[0]) > SCHEMA_VERSION:
                 raise LedgerError(
-                    f"{self.path}: written by a newer voiceprep (schema {version}, this one knows "
+                    f"{self.path}: written by a newer voiceprep (schema {row[0]}, this one knows "
                     f"{SCHEMA_VERSION}); upgrade voiceprep"
                 )
-            while version < SCHEMA_VERSION:
-                step = MIGRATIONS.get(version + 1)
-                if step is None:
-                    raise LedgerError(f"{self.path}: no migration from schema {version} to {version + 1}")
-                step(c)
-                version += 1
-                c.execute("UPDATE schema_version SET version = ?", (version,))
 
     def schema_version(self) -> int:
         """The schema version stored in the file."""
@@ -448,18 +358,10 @@ class Ledger:
             clauses.append("base_url = ?")
             params.append(normalize_base_url(base_url))
         if statuses is not None:
-            _check_statuses(statuses)
             clauses.append(f"status IN ({', '.join('?' for _ in statuses)})")
             params.extend(statuses)
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
         return self._select(where, params)
-
-    def clip_rows(self, *, provider: str, target_model: str, clip_sha256: str) -> list[VoiceRecord]:
-        """Every row (any region, any status) for this clip and target model at this provider."""
-        return self._select(
-            "WHERE provider = ? AND target_model = ? AND clip_sha256 = ?",
-            (provider, target_model, clip_sha256),
-        )
 
     def by_voice_id(self, *, provider: str, voice_id: str, base_url: str | None = None) -> VoiceRecord | None:
         """The row holding this remote voice id (in ``base_url`` when given, else in any region)."""
@@ -472,39 +374,11 @@ class Ledger:
             rows = self._select("WHERE provider = ? AND voice_id = ?", (provider, voice_id))
         return rows[0] if rows else None
 
-    def name_taken(self, *, provider: str, name: str) -> bool:
-        """True when any row (any status, model or region) of ``provider`` already uses ``name``."""
-        row = self._conn.execute(
-            "SELECT 1 FROM voices WHERE provider = ? AND name = ? LIMIT 1", (provider, name)
-        )
-        return row.fetchone() is not None
+    def begin(self, record: VoiceRecord) -> VoiceRecord:
+        """Record the intent to create ``record``'s voice (status ``pending``, no ``sent_at``), committed at once.
 
-    def resolve(self, ident: str) -> list[VoiceRecord]:
-        """Rows named by ``ident``: a row id (``12`` or ``#12``), else a voice id, else a name."""
-        text = ident.strip()
-        if re.fullmatch(r"#?\d+", text):
-            row = self.get(int(text.lstrip("#")))
-            if row is not None:
-                return [row]
-        by_id = self._select("WHERE voice_id = ?", (text,))
-        return by_id or self._select("WHERE name = ?", (text,))
-
-    # -- writing
-    def begin(
-        self,
-        *,
-        provider: str,
-        base_url: str,
-        family: str,
-        target_model: str,
-        name: str,
-        clip_sha256: str,
-        clip_path: str | None = None,
-        speaker: str | None = None,
-        sources: Sequence[str] = (),
-        enrollment_key: str | None = None,
-    ) -> VoiceRecord:
-        """Record the intent to create a voice (status ``pending``, no ``sent_at``), committed at once.
+        Stores its provider, base URL, family, target model, name, clip (sha256, path), speaker, sources and
+        enrollment key.
 
         Raises:
             LedgerConflict: a row for the same (provider, target model, clip sha256, name) exists.
@@ -517,29 +391,27 @@ class Ledger:
                     " speaker, sources, enrollment_key, status, origin, owner, created_at, updated_at)"
                     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', 'submit', ?, ?, ?)",
                     (
-                        provider,
-                        normalize_base_url(base_url),
-                        family,
-                        target_model,
-                        name,
-                        clip_sha256,
-                        clip_path,
-                        speaker,
-                        json.dumps(list(sources)),
-                        enrollment_key,
+                        record.provider,
+                        normalize_base_url(record.base_url),
+                        record.family,
+                        record.target_model,
+                        record.name,
+                        record.clip_sha256,
+                        record.clip_path,
+                        record.speaker,
+                        json.dumps(list(record.sources)),
+                        record.enrollment_key,
                         _owner(),
                         now,
                         now,
                     ),
                 )
-                row_id = int(cur.lastrowid or 0)
         except sqlite3.IntegrityError:
             raise LedgerConflict(
-                f"a ledger row for {provider} {target_model} clip {clip_sha256[:12]} name {name!r} already exists"
+                f"a ledger row for {record.provider} {record.target_model} clip {(record.clip_sha256 or '')[:12]} "
+                f"name {record.name!r} already exists"
             ) from None
-        row = self.get(row_id)
-        assert row is not None
-        return row
+        return self._must(int(cur.lastrowid or 0))
 
     def mark_sent(self, row_id: int) -> VoiceRecord:
         """Commit the "sent" marker: from now on the create may have reached the provider."""
@@ -575,15 +447,11 @@ class Ledger:
         Raises:
             LedgerConflict: ``voice_id`` already belongs to another row made by voiceprep.
         """
-        if status is not None:
-            _check_statuses([status])
         now = self.now()
         with self._write() as c:
             current = c.execute(
                 "SELECT provider, base_url, request_ids FROM voices WHERE id = ?", (row_id,)
             ).fetchone()
-            if current is None:
-                raise InvalidArgument(f"row_id: no ledger row {row_id}")
             sets, params = ["updated_at = ?"], [now]
             if status is not None:
                 sets.append("status = ?")
@@ -631,30 +499,15 @@ class Ledger:
                 raise LedgerConflict(f"ledger row {row_id}: {exc}") from None
         return self._must(row_id)
 
-    def record_found(
-        self,
-        *,
-        provider: str,
-        base_url: str,
-        family: str,
-        voice_id: str,
-        status: str,
-        origin: str,
-        target_model: str | None = None,
-        name: str | None = None,
-        clip_sha256: str | None = None,
-        clip_path: str | None = None,
-        speaker: str | None = None,
-        created_at: str | None = None,
-    ) -> VoiceRecord:
-        """Add a row for a voice that exists remotely but had no row (``origin`` ``remote`` or ``manifest``).
+    def record_found(self, voice: VoiceRecord) -> VoiceRecord:
+        """Add a row for a voice that exists remotely but had no row (``voice.origin``: ``remote`` or
+        ``manifest``), stamped as created and checked now.
 
-        Returns the existing row instead when one already holds ``voice_id`` in that region.
+        Returns the existing row instead when one already holds the voice id in that region.
         """
-        _check_statuses([status])
-        if origin not in ORIGINS:
-            raise InvalidArgument(f"origin must be one of {', '.join(ORIGINS)} (got {origin!r})")
-        existing = self.by_voice_id(provider=provider, voice_id=voice_id, base_url=base_url)
+        existing = self.by_voice_id(
+            provider=voice.provider, voice_id=voice.voice_id or "", base_url=voice.base_url
+        )
         if existing is not None:
             return existing
         now = self.now()
@@ -664,36 +517,26 @@ class Ledger:
                 " clip_path, speaker, status, origin, created_at, updated_at, last_checked_at)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
-                    provider,
-                    normalize_base_url(base_url),
-                    family,
-                    target_model,
-                    voice_id,
-                    name,
-                    clip_sha256,
-                    clip_path,
-                    speaker,
-                    status,
-                    origin,
-                    created_at or now,
+                    voice.provider,
+                    normalize_base_url(voice.base_url),
+                    voice.family,
+                    voice.target_model,
+                    voice.voice_id,
+                    voice.name,
+                    voice.clip_sha256,
+                    voice.clip_path,
+                    voice.speaker,
+                    voice.status,
+                    voice.origin,
+                    now,
                     now,
                     now,
                 ),
             )
-            row_id = int(cur.lastrowid or 0)
-        return self._must(row_id)
+        return self._must(int(cur.lastrowid or 0))
 
     def _must(self, row_id: int) -> VoiceRecord:
-        row = self.get(row_id)
-        if row is None:
-            raise InvalidArgument(f"row_id: no ledger row {row_id}")
-        return row
-
-
-def _check_statuses(statuses: Sequence[str]) -> None:
-    for s in statuses:
-        if s not in STATUSES:
-            raise InvalidArgument(f"status must be one of {', '.join(STATUSES)} (got {s!r})")
+        return self._select("WHERE id = ?", (row_id,))[0]
 
 
 def read_voices(path: Path) -> list[dict[str, Any]]:

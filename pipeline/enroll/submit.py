@@ -14,12 +14,15 @@
 5. optionally synthesise a preview with each ready voice (``clips/<speaker>/<family>.preview.<ext>``);
 6. rewrite ``clips.jsonl`` atomically (``status: submitted``, ``voice_id``, ``target_model``).
 
-``dry_run`` builds the exact requests (:meth:`VoiceProvider.prepare_create`) and validates names, sizes and
-models; it sends nothing, writes nothing and opens the ledger read-only.
+:class:`SubmitOptions` carries the settings (the run configuration's ``ledger``, ``target_models``,
+``base_urls`` and audio source, and the command's flags); ``providers`` is the one test seam (clients by
+family, or a factory). ``dry_run`` builds the exact requests (:meth:`VoiceProvider.prepare_create`) and
+validates names, sizes and models; it sends nothing, writes nothing and opens the ledger read-only.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 import hashlib
 import math
@@ -31,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.audio.io import atomic_write_bytes
+from pipeline.batch.config import RunConfig
 from pipeline.batch.manifest import CLIPS_FILE, ClipRow, read_rows, write_rows
 from pipeline.enroll.ledger import (
     DEAD_STATUSES,
@@ -38,7 +42,6 @@ from pipeline.enroll.ledger import (
     UNRESOLVED_STATUSES,
     Ledger,
     LedgerConflict,
-    VoiceRecord,
     default_ledger_path,
     ledger_lock,
     parse_stored_time,
@@ -46,13 +49,14 @@ from pipeline.enroll.ledger import (
     record_from_dict,
     scrub,
 )
+from pipeline.enroll.providers import api_key_env
 from pipeline.enroll.providers.base import (
-    CreateRequest,
+    MissingApiKey,
     OutcomeUnknown,
     PreparedRequest,
     ProviderError,
-    RemoteVoice,
     VoiceProvider,
+    VoiceRecord,
     normalize_base_url,
 )
 from pipeline.enroll.providers.dashscope import sha256_file
@@ -64,11 +68,11 @@ __all__ = [
     "STOP_REASONS",
     "MissingApiKey",
     "ProviderPool",
+    "Providers",
+    "SubmitOptions",
     "SubmitOutcome",
-    "api_key_env_name",
     "elide_request",
     "reconcile_row",
-    "request_from_row",
     "resolve_target_model",
     "submit_run",
     "voice_name",
@@ -77,6 +81,10 @@ __all__ = [
 ProviderFactory = Callable[[FamilySpec, str | None], VoiceProvider]
 """``factory(spec, base_url_or_None) -> VoiceProvider``; ``None`` lets the client pick (env, default)."""
 
+Providers = Mapping[str, VoiceProvider] | ProviderFactory
+"""The test seam of submit and ``voices``: the clients by family name, or a :data:`ProviderFactory`.
+Without it, clients are made from the environment by :func:`pipeline.enroll.providers.make_provider`."""
+
 STOP_REASONS = frozenset({"provider_auth", "provider_access", "provider_balance", "provider_quota"})
 """Create failures that will fail again for every clip: the rest of that family is skipped."""
 
@@ -84,17 +92,31 @@ FIND_SLACK_S = 600.0
 """``find_voice(since=...)`` gets the "sent" time minus this much, to absorb clock skew with the provider."""
 
 
-class MissingApiKey(ProviderError):
-    """The environment variable holding a provider's API key is not set. ``env_var`` names it."""
+def _quiet(message: str) -> None:
+    """The default progress callback: says nothing."""
 
-    def __init__(self, env_var: str, *, provider: str, family: str | None = None) -> None:
-        what = f"{family} voices" if family else f"voices at {provider}"
-        super().__init__(
-            "missing_api_key",
-            f"{env_var} is not set: export {env_var}=<your {provider} key> to manage {what}",
-        )
-        self.env_var = env_var
-        self.provider = provider
+
+@dataclass(frozen=True)
+class SubmitOptions:
+    """How a submit runs.
+
+    ``config`` gives the run configuration's submit settings: ``ledger`` (default ``OUT/voices.sqlite``),
+    ``target_models`` (family -> model; default the spec's ``default_target_model``), ``base_urls`` (region
+    by family or provider name), ``audio_source`` and ``audio_url_template`` (how CosyVoice fetches a clip).
+    ``dry_run`` builds and validates the requests only: no request, no ledger write, no manifest change.
+    ``preview_text`` is synthesised with every ready voice (``clips/<speaker>/<family>.preview.<ext>``).
+    ``settle_timeout_s``/``settle_interval_s``: how long and how often to poll a voice under review;
+    ``lock_timeout_s``: how long to wait for another process holding the ledger; ``progress`` is called
+    with one-line notes while working (e.g. waiting for a review).
+    """
+
+    config: RunConfig = field(default_factory=RunConfig)
+    dry_run: bool = False
+    preview_text: str | None = None
+    settle_timeout_s: float = 300.0
+    settle_interval_s: float = 10.0
+    lock_timeout_s: float = 10.0
+    progress: Callable[[str], None] = _quiet
 
 
 # --------------------------------------------------------------------------------------------- outcome
@@ -187,18 +209,26 @@ def voice_name(
     return name
 
 
-def _next_name(
-    spec: FamilySpec, *, speaker: str, clip_sha256: str, target_model: str, taken: Callable[[str], bool]
-) -> str:
+def _next_name(spec: FamilySpec, clip: ClipRow, sha: str, model: str, rows: Sequence[VoiceRecord]) -> str:
+    """The first name of the clip's generations that no row of the provider (``rows``) uses yet."""
+    taken = {r.name for r in rows}
     for generation in range(1000):
         name = voice_name(
-            spec, speaker=speaker, clip_sha256=clip_sha256, target_model=target_model, generation=generation
+            spec, speaker=clip.speaker, clip_sha256=sha, target_model=model, generation=generation
         )
-        if not taken(name):
+        if name not in taken:
             return name
-    raise InvalidArgument(
-        f"no free {spec.name_rule.field} for clip {clip_sha256[:12]} after 1000 generations"
-    )
+    raise InvalidArgument(f"no free {spec.name_rule.field} for clip {sha[:12]} after 1000 generations")
+
+
+def _holder(rows: Sequence[VoiceRecord], model: str, sha: str, base_url: str) -> VoiceRecord | None:
+    """The newest row that holds the clip's slot for ``model`` in the region ``base_url`` (a live status)."""
+    live = [
+        r
+        for r in rows
+        if (r.target_model, r.clip_sha256, r.base_url) == (model, sha, base_url) and r.status in LIVE_STATUSES
+    ]
+    return live[-1] if live else None
 
 
 def resolve_target_model(spec: FamilySpec, target_models: Mapping[str, str] | None = None) -> str:
@@ -218,13 +248,6 @@ def resolve_target_model(spec: FamilySpec, target_models: Mapping[str, str] | No
 # --------------------------------------------------------------------------------------------- providers
 
 
-def api_key_env_name(provider: str) -> str:
-    """The environment variable that holds ``provider``'s API key."""
-    from pipeline.enroll.providers import api_key_env
-
-    return api_key_env(provider)
-
-
 def _default_factory(
     spec: FamilySpec, base_url: str | None, *, require_key: bool = True, **options: Any
 ) -> VoiceProvider:
@@ -234,94 +257,66 @@ def _default_factory(
 
 
 class ProviderPool:
-    """Gives the client for a family (and region): injected ones (tests) or made by a factory, cached.
+    """Gives the client for a family (and region), made once per (family, region).
 
     Args:
-        providers: family name -> client; when given, no factory is used and no key is checked.
-        factory: ``factory(spec, base_url)``; default :func:`pipeline.enroll.providers.make_provider`.
-        base_urls: overrides by family name or provider name (family wins).
-        require_key: ``False`` for a dry run: keys are not checked and the default factory builds clients
-            that can only prepare requests.
+        providers: the test seam (:data:`Providers`); default: real clients from the environment, which
+            raise :class:`MissingApiKey` when a key is not set (unless ``require_key`` is False).
+        base_urls: the region by family or provider name (family wins).
+        require_key: ``False`` for a dry run: keys are not needed and clients can only prepare requests.
         options: passed to the default factory (``audio_source``, ``url_template`` for CosyVoice).
     """
 
     def __init__(
         self,
+        providers: Providers | None = None,
         *,
-        providers: Mapping[str, VoiceProvider] | None = None,
-        factory: ProviderFactory | None = None,
         base_urls: Mapping[str, str] | None = None,
         require_key: bool = True,
         options: Mapping[str, Any] | None = None,
     ) -> None:
-        self._injected = dict(providers) if providers is not None else None
-        self._require_key = require_key
-        extra = {k: v for k, v in (options or {}).items() if v is not None}
-        if factory is not None:
-            self._factory = factory
+        self.injected = providers is not None
+        """True when the clients come from the test seam, not from the environment."""
+        if providers is None:
+            extra = {k: v for k, v in (options or {}).items() if v is not None}
+            self._factory: ProviderFactory = lambda spec, url: _default_factory(
+                spec, url, require_key=require_key, **extra
+            )
+        elif isinstance(providers, Mapping):
+            self._factory = lambda spec, url: _given(providers, spec)
         else:
-            self._factory = lambda spec, url: _default_factory(spec, url, require_key=require_key, **extra)
+            self._factory = providers
         self._base_urls = dict(base_urls or {})
         self._cache: dict[tuple[str, str | None], VoiceProvider] = {}
-
-    @property
-    def injected(self) -> bool:
-        """True when the clients were given (tests), not made from the environment."""
-        return self._injected is not None
-
-    def check_key(self, spec: FamilySpec) -> None:
-        """Raise :class:`MissingApiKey` when the family's key is not in the environment (injected: no check)."""
-        if self._injected is not None or not self._require_key:
-            return
-        env = api_key_env_name(spec.provider)
-        if not os.environ.get(env):
-            raise MissingApiKey(env, provider=spec.provider, family=spec.name)
 
     def get(self, spec: FamilySpec, base_url: str | None = None) -> VoiceProvider:
         """The client for ``spec`` at ``base_url`` (``None``: the configured or default region).
 
         Raises:
-            MissingApiKey: no key for a factory-made client.
-            InvalidArgument: injected clients lack the family, or serve another region than ``base_url``.
+            MissingApiKey: the family's key is not in the environment.
+            InvalidArgument: the seam lacks the family, or its client serves another region than ``base_url``.
         """
         chosen = base_url or self._base_urls.get(spec.name) or self._base_urls.get(spec.provider)
         wanted = normalize_base_url(chosen) if chosen else None
-        if self._injected is not None:
-            provider = self._injected.get(spec.name)
-            if provider is None:
-                raise InvalidArgument(f"no provider client given for family {spec.name!r}")
-            if wanted is not None and normalize_base_url(provider.base_url) != wanted:
-                raise InvalidArgument(
-                    f"the {spec.name} client serves {provider.base_url}, not {wanted} (a voice lives in one region)"
-                )
-            return provider
         key = (spec.name, wanted)
         if key not in self._cache:
-            self.check_key(spec)
-            try:
-                self._cache[key] = self._factory(spec, wanted)
-            except ProviderError as exc:
-                if exc.reason == "missing_api_key":
-                    raise MissingApiKey(
-                        api_key_env_name(spec.provider), provider=spec.provider, family=spec.name
-                    ) from None
-                raise
+            client = self._factory(spec, wanted)
+            if wanted is not None and client.base_url != wanted:
+                raise InvalidArgument(
+                    f"the {spec.name} client serves {client.base_url}, not {wanted} (a voice lives in one region)"
+                )
+            self._cache[key] = client
         return self._cache[key]
 
 
+def _given(providers: Mapping[str, VoiceProvider], spec: FamilySpec) -> VoiceProvider:
+    client = providers.get(spec.name)
+    if client is None:
+        raise InvalidArgument(f"no provider client given for family {spec.name!r}")
+    return client
+
+
 # --------------------------------------------------------------------------------------------- reconcile
-
-
-def request_from_row(row: VoiceRecord, *, preview_text: str | None = None) -> CreateRequest:
-    """The :class:`CreateRequest` a ledger row stands for (what ``find_voice`` matches on)."""
-    return CreateRequest(
-        family=row.family,
-        target_model=row.target_model or "",
-        name=row.name or "",
-        clip_path=Path(row.clip_path or ""),
-        clip_sha256=row.clip_sha256 or "",
-        preview_text=preview_text,
-    )
 
 
 def _since(row: VoiceRecord) -> str | None:
@@ -341,7 +336,7 @@ def reconcile_row(ledger: Ledger, row: VoiceRecord, provider: VoiceProvider) -> 
     if row.status == "pending" and row.sent_at is None:
         return row, "the create request was never sent; it may be retried"
     try:
-        found = provider.find_voice(request_from_row(row), since=_since(row))
+        found = provider.find_voice(row, since=_since(row))
     except ProviderError as exc:
         return row, f"could not ask the provider ({exc.reason}): {scrub(exc.message)}"
     if found is not None:
@@ -361,8 +356,8 @@ def reconcile_row(ledger: Ledger, row: VoiceRecord, provider: VoiceProvider) -> 
     return ledger.update(row.id, checked=True), "still not listed by the provider"
 
 
-def _apply_remote(ledger: Ledger, row: VoiceRecord, remote: RemoteVoice) -> VoiceRecord:
-    status = remote.status if remote.status in {"deploying", "ready", "rejected", "unknown"} else "unknown"
+def _apply_remote(ledger: Ledger, row: VoiceRecord, remote: VoiceRecord) -> VoiceRecord:
+    status = remote.status
     error = (
         ("provider_rejected", "the provider rejected the voice after review")
         if status == "rejected"
@@ -381,7 +376,10 @@ def _apply_remote(ledger: Ledger, row: VoiceRecord, remote: RemoteVoice) -> Voic
 # --------------------------------------------------------------------------------------------- dry run
 
 
-_SECRET_HEADERS = {"authorization", "xi-api-key", "x-api-key", "api-key", "cookie"}
+SECRET_HEADERS = frozenset(
+    {"authorization", "xi-api-key", "x-api-key", "api-key", "proxy-authorization", "cookie"}
+)
+"""Headers whose values are secrets: shown as ``***``."""
 
 
 def elide_request(prepared: PreparedRequest, *, max_chars: int = 400) -> dict[str, Any]:
@@ -402,7 +400,7 @@ def elide_request(prepared: PreparedRequest, *, max_chars: int = 400) -> dict[st
             return f"<{len(value)} bytes elided>"
         return value
 
-    headers = {k: ("***" if k.lower() in _SECRET_HEADERS else clean(v)) for k, v in prepared.headers.items()}
+    headers = {k: ("***" if k.lower() in SECRET_HEADERS else clean(v)) for k, v in prepared.headers.items()}
     return {
         "method": prepared.method,
         "url": clean(prepared.url),
@@ -473,30 +471,26 @@ def _validate_names(values: Iterable[str] | None, known: Sequence[str], what: st
 
 
 class _Run:
-    """State of one submit: the ledger, the providers, pending manifest changes, the outcomes."""
+    """State of one submit: the ledger, the providers, the options, pending manifest changes."""
 
     def __init__(
         self,
         out_dir: Path,
-        *,
         ledger: Ledger | None,
         pool: ProviderPool,
         specs: Mapping[str, FamilySpec],
-        models: Mapping[str, str],
-        preview_text: str | None,
-        settle_timeout_s: float,
-        settle_interval_s: float,
-        progress: Callable[[str], None],
+        options: SubmitOptions,
     ) -> None:
         self.out_dir = out_dir
         self.ledger = ledger
         self.pool = pool
         self.specs = specs
-        self.models = models
-        self.preview_text = preview_text
-        self.settle_timeout_s = settle_timeout_s
-        self.settle_interval_s = settle_interval_s
-        self.progress = progress
+        self.models = {
+            f: resolve_target_model(spec, options.config.target_models) for f, spec in specs.items()
+        }
+        self.options = options
+        self.preview_text = options.preview_text
+        self.progress = options.progress
         self.changes: dict[tuple[str, str], dict[str, Any]] = {}
         self.stopped: dict[str, str] = {}  # family -> reason that stops further creates
 
@@ -542,11 +536,14 @@ class _Run:
         if row.status != "deploying" or not row.voice_id:
             return row
         self.progress(
-            f"{row.family} {row.speaker}: {row.voice_id} is under review; waiting up to {self.settle_timeout_s:g} s"
+            f"{row.family} {row.speaker}: {row.voice_id} is under review; "
+            f"waiting up to {self.options.settle_timeout_s:g} s"
         )
         try:
             remote = provider.wait_until_settled(
-                row.voice_id, timeout_s=self.settle_timeout_s, interval_s=self.settle_interval_s
+                row.voice_id,
+                timeout_s=self.options.settle_timeout_s,
+                interval_s=self.options.settle_interval_s,
             )
         except ProviderError as exc:
             assert self.ledger is not None
@@ -554,21 +551,34 @@ class _Run:
         assert self.ledger is not None
         return _apply_remote(self.ledger, row, remote)
 
-    def preview(self, provider: VoiceProvider, clip: ClipRow, row: VoiceRecord, kw: dict[str, Any]) -> None:
-        if not self.preview_text or row.status != "ready" or not row.voice_id or self.ledger is None:
-            return
+    def finish(
+        self,
+        clip: ClipRow,
+        provider: VoiceProvider,
+        row: VoiceRecord,
+        action: str,
+        message: str | None = None,
+    ) -> SubmitOutcome:
+        """Wait for a voice under review, bring the clip in line, make the preview, and report."""
+        assert self.ledger is not None
+        row = self.settle(provider, row)
+        self.mark_clip(clip, row)
+        kw: dict[str, Any] = {"action": action} if message is None else {"action": action, "message": message}
+        if not self.preview_text or row.status != "ready" or not row.voice_id:
+            return self.outcome(clip, row, **kw)
         try:
             data = provider.preview(row.voice_id, target_model=row.target_model or "", text=self.preview_text)
         except ProviderError as exc:
-            kw["message"] = f"preview failed ({exc.reason}): {scrub(exc.message)}"
-            return
+            return self.outcome(
+                clip, row, **{**kw, "message": f"preview failed ({exc.reason}): {scrub(exc.message)}"}
+            )
         rel = Path("clips") / clip.speaker / f"{clip.family}.preview.{_audio_ext(data)}"
         target = self.out_dir / rel
         target.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_bytes(target, lambda fh: fh.write(data))
         self.ledger.update(row.id, preview_path=str(target))
         self.change(clip, preview=rel.as_posix())
-        kw["preview"] = rel.as_posix()
+        return self.outcome(clip, row, **kw, preview=rel.as_posix())
 
     # -- phases
     def reconcile(self, families: Sequence[str]) -> list[SubmitOutcome]:
@@ -639,24 +649,21 @@ class _Run:
                 message="submit again to make a new voice",
             )
         if row is None:
-            row = self.ledger.record_found(
+            found = dataclasses.replace(
+                remote,
                 provider=spec.provider,
                 base_url=provider.base_url,
                 family=clip.family,
-                voice_id=remote.voice_id,
-                status=remote.status if remote.status in LIVE_STATUSES else "unknown",
+                name=None,
                 origin="manifest",
                 target_model=remote.target_model or clip.target_model,
                 speaker=clip.speaker,
                 clip_path=str(self.out_dir / clip.clip) if clip.clip else None,
             )
+            row = self.ledger.record_found(found)
         else:
             row = _apply_remote(self.ledger, row, remote)
-        row = self.settle(provider, row)
-        self.mark_clip(clip, row)
-        kw: dict[str, Any] = {"action": "reverified"}
-        self.preview(provider, clip, row, kw)
-        return self.outcome(clip, row, **kw)
+        return self.finish(clip, provider, row, "reverified")
 
     def missing_clip(self, clip: ClipRow, model: str) -> SubmitOutcome | None:
         """The ``not_found`` failure when the clip's file is gone, else None."""
@@ -675,7 +682,7 @@ class _Run:
         """The clip's file and sha256, its family's client, and that client's base URL as the ledger keeps it."""
         clip_path = self.out_dir / (clip.clip or "")
         provider = self.pool.get(self.specs[clip.family])
-        return clip_path, sha256_file(clip_path), provider, normalize_base_url(provider.base_url or "")
+        return clip_path, sha256_file(clip_path), provider, provider.base_url
 
     def submit(self, clip: ClipRow) -> SubmitOutcome:
         assert self.ledger is not None
@@ -693,16 +700,11 @@ class _Run:
         if missing is not None:
             return missing
         clip_path, sha, provider, base_url = self.clip_target(clip)
-        rows = self.ledger.clip_rows(provider=spec.provider, target_model=model, clip_sha256=sha)
-        live = [r for r in rows if r.base_url == base_url and r.status in LIVE_STATUSES]
-        row = live[-1] if live else None
+        rows = self.ledger.rows(provider=spec.provider)
+        row = _holder(rows, model, sha, base_url)
         if row is not None:
             if row.status in {"ready", "deploying"}:
-                row = self.settle(provider, row)
-                self.mark_clip(clip, row)
-                kw: dict[str, Any] = {"action": "existing"}
-                self.preview(provider, clip, row, kw)
-                return self.outcome(clip, row, **kw)
+                return self.finish(clip, provider, row, "existing")
             if row.status == "rejected":
                 self.mark_clip(clip, row)
                 return self.outcome(clip, row, action="existing")
@@ -716,57 +718,47 @@ class _Run:
                 )
             # otherwise row.retryable: retry with the same row and name
         else:
-            name = _next_name(
-                spec,
-                speaker=clip.speaker,
-                clip_sha256=sha,
-                target_model=model,
-                taken=lambda n: self.ledger.name_taken(provider=spec.provider, name=n),  # type: ignore[union-attr]
+            name = _next_name(spec, clip, sha, model, rows)
+            intent = dataclasses.replace(
+                self.new_voice(clip, spec, model, name, clip_path.resolve(), sha, base_url),
+                sources=_sources(clip),
+                enrollment_key=clip.key or None,
             )
             try:
-                row = self.ledger.begin(
-                    provider=spec.provider,
-                    base_url=base_url,
-                    family=clip.family,
-                    target_model=model,
-                    name=name,
-                    clip_sha256=sha,
-                    clip_path=str(clip_path.resolve()),
-                    speaker=clip.speaker,
-                    sources=_sources(clip),
-                    enrollment_key=clip.key or None,
-                )
+                row = self.ledger.begin(intent)
             except LedgerConflict as exc:
                 return self.outcome(clip, None, target_model=model, message=str(exc))
-        return self.create(clip, spec, provider, row)
+        return self.create(clip, provider, row)
 
-    def create(
-        self, clip: ClipRow, spec: FamilySpec, provider: VoiceProvider, row: VoiceRecord
-    ) -> SubmitOutcome:
-        assert self.ledger is not None
-        request = CreateRequest(
+    def new_voice(
+        self, clip: ClipRow, spec: FamilySpec, model: str, name: str, path: Path, sha: str, base_url: str
+    ) -> VoiceRecord:
+        """The record of the voice to make from ``clip`` (what the ledger's intent and the request hold)."""
+        return VoiceRecord(
+            provider=spec.provider,
+            base_url=base_url,
             family=clip.family,
-            target_model=row.target_model or self.models[clip.family],
-            name=row.name or "",
-            clip_path=Path(row.clip_path or self.out_dir / (clip.clip or "")),
-            clip_sha256=row.clip_sha256 or "",
-            preview_text=self.preview_text,
+            target_model=model,
+            name=name,
+            clip_sha256=sha,
+            clip_path=str(path),
+            speaker=clip.speaker,
         )
+
+    def create(self, clip: ClipRow, provider: VoiceProvider, row: VoiceRecord) -> SubmitOutcome:
+        assert self.ledger is not None
         row = self.ledger.mark_sent(row.id)
+        request = dataclasses.replace(row, clip_path=row.clip_path or str(self.out_dir / (clip.clip or "")))
         self.progress(f"{clip.family} {clip.speaker}: creating {request.name} for {request.target_model}")
         try:
-            result = provider.create_voice(request)
+            result = provider.create_voice(request, preview_text=self.preview_text)
         except InvalidArgument as exc:  # the client refused the request before sending it
             row = self.ledger.update(row.id, status="failed", error=("provider_bad_request", str(exc)))
             return self.outcome(clip, row, action="created")
         except OutcomeUnknown as exc:
             row = self.ledger.update(row.id, request_ids=[exc.request_id], error=(exc.reason, exc.message))
             row, note = reconcile_row(self.ledger, row, provider)
-            row = self.settle(provider, row)
-            self.mark_clip(clip, row)
-            kw: dict[str, Any] = {"action": "created", "message": f"the answer was lost; {note}"}
-            self.preview(provider, clip, row, kw)
-            return self.outcome(clip, row, **kw)
+            return self.finish(clip, provider, row, "created", f"the answer was lost; {note}")
         except ProviderError as exc:
             status = "rejected" if exc.reason == "provider_rejected" else "failed"
             row = self.ledger.update(
@@ -778,17 +770,13 @@ class _Run:
             return self.outcome(clip, row, action="created")
         row = self.ledger.update(
             row.id,
-            status=result.status if result.status in LIVE_STATUSES else "unknown",
+            status=result.status,
             voice_id=result.voice_id,
-            request_ids=list(result.request_ids),
+            request_ids=result.request_ids,
             checked=True,
             clear_error=True,
         )
-        row = self.settle(provider, row)
-        self.mark_clip(clip, row)
-        kw = {"action": "created"}
-        self.preview(provider, clip, row, kw)
-        return self.outcome(clip, row, **kw)
+        return self.finish(clip, provider, row, "created")
 
     def dry_run(self, clip: ClipRow, known: list[VoiceRecord]) -> SubmitOutcome:
         spec = self.specs[clip.family]
@@ -805,17 +793,9 @@ class _Run:
         if missing is not None:
             return missing
         clip_path, sha, provider, base_url = self.clip_target(clip)
-        live = [
-            r
-            for r in known
-            if r.provider == spec.provider
-            and r.target_model == model
-            and r.clip_sha256 == sha
-            and r.base_url == base_url
-            and r.status in LIVE_STATUSES
-        ]
-        if live and not live[-1].retryable:
-            row = live[-1]
+        rows = [r for r in known if r.provider == spec.provider]
+        row = _holder(rows, model, sha, base_url)
+        if row is not None and not row.retryable:
             return self.outcome(
                 clip,
                 row,
@@ -823,31 +803,13 @@ class _Run:
                 status="dry-run",
                 message=f"ledger row {row.id} ({row.status}) holds this clip; nothing would be created",
             )
-        names = {(r.provider, r.name) for r in known}
-        name = (
-            live[-1].name
-            if live
-            else _next_name(
-                spec,
-                speaker=clip.speaker,
-                clip_sha256=sha,
-                target_model=model,
-                taken=lambda n: (spec.provider, n) in names,
-            )
-        )
+        name = row.name if row is not None else _next_name(spec, clip, sha, model, rows)
         problems: list[str] = []
         if not spec.name_rule.matches(name or ""):
             problems.append(f"the name {name!r} does not match {spec.name_rule.pattern}")
-        request = CreateRequest(
-            family=clip.family,
-            target_model=model,
-            name=name or "",
-            clip_path=clip_path,
-            clip_sha256=sha,
-            preview_text=self.preview_text,
-        )
+        request = self.new_voice(clip, spec, model, name or "", clip_path, sha, base_url)
         try:
-            prepared = list(provider.prepare_create(request))
+            prepared = list(provider.prepare_create(request, preview_text=self.preview_text))
         except ProviderError as exc:
             prepared = []
             problems.append(f"{exc.reason}: {scrub(exc.message)}")
@@ -868,7 +830,7 @@ class _Run:
         )
 
     def key_note(self, spec: FamilySpec) -> str:
-        env = api_key_env_name(spec.provider)
+        env = api_key_env(spec.provider)
         if self.pool.injected or os.environ.get(env):
             return ""
         return f"; {env} is not set: a real submit would stop"
@@ -888,52 +850,33 @@ class _Run:
 
 def submit_run(
     out_dir: Path,
-    *,
     families: Iterable[str] | None = None,
     speakers: Iterable[str] | None = None,
-    dry_run: bool = False,
-    preview_text: str | None = None,
-    ledger_path: Path | None = None,
-    providers: Mapping[str, VoiceProvider] | None = None,
-    provider_factory: ProviderFactory | None = None,
-    base_urls: Mapping[str, str] | None = None,
-    target_models: Mapping[str, str] | None = None,
-    provider_options: Mapping[str, Any] | None = None,
-    settle_timeout_s: float = 300.0,
-    settle_interval_s: float = 10.0,
-    lock_timeout_s: float = 10.0,
-    progress: Callable[[str], None] | None = None,
+    options: SubmitOptions | None = None,
+    providers: Providers | None = None,
 ) -> list[SubmitOutcome]:
     """Submit the ``ready`` clips of the run in ``out_dir`` and re-verify its ``submitted`` ones.
 
     Args:
         out_dir: a run's output folder (holds ``clips.jsonl``).
         families, speakers: restrict to these (default: all in the run).
-        dry_run: build and validate the requests only: no request, no ledger write, no manifest change.
-        preview_text: synthesise this text with every ready voice; saved as
-            ``clips/<speaker>/<family>.preview.<ext>``.
-        ledger_path: the ledger (default ``OUT/voices.sqlite``).
-        providers: family -> client (tests); else clients come from ``provider_factory`` /
-            :func:`pipeline.enroll.providers.make_provider`, with ``base_urls`` (by family or provider name).
-        target_models: family -> target model (default: the spec's ``default_target_model``).
-        provider_options: for the default factory: ``audio_source`` (``oss``, ``url_template``,
-            ``data_uri``) and ``url_template`` (CosyVoice's audio URL).
-        settle_timeout_s, settle_interval_s: how long and how often to poll a voice under review.
-        lock_timeout_s: how long to wait for another process holding the ledger.
-        progress: called with one-line notes while working (e.g. waiting for a review).
+        options: the settings (:class:`SubmitOptions`; default: the configuration's defaults, no dry run).
+        providers: the test seam (:data:`Providers`); default: clients made from the environment.
 
     Returns:
         One :class:`SubmitOutcome` per reconciled ledger row (first), then per selected clip.
 
     Raises:
-        InvalidArgument: no ``clips.jsonl``, an unknown family/speaker/target model.
+        InvalidArgument: no ``clips.jsonl``, an unknown family/speaker/target model, bad settle times.
         MissingApiKey: a provider in scope has no key (raised before any request or ledger write).
         pipeline.enroll.ledger.LedgerBusy: another process holds the ledger.
     """
     out_dir = Path(out_dir)
-    if settle_timeout_s < 0 or settle_interval_s <= 0:
+    options = options or SubmitOptions()
+    if options.settle_timeout_s < 0 or options.settle_interval_s <= 0:
         raise InvalidArgument(
-            f"settle_timeout_s must be >= 0 and settle_interval_s > 0 (got {settle_timeout_s}, {settle_interval_s})"
+            "settle_timeout_s must be >= 0 and settle_interval_s > 0 "
+            f"(got {options.settle_timeout_s}, {options.settle_interval_s})"
         )
     clips_path = out_dir / CLIPS_FILE
     if not clips_path.is_file():
@@ -953,49 +896,28 @@ def submit_run(
     ]
     in_scope = sorted({c.family for c in chosen})
     specs = {f: load_family(f) for f in in_scope}
-    models = {f: resolve_target_model(specs[f], target_models) for f in in_scope}
+    cfg = options.config
     pool = ProviderPool(
-        providers=providers,
-        factory=provider_factory,
-        base_urls=base_urls,
-        require_key=not dry_run,
-        options=provider_options,
+        providers,
+        base_urls=cfg.base_urls,
+        require_key=not options.dry_run,
+        options={
+            "audio_source": cfg.audio_source,
+            "url_template": cfg.audio_url_template if cfg.audio_source == "url_template" else None,
+        },
     )
+    ledger_file = default_ledger_path(out_dir, cfg.ledger)
+    run = _Run(out_dir, None, pool, specs, options)  # resolves the target models before anything is asked
     for f in in_scope:
-        pool.check_key(specs[f])
-    for f in in_scope:
-        pool.get(specs[f])
-    note = progress or (lambda _msg: None)
-    ledger_file = Path(ledger_path) if ledger_path is not None else default_ledger_path(out_dir)
-    if dry_run:
+        pool.get(specs[f])  # raises MissingApiKey before any request or ledger write
+    if options.dry_run:
         known = [record_from_dict(d) for d in read_voices(ledger_file)]
-        run = _Run(
-            out_dir,
-            ledger=None,
-            pool=pool,
-            specs=specs,
-            models=models,
-            preview_text=preview_text,
-            settle_timeout_s=settle_timeout_s,
-            settle_interval_s=settle_interval_s,
-            progress=note,
-        )
         return [run.dry_run(c, known) for c in chosen]
     if not chosen:
         return []
     outcomes: list[SubmitOutcome] = []
-    with ledger_lock(ledger_file, timeout_s=lock_timeout_s), Ledger(ledger_file) as ledger:
-        run = _Run(
-            out_dir,
-            ledger=ledger,
-            pool=pool,
-            specs=specs,
-            models=models,
-            preview_text=preview_text,
-            settle_timeout_s=settle_timeout_s,
-            settle_interval_s=settle_interval_s,
-            progress=note,
-        )
+    with ledger_lock(ledger_file, timeout_s=options.lock_timeout_s), Ledger(ledger_file) as ledger:
+        run.ledger = ledger
         try:
             outcomes += run.reconcile(in_scope)
             for clip in chosen:

@@ -14,6 +14,7 @@ Library side of ``voiceprep voices``; the command line lives in :mod:`pipeline.c
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
@@ -26,26 +27,20 @@ from pipeline.enroll.ledger import (
     STATUSES,
     UNRESOLVED_STATUSES,
     Ledger,
-    VoiceRecord,
     ledger_lock,
     parse_stored_time,
     read_voices,
     record_from_dict,
     utc_now,
 )
-from pipeline.enroll.providers.base import ProviderError, RemoteVoice, VoiceProvider, normalize_base_url
-from pipeline.enroll.submit import ProviderFactory, ProviderPool, _apply_remote, reconcile_row
+from pipeline.enroll.providers.base import ProviderError, VoiceProvider, VoiceRecord
+from pipeline.enroll.submit import ProviderPool, Providers, _apply_remote, reconcile_row
 from pipeline.errors import InvalidArgument, SpecError
 from pipeline.rules.families import FamilySpec, load_family
 
 __all__ = [
     "QUOTA_WARN_FRACTION",
-    "DeleteResult",
-    "QuotaUsage",
-    "SyncChange",
-    "SyncReport",
-    "VoiceEntry",
-    "VoiceListing",
+    "VoiceReport",
     "VoiceWarning",
     "delete_voice",
     "describe_voice",
@@ -94,52 +89,49 @@ class VoiceWarning:
     ledger_id: int | None = None
 
 
-@dataclass(frozen=True)
-class QuotaUsage:
-    """Voices held on one account (provider, region) for one family against the family's quota."""
-
-    provider: str
-    family: str
-    base_url: str
-    used: int
-    limit: int | None
-    counted_from: str = "ledger"
-
-
 def expiry_warn_days(unused_days: int) -> float:
     """How early to warn before a voice expires unused: 3 days for short rules (MiniMax 7 days), else 30."""
     return 3.0 if unused_days <= 30 else 30.0
+
+
+def _usage(
+    records: Sequence[VoiceRecord], remote_counts: Mapping[tuple[str, str], int] | None
+) -> list[tuple[VoiceRecord, int, int | None, str]]:
+    """Per account and family, ``(a record of it, voices used, the family's quota, counted from)``."""
+    counts: Counter[tuple[str, str, str]] = Counter()
+    first: dict[tuple[str, str, str], VoiceRecord] = {}
+    for r in records:
+        key = (r.provider, r.family, r.base_url)
+        first.setdefault(key, r)
+        counts[key] += 1 if r.status in _COUNTED else 0
+    out = []
+    for key, used in sorted(counts.items()):
+        spec = _spec(key[1])
+        remote = (remote_counts or {}).get(key[1:])
+        limit = spec.quota.max_voices if spec else None
+        out.append(
+            (
+                first[key],
+                used if remote is None else remote,
+                limit,
+                "ledger" if remote is None else "provider",
+            )
+        )
+    return out
 
 
 def quota_usage(
     rows: Iterable[VoiceRecord | Mapping[str, Any]],
     *,
     remote_counts: Mapping[tuple[str, str], int] | None = None,
-) -> list[QuotaUsage]:
-    """Voices per (family, base URL): from the ledger, or from ``remote_counts[(family, base_url)]`` (a
-    provider's list) where given, against the family spec's ``quota.max_voices``."""
-    records = _records(rows)
-    counts: Counter[tuple[str, str, str]] = Counter()
-    for r in records:
-        key = (r.provider, r.family, r.base_url)
-        counts[key] += 0
-        if r.status in _COUNTED:
-            counts[key] += 1
-    out = []
-    for (provider, family, base_url), used in sorted(counts.items()):
-        spec = _spec(family)
-        remote = (remote_counts or {}).get((family, base_url))
-        out.append(
-            QuotaUsage(
-                provider=provider,
-                family=family,
-                base_url=base_url,
-                used=remote if remote is not None else used,
-                limit=spec.quota.max_voices if spec else None,
-                counted_from="provider" if remote is not None else "ledger",
-            )
-        )
-    return out
+) -> list[str]:
+    """One line per (family, base URL): the voices held, from the ledger or from
+    ``remote_counts[(family, base_url)]`` (a provider's list) where given, against ``quota.max_voices``."""
+    return [
+        f"{r.family} at {r.base_url}: {used} voices "
+        f"{f'of {limit}' if limit else '(no published limit)'} ({counted_from})"
+        for r, used, limit, counted_from in _usage(_records(rows), remote_counts)
+    ]
 
 
 def voice_warnings(
@@ -156,65 +148,47 @@ def voice_warnings(
     now = now or utc_now()
     records = _records(rows)
     out: list[VoiceWarning] = []
+
+    def warn(kind: str, r: VoiceRecord, message: str, *, account: bool = False) -> None:
+        voice = (None, None) if account else (r.voice_id, r.id)
+        out.append(VoiceWarning(kind, r.family, r.provider, r.base_url, message, *voice))
+
     for r in records:
         spec = _spec(r.family)
-        if r.status in _EXPIRING and spec is not None and spec.voice_expiry.unused_days:
+        basis = parse_stored_time(r.last_used_at) or parse_stored_time(r.created_at)
+        if r.status in _EXPIRING and spec is not None and spec.voice_expiry.unused_days and basis is not None:
             days = spec.voice_expiry.unused_days
-            basis = parse_stored_time(r.last_used_at) or parse_stored_time(r.created_at)
-            if basis is None:
-                continue
             left = days - (now - basis).total_seconds() / 86400.0
             what = "last use" if r.last_used_at else "creation"
             if left <= 0:
-                out.append(
-                    VoiceWarning(
-                        "expired",
-                        r.family,
-                        r.provider,
-                        r.base_url,
-                        f"{r.voice_id}: {days} days since {what}; {spec.name} deletes voices unused that long "
-                        "(run `voiceprep voices sync`)",
-                        r.voice_id,
-                        r.id,
-                    )
+                warn(
+                    "expired",
+                    r,
+                    f"{r.voice_id}: {days} days since {what}; {spec.name} deletes voices unused that long "
+                    "(run `voiceprep voices sync`)",
                 )
             elif left <= expiry_warn_days(days):
-                out.append(
-                    VoiceWarning(
-                        "expiring",
-                        r.family,
-                        r.provider,
-                        r.base_url,
-                        f"{r.voice_id}: expires in about {left:.1f} days unless used in a synthesis "
-                        f"({spec.voice_expiry.text})",
-                        r.voice_id,
-                        r.id,
-                    )
+                warn(
+                    "expiring",
+                    r,
+                    f"{r.voice_id}: expires in about {left:.1f} days unless used in a synthesis "
+                    f"({spec.voice_expiry.text})",
                 )
         if r.unresolved:
-            out.append(
-                VoiceWarning(
-                    "unresolved",
-                    r.family,
-                    r.provider,
-                    r.base_url,
-                    f"row {r.id} ({r.speaker}, {r.name}): a create may have made a voice; it is never resubmitted "
-                    "automatically (run `voiceprep voices sync`)",
-                    r.voice_id,
-                    r.id,
-                )
+            warn(
+                "unresolved",
+                r,
+                f"row {r.id} ({r.speaker}, {r.name}): a create may have made a voice; it is never resubmitted "
+                "automatically (run `voiceprep voices sync`)",
             )
-    for usage in quota_usage(records, remote_counts=remote_counts):
-        if usage.limit and usage.used >= QUOTA_WARN_FRACTION * usage.limit:
-            out.append(
-                VoiceWarning(
-                    "quota",
-                    usage.family,
-                    usage.provider,
-                    usage.base_url,
-                    f"{usage.family} at {usage.base_url}: {usage.used} of {usage.limit} voices used; "
-                    "delete unused ones (`voiceprep voices delete`)",
-                )
+    for r, used, limit, _ in _usage(records, remote_counts):
+        if limit and used >= QUOTA_WARN_FRACTION * limit:
+            warn(
+                "quota",
+                r,
+                f"{r.family} at {r.base_url}: {used} of {limit} voices used; "
+                "delete unused ones (`voiceprep voices delete`)",
+                account=True,
             )
     return out
 
@@ -222,29 +196,29 @@ def voice_warnings(
 # --------------------------------------------------------------------------------------------- list / show
 
 
-@dataclass(frozen=True)
-class VoiceEntry:
-    """One line of ``voices list``: a ledger row, the provider's view of it (``--remote``), or both."""
+@dataclass
+class VoiceReport:
+    """What ``voices list`` or ``voices sync`` found.
 
-    family: str
-    record: VoiceRecord | None
-    remote: RemoteVoice | None = None
-    base_url: str | None = None
+    ``entries`` (list): ``(ledger row, the provider's view)``, the view None without ``--remote`` or when
+    the provider does not list the voice, the row None for a voice only the provider lists. ``changes``
+    (sync): ``(row before, row after, why)``; ``recorded`` (sync): voices added from the providers' lists.
+    ``checked``: ``(family, base_url, voices listed)`` per account asked. ``usage``: quota lines (list);
+    ``warnings``; ``notes`` (e.g. a provider not reached).
+    """
+
+    entries: list[tuple[VoiceRecord | None, VoiceRecord | None]] = field(default_factory=list)
+    changes: list[tuple[VoiceRecord, VoiceRecord, str]] = field(default_factory=list)
+    recorded: list[VoiceRecord] = field(default_factory=list)
+    checked: list[tuple[str, str, int]] = field(default_factory=list)
+    usage: list[str] = field(default_factory=list)
+    warnings: list[VoiceWarning] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
     @property
-    def in_ledger(self) -> bool:
-        """False for a voice only the provider lists."""
-        return self.record is not None
-
-
-@dataclass
-class VoiceListing:
-    """What ``voices list`` shows: entries, quota usage, warnings and notes (e.g. a provider not reached)."""
-
-    entries: list[VoiceEntry]
-    usage: list[QuotaUsage]
-    warnings: list[VoiceWarning]
-    notes: list[str] = field(default_factory=list)
+    def remote_counts(self) -> dict[tuple[str, str], int]:
+        """Voices listed per (family, base URL) asked."""
+        return {(family, base): n for family, base, n in self.checked}
 
 
 def _require_ledger(path: Path) -> None:
@@ -279,10 +253,9 @@ def list_voices(
     family: str | None = None,
     statuses: Sequence[str] | None = None,
     remote: bool = False,
-    providers: Mapping[str, VoiceProvider] | None = None,
-    provider_factory: ProviderFactory | None = None,
+    providers: Providers | None = None,
     now: _dt.datetime | None = None,
-) -> VoiceListing:
+) -> VoiceReport:
     """The ledger's voices (read-only), with warnings; ``remote`` merges each provider's own list.
 
     With ``remote``, every (family, region) in the selection is asked for its list: ledger rows gain the
@@ -296,59 +269,43 @@ def list_voices(
     _require_ledger(ledger_path)
     records = _records(read_voices(ledger_path))
     chosen = _filter(records, provider=provider, family=family, statuses=statuses)
-    entries = [VoiceEntry(r.family, r, base_url=r.base_url) for r in chosen]
-    notes: list[str] = []
-    remote_counts: dict[tuple[str, str], int] = {}
+    report = VoiceReport(entries=[(r, None) for r in chosen])
     if remote:
-        pool = ProviderPool(providers=providers, factory=provider_factory)
-        targets = sorted(
-            {
-                (r.family, r.base_url)
-                for r in _filter(records, provider=provider, family=family, statuses=None)
-            }
-        )
+        pool = ProviderPool(providers)
+        targets = {
+            (r.family, r.base_url) for r in _filter(records, provider=provider, family=family, statuses=None)
+        }
         by_key = {(r.family, r.base_url, r.voice_id): i for i, r in enumerate(chosen) if r.voice_id}
         known = {(r.base_url, r.voice_id) for r in records if r.voice_id}
-        for fam, base in targets:
-            spec = _spec(fam)
-            if spec is None:
-                notes.append(f"{fam}: no family spec; not asked")
-                continue
+        for spec, client in _clients(pool, targets, report.notes, "not asked"):
+            fam, base = spec.name, client.base_url
             try:
-                client = pool.get(spec, base)
                 listed = client.list_voices()
-            except InvalidArgument as exc:
-                notes.append(f"{fam} at {base}: {exc}")
-                continue
             except ProviderError as exc:
-                if exc.reason == "missing_api_key":
-                    raise
-                notes.append(f"{fam} at {base}: could not list ({exc.reason}): {exc.message}")
+                report.notes.append(f"{fam} at {base}: could not list ({exc.reason}): {exc.message}")
                 continue
-            remote_counts[(fam, base)] = len(listed)
+            report.checked.append((fam, base, len(listed)))
             for rv in listed:
                 i = by_key.get((fam, base, rv.voice_id))
                 if i is not None:
-                    entries[i] = VoiceEntry(fam, chosen[i], rv, base)
+                    report.entries[i] = (chosen[i], rv)
                 elif (base, rv.voice_id) not in known:
-                    entries.append(VoiceEntry(fam, None, rv, base))
-    return VoiceListing(
-        entries=entries,
-        usage=[
-            u
-            for u in quota_usage(records, remote_counts=remote_counts)
-            if family is None or u.family == family
-        ],
-        warnings=[
-            w
-            for w in voice_warnings(records, now=now, remote_counts=remote_counts)
-            if (family is None or w.family == family) and (provider is None or w.provider == provider)
-        ],
-        notes=notes,
-    )
+                    report.entries.append((None, dataclasses.replace(rv, family=fam, base_url=base)))
+    counts = report.remote_counts
+    report.usage = quota_usage([r for r in records if family in (None, r.family)], remote_counts=counts)
+    report.warnings = [
+        w
+        for w in voice_warnings(records, now=now, remote_counts=counts)
+        if family in (None, w.family) and provider in (None, w.provider)
+    ]
+    return report
 
 
-def _one(rows: list[VoiceRecord], ident: str) -> VoiceRecord:
+def _one(records: Sequence[VoiceRecord], ident: str) -> VoiceRecord:
+    """The row ``ident`` names: a row id (``12`` or ``#12``), else a voice id, else a name."""
+    text = ident.strip()
+    rows = [r for r in records if text.lstrip("#").isdigit() and r.id == int(text.lstrip("#"))]
+    rows = rows or [r for r in records if r.voice_id == text] or [r for r in records if r.name == text]
     if not rows:
         raise InvalidArgument(f"no voice in the ledger matches {ident!r} (a row id, voice id or name)")
     if len(rows) > 1:
@@ -364,13 +321,7 @@ def show_voice(ledger_path: Path, ident: str) -> VoiceRecord:
         InvalidArgument: no ledger, no match, or several matches.
     """
     _require_ledger(ledger_path)
-    records = _records(read_voices(ledger_path))
-    text = ident.strip()
-    if text.lstrip("#").isdigit():
-        rows = [r for r in records if r.id == int(text.lstrip("#"))]
-        if rows:
-            return rows[0]
-    return _one([r for r in records if r.voice_id == text] or [r for r in records if r.name == text], ident)
+    return _one(_records(read_voices(ledger_path)), ident)
 
 
 def model_reminder(record: VoiceRecord) -> str:
@@ -425,25 +376,15 @@ def describe_voice(record: VoiceRecord, *, now: _dt.datetime | None = None) -> l
 # --------------------------------------------------------------------------------------------- delete
 
 
-@dataclass(frozen=True)
-class DeleteResult:
-    """The row before and after ``voices delete``; ``remote_deleted`` says whether the provider was called."""
-
-    before: VoiceRecord
-    after: VoiceRecord
-    remote_deleted: bool
-    note: str = ""
-
-
 def delete_voice(
     ledger_path: Path,
     ident: str,
     *,
-    providers: Mapping[str, VoiceProvider] | None = None,
-    provider_factory: ProviderFactory | None = None,
+    providers: Providers | None = None,
     lock_timeout_s: float = 10.0,
-) -> DeleteResult:
-    """Delete the voice at its provider, then mark its ledger row ``deleted``.
+) -> tuple[VoiceRecord, str]:
+    """Delete the voice at its provider, then mark its ledger row ``deleted``; returns ``(the row after, a
+    note saying what was done)``.
 
     A row without a voice id (``failed``, never-sent ``pending``, or ``unknown``) is only marked ``deleted``
     in the ledger: that lets ``submit`` make the clip's voice again (under a new name). If an ``unknown``
@@ -455,50 +396,22 @@ def delete_voice(
     """
     _require_ledger(ledger_path)
     with ledger_lock(ledger_path, timeout_s=lock_timeout_s), Ledger(ledger_path) as ledger:
-        row = _one(ledger.resolve(ident), ident)
+        row = _one(ledger.rows(), ident)
         if row.status == "deleted":
-            return DeleteResult(row, row, False, "already deleted")
+            return row, "already deleted"
         if not row.voice_id:
-            after = ledger.update(row.id, status="deleted")
             note = "no voice id: marked deleted in the ledger only"
             if row.unresolved:
                 note += "; if a voice was made after all, `voiceprep voices sync` will record it"
-            return DeleteResult(row, after, False, note)
+            return ledger.update(row.id, status="deleted"), note
         spec = _spec(row.family)
         if spec is None:
             raise InvalidArgument(f"no family spec for {row.family!r}: cannot pick its provider client")
-        pool = ProviderPool(providers=providers, factory=provider_factory)
-        client = pool.get(spec, row.base_url)
-        client.delete_voice(row.voice_id)
-        after = ledger.update(row.id, status="deleted", checked=True)
-        return DeleteResult(row, after, True, f"deleted at {row.base_url}")
+        ProviderPool(providers).get(spec, row.base_url).delete_voice(row.voice_id)
+        return ledger.update(row.id, status="deleted", checked=True), f"deleted at {row.base_url}"
 
 
 # --------------------------------------------------------------------------------------------- sync
-
-
-@dataclass(frozen=True)
-class SyncChange:
-    """One ledger row that ``sync`` changed: ``before`` and ``after`` statuses and why."""
-
-    ledger_id: int
-    family: str
-    voice_id: str | None
-    before: str
-    after: str
-    note: str
-
-
-@dataclass
-class SyncReport:
-    """What ``voices sync`` did: status changes, voices recorded from the provider, notes, warnings."""
-
-    changes: list[SyncChange] = field(default_factory=list)
-    recorded: list[VoiceRecord] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-    warnings: list[VoiceWarning] = field(default_factory=list)
-    checked: list[tuple[str, str, int]] = field(default_factory=list)
-    """``(family, base_url, voices listed)`` per account asked."""
 
 
 def sync_voices(
@@ -506,12 +419,11 @@ def sync_voices(
     *,
     families: Sequence[str] | None = None,
     provider: str | None = None,
-    providers: Mapping[str, VoiceProvider] | None = None,
-    provider_factory: ProviderFactory | None = None,
+    providers: Providers | None = None,
     base_urls: Mapping[str, str] | None = None,
     lock_timeout_s: float = 10.0,
     now: _dt.datetime | None = None,
-) -> SyncReport:
+) -> VoiceReport:
     """Reconcile the ledger with every provider's list (see the module docstring for the rules).
 
     Accounts asked: every (family, base URL) in the ledger (filtered by ``families`` / ``provider``),
@@ -525,8 +437,8 @@ def sync_voices(
     if not families:
         _require_ledger(ledger_path)
     specs_named = {f: load_family(f) for f in families or ()}
-    pool = ProviderPool(providers=providers, factory=provider_factory, base_urls=base_urls)
-    report = SyncReport()
+    pool = ProviderPool(providers, base_urls=base_urls)
+    report = VoiceReport()
     with ledger_lock(ledger_path, timeout_s=lock_timeout_s), Ledger(ledger_path) as ledger:
         records = ledger.rows()
         targets: set[tuple[str, str | None]] = {
@@ -535,39 +447,42 @@ def sync_voices(
             if (not families or r.family in families) and (provider is None or r.provider == provider)
         }
         targets |= {(f, None) for f, s in specs_named.items() if provider is None or s.provider == provider}
-        clients: list[tuple[FamilySpec, VoiceProvider]] = []
-        for fam, base in sorted(targets, key=lambda t: (t[0], t[1] or "")):
-            spec = _spec(fam)
-            if spec is None:
-                report.notes.append(f"{fam}: no family spec; not synced")
-                continue
-            try:
-                client = pool.get(spec, base)  # raises MissingApiKey before any request
-            except InvalidArgument as exc:
-                report.notes.append(f"{fam} at {base}: {exc}")
-                continue
-            if any(
-                s.name == spec.name and normalize_base_url(c.base_url) == normalize_base_url(client.base_url)
-                for s, c in clients
-            ):
-                continue
-            clients.append((spec, client))
-        for spec, client in clients:
+        for spec, client in _clients(pool, targets, report.notes, "not synced"):
             _sync_one(ledger, spec, client, report)
-        report.warnings = voice_warnings(
-            ledger.rows(), now=now, remote_counts={(f, b): n for f, b, n in report.checked}
-        )
+        report.warnings = voice_warnings(ledger.rows(), now=now, remote_counts=report.remote_counts)
     return report
 
 
-def _sync_one(ledger: Ledger, spec: FamilySpec, client: VoiceProvider, report: SyncReport) -> None:
-    base = normalize_base_url(client.base_url)
+def _clients(
+    pool: ProviderPool, targets: Iterable[tuple[str, str | None]], notes: list[str], skipped: str
+) -> list[tuple[FamilySpec, VoiceProvider]]:
+    """The client of each (family, base URL) to ask, once per account (``None``: the configured region).
+
+    A family without a spec, or a region its client does not serve, becomes a note. Raises
+    :class:`~pipeline.enroll.providers.base.MissingApiKey` before any request.
+    """
+    clients: list[tuple[FamilySpec, VoiceProvider]] = []
+    for fam, base in sorted(targets, key=lambda t: (t[0], t[1] or "")):
+        spec = _spec(fam)
+        if spec is None:
+            notes.append(f"{fam}: no family spec; {skipped}")
+            continue
+        try:
+            client = pool.get(spec, base)
+        except InvalidArgument as exc:
+            notes.append(f"{fam} at {base}: {exc}")
+            continue
+        if all((s.name, c.base_url) != (spec.name, client.base_url) for s, c in clients):
+            clients.append((spec, client))
+    return clients
+
+
+def _sync_one(ledger: Ledger, spec: FamilySpec, client: VoiceProvider, report: VoiceReport) -> None:
+    base = client.base_url
 
     def change(before: VoiceRecord, after: VoiceRecord, note: str) -> None:
         if before.status != after.status or before.voice_id != after.voice_id:
-            report.changes.append(
-                SyncChange(after.id, spec.name, after.voice_id, before.status, after.status, note)
-            )
+            report.changes.append((before, after, note))
 
     for row in ledger.rows(family=spec.name, base_url=base, statuses=UNRESOLVED_STATUSES):
         if row.unresolved:
@@ -610,15 +525,8 @@ def _sync_one(ledger: Ledger, spec: FamilySpec, client: VoiceProvider, report: S
         after = _apply_remote(ledger, row, rv)
         change(row, after, "listed again" if row.status == "gone" else f"provider says {rv.status}")
     for rv in listed:
-        if ledger.by_voice_id(provider=spec.provider, voice_id=rv.voice_id, base_url=base) is None:
-            rec = ledger.record_found(
-                provider=spec.provider,
-                base_url=base,
-                family=spec.name,
-                voice_id=rv.voice_id,
-                status=rv.status if rv.status in {"deploying", "ready", "rejected"} else "unknown",
-                origin="remote",
-                target_model=rv.target_model,
-                name=rv.name,
+        if ledger.by_voice_id(provider=spec.provider, voice_id=rv.voice_id or "", base_url=base) is None:
+            found = dataclasses.replace(
+                rv, provider=spec.provider, base_url=base, family=spec.name, origin="remote"
             )
-            report.recorded.append(rec)
+            report.recorded.append(ledger.record_found(found))

@@ -16,34 +16,27 @@ Every client meets :class:`~pipeline.enroll.providers.base.VoiceProvider`. See `
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from pipeline.enroll.providers.base import (
-    CreateRequest,
-    CreateResult,
     OutcomeUnknown,
     PreparedRequest,
     ProviderError,
-    RemoteVoice,
     VoiceProvider,
+    VoiceRecord,
 )
 from pipeline.enroll.providers.dashscope import CosyVoiceClient, QwenClient
 from pipeline.enroll.providers.elevenlabs import ElevenLabsClient
-from pipeline.enroll.providers.http import LOGGER_NAME, Redactor, RetryPolicy
+from pipeline.enroll.providers.http import LOGGER_NAME, Redactor, Runtime
 from pipeline.enroll.providers.minimax import MiniMaxClient
 from pipeline.errors import InvalidArgument
 
 if TYPE_CHECKING:
-    import requests
-
     from pipeline.rules.families import FamilySpec
 
 __all__ = [
     "LOGGER_NAME",
     "CosyVoiceClient",
-    "CreateRequest",
-    "CreateResult",
     "ElevenLabsClient",
     "MiniMaxClient",
     "OutcomeUnknown",
@@ -51,45 +44,36 @@ __all__ = [
     "ProviderError",
     "QwenClient",
     "Redactor",
-    "RemoteVoice",
-    "RetryPolicy",
+    "Runtime",
     "VoiceProvider",
+    "VoiceRecord",
     "api_key_env",
     "base_url_env",
     "make_provider",
 ]
 
-_KEY_ENV = {
-    "dashscope": "DASHSCOPE_API_KEY",
-    "minimax": "MINIMAX_API_KEY",
-    "elevenlabs": "ELEVENLABS_API_KEY",
-}
-_BASE_URL_ENV = {
-    "dashscope": "DASHSCOPE_BASE_URL",
-    "minimax": "MINIMAX_BASE_URL",
-    "elevenlabs": "ELEVENLABS_BASE_URL",
-}
+_CLIENTS = {c.provider: c for c in (CosyVoiceClient, MiniMaxClient, ElevenLabsClient)}
+"""One client class per provider: where its key and base URL variables are named."""
 _DASHSCOPE_CLIENTS = {"voice-enrollment": CosyVoiceClient, "qwen-voice-enrollment": QwenClient}
+
+
+def _client_class(provider: str) -> type[CosyVoiceClient | MiniMaxClient | ElevenLabsClient]:
+    try:
+        return _CLIENTS[provider]
+    except KeyError:
+        raise InvalidArgument(
+            f"provider: unknown provider {provider!r} (known: {', '.join(_CLIENTS)})"
+        ) from None
 
 
 def api_key_env(provider: str) -> str:
     """The environment variable that holds ``provider``'s API key (``dashscope`` → ``DASHSCOPE_API_KEY``)."""
-    try:
-        return _KEY_ENV[provider]
-    except KeyError:
-        raise InvalidArgument(
-            f"provider: unknown provider {provider!r} (known: {', '.join(_KEY_ENV)})"
-        ) from None
+    return _client_class(provider).key_env
 
 
 def base_url_env(provider: str) -> str:
     """The environment variable that overrides ``provider``'s base URL (``DASHSCOPE_BASE_URL``...)."""
-    try:
-        return _BASE_URL_ENV[provider]
-    except KeyError:
-        raise InvalidArgument(
-            f"provider: unknown provider {provider!r} (known: {', '.join(_BASE_URL_ENV)})"
-        ) from None
+    return _client_class(provider).base_url_env
 
 
 def make_provider(
@@ -98,9 +82,7 @@ def make_provider(
     base_url: str | None = None,
     audio_source: str | None = None,
     url_template: str | None = None,
-    session: requests.Session | None = None,
-    policy: RetryPolicy | None = None,
-    environ: Mapping[str, str] | None = None,
+    runtime: Runtime | None = None,
     require_key: bool = True,
     **options: Any,
 ) -> VoiceProvider:
@@ -111,27 +93,21 @@ def make_provider(
     :mod:`pipeline.enroll.providers.dashscope`) apply to CosyVoice, the one family that reads its audio
     from a URL; the others upload the clip in the request and ignore them, so a run's audio options can
     be passed to every family's client. ``require_key=False`` builds a client without a key, for
-    ``--dry-run`` (``prepare_create`` works; any network call raises ``missing_api_key``). ``environ``
-    replaces ``os.environ`` (tests). Other ``options`` go to the client (``sleep``, ``clock``, ``rng``,
-    ``page_size``...). Raises ``ProviderError("missing_api_key")`` naming the variable when the key is
+    ``--dry-run`` (``prepare_create`` works; any network call raises ``missing_api_key``). ``runtime``
+    replaces time, randomness, sessions, the environment and the retry limits (tests). Other ``options`` go
+    to the client (``page_size``...). Raises ``ProviderError("missing_api_key")`` naming the variable when the key is
     missing and ``require_key``.
     """
-    from pipeline.rules.families import FamilySpec, load_family
+    from pipeline.rules.families import load_family
 
     spec = load_family(family_spec) if isinstance(family_spec, str) else family_spec
-    if not isinstance(spec, FamilySpec):
-        raise InvalidArgument(
-            f"family_spec: expected a FamilySpec or a family name (got {type(family_spec).__name__})"
-        )
-    max_bytes = _limit_value(spec, "max_bytes")
+    max_bytes = spec.limits.max_bytes.value
     common: dict[str, Any] = {
         "family": spec.name,
         "base_url": base_url,
         "target_models": tuple(spec.target_models),
-        "max_bytes": int(max_bytes) if isinstance(max_bytes, int | float) else None,
-        "session": session,
-        "policy": policy,
-        "environ": environ,
+        "max_bytes": int(max_bytes) if max_bytes is not None else None,
+        "runtime": runtime,
         "require_key": require_key,
         **options,
     }
@@ -142,21 +118,10 @@ def make_provider(
                 f"enrollment_model: {spec.enrollment_model!r} of family {spec.name!r} is not supported "
                 f"(known: {', '.join(_DASHSCOPE_CLIENTS)})"
             )
-        if cls is CosyVoiceClient:
-            return CosyVoiceClient(
-                audio_source=audio_source,
-                url_template=url_template,
-                name_pattern=spec.name_rule.pattern,
-                **common,
-            )
-        return QwenClient(name_pattern=spec.name_rule.pattern, **common)
+        audio = {"audio_source": audio_source, "url_template": url_template} if cls is CosyVoiceClient else {}
+        return cls(name_pattern=spec.name_rule.pattern, **audio, **common)
     if spec.provider == "minimax":
         return MiniMaxClient(**common)
     if spec.provider == "elevenlabs":
         return ElevenLabsClient(**common)
     raise InvalidArgument(f"provider: unknown provider {spec.provider!r} in family {spec.name!r}")
-
-
-def _limit_value(spec: FamilySpec, name: str) -> Any:
-    limit = getattr(spec.limits, name, None)
-    return getattr(limit, "value", None)

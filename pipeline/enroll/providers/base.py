@@ -11,8 +11,7 @@ Statuses are normalised to the ledger's vocabulary: ``deploying`` (under review,
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
 from pipeline.errors import VoiceprepError
@@ -26,44 +25,59 @@ def normalize_base_url(url: str) -> str:
 
 
 @dataclass(frozen=True)
-class CreateRequest:
-    """Everything needed to create one voice from one rendered clip.
+class VoiceRecord:
+    """One voice: a ledger row, the voice a create is asked to make, or a voice as a provider lists it.
 
-    ``name`` is the provider-side name: the CosyVoice ``prefix``, the Qwen ``preferred_name`` or the
-    MiniMax ``voice_id`` (which the client chooses). It is derived deterministically from the enrollment
-    key by the caller, so a retried create can be recognised.
+    A ledger row has its ``id`` (from 1); a voice not (yet) in the ledger has id 0. To create, a record
+    carries ``family``, ``target_model``, ``name`` (the provider-side name: CosyVoice ``prefix``, Qwen
+    ``preferred_name``, MiniMax ``voice_id``, derived deterministically by the caller so a retried create can
+    be recognised), ``clip_path`` and ``clip_sha256``; the create answers the same record with ``voice_id``,
+    ``status`` and ``request_ids`` filled in. A provider's listing gives ``provider``, ``base_url``,
+    ``family``, ``voice_id``, ``status``, ``target_model``, ``created_at`` and ``name`` (``origin`` remote).
+    ``sources`` and ``request_ids`` are lists; ``last_error`` is ``{reason, message}``.
     """
 
-    family: str
-    target_model: str
-    name: str
-    clip_path: Path
-    clip_sha256: str
-    language: str | None = None
-    preview_text: str | None = None
-    speaker: str | None = None
-
-
-@dataclass(frozen=True)
-class CreateResult:
-    """What a successful create returned."""
-
-    voice_id: str
-    status: str
-    request_ids: tuple[str, ...] = ()
-    preview_url: str | None = None
-    detail: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class RemoteVoice:
-    """One voice as the provider lists or describes it."""
-
-    voice_id: str
-    status: str
+    id: int = 0
+    provider: str = ""
+    base_url: str = ""
+    family: str = ""
     target_model: str | None = None
-    created_at: str | None = None
+    voice_id: str | None = None
     name: str | None = None
+    clip_sha256: str | None = None
+    clip_path: str | None = None
+    speaker: str | None = None
+    sources: list[str] = field(default_factory=list)
+    enrollment_key: str | None = None
+    status: str = "pending"
+    origin: str = "submit"
+    owner: str | None = None
+    sent_at: str | None = None
+    created_at: str | None = None
+    updated_at: str = ""
+    last_checked_at: str | None = None
+    last_used_at: str | None = None
+    request_ids: list[str] = field(default_factory=list)
+    last_error: dict[str, str] | None = None
+    preview_path: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The record as plain JSON-ready data."""
+        return asdict(self)
+
+    @property
+    def unresolved(self) -> bool:
+        """True when the remote state is not known (``unknown``, or ``pending`` after the request was sent)."""
+        return self.status == "unknown" or (self.status == "pending" and self.sent_at is not None)
+
+    @property
+    def retryable(self) -> bool:
+        """True when a create may be tried again with this row (``failed``, or ``pending`` never sent)."""
+        return self.status == "failed" or (self.status == "pending" and self.sent_at is None)
+
+
+REMOTE_FIELDS = ("voice_id", "status", "target_model", "created_at", "name")
+"""What a provider tells about one of its voices (``voices list --remote --json`` shows these)."""
 
 
 @dataclass(frozen=True)
@@ -105,6 +119,19 @@ class ProviderError(VoiceprepError):
         self.request_id = request_id
 
 
+class MissingApiKey(ProviderError):
+    """The environment variable holding a provider's API key is not set. ``env_var`` names it."""
+
+    def __init__(self, env_var: str, *, provider: str, family: str | None = None) -> None:
+        what = f"{family} voices" if family else f"voices at {provider}"
+        super().__init__(
+            "missing_api_key",
+            f"{env_var} is not set: export {env_var}=<your {provider} key> to manage {what}",
+        )
+        self.env_var = env_var
+        self.provider = provider
+
+
 class OutcomeUnknown(ProviderError):
     """A create request may have reached the provider but its answer was lost (timeout, dropped
     connection, unreadable body). The caller must reconcile with the provider's list before retrying."""
@@ -120,30 +147,36 @@ class VoiceProvider(Protocol):
     """``dashscope``, ``minimax`` or ``elevenlabs``."""
     family: str
     base_url: str
+    """The region, in the one form :func:`normalize_base_url` gives."""
 
-    def prepare_create(self, request: CreateRequest) -> list[PreparedRequest]:
+    def prepare_create(
+        self, record: VoiceRecord, *, preview_text: str | None = None, language: str | None = None
+    ) -> list[PreparedRequest]:
         """The requests ``create_voice`` would send, with secrets and audio elided; sends nothing."""
         ...
 
-    def create_voice(self, request: CreateRequest) -> CreateResult:
-        """Create the voice once. Raises :class:`OutcomeUnknown` when the answer to the create call itself
-        was lost; never re-sends a create that may have succeeded (MiniMax may, since a duplicate id is
-        answered with 2039 and no second voice)."""
+    def create_voice(
+        self, record: VoiceRecord, *, preview_text: str | None = None, language: str | None = None
+    ) -> VoiceRecord:
+        """Create the voice ``record`` describes, once; answer ``record`` with ``voice_id``, ``status`` and
+        ``request_ids``. Raises :class:`OutcomeUnknown` when the answer to the create call itself was lost;
+        never re-sends a create that may have succeeded (MiniMax may, since a duplicate id is answered with
+        2039 and no second voice). ``preview_text`` asks for a preview where the create call makes it."""
         ...
 
-    def find_voice(self, request: CreateRequest, *, since: str | None = None) -> RemoteVoice | None:
-        """The remote voice a lost create for ``request`` made, if any (matched by name and time)."""
+    def find_voice(self, record: VoiceRecord, *, since: str | None = None) -> VoiceRecord | None:
+        """The remote voice a lost create for ``record`` made, if any (matched by name and time)."""
         ...
 
-    def query_voice(self, voice_id: str) -> RemoteVoice | None:
+    def query_voice(self, voice_id: str) -> VoiceRecord | None:
         """The voice's current state, or None when the provider does not have it."""
         ...
 
-    def list_voices(self) -> list[RemoteVoice]:
+    def list_voices(self) -> list[VoiceRecord]:
         """Every voice of this family's kind on the account (all pages)."""
         ...
 
-    def wait_until_settled(self, voice_id: str, *, timeout_s: float, interval_s: float) -> RemoteVoice:
+    def wait_until_settled(self, voice_id: str, *, timeout_s: float, interval_s: float) -> VoiceRecord:
         """Poll until the voice leaves ``deploying`` or the timeout passes (then status ``deploying``)."""
         ...
 

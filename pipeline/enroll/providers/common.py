@@ -8,21 +8,17 @@ Each vendor module keeps its own contract (endpoints, bodies, error codes); this
 from __future__ import annotations
 
 import datetime as dt
-import os
-import random
-import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+import re
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import ClassVar
 
-import requests
-
-from pipeline.enroll.providers.base import ProviderError, RemoteVoice
+from pipeline.enroll.providers.base import ProviderError, VoiceRecord
 from pipeline.enroll.providers.http import (
     HttpClient,
     Interpret,
     RequestIdOf,
-    RetryPolicy,
+    Runtime,
     download_interpret,
     read_api_key,
     resolve_base_url,
@@ -48,6 +44,10 @@ class ProviderClient:
     base_url_env: ClassVar[str] = ""
     default_base_url: ClassVar[str] = ""
     default_family: ClassVar[str] = ""
+    name_pattern: ClassVar[str] = ""
+    """The vendor's rule for voice names (a family spec's ``name_rule`` may override it)."""
+    name_field: ClassVar[str] = "name"
+    """What the vendor calls the name (``prefix``, ``preferred_name``, ``voice_id``...), for messages."""
     auth_header: ClassVar[str] = "Authorization"
     auth_scheme: ClassVar[str | None] = "Bearer"
     _interpret: Interpret  # set with staticmethod(...) by each vendor class
@@ -57,29 +57,24 @@ class ProviderClient:
         self,
         *,
         family: str | None = None,
+        name_pattern: str | None = None,
         base_url: str | None = None,
         target_models: Sequence[str] = (),
         max_bytes: int | None = None,
-        environ: Mapping[str, str] | None = None,
-        session: requests.Session | None = None,
-        policy: RetryPolicy | None = None,
-        sleep: Callable[[float], None] = time.sleep,
-        clock: Callable[[], float] = time.monotonic,
-        wall: Callable[[], float] = time.time,
-        rng: random.Random | None = None,
+        runtime: Runtime | None = None,
         require_key: bool = True,
         max_download_bytes: int = 50_000_000,
     ) -> None:
-        env = os.environ if environ is None else environ
+        self.runtime = runtime or Runtime()
+        env = self.runtime.environ
         self.family = family or self.default_family
+        self._name_re = re.compile(name_pattern or self.name_pattern)
         self.base_url = self._normalise_base_url(
             resolve_base_url(base_url, env_name=self.base_url_env, default=self.default_base_url, environ=env)
         )
         self.target_models = tuple(target_models)
         self.max_bytes = max_bytes
         self.max_download_bytes = max_download_bytes
-        self._sleep = sleep
-        self._clock = clock
         self.http = HttpClient(
             provider=self.provider,
             base_url=self.base_url,
@@ -89,12 +84,8 @@ class ProviderClient:
             request_id_of=self._request_id_of,
             auth_header=self.auth_header,
             auth_scheme=self.auth_scheme,
-            session=session,
-            policy=policy,
-            sleep=sleep,
-            clock=clock,
-            wall=wall,
-            rng=rng,
+            runtime=self.runtime,
+            family=self.family,
         )
         if require_key:
             self.http.require_key()
@@ -107,34 +98,35 @@ class ProviderClient:
         """The resolved base URL as the client stores it (a subclass may strip a suffix)."""
         return base_url
 
-    def _check_target_model(self, target_model: str, *, kind: str) -> None:
-        """Raise :class:`InvalidArgument` when ``target_model`` is not one of ``target_models`` (if any).
+    def validate(self, record: VoiceRecord) -> bytes:
+        """Check the record's name, model and clip before anything is sent; return the clip's bytes.
 
-        ``kind`` completes "is not ...", e.g. ``"a MiniMax model"``.
+        Raises :class:`InvalidArgument` for a name outside the vendor's rule (``name_pattern``), a model
+        not in ``target_models`` or a missing clip, and ``ProviderError("too_large")`` over ``max_bytes``.
         """
-        if self.target_models and target_model not in self.target_models:
+        if not self._name_re.fullmatch(record.name or ""):
             raise InvalidArgument(
-                f"target_model: {target_model!r} is not {kind} (known: {', '.join(self.target_models)})"
+                f"name: {record.name!r} does not match {self._name_re.pattern} ({self.family} {self.name_field})"
             )
-
-    def _read_clip(self, clip_path: Path | str, *, accepted_by: str | None = None) -> bytes:
-        """The clip's bytes; :class:`InvalidArgument` if it is not a file, ``too_large`` over ``max_bytes``.
-
-        The size message reads "<who> accepts at most N" with ``accepted_by``, else "(limit N)".
-        """
-        path = Path(clip_path)
+        if self.target_models and record.target_model not in self.target_models:
+            raise InvalidArgument(
+                f"target_model: {record.target_model!r} is not a {self.family} model "
+                f"(known: {', '.join(self.target_models)})"
+            )
+        path = Path(record.clip_path or "")
         if not path.is_file():
             raise InvalidArgument(f"clip_path: {path} is not a file")
         content = path.read_bytes()
         if self.max_bytes is not None and len(content) > self.max_bytes:
-            size = f"{path.name} is {len(content)} bytes"
-            limit = f"; {accepted_by} accepts at most {self.max_bytes}" if accepted_by else None
-            raise ProviderError("too_large", size + (limit or f" (limit {self.max_bytes})"))
+            raise ProviderError(
+                "too_large",
+                f"{path.name} is {len(content)} bytes; {self.family} accepts at most {self.max_bytes}",
+            )
         return content
 
     def download(self, url: str) -> bytes:
         """Fetch an audio file the provider handed out (a signed URL: sent without our key)."""
-        reply = self.http.request(
+        content, _ = self.http.request(
             "GET",
             url,
             action=f"{self.family} download",
@@ -142,29 +134,53 @@ class ProviderClient:
             interpret=download_interpret(self.max_download_bytes),
             request_id_of=lambda r: None,
         )
-        return reply.content
+        return content
 
-    def _settled_at_once(self, voice_id: str) -> RemoteVoice:
-        """For providers whose voices are ready when created: one look-up (``voice_gone`` if absent)."""
-        voice = self.query_voice(voice_id)
-        if voice is None:
-            raise ProviderError("voice_gone", f"{voice_id} does not exist any more")
-        return voice
+    def _remote(
+        self,
+        voice_id: str,
+        status: str = "ready",
+        *,
+        target_model: str | None = None,
+        created_at: str | None = None,
+        name: str | None = None,
+    ) -> VoiceRecord:
+        """A voice as this provider reports it (not in the ledger: id 0, origin ``remote``)."""
+        return VoiceRecord(
+            provider=self.provider,
+            base_url=self.base_url,
+            family=self.family,
+            voice_id=voice_id,
+            status=status,
+            target_model=target_model,
+            created_at=created_at,
+            name=name,
+            origin="remote",
+        )
 
-    def query_voice(self, voice_id: str) -> RemoteVoice | None:
-        """The voice's current state, or None when the provider does not have it (each vendor's own)."""
+    def list_voices(self) -> list[VoiceRecord]:
+        """Every voice of this family's kind on the account (each vendor's own)."""
         raise NotImplementedError
 
+    def query_voice(self, voice_id: str) -> VoiceRecord | None:
+        """The voice from the account's list, or None (vendors with a query call override this)."""
+        return next((v for v in self.list_voices() if v.voice_id == voice_id), None)
 
-def voice_by_id(voices: Iterable[RemoteVoice], voice_id: str) -> RemoteVoice | None:
-    """The voice with id ``voice_id`` in ``voices`` (for providers without a query call), or None."""
-    for voice in voices:
-        if voice.voice_id == voice_id:
-            return voice
-    return None
+    def wait_until_settled(self, voice_id: str, *, timeout_s: float, interval_s: float) -> VoiceRecord:
+        """Poll :meth:`query_voice` every ``interval_s`` until ``ready``/``rejected`` or ``timeout_s`` passes
+        (then the last state, ``deploying``); a voice that is ready when created takes one look-up. A voice
+        that disappears raises ``voice_gone``."""
+        start = self.runtime.clock()
+        while True:
+            voice = self.query_voice(voice_id)
+            if voice is None:
+                raise ProviderError("voice_gone", f"{voice_id} does not exist any more")
+            if voice.status != "deploying" or self.runtime.clock() - start + interval_s > timeout_s:
+                return voice
+            self.runtime.sleep(interval_s)
 
 
-def newest(voices: Iterable[RemoteVoice]) -> RemoteVoice | None:
+def newest(voices: Iterable[VoiceRecord]) -> VoiceRecord | None:
     """The most recently created of ``voices`` (by ``created_at`` as text), or None when there are none."""
     ordered = sorted(voices, key=lambda v: str(v.created_at or ""))
     return ordered[-1] if ordered else None

@@ -25,6 +25,7 @@ Creates are not idempotent (no idempotency key): a lost answer raises :class:`Ou
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import logging
 import re
@@ -34,19 +35,11 @@ from typing import Any
 
 import requests
 
-from pipeline.enroll.providers.base import (
-    CreateRequest,
-    CreateResult,
-    PreparedRequest,
-    ProviderError,
-    RemoteVoice,
-)
-from pipeline.enroll.providers.common import ProviderClient, created_since, newest, voice_by_id
+from pipeline.enroll.providers.base import PreparedRequest, ProviderError, VoiceRecord
+from pipeline.enroll.providers.common import ProviderClient, created_since, newest
 from pipeline.enroll.providers.http import (
     LOGGER_NAME,
-    CallState,
     Interpret,
-    Reply,
     audio_mime,
     data_uri,
     data_uri_size,
@@ -61,19 +54,11 @@ log = logging.getLogger(LOGGER_NAME)
 KEY_ENV = "DASHSCOPE_API_KEY"
 BASE_URL_ENV = "DASHSCOPE_BASE_URL"
 DEFAULT_BASE_URL = "https://dashscope-intl.aliyuncs.com/api/v1"
-REGION_BASE_URLS = {
-    "intl": "https://dashscope-intl.aliyuncs.com/api/v1",
-    "singapore": "https://dashscope-intl.aliyuncs.com/api/v1",
-    "cn": "https://dashscope.aliyuncs.com/api/v1",
-    "beijing": "https://dashscope.aliyuncs.com/api/v1",
-}
 CUSTOMIZATION_PATH = "services/audio/tts/customization"
 UPLOADS_PATH = "uploads"
 SYNTHESIS_PATH = "services/audio/tts/SpeechSynthesizer"
 MULTIMODAL_PATH = "services/aigc/multimodal-generation/generation"
 OSS_RESOLVE_HEADER = "X-DashScope-OssResourceResolve"
-AUDIO_SOURCES = ("oss", "url_template", "data_uri")
-DEFAULT_AUDIO_SOURCE = "oss"
 TEMPLATE_FIELDS = ("sha256", "speaker", "family", "filename")
 COSYVOICE_STATUS = {"DEPLOYING": "deploying", "OK": "ready", "UNDEPLOYED": "rejected"}
 
@@ -128,7 +113,7 @@ def _request_id_of(response: requests.Response) -> str | None:
     return response.headers.get("X-Request-Id") or response.headers.get("x-dashscope-request-id")
 
 
-def _interpret(response: requests.Response, state: CallState) -> dict[str, Any]:
+def _interpret(response: requests.Response, maybe_acted: bool) -> dict[str, Any]:
     """Success: the JSON body (a dict). Failure: a mapped :class:`ProviderError`."""
     status = response.status_code
     body = json_or_none(response)
@@ -147,16 +132,16 @@ def _interpret(response: requests.Response, state: CallState) -> dict[str, Any]:
     raise dashscope_error(status, str(code) if code else None, message)
 
 
-def _output(reply: Reply) -> dict[str, Any]:
-    output = reply.data.get("output") if isinstance(reply.data, dict) else None
+def _output(data: Any) -> dict[str, Any]:
+    output = data.get("output") if isinstance(data, dict) else None
     return output if isinstance(output, dict) else {}
 
 
 def _require_output(*fields: str) -> Interpret:
     """An interpreter that also insists the output has ``fields`` (else the answer counts as unreadable)."""
 
-    def interpret(response: requests.Response, state: CallState) -> dict[str, Any]:
-        body = _interpret(response, state)
+    def interpret(response: requests.Response, maybe_acted: bool) -> dict[str, Any]:
+        body = _interpret(response, maybe_acted)
         output = body.get("output")
         if not isinstance(output, dict) or any(not output.get(f) for f in fields):
             raise ProviderError(
@@ -180,32 +165,19 @@ class _DashScopeClient(ProviderClient):
     _interpret = staticmethod(_interpret)
     _request_id_of = staticmethod(_request_id_of)
     enrollment_model = ""
-    name_pattern = ""
 
-    def __init__(self, *, name_pattern: str | None = None, page_size: int = 100, **kwargs: Any) -> None:
-        """``name_pattern`` overrides the class's voice-name rule; ``page_size`` is the list page size.
+    def __init__(self, *, page_size: int = 100, **kwargs: Any) -> None:
+        """``page_size`` is the list page size.
         Other keywords: see :class:`~pipeline.enroll.providers.common.ProviderClient`."""
-        if not isinstance(page_size, int) or page_size < 1:
-            raise InvalidArgument(f"page_size: must be an integer >= 1 (got {page_size!r})")
         self.page_size = page_size
-        self._name_re = re.compile(name_pattern or self.name_pattern)
         super().__init__(**kwargs)
 
     # --- validation -------------------------------------------------------------------------------
-    def validate(self, request: CreateRequest) -> bytes:
-        """Check the request's name, model and clip before anything is sent; return the clip's bytes.
-
-        Raises :class:`InvalidArgument` for a bad name or model or a missing clip, and
-        ``ProviderError("too_large")`` for a clip over ``max_bytes``.
-        """
-        if not isinstance(request.name, str) or not self._name_re.fullmatch(request.name):
-            raise InvalidArgument(
-                f"name: {request.name!r} does not match {self._name_re.pattern} ({self.family} voice names)"
-            )
-        self._check_target_model(request.target_model, kind=f"a {self.family} model")
-        return self._read_clip(request.clip_path, accepted_by=self.family)
-
-    def _check_inline_size(self, content: bytes, mime: str, path: Path) -> None:
+    def _inline(self, record: VoiceRecord, content: bytes, *, shown: bool = False) -> tuple[str, int]:
+        """The clip as a base64 data URI (elided when ``shown``, for a dry run) and its length; raises
+        ``too_large`` over ``max_bytes``."""
+        path = Path(record.clip_path or "")
+        mime = audio_mime(path)
         size = data_uri_size(len(content), mime)
         if self.max_bytes is not None and size > self.max_bytes:
             raise ProviderError(
@@ -213,6 +185,8 @@ class _DashScopeClient(ProviderClient):
                 f"{path.name} is {size} characters as a base64 data URI; {self.family} accepts at most "
                 f"{self.max_bytes}",
             )
+        head = f"data:{mime};base64,"
+        return (head + elided(size - len(head), "base64") if shown else data_uri(content, mime)), size
 
     # --- requests ---------------------------------------------------------------------------------
     def _enroll(
@@ -223,7 +197,7 @@ class _DashScopeClient(ProviderClient):
         idempotent: bool = True,
         headers: Mapping[str, str] | None = None,
         interpret: Interpret | None = None,
-    ) -> Reply:
+    ) -> tuple[Any, str | None]:
         body = {"model": self.enrollment_model, "input": {"action": action, **fields}}
         return self.http.request(
             "POST",
@@ -263,8 +237,8 @@ class _DashScopeClient(ProviderClient):
         items: list[dict[str, Any]] = []
         previous: list[Any] | None = None
         for page_index in range(10_000):
-            reply = self._enroll(action, {**fields, "page_index": page_index, "page_size": self.page_size})
-            output = _output(reply)
+            data, _ = self._enroll(action, {**fields, "page_index": page_index, "page_size": self.page_size})
+            output = _output(data)
             page = output.get("voice_list") or []
             if not isinstance(page, list):
                 raise ProviderError(
@@ -287,6 +261,7 @@ class CosyVoiceClient(_DashScopeClient):
     enrollment_model = "voice-enrollment"
     default_family = "cosyvoice"
     name_pattern = r"[a-z0-9]{1,9}"
+    name_field = "prefix"
 
     def __init__(
         self,
@@ -299,15 +274,10 @@ class CosyVoiceClient(_DashScopeClient):
     ) -> None:
         """``audio_source``: ``oss`` (default), ``url_template`` (needs ``url_template``) or ``data_uri``.
 
-        ``upload_model`` is the model the temporary upload is bound to (default: the request's target
+        ``upload_model`` is the model the temporary upload is bound to (default: the record's target
         model, which is what working clients use). Other keywords: see :class:`_DashScopeClient`.
         """
-        if audio_source is None:
-            audio_source = "url_template" if url_template else DEFAULT_AUDIO_SOURCE
-        if audio_source not in AUDIO_SOURCES:
-            raise InvalidArgument(
-                f"audio_source: expected one of {', '.join(AUDIO_SOURCES)} (got {audio_source!r})"
-            )
+        audio_source = audio_source or ("url_template" if url_template else "oss")
         if audio_source == "url_template":
             if not url_template:
                 raise InvalidArgument("url_template: required when audio_source is 'url_template'")
@@ -319,21 +289,19 @@ class CosyVoiceClient(_DashScopeClient):
         super().__init__(**kwargs)
 
     # --- audio URL ----------------------------------------------------------------------------------
-    def audio_url(self, request: CreateRequest) -> str:
+    def audio_url(self, record: VoiceRecord) -> str:
         """The public URL of the clip for ``url_template`` mode (the user has uploaded it there)."""
-        if not self.url_template:
-            raise InvalidArgument("url_template: not configured")
-        return self.url_template.format_map(_template_fields(request))
+        return (self.url_template or "").format_map(_template_fields(record))
 
     def upload_temporary(self, path: Path, *, sha256: str, model: str) -> tuple[str, list[str]]:
         """Upload ``path`` to DashScope temporary storage; return (``oss://<key>``, request ids)."""
-        policy_reply = self.http.request(
+        data, policy_id = self.http.request(
             "GET",
             UPLOADS_PATH,
             action="dashscope getPolicy",
             params={"action": "getPolicy", "model": model},
         )
-        body = policy_reply.data if isinstance(policy_reply.data, dict) else {}
+        body = data if isinstance(data, dict) else {}
         policy = body.get("data") or body.get("output") or body
         needed = ("policy", "signature", "upload_dir", "upload_host", "oss_access_key_id")
         if not isinstance(policy, dict) or any(not policy.get(k) for k in needed):
@@ -351,59 +319,55 @@ class CosyVoiceClient(_DashScopeClient):
             interpret=_oss_interpret,
             request_id_of=_oss_request_id,
         )
-        ids = [policy_reply.request_id] if policy_reply.request_id else []
-        return f"oss://{key}", ids
+        return f"oss://{key}", [policy_id] if policy_id else []
 
-    def _resolve_audio(self, request: CreateRequest, content: bytes) -> tuple[str, dict[str, str], list[str]]:
+    def _resolve_audio(self, record: VoiceRecord, content: bytes) -> tuple[str, dict[str, str], list[str]]:
         """(url for the create call, extra headers, request ids) per ``audio_source``."""
-        path = Path(request.clip_path)
+        path = Path(record.clip_path or "")
         if self.audio_source == "url_template":
-            return self.audio_url(request), {}, []
+            return self.audio_url(record), {}, []
         if self.audio_source == "data_uri":
-            mime = audio_mime(path)
-            self._check_inline_size(content, mime, path)
-            return data_uri(content, mime), {}, []
+            return self._inline(record, content)[0], {}, []
         url, ids = self.upload_temporary(
-            path, sha256=request.clip_sha256, model=self.upload_model or request.target_model
+            path, sha256=record.clip_sha256 or "", model=self.upload_model or record.target_model or ""
         )
         return url, {OSS_RESOLVE_HEADER: "enable"}, ids
 
-    def _create_fields(self, request: CreateRequest, url: str) -> dict[str, Any]:
-        fields: dict[str, Any] = {"target_model": request.target_model, "prefix": request.name, "url": url}
-        if request.language:
-            fields["language_hints"] = [request.language]
+    def _create_fields(self, record: VoiceRecord, url: str, language: str | None) -> dict[str, Any]:
+        fields: dict[str, Any] = {"target_model": record.target_model, "prefix": record.name, "url": url}
+        if language:
+            fields["language_hints"] = [language]
         if self.enable_preprocess is not None:
             fields["enable_preprocess"] = self.enable_preprocess
         return fields
 
     # --- VoiceProvider ------------------------------------------------------------------------------
-    def prepare_create(self, request: CreateRequest) -> list[PreparedRequest]:
+    def prepare_create(
+        self, record: VoiceRecord, *, preview_text: str | None = None, language: str | None = None
+    ) -> list[PreparedRequest]:
         """The requests :meth:`create_voice` would send (secrets and audio elided); sends nothing."""
-        content = self.validate(request)
-        path = Path(request.clip_path)
+        content = self.validate(record)
+        path = Path(record.clip_path or "")
         auth = self.http.auth_headers(redacted=True)
         if self.audio_source == "url_template":
-            url = self.audio_url(request)
+            url = self.audio_url(record)
             return [
                 self._prepared_enroll(
-                    "create_voice", self._create_fields(request, url), audio_bytes=len(content)
+                    "create_voice", self._create_fields(record, url, language), audio_bytes=len(content)
                 )
             ]
         if self.audio_source == "data_uri":
-            mime = audio_mime(path)
-            self._check_inline_size(content, mime, path)
-            size = data_uri_size(len(content), mime)
-            shown = f"data:{mime};base64," + elided(size - len(f"data:{mime};base64,"), "base64")
+            shown, size = self._inline(record, content, shown=True)
             return [
                 self._prepared_enroll(
                     "create_voice",
-                    self._create_fields(request, shown),
+                    self._create_fields(record, shown, language),
                     audio_bytes=len(content),
                     encoded_bytes=size,
                 )
             ]
-        model = self.upload_model or request.target_model
-        key = f"<upload_dir>/{request.clip_sha256}{path.suffix.lower() or '.wav'}"
+        model = self.upload_model or record.target_model
+        key = f"<upload_dir>/{record.clip_sha256}{path.suffix.lower() or '.wav'}"
         return [
             PreparedRequest(
                 method="GET",
@@ -415,61 +379,50 @@ class CosyVoiceClient(_DashScopeClient):
                 method="POST",
                 url="<upload_host from getPolicy>",
                 headers={},
-                body={
-                    "OSSAccessKeyId": "<from getPolicy>",
-                    "Signature": "<from getPolicy>",
-                    "policy": "<from getPolicy>",
-                    "key": key,
-                    "x-oss-object-acl": "<from getPolicy>",
-                    "x-oss-forbid-overwrite": "<from getPolicy>",
-                    "success_action_status": "200",
-                    "file": elided(len(content)),
-                },
+                body={**_oss_form(_UNKNOWN_POLICY, key), "file": elided(len(content))},
                 audio_bytes=len(content),
             ),
             self._prepared_enroll(
                 "create_voice",
-                self._create_fields(request, f"oss://{key}"),
+                self._create_fields(record, f"oss://{key}", language),
                 headers={OSS_RESOLVE_HEADER: "enable"},
             ),
         ]
 
-    def create_voice(self, request: CreateRequest) -> CreateResult:
+    def create_voice(
+        self, record: VoiceRecord, *, preview_text: str | None = None, language: str | None = None
+    ) -> VoiceRecord:
         """Upload (per ``audio_source``) and create the voice once; it starts ``deploying``.
 
         Raises :class:`OutcomeUnknown` when the create call's answer is lost (then use :meth:`find_voice`).
         """
-        content = self.validate(request)
-        url, headers, ids = self._resolve_audio(request, content)
-        reply = self._enroll(
+        content = self.validate(record)
+        url, headers, ids = self._resolve_audio(record, content)
+        data, request_id = self._enroll(
             "create_voice",
-            self._create_fields(request, url),
+            self._create_fields(record, url, language),
             idempotent=False,
             headers=headers,
             interpret=_require_output("voice_id"),
         )
-        voice_id = str(_output(reply)["voice_id"])
-        if reply.request_id:
-            ids.append(reply.request_id)
-        detail: dict[str, Any] = {"audio_source": self.audio_source, "prefix": request.name}
-        if not url.startswith("data:"):
-            detail["audio_url"] = url
-        log.info(f"cosyvoice: created {voice_id} (request id {reply.request_id})")
-        return CreateResult(voice_id=voice_id, status="deploying", request_ids=tuple(ids), detail=detail)
+        voice_id = str(_output(data)["voice_id"])
+        where = "inline" if url.startswith("data:") else url
+        log.info(f"cosyvoice: created {voice_id} from {where} (request id {request_id})")
+        ids += [request_id] if request_id else []
+        return dataclasses.replace(record, voice_id=voice_id, status="deploying", request_ids=ids)
 
-    def update_voice(self, voice_id: str, request: CreateRequest) -> None:
-        """Replace the voice's audio with ``request``'s clip (same ``audio_source`` rules as create)."""
-        content = self.validate(request)
-        url, headers, _ = self._resolve_audio(request, content)
+    def update_voice(self, voice_id: str, record: VoiceRecord) -> None:
+        """Replace the voice's audio with ``record``'s clip (same ``audio_source`` rules as create)."""
+        content = self.validate(record)
+        url, headers, _ = self._resolve_audio(record, content)
         self._enroll("update_voice", {"voice_id": voice_id, "url": url}, headers=headers)
 
-    def _remote(self, item: Mapping[str, Any], voice_id: str | None = None) -> RemoteVoice:
+    def _item(self, item: Mapping[str, Any], voice_id: str | None = None) -> VoiceRecord:
         vid = str(voice_id or item.get("voice_id") or "")
         model, prefix = self.split_voice_id(vid)
-        status = COSYVOICE_STATUS.get(str(item.get("status") or "").upper(), "unknown")
-        return RemoteVoice(
-            voice_id=vid,
-            status=status,
+        return self._remote(
+            vid,
+            COSYVOICE_STATUS.get(str(item.get("status") or "").upper(), "unknown"),
             target_model=str(item.get("target_model") or model or "") or None,
             created_at=item.get("gmt_create"),
             name=prefix,
@@ -484,49 +437,31 @@ class CosyVoiceClient(_DashScopeClient):
                 return model, prefix
         return None, None
 
-    def find_voice(self, request: CreateRequest, *, since: str | None = None) -> RemoteVoice | None:
-        """The voice a lost create for ``request`` made: id ``<target_model>-<prefix>-...``, created at or
+    def find_voice(self, record: VoiceRecord, *, since: str | None = None) -> VoiceRecord | None:
+        """The voice a lost create for ``record`` made: id ``<target_model>-<prefix>-...``, created at or
         after ``since``. The newest match when there are several."""
-        start = f"{request.target_model}-{request.name}-"
+        start = f"{record.target_model}-{record.name}-"
         matches = [
-            self._remote(item)
-            for item in self._all_pages("list_voice", {"prefix": request.name})
+            self._item(item)
+            for item in self._all_pages("list_voice", {"prefix": record.name})
             if str(item.get("voice_id", "")).startswith(start)
             and created_since(item.get("gmt_create"), since)
         ]
         return newest(matches)
 
-    def query_voice(self, voice_id: str) -> RemoteVoice | None:
+    def query_voice(self, voice_id: str) -> VoiceRecord | None:
         """The voice's state (``deploying``/``ready``/``rejected``), or None when it does not exist."""
         try:
-            reply = self._enroll("query_voice", {"voice_id": voice_id})
+            data, _ = self._enroll("query_voice", {"voice_id": voice_id})
         except ProviderError as err:
             if _is_not_found(err):
                 return None
             raise
-        return self._remote(_output(reply), voice_id)
+        return self._item(_output(data), voice_id)
 
-    def list_voices(self) -> list[RemoteVoice]:
+    def list_voices(self) -> list[VoiceRecord]:
         """Every CosyVoice voice on the account (all pages)."""
-        return [self._remote(item) for item in self._all_pages("list_voice", {})]
-
-    def wait_until_settled(self, voice_id: str, *, timeout_s: float, interval_s: float) -> RemoteVoice:
-        """Poll :meth:`query_voice` every ``interval_s`` until ``ready``/``rejected`` or ``timeout_s`` passes
-        (then the last state, ``deploying``). A voice that disappears raises ``voice_gone``."""
-        if timeout_s < 0 or interval_s <= 0:
-            raise InvalidArgument(
-                f"timeout_s/interval_s: need timeout_s >= 0 and interval_s > 0 (got {timeout_s}, {interval_s})"
-            )
-        start = self._clock()
-        while True:
-            voice = self.query_voice(voice_id)
-            if voice is None:
-                raise ProviderError("voice_gone", f"{voice_id} does not exist any more")
-            if voice.status != "deploying":
-                return voice
-            if self._clock() - start + interval_s > timeout_s:
-                return voice
-            self._sleep(interval_s)
+        return [self._item(item) for item in self._all_pages("list_voice", {})]
 
     def delete_voice(self, voice_id: str) -> None:
         """Delete the voice; a voice that is already gone is not an error."""
@@ -534,9 +469,7 @@ class CosyVoiceClient(_DashScopeClient):
 
     def preview(self, voice_id: str, *, target_model: str, text: str) -> bytes:
         """Synthesise ``text`` with the voice over HTTP SpeechSynthesizer; return the WAV bytes."""
-        if not text:
-            raise InvalidArgument("text: the preview text is empty")
-        reply = self.http.request(
+        data, _ = self.http.request(
             "POST",
             SYNTHESIS_PATH,
             action="cosyvoice preview",
@@ -546,7 +479,7 @@ class CosyVoiceClient(_DashScopeClient):
             },
             interpret=_require_output("audio"),
         )
-        audio = _output(reply).get("audio") or {}
+        audio = _output(data).get("audio") or {}
         if not isinstance(audio, dict) or not audio.get("url"):
             raise ProviderError("provider_unavailable", "SpeechSynthesizer answered without output.audio.url")
         return self.download(str(audio["url"]))
@@ -558,86 +491,77 @@ class QwenClient(_DashScopeClient):
     enrollment_model = "qwen-voice-enrollment"
     default_family = "qwen-tts"
     name_pattern = r"[A-Za-z0-9_]{1,16}"
+    name_field = "preferred_name"
 
-    def _create_fields(self, request: CreateRequest, audio: str) -> dict[str, Any]:
+    def _create_fields(self, record: VoiceRecord, audio: str, language: str | None) -> dict[str, Any]:
         fields: dict[str, Any] = {
-            "target_model": request.target_model,
-            "preferred_name": request.name,
+            "target_model": record.target_model,
+            "preferred_name": record.name,
             "audio": {"data": audio},
         }
-        if request.language:
-            fields["language"] = request.language
+        if language:
+            fields["language"] = language
         return fields
 
-    def prepare_create(self, request: CreateRequest) -> list[PreparedRequest]:
+    def prepare_create(
+        self, record: VoiceRecord, *, preview_text: str | None = None, language: str | None = None
+    ) -> list[PreparedRequest]:
         """The create request (secrets and audio elided); sends nothing."""
-        content = self.validate(request)
-        path = Path(request.clip_path)
-        mime = audio_mime(path)
-        self._check_inline_size(content, mime, path)
-        size = data_uri_size(len(content), mime)
-        shown = f"data:{mime};base64," + elided(size - len(f"data:{mime};base64,"), "base64")
+        content = self.validate(record)
+        shown, size = self._inline(record, content, shown=True)
         return [
             self._prepared_enroll(
-                "create", self._create_fields(request, shown), audio_bytes=len(content), encoded_bytes=size
+                "create",
+                self._create_fields(record, shown, language),
+                audio_bytes=len(content),
+                encoded_bytes=size,
             )
         ]
 
-    def create_voice(self, request: CreateRequest) -> CreateResult:
+    def create_voice(
+        self, record: VoiceRecord, *, preview_text: str | None = None, language: str | None = None
+    ) -> VoiceRecord:
         """Create the voice once (ready at once). Raises :class:`OutcomeUnknown` when the answer is lost."""
-        content = self.validate(request)
-        path = Path(request.clip_path)
-        mime = audio_mime(path)
-        self._check_inline_size(content, mime, path)
-        reply = self._enroll(
+        content = self.validate(record)
+        data, request_id = self._enroll(
             "create",
-            self._create_fields(request, data_uri(content, mime)),
+            self._create_fields(record, self._inline(record, content)[0], language),
             idempotent=False,
             interpret=_require_output("voice"),
         )
-        output = _output(reply)
+        output = _output(data)
         voice_id = str(output["voice"])
-        detail = {k: output[k] for k in ("target_model", "fallback_mode", "fallback_reason") if k in output}
-        detail["preferred_name"] = request.name
-        log.info(f"qwen-tts: created {voice_id} (request id {reply.request_id})")
-        ids = (reply.request_id,) if reply.request_id else ()
-        return CreateResult(voice_id=voice_id, status="ready", request_ids=ids, detail=detail)
+        fallback = {k: output[k] for k in ("fallback_mode", "fallback_reason") if k in output}
+        log.info(f"qwen-tts: created {voice_id} (request id {request_id}) {fallback or ''}".rstrip())
+        ids = [request_id] if request_id else []
+        return dataclasses.replace(record, voice_id=voice_id, status="ready", request_ids=ids)
 
-    def _remote(self, item: Mapping[str, Any]) -> RemoteVoice:
+    def _item(self, item: Mapping[str, Any]) -> VoiceRecord:
         voice_id = str(item.get("voice") or item.get("voice_id") or "")
         named = _QWEN_ID_RE.match(voice_id)
-        return RemoteVoice(
-            voice_id=voice_id,
-            status="ready",
+        return self._remote(
+            voice_id,
             target_model=item.get("target_model"),
             created_at=item.get("gmt_create"),
             name=item.get("preferred_name") or (named.group(1) if named else None),
         )
 
-    def list_voices(self) -> list[RemoteVoice]:
+    def list_voices(self) -> list[VoiceRecord]:
         """Every Qwen-TTS voice on the account (all pages)."""
-        return [self._remote(item) for item in self._all_pages("list", {})]
+        return [self._item(item) for item in self._all_pages("list", {})]
 
-    def find_voice(self, request: CreateRequest, *, since: str | None = None) -> RemoteVoice | None:
+    def find_voice(self, record: VoiceRecord, *, since: str | None = None) -> VoiceRecord | None:
         """The voice a lost create made: ``preferred_name`` inside the voice id (as a ``-`` separated part,
         falling back to a substring), the same target model, created at or after ``since``."""
-        name = request.name.lower()
+        name = (record.name or "").lower()
         candidates = [
             v
             for v in self.list_voices()
-            if (v.target_model in (None, request.target_model)) and created_since(v.created_at, since)
+            if (v.target_model in (None, record.target_model)) and created_since(v.created_at, since)
         ]
         exact = [v for v in candidates if name in v.voice_id.lower().split("-")]
         matches = exact or [v for v in candidates if name in v.voice_id.lower()]
         return newest(matches)
-
-    def query_voice(self, voice_id: str) -> RemoteVoice | None:
-        """The voice from the account's list (Qwen has no query action), or None."""
-        return voice_by_id(self.list_voices(), voice_id)
-
-    def wait_until_settled(self, voice_id: str, *, timeout_s: float, interval_s: float) -> RemoteVoice:
-        """Qwen voices are ready when created: one look-up (``voice_gone`` if it is not there)."""
-        return self._settled_at_once(voice_id)
 
     def delete_voice(self, voice_id: str) -> None:
         """Delete the voice; a voice that is already gone is not an error."""
@@ -645,24 +569,22 @@ class QwenClient(_DashScopeClient):
 
     def preview(self, voice_id: str, *, target_model: str, text: str) -> bytes:
         """Synthesise ``text`` via multimodal-generation; return the audio bytes (URL or inline base64)."""
-        if not text:
-            raise InvalidArgument("text: the preview text is empty")
-        reply = self.http.request(
+        data, _ = self.http.request(
             "POST",
             MULTIMODAL_PATH,
             action="qwen-tts preview",
             json={"model": target_model, "input": {"text": text, "voice": voice_id}},
             interpret=_require_output("audio"),
         )
-        audio = _output(reply).get("audio") or {}
+        audio = _output(data).get("audio") or {}
         if isinstance(audio, dict) and audio.get("url"):
             return self.download(str(audio["url"]))
         if isinstance(audio, dict) and audio.get("data"):
-            data = str(audio["data"])
-            if data.startswith("data:"):
-                data = data.split(",", 1)[-1]
+            inline = str(audio["data"])
+            if inline.startswith("data:"):
+                inline = inline.split(",", 1)[-1]
             try:
-                return base64.b64decode(data, validate=True)
+                return base64.b64decode(inline, validate=True)
             except ValueError:
                 raise ProviderError("provider_unavailable", "output.audio.data is not base64") from None
         raise ProviderError(
@@ -679,13 +601,12 @@ def _is_not_found(err: ProviderError) -> bool:
     )
 
 
-def _template_fields(request: CreateRequest) -> dict[str, str]:
-    path = Path(request.clip_path)
-    speaker = request.speaker or path.parent.name
+def _template_fields(record: VoiceRecord) -> dict[str, str]:
+    path = Path(record.clip_path or "")
     return {
-        "sha256": request.clip_sha256,
-        "speaker": speaker,
-        "family": request.family,
+        "sha256": record.clip_sha256 or "",
+        "speaker": record.speaker or path.parent.name,
+        "family": record.family,
         "filename": path.name,
     }
 
@@ -702,6 +623,13 @@ def _check_template(template: str) -> None:
         raise InvalidArgument(f"url_template: must be an http(s) URL (got {template!r})")
     if "{sha256}" not in template:
         log.warning("url_template has no {sha256}: two different clips could map to the same URL")
+
+
+_UNKNOWN_POLICY = dict.fromkeys(
+    ("oss_access_key_id", "signature", "policy", "x_oss_object_acl", "x_oss_forbid_overwrite"),
+    "<from getPolicy>",
+)
+"""What a dry run shows for the upload policy only ``getPolicy`` can give."""
 
 
 def _oss_form(policy: Mapping[str, Any], key: str) -> dict[str, str]:
@@ -728,7 +656,7 @@ def _oss_request_id(response: requests.Response) -> str | None:
     return response.headers.get("x-oss-request-id") or _oss_fields(response).get("RequestId")
 
 
-def _oss_interpret(response: requests.Response, state: CallState) -> None:
+def _oss_interpret(response: requests.Response, maybe_acted: bool) -> None:
     """OSS upload: 200/204 is done; 409 FileAlreadyExists is done too (the key is the clip's sha256, so the
     object there is this clip, most likely from our own earlier attempt)."""
     status = response.status_code
@@ -753,7 +681,7 @@ def _oss_interpret(response: requests.Response, state: CallState) -> None:
 
 
 def sha256_file(path: Path) -> str:
-    """The hex sha256 of a file (for callers building a :class:`CreateRequest` by hand)."""
+    """The hex sha256 of a file (a clip's identity in :class:`VoiceRecord`)."""
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):

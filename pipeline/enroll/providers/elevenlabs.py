@@ -4,11 +4,12 @@
 ``description``, ``labels``) returns ``{"voice_id", "requires_verification"}``. The key goes in the
 ``xi-api-key`` header and comes only from ``ELEVENLABS_API_KEY``. The service assigns the voice id, so a
 create is not idempotent: a lost answer raises :class:`OutcomeUnknown`, and :meth:`find_voice` looks for a
-cloned voice with the request's name.
+cloned voice with the record's name.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import logging
@@ -20,17 +21,10 @@ from typing import Any
 
 import requests
 
-from pipeline.enroll.providers.base import (
-    CreateRequest,
-    CreateResult,
-    PreparedRequest,
-    ProviderError,
-    RemoteVoice,
-)
+from pipeline.enroll.providers.base import PreparedRequest, ProviderError, VoiceRecord
 from pipeline.enroll.providers.common import ProviderClient, created_since, newest
 from pipeline.enroll.providers.http import (
     LOGGER_NAME,
-    CallState,
     audio_mime,
     download_interpret,
     elided,
@@ -38,7 +32,6 @@ from pipeline.enroll.providers.http import (
     is_retryable_status,
     json_or_none,
 )
-from pipeline.errors import InvalidArgument
 
 log = logging.getLogger(LOGGER_NAME)
 
@@ -74,7 +67,7 @@ def _detail(body: Any) -> tuple[str | None, str | None]:
     return None, None
 
 
-def _interpret(response: requests.Response, state: CallState) -> Any:
+def _interpret(response: requests.Response, maybe_acted: bool) -> Any:
     status = response.status_code
     body = json_or_none(response)
     if 200 <= status < 300:
@@ -96,8 +89,8 @@ def _request_id_of(response: requests.Response) -> str | None:
     return response.headers.get("request-id") or response.headers.get("x-trace-id")
 
 
-def _create_interpret(response: requests.Response, state: CallState) -> Any:
-    body = _interpret(response, state)
+def _create_interpret(response: requests.Response, maybe_acted: bool) -> Any:
+    body = _interpret(response, maybe_acted)
     if not isinstance(body, dict) or not body.get("voice_id"):
         raise ProviderError("provider_unavailable", "voices/add answered without voice_id", retryable=True)
     return body
@@ -111,6 +104,7 @@ class ElevenLabsClient(ProviderClient):
     base_url_env = BASE_URL_ENV
     default_base_url = DEFAULT_BASE_URL
     default_family = "elevenlabs"
+    name_pattern = NAME_RE.pattern
     auth_header = "xi-api-key"
     auth_scheme = None
     _interpret = staticmethod(_interpret)
@@ -122,28 +116,24 @@ class ElevenLabsClient(ProviderClient):
         self.remove_background_noise = remove_background_noise
         super().__init__(**kwargs)
 
-    def validate(self, request: CreateRequest) -> bytes:
-        """Check the name, model and clip; return the clip's bytes."""
-        if not isinstance(request.name, str) or not NAME_RE.fullmatch(request.name):
-            raise InvalidArgument(f"name: {request.name!r} does not match {NAME_RE.pattern}")
-        self._check_target_model(request.target_model, kind="an ElevenLabs model")
-        return self._read_clip(request.clip_path)
-
-    def _form(self, request: CreateRequest) -> dict[str, str]:
-        labels = {"voiceprep_sha256": request.clip_sha256[:16], "target_model": request.target_model}
+    def _form(self, record: VoiceRecord) -> dict[str, str]:
+        sha = record.clip_sha256 or ""
+        labels = {"voiceprep_sha256": sha[:16], "target_model": record.target_model}
         return {
-            "name": request.name,
+            "name": record.name or "",
             "remove_background_noise": "true" if self.remove_background_noise else "false",
-            "description": f"voiceprep clip {request.clip_sha256[:12]}",
+            "description": f"voiceprep clip {sha[:12]}",
             "labels": json.dumps(labels, sort_keys=True),
         }
 
-    def prepare_create(self, request: CreateRequest) -> list[PreparedRequest]:
+    def prepare_create(
+        self, record: VoiceRecord, *, preview_text: str | None = None, language: str | None = None
+    ) -> list[PreparedRequest]:
         """The voices/add request (secrets and audio elided); sends nothing."""
-        content = self.validate(request)
-        path = Path(request.clip_path)
+        content = self.validate(record)
+        path = Path(record.clip_path or "")
         body: dict[str, Any] = {
-            **self._form(request),
+            **self._form(record),
             "files": f"{path.name} ({audio_mime(path)}) " + elided(len(content)),
         }
         return [
@@ -156,68 +146,63 @@ class ElevenLabsClient(ProviderClient):
             )
         ]
 
-    def create_voice(self, request: CreateRequest) -> CreateResult:
+    def create_voice(
+        self, record: VoiceRecord, *, preview_text: str | None = None, language: str | None = None
+    ) -> VoiceRecord:
         """Create the voice once; a lost answer raises :class:`OutcomeUnknown`."""
-        content = self.validate(request)
-        path = Path(request.clip_path)
-        reply = self.http.request(
+        content = self.validate(record)
+        path = Path(record.clip_path or "")
+        data, request_id = self.http.request(
             "POST",
             "v1/voices/add",
             action="elevenlabs voices/add",
-            data=self._form(request),
+            data=self._form(record),
             files={"files": (path.name, content, audio_mime(path))},
             idempotent=False,
             interpret=_create_interpret,
         )
-        detail = {"requires_verification": bool(reply.data.get("requires_verification"))}
-        ids = (reply.request_id,) if reply.request_id else ()
-        return CreateResult(
-            voice_id=str(reply.data["voice_id"]), status="ready", request_ids=ids, detail=detail
-        )
+        if data.get("requires_verification"):
+            log.warning(f"elevenlabs: voice {data['voice_id']} requires verification before use")
+        ids = [request_id] if request_id else []
+        return dataclasses.replace(record, voice_id=str(data["voice_id"]), status="ready", request_ids=ids)
 
-    @staticmethod
-    def _remote(item: Mapping[str, Any]) -> RemoteVoice:
+    def _item(self, item: Mapping[str, Any]) -> VoiceRecord:
         created = item.get("created_at_unix")
         if isinstance(created, int | float):
             created = dt.datetime.fromtimestamp(created, dt.UTC).isoformat()
-        return RemoteVoice(
-            voice_id=str(item.get("voice_id")),
-            status="ready",
+        return self._remote(
+            str(item.get("voice_id")),
             created_at=created if isinstance(created, str) else None,
             name=item.get("name"),
         )
 
-    def list_voices(self) -> list[RemoteVoice]:
+    def list_voices(self) -> list[VoiceRecord]:
         """The account's cloned voices (``category == "cloned"``)."""
-        reply = self.http.request("GET", "v1/voices", action="elevenlabs list voices")
-        voices = reply.data.get("voices") if isinstance(reply.data, dict) else None
+        data, _ = self.http.request("GET", "v1/voices", action="elevenlabs list voices")
+        voices = data.get("voices") if isinstance(data, dict) else None
         return [
-            self._remote(v)
+            self._item(v)
             for v in voices or []
             if isinstance(v, dict) and v.get("voice_id") and v.get("category", "cloned") == "cloned"
         ]
 
-    def query_voice(self, voice_id: str) -> RemoteVoice | None:
+    def query_voice(self, voice_id: str) -> VoiceRecord | None:
         """The voice, or None when it does not exist."""
         try:
-            reply = self.http.request(
+            data, _ = self.http.request(
                 "GET", f"v1/voices/{urllib.parse.quote(voice_id, safe='')}", action="elevenlabs get voice"
             )
         except ProviderError as err:
             if err.http_status in (400, 404) and err.reason == "provider_bad_request":
                 return None
             raise
-        return self._remote(reply.data)
+        return self._item(data)
 
-    def find_voice(self, request: CreateRequest, *, since: str | None = None) -> RemoteVoice | None:
-        """A cloned voice named ``request.name`` created at or after ``since`` (the newest)."""
+    def find_voice(self, record: VoiceRecord, *, since: str | None = None) -> VoiceRecord | None:
+        """A cloned voice named ``record.name`` created at or after ``since`` (the newest)."""
         return newest(
-            v for v in self.list_voices() if v.name == request.name and created_since(v.created_at, since)
+            v for v in self.list_voices() if v.name == record.name and created_since(v.created_at, since)
         )
-
-    def wait_until_settled(self, voice_id: str, *, timeout_s: float, interval_s: float) -> RemoteVoice:
-        """ElevenLabs voices are ready when created: one look-up (``voice_gone`` if absent)."""
-        return self._settled_at_once(voice_id)
 
     def delete_voice(self, voice_id: str) -> None:
         """Delete the voice; a voice that is already gone is not an error."""
@@ -234,9 +219,7 @@ class ElevenLabsClient(ProviderClient):
 
     def preview(self, voice_id: str, *, target_model: str, text: str) -> bytes:
         """Synthesise ``text`` (``POST /v1/text-to-speech/{voice_id}``, MP3); return the audio bytes."""
-        if not text:
-            raise InvalidArgument("text: the preview text is empty")
-        reply = self.http.request(
+        content, _ = self.http.request(
             "POST",
             f"v1/text-to-speech/{urllib.parse.quote(voice_id, safe='')}",
             action="elevenlabs preview",
@@ -244,15 +227,15 @@ class ElevenLabsClient(ProviderClient):
             headers={"Accept": "audio/mpeg"},
             interpret=_audio_interpret(self.max_download_bytes),
         )
-        return reply.content
+        return content
 
 
-def _audio_interpret(max_bytes: int) -> Callable[[requests.Response, CallState], Any]:
+def _audio_interpret(max_bytes: int) -> Callable[[requests.Response, bool], Any]:
     download = download_interpret(max_bytes)
 
-    def interpret(response: requests.Response, state: CallState) -> Any:
+    def interpret(response: requests.Response, maybe_acted: bool) -> Any:
         if response.status_code != 200:
-            return _interpret(response, state)
-        return download(response, state)
+            return _interpret(response, maybe_acted)
+        return download(response, maybe_acted)
 
     return interpret

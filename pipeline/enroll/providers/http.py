@@ -16,7 +16,8 @@ acted, it raises :class:`OutcomeUnknown` too, never a plain error that would rea
 
 Every message, log line and exception passes through a :class:`Redactor`: the key itself, ``Bearer ...``,
 ``Authorization`` and ``xi-api-key`` values become ``***``. Logging goes to ``voiceprep.providers``.
-Time is injectable (``sleep``, ``clock``, ``wall``, ``rng``) so tests run instantly and deterministically.
+Time, randomness, sessions, the environment and the retry limits come from one :class:`Runtime`, so tests
+run instantly and deterministically.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ from typing import Any
 import requests
 import urllib3.exceptions
 
-from pipeline.enroll.providers.base import OutcomeUnknown, ProviderError, normalize_base_url
+from pipeline.enroll.providers.base import MissingApiKey, OutcomeUnknown, ProviderError, normalize_base_url
 from pipeline.errors import InvalidArgument
 
 LOGGER_NAME = "voiceprep.providers"
@@ -68,7 +69,6 @@ _HEADER_RE = re.compile(
     r"(?i)((?:authorization|xi-api-key|x-api-key|api[-_]?key)['\"]?\s*[:=]\s*['\"]?)(?:bearer\s+)?[^\s'\",;}&]+"
 )
 _BEARER_RE = re.compile(r"(?i)\bbearer\s+(?!\*\*\*)[^\s'\",;}&]+")
-SECRET_HEADERS = frozenset({"authorization", "xi-api-key", "x-api-key", "proxy-authorization"})
 
 
 class Redactor:
@@ -96,29 +96,28 @@ class Redactor:
         out = _HEADER_RE.sub(lambda m: m.group(1) + _REDACTED, out)
         return _BEARER_RE.sub("Bearer " + _REDACTED, out)
 
-    def headers(self, headers: Mapping[str, str]) -> dict[str, str]:
-        """A copy of ``headers`` with secret headers shown as ``***`` (``Bearer ***`` for bearer auth)."""
-        out: dict[str, str] = {}
-        for name, value in headers.items():
-            if name.lower() in SECRET_HEADERS:
-                out[name] = "Bearer " + _REDACTED if str(value).lower().startswith("bearer") else _REDACTED
-            else:
-                out[name] = self(value)
-        return out
-
     def __repr__(self) -> str:
         return f"Redactor({len(self._secrets)} secrets)"
 
 
 @dataclass(frozen=True)
-class RetryPolicy:
-    """How hard to try. All times in seconds.
+class Runtime:
+    """Everything the provider clients take from the world, in one object tests replace as a whole.
 
-    ``max_attempts`` counts the first try. A wait is ``uniform(0, min(max_delay_s, base_delay_s * 2**k))``
-    (full jitter) unless the answer carried ``Retry-After``, which is waited exactly, up to
-    ``retry_after_cap_s``. No wait and no new attempt goes past ``deadline_s`` from the call's start.
+    Time (``sleep``; ``clock``, monotonic; ``wall``, for ``Retry-After`` dates), randomness (``rng``, the
+    backoff jitter), connections (``session``, a :class:`requests.Session` factory), the environment keys and
+    base URLs are read from (``environ``), and how hard to try, in seconds: ``max_attempts`` counts the first
+    try; a wait is ``uniform(0, min(max_delay_s, base_delay_s * 2**k))`` (full jitter) unless the answer
+    carried ``Retry-After``, which is waited exactly, up to ``retry_after_cap_s``; no wait and no new attempt
+    goes past ``deadline_s`` from the call's start.
     """
 
+    sleep: Callable[[float], None] = time.sleep
+    clock: Callable[[], float] = time.monotonic
+    wall: Callable[[], float] = time.time
+    rng: random.Random = field(default_factory=random.Random)
+    session: Callable[[], requests.Session] = requests.Session
+    environ: Mapping[str, str] = field(default_factory=lambda: os.environ)
     max_attempts: int = 6
     base_delay_s: float = 1.0
     max_delay_s: float = 30.0
@@ -127,50 +126,10 @@ class RetryPolicy:
     connect_timeout_s: float = 10.0
     read_timeout_s: float = 60.0
 
-    def __post_init__(self) -> None:
-        if not isinstance(self.max_attempts, int) or self.max_attempts < 1:
-            raise InvalidArgument(f"max_attempts: must be an integer >= 1 (got {self.max_attempts!r})")
-        for name in (
-            "base_delay_s",
-            "max_delay_s",
-            "retry_after_cap_s",
-            "deadline_s",
-            "connect_timeout_s",
-            "read_timeout_s",
-        ):
-            value = getattr(self, name)
-            if not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
-                raise InvalidArgument(f"{name}: must be a finite number >= 0 (got {value!r})")
-        for name in ("connect_timeout_s", "read_timeout_s", "deadline_s"):
-            if getattr(self, name) <= 0:
-                raise InvalidArgument(f"{name}: must be > 0 (got {getattr(self, name)!r})")
 
-
-@dataclass(frozen=True)
-class CallState:
-    """What an interpreter knows about the call it is judging.
-
-    ``attempt`` is 1-based; ``maybe_acted`` is True when an earlier attempt of this call may have reached
-    the provider and been acted on (its answer was lost or was a server error).
-    """
-
-    attempt: int
-    maybe_acted: bool
-
-
-@dataclass(frozen=True)
-class Reply:
-    """A successful call: the interpreter's ``data``, the HTTP status, the provider's request id."""
-
-    data: Any
-    status: int
-    request_id: str | None
-    attempts: int
-    headers: Mapping[str, str] = field(default_factory=dict)
-    content: bytes = b""
-
-
-Interpret = Callable[[requests.Response, CallState], Any]
+Interpret = Callable[[requests.Response, bool], Any]
+"""``interpret(response, maybe_acted)``: the data of a good answer, else raise :class:`ProviderError`.
+``maybe_acted`` is True when an earlier attempt of this call may have reached the provider and been acted on."""
 RequestIdOf = Callable[[requests.Response], str | None]
 
 
@@ -201,10 +160,10 @@ def parse_retry_after(value: str | None, *, now: float) -> float | None:
     return max(0.0, seconds)
 
 
-def backoff_delay(attempt: int, policy: RetryPolicy, rng: random.Random) -> float:
+def backoff_delay(attempt: int, runtime: Runtime) -> float:
     """The full-jitter wait after failed attempt number ``attempt`` (1-based)."""
-    ceiling = min(policy.max_delay_s, policy.base_delay_s * (2 ** max(0, attempt - 1)))
-    return rng.uniform(0.0, ceiling)
+    ceiling = min(runtime.max_delay_s, runtime.base_delay_s * (2 ** max(0, attempt - 1)))
+    return runtime.rng.uniform(0.0, ceiling)
 
 
 def failed_before_sending(exc: BaseException) -> bool:
@@ -281,14 +240,11 @@ class HttpClient:
         request_id_of: RequestIdOf,
         auth_header: str = "Authorization",
         auth_scheme: str | None = "Bearer",
-        session: requests.Session | None = None,
-        policy: RetryPolicy | None = None,
-        sleep: Callable[[float], None] = time.sleep,
-        clock: Callable[[], float] = time.monotonic,
-        wall: Callable[[], float] = time.time,
-        rng: random.Random | None = None,
+        runtime: Runtime | None = None,
+        family: str | None = None,
     ) -> None:
         self.provider = provider
+        self.family = family
         self.base_url = normalize_base_url(base_url)
         self.key_env = key_env
         self._api_key = api_key or None
@@ -297,27 +253,16 @@ class HttpClient:
         self._request_id_of = request_id_of
         self._auth_header = auth_header
         self._auth_scheme = auth_scheme
-        self.session = session if session is not None else requests.Session()
-        self.policy = policy or RetryPolicy()
-        self._sleep = sleep
-        self._clock = clock
-        self._wall = wall
-        self._rng = rng if rng is not None else random.Random()
+        self.runtime = runtime or Runtime()
+        self.session = self.runtime.session()
 
     def __repr__(self) -> str:
         return f"HttpClient(provider={self.provider!r}, base_url={self.base_url!r})"
 
-    @property
-    def has_key(self) -> bool:
-        """Whether an API key is available (it is never exposed)."""
-        return self._api_key is not None
-
     def require_key(self) -> None:
-        """Raise ``missing_api_key`` naming the environment variable when no key is set."""
+        """Raise :class:`MissingApiKey` (``missing_api_key``) naming the environment variable when no key is set."""
         if self._api_key is None:
-            raise ProviderError(
-                "missing_api_key", f"set {self.key_env} to your {self.provider} API key (it is not set)"
-            )
+            raise MissingApiKey(self.key_env, provider=self.provider, family=self.family)
 
     def url(self, path: str) -> str:
         """``base_url`` joined with ``path`` (absolute URLs pass through)."""
@@ -347,8 +292,8 @@ class HttpClient:
         files: Any = None,
         params: Mapping[str, Any] | None = None,
         headers: Mapping[str, str] | None = None,
-    ) -> Reply:
-        """Send the request with retries; return the interpreted :class:`Reply` or raise.
+    ) -> tuple[Any, str | None]:
+        """Send the request with retries; return ``(interpreted data, the provider's request id)`` or raise.
 
         Raises :class:`ProviderError` (mapped reason, redacted message) or :class:`OutcomeUnknown` (see the
         module docstring for when). Files must be given as bytes so a retry can re-send them.
@@ -362,15 +307,14 @@ class HttpClient:
         send_headers = {"User-Agent": USER_AGENT, **(headers or {})}
         if authenticated:
             send_headers.update(self.auth_headers())
-        policy = self.policy
-        start = self._clock()
+        rt = self.runtime
+        start = rt.clock()
         attempt = 0
         maybe_acted = False
         while True:
             attempt += 1
-            state = CallState(attempt=attempt, maybe_acted=maybe_acted)
             retry_after: float | None = None
-            t0 = self._clock()
+            t0 = rt.clock()
             try:
                 response = self.session.request(
                     method,
@@ -380,7 +324,7 @@ class HttpClient:
                     data=data,
                     files=files,
                     params=params,
-                    timeout=(policy.connect_timeout_s, policy.read_timeout_s),
+                    timeout=(rt.connect_timeout_s, rt.read_timeout_s),
                     allow_redirects=False,
                 )
             except (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema) as exc:
@@ -405,17 +349,25 @@ class HttpClient:
                 log.debug(
                     self.redact(
                         f"{action}: {method} {full_url} -> {response.status_code} "
-                        f"in {self._clock() - t0:.2f} s (attempt {attempt}, request id {request_id})"
+                        f"in {rt.clock() - t0:.2f} s (attempt {attempt}, request id {request_id})"
                     )
                 )
                 try:
-                    value = interpret(response, state)
+                    value = interpret(response, maybe_acted)
                 except OutcomeUnknown as err:
                     raise self._unknown(action, err.message, err.request_id or request_id) from None
                 except ProviderError as err:
-                    error = self._redacted_error(err, request_id, response.status_code)
+                    error = self._copy(
+                        err,
+                        err.message,
+                        http_status=err.http_status if err.http_status is not None else response.status_code,
+                        provider_code=self.redact(err.provider_code)
+                        if err.provider_code is not None
+                        else None,
+                        request_id=err.request_id or request_id,
+                    )
                     if not error.retryable:
-                        final = self._with_action(action, error, error.message)
+                        final = self._copy(error, f"{action}: {error.message}")
                         log.info(final.message)
                         raise final from None
                     acted = not (
@@ -425,41 +377,34 @@ class HttpClient:
                         if not idempotent:
                             raise self._unknown(action, error.message, error.request_id) from None
                         maybe_acted = True
-                    retry_after = parse_retry_after(response.headers.get("Retry-After"), now=self._wall())
+                    retry_after = parse_retry_after(response.headers.get("Retry-After"), now=rt.wall())
                 else:
-                    return Reply(
-                        data=value,
-                        status=response.status_code,
-                        request_id=request_id,
-                        attempts=attempt,
-                        headers=dict(response.headers),
-                        content=response.content,
-                    )
+                    return value, request_id
             # a retryable failure: wait and try again, or give up
-            elapsed = self._clock() - start
+            elapsed = rt.clock() - start
             if retry_after is not None:
-                delay = min(retry_after, policy.retry_after_cap_s)
+                delay = min(retry_after, rt.retry_after_cap_s)
             else:
-                delay = backoff_delay(attempt, policy, self._rng)
-            out_of_attempts = attempt >= policy.max_attempts
-            out_of_time = elapsed + delay >= policy.deadline_s
+                delay = backoff_delay(attempt, rt)
+            out_of_attempts = attempt >= rt.max_attempts
+            out_of_time = elapsed + delay >= rt.deadline_s
             if out_of_attempts or out_of_time:
-                why = f"{attempt} attempts" if out_of_attempts else f"the {policy.deadline_s:g} s deadline"
+                why = f"{attempt} attempts" if out_of_attempts else f"the {rt.deadline_s:g} s deadline"
                 detail = f"{error.message} (gave up after {why}, {elapsed:.1f} s)"
                 if creates and maybe_acted:
                     raise self._unknown(
                         action, detail, error.request_id, lost="an earlier attempt may have created it"
                     )
-                final = self._with_action(action, error, detail)
+                final = self._copy(error, f"{action}: {detail}")
                 log.warning(final.message)
                 raise final from None
             log.warning(
                 self.redact(
                     f"{action}: {error.message}; retrying in {delay:.2f} s "
-                    f"(attempt {attempt + 1} of {policy.max_attempts})"
+                    f"(attempt {attempt + 1} of {rt.max_attempts})"
                 )
             )
-            self._sleep(delay)
+            rt.sleep(delay)
 
     def _unknown(
         self,
@@ -473,25 +418,16 @@ class HttpClient:
         log.warning(message)
         return OutcomeUnknown(message, request_id=request_id)
 
-    def _with_action(self, action: str, error: ProviderError, detail: str) -> ProviderError:
-        return ProviderError(
-            error.reason,
-            self.redact(f"{action}: {detail}"),
-            retryable=error.retryable,
-            http_status=error.http_status,
-            provider_code=error.provider_code,
-            request_id=error.request_id,
-        )
-
-    def _redacted_error(self, err: ProviderError, request_id: str | None, status: int) -> ProviderError:
-        return ProviderError(
-            err.reason,
-            self.redact(err.message),
-            retryable=err.retryable,
-            http_status=err.http_status if err.http_status is not None else status,
-            provider_code=self.redact(err.provider_code) if err.provider_code is not None else None,
-            request_id=err.request_id or request_id,
-        )
+    def _copy(self, err: ProviderError, message: str, **changes: Any) -> ProviderError:
+        """``err`` with ``message`` (redacted) and ``changes`` to its other fields."""
+        fields = {
+            "retryable": err.retryable,
+            "http_status": err.http_status,
+            "provider_code": err.provider_code,
+            "request_id": err.request_id,
+            **changes,
+        }
+        return ProviderError(err.reason, self.redact(message), **fields)
 
 
 def _safe_request_id(request_id_of: RequestIdOf, response: requests.Response) -> str | None:
@@ -505,7 +441,7 @@ def _safe_request_id(request_id_of: RequestIdOf, response: requests.Response) ->
 def download_interpret(max_bytes: int) -> Interpret:
     """An interpreter for plain file downloads (preview audio): 200 with a non-empty body up to ``max_bytes``."""
 
-    def interpret(response: requests.Response, state: CallState) -> bytes:
+    def interpret(response: requests.Response, maybe_acted: bool) -> bytes:
         status = response.status_code
         if status != 200:
             raise ProviderError(
@@ -546,10 +482,9 @@ def resolve_base_url(arg: str | None, *, env_name: str, default: str, environ: M
     return normalize_base_url(value)
 
 
-def read_api_key(env_name: str, environ: Mapping[str, str] | None = None) -> str | None:
+def read_api_key(env_name: str, environ: Mapping[str, str]) -> str | None:
     """The API key from the environment variable ``env_name`` (None when unset or blank)."""
-    env = os.environ if environ is None else environ
-    value = (env.get(env_name) or "").strip()
+    value = (environ.get(env_name) or "").strip()
     return value or None
 
 

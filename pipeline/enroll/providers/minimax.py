@@ -3,7 +3,7 @@
 MiniMax answers most errors with HTTP 200 and a non-zero ``base_resp.status_code``; those are mapped to
 reason codes here, and the ones that mean "later" (1000, 1001, 1002, 1033, 1039) are retried.
 
-The client chooses the voice id (``CreateRequest.name``, derived from the enrollment key by the caller), so
+The client chooses the voice id (the record's ``name``, derived from the enrollment key by the caller), so
 a clone is safe to re-send: if an earlier attempt whose answer was lost did create the voice, the retry is
 answered 2039 (duplicate id) and counts as success, with no second voice. A 2039 on the first attempt means
 the id existed before this call: if the account lists it, it is this clip's voice from an earlier run and
@@ -15,6 +15,7 @@ bill the clone fee. The key comes only from ``MINIMAX_API_KEY``.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 from pathlib import Path
@@ -22,31 +23,22 @@ from typing import Any
 
 import requests
 
-from pipeline.enroll.providers.base import (
-    CreateRequest,
-    CreateResult,
-    PreparedRequest,
-    ProviderError,
-    RemoteVoice,
-)
-from pipeline.enroll.providers.common import ProviderClient, voice_by_id
+from pipeline.enroll.providers.base import PreparedRequest, ProviderError, VoiceRecord
+from pipeline.enroll.providers.common import ProviderClient
 from pipeline.enroll.providers.http import (
     LOGGER_NAME,
-    CallState,
     audio_mime,
     elided,
     http_reason,
     is_retryable_status,
     json_or_none,
 )
-from pipeline.errors import InvalidArgument
 
 log = logging.getLogger(LOGGER_NAME)
 
 KEY_ENV = "MINIMAX_API_KEY"
 BASE_URL_ENV = "MINIMAX_BASE_URL"
 DEFAULT_BASE_URL = "https://api.minimax.io"
-REGION_BASE_URLS = {"global": "https://api.minimax.io", "cn": "https://api.minimaxi.com"}
 UPLOAD_PATH = "v1/files/upload"
 CLONE_PATH = "v1/voice_clone"
 GET_VOICE_PATH = "v1/get_voice"
@@ -135,7 +127,7 @@ def _base_resp(body: Any) -> tuple[int, str | None]:
     return code, base.get("status_msg")
 
 
-def _interpret(response: requests.Response, state: CallState) -> dict[str, Any]:
+def _interpret(response: requests.Response, maybe_acted: bool) -> dict[str, Any]:
     """Success: the JSON body. Failure (HTTP or ``base_resp``): a mapped :class:`ProviderError`."""
     status = response.status_code
     body = json_or_none(response)
@@ -158,22 +150,22 @@ def _interpret(response: requests.Response, state: CallState) -> dict[str, Any]:
     return body
 
 
-def _upload_interpret(response: requests.Response, state: CallState) -> dict[str, Any]:
-    body = _interpret(response, state)
+def _upload_interpret(response: requests.Response, maybe_acted: bool) -> dict[str, Any]:
+    body = _interpret(response, maybe_acted)
     file = body.get("file")
     if not isinstance(file, dict) or file.get("file_id") in (None, ""):
         raise ProviderError("provider_unavailable", "upload answered without file.file_id", retryable=True)
     return body
 
 
-def _clone_interpret(response: requests.Response, state: CallState) -> dict[str, Any]:
+def _clone_interpret(response: requests.Response, maybe_acted: bool) -> dict[str, Any]:
     """2039 (duplicate id) becomes ``{"_duplicate": "ours"}`` when an earlier attempt may have made the voice,
     ``{"_duplicate": "before"}`` when the id existed before this call."""
     try:
-        return _interpret(response, state)
+        return _interpret(response, maybe_acted)
     except ProviderError as err:
         if err.provider_code == str(DUPLICATE_CODE):
-            return {"_duplicate": "ours" if state.maybe_acted else "before"}
+            return {"_duplicate": "ours" if maybe_acted else "before"}
         raise
 
 
@@ -185,6 +177,8 @@ class MiniMaxClient(ProviderClient):
     base_url_env = BASE_URL_ENV
     default_base_url = DEFAULT_BASE_URL
     default_family = "minimax"
+    name_pattern = VOICE_ID_RE.pattern
+    name_field = "voice_id"
     _interpret = staticmethod(_interpret)
     _request_id_of = staticmethod(_request_id_of)
 
@@ -196,8 +190,8 @@ class MiniMaxClient(ProviderClient):
         **kwargs: Any,
     ) -> None:
         """``need_noise_reduction``/``need_volume_normalization`` go to the clone call when set. Other
-        keywords (``family``, ``base_url``, ``target_models``, ``max_bytes``, ``environ``, ``session``,
-        ``policy``, ``sleep``, ``clock``, ``wall``, ``rng``, ``require_key``, ``max_download_bytes``): see
+        keywords (``family``, ``base_url``, ``target_models``, ``max_bytes``, ``runtime``, ``require_key``,
+        ``max_download_bytes``): see
         :class:`~pipeline.enroll.providers.common.ProviderClient`."""
         self.need_noise_reduction = need_noise_reduction
         self.need_volume_normalization = need_volume_normalization
@@ -215,36 +209,30 @@ class MiniMaxClient(ProviderClient):
         """8-256 characters, starts with a letter, letters/digits/``-``/``_``, not ending in ``-`` or ``_``."""
         return isinstance(voice_id, str) and bool(VOICE_ID_RE.fullmatch(voice_id))
 
-    def validate(self, request: CreateRequest) -> bytes:
-        """Check the voice id, model and clip; return the clip's bytes (see ``_DashScopeClient.validate``)."""
-        if not self.valid_voice_id(request.name):
-            raise InvalidArgument(
-                f"name: {request.name!r} is not a valid MiniMax voice_id (8-256 characters, starts with a "
-                "letter, letters/digits/'-'/'_', not ending with '-' or '_')"
-            )
-        self._check_target_model(request.target_model, kind="a MiniMax model")
-        return self._read_clip(request.clip_path, accepted_by="MiniMax")
-
-    def _clone_body(self, request: CreateRequest, file_id: Any) -> dict[str, Any]:
-        body: dict[str, Any] = {"file_id": file_id, "voice_id": request.name}
+    def _clone_body(
+        self, record: VoiceRecord, file_id: Any, preview_text: str | None, language: str | None
+    ) -> dict[str, Any]:
+        body: dict[str, Any] = {"file_id": file_id, "voice_id": record.name}
         if self.need_noise_reduction is not None:
             body["need_noise_reduction"] = self.need_noise_reduction
         if self.need_volume_normalization is not None:
             body["need_volume_normalization"] = self.need_volume_normalization
-        if request.preview_text:
-            body["text"] = request.preview_text
-            body["model"] = request.target_model
-        boost = LANGUAGE_BOOST.get((request.language or "").lower().split("-")[0])
+        if preview_text:
+            body["text"] = preview_text
+            body["model"] = record.target_model
+        boost = LANGUAGE_BOOST.get((language or "").lower().split("-")[0])
         if boost:
             body["language_boost"] = boost
         return body
 
     # --- VoiceProvider ------------------------------------------------------------------------------
-    def prepare_create(self, request: CreateRequest) -> list[PreparedRequest]:
+    def prepare_create(
+        self, record: VoiceRecord, *, preview_text: str | None = None, language: str | None = None
+    ) -> list[PreparedRequest]:
         """The upload and clone requests (secrets and audio elided); sends nothing."""
-        content = self.validate(request)
+        content = self.validate(record)
         auth = self.http.auth_headers(redacted=True)
-        path = Path(request.clip_path)
+        path = Path(record.clip_path or "")
         return [
             PreparedRequest(
                 method="POST",
@@ -260,14 +248,14 @@ class MiniMaxClient(ProviderClient):
                 method="POST",
                 url=self.http.url(CLONE_PATH),
                 headers={**auth, "Content-Type": "application/json"},
-                body=self._clone_body(request, "<file_id from upload>"),
+                body=self._clone_body(record, "<file_id from upload>", preview_text, language),
             ),
         ]
 
     def upload(self, path: Path) -> tuple[Any, str | None]:
         """Upload a clip with ``purpose=voice_clone``; return (file_id, request id)."""
         path = Path(path)
-        reply = self.http.request(
+        data, request_id = self.http.request(
             "POST",
             UPLOAD_PATH,
             action="minimax upload",
@@ -275,82 +263,66 @@ class MiniMaxClient(ProviderClient):
             files={"file": (path.name, path.read_bytes(), audio_mime(path))},
             interpret=_upload_interpret,
         )
-        return reply.data["file"]["file_id"], reply.request_id
+        return data["file"]["file_id"], request_id
 
-    def create_voice(self, request: CreateRequest) -> CreateResult:
-        """Upload and clone under ``request.name``; see the module docstring for 2039 handling.
+    def create_voice(
+        self, record: VoiceRecord, *, preview_text: str | None = None, language: str | None = None
+    ) -> VoiceRecord:
+        """Upload and clone under ``record.name``; see the module docstring for 2039 handling. With
+        ``preview_text`` the clone call also makes the preview :meth:`preview` then fetches.
 
         Raises :class:`OutcomeUnknown` only when the clone gave up after an attempt whose answer was lost.
         """
-        self.validate(request)
-        file_id, upload_id = self.upload(Path(request.clip_path))
-        reply = self.http.request(
+        self.validate(record)
+        name = record.name or ""
+        file_id, upload_id = self.upload(Path(record.clip_path or ""))
+        data, request_id = self.http.request(
             "POST",
             CLONE_PATH,
             action="minimax voice_clone",
-            json=self._clone_body(request, file_id),
+            json=self._clone_body(record, file_id, preview_text, language),
             idempotent=True,  # the id is ours: a duplicate is answered 2039, never made twice
             creates=True,
             interpret=_clone_interpret,
         )
-        ids = tuple(i for i in (upload_id, reply.request_id) if i)
-        duplicate = reply.data.get("_duplicate")
-        detail: dict[str, Any] = {"file_id": file_id}
-        if duplicate == "before":
-            existing = self.query_voice(request.name)
-            if existing is None:
-                raise ProviderError(
-                    "provider_bad_request",
-                    f"voice id {request.name} was used before and is gone (MiniMax never reuses an id, even "
-                    "after deletion): submit under a new name",
-                    provider_code=str(DUPLICATE_CODE),
-                    request_id=reply.request_id,
-                )
-            detail["already_existed"] = True
-        elif duplicate == "ours":
-            detail["confirmed_by_duplicate"] = True
-        preview_url = reply.data.get("demo_audio") or None
-        if preview_url:
-            self._demo_audio[request.name] = str(preview_url)
-        if reply.data.get("input_sensitive"):
-            detail["input_sensitive"] = reply.data.get("input_sensitive")
-        log.info(f"minimax: voice {request.name} ready (request id {reply.request_id})")
-        return CreateResult(
-            voice_id=request.name, status="ready", request_ids=ids, preview_url=preview_url, detail=detail
+        if data.get("_duplicate") == "before" and self.query_voice(name) is None:
+            raise ProviderError(
+                "provider_bad_request",
+                f"voice id {name} was used before and is gone (MiniMax never reuses an id, even "
+                "after deletion): submit under a new name",
+                provider_code=str(DUPLICATE_CODE),
+                request_id=request_id,
+            )
+        if data.get("demo_audio"):
+            self._demo_audio[name] = str(data["demo_audio"])
+        how = {"before": "already existed", "ours": "confirmed by a duplicate answer"}.get(
+            data.get("_duplicate")
         )
+        log.info(f"minimax: voice {name} ready (request id {request_id})" + (f", {how}" if how else ""))
+        ids = [i for i in (upload_id, request_id) if i]
+        return dataclasses.replace(record, voice_id=name, status="ready", request_ids=ids)
 
-    def list_voices(self) -> list[RemoteVoice]:
+    def list_voices(self) -> list[VoiceRecord]:
         """Every cloned voice on the account (``get_voice`` with ``voice_type: voice_cloning``)."""
-        reply = self.http.request(
+        data, _ = self.http.request(
             "POST", GET_VOICE_PATH, action="minimax get_voice", json={"voice_type": VOICE_TYPE}
         )
-        items = reply.data.get(VOICE_TYPE) or []
+        items = data.get(VOICE_TYPE) or []
         if not isinstance(items, list):
             raise ProviderError(
                 "provider_unavailable", "get_voice: voice_cloning is not a list", retryable=True
             )
         return [
-            RemoteVoice(
-                voice_id=str(item.get("voice_id")),
-                status="ready",
-                created_at=item.get("created_time"),
-                name=str(item.get("voice_id")),
+            self._remote(
+                str(item["voice_id"]), created_at=item.get("created_time"), name=str(item["voice_id"])
             )
             for item in items
             if isinstance(item, dict) and item.get("voice_id")
         ]
 
-    def query_voice(self, voice_id: str) -> RemoteVoice | None:
-        """The voice from the account's list, or None."""
-        return voice_by_id(self.list_voices(), voice_id)
-
-    def find_voice(self, request: CreateRequest, *, since: str | None = None) -> RemoteVoice | None:
-        """The voice with id ``request.name`` (ids are unique, so ``since`` is not needed)."""
-        return self.query_voice(request.name)
-
-    def wait_until_settled(self, voice_id: str, *, timeout_s: float, interval_s: float) -> RemoteVoice:
-        """MiniMax voices are ready when cloned: one look-up (``voice_gone`` if it is not there)."""
-        return self._settled_at_once(voice_id)
+    def find_voice(self, record: VoiceRecord, *, since: str | None = None) -> VoiceRecord | None:
+        """The voice with id ``record.name`` (ids are unique, so ``since`` is not needed)."""
+        return self.query_voice(record.name or "")
 
     def delete_voice(self, voice_id: str) -> None:
         """Delete the voice; a voice that is already gone is not an error."""
@@ -378,6 +350,6 @@ class MiniMaxClient(ProviderClient):
             raise ProviderError(
                 "provider_bad_request",
                 f"no preview for {voice_id}: MiniMax previews come from the clone call; create it with "
-                "preview_text (the preview URL is CreateResult.preview_url)",
+                "preview_text",
             )
         return self.download(url)
