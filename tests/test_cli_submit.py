@@ -78,9 +78,11 @@ def test_run_then_submit_then_manage_voices(tmp_path: Path, cloud: FakeProviders
     assert row["voice_id"] in done.stdout
 
     # Submitting again changes nothing remotely.
-    again = _voiceprep("submit", out, env=env)
+    again = _voiceprep("submit", "--out", out, env=env)
     assert again.returncode == 0, again.stderr
     assert [v["voice_id"] for v in cloud.voices("minimax")] == [row["voice_id"]]
+    legacy = _voiceprep("submit", out, "--dry-run", env=env)  # the old positional OUT, for one release
+    assert legacy.returncode == 0, legacy.stderr
 
     listed = _voiceprep("voices", "list", "--out", out, env=env)
     assert listed.returncode == 0 and row["voice_id"] in listed.stdout

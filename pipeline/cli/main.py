@@ -415,7 +415,7 @@ def _submit_after_run(
     from pipeline.cli.voices import submit_command
 
     try:
-        submit_command(out_dir, family=family, preview=preview, config=config)
+        submit_command(out_dir=out_dir, family=family, preview=preview, config=config)
     except typer.Exit as done:
         return int(done.exit_code)
     return EXIT_OK
@@ -571,7 +571,7 @@ def families_show(name: Annotated[str, typer.Argument(help="Family name, e.g. qw
 _register_voice_commands()
 
 
-OLD_POSITIONAL_OUT = ("report",)
+OLD_POSITIONAL_OUT = ("report", "submit")
 """Commands that took the run folder as a positional OUT before they took ``--out`` like ``run``."""
 
 

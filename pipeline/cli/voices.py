@@ -157,7 +157,9 @@ def _print_dry_run(outcomes: Sequence[Any], console: Console) -> None:
 
 
 def submit_command(
-    out_dir: Annotated[Path, typer.Argument(help="A run's output folder (holds clips.jsonl).")],
+    out_dir: Annotated[
+        Path, typer.Option("--out", "-o", help="The run's output folder (holds clips.jsonl).")
+    ] = Path("out"),
     family: Annotated[
         list[str] | None, typer.Option("--family", "-f", help="Family to submit (repeatable; default: all).")
     ] = None,
@@ -267,7 +269,7 @@ def _refresh_report(out_dir: Path, console: Console) -> None:
         build_report(out_dir)
     except Exception as exc:
         console.print(
-            f"the report could not be refreshed ({type(exc).__name__}); run `voiceprep report {out_dir}`"
+            f"the report could not be refreshed ({type(exc).__name__}); run `voiceprep report --out {out_dir}`"
         )
 
 

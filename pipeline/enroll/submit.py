@@ -787,6 +787,8 @@ class _Run:
                 None,
                 target_model=model,
                 voice_id=clip.voice_id,
+                status="submitted",
+                action="dry-run",  # nothing needs attention: a dry run over a submitted clip exits 0
                 message="already submitted; would re-verify",
             )
         missing = self.missing_clip(clip, model)
