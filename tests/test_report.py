@@ -28,7 +28,7 @@ from pipeline.batch.manifest import ClipRow, RecordingRow, write_rows
 from pipeline.errors import InvalidArgument
 from pipeline.report import fmt, media, plots
 from pipeline.report.build import build_report
-from pipeline.report.data import Use, gather
+from pipeline.report.data import gather
 
 ROOT = Path(__file__).resolve().parents[1]
 SPEECH = ROOT.parent / "shared" / "data" / "speech"
@@ -547,7 +547,7 @@ def test_missing_sources_and_clips_become_notes(tmp_path: Path) -> None:
 
 
 def test_bad_arguments_name_the_value(tmp_path: Path) -> None:
-    with pytest.raises(InvalidArgument, match="not a folder"):
+    with pytest.raises(InvalidArgument, match="does not exist"):
         build_report(tmp_path / "nope")
     with pytest.raises(InvalidArgument, match="not a voiceprep run folder"):
         build_report(tmp_path)
@@ -661,7 +661,10 @@ def test_spectrogram_puts_a_tone_in_its_band(tmp_path: Path) -> None:
 
 
 def test_waveform_svg_escapes_and_links() -> None:
-    uses = [Use("fam<1>", "chosen", 0, 1.0, 2.0), Use("fam<1>", "alternative", 1, 3.0, 4.0)]
+    uses = [
+        {"family": "fam<1>", "kind": "chosen", "rank": 0, "start_s": 1.0, "end_s": 2.0},
+        {"family": "fam<1>", "kind": "alternative", "rank": 1, "start_s": 3.0, "end_s": 4.0},
+    ]
     svg = str(
         plots.waveform_svg(
             None, duration_s=5.0, families=["fam<1>"], uses=uses, anchors={"fam<1>": 'x"y'}, label="a<b"

@@ -17,7 +17,7 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
 from pipeline.report import fmt
-from pipeline.report.data import STATUSES, ReportData
+from pipeline.report.data import SHORT_SOURCE_S, STATUSES, ReportData, duration, is_badge, reason_of
 
 
 @lru_cache(maxsize=1)
@@ -36,7 +36,15 @@ def environment() -> Environment:
         size=fmt.size,
         metric=fmt.metric_name,
         mval=lambda x, rule, unit="": fmt.value(rule, x, unit),
+        reason=reason_of,
+        duration=duration,
+        # a check's value and limit as people read them
+        check_value=lambda c: fmt.value(str(c.get("rule", "")), c.get("value"), str(c.get("unit") or "")),
+        check_limit=lambda c: fmt.limit(
+            str(c.get("rule", "")), str(c.get("op") or ""), c.get("limit"), str(c.get("unit") or "")
+        ),
     )
+    env.tests["badge"] = is_badge
     return env
 
 
@@ -71,6 +79,7 @@ def render(data: ReportData, *, preload: str, built_at: _dt.datetime | None = No
         "d": data,
         "run": data.run,
         "statuses": STATUSES,
+        "short_s": SHORT_SOURCE_S,
         "css": _asset("report.css"),
         "script": script,
         "csp": content_security_policy(script),

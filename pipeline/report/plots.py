@@ -12,14 +12,13 @@ import base64
 import io
 import math
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 from markupsafe import Markup, escape
 
 from pipeline.report import fmt
-from pipeline.report.data import Use
 from pipeline.report.media import Envelope
 
 STATUS_COLOURS = {
@@ -70,7 +69,7 @@ def waveform_svg(
     *,
     duration_s: float,
     families: Sequence[str],
-    uses: Sequence[Use],
+    uses: Sequence[Mapping[str, Any]],
     pauses: Iterable[Sequence[float]] = (),
     speech: Iterable[Sequence[float]] = (),
     clipped_events: Iterable[float] = (),
@@ -82,6 +81,7 @@ def waveform_svg(
     """A source recording's waveform with its pauses shaded, its speech segments (when the run stored
     them) as a green strip along the bottom, and, below it, one lane per family with the
     span(s) its clip took (solid) and its alternatives (outlined), each linking to ``#<anchors[family]>``.
+    ``uses`` are ``{family, kind, rank, start_s, end_s}`` (``kind`` ``chosen`` or ``alternative``).
 
     ``env`` None draws the lanes and pauses on an empty track (the audio could not be read). ``width`` is
     the drawing's width in user units: a narrower drawing keeps its text readable in a narrower column.
@@ -95,7 +95,7 @@ def waveform_svg(
     def x(t: float) -> float:
         return LEFT + min(max(t, 0.0), duration_s) * scale
 
-    lane_families = [f for f in families if any(u.family == f for u in uses)]
+    lane_families = [f for f in families if any(u["family"] == f for u in uses)]
     lanes_top = WAVE_TOP + WAVE_H + 6
     axis_y = lanes_top + LANE_H * len(lane_families) + 2
     height = axis_y + 14
@@ -115,7 +115,7 @@ def waveform_svg(
                 f'<rect class="wf-bg" x="{_n(x(a))}" y="{_n(WAVE_TOP)}" width="{_n(max(x(b) - x(a), 0.5))}" '
                 f'height="{_n(WAVE_H)}"/>'
             )
-    chosen = sorted((u.start_s, u.end_s) for u in uses if u.kind == "chosen")
+    chosen = sorted((u["start_s"], u["end_s"]) for u in uses if u["kind"] == "chosen")
     for a, b in chosen:
         parts.append(
             f'<rect class="chosen-shade" x="{_n(x(a))}" y="{_n(WAVE_TOP)}" width="{_n(max(x(b) - x(a), 0.5))}" '
@@ -162,15 +162,16 @@ def waveform_svg(
     for i, family in enumerate(lane_families):
         y = lanes_top + i * LANE_H
         parts.append(f'<text class="lane-label" x="2" y="{_n(y + 10)}">{escape(family)}</text>')
-        for u in sorted((u for u in uses if u.family == family), key=lambda u: -u.rank):
-            what = "clip" if u.kind == "chosen" else f"alternative {u.rank}"
-            cls = "use use-chosen" if u.kind == "chosen" else "use use-alt"
+        for u in sorted((u for u in uses if u["family"] == family), key=lambda u: -u["rank"]):
+            a, b = u["start_s"], u["end_s"]
+            what = "clip" if u["kind"] == "chosen" else f"alternative {u['rank']}"
+            cls = "use use-chosen" if u["kind"] == "chosen" else "use use-alt"
             if family in statuses:
                 cls += f" lane-{escape(statuses[family])}"
             rect = (
-                f'<rect class="{cls}" x="{_n(x(u.start_s))}" y="{_n(y + 2)}" '
-                f'width="{_n(max(x(u.end_s) - x(u.start_s), 1.0))}" height="{_n(LANE_H - 4)}">'
-                f"<title>{escape(family)} {what}: {fmt.number(u.start_s)}–{fmt.number(u.end_s)} s</title></rect>"
+                f'<rect class="{cls}" x="{_n(x(a))}" y="{_n(y + 2)}" '
+                f'width="{_n(max(x(b) - x(a), 1.0))}" height="{_n(LANE_H - 4)}">'
+                f"<title>{escape(family)} {what}: {fmt.number(a)}–{fmt.number(b)} s</title></rect>"
             )
             href = anchors.get(family)
             parts.append(f'<a href="#{escape(href)}">{rect}</a>' if href else rect)
