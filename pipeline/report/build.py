@@ -25,7 +25,6 @@ from pipeline.report.data import (
     Speaker,
     duration,
     gather,
-    speech,
 )
 
 __all__ = ["FILES_DIR", "REPORT_FILE", "build_report"]
@@ -98,7 +97,7 @@ def _draw_recordings(sv: Speaker, data: ReportData) -> None:
             families=data.families,
             uses=uses,
             pauses=metrics.get("pauses") or [],
-            speech=speech(r),
+            speech=r["speech_segments"],
             clipped_events=metrics.get("clipped_events") or [],
             anchors={fam: c.anchor for fam, c in sv.clips.items()},
             statuses={fam: c.row["status"] for fam, c in sv.clips.items()},
@@ -300,7 +299,7 @@ def _results_key(data: ReportData, dest: Path) -> str:
     from pipeline import __version__
 
     h = hashlib.sha256(f"{__version__}|{dest.resolve()}".encode())
-    settled = {k: v for k, v in data.run.items() if k not in _VOLATILE_RUN_KEYS}
+    settled = {k: v for k, v in data.results.run.items() if k not in _VOLATILE_RUN_KEYS}
     voices = data.inputs.get("voices")
     if voices is None:  # a damaged ledger: the page says so; rebuild whenever it is asked for
         voices = f"unreadable {os.urandom(8).hex()}"

@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.errors import Reason
-from pipeline.report import fmt
 from pipeline.report.results import RunResults, load_run
+from pipeline.rules.metrics import value_text
 
 VERDICT_RANK = {"pass": 0, "warn": 1, "fail": 2}
 STATUSES = ("ready", "submitted", "rejected", "failed")
@@ -125,14 +125,6 @@ class ReportData:
     histogram_svgs: list[str] = field(default_factory=list)
 
     @property
-    def out_dir(self) -> Path:
-        return self.results.out_dir
-
-    @property
-    def run(self) -> dict[str, Any]:
-        return self.results.run
-
-    @property
     def inputs(self) -> dict[str, Any]:
         """What was read, as read: ``recordings`` and ``clips`` rows, ``voices`` (ledger rows, or ``None``
         when the ledger could not be read). The report's cache key is a digest of these."""
@@ -152,7 +144,7 @@ class ReportData:
     @property
     def speech_stored(self) -> bool:
         """True when some recording row carries its speech segments (drawn as a strip)."""
-        return any(speech(r) for sv in self.speakers for r in sv.recordings)
+        return any(r["speech_segments"] for r in self.results.recording_rows)
 
     @property
     def counts(self) -> dict[str, Any]:
@@ -163,7 +155,6 @@ class ReportData:
             "recordings": len(rows),
             "recordings_failed": sum(r["status"] != "ok" for r in rows),
             "audio_s": audio_s,
-            "hours": fmt.hours(audio_s),
             "speakers": len(self.speakers),
             "clips": len(clips),
             "by_status": dict(Counter(r["status"] for r in clips)),
@@ -183,9 +174,9 @@ class ReportData:
         cells: dict[str, tuple[str, str | None, str]] = {}
         for metric in RECORDING_METRICS if metrics else ():
             x = metrics.get(metric)
-            text = fmt.value(metric, x)
+            text = value_text(metric, x)
             if metric == "bandwidth_hz" and x is not None and metrics.get("bandwidth_class"):
-                text = f"{fmt.value(metric, x, 'Hz')} ({metrics['bandwidth_class']})"
+                text = f"{value_text(metric, x, 'Hz')} ({metrics['bandwidth_class']})"
             if x is None:
                 cells[metric] = (text, None, (row["null_reasons"] or {}).get(metric, "not measured"))
                 continue
@@ -243,18 +234,6 @@ def is_badge(check: dict[str, Any]) -> bool:
 def duration(row: dict[str, Any]) -> float | None:
     """A recording's length: from its probe, else its measured duration."""
     return _float((row["probe"] or {}).get("duration_s")) or _float((row["metrics"] or {}).get("duration_s"))
-
-
-def speech(row: dict[str, Any]) -> list[list[float]]:
-    """A recording's speech segments ``[start_s, end_s]`` when the run stored them; else empty."""
-    stored = row.get("speech_segments") or (row["metrics"] or {}).get("speech_segments")
-    out = []
-    for item in stored if isinstance(stored, list) else []:
-        if isinstance(item, list | tuple) and len(item) == 2:
-            a, b = _float(item[0]), _float(item[1])
-            if a is not None and b is not None and b > a:
-                out.append([a, b])
-    return out
 
 
 def _float(x: Any) -> float | None:

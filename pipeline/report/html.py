@@ -16,8 +16,49 @@ from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
-from pipeline.report import fmt
 from pipeline.report.data import SHORT_SOURCE_S, STATUSES, ReportData, duration, is_badge, reason_of
+from pipeline.rules.checks import LIMIT_LABELS
+from pipeline.rules.metrics import is_number, label, number, seconds, value_text
+
+_OPS = {">=": "≥", "<=": "≤", ">": ">", "<": "<", "==": "=", "in": "in"}
+
+
+def hours(total_s: float) -> str:
+    """A total duration for the header: ``5:23`` (minutes) under an hour, ``1.5 h`` or ``12 h`` above."""
+    if total_s < 3600:
+        return seconds(total_s)
+    h = total_s / 3600.0
+    return f"{number(h, digits=2 if h < 10 else 1)} h"
+
+
+def limit_text(rule: str, op: str, lim: Any, unit: str = "") -> str:
+    """The limit of a check as ``≥ 25 dB``, ``10–20 s`` (a range of seconds) or ``in wav, mp3, m4a``."""
+    if lim is None:
+        return ""
+    if (
+        op == "in"
+        and isinstance(lim, list | tuple)
+        and len(lim) == 2
+        and rule.removeprefix("gate:").endswith("_s")
+    ):
+        lo, hi = lim
+        if all(v is None or is_number(v) for v in lim) and any(is_number(v) for v in lim):
+            return (
+                f"≤ {number(hi)} s"
+                if lo is None
+                else f"≥ {number(lo)} s"
+                if hi is None
+                else f"{number(lo)}–{number(hi)} s"
+            )
+    return f"{_OPS.get(op, op)} {value_text(rule, lim, unit)}".strip()
+
+
+def _check_text(check: dict[str, Any], key: str) -> str:
+    """A check's ``value`` or ``limit`` as people read them."""
+    rule, unit = str(check.get("rule", "")), str(check.get("unit") or "")
+    if key == "limit":
+        return limit_text(rule, str(check.get("op") or ""), check.get("limit"), unit)
+    return value_text(rule, check.get("value"), unit)
 
 
 @lru_cache(maxsize=1)
@@ -31,18 +72,15 @@ def environment() -> Environment:
         lstrip_blocks=True,
     )
     env.filters.update(
-        num=lambda x, digits=2: fmt.number(x, digits=digits),
-        secs=fmt.seconds,
-        size=fmt.size,
-        metric=fmt.metric_name,
-        mval=lambda x, rule, unit="": fmt.value(rule, x, unit),
+        num=lambda x, digits=2: number(x, digits=digits),
+        secs=seconds,
+        hours=hours,
+        metric=lambda rule: LIMIT_LABELS.get(rule) or label(rule),
+        mval=lambda x, rule, unit="": value_text(rule, x, unit),
         reason=reason_of,
         duration=duration,
-        # a check's value and limit as people read them
-        check_value=lambda c: fmt.value(str(c.get("rule", "")), c.get("value"), str(c.get("unit") or "")),
-        check_limit=lambda c: fmt.limit(
-            str(c.get("rule", "")), str(c.get("op") or ""), c.get("limit"), str(c.get("unit") or "")
-        ),
+        check_value=lambda c: _check_text(c, "value"),
+        check_limit=lambda c: _check_text(c, "limit"),
     )
     env.tests["badge"] = is_badge
     return env
@@ -77,7 +115,7 @@ def render(data: ReportData, *, preload: str, built_at: _dt.datetime | None = No
     built = (built_at or _dt.datetime.now(_dt.UTC)).strftime("%Y-%m-%d %H:%M UTC")
     context: dict[str, Any] = {
         "d": data,
-        "run": data.run,
+        "run": data.results.run,
         "statuses": STATUSES,
         "short_s": SHORT_SOURCE_S,
         "css": _asset("report.css"),
@@ -85,6 +123,6 @@ def render(data: ReportData, *, preload: str, built_at: _dt.datetime | None = No
         "csp": content_security_policy(script),
         "preload": preload,
         "built": built,
-        "title": data.out_dir.resolve().name,
+        "title": data.results.out_dir.name,
     }
     return environment().get_template("report.html.j2").render(context)

@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 from markupsafe import Markup, escape
 
-from pipeline.report import fmt
 from pipeline.report.media import Envelope
+from pipeline.rules.metrics import number, value_text
 
 STATUS_COLOURS = {
     "ready": "#2e7d32",
@@ -51,7 +51,7 @@ def _tick_label(t: float) -> str:
     if t >= 60:
         m, s = divmod(round(t), 60)
         return f"{m}:{s:02d}"
-    return f"{fmt.number(t, digits=1)} s" if t else "0"
+    return f"{number(t, digits=1)} s" if t else "0"
 
 
 # ------------------------------------------------------------------------------------------ waveform
@@ -126,8 +126,8 @@ def waveform_svg(
         cls = "pause pause-long" if b - a > 2.0 else "pause"
         parts.append(
             f'<rect class="{cls}" x="{_n(x(a))}" y="{_n(WAVE_TOP)}" width="{_n(max(x(b) - x(a), 0.5))}" '
-            f'height="{_n(WAVE_H)}"><title>pause {fmt.number(a)}–{fmt.number(b)} s '
-            f"({fmt.number(b - a)} s)</title></rect>"
+            f'height="{_n(WAVE_H)}"><title>pause {number(a)}–{number(b)} s '
+            f"({number(b - a)} s)</title></rect>"
         )
     if env is not None:
         finite = np.isfinite(env.hi) & np.isfinite(env.lo)
@@ -146,7 +146,7 @@ def waveform_svg(
         )
         if peak > 0:
             parts.append(
-                f'<text class="wf-note" x="2" y="{_n(mid + 4)}">peak {fmt.number(20 * math.log10(peak), digits=1)} dBFS</text>'
+                f'<text class="wf-note" x="2" y="{_n(mid + 4)}">peak {number(20 * math.log10(peak), digits=1)} dBFS</text>'
             )
     for span in speech:
         a, b = float(span[0]), float(span[1])
@@ -157,7 +157,7 @@ def waveform_svg(
     for t in clipped_events:
         parts.append(
             f'<line class="clip-tick" x1="{_n(x(float(t)))}" x2="{_n(x(float(t)))}" y1="{_n(WAVE_TOP)}" '
-            f'y2="{_n(WAVE_TOP + 9)}"><title>clipping at {fmt.number(float(t))} s</title></line>'
+            f'y2="{_n(WAVE_TOP + 9)}"><title>clipping at {number(float(t))} s</title></line>'
         )
     for i, family in enumerate(lane_families):
         y = lanes_top + i * LANE_H
@@ -171,7 +171,7 @@ def waveform_svg(
             rect = (
                 f'<rect class="{cls}" x="{_n(x(a))}" y="{_n(y + 2)}" '
                 f'width="{_n(max(x(b) - x(a), 1.0))}" height="{_n(LANE_H - 4)}">'
-                f"<title>{escape(family)} {what}: {fmt.number(a)}–{fmt.number(b)} s</title></rect>"
+                f"<title>{escape(family)} {what}: {number(a)}–{number(b)} s</title></rect>"
             )
             href = anchors.get(family)
             parts.append(f'<a href="#{escape(href)}">{rect}</a>' if href else rect)
@@ -254,16 +254,16 @@ def spectrogram_svg(
         yy = y(f * 1000)
         parts.append(
             f'<text class="tick-label" x="{_n(SPEC_LEFT - 4)}" y="{_n(yy + 3)}" text-anchor="end">'
-            f"{fmt.number(f)} kHz</text>"
+            f"{number(f)} kHz</text>"
         )
         f += khz_step
     if bandwidth_hz:
         yy = y(bandwidth_hz)
         parts.append(
             f'<line class="bw-line" x1="{_n(SPEC_LEFT)}" x2="{_n(W - RIGHT)}" y1="{_n(yy)}" y2="{_n(yy)}">'
-            f"<title>measured bandwidth {fmt.value('bandwidth_hz', bandwidth_hz)}</title></line>"
+            f"<title>measured bandwidth {value_text('bandwidth_hz', bandwidth_hz)}</title></line>"
             f'<text class="bw-label" x="{_n(W - RIGHT - 4)}" y="{_n(max(yy - 3, SPEC_TOP + 9))}" text-anchor="end">'
-            f"bandwidth {fmt.value('bandwidth_hz', bandwidth_hz)}</text>"
+            f"bandwidth {value_text('bandwidth_hz', bandwidth_hz)}</text>"
         )
     step = _tick_step(duration_s)
     t = 0.0
@@ -341,7 +341,7 @@ def histogram_svg(
             for limit in sorted(gates or {}):
                 ax.axvline(limit, color="#333333", ls="--", lw=0.8)
                 ax.annotate(
-                    f" {fmt.number(limit)}",
+                    f" {number(limit)}",
                     (limit, 0.99),
                     xycoords=("data", "axes fraction"),
                     fontsize=6.5,
