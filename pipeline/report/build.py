@@ -300,10 +300,10 @@ def _results_key(data: ReportData, dest: Path) -> str:
 
     h = hashlib.sha256(f"{__version__}|{dest.resolve()}".encode())
     settled = {k: v for k, v in data.results.run.items() if k not in _VOLATILE_RUN_KEYS}
-    voices = data.inputs.get("voices")
+    voices = data.voice_rows
     if voices is None:  # a damaged ledger: the page says so; rebuild whenever it is asked for
         voices = f"unreadable {os.urandom(8).hex()}"
-    for part in (data.inputs.get("recordings"), data.inputs.get("clips"), settled, voices):
+    for part in (data.results.recording_rows, data.results.clip_rows, settled, voices):
         h.update(json.dumps(part, sort_keys=True, default=str).encode())
     templates = Path(__file__).parent / "templates"
     for t in sorted(templates.iterdir()):

@@ -121,18 +121,9 @@ class ReportData:
     """The quality gates of each family whose spec still loads (to colour the recordings)."""
     voices_note: str
     voice_rows: list[dict[str, Any]] | None
-    """The ledger's rows, ``None`` when the ledger could not be read."""
+    """The ledger's rows, ``None`` when the ledger could not be read. With the manifest rows they are what
+    the report's cache key digests."""
     histogram_svgs: list[str] = field(default_factory=list)
-
-    @property
-    def inputs(self) -> dict[str, Any]:
-        """What was read, as read: ``recordings`` and ``clips`` rows, ``voices`` (ledger rows, or ``None``
-        when the ledger could not be read). The report's cache key is a digest of these."""
-        return {
-            "recordings": self.results.recording_rows,
-            "clips": self.results.clip_rows,
-            "voices": self.voice_rows,
-        }
 
     @property
     def failed_recordings(self) -> list[dict[str, Any]]:
@@ -165,7 +156,7 @@ class ReportData:
         """Family -> clip status -> number of clips."""
         counts = {f: dict.fromkeys(STATUSES, 0) for f in self.families}
         for row in self.results.clip_rows:
-            counts[row["family"]][row["status"]] = counts[row["family"]].get(row["status"], 0) + 1
+            counts[row["family"]][row["status"]] += 1
         return counts
 
     def cells(self, row: dict[str, Any]) -> dict[str, tuple[str, str | None, str]]:

@@ -53,14 +53,6 @@ def limit_text(rule: str, op: str, lim: Any, unit: str = "") -> str:
     return f"{_OPS.get(op, op)} {value_text(rule, lim, unit)}".strip()
 
 
-def _check_text(check: dict[str, Any], key: str) -> str:
-    """A check's ``value`` or ``limit`` as people read them."""
-    rule, unit = str(check.get("rule", "")), str(check.get("unit") or "")
-    if key == "limit":
-        return limit_text(rule, str(check.get("op") or ""), check.get("limit"), unit)
-    return value_text(rule, check.get("value"), unit)
-
-
 @lru_cache(maxsize=1)
 def environment() -> Environment:
     """The jinja2 environment: templates from the package, autoescaping on, undefined names are errors."""
@@ -79,8 +71,9 @@ def environment() -> Environment:
         mval=lambda x, rule, unit="": value_text(rule, x, unit),
         reason=reason_of,
         duration=duration,
-        check_value=lambda c: _check_text(c, "value"),
-        check_limit=lambda c: _check_text(c, "limit"),
+        # a check's value and limit as people read them
+        check_value=lambda c: value_text(c["rule"], c["value"], c["unit"] or ""),
+        check_limit=lambda c: limit_text(c["rule"], c["op"] or "", c["limit"], c["unit"] or ""),
     )
     env.tests["badge"] = is_badge
     return env
