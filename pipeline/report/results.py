@@ -356,22 +356,14 @@ class RunResults:
         These are the spans in the clip file, edge room tone included; :meth:`windows` gives the speech
         spans the selector chose between.
         """
-        flat = []
-        for row in self.clip_rows:
-            for order, seg in enumerate(row["segments"]):
-                start, end = seg.get("start_s"), seg.get("end_s")
-                flat.append(
-                    {
-                        **{k: row[k] for k in _CLIP_KEY},
-                        "order": order,
-                        "path": seg.get("path"),
-                        "source": self._source(seg.get("path")),
-                        "start_s": start,
-                        "end_s": end,
-                        "duration_s": None if start is None or end is None else end - start,
-                    }
-                )
-        return _frame(flat, SEGMENT_SCHEMA)
+        flat = [
+            {**{k: row[k] for k in _CLIP_KEY}, "order": order, **seg, "source": self._source(seg.get("path"))}
+            for row in self.clip_rows
+            for order, seg in enumerate(row["segments"])
+        ]
+        table = _frame(flat, SEGMENT_SCHEMA)
+        table["duration_s"] = table["end_s"] - table["start_s"]
+        return table
 
     @cached_property
     def voice_rows(self) -> list[dict[str, Any]]:
