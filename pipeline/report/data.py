@@ -22,7 +22,8 @@ from pipeline.errors import Reason
 from pipeline.report.results import RunResults, load_run
 from pipeline.rules.metrics import value_text
 
-VERDICT_RANK = {"pass": 0, "warn": 1, "fail": 2}
+VERDICTS = ("pass", "warn", "fail")
+"""Check verdicts, best first."""
 STATUSES = ("ready", "submitted", "rejected", "failed")
 """Clip statuses in the order the report lists them."""
 
@@ -208,11 +209,6 @@ def reason_of(code: str) -> Reason:
         return Reason(code=code, message=code.replace("_", " "), hint="")
 
 
-def worst_verdict(verdicts: list[str]) -> str:
-    """The worst of ``pass``/``warn``/``fail`` (``pass`` for none)."""
-    return ("pass", "warn", "fail")[max((VERDICT_RANK.get(v, 0) for v in verdicts), default=0)]
-
-
 def is_badge(check: dict[str, Any]) -> bool:
     """True for a check shown as a badge on its clip: quality gates, a few hard limits, every non-pass."""
     return (
@@ -325,11 +321,11 @@ def gather(out_dir: Path) -> ReportData:
     for row in sorted(res.recording_rows, key=lambda r: r["path"]):
         speaker(row["speaker"]).recordings.append(row)
     for row in sorted(res.clip_rows, key=lambda r: families.index(r["family"])):
-        verdicts = [str(c.get("verdict")) for c in row["checks"]]
+        worst = max((c["verdict"] for c in row["checks"]), key=VERDICTS.index, default="pass")
         speaker(row["speaker"]).clips[row["family"]] = Clip(
             row=row,
             anchor=anchor_for(row["speaker"], row["family"]),
-            verdict="fail" if row["status"] in ("rejected", "failed") else worst_verdict(verdicts),
+            verdict="fail" if row["status"] in ("rejected", "failed") else worst,
             voices=_voices(row, by_clip.get((row["speaker"], row["family"]), [])),
         )
 

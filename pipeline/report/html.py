@@ -16,7 +16,15 @@ from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
-from pipeline.report.data import SHORT_SOURCE_S, STATUSES, ReportData, duration, is_badge, reason_of
+from pipeline.report.data import (
+    RECORDING_METRICS,
+    SHORT_SOURCE_S,
+    STATUSES,
+    ReportData,
+    duration,
+    is_badge,
+    reason_of,
+)
 from pipeline.rules.checks import LIMIT_LABELS
 from pipeline.rules.metrics import is_number, label, number, seconds, value_text
 
@@ -111,6 +119,7 @@ def render(data: ReportData, *, preload: str, built_at: _dt.datetime | None = No
         "run": data.results.run,
         "statuses": STATUSES,
         "short_s": SHORT_SOURCE_S,
+        "recording_metrics": RECORDING_METRICS,
         "css": _asset("report.css"),
         "script": script,
         "csp": content_security_policy(script),
