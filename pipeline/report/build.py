@@ -169,7 +169,7 @@ def _voice_previews(clip: Clip, out_dir: Path, base: Path) -> None:
             p = Path(v["preview_path"])
             p = p if p.is_absolute() else out_dir / p
             if p.is_file():
-                clip.previews[v["preview_path"]] = _url(p, base)
+                v["preview_url"] = _url(p, base)
 
 
 def _histograms(data: ReportData) -> list[str]:

@@ -59,14 +59,12 @@ class Clip:
     """The worst check verdict; ``fail`` for a rejected or failed clip."""
     voices: list[dict[str, Any]]
     """Ledger rows of this speaker and family, newest first, each with ``same_clip`` (made from this very
-    clip, an earlier one, or ``None``: unknown) and ``error`` (text) added; a voice id only ``clips.jsonl``
-    knows comes first, marked ``manifest``."""
+    clip, an earlier one, or ``None``: unknown), ``error`` (text) and, once drawn, ``preview_url`` added;
+    a voice id only ``clips.jsonl`` knows comes first, marked ``manifest``."""
     audio_url: str | None = None
     spectrogram: str | None = None
     excerpts: list[dict[str, Any]] = field(default_factory=list)
     """Source excerpts written under ``report_files/``: ``{url, path, start_s, end_s}``."""
-    previews: dict[str, str] = field(default_factory=dict)
-    """A voice's ``preview_path`` -> its URL from the page (only previews that exist)."""
     notes: list[str] = field(default_factory=list)
     same_as: Clip | None = None
     """An earlier clip of this speaker with the very same bytes (its spectrogram is not drawn twice)."""
