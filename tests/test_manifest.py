@@ -1,4 +1,5 @@
-"""Manifests: row models, JSONL append/read under crashes and threads, JSON hygiene, export, fingerprints."""
+"""Manifests: row models, JSONL append/read under crashes and threads, JSON hygiene, fingerprints, and the
+tables and exports :func:`pipeline.load_run` makes of them."""
 
 from __future__ import annotations
 
@@ -24,14 +25,13 @@ from pipeline.batch.manifest import (
     RecordingRow,
     append_row,
     canonical_json,
-    export,
     fingerprint,
     read_rows,
-    to_dataframe,
     to_jsonable,
     write_rows,
 )
 from pipeline.errors import InvalidArgument
+from pipeline.report.results import DERIVED_COLUMNS, RECORDING_SCHEMA, load_run
 
 SPEECH = (
     "pra_cmu_arctic_us_aew_a0001.wav",
@@ -279,11 +279,15 @@ def test_fingerprint_is_stable_across_key_order_and_number_types() -> None:
 # --- tables and export ------------------------------------------------------------------------------
 
 
-def test_to_dataframe_flattens_metrics_and_probe_with_dotted_names(real_rows: list[RecordingRow]) -> None:
-    df = to_dataframe(real_rows)
+def test_tables_flatten_metrics_and_probe_with_dotted_names(
+    tmp_path: Path, real_rows: list[RecordingRow]
+) -> None:
+    write_rows(tmp_path / "recordings.jsonl", real_rows)
+    res = load_run(tmp_path)
+    df = res.recordings
     assert len(df) == 4
     cols = list(df.columns)
-    assert cols[:6] == ["schema_version", "path", "speaker", "sha256", "status", "reasons"]
+    assert cols[:7] == ["schema_version", "path", "source", "speaker", "sha256", "status", "reasons"]
     assert {"probe.sample_rate", "probe.duration_s", "metrics.snr_db", "metrics.lufs"} <= set(cols)
     assert "metrics" not in cols and "probe" not in cols
     assert cols.index("probe.format") < cols.index("metrics.duration_s") < cols.index("null_reasons")
@@ -294,11 +298,7 @@ def test_to_dataframe_flattens_metrics_and_probe_with_dotted_names(real_rows: li
     assert df["probe.sample_rate"].isna().tolist() == [False, False, False, True]
     assert math.isnan(df["metrics.snr_db"][3])
     assert df["reasons"][3] == ["decode_failed"]  # lists stay Python objects
-
-    nested = to_dataframe(real_rows, flatten=False)
-    assert nested["metrics"][0] == real_rows[0].metrics and "metrics.snr_db" not in nested.columns
-    empty = to_dataframe([], model=ClipRow)
-    assert len(empty) == 0 and "voice_id" in empty.columns
+    assert len(res.clips) == 0 and "voice_id" in res.clips.columns  # no clips.jsonl yet: still every column
 
 
 def test_export_parquet_and_csv_are_readable_by_pandas(tmp_path: Path, real_rows: list[RecordingRow]) -> None:
@@ -307,7 +307,8 @@ def test_export_parquet_and_csv_are_readable_by_pandas(tmp_path: Path, real_rows
     append_row(tmp_path / "clips.jsonl", _clip_row("alice"))
     append_row(tmp_path / "clips.jsonl", _clip_row("bob", status="rejected", clip=None, sample_rate=None))
 
-    written = export(tmp_path, fmt="parquet") + export(tmp_path, fmt="csv")
+    res = load_run(tmp_path)
+    written = res.export("parquet") + res.export("csv")
     assert sorted(p.name for p in written) == [
         "clips.csv",
         "clips.parquet",
@@ -338,16 +339,18 @@ def test_export_parquet_and_csv_are_readable_by_pandas(tmp_path: Path, real_rows
 
 
 def test_export_of_an_empty_run_writes_tables_with_headers(tmp_path: Path) -> None:
-    export(tmp_path, fmt="csv")
-    export(tmp_path, fmt="parquet")
+    (tmp_path / "recordings.jsonl").touch()
+    load_run(tmp_path).export("csv")
+    load_run(tmp_path).export("parquet")
     assert "speaker" in pd.read_csv(tmp_path / "clips.csv").columns
     empty = pd.read_parquet(tmp_path / "recordings.parquet")
-    assert empty.shape == (0, len(RecordingRow.model_fields))  # no metric names known: one column each
-    assert {"probe", "metrics"} <= set(empty.columns)
+    assert list(empty.columns) == [c for c in RECORDING_SCHEMA if c not in DERIVED_COLUMNS]
+    assert len(empty) == 0 and "metrics.snr_db" in empty.columns  # every metric, even with no rows
 
 
 def test_export_rejects_bad_arguments(tmp_path: Path) -> None:
+    (tmp_path / "recordings.jsonl").touch()
     with pytest.raises(InvalidArgument, match="xlsx"):
-        export(tmp_path, fmt="xlsx")
-    with pytest.raises(InvalidArgument, match="missing"):
-        export(tmp_path / "missing", fmt="csv")
+        load_run(tmp_path).export("xlsx")
+    with pytest.raises(InvalidArgument, match="does not exist"):
+        load_run(tmp_path / "missing")

@@ -26,9 +26,11 @@ import pipeline.report
 from pipeline.audio.io import probe
 from pipeline.batch.manifest import ClipRow, RecordingRow, write_rows
 from pipeline.errors import InvalidArgument
-from pipeline.report import fmt, media, plots
+from pipeline.report import media, plots
 from pipeline.report.build import build_report
-from pipeline.report.data import Use, gather
+from pipeline.report.data import gather
+from pipeline.report.html import limit_text
+from pipeline.rules.metrics import seconds, value_text
 
 ROOT = Path(__file__).resolve().parents[1]
 SPEECH = ROOT.parent / "shared" / "data" / "speech"
@@ -547,7 +549,7 @@ def test_missing_sources_and_clips_become_notes(tmp_path: Path) -> None:
 
 
 def test_bad_arguments_name_the_value(tmp_path: Path) -> None:
-    with pytest.raises(InvalidArgument, match="not a folder"):
+    with pytest.raises(InvalidArgument, match="does not exist"):
         build_report(tmp_path / "nope")
     with pytest.raises(InvalidArgument, match="not a voiceprep run folder"):
         build_report(tmp_path)
@@ -661,7 +663,10 @@ def test_spectrogram_puts_a_tone_in_its_band(tmp_path: Path) -> None:
 
 
 def test_waveform_svg_escapes_and_links() -> None:
-    uses = [Use("fam<1>", "chosen", 0, 1.0, 2.0), Use("fam<1>", "alternative", 1, 3.0, 4.0)]
+    uses = [
+        {"family": "fam<1>", "kind": "chosen", "rank": 0, "start_s": 1.0, "end_s": 2.0},
+        {"family": "fam<1>", "kind": "alternative", "rank": 1, "start_s": 3.0, "end_s": 4.0},
+    ]
     svg = str(
         plots.waveform_svg(
             None, duration_s=5.0, families=["fam<1>"], uses=uses, anchors={"fam<1>": 'x"y'}, label="a<b"
@@ -703,15 +708,15 @@ def test_histogram_svg_is_inline_ready_and_url_free() -> None:
     ],
 )
 def test_values_are_written_for_people(rule: str, value: Any, unit: str, text: str) -> None:
-    assert fmt.value(rule, value, unit) == text
+    assert value_text(rule, value, unit) == text
 
 
 def test_limits_read_naturally() -> None:
-    assert fmt.limit("gate:snr_db", ">=", 25.0, "dB") == "≥ 25 dB"
-    assert fmt.limit("recommended_duration_s", "in", [10.0, 20.0], "s") == "10–20 s"
-    assert fmt.limit("recommended_duration_s", "in", [30.0, None], "s") == "≥ 30 s"
-    assert fmt.limit("format", "in", ["wav", "mp3"], "") == "in wav, mp3"
-    assert fmt.seconds(198.5) == "3:18" and fmt.seconds(3725) == "1:02:05" and fmt.seconds(None) == "—"
+    assert limit_text("gate:snr_db", ">=", 25.0, "dB") == "≥ 25 dB"
+    assert limit_text("recommended_duration_s", "in", [10.0, 20.0], "s") == "10–20 s"
+    assert limit_text("recommended_duration_s", "in", [30.0, None], "s") == "≥ 30 s"
+    assert limit_text("format", "in", ["wav", "mp3"], "") == "in wav, mp3"
+    assert seconds(198.5) == "3:18" and seconds(3725) == "1:02:05" and seconds(None) == "—"
 
 
 def test_reuse_keeps_a_page_built_from_the_same_results_and_rebuilds_after_a_change(tmp_path: Path) -> None:

@@ -140,8 +140,8 @@ def test_recordings_and_clips_hold_every_jsonl_row_and_value_in_file_order(out: 
 
 def test_columns_follow_the_documented_schema_with_stable_dtypes(out: Path) -> None:
     res = load_run(out)
-    assert list(res.recordings.columns[: len(RECORDING_SCHEMA)]) == [c for c, _ in RECORDING_SCHEMA]
-    assert list(res.clips.columns[: len(CLIP_SCHEMA)]) == [c for c, _ in CLIP_SCHEMA]
+    assert list(res.recordings.columns[: len(RECORDING_SCHEMA)]) == list(RECORDING_SCHEMA)
+    assert list(res.clips.columns[: len(CLIP_SCHEMA)]) == list(CLIP_SCHEMA)
     rec, clips = res.recordings.dtypes, res.clips.dtypes
     assert rec["metrics.snr_db"] == "float64" and rec["metrics.dnsmos_ovrl"] == "float64"  # never measured
     assert rec["metrics.pauses_over_2s"] == "Int64" and rec["probe.sample_rate"] == "Int64"

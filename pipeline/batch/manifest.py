@@ -1,4 +1,4 @@
-"""Run outputs: the row models of ``recordings.jsonl`` and ``clips.jsonl``, JSONL I/O, fingerprints, export.
+"""Run outputs: the row models of ``recordings.jsonl`` and ``clips.jsonl``, JSONL I/O, fingerprints.
 
 Manifests are JSON Lines so they can be appended one row at a time and read while a run is going:
 
@@ -11,8 +11,7 @@ Every value goes through :func:`to_jsonable` on the way out: numpy scalars and a
 and lists, ``NaN`` and ``±inf`` become ``null`` (a metric that cannot be computed is ``null`` plus a reason,
 never NaN), paths become POSIX strings. Unknown types are a ``TypeError``, never a silent ``str()``.
 
-Flattened tables (:func:`to_dataframe`, :func:`export`) name nested columns with a dot, as
-``pandas.json_normalize`` does: ``metrics.snr_db``, ``probe.sample_rate``.
+The manifests are read as tables (and exported as Parquet/CSV) by :func:`pipeline.report.results.load_run`.
 """
 
 from __future__ import annotations
@@ -27,16 +26,13 @@ import os
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path, PurePath
-from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
+from typing import Any, Literal, TypeVar, overload
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from pipeline.audio.io import atomic_write_bytes
 from pipeline.errors import InvalidArgument, VoiceprepError
-
-if TYPE_CHECKING:
-    import pandas as pd
 
 try:  # POSIX only: also keeps appends from several processes (e.g. a second run by mistake) whole
     import fcntl
@@ -48,11 +44,6 @@ SCHEMA_VERSION = 1
 
 RECORDINGS_FILE = "recordings.jsonl"
 CLIPS_FILE = "clips.jsonl"
-
-FLATTEN_FIELDS: tuple[str, ...] = ("probe", "metrics")
-"""Dict-valued fields that :func:`to_dataframe` spreads into ``<field>.<key>`` columns."""
-
-EXPORT_FORMATS: tuple[str, ...] = ("parquet", "csv")
 
 T = TypeVar("T", bound=BaseModel)
 
@@ -348,175 +339,8 @@ def write_rows(path: Path, rows: Iterable[BaseModel | Mapping[str, Any]]) -> Non
         atomic_write_bytes(path, lambda fh: fh.write(data))
 
 
-# --------------------------------------------------------------------------------------------------
-# tables
-# --------------------------------------------------------------------------------------------------
-
-
-def _as_dict(row: Any) -> dict[str, Any]:
-    if isinstance(row, BaseModel | Mapping):
-        return to_jsonable(row)
-    raise InvalidArgument(f"row must be a pydantic model or a dict, got {type(row).__qualname__}")
-
-
-def to_dataframe(
-    rows: Iterable[BaseModel | Mapping[str, Any]],
-    *,
-    flatten: bool = True,
-    model: type[BaseModel] | None = None,
-) -> pd.DataFrame:
-    """Rows as a DataFrame, one row each, columns in field order then extra fields in order of appearance.
-
-    With ``flatten`` the dict fields in :data:`FLATTEN_FIELDS` (``probe``, ``metrics``) become one column
-    per key named ``<field>.<key>`` (``metrics.snr_db``), placed where the field was; a row whose dict is
-    ``None`` or lacks a key gets ``None`` there. Other lists and dicts (``reasons``, ``segments``,
-    ``checks``...) stay Python objects in their cells; a flattened field with no keys in any row keeps its
-    single column. ``model`` fixes the leading columns, so an empty list of rows still gives a table with
-    the model's columns.
-    """
-    import pandas as pd
-
-    dicts = [_as_dict(r) for r in rows]
-    columns: list[str] = list(model.model_fields) if model is not None else []
-    seen = set(columns)
-    for d in dicts:
-        for name in d:
-            if name not in seen:
-                seen.add(name)
-                columns.append(name)
-
-    flat = {f for f in FLATTEN_FIELDS if f in seen} if flatten else set()
-    sub_keys: dict[str, list[str]] = {f: [] for f in flat}
-    for f in flat:
-        known: set[str] = set()
-        for d in dicts:
-            value = d.get(f)
-            if isinstance(value, dict):
-                for k in value:
-                    if k not in known:
-                        known.add(k)
-                        sub_keys[f].append(k)
-
-    out: dict[str, list[Any]] = {}
-    for name in columns:
-        if name in flat and sub_keys[name]:
-            for k in sub_keys[name]:
-                out[f"{name}.{k}"] = [
-                    (d.get(name) or {}).get(k) if isinstance(d.get(name), dict) else None for d in dicts
-                ]
-        else:
-            out[name] = [d.get(name) for d in dicts]
-    return pd.DataFrame({k: _series(v) for k, v in out.items()}, columns=list(out), index=range(len(dicts)))
-
-
-def _series(values: list[Any]) -> pd.Series:
-    """One column with an honest dtype: ints stay ints (``Int64`` when some are missing), numbers become
-    ``float64`` with NaN for missing, booleans ``bool``/``boolean``, strings pandas' string dtype; anything
-    else (lists, dicts, mixed types) stays ``object``."""
-    import pandas as pd
-
-    present = [v for v in values if v is not None]
-    missing = len(present) < len(values)
-    if present and all(isinstance(v, bool) for v in present):
-        return pd.Series(values, dtype="boolean" if missing else bool)
-    if not any(isinstance(v, bool) for v in present):
-        if present and all(isinstance(v, int) for v in present):
-            return pd.Series(values, dtype="Int64" if missing else "int64")
-        if present and all(isinstance(v, int | float) for v in present):
-            return pd.Series([np.nan if v is None else float(v) for v in values], dtype="float64")
-    if present and all(isinstance(v, str) for v in present):
-        return pd.Series(values, dtype=object).infer_objects()
-    return pd.Series(values, dtype=object)
-
-
-def _cell_text(value: Any) -> Any:
-    if isinstance(value, list | dict):
-        return json.dumps(value, ensure_ascii=False, allow_nan=False)
-    return value
-
-
-def _arrow_table(df: pd.DataFrame) -> Any:
-    """Column by column: native Arrow types where pyarrow can type the values, JSON text otherwise."""
-    import pyarrow as pa
-
-    def writable(t: pa.DataType) -> bool:
-        # Parquet cannot store a struct without fields (e.g. a column of empty dicts).
-        if pa.types.is_struct(t):
-            return t.num_fields > 0 and all(writable(t.field(i).type) for i in range(t.num_fields))
-        if pa.types.is_list(t) or pa.types.is_large_list(t):
-            return writable(t.value_type)
-        return not pa.types.is_map(t)
-
-    arrays = []
-    for name in df.columns:
-        if df[name].dtype != object:
-            arrays.append(pa.Array.from_pandas(df[name]))
-            continue
-        values = [None if _is_missing(v) else v for v in df[name].tolist()]
-        has_dict = any(isinstance(v, dict) for v in values)
-        array = None
-        if not has_dict:  # dicts have per-row keys: sparse structs help nobody, JSON text is clearer
-            try:
-                array = pa.array(values)
-            except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError, OverflowError):
-                array = None
-            if array is not None and not writable(array.type):
-                array = None
-        if array is None:
-            array = pa.array([None if v is None else _json_or_text(v) for v in values], type=pa.string())
-        arrays.append(array)
-    return pa.Table.from_arrays(arrays, names=[str(c) for c in df.columns])
-
-
-def _json_or_text(value: Any) -> str:
-    if isinstance(value, str):
-        return value
-    return json.dumps(to_jsonable(value), ensure_ascii=False, allow_nan=False)
-
-
-def _is_missing(value: Any) -> bool:
-    if value is None:
-        return True
-    return isinstance(value, float) and not math.isfinite(value)
-
-
-def export(out_dir: Path, *, fmt: str) -> list[Path]:
-    """Export ``recordings.jsonl`` and ``clips.jsonl`` of a run folder as ``recordings.<fmt>``, ``clips.<fmt>``.
-
-    Tables are flattened as in :func:`to_dataframe`. CSV: list and dict cells are JSON text, ``None`` is an
-    empty cell. Parquet: list columns keep a list type when pyarrow can type them (``reasons``,
-    ``segments``); dict columns and mixed-type columns are JSON text. A missing JSONL file exports as an
-    empty table with the model's columns. Files are written atomically.
-
-    Raises:
-        InvalidArgument: ``fmt`` is not one of :data:`EXPORT_FORMATS`, or ``out_dir`` is not a folder.
-    """
-    if fmt not in EXPORT_FORMATS:
-        raise InvalidArgument(f"fmt must be one of {', '.join(EXPORT_FORMATS)}, got {fmt!r}")
-    out_dir = Path(out_dir)
-    if not out_dir.is_dir():
-        raise InvalidArgument(f"out_dir {str(out_dir)!r} is not a folder")
-    written: list[Path] = []
-    for stem, model in (("recordings", RecordingRow), ("clips", ClipRow)):
-        rows = read_rows(out_dir / f"{stem}.jsonl")
-        df = to_dataframe(rows, model=model)
-        target = out_dir / f"{stem}.{fmt}"
-        if fmt == "csv":
-            text = df.map(_cell_text).to_csv(index=False, lineterminator="\n")
-            atomic_write_bytes(target, lambda fh, t=text: fh.write(t.encode("utf-8")))
-        else:
-            import pyarrow.parquet as pq
-
-            table = _arrow_table(df)
-            atomic_write_bytes(target, lambda fh, t=table: pq.write_table(t, fh))
-        written.append(target)
-    return written
-
-
 __all__: Sequence[str] = (
     "CLIPS_FILE",
-    "EXPORT_FORMATS",
-    "FLATTEN_FIELDS",
     "RECORDINGS_FILE",
     "SCHEMA_VERSION",
     "ClipRow",
@@ -524,10 +348,8 @@ __all__: Sequence[str] = (
     "RecordingRow",
     "append_row",
     "canonical_json",
-    "export",
     "fingerprint",
     "read_rows",
-    "to_dataframe",
     "to_jsonable",
     "write_rows",
 )

@@ -351,10 +351,11 @@ def run_command(
     except RunError as exc:
         raise fail(f"cannot run: {exc}", EXIT_INTERNAL) from None
     if export:
-        from pipeline.batch.manifest import export as export_tables
+        from pipeline.report.results import load_run
 
+        results = load_run(summary.out_dir)
         for fmt in export:
-            export_tables(summary.out_dir, fmt=fmt)
+            results.export(fmt)
     _print_run_summary(summary)
     code = EXIT_FAILURES if strict and not summary.all_ready else EXIT_OK
     if submit:
@@ -400,10 +401,11 @@ def report_command(
             raise typer.BadParameter(f"--export must be parquet or csv (got {fmt!r})")
     path = build_report(out_dir, dest=output)
     if export:
-        from pipeline.batch.manifest import export as export_tables
+        from pipeline.report.results import load_run
 
+        results = load_run(out_dir)
         for fmt in export:
-            for written in export_tables(out_dir, fmt=fmt):
+            for written in results.export(fmt):
                 out.print(f"wrote {written}", markup=False, highlight=False)
     out.print(f"report: {path}", markup=False, highlight=False)
 

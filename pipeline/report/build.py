@@ -8,16 +8,24 @@ verdict is the run's own. See ``docs/report.md``.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import os
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 from pipeline.errors import InvalidArgument
-from pipeline.report.data import ClipView, Excerpt, RecordingView, ReportData, SpeakerView, gather
+from pipeline.report.data import (
+    HISTOGRAM_METRICS,
+    SHORT_SOURCE_S,
+    Clip,
+    ReportData,
+    Speaker,
+    duration,
+    gather,
+)
 
 __all__ = ["FILES_DIR", "REPORT_FILE", "build_report"]
 
@@ -27,9 +35,6 @@ FILES_DIR = "report_files"
 
 MAX_WAVEFORMS_PER_SPEAKER = 10
 """Source recordings drawn per speaker: those the clips used first, then the alternatives', then others."""
-
-SHORT_SOURCE_S = 10.0
-"""Recordings up to this long are drawn in a narrow column, three to a row (takes, short memos)."""
 
 MAX_EXCERPTS_PER_CLIP = 4
 """Source excerpts per clip (an assembled clip may take pieces of many files)."""
@@ -47,66 +52,66 @@ def _url(target: Path, base: Path) -> str:
     return quote(Path(rel).as_posix(), safe="/")
 
 
-def _draw_recordings(sv: SpeakerView, families: list[str]) -> None:
+def _draw_recordings(sv: Speaker, data: ReportData) -> None:
     from pipeline.report import media, plots
 
-    anchors = {fam: c.anchor for fam, c in sv.clips.items()}
-
-    def priority(r: RecordingView) -> tuple[int, str]:
-        if r.used:
-            return 0, r.path
-        return (1 if r.uses else 2), r.path
+    def priority(r: dict[str, Any]) -> tuple[int, str]:
+        uses = data.uses.get(r["path"], [])
+        return (0 if any(u["kind"] == "chosen" for u in uses) else 1 if uses else 2), r["path"]
 
     drawn = 0
-    for r in sorted((r for r in sv.recordings if r.status == "ok"), key=priority):
-        if r.source is None:
-            r.waveform_note = "the source file is no longer where the run read it; not drawn"
+    for r in sorted((r for r in sv.recordings if r["status"] == "ok"), key=priority):
+        path, source, length = r["path"], data.sources.get(r["path"]), duration(r)
+        if source is None:
+            sv.notes[path] = "the source file is no longer where the run read it; not drawn"
             continue
-        if not r.duration_s:
-            r.waveform_note = "no duration recorded; not drawn"
+        if not length:
+            sv.notes[path] = "no duration recorded; not drawn"
             continue
         if drawn >= MAX_WAVEFORMS_PER_SPEAKER:
-            r.waveform_note = (
+            sv.notes[path] = (
                 f"not drawn (at most {MAX_WAVEFORMS_PER_SPEAKER} recordings are drawn per speaker)"
             )
             continue
-        r.short = r.duration_s <= SHORT_SOURCE_S
-        regions = media.regions_for(r.duration_s, [(u.start_s, u.end_s) for u in r.uses])
+        short = length <= SHORT_SOURCE_S
+        uses = data.uses.get(path, [])
+        regions = media.regions_for(length, [(u["start_s"], u["end_s"]) for u in uses])
         env = None
         try:
             if regions is None or regions:
-                columns = 240 if r.short else 500
-                env = media.envelope(r.source, duration_s=r.duration_s, regions=regions, columns=columns)
+                env = media.envelope(
+                    source, duration_s=length, regions=regions, columns=240 if short else 500
+                )
         except Exception as exc:  # a file that cannot be drawn keeps its lanes
-            log.warning("report: cannot draw %s: %s", r.path, exc)
-            r.waveform_note = f"the waveform could not be drawn ({type(exc).__name__})"
+            log.warning("report: cannot draw %s: %s", path, exc)
+            sv.notes[path] = f"the waveform could not be drawn ({type(exc).__name__})"
         if regions is not None:
-            r.waveform_note = r.waveform_note or (
-                f"longer than {media.LONG_SOURCE_S / 60:.0f} min: waveform drawn only around the used spans"
+            sv.notes.setdefault(
+                path,
+                f"longer than {media.LONG_SOURCE_S / 60:.0f} min: waveform drawn only around the used spans",
             )
-        r.waveform = plots.waveform_svg(
+        metrics = r["metrics"] or {}
+        sv.waveforms[path] = plots.waveform_svg(
             env,
-            duration_s=r.duration_s,
-            families=families,
-            uses=r.uses,
-            pauses=r.metrics.get("pauses") or [],
-            speech=r.speech,
-            clipped_events=r.metrics.get("clipped_events") or [],
-            anchors=anchors,
-            statuses={fam: c.status for fam, c in sv.clips.items()},
-            label=r.path,
-            width=480.0 if r.short else 1000.0,
+            duration_s=length,
+            families=data.families,
+            uses=uses,
+            pauses=metrics.get("pauses") or [],
+            speech=r["speech_segments"],
+            clipped_events=metrics.get("clipped_events") or [],
+            anchors={fam: c.anchor for fam, c in sv.clips.items()},
+            statuses={fam: c.row["status"] for fam, c in sv.clips.items()},
+            label=path,
+            width=480.0 if short else 1000.0,
         )
         drawn += 1
 
 
-def _excerpts(
-    clip: ClipView, recordings: dict[str, RecordingView], files_dir: Path, base: Path, keep: set[str]
-) -> None:
+def _excerpts(clip: Clip, sv: Speaker, data: ReportData, files_dir: Path, base: Path, keep: set[str]) -> None:
     from pipeline.report import media
 
     by_path: dict[str, list[tuple[float, float]]] = {}
-    for seg in clip.segments:
+    for seg in clip.row["segments"]:
         path, a, b = seg.get("path"), seg.get("start_s"), seg.get("end_s")
         if isinstance(path, str) and isinstance(a, int | float) and isinstance(b, int | float) and b > a:
             by_path.setdefault(path, []).append((float(a), float(b)))
@@ -119,69 +124,85 @@ def _excerpts(
         clip.notes.append(
             f"{len(spans)} source spans; excerpts of the first {MAX_EXCERPTS_PER_CLIP} are offered to listen to"
         )
+    recordings = {r["path"]: r for r in sv.recordings}
     for path, (a, b) in spans[:MAX_EXCERPTS_PER_CLIP]:
-        rec = recordings.get(path)
-        if rec is None or rec.source is None:
+        rec, source = recordings.get(path), data.sources.get(path)
+        if rec is None or source is None:
             clip.notes.append(f"source {path} not found: no excerpt to listen to")
             continue
-        start, end = media.excerpt_span(a, b, rec.duration_s)
-        name = media.excerpt_name(rec.sha256 or rec.path, start, end)
+        start, end = media.excerpt_span(a, b, duration(rec))
+        name = media.excerpt_name(rec["sha256"] or path, start, end)
         target = files_dir / name
         try:
-            media.write_excerpt(rec.source, target, start_s=start, end_s=end)
+            media.write_excerpt(source, target, start_s=start, end_s=end)
         except Exception as exc:  # a missing excerpt must not stop the report
             log.warning("report: cannot cut an excerpt of %s: %s", path, exc)
             clip.notes.append(f"no excerpt of {path}: {type(exc).__name__}")
             continue
         keep.add(name)
-        clip.excerpts.append(Excerpt(url=_url(target, base), path=path, start_s=start, end_s=end))
+        clip.excerpts.append({"url": _url(target, base), "path": path, "start_s": start, "end_s": end})
 
 
-def _draw_clip(clip: ClipView, out_dir: Path, base: Path) -> None:
+def _draw_clip(clip: Clip, path: Path, base: Path) -> None:
     from pipeline.report import media, plots
 
-    if not clip.clip_exists or clip.clip is None:
-        return
-    path = out_dir / clip.clip
     clip.audio_url = _url(path, base)
     try:
-        db, rate, duration = media.spectrogram(path)
+        db, rate, length = media.spectrogram(path)
     except Exception as exc:
-        log.warning("report: cannot draw the spectrogram of %s: %s", clip.clip, exc)
+        log.warning("report: cannot draw the spectrogram of %s: %s", path, exc)
         clip.notes.append(f"spectrogram not drawn ({type(exc).__name__})")
         return
-    bandwidth = clip.metrics.get("bandwidth_hz")
+    bandwidth = clip.row["metrics"].get("bandwidth_hz")
     clip.spectrogram = plots.spectrogram_svg(
         db,
         sample_rate=rate,
-        duration_s=duration,
+        duration_s=length,
         bandwidth_hz=float(bandwidth) if isinstance(bandwidth, int | float) else None,
-        label=f"{clip.speaker} {clip.family}",
+        label=f"{clip.row['speaker']} {clip.row['family']}",
     )
 
 
-def _voice_previews(clip: ClipView, out_dir: Path, base: Path) -> None:
-    for i, v in enumerate(clip.voices):
-        if not v.preview_path:
-            continue
-        p = Path(v.preview_path)
-        p = p if p.is_absolute() else out_dir / p
-        if p.is_file():
-            clip.voices[i] = dataclasses.replace(v, preview_url=_url(p, base))
+def _voice_previews(clip: Clip, out_dir: Path, base: Path) -> None:
+    for v in clip.voices:
+        if v.get("preview_path"):
+            p = Path(v["preview_path"])
+            p = p if p.is_absolute() else out_dir / p
+            if p.is_file():
+                v["preview_url"] = _url(p, base)
 
 
 def _histograms(data: ReportData) -> list[str]:
+    """Per metric, the delivered clips' values by status, with the families' gate limits as their checks
+    recorded them."""
     from pipeline.report import plots
-    from pipeline.report.data import HISTOGRAM_METRICS
     from pipeline.rules.metrics import METRICS
 
     out = []
     for metric in HISTOGRAM_METRICS:
-        title, unit = METRICS[metric].label, METRICS[metric].unit
-        title = "clip duration" if metric == "duration_s" else title
-        h = data.histograms.get(metric) or {"values": [], "gates": {}}
+        values: list[tuple[Any, str]] = []
+        gates: dict[float, list[str]] = {}
+        for row in data.results.clip_rows:
+            if not row["clip"]:
+                continue
+            x = row["duration_s"] if metric == "duration_s" else row["metrics"].get(metric)
+            if x is not None:
+                values.append((x, row["status"]))
+            for c in row["checks"]:
+                lim = c.get("limit")
+                if (
+                    c.get("rule") == f"gate:{metric}"
+                    and isinstance(lim, int | float)
+                    and not isinstance(lim, bool)
+                ):
+                    fams = gates.setdefault(float(lim), [])
+                    if row["family"] not in fams:
+                        fams.append(row["family"])
+        title = "clip duration" if metric == "duration_s" else METRICS[metric].label
         out.append(
-            plots.histogram_svg(h["values"], metric=metric, title=title, unit=unit, gates=h["gates"] or None)
+            plots.histogram_svg(
+                values, metric=metric, title=title, unit=METRICS[metric].unit, gates=gates or None
+            )
         )
     return out
 
@@ -229,20 +250,20 @@ def build_report(
     files_dir = out_dir / FILES_DIR
     keep: set[str] = set()
 
-    def draw(sv: SpeakerView) -> None:
-        _draw_recordings(sv, data.families)
-        recordings = {r.path: r for r in sv.recordings}
-        seen: dict[str, ClipView] = {}
+    def draw(sv: Speaker) -> None:
+        _draw_recordings(sv, data)
+        seen: dict[str, Clip] = {}
         for clip in sv.clips.values():
-            sha = clip.row.get("sha256")
-            if isinstance(sha, str) and sha in seen and clip.clip_exists:
-                clip.same_as = seen[sha]
-                clip.audio_url = _url(out_dir / str(clip.clip), base)
-            else:
-                _draw_clip(clip, out_dir, base)
-                if isinstance(sha, str):
-                    seen.setdefault(sha, clip)
-            _excerpts(clip, recordings, files_dir, base, keep)
+            sha, path = clip.row.get("sha256"), out_dir / (clip.row["clip"] or "")
+            if clip.row["clip"] and path.is_file():
+                if isinstance(sha, str) and sha in seen:
+                    clip.same_as = seen[sha]
+                    clip.audio_url = _url(path, base)
+                else:
+                    _draw_clip(clip, path, base)
+                    if isinstance(sha, str):
+                        seen.setdefault(sha, clip)
+            _excerpts(clip, sv, data, files_dir, base, keep)
             _voice_previews(clip, out_dir, base)
 
     # Decoding (libsndfile, FFmpeg), FFTs and image encoding release the GIL: threads share the work.
@@ -278,11 +299,11 @@ def _results_key(data: ReportData, dest: Path) -> str:
     from pipeline import __version__
 
     h = hashlib.sha256(f"{__version__}|{dest.resolve()}".encode())
-    settled = {k: v for k, v in data.run.items() if k not in _VOLATILE_RUN_KEYS}
-    voices = data.inputs.get("voices")
+    settled = {k: v for k, v in data.results.run.items() if k not in _VOLATILE_RUN_KEYS}
+    voices = data.voice_rows
     if voices is None:  # a damaged ledger: the page says so; rebuild whenever it is asked for
         voices = f"unreadable {os.urandom(8).hex()}"
-    for part in (data.inputs.get("recordings"), data.inputs.get("clips"), settled, voices):
+    for part in (data.results.recording_rows, data.results.clip_rows, settled, voices):
         h.update(json.dumps(part, sort_keys=True, default=str).encode())
     templates = Path(__file__).parent / "templates"
     for t in sorted(templates.iterdir()):

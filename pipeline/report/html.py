@@ -16,8 +16,49 @@ from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
-from pipeline.report import fmt
-from pipeline.report.data import STATUSES, ReportData
+from pipeline.report.data import (
+    RECORDING_METRICS,
+    SHORT_SOURCE_S,
+    STATUSES,
+    ReportData,
+    duration,
+    is_badge,
+    reason_of,
+)
+from pipeline.rules.checks import LIMIT_LABELS
+from pipeline.rules.metrics import is_number, label, number, seconds, value_text
+
+_OPS = {">=": "≥", "<=": "≤", ">": ">", "<": "<", "==": "=", "in": "in"}
+
+
+def hours(total_s: float) -> str:
+    """A total duration for the header: ``5:23`` (minutes) under an hour, ``1.5 h`` or ``12 h`` above."""
+    if total_s < 3600:
+        return seconds(total_s)
+    h = total_s / 3600.0
+    return f"{number(h, digits=2 if h < 10 else 1)} h"
+
+
+def limit_text(rule: str, op: str, lim: Any, unit: str = "") -> str:
+    """The limit of a check as ``≥ 25 dB``, ``10–20 s`` (a range of seconds) or ``in wav, mp3, m4a``."""
+    if lim is None:
+        return ""
+    if (
+        op == "in"
+        and isinstance(lim, list | tuple)
+        and len(lim) == 2
+        and rule.removeprefix("gate:").endswith("_s")
+    ):
+        lo, hi = lim
+        if all(v is None or is_number(v) for v in lim) and any(is_number(v) for v in lim):
+            return (
+                f"≤ {number(hi)} s"
+                if lo is None
+                else f"≥ {number(lo)} s"
+                if hi is None
+                else f"{number(lo)}–{number(hi)} s"
+            )
+    return f"{_OPS.get(op, op)} {value_text(rule, lim, unit)}".strip()
 
 
 @lru_cache(maxsize=1)
@@ -31,12 +72,18 @@ def environment() -> Environment:
         lstrip_blocks=True,
     )
     env.filters.update(
-        num=lambda x, digits=2: fmt.number(x, digits=digits),
-        secs=fmt.seconds,
-        size=fmt.size,
-        metric=fmt.metric_name,
-        mval=lambda x, rule, unit="": fmt.value(rule, x, unit),
+        num=lambda x, digits=2: number(x, digits=digits),
+        secs=seconds,
+        hours=hours,
+        metric=lambda rule: LIMIT_LABELS.get(rule) or label(rule),
+        mval=lambda x, rule, unit="": value_text(rule, x, unit),
+        reason=reason_of,
+        duration=duration,
+        # a check's value and limit as people read them
+        check_value=lambda c: value_text(c["rule"], c["value"], c["unit"] or ""),
+        check_limit=lambda c: limit_text(c["rule"], c["op"] or "", c["limit"], c["unit"] or ""),
     )
+    env.tests["badge"] = is_badge
     return env
 
 
@@ -69,13 +116,15 @@ def render(data: ReportData, *, preload: str, built_at: _dt.datetime | None = No
     built = (built_at or _dt.datetime.now(_dt.UTC)).strftime("%Y-%m-%d %H:%M UTC")
     context: dict[str, Any] = {
         "d": data,
-        "run": data.run,
+        "run": data.results.run,
         "statuses": STATUSES,
+        "short_s": SHORT_SOURCE_S,
+        "recording_metrics": RECORDING_METRICS,
         "css": _asset("report.css"),
         "script": script,
         "csp": content_security_policy(script),
         "preload": preload,
         "built": built,
-        "title": data.out_dir.resolve().name,
+        "title": data.results.out_dir.name,
     }
     return environment().get_template("report.html.j2").render(context)

@@ -12,15 +12,14 @@ import base64
 import io
 import math
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 from markupsafe import Markup, escape
 
-from pipeline.report import fmt
-from pipeline.report.data import Use
 from pipeline.report.media import Envelope
+from pipeline.rules.metrics import number, value_text
 
 STATUS_COLOURS = {
     "ready": "#2e7d32",
@@ -52,7 +51,7 @@ def _tick_label(t: float) -> str:
     if t >= 60:
         m, s = divmod(round(t), 60)
         return f"{m}:{s:02d}"
-    return f"{fmt.number(t, digits=1)} s" if t else "0"
+    return f"{number(t, digits=1)} s" if t else "0"
 
 
 # ------------------------------------------------------------------------------------------ waveform
@@ -70,7 +69,7 @@ def waveform_svg(
     *,
     duration_s: float,
     families: Sequence[str],
-    uses: Sequence[Use],
+    uses: Sequence[Mapping[str, Any]],
     pauses: Iterable[Sequence[float]] = (),
     speech: Iterable[Sequence[float]] = (),
     clipped_events: Iterable[float] = (),
@@ -82,6 +81,7 @@ def waveform_svg(
     """A source recording's waveform with its pauses shaded, its speech segments (when the run stored
     them) as a green strip along the bottom, and, below it, one lane per family with the
     span(s) its clip took (solid) and its alternatives (outlined), each linking to ``#<anchors[family]>``.
+    ``uses`` are ``{family, kind, rank, start_s, end_s}`` (``kind`` ``chosen`` or ``alternative``).
 
     ``env`` None draws the lanes and pauses on an empty track (the audio could not be read). ``width`` is
     the drawing's width in user units: a narrower drawing keeps its text readable in a narrower column.
@@ -95,7 +95,7 @@ def waveform_svg(
     def x(t: float) -> float:
         return LEFT + min(max(t, 0.0), duration_s) * scale
 
-    lane_families = [f for f in families if any(u.family == f for u in uses)]
+    lane_families = [f for f in families if any(u["family"] == f for u in uses)]
     lanes_top = WAVE_TOP + WAVE_H + 6
     axis_y = lanes_top + LANE_H * len(lane_families) + 2
     height = axis_y + 14
@@ -115,7 +115,7 @@ def waveform_svg(
                 f'<rect class="wf-bg" x="{_n(x(a))}" y="{_n(WAVE_TOP)}" width="{_n(max(x(b) - x(a), 0.5))}" '
                 f'height="{_n(WAVE_H)}"/>'
             )
-    chosen = sorted((u.start_s, u.end_s) for u in uses if u.kind == "chosen")
+    chosen = sorted((u["start_s"], u["end_s"]) for u in uses if u["kind"] == "chosen")
     for a, b in chosen:
         parts.append(
             f'<rect class="chosen-shade" x="{_n(x(a))}" y="{_n(WAVE_TOP)}" width="{_n(max(x(b) - x(a), 0.5))}" '
@@ -126,8 +126,8 @@ def waveform_svg(
         cls = "pause pause-long" if b - a > 2.0 else "pause"
         parts.append(
             f'<rect class="{cls}" x="{_n(x(a))}" y="{_n(WAVE_TOP)}" width="{_n(max(x(b) - x(a), 0.5))}" '
-            f'height="{_n(WAVE_H)}"><title>pause {fmt.number(a)}–{fmt.number(b)} s '
-            f"({fmt.number(b - a)} s)</title></rect>"
+            f'height="{_n(WAVE_H)}"><title>pause {number(a)}–{number(b)} s '
+            f"({number(b - a)} s)</title></rect>"
         )
     if env is not None:
         finite = np.isfinite(env.hi) & np.isfinite(env.lo)
@@ -146,7 +146,7 @@ def waveform_svg(
         )
         if peak > 0:
             parts.append(
-                f'<text class="wf-note" x="2" y="{_n(mid + 4)}">peak {fmt.number(20 * math.log10(peak), digits=1)} dBFS</text>'
+                f'<text class="wf-note" x="2" y="{_n(mid + 4)}">peak {number(20 * math.log10(peak), digits=1)} dBFS</text>'
             )
     for span in speech:
         a, b = float(span[0]), float(span[1])
@@ -157,20 +157,21 @@ def waveform_svg(
     for t in clipped_events:
         parts.append(
             f'<line class="clip-tick" x1="{_n(x(float(t)))}" x2="{_n(x(float(t)))}" y1="{_n(WAVE_TOP)}" '
-            f'y2="{_n(WAVE_TOP + 9)}"><title>clipping at {fmt.number(float(t))} s</title></line>'
+            f'y2="{_n(WAVE_TOP + 9)}"><title>clipping at {number(float(t))} s</title></line>'
         )
     for i, family in enumerate(lane_families):
         y = lanes_top + i * LANE_H
         parts.append(f'<text class="lane-label" x="2" y="{_n(y + 10)}">{escape(family)}</text>')
-        for u in sorted((u for u in uses if u.family == family), key=lambda u: -u.rank):
-            what = "clip" if u.kind == "chosen" else f"alternative {u.rank}"
-            cls = "use use-chosen" if u.kind == "chosen" else "use use-alt"
+        for u in sorted((u for u in uses if u["family"] == family), key=lambda u: -u["rank"]):
+            a, b = u["start_s"], u["end_s"]
+            what = "clip" if u["kind"] == "chosen" else f"alternative {u['rank']}"
+            cls = "use use-chosen" if u["kind"] == "chosen" else "use use-alt"
             if family in statuses:
                 cls += f" lane-{escape(statuses[family])}"
             rect = (
-                f'<rect class="{cls}" x="{_n(x(u.start_s))}" y="{_n(y + 2)}" '
-                f'width="{_n(max(x(u.end_s) - x(u.start_s), 1.0))}" height="{_n(LANE_H - 4)}">'
-                f"<title>{escape(family)} {what}: {fmt.number(u.start_s)}–{fmt.number(u.end_s)} s</title></rect>"
+                f'<rect class="{cls}" x="{_n(x(a))}" y="{_n(y + 2)}" '
+                f'width="{_n(max(x(b) - x(a), 1.0))}" height="{_n(LANE_H - 4)}">'
+                f"<title>{escape(family)} {what}: {number(a)}–{number(b)} s</title></rect>"
             )
             href = anchors.get(family)
             parts.append(f'<a href="#{escape(href)}">{rect}</a>' if href else rect)
@@ -253,16 +254,16 @@ def spectrogram_svg(
         yy = y(f * 1000)
         parts.append(
             f'<text class="tick-label" x="{_n(SPEC_LEFT - 4)}" y="{_n(yy + 3)}" text-anchor="end">'
-            f"{fmt.number(f)} kHz</text>"
+            f"{number(f)} kHz</text>"
         )
         f += khz_step
     if bandwidth_hz:
         yy = y(bandwidth_hz)
         parts.append(
             f'<line class="bw-line" x1="{_n(SPEC_LEFT)}" x2="{_n(W - RIGHT)}" y1="{_n(yy)}" y2="{_n(yy)}">'
-            f"<title>measured bandwidth {fmt.value('bandwidth_hz', bandwidth_hz)}</title></line>"
+            f"<title>measured bandwidth {value_text('bandwidth_hz', bandwidth_hz)}</title></line>"
             f'<text class="bw-label" x="{_n(W - RIGHT - 4)}" y="{_n(max(yy - 3, SPEC_TOP + 9))}" text-anchor="end">'
-            f"bandwidth {fmt.value('bandwidth_hz', bandwidth_hz)}</text>"
+            f"bandwidth {value_text('bandwidth_hz', bandwidth_hz)}</text>"
         )
     step = _tick_step(duration_s)
     t = 0.0
@@ -340,7 +341,7 @@ def histogram_svg(
             for limit in sorted(gates or {}):
                 ax.axvline(limit, color="#333333", ls="--", lw=0.8)
                 ax.annotate(
-                    f" {fmt.number(limit)}",
+                    f" {number(limit)}",
                     (limit, 0.99),
                     xycoords=("data", "axes fraction"),
                     fontsize=6.5,

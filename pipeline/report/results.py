@@ -1,36 +1,45 @@
 """A run folder as pandas tables: :func:`load_run` reads ``OUT`` into a :class:`RunResults`.
 
-Only the files a run wrote are read (``recordings.jsonl``, ``clips.jsonl``, ``run.json``, the ledger);
-nothing is measured again. A run that is still going can be loaded: its manifests are read as they are
+This is the one reader of a run folder: ``recordings.jsonl``, ``clips.jsonl``, ``run.json`` and the voice
+ledger are read here and nowhere else (the HTML report and ``voiceprep run --export`` read through it).
+Nothing is measured again. A run that is still going can be loaded: its manifests are read as they are
 (a half-written last line is skipped) and ``run.json`` may not exist yet (``.run`` is then ``{}``).
 
 Column convention, the same for every table here and stable (the same columns in the same order with the
 same dtypes whatever the run holds, even no rows at all):
 
-- row fields keep their manifest names: ``speaker``, ``status``, ``reasons``, ``duration_s``...;
-- nested dicts are spread with a dot, as in ``voiceprep run --export`` and
-  :func:`pipeline.batch.manifest.to_dataframe`: ``probe.sample_rate``, ``metrics.snr_db``,
-  ``score_parts.snr``. Every public metric has its ``metrics.*`` column even when no row measured it
-  (a failed recording's metrics are all missing);
-- columns that are not stored in the manifests have plain names and are listed in
-  :data:`DERIVED_COLUMNS`: ``source`` and ``clip_path`` (absolute paths), ``failed_rules`` and
-  ``warned_rules`` (the rules whose check gave ``fail`` / ``warn``), ``score`` (the selection score of the
-  chosen window);
+- row fields keep their manifest names and follow the manifest row's field order: ``speaker``,
+  ``status``, ``reasons``, ``duration_s``...; column types come from the row models' type hints;
+- nested dicts are spread with a dot: ``probe.sample_rate``, ``metrics.snr_db``, ``score_parts.snr``.
+  Every metric of :data:`pipeline.rules.metrics.METRICS` has its ``metrics.*`` column even when no row
+  measured it (a failed recording's metrics are all missing);
+- columns that are not stored in the manifests have plain names, follow the field they come from and
+  are listed in :data:`DERIVED_COLUMNS`: ``source`` and ``clip_path`` (absolute paths), ``failed_rules``
+  and ``warned_rules`` (the rules whose check gave ``fail`` / ``warn``), ``score`` (the selection score
+  of the chosen window);
 - missing values are ``NaN`` in float and text columns and ``<NA>`` in integer columns (``Int64``);
   lists and dicts (``reasons``, ``checks``, ``metrics.channel_choice``...) stay Python objects;
 - a field a later version adds to the manifests comes after these columns, with an inferred dtype.
+
+:meth:`RunResults.export` writes the ``recordings`` and ``clips`` tables (without the derived columns)
+as Parquet or CSV: that is ``voiceprep run --export``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import math
+import types
+import typing
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
+from pipeline.audio.io import AudioInfo, atomic_write_bytes
 from pipeline.batch.manifest import (
     CLIPS_FILE,
     RECORDINGS_FILE,
@@ -38,11 +47,13 @@ from pipeline.batch.manifest import (
     ManifestError,
     RecordingRow,
     read_rows,
-    to_dataframe,
     to_jsonable,
 )
+from pipeline.batch.runner import PROBE_KEYS
 from pipeline.errors import InvalidArgument, VoiceprepError
+from pipeline.rules.checks import Check
 from pipeline.rules.metrics import pandas_dtypes
+from pipeline.selection.scoring import WEIGHTS
 
 if TYPE_CHECKING:
     import numpy as np
@@ -50,32 +61,54 @@ if TYPE_CHECKING:
 
 RUN_FILE = "run.json"
 
+EXPORT_FORMATS: tuple[str, ...] = ("parquet", "csv")
+
 _F, _I, _S, _B, _O = "float", "int", "text", "bool", "object"
 
-PROBE_COLUMNS: dict[str, str] = {
-    "format": _S,
-    "codec": _S,
-    "sample_rate": _I,
-    "channels": _I,
-    "duration_s": _F,
-    "bytes": _I,
-    "sample_format": _S,
-}
+
+def _kind(hint: Any) -> str:
+    """The column kind of a type hint: ``str`` (and literals of text) text, ``int``, ``float``, ``bool``;
+    ``X | None`` is ``X``'s kind; anything else (lists, dicts, ``Any``) stays ``object``."""
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(hint) if a is not type(None)]
+        hint = args[0] if len(args) == 1 else Any
+    if typing.get_origin(hint) is Literal:
+        hint = type(typing.get_args(hint)[0])
+    return {str: _S, int: _I, float: _F, bool: _B}.get(hint, _O)
+
+
+def _kinds(cls: type) -> dict[str, str]:
+    """``{field: column kind}`` of a pydantic model or a dataclass, in field order."""
+    if hasattr(cls, "model_fields"):
+        hints = {name: f.annotation for name, f in cls.model_fields.items()}
+    else:
+        resolved = typing.get_type_hints(cls)
+        hints = {f.name: resolved[f.name] for f in dataclasses.fields(cls)}
+    return {name: _kind(hint) for name, hint in hints.items()}
+
+
+def _columns(
+    model: type, spread: Mapping[str, Mapping[str, str]], after: Mapping[str, Mapping[str, str]]
+) -> dict[str, str]:
+    """The columns of a manifest table: ``model``'s fields in order, each field named in ``spread``
+    replaced by its ``<field>.<key>`` columns, and the columns in ``after[field]`` right after it."""
+    out: dict[str, str] = {}
+    for name, kind in _kinds(model).items():
+        if name in spread:
+            out.update({f"{name}.{key}": k for key, k in spread[name].items()})
+        else:
+            out[name] = kind
+        out.update(after.get(name, {}))
+    return out
+
+
+PROBE_COLUMNS: dict[str, str] = {key: _kinds(AudioInfo)[key] for key in PROBE_KEYS}
 """Probe keys (``probe.<key>`` columns of :attr:`RunResults.recordings`) and their kind."""
 
 METRIC_COLUMNS: dict[str, str] = dict(pandas_dtypes())
 """The metrics (:data:`pipeline.rules.metrics.METRICS`, in report order) as ``metrics.<name>`` columns, and their kind."""
 
-SCORE_PARTS: tuple[str, ...] = (
-    "snr",
-    "dnsmos",
-    "clipping",
-    "reverb",
-    "duration",
-    "bandwidth",
-    "speech_ratio",
-    "stability",
-)
+SCORE_PARTS: tuple[str, ...] = tuple(WEIGHTS)
 """The parts of a window's selection score, each in [0, 1] (``score_parts.<part>`` in :meth:`~RunResults.windows`)."""
 
 DERIVED_COLUMNS: dict[str, str] = {
@@ -87,101 +120,41 @@ DERIVED_COLUMNS: dict[str, str] = {
 }
 """Columns computed by :func:`load_run` that the manifests do not store."""
 
-
-def _columns(prefix: str, kinds: Mapping[str, str]) -> list[tuple[str, str]]:
-    return [(f"{prefix}.{name}", kind) for name, kind in kinds.items()]
-
-
-RECORDING_SCHEMA: tuple[tuple[str, str], ...] = (
-    ("schema_version", _I),
-    ("path", _S),
-    ("source", _S),
-    ("speaker", _S),
-    ("sha256", _S),
-    ("status", _S),
-    ("reasons", _O),
-    ("message", _S),
-    *_columns("probe", PROBE_COLUMNS),
-    *_columns("metrics", METRIC_COLUMNS),
-    ("null_reasons", _O),
-    ("speech_segments", _O),
-    ("error_type", _S),
-    ("seconds", _F),
+RECORDING_SCHEMA: dict[str, str] = _columns(
+    RecordingRow, {"probe": PROBE_COLUMNS, "metrics": METRIC_COLUMNS}, {"path": {"source": _S}}
 )
 """Leading columns of :attr:`RunResults.recordings`, in order, with their kind."""
 
-CLIP_SCHEMA: tuple[tuple[str, str], ...] = (
-    ("schema_version", _I),
-    ("speaker", _S),
-    ("family", _S),
-    ("status", _S),
-    ("reasons", _O),
-    ("message", _S),
-    ("clip", _S),
-    ("clip_path", _S),
-    ("sha256", _S),
-    ("segments", _O),
-    ("duration_s", _F),
-    ("sample_rate", _I),
-    ("assembled", _B),
-    *_columns("metrics", METRIC_COLUMNS),
-    ("checks", _O),
-    ("failed_rules", _O),
-    ("warned_rules", _O),
-    ("alternatives", _O),
-    ("score", _F),
-    ("plan", _O),
-    ("render", _O),
-    ("voice_id", _S),
-    ("target_model", _S),
-    ("key", _S),
+CLIP_SCHEMA: dict[str, str] = _columns(
+    ClipRow,
+    {"metrics": METRIC_COLUMNS},
+    {
+        # sha256 and render are written by the runner beside the model's fields
+        "clip": {"clip_path": _S, "sha256": _S},
+        "checks": {"failed_rules": _O, "warned_rules": _O},
+        "alternatives": {"score": _F},
+        "plan": {"render": _O},
+    },
 )
 """Leading columns of :attr:`RunResults.clips`, in order, with their kind."""
 
-CHECK_SCHEMA: tuple[tuple[str, str], ...] = (
-    ("speaker", _S),
-    ("family", _S),
-    ("status", _S),
-    ("rule", _S),
-    ("group", _S),
-    ("verdict", _S),
-    ("value", _O),
-    ("limit", _O),
-    ("op", _S),
-    ("unit", _S),
-    ("reason", _S),
-    ("message", _S),
-    ("hint", _S),
-)
+_CLIP_KEY = {name: CLIP_SCHEMA[name] for name in ("speaker", "family", "status")}
+
+CHECK_SCHEMA: dict[str, str] = {**_CLIP_KEY, **_kinds(Check)}
 """Columns of :attr:`RunResults.checks` (one row per check of each clip)."""
 
-SEGMENT_SCHEMA: tuple[tuple[str, str], ...] = (
-    ("speaker", _S),
-    ("family", _S),
-    ("status", _S),
-    ("order", _I),
-    ("path", _S),
-    ("source", _S),
-    ("start_s", _F),
-    ("end_s", _F),
-    ("duration_s", _F),
-)
+SEGMENT_SCHEMA: dict[str, str] = {
+    **_CLIP_KEY,
+    **{"order": _I, "path": _S, "source": _S, "start_s": _F, "end_s": _F, "duration_s": _F},
+}
 """Columns of :attr:`RunResults.segments` (one row per source span of each clip, in clip order)."""
 
-WINDOW_SCHEMA: tuple[tuple[str, str], ...] = (
-    ("speaker", _S),
-    ("family", _S),
-    ("status", _S),
-    ("rank", _I),
-    ("chosen", _B),
-    ("score", _F),
-    ("duration_s", _F),
-    ("longest_run_s", _F),
-    ("max_pause_s", _F),
-    ("assembled", _B),
-    ("segments", _O),
-    *[(f"score_parts.{p}", _F) for p in SCORE_PARTS],
-)
+WINDOW_SCHEMA: dict[str, str] = {
+    **_CLIP_KEY,
+    **{"rank": _I, "chosen": _B, "score": _F, "duration_s": _F, "longest_run_s": _F, "max_pause_s": _F},
+    **{"assembled": _B, "segments": _O},
+    **{f"score_parts.{part}": _F for part in SCORE_PARTS},
+}
 """Leading columns of :meth:`RunResults.windows`; the ``measures.*`` columns follow (they depend on the
 run's settings, e.g. no DNSMOS without the slow measures)."""
 
@@ -194,6 +167,20 @@ def _text_dtype() -> Any:
 
     # pandas 3 has a real string dtype with NaN for missing; pandas 2's "str" would turn None into "None".
     return "str" if int(pd.__version__.split(".", 1)[0]) >= 3 else object
+
+
+def _infer(values: list[Any]) -> str:
+    """The kind of a column no schema names, from its values (mixed or nested values stay ``object``)."""
+    present = [v for v in values if v is not None]
+    if present and all(isinstance(v, bool) for v in present):
+        return _B
+    if not present or any(isinstance(v, bool) for v in present):
+        return _O
+    if all(isinstance(v, int) for v in present):
+        return _I
+    if all(isinstance(v, int | float) for v in present):
+        return _F
+    return _S if all(isinstance(v, str) for v in present) else _O
 
 
 def _column(values: list[Any], kind: str) -> pd.Series:
@@ -217,45 +204,77 @@ def _column(values: list[Any], kind: str) -> pd.Series:
     return pd.Series(values, dtype=object)
 
 
-def _frame(flat_rows: Sequence[Mapping[str, Any]], schema: Sequence[tuple[str, str]]) -> pd.DataFrame:
+def _frame(flat_rows: Sequence[Mapping[str, Any]], schema: Mapping[str, str]) -> pd.DataFrame:
     """A table whose leading columns follow ``schema``; other keys follow in order of appearance."""
     import pandas as pd
 
-    known = [name for name, _ in schema]
-    extras: dict[str, None] = {}
+    kinds = dict(schema)
     for row in flat_rows:
         for name in row:
-            if name not in extras and name not in known:
-                extras[name] = None
-    data = {name: _column([r.get(name) for r in flat_rows], kind) for name, kind in schema}
-    if extras:
-        # to_dataframe gives the extras the manifest's own dtype rules (ints stay ints, ...).
-        rest = to_dataframe([{k: r.get(k) for k in extras} for r in flat_rows], flatten=False)
-        data.update({k: rest[k] for k in extras})
-    columns = known + list(extras)
-    return pd.DataFrame(data, columns=columns, index=pd.RangeIndex(len(flat_rows)))
+            kinds.setdefault(name, "")
+    data = {}
+    for name, kind in kinds.items():
+        values = [r.get(name) for r in flat_rows]
+        data[name] = _column(values, kind or _infer(values))
+    return pd.DataFrame(data, columns=list(kinds), index=pd.RangeIndex(len(flat_rows)))
 
 
-def _spread(row: Mapping[str, Any], fields: Iterable[str]) -> dict[str, Any]:
+def _spread(row: Mapping[str, Any], fields: Sequence[str]) -> dict[str, Any]:
     """``row`` with each dict field in ``fields`` replaced by ``<field>.<key>`` entries."""
-    names = set(fields)
     flat: dict[str, Any] = {}
     for name, value in row.items():
-        if name in names:
-            if isinstance(value, Mapping):
-                for key, inner in value.items():
-                    flat[f"{name}.{key}"] = inner
-            elif value is not None:
-                flat[name] = value  # not a dict: kept whole so nothing is lost
-        else:
-            flat[name] = value
+        if name in fields and isinstance(value, Mapping):
+            flat.update({f"{name}.{key}": inner for key, inner in value.items()})
+        elif name not in fields or value is not None:
+            flat[name] = value  # a spread field that is not a dict is kept whole so nothing is lost
     return flat
 
 
-def _verdict_rules(checks: Any, verdict: str) -> list[str]:
-    if not isinstance(checks, list):
-        return []
-    return [str(c.get("rule")) for c in checks if isinstance(c, Mapping) and c.get("verdict") == verdict]
+def _verdict_rules(checks: list[dict[str, Any]], verdict: str) -> list[str]:
+    return [str(c.get("rule")) for c in checks if c.get("verdict") == verdict]
+
+
+def _cell_text(value: Any) -> Any:
+    """A CSV cell: lists and dicts as JSON text, the rest as it is."""
+    if isinstance(value, list | dict):
+        return json.dumps(value, ensure_ascii=False, allow_nan=False)
+    return value
+
+
+def _arrow_table(df: pd.DataFrame) -> Any:
+    """Column by column: native Arrow types where pyarrow can type the values, JSON text otherwise."""
+    import pyarrow as pa
+
+    def writable(t: pa.DataType) -> bool:
+        # Parquet cannot store a struct without fields (e.g. a column of empty dicts).
+        if pa.types.is_struct(t):
+            return t.num_fields > 0 and all(writable(t.field(i).type) for i in range(t.num_fields))
+        if pa.types.is_list(t) or pa.types.is_large_list(t):
+            return writable(t.value_type)
+        return not pa.types.is_map(t)
+
+    arrays = []
+    for name in df.columns:
+        if df[name].dtype != object:
+            arrays.append(pa.Array.from_pandas(df[name]))
+            continue
+        values = [
+            None if v is None or (isinstance(v, float) and not math.isfinite(v)) else v for v in df[name]
+        ]
+        array = None
+        if not any(isinstance(v, dict) for v in values):  # dicts have per-row keys: JSON text is clearer
+            try:
+                array = pa.array(values)
+            except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError, OverflowError):
+                array = None
+        if array is None or not writable(array.type):
+            text = [
+                v if v is None or isinstance(v, str) else json.dumps(to_jsonable(v), ensure_ascii=False)
+                for v in values
+            ]
+            array = pa.array(text, type=pa.string())
+        arrays.append(array)
+    return pa.Table.from_arrays(arrays, names=[str(c) for c in df.columns])
 
 
 # ------------------------------------------------------------------------------------------ results
@@ -275,9 +294,9 @@ class RunResults:
     run: dict[str, Any]
     """``run.json``: config and its fingerprint, versions, timings, counts (``{}`` until a run finishes)."""
     recording_rows: list[dict[str, Any]] = field(repr=False)
-    """``recordings.jsonl`` as plain dicts, in file order."""
+    """``recordings.jsonl`` as plain dicts (every field of :class:`~pipeline.batch.manifest.RecordingRow`), in file order."""
     clip_rows: list[dict[str, Any]] = field(repr=False)
-    """``clips.jsonl`` as plain dicts, in file order."""
+    """``clips.jsonl`` as plain dicts (every field of :class:`~pipeline.batch.manifest.ClipRow`), in file order."""
     ledger_path: Path = field(repr=False)
     """Where :attr:`voices` reads the ledger from."""
 
@@ -290,11 +309,10 @@ class RunResults:
         A failed recording (``status == "failed"``) has its ``reasons`` and ``message`` and missing
         metrics. ``source`` is the absolute path of the input file.
         """
-        flat = []
-        for row in self.recording_rows:
-            d = _spread(row, ("probe", "metrics"))
-            d["source"] = self._source(row.get("path"))
-            flat.append(d)
+        flat = [
+            _spread({**row, "source": self._source(row["path"])}, ("probe", "metrics"))
+            for row in self.recording_rows
+        ]
         return _frame(flat, RECORDING_SCHEMA)
 
     @cached_property
@@ -308,14 +326,13 @@ class RunResults:
         """
         flat = []
         for row in self.clip_rows:
-            d = _spread(row, ("metrics",))
-            clip = row.get("clip")
-            d["clip_path"] = str(self.out_dir / clip) if clip else None
-            d["failed_rules"] = _verdict_rules(row.get("checks"), "fail")
-            d["warned_rules"] = _verdict_rules(row.get("checks"), "warn")
-            plan = row.get("plan")
-            d["score"] = plan.get("score") if isinstance(plan, Mapping) else None
-            flat.append(d)
+            derived = {
+                "clip_path": str(self.out_dir / row["clip"]) if row["clip"] else None,
+                "failed_rules": _verdict_rules(row["checks"], "fail"),
+                "warned_rules": _verdict_rules(row["checks"], "warn"),
+                "score": (row["plan"] or {}).get("score"),
+            }
+            flat.append(_spread({**row, **derived}, ("metrics",)))
         return _frame(flat, CLIP_SCHEMA)
 
     @cached_property
@@ -325,12 +342,11 @@ class RunResults:
         ``value`` and ``limit`` keep their types (a number, a name, a list of accepted values).
         ``checks.query("verdict != 'pass'")`` lists every problem with its ``message`` and ``hint``.
         """
-        flat = []
-        for row in self.clip_rows:
-            for check in row.get("checks") or []:
-                d = {k: row.get(k) for k in ("speaker", "family", "status")}
-                d.update({k: v for k, v in check.items() if k not in d})
-                flat.append(d)
+        flat = [
+            {**{k: row[k] for k in _CLIP_KEY}, **{k: v for k, v in check.items() if k not in _CLIP_KEY}}
+            for row in self.clip_rows
+            for check in row["checks"]
+        ]
         return _frame(flat, CHECK_SCHEMA)
 
     @cached_property
@@ -340,24 +356,25 @@ class RunResults:
         These are the spans in the clip file, edge room tone included; :meth:`windows` gives the speech
         spans the selector chose between.
         """
-        flat = []
-        for row in self.clip_rows:
-            for order, seg in enumerate(row.get("segments") or []):
-                start, end = seg.get("start_s"), seg.get("end_s")
-                flat.append(
-                    {
-                        "speaker": row.get("speaker"),
-                        "family": row.get("family"),
-                        "status": row.get("status"),
-                        "order": order,
-                        "path": seg.get("path"),
-                        "source": self._source(seg.get("path")),
-                        "start_s": start,
-                        "end_s": end,
-                        "duration_s": None if start is None or end is None else end - start,
-                    }
-                )
-        return _frame(flat, SEGMENT_SCHEMA)
+        flat = [
+            {**{k: row[k] for k in _CLIP_KEY}, "order": order, **seg, "source": self._source(seg.get("path"))}
+            for row in self.clip_rows
+            for order, seg in enumerate(row["segments"])
+        ]
+        table = _frame(flat, SEGMENT_SCHEMA)
+        table["duration_s"] = table["end_s"] - table["start_s"]
+        return table
+
+    @cached_property
+    def voice_rows(self) -> list[dict[str, Any]]:
+        """The voice ledger's rows as plain dicts, oldest first (``[]`` when there is no ledger yet).
+
+        Raises:
+            pipeline.enroll.ledger.LedgerError: the ledger file is damaged.
+        """
+        from pipeline.enroll.ledger import read_voices
+
+        return read_voices(self.ledger_path)
 
     @cached_property
     def voices(self) -> pd.DataFrame:
@@ -373,18 +390,9 @@ class RunResults:
         Raises:
             pipeline.enroll.ledger.LedgerError: the ledger file is damaged.
         """
-        import dataclasses
+        from pipeline.enroll.ledger import VoiceRecord
 
-        import pandas as pd
-
-        from pipeline.enroll.ledger import VoiceRecord, read_voices
-
-        columns = [f.name for f in dataclasses.fields(VoiceRecord)]
-        df = to_dataframe([to_jsonable(r) for r in read_voices(self.ledger_path)], flatten=False)
-        for name in columns:
-            if name not in df.columns:
-                df[name] = pd.Series([None] * len(df), dtype=object, index=df.index)
-        return df[[*columns, *(c for c in df.columns if c not in columns)]]
+        return _frame(self.voice_rows, _kinds(VoiceRecord))
 
     # ----------------------------------------------------------------------------------- helpers
 
@@ -412,18 +420,38 @@ class RunResults:
         Raises:
             InvalidArgument: ``speaker`` or ``family`` is not in this run.
         """
-        if speaker is not None and speaker not in {r.get("speaker") for r in self.clip_rows}:
+        if speaker is not None and speaker not in {r["speaker"] for r in self.clip_rows}:
             raise InvalidArgument(f"speaker {speaker!r} has no clips in {self.out_dir}")
         families = set(self._families(family)) if family is not None else None
         flat = []
         for row in self.clip_rows:
-            if speaker is not None and row.get("speaker") != speaker:
+            if (speaker is not None and row["speaker"] != speaker) or (
+                families is not None and row["family"] not in families
+            ):
                 continue
-            if families is not None and row.get("family") not in families:
-                continue
-            plans = [row.get("plan"), *(row.get("alternatives") or [])]
-            for rank, plan in enumerate(p for p in plans if isinstance(p, Mapping)):
-                flat.append(self._window(row, plan, rank))
+            plans = [p for p in (row["plan"], *row["alternatives"]) if isinstance(p, Mapping)]
+            for rank, plan in enumerate(plans):
+                segments = [
+                    {
+                        "path": p.get("path"),
+                        "source": self._source(p.get("path")),
+                        "start_s": p.get("start_s"),
+                        "end_s": p.get("end_s"),
+                    }
+                    for p in plan.get("pieces") or plan.get("segments") or []
+                ]
+                flat.append(
+                    {
+                        **{k: row[k] for k in _CLIP_KEY},
+                        "rank": rank,
+                        "chosen": rank == 0,
+                        **{k: plan.get(k) for k in ("score", "duration_s", "longest_run_s", "max_pause_s")},
+                        "assembled": bool(plan.get("assembled", len(segments) > 1)),
+                        "segments": segments,
+                        **_spread({"score_parts": plan.get("score_parts")}, ("score_parts",)),
+                        **_spread({"measures": plan.get("measures")}, ("measures",)),
+                    }
+                )
         return _frame(flat, WINDOW_SCHEMA)
 
     def clip_file(self, speaker: str, family: str) -> Path:
@@ -434,11 +462,10 @@ class RunResults:
             VoiceprepError: the row has no clip (nothing could be cut) or its file is gone.
         """
         row = self._clip_row(speaker, family)
-        clip = row.get("clip")
-        if not clip:
-            reasons = ", ".join(row.get("reasons") or []) or "no reason recorded"
-            raise VoiceprepError(f"{speaker}/{family} has no clip (status {row.get('status')}: {reasons})")
-        path = self.out_dir / clip
+        if not row["clip"]:
+            reasons = ", ".join(row["reasons"]) or "no reason recorded"
+            raise VoiceprepError(f"{speaker}/{family} has no clip (status {row['status']}: {reasons})")
+        path = self.out_dir / row["clip"]
         if not path.is_file():
             raise VoiceprepError(f"{path}: the clip file of {speaker}/{family} is missing")
         return path
@@ -468,12 +495,31 @@ class RunResults:
     def export(self, fmt: str) -> list[Path]:
         """Write ``recordings.<fmt>`` and ``clips.<fmt>`` (``parquet`` or ``csv``) into the run folder.
 
-        The same tables as ``voiceprep run --export`` (:func:`pipeline.batch.manifest.export`), read from the
-        manifests as they are now. Returns the written paths.
-        """
-        from pipeline.batch.manifest import export
+        The tables are :attr:`recordings` and :attr:`clips` without the :data:`DERIVED_COLUMNS` (what the
+        manifests hold, as this object read them); ``voiceprep run --export`` writes the same. CSV: list
+        and dict cells are JSON text, a missing value is an empty cell. Parquet: list columns keep a list
+        type when pyarrow can type them (``reasons``, ``segments``); dict and mixed-type columns are JSON
+        text. Files are written atomically. Returns the written paths.
 
-        return export(self.out_dir, fmt=fmt)
+        Raises:
+            InvalidArgument: ``fmt`` is not one of :data:`EXPORT_FORMATS`.
+        """
+        if fmt not in EXPORT_FORMATS:
+            raise InvalidArgument(f"fmt must be one of {', '.join(EXPORT_FORMATS)}, got {fmt!r}")
+        written = []
+        for stem, table in (("recordings", self.recordings), ("clips", self.clips)):
+            df = table.drop(columns=[c for c in DERIVED_COLUMNS if c in table.columns])
+            target = self.out_dir / f"{stem}.{fmt}"
+            if fmt == "csv":
+                text = df.map(_cell_text).to_csv(index=False, lineterminator="\n")
+                atomic_write_bytes(target, lambda fh, t=text: fh.write(t.encode("utf-8")))
+            else:
+                import pyarrow.parquet as pq
+
+                arrow = _arrow_table(df)
+                atomic_write_bytes(target, lambda fh, t=arrow: pq.write_table(t, fh))
+            written.append(target)
+        return written
 
     def to_parquet(self) -> list[Path]:
         """:meth:`export` as Parquet."""
@@ -484,8 +530,8 @@ class RunResults:
         return self.export("csv")
 
     def __repr__(self) -> str:
-        failed = sum(r.get("status") == "failed" for r in self.recording_rows)
-        by_status = Counter(str(row.get("status")) for row in self.clip_rows)
+        failed = sum(r["status"] == "failed" for r in self.recording_rows)
+        by_status = Counter(row["status"] for row in self.clip_rows)
         clips = ", ".join(f"{n} {s}" for s, n in sorted(by_status.items())) or "none"
         return (
             f"RunResults({str(self.out_dir)!r}: {len(self.recording_rows)} recordings ({failed} failed), "
@@ -496,22 +542,40 @@ class RunResults:
 
     @cached_property
     def _recorded_sources(self) -> dict[str, Path]:
-        return recorded_sources(self.clip_rows)
+        """Relative recording path -> the absolute file the run's clip plans say it was read from."""
+        found: dict[str, Path] = {}
+        for row in self.clip_rows:
+            for plan in (row["plan"] or {}, *row["alternatives"]):
+                for piece in plan.get("pieces") or []:
+                    rel, src = piece.get("path"), piece.get("source")
+                    if isinstance(rel, str) and isinstance(src, str):
+                        found.setdefault(rel, Path(src))
+        return found
 
     def _source(self, path: Any) -> str | None:
-        """The absolute path of an input file from its path relative to the run's input (see
-        :func:`locate_source`), or ``None`` when it cannot be found any more."""
+        """The one rule for finding the input file behind a manifest path (relative to the run's input).
+
+        Tried in order: the absolute path the run's clip plans recorded for it, the run's input folder
+        joined with ``path``, and the run's input itself when the run was over a single file (it names
+        that file by its file name). The first that is a file now wins; ``None`` when none is (the input
+        was moved or deleted).
+        """
         if not isinstance(path, str):
             return None
-        found = locate_source(path, self.run.get("input"), self._recorded_sources)
-        return None if found is None else str(found)
+        candidates = [self._recorded_sources[path]] if path in self._recorded_sources else []
+        run_input = self.run.get("input")
+        if isinstance(run_input, str):
+            candidates.append(Path(run_input) / path)
+            if Path(run_input).name == path:
+                candidates.append(Path(run_input))
+        return next((str(c) for c in candidates if c.is_file()), None)
 
     def _families(self, family: str | Sequence[str]) -> list[str]:
         names = [family] if isinstance(family, str) else list(family)
         wrong = [n for n in names if not isinstance(n, str)]
         if wrong:
             raise InvalidArgument(f"family must be a name or a list of names, got {wrong[0]!r}")
-        in_run = {r.get("family") for r in self.clip_rows} | set(self.run.get("families") or [])
+        in_run = {r["family"] for r in self.clip_rows} | set(self.run.get("families") or [])
         unknown = [n for n in names if n not in in_run]
         if unknown:
             from pipeline.rules.families import list_families
@@ -524,78 +588,21 @@ class RunResults:
 
     def _clip_row(self, speaker: str, family: str) -> Mapping[str, Any]:
         for row in self.clip_rows:
-            if row.get("speaker") == speaker and row.get("family") == family:
+            if row["speaker"] == speaker and row["family"] == family:
                 return row
         raise InvalidArgument(f"no clip row for speaker {speaker!r} and family {family!r} in {self.out_dir}")
-
-    def _window(self, row: Mapping[str, Any], plan: Mapping[str, Any], rank: int) -> dict[str, Any]:
-        pieces = plan.get("pieces") or plan.get("segments") or []
-        segments = []
-        for p in pieces:
-            source = self._source(p.get("path"))
-            segments.append(
-                {
-                    "path": p.get("path"),
-                    "source": source,
-                    "start_s": p.get("start_s"),
-                    "end_s": p.get("end_s"),
-                }
-            )
-        d: dict[str, Any] = {
-            "speaker": row.get("speaker"),
-            "family": row.get("family"),
-            "status": row.get("status"),
-            "rank": rank,
-            "chosen": rank == 0,
-            "score": plan.get("score"),
-            "duration_s": plan.get("duration_s"),
-            "longest_run_s": plan.get("longest_run_s"),
-            "max_pause_s": plan.get("max_pause_s"),
-            "assembled": bool(plan.get("assembled", len(segments) > 1)),
-            "segments": segments,
-        }
-        for part, value in (plan.get("score_parts") or {}).items():
-            d[f"score_parts.{part}"] = value
-        for key, value in (plan.get("measures") or {}).items():
-            d[f"measures.{key}"] = value
-        return d
 
 
 # ------------------------------------------------------------------------------------------ loading
 
 
-def recorded_sources(clip_rows: Iterable[Mapping[str, Any]]) -> dict[str, Path]:
-    """Relative recording path -> the absolute file the run's clip plans say it was read from."""
-    found: dict[str, Path] = {}
-    for row in clip_rows:
-        for plan in [row.get("plan") or {}, *(row.get("alternatives") or [])]:
-            for piece in plan.get("pieces") or []:
-                rel, src = piece.get("path"), piece.get("source")
-                if isinstance(rel, str) and isinstance(src, str):
-                    found.setdefault(rel, Path(src))
-    return found
+def read_run_json(path: Path) -> dict[str, Any]:
+    """``run.json`` as a dict; ``{}`` when it does not exist (yet: a first run writes it at the end).
 
-
-def locate_source(rel: str, run_input: Any, recorded: Mapping[str, Path] | None = None) -> Path | None:
-    """The one rule for finding the input file behind a manifest path ``rel`` (relative to the run's input).
-
-    Tried in order: the absolute path the run's clip plans recorded for it (``recorded``, from
-    :func:`recorded_sources`), the run's input folder joined with ``rel``, and the run's input itself when
-    the run was over a single file (it names that file by its file name). The first that is a file now
-    wins; ``None`` when none is (the input was moved or deleted).
+    Raises:
+        VoiceprepError: the file cannot be read.
+        ManifestError: it is not a JSON object.
     """
-    candidates = []
-    if recorded and rel in recorded:
-        candidates.append(recorded[rel])
-    if isinstance(run_input, str):
-        root = Path(run_input)
-        candidates.append(root / rel)
-        if root.name == rel:
-            candidates.append(root)
-    return next((path for path in candidates if path.is_file()), None)
-
-
-def _read_run_json(path: Path) -> dict[str, Any]:
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -611,12 +618,6 @@ def _read_run_json(path: Path) -> dict[str, Any]:
     return data
 
 
-def _ledger_path(out: Path, run: Mapping[str, Any], ledger: str | Path | None) -> Path:
-    from pipeline.enroll.ledger import default_ledger_path, run_ledger_path
-
-    return (default_ledger_path(out, ledger) if ledger else run_ledger_path(out, run)).resolve()
-
-
 def load_run(out_dir: str | Path, *, ledger: str | Path | None = None) -> RunResults:
     """Read a run folder (``voiceprep run IN --out OUT``) into a :class:`RunResults`.
 
@@ -628,8 +629,11 @@ def load_run(out_dir: str | Path, *, ledger: str | Path | None = None) -> RunRes
     Raises:
         InvalidArgument: ``out_dir`` does not exist, is not a folder, or holds none of
             ``recordings.jsonl``, ``clips.jsonl`` and ``run.json``.
-        ManifestError: a manifest or ``run.json`` is damaged (the message names the file and line).
+        ManifestError: a manifest or ``run.json`` is damaged, or a row does not fit its model (an
+            unknown layout; the message names the file and line).
     """
+    from pipeline.enroll.ledger import default_ledger_path, run_ledger_path
+
     if not isinstance(out_dir, str | Path):
         raise InvalidArgument(f"out_dir must be a path, got {type(out_dir).__name__}")
     out = Path(out_dir).expanduser()
@@ -643,13 +647,13 @@ def load_run(out_dir: str | Path, *, ledger: str | Path | None = None) -> RunRes
             f"out_dir {str(out)!r} is not a voiceprep run folder (it has no {', '.join(names)})"
         )
     out = out.resolve()
-    run = _read_run_json(out / RUN_FILE)
+    run = read_run_json(out / RUN_FILE)
     return RunResults(
         out_dir=out,
         run=run,
         recording_rows=to_jsonable(read_rows(out / RECORDINGS_FILE, RecordingRow)),
         clip_rows=to_jsonable(read_rows(out / CLIPS_FILE, ClipRow)),
-        ledger_path=_ledger_path(out, run, ledger),
+        ledger_path=(default_ledger_path(out, ledger) if ledger else run_ledger_path(out, run)).resolve(),
     )
 
 
@@ -657,6 +661,7 @@ __all__ = [
     "CHECK_SCHEMA",
     "CLIP_SCHEMA",
     "DERIVED_COLUMNS",
+    "EXPORT_FORMATS",
     "METRIC_COLUMNS",
     "PROBE_COLUMNS",
     "RECORDING_SCHEMA",
