@@ -289,7 +289,7 @@ def test_cli_submit_list_show_delete_sync(tmp_path: Path, fake_env: FakeCloud) -
     make_run(tmp_path, speakers=["alice"], families=["cosyvoice", "minimax"])
     runner = CliRunner()
     app = _app()
-    r = runner.invoke(app, ["submit", str(tmp_path), "--preview", "Hello."])
+    r = runner.invoke(app, ["submit", "--out", str(tmp_path), "--preview", "Hello."])
     assert r.exit_code == 0, r.output
     assert "cosyvoice-v3-plus" in r.stdout and "speech-2.8-hd" in r.stdout and "ready" in r.stdout
     assert "clips/alice/minimax.preview.wav" in r.stdout
@@ -321,7 +321,7 @@ def test_cli_submit_list_show_delete_sync(tmp_path: Path, fake_env: FakeCloud) -
 
 def test_cli_dry_run_prints_requests_without_secrets(tmp_path: Path, fake_env: FakeCloud) -> None:
     make_run(tmp_path, speakers=["alice"], families=["cosyvoice"])
-    r = CliRunner().invoke(_app(), ["submit", str(tmp_path), "--dry-run"])
+    r = CliRunner().invoke(_app(), ["submit", "--out", str(tmp_path), "--dry-run"])
     assert r.exit_code == 0, r.output
     assert '"Authorization": "***"' in r.stdout and "<audio elided>" in r.stdout
     assert "nothing was sent or written" in r.stdout
@@ -332,7 +332,7 @@ def test_cli_dry_run_prints_requests_without_secrets(tmp_path: Path, fake_env: F
 def test_cli_missing_key_is_one_line_exit_2(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     make_run(tmp_path, speakers=["alice"], families=["minimax"])
     monkeypatch.delenv("MINIMAX_API_KEY", raising=False)
-    r = CliRunner().invoke(_app(), ["submit", str(tmp_path)])
+    r = CliRunner().invoke(_app(), ["submit", "--out", str(tmp_path)])
     assert r.exit_code == 2
     assert r.stderr.strip().splitlines() == [
         "voiceprep: MINIMAX_API_KEY is not set: export MINIMAX_API_KEY=<your minimax key> to manage minimax voices"
@@ -349,7 +349,7 @@ def test_cli_unknown_outcome_exits_1(
         return FakeProvider(fake_env, spec.name, faults=["lost_before"])
 
     monkeypatch.setattr(submit_mod, "_default_factory", lossy)
-    r = CliRunner().invoke(_app(), ["submit", str(tmp_path)])
+    r = CliRunner().invoke(_app(), ["submit", "--out", str(tmp_path)])
     assert r.exit_code == 1 and "unknown" in r.stdout and "voices sync" in r.stdout
     assert [x["status"] for x in read_rows(tmp_path / "clips.jsonl")] == ["ready"]
 
@@ -357,12 +357,12 @@ def test_cli_unknown_outcome_exits_1(
 def test_cli_usage_errors_exit_2(tmp_path: Path, fake_env: FakeCloud) -> None:
     make_run(tmp_path, speakers=["alice"], families=["minimax"])
     app, runner = _app(), CliRunner()
-    r = runner.invoke(app, ["submit", str(tmp_path), "--target-model", "minimax=speech-9"])
+    r = runner.invoke(app, ["submit", "--out", str(tmp_path), "--target-model", "minimax=speech-9"])
     assert r.exit_code == 2 and "not a minimax model" in r.stderr
-    r = runner.invoke(app, ["submit", str(tmp_path), "--target-model", "speech-02-hd"])
+    r = runner.invoke(app, ["submit", "--out", str(tmp_path), "--target-model", "speech-02-hd"])
     assert r.exit_code == 2  # a bare model needs exactly one --family
     r = runner.invoke(
-        app, ["submit", str(tmp_path), "-f", "minimax", "--target-model", "speech-02-hd", "--json"]
+        app, ["submit", "--out", str(tmp_path), "-f", "minimax", "--target-model", "speech-02-hd", "--json"]
     )
     assert r.exit_code == 0 and json.loads(r.stdout)["target_model"] == "speech-02-hd"
     r = runner.invoke(app, ["voices", "show", "x", "--ledger", str(tmp_path / "none.sqlite")])
@@ -386,9 +386,11 @@ def server(monkeypatch: pytest.MonkeyPatch):
 def test_e2e_cli_workflow(tmp_path: Path, server: FakeProviders) -> None:
     make_run(tmp_path, speakers=["alice", "bob"], families=["cosyvoice", "qwen-tts", "minimax"], audio=_wav)
     app, runner = _app(), CliRunner()
-    r = runner.invoke(app, ["submit", str(tmp_path), "--dry-run"])
+    r = runner.invoke(app, ["submit", "--out", str(tmp_path), "--dry-run"])
     assert r.exit_code == 0 and server.requests == []
-    r = runner.invoke(app, ["submit", str(tmp_path), "--poll-interval", "0.1", "--settle-timeout", "5"])
+    r = runner.invoke(
+        app, ["submit", "--out", str(tmp_path), "--poll-interval", "0.1", "--settle-timeout", "5"]
+    )
     assert r.exit_code == 0, r.output
     ids = {
         kind: [v.get("voice_id") or v.get("voice") for v in server.voices(kind)]
@@ -428,7 +430,7 @@ def test_e2e_cli_workflow(tmp_path: Path, server: FakeProviders) -> None:
         ("qwen-tts", "ready", "submit"),
     ]
     # the next submit frees the clips whose voices are gone or deleted (and makes nothing yet)
-    r = runner.invoke(app, ["submit", str(tmp_path), "--json"])
+    r = runner.invoke(app, ["submit", "--out", str(tmp_path), "--json"])
     assert r.exit_code == 1
     freed = {
         (c["speaker"], c["family"]) for c in read_rows(tmp_path / "clips.jsonl") if c["status"] == "ready"
