@@ -14,6 +14,11 @@ windows ``[start_s, end_s)`` at once, vectorised:
   (1.349 standard deviations, exact for a normal spread), refined to the exact IQR by :meth:`level_iqr_db`
   for the windows that survive;
 * ``dnsmos_ovrl``: the overlap-weighted mean OVRL of the fast pass's DNSMOS windows, when it ran DNSMOS.
+
+The index also lays the recording's segments out as one family's rules see them (the *shortened
+timeline*, see :mod:`pipeline.selection.windows`), so a window ``(i, j)`` from the start of segment ``i``
+to the end of segment ``j`` is measured in O(1) as well: :meth:`RecordingIndex.clip_s`,
+:meth:`~RecordingIndex.longest_run_s`, :meth:`~RecordingIndex.max_pause_s`.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from pipeline.analysis.clipping import MAX_EVENTS
 from pipeline.analysis.snr import SNR_MAX_DB, SNR_MIN_DB
 from pipeline.errors import InvalidArgument
 from pipeline.selection.features import RecordingFeatures
+from pipeline.selection.limits import MIN_EDGE_GAP_S, SPLIT_PAUSE_S, Rules
 
 NOISE_CONTEXT_S = 1.0
 """Seconds on each side of a window whose non-speech frames count towards its noise level."""
@@ -51,6 +57,7 @@ IQR_PER_STD = 1.349
 """Inter-quartile range of a normal distribution, in standard deviations."""
 
 _POWER_FLOOR = 1e-12  # -120 dBFS, the frame-level floor of pipeline.analysis.energy
+_EPS = 1e-9
 
 
 def _cumsum0(x: np.ndarray) -> np.ndarray:
@@ -64,10 +71,40 @@ def _db(power: np.ndarray) -> np.ndarray:
     return 10.0 * np.log10(np.maximum(power, _POWER_FLOOR))
 
 
-class RecordingIndex:
-    """Prefix sums over one recording's frames, its segments and its recording-level figures."""
+class RangeMax:
+    """Sparse table for O(1) maximum queries over a fixed array of non-negative values."""
 
-    def __init__(self, rec: RecordingFeatures) -> None:
+    def __init__(self, values: np.ndarray) -> None:
+        v = np.asarray(values, dtype=np.float64)
+        n = max(v.size, 1)
+        levels = [np.concatenate([v, np.zeros(n - v.size)])]
+        width = 1
+        while 2 * width <= n:
+            prev = levels[-1]
+            nxt = np.zeros(n)
+            nxt[: n - width] = np.maximum(prev[: n - width], prev[width:])
+            levels.append(nxt)
+            width *= 2
+        self._table = np.stack(levels)
+
+    def query(self, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+        """Maximum of ``values[lo..hi]`` (inclusive) per query; 0 where ``lo > hi``."""
+        lo = np.asarray(lo, dtype=np.int64)
+        hi = np.asarray(hi, dtype=np.int64)
+        length = hi - lo + 1
+        ok = length > 0
+        safe = np.where(ok, length, 1)
+        k = np.floor(np.log2(safe)).astype(np.int64)
+        lo_c = np.where(ok, lo, 0)
+        right = np.where(ok, hi - (1 << k) + 1, 0)
+        out = np.maximum(self._table[k, lo_c], self._table[k, right])
+        return np.where(ok, out, 0.0)
+
+
+class RecordingIndex:
+    """Prefix sums over one recording's frames and segments (laid out by ``rules``), and its figures."""
+
+    def __init__(self, rec: RecordingFeatures, rules: Rules) -> None:
         db = np.asarray(rec.frame_db, dtype=np.float64)
         mask = np.asarray(rec.speech_mask, dtype=bool)
         if db.ndim != 1 or mask.shape != db.shape:
@@ -127,6 +164,58 @@ class RecordingIndex:
             for w in rec.dnsmos_windows
             if w.get("ovrl") is not None and float(w["end_s"]) > float(w["start_s"])
         ]
+        self._lay_out(rules)
+
+    def _lay_out(self, rules: Rules) -> None:
+        """Shortened timeline, blocks, runs and edge eligibility of the segments under ``rules``."""
+        self.rules = rules
+        s, e = self.starts, self.ends
+        n = s.size
+        gaps = s[1:] - e[:-1]
+        short = rules.shortened(gaps)
+        self.sp = np.zeros(n)  # segment starts on the shortened timeline
+        self.ep = np.zeros(n)  # segment ends on the shortened timeline
+        if n:
+            lengths = e - s
+            self.ep = np.cumsum(lengths) + np.concatenate([[0.0], np.cumsum(short)])
+            self.sp = self.ep - lengths
+        self.split = gaps > SPLIT_PAUSE_S
+        block_id = np.concatenate([[0], np.cumsum(self.split)]).astype(np.int64)
+        last_of_block = np.concatenate([np.flatnonzero(self.split), [n - 1]]).astype(np.int64)
+        # per segment: the last segment before the next enormous gap
+        self.block_last = last_of_block[block_id] if n else np.zeros(0, np.int64)
+        wide = gaps >= MIN_EDGE_GAP_S - _EPS
+        self.start_ok = np.concatenate([[True], wide]) if n else np.zeros(0, bool)
+        self.end_ok = np.concatenate([wide, [True]]) if n else np.zeros(0, bool)
+        brk = (short >= rules.min_pause_s - _EPS) | self.split
+        self.run_id = np.concatenate([[0], np.cumsum(brk)]).astype(np.int64) if n else np.zeros(0, np.int64)
+        n_runs = int(self.run_id[-1]) + 1 if n else 0
+        self.run_first = np.searchsorted(self.run_id, np.arange(n_runs), side="left")
+        self.run_last = np.searchsorted(self.run_id, np.arange(n_runs), side="right") - 1
+        self._runs = RangeMax(self.ep[self.run_last] - self.sp[self.run_first] if n else np.zeros(0))
+        self._pauses = RangeMax(np.where(short >= rules.min_pause_s - _EPS, short, 0.0))
+        self.long = rules.is_long(gaps)
+        self._long_cum = np.concatenate([[0], np.cumsum(self.long)]).astype(np.int64)
+
+    def clip_s(self, i: np.ndarray, j: np.ndarray) -> np.ndarray:
+        """Expected clip length of windows ``(i, j)``: pauses shortened, plus the edge room tone."""
+        return self.ep[j] - self.sp[i] + self.rules.edge_s
+
+    def longest_run_s(self, i: np.ndarray, j: np.ndarray) -> np.ndarray:
+        """Longest run of speech of windows ``(i, j)`` after pause shortening."""
+        ri, rj = self.run_id[i], self.run_id[j]
+        first = self.ep[self.run_last[ri]] - self.sp[i]
+        last = self.ep[j] - self.sp[self.run_first[rj]]
+        middle = self._runs.query(ri + 1, rj - 1)
+        return np.where(ri == rj, self.ep[j] - self.sp[i], np.maximum(np.maximum(first, last), middle))
+
+    def max_pause_s(self, i: np.ndarray, j: np.ndarray) -> np.ndarray:
+        """Longest pause of windows ``(i, j)`` after shortening (0 without one)."""
+        return self._pauses.query(i, j - 1)
+
+    def long_pauses(self, i: np.ndarray, j: np.ndarray) -> np.ndarray:
+        """How many pauses of windows ``(i, j)`` the renderer will shorten."""
+        return self._long_cum[j] - self._long_cum[i]
 
     def _recording_noise(self, power: np.ndarray, mask: np.ndarray, quiet: np.ndarray) -> float | None:
         """The recording-wide noise power: guarded non-speech frames, else the fast pass's noise floor."""

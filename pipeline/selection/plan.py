@@ -84,19 +84,3 @@ class ClipPlan:
             "score_parts": {k: round(v, 4) for k, v in self.score_parts.items()},
             "measures": self.measures,
         }
-
-
-@dataclass
-class Selection:
-    """The outcome of selection for one speaker and family.
-
-    ``best`` is ``None`` when no plan satisfies the family's rules; ``reasons`` then holds the reason
-    codes (e.g. ``no_continuous_speech``, ``too_short``) and ``message`` says why in words.
-    """
-
-    family: str
-    speaker: str
-    best: ClipPlan | None
-    alternatives: list[ClipPlan] = field(default_factory=list)
-    reasons: list[str] = field(default_factory=list)
-    message: str = ""

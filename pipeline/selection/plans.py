@@ -10,34 +10,21 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from pipeline.analysis.base import Measurement
 from pipeline.selection import scoring
 from pipeline.selection.frames import RecordingIndex, iqr
-from pipeline.selection.limits import Rules, clip_stats
+from pipeline.selection.limits import clip_stats
 from pipeline.selection.plan import ClipPlan, Piece
 
 MAX_OVERLAP = 0.5
 """Two plans overlap too much when the source time they share exceeds this share of the shorter one."""
 
 
-@dataclass(frozen=True)
-class SlowMeasures:
-    """DNSMOS of a plan's rendered-like audio (or why it could not be measured)."""
-
-    dnsmos_ovrl: float | None
-    dnsmos_sig: float | None = None
-    dnsmos_bak: float | None = None
-    why: str | None = None
-    dnsmos_spread: float | None = None
-    """Highest minus lowest OVRL of the 9 s segments scored (``None`` for one segment): a large spread
-    says part of the window is worse than the rest, so a window nested inside it may score better."""
-
-
-def _number(value: Any) -> float:
+def number(value: Any) -> float:
     """A recording-level metric as a float, NaN when missing."""
     if value is None:
         return math.nan
@@ -48,12 +35,10 @@ def _number(value: Any) -> float:
     return v if math.isfinite(v) else math.nan
 
 
-def make_piece(idx: RecordingIndex, i: int, j: int, rules: Rules) -> Piece:
+def make_piece(idx: RecordingIndex, i: int, j: int) -> Piece:
     """The piece from the start of segment ``i`` to the end of segment ``j`` of a recording."""
     starts, ends = idx.starts, idx.ends
-    gaps = starts[i + 1 : j + 1] - ends[i:j]
-    long = rules.is_long(gaps)
-    long_pauses = tuple((float(ends[i + k]), float(starts[i + k + 1])) for k in np.flatnonzero(long).tolist())
+    long = (i + np.flatnonzero(idx.long[i:j])).tolist()
     lead = starts[i] - (ends[i - 1] if i > 0 else 0.0)
     tail = (starts[j + 1] if j + 1 < starts.size else idx.duration_s) - ends[j]
     return Piece(
@@ -62,7 +47,7 @@ def make_piece(idx: RecordingIndex, i: int, j: int, rules: Rules) -> Piece:
         start_s=float(starts[i]),
         end_s=float(ends[j]),
         channel_weights=tuple(float(w) for w in idx.rec.channel_weights),
-        long_pauses=long_pauses,
+        long_pauses=tuple((float(ends[k]), float(starts[k + 1])) for k in long),
         lead_room_s=round(max(float(lead), 0.0), 6),
         tail_room_s=round(max(float(tail), 0.0), 6),
     )
@@ -97,18 +82,18 @@ def _clean(value: float, digits: int = 3) -> float | None:
 def evaluate(
     pieces: Sequence[Piece],
     indexes: Mapping[str, RecordingIndex],
-    rules: Rules,
     *,
-    speaker: str,
-    slow: SlowMeasures | None = None,
+    slow: Measurement | None = None,
     extra: Mapping[str, Any] | None = None,
 ) -> ClipPlan:
     """Measure and score the clip made of ``pieces`` (in clip order) and return its plan.
 
     Per-piece measures are combined weighted by each piece's speech time (SNR, levels, reverb, DNSMOS
     estimate), summed (clipping events), or taken at their worst (bandwidth: the narrowest piece). With
-    ``slow`` the window's own DNSMOS replaces the fast estimate.
+    ``slow`` (``dnsmos_*`` values, see :func:`pipeline.selection.slow.dnsmos_of`) the window's own DNSMOS
+    replaces the fast estimate.
     """
+    rules = indexes[pieces[0].path].rules
     segs = [piece_segments(indexes[p.path], p) for p in pieces]
     stats = clip_stats(segs, rules)
     per: list[dict[str, float]] = []
@@ -124,7 +109,7 @@ def evaluate(
     speech_s = sum(speech)
     body = stats.duration_s - rules.edge_s
     level_iqr = iqr(np.concatenate(levels)) if levels else None
-    reverb = _weighted_mean([_number(r.metrics.get("reverb_score")) for r in recs], speech)
+    reverb = _weighted_mean([number(r.metrics.get("reverb_score")) for r in recs], speech)
     bandwidths = [
         float(indexes[p.path].bandwidth_in(np.array([p.start_s]), np.array([p.end_s]))[0]) for p in pieces
     ]
@@ -143,12 +128,11 @@ def evaluate(
     }
     dnsmos_source = "fast_pass" if not math.isnan(measures["dnsmos_ovrl"]) else None
     if slow is not None:
-        measures["dnsmos_ovrl"] = math.nan if slow.dnsmos_ovrl is None else slow.dnsmos_ovrl
-        measures["dnsmos_sig"] = math.nan if slow.dnsmos_sig is None else slow.dnsmos_sig
-        measures["dnsmos_bak"] = math.nan if slow.dnsmos_bak is None else slow.dnsmos_bak
-        dnsmos_source = "window" if slow.dnsmos_ovrl is not None else None
-        if slow.dnsmos_spread is not None:
-            measures["dnsmos_spread"] = slow.dnsmos_spread
+        for key in ("dnsmos_ovrl", "dnsmos_sig", "dnsmos_bak"):
+            measures[key] = number(slow.values.get(key))
+        dnsmos_source = "window" if slow.values.get("dnsmos_ovrl") is not None else None
+        if slow.values.get("dnsmos_spread") is not None:
+            measures["dnsmos_spread"] = slow.values["dnsmos_spread"]
     parts = scoring.parts(
         snr_db=np.array(measures["snr_db"]),
         clipped_events=np.array(measures["clipped_events"]),
@@ -172,7 +156,7 @@ def evaluate(
         out.update(extra)
     return ClipPlan(
         family=rules.family,
-        speaker=speaker,
+        speaker=indexes[pieces[0].path].rec.speaker,
         pieces=list(pieces),
         duration_s=round(stats.duration_s, 6),
         longest_run_s=round(stats.longest_run_s, 6),
@@ -183,7 +167,7 @@ def evaluate(
     )
 
 
-def _missing_reasons(out: Mapping[str, Any], slow: SlowMeasures | None) -> dict[str, str]:
+def _missing_reasons(out: Mapping[str, Any], slow: Measurement | None) -> dict[str, str]:
     """Why each missing measure is missing."""
     reasons: dict[str, str] = {}
     for key in ("reverb_score", "bandwidth_hz"):
@@ -194,9 +178,8 @@ def _missing_reasons(out: Mapping[str, Any], slow: SlowMeasures | None) -> dict[
     if out.get("level_iqr_db") is None:
         reasons["level_iqr_db"] = "not_measured: fewer than 3 one-second blocks hold speech"
     if out.get("dnsmos_ovrl") is None:
-        reasons["dnsmos_ovrl"] = (
-            slow.why if slow is not None and slow.why else "not_measured: DNSMOS did not run on this window"
-        )
+        why = slow.null_reasons.get("dnsmos_ovrl") if slow is not None else None
+        reasons["dnsmos_ovrl"] = why or "not_measured: DNSMOS did not run on this window"
     return reasons
 
 

@@ -14,18 +14,17 @@ import hashlib
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
-from typing import Any
 
 import numpy as np
 
-from pipeline.analysis.base import ANALYSIS_RATE
+from pipeline.analysis.base import ANALYSIS_RATE, Measurement
 from pipeline.audio.memory import release_free_memory
 from pipeline.audio.mix import ChannelChoice
 from pipeline.errors import AudioReadError
 from pipeline.selection.frames import RecordingIndex
 from pipeline.selection.limits import Rules
 from pipeline.selection.plan import ClipPlan, Piece
-from pipeline.selection.plans import SlowMeasures, evaluate
+from pipeline.selection.plans import evaluate
 
 REFINE_SEARCH_S = 0.3
 """Silero looks this far (s) on each side of an edge for a speech boundary."""
@@ -117,15 +116,17 @@ def clip_audio(pieces: Sequence[Piece], loaded: Sequence[LoadedPiece], rules: Ru
     return np.concatenate(parts) if parts else np.zeros(0, dtype=np.float32)
 
 
-_DNSMOS_CACHE: dict[bytes, Any] = {}
+_DNSMOS_CACHE: dict[bytes, Measurement] = {}
 _DNSMOS_CACHE_SIZE = 256
 
 DNSMOS_LEVEL_DBFS = -23.0
 """RMS level the slow pass brings a window to before DNSMOS (near the rendered clip's level)."""
 
 
-def dnsmos_of(audio16k: np.ndarray) -> SlowMeasures:
-    """DNSMOS of 16 kHz mono audio as :class:`SlowMeasures` (``None`` plus why when not measurable).
+def dnsmos_of(audio16k: np.ndarray) -> Measurement:
+    """DNSMOS of 16 kHz mono audio: ``dnsmos_ovrl``/``_sig``/``_bak`` (``None`` plus why when not measurable)
+    and ``dnsmos_spread``, the highest minus the lowest OVRL of the segments scored (none for one segment):
+    a large spread says part of the audio is worse than the rest, so a window nested inside may score better.
 
     DNSMOS's own layout scores a 9.01 s segment every 1 s (about 0.4 s of CPU each here: 2.5 s for a
     15 s clip). The clip is instead covered by the fewest 9.01 s segments, evenly spaced (2 for 15 s,
@@ -146,7 +147,7 @@ def dnsmos_of(audio16k: np.ndarray) -> SlowMeasures:
     return result
 
 
-def _dnsmos_of(x: np.ndarray) -> SlowMeasures:
+def _dnsmos_of(x: np.ndarray) -> Measurement:
     """:func:`dnsmos_of` without the cache."""
     from pipeline.analysis.dnsmos import SEGMENT_SAMPLES, dnsmos
 
@@ -164,38 +165,32 @@ def _dnsmos_of(x: np.ndarray) -> SlowMeasures:
     known = [m.values for m in scores if m.values.get("dnsmos_ovrl") is not None]
     if not known:
         why = next((m.null_reasons.get("dnsmos_ovrl") for m in scores), None)
-        return SlowMeasures(dnsmos_ovrl=None, why=why or "not_measured: DNSMOS gave no score")
-    mean = {k: float(np.mean([v[k] for v in known])) for k in ("dnsmos_ovrl", "dnsmos_sig", "dnsmos_bak")}
-    ovrl = [v["dnsmos_ovrl"] for v in known]
-    return SlowMeasures(
-        dnsmos_ovrl=mean["dnsmos_ovrl"],
-        dnsmos_sig=mean["dnsmos_sig"],
-        dnsmos_bak=mean["dnsmos_bak"],
-        dnsmos_spread=float(max(ovrl) - min(ovrl)) if len(ovrl) > 1 else None,
+        return Measurement({}, {"dnsmos_ovrl": why or "not_measured: DNSMOS gave no score"})
+    out = Measurement(
+        {k: float(np.mean([v[k] for v in known])) for k in ("dnsmos_ovrl", "dnsmos_sig", "dnsmos_bak")}
     )
+    ovrl = [v["dnsmos_ovrl"] for v in known]
+    if len(ovrl) > 1:
+        out.values["dnsmos_spread"] = float(max(ovrl) - min(ovrl))
+    return out
 
 
-def finish(
-    plan: ClipPlan,
-    indexes: Mapping[str, RecordingIndex],
-    rules: Rules,
-    *,
-    refine: bool = True,
-) -> ClipPlan:
+def finish(plan: ClipPlan, indexes: Mapping[str, RecordingIndex], *, refine: bool = True) -> ClipPlan:
     """The plan after the slow pass: edges refined (when allowed and useful), DNSMOS in its score."""
+    rules = indexes[plan.pieces[0].path].rules
     pad = REFINE_SEARCH_S + max(rules.edge_s / 2.0, rules.join_s / 2.0)
     try:
         loaded = [LoadedPiece(p, pad_s=pad) for p in plan.pieces]
     except AudioReadError as exc:
         # The features were cached but the audio is gone or unreadable: keep the fast plan, say why.
         why = f"not_measured: the source could not be read for the slow pass ({exc.reason})"
-        return evaluate(plan.pieces, indexes, rules, speaker=plan.speaker, slow=SlowMeasures(None, why=why))
+        return evaluate(plan.pieces, indexes, slow=Measurement({}, {"dnsmos_ovrl": why}))
     pieces = list(plan.pieces)
     refined = False
     if refine:
         moved = [refine_piece(p, a) for p, a in zip(pieces, loaded, strict=True)]
         if moved != pieces:
-            trial = evaluate(moved, indexes, rules, speaker=plan.speaker)
+            trial = evaluate(moved, indexes)
             if rules.fits(trial.duration_s, trial.longest_run_s):
                 pieces, refined = moved, True
     slow = dnsmos_of(clip_audio(pieces, loaded, rules))
@@ -204,4 +199,4 @@ def finish(
         for old, new in zip(plan.pieces, pieces, strict=True)
     ]
     extra = {"edges_refined": refined, "edge_moves_s": edges, "fast_score": round(plan.score, 4)}
-    return evaluate(pieces, indexes, rules, speaker=plan.speaker, slow=slow, extra=extra)
+    return evaluate(pieces, indexes, slow=slow, extra=extra)
