@@ -17,8 +17,8 @@ windows ``[start_s, end_s)`` at once, vectorised:
 
 The index also lays the recording's segments out as one family's rules see them (the *shortened
 timeline*, see :mod:`pipeline.selection.windows`), so a window ``(i, j)`` from the start of segment ``i``
-to the end of segment ``j`` is measured in O(1) as well: :meth:`RecordingIndex.clip_s`,
-:meth:`~RecordingIndex.longest_run_s`, :meth:`~RecordingIndex.max_pause_s`.
+to the end of segment ``j`` is measured in O(1) as well: :meth:`RecordingIndex.clip_s` and
+:meth:`~RecordingIndex.longest_run_s`.
 """
 
 from __future__ import annotations
@@ -164,10 +164,8 @@ class RecordingIndex:
             for w in rec.dnsmos_windows
             if w.get("ovrl") is not None and float(w["end_s"]) > float(w["start_s"])
         ]
-        self._lay_out(rules)
 
-    def _lay_out(self, rules: Rules) -> None:
-        """Shortened timeline, blocks, runs and edge eligibility of the segments under ``rules``."""
+        # the segments under the family's rules: shortened timeline, blocks, runs, edge eligibility
         self.rules = rules
         s, e = self.starts, self.ends
         n = s.size
@@ -193,9 +191,7 @@ class RecordingIndex:
         self.run_first = np.searchsorted(self.run_id, np.arange(n_runs), side="left")
         self.run_last = np.searchsorted(self.run_id, np.arange(n_runs), side="right") - 1
         self._runs = RangeMax(self.ep[self.run_last] - self.sp[self.run_first] if n else np.zeros(0))
-        self._pauses = RangeMax(np.where(short >= rules.min_pause_s - _EPS, short, 0.0))
         self.long = rules.is_long(gaps)
-        self._long_cum = np.concatenate([[0], np.cumsum(self.long)]).astype(np.int64)
 
     def clip_s(self, i: np.ndarray, j: np.ndarray) -> np.ndarray:
         """Expected clip length of windows ``(i, j)``: pauses shortened, plus the edge room tone."""
@@ -208,14 +204,6 @@ class RecordingIndex:
         last = self.ep[j] - self.sp[self.run_first[rj]]
         middle = self._runs.query(ri + 1, rj - 1)
         return np.where(ri == rj, self.ep[j] - self.sp[i], np.maximum(np.maximum(first, last), middle))
-
-    def max_pause_s(self, i: np.ndarray, j: np.ndarray) -> np.ndarray:
-        """Longest pause of windows ``(i, j)`` after shortening (0 without one)."""
-        return self._pauses.query(i, j - 1)
-
-    def long_pauses(self, i: np.ndarray, j: np.ndarray) -> np.ndarray:
-        """How many pauses of windows ``(i, j)`` the renderer will shorten."""
-        return self._long_cum[j] - self._long_cum[i]
 
     def _recording_noise(self, power: np.ndarray, mask: np.ndarray, quiet: np.ndarray) -> float | None:
         """The recording-wide noise power: guarded non-speech frames, else the fast pass's noise floor."""

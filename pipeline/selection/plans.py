@@ -133,17 +133,7 @@ def evaluate(
         dnsmos_source = "window" if slow.values.get("dnsmos_ovrl") is not None else None
         if slow.values.get("dnsmos_spread") is not None:
             measures["dnsmos_spread"] = slow.values["dnsmos_spread"]
-    parts = scoring.parts(
-        snr_db=np.array(measures["snr_db"]),
-        clipped_events=np.array(measures["clipped_events"]),
-        reverb_score=np.array(measures["reverb_score"]),
-        bandwidth_hz=np.array(measures["bandwidth_hz"]),
-        speech_ratio=np.array(measures["speech_ratio"]),
-        level_iqr_db=np.array(measures["level_iqr_db"]),
-        dnsmos_ovrl=np.array(measures["dnsmos_ovrl"]),
-        duration_s=np.array(stats.duration_s),
-        rules=rules,
-    )
+    parts = scoring.parts(measures, stats.duration_s, rules)
     score = float(scoring.total(parts))
     out: dict[str, Any] = {k: _clean(v) for k, v in measures.items()}
     out["clipped_events"] = round(float(measures["clipped_events"]), 1)

@@ -60,18 +60,11 @@ def fast_score(idx: RecordingIndex, i: np.ndarray, j: np.ndarray) -> np.ndarray:
     start_s, end_s, duration_s = idx.starts[i], idx.ends[j], idx.clip_s(i, j)
     m = idx.measure(start_s, end_s)
     body = duration_s - idx.rules.edge_s
-    parts = scoring.parts(
-        snr_db=m["snr_db"],
-        clipped_events=m["clipped_events"],
-        reverb_score=np.full(i.size, number(idx.rec.metrics.get("reverb_score"))),
-        bandwidth_hz=idx.bandwidth_in(start_s, end_s),
-        speech_ratio=np.minimum(m["speech_s"] / np.maximum(body, 1e-9), 1.0),
-        level_iqr_db=m["level_spread_db"],
-        dnsmos_ovrl=m["dnsmos_ovrl"],
-        duration_s=duration_s,
-        rules=idx.rules,
-    )
-    return scoring.total(parts)
+    m["reverb_score"] = np.full(i.size, number(idx.rec.metrics.get("reverb_score")))
+    m["bandwidth_hz"] = idx.bandwidth_in(start_s, end_s)
+    m["speech_ratio"] = np.minimum(m["speech_s"] / np.maximum(body, 1e-9), 1.0)
+    m["level_iqr_db"] = m["level_spread_db"]
+    return scoring.total(scoring.parts(m, duration_s, idx.rules))
 
 
 def _best_first(idx: RecordingIndex, i: np.ndarray, j: np.ndarray, score: np.ndarray) -> np.ndarray:
