@@ -33,7 +33,7 @@ from pipeline.selection.features import RecordingFeatures
 from pipeline.selection.frames import RecordingIndex
 from pipeline.selection.limits import Rules
 from pipeline.selection.plan import ClipPlan
-from pipeline.selection.plans import evaluate, make_piece, suppress
+from pipeline.selection.plans import evaluate, make_piece, plan_key, suppress
 
 MATCH_LUFS_LU = 3.0
 """Takes whose integrated loudness differs by more than this (LU) are not joined."""
@@ -164,4 +164,4 @@ def assemble(indexes: Mapping[str, RecordingIndex], rules: Rules, *, limit: int)
         plan = evaluate([s.pieces[0] for s in chosen], indexes)
         if rules.fits(plan.duration_s, plan.longest_run_s):
             plans.append(plan)
-    return suppress(plans, limit=limit)
+    return suppress(sorted(plans, key=plan_key), limit=limit)

@@ -31,7 +31,6 @@ from pipeline.analysis.bandwidth import BLOCK_S as BANDWIDTH_BLOCK_S
 from pipeline.analysis.base import FRAME_S
 from pipeline.analysis.clipping import MAX_EVENTS
 from pipeline.analysis.snr import SNR_MAX_DB, SNR_MIN_DB
-from pipeline.errors import InvalidArgument
 from pipeline.selection.features import RecordingFeatures
 from pipeline.selection.limits import MIN_EDGE_GAP_S, SPLIT_PAUSE_S, Rules
 
@@ -107,18 +106,9 @@ class RecordingIndex:
     def __init__(self, rec: RecordingFeatures, rules: Rules) -> None:
         db = np.asarray(rec.frame_db, dtype=np.float64)
         mask = np.asarray(rec.speech_mask, dtype=bool)
-        if db.ndim != 1 or mask.shape != db.shape:
-            raise InvalidArgument(
-                f"{rec.path}: frame_db and speech_mask must be 1-D of equal length, got {db.shape} and "
-                f"{mask.shape}"
-            )
-        if db.size and not np.all(np.isfinite(db)):
-            raise InvalidArgument(f"{rec.path}: frame_db holds NaN or infinite values")
         self.rec = rec
         self.n_frames = db.size
         segs = np.asarray(rec.segments, dtype=np.float64).reshape(-1, 2)
-        if segs.size and (np.any(segs[:, 1] <= segs[:, 0]) or np.any(segs[1:, 0] < segs[:-1, 1])):
-            raise InvalidArgument(f"{rec.path}: segments must be sorted, non-overlapping (start, end) pairs")
         self.starts = segs[:, 0].copy()
         self.ends = segs[:, 1].copy()
         self.duration_s = max(

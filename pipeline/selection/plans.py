@@ -190,11 +190,12 @@ def plan_key(plan: ClipPlan) -> tuple[Any, ...]:
     return (-round(plan.score, 9), first.path, first.start_s, first.end_s, len(plan.pieces))
 
 
-def suppress(plans: Sequence[ClipPlan], *, limit: int, max_overlap: float = MAX_OVERLAP) -> list[ClipPlan]:
-    """Greedy non-maximum suppression: best first, dropping plans that overlap a kept one too much."""
+def suppress(ranked: Sequence[ClipPlan], *, limit: int) -> list[ClipPlan]:
+    """Greedy non-maximum suppression of plans ranked best first: each plan that overlaps one already kept
+    by more than :data:`MAX_OVERLAP` is dropped, until ``limit`` are kept."""
     kept: list[ClipPlan] = []
-    for plan in sorted(plans, key=plan_key):
-        if all(overlap(plan, k) <= max_overlap + 1e-9 for k in kept):
+    for plan in ranked:
+        if all(overlap(plan, k) <= MAX_OVERLAP + 1e-9 for k in kept):
             kept.append(plan)
             if len(kept) >= limit:
                 break

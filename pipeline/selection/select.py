@@ -25,7 +25,7 @@ from pipeline.selection.features import RecordingFeatures
 from pipeline.selection.frames import RecordingIndex
 from pipeline.selection.limits import Rules
 from pipeline.selection.plan import ClipPlan
-from pipeline.selection.plans import MAX_OVERLAP, evaluate, make_piece, overlap, plan_key
+from pipeline.selection.plans import MAX_OVERLAP, evaluate, make_piece, plan_key, suppress
 from pipeline.selection.windows import NESTED_MAX_SHARE, best_nested, best_windows
 
 __all__ = ["DEFAULT_LIMIT", "MAX_OVERLAP", "candidates", "choose", "explain"]
@@ -169,13 +169,7 @@ def choose(
     if slow and plans:
         finished, scored = _finish_with_nested(plans[:top], indexes, refine=refine_edges)
         plans = sorted(finished, key=plan_key) + [p for p in plans[top:] if _span(p) not in scored]
-    chosen = plans[:1]
-    for plan in plans[1:]:
-        if len(chosen) > alternatives:
-            break
-        if all(overlap(plan, other) <= MAX_OVERLAP + 1e-9 for other in chosen):
-            chosen.append(plan)
-    return chosen
+    return suppress(plans, limit=alternatives + 1)
 
 
 def explain(recordings: Sequence[RecordingFeatures], spec: FamilySpec) -> tuple[list[str], str]:
