@@ -44,7 +44,7 @@ from pipeline.audio import io
 from pipeline.audio.resample import resample
 from pipeline.errors import AudioReadError, InvalidArgument
 from pipeline.rules.families import FamilySpec
-from pipeline.selection.plan import ClipPlan, Piece
+from pipeline.selection.plan import ClipPlan, Piece, PieceAudio
 
 __all__ = [
     "DENOISE_MIN_OVRL_GAIN",
@@ -127,23 +127,6 @@ class RenderResult:
 # --------------------------------------------------------------------------------------------------------
 
 
-@dataclass
-class _Buffer:
-    """One piece's mono audio at the working rate, with the piece's landmarks as sample indices."""
-
-    piece: Piece
-    x: np.ndarray
-    t0: float  # source time (s) of x[0]
-    start: int  # index of piece.start_s
-    end: int  # index of piece.end_s
-    pauses: list[tuple[int, int]]
-    cumsq: np.ndarray  # cumsum of x**2 with a leading 0
-
-    def time(self, index: int, rate: int) -> float:
-        """Source time (s) of sample ``index``."""
-        return self.t0 + index / rate
-
-
 def _read_piece(piece: Piece, *, lead_s: float, tail_s: float) -> tuple[np.ndarray, int, float]:
     """Mono samples of ``[start_s - lead_s, end_s + tail_s]`` at the native rate, the rate and ``t0``."""
     t0 = max(0.0, piece.start_s - lead_s)
@@ -158,23 +141,16 @@ def _read_piece(piece: Piece, *, lead_s: float, tail_s: float) -> tuple[np.ndarr
     return mono, rate, t0
 
 
-def _make_buffer(piece: Piece, mono: np.ndarray, rate: int, t0: float, work_rate: int) -> _Buffer:
+def _make_buffer(piece: Piece, mono: np.ndarray, rate: int, t0: float, work_rate: int) -> PieceAudio:
+    """The piece's samples at the working rate (``AudioReadError`` when decoding stopped before its end)."""
     x = resample(mono, in_rate=rate, out_rate=work_rate).astype(np.float64)
-    n = x.shape[0]
-    start = round((piece.start_s - t0) * work_rate)
-    end = round((piece.end_s - t0) * work_rate)
-    if end > n + round(_TRUNCATION_SLACK_S * work_rate):
+    if round((piece.end_s - t0) * work_rate) > x.shape[0] + round(_TRUNCATION_SLACK_S * work_rate):
         raise AudioReadError(
             "truncated",
-            f"{piece.source}: decoding ended at {t0 + n / work_rate:.3f} s, before the piece's end "
+            f"{piece.source}: decoding ended at {t0 + x.shape[0] / work_rate:.3f} s, before the piece's end "
             f"({piece.end_s:.3f} s)",
         )
-    end = min(end, n)
-    pauses = [
-        (round((ps - t0) * work_rate), min(n, round((pe - t0) * work_rate))) for ps, pe in piece.long_pauses
-    ]
-    cumsq = np.concatenate([[0.0], np.cumsum(x * x)])
-    return _Buffer(piece=piece, x=x, t0=t0, start=start, end=end, pauses=pauses, cumsq=cumsq)
+    return PieceAudio(piece, x, t0, work_rate)
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -189,7 +165,7 @@ class _Side:
     ``avail`` is how much room (samples) the recording has there; longer lengths need padding.
     """
 
-    buf: _Buffer
+    buf: PieceAudio
     anchor: int
     lead: bool
     avail: int
@@ -256,7 +232,7 @@ def _xfade_concat(parts: list[np.ndarray], overlap: int) -> np.ndarray:
 
 
 def _room_tone(
-    buf: _Buffer, n: int, *, frame: int, overlap: int, rate: int, rng: np.random.Generator
+    buf: PieceAudio, n: int, *, frame: int, overlap: int, rate: int, rng: np.random.Generator
 ) -> np.ndarray:
     """``n`` samples of the piece's own room tone: its quietest stretch, tiled with crossfades if short."""
     x = buf.x
@@ -285,7 +261,7 @@ def _level_db(x: np.ndarray) -> float:
 
 
 def _assemble(
-    buffers: list[_Buffer],
+    buffers: list[PieceAudio],
     *,
     plan: ClipPlan,
     spec: FamilySpec,
@@ -310,10 +286,10 @@ def _assemble(
     for buf in buffers:
         spans: list[tuple[int, int]] = []
         cursor = buf.start
-        for ps, pe in buf.pauses:
+        for ps, pe in ((buf.at(s), buf.at(e)) for s, e in buf.piece.long_pauses):
             if pe - ps < pair_total:
                 notes.append(
-                    f"{buf.piece.path}: pause {buf.time(ps, rate):.2f}-{buf.time(pe, rate):.2f} s is "
+                    f"{buf.piece.path}: pause {buf.time(ps):.2f}-{buf.time(pe):.2f} s is "
                     f"already within {pause_t / rate:.2f} s; kept as it is"
                 )
                 continue
@@ -374,8 +350,8 @@ def _assemble(
             segments.append(
                 {
                     "path": buf.piece.path,
-                    "start_s": round(buf.time(a, rate), 4),
-                    "end_s": round(buf.time(b, rate), 4),
+                    "start_s": round(buf.time(a), 4),
+                    "end_s": round(buf.time(b), 4),
                 }
             )
         if pad_tail > 0:
@@ -385,7 +361,7 @@ def _assemble(
     return _xfade_concat(parts, overlap), segments
 
 
-def _pad_note(buf: _Buffer, where: str, avail: int, pad: np.ndarray, speech_db: float, rate: int) -> str:
+def _pad_note(buf: PieceAudio, where: str, avail: int, pad: np.ndarray, speech_db: float, rate: int) -> str:
     below = speech_db - _level_db(pad)
     note = (
         f"{buf.piece.path}: only {avail / rate:.2f} s of room {where}; padded with "

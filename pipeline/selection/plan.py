@@ -1,13 +1,17 @@
 """The contract between selection and rendering: which spans of which recordings make a clip.
 
 Selection (:mod:`pipeline.selection.select`) produces :class:`ClipPlan` objects; rendering (:mod:`pipeline.render.clip`)
-turns one plan into a file. Times are seconds in the *source* recording's timeline.
+turns one plan into a file. Times are seconds in the *source* recording's timeline. Both read a piece's
+audio as :class:`PieceAudio` (the slow pass at 16 kHz, the renderer at its working rate).
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from functools import cached_property
 from typing import Any
+
+import numpy as np
 
 
 @dataclass(frozen=True)
@@ -42,6 +46,44 @@ class Piece:
         d["channel_weights"] = list(self.channel_weights)
         d["long_pauses"] = [list(p) for p in self.long_pauses]
         return d
+
+
+@dataclass
+class PieceAudio:
+    """A piece's mono samples with some of the silence around it: ``x[k]`` lies at ``t0 + k / rate`` s."""
+
+    piece: Piece
+    x: np.ndarray
+    t0: float
+    rate: int
+
+    def at(self, t: float) -> int:
+        """Index of the sample at source time ``t``, within the samples read."""
+        return min(max(round((t - self.t0) * self.rate), 0), self.x.shape[0])
+
+    def time(self, index: int) -> float:
+        """Source time (s) of sample ``index``."""
+        return self.t0 + index / self.rate
+
+    def cut(self, start_s: float, end_s: float) -> np.ndarray:
+        """Samples of ``[start_s, end_s)``, within the samples read."""
+        a = self.at(start_s)
+        return self.x[a : max(self.at(end_s), a)]
+
+    @property
+    def start(self) -> int:
+        """Index of the piece's ``start_s``."""
+        return self.at(self.piece.start_s)
+
+    @property
+    def end(self) -> int:
+        """Index of the piece's ``end_s``."""
+        return self.at(self.piece.end_s)
+
+    @cached_property
+    def cumsq(self) -> np.ndarray:
+        """Prefix sums of ``x**2`` with a leading 0: the energy of any stretch in O(1)."""
+        return np.concatenate([[0.0], np.cumsum(self.x * self.x)])
 
 
 @dataclass

@@ -23,7 +23,7 @@ from pipeline.audio.mix import ChannelChoice
 from pipeline.errors import AudioReadError
 from pipeline.selection.frames import RecordingIndex
 from pipeline.selection.limits import Rules
-from pipeline.selection.plan import ClipPlan, Piece
+from pipeline.selection.plan import ClipPlan, Piece, PieceAudio
 from pipeline.selection.plans import evaluate
 
 REFINE_SEARCH_S = 0.3
@@ -49,37 +49,23 @@ def channel_choice(weights: Sequence[float]) -> ChannelChoice:
     return ChannelChoice("best", method, w, "requested", detail, False, None)
 
 
-class LoadedPiece:
-    """A piece's 16 kHz mono audio with some of the silence around it; times are recording seconds."""
+def load_piece(piece: Piece, *, pad_s: float) -> PieceAudio:
+    """A piece's 16 kHz mono audio (the analysis's mix) with up to ``pad_s`` of the silence around it."""
+    from pipeline.audio.view import load_mono
 
-    def __init__(self, piece: Piece, *, pad_s: float) -> None:
-        from pipeline.audio.view import load_mono
-
-        self.offset_s = max(piece.start_s - min(piece.lead_room_s, pad_s), 0.0)
-        end = piece.end_s + min(piece.tail_room_s, pad_s)
-        self.audio, _, _ = load_mono(
-            piece.source,
-            rate=ANALYSIS_RATE,
-            start_s=self.offset_s,
-            end_s=end,
-            choice=channel_choice(piece.channel_weights),
-        )
-
-    def cut(self, start_s: float, end_s: float) -> np.ndarray:
-        """Samples of ``[start_s, end_s)`` (clamped to what was read)."""
-        a = round((start_s - self.offset_s) * ANALYSIS_RATE)
-        b = round((end_s - self.offset_s) * ANALYSIS_RATE)
-        a = min(max(a, 0), self.audio.size)
-        b = min(max(b, a), self.audio.size)
-        return self.audio[a:b]
+    t0 = max(piece.start_s - min(piece.lead_room_s, pad_s), 0.0)
+    end = piece.end_s + min(piece.tail_room_s, pad_s)
+    choice = channel_choice(piece.channel_weights)
+    x, _, _ = load_mono(piece.source, rate=ANALYSIS_RATE, start_s=t0, end_s=end, choice=choice)
+    return PieceAudio(piece, x, t0, ANALYSIS_RATE)
 
 
-def refine_piece(piece: Piece, loaded: LoadedPiece) -> Piece:
+def refine_piece(piece: Piece, loaded: PieceAudio) -> Piece:
     """``piece`` with its outer edges moved to Silero's speech boundaries (when they move enough)."""
     from pipeline.analysis.silero import refine_edges
 
     spans = refine_edges(
-        loaded.audio, [(piece.start_s, piece.end_s)], offset_s=loaded.offset_s, search_s=REFINE_SEARCH_S
+        loaded.x, [(piece.start_s, piece.end_s)], offset_s=loaded.t0, search_s=REFINE_SEARCH_S
     )
     if not spans:
         return piece
@@ -100,7 +86,7 @@ def refine_piece(piece: Piece, loaded: LoadedPiece) -> Piece:
     )
 
 
-def clip_audio(pieces: Sequence[Piece], loaded: Sequence[LoadedPiece], rules: Rules) -> np.ndarray:
+def clip_audio(pieces: Sequence[Piece], loaded: Sequence[PieceAudio], rules: Rules) -> np.ndarray:
     """The plan's audio laid out like the rendered clip (edge tone, long pauses cut, joins of room tone)."""
     edge, half_join = rules.edge_s / 2.0, rules.join_s / 2.0
     parts: list[np.ndarray] = []
@@ -180,7 +166,7 @@ def finish(plan: ClipPlan, indexes: Mapping[str, RecordingIndex], *, refine: boo
     rules = indexes[plan.pieces[0].path].rules
     pad = REFINE_SEARCH_S + max(rules.edge_s / 2.0, rules.join_s / 2.0)
     try:
-        loaded = [LoadedPiece(p, pad_s=pad) for p in plan.pieces]
+        loaded = [load_piece(p, pad_s=pad) for p in plan.pieces]
     except AudioReadError as exc:
         # The features were cached but the audio is gone or unreadable: keep the fast plan, say why.
         why = f"not_measured: the source could not be read for the slow pass ({exc.reason})"
