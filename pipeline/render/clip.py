@@ -44,7 +44,7 @@ from pipeline.audio import io
 from pipeline.audio.resample import resample
 from pipeline.errors import AudioReadError, InvalidArgument
 from pipeline.rules.families import FamilySpec
-from pipeline.selection.plan import ClipPlan, Piece, PieceAudio
+from pipeline.selection.plan import ClipPlan, PieceAudio, read_piece
 
 __all__ = [
     "DENOISE_MIN_OVRL_GAIN",
@@ -127,30 +127,17 @@ class RenderResult:
 # --------------------------------------------------------------------------------------------------------
 
 
-def _read_piece(piece: Piece, *, lead_s: float, tail_s: float) -> tuple[np.ndarray, int, float]:
-    """Mono samples of ``[start_s - lead_s, end_s + tail_s]`` at the native rate, the rate and ``t0``."""
-    t0 = max(0.0, piece.start_s - lead_s)
-    data, rate = io.read_window(piece.source, start_s=t0, end_s=piece.end_s + tail_s)
-    weights = np.asarray(piece.channel_weights, dtype=np.float32)
-    if data.shape[1] != weights.size:
-        raise InvalidArgument(
-            f"piece {piece.path}: channel_weights has {weights.size} entries, the file has "
-            f"{data.shape[1]} channel(s)"
-        )
-    mono = np.ascontiguousarray(data @ weights, dtype=np.float32)
-    return mono, rate, t0
-
-
-def _make_buffer(piece: Piece, mono: np.ndarray, rate: int, t0: float, work_rate: int) -> PieceAudio:
-    """The piece's samples at the working rate (``AudioReadError`` when decoding stopped before its end)."""
-    x = resample(mono, in_rate=rate, out_rate=work_rate).astype(np.float64)
-    if round((piece.end_s - t0) * work_rate) > x.shape[0] + round(_TRUNCATION_SLACK_S * work_rate):
+def _at_rate(audio: PieceAudio, rate: int) -> PieceAudio:
+    """A piece's samples at the working rate (``AudioReadError`` when decoding stopped before its end)."""
+    piece, t0 = audio.piece, audio.t0
+    x = resample(audio.x, in_rate=audio.rate, out_rate=rate).astype(np.float64)
+    if round((piece.end_s - t0) * rate) > x.shape[0] + round(_TRUNCATION_SLACK_S * rate):
         raise AudioReadError(
             "truncated",
-            f"{piece.source}: decoding ended at {t0 + x.shape[0] / work_rate:.3f} s, before the piece's end "
+            f"{piece.source}: decoding ended at {t0 + x.shape[0] / rate:.3f} s, before the piece's end "
             f"({piece.end_s:.3f} s)",
         )
-    return PieceAudio(piece, x, t0, work_rate)
+    return PieceAudio(piece, x, t0, rate)
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -597,14 +584,13 @@ def render(
     side_max = max(d.edge_room_tone_s.max, pause_mid + d.fade_s)
 
     # 1. read every piece at its native rate, mixed to mono
-    raw = []
-    for piece in plan.pieces:
-        lead = min(piece.lead_room_s, side_max)
-        tail = min(piece.tail_room_s, side_max)
-        raw.append((piece, *_read_piece(piece, lead_s=lead, tail_s=tail)))
-    rate = max(r for _, _, r, _ in raw)
-    buffers = [_make_buffer(piece, mono, r, t0, rate) for piece, mono, r, t0 in raw]
-    rates = sorted({r for _, _, r, _ in raw})
+    raw = [
+        read_piece(p, lead_s=min(p.lead_room_s, side_max), tail_s=min(p.tail_room_s, side_max))
+        for p in plan.pieces
+    ]
+    rates = sorted({a.rate for a in raw})
+    rate = rates[-1]
+    buffers = [_at_rate(a, rate) for a in raw]
     notes = [f"pieces at {rates} Hz were brought to {rate} Hz"] if len(rates) > 1 else []
 
     # 2-4. cut, shorten pauses, join

@@ -13,6 +13,8 @@ from typing import Any
 
 import numpy as np
 
+from pipeline.errors import InvalidArgument
+
 
 @dataclass(frozen=True)
 class Piece:
@@ -84,6 +86,25 @@ class PieceAudio:
     def cumsq(self) -> np.ndarray:
         """Prefix sums of ``x**2`` with a leading 0: the energy of any stretch in O(1)."""
         return np.concatenate([[0.0], np.cumsum(self.x * self.x)])
+
+
+def read_piece(piece: Piece, *, lead_s: float, tail_s: float, rate: int | None = None) -> PieceAudio:
+    """The piece's samples mixed to mono with its ``channel_weights``, from ``lead_s`` before its start to
+    ``tail_s`` after its end, at ``rate`` (``None``: the file's own rate)."""
+    from pipeline.audio import io
+    from pipeline.audio.resample import resample
+
+    t0 = max(0.0, piece.start_s - lead_s)
+    data, native = io.read_window(piece.source, start_s=t0, end_s=piece.end_s + tail_s)
+    weights = np.asarray(piece.channel_weights, dtype=np.float32)
+    if data.shape[1] != weights.size:
+        raise InvalidArgument(
+            f"piece {piece.path}: channel_weights has {weights.size} entries, the file has "
+            f"{data.shape[1]} channel(s)"
+        )
+    mono = np.ascontiguousarray(data @ weights, dtype=np.float32)
+    rate = native if rate is None else rate
+    return PieceAudio(piece, resample(mono, in_rate=native, out_rate=rate), t0, rate)
 
 
 @dataclass

@@ -1,7 +1,7 @@
 """The slow pass on the finalists: Silero edge refinement and DNSMOS of the clip-to-be.
 
-Each piece is read once (16 kHz mono, mixed with the channel weights the analysis used, plus a little of
-the surrounding silence). Silero moves a piece's outer edges when its speech probability puts them more
+Each piece is read once (:func:`~pipeline.selection.plan.read_piece`: 16 kHz mono, mixed with the channel
+weights the analysis used, plus a little of the surrounding silence). Silero moves a piece's outer edges when its speech probability puts them more
 than :data:`REFINE_MIN_MOVE_S` away (WebRTC's edges carry hangover and noise); a refinement that would
 break the family's duration or run rules is not applied. DNSMOS then scores audio laid out as the
 renderer will lay it out: edge room tone, long pauses cut to the join length, pieces joined by their own
@@ -19,11 +19,10 @@ import numpy as np
 
 from pipeline.analysis.base import ANALYSIS_RATE, Measurement
 from pipeline.audio.memory import release_free_memory
-from pipeline.audio.mix import ChannelChoice
 from pipeline.errors import AudioReadError
 from pipeline.selection.frames import RecordingIndex
 from pipeline.selection.limits import Rules
-from pipeline.selection.plan import ClipPlan, Piece, PieceAudio
+from pipeline.selection.plan import ClipPlan, Piece, PieceAudio, read_piece
 from pipeline.selection.plans import evaluate
 
 REFINE_SEARCH_S = 0.3
@@ -31,33 +30,6 @@ REFINE_SEARCH_S = 0.3
 
 REFINE_MIN_MOVE_S = 0.05
 """An edge moves only when Silero places it more than this (s) away: smaller moves are noise."""
-
-
-def channel_choice(weights: Sequence[float]) -> ChannelChoice:
-    """A :class:`ChannelChoice` that mixes with ``weights`` (the analysis's own mix, as on a Piece)."""
-    w = tuple(float(x) for x in weights)
-    used = [i for i, x in enumerate(w) if x != 0.0]
-    if len(w) == 1:
-        method = "mono"
-    elif len(used) == 1:
-        method = "first" if used == [0] else "channel"
-    elif any(x < 0 for x in w):
-        method = "inverted_mean"
-    else:
-        method = "mean"
-    detail = f"the channel weights the analysis used: {list(w)}"
-    return ChannelChoice("best", method, w, "requested", detail, False, None)
-
-
-def load_piece(piece: Piece, *, pad_s: float) -> PieceAudio:
-    """A piece's 16 kHz mono audio (the analysis's mix) with up to ``pad_s`` of the silence around it."""
-    from pipeline.audio.view import load_mono
-
-    t0 = max(piece.start_s - min(piece.lead_room_s, pad_s), 0.0)
-    end = piece.end_s + min(piece.tail_room_s, pad_s)
-    choice = channel_choice(piece.channel_weights)
-    x, _, _ = load_mono(piece.source, rate=ANALYSIS_RATE, start_s=t0, end_s=end, choice=choice)
-    return PieceAudio(piece, x, t0, ANALYSIS_RATE)
 
 
 def refine_piece(piece: Piece, loaded: PieceAudio) -> Piece:
@@ -166,7 +138,10 @@ def finish(plan: ClipPlan, indexes: Mapping[str, RecordingIndex], *, refine: boo
     rules = indexes[plan.pieces[0].path].rules
     pad = REFINE_SEARCH_S + max(rules.edge_s / 2.0, rules.join_s / 2.0)
     try:
-        loaded = [load_piece(p, pad_s=pad) for p in plan.pieces]
+        loaded = [
+            read_piece(p, lead_s=min(p.lead_room_s, pad), tail_s=min(p.tail_room_s, pad), rate=ANALYSIS_RATE)
+            for p in plan.pieces
+        ]
     except AudioReadError as exc:
         # The features were cached but the audio is gone or unreadable: keep the fast plan, say why.
         why = f"not_measured: the source could not be read for the slow pass ({exc.reason})"
