@@ -22,8 +22,7 @@ from pipeline.selection.assembly import MATCH_LUFS_LU, MATCH_NOISE_FLOOR_DB, mis
 from pipeline.selection.features import RecordingFeatures
 from pipeline.selection.frames import RecordingIndex
 from pipeline.selection.limits import MIN_EDGE_GAP_S, SPLIT_PAUSE_S, Rules, clip_stats
-from pipeline.selection.plan import ClipPlan
-from pipeline.selection.plans import evaluate, overlap
+from pipeline.selection.plan import ClipPlan, evaluate, overlap
 from pipeline.selection.scoring import DNSMOS_GOOD_OVRL, DNSMOS_POOR_OVRL
 from pipeline.selection.select import candidates, choose, explain
 from pipeline.selection.windows import all_windows

@@ -32,8 +32,7 @@ from pipeline.selection import scoring
 from pipeline.selection.features import RecordingFeatures
 from pipeline.selection.frames import RecordingIndex
 from pipeline.selection.limits import Rules
-from pipeline.selection.plan import ClipPlan
-from pipeline.selection.plans import evaluate, make_piece, plan_key, suppress
+from pipeline.selection.plan import ClipPlan, evaluate, make_piece, plan_key, suppress
 
 MATCH_LUFS_LU = 3.0
 """Takes whose integrated loudness differs by more than this (LU) are not joined."""

@@ -24,8 +24,7 @@ from pipeline.selection.assembly import assemble, grow, is_anchor, mismatch, qua
 from pipeline.selection.features import RecordingFeatures
 from pipeline.selection.frames import RecordingIndex
 from pipeline.selection.limits import Rules
-from pipeline.selection.plan import ClipPlan
-from pipeline.selection.plans import MAX_OVERLAP, evaluate, make_piece, plan_key, suppress
+from pipeline.selection.plan import MAX_OVERLAP, ClipPlan, evaluate, make_piece, plan_key, suppress
 from pipeline.selection.windows import NESTED_MAX_SHARE, best_nested, best_windows
 
 __all__ = ["DEFAULT_LIMIT", "MAX_OVERLAP", "candidates", "choose", "explain"]

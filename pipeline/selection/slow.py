@@ -22,8 +22,7 @@ from pipeline.audio.memory import release_free_memory
 from pipeline.errors import AudioReadError
 from pipeline.selection.frames import RecordingIndex
 from pipeline.selection.limits import Rules
-from pipeline.selection.plan import ClipPlan, Piece, PieceAudio, read_piece
-from pipeline.selection.plans import evaluate
+from pipeline.selection.plan import ClipPlan, Piece, PieceAudio, evaluate, read_piece
 
 REFINE_SEARCH_S = 0.3
 """Silero looks this far (s) on each side of an edge for a speech boundary."""

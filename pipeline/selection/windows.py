@@ -17,7 +17,7 @@ import numpy as np
 
 from pipeline.selection import scoring
 from pipeline.selection.frames import RecordingIndex
-from pipeline.selection.plans import MAX_OVERLAP, number
+from pipeline.selection.plan import MAX_OVERLAP, number
 
 MAX_PAIRS = 200_000
 """Most windows scored at once; longer recordings are searched in chunks of starts."""
@@ -101,7 +101,7 @@ def all_windows(idx: RecordingIndex) -> tuple[np.ndarray, np.ndarray]:
 
 def best_windows(idx: RecordingIndex, *, limit: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The ``limit`` best qualifying windows ``(i, j)`` of one recording and their fast scores, best first,
-    pairwise overlapping at most :data:`~pipeline.selection.plans.MAX_OVERLAP`."""
+    pairwise overlapping at most :data:`~pipeline.selection.plan.MAX_OVERLAP`."""
     lo, hi = end_ranges(idx)
     counts = np.maximum(hi - lo + 1, 0)
     chunk_id = np.cumsum(counts) // MAX_PAIRS
