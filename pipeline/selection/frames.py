@@ -59,6 +59,15 @@ _POWER_FLOOR = 1e-12  # -120 dBFS, the frame-level floor of pipeline.analysis.en
 _EPS = 1e-9
 
 
+def number(value: object) -> float:
+    """A recording-level metric as a float, NaN when missing or not a finite number."""
+    try:
+        v = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return math.nan
+    return v if math.isfinite(v) else math.nan
+
+
 def _cumsum0(x: np.ndarray) -> np.ndarray:
     """Prefix sums with a leading zero: ``out[b] - out[a]`` is ``x[a:b].sum()``."""
     out = np.zeros(x.size + 1, dtype=np.float64)
@@ -141,10 +150,7 @@ class RecordingIndex:
 
         blocks = np.asarray(rec.block_bandwidth_hz, dtype=np.float64).reshape(-1)
         self._block_bandwidth = np.where(np.isfinite(blocks), blocks, np.inf)
-        whole = rec.metrics.get("bandwidth_hz")
-        self._bandwidth = (
-            float(whole) if isinstance(whole, int | float) and math.isfinite(whole) else math.nan
-        )
+        self._bandwidth = number(rec.metrics.get("bandwidth_hz"))
 
         events = np.sort(np.asarray(rec.clipped_events, dtype=np.float64))
         self.clip_events = events
@@ -201,9 +207,9 @@ class RecordingIndex:
             return float(power[quiet].mean())
         if (~mask).sum() >= MIN_NOISE_FRAMES:
             return float(power[~mask].mean())
-        floor = self.rec.metrics.get("noise_floor_dbfs")
-        if floor is not None and math.isfinite(float(floor)):
-            return float(10.0 ** (float(floor) / 10.0))
+        floor = number(self.rec.metrics.get("noise_floor_dbfs"))
+        if math.isfinite(floor):
+            return float(10.0 ** (floor / 10.0))
         return None
 
     def frame(self, t: np.ndarray) -> np.ndarray:

@@ -23,7 +23,7 @@ import numpy as np
 from pipeline.analysis.base import Measurement
 from pipeline.errors import InvalidArgument
 from pipeline.selection import scoring
-from pipeline.selection.frames import RecordingIndex, iqr
+from pipeline.selection.frames import RecordingIndex, iqr, number
 from pipeline.selection.limits import clip_stats
 
 MAX_OVERLAP = 0.5
@@ -163,17 +163,6 @@ class ClipPlan:
         }
 
 
-def number(value: Any) -> float:
-    """A recording-level metric as a float, NaN when missing."""
-    if value is None:
-        return math.nan
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        return math.nan
-    return v if math.isfinite(v) else math.nan
-
-
 def make_piece(idx: RecordingIndex, i: int, j: int) -> Piece:
     """The piece from the start of segment ``i`` to the end of segment ``j`` of a recording."""
     starts, ends = idx.starts, idx.ends
@@ -214,8 +203,8 @@ def _weighted_mean(values: Sequence[float], weights: Sequence[float]) -> float:
     return sum(v * w for v, w in pairs) / sum(w for _, w in pairs)
 
 
-def _clean(value: float, digits: int = 3) -> float | None:
-    return None if value is None or math.isnan(value) else round(float(value), digits)
+def _clean(value: float) -> float | None:
+    return None if value is None or math.isnan(value) else round(float(value), 3)
 
 
 def evaluate(
@@ -239,20 +228,17 @@ def evaluate(
     levels: list[np.ndarray] = []
     for piece in pieces:
         idx = indexes[piece.path]
-        m = idx.measure(np.array([piece.start_s]), np.array([piece.end_s]))
+        start, end = np.array([piece.start_s]), np.array([piece.end_s])
+        m = {**idx.measure(start, end), "bandwidth_hz": idx.bandwidth_in(start, end)}
         per.append({k: float(v[0]) for k, v in m.items()})
+        per[-1]["reverb_score"] = number(idx.rec.metrics.get("reverb_score"))
         levels.append(idx.block_levels_in(piece.start_s, piece.end_s))
     speech = [m["speech_s"] for m in per]
     spans = [p.span_s for p in pieces]
-    recs = [indexes[p.path].rec for p in pieces]
     speech_s = sum(speech)
     body = stats.duration_s - rules.edge_s
     level_iqr = iqr(np.concatenate(levels)) if levels else None
-    reverb = _weighted_mean([number(r.metrics.get("reverb_score")) for r in recs], speech)
-    bandwidths = [
-        float(indexes[p.path].bandwidth_in(np.array([p.start_s]), np.array([p.end_s]))[0]) for p in pieces
-    ]
-    known_bw = [b for b in bandwidths if not math.isnan(b)]
+    known_bw = [m["bandwidth_hz"] for m in per if not math.isnan(m["bandwidth_hz"])]
     measures: dict[str, Any] = {
         "snr_db": _weighted_mean([m["snr_db"] for m in per], speech),
         "noise_dbfs": _weighted_mean([m["noise_dbfs"] for m in per], speech),
@@ -261,7 +247,7 @@ def evaluate(
         "speech_s": speech_s,
         "speech_ratio": min(1.0, speech_s / body) if body > 0 else math.nan,
         "level_iqr_db": math.nan if level_iqr is None else level_iqr,
-        "reverb_score": reverb,
+        "reverb_score": _weighted_mean([m["reverb_score"] for m in per], speech),
         "bandwidth_hz": min(known_bw) if known_bw else math.nan,
         "dnsmos_ovrl": _weighted_mean([m["dnsmos_ovrl"] for m in per], spans),
     }

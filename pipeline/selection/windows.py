@@ -16,8 +16,8 @@ from __future__ import annotations
 import numpy as np
 
 from pipeline.selection import scoring
-from pipeline.selection.frames import RecordingIndex
-from pipeline.selection.plan import MAX_OVERLAP, number
+from pipeline.selection.frames import RecordingIndex, number
+from pipeline.selection.plan import MAX_OVERLAP
 
 MAX_PAIRS = 200_000
 """Most windows scored at once; longer recordings are searched in chunks of starts."""
