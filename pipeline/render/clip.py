@@ -157,13 +157,15 @@ class _Side:
     lead: bool
     avail: int
 
-    def cost_db(self, lengths: np.ndarray, frame: int, rate: int) -> np.ndarray:
+    def cost_db(self, lengths: np.ndarray) -> np.ndarray:
         """Cost (dB) of each length: the level of the 10 ms frame next to the cut; padding costs more.
 
         A length the recording's room cannot hold pads with copied room tone: that costs
         :data:`PAD_DB_PER_S` per second of copy, plus :data:`PAD_COST_DB` when the recording has enough
         room for some of the lengths (then natural room tone always wins).
         """
+        rate = self.buf.rate
+        frame = max(1, round(FRAME_S * rate))
         lengths = np.asarray(lengths, dtype=np.int64)
         natural = np.minimum(lengths, self.avail)
         if self.lead:
@@ -181,17 +183,17 @@ class _Side:
         return np.where(pad_s > 0, PAD_COST_DB + PAD_DB_PER_S * pad_s, level)
 
 
-def _split(
-    left: _Side, right: _Side, *, total: int, lo: int, hi: int, hop: int, frame: int, rate: int
-) -> tuple[int, int]:
-    """Lengths ``(l, r)`` with ``l + r == total`` and both in ``[lo, hi]``, quietest cut frames first."""
+def _split(left: _Side, right: _Side, *, total: int, lo: int, hi: int) -> tuple[int, int]:
+    """Lengths ``(l, r)`` with ``l + r == total`` and both in ``[lo, hi]``, quietest cut frames first
+    (searched on a :data:`CUT_HOP_S` grid)."""
     l_min = max(lo, total - hi)
     l_max = min(hi, total - lo)
     if l_max < l_min:  # the budget cannot be split within the range: the caller clamps before this
         half = total // 2
         return half, total - half
-    lengths = np.unique(np.concatenate([np.arange(l_min, l_max + 1, max(1, hop)), [l_max]]))
-    cost = left.cost_db(lengths, frame, rate) + right.cost_db(total - lengths, frame, rate)
+    hop = max(1, round(CUT_HOP_S * left.buf.rate))
+    lengths = np.unique(np.concatenate([np.arange(l_min, l_max + 1, hop), [l_max]]))
+    cost = left.cost_db(lengths) + right.cost_db(total - lengths)
     cost = cost + 1e-6 * np.abs(lengths - total / 2)  # ties: the more even split
     best = int(lengths[int(np.argmin(cost))])
     return best, total - best
@@ -218,11 +220,10 @@ def _xfade_concat(parts: list[np.ndarray], overlap: int) -> np.ndarray:
     return out
 
 
-def _room_tone(
-    buf: PieceAudio, n: int, *, frame: int, overlap: int, rate: int, rng: np.random.Generator
-) -> np.ndarray:
+def _room_tone(buf: PieceAudio, n: int, *, overlap: int, rng: np.random.Generator) -> np.ndarray:
     """``n`` samples of the piece's own room tone: its quietest stretch, tiled with crossfades if short."""
-    x = buf.x
+    x, rate = buf.x, buf.rate
+    frame = max(1, round(FRAME_S * rate))
     width = int(min(max(n + overlap, 4 * frame), round(PAD_SOURCE_MAX_S * rate), x.shape[0]))
     width = max(width, 1)
     step = max(1, frame // 2)
@@ -258,9 +259,7 @@ def _assemble(
 ) -> tuple[np.ndarray, list[dict[str, Any]]]:
     """Steps 2-4: the clip's audio and its source spans (one more per shortened pause than pieces)."""
     d = spec.delivery
-    frame = max(1, round(FRAME_S * rate))
     overlap = round(d.fade_s * rate)
-    hop = max(1, round(CUT_HOP_S * rate))
     e_min = round(d.edge_room_tone_s.min * rate)
     e_max = round(d.edge_room_tone_s.max * rate)
     pause_t = round((d.pause_target_s.min + d.pause_target_s.max) / 2 * rate)
@@ -283,9 +282,7 @@ def _assemble(
             left = _Side(buf, ps, lead=False, avail=pe - ps)
             right = _Side(buf, pe, lead=True, avail=pe - ps)
             lo = min(e_min, pair_total // 2)
-            keep_l, keep_r = _split(
-                left, right, total=pair_total, lo=lo, hi=pair_total - lo, hop=hop, frame=frame, rate=rate
-            )
+            keep_l, keep_r = _split(left, right, total=pair_total, lo=lo, hi=pair_total - lo)
             spans.append((cursor, ps + keep_l))
             cursor = pe - keep_r
         spans.append((cursor, buf.end))
@@ -299,9 +296,7 @@ def _assemble(
 
     # 4. joins: tail of piece i + lead of piece i+1 make one pause target
     for i in range(len(buffers) - 1):
-        tail_len[i], lead_len[i + 1] = _split(
-            tails[i], leads[i + 1], total=pair_total, lo=e_min, hi=pair_max, hop=hop, frame=frame, rate=rate
-        )
+        tail_len[i], lead_len[i + 1] = _split(tails[i], leads[i + 1], total=pair_total, lo=e_min, hi=pair_max)
     content += (len(buffers) - 1) * pause_t
 
     # 2. edges: the clip's first lead and last tail share the plan's edge budget
@@ -313,9 +308,7 @@ def _assemble(
             f"used {clamped / rate:.3f} s (edge room tone is {d.edge_room_tone_s.min:g}-"
             f"{d.edge_room_tone_s.max:g} s per end)"
         )
-    lead_len[0], tail_len[-1] = _split(
-        leads[0], tails[-1], total=clamped, lo=e_min, hi=e_max, hop=hop, frame=frame, rate=rate
-    )
+    lead_len[0], tail_len[-1] = _split(leads[0], tails[-1], total=clamped, lo=e_min, hi=e_max)
 
     parts: list[np.ndarray] = []
     segments: list[dict[str, Any]] = []
@@ -329,9 +322,9 @@ def _assemble(
         spans[-1] = (spans[-1][0], last_b)
         speech_db = _level_db(buf.x[buf.start : buf.end])
         if pad_lead > 0:
-            pad = _room_tone(buf, pad_lead + overlap, frame=frame, overlap=overlap, rate=rate, rng=rng)
+            pad = _room_tone(buf, pad_lead + overlap, overlap=overlap, rng=rng)
             parts.append(pad)
-            notes.append(_pad_note(buf, "before the first word", leads[i].avail, pad, speech_db, rate))
+            notes.append(_pad_note(buf, "before the first word", leads[i].avail, pad, speech_db))
         for a, b in spans:
             parts.append(buf.x[a:b])
             segments.append(
@@ -342,14 +335,14 @@ def _assemble(
                 }
             )
         if pad_tail > 0:
-            pad = _room_tone(buf, pad_tail + overlap, frame=frame, overlap=overlap, rate=rate, rng=rng)
+            pad = _room_tone(buf, pad_tail + overlap, overlap=overlap, rng=rng)
             parts.append(pad)
-            notes.append(_pad_note(buf, "after the last word", tails[i].avail, pad, speech_db, rate))
+            notes.append(_pad_note(buf, "after the last word", tails[i].avail, pad, speech_db))
     return _xfade_concat(parts, overlap), segments
 
 
-def _pad_note(buf: PieceAudio, where: str, avail: int, pad: np.ndarray, speech_db: float, rate: int) -> str:
-    below = speech_db - _level_db(pad)
+def _pad_note(buf: PieceAudio, where: str, avail: int, pad: np.ndarray, speech_db: float) -> str:
+    below, rate = speech_db - _level_db(pad), buf.rate
     note = (
         f"{buf.piece.path}: only {avail / rate:.2f} s of room {where}; padded with "
         f"{pad.shape[0] / rate:.2f} s of the recording's own quietest room tone ({below:.0f} dB under speech)"
