@@ -577,10 +577,7 @@ def render(
     side_max = max(d.edge_room_tone_s.max, pause_mid + d.fade_s)
 
     # 1. read every piece at its native rate, mixed to mono
-    raw = [
-        read_piece(p, lead_s=min(p.lead_room_s, side_max), tail_s=min(p.tail_room_s, side_max))
-        for p in plan.pieces
-    ]
+    raw = [read_piece(p, pad_s=side_max) for p in plan.pieces]
     rates = sorted({a.rate for a in raw})
     rate = rates[-1]
     buffers = [_at_rate(a, rate) for a in raw]

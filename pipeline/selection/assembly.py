@@ -58,7 +58,7 @@ def stretches(idx: RecordingIndex) -> list[ClipPlan]:
 
 def quality(stretch: ClipPlan) -> float:
     """Score of a stretch as a clip of its own, leaving out the duration part (0-1)."""
-    return scoring.total_without(stretch.score_parts, "duration")
+    return float(scoring.total({k: v for k, v in stretch.score_parts.items() if k != "duration"}))
 
 
 def _order(stretch: ClipPlan) -> tuple[str, float]:

@@ -102,14 +102,15 @@ class PieceAudio:
         return np.concatenate([[0.0], np.cumsum(self.x * self.x)])
 
 
-def read_piece(piece: Piece, *, lead_s: float, tail_s: float, rate: int | None = None) -> PieceAudio:
-    """The piece's samples mixed to mono with its ``channel_weights``, from ``lead_s`` before its start to
-    ``tail_s`` after its end, at ``rate`` (``None``: the file's own rate)."""
+def read_piece(piece: Piece, *, pad_s: float, rate: int | None = None) -> PieceAudio:
+    """The piece's samples mixed to mono with its ``channel_weights``, with up to ``pad_s`` of its room
+    (``lead_room_s``, ``tail_room_s``) on each side, at ``rate`` (``None``: the file's own rate)."""
     from pipeline.audio import io
     from pipeline.audio.resample import resample
 
-    t0 = max(0.0, piece.start_s - lead_s)
-    data, native = io.read_window(piece.source, start_s=t0, end_s=piece.end_s + tail_s)
+    t0 = max(0.0, piece.start_s - min(piece.lead_room_s, pad_s))
+    end = piece.end_s + min(piece.tail_room_s, pad_s)
+    data, native = io.read_window(piece.source, start_s=t0, end_s=end)
     weights = np.asarray(piece.channel_weights, dtype=np.float32)
     if data.shape[1] != weights.size:
         raise InvalidArgument(
@@ -277,7 +278,7 @@ def evaluate(
         longest_run_s=round(stats.longest_run_s, 6),
         max_pause_s=round(stats.max_pause_s, 6),
         score=score,
-        score_parts=scoring.as_dict(parts),
+        score_parts={k: float(v) for k, v in parts.items() if not np.isnan(v)},  # the known parts
         measures=out,
     )
 

@@ -101,27 +101,14 @@ def parts(m: Mapping[str, Any], duration_s: np.ndarray | float, rules: Rules) ->
     }
 
 
-def total(score_parts: dict[str, np.ndarray]) -> np.ndarray:
-    """Weighted mean of the parts that are not NaN (0 when none is)."""
+def total(score_parts: Mapping[str, np.ndarray | float]) -> np.ndarray:
+    """Weighted mean of the parts that are given and not NaN (0 when none is)."""
     num: np.ndarray | float = 0.0
     den: np.ndarray | float = 0.0
     for name, weight in WEIGHTS.items():
-        value = np.asarray(score_parts[name], dtype=np.float64)
+        value = np.asarray(score_parts.get(name, np.nan), dtype=np.float64)
         known = ~np.isnan(value)
         num = num + np.where(known, value, 0.0) * weight
         den = den + known * weight
     num_a, den_a = np.asarray(num, dtype=np.float64), np.asarray(den, dtype=np.float64)
     return np.where(den_a > 0, num_a / np.maximum(den_a, 1e-12), 0.0)
-
-
-def as_dict(score_parts: dict[str, np.ndarray]) -> dict[str, float]:
-    """The known parts of one clip (scalars) as a plain dict, for :attr:`ClipPlan.score_parts`."""
-    values = {name: float(score_parts[name]) for name in WEIGHTS}
-    return {name: v for name, v in values.items() if not np.isnan(v)}
-
-
-def total_without(score_parts: dict[str, float], *exclude: str) -> float:
-    """Weighted mean of the known parts in a plain dict, leaving out ``exclude`` (e.g. ``"duration"``)."""
-    num = sum(WEIGHTS[k] * v for k, v in score_parts.items() if k not in exclude)
-    den = sum(WEIGHTS[k] for k in score_parts if k not in exclude)
-    return num / den if den > 0 else 0.0

@@ -137,10 +137,7 @@ def finish(plan: ClipPlan, indexes: Mapping[str, RecordingIndex], *, refine: boo
     rules = indexes[plan.pieces[0].path].rules
     pad = REFINE_SEARCH_S + max(rules.edge_s / 2.0, rules.join_s / 2.0)
     try:
-        loaded = [
-            read_piece(p, lead_s=min(p.lead_room_s, pad), tail_s=min(p.tail_room_s, pad), rate=ANALYSIS_RATE)
-            for p in plan.pieces
-        ]
+        loaded = [read_piece(p, pad_s=pad, rate=ANALYSIS_RATE) for p in plan.pieces]
     except AudioReadError as exc:
         # The features were cached but the audio is gone or unreadable: keep the fast plan, say why.
         why = f"not_measured: the source could not be read for the slow pass ({exc.reason})"
