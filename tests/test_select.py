@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline.analysis.base import FRAME_S
+from pipeline.analysis.base import FRAME_S, Measurement
 from pipeline.analysis.fastpass import analyze_file
 from pipeline.errors import InvalidArgument
 from pipeline.rules.families import load_family
@@ -22,8 +22,7 @@ from pipeline.selection.assembly import MATCH_LUFS_LU, MATCH_NOISE_FLOOR_DB, mis
 from pipeline.selection.features import RecordingFeatures
 from pipeline.selection.frames import RecordingIndex
 from pipeline.selection.limits import MIN_EDGE_GAP_S, SPLIT_PAUSE_S, Rules, clip_stats
-from pipeline.selection.plan import ClipPlan
-from pipeline.selection.plans import SlowMeasures, evaluate, overlap
+from pipeline.selection.plan import ClipPlan, evaluate, overlap
 from pipeline.selection.scoring import DNSMOS_GOOD_OVRL, DNSMOS_POOR_OVRL
 from pipeline.selection.select import candidates, choose, explain
 from pipeline.selection.windows import all_windows
@@ -120,6 +119,18 @@ def fast_features(path: Path, *, speaker: str, root: Path) -> RecordingFeatures:
     )
 
 
+def best_of(recordings: Sequence[RecordingFeatures], spec, **kwargs) -> ClipPlan | None:
+    """The best plan ``choose`` returns (``None`` when it returns none)."""
+    plans = choose(recordings, spec, **kwargs)
+    return plans[0] if plans else None
+
+
+def no_plan(recordings: Sequence[RecordingFeatures], spec) -> tuple[list[str], str]:
+    """``choose`` finds no plan: the reasons and the message ``explain`` gives."""
+    assert choose(recordings, spec, slow=False) == []
+    return explain(recordings, spec)
+
+
 def assert_obeys(plan: ClipPlan, spec_rules: Rules) -> None:
     """Duration window, run rule and pause limit, as the plan states them."""
     assert spec_rules.min_duration_s - 1e-6 <= plan.duration_s <= spec_rules.max_duration_s + 1e-6
@@ -175,9 +186,10 @@ def test_windows_never_start_or_end_at_a_gap_inside_a_word() -> None:
     rec = synth(segs, duration=61.0)
     gap_before = {s: s - e for (_, e), (s, _) in itertools.pairwise(segs)}
     gap_after = {e: s - e for (_, e), (s, _) in itertools.pairwise(segs)}
-    windows = all_windows(RecordingIndex(rec), Rules.from_spec(COSY))
-    assert windows.i.size > 20
-    for start, end in zip(windows.start_s.tolist(), windows.end_s.tolist(), strict=True):
+    idx = RecordingIndex(rec, Rules.from_spec(COSY))
+    i, j = all_windows(idx)
+    assert i.size > 20
+    for start, end in zip(idx.starts[i].tolist(), idx.ends[j].tolist(), strict=True):
         assert gap_before.get(start, 1.0) >= MIN_EDGE_GAP_S - 1e-9
         assert gap_after.get(end, 1.0) >= MIN_EDGE_GAP_S - 1e-9
 
@@ -212,15 +224,15 @@ def test_vectorised_search_equals_brute_force(spec) -> None:
         stats = clip_stats([inner], rules)
         if rules.fits(stats.duration_s, stats.longest_run_s):
             expected[(i, j)] = stats
-    w = all_windows(RecordingIndex(rec), rules)
-    got = {(int(i), int(j)): k for k, (i, j) in enumerate(zip(w.i, w.j, strict=True))}
+    idx = RecordingIndex(rec, rules)
+    i, j = all_windows(idx)
+    got = {(int(a), int(b)): k for k, (a, b) in enumerate(zip(i, j, strict=True))}
     assert set(got) == set(expected)
     assert len(expected) > 50
+    duration, run = idx.clip_s(i, j), idx.longest_run_s(i, j)
     for key, k in got.items():
-        assert w.duration_s[k] == pytest.approx(expected[key].duration_s, abs=1e-6)
-        assert w.longest_run_s[k] == pytest.approx(expected[key].longest_run_s, abs=1e-6)
-        assert w.max_pause_s[k] == pytest.approx(expected[key].max_pause_s, abs=1e-6)
-        assert w.long_pauses[k] == expected[key].long_pauses
+        assert duration[k] == pytest.approx(expected[key].duration_s, abs=1e-6)
+        assert run[k] == pytest.approx(expected[key].longest_run_s, abs=1e-6)
 
 
 def test_long_pause_is_listed_and_counted_shortened() -> None:
@@ -258,10 +270,9 @@ def test_longest_run_rule_decides_and_is_the_true_reason() -> None:
     segs = reading(0.5, 45.0, seg=2.0, gaps=(0.8,))
     rec = synth(segs, duration=46.0)
     for spec in (COSY, QWEN):
-        sel = choose([rec], spec, slow=False)
-        assert sel.best is None
-        assert sel.reasons == ["no_continuous_speech"]
-        assert "2.0 s" in sel.message
+        reasons, message = no_plan([rec], spec)
+        assert reasons == ["no_continuous_speech"]
+        assert "2.0 s" in message
     # MiniMax states no run rule: the same speech makes clips.
     plans = candidates([rec], MINIMAX)
     assert plans and all(p.longest_run_s == pytest.approx(2.0) for p in plans)
@@ -274,7 +285,7 @@ def test_best_window_lies_in_the_clean_stretch() -> None:
     segs = reading(0.5, 119.0)
     # The background is -35 dBFS everywhere except a clean stretch 50-80 s at -70 dBFS.
     rec = synth(segs, duration=120.0, noise_db=-35.0, noisy=[(50.0, 80.0, -70.0)], noise_floor_dbfs=-35.0)
-    best = choose([rec], COSY, slow=False).best
+    best = best_of([rec], COSY, slow=False)
     assert best is not None
     piece = best.pieces[0]
     assert piece.start_s >= 50.0 and piece.end_s <= 80.0
@@ -291,7 +302,7 @@ def test_clean_stretch_nested_in_a_longer_window_reaches_the_slow_pass(monkeypat
     # clean 14-17 s windows it contains (duration), and non-maximum suppression hides them.
     segs = reading(0.5, 69.5)
     rec = synth(segs, duration=70.0, noise_db=-53.0, noisy=[(19.5, 38.5, -70.0)], noise_floor_dbfs=-53.0)
-    fast = choose([rec], MINIMAX, slow=False).best
+    fast = best_of([rec], MINIMAX, slow=False)
     assert fast is not None  # the premise: the fast pass is fooled into the noise
     assert fast.pieces[0].start_s < 19.5 or fast.pieces[0].end_s > 38.5
 
@@ -299,16 +310,16 @@ def test_clean_stretch_nested_in_a_longer_window_reaches_the_slow_pass(monkeypat
     # and a window reaching into the noise has uneven segments (part of it is worse).
     scored: list[tuple[float, float]] = []
 
-    def fake_finish(plan: ClipPlan, indexes: dict, rules: Rules, *, refine: bool = True) -> ClipPlan:
+    def fake_finish(plan: ClipPlan, indexes: dict, *, refine: bool = True) -> ClipPlan:
         p = plan.pieces[0]
         scored.append((p.start_s, p.end_s))
         inside = p.start_s >= 19.5 and p.end_s <= 38.5
-        slow = SlowMeasures(3.2, dnsmos_spread=0.05) if inside else SlowMeasures(2.4, dnsmos_spread=0.8)
-        return evaluate(plan.pieces, indexes, rules, speaker=plan.speaker, slow=slow)
+        ovrl, spread = (3.2, 0.05) if inside else (2.4, 0.8)
+        slow = Measurement({"dnsmos_ovrl": ovrl, "dnsmos_spread": spread})
+        return evaluate(plan.pieces, indexes, slow=slow)
 
     monkeypatch.setattr("pipeline.selection.slow.finish", fake_finish)
-    sel = choose([rec], MINIMAX)
-    best = sel.best
+    best = best_of([rec], MINIMAX)
     assert best is not None and len(best.pieces) == 1
     assert best.pieces[0].start_s >= 19.5 and best.pieces[0].end_s <= 38.5
     assert best.measures["dnsmos_ovrl"] == pytest.approx(3.2)
@@ -324,10 +335,10 @@ def test_even_dnsmos_finalists_get_no_nested_windows(monkeypatch) -> None:
     rec = synth(segs, duration=70.0, noise_db=-53.0, noisy=[(19.5, 38.5, -70.0)], noise_floor_dbfs=-53.0)
     scored: list[tuple[float, float]] = []
 
-    def fake_finish(plan: ClipPlan, indexes: dict, rules: Rules, *, refine: bool = True) -> ClipPlan:
+    def fake_finish(plan: ClipPlan, indexes: dict, *, refine: bool = True) -> ClipPlan:
         scored.append((plan.pieces[0].start_s, plan.pieces[0].end_s))
-        slow = SlowMeasures(3.0, dnsmos_spread=0.05)
-        return evaluate(plan.pieces, indexes, rules, speaker=plan.speaker, slow=slow)
+        slow = Measurement({"dnsmos_ovrl": 3.0, "dnsmos_spread": 0.05})
+        return evaluate(plan.pieces, indexes, slow=slow)
 
     monkeypatch.setattr("pipeline.selection.slow.finish", fake_finish)
     top = candidates([rec], MINIMAX)[:3]
@@ -339,12 +350,12 @@ def test_clipped_window_loses_to_an_equal_clean_one() -> None:
     stretch_a = reading(0.5, 16.0)
     stretch_b = [(s + 30.0, e + 30.0) for s, e in stretch_a]  # the same reading after a 14 s silence
     segs = stretch_a + stretch_b
-    plain = choose([synth(segs, duration=47.0)], COSY, slow=False)
-    assert plain.best is not None and plain.best.pieces[0].start_s == 0.5  # a tie goes to the earlier
+    plain = best_of([synth(segs, duration=47.0)], COSY, slow=False)
+    assert plain is not None and plain.pieces[0].start_s == 0.5  # a tie goes to the earlier
     clipped = choose([synth(segs, duration=47.0, clipped=[4.2, 9.9])], COSY, slow=False)
-    assert clipped.best is not None and clipped.best.pieces[0].start_s == 30.5
-    assert clipped.alternatives and clipped.alternatives[0].measures["clipped_events"] == 2
-    assert clipped.alternatives[0].score_parts["clipping"] < 0.2
+    assert len(clipped) > 1 and clipped[0].pieces[0].start_s == 30.5
+    assert clipped[1].measures["clipped_events"] == 2
+    assert clipped[1].score_parts["clipping"] < 0.2
 
 
 def test_fast_pass_dnsmos_windows_steer_the_choice() -> None:
@@ -356,7 +367,7 @@ def test_fast_pass_dnsmos_windows_steer_the_choice() -> None:
         {"start_s": 30.0, "end_s": 40.0, "ovrl": 3.3},
         {"start_s": 40.0, "end_s": 47.0, "ovrl": 3.2},
     ]
-    best = choose([synth(segs, duration=47.0, dnsmos_windows=windows)], COSY, slow=False).best
+    best = best_of([synth(segs, duration=47.0, dnsmos_windows=windows)], COSY, slow=False)
     assert best is not None and best.pieces[0].start_s == 30.5
     assert best.measures["dnsmos_source"] == "fast_pass"
     assert 3.2 <= best.measures["dnsmos_ovrl"] <= 3.3
@@ -382,25 +393,23 @@ def test_scores_and_parts_are_in_unit_range(carol) -> None:
 @pytest.mark.parametrize("spec", [COSY, QWEN, MINIMAX], ids=lambda s: s.name)
 def test_carol_best_window_is_in_the_clean_stretch(carol, spec) -> None:
     lo, hi = EXPECTED["files"]["carol/interview_long.ogg"]["degradation"]["best_span_s"]
-    sel = choose([carol], spec, slow=False)
-    assert sel.best is not None and not sel.best.assembled
-    piece = sel.best.pieces[0]
+    best = best_of([carol], spec, slow=False)
+    assert best is not None and not best.assembled
+    piece = best.pieces[0]
     assert lo - 0.1 <= piece.start_s and piece.end_s <= hi + 0.1, (piece.start_s, piece.end_s)
-    assert_obeys(sel.best, Rules.from_spec(spec))
-    assert sel.best.measures["snr_db"] > 30
+    assert_obeys(best, Rules.from_spec(spec))
+    assert best.measures["snr_db"] > 30
 
 
 def test_alternatives_do_not_overlap_and_results_are_deterministic(carol) -> None:
     first = choose([carol], COSY, slow=False, alternatives=4)
     again = choose([carol], COSY, slow=False, alternatives=4)
-    assert first.best is not None and len(first.alternatives) == 4
-    for alt in first.alternatives:
-        assert overlap(first.best, alt) <= 0.5
-        assert alt.score <= first.best.score
-    for a, b in itertools.combinations(first.alternatives, 2):
+    assert len(first) == 5
+    for alt in first[1:]:
+        assert alt.score <= first[0].score
+    for a, b in itertools.combinations(first, 2):
         assert overlap(a, b) <= 0.5
-    dump = [p.to_dict() for p in [first.best, *first.alternatives]]
-    assert dump == [p.to_dict() for p in [again.best, *again.alternatives]]
+    assert [p.to_dict() for p in first] == [p.to_dict() for p in again]
     # The plans do not depend on the order the recordings come in.
     noise = synth(reading(0.5, 40.0), duration=41.0, path="other.wav", speaker="carol", noise_db=-30.0)
     ab = candidates([carol, noise], COSY)
@@ -414,9 +423,8 @@ def test_bob_takes_assemble_in_stable_order_for_qwen_and_minimax(bob_takes) -> N
         rules = Rules.from_spec(spec)
         # No single take holds a qualifying window (each is shorter than 10 s).
         assert all(not candidates([t], spec) for t in bob_takes)
-        sel = choose(bob_takes, spec, slow=False)
-        assert sel.best is not None and sel.best.assembled
-        plan = sel.best
+        plan = best_of(bob_takes, spec, slow=False)
+        assert plan is not None and plan.assembled
         assert len(plan.pieces) >= 3
         order = [(p.path, p.start_s) for p in plan.pieces]
         assert order == sorted(order)
@@ -436,7 +444,7 @@ def test_bob_takes_assemble_in_stable_order_for_qwen_and_minimax(bob_takes) -> N
         spans = sum(p.span_s for p in plan.pieces)
         assert plan.duration_s == pytest.approx(spans + 0.5 * (len(plan.pieces) - 1) + 0.4, abs=1e-6)
     # Equal takes join in recording order: the first four reach the 15 s aim of Qwen.
-    qwen = choose(bob_takes, QWEN, slow=False).best
+    qwen = best_of(bob_takes, QWEN, slow=False)
     assert [p.path for p in qwen.pieces] == paths[:4]
 
 
@@ -444,27 +452,26 @@ def test_bob_takes_for_cosyvoice_fail_with_the_true_reason(bob_takes) -> None:
     # CosyVoice wants 5 s of unbroken speech; the longest take holds about 4 s, and joins are pauses.
     longest = max(t.metrics["longest_run_s"] for t in bob_takes)
     assert longest < 5.0
-    sel = choose(bob_takes, COSY, slow=False)
-    assert sel.best is None
-    assert sel.reasons == ["no_continuous_speech"]
-    assert f"{longest:.1f} s" in sel.message
+    reasons, message = no_plan(bob_takes, COSY)
+    assert reasons == ["no_continuous_speech"]
+    assert f"{longest:.1f} s" in message
 
 
 def test_slow_pass_on_a_real_file_scores_dnsmos_and_refines_edges() -> None:
     path = SPEECH / "resem_librispeech_3080-5032-0007.flac"
     rec = fast_features(path, speaker="reader", root=SPEECH)
     rules = Rules.from_spec(COSY)
-    fast = choose([rec], COSY, slow=False)
-    assert fast.best is not None
-    piece = fast.best.pieces[0]
+    fast = best_of([rec], COSY, slow=False)
+    assert fast is not None
+    piece = fast.pieces[0]
     assert piece.lead_room_s >= 0.3  # the reading starts after a silence this file has
     # Put the window's first segment start 0.25 s early, into that silence: Silero must move it back.
     true_start = piece.start_s
     moved = [(round(s - 0.25, 6), e) if s == true_start else (s, e) for s, e in rec.segments]
     shifted = RecordingFeatures(**{**rec.__dict__, "segments": moved})
-    sel = choose([shifted], COSY, top=1, alternatives=0)
-    best = sel.best
-    assert best is not None and sel.alternatives == []
+    plans = choose([shifted], COSY, top=1, alternatives=0)
+    assert len(plans) == 1
+    best = plans[0]
     assert best.measures["dnsmos_source"] == "window"
     assert 2.8 <= best.measures["dnsmos_ovrl"] <= 4.0  # clean read speech (LibriSpeech about 3.2)
     assert best.score_parts["dnsmos"] == pytest.approx(
@@ -478,7 +485,7 @@ def test_slow_pass_on_a_real_file_scores_dnsmos_and_refines_edges() -> None:
     assert best.pieces[0].lead_room_s == pytest.approx(start)  # the silence before it grew accordingly
     assert_obeys(best, rules)
     # Without refinement the (wrong) edge stays.
-    plain = choose([shifted], COSY, top=1, alternatives=0, refine_edges=False).best
+    plain = best_of([shifted], COSY, top=1, alternatives=0, refine_edges=False)
     assert plain is not None and plain.pieces[0].start_s == pytest.approx(true_start - 0.25)
 
 
@@ -498,10 +505,9 @@ def test_mismatched_takes_are_not_assembled() -> None:
         groups = {p.path.split("/")[0] for p in plan.pieces}
         assert groups == {"b"}  # only the noisy group holds enough speech; never mixed
     # Two quiet takes and one noisy: together 13.4 s, but the matching ones make only 8.9 s.
-    sel = choose([*quiet, noisy[0]], QWEN, slow=False)
-    assert sel.best is None
-    assert sel.reasons == ["too_short"]
-    assert "b/take_0.wav" in sel.message and "noise floor" in sel.message
+    reasons, message = no_plan([*quiet, noisy[0]], QWEN)
+    assert reasons == ["too_short"]
+    assert "b/take_0.wav" in message and "noise floor" in message
 
 
 def test_mismatch_tolerances() -> None:
@@ -535,50 +541,47 @@ def test_poorer_takes_only_make_a_clip_possible_never_longer() -> None:
     # Same noise floor metric (so it matches), but a noisy background inside the take lowers its quality.
     poor = synth(take, duration=6.0, path="t9.wav", noisy=[(0.0, 6.0, -35.0)], seed=9)
     spec = load_family("minimax")
-    sel = choose([*clean, poor], spec, slow=False)
-    assert sel.best is not None and sel.best.assembled
-    assert [p.path for p in sel.best.pieces] == ["t0.wav", "t1.wav"]
+    best = best_of([*clean, poor], spec, slow=False)
+    assert best is not None and best.assembled
+    assert [p.path for p in best.pieces] == ["t0.wav", "t1.wav"]
     # With only one clean take, the poorer one is needed to reach the minimum, so it is used.
-    sel = choose([clean[0], poor], spec, slow=False)
-    assert sel.best is not None
-    assert {p.path for p in sel.best.pieces} == {"t0.wav", "t9.wav"}
+    best = best_of([clean[0], poor], spec, slow=False)
+    assert best is not None
+    assert {p.path for p in best.pieces} == {"t0.wav", "t9.wav"}
 
 
 # --------------------------------------------------------------------------- no plan
 
 
 def test_no_speech() -> None:
-    sel = choose([synth([], duration=20.0), synth([], duration=5.0, path="b.wav")], COSY, slow=False)
-    assert sel.best is None and sel.reasons == ["no_speech"]
-    assert "2 recording" in sel.message
+    reasons, message = no_plan([synth([], duration=20.0), synth([], duration=5.0, path="b.wav")], COSY)
+    assert reasons == ["no_speech"]
+    assert "2 recording" in message
 
 
 def test_two_seconds_of_speech() -> None:
     rec = synth([(0.5, 1.5), (2.0, 3.0)], duration=4.0)
     # CosyVoice: both hold (2 s < the 10 s minimum, and the longest run is under 5 s).
-    sel = choose([rec], COSY, slow=False)
-    assert sel.best is None and sel.reasons == ["no_continuous_speech", "too_short"]
+    assert no_plan([rec], COSY)[0] == ["no_continuous_speech", "too_short"]
     # MiniMax has no run rule: only too_short is true.
-    sel = choose([rec], MINIMAX, slow=False)
-    assert sel.best is None and sel.reasons == ["too_short"]
-    assert explain([rec], MINIMAX) == (sel.reasons, sel.message)
+    reasons, message = no_plan([rec], MINIMAX)
+    assert reasons == ["too_short"] and "makes a 2.9 s clip" in message
 
 
 def test_speech_that_cannot_be_cut_short_enough() -> None:
     # 25 s without a single silence: plenty of speech and a long run, but no cut point under 20 s.
-    sel = choose([synth([(0.5, 25.5)], duration=26.0)], COSY, slow=False)
-    assert sel.best is None and sel.reasons == ["too_long_clip"]
+    assert no_plan([synth([(0.5, 25.5)], duration=26.0)], COSY)[0] == ["too_long_clip"]
     # MiniMax allows 60 s: the same speech is one window.
-    assert choose([synth([(0.5, 25.5)], duration=26.0)], MINIMAX, slow=False).best is not None
+    assert best_of([synth([(0.5, 25.5)], duration=26.0)], MINIMAX, slow=False) is not None
 
 
 def test_slow_pass_on_an_unreadable_source_keeps_the_fast_plan(tmp_path) -> None:
     rec = synth(reading(0.5, 14.0), duration=15.0, path=str(tmp_path / "gone.wav"))
-    sel = choose([rec], COSY)
-    assert sel.best is not None
-    assert sel.best.measures["dnsmos_ovrl"] is None
-    assert sel.best.measures["not_measured"]["dnsmos_ovrl"].endswith("(not_found)")
-    assert "dnsmos" not in sel.best.score_parts
+    best = best_of([rec], COSY)
+    assert best is not None
+    assert best.measures["dnsmos_ovrl"] is None
+    assert best.measures["not_measured"]["dnsmos_ovrl"].endswith("(not_found)")
+    assert "dnsmos" not in best.score_parts
 
 
 def test_bad_arguments_are_named() -> None:
@@ -601,7 +604,7 @@ def test_window_in_a_band_limited_stretch_loses_to_one_in_full_band() -> None:
     segs = reading(0.5, 59.5)
     rec = synth(segs, duration=60.0)
     rec.block_bandwidth_hz = np.array([4000.0] * 8 + [24000.0] * 7)
-    best = choose([rec], COSY, slow=False).best
+    best = best_of([rec], COSY, slow=False)
     assert best is not None
     assert best.pieces[0].start_s >= 30.0
     assert best.measures["bandwidth_hz"] == 24000.0
@@ -613,7 +616,7 @@ def test_window_in_a_band_limited_stretch_loses_to_one_in_full_band() -> None:
 def test_window_bandwidth_is_the_narrowest_block_mostly_inside() -> None:
     rec = synth(reading(0.5, 39.5), duration=40.0)
     rec.block_bandwidth_hz = np.array([24000.0, np.nan, 8000.0, 24000.0, 4000.0, 24000.0, 24000.0, np.nan])
-    idx = RecordingIndex(rec)
+    idx = RecordingIndex(rec, Rules.from_spec(COSY))
     got = idx.bandwidth_in(
         np.array([0.0, 1.0, 3.0, 9.0, 20.0, 0.0, 28.0]), np.array([3.0, 10.0, 14.0, 18.0, 28.0, 1.0, 40.0])
     )

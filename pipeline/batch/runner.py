@@ -364,18 +364,18 @@ def _clip_intact(out: Path, row: dict[str, Any]) -> bool:
 def _select_render_check(recordings: list[Any], spec: Any, out: Path, cfg: RunConfig) -> dict[str, Any]:
     from pipeline.analysis.inspection import check
     from pipeline.render.clip import render
-    from pipeline.selection.select import choose
+    from pipeline.selection.select import choose, explain
 
     speaker = recordings[0].speaker
     base = {"speaker": speaker, "family": spec.name}
-    selection = choose(
+    plans = choose(
         recordings, spec, top=cfg.top_candidates, slow=cfg.slow_measures, alternatives=cfg.alternatives
     )
-    if selection.best is None:
-        return {**base, "status": "rejected", "reasons": selection.reasons, "message": selection.message}
+    if not plans:
+        reasons, message = explain(recordings, spec)
+        return {**base, "status": "rejected", "reasons": reasons, "message": message}
     target = _clip_file(out, speaker, spec.name, spec.delivery.format)
     target.parent.mkdir(parents=True, exist_ok=True)
-    plans = [selection.best, *selection.alternatives]
     first_failure: dict[str, Any] | None = None
     for rank, plan in enumerate(plans):
         rendered = render(plan, spec, target)
@@ -413,7 +413,7 @@ def _select_render_check(recordings: list[Any], spec: Any, out: Path, cfg: RunCo
     # Re-render the best plan and keep it to listen to, but never where a ready clip would be.
     rejected = out / "rejected" / safe_name(speaker) / target.name
     rejected.parent.mkdir(parents=True, exist_ok=True)
-    render(selection.best, spec, rejected)
+    render(plans[0], spec, rejected)
     target.unlink(missing_ok=True)
     first_failure["clip"] = rejected.relative_to(out).as_posix()
     first_failure["sha256"] = _sha256_of(rejected)

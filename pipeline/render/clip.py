@@ -27,7 +27,7 @@ cut still lands on the quietest frame the budget allows.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +44,7 @@ from pipeline.audio import io
 from pipeline.audio.resample import resample
 from pipeline.errors import AudioReadError, InvalidArgument
 from pipeline.rules.families import FamilySpec
-from pipeline.selection.plan import ClipPlan, Piece
+from pipeline.selection.plan import ClipPlan, PieceAudio, read_piece
 
 __all__ = [
     "DENOISE_MIN_OVRL_GAIN",
@@ -121,98 +121,23 @@ class RenderResult:
     pauses_shortened: int
     notes: list[str] = field(default_factory=list)
 
-    def to_dict(self) -> dict[str, Any]:
-        """Plain data for manifests (``path`` as a string)."""
-        out = asdict(self)
-        out["path"] = str(self.path)
-        return out
-
 
 # --------------------------------------------------------------------------------------------------------
 # reading pieces
 # --------------------------------------------------------------------------------------------------------
 
 
-@dataclass
-class _Buffer:
-    """One piece's mono audio at the working rate, with the piece's landmarks as sample indices."""
-
-    piece: Piece
-    x: np.ndarray
-    t0: float  # source time (s) of x[0]
-    start: int  # index of piece.start_s
-    end: int  # index of piece.end_s
-    pauses: list[tuple[int, int]]
-    cumsq: np.ndarray  # cumsum of x**2 with a leading 0
-
-    def time(self, index: int, rate: int) -> float:
-        """Source time (s) of sample ``index``."""
-        return self.t0 + index / rate
-
-
-def _check_number(value: object, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise InvalidArgument(f"{name} must be a finite number, got {value!r}")
-    return float(value)
-
-
-def _check_piece(piece: Piece, index: int) -> None:
-    name = f"plan.pieces[{index}]"
-    if not isinstance(piece, Piece):
-        raise InvalidArgument(f"{name} must be a Piece, got {type(piece).__name__}")
-    start = _check_number(piece.start_s, f"{name}.start_s")
-    end = _check_number(piece.end_s, f"{name}.end_s")
-    if start < 0 or end <= start:
-        raise InvalidArgument(f"{name} needs 0 <= start_s < end_s, got {start!r} and {end!r}")
-    for key in ("lead_room_s", "tail_room_s"):
-        if _check_number(getattr(piece, key), f"{name}.{key}") < 0:
-            raise InvalidArgument(f"{name}.{key} must be >= 0, got {getattr(piece, key)!r}")
-    weights = piece.channel_weights
-    if not weights or not all(math.isfinite(_check_number(w, f"{name}.channel_weights")) for w in weights):
-        raise InvalidArgument(f"{name}.channel_weights must be a non-empty tuple of numbers, got {weights!r}")
-    previous = start
-    for k, pause in enumerate(piece.long_pauses):
-        if len(pause) != 2:
-            raise InvalidArgument(f"{name}.long_pauses[{k}] must be (start_s, end_s), got {pause!r}")
-        ps, pe = (_check_number(t, f"{name}.long_pauses[{k}]") for t in pause)
-        if not previous <= ps < pe <= end:
-            raise InvalidArgument(
-                f"{name}.long_pauses[{k}] = {pause!r} must lie inside the piece, after the previous pause"
-            )
-        previous = pe
-
-
-def _read_piece(piece: Piece, *, lead_s: float, tail_s: float) -> tuple[np.ndarray, int, float]:
-    """Mono samples of ``[start_s - lead_s, end_s + tail_s]`` at the native rate, the rate and ``t0``."""
-    t0 = max(0.0, piece.start_s - lead_s)
-    data, rate = io.read_window(piece.source, start_s=t0, end_s=piece.end_s + tail_s)
-    weights = np.asarray(piece.channel_weights, dtype=np.float32)
-    if data.shape[1] != weights.size:
-        raise InvalidArgument(
-            f"piece {piece.path}: channel_weights has {weights.size} entries, the file has "
-            f"{data.shape[1]} channel(s)"
-        )
-    mono = np.ascontiguousarray(data @ weights, dtype=np.float32)
-    return mono, rate, t0
-
-
-def _make_buffer(piece: Piece, mono: np.ndarray, rate: int, t0: float, work_rate: int) -> _Buffer:
-    x = resample(mono, in_rate=rate, out_rate=work_rate).astype(np.float64)
-    n = x.shape[0]
-    start = round((piece.start_s - t0) * work_rate)
-    end = round((piece.end_s - t0) * work_rate)
-    if end > n + round(_TRUNCATION_SLACK_S * work_rate):
+def _at_rate(audio: PieceAudio, rate: int) -> PieceAudio:
+    """A piece's samples at the working rate (``AudioReadError`` when decoding stopped before its end)."""
+    piece, t0 = audio.piece, audio.t0
+    x = resample(audio.x, in_rate=audio.rate, out_rate=rate).astype(np.float64)
+    if round((piece.end_s - t0) * rate) > x.shape[0] + round(_TRUNCATION_SLACK_S * rate):
         raise AudioReadError(
             "truncated",
-            f"{piece.source}: decoding ended at {t0 + n / work_rate:.3f} s, before the piece's end "
+            f"{piece.source}: decoding ended at {t0 + x.shape[0] / rate:.3f} s, before the piece's end "
             f"({piece.end_s:.3f} s)",
         )
-    end = min(end, n)
-    pauses = [
-        (round((ps - t0) * work_rate), min(n, round((pe - t0) * work_rate))) for ps, pe in piece.long_pauses
-    ]
-    cumsq = np.concatenate([[0.0], np.cumsum(x * x)])
-    return _Buffer(piece=piece, x=x, t0=t0, start=start, end=end, pauses=pauses, cumsq=cumsq)
+    return PieceAudio(piece, x, t0, rate)
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -227,18 +152,20 @@ class _Side:
     ``avail`` is how much room (samples) the recording has there; longer lengths need padding.
     """
 
-    buf: _Buffer
+    buf: PieceAudio
     anchor: int
     lead: bool
     avail: int
 
-    def cost_db(self, lengths: np.ndarray, frame: int, rate: int) -> np.ndarray:
+    def cost_db(self, lengths: np.ndarray) -> np.ndarray:
         """Cost (dB) of each length: the level of the 10 ms frame next to the cut; padding costs more.
 
         A length the recording's room cannot hold pads with copied room tone: that costs
         :data:`PAD_DB_PER_S` per second of copy, plus :data:`PAD_COST_DB` when the recording has enough
         room for some of the lengths (then natural room tone always wins).
         """
+        rate = self.buf.rate
+        frame = max(1, round(FRAME_S * rate))
         lengths = np.asarray(lengths, dtype=np.int64)
         natural = np.minimum(lengths, self.avail)
         if self.lead:
@@ -256,17 +183,17 @@ class _Side:
         return np.where(pad_s > 0, PAD_COST_DB + PAD_DB_PER_S * pad_s, level)
 
 
-def _split(
-    left: _Side, right: _Side, *, total: int, lo: int, hi: int, hop: int, frame: int, rate: int
-) -> tuple[int, int]:
-    """Lengths ``(l, r)`` with ``l + r == total`` and both in ``[lo, hi]``, quietest cut frames first."""
+def _split(left: _Side, right: _Side, *, total: int, lo: int, hi: int) -> tuple[int, int]:
+    """Lengths ``(l, r)`` with ``l + r == total`` and both in ``[lo, hi]``, quietest cut frames first
+    (searched on a :data:`CUT_HOP_S` grid)."""
     l_min = max(lo, total - hi)
     l_max = min(hi, total - lo)
     if l_max < l_min:  # the budget cannot be split within the range: the caller clamps before this
         half = total // 2
         return half, total - half
-    lengths = np.unique(np.concatenate([np.arange(l_min, l_max + 1, max(1, hop)), [l_max]]))
-    cost = left.cost_db(lengths, frame, rate) + right.cost_db(total - lengths, frame, rate)
+    hop = max(1, round(CUT_HOP_S * left.buf.rate))
+    lengths = np.unique(np.concatenate([np.arange(l_min, l_max + 1, hop), [l_max]]))
+    cost = left.cost_db(lengths) + right.cost_db(total - lengths)
     cost = cost + 1e-6 * np.abs(lengths - total / 2)  # ties: the more even split
     best = int(lengths[int(np.argmin(cost))])
     return best, total - best
@@ -293,11 +220,10 @@ def _xfade_concat(parts: list[np.ndarray], overlap: int) -> np.ndarray:
     return out
 
 
-def _room_tone(
-    buf: _Buffer, n: int, *, frame: int, overlap: int, rate: int, rng: np.random.Generator
-) -> np.ndarray:
+def _room_tone(buf: PieceAudio, n: int, *, overlap: int, rng: np.random.Generator) -> np.ndarray:
     """``n`` samples of the piece's own room tone: its quietest stretch, tiled with crossfades if short."""
-    x = buf.x
+    x, rate = buf.x, buf.rate
+    frame = max(1, round(FRAME_S * rate))
     width = int(min(max(n + overlap, 4 * frame), round(PAD_SOURCE_MAX_S * rate), x.shape[0]))
     width = max(width, 1)
     step = max(1, frame // 2)
@@ -322,51 +248,43 @@ def _level_db(x: np.ndarray) -> float:
     return 10.0 * math.log10(max(power, 1e-15))
 
 
-@dataclass
-class _Assembly:
-    audio: np.ndarray
-    segments: list[dict[str, Any]]
-    pauses_shortened: int
-    notes: list[str]
-
-
 def _assemble(
-    buffers: list[_Buffer], *, plan: ClipPlan, spec: FamilySpec, rate: int, rng: np.random.Generator
-) -> _Assembly:
+    buffers: list[PieceAudio],
+    *,
+    plan: ClipPlan,
+    spec: FamilySpec,
+    rate: int,
+    rng: np.random.Generator,
+    notes: list[str],
+) -> tuple[np.ndarray, list[dict[str, Any]]]:
+    """Steps 2-4: the clip's audio and its source spans (one more per shortened pause than pieces)."""
     d = spec.delivery
-    frame = max(1, round(FRAME_S * rate))
     overlap = round(d.fade_s * rate)
-    hop = max(1, round(CUT_HOP_S * rate))
     e_min = round(d.edge_room_tone_s.min * rate)
     e_max = round(d.edge_room_tone_s.max * rate)
     pause_t = round((d.pause_target_s.min + d.pause_target_s.max) / 2 * rate)
     pair_total = pause_t + overlap  # two kept halves overlap by one crossfade
     pair_max = max(e_min, pair_total - e_min)
-    notes: list[str] = []
 
     # 3. long pauses: keep (left, right) halves that share the pause target
     kept: list[list[tuple[int, int]]] = []
-    shortened = 0
     content = 0
     for buf in buffers:
         spans: list[tuple[int, int]] = []
         cursor = buf.start
-        for ps, pe in buf.pauses:
+        for ps, pe in ((buf.at(s), buf.at(e)) for s, e in buf.piece.long_pauses):
             if pe - ps < pair_total:
                 notes.append(
-                    f"{buf.piece.path}: pause {buf.time(ps, rate):.2f}-{buf.time(pe, rate):.2f} s is "
+                    f"{buf.piece.path}: pause {buf.time(ps):.2f}-{buf.time(pe):.2f} s is "
                     f"already within {pause_t / rate:.2f} s; kept as it is"
                 )
                 continue
             left = _Side(buf, ps, lead=False, avail=pe - ps)
             right = _Side(buf, pe, lead=True, avail=pe - ps)
             lo = min(e_min, pair_total // 2)
-            keep_l, keep_r = _split(
-                left, right, total=pair_total, lo=lo, hi=pair_total - lo, hop=hop, frame=frame, rate=rate
-            )
+            keep_l, keep_r = _split(left, right, total=pair_total, lo=lo, hi=pair_total - lo)
             spans.append((cursor, ps + keep_l))
             cursor = pe - keep_r
-            shortened += 1
         spans.append((cursor, buf.end))
         kept.append(spans)
         content += sum(b - a for a, b in spans) - overlap * (len(spans) - 1)
@@ -378,9 +296,7 @@ def _assemble(
 
     # 4. joins: tail of piece i + lead of piece i+1 make one pause target
     for i in range(len(buffers) - 1):
-        tail_len[i], lead_len[i + 1] = _split(
-            tails[i], leads[i + 1], total=pair_total, lo=e_min, hi=pair_max, hop=hop, frame=frame, rate=rate
-        )
+        tail_len[i], lead_len[i + 1] = _split(tails[i], leads[i + 1], total=pair_total, lo=e_min, hi=pair_max)
     content += (len(buffers) - 1) * pause_t
 
     # 2. edges: the clip's first lead and last tail share the plan's edge budget
@@ -392,9 +308,7 @@ def _assemble(
             f"used {clamped / rate:.3f} s (edge room tone is {d.edge_room_tone_s.min:g}-"
             f"{d.edge_room_tone_s.max:g} s per end)"
         )
-    lead_len[0], tail_len[-1] = _split(
-        leads[0], tails[-1], total=clamped, lo=e_min, hi=e_max, hop=hop, frame=frame, rate=rate
-    )
+    lead_len[0], tail_len[-1] = _split(leads[0], tails[-1], total=clamped, lo=e_min, hi=e_max)
 
     parts: list[np.ndarray] = []
     segments: list[dict[str, Any]] = []
@@ -408,28 +322,27 @@ def _assemble(
         spans[-1] = (spans[-1][0], last_b)
         speech_db = _level_db(buf.x[buf.start : buf.end])
         if pad_lead > 0:
-            pad = _room_tone(buf, pad_lead + overlap, frame=frame, overlap=overlap, rate=rate, rng=rng)
+            pad = _room_tone(buf, pad_lead + overlap, overlap=overlap, rng=rng)
             parts.append(pad)
-            notes.append(_pad_note(buf, "before the first word", leads[i].avail, pad, speech_db, rate))
+            notes.append(_pad_note(buf, "before the first word", leads[i].avail, pad, speech_db))
         for a, b in spans:
             parts.append(buf.x[a:b])
             segments.append(
                 {
                     "path": buf.piece.path,
-                    "start_s": round(buf.time(a, rate), 4),
-                    "end_s": round(buf.time(b, rate), 4),
+                    "start_s": round(buf.time(a), 4),
+                    "end_s": round(buf.time(b), 4),
                 }
             )
         if pad_tail > 0:
-            pad = _room_tone(buf, pad_tail + overlap, frame=frame, overlap=overlap, rate=rate, rng=rng)
+            pad = _room_tone(buf, pad_tail + overlap, overlap=overlap, rng=rng)
             parts.append(pad)
-            notes.append(_pad_note(buf, "after the last word", tails[i].avail, pad, speech_db, rate))
-    audio = _xfade_concat(parts, overlap)
-    return _Assembly(audio=audio, segments=segments, pauses_shortened=shortened, notes=notes)
+            notes.append(_pad_note(buf, "after the last word", tails[i].avail, pad, speech_db))
+    return _xfade_concat(parts, overlap), segments
 
 
-def _pad_note(buf: _Buffer, where: str, avail: int, pad: np.ndarray, speech_db: float, rate: int) -> str:
-    below = speech_db - _level_db(pad)
+def _pad_note(buf: PieceAudio, where: str, avail: int, pad: np.ndarray, speech_db: float) -> str:
+    below, rate = speech_db - _level_db(pad), buf.rate
     note = (
         f"{buf.piece.path}: only {avail / rate:.2f} s of room {where}; padded with "
         f"{pad.shape[0] / rate:.2f} s of the recording's own quietest room tone ({below:.0f} dB under speech)"
@@ -525,12 +438,7 @@ def _choose_rate(plan: ClipPlan, spec: FamilySpec, x: np.ndarray, rate: int, not
     d = spec.delivery
     if d.high_sample_rate is None:
         return d.sample_rate
-    bandwidth = plan.measures.get("bandwidth_hz") if isinstance(plan.measures, dict) else None
-    if bandwidth is not None and (
-        isinstance(bandwidth, bool) or not isinstance(bandwidth, int | float) or not math.isfinite(bandwidth)
-    ):
-        notes.append(f"plan.measures['bandwidth_hz'] = {bandwidth!r} is not a number; measured instead")
-        bandwidth = None
+    bandwidth = plan.measures.get("bandwidth_hz")
     if bandwidth is None:
         if rate / 2 <= d.high_rate_above_hz:
             return d.sample_rate  # nothing above high_rate_above_hz can exist at this rate
@@ -634,18 +542,9 @@ def _normalise(
 # --------------------------------------------------------------------------------------------------------
 
 
-def _check_args(plan: object, spec: object, out_path: object, denoise: object, seed: object) -> Path:
-    if not isinstance(plan, ClipPlan):
-        raise InvalidArgument(f"plan must be a ClipPlan, got {type(plan).__name__}")
-    if not isinstance(spec, FamilySpec):
-        raise InvalidArgument(f"spec must be a FamilySpec, got {type(spec).__name__}")
+def _check_args(plan: ClipPlan, denoise: object, seed: object, out_path: object) -> Path:
     if not plan.pieces:
         raise InvalidArgument("plan.pieces is empty: nothing to render")
-    for i, piece in enumerate(plan.pieces):
-        _check_piece(piece, i)
-    duration = _check_number(plan.duration_s, "plan.duration_s")
-    if duration <= 0:
-        raise InvalidArgument(f"plan.duration_s must be > 0, got {plan.duration_s!r}")
     if denoise is not None and not isinstance(denoise, bool):
         raise InvalidArgument(f"denoise must be True, False or None, got {denoise!r}")
     if isinstance(seed, bool) or not isinstance(seed, int):
@@ -671,31 +570,24 @@ def render(
     Raises :class:`~pipeline.errors.InvalidArgument` for a bad plan or argument and
     :class:`~pipeline.errors.AudioReadError` when a source cannot be read.
     """
-    path = _check_args(plan, spec, out_path, denoise, seed)
+    path = _check_args(plan, denoise, seed, out_path)
     d = spec.delivery
     rng = np.random.default_rng(seed)
     pause_mid = (d.pause_target_s.min + d.pause_target_s.max) / 2
     side_max = max(d.edge_room_tone_s.max, pause_mid + d.fade_s)
 
     # 1. read every piece at its native rate, mixed to mono
-    raw = []
-    for piece in plan.pieces:
-        lead = min(piece.lead_room_s, side_max)
-        tail = min(piece.tail_room_s, side_max)
-        raw.append((piece, *_read_piece(piece, lead_s=lead, tail_s=tail)))
-    rate = max(r for _, _, r, _ in raw)
-    buffers = [_make_buffer(piece, mono, r, t0, rate) for piece, mono, r, t0 in raw]
-    if len({r for _, _, r, _ in raw}) > 1:
-        notes_rate = [f"pieces at {sorted({r for _, _, r, _ in raw})} Hz were brought to {rate} Hz"]
-    else:
-        notes_rate = []
+    raw = [read_piece(p, pad_s=side_max) for p in plan.pieces]
+    rates = sorted({a.rate for a in raw})
+    rate = rates[-1]
+    buffers = [_at_rate(a, rate) for a in raw]
+    notes = [f"pieces at {rates} Hz were brought to {rate} Hz"] if len(rates) > 1 else []
 
     # 2-4. cut, shorten pauses, join
-    assembly = _assemble(buffers, plan=plan, spec=spec, rate=rate, rng=rng)
-    notes = notes_rate + assembly.notes
+    audio, segments = _assemble(buffers, plan=plan, spec=spec, rate=rate, rng=rng, notes=notes)
 
     # 5. DC and rumble
-    audio = _highpass(assembly.audio, rate)
+    audio = _highpass(audio, rate)
 
     # the delivery rate follows the source's bandwidth, judged before any denoising
     out_rate = _choose_rate(plan, spec, audio, rate, notes)
@@ -726,7 +618,7 @@ def render(
         path=path,
         duration_s=round(written.shape[0] / written_rate, 6),
         sample_rate=written_rate,
-        segments=assembly.segments,
+        segments=segments,
         gain_db=round(gain_db, 3),
         lufs=None if measured.get("lufs") is None else round(float(measured["lufs"]), 3),
         true_peak_dbtp=None
@@ -735,6 +627,6 @@ def render(
         denoised=denoised,
         dnsmos_before=before,
         dnsmos_after=after,
-        pauses_shortened=assembly.pauses_shortened,
+        pauses_shortened=len(segments) - len(buffers),
         notes=notes,
     )

@@ -2,18 +2,19 @@
 
 Takes: each recording's fast-pass features (:mod:`~pipeline.selection.features`, cached per file) and a
 family spec.
-Gives: :class:`~pipeline.selection.plan.ClipPlan` (which spans of which recordings make a clip: the
-contract with rendering); :func:`~pipeline.selection.select.candidates` and
-:func:`~pipeline.selection.select.choose` (the best plan with its alternatives, or the true reasons
-there is none) and ``explain``. The parts, one job each:
+Gives: :class:`~pipeline.selection.plan.ClipPlan` (its :class:`~pipeline.selection.plan.Piece` spans of
+recordings, measures and score: the contract with rendering); :func:`~pipeline.selection.select.candidates`
+and :func:`~pipeline.selection.select.choose` (the best plan, then its alternatives) and
+:func:`~pipeline.selection.select.explain` (the true reasons there is none). The parts, one job each:
 
 * :mod:`~pipeline.selection.limits`: the numbers selection takes from a family spec, and the expected
   duration, longest run and longest pause of a clip after pause shortening;
-* :mod:`~pipeline.selection.frames`: per-recording prefix sums, so any window is measured in O(1);
+* :mod:`~pipeline.selection.frames`: per-recording prefix sums and the family's shortened timeline, so
+  any window ``(i, j)`` of segments is measured in O(1);
 * :mod:`~pipeline.selection.scoring`: score parts in [0, 1] and their weights;
 * :mod:`~pipeline.selection.windows`: enumerating single-recording windows, non-maximum suppression;
+* :mod:`~pipeline.selection.plan`: pieces and plans (the contract with rendering), measuring and ranking them;
 * :mod:`~pipeline.selection.assembly`: joining short takes whose acoustics match;
-* :mod:`~pipeline.selection.plans`: building and ranking plans;
 * :mod:`~pipeline.selection.slow`: DNSMOS and Silero edge refinement on the finalists.
 
 May import: :mod:`pipeline.analysis`, :mod:`pipeline.rules`, :mod:`pipeline.audio`, :mod:`pipeline.errors`.

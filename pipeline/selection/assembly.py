@@ -1,8 +1,9 @@
 """Joining short takes of one speaker into one clip when no single recording holds a qualifying window.
 
 A *stretch* is the whole speech span of a recording (first segment start to last segment end), split at
-silences longer than :data:`~pipeline.selection.limits.SPLIT_PAUSE_S`. Stretches are joined only when their
-recordings sound alike, so the clip does not jump between rooms or microphones:
+silences longer than :data:`~pipeline.selection.limits.SPLIT_PAUSE_S`, evaluated as a plan of its own
+(:func:`stretches`); its *quality* is that plan's score without the duration part. Stretches are joined
+only when their recordings sound alike, so the clip does not jump between rooms or microphones:
 
 * integrated loudness within :data:`MATCH_LUFS_LU` (the renderer normalises the clip as a whole, so a
   louder take stays louder; 3 LU is about the just-noticeable step for speech level in a sequence);
@@ -26,14 +27,12 @@ in the joins; the expected duration counts each join as the midpoint of ``pause_
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 
 from pipeline.selection import scoring
 from pipeline.selection.features import RecordingFeatures
 from pipeline.selection.frames import RecordingIndex
-from pipeline.selection.limits import SPLIT_PAUSE_S, Rules, clip_stats
-from pipeline.selection.plan import ClipPlan, Piece
-from pipeline.selection.plans import evaluate, make_piece, suppress
+from pipeline.selection.limits import Rules
+from pipeline.selection.plan import ClipPlan, evaluate, make_piece, plan_key, suppress
 
 MATCH_LUFS_LU = 3.0
 """Takes whose integrated loudness differs by more than this (LU) are not joined."""
@@ -48,40 +47,23 @@ QUALITY_TOLERANCE = 0.05
 """Takes whose quality (score without the duration part) is this close to the best count as equal."""
 
 
-@dataclass(frozen=True)
-class Stretch:
-    """The whole speech span of one recording between enormous silences, as a candidate piece."""
-
-    piece: Piece
-    body_s: float
-    """Its length in the clip after pause shortening (without edge room tone)."""
-    longest_run_s: float
-    quality: float
-    """Score of the stretch as a clip of its own, leaving out the duration part (0-1)."""
-
-    @property
-    def order(self) -> tuple[str, float]:
-        """Stable clip order: by path, then start time."""
-        return (self.piece.path, self.piece.start_s)
-
-
-def stretches(idx: RecordingIndex, rules: Rules, *, speaker: str) -> list[Stretch]:
-    """The stretches of one recording, each scored as if it were a clip on its own."""
-    n = idx.starts.size
-    if n == 0:
+def stretches(idx: RecordingIndex) -> list[ClipPlan]:
+    """The stretches of one recording, each evaluated as a clip of its own (one piece each)."""
+    if idx.starts.size == 0:
         return []
-    out: list[Stretch] = []
-    gaps = idx.starts[1:] - idx.ends[:-1]
-    first = 0
-    for k in [*(int(g) for g in (gaps > SPLIT_PAUSE_S).nonzero()[0]), n - 1]:
-        piece = make_piece(idx, first, k, rules)
-        segs = list(zip(idx.starts[first : k + 1].tolist(), idx.ends[first : k + 1].tolist(), strict=True))
-        alone = clip_stats([segs], rules)
-        plan = evaluate([piece], {idx.rec.path: idx}, rules, speaker=speaker)
-        quality = scoring.total_without(plan.score_parts, "duration")
-        out.append(Stretch(piece, alone.duration_s - rules.edge_s, alone.longest_run_s, quality))
-        first = k + 1
-    return out
+    ends = [*idx.split.nonzero()[0].tolist(), idx.starts.size - 1]
+    firsts = [0, *(k + 1 for k in ends[:-1])]
+    return [evaluate([make_piece(idx, i, j)], {idx.rec.path: idx}) for i, j in zip(firsts, ends, strict=True)]
+
+
+def quality(stretch: ClipPlan) -> float:
+    """Score of a stretch as a clip of its own, leaving out the duration part (0-1)."""
+    return float(scoring.total({k: v for k, v in stretch.score_parts.items() if k != "duration"}))
+
+
+def _order(stretch: ClipPlan) -> tuple[str, float]:
+    """Stable clip order: by path, then start time."""
+    return (stretch.pieces[0].path, stretch.pieces[0].start_s)
 
 
 def mismatch(a: RecordingFeatures, b: RecordingFeatures) -> str | None:
@@ -110,33 +92,33 @@ def mismatch(a: RecordingFeatures, b: RecordingFeatures) -> str | None:
     return None
 
 
-def is_anchor(stretch: Stretch, rules: Rules) -> bool:
+def is_anchor(stretch: ClipPlan, rules: Rules) -> bool:
     """True when the stretch alone meets the family's continuous-speech rule."""
     return rules.min_run_s is None or stretch.longest_run_s >= rules.min_run_s - 1e-9
 
 
-def usable(all_stretches: list[Stretch], rules: Rules) -> list[Stretch]:
+def usable(all_stretches: list[ClipPlan], rules: Rules) -> list[ClipPlan]:
     """Stretches short enough to be a whole piece of a clip."""
-    return [s for s in all_stretches if s.body_s + rules.edge_s <= rules.max_duration_s + 1e-9]
+    return [s for s in all_stretches if s.duration_s <= rules.max_duration_s + 1e-9]
 
 
-def _by_quality(s: Stretch) -> tuple[float, str, float]:
-    return (-round(s.quality, 9), s.piece.path, s.piece.start_s)
+def _by_quality(s: ClipPlan) -> tuple[float, str, float]:
+    return (-round(quality(s), 9), *_order(s))
 
 
-def _fill_order(pool: list[Stretch]) -> list[Stretch]:
+def _fill_order(pool: list[ClipPlan]) -> list[ClipPlan]:
     """Stretches within :data:`QUALITY_TOLERANCE` of the best in stable order, then the rest best first."""
     if not pool:
         return []
-    best = max(s.quality for s in pool)
-    good = sorted((s for s in pool if s.quality >= best - QUALITY_TOLERANCE), key=lambda s: s.order)
-    rest = sorted((s for s in pool if s.quality < best - QUALITY_TOLERANCE), key=_by_quality)
+    best = max(quality(s) for s in pool)
+    good = sorted((s for s in pool if quality(s) >= best - QUALITY_TOLERANCE), key=_order)
+    rest = sorted((s for s in pool if quality(s) < best - QUALITY_TOLERANCE), key=_by_quality)
     return good + rest
 
 
 def grow(
-    anchor: Stretch, pool: list[Stretch], recs: Mapping[str, RecordingFeatures], rules: Rules
-) -> list[Stretch]:
+    anchor: ClipPlan, pool: list[ClipPlan], recs: Mapping[str, RecordingFeatures], rules: Rules
+) -> list[ClipPlan]:
     """Anchor plus matching stretches until the aim is reached without passing the maximum.
 
     Every stretch added matches every one already chosen. Stretches about as good as the best (within
@@ -144,44 +126,41 @@ def grow(
     poorer ones only when those are not enough. The result is in stable clip order.
     """
     chosen = [anchor]
-    body = anchor.body_s
+    body = anchor.duration_s - rules.edge_s  # the clip's length without its edge room tone
     others = [s for s in pool if s is not anchor]
-    best = max((s.quality for s in pool), default=0.0)
+    best = max((quality(s) for s in pool), default=0.0)
     for s in _fill_order(others):
         if body + rules.edge_s >= rules.aim_s - 1e-9:
             break
-        poorer = s.quality < best - QUALITY_TOLERANCE
+        poorer = quality(s) < best - QUALITY_TOLERANCE
         if poorer and body + rules.edge_s >= rules.min_duration_s - 1e-9:
             continue
-        if any(mismatch(recs[s.piece.path], recs[c.piece.path]) for c in chosen):
+        if any(mismatch(recs[s.pieces[0].path], recs[c.pieces[0].path]) for c in chosen):
             continue
-        if body + rules.join_s + s.body_s + rules.edge_s <= rules.max_duration_s + 1e-9:
+        s_body = s.duration_s - rules.edge_s
+        if body + rules.join_s + s_body + rules.edge_s <= rules.max_duration_s + 1e-9:
             chosen.append(s)
-            body += rules.join_s + s.body_s
-    return sorted(chosen, key=lambda s: s.order)
+            body += rules.join_s + s_body
+    return sorted(chosen, key=_order)
 
 
-def assemble(
-    indexes: Mapping[str, RecordingIndex], rules: Rules, *, speaker: str, limit: int
-) -> list[ClipPlan]:
+def assemble(indexes: Mapping[str, RecordingIndex], rules: Rules, *, limit: int) -> list[ClipPlan]:
     """Assembled plans of several pieces, best first, overlapping each other at most 50 %."""
     recs = {path: idx.rec for path, idx in indexes.items()}
-    pool = usable(
-        [s for path in sorted(indexes) for s in stretches(indexes[path], rules, speaker=speaker)], rules
-    )
+    pool = usable([s for path in sorted(indexes) for s in stretches(indexes[path])], rules)
     anchors = sorted((s for s in pool if is_anchor(s, rules)), key=_by_quality)
     seen: set[tuple[tuple[str, float], ...]] = set()
     plans: list[ClipPlan] = []
-    best = max((s.quality for s in pool), default=0.0)
+    best = max((quality(s) for s in pool), default=0.0)
     for anchor in anchors:
-        if plans and anchor.quality < best - QUALITY_TOLERANCE:
+        if plans and quality(anchor) < best - QUALITY_TOLERANCE:
             break  # a poorer anchor would only add poorer audio to plans that already work
         chosen = grow(anchor, pool, recs, rules)
-        key = tuple(s.order for s in chosen)
+        key = tuple(_order(s) for s in chosen)
         if len(chosen) < 2 or key in seen:
             continue
         seen.add(key)
-        plan = evaluate([s.piece for s in chosen], indexes, rules, speaker=speaker)
+        plan = evaluate([s.pieces[0] for s in chosen], indexes)
         if rules.fits(plan.duration_s, plan.longest_run_s):
             plans.append(plan)
-    return suppress(plans, limit=limit)
+    return suppress(sorted(plans, key=plan_key), limit=limit)

@@ -7,13 +7,11 @@ recording's sha256, so a resumed run never decodes a file twice.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-
-from pipeline.analysis.base import FRAME_S
 
 if TYPE_CHECKING:  # importing the fast pass pulls in scipy.signal (a second); a cached run needs none of it
     from pipeline.analysis.fastpass import FastPassResult
@@ -48,11 +46,6 @@ class RecordingFeatures:
     block_bandwidth_hz: np.ndarray = field(default_factory=lambda: np.zeros(0))
     """Effective bandwidth (Hz) of each ``BLOCK_S`` stretch; NaN where a block has too little speech."""
 
-    @property
-    def frame_s(self) -> float:
-        """Length of one frame (s)."""
-        return FRAME_S
-
     @classmethod
     def from_fast_pass(
         cls,
@@ -84,57 +77,27 @@ class RecordingFeatures:
         )
 
     def save(self, path: Path) -> None:
-        """Write to ``path`` (an ``.npz``) atomically."""
-        meta = {
-            "version": FEATURES_VERSION,
-            "path": self.path,
-            "source": self.source,
-            "speaker": self.speaker,
-            "sha256": self.sha256,
-            "duration_s": self.duration_s,
-            "sample_rate": self.sample_rate,
-            "channels": self.channels,
-            "channel_weights": list(self.channel_weights),
-            "segments": [list(s) for s in self.segments],
-            "clipped_events": self.clipped_events,
-            "metrics": self.metrics,
-            "dnsmos_windows": self.dnsmos_windows,
-        }
+        """Write to ``path`` (an ``.npz``) atomically: the arrays as arrays, the rest as JSON ``meta``."""
         from pipeline.audio.io import atomic_write_bytes
 
+        meta = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in _ARRAYS}
+        blob = np.frombuffer(json.dumps({"version": FEATURES_VERSION, **meta}).encode(), dtype=np.uint8)
+        arrays = {name: np.asarray(getattr(self, name), dtype=dtype) for name, dtype in _ARRAYS.items()}
         path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_bytes(
-            path,
-            lambda fh: np.savez_compressed(
-                fh,
-                frame_db=self.frame_db,
-                speech_mask=self.speech_mask,
-                block_bandwidth_hz=np.asarray(self.block_bandwidth_hz, dtype=np.float32),
-                meta=np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8),
-            ),
-        )
+        atomic_write_bytes(path, lambda fh: np.savez_compressed(fh, **arrays, meta=blob))
 
     @classmethod
     def load(cls, path: Path) -> RecordingFeatures:
         """Read what :meth:`save` wrote; ``ValueError`` for another version or a damaged file."""
         with np.load(path) as data:
             meta = json.loads(bytes(data["meta"]).decode())
-            if meta.get("version") != FEATURES_VERSION:
-                raise ValueError(f"{path}: features version {meta.get('version')} != {FEATURES_VERSION}")
-            return cls(
-                path=meta["path"],
-                source=meta["source"],
-                speaker=meta["speaker"],
-                sha256=meta["sha256"],
-                duration_s=meta["duration_s"],
-                sample_rate=meta["sample_rate"],
-                channels=meta["channels"],
-                channel_weights=tuple(meta["channel_weights"]),
-                frame_db=data["frame_db"].astype(np.float32),
-                speech_mask=data["speech_mask"].astype(bool),
-                segments=[(float(s), float(e)) for s, e in meta["segments"]],
-                clipped_events=list(meta["clipped_events"]),
-                metrics=meta["metrics"],
-                dnsmos_windows=meta["dnsmos_windows"],
-                block_bandwidth_hz=data["block_bandwidth_hz"].astype(np.float32),
-            )
+            version = meta.pop("version", None)
+            if version != FEATURES_VERSION:
+                raise ValueError(f"{path}: features version {version} != {FEATURES_VERSION}")
+            meta["channel_weights"] = tuple(meta["channel_weights"])
+            meta["segments"] = [(float(s), float(e)) for s, e in meta["segments"]]
+            return cls(**meta, **{name: data[name].astype(dtype) for name, dtype in _ARRAYS.items()})
+
+
+_ARRAYS = {"frame_db": np.float32, "speech_mask": bool, "block_bandwidth_hz": np.float32}
+"""The fields :meth:`RecordingFeatures.save` stores as arrays, with their dtype."""

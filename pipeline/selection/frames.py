@@ -14,6 +14,11 @@ windows ``[start_s, end_s)`` at once, vectorised:
   (1.349 standard deviations, exact for a normal spread), refined to the exact IQR by :meth:`level_iqr_db`
   for the windows that survive;
 * ``dnsmos_ovrl``: the overlap-weighted mean OVRL of the fast pass's DNSMOS windows, when it ran DNSMOS.
+
+The index also lays the recording's segments out as one family's rules see them (the *shortened
+timeline*, see :mod:`pipeline.selection.windows`), so a window ``(i, j)`` from the start of segment ``i``
+to the end of segment ``j`` is measured in O(1) as well: :meth:`RecordingIndex.clip_s` and
+:meth:`~RecordingIndex.longest_run_s`.
 """
 
 from __future__ import annotations
@@ -26,8 +31,8 @@ from pipeline.analysis.bandwidth import BLOCK_S as BANDWIDTH_BLOCK_S
 from pipeline.analysis.base import FRAME_S
 from pipeline.analysis.clipping import MAX_EVENTS
 from pipeline.analysis.snr import SNR_MAX_DB, SNR_MIN_DB
-from pipeline.errors import InvalidArgument
 from pipeline.selection.features import RecordingFeatures
+from pipeline.selection.limits import MIN_EDGE_GAP_S, SPLIT_PAUSE_S, Rules
 
 NOISE_CONTEXT_S = 1.0
 """Seconds on each side of a window whose non-speech frames count towards its noise level."""
@@ -51,6 +56,16 @@ IQR_PER_STD = 1.349
 """Inter-quartile range of a normal distribution, in standard deviations."""
 
 _POWER_FLOOR = 1e-12  # -120 dBFS, the frame-level floor of pipeline.analysis.energy
+_EPS = 1e-9
+
+
+def number(value: object) -> float:
+    """A recording-level metric as a float, NaN when missing or not a finite number."""
+    try:
+        v = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return math.nan
+    return v if math.isfinite(v) else math.nan
 
 
 def _cumsum0(x: np.ndarray) -> np.ndarray:
@@ -64,24 +79,45 @@ def _db(power: np.ndarray) -> np.ndarray:
     return 10.0 * np.log10(np.maximum(power, _POWER_FLOOR))
 
 
-class RecordingIndex:
-    """Prefix sums over one recording's frames, its segments and its recording-level figures."""
+class RangeMax:
+    """Sparse table for O(1) maximum queries over a fixed array of non-negative values."""
 
-    def __init__(self, rec: RecordingFeatures) -> None:
+    def __init__(self, values: np.ndarray) -> None:
+        v = np.asarray(values, dtype=np.float64)
+        n = max(v.size, 1)
+        levels = [np.concatenate([v, np.zeros(n - v.size)])]
+        width = 1
+        while 2 * width <= n:
+            prev = levels[-1]
+            nxt = np.zeros(n)
+            nxt[: n - width] = np.maximum(prev[: n - width], prev[width:])
+            levels.append(nxt)
+            width *= 2
+        self._table = np.stack(levels)
+
+    def query(self, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+        """Maximum of ``values[lo..hi]`` (inclusive) per query; 0 where ``lo > hi``."""
+        lo = np.asarray(lo, dtype=np.int64)
+        hi = np.asarray(hi, dtype=np.int64)
+        length = hi - lo + 1
+        ok = length > 0
+        safe = np.where(ok, length, 1)
+        k = np.floor(np.log2(safe)).astype(np.int64)
+        lo_c = np.where(ok, lo, 0)
+        right = np.where(ok, hi - (1 << k) + 1, 0)
+        out = np.maximum(self._table[k, lo_c], self._table[k, right])
+        return np.where(ok, out, 0.0)
+
+
+class RecordingIndex:
+    """Prefix sums over one recording's frames and segments (laid out by ``rules``), and its figures."""
+
+    def __init__(self, rec: RecordingFeatures, rules: Rules) -> None:
         db = np.asarray(rec.frame_db, dtype=np.float64)
         mask = np.asarray(rec.speech_mask, dtype=bool)
-        if db.ndim != 1 or mask.shape != db.shape:
-            raise InvalidArgument(
-                f"{rec.path}: frame_db and speech_mask must be 1-D of equal length, got {db.shape} and "
-                f"{mask.shape}"
-            )
-        if db.size and not np.all(np.isfinite(db)):
-            raise InvalidArgument(f"{rec.path}: frame_db holds NaN or infinite values")
         self.rec = rec
         self.n_frames = db.size
         segs = np.asarray(rec.segments, dtype=np.float64).reshape(-1, 2)
-        if segs.size and (np.any(segs[:, 1] <= segs[:, 0]) or np.any(segs[1:, 0] < segs[:-1, 1])):
-            raise InvalidArgument(f"{rec.path}: segments must be sorted, non-overlapping (start, end) pairs")
         self.starts = segs[:, 0].copy()
         self.ends = segs[:, 1].copy()
         self.duration_s = max(
@@ -114,10 +150,7 @@ class RecordingIndex:
 
         blocks = np.asarray(rec.block_bandwidth_hz, dtype=np.float64).reshape(-1)
         self._block_bandwidth = np.where(np.isfinite(blocks), blocks, np.inf)
-        whole = rec.metrics.get("bandwidth_hz")
-        self._bandwidth = (
-            float(whole) if isinstance(whole, int | float) and math.isfinite(whole) else math.nan
-        )
+        self._bandwidth = number(rec.metrics.get("bandwidth_hz"))
 
         events = np.sort(np.asarray(rec.clipped_events, dtype=np.float64))
         self.clip_events = events
@@ -128,15 +161,55 @@ class RecordingIndex:
             if w.get("ovrl") is not None and float(w["end_s"]) > float(w["start_s"])
         ]
 
+        # the segments under the family's rules: shortened timeline, blocks, runs, edge eligibility
+        self.rules = rules
+        s, e = self.starts, self.ends
+        n = s.size
+        gaps = s[1:] - e[:-1]
+        short = rules.shortened(gaps)
+        self.sp = np.zeros(n)  # segment starts on the shortened timeline
+        self.ep = np.zeros(n)  # segment ends on the shortened timeline
+        if n:
+            lengths = e - s
+            self.ep = np.cumsum(lengths) + np.concatenate([[0.0], np.cumsum(short)])
+            self.sp = self.ep - lengths
+        self.split = gaps > SPLIT_PAUSE_S
+        block_id = np.concatenate([[0], np.cumsum(self.split)]).astype(np.int64)
+        last_of_block = np.concatenate([np.flatnonzero(self.split), [n - 1]]).astype(np.int64)
+        # per segment: the last segment before the next enormous gap
+        self.block_last = last_of_block[block_id] if n else np.zeros(0, np.int64)
+        wide = gaps >= MIN_EDGE_GAP_S - _EPS
+        self.start_ok = np.concatenate([[True], wide]) if n else np.zeros(0, bool)
+        self.end_ok = np.concatenate([wide, [True]]) if n else np.zeros(0, bool)
+        brk = (short >= rules.min_pause_s - _EPS) | self.split
+        self.run_id = np.concatenate([[0], np.cumsum(brk)]).astype(np.int64) if n else np.zeros(0, np.int64)
+        n_runs = int(self.run_id[-1]) + 1 if n else 0
+        self.run_first = np.searchsorted(self.run_id, np.arange(n_runs), side="left")
+        self.run_last = np.searchsorted(self.run_id, np.arange(n_runs), side="right") - 1
+        self._runs = RangeMax(self.ep[self.run_last] - self.sp[self.run_first] if n else np.zeros(0))
+        self.long = rules.is_long(gaps)
+
+    def clip_s(self, i: np.ndarray, j: np.ndarray) -> np.ndarray:
+        """Expected clip length of windows ``(i, j)``: pauses shortened, plus the edge room tone."""
+        return self.ep[j] - self.sp[i] + self.rules.edge_s
+
+    def longest_run_s(self, i: np.ndarray, j: np.ndarray) -> np.ndarray:
+        """Longest run of speech of windows ``(i, j)`` after pause shortening."""
+        ri, rj = self.run_id[i], self.run_id[j]
+        first = self.ep[self.run_last[ri]] - self.sp[i]
+        last = self.ep[j] - self.sp[self.run_first[rj]]
+        middle = self._runs.query(ri + 1, rj - 1)
+        return np.where(ri == rj, self.ep[j] - self.sp[i], np.maximum(np.maximum(first, last), middle))
+
     def _recording_noise(self, power: np.ndarray, mask: np.ndarray, quiet: np.ndarray) -> float | None:
         """The recording-wide noise power: guarded non-speech frames, else the fast pass's noise floor."""
         if quiet.sum() >= MIN_NOISE_FRAMES:
             return float(power[quiet].mean())
         if (~mask).sum() >= MIN_NOISE_FRAMES:
             return float(power[~mask].mean())
-        floor = self.rec.metrics.get("noise_floor_dbfs")
-        if floor is not None and math.isfinite(float(floor)):
-            return float(10.0 ** (float(floor) / 10.0))
+        floor = number(self.rec.metrics.get("noise_floor_dbfs"))
+        if math.isfinite(floor):
+            return float(10.0 ** (floor / 10.0))
         return None
 
     def frame(self, t: np.ndarray) -> np.ndarray:

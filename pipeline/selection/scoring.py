@@ -9,6 +9,9 @@ nor hurts.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import numpy as np
 
 from pipeline.selection.limits import Rules
@@ -82,57 +85,30 @@ def duration_part(duration_s: np.ndarray | float, rules: Rules) -> np.ndarray:
     return np.clip(1.0 - np.abs(d - rules.aim_s) / reach, 0.0, 1.0)
 
 
-def parts(
-    *,
-    snr_db: np.ndarray,
-    clipped_events: np.ndarray,
-    reverb_score: np.ndarray,
-    bandwidth_hz: np.ndarray,
-    speech_ratio: np.ndarray,
-    level_iqr_db: np.ndarray,
-    dnsmos_ovrl: np.ndarray,
-    duration_s: np.ndarray,
-    rules: Rules,
-) -> dict[str, np.ndarray]:
-    """Every score part for arrays of windows (NaN where the measurement is missing)."""
+def parts(m: Mapping[str, Any], duration_s: np.ndarray | float, rules: Rules) -> dict[str, np.ndarray]:
+    """Every score part of measures ``m`` (``snr_db``, ``clipped_events``, ``reverb_score``, ``bandwidth_hz``,
+    ``speech_ratio``, ``level_iqr_db``, ``dnsmos_ovrl``): arrays for many windows or one clip's scalars.
+    A part is NaN where its measure is."""
     return {
-        "snr": ramp(snr_db, SNR_POOR_DB, SNR_GOOD_DB),
-        "dnsmos": ramp(dnsmos_ovrl, DNSMOS_POOR_OVRL, DNSMOS_GOOD_OVRL),
-        "clipping": np.exp(-np.asarray(clipped_events, dtype=np.float64) / CLIP_EVENT_SCALE),
-        "reverb": 1.0 - np.clip(np.asarray(reverb_score, dtype=np.float64), 0.0, 1.0),
+        "snr": ramp(m["snr_db"], SNR_POOR_DB, SNR_GOOD_DB),
+        "dnsmos": ramp(m["dnsmos_ovrl"], DNSMOS_POOR_OVRL, DNSMOS_GOOD_OVRL),
+        "clipping": np.exp(-np.asarray(m["clipped_events"], dtype=np.float64) / CLIP_EVENT_SCALE),
+        "reverb": 1.0 - np.clip(np.asarray(m["reverb_score"], dtype=np.float64), 0.0, 1.0),
         "duration": duration_part(duration_s, rules),
-        "bandwidth": ramp(bandwidth_hz, BANDWIDTH_POOR_HZ, BANDWIDTH_GOOD_HZ),
-        "speech_ratio": ramp(speech_ratio, SPEECH_RATIO_POOR, SPEECH_RATIO_GOOD),
-        "stability": ramp(level_iqr_db, LEVEL_IQR_POOR_DB, LEVEL_IQR_GOOD_DB),
+        "bandwidth": ramp(m["bandwidth_hz"], BANDWIDTH_POOR_HZ, BANDWIDTH_GOOD_HZ),
+        "speech_ratio": ramp(m["speech_ratio"], SPEECH_RATIO_POOR, SPEECH_RATIO_GOOD),
+        "stability": ramp(m["level_iqr_db"], LEVEL_IQR_POOR_DB, LEVEL_IQR_GOOD_DB),
     }
 
 
-def total(score_parts: dict[str, np.ndarray]) -> np.ndarray:
-    """Weighted mean of the parts that are not NaN (0 when none is)."""
+def total(score_parts: Mapping[str, np.ndarray | float]) -> np.ndarray:
+    """Weighted mean of the parts that are given and not NaN (0 when none is)."""
     num: np.ndarray | float = 0.0
     den: np.ndarray | float = 0.0
     for name, weight in WEIGHTS.items():
-        value = np.asarray(score_parts[name], dtype=np.float64)
+        value = np.asarray(score_parts.get(name, np.nan), dtype=np.float64)
         known = ~np.isnan(value)
         num = num + np.where(known, value, 0.0) * weight
         den = den + known * weight
     num_a, den_a = np.asarray(num, dtype=np.float64), np.asarray(den, dtype=np.float64)
     return np.where(den_a > 0, num_a / np.maximum(den_a, 1e-12), 0.0)
-
-
-def as_dict(score_parts: dict[str, np.ndarray], k: int | None = None) -> dict[str, float]:
-    """The known parts of window ``k`` (or of scalars) as a plain dict, for :attr:`ClipPlan.score_parts`."""
-    out: dict[str, float] = {}
-    for name in WEIGHTS:
-        value = np.asarray(score_parts[name], dtype=np.float64)
-        v = float(value if k is None or value.ndim == 0 else value[k])
-        if not np.isnan(v):
-            out[name] = v
-    return out
-
-
-def total_without(score_parts: dict[str, float], *exclude: str) -> float:
-    """Weighted mean of the known parts in a plain dict, leaving out ``exclude`` (e.g. ``"duration"``)."""
-    num = sum(WEIGHTS[k] * v for k, v in score_parts.items() if k not in exclude)
-    den = sum(WEIGHTS[k] for k in score_parts if k not in exclude)
-    return num / den if den > 0 else 0.0

@@ -3,30 +3,28 @@
 :func:`candidates` lists every clip plan that satisfies the family's rules, scored from the fast pass and
 best first: windows of a single recording, or, when no recording holds one, plans that join matching
 takes. :func:`choose` sends the top few to the slow measures (Silero edges, DNSMOS), re-ranks them and
-returns the best with its alternatives, or ``best=None`` with the true reasons. The rules, the scoring
-and the tolerances are described in ``docs/selection.md``; the parts live in :mod:`pipeline.selection`.
+returns the best followed by its alternatives; :func:`explain` gives the true reasons when there is none.
+The rules, the scoring and the tolerances are described in ``docs/selection.md``; the parts live in
+:mod:`pipeline.selection`.
 
 Typical use::
 
     feats = [RecordingFeatures.from_fast_pass(analyze_file(p), path=..., source=p, speaker="bob", sha256=...)]
-    sel = choose(feats, load_family("cosyvoice"))
-    sel.best.pieces  # -> what pipeline.render.clip cuts
+    best, *alternatives = choose(feats, load_family("cosyvoice"))  # [] when explain() finds reasons
+    best.pieces  # -> what pipeline.render.clip cuts
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-import numpy as np
-
 from pipeline.errors import InvalidArgument
 from pipeline.rules.families import FamilySpec
-from pipeline.selection.assembly import assemble, grow, is_anchor, mismatch, stretches, usable
+from pipeline.selection.assembly import assemble, grow, is_anchor, mismatch, quality, stretches, usable
 from pipeline.selection.features import RecordingFeatures
 from pipeline.selection.frames import RecordingIndex
-from pipeline.selection.limits import Rules, clip_stats
-from pipeline.selection.plan import ClipPlan, Selection
-from pipeline.selection.plans import MAX_OVERLAP, evaluate, make_piece, overlap, piece_segments, plan_key
+from pipeline.selection.limits import Rules
+from pipeline.selection.plan import MAX_OVERLAP, ClipPlan, evaluate, make_piece, plan_key, suppress
 from pipeline.selection.windows import NESTED_MAX_SHARE, best_nested, best_windows
 
 __all__ = ["DEFAULT_LIMIT", "MAX_OVERLAP", "candidates", "choose", "explain"]
@@ -41,62 +39,34 @@ NESTED_SPREAD_MIN = 0.15
 """A finalist whose DNSMOS segments differ by at least this much (OVRL) gets its nested window scored."""
 
 
-def _check_int(name: str, value: object, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < minimum:
-        raise InvalidArgument(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
-
-
-def _prepare(
-    recordings: Sequence[RecordingFeatures], spec: FamilySpec
-) -> tuple[Rules, dict[str, RecordingIndex], str]:
-    """Validate the inputs; return the family's rules, one index per recording (by path), the speaker."""
+def _prepare(recordings: Sequence[RecordingFeatures], spec: FamilySpec) -> dict[str, RecordingIndex]:
+    """Check the recordings (at least one, one speaker, each path once); one index per recording by path."""
     rules = Rules.from_spec(spec)
-    if isinstance(recordings, RecordingFeatures) or not isinstance(recordings, Sequence):
-        raise InvalidArgument(
-            f"recordings must be a sequence of RecordingFeatures, got {type(recordings).__name__}"
-        )
     if not recordings:
         raise InvalidArgument("recordings must hold at least one recording of the speaker")
     indexes: dict[str, RecordingIndex] = {}
-    speaker = getattr(recordings[0], "speaker", None)
     for k, rec in enumerate(recordings):
-        if not isinstance(rec, RecordingFeatures):
-            raise InvalidArgument(f"recordings[{k}] must be RecordingFeatures, got {type(rec).__name__}")
-        if rec.speaker != speaker:
+        if rec.speaker != recordings[0].speaker:
             raise InvalidArgument(
-                f"recordings[{k}] ({rec.path}) belongs to speaker {rec.speaker!r}, not {speaker!r}: "
-                "pass one speaker's recordings at a time"
+                f"recordings[{k}] ({rec.path}) belongs to speaker {rec.speaker!r}, not "
+                f"{recordings[0].speaker!r}: pass one speaker's recordings at a time"
             )
         if rec.path in indexes:
             raise InvalidArgument(f"recordings[{k}]: path {rec.path!r} is given twice")
-        indexes[rec.path] = RecordingIndex(rec)
-    return rules, indexes, str(speaker)
+        indexes[rec.path] = RecordingIndex(rec, rules)
+    return indexes
 
 
-def _single_windows(
-    indexes: dict[str, RecordingIndex], rules: Rules, *, speaker: str, limit: int
-) -> list[ClipPlan]:
-    """The best single-recording windows across all recordings (exact measures, best first)."""
+def _window_plans(indexes: dict[str, RecordingIndex], *, limit: int) -> list[ClipPlan]:
+    """Plans of the best single-recording windows across all recordings (exact measures, best first)."""
     found: list[tuple[float, str, float, float, int, int]] = []
     for path in sorted(indexes):
-        w = best_windows(indexes[path], rules, limit=limit)
-        for k in range(w.i.size):
-            found.append(
-                (
-                    -round(float(w.score[k]), 9),
-                    path,
-                    float(w.start_s[k]),
-                    float(w.end_s[k]),
-                    int(w.i[k]),
-                    int(w.j[k]),
-                )
-            )
+        idx = indexes[path]
+        i, j, score = best_windows(idx, limit=limit)
+        for a, b, s in zip(i.tolist(), j.tolist(), score.tolist(), strict=True):
+            found.append((-round(s, 9), path, float(idx.starts[a]), float(idx.ends[b]), a, b))
     found.sort()
-    plans = [
-        evaluate([make_piece(indexes[path], i, j, rules)], indexes, rules, speaker=speaker)
-        for _, path, _, _, i, j in found[:limit]
-    ]
+    plans = [evaluate([make_piece(indexes[path], i, j)], indexes) for _, path, _, _, i, j in found[:limit]]
     return sorted(plans, key=plan_key)
 
 
@@ -110,18 +80,14 @@ def candidates(
     overlap by more than :data:`MAX_OVERLAP` of the shorter one. An empty list means no plan is possible
     (:func:`explain` says why).
     """
-    limit = _check_int("limit", limit, 1)
-    rules, indexes, speaker = _prepare(recordings, spec)
-    return _candidates(indexes, rules, speaker, limit=limit)
+    if limit < 1:
+        raise InvalidArgument(f"limit must be an integer >= 1, got {limit!r}")
+    return _candidates(_prepare(recordings, spec), limit=limit)
 
 
-def _candidates(
-    indexes: dict[str, RecordingIndex], rules: Rules, speaker: str, *, limit: int
-) -> list[ClipPlan]:
-    plans = _single_windows(indexes, rules, speaker=speaker, limit=limit)
-    if not plans:
-        plans = assemble(indexes, rules, speaker=speaker, limit=limit)
-    return plans
+def _candidates(indexes: dict[str, RecordingIndex], *, limit: int) -> list[ClipPlan]:
+    plans = _window_plans(indexes, limit=limit)
+    return plans or assemble(indexes, next(iter(indexes.values())).rules, limit=limit)
 
 
 def _span(plan: ClipPlan) -> tuple[tuple[str, float, float], ...]:
@@ -130,12 +96,7 @@ def _span(plan: ClipPlan) -> tuple[tuple[str, float, float], ...]:
 
 
 def _finish_with_nested(
-    short_list: Sequence[ClipPlan],
-    indexes: dict[str, RecordingIndex],
-    rules: Rules,
-    *,
-    speaker: str,
-    refine: bool,
+    short_list: Sequence[ClipPlan], indexes: dict[str, RecordingIndex], *, refine: bool
 ) -> tuple[list[ClipPlan], set[tuple[tuple[str, float, float], ...]]]:
     """The slow measures on ``short_list``, then on the best windows nested inside the uneven ones.
 
@@ -153,7 +114,7 @@ def _finish_with_nested(
     finished: list[ClipPlan] = []
     queue: list[tuple[ClipPlan, ClipPlan, int]] = []
     for plan in short_list:
-        done = finish(plan, indexes, rules, refine=refine)
+        done = finish(plan, indexes, refine=refine)
         finished.append(done)
         queue.append((plan, done, 0))
     while queue:
@@ -161,28 +122,24 @@ def _finish_with_nested(
         spread = done.measures.get("dnsmos_spread")
         if depth >= NESTED_DEPTH or spread is None or spread < NESTED_SPREAD_MIN:
             continue
-        inner = _nested(plan, indexes, rules, speaker=speaker)
+        inner = _nested(plan, indexes)
         if inner is None or _span(inner) in seen:
             continue
         seen.add(_span(inner))
-        inner_done = finish(inner, indexes, rules, refine=refine)
+        inner_done = finish(inner, indexes, refine=refine)
         finished.append(inner_done)
         queue.append((inner, inner_done, depth + 1))
     return finished, seen
 
 
-def _nested(
-    plan: ClipPlan, indexes: dict[str, RecordingIndex], rules: Rules, *, speaker: str
-) -> ClipPlan | None:
+def _nested(plan: ClipPlan, indexes: dict[str, RecordingIndex]) -> ClipPlan | None:
     """The best window inside a single-recording ``plan`` (``None`` for assembled plans or none fits)."""
-    if plan.assembled or len(plan.pieces) != 1:
+    if plan.assembled:
         return None
     piece = plan.pieces[0]
     idx = indexes[piece.path]
-    w = best_nested(idx, rules, piece.start_s, piece.end_s, max_duration_s=NESTED_MAX_SHARE * plan.duration_s)
-    if w.i.size == 0:
-        return None
-    return evaluate([make_piece(idx, int(w.i[0]), int(w.j[0]), rules)], indexes, rules, speaker=speaker)
+    found = best_nested(idx, piece.start_s, piece.end_s, max_duration_s=NESTED_MAX_SHARE * plan.duration_s)
+    return None if found is None else evaluate([make_piece(idx, *found)], indexes)
 
 
 def choose(
@@ -193,46 +150,25 @@ def choose(
     slow: bool = True,
     alternatives: int = 2,
     refine_edges: bool = True,
-) -> Selection:
-    """Pick the best clip plan of one speaker for one family.
+) -> list[ClipPlan]:
+    """The best clip plan of one speaker for one family, then up to ``alternatives`` runners-up.
 
     The ``top`` best candidates get the slow measures (Silero edge refinement when ``refine_edges``, and
     DNSMOS of the clip-to-be, which replaces the fast estimate in the score), and so do the best windows
     nested inside the ones whose DNSMOS is uneven (up to :data:`NESTED_DEPTH` levels, each at most 75 % of
-    the one it lies in); all are re-ranked; the best is ``best`` and the next ``alternatives`` that overlap it
-    by at most 50 % are ``alternatives``.
-    ``slow=False`` skips the slow measures and ranks on the fast pass alone. When no plan is possible,
-    ``best`` is ``None`` and ``reasons``/``message`` say why (``no_speech``, ``no_continuous_speech``,
-    ``too_short``, ``too_long_clip``).
+    the one it lies in); all are re-ranked. The first plan returned is the best; each runner-up overlaps
+    the best and the other runners-up by at most 50 %. ``slow=False`` skips the slow measures and ranks on
+    the fast pass alone. An empty list means no plan is possible: :func:`explain` gives the true reasons
+    (``no_speech``, ``no_continuous_speech``, ``too_short``, ``too_long_clip``).
     """
-    top = _check_int("top", top, 1)
-    alternatives = _check_int("alternatives", alternatives, 0)
-    if not isinstance(slow, bool) or not isinstance(refine_edges, bool):
-        raise InvalidArgument(f"slow and refine_edges must be True or False, got {slow!r}, {refine_edges!r}")
-    rules, indexes, speaker = _prepare(recordings, spec)
-    plans = _candidates(indexes, rules, speaker, limit=max(DEFAULT_LIMIT, top + alternatives))
-    if not plans:
-        reasons, message = _explain(indexes, rules, speaker)
-        return Selection(family=rules.family, speaker=speaker, best=None, reasons=reasons, message=message)
-    if slow:
-        finished, scored = _finish_with_nested(
-            plans[:top], indexes, rules, speaker=speaker, refine=refine_edges
-        )
-        ranked = sorted(finished, key=plan_key) + [p for p in plans[top:] if _span(p) not in scored]
-    else:
-        ranked = plans
-    best = ranked[0]
-    alts: list[ClipPlan] = []
-    for plan in ranked[1:]:
-        if len(alts) >= alternatives:
-            break
-        if all(overlap(plan, other) <= MAX_OVERLAP + 1e-9 for other in [best, *alts]):
-            alts.append(plan)
-    kind = "assembled plans" if best.assembled else "windows"
-    message = f"best of {len(plans)} candidate {kind}" + (
-        f"; slow measures on the top {min(top, len(plans))}" if slow else ""
-    )
-    return Selection(family=rules.family, speaker=speaker, best=best, alternatives=alts, message=message)
+    if top < 1 or alternatives < 0:
+        raise InvalidArgument(f"top must be >= 1 and alternatives >= 0, got {top!r} and {alternatives!r}")
+    indexes = _prepare(recordings, spec)
+    plans = _candidates(indexes, limit=max(DEFAULT_LIMIT, top + alternatives))
+    if slow and plans:
+        finished, scored = _finish_with_nested(plans[:top], indexes, refine=refine_edges)
+        plans = sorted(finished, key=plan_key) + [p for p in plans[top:] if _span(p) not in scored]
+    return suppress(plans, limit=alternatives + 1)
 
 
 def explain(recordings: Sequence[RecordingFeatures], spec: FamilySpec) -> tuple[list[str], str]:
@@ -244,19 +180,16 @@ def explain(recordings: Sequence[RecordingFeatures], spec: FamilySpec) -> tuple[
     that match acoustically are). When none of these holds, ``too_long_clip``: the speech cannot be cut
     at a pause into a short enough clip. Returns ``([], "")`` when a plan exists.
     """
-    if candidates(recordings, spec, limit=1):
+    indexes = _prepare(recordings, spec)
+    if _candidates(indexes, limit=1):
         return [], ""
-    rules, indexes, speaker = _prepare(recordings, spec)
-    return _explain(indexes, rules, speaker)
-
-
-def _explain(indexes: dict[str, RecordingIndex], rules: Rules, speaker: str) -> tuple[list[str], str]:
-    """:func:`explain` for prepared inputs that are known to allow no plan."""
+    rules = next(iter(indexes.values())).rules
     if all(idx.starts.size == 0 for idx in indexes.values()):
+        speaker = recordings[0].speaker
         return ["no_speech"], f"no speech was detected in any of the {len(indexes)} recording(s) of {speaker}"
-    spans = [s for path in sorted(indexes) for s in stretches(indexes[path], rules, speaker=speaker)]
+    spans = [s for path in sorted(indexes) for s in stretches(indexes[path])]
     longest = max(s.longest_run_s for s in spans)
-    together = clip_stats([piece_segments(indexes[s.piece.path], s.piece) for s in spans], rules).duration_s
+    together = evaluate([s.pieces[0] for s in spans], indexes).duration_s
     reasons: list[str] = []
     sentences: list[str] = []
     if rules.min_run_s is not None and longest < rules.min_run_s - 1e-9:
@@ -280,13 +213,15 @@ def _explain(indexes: dict[str, RecordingIndex], rules: Rules, speaker: str) -> 
             f"the speech that meets the {rules.min_run_s:g} s run rule cannot be cut at a pause into a clip "
             f"of at most {rules.max_duration_s:g} s"
         )
-    anchor = max(anchors, key=lambda s: (s.quality, s.piece.path))
-    anchor_rec = indexes[anchor.piece.path].rec
+    anchor = max(anchors, key=lambda s: (quality(s), s.pieces[0].path))
+    anchor_path = anchor.pieces[0].path
     chosen = grow(anchor, pool, {p: i.rec for p, i in indexes.items()}, rules)
-    plan = evaluate([s.piece for s in chosen], indexes, rules, speaker=speaker)
-    apart = sorted(f"{p} ({why})" for p, i in indexes.items() if (why := mismatch(anchor_rec, i.rec)))
+    plan = evaluate([s.pieces[0] for s in chosen], indexes)
+    apart = sorted(
+        f"{p} ({why})" for p, i in indexes.items() if (why := mismatch(indexes[anchor_path].rec, i.rec))
+    )
     text = (
-        f"the takes whose acoustics match {anchor.piece.path} make a {plan.duration_s:.1f} s clip and "
+        f"the takes whose acoustics match {anchor_path} make a {plan.duration_s:.1f} s clip and "
         f"{rules.family} needs {rules.min_duration_s:g}-{rules.max_duration_s:g} s"
     )
     if apart:

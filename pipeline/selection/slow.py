@@ -1,7 +1,7 @@
 """The slow pass on the finalists: Silero edge refinement and DNSMOS of the clip-to-be.
 
-Each piece is read once (16 kHz mono, mixed with the channel weights the analysis used, plus a little of
-the surrounding silence). Silero moves a piece's outer edges when its speech probability puts them more
+Each piece is read once (:func:`~pipeline.selection.plan.read_piece`: 16 kHz mono, mixed with the channel
+weights the analysis used, plus a little of the surrounding silence). Silero moves a piece's outer edges when its speech probability puts them more
 than :data:`REFINE_MIN_MOVE_S` away (WebRTC's edges carry hangover and noise); a refinement that would
 break the family's duration or run rules is not applied. DNSMOS then scores audio laid out as the
 renderer will lay it out: edge room tone, long pauses cut to the join length, pieces joined by their own
@@ -14,18 +14,15 @@ import hashlib
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
-from typing import Any
 
 import numpy as np
 
-from pipeline.analysis.base import ANALYSIS_RATE
+from pipeline.analysis.base import ANALYSIS_RATE, Measurement
 from pipeline.audio.memory import release_free_memory
-from pipeline.audio.mix import ChannelChoice
 from pipeline.errors import AudioReadError
 from pipeline.selection.frames import RecordingIndex
 from pipeline.selection.limits import Rules
-from pipeline.selection.plan import ClipPlan, Piece
-from pipeline.selection.plans import SlowMeasures, evaluate
+from pipeline.selection.plan import ClipPlan, Piece, PieceAudio, evaluate, read_piece
 
 REFINE_SEARCH_S = 0.3
 """Silero looks this far (s) on each side of an edge for a speech boundary."""
@@ -34,53 +31,12 @@ REFINE_MIN_MOVE_S = 0.05
 """An edge moves only when Silero places it more than this (s) away: smaller moves are noise."""
 
 
-def channel_choice(weights: Sequence[float]) -> ChannelChoice:
-    """A :class:`ChannelChoice` that mixes with ``weights`` (the analysis's own mix, as on a Piece)."""
-    w = tuple(float(x) for x in weights)
-    used = [i for i, x in enumerate(w) if x != 0.0]
-    if len(w) == 1:
-        method = "mono"
-    elif len(used) == 1:
-        method = "first" if used == [0] else "channel"
-    elif any(x < 0 for x in w):
-        method = "inverted_mean"
-    else:
-        method = "mean"
-    detail = f"the channel weights the analysis used: {list(w)}"
-    return ChannelChoice("best", method, w, "requested", detail, False, None)
-
-
-class LoadedPiece:
-    """A piece's 16 kHz mono audio with some of the silence around it; times are recording seconds."""
-
-    def __init__(self, piece: Piece, *, pad_s: float) -> None:
-        from pipeline.audio.view import load_mono
-
-        self.offset_s = max(piece.start_s - min(piece.lead_room_s, pad_s), 0.0)
-        end = piece.end_s + min(piece.tail_room_s, pad_s)
-        self.audio, _, _ = load_mono(
-            piece.source,
-            rate=ANALYSIS_RATE,
-            start_s=self.offset_s,
-            end_s=end,
-            choice=channel_choice(piece.channel_weights),
-        )
-
-    def cut(self, start_s: float, end_s: float) -> np.ndarray:
-        """Samples of ``[start_s, end_s)`` (clamped to what was read)."""
-        a = round((start_s - self.offset_s) * ANALYSIS_RATE)
-        b = round((end_s - self.offset_s) * ANALYSIS_RATE)
-        a = min(max(a, 0), self.audio.size)
-        b = min(max(b, a), self.audio.size)
-        return self.audio[a:b]
-
-
-def refine_piece(piece: Piece, loaded: LoadedPiece) -> Piece:
+def refine_piece(piece: Piece, loaded: PieceAudio) -> Piece:
     """``piece`` with its outer edges moved to Silero's speech boundaries (when they move enough)."""
     from pipeline.analysis.silero import refine_edges
 
     spans = refine_edges(
-        loaded.audio, [(piece.start_s, piece.end_s)], offset_s=loaded.offset_s, search_s=REFINE_SEARCH_S
+        loaded.x, [(piece.start_s, piece.end_s)], offset_s=loaded.t0, search_s=REFINE_SEARCH_S
     )
     if not spans:
         return piece
@@ -101,7 +57,7 @@ def refine_piece(piece: Piece, loaded: LoadedPiece) -> Piece:
     )
 
 
-def clip_audio(pieces: Sequence[Piece], loaded: Sequence[LoadedPiece], rules: Rules) -> np.ndarray:
+def clip_audio(pieces: Sequence[Piece], loaded: Sequence[PieceAudio], rules: Rules) -> np.ndarray:
     """The plan's audio laid out like the rendered clip (edge tone, long pauses cut, joins of room tone)."""
     edge, half_join = rules.edge_s / 2.0, rules.join_s / 2.0
     parts: list[np.ndarray] = []
@@ -117,15 +73,17 @@ def clip_audio(pieces: Sequence[Piece], loaded: Sequence[LoadedPiece], rules: Ru
     return np.concatenate(parts) if parts else np.zeros(0, dtype=np.float32)
 
 
-_DNSMOS_CACHE: dict[bytes, Any] = {}
+_DNSMOS_CACHE: dict[bytes, Measurement] = {}
 _DNSMOS_CACHE_SIZE = 256
 
 DNSMOS_LEVEL_DBFS = -23.0
 """RMS level the slow pass brings a window to before DNSMOS (near the rendered clip's level)."""
 
 
-def dnsmos_of(audio16k: np.ndarray) -> SlowMeasures:
-    """DNSMOS of 16 kHz mono audio as :class:`SlowMeasures` (``None`` plus why when not measurable).
+def dnsmos_of(audio16k: np.ndarray) -> Measurement:
+    """DNSMOS of 16 kHz mono audio: ``dnsmos_ovrl``/``_sig``/``_bak`` (``None`` plus why when not measurable)
+    and ``dnsmos_spread``, the highest minus the lowest OVRL of the segments scored (none for one segment):
+    a large spread says part of the audio is worse than the rest, so a window nested inside may score better.
 
     DNSMOS's own layout scores a 9.01 s segment every 1 s (about 0.4 s of CPU each here: 2.5 s for a
     15 s clip). The clip is instead covered by the fewest 9.01 s segments, evenly spaced (2 for 15 s,
@@ -146,7 +104,7 @@ def dnsmos_of(audio16k: np.ndarray) -> SlowMeasures:
     return result
 
 
-def _dnsmos_of(x: np.ndarray) -> SlowMeasures:
+def _dnsmos_of(x: np.ndarray) -> Measurement:
     """:func:`dnsmos_of` without the cache."""
     from pipeline.analysis.dnsmos import SEGMENT_SAMPLES, dnsmos
 
@@ -164,38 +122,32 @@ def _dnsmos_of(x: np.ndarray) -> SlowMeasures:
     known = [m.values for m in scores if m.values.get("dnsmos_ovrl") is not None]
     if not known:
         why = next((m.null_reasons.get("dnsmos_ovrl") for m in scores), None)
-        return SlowMeasures(dnsmos_ovrl=None, why=why or "not_measured: DNSMOS gave no score")
-    mean = {k: float(np.mean([v[k] for v in known])) for k in ("dnsmos_ovrl", "dnsmos_sig", "dnsmos_bak")}
-    ovrl = [v["dnsmos_ovrl"] for v in known]
-    return SlowMeasures(
-        dnsmos_ovrl=mean["dnsmos_ovrl"],
-        dnsmos_sig=mean["dnsmos_sig"],
-        dnsmos_bak=mean["dnsmos_bak"],
-        dnsmos_spread=float(max(ovrl) - min(ovrl)) if len(ovrl) > 1 else None,
+        return Measurement({}, {"dnsmos_ovrl": why or "not_measured: DNSMOS gave no score"})
+    out = Measurement(
+        {k: float(np.mean([v[k] for v in known])) for k in ("dnsmos_ovrl", "dnsmos_sig", "dnsmos_bak")}
     )
+    ovrl = [v["dnsmos_ovrl"] for v in known]
+    if len(ovrl) > 1:
+        out.values["dnsmos_spread"] = float(max(ovrl) - min(ovrl))
+    return out
 
 
-def finish(
-    plan: ClipPlan,
-    indexes: Mapping[str, RecordingIndex],
-    rules: Rules,
-    *,
-    refine: bool = True,
-) -> ClipPlan:
+def finish(plan: ClipPlan, indexes: Mapping[str, RecordingIndex], *, refine: bool = True) -> ClipPlan:
     """The plan after the slow pass: edges refined (when allowed and useful), DNSMOS in its score."""
+    rules = indexes[plan.pieces[0].path].rules
     pad = REFINE_SEARCH_S + max(rules.edge_s / 2.0, rules.join_s / 2.0)
     try:
-        loaded = [LoadedPiece(p, pad_s=pad) for p in plan.pieces]
+        loaded = [read_piece(p, pad_s=pad, rate=ANALYSIS_RATE) for p in plan.pieces]
     except AudioReadError as exc:
         # The features were cached but the audio is gone or unreadable: keep the fast plan, say why.
         why = f"not_measured: the source could not be read for the slow pass ({exc.reason})"
-        return evaluate(plan.pieces, indexes, rules, speaker=plan.speaker, slow=SlowMeasures(None, why=why))
+        return evaluate(plan.pieces, indexes, slow=Measurement({}, {"dnsmos_ovrl": why}))
     pieces = list(plan.pieces)
     refined = False
     if refine:
         moved = [refine_piece(p, a) for p, a in zip(pieces, loaded, strict=True)]
         if moved != pieces:
-            trial = evaluate(moved, indexes, rules, speaker=plan.speaker)
+            trial = evaluate(moved, indexes)
             if rules.fits(trial.duration_s, trial.longest_run_s):
                 pieces, refined = moved, True
     slow = dnsmos_of(clip_audio(pieces, loaded, rules))
@@ -204,4 +156,4 @@ def finish(
         for old, new in zip(plan.pieces, pieces, strict=True)
     ]
     extra = {"edges_refined": refined, "edge_moves_s": edges, "fast_score": round(plan.score, 4)}
-    return evaluate(pieces, indexes, rules, speaker=plan.speaker, slow=slow, extra=extra)
+    return evaluate(pieces, indexes, slow=slow, extra=extra)
