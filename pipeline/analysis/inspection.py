@@ -6,88 +6,21 @@ These are the library forms of ``voiceprep analyze`` and ``voiceprep check``.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pipeline.analysis.base import FRAME_S
-from pipeline.analysis.fastpass import FastPassResult, analyze_file
-from pipeline.analysis.segments import speech_metrics
+from pipeline.analysis.fastpass import Analysis, analyze_file
+from pipeline.audio import arguments
 from pipeline.audio.io import AudioInfo, probe
+from pipeline.audio.mix import STRATEGIES
 from pipeline.errors import AudioReadError
 from pipeline.rules.checks import CheckResult, evaluate, failed_read
 from pipeline.rules.families import FamilySpec, load_family
 
-if TYPE_CHECKING:
-    import pandas as pd
-    from matplotlib.figure import Figure
-
 AUTO_DNSMOS_MAX_S = 120.0
 """``check`` runs DNSMOS by default on files up to this long (a clip costs about a second)."""
-
-PLOT_AUDIO_MAX_S = 20 * 60.0
-"""``Analysis.plot`` re-reads the audio for the waveform and spectrogram up to this duration."""
-
-
-@dataclass
-class Analysis:
-    """The measurements of one recording.
-
-    ``metrics`` uses the public metric names; ``null_reasons`` says why each ``None`` metric is missing.
-    """
-
-    path: str
-    info: AudioInfo
-    result: FastPassResult
-    strategy: str = "best"
-    warnings: list[str] = field(default_factory=list)
-
-    @property
-    def metrics(self) -> dict[str, Any]:
-        """Metric name -> value (``None`` when not measurable; see :attr:`null_reasons`)."""
-        return self.result.metrics
-
-    @property
-    def null_reasons(self) -> dict[str, str]:
-        """Metric name -> ``"code: explanation"`` for every metric that is ``None``."""
-        return self.result.null_reasons
-
-    @property
-    def segments(self) -> pd.DataFrame:
-        """Speech segments as a DataFrame with ``start_s``, ``end_s`` and ``duration_s``."""
-        import pandas as pd
-
-        starts = [s for s, _ in self.result.segments]
-        ends = [e for _, e in self.result.segments]
-        df = pd.DataFrame({"start_s": starts, "end_s": ends}, dtype=float)
-        df["duration_s"] = df["end_s"] - df["start_s"]
-        return df
-
-    @property
-    def frames(self) -> pd.DataFrame:
-        """Per-10 ms-frame arrays: ``time_s``, ``level_db`` (dBFS) and ``speech`` (bool)."""
-        import pandas as pd
-
-        return pd.DataFrame(
-            {
-                "time_s": self.result.frame_times,
-                "level_db": self.result.frame_db,
-                "speech": self.result.speech_mask,
-            }
-        )
-
-    def speech_metrics(self, *, min_pause_s: float) -> dict[str, Any]:
-        """Runs and pauses re-derived from the segments with another ``min_pause_s`` (cheap)."""
-        measured = speech_metrics(
-            self.result.segments, duration_s=self.metrics["duration_s"], min_pause_s=min_pause_s
-        )
-        return dict(measured.values)
-
-    def plot(self, *, max_audio_s: float = PLOT_AUDIO_MAX_S) -> Figure:
-        """A matplotlib figure: waveform with speech shaded, spectrogram, frame level with noise floor."""
-        from pipeline.analysis.plot import plot_analysis
-
-        return plot_analysis(self, max_audio_s=max_audio_s)
 
 
 def analyze(
@@ -103,8 +36,11 @@ def analyze(
     """Measure a recording with the fast pass (and DNSMOS when asked).
 
     ``info`` is the file's probe when the caller already has it (saves reading and hashing it again).
-    Raises :class:`pipeline.errors.AudioReadError` (with a reason code) when the file cannot be read.
+    Raises :class:`pipeline.errors.AudioReadError` (with a reason code) when the file cannot be read and
+    :class:`pipeline.errors.InvalidArgument` for a bad argument.
     """
+    arguments.one_of("strategy", strategy, STRATEGIES)
+    arguments.number("min_pause_s", min_pause_s, strict=True)
     if info is None:
         info = probe(path, stream_index=stream_index, max_duration_s=max_duration_s)
     result = analyze_file(
@@ -114,11 +50,11 @@ def analyze(
         min_pause_s=min_pause_s,
         stream_index=stream_index,
         max_duration_s=max_duration_s,
+        info=info,
     )
-    warnings = list(result.warnings)
     if result.metrics.get("duration_s") == 0:
         raise AudioReadError("empty", f"{path}: no samples could be decoded")
-    return Analysis(path=str(path), info=info, result=result, strategy=strategy, warnings=warnings)
+    return result
 
 
 def service_strategy(spec: FamilySpec) -> str:
@@ -191,7 +127,7 @@ def _check_specs(
         run_dnsmos = False
     cache = _AnalysisCache(path, dnsmos=run_dnsmos, stream_index=stream_index, info=info)
     results = []
-    probe_dict = info.to_dict()
+    probe_dict = asdict(info)
     for spec in specs:
         try:
             analysis = cache.get(service_strategy(spec), info.channels)
@@ -208,9 +144,9 @@ def _check_specs(
             probe=probe_dict,
             metrics=metrics,
             null_reasons=null_reasons,
-            first_channel_silent=analysis.result.channel_choice.first_channel_silent,
+            first_channel_silent=analysis.channel_choice.first_channel_silent,
         )
-        if "truncated" in analysis.warnings or "truncated" in (probe_dict.get("warnings") or []):
+        if "truncated" in analysis.warnings:
             result.not_checked["truncated"] = "truncated: the file ends before its header says it should"
         results.append(result)
     return results

@@ -94,7 +94,9 @@ class AudioInfo:
     audio_streams: int
 
 
-def _stream_args(path: object, stream_index: object, max_duration_s: object) -> tuple[Path, int, float | None]:
+def _stream_args(
+    path: object, stream_index: object, max_duration_s: object
+) -> tuple[Path, int, float | None]:
     """The checked (path, stream_index, max_duration_s) arguments every public reader takes."""
     limit = None if max_duration_s is None else number("max_duration_s", max_duration_s, strict=True)
     return as_path("path", path), integer("stream_index", stream_index, minimum=0), limit
@@ -1148,7 +1150,9 @@ def write(
     """
     p = as_path("path", path)
     if format is None and p.suffix.lower() not in _SUFFIX_FORMATS:
-        raise InvalidArgument(f"format cannot be inferred from the suffix of {p}; name one of {list(_WRITE_FORMATS)}")
+        raise InvalidArgument(
+            f"format cannot be inferred from the suffix of {p}; name one of {list(_WRITE_FORMATS)}"
+        )
     fmt = _SUFFIX_FORMATS[p.suffix.lower()] if format is None else str(format).lower()
     if fmt not in _WRITE_FORMATS:
         raise InvalidArgument(f"format must be one of {list(_WRITE_FORMATS)}, got {format!r}")

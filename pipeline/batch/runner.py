@@ -270,7 +270,7 @@ def analyze_recording(item: InputFile, *, cache_dir: Path, config: RunConfig) ->
         "message": "; ".join(result.warnings),
         "metrics": result.metrics,
         "null_reasons": result.null_reasons,
-        "speech_segments": [[round(a, 3), round(b, 3)] for a, b in result.segments],
+        "speech_segments": [[round(a, 3), round(b, 3)] for a, b in result.speech_segments],
     }
     _write_json(row_path, ok)
     del result, features
