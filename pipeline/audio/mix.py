@@ -48,7 +48,6 @@ import numpy as np
 
 from pipeline.audio import io
 from pipeline.audio.io import AudioInfo
-from pipeline.errors import InvalidArgument
 
 STRATEGIES: tuple[str, ...] = ("first", "mean", "best")
 """Accepted values of ``strategy``."""
@@ -137,16 +136,6 @@ class ChannelStats:
         pairs = zip(self.speech_level_dbfs, self.noise_floor_dbfs, strict=True)
         return tuple(round(s - n, 2) for s, n in pairs)
 
-    def to_dict(self) -> dict[str, Any]:
-        """Plain-data form for manifests (lists, not tuples; the matrix is left out)."""
-        out = asdict(self)
-        out.pop("power_matrix")
-        out.pop("channel_means")
-        for key in ("level_dbfs", "noise_floor_dbfs", "speech_level_dbfs"):
-            out[key] = [_r(v) for v in out[key]]
-        out["snr_db"] = list(self.snr_db)
-        return out
-
 
 @dataclass(frozen=True)
 class ChannelChoice:
@@ -171,16 +160,16 @@ class ChannelChoice:
         return len(self.weights)
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain-data form for manifests."""
-        return {
-            "strategy": self.strategy,
-            "method": self.method,
-            "weights": list(self.weights),
-            "reason": self.reason,
-            "detail": self.detail,
-            "first_channel_silent": self.first_channel_silent,
-            "stats": None if self.stats is None else self.stats.to_dict(),
-        }
+        """Plain-data form for manifests: lists for tuples, the stats without the power matrix."""
+        out = asdict(self)
+        out["weights"] = list(self.weights)
+        if self.stats is not None:
+            stats = out["stats"]
+            del stats["power_matrix"], stats["channel_means"]
+            for key in ("level_dbfs", "noise_floor_dbfs", "speech_level_dbfs"):
+                stats[key] = [_r(v) for v in stats[key]]
+            stats["snr_db"] = list(self.stats.snr_db)
+        return out
 
 
 class _StatsAccumulator:
@@ -267,26 +256,15 @@ def channel_stats(blocks: Iterable[np.ndarray], *, sample_rate: int) -> ChannelS
 
     Levels are RMS over all samples; noise floor and speech level are the :data:`NOISE_PERCENTILE` and
     :data:`SPEECH_PERCENTILE` percentiles of :data:`FRAME_S` frame RMS. Memory grows with the number of
-    frames, not samples. Non-finite samples count as zero.
+    frames, not samples. Non-finite samples count as zero. ``blocks`` holds at least one (maybe empty) block.
     """
-    if isinstance(sample_rate, bool) or not isinstance(sample_rate, int | np.integer) or sample_rate <= 0:
-        raise InvalidArgument(f"sample_rate must be a positive integer, got {sample_rate!r}")
     acc: _StatsAccumulator | None = None
-    frame = max(1, round(FRAME_S * sample_rate))
     for block in blocks:
-        arr = np.asarray(block)
-        if arr.ndim == 1:
-            arr = arr[:, None]
-        if arr.ndim != 2:
-            raise InvalidArgument(f"blocks must be (n,) or (n, channels) arrays, got shape {arr.shape}")
-        if acc is None:
-            acc = _StatsAccumulator(arr.shape[1], frame)
-        elif arr.shape[1] != acc.channels:
-            raise InvalidArgument(f"a block has {arr.shape[1]} channels, the first had {acc.channels}")
+        arr = block[:, None] if block.ndim == 1 else block
+        acc = acc or _StatsAccumulator(arr.shape[1], max(1, round(FRAME_S * sample_rate)))
         acc.add(arr)
-    if acc is None:
-        raise InvalidArgument("blocks is empty: at least one (possibly zero-length) block is needed")
-    return acc.finish(int(sample_rate))
+    assert acc is not None, "channel_stats needs at least one block"
+    return acc.finish(sample_rate)
 
 
 def _silence(levels: tuple[float, ...]) -> tuple[list[bool], list[bool]]:
@@ -351,31 +329,19 @@ def _is(indices: list[int]) -> str:
     return "is" if len(indices) == 1 else "are"
 
 
-def _check_choice_args(stats: ChannelStats | None, channels: int, strategy: str) -> None:
-    if strategy not in STRATEGIES:
-        raise InvalidArgument(f"strategy must be one of {', '.join(STRATEGIES)}, got {strategy!r}")
-    if isinstance(channels, bool) or not isinstance(channels, int | np.integer) or channels < 1:
-        raise InvalidArgument(f"channels must be a positive integer, got {channels!r}")
-    if stats is not None and stats.channels != channels:
-        raise InvalidArgument(f"stats describe {stats.channels} channels but channels={channels}")
-    if stats is None and strategy == "best" and channels > 1:
-        raise InvalidArgument("strategy 'best' on a multi-channel input needs stats (see channel_stats)")
-
-
 def choose_channels(stats: ChannelStats | None, *, channels: int, strategy: str = "best") -> ChannelChoice:
     """Decide how to mix ``channels`` channels to mono, following ``strategy`` (see the module docstring).
 
     ``stats`` may be None for mono input and for ``first``/``mean``; then ``first_channel_silent`` is
-    False because nothing was measured.
+    False because nothing was measured. ``best`` on more than one channel needs the stats.
     """
-    _check_choice_args(stats, channels, strategy)
     if channels == 1:
         return ChannelChoice(strategy, "mono", (1.0,), "mono_input", "the input is mono", False, stats)
     active, all_silent = _active_channels(stats) if stats is not None else (list(range(channels)), False)
     first_silent = 0 not in active
     if strategy != "best":
         return _requested(stats, channels, strategy, first_silent)
-    assert stats is not None  # guaranteed by _check_choice_args
+    assert stats is not None
     levels = stats.level_dbfs
     dropped_silent = [i for i in range(channels) if i not in active]
     notes: list[str] = []
@@ -499,10 +465,6 @@ def examine_channels(
     file's length. When the file's length is unknown, the first ``max_seconds`` of the range are measured.
     Every strategy is measured (not only ``best``) so ``first_channel_silent`` is known.
     """
-    if strategy not in STRATEGIES:
-        raise InvalidArgument(f"strategy must be one of {', '.join(STRATEGIES)}, got {strategy!r}")
-    if not (isinstance(max_seconds, int | float) and math.isfinite(max_seconds) and max_seconds > 0):
-        raise InvalidArgument(f"max_seconds must be a positive number, got {max_seconds!r}")
     if info is None:
         info = io.probe(path, stream_index=stream_index, hash=False)
     if info.channels == 1:
@@ -540,13 +502,7 @@ def _sample_windows(
 
 def mix(block: np.ndarray, choice: ChannelChoice) -> np.ndarray:
     """Apply ``choice`` to ``block`` (``(n, channels)``, or ``(n,)`` for mono) and return ``(n,)`` float32."""
-    arr = np.asarray(block)
-    if arr.ndim == 1:
-        arr = arr[:, None]
-    if arr.ndim != 2:
-        raise InvalidArgument(f"block must be (n,) or (n, channels), got shape {arr.shape}")
-    if arr.shape[1] != choice.channels:
-        raise InvalidArgument(f"block has {arr.shape[1]} channels, the choice is for {choice.channels}")
+    arr = block[:, None] if block.ndim == 1 else block
     used = [(i, np.float32(w)) for i, w in enumerate(choice.weights) if w != 0.0]
     if not used:
         return np.zeros(arr.shape[0], dtype=np.float32)
