@@ -14,7 +14,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline.errors import InvalidArgument
+from pipeline.audio.arguments import as_path
 
 __all__ = ["AUDIO_EXTENSIONS", "ScanItem", "scan"]
 
@@ -122,16 +122,9 @@ def scan(inputs: Iterable[str | os.PathLike[str]], *, audio_only: bool = True) -
     inside folders; a file named explicitly is always yielded. Links are followed; a folder reached twice
     is listed once. A single ``str`` or path is accepted as one input.
     """
-    if isinstance(inputs, (str, os.PathLike)):
+    if isinstance(inputs, str | os.PathLike):
         inputs = [inputs]
-    if not isinstance(audio_only, bool):
-        raise InvalidArgument(f"audio_only must be a bool, got {audio_only!r}")
-    checked: list[Path] = []
-    for item in inputs:
-        if isinstance(item, bytes) or not isinstance(item, (str, os.PathLike)) or not os.fspath(item):
-            raise InvalidArgument(f"every input must be a non-empty str or os.PathLike, got {item!r}")
-        checked.append(Path(os.fspath(item)))
-    return _scan(checked, audio_only)
+    return _scan([as_path("inputs", item) for item in inputs], audio_only)
 
 
 def _scan(inputs: list[Path], audio_only: bool) -> Iterator[ScanItem]:
