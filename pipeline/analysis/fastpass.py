@@ -101,6 +101,7 @@ class Analysis:
 
     def speech_metrics(self, *, min_pause_s: float) -> dict[str, Any]:
         """Runs and pauses re-derived from the segments with another ``min_pause_s`` (cheap)."""
+        arguments.number("min_pause_s", min_pause_s, strict=True)
         duration_s = self.metrics["duration_s"]
         return dict(
             speech_metrics(self.speech_segments, duration_s=duration_s, min_pause_s=min_pause_s).values
