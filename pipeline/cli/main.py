@@ -96,13 +96,13 @@ def probe(
             from pipeline.errors import reason
 
             row = {
-                "path": str(item.path),
+                "path": item.source,
                 "status": "failed",
                 "reasons": [item.problem],
                 "message": reason(item.problem).message,
             }
         else:
-            row = probe_row(item.path, stream_index=stream, max_duration_s=max_duration)
+            row = probe_row(item.source, stream_index=stream, max_duration_s=max_duration)
         rows.append(row)
         if as_json:
             print(json.dumps(row, ensure_ascii=False), flush=True)
@@ -159,7 +159,7 @@ def _expand(paths: list[Path]) -> list[tuple[str, str | None]]:
             continue
         found = False
         for item in scan([p]):
-            items.append((str(item.path), item.problem))
+            items.append((item.source, item.problem))
             found = True
         if not found and p.is_file():
             items.append((str(p), None))
