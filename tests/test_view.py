@@ -119,11 +119,11 @@ def test_stream_equals_load_mono(
     np.testing.assert_allclose(streamed, one_shot, atol=1e-4)
 
 
-def test_native_blocks_pair_the_original_with_the_view(tmp_path: Path, speech: np.ndarray) -> None:
+def test_mixed_blocks_pair_the_original_with_the_view(tmp_path: Path, speech: np.ndarray) -> None:
     right = 0.25 * speech
     path = _write(tmp_path / "pair.wav", speech, right)
     view = AnalysisView(path, block_s=0.5)
-    pairs = list(view.native_blocks())
+    pairs = [(native, mono) for native, _, mono in view.mixed_blocks()]
     block_frames = 24000
     assert all(native.shape == (block_frames, 2) for native, _ in pairs[:-1])
     assert 0 < pairs[-1][0].shape[0] <= block_frames
@@ -201,4 +201,4 @@ def test_range_past_the_end_yields_nothing(tmp_path: Path, speech: np.ndarray) -
     view = AnalysisView(path, start_s=5.0)
     assert view.choice.reason == "all_silent"
     assert list(view) == []
-    assert list(view.native_blocks()) == []
+    assert list(view.mixed_blocks()) == []

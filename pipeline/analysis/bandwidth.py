@@ -65,9 +65,6 @@ from pipeline.analysis.base import FRAME_S, Measurement
 FRAMES_PER_SEGMENT = 4
 """Analysis frames (10 ms each) per stored spectrum."""
 
-BIN_HZ = 1.0 / (FRAMES_PER_SEGMENT * FRAME_S)
-"""Frequency resolution of the segment FFT (Hz): 25 Hz for 40 ms segments."""
-
 FINE_BAND_HZ = 100.0
 """Width of the stored bands below :data:`FINE_LIMIT_HZ` (Hz)."""
 

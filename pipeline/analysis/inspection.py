@@ -62,29 +62,6 @@ def service_strategy(spec: FamilySpec) -> str:
     return "first" if spec.limits.first_channel_only.value else "mean"
 
 
-class _AnalysisCache:
-    """Analyses of one file keyed by channel strategy, so several families share one decode each."""
-
-    def __init__(self, path: str | Path, *, dnsmos: bool, stream_index: int, info: AudioInfo) -> None:
-        self.path = path
-        self.info = info
-        self.dnsmos = dnsmos
-        self.stream_index = stream_index
-        self._by_strategy: dict[str, Analysis] = {}
-
-    def get(self, strategy: str, channels: int) -> Analysis:
-        key = strategy if channels > 1 else "mono"
-        if key not in self._by_strategy:
-            self._by_strategy[key] = analyze(
-                self.path,
-                dnsmos=self.dnsmos,
-                strategy=strategy,
-                stream_index=self.stream_index,
-                info=self.info,
-            )
-        return self._by_strategy[key]
-
-
 def check(
     path: str | Path,
     family: str | FamilySpec | Sequence[str | FamilySpec],
@@ -104,36 +81,31 @@ def check(
     """
     many = isinstance(family, list | tuple)
     specs = [f if isinstance(f, FamilySpec) else load_family(f) for f in (family if many else [family])]
-    results = _check_specs(
-        str(path), specs, dnsmos=dnsmos, stream_index=stream_index, known=dict(known_metrics or {})
-    )
-    return results if many else results[0]
-
-
-def _check_specs(
-    path: str,
-    specs: Sequence[FamilySpec],
-    *,
-    dnsmos: bool | None,
-    stream_index: int,
-    known: dict[str, Any],
-) -> list[CheckResult]:
+    known = dict(known_metrics or {})
+    path = str(path)
     try:
         info = probe(path, stream_index=stream_index)
     except AudioReadError as exc:
-        return [failed_read(path, spec.name, exc.reason, exc.message) for spec in specs]
+        failed = [failed_read(path, spec.name, exc.reason, exc.message) for spec in specs]
+        return failed if many else failed[0]
     run_dnsmos = dnsmos if dnsmos is not None else (info.duration_s or 0) <= AUTO_DNSMOS_MAX_S
     if known.get("dnsmos_ovrl") is not None:
         run_dnsmos = False
-    cache = _AnalysisCache(path, dnsmos=run_dnsmos, stream_index=stream_index, info=info)
+    analyses: dict[str, Analysis] = {}  # one decode per channel strategy, shared by the families
     results = []
     probe_dict = asdict(info)
     for spec in specs:
+        strategy = service_strategy(spec)
+        key = strategy if info.channels > 1 else "mono"
         try:
-            analysis = cache.get(service_strategy(spec), info.channels)
+            if key not in analyses:
+                analyses[key] = analyze(
+                    path, dnsmos=run_dnsmos, strategy=strategy, stream_index=stream_index, info=info
+                )
         except AudioReadError as exc:
             results.append(failed_read(path, spec.name, exc.reason, exc.message, probe_dict))
             continue
+        analysis = analyses[key]
         metrics = dict(analysis.metrics)
         metrics.update(analysis.speech_metrics(min_pause_s=spec.limits.min_pause_s.value))
         metrics.update(known)
@@ -149,7 +121,7 @@ def _check_specs(
         if "truncated" in analysis.warnings:
             result.not_checked["truncated"] = "truncated: the file ends before its header says it should"
         results.append(result)
-    return results
+    return results if many else results[0]
 
 
 __all__ = ["FRAME_S", "Analysis", "analyze", "check", "service_strategy"]

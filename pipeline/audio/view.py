@@ -29,8 +29,8 @@ EXAMINE_MAX_S = 60.0
 class AnalysisView:
     """Mono float32 blocks of a recording at ``rate`` Hz, decoded and resampled as a stream.
 
-    Iterating yields the mono blocks (empty ones are skipped); :meth:`native_blocks` yields each native
-    block together with its mono counterpart. Every iteration decodes the file again from ``start_s``.
+    Iterating yields the mono blocks (empty ones are skipped); :meth:`mixed_blocks` yields each native
+    block together with its mono mix and view. Every iteration decodes the file again from ``start_s``.
     The channels are chosen once, in the constructor, with ``strategy`` over the same range (or ``choice``
     is taken as given, e.g. to render with the choice the analysis used). ``warnings`` collects the
     reader's warnings (such as ``truncated``) after an iteration. Its callers (the fast pass, selection,
@@ -77,23 +77,16 @@ class AnalysisView:
 
     def __iter__(self) -> Iterator[np.ndarray]:
         """Yield mono float32 blocks at :attr:`rate` (lengths vary by the resampler's delay)."""
-        for _, mono in self.native_blocks():
+        for _, _, mono in self.mixed_blocks():
             if mono.shape[0]:
                 yield mono
 
-    def native_blocks(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """Yield ``(native block (n, channels), mono block at rate)`` pairs from one decode.
-
-        A mono block may be shorter or longer than its native block by the resampler's delay; the last
-        pair carries the flushed tail, so the mono lengths add up to the whole resampled range.
-        """
-        for native, _, mono in self.mixed_blocks():
-            yield native, mono
-
     def mixed_blocks(self) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-        """Like :meth:`native_blocks`, with the native-rate mono mix in the middle: ``(native, mix, view)``.
+        """Yield ``(native block (n, channels), its native-rate mono mix, mono block at rate)`` from one decode.
 
         The mix is computed once and serves both the resampler and analysers that need the native rate.
+        A view block may be shorter or longer than its native block by the resampler's delay; the last
+        triple carries the flushed tail, so the view lengths add up to the whole resampled range.
         """
         resampler = StreamResampler(self.info.sample_rate, self.rate)
         block_frames = max(1, round(self.block_s * self.info.sample_rate))
