@@ -22,7 +22,7 @@ from pipeline.analysis.bandwidth import BandwidthMeter
 from pipeline.analysis.base import ANALYSIS_RATE, FRAME_S, Measurement
 from pipeline.analysis.clipping import ClippingDetector
 from pipeline.analysis.energy import DcOffsetMeter, FrameEnergy, LowBandEnergy, frame_db, noise_floor_dbfs
-from pipeline.analysis.loudness import PEAK_FLOOR_DB, LoudnessMeter, TruePeakMeter
+from pipeline.analysis.loudness import LoudnessMeter, TruePeakMeter, amplitude_db
 from pipeline.analysis.reverb import ReverbMeter
 from pipeline.analysis.segments import speech_metrics
 from pipeline.analysis.snr import WadaAccumulator, vad_snr_db
@@ -236,7 +236,7 @@ class FastPass:
         m.merge(self._bandwidth.finish(speech_mask=mask))
         loudness = self._loudness.finish()
         m.put("lufs", loudness.values.get("lufs"), why=loudness.null_reasons.get("lufs"))
-        m.put("true_peak_dbtp", _peak_dbtp(self._peak.peak))
+        m.put("true_peak_dbtp", amplitude_db(self._peak.peak))
         m.merge(self._dc.finish())
         m.values.pop("clip_level", None)
         m.null_reasons.pop("clip_level", None)
@@ -289,11 +289,6 @@ class FastPass:
         chosen = speechy or windows
         for key in ("sig", "bak", "ovrl"):
             m.put(f"dnsmos_{key}", round(float(np.mean([w[key] for w in chosen])), 3))
-
-
-def _peak_dbtp(peak: float) -> float:
-    """A linear peak in dB, floored at the loudness module's floor (never -inf)."""
-    return float(20.0 * np.log10(peak)) if peak > 10.0 ** (PEAK_FLOOR_DB / 20.0) else PEAK_FLOOR_DB
 
 
 def run_fast_pass(

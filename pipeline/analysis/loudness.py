@@ -88,7 +88,7 @@ def _true_peak_filter() -> np.ndarray:
     return h.reshape(_TAPS_PER_PHASE, OVERSAMPLE).T.copy()
 
 
-def _to_db(amplitude: float) -> float:
+def amplitude_db(amplitude: float) -> float:
     """Amplitude to dB (20 log10), floored at :data:`PEAK_FLOOR_DB`."""
     if amplitude <= 10.0 ** (PEAK_FLOOR_DB / 20.0):
         return PEAK_FLOOR_DB
@@ -242,10 +242,10 @@ class LoudnessMeter:
                 keep = above_abs & (loud > relative)
                 out.put("lufs", float(_LOUDNESS_OFFSET + 10.0 * np.log10(power[keep].mean())))
         if self._peak_meter is not None:
-            out.put("true_peak_dbtp", _to_db(max(self._peak_meter.peak, self._sample_peak)))
+            out.put("true_peak_dbtp", amplitude_db(max(self._peak_meter.peak, self._sample_peak)))
         else:
             out.put("true_peak_dbtp", None, why="not_measured: true peak was switched off")
-        out.put("sample_peak_dbfs", _to_db(self._sample_peak))
+        out.put("sample_peak_dbfs", amplitude_db(self._sample_peak))
         return out
 
 

@@ -17,9 +17,7 @@ LONG_PAUSE_S = 2.0
 """Pauses longer than this are counted in ``pauses_over_2s``."""
 
 
-def runs_and_pauses(
-    segments: Sequence[Span], *, min_pause_s: float = 0.5
-) -> tuple[list[Span], list[Span]]:
+def runs_and_pauses(segments: Sequence[Span], *, min_pause_s: float = 0.5) -> tuple[list[Span], list[Span]]:
     """Group speech segments into runs and list the pauses between the runs.
 
     ``segments`` are sorted, non-overlapping ``(start_s, end_s)`` spans (as :func:`pipeline.analysis.vad.segments_from_mask` gives).
@@ -39,9 +37,7 @@ def runs_and_pauses(
     return runs, pauses
 
 
-def speech_metrics(
-    segments: Sequence[Span], *, duration_s: float, min_pause_s: float = 0.5
-) -> Measurement:
+def speech_metrics(segments: Sequence[Span], *, duration_s: float, min_pause_s: float = 0.5) -> Measurement:
     """Summarise speech segments of a recording of ``duration_s`` seconds.
 
     Keys: ``speech_s`` (total speech), ``speech_ratio`` (``speech_s / duration_s``), ``longest_run_s``,

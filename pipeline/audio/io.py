@@ -700,10 +700,6 @@ class AudioReader:
                 closer()
         self._closers.clear()
 
-    def _warn(self, code: str) -> None:
-        if code not in self.warnings:
-            self.warnings.append(code)
-
     def blocks(
         self, *, block_frames: int = 65536, start_s: float = 0.0, end_s: float | None = None
     ) -> Iterator[np.ndarray]:
@@ -773,8 +769,8 @@ class AudioReader:
         if self.info.frames is not None:
             expected_end = self.info.frames if end is None else min(end, self.info.frames)
             expected = expected_end - start
-            if expected > 0 and _is_clearly_short(yielded, expected, sr):
-                self._warn("truncated")
+            if expected > 0 and _is_clearly_short(yielded, expected, sr) and "truncated" not in self.warnings:
+                self.warnings.append("truncated")
 
     # -- libsndfile -------------------------------------------------------------------------------------
 
@@ -949,13 +945,6 @@ def iter_blocks(
     return generate()
 
 
-def _collect(blocks: Iterator[np.ndarray], channels: int) -> np.ndarray:
-    parts = list(blocks)
-    if not parts:
-        return np.zeros((0, channels), dtype=np.float32)
-    return parts[0] if len(parts) == 1 else np.concatenate(parts)
-
-
 def read_window(
     path: PathArg, *, start_s: float, end_s: float | None, stream_index: int = 0
 ) -> tuple[np.ndarray, int]:
@@ -967,16 +956,15 @@ def read_window(
     """
     limit = None if end_s is not None else DEFAULT_MAX_DURATION_S
     with AudioReader(path, stream_index=stream_index, max_duration_s=limit) as reader:
-        blocks = reader.blocks(block_frames=_SF_CHUNK, start_s=start_s, end_s=end_s)
-        data = _collect(blocks, reader.info.channels)
-        return data, reader.info.sample_rate
+        parts = list(reader.blocks(block_frames=_SF_CHUNK, start_s=start_s, end_s=end_s))
+        if not parts:
+            return np.zeros((0, reader.info.channels), dtype=np.float32), reader.info.sample_rate
+        return (parts[0] if len(parts) == 1 else np.concatenate(parts)), reader.info.sample_rate
 
 
 def read(path: PathArg, *, stream_index: int = 0) -> tuple[np.ndarray, int]:
     """Decode a whole (short) file into a float32 ``(n, channels)`` array; return it and the sample rate."""
-    with AudioReader(path, stream_index=stream_index) as reader:
-        data = _collect(reader.blocks(block_frames=_SF_CHUNK), reader.info.channels)
-        return data, reader.info.sample_rate
+    return read_window(path, start_s=0.0, end_s=None, stream_index=stream_index)
 
 
 def probe_row(

@@ -129,22 +129,18 @@ def load_mono(
     longer than :data:`EXAMINE_MAX_S`), unless ``choice`` is given. Returns ``(mono float32, rate, choice)``.
     """
     data, native_rate = io.read_window(path, start_s=float(start_s), end_s=end_s, stream_index=stream_index)
-    channels = data.shape[1]
-    if choice is None:
-        if channels == 1:
-            choice = choose_channels(None, channels=1, strategy=strategy)
-        elif data.shape[0] <= EXAMINE_MAX_S * native_rate:
-            stats = channel_stats([data], sample_rate=native_rate)
-            choice = choose_channels(stats, channels=channels, strategy=strategy)
-        else:
-            choice = examine_channels(
-                path,
-                strategy=strategy,
-                stream_index=stream_index,
-                max_seconds=EXAMINE_MAX_S,
-                start_s=float(start_s),
-                end_s=end_s,
-            )
+    if choice is None and data.shape[1] > 1 and data.shape[0] <= EXAMINE_MAX_S * native_rate:
+        stats = channel_stats([data], sample_rate=native_rate)  # a short window: measure it in memory
+        choice = choose_channels(stats, channels=data.shape[1], strategy=strategy)
+    elif choice is None:  # mono, or a long window that examine_channels samples
+        choice = examine_channels(
+            path,
+            strategy=strategy,
+            stream_index=stream_index,
+            max_seconds=EXAMINE_MAX_S,
+            start_s=float(start_s),
+            end_s=end_s,
+        )
     mono = mix(data, choice)
     out_rate = native_rate if rate is None else int(rate)
     return resample(mono, in_rate=native_rate, out_rate=out_rate), out_rate, choice
