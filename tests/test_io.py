@@ -465,7 +465,7 @@ def test_write_overwrites_atomically(tmp_path: Path) -> None:
 def test_failing_write_leaves_no_file_and_no_temp(tmp_path: Path) -> None:
     with pytest.raises(InvalidArgument, match="sample_rate"):
         io.write(tmp_path / "a.wav", np.zeros(10), 0)
-    with pytest.raises(InvalidArgument, match="sample_rate 7000"):
+    with pytest.raises(InvalidArgument, match="sample_rate"):
         io.write(tmp_path / "a.mp3", np.zeros(10), 7000)
     assert list(tmp_path.iterdir()) == []
 
