@@ -134,7 +134,6 @@ class FastPass:
         self.channels = channels
         self.choice = choice
         self.native_frames = 0
-        self.view_samples = 0
         self._clipping = ClippingDetector(sample_rate=sample_rate, channels=channels)
         self._bandwidth = BandwidthMeter(sample_rate=sample_rate)
         # Loudness on the 16 kHz view (K-weighting at 16 kHz: within 0.05 LU of the full-band value for
@@ -167,7 +166,6 @@ class FastPass:
             self._peak.process(mono[None, :])
             self._dc.process(mono)
         if mono16k.shape[0]:
-            self.view_samples += mono16k.shape[0]
             self._energy.process(mono16k)
             self._loudness.process(mono16k)
             self._low_band.process(mono16k)

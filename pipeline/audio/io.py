@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import hashlib
 import os
 import re
@@ -677,8 +678,6 @@ class AudioReader:
         self.frames_read: int = 0
         self.warnings: list[str] = _header_warnings(self._path, self.info)
         self._closers: dict[int, Callable[[], None]] = {}
-        self._timing: tuple[int, int] | None = None
-        self._timing_measured = False
         self._closed = False
 
     def __enter__(self) -> AudioReader:
@@ -846,6 +845,7 @@ class AudioReader:
 
     # -- FFmpeg -------------------------------------------------------------------------------------------
 
+    @functools.cached_property
     def _av_timing(self) -> tuple[int, int] | None:
         """Anchor for timestamp-based seeking: (pts of sample 0, rounding bias in frames), or ``None``.
 
@@ -854,10 +854,7 @@ class AudioReader:
         the counted sample positions of the first frames is that rounding, and is removed from positions
         computed after a seek.
         """
-        if not self._timing_measured:
-            self._timing = _av_measure_timing(self._path, self.info.stream_index, self.info.sample_rate)
-            self._timing_measured = True
-        return self._timing
+        return _av_measure_timing(self._path, self.info.stream_index, self.info.sample_rate)
 
     def _av_chunks(self, start: int, end: int | None, state: dict[str, int]) -> Iterator[np.ndarray]:
         seek = start > 0 and start / self.info.sample_rate > _PREROLL_S
@@ -885,7 +882,7 @@ class AudioReader:
             if end is not None:
                 stop = end if stop is None else min(stop, end)
             position: int | None = 0
-            timing = self._av_timing() if seek else None
+            timing = self._av_timing if seek else None
             origin, bias = timing if timing is not None else (0, 0)
             if timing is not None and time_base:
                 target_s = Fraction(start, sr) - Fraction(_PREROLL_S)

@@ -96,11 +96,12 @@ EXAMINE_WINDOW_S = 5.0
 length, or into :data:`EXAMINE_WINDOWS` longer ones when it exceeds that many."""
 
 
-def _db(power: float) -> float:
-    """Power (mean square) to dBFS, floored at :data:`DIGITAL_SILENCE_DBFS`."""
-    if not math.isfinite(power) or power <= 0.0:
-        return DIGITAL_SILENCE_DBFS
-    return max(10.0 * math.log10(power), DIGITAL_SILENCE_DBFS)
+def _db(power: Any) -> Any:
+    """Power (mean square, a number or an array) to dBFS, floored at :data:`DIGITAL_SILENCE_DBFS`."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = 10.0 * np.log10(power)
+    floor = DIGITAL_SILENCE_DBFS
+    return np.maximum(np.nan_to_num(out, nan=floor, neginf=floor, posinf=floor), floor)
 
 
 def _r(value: float) -> float:
@@ -194,7 +195,7 @@ class _StatsAccumulator:
         whole = (x.shape[0] // self.frame) * self.frame
         if whole:
             frames = x[:whole].reshape(-1, self.frame, self.channels)
-            self.frame_db.append(_power_db(np.mean(frames**2, axis=1)))
+            self.frame_db.append(_db(np.mean(frames**2, axis=1)))
         self.rest = x[whole:]
 
     def finish(self, sample_rate: int) -> ChannelStats:
@@ -205,7 +206,7 @@ class _StatsAccumulator:
         if self.frame_db:
             frame_db = np.concatenate(self.frame_db, axis=0)
         elif self.rest.shape[0]:  # shorter than one frame: the partial frame is all there is
-            frame_db = _power_db(np.mean(self.rest**2, axis=0, keepdims=True))
+            frame_db = _db(np.mean(self.rest**2, axis=0, keepdims=True))
         else:
             frame_db = np.full((1, self.channels), DIGITAL_SILENCE_DBFS)
         noise = np.percentile(frame_db, NOISE_PERCENTILE, axis=0)
@@ -228,15 +229,6 @@ class _StatsAccumulator:
             power_matrix=tuple(tuple(float(v) for v in row) for row in power),
             channel_means=tuple(float(v) for v in means),
         )
-
-
-def _power_db(power: np.ndarray) -> np.ndarray:
-    """Vectorised :func:`_db`."""
-    with np.errstate(divide="ignore"):
-        out = 10.0 * np.log10(power)
-    return np.maximum(
-        np.nan_to_num(out, nan=DIGITAL_SILENCE_DBFS, neginf=DIGITAL_SILENCE_DBFS), DIGITAL_SILENCE_DBFS
-    )
 
 
 def _pearson(power: np.ndarray, means: np.ndarray, levels: tuple[float, ...], i: int, j: int) -> float | None:
@@ -267,21 +259,12 @@ def channel_stats(blocks: Iterable[np.ndarray], *, sample_rate: int) -> ChannelS
     return acc.finish(sample_rate)
 
 
-def _silence(levels: tuple[float, ...]) -> tuple[list[bool], list[bool]]:
-    """Per channel: (silent by either rule, silent relative to the loudest)."""
-    loudest = max(levels)
-    relative = [lv < loudest - SILENT_RELATIVE_DB for lv in levels]
-    silent = [rel or lv < SILENT_LEVEL_DBFS for lv, rel in zip(levels, relative, strict=True)]
-    return silent, relative
-
-
 def _active_channels(stats: ChannelStats) -> tuple[list[int], bool]:
     """Channels that are not silent, and whether every channel was silent (then the relative rule only)."""
-    silent, relative = _silence(stats.level_dbfs)
-    active = [i for i, s in enumerate(silent) if not s]
-    if active:
-        return active, False
-    return [i for i, r in enumerate(relative) if not r], True
+    loudest = max(stats.level_dbfs)
+    audible = [i for i, lv in enumerate(stats.level_dbfs) if lv >= loudest - SILENT_RELATIVE_DB]
+    active = [i for i in audible if stats.level_dbfs[i] >= SILENT_LEVEL_DBFS]
+    return (active, False) if active else (audible, True)
 
 
 def _mix_level_db(stats: ChannelStats, weights: np.ndarray) -> float | None:
