@@ -360,8 +360,6 @@ def _array_pairs(
     resampler = StreamResampler(sample_rate, ANALYSIS_RATE)
     step = max(1, round(block_s * sample_rate))
     total = samples.shape[0]
-    if total == 0:
-        return
     for start in range(0, total, step):
         block = samples[start : start + step]
         last = start + step >= total

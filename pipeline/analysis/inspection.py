@@ -10,7 +10,6 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from pipeline.analysis.base import FRAME_S
 from pipeline.analysis.fastpass import Analysis, analyze_file
 from pipeline.audio import arguments
 from pipeline.audio.io import AudioInfo, probe
@@ -124,4 +123,4 @@ def check(
     return results if many else results[0]
 
 
-__all__ = ["FRAME_S", "Analysis", "analyze", "check", "service_strategy"]
+__all__ = ["Analysis", "analyze", "check", "service_strategy"]
