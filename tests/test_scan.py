@@ -88,9 +88,7 @@ def test_single_path_is_accepted_and_bad_inputs_are_rejected(tree: Path) -> None
 
 def test_missing_input_is_reported_not_raised(tmp_path: Path) -> None:
     missing = tmp_path / "nope" / "x.wav"
-    assert list(scan([missing])) == [
-        InputFile(source=str(missing), path="x.wav", problem="not_found")
-    ]
+    assert list(scan([missing])) == [InputFile(source=str(missing), path="x.wav", problem="not_found")]
 
 
 def test_symlink_loop_is_reported_once_and_scan_terminates(tmp_path: Path) -> None:

@@ -233,7 +233,9 @@ def analyze_recording(item: InputFile, *, cache_dir: Path, config: RunConfig) ->
     try:
         info = probe(source, max_duration_s=config.max_input_s, hash=False)
         row["probe"] = {k: getattr(info, k) for k in PROBE_KEYS}
-        result = analyze_file(source, strategy=config.channel_strategy, max_duration_s=config.max_input_s)
+        result = analyze_file(
+            source, strategy=config.channel_strategy, max_duration_s=config.max_input_s, info=info
+        )
         if not result.metrics.get("duration_s"):
             raise AudioReadError("empty", "no samples could be decoded")
     except AudioReadError as exc:
