@@ -361,7 +361,7 @@ def test_wada_rises_with_snr_on_real_speech(speech):
 def test_one_shot_meters_reject_a_bad_signal_by_name(meter) -> None:
     from pipeline.errors import InvalidArgument
 
-    with pytest.raises(InvalidArgument, match="^x "):
+    with pytest.raises(InvalidArgument, match=r"^x "):
         meter(np.array([0.0, np.nan, 0.1]))
-    with pytest.raises(InvalidArgument, match="^x "):
+    with pytest.raises(InvalidArgument, match=r"^x "):
         meter(np.zeros(100, dtype=np.int16))

@@ -287,7 +287,7 @@ def test_pause_between_real_utterances_is_not_shortened_by_the_hangover():
 def test_invalid_arguments_name_the_value():
     with pytest.raises(InvalidArgument, match="aggressiveness"):
         webrtc_vad(np.zeros(160, dtype=np.float32), aggressiveness=5)
-    with pytest.raises(InvalidArgument, match="^x "):
+    with pytest.raises(InvalidArgument, match=r"^x "):
         webrtc_vad(np.zeros((10, 2), dtype=np.float32))
 
 
