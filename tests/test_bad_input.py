@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import struct
 from collections.abc import Callable
@@ -175,11 +176,24 @@ def test_reader_stops_when_decoding_outruns_max_duration(tmp_path: Path) -> None
     path = tmp_path / "long.wav"
     sf.write(path, tone(8000, 3.0), 8000)
     info = io.probe(path)
-    lying = io.AudioInfo(**{**info.to_dict(), "frames": 800, "duration_s": 0.1})
+    lying = dataclasses.replace(info, frames=800, duration_s=0.1)
     with io.AudioReader(path, info=lying, max_duration_s=0.5) as reader, pytest.raises(AudioReadError) as err:
         list(reader.blocks(block_frames=1000))
     assert err.value.reason == "too_long"
     assert reader.frames_read <= (0.5 + 1.0) * 8000
+
+
+def test_float_wav_with_nan_and_inf_samples_decodes_them_as_zero(tmp_path: Path) -> None:
+    """A float file may hold NaN/inf; the decoder hands the meters finite samples (it used to crash them)."""
+    path = tmp_path / "nan.wav"
+    x = tone(16000, 1.0).astype(np.float32)
+    x[[100, 200]] = [np.nan, np.inf]
+    sf.write(path, x, 16000, subtype="FLOAT")
+    decoded, _ = io.read(path)
+    assert np.isfinite(decoded).all() and decoded[100, 0] == 0.0 and decoded[200, 0] == 0.0
+    from pipeline.analysis.fastpass import analyze_file
+
+    assert analyze_file(path).metrics["duration_s"] == pytest.approx(1.0)
 
 
 def test_missing_path_and_broken_link_are_not_found(tmp_path: Path) -> None:

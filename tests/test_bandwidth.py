@@ -13,7 +13,6 @@ import soundfile as sf
 import soxr
 
 from pipeline.analysis.bandwidth import BandwidthMeter, bandwidth_class, find_cliff, find_excess_cliff
-from pipeline.errors import InvalidArgument
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 SPEECH = DATA / "speech"
@@ -213,8 +212,6 @@ def test_class_boundaries() -> None:
     assert bandwidth_class(8200.0) == "super_wide"
     assert bandwidth_class(11999.0) == "super_wide"
     assert bandwidth_class(12000.0) == "full"
-    with pytest.raises(InvalidArgument, match="bandwidth_hz"):
-        bandwidth_class(-1.0)
 
 
 def test_find_cliff_on_a_synthetic_spectrum() -> None:
@@ -225,24 +222,6 @@ def test_find_cliff_on_a_synthetic_spectrum() -> None:
     step[70:] -= 25.0  # 25 dB step at 7 kHz
     assert find_cliff(step, edges) == 7000.0
     assert find_cliff(step, edges, drop_db=30.0) == 24000.0
-    with pytest.raises(InvalidArgument, match="band_edges_hz"):
-        find_cliff(step, edges[:-1])
-
-
-def test_invalid_arguments() -> None:
-    with pytest.raises(InvalidArgument, match="sample_rate"):
-        BandwidthMeter(sample_rate=0)
-    with pytest.raises(InvalidArgument, match="drop_db"):
-        BandwidthMeter(sample_rate=48000, drop_db=0.5)
-    meter = BandwidthMeter(sample_rate=48000)
-    with pytest.raises(InvalidArgument, match="mono"):
-        meter.process(np.zeros((100, 2), dtype=np.float32))
-    with pytest.raises(InvalidArgument, match="NaN"):
-        meter.process(np.array([0.0, np.nan], dtype=np.float32))
-    with pytest.raises(InvalidArgument, match="dtype"):
-        meter.process(np.zeros(10, dtype=np.int16))
-    with pytest.raises(InvalidArgument, match="speech_mask"):
-        meter.finish(speech_mask=np.zeros((2, 2), dtype=bool))
 
 
 def clean_speech_mask(x: np.ndarray, rate: int) -> np.ndarray:
@@ -366,8 +345,6 @@ def test_find_excess_cliff_on_synthetic_excess() -> None:
     assert find_excess_cliff(np.where(lower < 7000, 2.0, 0.0), edges) is None  # too little below
     ramp = np.clip(10.0 - (lower - 6000.0) / 300.0, 0.0, 10.0)  # 10 dB to 0 over 3 kHz: no cliff
     assert find_excess_cliff(ramp, edges) is None
-    with pytest.raises(InvalidArgument, match="band_edges_hz"):
-        find_excess_cliff(step, edges[:-1])
 
 
 def direct_codes(x: np.ndarray, rate: int, edges_hz: np.ndarray) -> np.ndarray:
@@ -454,8 +431,6 @@ def test_block_bandwidths_are_nan_without_enough_speech() -> None:
     mask[:200] = True  # 2 s in the first block
     blocks = meter.block_bandwidths(speech_mask=mask)
     assert 2800 <= blocks[0] <= 3300 and np.isnan(blocks[1])
-    with pytest.raises(InvalidArgument, match="speech_mask"):
-        meter.block_bandwidths(speech_mask=np.ones((2, 2), dtype=bool))
 
 
 def test_cliffs_of_many_spectra_at_once_equal_one_at_a_time() -> None:

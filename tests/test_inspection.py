@@ -87,3 +87,20 @@ def test_unknown_family_raises_spec_error() -> None:
 
     with pytest.raises(SpecError, match="available"):
         pipeline.check(SPEECH / "sms_speech-male.wav", "no-such-family")
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "name"),
+    [
+        ({"strategy": "loudest"}, "strategy"),
+        ({"min_pause_s": 0}, "min_pause_s"),
+        ({"stream_index": -1}, "stream_index"),
+    ],
+)
+def test_analyze_rejects_a_bad_argument_by_name(kwargs: dict, name: str) -> None:
+    from pipeline.errors import InvalidArgument
+
+    with pytest.raises(InvalidArgument, match=name):
+        pipeline.analyze(SPEECH / "sms_speech-male.wav", **kwargs)
+    with pytest.raises(InvalidArgument, match="path"):
+        pipeline.analyze(123)  # type: ignore[arg-type]

@@ -169,11 +169,11 @@ def test_true_peak_can_be_switched_off():
 
 def test_invalid_arguments():
     with pytest.raises(InvalidArgument, match="sample_rate"):
-        LoudnessMeter(sample_rate=0)
-    with pytest.raises(InvalidArgument, match="channels"):
-        LoudnessMeter(sample_rate=48000, channels=0)
-    with pytest.raises(InvalidArgument, match="shape"):
-        LoudnessMeter(sample_rate=48000, channels=2).process(np.zeros(100))
+        integrated_loudness(np.zeros(100), sample_rate=0)
+    with pytest.raises(InvalidArgument, match=r"^x "):
+        integrated_loudness(np.zeros((100, 6)), sample_rate=48000)
+    with pytest.raises(InvalidArgument, match=r"^x "):
+        integrated_loudness(np.array([0.0, np.inf]), sample_rate=48000)
 
 
 def test_true_peak_meter_skipping_is_exact() -> None:

@@ -3,6 +3,7 @@ tables and exports :func:`pipeline.load_run` makes of them."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import math
@@ -68,7 +69,7 @@ def real_rows(shared_data: Path) -> list[RecordingRow]:
     rows = []
     for name in SPEECH:
         a = analyze(shared_data / "speech" / name)
-        info = a.info.to_dict()
+        info = dataclasses.asdict(a.info)
         rows.append(
             RecordingRow(
                 path=name,

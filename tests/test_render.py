@@ -53,7 +53,7 @@ def _piece(
     info = probe(source)
     if segments is None or weights is None:
         fast = analyze_file(source)
-        segments = fast.segments if segments is None else segments
+        segments = fast.speech_segments if segments is None else segments
         weights = tuple(fast.channel_choice.weights) if weights is None else weights
     last = last % len(segments)
     start, end = segments[first][0], segments[last][1]
@@ -179,12 +179,12 @@ def test_edges_are_faded_room_tone_and_no_word_is_cut(main_case, cosy: FamilySpe
     fade = round(cosy.delivery.fade_s * rate)
     assert np.max(np.abs(x[: fade // 4])) <= np.max(np.abs(x[fade : 2 * fade])) + 1e-4
     fast = analyze_file(result.path)
-    assert fast.segments, "the rendered clip has speech"
-    assert fast.segments[0][0] >= 0.05
-    assert fast.segments[-1][1] <= result.duration_s - 0.05
+    assert fast.speech_segments, "the rendered clip has speech"
+    assert fast.speech_segments[0][0] >= 0.05
+    assert fast.speech_segments[-1][1] <= result.duration_s - 0.05
     # every word of the source span is there: the rendered speech spans what the source spans
     span_source = plan.pieces[0].span_s
-    span_clip = fast.segments[-1][1] - fast.segments[0][0]
+    span_clip = fast.speech_segments[-1][1] - fast.speech_segments[0][0]
     assert abs(span_clip - span_source) < 0.1
 
 
@@ -195,7 +195,7 @@ def test_dc_and_hum_below_50_hz_are_removed(speech: Path, cosy: FamilySpec, tmp_
     dirty = x[:, 0].astype(np.float64) + 0.02 * np.sin(2 * np.pi * 30.0 * t) + 0.05
     path = tmp_path / "hum_dc.wav"
     sf.write(str(path), dirty, rate, subtype="FLOAT")
-    segments = analyze_file(source).segments  # the speech did not move; hum and DC only confuse a VAD
+    segments = analyze_file(source).speech_segments  # the speech did not move; hum and DC only confuse a VAD
     plan = _plan([_piece(path, segments=segments, weights=(1.0,))], cosy)
     result = render(plan, cosy, tmp_path / "out.wav")
     y, out_rate = _mono(result.path)
@@ -213,7 +213,7 @@ def test_speech_at_file_start_is_padded_with_own_room_tone(
     speech: Path, cosy: FamilySpec, tmp_path: Path
 ) -> None:
     source = speech / "resem_librispeech_3080-5032-0007.flac"
-    segments = analyze_file(source).segments
+    segments = analyze_file(source).speech_segments
     x, rate = read(source)
     cut_at = segments[0][0]  # the first word starts at sample 0 of the trimmed file
     trimmed = tmp_path / "trimmed.wav"
@@ -230,7 +230,7 @@ def test_speech_at_file_start_is_padded_with_own_room_tone(
     assert _rms_db(y[:n50]) < cosy.delivery.target_lufs - 25
     lead = round(0.1 * out_rate)
     assert np.count_nonzero(y[n50 // 2 : lead]) > 0.9 * (lead - n50 // 2), "padding is room tone, not zeros"
-    assert analyze_file(first.path).segments[0][0] >= 0.05
+    assert analyze_file(first.path).speech_segments[0][0] >= 0.05
     again = render(plan, cosy, tmp_path / "b.wav", seed=3)
     assert first.path.read_bytes() == again.path.read_bytes()
 
@@ -242,7 +242,7 @@ def test_speech_at_file_start_is_padded_with_own_room_tone(
 def long_pause_case(speech: Path, cosy: FamilySpec, tmp_path_factory) -> tuple[ClipPlan, RenderResult, float]:
     """LibriSpeech 1246-124548-0000 with 3 s of its own room tone inserted in its first pause."""
     source = speech / "resem_librispeech_1246-124548-0000.flac"
-    segments = analyze_file(source).segments
+    segments = analyze_file(source).speech_segments
     x, rate = read(source)
     x = x[:, 0].astype(np.float64)
     # the recording's room tone: its quietest 0.25 s, mirrored back and forth (no seams) to 3 s
@@ -273,7 +273,7 @@ def test_long_pause_is_shortened_to_the_target(long_pause_case, cosy: FamilySpec
     assert abs(result.duration_s - plan.duration_s) < 0.001
     fast = analyze_file(result.path, min_pause_s=0.2)
     assert fast.metrics["max_pause_s"] <= 0.7
-    gaps = [(a[1], b[0]) for a, b in zip(fast.segments, fast.segments[1:], strict=False)]
+    gaps = [(a[1], b[0]) for a, b in zip(fast.speech_segments, fast.speech_segments[1:], strict=False)]
     near = [b - a for a, b in gaps if abs(a - pause_at) < 0.15]
     assert near and 0.35 <= near[0] <= 0.65
     [cosy_check] = [check(result.path, ["cosyvoice"], dnsmos=False)[0]]
@@ -293,7 +293,7 @@ def test_shortened_pause_has_no_click(long_pause_case) -> None:
 
 def test_limiter_keeps_true_peak_without_clipping(speech: Path, cosy: FamilySpec, tmp_path: Path) -> None:
     source = speech / "resem_librispeech_3080-5032-0006.flac"
-    segments = analyze_file(source).segments
+    segments = analyze_file(source).speech_segments
     x, rate = read(source)
     x = x[:, 0].astype(np.float64)
     at = round((segments[0][0] + 1.0) * rate)
@@ -380,7 +380,7 @@ def test_channel_weights_pick_the_speaking_channel(cosy: FamilySpec, tmp_path: P
 def short_piece(speech: Path) -> Piece:
     """Words of LibriSpeech 3080-5032-0006 making a 9.1-9.9 s clip: one DNSMOS segment (~0.4 s each)."""
     source = speech / "resem_librispeech_3080-5032-0006.flac"
-    segments = analyze_file(source).segments
+    segments = analyze_file(source).speech_segments
     fits = [
         (i, j)
         for i in range(len(segments))
@@ -485,7 +485,7 @@ def test_data_samples_long_pause_renders_within_the_rules(cosy: FamilySpec, tmp_
     [pause] = [(a, b) for a, b in fast.metrics["pauses"] if b - a > limit]
     assert true_start - 0.2 <= pause[0] and pause[1] <= true_end + 0.2  # the pause the file was made with
     assert "pause_too_long" in check(source, cosy, dnsmos=False).reasons
-    plan = _plan([_piece(source, segments=fast.segments, long_pauses=(pause,))], cosy)
+    plan = _plan([_piece(source, segments=fast.speech_segments, long_pauses=(pause,))], cosy)
     result = render(plan, cosy, tmp_path / "bob.wav")
     assert result.pauses_shortened == 1
     assert abs(result.duration_s - plan.duration_s) < 0.001

@@ -142,16 +142,3 @@ def test_mono_shapes_are_kept() -> None:
 def test_bad_arguments_are_named(kwargs: dict, word: str) -> None:
     with pytest.raises(InvalidArgument, match=word):
         resample(np.zeros(10, np.float32), **kwargs)
-
-
-def test_stream_rejects_misuse() -> None:
-    with pytest.raises(InvalidArgument, match="channels"):
-        StreamResampler(48000, 16000, channels=0)
-    stream = StreamResampler(48000, 16000, channels=2)
-    with pytest.raises(InvalidArgument, match="channel"):
-        stream.process(np.zeros(10, np.float32))
-    with pytest.raises(InvalidArgument, match="shape"):
-        stream.process(np.zeros((2, 2, 2), np.float32))
-    stream.process(np.zeros((10, 2), np.float32), last=True)
-    with pytest.raises(InvalidArgument, match="last=True"):
-        stream.process(np.zeros((10, 2), np.float32))

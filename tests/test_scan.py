@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.audio import scan as scan_module
-from pipeline.audio.scan import AUDIO_EXTENSIONS, ScanItem, scan
+from pipeline.audio.scan import AUDIO_EXTENSIONS, InputFile, scan
 from pipeline.errors import InvalidArgument
 
 
@@ -37,8 +37,8 @@ def tree(tmp_path: Path) -> Path:
     return root
 
 
-def relpaths(items: list[ScanItem]) -> list[str]:
-    return [item.relpath for item in items]
+def relpaths(items: list[InputFile]) -> list[str]:
+    return [item.path for item in items]
 
 
 def test_folder_scan_is_recursive_sorted_and_audio_only(tree: Path) -> None:
@@ -51,8 +51,8 @@ def test_folder_scan_is_recursive_sorted_and_audio_only(tree: Path) -> None:
         "sub/z.flac",
         "sub2/clip.webm",
     ]
-    assert all(item.root == tree and item.problem is None for item in items)
-    assert all(item.path == tree / item.relpath for item in items)
+    assert all(item.problem is None for item in items)
+    assert all(item.source == str(tree / item.path) for item in items)
 
 
 def test_audio_only_false_keeps_other_files_but_not_hidden_ones(tree: Path) -> None:
@@ -66,33 +66,29 @@ def test_order_is_stable_across_runs_and_inputs_keep_their_order(tree: Path, tmp
     other = touch(tmp_path / "other" / "o.wav").parent
     first = list(scan([other, tree]))
     assert first == list(scan([other, tree]))
-    assert first[0].root == other and first[0].relpath == "o.wav"
-    assert first[1].root == tree
+    assert first[0].source == str(other / "o.wav") and first[0].path == "o.wav"
+    assert first[1].source.startswith(str(tree))
 
 
-def test_a_file_input_uses_its_parent_as_root_and_is_always_kept(tree: Path) -> None:
+def test_a_file_input_is_named_by_its_file_name_and_always_kept(tree: Path) -> None:
     items = list(scan([tree / "sub" / "z.flac", str(tree / "notes.txt")]))
     assert items == [
-        ScanItem(path=tree / "sub" / "z.flac", root=tree / "sub", relpath="z.flac", problem=None),
-        ScanItem(path=tree / "notes.txt", root=tree, relpath="notes.txt", problem=None),
+        InputFile(source=str(tree / "sub" / "z.flac"), path="z.flac"),
+        InputFile(source=str(tree / "notes.txt"), path="notes.txt"),
     ]
 
 
 def test_single_path_is_accepted_and_bad_inputs_are_rejected(tree: Path) -> None:
     assert relpaths(list(scan(tree / "sub"))) == ["deeper/c.m4a", "z.flac"]
-    with pytest.raises(InvalidArgument):
+    with pytest.raises(InvalidArgument, match="inputs"):
         scan([123])  # type: ignore[list-item]
-    with pytest.raises(InvalidArgument):
+    with pytest.raises(InvalidArgument, match="inputs"):
         scan([""])
-    with pytest.raises(InvalidArgument):
-        scan([tree], audio_only="yes")  # type: ignore[arg-type]
 
 
 def test_missing_input_is_reported_not_raised(tmp_path: Path) -> None:
     missing = tmp_path / "nope" / "x.wav"
-    assert list(scan([missing])) == [
-        ScanItem(path=missing, root=missing.parent, relpath="x.wav", problem="not_found")
-    ]
+    assert list(scan([missing])) == [InputFile(source=str(missing), path="x.wav", problem="not_found")]
 
 
 def test_symlink_loop_is_reported_once_and_scan_terminates(tmp_path: Path) -> None:
@@ -101,7 +97,7 @@ def test_symlink_loop_is_reported_once_and_scan_terminates(tmp_path: Path) -> No
     (root / "a" / "back").symlink_to(root, target_is_directory=True)  # in/a/back -> in
     (root / "self.wav").symlink_to(root / "self.wav")  # a link to itself: ELOOP
     items = list(scan([root]))
-    assert [(i.relpath, i.problem) for i in items] == [
+    assert [(i.path, i.problem) for i in items] == [
         ("a/back", "symlink_loop"),
         ("a/x.wav", None),
         ("self.wav", "symlink_loop"),
@@ -119,12 +115,12 @@ def test_links_are_followed_and_a_folder_reached_twice_is_listed_once(tmp_path: 
     (root / "e.mp3").symlink_to(outside)
     (root / "broken.wav").symlink_to(tmp_path / "gone.wav")
     items = list(scan([root]))
-    assert [(i.relpath, i.problem) for i in items] == [
+    assert [(i.path, i.problem) for i in items] == [
         ("broken.wav", "not_found"),
         ("e.mp3", None),
         ("link1/s.wav", None),
     ]
-    assert items[1].path == root / "e.mp3"  # the path as found, not the resolved target
+    assert items[1].source == str(root / "e.mp3")  # the path as found, not the resolved target
 
 
 def test_unreadable_folder_and_file_become_items(tree: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -144,7 +140,7 @@ def test_unreadable_folder_and_file_become_items(tree: Path, monkeypatch: pytest
     monkeypatch.setattr(scan_module.os, "scandir", scandir)
     monkeypatch.setattr(scan_module.os, "access", access)
     items = list(scan([tree]))
-    problems = {i.relpath: i.problem for i in items}
+    problems = {i.path: i.problem for i in items}
     assert problems == {
         "a.MP3": None,
         "a0/first.ogg": None,

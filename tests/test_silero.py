@@ -99,7 +99,3 @@ def test_edges_without_a_crossing_nearby_stay_and_pad_widens():
 def test_invalid_arguments():
     with pytest.raises(InvalidArgument, match="audio16k"):
         silero.speech_probabilities(np.zeros((10, 2), dtype=np.float32))
-    with pytest.raises(InvalidArgument, match="segments"):
-        silero.refine_edges(np.zeros(RATE, dtype=np.float32), [(0.5, 0.2)])
-    with pytest.raises(InvalidArgument, match="pad_s"):
-        silero.refine_edges(np.zeros(RATE, dtype=np.float32), [(0.1, 0.2)], pad_s=-1.0)

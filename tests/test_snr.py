@@ -33,7 +33,6 @@ from pipeline.analysis.snr import (
     wada_table,
 )
 from pipeline.analysis.vad import smooth, speech_mask, webrtc_vad
-from pipeline.errors import InvalidArgument
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 RATE = 16000
@@ -84,8 +83,6 @@ def test_low_band_energy_known_answer_and_streaming():
     assert low[100:600].mean() == pytest.approx(0.005, rel=0.01)  # 1 s to 6 s: 25 periods, filter settled
     voice = 0.3 * np.sin(2 * np.pi * 120 * t)
     assert low_band_power(voice)[100:].mean() < 0.045 * 10 ** (-50 / 10)  # 120 Hz: more than 50 dB down
-    with pytest.raises(InvalidArgument, match="cutoff_hz"):
-        LowBandEnergy(cutoff_hz=5000.0)
 
 
 def test_noise_floor_of_white_noise_from_non_speech_frames():
@@ -158,8 +155,6 @@ def test_snr_edge_cases():
     assert none.values["snr_db"] is None and none.null_reasons["snr_db"].startswith("no_speech:")
     full = vad_snr_db(power, np.ones(100, dtype=bool))
     assert full.values["snr_db"] is None and full.null_reasons["snr_db"].startswith("not_measured:")
-    with pytest.raises(InvalidArgument, match="equal length"):
-        vad_snr_db(power, mask[:50])
 
 
 def test_low_band_weight_ramp():
@@ -168,8 +163,6 @@ def test_low_band_weight_ramp():
     assert low_band_weight(10**-0.4, 0.0, 1.0) == 1.0  # -4 dB
     assert low_band_weight(10**-1.6, 0.0, 1.0) == 0.0  # -16 dB
     assert low_band_weight(0.5, 0.5, 1.0) == 0.0  # no excess over the pauses' low band
-    with pytest.raises(InvalidArgument, match="ramp_db"):
-        low_band_weight(1.0, 0.0, 1.0, ramp_db=(-5.0, -15.0))
 
 
 def _thump_scene(thump_power: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
@@ -209,8 +202,6 @@ def test_weak_low_band_energy_is_left_to_the_pauses():
     power, low, mask, _ = _thump_scene(0.02 * 10 ** (-25 / 10))
     without = vad_snr_db(power, mask).values["snr_db"]
     assert vad_snr_db(power, mask, low_power=low).values["snr_db"] == pytest.approx(without, abs=1e-9)
-    with pytest.raises(InvalidArgument, match="low_power"):
-        vad_snr_db(power, mask, low_power=low[:-1])
 
 
 def test_silence_has_no_speech_and_no_snr():
@@ -364,3 +355,13 @@ def test_wada_rises_with_snr_on_real_speech(speech):
     ]
     assert values[0] < values[1] < values[2]
     assert values[1] == pytest.approx(10.0, abs=3.0)  # WADA is trustworthy around 10 dB (quality.md)
+
+
+@pytest.mark.parametrize("meter", [wada_snr_db, frame_power, low_band_power, dc_offset])
+def test_one_shot_meters_reject_a_bad_signal_by_name(meter) -> None:
+    from pipeline.errors import InvalidArgument
+
+    with pytest.raises(InvalidArgument, match=r"^x "):
+        meter(np.array([0.0, np.nan, 0.1]))
+    with pytest.raises(InvalidArgument, match=r"^x "):
+        meter(np.zeros(100, dtype=np.int16))

@@ -286,23 +286,9 @@ def test_pause_between_real_utterances_is_not_shortened_by_the_hangover():
 
 def test_invalid_arguments_name_the_value():
     with pytest.raises(InvalidArgument, match="aggressiveness"):
-        WebRtcVad(aggressiveness=5)
-    with pytest.raises(InvalidArgument, match="sample_rate"):
-        WebRtcVad(sample_rate=44100)
-    with pytest.raises(InvalidArgument, match="hangover_s"):
-        smooth(np.zeros(3, dtype=bool), hangover_s=-1.0)
-    with pytest.raises(InvalidArgument, match="equal length"):
-        speech_mask(np.zeros(4), np.zeros(5, dtype=bool))
-    with pytest.raises(InvalidArgument, match="1-D"):
-        WebRtcVad().process(np.zeros((10, 2), dtype=np.float32))
-    with pytest.raises(InvalidArgument, match="equal length"):
-        refine_edges(np.zeros(4, dtype=bool), np.zeros(5), background_dbfs=None)
-    with pytest.raises(InvalidArgument, match="tail_decay_db_per_s"):
-        refine_edges(np.zeros(4, dtype=bool), np.zeros(4), background_dbfs=None, tail_decay_db_per_s=0.0)
-    with pytest.raises(InvalidArgument, match="background_dbfs"):
-        refine_edges(np.zeros(4, dtype=bool), np.zeros(4), background_dbfs=float("nan"))
-    with pytest.raises(InvalidArgument, match="reference_percentile"):
-        refine_edges(np.zeros(4, dtype=bool), np.zeros(4), background_dbfs=None, reference_percentile=101)
+        webrtc_vad(np.zeros(160, dtype=np.float32), aggressiveness=5)
+    with pytest.raises(InvalidArgument, match=r"^x "):
+        webrtc_vad(np.zeros((10, 2), dtype=np.float32))
 
 
 def test_f1_clean(speech_with_pauses):

@@ -29,7 +29,7 @@ import onnxruntime as ort
 import speechmos.dnsmos as _speechmos_dnsmos
 
 from pipeline.analysis.base import ANALYSIS_RATE, Measurement
-from pipeline.errors import InvalidArgument
+from pipeline.audio.arguments import integer, signal
 
 SEGMENT_SAMPLES = 144160
 """Samples per scored segment: 9.01 s at 16 kHz, the model's fixed input length."""
@@ -85,12 +85,8 @@ def configure(*, intra_op_num_threads: int = 1, inter_op_num_threads: int = 1) -
     Keep ``intra_op_num_threads=1`` under a process pool (one model per worker); raise it for a single
     process scoring many windows.
     """
-    for name, value in (
-        ("intra_op_num_threads", intra_op_num_threads),
-        ("inter_op_num_threads", inter_op_num_threads),
-    ):
-        if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= 256:
-            raise InvalidArgument(f"{name} must be an integer from 1 to 256, got {value!r}")
+    integer("intra_op_num_threads", intra_op_num_threads)
+    integer("inter_op_num_threads", inter_op_num_threads)
     global _model
     with _lock:
         wanted = {"intra_op_num_threads": intra_op_num_threads, "inter_op_num_threads": inter_op_num_threads}
@@ -121,8 +117,6 @@ def warm_up() -> None:
 def segments(audio16k: np.ndarray) -> list[np.ndarray]:
     """The 9.01 s segments DNSMOS scores for ``audio16k``: tile short input by doubling, hop 1 s."""
     audio = np.asarray(audio16k, dtype=np.float32)
-    if audio.ndim != 1 or audio.shape[0] == 0:
-        raise InvalidArgument(f"audio16k must be a non-empty 1-D array, got shape {audio.shape}")
     while audio.shape[0] < SEGMENT_SAMPLES:
         audio = np.concatenate([audio, audio])
     # As speechmos counts: int() truncates toward zero, so 9.x s of input gives one segment.
@@ -143,19 +137,13 @@ def dnsmos(audio16k: np.ndarray) -> Measurement:
     Windows under :data:`MIN_INPUT_S` or silent (RMS below :data:`SILENCE_DBFS`) give ``None`` plus a
     reason. The first call in a process opens the model (see :func:`warm_up`).
     """
-    audio = np.asarray(audio16k)
-    if audio.ndim != 1:
-        raise InvalidArgument(f"audio16k must be 1-D (mono), got shape {audio.shape}")
-    if not np.issubdtype(audio.dtype, np.floating):
-        raise InvalidArgument(f"audio16k must be a float array in [-1, 1], got dtype {audio.dtype}")
+    audio = signal("audio16k", audio16k, mono=True)
     result = Measurement()
     if audio.shape[0] < MIN_INPUT_S * ANALYSIS_RATE:
         why = f"not_measured: {audio.shape[0] / ANALYSIS_RATE:.2f} s of audio, DNSMOS needs {MIN_INPUT_S:g} s"
         for name in METRICS:
             result.put(name, None, why=why)
         return result
-    if not np.all(np.isfinite(audio)):
-        raise InvalidArgument("audio16k contains NaN or infinite samples")
     audio = np.clip(audio.astype(np.float32), -1.0, 1.0)
     rms = float(np.sqrt(np.mean(np.square(audio, dtype=np.float64))))
     if rms <= 10.0 ** (SILENCE_DBFS / 20.0):

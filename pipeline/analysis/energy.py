@@ -11,7 +11,7 @@ import numpy as np
 from scipy import signal
 
 from pipeline.analysis.base import ANALYSIS_RATE, FRAME_S, FRAME_SAMPLES, Measurement
-from pipeline.errors import InvalidArgument
+from pipeline.audio.arguments import signal as checked_signal
 
 DB_FLOOR = -120.0
 """Lowest level reported for a frame (dBFS): digital silence is -120 dB, never -inf."""
@@ -31,18 +31,8 @@ LOW_BAND_ORDER = 4
 """Order of the Butterworth low-pass of :class:`LowBandEnergy` (24 dB/octave: -32 dB at 50 Hz)."""
 
 
-def _as_mono_block(block: np.ndarray, *, name: str = "block") -> np.ndarray:
-    """Return ``block`` as a 1-D float64 array or raise :class:`InvalidArgument`."""
-    arr = np.asarray(block)
-    if arr.ndim != 1:
-        raise InvalidArgument(f"{name} must be a 1-D mono array, got shape {arr.shape}")
-    if not np.issubdtype(arr.dtype, np.floating):
-        raise InvalidArgument(f"{name} must hold floats in [-1, 1], got dtype {arr.dtype}")
-    return arr.astype(np.float64, copy=False)
-
-
-def power_to_db(power: np.ndarray) -> np.ndarray:
-    """Convert mean power to dBFS, floored at :data:`DB_FLOOR` (never ``-inf``)."""
+def frame_db(power: np.ndarray) -> np.ndarray:
+    """Mean power (per frame) to level in dBFS: ``10 * log10``, floored at :data:`DB_FLOOR` (never ``-inf``)."""
     p = np.maximum(np.asarray(power, dtype=np.float64), _POWER_FLOOR)
     return 10.0 * np.log10(p)
 
@@ -55,15 +45,13 @@ class FrameEnergy:
     """
 
     def __init__(self, *, frame_samples: int = FRAME_SAMPLES) -> None:
-        if frame_samples <= 0:
-            raise InvalidArgument(f"frame_samples must be positive, got {frame_samples!r}")
         self._frame = frame_samples
         self._rest = np.zeros(0, dtype=np.float64)
         self._chunks: list[np.ndarray] = []
 
     def process(self, block: np.ndarray) -> None:
         """Add the next block of samples (1-D float, any length)."""
-        x = _as_mono_block(block)
+        x = block.astype(np.float64, copy=False)
         if self._rest.size:
             x = np.concatenate([self._rest, x])
         n_full = x.size // self._frame
@@ -82,7 +70,7 @@ class FrameEnergy:
 def frame_power(x: np.ndarray) -> np.ndarray:
     """Mean power of each complete 10 ms frame of a whole 16 kHz signal (one-shot :class:`FrameEnergy`)."""
     meter = FrameEnergy()
-    meter.process(x)
+    meter.process(checked_signal("x", x, mono=True))
     return meter.finish()
 
 
@@ -99,22 +87,17 @@ class LowBandEnergy:
     """
 
     def __init__(self, *, cutoff_hz: float = LOW_BAND_HZ, sample_rate: int = ANALYSIS_RATE) -> None:
-        if not isinstance(sample_rate, int | np.integer) or sample_rate <= 0:
-            raise InvalidArgument(f"sample_rate must be a positive integer, got {sample_rate!r}")
         frame = round(sample_rate * FRAME_S)
         self._step = 4 if frame % 4 == 0 else 1
         rate = sample_rate / self._step
-        cutoff = float(cutoff_hz)
-        if not np.isfinite(cutoff) or not 0.0 < cutoff < rate / 2:
-            raise InvalidArgument(f"cutoff_hz must be in (0, {rate / 2:g}) Hz, got {cutoff_hz!r}")
-        self._sos = signal.butter(LOW_BAND_ORDER, cutoff, btype="lowpass", fs=rate, output="sos")
+        self._sos = signal.butter(LOW_BAND_ORDER, cutoff_hz, btype="lowpass", fs=rate, output="sos")
         self._zi = np.zeros((self._sos.shape[0], 2))
         self._rest = np.zeros(0, dtype=np.float64)
         self._frames = FrameEnergy(frame_samples=frame // self._step)
 
     def process(self, block: np.ndarray) -> None:
         """Add the next block of samples (1-D float, any length)."""
-        x = _as_mono_block(block)
+        x = block.astype(np.float64, copy=False)
         if self._rest.size:
             x = np.concatenate([self._rest, x])
         n = (x.size // self._step) * self._step
@@ -131,13 +114,8 @@ class LowBandEnergy:
 def low_band_power(x: np.ndarray, *, cutoff_hz: float = LOW_BAND_HZ) -> np.ndarray:
     """Low-band mean power of each complete 10 ms frame of a whole 16 kHz signal (one-shot :class:`LowBandEnergy`)."""
     meter = LowBandEnergy(cutoff_hz=cutoff_hz)
-    meter.process(x)
+    meter.process(checked_signal("x", x, mono=True))
     return meter.finish()
-
-
-def frame_db(power: np.ndarray) -> np.ndarray:
-    """Per-frame level in dBFS (``10 * log10`` of mean power, floored at -120 dB)."""
-    return power_to_db(power)
 
 
 def noise_floor_dbfs(frame_db: np.ndarray, speech_mask: np.ndarray | None) -> Measurement:
@@ -149,16 +127,9 @@ def noise_floor_dbfs(frame_db: np.ndarray, speech_mask: np.ndarray | None) -> Me
     about 90 % of the recording. Fewer than :data:`MIN_FRAMES` frames: ``None`` with a reason.
     """
     db = np.asarray(frame_db, dtype=np.float64)
-    if db.ndim != 1:
-        raise InvalidArgument(f"frame_db must be 1-D, got shape {db.shape}")
     out = Measurement()
     if speech_mask is not None:
-        mask = np.asarray(speech_mask, dtype=bool)
-        if mask.shape != db.shape:
-            raise InvalidArgument(
-                f"speech_mask must have the same length as frame_db ({db.size}), got {mask.shape}"
-            )
-        quiet = db[~mask]
+        quiet = db[~np.asarray(speech_mask, dtype=bool)]
         if quiet.size >= MIN_NOISE_FRAMES:
             out.put("noise_floor_dbfs", float(np.percentile(quiet, 20.0)))
             return out
@@ -182,17 +153,9 @@ class DcOffsetMeter:
 
     def process(self, block: np.ndarray) -> None:
         """Add the next block (1-D mono or 2-D samples x channels)."""
-        arr = np.asarray(block)
-        if arr.ndim not in (1, 2) or not np.issubdtype(arr.dtype, np.floating):
-            raise InvalidArgument(f"block must be a 1-D or 2-D float array, got {arr.dtype} {arr.shape}")
-        arr2 = arr.reshape(arr.shape[0], -1).astype(np.float64, copy=False)
+        arr2 = block.reshape(block.shape[0], -1).astype(np.float64, copy=False)
         sums = arr2.sum(axis=0)
-        if self._sum is None:
-            self._sum = sums
-        elif self._sum.shape != sums.shape:
-            raise InvalidArgument(f"block has {sums.size} channels but earlier blocks had {self._sum.size}")
-        else:
-            self._sum = self._sum + sums
+        self._sum = sums if self._sum is None else self._sum + sums
         self._count += arr2.shape[0]
 
     def finish(self) -> Measurement:
@@ -209,5 +172,5 @@ class DcOffsetMeter:
 def dc_offset(x: np.ndarray) -> Measurement:
     """DC offset of a whole signal (one-shot :class:`DcOffsetMeter`)."""
     meter = DcOffsetMeter()
-    meter.process(x)
+    meter.process(checked_signal("x", x))
     return meter.finish()

@@ -5,8 +5,8 @@ DC offset and loudness are properties of the source) and as the 16 kHz mono anal
 energy, SNR, reverberation, DNSMOS). Memory is bounded by the number of 10 ms frames, not samples: a
 one-hour file holds 360 000 frames of a few floats each.
 
-The result is a :class:`FastPassResult`: metrics (the names used everywhere), the reasons for every
-metric that could not be measured, per-frame arrays and the speech segments.
+The result is an :class:`Analysis`: metrics (the names used everywhere), the reasons for every metric
+that could not be measured, per-frame arrays and the speech segments (what ``pipeline.analyze`` returns).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -22,15 +22,20 @@ from pipeline.analysis.bandwidth import BandwidthMeter
 from pipeline.analysis.base import ANALYSIS_RATE, FRAME_S, Measurement
 from pipeline.analysis.clipping import ClippingDetector
 from pipeline.analysis.energy import DcOffsetMeter, FrameEnergy, LowBandEnergy, frame_db, noise_floor_dbfs
-from pipeline.analysis.loudness import PEAK_FLOOR_DB, LoudnessMeter, TruePeakMeter
+from pipeline.analysis.loudness import LoudnessMeter, TruePeakMeter, amplitude_db
 from pipeline.analysis.reverb import ReverbMeter
 from pipeline.analysis.segments import speech_metrics
 from pipeline.analysis.snr import WadaAccumulator, vad_snr_db
 from pipeline.analysis.vad import WebRtcVad, segments_from_mask, speech_mask
-from pipeline.audio.mix import ChannelChoice, choose_channels, mix
+from pipeline.audio import arguments
+from pipeline.audio.io import AudioInfo
+from pipeline.audio.mix import STRATEGIES, ChannelChoice, channel_stats, choose_channels, mix
 from pipeline.audio.resample import StreamResampler
-from pipeline.errors import InvalidArgument
 from pipeline.rules.metrics import FAST_PASS_METRICS
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from matplotlib.figure import Figure
 
 DNSMOS_WINDOW_S = 10.0
 """DNSMOS scores non-overlapping windows of this length (its model looks at 9.01 s)."""
@@ -42,15 +47,24 @@ REVERB_MIN_SNR_DB = 15.0
 """Below this SNR the decay-based reverb measures mistake noise for echo: they are reported as null."""
 
 
+PLOT_AUDIO_MAX_S = 20 * 60.0
+"""``Analysis.plot`` re-reads the audio for the waveform and spectrogram up to this duration."""
+
+
 @dataclass
-class FastPassResult:
-    """What the fast pass measured over one recording (or one window of it)."""
+class Analysis:
+    """The measurements of one recording (or one window of it), from the fast pass.
+
+    ``metrics`` uses the public metric names; ``null_reasons`` says why each ``None`` metric is missing.
+    ``speech_segments`` are the ``(start_s, end_s)`` speech runs (:attr:`segments` as a DataFrame).
+    ``path`` and ``info`` (the probe) are set when a file was analysed.
+    """
 
     metrics: dict[str, Any]
     null_reasons: dict[str, str]
     speech_mask: np.ndarray
     frame_db: np.ndarray
-    segments: list[tuple[float, float]]
+    speech_segments: list[tuple[float, float]]
     sample_rate: int
     channels: int
     channel_choice: ChannelChoice
@@ -59,11 +73,45 @@ class FastPassResult:
     block_bandwidth_hz: np.ndarray = field(default_factory=lambda: np.zeros(0))
     """Effective bandwidth of each :data:`~pipeline.analysis.bandwidth.BLOCK_S` stretch (NaN: too little
     speech), for selection: a window inside a band-limited stretch is worse than one outside it."""
+    path: str = ""
+    info: AudioInfo | None = None
 
     @property
     def frame_times(self) -> np.ndarray:
         """Start time (s) of each 10 ms frame."""
         return np.arange(self.speech_mask.size) * FRAME_S
+
+    @property
+    def segments(self) -> pd.DataFrame:
+        """Speech segments as a DataFrame with ``start_s``, ``end_s`` and ``duration_s``."""
+        import pandas as pd
+
+        df = pd.DataFrame(self.speech_segments or None, columns=["start_s", "end_s"], dtype=float)
+        df["duration_s"] = df["end_s"] - df["start_s"]
+        return df
+
+    @property
+    def frames(self) -> pd.DataFrame:
+        """Per-10 ms-frame arrays: ``time_s``, ``level_db`` (dBFS) and ``speech`` (bool)."""
+        import pandas as pd
+
+        return pd.DataFrame(
+            {"time_s": self.frame_times, "level_db": self.frame_db, "speech": self.speech_mask}
+        )
+
+    def speech_metrics(self, *, min_pause_s: float) -> dict[str, Any]:
+        """Runs and pauses re-derived from the segments with another ``min_pause_s`` (cheap)."""
+        arguments.number("min_pause_s", min_pause_s, strict=True)
+        duration_s = self.metrics["duration_s"]
+        return dict(
+            speech_metrics(self.speech_segments, duration_s=duration_s, min_pause_s=min_pause_s).values
+        )
+
+    def plot(self, *, max_audio_s: float = PLOT_AUDIO_MAX_S) -> Figure:
+        """A matplotlib figure: waveform with speech shaded, spectrogram, frame level with noise floor."""
+        from pipeline.analysis.plot import plot_analysis
+
+        return plot_analysis(self, max_audio_s=max_audio_s)
 
 
 class FastPass:
@@ -82,13 +130,10 @@ class FastPass:
         dnsmos: bool = False,
         vad_aggressiveness: int = 2,
     ) -> None:
-        if sample_rate <= 0 or channels <= 0:
-            raise InvalidArgument(f"sample_rate and channels must be positive, got {sample_rate}, {channels}")
         self.sample_rate = sample_rate
         self.channels = channels
         self.choice = choice
         self.native_frames = 0
-        self.view_samples = 0
         self._clipping = ClippingDetector(sample_rate=sample_rate, channels=channels)
         self._bandwidth = BandwidthMeter(sample_rate=sample_rate)
         # Loudness on the 16 kHz view (K-weighting at 16 kHz: within 0.05 LU of the full-band value for
@@ -121,7 +166,6 @@ class FastPass:
             self._peak.process(mono[None, :])
             self._dc.process(mono)
         if mono16k.shape[0]:
-            self.view_samples += mono16k.shape[0]
             self._energy.process(mono16k)
             self._loudness.process(mono16k)
             self._low_band.process(mono16k)
@@ -160,7 +204,7 @@ class FastPass:
             }
         )
 
-    def finish(self, *, min_pause_s: float = 0.5) -> FastPassResult:
+    def finish(self, *, min_pause_s: float = 0.5) -> Analysis:
         """Compute every metric from what was accumulated."""
         m = Measurement()
         duration = self.native_frames / self.sample_rate
@@ -190,7 +234,7 @@ class FastPass:
         m.merge(self._bandwidth.finish(speech_mask=mask))
         loudness = self._loudness.finish()
         m.put("lufs", loudness.values.get("lufs"), why=loudness.null_reasons.get("lufs"))
-        m.put("true_peak_dbtp", _peak_dbtp(self._peak.peak))
+        m.put("true_peak_dbtp", amplitude_db(self._peak.peak))
         m.merge(self._dc.finish())
         m.values.pop("clip_level", None)
         m.null_reasons.pop("clip_level", None)
@@ -211,12 +255,12 @@ class FastPass:
         for name in FAST_PASS_METRICS:
             if metrics[name] is None and name not in m.null_reasons:
                 m.null_reasons[name] = "not_measured: no value"
-        return FastPassResult(
+        return Analysis(
             metrics=metrics,
             null_reasons={k: v for k, v in m.null_reasons.items() if metrics.get(k) is None},
             speech_mask=mask,
             frame_db=levels,
-            segments=segments,
+            speech_segments=segments,
             sample_rate=self.sample_rate,
             channels=self.channels,
             channel_choice=self.choice,
@@ -245,11 +289,6 @@ class FastPass:
             m.put(f"dnsmos_{key}", round(float(np.mean([w[key] for w in chosen])), 3))
 
 
-def _peak_dbtp(peak: float) -> float:
-    """A linear peak in dB, floored at the loudness module's floor (never -inf)."""
-    return float(20.0 * np.log10(peak)) if peak > 10.0 ** (PEAK_FLOOR_DB / 20.0) else PEAK_FLOOR_DB
-
-
 def run_fast_pass(
     blocks: Iterable[tuple[np.ndarray, np.ndarray, np.ndarray]],
     *,
@@ -258,7 +297,7 @@ def run_fast_pass(
     choice: ChannelChoice,
     dnsmos: bool = False,
     min_pause_s: float = 0.5,
-) -> FastPassResult:
+) -> Analysis:
     """Feed ``(native block, its native-rate mix, 16 kHz mono)`` triples through a :class:`FastPass`."""
     fast = FastPass(sample_rate=sample_rate, channels=channels, choice=choice, dnsmos=dnsmos)
     for native, mono_native, mono16k in blocks:
@@ -278,11 +317,13 @@ def analyze_file(
     max_duration_s: float | None = 4 * 3600,
     block_s: float = 4.0,
     choice: ChannelChoice | None = None,
-) -> FastPassResult:
+    info: AudioInfo | None = None,
+) -> Analysis:
     """Run the fast pass over a file (or the window ``[start_s, end_s)`` of it) with one decode.
 
     ``block_s`` is the decode block: 4 s keeps the blocks in flight (decoded, mixed, resampled, queued)
-    to a few MB, measured as the best trade of memory against per-block overhead.
+    to a few MB, measured as the best trade of memory against per-block overhead. ``info`` is the file's
+    probe when the caller has it (else the file is probed here).
 
     Raises :class:`pipeline.errors.AudioReadError` for files that cannot be read.
     """
@@ -298,6 +339,7 @@ def analyze_file(
         end_s=end_s,
         max_duration_s=max_duration_s,
         choice=choice,
+        info=info,
     )
     result = run_fast_pass(
         view.mixed_blocks(),
@@ -308,6 +350,7 @@ def analyze_file(
         min_pause_s=min_pause_s,
     )
     result.warnings = list(view.warnings)
+    result.path, result.info = str(path), view.info
     return result
 
 
@@ -317,8 +360,6 @@ def _array_pairs(
     resampler = StreamResampler(sample_rate, ANALYSIS_RATE)
     step = max(1, round(block_s * sample_rate))
     total = samples.shape[0]
-    if total == 0:
-        return
     for start in range(0, total, step):
         block = samples[start : start + step]
         last = start + step >= total
@@ -334,22 +375,19 @@ def analyze_array(
     dnsmos: bool = False,
     min_pause_s: float = 0.5,
     block_s: float = 10.0,
-) -> FastPassResult:
+) -> Analysis:
     """Run the fast pass over samples in memory: ``(n,)`` or ``(n, channels)`` floats at ``sample_rate``."""
-    from pipeline.audio.mix import channel_stats
-
-    x = np.asarray(samples, dtype=np.float32)
-    if x.ndim == 1:
-        x = x[:, None]
-    if x.ndim != 2 or x.shape[1] == 0:
-        raise InvalidArgument(f"samples must be (n,) or (n, channels), got shape {np.shape(samples)}")
-    if not isinstance(sample_rate, int | np.integer) or sample_rate <= 0:
-        raise InvalidArgument(f"sample_rate must be a positive integer, got {sample_rate!r}")
-    stats = channel_stats([x], sample_rate=int(sample_rate)) if x.shape[1] > 1 else None
+    x = arguments.signal("samples", samples).astype(np.float32, copy=False)
+    x = x[:, None] if x.ndim == 1 else x
+    sample_rate = arguments.integer("sample_rate", sample_rate, minimum=4000)
+    arguments.one_of("strategy", strategy, STRATEGIES)
+    arguments.number("min_pause_s", min_pause_s, strict=True)
+    arguments.number("block_s", block_s, strict=True)
+    stats = channel_stats([x], sample_rate=sample_rate) if x.shape[1] > 1 else None
     choice = choose_channels(stats, channels=x.shape[1], strategy=strategy)
     return run_fast_pass(
-        _array_pairs(x, int(sample_rate), choice, block_s),
-        sample_rate=int(sample_rate),
+        _array_pairs(x, sample_rate, choice, block_s),
+        sample_rate=sample_rate,
         channels=x.shape[1],
         choice=choice,
         dnsmos=dnsmos,

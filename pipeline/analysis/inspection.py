@@ -6,88 +6,20 @@ These are the library forms of ``voiceprep analyze`` and ``voiceprep check``.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from pipeline.analysis.base import FRAME_S
-from pipeline.analysis.fastpass import FastPassResult, analyze_file
-from pipeline.analysis.segments import speech_metrics
+from pipeline.analysis.fastpass import Analysis, analyze_file
+from pipeline.audio import arguments
 from pipeline.audio.io import AudioInfo, probe
+from pipeline.audio.mix import STRATEGIES
 from pipeline.errors import AudioReadError
 from pipeline.rules.checks import CheckResult, evaluate, failed_read
 from pipeline.rules.families import FamilySpec, load_family
 
-if TYPE_CHECKING:
-    import pandas as pd
-    from matplotlib.figure import Figure
-
 AUTO_DNSMOS_MAX_S = 120.0
 """``check`` runs DNSMOS by default on files up to this long (a clip costs about a second)."""
-
-PLOT_AUDIO_MAX_S = 20 * 60.0
-"""``Analysis.plot`` re-reads the audio for the waveform and spectrogram up to this duration."""
-
-
-@dataclass
-class Analysis:
-    """The measurements of one recording.
-
-    ``metrics`` uses the public metric names; ``null_reasons`` says why each ``None`` metric is missing.
-    """
-
-    path: str
-    info: AudioInfo
-    result: FastPassResult
-    strategy: str = "best"
-    warnings: list[str] = field(default_factory=list)
-
-    @property
-    def metrics(self) -> dict[str, Any]:
-        """Metric name -> value (``None`` when not measurable; see :attr:`null_reasons`)."""
-        return self.result.metrics
-
-    @property
-    def null_reasons(self) -> dict[str, str]:
-        """Metric name -> ``"code: explanation"`` for every metric that is ``None``."""
-        return self.result.null_reasons
-
-    @property
-    def segments(self) -> pd.DataFrame:
-        """Speech segments as a DataFrame with ``start_s``, ``end_s`` and ``duration_s``."""
-        import pandas as pd
-
-        starts = [s for s, _ in self.result.segments]
-        ends = [e for _, e in self.result.segments]
-        df = pd.DataFrame({"start_s": starts, "end_s": ends}, dtype=float)
-        df["duration_s"] = df["end_s"] - df["start_s"]
-        return df
-
-    @property
-    def frames(self) -> pd.DataFrame:
-        """Per-10 ms-frame arrays: ``time_s``, ``level_db`` (dBFS) and ``speech`` (bool)."""
-        import pandas as pd
-
-        return pd.DataFrame(
-            {
-                "time_s": self.result.frame_times,
-                "level_db": self.result.frame_db,
-                "speech": self.result.speech_mask,
-            }
-        )
-
-    def speech_metrics(self, *, min_pause_s: float) -> dict[str, Any]:
-        """Runs and pauses re-derived from the segments with another ``min_pause_s`` (cheap)."""
-        measured = speech_metrics(
-            self.result.segments, duration_s=self.metrics["duration_s"], min_pause_s=min_pause_s
-        )
-        return dict(measured.values)
-
-    def plot(self, *, max_audio_s: float = PLOT_AUDIO_MAX_S) -> Figure:
-        """A matplotlib figure: waveform with speech shaded, spectrogram, frame level with noise floor."""
-        from pipeline.analysis.plot import plot_analysis
-
-        return plot_analysis(self, max_audio_s=max_audio_s)
 
 
 def analyze(
@@ -103,8 +35,11 @@ def analyze(
     """Measure a recording with the fast pass (and DNSMOS when asked).
 
     ``info`` is the file's probe when the caller already has it (saves reading and hashing it again).
-    Raises :class:`pipeline.errors.AudioReadError` (with a reason code) when the file cannot be read.
+    Raises :class:`pipeline.errors.AudioReadError` (with a reason code) when the file cannot be read and
+    :class:`pipeline.errors.InvalidArgument` for a bad argument.
     """
+    arguments.one_of("strategy", strategy, STRATEGIES)
+    arguments.number("min_pause_s", min_pause_s, strict=True)
     if info is None:
         info = probe(path, stream_index=stream_index, max_duration_s=max_duration_s)
     result = analyze_file(
@@ -114,39 +49,16 @@ def analyze(
         min_pause_s=min_pause_s,
         stream_index=stream_index,
         max_duration_s=max_duration_s,
+        info=info,
     )
-    warnings = list(result.warnings)
     if result.metrics.get("duration_s") == 0:
         raise AudioReadError("empty", f"{path}: no samples could be decoded")
-    return Analysis(path=str(path), info=info, result=result, strategy=strategy, warnings=warnings)
+    return result
 
 
 def service_strategy(spec: FamilySpec) -> str:
     """How the service turns a multi-channel file into what it hears: ``first`` or ``mean``."""
     return "first" if spec.limits.first_channel_only.value else "mean"
-
-
-class _AnalysisCache:
-    """Analyses of one file keyed by channel strategy, so several families share one decode each."""
-
-    def __init__(self, path: str | Path, *, dnsmos: bool, stream_index: int, info: AudioInfo) -> None:
-        self.path = path
-        self.info = info
-        self.dnsmos = dnsmos
-        self.stream_index = stream_index
-        self._by_strategy: dict[str, Analysis] = {}
-
-    def get(self, strategy: str, channels: int) -> Analysis:
-        key = strategy if channels > 1 else "mono"
-        if key not in self._by_strategy:
-            self._by_strategy[key] = analyze(
-                self.path,
-                dnsmos=self.dnsmos,
-                strategy=strategy,
-                stream_index=self.stream_index,
-                info=self.info,
-            )
-        return self._by_strategy[key]
 
 
 def check(
@@ -168,36 +80,31 @@ def check(
     """
     many = isinstance(family, list | tuple)
     specs = [f if isinstance(f, FamilySpec) else load_family(f) for f in (family if many else [family])]
-    results = _check_specs(
-        str(path), specs, dnsmos=dnsmos, stream_index=stream_index, known=dict(known_metrics or {})
-    )
-    return results if many else results[0]
-
-
-def _check_specs(
-    path: str,
-    specs: Sequence[FamilySpec],
-    *,
-    dnsmos: bool | None,
-    stream_index: int,
-    known: dict[str, Any],
-) -> list[CheckResult]:
+    known = dict(known_metrics or {})
+    path = str(path)
     try:
         info = probe(path, stream_index=stream_index)
     except AudioReadError as exc:
-        return [failed_read(path, spec.name, exc.reason, exc.message) for spec in specs]
+        failed = [failed_read(path, spec.name, exc.reason, exc.message) for spec in specs]
+        return failed if many else failed[0]
     run_dnsmos = dnsmos if dnsmos is not None else (info.duration_s or 0) <= AUTO_DNSMOS_MAX_S
     if known.get("dnsmos_ovrl") is not None:
         run_dnsmos = False
-    cache = _AnalysisCache(path, dnsmos=run_dnsmos, stream_index=stream_index, info=info)
+    analyses: dict[str, Analysis] = {}  # one decode per channel strategy, shared by the families
     results = []
-    probe_dict = info.to_dict()
+    probe_dict = asdict(info)
     for spec in specs:
+        strategy = service_strategy(spec)
+        key = strategy if info.channels > 1 else "mono"
         try:
-            analysis = cache.get(service_strategy(spec), info.channels)
+            if key not in analyses:
+                analyses[key] = analyze(
+                    path, dnsmos=run_dnsmos, strategy=strategy, stream_index=stream_index, info=info
+                )
         except AudioReadError as exc:
             results.append(failed_read(path, spec.name, exc.reason, exc.message, probe_dict))
             continue
+        analysis = analyses[key]
         metrics = dict(analysis.metrics)
         metrics.update(analysis.speech_metrics(min_pause_s=spec.limits.min_pause_s.value))
         metrics.update(known)
@@ -208,12 +115,12 @@ def _check_specs(
             probe=probe_dict,
             metrics=metrics,
             null_reasons=null_reasons,
-            first_channel_silent=analysis.result.channel_choice.first_channel_silent,
+            first_channel_silent=analysis.channel_choice.first_channel_silent,
         )
-        if "truncated" in analysis.warnings or "truncated" in (probe_dict.get("warnings") or []):
+        if "truncated" in analysis.warnings:
             result.not_checked["truncated"] = "truncated: the file ends before its header says it should"
         results.append(result)
-    return results
+    return results if many else results[0]
 
 
-__all__ = ["FRAME_S", "Analysis", "analyze", "check", "service_strategy"]
+__all__ = ["Analysis", "analyze", "check", "service_strategy"]

@@ -23,6 +23,8 @@ import numpy as np
 from scipy import signal
 
 from pipeline.analysis.base import Measurement
+from pipeline.audio.arguments import integer
+from pipeline.audio.arguments import signal as signal_arg
 from pipeline.errors import InvalidArgument
 
 # BS.1770-4 Table 1 (pre-filter, the head's high shelf) and Table 2 (RLB high-pass), at 48 kHz.
@@ -58,8 +60,6 @@ def _analog_from_digital(b: Sequence[float], a: Sequence[float], rate: float) ->
 
 def k_weighting_sos(sample_rate: float) -> np.ndarray:
     """Second-order sections of the BS.1770 K-weighting filter at ``sample_rate`` (Hz)."""
-    if not sample_rate > 0:
-        raise InvalidArgument(f"sample_rate must be positive, got {sample_rate!r}")
     sections = []
     for b48, a48 in ((_SHELF_B_48K, _SHELF_A_48K), (_HIGHPASS_B_48K, _HIGHPASS_A_48K)):
         if sample_rate == _REF_RATE:
@@ -88,7 +88,7 @@ def _true_peak_filter() -> np.ndarray:
     return h.reshape(_TAPS_PER_PHASE, OVERSAMPLE).T.copy()
 
 
-def _to_db(amplitude: float) -> float:
+def amplitude_db(amplitude: float) -> float:
     """Amplitude to dB (20 log10), floored at :data:`PEAK_FLOOR_DB`."""
     if amplitude <= 10.0 ** (PEAK_FLOOR_DB / 20.0):
         return PEAK_FLOOR_DB
@@ -107,8 +107,6 @@ class TruePeakMeter:
     """
 
     def __init__(self, *, channels: int = 1) -> None:
-        if not isinstance(channels, int | np.integer) or channels < 1:
-            raise InvalidArgument(f"channels must be a positive integer, got {channels!r}")
         phases = _true_peak_filter()
         self._gain_bound = float(np.abs(phases).sum(axis=1).max())
         # The phase at offset 0 is (to rounding) a pure delay: it only repeats the sample peak.
@@ -149,8 +147,8 @@ class TruePeakMeter:
 class LoudnessMeter:
     """Streaming BS.1770-4 meter: ``process`` blocks of any length, then ``finish``.
 
-    Blocks are float arrays ``(samples,)`` for mono or ``(samples, channels)``. ``channel_weights``
-    default to the standard's: 1.0 for L, R, C and 1.41 for Ls, Rs (channels 4 and 5, in that order).
+    Blocks are float arrays ``(samples,)`` for mono or ``(samples, channels)``, at most 5 channels, weighted
+    as the standard says: 1.0 for L, R, C and 1.41 for Ls, Rs (channels 4 and 5, in that order).
     ``true_peak=False`` skips the oversampling (``true_peak_dbtp`` is then ``None``): the 16 kHz analysis
     view has no use for it, and it is most of the cost.
     """
@@ -160,26 +158,11 @@ class LoudnessMeter:
         *,
         sample_rate: int,
         channels: int = 1,
-        channel_weights: Sequence[float] | None = None,
         true_peak: bool = True,
     ) -> None:
-        if not isinstance(sample_rate, int | np.integer) or sample_rate < 8000:
-            raise InvalidArgument(f"sample_rate must be an integer >= 8000 Hz, got {sample_rate!r}")
-        if not isinstance(channels, int | np.integer) or channels < 1:
-            raise InvalidArgument(f"channels must be a positive integer, got {channels!r}")
-        if channel_weights is None:
-            if channels > 5:
-                raise InvalidArgument(f"channels={channels}: give channel_weights for more than 5 channels")
-            weights = [1.0, 1.0, 1.0, 1.41, 1.41][:channels]
-        else:
-            weights = [float(w) for w in channel_weights]
-            if len(weights) != channels or any(not np.isfinite(w) or w < 0 for w in weights):
-                raise InvalidArgument(
-                    f"channel_weights must be {channels} finite weights >= 0, got {channel_weights!r}"
-                )
         self.sample_rate = int(sample_rate)
         self.channels = int(channels)
-        self._weights = np.asarray(weights, dtype=np.float64)
+        self._weights = np.asarray([1.0, 1.0, 1.0, 1.41, 1.41][:channels], dtype=np.float64)
         self._sos = k_weighting_sos(self.sample_rate)
         self._zi = np.zeros((self._sos.shape[0], self.channels, 2))
         self._measure_true_peak = bool(true_peak)
@@ -197,22 +180,10 @@ class LoudnessMeter:
         return (k * self.sample_rate) // 10
 
     def process(self, block: np.ndarray) -> None:
-        """Add the next block of samples."""
-        arr = np.asarray(block)
-        if not np.issubdtype(arr.dtype, np.floating):
-            raise InvalidArgument(f"block must hold floats, got dtype {arr.dtype}")
-        if arr.ndim == 1 and self.channels == 1:
-            x = arr.astype(np.float64)[None, :]
-        elif arr.ndim == 2 and arr.shape[1] == self.channels:
-            x = np.ascontiguousarray(arr.T, dtype=np.float64)
-        else:
-            raise InvalidArgument(
-                f"block must have shape (samples,) or (samples, {self.channels}), got {arr.shape}"
-            )
+        """Add the next block of samples, ``(samples,)`` or ``(samples, channels)``."""
+        x = np.ascontiguousarray(block.reshape(block.shape[0], -1).T, dtype=np.float64)
         if x.shape[1] == 0:
             return
-        if not np.all(np.isfinite(x)):
-            raise InvalidArgument("block must hold finite samples")
         if self._peak_meter is not None:
             self._peak_meter.process(x)
         self._sample_peak = max(self._sample_peak, float(np.max(np.abs(x))))
@@ -271,17 +242,20 @@ class LoudnessMeter:
                 keep = above_abs & (loud > relative)
                 out.put("lufs", float(_LOUDNESS_OFFSET + 10.0 * np.log10(power[keep].mean())))
         if self._peak_meter is not None:
-            out.put("true_peak_dbtp", _to_db(max(self._peak_meter.peak, self._sample_peak)))
+            out.put("true_peak_dbtp", amplitude_db(max(self._peak_meter.peak, self._sample_peak)))
         else:
             out.put("true_peak_dbtp", None, why="not_measured: true peak was switched off")
-        out.put("sample_peak_dbfs", _to_db(self._sample_peak))
+        out.put("sample_peak_dbfs", amplitude_db(self._sample_peak))
         return out
 
 
 def integrated_loudness(x: np.ndarray, *, sample_rate: int, true_peak: bool = True) -> Measurement:
     """Loudness of a whole signal (one-shot :class:`LoudnessMeter`; mono or ``(samples, channels)``)."""
-    arr = np.asarray(x)
+    arr = signal_arg("x", x)
+    sample_rate = integer("sample_rate", sample_rate, minimum=8000)
     channels = 1 if arr.ndim == 1 else arr.shape[1]
+    if not 1 <= channels <= 5:
+        raise InvalidArgument(f"x must have 1 to 5 channels (BS.1770 weights), got shape {arr.shape}")
     meter = LoudnessMeter(sample_rate=sample_rate, channels=channels, true_peak=true_peak)
     # In blocks: the meter streams, and the 4x-oversampled copy the true-peak meter makes of a block
     # would otherwise be four times the whole signal (45 MB for a 30 s clip at 48 kHz).

@@ -11,7 +11,7 @@ from pipeline.analysis.base import ANALYSIS_RATE
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-    from pipeline.analysis.inspection import Analysis
+    from pipeline.analysis.fastpass import Analysis
 
 
 def _shade_segments(ax, segments: list[tuple[float, float]], *, color: str = "tab:green") -> None:
@@ -26,7 +26,7 @@ def frames_for_plot(analysis: Analysis, *, max_audio_s: float) -> tuple[np.ndarr
     duration = analysis.metrics.get("duration_s") or 0.0
     if duration > max_audio_s:
         return None, ANALYSIS_RATE
-    audio, rate, _ = load_mono(analysis.path, rate=ANALYSIS_RATE, strategy=analysis.strategy)
+    audio, rate, _ = load_mono(analysis.path, rate=ANALYSIS_RATE, choice=analysis.channel_choice)
     return audio, rate
 
 
@@ -40,13 +40,12 @@ def plot_analysis(analysis: Analysis, *, max_audio_s: float) -> Figure:
     """
     from matplotlib.figure import Figure
 
-    result = analysis.result
     metrics = analysis.metrics
     audio, rate = frames_for_plot(analysis, max_audio_s=max_audio_s)
     fig = Figure(figsize=(12, 7), constrained_layout=True)
     axes = fig.subplots(3, 1, sharex=True, gridspec_kw={"height_ratios": [1.2, 1.5, 1.0]})
     ax_wave, ax_spec, ax_level = axes
-    times = result.frame_times
+    times = analysis.frame_times
 
     if audio is not None and audio.size:
         t = np.arange(audio.size) / rate
@@ -57,20 +56,20 @@ def plot_analysis(analysis: Analysis, *, max_audio_s: float) -> Figure:
         ax_spec.specgram(audio, NFFT=512, Fs=rate, noverlap=256, cmap="magma", vmin=-130)
         ax_spec.set_ylabel("Hz")
     else:
-        envelope = 10 ** (result.frame_db / 20)
+        envelope = 10 ** (analysis.frame_db / 20)
         ax_wave.fill_between(times, -envelope, envelope, color="tab:blue", lw=0)
         ax_wave.set_ylabel("RMS envelope")
         ax_spec.text(0.5, 0.5, "spectrogram omitted for long files", ha="center", transform=ax_spec.transAxes)
-    _shade_segments(ax_wave, result.segments)
+    _shade_segments(ax_wave, analysis.speech_segments)
     for start, end in metrics.get("pauses") or []:
         if end - start > 2.0:
             ax_wave.axvspan(start, end, color="tab:red", alpha=0.2, lw=0)
 
-    ax_level.plot(times, result.frame_db, lw=0.5, color="0.4", label="frame level")
-    if result.speech_mask.any():
+    ax_level.plot(times, analysis.frame_db, lw=0.5, color="0.4", label="frame level")
+    if analysis.speech_mask.any():
         ax_level.plot(
-            times[result.speech_mask],
-            result.frame_db[result.speech_mask],
+            times[analysis.speech_mask],
+            analysis.frame_db[analysis.speech_mask],
             ".",
             ms=1,
             color="tab:green",
@@ -81,7 +80,7 @@ def plot_analysis(analysis: Analysis, *, max_audio_s: float) -> Figure:
         ax_level.axhline(floor, color="tab:red", lw=1, ls="--", label=f"noise floor {floor:.0f} dBFS")
     ax_level.set_ylabel("dBFS")
     ax_level.set_xlabel("time (s)")
-    ax_level.set_ylim(max(-100.0, float(np.min(result.frame_db, initial=-100.0))) - 5, 5)
+    ax_level.set_ylim(max(-100.0, float(np.min(analysis.frame_db, initial=-100.0))) - 5, 5)
     ax_level.legend(loc="lower right", fontsize=8)
 
     snr = metrics.get("snr_db")

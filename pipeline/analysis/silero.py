@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from pipeline.analysis.base import ANALYSIS_RATE
-from pipeline.errors import InvalidArgument
+from pipeline.audio.arguments import signal
 
 WINDOW_SAMPLES = 512
 """Samples per Silero window at 16 kHz (32 ms)."""
@@ -46,7 +46,7 @@ class SileroVad:
 
     def probabilities(self, audio16k: np.ndarray) -> np.ndarray:
         """Speech probability of each 32 ms window (the last, partial window is zero-padded)."""
-        x = _check_audio(audio16k)
+        x = np.asarray(audio16k, dtype=np.float32)
         n_windows = -(-x.size // WINDOW_SAMPLES)
         padded = np.zeros(n_windows * WINDOW_SAMPLES, dtype=np.float32)
         padded[: x.size] = x
@@ -56,16 +56,6 @@ class SileroVad:
             window = padded[k * WINDOW_SAMPLES : (k + 1) * WINDOW_SAMPLES]
             out[k] = self._model.process(memoryview(window.data))
         return out
-
-
-def _check_audio(audio16k: np.ndarray) -> np.ndarray:
-    """Return ``audio16k`` as a 1-D float32 array or raise :class:`InvalidArgument`."""
-    arr = np.asarray(audio16k)
-    if arr.ndim != 1 or not np.issubdtype(arr.dtype, np.floating):
-        raise InvalidArgument(f"audio16k must be a 1-D float array at 16 kHz, got {arr.dtype} {arr.shape}")
-    if arr.size and not np.all(np.isfinite(arr)):
-        raise InvalidArgument("audio16k must hold finite samples")
-    return arr.astype(np.float32)
 
 
 def shared_vad() -> SileroVad:
@@ -79,6 +69,7 @@ def shared_vad() -> SileroVad:
 
 def speech_probabilities(audio16k: np.ndarray) -> np.ndarray:
     """Silero speech probability per 32 ms window of a 16 kHz mono float signal (an independent stream)."""
+    audio16k = signal("audio16k", audio16k, mono=True)
     vad = shared_vad()
     with _LOCK:
         return vad.probabilities(audio16k)
@@ -142,22 +133,13 @@ def refine_edges(
     kept inside the excerpt, and segments that come to overlap are merged. Returns ``(start_s, end_s)``
     pairs in recording time, sorted.
     """
-    x = _check_audio(audio16k)
     offset = float(offset_s)
-    search = float(search_s)
-    pad = float(pad_s)
-    for name, value in (("offset_s", offset), ("search_s", search), ("pad_s", pad)):
-        if not np.isfinite(value) or value < 0.0:
-            raise InvalidArgument(f"{name} must be a finite number >= 0, got {value!r}")
     spans = [(float(s), float(e)) for s, e in segments]
-    for i, (s, e) in enumerate(spans):
-        if not (np.isfinite(s) and np.isfinite(e)) or e <= s:
-            raise InvalidArgument(f"segments[{i}] must satisfy start_s < end_s, got {(s, e)!r}")
     if not spans:
         return []
-    duration = x.size / ANALYSIS_RATE
-    states = speech_states(speech_probabilities(x))
-    reach = round(search / WINDOW_S)
+    duration = len(audio16k) / ANALYSIS_RATE
+    states = speech_states(speech_probabilities(audio16k))
+    reach = round(search_s / WINDOW_S)
     refined: list[tuple[float, float]] = []
     for start, end in sorted(spans):
         local_start, local_end = start - offset, end - offset
@@ -167,8 +149,8 @@ def refine_edges(
         e = local_end if new_end is None else new_end
         if e <= s:  # the two edges crossed (a blip Silero does not call speech): keep the original
             s, e = local_start, local_end
-        s = min(max(s - pad, 0.0), duration)
-        e = min(max(e + pad, 0.0), duration)
+        s = min(max(s - pad_s, 0.0), duration)
+        e = min(max(e + pad_s, 0.0), duration)
         if e <= s:
             continue
         if refined and s <= refined[-1][1]:

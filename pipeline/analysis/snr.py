@@ -15,7 +15,7 @@ import functools
 import numpy as np
 
 from pipeline.analysis.base import FRAME_S, Measurement
-from pipeline.errors import InvalidArgument
+from pipeline.audio.arguments import signal
 
 SNR_MIN_DB = -10.0
 """Lower clamp of ``snr_db``: below this the speech mask itself is unreliable."""
@@ -62,11 +62,7 @@ def low_band_weight(
     ``low_speech - low_quiet``, relative to ``speech_power``: 0 at or below ``ramp_db[0]``, 1 at or above
     ``ramp_db[1]``, linear in dB in between.
     """
-    lo, hi = (float(v) for v in ramp_db)
-    if not (np.isfinite(lo) and np.isfinite(hi)) or hi < lo:
-        raise InvalidArgument(
-            f"ramp_db must be two finite levels (low, high) with low <= high, got {ramp_db!r}"
-        )
+    lo, hi = ramp_db
     excess = float(low_speech) - float(low_quiet)
     if excess <= 0.0 or speech_power <= 0.0:
         return 0.0
@@ -114,22 +110,7 @@ def vad_snr_db(
     """
     power = np.asarray(frame_power, dtype=np.float64)
     mask = np.asarray(speech_mask, dtype=bool)
-    if power.ndim != 1 or mask.shape != power.shape:
-        raise InvalidArgument(
-            f"frame_power and speech_mask must be 1-D of equal length, got {power.shape} and {mask.shape}"
-        )
-    if power.size and (not np.all(np.isfinite(power)) or power.min() < 0.0):
-        raise InvalidArgument("frame_power must hold finite, non-negative mean powers")
-    if low_power is None:
-        low = np.zeros(power.shape)
-    else:
-        low = np.asarray(low_power, dtype=np.float64)
-        if low.shape != power.shape:
-            raise InvalidArgument(
-                f"low_power must have the same length as frame_power ({power.size}), got {low.shape}"
-            )
-        if low.size and (not np.all(np.isfinite(low)) or low.min() < 0.0):
-            raise InvalidArgument("low_power must hold finite, non-negative mean powers")
+    low = np.zeros(power.shape) if low_power is None else np.asarray(low_power, dtype=np.float64)
     out = Measurement()
     n_speech = int(mask.sum())
     n_noise = int(mask.size - n_speech)
@@ -143,7 +124,7 @@ def vad_snr_db(
             why=f"not_measured: {n_noise} non-speech frames (need {MIN_SNR_FRAMES}) to measure the noise",
         )
         return out
-    guard = round(_check_guard(guard_s) / FRAME_S)
+    guard = round(guard_s / FRAME_S)
     quiet = ~mask
     if guard:
         near_speech = np.convolve(mask.astype(np.float64), np.ones(2 * guard + 1), mode="same") > 0.5
@@ -164,14 +145,6 @@ def vad_snr_db(
     snr = 10.0 * np.log10(max(speech, floor) / noise)
     out.put("snr_db", float(np.clip(snr, SNR_MIN_DB, SNR_MAX_DB)))
     return out
-
-
-def _check_guard(guard_s: float) -> float:
-    """Return ``guard_s`` as float or raise :class:`InvalidArgument` when negative or not finite."""
-    value = float(guard_s)
-    if not np.isfinite(value) or value < 0.0:
-        raise InvalidArgument(f"guard_s must be a finite number >= 0, got {guard_s!r}")
-    return value
 
 
 @functools.cache
@@ -219,13 +192,8 @@ class WadaAccumulator:
 
     def process(self, block: np.ndarray) -> None:
         """Add the next block of samples (1-D float, any rate, any length)."""
-        arr = np.asarray(block)
-        if arr.ndim != 1 or not np.issubdtype(arr.dtype, np.floating):
-            raise InvalidArgument(f"block must be a 1-D float array, got {arr.dtype} {arr.shape}")
-        a = np.abs(arr.astype(np.float64, copy=False))
+        a = np.abs(block.astype(np.float64, copy=False))
         a = a[a > 0.0]
-        if not np.all(np.isfinite(a)):
-            raise InvalidArgument("block must hold finite samples")
         self._sum_abs += float(a.sum())
         self._sum_log += float(np.log(a).sum())
         self._count += int(a.size)
@@ -248,5 +216,5 @@ class WadaAccumulator:
 def wada_snr_db(x: np.ndarray) -> Measurement:
     """WADA-SNR of a whole signal (one-shot :class:`WadaAccumulator`), key ``wada_snr_db``."""
     acc = WadaAccumulator()
-    acc.process(x)
+    acc.process(signal("x", x, mono=True))
     return acc.finish()

@@ -29,24 +29,14 @@ from __future__ import annotations
 import numpy as np
 import webrtcvad
 
+from pipeline.analysis import energy
 from pipeline.analysis.base import ANALYSIS_RATE, FRAME_S
-from pipeline.analysis.energy import noise_floor_dbfs, power_to_db
-from pipeline.errors import InvalidArgument
-
-_WEBRTC_RATES = (8000, 16000, 32000, 48000)
+from pipeline.audio.arguments import one_of, signal
 
 TAIL_DECAY_DB_PER_S = 300.0
 """How fast a word's tail is assumed to decay below the background (dB/s) when :func:`refine_edges` keeps
 room for the part it cannot see. Measured offsets of read speech fall 25-30 dB in 50-100 ms; 300 dB/s is
 the slow end of that, so the allowance errs towards speech."""
-
-
-def _check_nonneg(name: str, value: float) -> float:
-    """Return ``value`` as float, or raise :class:`InvalidArgument` when negative or not finite."""
-    v = float(value)
-    if not np.isfinite(v) or v < 0.0:
-        raise InvalidArgument(f"{name} must be a finite number >= 0, got {value!r}")
-    return v
 
 
 class WebRtcVad:
@@ -59,10 +49,6 @@ class WebRtcVad:
     """
 
     def __init__(self, *, aggressiveness: int = 2, sample_rate: int = ANALYSIS_RATE) -> None:
-        if aggressiveness not in (0, 1, 2, 3):
-            raise InvalidArgument(f"aggressiveness must be 0, 1, 2 or 3, got {aggressiveness!r}")
-        if sample_rate not in _WEBRTC_RATES:
-            raise InvalidArgument(f"sample_rate must be one of {_WEBRTC_RATES}, got {sample_rate!r}")
         self._vad = webrtcvad.Vad(aggressiveness)
         self._rate = sample_rate
         self._frame = round(sample_rate * FRAME_S)
@@ -71,10 +57,7 @@ class WebRtcVad:
 
     def process(self, block: np.ndarray) -> None:
         """Classify every complete 10 ms frame in ``block`` (plus the kept remainder)."""
-        arr = np.asarray(block)
-        if arr.ndim != 1 or not np.issubdtype(arr.dtype, np.floating):
-            raise InvalidArgument(f"block must be a 1-D float array, got {arr.dtype} {arr.shape}")
-        pcm = np.clip(np.rint(arr.astype(np.float64) * 32768.0), -32768, 32767).astype(np.int16)
+        pcm = np.clip(np.rint(block.astype(np.float64) * 32768.0), -32768, 32767).astype(np.int16)
         if self._rest.size:
             pcm = np.concatenate([self._rest, pcm])
         n_full = pcm.size // self._frame
@@ -99,9 +82,9 @@ class WebRtcVad:
 
 
 def webrtc_vad(x: np.ndarray, *, aggressiveness: int = 2) -> np.ndarray:
-    """Raw WebRTC decisions for a whole 16 kHz signal (one-shot :class:`WebRtcVad`)."""
-    vad = WebRtcVad(aggressiveness=aggressiveness)
-    vad.process(x)
+    """Raw WebRTC decisions for a whole 16 kHz mono float signal (one-shot :class:`WebRtcVad`)."""
+    vad = WebRtcVad(aggressiveness=one_of("aggressiveness", aggressiveness, (0, 1, 2, 3)))
+    vad.process(signal("x", x, mono=True))
     return vad.finish()
 
 
@@ -133,15 +116,7 @@ def smooth(
     The default hangover is 80 ms rather than a round 100 ms: WebRTC and the 50 ms level window already
     extend a run by about 50 ms, and pauses should be measured within about 0.1 s of the true silence.
     """
-    mask = np.asarray(raw, dtype=bool)
-    if mask.ndim != 1:
-        raise InvalidArgument(f"raw must be a 1-D bool array, got shape {mask.shape}")
-    min_speech_s = _check_nonneg("min_speech_s", min_speech_s)
-    hangover_s = _check_nonneg("hangover_s", hangover_s)
-    min_gap_s = _check_nonneg("min_gap_s", min_gap_s)
-    if not frame_s > 0:
-        raise InvalidArgument(f"frame_s must be positive, got {frame_s!r}")
-    out = mask.copy()
+    out = np.array(raw, dtype=bool)
     gap_frames = round(min_gap_s / frame_s)
     starts, ends = _runs(out)
     for prev_end, next_start in zip(ends[:-1], starts[1:], strict=True):
@@ -166,16 +141,13 @@ def smoothed_level_db(frame_db: np.ndarray, *, window_s: float = 0.05) -> np.nda
     Near the ends of the array the average covers only the frames that exist, so edges are not biased low.
     """
     db = np.asarray(frame_db, dtype=np.float64)
-    if db.ndim != 1:
-        raise InvalidArgument(f"frame_db must be 1-D, got shape {db.shape}")
-    window_s = _check_nonneg("window_s", window_s)
     width = max(1, round(window_s / FRAME_S))
     if db.size == 0 or width == 1:
         return db.copy()
     kernel = np.ones(width)
     power = np.convolve(10.0 ** (db / 10.0), kernel, mode="same")
     count = np.convolve(np.ones(db.size), kernel, mode="same")
-    return power_to_db(power / count)
+    return energy.frame_db(power / count)
 
 
 def background_dbfs(
@@ -187,14 +159,8 @@ def background_dbfs(
     the frames WebRTC calls non-speech (all frames when there are too few). ``None`` when there are too
     few frames for any estimate.
     """
-    db = np.asarray(frame_db, dtype=np.float64)
-    raw = np.asarray(raw_vad, dtype=bool)
-    if db.ndim != 1 or raw.shape != db.shape:
-        raise InvalidArgument(
-            f"frame_db and raw_vad must be 1-D of equal length, got {db.shape} and {raw.shape}"
-        )
-    level = smoothed_level_db(db, window_s=level_window_s)
-    return noise_floor_dbfs(level, raw).values["noise_floor_dbfs"]
+    level = smoothed_level_db(frame_db, window_s=level_window_s)
+    return energy.noise_floor_dbfs(level, np.asarray(raw_vad, dtype=bool)).values["noise_floor_dbfs"]
 
 
 def energy_gate(
@@ -214,12 +180,6 @@ def energy_gate(
     """
     db = np.asarray(frame_db, dtype=np.float64)
     raw = np.asarray(raw_vad, dtype=bool)
-    if db.ndim != 1 or raw.shape != db.shape:
-        raise InvalidArgument(
-            f"frame_db and raw_vad must be 1-D of equal length, got {db.shape} and {raw.shape}"
-        )
-    margin_db = _check_nonneg("margin_db", margin_db)
-    seed_margin_db = _check_nonneg("seed_margin_db", seed_margin_db)
     level = smoothed_level_db(db, window_s=level_window_s)
     floor = background_dbfs(db, raw, level_window_s=level_window_s)
     if floor is None:
@@ -259,26 +219,14 @@ def refine_edges(
     range rule applies. Returns a new bool array, a subset of ``mask``.
     """
     m = np.asarray(mask, dtype=bool)
-    db = np.asarray(frame_db, dtype=np.float64)
-    if m.ndim != 1 or db.shape != m.shape:
-        raise InvalidArgument(f"mask and frame_db must be 1-D of equal length, got {m.shape} and {db.shape}")
-    margin_db = _check_nonneg("margin_db", margin_db)
-    range_db = _check_nonneg("range_db", range_db)
-    pad = round(_check_nonneg("pad_s", pad_s) / FRAME_S)
-    if not 0.0 <= float(reference_percentile) <= 100.0:
-        raise InvalidArgument(f"reference_percentile must be in [0, 100], got {reference_percentile!r}")
-    decay = float(tail_decay_db_per_s)
-    if not decay > 0.0:
-        raise InvalidArgument(f"tail_decay_db_per_s must be positive, got {tail_decay_db_per_s!r}")
-    if background_dbfs is not None and not np.isfinite(float(background_dbfs)):
-        raise InvalidArgument(f"background_dbfs must be a finite level or None, got {background_dbfs!r}")
+    pad = round(pad_s / FRAME_S)
     out = np.zeros(m.shape, dtype=bool)
     if not m.any():
         return out
-    level = smoothed_level_db(db, window_s=level_window_s)
+    level = smoothed_level_db(frame_db, window_s=level_window_s)
     bottom = float(np.percentile(level[m], reference_percentile)) - range_db
     threshold = bottom if background_dbfs is None else max(bottom, float(background_dbfs) + margin_db)
-    tail = round((threshold - bottom) / (decay * FRAME_S))
+    tail = round((threshold - bottom) / (tail_decay_db_per_s * FRAME_S))
     above = level > threshold
     starts, ends = _runs(m)
     for s, e in zip(starts, ends, strict=True):
@@ -328,12 +276,7 @@ def speech_mask(
 
 def segments_from_mask(mask: np.ndarray, *, frame_s: float = FRAME_S) -> list[tuple[float, float]]:
     """Turn a per-frame speech mask into ``(start_s, end_s)`` segments (frame ``i`` spans ``[i, i+1) * frame_s``)."""
-    if not frame_s > 0:
-        raise InvalidArgument(f"frame_s must be positive, got {frame_s!r}")
-    m = np.asarray(mask, dtype=bool)
-    if m.ndim != 1:
-        raise InvalidArgument(f"mask must be 1-D, got shape {m.shape}")
-    starts, ends = _runs(m)
+    starts, ends = _runs(mask)
     return [
         (round(float(s) * frame_s, 6), round(float(e) * frame_s, 6))
         for s, e in zip(starts, ends, strict=True)

@@ -5,7 +5,9 @@ W64, FLAC, OGG Vorbis/Opus, MP3, AIFF. When libsndfile cannot open or decode a f
 PyAV, ``av``) takes over: M4A/AAC, ALAC, Opus in WebM, the audio of MP4/MOV/MKV/WebM, AMR, WMA, ...
 
 Every data problem is raised as :class:`~pipeline.errors.AudioReadError` with a stable reason code from
-:mod:`pipeline.errors`; bad arguments raise :class:`~pipeline.errors.InvalidArgument`. See
+:mod:`pipeline.errors`; bad arguments to the public functions raise :class:`~pipeline.errors.InvalidArgument`
+(checked once, at the public function; the private helpers trust their inputs). Float files with NaN or
+infinite samples decode with those samples as 0. See
 ``docs/audio-io.md`` for the formats, the measured window-read accuracy and the reason codes.
 """
 
@@ -13,8 +15,8 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import hashlib
-import math
 import os
 import re
 import secrets
@@ -22,7 +24,7 @@ import stat
 import struct
 import tempfile
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path
 from types import TracebackType
@@ -32,6 +34,7 @@ import av
 import numpy as np
 import soundfile as sf
 
+from pipeline.audio.arguments import as_path, integer, number, signal
 from pipeline.errors import AudioReadError, InvalidArgument, reason
 
 __all__ = [
@@ -91,66 +94,13 @@ class AudioInfo:
     stream_index: int
     audio_streams: int
 
-    def to_dict(self) -> dict[str, Any]:
-        """Return a JSON-friendly copy of the fields."""
-        return asdict(self)
 
-
-# --------------------------------------------------------------------------------------------------------
-# argument validation
-# --------------------------------------------------------------------------------------------------------
-
-
-def _as_path(path: object, *, name: str = "path") -> Path:
-    if isinstance(path, bytes) or not isinstance(path, (str, os.PathLike)):
-        raise InvalidArgument(f"{name} must be a str or os.PathLike, got {path!r}")
-    text = os.fspath(path)
-    if not isinstance(text, str) or not text or "\0" in text:
-        raise InvalidArgument(f"{name} must be a non-empty path without NUL bytes, got {path!r}")
-    return Path(text)
-
-
-def _check_stream_index(stream_index: object) -> int:
-    if isinstance(stream_index, bool) or not isinstance(stream_index, int) or stream_index < 0:
-        raise InvalidArgument(f"stream_index must be an int >= 0, got {stream_index!r}")
-    return stream_index
-
-
-def _check_max_duration(max_duration_s: object) -> float | None:
-    if max_duration_s is None:
-        return None
-    if (
-        isinstance(max_duration_s, bool)
-        or not isinstance(max_duration_s, (int, float))
-        or not math.isfinite(max_duration_s)
-        or max_duration_s <= 0
-    ):
-        raise InvalidArgument(f"max_duration_s must be a finite number > 0 or None, got {max_duration_s!r}")
-    return float(max_duration_s)
-
-
-def _check_time(value: object, *, name: str, allow_none: bool) -> float | None:
-    if value is None and allow_none:
-        return None
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, (int, float))
-        or not math.isfinite(value)
-        or value < 0
-    ):
-        raise InvalidArgument(f"{name} must be a finite number >= 0, got {value!r}")
-    return float(value)
-
-
-def _window_frames(start_s: object, end_s: object, sample_rate: int) -> tuple[int, int | None]:
-    start = _check_time(start_s, name="start_s", allow_none=False)
-    end = _check_time(end_s, name="end_s", allow_none=True)
-    assert start is not None
-    if end is not None and end < start:
-        raise InvalidArgument(f"end_s must be >= start_s, got start_s={start_s!r}, end_s={end_s!r}")
-    start_frame = round(start * sample_rate)
-    end_frame = None if end is None else round(end * sample_rate)
-    return start_frame, end_frame
+def _stream_args(
+    path: object, stream_index: object, max_duration_s: object
+) -> tuple[Path, int, float | None]:
+    """The checked (path, stream_index, max_duration_s) arguments every public reader takes."""
+    limit = None if max_duration_s is None else number("max_duration_s", max_duration_s, strict=True)
+    return as_path("path", path), integer("stream_index", stream_index, minimum=0), limit
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -594,19 +544,15 @@ def probe(
     ``no_audio_stream``, ``unsupported`` or ``too_long`` (the latter from the header, before decoding).
     ``sha256`` is the digest of the file's bytes, streamed in 1 MiB chunks, or ``None`` when ``hash=False``.
     """
-    p = _as_path(path)
-    index = _check_stream_index(stream_index)
-    limit = _check_max_duration(max_duration_s)
-    if not isinstance(hash, bool):
-        raise InvalidArgument(f"hash must be a bool, got {hash!r}")
-    size = _check_file(p)
-    info = _probe_soundfile(p, size, index, limit)
-    if info is None:
-        info = _probe_av(p, size, index, limit)
-    info = replace(info, path=os.fspath(path))
-    if hash:
-        info = replace(info, sha256=sha256_file(p))
-    return info
+    p, index, limit = _stream_args(path, stream_index, max_duration_s)
+    info = _probe(p, index, limit)
+    return replace(info, path=os.fspath(path), sha256=sha256_file(p) if hash else None)
+
+
+def _probe(path: Path, stream_index: int, max_duration_s: float | None) -> AudioInfo:
+    size = _check_file(path)
+    info = _probe_soundfile(path, size, stream_index, max_duration_s)
+    return info if info is not None else _probe_av(path, size, stream_index, max_duration_s)
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -727,19 +673,11 @@ class AudioReader:
         max_duration_s: float | None = DEFAULT_MAX_DURATION_S,
         info: AudioInfo | None = None,
     ) -> None:
-        self._path = _as_path(path)
-        index = _check_stream_index(stream_index)
-        self._max_duration_s = _check_max_duration(max_duration_s)
-        if info is None:
-            info = probe(self._path, stream_index=index, max_duration_s=self._max_duration_s, hash=False)
-        elif not isinstance(info, AudioInfo):
-            raise InvalidArgument(f"info must be an AudioInfo or None, got {info!r}")
-        self.info: AudioInfo = info
+        self._path, index, self._max_duration_s = _stream_args(path, stream_index, max_duration_s)
+        self.info: AudioInfo = info or _probe(self._path, index, self._max_duration_s)
         self.frames_read: int = 0
-        self.warnings: list[str] = _header_warnings(self._path, info)
+        self.warnings: list[str] = _header_warnings(self._path, self.info)
         self._closers: dict[int, Callable[[], None]] = {}
-        self._timing: tuple[int, int] | None = None
-        self._timing_measured = False
         self._closed = False
 
     def __enter__(self) -> AudioReader:
@@ -761,10 +699,6 @@ class AudioReader:
                 closer()
         self._closers.clear()
 
-    def _warn(self, code: str) -> None:
-        if code not in self.warnings:
-            self.warnings.append(code)
-
     def blocks(
         self, *, block_frames: int = 65536, start_s: float = 0.0, end_s: float | None = None
     ) -> Iterator[np.ndarray]:
@@ -774,10 +708,11 @@ class AudioReader:
         """
         if self._closed:
             raise InvalidArgument("blocks() called on a closed AudioReader")
-        if isinstance(block_frames, bool) or not isinstance(block_frames, int) or block_frames < 1:
-            raise InvalidArgument(f"block_frames must be an int >= 1, got {block_frames!r}")
-        start, end = _window_frames(start_s, end_s, self.info.sample_rate)
-        return self._rebatch(start, end, block_frames)
+        block_frames = integer("block_frames", block_frames)
+        start = number("start_s", start_s)
+        end = None if end_s is None else number("end_s", end_s, minimum=start)
+        sr = self.info.sample_rate
+        return self._rebatch(round(start * sr), None if end is None else round(end * sr), block_frames)
 
     # -- shared loop ----------------------------------------------------------------------------------
 
@@ -800,10 +735,13 @@ class AudioReader:
         pending_n = 0
         position = start
         yielded = 0
+        floats = self.info.sample_format.startswith("float")
         try:
             for data in source:
                 if limit is not None and position + len(data) > limit:
                     raise _fail("too_long", self._path, "decoding ran past max_duration_s; the header lied")
+                if floats and not np.isfinite(data).all():
+                    data = np.nan_to_num(data, nan=0.0, posinf=0.0, neginf=0.0)
                 position += len(data)
                 pending.append(data)
                 pending_n += len(data)
@@ -830,8 +768,8 @@ class AudioReader:
         if self.info.frames is not None:
             expected_end = self.info.frames if end is None else min(end, self.info.frames)
             expected = expected_end - start
-            if expected > 0 and _is_clearly_short(yielded, expected, sr):
-                self._warn("truncated")
+            if expected > 0 and _is_clearly_short(yielded, expected, sr) and "truncated" not in self.warnings:
+                self.warnings.append("truncated")
 
     # -- libsndfile -------------------------------------------------------------------------------------
 
@@ -907,6 +845,7 @@ class AudioReader:
 
     # -- FFmpeg -------------------------------------------------------------------------------------------
 
+    @functools.cached_property
     def _av_timing(self) -> tuple[int, int] | None:
         """Anchor for timestamp-based seeking: (pts of sample 0, rounding bias in frames), or ``None``.
 
@@ -915,10 +854,7 @@ class AudioReader:
         the counted sample positions of the first frames is that rounding, and is removed from positions
         computed after a seek.
         """
-        if not self._timing_measured:
-            self._timing = _av_measure_timing(self._path, self.info.stream_index, self.info.sample_rate)
-            self._timing_measured = True
-        return self._timing
+        return _av_measure_timing(self._path, self.info.stream_index, self.info.sample_rate)
 
     def _av_chunks(self, start: int, end: int | None, state: dict[str, int]) -> Iterator[np.ndarray]:
         seek = start > 0 and start / self.info.sample_rate > _PREROLL_S
@@ -946,7 +882,7 @@ class AudioReader:
             if end is not None:
                 stop = end if stop is None else min(stop, end)
             position: int | None = 0
-            timing = self._av_timing() if seek else None
+            timing = self._av_timing if seek else None
             origin, bias = timing if timing is not None else (0, 0)
             if timing is not None and time_base:
                 target_s = Fraction(start, sr) - Fraction(_PREROLL_S)
@@ -1006,13 +942,6 @@ def iter_blocks(
     return generate()
 
 
-def _collect(blocks: Iterator[np.ndarray], channels: int) -> np.ndarray:
-    parts = list(blocks)
-    if not parts:
-        return np.zeros((0, channels), dtype=np.float32)
-    return parts[0] if len(parts) == 1 else np.concatenate(parts)
-
-
 def read_window(
     path: PathArg, *, start_s: float, end_s: float | None, stream_index: int = 0
 ) -> tuple[np.ndarray, int]:
@@ -1024,16 +953,15 @@ def read_window(
     """
     limit = None if end_s is not None else DEFAULT_MAX_DURATION_S
     with AudioReader(path, stream_index=stream_index, max_duration_s=limit) as reader:
-        blocks = reader.blocks(block_frames=_SF_CHUNK, start_s=start_s, end_s=end_s)
-        data = _collect(blocks, reader.info.channels)
-        return data, reader.info.sample_rate
+        parts = list(reader.blocks(block_frames=_SF_CHUNK, start_s=start_s, end_s=end_s))
+        if not parts:
+            return np.zeros((0, reader.info.channels), dtype=np.float32), reader.info.sample_rate
+        return (parts[0] if len(parts) == 1 else np.concatenate(parts)), reader.info.sample_rate
 
 
 def read(path: PathArg, *, stream_index: int = 0) -> tuple[np.ndarray, int]:
     """Decode a whole (short) file into a float32 ``(n, channels)`` array; return it and the sample rate."""
-    with AudioReader(path, stream_index=stream_index) as reader:
-        data = _collect(reader.blocks(block_frames=_SF_CHUNK), reader.info.channels)
-        return data, reader.info.sample_rate
+    return read_window(path, start_s=0.0, end_s=None, stream_index=stream_index)
 
 
 def probe_row(
@@ -1044,46 +972,24 @@ def probe_row(
     ``status`` is ``"ok"`` or ``"failed"``; ``reasons`` lists reason codes (an ok row may carry header
     warnings such as ``truncated``); fields that are unknown after a failure are ``None``.
     """
-    p = _as_path(path)
-    row: dict[str, Any] = {
-        "path": os.fspath(path),
-        "status": "failed",
-        "reasons": [],
-        "message": None,
-        "format": None,
-        "codec": None,
-        "sample_rate": None,
-        "channels": None,
-        "duration_s": None,
-        "sample_format": None,
-        "bytes": None,
-        "sha256": None,
-    }
+    row: dict[str, Any] = {"path": os.fspath(path), "status": "failed", "reasons": [], "message": None}
+    row.update(dict.fromkeys(_ROW_FIELDS))
     try:
         info = probe(path, stream_index=stream_index, max_duration_s=max_duration_s, hash=True)
     except AudioReadError as exc:
-        row["reasons"] = [exc.reason]
-        row["message"] = exc.message
+        row.update(reasons=[exc.reason], message=exc.message)
         if exc.reason not in ("not_found", "unreadable"):
             with contextlib.suppress(OSError, AudioReadError):
-                row["bytes"] = os.stat(p).st_size
-                row["sha256"] = sha256_file(p)
+                row.update(bytes=os.stat(path).st_size, sha256=sha256_file(Path(path)))
         return row
-    warnings = _header_warnings(p, info)
-    row.update(
-        status="ok",
-        reasons=warnings,
-        message="; ".join(reason(code).message for code in warnings) or None,
-        format=info.format,
-        codec=info.codec,
-        sample_rate=info.sample_rate,
-        channels=info.channels,
-        duration_s=info.duration_s,
-        sample_format=info.sample_format,
-        bytes=info.bytes,
-        sha256=info.sha256,
-    )
+    warnings = _header_warnings(Path(path), info)
+    message = "; ".join(reason(code).message for code in warnings) or None
+    row.update(status="ok", reasons=warnings, message=message)
+    row.update({name: getattr(info, name) for name in _ROW_FIELDS})
     return row
+
+
+_ROW_FIELDS = ("format", "codec", "sample_rate", "channels", "duration_s", "sample_format", "bytes", "sha256")
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -1134,40 +1040,8 @@ _MAX_WRITE_CHANNELS = 64
 _MP3_MAX_CHANNELS = 2
 
 
-def _resolve_write_format(path: Path, format: str | None) -> str:
-    if format is None:
-        suffix = path.suffix.lower()
-        if suffix not in _SUFFIX_FORMATS:
-            known = ", ".join(sorted(_SUFFIX_FORMATS))
-            raise InvalidArgument(
-                f"cannot infer the format from suffix {suffix!r} of {path}; use one of {known}"
-            )
-        return _SUFFIX_FORMATS[suffix]
-    if not isinstance(format, str) or format.lower() not in _WRITE_FORMATS:
-        raise InvalidArgument(f"format must be one of {sorted(_WRITE_FORMATS)}, got {format!r}")
-    return format.lower()
-
-
-def _validate_write_data(data: object) -> np.ndarray:
-    if not isinstance(data, np.ndarray):
-        raise InvalidArgument(f"data must be a numpy array, got {type(data).__name__}")
-    if not np.issubdtype(data.dtype, np.floating):
-        raise InvalidArgument(f"data must be a float array, got dtype {data.dtype}")
-    if data.ndim == 1:
-        data = data[:, None]
-    if data.ndim != 2 or not 1 <= data.shape[1] <= _MAX_WRITE_CHANNELS:
-        raise InvalidArgument(
-            f"data must have shape (n,) or (n, channels) with 1..{_MAX_WRITE_CHANNELS} channels, "
-            f"got {data.shape} (transposed?)"
-        )
-    if not np.all(np.isfinite(data)):
-        raise InvalidArgument("data contains NaN or inf")
-    return data
-
-
-def _fsync_path(path: Path, *, directory: bool = False) -> None:
-    flags = os.O_RDONLY | (getattr(os, "O_DIRECTORY", 0) if directory else 0)
-    fd = os.open(path, flags)
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
     finally:
@@ -1176,11 +1050,7 @@ def _fsync_path(path: Path, *, directory: bool = False) -> None:
 
 def _fsync_dir(directory: Path) -> None:
     with contextlib.suppress(OSError):  # not every platform/filesystem lets a directory be fsynced
-        fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        _fsync(directory)
 
 
 def atomic_write_bytes(path: Path, write: Callable[[BinaryIO], object]) -> None:
@@ -1263,23 +1133,25 @@ def write(
     Data are clipped to [-1, 1] for integer sample formats. The file is written to a hidden temporary name
     in the same folder, fsynced and renamed over ``path``; on any error the temporary file is removed.
     """
-    p = _as_path(path)
-    fmt = _resolve_write_format(p, format)
-    array = _validate_write_data(data)
-    if isinstance(sample_rate, bool) or not isinstance(sample_rate, (int, np.integer)) or sample_rate <= 0:
-        raise InvalidArgument(f"sample_rate must be an int > 0, got {sample_rate!r}")
-    sample_rate = int(sample_rate)
+    p = as_path("path", path)
+    if format is None and p.suffix.lower() not in _SUFFIX_FORMATS:
+        raise InvalidArgument(
+            f"format cannot be inferred from the suffix of {p}; name one of {list(_WRITE_FORMATS)}"
+        )
+    fmt = _SUFFIX_FORMATS[p.suffix.lower()] if format is None else str(format).lower()
+    if fmt not in _WRITE_FORMATS:
+        raise InvalidArgument(f"format must be one of {list(_WRITE_FORMATS)}, got {format!r}")
+    array = signal("data", data)
+    array = array[:, None] if array.ndim == 1 else array
+    if not 1 <= array.shape[1] <= _MAX_WRITE_CHANNELS:
+        raise InvalidArgument(f"data must have 1..{_MAX_WRITE_CHANNELS} channels, got shape {array.shape}")
+    sample_rate = integer("sample_rate", sample_rate)
     if not p.parent.is_dir():
-        raise InvalidArgument(f"the folder of path {p} does not exist")
+        raise InvalidArgument(f"path: the folder of {p} does not exist")
     backend, container_format, default_subtype = _WRITE_FORMATS[fmt]
-    chosen = default_subtype if subtype is None else subtype
-    if not isinstance(chosen, str):
-        raise InvalidArgument(f"subtype must be a str or None, got {subtype!r}")
-    chosen = chosen.upper()
-    if bitrate is not None and (
-        isinstance(bitrate, bool) or not isinstance(bitrate, int) or not 1000 <= bitrate <= 1_000_000
-    ):
-        raise InvalidArgument(f"bitrate must be an int in bits per second (1000..1000000), got {bitrate!r}")
+    chosen = str(default_subtype if subtype is None else subtype).upper()
+    if bitrate is not None and integer("bitrate", bitrate, minimum=1000) > 1_000_000:
+        raise InvalidArgument(f"bitrate must be at most 1000000 bits per second, got {bitrate!r}")
 
     if backend == "soundfile":
         if bitrate is not None:
@@ -1326,12 +1198,11 @@ def write(
                 f"could not encode {fmt} (subtype={chosen}, sample_rate={sample_rate}, "
                 f"channels={array.shape[1]}): {exc}"
             ) from exc
-        _fsync_path(tmp)
+        _fsync(tmp)
         os.replace(tmp, p)
     except BaseException:
         with contextlib.suppress(OSError):
             tmp.unlink()
         raise
-    with contextlib.suppress(OSError):
-        _fsync_path(p.parent, directory=True)
+    _fsync_dir(p.parent)
     return p

@@ -48,7 +48,6 @@ import numpy as np
 
 from pipeline.audio import io
 from pipeline.audio.io import AudioInfo
-from pipeline.errors import InvalidArgument
 
 STRATEGIES: tuple[str, ...] = ("first", "mean", "best")
 """Accepted values of ``strategy``."""
@@ -97,11 +96,12 @@ EXAMINE_WINDOW_S = 5.0
 length, or into :data:`EXAMINE_WINDOWS` longer ones when it exceeds that many."""
 
 
-def _db(power: float) -> float:
-    """Power (mean square) to dBFS, floored at :data:`DIGITAL_SILENCE_DBFS`."""
-    if not math.isfinite(power) or power <= 0.0:
-        return DIGITAL_SILENCE_DBFS
-    return max(10.0 * math.log10(power), DIGITAL_SILENCE_DBFS)
+def _db(power: Any) -> Any:
+    """Power (mean square, a number or an array) to dBFS, floored at :data:`DIGITAL_SILENCE_DBFS`."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = 10.0 * np.log10(power)
+    floor = DIGITAL_SILENCE_DBFS
+    return np.maximum(np.nan_to_num(out, nan=floor, neginf=floor, posinf=floor), floor)
 
 
 def _r(value: float) -> float:
@@ -137,16 +137,6 @@ class ChannelStats:
         pairs = zip(self.speech_level_dbfs, self.noise_floor_dbfs, strict=True)
         return tuple(round(s - n, 2) for s, n in pairs)
 
-    def to_dict(self) -> dict[str, Any]:
-        """Plain-data form for manifests (lists, not tuples; the matrix is left out)."""
-        out = asdict(self)
-        out.pop("power_matrix")
-        out.pop("channel_means")
-        for key in ("level_dbfs", "noise_floor_dbfs", "speech_level_dbfs"):
-            out[key] = [_r(v) for v in out[key]]
-        out["snr_db"] = list(self.snr_db)
-        return out
-
 
 @dataclass(frozen=True)
 class ChannelChoice:
@@ -171,16 +161,16 @@ class ChannelChoice:
         return len(self.weights)
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain-data form for manifests."""
-        return {
-            "strategy": self.strategy,
-            "method": self.method,
-            "weights": list(self.weights),
-            "reason": self.reason,
-            "detail": self.detail,
-            "first_channel_silent": self.first_channel_silent,
-            "stats": None if self.stats is None else self.stats.to_dict(),
-        }
+        """Plain-data form for manifests: lists for tuples, the stats without the power matrix."""
+        out = asdict(self)
+        out["weights"] = list(self.weights)
+        if self.stats is not None:
+            stats = out["stats"]
+            del stats["power_matrix"], stats["channel_means"]
+            for key in ("level_dbfs", "noise_floor_dbfs", "speech_level_dbfs"):
+                stats[key] = [_r(v) for v in stats[key]]
+            stats["snr_db"] = list(self.stats.snr_db)
+        return out
 
 
 class _StatsAccumulator:
@@ -205,7 +195,7 @@ class _StatsAccumulator:
         whole = (x.shape[0] // self.frame) * self.frame
         if whole:
             frames = x[:whole].reshape(-1, self.frame, self.channels)
-            self.frame_db.append(_power_db(np.mean(frames**2, axis=1)))
+            self.frame_db.append(_db(np.mean(frames**2, axis=1)))
         self.rest = x[whole:]
 
     def finish(self, sample_rate: int) -> ChannelStats:
@@ -216,7 +206,7 @@ class _StatsAccumulator:
         if self.frame_db:
             frame_db = np.concatenate(self.frame_db, axis=0)
         elif self.rest.shape[0]:  # shorter than one frame: the partial frame is all there is
-            frame_db = _power_db(np.mean(self.rest**2, axis=0, keepdims=True))
+            frame_db = _db(np.mean(self.rest**2, axis=0, keepdims=True))
         else:
             frame_db = np.full((1, self.channels), DIGITAL_SILENCE_DBFS)
         noise = np.percentile(frame_db, NOISE_PERCENTILE, axis=0)
@@ -241,15 +231,6 @@ class _StatsAccumulator:
         )
 
 
-def _power_db(power: np.ndarray) -> np.ndarray:
-    """Vectorised :func:`_db`."""
-    with np.errstate(divide="ignore"):
-        out = 10.0 * np.log10(power)
-    return np.maximum(
-        np.nan_to_num(out, nan=DIGITAL_SILENCE_DBFS, neginf=DIGITAL_SILENCE_DBFS), DIGITAL_SILENCE_DBFS
-    )
-
-
 def _pearson(power: np.ndarray, means: np.ndarray, levels: tuple[float, ...], i: int, j: int) -> float | None:
     """Pearson correlation of channels i and j from second moments; None if either is silent or constant."""
     if levels[i] < SILENT_LEVEL_DBFS or levels[j] < SILENT_LEVEL_DBFS:
@@ -267,43 +248,23 @@ def channel_stats(blocks: Iterable[np.ndarray], *, sample_rate: int) -> ChannelS
 
     Levels are RMS over all samples; noise floor and speech level are the :data:`NOISE_PERCENTILE` and
     :data:`SPEECH_PERCENTILE` percentiles of :data:`FRAME_S` frame RMS. Memory grows with the number of
-    frames, not samples. Non-finite samples count as zero.
+    frames, not samples. Non-finite samples count as zero. ``blocks`` holds at least one (maybe empty) block.
     """
-    if isinstance(sample_rate, bool) or not isinstance(sample_rate, int | np.integer) or sample_rate <= 0:
-        raise InvalidArgument(f"sample_rate must be a positive integer, got {sample_rate!r}")
     acc: _StatsAccumulator | None = None
-    frame = max(1, round(FRAME_S * sample_rate))
     for block in blocks:
-        arr = np.asarray(block)
-        if arr.ndim == 1:
-            arr = arr[:, None]
-        if arr.ndim != 2:
-            raise InvalidArgument(f"blocks must be (n,) or (n, channels) arrays, got shape {arr.shape}")
-        if acc is None:
-            acc = _StatsAccumulator(arr.shape[1], frame)
-        elif arr.shape[1] != acc.channels:
-            raise InvalidArgument(f"a block has {arr.shape[1]} channels, the first had {acc.channels}")
+        arr = block[:, None] if block.ndim == 1 else block
+        acc = acc or _StatsAccumulator(arr.shape[1], max(1, round(FRAME_S * sample_rate)))
         acc.add(arr)
-    if acc is None:
-        raise InvalidArgument("blocks is empty: at least one (possibly zero-length) block is needed")
-    return acc.finish(int(sample_rate))
-
-
-def _silence(levels: tuple[float, ...]) -> tuple[list[bool], list[bool]]:
-    """Per channel: (silent by either rule, silent relative to the loudest)."""
-    loudest = max(levels)
-    relative = [lv < loudest - SILENT_RELATIVE_DB for lv in levels]
-    silent = [rel or lv < SILENT_LEVEL_DBFS for lv, rel in zip(levels, relative, strict=True)]
-    return silent, relative
+    assert acc is not None, "channel_stats needs at least one block"
+    return acc.finish(sample_rate)
 
 
 def _active_channels(stats: ChannelStats) -> tuple[list[int], bool]:
     """Channels that are not silent, and whether every channel was silent (then the relative rule only)."""
-    silent, relative = _silence(stats.level_dbfs)
-    active = [i for i, s in enumerate(silent) if not s]
-    if active:
-        return active, False
-    return [i for i, r in enumerate(relative) if not r], True
+    loudest = max(stats.level_dbfs)
+    audible = [i for i, lv in enumerate(stats.level_dbfs) if lv >= loudest - SILENT_RELATIVE_DB]
+    active = [i for i in audible if stats.level_dbfs[i] >= SILENT_LEVEL_DBFS]
+    return (active, False) if active else (audible, True)
 
 
 def _mix_level_db(stats: ChannelStats, weights: np.ndarray) -> float | None:
@@ -351,31 +312,19 @@ def _is(indices: list[int]) -> str:
     return "is" if len(indices) == 1 else "are"
 
 
-def _check_choice_args(stats: ChannelStats | None, channels: int, strategy: str) -> None:
-    if strategy not in STRATEGIES:
-        raise InvalidArgument(f"strategy must be one of {', '.join(STRATEGIES)}, got {strategy!r}")
-    if isinstance(channels, bool) or not isinstance(channels, int | np.integer) or channels < 1:
-        raise InvalidArgument(f"channels must be a positive integer, got {channels!r}")
-    if stats is not None and stats.channels != channels:
-        raise InvalidArgument(f"stats describe {stats.channels} channels but channels={channels}")
-    if stats is None and strategy == "best" and channels > 1:
-        raise InvalidArgument("strategy 'best' on a multi-channel input needs stats (see channel_stats)")
-
-
 def choose_channels(stats: ChannelStats | None, *, channels: int, strategy: str = "best") -> ChannelChoice:
     """Decide how to mix ``channels`` channels to mono, following ``strategy`` (see the module docstring).
 
     ``stats`` may be None for mono input and for ``first``/``mean``; then ``first_channel_silent`` is
-    False because nothing was measured.
+    False because nothing was measured. ``best`` on more than one channel needs the stats.
     """
-    _check_choice_args(stats, channels, strategy)
     if channels == 1:
         return ChannelChoice(strategy, "mono", (1.0,), "mono_input", "the input is mono", False, stats)
     active, all_silent = _active_channels(stats) if stats is not None else (list(range(channels)), False)
     first_silent = 0 not in active
     if strategy != "best":
         return _requested(stats, channels, strategy, first_silent)
-    assert stats is not None  # guaranteed by _check_choice_args
+    assert stats is not None
     levels = stats.level_dbfs
     dropped_silent = [i for i in range(channels) if i not in active]
     notes: list[str] = []
@@ -499,10 +448,6 @@ def examine_channels(
     file's length. When the file's length is unknown, the first ``max_seconds`` of the range are measured.
     Every strategy is measured (not only ``best``) so ``first_channel_silent`` is known.
     """
-    if strategy not in STRATEGIES:
-        raise InvalidArgument(f"strategy must be one of {', '.join(STRATEGIES)}, got {strategy!r}")
-    if not (isinstance(max_seconds, int | float) and math.isfinite(max_seconds) and max_seconds > 0):
-        raise InvalidArgument(f"max_seconds must be a positive number, got {max_seconds!r}")
     if info is None:
         info = io.probe(path, stream_index=stream_index, hash=False)
     if info.channels == 1:
@@ -540,13 +485,7 @@ def _sample_windows(
 
 def mix(block: np.ndarray, choice: ChannelChoice) -> np.ndarray:
     """Apply ``choice`` to ``block`` (``(n, channels)``, or ``(n,)`` for mono) and return ``(n,)`` float32."""
-    arr = np.asarray(block)
-    if arr.ndim == 1:
-        arr = arr[:, None]
-    if arr.ndim != 2:
-        raise InvalidArgument(f"block must be (n,) or (n, channels), got shape {arr.shape}")
-    if arr.shape[1] != choice.channels:
-        raise InvalidArgument(f"block has {arr.shape[1]} channels, the choice is for {choice.channels}")
+    arr = block[:, None] if block.ndim == 1 else block
     used = [(i, np.float32(w)) for i, w in enumerate(choice.weights) if w != 0.0]
     if not used:
         return np.zeros(arr.shape[0], dtype=np.float32)

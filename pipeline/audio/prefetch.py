@@ -12,8 +12,6 @@ import threading
 from collections.abc import Iterator
 from typing import TypeVar
 
-from pipeline.errors import InvalidArgument
-
 T = TypeVar("T")
 
 _DONE = object()
@@ -31,8 +29,6 @@ def prefetch(source: Iterator[T], *, depth: int = 2) -> Iterator[T]:
     consumer stops early (``close()`` or garbage collection of this generator), the producer thread is
     told to stop and ``source`` is closed from that thread.
     """
-    if not isinstance(depth, int) or depth < 1:
-        raise InvalidArgument(f"depth must be a positive integer, got {depth!r}")
     items: queue.Queue[object] = queue.Queue(maxsize=depth)
     stop = threading.Event()
 

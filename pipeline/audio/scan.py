@@ -14,9 +14,9 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline.errors import InvalidArgument
+from pipeline.audio.arguments import as_path
 
-__all__ = ["AUDIO_EXTENSIONS", "ScanItem", "scan"]
+__all__ = ["AUDIO_EXTENSIONS", "InputFile", "scan"]
 
 AUDIO_EXTENSIONS: frozenset[str] = frozenset(
     {
@@ -35,17 +35,17 @@ AUDIO_EXTENSIONS: frozenset[str] = frozenset(
 
 
 @dataclass(frozen=True)
-class ScanItem:
-    """One entry found by :func:`scan`.
+class InputFile:
+    """One input file: found by :func:`scan`, given its speaker by the runner.
 
-    ``root`` is the input argument the entry was found under (a file's own parent when a file was given);
-    ``relpath`` is the posix path relative to ``root``; ``problem`` is a reason code (``not_found``,
-    ``unreadable``, ``symlink_loop``) when the entry cannot be used, else ``None``.
+    ``source`` is where to read it (as found; the runner resolves it); ``path`` is the posix path relative
+    to the input it was found under (a file given directly: its name), what manifests show; ``problem`` is
+    a reason code (``not_found``, ``unreadable``, ``symlink_loop``) when the entry cannot be used.
     """
 
-    path: Path
-    root: Path
-    relpath: str
+    source: str
+    path: str
+    speaker: str = ""
     problem: str | None = None
 
 
@@ -66,25 +66,24 @@ def _stat(path: Path) -> tuple[os.stat_result | None, str | None]:
         return None, "unreadable"
 
 
-def _file_item(path: Path, root: Path, relpath: str) -> ScanItem:
+def _file_item(path: Path, relpath: str) -> InputFile:
     problem = None if os.access(path, os.R_OK) else "unreadable"
-    return ScanItem(path=path, root=root, relpath=relpath, problem=problem)
+    return InputFile(source=str(path), path=relpath, problem=problem)
 
 
 def _walk(
     folder: Path,
-    root: Path,
     relparts: tuple[str, ...],
     ancestors: set[tuple[int, int]],
     visited: set[tuple[int, int]],
     audio_only: bool,
-) -> Iterator[ScanItem]:
+) -> Iterator[InputFile]:
     try:
         with os.scandir(folder) as it:
             names = sorted(entry.name for entry in it)
     except OSError as exc:
         problem = "not_found" if isinstance(exc, FileNotFoundError) else "unreadable"
-        yield ScanItem(path=folder, root=root, relpath="/".join(relparts) or ".", problem=problem)
+        yield InputFile(source=str(folder), path="/".join(relparts) or ".", problem=problem)
         return
     for name in names:
         if name.startswith("."):
@@ -94,26 +93,26 @@ def _walk(
         info, problem = _stat(path)
         if info is None:
             if problem == "symlink_loop" or audio_only is False or _is_audio_name(name):
-                yield ScanItem(path=path, root=root, relpath=relpath, problem=problem)
+                yield InputFile(source=str(path), path=relpath, problem=problem)
             continue
         if stat.S_ISDIR(info.st_mode):
             key = (info.st_dev, info.st_ino)
             if key in ancestors:
-                yield ScanItem(path=path, root=root, relpath=relpath, problem="symlink_loop")
+                yield InputFile(source=str(path), path=relpath, problem="symlink_loop")
                 continue
             if key in visited:
                 continue  # the same folder reached again through another link: its files are already listed
             visited.add(key)
             ancestors.add(key)
             try:
-                yield from _walk(path, root, (*relparts, name), ancestors, visited, audio_only)
+                yield from _walk(path, (*relparts, name), ancestors, visited, audio_only)
             finally:
                 ancestors.discard(key)
         elif stat.S_ISREG(info.st_mode) and (not audio_only or _is_audio_name(name)):
-            yield _file_item(path, root, relpath)
+            yield _file_item(path, relpath)
 
 
-def scan(inputs: Iterable[str | os.PathLike[str]], *, audio_only: bool = True) -> Iterator[ScanItem]:
+def scan(inputs: Iterable[str | os.PathLike[str]], *, audio_only: bool = True) -> Iterator[InputFile]:
     """Yield the files found under ``inputs`` (files or folders), recursively and in a stable order.
 
     Inputs are handled in the given order; inside a folder, entries are sorted by name and walked depth
@@ -122,31 +121,24 @@ def scan(inputs: Iterable[str | os.PathLike[str]], *, audio_only: bool = True) -
     inside folders; a file named explicitly is always yielded. Links are followed; a folder reached twice
     is listed once. A single ``str`` or path is accepted as one input.
     """
-    if isinstance(inputs, (str, os.PathLike)):
+    if isinstance(inputs, str | os.PathLike):
         inputs = [inputs]
-    if not isinstance(audio_only, bool):
-        raise InvalidArgument(f"audio_only must be a bool, got {audio_only!r}")
-    checked: list[Path] = []
-    for item in inputs:
-        if isinstance(item, bytes) or not isinstance(item, (str, os.PathLike)) or not os.fspath(item):
-            raise InvalidArgument(f"every input must be a non-empty str or os.PathLike, got {item!r}")
-        checked.append(Path(os.fspath(item)))
-    return _scan(checked, audio_only)
+    return _scan([as_path("inputs", item) for item in inputs], audio_only)
 
 
-def _scan(inputs: list[Path], audio_only: bool) -> Iterator[ScanItem]:
+def _scan(inputs: list[Path], audio_only: bool) -> Iterator[InputFile]:
     visited: set[tuple[int, int]] = set()
     for path in inputs:
         info, problem = _stat(path)
         if info is None:
-            yield ScanItem(path=path, root=path.parent, relpath=path.name, problem=problem)
+            yield InputFile(source=str(path), path=path.name, problem=problem)
         elif stat.S_ISDIR(info.st_mode):
             key = (info.st_dev, info.st_ino)
             if key in visited:
                 continue
             visited.add(key)
-            yield from _walk(path, path, (), {key}, visited, audio_only)
+            yield from _walk(path, (), {key}, visited, audio_only)
         elif stat.S_ISREG(info.st_mode):
-            yield _file_item(path, path.parent, path.name)
+            yield _file_item(path, path.name)
         else:
-            yield ScanItem(path=path, root=path.parent, relpath=path.name, problem="unreadable")
+            yield InputFile(source=str(path), path=path.name, problem="unreadable")

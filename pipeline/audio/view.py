@@ -8,24 +8,16 @@ same for a short window in one go; both give the same samples for the same range
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 
 from pipeline.audio import io
-from pipeline.audio.mix import (
-    STRATEGIES,
-    ChannelChoice,
-    channel_stats,
-    choose_channels,
-    examine_channels,
-    mix,
-)
+from pipeline.audio.io import AudioInfo
+from pipeline.audio.mix import ChannelChoice, channel_stats, choose_channels, examine_channels, mix
 from pipeline.audio.prefetch import prefetch
 from pipeline.audio.resample import StreamResampler, resample
-from pipeline.errors import InvalidArgument
 
 ANALYSIS_RATE = 16000
 """Default rate of the analysis view (Hz)."""
@@ -34,40 +26,15 @@ EXAMINE_MAX_S = 60.0
 """Most audio (seconds) examined to choose the channels; a longer range is sampled (see examine_channels)."""
 
 
-def _check_rate(rate: int | None, *, allow_none: bool) -> None:
-    if rate is None and allow_none:
-        return
-    if isinstance(rate, bool) or not isinstance(rate, int | np.integer) or rate <= 0:
-        raise InvalidArgument(f"rate must be a positive integer (Hz), got {rate!r}")
-
-
-def _check_range(start_s: float, end_s: float | None) -> None:
-    if not (isinstance(start_s, int | float) and math.isfinite(start_s) and start_s >= 0):
-        raise InvalidArgument(f"start_s must be a finite number >= 0, got {start_s!r}")
-    if end_s is not None and not (
-        isinstance(end_s, int | float) and math.isfinite(end_s) and end_s > start_s
-    ):
-        raise InvalidArgument(f"end_s must be None or a finite number > start_s ({start_s}), got {end_s!r}")
-
-
-def _check_strategy(strategy: str) -> None:
-    if strategy not in STRATEGIES:
-        raise InvalidArgument(f"strategy must be one of {', '.join(STRATEGIES)}, got {strategy!r}")
-
-
-def _check_choice(choice: ChannelChoice, channels: int) -> None:
-    if choice.channels != channels:
-        raise InvalidArgument(f"choice is for {choice.channels} channel(s) but the file has {channels}")
-
-
 class AnalysisView:
     """Mono float32 blocks of a recording at ``rate`` Hz, decoded and resampled as a stream.
 
-    Iterating yields the mono blocks (empty ones are skipped); :meth:`native_blocks` yields each native
-    block together with its mono counterpart. Every iteration decodes the file again from ``start_s``.
+    Iterating yields the mono blocks (empty ones are skipped); :meth:`mixed_blocks` yields each native
+    block together with its mono mix and view. Every iteration decodes the file again from ``start_s``.
     The channels are chosen once, in the constructor, with ``strategy`` over the same range (or ``choice``
     is taken as given, e.g. to render with the choice the analysis used). ``warnings`` collects the
-    reader's warnings (such as ``truncated``) after an iteration.
+    reader's warnings (such as ``truncated``) after an iteration. Its callers (the fast pass, selection,
+    the report) pass checked arguments; ``info`` is the file's probe when the caller has it.
     """
 
     def __init__(
@@ -82,15 +49,12 @@ class AnalysisView:
         end_s: float | None = None,
         max_duration_s: float | None = 4 * 3600,
         choice: ChannelChoice | None = None,
+        info: AudioInfo | None = None,
     ) -> None:
-        """Probe ``path`` and choose its channels; decoding starts only when iterated."""
-        _check_rate(rate, allow_none=False)
-        _check_strategy(strategy)
-        _check_range(start_s, end_s)
-        if not (isinstance(block_s, int | float) and math.isfinite(block_s) and block_s > 0):
-            raise InvalidArgument(f"block_s must be a positive number of seconds, got {block_s!r}")
-        # probe validates the path argument and raises AudioReadError for unreadable files.
-        self.info = io.probe(path, stream_index=stream_index, max_duration_s=max_duration_s, hash=False)
+        """Probe ``path`` (unless ``info`` is given) and choose its channels; decoding starts when iterated."""
+        self.info = info or io.probe(
+            path, stream_index=stream_index, max_duration_s=max_duration_s, hash=False
+        )
         self.path = Path(path)
         self.rate = int(rate)
         self.block_s = float(block_s)
@@ -108,29 +72,21 @@ class AnalysisView:
                 end_s=self.end_s,
                 info=self.info,
             )
-        _check_choice(choice, self.info.channels)
         self.choice = choice
         self.warnings: list[str] = []
 
     def __iter__(self) -> Iterator[np.ndarray]:
         """Yield mono float32 blocks at :attr:`rate` (lengths vary by the resampler's delay)."""
-        for _, mono in self.native_blocks():
+        for _, _, mono in self.mixed_blocks():
             if mono.shape[0]:
                 yield mono
 
-    def native_blocks(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """Yield ``(native block (n, channels), mono block at rate)`` pairs from one decode.
-
-        A mono block may be shorter or longer than its native block by the resampler's delay; the last
-        pair carries the flushed tail, so the mono lengths add up to the whole resampled range.
-        """
-        for native, _, mono in self.mixed_blocks():
-            yield native, mono
-
     def mixed_blocks(self) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-        """Like :meth:`native_blocks`, with the native-rate mono mix in the middle: ``(native, mix, view)``.
+        """Yield ``(native block (n, channels), its native-rate mono mix, mono block at rate)`` from one decode.
 
         The mix is computed once and serves both the resampler and analysers that need the native rate.
+        A view block may be shorter or longer than its native block by the resampler's delay; the last
+        triple carries the flushed tail, so the view lengths add up to the whole resampled range.
         """
         resampler = StreamResampler(self.info.sample_rate, self.rate)
         block_frames = max(1, round(self.block_s * self.info.sample_rate))
@@ -172,27 +128,19 @@ def load_mono(
     from the window itself with ``strategy`` (sampled as :func:`examine_channels` does when the window is
     longer than :data:`EXAMINE_MAX_S`), unless ``choice`` is given. Returns ``(mono float32, rate, choice)``.
     """
-    _check_rate(rate, allow_none=True)
-    _check_strategy(strategy)
-    _check_range(start_s, end_s)
     data, native_rate = io.read_window(path, start_s=float(start_s), end_s=end_s, stream_index=stream_index)
-    channels = data.shape[1]
-    if choice is None:
-        if channels == 1:
-            choice = choose_channels(None, channels=1, strategy=strategy)
-        elif data.shape[0] <= EXAMINE_MAX_S * native_rate:
-            stats = channel_stats([data], sample_rate=native_rate)
-            choice = choose_channels(stats, channels=channels, strategy=strategy)
-        else:
-            choice = examine_channels(
-                path,
-                strategy=strategy,
-                stream_index=stream_index,
-                max_seconds=EXAMINE_MAX_S,
-                start_s=float(start_s),
-                end_s=end_s,
-            )
-    _check_choice(choice, channels)
+    if choice is None and data.shape[1] > 1 and data.shape[0] <= EXAMINE_MAX_S * native_rate:
+        stats = channel_stats([data], sample_rate=native_rate)  # a short window: measure it in memory
+        choice = choose_channels(stats, channels=data.shape[1], strategy=strategy)
+    elif choice is None:  # mono, or a long window that examine_channels samples
+        choice = examine_channels(
+            path,
+            strategy=strategy,
+            stream_index=stream_index,
+            max_seconds=EXAMINE_MAX_S,
+            start_s=float(start_s),
+            end_s=end_s,
+        )
     mono = mix(data, choice)
     out_rate = native_rate if rate is None else int(rate)
     return resample(mono, in_rate=native_rate, out_rate=out_rate), out_rate, choice

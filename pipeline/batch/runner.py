@@ -27,13 +27,13 @@ import traceback
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Executor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from pipeline.audio.io import atomic_write_bytes
 from pipeline.audio.memory import release_free_memory
-from pipeline.audio.scan import scan
+from pipeline.audio.scan import InputFile, scan
 from pipeline.batch.config import RunConfig, load_config
 from pipeline.batch.manifest import (
     ClipRow,
@@ -58,16 +58,6 @@ ProgressCallback = Callable[[str, dict[str, Any]], None]
 
 class RunError(VoiceprepError):
     """The run itself could not proceed (output folder unwritable, no input, invalid configuration)."""
-
-
-@dataclass(frozen=True)
-class InputFile:
-    """One input file and the speaker it belongs to."""
-
-    source: str
-    path: str
-    speaker: str
-    problem: str | None = None
 
 
 @dataclass
@@ -128,11 +118,10 @@ def find_inputs(
     mapping = _read_speaker_map(Path(speaker_map)) if speaker_map is not None else {}
     files: list[InputFile] = []
     for item in scan([root]):
-        rel = Path(item.relpath).as_posix() if root.is_dir() else item.path.name
-        parts = Path(rel).parts
-        who = speaker or (parts[0] if len(parts) > 1 else Path(rel).stem)
-        who = mapping.get(rel, who)
-        files.append(InputFile(source=str(item.path.resolve()), path=rel, speaker=who, problem=item.problem))
+        parts = Path(item.path).parts
+        who = speaker or (parts[0] if len(parts) > 1 else Path(item.path).stem)
+        who = mapping.get(item.path, who)
+        files.append(replace(item, source=str(Path(item.source).resolve()), speaker=who))
     # A path the map names but the input does not hold is a typo: silently ignoring it would put that
     # file under the wrong speaker.
     unknown = sorted(set(mapping) - {f.path for f in files})
@@ -244,7 +233,9 @@ def analyze_recording(item: InputFile, *, cache_dir: Path, config: RunConfig) ->
     try:
         info = probe(source, max_duration_s=config.max_input_s, hash=False)
         row["probe"] = {k: getattr(info, k) for k in PROBE_KEYS}
-        result = analyze_file(source, strategy=config.channel_strategy, max_duration_s=config.max_input_s)
+        result = analyze_file(
+            source, strategy=config.channel_strategy, max_duration_s=config.max_input_s, info=info
+        )
         if not result.metrics.get("duration_s"):
             raise AudioReadError("empty", "no samples could be decoded")
     except AudioReadError as exc:
@@ -270,7 +261,7 @@ def analyze_recording(item: InputFile, *, cache_dir: Path, config: RunConfig) ->
         "message": "; ".join(result.warnings),
         "metrics": result.metrics,
         "null_reasons": result.null_reasons,
-        "speech_segments": [[round(a, 3), round(b, 3)] for a, b in result.segments],
+        "speech_segments": [[round(a, 3), round(b, 3)] for a, b in result.speech_segments],
     }
     _write_json(row_path, ok)
     del result, features

@@ -97,14 +97,14 @@ def probe(
             from pipeline.errors import reason
 
             row = {
-                "path": str(item.path),
+                "path": item.source,
                 "status": "failed",
                 "reasons": [item.problem],
                 "message": reason(item.problem).message,
             }
         else:
             row = probe_row(
-                item.path,
+                item.source,
                 stream_index=stream,
                 max_duration_s=max_input if old_max_input is None else old_max_input,
             )
@@ -164,7 +164,7 @@ def _expand(paths: list[Path]) -> list[tuple[str, str | None]]:
             continue
         found = False
         for item in scan([p]):
-            items.append((str(item.path), item.problem))
+            items.append((item.source, item.problem))
             found = True
         if not found and p.is_file():
             items.append((str(p), None))

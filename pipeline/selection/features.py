@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 if TYPE_CHECKING:  # importing the fast pass pulls in scipy.signal (a second); a cached run needs none of it
-    from pipeline.analysis.fastpass import FastPassResult
+    from pipeline.analysis.fastpass import Analysis
 
 FEATURES_VERSION = 2
 """Bumped whenever the stored layout or the meaning of a feature changes."""
@@ -49,7 +49,7 @@ class RecordingFeatures:
     @classmethod
     def from_fast_pass(
         cls,
-        result: FastPassResult,
+        result: Analysis,
         *,
         path: str,
         source: str,
@@ -69,7 +69,7 @@ class RecordingFeatures:
             channel_weights=tuple(float(w) for w in result.channel_choice.weights),
             frame_db=np.asarray(result.frame_db, dtype=np.float32),
             speech_mask=np.asarray(result.speech_mask, dtype=bool),
-            segments=[(float(s), float(e)) for s, e in result.segments],
+            segments=[(float(s), float(e)) for s, e in result.speech_segments],
             clipped_events=[float(t) for t in (metrics.get("clipped_events") or [])],
             metrics=metrics,
             dnsmos_windows=list(result.dnsmos_windows),
