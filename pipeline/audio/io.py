@@ -662,6 +662,8 @@ class AudioReader:
     ``frames_read`` counts frames yielded so far (over all ``blocks()`` calls); ``warnings`` collects
     reason codes noticed while reading, such as ``truncated`` when decoding ended clearly short
     (below 90 % and more than 0.5 s short) of the header's length. What decoded is always kept.
+    Given ``info`` (the file's probe) it reads the stream the probe describes; ``stream_index`` and
+    ``max_input_s`` are for the probe it makes otherwise (``max_input_s`` also stops a lying header).
     """
 
     @renamed(max_duration_s="max_input_s")
