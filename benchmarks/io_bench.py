@@ -50,7 +50,7 @@ elif method == "sf_blocks":
         frames += len(block)
 elif method == "view":
     from pipeline.audio.view import AnalysisView
-    for block in AnalysisView(path, rate=16000, strategy="best"):
+    for block in AnalysisView(path, rate=16000, channel_strategy="best"):
         frames += len(block)
 elif method == "av_blocks":
     from pipeline.audio.io import AudioReader

@@ -5,6 +5,7 @@ The public API is small::
     import pipeline
     a = pipeline.analyze("memo.m4a")            # measure: a.metrics, a.segments, a.frames, a.plot()
     r = pipeline.check("memo.m4a", "qwen-tts")  # judge as the service would: r.verdict, r.checks
+    rs = pipeline.check_families("memo.m4a", ["qwen-tts", "minimax"])  # one result per family
     spec = pipeline.load_family("cosyvoice")    # the family's rules
     pipeline.run("recordings/", "out/", families=["cosyvoice"])  # a whole folder, as `voiceprep run`
     res = pipeline.load_run("out/")             # res.recordings, res.clips, res.voices (pandas)
@@ -19,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
-    from pipeline.analysis.inspection import Analysis, analyze, check
+    from pipeline.analysis.inspection import Analysis, analyze, check, check_families
     from pipeline.audio.io import probe
     from pipeline.batch.runner import RunSummary, run
     from pipeline.report.results import RunResults, load_run
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
 _LAZY = {
     "analyze": ("pipeline.analysis.inspection", "analyze"),
     "check": ("pipeline.analysis.inspection", "check"),
+    "check_families": ("pipeline.analysis.inspection", "check_families"),
     "Analysis": ("pipeline.analysis.inspection", "Analysis"),
     "CheckResult": ("pipeline.rules.checks", "CheckResult"),
     "FamilySpec": ("pipeline.rules.families", "FamilySpec"),
@@ -53,6 +55,7 @@ __all__ = [
     "__version__",
     "analyze",
     "check",
+    "check_families",
     "list_families",
     "load_family",
     "load_run",

@@ -158,26 +158,26 @@ def test_too_long_from_the_header(
         sf.write(path, tone(16000, 1.0), 16000)
     else:
         av_encode(path, "ipod", [(tone(48000, 1.0)[:, None], 48000, "aac", 64000)])
-    assert io.probe(path, max_duration_s=2.0).duration_s == pytest.approx(1.0)
+    assert io.probe(path, max_input_s=2.0).duration_s == pytest.approx(1.0)
 
     def no_decoding(*args: object, **kwargs: object) -> None:
         raise AssertionError("the length check must not decode")
 
     monkeypatch.setattr(io.sf.SoundFile, "read", no_decoding)
     monkeypatch.setattr(io, "_av_first_frame", no_decoding)
-    assert reason_of(lambda: io.probe(path, max_duration_s=0.5)) == "too_long"
-    assert reason_of(lambda: io.AudioReader(path, max_duration_s=0.5)) == "too_long"
-    row = io.probe_row(path, max_duration_s=0.5)
+    assert reason_of(lambda: io.probe(path, max_input_s=0.5)) == "too_long"
+    assert reason_of(lambda: io.AudioReader(path, max_input_s=0.5)) == "too_long"
+    row = io.probe_row(path, max_input_s=0.5)
     assert (row["status"], row["reasons"]) == ("failed", ["too_long"])
 
 
-def test_reader_stops_when_decoding_outruns_max_duration(tmp_path: Path) -> None:
+def test_reader_stops_when_decoding_outruns_max_input(tmp_path: Path) -> None:
     """A header that understates the length cannot make the reader decode without bound."""
     path = tmp_path / "long.wav"
     sf.write(path, tone(8000, 3.0), 8000)
     info = io.probe(path)
     lying = dataclasses.replace(info, frames=800, duration_s=0.1)
-    with io.AudioReader(path, info=lying, max_duration_s=0.5) as reader, pytest.raises(AudioReadError) as err:
+    with io.AudioReader(path, info=lying, max_input_s=0.5) as reader, pytest.raises(AudioReadError) as err:
         list(reader.blocks(block_frames=1000))
     assert err.value.reason == "too_long"
     assert reader.frames_read <= (0.5 + 1.0) * 8000
@@ -306,12 +306,12 @@ def test_mutated_files_succeed_or_fail_with_a_reason(
     path = tmp_path / f"mutated{suffix}"
     path.write_bytes(_mutate(valid_files[suffix], how))
     try:
-        info = io.probe(path, max_duration_s=60.0)
-        data, warnings = decode_all(path, max_duration_s=60.0, info=info)
+        info = io.probe(path, max_input_s=60.0)
+        data, warnings = decode_all(path, max_input_s=60.0, info=info)
     except AudioReadError as exc:
         assert exc.reason in READ_REASONS, exc
         return
     assert data.dtype == np.float32 and data.shape[1] == info.channels
     assert set(warnings) <= {"truncated"}
-    row = io.probe_row(path, max_duration_s=60.0)
+    row = io.probe_row(path, max_input_s=60.0)
     assert row["status"] == "ok" and set(row["reasons"]) <= {"truncated"}

@@ -103,8 +103,8 @@ def test_clipping_found_at_the_native_rate(two_utterances) -> None:
 def test_stereo_with_silent_left_channel_is_analysed_on_the_voice(two_utterances, tmp_path: Path) -> None:
     x, _, _ = two_utterances
     stereo = np.stack([np.zeros_like(x), x], axis=1)
-    best = analyze_array(stereo, 16000, strategy="best")
-    first = analyze_array(stereo, 16000, strategy="first")
+    best = analyze_array(stereo, 16000, channel_strategy="best")
+    first = analyze_array(stereo, 16000, channel_strategy="first")
     assert best.channel_choice.first_channel_silent
     assert best.metrics["speech_s"] > 2.0
     assert first.metrics["speech_s"] == 0.0
@@ -150,3 +150,12 @@ def test_loudness_from_the_16k_view_matches_full_band_and_peaks_come_from_native
         native = integrated_loudness(x, sample_rate=sr).values
         assert m["lufs"] == pytest.approx(native["lufs"], abs=0.2), name
         assert m["true_peak_dbtp"] == pytest.approx(native["true_peak_dbtp"], abs=0.01), name
+
+
+def test_analyze_array_old_strategy_keyword_still_works_and_warns() -> None:
+    rng = np.random.default_rng(3)
+    stereo = np.stack([np.zeros(16000), 0.1 * rng.standard_normal(16000)], axis=1).astype(np.float32)
+    with pytest.warns(DeprecationWarning, match="channel_strategy"):
+        old = analyze_array(stereo, 16000, strategy="first")
+    assert old.channel_choice.method == "first"
+    assert old.metrics == analyze_array(stereo, 16000, channel_strategy="first").metrics

@@ -47,7 +47,7 @@ def test_analysis_frames_segments_and_plot(long_pause) -> None:
 
 def test_check_first_channel_silent_only_matters_for_cosyvoice() -> None:
     path = SAMPLES / "alice" / "stereo_left_silent.wav"
-    cosy, minimax = pipeline.check(path, ["cosyvoice", "minimax"], dnsmos=False)
+    cosy, minimax = pipeline.check_families(path, ["cosyvoice", "minimax"], dnsmos=False)
     assert cosy.verdict == "fail" and "first_channel_silent" in cosy.reasons
     assert "first_channel_silent" not in minimax.reasons
     # MiniMax hears a mono mix that contains the voice.
@@ -92,7 +92,7 @@ def test_unknown_family_raises_spec_error() -> None:
 @pytest.mark.parametrize(
     ("kwargs", "name"),
     [
-        ({"strategy": "loudest"}, "strategy"),
+        ({"channel_strategy": "loudest"}, "channel_strategy"),
         ({"min_pause_s": 0}, "min_pause_s"),
         ({"stream_index": -1}, "stream_index"),
     ],
@@ -104,3 +104,76 @@ def test_analyze_rejects_a_bad_argument_by_name(kwargs: dict, name: str) -> None
         pipeline.analyze(SPEECH / "sms_speech-male.wav", **kwargs)
     with pytest.raises(InvalidArgument, match="path"):
         pipeline.analyze(123)  # type: ignore[arg-type]
+
+
+def test_check_takes_one_family_and_check_families_many() -> None:
+    path = SAMPLES / "alice" / "stereo_left_silent.wav"
+    one = pipeline.check(path, "minimax", dnsmos=False)
+    assert isinstance(one, pipeline.CheckResult) and one.family == "minimax"
+    many = pipeline.check_families(path, ["cosyvoice", pipeline.load_family("minimax")], dnsmos=False)
+    assert [r.family for r in many] == ["cosyvoice", "minimax"]
+    assert many[1].to_dict() == one.to_dict()
+    assert pipeline.check_families(path, [], dnsmos=False) == []
+    from pipeline.errors import InvalidArgument
+
+    with pytest.raises(InvalidArgument, match="families"):
+        pipeline.check_families(path, "minimax")  # type: ignore[arg-type]
+
+
+def test_check_with_a_list_still_works_for_one_release_and_warns() -> None:
+    path = SAMPLES / "alice" / "stereo_left_silent.wav"
+    with pytest.warns(DeprecationWarning, match="check_families"):
+        results = pipeline.check(path, ["cosyvoice", "minimax"], dnsmos=False)  # type: ignore[arg-type]
+    assert isinstance(results, list)
+    assert [r.to_dict() for r in results] == [
+        r.to_dict() for r in pipeline.check_families(path, ["cosyvoice", "minimax"], dnsmos=False)
+    ]
+
+
+def test_analyze_old_keywords_still_work_and_warn() -> None:
+    import warnings
+
+    path = SAMPLES / "alice" / "stereo_left_silent.wav"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the new names do not warn
+        new = pipeline.analyze(path, channel_strategy="first", max_input_s=600.0)
+    assert new.channel_choice.method == "first"
+    with pytest.warns(DeprecationWarning, match=r"strategy=.*channel_strategy="):
+        old = pipeline.analyze(path, strategy="first")
+    assert old.metrics == new.metrics
+    with pytest.warns(DeprecationWarning, match=r"max_duration_s=.*max_input_s="):
+        pipeline.analyze(path, max_duration_s=600.0)
+    from pipeline.errors import AudioReadError
+
+    with pytest.warns(DeprecationWarning), pytest.raises(AudioReadError) as err:
+        pipeline.analyze(path, max_duration_s=1.0)
+    assert err.value.reason == "too_long"
+    with pytest.raises(AudioReadError) as err:
+        pipeline.analyze(path, max_input_s=1.0)
+    assert err.value.reason == "too_long"
+    with pytest.raises(TypeError, match="both"):
+        pipeline.analyze(path, strategy="first", channel_strategy="mean")
+
+
+def test_stream_index_reaches_the_stream_in_analyze_check_and_plot(tmp_path: Path, av_encode) -> None:
+    import numpy as np
+
+    from pipeline.analysis.plot import frames_for_plot
+
+    rate = 16000
+    t = np.arange(2 * rate) / rate
+    mono = (0.3 * np.sin(2 * np.pi * 440 * t))[:, None]
+    right_only = np.stack([np.zeros_like(t), 0.3 * np.sin(2 * np.pi * 1000 * t)], axis=1)
+    path = av_encode(
+        tmp_path / "two.mkv", "matroska", [(mono, rate, "aac", 96000), (right_only, rate, "aac", 96000)]
+    )
+    first = pipeline.analyze(path)
+    second = pipeline.analyze(path, stream_index=1)
+    assert (first.channels, second.channels, second.info.stream_index) == (1, 2, 1)
+    assert second.channel_choice.weights == (0.0, 1.0)  # `best` drops the silent left channel of stream 1
+    audio, audio_rate = frames_for_plot(second, max_audio_s=60.0)
+    spectrum = np.abs(np.fft.rfft(audio))
+    assert np.fft.rfftfreq(audio.size, 1 / audio_rate)[spectrum.argmax()] == pytest.approx(1000, abs=5)
+    cosy, minimax = pipeline.check_families(path, ["cosyvoice", "minimax"], stream_index=1, dnsmos=False)
+    assert "first_channel_silent" in cosy.reasons and "first_channel_silent" not in minimax.reasons
+    assert pipeline.check(path, "cosyvoice", dnsmos=False).probe["channels"] == 1

@@ -530,8 +530,8 @@ def test_reader_rejects_bad_arguments(tmp_path: Path) -> None:
         reader.blocks()
     with pytest.raises(InvalidArgument, match="stream_index"):
         io.probe(path, stream_index=-1)
-    with pytest.raises(InvalidArgument, match="max_duration_s"):
-        io.probe(path, max_duration_s=0)
+    with pytest.raises(InvalidArgument, match="max_input_s"):
+        io.probe(path, max_input_s=0)
     with pytest.raises(InvalidArgument, match="path"):
         io.probe(123)  # type: ignore[arg-type]
 
@@ -613,3 +613,27 @@ def test_shared_mp3_window_matches_full_decode(shared_data: Path) -> None:
     window, _ = io.read_window(path, start_s=14.321, end_s=15.0)
     lo = round(14.321 * rate) - round(10.0 * rate)
     assert np.array_equal(window, full[lo : lo + len(window)])
+
+
+def test_the_old_max_duration_s_keyword_still_works_and_warns(tmp_path: Path) -> None:
+    import warnings
+
+    path = tmp_path / "a.wav"
+    sf.write(path, np.zeros(2 * SR, dtype=np.float32), SR)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert io.probe(path, max_input_s=3.0).duration_s == pytest.approx(2.0)
+    for call in (
+        lambda **kw: io.probe(path, **kw),
+        lambda **kw: io.AudioReader(path, **kw),
+        lambda **kw: io.probe_row(path, **kw),
+    ):
+        with pytest.warns(DeprecationWarning, match="max_input_s"):
+            call(max_duration_s=3.0)
+    with pytest.warns(DeprecationWarning), pytest.raises(AudioReadError) as err:
+        io.probe(path, max_duration_s=1.0)
+    assert err.value.reason == "too_long"
+    with pytest.warns(DeprecationWarning):
+        assert io.probe_row(path, max_duration_s=1.0)["reasons"] == ["too_long"]
+    with pytest.raises(TypeError, match="both"):
+        io.probe(path, max_duration_s=1.0, max_input_s=1.0)

@@ -149,7 +149,7 @@ def test_shorter_than_one_frame_uses_the_partial_frame() -> None:
 
 def test_mono_input_is_mono_whatever_the_strategy() -> None:
     for strategy in ("first", "mean", "best"):
-        choice = choose_channels(None, channels=1, strategy=strategy)
+        choice = choose_channels(None, channels=1, channel_strategy=strategy)
         assert (choice.method, choice.weights, choice.reason) == ("mono", (1.0,), "mono_input")
         assert choice.first_channel_silent is False
 
@@ -231,7 +231,7 @@ def test_anti_phase_pair_becomes_inverted_mean_and_recovers_the_level() -> None:
     x = _bursts(speech_dbfs=-20, floor_dbfs=-60, seed=7)
     block = np.stack([x, -x], 1)
     stats = channel_stats([block], sample_rate=SR)
-    mean = mix(block, choose_channels(stats, channels=2, strategy="mean"))
+    mean = mix(block, choose_channels(stats, channels=2, channel_strategy="mean"))
     assert np.max(np.abs(mean)) < 1e-6  # the plain mean cancels completely
     choice = choose_channels(stats, channels=2)
     assert (choice.method, choice.reason) == ("inverted_mean", "anti_phase")
@@ -287,13 +287,13 @@ def test_similar_channels_are_averaged() -> None:
 
 def test_requested_strategies_are_obeyed_and_warn_about_a_silent_first_channel() -> None:
     stats = _stats([-120.0, -20.0])
-    first = choose_channels(stats, channels=2, strategy="first")
+    first = choose_channels(stats, channels=2, channel_strategy="first")
     assert (first.method, first.weights, first.reason) == ("first", (1.0, 0.0), "requested")
     assert first.first_channel_silent is True
     assert "hears nothing" in first.detail
-    mean = choose_channels(stats, channels=2, strategy="mean")
+    mean = choose_channels(stats, channels=2, channel_strategy="mean")
     assert (mean.method, mean.weights) == ("mean", (0.5, 0.5))
-    unmeasured = choose_channels(None, channels=2, strategy="first")
+    unmeasured = choose_channels(None, channels=2, channel_strategy="first")
     assert unmeasured.first_channel_silent is False and unmeasured.stats is None
 
 
@@ -364,7 +364,7 @@ def test_real_speech_in_right_channel_only() -> None:
     best = choose_channels(stats, channels=2)
     assert best.reason == "first_channel_silent" and best.first_channel_silent
     np.testing.assert_array_equal(mix(block, best), speech)
-    first = choose_channels(stats, channels=2, strategy="first")
+    first = choose_channels(stats, channels=2, channel_strategy="first")
     assert np.all(mix(block, first) == 0.0)  # what CosyVoice would hear
 
 
@@ -391,7 +391,7 @@ def test_real_speech_with_one_noisy_side_picks_the_clean_side() -> None:
 
 def test_mix_shapes_and_types() -> None:
     block = np.arange(12, dtype=np.int16).reshape(6, 2)
-    choice = choose_channels(_stats([-20.0, -20.0]), channels=2, strategy="mean")
+    choice = choose_channels(_stats([-20.0, -20.0]), channels=2, channel_strategy="mean")
     out = mix(block, choice)
     assert out.dtype == np.float32 and out.shape == (6,)
     np.testing.assert_allclose(out, [0.5, 2.5, 4.5, 6.5, 8.5, 10.5])
@@ -451,5 +451,5 @@ def test_examine_reads_a_short_range_whole_and_honours_the_range(tmp_path: Path)
 
 
 def test_examine_mono_file_reads_nothing() -> None:
-    choice = examine_channels(DATA / "speech" / "pra_cmu_arctic_us_aew_a0001.wav", strategy="first")
+    choice = examine_channels(DATA / "speech" / "pra_cmu_arctic_us_aew_a0001.wav", channel_strategy="first")
     assert (choice.method, choice.reason, choice.stats) == ("mono", "mono_input", None)

@@ -33,7 +33,7 @@ import pipeline.analysis.fastpass
 import pipeline.analysis.inspection
 import pipeline.audio.io
 import pipeline.render.clip
-from pipeline.analysis.inspection import check
+from pipeline.analysis.inspection import check_families
 from pipeline.batch.config import load_config
 from pipeline.batch.manifest import fingerprint
 from pipeline.batch.runner import RunError, find_inputs, run
@@ -369,7 +369,7 @@ def test_every_ready_clip_passes_voiceprep_check_for_its_family(reference: Path)
         path, families = by_bytes.setdefault(row["sha256"], (reference / row["clip"], []))
         families.append(row["family"])
     for path, families in by_bytes.values():
-        for result in check(path, families, dnsmos=True):
+        for result in check_families(path, families, dnsmos=True):
             assert result.verdict != "fail", (path, result.family, result.reasons)
             assert result.metrics["dnsmos_ovrl"] is not None
 

@@ -58,7 +58,7 @@ def test_silent_left_real_speech(tmp_path: Path, speech: np.ndarray) -> None:
     assert len(out) == output_length(len(speech), in_rate=48000, out_rate=16000)
     np.testing.assert_allclose(out, expected, atol=1e-4)
 
-    first = AnalysisView(path, strategy="first", block_s=1.3)
+    first = AnalysisView(path, channel_strategy="first", block_s=1.3)
     assert first.choice.method == "first" and first.choice.first_channel_silent
     heard = _stream(first)
     assert len(heard) == len(out)
@@ -67,7 +67,7 @@ def test_silent_left_real_speech(tmp_path: Path, speech: np.ndarray) -> None:
 
 def test_anti_phase_real_speech(tmp_path: Path, speech: np.ndarray) -> None:
     path = _write(tmp_path / "anti.wav", speech, -speech)
-    mean = _stream(AnalysisView(path, strategy="mean"))
+    mean = _stream(AnalysisView(path, channel_strategy="mean"))
     assert np.max(np.abs(mean)) == 0.0  # the plain mean cancels exactly
     view = AnalysisView(path)
     assert (view.choice.method, view.choice.reason) == ("inverted_mean", "anti_phase")
@@ -109,9 +109,11 @@ def test_stream_equals_load_mono(
     rng = np.random.default_rng(5)
     right = 0.5 * speech + 0.01 * rng.standard_normal(len(speech)).astype(np.float32)
     path = _write(tmp_path / "pair.wav", speech, right)
-    view = AnalysisView(path, strategy=strategy, block_s=0.37, start_s=start_s, end_s=end_s)
+    view = AnalysisView(path, channel_strategy=strategy, block_s=0.37, start_s=start_s, end_s=end_s)
     streamed = _stream(view)
-    one_shot, rate, choice = load_mono(path, rate=16000, strategy=strategy, start_s=start_s, end_s=end_s)
+    one_shot, rate, choice = load_mono(
+        path, rate=16000, channel_strategy=strategy, start_s=start_s, end_s=end_s
+    )
     assert rate == 16000
     assert choice.weights == view.choice.weights
     native = (len(speech) if end_s is None else round(end_s * 48000)) - round(start_s * 48000)
@@ -166,7 +168,7 @@ def test_load_mono_native_rate_and_window(tmp_path: Path, speech: np.ndarray) ->
 
 def test_given_choice_is_used_as_is(tmp_path: Path, speech: np.ndarray) -> None:
     path = _write(tmp_path / "left_silent.wav", np.zeros_like(speech), speech)
-    first = examine_channels(path, strategy="first")
+    first = examine_channels(path, channel_strategy="first")
     view = AnalysisView(path, choice=first)
     assert view.choice is first
     assert np.all(_stream(view) == 0.0)

@@ -3,8 +3,9 @@
 Takes: a path (decoded through :mod:`pipeline.audio`).
 Gives: the streaming fast pass (:mod:`~pipeline.analysis.fastpass`: VAD, speech runs and pauses, SNR,
 reverb, clipping, true peak, bandwidth, loudness, frame features, from one decode), the slow models on
-demand (DNSMOS, Silero edges), one module per meter, and the public ``analyze()`` and ``check()``
-(:mod:`~pipeline.analysis.inspection`, which applies :mod:`pipeline.rules` to the measurements).
+demand (DNSMOS, Silero edges), one module per meter, and the public ``analyze()``, ``check()`` and
+``check_families()`` (:mod:`~pipeline.analysis.inspection`, which applies :mod:`pipeline.rules` to the
+measurements).
 A metric that cannot be computed is ``None`` with a reason, never NaN.
 May import: :mod:`pipeline.rules`, :mod:`pipeline.audio`, :mod:`pipeline.errors`.
 """

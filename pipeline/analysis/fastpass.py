@@ -28,7 +28,7 @@ from pipeline.analysis.segments import speech_metrics
 from pipeline.analysis.snr import WadaAccumulator, vad_snr_db
 from pipeline.analysis.vad import WebRtcVad, segments_from_mask, speech_mask
 from pipeline.audio import arguments
-from pipeline.audio.io import AudioInfo
+from pipeline.audio.io import DEFAULT_MAX_INPUT_S, AudioInfo
 from pipeline.audio.mix import STRATEGIES, ChannelChoice, channel_stats, choose_channels, mix
 from pipeline.audio.resample import StreamResampler
 from pipeline.rules.metrics import FAST_PASS_METRICS
@@ -308,13 +308,12 @@ def run_fast_pass(
 def analyze_file(
     path: str | Path,
     *,
-    strategy: str = "best",
+    channel_strategy: str = "best",
     dnsmos: bool = False,
     min_pause_s: float = 0.5,
     start_s: float = 0.0,
     end_s: float | None = None,
-    stream_index: int = 0,
-    max_duration_s: float | None = 4 * 3600,
+    max_input_s: float | None = DEFAULT_MAX_INPUT_S,
     block_s: float = 4.0,
     choice: ChannelChoice | None = None,
     info: AudioInfo | None = None,
@@ -323,7 +322,7 @@ def analyze_file(
 
     ``block_s`` is the decode block: 4 s keeps the blocks in flight (decoded, mixed, resampled, queued)
     to a few MB, measured as the best trade of memory against per-block overhead. ``info`` is the file's
-    probe when the caller has it (else the file is probed here).
+    probe when the caller has it (it also names the audio stream; else the file's first is probed here).
 
     Raises :class:`pipeline.errors.AudioReadError` for files that cannot be read.
     """
@@ -332,12 +331,11 @@ def analyze_file(
     view = AnalysisView(
         path,
         rate=ANALYSIS_RATE,
-        strategy=strategy,
+        channel_strategy=channel_strategy,
         block_s=block_s,
-        stream_index=stream_index,
         start_s=start_s,
         end_s=end_s,
-        max_duration_s=max_duration_s,
+        max_input_s=max_input_s,
         choice=choice,
         info=info,
     )
@@ -367,24 +365,29 @@ def _array_pairs(
         yield block, mono, resampler.process(mono, last=last)
 
 
+@arguments.renamed(strategy="channel_strategy")
 def analyze_array(
     samples: np.ndarray,
     sample_rate: int,
     *,
-    strategy: str = "best",
+    channel_strategy: str = "best",
     dnsmos: bool = False,
     min_pause_s: float = 0.5,
     block_s: float = 10.0,
 ) -> Analysis:
-    """Run the fast pass over samples in memory: ``(n,)`` or ``(n, channels)`` floats at ``sample_rate``."""
+    """Run the fast pass over samples in memory: ``(n,)`` or ``(n, channels)`` floats at ``sample_rate``.
+
+    ``channel_strategy`` is ``best``, ``first`` or ``mean`` (the old name ``strategy=`` still works for one
+    release, with a ``DeprecationWarning``).
+    """
     x = arguments.signal("samples", samples).astype(np.float32, copy=False)
     x = x[:, None] if x.ndim == 1 else x
     sample_rate = arguments.integer("sample_rate", sample_rate, minimum=4000)
-    arguments.one_of("strategy", strategy, STRATEGIES)
+    arguments.one_of("channel_strategy", channel_strategy, STRATEGIES)
     arguments.number("min_pause_s", min_pause_s, strict=True)
     arguments.number("block_s", block_s, strict=True)
     stats = channel_stats([x], sample_rate=sample_rate) if x.shape[1] > 1 else None
-    choice = choose_channels(stats, channels=x.shape[1], strategy=strategy)
+    choice = choose_channels(stats, channels=x.shape[1], channel_strategy=channel_strategy)
     return run_fast_pass(
         _array_pairs(x, sample_rate, choice, block_s),
         sample_rate=sample_rate,

@@ -1,10 +1,12 @@
-"""Inspect one file: :func:`analyze` (measure it) and :func:`check` (judge it for a family, as it is).
+"""Inspect one file: :func:`analyze` (measure it), :func:`check` (judge it for a family, as it is) and
+:func:`check_families` (judge it for several families, sharing the decode).
 
 These are the library forms of ``voiceprep analyze`` and ``voiceprep check``.
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
@@ -12,9 +14,9 @@ from typing import Any
 
 from pipeline.analysis.fastpass import Analysis, analyze_file
 from pipeline.audio import arguments
-from pipeline.audio.io import AudioInfo, probe
+from pipeline.audio.io import DEFAULT_MAX_INPUT_S, AudioInfo, probe
 from pipeline.audio.mix import STRATEGIES
-from pipeline.errors import AudioReadError
+from pipeline.errors import AudioReadError, InvalidArgument
 from pipeline.rules.checks import CheckResult, evaluate, failed_read
 from pipeline.rules.families import FamilySpec, load_family
 
@@ -22,33 +24,37 @@ AUTO_DNSMOS_MAX_S = 120.0
 """``check`` runs DNSMOS by default on files up to this long (a clip costs about a second)."""
 
 
+@arguments.renamed(strategy="channel_strategy", max_duration_s="max_input_s")
 def analyze(
     path: str | Path,
     *,
     dnsmos: bool = False,
-    strategy: str = "best",
+    channel_strategy: str = "best",
     stream_index: int = 0,
     min_pause_s: float = 0.5,
-    max_duration_s: float | None = 4 * 3600,
+    max_input_s: float | None = DEFAULT_MAX_INPUT_S,
     info: AudioInfo | None = None,
 ) -> Analysis:
     """Measure a recording with the fast pass (and DNSMOS when asked).
 
-    ``info`` is the file's probe when the caller already has it (saves reading and hashing it again).
+    ``channel_strategy`` (``best``, ``first`` or ``mean``) says which channel(s) to hear; ``stream_index``
+    picks the audio stream of a container; ``max_input_s`` is the longest input accepted (``None``: no
+    limit). ``info`` is the file's probe when the caller already has it (saves reading and hashing it
+    again; it names the stream, so ``stream_index`` is then not used). The old keywords ``strategy=`` and
+    ``max_duration_s=`` still work for one release, with a ``DeprecationWarning``.
     Raises :class:`pipeline.errors.AudioReadError` (with a reason code) when the file cannot be read and
     :class:`pipeline.errors.InvalidArgument` for a bad argument.
     """
-    arguments.one_of("strategy", strategy, STRATEGIES)
+    arguments.one_of("channel_strategy", channel_strategy, STRATEGIES)
     arguments.number("min_pause_s", min_pause_s, strict=True)
     if info is None:
-        info = probe(path, stream_index=stream_index, max_duration_s=max_duration_s)
+        info = probe(path, stream_index=stream_index, max_input_s=max_input_s)
     result = analyze_file(
         path,
-        strategy=strategy,
+        channel_strategy=channel_strategy,
         dnsmos=dnsmos,
         min_pause_s=min_pause_s,
-        stream_index=stream_index,
-        max_duration_s=max_duration_s,
+        max_input_s=max_input_s,
         info=info,
     )
     if result.metrics.get("duration_s") == 0:
@@ -56,37 +62,60 @@ def analyze(
     return result
 
 
-def service_strategy(spec: FamilySpec) -> str:
-    """How the service turns a multi-channel file into what it hears: ``first`` or ``mean``."""
-    return "first" if spec.limits.first_channel_only.value else "mean"
-
-
 def check(
     path: str | Path,
-    family: str | FamilySpec | Sequence[str | FamilySpec],
+    family: str | FamilySpec,
     *,
     dnsmos: bool | None = None,
     stream_index: int = 0,
     known_metrics: dict[str, Any] | None = None,
-) -> CheckResult | list[CheckResult]:
-    """Judge a file *as it is*, as the service would receive it (no processing).
+) -> CheckResult:
+    """Judge a file *as it is*, as the service of ``family`` (a name or a loaded spec) would receive it.
 
-    ``family`` is a name, a loaded spec, or a list of them (then a list of results is returned, one
-    decode shared per channel strategy). ``dnsmos=None`` runs DNSMOS on files up to
-    :data:`AUTO_DNSMOS_MAX_S` seconds. A file that cannot be read gives a ``fail`` result with its reason
-    (``not_found``, ``decode_failed``, ...), not an exception. Unknown families raise ``SpecError``.
+    No processing: the file is measured as the service would hear it. ``dnsmos=None`` runs DNSMOS on files
+    up to :data:`AUTO_DNSMOS_MAX_S` seconds. A file that cannot be read gives a ``fail`` result with its
+    reason (``not_found``, ``decode_failed``, ...), not an exception. Unknown families raise ``SpecError``.
     ``known_metrics`` are values already measured on this very audio elsewhere (the runner passes the
     DNSMOS scores the renderer or the slow pass computed); they replace the file's own measurement.
+    For several families at once use :func:`check_families` (one decode shared); passing a list here still
+    works for one release, with a ``DeprecationWarning``, and returns a list.
     """
-    many = isinstance(family, list | tuple)
-    specs = [f if isinstance(f, FamilySpec) else load_family(f) for f in (family if many else [family])]
+    if isinstance(family, list | tuple):
+        warnings.warn(
+            "check(path, [families]) is deprecated and will be removed; use check_families(path, families)",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return check_families(  # type: ignore[return-value]
+            path, family, dnsmos=dnsmos, stream_index=stream_index, known_metrics=known_metrics
+        )
+    [result] = check_families(
+        path, [family], dnsmos=dnsmos, stream_index=stream_index, known_metrics=known_metrics
+    )
+    return result
+
+
+def check_families(
+    path: str | Path,
+    families: Sequence[str | FamilySpec],
+    *,
+    dnsmos: bool | None = None,
+    stream_index: int = 0,
+    known_metrics: dict[str, Any] | None = None,
+) -> list[CheckResult]:
+    """:func:`check` one file for several families: one result per family, in order.
+
+    The file is probed once and decoded once per channel strategy the families need (a mono file once).
+    """
+    if isinstance(families, str | FamilySpec):
+        raise InvalidArgument("families must be a list of family names or specs (check() takes one)")
+    specs = [f if isinstance(f, FamilySpec) else load_family(f) for f in families]
     known = dict(known_metrics or {})
     path = str(path)
     try:
         info = probe(path, stream_index=stream_index)
     except AudioReadError as exc:
-        failed = [failed_read(path, spec.name, exc.reason, exc.message) for spec in specs]
-        return failed if many else failed[0]
+        return [failed_read(path, spec.name, exc.reason, exc.message) for spec in specs]
     run_dnsmos = dnsmos if dnsmos is not None else (info.duration_s or 0) <= AUTO_DNSMOS_MAX_S
     if known.get("dnsmos_ovrl") is not None:
         run_dnsmos = False
@@ -94,13 +123,12 @@ def check(
     results = []
     probe_dict = asdict(info)
     for spec in specs:
-        strategy = service_strategy(spec)
-        key = strategy if info.channels > 1 else "mono"
+        # How the service turns a multi-channel file into what it hears.
+        channel_strategy = "first" if spec.limits.first_channel_only.value else "mean"
+        key = channel_strategy if info.channels > 1 else "mono"
         try:
             if key not in analyses:
-                analyses[key] = analyze(
-                    path, dnsmos=run_dnsmos, strategy=strategy, stream_index=stream_index, info=info
-                )
+                analyses[key] = analyze(path, dnsmos=run_dnsmos, channel_strategy=channel_strategy, info=info)
         except AudioReadError as exc:
             results.append(failed_read(path, spec.name, exc.reason, exc.message, probe_dict))
             continue
@@ -120,7 +148,7 @@ def check(
         if "truncated" in analysis.warnings:
             result.not_checked["truncated"] = "truncated: the file ends before its header says it should"
         results.append(result)
-    return results if many else results[0]
+    return results
 
 
-__all__ = ["Analysis", "analyze", "check", "service_strategy"]
+__all__ = ["Analysis", "analyze", "check", "check_families"]

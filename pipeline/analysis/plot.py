@@ -26,7 +26,9 @@ def frames_for_plot(analysis: Analysis, *, max_audio_s: float) -> tuple[np.ndarr
     duration = analysis.metrics.get("duration_s") or 0.0
     if duration > max_audio_s:
         return None, ANALYSIS_RATE
-    audio, rate, _ = load_mono(analysis.path, rate=ANALYSIS_RATE, choice=analysis.channel_choice)
+    audio, rate, _ = load_mono(
+        analysis.path, rate=ANALYSIS_RATE, choice=analysis.channel_choice, info=analysis.info
+    )
     return audio, rate
 
 

@@ -7,15 +7,19 @@ raises :class:`~pipeline.errors.InvalidArgument` with the parameter's name first
 
 from __future__ import annotations
 
+import functools
 import math
 import os
-from collections.abc import Collection
+import warnings
+from collections.abc import Callable, Collection
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
 from pipeline.errors import InvalidArgument
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 def as_path(name: str, value: object) -> Path:
@@ -58,3 +62,32 @@ def signal(name: str, x: Any, *, mono: bool = False) -> np.ndarray:
     if not np.all(np.isfinite(arr)):
         raise InvalidArgument(f"{name} contains NaN or infinite samples")
     return arr
+
+
+def renamed(**old_to_new: str) -> Callable[[F], F]:
+    """Accept the old keyword names of a public function for one more release, with a DeprecationWarning.
+
+    ``@renamed(strategy="channel_strategy")`` maps ``strategy=`` to ``channel_strategy=``; passing both is a
+    ``TypeError``. The function's signature shows only the new names.
+    """
+
+    def decorate(func: F) -> F:
+        name = func.__qualname__.removesuffix(".__init__")
+
+        @functools.wraps(func)
+        def call(*args: Any, **kwargs: Any) -> Any:
+            for old, new in old_to_new.items():
+                if old in kwargs:
+                    if new in kwargs:
+                        raise TypeError(f"{name}() got both {old}= and its new name {new}=")
+                    warnings.warn(
+                        f"{name}({old}=...) is deprecated and will be removed; use {new}=...",
+                        DeprecationWarning,
+                        stacklevel=2,
+                    )
+                    kwargs[new] = kwargs.pop(old)
+            return func(*args, **kwargs)
+
+        return call  # type: ignore[return-value]
+
+    return decorate

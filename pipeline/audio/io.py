@@ -34,11 +34,11 @@ import av
 import numpy as np
 import soundfile as sf
 
-from pipeline.audio.arguments import as_path, integer, number, signal
+from pipeline.audio.arguments import as_path, integer, number, renamed, signal
 from pipeline.errors import AudioReadError, InvalidArgument, reason
 
 __all__ = [
-    "DEFAULT_MAX_DURATION_S",
+    "DEFAULT_MAX_INPUT_S",
     "AudioInfo",
     "AudioReader",
     "atomic_write_bytes",
@@ -52,7 +52,7 @@ __all__ = [
 
 PathArg = str | os.PathLike[str]
 
-DEFAULT_MAX_DURATION_S: float = 4 * 3600.0
+DEFAULT_MAX_INPUT_S: float = 4 * 3600.0
 """Inputs longer than this (from the header) are refused with ``too_long`` unless the caller says otherwise."""
 
 _HASH_CHUNK = 1 << 20  # sha256 is streamed in 1 MiB reads
@@ -63,7 +63,7 @@ _MAX_CHANNELS = 256  # more than this in a header is corruption for voice record
 _MAX_CONSECUTIVE_PACKET_ERRORS = 64  # give up on an FFmpeg stream after this many bad packets in a row
 _TRUNCATED_RATIO = 0.9  # "clearly short": below 90 % of the promised frames ...
 _TRUNCATED_MIN_S = 0.5  # ... and more than 0.5 s short
-_TOO_LONG_SLACK_S = 1.0  # a lying header may overrun max_duration_s by this much before decoding stops
+_TOO_LONG_SLACK_S = 1.0  # a lying header may overrun max_input_s by this much before decoding stops
 
 # --------------------------------------------------------------------------------------------------------
 # AudioInfo
@@ -95,11 +95,9 @@ class AudioInfo:
     audio_streams: int
 
 
-def _stream_args(
-    path: object, stream_index: object, max_duration_s: object
-) -> tuple[Path, int, float | None]:
-    """The checked (path, stream_index, max_duration_s) arguments every public reader takes."""
-    limit = None if max_duration_s is None else number("max_duration_s", max_duration_s, strict=True)
+def _stream_args(path: object, stream_index: object, max_input_s: object) -> tuple[Path, int, float | None]:
+    """The checked (path, stream_index, max_input_s) arguments every public reader takes."""
+    limit = None if max_input_s is None else number("max_input_s", max_input_s, strict=True)
     return as_path("path", path), integer("stream_index", stream_index, minimum=0), limit
 
 
@@ -263,9 +261,7 @@ def _header_warnings(path: Path, info: AudioInfo) -> list[str]:
 _SF_ERRORS = (RuntimeError, OSError, ValueError, TypeError, OverflowError, MemoryError)
 
 
-def _probe_soundfile(
-    path: Path, size: int, stream_index: int, max_duration_s: float | None
-) -> AudioInfo | None:
+def _probe_soundfile(path: Path, size: int, stream_index: int, max_input_s: float | None) -> AudioInfo | None:
     """Probe with libsndfile; ``None`` when libsndfile cannot use the file (FFmpeg gets a try)."""
     try:
         sfi = sf.info(str(path))
@@ -279,8 +275,8 @@ def _probe_soundfile(
     if stream_index != 0:
         raise _fail("no_audio_stream", path, f"the file has 1 audio stream; stream_index={stream_index}")
     duration_s = sfi.frames / sfi.samplerate
-    if max_duration_s is not None and duration_s > max_duration_s:
-        raise _fail("too_long", path, f"{duration_s:.1f} s is longer than the maximum {max_duration_s:g} s")
+    if max_input_s is not None and duration_s > max_input_s:
+        raise _fail("too_long", path, f"{duration_s:.1f} s is longer than the maximum {max_input_s:g} s")
     try:
         with sf.SoundFile(str(path)) as fh:
             first = fh.read(min(1024, sfi.frames), dtype="float32", always_2d=True)
@@ -466,7 +462,7 @@ def _av_first_frame(path: Path, stream_position: int) -> tuple[Any | None, int]:
         return None, 1
 
 
-def _probe_av(path: Path, size: int, stream_index: int, max_duration_s: float | None) -> AudioInfo:
+def _probe_av(path: Path, size: int, stream_index: int, max_input_s: float | None) -> AudioInfo:
     try:
         container = _av_open(path)
     except _AV_ERRORS:
@@ -495,8 +491,8 @@ def _probe_av(path: Path, size: int, stream_index: int, max_duration_s: float | 
         container.close()
     if duration_s is None:
         duration_s = _av_scan_duration(path, stream_index)
-    if max_duration_s is not None and duration_s is not None and duration_s > max_duration_s:
-        raise _fail("too_long", path, f"{duration_s:.1f} s is longer than the maximum {max_duration_s:g} s")
+    if max_input_s is not None and duration_s is not None and duration_s > max_input_s:
+        raise _fail("too_long", path, f"{duration_s:.1f} s is longer than the maximum {max_input_s:g} s")
     first, errors = _av_first_frame(path, stream_index)
     if first is None:
         if errors or header_rate <= 0 or header_channels <= 0:
@@ -531,11 +527,12 @@ def _probe_av(path: Path, size: int, stream_index: int, max_duration_s: float | 
 # --------------------------------------------------------------------------------------------------------
 
 
+@renamed(max_duration_s="max_input_s")
 def probe(
     path: PathArg,
     *,
     stream_index: int = 0,
-    max_duration_s: float | None = DEFAULT_MAX_DURATION_S,
+    max_input_s: float | None = DEFAULT_MAX_INPUT_S,
     hash: bool = True,
 ) -> AudioInfo:
     """Describe one audio stream of a file from its header, decoding at most its first frame.
@@ -543,16 +540,18 @@ def probe(
     Raises :class:`AudioReadError` with reason ``not_found``, ``unreadable``, ``empty``, ``decode_failed``,
     ``no_audio_stream``, ``unsupported`` or ``too_long`` (the latter from the header, before decoding).
     ``sha256`` is the digest of the file's bytes, streamed in 1 MiB chunks, or ``None`` when ``hash=False``.
+    ``max_input_s`` is the longest input accepted (``None``: no limit); the old name ``max_duration_s``
+    still works for one release, with a ``DeprecationWarning``.
     """
-    p, index, limit = _stream_args(path, stream_index, max_duration_s)
+    p, index, limit = _stream_args(path, stream_index, max_input_s)
     info = _probe(p, index, limit)
     return replace(info, path=os.fspath(path), sha256=sha256_file(p) if hash else None)
 
 
-def _probe(path: Path, stream_index: int, max_duration_s: float | None) -> AudioInfo:
+def _probe(path: Path, stream_index: int, max_input_s: float | None) -> AudioInfo:
     size = _check_file(path)
-    info = _probe_soundfile(path, size, stream_index, max_duration_s)
-    return info if info is not None else _probe_av(path, size, stream_index, max_duration_s)
+    info = _probe_soundfile(path, size, stream_index, max_input_s)
+    return info if info is not None else _probe_av(path, size, stream_index, max_input_s)
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -663,18 +662,21 @@ class AudioReader:
     ``frames_read`` counts frames yielded so far (over all ``blocks()`` calls); ``warnings`` collects
     reason codes noticed while reading, such as ``truncated`` when decoding ended clearly short
     (below 90 % and more than 0.5 s short) of the header's length. What decoded is always kept.
+    Given ``info`` (the file's probe) it reads the stream the probe describes; ``stream_index`` and
+    ``max_input_s`` are for the probe it makes otherwise (``max_input_s`` also stops a lying header).
     """
 
+    @renamed(max_duration_s="max_input_s")
     def __init__(
         self,
         path: PathArg,
         *,
         stream_index: int = 0,
-        max_duration_s: float | None = DEFAULT_MAX_DURATION_S,
+        max_input_s: float | None = DEFAULT_MAX_INPUT_S,
         info: AudioInfo | None = None,
     ) -> None:
-        self._path, index, self._max_duration_s = _stream_args(path, stream_index, max_duration_s)
-        self.info: AudioInfo = info or _probe(self._path, index, self._max_duration_s)
+        self._path, index, self._max_input_s = _stream_args(path, stream_index, max_input_s)
+        self.info: AudioInfo = info or _probe(self._path, index, self._max_input_s)
         self.frames_read: int = 0
         self.warnings: list[str] = _header_warnings(self._path, self.info)
         self._closers: dict[int, Callable[[], None]] = {}
@@ -719,8 +721,8 @@ class AudioReader:
     def _rebatch(self, start: int, end: int | None, block_frames: int) -> Iterator[np.ndarray]:
         sr = self.info.sample_rate
         limit = None
-        if self._max_duration_s is not None:
-            limit = round((self._max_duration_s + _TOO_LONG_SLACK_S) * sr)
+        if self._max_input_s is not None:
+            limit = round((self._max_input_s + _TOO_LONG_SLACK_S) * sr)
         chunk = max(block_frames, 4096) if block_frames < _SF_CHUNK else block_frames
         state = {"errors": 0}
         if self.info.backend == "soundfile" and not (
@@ -739,7 +741,7 @@ class AudioReader:
         try:
             for data in source:
                 if limit is not None and position + len(data) > limit:
-                    raise _fail("too_long", self._path, "decoding ran past max_duration_s; the header lied")
+                    raise _fail("too_long", self._path, "decoding ran past max_input_s; the header lied")
                 if floats and not np.isfinite(data).all():
                     data = np.nan_to_num(data, nan=0.0, posinf=0.0, neginf=0.0)
                 position += len(data)
@@ -951,8 +953,8 @@ def read_window(
     decoder starts from the seek point before ``start_s`` and the window is cut by timestamps; the
     accuracy measured per container is in ``docs/audio-io.md``. A window past the end is empty.
     """
-    limit = None if end_s is not None else DEFAULT_MAX_DURATION_S
-    with AudioReader(path, stream_index=stream_index, max_duration_s=limit) as reader:
+    limit = None if end_s is not None else DEFAULT_MAX_INPUT_S
+    with AudioReader(path, stream_index=stream_index, max_input_s=limit) as reader:
         parts = list(reader.blocks(block_frames=_SF_CHUNK, start_s=start_s, end_s=end_s))
         if not parts:
             return np.zeros((0, reader.info.channels), dtype=np.float32), reader.info.sample_rate
@@ -964,8 +966,9 @@ def read(path: PathArg, *, stream_index: int = 0) -> tuple[np.ndarray, int]:
     return read_window(path, start_s=0.0, end_s=None, stream_index=stream_index)
 
 
+@renamed(max_duration_s="max_input_s")
 def probe_row(
-    path: PathArg, *, stream_index: int = 0, max_duration_s: float | None = DEFAULT_MAX_DURATION_S
+    path: PathArg, *, stream_index: int = 0, max_input_s: float | None = DEFAULT_MAX_INPUT_S
 ) -> dict[str, Any]:
     """A JSON-friendly probe result for ``voiceprep probe --json``; never raises for data problems.
 
@@ -975,7 +978,7 @@ def probe_row(
     row: dict[str, Any] = {"path": os.fspath(path), "status": "failed", "reasons": [], "message": None}
     row.update(dict.fromkeys(_ROW_FIELDS))
     try:
-        info = probe(path, stream_index=stream_index, max_duration_s=max_duration_s, hash=True)
+        info = probe(path, stream_index=stream_index, max_input_s=max_input_s, hash=True)
     except AudioReadError as exc:
         row.update(reasons=[exc.reason], message=exc.message)
         if exc.reason not in ("not_found", "unreadable"):

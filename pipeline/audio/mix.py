@@ -50,7 +50,7 @@ from pipeline.audio import io
 from pipeline.audio.io import AudioInfo
 
 STRATEGIES: tuple[str, ...] = ("first", "mean", "best")
-"""Accepted values of ``strategy``."""
+"""Accepted values of ``channel_strategy``."""
 
 DIGITAL_SILENCE_DBFS = -120.0
 """Floor for every level in dBFS: digital silence is reported as this, never as -inf."""
@@ -312,18 +312,23 @@ def _is(indices: list[int]) -> str:
     return "is" if len(indices) == 1 else "are"
 
 
-def choose_channels(stats: ChannelStats | None, *, channels: int, strategy: str = "best") -> ChannelChoice:
-    """Decide how to mix ``channels`` channels to mono, following ``strategy`` (see the module docstring).
+def choose_channels(
+    stats: ChannelStats | None, *, channels: int, channel_strategy: str = "best"
+) -> ChannelChoice:
+    """Decide how to mix ``channels`` channels to mono, following ``channel_strategy`` (see the module
+    docstring).
 
     ``stats`` may be None for mono input and for ``first``/``mean``; then ``first_channel_silent`` is
     False because nothing was measured. ``best`` on more than one channel needs the stats.
     """
     if channels == 1:
-        return ChannelChoice(strategy, "mono", (1.0,), "mono_input", "the input is mono", False, stats)
+        return ChannelChoice(
+            channel_strategy, "mono", (1.0,), "mono_input", "the input is mono", False, stats
+        )
     active, all_silent = _active_channels(stats) if stats is not None else (list(range(channels)), False)
     first_silent = 0 not in active
-    if strategy != "best":
-        return _requested(stats, channels, strategy, first_silent)
+    if channel_strategy != "best":
+        return _requested(stats, channels, channel_strategy, first_silent)
     assert stats is not None
     levels = stats.level_dbfs
     dropped_silent = [i for i in range(channels) if i not in active]
@@ -433,14 +438,14 @@ def _anti_phase(stats: ChannelStats, kept: list[int]) -> tuple[str, tuple[float,
 def examine_channels(
     path: str | Path,
     *,
-    strategy: str = "best",
-    stream_index: int = 0,
+    channel_strategy: str = "best",
     max_seconds: float = 60.0,
     start_s: float = 0.0,
     end_s: float | None = None,
     info: AudioInfo | None = None,
 ) -> ChannelChoice:
-    """Probe ``path`` (unless ``info`` is given), measure its channels over a bounded sample, and choose.
+    """Probe ``path`` (unless ``info``, which also names the stream, is given), measure its channels over
+    a bounded sample, and choose.
 
     Mono files are not read. For a multi-channel file the range ``[start_s, end_s)`` is measured whole
     when it is at most ``max_seconds`` long; otherwise up to :data:`EXAMINE_WINDOWS` windows totalling
@@ -449,29 +454,28 @@ def examine_channels(
     Every strategy is measured (not only ``best``) so ``first_channel_silent`` is known.
     """
     if info is None:
-        info = io.probe(path, stream_index=stream_index, hash=False)
+        info = io.probe(path, hash=False)
     if info.channels == 1:
-        return choose_channels(None, channels=1, strategy=strategy)
+        return choose_channels(None, channels=1, channel_strategy=channel_strategy)
     # A range past the end decodes nothing: measure it as silence rather than fail.
     empty = np.zeros((0, info.channels), dtype=np.float32)
     start = float(start_s)
     stop = info.duration_s
     if end_s is not None:
         stop = float(end_s) if stop is None else min(float(end_s), stop)
-    if stop is None or stop - start <= max_seconds:
-        # Never read more than max_seconds, even if the header understates the length.
-        until = start + max_seconds if end_s is None else min(float(end_s), start + max_seconds)
-        with io.AudioReader(path, stream_index=stream_index, max_duration_s=None, info=info) as reader:
+    with io.AudioReader(path, max_input_s=None, info=info) as reader:
+        if stop is None or stop - start <= max_seconds:
+            # Never read more than max_seconds, even if the header understates the length.
+            until = start + max_seconds if end_s is None else min(float(end_s), start + max_seconds)
             blocks = reader.blocks(start_s=start, end_s=until)
-            stats = channel_stats(chain([empty], blocks), sample_rate=info.sample_rate)
-    else:
-        windows = _sample_windows(path, stream_index, start, stop, max_seconds)
-        stats = channel_stats(chain([empty], windows), sample_rate=info.sample_rate)
-    return choose_channels(stats, channels=info.channels, strategy=strategy)
+        else:
+            blocks = _sample_windows(reader, start, stop, max_seconds)
+        stats = channel_stats(chain([empty], blocks), sample_rate=info.sample_rate)
+    return choose_channels(stats, channels=info.channels, channel_strategy=channel_strategy)
 
 
 def _sample_windows(
-    path: str | Path, stream_index: int, start: float, stop: float, max_seconds: float
+    reader: io.AudioReader, start: float, stop: float, max_seconds: float
 ) -> Iterable[np.ndarray]:
     count = min(EXAMINE_WINDOWS, max(1, math.ceil(max_seconds / EXAMINE_WINDOW_S)))
     window = max_seconds / count
@@ -479,8 +483,9 @@ def _sample_windows(
     for k in range(count):
         centre = start + span * (k + 0.5) / count
         lo = max(start, centre - window / 2)
-        data, _ = io.read_window(path, start_s=lo, end_s=min(stop, lo + window), stream_index=stream_index)
-        yield data
+        parts = list(reader.blocks(start_s=lo, end_s=min(stop, lo + window)))
+        if parts:
+            yield parts[0] if len(parts) == 1 else np.concatenate(parts)
 
 
 def mix(block: np.ndarray, choice: ChannelChoice) -> np.ndarray:

@@ -31,10 +31,11 @@ class AnalysisView:
 
     Iterating yields the mono blocks (empty ones are skipped); :meth:`mixed_blocks` yields each native
     block together with its mono mix and view. Every iteration decodes the file again from ``start_s``.
-    The channels are chosen once, in the constructor, with ``strategy`` over the same range (or ``choice``
-    is taken as given, e.g. to render with the choice the analysis used). ``warnings`` collects the
-    reader's warnings (such as ``truncated``) after an iteration. Its callers (the fast pass, selection,
-    the report) pass checked arguments; ``info`` is the file's probe when the caller has it.
+    The channels are chosen once, in the constructor, with ``channel_strategy`` over the same range (or
+    ``choice`` is taken as given, e.g. to render with the choice the analysis used). ``warnings`` collects
+    the reader's warnings (such as ``truncated``) after an iteration. Its callers (the fast pass, selection,
+    the report) pass checked arguments; ``info`` is the file's probe when the caller has it (it also says
+    which audio stream is read; without it the file's first audio stream is probed).
     """
 
     def __init__(
@@ -42,31 +43,26 @@ class AnalysisView:
         path: str | Path,
         *,
         rate: int = ANALYSIS_RATE,
-        strategy: str = "best",
+        channel_strategy: str = "best",
         block_s: float = 10.0,
-        stream_index: int = 0,
         start_s: float = 0.0,
         end_s: float | None = None,
-        max_duration_s: float | None = 4 * 3600,
+        max_input_s: float | None = io.DEFAULT_MAX_INPUT_S,
         choice: ChannelChoice | None = None,
         info: AudioInfo | None = None,
     ) -> None:
         """Probe ``path`` (unless ``info`` is given) and choose its channels; decoding starts when iterated."""
-        self.info = info or io.probe(
-            path, stream_index=stream_index, max_duration_s=max_duration_s, hash=False
-        )
+        self.info = info or io.probe(path, max_input_s=max_input_s, hash=False)
         self.path = Path(path)
         self.rate = int(rate)
         self.block_s = float(block_s)
-        self.stream_index = stream_index
         self.start_s = float(start_s)
         self.end_s = None if end_s is None else float(end_s)
-        self.max_duration_s = max_duration_s
+        self.max_input_s = max_input_s
         if choice is None:
             choice = examine_channels(
                 self.path,
-                strategy=strategy,
-                stream_index=stream_index,
+                channel_strategy=channel_strategy,
                 max_seconds=EXAMINE_MAX_S,
                 start_s=self.start_s,
                 end_s=self.end_s,
@@ -90,9 +86,7 @@ class AnalysisView:
         """
         resampler = StreamResampler(self.info.sample_rate, self.rate)
         block_frames = max(1, round(self.block_s * self.info.sample_rate))
-        reader = io.AudioReader(
-            self.path, stream_index=self.stream_index, max_duration_s=self.max_duration_s, info=self.info
-        )
+        reader = io.AudioReader(self.path, max_input_s=self.max_input_s, info=self.info)
         pending: np.ndarray | None = None
         try:
             with reader:
@@ -116,30 +110,33 @@ def load_mono(
     path: str | Path,
     *,
     rate: int | None = None,
-    strategy: str = "best",
+    channel_strategy: str = "best",
     start_s: float = 0.0,
     end_s: float | None = None,
-    stream_index: int = 0,
     choice: ChannelChoice | None = None,
+    info: AudioInfo | None = None,
 ) -> tuple[np.ndarray, int, ChannelChoice]:
     """Read ``[start_s, end_s)`` of ``path``, mix it to mono and resample it to ``rate`` (None: native).
 
     Meant for short windows such as clips: the whole window is held in memory. The channels are chosen
-    from the window itself with ``strategy`` (sampled as :func:`examine_channels` does when the window is
-    longer than :data:`EXAMINE_MAX_S`), unless ``choice`` is given. Returns ``(mono float32, rate, choice)``.
+    from the window itself with ``channel_strategy`` (sampled as :func:`examine_channels` does when the
+    window is longer than :data:`EXAMINE_MAX_S`), unless ``choice`` is given. ``info`` is the file's probe
+    when the caller has it (it names the audio stream; else the first). Returns ``(mono float32, rate,
+    choice)``.
     """
+    stream_index = 0 if info is None else info.stream_index
     data, native_rate = io.read_window(path, start_s=float(start_s), end_s=end_s, stream_index=stream_index)
     if choice is None and data.shape[1] > 1 and data.shape[0] <= EXAMINE_MAX_S * native_rate:
         stats = channel_stats([data], sample_rate=native_rate)  # a short window: measure it in memory
-        choice = choose_channels(stats, channels=data.shape[1], strategy=strategy)
+        choice = choose_channels(stats, channels=data.shape[1], channel_strategy=channel_strategy)
     elif choice is None:  # mono, or a long window that examine_channels samples
         choice = examine_channels(
             path,
-            strategy=strategy,
-            stream_index=stream_index,
+            channel_strategy=channel_strategy,
             max_seconds=EXAMINE_MAX_S,
             start_s=float(start_s),
             end_s=end_s,
+            info=info,
         )
     mono = mix(data, choice)
     out_rate = native_rate if rate is None else int(rate)

@@ -231,10 +231,10 @@ def analyze_recording(item: InputFile, *, cache_dir: Path, config: RunConfig) ->
     sha, row_path, feat_path = _recording_cache(item, cache_dir, config)
     row: dict[str, Any] = {"path": item.path, "speaker": item.speaker, "sha256": sha}
     try:
-        info = probe(source, max_duration_s=config.max_input_s, hash=False)
+        info = probe(source, max_input_s=config.max_input_s, hash=False)
         row["probe"] = {k: getattr(info, k) for k in PROBE_KEYS}
         result = analyze_file(
-            source, strategy=config.channel_strategy, max_duration_s=config.max_input_s, info=info
+            source, channel_strategy=config.channel_strategy, max_input_s=config.max_input_s, info=info
         )
         if not result.metrics.get("duration_s"):
             raise AudioReadError("empty", "no samples could be decoded")

@@ -106,7 +106,7 @@ def probe(
             row = probe_row(
                 item.source,
                 stream_index=stream,
-                max_duration_s=max_input if old_max_input is None else old_max_input,
+                max_input_s=max_input if old_max_input is None else old_max_input,
             )
         rows.append(row)
         if as_json:
@@ -189,9 +189,9 @@ def analyze(
     from pipeline.errors import AudioReadError, reason
     from pipeline.rules.metrics import FAST_PASS_METRICS, value_text
 
-    strategy = old_channel_strategy or channel_strategy
-    if strategy not in {"best", "first", "mean"}:
-        raise typer.BadParameter(f"--channel-strategy must be best, first or mean (got {strategy!r})")
+    channel_strategy = old_channel_strategy or channel_strategy
+    if channel_strategy not in {"best", "first", "mean"}:
+        raise typer.BadParameter(f"--channel-strategy must be best, first or mean (got {channel_strategy!r})")
     items = _expand(paths)
     failed = 0
     for path, problem in items:
@@ -199,7 +199,7 @@ def analyze(
         try:
             if problem is not None:
                 raise AudioReadError(problem, reason(problem).message)
-            a = analyze_one(path, dnsmos=dnsmos, strategy=strategy)
+            a = analyze_one(path, dnsmos=dnsmos, channel_strategy=channel_strategy)
             row.update(
                 status="ok", reasons=a.warnings, message="", metrics=a.metrics, null_reasons=a.null_reasons
             )
@@ -246,7 +246,7 @@ def check(
     ] = None,
 ) -> None:
     """Judge each file as it is, as the service would receive it: verdict, reasons, fix hints."""
-    from pipeline.analysis.inspection import check as check_one
+    from pipeline.analysis.inspection import check_families
     from pipeline.errors import reason
     from pipeline.rules.checks import failed_read
     from pipeline.rules.families import list_families, load_family
@@ -258,7 +258,7 @@ def check(
         if problem is not None:
             results = [failed_read(path, s.name, problem, reason(problem).message) for s in specs]
         else:
-            results = check_one(path, specs, dnsmos=dnsmos)
+            results = check_families(path, specs, dnsmos=dnsmos)
         for result in results:
             any_fail = any_fail or result.verdict == "fail"
             if as_json:

@@ -79,7 +79,7 @@ def envelope(
     lo = np.full(columns, np.inf)
     hi = np.full(columns, -np.inf)
     spans = [(0.0, float(duration_s))] if regions is None else [(max(0.0, a), b) for a, b in regions]
-    with AudioReader(path, max_duration_s=None) as reader:
+    with AudioReader(path, max_input_s=None) as reader:
         rate = reader.info.sample_rate
         per_frame = columns / (duration_s * rate)
         for start_s, end_s in spans:
