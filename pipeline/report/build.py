@@ -254,7 +254,7 @@ def build_report(
         _draw_recordings(sv, data)
         seen: dict[str, Clip] = {}
         for clip in sv.clips.values():
-            sha, path = clip.row.get("sha256"), out_dir / (clip.row["clip"] or "")
+            sha, path = clip.row["clip_sha256"], out_dir / (clip.row["clip"] or "")
             if clip.row["clip"] and path.is_file():
                 if isinstance(sha, str) and sha in seen:
                     clip.same_as = seen[sha]

@@ -242,11 +242,11 @@ def _uses(clips: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
     """Relative recording path -> the spans each family's clip took or considered from it."""
     uses: dict[str, list[dict[str, Any]]] = {}
     for row in clips:
-        chosen = row["segments"] or (row["plan"] or {}).get("segments") or []
+        chosen = row["segments"] or (row["plan"] or {}).get("pieces") or []
         spans = [(seg, "chosen", 0) for seg in chosen] + [
             (seg, "alternative", rank)
             for rank, alt in enumerate(row["alternatives"], start=1)
-            for seg in alt.get("segments") or []
+            for seg in alt.get("pieces") or []
         ]
         for seg, kind, rank in spans:
             start, end, path = _float(seg.get("start_s")), _float(seg.get("end_s")), seg.get("path")
@@ -258,7 +258,7 @@ def _uses(clips: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
 
 def _voices(row: dict[str, Any], ledger_rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The voices of a clip: its ledger rows, newest first, and a voice id only ``clips.jsonl`` knows."""
-    sha = row.get("sha256")
+    sha = row["clip_sha256"]
     voices = []
     for r in sorted(ledger_rows, key=lambda r: str(r.get("created_at") or ""), reverse=True):
         error = r.get("last_error")
