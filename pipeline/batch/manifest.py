@@ -41,10 +41,7 @@ except ImportError:  # pragma: no cover - Windows
 
 SCHEMA_VERSION = 2
 """Version of the row layout written by this code; bump when a field changes meaning or is removed.
-
-2: the clip's hash is ``clip_sha256`` (was ``sha256``); plans keep their spans once, as ``pieces``
-(``segments`` beside them is gone); ``RecordingRow.seconds``, never written, is gone. Rows of version 1
-are still read (:class:`ClipRow` brings them to this layout)."""
+2: a clip's hash is ``clip_sha256`` (1: ``sha256``), a plan's spans only ``pieces`` (1: also ``segments``)."""
 
 RECORDINGS_FILE = "recordings.jsonl"
 CLIPS_FILE = "clips.jsonl"
@@ -177,10 +174,7 @@ class ClipRow(BaseModel):
     scored, their speech spans under ``pieces``. ``render`` says what rendering did (gain, loudness,
     denoising, pauses shortened). ``key`` is the content/config fingerprint that produced the row (resume
     compares it). ``voice_id``, ``target_model`` and ``preview`` (a voice preview's file, relative to the
-    output folder) stay ``None`` until submission.
-
-    A row of schema 1 is read into this layout: its ``sha256`` becomes ``clip_sha256`` and its plans'
-    ``segments`` (the same spans as ``pieces``) are dropped.
+    output folder) stay ``None`` until submission. A row of schema 1 is read into this layout.
     """
 
     model_config = _ROW_CONFIG
@@ -212,15 +206,11 @@ class ClipRow(BaseModel):
     @classmethod
     def _upgrade(cls, data: Any) -> Any:
         data = _plain(cls, data)
-        version = data.get("schema_version") if isinstance(data, dict) else SCHEMA_VERSION
-        if isinstance(version, int) and version < 2:
-            if "sha256" in data:
-                data["clip_sha256"] = data.pop("sha256")
+        if isinstance(data, dict) and data.get("schema_version") == 1:
+            data.update(schema_version=SCHEMA_VERSION, clip_sha256=data.pop("sha256", None))
             for plan in [data.get("plan"), *(data.get("alternatives") or [])]:
-                if isinstance(plan, dict) and "segments" in plan:
-                    spans = plan.pop("segments")
-                    plan.setdefault("pieces", spans)
-            data["schema_version"] = SCHEMA_VERSION
+                if isinstance(plan, dict):  # segments are the same spans as pieces (or all there is)
+                    plan.setdefault("pieces", plan.pop("segments", []))
         return data
 
 

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from pipeline.audio.io import atomic_write_bytes
+from pipeline.audio import io
 from pipeline.audio.memory import release_free_memory
 from pipeline.audio.scan import InputFile, scan
 from pipeline.batch.config import RunConfig, load_config
@@ -43,7 +43,7 @@ from pipeline.batch.manifest import (
     to_jsonable,
     write_rows,
 )
-from pipeline.errors import AudioReadError, InvalidArgument, VoiceprepError
+from pipeline.errors import AudioReadError, InvalidArgument, VoiceprepError, reason
 
 CACHE_VERSION = 4
 """Bumped when cached rows or features change meaning; old cache entries are then ignored."""
@@ -145,7 +145,7 @@ def _write_json(path: Path, obj: Any) -> None:
     # Key order is kept (not sorted): a row read back from the cache must print exactly as the fresh row
     # did, so a resumed run writes byte-identical manifests.
     text = json.dumps(to_jsonable(obj), ensure_ascii=False, allow_nan=False)
-    atomic_write_bytes(path, lambda fh: fh.write(text.encode("utf-8")))
+    io.atomic_write_bytes(path, lambda fh: fh.write(text.encode("utf-8")))
 
 
 def _read_json(path: Path) -> Any | None:
@@ -157,8 +157,6 @@ def _read_json(path: Path) -> Any | None:
 
 def _file_sha256(source: Path, cache_dir: Path) -> str:
     """sha256 of a file's bytes, remembered by (size, mtime, inode) so a repeated run does not re-read it."""
-    from pipeline.audio.io import sha256_file
-
     st = source.stat()
     stamp = fingerprint([str(source), st.st_size, st.st_mtime_ns, st.st_ino])
     entry = cache_dir / "hashes" / f"{stamp}.txt"
@@ -168,9 +166,9 @@ def _file_sha256(source: Path, cache_dir: Path) -> str:
             return value
     except OSError:
         pass
-    value = sha256_file(source)
+    value = io.sha256_file(source)
     entry.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(entry, lambda fh: fh.write(value.encode()))
+    io.atomic_write_bytes(entry, lambda fh: fh.write(value.encode()))
     return value
 
 
@@ -203,8 +201,6 @@ def cached_recording(
     """
     who = {"path": item.path, "speaker": item.speaker}
     if item.problem is not None:
-        from pipeline.errors import reason
-
         message = reason(item.problem).message
         return RecordingRow(**who, status="failed", reasons=[item.problem], message=message), None
     try:
@@ -229,7 +225,6 @@ def analyze_recording(
     Data problems become a ``failed`` row with a reason code; this function only raises on bugs.
     """
     from pipeline.analysis.fastpass import analyze_file
-    from pipeline.audio.io import probe
     from pipeline.selection.features import RecordingFeatures
 
     source = Path(item.source)
@@ -237,7 +232,7 @@ def analyze_recording(
     who = {"path": item.path, "speaker": item.speaker, "sha256": sha}
     probed: dict[str, Any] = {}
     try:
-        info = probe(source, max_duration_s=config.max_input_s, hash=False)
+        info = io.probe(source, max_duration_s=config.max_input_s, hash=False)
         probed = {k: getattr(info, k) for k in PROBE_KEYS}
         result = analyze_file(
             source,
@@ -354,7 +349,7 @@ def _clip_intact(out: Path, row: ClipRow) -> bool:
     path = out / row.clip
     if not path.is_file():
         return False
-    return row.clip_sha256 is None or _sha256_of(path) == row.clip_sha256
+    return row.clip_sha256 is None or io.sha256_file(path) == row.clip_sha256
 
 
 def _select_render_check(recordings: list[Any], spec: Any, out: Path, cfg: RunConfig) -> ClipRow:
@@ -383,7 +378,7 @@ def _select_render_check(recordings: list[Any], spec: Any, out: Path, cfg: RunCo
             reasons=verdict.reasons,
             message="" if rank == 0 else f"the best window failed its re-check; alternative {rank} used",
             clip=rendered.path.relative_to(out).as_posix(),
-            clip_sha256=_sha256_of(rendered.path),
+            clip_sha256=io.sha256_file(rendered.path),
             segments=rendered.segments,
             duration_s=rendered.duration_s,
             sample_rate=rendered.sample_rate,
@@ -412,7 +407,7 @@ def _select_render_check(recordings: list[Any], spec: Any, out: Path, cfg: RunCo
     render(plans[0], spec, rejected)
     target.unlink(missing_ok=True)
     first_failure.clip = rejected.relative_to(out).as_posix()
-    first_failure.clip_sha256 = _sha256_of(rejected)
+    first_failure.clip_sha256 = io.sha256_file(rejected)
     first_failure.message = "every candidate failed its re-check; the best is kept under rejected/"
     return first_failure
 
@@ -431,12 +426,6 @@ def _known_dnsmos(plan: Any, rendered: Any) -> dict[str, float] | None:
     if m.get("dnsmos_source") == "window" and m.get("dnsmos_ovrl") is not None:
         return {k: m[k] for k in ("dnsmos_ovrl", "dnsmos_sig", "dnsmos_bak") if m.get(k) is not None}
     return None
-
-
-def _sha256_of(path: Path) -> str:
-    from pipeline.audio.io import sha256_file
-
-    return sha256_file(path)
 
 
 # --------------------------------------------------------------------------------------------- the run
@@ -713,7 +702,7 @@ def _remove_stale_clips(out: Path, clips: Sequence[ClipRow]) -> None:
 
 
 def _counts(recordings: Sequence[RecordingRow], clips: Sequence[ClipRow]) -> dict[str, Any]:
-    audio_s = sum(float((r.probe or {}).get("duration_s") or 0.0) for r in recordings)
+    audio_s = sum(float(r.probe.get("duration_s") or 0.0) for r in recordings)
     per_family: dict[str, Counter[str]] = {}
     for c in clips:
         per_family.setdefault(c.family, Counter())[c.status] += 1
