@@ -145,10 +145,10 @@ def score_row(row: dict[str, Any], truth: dict[str, Any]) -> dict[str, Any]:
     measures = plan.get("measures") or {}
     alternatives = []
     for alt in row.get("alternatives") or []:
-        a_in, _ = spans_inside(alt.get("segments") or [], bounds)
+        a_in, _ = spans_inside(alt.get("pieces") or [], bounds)
         alternatives.append(
             {
-                "span": _span_text(alt.get("segments") or []),
+                "span": _span_text(alt.get("pieces") or []),
                 "inside": a_in,
                 "score": alt.get("score"),
                 "score_parts": alt.get("score_parts"),

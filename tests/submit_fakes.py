@@ -336,7 +336,7 @@ def make_run(
                 duration_s=12.0,
                 sample_rate=24000,
                 key=hashlib.sha256(f"key:{speaker}:{family}".encode()).hexdigest(),
-                sha256=hashlib.sha256(data).hexdigest(),
+                clip_sha256=hashlib.sha256(data).hexdigest(),
             )
         )
     write_rows(out_dir / "clips.jsonl", rows)

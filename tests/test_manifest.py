@@ -55,12 +55,16 @@ def _clip_row(speaker: str = "alice", **over) -> ClipRow:
             {"rule": "duration_s", "value": 12.7, "limit": "3-20", "verdict": "pass"},
             {"rule": "format", "value": "wav", "limit": "wav", "verdict": "pass"},
         ],
-        "alternatives": [{"score": 0.71, "segments": [{"path": "x.wav", "start_s": 0.0, "end_s": 9.0}]}],
+        "alternatives": [{"score": 0.71, "pieces": [{"path": "x.wav", "start_s": 0.0, "end_s": 9.0}]}],
         "key": "k" * 64,
         "plan": {"pieces": [{"path": f"{speaker}/memo.wav"}]},
     }
     fields.update(over)
     return ClipRow(**fields)
+
+
+def _json(row: ClipRow) -> str:
+    return json.dumps(to_jsonable(row), ensure_ascii=False)
 
 
 @pytest.fixture(scope="module")
@@ -80,7 +84,6 @@ def real_rows(shared_data: Path) -> list[RecordingRow]:
                 },
                 metrics=a.metrics,
                 null_reasons=a.null_reasons,
-                seconds=0.5,
             )
         )
     rows.append(
@@ -101,7 +104,7 @@ def test_rows_round_trip_through_jsonl(tmp_path: Path, real_rows: list[Recording
     assert read_rows(path, RecordingRow) == real_rows
     as_dicts = read_rows(path)
     assert [d["path"] for d in as_dicts] == [*SPEECH, "broken.wav"]
-    assert all(d["schema_version"] == 1 for d in as_dicts)
+    assert all(d["schema_version"] == 2 for d in as_dicts)
     assert as_dicts[-1]["sha256"] is None and as_dicts[-1]["metrics"] is None
     assert path.read_text().count("\n") == len(real_rows)
 
@@ -114,11 +117,40 @@ def test_rows_round_trip_through_jsonl(tmp_path: Path, real_rows: list[Recording
     assert back[1].status == "rejected" and back[1].clip is None and back[1].voice_id is None
 
 
+def test_clip_rows_of_schema_1_are_read_into_the_current_layout(tmp_path: Path) -> None:
+    span = {"path": "alice/memo.wav", "start_s": 1.25, "end_s": 13.5}
+    old = {
+        "schema_version": 1,
+        "speaker": "alice",
+        "family": "cosyvoice",
+        "status": "ready",
+        "clip": "clips/alice/cosyvoice.wav",
+        "segments": [span],
+        "sha256": "c" * 64,  # the clip's hash, now clip_sha256
+        "plan": {"score": 0.8, "pieces": [{**span, "source": "/in/alice/memo.wav"}], "segments": [span]},
+        "alternatives": [{"score": 0.7, "segments": [span]}],  # older still: no pieces at all
+        "render": {"gain_db": -1.5},
+    }
+    (tmp_path / "clips.jsonl").write_text(json.dumps(old) + "\n")
+    (row,) = read_rows(tmp_path / "clips.jsonl", ClipRow)
+    assert (row.schema_version, row.clip_sha256, row.render) == (2, "c" * 64, {"gain_db": -1.5})
+    assert row.plan == {"score": 0.8, "pieces": [{**span, "source": "/in/alice/memo.wav"}]}
+    assert row.alternatives == [{"score": 0.7, "pieces": [span]}]
+    assert row.segments == [span]  # the rendered spans are other data and stay
+    assert "sha256" not in row.model_dump()
+
+    res = load_run(tmp_path)
+    assert res.clips["clip_sha256"].tolist() == ["c" * 64] and "sha256" not in res.clips.columns
+    windows = res.windows()
+    assert windows["score"].tolist() == [0.8, 0.7]
+    assert [w[0]["start_s"] for w in windows["segments"]] == [1.25, 1.25]
+
+
 def test_a_torn_last_line_is_skipped_and_repaired_by_the_next_append(tmp_path: Path) -> None:
     path = tmp_path / "clips.jsonl"
     append_row(path, _clip_row("a"))
     append_row(path, _clip_row("b"))
-    whole = _clip_row("c").to_json()
+    whole = _json(_clip_row("c"))
     with path.open("a") as fh:  # a crash mid-write: only part of the third line reached the disk
         fh.write(whole[: len(whole) // 2])
     assert [r.speaker for r in read_rows(path, ClipRow)] == ["a", "b"]
@@ -130,20 +162,20 @@ def test_a_torn_last_line_is_skipped_and_repaired_by_the_next_append(tmp_path: P
 
 def test_a_complete_last_line_without_newline_is_kept(tmp_path: Path) -> None:
     path = tmp_path / "clips.jsonl"
-    path.write_text(_clip_row("a").to_json())  # edited by hand, no final newline
+    path.write_text(_json(_clip_row("a")))  # edited by hand, no final newline
     append_row(path, _clip_row("b"))
     assert [r.speaker for r in read_rows(path, ClipRow)] == ["a", "b"]
 
 
 def test_damage_before_the_last_line_is_an_error_naming_the_line(tmp_path: Path) -> None:
     path = tmp_path / "clips.jsonl"
-    path.write_text(_clip_row("a").to_json() + "\n{oops\n" + _clip_row("b").to_json() + "\n")
+    path.write_text(_json(_clip_row("a")) + "\n{oops\n" + _json(_clip_row("b")) + "\n")
     with pytest.raises(ManifestError, match=r"clips\.jsonl:2"):
         read_rows(path)
     path.write_text('{"speaker": "a", "family": "f", "status": "bogus"}\n')
     with pytest.raises(ManifestError, match="ClipRow"):
         read_rows(path, ClipRow)
-    path.write_text("[1, 2]\n" + _clip_row("a").to_json() + "\n")
+    path.write_text("[1, 2]\n" + _json(_clip_row("a")) + "\n")
     with pytest.raises(ManifestError, match="JSON object"):
         read_rows(path)
 
@@ -236,7 +268,6 @@ def test_nan_and_inf_become_null_and_numpy_becomes_plain(tmp_path: Path) -> None
             "levels": np.array([1.0, np.nan, 3.0]),
             "clipped": np.bool_(True),
         },
-        seconds=float("inf"),
     )
     path = tmp_path / "r.jsonl"
     append_row(path, row)
@@ -251,7 +282,6 @@ def test_nan_and_inf_become_null_and_numpy_becomes_plain(tmp_path: Path) -> None
         "clipped": True,
     }
     assert back["probe"] == {"sample_rate": 48000, "duration_s": 2.5}
-    assert back["seconds"] is None
     assert type(back["probe"]["sample_rate"]) is int
 
 

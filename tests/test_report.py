@@ -157,11 +157,11 @@ def make_run(tmp: Path) -> Path:
             null_reasons={"dnsmos_ovrl": "not_measured: DNSMOS was not requested"},
         ),
         RecordingRow(path="ann/broken.m4a", speaker="ann", status="failed", reasons=["decode_failed"],
-                     message="ann/broken.m4a: neither libsndfile nor FFmpeg recognise the data"),
+                     message="neither libsndfile nor FFmpeg recognise the data"),
         RecordingRow(path=WEIRD_TAKE, speaker=WEIRD, sha256="b" * 64, status="ok",
                      probe={"duration_s": 3.0}, metrics={"duration_s": 3.0, "pauses": []}),
         RecordingRow(path="dan/only.mp3", speaker="dan", status="failed", reasons=["empty"],
-                     message="dan/only.mp3: no samples could be decoded"),
+                     message="no samples could be decoded"),
     ]  # fmt: skip
     ann_ready = _tone(out / "clips" / "ann" / "cosyvoice.wav", 4.0)
     ann_rejected = _tone(out / "rejected" / "ann" / "qwen-tts.wav", 4.0, freq=220.0)
@@ -171,7 +171,6 @@ def make_run(tmp: Path) -> Path:
     def plan(path: str, start: float, end: float, source: Path) -> dict[str, Any]:
         return {
             "pieces": [{"path": path, "source": str(source), "start_s": start, "end_s": end}],
-            "segments": [{"path": path, "start_s": start, "end_s": end}],
             "duration_s": end - start,
             "score": 0.8,
             "measures": {"snr_db": 20.5, "dnsmos_ovrl": 3.1, "reverb_score": 0.12},
@@ -190,7 +189,7 @@ def make_run(tmp: Path) -> Path:
                 _check("gate:dnsmos_ovrl", 2.9, 3.0, ">=", "", "warn", "low_quality", "re-record in better conditions"),
             ],
             alternatives=[plan("ann/memo.flac", 8.0, 12.0, memo)],
-            plan=plan("ann/memo.flac", 2.0, 6.0, memo), sha256=_sha(ann_ready),
+            plan=plan("ann/memo.flac", 2.0, 6.0, memo), clip_sha256=_sha(ann_ready),
         ),
         ClipRow(
             speaker="ann", family="qwen-tts", status="rejected", reasons=["low_snr"],
@@ -199,19 +198,19 @@ def make_run(tmp: Path) -> Path:
             duration_s=4.0, sample_rate=24000,
             checks=[_check("gate:snr_db", 12.0, 15.0, ">=", "dB", "fail", "low_snr",
                            "record in a quieter place, closer to the mic")],
-            sha256=_sha(ann_rejected),
+            clip_sha256=_sha(ann_rejected),
         ),
         ClipRow(
             speaker="ann", family="minimax", status="submitted", clip="clips/ann/minimax.wav",
             segments=[{"path": "ann/memo.flac", "start_s": 1.0, "end_s": 6.0}], duration_s=5.0,
             checks=[_check("gate:snr_db", 31.0, 25.0, ">=", "dB", "pass")],
-            voice_id="vp-ann-001", target_model="speech-2.8-hd", sha256=_sha(ann_submitted),
+            voice_id="vp-ann-001", target_model="speech-2.8-hd", clip_sha256=_sha(ann_submitted),
         ),
         ClipRow(
             speaker=WEIRD, family="cosyvoice", status="ready", clip=f"clips/{WEIRD_DIR}/cosyvoice.wav",
             segments=[{"path": WEIRD_TAKE, "start_s": 0.2, "end_s": 2.8}], duration_s=3.0,
             checks=[_check("gate:snr_db", 40.0, 25.0, ">=", "dB", "pass")],
-            plan=plan(WEIRD_TAKE, 0.2, 2.8, src / WEIRD_TAKE), sha256=_sha(weird_ready),
+            plan=plan(WEIRD_TAKE, 0.2, 2.8, src / WEIRD_TAKE), clip_sha256=_sha(weird_ready),
         ),
         ClipRow(speaker="dan", family="cosyvoice", status="failed", reasons=["empty"],
                 message="no recording of this speaker could be read"),
@@ -483,7 +482,7 @@ def test_ledger_voices_are_shown_with_their_status(tmp_path: Path) -> None:
     with Ledger(out / "voices.sqlite") as ledger:
         rec = ledger.begin(VoiceRecord(
             provider="minimax", base_url="http://127.0.0.1:1", family="minimax", target_model="speech-2.8-hd",
-            name="annvoice", clip_sha256=row["sha256"], clip_path=row["clip"], speaker="ann",
+            name="annvoice", clip_sha256=row["clip_sha256"], clip_path=row["clip"], speaker="ann",
         ))  # fmt: skip
         ledger.update(rec.id, status="ready", voice_id="vp-ann-001")
         older = ledger.begin(VoiceRecord(

@@ -145,7 +145,7 @@ def test_columns_follow_the_documented_schema_with_stable_dtypes(out: Path) -> N
     rec, clips = res.recordings.dtypes, res.clips.dtypes
     assert rec["metrics.snr_db"] == "float64" and rec["metrics.dnsmos_ovrl"] == "float64"  # never measured
     assert rec["metrics.pauses_over_2s"] == "Int64" and rec["probe.sample_rate"] == "Int64"
-    assert rec["probe.duration_s"] == "float64" and rec["seconds"] == "float64"
+    assert rec["probe.duration_s"] == "float64"
     assert pd.api.types.is_string_dtype(rec["status"]) and pd.api.types.is_string_dtype(rec["error_type"])
     assert rec["reasons"] == np.dtype("O") and rec["metrics.channel_choice"] == np.dtype("O")
     assert (
@@ -177,7 +177,7 @@ def test_failed_recordings_are_rows_with_their_reason_and_no_metrics(out: Path) 
     for path in ("alice/broken.m4a", "dave/broken.m4a"):
         assert rec.at[path, "status"] == "failed"
         assert rec.at[path, "reasons"] == ["decode_failed"]
-        assert "broken.m4a" in rec.at[path, "message"]
+        assert "FFmpeg" in rec.at[path, "message"] and path not in rec.at[path, "message"]  # path names it
         assert rec.loc[path, [f"metrics.{m}" for m in ("snr_db", "duration_s", "lufs")]].isna().all()
     assert rec.at["alice/phone_memo.m4a", "metrics.snr_db"] > 30  # the clean reference memo
     assert rec.at["alice/phone_memo.m4a", "probe.sample_rate"] == 44100
@@ -350,7 +350,7 @@ def test_voices_come_from_the_ledger_and_join_the_clips(out: Path, tmp_path: Pat
                 family="qwen-tts",
                 target_model="qwen3-tts-vc",
                 name="alice",
-                clip_sha256=clip["sha256"],
+                clip_sha256=clip["clip_sha256"],
                 speaker="alice",
             )
         )
@@ -361,9 +361,7 @@ def test_voices_come_from_the_ledger_and_join_the_clips(out: Path, tmp_path: Pat
         ["voice-alice-1", "ready", "alice"]
     ]
     # the two families' clips of alice are the same bytes here: the family tells them apart
-    joined = res.clips.merge(
-        res.voices, left_on=["sha256", "family"], right_on=["clip_sha256", "family"], suffixes=("", "_ledger")
-    )
+    joined = res.clips.merge(res.voices, on=["clip_sha256", "family"], suffixes=("", "_ledger"))
     assert joined[["speaker", "family", "voice_id_ledger"]].values.tolist() == [
         ["alice", "qwen-tts", "voice-alice-1"]
     ]

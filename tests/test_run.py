@@ -36,7 +36,7 @@ import pipeline.render.clip
 from pipeline.analysis.inspection import check_families
 from pipeline.batch.config import load_config
 from pipeline.batch.manifest import fingerprint
-from pipeline.batch.runner import RunError, find_inputs, run
+from pipeline.batch.runner import RunError, analyze_recording, cached_recording, find_inputs, run
 from pipeline.rules.families import ENV_FAMILIES_DIR, families_dir, load_family
 from pipeline.rules.metrics import FAST_PASS_METRICS
 
@@ -58,7 +58,6 @@ SOURCES = {
 }
 EMPTY = "dave/empty.wav"  # zero bytes
 SPEAKERS = ["alice", "bob", "dave", "erin", LOOSE]
-TIMING_FIELDS = {"seconds"}
 
 
 def _config() -> Any:
@@ -91,10 +90,6 @@ def reference(corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def _rows(out: Path, name: str) -> list[dict[str, Any]]:
     return [json.loads(line) for line in (out / name).read_text().splitlines() if line.strip()]
-
-
-def _without_timing(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [{k: v for k, v in row.items() if k not in TIMING_FIELDS} for row in rows]
 
 
 def _digests(out: Path) -> dict[str, str]:
@@ -285,9 +280,24 @@ def test_recordings_manifest_has_one_row_per_file_with_the_field_contract(
     for path in ("alice/broken.m4a", "dave/broken.m4a"):
         row = by_path[path]
         assert (row["status"], row["reasons"]) == ("failed", ["decode_failed"])
-        # The two copies share one cache entry; each row still names its own file.
-        assert path in row["message"] and str(corpus) not in row["message"]
+    # The two copies share one cache entry: the message names no file (each row's path does).
+    messages = {by_path[p]["message"] for p in ("alice/broken.m4a", "dave/broken.m4a")}
+    assert len(messages) == 1 and all(
+        m and "broken.m4a" not in m and str(corpus) not in m for m in messages
+    ), messages
     assert (by_path[EMPTY]["status"], by_path[EMPTY]["reasons"]) == ("failed", ["empty"])
+
+
+def test_vad_aggressiveness_reaches_the_fast_pass(corpus: Path, tmp_path: Path) -> None:
+    """A stricter VAD (3) measures less speech than a lenient one (0); each has its own cache entry."""
+    (item,) = [i for i in find_inputs(corpus) if i.path == f"{LOOSE}.flac"]
+    speech = {}
+    for level in (0, 3):
+        config = load_config(slow_measures=False, vad_aggressiveness=level)
+        row, features = analyze_recording(item, cache_dir=tmp_path, config=config)
+        speech[level] = row.metrics["speech_s"]
+        assert cached_recording(item, cache_dir=tmp_path, config=config) == (row, features)
+    assert speech[3] < speech[0]
 
 
 def test_clips_manifest_has_a_row_per_speaker_and_family_with_known_verdicts(reference: Path) -> None:
@@ -317,6 +327,9 @@ def test_clips_manifest_has_a_row_per_speaker_and_family_with_known_verdicts(ref
             assert key in row
         assert row["checks"] is not None and row["alternatives"] is not None
         assert row["voice_id"] is None
+        # One name per concept: the clip's hash is clip_sha256; a plan's spans are its pieces only.
+        assert row["schema_version"] == 2 and "sha256" not in row
+        assert all("segments" not in plan for plan in [row["plan"] or {}, *row["alternatives"]])
 
 
 def test_a_speaker_with_only_unreadable_files_gets_failed_clip_rows_with_their_reasons(
@@ -347,7 +360,7 @@ def test_ready_clips_are_files_in_the_family_delivery_format(corpus: Path, refer
         assert delivery.duration_s.min <= row["duration_s"] <= delivery.duration_s.max
         assert row["metrics"]["lufs"] == pytest.approx(delivery.target_lufs, abs=1.0)
         assert row["metrics"]["true_peak_dbtp"] <= delivery.true_peak_max_dbtp + 0.3
-        assert row["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
+        assert row["clip_sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
         assert all(c["verdict"] != "fail" for c in row["checks"])
         assert len(row["alternatives"]) <= 2
         assert row["segments"], row
@@ -366,7 +379,7 @@ def test_every_ready_clip_passes_voiceprep_check_for_its_family(reference: Path)
     ready = [r for r in _rows(reference, "clips.jsonl") if r["status"] == "ready"]
     by_bytes: dict[str, tuple[Path, list[str]]] = {}
     for row in ready:  # identical files (same window for two families) are checked once for both
-        path, families = by_bytes.setdefault(row["sha256"], (reference / row["clip"], []))
+        path, families = by_bytes.setdefault(row["clip_sha256"], (reference / row["clip"], []))
         families.append(row["family"])
     for path, families in by_bytes.values():
         for result in check_families(path, families, dnsmos=True):
@@ -471,15 +484,15 @@ def test_changing_one_family_spec_redoes_only_that_family_and_changing_it_back_r
     for key, row in new.items():
         if key[1] == "qwen-tts" and row["status"] == "ready":
             assert row["metrics"]["lufs"] == pytest.approx(-23, abs=1.0)
-            assert row["sha256"] != old[key]["sha256"]
-            assert row["sha256"] == hashlib.sha256((out / row["clip"]).read_bytes()).hexdigest()
+            assert row["clip_sha256"] != old[key]["clip_sha256"]
+            assert row["clip_sha256"] == hashlib.sha256((out / row["clip"]).read_bytes()).hexdigest()
 
     # Back to the original spec: the old cache entries match again, but the files at their paths hold the
     # -23 LUFS renders, so they must be rendered again rather than trusted.
     monkeypatch.delenv(ENV_FAMILIES_DIR)
     run(corpus, out, families=FAMILIES, config=_config(), executor="serial")
     for name in ("recordings.jsonl", "clips.jsonl"):
-        assert (out / name).read_text() == (reference / name).read_text()
+        assert _rows(out, name) == _rows(reference, name)
     assert _digests(out) == _digests(reference)
 
 
@@ -541,7 +554,7 @@ def test_a_run_killed_at_several_points_and_restarted_equals_an_uninterrupted_on
     )
     assert final.returncode == 0, final.stderr
     for name in ("recordings.jsonl", "clips.jsonl"):
-        assert (out / name).read_text() == (reference / name).read_text()
+        assert _rows(out, name) == _rows(reference, name)
     assert _digests(out) == _digests(reference)
     assert _temp_files(out) == []
 
@@ -562,7 +575,7 @@ def test_a_process_pool_or_any_executor_gives_the_serial_manifests(
     assert recorded == ("processes" if kind == "processes" else "ThreadPoolExecutor")
     assert summary.counts == json.loads((reference / "run.json").read_text())["counts"]
     for name in ("recordings.jsonl", "clips.jsonl"):
-        assert _without_timing(_rows(out, name)) == _without_timing(_rows(reference, name))
+        assert _rows(out, name) == _rows(reference, name)
     assert _digests(out) == _digests(reference)
     assert not (out / "errors.log").exists()
 

@@ -297,9 +297,16 @@ def run_fast_pass(
     choice: ChannelChoice,
     dnsmos: bool = False,
     min_pause_s: float = 0.5,
+    vad_aggressiveness: int = 2,
 ) -> Analysis:
     """Feed ``(native block, its native-rate mix, 16 kHz mono)`` triples through a :class:`FastPass`."""
-    fast = FastPass(sample_rate=sample_rate, channels=channels, choice=choice, dnsmos=dnsmos)
+    fast = FastPass(
+        sample_rate=sample_rate,
+        channels=channels,
+        choice=choice,
+        dnsmos=dnsmos,
+        vad_aggressiveness=vad_aggressiveness,
+    )
     for native, mono_native, mono16k in blocks:
         fast.process(native, mono16k, mono_native)
     return fast.finish(min_pause_s=min_pause_s)
@@ -317,6 +324,7 @@ def analyze_file(
     block_s: float = 4.0,
     choice: ChannelChoice | None = None,
     info: AudioInfo | None = None,
+    vad_aggressiveness: int = 2,
 ) -> Analysis:
     """Run the fast pass over a file (or the window ``[start_s, end_s)`` of it) with one decode.
 
@@ -346,6 +354,7 @@ def analyze_file(
         choice=view.choice,
         dnsmos=dnsmos,
         min_pause_s=min_pause_s,
+        vad_aggressiveness=vad_aggressiveness,
     )
     result.warnings = list(view.warnings)
     result.path, result.info = str(path), view.info

@@ -39,8 +39,9 @@ try:  # POSIX only: also keeps appends from several processes (e.g. a second run
 except ImportError:  # pragma: no cover - Windows
     fcntl = None  # type: ignore[assignment]
 
-SCHEMA_VERSION = 1
-"""Version of the row layout written by this code; bump when a field changes meaning or is removed."""
+SCHEMA_VERSION = 2
+"""Version of the row layout written by this code; bump when a field changes meaning or is removed.
+2: a clip's hash is ``clip_sha256`` (1: ``sha256``), a plan's spans only ``pieces`` (1: also ``segments``)."""
 
 RECORDINGS_FILE = "recordings.jsonl"
 CLIPS_FILE = "clips.jsonl"
@@ -128,34 +129,27 @@ def fingerprint(obj: Any) -> str:
 # --------------------------------------------------------------------------------------------------
 
 
-class _Row(BaseModel):
-    """Common base: extra fields allowed (later issues add columns), inputs made JSON-clean on entry."""
-
-    model_config = ConfigDict(extra="allow")
-
-    schema_version: int = SCHEMA_VERSION
-
-    @model_validator(mode="before")
-    @classmethod
-    def _plain(cls, data: Any) -> Any:
-        # numpy values and NaN are converted here, so a row object never holds anything JSON cannot say.
-        if isinstance(data, Mapping):
-            return to_jsonable(data)
-        return data
-
-    def to_json(self) -> str:
-        """The row as one JSON line (no newline), keys in field order."""
-        return json.dumps(to_jsonable(self.model_dump(mode="python")), ensure_ascii=False, allow_nan=False)
+_ROW_CONFIG = ConfigDict(extra="allow")
+"""Both row models: a field a later version adds is kept (and shown as a column), never refused."""
 
 
-class RecordingRow(_Row):
+def _plain(cls: type[BaseModel], data: Any) -> Any:
+    """Rows are made JSON-clean on entry (numpy values, NaN): a row never holds what JSON cannot say."""
+    return to_jsonable(data) if isinstance(data, Mapping) else data
+
+
+class RecordingRow(BaseModel):
     """One input file: who it belongs to, what it is, what was measured and whether that worked.
 
-    ``path`` is relative to the input root (POSIX). ``sha256`` is ``None`` when the bytes could not be
-    read. ``error_type`` names the exception class when a stage crashed (a bug, not a data problem).
-    ``seconds`` is the processing time of this file.
+    ``path`` is relative to the input root (POSIX). ``sha256`` (of the file's bytes) is ``None`` when the
+    bytes could not be read. ``message`` says what went wrong without naming the file (``path`` does).
+    ``error_type`` names the exception class when a stage crashed (a bug, not a data problem).
     """
 
+    model_config = _ROW_CONFIG
+    _plain = model_validator(mode="before")(_plain)
+
+    schema_version: int = SCHEMA_VERSION
     path: str
     speaker: str
     sha256: str | None = None
@@ -169,23 +163,30 @@ class RecordingRow(_Row):
     speech_segments: list[list[float]] = Field(default_factory=list)
     """``[start_s, end_s]`` of every speech segment the fast pass found (for plots and the report)."""
     error_type: str | None = None
-    seconds: float | None = None
 
 
-class ClipRow(_Row):
+class ClipRow(BaseModel):
     """One (speaker, family) outcome: the clip, where its audio came from, and how it was judged.
 
-    ``clip`` is relative to the output folder (``None`` when no clip was written). ``segments`` lists the
-    source spans ``{path, start_s, end_s}`` in clip order. ``key`` is the content/config fingerprint that
-    produced the row (resume compares it). ``voice_id`` and ``target_model`` stay ``None`` until submission.
+    ``clip`` is relative to the output folder (``None`` when no clip was written); ``clip_sha256`` is the
+    hash of its bytes. ``segments`` lists the source spans ``{path, start_s, end_s}`` in the clip, in clip
+    order (edge room tone included); ``plan`` and each of ``alternatives`` are the windows the selector
+    scored, their speech spans under ``pieces``. ``render`` says what rendering did (gain, loudness,
+    denoising, pauses shortened). ``key`` is the content/config fingerprint that produced the row (resume
+    compares it). ``voice_id``, ``target_model`` and ``preview`` (a voice preview's file, relative to the
+    output folder) stay ``None`` until submission. A row of schema 1 is read into this layout.
     """
 
+    model_config = _ROW_CONFIG
+
+    schema_version: int = SCHEMA_VERSION
     speaker: str
     family: str
     status: Literal["ready", "rejected", "failed", "submitted"]
     reasons: list[str] = Field(default_factory=list)
     message: str = ""
     clip: str | None = None
+    clip_sha256: str | None = None
     segments: list[dict[str, Any]] = Field(default_factory=list)
     duration_s: float | None = None
     sample_rate: int | None = None
@@ -197,6 +198,20 @@ class ClipRow(_Row):
     target_model: str | None = None
     key: str = ""
     plan: dict[str, Any] | None = None
+    render: dict[str, Any] | None = None
+    error_type: str | None = None
+    preview: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _upgrade(cls, data: Any) -> Any:
+        data = _plain(cls, data)
+        if isinstance(data, dict) and data.get("schema_version") == 1:
+            data.update(schema_version=SCHEMA_VERSION, clip_sha256=data.pop("sha256", None))
+            for plan in [data.get("plan"), *(data.get("alternatives") or [])]:
+                if isinstance(plan, dict):  # segments are the same spans as pieces (or all there is)
+                    plan.setdefault("pieces", plan.pop("segments", []))
+        return data
 
 
 # --------------------------------------------------------------------------------------------------
@@ -214,13 +229,10 @@ def _lock_for(path: Path) -> threading.Lock:
 
 
 def _line(row: BaseModel | Mapping[str, Any]) -> str:
-    if isinstance(row, _Row):
-        text = row.to_json()
-    elif isinstance(row, BaseModel | Mapping):
-        text = json.dumps(to_jsonable(row), ensure_ascii=False, allow_nan=False)
-    else:
+    """The row as one JSON line, keys in field order."""
+    if not isinstance(row, BaseModel | Mapping):
         raise InvalidArgument(f"row must be a pydantic model or a dict, got {type(row).__qualname__}")
-    return text + "\n"
+    return json.dumps(to_jsonable(row), ensure_ascii=False, allow_nan=False) + "\n"
 
 
 def _repair_tail(fd: int) -> None:

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from pipeline.audio.io import atomic_write_bytes
+from pipeline.audio import io
 from pipeline.audio.memory import release_free_memory
 from pipeline.audio.scan import InputFile, scan
 from pipeline.batch.config import RunConfig, load_config
@@ -43,15 +43,12 @@ from pipeline.batch.manifest import (
     to_jsonable,
     write_rows,
 )
-from pipeline.errors import AudioReadError, InvalidArgument, VoiceprepError
+from pipeline.errors import AudioReadError, InvalidArgument, VoiceprepError, reason
 
-CACHE_VERSION = 3
+CACHE_VERSION = 4
 """Bumped when cached rows or features change meaning; old cache entries are then ignored."""
 
 PROBE_KEYS = ("format", "codec", "sample_rate", "channels", "duration_s", "bytes", "sample_format")
-
-_PATH_TOKEN = "<path>"
-"""Stands for the file's relative path in messages of cached rows (filled in per file on the way out)."""
 
 ProgressCallback = Callable[[str, dict[str, Any]], None]
 
@@ -148,7 +145,7 @@ def _write_json(path: Path, obj: Any) -> None:
     # Key order is kept (not sorted): a row read back from the cache must print exactly as the fresh row
     # did, so a resumed run writes byte-identical manifests.
     text = json.dumps(to_jsonable(obj), ensure_ascii=False, allow_nan=False)
-    atomic_write_bytes(path, lambda fh: fh.write(text.encode("utf-8")))
+    io.atomic_write_bytes(path, lambda fh: fh.write(text.encode("utf-8")))
 
 
 def _read_json(path: Path) -> Any | None:
@@ -160,8 +157,6 @@ def _read_json(path: Path) -> Any | None:
 
 def _file_sha256(source: Path, cache_dir: Path) -> str:
     """sha256 of a file's bytes, remembered by (size, mtime, inode) so a repeated run does not re-read it."""
-    from pipeline.audio.io import sha256_file
-
     st = source.stat()
     stamp = fingerprint([str(source), st.st_size, st.st_mtime_ns, st.st_ino])
     entry = cache_dir / "hashes" / f"{stamp}.txt"
@@ -171,9 +166,9 @@ def _file_sha256(source: Path, cache_dir: Path) -> str:
             return value
     except OSError:
         pass
-    value = sha256_file(source)
+    value = io.sha256_file(source)
     entry.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(entry, lambda fh: fh.write(value.encode()))
+    io.atomic_write_bytes(entry, lambda fh: fh.write(value.encode()))
     return value
 
 
@@ -184,89 +179,94 @@ def _recording_cache(item: InputFile, cache: Path, cfg: RunConfig) -> tuple[str,
     return sha, cache / "recordings" / f"{key}.json", cache / "recordings" / f"{key}.npz"
 
 
-def cached_recording(item: InputFile, *, cache_dir: Path, config: RunConfig) -> dict[str, Any] | None:
-    """Stage 1 without analysing: the result of a file that cannot be read or whose analysis is cached.
+def _message(exc: OSError | AudioReadError, source: str | Path) -> str:
+    """What went wrong, without the file's name (the row's ``path`` names it).
+
+    A cached analysis is keyed by content, so it serves every file with these bytes: its message must
+    name no file (another copy, or the same input moved, would show it).
+    """
+    if isinstance(exc, AudioReadError):
+        return exc.message.removeprefix(f"{source}: ")
+    return str(exc.strerror or exc)
+
+
+def cached_recording(
+    item: InputFile, *, cache_dir: Path, config: RunConfig
+) -> tuple[RecordingRow, str | None] | None:
+    """Stage 1 without analysing: the row of a file that cannot be read or whose analysis is cached, with
+    the path of its cached features (``None`` for a failed file).
 
     ``None`` when the file must be analysed (:func:`analyze_recording`, in a worker). Runs in the calling
     process: a repeated run over an unchanged input starts no worker at all.
     """
-    row: dict[str, Any] = {"path": item.path, "speaker": item.speaker}
+    who = {"path": item.path, "speaker": item.speaker}
     if item.problem is not None:
-        from pipeline.errors import reason
-
-        failed = {
-            **row,
-            "status": "failed",
-            "reasons": [item.problem],
-            "message": reason(item.problem).message,
-        }
-        return {"row": failed, "features": None}
+        message = reason(item.problem).message
+        return RecordingRow(**who, status="failed", reasons=[item.problem], message=message), None
     try:
         _, row_path, feat_path = _recording_cache(item, cache_dir, config)
     except (OSError, AudioReadError) as exc:
-        message = exc.message if isinstance(exc, AudioReadError) else str(exc.strerror or exc)
-        message = message.replace(item.source, item.path)
-        return {
-            "row": {**row, "status": "failed", "reasons": ["unreadable"], "message": message},
-            "features": None,
-        }
+        message = _message(exc, item.source)
+        return RecordingRow(**who, status="failed", reasons=["unreadable"], message=message), None
     cached = _read_json(row_path)
-    if cached is None or (cached.get("status") == "ok" and not feat_path.exists()):
+    if cached is None:
         return None
-    cached.update(row)  # the same bytes may sit under another name or speaker
-    cached["message"] = str(cached.get("message") or "").replace(_PATH_TOKEN, item.path)
-    return {"row": cached, "features": str(feat_path) if cached.get("status") == "ok" else None}
+    row = RecordingRow.model_validate(cached).model_copy(update=who)  # the same bytes, another name
+    if row.status != "ok":
+        return row, None
+    return (row, str(feat_path)) if feat_path.exists() else None
 
 
-def analyze_recording(item: InputFile, *, cache_dir: Path, config: RunConfig) -> dict[str, Any]:
+def analyze_recording(
+    item: InputFile, *, cache_dir: Path, config: RunConfig
+) -> tuple[RecordingRow, str | None]:
     """Stage-1 task: the recordings row of one file and the path of its cached features (or None).
 
     Data problems become a ``failed`` row with a reason code; this function only raises on bugs.
     """
     from pipeline.analysis.fastpass import analyze_file
-    from pipeline.audio.io import probe
     from pipeline.selection.features import RecordingFeatures
 
     source = Path(item.source)
     sha, row_path, feat_path = _recording_cache(item, cache_dir, config)
-    row: dict[str, Any] = {"path": item.path, "speaker": item.speaker, "sha256": sha}
+    who = {"path": item.path, "speaker": item.speaker, "sha256": sha}
+    probed: dict[str, Any] = {}
     try:
-        info = probe(source, max_input_s=config.max_input_s, hash=False)
-        row["probe"] = {k: getattr(info, k) for k in PROBE_KEYS}
+        info = io.probe(source, max_input_s=config.max_input_s, hash=False)
+        probed = {k: getattr(info, k) for k in PROBE_KEYS}
         result = analyze_file(
-            source, channel_strategy=config.channel_strategy, max_input_s=config.max_input_s, info=info
+            source,
+            channel_strategy=config.channel_strategy,
+            max_input_s=config.max_input_s,
+            info=info,
+            vad_aggressiveness=config.vad_aggressiveness,
         )
         if not result.metrics.get("duration_s"):
             raise AudioReadError("empty", "no samples could be decoded")
     except AudioReadError as exc:
-        # The entry is keyed by content, so it serves every file with these bytes: the message must not
-        # name this file's absolute path (another copy, or the same input moved, would show it).
-        generic = exc.message.replace(str(source), _PATH_TOKEN)
-        _write_json(row_path, {**row, "status": "failed", "reasons": [exc.reason], "message": generic})
-        failed = {
-            **row,
-            "status": "failed",
-            "reasons": [exc.reason],
-            "message": generic.replace(_PATH_TOKEN, item.path),
-        }
-        return {"row": failed, "features": None}
+        row = RecordingRow(
+            **who, probe=probed, status="failed", reasons=[exc.reason], message=_message(exc, source)
+        )
+        _write_json(row_path, row)
+        return row, None
     features = RecordingFeatures.from_fast_pass(
         result, path=item.path, source=str(source), speaker=item.speaker, sha256=sha
     )
     features.save(feat_path)
-    ok = {
-        **row,
-        "status": "ok",
-        "reasons": list(result.warnings),
-        "message": "; ".join(result.warnings),
-        "metrics": result.metrics,
-        "null_reasons": result.null_reasons,
-        "speech_segments": [[round(a, 3), round(b, 3)] for a, b in result.speech_segments],
-    }
-    _write_json(row_path, ok)
+    row = RecordingRow(
+        **who,
+        probe=probed,
+        status="ok",
+        reasons=list(result.warnings),
+        message="; ".join(result.warnings),
+        metrics=result.metrics,
+        null_reasons=result.null_reasons,
+        speech_segments=[[round(a, 3), round(b, 3)] for a, b in result.speech_segments],
+    )
+    _write_json(row_path, row)
     del result, features
     release_free_memory()
-    return {"row": ok, "features": str(feat_path)}
+    return row, str(feat_path)
 
 
 # --------------------------------------------------------------------------------------------- stage 2
@@ -309,16 +309,17 @@ def _clip_cache(task: ClipTask, cache_dir: Path, cfg: RunConfig) -> tuple[Any, s
     return spec, key, cache_dir / "clips" / f"{key}.json"
 
 
-def cached_clip(
-    task: ClipTask, *, out_dir: Path, cache_dir: Path, config: RunConfig
-) -> dict[str, Any] | None:
+def cached_clip(task: ClipTask, *, out_dir: Path, cache_dir: Path, config: RunConfig) -> ClipRow | None:
     """Stage 2 without working: the cached row of this speaker and family when its clip is intact, else None."""
     _, _, row_path = _clip_cache(task, cache_dir, config)
     cached = _read_json(row_path)
-    return cached if cached is not None and _clip_intact(out_dir, cached) else None
+    if cached is None:
+        return None
+    row = ClipRow.model_validate(cached)
+    return row if _clip_intact(out_dir, row) else None
 
 
-def make_clip(task: ClipTask, *, out_dir: Path, cache_dir: Path, config: RunConfig) -> dict[str, Any]:
+def make_clip(task: ClipTask, *, out_dir: Path, cache_dir: Path, config: RunConfig) -> ClipRow:
     """Stage-2 task: choose, render and re-check the clip of one speaker for one family."""
     from pipeline.selection.features import RecordingFeatures
 
@@ -329,64 +330,64 @@ def make_clip(task: ClipTask, *, out_dir: Path, cache_dir: Path, config: RunConf
         features.source, features.path, features.speaker = source, rel, task.speaker
         recordings.append(features)
     row = _select_render_check(recordings, spec, out_dir, config)
-    row["key"] = key
+    row.key = key
     _write_json(row_path, row)
     del recordings
     release_free_memory()
     return row
 
 
-def _clip_intact(out: Path, row: dict[str, Any]) -> bool:
+def _clip_intact(out: Path, row: ClipRow) -> bool:
     """True when a cached row's clip file exists and holds the bytes the row describes.
 
     The file at ``clips/<speaker>/<family>.wav`` is shared by every key of that speaker and family: after a
     spec is changed and changed back, the old key's row is found again but the file holds the other
     spec's render. Hashing a clip (a few hundred kB) is cheap next to rendering it again.
     """
-    if row.get("clip") is None:
+    if row.clip is None:
         return True
-    path = out / row["clip"]
+    path = out / row.clip
     if not path.is_file():
         return False
-    expected = row.get("sha256")
-    return expected is None or _sha256_of(path) == expected
+    return row.clip_sha256 is None or io.sha256_file(path) == row.clip_sha256
 
 
-def _select_render_check(recordings: list[Any], spec: Any, out: Path, cfg: RunConfig) -> dict[str, Any]:
+def _select_render_check(recordings: list[Any], spec: Any, out: Path, cfg: RunConfig) -> ClipRow:
     from pipeline.analysis.inspection import check
     from pipeline.render.clip import render
     from pipeline.selection.select import choose, explain
 
     speaker = recordings[0].speaker
-    base = {"speaker": speaker, "family": spec.name}
     plans = choose(
         recordings, spec, top=cfg.top_candidates, slow=cfg.slow_measures, alternatives=cfg.alternatives
     )
     if not plans:
         reasons, message = explain(recordings, spec)
-        return {**base, "status": "rejected", "reasons": reasons, "message": message}
+        return ClipRow(speaker=speaker, family=spec.name, status="rejected", reasons=reasons, message=message)
     target = _clip_file(out, speaker, spec.name, spec.delivery.format)
     target.parent.mkdir(parents=True, exist_ok=True)
-    first_failure: dict[str, Any] | None = None
+    first_failure: ClipRow | None = None
     for rank, plan in enumerate(plans):
         rendered = render(plan, spec, target)
         known = _known_dnsmos(plan, rendered)
         verdict = check(rendered.path, spec, dnsmos=True, known_metrics=known)
-        row = {
-            **base,
-            "status": "ready" if verdict.verdict != "fail" else "rejected",
-            "reasons": verdict.reasons,
-            "message": "" if rank == 0 else f"the best window failed its re-check; alternative {rank} used",
-            "clip": rendered.path.relative_to(out).as_posix(),
-            "segments": rendered.segments,
-            "duration_s": rendered.duration_s,
-            "sample_rate": rendered.sample_rate,
-            "assembled": plan.assembled,
-            "metrics": verdict.metrics,
-            "checks": [c.to_dict() for c in verdict.checks],
-            "alternatives": [p.to_dict() for i, p in enumerate(plans) if i != rank],
-            "plan": plan.to_dict(),
-            "render": {
+        row = ClipRow(
+            speaker=speaker,
+            family=spec.name,
+            status="ready" if verdict.verdict != "fail" else "rejected",
+            reasons=verdict.reasons,
+            message="" if rank == 0 else f"the best window failed its re-check; alternative {rank} used",
+            clip=rendered.path.relative_to(out).as_posix(),
+            clip_sha256=io.sha256_file(rendered.path),
+            segments=rendered.segments,
+            duration_s=rendered.duration_s,
+            sample_rate=rendered.sample_rate,
+            assembled=plan.assembled,
+            metrics=verdict.metrics,
+            checks=[c.to_dict() for c in verdict.checks],
+            alternatives=[p.to_dict() for i, p in enumerate(plans) if i != rank],
+            plan=plan.to_dict(),
+            render={
                 "gain_db": rendered.gain_db,
                 "lufs": rendered.lufs,
                 "true_peak_dbtp": rendered.true_peak_dbtp,
@@ -395,8 +396,7 @@ def _select_render_check(recordings: list[Any], spec: Any, out: Path, cfg: RunCo
                 "dnsmos_from": "the clip" if known is None else "the planned window (slow pass) or render",
                 "notes": rendered.notes,
             },
-            "sha256": _sha256_of(rendered.path),
-        }
+        )
         if verdict.verdict != "fail":
             return row
         first_failure = first_failure or row
@@ -406,9 +406,9 @@ def _select_render_check(recordings: list[Any], spec: Any, out: Path, cfg: RunCo
     rejected.parent.mkdir(parents=True, exist_ok=True)
     render(plans[0], spec, rejected)
     target.unlink(missing_ok=True)
-    first_failure["clip"] = rejected.relative_to(out).as_posix()
-    first_failure["sha256"] = _sha256_of(rejected)
-    first_failure["message"] = "every candidate failed its re-check; the best is kept under rejected/"
+    first_failure.clip = rejected.relative_to(out).as_posix()
+    first_failure.clip_sha256 = io.sha256_file(rejected)
+    first_failure.message = "every candidate failed its re-check; the best is kept under rejected/"
     return first_failure
 
 
@@ -428,12 +428,6 @@ def _known_dnsmos(plan: Any, rendered: Any) -> dict[str, float] | None:
     return None
 
 
-def _sha256_of(path: Path) -> str:
-    from pipeline.audio.io import sha256_file
-
-    return sha256_file(path)
-
-
 # --------------------------------------------------------------------------------------------- the run
 
 
@@ -442,20 +436,13 @@ def _notify(progress: ProgressCallback | None, event: str, **data: Any) -> None:
         progress(event, data)
 
 
-def _failed_task_row(kind: str, payload: Any, exc: BaseException) -> dict[str, Any]:
+def _crash(exc: BaseException) -> dict[str, Any]:
+    """The fields of a row whose task crashed (a bug, not a data problem)."""
     from pipeline.batch.executors import error_type
 
     kind_name = error_type(exc)  # the original type, also when it came back wrapped from a worker
     message = f"{kind_name}: {exc}"
-    base = {
-        "status": "failed",
-        "reasons": ["internal_error"],
-        "message": message,
-        "error_type": kind_name,
-    }
-    if kind == "recording":
-        return {"path": payload.path, "speaker": payload.speaker, **base}
-    return {"speaker": payload.speaker, "family": payload.family, **base}
+    return {"status": "failed", "reasons": ["internal_error"], "message": message, "error_type": kind_name}
 
 
 def run(
@@ -565,13 +552,12 @@ def run(
         )
         for item, result in stage1:
             if isinstance(result, BaseException):
-                data = {"row": _failed_task_row("recording", item, result), "features": None}
+                row, features = RecordingRow(path=item.path, speaker=item.speaker, **_crash(result)), None
                 _log_crash(out, item.path, result)
             else:
-                data = result
-            row = RecordingRow.model_validate(data["row"])
-            if data["features"]:
-                feature_paths[item.path] = data["features"]
+                row, features = result
+            if features:
+                feature_paths[item.path] = features
             recordings.append(row)
             append_row(rec_manifest, row)
             _notify(progress, "recording", row=row)
@@ -581,25 +567,23 @@ def run(
         clip_tasks = _clip_tasks(recordings, inputs, feature_paths, family_names)
         skipped = _speakers_without_audio(recordings, clip_tasks, family_names)
         _notify(progress, "clips", total=len(clip_tasks) + len(skipped))
-        for row_dict in skipped:
-            row = ClipRow.model_validate(row_dict)
-            clips.append(row)
-            append_row(clip_manifest, row)
-            _notify(progress, "clip", row=row)
+        for clip in skipped:
+            clips.append(clip)
+            append_row(clip_manifest, clip)
+            _notify(progress, "clip", row=clip)
         where = {"out_dir": out, "cache_dir": cache, "config": cfg}
         stage2 = outcomes(
             functools.partial(cached_clip, **where), functools.partial(make_clip, **where), clip_tasks
         )
         for item, result in stage2:
             if isinstance(result, BaseException):
-                row_dict = _failed_task_row("clip", item, result)
+                clip = ClipRow(speaker=item.speaker, family=item.family, **_crash(result))
                 _log_crash(out, f"{item.speaker}/{item.family}", result)
             else:
-                row_dict = result
-            row = ClipRow.model_validate(row_dict)
-            clips.append(row)
-            append_row(clip_manifest, row)
-            _notify(progress, "clip", row=row)
+                clip = result
+            clips.append(clip)
+            append_row(clip_manifest, clip)
+            _notify(progress, "clip", row=clip)
         timings["clips_s"] = time.perf_counter() - t_stage
 
     recordings.sort(key=lambda r: r.path)
@@ -682,7 +666,7 @@ def _clip_tasks(
 
 def _speakers_without_audio(
     recordings: Iterable[RecordingRow], tasks: Sequence[ClipTask], families: Sequence[str]
-) -> list[dict[str, Any]]:
+) -> list[ClipRow]:
     """Clip rows for speakers none of whose files could be read: rejected, with the files' reasons."""
     have = {t.speaker for t in tasks}
     reasons: dict[str, Counter[str]] = {}
@@ -694,13 +678,13 @@ def _speakers_without_audio(
         codes = [code for code, _ in counter.most_common()]
         for family in families:
             rows.append(
-                {
-                    "speaker": speaker,
-                    "family": family,
-                    "status": "failed",
-                    "reasons": codes,
-                    "message": "no recording of this speaker could be read",
-                }
+                ClipRow(
+                    speaker=speaker,
+                    family=family,
+                    status="failed",
+                    reasons=codes,
+                    message="no recording of this speaker could be read",
+                )
             )
     return rows
 
@@ -718,7 +702,7 @@ def _remove_stale_clips(out: Path, clips: Sequence[ClipRow]) -> None:
 
 
 def _counts(recordings: Sequence[RecordingRow], clips: Sequence[ClipRow]) -> dict[str, Any]:
-    audio_s = sum(float((r.probe or {}).get("duration_s") or 0.0) for r in recordings)
+    audio_s = sum(float(r.probe.get("duration_s") or 0.0) for r in recordings)
     per_family: dict[str, Counter[str]] = {}
     for c in clips:
         per_family.setdefault(c.family, Counter())[c.status] += 1

@@ -254,14 +254,14 @@ def build_report(
         _draw_recordings(sv, data)
         seen: dict[str, Clip] = {}
         for clip in sv.clips.values():
-            sha, path = clip.row.get("sha256"), out_dir / (clip.row["clip"] or "")
+            sha, path = clip.row["clip_sha256"], out_dir / (clip.row["clip"] or "")
             if clip.row["clip"] and path.is_file():
-                if isinstance(sha, str) and sha in seen:
+                if sha in seen:
                     clip.same_as = seen[sha]
                     clip.audio_url = _url(path, base)
                 else:
                     _draw_clip(clip, path, base)
-                    if isinstance(sha, str):
+                    if sha:
                         seen.setdefault(sha, clip)
             _excerpts(clip, sv, data, files_dir, base, keep)
             _voice_previews(clip, out_dir, base)

@@ -168,7 +168,7 @@ class ReportData:
             if metric == "bandwidth_hz" and x is not None and metrics.get("bandwidth_class"):
                 text = f"{value_text(metric, x, 'Hz')} ({metrics['bandwidth_class']})"
             if x is None:
-                cells[metric] = (text, None, (row["null_reasons"] or {}).get(metric, "not measured"))
+                cells[metric] = (text, None, row["null_reasons"].get(metric, "not measured"))
                 continue
             judged: dict[str, list[str]] = {"fail": [], "warn": []}
             for family, gates in self.gates.items():
@@ -218,7 +218,7 @@ def is_badge(check: dict[str, Any]) -> bool:
 
 def duration(row: dict[str, Any]) -> float | None:
     """A recording's length: from its probe, else its measured duration."""
-    return _float((row["probe"] or {}).get("duration_s")) or _float((row["metrics"] or {}).get("duration_s"))
+    return _float(row["probe"].get("duration_s")) or _float((row["metrics"] or {}).get("duration_s"))
 
 
 def _float(x: Any) -> float | None:
@@ -242,11 +242,10 @@ def _uses(clips: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
     """Relative recording path -> the spans each family's clip took or considered from it."""
     uses: dict[str, list[dict[str, Any]]] = {}
     for row in clips:
-        chosen = row["segments"] or (row["plan"] or {}).get("segments") or []
-        spans = [(seg, "chosen", 0) for seg in chosen] + [
+        spans = [(seg, "chosen", 0) for seg in row["segments"]] + [
             (seg, "alternative", rank)
             for rank, alt in enumerate(row["alternatives"], start=1)
-            for seg in alt.get("segments") or []
+            for seg in alt.get("pieces") or []
         ]
         for seg, kind, rank in spans:
             start, end, path = _float(seg.get("start_s")), _float(seg.get("end_s")), seg.get("path")
@@ -258,7 +257,7 @@ def _uses(clips: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
 
 def _voices(row: dict[str, Any], ledger_rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The voices of a clip: its ledger rows, newest first, and a voice id only ``clips.jsonl`` knows."""
-    sha = row.get("sha256")
+    sha = row["clip_sha256"]
     voices = []
     for r in sorted(ledger_rows, key=lambda r: str(r.get("created_at") or ""), reverse=True):
         error = r.get("last_error")

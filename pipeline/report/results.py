@@ -129,11 +129,9 @@ CLIP_SCHEMA: dict[str, str] = _columns(
     ClipRow,
     {"metrics": METRIC_COLUMNS},
     {
-        # sha256 and render are written by the runner beside the model's fields
-        "clip": {"clip_path": _S, "sha256": _S},
+        "clip": {"clip_path": _S},
         "checks": {"failed_rules": _O, "warned_rules": _O},
         "alternatives": {"score": _F},
-        "plan": {"render": _O},
     },
 )
 """Leading columns of :attr:`RunResults.clips`, in order, with their kind."""
@@ -384,8 +382,7 @@ class RunResults:
         holds the voices of other runs too). Columns are the fields of :class:`pipeline.enroll.ledger.VoiceRecord`
         (``provider``, ``family``, ``target_model``, ``voice_id``, ``clip_sha256``, ``speaker``, ``status``,
         times, ``request_ids``, ``last_error``...), also when there is no ledger yet (no rows). Join with
-        :attr:`clips` on ``["sha256", "family"]`` = ``["clip_sha256", "family"]`` (two families can get
-        byte-identical clips).
+        :attr:`clips` on ``["clip_sha256", "family"]`` (two families can get byte-identical clips).
 
         Raises:
             pipeline.enroll.ledger.LedgerError: the ledger file is damaged.
@@ -438,7 +435,7 @@ class RunResults:
                         "start_s": p.get("start_s"),
                         "end_s": p.get("end_s"),
                     }
-                    for p in plan.get("pieces") or plan.get("segments") or []
+                    for p in plan.get("pieces") or []
                 ]
                 flat.append(
                     {

@@ -154,7 +154,6 @@ class ClipPlan:
             "speaker": self.speaker,
             "assembled": self.assembled,
             "pieces": [p.to_dict() for p in self.pieces],
-            "segments": [{"path": p.path, "start_s": p.start_s, "end_s": p.end_s} for p in self.pieces],
             "duration_s": round(self.duration_s, 3),
             "longest_run_s": round(self.longest_run_s, 3),
             "max_pause_s": round(self.max_pause_s, 3),
