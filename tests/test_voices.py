@@ -60,7 +60,7 @@ def _row(
         else (NOW - dt.timedelta(days=used_days_ago)).isoformat(),
     }
     row.update(kw)
-    return row
+    return VoiceRecord(**row)
 
 
 def _submitted(tmp_path: Path, families=("cosyvoice", "minimax"), speakers=("alice", "bob")):
@@ -80,10 +80,10 @@ def test_minimax_expiry_warnings() -> None:
     assert expiry_warn_days(7) == 3 and expiry_warn_days(365) == 30
     fresh = voice_warnings([_row("minimax", days_old=3.5)], now=NOW)
     assert fresh == []
-    [w] = voice_warnings([_row("minimax", days_old=5.0)], now=NOW)
-    assert w.kind == "expiring" and "expires in about 2.0 days" in w.message
-    [w] = voice_warnings([_row("minimax", days_old=8.0)], now=NOW)
-    assert w.kind == "expired" and "7 days since creation" in w.message
+    [(kind, message, _)] = voice_warnings([_row("minimax", days_old=5.0)], now=NOW)
+    assert kind == "expiring" and "expires in about 2.0 days" in message
+    [(kind, message, _)] = voice_warnings([_row("minimax", days_old=8.0)], now=NOW)
+    assert kind == "expired" and "7 days since creation" in message
     # a known recent use restarts the clock
     assert voice_warnings([_row("minimax", days_old=30.0, used_days_ago=1.0)], now=NOW) == []
     # deleted or gone voices do not expire any more
@@ -92,32 +92,32 @@ def test_minimax_expiry_warnings() -> None:
 
 def test_alibaba_expiry_after_a_year() -> None:
     assert voice_warnings([_row("cosyvoice", days_old=300)], now=NOW) == []
-    [w] = voice_warnings([_row("qwen-tts", days_old=345)], now=NOW)
-    assert w.kind == "expiring" and "about 20.0 days" in w.message
-    [w] = voice_warnings([_row("cosyvoice", days_old=400)], now=NOW)
-    assert w.kind == "expired"
+    [(kind, message, _)] = voice_warnings([_row("qwen-tts", days_old=345)], now=NOW)
+    assert kind == "expiring" and "about 20.0 days" in message
+    [(kind, message, _)] = voice_warnings([_row("cosyvoice", days_old=400)], now=NOW)
+    assert kind == "expired"
 
 
 def test_quota_usage_and_warning_at_80_percent() -> None:
     rows = [_row("cosyvoice", id=i, voice_id=f"v{i}", days_old=1) for i in range(799)]
     rows += [_row("cosyvoice", "deleted", id=900 + i, voice_id=f"d{i}") for i in range(50)]
     assert quota_usage(rows) == [f"cosyvoice at {BASE_URL}: 799 voices of 1000 (ledger)"]
-    assert [w for w in voice_warnings(rows, now=NOW) if w.kind == "quota"] == []
+    assert [w for w in voice_warnings(rows, now=NOW) if w[0] == "quota"] == []
     rows.append(_row("cosyvoice", "unknown", id=5000, voice_id=None))
-    [q] = [w for w in voice_warnings(rows, now=NOW) if w.kind == "quota"]
-    assert "800 of 1000 voices used" in q.message
+    [(_, q, _)] = [w for w in voice_warnings(rows, now=NOW) if w[0] == "quota"]
+    assert "800 of 1000 voices used" in q
     # the provider's own count wins when it was asked
     assert quota_usage(rows[:3], remote_counts={("cosyvoice", BASE_URL): 950}) == [
         f"cosyvoice at {BASE_URL}: 950 voices of 1000 (provider)"
     ]
     # MiniMax publishes no limit: no quota warning however many
     many = [_row("minimax", id=i, voice_id=f"m{i}") for i in range(50)]
-    assert [w for w in voice_warnings(many, now=NOW) if w.kind == "quota"] == []
+    assert [w for w in voice_warnings(many, now=NOW) if w[0] == "quota"] == []
 
 
 def test_unresolved_rows_are_warned_about() -> None:
-    [w] = voice_warnings([_row("qwen-tts", "unknown", voice_id=None, id=7)], now=NOW)
-    assert w.kind == "unresolved" and "row 7" in w.message and "voices sync" in w.message
+    [(kind, message, _)] = voice_warnings([_row("qwen-tts", "unknown", voice_id=None, id=7)], now=NOW)
+    assert kind == "unresolved" and "row 7" in message and "voices sync" in message
 
 
 # ------------------------------------------------------------------------------------------------ list/show

@@ -285,8 +285,8 @@ _ConfigOpt = Annotated[Path | None, typer.Option("--config", help="A voiceprep.y
 def _print_warnings(warnings: Sequence[Any], usage: Sequence[str], console: Console) -> None:
     for line in usage:
         console.print(line, highlight=False)
-    for w in warnings:
-        console.print(f"[yellow]warning[/] ({w.kind}) {w.message}", highlight=False)
+    for kind, message, _ in warnings:
+        console.print(f"[yellow]warning[/] ({kind}) {message}", highlight=False)
 
 
 @voices_app.command("list")
@@ -419,7 +419,7 @@ def voices_sync(
 ) -> None:
     """Reconcile the ledger with each provider: status changes, voices gone, voices the ledger did not know."""
     from pipeline.batch.config import load_config
-    from pipeline.enroll.voices import sync_voices
+    from pipeline.enroll.voices import sync_voices, warning_json
 
     urls = {**load_config(config).base_urls, **_pairs(base_url, "--base-url")}
     with _errors():
@@ -443,7 +443,7 @@ def voices_sync(
                     ],
                     "recorded": [r.to_dict() for r in report.recorded],
                     "notes": report.notes,
-                    "warnings": [vars(w) for w in report.warnings],
+                    "warnings": [warning_json(w) for w in report.warnings],
                     "checked": report.checked,
                 },
                 ensure_ascii=False,

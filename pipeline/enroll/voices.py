@@ -51,6 +51,7 @@ __all__ = [
     "show_voice",
     "sync_voices",
     "voice_warnings",
+    "warning_json",
 ]
 
 QUOTA_WARN_FRACTION = 0.8
@@ -69,24 +70,30 @@ def _spec(family: str) -> FamilySpec | None:
         return None
 
 
-def _records(rows: Iterable[VoiceRecord | Mapping[str, Any]]) -> list[VoiceRecord]:
-    return [r if isinstance(r, VoiceRecord) else record_from_dict(r) for r in rows]
+def _records(path: Path) -> list[VoiceRecord]:
+    return [record_from_dict(d) for d in read_voices(path)]
 
 
 # --------------------------------------------------------------------------------------------- warnings
 
 
-@dataclass(frozen=True)
-class VoiceWarning:
-    """Something the user should act on. ``kind``: ``expiring``, ``expired``, ``quota`` or ``unresolved``."""
+VoiceWarning = tuple[str, str, VoiceRecord]
+"""``(kind, message, row)``: something the user should act on. ``kind``: ``expiring``, ``expired``,
+``quota`` (then ``row`` is one row of the account: the warning is about its family and base URL) or
+``unresolved``."""
 
-    kind: str
-    family: str
-    provider: str
-    base_url: str
-    message: str
-    voice_id: str | None = None
-    ledger_id: int | None = None
+
+def warning_json(warning: VoiceWarning) -> dict[str, Any]:
+    """A warning as plain data: kind, family, provider, base URL, message, and the voice it is about."""
+    kind, message, r = warning
+    voice = (None, None) if kind == "quota" else (r.voice_id, r.id)
+    return dict(
+        zip(
+            ("kind", "family", "provider", "base_url", "message", "voice_id", "ledger_id"),
+            (kind, r.family, r.provider, r.base_url, message, *voice),
+            strict=True,
+        )
+    )
 
 
 def expiry_warn_days(unused_days: int) -> float:
@@ -121,7 +128,7 @@ def _usage(
 
 
 def quota_usage(
-    rows: Iterable[VoiceRecord | Mapping[str, Any]],
+    rows: Sequence[VoiceRecord],
     *,
     remote_counts: Mapping[tuple[str, str], int] | None = None,
 ) -> list[str]:
@@ -130,12 +137,12 @@ def quota_usage(
     return [
         f"{r.family} at {r.base_url}: {used} voices "
         f"{f'of {limit}' if limit else '(no published limit)'} ({counted_from})"
-        for r, used, limit, counted_from in _usage(_records(rows), remote_counts)
+        for r, used, limit, counted_from in _usage(rows, remote_counts)
     ]
 
 
 def voice_warnings(
-    rows: Iterable[VoiceRecord | Mapping[str, Any]],
+    records: Sequence[VoiceRecord],
     *,
     now: _dt.datetime | None = None,
     remote_counts: Mapping[tuple[str, str], int] | None = None,
@@ -146,12 +153,10 @@ def voice_warnings(
     ``last_used_at`` when known, else from ``created_at`` (voiceprep cannot see synthesis use).
     """
     now = now or utc_now()
-    records = _records(rows)
     out: list[VoiceWarning] = []
 
-    def warn(kind: str, r: VoiceRecord, message: str, *, account: bool = False) -> None:
-        voice = (None, None) if account else (r.voice_id, r.id)
-        out.append(VoiceWarning(kind, r.family, r.provider, r.base_url, message, *voice))
+    def warn(kind: str, r: VoiceRecord, message: str) -> None:
+        out.append((kind, message, r))
 
     for r in records:
         spec = _spec(r.family)
@@ -188,7 +193,6 @@ def voice_warnings(
                 r,
                 f"{r.family} at {r.base_url}: {used} of {limit} voices used; "
                 "delete unused ones (`voiceprep voices delete`)",
-                account=True,
             )
     return out
 
@@ -204,7 +208,7 @@ class VoiceReport:
     the provider does not list the voice, the row None for a voice only the provider lists. ``changes``
     (sync): ``(row before, row after, why)``; ``recorded`` (sync): voices added from the providers' lists.
     ``checked``: ``(family, base_url, voices listed)`` per account asked. ``usage``: quota lines (list);
-    ``warnings``; ``notes`` (e.g. a provider not reached).
+    ``warnings`` (:data:`VoiceWarning`); ``notes`` (e.g. a provider not reached).
     """
 
     entries: list[tuple[VoiceRecord | None, VoiceRecord | None]] = field(default_factory=list)
@@ -267,7 +271,7 @@ def list_voices(
         pipeline.enroll.submit.MissingApiKey: ``remote`` and a provider's key is not set.
     """
     _require_ledger(ledger_path)
-    records = _records(read_voices(ledger_path))
+    records = _records(ledger_path)
     chosen = _filter(records, provider=provider, family=family, statuses=statuses)
     report = VoiceReport(entries=[(r, None) for r in chosen])
     if remote:
@@ -296,7 +300,7 @@ def list_voices(
     report.warnings = [
         w
         for w in voice_warnings(records, now=now, remote_counts=counts)
-        if family in (None, w.family) and provider in (None, w.provider)
+        if family in (None, w[2].family) and provider in (None, w[2].provider)
     ]
     return report
 
@@ -321,7 +325,7 @@ def show_voice(ledger_path: Path, ident: str) -> VoiceRecord:
         InvalidArgument: no ledger, no match, or several matches.
     """
     _require_ledger(ledger_path)
-    return _one(_records(read_voices(ledger_path)), ident)
+    return _one(_records(ledger_path), ident)
 
 
 def model_reminder(record: VoiceRecord) -> str:
@@ -367,7 +371,7 @@ def describe_voice(record: VoiceRecord, *, now: _dt.datetime | None = None) -> l
     spec = _spec(record.family)
     if spec is not None:
         expiry = spec.voice_expiry.text
-        warns = [w.message for w in voice_warnings([record], now=now) if w.kind in {"expiring", "expired"}]
+        warns = [m for k, m, _ in voice_warnings([record], now=now) if k in {"expiring", "expired"}]
         pairs.append(("expiry", f"{expiry}" + (f" ({warns[0]})" if warns else "")))
     pairs.append(("reminder", model_reminder(record)))
     return pairs
