@@ -199,6 +199,15 @@ def run_ledger_path(out_dir: Path, run: Mapping[str, Any] | None) -> Path:
     return default_ledger_path(out_dir, configured if isinstance(configured, str | Path) else None)
 
 
+def _encode(column: str, value: Any) -> Any:
+    """A :class:`VoiceRecord` field as its column stores it (lists and the error as JSON)."""
+    if column in ("sources", "request_ids"):
+        return json.dumps(list(value))
+    if column == "last_error":
+        return None if value is None else json.dumps(value)
+    return value
+
+
 def _decode(row: sqlite3.Row | Sequence[Any], names: Sequence[str]) -> dict[str, Any]:
     data = dict(zip(names, row, strict=True))
     for key in ("sources", "request_ids"):
@@ -346,11 +355,12 @@ class Ledger:
         provider: str | None = None,
         family: str | None = None,
         base_url: str | None = None,
+        voice_id: str | None = None,
         statuses: Sequence[str] | None = None,
     ) -> list[VoiceRecord]:
         """Rows matching every filter given, oldest first."""
         clauses, params = [], []
-        for column, value in (("provider", provider), ("family", family)):
+        for column, value in (("provider", provider), ("family", family), ("voice_id", voice_id)):
             if value is not None:
                 clauses.append(f"{column} = ?")
                 params.append(value)
@@ -365,13 +375,7 @@ class Ledger:
 
     def by_voice_id(self, *, provider: str, voice_id: str, base_url: str | None = None) -> VoiceRecord | None:
         """The row holding this remote voice id (in ``base_url`` when given, else in any region)."""
-        if base_url is not None:
-            rows = self._select(
-                "WHERE provider = ? AND base_url = ? AND voice_id = ?",
-                (provider, normalize_base_url(base_url), voice_id),
-            )
-        else:
-            rows = self._select("WHERE provider = ? AND voice_id = ?", (provider, voice_id))
+        rows = self.rows(provider=provider, base_url=base_url, voice_id=voice_id)
         return rows[0] if rows else None
 
     def begin(self, record: VoiceRecord) -> VoiceRecord:
@@ -383,28 +387,29 @@ class Ledger:
         Raises:
             LedgerConflict: a row for the same (provider, target model, clip sha256, name) exists.
         """
+        return self._insert(
+            dataclasses.replace(
+                record, voice_id=None, status="pending", origin="submit", owner=_owner(), sent_at=None
+            )
+        )
+
+    def _insert(self, record: VoiceRecord, *, checked: bool = False) -> VoiceRecord:
+        """Store ``record`` as a new row (id, ``created_at`` and ``updated_at`` given here); one transaction."""
         now = self.now()
+        values = {
+            **record.to_dict(),
+            "base_url": normalize_base_url(record.base_url),
+            "created_at": now,
+            "updated_at": now,
+            "last_checked_at": now if checked else record.last_checked_at,
+        }
+        columns = _COLUMNS[1:]
+        encoded = [_encode(k, values[k]) for k in columns]
         try:
             with self._write() as c:
                 cur = c.execute(
-                    "INSERT INTO voices (provider, base_url, family, target_model, name, clip_sha256, clip_path,"
-                    " speaker, sources, enrollment_key, status, origin, owner, created_at, updated_at)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', 'submit', ?, ?, ?)",
-                    (
-                        record.provider,
-                        normalize_base_url(record.base_url),
-                        record.family,
-                        record.target_model,
-                        record.name,
-                        record.clip_sha256,
-                        record.clip_path,
-                        record.speaker,
-                        json.dumps(list(record.sources)),
-                        record.enrollment_key,
-                        _owner(),
-                        now,
-                        now,
-                    ),
+                    f"INSERT INTO voices ({', '.join(columns)}) VALUES ({', '.join('?' for _ in columns)})",
+                    encoded,
                 )
         except sqlite3.IntegrityError:
             raise LedgerConflict(
@@ -508,32 +513,7 @@ class Ledger:
         existing = self.by_voice_id(
             provider=voice.provider, voice_id=voice.voice_id or "", base_url=voice.base_url
         )
-        if existing is not None:
-            return existing
-        now = self.now()
-        with self._write() as c:
-            cur = c.execute(
-                "INSERT INTO voices (provider, base_url, family, target_model, voice_id, name, clip_sha256,"
-                " clip_path, speaker, status, origin, created_at, updated_at, last_checked_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    voice.provider,
-                    normalize_base_url(voice.base_url),
-                    voice.family,
-                    voice.target_model,
-                    voice.voice_id,
-                    voice.name,
-                    voice.clip_sha256,
-                    voice.clip_path,
-                    voice.speaker,
-                    voice.status,
-                    voice.origin,
-                    now,
-                    now,
-                    now,
-                ),
-            )
-        return self._must(int(cur.lastrowid or 0))
+        return existing or self._insert(voice, checked=True)
 
     def _must(self, row_id: int) -> VoiceRecord:
         return self._select("WHERE id = ?", (row_id,))[0]

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pipeline.audio.io import atomic_write_bytes
+from pipeline.audio.io import atomic_write_bytes, sha256_file
 from pipeline.batch.config import RunConfig
 from pipeline.batch.manifest import CLIPS_FILE, ClipRow, read_rows, write_rows
 from pipeline.enroll.ledger import (
@@ -59,7 +59,6 @@ from pipeline.enroll.providers.base import (
     VoiceRecord,
     normalize_base_url,
 )
-from pipeline.enroll.providers.dashscope import sha256_file
 from pipeline.errors import InvalidArgument
 from pipeline.rules.families import FamilySpec, list_families, load_family
 

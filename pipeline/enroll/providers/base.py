@@ -16,8 +16,6 @@ from typing import Any, Protocol
 
 from pipeline.errors import VoiceprepError
 
-REMOTE_STATUSES = ("deploying", "ready", "rejected", "unknown")
-
 
 def normalize_base_url(url: str) -> str:
     """The one form of a base URL, used to store, compare and call it: without a trailing ``/``."""

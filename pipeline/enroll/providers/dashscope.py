@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import base64
 import dataclasses
-import hashlib
 import logging
 import re
 from collections.abc import Mapping
@@ -678,12 +677,3 @@ def _oss_interpret(response: requests.Response, maybe_acted: bool) -> None:
         raise ProviderError(reason, message, retryable=True, http_status=status, provider_code=code)
     reason = "provider_access" if status == 403 else "provider_bad_request"
     raise ProviderError(reason, message, http_status=status, provider_code=code)
-
-
-def sha256_file(path: Path) -> str:
-    """The hex sha256 of a file (a clip's identity in :class:`VoiceRecord`)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()

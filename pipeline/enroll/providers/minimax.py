@@ -203,12 +203,6 @@ class MiniMaxClient(ProviderClient):
         """MiniMax paths start with ``v1/``: a base URL given with ``/v1`` loses it."""
         return base_url[: -len("/v1")] if base_url.endswith("/v1") else base_url
 
-    # --- validation -------------------------------------------------------------------------------
-    @staticmethod
-    def valid_voice_id(voice_id: str) -> bool:
-        """8-256 characters, starts with a letter, letters/digits/``-``/``_``, not ending in ``-`` or ``_``."""
-        return isinstance(voice_id, str) and bool(VOICE_ID_RE.fullmatch(voice_id))
-
     def _clone_body(
         self, record: VoiceRecord, file_id: Any, preview_text: str | None, language: str | None
     ) -> dict[str, Any]:
