@@ -28,14 +28,15 @@ import signal
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 from pipeline.batch.manifest import ClipRow, write_rows
 from pipeline.enroll.providers.base import (
     OutcomeUnknown,
-    PreparedRequest,
     ProviderError,
     VoiceRecord,
 )
+from pipeline.enroll.providers.http import shown_request
 
 SECRET = "sk-TESTSECRET-7f3a9c1e55d04b2a"
 """A fake API key: tests assert it never shows up in any output."""
@@ -186,18 +187,15 @@ class FakeProvider:
     # -- the protocol
     def prepare_create(
         self, request: VoiceRecord, *, preview_text: str | None = None, language: str | None = None
-    ) -> list[PreparedRequest]:
+    ) -> list[dict[str, Any]]:
         self.cloud.prepared.append(request.name or "")
         size = Path(request.clip_path or "").stat().st_size
         return [
-            PreparedRequest(
-                method="POST",
-                url=f"{self.base_url}/services/audio/tts/customization",
-                headers={"Authorization": "Bearer ***", "Content-Type": "application/json"},
-                body={
-                    "model": "voice-enrollment",
-                    "input": {"prefix": request.name, "url": "<audio elided>"},
-                },
+            shown_request(
+                "POST",
+                f"{self.base_url}/services/audio/tts/customization",
+                {"Authorization": "Bearer ***", "Content-Type": "application/json"},
+                {"model": "voice-enrollment", "input": {"prefix": request.name, "url": "<audio elided>"}},
                 audio_bytes=size,
                 encoded_bytes=4 * math.ceil(size / 3),
             )

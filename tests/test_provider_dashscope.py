@@ -100,7 +100,7 @@ def test_a_missing_key_is_one_clear_error_and_dry_run_needs_none(fake: FakeProvi
     assert "DASHSCOPE_API_KEY" in info.value.message
     offline = provider(fake, "cosyvoice", env=env, require_key=False)
     prepared = offline.prepare_create(cosy_request(clip))
-    assert [p.method for p in prepared] == ["GET", "POST", "POST"]
+    assert [p["method"] for p in prepared] == ["GET", "POST", "POST"]
     with pytest.raises(ProviderError, match="missing_api_key"):
         offline.list_voices()
     assert fake.requests == []  # neither the dry run nor the refused call sent anything
@@ -237,9 +237,9 @@ def test_cosyvoice_data_uri_mode_inlines_the_clip(fake: FakeProviders, clip: Pat
     url = create.json["input"]["url"]
     assert url.startswith("data:audio/wav;base64,")
     assert base64.b64decode(url.split(",", 1)[1]) == clip.read_bytes()
-    assert prepared.encoded_bytes == len(url)
-    assert prepared.audio_bytes == clip.stat().st_size
-    assert "base64: " in prepared.body["input"]["url"] and len(prepared.body["input"]["url"]) < 100
+    assert prepared["encoded_bytes"] == len(url)
+    assert prepared["audio_bytes"] == clip.stat().st_size
+    assert "base64: " in prepared["body"]["input"]["url"] and len(prepared["body"]["input"]["url"]) < 100
 
 
 def test_cosyvoice_list_pages_query_update_and_delete(fake: FakeProviders, clip: Path) -> None:

@@ -24,11 +24,11 @@ from pipeline.batch.config import RunConfig
 from pipeline.batch.manifest import read_rows
 from pipeline.enroll.ledger import Ledger, LedgerBusy, ledger_lock, read_voices
 from pipeline.enroll.providers import make_provider
-from pipeline.enroll.providers.base import PreparedRequest, VoiceRecord
+from pipeline.enroll.providers.base import VoiceRecord
+from pipeline.enroll.providers.http import shown_request
 from pipeline.enroll.submit import (
     MissingApiKey,
     SubmitOptions,
-    elide_request,
     resolve_target_model,
     submit_run,
     voice_name,
@@ -396,16 +396,15 @@ def test_dry_run_checks_raw_and_base64_sizes(tmp_path: Path) -> None:
     assert cloud.calls == [] and ledger.read_bytes() == before
 
 
-def test_elide_request_masks_headers_and_audio() -> None:
-    req = PreparedRequest(
-        method="POST",
-        url="https://x/api?key=abc",
-        headers={"Authorization": f"Bearer {SECRET}", "X-DashScope-OssResourceResolve": "enable"},
-        body={"input": {"url": "data:audio/wav;base64," + "A" * 5000, "prefix": "alix"}, "raw": b"\x00" * 9},
+def test_shown_request_masks_headers_and_audio() -> None:
+    shown = shown_request(
+        "POST",
+        "https://x/api?key=abc",
+        {"Authorization": f"Bearer {SECRET}", "X-DashScope-OssResourceResolve": "enable"},
+        {"input": {"url": "data:audio/wav;base64," + "A" * 5000, "prefix": "alix"}, "raw": b"\x00" * 9},
         audio_bytes=3750,
         encoded_bytes=5022,
     )
-    shown = elide_request(req)
     text = json.dumps(shown)
     assert SECRET not in text and "AAAA" not in text
     assert shown["headers"] == {"Authorization": "***", "X-DashScope-OssResourceResolve": "enable"}
@@ -700,7 +699,7 @@ def test_e2e_dry_run_sends_nothing_and_needs_no_key(
     assert all(o.action == "dry-run" and o.ok for o in outs), [o.problems for o in outs]
     assert "DASHSCOPE_API_KEY is not set" in outs[0].message
     assert server.requests == [] and not (tmp_path / "voices.sqlite").exists()
-    bodies = json.dumps([elide_request(r) for o in outs for r in o.requests])
+    bodies = json.dumps([r for o in outs for r in o.requests])
     assert server.keys["minimax"] not in bodies and "base64," in bodies
     with pytest.raises(MissingApiKey, match="DASHSCOPE_API_KEY"):
         submit_run(tmp_path)

@@ -141,15 +141,13 @@ def print_outcomes(outcomes: Sequence[Any], *, console: Console | None = None) -
 
 
 def _print_dry_run(outcomes: Sequence[Any], console: Console) -> None:
-    from pipeline.enroll.submit import elide_request
-
     for o in outcomes:
         head = f"[bold]{o.speaker}/{o.family}[/] -> {o.target_model} as {o.name or '-'}"
         console.print(head, highlight=False)
         if o.message:
             console.print(f"  {o.message}", markup=False, highlight=False)
         for req in o.requests:
-            console.print_json(json.dumps(elide_request(req)), indent=2)
+            console.print_json(json.dumps(req), indent=2)
         for p in o.problems:
             console.print(f"  [red]x[/] {p}", highlight=False)
     bad = sum(1 for o in outcomes if o.problems)
@@ -215,7 +213,7 @@ def submit_command(
 ) -> None:
     """Submit a run's ready clips, record each voice in the ledger and update clips.jsonl."""
     from pipeline.batch.config import load_config
-    from pipeline.enroll.submit import SubmitOptions, elide_request, submit_run
+    from pipeline.enroll.submit import SubmitOptions, submit_run
 
     single = family[0] if family and len(family) == 1 else None
     cfg = load_config(config)  # read once: models, regions, audio source and ledger all come from it
@@ -239,9 +237,7 @@ def submit_command(
     out = make_console()
     if as_json:
         for o in outcomes:
-            row = {k: v for k, v in vars(o).items() if k != "requests"}
-            row["requests"] = [elide_request(r) for r in o.requests]
-            row["ok"] = o.ok
+            row = {**vars(o), "ok": o.ok}
             print(json.dumps(row, ensure_ascii=False), flush=True)
     elif not outcomes:
         out.print("nothing to submit: no ready or submitted clips match")

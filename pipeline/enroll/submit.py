@@ -53,7 +53,6 @@ from pipeline.enroll.providers import api_key_env
 from pipeline.enroll.providers.base import (
     MissingApiKey,
     OutcomeUnknown,
-    PreparedRequest,
     ProviderError,
     VoiceProvider,
     VoiceRecord,
@@ -70,7 +69,6 @@ __all__ = [
     "Providers",
     "SubmitOptions",
     "SubmitOutcome",
-    "elide_request",
     "reconcile_row",
     "resolve_target_model",
     "submit_run",
@@ -143,8 +141,8 @@ class SubmitOutcome:
     clip: str | None = None
     ledger_id: int | None = None
     preview: str | None = None
-    requests: list[PreparedRequest] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    requests: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -375,42 +373,7 @@ def _apply_remote(ledger: Ledger, row: VoiceRecord, remote: VoiceRecord) -> Voic
 # --------------------------------------------------------------------------------------------- dry run
 
 
-SECRET_HEADERS = frozenset(
-    {"authorization", "xi-api-key", "x-api-key", "api-key", "proxy-authorization", "cookie"}
-)
-"""Headers whose values are secrets: shown as ``***``."""
-
-
-def elide_request(prepared: PreparedRequest, *, max_chars: int = 400) -> dict[str, Any]:
-    """A prepared request as plain data for printing: auth headers masked, long strings (audio) elided.
-
-    The clients already elide secrets and audio; this is a second guard so nothing slips onto a terminal.
-    """
-
-    def clean(value: Any) -> Any:
-        if isinstance(value, str):
-            text = scrub(value) or ""
-            return text if len(text) <= max_chars else f"<{len(text)} characters elided>"
-        if isinstance(value, Mapping):
-            return {str(k): clean(v) for k, v in value.items()}
-        if isinstance(value, list | tuple):
-            return [clean(v) for v in value]
-        if isinstance(value, bytes | bytearray):
-            return f"<{len(value)} bytes elided>"
-        return value
-
-    headers = {k: ("***" if k.lower() in SECRET_HEADERS else clean(v)) for k, v in prepared.headers.items()}
-    return {
-        "method": prepared.method,
-        "url": clean(prepared.url),
-        "headers": headers,
-        "body": clean(prepared.body),
-        "audio_bytes": prepared.audio_bytes,
-        "encoded_bytes": prepared.encoded_bytes,
-    }
-
-
-def _size_problems(spec: FamilySpec, size: int, prepared: Sequence[PreparedRequest]) -> list[str]:
+def _size_problems(spec: FamilySpec, size: int, prepared: Sequence[Mapping[str, Any]]) -> list[str]:
     problems = []
     limit = spec.limits.max_bytes.value
     if limit is None:
@@ -424,9 +387,9 @@ def _size_problems(spec: FamilySpec, size: int, prepared: Sequence[PreparedReque
                 f"too_large: base64 of the clip is {encoded} bytes; {spec.name} takes at most {limit}"
             )
     for p in prepared:
-        if p.encoded_bytes > limit:
+        if p["encoded_bytes"] > limit:
             problems.append(
-                f"too_large: the request carries {p.encoded_bytes} encoded bytes; at most {limit}"
+                f"too_large: the request carries {p['encoded_bytes']} encoded bytes; at most {limit}"
             )
     return problems
 

@@ -20,7 +20,6 @@ from typing import TYPE_CHECKING, Any
 
 from pipeline.enroll.providers.base import (
     OutcomeUnknown,
-    PreparedRequest,
     ProviderError,
     VoiceProvider,
     VoiceRecord,
@@ -40,7 +39,6 @@ __all__ = [
     "ElevenLabsClient",
     "MiniMaxClient",
     "OutcomeUnknown",
-    "PreparedRequest",
     "ProviderError",
     "QwenClient",
     "Redactor",

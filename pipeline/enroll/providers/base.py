@@ -78,18 +78,6 @@ REMOTE_FIELDS = ("voice_id", "status", "target_model", "created_at", "name")
 """What a provider tells about one of its voices (``voices list --remote --json`` shows these)."""
 
 
-@dataclass(frozen=True)
-class PreparedRequest:
-    """A request as it would be sent, for ``--dry-run``: secrets and audio already elided."""
-
-    method: str
-    url: str
-    headers: dict[str, str]
-    body: Any
-    audio_bytes: int = 0
-    encoded_bytes: int = 0
-
-
 class ProviderError(VoiceprepError):
     """A provider call failed for good (after any retries).
 
@@ -149,8 +137,9 @@ class VoiceProvider(Protocol):
 
     def prepare_create(
         self, record: VoiceRecord, *, preview_text: str | None = None, language: str | None = None
-    ) -> list[PreparedRequest]:
-        """The requests ``create_voice`` would send, with secrets and audio elided; sends nothing."""
+    ) -> list[dict[str, Any]]:
+        """The requests ``create_voice`` would send, as :func:`~pipeline.enroll.providers.http.shown_request`
+        gives them (secrets and audio elided); sends nothing."""
         ...
 
     def create_voice(

@@ -34,7 +34,7 @@ from typing import Any
 
 import requests
 
-from pipeline.enroll.providers.base import PreparedRequest, ProviderError, VoiceRecord
+from pipeline.enroll.providers.base import ProviderError, VoiceRecord
 from pipeline.enroll.providers.common import ProviderClient, created_since, newest
 from pipeline.enroll.providers.http import (
     LOGGER_NAME,
@@ -45,6 +45,7 @@ from pipeline.enroll.providers.http import (
     elided,
     is_retryable_status,
     json_or_none,
+    shown_request,
 )
 from pipeline.errors import InvalidArgument
 
@@ -208,16 +209,18 @@ class _DashScopeClient(ProviderClient):
             interpret=interpret,
         )
 
-    def _prepared_enroll(self, action: str, fields: Mapping[str, Any], **extra: Any) -> PreparedRequest:
-        headers = {**self.http.auth_headers(redacted=True), "Content-Type": "application/json"}
-        headers.update(extra.pop("headers", {}))
-        return PreparedRequest(
-            method="POST",
-            url=self.http.url(CUSTOMIZATION_PATH),
-            headers=headers,
-            body={"model": self.enrollment_model, "input": {"action": action, **fields}},
-            **extra,
-        )
+    def _prepared_enroll(
+        self,
+        action: str,
+        fields: Mapping[str, Any],
+        *,
+        headers: Mapping[str, str] | None = None,
+        **sizes: int,
+    ) -> dict[str, Any]:
+        """The enrollment call :meth:`_enroll` would send, as a dry run shows it."""
+        body = {"model": self.enrollment_model, "input": {"action": action, **fields}}
+        headers = {"Content-Type": "application/json", **(headers or {})}
+        return self.http.show("POST", CUSTOMIZATION_PATH, body, headers=headers, **sizes)
 
     def _delete(self, action: str, fields: Mapping[str, Any], voice_id: str) -> None:
         """Send a delete action; "not found", or a bad request for a voice the account no longer has, is
@@ -343,50 +346,27 @@ class CosyVoiceClient(_DashScopeClient):
     # --- VoiceProvider ------------------------------------------------------------------------------
     def prepare_create(
         self, record: VoiceRecord, *, preview_text: str | None = None, language: str | None = None
-    ) -> list[PreparedRequest]:
+    ) -> list[dict[str, Any]]:
         """The requests :meth:`create_voice` would send (secrets and audio elided); sends nothing."""
         content = self.validate(record)
-        path = Path(record.clip_path or "")
-        auth = self.http.auth_headers(redacted=True)
+        sizes = {"audio_bytes": len(content)}
+        headers: dict[str, str] = {}
+        uploads: list[dict[str, Any]] = []
         if self.audio_source == "url_template":
             url = self.audio_url(record)
-            return [
-                self._prepared_enroll(
-                    "create_voice", self._create_fields(record, url, language), audio_bytes=len(content)
-                )
+        elif self.audio_source == "data_uri":
+            url, sizes["encoded_bytes"] = self._inline(record, content, shown=True)
+        else:
+            model = self.upload_model or record.target_model
+            key = f"<upload_dir>/{record.clip_sha256}{Path(record.clip_path or '').suffix.lower() or '.wav'}"
+            url, headers, sizes = f"oss://{key}", {OSS_RESOLVE_HEADER: "enable"}, {}
+            form = {**_oss_form(_UNKNOWN_POLICY, key), "file": elided(len(content))}
+            uploads = [
+                self.http.show("GET", f"{UPLOADS_PATH}?action=getPolicy&model={model}", None),
+                shown_request("POST", "<upload_host from getPolicy>", {}, form, audio_bytes=len(content)),
             ]
-        if self.audio_source == "data_uri":
-            shown, size = self._inline(record, content, shown=True)
-            return [
-                self._prepared_enroll(
-                    "create_voice",
-                    self._create_fields(record, shown, language),
-                    audio_bytes=len(content),
-                    encoded_bytes=size,
-                )
-            ]
-        model = self.upload_model or record.target_model
-        key = f"<upload_dir>/{record.clip_sha256}{path.suffix.lower() or '.wav'}"
-        return [
-            PreparedRequest(
-                method="GET",
-                url=f"{self.http.url(UPLOADS_PATH)}?action=getPolicy&model={model}",
-                headers=dict(auth),
-                body=None,
-            ),
-            PreparedRequest(
-                method="POST",
-                url="<upload_host from getPolicy>",
-                headers={},
-                body={**_oss_form(_UNKNOWN_POLICY, key), "file": elided(len(content))},
-                audio_bytes=len(content),
-            ),
-            self._prepared_enroll(
-                "create_voice",
-                self._create_fields(record, f"oss://{key}", language),
-                headers={OSS_RESOLVE_HEADER: "enable"},
-            ),
-        ]
+        fields = self._create_fields(record, url, language)
+        return [*uploads, self._prepared_enroll("create_voice", fields, headers=headers, **sizes)]
 
     def create_voice(
         self, record: VoiceRecord, *, preview_text: str | None = None, language: str | None = None
@@ -504,7 +484,7 @@ class QwenClient(_DashScopeClient):
 
     def prepare_create(
         self, record: VoiceRecord, *, preview_text: str | None = None, language: str | None = None
-    ) -> list[PreparedRequest]:
+    ) -> list[dict[str, Any]]:
         """The create request (secrets and audio elided); sends nothing."""
         content = self.validate(record)
         shown, size = self._inline(record, content, shown=True)

@@ -21,7 +21,7 @@ from typing import Any
 
 import requests
 
-from pipeline.enroll.providers.base import PreparedRequest, ProviderError, VoiceRecord
+from pipeline.enroll.providers.base import ProviderError, VoiceRecord
 from pipeline.enroll.providers.common import ProviderClient, created_since, newest
 from pipeline.enroll.providers.http import (
     LOGGER_NAME,
@@ -128,23 +128,13 @@ class ElevenLabsClient(ProviderClient):
 
     def prepare_create(
         self, record: VoiceRecord, *, preview_text: str | None = None, language: str | None = None
-    ) -> list[PreparedRequest]:
+    ) -> list[dict[str, Any]]:
         """The voices/add request (secrets and audio elided); sends nothing."""
         content = self.validate(record)
         path = Path(record.clip_path or "")
-        body: dict[str, Any] = {
-            **self._form(record),
-            "files": f"{path.name} ({audio_mime(path)}) " + elided(len(content)),
-        }
-        return [
-            PreparedRequest(
-                method="POST",
-                url=self.http.url("v1/voices/add"),
-                headers=self.http.auth_headers(redacted=True),
-                body=body,
-                audio_bytes=len(content),
-            )
-        ]
+        files = f"{path.name} ({audio_mime(path)}) " + elided(len(content))
+        body = {**self._form(record), "files": files}
+        return [self.http.show("POST", "v1/voices/add", body, audio_bytes=len(content))]
 
     def create_voice(
         self, record: VoiceRecord, *, preview_text: str | None = None, language: str | None = None

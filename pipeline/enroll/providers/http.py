@@ -270,6 +270,27 @@ class HttpClient:
             return path
         return f"{self.base_url}/{path.lstrip('/')}"
 
+    def show(
+        self,
+        method: str,
+        path: str,
+        body: Any,
+        *,
+        headers: Mapping[str, str] | None = None,
+        audio_bytes: int = 0,
+        encoded_bytes: int = 0,
+    ) -> dict[str, Any]:
+        """The request to ``path`` as a dry run shows it (:func:`shown_request`), with the key header masked."""
+        return shown_request(
+            method,
+            self.url(path),
+            {**self.auth_headers(redacted=True), **(headers or {})},
+            body,
+            audio_bytes=audio_bytes,
+            encoded_bytes=encoded_bytes,
+            redact=self.redact,
+        )
+
     def auth_headers(self, *, redacted: bool = False) -> dict[str, str]:
         """The header that carries the key (``***`` in place of the key when ``redacted``)."""
         secret = _REDACTED if redacted or self._api_key is None else self._api_key
@@ -501,6 +522,50 @@ def data_uri(content: bytes, mime: str) -> str:
 def data_uri_size(n_bytes: int, mime: str) -> int:
     """The length in characters of the data URI of ``n_bytes`` bytes (base64 is 4/3 of the bytes, padded)."""
     return len(f"data:{mime};base64,") + 4 * ((n_bytes + 2) // 3)
+
+
+SECRET_HEADERS = frozenset(
+    {"authorization", "xi-api-key", "x-api-key", "api-key", "proxy-authorization", "cookie"}
+)
+"""Headers whose values are secrets: shown as ``***``."""
+
+
+def shown_request(
+    method: str,
+    url: str,
+    headers: Mapping[str, str],
+    body: Any,
+    *,
+    audio_bytes: int = 0,
+    encoded_bytes: int = 0,
+    redact: Callable[[str], str] | None = None,
+    max_chars: int = 400,
+) -> dict[str, Any]:
+    """A request as it would be sent, as plain data for ``--dry-run``: secret headers ``***``, every string
+    passed through ``redact``, long strings (audio) and bytes elided. ``audio_bytes``: the clip's size;
+    ``encoded_bytes``: its size as sent when encoded in the request (base64), else 0."""
+    redact = redact or Redactor()
+
+    def clean(value: Any) -> Any:
+        if isinstance(value, str):
+            text = redact(value)
+            return text if len(text) <= max_chars else f"<{len(text)} characters elided>"
+        if isinstance(value, Mapping):
+            return {str(k): clean(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [clean(v) for v in value]
+        if isinstance(value, bytes | bytearray):
+            return f"<{len(value)} bytes elided>"
+        return value
+
+    return {
+        "method": method,
+        "url": clean(url),
+        "headers": {k: (_REDACTED if k.lower() in SECRET_HEADERS else clean(v)) for k, v in headers.items()},
+        "body": clean(body),
+        "audio_bytes": audio_bytes,
+        "encoded_bytes": encoded_bytes,
+    }
 
 
 def elided(n_bytes: int, what: str = "audio") -> str:

@@ -23,7 +23,7 @@ from typing import Any
 
 import requests
 
-from pipeline.enroll.providers.base import PreparedRequest, ProviderError, VoiceRecord
+from pipeline.enroll.providers.base import ProviderError, VoiceRecord
 from pipeline.enroll.providers.common import ProviderClient
 from pipeline.enroll.providers.http import (
     LOGGER_NAME,
@@ -222,27 +222,20 @@ class MiniMaxClient(ProviderClient):
     # --- VoiceProvider ------------------------------------------------------------------------------
     def prepare_create(
         self, record: VoiceRecord, *, preview_text: str | None = None, language: str | None = None
-    ) -> list[PreparedRequest]:
+    ) -> list[dict[str, Any]]:
         """The upload and clone requests (secrets and audio elided); sends nothing."""
         content = self.validate(record)
-        auth = self.http.auth_headers(redacted=True)
         path = Path(record.clip_path or "")
+        file = f"{path.name} ({audio_mime(path)}) " + elided(len(content))
         return [
-            PreparedRequest(
-                method="POST",
-                url=self.http.url(UPLOAD_PATH),
-                headers=dict(auth),
-                body={
-                    "purpose": "voice_clone",
-                    "file": f"{path.name} ({audio_mime(path)}) " + elided(len(content)),
-                },
-                audio_bytes=len(content),
+            self.http.show(
+                "POST", UPLOAD_PATH, {"purpose": "voice_clone", "file": file}, audio_bytes=len(content)
             ),
-            PreparedRequest(
-                method="POST",
-                url=self.http.url(CLONE_PATH),
-                headers={**auth, "Content-Type": "application/json"},
-                body=self._clone_body(record, "<file_id from upload>", preview_text, language),
+            self.http.show(
+                "POST",
+                CLONE_PATH,
+                self._clone_body(record, "<file_id from upload>", preview_text, language),
+                headers={"Content-Type": "application/json"},
             ),
         ]
 
