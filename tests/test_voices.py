@@ -270,18 +270,18 @@ def _app() -> typer.Typer:
 
 @pytest.fixture
 def fake_env(monkeypatch: pytest.MonkeyPatch) -> FakeCloud:
-    """Clients from the in-memory account, made through the default factory, with keys in the environment."""
+    """Clients from the in-memory account, made through `make_provider` as submit calls it, with keys in the environment."""
     cloud = FakeCloud()
     monkeypatch.setenv("DASHSCOPE_API_KEY", SECRET)
     monkeypatch.setenv("MINIMAX_API_KEY", SECRET)
     made: dict[str, FakeProvider] = {}
 
-    def factory(spec, base_url, *, require_key=True, **options):
+    def factory(spec, *, base_url=None, require_key=True, **options):
         if spec.name not in made:
             made[spec.name] = FakeProvider(cloud, spec.name, review_polls=0, base_url=base_url or BASE_URL)
         return made[spec.name]
 
-    monkeypatch.setattr(submit_mod, "_default_factory", factory)
+    monkeypatch.setattr(submit_mod, "make_provider", factory)
     return cloud
 
 
@@ -345,10 +345,10 @@ def test_cli_unknown_outcome_exits_1(
 ) -> None:
     make_run(tmp_path, speakers=["alice"], families=["qwen-tts"])
 
-    def lossy(spec, base_url, *, require_key=True, **options):
+    def lossy(spec, *, base_url=None, require_key=True, **options):
         return FakeProvider(fake_env, spec.name, faults=["lost_before"])
 
-    monkeypatch.setattr(submit_mod, "_default_factory", lossy)
+    monkeypatch.setattr(submit_mod, "make_provider", lossy)
     r = CliRunner().invoke(_app(), ["submit", "--out", str(tmp_path)])
     assert r.exit_code == 1 and "unknown" in r.stdout and "voices sync" in r.stdout
     assert [x["status"] for x in read_rows(tmp_path / "clips.jsonl")] == ["ready"]

@@ -435,13 +435,11 @@ class Ledger:
         *,
         status: str | None = None,
         voice_id: str | None = None,
-        target_model: str | None = None,
         request_ids: Sequence[str | None] = (),
         error: tuple[str, str] | None = None,
         clear_error: bool = False,
         checked: bool = False,
         preview_path: str | None = None,
-        last_used_at: str | None = None,
     ) -> VoiceRecord:
         """Change one row in one transaction; ``request_ids`` are appended (deduplicated).
 
@@ -453,14 +451,16 @@ class Ledger:
             LedgerConflict: ``voice_id`` already belongs to another row made by voiceprep.
         """
         now = self.now()
+        given = {"status": status, "voice_id": voice_id, "preview_path": preview_path}
+        sets: dict[str, Any] = {"updated_at": now, **{k: v for k, v in given.items() if v is not None}}
+        if error is not None or clear_error:
+            sets["last_error"] = error and json.dumps({"reason": error[0], "message": scrub(error[1]) or ""})
+        if checked:
+            sets["last_checked_at"] = now
         with self._write() as c:
             current = c.execute(
                 "SELECT provider, base_url, request_ids FROM voices WHERE id = ?", (row_id,)
             ).fetchone()
-            sets, params = ["updated_at = ?"], [now]
-            if status is not None:
-                sets.append("status = ?")
-                params.append(status)
             if voice_id is not None:
                 other = c.execute(
                     "SELECT id, origin FROM voices WHERE provider = ? AND base_url = ? AND voice_id = ? AND id != ?",
@@ -470,36 +470,15 @@ class Ledger:
                     raise LedgerConflict(f"voice {voice_id} already belongs to ledger row {other[0]}")
                 if other is not None:
                     c.execute("DELETE FROM voices WHERE id = ?", (other[0],))
-                sets.append("voice_id = ?")
-                params.append(voice_id)
-            if target_model is not None:
-                sets.append("target_model = ?")
-                params.append(target_model)
-            ids = [str(x) for x in request_ids if x]
-            if ids:
-                merged = json.loads(current[2] or "[]")
-                for x in ids:
-                    if x not in merged:
-                        merged.append(x)
-                sets.append("request_ids = ?")
-                params.append(json.dumps(merged))
-            if error is not None:
-                sets.append("last_error = ?")
-                params.append(json.dumps({"reason": error[0], "message": scrub(error[1]) or ""}))
-            elif clear_error:
-                sets.append("last_error = NULL")
-            if checked:
-                sets.append("last_checked_at = ?")
-                params.append(now)
-            if preview_path is not None:
-                sets.append("preview_path = ?")
-                params.append(preview_path)
-            if last_used_at is not None:
-                sets.append("last_used_at = ?")
-                params.append(last_used_at)
-            params.append(row_id)
+            merged = json.loads(current[2] or "[]")
+            merged += [x for x in dict.fromkeys(str(i) for i in request_ids if i) if x not in merged]
+            if request_ids:
+                sets["request_ids"] = json.dumps(merged)
             try:
-                c.execute(f"UPDATE voices SET {', '.join(sets)} WHERE id = ?", params)
+                c.execute(
+                    f"UPDATE voices SET {', '.join(f'{k} = ?' for k in sets)} WHERE id = ?",
+                    [*sets.values(), row_id],
+                )
             except sqlite3.IntegrityError as exc:
                 raise LedgerConflict(f"ledger row {row_id}: {exc}") from None
         return self._must(row_id)

@@ -49,7 +49,7 @@ from pipeline.enroll.ledger import (
     record_from_dict,
     scrub,
 )
-from pipeline.enroll.providers import api_key_env
+from pipeline.enroll.providers import api_key_env, make_provider
 from pipeline.enroll.providers.base import (
     MissingApiKey,
     OutcomeUnknown,
@@ -245,14 +245,6 @@ def resolve_target_model(spec: FamilySpec, target_models: Mapping[str, str] | No
 # --------------------------------------------------------------------------------------------- providers
 
 
-def _default_factory(
-    spec: FamilySpec, base_url: str | None, *, require_key: bool = True, **options: Any
-) -> VoiceProvider:
-    from pipeline.enroll.providers import make_provider
-
-    return make_provider(spec, base_url=base_url, require_key=require_key, **options)
-
-
 class ProviderPool:
     """Gives the client for a family (and region), made once per (family, region).
 
@@ -276,8 +268,8 @@ class ProviderPool:
         """True when the clients come from the test seam, not from the environment."""
         if providers is None:
             extra = {k: v for k, v in (options or {}).items() if v is not None}
-            self._factory: ProviderFactory = lambda spec, url: _default_factory(
-                spec, url, require_key=require_key, **extra
+            self._factory: ProviderFactory = lambda spec, url: make_provider(
+                spec, base_url=url, require_key=require_key, **extra
             )
         elif isinstance(providers, Mapping):
             self._factory = lambda spec, url: _given(providers, spec)
@@ -640,11 +632,16 @@ class _Run:
             message=f"clip file {clip.clip} is missing",
         )
 
-    def clip_target(self, clip: ClipRow) -> tuple[Path, str, VoiceProvider, str]:
-        """The clip's file and sha256, its family's client, and that client's base URL as the ledger keeps it."""
+    def slot(
+        self, clip: ClipRow, known: Sequence[VoiceRecord]
+    ) -> tuple[Path, str, VoiceProvider, list[VoiceRecord], VoiceRecord | None]:
+        """The clip's file and sha256, its family's client, the ``known`` rows of that provider, and the one
+        holding the clip's slot (:func:`_holder`) in the client's region."""
+        spec = self.specs[clip.family]
         clip_path = self.out_dir / (clip.clip or "")
-        provider = self.pool.get(self.specs[clip.family])
-        return clip_path, sha256_file(clip_path), provider, provider.base_url
+        provider, sha = self.pool.get(spec), sha256_file(clip_path)
+        rows = [r for r in known if r.provider == spec.provider]
+        return clip_path, sha, provider, rows, _holder(rows, self.models[clip.family], sha, provider.base_url)
 
     def submit(self, clip: ClipRow) -> SubmitOutcome:
         assert self.ledger is not None
@@ -661,9 +658,7 @@ class _Run:
         missing = self.missing_clip(clip, model)
         if missing is not None:
             return missing
-        clip_path, sha, provider, base_url = self.clip_target(clip)
-        rows = self.ledger.rows(provider=spec.provider)
-        row = _holder(rows, model, sha, base_url)
+        clip_path, sha, provider, rows, row = self.slot(clip, self.ledger.rows(provider=spec.provider))
         if row is not None:
             if row.status in {"ready", "deploying"}:
                 return self.finish(clip, provider, row, "existing")
@@ -681,30 +676,27 @@ class _Run:
             # otherwise row.retryable: retry with the same row and name
         else:
             name = _next_name(spec, clip, sha, model, rows)
-            intent = dataclasses.replace(
-                self.new_voice(clip, spec, model, name, clip_path.resolve(), sha, base_url),
-                sources=_sources(clip),
-                enrollment_key=clip.key or None,
-            )
             try:
-                row = self.ledger.begin(intent)
+                row = self.ledger.begin(
+                    self.new_voice(clip, name, clip_path.resolve(), sha, provider.base_url)
+                )
             except LedgerConflict as exc:
                 return self.outcome(clip, None, target_model=model, message=str(exc))
         return self.create(clip, provider, row)
 
-    def new_voice(
-        self, clip: ClipRow, spec: FamilySpec, model: str, name: str, path: Path, sha: str, base_url: str
-    ) -> VoiceRecord:
+    def new_voice(self, clip: ClipRow, name: str, path: Path, sha: str, base_url: str) -> VoiceRecord:
         """The record of the voice to make from ``clip`` (what the ledger's intent and the request hold)."""
         return VoiceRecord(
-            provider=spec.provider,
+            provider=self.specs[clip.family].provider,
             base_url=base_url,
             family=clip.family,
-            target_model=model,
+            target_model=self.models[clip.family],
             name=name,
             clip_sha256=sha,
             clip_path=str(path),
             speaker=clip.speaker,
+            sources=_sources(clip),
+            enrollment_key=clip.key or None,
         )
 
     def create(self, clip: ClipRow, provider: VoiceProvider, row: VoiceRecord) -> SubmitOutcome:
@@ -756,9 +748,7 @@ class _Run:
         missing = self.missing_clip(clip, model)
         if missing is not None:
             return missing
-        clip_path, sha, provider, base_url = self.clip_target(clip)
-        rows = [r for r in known if r.provider == spec.provider]
-        row = _holder(rows, model, sha, base_url)
+        clip_path, sha, provider, rows, row = self.slot(clip, known)
         if row is not None and not row.retryable:
             return self.outcome(
                 clip,
@@ -771,7 +761,7 @@ class _Run:
         problems: list[str] = []
         if not spec.name_rule.matches(name or ""):
             problems.append(f"the name {name!r} does not match {spec.name_rule.pattern}")
-        request = self.new_voice(clip, spec, model, name or "", clip_path, sha, base_url)
+        request = self.new_voice(clip, name or "", clip_path, sha, provider.base_url)
         try:
             prepared = list(provider.prepare_create(request, preview_text=self.preview_text))
         except ProviderError as exc:
