@@ -141,13 +141,15 @@ def print_outcomes(outcomes: Sequence[Any], *, console: Console | None = None) -
 
 
 def _print_dry_run(outcomes: Sequence[Any], console: Console) -> None:
+    from pipeline.enroll.ledger import scrub
+
     for o in outcomes:
         head = f"[bold]{o.speaker}/{o.family}[/] -> {o.target_model} as {o.name or '-'}"
         console.print(head, highlight=False)
         if o.message:
             console.print(f"  {o.message}", markup=False, highlight=False)
         for req in o.requests:
-            console.print_json(json.dumps(req), indent=2)
+            console.print_json(scrub(json.dumps(req)), indent=2)  # built masked; scrub is the second guard
         for p in o.problems:
             console.print(f"  [red]x[/] {p}", highlight=False)
     bad = sum(1 for o in outcomes if o.problems)
@@ -236,9 +238,12 @@ def submit_command(
         outcomes = submit_run(out_dir, family, speaker, options)
     out = make_console()
     if as_json:
+        from pipeline.enroll.ledger import scrub
+
         for o in outcomes:
             row = {**vars(o), "ok": o.ok}
-            print(json.dumps(row, ensure_ascii=False), flush=True)
+            # The requests are built masked; scrub() is the second guard (any *_API_KEY value, bearer tokens).
+            print(scrub(json.dumps(row, ensure_ascii=False)), flush=True)
     elif not outcomes:
         out.print("nothing to submit: no ready or submitted clips match")
     elif dry_run:
