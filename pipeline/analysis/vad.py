@@ -30,7 +30,7 @@ import numpy as np
 import webrtcvad
 
 from pipeline.analysis import energy
-from pipeline.analysis.base import ANALYSIS_RATE, FRAME_S
+from pipeline.analysis.base import ANALYSIS_RATE, FRAME_S, whole_frames
 from pipeline.audio.arguments import one_of, signal
 
 TAIL_DECAY_DB_PER_S = 300.0
@@ -58,11 +58,10 @@ class WebRtcVad:
     def process(self, block: np.ndarray) -> None:
         """Classify every complete 10 ms frame in ``block`` (plus the kept remainder)."""
         pcm = np.clip(np.rint(block.astype(np.float64) * 32768.0), -32768, 32767).astype(np.int16)
-        if self._rest.size:
-            pcm = np.concatenate([self._rest, pcm])
-        n_full = pcm.size // self._frame
+        frames, self._rest = whole_frames(self._rest, pcm, self._frame)
+        n_full = frames.shape[0]
         if n_full:
-            data = pcm[: n_full * self._frame].tobytes()
+            data = frames.tobytes()
             step = 2 * self._frame
             is_speech = self._vad.is_speech
             rate = self._rate
@@ -72,7 +71,6 @@ class WebRtcVad:
                 count=n_full,
             )
             self._decisions.append(out)
-        self._rest = pcm[n_full * self._frame :].copy()
 
     def finish(self) -> np.ndarray:
         """Return the raw per-frame decisions (bool array, one per complete 10 ms frame)."""
