@@ -263,34 +263,32 @@ _SF_ERRORS = (RuntimeError, OSError, ValueError, TypeError, OverflowError, Memor
 def _probe_soundfile(path: Path, size: int, stream_index: int, max_input_s: float | None) -> AudioInfo | None:
     """Probe with libsndfile; ``None`` when libsndfile cannot use the file (FFmpeg gets a try)."""
     try:
-        sfi = sf.info(str(path))
-    except _SF_ERRORS:
-        return None
-    if sfi.samplerate <= 0 or not 0 < sfi.channels <= _MAX_CHANNELS or sfi.frames < 0:
-        return None
-    if sfi.frames == 0:
-        # An unfinished WAV (data size 0) looks empty to libsndfile; FFmpeg reads such files to the end.
-        return None
-    if stream_index != 0:
-        raise _fail("no_audio_stream", path, f"the file has 1 audio stream; stream_index={stream_index}")
-    duration_s = sfi.frames / sfi.samplerate
-    if max_input_s is not None and duration_s > max_input_s:
-        raise _fail("too_long", path, f"{duration_s:.1f} s is longer than the maximum {max_input_s:g} s")
-    try:
         with sf.SoundFile(str(path)) as fh:
-            first = fh.read(min(1024, sfi.frames), dtype="float32", always_2d=True)
+            rate, channels, frames = fh.samplerate, fh.channels, fh.frames
+            # An unfinished WAV (data size 0) looks empty to libsndfile; FFmpeg reads such files to the end.
+            if rate <= 0 or not 0 < channels <= _MAX_CHANNELS or frames <= 0:
+                return None
+            if stream_index != 0:
+                raise _fail(
+                    "no_audio_stream", path, f"the file has 1 audio stream; stream_index={stream_index}"
+                )
+            duration_s = frames / rate
+            if max_input_s is not None and duration_s > max_input_s:
+                raise _fail(
+                    "too_long", path, f"{duration_s:.1f} s is longer than the maximum {max_input_s:g} s"
+                )
+            if len(fh.read(min(1024, frames), dtype="float32", always_2d=True)) == 0:
+                return None
+            fmt, codec, sample_format = _sf_names(fh.format, fh.subtype)
     except _SF_ERRORS:
         return None
-    if len(first) == 0:
-        return None
-    fmt, codec, sample_format = _sf_names(sfi.format, sfi.subtype)
     return AudioInfo(
         path=str(path),
         format=fmt,
         codec=codec,
-        sample_rate=int(sfi.samplerate),
-        channels=int(sfi.channels),
-        frames=int(sfi.frames),
+        sample_rate=int(rate),
+        channels=int(channels),
+        frames=int(frames),
         duration_s=duration_s,
         sample_format=sample_format,
         bytes=size,
