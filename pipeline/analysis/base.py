@@ -35,6 +35,17 @@ def fit_mask(mask: np.ndarray, n: int) -> np.ndarray:
     return out
 
 
+def runs(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Start indices and (exclusive) end indices of the runs of ``True`` in a 1-D bool array."""
+    m = np.asarray(mask, dtype=bool)
+    if m.size == 0:
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, empty
+    padded = np.concatenate([[False], m, [False]]).astype(np.int8)
+    diff = np.diff(padded)
+    return np.flatnonzero(diff == 1), np.flatnonzero(diff == -1)
+
+
 def whole_frames(rest: np.ndarray, block: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
     """The complete ``size``-sample frames of ``rest`` followed by ``block``, as rows, and the samples
     left over for the next block (the carry of every streaming framer on the grid)."""

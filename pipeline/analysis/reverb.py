@@ -28,7 +28,15 @@ import math
 import numpy as np
 import scipy.fft
 
-from pipeline.analysis.base import ANALYSIS_RATE, FRAME_S, FRAME_SAMPLES, Measurement, fit_mask, whole_frames
+from pipeline.analysis.base import (
+    ANALYSIS_RATE,
+    FRAME_S,
+    FRAME_SAMPLES,
+    Measurement,
+    fit_mask,
+    runs,
+    whole_frames,
+)
 
 __all__ = [
     "BAND_EDGES_HZ",
@@ -255,12 +263,9 @@ def _free_decay_times(level: np.ndarray, floor: float, allowed: np.ndarray | Non
     # step i -> i+1 continues a decay
     falling = level[1:] < level[:-1] + _DECAY_TOLERANCE_DB
     falling &= level[1:] >= floor + _DECAY_END_MARGIN_DB
-    edge = np.zeros(1, dtype=np.int8)
-    edges = np.diff(np.concatenate([edge, falling.view(np.int8), edge]))
+    # A run of falling steps [s, e) is a decay from frame s to frame e (inclusive: the step into it fell).
+    run_starts, run_ends = runs(falling)
     del falling
-    run_starts = np.flatnonzero(edges == 1)  # first frame of a decay
-    run_ends = np.flatnonzero(edges == -1)  # last frame of a decay (the step into it was falling)
-    del edges
     keep = level[run_starts] >= floor + _DECAY_START_DB
     if allowed is not None:
         keep &= allowed[run_starts]
