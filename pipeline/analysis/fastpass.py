@@ -115,7 +115,7 @@ class Analysis:
 
 
 class FastPass:
-    """Streaming accumulator: feed ``(native block, 16 kHz mono block)`` pairs, then :meth:`finish`.
+    """Streaming accumulator: feed ``(native block, its mix, 16 kHz mono block)`` triples, then :meth:`finish`.
 
     ``native`` is ``(n, channels)`` float32 at ``sample_rate``; ``mono16k`` is the analysis view of the
     same audio (the two may be offset by the resampler's delay; their totals agree at the end).
@@ -151,16 +151,11 @@ class FastPass:
         self._dnsmos_start = 0.0
         self._dnsmos_windows: list[dict[str, float]] = []
 
-    def process(self, native: np.ndarray, mono16k: np.ndarray, mono: np.ndarray | None = None) -> None:
-        """Measure one native block and its analysis-view counterpart.
-
-        ``mono`` is the native-rate mix of ``native`` when the caller already has it (saves mixing twice).
-        """
+    def process(self, native: np.ndarray, mono: np.ndarray, mono16k: np.ndarray) -> None:
+        """Measure one native block, its native-rate mix ``mono`` and its analysis-view counterpart."""
         if native.shape[0]:
             self.native_frames += native.shape[0]
             self._clipping.process(native)
-            if mono is None:
-                mono = mix(native, self.choice)
             self._bandwidth.process(mono)
             self._peak.process(mono[None, :])
             self._dc.process(mono)
@@ -301,7 +296,7 @@ def run_fast_pass(
         vad_aggressiveness=vad_aggressiveness,
     )
     for native, mono_native, mono16k in blocks:
-        fast.process(native, mono16k, mono_native)
+        fast.process(native, mono_native, mono16k)
     return fast.finish(min_pause_s=min_pause_s)
 
 
