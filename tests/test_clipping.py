@@ -299,7 +299,7 @@ def full_histogram_values(x: np.ndarray, rate: int) -> dict:
         levels = np.bincount(bins[:, ch], minlength=_N_BINS)
         pairs = np.bincount(np.minimum(bins[:-1, ch], bins[1:, ch]), minlength=_N_BINS)
         plateaus.append(_find_plateau(levels, pairs))
-    ratios = [p.clipped / samples.shape[0] if p else 0.0 for p in plateaus]
+    ratios = [p[0] / samples.shape[0] if p else 0.0 for p in plateaus]
     worst = plateaus[int(np.argmax(ratios))]
     frame_of_sample = np.arange(samples.shape[0]) * 100 // rate
     starts = np.flatnonzero(np.diff(frame_of_sample, prepend=-1))
@@ -307,12 +307,12 @@ def full_histogram_values(x: np.ndarray, rate: int) -> dict:
     hit = np.zeros(frame_maxima.shape[0], dtype=bool)
     for ch, plateau in enumerate(plateaus):
         if plateau is not None:
-            hit |= frame_maxima[:, ch] >= plateau.event_bin
+            hit |= frame_maxima[:, ch] >= plateau[2]
     hit_frames = np.flatnonzero(hit)
     firsts = [int(f) for i, f in enumerate(hit_frames) if i == 0 or f - hit_frames[i - 1] > 10]
     return {
         "clipped_ratio": max(ratios),
-        "clip_level": worst.level if worst else None,
+        "clip_level": worst[1] if worst else None,
         "clipped_events": [round(f * 0.01, 3) for f in firsts[:MAX_EVENTS]],
         "clipped_event_count": len(firsts),
     }

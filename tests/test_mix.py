@@ -50,16 +50,21 @@ def _stats(
     speech: list[float] | None = None,
     *,
     corr: float | None = None,
-    loss: float | None = None,
 ) -> ChannelStats:
-    """Hand-written stats (no power matrix), for exercising the decision thresholds exactly."""
+    """Hand-written stats of zero-mean channels at ``levels`` with correlation ``corr`` (None: independent),
+    for exercising the decision thresholds exactly."""
+    rms = np.sqrt(10.0 ** (np.asarray(levels) / 10.0))
+    power = np.outer(rms, rms) * (corr or 0.0)
+    np.fill_diagonal(power, rms**2)
     return ChannelStats(
         level_dbfs=tuple(levels),
         noise_floor_dbfs=tuple(floors if floors is not None else [lv - 40 for lv in levels]),
         speech_level_dbfs=tuple(speech if speech is not None else [lv + 3 for lv in levels]),
         correlation=corr,
-        mean_loss_db=loss,
+        mean_loss_db=None,
         seconds_examined=10.0,
+        power_matrix=tuple(tuple(float(v) for v in row) for row in power),
+        channel_means=(0.0,) * len(levels),
     )
 
 
@@ -297,8 +302,8 @@ def test_requested_strategies_are_obeyed_and_warn_about_a_silent_first_channel()
     assert unmeasured.first_channel_silent is False and unmeasured.stats is None
 
 
-def test_hand_written_stats_use_mean_loss_and_correlation_for_anti_phase() -> None:
-    choice = choose_channels(_stats([-20.0, -21.0], corr=-0.95, loss=-15.0), channels=2)
+def test_anti_phase_pair_of_hand_written_stats_becomes_inverted_mean() -> None:
+    choice = choose_channels(_stats([-20.0, -21.0], corr=-0.95), channels=2)
     assert (choice.method, choice.weights) == ("inverted_mean", (0.5, -0.5))
 
 

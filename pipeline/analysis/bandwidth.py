@@ -60,7 +60,7 @@ import math
 import numpy as np
 import scipy.fft
 
-from pipeline.analysis.base import FRAME_S, Measurement
+from pipeline.analysis.base import FRAME_S, Measurement, fit_mask
 
 FRAMES_PER_SEGMENT = 4
 """Analysis frames (10 ms each) per stored spectrum."""
@@ -298,12 +298,7 @@ class BandwidthMeter:
             weights = np.zeros(n)
             weights[order] = 1.0
         else:
-            mask = np.asarray(speech_mask)
-            frames = np.zeros(n * FRAMES_PER_SEGMENT, dtype=bool)
-            m = min(frames.shape[0], mask.shape[0])
-            frames[:m] = mask[:m]
-            speech_frames = np.count_nonzero(frames.reshape(n, FRAMES_PER_SEGMENT), axis=1)
-            weights = speech_frames / float(FRAMES_PER_SEGMENT)
+            weights = _speech_weights(speech_mask, n)
         total = float(weights.sum())
         if total <= 0:
             return None
@@ -348,7 +343,7 @@ class BandwidthMeter:
             counts += _band_histograms(audible)
         if n_audible < MIN_EXCESS_SEGMENTS:
             return None
-        quiet_db = 10.0 * np.log10(_quiet_mean_power_of_counts(counts, n_audible, NOISE_FRACTION) + 1e-30)
+        quiet_db = 10.0 * np.log10(_quiet_mean_power(counts, n_audible, NOISE_FRACTION) + 1e-30)
         return quiet_db + _noise_floor_ratio_db(self.sample_rate)
 
     def block_bandwidths(
@@ -368,17 +363,13 @@ class BandwidthMeter:
         the noise-aware one against the recording's noise floor, as :meth:`finish` does. A block with less
         than ``min_speech_s`` of speech, or silent, is NaN. Works chunk by chunk on the stored codes.
         """
-        mask = np.asarray(speech_mask)
         per = max(1, round(block_s / (FRAMES_PER_SEGMENT * FRAME_S)))
         chunks = self._code_chunks(rows=per * max(1, 4096 // per))  # chunk edges fall on block edges
         n = sum(c.shape[0] for c in chunks)
         n_blocks = -(-n // per)
         acc = np.zeros((n_blocks, self._n_bands), dtype=np.float64)
         weight = np.zeros(n_blocks, dtype=np.float64)
-        frames = np.zeros(n * FRAMES_PER_SEGMENT, dtype=bool)
-        m = min(frames.shape[0], mask.shape[0])
-        frames[:m] = mask[:m]
-        speech = np.count_nonzero(frames.reshape(n, FRAMES_PER_SEGMENT), axis=1) / float(FRAMES_PER_SEGMENT)
+        speech = _speech_weights(speech_mask, n)
         first = 0
         for c in chunks:
             w = speech[first : first + c.shape[0]]
@@ -406,15 +397,6 @@ class BandwidthMeter:
         out[measured] = cliffs
         return out
 
-    def _cliff_of(self, spectrum_db: np.ndarray, floor_db: np.ndarray | None) -> float:
-        """The plain cliff of a speech spectrum, else its noise-aware cliff above ``floor_db``, else Nyquist."""
-        bandwidth_hz = find_cliff(spectrum_db, self._edges, drop_db=self.drop_db)
-        if bandwidth_hz >= self._nyquist and floor_db is not None:
-            cliff = find_excess_cliff(spectrum_db - floor_db, self._edges)
-            if cliff is not None:
-                bandwidth_hz = cliff
-        return float(bandwidth_hz)
-
     def finish(self, *, speech_mask: np.ndarray | None = None) -> Measurement:
         """Return ``bandwidth_hz`` and ``bandwidth_class`` for everything processed so far.
 
@@ -441,8 +423,10 @@ class BandwidthMeter:
         bandwidth_hz = find_cliff(spectrum_db, self._edges, drop_db=self.drop_db)
         if bandwidth_hz >= self._nyquist and speech_mask is not None:
             # The speech spectrum is at hand: no speech_excess_db().
-            bandwidth_hz = self._cliff_of(spectrum_db, self._noise_floor_db())
-            self.noise_aware_cliff = bandwidth_hz < self._nyquist
+            floor_db = self._noise_floor_db()
+            cliff = None if floor_db is None else find_excess_cliff(spectrum_db - floor_db, self._edges)
+            self.noise_aware_cliff = cliff is not None
+            bandwidth_hz = bandwidth_hz if cliff is None else cliff
         result.put("bandwidth_hz", float(bandwidth_hz))
         result.put("bandwidth_class", bandwidth_class(bandwidth_hz))
         return result
@@ -498,6 +482,13 @@ def find_cliffs(spectra_db: np.ndarray, band_edges_hz: np.ndarray, *, drop_db: f
     return out
 
 
+def _speech_weights(speech_mask: np.ndarray, n: int) -> np.ndarray:
+    """Per segment of ``n``, the share of its frames that ``speech_mask`` (10 ms grid, cut or padded with
+    non-speech to the segments) marks as speech."""
+    frames = fit_mask(np.asarray(speech_mask), n * FRAMES_PER_SEGMENT)
+    return np.count_nonzero(frames.reshape(n, FRAMES_PER_SEGMENT), axis=1) / float(FRAMES_PER_SEGMENT)
+
+
 def _band_histograms(codes: np.ndarray) -> np.ndarray:
     """Per band (column) of quantised ``codes``, the count of each of the 256 code values."""
     n_bands = codes.shape[1]
@@ -505,7 +496,7 @@ def _band_histograms(codes: np.ndarray) -> np.ndarray:
     return np.bincount(keyed.reshape(-1), minlength=n_bands * 256).reshape(n_bands, 256)
 
 
-def _quiet_mean_power_of_counts(counts: np.ndarray, n: int, fraction: float) -> np.ndarray:
+def _quiet_mean_power(counts: np.ndarray, n: int, fraction: float) -> np.ndarray:
     """Per band, the mean power of the quietest ``fraction`` of ``n`` rows, from the bands' code histograms
     (:func:`_band_histograms`)."""
     take_total = max(1, int(fraction * n))
@@ -513,11 +504,6 @@ def _quiet_mean_power_of_counts(counts: np.ndarray, n: int, fraction: float) -> 
     before = np.cumsum(counts, axis=1) - counts
     take = np.clip(take_total - before, 0.0, counts)
     return (take * _CODE_POWER[None, :]).sum(axis=1) / take_total
-
-
-def _quiet_mean_power(codes: np.ndarray, fraction: float) -> np.ndarray:
-    """Per band (column), the mean power of the quietest ``fraction`` of the rows of quantised ``codes``."""
-    return _quiet_mean_power_of_counts(_band_histograms(codes), codes.shape[0], fraction)
 
 
 @functools.lru_cache(maxsize=16)
@@ -535,7 +521,9 @@ def _noise_floor_ratio_db(sample_rate: int) -> np.ndarray:
         meter.process(rng.standard_normal(block).astype(np.float32) * np.float32(0.01))
     codes = np.concatenate(meter._chunks, axis=0)
     mean_power = _CODE_POWER[codes].mean(axis=0)
-    ratio = 10.0 * np.log10(mean_power / _quiet_mean_power(codes, NOISE_FRACTION))
+    ratio = 10.0 * np.log10(
+        mean_power / _quiet_mean_power(_band_histograms(codes), codes.shape[0], NOISE_FRACTION)
+    )
     make_up = meter._bins_per_band.copy()
     make_up[0], make_up[-1] = -1.0, -2.0
     shared = np.empty_like(ratio)

@@ -16,6 +16,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 ANALYSIS_RATE = 16000
 """Sample rate of the mono analysis view (Hz)."""
 
@@ -23,6 +25,33 @@ FRAME_S = 0.01
 """Hop and length of one analysis frame (seconds): 10 ms, 160 samples at 16 kHz."""
 
 FRAME_SAMPLES = round(ANALYSIS_RATE * FRAME_S)
+
+
+def fit_mask(mask: np.ndarray, n: int) -> np.ndarray:
+    """A per-frame ``mask`` as a bool array of ``n`` frames: cut, or padded with False (non-speech)."""
+    out = np.zeros(n, dtype=bool)
+    m = min(n, mask.shape[0])
+    out[:m] = mask[:m]
+    return out
+
+
+def runs(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Start indices and (exclusive) end indices of the runs of ``True`` in a 1-D bool array."""
+    m = np.asarray(mask, dtype=bool)
+    if m.size == 0:
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, empty
+    padded = np.concatenate([[False], m, [False]]).astype(np.int8)
+    diff = np.diff(padded)
+    return np.flatnonzero(diff == 1), np.flatnonzero(diff == -1)
+
+
+def whole_frames(rest: np.ndarray, block: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """The complete ``size``-sample frames of ``rest`` followed by ``block``, as rows, and the samples
+    left over for the next block (the carry of every streaming framer on the grid)."""
+    x = np.concatenate([rest, block]) if rest.size else block
+    whole = (x.shape[0] // size) * size
+    return x[:whole].reshape(-1, size), x[whole:].copy()
 
 
 @dataclass

@@ -70,7 +70,6 @@ in the magnitude). The results are those of the full histograms (tested against 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import numpy as np
 
@@ -130,16 +129,7 @@ def _bin_level(index: float) -> float:
     return float(10.0 ** ((LEVEL_FLOOR_DB + (index - 1) * FINE_BIN_DB) / 20.0))
 
 
-@dataclass(frozen=True)
-class _Plateau:
-    """A detected plateau in one channel: clipped sample count, level and event threshold (fine bin)."""
-
-    clipped: int
-    level: float
-    event_bin: int
-
-
-def _exact_plateau(levels: np.ndarray, pairs: np.ndarray, top: int) -> _Plateau | None:
+def _exact_plateau(levels: np.ndarray, pairs: np.ndarray, top: int) -> tuple[int, float, int] | None:
     low = max(top - _EXACT_BINS + 1, 1)
     on_top = int(levels[low : top + 1].sum())
     pairs_on_top = int(pairs[low : top + 1].sum())
@@ -153,10 +143,10 @@ def _exact_plateau(levels: np.ndarray, pairs: np.ndarray, top: int) -> _Plateau 
     if on_top < _EXACT_OVER_NEXT * next_level:
         return None
     mean_bin = float(np.average(np.arange(low, top + 1), weights=levels[low : top + 1])) + 0.5
-    return _Plateau(clipped=on_top, level=_bin_level(mean_bin), event_bin=low)
+    return on_top, _bin_level(mean_bin), low
 
 
-def _rippled_plateau(levels: np.ndarray, top: int) -> _Plateau | None:
+def _rippled_plateau(levels: np.ndarray, top: int) -> tuple[int, float, int] | None:
     coarse = np.add.reduceat(levels[1:], np.arange(0, levels.shape[0] - 1, _COARSE)).astype(np.float64)
     step = FINE_BIN_DB * _COARSE
     half = round(_SPIKE_HALF_DB / step)
@@ -187,14 +177,11 @@ def _rippled_plateau(levels: np.ndarray, top: int) -> _Plateau | None:
     if occupied < _SPIKE_MIN_LEVELS:
         return None
     clipped = int(coarse[c - half :].sum())
-    return _Plateau(
-        clipped=clipped,
-        level=_bin_level(1 + c * _COARSE + _COARSE / 2.0),
-        event_bin=1 + (c - half) * _COARSE,
-    )
+    return clipped, _bin_level(1 + c * _COARSE + _COARSE / 2.0), 1 + (c - half) * _COARSE
 
 
-def _find_plateau(levels: np.ndarray, pairs: np.ndarray) -> _Plateau | None:
+def _find_plateau(levels: np.ndarray, pairs: np.ndarray) -> tuple[int, float, int] | None:
+    """A channel's plateau as (clipped sample count, linear level, lowest fine bin of an event), or None."""
     occupied = np.flatnonzero(levels[1:])
     if occupied.size == 0:
         return None
@@ -341,19 +328,19 @@ class ClippingDetector:
                 result.put(name, None, why="empty: no samples were processed")
             return result
         plateaus = [_find_plateau(self._levels[ch], self._pairs[ch]) for ch in range(self.channels)]
-        ratios = [p.clipped / self._n_samples if p else 0.0 for p in plateaus]
+        ratios = [p[0] / self._n_samples if p else 0.0 for p in plateaus]
         worst = int(np.argmax(ratios))
         result.put("clipped_ratio", float(ratios[worst]))
         worst_plateau = plateaus[worst]
         if worst_plateau is None:
             result.put("clip_level", None, why="not_measured: no clipping plateau found")
         else:
-            result.put("clip_level", worst_plateau.level)
+            result.put("clip_level", worst_plateau[1])
         frame_maxima = self._frame_maxima()
         hit = np.zeros(frame_maxima.shape[0], dtype=bool)
         for ch, plateau in enumerate(plateaus):
             if plateau is not None:
-                hit |= frame_maxima[:, ch] >= plateau.event_bin
+                hit |= frame_maxima[:, ch] >= plateau[2]
         gap = round(EVENT_MERGE_S / FRAME_S)
         firsts = _merge_events(np.flatnonzero(hit), gap_frames=gap)
         result.put("clipped_events", [round(i * FRAME_S, 3) for i in firsts[:MAX_EVENTS]])

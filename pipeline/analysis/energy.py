@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import signal
 
-from pipeline.analysis.base import ANALYSIS_RATE, FRAME_S, FRAME_SAMPLES, Measurement
+from pipeline.analysis.base import ANALYSIS_RATE, FRAME_S, FRAME_SAMPLES, Measurement, whole_frames
 from pipeline.audio.arguments import signal as checked_signal
 
 DB_FLOOR = -120.0
@@ -51,14 +51,9 @@ class FrameEnergy:
 
     def process(self, block: np.ndarray) -> None:
         """Add the next block of samples (1-D float, any length)."""
-        x = block.astype(np.float64, copy=False)
-        if self._rest.size:
-            x = np.concatenate([self._rest, x])
-        n_full = x.size // self._frame
-        if n_full:
-            frames = x[: n_full * self._frame].reshape(n_full, self._frame)
+        frames, self._rest = whole_frames(self._rest, block.astype(np.float64, copy=False), self._frame)
+        if frames.shape[0]:
             self._chunks.append(np.mean(frames * frames, axis=1))
-        self._rest = x[n_full * self._frame :].copy()
 
     def finish(self) -> np.ndarray:
         """Return the mean power of every complete frame (float64; a trailing partial frame is dropped)."""
@@ -97,13 +92,9 @@ class LowBandEnergy:
 
     def process(self, block: np.ndarray) -> None:
         """Add the next block of samples (1-D float, any length)."""
-        x = block.astype(np.float64, copy=False)
-        if self._rest.size:
-            x = np.concatenate([self._rest, x])
-        n = (x.size // self._step) * self._step
-        self._rest = x[n:].copy()
-        if n:
-            y, self._zi = signal.sosfilt(self._sos, x[:n].reshape(-1, self._step).mean(axis=1), zi=self._zi)
+        groups, self._rest = whole_frames(self._rest, block.astype(np.float64, copy=False), self._step)
+        if groups.shape[0]:
+            y, self._zi = signal.sosfilt(self._sos, groups.mean(axis=1), zi=self._zi)
             self._frames.process(y)
 
     def finish(self) -> np.ndarray:

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from pipeline.analysis.bandwidth import BandwidthMeter
-from pipeline.analysis.base import ANALYSIS_RATE, FRAME_S, Measurement
+from pipeline.analysis.base import ANALYSIS_RATE, FRAME_S, Measurement, whole_frames
 from pipeline.analysis.clipping import ClippingDetector
 from pipeline.analysis.energy import DcOffsetMeter, FrameEnergy, LowBandEnergy, frame_db, noise_floor_dbfs
 from pipeline.analysis.loudness import LoudnessMeter, TruePeakMeter, amplitude_db
@@ -115,7 +115,7 @@ class Analysis:
 
 
 class FastPass:
-    """Streaming accumulator: feed ``(native block, 16 kHz mono block)`` pairs, then :meth:`finish`.
+    """Streaming accumulator: feed ``(native block, its mix, 16 kHz mono block)`` triples, then :meth:`finish`.
 
     ``native`` is ``(n, channels)`` float32 at ``sample_rate``; ``mono16k`` is the analysis view of the
     same audio (the two may be offset by the resampler's delay; their totals agree at the end).
@@ -147,21 +147,15 @@ class FastPass:
         self._reverb = ReverbMeter(sample_rate=ANALYSIS_RATE)
         self._wada = WadaAccumulator()
         self._dnsmos = dnsmos
-        self._dnsmos_buffer: list[np.ndarray] = []
-        self._dnsmos_buffered = 0
+        self._dnsmos_rest = np.zeros(0, dtype=np.float32)  # the start of the next DNSMOS window
         self._dnsmos_start = 0.0
         self._dnsmos_windows: list[dict[str, float]] = []
 
-    def process(self, native: np.ndarray, mono16k: np.ndarray, mono: np.ndarray | None = None) -> None:
-        """Measure one native block and its analysis-view counterpart.
-
-        ``mono`` is the native-rate mix of ``native`` when the caller already has it (saves mixing twice).
-        """
+    def process(self, native: np.ndarray, mono: np.ndarray, mono16k: np.ndarray) -> None:
+        """Measure one native block, its native-rate mix ``mono`` and its analysis-view counterpart."""
         if native.shape[0]:
             self.native_frames += native.shape[0]
             self._clipping.process(native)
-            if mono is None:
-                mono = mix(native, self.choice)
             self._bandwidth.process(mono)
             self._peak.process(mono[None, :])
             self._dc.process(mono)
@@ -177,14 +171,9 @@ class FastPass:
 
     def _feed_dnsmos(self, mono16k: np.ndarray) -> None:
         window = round(DNSMOS_WINDOW_S * ANALYSIS_RATE)
-        self._dnsmos_buffer.append(mono16k)
-        self._dnsmos_buffered += mono16k.shape[0]
-        while self._dnsmos_buffered >= window:
-            data = np.concatenate(self._dnsmos_buffer)
-            self._score_dnsmos(data[:window])
-            rest = data[window:]
-            self._dnsmos_buffer = [rest]
-            self._dnsmos_buffered = rest.shape[0]
+        windows, self._dnsmos_rest = whole_frames(self._dnsmos_rest, mono16k, window)
+        for audio in windows:
+            self._score_dnsmos(audio)
 
     def _score_dnsmos(self, audio: np.ndarray) -> None:
         from pipeline.analysis.dnsmos import dnsmos
@@ -240,10 +229,9 @@ class FastPass:
         m.null_reasons.pop("clip_level", None)
 
         if self._dnsmos:
-            if self._dnsmos_buffered >= ANALYSIS_RATE * 2 or not self._dnsmos_windows:
-                tail = np.concatenate(self._dnsmos_buffer) if self._dnsmos_buffer else np.zeros(0, np.float32)
-                if tail.size:
-                    self._score_dnsmos(tail)
+            tail = self._dnsmos_rest
+            if tail.size and (tail.size >= ANALYSIS_RATE * 2 or not self._dnsmos_windows):
+                self._score_dnsmos(tail)
             self._put_dnsmos(m, mask)
         else:
             for key in ("dnsmos_sig", "dnsmos_bak", "dnsmos_ovrl"):
@@ -308,7 +296,7 @@ def run_fast_pass(
         vad_aggressiveness=vad_aggressiveness,
     )
     for native, mono_native, mono16k in blocks:
-        fast.process(native, mono16k, mono_native)
+        fast.process(native, mono_native, mono16k)
     return fast.finish(min_pause_s=min_pause_s)
 
 

@@ -28,7 +28,15 @@ import math
 import numpy as np
 import scipy.fft
 
-from pipeline.analysis.base import ANALYSIS_RATE, FRAME_S, FRAME_SAMPLES, Measurement
+from pipeline.analysis.base import (
+    ANALYSIS_RATE,
+    FRAME_S,
+    FRAME_SAMPLES,
+    Measurement,
+    fit_mask,
+    runs,
+    whole_frames,
+)
 
 __all__ = [
     "BAND_EDGES_HZ",
@@ -111,14 +119,11 @@ class ReverbMeter:
         """Add a block of mono samples (float, 16 kHz, any length, finite values)."""
         if block.size == 0:
             return
-        samples = block.astype(np.float32, copy=False)
-        buffered = self._buffer.shape[0]
-        n_new = (buffered + samples.shape[0]) // FRAME_SAMPLES
+        frames, self._buffer = whole_frames(self._buffer, block.astype(np.float32, copy=False), FRAME_SAMPLES)
+        n_new = frames.shape[0]
         if n_new == 0:
-            self._buffer = np.concatenate([self._buffer, samples])
             return
-        used = n_new * FRAME_SAMPLES - buffered  # samples of this block in complete frames
-        history = np.concatenate([self._pending, self._buffer, samples[:used]])
+        history = np.concatenate([self._pending, frames.reshape(-1)])
         # Frame i's window: the frame before it and the frame itself (a view: windows overlap by half).
         windows = np.lib.stride_tricks.sliding_window_view(history, _WINDOW_SAMPLES)[::FRAME_SAMPLES]
         stored = np.empty((n_new, len(self._bins)), dtype=np.float32)
@@ -135,7 +140,6 @@ class ReverbMeter:
         self._chunks.append(stored)
         self._n_frames += n_new
         self._pending = history[-FRAME_SAMPLES:].copy()
-        self._buffer = samples[used:].copy()
 
     def band_powers(self) -> np.ndarray:
         """Per-frame sub-band powers so far, shape ``(n_frames, n_bands)``, float32 (a copy)."""
@@ -152,7 +156,7 @@ class ReverbMeter:
         offsets must then start in speech (or within 30 ms after it). Without a mask, a level well above
         the noise floor is the only requirement. The meter may keep receiving blocks afterwards.
         """
-        mask = self._fit_mask(speech_mask)
+        mask = None if speech_mask is None else fit_mask(np.asarray(speech_mask, dtype=bool), self._n_frames)
         result = Measurement()
         if self._n_frames < _MIN_FRAMES:
             why = f"not_measured: too little audio ({self._n_frames * FRAME_S:.2f} s, need {_MIN_FRAMES * FRAME_S:.1f} s)"
@@ -220,15 +224,6 @@ class ReverbMeter:
         padded[position:] = padded[position - 1]
         return padded
 
-    def _fit_mask(self, speech_mask: np.ndarray | None) -> np.ndarray | None:
-        """The speech mask cut or padded (with non-speech) to the meter's frame count."""
-        if speech_mask is None:
-            return None
-        mask = np.asarray(speech_mask, dtype=bool)
-        if mask.size >= self._n_frames:
-            return mask[: self._n_frames]
-        return np.concatenate([mask, np.zeros(self._n_frames - mask.size, dtype=bool)])
-
 
 def _smoothed_level(padded_power: np.ndarray) -> np.ndarray:
     """A band's level in dB after a centred moving average of ``_SMOOTH_FRAMES`` frames in power.
@@ -268,12 +263,9 @@ def _free_decay_times(level: np.ndarray, floor: float, allowed: np.ndarray | Non
     # step i -> i+1 continues a decay
     falling = level[1:] < level[:-1] + _DECAY_TOLERANCE_DB
     falling &= level[1:] >= floor + _DECAY_END_MARGIN_DB
-    edge = np.zeros(1, dtype=np.int8)
-    edges = np.diff(np.concatenate([edge, falling.view(np.int8), edge]))
+    # A run of falling steps [s, e) is a decay from frame s to frame e (inclusive: the step into it fell).
+    run_starts, run_ends = runs(falling)
     del falling
-    run_starts = np.flatnonzero(edges == 1)  # first frame of a decay
-    run_ends = np.flatnonzero(edges == -1)  # last frame of a decay (the step into it was falling)
-    del edges
     keep = level[run_starts] >= floor + _DECAY_START_DB
     if allowed is not None:
         keep &= allowed[run_starts]

@@ -30,7 +30,7 @@ import numpy as np
 import webrtcvad
 
 from pipeline.analysis import energy
-from pipeline.analysis.base import ANALYSIS_RATE, FRAME_S
+from pipeline.analysis.base import ANALYSIS_RATE, FRAME_S, runs, whole_frames
 from pipeline.audio.arguments import one_of, signal
 
 TAIL_DECAY_DB_PER_S = 300.0
@@ -58,11 +58,10 @@ class WebRtcVad:
     def process(self, block: np.ndarray) -> None:
         """Classify every complete 10 ms frame in ``block`` (plus the kept remainder)."""
         pcm = np.clip(np.rint(block.astype(np.float64) * 32768.0), -32768, 32767).astype(np.int16)
-        if self._rest.size:
-            pcm = np.concatenate([self._rest, pcm])
-        n_full = pcm.size // self._frame
+        frames, self._rest = whole_frames(self._rest, pcm, self._frame)
+        n_full = frames.shape[0]
         if n_full:
-            data = pcm[: n_full * self._frame].tobytes()
+            data = frames.tobytes()
             step = 2 * self._frame
             is_speech = self._vad.is_speech
             rate = self._rate
@@ -72,7 +71,6 @@ class WebRtcVad:
                 count=n_full,
             )
             self._decisions.append(out)
-        self._rest = pcm[n_full * self._frame :].copy()
 
     def finish(self) -> np.ndarray:
         """Return the raw per-frame decisions (bool array, one per complete 10 ms frame)."""
@@ -86,17 +84,6 @@ def webrtc_vad(x: np.ndarray, *, aggressiveness: int = 2) -> np.ndarray:
     vad = WebRtcVad(aggressiveness=one_of("aggressiveness", aggressiveness, (0, 1, 2, 3)))
     vad.process(signal("x", x, mono=True))
     return vad.finish()
-
-
-def _runs(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Start indices and (exclusive) end indices of the runs of ``True`` in a 1-D bool array."""
-    m = np.asarray(mask, dtype=bool)
-    if m.size == 0:
-        empty = np.zeros(0, dtype=np.int64)
-        return empty, empty
-    padded = np.concatenate([[False], m, [False]]).astype(np.int8)
-    diff = np.diff(padded)
-    return np.flatnonzero(diff == 1), np.flatnonzero(diff == -1)
 
 
 def smooth(
@@ -118,18 +105,18 @@ def smooth(
     """
     out = np.array(raw, dtype=bool)
     gap_frames = round(min_gap_s / frame_s)
-    starts, ends = _runs(out)
+    starts, ends = runs(out)
     for prev_end, next_start in zip(ends[:-1], starts[1:], strict=True):
         if next_start - prev_end < gap_frames:
             out[prev_end:next_start] = True
     min_frames = round(min_speech_s / frame_s)
-    starts, ends = _runs(out)
+    starts, ends = runs(out)
     for s, e in zip(starts, ends, strict=True):
         if e - s < min_frames:
             out[s:e] = False
     hang = round(hangover_s / frame_s)
     if hang:
-        starts, ends = _runs(out)
+        starts, ends = runs(out)
         for e in ends:
             out[e : e + hang] = True
     return out
@@ -187,7 +174,7 @@ def energy_gate(
     low = level > floor + margin_db
     seed = level > floor + max(margin_db, seed_margin_db)
     gate = np.zeros(db.shape, dtype=bool)
-    starts, ends = _runs(low)
+    starts, ends = runs(low)
     for s, e in zip(starts, ends, strict=True):
         if seed[s:e].any():
             gate[s:e] = True
@@ -228,7 +215,7 @@ def refine_edges(
     threshold = bottom if background_dbfs is None else max(bottom, float(background_dbfs) + margin_db)
     tail = round((threshold - bottom) / (tail_decay_db_per_s * FRAME_S))
     above = level > threshold
-    starts, ends = _runs(m)
+    starts, ends = runs(m)
     for s, e in zip(starts, ends, strict=True):
         hits = np.flatnonzero(above[s:e])
         if hits.size:
@@ -276,7 +263,7 @@ def speech_mask(
 
 def segments_from_mask(mask: np.ndarray, *, frame_s: float = FRAME_S) -> list[tuple[float, float]]:
     """Turn a per-frame speech mask into ``(start_s, end_s)`` segments (frame ``i`` spans ``[i, i+1) * frame_s``)."""
-    starts, ends = _runs(mask)
+    starts, ends = runs(mask)
     return [
         (round(float(s) * frame_s, 6), round(float(e) * frame_s, 6))
         for s, e in zip(starts, ends, strict=True)

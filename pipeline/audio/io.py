@@ -22,7 +22,6 @@ import re
 import secrets
 import stat
 import struct
-import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from fractions import Fraction
@@ -264,34 +263,32 @@ _SF_ERRORS = (RuntimeError, OSError, ValueError, TypeError, OverflowError, Memor
 def _probe_soundfile(path: Path, size: int, stream_index: int, max_input_s: float | None) -> AudioInfo | None:
     """Probe with libsndfile; ``None`` when libsndfile cannot use the file (FFmpeg gets a try)."""
     try:
-        sfi = sf.info(str(path))
-    except _SF_ERRORS:
-        return None
-    if sfi.samplerate <= 0 or not 0 < sfi.channels <= _MAX_CHANNELS or sfi.frames < 0:
-        return None
-    if sfi.frames == 0:
-        # An unfinished WAV (data size 0) looks empty to libsndfile; FFmpeg reads such files to the end.
-        return None
-    if stream_index != 0:
-        raise _fail("no_audio_stream", path, f"the file has 1 audio stream; stream_index={stream_index}")
-    duration_s = sfi.frames / sfi.samplerate
-    if max_input_s is not None and duration_s > max_input_s:
-        raise _fail("too_long", path, f"{duration_s:.1f} s is longer than the maximum {max_input_s:g} s")
-    try:
         with sf.SoundFile(str(path)) as fh:
-            first = fh.read(min(1024, sfi.frames), dtype="float32", always_2d=True)
+            rate, channels, frames = fh.samplerate, fh.channels, fh.frames
+            # An unfinished WAV (data size 0) looks empty to libsndfile; FFmpeg reads such files to the end.
+            if rate <= 0 or not 0 < channels <= _MAX_CHANNELS or frames <= 0:
+                return None
+            if stream_index != 0:
+                raise _fail(
+                    "no_audio_stream", path, f"the file has 1 audio stream; stream_index={stream_index}"
+                )
+            duration_s = frames / rate
+            if max_input_s is not None and duration_s > max_input_s:
+                raise _fail(
+                    "too_long", path, f"{duration_s:.1f} s is longer than the maximum {max_input_s:g} s"
+                )
+            if len(fh.read(min(1024, frames), dtype="float32", always_2d=True)) == 0:
+                return None
+            fmt, codec, sample_format = _sf_names(fh.format, fh.subtype)
     except _SF_ERRORS:
         return None
-    if len(first) == 0:
-        return None
-    fmt, codec, sample_format = _sf_names(sfi.format, sfi.subtype)
     return AudioInfo(
         path=str(path),
         format=fmt,
         codec=codec,
-        sample_rate=int(sfi.samplerate),
-        channels=int(sfi.channels),
-        frames=int(sfi.frames),
+        sample_rate=int(rate),
+        channels=int(channels),
+        frames=int(frames),
         duration_s=duration_s,
         sample_format=sample_format,
         bytes=size,
@@ -449,19 +446,6 @@ class _PacketDecoder:
             yield from decoded
 
 
-def _av_first_frame(path: Path, stream_position: int) -> tuple[Any | None, int]:
-    """The first decoded frame of a stream (or ``None``) and the number of packet errors on the way."""
-    try:
-        with _av_open(path) as container:
-            decoder = _PacketDecoder(container, container.streams.audio[stream_position])
-            for frame in decoder.frames():
-                if frame.samples > 0:
-                    return frame, decoder.errors
-            return None, decoder.errors
-    except _AV_ERRORS:
-        return None, 1
-
-
 def _probe_av(path: Path, size: int, stream_index: int, max_input_s: float | None) -> AudioInfo:
     try:
         container = _av_open(path)
@@ -487,15 +471,19 @@ def _probe_av(path: Path, size: int, stream_index: int, max_input_s: float | Non
         # A demuxer picked by the file name alone (random bytes named .flac) leaves these at 0.
         header_rate = int(codec_context.sample_rate or 0)
         header_channels = int(codec_context.channels or 0)
+        if duration_s is None:
+            duration_s = _av_scan_duration(path, stream_index)
+        if max_input_s is not None and duration_s is not None and duration_s > max_input_s:
+            raise _fail("too_long", path, f"{duration_s:.1f} s is longer than the maximum {max_input_s:g} s")
+        decoder = _PacketDecoder(container, stream)
+        try:
+            first = next((frame for frame in decoder.frames() if frame.samples > 0), None)
+        except _AV_ERRORS:
+            first, decoder.errors = None, decoder.errors + 1
     finally:
         container.close()
-    if duration_s is None:
-        duration_s = _av_scan_duration(path, stream_index)
-    if max_input_s is not None and duration_s is not None and duration_s > max_input_s:
-        raise _fail("too_long", path, f"{duration_s:.1f} s is longer than the maximum {max_input_s:g} s")
-    first, errors = _av_first_frame(path, stream_index)
     if first is None:
-        if errors or header_rate <= 0 or header_channels <= 0:
+        if decoder.errors or header_rate <= 0 or header_channels <= 0:
             raise _fail("decode_failed", path, f"FFmpeg could not decode the {codec_name} stream")
         raise _fail("empty", path, "the audio stream holds no samples")
     sample_rate = int(first.sample_rate)
@@ -576,36 +564,6 @@ def _frame_to_array(frame: Any) -> np.ndarray:
 
 
 _TIMING_FRAMES = 24  # frames decoded from the start to measure timestamp rounding
-
-
-def _av_measure_timing(path: Path, stream_position: int, sample_rate: int) -> tuple[int, int] | None:
-    """(pts of the first decoded frame, median timestamp rounding in frames) or ``None`` without pts."""
-    try:
-        with _av_open(path) as container:
-            stream = container.streams.audio[stream_position]
-            if stream.time_base is None:
-                return None
-            time_base = Fraction(stream.time_base)
-            origin: int | None = None
-            counted = 0
-            offsets: list[int] = []
-            for frame in _PacketDecoder(container, stream).frames():
-                if frame.samples <= 0:
-                    continue
-                if frame.pts is None:
-                    return None
-                if origin is None:
-                    origin = int(frame.pts)
-                else:
-                    offsets.append(round((frame.pts - origin) * time_base * sample_rate) - counted)
-                counted += frame.samples
-                if len(offsets) >= _TIMING_FRAMES:
-                    break
-    except _AV_ERRORS:
-        return None
-    if origin is None:
-        return None
-    return origin, (int(np.median(offsets).round()) if offsets else 0)
 
 
 _ANCHOR_FRAMES = 8  # frames after a seek whose timestamps are combined to place the decoded audio
@@ -783,67 +741,45 @@ class AudioReader:
     def _sf_chunks(
         self, start: int, end: int | None, chunk: int, state: dict[str, int]
     ) -> Iterator[np.ndarray]:
-        try:
-            handle = sf.SoundFile(str(self._path))
-        except _SF_ERRORS:
-            raise _fail("decode_failed", self._path, "libsndfile can no longer open the file") from None
-        key = self._register(handle.close)
-        try:
-            if start >= handle.frames or (end is not None and end <= start):
-                return
-            # libsndfile's MP3 and Opus seeks land on the right sample but the decoder needs warm-up
-            # (MP3's bit reservoir); decoding from 0.5 s earlier and dropping it gives exact windows.
-            warmup = round(_PREROLL_S * self.info.sample_rate) if self.info.codec in _SF_LOSSY_CODECS else 0
-            position = max(start - warmup, 0)
+        """Read with libsndfile. After a read or seek error the file is opened again and read on from
+        where it failed in small steps (salvage), to keep every good frame; a second error ends it."""
+        # libsndfile's MP3 and Opus seeks land on the right sample but the decoder needs warm-up
+        # (MP3's bit reservoir); decoding from 0.5 s earlier and dropping it gives exact windows.
+        warmup = round(_PREROLL_S * self.info.sample_rate) if self.info.codec in _SF_LOSSY_CODECS else 0
+        position = max(start - warmup, 0)
+        salvaging = False
+        while True:
             try:
-                handle.seek(position)
+                handle = sf.SoundFile(str(self._path))
             except _SF_ERRORS:
-                state["errors"] += 1
-                yield from self._sf_salvage(start, end)
-                return
-            while end is None or position < end:
-                want = chunk if end is None else min(chunk, end - position)
-                try:
+                if salvaging:
+                    return
+                raise _fail("decode_failed", self._path, "libsndfile can no longer open the file") from None
+            key = self._register(handle.close)
+            try:
+                if not salvaging and (start >= handle.frames or (end is not None and end <= start)):
+                    return
+                handle.seek(position)
+                while end is None or position < end:
+                    want = chunk if end is None else min(chunk, end - position)
                     data = handle.read(want, dtype="float32", always_2d=True)
-                except _SF_ERRORS:
-                    state["errors"] += 1
-                    yield from self._sf_salvage(max(position, start), end)
+                    if len(data) == 0:
+                        return
+                    skip = max(start - position, 0)
+                    position += len(data)
+                    if skip < len(data):
+                        yield data[skip:]
+                    if len(data) < want:
+                        return
+                return
+            except _SF_ERRORS:
+                if salvaging:
                     return
-                if len(data) == 0:
-                    return
-                skip = max(start - position, 0)
-                position += len(data)
-                if skip < len(data):
-                    yield data[skip:]
-                if len(data) < want:
-                    return
-        finally:
-            handle.close()
-            self._closers.pop(key, None)
-
-    def _sf_salvage(self, position: int, end: int | None) -> Iterator[np.ndarray]:
-        """After a libsndfile error, re-read from ``position`` in small steps to keep every good frame."""
-        try:
-            handle = sf.SoundFile(str(self._path))
-        except _SF_ERRORS:
-            return
-        key = self._register(handle.close)
-        try:
-            handle.seek(position)
-            while end is None or position < end:
-                want = _SALVAGE_STEP if end is None else min(_SALVAGE_STEP, end - position)
-                data = handle.read(want, dtype="float32", always_2d=True)
-                if len(data) == 0:
-                    return
-                position += len(data)
-                yield data
-                if len(data) < want:
-                    return
-        except _SF_ERRORS:
-            return
-        finally:
-            handle.close()
-            self._closers.pop(key, None)
+                state["errors"] += 1
+                salvaging, chunk, position = True, _SALVAGE_STEP, max(position, start)
+            finally:
+                handle.close()
+                self._closers.pop(key, None)
 
     # -- FFmpeg -------------------------------------------------------------------------------------------
 
@@ -856,7 +792,33 @@ class AudioReader:
         the counted sample positions of the first frames is that rounding, and is removed from positions
         computed after a seek.
         """
-        return _av_measure_timing(self._path, self.info.stream_index, self.info.sample_rate)
+        sample_rate = self.info.sample_rate
+        try:
+            with _av_open(self._path) as container:
+                stream = container.streams.audio[self.info.stream_index]
+                if stream.time_base is None:
+                    return None
+                time_base = Fraction(stream.time_base)
+                origin: int | None = None
+                counted = 0
+                offsets: list[int] = []
+                for frame in _PacketDecoder(container, stream).frames():
+                    if frame.samples <= 0:
+                        continue
+                    if frame.pts is None:
+                        return None
+                    if origin is None:
+                        origin = int(frame.pts)
+                    else:
+                        offsets.append(round((frame.pts - origin) * time_base * sample_rate) - counted)
+                    counted += frame.samples
+                    if len(offsets) >= _TIMING_FRAMES:
+                        break
+        except _AV_ERRORS:
+            return None
+        if origin is None:
+            return None
+        return origin, (int(np.median(offsets).round()) if offsets else 0)
 
     def _av_chunks(self, start: int, end: int | None, state: dict[str, int]) -> Iterator[np.ndarray]:
         seek = start > 0 and start / self.info.sample_rate > _PREROLL_S
@@ -1051,26 +1013,30 @@ def _fsync(path: Path) -> None:
         os.close(fd)
 
 
-def _fsync_dir(directory: Path) -> None:
+def _replace_atomically(path: Path, make: Callable[[Path], object]) -> None:
+    """Call ``make(tmp)`` on a hidden temporary name next to ``path``, fsync it, rename it over ``path``
+    (and fsync the folder); on any error the temporary file is removed."""
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
+    try:
+        make(tmp)
+        _fsync(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
     with contextlib.suppress(OSError):  # not every platform/filesystem lets a directory be fsynced
-        _fsync(directory)
+        _fsync(path.parent)
 
 
 def atomic_write_bytes(path: Path, write: Callable[[BinaryIO], object]) -> None:
     """Call ``write(file_object)`` on a temporary file next to ``path``, fsync it, rename it over ``path``."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
+
+    def make(tmp: Path) -> None:
+        with open(tmp, "xb") as fh:
             write(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    _fsync_dir(path.parent)
+
+    _replace_atomically(Path(path), make)
 
 
 def _write_soundfile(tmp: Path, data: np.ndarray, sample_rate: int, sf_format: str, subtype: str) -> None:
@@ -1192,8 +1158,7 @@ def write(
                 bitrate=bitrate,
             )
 
-    tmp = p.with_name(f".{p.name}.{secrets.token_hex(6)}.tmp")
-    try:
+    def make(tmp: Path) -> None:
         try:
             encode(tmp)
         except (av.FFmpegError, RuntimeError, ValueError) as exc:
@@ -1201,11 +1166,6 @@ def write(
                 f"could not encode {fmt} (subtype={chosen}, sample_rate={sample_rate}, "
                 f"channels={array.shape[1]}): {exc}"
             ) from exc
-        _fsync(tmp)
-        os.replace(tmp, p)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
-    _fsync_dir(p.parent)
+
+    _replace_atomically(p, make)
     return p

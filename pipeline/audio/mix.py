@@ -114,7 +114,7 @@ class ChannelStats:
     """Per-channel measurements over the audio examined (levels in dBFS, floored at -120).
 
     ``power_matrix`` (mean of ``x_i * x_j``) and ``channel_means`` let :func:`choose_channels` compute the
-    level of any mix of the channels; they are optional so that stats can be written by hand.
+    level of any mix of the channels and the correlation of any pair.
     """
 
     level_dbfs: tuple[float, ...]
@@ -123,8 +123,8 @@ class ChannelStats:
     correlation: float | None
     mean_loss_db: float | None
     seconds_examined: float
-    power_matrix: tuple[tuple[float, ...], ...] | None = None
-    channel_means: tuple[float, ...] | None = None
+    power_matrix: tuple[tuple[float, ...], ...]
+    channel_means: tuple[float, ...]
 
     @property
     def channels(self) -> int:
@@ -267,33 +267,6 @@ def _active_channels(stats: ChannelStats) -> tuple[list[int], bool]:
     return (active, False) if active else (audible, True)
 
 
-def _mix_level_db(stats: ChannelStats, weights: np.ndarray) -> float | None:
-    """Level (dBFS) of ``block @ weights``, or None if the stats do not carry what is needed."""
-    if stats.power_matrix is not None:
-        power = np.asarray(stats.power_matrix)
-        return _db(float(weights @ power @ weights))
-    uniform = np.allclose(weights, 1.0 / stats.channels)
-    if uniform and stats.mean_loss_db is not None:
-        return max(stats.level_dbfs) + stats.mean_loss_db
-    return None
-
-
-def _cross_power_negative(stats: ChannelStats, chosen: list[int]) -> bool:
-    """True if the cross terms among ``chosen`` channels sum below zero (the mean cancels)."""
-    if stats.power_matrix is not None:
-        power = np.asarray(stats.power_matrix)[np.ix_(chosen, chosen)]
-        return float(power.sum() - np.trace(power)) < 0.0
-    return stats.correlation is not None and stats.correlation < 0.0
-
-
-def _pair_correlation(stats: ChannelStats, i: int, j: int) -> float | None:
-    if stats.power_matrix is not None and stats.channel_means is not None:
-        return _pearson(
-            np.asarray(stats.power_matrix), np.asarray(stats.channel_means), stats.level_dbfs, i, j
-        )
-    return stats.correlation if {i, j} == {0, 1} else None
-
-
 def _weights_for(
     channels: int, members: list[int], signs: dict[int, float] | None = None
 ) -> tuple[float, ...]:
@@ -409,17 +382,17 @@ def _anti_phase(stats: ChannelStats, kept: list[int]) -> tuple[str, tuple[float,
         return None
     channels = stats.channels
     levels = stats.level_dbfs
-    mean_level = _mix_level_db(stats, np.asarray(_weights_for(channels, kept)))
-    if mean_level is None:
-        return None
+    power = np.asarray(stats.power_matrix)
+    weights = np.asarray(_weights_for(channels, kept))
     loudest = max(kept, key=lambda i: (levels[i], -i))
-    loss = mean_level - levels[loudest]
-    if loss >= -ANTI_PHASE_LOSS_DB or not _cross_power_negative(stats, kept):
+    loss = _db(float(weights @ power @ weights)) - levels[loudest]
+    cross = power[np.ix_(kept, kept)]
+    if loss >= -ANTI_PHASE_LOSS_DB or float(cross.sum() - np.trace(cross)) >= 0.0:  # no cancellation
         return None
     head = f"the mean of {_names(kept)} is {-loss:.0f} dB below channel {loudest} (anti-phase)"
     if len(kept) == 2:
         other = kept[0] if kept[1] == loudest else kept[1]
-        corr = _pair_correlation(stats, loudest, other)
+        corr = _pearson(power, np.asarray(stats.channel_means), levels, loudest, other)
         similar = abs(levels[loudest] - levels[other]) <= SIMILAR_LEVEL_DB
         if corr is not None and corr <= -ANTI_PHASE_CORRELATION and similar:
             weights = _weights_for(channels, kept, {other: -1.0})

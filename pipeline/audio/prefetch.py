@@ -17,11 +17,6 @@ T = TypeVar("T")
 _DONE = object()
 
 
-class _Failure:
-    def __init__(self, exc: BaseException) -> None:
-        self.exc = exc
-
-
 def prefetch(source: Iterator[T], *, depth: int = 2) -> Iterator[T]:
     """Yield the items of ``source``, produced ``depth`` items ahead in a daemon thread.
 
@@ -49,7 +44,7 @@ def prefetch(source: Iterator[T], *, depth: int = 2) -> Iterator[T]:
             else:
                 _put(_DONE)
         except BaseException as exc:  # handed to the consumer, never lost
-            _put(_Failure(exc))
+            _put(exc)
         finally:
             close = getattr(source, "close", None)
             if close is not None:
@@ -62,8 +57,8 @@ def prefetch(source: Iterator[T], *, depth: int = 2) -> Iterator[T]:
             item = items.get()
             if item is _DONE:
                 return
-            if isinstance(item, _Failure):
-                raise item.exc
+            if isinstance(item, BaseException):
+                raise item
             yield item  # type: ignore[misc]
     finally:
         stop.set()
