@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -17,7 +18,6 @@ from pipeline.cli.common import EXIT_FAILURES, EXIT_INTERNAL, EXIT_OK, EXIT_USAG
 from pipeline.errors import VoiceprepError
 
 if TYPE_CHECKING:
-    from pipeline.batch.manifest import ClipRow
     from pipeline.batch.runner import RunSummary
     from pipeline.rules.checks import CheckResult
 
@@ -53,26 +53,6 @@ def _main(
 ) -> None:
     """voiceprep: prepare voice recordings for cloud voice cloning."""
     _state["debug"] = debug
-
-
-def _fmt(value: object, digits: int = 2) -> str:
-    """Format a table cell: ``-`` for missing values, rounded floats."""
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return f"{value:.{digits}f}"
-    return str(value)
-
-
-def _human_bytes(n: int | None) -> str:
-    if n is None:
-        return "-"
-    size = float(n)
-    for unit in ("B", "kB", "MB", "GB"):
-        if size < 1000 or unit == "GB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1000
-    return f"{n} B"
 
 
 @app.command()
@@ -122,53 +102,37 @@ def probe(
     raise typer.Exit(EXIT_FAILURES if failed else EXIT_OK)
 
 
+_PROBE_COLUMNS = {
+    "format": "format",
+    "codec": "codec",
+    "sample_rate": "rate",
+    "channels": "ch",
+    "duration_s": "duration",
+    "sample_format": "sample fmt",
+    "bytes": "size",
+}
+"""Probe fields shown in ``voiceprep probe``'s table, and their headers (numbers are right-aligned)."""
+
+
 def _print_probe_table(rows: list[dict]) -> None:
+    from pipeline.rules.metrics import unit_of, value_text
+
     table = Table(show_lines=False, header_style="bold")
-    for col in ("file", "status", "format", "codec", "rate", "ch", "duration", "sample fmt", "size", "note"):
-        table.add_column(
-            col,
-            justify="right" if col in {"rate", "ch", "duration", "size"} else "left",
-            no_wrap=col != "note",
-        )
+    table.add_column("file", no_wrap=True)
+    table.add_column("status", no_wrap=True)
+    for key, header in _PROBE_COLUMNS.items():
+        numeric = key in {"sample_rate", "channels", "duration_s", "bytes"}
+        table.add_column(header, justify="right" if numeric else "left", no_wrap=True)
+    table.add_column("note")
     for r in rows:
-        ok = r.get("status") == "ok"
-        note = ", ".join(r.get("reasons") or [])
-        duration = r.get("duration_s")
-        table.add_row(
-            str(r.get("path")),
-            "[green]ok[/]" if ok else "[red]failed[/]",
-            _fmt(r.get("format")),
-            _fmt(r.get("codec")),
-            _fmt(r.get("sample_rate")),
-            _fmt(r.get("channels")),
-            "-" if duration is None else f"{duration:.2f} s",
-            _fmt(r.get("sample_format")),
-            _human_bytes(r.get("bytes")),
-            note,
-        )
+        status = "[green]ok[/]" if r.get("status") == "ok" else "[red]failed[/]"
+        cells = [value_text(key, r.get(key), unit_of(key)) for key in _PROBE_COLUMNS]
+        table.add_row(str(r.get("path")), status, *cells, ", ".join(r.get("reasons") or []))
     out.print(table)
     for r in rows:
         if r.get("status") != "ok" or r.get("reasons"):
             codes = ", ".join(r.get("reasons") or [])
             out.print(f"  {r.get('path')}: {codes}: {r.get('message') or ''}", highlight=False, markup=False)
-
-
-def _expand(paths: list[Path]) -> list[tuple[str, str | None]]:
-    """Files named or found under folders: ``(path, problem code or None)``; missing paths kept."""
-    from pipeline.audio.scan import scan
-
-    items: list[tuple[str, str | None]] = []
-    for p in paths:
-        if not p.exists() and not p.is_symlink():
-            items.append((str(p), "not_found"))
-            continue
-        found = False
-        for item in scan([p]):
-            items.append((item.source, item.problem))
-            found = True
-        if not found and p.is_file():
-            items.append((str(p), None))
-    return items
 
 
 @app.command()
@@ -186,13 +150,14 @@ def analyze(
 ) -> None:
     """Measure each recording: speech, runs and pauses, SNR, reverb, clipping, bandwidth, loudness."""
     from pipeline.analysis.inspection import analyze as analyze_one
+    from pipeline.audio.scan import scan
     from pipeline.errors import AudioReadError, reason
     from pipeline.rules.metrics import FAST_PASS_METRICS, value_text
 
     channel_strategy = old_channel_strategy or channel_strategy
     if channel_strategy not in {"best", "first", "mean"}:
         raise typer.BadParameter(f"--channel-strategy must be best, first or mean (got {channel_strategy!r})")
-    items = _expand(paths)
+    items = [(item.source, item.problem) for item in scan(paths)]
     failed = 0
     for path, problem in items:
         row: dict = {"path": path}
@@ -247,12 +212,13 @@ def check(
 ) -> None:
     """Judge each file as it is, as the service would receive it: verdict, reasons, fix hints."""
     from pipeline.analysis.inspection import check_families
+    from pipeline.audio.scan import scan
     from pipeline.errors import reason
     from pipeline.rules.checks import failed_read
     from pipeline.rules.families import list_families, load_family
 
     specs = [load_family(name) for name in (family or list_families())]
-    items = _expand(paths)
+    items = [(item.source, item.problem) for item in scan(paths)]
     any_fail = False
     for path, problem in items:
         if problem is not None:
@@ -515,18 +481,12 @@ def _print_run_summary(summary: RunSummary) -> None:
     out.print(
         f"{counts['recordings']} recordings ({counts['audio_hours']:.2f} h of audio), "
         f"{counts['recordings_failed']} failed; {len(clips)} clips: "
-        + ", ".join(f"{n} {s}" for s, n in sorted(_status_counts(clips).items()))
+        + ", ".join(f"{n} {s}" for s, n in sorted(Counter(c.status for c in clips).items()))
         + f"; {summary.seconds:.1f} s"
     )
     for r in failed:
         out.print(f"  [red]failed[/] {r.path}: {', '.join(r.reasons)}: {r.message}", highlight=False)
     out.print(f"outputs in {summary.out_dir}/ (clips/, recordings.jsonl, clips.jsonl, run.json)")
-
-
-def _status_counts(clips: list[ClipRow]) -> dict[str, int]:
-    from collections import Counter
-
-    return dict(Counter(c.status for c in clips))
 
 
 @families_app.callback(invoke_without_command=True)
@@ -535,7 +495,7 @@ def families_list(ctx: typer.Context) -> None:
     if ctx.invoked_subcommand is not None:
         return
     from pipeline.rules.families import load_all
-    from pipeline.rules.metrics import range_text
+    from pipeline.rules.metrics import range_text, value_text
 
     specs = load_all()
     table = Table(header_style="bold")
@@ -547,10 +507,10 @@ def families_list(ctx: typer.Context) -> None:
             name,
             spec.title,
             spec.provider,
-            _fmt(lim.min_sample_rate.value),
+            value_text("min_sample_rate", lim.min_sample_rate.value, "Hz"),
             range_text(lim.min_duration_s.value, lim.max_duration_s.value, "s"),
-            f"{_fmt(dlv.duration_s.aim, 0)} s ({_fmt(dlv.duration_s.min, 0)}-{_fmt(dlv.duration_s.max, 0)})",
-            _human_bytes(lim.max_bytes.value),
+            f"{value_text('aim_s', dlv.duration_s.aim)} ({range_text(dlv.duration_s.min, dlv.duration_s.max)})",
+            value_text("max_bytes", lim.max_bytes.value),
         )
     out.print(table)
 
