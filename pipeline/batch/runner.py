@@ -175,7 +175,9 @@ def _file_sha256(source: Path, cache_dir: Path) -> str:
 def _recording_cache(item: InputFile, cache: Path, cfg: RunConfig) -> tuple[str, Path, Path]:
     """The file's sha256 and where its analysis is cached (row and features), keyed by content and settings."""
     sha = _file_sha256(Path(item.source), cache)
-    key = fingerprint({"sha256": sha, "analysis": cfg.analysis_fingerprint_fields(), "code": _code_version()})
+    key = fingerprint(
+        {"sha256": sha, "analysis": cfg.fingerprint_fields("analysis"), "code": _code_version()}
+    )
     return sha, cache / "recordings" / f"{key}.json", cache / "recordings" / f"{key}.npz"
 
 
@@ -290,15 +292,11 @@ def _clip_key(task: ClipTask, spec_dump: dict[str, Any], cfg: RunConfig) -> str:
             "family": task.family,
             "recordings": sorted(zip(task.sha256s, (f[2] for f in task.features), strict=True)),
             "spec": spec_dump,
-            "selection": cfg.selection_fingerprint_fields(),
-            "analysis": cfg.analysis_fingerprint_fields(),
+            "selection": cfg.fingerprint_fields("selection"),
+            "analysis": cfg.fingerprint_fields("analysis"),
             "code": _code_version(),
         }
     )
-
-
-def _clip_file(out_dir: Path, speaker: str, family: str, fmt: str) -> Path:
-    return out_dir / "clips" / safe_name(speaker) / f"{family}.{fmt}"
 
 
 def _clip_cache(task: ClipTask, cache_dir: Path, cfg: RunConfig) -> tuple[Any, str, Path]:
@@ -364,7 +362,7 @@ def _select_render_check(recordings: list[Any], spec: Any, out: Path, cfg: RunCo
     if not plans:
         reasons, message = explain(recordings, spec)
         return ClipRow(speaker=speaker, family=spec.name, status="rejected", reasons=reasons, message=message)
-    target = _clip_file(out, speaker, spec.name, spec.delivery.format)
+    target = out / "clips" / safe_name(speaker) / f"{spec.name}.{spec.delivery.format}"
     target.parent.mkdir(parents=True, exist_ok=True)
     first_failure: ClipRow | None = None
     for rank, plan in enumerate(plans):
