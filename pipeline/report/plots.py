@@ -39,18 +39,16 @@ def _n(x: float) -> str:
     return text[:-2] if text.endswith(".0") else text
 
 
-def _tick_step(duration_s: float, *, max_ticks: int = 10) -> float:
-    for step in _NICE_STEPS:
-        if duration_s / step <= max_ticks:
-            return step
-    return _NICE_STEPS[-1]
-
-
-def _tick_label(t: float) -> str:
-    if t >= 60:
-        m, s = divmod(round(t), 60)
-        return f"{m}:{s:02d}"
-    return f"{number(t, digits=1)} s" if t else "0"
+def _time_ticks(duration_s: float, *, max_ticks: int = 10) -> list[tuple[float, str]]:
+    """``(t, label)`` of the time axis: at most ``max_ticks`` ticks a nice step apart (``0``, ``2.5 s``, ``1:30``)."""
+    step = next((s for s in _NICE_STEPS if duration_s / s <= max_ticks), _NICE_STEPS[-1])
+    ticks = []
+    t = 0.0
+    while t <= duration_s + 1e-9:
+        m, sec = divmod(round(t), 60)
+        ticks.append((t, f"{m}:{sec:02d}" if t >= 60 else f"{number(t, digits=1)} s" if t else "0"))
+        t += step
+    return ticks
 
 
 # ------------------------------------------------------------------------------------------ waveform
@@ -164,16 +162,12 @@ def waveform_svg(
             rect = span(cls, a, b, y + 2, LANE_H - 4, title, least=1.0)
             href = anchors.get(family)
             parts.append(f'<a href="#{escape(href)}">{rect}</a>' if href else rect)
-    step = _tick_step(duration_s)
-    t = 0.0
-    while t <= duration_s + 1e-9:
+    for t, text in _time_ticks(duration_s):
         xt = x(t)
         parts.append(
             f'<line class="tick" x1="{_n(xt)}" x2="{_n(xt)}" y1="{_n(axis_y - 3)}" y2="{_n(axis_y)}"/>'
-            f'<text class="tick-label" x="{_n(xt)}" y="{_n(axis_y + 11)}" text-anchor="middle">'
-            f"{_tick_label(t)}</text>"
+            f'<text class="tick-label" x="{_n(xt)}" y="{_n(axis_y + 11)}" text-anchor="middle">{text}</text>'
         )
-        t += step
     parts.append("</svg>")
     return Markup("".join(parts))
 
@@ -254,15 +248,11 @@ def spectrogram_svg(
             f'<text class="bw-label" x="{_n(W - RIGHT - 4)}" y="{_n(max(yy - 3, SPEC_TOP + 9))}" text-anchor="end">'
             f"bandwidth {value_text('bandwidth_hz', bandwidth_hz)}</text>"
         )
-    step = _tick_step(duration_s)
-    t = 0.0
-    while t <= duration_s + 1e-9 and duration_s > 0:
+    for t, text in _time_ticks(duration_s) if duration_s > 0 else ():
         xt = SPEC_LEFT + pw * t / duration_s
         parts.append(
-            f'<text class="tick-label" x="{_n(xt)}" y="{_n(SPEC_TOP + SPEC_H + 13)}" text-anchor="middle">'
-            f"{_tick_label(t)}</text>"
+            f'<text class="tick-label" x="{_n(xt)}" y="{_n(SPEC_TOP + SPEC_H + 13)}" text-anchor="middle">{text}</text>'
         )
-        t += step
     parts.append("</svg>")
     return Markup("".join(parts))
 
