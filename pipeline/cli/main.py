@@ -18,6 +18,7 @@ from pipeline.cli.common import EXIT_FAILURES, EXIT_INTERNAL, EXIT_OK, EXIT_USAG
 from pipeline.errors import VoiceprepError
 
 if TYPE_CHECKING:
+    from pipeline.audio.scan import InputFile
     from pipeline.batch.runner import RunSummary
     from pipeline.rules.checks import CheckResult
 
@@ -55,6 +56,25 @@ def _main(
     _state["debug"] = debug
 
 
+def _scan(paths: list[Path]) -> list[InputFile]:
+    """The files named or found under folders (a missing path is kept, with its problem); exits 1 when
+    there are none."""
+    from pipeline.audio.scan import scan
+
+    items = list(scan(paths))
+    if not items:
+        raise fail("no audio files found in " + ", ".join(str(p) for p in paths), EXIT_FAILURES)
+    return items
+
+
+def _export_formats(export: list[str] | None) -> list[str]:
+    """The ``--export`` formats, checked before any work."""
+    for fmt in export or []:
+        if fmt not in {"parquet", "csv"}:
+            raise typer.BadParameter(f"--export must be parquet or csv (got {fmt!r})")
+    return export or []
+
+
 @app.command()
 def probe(
     paths: Annotated[list[Path], typer.Argument(help="Files or folders (searched recursively).")],
@@ -69,10 +89,9 @@ def probe(
 ) -> None:
     """Read each file's header: format, codec, rate, channels, duration, size and sha256."""
     from pipeline.audio.io import probe_row
-    from pipeline.audio.scan import scan
 
     rows: list[dict] = []
-    for item in scan(paths):
+    for item in _scan(paths):
         if item.problem is not None:
             from pipeline.errors import reason
 
@@ -91,9 +110,6 @@ def probe(
         rows.append(row)
         if as_json:
             print(json.dumps(row, ensure_ascii=False), flush=True)
-    if not rows:
-        err.print("voiceprep: no audio files found in " + ", ".join(str(p) for p in paths))
-        raise typer.Exit(EXIT_FAILURES)
     failed = sum(1 for r in rows if r.get("status") != "ok")
     if not as_json:
         _print_probe_table(rows)
@@ -150,16 +166,14 @@ def analyze(
 ) -> None:
     """Measure each recording: speech, runs and pauses, SNR, reverb, clipping, bandwidth, loudness."""
     from pipeline.analysis.inspection import analyze as analyze_one
-    from pipeline.audio.scan import scan
     from pipeline.errors import AudioReadError, reason
     from pipeline.rules.metrics import FAST_PASS_METRICS, value_text
 
     channel_strategy = old_channel_strategy or channel_strategy
     if channel_strategy not in {"best", "first", "mean"}:
         raise typer.BadParameter(f"--channel-strategy must be best, first or mean (got {channel_strategy!r})")
-    items = [(item.source, item.problem) for item in scan(paths)]
     failed = 0
-    for path, problem in items:
+    for path, problem in [(item.source, item.problem) for item in _scan(paths)]:
         row: dict = {"path": path}
         try:
             if problem is not None:
@@ -188,9 +202,6 @@ def analyze(
         out.print(table)
         if row["reasons"]:
             out.print(f"  warnings: {', '.join(row['reasons'])}")
-    if not items:
-        err.print("voiceprep: no audio files found")
-        raise typer.Exit(EXIT_FAILURES)
     raise typer.Exit(EXIT_FAILURES if failed else EXIT_OK)
 
 
@@ -212,15 +223,13 @@ def check(
 ) -> None:
     """Judge each file as it is, as the service would receive it: verdict, reasons, fix hints."""
     from pipeline.analysis.inspection import check_families
-    from pipeline.audio.scan import scan
     from pipeline.errors import reason
     from pipeline.rules.checks import failed_read
     from pipeline.rules.families import list_families, load_family
 
     specs = [load_family(name) for name in (family or list_families())]
-    items = [(item.source, item.problem) for item in scan(paths)]
     any_fail = False
-    for path, problem in items:
+    for path, problem in [(item.source, item.problem) for item in _scan(paths)]:
         if problem is not None:
             results = [failed_read(path, s.name, problem, reason(problem).message) for s in specs]
         else:
@@ -231,9 +240,6 @@ def check(
                 print(json.dumps(result.to_dict(), ensure_ascii=False, default=str), flush=True)
                 continue
             _print_check(result)
-    if not items:
-        err.print("voiceprep: no audio files found")
-        raise typer.Exit(EXIT_FAILURES)
     raise typer.Exit(EXIT_FAILURES if any_fail else EXIT_OK)
 
 
@@ -289,9 +295,7 @@ def run_command(
         raise typer.BadParameter(f"--executor must be serial, processes or dask (got {executor!r})")
     if scheduler is not None and executor not in {None, "dask"}:
         raise typer.BadParameter("--scheduler needs --executor dask")
-    for fmt in export or []:
-        if fmt not in {"parquet", "csv"}:
-            raise typer.BadParameter(f"--export must be parquet or csv (got {fmt!r})")
+    export = _export_formats(export)
     from pipeline.errors import SpecError
 
     try:
@@ -362,9 +366,7 @@ def report_command(
     """Rebuild the HTML quality report of a run from its manifests and voice ledger (no re-analysis)."""
     from pipeline.report.build import build_report
 
-    for fmt in export or []:
-        if fmt not in {"parquet", "csv"}:
-            raise typer.BadParameter(f"--export must be parquet or csv (got {fmt!r})")
+    export = _export_formats(export)
     path = build_report(out_dir, dest=output)
     if export:
         from pipeline.report.results import load_run
