@@ -5,11 +5,14 @@ Exit codes: :mod:`pipeline.cli.common`.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
+import time
 from collections import Counter
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
@@ -304,7 +307,7 @@ def run_command(
         raise fail(f"invalid configuration: {exc}", EXIT_USAGE) from None
     kind = "dask" if scheduler is not None and executor is None else executor
     try:
-        with _RunProgress() as progress:
+        with _run_progress() as progress:
             summary = run(
                 input_path,
                 out_dir,
@@ -391,61 +394,51 @@ def _submit_after_run(
     return EXIT_OK
 
 
-class _RunProgress:
-    """A rich progress bar fed by the runner's events: files, hours of audio, rate, ETA."""
+@contextlib.contextmanager
+def _run_progress() -> Iterator[Callable[[str, dict], None]]:
+    """A rich progress bar fed by the runner's events (files, hours of audio, rate, ETA), on stderr when
+    it is a terminal; yields the runner's ``progress`` callback."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
-    def __init__(self) -> None:
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-            TimeRemainingColumn,
-        )
+    bar = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[info]}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        transient=False,
+        disable=not err.is_terminal,
+    )
+    tasks: dict[str, Any] = {}
+    audio_s = 0.0
+    started = time.perf_counter()
 
-        self.progress = Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[info]}"),
-            TimeElapsedColumn(),
-            TimeRemainingColumn(),
-            console=err,
-            transient=False,
-            disable=not err.is_terminal,
-        )
-        self.files = None
-        self.clips = None
-        self.audio_s = 0.0
-        self.started = 0.0
-
-    def __enter__(self) -> _RunProgress:
-        import time
-
-        self.started = time.perf_counter()
-        self.progress.__enter__()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.progress.__exit__(*exc)
-
-    def __call__(self, event: str, data: dict) -> None:
-        import time
-
+    def on_event(event: str, data: dict) -> None:
+        nonlocal audio_s
         if event == "start":
-            self.files = self.progress.add_task("analysing", total=data["files"], info="")
-        elif event == "recording" and self.files is not None:
-            row = data["row"]
-            self.audio_s += float((row.probe or {}).get("duration_s") or 0.0)
-            elapsed = max(time.perf_counter() - self.started, 1e-6)
-            info = f"{self.audio_s / 3600:.2f} h of audio, {self.audio_s / elapsed:.0f}x real time"
-            self.progress.update(self.files, advance=1, info=info)
+            tasks["files"] = bar.add_task("analysing", total=data["files"], info="")
+        elif event == "recording" and "files" in tasks:
+            audio_s += float((data["row"].probe or {}).get("duration_s") or 0.0)
+            rate = audio_s / max(time.perf_counter() - started, 1e-6)
+            info = f"{audio_s / 3600:.2f} h of audio, {rate:.0f}x real time"
+            bar.update(tasks["files"], advance=1, info=info)
         elif event == "clips":
-            self.clips = self.progress.add_task("clips    ", total=data["total"], info="")
-        elif event == "clip" and self.clips is not None:
+            tasks["clips"] = bar.add_task("clips    ", total=data["total"], info="")
+        elif event == "clip" and "clips" in tasks:
             row = data["row"]
-            self.progress.update(self.clips, advance=1, info=f"{row.speaker}/{row.family}: {row.status}")
+            bar.update(tasks["clips"], advance=1, info=f"{row.speaker}/{row.family}: {row.status}")
+
+    with bar:
+        yield on_event
 
 
 _STATUS_STYLE = {"ready": "green", "submitted": "green", "rejected": "yellow", "failed": "red"}
