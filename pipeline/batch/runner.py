@@ -434,10 +434,14 @@ def _notify(progress: ProgressCallback | None, event: str, **data: Any) -> None:
         progress(event, data)
 
 
-def _crash(exc: BaseException) -> dict[str, Any]:
-    """The fields of a row whose task crashed (a bug, not a data problem)."""
+def _crash(out: Path, what: str, exc: BaseException) -> dict[str, Any]:
+    """The fields of a row whose task crashed (a bug, not a data problem); its traceback is appended to
+    ``OUT/errors.log``."""
     from pipeline.batch.executors import error_type
 
+    text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    with (out / "errors.log").open("a") as fh:
+        fh.write(f"--- {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} {what}\n{text}\n")
     kind_name = error_type(exc)  # the original type, also when it came back wrapped from a worker
     message = f"{kind_name}: {exc}"
     return {"status": "failed", "reasons": ["internal_error"], "message": message, "error_type": kind_name}
@@ -472,6 +476,9 @@ def run(
     started = time.time()
     t0 = time.perf_counter()
     cfg = config or load_config()
+    kind = executor or cfg.executor
+    if isinstance(kind, str) and kind not in KINDS:  # before anything is written
+        raise InvalidArgument(f"executor must be one of {', '.join(KINDS)}, got {kind!r}")
     # Unknown families fail before any work; `Qwen-TTS` is named `qwen-tts` everywhere after this.
     family_names = list(
         dict.fromkeys(load_family(n).name for n in families or cfg.families or list_families())
@@ -506,13 +513,10 @@ def run(
     write_rows(rec_manifest, [])
     write_rows(clip_manifest, [])
     config_dict = cfg.model_dump(mode="json")
-    kind = executor or cfg.executor
     workers = jobs or cfg.jobs or None
     timings: dict[str, float] = {}
     recordings: list[RecordingRow] = []
     clips: list[ClipRow] = []
-    if isinstance(kind, str) and kind not in KINDS:
-        raise InvalidArgument(f"executor must be one of {', '.join(KINDS)}, got {kind!r}")
     tasks = {"from_cache": 0, "computed": 0}
     with contextlib.ExitStack() as stack:
         opened: list[Executor] = [kind] if isinstance(kind, Executor) else []
@@ -550,8 +554,8 @@ def run(
         )
         for item, result in stage1:
             if isinstance(result, BaseException):
-                row, features = RecordingRow(path=item.path, speaker=item.speaker, **_crash(result)), None
-                _log_crash(out, item.path, result)
+                crashed = _crash(out, item.path, result)
+                row, features = RecordingRow(path=item.path, speaker=item.speaker, **crashed), None
             else:
                 row, features = result
             if features:
@@ -575,8 +579,8 @@ def run(
         )
         for item, result in stage2:
             if isinstance(result, BaseException):
-                clip = ClipRow(speaker=item.speaker, family=item.family, **_crash(result))
-                _log_crash(out, f"{item.speaker}/{item.family}", result)
+                crashed = _crash(out, f"{item.speaker}/{item.family}", result)
+                clip = ClipRow(speaker=item.speaker, family=item.family, **crashed)
             else:
                 clip = result
             clips.append(clip)
@@ -712,10 +716,3 @@ def _counts(recordings: Sequence[RecordingRow], clips: Sequence[ClipRow]) -> dic
         "speakers": len({r.speaker for r in recordings}),
         "clips": {f: dict(sorted(c.items())) for f, c in sorted(per_family.items())},
     }
-
-
-def _log_crash(out: Path, what: str, exc: BaseException) -> None:
-    """Append the traceback of a crashed task to ``OUT/errors.log`` (a bug, not a data problem)."""
-    text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-    with (out / "errors.log").open("a") as fh:
-        fh.write(f"--- {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} {what}\n{text}\n")

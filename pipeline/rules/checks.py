@@ -84,14 +84,7 @@ class CheckResult:
     @property
     def reasons(self) -> list[str]:
         """Reason codes of the failing checks, then of the warnings, without repeats."""
-        ordered = [c for c in self.checks if c.verdict == "fail"] + [
-            c for c in self.checks if c.verdict == "warn"
-        ]
-        seen: dict[str, None] = {}
-        for c in ordered:
-            if c.reason:
-                seen.setdefault(c.reason, None)
-        return list(seen)
+        return list(dict.fromkeys(c.reason for c in self.problems if c.reason))
 
     @property
     def problems(self) -> list[Check]:
