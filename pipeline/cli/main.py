@@ -549,8 +549,6 @@ def main() -> None:
     debug = "--debug" in sys.argv[1:]
     try:
         result = app(args=accept_old_spellings(sys.argv[1:]), standalone_mode=False)
-    except SystemExit:
-        raise
     except VoiceprepError as exc:
         if debug:
             raise
