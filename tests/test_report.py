@@ -620,9 +620,9 @@ def test_envelope_holds_min_and_max_per_column(tmp_path: Path) -> None:
     x = np.concatenate([np.full(rate, 0.25), np.full(rate, -0.5)]).astype(np.float32)
     path = tmp_path / "steps.wav"
     sf.write(path, x, rate, subtype="FLOAT")
-    env = media.envelope(path, duration_s=2.0, columns=4)
-    np.testing.assert_allclose(env.hi, [0.25, 0.25, -0.5, -0.5])
-    np.testing.assert_allclose(env.lo, [0.25, 0.25, -0.5, -0.5])
+    lo, hi = media.envelope(path, duration_s=2.0, columns=4)
+    np.testing.assert_allclose(hi, [0.25, 0.25, -0.5, -0.5])
+    np.testing.assert_allclose(lo, [0.25, 0.25, -0.5, -0.5])
 
 
 def test_envelope_of_regions_leaves_the_rest_unread(tmp_path: Path) -> None:
@@ -631,10 +631,9 @@ def test_envelope_of_regions_leaves_the_rest_unread(tmp_path: Path) -> None:
     x[10 * rate : 12 * rate] = 0.5
     path = tmp_path / "long.wav"
     sf.write(path, x, rate, subtype="FLOAT")
-    env = media.envelope(path, duration_s=30.0, columns=30, regions=[(9.0, 13.0)])
-    assert np.isnan(env.hi[:9]).all() and np.isnan(env.hi[13:]).all()
-    np.testing.assert_allclose(env.hi[9:13], [0.0, 0.5, 0.5, 0.0])
-    assert env.regions == ((9.0, 13.0),)
+    _, hi = media.envelope(path, duration_s=30.0, columns=30, regions=[(9.0, 13.0)])
+    assert np.isnan(hi[:9]).all() and np.isnan(hi[13:]).all()
+    np.testing.assert_allclose(hi[9:13], [0.0, 0.5, 0.5, 0.0])
 
 
 def test_regions_for_long_sources_are_widened_and_merged() -> None:

@@ -35,21 +35,16 @@ class RunConfig(BaseModel):
     audio_source: Literal["oss", "url_template", "data_uri"] = "oss"
     audio_url_template: str | None = None
 
-    def analysis_fingerprint_fields(self) -> dict[str, Any]:
-        """The settings that change a recording's analysis (a change re-analyses; others don't)."""
-        return {
-            "max_input_s": self.max_input_s,
-            "channel_strategy": self.channel_strategy,
-            "vad_aggressiveness": self.vad_aggressiveness,
-        }
+    def fingerprint_fields(self, stage: Literal["analysis", "selection"]) -> dict[str, Any]:
+        """The settings that change a recording's analysis or a clip's selection and rendering (a change
+        redoes that stage; the other settings don't)."""
+        return self.model_dump(include=set(_STAGE_SETTINGS[stage]))
 
-    def selection_fingerprint_fields(self) -> dict[str, Any]:
-        """The settings that change selection and rendering."""
-        return {
-            "top_candidates": self.top_candidates,
-            "alternatives": self.alternatives,
-            "slow_measures": self.slow_measures,
-        }
+
+_STAGE_SETTINGS = {
+    "analysis": ("max_input_s", "channel_strategy", "vad_aggressiveness"),
+    "selection": ("top_candidates", "alternatives", "slow_measures"),
+}
 
 
 def load_config(path: str | Path | None = None, **overrides: Any) -> RunConfig:

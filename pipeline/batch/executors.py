@@ -74,13 +74,6 @@ class TaskError(VoiceprepError):
 class WorkerCrashed(VoiceprepError):
     """The worker process running this task died (killed by the OS, or a crash in native code)."""
 
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self.message,))
-
 
 def error_type(exc: BaseException) -> str:
     """The class name to record for ``exc``: the original one for a :class:`TaskError`."""

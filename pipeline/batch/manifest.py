@@ -32,7 +32,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from pipeline.audio.io import atomic_write_bytes
-from pipeline.errors import InvalidArgument, VoiceprepError
+from pipeline.errors import VoiceprepError
 
 try:  # POSIX only: also keeps appends from several processes (e.g. a second run by mistake) whole
     import fcntl
@@ -230,8 +230,6 @@ def _lock_for(path: Path) -> threading.Lock:
 
 def _line(row: BaseModel | Mapping[str, Any]) -> str:
     """The row as one JSON line, keys in field order."""
-    if not isinstance(row, BaseModel | Mapping):
-        raise InvalidArgument(f"row must be a pydantic model or a dict, got {type(row).__qualname__}")
     return json.dumps(to_jsonable(row), ensure_ascii=False, allow_nan=False) + "\n"
 
 
@@ -274,7 +272,6 @@ def append_row(path: Path, row: BaseModel | Mapping[str, Any]) -> None:
     crash leaves at most a torn last line; the next append removes such a fragment first.
 
     Raises:
-        InvalidArgument: ``row`` is neither a pydantic model nor a mapping.
         TypeError: the row holds a value that cannot be JSON (see :func:`to_jsonable`).
     """
     data = _line(row).encode("utf-8")
@@ -340,11 +337,7 @@ def read_rows(path: Path, model: type[T] | None = None) -> list[T] | list[dict[s
 
 
 def write_rows(path: Path, rows: Iterable[BaseModel | Mapping[str, Any]]) -> None:
-    """Write all ``rows`` to ``path`` as JSONL, atomically: readers see the old file or the new, never half.
-
-    Raises:
-        InvalidArgument: a row is neither a pydantic model nor a mapping.
-    """
+    """Write all ``rows`` to ``path`` as JSONL, atomically: readers see the old file or the new, never half."""
     data = "".join(_line(r) for r in rows).encode("utf-8")
     path = Path(path)
     with _lock_for(path):

@@ -175,7 +175,9 @@ def _file_sha256(source: Path, cache_dir: Path) -> str:
 def _recording_cache(item: InputFile, cache: Path, cfg: RunConfig) -> tuple[str, Path, Path]:
     """The file's sha256 and where its analysis is cached (row and features), keyed by content and settings."""
     sha = _file_sha256(Path(item.source), cache)
-    key = fingerprint({"sha256": sha, "analysis": cfg.analysis_fingerprint_fields(), "code": _code_version()})
+    key = fingerprint(
+        {"sha256": sha, "analysis": cfg.fingerprint_fields("analysis"), "code": _code_version()}
+    )
     return sha, cache / "recordings" / f"{key}.json", cache / "recordings" / f"{key}.npz"
 
 
@@ -290,15 +292,11 @@ def _clip_key(task: ClipTask, spec_dump: dict[str, Any], cfg: RunConfig) -> str:
             "family": task.family,
             "recordings": sorted(zip(task.sha256s, (f[2] for f in task.features), strict=True)),
             "spec": spec_dump,
-            "selection": cfg.selection_fingerprint_fields(),
-            "analysis": cfg.analysis_fingerprint_fields(),
+            "selection": cfg.fingerprint_fields("selection"),
+            "analysis": cfg.fingerprint_fields("analysis"),
             "code": _code_version(),
         }
     )
-
-
-def _clip_file(out_dir: Path, speaker: str, family: str, fmt: str) -> Path:
-    return out_dir / "clips" / safe_name(speaker) / f"{family}.{fmt}"
 
 
 def _clip_cache(task: ClipTask, cache_dir: Path, cfg: RunConfig) -> tuple[Any, str, Path]:
@@ -364,7 +362,7 @@ def _select_render_check(recordings: list[Any], spec: Any, out: Path, cfg: RunCo
     if not plans:
         reasons, message = explain(recordings, spec)
         return ClipRow(speaker=speaker, family=spec.name, status="rejected", reasons=reasons, message=message)
-    target = _clip_file(out, speaker, spec.name, spec.delivery.format)
+    target = out / "clips" / safe_name(speaker) / f"{spec.name}.{spec.delivery.format}"
     target.parent.mkdir(parents=True, exist_ok=True)
     first_failure: ClipRow | None = None
     for rank, plan in enumerate(plans):
@@ -436,10 +434,14 @@ def _notify(progress: ProgressCallback | None, event: str, **data: Any) -> None:
         progress(event, data)
 
 
-def _crash(exc: BaseException) -> dict[str, Any]:
-    """The fields of a row whose task crashed (a bug, not a data problem)."""
+def _crash(out: Path, what: str, exc: BaseException) -> dict[str, Any]:
+    """The fields of a row whose task crashed (a bug, not a data problem); its traceback is appended to
+    ``OUT/errors.log``."""
     from pipeline.batch.executors import error_type
 
+    text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    with (out / "errors.log").open("a") as fh:
+        fh.write(f"--- {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} {what}\n{text}\n")
     kind_name = error_type(exc)  # the original type, also when it came back wrapped from a worker
     message = f"{kind_name}: {exc}"
     return {"status": "failed", "reasons": ["internal_error"], "message": message, "error_type": kind_name}
@@ -474,6 +476,9 @@ def run(
     started = time.time()
     t0 = time.perf_counter()
     cfg = config or load_config()
+    kind = executor or cfg.executor
+    if isinstance(kind, str) and kind not in KINDS:  # before anything is written
+        raise InvalidArgument(f"executor must be one of {', '.join(KINDS)}, got {kind!r}")
     # Unknown families fail before any work; `Qwen-TTS` is named `qwen-tts` everywhere after this.
     family_names = list(
         dict.fromkeys(load_family(n).name for n in families or cfg.families or list_families())
@@ -508,13 +513,10 @@ def run(
     write_rows(rec_manifest, [])
     write_rows(clip_manifest, [])
     config_dict = cfg.model_dump(mode="json")
-    kind = executor or cfg.executor
     workers = jobs or cfg.jobs or None
     timings: dict[str, float] = {}
     recordings: list[RecordingRow] = []
     clips: list[ClipRow] = []
-    if isinstance(kind, str) and kind not in KINDS:
-        raise InvalidArgument(f"executor must be one of {', '.join(KINDS)}, got {kind!r}")
     tasks = {"from_cache": 0, "computed": 0}
     with contextlib.ExitStack() as stack:
         opened: list[Executor] = [kind] if isinstance(kind, Executor) else []
@@ -552,8 +554,8 @@ def run(
         )
         for item, result in stage1:
             if isinstance(result, BaseException):
-                row, features = RecordingRow(path=item.path, speaker=item.speaker, **_crash(result)), None
-                _log_crash(out, item.path, result)
+                crashed = _crash(out, item.path, result)
+                row, features = RecordingRow(path=item.path, speaker=item.speaker, **crashed), None
             else:
                 row, features = result
             if features:
@@ -577,8 +579,8 @@ def run(
         )
         for item, result in stage2:
             if isinstance(result, BaseException):
-                clip = ClipRow(speaker=item.speaker, family=item.family, **_crash(result))
-                _log_crash(out, f"{item.speaker}/{item.family}", result)
+                crashed = _crash(out, f"{item.speaker}/{item.family}", result)
+                clip = ClipRow(speaker=item.speaker, family=item.family, **crashed)
             else:
                 clip = result
             clips.append(clip)
@@ -714,10 +716,3 @@ def _counts(recordings: Sequence[RecordingRow], clips: Sequence[ClipRow]) -> dic
         "speakers": len({r.speaker for r in recordings}),
         "clips": {f: dict(sorted(c.items())) for f, c in sorted(per_family.items())},
     }
-
-
-def _log_crash(out: Path, what: str, exc: BaseException) -> None:
-    """Append the traceback of a crashed task to ``OUT/errors.log`` (a bug, not a data problem)."""
-    text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-    with (out / "errors.log").open("a") as fh:
-        fh.write(f"--- {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} {what}\n{text}\n")

@@ -5,10 +5,14 @@ Exit codes: :mod:`pipeline.cli.common`.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
@@ -17,7 +21,7 @@ from pipeline.cli.common import EXIT_FAILURES, EXIT_INTERNAL, EXIT_OK, EXIT_USAG
 from pipeline.errors import VoiceprepError
 
 if TYPE_CHECKING:
-    from pipeline.batch.manifest import ClipRow
+    from pipeline.audio.scan import InputFile
     from pipeline.batch.runner import RunSummary
     from pipeline.rules.checks import CheckResult
 
@@ -55,24 +59,23 @@ def _main(
     _state["debug"] = debug
 
 
-def _fmt(value: object, digits: int = 2) -> str:
-    """Format a table cell: ``-`` for missing values, rounded floats."""
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return f"{value:.{digits}f}"
-    return str(value)
+def _scan(paths: list[Path]) -> list[InputFile]:
+    """The files named or found under folders (a missing path is kept, with its problem); exits 1 when
+    there are none."""
+    from pipeline.audio.scan import scan
+
+    items = list(scan(paths))
+    if not items:
+        raise fail("no audio files found in " + ", ".join(str(p) for p in paths), EXIT_FAILURES)
+    return items
 
 
-def _human_bytes(n: int | None) -> str:
-    if n is None:
-        return "-"
-    size = float(n)
-    for unit in ("B", "kB", "MB", "GB"):
-        if size < 1000 or unit == "GB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1000
-    return f"{n} B"
+def _export_formats(export: list[str] | None) -> list[str]:
+    """The ``--export`` formats, checked before any work."""
+    for fmt in export or []:
+        if fmt not in {"parquet", "csv"}:
+            raise typer.BadParameter(f"--export must be parquet or csv (got {fmt!r})")
+    return export or []
 
 
 @app.command()
@@ -89,10 +92,9 @@ def probe(
 ) -> None:
     """Read each file's header: format, codec, rate, channels, duration, size and sha256."""
     from pipeline.audio.io import probe_row
-    from pipeline.audio.scan import scan
 
     rows: list[dict] = []
-    for item in scan(paths):
+    for item in _scan(paths):
         if item.problem is not None:
             from pipeline.errors import reason
 
@@ -111,9 +113,6 @@ def probe(
         rows.append(row)
         if as_json:
             print(json.dumps(row, ensure_ascii=False), flush=True)
-    if not rows:
-        err.print("voiceprep: no audio files found in " + ", ".join(str(p) for p in paths))
-        raise typer.Exit(EXIT_FAILURES)
     failed = sum(1 for r in rows if r.get("status") != "ok")
     if not as_json:
         _print_probe_table(rows)
@@ -122,53 +121,37 @@ def probe(
     raise typer.Exit(EXIT_FAILURES if failed else EXIT_OK)
 
 
+_PROBE_COLUMNS = {
+    "format": "format",
+    "codec": "codec",
+    "sample_rate": "rate",
+    "channels": "ch",
+    "duration_s": "duration",
+    "sample_format": "sample fmt",
+    "bytes": "size",
+}
+"""Probe fields shown in ``voiceprep probe``'s table, and their headers (numbers are right-aligned)."""
+
+
 def _print_probe_table(rows: list[dict]) -> None:
+    from pipeline.rules.metrics import unit_of, value_text
+
     table = Table(show_lines=False, header_style="bold")
-    for col in ("file", "status", "format", "codec", "rate", "ch", "duration", "sample fmt", "size", "note"):
-        table.add_column(
-            col,
-            justify="right" if col in {"rate", "ch", "duration", "size"} else "left",
-            no_wrap=col != "note",
-        )
+    table.add_column("file", no_wrap=True)
+    table.add_column("status", no_wrap=True)
+    for key, header in _PROBE_COLUMNS.items():
+        numeric = key in {"sample_rate", "channels", "duration_s", "bytes"}
+        table.add_column(header, justify="right" if numeric else "left", no_wrap=True)
+    table.add_column("note")
     for r in rows:
-        ok = r.get("status") == "ok"
-        note = ", ".join(r.get("reasons") or [])
-        duration = r.get("duration_s")
-        table.add_row(
-            str(r.get("path")),
-            "[green]ok[/]" if ok else "[red]failed[/]",
-            _fmt(r.get("format")),
-            _fmt(r.get("codec")),
-            _fmt(r.get("sample_rate")),
-            _fmt(r.get("channels")),
-            "-" if duration is None else f"{duration:.2f} s",
-            _fmt(r.get("sample_format")),
-            _human_bytes(r.get("bytes")),
-            note,
-        )
+        status = "[green]ok[/]" if r.get("status") == "ok" else "[red]failed[/]"
+        cells = [value_text(key, r.get(key), unit_of(key)) for key in _PROBE_COLUMNS]
+        table.add_row(str(r.get("path")), status, *cells, ", ".join(r.get("reasons") or []))
     out.print(table)
     for r in rows:
         if r.get("status") != "ok" or r.get("reasons"):
             codes = ", ".join(r.get("reasons") or [])
             out.print(f"  {r.get('path')}: {codes}: {r.get('message') or ''}", highlight=False, markup=False)
-
-
-def _expand(paths: list[Path]) -> list[tuple[str, str | None]]:
-    """Files named or found under folders: ``(path, problem code or None)``; missing paths kept."""
-    from pipeline.audio.scan import scan
-
-    items: list[tuple[str, str | None]] = []
-    for p in paths:
-        if not p.exists() and not p.is_symlink():
-            items.append((str(p), "not_found"))
-            continue
-        found = False
-        for item in scan([p]):
-            items.append((item.source, item.problem))
-            found = True
-        if not found and p.is_file():
-            items.append((str(p), None))
-    return items
 
 
 @app.command()
@@ -192,9 +175,8 @@ def analyze(
     channel_strategy = old_channel_strategy or channel_strategy
     if channel_strategy not in {"best", "first", "mean"}:
         raise typer.BadParameter(f"--channel-strategy must be best, first or mean (got {channel_strategy!r})")
-    items = _expand(paths)
     failed = 0
-    for path, problem in items:
+    for path, problem in [(item.source, item.problem) for item in _scan(paths)]:
         row: dict = {"path": path}
         try:
             if problem is not None:
@@ -223,9 +205,6 @@ def analyze(
         out.print(table)
         if row["reasons"]:
             out.print(f"  warnings: {', '.join(row['reasons'])}")
-    if not items:
-        err.print("voiceprep: no audio files found")
-        raise typer.Exit(EXIT_FAILURES)
     raise typer.Exit(EXIT_FAILURES if failed else EXIT_OK)
 
 
@@ -252,9 +231,8 @@ def check(
     from pipeline.rules.families import list_families, load_family
 
     specs = [load_family(name) for name in (family or list_families())]
-    items = _expand(paths)
     any_fail = False
-    for path, problem in items:
+    for path, problem in [(item.source, item.problem) for item in _scan(paths)]:
         if problem is not None:
             results = [failed_read(path, s.name, problem, reason(problem).message) for s in specs]
         else:
@@ -265,9 +243,6 @@ def check(
                 print(json.dumps(result.to_dict(), ensure_ascii=False, default=str), flush=True)
                 continue
             _print_check(result)
-    if not items:
-        err.print("voiceprep: no audio files found")
-        raise typer.Exit(EXIT_FAILURES)
     raise typer.Exit(EXIT_FAILURES if any_fail else EXIT_OK)
 
 
@@ -323,9 +298,7 @@ def run_command(
         raise typer.BadParameter(f"--executor must be serial, processes or dask (got {executor!r})")
     if scheduler is not None and executor not in {None, "dask"}:
         raise typer.BadParameter("--scheduler needs --executor dask")
-    for fmt in export or []:
-        if fmt not in {"parquet", "csv"}:
-            raise typer.BadParameter(f"--export must be parquet or csv (got {fmt!r})")
+    export = _export_formats(export)
     from pipeline.errors import SpecError
 
     try:
@@ -334,7 +307,7 @@ def run_command(
         raise fail(f"invalid configuration: {exc}", EXIT_USAGE) from None
     kind = "dask" if scheduler is not None and executor is None else executor
     try:
-        with _RunProgress() as progress:
+        with _run_progress() as progress:
             summary = run(
                 input_path,
                 out_dir,
@@ -396,9 +369,7 @@ def report_command(
     """Rebuild the HTML quality report of a run from its manifests and voice ledger (no re-analysis)."""
     from pipeline.report.build import build_report
 
-    for fmt in export or []:
-        if fmt not in {"parquet", "csv"}:
-            raise typer.BadParameter(f"--export must be parquet or csv (got {fmt!r})")
+    export = _export_formats(export)
     path = build_report(out_dir, dest=output)
     if export:
         from pipeline.report.results import load_run
@@ -423,61 +394,51 @@ def _submit_after_run(
     return EXIT_OK
 
 
-class _RunProgress:
-    """A rich progress bar fed by the runner's events: files, hours of audio, rate, ETA."""
+@contextlib.contextmanager
+def _run_progress() -> Iterator[Callable[[str, dict], None]]:
+    """A rich progress bar fed by the runner's events (files, hours of audio, rate, ETA), on stderr when
+    it is a terminal; yields the runner's ``progress`` callback."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
-    def __init__(self) -> None:
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-            TimeRemainingColumn,
-        )
+    bar = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[info]}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        transient=False,
+        disable=not err.is_terminal,
+    )
+    tasks: dict[str, Any] = {}
+    audio_s = 0.0
+    started = time.perf_counter()
 
-        self.progress = Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[info]}"),
-            TimeElapsedColumn(),
-            TimeRemainingColumn(),
-            console=err,
-            transient=False,
-            disable=not err.is_terminal,
-        )
-        self.files = None
-        self.clips = None
-        self.audio_s = 0.0
-        self.started = 0.0
-
-    def __enter__(self) -> _RunProgress:
-        import time
-
-        self.started = time.perf_counter()
-        self.progress.__enter__()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.progress.__exit__(*exc)
-
-    def __call__(self, event: str, data: dict) -> None:
-        import time
-
+    def on_event(event: str, data: dict) -> None:
+        nonlocal audio_s
         if event == "start":
-            self.files = self.progress.add_task("analysing", total=data["files"], info="")
-        elif event == "recording" and self.files is not None:
-            row = data["row"]
-            self.audio_s += float((row.probe or {}).get("duration_s") or 0.0)
-            elapsed = max(time.perf_counter() - self.started, 1e-6)
-            info = f"{self.audio_s / 3600:.2f} h of audio, {self.audio_s / elapsed:.0f}x real time"
-            self.progress.update(self.files, advance=1, info=info)
+            tasks["files"] = bar.add_task("analysing", total=data["files"], info="")
+        elif event == "recording" and "files" in tasks:
+            audio_s += float((data["row"].probe or {}).get("duration_s") or 0.0)
+            rate = audio_s / max(time.perf_counter() - started, 1e-6)
+            info = f"{audio_s / 3600:.2f} h of audio, {rate:.0f}x real time"
+            bar.update(tasks["files"], advance=1, info=info)
         elif event == "clips":
-            self.clips = self.progress.add_task("clips    ", total=data["total"], info="")
-        elif event == "clip" and self.clips is not None:
+            tasks["clips"] = bar.add_task("clips    ", total=data["total"], info="")
+        elif event == "clip" and "clips" in tasks:
             row = data["row"]
-            self.progress.update(self.clips, advance=1, info=f"{row.speaker}/{row.family}: {row.status}")
+            bar.update(tasks["clips"], advance=1, info=f"{row.speaker}/{row.family}: {row.status}")
+
+    with bar:
+        yield on_event
 
 
 _STATUS_STYLE = {"ready": "green", "submitted": "green", "rejected": "yellow", "failed": "red"}
@@ -515,18 +476,12 @@ def _print_run_summary(summary: RunSummary) -> None:
     out.print(
         f"{counts['recordings']} recordings ({counts['audio_hours']:.2f} h of audio), "
         f"{counts['recordings_failed']} failed; {len(clips)} clips: "
-        + ", ".join(f"{n} {s}" for s, n in sorted(_status_counts(clips).items()))
+        + ", ".join(f"{n} {s}" for s, n in sorted(Counter(c.status for c in clips).items()))
         + f"; {summary.seconds:.1f} s"
     )
     for r in failed:
         out.print(f"  [red]failed[/] {r.path}: {', '.join(r.reasons)}: {r.message}", highlight=False)
     out.print(f"outputs in {summary.out_dir}/ (clips/, recordings.jsonl, clips.jsonl, run.json)")
-
-
-def _status_counts(clips: list[ClipRow]) -> dict[str, int]:
-    from collections import Counter
-
-    return dict(Counter(c.status for c in clips))
 
 
 @families_app.callback(invoke_without_command=True)
@@ -535,7 +490,7 @@ def families_list(ctx: typer.Context) -> None:
     if ctx.invoked_subcommand is not None:
         return
     from pipeline.rules.families import load_all
-    from pipeline.rules.metrics import range_text
+    from pipeline.rules.metrics import range_text, value_text
 
     specs = load_all()
     table = Table(header_style="bold")
@@ -547,10 +502,10 @@ def families_list(ctx: typer.Context) -> None:
             name,
             spec.title,
             spec.provider,
-            _fmt(lim.min_sample_rate.value),
+            value_text("min_sample_rate", lim.min_sample_rate.value, "Hz"),
             range_text(lim.min_duration_s.value, lim.max_duration_s.value, "s"),
-            f"{_fmt(dlv.duration_s.aim, 0)} s ({_fmt(dlv.duration_s.min, 0)}-{_fmt(dlv.duration_s.max, 0)})",
-            _human_bytes(lim.max_bytes.value),
+            f"{value_text('aim_s', dlv.duration_s.aim)} ({range_text(dlv.duration_s.min, dlv.duration_s.max)})",
+            value_text("max_bytes", lim.max_bytes.value),
         )
     out.print(table)
 
@@ -594,8 +549,6 @@ def main() -> None:
     debug = "--debug" in sys.argv[1:]
     try:
         result = app(args=accept_old_spellings(sys.argv[1:]), standalone_mode=False)
-    except SystemExit:
-        raise
     except VoiceprepError as exc:
         if debug:
             raise

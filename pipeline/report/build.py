@@ -94,6 +94,7 @@ def _draw_recordings(sv: Speaker, data: ReportData) -> None:
         sv.waveforms[path] = plots.waveform_svg(
             env,
             duration_s=length,
+            regions=regions,
             families=data.families,
             uses=uses,
             pauses=metrics.get("pauses") or [],

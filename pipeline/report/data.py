@@ -20,10 +20,9 @@ from typing import Any
 
 from pipeline.errors import Reason
 from pipeline.report.results import RunResults, load_run
+from pipeline.rules.checks import combine
 from pipeline.rules.metrics import value_text
 
-VERDICTS = ("pass", "warn", "fail")
-"""Check verdicts, best first."""
 STATUSES = ("ready", "submitted", "rejected", "failed")
 """Clip statuses in the order the report lists them."""
 
@@ -318,7 +317,7 @@ def gather(out_dir: Path) -> ReportData:
     for row in sorted(res.recording_rows, key=lambda r: r["path"]):
         speaker(row["speaker"]).recordings.append(row)
     for row in sorted(res.clip_rows, key=lambda r: families.index(r["family"])):
-        worst = max((c["verdict"] for c in row["checks"]), key=VERDICTS.index, default="pass")
+        worst = combine([c["verdict"] for c in row["checks"]])
         speaker(row["speaker"]).clips[row["family"]] = Clip(
             row=row,
             anchor=anchor_for(row["speaker"], row["family"]),

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -33,20 +32,6 @@ _MP3_RATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000)
 _BLOCK = 65536
 
 
-@dataclass(frozen=True)
-class Envelope:
-    """Min/max of the samples (over all channels) in ``columns`` equal slices of ``[0, duration_s]``.
-
-    Columns that were not read (outside the drawn regions of a long source) hold NaN.
-    """
-
-    duration_s: float
-    lo: np.ndarray
-    hi: np.ndarray
-    regions: tuple[tuple[float, float], ...]
-    """The spans that were read (the whole file when it is short)."""
-
-
 def merge_spans(spans: Sequence[tuple[float, float]], *, gap_s: float) -> list[tuple[float, float]]:
     """Sort spans and merge those that overlap or are closer than ``gap_s``."""
     out: list[tuple[float, float]] = []
@@ -64,10 +49,11 @@ def envelope(
     duration_s: float,
     columns: int = 500,
     regions: Sequence[tuple[float, float]] | None = None,
-) -> Envelope:
+) -> tuple[np.ndarray, np.ndarray]:
     """Stream ``path`` (or only ``regions`` of it) into a min/max envelope of ``columns`` columns.
 
-    Memory is one decoded block plus the envelope, whatever the file's length.
+    Returns ``(lo, hi)``: the min and max of the samples (over all channels) in ``columns`` equal slices
+    of ``[0, duration_s]``; columns that were not read (outside ``regions``) hold NaN. Memory is one decoded block plus the envelope, whatever the file's length.
 
     ``duration_s`` (positive) is the file's length as the run recorded it.
 
@@ -98,7 +84,7 @@ def envelope(
                 hi[ids] = np.maximum(hi[ids], np.maximum.reduceat(bmax, idx))
     lo[~np.isfinite(lo)] = np.nan
     hi[~np.isfinite(hi)] = np.nan
-    return Envelope(duration_s=float(duration_s), lo=lo, hi=hi, regions=tuple(spans))
+    return lo, hi
 
 
 def regions_for(

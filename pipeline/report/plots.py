@@ -18,7 +18,6 @@ from typing import Any
 import numpy as np
 from markupsafe import Markup, escape
 
-from pipeline.report.media import Envelope
 from pipeline.rules.metrics import number, value_text
 
 STATUS_COLOURS = {
@@ -40,18 +39,16 @@ def _n(x: float) -> str:
     return text[:-2] if text.endswith(".0") else text
 
 
-def _tick_step(duration_s: float, *, max_ticks: int = 10) -> float:
-    for step in _NICE_STEPS:
-        if duration_s / step <= max_ticks:
-            return step
-    return _NICE_STEPS[-1]
-
-
-def _tick_label(t: float) -> str:
-    if t >= 60:
-        m, s = divmod(round(t), 60)
-        return f"{m}:{s:02d}"
-    return f"{number(t, digits=1)} s" if t else "0"
+def _time_ticks(duration_s: float, *, max_ticks: int = 10) -> list[tuple[float, str]]:
+    """``(t, label)`` of the time axis: at most ``max_ticks`` ticks a nice step apart (``0``, ``2.5 s``, ``1:30``)."""
+    step = next((s for s in _NICE_STEPS if duration_s / s <= max_ticks), _NICE_STEPS[-1])
+    ticks = []
+    t = 0.0
+    while t <= duration_s + 1e-9:
+        m, sec = divmod(round(t), 60)
+        ticks.append((t, f"{m}:{sec:02d}" if t >= 60 else f"{number(t, digits=1)} s" if t else "0"))
+        t += step
+    return ticks
 
 
 # ------------------------------------------------------------------------------------------ waveform
@@ -65,9 +62,10 @@ LANE_H = 14.0
 
 
 def waveform_svg(
-    env: Envelope | None,
+    env: tuple[np.ndarray, np.ndarray] | None,
     *,
     duration_s: float,
+    regions: Sequence[tuple[float, float]] | None = None,
     families: Sequence[str],
     uses: Sequence[Mapping[str, Any]],
     pauses: Iterable[Sequence[float]] = (),
@@ -83,7 +81,9 @@ def waveform_svg(
     span(s) its clip took (solid) and its alternatives (outlined), each linking to ``#<anchors[family]>``.
     ``uses`` are ``{family, kind, rank, start_s, end_s}`` (``kind`` ``chosen`` or ``alternative``).
 
-    ``env`` None draws the lanes and pauses on an empty track (the audio could not be read). ``width`` is
+    ``env`` is the ``(lo, hi)`` envelope of :func:`pipeline.report.media.envelope`, read over ``regions``
+    (None: all of the source); ``env`` None draws the lanes and pauses on an empty track (the audio could
+    not be read). ``width`` is
     the drawing's width in user units: a narrower drawing keeps its text readable in a narrower column.
     ``statuses`` (family -> clip status) colours each lane's bars like the clip's status badge.
     """
@@ -105,39 +105,34 @@ def waveform_svg(
         f'preserveAspectRatio="xMinYMin meet" aria-label="{escape(label)}">',
         f'<rect class="wf-bg" x="{_n(LEFT)}" y="{_n(WAVE_TOP)}" width="{_n(pw)}" height="{_n(WAVE_H)}"/>',
     ]
-    if env is not None and len(env.regions) and env.regions != ((0.0, duration_s),):
+
+    def span(cls: str, a: float, b: float, y: float, h: float, title: str = "", least: float = 0.5) -> str:
+        """A rect over ``[a, b]`` seconds (at least ``least`` wide), with a hover title when given."""
+        head = f'<rect class="{cls}" x="{_n(x(a))}" y="{_n(y)}" width="{_n(max(x(b) - x(a), least))}" height="{_n(h)}"'
+        return f"{head}><title>{title}</title></rect>" if title else f"{head}/>"
+
+    if env is not None and regions:
         parts.append(
             f'<rect class="unread" x="{_n(LEFT)}" y="{_n(WAVE_TOP)}" width="{_n(pw)}" height="{_n(WAVE_H)}">'
             "<title>long source: drawn only around the spans the clips used</title></rect>"
         )
-        for a, b in env.regions:
-            parts.append(
-                f'<rect class="wf-bg" x="{_n(x(a))}" y="{_n(WAVE_TOP)}" width="{_n(max(x(b) - x(a), 0.5))}" '
-                f'height="{_n(WAVE_H)}"/>'
-            )
+        parts += [span("wf-bg", a, b, WAVE_TOP, WAVE_H) for a, b in regions]
     chosen = sorted((u["start_s"], u["end_s"]) for u in uses if u["kind"] == "chosen")
-    for a, b in chosen:
-        parts.append(
-            f'<rect class="chosen-shade" x="{_n(x(a))}" y="{_n(WAVE_TOP)}" width="{_n(max(x(b) - x(a), 0.5))}" '
-            f'height="{_n(WAVE_H)}"/>'
-        )
+    parts += [span("chosen-shade", a, b, WAVE_TOP, WAVE_H) for a, b in chosen]
     for pause in pauses:
         a, b = float(pause[0]), float(pause[1])
-        cls = "pause pause-long" if b - a > 2.0 else "pause"
-        parts.append(
-            f'<rect class="{cls}" x="{_n(x(a))}" y="{_n(WAVE_TOP)}" width="{_n(max(x(b) - x(a), 0.5))}" '
-            f'height="{_n(WAVE_H)}"><title>pause {number(a)}–{number(b)} s '
-            f"({number(b - a)} s)</title></rect>"
-        )
+        title = f"pause {number(a)}–{number(b)} s ({number(b - a)} s)"
+        parts.append(span("pause pause-long" if b - a > 2.0 else "pause", a, b, WAVE_TOP, WAVE_H, title))
     if env is not None:
-        finite = np.isfinite(env.hi) & np.isfinite(env.lo)
-        peak = float(max(np.abs(env.lo[finite]).max(), np.abs(env.hi[finite]).max())) if finite.any() else 0.0
+        lo, hi = env
+        finite = np.isfinite(hi) & np.isfinite(lo)
+        peak = float(max(np.abs(lo[finite]).max(), np.abs(hi[finite]).max())) if finite.any() else 0.0
         half = WAVE_H / 2 - 1
         gain = half / peak if peak > 0 else 0.0
-        cols = len(env.hi)
+        cols = len(hi)
         # One vertical stroke per column, in column units (x) and whole units (y): a few kB per recording.
-        top = np.floor(mid - np.nan_to_num(env.hi) * gain).astype(int)
-        bottom = np.ceil(mid - np.nan_to_num(env.lo) * gain).astype(int)
+        top = np.floor(mid - np.nan_to_num(hi) * gain).astype(int)
+        bottom = np.ceil(mid - np.nan_to_num(lo) * gain).astype(int)
         bottom = np.maximum(bottom, top + 1)
         strokes = _strokes(top, bottom, finite)
         parts.append(
@@ -148,12 +143,7 @@ def waveform_svg(
             parts.append(
                 f'<text class="wf-note" x="2" y="{_n(mid + 4)}">peak {number(20 * math.log10(peak), digits=1)} dBFS</text>'
             )
-    for span in speech:
-        a, b = float(span[0]), float(span[1])
-        parts.append(
-            f'<rect class="speech" x="{_n(x(a))}" y="{_n(WAVE_TOP + WAVE_H - 4)}" '
-            f'width="{_n(max(x(b) - x(a), 0.5))}" height="4"/>'
-        )
+    parts += [span("speech", float(s[0]), float(s[1]), WAVE_TOP + WAVE_H - 4, 4) for s in speech]
     for t in clipped_events:
         parts.append(
             f'<line class="clip-tick" x1="{_n(x(float(t)))}" x2="{_n(x(float(t)))}" y1="{_n(WAVE_TOP)}" '
@@ -168,23 +158,16 @@ def waveform_svg(
             cls = "use use-chosen" if u["kind"] == "chosen" else "use use-alt"
             if family in statuses:
                 cls += f" lane-{escape(statuses[family])}"
-            rect = (
-                f'<rect class="{cls}" x="{_n(x(a))}" y="{_n(y + 2)}" '
-                f'width="{_n(max(x(b) - x(a), 1.0))}" height="{_n(LANE_H - 4)}">'
-                f"<title>{escape(family)} {what}: {number(a)}–{number(b)} s</title></rect>"
-            )
+            title = f"{escape(family)} {what}: {number(a)}–{number(b)} s"
+            rect = span(cls, a, b, y + 2, LANE_H - 4, title, least=1.0)
             href = anchors.get(family)
             parts.append(f'<a href="#{escape(href)}">{rect}</a>' if href else rect)
-    step = _tick_step(duration_s)
-    t = 0.0
-    while t <= duration_s + 1e-9:
+    for t, text in _time_ticks(duration_s):
         xt = x(t)
         parts.append(
             f'<line class="tick" x1="{_n(xt)}" x2="{_n(xt)}" y1="{_n(axis_y - 3)}" y2="{_n(axis_y)}"/>'
-            f'<text class="tick-label" x="{_n(xt)}" y="{_n(axis_y + 11)}" text-anchor="middle">'
-            f"{_tick_label(t)}</text>"
+            f'<text class="tick-label" x="{_n(xt)}" y="{_n(axis_y + 11)}" text-anchor="middle">{text}</text>'
         )
-        t += step
     parts.append("</svg>")
     return Markup("".join(parts))
 
@@ -265,15 +248,11 @@ def spectrogram_svg(
             f'<text class="bw-label" x="{_n(W - RIGHT - 4)}" y="{_n(max(yy - 3, SPEC_TOP + 9))}" text-anchor="end">'
             f"bandwidth {value_text('bandwidth_hz', bandwidth_hz)}</text>"
         )
-    step = _tick_step(duration_s)
-    t = 0.0
-    while t <= duration_s + 1e-9 and duration_s > 0:
+    for t, text in _time_ticks(duration_s) if duration_s > 0 else ():
         xt = SPEC_LEFT + pw * t / duration_s
         parts.append(
-            f'<text class="tick-label" x="{_n(xt)}" y="{_n(SPEC_TOP + SPEC_H + 13)}" text-anchor="middle">'
-            f"{_tick_label(t)}</text>"
+            f'<text class="tick-label" x="{_n(xt)}" y="{_n(SPEC_TOP + SPEC_H + 13)}" text-anchor="middle">{text}</text>'
         )
-        t += step
     parts.append("</svg>")
     return Markup("".join(parts))
 

@@ -33,7 +33,7 @@ import math
 import types
 import typing
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -135,6 +135,8 @@ CLIP_SCHEMA: dict[str, str] = _columns(
     },
 )
 """Leading columns of :attr:`RunResults.clips`, in order, with their kind."""
+
+_PLAN_SPREAD = ("score_parts", "measures")
 
 _CLIP_KEY = {name: CLIP_SCHEMA[name] for name in ("speaker", "family", "status")}
 
@@ -340,12 +342,7 @@ class RunResults:
         ``value`` and ``limit`` keep their types (a number, a name, a list of accepted values).
         ``checks.query("verdict != 'pass'")`` lists every problem with its ``message`` and ``hint``.
         """
-        flat = [
-            {**{k: row[k] for k in _CLIP_KEY}, **{k: v for k, v in check.items() if k not in _CLIP_KEY}}
-            for row in self.clip_rows
-            for check in row["checks"]
-        ]
-        return _frame(flat, CHECK_SCHEMA)
+        return _frame(self._per_clip(lambda row: row["checks"]), CHECK_SCHEMA)
 
     @cached_property
     def segments(self) -> pd.DataFrame:
@@ -354,11 +351,12 @@ class RunResults:
         These are the spans in the clip file, edge room tone included; :meth:`windows` gives the speech
         spans the selector chose between.
         """
-        flat = [
-            {**{k: row[k] for k in _CLIP_KEY}, "order": order, **seg, "source": self._source(seg.get("path"))}
-            for row in self.clip_rows
-            for order, seg in enumerate(row["segments"])
-        ]
+        flat = self._per_clip(
+            lambda row: [
+                {"order": order, **seg, "source": self._source(seg.get("path"))}
+                for order, seg in enumerate(row["segments"])
+            ]
+        )
         table = _frame(flat, SEGMENT_SCHEMA)
         table["duration_s"] = table["end_s"] - table["start_s"]
         return table
@@ -420,13 +418,14 @@ class RunResults:
         if speaker is not None and speaker not in {r["speaker"] for r in self.clip_rows}:
             raise InvalidArgument(f"speaker {speaker!r} has no clips in {self.out_dir}")
         families = set(self._families(family)) if family is not None else None
-        flat = []
-        for row in self.clip_rows:
+
+        def windows_of(row: Mapping[str, Any]) -> list[dict[str, Any]]:
             if (speaker is not None and row["speaker"] != speaker) or (
                 families is not None and row["family"] not in families
             ):
-                continue
+                return []
             plans = [p for p in (row["plan"], *row["alternatives"]) if isinstance(p, Mapping)]
+            out = []
             for rank, plan in enumerate(plans):
                 segments = [
                     {
@@ -437,19 +436,19 @@ class RunResults:
                     }
                     for p in plan.get("pieces") or []
                 ]
-                flat.append(
+                out.append(
                     {
-                        **{k: row[k] for k in _CLIP_KEY},
                         "rank": rank,
                         "chosen": rank == 0,
                         **{k: plan.get(k) for k in ("score", "duration_s", "longest_run_s", "max_pause_s")},
                         "assembled": bool(plan.get("assembled", len(segments) > 1)),
                         "segments": segments,
-                        **_spread({"score_parts": plan.get("score_parts")}, ("score_parts",)),
-                        **_spread({"measures": plan.get("measures")}, ("measures",)),
+                        **_spread({k: plan.get(k) for k in _PLAN_SPREAD}, _PLAN_SPREAD),
                     }
                 )
-        return _frame(flat, WINDOW_SCHEMA)
+            return out
+
+        return _frame(self._per_clip(windows_of), WINDOW_SCHEMA)
 
     def clip_file(self, speaker: str, family: str) -> Path:
         """The clip file of (``speaker``, ``family``): under ``clips/``, or ``rejected/`` for a rejected one.
@@ -536,6 +535,12 @@ class RunResults:
         )
 
     # ----------------------------------------------------------------------------------- internals
+
+    def _per_clip(
+        self, items: Callable[[Mapping[str, Any]], Sequence[Mapping[str, Any]]]
+    ) -> list[dict[str, Any]]:
+        """The rows of a per-clip table: each item of each clip row, after the clip's key columns."""
+        return [{**{k: row[k] for k in _CLIP_KEY}, **item} for row in self.clip_rows for item in items(row)]
 
     @cached_property
     def _recorded_sources(self) -> dict[str, Path]:

@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
+from pipeline.errors import all_codes
 from pipeline.errors import reason as reason_info
 from pipeline.rules.families import FamilySpec, Gate, Limits
 from pipeline.rules.metrics import METRICS, number, range_text, value_text
@@ -83,14 +84,7 @@ class CheckResult:
     @property
     def reasons(self) -> list[str]:
         """Reason codes of the failing checks, then of the warnings, without repeats."""
-        ordered = [c for c in self.checks if c.verdict == "fail"] + [
-            c for c in self.checks if c.verdict == "warn"
-        ]
-        seen: dict[str, None] = {}
-        for c in ordered:
-            if c.reason:
-                seen.setdefault(c.reason, None)
-        return list(seen)
+        return list(dict.fromkeys(c.reason for c in self.problems if c.reason))
 
     @property
     def problems(self) -> list[Check]:
@@ -126,35 +120,6 @@ def delivered_format(probe: Mapping[str, Any]) -> str | None:
     if fmt == "ogg" and codec == "opus":
         return "opus"
     return _FORMAT_ALIASES.get(fmt, fmt or None)
-
-
-def _check(
-    rule: str,
-    group: Literal["limit", "gate"],
-    value: Any,
-    limit: Any,
-    op: str,
-    unit: str,
-    ok: bool,
-    code: str,
-    message: str,
-    *,
-    soft: bool = False,
-    hint: str | None = None,
-) -> Check:
-    verdict: Verdict = "pass" if ok else ("warn" if soft else "fail")
-    return Check(
-        rule=rule,
-        group=group,
-        value=value,
-        limit=limit,
-        op=op,
-        unit=unit,
-        verdict=verdict,
-        reason=None if ok else code,
-        message=message,
-        hint=None if ok else (hint or reason_info(code).hint),
-    )
 
 
 Seen = dict[str, Any]
@@ -227,7 +192,6 @@ LIMIT_RULES: tuple[LimitRule, ...] = (
         message=lambda v, lim, ok, seen: (
             f"format {v} ({'accepted' if ok else 'not accepted'}; accepted: {', '.join(lim)})"
         ),
-        test=lambda v, lim: v in lim,
     ),
     LimitRule(
         name="sample_format",
@@ -242,7 +206,6 @@ LIMIT_RULES: tuple[LimitRule, ...] = (
         ),
         value=lambda seen: seen["sample_format"] or "unknown",
         message=lambda v, lim, ok, seen: f"{seen['format']} sample format {v} (accepted: {', '.join(lim)})",
-        test=lambda v, lim: v in lim,
     ),
     LimitRule(
         name="sample_rate",
@@ -412,22 +375,19 @@ def check_limits(
         ok = (rule.test or _TESTS[rule.op])(value, limit)
         if ok and rule.failures_only:
             continue
-        code = rule.reason if isinstance(rule.reason, str) else rule.reason(value, limit)
-        message = rule.message(value, limit, ok, seen)
-        hint = rule.hint(limit) if rule.hint is not None and not ok else None
+        code = None if ok else rule.reason if isinstance(rule.reason, str) else rule.reason(value, limit)
         checks.append(
-            _check(
-                rule.name,
-                "limit",
-                value,
-                limit,
-                rule.op,
-                rule.unit,
-                ok,
-                code,
-                message,
-                soft=rule.soft,
-                hint=hint,
+            Check(
+                rule=rule.name,
+                group="limit",
+                value=value,
+                limit=limit,
+                op=rule.op,
+                unit=rule.unit,
+                verdict="pass" if ok else "warn" if rule.soft else "fail",
+                reason=code,
+                message=rule.message(value, limit, ok, seen),
+                hint=None if code is None else rule.hint(limit) if rule.hint else reason_info(code).hint,
             )
         )
     return checks, skipped
@@ -512,12 +472,6 @@ def failed_read(
         verdict="fail",
         reason=code,
         message=message,
-        hint=reason_info(code).hint if code in _known_codes() else None,
+        hint=reason_info(code).hint if code in all_codes() else None,
     )
     return CheckResult(path=path, family=family, verdict="fail", checks=[check], probe=dict(probe or {}))
-
-
-def _known_codes() -> set[str]:
-    from pipeline.errors import all_codes
-
-    return set(all_codes())
