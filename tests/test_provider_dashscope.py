@@ -208,8 +208,10 @@ def test_cosyvoice_wait_gives_up_at_the_timeout(clip: Path) -> None:
 
 def test_cosyvoice_url_template_mode_uses_the_users_storage(fake: FakeProviders, clip: Path) -> None:
     url = fake.publish(f"voices/alice/{sha(clip)}.wav", clip.read_bytes())
-    template = fake.url + "/public/voices/{speaker}/{sha256}.wav"
+    template = fake.url + "/public/voices/{speaker}/{clip_sha256}.wav"
     cosy = provider(fake, "cosyvoice", url_template=template)
+    old_name = provider(fake, "cosyvoice", url_template=template.replace("{clip_sha256}", "{sha256}"))
+    assert old_name.audio_url(cosy_request(clip)) == cosy.audio_url(cosy_request(clip)) == url
     assert cosy.audio_source == "url_template"
     result = cosy.create_voice(cosy_request(clip))
     [create] = fake.requests_to("cosyvoice.create_voice")

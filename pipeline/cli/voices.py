@@ -199,8 +199,8 @@ def submit_command(
         str | None,
         typer.Option(
             "--audio-url-template",
-            help="Public URL of each clip, e.g. https://bucket.example.com/vp/{sha256}.wav "
-            "(fields: sha256, speaker, family, filename); you upload the clips there yourself.",
+            help="Public URL of each clip, e.g. https://bucket.example.com/vp/{clip_sha256}.wav "
+            "(fields: clip_sha256, speaker, family, filename); you upload the clips there yourself.",
         ),
     ] = None,
     settle_timeout: Annotated[

@@ -12,7 +12,7 @@ CosyVoice needs the clip at a URL the service can fetch. Three ways (``audio_sou
   ``X-DashScope-OssResourceResolve: enable``. Needs nothing from the user, the file stays with the provider
   and expires after 48 h.
 - ``"url_template"``: the user's own public storage, e.g.
-  ``https://bucket.example.com/voices/{sha256}.wav`` (fields ``sha256``, ``speaker``, ``family``,
+  ``https://bucket.example.com/voices/{clip_sha256}.wav`` (fields ``clip_sha256``, ``speaker``, ``family``,
   ``filename``). The user uploads the clip there first.
 - ``"data_uri"``: inline ``data:audio/wav;base64,...`` in ``url`` (accepted per the newest docs, unsure).
 
@@ -59,7 +59,8 @@ UPLOADS_PATH = "uploads"
 SYNTHESIS_PATH = "services/audio/tts/SpeechSynthesizer"
 MULTIMODAL_PATH = "services/aigc/multimodal-generation/generation"
 OSS_RESOLVE_HEADER = "X-DashScope-OssResourceResolve"
-TEMPLATE_FIELDS = ("sha256", "speaker", "family", "filename")
+TEMPLATE_FIELDS = ("clip_sha256", "speaker", "family", "filename", "sha256")
+"""Fields of ``audio_url_template``; ``sha256`` is the old name of ``clip_sha256`` (kept for one release)."""
 COSYVOICE_STATUS = {"DEPLOYING": "deploying", "OK": "ready", "UNDEPLOYED": "rejected"}
 
 _NOT_FOUND_RE = re.compile(
@@ -583,6 +584,7 @@ def _is_not_found(err: ProviderError) -> bool:
 def _template_fields(record: VoiceRecord) -> dict[str, str]:
     path = Path(record.clip_path or "")
     return {
+        "clip_sha256": record.clip_sha256 or "",
         "sha256": record.clip_sha256 or "",
         "speaker": record.speaker or path.parent.name,
         "family": record.family,
@@ -596,12 +598,12 @@ def _check_template(template: str) -> None:
         url = template.format_map(dummy)
     except (KeyError, IndexError, ValueError) as exc:
         raise InvalidArgument(
-            f"url_template: {template!r} uses an unknown field {exc} (fields: {', '.join(TEMPLATE_FIELDS)})"
+            f"url_template: {template!r} uses an unknown field {exc} (fields: {', '.join(TEMPLATE_FIELDS[:4])})"
         ) from None
     if not url.startswith(("http://", "https://")):
         raise InvalidArgument(f"url_template: must be an http(s) URL (got {template!r})")
-    if "{sha256}" not in template:
-        log.warning("url_template has no {sha256}: two different clips could map to the same URL")
+    if "{clip_sha256}" not in template and "{sha256}" not in template:
+        log.warning("url_template has no {clip_sha256}: two different clips could map to the same URL")
 
 
 _UNKNOWN_POLICY = dict.fromkeys(
