@@ -244,8 +244,8 @@ def test_windows_list_the_chosen_window_first_then_the_runners_up(out: Path) -> 
     assert w["chosen"].tolist() == [True] + [False] * (len(w) - 1)
     assert w["score"].tolist() == [row["plan"]["score"], *(a["score"] for a in row["alternatives"])]
     chosen = w.iloc[0]
-    assert [s["path"] for s in chosen["segments"]] == ["alice/phone_memo.m4a"]  # the only clean, long file
-    assert chosen["segments"][0]["start_s"] == row["plan"]["pieces"][0]["start_s"]
+    assert [s["path"] for s in chosen["pieces"]] == ["alice/phone_memo.m4a"]  # the only clean, long file
+    assert chosen["pieces"][0]["start_s"] == row["plan"]["pieces"][0]["start_s"]
     assert w.iloc[0]["score_parts.snr"] == row["plan"]["score_parts"]["snr"]
     assert set(w["speaker"]) == {"alice"} and set(w["family"]) == {"cosyvoice"}
     assert set(res.windows(family="qwen-tts")["family"]) == {"qwen-tts"}

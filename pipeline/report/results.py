@@ -152,7 +152,7 @@ SEGMENT_SCHEMA: dict[str, str] = {
 WINDOW_SCHEMA: dict[str, str] = {
     **_CLIP_KEY,
     **{"rank": _I, "chosen": _B, "score": _F, "duration_s": _F, "longest_run_s": _F, "max_pause_s": _F},
-    **{"assembled": _B, "segments": _O},
+    **{"assembled": _B, "pieces": _O},
     **{f"score_parts.{part}": _F for part in SCORE_PARTS},
 }
 """Leading columns of :meth:`RunResults.windows`; the ``measures.*`` columns follow (they depend on the
@@ -408,8 +408,9 @@ class RunResults:
 
         One row per window (columns: :data:`WINDOW_SCHEMA`, then ``measures.*``): its selection
         ``score`` (the weighted mean of the ``score_parts.*``, each in [0, 1], 1 = best), the window-level
-        measures it was scored on, and ``segments``, a list of ``{path, source, start_s, end_s}`` speech
-        spans (several when the clip joins takes). The chosen window is the best-scoring one that passed
+        measures it was scored on, and ``pieces``, the plan's ``{path, source, start_s, end_s}`` speech
+        spans as in ``clips.jsonl`` (several when the clip joins takes; :attr:`segments` has the spans the
+        render actually cut, room tone included). The chosen window is the best-scoring one that passed
         the family's rules; runners-up are kept as the run's ``alternatives`` setting says.
 
         Raises:
@@ -427,7 +428,7 @@ class RunResults:
             plans = [p for p in (row["plan"], *row["alternatives"]) if isinstance(p, Mapping)]
             out = []
             for rank, plan in enumerate(plans):
-                segments = [
+                pieces = [
                     {
                         "path": p.get("path"),
                         "source": self._source(p.get("path")),
@@ -441,8 +442,8 @@ class RunResults:
                         "rank": rank,
                         "chosen": rank == 0,
                         **{k: plan.get(k) for k in ("score", "duration_s", "longest_run_s", "max_pause_s")},
-                        "assembled": bool(plan.get("assembled", len(segments) > 1)),
-                        "segments": segments,
+                        "assembled": bool(plan.get("assembled", len(pieces) > 1)),
+                        "pieces": pieces,
                         **_spread({k: plan.get(k) for k in _PLAN_SPREAD}, _PLAN_SPREAD),
                     }
                 )
