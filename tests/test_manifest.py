@@ -143,7 +143,7 @@ def test_clip_rows_of_schema_1_are_read_into_the_current_layout(tmp_path: Path) 
     assert res.clips["clip_sha256"].tolist() == ["c" * 64] and "sha256" not in res.clips.columns
     windows = res.windows()
     assert windows["score"].tolist() == [0.8, 0.7]
-    assert [w[0]["start_s"] for w in windows["segments"]] == [1.25, 1.25]
+    assert [w[0]["start_s"] for w in windows["pieces"]] == [1.25, 1.25]
 
 
 def test_a_torn_last_line_is_skipped_and_repaired_by_the_next_append(tmp_path: Path) -> None:
