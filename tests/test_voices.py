@@ -137,8 +137,9 @@ def test_list_and_show(tmp_path: Path) -> None:
     assert list_voices(ledger, statuses=["gone"]).entries == []
     with pytest.raises(InvalidArgument, match="status must be one of"):
         list_voices(ledger, statuses=["done"])
-    with pytest.raises(InvalidArgument, match="no voice ledger"):
-        list_voices(tmp_path / "nope.sqlite")
+    nothing_yet = list_voices(tmp_path / "nope.sqlite")  # a run with nothing submitted: empty, not an error
+    assert nothing_yet.entries == [] and "no voice ledger yet" in nothing_yet.notes[0]
+    assert not (tmp_path / "nope.sqlite").exists()  # listing never creates a ledger
 
     first = listing.entries[0][0]
     assert show_voice(ledger, str(first.id)) == first
@@ -367,6 +368,8 @@ def test_cli_usage_errors_exit_2(tmp_path: Path, fake_env: FakeCloud) -> None:
     assert r.exit_code == 0 and json.loads(r.stdout)["target_model"] == "speech-02-hd"
     r = runner.invoke(app, ["voices", "show", "x", "--ledger", str(tmp_path / "none.sqlite")])
     assert r.exit_code == 2 and "no voice ledger" in r.stderr
+    r = runner.invoke(app, ["voices", "list", "--ledger", str(tmp_path / "none.sqlite")])
+    assert r.exit_code == 0 and "nothing was submitted" in r.stdout
 
 
 # ------------------------------------------------------------------------------------------------ end to end

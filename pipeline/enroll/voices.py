@@ -266,14 +266,17 @@ def list_voices(
     provider's view, and voices only the provider has are added as entries without a record. Nothing is
     written (``voices sync`` records the differences).
 
+    A run with nothing submitted has no ledger yet: that is an empty listing with a note, not an error.
+
     Raises:
-        InvalidArgument: no ledger at ``ledger_path``, or a bad status filter.
+        InvalidArgument: a bad status filter.
         pipeline.enroll.submit.MissingApiKey: ``remote`` and a provider's key is not set.
     """
-    _require_ledger(ledger_path)
-    records = _records(ledger_path)
+    records = _records(ledger_path)  # [] when the ledger does not exist yet
     chosen = _filter(records, provider=provider, family=family, statuses=statuses)
     report = VoiceReport(entries=[(r, None) for r in chosen])
+    if not Path(ledger_path).is_file():
+        report.notes.append(f"no voice ledger yet at {ledger_path}: nothing was submitted from this run")
     if remote:
         pool = ProviderPool(providers)
         targets = {
