@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT / "data" / "samples"
 SPEECH = ROOT.parent / "shared" / "data" / "speech"
@@ -176,3 +178,11 @@ def test_report_takes_out_like_run_and_still_accepts_the_old_positional(tmp_path
     assert (out / "report.html").is_file()
     usage = next(line for line in voiceprep("report", "--help").stdout.splitlines() if "Usage:" in line)
     assert usage.split()[-1] == "[OPTIONS]"  # the old positional OUT is accepted, not advertised
+
+
+@pytest.mark.parametrize("command", [["run"], ["check"], ["probe"], ["submit"], ["voices", "list"]])
+def test_help_reads_like_the_readme(command: list[str]) -> None:
+    text = voiceprep(*command, "--help").stdout
+    assert "Usage:" in text
+    for noise in ("<bool>", "<str>", "<list[", "<path>", "[default: None]", "{paths}"):
+        assert noise not in text, f"{' '.join(command)} --help shows {noise!r}"

@@ -80,7 +80,9 @@ def _export_formats(export: list[str] | None) -> list[str]:
 
 @app.command()
 def probe(
-    paths: Annotated[list[Path], typer.Argument(help="Files or folders (searched recursively).")],
+    paths: Annotated[
+        list[Path], typer.Argument(help="Files or folders (searched recursively).", show_default=False)
+    ],
     as_json: Annotated[
         bool, typer.Option("--json", help="One JSON object per line instead of a table.")
     ] = False,
@@ -88,7 +90,9 @@ def probe(
     max_input: Annotated[
         float, typer.Option("--max-input", min=0.0, help="Longest input accepted, in seconds.")
     ] = 4 * 3600.0,
-    old_max_input: Annotated[float | None, typer.Option("--max-duration", min=0.0, hidden=True)] = None,
+    old_max_input: Annotated[
+        float | None, typer.Option("--max-duration", min=0.0, hidden=True, show_default=False)
+    ] = None,
 ) -> None:
     """Read each file's header: format, codec, rate, channels, duration, size and sha256."""
     from pipeline.audio.io import probe_row
@@ -156,7 +160,9 @@ def _print_probe_table(rows: list[dict]) -> None:
 
 @app.command()
 def analyze(
-    paths: Annotated[list[Path], typer.Argument(help="Files or folders (searched recursively).")],
+    paths: Annotated[
+        list[Path], typer.Argument(help="Files or folders (searched recursively).", show_default=False)
+    ],
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
     dnsmos: Annotated[bool, typer.Option("--dnsmos", help="Also run DNSMOS (slow on long files).")] = False,
     channel_strategy: Annotated[
@@ -165,7 +171,9 @@ def analyze(
             "--channel-strategy", help="Which channel(s) to hear: best, first or mean.", metavar="STRATEGY"
         ),
     ] = "best",
-    old_channel_strategy: Annotated[str | None, typer.Option("--channels", hidden=True)] = None,
+    old_channel_strategy: Annotated[
+        str | None, typer.Option("--channels", hidden=True, show_default=False)
+    ] = None,
 ) -> None:
     """Measure each recording: speech, runs and pauses, SNR, reverb, clipping, bandwidth, loudness."""
     from pipeline.analysis.inspection import analyze as analyze_one
@@ -213,15 +221,25 @@ _VERDICT_STYLE = {"pass": "bold green", "warn": "bold yellow", "fail": "bold red
 
 @app.command()
 def check(
-    paths: Annotated[list[Path], typer.Argument(help="Files or folders (searched recursively).")],
+    paths: Annotated[
+        list[Path], typer.Argument(help="Files or folders (searched recursively).", show_default=False)
+    ],
     family: Annotated[
         list[str] | None,
-        typer.Option("--family", "-f", help="Family to judge against (repeatable; default: all)."),
+        typer.Option(
+            "--family",
+            "-f",
+            metavar="FAMILY",
+            help="Family to judge against (repeatable; default: all).",
+            show_default=False,
+        ),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per file and family.")] = False,
     dnsmos: Annotated[
         bool | None,
-        typer.Option("--dnsmos/--no-dnsmos", help="Run DNSMOS (default: on files up to 2 minutes)."),
+        typer.Option(
+            "--dnsmos/--no-dnsmos", help="Run DNSMOS (default: on files up to 2 minutes).", show_default=False
+        ),
     ] = None,
 ) -> None:
     """Judge each file as it is, as the service would receive it: verdict, reasons, fix hints."""
@@ -259,35 +277,54 @@ def _print_check(result: CheckResult) -> None:
 
 @app.command("run")
 def run_command(
-    input_path: Annotated[Path, typer.Argument(help="A folder (one subfolder per speaker) or a file.")],
+    input_path: Annotated[
+        Path, typer.Argument(help="A folder (one subfolder per speaker) or a file.", show_default=False)
+    ],
     out_dir: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")] = Path("out"),
     family: Annotated[
-        list[str] | None, typer.Option("--family", "-f", help="Family (repeatable; default: all).")
+        list[str] | None,
+        typer.Option(
+            "--family", "-f", metavar="FAMILY", help="Family (repeatable; default: all).", show_default=False
+        ),
     ] = None,
-    jobs: Annotated[int | None, typer.Option("--jobs", "-j", min=1, help="Workers (default: cores).")] = None,
+    jobs: Annotated[
+        int | None, typer.Option("--jobs", "-j", min=1, help="Workers (default: cores).", show_default=False)
+    ] = None,
     executor: Annotated[
-        str | None, typer.Option("--executor", help="serial, processes (default) or dask.")
+        str | None,
+        typer.Option("--executor", help="serial, processes (default) or dask.", show_default=False),
     ] = None,
     scheduler: Annotated[
-        str | None, typer.Option("--scheduler", help="Dask scheduler address (with --executor dask).")
+        str | None,
+        typer.Option(
+            "--scheduler", help="Dask scheduler address (with --executor dask).", show_default=False
+        ),
     ] = None,
     no_resume: Annotated[bool, typer.Option("--no-resume", help="Ignore cached results.")] = False,
-    config: Annotated[Path | None, typer.Option("--config", help="A voiceprep.yaml with settings.")] = None,
+    config: Annotated[
+        Path | None, typer.Option("--config", help="A voiceprep.yaml with settings.", show_default=False)
+    ] = None,
     strict: Annotated[bool, typer.Option("--strict", help="Exit 1 unless every clip is ready.")] = False,
     speaker: Annotated[
-        str | None, typer.Option("--speaker", help="Treat the whole input as this one speaker.")
+        str | None,
+        typer.Option("--speaker", help="Treat the whole input as this one speaker.", show_default=False),
     ] = None,
     speaker_map: Annotated[
-        Path | None, typer.Option("--speaker-map", help="CSV of path,speaker overriding the folders.")
+        Path | None,
+        typer.Option("--speaker-map", help="CSV of path,speaker overriding the folders.", show_default=False),
     ] = None,
     export: Annotated[
-        list[str] | None, typer.Option("--export", help="Also write parquet and/or csv tables.")
+        list[str] | None,
+        typer.Option("--export", help="Also write parquet and/or csv tables.", show_default=False),
     ] = None,
     submit: Annotated[
-        bool, typer.Option("--submit", help="Then submit the ready clips (as `voiceprep submit OUT`).")
+        bool, typer.Option("--submit", help="Then submit the ready clips (as `voiceprep submit --out OUT`).")
     ] = False,
     preview: Annotated[
-        str | None, typer.Option("--preview", help="With --submit: synthesise this text with each voice.")
+        str | None,
+        typer.Option(
+            "--preview", help="With --submit: synthesise this text with each voice.", show_default=False
+        ),
     ] = None,
 ) -> None:
     """Pick, render and re-check the best enrollment clip per speaker and family."""
@@ -360,10 +397,14 @@ def _write_report(out_dir: Path) -> None:
 def report_command(
     out_dir: Annotated[Path, typer.Option("--out", "-o", help="The run's output folder.")] = Path("out"),
     output: Annotated[
-        Path | None, typer.Option("--output", help="Where to write the page (default: OUT/report.html).")
+        Path | None,
+        typer.Option(
+            "--output", help="Where to write the page (default: OUT/report.html).", show_default=False
+        ),
     ] = None,
     export: Annotated[
-        list[str] | None, typer.Option("--export", help="Also write parquet and/or csv tables.")
+        list[str] | None,
+        typer.Option("--export", help="Also write parquet and/or csv tables.", show_default=False),
     ] = None,
 ) -> None:
     """Rebuild the HTML quality report of a run from its manifests and voice ledger (no re-analysis)."""
@@ -511,7 +552,9 @@ def families_list(ctx: typer.Context) -> None:
 
 
 @families_app.command("show")
-def families_show(name: Annotated[str, typer.Argument(help="Family name, e.g. qwen-tts.")]) -> None:
+def families_show(
+    name: Annotated[str, typer.Argument(help="Family name, e.g. qwen-tts.", show_default=False)],
+) -> None:
     """Print every rule of one family: limits, delivery choices and quality gates, with sources."""
     from pipeline.rules.families import describe, load_family
 

@@ -161,31 +161,52 @@ def submit_command(
         Path, typer.Option("--out", "-o", help="The run's output folder (holds clips.jsonl).")
     ] = Path("out"),
     family: Annotated[
-        list[str] | None, typer.Option("--family", "-f", help="Family to submit (repeatable; default: all).")
+        list[str] | None,
+        typer.Option(
+            "--family",
+            "-f",
+            metavar="FAMILY",
+            help="Family to submit (repeatable; default: all).",
+            show_default=False,
+        ),
     ] = None,
     speaker: Annotated[
-        list[str] | None, typer.Option("--speaker", help="Speaker (repeatable; default: all).")
+        list[str] | None,
+        typer.Option("--speaker", help="Speaker (repeatable; default: all).", show_default=False),
     ] = None,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Build and validate the requests; send and write nothing.")
     ] = False,
     preview: Annotated[
         str | None,
-        typer.Option("--preview", help="Synthesise this text with each voice, saved next to the clip."),
+        typer.Option(
+            "--preview",
+            help="Synthesise this text with each voice, saved next to the clip.",
+            show_default=False,
+        ),
     ] = None,
     target_model: Annotated[
         list[str] | None,
-        typer.Option("--target-model", help="FAMILY=MODEL (repeatable; MODEL alone with one --family)."),
+        typer.Option(
+            "--target-model",
+            help="FAMILY=MODEL (repeatable; MODEL alone with one --family).",
+            show_default=False,
+        ),
     ] = None,
     base_url: Annotated[
         list[str] | None,
-        typer.Option("--base-url", help="FAMILY=URL or PROVIDER=URL: the region (default: env or config)."),
+        typer.Option(
+            "--base-url",
+            help="FAMILY=URL or PROVIDER=URL: the region (default: env or config).",
+            show_default=False,
+        ),
     ] = None,
     ledger: Annotated[
-        Path | None, typer.Option("--ledger", help="Voice ledger (default: OUT/voices.sqlite).")
+        Path | None,
+        typer.Option("--ledger", help="Voice ledger (default: OUT/voices.sqlite).", show_default=False),
     ] = None,
     config: Annotated[
-        Path | None, typer.Option("--config", help="A voiceprep.yaml (ledger, models).")
+        Path | None, typer.Option("--config", help="A voiceprep.yaml (ledger, models).", show_default=False)
     ] = None,
     audio_source: Annotated[
         str | None,
@@ -193,6 +214,7 @@ def submit_command(
             "--audio-source",
             help="How CosyVoice fetches the clip: oss (DashScope temporary upload, default), "
             "url_template (your public storage), data_uri.",
+            show_default=False,
         ),
     ] = None,
     audio_url_template: Annotated[
@@ -201,6 +223,7 @@ def submit_command(
             "--audio-url-template",
             help="Public URL of each clip, e.g. https://bucket.example.com/vp/{clip_sha256}.wav "
             "(fields: clip_sha256, speaker, family, filename); you upload the clips there yourself.",
+            show_default=False,
         ),
     ] = None,
     settle_timeout: Annotated[
@@ -277,10 +300,15 @@ def _refresh_report(out_dir: Path, console: Console) -> None:
 # --------------------------------------------------------------------------------------------- voices
 
 _OutOpt = Annotated[
-    Path | None, typer.Option("--out", "-o", help="Run folder whose ledger to use (default: out).")
+    Path | None,
+    typer.Option("--out", "-o", help="Run folder whose ledger to use (default: out).", show_default=False),
 ]
-_LedgerOpt = Annotated[Path | None, typer.Option("--ledger", help="Voice ledger file (overrides --out).")]
-_ConfigOpt = Annotated[Path | None, typer.Option("--config", help="A voiceprep.yaml naming a shared ledger.")]
+_LedgerOpt = Annotated[
+    Path | None, typer.Option("--ledger", help="Voice ledger file (overrides --out).", show_default=False)
+]
+_ConfigOpt = Annotated[
+    Path | None, typer.Option("--config", help="A voiceprep.yaml naming a shared ledger.", show_default=False)
+]
 
 
 def _print_warnings(warnings: Sequence[Any], usage: Sequence[str], console: Console) -> None:
@@ -296,11 +324,15 @@ def voices_list(
     ledger: _LedgerOpt = None,
     config: _ConfigOpt = None,
     provider: Annotated[
-        str | None, typer.Option("--provider", help="dashscope, minimax or elevenlabs.")
+        str | None, typer.Option("--provider", help="dashscope, minimax or elevenlabs.", show_default=False)
     ] = None,
-    family: Annotated[str | None, typer.Option("--family", "-f", help="Only this family.")] = None,
+    family: Annotated[
+        str | None,
+        typer.Option("--family", "-f", metavar="FAMILY", help="Only this family.", show_default=False),
+    ] = None,
     status: Annotated[
-        list[str] | None, typer.Option("--status", help="Only these statuses (repeatable).")
+        list[str] | None,
+        typer.Option("--status", help="Only these statuses (repeatable).", show_default=False),
     ] = None,
     remote: Annotated[bool, typer.Option("--remote", help="Also ask each provider for its list.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per voice.")] = False,
@@ -353,7 +385,9 @@ def voices_list(
 
 @voices_app.command("show")
 def voices_show(
-    ident: Annotated[str, typer.Argument(help="Ledger row id (12 or #12), voice id, or name.")],
+    ident: Annotated[
+        str, typer.Argument(help="Ledger row id (12 or #12), voice id, or name.", show_default=False)
+    ],
     out_dir: _OutOpt = None,
     ledger: _LedgerOpt = None,
     config: _ConfigOpt = None,
@@ -379,7 +413,9 @@ def voices_show(
 
 @voices_app.command("delete")
 def voices_delete(
-    ident: Annotated[str, typer.Argument(help="Ledger row id (12 or #12), voice id, or name.")],
+    ident: Annotated[
+        str, typer.Argument(help="Ledger row id (12 or #12), voice id, or name.", show_default=False)
+    ],
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
     out_dir: _OutOpt = None,
     ledger: _LedgerOpt = None,
@@ -410,11 +446,16 @@ def voices_sync(
     ledger: _LedgerOpt = None,
     config: _ConfigOpt = None,
     family: Annotated[
-        list[str] | None, typer.Option("--family", "-f", help="Only these families (repeatable).")
+        list[str] | None,
+        typer.Option(
+            "--family", "-f", metavar="FAMILY", help="Only these families (repeatable).", show_default=False
+        ),
     ] = None,
-    provider: Annotated[str | None, typer.Option("--provider", help="Only this provider.")] = None,
+    provider: Annotated[
+        str | None, typer.Option("--provider", help="Only this provider.", show_default=False)
+    ] = None,
     base_url: Annotated[
-        list[str] | None, typer.Option("--base-url", help="FAMILY=URL or PROVIDER=URL.")
+        list[str] | None, typer.Option("--base-url", help="FAMILY=URL or PROVIDER=URL.", show_default=False)
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="The report as JSON.")] = False,
 ) -> None:
