@@ -427,6 +427,16 @@ def test_missing_key_stops_before_anything(tmp_path: Path, monkeypatch: pytest.M
     assert "DASHSCOPE_API_KEY is not set" in info.value.message
     assert not (tmp_path / "voices.sqlite").exists() and (tmp_path / "clips.jsonl").read_bytes() == manifest
 
+    # With two keys missing, one error names both (and each once), so the user sets them in one go.
+    monkeypatch.delenv("MINIMAX_API_KEY")
+    make_run(tmp_path / "three", speakers=["alice"], families=["minimax", "qwen-tts", "cosyvoice"])
+    with pytest.raises(MissingApiKey) as info:
+        submit_run(tmp_path / "three")
+    assert sorted(info.value.env_vars) == ["DASHSCOPE_API_KEY", "MINIMAX_API_KEY"]
+    assert info.value.message.count("DASHSCOPE_API_KEY is not set") == 1
+    assert "MINIMAX_API_KEY is not set" in info.value.message
+    assert not (tmp_path / "three" / "voices.sqlite").exists()
+
 
 def test_the_key_never_reaches_outputs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DASHSCOPE_API_KEY", SECRET)

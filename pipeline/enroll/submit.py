@@ -862,8 +862,14 @@ def submit_run(
     )
     ledger_file = default_ledger_path(out_dir, cfg.ledger)
     run = _Run(out_dir, None, pool, specs, options)  # resolves the target models before anything is asked
-    for f in in_scope:
-        pool.get(specs[f])  # raises MissingApiKey before any request or ledger write
+    missing: list[MissingApiKey] = []
+    for f in in_scope:  # every key is looked at before any request or ledger write
+        try:
+            pool.get(specs[f])
+        except MissingApiKey as exc:
+            missing.append(exc)
+    if missing:
+        raise MissingApiKey.every(missing)
     if options.dry_run:
         known = [record_from_dict(d) for d in read_voices(ledger_file)]
         return [run.dry_run(c, known) for c in chosen]

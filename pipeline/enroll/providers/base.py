@@ -11,6 +11,7 @@ Statuses are normalised to the ledger's vocabulary: ``deploying`` (under review,
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
@@ -106,7 +107,8 @@ class ProviderError(VoiceprepError):
 
 
 class MissingApiKey(ProviderError):
-    """The environment variable holding a provider's API key is not set. ``env_var`` names it."""
+    """The environment variable holding a provider's API key is not set. ``env_var`` names it;
+    ``env_vars`` names every one missing when several providers were in scope (:meth:`every`)."""
 
     def __init__(self, env_var: str, *, provider: str, family: str | None = None) -> None:
         what = f"{family} voices" if family else f"voices at {provider}"
@@ -115,7 +117,20 @@ class MissingApiKey(ProviderError):
             f"{env_var} is not set: export {env_var}=<your {provider} key> to manage {what}",
         )
         self.env_var = env_var
+        self.env_vars = [env_var]
         self.provider = provider
+
+    @classmethod
+    def every(cls, missing: Sequence[MissingApiKey]) -> MissingApiKey:
+        """One error naming every missing variable (each once), so the user sets them all in one go."""
+        unique = list({e.env_var: e for e in missing}.values())
+        combined = unique[0]
+        if len(unique) > 1:
+            combined = cls(unique[0].env_var, provider=unique[0].provider)
+            combined.env_vars = [e.env_var for e in unique]
+            combined.message = "; ".join(e.message for e in unique)
+            combined.args = (f"{combined.reason}: {combined.message}",)
+        return combined
 
 
 class OutcomeUnknown(ProviderError):
