@@ -328,6 +328,19 @@ def test_cli_dry_run_prints_requests_without_secrets(tmp_path: Path, fake_env: F
     assert "nothing was sent or written" in r.stdout
     assert fake_env.calls == [] and not (tmp_path / "voices.sqlite").exists()
     assert SECRET not in r.output
+    assert "a real submit needs" not in r.stdout  # the key is set
+
+
+def test_cli_dry_run_says_which_keys_a_real_submit_needs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    make_run(tmp_path, speakers=["alice"], families=["cosyvoice", "minimax"])
+    for name in ("DASHSCOPE_API_KEY", "MINIMAX_API_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    r = CliRunner().invoke(_app(), ["submit", "--out", str(tmp_path), "--dry-run"])
+    assert r.exit_code == 0, r.output  # a dry run needs no key
+    summary = r.stdout.strip().splitlines()[-1]
+    assert "a real submit needs DASHSCOPE_API_KEY, MINIMAX_API_KEY (not set)" in summary, summary
 
 
 def test_cli_missing_key_is_one_line_exit_2(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

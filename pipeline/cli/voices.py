@@ -153,7 +153,20 @@ def _print_dry_run(outcomes: Sequence[Any], console: Console) -> None:
         for p in o.problems:
             console.print(f"  [red]x[/] {p}", highlight=False)
     bad = sum(1 for o in outcomes if o.problems)
-    console.print(f"dry run: {len(outcomes)} clips, {bad} with problems; nothing was sent or written")
+    keyless = sorted({env for o in outcomes if (env := _unset_key(o.family))})
+    unset = f"; a real submit needs {', '.join(keyless)} (not set)" if keyless else ""
+    console.print(f"dry run: {len(outcomes)} clips, {bad} with problems; nothing was sent or written{unset}")
+
+
+def _unset_key(family: str) -> str | None:
+    """The API key variable a real submit of ``family`` needs, when it is not set."""
+    import os
+
+    from pipeline.enroll.providers import api_key_env
+    from pipeline.rules.families import load_family
+
+    env = api_key_env(load_family(family).provider)
+    return None if os.environ.get(env) else env
 
 
 def submit_command(
