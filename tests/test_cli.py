@@ -186,3 +186,14 @@ def test_help_reads_like_the_readme(command: list[str]) -> None:
     assert "Usage:" in text
     for noise in ("<bool>", "<str>", "<list[", "<path>", "[default: None]", "{paths}"):
         assert noise not in text, f"{' '.join(command)} --help shows {noise!r}"
+
+
+def test_analyze_says_what_runs_and_pauses_count() -> None:
+    """speech_s can be below longest_run_s (a run absorbs gaps under 0.5 s): the table says so beside them."""
+    proc = voiceprep("analyze", SAMPLES / "alice" / "phone_memo.m4a")
+    assert proc.returncode == 0, proc.stderr
+    run_line = next(line for line in proc.stdout.splitlines() if "longest_run_s" in line)
+    assert "shorter gaps count as part of the run" in run_line
+    assert "gaps between words excluded" in next(
+        line for line in proc.stdout.splitlines() if "speech_s" in line
+    )

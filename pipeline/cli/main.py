@@ -178,7 +178,7 @@ def analyze(
     """Measure each recording: speech, runs and pauses, SNR, reverb, clipping, bandwidth, loudness."""
     from pipeline.analysis.inspection import analyze as analyze_one
     from pipeline.errors import AudioReadError, reason
-    from pipeline.rules.metrics import FAST_PASS_METRICS, value_text
+    from pipeline.rules.metrics import FAST_PASS_METRICS, METRICS, value_text
 
     channel_strategy = old_channel_strategy or channel_strategy
     if channel_strategy not in {"best", "first", "mean"}:
@@ -208,7 +208,7 @@ def analyze(
         table.add_column("note")
         for name in FAST_PASS_METRICS:
             value = row["metrics"].get(name)
-            note = "" if value is not None else row["null_reasons"].get(name, "")
+            note = METRICS[name].definition if value is not None else row["null_reasons"].get(name, "")
             table.add_row(name, value_text(name, value), note)
         out.print(table)
         if row["reasons"]:

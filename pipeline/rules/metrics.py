@@ -38,16 +38,25 @@ class Metric:
     """Decimals shown for plain numbers."""
     fast_pass: bool = True
     """Reported by the fast pass of every recording (``False``: an extra kept beside them)."""
+    definition: str = ""
+    """What the number counts, where it could be misread (shown beside it by ``voiceprep analyze``)."""
 
 
 METRICS: dict[str, Metric] = {
     m.name: m
     for m in (
         Metric("duration_s", "duration", "s"),
-        Metric("speech_s", "speech", "s"),
+        Metric("speech_s", "speech", "s", definition="voiced time only: the gaps between words excluded"),
         Metric("speech_ratio", "speech ratio", bounds=(0.0, 1.0), gate=True, style="percent"),
-        Metric("longest_run_s", "longest speech run", "s"),
-        Metric("max_pause_s", "longest pause", "s"),
+        Metric(
+            "longest_run_s",
+            "longest speech run",
+            "s",
+            definition="speech with no pause of 0.5 s or more; shorter gaps count as part of the run",
+        ),
+        Metric(
+            "max_pause_s", "longest pause", "s", definition="longest silence of 0.5 s or more between speech"
+        ),
         Metric("pauses_over_2s", "pauses over 2 s", dtype="int"),
         Metric("snr_db", "SNR", "dB", gate=True),
         Metric("wada_snr_db", "WADA SNR", "dB", gate=True),
