@@ -45,6 +45,18 @@ def test_analysis_frames_segments_and_plot(long_pause) -> None:
     assert "long_pause.mp3" in fig._suptitle.get_text()
 
 
+def test_the_plot_shows_the_recordings_own_band_not_the_analysis_view() -> None:
+    """A 24 kHz recording's spectrogram reaches 12 kHz (the analysis itself runs at 16 kHz)."""
+    from pipeline.analysis.plot import frames_for_plot
+
+    a = pipeline.analyze(SAMPLES / "bob" / "clipped.flac")  # 24 kHz
+    audio, rate = frames_for_plot(a, max_audio_s=600.0)
+    assert rate == a.info.sample_rate == 24000
+    assert audio.size == pytest.approx(a.metrics["duration_s"] * rate, rel=0.01)
+    fig = a.plot()
+    assert fig.axes[1].get_ylim()[1] == pytest.approx(rate / 2, rel=0.05)
+
+
 def test_check_first_channel_silent_only_matters_for_cosyvoice() -> None:
     path = SAMPLES / "alice" / "stereo_left_silent.wav"
     cosy, minimax = pipeline.check_families(path, ["cosyvoice", "minimax"], dnsmos=False)

@@ -19,16 +19,21 @@ def _shade_segments(ax, segments: list[tuple[float, float]], *, color: str = "ta
         ax.axvspan(start, end, color=color, alpha=0.15, lw=0)
 
 
+PLOT_MAX_RATE = 48000
+"""The spectrogram shows the recording up to this rate (24 kHz): its own band, not the analysis view's 8 kHz."""
+
+
 def frames_for_plot(analysis: Analysis, *, max_audio_s: float) -> tuple[np.ndarray | None, int]:
-    """The 16 kHz mono audio of the analysis for plotting, or ``None`` when the file is too long."""
+    """The analysed mono mix at the recording's own rate (at most :data:`PLOT_MAX_RATE`) for plotting, or
+    ``None`` when the file is too long."""
     from pipeline.audio.view import load_mono
 
     duration = analysis.metrics.get("duration_s") or 0.0
+    native = analysis.info.sample_rate if analysis.info is not None else ANALYSIS_RATE
+    rate = min(native, PLOT_MAX_RATE)
     if duration > max_audio_s:
-        return None, ANALYSIS_RATE
-    audio, rate, _ = load_mono(
-        analysis.path, rate=ANALYSIS_RATE, choice=analysis.channel_choice, info=analysis.info
-    )
+        return None, rate
+    audio, rate, _ = load_mono(analysis.path, rate=rate, choice=analysis.channel_choice, info=analysis.info)
     return audio, rate
 
 
@@ -37,7 +42,7 @@ def plot_analysis(analysis: Analysis, *, max_audio_s: float) -> Figure:
 
     1. the waveform (or, for files longer than ``max_audio_s``, the frame level envelope) with speech
        segments shaded green and pauses over 2 s shaded red;
-    2. the spectrogram of the 16 kHz analysis view (omitted for long files);
+    2. the spectrogram at the recording's own rate, up to 48 kHz (omitted for long files);
     3. the 10 ms frame level in dBFS with the noise floor and the speech frames.
     """
     from matplotlib.figure import Figure
