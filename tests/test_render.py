@@ -327,6 +327,8 @@ def test_assembly_keeps_order_and_joins_with_room_tone(
     assert [s["path"] for s in result.segments] == [f.name for f in files]
     # the MP3 has speech up to its last sample: its room tone after the last word is a padded copy
     assert any(n.startswith("rtvc_vctk_p240_00000.mp3") and "after the last word" in n for n in result.notes)
+    joined = f"pieces at 16000 and 24000 and 44100 Hz were joined at 44100 Hz; the clip is delivered at {result.sample_rate} Hz"
+    assert result.notes[0] == joined  # the note names the rate of the clip, not only the working rate
     clip, rate = _mono(result.path)
     clip16 = resample(clip, in_rate=rate, out_rate=16000).astype(np.float64)
     found = [_offset_s(clip16, Path(p.source), p.start_s, p.end_s) for p in pieces]

@@ -581,7 +581,7 @@ def render(
     rates = sorted({a.rate for a in raw})
     rate = rates[-1]
     buffers = [_at_rate(a, rate) for a in raw]
-    notes = [f"pieces at {rates} Hz were brought to {rate} Hz"] if len(rates) > 1 else []
+    notes: list[str] = []
 
     # 2-4. cut, shorten pauses, join
     audio, segments = _assemble(buffers, plan=plan, spec=spec, rate=rate, rng=rng, notes=notes)
@@ -591,6 +591,11 @@ def render(
 
     # the delivery rate follows the source's bandwidth, judged before any denoising
     out_rate = _choose_rate(plan, spec, audio, rate, notes)
+    if len(rates) > 1:  # said after the delivery rate is known, so the note cannot read as the clip's rate
+        joined = " and ".join(str(r) for r in rates)
+        notes.insert(
+            0, f"pieces at {joined} Hz were joined at {rate} Hz; the clip is delivered at {out_rate} Hz"
+        )
 
     # 6. denoise only when it measurably helps
     denoised = False
