@@ -22,9 +22,6 @@ NO_CORPUS = (
 )
 
 
-_LEFT_OUT: list[str] = []
-
-
 def _reads_corpus_on_import(path: Path) -> bool:
     """A test module that names ``../shared`` paths at module level (it cannot even be imported without them)."""
     text = path.read_text(encoding="utf-8")
@@ -35,17 +32,15 @@ def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool 
     """On a clone without the corpus, modules that read it are left out (listed in the summary line)."""
     if CORPUS.is_dir() or collection_path.suffix != ".py" or not collection_path.name.startswith("test_"):
         return None
-    if _reads_corpus_on_import(collection_path):
-        _LEFT_OUT.append(collection_path.name)
-        return True
-    return None
+    return True if _reads_corpus_on_import(collection_path) else None
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     """One line saying what was skipped and why, when the corpus is absent."""
     if not CORPUS.is_dir():
         skipped = len(terminalreporter.stats.get("skipped", []))
-        modules = sorted(set(_LEFT_OUT))
+        here = Path(__file__).resolve().parent  # workers collect under xdist: list the modules again here
+        modules = sorted(p.name for p in here.rglob("test_*.py") if _reads_corpus_on_import(p))
         terminalreporter.write_line(
             f"{skipped} tests skipped and {len(modules)} modules left out ({', '.join(modules)}): {NO_CORPUS}"
         )
