@@ -160,13 +160,10 @@ def _print_dry_run(outcomes: Sequence[Any], console: Console) -> None:
 
 def _unset_key(family: str) -> str | None:
     """The API key variable a real submit of ``family`` needs, when it is not set."""
-    import os
-
-    from pipeline.enroll.providers import api_key_env
+    from pipeline.enroll.submit import unset_key_env
     from pipeline.rules.families import load_family
 
-    env = api_key_env(load_family(family).provider)
-    return None if os.environ.get(env) else env
+    return unset_key_env(load_family(family))
 
 
 def submit_command(

@@ -784,10 +784,8 @@ class _Run:
         )
 
     def key_note(self, spec: FamilySpec) -> str:
-        env = api_key_env(spec.provider)
-        if self.pool.injected or os.environ.get(env):
-            return ""
-        return f"; {env} is not set: a real submit would stop"
+        env = None if self.pool.injected else unset_key_env(spec)
+        return f"; {env} is not set: a real submit would stop" if env else ""
 
     def write_manifest(self) -> None:
         if not self.changes:
@@ -800,6 +798,12 @@ class _Run:
             out.append(ClipRow.model_validate({**r.model_dump(mode="python"), **upd}) if upd else r)
         write_rows(path, out)
         self.changes.clear()
+
+
+def unset_key_env(spec: FamilySpec) -> str | None:
+    """The environment variable holding ``spec``'s provider key when it is not set (``None`` when it is)."""
+    env = api_key_env(spec.provider)
+    return None if os.environ.get(env) else env
 
 
 def submit_run(
