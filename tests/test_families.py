@@ -1,4 +1,4 @@
-"""Tests for the family specs in configs/families and their strict loader (pipeline.rules.families)."""
+"""Tests for the family specs in pipeline/configs/families and their strict loader (pipeline.rules.families)."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ from pipeline.rules.families import (
 from pipeline.rules.metrics import GATE_METRICS
 
 REPO = Path(__file__).resolve().parents[1]
-SPEC_DIR = REPO / "configs" / "families"
+SPEC_DIR = REPO / "pipeline" / "configs" / "families"
 EXPECTED = ["cosyvoice", "elevenlabs", "minimax", "qwen-tts"]
 
 

@@ -1,4 +1,4 @@
-"""Run configuration: ``configs/voiceprep.yaml`` defaults, overridden by a user file and CLI flags.
+"""Run configuration: ``pipeline/configs/voiceprep.yaml`` defaults, overridden by a user file and CLI flags.
 
 Strict: unknown keys, wrong types and impossible values are errors naming the file and the key.
 """
@@ -12,11 +12,12 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from pipeline.rules import settings_file
 
-DEFAULTS_PATH = Path(__file__).resolve().parents[2] / "configs" / "voiceprep.yaml"
+DEFAULTS_PATH = Path(__file__).resolve().parents[1] / "configs" / "voiceprep.yaml"
+"""The run defaults, shipped in the package (a wheel carries them)."""
 
 
 class RunConfig(BaseModel):
-    """Settings of a run; see ``configs/voiceprep.yaml`` for what each one means."""
+    """Settings of a run; see ``pipeline/configs/voiceprep.yaml`` for what each one means."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 

@@ -1,7 +1,7 @@
 """The rule engine: judge a file's probe and metrics against a family spec.
 
 Every check carries the rule, the measured value, the limit, a verdict (``pass``/``warn``/``fail``), a
-stable reason code and a fix hint. The numbers come from the spec file (``configs/families/*.yaml``),
+stable reason code and a fix hint. The numbers come from the spec file (``pipeline/configs/families/*.yaml``),
 never from this module: here lives only *how* each kind of rule is applied.
 
 Used by ``voiceprep check`` (a file as it is) and after every render (the clip voiceprep made).

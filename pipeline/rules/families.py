@@ -1,4 +1,4 @@
-"""Load and validate the model-family specs in ``configs/families/*.yaml``.
+"""Load and validate the model-family specs in ``pipeline/configs/families/*.yaml``.
 
 A family spec holds what one cloud voice-cloning service accepts, in three groups the code keeps apart:
 
@@ -13,7 +13,7 @@ choices use the ``voiceprep`` source and must say ``why``.
 
 Validation is strict: unknown keys, wrong types and impossible values raise :class:`SpecError` whose
 message names the file and the dotted key path, e.g.
-``configs/families/qwen-tts.yaml: limits.min_sample_rate.value: must be > 0 (got -5)``.
+``pipeline/configs/families/qwen-tts.yaml: limits.min_sample_rate.value: must be > 0 (got -5)``.
 """
 
 from __future__ import annotations
@@ -571,11 +571,12 @@ def _parse(path: Path) -> FamilySpec:
 
 
 def families_dir() -> Path:
-    """The folder of family specs: ``$VOICEPREP_FAMILIES_DIR`` if set, else ``<repo>/configs/families``."""
+    """The folder of family specs: ``$VOICEPREP_FAMILIES_DIR`` if set, else the specs shipped in the package
+    (``pipeline/configs/families``)."""
     env = os.environ.get(ENV_FAMILIES_DIR)
     if env:
         return Path(env).expanduser()
-    return Path(__file__).resolve().parents[2] / "configs" / "families"
+    return Path(__file__).resolve().parents[1] / "configs" / "families"
 
 
 def list_families(directory: Path | None = None) -> list[str]:

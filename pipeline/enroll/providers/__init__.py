@@ -1,6 +1,6 @@
 """Provider clients: the only part of voiceprep that talks to the network.
 
-``make_provider(spec)`` returns the client for a family spec (``configs/families/*.yaml``):
+``make_provider(spec)`` returns the client for a family spec (``pipeline/configs/families/*.yaml``):
 
 =================  ===================  ==================================  ============================
 family             provider             client                              key / base URL variables
