@@ -422,6 +422,32 @@ def report_command(
     out.print(f"report: {path}", markup=False, highlight=False)
 
 
+@app.command("explain")
+def explain_command(
+    speaker: Annotated[
+        str, typer.Argument(help="The speaker (the folder name under the run's input).", show_default=False)
+    ],
+    family: Annotated[
+        str | None,
+        typer.Argument(
+            metavar="[FAMILY]",
+            help="Only this family (default: every family of the run).",
+            show_default=False,
+        ),
+    ] = None,
+    out_dir: Annotated[Path, typer.Option("--out", "-o", help="The run's output folder.")] = Path("out"),
+) -> None:
+    """Why a speaker's clip is what it is: the chosen window, the runners-up and what they lost on, and
+    every recording of the speaker with why it was or was not used.
+
+    Example: voiceprep explain alice qwen-tts --out out/
+    """
+    from pipeline.report.explain import explain
+    from pipeline.report.results import load_run
+
+    out.print(explain(load_run(out_dir), speaker, family), markup=False, highlight=False, soft_wrap=True)
+
+
 def _submit_after_run(
     out_dir: Path, family: list[str] | None, preview: str | None, config: Path | None
 ) -> int:

@@ -1,0 +1,127 @@
+"""Why a speaker's clip is what it is, as plain text: the chosen window, the runners-up and what they lost on,
+and every recording of the speaker with why it was or was not used (``voiceprep explain``).
+
+The facts are those of :func:`~pipeline.report.results.load_run` (``clips.jsonl``'s plan and alternatives,
+``recordings.jsonl``); the text is made here so that the CLI only prints it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from pipeline.errors import InvalidArgument
+from pipeline.report.results import RunResults
+from pipeline.rules.checks import check_gates
+from pipeline.rules.families import FamilySpec, load_family
+from pipeline.selection.limits import Rules
+from pipeline.selection.scoring import WEIGHTS
+
+LOST_ON_SHOWN = 3
+"""How many score parts a runner-up's line names (the ones where it trails the chosen window most)."""
+
+
+def _pieces_text(plan: Mapping[str, Any]) -> str:
+    """``a.wav 0.00-14.17 s + b.wav 2.10-9.00 s``: where a window's speech comes from."""
+    parts = [
+        f"{p.get('path')} {p.get('start_s', 0.0):.2f}-{p.get('end_s', 0.0):.2f} s"
+        for p in plan.get("pieces") or []
+    ]
+    return " + ".join(parts) or "no pieces"
+
+
+def _lost_on(chosen: Mapping[str, Any], other: Mapping[str, Any]) -> list[str]:
+    """The score parts where ``other`` trails ``chosen`` most, weighted as the score weighs them."""
+    mine, theirs = chosen.get("score_parts") or {}, other.get("score_parts") or {}
+    deficits = []
+    for name, weight in WEIGHTS.items():
+        if name in mine and name in theirs and mine[name] > theirs[name]:
+            deficits.append((weight * (mine[name] - theirs[name]), name, theirs[name], mine[name]))
+    deficits.sort(reverse=True)
+    return [f"{name} {them:.2f} vs {us:.2f}" for _, name, them, us in deficits[:LOST_ON_SHOWN]]
+
+
+def _check_lines(checks: Sequence[Mapping[str, Any]]) -> list[str]:
+    """One line per check that did not pass: verdict, reason code, the message with value and limit, hint."""
+    lines = []
+    for c in checks:
+        if c.get("verdict") in ("warn", "fail"):
+            hint = f" -> {c['hint']}" if c.get("hint") else ""
+            lines.append(f"{c['verdict']} {c.get('reason') or c.get('rule')}: {c.get('message')}{hint}")
+    return lines
+
+
+def _plan_paths(plan: Mapping[str, Any] | None) -> set[str]:
+    return {p.get("path") for p in (plan or {}).get("pieces") or []}
+
+
+def _recording_line(
+    recording: Mapping[str, Any], row: Mapping[str, Any], plans: Sequence[Mapping[str, Any]], spec: FamilySpec
+) -> str:
+    """Why one recording was or was not used for one family."""
+    path = recording["path"]
+    if recording["status"] != "ok":
+        reasons = ", ".join(recording.get("reasons") or []) or recording["status"]
+        return f"{path}: not readable ({reasons}: {recording.get('message') or 'no detail'})"
+    for rank, plan in enumerate(plans):
+        if path in _plan_paths(plan):
+            if rank == 0:
+                return f"{path}: used in the clip ({row['status']})"
+            return f"{path}: runner-up #{rank} (score {plan.get('score', 0):.2f} vs {plans[0].get('score', 0):.2f})"
+    metrics = recording.get("metrics") or {}
+    judged, _ = check_gates(spec.gates, metrics=metrics, null_reasons=recording.get("null_reasons") or {})
+    below = [c.message for c in judged if c.verdict != "pass"]
+    if below:
+        return f"{path}: usable, not chosen; as a whole it has " + ", ".join(below)
+    rules = Rules.from_spec(spec)
+    duration = metrics.get("duration_s")
+    if isinstance(duration, int | float) and duration < rules.min_duration_s:
+        return (
+            f"{path}: too short alone ({duration:.1f} s; a {spec.name} clip needs {rules.min_duration_s:g} s or "
+            "more), and takes are joined only when no single recording gives a window"
+        )
+    return f"{path}: usable, but its best window scored below the {len(plans)} kept (see the alternatives setting)"
+
+
+def explain(results: RunResults, speaker: str, family: str | None = None) -> str:
+    """The explanation of ``speaker``'s clips (every family of the run, or only ``family``) as text.
+
+    Raises:
+        InvalidArgument: the speaker or family is not in this run.
+    """
+    rows = [r for r in results.clip_rows if r["speaker"] == speaker]
+    recordings = [r for r in results.recording_rows if r["speaker"] == speaker]
+    if not rows and not recordings:
+        known = ", ".join(sorted({r["speaker"] for r in results.recording_rows})) or "none"
+        raise InvalidArgument(f"speaker {speaker!r} is not in {results.out_dir} (speakers: {known})")
+    if family is not None:
+        family = family.lower()
+        rows = [r for r in rows if r["family"] == family]
+        if not rows:
+            known = ", ".join(sorted({r["family"] for r in results.clip_rows})) or "none"
+            raise InvalidArgument(f"family {family!r} has no clip for {speaker!r} (families: {known})")
+    readable = sum(r["status"] == "ok" for r in recordings)
+    lines = [f"{speaker}: {len(recordings)} recordings, {readable} readable"]
+    for row in rows:
+        plan = row.get("plan") if isinstance(row.get("plan"), Mapping) else None
+        plans = [p for p in (plan, *(row.get("alternatives") or [])) if isinstance(p, Mapping)]
+        lines.append("")
+        head = f"{row['family']}: {row['status']}"
+        if plan is not None:
+            head += f", {row.get('duration_s') or plan.get('duration_s', 0):.2f} s from {_pieces_text(plan)}"
+            head += f" (score {plan.get('score', 0):.2f})"
+        elif row.get("message"):
+            head += f": {row['message']}"
+        lines.append(head)
+        lines += [f"  {line}" for line in _check_lines(row.get("checks") or [])]
+        if len(plans) > 1:
+            lines.append("  runners-up:")
+            for rank, other in enumerate(plans[1:], start=1):
+                lost = ", ".join(_lost_on(plans[0], other)) or "a lower total"
+                lines.append(
+                    f"    #{rank} {_pieces_text(other)} (score {other.get('score', 0):.2f}): lost on {lost}"
+                )
+        lines.append("  recordings:")
+        spec = load_family(row["family"])
+        lines += [f"    {_recording_line(rec, row, plans, spec)}" for rec in recordings]
+    return "\n".join(lines)

@@ -1,0 +1,98 @@
+"""``voiceprep explain``: why each recording of a speaker was or was not used, from hand-written manifests."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pipeline.batch.manifest import ClipRow, RecordingRow, write_rows
+from pipeline.errors import InvalidArgument
+from pipeline.report.explain import explain
+from pipeline.report.results import load_run
+
+
+def _plan(path: str, start: float, end: float, score: float, **parts: float) -> dict[str, Any]:
+    return {
+        "pieces": [{"path": path, "start_s": start, "end_s": end}],
+        "duration_s": end - start,
+        "score": score,
+        "score_parts": {"snr": 1.0, "clipping": 1.0, "dnsmos": 0.8, **parts},
+        "assembled": False,
+    }
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One speaker, five recordings: chosen, runner-up (clipped), too short alone, noisy, unreadable."""
+    out = tmp_path_factory.mktemp("explain")
+    ok = {"format": "wav", "sample_rate": 16000, "channels": 1}
+    recordings = [
+        RecordingRow(path="ann/good.wav", speaker="ann", status="ok", probe=ok,
+                     metrics={"duration_s": 16.0, "snr_db": 35.0}),
+        RecordingRow(path="ann/clipped.wav", speaker="ann", status="ok", probe=ok,
+                     metrics={"duration_s": 14.0, "snr_db": 33.0}),
+        RecordingRow(path="ann/take1.wav", speaker="ann", status="ok", probe=ok,
+                     metrics={"duration_s": 4.0, "snr_db": 30.0}),
+        RecordingRow(path="ann/street.wav", speaker="ann", status="ok", probe=ok,
+                     metrics={"duration_s": 18.0, "snr_db": 4.0}),
+        RecordingRow(path="ann/broken.m4a", speaker="ann", status="failed", reasons=["decode_failed"],
+                     message="neither libsndfile nor FFmpeg recognise the data"),
+    ]  # fmt: skip
+    clips = [
+        ClipRow(
+            speaker="ann",
+            family="qwen-tts",
+            status="ready",
+            duration_s=15.0,
+            plan=_plan("ann/good.wav", 0.5, 15.5, 0.93),
+            alternatives=[_plan("ann/clipped.wav", 0.4, 13.9, 0.71, clipping=0.0)],
+        )
+    ]
+    write_rows(out / "recordings.jsonl", recordings)
+    write_rows(out / "clips.jsonl", clips)
+    (out / "run.json").write_text(json.dumps({"families": ["qwen-tts"], "input": str(out / "in")}))
+    return out
+
+
+def _line(text: str, path: str) -> str:
+    (line,) = [ln for ln in text.splitlines() if ln.strip().startswith(path + ":")]
+    return line
+
+
+def test_every_recording_says_why_it_was_or_was_not_used(run_dir: Path) -> None:
+    text = explain(load_run(run_dir), "ann")
+    assert text.splitlines()[0] == "ann: 5 recordings, 4 readable"
+    assert "qwen-tts: ready, 15.00 s from ann/good.wav 0.50-15.50 s (score 0.93)" in text
+    assert "used in the clip" in _line(text, "ann/good.wav")
+    assert "runner-up #1" in _line(text, "ann/clipped.wav")
+    # The runner-up's line names the score part it lost on (clipping), not the parts where it tied.
+    (runner_up,) = [ln for ln in text.splitlines() if ln.strip().startswith("#1 ")]
+    assert "lost on clipping 0.00 vs 1.00" in runner_up and "snr" not in runner_up
+    assert "too short alone (4.0 s" in _line(text, "ann/take1.wav")
+    street = _line(text, "ann/street.wav")
+    assert "usable, not chosen" in street and "snr_db 4" in street and "fail" in street
+    assert "not readable (decode_failed" in _line(text, "ann/broken.m4a")
+
+
+def test_family_filter_and_unknown_names(run_dir: Path) -> None:
+    results = load_run(run_dir)
+    assert "qwen-tts: ready" in explain(results, "ann", "Qwen-TTS")
+    with pytest.raises(InvalidArgument, match="speakers: ann"):
+        explain(results, "bob")
+    with pytest.raises(InvalidArgument, match="families: qwen-tts"):
+        explain(results, "ann", "minimax")
+
+
+def test_cli_prints_the_explanation_and_one_line_errors(run_dir: Path) -> None:
+    cli = [sys.executable, "-m", "pipeline.cli.main", "explain"]
+    done = subprocess.run([*cli, "ann", "--out", str(run_dir)], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    assert "runner-up #1" in done.stdout
+    wrong = subprocess.run([*cli, "bob", "--out", str(run_dir)], capture_output=True, text=True, check=False)
+    assert wrong.returncode == 2
+    assert wrong.stderr.strip().splitlines() == [wrong.stderr.strip()] and "speaker 'bob'" in wrong.stderr
