@@ -21,21 +21,27 @@ from pipeline.rules.checks import CheckResult, evaluate, failed_read
 from pipeline.rules.families import FamilySpec, load_family
 
 AUTO_DNSMOS_MAX_S = 120.0
-"""``check`` runs DNSMOS by default on files up to this long (a clip costs about a second)."""
+"""``analyze`` and ``check`` run DNSMOS by default on files up to this long (a clip costs about a second)."""
+
+
+def _wants_dnsmos(dnsmos: bool | None, info: AudioInfo) -> bool:
+    """The one default of ``analyze`` and ``check``: DNSMOS when asked, else on files up to 2 minutes."""
+    return dnsmos if dnsmos is not None else (info.duration_s or 0) <= AUTO_DNSMOS_MAX_S
 
 
 @arguments.renamed(strategy="channel_strategy", max_duration_s="max_input_s")
 def analyze(
     path: str | Path,
     *,
-    dnsmos: bool = False,
+    dnsmos: bool | None = None,
     channel_strategy: str = "best",
     stream_index: int = 0,
     min_pause_s: float = 0.5,
     max_input_s: float | None = DEFAULT_MAX_INPUT_S,
     info: AudioInfo | None = None,
 ) -> Analysis:
-    """Measure a recording with the fast pass (and DNSMOS when asked).
+    """Measure a recording with the fast pass, and DNSMOS (``dnsmos=None``: on files up to
+    :data:`AUTO_DNSMOS_MAX_S` seconds, as :func:`check` does).
 
     ``channel_strategy`` (``best``, ``first`` or ``mean``) says which channel(s) to hear; ``stream_index``
     picks the audio stream of a container; ``max_input_s`` is the longest input accepted (``None``: no
@@ -52,7 +58,7 @@ def analyze(
     result = analyze_file(
         path,
         channel_strategy=channel_strategy,
-        dnsmos=dnsmos,
+        dnsmos=_wants_dnsmos(dnsmos, info),
         min_pause_s=min_pause_s,
         max_input_s=max_input_s,
         info=info,
@@ -116,9 +122,7 @@ def check_families(
         info = probe(path, stream_index=stream_index)
     except AudioReadError as exc:
         return [failed_read(path, spec.name, exc.reason, exc.message) for spec in specs]
-    run_dnsmos = dnsmos if dnsmos is not None else (info.duration_s or 0) <= AUTO_DNSMOS_MAX_S
-    if known.get("dnsmos_ovrl") is not None:
-        run_dnsmos = False
+    run_dnsmos = _wants_dnsmos(dnsmos, info) and known.get("dnsmos_ovrl") is None
     analyses: dict[str, Analysis] = {}  # one decode per channel strategy, shared by the families
     results = []
     probe_dict = asdict(info)

@@ -164,7 +164,12 @@ def analyze(
         list[Path], typer.Argument(help="Files or folders (searched recursively).", show_default=False)
     ],
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
-    dnsmos: Annotated[bool, typer.Option("--dnsmos", help="Also run DNSMOS (slow on long files).")] = False,
+    dnsmos: Annotated[
+        bool | None,
+        typer.Option(
+            "--dnsmos/--no-dnsmos", help="Run DNSMOS (default: on files up to 2 minutes).", show_default=False
+        ),
+    ] = None,
     channel_strategy: Annotated[
         str,
         typer.Option(
