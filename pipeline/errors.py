@@ -94,7 +94,10 @@ _REASONS: dict[str, tuple[str, str]] = {
         "the audio has little content at high frequencies (phone-quality or upsampled)",
         "record with a better microphone at 44.1 or 48 kHz, not over the phone",
     ),
-    "low_quality": ("the overall quality score (DNSMOS) is low", "re-record in better conditions"),
+    "low_quality": (
+        "the predicted listener rating (DNSMOS) is low: the clone would copy the noise or distortion",
+        "re-record in a quiet room close to the mic, or give a cleaner recording",
+    ),
     "too_quiet": ("the recording is very quiet", "record closer to the mic or raise the gain"),
     "too_loud": ("the recording is very loud", "lower the gain"),
     "music": ("music is present in the background", "record without background music"),

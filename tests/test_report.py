@@ -317,6 +317,8 @@ def test_badges_carry_the_verdict_of_each_check(synthetic: tuple[Path, Node]) ->
     assert by_label["SNR"].find("b").text() == "30 dB"
     assert by_label["SNR"].find(cls="m-limit").text() == "≥ 25 dB"
     assert "verdict-warn" in by_label["DNSMOS OVRL"].classes
+    # hovering a gate says what the metric means for the clone, not only its value
+    assert "a clone copies the noise and distortion" in by_label["DNSMOS OVRL"].attrs["title"]
     rejected = _block(doc, "ann", "qwen-tts")
     assert ["verdict-fail" in b.classes for b in rejected.find_all("span", cls="metric")] == [True]
     checks = rejected.find("details", cls="checks")

@@ -26,7 +26,7 @@ from pipeline.report.data import (
     reason_of,
 )
 from pipeline.rules.checks import LIMIT_LABELS
-from pipeline.rules.metrics import is_number, label, number, seconds, value_text
+from pipeline.rules.metrics import definition, is_number, label, number, seconds, value_text
 
 _OPS = {">=": "≥", "<=": "≤", ">": ">", "<": "<", "==": "=", "in": "in"}
 
@@ -76,6 +76,8 @@ def environment() -> Environment:
         secs=seconds,
         hours=hours,
         metric=lambda rule: LIMIT_LABELS.get(rule) or label(rule),
+        # hover text of a check: its message, then what the metric means when that is not obvious
+        explained=lambda c: c["message"] + (f" ({definition(c['rule'])})" if definition(c["rule"]) else ""),
         mval=lambda x, rule, unit="": value_text(rule, x, unit),
         reason=reason_of,
         duration=duration,

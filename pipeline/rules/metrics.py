@@ -70,9 +70,31 @@ METRICS: dict[str, Metric] = {
         Metric("lufs", "loudness", "LUFS", bounds=(-120.0, 0.0), gate=True),
         Metric("true_peak_dbtp", "true peak", "dBTP", bounds=(-120.0, 20.0), gate=True),
         Metric("dc_offset", "DC offset", digits=4),
-        Metric("dnsmos_sig", "DNSMOS SIG", bounds=(1.0, 5.0), gate=True, digits=3),
-        Metric("dnsmos_bak", "DNSMOS BAK", bounds=(1.0, 5.0), gate=True, digits=3),
-        Metric("dnsmos_ovrl", "DNSMOS OVRL", bounds=(1.0, 5.0), gate=True, digits=3),
+        Metric(
+            "dnsmos_sig",
+            "DNSMOS SIG",
+            bounds=(1.0, 5.0),
+            gate=True,
+            digits=3,
+            definition="predicted listener rating (1-5) of the voice itself: distortion, muffling, codec damage",
+        ),
+        Metric(
+            "dnsmos_bak",
+            "DNSMOS BAK",
+            bounds=(1.0, 5.0),
+            gate=True,
+            digits=3,
+            definition="predicted listener rating (1-5) of the background: 5 is no audible noise",
+        ),
+        Metric(
+            "dnsmos_ovrl",
+            "DNSMOS OVRL",
+            bounds=(1.0, 5.0),
+            gate=True,
+            digits=3,
+            definition="predicted listener rating (1-5) of the whole recording; clean read speech scores about "
+            "3.2-3.3, and a clone copies the noise and distortion that lower it",
+        ),
         Metric("channel_choice", "channels used", dtype="object", style="choice"),
         Metric("pauses", "pauses", dtype="object", style="events", fast_pass=False),
     )
@@ -196,6 +218,12 @@ def label(name: str) -> str:
     key = name.removeprefix("gate:")
     metric = METRICS.get(key)
     return metric.label if metric is not None else key.replace("_", " ")
+
+
+def definition(name: str) -> str:
+    """What a metric counts (``""`` when its label says it all); ``gate:`` prefixes are dropped."""
+    metric = METRICS.get(name.removeprefix("gate:"))
+    return metric.definition if metric is not None else ""
 
 
 def pandas_dtypes(names: Sequence[str] | None = None) -> dict[str, Dtype]:
