@@ -17,6 +17,7 @@ import contextlib
 import errno
 import functools
 import hashlib
+import math
 import os
 import re
 import secrets
@@ -62,6 +63,7 @@ _MAX_CHANNELS = 256  # more than this in a header is corruption for voice record
 _MAX_CONSECUTIVE_PACKET_ERRORS = 64  # give up on an FFmpeg stream after this many bad packets in a row
 _TRUNCATED_RATIO = 0.9  # "clearly short": below 90 % of the promised frames ...
 _TRUNCATED_MIN_S = 0.5  # ... and more than 0.5 s short
+_REACH_MAX_FRAMES = 256  # probe's end check gives up (unknown) after decoding this many frames
 _TOO_LONG_SLACK_S = 1.0  # a lying header may overrun max_input_s by this much before decoding stops
 
 # --------------------------------------------------------------------------------------------------------
@@ -76,7 +78,8 @@ class AudioInfo:
     ``frames`` and ``duration_s`` come from the header or stream metadata and are ``None`` only when the
     container states no length and none can be derived from its packet timestamps. ``sample_format`` is
     ``pcm8``/``pcm16``/``pcm24``/``pcm32``/``float32``/``float64`` for PCM and lossless codecs and the
-    decoder's output format (e.g. ``fltp``) for lossy ones.
+    decoder's output format (e.g. ``fltp``) for lossy ones. ``warnings`` holds ``truncated`` when the
+    stream cannot be decoded up to (nearly) the length its header states.
     """
 
     path: str
@@ -92,6 +95,7 @@ class AudioInfo:
     backend: str
     stream_index: int
     audio_streams: int
+    warnings: tuple[str, ...] = ()
 
 
 def _stream_args(path: object, stream_index: object, max_input_s: object) -> tuple[Path, int, float | None]:
@@ -151,9 +155,12 @@ def sha256_file(path: str | Path) -> str:
     return digest.hexdigest()
 
 
-def _is_clearly_short(got: int, expected: int, sample_rate: int) -> bool:
-    return got < _TRUNCATED_RATIO * expected and (expected - got) > _TRUNCATED_MIN_S * sample_rate
+def _enough_frames(expected: int, sample_rate: int) -> int:
+    """Frames a decode must reach not to count as ``truncated``: 90 % of ``expected``, or all but 0.5 s."""
+    return math.ceil(min(_TRUNCATED_RATIO * expected, expected - _TRUNCATED_MIN_S * sample_rate))
 
+
+_SF_ERRORS = (RuntimeError, OSError, ValueError, TypeError, OverflowError, MemoryError)
 
 # --------------------------------------------------------------------------------------------------------
 # libsndfile backend: naming
@@ -208,56 +215,41 @@ def _sf_names(sf_format: str, subtype: str) -> tuple[str, str, str]:
     return fmt, codec, _SF_OTHER_SAMPLE_FORMATS.get(subtype, "s16")
 
 
-def _riff_declared_frames(path: Path, size: int) -> int | None:
-    """Frames a plain RIFF/WAVE header promises in its data chunk, when that is more than the file holds.
+def _declared_frames(path: Path) -> int | None:
+    """Frames a WAV ``data`` chunk or an AIFF ``COMM`` chunk promises; ``None`` for other files.
 
-    libsndfile silently shortens such files to what is there, so this is the only way to notice a WAV that
-    was cut short. ``0`` and ``0xFFFFFFFF`` sizes mean "length unknown" (unfinished or streamed WAV), not
-    truncation, and return ``None``.
+    libsndfile silently shortens such files to what is there, so the header is the only way to notice a
+    WAV or AIFF that was cut short. WAV sizes ``0`` and ``0xFFFFFFFF`` mean "length unknown" (an
+    unfinished or streamed recording), not truncation, and give ``None``.
     """
     try:
         with open(path, "rb") as fh:
             head = fh.read(12)
-            if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+            riff = head[:4] == b"RIFF" and head[8:12] == b"WAVE"
+            if not riff and not (head[:4] == b"FORM" and head[8:12] in (b"AIFF", b"AIFC")):
                 return None
             block_align = 0
-            for _ in range(64):  # a WAV has a handful of chunks before "data"; bound the walk anyway
+            for _ in range(64):  # a handful of chunks come before the audio; bound the walk anyway
                 chunk = fh.read(8)
                 if len(chunk) < 8:
                     return None
-                chunk_id, chunk_size = chunk[:4], struct.unpack("<I", chunk[4:])[0]
-                if chunk_id == b"data":
-                    if chunk_size in (0, 0xFFFFFFFF) or block_align <= 0:
-                        return None
-                    available = size - fh.tell()
-                    return chunk_size // block_align if chunk_size > available else None
-                body_start = fh.tell()
-                if chunk_id == b"fmt " and chunk_size >= 16:
-                    body = fh.read(16)
-                    if len(body) < 16:
-                        return None
+                chunk_id, size = chunk[:4], struct.unpack("<I" if riff else ">I", chunk[4:])[0]
+                body = fh.read(min(size, 16))
+                if chunk_id == b"COMM" and len(body) >= 6:
+                    return int(struct.unpack(">I", body[2:6])[0])
+                if chunk_id == b"fmt " and len(body) >= 14:
                     block_align = struct.unpack("<H", body[12:14])[0]
-                fh.seek(body_start + chunk_size + (chunk_size & 1))
+                if chunk_id == b"data":
+                    return size // block_align if block_align and size not in (0, 0xFFFFFFFF) else None
+                fh.seek(size + (size & 1) - len(body), os.SEEK_CUR)
     except OSError:
         return None
     return None
 
 
-def _header_warnings(path: Path, info: AudioInfo) -> list[str]:
-    """Reason codes visible from the header alone (today: a WAV whose data chunk overruns the file)."""
-    if info.backend != "soundfile" or info.format != "wav" or info.frames is None:
-        return []
-    declared = _riff_declared_frames(path, info.bytes)
-    if declared is not None and _is_clearly_short(info.frames, declared, info.sample_rate):
-        return ["truncated"]
-    return []
-
-
 # --------------------------------------------------------------------------------------------------------
 # libsndfile backend: probe
 # --------------------------------------------------------------------------------------------------------
-
-_SF_ERRORS = (RuntimeError, OSError, ValueError, TypeError, OverflowError, MemoryError)
 
 
 def _probe_soundfile(path: Path, size: int, stream_index: int, max_input_s: float | None) -> AudioInfo | None:
@@ -280,8 +272,13 @@ def _probe_soundfile(path: Path, size: int, stream_index: int, max_input_s: floa
             if len(fh.read(min(1024, frames), dtype="float32", always_2d=True)) == 0:
                 return None
             fmt, codec, sample_format = _sf_names(fh.format, fh.subtype)
+            declared = _declared_frames(path)
     except _SF_ERRORS:
         return None
+    # libsndfile takes a WAV's or AIFF's length from the file size, other lengths from the header (FLAC's
+    # STREAMINFO, MP3's Xing tag): those are checked by decoding the end (FFmpeg seeks in MP3 without a scan).
+    enough = _enough_frames(declared or frames, rate)
+    truncated = frames < enough if declared else not _av_decodes_to(path, enough)
     return AudioInfo(
         path=str(path),
         format=fmt,
@@ -296,6 +293,7 @@ def _probe_soundfile(path: Path, size: int, stream_index: int, max_input_s: floa
         backend="soundfile",
         stream_index=0,
         audio_streams=1,
+        warnings=("truncated",) if truncated else (),
     )
 
 
@@ -446,6 +444,39 @@ class _PacketDecoder:
             yield from decoded
 
 
+def _av_reaches(container: Any, stream: Any, first: Any, frames: int) -> bool:
+    """Whether FFmpeg decodes up to frame ``frames`` (counted from the ``first`` decoded frame).
+
+    Seeks 0.5 s before it and decodes a few packets. A cut file ends before it; a stream that cannot
+    seek or has no timestamps gives ``True`` (unknown is not truncated; the reader checks again).
+    """
+    rate, time_base = first.sample_rate, stream.time_base
+    if first.pts is None or time_base is None or frames <= _PREROLL_S * rate:
+        return True
+    target = first.pts + int((Fraction(frames, rate) - Fraction(_PREROLL_S)) / Fraction(time_base))
+    try:
+        container.seek(target, stream=stream, backward=True)
+        for count, frame in enumerate(_PacketDecoder(container, stream).frames()):
+            if frame.pts is None or count > _REACH_MAX_FRAMES:
+                return True
+            if round((frame.pts - first.pts) * time_base * rate) + frame.samples >= frames:
+                return True
+    except _AV_ERRORS:
+        return True
+    return False
+
+
+def _av_decodes_to(path: Path, frames: int) -> bool:
+    """Whether FFmpeg decodes the first audio stream of ``path`` up to frame ``frames`` (unknown: ``True``)."""
+    try:
+        with _av_open(path) as container:
+            stream = container.streams.audio[0]
+            first = next((f for f in _PacketDecoder(container, stream).frames() if f.samples > 0), None)
+            return first is None or _av_reaches(container, stream, first, frames)
+    except (*_AV_ERRORS, IndexError):
+        return True
+
+
 def _probe_av(path: Path, size: int, stream_index: int, max_input_s: float | None) -> AudioInfo:
     try:
         container = _av_open(path)
@@ -471,7 +502,8 @@ def _probe_av(path: Path, size: int, stream_index: int, max_input_s: float | Non
         # A demuxer picked by the file name alone (random bytes named .flac) leaves these at 0.
         header_rate = int(codec_context.sample_rate or 0)
         header_channels = int(codec_context.channels or 0)
-        if duration_s is None:
+        stated = duration_s is not None
+        if not stated:
             duration_s = _av_scan_duration(path, stream_index)
         if max_input_s is not None and duration_s is not None and duration_s > max_input_s:
             raise _fail("too_long", path, f"{duration_s:.1f} s is longer than the maximum {max_input_s:g} s")
@@ -480,6 +512,12 @@ def _probe_av(path: Path, size: int, stream_index: int, max_input_s: float | Non
             first = next((frame for frame in decoder.frames() if frame.samples > 0), None)
         except _AV_ERRORS:
             first, decoder.errors = None, decoder.errors + 1
+        enough = (
+            None
+            if first is None or not stated
+            else _enough_frames(round(duration_s * first.sample_rate), first.sample_rate)
+        )
+        truncated = enough is not None and not _av_reaches(container, stream, first, enough)
     finally:
         container.close()
     if first is None:
@@ -507,6 +545,7 @@ def _probe_av(path: Path, size: int, stream_index: int, max_input_s: float | Non
         backend="av",
         stream_index=stream_index,
         audio_streams=len(audio),
+        warnings=("truncated",) if truncated else (),
     )
 
 
@@ -636,7 +675,7 @@ class AudioReader:
         self._path, index, self._max_input_s = _stream_args(path, stream_index, max_input_s)
         self.info: AudioInfo = info or _probe(self._path, index, self._max_input_s)
         self.frames_read: int = 0
-        self.warnings: list[str] = _header_warnings(self._path, self.info)
+        self.warnings: list[str] = list(self.info.warnings)
         self._closers: dict[int, Callable[[], None]] = {}
         self._closed = False
 
@@ -728,7 +767,7 @@ class AudioReader:
         if self.info.frames is not None:
             expected_end = self.info.frames if end is None else min(end, self.info.frames)
             expected = expected_end - start
-            if expected > 0 and _is_clearly_short(yielded, expected, sr) and "truncated" not in self.warnings:
+            if yielded < _enough_frames(expected, sr) and "truncated" not in self.warnings:
                 self.warnings.append("truncated")
 
     # -- libsndfile -------------------------------------------------------------------------------------
@@ -947,9 +986,8 @@ def probe_row(
             with contextlib.suppress(OSError, AudioReadError):
                 row.update(bytes=os.stat(path).st_size, sha256=sha256_file(Path(path)))
         return row
-    warnings = _header_warnings(Path(path), info)
-    message = "; ".join(reason(code).message for code in warnings) or None
-    row.update(status="ok", reasons=warnings, message=message)
+    message = "; ".join(reason(code).message for code in info.warnings) or None
+    row.update(status="ok", reasons=list(info.warnings), message=message)
     row.update({name: getattr(info, name) for name in _ROW_FIELDS})
     return row
 
