@@ -235,7 +235,7 @@ def test_too_long_from_the_header(
         raise AssertionError("the length check must not decode")
 
     monkeypatch.setattr(io.sf.SoundFile, "read", no_decoding)
-    monkeypatch.setattr(io._PacketDecoder, "frames", no_decoding)
+    monkeypatch.setattr(io, "_av_frames", no_decoding)
     assert reason_of(lambda: io.probe(path, max_input_s=0.5)) == "too_long"
     assert reason_of(lambda: io.AudioReader(path, max_input_s=0.5)) == "too_long"
     row = io.probe_row(path, max_input_s=0.5)

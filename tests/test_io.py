@@ -151,7 +151,8 @@ def test_streamed_blocks_equal_full_read_ffmpeg(
     audio = tone_and_chirp(SR, 0.4)
     path = av_encode(tmp_path / "a.m4a", "ipod", [(audio, SR, "aac", 128000)])
     full, _ = io.read(path)
-    blocks = list(io.iter_blocks(path, block_frames=block_frames))
+    with io.AudioReader(path) as reader:
+        blocks = list(reader.blocks(block_frames=block_frames))
     assert all(len(b) == block_frames for b in blocks[:-1])
     assert np.array_equal(np.concatenate(blocks), full)
 
