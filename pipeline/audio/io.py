@@ -56,7 +56,6 @@ PathArg = str | os.PathLike[str]
 DEFAULT_MAX_INPUT_S: float = 4 * 3600.0
 """Inputs longer than this (from the header) are refused with ``too_long`` unless the caller says otherwise."""
 
-_HASH_CHUNK = 1 << 20  # sha256 is streamed in 1 MiB reads
 _SF_CHUNK = 65536  # frames per libsndfile read call
 _SALVAGE_STEP = 256  # frames per read when recovering the good part of a corrupt libsndfile stream
 _PREROLL_S = 0.5  # decode this much before a seek target; covers AAC/MP3/Opus/Vorbis decoder warm-up
@@ -140,15 +139,12 @@ def _check_file(path: Path) -> int:
 
 
 def sha256_file(path: str | Path) -> str:
-    """sha256 (hex) of a file's bytes, read in 1 MiB chunks; AudioReadError ``unreadable`` on failure."""
-    digest = hashlib.sha256()
+    """sha256 (hex) of a file's bytes, read in chunks; AudioReadError ``unreadable`` on failure."""
     try:
         with open(path, "rb") as fh:
-            while chunk := fh.read(_HASH_CHUNK):
-                digest.update(chunk)
+            return hashlib.file_digest(fh, "sha256").hexdigest()
     except OSError as exc:
         raise _fail("unreadable", Path(path), f"cannot read the file ({exc.strerror or exc})") from None
-    return digest.hexdigest()
 
 
 def _enough_frames(expected: int, sample_rate: int) -> int:
@@ -156,12 +152,12 @@ def _enough_frames(expected: int, sample_rate: int) -> int:
     return math.ceil(min(_TRUNCATED_RATIO * expected, expected - _TRUNCATED_MIN_S * sample_rate))
 
 
-def _declared_frames(path: Path) -> int | None:
-    """Frames a WAV ``data`` chunk or an AIFF ``COMM`` chunk promises; ``None`` for other files.
+def _declared_frames(path: Path, frames: int) -> int | None:
+    """Frames a WAV's ``data`` chunk or an AIFF's ``COMM`` chunk promises; ``None`` for other files.
 
-    libsndfile silently shortens such files to what is there, so the header is the only way to notice a
-    WAV or AIFF that was cut short. WAV sizes ``0`` and ``0xFFFFFFFF`` mean "length unknown" (an
-    unfinished or streamed recording), not truncation, and give ``None``.
+    libsndfile silently shortens such files to what is there (``frames``), so the header is the only way
+    to notice one that was cut short. WAV sizes ``0`` and ``0xFFFFFFFF`` mean "length unknown" (an
+    unfinished or streamed recording), not a promise.
     """
     try:
         with open(path, "rb") as fh:
@@ -169,20 +165,18 @@ def _declared_frames(path: Path) -> int | None:
             riff = head[:4] == b"RIFF" and head[8:12] == b"WAVE"
             if not riff and not (head[:4] == b"FORM" and head[8:12] in (b"AIFF", b"AIFC")):
                 return None
-            block_align = 0
             for _ in range(64):  # a handful of chunks come before the audio; bound the walk anyway
                 chunk = fh.read(8)
                 if len(chunk) < 8:
                     return None
                 chunk_id, size = chunk[:4], struct.unpack("<I" if riff else ">I", chunk[4:])[0]
-                body = fh.read(min(size, 16))
-                if chunk_id == b"COMM" and len(body) >= 6:
-                    return int(struct.unpack(">I", body[2:6])[0])
-                if chunk_id == b"fmt " and len(body) >= 14:
-                    block_align = struct.unpack("<H", body[12:14])[0]
-                if chunk_id == b"data":
-                    return size // block_align if block_align and size not in (0, 0xFFFFFFFF) else None
-                fh.seek(size + (size & 1) - len(body), os.SEEK_CUR)
+                if chunk_id == b"COMM":
+                    body = fh.read(6)
+                    return int(struct.unpack(">I", body[2:])[0]) if len(body) == 6 else None
+                if chunk_id == b"data":  # scaled from bytes: right for every codec a WAV may hold
+                    present = os.fstat(fh.fileno()).st_size - fh.tell()
+                    return frames * size // max(present, 1) if present < size < 0xFFFFFFFF else frames
+                fh.seek(size + (size & 1), os.SEEK_CUR)
     except OSError:
         return None
     return None
@@ -250,11 +244,6 @@ def _probe_soundfile(path: Path, size: int, stream_index: int, max_input_s: floa
             fmt, codec, sample_format = _sf_names(fh.format, fh.subtype)
     except _SF_ERRORS:
         return None
-    # libsndfile takes a WAV's or AIFF's length from the file size, other lengths from the header (FLAC's
-    # STREAMINFO, MP3's Xing tag): those are checked by decoding the end (FFmpeg seeks in MP3 without a scan).
-    declared = _declared_frames(path)
-    enough = _enough_frames(declared or frames, rate)
-    truncated = frames < enough if declared else not _av_decodes_to(path, enough)
     return AudioInfo(
         path=str(path),
         format=fmt,
@@ -269,7 +258,6 @@ def _probe_soundfile(path: Path, size: int, stream_index: int, max_input_s: floa
         backend="soundfile",
         stream_index=0,
         audio_streams=1,
-        warnings=("truncated",) if truncated else (),
     )
 
 
@@ -278,6 +266,9 @@ def _probe_soundfile(path: Path, size: int, stream_index: int, max_input_s: floa
 # --------------------------------------------------------------------------------------------------------
 
 _MOV_BRANDS = {"m4a": "m4a", "m4b": "m4a", "m4p": "m4a", "qt": "mov"}
+# MP4/MOV state the length to the sample (edit lists): FFmpeg removes AAC priming itself but leaves the
+# encoder's tail padding, which that length cuts off. Other containers' lengths are estimates, never a cut.
+_SAMPLE_EXACT_FORMATS = {*_MOV_BRANDS.values(), "mp4", "3gp", "3g2"}
 _PCM_CODEC = re.compile(r"^pcm_([suf])(8|16|24|32|64)")
 _LOSSLESS_CODECS = {"alac", "flac", "wavpack", "tta", "ape", "mlp", "truehd"}
 _DECODED_BITS = {"u8": "pcm8", "s16": "pcm16", "s32": "pcm32"}
@@ -326,18 +317,6 @@ def _av_sample_format(codec: str, extradata: bytes | None, decoded: str) -> str:
     if bits is None:
         return _DECODED_BITS.get(decoded.rstrip("p"), decoded)
     return "pcm16" if bits <= 16 else "pcm24" if bits <= 24 else "pcm32"
-
-
-def _av_precise_end(container: Any, stream: Any, sample_rate: int) -> int | None:
-    """End of the stream in frames when the container states it to the sample (MP4/MOV edit lists).
-
-    FFmpeg removes AAC priming itself but leaves the encoder's tail padding; MP4's sample-accurate duration
-    tells where the real signal ends. Other containers' durations are estimates and never cut audio.
-    """
-    names = str(container.format.name).split(",")
-    if "mov" not in names or stream.duration is None or stream.time_base is None:
-        return None
-    return round(Fraction(stream.duration) * Fraction(stream.time_base) * sample_rate)
 
 
 def _av_header_duration(container: Any, stream: Any) -> float | None:
@@ -412,37 +391,30 @@ def _placed(
     return int(np.median(estimates).round()), itertools.chain(kept, frames)
 
 
-def _av_reaches(container: Any, stream: Any, first: Any, frames: int) -> bool:
-    """Whether FFmpeg decodes up to frame ``frames`` (counted from the ``first`` decoded frame).
+def _av_decodes_to(path: Path, stream_index: int, frames: int) -> bool:
+    """Whether FFmpeg decodes the stream up to frame ``frames`` (counted from its first decoded frame).
 
-    Seeks 0.5 s before it and decodes a few packets. A cut file ends before it; a stream that cannot
-    seek or has no timestamps gives ``True`` (unknown is not truncated; the reader checks again).
+    Seeks 0.5 s before it and decodes a few packets: a cut file has none there. A stream that cannot be
+    opened or seeked, or has no timestamps, gives ``True`` (unknown is not truncated; the reader checks).
     """
-    rate, time_base = first.sample_rate, stream.time_base
-    if first.pts is None or time_base is None or frames <= _PREROLL_S * rate:
-        return True
-    target = first.pts + int((Fraction(frames, rate) - Fraction(_PREROLL_S)) / Fraction(time_base))
-    try:
-        container.seek(target, stream=stream, backward=True)
-        for count, frame in enumerate(_av_frames(container, stream, [0])):
-            if frame.pts is None or count > _REACH_MAX_FRAMES:
-                return True
-            if round((frame.pts - first.pts) * time_base * rate) + frame.samples >= frames:
-                return True
-    except _AV_ERRORS:
-        return True
-    return False
-
-
-def _av_decodes_to(path: Path, frames: int) -> bool:
-    """Whether FFmpeg decodes the first audio stream of ``path`` up to frame ``frames`` (unknown: ``True``)."""
     try:
         with _av_open(path) as container:
-            stream = container.streams.audio[0]
+            stream = container.streams.audio[stream_index]
             first = next(_av_frames(container, stream, [0]), None)
-            return first is None or _av_reaches(container, stream, first, frames)
+            if first is None or first.pts is None or frames <= _PREROLL_S * first.sample_rate:
+                return True
+            rate, time_base = first.sample_rate, Fraction(stream.time_base)
+            target = first.pts + int((Fraction(frames, rate) - Fraction(_PREROLL_S)) / time_base)
+            container.seek(target, stream=stream, backward=True)
+            for count, frame in enumerate(_av_frames(container, stream, [0])):
+                position = (
+                    round((frame.pts - first.pts) * time_base * rate) if frame.pts is not None else frames
+                )
+                if count > _REACH_MAX_FRAMES or position + frame.samples >= frames:
+                    return True
     except (*_AV_ERRORS, IndexError):
         return True
+    return False
 
 
 def _probe_av(path: Path, size: int, stream_index: int, max_input_s: float | None) -> AudioInfo:
@@ -464,10 +436,7 @@ def _probe_av(path: Path, size: int, stream_index: int, max_input_s: float | Non
         codec_name = str(codec_context.codec.canonical_name)
         # A demuxer picked by the file name alone (random bytes named .flac) leaves these at 0.
         header_ok = int(codec_context.sample_rate or 0) > 0 and int(codec_context.channels or 0) > 0
-        duration_s = _av_header_duration(container, stream)
-        stated = duration_s is not None
-        if not stated:
-            duration_s = _av_scan_duration(path, stream_index)
+        duration_s = _av_header_duration(container, stream) or _av_scan_duration(path, stream_index)
         if max_input_s is not None and duration_s is not None and duration_s > max_input_s:
             raise _fail("too_long", path, f"{duration_s:.1f} s is longer than the maximum {max_input_s:g} s")
         errors = [0]
@@ -482,11 +451,6 @@ def _probe_av(path: Path, size: int, stream_index: int, max_input_s: float | Non
         frames = None if duration_s is None else round(duration_s * sample_rate)
         if frames == 0:
             frames, duration_s = None, None  # the header says 0 but a frame decoded: the header is wrong
-        truncated = (
-            stated
-            and frames is not None
-            and not _av_reaches(container, stream, first, _enough_frames(frames, sample_rate))
-        )
         return AudioInfo(
             path=str(path),
             format=_av_format_name(container, path),
@@ -501,7 +465,6 @@ def _probe_av(path: Path, size: int, stream_index: int, max_input_s: float | Non
             backend="av",
             stream_index=stream_index,
             audio_streams=len(audio),
-            warnings=("truncated",) if truncated else (),
         )
 
 
@@ -528,8 +491,17 @@ def probe(
 
 def _probe(path: Path, stream_index: int, max_input_s: float | None) -> AudioInfo:
     size = _check_file(path)
-    info = _probe_soundfile(path, size, stream_index, max_input_s)
-    return info if info is not None else _probe_av(path, size, stream_index, max_input_s)
+    info = _probe_soundfile(path, size, stream_index, max_input_s) or _probe_av(
+        path, size, stream_index, max_input_s
+    )
+    if info.frames is None:
+        return info
+    # libsndfile takes a WAV's or AIFF's length from the file size; other header lengths (FLAC's STREAMINFO,
+    # an MP3's Xing tag, MP4, Matroska) are checked by decoding near the end (FFmpeg: no scan of an MP3).
+    declared = _declared_frames(path, info.frames) if info.backend == "soundfile" else None
+    enough = _enough_frames(declared or info.frames, info.sample_rate)
+    cut = info.frames < enough if declared else not _av_decodes_to(path, info.stream_index, enough)
+    return replace(info, warnings=("truncated",)) if cut else info
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -753,7 +725,7 @@ class AudioReader:
         sr, channels = self.info.sample_rate, self.info.channels
         container, frames, position = self._av_start(start, errors)
         with container:
-            stop = _av_precise_end(container, container.streams.audio[self.info.stream_index], sr)
+            stop = self.info.frames if self.info.format in _SAMPLE_EXACT_FORMATS else None
             if end is not None:
                 stop = end if stop is None else min(stop, end)
             for frame in frames:
@@ -848,7 +820,15 @@ _AV_SUBTYPES: dict[str, dict[str, tuple[str, str | None]]] = {
     },
     "opus": {"OPUS": ("libopus", None)},
 }
-_FLOAT_SUBTYPES = {"FLOAT", "DOUBLE", "VORBIS", "OPUS", "MPEG_LAYER_III"}
+_FLOAT_SUBTYPES = {
+    "FLOAT",
+    "DOUBLE",
+    "VORBIS",
+    "OPUS",
+    "MPEG_LAYER_III",
+    "MP3",
+    "AAC",
+}  # not clipped to [-1, 1]
 _MAX_WRITE_CHANNELS = 64
 
 
@@ -886,28 +866,20 @@ def atomic_write_bytes(path: Path, write: Callable[[BinaryIO], object]) -> None:
     _replace_atomically(Path(path), make)
 
 
-def _write_av(
-    tmp: Path,
-    data: np.ndarray,
-    rate: int,
-    fmt: str,
-    encoder: str,
-    sample_format: str | None,
-    bitrate: int | None,
-) -> None:
-    """Encode ``data`` with FFmpeg's ``encoder`` into the container ``fmt``, as one frame (PyAV re-frames it)."""
+def _write_av(tmp: Path, data: np.ndarray, rate: int, fmt: str, subtype: str, bitrate: int | None) -> None:
+    """Encode ``data`` with FFmpeg into ``tmp`` as one frame (PyAV cuts it into the encoder's frames)."""
+    encoder, sample_format = _AV_SUBTYPES[fmt][subtype]
     layout = {1: "mono", 2: "stereo"}.get(data.shape[1], f"{data.shape[1]}c")
-    options = {"movflags": "+faststart"} if fmt == "ipod" else {}
-    with av.open(str(tmp), mode="w", format=fmt, options=options) as out:
+    options = {"movflags": "+faststart"} if fmt == "m4a" else {}
+    with av.open(str(tmp), mode="w", format=_WRITE_FORMATS[fmt][1], options=options) as out:
         stream = out.add_stream(encoder, rate=rate)
         stream.layout = layout
         if sample_format is not None:
             stream.format = sample_format
         if bitrate is not None:
             stream.bit_rate = bitrate
-        frame = av.AudioFrame.from_ndarray(
-            np.ascontiguousarray(data.T, dtype=np.float32), format="fltp", layout=layout
-        )
+        planar = np.ascontiguousarray(data.T, dtype=np.float32)
+        frame = av.AudioFrame.from_ndarray(planar, format="fltp", layout=layout)
         frame.sample_rate, frame.time_base, frame.pts = rate, Fraction(1, rate), 0
         for packet in [*stream.encode(frame), *stream.encode(None)]:
             out.mux(packet)
@@ -956,17 +928,12 @@ def write(
             raise InvalidArgument(f"bitrate applies to mp3, m4a and opus only, not format={fmt!r}")
         if not sf.check_format(container_format, chosen):
             raise InvalidArgument(f"subtype {subtype!r} is not valid for format={fmt!r}")
-        clipped = array if chosen in _FLOAT_SUBTYPES else np.clip(array, -1.0, 1.0)
-
-        def encode(tmp: Path) -> None:
-            sf.write(str(tmp), clipped, sample_rate, format=container_format, subtype=chosen)
-
     else:
         if chosen not in _AV_SUBTYPES[fmt]:
             raise InvalidArgument(
                 f"subtype must be one of {sorted(_AV_SUBTYPES[fmt])} for {fmt}, got {subtype!r}"
             )
-        encoder, sample_format = _AV_SUBTYPES[fmt][chosen]
+        encoder = _AV_SUBTYPES[fmt][chosen][0]
         if bitrate is not None and encoder == "alac":
             raise InvalidArgument(f"bitrate does not apply to the lossless subtype {chosen!r}")
         rates = av.Codec(encoder, "w").audio_rates
@@ -974,14 +941,15 @@ def write(
             raise InvalidArgument(
                 f"sample_rate {sample_rate} is not supported by {encoder}; use one of {sorted(rates)}"
             )
-        clipped = np.clip(array, -1.0, 1.0) if encoder == "alac" else array
-
-        def encode(tmp: Path) -> None:
-            _write_av(tmp, clipped, sample_rate, container_format, encoder, sample_format, bitrate)
+    if chosen not in _FLOAT_SUBTYPES:
+        array = np.clip(array, -1.0, 1.0)
 
     def make(tmp: Path) -> None:
         try:
-            encode(tmp)
+            if backend == "soundfile":
+                sf.write(str(tmp), array, sample_rate, format=container_format, subtype=chosen)
+            else:
+                _write_av(tmp, array, sample_rate, fmt, chosen, bitrate)
         except (av.FFmpegError, RuntimeError, ValueError) as exc:
             raise InvalidArgument(
                 f"could not encode {fmt} (subtype={chosen}, sample_rate={sample_rate}, "
