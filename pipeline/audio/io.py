@@ -832,46 +832,35 @@ _FLOAT_SUBTYPES = {
 _MAX_WRITE_CHANNELS = 64
 
 
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _replace_atomically(path: Path, make: Callable[[Path], object]) -> None:
-    """Call ``make(tmp)`` on a hidden temporary name next to ``path``, fsync it, rename it over ``path``
-    (and fsync the folder); on any error the temporary file is removed."""
+def atomic_write_bytes(path: Path, write: Callable[[BinaryIO], object]) -> None:
+    """Call ``write(file_object)`` on a hidden temporary file next to ``path``, fsync it, rename it over
+    ``path`` and fsync the folder; on any error the temporary file is removed and ``path`` is untouched."""
+    path = Path(path)
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
     try:
-        make(tmp)
-        _fsync(tmp)
+        with open(tmp, "x+b") as fh:  # readable too: encoders may read back what they wrote (MP4 faststart)
+            write(fh)
+            fh.flush()
+            os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
             tmp.unlink()
         raise
     with contextlib.suppress(OSError):  # not every platform/filesystem lets a directory be fsynced
-        _fsync(path.parent)
+        folder = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(folder)
+        finally:
+            os.close(folder)
 
 
-def atomic_write_bytes(path: Path, write: Callable[[BinaryIO], object]) -> None:
-    """Call ``write(file_object)`` on a temporary file next to ``path``, fsync it, rename it over ``path``."""
-
-    def make(tmp: Path) -> None:
-        with open(tmp, "xb") as fh:
-            write(fh)
-
-    _replace_atomically(Path(path), make)
-
-
-def _write_av(tmp: Path, data: np.ndarray, rate: int, fmt: str, subtype: str, bitrate: int | None) -> None:
-    """Encode ``data`` with FFmpeg into ``tmp`` as one frame (PyAV cuts it into the encoder's frames)."""
+def _write_av(fh: BinaryIO, data: np.ndarray, rate: int, fmt: str, subtype: str, bitrate: int | None) -> None:
+    """Encode ``data`` with FFmpeg into ``fh`` as one frame (PyAV cuts it into the encoder's frames)."""
     encoder, sample_format = _AV_SUBTYPES[fmt][subtype]
     layout = {1: "mono", 2: "stereo"}.get(data.shape[1], f"{data.shape[1]}c")
     options = {"movflags": "+faststart"} if fmt == "m4a" else {}
-    with av.open(str(tmp), mode="w", format=_WRITE_FORMATS[fmt][1], options=options) as out:
+    with av.open(fh, mode="w", format=_WRITE_FORMATS[fmt][1], options=options) as out:
         stream = out.add_stream(encoder, rate=rate)
         stream.layout = layout
         if sample_format is not None:
@@ -944,17 +933,17 @@ def write(
     if chosen not in _FLOAT_SUBTYPES:
         array = np.clip(array, -1.0, 1.0)
 
-    def make(tmp: Path) -> None:
+    def encode(fh: BinaryIO) -> None:
         try:
             if backend == "soundfile":
-                sf.write(str(tmp), array, sample_rate, format=container_format, subtype=chosen)
+                sf.write(fh, array, sample_rate, format=container_format, subtype=chosen)
             else:
-                _write_av(tmp, array, sample_rate, fmt, chosen, bitrate)
+                _write_av(fh, array, sample_rate, fmt, chosen, bitrate)
         except (av.FFmpegError, RuntimeError, ValueError) as exc:
             raise InvalidArgument(
                 f"could not encode {fmt} (subtype={chosen}, sample_rate={sample_rate}, "
                 f"channels={channels}): {exc}"
             ) from exc
 
-    _replace_atomically(p, make)
+    atomic_write_bytes(p, encode)
     return p
