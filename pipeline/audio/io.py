@@ -228,13 +228,10 @@ def _probe_soundfile(path: Path, size: int, stream_index: int, max_input_s: floa
     try:
         with sf.SoundFile(str(path)) as fh:
             rate, channels, frames = fh.samplerate, fh.channels, fh.frames
-            # An unfinished WAV (data size 0) looks empty to libsndfile; FFmpeg reads such files to the end.
-            if rate <= 0 or not 0 < channels <= _MAX_CHANNELS or frames <= 0:
+            # An unfinished WAV (data size 0) looks empty to libsndfile; FFmpeg reads such files to the end
+            # (and names the one audio stream of a file asked for another).
+            if rate <= 0 or not 0 < channels <= _MAX_CHANNELS or frames <= 0 or stream_index != 0:
                 return None
-            if stream_index != 0:
-                raise _fail(
-                    "no_audio_stream", path, f"the file has 1 audio stream; stream_index={stream_index}"
-                )
             if max_input_s is not None and frames / rate > max_input_s:
                 raise _fail(
                     "too_long", path, f"{frames / rate:.1f} s is longer than the maximum {max_input_s:g} s"
