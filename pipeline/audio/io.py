@@ -25,7 +25,7 @@ import secrets
 import stat
 import struct
 import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path
@@ -522,6 +522,9 @@ def _frame_to_array(frame: Any) -> np.ndarray:
     return np.ascontiguousarray(data.astype(np.float64) * (2.0**-bits), dtype=np.float32)
 
 
+_Blocks = Generator[np.ndarray, None, None]
+
+
 def _joined(parts: list[np.ndarray]) -> np.ndarray:
     return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
@@ -550,7 +553,7 @@ class AudioReader:
         self.info: AudioInfo = info or _probe(self._path, index, self._max_input_s)
         self.frames_read: int = 0
         self.warnings: list[str] = list(self.info.warnings)
-        self._open: weakref.WeakSet[Iterator[np.ndarray]] = weakref.WeakSet()
+        self._open: weakref.WeakSet[_Blocks] = weakref.WeakSet()
         self._closed = False
 
     def __enter__(self) -> AudioReader:
@@ -566,7 +569,7 @@ class AudioReader:
         self._closed = True
         for blocks in list(self._open):
             with contextlib.suppress(ValueError):  # running in another thread: it closes itself
-                blocks.close()  # type: ignore[attr-defined]
+                blocks.close()
 
     def blocks(
         self, *, block_frames: int = 65536, start_s: float = 0.0, end_s: float | None = None
@@ -585,7 +588,7 @@ class AudioReader:
         self._open.add(blocks)
         return blocks
 
-    def _blocks(self, start: int, end: int | None, block_frames: int) -> Iterator[np.ndarray]:
+    def _blocks(self, start: int, end: int | None, block_frames: int) -> _Blocks:
         sr = self.info.sample_rate
         limit = None if self._max_input_s is None else round((self._max_input_s + _TOO_LONG_SLACK_S) * sr)
         errors = [0]
@@ -597,7 +600,8 @@ class AudioReader:
         else:
             source = self._av_chunks(start, end, errors)
         floats = self.info.sample_format.startswith("float")
-        position, pending, waiting = start, [], 0
+        pending: list[np.ndarray] = []
+        position, waiting = start, 0
         try:
             for data in source:
                 position += len(data)
@@ -617,7 +621,7 @@ class AudioReader:
                 self.frames_read += waiting
                 yield _joined(pending)
         finally:
-            source.close()  # type: ignore[attr-defined]
+            source.close()
         if position == start and start == 0 and errors[0]:
             raise _fail("decode_failed", self._path, "no audio could be decoded")
         if self.info.frames is not None:
@@ -625,7 +629,7 @@ class AudioReader:
             if position - start < _enough_frames(expected, sr) and "truncated" not in self.warnings:
                 self.warnings.append("truncated")
 
-    def _sf_chunks(self, start: int, end: int | None, chunk: int, errors: list[int]) -> Iterator[np.ndarray]:
+    def _sf_chunks(self, start: int, end: int | None, chunk: int, errors: list[int]) -> _Blocks:
         """Read with libsndfile. After a read or seek error the file is opened again and read on from
         where it failed in small steps (salvage), to keep every good frame; a second error ends it."""
         # libsndfile's MP3 and Opus seeks land on the right sample but the decoder needs warm-up
@@ -718,7 +722,7 @@ class AudioReader:
             container.close()
             timing = None
 
-    def _av_chunks(self, start: int, end: int | None, errors: list[int]) -> Iterator[np.ndarray]:
+    def _av_chunks(self, start: int, end: int | None, errors: list[int]) -> _Blocks:
         sr, channels = self.info.sample_rate, self.info.channels
         container, frames, position = self._av_start(start, errors)
         with container:
