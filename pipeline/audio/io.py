@@ -7,8 +7,8 @@ PyAV, ``av``) takes over: M4A/AAC, ALAC, Opus in WebM, the audio of MP4/MOV/MKV/
 Every data problem is raised as :class:`~pipeline.errors.AudioReadError` with a stable reason code from
 :mod:`pipeline.errors`; bad arguments to the public functions raise :class:`~pipeline.errors.InvalidArgument`
 (checked once, at the public function; the private helpers trust their inputs). Float files with NaN or
-infinite samples decode with those samples as 0. See
-``docs/audio-io.md`` for the formats, the measured window-read accuracy and the reason codes.
+infinite samples decode with those samples as 0. See ``docs/audio-io.md`` for the formats, the measured
+window-read accuracy and the reason codes.
 """
 
 from __future__ import annotations
@@ -17,12 +17,15 @@ import contextlib
 import errno
 import functools
 import hashlib
+import itertools
+import math
 import os
 import re
 import secrets
 import stat
 import struct
-from collections.abc import Callable, Iterator
+import weakref
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path
@@ -41,7 +44,6 @@ __all__ = [
     "AudioInfo",
     "AudioReader",
     "atomic_write_bytes",
-    "iter_blocks",
     "probe",
     "probe_row",
     "read",
@@ -54,19 +56,19 @@ PathArg = str | os.PathLike[str]
 DEFAULT_MAX_INPUT_S: float = 4 * 3600.0
 """Inputs longer than this (from the header) are refused with ``too_long`` unless the caller says otherwise."""
 
-_HASH_CHUNK = 1 << 20  # sha256 is streamed in 1 MiB reads
 _SF_CHUNK = 65536  # frames per libsndfile read call
 _SALVAGE_STEP = 256  # frames per read when recovering the good part of a corrupt libsndfile stream
 _PREROLL_S = 0.5  # decode this much before a seek target; covers AAC/MP3/Opus/Vorbis decoder warm-up
 _MAX_CHANNELS = 256  # more than this in a header is corruption for voice recordings, not a real file
 _MAX_CONSECUTIVE_PACKET_ERRORS = 64  # give up on an FFmpeg stream after this many bad packets in a row
+_TIMING_FRAMES = 24  # frames decoded from the start to measure timestamp rounding
+_ANCHOR_FRAMES = 8  # frames after a seek whose timestamps are combined to place the decoded audio
+_REACH_MAX_FRAMES = 256  # probe's end check gives up (unknown) after decoding this many frames
 _TRUNCATED_RATIO = 0.9  # "clearly short": below 90 % of the promised frames ...
 _TRUNCATED_MIN_S = 0.5  # ... and more than 0.5 s short
 _TOO_LONG_SLACK_S = 1.0  # a lying header may overrun max_input_s by this much before decoding stops
-
-# --------------------------------------------------------------------------------------------------------
-# AudioInfo
-# --------------------------------------------------------------------------------------------------------
+_SF_ERRORS = (RuntimeError, OSError, ValueError, TypeError, OverflowError, MemoryError)
+_AV_ERRORS = (av.FFmpegError, OSError, ValueError, TypeError, EOFError, UnicodeDecodeError, MemoryError)
 
 
 @dataclass(frozen=True)
@@ -76,7 +78,8 @@ class AudioInfo:
     ``frames`` and ``duration_s`` come from the header or stream metadata and are ``None`` only when the
     container states no length and none can be derived from its packet timestamps. ``sample_format`` is
     ``pcm8``/``pcm16``/``pcm24``/``pcm32``/``float32``/``float64`` for PCM and lossless codecs and the
-    decoder's output format (e.g. ``fltp``) for lossy ones.
+    decoder's output format (e.g. ``fltp``) for lossy ones. ``warnings`` holds ``truncated`` when the
+    stream cannot be decoded up to (nearly) the length its header states.
     """
 
     path: str
@@ -92,6 +95,7 @@ class AudioInfo:
     backend: str
     stream_index: int
     audio_streams: int
+    warnings: tuple[str, ...] = ()
 
 
 def _stream_args(path: object, stream_index: object, max_input_s: object) -> tuple[Path, int, float | None]:
@@ -101,7 +105,7 @@ def _stream_args(path: object, stream_index: object, max_input_s: object) -> tup
 
 
 # --------------------------------------------------------------------------------------------------------
-# file checks and hashing
+# file checks, hashing, truncation
 # --------------------------------------------------------------------------------------------------------
 
 
@@ -113,21 +117,17 @@ def _check_file(path: Path) -> int:
     """Return the file size; raise ``not_found``/``unreadable``/``empty`` for files that cannot be used."""
     try:
         st = os.stat(path)
-    except FileNotFoundError:
-        detail = "broken symbolic link" if os.path.islink(path) else "no such file"
+    except (FileNotFoundError, NotADirectoryError):
+        detail = "broken symbolic link" if os.path.islink(path) else "no such file or folder"
         raise _fail("not_found", path, detail) from None
-    except NotADirectoryError:
-        raise _fail("not_found", path, "a parent of the path is not a folder") from None
-    except PermissionError:
-        raise _fail("unreadable", path, "permission denied") from None
     except OSError as exc:
-        if exc.errno == errno.ELOOP:
-            raise _fail("unreadable", path, "symbolic link loop") from None
-        raise _fail("unreadable", path, f"cannot stat the file ({exc.strerror})") from None
-    if stat.S_ISDIR(st.st_mode):
-        raise _fail("unreadable", path, "is a folder, not a file")
+        detail = (
+            "symbolic link loop" if exc.errno == errno.ELOOP else f"cannot stat the file ({exc.strerror})"
+        )
+        raise _fail("unreadable", path, detail) from None
     if not stat.S_ISREG(st.st_mode):
-        raise _fail("unreadable", path, "is not a regular file")
+        kind = "a folder" if stat.S_ISDIR(st.st_mode) else "not a regular file"
+        raise _fail("unreadable", path, f"is {kind}")
     try:
         with open(path, "rb") as fh:
             fh.read(1)
@@ -139,29 +139,57 @@ def _check_file(path: Path) -> int:
 
 
 def sha256_file(path: str | Path) -> str:
-    """sha256 (hex) of a file's bytes, read in 1 MiB chunks; AudioReadError ``unreadable`` on failure."""
-    path = Path(path)
-    digest = hashlib.sha256()
+    """sha256 (hex) of a file's bytes, read in chunks; AudioReadError ``unreadable`` on failure."""
     try:
         with open(path, "rb") as fh:
-            while chunk := fh.read(_HASH_CHUNK):
-                digest.update(chunk)
+            return hashlib.file_digest(fh, "sha256").hexdigest()
     except OSError as exc:
-        raise _fail("unreadable", path, f"cannot read the file ({exc.strerror or exc})") from None
-    return digest.hexdigest()
+        raise _fail("unreadable", Path(path), f"cannot read the file ({exc.strerror or exc})") from None
 
 
-def _is_clearly_short(got: int, expected: int, sample_rate: int) -> bool:
-    return got < _TRUNCATED_RATIO * expected and (expected - got) > _TRUNCATED_MIN_S * sample_rate
+def _enough_frames(expected: int, sample_rate: int) -> int:
+    """Frames a decode must reach not to count as ``truncated``: 90 % of ``expected``, or all but 0.5 s."""
+    return math.ceil(min(_TRUNCATED_RATIO * expected, expected - _TRUNCATED_MIN_S * sample_rate))
+
+
+def _declared_frames(path: Path, frames: int) -> int | None:
+    """Frames a WAV's ``data`` chunk or an AIFF's ``COMM`` chunk promises; ``None`` for other files.
+
+    libsndfile silently shortens such files to what is there (``frames``), so the header is the only way
+    to notice one that was cut short. WAV sizes ``0`` and ``0xFFFFFFFF`` mean "length unknown" (an
+    unfinished or streamed recording), not a promise.
+    """
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(12)
+            riff = head[:4] == b"RIFF" and head[8:12] == b"WAVE"
+            if not riff and not (head[:4] == b"FORM" and head[8:12] in (b"AIFF", b"AIFC")):
+                return None
+            for _ in range(64):  # a handful of chunks come before the audio; bound the walk anyway
+                chunk = fh.read(8)
+                if len(chunk) < 8:
+                    return None
+                chunk_id, size = chunk[:4], struct.unpack("<I" if riff else ">I", chunk[4:])[0]
+                if chunk_id == b"COMM":
+                    body = fh.read(6)
+                    return int(struct.unpack(">I", body[2:])[0]) if len(body) == 6 else None
+                if chunk_id == b"data":  # scaled from bytes: right for every codec a WAV may hold
+                    present = os.fstat(fh.fileno()).st_size - fh.tell()
+                    return frames * size // max(present, 1) if present < size < 0xFFFFFFFF else frames
+                fh.seek(size + (size & 1), os.SEEK_CUR)
+    except OSError:
+        return None
+    return None
 
 
 # --------------------------------------------------------------------------------------------------------
-# libsndfile backend: naming
+# libsndfile backend: probe
 # --------------------------------------------------------------------------------------------------------
 
 _SF_FORMAT_NAMES = {"WAV": "wav", "WAVEX": "wav", "AIFF": "aiff", "OGG": "ogg", "MP3": "mp3"}
 _BIG_ENDIAN_FORMATS = {"AIFF", "AU", "CAF"}
-_SF_PCM = {
+# subtype -> (codec, sample_format); lossy codecs report the format FFmpeg's decoder produces for them.
+_SF_SUBTYPES = {
     "PCM_S8": ("pcm_s8", "pcm8"),
     "PCM_U8": ("pcm_u8", "pcm8"),
     "PCM_16": ("pcm_s16{e}", "pcm16"),
@@ -169,95 +197,30 @@ _SF_PCM = {
     "PCM_32": ("pcm_s32{e}", "pcm32"),
     "FLOAT": ("pcm_f32{e}", "float32"),
     "DOUBLE": ("pcm_f64{e}", "float64"),
+    "VORBIS": ("vorbis", "fltp"),
+    "OPUS": ("opus", "fltp"),
+    "MPEG_LAYER_I": ("mp1", "fltp"),
+    "MPEG_LAYER_II": ("mp2", "fltp"),
+    "MPEG_LAYER_III": ("mp3", "fltp"),
+    "ULAW": ("pcm_mulaw", "s16"),
+    "ALAW": ("pcm_alaw", "s16"),
+    "IMA_ADPCM": ("adpcm_ima", "s16"),
+    "MS_ADPCM": ("adpcm_ms", "s16"),
+    "GSM610": ("gsm", "s16"),
+    "ALAC_16": ("alac", "pcm16"),
+    "ALAC_20": ("alac", "pcm24"),
+    "ALAC_24": ("alac", "pcm24"),
+    "ALAC_32": ("alac", "pcm32"),
 }
-# Lossy codecs report the sample format FFmpeg's decoder produces for them, whichever backend decoded.
-_SF_LOSSY = {
-    "VORBIS": "vorbis",
-    "OPUS": "opus",
-    "MPEG_LAYER_I": "mp1",
-    "MPEG_LAYER_II": "mp2",
-    "MPEG_LAYER_III": "mp3",
-}
-_SF_LOSSY_CODECS = frozenset(_SF_LOSSY.values())
-_SF_OTHER_CODECS = {
-    "ULAW": "pcm_mulaw",
-    "ALAW": "pcm_alaw",
-    "IMA_ADPCM": "adpcm_ima",
-    "MS_ADPCM": "adpcm_ms",
-    "GSM610": "gsm",
-    "ALAC_16": "alac",
-    "ALAC_20": "alac",
-    "ALAC_24": "alac",
-    "ALAC_32": "alac",
-}
-_SF_OTHER_SAMPLE_FORMATS = {"ALAC_16": "pcm16", "ALAC_20": "pcm24", "ALAC_24": "pcm24", "ALAC_32": "pcm32"}
 
 
 def _sf_names(sf_format: str, subtype: str) -> tuple[str, str, str]:
     """Map libsndfile's (format, subtype) to our (format, codec, sample_format) names."""
-    fmt = _SF_FORMAT_NAMES.get(sf_format, sf_format.lower())
-    if sf_format == "FLAC":
-        return fmt, "flac", _SF_PCM.get(subtype, ("", subtype.lower()))[1]
-    if subtype in _SF_PCM:
-        codec, sample_format = _SF_PCM[subtype]
-        endian = "be" if sf_format in _BIG_ENDIAN_FORMATS else "le"
-        return fmt, codec.format(e=endian), sample_format
-    if subtype in _SF_LOSSY:
-        return fmt, _SF_LOSSY[subtype], "fltp"
-    codec = _SF_OTHER_CODECS.get(subtype, subtype.lower())
-    return fmt, codec, _SF_OTHER_SAMPLE_FORMATS.get(subtype, "s16")
-
-
-def _riff_declared_frames(path: Path, size: int) -> int | None:
-    """Frames a plain RIFF/WAVE header promises in its data chunk, when that is more than the file holds.
-
-    libsndfile silently shortens such files to what is there, so this is the only way to notice a WAV that
-    was cut short. ``0`` and ``0xFFFFFFFF`` sizes mean "length unknown" (unfinished or streamed WAV), not
-    truncation, and return ``None``.
-    """
-    try:
-        with open(path, "rb") as fh:
-            head = fh.read(12)
-            if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
-                return None
-            block_align = 0
-            for _ in range(64):  # a WAV has a handful of chunks before "data"; bound the walk anyway
-                chunk = fh.read(8)
-                if len(chunk) < 8:
-                    return None
-                chunk_id, chunk_size = chunk[:4], struct.unpack("<I", chunk[4:])[0]
-                if chunk_id == b"data":
-                    if chunk_size in (0, 0xFFFFFFFF) or block_align <= 0:
-                        return None
-                    available = size - fh.tell()
-                    return chunk_size // block_align if chunk_size > available else None
-                body_start = fh.tell()
-                if chunk_id == b"fmt " and chunk_size >= 16:
-                    body = fh.read(16)
-                    if len(body) < 16:
-                        return None
-                    block_align = struct.unpack("<H", body[12:14])[0]
-                fh.seek(body_start + chunk_size + (chunk_size & 1))
-    except OSError:
-        return None
-    return None
-
-
-def _header_warnings(path: Path, info: AudioInfo) -> list[str]:
-    """Reason codes visible from the header alone (today: a WAV whose data chunk overruns the file)."""
-    if info.backend != "soundfile" or info.format != "wav" or info.frames is None:
-        return []
-    declared = _riff_declared_frames(path, info.bytes)
-    if declared is not None and _is_clearly_short(info.frames, declared, info.sample_rate):
-        return ["truncated"]
-    return []
-
-
-# --------------------------------------------------------------------------------------------------------
-# libsndfile backend: probe
-# --------------------------------------------------------------------------------------------------------
-
-_SF_ERRORS = (RuntimeError, OSError, ValueError, TypeError, OverflowError, MemoryError)
+    codec, sample_format = _SF_SUBTYPES.get(subtype, (subtype.lower(), "s16"))
+    codec = (
+        "flac" if sf_format == "FLAC" else codec.format(e="be" if sf_format in _BIG_ENDIAN_FORMATS else "le")
+    )
+    return _SF_FORMAT_NAMES.get(sf_format, sf_format.lower()), codec, sample_format
 
 
 def _probe_soundfile(path: Path, size: int, stream_index: int, max_input_s: float | None) -> AudioInfo | None:
@@ -265,17 +228,13 @@ def _probe_soundfile(path: Path, size: int, stream_index: int, max_input_s: floa
     try:
         with sf.SoundFile(str(path)) as fh:
             rate, channels, frames = fh.samplerate, fh.channels, fh.frames
-            # An unfinished WAV (data size 0) looks empty to libsndfile; FFmpeg reads such files to the end.
-            if rate <= 0 or not 0 < channels <= _MAX_CHANNELS or frames <= 0:
+            # An unfinished WAV (data size 0) looks empty to libsndfile; FFmpeg reads such files to the end
+            # (and names the one audio stream of a file asked for another).
+            if rate <= 0 or not 0 < channels <= _MAX_CHANNELS or frames <= 0 or stream_index != 0:
                 return None
-            if stream_index != 0:
+            if max_input_s is not None and frames / rate > max_input_s:
                 raise _fail(
-                    "no_audio_stream", path, f"the file has 1 audio stream; stream_index={stream_index}"
-                )
-            duration_s = frames / rate
-            if max_input_s is not None and duration_s > max_input_s:
-                raise _fail(
-                    "too_long", path, f"{duration_s:.1f} s is longer than the maximum {max_input_s:g} s"
+                    "too_long", path, f"{frames / rate:.1f} s is longer than the maximum {max_input_s:g} s"
                 )
             if len(fh.read(min(1024, frames), dtype="float32", always_2d=True)) == 0:
                 return None
@@ -289,7 +248,7 @@ def _probe_soundfile(path: Path, size: int, stream_index: int, max_input_s: floa
         sample_rate=int(rate),
         channels=int(channels),
         frames=int(frames),
-        duration_s=duration_s,
+        duration_s=frames / rate,
         sample_format=sample_format,
         bytes=size,
         sha256=None,
@@ -303,18 +262,13 @@ def _probe_soundfile(path: Path, size: int, stream_index: int, max_input_s: floa
 # FFmpeg (PyAV) backend
 # --------------------------------------------------------------------------------------------------------
 
-_AV_ERRORS = (av.FFmpegError, OSError, ValueError, TypeError, EOFError, UnicodeDecodeError, MemoryError)
 _MOV_BRANDS = {"m4a": "m4a", "m4b": "m4a", "m4p": "m4a", "qt": "mov"}
+# MP4/MOV state the length to the sample (edit lists): FFmpeg removes AAC priming itself but leaves the
+# encoder's tail padding, which that length cuts off. Other containers' lengths are estimates, never a cut.
+_SAMPLE_EXACT_FORMATS = {*_MOV_BRANDS.values(), "mp4", "3gp", "3g2"}
 _PCM_CODEC = re.compile(r"^pcm_([suf])(8|16|24|32|64)")
-_PCM_BITS = {"8": "pcm8", "16": "pcm16", "24": "pcm24", "32": "pcm32"}
-_DECODED_LOSSLESS = {
-    "s16": "pcm16",
-    "s16p": "pcm16",
-    "s32": "pcm32",
-    "s32p": "pcm32",
-    "u8": "pcm8",
-    "u8p": "pcm8",
-}
+_LOSSLESS_CODECS = {"alac", "flac", "wavpack", "tta", "ape", "mlp", "truehd"}
+_DECODED_BITS = {"u8": "pcm8", "s16": "pcm16", "s32": "pcm32"}
 
 
 def _av_open(path: Path) -> Any:
@@ -327,34 +281,23 @@ def _av_format_name(container: Any, path: Path) -> str:
         brand = str(container.metadata.get("major_brand", "")).strip().lower()
         if brand in _MOV_BRANDS:
             return _MOV_BRANDS[brand]
-        if brand.startswith("3g2"):
-            return "3g2"
-        if brand.startswith("3gp"):
-            return "3gp"
-        return "mp4"
+        return next((name for name in ("3g2", "3gp") if brand.startswith(name)), "mp4")
     if "matroska" in names:
         # The EBML header near the start names the DocType: "webm" or "matroska".
-        try:
-            with open(path, "rb") as fh:
-                head = fh.read(64)
-        except OSError:
-            head = b""
-        return "webm" if b"webm" in head else "matroska"
+        with contextlib.suppress(OSError), open(path, "rb") as fh:
+            return "webm" if b"webm" in fh.read(64) else "matroska"
+        return "matroska"
     return names[0]
 
 
-def _av_bits_from_extradata(codec: str, extradata: bytes | None) -> int | None:
-    if not extradata:
-        return None
-    if codec == "alac":
-        if len(extradata) >= 36 and extradata[4:8] == b"alac":
-            return extradata[17]
-        if len(extradata) >= 24:
-            return extradata[5]
-    if codec == "flac" and len(extradata) >= 34:
-        start = 8 if extradata[:4] == b"fLaC" else 0
-        if len(extradata) >= start + 14:
-            return (((extradata[start + 12] & 1) << 4) | (extradata[start + 13] >> 4)) + 1
+def _av_lossless_bits(codec: str, extradata: bytes | None) -> int | None:
+    """Bits per sample that ALAC and FLAC state in their setup data."""
+    data = extradata or b""
+    if codec == "alac" and len(data) >= 24:
+        return data[17] if len(data) >= 36 and data[4:8] == b"alac" else data[5]
+    start = 8 if data[:4] == b"fLaC" else 0
+    if codec == "flac" and len(data) >= 34:
+        return (((data[start + 12] & 1) << 4) | (data[start + 13] >> 4)) + 1
     return None
 
 
@@ -364,25 +307,13 @@ def _av_sample_format(codec: str, extradata: bytes | None, decoded: str) -> str:
         kind, bits = match.groups()
         if kind == "f":
             return "float32" if bits == "32" else "float64"
-        return _PCM_BITS.get(bits, decoded)
-    if codec in ("alac", "flac", "wavpack", "tta", "ape", "mlp", "truehd"):
-        bits = _av_bits_from_extradata(codec, extradata)
-        if bits is not None:
-            return "pcm16" if bits <= 16 else "pcm24" if bits <= 24 else "pcm32"
-        return _DECODED_LOSSLESS.get(decoded, decoded)
-    return decoded
-
-
-def _av_precise_end(container: Any, stream: Any, sample_rate: int) -> int | None:
-    """End of the stream in frames when the container states it to the sample (MP4/MOV edit lists).
-
-    FFmpeg removes AAC priming itself but leaves the encoder's tail padding; MP4's sample-accurate duration
-    tells where the real signal ends. Other containers' durations are estimates and never cut audio.
-    """
-    names = str(container.format.name).split(",")
-    if "mov" not in names or stream.duration is None or stream.time_base is None:
-        return None
-    return round(Fraction(stream.duration) * Fraction(stream.time_base) * sample_rate)
+        return f"pcm{bits}" if bits != "64" else decoded
+    if codec not in _LOSSLESS_CODECS:
+        return decoded
+    bits = _av_lossless_bits(codec, extradata)
+    if bits is None:
+        return _DECODED_BITS.get(decoded.rstrip("p"), decoded)
+    return "pcm16" if bits <= 16 else "pcm24" if bits <= 24 else "pcm32"
 
 
 def _av_header_duration(container: Any, stream: Any) -> float | None:
@@ -398,52 +329,89 @@ def _av_scan_duration(path: Path, stream_position: int) -> float | None:
     try:
         with _av_open(path) as container:
             stream = container.streams.audio[stream_position]
-            time_base = stream.time_base
-            first: int | None = None
-            last: int | None = None
+            first = last = None
             for packet in container.demux(stream):
-                if packet.pts is None:
-                    continue
-                end = packet.pts + (packet.duration or 0)
-                first = packet.pts if first is None else min(first, packet.pts)
-                last = end if last is None else max(last, end)
+                if packet.pts is not None:
+                    first = packet.pts if first is None else min(first, packet.pts)
+                    last = max(last or first, packet.pts + (packet.duration or 0))
     except _AV_ERRORS:
         return None
-    if first is None or last is None or time_base is None or last <= first:
+    if first is None or last is None or stream.time_base is None or last <= first:
         return None
-    return float(Fraction(last - first) * Fraction(time_base))
+    return float(Fraction(last - first) * Fraction(stream.time_base))
 
 
-class _PacketDecoder:
-    """Decode one stream packet by packet, skipping packets FFmpeg rejects (as the ffmpeg tool does)."""
+def _av_frames(container: Any, stream: Any, errors: list[int]) -> Iterator[Any]:
+    """Decoded frames (with samples) of one stream, skipping packets FFmpeg rejects as the ffmpeg tool does.
 
-    def __init__(self, container: Any, stream: Any) -> None:
-        self.container = container
-        self.stream = stream
-        self.errors = 0
-
-    def frames(self) -> Iterator[Any]:
-        """Yield decoded frames; stop after too many bad packets in a row or when demuxing fails."""
+    ``errors[0]`` counts the rejected packets; decoding stops after too many in a row or when demuxing fails.
+    """
+    consecutive = 0
+    packets = container.demux(stream)
+    while consecutive <= _MAX_CONSECUTIVE_PACKET_ERRORS:
+        try:
+            packet = next(packets)
+        except StopIteration:
+            return
+        except _AV_ERRORS:
+            errors[0] += 1
+            return
+        try:
+            decoded = stream.decode(packet)
+        except _AV_ERRORS:
+            errors[0] += 1
+            consecutive += 1
+            continue
         consecutive = 0
-        packets = self.container.demux(self.stream)
-        while True:
-            try:
-                packet = next(packets)
-            except StopIteration:
-                return
-            except _AV_ERRORS:
-                self.errors += 1
-                return
-            try:
-                decoded = self.stream.decode(packet)
-            except _AV_ERRORS:
-                self.errors += 1
-                consecutive += 1
-                if consecutive > _MAX_CONSECUTIVE_PACKET_ERRORS:
-                    return
-                continue
-            consecutive = 0
-            yield from decoded
+        yield from (frame for frame in decoded if frame.samples > 0)
+
+
+def _placed(
+    frames: Iterator[Any], origin: int, time_base: Fraction, sample_rate: int, count: int
+) -> tuple[int, Iterator[Any]] | None:
+    """Where the next frame starts (samples after the timestamp ``origin``) and the frames from it.
+
+    Each of the next ``count`` frames' timestamp, less the samples before it, estimates the same position;
+    their median is robust to per-frame tick rounding. ``None`` when timestamps are missing.
+    """
+    kept: list[Any] = []
+    estimates: list[int] = []
+    counted = 0
+    for frame in itertools.islice(frames, count):
+        if frame.pts is None:
+            return None
+        estimates.append(round((frame.pts - origin) * time_base * sample_rate) - counted)
+        counted += frame.samples
+        kept.append(frame)
+    if not kept:
+        return None
+    return int(np.median(estimates).round()), itertools.chain(kept, frames)
+
+
+def _av_decodes_to(path: Path, stream_index: int, frames: int) -> bool:
+    """Whether FFmpeg decodes the stream up to frame ``frames`` (counted from its first decoded frame).
+
+    Seeks 0.5 s before it and decodes a few packets: a cut file has none there. A stream that cannot be
+    opened or seeked, or has no timestamps, gives ``True`` (unknown is not truncated; the reader checks).
+    """
+    try:
+        with _av_open(path) as container:
+            stream = container.streams.audio[stream_index]
+            first = next(_av_frames(container, stream, [0]), None)
+            if first is None or first.pts is None or frames <= _PREROLL_S * first.sample_rate:
+                return True
+            rate, time_base = first.sample_rate, Fraction(stream.time_base)
+            target = first.pts + int((Fraction(frames, rate) - Fraction(_PREROLL_S)) / time_base)
+            container.seek(target, stream=stream, backward=True)
+            for count, frame in enumerate(_av_frames(container, stream, [0])):
+                position = (
+                    round((frame.pts - first.pts) * time_base * rate) if frame.pts is not None else frames
+                )
+                if count > _REACH_MAX_FRAMES or position + frame.samples >= frames:
+                    return True
+    except (*_AV_ERRORS, IndexError):
+        return True
+    return False
 
 
 def _probe_av(path: Path, size: int, stream_index: int, max_input_s: float | None) -> AudioInfo:
@@ -451,68 +419,50 @@ def _probe_av(path: Path, size: int, stream_index: int, max_input_s: float | Non
         container = _av_open(path)
     except _AV_ERRORS:
         raise _fail("decode_failed", path, "neither libsndfile nor FFmpeg recognise the data") from None
-    try:
+    with container:
         audio = list(container.streams.audio)
-        if not audio:
-            others = len(container.streams)
-            detail = f"the container has {others} stream(s) and none is audio"
-            raise _fail("no_audio_stream", path, detail)
         if stream_index >= len(audio):
-            detail = f"the container has {len(audio)} audio stream(s); stream_index={stream_index}"
-            raise _fail("no_audio_stream", path, detail)
+            detail = (
+                f"{len(audio)} audio stream(s) among {len(container.streams)}; stream_index={stream_index}"
+            )
+            raise _fail("no_audio_stream", path, f"the container has {detail}")
         stream = audio[stream_index]
         codec_context = stream.codec_context  # None when FFmpeg has no decoder for the stream
         if codec_context is None or codec_context.codec is None:
             raise _fail("unsupported", path, "FFmpeg has no decoder for this audio stream")
         codec_name = str(codec_context.codec.canonical_name)
-        fmt = _av_format_name(container, path)
-        extradata = codec_context.extradata
-        duration_s = _av_header_duration(container, stream)
         # A demuxer picked by the file name alone (random bytes named .flac) leaves these at 0.
-        header_rate = int(codec_context.sample_rate or 0)
-        header_channels = int(codec_context.channels or 0)
-        if duration_s is None:
-            duration_s = _av_scan_duration(path, stream_index)
+        header_ok = int(codec_context.sample_rate or 0) > 0 and int(codec_context.channels or 0) > 0
+        duration_s = _av_header_duration(container, stream) or _av_scan_duration(path, stream_index)
         if max_input_s is not None and duration_s is not None and duration_s > max_input_s:
             raise _fail("too_long", path, f"{duration_s:.1f} s is longer than the maximum {max_input_s:g} s")
-        decoder = _PacketDecoder(container, stream)
-        try:
-            first = next((frame for frame in decoder.frames() if frame.samples > 0), None)
-        except _AV_ERRORS:
-            first, decoder.errors = None, decoder.errors + 1
-    finally:
-        container.close()
-    if first is None:
-        if decoder.errors or header_rate <= 0 or header_channels <= 0:
-            raise _fail("decode_failed", path, f"FFmpeg could not decode the {codec_name} stream")
-        raise _fail("empty", path, "the audio stream holds no samples")
-    sample_rate = int(first.sample_rate)
-    channels = int(first.layout.nb_channels)
-    if sample_rate <= 0 or not 0 < channels <= _MAX_CHANNELS:
-        raise _fail("decode_failed", path, f"implausible stream: {sample_rate} Hz, {channels} channels")
-    frames = None if duration_s is None else round(duration_s * sample_rate)
-    if frames == 0:
-        frames, duration_s = None, None  # the header says 0 but a frame decoded: the header is wrong
-    return AudioInfo(
-        path=str(path),
-        format=fmt,
-        codec=codec_name,
-        sample_rate=sample_rate,
-        channels=channels,
-        frames=frames,
-        duration_s=duration_s,
-        sample_format=_av_sample_format(codec_name, extradata, first.format.name),
-        bytes=size,
-        sha256=None,
-        backend="av",
-        stream_index=stream_index,
-        audio_streams=len(audio),
-    )
-
-
-# --------------------------------------------------------------------------------------------------------
-# probe
-# --------------------------------------------------------------------------------------------------------
+        errors = [0]
+        first = next(_av_frames(container, stream, errors), None)
+        if first is None:
+            if errors[0] or not header_ok:
+                raise _fail("decode_failed", path, f"FFmpeg could not decode the {codec_name} stream")
+            raise _fail("empty", path, "the audio stream holds no samples")
+        sample_rate, channels = int(first.sample_rate), int(first.layout.nb_channels)
+        if sample_rate <= 0 or not 0 < channels <= _MAX_CHANNELS:
+            raise _fail("decode_failed", path, f"implausible stream: {sample_rate} Hz, {channels} channels")
+        frames = None if duration_s is None else round(duration_s * sample_rate)
+        if frames == 0:
+            frames, duration_s = None, None  # the header says 0 but a frame decoded: the header is wrong
+        return AudioInfo(
+            path=str(path),
+            format=_av_format_name(container, path),
+            codec=codec_name,
+            sample_rate=sample_rate,
+            channels=channels,
+            frames=frames,
+            duration_s=duration_s,
+            sample_format=_av_sample_format(codec_name, codec_context.extradata, first.format.name),
+            bytes=size,
+            sha256=None,
+            backend="av",
+            stream_index=stream_index,
+            audio_streams=len(audio),
+        )
 
 
 @renamed(max_duration_s="max_input_s")
@@ -523,7 +473,7 @@ def probe(
     max_input_s: float | None = DEFAULT_MAX_INPUT_S,
     hash: bool = True,
 ) -> AudioInfo:
-    """Describe one audio stream of a file from its header, decoding at most its first frame.
+    """Describe one audio stream of a file from its header, its first frame and a check of its end.
 
     Raises :class:`AudioReadError` with reason ``not_found``, ``unreadable``, ``empty``, ``decode_failed``,
     ``no_audio_stream``, ``unsupported`` or ``too_long`` (the latter from the header, before decoding).
@@ -538,8 +488,17 @@ def probe(
 
 def _probe(path: Path, stream_index: int, max_input_s: float | None) -> AudioInfo:
     size = _check_file(path)
-    info = _probe_soundfile(path, size, stream_index, max_input_s)
-    return info if info is not None else _probe_av(path, size, stream_index, max_input_s)
+    info = _probe_soundfile(path, size, stream_index, max_input_s) or _probe_av(
+        path, size, stream_index, max_input_s
+    )
+    if info.frames is None:
+        return info
+    # libsndfile takes a WAV's or AIFF's length from the file size; other header lengths (FLAC's STREAMINFO,
+    # an MP3's Xing tag, MP4, Matroska) are checked by decoding near the end (FFmpeg: no scan of an MP3).
+    declared = _declared_frames(path, info.frames) if info.backend == "soundfile" else None
+    enough = _enough_frames(declared or info.frames, info.sample_rate)
+    cut = info.frames < enough if declared else not _av_decodes_to(path, info.stream_index, enough)
+    return replace(info, warnings=("truncated",)) if cut else info
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -563,64 +522,21 @@ def _frame_to_array(frame: Any) -> np.ndarray:
     return np.ascontiguousarray(data.astype(np.float64) * (2.0**-bits), dtype=np.float32)
 
 
-_TIMING_FRAMES = 24  # frames decoded from the start to measure timestamp rounding
+_Blocks = Generator[np.ndarray, None, None]
 
 
-_ANCHOR_FRAMES = 8  # frames after a seek whose timestamps are combined to place the decoded audio
-
-
-def _anchor_after_seek(
-    frames: Iterator[Any], origin: int, bias: int, time_base: Fraction | None, sample_rate: int
-) -> tuple[int, Iterator[Any]] | None:
-    """Place the frames decoded after a seek: (sample position of the next frame, the frames from it).
-
-    The first frame is dropped: it is decoder warm-up, and some decoders trim it as if it began the
-    stream. Each following frame's timestamp, less the samples before it, estimates the same position;
-    their median is robust to per-frame tick rounding. ``None`` when timestamps are missing.
-    """
-    if time_base is None:
-        return None
-    kept: list[Any] = []
-    dropped_first = False
-    for frame in frames:
-        if frame.samples <= 0:
-            continue
-        if not dropped_first:
-            dropped_first = True
-            continue
-        if frame.pts is None:
-            return None
-        kept.append(frame)
-        if len(kept) >= _ANCHOR_FRAMES:
-            break
-    if not kept:
-        return None
-    estimates = []
-    counted = 0
-    for frame in kept:
-        estimates.append(round((frame.pts - origin) * time_base * sample_rate) - bias - counted)
-        counted += frame.samples
-    position = int(np.median(estimates).round())
-
-    def chained() -> Iterator[Any]:
-        yield from kept
-        yield from frames
-
-    return position, chained()
-
-
-class _Restart(Exception):
-    """Internal: a seek landed badly; decode again from the beginning."""
+def _joined(parts: list[np.ndarray]) -> np.ndarray:
+    return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
 
 class AudioReader:
     """Streaming decoder for one audio stream of a file; use as a context manager.
 
     ``blocks()`` yields float32 arrays of shape ``(n, channels)``; memory is bounded by the block size.
-    ``frames_read`` counts frames yielded so far (over all ``blocks()`` calls); ``warnings`` collects
-    reason codes noticed while reading, such as ``truncated`` when decoding ended clearly short
-    (below 90 % and more than 0.5 s short) of the header's length. What decoded is always kept.
-    Given ``info`` (the file's probe) it reads the stream the probe describes; ``stream_index`` and
+    ``frames_read`` counts frames yielded so far (over all ``blocks()`` calls); ``warnings`` starts with the
+    probe's and collects reason codes noticed while reading, such as ``truncated`` when decoding ended
+    clearly short (below 90 % and more than 0.5 s short) of the header's length. What decoded is always
+    kept. Given ``info`` (the file's probe) it reads the stream the probe describes; ``stream_index`` and
     ``max_input_s`` are for the probe it makes otherwise (``max_input_s`` also stops a lying header).
     """
 
@@ -636,28 +552,24 @@ class AudioReader:
         self._path, index, self._max_input_s = _stream_args(path, stream_index, max_input_s)
         self.info: AudioInfo = info or _probe(self._path, index, self._max_input_s)
         self.frames_read: int = 0
-        self.warnings: list[str] = _header_warnings(self._path, self.info)
-        self._closers: dict[int, Callable[[], None]] = {}
+        self.warnings: list[str] = list(self.info.warnings)
+        self._open: weakref.WeakSet[_Blocks] = weakref.WeakSet()
         self._closed = False
 
     def __enter__(self) -> AudioReader:
         return self
 
     def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.close()
 
     def close(self) -> None:
-        """Release every open file handle; later ``blocks()`` calls raise ``InvalidArgument``."""
+        """Close the files of unfinished ``blocks()`` iterators; later ``blocks()`` raise ``InvalidArgument``."""
         self._closed = True
-        for closer in list(self._closers.values()):
-            with contextlib.suppress(Exception):
-                closer()
-        self._closers.clear()
+        for blocks in list(self._open):
+            with contextlib.suppress(ValueError):  # running in another thread: it closes itself
+                blocks.close()
 
     def blocks(
         self, *, block_frames: int = 65536, start_s: float = 0.0, end_s: float | None = None
@@ -672,81 +584,58 @@ class AudioReader:
         start = number("start_s", start_s)
         end = None if end_s is None else number("end_s", end_s, minimum=start)
         sr = self.info.sample_rate
-        return self._rebatch(round(start * sr), None if end is None else round(end * sr), block_frames)
+        blocks = self._blocks(round(start * sr), None if end is None else round(end * sr), block_frames)
+        self._open.add(blocks)
+        return blocks
 
-    # -- shared loop ----------------------------------------------------------------------------------
-
-    def _rebatch(self, start: int, end: int | None, block_frames: int) -> Iterator[np.ndarray]:
+    def _blocks(self, start: int, end: int | None, block_frames: int) -> _Blocks:
         sr = self.info.sample_rate
-        limit = None
-        if self._max_input_s is not None:
-            limit = round((self._max_input_s + _TOO_LONG_SLACK_S) * sr)
-        chunk = max(block_frames, 4096) if block_frames < _SF_CHUNK else block_frames
-        state = {"errors": 0}
-        if self.info.backend == "soundfile" and not (
-            # libsndfile misplaces Vorbis seeks that land in the last Ogg pages; FFmpeg's Vorbis decoder
-            # gives the same samples (within float32 rounding) and seeks exactly.
-            self.info.codec == "vorbis" and start > _PREROLL_S * sr
-        ):
-            source = self._sf_chunks(start, end, chunk, state)
+        limit = None if self._max_input_s is None else round((self._max_input_s + _TOO_LONG_SLACK_S) * sr)
+        errors = [0]
+        # libsndfile misplaces Vorbis seeks that land in the last Ogg pages; FFmpeg's Vorbis decoder gives
+        # the same samples (within float32 rounding) and seeks exactly.
+        vorbis_seek = self.info.codec == "vorbis" and start > _PREROLL_S * sr
+        if self.info.backend == "soundfile" and not vorbis_seek:
+            source = self._sf_chunks(start, end, max(block_frames, 4096), errors)
         else:
-            source = self._av_chunks(start, end, state)
-        pending: list[np.ndarray] = []
-        pending_n = 0
-        position = start
-        yielded = 0
+            source = self._av_chunks(start, end, errors)
         floats = self.info.sample_format.startswith("float")
+        pending: list[np.ndarray] = []
+        position, waiting = start, 0
         try:
             for data in source:
-                if limit is not None and position + len(data) > limit:
+                position += len(data)
+                if limit is not None and position > limit:
                     raise _fail("too_long", self._path, "decoding ran past max_input_s; the header lied")
                 if floats and not np.isfinite(data).all():
                     data = np.nan_to_num(data, nan=0.0, posinf=0.0, neginf=0.0)
-                position += len(data)
                 pending.append(data)
-                pending_n += len(data)
-                if pending_n < block_frames:
-                    continue
-                buffer = pending[0] if len(pending) == 1 else np.concatenate(pending)
-                full = (len(buffer) // block_frames) * block_frames
-                for offset in range(0, full, block_frames):
-                    yielded += block_frames
-                    self.frames_read += block_frames
-                    yield buffer[offset : offset + block_frames]
-                rest = buffer[full:]
-                pending = [rest] if len(rest) else []
-                pending_n = len(rest)
-            if pending_n:
-                buffer = pending[0] if len(pending) == 1 else np.concatenate(pending)
-                yielded += len(buffer)
-                self.frames_read += len(buffer)
-                yield buffer
+                waiting += len(data)
+                if waiting >= block_frames:
+                    buffer, full = _joined(pending), waiting - waiting % block_frames
+                    for offset in range(0, full, block_frames):
+                        self.frames_read += block_frames
+                        yield buffer[offset : offset + block_frames]
+                    pending, waiting = [buffer[full:]], waiting - full
+            if waiting:
+                self.frames_read += waiting
+                yield _joined(pending)
         finally:
             source.close()
-        if yielded == 0 and start == 0 and state["errors"]:
+        if position == start and start == 0 and errors[0]:
             raise _fail("decode_failed", self._path, "no audio could be decoded")
         if self.info.frames is not None:
-            expected_end = self.info.frames if end is None else min(end, self.info.frames)
-            expected = expected_end - start
-            if expected > 0 and _is_clearly_short(yielded, expected, sr) and "truncated" not in self.warnings:
+            expected = (self.info.frames if end is None else min(end, self.info.frames)) - start
+            if position - start < _enough_frames(expected, sr) and "truncated" not in self.warnings:
                 self.warnings.append("truncated")
 
-    # -- libsndfile -------------------------------------------------------------------------------------
-
-    def _register(self, closer: Callable[[], None]) -> int:
-        key = id(closer)
-        self._closers[key] = closer
-        return key
-
-    def _sf_chunks(
-        self, start: int, end: int | None, chunk: int, state: dict[str, int]
-    ) -> Iterator[np.ndarray]:
+    def _sf_chunks(self, start: int, end: int | None, chunk: int, errors: list[int]) -> _Blocks:
         """Read with libsndfile. After a read or seek error the file is opened again and read on from
         where it failed in small steps (salvage), to keep every good frame; a second error ends it."""
         # libsndfile's MP3 and Opus seeks land on the right sample but the decoder needs warm-up
         # (MP3's bit reservoir); decoding from 0.5 s earlier and dropping it gives exact windows.
-        warmup = round(_PREROLL_S * self.info.sample_rate) if self.info.codec in _SF_LOSSY_CODECS else 0
-        position = max(start - warmup, 0)
+        lossy = self.info.sample_format == "fltp"
+        position = max(start - round(_PREROLL_S * self.info.sample_rate), 0) if lossy else start
         salvaging = False
         while True:
             try:
@@ -755,33 +644,26 @@ class AudioReader:
                 if salvaging:
                     return
                 raise _fail("decode_failed", self._path, "libsndfile can no longer open the file") from None
-            key = self._register(handle.close)
-            try:
-                if not salvaging and (start >= handle.frames or (end is not None and end <= start)):
-                    return
-                handle.seek(position)
-                while end is None or position < end:
-                    want = chunk if end is None else min(chunk, end - position)
-                    data = handle.read(want, dtype="float32", always_2d=True)
-                    if len(data) == 0:
+            with handle:
+                try:
+                    if not salvaging and (start >= handle.frames or (end is not None and end <= start)):
                         return
-                    skip = max(start - position, 0)
-                    position += len(data)
-                    if skip < len(data):
-                        yield data[skip:]
-                    if len(data) < want:
-                        return
-                return
-            except _SF_ERRORS:
-                if salvaging:
+                    handle.seek(position)
+                    while end is None or position < end:
+                        want = chunk if end is None else min(chunk, end - position)
+                        data = handle.read(want, dtype="float32", always_2d=True)
+                        skip = max(start - position, 0)
+                        position += len(data)
+                        if skip < len(data):
+                            yield data[skip:]
+                        if len(data) < want:
+                            return
                     return
-                state["errors"] += 1
-                salvaging, chunk, position = True, _SALVAGE_STEP, max(position, start)
-            finally:
-                handle.close()
-                self._closers.pop(key, None)
-
-    # -- FFmpeg -------------------------------------------------------------------------------------------
+                except _SF_ERRORS:
+                    if salvaging:
+                        return
+                    errors[0] += 1
+                    salvaging, chunk, position = True, _SALVAGE_STEP, max(position, start)
 
     @functools.cached_property
     def _av_timing(self) -> tuple[int, int] | None:
@@ -792,88 +674,66 @@ class AudioReader:
         the counted sample positions of the first frames is that rounding, and is removed from positions
         computed after a seek.
         """
-        sample_rate = self.info.sample_rate
         try:
             with _av_open(self._path) as container:
                 stream = container.streams.audio[self.info.stream_index]
-                if stream.time_base is None:
+                frames = _av_frames(container, stream, [0])
+                first = next(frames, None)
+                if first is None or first.pts is None or stream.time_base is None:
                     return None
                 time_base = Fraction(stream.time_base)
-                origin: int | None = None
-                counted = 0
-                offsets: list[int] = []
-                for frame in _PacketDecoder(container, stream).frames():
-                    if frame.samples <= 0:
-                        continue
-                    if frame.pts is None:
-                        return None
-                    if origin is None:
-                        origin = int(frame.pts)
-                    else:
-                        offsets.append(round((frame.pts - origin) * time_base * sample_rate) - counted)
-                    counted += frame.samples
-                    if len(offsets) >= _TIMING_FRAMES:
-                        break
+                placed = _placed(frames, first.pts, time_base, self.info.sample_rate, _TIMING_FRAMES)
         except _AV_ERRORS:
             return None
-        if origin is None:
-            return None
-        return origin, (int(np.median(offsets).round()) if offsets else 0)
+        return int(first.pts), 0 if placed is None else placed[0] - first.samples
 
-    def _av_chunks(self, start: int, end: int | None, state: dict[str, int]) -> Iterator[np.ndarray]:
-        seek = start > 0 and start / self.info.sample_rate > _PREROLL_S
+    def _av_start(self, start: int, errors: list[int]) -> tuple[Any, Iterator[Any], int]:
+        """An open container, its decoded frames and the sample position of the first of them.
+
+        A window starting after 0.5 s seeks to 0.5 s before it. The first frame after the seek is dropped:
+        it is decoder warm-up, and some decoders trim it as if it began the stream; the following frames
+        are placed by their timestamps. Missing timestamps, a failed seek or one that overshoots the
+        window: the stream is decoded from the beginning instead.
+        """
+        sr = self.info.sample_rate
+        timing = self._av_timing if start > _PREROLL_S * sr else None
         while True:
             try:
-                yield from self._av_pass(start, end, state, seek=seek)
-                return
-            except _Restart:
-                seek = False
-
-    def _av_pass(
-        self, start: int, end: int | None, state: dict[str, int], *, seek: bool
-    ) -> Iterator[np.ndarray]:
-        sr = self.info.sample_rate
-        channels = self.info.channels
-        try:
-            container = _av_open(self._path)
-        except _AV_ERRORS:
-            raise _fail("decode_failed", self._path, "FFmpeg can no longer open the file") from None
-        key = self._register(container.close)
-        try:
+                container = _av_open(self._path)
+            except _AV_ERRORS:
+                raise _fail("decode_failed", self._path, "FFmpeg can no longer open the file") from None
             stream = container.streams.audio[self.info.stream_index]
-            time_base = Fraction(stream.time_base) if stream.time_base is not None else None
-            stop = _av_precise_end(container, stream, sr)
+            frames = _av_frames(container, stream, errors)
+            if timing is None:
+                return container, frames, 0
+            (origin, bias), time_base = timing, Fraction(stream.time_base)
+            try:
+                container.seek(
+                    origin + int((Fraction(start, sr) - Fraction(_PREROLL_S)) / time_base),
+                    stream=stream,
+                    backward=True,
+                )
+                next(frames, None)
+                placed = _placed(frames, origin, time_base, sr, _ANCHOR_FRAMES)
+            except _AV_ERRORS:
+                placed = None
+            if placed is not None and placed[0] - bias <= start:
+                return container, placed[1], placed[0] - bias
+            container.close()
+            timing = None
+
+    def _av_chunks(self, start: int, end: int | None, errors: list[int]) -> _Blocks:
+        sr, channels = self.info.sample_rate, self.info.channels
+        container, frames, position = self._av_start(start, errors)
+        with container:
+            stop = self.info.frames if self.info.format in _SAMPLE_EXACT_FORMATS else None
             if end is not None:
                 stop = end if stop is None else min(stop, end)
-            position: int | None = 0
-            timing = self._av_timing if seek else None
-            origin, bias = timing if timing is not None else (0, 0)
-            if timing is not None and time_base:
-                target_s = Fraction(start, sr) - Fraction(_PREROLL_S)
-                try:
-                    container.seek(origin + int(target_s / time_base), stream=stream, backward=True)
-                except _AV_ERRORS:
-                    raise _Restart() from None
-                position = None
-            decoder = _PacketDecoder(container, stream)
-            frames = decoder.frames()
-            if position is None:
-                anchored = _anchor_after_seek(frames, origin, bias, time_base, sr)
-                if anchored is None:
-                    raise _Restart()
-                position, frames = anchored
-                if position > start:  # the seek overshot the window: decode from the beginning
-                    raise _Restart()
             for frame in frames:
-                if frame.samples <= 0:
-                    continue
                 data = _frame_to_array(frame)
                 if frame.sample_rate != sr or data.shape[1] != channels:
-                    raise _fail(
-                        "unsupported",
-                        self._path,
-                        f"the stream changes format mid-way ({frame.sample_rate} Hz, {data.shape[1]} ch)",
-                    )
+                    detail = f"the stream changes format mid-way ({frame.sample_rate} Hz, {data.shape[1]} ch)"
+                    raise _fail("unsupported", self._path, detail)
                 low = max(start - position, 0)
                 high = len(data) if stop is None else min(stop - position, len(data))
                 if high > low:
@@ -881,29 +741,6 @@ class AudioReader:
                 position += len(data)
                 if stop is not None and position >= stop:
                     break
-            state["errors"] += decoder.errors
-        finally:
-            container.close()
-            self._closers.pop(key, None)
-
-
-def iter_blocks(
-    path: PathArg,
-    *,
-    block_frames: int = 65536,
-    start_s: float = 0.0,
-    end_s: float | None = None,
-    stream_index: int = 0,
-) -> Iterator[np.ndarray]:
-    """Yield float32 ``(n, channels)`` blocks of a file; a convenience wrapper around :class:`AudioReader`."""
-    reader = AudioReader(path, stream_index=stream_index)
-    blocks = reader.blocks(block_frames=block_frames, start_s=start_s, end_s=end_s)
-
-    def generate() -> Iterator[np.ndarray]:
-        with reader:
-            yield from blocks
-
-    return generate()
 
 
 def read_window(
@@ -918,14 +755,16 @@ def read_window(
     limit = None if end_s is not None else DEFAULT_MAX_INPUT_S
     with AudioReader(path, stream_index=stream_index, max_input_s=limit) as reader:
         parts = list(reader.blocks(block_frames=_SF_CHUNK, start_s=start_s, end_s=end_s))
-        if not parts:
-            return np.zeros((0, reader.info.channels), dtype=np.float32), reader.info.sample_rate
-        return (parts[0] if len(parts) == 1 else np.concatenate(parts)), reader.info.sample_rate
+        empty = np.zeros((0, reader.info.channels), dtype=np.float32)
+        return _joined(parts) if parts else empty, reader.info.sample_rate
 
 
 def read(path: PathArg, *, stream_index: int = 0) -> tuple[np.ndarray, int]:
     """Decode a whole (short) file into a float32 ``(n, channels)`` array; return it and the sample rate."""
     return read_window(path, start_s=0.0, end_s=None, stream_index=stream_index)
+
+
+_ROW_FIELDS = ("format", "codec", "sample_rate", "channels", "duration_s", "sample_format", "bytes", "sha256")
 
 
 @renamed(max_duration_s="max_input_s")
@@ -934,8 +773,8 @@ def probe_row(
 ) -> dict[str, Any]:
     """A JSON-friendly probe result for ``voiceprep probe --json``; never raises for data problems.
 
-    ``status`` is ``"ok"`` or ``"failed"``; ``reasons`` lists reason codes (an ok row may carry header
-    warnings such as ``truncated``); fields that are unknown after a failure are ``None``.
+    ``status`` is ``"ok"`` or ``"failed"``; ``reasons`` lists reason codes (an ok row may carry warnings
+    such as ``truncated``); fields that are unknown after a failure are ``None``.
     """
     row: dict[str, Any] = {"path": os.fspath(path), "status": "failed", "reasons": [], "message": None}
     row.update(dict.fromkeys(_ROW_FIELDS))
@@ -947,21 +786,17 @@ def probe_row(
             with contextlib.suppress(OSError, AudioReadError):
                 row.update(bytes=os.stat(path).st_size, sha256=sha256_file(Path(path)))
         return row
-    warnings = _header_warnings(Path(path), info)
-    message = "; ".join(reason(code).message for code in warnings) or None
-    row.update(status="ok", reasons=warnings, message=message)
+    message = "; ".join(reason(code).message for code in info.warnings) or None
+    row.update(status="ok", reasons=list(info.warnings), message=message)
     row.update({name: getattr(info, name) for name in _ROW_FIELDS})
     return row
-
-
-_ROW_FIELDS = ("format", "codec", "sample_rate", "channels", "duration_s", "sample_format", "bytes", "sha256")
 
 
 # --------------------------------------------------------------------------------------------------------
 # writing
 # --------------------------------------------------------------------------------------------------------
 
-# name -> (backend, container/libsndfile format, default subtype or codec)
+# format -> (backend, container or libsndfile format, default subtype)
 _WRITE_FORMATS: dict[str, tuple[str, str, str]] = {
     "wav": ("soundfile", "WAV", "PCM_16"),
     "wavex": ("soundfile", "WAVEX", "PCM_16"),
@@ -974,20 +809,7 @@ _WRITE_FORMATS: dict[str, tuple[str, str, str]] = {
     "m4a": ("av", "ipod", "AAC"),
     "opus": ("av", "opus", "OPUS"),
 }
-_SUFFIX_FORMATS = {
-    ".wav": "wav",
-    ".wave": "wav",
-    ".rf64": "rf64",
-    ".w64": "w64",
-    ".aif": "aiff",
-    ".aiff": "aiff",
-    ".flac": "flac",
-    ".ogg": "ogg",
-    ".oga": "ogg",
-    ".opus": "opus",
-    ".mp3": "mp3",
-    ".m4a": "m4a",
-}
+_SUFFIX_ALIASES = {"wave": "wav", "aif": "aiff", "oga": "ogg"}
 # av subtype -> (FFmpeg encoder, encoder sample format or None for the encoder's default)
 _AV_SUBTYPES: dict[str, dict[str, tuple[str, str | None]]] = {
     "mp3": {"MP3": ("libmp3lame", None)},
@@ -999,89 +821,57 @@ _AV_SUBTYPES: dict[str, dict[str, tuple[str, str | None]]] = {
     },
     "opus": {"OPUS": ("libopus", None)},
 }
-_LOSSLESS_AV = {"alac"}
-_FLOAT_SUBTYPES = {"FLOAT", "DOUBLE", "VORBIS", "OPUS", "MPEG_LAYER_III"}
+_FLOAT_SUBTYPES = {
+    "FLOAT",
+    "DOUBLE",
+    "VORBIS",
+    "OPUS",
+    "MPEG_LAYER_III",
+    "MP3",
+    "AAC",
+}  # not clipped to [-1, 1]
 _MAX_WRITE_CHANNELS = 64
-_MP3_MAX_CHANNELS = 2
 
 
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _replace_atomically(path: Path, make: Callable[[Path], object]) -> None:
-    """Call ``make(tmp)`` on a hidden temporary name next to ``path``, fsync it, rename it over ``path``
-    (and fsync the folder); on any error the temporary file is removed."""
+def atomic_write_bytes(path: Path, write: Callable[[BinaryIO], object]) -> None:
+    """Call ``write(file_object)`` on a hidden temporary file next to ``path``, fsync it, rename it over
+    ``path`` and fsync the folder; on any error the temporary file is removed and ``path`` is untouched."""
+    path = Path(path)
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
     try:
-        make(tmp)
-        _fsync(tmp)
+        with open(tmp, "x+b") as fh:  # readable too: encoders may read back what they wrote (MP4 faststart)
+            write(fh)
+            fh.flush()
+            os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
             tmp.unlink()
         raise
     with contextlib.suppress(OSError):  # not every platform/filesystem lets a directory be fsynced
-        _fsync(path.parent)
+        folder = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(folder)
+        finally:
+            os.close(folder)
 
 
-def atomic_write_bytes(path: Path, write: Callable[[BinaryIO], object]) -> None:
-    """Call ``write(file_object)`` on a temporary file next to ``path``, fsync it, rename it over ``path``."""
-
-    def make(tmp: Path) -> None:
-        with open(tmp, "xb") as fh:
-            write(fh)
-
-    _replace_atomically(Path(path), make)
-
-
-def _write_soundfile(tmp: Path, data: np.ndarray, sample_rate: int, sf_format: str, subtype: str) -> None:
-    if subtype not in _FLOAT_SUBTYPES:
-        data = np.clip(data, -1.0, 1.0)
-    with sf.SoundFile(
-        str(tmp), mode="w", samplerate=sample_rate, channels=data.shape[1], format=sf_format, subtype=subtype
-    ) as fh:
-        fh.write(data)
-
-
-def _write_av(
-    tmp: Path,
-    data: np.ndarray,
-    sample_rate: int,
-    *,
-    container_format: str,
-    encoder: str,
-    sample_format: str | None,
-    bitrate: int | None,
-) -> None:
-    channels = data.shape[1]
-    layout = {1: "mono", 2: "stereo"}.get(channels, f"{channels}c")
-    options = {"movflags": "+faststart"} if container_format == "ipod" else {}
-    planar = np.ascontiguousarray(data.T, dtype=np.float32)
-    if encoder in _LOSSLESS_AV:
-        planar = np.clip(planar, -1.0, 1.0)
-    with av.open(str(tmp), mode="w", format=container_format, options=options) as out:
-        stream = out.add_stream(encoder, rate=sample_rate)
+def _write_av(fh: BinaryIO, data: np.ndarray, rate: int, fmt: str, subtype: str, bitrate: int | None) -> None:
+    """Encode ``data`` with FFmpeg into ``fh`` as one frame (PyAV cuts it into the encoder's frames)."""
+    encoder, sample_format = _AV_SUBTYPES[fmt][subtype]
+    layout = {1: "mono", 2: "stereo"}.get(data.shape[1], f"{data.shape[1]}c")
+    options = {"movflags": "+faststart"} if fmt == "m4a" else {}
+    with av.open(fh, mode="w", format=_WRITE_FORMATS[fmt][1], options=options) as out:
+        stream = out.add_stream(encoder, rate=rate)
         stream.layout = layout
         if sample_format is not None:
             stream.format = sample_format
         if bitrate is not None:
             stream.bit_rate = bitrate
-        step = 4096
-        for offset in range(0, planar.shape[1], step):
-            frame = av.AudioFrame.from_ndarray(
-                np.ascontiguousarray(planar[:, offset : offset + step]), format="fltp", layout=layout
-            )
-            frame.sample_rate = sample_rate
-            frame.time_base = Fraction(1, sample_rate)
-            frame.pts = offset
-            for packet in stream.encode(frame):
-                out.mux(packet)
-        for packet in stream.encode(None):
+        planar = np.ascontiguousarray(data.T, dtype=np.float32)
+        frame = av.AudioFrame.from_ndarray(planar, format="fltp", layout=layout)
+        frame.sample_rate, frame.time_base, frame.pts = rate, Fraction(1, rate), 0
+        for packet in [*stream.encode(frame), *stream.encode(None)]:
             out.mux(packet)
 
 
@@ -1103,17 +893,18 @@ def write(
     in the same folder, fsynced and renamed over ``path``; on any error the temporary file is removed.
     """
     p = as_path("path", path)
-    if format is None and p.suffix.lower() not in _SUFFIX_FORMATS:
-        raise InvalidArgument(
-            f"format cannot be inferred from the suffix of {p}; name one of {list(_WRITE_FORMATS)}"
-        )
-    fmt = _SUFFIX_FORMATS[p.suffix.lower()] if format is None else str(format).lower()
+    suffix = p.suffix.lower().lstrip(".")
+    fmt = _SUFFIX_ALIASES.get(suffix, suffix) if format is None else str(format).lower()
     if fmt not in _WRITE_FORMATS:
-        raise InvalidArgument(f"format must be one of {list(_WRITE_FORMATS)}, got {format!r}")
+        given = f"cannot be inferred from the suffix of {p}" if format is None else f"{format!r} is unknown"
+        raise InvalidArgument(f"format {given}; name one of {list(_WRITE_FORMATS)}")
     array = signal("data", data)
     array = array[:, None] if array.ndim == 1 else array
-    if not 1 <= array.shape[1] <= _MAX_WRITE_CHANNELS:
-        raise InvalidArgument(f"data must have 1..{_MAX_WRITE_CHANNELS} channels, got shape {array.shape}")
+    channels = array.shape[1]
+    if not 1 <= channels <= (2 if fmt == "mp3" else _MAX_WRITE_CHANNELS):
+        raise InvalidArgument(
+            f"data must have 1..{_MAX_WRITE_CHANNELS} channels (mp3: 2), got shape {array.shape}"
+        )
     sample_rate = integer("sample_rate", sample_rate)
     if not p.parent.is_dir():
         raise InvalidArgument(f"path: the folder of {p} does not exist")
@@ -1127,45 +918,33 @@ def write(
             raise InvalidArgument(f"bitrate applies to mp3, m4a and opus only, not format={fmt!r}")
         if not sf.check_format(container_format, chosen):
             raise InvalidArgument(f"subtype {subtype!r} is not valid for format={fmt!r}")
-
-        def encode(tmp: Path) -> None:
-            _write_soundfile(tmp, array, sample_rate, container_format, chosen)
-
     else:
         if chosen not in _AV_SUBTYPES[fmt]:
             raise InvalidArgument(
                 f"subtype must be one of {sorted(_AV_SUBTYPES[fmt])} for {fmt}, got {subtype!r}"
             )
-        encoder, sample_format = _AV_SUBTYPES[fmt][chosen]
-        if bitrate is not None and encoder in _LOSSLESS_AV:
+        encoder = _AV_SUBTYPES[fmt][chosen][0]
+        if bitrate is not None and encoder == "alac":
             raise InvalidArgument(f"bitrate does not apply to the lossless subtype {chosen!r}")
         rates = av.Codec(encoder, "w").audio_rates
         if rates and sample_rate not in rates:
             raise InvalidArgument(
                 f"sample_rate {sample_rate} is not supported by {encoder}; use one of {sorted(rates)}"
             )
-        if fmt == "mp3" and array.shape[1] > _MP3_MAX_CHANNELS:
-            raise InvalidArgument(f"mp3 holds at most 2 channels, got {array.shape[1]}")
+    if chosen not in _FLOAT_SUBTYPES:
+        array = np.clip(array, -1.0, 1.0)
 
-        def encode(tmp: Path) -> None:
-            _write_av(
-                tmp,
-                array,
-                sample_rate,
-                container_format=container_format,
-                encoder=encoder,
-                sample_format=sample_format,
-                bitrate=bitrate,
-            )
-
-    def make(tmp: Path) -> None:
+    def encode(fh: BinaryIO) -> None:
         try:
-            encode(tmp)
+            if backend == "soundfile":
+                sf.write(fh, array, sample_rate, format=container_format, subtype=chosen)
+            else:
+                _write_av(fh, array, sample_rate, fmt, chosen, bitrate)
         except (av.FFmpegError, RuntimeError, ValueError) as exc:
             raise InvalidArgument(
                 f"could not encode {fmt} (subtype={chosen}, sample_rate={sample_rate}, "
-                f"channels={array.shape[1]}): {exc}"
+                f"channels={channels}): {exc}"
             ) from exc
 
-    _replace_atomically(p, make)
+    atomic_write_bytes(p, encode)
     return p
