@@ -85,7 +85,7 @@ def test_redactor_removes_keys_bearer_tokens_and_auth_headers() -> None:
     r = Redactor([KEY])
     assert r(f"failed with key {KEY}!") == "failed with key ***!"
     assert r("url?api_key=whatever123&x=1") == "url?api_key=***&x=1"
-    assert r("Authorization: Bearer abc.def-123 rest") == "Authorization: *** rest"
+    assert r("Authorization: Bearer abc.def-123 rest") == "Authorization: Bearer *** rest"
     assert r("sent 'Bearer zzz999' twice") == "sent 'Bearer ***' twice"
     assert r('{"xi-api-key": "el-123456"}') == '{"xi-api-key": "***"}'
     assert Redactor(["ab/cd+ef=="])("token=ab%2Fcd%2Bef%3D%3D.") == "token=***."  # URL-encoded form

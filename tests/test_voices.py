@@ -18,7 +18,7 @@ from pipeline.cli.voices import submit_command, voices_app
 from pipeline.enroll import submit as submit_mod
 from pipeline.enroll.ledger import Ledger, read_voices
 from pipeline.enroll.providers.base import VoiceRecord
-from pipeline.enroll.submit import SubmitOptions, submit_run
+from pipeline.enroll.submit import submit_run
 from pipeline.enroll.voices import (
     delete_voice,
     describe_voice,
@@ -67,8 +67,7 @@ def _submitted(tmp_path: Path, families=("cosyvoice", "minimax"), speakers=("ali
     make_run(tmp_path, speakers=speakers, families=families)
     cloud = FakeCloud()
     providers = make_providers(cloud, families)
-    options = SubmitOptions(settle_interval_s=1, settle_timeout_s=5)
-    outs = submit_run(tmp_path, options=options, providers=providers)
+    outs = submit_run(tmp_path, settle_interval_s=1, settle_timeout_s=5, providers=providers)
     assert all(o.status == "ready" for o in outs)
     return cloud, providers
 
@@ -183,7 +182,7 @@ def test_delete_at_provider_then_ledger_then_resubmit(tmp_path: Path) -> None:
     assert again.status == "deleted" and note == "already deleted" and len(cloud.calls) == calls
     # the next submit sees the deleted row, frees the clip, and a further submit makes a new voice
     [o] = submit_run(tmp_path, providers=providers)
-    assert o.status == "deleted" and "submit again" in o.message
+    assert o.status == "deleted" and "submit again" in o.note
     [o] = submit_run(tmp_path, providers=providers)
     assert o.action == "created" and o.voice_id != row["voice_id"]
     assert len(cloud.voices) == 1
@@ -196,7 +195,7 @@ def test_delete_a_row_without_voice_is_local(tmp_path: Path) -> None:
     [o] = submit_run(tmp_path, providers=providers)
     assert o.status == "unknown"
     calls = len(cloud.calls)
-    after, note = delete_voice(tmp_path / "voices.sqlite", str(o.ledger_id), providers=providers)
+    after, note = delete_voice(tmp_path / "voices.sqlite", str(o.id), providers=providers)
     assert after.status == "deleted"
     assert "voices sync" in note and len(cloud.calls) == calls
     [o2] = submit_run(tmp_path, providers=providers)  # the clip may now be submitted again
@@ -212,9 +211,7 @@ def test_sync_changes_gone_and_unknown_voices(tmp_path: Path) -> None:
     providers = {
         "cosyvoice": FakeProvider(cloud, "cosyvoice", review_polls=2, faults=["ok", "ok", "lost_after"])
     }
-    outs = submit_run(
-        tmp_path, options=SubmitOptions(settle_timeout_s=0, settle_interval_s=1), providers=providers
-    )
+    outs = submit_run(tmp_path, settle_timeout_s=0, settle_interval_s=1, providers=providers)
     assert [o.status for o in outs] == [
         "deploying",
         "deploying",

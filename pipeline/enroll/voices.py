@@ -17,7 +17,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as _dt
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -34,7 +34,7 @@ from pipeline.enroll.ledger import (
     utc_now,
 )
 from pipeline.enroll.providers.base import ProviderError, VoiceProvider, VoiceRecord
-from pipeline.enroll.submit import ProviderPool, Providers, _apply_remote, reconcile_row
+from pipeline.enroll.submit import Providers, apply_remote, client_getter, reconcile_row
 from pipeline.errors import InvalidArgument, SpecError
 from pipeline.rules.families import FamilySpec, load_family
 
@@ -278,7 +278,7 @@ def list_voices(
     if not Path(ledger_path).is_file():
         report.notes.append(f"no voice ledger yet at {ledger_path}: nothing was submitted from this run")
     if remote:
-        pool = ProviderPool(providers)
+        pool = client_getter(providers)
         targets = {
             (r.family, r.base_url) for r in _filter(records, provider=provider, family=family, statuses=None)
         }
@@ -414,7 +414,7 @@ def delete_voice(
         spec = _spec(row.family)
         if spec is None:
             raise InvalidArgument(f"no family spec for {row.family!r}: cannot pick its provider client")
-        ProviderPool(providers).get(spec, row.base_url).delete_voice(row.voice_id)
+        client_getter(providers)(spec, row.base_url).delete_voice(row.voice_id)
         return ledger.update(row.id, status="deleted", checked=True), f"deleted at {row.base_url}"
 
 
@@ -444,7 +444,7 @@ def sync_voices(
     if not families:
         _require_ledger(ledger_path)
     specs_named = {f: load_family(f) for f in families or ()}
-    pool = ProviderPool(providers, base_urls=base_urls)
+    pool = client_getter(providers, base_urls=base_urls)
     report = VoiceReport()
     with ledger_lock(ledger_path, timeout_s=lock_timeout_s), Ledger(ledger_path) as ledger:
         records = ledger.rows()
@@ -461,7 +461,10 @@ def sync_voices(
 
 
 def _clients(
-    pool: ProviderPool, targets: Iterable[tuple[str, str | None]], notes: list[str], skipped: str
+    pool: Callable[..., VoiceProvider],
+    targets: Iterable[tuple[str, str | None]],
+    notes: list[str],
+    skipped: str,
 ) -> list[tuple[FamilySpec, VoiceProvider]]:
     """The client of each (family, base URL) to ask, once per account (``None``: the configured region).
 
@@ -475,7 +478,7 @@ def _clients(
             notes.append(f"{fam}: no family spec; {skipped}")
             continue
         try:
-            client = pool.get(spec, base)
+            client = pool(spec, base)
         except InvalidArgument as exc:
             notes.append(f"{fam} at {base}: {exc}")
             continue
@@ -529,7 +532,7 @@ def _sync_one(ledger: Ledger, spec: FamilySpec, client: VoiceProvider, report: V
                 )
                 change(row, after, "no longer at the provider (expired or deleted elsewhere)")
                 continue
-        after = _apply_remote(ledger, row, rv)
+        after = apply_remote(ledger, row, rv)
         change(row, after, "listed again" if row.status == "gone" else f"provider says {rv.status}")
     for rv in listed:
         if ledger.by_voice_id(provider=spec.provider, voice_id=rv.voice_id or "", base_url=base) is None:

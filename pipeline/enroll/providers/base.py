@@ -25,7 +25,8 @@ def normalize_base_url(url: str) -> str:
 
 @dataclass(frozen=True)
 class VoiceRecord:
-    """One voice: a ledger row, the voice a create is asked to make, or a voice as a provider lists it.
+    """One voice: a ledger row, the voice a create is asked to make, a voice as a provider lists it, or
+    what a command did with one.
 
     A ledger row has its ``id`` (from 1); a voice not (yet) in the ledger has id 0. To create, a record
     carries ``family``, ``target_model``, ``name`` (the provider-side name: CosyVoice ``prefix``, Qwen
@@ -34,6 +35,13 @@ class VoiceRecord:
     ``status`` and ``request_ids`` filled in. A provider's listing gives ``provider``, ``base_url``,
     ``family``, ``voice_id``, ``status``, ``target_model``, ``created_at`` and ``name`` (``origin`` remote).
     ``sources`` and ``request_ids`` are lists; ``last_error`` is ``{reason, message}``.
+
+    The last fields (:data:`COMMAND_FIELDS`, not stored in the ledger) say what the command that returned
+    the record did with the voice: ``action`` (submit: ``created``, ``existing`` (a voice already held the
+    clip), ``reverified`` (a ``submitted`` clip was checked), ``reconciled`` (an unresolved row was asked
+    about), ``skipped``, ``dry-run``), ``note`` (why, in words), and for a dry run the ``requests`` it
+    would send and the ``problems`` it found. ``status`` may then also be ``skipped``, ``dry-run`` or
+    ``submitted`` (a dry run over a submitted clip).
     """
 
     id: int = 0
@@ -59,10 +67,30 @@ class VoiceRecord:
     request_ids: list[str] = field(default_factory=list)
     last_error: dict[str, str] | None = None
     preview_path: str | None = None
+    action: str | None = None
+    note: str = ""
+    requests: list[dict[str, Any]] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        """The record as plain JSON-ready data."""
-        return asdict(self)
+        """The record as plain JSON-ready data; the :data:`COMMAND_FIELDS` only when a command filled them."""
+        data = asdict(self)
+        return data if self.action else {k: v for k, v in data.items() if k not in COMMAND_FIELDS}
+
+    @property
+    def reason(self) -> str | None:
+        """The reason code of ``last_error`` (``None`` without an error)."""
+        return (self.last_error or {}).get("reason")
+
+    @property
+    def ok(self) -> bool:
+        """True when nothing needs the user's attention: a usable voice (``ready``, or ``deploying`` =
+        under review); for a dry run, no problem found; for a reconciled row, a known state."""
+        if self.action == "dry-run":
+            return not self.problems
+        if self.action == "reconciled":
+            return self.status not in {"unknown", "pending"}
+        return self.status in {"ready", "deploying"}
 
     @property
     def unresolved(self) -> bool:
@@ -74,6 +102,9 @@ class VoiceRecord:
         """True when a create may be tried again with this row (``failed``, or ``pending`` never sent)."""
         return self.status == "failed" or (self.status == "pending" and self.sent_at is None)
 
+
+COMMAND_FIELDS = ("action", "note", "requests", "problems")
+"""The fields of :class:`VoiceRecord` that a command fills and the ledger does not store."""
 
 REMOTE_FIELDS = ("voice_id", "status", "target_model", "created_at", "name")
 """What a provider tells about one of its voices (``voices list --remote --json`` shows these)."""

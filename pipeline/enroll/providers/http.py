@@ -65,14 +65,16 @@ NOT_ACTED_STATUSES = frozenset({408, 429})
 """Statuses that prove the provider did not act on the request (so even a create may be re-sent)."""
 
 _REDACTED = "***"
-_HEADER_RE = re.compile(
-    r"(?i)((?:authorization|xi-api-key|x-api-key|api[-_]?key)['\"]?\s*[:=]\s*['\"]?)(?:bearer\s+)?[^\s'\",;}&]+"
+_FIELD_RE = re.compile(
+    r"(?i)((?:x[-_])?(?:xi-)?api[-_]?key|authorization|access[-_]?key|secret|signature|token)"
+    r"(['\"]?\s*[:=]\s*['\"]?)(?!bearer\b|\*\*\*)[^\s'\",;}&]+"
 )
-_BEARER_RE = re.compile(r"(?i)\bbearer\s+(?!\*\*\*)[^\s'\",;}&]+")
+_BEARER_RE = re.compile(r"(?i)\b(bearer)\s+(?!\*\*\*)[^\s'\",;}&]+")
 
 
 class Redactor:
-    """Removes secrets from text: the known key values, ``Bearer <token>`` and auth header values."""
+    """Removes secrets from text: the known key values, ``Bearer <token>`` and the values of key-like
+    fields and headers (``Authorization``, ``xi-api-key``, ``api_key=``, ``token``, ``signature``...)."""
 
     def __init__(self, secrets: Iterable[str | None] = ()) -> None:
         self._secrets: list[str] = []
@@ -93,11 +95,17 @@ class Redactor:
         out = str(text)
         for secret in self._secrets:
             out = out.replace(secret, _REDACTED)
-        out = _HEADER_RE.sub(lambda m: m.group(1) + _REDACTED, out)
-        return _BEARER_RE.sub("Bearer " + _REDACTED, out)
+        out = _FIELD_RE.sub(lambda m: m.group(1) + m.group(2) + _REDACTED, out)
+        return _BEARER_RE.sub(lambda m: f"{m.group(1)} {_REDACTED}", out)
 
     def __repr__(self) -> str:
         return f"Redactor({len(self._secrets)} secrets)"
+
+
+def scrub(text: str) -> str:
+    """``text`` as :class:`Redactor` leaves it, also without the value of any environment variable whose
+    name ends in ``_API_KEY``: the second guard on every message voiceprep stores or prints."""
+    return Redactor(v for k, v in os.environ.items() if k.endswith("_API_KEY"))(text)
 
 
 @dataclass(frozen=True)
