@@ -24,9 +24,8 @@ from pipeline.enroll.providers.http import (
     Runtime,
     backoff_delay,
     failed_before_sending,
-    http_reason,
-    is_retryable_status,
     parse_retry_after,
+    status_error,
 )
 
 KEY = "sk-unit-SECRET-4471-key"
@@ -43,9 +42,7 @@ def plain(response: requests.Response, maybe_acted: bool) -> bytes:
     status = response.status_code
     if status == 200:
         return response.content
-    raise ProviderError(
-        http_reason(status), f"HTTP {status}", retryable=is_retryable_status(status), http_status=status
-    )
+    raise status_error(status, f"HTTP {status}")
 
 
 def client(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import ClassVar
 
@@ -26,6 +26,9 @@ from pipeline.enroll.providers.http import (
 from pipeline.errors import InvalidArgument
 
 _NAIVE_SLACK = dt.timedelta(hours=14)  # provider times without a zone: allow any offset from UTC
+_NOT_FOUND_RE = re.compile(
+    r"(?i)not\s+(?:be\s+)?(?:exist|found)|does\s*n[o']t\s+exist|no\s+such|unknown\s+voice"
+)
 
 
 class ProviderClient:
@@ -45,7 +48,7 @@ class ProviderClient:
     default_base_url: ClassVar[str] = ""
     default_family: ClassVar[str] = ""
     name_pattern: ClassVar[str] = ""
-    """The vendor's rule for voice names (a family spec's ``name_rule`` may override it)."""
+    """The vendor's rule for voice names."""
     name_field: ClassVar[str] = "name"
     """What the vendor calls the name (``prefix``, ``preferred_name``, ``voice_id``...), for messages."""
     auth_header: ClassVar[str] = "Authorization"
@@ -57,7 +60,6 @@ class ProviderClient:
         self,
         *,
         family: str | None = None,
-        name_pattern: str | None = None,
         base_url: str | None = None,
         target_models: Sequence[str] = (),
         max_bytes: int | None = None,
@@ -68,7 +70,7 @@ class ProviderClient:
         self.runtime = runtime or Runtime()
         env = self.runtime.environ
         self.family = family or self.default_family
-        self._name_re = re.compile(name_pattern or self.name_pattern)
+        self._name_re = re.compile(self.name_pattern)
         self.base_url = self._normalise_base_url(
             resolve_base_url(base_url, env_name=self.base_url_env, default=self.default_base_url, environ=env)
         )
@@ -161,6 +163,25 @@ class ProviderClient:
     def list_voices(self) -> list[VoiceRecord]:
         """Every voice of this family's kind on the account (each vendor's own)."""
         raise NotImplementedError
+
+    @staticmethod
+    def _absent(err: ProviderError) -> bool:
+        """Whether ``err`` says the voice asked about does not exist (404, or a refusal saying so)."""
+        return err.http_status == 404 or (
+            err.reason == "provider_bad_request" and bool(_NOT_FOUND_RE.search(err.message))
+        )
+
+    def _delete(self, send: Callable[[], object], voice_id: str) -> None:
+        """Send a delete; "no such voice", or a refusal for a voice the account no longer lists, is success
+        (the voice is gone either way)."""
+        try:
+            send()
+        except ProviderError as err:
+            gone = self._absent(err) or (
+                err.reason == "provider_bad_request" and self.query_voice(voice_id) is None
+            )
+            if not gone:
+                raise
 
     def query_voice(self, voice_id: str) -> VoiceRecord | None:
         """The voice from the account's list, or None (vendors with a query call override this)."""

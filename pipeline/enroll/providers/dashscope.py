@@ -43,9 +43,12 @@ from pipeline.enroll.providers.http import (
     data_uri,
     data_uri_size,
     elided,
-    is_retryable_status,
+    error_text,
     json_or_none,
+    requiring,
     shown_request,
+    status_error,
+    unreadable,
 )
 from pipeline.errors import InvalidArgument
 
@@ -63,48 +66,37 @@ TEMPLATE_FIELDS = ("clip_sha256", "speaker", "family", "filename", "sha256")
 """Fields of ``audio_url_template``; ``sha256`` is the old name of ``clip_sha256`` (kept for one release)."""
 COSYVOICE_STATUS = {"DEPLOYING": "deploying", "OK": "ready", "UNDEPLOYED": "rejected"}
 
-_NOT_FOUND_RE = re.compile(
-    r"(?i)not\s+(?:be\s+)?(?:exist|found)|does\s*n[o']t\s+exist|no\s+such|unknown\s+voice"
-)
 _QUOTA_RE = re.compile(r"(?i)quota|(?:voice|voices).{0,40}(?:exceed|limit|upper bound|maximum)")
 _QWEN_ID_RE = re.compile(r"qwen-tts-vc-(.+?)-voice-")  # the documented id shape; only used for display
 
 
-def dashscope_error(
-    status: int, code: str | None, message: str | None, *, request_id: str | None = None
-) -> ProviderError:
+DASHSCOPE_CODES = (
+    ("InvalidApiKey", ("provider_auth", False)),
+    ("Arrearage", ("provider_balance", False)),
+    ("AccessDenied", ("provider_access", False)),
+    ("Forbidden", ("provider_access", False)),
+    ("Throttling", ("provider_rate_limited", True)),
+    ("InternalError", ("provider_unavailable", True)),
+    ("ServiceUnavailable", ("provider_unavailable", True)),
+    ("SystemError", ("provider_unavailable", True)),
+    ("RequestTimeOut", ("provider_unavailable", True)),
+    ("audio", ("provider_rejected", False)),
+    ("DataInspectionFailed", ("provider_rejected", False)),
+)
+"""``(code prefix, (reason, retryable))``, any case; the first match wins, then a quota code or message,
+then the HTTP status (:func:`~pipeline.enroll.providers.http.status_error`)."""
+
+
+def dashscope_error(status: int, code: str | None, message: str | None) -> ProviderError:
     """Map a DashScope error answer (HTTP status, ``code``, ``message``) to a :class:`ProviderError`."""
     c = code or ""
-    text = f"{c}: {message}" if c and message else (message or c or f"HTTP {status}")
-    text = f"{text} (HTTP {status})"
-
-    def err(reason: str, retryable: bool = False) -> ProviderError:
-        return ProviderError(
-            reason,
-            text,
-            retryable=retryable,
-            http_status=status,
-            provider_code=c or None,
-            request_id=request_id,
-        )
-
-    if c == "InvalidApiKey" or status == 401:
-        return err("provider_auth")
-    if c.startswith("Arrearage"):
-        return err("provider_balance")
-    if c.startswith("AccessDenied") or c.startswith("Forbidden") or status == 403:
-        return err("provider_access")
-    if c.startswith("Throttling") or status == 429:
-        return err("provider_rate_limited", True)
-    if status >= 500 or c in ("InternalError", "ServiceUnavailable", "SystemError", "RequestTimeOut"):
-        return err("provider_unavailable", True)
-    if _QUOTA_RE.search(c) or (status == 400 and _QUOTA_RE.search(message or "") and "voice" in text.lower()):
-        return err("provider_quota")
-    if c.lower().startswith("audio") or c == "DataInspectionFailed":
-        return err("provider_rejected")
-    if is_retryable_status(status):
-        return err("provider_unavailable", True)
-    return err("provider_bad_request")
+    text = error_text(status, c, message)
+    known = next((rule for prefix, rule in DASHSCOPE_CODES if c.lower().startswith(prefix.lower())), None)
+    if known is None and (
+        _QUOTA_RE.search(c) or (status == 400 and _QUOTA_RE.search(message or "") and "voice" in text.lower())
+    ):
+        known = ("provider_quota", False)
+    return status_error(status, text, code=c or None, known=known)
 
 
 def _request_id_of(response: requests.Response) -> str | None:
@@ -120,9 +112,7 @@ def _interpret(response: requests.Response, maybe_acted: bool) -> dict[str, Any]
     body = json_or_none(response)
     if status == 200:
         if not isinstance(body, dict):
-            raise ProviderError(
-                "provider_unavailable", "the answer was not readable JSON", retryable=True, http_status=status
-            )
+            raise unreadable("the answer was not readable JSON", status)
         if body.get("code") and "output" not in body:
             raise dashscope_error(status, str(body.get("code")), body.get("message"))
         return body
@@ -136,24 +126,6 @@ def _interpret(response: requests.Response, maybe_acted: bool) -> dict[str, Any]
 def _output(data: Any) -> dict[str, Any]:
     output = data.get("output") if isinstance(data, dict) else None
     return output if isinstance(output, dict) else {}
-
-
-def _require_output(*fields: str) -> Interpret:
-    """An interpreter that also insists the output has ``fields`` (else the answer counts as unreadable)."""
-
-    def interpret(response: requests.Response, maybe_acted: bool) -> dict[str, Any]:
-        body = _interpret(response, maybe_acted)
-        output = body.get("output")
-        if not isinstance(output, dict) or any(not output.get(f) for f in fields):
-            raise ProviderError(
-                "provider_unavailable",
-                f"the answer lacks output.{'/'.join(fields)}",
-                retryable=True,
-                http_status=response.status_code,
-            )
-        return body
-
-    return interpret
 
 
 class _DashScopeClient(ProviderClient):
@@ -223,18 +195,6 @@ class _DashScopeClient(ProviderClient):
         headers = {"Content-Type": "application/json", **(headers or {})}
         return self.http.show("POST", CUSTOMIZATION_PATH, body, headers=headers, **sizes)
 
-    def _delete(self, action: str, fields: Mapping[str, Any], voice_id: str) -> None:
-        """Send a delete action; "not found", or a bad request for a voice the account no longer has, is
-        success (the voice is gone either way)."""
-        try:
-            self._enroll(action, fields)
-        except ProviderError as err:
-            if _is_not_found(err):
-                return
-            if err.reason == "provider_bad_request" and self.query_voice(voice_id) is None:
-                return
-            raise
-
     def _all_pages(self, action: str, fields: Mapping[str, Any]) -> list[dict[str, Any]]:
         """Every item of a paged list action (``voice_list``), page_index from 0 until a short page."""
         items: list[dict[str, Any]] = []
@@ -244,9 +204,7 @@ class _DashScopeClient(ProviderClient):
             output = _output(data)
             page = output.get("voice_list") or []
             if not isinstance(page, list):
-                raise ProviderError(
-                    "provider_unavailable", f"{action}: voice_list is not a list", retryable=True
-                )
+                raise unreadable(f"{action}: voice_list is not a list")
             page = [item for item in page if isinstance(item, dict)]
             if not page or page == previous:
                 break
@@ -383,7 +341,7 @@ class CosyVoiceClient(_DashScopeClient):
             self._create_fields(record, url, language),
             idempotent=False,
             headers=headers,
-            interpret=_require_output("voice_id"),
+            interpret=requiring(_interpret, "output", "voice_id"),
         )
         voice_id = str(_output(data)["voice_id"])
         where = "inline" if url.startswith("data:") else url
@@ -434,7 +392,7 @@ class CosyVoiceClient(_DashScopeClient):
         try:
             data, _ = self._enroll("query_voice", {"voice_id": voice_id})
         except ProviderError as err:
-            if _is_not_found(err):
+            if self._absent(err):
                 return None
             raise
         return self._item(_output(data), voice_id)
@@ -445,7 +403,7 @@ class CosyVoiceClient(_DashScopeClient):
 
     def delete_voice(self, voice_id: str) -> None:
         """Delete the voice; a voice that is already gone is not an error."""
-        self._delete("delete_voice", {"voice_id": voice_id}, voice_id)
+        self._delete(lambda: self._enroll("delete_voice", {"voice_id": voice_id}), voice_id)
 
     def preview(self, voice_id: str, *, target_model: str, text: str) -> bytes:
         """Synthesise ``text`` with the voice over HTTP SpeechSynthesizer; return the WAV bytes."""
@@ -457,7 +415,7 @@ class CosyVoiceClient(_DashScopeClient):
                 "model": target_model,
                 "input": {"text": text, "voice": voice_id, "format": "wav", "sample_rate": 24000},
             },
-            interpret=_require_output("audio"),
+            interpret=requiring(_interpret, "output", "audio"),
         )
         audio = _output(data).get("audio") or {}
         if not isinstance(audio, dict) or not audio.get("url"):
@@ -507,7 +465,7 @@ class QwenClient(_DashScopeClient):
             "create",
             self._create_fields(record, self._inline(record, content)[0], language),
             idempotent=False,
-            interpret=_require_output("voice"),
+            interpret=requiring(_interpret, "output", "voice"),
         )
         output = _output(data)
         voice_id = str(output["voice"])
@@ -545,7 +503,7 @@ class QwenClient(_DashScopeClient):
 
     def delete_voice(self, voice_id: str) -> None:
         """Delete the voice; a voice that is already gone is not an error."""
-        self._delete("delete", {"voice": voice_id}, voice_id)
+        self._delete(lambda: self._enroll("delete", {"voice": voice_id}), voice_id)
 
     def preview(self, voice_id: str, *, target_model: str, text: str) -> bytes:
         """Synthesise ``text`` via multimodal-generation; return the audio bytes (URL or inline base64)."""
@@ -554,7 +512,7 @@ class QwenClient(_DashScopeClient):
             MULTIMODAL_PATH,
             action="qwen-tts preview",
             json={"model": target_model, "input": {"text": text, "voice": voice_id}},
-            interpret=_require_output("audio"),
+            interpret=requiring(_interpret, "output", "audio"),
         )
         audio = _output(data).get("audio") or {}
         if isinstance(audio, dict) and audio.get("url"):
@@ -573,12 +531,6 @@ class QwenClient(_DashScopeClient):
 
 
 # --- helpers ---------------------------------------------------------------------------------------
-
-
-def _is_not_found(err: ProviderError) -> bool:
-    return err.http_status == 404 or (
-        err.reason == "provider_bad_request" and bool(_NOT_FOUND_RE.search(err.message or ""))
-    )
 
 
 def _template_fields(record: VoiceRecord) -> dict[str, str]:
@@ -646,7 +598,7 @@ def _oss_interpret(response: requests.Response, maybe_acted: bool) -> None:
         if not text or (text.startswith("<") and "<Error>" not in text):
             return None
         # a 200 whose body is not OSS's (a proxy, a truncated answer): not proof that the file is stored
-        raise ProviderError("provider_unavailable", "temporary upload: unexpected answer", retryable=True)
+        raise unreadable("temporary upload: unexpected answer")
     fields = _oss_fields(response)
     code = fields.get("Code")
     if status == 409 and code in (None, "FileAlreadyExists", "ObjectAlreadyExists"):
@@ -654,8 +606,4 @@ def _oss_interpret(response: requests.Response, maybe_acted: bool) -> None:
     message = f"temporary upload failed: {code or 'HTTP ' + str(status)}: {fields.get('Message', '')}".rstrip(
         ": "
     )
-    if is_retryable_status(status):
-        reason = "provider_rate_limited" if status == 429 else "provider_unavailable"
-        raise ProviderError(reason, message, retryable=True, http_status=status, provider_code=code)
-    reason = "provider_access" if status == 403 else "provider_bad_request"
-    raise ProviderError(reason, message, http_status=status, provider_code=code)
+    raise status_error(status, message, code=code)

@@ -28,9 +28,11 @@ from pipeline.enroll.providers.http import (
     audio_mime,
     download_interpret,
     elided,
-    http_reason,
-    is_retryable_status,
+    error_text,
     json_or_none,
+    requiring,
+    status_error,
+    unreadable,
 )
 
 log = logging.getLogger(LOGGER_NAME)
@@ -72,28 +74,15 @@ def _interpret(response: requests.Response, maybe_acted: bool) -> Any:
     body = json_or_none(response)
     if 200 <= status < 300:
         if body is None and response.content:
-            raise ProviderError("provider_unavailable", "the answer was not readable JSON", retryable=True)
+            raise unreadable("the answer was not readable JSON", status)
         return body if body is not None else {}
     code, message = _detail(body)
-    text = f"{code}: {message}" if code and message else (message or code or f"HTTP {status}")
-    if code in ELEVENLABS_STATUSES:
-        reason, retryable = ELEVENLABS_STATUSES[code]
-    else:
-        reason, retryable = http_reason(status), is_retryable_status(status)
-    raise ProviderError(
-        reason, f"{text} (HTTP {status})", retryable=retryable, http_status=status, provider_code=code
-    )
+    text = error_text(status, code, message)
+    raise status_error(status, text, code=code, known=ELEVENLABS_STATUSES.get(code or ""))
 
 
 def _request_id_of(response: requests.Response) -> str | None:
     return response.headers.get("request-id") or response.headers.get("x-trace-id")
-
-
-def _create_interpret(response: requests.Response, maybe_acted: bool) -> Any:
-    body = _interpret(response, maybe_acted)
-    if not isinstance(body, dict) or not body.get("voice_id"):
-        raise ProviderError("provider_unavailable", "voices/add answered without voice_id", retryable=True)
-    return body
 
 
 class ElevenLabsClient(ProviderClient):
@@ -149,7 +138,7 @@ class ElevenLabsClient(ProviderClient):
             data=self._form(record),
             files={"files": (path.name, content, audio_mime(path))},
             idempotent=False,
-            interpret=_create_interpret,
+            interpret=requiring(_interpret, "voice_id"),
         )
         if data.get("requires_verification"):
             log.warning(f"elevenlabs: voice {data['voice_id']} requires verification before use")
@@ -183,7 +172,7 @@ class ElevenLabsClient(ProviderClient):
                 "GET", f"v1/voices/{urllib.parse.quote(voice_id, safe='')}", action="elevenlabs get voice"
             )
         except ProviderError as err:
-            if err.http_status in (400, 404) and err.reason == "provider_bad_request":
+            if self._absent(err):
                 return None
             raise
         return self._item(data)
@@ -196,16 +185,8 @@ class ElevenLabsClient(ProviderClient):
 
     def delete_voice(self, voice_id: str) -> None:
         """Delete the voice; a voice that is already gone is not an error."""
-        try:
-            self.http.request(
-                "DELETE",
-                f"v1/voices/{urllib.parse.quote(voice_id, safe='')}",
-                action="elevenlabs delete voice",
-            )
-        except ProviderError as err:
-            if err.http_status in (400, 404) and err.reason == "provider_bad_request":
-                return
-            raise
+        path = f"v1/voices/{urllib.parse.quote(voice_id, safe='')}"
+        self._delete(lambda: self.http.request("DELETE", path, action="elevenlabs delete voice"), voice_id)
 
     def preview(self, voice_id: str, *, target_model: str, text: str) -> bytes:
         """Synthesise ``text`` (``POST /v1/text-to-speech/{voice_id}``, MP3); return the audio bytes."""

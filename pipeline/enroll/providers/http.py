@@ -198,24 +198,54 @@ def failed_before_sending(exc: BaseException) -> bool:
     return False
 
 
-def http_reason(status: int) -> str:
-    """The reason code for a bare HTTP status (when the body says nothing more specific)."""
-    if status == 401:
-        return "provider_auth"
-    if status in (402,):
-        return "provider_balance"
-    if status == 403:
-        return "provider_access"
-    if status == 429:
-        return "provider_rate_limited"
-    if status in RETRYABLE_STATUSES or status >= 500:
-        return "provider_unavailable"
-    return "provider_bad_request"
+_STATUS_REASONS = {
+    401: "provider_auth",
+    402: "provider_balance",
+    403: "provider_access",
+    429: "provider_rate_limited",
+}
 
 
-def is_retryable_status(status: int) -> bool:
-    """Whether the same request may succeed later (408, 409, 429, 5xx)."""
-    return status in RETRYABLE_STATUSES or status >= 500
+def status_error(
+    status: int, message: str, *, code: str | None = None, known: tuple[str, bool] | None = None
+) -> ProviderError:
+    """The error for an answer with HTTP ``status``: ``known`` ``(reason, retryable)`` when the provider's own
+    ``code`` says more, else from the status: 401 auth, 402 balance, 403 access, 429 rate limited, 408, 409
+    and 5xx unavailable (all four retryable: a later identical request may succeed), else bad request."""
+    if known is None:
+        retryable = status in RETRYABLE_STATUSES or status >= 500
+        known = (
+            _STATUS_REASONS.get(status, "provider_unavailable" if retryable else "provider_bad_request"),
+            retryable,
+        )
+    return ProviderError(known[0], message, retryable=known[1], http_status=status, provider_code=code)
+
+
+def error_text(status: int, code: str | None, message: str | None) -> str:
+    """``code: message (HTTP status)``, with as much of it as the answer gave."""
+    text = f"{code}: {message}" if code and message else (message or code or f"HTTP {status}")
+    return f"{text} (HTTP {status})"
+
+
+def unreadable(message: str, status: int | None = None) -> ProviderError:
+    """The error for an answer without what it must carry (not JSON, a field missing): retryable, and for a
+    create that may have acted it reads as a lost answer."""
+    return ProviderError("provider_unavailable", message, retryable=True, http_status=status)
+
+
+def requiring(interpret: Interpret, *path: str) -> Interpret:
+    """``interpret``, and the data must hold a value at ``path`` (``"output", "voice_id"``), else it is
+    :func:`unreadable`."""
+
+    def checked(response: requests.Response, maybe_acted: bool) -> Any:
+        data = value = interpret(response, maybe_acted)
+        for key in path:
+            value = value.get(key) if isinstance(value, dict) else None
+        if value is None or value == "":
+            raise unreadable(f"the answer lacks {'.'.join(path)}", response.status_code)
+        return data
+
+    return checked
 
 
 def json_or_none(response: requests.Response) -> Any:
@@ -471,16 +501,10 @@ def download_interpret(max_bytes: int) -> Interpret:
     """An interpreter for plain file downloads (preview audio): 200 with a non-empty body up to ``max_bytes``."""
 
     def interpret(response: requests.Response, maybe_acted: bool) -> bytes:
-        status = response.status_code
-        if status != 200:
-            raise ProviderError(
-                http_reason(status),
-                f"download answered HTTP {status}",
-                retryable=is_retryable_status(status),
-                http_status=status,
-            )
+        if response.status_code != 200:
+            raise status_error(response.status_code, f"download answered HTTP {response.status_code}")
         if not response.content:
-            raise ProviderError("provider_unavailable", "download returned no bytes", retryable=True)
+            raise unreadable("download returned no bytes")
         if len(response.content) > max_bytes:
             raise ProviderError(
                 "provider_bad_request", f"download is {len(response.content)} bytes (limit {max_bytes})"

@@ -29,9 +29,10 @@ from pipeline.enroll.providers.http import (
     LOGGER_NAME,
     audio_mime,
     elided,
-    http_reason,
-    is_retryable_status,
     json_or_none,
+    requiring,
+    status_error,
+    unreadable,
 )
 
 log = logging.getLogger(LOGGER_NAME)
@@ -90,20 +91,11 @@ LANGUAGE_BOOST = {
 }
 
 
-def minimax_error(
-    code: int, message: str | None, *, http_status: int | None = None, request_id: str | None = None
-) -> ProviderError:
+def minimax_error(code: int, message: str | None, *, http_status: int | None = None) -> ProviderError:
     """Map a non-zero ``base_resp.status_code`` to a :class:`ProviderError`."""
     reason, retryable, meaning = MINIMAX_CODES.get(code, ("provider_bad_request", False, "error"))
-    text = f"MiniMax {code} ({meaning}): {message}" if message else f"MiniMax {code} ({meaning})"
-    return ProviderError(
-        reason,
-        text,
-        retryable=retryable,
-        http_status=http_status,
-        provider_code=str(code),
-        request_id=request_id,
-    )
+    text = f"MiniMax {code} ({meaning})" + (f": {message}" if message else "")
+    return ProviderError(reason, text, retryable=retryable, http_status=http_status, provider_code=str(code))
 
 
 def _request_id_of(response: requests.Response) -> str | None:
@@ -132,29 +124,12 @@ def _interpret(response: requests.Response, maybe_acted: bool) -> dict[str, Any]
     status = response.status_code
     body = json_or_none(response)
     code, message = _base_resp(body)
-    if status != 200:
-        if code and code in MINIMAX_CODES:
-            raise minimax_error(code, message, http_status=status)
-        raise ProviderError(
-            http_reason(status),
-            f"MiniMax answered HTTP {status}" + (f": {message}" if message else ""),
-            retryable=is_retryable_status(status),
-            http_status=status,
-        )
-    if not isinstance(body, dict):
-        raise ProviderError(
-            "provider_unavailable", "the answer was not readable JSON", retryable=True, http_status=200
-        )
-    if code != 0:
+    if code in MINIMAX_CODES or (status == 200 and code):
         raise minimax_error(code, message, http_status=status)
-    return body
-
-
-def _upload_interpret(response: requests.Response, maybe_acted: bool) -> dict[str, Any]:
-    body = _interpret(response, maybe_acted)
-    file = body.get("file")
-    if not isinstance(file, dict) or file.get("file_id") in (None, ""):
-        raise ProviderError("provider_unavailable", "upload answered without file.file_id", retryable=True)
+    if status != 200:
+        raise status_error(status, f"MiniMax answered HTTP {status}" + (f": {message}" if message else ""))
+    if not isinstance(body, dict):
+        raise unreadable("the answer was not readable JSON", status)
     return body
 
 
@@ -248,7 +223,7 @@ class MiniMaxClient(ProviderClient):
             action="minimax upload",
             data={"purpose": "voice_clone"},
             files={"file": (path.name, path.read_bytes(), audio_mime(path))},
-            interpret=_upload_interpret,
+            interpret=requiring(_interpret, "file", "file_id"),
         )
         return data["file"]["file_id"], request_id
 
@@ -296,9 +271,7 @@ class MiniMaxClient(ProviderClient):
         )
         items = data.get(VOICE_TYPE) or []
         if not isinstance(items, list):
-            raise ProviderError(
-                "provider_unavailable", "get_voice: voice_cloning is not a list", retryable=True
-            )
+            raise unreadable("get_voice: voice_cloning is not a list")
         return [
             self._remote(
                 str(item["voice_id"]), created_at=item.get("created_time"), name=str(item["voice_id"])
@@ -313,17 +286,11 @@ class MiniMaxClient(ProviderClient):
 
     def delete_voice(self, voice_id: str) -> None:
         """Delete the voice; a voice that is already gone is not an error."""
-        try:
-            self.http.request(
-                "POST",
-                DELETE_VOICE_PATH,
-                action="minimax delete_voice",
-                json={"voice_type": VOICE_TYPE, "voice_id": voice_id},
-            )
-        except ProviderError as err:
-            if err.reason == "provider_bad_request" and self.query_voice(voice_id) is None:
-                return
-            raise
+        body = {"voice_type": VOICE_TYPE, "voice_id": voice_id}
+        self._delete(
+            lambda: self.http.request("POST", DELETE_VOICE_PATH, action="minimax delete_voice", json=body),
+            voice_id,
+        )
 
     def preview(self, voice_id: str, *, target_model: str, text: str) -> bytes:
         """The clone call's ``demo_audio`` for a voice this client created with ``preview_text``.
