@@ -570,12 +570,11 @@ def test_sigkill_after_create_is_reconciled_without_a_duplicate(tmp_path: Path) 
 
 
 @pytest.fixture
-def server(monkeypatch: pytest.MonkeyPatch):
-    with FakeProviders(deploy_polls=2) as fake:
-        for name, value in fake.env().items():
-            monkeypatch.setenv(name, value)
-        yield fake
-        assert not fake.errors, fake.errors[0]
+def server(fake: FakeProviders, monkeypatch: pytest.MonkeyPatch) -> FakeProviders:
+    """The local fake server (``fake``), its keys and base URLs in the environment."""
+    for name, value in fake.env().items():
+        monkeypatch.setenv(name, value)
+    return fake
 
 
 def real_factory(fake: FakeProviders, t: FakeTime | None = None):

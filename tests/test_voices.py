@@ -388,12 +388,11 @@ def test_cli_usage_errors_exit_2(tmp_path: Path, fake_env: FakeCloud) -> None:
 
 
 @pytest.fixture
-def server(monkeypatch: pytest.MonkeyPatch):
-    with FakeProviders(deploy_polls=1) as fake:
-        for name, value in fake.env().items():
-            monkeypatch.setenv(name, value)
-        yield fake
-        assert not fake.errors, fake.errors[0]
+def server(fake: FakeProviders, monkeypatch: pytest.MonkeyPatch) -> FakeProviders:
+    """The local fake server (``fake``), its keys and base URLs in the environment."""
+    for name, value in fake.env().items():
+        monkeypatch.setenv(name, value)
+    return fake
 
 
 def test_e2e_cli_workflow(tmp_path: Path, server: FakeProviders) -> None:
