@@ -38,7 +38,7 @@ from pipeline.enroll.providers.base import (
     ProviderError,
     VoiceRecord,
 )
-from pipeline.enroll.providers.common import ProviderClient
+from pipeline.enroll.providers.common import VoiceProvider
 
 SECRET = "sk-TESTSECRET-7f3a9c1e55d04b2a"
 """A fake API key: tests assert it never shows up in any output."""
@@ -114,10 +114,10 @@ class FakeCloud:
         return [v for v in self.voices.values() if v.family == family]
 
 
-class FakeProvider(ProviderClient):
+class FakeProvider(VoiceProvider):
     """A client for one family on a :class:`FakeCloud`, with injectable faults.
 
-    It is a :class:`~pipeline.enroll.providers.common.ProviderClient` (on fake time), so the package's own
+    It is a :class:`~pipeline.enroll.providers.common.VoiceProvider` (on fake time), so the package's own
     review polling (``wait_until_settled``), remote records and request display serve it; a query moves a
     voice under review one step towards its verdict, as CosyVoice's does.
     """

@@ -53,10 +53,10 @@ from pipeline.enroll.providers.base import (
     MissingApiKey,
     OutcomeUnknown,
     ProviderError,
-    VoiceProvider,
     VoiceRecord,
     normalize_base_url,
 )
+from pipeline.enroll.providers.common import VoiceProvider
 from pipeline.errors import InvalidArgument
 from pipeline.rules.families import FamilySpec, list_families, load_family
 

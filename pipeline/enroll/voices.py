@@ -33,7 +33,8 @@ from pipeline.enroll.ledger import (
     record_from_dict,
     utc_now,
 )
-from pipeline.enroll.providers.base import ProviderError, VoiceProvider, VoiceRecord
+from pipeline.enroll.providers.base import ProviderError, VoiceRecord
+from pipeline.enroll.providers.common import VoiceProvider
 from pipeline.enroll.submit import Providers, apply_remote, client_getter, reconcile_row
 from pipeline.errors import InvalidArgument, SpecError
 from pipeline.rules.families import FamilySpec, load_family

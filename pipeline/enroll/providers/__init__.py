@@ -11,20 +11,15 @@ minimax            minimax              :class:`MiniMaxClient`              MINI
 elevenlabs         elevenlabs           :class:`ElevenLabsClient`           ELEVENLABS_API_KEY / _BASE_URL
 =================  ===================  ==================================  ============================
 
-Every client meets :class:`~pipeline.enroll.providers.base.VoiceProvider`. See ``docs/providers.md``.
+Every client is a :class:`~pipeline.enroll.providers.common.VoiceProvider`. See ``docs/providers.md``.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from pipeline.enroll.providers.base import (
-    OutcomeUnknown,
-    ProviderError,
-    VoiceProvider,
-    VoiceRecord,
-)
-from pipeline.enroll.providers.common import ProviderClient
+from pipeline.enroll.providers.base import OutcomeUnknown, ProviderError, VoiceRecord
+from pipeline.enroll.providers.common import VoiceProvider
 from pipeline.enroll.providers.dashscope import CosyVoiceClient, QwenClient
 from pipeline.enroll.providers.elevenlabs import ElevenLabsClient
 from pipeline.enroll.providers.http import LOGGER_NAME, Redactor, Runtime
@@ -51,7 +46,7 @@ __all__ = [
     "make_provider",
 ]
 
-_CLIENTS: dict[tuple[str, str | None], type[ProviderClient]] = {
+_CLIENTS: dict[tuple[str, str | None], type[VoiceProvider]] = {
     ("dashscope", "voice-enrollment"): CosyVoiceClient,
     ("dashscope", "qwen-voice-enrollment"): QwenClient,
     ("minimax", None): MiniMaxClient,
@@ -60,7 +55,7 @@ _CLIENTS: dict[tuple[str, str | None], type[ProviderClient]] = {
 """The client of each (provider, enrollment model); the class names its key and base URL variables."""
 
 
-def _client_class(provider: str) -> type[ProviderClient]:
+def _client_class(provider: str) -> type[VoiceProvider]:
     known = {p: cls for (p, _), cls in _CLIENTS.items()}
     if provider not in known:
         raise InvalidArgument(f"provider: unknown provider {provider!r} (known: {', '.join(known)})")

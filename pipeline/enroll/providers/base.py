@@ -1,9 +1,9 @@
-"""The contract every provider client meets, and the errors they raise.
+"""The voice record every part of enroll speaks in, and the errors the provider clients raise.
 
 Only :mod:`pipeline.enroll.providers` talks to the network. The submit logic (:mod:`pipeline.enroll.submit`) and the
-ledger (:mod:`pipeline.enroll.ledger`) see providers through :class:`VoiceProvider` alone, so they can be tested
-against an in-memory fake and the real clients against a local HTTP server that speaks the vendors'
-contracts.
+ledger (:mod:`pipeline.enroll.ledger`) see providers through
+:class:`~pipeline.enroll.providers.common.VoiceProvider` alone, so they can be tested against an in-memory fake
+and the real clients against a local HTTP server that speaks the vendors' contracts.
 
 Statuses are normalised to the ledger's vocabulary: ``deploying`` (under review, CosyVoice), ``ready``,
 ``rejected`` (the provider refused the audio, e.g. CosyVoice ``UNDEPLOYED``) and ``unknown``.
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 from pipeline.errors import VoiceprepError
 
@@ -170,53 +170,3 @@ class OutcomeUnknown(ProviderError):
 
     def __init__(self, message: str, *, request_id: str | None = None) -> None:
         super().__init__("outcome_unknown", message, retryable=True, request_id=request_id)
-
-
-class VoiceProvider(Protocol):
-    """One family's client (CosyVoice, Qwen-TTS, MiniMax...)."""
-
-    provider: str
-    """``dashscope``, ``minimax`` or ``elevenlabs``."""
-    family: str
-    base_url: str
-    """The region, in the one form :func:`normalize_base_url` gives."""
-
-    def prepare_create(
-        self, record: VoiceRecord, *, preview_text: str | None = None, language: str | None = None
-    ) -> list[dict[str, Any]]:
-        """The requests ``create_voice`` would send, as :func:`~pipeline.enroll.providers.http.shown_request`
-        gives them (secrets and audio elided); sends nothing."""
-        ...
-
-    def create_voice(
-        self, record: VoiceRecord, *, preview_text: str | None = None, language: str | None = None
-    ) -> VoiceRecord:
-        """Create the voice ``record`` describes, once; answer ``record`` with ``voice_id``, ``status`` and
-        ``request_ids``. Raises :class:`OutcomeUnknown` when the answer to the create call itself was lost;
-        never re-sends a create that may have succeeded (MiniMax may, since a duplicate id is answered with
-        2039 and no second voice). ``preview_text`` asks for a preview where the create call makes it."""
-        ...
-
-    def find_voice(self, record: VoiceRecord, *, since: str | None = None) -> VoiceRecord | None:
-        """The remote voice a lost create for ``record`` made, if any (matched by name and time)."""
-        ...
-
-    def query_voice(self, voice_id: str) -> VoiceRecord | None:
-        """The voice's current state, or None when the provider does not have it."""
-        ...
-
-    def list_voices(self) -> list[VoiceRecord]:
-        """Every voice of this family's kind on the account (all pages)."""
-        ...
-
-    def wait_until_settled(self, voice_id: str, *, timeout_s: float, interval_s: float) -> VoiceRecord:
-        """Poll until the voice leaves ``deploying`` or the timeout passes (then status ``deploying``)."""
-        ...
-
-    def delete_voice(self, voice_id: str) -> None:
-        """Delete the voice; deleting a voice that is already gone is not an error."""
-        ...
-
-    def preview(self, voice_id: str, *, target_model: str, text: str) -> bytes:
-        """Synthesise ``text`` with the voice and return the audio file's bytes."""
-        ...

@@ -1,6 +1,8 @@
-"""What the vendor clients (:mod:`~pipeline.enroll.providers.dashscope`, :mod:`~pipeline.enroll.providers.minimax`,
+"""The contract every provider client meets (:class:`VoiceProvider`), and what the vendor clients
+(:mod:`~pipeline.enroll.providers.dashscope`, :mod:`~pipeline.enroll.providers.minimax`,
 :mod:`~pipeline.enroll.providers.elevenlabs`) share: construction (base URL, key, :class:`HttpClient`), ``repr``,
-clip and model checks, signed-URL downloads, and matching remote voices by id, name and creation time.
+clip and model checks, review polling, signed-URL downloads, and matching remote voices by id, name and
+creation time.
 
 Each vendor module keeps its own contract (endpoints, bodies, error codes); this module knows none of it.
 """
@@ -11,7 +13,7 @@ import datetime as dt
 import re
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from pipeline.enroll.providers.base import ProviderError, VoiceRecord
 from pipeline.enroll.providers.http import (
@@ -31,8 +33,9 @@ _NOT_FOUND_RE = re.compile(
 )
 
 
-class ProviderClient:
-    """The base of every vendor client: family, base URL, key, retries, limits and the HTTP layer.
+class VoiceProvider:
+    """One family's client (CosyVoice, Qwen-TTS, MiniMax...): family, base URL, key, retries, limits, the
+    HTTP layer, and the calls submit, sync and delete make.
 
     A subclass sets the class attributes (``provider``, ``key_env``, ``base_url_env``,
     ``default_base_url``, ``default_family``, how the key is sent) and its module's interpreter and
@@ -43,6 +46,7 @@ class ProviderClient:
     """
 
     provider: ClassVar[str] = ""
+    """``dashscope``, ``minimax`` or ``elevenlabs``."""
     key_env: ClassVar[str] = ""
     base_url_env: ClassVar[str] = ""
     default_base_url: ClassVar[str] = ""
@@ -160,8 +164,36 @@ class ProviderClient:
             origin="remote",
         )
 
+    def prepare_create(
+        self, record: VoiceRecord, *, preview_text: str | None = None, language: str | None = None
+    ) -> list[dict[str, Any]]:
+        """The requests ``create_voice`` would send, as :func:`~pipeline.enroll.providers.http.shown_request`
+        gives them (secrets and audio elided); sends nothing."""
+        raise NotImplementedError
+
+    def create_voice(
+        self, record: VoiceRecord, *, preview_text: str | None = None, language: str | None = None
+    ) -> VoiceRecord:
+        """Create the voice ``record`` describes, once; answer ``record`` with ``voice_id``, ``status`` and
+        ``request_ids``. Raises :class:`OutcomeUnknown` when the answer to the create call itself was lost;
+        never re-sends a create that may have succeeded (MiniMax may, since a duplicate id is answered with
+        2039 and no second voice). ``preview_text`` asks for a preview where the create call makes it."""
+        raise NotImplementedError
+
+    def find_voice(self, record: VoiceRecord, *, since: str | None = None) -> VoiceRecord | None:
+        """The remote voice a lost create for ``record`` made, if any (matched by name and time)."""
+        raise NotImplementedError
+
     def list_voices(self) -> list[VoiceRecord]:
-        """Every voice of this family's kind on the account (each vendor's own)."""
+        """Every voice of this family's kind on the account (all pages)."""
+        raise NotImplementedError
+
+    def delete_voice(self, voice_id: str) -> None:
+        """Delete the voice; deleting a voice that is already gone is not an error."""
+        raise NotImplementedError
+
+    def preview(self, voice_id: str, *, target_model: str, text: str) -> bytes:
+        """Synthesise ``text`` with the voice and return the audio file's bytes."""
         raise NotImplementedError
 
     @staticmethod

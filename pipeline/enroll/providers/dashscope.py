@@ -35,7 +35,7 @@ from typing import Any
 import requests
 
 from pipeline.enroll.providers.base import ProviderError, VoiceRecord
-from pipeline.enroll.providers.common import ProviderClient, created_since, newest
+from pipeline.enroll.providers.common import VoiceProvider, created_since, newest
 from pipeline.enroll.providers.http import (
     LOGGER_NAME,
     Interpret,
@@ -128,7 +128,7 @@ def _output(data: Any) -> dict[str, Any]:
     return output if isinstance(output, dict) else {}
 
 
-class _DashScopeClient(ProviderClient):
+class _DashScopeClient(VoiceProvider):
     """What CosyVoice and Qwen share: key, base URL, the customization endpoint, paging."""
 
     provider = "dashscope"
@@ -141,7 +141,7 @@ class _DashScopeClient(ProviderClient):
 
     def __init__(self, *, page_size: int = 100, **kwargs: Any) -> None:
         """``page_size`` is the list page size.
-        Other keywords: see :class:`~pipeline.enroll.providers.common.ProviderClient`."""
+        Other keywords: see :class:`~pipeline.enroll.providers.common.VoiceProvider`."""
         self.page_size = page_size
         super().__init__(**kwargs)
 

@@ -22,7 +22,7 @@ from typing import Any
 import requests
 
 from pipeline.enroll.providers.base import ProviderError, VoiceRecord
-from pipeline.enroll.providers.common import ProviderClient, created_since, newest
+from pipeline.enroll.providers.common import VoiceProvider, created_since, newest
 from pipeline.enroll.providers.http import (
     LOGGER_NAME,
     audio_mime,
@@ -85,7 +85,7 @@ def _request_id_of(response: requests.Response) -> str | None:
     return response.headers.get("request-id") or response.headers.get("x-trace-id")
 
 
-class ElevenLabsClient(ProviderClient):
+class ElevenLabsClient(VoiceProvider):
     """ElevenLabs Instant Voice Cloning (``provider = "elevenlabs"``)."""
 
     provider = "elevenlabs"
@@ -101,7 +101,7 @@ class ElevenLabsClient(ProviderClient):
 
     def __init__(self, *, remove_background_noise: bool = False, **kwargs: Any) -> None:
         """``remove_background_noise`` goes to voices/add (off: it can hurt clean audio). Other keywords:
-        see :class:`~pipeline.enroll.providers.common.ProviderClient`."""
+        see :class:`~pipeline.enroll.providers.common.VoiceProvider`."""
         self.remove_background_noise = remove_background_noise
         super().__init__(**kwargs)
 

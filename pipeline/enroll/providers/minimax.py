@@ -24,7 +24,7 @@ from typing import Any
 import requests
 
 from pipeline.enroll.providers.base import ProviderError, VoiceRecord
-from pipeline.enroll.providers.common import ProviderClient
+from pipeline.enroll.providers.common import VoiceProvider
 from pipeline.enroll.providers.http import (
     LOGGER_NAME,
     audio_mime,
@@ -144,7 +144,7 @@ def _clone_interpret(response: requests.Response, maybe_acted: bool) -> dict[str
         raise
 
 
-class MiniMaxClient(ProviderClient):
+class MiniMaxClient(VoiceProvider):
     """MiniMax voice cloning (``provider = "minimax"``); see the module docstring."""
 
     provider = "minimax"
@@ -167,7 +167,7 @@ class MiniMaxClient(ProviderClient):
         """``need_noise_reduction``/``need_volume_normalization`` go to the clone call when set. Other
         keywords (``family``, ``base_url``, ``target_models``, ``max_bytes``, ``runtime``, ``require_key``,
         ``max_download_bytes``): see
-        :class:`~pipeline.enroll.providers.common.ProviderClient`."""
+        :class:`~pipeline.enroll.providers.common.VoiceProvider`."""
         self.need_noise_reduction = need_noise_reduction
         self.need_volume_normalization = need_volume_normalization
         self._demo_audio: dict[str, str] = {}
