@@ -192,7 +192,7 @@ class FakeProvider(VoiceProvider):
         body = {"model": "voice-enrollment", "input": {"prefix": request.name, "url": "<audio elided>"}}
         sizes = {"audio_bytes": size, "encoded_bytes": 4 * math.ceil(size / 3)}
         headers = {"Content-Type": "application/json"}
-        return [self.http.show("POST", "services/audio/tts/customization", body, headers=headers, **sizes)]
+        return [self.show("POST", "services/audio/tts/customization", body, headers=headers, **sizes)]
 
     def create_voice(
         self, request: VoiceRecord, *, preview_text: str | None = None, language: str | None = None

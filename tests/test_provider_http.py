@@ -17,9 +17,9 @@ from hypothesis import strategies as st
 
 from pipeline.enroll.providers import VoiceRecord, make_provider
 from pipeline.enroll.providers.base import OutcomeUnknown, ProviderError
+from pipeline.enroll.providers.common import VoiceProvider
 from pipeline.enroll.providers.http import (
     LOGGER_NAME,
-    HttpClient,
     Redactor,
     Runtime,
     backoff_delay,
@@ -45,9 +45,18 @@ def plain(response: requests.Response, maybe_acted: bool) -> bytes:
     raise status_error(status, f"HTTP {status}")
 
 
+class Plain(VoiceProvider):
+    """A bare client of the shared HTTP layer: answers are their bytes, request ids from ``X-Request-Id``."""
+
+    provider = "dashscope"
+    key_env = "DASHSCOPE_API_KEY"
+    _interpret = staticmethod(plain)
+    _request_id_of = staticmethod(lambda r: r.headers.get("X-Request-Id"))
+
+
 def client(
     url: str, t: FakeTime, *, key: str | None = KEY, rng: random.Random | None = None, **policy: float
-) -> HttpClient:
+) -> Plain:
     settings_ = {
         "base_delay_s": 1.0,
         "max_delay_s": 8.0,
@@ -57,15 +66,9 @@ def client(
         "read_timeout_s": 2.0,
     }
     settings_.update(policy)
-    return HttpClient(
-        provider="dashscope",
-        base_url=url,
-        api_key=key,
-        key_env="DASHSCOPE_API_KEY",
-        interpret=plain,
-        request_id_of=lambda r: r.headers.get("X-Request-Id"),
-        runtime=fake_runtime({}, t, rng=rng or MaxRng(), **settings_),
-    )
+    env = {"DASHSCOPE_API_KEY": key} if key else {}
+    runtime = fake_runtime(env, t, rng=rng or MaxRng(), **settings_)
+    return Plain(base_url=url, runtime=runtime, require_key=False)
 
 
 @pytest.fixture

@@ -1,6 +1,6 @@
 """The contract every provider client meets (:class:`VoiceProvider`), and what the vendor clients
 (:mod:`~pipeline.enroll.providers.dashscope`, :mod:`~pipeline.enroll.providers.minimax`,
-:mod:`~pipeline.enroll.providers.elevenlabs`) share: construction (base URL, key, :class:`HttpClient`), ``repr``,
+:mod:`~pipeline.enroll.providers.elevenlabs`) share: construction (base URL, key), the HTTP calls (:meth:`VoiceProvider.request`: retries, redaction, lost answers), ``repr``,
 clip and model checks, review polling, signed-URL downloads, and matching remote voices by id, name and
 creation time.
 
@@ -10,22 +10,37 @@ Each vendor module keeps its own contract (endpoints, bodies, error codes); this
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import re
-from collections.abc import Callable, Iterable, Sequence
+import urllib.parse
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
-from pipeline.enroll.providers.base import ProviderError, VoiceRecord
+import requests
+
+from pipeline.enroll.providers.base import MissingApiKey, OutcomeUnknown, ProviderError, VoiceRecord
 from pipeline.enroll.providers.http import (
-    HttpClient,
+    LOGGER_NAME,
+    NOT_ACTED_STATUSES,
+    REDACTED,
+    USER_AGENT,
     Interpret,
+    Redactor,
     RequestIdOf,
     Runtime,
+    backoff_delay,
     download_interpret,
+    failed_before_sending,
+    parse_retry_after,
     read_api_key,
     resolve_base_url,
+    safe_request_id,
+    shown_request,
 )
 from pipeline.errors import InvalidArgument
+
+log = logging.getLogger(LOGGER_NAME)
 
 _NAIVE_SLACK = dt.timedelta(hours=14)  # provider times without a zone: allow any offset from UTC
 _NOT_FOUND_RE = re.compile(
@@ -81,23 +96,206 @@ class VoiceProvider:
         self.target_models = tuple(target_models)
         self.max_bytes = max_bytes
         self.max_download_bytes = max_download_bytes
-        self.http = HttpClient(
-            provider=self.provider,
-            base_url=self.base_url,
-            api_key=read_api_key(self.key_env, env),
-            key_env=self.key_env,
-            interpret=self._interpret,
-            request_id_of=self._request_id_of,
-            auth_header=self.auth_header,
-            auth_scheme=self.auth_scheme,
-            runtime=self.runtime,
-            family=self.family,
-        )
+        self._api_key = read_api_key(self.key_env, env)
+        self.redact = Redactor([self._api_key])
+        self.session = self.runtime.session()
         if require_key:
-            self.http.require_key()
+            self.require_key()
 
-    def __repr__(self) -> str:
+    def __repr__(self) -> str:  # never the key
         return f"{type(self).__name__}(family={self.family!r}, base_url={self.base_url!r})"
+
+    # --- HTTP: every call goes through request() ---------------------------------------------------
+    def require_key(self) -> None:
+        """Raise :class:`MissingApiKey` (``missing_api_key``) naming the environment variable when no key is set."""
+        if self._api_key is None:
+            raise MissingApiKey(self.key_env, provider=self.provider, family=self.family)
+
+    def url(self, path: str) -> str:
+        """``base_url`` joined with ``path`` (absolute URLs pass through)."""
+        if path.startswith(("http://", "https://")):
+            return path
+        return f"{self.base_url}/{path.lstrip('/')}"
+
+    def show(
+        self,
+        method: str,
+        path: str,
+        body: Any,
+        *,
+        headers: Mapping[str, str] | None = None,
+        audio_bytes: int = 0,
+        encoded_bytes: int = 0,
+    ) -> dict[str, Any]:
+        """The request to ``path`` as a dry run shows it (:func:`shown_request`), with the key header masked."""
+        return shown_request(
+            method,
+            self.url(path),
+            {**self.auth_headers(redacted=True), **(headers or {})},
+            body,
+            audio_bytes=audio_bytes,
+            encoded_bytes=encoded_bytes,
+            redact=self.redact,
+        )
+
+    def auth_headers(self, *, redacted: bool = False) -> dict[str, str]:
+        """The header that carries the key (``***`` in place of the key when ``redacted``)."""
+        secret = REDACTED if redacted or self._api_key is None else self._api_key
+        value = f"{self.auth_scheme} {secret}" if self.auth_scheme else secret
+        return {self.auth_header: value}
+
+    def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        action: str,
+        idempotent: bool = True,
+        creates: bool = False,
+        authenticated: bool = True,
+        interpret: Interpret | None = None,
+        request_id_of: RequestIdOf | None = None,
+        json: Any = None,
+        data: Any = None,
+        files: Any = None,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> tuple[Any, str | None]:
+        """Send the request with retries; return ``(interpreted data, the provider's request id)`` or raise.
+
+        Raises :class:`ProviderError` (mapped reason, redacted message) or :class:`OutcomeUnknown` (see the
+        module docstring for when). Files must be given as bytes so a retry can re-send them.
+        """
+        if authenticated:
+            self.require_key()
+        interpret = interpret or self._interpret
+        request_id_of = request_id_of or self._request_id_of
+        full_url = self.url(url)
+        host = urllib.parse.urlsplit(full_url).netloc
+        send_headers = {"User-Agent": USER_AGENT, **(headers or {})}
+        if authenticated:
+            send_headers.update(self.auth_headers())
+        rt = self.runtime
+        start = rt.clock()
+        attempt = 0
+        maybe_acted = False
+        while True:
+            attempt += 1
+            retry_after: float | None = None
+            t0 = rt.clock()
+            try:
+                response = self.session.request(
+                    method,
+                    full_url,
+                    headers=send_headers,
+                    json=json,
+                    data=data,
+                    files=files,
+                    params=params,
+                    timeout=(rt.connect_timeout_s, rt.read_timeout_s),
+                    allow_redirects=False,
+                )
+            except (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema) as exc:
+                raise ProviderError(
+                    "provider_bad_request", self.redact(f"{action}: invalid URL {full_url}: {exc}")
+                ) from None
+            except requests.exceptions.RequestException as exc:
+                what = "timed out" if isinstance(exc, requests.exceptions.Timeout) else "connection failed"
+                detail = f"{method} {host} {what} ({type(exc).__name__})"
+                log.debug(self.redact(f"{action}: attempt {attempt} {what}: {exc}"))
+                if isinstance(exc, requests.exceptions.SSLError):
+                    raise ProviderError(
+                        "provider_unavailable", self.redact(f"{action}: {detail}: {exc}")
+                    ) from None
+                if not failed_before_sending(exc):
+                    if not idempotent:
+                        raise self._unknown(action, detail, None) from None
+                    maybe_acted = True
+                error = ProviderError("provider_unavailable", detail, retryable=True)
+            else:
+                request_id = safe_request_id(request_id_of, response)
+                log.debug(
+                    self.redact(
+                        f"{action}: {method} {full_url} -> {response.status_code} "
+                        f"in {rt.clock() - t0:.2f} s (attempt {attempt}, request id {request_id})"
+                    )
+                )
+                try:
+                    value = interpret(response, maybe_acted)
+                except OutcomeUnknown as err:
+                    raise self._unknown(action, err.message, err.request_id or request_id) from None
+                except ProviderError as err:
+                    error = self._copy(
+                        err,
+                        err.message,
+                        http_status=err.http_status if err.http_status is not None else response.status_code,
+                        provider_code=self.redact(err.provider_code)
+                        if err.provider_code is not None
+                        else None,
+                        request_id=err.request_id or request_id,
+                    )
+                    if not error.retryable:
+                        final = self._copy(error, f"{action}: {error.message}")
+                        log.info(final.message)
+                        raise final from None
+                    acted = not (
+                        response.status_code in NOT_ACTED_STATUSES or error.reason == "provider_rate_limited"
+                    )
+                    if acted:
+                        if not idempotent:
+                            raise self._unknown(action, error.message, error.request_id) from None
+                        maybe_acted = True
+                    retry_after = parse_retry_after(response.headers.get("Retry-After"), now=rt.wall())
+                else:
+                    return value, request_id
+            # a retryable failure: wait and try again, or give up
+            elapsed = rt.clock() - start
+            if retry_after is not None:
+                delay = min(retry_after, rt.retry_after_cap_s)
+            else:
+                delay = backoff_delay(attempt, rt)
+            out_of_attempts = attempt >= rt.max_attempts
+            out_of_time = elapsed + delay >= rt.deadline_s
+            if out_of_attempts or out_of_time:
+                why = f"{attempt} attempts" if out_of_attempts else f"the {rt.deadline_s:g} s deadline"
+                detail = f"{error.message} (gave up after {why}, {elapsed:.1f} s)"
+                if creates and maybe_acted:
+                    raise self._unknown(
+                        action, detail, error.request_id, lost="an earlier attempt may have created it"
+                    )
+                final = self._copy(error, f"{action}: {detail}")
+                log.warning(final.message)
+                raise final from None
+            log.warning(
+                self.redact(
+                    f"{action}: {error.message}; retrying in {delay:.2f} s "
+                    f"(attempt {attempt + 1} of {rt.max_attempts})"
+                )
+            )
+            rt.sleep(delay)
+
+    def _unknown(
+        self,
+        action: str,
+        detail: str,
+        request_id: str | None,
+        *,
+        lost: str = "the request may have been processed, so it is not re-sent",
+    ) -> OutcomeUnknown:
+        message = self.redact(f"{action}: {detail}; {lost}")
+        log.warning(message)
+        return OutcomeUnknown(message, request_id=request_id)
+
+    def _copy(self, err: ProviderError, message: str, **changes: Any) -> ProviderError:
+        """``err`` with ``message`` (redacted) and ``changes`` to its other fields."""
+        fields = {
+            "retryable": err.retryable,
+            "http_status": err.http_status,
+            "provider_code": err.provider_code,
+            "request_id": err.request_id,
+            **changes,
+        }
+        return ProviderError(err.reason, self.redact(message), **fields)
 
     @staticmethod
     def _normalise_base_url(base_url: str) -> str:
@@ -132,7 +330,7 @@ class VoiceProvider:
 
     def download(self, url: str) -> bytes:
         """Fetch an audio file the provider handed out (a signed URL: sent without our key)."""
-        content, _ = self.http.request(
+        content, _ = self.request(
             "GET",
             url,
             action=f"{self.family} download",

@@ -172,7 +172,7 @@ class _DashScopeClient(VoiceProvider):
         interpret: Interpret | None = None,
     ) -> tuple[Any, str | None]:
         body = {"model": self.enrollment_model, "input": {"action": action, **fields}}
-        return self.http.request(
+        return self.request(
             "POST",
             CUSTOMIZATION_PATH,
             action=f"{self.family} {action}",
@@ -193,7 +193,7 @@ class _DashScopeClient(VoiceProvider):
         """The enrollment call :meth:`_enroll` would send, as a dry run shows it."""
         body = {"model": self.enrollment_model, "input": {"action": action, **fields}}
         headers = {"Content-Type": "application/json", **(headers or {})}
-        return self.http.show("POST", CUSTOMIZATION_PATH, body, headers=headers, **sizes)
+        return self.show("POST", CUSTOMIZATION_PATH, body, headers=headers, **sizes)
 
     def _all_pages(self, action: str, fields: Mapping[str, Any]) -> list[dict[str, Any]]:
         """Every item of a paged list action (``voice_list``), page_index from 0 until a short page."""
@@ -256,7 +256,7 @@ class CosyVoiceClient(_DashScopeClient):
 
     def upload_temporary(self, path: Path, *, sha256: str, model: str) -> tuple[str, list[str]]:
         """Upload ``path`` to DashScope temporary storage; return (``oss://<key>``, request ids)."""
-        data, policy_id = self.http.request(
+        data, policy_id = self.request(
             "GET",
             UPLOADS_PATH,
             action="dashscope getPolicy",
@@ -270,7 +270,7 @@ class CosyVoiceClient(_DashScopeClient):
         key = f"{str(policy['upload_dir']).rstrip('/')}/{sha256}{path.suffix.lower() or '.wav'}"
         form = _oss_form(policy, key)
         files = {"file": (Path(key).name, path.read_bytes(), audio_mime(path))}
-        self.http.request(
+        self.request(
             "POST",
             str(policy["upload_host"]),
             action="dashscope temporary upload",
@@ -321,7 +321,7 @@ class CosyVoiceClient(_DashScopeClient):
             url, headers, sizes = f"oss://{key}", {OSS_RESOLVE_HEADER: "enable"}, {}
             form = {**_oss_form(_UNKNOWN_POLICY, key), "file": elided(len(content))}
             uploads = [
-                self.http.show("GET", f"{UPLOADS_PATH}?action=getPolicy&model={model}", None),
+                self.show("GET", f"{UPLOADS_PATH}?action=getPolicy&model={model}", None),
                 shown_request("POST", "<upload_host from getPolicy>", {}, form, audio_bytes=len(content)),
             ]
         fields = self._create_fields(record, url, language)
@@ -407,7 +407,7 @@ class CosyVoiceClient(_DashScopeClient):
 
     def preview(self, voice_id: str, *, target_model: str, text: str) -> bytes:
         """Synthesise ``text`` with the voice over HTTP SpeechSynthesizer; return the WAV bytes."""
-        data, _ = self.http.request(
+        data, _ = self.request(
             "POST",
             SYNTHESIS_PATH,
             action="cosyvoice preview",
@@ -507,7 +507,7 @@ class QwenClient(_DashScopeClient):
 
     def preview(self, voice_id: str, *, target_model: str, text: str) -> bytes:
         """Synthesise ``text`` via multimodal-generation; return the audio bytes (URL or inline base64)."""
-        data, _ = self.http.request(
+        data, _ = self.request(
             "POST",
             MULTIMODAL_PATH,
             action="qwen-tts preview",

@@ -123,7 +123,7 @@ class ElevenLabsClient(VoiceProvider):
         path = Path(record.clip_path or "")
         files = f"{path.name} ({audio_mime(path)}) " + elided(len(content))
         body = {**self._form(record), "files": files}
-        return [self.http.show("POST", "v1/voices/add", body, audio_bytes=len(content))]
+        return [self.show("POST", "v1/voices/add", body, audio_bytes=len(content))]
 
     def create_voice(
         self, record: VoiceRecord, *, preview_text: str | None = None, language: str | None = None
@@ -131,7 +131,7 @@ class ElevenLabsClient(VoiceProvider):
         """Create the voice once; a lost answer raises :class:`OutcomeUnknown`."""
         content = self.validate(record)
         path = Path(record.clip_path or "")
-        data, request_id = self.http.request(
+        data, request_id = self.request(
             "POST",
             "v1/voices/add",
             action="elevenlabs voices/add",
@@ -157,7 +157,7 @@ class ElevenLabsClient(VoiceProvider):
 
     def list_voices(self) -> list[VoiceRecord]:
         """The account's cloned voices (``category == "cloned"``)."""
-        data, _ = self.http.request("GET", "v1/voices", action="elevenlabs list voices")
+        data, _ = self.request("GET", "v1/voices", action="elevenlabs list voices")
         voices = data.get("voices") if isinstance(data, dict) else None
         return [
             self._item(v)
@@ -168,7 +168,7 @@ class ElevenLabsClient(VoiceProvider):
     def query_voice(self, voice_id: str) -> VoiceRecord | None:
         """The voice, or None when it does not exist."""
         try:
-            data, _ = self.http.request(
+            data, _ = self.request(
                 "GET", f"v1/voices/{urllib.parse.quote(voice_id, safe='')}", action="elevenlabs get voice"
             )
         except ProviderError as err:
@@ -186,11 +186,11 @@ class ElevenLabsClient(VoiceProvider):
     def delete_voice(self, voice_id: str) -> None:
         """Delete the voice; a voice that is already gone is not an error."""
         path = f"v1/voices/{urllib.parse.quote(voice_id, safe='')}"
-        self._delete(lambda: self.http.request("DELETE", path, action="elevenlabs delete voice"), voice_id)
+        self._delete(lambda: self.request("DELETE", path, action="elevenlabs delete voice"), voice_id)
 
     def preview(self, voice_id: str, *, target_model: str, text: str) -> bytes:
         """Synthesise ``text`` (``POST /v1/text-to-speech/{voice_id}``, MP3); return the audio bytes."""
-        content, _ = self.http.request(
+        content, _ = self.request(
             "POST",
             f"v1/text-to-speech/{urllib.parse.quote(voice_id, safe='')}",
             action="elevenlabs preview",

@@ -1,7 +1,8 @@
 """The small HTTP layer every provider client shares: timeouts, retries, redaction, request ids.
 
-One :class:`HttpClient` per provider client wraps a :class:`requests.Session`. Each call names an
-``action`` (for messages and logs) and says whether re-sending it is harmless:
+Every provider client (:class:`~pipeline.enroll.providers.common.VoiceProvider`) sends through its
+``request`` on a :class:`requests.Session`, with what this module gives. Each call names an ``action``
+(for messages and logs) and says whether re-sending it is harmless:
 
 - ``idempotent=True`` (reads, deletes, uploads, MiniMax clones with a client-chosen id): connection errors,
   timeouts, 408, 409, 429, 5xx, unreadable bodies and the provider codes that mean the same are retried with
@@ -39,7 +40,7 @@ from typing import Any
 import requests
 import urllib3.exceptions
 
-from pipeline.enroll.providers.base import MissingApiKey, OutcomeUnknown, ProviderError, normalize_base_url
+from pipeline.enroll.providers.base import ProviderError, normalize_base_url
 from pipeline.errors import InvalidArgument
 
 LOGGER_NAME = "voiceprep.providers"
@@ -64,7 +65,8 @@ RETRYABLE_STATUSES = frozenset({408, 409, 429})
 NOT_ACTED_STATUSES = frozenset({408, 429})
 """Statuses that prove the provider did not act on the request (so even a create may be re-sent)."""
 
-_REDACTED = "***"
+REDACTED = "***"
+"""What every secret becomes in text."""
 _FIELD_RE = re.compile(
     r"(?i)((?:x[-_])?(?:xi-)?api[-_]?key|authorization|access[-_]?key|secret|signature|token)"
     r"(['\"]?\s*[:=]\s*['\"]?)(?!bearer\b|\*\*\*)[^\s'\",;}&]+"
@@ -94,9 +96,9 @@ class Redactor:
         """``text`` as a string with every secret replaced by ``***``."""
         out = str(text)
         for secret in self._secrets:
-            out = out.replace(secret, _REDACTED)
-        out = _FIELD_RE.sub(lambda m: m.group(1) + m.group(2) + _REDACTED, out)
-        return _BEARER_RE.sub(lambda m: f"{m.group(1)} {_REDACTED}", out)
+            out = out.replace(secret, REDACTED)
+        out = _FIELD_RE.sub(lambda m: m.group(1) + m.group(2) + REDACTED, out)
+        return _BEARER_RE.sub(lambda m: f"{m.group(1)} {REDACTED}", out)
 
     def __repr__(self) -> str:
         return f"Redactor({len(self._secrets)} secrets)"
@@ -258,238 +260,8 @@ def json_or_none(response: requests.Response) -> Any:
         return None
 
 
-class HttpClient:
-    """One provider's HTTP access: a session, the key, the retry policy and the redactor.
-
-    ``auth_header``/``auth_scheme`` say how the key is sent (``Authorization: Bearer <key>`` by default;
-    ElevenLabs uses ``xi-api-key: <key>``). ``interpret`` turns a response into data or raises
-    :class:`ProviderError` (``retryable=True`` for "try again later"); ``request_id_of`` finds the
-    provider's request id. Both can be overridden per call. The key never appears in ``repr``.
-    """
-
-    def __init__(
-        self,
-        *,
-        provider: str,
-        base_url: str,
-        api_key: str | None,
-        key_env: str,
-        interpret: Interpret,
-        request_id_of: RequestIdOf,
-        auth_header: str = "Authorization",
-        auth_scheme: str | None = "Bearer",
-        runtime: Runtime | None = None,
-        family: str | None = None,
-    ) -> None:
-        self.provider = provider
-        self.family = family
-        self.base_url = normalize_base_url(base_url)
-        self.key_env = key_env
-        self._api_key = api_key or None
-        self.redact = Redactor([api_key])
-        self._interpret = interpret
-        self._request_id_of = request_id_of
-        self._auth_header = auth_header
-        self._auth_scheme = auth_scheme
-        self.runtime = runtime or Runtime()
-        self.session = self.runtime.session()
-
-    def __repr__(self) -> str:
-        return f"HttpClient(provider={self.provider!r}, base_url={self.base_url!r})"
-
-    def require_key(self) -> None:
-        """Raise :class:`MissingApiKey` (``missing_api_key``) naming the environment variable when no key is set."""
-        if self._api_key is None:
-            raise MissingApiKey(self.key_env, provider=self.provider, family=self.family)
-
-    def url(self, path: str) -> str:
-        """``base_url`` joined with ``path`` (absolute URLs pass through)."""
-        if path.startswith(("http://", "https://")):
-            return path
-        return f"{self.base_url}/{path.lstrip('/')}"
-
-    def show(
-        self,
-        method: str,
-        path: str,
-        body: Any,
-        *,
-        headers: Mapping[str, str] | None = None,
-        audio_bytes: int = 0,
-        encoded_bytes: int = 0,
-    ) -> dict[str, Any]:
-        """The request to ``path`` as a dry run shows it (:func:`shown_request`), with the key header masked."""
-        return shown_request(
-            method,
-            self.url(path),
-            {**self.auth_headers(redacted=True), **(headers or {})},
-            body,
-            audio_bytes=audio_bytes,
-            encoded_bytes=encoded_bytes,
-            redact=self.redact,
-        )
-
-    def auth_headers(self, *, redacted: bool = False) -> dict[str, str]:
-        """The header that carries the key (``***`` in place of the key when ``redacted``)."""
-        secret = _REDACTED if redacted or self._api_key is None else self._api_key
-        value = f"{self._auth_scheme} {secret}" if self._auth_scheme else secret
-        return {self._auth_header: value}
-
-    def request(
-        self,
-        method: str,
-        url: str,
-        *,
-        action: str,
-        idempotent: bool = True,
-        creates: bool = False,
-        authenticated: bool = True,
-        interpret: Interpret | None = None,
-        request_id_of: RequestIdOf | None = None,
-        json: Any = None,
-        data: Any = None,
-        files: Any = None,
-        params: Mapping[str, Any] | None = None,
-        headers: Mapping[str, str] | None = None,
-    ) -> tuple[Any, str | None]:
-        """Send the request with retries; return ``(interpreted data, the provider's request id)`` or raise.
-
-        Raises :class:`ProviderError` (mapped reason, redacted message) or :class:`OutcomeUnknown` (see the
-        module docstring for when). Files must be given as bytes so a retry can re-send them.
-        """
-        if authenticated:
-            self.require_key()
-        interpret = interpret or self._interpret
-        request_id_of = request_id_of or self._request_id_of
-        full_url = self.url(url)
-        host = urllib.parse.urlsplit(full_url).netloc
-        send_headers = {"User-Agent": USER_AGENT, **(headers or {})}
-        if authenticated:
-            send_headers.update(self.auth_headers())
-        rt = self.runtime
-        start = rt.clock()
-        attempt = 0
-        maybe_acted = False
-        while True:
-            attempt += 1
-            retry_after: float | None = None
-            t0 = rt.clock()
-            try:
-                response = self.session.request(
-                    method,
-                    full_url,
-                    headers=send_headers,
-                    json=json,
-                    data=data,
-                    files=files,
-                    params=params,
-                    timeout=(rt.connect_timeout_s, rt.read_timeout_s),
-                    allow_redirects=False,
-                )
-            except (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema) as exc:
-                raise ProviderError(
-                    "provider_bad_request", self.redact(f"{action}: invalid URL {full_url}: {exc}")
-                ) from None
-            except requests.exceptions.RequestException as exc:
-                what = "timed out" if isinstance(exc, requests.exceptions.Timeout) else "connection failed"
-                detail = f"{method} {host} {what} ({type(exc).__name__})"
-                log.debug(self.redact(f"{action}: attempt {attempt} {what}: {exc}"))
-                if isinstance(exc, requests.exceptions.SSLError):
-                    raise ProviderError(
-                        "provider_unavailable", self.redact(f"{action}: {detail}: {exc}")
-                    ) from None
-                if not failed_before_sending(exc):
-                    if not idempotent:
-                        raise self._unknown(action, detail, None) from None
-                    maybe_acted = True
-                error = ProviderError("provider_unavailable", detail, retryable=True)
-            else:
-                request_id = _safe_request_id(request_id_of, response)
-                log.debug(
-                    self.redact(
-                        f"{action}: {method} {full_url} -> {response.status_code} "
-                        f"in {rt.clock() - t0:.2f} s (attempt {attempt}, request id {request_id})"
-                    )
-                )
-                try:
-                    value = interpret(response, maybe_acted)
-                except OutcomeUnknown as err:
-                    raise self._unknown(action, err.message, err.request_id or request_id) from None
-                except ProviderError as err:
-                    error = self._copy(
-                        err,
-                        err.message,
-                        http_status=err.http_status if err.http_status is not None else response.status_code,
-                        provider_code=self.redact(err.provider_code)
-                        if err.provider_code is not None
-                        else None,
-                        request_id=err.request_id or request_id,
-                    )
-                    if not error.retryable:
-                        final = self._copy(error, f"{action}: {error.message}")
-                        log.info(final.message)
-                        raise final from None
-                    acted = not (
-                        response.status_code in NOT_ACTED_STATUSES or error.reason == "provider_rate_limited"
-                    )
-                    if acted:
-                        if not idempotent:
-                            raise self._unknown(action, error.message, error.request_id) from None
-                        maybe_acted = True
-                    retry_after = parse_retry_after(response.headers.get("Retry-After"), now=rt.wall())
-                else:
-                    return value, request_id
-            # a retryable failure: wait and try again, or give up
-            elapsed = rt.clock() - start
-            if retry_after is not None:
-                delay = min(retry_after, rt.retry_after_cap_s)
-            else:
-                delay = backoff_delay(attempt, rt)
-            out_of_attempts = attempt >= rt.max_attempts
-            out_of_time = elapsed + delay >= rt.deadline_s
-            if out_of_attempts or out_of_time:
-                why = f"{attempt} attempts" if out_of_attempts else f"the {rt.deadline_s:g} s deadline"
-                detail = f"{error.message} (gave up after {why}, {elapsed:.1f} s)"
-                if creates and maybe_acted:
-                    raise self._unknown(
-                        action, detail, error.request_id, lost="an earlier attempt may have created it"
-                    )
-                final = self._copy(error, f"{action}: {detail}")
-                log.warning(final.message)
-                raise final from None
-            log.warning(
-                self.redact(
-                    f"{action}: {error.message}; retrying in {delay:.2f} s "
-                    f"(attempt {attempt + 1} of {rt.max_attempts})"
-                )
-            )
-            rt.sleep(delay)
-
-    def _unknown(
-        self,
-        action: str,
-        detail: str,
-        request_id: str | None,
-        *,
-        lost: str = "the request may have been processed, so it is not re-sent",
-    ) -> OutcomeUnknown:
-        message = self.redact(f"{action}: {detail}; {lost}")
-        log.warning(message)
-        return OutcomeUnknown(message, request_id=request_id)
-
-    def _copy(self, err: ProviderError, message: str, **changes: Any) -> ProviderError:
-        """``err`` with ``message`` (redacted) and ``changes`` to its other fields."""
-        fields = {
-            "retryable": err.retryable,
-            "http_status": err.http_status,
-            "provider_code": err.provider_code,
-            "request_id": err.request_id,
-            **changes,
-        }
-        return ProviderError(err.reason, self.redact(message), **fields)
-
-
-def _safe_request_id(request_id_of: RequestIdOf, response: requests.Response) -> str | None:
+def safe_request_id(request_id_of: RequestIdOf, response: requests.Response) -> str | None:
+    """The provider's request id of ``response``, or None (a request id is a nicety: never an error)."""
     try:
         rid = request_id_of(response)
     except Exception:  # a request id is a nicety; never let it break a call
@@ -593,7 +365,7 @@ def shown_request(
     return {
         "method": method,
         "url": clean(url),
-        "headers": {k: (_REDACTED if k.lower() in SECRET_HEADERS else clean(v)) for k, v in headers.items()},
+        "headers": {k: (REDACTED if k.lower() in SECRET_HEADERS else clean(v)) for k, v in headers.items()},
         "body": clean(body),
         "audio_bytes": audio_bytes,
         "encoded_bytes": encoded_bytes,

@@ -203,10 +203,10 @@ class MiniMaxClient(VoiceProvider):
         path = Path(record.clip_path or "")
         file = f"{path.name} ({audio_mime(path)}) " + elided(len(content))
         return [
-            self.http.show(
+            self.show(
                 "POST", UPLOAD_PATH, {"purpose": "voice_clone", "file": file}, audio_bytes=len(content)
             ),
-            self.http.show(
+            self.show(
                 "POST",
                 CLONE_PATH,
                 self._clone_body(record, "<file_id from upload>", preview_text, language),
@@ -217,7 +217,7 @@ class MiniMaxClient(VoiceProvider):
     def upload(self, path: Path) -> tuple[Any, str | None]:
         """Upload a clip with ``purpose=voice_clone``; return (file_id, request id)."""
         path = Path(path)
-        data, request_id = self.http.request(
+        data, request_id = self.request(
             "POST",
             UPLOAD_PATH,
             action="minimax upload",
@@ -238,7 +238,7 @@ class MiniMaxClient(VoiceProvider):
         self.validate(record)
         name = record.name or ""
         file_id, upload_id = self.upload(Path(record.clip_path or ""))
-        data, request_id = self.http.request(
+        data, request_id = self.request(
             "POST",
             CLONE_PATH,
             action="minimax voice_clone",
@@ -266,7 +266,7 @@ class MiniMaxClient(VoiceProvider):
 
     def list_voices(self) -> list[VoiceRecord]:
         """Every cloned voice on the account (``get_voice`` with ``voice_type: voice_cloning``)."""
-        data, _ = self.http.request(
+        data, _ = self.request(
             "POST", GET_VOICE_PATH, action="minimax get_voice", json={"voice_type": VOICE_TYPE}
         )
         items = data.get(VOICE_TYPE) or []
@@ -288,7 +288,7 @@ class MiniMaxClient(VoiceProvider):
         """Delete the voice; a voice that is already gone is not an error."""
         body = {"voice_type": VOICE_TYPE, "voice_id": voice_id}
         self._delete(
-            lambda: self.http.request("POST", DELETE_VOICE_PATH, action="minimax delete_voice", json=body),
+            lambda: self.request("POST", DELETE_VOICE_PATH, action="minimax delete_voice", json=body),
             voice_id,
         )
 
