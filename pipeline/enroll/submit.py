@@ -281,8 +281,13 @@ def reconcile_row(ledger: Ledger, row: VoiceRecord, provider: VoiceProvider) -> 
     return ledger.update(row.id, checked=True), "still not listed by the provider"
 
 
-def apply_remote(ledger: Ledger, row: VoiceRecord, remote: VoiceRecord) -> VoiceRecord:
-    """Record what the provider says about ``row``'s voice (``remote``): its status and id, checked now."""
+def apply_remote(ledger: Ledger, row: VoiceRecord, remote: VoiceRecord | None) -> VoiceRecord:
+    """Record what the provider says about ``row``'s voice, checked now: ``remote`` (its view: status and
+    id), or ``None`` when the provider does not have the voice any more (``gone``)."""
+    if remote is None:
+        return ledger.update(
+            row.id, status="gone", checked=True, error=("voice_gone", "the provider no longer has it")
+        )
     rejected = remote.status == "rejected"
     return ledger.update(
         row.id,
@@ -512,16 +517,15 @@ class _Run:
             return self.outcome(
                 clip, None, action="reverified", note=note, status="unknown", voice_id=clip.voice_id
             )
-        if remote is None:
-            assert row is not None
-            gone = self.ledger.update(
-                row.id, status="gone", checked=True, error=("voice_gone", "the provider no longer has it")
-            )
+        if row is not None:
+            row = apply_remote(self.ledger, row, remote)
+        if row is not None and row.status == "gone":
             reasons = [r for r in clip.reasons if r != "voice_gone"] + ["voice_gone"]
             self.change(clip, status="ready", voice_id=None, target_model=None, reasons=reasons)
             error = ("voice_gone", "submit again to make a new voice")
-            return self.outcome(clip, gone, action="reverified", error=error)
+            return self.outcome(clip, row, action="reverified", error=error)
         if row is None:
+            assert remote is not None
             found = dataclasses.replace(
                 remote,
                 provider=spec.provider,
@@ -534,8 +538,6 @@ class _Run:
                 clip_path=str(self.out_dir / clip.clip) if clip.clip else None,
             )
             row = self.ledger.record_found(found)
-        else:
-            row = apply_remote(self.ledger, row, remote)
         return self.finish(clip, provider, row, "reverified")
 
     def submit(self, clip: ClipRow) -> VoiceRecord:

@@ -524,17 +524,11 @@ def _sync_one(ledger: Ledger, spec: FamilySpec, client: VoiceProvider, report: V
             except ProviderError as exc:
                 report.notes.append(f"{row.voice_id}: not listed, and could not be queried ({exc.reason})")
                 continue
-            if rv is None:
-                after = ledger.update(
-                    row.id,
-                    status="gone",
-                    checked=True,
-                    error=("voice_gone", "the provider no longer lists it"),
-                )
-                change(row, after, "no longer at the provider (expired or deleted elsewhere)")
-                continue
         after = apply_remote(ledger, row, rv)
-        change(row, after, "listed again" if row.status == "gone" else f"provider says {rv.status}")
+        if rv is None:
+            change(row, after, "no longer at the provider (expired or deleted elsewhere)")
+        else:
+            change(row, after, "listed again" if row.status == "gone" else f"provider says {rv.status}")
     for rv in listed:
         if ledger.by_voice_id(provider=spec.provider, voice_id=rv.voice_id or "", base_url=base) is None:
             found = dataclasses.replace(

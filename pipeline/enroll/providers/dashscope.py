@@ -195,6 +195,26 @@ class _DashScopeClient(VoiceProvider):
         headers = {"Content-Type": "application/json", **(headers or {})}
         return self.show("POST", CUSTOMIZATION_PATH, body, headers=headers, **sizes)
 
+    def _synthesise(self, path: str, body: Mapping[str, Any], action: str) -> bytes:
+        """The audio a synthesis call makes: fetched from ``output.audio.url``, or inline base64 (a data URI
+        or bare) in ``output.audio.data``."""
+        interpret = requiring(_interpret, "output", "audio")
+        data, _ = self.request("POST", path, action=action, json=body, interpret=interpret)
+        audio = _output(data)["audio"]
+        audio = audio if isinstance(audio, dict) else {}
+        if audio.get("url"):
+            return self.download(str(audio["url"]))
+        if not audio.get("data"):
+            raise ProviderError(
+                "provider_unavailable", f"{action}: the answer has no output.audio url or data"
+            )
+        try:
+            return base64.b64decode(str(audio["data"]).split(",", 1)[-1], validate=True)
+        except ValueError:
+            raise ProviderError(
+                "provider_unavailable", f"{action}: output.audio.data is not base64"
+            ) from None
+
     def _all_pages(self, action: str, fields: Mapping[str, Any]) -> list[dict[str, Any]]:
         """Every item of a paged list action (``voice_list``), page_index from 0 until a short page."""
         items: list[dict[str, Any]] = []
@@ -407,20 +427,8 @@ class CosyVoiceClient(_DashScopeClient):
 
     def preview(self, voice_id: str, *, target_model: str, text: str) -> bytes:
         """Synthesise ``text`` with the voice over HTTP SpeechSynthesizer; return the WAV bytes."""
-        data, _ = self.request(
-            "POST",
-            SYNTHESIS_PATH,
-            action="cosyvoice preview",
-            json={
-                "model": target_model,
-                "input": {"text": text, "voice": voice_id, "format": "wav", "sample_rate": 24000},
-            },
-            interpret=requiring(_interpret, "output", "audio"),
-        )
-        audio = _output(data).get("audio") or {}
-        if not isinstance(audio, dict) or not audio.get("url"):
-            raise ProviderError("provider_unavailable", "SpeechSynthesizer answered without output.audio.url")
-        return self.download(str(audio["url"]))
+        body = {"text": text, "voice": voice_id, "format": "wav", "sample_rate": 24000}
+        return self._synthesise(SYNTHESIS_PATH, {"model": target_model, "input": body}, "cosyvoice preview")
 
 
 class QwenClient(_DashScopeClient):
@@ -506,28 +514,9 @@ class QwenClient(_DashScopeClient):
         self._delete(lambda: self._enroll("delete", {"voice": voice_id}), voice_id)
 
     def preview(self, voice_id: str, *, target_model: str, text: str) -> bytes:
-        """Synthesise ``text`` via multimodal-generation; return the audio bytes (URL or inline base64)."""
-        data, _ = self.request(
-            "POST",
-            MULTIMODAL_PATH,
-            action="qwen-tts preview",
-            json={"model": target_model, "input": {"text": text, "voice": voice_id}},
-            interpret=requiring(_interpret, "output", "audio"),
-        )
-        audio = _output(data).get("audio") or {}
-        if isinstance(audio, dict) and audio.get("url"):
-            return self.download(str(audio["url"]))
-        if isinstance(audio, dict) and audio.get("data"):
-            inline = str(audio["data"])
-            if inline.startswith("data:"):
-                inline = inline.split(",", 1)[-1]
-            try:
-                return base64.b64decode(inline, validate=True)
-            except ValueError:
-                raise ProviderError("provider_unavailable", "output.audio.data is not base64") from None
-        raise ProviderError(
-            "provider_unavailable", "multimodal-generation answered without audio url or data"
-        )
+        """Synthesise ``text`` via multimodal-generation; return the audio bytes."""
+        body = {"model": target_model, "input": {"text": text, "voice": voice_id}}
+        return self._synthesise(MULTIMODAL_PATH, body, "qwen-tts preview")
 
 
 # --- helpers ---------------------------------------------------------------------------------------

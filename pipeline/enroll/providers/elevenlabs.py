@@ -15,7 +15,7 @@ import json
 import logging
 import re
 import urllib.parse
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -196,17 +196,6 @@ class ElevenLabsClient(VoiceProvider):
             action="elevenlabs preview",
             json={"text": text, "model_id": target_model},
             headers={"Accept": "audio/mpeg"},
-            interpret=_audio_interpret(self.max_download_bytes),
+            interpret=download_interpret(self.max_download_bytes, _interpret),
         )
         return content
-
-
-def _audio_interpret(max_bytes: int) -> Callable[[requests.Response, bool], Any]:
-    download = download_interpret(max_bytes)
-
-    def interpret(response: requests.Response, maybe_acted: bool) -> Any:
-        if response.status_code != 200:
-            return _interpret(response, maybe_acted)
-        return download(response, maybe_acted)
-
-    return interpret

@@ -148,11 +148,7 @@ def parse_retry_after(value: str | None, *, now: float) -> float | None:
 
     ``now`` is the wall-clock time (``time.time()``) an HTTP date is measured from; a date in the past is 0.
     """
-    if value is None:
-        return None
-    text = str(value).strip()
-    if not text:
-        return None
+    text = str(value or "").strip()
     try:
         seconds = float(text)
     except ValueError:
@@ -160,14 +156,8 @@ def parse_retry_after(value: str | None, *, now: float) -> float | None:
             when = email.utils.parsedate_to_datetime(text)
         except (TypeError, ValueError, IndexError):
             return None
-        if when is None:
-            return None
-        if when.tzinfo is None:  # RFC 9110 dates are GMT
-            when = when.replace(tzinfo=dt.UTC)
-        return max(0.0, when.timestamp() - now)
-    if not math.isfinite(seconds):
-        return None
-    return max(0.0, seconds)
+        seconds = when.replace(tzinfo=when.tzinfo or dt.UTC).timestamp() - now  # RFC 9110 dates are GMT
+    return max(0.0, seconds) if math.isfinite(seconds) else None
 
 
 def backoff_delay(attempt: int, runtime: Runtime) -> float:
@@ -269,11 +259,14 @@ def safe_request_id(request_id_of: RequestIdOf, response: requests.Response) -> 
     return str(rid) if rid else None
 
 
-def download_interpret(max_bytes: int) -> Interpret:
-    """An interpreter for plain file downloads (preview audio): 200 with a non-empty body up to ``max_bytes``."""
+def download_interpret(max_bytes: int, errors: Interpret | None = None) -> Interpret:
+    """An interpreter for audio answers (downloads, synthesis): 200 with a non-empty body up to ``max_bytes``;
+    another status is read by ``errors`` (the provider's error reader) when given."""
 
     def interpret(response: requests.Response, maybe_acted: bool) -> bytes:
         if response.status_code != 200:
+            if errors is not None:
+                errors(response, maybe_acted)
             raise status_error(response.status_code, f"download answered HTTP {response.status_code}")
         if not response.content:
             raise unreadable("download returned no bytes")
