@@ -174,12 +174,12 @@ def test_list_remote_merges_the_providers_view(tmp_path: Path) -> None:
 def test_delete_at_provider_then_ledger_then_resubmit(tmp_path: Path) -> None:
     cloud, providers = _submitted(tmp_path, families=("minimax",), speakers=("alice",))
     [row] = read_voices(tmp_path / "voices.sqlite")
-    after, note = delete_voice(tmp_path / "voices.sqlite", row["voice_id"], providers=providers)
-    assert after.status == "deleted" and note == f"deleted at {BASE_URL}"
+    after = delete_voice(tmp_path / "voices.sqlite", row["voice_id"], providers=providers)
+    assert after.status == "deleted" and after.note == f"deleted at {BASE_URL}"
     assert cloud.voices == {} and [c[0] for c in cloud.calls][-1] == "delete"
     calls = len(cloud.calls)
-    again, note = delete_voice(tmp_path / "voices.sqlite", row["voice_id"], providers=providers)
-    assert again.status == "deleted" and note == "already deleted" and len(cloud.calls) == calls
+    again = delete_voice(tmp_path / "voices.sqlite", row["voice_id"], providers=providers)
+    assert again.status == "deleted" and again.note == "already deleted" and len(cloud.calls) == calls
     # the next submit sees the deleted row, frees the clip, and a further submit makes a new voice
     [o] = submit_run(tmp_path, providers=providers)
     assert o.status == "deleted" and "submit again" in o.note
@@ -195,9 +195,9 @@ def test_delete_a_row_without_voice_is_local(tmp_path: Path) -> None:
     [o] = submit_run(tmp_path, providers=providers)
     assert o.status == "unknown"
     calls = len(cloud.calls)
-    after, note = delete_voice(tmp_path / "voices.sqlite", str(o.id), providers=providers)
+    after = delete_voice(tmp_path / "voices.sqlite", str(o.id), providers=providers)
     assert after.status == "deleted"
-    assert "voices sync" in note and len(cloud.calls) == calls
+    assert "voices sync" in after.note and len(cloud.calls) == calls
     [o2] = submit_run(tmp_path, providers=providers)  # the clip may now be submitted again
     assert o2.action == "created" and o2.status == "ready" and o2.name != o.name
 

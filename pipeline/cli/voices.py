@@ -147,6 +147,7 @@ def _print_outcomes(outcomes: Sequence[VoiceRecord], out_dir: Path, console: Con
 
 def _print_dry_run(outcomes: Sequence[VoiceRecord], console: Console) -> None:
     from pipeline.enroll.ledger import scrub
+    from pipeline.enroll.submit import unset_key_env
 
     for o in outcomes:
         head = f"[bold]{o.speaker}/{o.family}[/] -> {o.target_model} as {o.name or '-'}"
@@ -158,17 +159,9 @@ def _print_dry_run(outcomes: Sequence[VoiceRecord], console: Console) -> None:
         for p in o.problems:
             console.print(f"  [red]x[/] {p}", highlight=False)
     bad = sum(1 for o in outcomes if o.problems)
-    keyless = sorted({env for o in outcomes if (env := _unset_key(o.family))})
+    keyless = sorted({env for o in outcomes if (env := unset_key_env(o.provider))})
     unset = f"; a real submit needs {', '.join(keyless)} (not set)" if keyless else ""
     console.print(f"dry run: {len(outcomes)} clips, {bad} with problems; nothing was sent or written{unset}")
-
-
-def _unset_key(family: str) -> str | None:
-    """The API key variable a real submit of ``family`` needs, when it is not set."""
-    from pipeline.enroll.submit import unset_key_env
-    from pipeline.rules.families import load_family
-
-    return unset_key_env(load_family(family))
 
 
 def submit_command(
@@ -452,8 +445,10 @@ def voices_delete(
         ):
             raise fail("nothing deleted", EXIT_FAILURES)
     with _errors():
-        after, note = delete_voice(path, f"#{record.id}")
-    make_console().print(f"#{after.id} {after.voice_id or ''}: {after.status} ({note})", highlight=False)
+        after = delete_voice(path, f"#{record.id}")
+    make_console().print(
+        f"#{after.id} {after.voice_id or ''}: {after.status} ({after.note})", highlight=False
+    )
     raise typer.Exit(EXIT_OK)
 
 

@@ -235,9 +235,9 @@ def client_getter(
     return get
 
 
-def unset_key_env(spec: FamilySpec) -> str | None:
-    """The environment variable holding ``spec``'s provider key when it is not set (``None`` when it is)."""
-    env = api_key_env(spec.provider)
+def unset_key_env(provider: str) -> str | None:
+    """The environment variable holding ``provider``'s key when it is not set (``None`` when it is)."""
+    env = api_key_env(provider)
     return None if os.environ.get(env) else env
 
 
@@ -251,34 +251,35 @@ def _since(row: VoiceRecord) -> str | None:
     return (t - _dt.timedelta(seconds=FIND_SLACK_S)).isoformat(timespec="seconds")
 
 
-def reconcile_row(ledger: Ledger, row: VoiceRecord, provider: VoiceProvider) -> tuple[VoiceRecord, str]:
-    """Ask the provider about one unresolved row and record the answer; returns ``(row after, note)``.
+def reconcile_row(ledger: Ledger, row: VoiceRecord, provider: VoiceProvider) -> VoiceRecord:
+    """Ask the provider about one unresolved row and record the answer; returns the row after, with
+    ``action`` ``reconciled`` and a ``note`` saying what was found.
 
     A match becomes the voice's real status with its id. No match: a ``pending`` row whose request was
     sent becomes ``unknown`` (never retried by itself); an ``unknown`` row stays so. A ``pending`` row that
     was never sent is left for :func:`submit_run` to retry. A provider error leaves the row as it is.
     """
+
+    def done(after: VoiceRecord, note: str) -> VoiceRecord:
+        return dataclasses.replace(after, action="reconciled", note=note)
+
     if row.status == "pending" and row.sent_at is None:
-        return row, "the create request was never sent; it may be retried"
+        return done(row, "the create request was never sent; it may be retried")
     try:
         found = provider.find_voice(row, since=_since(row))
     except ProviderError as exc:
-        return row, f"could not ask the provider ({exc.reason}): {scrub(exc.message)}"
+        return done(row, f"could not ask the provider ({exc.reason}): {scrub(exc.message)}")
     if found is not None:
         try:
             after = apply_remote(ledger, row, found)
         except LedgerConflict as exc:  # the match belongs to another row: leave this one for the user
-            return row, f"the provider's match {found.voice_id} is claimed elsewhere: {exc}"
-        return after, f"found remotely as {found.voice_id} ({found.status})"
+            return done(row, f"the provider's match {found.voice_id} is claimed elsewhere: {exc}")
+        return done(after, f"found remotely as {found.voice_id} ({found.status})")
     if row.status == "pending":
-        after = ledger.update(
-            row.id,
-            status="unknown",
-            checked=True,
-            error=("outcome_unknown", "the create request was sent but the provider does not list the voice"),
-        )
-        return after, "the provider does not list it; left unknown (never resubmitted automatically)"
-    return ledger.update(row.id, checked=True), "still not listed by the provider"
+        error = ("outcome_unknown", "the create request was sent but the provider does not list the voice")
+        after = ledger.update(row.id, status="unknown", checked=True, error=error)
+        return done(after, "the provider does not list it; left unknown (never resubmitted automatically)")
+    return done(ledger.update(row.id, checked=True), "still not listed by the provider")
 
 
 def apply_remote(ledger: Ledger, row: VoiceRecord, remote: VoiceRecord | None) -> VoiceRecord:
@@ -482,10 +483,9 @@ class _Run:
                 except InvalidArgument as exc:
                     outcomes.append(self.outcome(None, row, action="reconciled", note=str(exc)))
                     continue
-                after, note = reconcile_row(self.ledger, row, provider)
-                outcomes.append(
-                    self.outcome(None, self.settle(provider, after), action="reconciled", note=note)
-                )
+                after = reconcile_row(self.ledger, row, provider)
+                settled = self.settle(provider, after)
+                outcomes.append(self.outcome(None, settled, action="reconciled", note=after.note))
         return outcomes
 
     def reverify(self, clip: ClipRow) -> VoiceRecord:
@@ -598,7 +598,7 @@ class _Run:
                 scrub(str(exc) if isinstance(exc, ProviderError) else f"provider_bad_request: {exc}")
             )
         problems += _size_problems(spec, Path(request.clip_path or "").stat().st_size, prepared)
-        env = unset_key_env(spec)
+        env = unset_key_env(spec.provider)
         note = f"{len(prepared)} request(s), base URL {provider.base_url}"
         note += f"; {env} is not set: a real submit would stop" if env else ""
         return dataclasses.replace(
@@ -618,8 +618,8 @@ class _Run:
             return self.outcome(clip, row, action="created")
         except OutcomeUnknown as exc:
             row = self.ledger.update(row.id, request_ids=[exc.request_id], error=(exc.reason, exc.message))
-            row, note = reconcile_row(self.ledger, row, provider)
-            return self.finish(clip, provider, row, "created", f"the answer was lost; {note}")
+            row = reconcile_row(self.ledger, row, provider)
+            return self.finish(clip, provider, row, "created", f"the answer was lost; {row.note}")
         except ProviderError as exc:
             status = "rejected" if exc.reason == "provider_rejected" else "failed"
             row = self.ledger.update(

@@ -390,9 +390,9 @@ def delete_voice(
     *,
     providers: Providers | None = None,
     lock_timeout_s: float = 10.0,
-) -> tuple[VoiceRecord, str]:
-    """Delete the voice at its provider, then mark its ledger row ``deleted``; returns ``(the row after, a
-    note saying what was done)``.
+) -> VoiceRecord:
+    """Delete the voice at its provider, then mark its ledger row ``deleted``; returns the row after, with
+    ``action`` ``delete`` and a ``note`` saying what was done.
 
     A row without a voice id (``failed``, never-sent ``pending``, or ``unknown``) is only marked ``deleted``
     in the ledger: that lets ``submit`` make the clip's voice again (under a new name). If an ``unknown``
@@ -406,17 +406,18 @@ def delete_voice(
     with ledger_lock(ledger_path, timeout_s=lock_timeout_s), Ledger(ledger_path) as ledger:
         row = _one(ledger.rows(), ident)
         if row.status == "deleted":
-            return row, "already deleted"
+            return dataclasses.replace(row, action="delete", note="already deleted")
         if not row.voice_id:
             note = "no voice id: marked deleted in the ledger only"
             if row.unresolved:
                 note += "; if a voice was made after all, `voiceprep voices sync` will record it"
-            return ledger.update(row.id, status="deleted"), note
+            return dataclasses.replace(ledger.update(row.id, status="deleted"), action="delete", note=note)
         spec = _spec(row.family)
         if spec is None:
             raise InvalidArgument(f"no family spec for {row.family!r}: cannot pick its provider client")
         client_getter(providers)(spec, row.base_url).delete_voice(row.voice_id)
-        return ledger.update(row.id, status="deleted", checked=True), f"deleted at {row.base_url}"
+        after = ledger.update(row.id, status="deleted", checked=True)
+        return dataclasses.replace(after, action="delete", note=f"deleted at {row.base_url}")
 
 
 # --------------------------------------------------------------------------------------------- sync
@@ -497,8 +498,8 @@ def _sync_one(ledger: Ledger, spec: FamilySpec, client: VoiceProvider, report: V
 
     for row in ledger.rows(family=spec.name, base_url=base, statuses=UNRESOLVED_STATUSES):
         if row.unresolved:
-            after, note = reconcile_row(ledger, row, client)
-            change(row, after, note)
+            after = reconcile_row(ledger, row, client)
+            change(row, after, after.note)
     try:
         listed = client.list_voices()
     except ProviderError as exc:

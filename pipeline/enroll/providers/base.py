@@ -39,9 +39,9 @@ class VoiceRecord:
     The last fields (:data:`COMMAND_FIELDS`, not stored in the ledger) say what the command that returned
     the record did with the voice: ``action`` (submit: ``created``, ``existing`` (a voice already held the
     clip), ``reverified`` (a ``submitted`` clip was checked), ``reconciled`` (an unresolved row was asked
-    about), ``skipped``, ``dry-run``), ``note`` (why, in words), and for a dry run the ``requests`` it
-    would send and the ``problems`` it found. ``status`` may then also be ``skipped``, ``dry-run`` or
-    ``submitted`` (a dry run over a submitted clip).
+    about), ``skipped``, ``dry-run``; ``voices delete``: ``delete``), ``note`` (what happened, in words),
+    and for a dry run the ``requests`` it would send and the ``problems`` it found. ``status`` may then
+    also be ``skipped``, ``dry-run`` or ``submitted`` (a dry run over a submitted clip).
     """
 
     id: int = 0
