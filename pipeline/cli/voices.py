@@ -348,7 +348,6 @@ def voices_list(
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per voice.")] = False,
 ) -> None:
     """List the voices in the ledger, with quota usage and expiry warnings."""
-    from pipeline.enroll.providers.base import REMOTE_FIELDS
     from pipeline.enroll.voices import list_voices
 
     path = _ledger_path(out_dir, ledger, config)
@@ -359,7 +358,14 @@ def voices_list(
         for r, rv in listing.entries:
             row = r.to_dict() if r else {"family": rv.family, "base_url": rv.base_url}  # type: ignore[union-attr]
             row["in_ledger"] = r is not None
-            row["remote"] = None if rv is None else {k: getattr(rv, k) for k in REMOTE_FIELDS}
+            remote_fields = (
+                "voice_id",
+                "status",
+                "target_model",
+                "created_at",
+                "name",
+            )  # what providers tell
+            row["remote"] = None if rv is None else {k: getattr(rv, k) for k in remote_fields}
             print(json.dumps(row, ensure_ascii=False), flush=True)
         raise typer.Exit(EXIT_OK)
     table = Table(header_style="bold")

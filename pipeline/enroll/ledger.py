@@ -62,8 +62,8 @@ __all__ = [
     "default_ledger_path",
     "ledger_lock",
     "parse_stored_time",
+    "read_records",
     "read_voices",
-    "record_from_dict",
     "scrub",
     "utc_now",
 ]
@@ -180,16 +180,9 @@ def run_ledger_path(out_dir: Path, run: Mapping[str, Any] | None) -> Path:
     return default_ledger_path(out_dir, configured if isinstance(configured, str | Path) else None)
 
 
-def _encode(column: str, value: Any) -> Any:
-    """A :class:`VoiceRecord` field as its column stores it (lists and the error as JSON)."""
-    if column in ("sources", "request_ids"):
-        return json.dumps(list(value))
-    if column == "last_error":
-        return None if value is None else json.dumps(value)
-    return value
-
-
 def _decode(row: sqlite3.Row | Sequence[Any], names: Sequence[str]) -> dict[str, Any]:
+    """A stored row as :class:`VoiceRecord` fields: the JSON columns (lists, the error) parsed, damage
+    read as empty."""
     data = dict(zip(names, row, strict=True))
     for key in ("sources", "request_ids"):
         if key in data:
@@ -385,7 +378,9 @@ class Ledger:
             "last_checked_at": now if checked else record.last_checked_at,
         }
         columns = COLUMNS[1:]
-        encoded = [_encode(k, values[k]) for k in columns]
+        encoded = [
+            json.dumps(v) if isinstance(v := values[k], list | dict) else v for k in columns
+        ]  # lists, error
         try:
             with self._write() as c:
                 cur = c.execute(
@@ -506,6 +501,6 @@ def read_voices(path: Path) -> list[dict[str, Any]]:
         conn.close()
 
 
-def record_from_dict(data: Mapping[str, Any]) -> VoiceRecord:
-    """A :class:`VoiceRecord` from a :func:`read_voices` dict (unknown keys ignored)."""
-    return VoiceRecord(**{k: data[k] for k in COLUMNS if k in data})
+def read_records(path: Path) -> list[VoiceRecord]:
+    """:func:`read_voices` as :class:`VoiceRecord` rows (columns a newer ledger added are left out)."""
+    return [VoiceRecord(**{k: d[k] for k in COLUMNS if k in d}) for d in read_voices(path)]

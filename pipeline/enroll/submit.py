@@ -44,8 +44,7 @@ from pipeline.enroll.ledger import (
     default_ledger_path,
     ledger_lock,
     parse_stored_time,
-    read_voices,
-    record_from_dict,
+    read_records,
     scrub,
 )
 from pipeline.enroll.providers import api_key_env, make_provider
@@ -743,7 +742,7 @@ def submit_run(
         raise MissingApiKey.every(missing)
     ledger_file = default_ledger_path(out_dir, cfg.ledger)
     if dry_run:
-        run.known = [record_from_dict(d) for d in read_voices(ledger_file)]
+        run.known = read_records(ledger_file)
         return [run.reverify(c) if c.status == "submitted" else run.submit(c) for c in chosen]
     if not chosen:
         return []

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as _dt
-from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
@@ -29,8 +28,7 @@ from pipeline.enroll.ledger import (
     Ledger,
     ledger_lock,
     parse_stored_time,
-    read_voices,
-    record_from_dict,
+    read_records,
     utc_now,
 )
 from pipeline.enroll.providers.base import ProviderError, VoiceRecord
@@ -71,10 +69,6 @@ def _spec(family: str) -> FamilySpec | None:
         return None
 
 
-def _records(path: Path) -> list[VoiceRecord]:
-    return [record_from_dict(d) for d in read_voices(path)]
-
-
 # --------------------------------------------------------------------------------------------- warnings
 
 
@@ -87,14 +81,14 @@ VoiceWarning = tuple[str, str, VoiceRecord]
 def warning_json(warning: VoiceWarning) -> dict[str, Any]:
     """A warning as plain data: kind, family, provider, base URL, message, and the voice it is about."""
     kind, message, r = warning
-    voice = (None, None) if kind == "quota" else (r.voice_id, r.id)
-    return dict(
-        zip(
-            ("kind", "family", "provider", "base_url", "message", "voice_id", "ledger_id"),
-            (kind, r.family, r.provider, r.base_url, message, *voice),
-            strict=True,
-        )
-    )
+    account = {"kind": kind, "family": r.family, "provider": r.provider, "base_url": r.base_url}
+    quota = kind == "quota"
+    return {
+        **account,
+        "message": message,
+        "voice_id": None if quota else r.voice_id,
+        "ledger_id": None if quota else r.id,
+    }
 
 
 def expiry_warn_days(unused_days: int) -> float:
@@ -106,22 +100,18 @@ def _usage(
     records: Sequence[VoiceRecord], remote_counts: Mapping[tuple[str, str], int] | None
 ) -> list[tuple[VoiceRecord, int, int | None, str]]:
     """Per account and family, ``(a record of it, voices used, the family's quota, counted from)``."""
-    counts: Counter[tuple[str, str, str]] = Counter()
-    first: dict[tuple[str, str, str], VoiceRecord] = {}
+    accounts: dict[tuple[str, str, str], list[VoiceRecord]] = {}
     for r in records:
-        key = (r.provider, r.family, r.base_url)
-        first.setdefault(key, r)
-        counts[key] += 1 if r.status in _COUNTED else 0
+        accounts.setdefault((r.provider, r.family, r.base_url), []).append(r)
     out = []
-    for key, used in sorted(counts.items()):
-        spec = _spec(key[1])
-        remote = (remote_counts or {}).get(key[1:])
-        limit = spec.quota.max_voices if spec else None
+    for (_, family, base), rows in sorted(accounts.items()):
+        spec, remote = _spec(family), (remote_counts or {}).get((family, base))
+        used = sum(r.status in _COUNTED for r in rows) if remote is None else remote
         out.append(
             (
-                first[key],
-                used if remote is None else remote,
-                limit,
+                rows[0],
+                used,
+                spec.quota.max_voices if spec else None,
                 "ledger" if remote is None else "provider",
             )
         )
@@ -273,7 +263,7 @@ def list_voices(
         InvalidArgument: a bad status filter.
         pipeline.enroll.submit.MissingApiKey: ``remote`` and a provider's key is not set.
     """
-    records = _records(ledger_path)  # [] when the ledger does not exist yet
+    records = read_records(ledger_path)  # [] when the ledger does not exist yet
     chosen = _filter(records, provider=provider, family=family, statuses=statuses)
     report = VoiceReport(entries=[(r, None) for r in chosen])
     if not Path(ledger_path).is_file():
@@ -329,7 +319,7 @@ def show_voice(ledger_path: Path, ident: str) -> VoiceRecord:
         InvalidArgument: no ledger, no match, or several matches.
     """
     _require_ledger(ledger_path)
-    return _one(_records(ledger_path), ident)
+    return _one(read_records(ledger_path), ident)
 
 
 def model_reminder(record: VoiceRecord) -> str:

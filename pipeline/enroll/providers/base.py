@@ -106,9 +106,6 @@ class VoiceRecord:
 COMMAND_FIELDS = ("action", "note", "requests", "problems")
 """The fields of :class:`VoiceRecord` that a command fills and the ledger does not store."""
 
-REMOTE_FIELDS = ("voice_id", "status", "target_model", "created_at", "name")
-"""What a provider tells about one of its voices (``voices list --remote --json`` shows these)."""
-
 
 class ProviderError(VoiceprepError):
     """A provider call failed for good (after any retries).

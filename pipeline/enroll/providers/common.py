@@ -33,7 +33,6 @@ from pipeline.enroll.providers.http import (
     download_interpret,
     failed_before_sending,
     parse_retry_after,
-    read_api_key,
     resolve_base_url,
     safe_request_id,
     shown_request,
@@ -96,7 +95,7 @@ class VoiceProvider:
         self.target_models = tuple(target_models)
         self.max_bytes = max_bytes
         self.max_download_bytes = max_download_bytes
-        self._api_key = read_api_key(self.key_env, env)
+        self._api_key = (env.get(self.key_env) or "").strip() or None  # the key comes only from here
         self.redact = Redactor([self._api_key])
         self.session = self.runtime.session()
         if require_key:
@@ -118,25 +117,12 @@ class VoiceProvider:
         return f"{self.base_url}/{path.lstrip('/')}"
 
     def show(
-        self,
-        method: str,
-        path: str,
-        body: Any,
-        *,
-        headers: Mapping[str, str] | None = None,
-        audio_bytes: int = 0,
-        encoded_bytes: int = 0,
+        self, method: str, path: str, body: Any, *, headers: Mapping[str, str] | None = None, **sizes: int
     ) -> dict[str, Any]:
-        """The request to ``path`` as a dry run shows it (:func:`shown_request`), with the key header masked."""
-        return shown_request(
-            method,
-            self.url(path),
-            {**self.auth_headers(redacted=True), **(headers or {})},
-            body,
-            audio_bytes=audio_bytes,
-            encoded_bytes=encoded_bytes,
-            redact=self.redact,
-        )
+        """The request to ``path`` as a dry run shows it (:func:`shown_request`: ``audio_bytes``,
+        ``encoded_bytes``), with the key header masked."""
+        headers = {**self.auth_headers(redacted=True), **(headers or {})}
+        return shown_request(method, self.url(path), headers, body, redact=self.redact, **sizes)
 
     def auth_headers(self, *, redacted: bool = False) -> dict[str, str]:
         """The header that carries the key (``***`` in place of the key when ``redacted``)."""

@@ -300,12 +300,6 @@ def resolve_base_url(arg: str | None, *, env_name: str, default: str, environ: M
     return normalize_base_url(value)
 
 
-def read_api_key(env_name: str, environ: Mapping[str, str]) -> str | None:
-    """The API key from the environment variable ``env_name`` (None when unset or blank)."""
-    value = (environ.get(env_name) or "").strip()
-    return value or None
-
-
 def audio_mime(path: os.PathLike[str] | str) -> str:
     """The MIME type providers expect for an audio file, from its suffix (WAV when unknown)."""
     return AUDIO_MIME.get(os.path.splitext(str(path))[1].lower(), "audio/wav")
