@@ -103,4 +103,5 @@ def make_provider(
         options.update(audio_source=audio_source, url_template=url_template)
     max_bytes = spec.limits.max_bytes.value
     limits = {"max_bytes": int(max_bytes) if max_bytes is not None else None}
-    return cls(family=spec.name, target_models=tuple(spec.target_models), **{**limits, **options})
+    rules = {"name_rule": spec.name_rule, "target_models": tuple(spec.target_models), **limits}
+    return cls(family=spec.name, **{**rules, **options})

@@ -15,7 +15,7 @@ import re
 import urllib.parse
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import requests
 
@@ -38,6 +38,9 @@ from pipeline.enroll.providers.http import (
     shown_request,
 )
 from pipeline.errors import InvalidArgument
+
+if TYPE_CHECKING:
+    from pipeline.rules.families import NameRule
 
 log = logging.getLogger(LOGGER_NAME)
 
@@ -65,10 +68,6 @@ class VoiceProvider:
     base_url_env: ClassVar[str] = ""
     default_base_url: ClassVar[str] = ""
     default_family: ClassVar[str] = ""
-    name_pattern: ClassVar[str] = ""
-    """The vendor's rule for voice names."""
-    name_field: ClassVar[str] = "name"
-    """What the vendor calls the name (``prefix``, ``preferred_name``, ``voice_id``...), for messages."""
     auth_header: ClassVar[str] = "Authorization"
     auth_scheme: ClassVar[str | None] = "Bearer"
     _interpret: Interpret  # set with staticmethod(...) by each vendor class
@@ -79,6 +78,7 @@ class VoiceProvider:
         *,
         family: str | None = None,
         base_url: str | None = None,
+        name_rule: NameRule | None = None,
         target_models: Sequence[str] = (),
         max_bytes: int | None = None,
         runtime: Runtime | None = None,
@@ -88,7 +88,7 @@ class VoiceProvider:
         self.runtime = runtime or Runtime()
         env = self.runtime.environ
         self.family = family or self.default_family
-        self._name_re = re.compile(self.name_pattern)
+        self.name_rule = name_rule
         self.base_url = self._normalise_base_url(
             resolve_base_url(base_url, env_name=self.base_url_env, default=self.default_base_url, environ=env)
         )
@@ -291,12 +291,15 @@ class VoiceProvider:
     def validate(self, record: VoiceRecord) -> bytes:
         """Check the record's name, model and clip before anything is sent; return the clip's bytes.
 
-        Raises :class:`InvalidArgument` for a name outside the vendor's rule (``name_pattern``), a model
-        not in ``target_models`` or a missing clip, and ``ProviderError("too_large")`` over ``max_bytes``.
+        Raises :class:`InvalidArgument` for a name outside the family spec's ``name_rule``, a model not in
+        ``target_models`` (both as :func:`~pipeline.enroll.providers.make_provider` gives them from the spec)
+        or a missing clip, and ``ProviderError("too_large")`` over ``max_bytes``.
         """
-        if not self._name_re.fullmatch(record.name or ""):
+        rule = self.name_rule
+        if rule is not None and not rule.matches(record.name or ""):
             raise InvalidArgument(
-                f"name: {record.name!r} does not match {self._name_re.pattern} ({self.family} {self.name_field})"
+                f"name: {record.name!r} is not a {self.family} {rule.field} ({rule.pattern}, "
+                f"{rule.min_length}-{rule.max_length} characters)"
             )
         if self.target_models and record.target_model not in self.target_models:
             raise InvalidArgument(

@@ -241,8 +241,6 @@ class CosyVoiceClient(_DashScopeClient):
 
     enrollment_model = "voice-enrollment"
     default_family = "cosyvoice"
-    name_pattern = r"[a-z0-9]{1,9}"
-    name_field = "prefix"
 
     def __init__(
         self,
@@ -436,8 +434,6 @@ class QwenClient(_DashScopeClient):
 
     enrollment_model = "qwen-voice-enrollment"
     default_family = "qwen-tts"
-    name_pattern = r"[A-Za-z0-9_]{1,16}"
-    name_field = "preferred_name"
 
     def _create_fields(self, record: VoiceRecord, audio: str, language: str | None) -> dict[str, Any]:
         fields: dict[str, Any] = {

@@ -13,7 +13,6 @@ import dataclasses
 import datetime as dt
 import json
 import logging
-import re
 import urllib.parse
 from collections.abc import Mapping
 from pathlib import Path
@@ -40,7 +39,6 @@ log = logging.getLogger(LOGGER_NAME)
 KEY_ENV = "ELEVENLABS_API_KEY"
 BASE_URL_ENV = "ELEVENLABS_BASE_URL"
 DEFAULT_BASE_URL = "https://api.elevenlabs.io"
-NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9 _.-]{0,99}")
 
 # detail.status: (reason, retryable)
 ELEVENLABS_STATUSES: dict[str, tuple[str, bool]] = {
@@ -93,7 +91,6 @@ class ElevenLabsClient(VoiceProvider):
     base_url_env = BASE_URL_ENV
     default_base_url = DEFAULT_BASE_URL
     default_family = "elevenlabs"
-    name_pattern = NAME_RE.pattern
     auth_header = "xi-api-key"
     auth_scheme = None
     _interpret = staticmethod(_interpret)

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import re
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +44,6 @@ CLONE_PATH = "v1/voice_clone"
 GET_VOICE_PATH = "v1/get_voice"
 DELETE_VOICE_PATH = "v1/delete_voice"
 VOICE_TYPE = "voice_cloning"
-VOICE_ID_RE = re.compile(r"[A-Za-z][A-Za-z0-9_-]{6,254}[A-Za-z0-9]")
 
 # code: (reason, retryable, meaning)
 MINIMAX_CODES: dict[int, tuple[str, bool, str]] = {
@@ -152,8 +150,6 @@ class MiniMaxClient(VoiceProvider):
     base_url_env = BASE_URL_ENV
     default_base_url = DEFAULT_BASE_URL
     default_family = "minimax"
-    name_pattern = VOICE_ID_RE.pattern
-    name_field = "voice_id"
     _interpret = staticmethod(_interpret)
     _request_id_of = staticmethod(_request_id_of)
 
