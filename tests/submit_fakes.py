@@ -12,7 +12,7 @@ Used by the ledger, submit and voices tests to drive the submit logic through fa
 * find faults, one per ``find_voice`` call: ``ok`` or ``error`` (the list call itself failed);
 * ``list_lag``: a new voice stays invisible to the next N list/find calls (an eventually consistent list).
 
-Every network-like call is logged in ``cloud.calls``; ``prepare_create`` is logged apart in
+Every network-like call is logged in ``cloud.calls`` (a review advances one step per ``query``); ``prepare_create`` is logged apart in
 ``cloud.prepared`` (it sends nothing). The account can be saved to and loaded from JSON, so a child process
 can be killed mid-submit and its parent can inspect what the "provider" holds.
 """
@@ -30,13 +30,15 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from fake_providers import fake_runtime
+
 from pipeline.batch.manifest import ClipRow, write_rows
 from pipeline.enroll.providers.base import (
     OutcomeUnknown,
     ProviderError,
     VoiceRecord,
 )
-from pipeline.enroll.providers.http import shown_request
+from pipeline.enroll.providers.common import VoiceProvider
 
 SECRET = "sk-TESTSECRET-7f3a9c1e55d04b2a"
 """A fake API key: tests assert it never shows up in any output."""
@@ -112,8 +114,17 @@ class FakeCloud:
         return [v for v in self.voices.values() if v.family == family]
 
 
-class FakeProvider:
-    """A client for one family on a :class:`FakeCloud`, with injectable faults."""
+class FakeProvider(VoiceProvider):
+    """A client for one family on a :class:`FakeCloud`, with injectable faults.
+
+    It is a :class:`~pipeline.enroll.providers.common.VoiceProvider` (on fake time), so the package's own
+    review polling (``wait_until_settled``), remote records and request display serve it; a query moves a
+    voice under review one step towards its verdict, as CosyVoice's does.
+    """
+
+    key_env = "FAKE_API_KEY"
+    _interpret = staticmethod(lambda response, maybe_acted: None)  # it sends nothing: no answer to read
+    _request_id_of = staticmethod(lambda response: None)
 
     def __init__(
         self,
@@ -127,32 +138,22 @@ class FakeProvider:
         list_lag: int = 0,
         preview_bytes: bytes = PREVIEW_BYTES,
     ) -> None:
+        self.provider = PROVIDER_OF[family]  # type: ignore[misc]
+        super().__init__(family=family, base_url=base_url, runtime=fake_runtime({}), require_key=False)
         self.cloud = cloud
-        self.family = family
-        self.provider = PROVIDER_OF[family]
-        self.base_url = base_url
         self.faults = list(faults)
         self.find_faults = list(find_faults)
         self.review_polls = (1 if family == "cosyvoice" else 0) if review_polls is None else review_polls
         self.list_lag = list_lag
         self.preview_bytes = preview_bytes
-        self.api_key = SECRET
 
     def _log(self, method: str, detail: str = "") -> None:
         self.cloud.calls.append((method, self.family, detail))
         self.cloud.save()
 
-    def _remote(self, v: FakeVoice) -> VoiceRecord:
-        return VoiceRecord(
-            provider=self.provider,
-            base_url=self.base_url,
-            family=self.family,
-            voice_id=v.voice_id,
-            status=v.status,
-            target_model=v.target_model,
-            created_at=v.created_at,
-            name=v.name,
-            origin="remote",
+    def _view(self, v: FakeVoice) -> VoiceRecord:
+        return self._remote(
+            v.voice_id, v.status, target_model=v.target_model, created_at=v.created_at, name=v.name
         )
 
     def _make(self, request: VoiceRecord, *, settle_to: str = "ready") -> FakeVoice:
@@ -165,17 +166,15 @@ class FakeProvider:
                     "provider_bad_request", "voice id was used before (2039)", provider_code="2039"
                 )
             voice_id = request.name or ""
-        elif self.family == "cosyvoice":
-            voice_id = f"{request.target_model}-{request.name}-{hashlib.sha1(os.urandom(8)).hexdigest()[:8]}"
         else:
-            voice_id = f"{request.target_model}-{request.name}-{hashlib.sha1(os.urandom(8)).hexdigest()[:6]}"
-        deploying = self.review_polls > 0
+            tail = hashlib.sha1(os.urandom(8)).hexdigest()[: 8 if self.family == "cosyvoice" else 6]
+            voice_id = f"{request.target_model}-{request.name}-{tail}"
         voice = FakeVoice(
             voice_id=voice_id,
             name=request.name or "",
             family=self.family,
             target_model=request.target_model or "",
-            status="deploying" if deploying else settle_to,
+            status="deploying" if self.review_polls > 0 else settle_to,
             created_at=self.cloud.tick(),
             polls_left=self.review_polls,
             settle_to=settle_to,
@@ -190,16 +189,10 @@ class FakeProvider:
     ) -> list[dict[str, Any]]:
         self.cloud.prepared.append(request.name or "")
         size = Path(request.clip_path or "").stat().st_size
-        return [
-            shown_request(
-                "POST",
-                f"{self.base_url}/services/audio/tts/customization",
-                {"Authorization": "Bearer ***", "Content-Type": "application/json"},
-                {"model": "voice-enrollment", "input": {"prefix": request.name, "url": "<audio elided>"}},
-                audio_bytes=size,
-                encoded_bytes=4 * math.ceil(size / 3),
-            )
-        ]
+        body = {"model": "voice-enrollment", "input": {"prefix": request.name, "url": "<audio elided>"}}
+        sizes = {"audio_bytes": size, "encoded_bytes": 4 * math.ceil(size / 3)}
+        headers = {"Content-Type": "application/json"}
+        return [self.show("POST", "services/audio/tts/customization", body, headers=headers, **sizes)]
 
     def create_voice(
         self, request: VoiceRecord, *, preview_text: str | None = None, language: str | None = None
@@ -248,32 +241,23 @@ class FakeProvider:
             raise ProviderError("provider_unavailable", "list failed: 503", retryable=True, http_status=503)
         for v in self._visible():
             if v.name == request.name and v.target_model == request.target_model:
-                return self._remote(v)
+                return self._view(v)
         return None
 
     def query_voice(self, voice_id: str) -> VoiceRecord | None:
         self._log("query", voice_id)
         v = self.cloud.voices.get(voice_id)
-        return self._remote(v) if v is not None and v.family == self.family else None
+        if v is None or v.family != self.family:
+            return None
+        if v.status == "deploying":  # one review step per look
+            v.polls_left -= 1
+            v.status = v.settle_to if v.polls_left <= 0 else v.status
+            self.cloud.save()
+        return self._view(v)
 
     def list_voices(self) -> list[VoiceRecord]:
         self._log("list")
-        return [self._remote(v) for v in self._visible()]
-
-    def wait_until_settled(self, voice_id: str, *, timeout_s: float, interval_s: float) -> VoiceRecord:
-        polls = max(1, int(timeout_s / interval_s)) if timeout_s > 0 else 0
-        v = self.cloud.voices.get(voice_id)
-        if v is None:
-            raise ProviderError("voice_gone", f"{voice_id} does not exist")
-        for _ in range(polls):
-            self._log("poll", voice_id)
-            if v.status != "deploying":
-                break
-            v.polls_left -= 1
-            if v.polls_left <= 0:
-                v.status = v.settle_to
-        self.cloud.save()
-        return self._remote(v)
+        return [self._view(v) for v in self._visible()]
 
     def delete_voice(self, voice_id: str) -> None:
         self._log("delete", voice_id)
@@ -287,10 +271,6 @@ class FakeProvider:
         if voice_id not in self.cloud.voices:
             raise ProviderError("voice_gone", f"{voice_id} does not exist")
         return self.preview_bytes
-
-    # -- test helpers
-    def network_calls(self) -> list[tuple[str, str, str]]:
-        return [c for c in self.cloud.calls if c[1] == self.family]
 
 
 def make_providers(cloud: FakeCloud, families: Sequence[str], **kwargs: object) -> dict[str, FakeProvider]:

@@ -17,16 +17,15 @@ from hypothesis import strategies as st
 
 from pipeline.enroll.providers import VoiceRecord, make_provider
 from pipeline.enroll.providers.base import OutcomeUnknown, ProviderError
+from pipeline.enroll.providers.common import VoiceProvider
 from pipeline.enroll.providers.http import (
     LOGGER_NAME,
-    HttpClient,
     Redactor,
     Runtime,
     backoff_delay,
     failed_before_sending,
-    http_reason,
-    is_retryable_status,
     parse_retry_after,
+    status_error,
 )
 
 KEY = "sk-unit-SECRET-4471-key"
@@ -43,14 +42,21 @@ def plain(response: requests.Response, maybe_acted: bool) -> bytes:
     status = response.status_code
     if status == 200:
         return response.content
-    raise ProviderError(
-        http_reason(status), f"HTTP {status}", retryable=is_retryable_status(status), http_status=status
-    )
+    raise status_error(status, f"HTTP {status}")
+
+
+class Plain(VoiceProvider):
+    """A bare client of the shared HTTP layer: answers are their bytes, request ids from ``X-Request-Id``."""
+
+    provider = "dashscope"
+    key_env = "DASHSCOPE_API_KEY"
+    _interpret = staticmethod(plain)
+    _request_id_of = staticmethod(lambda r: r.headers.get("X-Request-Id"))
 
 
 def client(
     url: str, t: FakeTime, *, key: str | None = KEY, rng: random.Random | None = None, **policy: float
-) -> HttpClient:
+) -> Plain:
     settings_ = {
         "base_delay_s": 1.0,
         "max_delay_s": 8.0,
@@ -60,15 +66,9 @@ def client(
         "read_timeout_s": 2.0,
     }
     settings_.update(policy)
-    return HttpClient(
-        provider="dashscope",
-        base_url=url,
-        api_key=key,
-        key_env="DASHSCOPE_API_KEY",
-        interpret=plain,
-        request_id_of=lambda r: r.headers.get("X-Request-Id"),
-        runtime=fake_runtime({}, t, rng=rng or MaxRng(), **settings_),
-    )
+    env = {"DASHSCOPE_API_KEY": key} if key else {}
+    runtime = fake_runtime(env, t, rng=rng or MaxRng(), **settings_)
+    return Plain(base_url=url, runtime=runtime, require_key=False)
 
 
 @pytest.fixture
@@ -85,7 +85,7 @@ def test_redactor_removes_keys_bearer_tokens_and_auth_headers() -> None:
     r = Redactor([KEY])
     assert r(f"failed with key {KEY}!") == "failed with key ***!"
     assert r("url?api_key=whatever123&x=1") == "url?api_key=***&x=1"
-    assert r("Authorization: Bearer abc.def-123 rest") == "Authorization: *** rest"
+    assert r("Authorization: Bearer abc.def-123 rest") == "Authorization: Bearer *** rest"
     assert r("sent 'Bearer zzz999' twice") == "sent 'Bearer ***' twice"
     assert r('{"xi-api-key": "el-123456"}') == '{"xi-api-key": "***"}'
     assert Redactor(["ab/cd+ef=="])("token=ab%2Fcd%2Bef%3D%3D.") == "token=***."  # URL-encoded form

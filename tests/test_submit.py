@@ -28,7 +28,6 @@ from pipeline.enroll.providers.base import VoiceRecord
 from pipeline.enroll.providers.http import shown_request
 from pipeline.enroll.submit import (
     MissingApiKey,
-    SubmitOptions,
     resolve_target_model,
     submit_run,
     voice_name,
@@ -55,8 +54,8 @@ def _creates(cloud: FakeCloud) -> list[tuple[str, str, str]]:
 def _submit(out: Path, providers: dict, *, families=None, speakers=None, target_models=None, **kw: object):
     kw.setdefault("settle_interval_s", 1.0)
     kw.setdefault("settle_timeout_s", 5.0)
-    options = SubmitOptions(RunConfig(target_models=target_models or {}), **kw)  # type: ignore[arg-type]
-    return submit_run(out, families, speakers, options, providers)
+    config = RunConfig(target_models=target_models or {})
+    return submit_run(out, families, speakers, config=config, providers=providers, **kw)  # type: ignore[arg-type]
 
 
 # ------------------------------------------------------------------------------------------------ names
@@ -157,7 +156,7 @@ def test_lost_answer_after_create_is_reconciled_not_duplicated(tmp_path: Path) -
     cloud = FakeCloud()
     providers = make_providers(cloud, ["qwen-tts"], faults=["lost_after"])
     [o] = _submit(tmp_path, providers)
-    assert (o.status, o.action) == ("ready", "created") and "answer was lost" in o.message
+    assert (o.status, o.action) == ("ready", "created") and "answer was lost" in o.note
     assert len(cloud.voices) == 1 and o.voice_id in cloud.voices
     [row] = _ledger(tmp_path)
     assert row["voice_id"] == o.voice_id and row["request_ids"] == ["req-lost2"]
@@ -174,7 +173,7 @@ def test_lost_request_stays_unknown_and_is_never_resubmitted(tmp_path: Path) -> 
     for _ in range(2):
         outs = _submit(tmp_path, make_providers(cloud, ["minimax"]))
         assert [o.status for o in outs] == ["unknown", "unknown"]  # the reconciled row, then the clip
-        assert outs[1].action == "skipped" and "never resubmitted" in outs[1].message
+        assert outs[1].action == "skipped" and "never resubmitted" in outs[1].last_error["message"]
     assert len(_creates(cloud)) == 1 and cloud.voices == {}
     assert [r["status"] for r in _ledger(tmp_path)] == ["unknown"]
 
@@ -241,7 +240,7 @@ def test_reconcile_failure_blocks_the_create(tmp_path: Path) -> None:
         _submit(tmp_path, make_providers(cloud, ["qwen-tts"], faults=["crash"]))
     outs = _submit(tmp_path, make_providers(cloud, ["qwen-tts"], find_faults=["error"]))
     assert outs[0].action == "reconciled" and outs[0].status == "pending" and not outs[0].ok
-    assert "could not ask the provider" in outs[0].message
+    assert "could not ask the provider" in outs[0].note
     assert outs[1].action == "skipped" and outs[1].reason == "outcome_unknown"
     assert len(_creates(cloud)) == 1 and len(cloud.voices) == 1
 
@@ -342,9 +341,9 @@ def test_preview_is_saved_next_to_the_clip(tmp_path: Path) -> None:
         "minimax": FakeProvider(cloud, "minimax", preview_bytes=mp3),
     }
     outs = _submit(tmp_path, providers, preview_text="Hello there.")
-    assert [o.preview for o in outs] == [
-        "clips/alice/cosyvoice.preview.wav",
-        "clips/alice/minimax.preview.mp3",
+    assert [o.preview_path for o in outs] == [
+        str(tmp_path / "clips/alice/cosyvoice.preview.wav"),
+        str(tmp_path / "clips/alice/minimax.preview.mp3"),
     ]
     assert (tmp_path / "clips/alice/minimax.preview.mp3").read_bytes() == mp3
     assert (tmp_path / "clips/alice/cosyvoice.preview.wav").read_bytes()[:4] == b"RIFF"
@@ -445,7 +444,9 @@ def test_the_key_never_reaches_outputs(tmp_path: Path, monkeypatch: pytest.Monke
     providers = make_providers(cloud, ["cosyvoice", "qwen-tts"], faults=["leak"])
     outs = _submit(tmp_path, providers)
     assert all(o.status == "failed" for o in outs)
-    assert all(SECRET not in o.message and "Bearer ***" in o.message for o in outs)
+    assert all(
+        SECRET not in o.last_error["message"] and "Bearer ***" in o.last_error["message"] for o in outs
+    )
     blobs = [p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()]
     assert blobs and not any(SECRET.encode() in b for b in blobs)
 
@@ -569,12 +570,11 @@ def test_sigkill_after_create_is_reconciled_without_a_duplicate(tmp_path: Path) 
 
 
 @pytest.fixture
-def server(monkeypatch: pytest.MonkeyPatch):
-    with FakeProviders(deploy_polls=2) as fake:
-        for name, value in fake.env().items():
-            monkeypatch.setenv(name, value)
-        yield fake
-        assert not fake.errors, fake.errors[0]
+def server(fake: FakeProviders, monkeypatch: pytest.MonkeyPatch) -> FakeProviders:
+    """The local fake server (``fake``), its keys and base URLs in the environment."""
+    for name, value in fake.env().items():
+        monkeypatch.setenv(name, value)
+    return fake
 
 
 def real_factory(fake: FakeProviders, t: FakeTime | None = None):
@@ -602,10 +602,8 @@ def _server_ids(fake: FakeProviders, family: str) -> list[str]:
 
 def test_e2e_all_families_with_previews(tmp_path: Path, server: FakeProviders) -> None:
     make_run(tmp_path, families=FAMILIES, audio=_wav)
-    outs = submit_run(
-        tmp_path, options=SubmitOptions(preview_text="Hello there."), providers=real_factory(server)
-    )
-    assert [(o.action, o.status) for o in outs] == [("created", "ready")] * 6, [o.message for o in outs]
+    outs = submit_run(tmp_path, preview_text="Hello there.", providers=real_factory(server))
+    assert [(o.action, o.status) for o in outs] == [("created", "ready")] * 6, [o.note for o in outs]
     rows = _ledger(tmp_path)
     for family in FAMILIES:
         assert sorted(_server_ids(server, family)) == sorted(
@@ -620,7 +618,7 @@ def test_e2e_all_families_with_previews(tmp_path: Path, server: FakeProviders) -
     for family, names in sent.items():
         assert names == [r["name"] for r in rows if r["family"] == family]
     for o in outs:
-        assert (tmp_path / o.preview).read_bytes()[:4] == b"RIFF"
+        assert Path(o.preview_path).read_bytes()[:4] == b"RIFF"
     clips = _clips(tmp_path)
     assert all(c["status"] == "submitted" for c in clips.values())
     secrets = [v.encode() for k, v in server.env().items() if k.endswith("_API_KEY")]
@@ -637,7 +635,7 @@ def test_e2e_lost_answers_and_throttling_make_no_duplicate(
     server.inject("qwen.create", Fault.throttle(retry_after=2), Fault.malformed(after_action=True))
     server.inject("minimax.clone", Fault.drop(after_action=True), Fault.http(503))
     outs = submit_run(tmp_path, providers=real_factory(server))
-    assert [o.status for o in outs] == ["ready"] * 6, [(o.family, o.message) for o in outs]
+    assert [o.status for o in outs] == ["ready"] * 6, [(o.family, o.note, o.last_error) for o in outs]
     for family in FAMILIES:
         assert len(_server_ids(server, family)) == 2
     assert sorted(r["voice_id"] for r in _ledger(tmp_path)) == sorted(
@@ -669,10 +667,10 @@ def test_e2e_crash_after_create_is_reconciled(tmp_path: Path, server: FakeProvid
     factory = real_factory(server)
     dying = {family: _KillAfterCreate(factory(load_family(family), None))}
     with pytest.raises(Killed):
-        submit_run(tmp_path, options=SubmitOptions(settle_interval_s=1), providers=dying)
+        submit_run(tmp_path, settle_interval_s=1, providers=dying)
     [row] = _ledger(tmp_path)
     assert row["status"] == "pending" and row["voice_id"] is None and len(_server_ids(server, family)) == 1
-    outs = submit_run(tmp_path, options=SubmitOptions(settle_interval_s=1), providers=factory)
+    outs = submit_run(tmp_path, settle_interval_s=1, providers=factory)
     assert [(o.action, o.status) for o in outs] == [("reconciled", "ready"), ("existing", "ready")]
     assert [r["voice_id"] for r in _ledger(tmp_path)] == _server_ids(server, family)
     assert _clips(tmp_path)[("alice", family)]["voice_id"] == _server_ids(server, family)[0]
@@ -703,11 +701,9 @@ def test_e2e_dry_run_sends_nothing_and_needs_no_key(
 ) -> None:
     make_run(tmp_path, speakers=["alice"], families=FAMILIES, audio=_wav)
     monkeypatch.delenv("DASHSCOPE_API_KEY")
-    outs = submit_run(
-        tmp_path, options=SubmitOptions(dry_run=True)
-    )  # the default factory: make_provider from the environment
+    outs = submit_run(tmp_path, dry_run=True)  # the default factory: make_provider from the environment
     assert all(o.action == "dry-run" and o.ok for o in outs), [o.problems for o in outs]
-    assert "DASHSCOPE_API_KEY is not set" in outs[0].message
+    assert "DASHSCOPE_API_KEY is not set" in outs[0].note
     assert server.requests == [] and not (tmp_path / "voices.sqlite").exists()
     bodies = json.dumps([r for o in outs for r in o.requests])
     assert server.keys["minimax"] not in bodies and "base64," in bodies

@@ -18,7 +18,7 @@ from pipeline.cli.voices import submit_command, voices_app
 from pipeline.enroll import submit as submit_mod
 from pipeline.enroll.ledger import Ledger, read_voices
 from pipeline.enroll.providers.base import VoiceRecord
-from pipeline.enroll.submit import SubmitOptions, submit_run
+from pipeline.enroll.submit import submit_run
 from pipeline.enroll.voices import (
     delete_voice,
     describe_voice,
@@ -67,8 +67,7 @@ def _submitted(tmp_path: Path, families=("cosyvoice", "minimax"), speakers=("ali
     make_run(tmp_path, speakers=speakers, families=families)
     cloud = FakeCloud()
     providers = make_providers(cloud, families)
-    options = SubmitOptions(settle_interval_s=1, settle_timeout_s=5)
-    outs = submit_run(tmp_path, options=options, providers=providers)
+    outs = submit_run(tmp_path, settle_interval_s=1, settle_timeout_s=5, providers=providers)
     assert all(o.status == "ready" for o in outs)
     return cloud, providers
 
@@ -175,15 +174,15 @@ def test_list_remote_merges_the_providers_view(tmp_path: Path) -> None:
 def test_delete_at_provider_then_ledger_then_resubmit(tmp_path: Path) -> None:
     cloud, providers = _submitted(tmp_path, families=("minimax",), speakers=("alice",))
     [row] = read_voices(tmp_path / "voices.sqlite")
-    after, note = delete_voice(tmp_path / "voices.sqlite", row["voice_id"], providers=providers)
-    assert after.status == "deleted" and note == f"deleted at {BASE_URL}"
+    after = delete_voice(tmp_path / "voices.sqlite", row["voice_id"], providers=providers)
+    assert after.status == "deleted" and after.note == f"deleted at {BASE_URL}"
     assert cloud.voices == {} and [c[0] for c in cloud.calls][-1] == "delete"
     calls = len(cloud.calls)
-    again, note = delete_voice(tmp_path / "voices.sqlite", row["voice_id"], providers=providers)
-    assert again.status == "deleted" and note == "already deleted" and len(cloud.calls) == calls
+    again = delete_voice(tmp_path / "voices.sqlite", row["voice_id"], providers=providers)
+    assert again.status == "deleted" and again.note == "already deleted" and len(cloud.calls) == calls
     # the next submit sees the deleted row, frees the clip, and a further submit makes a new voice
     [o] = submit_run(tmp_path, providers=providers)
-    assert o.status == "deleted" and "submit again" in o.message
+    assert o.status == "deleted" and "submit again" in o.note
     [o] = submit_run(tmp_path, providers=providers)
     assert o.action == "created" and o.voice_id != row["voice_id"]
     assert len(cloud.voices) == 1
@@ -196,9 +195,9 @@ def test_delete_a_row_without_voice_is_local(tmp_path: Path) -> None:
     [o] = submit_run(tmp_path, providers=providers)
     assert o.status == "unknown"
     calls = len(cloud.calls)
-    after, note = delete_voice(tmp_path / "voices.sqlite", str(o.ledger_id), providers=providers)
+    after = delete_voice(tmp_path / "voices.sqlite", str(o.id), providers=providers)
     assert after.status == "deleted"
-    assert "voices sync" in note and len(cloud.calls) == calls
+    assert "voices sync" in after.note and len(cloud.calls) == calls
     [o2] = submit_run(tmp_path, providers=providers)  # the clip may now be submitted again
     assert o2.action == "created" and o2.status == "ready" and o2.name != o.name
 
@@ -212,9 +211,7 @@ def test_sync_changes_gone_and_unknown_voices(tmp_path: Path) -> None:
     providers = {
         "cosyvoice": FakeProvider(cloud, "cosyvoice", review_polls=2, faults=["ok", "ok", "lost_after"])
     }
-    outs = submit_run(
-        tmp_path, options=SubmitOptions(settle_timeout_s=0, settle_interval_s=1), providers=providers
-    )
+    outs = submit_run(tmp_path, settle_timeout_s=0, settle_interval_s=1, providers=providers)
     assert [o.status for o in outs] == [
         "deploying",
         "deploying",
@@ -391,12 +388,11 @@ def test_cli_usage_errors_exit_2(tmp_path: Path, fake_env: FakeCloud) -> None:
 
 
 @pytest.fixture
-def server(monkeypatch: pytest.MonkeyPatch):
-    with FakeProviders(deploy_polls=1) as fake:
-        for name, value in fake.env().items():
-            monkeypatch.setenv(name, value)
-        yield fake
-        assert not fake.errors, fake.errors[0]
+def server(fake: FakeProviders, monkeypatch: pytest.MonkeyPatch) -> FakeProviders:
+    """The local fake server (``fake``), its keys and base URLs in the environment."""
+    for name, value in fake.env().items():
+        monkeypatch.setenv(name, value)
+    return fake
 
 
 def test_e2e_cli_workflow(tmp_path: Path, server: FakeProviders) -> None:

@@ -22,7 +22,7 @@ import json
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -31,7 +31,10 @@ from rich.table import Table
 from pipeline.cli.common import EXIT_FAILURES, EXIT_OK, EXIT_USAGE, fail, make_console
 from pipeline.errors import VoiceprepError
 
-__all__ = ["print_outcomes", "submit_command", "voices_app"]
+if TYPE_CHECKING:
+    from pipeline.enroll.providers.base import VoiceRecord
+
+__all__ = ["submit_command", "voices_app"]
 
 voices_app = typer.Typer(
     help="List, show, delete and sync the cloned voices recorded in the voice ledger.",
@@ -115,19 +118,21 @@ def _audio_options(cfg: Any, source: str | None, template: str | None) -> dict[s
 # --------------------------------------------------------------------------------------------- submit
 
 
-def print_outcomes(outcomes: Sequence[Any], *, console: Console | None = None) -> None:
-    """Print submit outcomes as a table (speaker, family, target model, voice id, status, note)."""
-    console = console or make_console()
+def _print_outcomes(outcomes: Sequence[VoiceRecord], out_dir: Path, console: Console) -> None:
+    """Print submit outcomes as a table (speaker, family, target model, voice id, status, note); previews
+    are named relative to ``out_dir``."""
     table = Table(header_style="bold", title="voices", title_justify="left")
     for col in ("speaker", "family", "target model", "voice id", "status", "note"):
         table.add_column(col, no_wrap=col in {"voice id", "status"})
     for o in outcomes:
         style = _STATUS_STYLE.get(o.status, "white")
-        note = o.message
+        note = o.note or (o.last_error or {}).get("message", "")
         if o.reason and o.reason not in note:
             note = f"{o.reason}: {note}" if note else o.reason
-        if o.preview:
-            note = f"{note}; preview {o.preview}" if note else f"preview {o.preview}"
+        if o.preview_path:
+            shown = Path(o.preview_path)
+            shown = shown.relative_to(out_dir) if shown.is_relative_to(out_dir) else shown
+            note = f"{note}; preview {shown.as_posix()}" if note else f"preview {shown.as_posix()}"
         what = o.action if o.action not in {"created", "dry-run"} else ""
         table.add_row(
             o.speaker or "-",
@@ -140,30 +145,23 @@ def print_outcomes(outcomes: Sequence[Any], *, console: Console | None = None) -
     console.print(table)
 
 
-def _print_dry_run(outcomes: Sequence[Any], console: Console) -> None:
+def _print_dry_run(outcomes: Sequence[VoiceRecord], console: Console) -> None:
     from pipeline.enroll.ledger import scrub
+    from pipeline.enroll.submit import unset_key_env
 
     for o in outcomes:
         head = f"[bold]{o.speaker}/{o.family}[/] -> {o.target_model} as {o.name or '-'}"
         console.print(head, highlight=False)
-        if o.message:
-            console.print(f"  {o.message}", markup=False, highlight=False)
+        if o.note:
+            console.print(f"  {o.note}", markup=False, highlight=False)
         for req in o.requests:
             console.print_json(scrub(json.dumps(req)), indent=2)  # built masked; scrub is the second guard
         for p in o.problems:
             console.print(f"  [red]x[/] {p}", highlight=False)
     bad = sum(1 for o in outcomes if o.problems)
-    keyless = sorted({env for o in outcomes if (env := _unset_key(o.family))})
+    keyless = sorted({env for o in outcomes if (env := unset_key_env(o.provider))})
     unset = f"; a real submit needs {', '.join(keyless)} (not set)" if keyless else ""
     console.print(f"dry run: {len(outcomes)} clips, {bad} with problems; nothing was sent or written{unset}")
-
-
-def _unset_key(family: str) -> str | None:
-    """The API key variable a real submit of ``family`` needs, when it is not set."""
-    from pipeline.enroll.submit import unset_key_env
-    from pipeline.rules.families import load_family
-
-    return unset_key_env(load_family(family))
 
 
 def submit_command(
@@ -248,7 +246,7 @@ def submit_command(
 ) -> None:
     """Submit a run's ready clips, record each voice in the ledger and update clips.jsonl."""
     from pipeline.batch.config import load_config
-    from pipeline.enroll.submit import SubmitOptions, submit_run
+    from pipeline.enroll.submit import submit_run
 
     single = family[0] if family and len(family) == 1 else None
     cfg = load_config(config)  # read once: models, regions, audio source and ledger all come from it
@@ -259,22 +257,24 @@ def submit_command(
         **_audio_options(cfg, audio_source, audio_url_template),
     }
     err = make_console(stderr=True)
-    options = SubmitOptions(
-        cfg.model_copy(update=flags),
-        dry_run=dry_run,
-        preview_text=preview,
-        settle_timeout_s=settle_timeout,
-        settle_interval_s=poll_interval,
-        progress=lambda msg: err.print(msg, markup=False, highlight=False),
-    )
     with _errors():
-        outcomes = submit_run(out_dir, family, speaker, options)
+        outcomes = submit_run(
+            out_dir,
+            family,
+            speaker,
+            config=cfg.model_copy(update=flags),
+            dry_run=dry_run,
+            preview_text=preview,
+            settle_timeout_s=settle_timeout,
+            settle_interval_s=poll_interval,
+            progress=lambda msg: err.print(msg, markup=False, highlight=False),
+        )
     out = make_console()
     if as_json:
         from pipeline.enroll.ledger import scrub
 
         for o in outcomes:
-            row = {**vars(o), "ok": o.ok}
+            row = {**o.to_dict(), "ok": o.ok}
             # The requests are built masked; scrub() is the second guard (any *_API_KEY value, bearer tokens).
             print(scrub(json.dumps(row, ensure_ascii=False)), flush=True)
     elif not outcomes:
@@ -282,7 +282,7 @@ def submit_command(
     elif dry_run:
         _print_dry_run(outcomes, out)
     else:
-        print_outcomes(outcomes, console=out)
+        _print_outcomes(outcomes, Path(out_dir), out)
         unknown = [o for o in outcomes if o.status == "unknown"]
         if unknown:
             out.print(
@@ -348,7 +348,6 @@ def voices_list(
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per voice.")] = False,
 ) -> None:
     """List the voices in the ledger, with quota usage and expiry warnings."""
-    from pipeline.enroll.providers.base import REMOTE_FIELDS
     from pipeline.enroll.voices import list_voices
 
     path = _ledger_path(out_dir, ledger, config)
@@ -359,7 +358,14 @@ def voices_list(
         for r, rv in listing.entries:
             row = r.to_dict() if r else {"family": rv.family, "base_url": rv.base_url}  # type: ignore[union-attr]
             row["in_ledger"] = r is not None
-            row["remote"] = None if rv is None else {k: getattr(rv, k) for k in REMOTE_FIELDS}
+            remote_fields = (
+                "voice_id",
+                "status",
+                "target_model",
+                "created_at",
+                "name",
+            )  # what providers tell
+            row["remote"] = None if rv is None else {k: getattr(rv, k) for k in remote_fields}
             print(json.dumps(row, ensure_ascii=False), flush=True)
         raise typer.Exit(EXIT_OK)
     table = Table(header_style="bold")
@@ -445,8 +451,10 @@ def voices_delete(
         ):
             raise fail("nothing deleted", EXIT_FAILURES)
     with _errors():
-        after, note = delete_voice(path, f"#{record.id}")
-    make_console().print(f"#{after.id} {after.voice_id or ''}: {after.status} ({note})", highlight=False)
+        after = delete_voice(path, f"#{record.id}")
+    make_console().print(
+        f"#{after.id} {after.voice_id or ''}: {after.status} ({after.note})", highlight=False
+    )
     raise typer.Exit(EXIT_OK)
 
 

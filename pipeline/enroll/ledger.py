@@ -28,7 +28,6 @@ import dataclasses
 import datetime as _dt
 import json
 import os
-import re
 import socket
 import sqlite3
 import time
@@ -36,8 +35,9 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from pipeline.enroll.providers.base import VoiceRecord, normalize_base_url
+from pipeline.enroll.providers.base import COMMAND_FIELDS, VoiceRecord, normalize_base_url
 from pipeline.enroll.providers.common import parse_provider_time
+from pipeline.enroll.providers.http import scrub
 from pipeline.errors import VoiceprepError
 
 try:  # POSIX only; on other systems the lock is a no-op and SQLite's own locking remains
@@ -46,6 +46,7 @@ except ImportError:  # pragma: no cover - Windows
     fcntl = None  # type: ignore[assignment]
 
 __all__ = [
+    "COLUMNS",
     "DEAD_STATUSES",
     "LEDGER_FILE",
     "LIVE_STATUSES",
@@ -61,8 +62,8 @@ __all__ = [
     "default_ledger_path",
     "ledger_lock",
     "parse_stored_time",
+    "read_records",
     "read_voices",
-    "record_from_dict",
     "scrub",
     "utc_now",
 ]
@@ -89,8 +90,8 @@ ORIGINS: tuple[str, ...] = ("submit", "remote", "manifest")
 """``submit``: made by voiceprep; ``remote``: found on the account by ``voices sync``; ``manifest``: a voice
 named in a ``clips.jsonl`` that the ledger did not hold (a lost or different ledger)."""
 
-_COLUMNS = tuple(f.name for f in dataclasses.fields(VoiceRecord))
-"""The ``voices`` table's columns: the fields of :class:`VoiceRecord`, in order."""
+COLUMNS = tuple(f.name for f in dataclasses.fields(VoiceRecord) if f.name not in COMMAND_FIELDS)
+"""The ``voices`` table's columns: the fields of :class:`VoiceRecord` but the command's, in order."""
 
 _STATUS_SQL = ", ".join(f"'{s}'" for s in STATUSES)
 _ORIGIN_SQL = ", ".join(f"'{s}'" for s in ORIGINS)
@@ -160,26 +161,6 @@ def parse_stored_time(text: str | None) -> _dt.datetime | None:
     return t.replace(tzinfo=_dt.UTC) if t.tzinfo is None else t.astimezone(_dt.UTC)
 
 
-_BEARER = re.compile(r"(?i)\b(bearer)\s+[A-Za-z0-9._~+/=-]+")
-_KEY_FIELD = re.compile(
-    r"(?i)((?:x[_-])?(?:xi-)?api[_-]?key|authorization|access[_-]?key|secret|signature|token)"
-    r"(\"?\s*[:=]\s*\"?)(?!(?i:bearer)\b)([^\s\",;&]+)"
-)
-
-
-def scrub(text: str | None) -> str | None:
-    """``text`` with secrets removed: ``Bearer <token>``, ``api_key=...``-like fields, and the value of any
-    environment variable whose name ends in ``_API_KEY`` (in case a client put the key in a message)."""
-    if text is None:
-        return None
-    out = _BEARER.sub(r"\1 ***", str(text))
-    out = _KEY_FIELD.sub(r"\1\2***", out)
-    for name, value in os.environ.items():
-        if name.endswith("_API_KEY") and value and len(value) >= 6:
-            out = out.replace(value, "***")
-    return out
-
-
 def _owner() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
@@ -199,16 +180,9 @@ def run_ledger_path(out_dir: Path, run: Mapping[str, Any] | None) -> Path:
     return default_ledger_path(out_dir, configured if isinstance(configured, str | Path) else None)
 
 
-def _encode(column: str, value: Any) -> Any:
-    """A :class:`VoiceRecord` field as its column stores it (lists and the error as JSON)."""
-    if column in ("sources", "request_ids"):
-        return json.dumps(list(value))
-    if column == "last_error":
-        return None if value is None else json.dumps(value)
-    return value
-
-
 def _decode(row: sqlite3.Row | Sequence[Any], names: Sequence[str]) -> dict[str, Any]:
+    """A stored row as :class:`VoiceRecord` fields: the JSON columns (lists, the error) parsed, damage
+    read as empty."""
     data = dict(zip(names, row, strict=True))
     for key in ("sources", "request_ids"):
         if key in data:
@@ -341,8 +315,8 @@ class Ledger:
 
     # -- reading
     def _select(self, where: str = "", params: Sequence[Any] = ()) -> list[VoiceRecord]:
-        sql = f"SELECT {', '.join(_COLUMNS)} FROM voices {where} ORDER BY id"
-        return [VoiceRecord(**_decode(r, _COLUMNS)) for r in self._conn.execute(sql, tuple(params))]
+        sql = f"SELECT {', '.join(COLUMNS)} FROM voices {where} ORDER BY id"
+        return [VoiceRecord(**_decode(r, COLUMNS)) for r in self._conn.execute(sql, tuple(params))]
 
     def get(self, row_id: int) -> VoiceRecord | None:
         """The row with this id, or ``None``."""
@@ -403,8 +377,10 @@ class Ledger:
             "updated_at": now,
             "last_checked_at": now if checked else record.last_checked_at,
         }
-        columns = _COLUMNS[1:]
-        encoded = [_encode(k, values[k]) for k in columns]
+        columns = COLUMNS[1:]
+        encoded = [
+            json.dumps(v) if isinstance(v := values[k], list | dict) else v for k in columns
+        ]  # lists, error
         try:
             with self._write() as c:
                 cur = c.execute(
@@ -454,7 +430,7 @@ class Ledger:
         given = {"status": status, "voice_id": voice_id, "preview_path": preview_path}
         sets: dict[str, Any] = {"updated_at": now, **{k: v for k, v in given.items() if v is not None}}
         if error is not None or clear_error:
-            sets["last_error"] = error and json.dumps({"reason": error[0], "message": scrub(error[1]) or ""})
+            sets["last_error"] = error and json.dumps({"reason": error[0], "message": scrub(error[1])})
         if checked:
             sets["last_checked_at"] = now
         with self._write() as c:
@@ -525,6 +501,6 @@ def read_voices(path: Path) -> list[dict[str, Any]]:
         conn.close()
 
 
-def record_from_dict(data: Mapping[str, Any]) -> VoiceRecord:
-    """A :class:`VoiceRecord` from a :func:`read_voices` dict (unknown keys ignored)."""
-    return VoiceRecord(**{k: data[k] for k in _COLUMNS if k in data})
+def read_records(path: Path) -> list[VoiceRecord]:
+    """:func:`read_voices` as :class:`VoiceRecord` rows (columns a newer ledger added are left out)."""
+    return [VoiceRecord(**{k: d[k] for k in COLUMNS if k in d}) for d in read_voices(path)]

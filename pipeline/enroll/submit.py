@@ -1,6 +1,6 @@
 """Submit a run's ready clips to the cloning services, without ever losing or duplicating a voice.
 
-:func:`submit_run` is ``voiceprep submit OUT``. In order:
+:func:`submit_run` is ``voiceprep submit --out OUT``. In order:
 
 1. read ``OUT/clips.jsonl`` and pick the ``ready`` clips (to create) and the ``submitted`` ones (to
    re-verify with the provider, never to re-create) of the chosen families and speakers;
@@ -14,10 +14,10 @@
 5. optionally synthesise a preview with each ready voice (``clips/<speaker>/<family>.preview.<ext>``);
 6. rewrite ``clips.jsonl`` atomically (``status: submitted``, ``voice_id``, ``target_model``).
 
-:class:`SubmitOptions` carries the settings (the run configuration's ``ledger``, ``target_models``,
-``base_urls`` and audio source, and the command's flags); ``providers`` is the one test seam (clients by
-family, or a factory). ``dry_run`` builds the exact requests (:meth:`VoiceProvider.prepare_create`) and
-validates names, sizes and models; it sends nothing, writes nothing and opens the ledger read-only.
+The run configuration gives the ledger, target models, regions and audio source; ``providers`` is the one
+test seam (clients by family, or a factory). A dry run follows the same path up to the create, then builds
+the exact requests (:meth:`VoiceProvider.prepare_create`) instead: it sends nothing, writes nothing and
+opens the ledger read-only. Every clip's outcome is its :class:`VoiceRecord` with ``action`` and ``note``.
 """
 
 from __future__ import annotations
@@ -29,7 +29,6 @@ import math
 import os
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -45,8 +44,7 @@ from pipeline.enroll.ledger import (
     default_ledger_path,
     ledger_lock,
     parse_stored_time,
-    read_voices,
-    record_from_dict,
+    read_records,
     scrub,
 )
 from pipeline.enroll.providers import api_key_env, make_provider
@@ -54,10 +52,10 @@ from pipeline.enroll.providers.base import (
     MissingApiKey,
     OutcomeUnknown,
     ProviderError,
-    VoiceProvider,
     VoiceRecord,
     normalize_base_url,
 )
+from pipeline.enroll.providers.common import VoiceProvider
 from pipeline.errors import InvalidArgument
 from pipeline.rules.families import FamilySpec, list_families, load_family
 
@@ -65,13 +63,13 @@ __all__ = [
     "FIND_SLACK_S",
     "STOP_REASONS",
     "MissingApiKey",
-    "ProviderPool",
     "Providers",
-    "SubmitOptions",
-    "SubmitOutcome",
+    "apply_remote",
+    "client_getter",
     "reconcile_row",
     "resolve_target_model",
     "submit_run",
+    "unset_key_env",
     "voice_name",
 ]
 
@@ -88,70 +86,12 @@ STOP_REASONS = frozenset({"provider_auth", "provider_access", "provider_balance"
 FIND_SLACK_S = 600.0
 """``find_voice(since=...)`` gets the "sent" time minus this much, to absorb clock skew with the provider."""
 
+_PROBLEM_STATUSES = frozenset({"failed", "rejected", "unknown", "pending"})
+"""Statuses whose ``last_error`` an outcome shows."""
+
 
 def _quiet(message: str) -> None:
     """The default progress callback: says nothing."""
-
-
-@dataclass(frozen=True)
-class SubmitOptions:
-    """How a submit runs.
-
-    ``config`` gives the run configuration's submit settings: ``ledger`` (default ``OUT/voices.sqlite``),
-    ``target_models`` (family -> model; default the spec's ``default_target_model``), ``base_urls`` (region
-    by family or provider name), ``audio_source`` and ``audio_url_template`` (how CosyVoice fetches a clip).
-    ``dry_run`` builds and validates the requests only: no request, no ledger write, no manifest change.
-    ``preview_text`` is synthesised with every ready voice (``clips/<speaker>/<family>.preview.<ext>``).
-    ``settle_timeout_s``/``settle_interval_s``: how long and how often to poll a voice under review;
-    ``lock_timeout_s``: how long to wait for another process holding the ledger; ``progress`` is called
-    with one-line notes while working (e.g. waiting for a review).
-    """
-
-    config: RunConfig = field(default_factory=RunConfig)
-    dry_run: bool = False
-    preview_text: str | None = None
-    settle_timeout_s: float = 300.0
-    settle_interval_s: float = 10.0
-    lock_timeout_s: float = 10.0
-    progress: Callable[[str], None] = _quiet
-
-
-# --------------------------------------------------------------------------------------------- outcome
-
-
-@dataclass
-class SubmitOutcome:
-    """What happened to one clip (or one reconciled ledger row) in a submit.
-
-    ``status`` is the ledger status (``ready``, ``deploying``, ``rejected``, ``failed``, ``unknown``,
-    ``pending``, ``gone``, ``deleted``) or ``skipped`` / ``dry-run``. ``action`` says what voiceprep did:
-    ``created``, ``existing`` (a voice already held the clip), ``reverified`` (a ``submitted`` clip was
-    checked), ``reconciled`` (an unresolved row was asked about), ``skipped`` or ``dry-run``.
-    """
-
-    speaker: str | None
-    family: str
-    target_model: str | None
-    status: str
-    action: str
-    name: str | None = None
-    voice_id: str | None = None
-    reason: str | None = None
-    message: str = ""
-    clip: str | None = None
-    ledger_id: int | None = None
-    preview: str | None = None
-    problems: list[str] = field(default_factory=list)
-    requests: list[dict[str, Any]] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        """True when nothing needs the user's attention for this clip."""
-        if self.action == "dry-run":
-            return not self.problems
-        if self.action == "reconciled":
-            return self.status not in {"unknown", "pending"}
-        return self.status in {"ready", "deploying"}
 
 
 # --------------------------------------------------------------------------------------------- names
@@ -245,64 +185,59 @@ def resolve_target_model(spec: FamilySpec, target_models: Mapping[str, str] | No
 # --------------------------------------------------------------------------------------------- providers
 
 
-class ProviderPool:
-    """Gives the client for a family (and region), made once per (family, region).
+def client_getter(
+    providers: Providers | None = None,
+    *,
+    base_urls: Mapping[str, str] | None = None,
+    require_key: bool = True,
+    **options: Any,
+) -> Callable[..., VoiceProvider]:
+    """``get(spec, base_url=None)``: the client for a family in a region, made once per (family, region).
 
-    Args:
-        providers: the test seam (:data:`Providers`); default: real clients from the environment, which
-            raise :class:`MissingApiKey` when a key is not set (unless ``require_key`` is False).
-        base_urls: the region by family or provider name (family wins).
-        require_key: ``False`` for a dry run: keys are not needed and clients can only prepare requests.
-        options: passed to the default factory (``audio_source``, ``url_template`` for CosyVoice).
+    ``providers`` is the test seam (:data:`Providers`); by default clients come from the environment and
+    raise :class:`MissingApiKey` when a key is not set (unless ``require_key`` is False: a dry run).
+    ``base_url=None`` means the region ``base_urls`` gives by family or provider name (family wins), else
+    the client's default. ``options`` not None go to the default factory (``audio_source``...).
+    ``get`` raises :class:`InvalidArgument` when the seam lacks the family or its client serves another
+    region than the one asked for.
     """
+    if providers is None:
+        extra = {k: v for k, v in options.items() if v is not None}
 
-    def __init__(
-        self,
-        providers: Providers | None = None,
-        *,
-        base_urls: Mapping[str, str] | None = None,
-        require_key: bool = True,
-        options: Mapping[str, Any] | None = None,
-    ) -> None:
-        self.injected = providers is not None
-        """True when the clients come from the test seam, not from the environment."""
-        if providers is None:
-            extra = {k: v for k, v in (options or {}).items() if v is not None}
-            self._factory: ProviderFactory = lambda spec, url: make_provider(
-                spec, base_url=url, require_key=require_key, **extra
-            )
-        elif isinstance(providers, Mapping):
-            self._factory = lambda spec, url: _given(providers, spec)
-        else:
-            self._factory = providers
-        self._base_urls = dict(base_urls or {})
-        self._cache: dict[tuple[str, str | None], VoiceProvider] = {}
+        def factory(spec: FamilySpec, url: str | None) -> VoiceProvider:
+            return make_provider(spec, base_url=url, require_key=require_key, **extra)
 
-    def get(self, spec: FamilySpec, base_url: str | None = None) -> VoiceProvider:
-        """The client for ``spec`` at ``base_url`` (``None``: the configured or default region).
+    elif isinstance(providers, Mapping):
 
-        Raises:
-            MissingApiKey: the family's key is not in the environment.
-            InvalidArgument: the seam lacks the family, or its client serves another region than ``base_url``.
-        """
-        chosen = base_url or self._base_urls.get(spec.name) or self._base_urls.get(spec.provider)
+        def factory(spec: FamilySpec, url: str | None) -> VoiceProvider:
+            if spec.name not in providers:
+                raise InvalidArgument(f"no provider client given for family {spec.name!r}")
+            return providers[spec.name]
+
+    else:
+        factory = providers
+    urls = dict(base_urls or {})
+    made: dict[tuple[str, str | None], VoiceProvider] = {}
+
+    def get(spec: FamilySpec, base_url: str | None = None) -> VoiceProvider:
+        chosen = base_url or urls.get(spec.name) or urls.get(spec.provider)
         wanted = normalize_base_url(chosen) if chosen else None
-        key = (spec.name, wanted)
-        if key not in self._cache:
-            client = self._factory(spec, wanted)
+        if (spec.name, wanted) not in made:
+            client = factory(spec, wanted)
             if wanted is not None and client.base_url != wanted:
                 raise InvalidArgument(
                     f"the {spec.name} client serves {client.base_url}, not {wanted} (a voice lives in one region)"
                 )
-            self._cache[key] = client
-        return self._cache[key]
+            made[spec.name, wanted] = client
+        return made[spec.name, wanted]
+
+    return get
 
 
-def _given(providers: Mapping[str, VoiceProvider], spec: FamilySpec) -> VoiceProvider:
-    client = providers.get(spec.name)
-    if client is None:
-        raise InvalidArgument(f"no provider client given for family {spec.name!r}")
-    return client
+def unset_key_env(provider: str) -> str | None:
+    """The environment variable holding ``provider``'s key when it is not set (``None`` when it is)."""
+    env = api_key_env(provider)
+    return None if os.environ.get(env) else env
 
 
 # --------------------------------------------------------------------------------------------- reconcile
@@ -315,87 +250,75 @@ def _since(row: VoiceRecord) -> str | None:
     return (t - _dt.timedelta(seconds=FIND_SLACK_S)).isoformat(timespec="seconds")
 
 
-def reconcile_row(ledger: Ledger, row: VoiceRecord, provider: VoiceProvider) -> tuple[VoiceRecord, str]:
-    """Ask the provider about one unresolved row and record the answer; returns ``(row after, note)``.
+def reconcile_row(ledger: Ledger, row: VoiceRecord, provider: VoiceProvider) -> VoiceRecord:
+    """Ask the provider about one unresolved row and record the answer; returns the row after, with
+    ``action`` ``reconciled`` and a ``note`` saying what was found.
 
     A match becomes the voice's real status with its id. No match: a ``pending`` row whose request was
     sent becomes ``unknown`` (never retried by itself); an ``unknown`` row stays so. A ``pending`` row that
     was never sent is left for :func:`submit_run` to retry. A provider error leaves the row as it is.
     """
+
+    def done(after: VoiceRecord, note: str) -> VoiceRecord:
+        return dataclasses.replace(after, action="reconciled", note=note)
+
     if row.status == "pending" and row.sent_at is None:
-        return row, "the create request was never sent; it may be retried"
+        return done(row, "the create request was never sent; it may be retried")
     try:
         found = provider.find_voice(row, since=_since(row))
     except ProviderError as exc:
-        return row, f"could not ask the provider ({exc.reason}): {scrub(exc.message)}"
+        return done(row, f"could not ask the provider ({exc.reason}): {scrub(exc.message)}")
     if found is not None:
         try:
-            after = _apply_remote(ledger, row, found)
+            after = apply_remote(ledger, row, found)
         except LedgerConflict as exc:  # the match belongs to another row: leave this one for the user
-            return row, f"the provider's match {found.voice_id} is claimed elsewhere: {exc}"
-        return after, f"found remotely as {found.voice_id} ({found.status})"
+            return done(row, f"the provider's match {found.voice_id} is claimed elsewhere: {exc}")
+        return done(after, f"found remotely as {found.voice_id} ({found.status})")
     if row.status == "pending":
-        after = ledger.update(
-            row.id,
-            status="unknown",
-            checked=True,
-            error=("outcome_unknown", "the create request was sent but the provider does not list the voice"),
+        error = ("outcome_unknown", "the create request was sent but the provider does not list the voice")
+        after = ledger.update(row.id, status="unknown", checked=True, error=error)
+        return done(after, "the provider does not list it; left unknown (never resubmitted automatically)")
+    return done(ledger.update(row.id, checked=True), "still not listed by the provider")
+
+
+def apply_remote(ledger: Ledger, row: VoiceRecord, remote: VoiceRecord | None) -> VoiceRecord:
+    """Record what the provider says about ``row``'s voice, checked now: ``remote`` (its view: status and
+    id), or ``None`` when the provider does not have the voice any more (``gone``)."""
+    if remote is None:
+        return ledger.update(
+            row.id, status="gone", checked=True, error=("voice_gone", "the provider no longer has it")
         )
-        return after, "the provider does not list it; left unknown (never resubmitted automatically)"
-    return ledger.update(row.id, checked=True), "still not listed by the provider"
-
-
-def _apply_remote(ledger: Ledger, row: VoiceRecord, remote: VoiceRecord) -> VoiceRecord:
-    status = remote.status
-    error = (
-        ("provider_rejected", "the provider rejected the voice after review")
-        if status == "rejected"
-        else None
-    )
+    rejected = remote.status == "rejected"
     return ledger.update(
         row.id,
-        status=status,
+        status=remote.status,
         voice_id=remote.voice_id,
         checked=True,
-        error=error,
-        clear_error=error is None,
+        error=("provider_rejected", "the provider rejected the voice after review") if rejected else None,
+        clear_error=not rejected,
     )
 
 
-# --------------------------------------------------------------------------------------------- dry run
+# --------------------------------------------------------------------------------------------- helpers
 
 
 def _size_problems(spec: FamilySpec, size: int, prepared: Sequence[Mapping[str, Any]]) -> list[str]:
-    problems = []
+    """The clip's sizes over the family's ``max_bytes``: raw, base64 (families that may send it inline)
+    and as each prepared request carries it."""
     limit = spec.limits.max_bytes.value
-    if limit is None:
-        return problems
-    if size > limit:
-        problems.append(f"too_large: the clip is {size} bytes; {spec.name} takes at most {limit}")
+    sizes = [("the clip", size)]
     if spec.limits.inline_base64.value:
-        encoded = 4 * math.ceil(size / 3)
-        if encoded > limit:
-            problems.append(
-                f"too_large: base64 of the clip is {encoded} bytes; {spec.name} takes at most {limit}"
-            )
-    for p in prepared:
-        if p["encoded_bytes"] > limit:
-            problems.append(
-                f"too_large: the request carries {p['encoded_bytes']} encoded bytes; at most {limit}"
-            )
-    return problems
-
-
-# --------------------------------------------------------------------------------------------- the run
+        sizes.append(("base64 of the clip", 4 * math.ceil(size / 3)))
+    sizes += [("the request's encoded audio", p["encoded_bytes"]) for p in prepared]
+    return [
+        f"too_large: {what} is {n} bytes; {spec.name} takes at most {limit}"
+        for what, n in sizes
+        if limit is not None and n > limit
+    ]
 
 
 def _sources(clip: ClipRow) -> list[str]:
-    seen: list[str] = []
-    for seg in clip.segments:
-        p = seg.get("path")
-        if isinstance(p, str) and p not in seen:
-            seen.append(p)
-    return seen
+    return list(dict.fromkeys(p for seg in clip.segments if isinstance(p := seg.get("path"), str)))
 
 
 def _audio_ext(data: bytes) -> str:
@@ -424,27 +347,35 @@ def _validate_names(values: Iterable[str] | None, known: Sequence[str], what: st
     return chosen
 
 
+# --------------------------------------------------------------------------------------------- the run
+
+
 class _Run:
-    """State of one submit: the ledger, the providers, the options, pending manifest changes."""
+    """One submit: its settings, the ledger (``None`` in a dry run, which reads ``known`` instead), the
+    clients, and the ``clips.jsonl`` changes still to be written."""
 
     def __init__(
         self,
         out_dir: Path,
-        ledger: Ledger | None,
-        pool: ProviderPool,
         specs: Mapping[str, FamilySpec],
-        options: SubmitOptions,
+        target_models: Mapping[str, str],
+        client: Callable[..., VoiceProvider],
+        *,
+        dry_run: bool,
+        preview_text: str | None,
+        settle_s: tuple[float, float],
+        progress: Callable[[str], None],
     ) -> None:
         self.out_dir = out_dir
-        self.ledger = ledger
-        self.pool = pool
         self.specs = specs
-        self.models = {
-            f: resolve_target_model(spec, options.config.target_models) for f, spec in specs.items()
-        }
-        self.options = options
-        self.preview_text = options.preview_text
-        self.progress = options.progress
+        self.models = {f: resolve_target_model(spec, target_models) for f, spec in specs.items()}
+        self.client = client
+        self.dry_run = dry_run
+        self.preview_text = preview_text
+        self.settle_timeout_s, self.settle_interval_s = settle_s
+        self.progress = progress
+        self.ledger: Ledger | None = None
+        self.known: list[VoiceRecord] = []
         self.changes: dict[tuple[str, str], dict[str, Any]] = {}
         self.stopped: dict[str, str] = {}  # family -> reason that stops further creates
 
@@ -452,23 +383,33 @@ class _Run:
     def change(self, clip: ClipRow, **updates: Any) -> None:
         self.changes.setdefault((clip.speaker, clip.family), {}).update(updates)
 
-    def outcome(self, clip: ClipRow | None, row: VoiceRecord | None, **kw: Any) -> SubmitOutcome:
-        base: dict[str, Any] = {
-            "speaker": clip.speaker if clip else (row.speaker if row else None),
-            "family": clip.family if clip else (row.family if row else ""),
-            "target_model": row.target_model if row else None,
-            "status": row.status if row else "skipped",
-            "action": "skipped",
-            "name": row.name if row else None,
-            "voice_id": row.voice_id if row else None,
-            "clip": clip.clip if clip else None,
-            "ledger_id": row.id if row else None,
-        }
-        if row is not None and row.last_error and row.status in {"failed", "rejected", "unknown", "pending"}:
-            base["reason"] = row.last_error.get("reason")
-            base["message"] = row.last_error.get("message", "")
-        base.update(kw)
-        return SubmitOutcome(**base)
+    def outcome(
+        self,
+        clip: ClipRow | None,
+        row: VoiceRecord | None,
+        *,
+        action: str = "skipped",
+        note: str = "",
+        error: tuple[str, str] | None = None,
+        **fields: Any,
+    ) -> VoiceRecord:
+        """What this submit did with a voice: its ledger row (without one, a record of ``clip``, status
+        ``skipped``) with ``action``, ``note`` and the error to show: ``error`` (reason, message), else the
+        row's own while its status is a problem."""
+        if row is None:
+            assert clip is not None
+            row = VoiceRecord(
+                provider=self.specs[clip.family].provider,
+                family=clip.family,
+                speaker=clip.speaker,
+                target_model=clip.target_model or self.models[clip.family],
+                clip_path=str(self.out_dir / clip.clip) if clip.clip else None,
+                status="skipped",
+            )
+        shown = row.last_error if row.status in _PROBLEM_STATUSES else None
+        if error is not None:
+            shown = {"reason": error[0], "message": scrub(error[1])}
+        return dataclasses.replace(row, action=action, note=note, last_error=shown, **fields)
 
     def mark_clip(self, clip: ClipRow, row: VoiceRecord) -> None:
         """Bring the clip row in line with its ledger row."""
@@ -487,55 +428,48 @@ class _Run:
             )
 
     def settle(self, provider: VoiceProvider, row: VoiceRecord) -> VoiceRecord:
+        """Wait for a voice under review (``deploying``) to be decided, and record the verdict."""
+        assert self.ledger is not None
         if row.status != "deploying" or not row.voice_id:
             return row
         self.progress(
             f"{row.family} {row.speaker}: {row.voice_id} is under review; "
-            f"waiting up to {self.options.settle_timeout_s:g} s"
+            f"waiting up to {self.settle_timeout_s:g} s"
         )
         try:
             remote = provider.wait_until_settled(
-                row.voice_id,
-                timeout_s=self.options.settle_timeout_s,
-                interval_s=self.options.settle_interval_s,
+                row.voice_id, timeout_s=self.settle_timeout_s, interval_s=self.settle_interval_s
             )
         except ProviderError as exc:
-            assert self.ledger is not None
             return self.ledger.update(row.id, error=(exc.reason, exc.message))
-        assert self.ledger is not None
-        return _apply_remote(self.ledger, row, remote)
+        return apply_remote(self.ledger, row, remote)
 
     def finish(
-        self,
-        clip: ClipRow,
-        provider: VoiceProvider,
-        row: VoiceRecord,
-        action: str,
-        message: str | None = None,
-    ) -> SubmitOutcome:
+        self, clip: ClipRow, provider: VoiceProvider, row: VoiceRecord, action: str, note: str = ""
+    ) -> VoiceRecord:
         """Wait for a voice under review, bring the clip in line, make the preview, and report."""
         assert self.ledger is not None
         row = self.settle(provider, row)
         self.mark_clip(clip, row)
-        kw: dict[str, Any] = {"action": action} if message is None else {"action": action, "message": message}
-        if not self.preview_text or row.status != "ready" or not row.voice_id:
-            return self.outcome(clip, row, **kw)
-        try:
-            data = provider.preview(row.voice_id, target_model=row.target_model or "", text=self.preview_text)
-        except ProviderError as exc:
-            return self.outcome(
-                clip, row, **{**kw, "message": f"preview failed ({exc.reason}): {scrub(exc.message)}"}
-            )
-        rel = Path("clips") / clip.speaker / f"{clip.family}.preview.{_audio_ext(data)}"
-        target = self.out_dir / rel
-        target.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_bytes(target, lambda fh: fh.write(data))
-        self.ledger.update(row.id, preview_path=str(target))
-        self.change(clip, preview=rel.as_posix())
-        return self.outcome(clip, row, **kw, preview=rel.as_posix())
+        if self.preview_text and row.status == "ready" and row.voice_id:
+            try:
+                data = provider.preview(
+                    row.voice_id, target_model=row.target_model or "", text=self.preview_text
+                )
+            except ProviderError as exc:
+                note = f"preview failed ({exc.reason}): {scrub(exc.message)}"
+            else:
+                rel = Path("clips") / clip.speaker / f"{clip.family}.preview.{_audio_ext(data)}"
+                target = self.out_dir / rel
+                target.parent.mkdir(parents=True, exist_ok=True)
+                atomic_write_bytes(target, lambda fh: fh.write(data))
+                row = self.ledger.update(row.id, preview_path=str(target))
+                self.change(clip, preview=rel.as_posix())
+        return self.outcome(clip, row, action=action, note=note)
 
     # -- phases
-    def reconcile(self, families: Sequence[str]) -> list[SubmitOutcome]:
+    def reconcile(self, families: Sequence[str]) -> list[VoiceRecord]:
+        """Ask the providers about every unresolved ledger row of ``families`` (before any create)."""
         assert self.ledger is not None
         outcomes = []
         for family in families:
@@ -544,65 +478,53 @@ class _Run:
                 if not row.unresolved:
                     continue
                 try:
-                    provider = self.pool.get(spec, row.base_url)
+                    provider = self.client(spec, row.base_url)
                 except InvalidArgument as exc:
-                    outcomes.append(self.outcome(None, row, action="reconciled", message=str(exc)))
+                    outcomes.append(self.outcome(None, row, action="reconciled", note=str(exc)))
                     continue
-                after, note = reconcile_row(self.ledger, row, provider)
-                after = self.settle(provider, after)
-                outcomes.append(self.outcome(None, after, action="reconciled", message=note))
+                after = reconcile_row(self.ledger, row, provider)
+                settled = self.settle(provider, after)
+                outcomes.append(self.outcome(None, settled, action="reconciled", note=after.note))
         return outcomes
 
-    def reverify(self, clip: ClipRow) -> SubmitOutcome:
+    def reverify(self, clip: ClipRow) -> VoiceRecord:
+        """Check a ``submitted`` clip's voice with its provider (never re-created)."""
+        if self.dry_run:  # nothing needs attention: a dry run over a submitted clip exits 0
+            status = {"status": "submitted", "voice_id": clip.voice_id}
+            return self.outcome(
+                clip, None, action="dry-run", note="already submitted; would re-verify", **status
+            )
         assert self.ledger is not None
         spec = self.specs[clip.family]
         if not clip.voice_id:
-            return self.outcome(clip, None, message="submitted without a voice id; left as is")
+            return self.outcome(clip, None, note="submitted without a voice id; left as is")
         row = self.ledger.by_voice_id(provider=spec.provider, voice_id=clip.voice_id)
         if row is not None and row.status in DEAD_STATUSES:
             self.change(clip, status="ready", voice_id=None, target_model=None)
-            return self.outcome(
-                clip,
-                row,
-                action="reverified",
-                message=f"the voice is {row.status}; submit again to make a new one",
-            )
+            note = f"the voice is {row.status}; submit again to make a new one"
+            return self.outcome(clip, row, action="reverified", note=note)
         try:
-            provider = self.pool.get(spec, row.base_url if row else None)
+            provider = self.client(spec, row.base_url if row else None)
             remote = provider.query_voice(clip.voice_id)
         except InvalidArgument as exc:
-            return self.outcome(clip, row, action="reverified", message=str(exc))
+            return self.outcome(clip, row, action="reverified", note=str(exc))
         except ProviderError as exc:
+            error = (exc.reason, f"could not check: {exc.message}")
+            return self.outcome(clip, row, action="reverified", error=error)
+        if remote is None and row is None:
+            note = f"not in the ledger and {provider.base_url} does not know it; clips.jsonl left as is"
             return self.outcome(
-                clip,
-                row,
-                action="reverified",
-                reason=exc.reason,
-                message=f"could not check: {scrub(exc.message)}",
+                clip, None, action="reverified", note=note, status="unknown", voice_id=clip.voice_id
             )
-        if remote is None:
-            if row is None:
-                return self.outcome(
-                    clip,
-                    None,
-                    status="unknown",
-                    action="reverified",
-                    voice_id=clip.voice_id,
-                    message=f"not in the ledger and {provider.base_url} does not know it; clips.jsonl left as is",
-                )
-            gone = self.ledger.update(
-                row.id, status="gone", checked=True, error=("voice_gone", "the provider no longer has it")
-            )
+        if row is not None:
+            row = apply_remote(self.ledger, row, remote)
+        if row is not None and row.status == "gone":
             reasons = [r for r in clip.reasons if r != "voice_gone"] + ["voice_gone"]
             self.change(clip, status="ready", voice_id=None, target_model=None, reasons=reasons)
-            return self.outcome(
-                clip,
-                gone,
-                action="reverified",
-                reason="voice_gone",
-                message="submit again to make a new voice",
-            )
+            error = ("voice_gone", "submit again to make a new voice")
+            return self.outcome(clip, row, action="reverified", error=error)
         if row is None:
+            assert remote is not None
             found = dataclasses.replace(
                 remote,
                 provider=spec.provider,
@@ -615,91 +537,75 @@ class _Run:
                 clip_path=str(self.out_dir / clip.clip) if clip.clip else None,
             )
             row = self.ledger.record_found(found)
-        else:
-            row = _apply_remote(self.ledger, row, remote)
         return self.finish(clip, provider, row, "reverified")
 
-    def missing_clip(self, clip: ClipRow, model: str) -> SubmitOutcome | None:
-        """The ``not_found`` failure when the clip's file is gone, else None."""
-        if clip.clip and (self.out_dir / clip.clip).is_file():
-            return None
-        return self.outcome(
-            clip,
-            None,
-            target_model=model,
-            status="failed",
-            reason="not_found",
-            message=f"clip file {clip.clip} is missing",
-        )
-
-    def slot(
-        self, clip: ClipRow, known: Sequence[VoiceRecord]
-    ) -> tuple[Path, str, VoiceProvider, list[VoiceRecord], VoiceRecord | None]:
-        """The clip's file and sha256, its family's client, the ``known`` rows of that provider, and the one
-        holding the clip's slot (:func:`_holder`) in the client's region."""
-        spec = self.specs[clip.family]
-        clip_path = self.out_dir / (clip.clip or "")
-        provider, sha = self.pool.get(spec), sha256_file(clip_path)
-        rows = [r for r in known if r.provider == spec.provider]
-        return clip_path, sha, provider, rows, _holder(rows, self.models[clip.family], sha, provider.base_url)
-
-    def submit(self, clip: ClipRow) -> SubmitOutcome:
-        assert self.ledger is not None
-        spec = self.specs[clip.family]
-        model = self.models[clip.family]
+    def submit(self, clip: ClipRow) -> VoiceRecord:
+        """Create a ``ready`` clip's voice, or report the ledger row that already holds the clip; a dry run
+        goes the same way and prepares the requests instead of writing and sending them."""
+        spec, model = self.specs[clip.family], self.models[clip.family]
         if clip.family in self.stopped:
-            return self.outcome(
-                clip,
-                None,
-                target_model=model,
-                reason=self.stopped[clip.family],
-                message="not tried: an earlier create of this family failed the same way",
-            )
-        missing = self.missing_clip(clip, model)
-        if missing is not None:
-            return missing
-        clip_path, sha, provider, rows, row = self.slot(clip, self.ledger.rows(provider=spec.provider))
-        if row is not None:
-            if row.status in {"ready", "deploying"}:
-                return self.finish(clip, provider, row, "existing")
+            what = "not tried: an earlier create of this family failed the same way"
+            return self.outcome(clip, None, error=(self.stopped[clip.family], what))
+        clip_path = self.out_dir / (clip.clip or "")
+        if not clip.clip or not clip_path.is_file():
+            error = ("not_found", f"clip file {clip.clip} is missing")
+            return self.outcome(clip, None, status="failed", error=error)
+        provider, sha = self.client(spec), sha256_file(clip_path)
+        rows = [r for r in (self.ledger.rows() if self.ledger else self.known) if r.provider == spec.provider]
+        row = _holder(rows, model, sha, provider.base_url)
+        if row is not None and not row.retryable:  # the clip's voice exists (or may): never a second one
+            if self.dry_run:
+                note = f"ledger row {row.id} ({row.status}) holds this clip; nothing would be created"
+                return self.outcome(clip, row, action="dry-run", note=note, status="dry-run")
             if row.status == "rejected":
                 self.mark_clip(clip, row)
                 return self.outcome(clip, row, action="existing")
             if row.unresolved:
-                return self.outcome(
-                    clip,
-                    row,
-                    action="skipped",
-                    reason="outcome_unknown",
-                    message="an earlier create may have made this voice; run `voiceprep voices sync` (never resubmitted)",
-                )
-            # otherwise row.retryable: retry with the same row and name
-        else:
-            name = _next_name(spec, clip, sha, model, rows)
-            try:
-                row = self.ledger.begin(
-                    self.new_voice(clip, name, clip_path.resolve(), sha, provider.base_url)
-                )
-            except LedgerConflict as exc:
-                return self.outcome(clip, None, target_model=model, message=str(exc))
-        return self.create(clip, provider, row)
-
-    def new_voice(self, clip: ClipRow, name: str, path: Path, sha: str, base_url: str) -> VoiceRecord:
-        """The record of the voice to make from ``clip`` (what the ledger's intent and the request hold)."""
-        return VoiceRecord(
-            provider=self.specs[clip.family].provider,
-            base_url=base_url,
+                what = "an earlier create may have made this voice; run `voiceprep voices sync` (never resubmitted)"
+                return self.outcome(clip, row, error=("outcome_unknown", what))
+            return self.finish(clip, provider, row, "existing")
+        request = VoiceRecord(  # a failed or never-sent row is retried under its name
+            provider=spec.provider,
+            base_url=provider.base_url,
             family=clip.family,
-            target_model=self.models[clip.family],
-            name=name,
+            target_model=model,
+            name=row.name if row is not None else _next_name(spec, clip, sha, model, rows),
             clip_sha256=sha,
-            clip_path=str(path),
+            clip_path=str(clip_path.resolve()),
             speaker=clip.speaker,
             sources=_sources(clip),
             enrollment_key=clip.key or None,
         )
+        if self.dry_run:
+            return self.prepare(spec, provider, request)
+        assert self.ledger is not None
+        if row is None:
+            try:
+                row = self.ledger.begin(request)
+            except LedgerConflict as exc:
+                return self.outcome(clip, None, note=str(exc))
+        return self.create(clip, provider, row)
 
-    def create(self, clip: ClipRow, provider: VoiceProvider, row: VoiceRecord) -> SubmitOutcome:
+    def prepare(self, spec: FamilySpec, provider: VoiceProvider, request: VoiceRecord) -> VoiceRecord:
+        """The dry run's outcome: the requests a create would send, and what would fail."""
+        problems: list[str] = []
+        try:
+            prepared = list(provider.prepare_create(request, preview_text=self.preview_text))
+        except (ProviderError, InvalidArgument) as exc:  # ProviderError reads "reason: message"
+            prepared = []
+            problems.append(
+                scrub(str(exc) if isinstance(exc, ProviderError) else f"provider_bad_request: {exc}")
+            )
+        problems += _size_problems(spec, Path(request.clip_path or "").stat().st_size, prepared)
+        env = unset_key_env(spec.provider)
+        note = f"{len(prepared)} request(s), base URL {provider.base_url}"
+        note += f"; {env} is not set: a real submit would stop" if env else ""
+        return dataclasses.replace(
+            request, status="dry-run", action="dry-run", note=note, requests=prepared, problems=problems
+        )
+
+    def create(self, clip: ClipRow, provider: VoiceProvider, row: VoiceRecord) -> VoiceRecord:
+        """Commit the "sent" marker, create the voice, and record the outcome (a lost answer: reconcile)."""
         assert self.ledger is not None
         row = self.ledger.mark_sent(row.id)
         request = dataclasses.replace(row, clip_path=row.clip_path or str(self.out_dir / (clip.clip or "")))
@@ -711,8 +617,8 @@ class _Run:
             return self.outcome(clip, row, action="created")
         except OutcomeUnknown as exc:
             row = self.ledger.update(row.id, request_ids=[exc.request_id], error=(exc.reason, exc.message))
-            row, note = reconcile_row(self.ledger, row, provider)
-            return self.finish(clip, provider, row, "created", f"the answer was lost; {note}")
+            row = reconcile_row(self.ledger, row, provider)
+            return self.finish(clip, provider, row, "created", f"the answer was lost; {row.note}")
         except ProviderError as exc:
             status = "rejected" if exc.reason == "provider_rejected" else "failed"
             row = self.ledger.update(
@@ -732,97 +638,52 @@ class _Run:
         )
         return self.finish(clip, provider, row, "created")
 
-    def dry_run(self, clip: ClipRow, known: list[VoiceRecord]) -> SubmitOutcome:
-        spec = self.specs[clip.family]
-        model = self.models[clip.family]
-        if clip.status == "submitted":
-            return self.outcome(
-                clip,
-                None,
-                target_model=model,
-                voice_id=clip.voice_id,
-                status="submitted",
-                action="dry-run",  # nothing needs attention: a dry run over a submitted clip exits 0
-                message="already submitted; would re-verify",
-            )
-        missing = self.missing_clip(clip, model)
-        if missing is not None:
-            return missing
-        clip_path, sha, provider, rows, row = self.slot(clip, known)
-        if row is not None and not row.retryable:
-            return self.outcome(
-                clip,
-                row,
-                action="dry-run",
-                status="dry-run",
-                message=f"ledger row {row.id} ({row.status}) holds this clip; nothing would be created",
-            )
-        name = row.name if row is not None else _next_name(spec, clip, sha, model, rows)
-        problems: list[str] = []
-        if not spec.name_rule.matches(name or ""):
-            problems.append(f"the name {name!r} does not match {spec.name_rule.pattern}")
-        request = self.new_voice(clip, name or "", clip_path, sha, provider.base_url)
-        try:
-            prepared = list(provider.prepare_create(request, preview_text=self.preview_text))
-        except ProviderError as exc:
-            prepared = []
-            problems.append(f"{exc.reason}: {scrub(exc.message)}")
-        except InvalidArgument as exc:
-            prepared = []
-            problems.append(f"provider_bad_request: {scrub(str(exc))}")
-        problems += _size_problems(spec, clip_path.stat().st_size, prepared)
-        return self.outcome(
-            clip,
-            None,
-            target_model=model,
-            status="dry-run",
-            action="dry-run",
-            name=name,
-            requests=prepared,
-            problems=problems,
-            message=f"{len(prepared)} request(s), base URL {provider.base_url}" + self.key_note(spec),
-        )
-
-    def key_note(self, spec: FamilySpec) -> str:
-        env = None if self.pool.injected else unset_key_env(spec)
-        return f"; {env} is not set: a real submit would stop" if env else ""
-
     def write_manifest(self) -> None:
+        """Apply the clip changes to ``clips.jsonl`` (re-read first: keep what others wrote meanwhile)."""
         if not self.changes:
             return
         path = self.out_dir / CLIPS_FILE
-        rows = read_rows(path, ClipRow)  # re-read: keep what others wrote meanwhile
         out = []
-        for r in rows:
+        for r in read_rows(path, ClipRow):
             upd = self.changes.get((r.speaker, r.family))
             out.append(ClipRow.model_validate({**r.model_dump(mode="python"), **upd}) if upd else r)
         write_rows(path, out)
         self.changes.clear()
 
 
-def unset_key_env(spec: FamilySpec) -> str | None:
-    """The environment variable holding ``spec``'s provider key when it is not set (``None`` when it is)."""
-    env = api_key_env(spec.provider)
-    return None if os.environ.get(env) else env
-
-
 def submit_run(
     out_dir: Path,
     families: Iterable[str] | None = None,
     speakers: Iterable[str] | None = None,
-    options: SubmitOptions | None = None,
+    *,
+    config: RunConfig | None = None,
+    dry_run: bool = False,
+    preview_text: str | None = None,
+    settle_timeout_s: float = 300.0,
+    settle_interval_s: float = 10.0,
+    lock_timeout_s: float = 10.0,
+    progress: Callable[[str], None] = _quiet,
     providers: Providers | None = None,
-) -> list[SubmitOutcome]:
+) -> list[VoiceRecord]:
     """Submit the ``ready`` clips of the run in ``out_dir`` and re-verify its ``submitted`` ones.
 
     Args:
         out_dir: a run's output folder (holds ``clips.jsonl``).
         families, speakers: restrict to these (default: all in the run).
-        options: the settings (:class:`SubmitOptions`; default: the configuration's defaults, no dry run).
+        config: the run configuration's submit settings: ``ledger`` (default ``OUT/voices.sqlite``),
+            ``target_models`` (family -> model; default the spec's ``default_target_model``), ``base_urls``
+            (region by family or provider name), ``audio_source`` and ``audio_url_template`` (how CosyVoice
+            fetches a clip). Default: the defaults.
+        dry_run: build and check the requests only: no request, no ledger write, no manifest change.
+        preview_text: synthesised with every ready voice (``clips/<speaker>/<family>.preview.<ext>``).
+        settle_timeout_s, settle_interval_s: how long and how often to poll a voice under review.
+        lock_timeout_s: how long to wait for another process holding the ledger.
+        progress: called with one-line notes while working (e.g. waiting for a review).
         providers: the test seam (:data:`Providers`); default: clients made from the environment.
 
     Returns:
-        One :class:`SubmitOutcome` per reconciled ledger row (first), then per selected clip.
+        The voice of each reconciled ledger row (first), then of each selected clip, as a
+        :class:`VoiceRecord` with ``action`` and ``note`` (``ok``: nothing needs attention).
 
     Raises:
         InvalidArgument: no ``clips.jsonl``, an unknown family/speaker/target model, bad settle times.
@@ -830,11 +691,11 @@ def submit_run(
         pipeline.enroll.ledger.LedgerBusy: another process holds the ledger.
     """
     out_dir = Path(out_dir)
-    options = options or SubmitOptions()
-    if options.settle_timeout_s < 0 or options.settle_interval_s <= 0:
+    cfg = config or RunConfig()
+    if settle_timeout_s < 0 or settle_interval_s <= 0:
         raise InvalidArgument(
             "settle_timeout_s must be >= 0 and settle_interval_s > 0 "
-            f"(got {options.settle_timeout_s}, {options.settle_interval_s})"
+            f"(got {settle_timeout_s}, {settle_interval_s})"
         )
     clips_path = out_dir / CLIPS_FILE
     if not clips_path.is_file():
@@ -854,38 +715,42 @@ def submit_run(
     ]
     in_scope = sorted({c.family for c in chosen})
     specs = {f: load_family(f) for f in in_scope}
-    cfg = options.config
-    pool = ProviderPool(
+    client = client_getter(
         providers,
         base_urls=cfg.base_urls,
-        require_key=not options.dry_run,
-        options={
-            "audio_source": cfg.audio_source,
-            "url_template": cfg.audio_url_template if cfg.audio_source == "url_template" else None,
-        },
+        require_key=not dry_run,
+        audio_source=cfg.audio_source,
+        url_template=cfg.audio_url_template if cfg.audio_source == "url_template" else None,
     )
-    ledger_file = default_ledger_path(out_dir, cfg.ledger)
-    run = _Run(out_dir, None, pool, specs, options)  # resolves the target models before anything is asked
+    run = _Run(
+        out_dir,
+        specs,
+        cfg.target_models,
+        client,
+        dry_run=dry_run,
+        preview_text=preview_text,
+        settle_s=(settle_timeout_s, settle_interval_s),
+        progress=progress,
+    )
     missing: list[MissingApiKey] = []
     for f in in_scope:  # every key is looked at before any request or ledger write
         try:
-            pool.get(specs[f])
+            client(specs[f])
         except MissingApiKey as exc:
             missing.append(exc)
     if missing:
         raise MissingApiKey.every(missing)
-    if options.dry_run:
-        known = [record_from_dict(d) for d in read_voices(ledger_file)]
-        return [run.dry_run(c, known) for c in chosen]
+    ledger_file = default_ledger_path(out_dir, cfg.ledger)
+    if dry_run:
+        run.known = read_records(ledger_file)
+        return [run.reverify(c) if c.status == "submitted" else run.submit(c) for c in chosen]
     if not chosen:
         return []
-    outcomes: list[SubmitOutcome] = []
-    with ledger_lock(ledger_file, timeout_s=options.lock_timeout_s), Ledger(ledger_file) as ledger:
+    with ledger_lock(ledger_file, timeout_s=lock_timeout_s), Ledger(ledger_file) as ledger:
         run.ledger = ledger
         try:
-            outcomes += run.reconcile(in_scope)
-            for clip in chosen:
-                outcomes.append(run.reverify(clip) if clip.status == "submitted" else run.submit(clip))
+            outcomes = run.reconcile(in_scope)
+            outcomes += [run.reverify(c) if c.status == "submitted" else run.submit(c) for c in chosen]
         finally:
             run.write_manifest()
     return outcomes

@@ -16,8 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as _dt
-from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -29,12 +28,12 @@ from pipeline.enroll.ledger import (
     Ledger,
     ledger_lock,
     parse_stored_time,
-    read_voices,
-    record_from_dict,
+    read_records,
     utc_now,
 )
-from pipeline.enroll.providers.base import ProviderError, VoiceProvider, VoiceRecord
-from pipeline.enroll.submit import ProviderPool, Providers, _apply_remote, reconcile_row
+from pipeline.enroll.providers.base import ProviderError, VoiceRecord
+from pipeline.enroll.providers.common import VoiceProvider
+from pipeline.enroll.submit import Providers, apply_remote, client_getter, reconcile_row
 from pipeline.errors import InvalidArgument, SpecError
 from pipeline.rules.families import FamilySpec, load_family
 
@@ -70,10 +69,6 @@ def _spec(family: str) -> FamilySpec | None:
         return None
 
 
-def _records(path: Path) -> list[VoiceRecord]:
-    return [record_from_dict(d) for d in read_voices(path)]
-
-
 # --------------------------------------------------------------------------------------------- warnings
 
 
@@ -86,14 +81,14 @@ VoiceWarning = tuple[str, str, VoiceRecord]
 def warning_json(warning: VoiceWarning) -> dict[str, Any]:
     """A warning as plain data: kind, family, provider, base URL, message, and the voice it is about."""
     kind, message, r = warning
-    voice = (None, None) if kind == "quota" else (r.voice_id, r.id)
-    return dict(
-        zip(
-            ("kind", "family", "provider", "base_url", "message", "voice_id", "ledger_id"),
-            (kind, r.family, r.provider, r.base_url, message, *voice),
-            strict=True,
-        )
-    )
+    account = {"kind": kind, "family": r.family, "provider": r.provider, "base_url": r.base_url}
+    quota = kind == "quota"
+    return {
+        **account,
+        "message": message,
+        "voice_id": None if quota else r.voice_id,
+        "ledger_id": None if quota else r.id,
+    }
 
 
 def expiry_warn_days(unused_days: int) -> float:
@@ -105,22 +100,18 @@ def _usage(
     records: Sequence[VoiceRecord], remote_counts: Mapping[tuple[str, str], int] | None
 ) -> list[tuple[VoiceRecord, int, int | None, str]]:
     """Per account and family, ``(a record of it, voices used, the family's quota, counted from)``."""
-    counts: Counter[tuple[str, str, str]] = Counter()
-    first: dict[tuple[str, str, str], VoiceRecord] = {}
+    accounts: dict[tuple[str, str, str], list[VoiceRecord]] = {}
     for r in records:
-        key = (r.provider, r.family, r.base_url)
-        first.setdefault(key, r)
-        counts[key] += 1 if r.status in _COUNTED else 0
+        accounts.setdefault((r.provider, r.family, r.base_url), []).append(r)
     out = []
-    for key, used in sorted(counts.items()):
-        spec = _spec(key[1])
-        remote = (remote_counts or {}).get(key[1:])
-        limit = spec.quota.max_voices if spec else None
+    for (_, family, base), rows in sorted(accounts.items()):
+        spec, remote = _spec(family), (remote_counts or {}).get((family, base))
+        used = sum(r.status in _COUNTED for r in rows) if remote is None else remote
         out.append(
             (
-                first[key],
-                used if remote is None else remote,
-                limit,
+                rows[0],
+                used,
+                spec.quota.max_voices if spec else None,
                 "ledger" if remote is None else "provider",
             )
         )
@@ -272,13 +263,13 @@ def list_voices(
         InvalidArgument: a bad status filter.
         pipeline.enroll.submit.MissingApiKey: ``remote`` and a provider's key is not set.
     """
-    records = _records(ledger_path)  # [] when the ledger does not exist yet
+    records = read_records(ledger_path)  # [] when the ledger does not exist yet
     chosen = _filter(records, provider=provider, family=family, statuses=statuses)
     report = VoiceReport(entries=[(r, None) for r in chosen])
     if not Path(ledger_path).is_file():
         report.notes.append(f"no voice ledger yet at {ledger_path}: nothing was submitted from this run")
     if remote:
-        pool = ProviderPool(providers)
+        pool = client_getter(providers)
         targets = {
             (r.family, r.base_url) for r in _filter(records, provider=provider, family=family, statuses=None)
         }
@@ -328,7 +319,7 @@ def show_voice(ledger_path: Path, ident: str) -> VoiceRecord:
         InvalidArgument: no ledger, no match, or several matches.
     """
     _require_ledger(ledger_path)
-    return _one(_records(ledger_path), ident)
+    return _one(read_records(ledger_path), ident)
 
 
 def model_reminder(record: VoiceRecord) -> str:
@@ -389,9 +380,9 @@ def delete_voice(
     *,
     providers: Providers | None = None,
     lock_timeout_s: float = 10.0,
-) -> tuple[VoiceRecord, str]:
-    """Delete the voice at its provider, then mark its ledger row ``deleted``; returns ``(the row after, a
-    note saying what was done)``.
+) -> VoiceRecord:
+    """Delete the voice at its provider, then mark its ledger row ``deleted``; returns the row after, with
+    ``action`` ``delete`` and a ``note`` saying what was done.
 
     A row without a voice id (``failed``, never-sent ``pending``, or ``unknown``) is only marked ``deleted``
     in the ledger: that lets ``submit`` make the clip's voice again (under a new name). If an ``unknown``
@@ -405,17 +396,18 @@ def delete_voice(
     with ledger_lock(ledger_path, timeout_s=lock_timeout_s), Ledger(ledger_path) as ledger:
         row = _one(ledger.rows(), ident)
         if row.status == "deleted":
-            return row, "already deleted"
+            return dataclasses.replace(row, action="delete", note="already deleted")
         if not row.voice_id:
             note = "no voice id: marked deleted in the ledger only"
             if row.unresolved:
                 note += "; if a voice was made after all, `voiceprep voices sync` will record it"
-            return ledger.update(row.id, status="deleted"), note
+            return dataclasses.replace(ledger.update(row.id, status="deleted"), action="delete", note=note)
         spec = _spec(row.family)
         if spec is None:
             raise InvalidArgument(f"no family spec for {row.family!r}: cannot pick its provider client")
-        ProviderPool(providers).get(spec, row.base_url).delete_voice(row.voice_id)
-        return ledger.update(row.id, status="deleted", checked=True), f"deleted at {row.base_url}"
+        client_getter(providers)(spec, row.base_url).delete_voice(row.voice_id)
+        after = ledger.update(row.id, status="deleted", checked=True)
+        return dataclasses.replace(after, action="delete", note=f"deleted at {row.base_url}")
 
 
 # --------------------------------------------------------------------------------------------- sync
@@ -444,7 +436,7 @@ def sync_voices(
     if not families:
         _require_ledger(ledger_path)
     specs_named = {f: load_family(f) for f in families or ()}
-    pool = ProviderPool(providers, base_urls=base_urls)
+    pool = client_getter(providers, base_urls=base_urls)
     report = VoiceReport()
     with ledger_lock(ledger_path, timeout_s=lock_timeout_s), Ledger(ledger_path) as ledger:
         records = ledger.rows()
@@ -461,7 +453,10 @@ def sync_voices(
 
 
 def _clients(
-    pool: ProviderPool, targets: Iterable[tuple[str, str | None]], notes: list[str], skipped: str
+    pool: Callable[..., VoiceProvider],
+    targets: Iterable[tuple[str, str | None]],
+    notes: list[str],
+    skipped: str,
 ) -> list[tuple[FamilySpec, VoiceProvider]]:
     """The client of each (family, base URL) to ask, once per account (``None``: the configured region).
 
@@ -475,7 +470,7 @@ def _clients(
             notes.append(f"{fam}: no family spec; {skipped}")
             continue
         try:
-            client = pool.get(spec, base)
+            client = pool(spec, base)
         except InvalidArgument as exc:
             notes.append(f"{fam} at {base}: {exc}")
             continue
@@ -493,8 +488,8 @@ def _sync_one(ledger: Ledger, spec: FamilySpec, client: VoiceProvider, report: V
 
     for row in ledger.rows(family=spec.name, base_url=base, statuses=UNRESOLVED_STATUSES):
         if row.unresolved:
-            after, note = reconcile_row(ledger, row, client)
-            change(row, after, note)
+            after = reconcile_row(ledger, row, client)
+            change(row, after, after.note)
     try:
         listed = client.list_voices()
     except ProviderError as exc:
@@ -520,17 +515,11 @@ def _sync_one(ledger: Ledger, spec: FamilySpec, client: VoiceProvider, report: V
             except ProviderError as exc:
                 report.notes.append(f"{row.voice_id}: not listed, and could not be queried ({exc.reason})")
                 continue
-            if rv is None:
-                after = ledger.update(
-                    row.id,
-                    status="gone",
-                    checked=True,
-                    error=("voice_gone", "the provider no longer lists it"),
-                )
-                change(row, after, "no longer at the provider (expired or deleted elsewhere)")
-                continue
-        after = _apply_remote(ledger, row, rv)
-        change(row, after, "listed again" if row.status == "gone" else f"provider says {rv.status}")
+        after = apply_remote(ledger, row, rv)
+        if rv is None:
+            change(row, after, "no longer at the provider (expired or deleted elsewhere)")
+        else:
+            change(row, after, "listed again" if row.status == "gone" else f"provider says {rv.status}")
     for rv in listed:
         if ledger.by_voice_id(provider=spec.provider, voice_id=rv.voice_id or "", base_url=base) is None:
             found = dataclasses.replace(

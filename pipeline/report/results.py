@@ -385,9 +385,9 @@ class RunResults:
         Raises:
             pipeline.enroll.ledger.LedgerError: the ledger file is damaged.
         """
-        from pipeline.enroll.ledger import VoiceRecord
+        from pipeline.enroll.ledger import COLUMNS, VoiceRecord
 
-        return _frame(self.voice_rows, _kinds(VoiceRecord))
+        return _frame(self.voice_rows, {k: v for k, v in _kinds(VoiceRecord).items() if k in COLUMNS})
 
     # ----------------------------------------------------------------------------------- helpers
 

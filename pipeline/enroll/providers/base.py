@@ -1,9 +1,9 @@
-"""The contract every provider client meets, and the errors they raise.
+"""The voice record every part of enroll speaks in, and the errors the provider clients raise.
 
 Only :mod:`pipeline.enroll.providers` talks to the network. The submit logic (:mod:`pipeline.enroll.submit`) and the
-ledger (:mod:`pipeline.enroll.ledger`) see providers through :class:`VoiceProvider` alone, so they can be tested
-against an in-memory fake and the real clients against a local HTTP server that speaks the vendors'
-contracts.
+ledger (:mod:`pipeline.enroll.ledger`) see providers through
+:class:`~pipeline.enroll.providers.common.VoiceProvider` alone, so they can be tested against an in-memory fake
+and the real clients against a local HTTP server that speaks the vendors' contracts.
 
 Statuses are normalised to the ledger's vocabulary: ``deploying`` (under review, CosyVoice), ``ready``,
 ``rejected`` (the provider refused the audio, e.g. CosyVoice ``UNDEPLOYED``) and ``unknown``.
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 from pipeline.errors import VoiceprepError
 
@@ -25,7 +25,8 @@ def normalize_base_url(url: str) -> str:
 
 @dataclass(frozen=True)
 class VoiceRecord:
-    """One voice: a ledger row, the voice a create is asked to make, or a voice as a provider lists it.
+    """One voice: a ledger row, the voice a create is asked to make, a voice as a provider lists it, or
+    what a command did with one.
 
     A ledger row has its ``id`` (from 1); a voice not (yet) in the ledger has id 0. To create, a record
     carries ``family``, ``target_model``, ``name`` (the provider-side name: CosyVoice ``prefix``, Qwen
@@ -34,6 +35,13 @@ class VoiceRecord:
     ``status`` and ``request_ids`` filled in. A provider's listing gives ``provider``, ``base_url``,
     ``family``, ``voice_id``, ``status``, ``target_model``, ``created_at`` and ``name`` (``origin`` remote).
     ``sources`` and ``request_ids`` are lists; ``last_error`` is ``{reason, message}``.
+
+    The last fields (:data:`COMMAND_FIELDS`, not stored in the ledger) say what the command that returned
+    the record did with the voice: ``action`` (submit: ``created``, ``existing`` (a voice already held the
+    clip), ``reverified`` (a ``submitted`` clip was checked), ``reconciled`` (an unresolved row was asked
+    about), ``skipped``, ``dry-run``; ``voices delete``: ``delete``), ``note`` (what happened, in words),
+    and for a dry run the ``requests`` it would send and the ``problems`` it found. ``status`` may then
+    also be ``skipped``, ``dry-run`` or ``submitted`` (a dry run over a submitted clip).
     """
 
     id: int = 0
@@ -59,10 +67,30 @@ class VoiceRecord:
     request_ids: list[str] = field(default_factory=list)
     last_error: dict[str, str] | None = None
     preview_path: str | None = None
+    action: str | None = None
+    note: str = ""
+    requests: list[dict[str, Any]] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        """The record as plain JSON-ready data."""
-        return asdict(self)
+        """The record as plain JSON-ready data; the :data:`COMMAND_FIELDS` only when a command filled them."""
+        data = asdict(self)
+        return data if self.action else {k: v for k, v in data.items() if k not in COMMAND_FIELDS}
+
+    @property
+    def reason(self) -> str | None:
+        """The reason code of ``last_error`` (``None`` without an error)."""
+        return (self.last_error or {}).get("reason")
+
+    @property
+    def ok(self) -> bool:
+        """True when nothing needs the user's attention: a usable voice (``ready``, or ``deploying`` =
+        under review); for a dry run, no problem found; for a reconciled row, a known state."""
+        if self.action == "dry-run":
+            return not self.problems
+        if self.action == "reconciled":
+            return self.status not in {"unknown", "pending"}
+        return self.status in {"ready", "deploying"}
 
     @property
     def unresolved(self) -> bool:
@@ -75,8 +103,8 @@ class VoiceRecord:
         return self.status == "failed" or (self.status == "pending" and self.sent_at is None)
 
 
-REMOTE_FIELDS = ("voice_id", "status", "target_model", "created_at", "name")
-"""What a provider tells about one of its voices (``voices list --remote --json`` shows these)."""
+COMMAND_FIELDS = ("action", "note", "requests", "problems")
+"""The fields of :class:`VoiceRecord` that a command fills and the ledger does not store."""
 
 
 class ProviderError(VoiceprepError):
@@ -139,53 +167,3 @@ class OutcomeUnknown(ProviderError):
 
     def __init__(self, message: str, *, request_id: str | None = None) -> None:
         super().__init__("outcome_unknown", message, retryable=True, request_id=request_id)
-
-
-class VoiceProvider(Protocol):
-    """One family's client (CosyVoice, Qwen-TTS, MiniMax...)."""
-
-    provider: str
-    """``dashscope``, ``minimax`` or ``elevenlabs``."""
-    family: str
-    base_url: str
-    """The region, in the one form :func:`normalize_base_url` gives."""
-
-    def prepare_create(
-        self, record: VoiceRecord, *, preview_text: str | None = None, language: str | None = None
-    ) -> list[dict[str, Any]]:
-        """The requests ``create_voice`` would send, as :func:`~pipeline.enroll.providers.http.shown_request`
-        gives them (secrets and audio elided); sends nothing."""
-        ...
-
-    def create_voice(
-        self, record: VoiceRecord, *, preview_text: str | None = None, language: str | None = None
-    ) -> VoiceRecord:
-        """Create the voice ``record`` describes, once; answer ``record`` with ``voice_id``, ``status`` and
-        ``request_ids``. Raises :class:`OutcomeUnknown` when the answer to the create call itself was lost;
-        never re-sends a create that may have succeeded (MiniMax may, since a duplicate id is answered with
-        2039 and no second voice). ``preview_text`` asks for a preview where the create call makes it."""
-        ...
-
-    def find_voice(self, record: VoiceRecord, *, since: str | None = None) -> VoiceRecord | None:
-        """The remote voice a lost create for ``record`` made, if any (matched by name and time)."""
-        ...
-
-    def query_voice(self, voice_id: str) -> VoiceRecord | None:
-        """The voice's current state, or None when the provider does not have it."""
-        ...
-
-    def list_voices(self) -> list[VoiceRecord]:
-        """Every voice of this family's kind on the account (all pages)."""
-        ...
-
-    def wait_until_settled(self, voice_id: str, *, timeout_s: float, interval_s: float) -> VoiceRecord:
-        """Poll until the voice leaves ``deploying`` or the timeout passes (then status ``deploying``)."""
-        ...
-
-    def delete_voice(self, voice_id: str) -> None:
-        """Delete the voice; deleting a voice that is already gone is not an error."""
-        ...
-
-    def preview(self, voice_id: str, *, target_model: str, text: str) -> bytes:
-        """Synthesise ``text`` with the voice and return the audio file's bytes."""
-        ...

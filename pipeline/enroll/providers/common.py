@@ -1,6 +1,8 @@
-"""What the vendor clients (:mod:`~pipeline.enroll.providers.dashscope`, :mod:`~pipeline.enroll.providers.minimax`,
-:mod:`~pipeline.enroll.providers.elevenlabs`) share: construction (base URL, key, :class:`HttpClient`), ``repr``,
-clip and model checks, signed-URL downloads, and matching remote voices by id, name and creation time.
+"""The contract every provider client meets (:class:`VoiceProvider`), and what the vendor clients
+(:mod:`~pipeline.enroll.providers.dashscope`, :mod:`~pipeline.enroll.providers.minimax`,
+:mod:`~pipeline.enroll.providers.elevenlabs`) share: construction (base URL, key), the HTTP calls (:meth:`VoiceProvider.request`: retries, redaction, lost answers), ``repr``,
+clip and model checks, review polling, signed-URL downloads, and matching remote voices by id, name and
+creation time.
 
 Each vendor module keeps its own contract (endpoints, bodies, error codes); this module knows none of it.
 """
@@ -8,28 +10,49 @@ Each vendor module keeps its own contract (endpoints, bodies, error codes); this
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import re
-from collections.abc import Iterable, Sequence
+import urllib.parse
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from pipeline.enroll.providers.base import ProviderError, VoiceRecord
+import requests
+
+from pipeline.enroll.providers.base import MissingApiKey, OutcomeUnknown, ProviderError, VoiceRecord
 from pipeline.enroll.providers.http import (
-    HttpClient,
+    LOGGER_NAME,
+    NOT_ACTED_STATUSES,
+    REDACTED,
+    USER_AGENT,
     Interpret,
+    Redactor,
     RequestIdOf,
     Runtime,
+    backoff_delay,
     download_interpret,
-    read_api_key,
+    failed_before_sending,
+    parse_retry_after,
     resolve_base_url,
+    safe_request_id,
+    shown_request,
 )
 from pipeline.errors import InvalidArgument
 
+if TYPE_CHECKING:
+    from pipeline.rules.families import NameRule
+
+log = logging.getLogger(LOGGER_NAME)
+
 _NAIVE_SLACK = dt.timedelta(hours=14)  # provider times without a zone: allow any offset from UTC
+_NOT_FOUND_RE = re.compile(
+    r"(?i)not\s+(?:be\s+)?(?:exist|found)|does\s*n[o']t\s+exist|no\s+such|unknown\s+voice"
+)
 
 
-class ProviderClient:
-    """The base of every vendor client: family, base URL, key, retries, limits and the HTTP layer.
+class VoiceProvider:
+    """One family's client (CosyVoice, Qwen-TTS, MiniMax...): family, base URL, key, retries, limits, the
+    HTTP layer, and the calls submit, sync and delete make.
 
     A subclass sets the class attributes (``provider``, ``key_env``, ``base_url_env``,
     ``default_base_url``, ``default_family``, how the key is sent) and its module's interpreter and
@@ -40,14 +63,11 @@ class ProviderClient:
     """
 
     provider: ClassVar[str] = ""
+    """``dashscope``, ``minimax`` or ``elevenlabs``."""
     key_env: ClassVar[str] = ""
     base_url_env: ClassVar[str] = ""
     default_base_url: ClassVar[str] = ""
     default_family: ClassVar[str] = ""
-    name_pattern: ClassVar[str] = ""
-    """The vendor's rule for voice names (a family spec's ``name_rule`` may override it)."""
-    name_field: ClassVar[str] = "name"
-    """What the vendor calls the name (``prefix``, ``preferred_name``, ``voice_id``...), for messages."""
     auth_header: ClassVar[str] = "Authorization"
     auth_scheme: ClassVar[str | None] = "Bearer"
     _interpret: Interpret  # set with staticmethod(...) by each vendor class
@@ -57,8 +77,8 @@ class ProviderClient:
         self,
         *,
         family: str | None = None,
-        name_pattern: str | None = None,
         base_url: str | None = None,
+        name_rule: NameRule | None = None,
         target_models: Sequence[str] = (),
         max_bytes: int | None = None,
         runtime: Runtime | None = None,
@@ -68,30 +88,200 @@ class ProviderClient:
         self.runtime = runtime or Runtime()
         env = self.runtime.environ
         self.family = family or self.default_family
-        self._name_re = re.compile(name_pattern or self.name_pattern)
+        self.name_rule = name_rule
         self.base_url = self._normalise_base_url(
             resolve_base_url(base_url, env_name=self.base_url_env, default=self.default_base_url, environ=env)
         )
         self.target_models = tuple(target_models)
         self.max_bytes = max_bytes
         self.max_download_bytes = max_download_bytes
-        self.http = HttpClient(
-            provider=self.provider,
-            base_url=self.base_url,
-            api_key=read_api_key(self.key_env, env),
-            key_env=self.key_env,
-            interpret=self._interpret,
-            request_id_of=self._request_id_of,
-            auth_header=self.auth_header,
-            auth_scheme=self.auth_scheme,
-            runtime=self.runtime,
-            family=self.family,
-        )
+        self._api_key = (env.get(self.key_env) or "").strip() or None  # the key comes only from here
+        self.redact = Redactor([self._api_key])
+        self.session = self.runtime.session()
         if require_key:
-            self.http.require_key()
+            self.require_key()
 
-    def __repr__(self) -> str:
+    def __repr__(self) -> str:  # never the key
         return f"{type(self).__name__}(family={self.family!r}, base_url={self.base_url!r})"
+
+    # --- HTTP: every call goes through request() ---------------------------------------------------
+    def require_key(self) -> None:
+        """Raise :class:`MissingApiKey` (``missing_api_key``) naming the environment variable when no key is set."""
+        if self._api_key is None:
+            raise MissingApiKey(self.key_env, provider=self.provider, family=self.family)
+
+    def url(self, path: str) -> str:
+        """``base_url`` joined with ``path`` (absolute URLs pass through)."""
+        if path.startswith(("http://", "https://")):
+            return path
+        return f"{self.base_url}/{path.lstrip('/')}"
+
+    def show(
+        self, method: str, path: str, body: Any, *, headers: Mapping[str, str] | None = None, **sizes: int
+    ) -> dict[str, Any]:
+        """The request to ``path`` as a dry run shows it (:func:`shown_request`: ``audio_bytes``,
+        ``encoded_bytes``), with the key header masked."""
+        headers = {**self.auth_headers(redacted=True), **(headers or {})}
+        return shown_request(method, self.url(path), headers, body, redact=self.redact, **sizes)
+
+    def auth_headers(self, *, redacted: bool = False) -> dict[str, str]:
+        """The header that carries the key (``***`` in place of the key when ``redacted``)."""
+        secret = REDACTED if redacted or self._api_key is None else self._api_key
+        value = f"{self.auth_scheme} {secret}" if self.auth_scheme else secret
+        return {self.auth_header: value}
+
+    def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        action: str,
+        idempotent: bool = True,
+        creates: bool = False,
+        authenticated: bool = True,
+        interpret: Interpret | None = None,
+        request_id_of: RequestIdOf | None = None,
+        json: Any = None,
+        data: Any = None,
+        files: Any = None,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> tuple[Any, str | None]:
+        """Send the request with retries; return ``(interpreted data, the provider's request id)`` or raise.
+
+        Raises :class:`ProviderError` (mapped reason, redacted message) or :class:`OutcomeUnknown` (see the
+        module docstring for when). Files must be given as bytes so a retry can re-send them.
+        """
+        if authenticated:
+            self.require_key()
+        interpret = interpret or self._interpret
+        request_id_of = request_id_of or self._request_id_of
+        full_url = self.url(url)
+        host = urllib.parse.urlsplit(full_url).netloc
+        send_headers = {"User-Agent": USER_AGENT, **(headers or {})}
+        if authenticated:
+            send_headers.update(self.auth_headers())
+        rt = self.runtime
+        start = rt.clock()
+        attempt = 0
+        maybe_acted = False
+        while True:
+            attempt += 1
+            retry_after: float | None = None
+            t0 = rt.clock()
+            try:
+                response = self.session.request(
+                    method,
+                    full_url,
+                    headers=send_headers,
+                    json=json,
+                    data=data,
+                    files=files,
+                    params=params,
+                    timeout=(rt.connect_timeout_s, rt.read_timeout_s),
+                    allow_redirects=False,
+                )
+            except (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema) as exc:
+                raise ProviderError(
+                    "provider_bad_request", self.redact(f"{action}: invalid URL {full_url}: {exc}")
+                ) from None
+            except requests.exceptions.RequestException as exc:
+                what = "timed out" if isinstance(exc, requests.exceptions.Timeout) else "connection failed"
+                detail = f"{method} {host} {what} ({type(exc).__name__})"
+                log.debug(self.redact(f"{action}: attempt {attempt} {what}: {exc}"))
+                if isinstance(exc, requests.exceptions.SSLError):
+                    raise ProviderError(
+                        "provider_unavailable", self.redact(f"{action}: {detail}: {exc}")
+                    ) from None
+                if not failed_before_sending(exc):
+                    if not idempotent:
+                        raise self._unknown(action, detail, None) from None
+                    maybe_acted = True
+                error = ProviderError("provider_unavailable", detail, retryable=True)
+            else:
+                request_id = safe_request_id(request_id_of, response)
+                log.debug(
+                    self.redact(
+                        f"{action}: {method} {full_url} -> {response.status_code} "
+                        f"in {rt.clock() - t0:.2f} s (attempt {attempt}, request id {request_id})"
+                    )
+                )
+                try:
+                    value = interpret(response, maybe_acted)
+                except OutcomeUnknown as err:
+                    raise self._unknown(action, err.message, err.request_id or request_id) from None
+                except ProviderError as err:
+                    error = self._copy(
+                        err,
+                        err.message,
+                        http_status=err.http_status if err.http_status is not None else response.status_code,
+                        provider_code=self.redact(err.provider_code)
+                        if err.provider_code is not None
+                        else None,
+                        request_id=err.request_id or request_id,
+                    )
+                    if not error.retryable:
+                        final = self._copy(error, f"{action}: {error.message}")
+                        log.info(final.message)
+                        raise final from None
+                    acted = not (
+                        response.status_code in NOT_ACTED_STATUSES or error.reason == "provider_rate_limited"
+                    )
+                    if acted:
+                        if not idempotent:
+                            raise self._unknown(action, error.message, error.request_id) from None
+                        maybe_acted = True
+                    retry_after = parse_retry_after(response.headers.get("Retry-After"), now=rt.wall())
+                else:
+                    return value, request_id
+            # a retryable failure: wait and try again, or give up
+            elapsed = rt.clock() - start
+            if retry_after is not None:
+                delay = min(retry_after, rt.retry_after_cap_s)
+            else:
+                delay = backoff_delay(attempt, rt)
+            out_of_attempts = attempt >= rt.max_attempts
+            out_of_time = elapsed + delay >= rt.deadline_s
+            if out_of_attempts or out_of_time:
+                why = f"{attempt} attempts" if out_of_attempts else f"the {rt.deadline_s:g} s deadline"
+                detail = f"{error.message} (gave up after {why}, {elapsed:.1f} s)"
+                if creates and maybe_acted:
+                    raise self._unknown(
+                        action, detail, error.request_id, lost="an earlier attempt may have created it"
+                    )
+                final = self._copy(error, f"{action}: {detail}")
+                log.warning(final.message)
+                raise final from None
+            log.warning(
+                self.redact(
+                    f"{action}: {error.message}; retrying in {delay:.2f} s "
+                    f"(attempt {attempt + 1} of {rt.max_attempts})"
+                )
+            )
+            rt.sleep(delay)
+
+    def _unknown(
+        self,
+        action: str,
+        detail: str,
+        request_id: str | None,
+        *,
+        lost: str = "the request may have been processed, so it is not re-sent",
+    ) -> OutcomeUnknown:
+        message = self.redact(f"{action}: {detail}; {lost}")
+        log.warning(message)
+        return OutcomeUnknown(message, request_id=request_id)
+
+    def _copy(self, err: ProviderError, message: str, **changes: Any) -> ProviderError:
+        """``err`` with ``message`` (redacted) and ``changes`` to its other fields."""
+        fields = {
+            "retryable": err.retryable,
+            "http_status": err.http_status,
+            "provider_code": err.provider_code,
+            "request_id": err.request_id,
+            **changes,
+        }
+        return ProviderError(err.reason, self.redact(message), **fields)
 
     @staticmethod
     def _normalise_base_url(base_url: str) -> str:
@@ -101,12 +291,15 @@ class ProviderClient:
     def validate(self, record: VoiceRecord) -> bytes:
         """Check the record's name, model and clip before anything is sent; return the clip's bytes.
 
-        Raises :class:`InvalidArgument` for a name outside the vendor's rule (``name_pattern``), a model
-        not in ``target_models`` or a missing clip, and ``ProviderError("too_large")`` over ``max_bytes``.
+        Raises :class:`InvalidArgument` for a name outside the family spec's ``name_rule``, a model not in
+        ``target_models`` (both as :func:`~pipeline.enroll.providers.make_provider` gives them from the spec)
+        or a missing clip, and ``ProviderError("too_large")`` over ``max_bytes``.
         """
-        if not self._name_re.fullmatch(record.name or ""):
+        rule = self.name_rule
+        if rule is not None and not rule.matches(record.name or ""):
             raise InvalidArgument(
-                f"name: {record.name!r} does not match {self._name_re.pattern} ({self.family} {self.name_field})"
+                f"name: {record.name!r} is not a {self.family} {rule.field} ({rule.pattern}, "
+                f"{rule.min_length}-{rule.max_length} characters)"
             )
         if self.target_models and record.target_model not in self.target_models:
             raise InvalidArgument(
@@ -126,7 +319,7 @@ class ProviderClient:
 
     def download(self, url: str) -> bytes:
         """Fetch an audio file the provider handed out (a signed URL: sent without our key)."""
-        content, _ = self.http.request(
+        content, _ = self.request(
             "GET",
             url,
             action=f"{self.family} download",
@@ -158,9 +351,56 @@ class ProviderClient:
             origin="remote",
         )
 
-    def list_voices(self) -> list[VoiceRecord]:
-        """Every voice of this family's kind on the account (each vendor's own)."""
+    def prepare_create(
+        self, record: VoiceRecord, *, preview_text: str | None = None, language: str | None = None
+    ) -> list[dict[str, Any]]:
+        """The requests ``create_voice`` would send, as :func:`~pipeline.enroll.providers.http.shown_request`
+        gives them (secrets and audio elided); sends nothing."""
         raise NotImplementedError
+
+    def create_voice(
+        self, record: VoiceRecord, *, preview_text: str | None = None, language: str | None = None
+    ) -> VoiceRecord:
+        """Create the voice ``record`` describes, once; answer ``record`` with ``voice_id``, ``status`` and
+        ``request_ids``. Raises :class:`OutcomeUnknown` when the answer to the create call itself was lost;
+        never re-sends a create that may have succeeded (MiniMax may, since a duplicate id is answered with
+        2039 and no second voice). ``preview_text`` asks for a preview where the create call makes it."""
+        raise NotImplementedError
+
+    def find_voice(self, record: VoiceRecord, *, since: str | None = None) -> VoiceRecord | None:
+        """The remote voice a lost create for ``record`` made, if any (matched by name and time)."""
+        raise NotImplementedError
+
+    def list_voices(self) -> list[VoiceRecord]:
+        """Every voice of this family's kind on the account (all pages)."""
+        raise NotImplementedError
+
+    def delete_voice(self, voice_id: str) -> None:
+        """Delete the voice; deleting a voice that is already gone is not an error."""
+        raise NotImplementedError
+
+    def preview(self, voice_id: str, *, target_model: str, text: str) -> bytes:
+        """Synthesise ``text`` with the voice and return the audio file's bytes."""
+        raise NotImplementedError
+
+    @staticmethod
+    def _absent(err: ProviderError) -> bool:
+        """Whether ``err`` says the voice asked about does not exist (404, or a refusal saying so)."""
+        return err.http_status == 404 or (
+            err.reason == "provider_bad_request" and bool(_NOT_FOUND_RE.search(err.message))
+        )
+
+    def _delete(self, send: Callable[[], object], voice_id: str) -> None:
+        """Send a delete; "no such voice", or a refusal for a voice the account no longer lists, is success
+        (the voice is gone either way)."""
+        try:
+            send()
+        except ProviderError as err:
+            gone = self._absent(err) or (
+                err.reason == "provider_bad_request" and self.query_voice(voice_id) is None
+            )
+            if not gone:
+                raise
 
     def query_voice(self, voice_id: str) -> VoiceRecord | None:
         """The voice from the account's list, or None (vendors with a query call override this)."""

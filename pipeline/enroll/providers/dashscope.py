@@ -35,7 +35,7 @@ from typing import Any
 import requests
 
 from pipeline.enroll.providers.base import ProviderError, VoiceRecord
-from pipeline.enroll.providers.common import ProviderClient, created_since, newest
+from pipeline.enroll.providers.common import VoiceProvider, created_since, newest
 from pipeline.enroll.providers.http import (
     LOGGER_NAME,
     Interpret,
@@ -43,9 +43,12 @@ from pipeline.enroll.providers.http import (
     data_uri,
     data_uri_size,
     elided,
-    is_retryable_status,
+    error_text,
     json_or_none,
+    requiring,
     shown_request,
+    status_error,
+    unreadable,
 )
 from pipeline.errors import InvalidArgument
 
@@ -63,48 +66,37 @@ TEMPLATE_FIELDS = ("clip_sha256", "speaker", "family", "filename", "sha256")
 """Fields of ``audio_url_template``; ``sha256`` is the old name of ``clip_sha256`` (kept for one release)."""
 COSYVOICE_STATUS = {"DEPLOYING": "deploying", "OK": "ready", "UNDEPLOYED": "rejected"}
 
-_NOT_FOUND_RE = re.compile(
-    r"(?i)not\s+(?:be\s+)?(?:exist|found)|does\s*n[o']t\s+exist|no\s+such|unknown\s+voice"
-)
 _QUOTA_RE = re.compile(r"(?i)quota|(?:voice|voices).{0,40}(?:exceed|limit|upper bound|maximum)")
 _QWEN_ID_RE = re.compile(r"qwen-tts-vc-(.+?)-voice-")  # the documented id shape; only used for display
 
 
-def dashscope_error(
-    status: int, code: str | None, message: str | None, *, request_id: str | None = None
-) -> ProviderError:
+DASHSCOPE_CODES = (
+    ("InvalidApiKey", ("provider_auth", False)),
+    ("Arrearage", ("provider_balance", False)),
+    ("AccessDenied", ("provider_access", False)),
+    ("Forbidden", ("provider_access", False)),
+    ("Throttling", ("provider_rate_limited", True)),
+    ("InternalError", ("provider_unavailable", True)),
+    ("ServiceUnavailable", ("provider_unavailable", True)),
+    ("SystemError", ("provider_unavailable", True)),
+    ("RequestTimeOut", ("provider_unavailable", True)),
+    ("audio", ("provider_rejected", False)),
+    ("DataInspectionFailed", ("provider_rejected", False)),
+)
+"""``(code prefix, (reason, retryable))``, any case; the first match wins, then a quota code or message,
+then the HTTP status (:func:`~pipeline.enroll.providers.http.status_error`)."""
+
+
+def dashscope_error(status: int, code: str | None, message: str | None) -> ProviderError:
     """Map a DashScope error answer (HTTP status, ``code``, ``message``) to a :class:`ProviderError`."""
     c = code or ""
-    text = f"{c}: {message}" if c and message else (message or c or f"HTTP {status}")
-    text = f"{text} (HTTP {status})"
-
-    def err(reason: str, retryable: bool = False) -> ProviderError:
-        return ProviderError(
-            reason,
-            text,
-            retryable=retryable,
-            http_status=status,
-            provider_code=c or None,
-            request_id=request_id,
-        )
-
-    if c == "InvalidApiKey" or status == 401:
-        return err("provider_auth")
-    if c.startswith("Arrearage"):
-        return err("provider_balance")
-    if c.startswith("AccessDenied") or c.startswith("Forbidden") or status == 403:
-        return err("provider_access")
-    if c.startswith("Throttling") or status == 429:
-        return err("provider_rate_limited", True)
-    if status >= 500 or c in ("InternalError", "ServiceUnavailable", "SystemError", "RequestTimeOut"):
-        return err("provider_unavailable", True)
-    if _QUOTA_RE.search(c) or (status == 400 and _QUOTA_RE.search(message or "") and "voice" in text.lower()):
-        return err("provider_quota")
-    if c.lower().startswith("audio") or c == "DataInspectionFailed":
-        return err("provider_rejected")
-    if is_retryable_status(status):
-        return err("provider_unavailable", True)
-    return err("provider_bad_request")
+    text = error_text(status, c, message)
+    known = next((rule for prefix, rule in DASHSCOPE_CODES if c.lower().startswith(prefix.lower())), None)
+    if known is None and (
+        _QUOTA_RE.search(c) or (status == 400 and _QUOTA_RE.search(message or "") and "voice" in text.lower())
+    ):
+        known = ("provider_quota", False)
+    return status_error(status, text, code=c or None, known=known)
 
 
 def _request_id_of(response: requests.Response) -> str | None:
@@ -120,9 +112,7 @@ def _interpret(response: requests.Response, maybe_acted: bool) -> dict[str, Any]
     body = json_or_none(response)
     if status == 200:
         if not isinstance(body, dict):
-            raise ProviderError(
-                "provider_unavailable", "the answer was not readable JSON", retryable=True, http_status=status
-            )
+            raise unreadable("the answer was not readable JSON", status)
         if body.get("code") and "output" not in body:
             raise dashscope_error(status, str(body.get("code")), body.get("message"))
         return body
@@ -138,25 +128,7 @@ def _output(data: Any) -> dict[str, Any]:
     return output if isinstance(output, dict) else {}
 
 
-def _require_output(*fields: str) -> Interpret:
-    """An interpreter that also insists the output has ``fields`` (else the answer counts as unreadable)."""
-
-    def interpret(response: requests.Response, maybe_acted: bool) -> dict[str, Any]:
-        body = _interpret(response, maybe_acted)
-        output = body.get("output")
-        if not isinstance(output, dict) or any(not output.get(f) for f in fields):
-            raise ProviderError(
-                "provider_unavailable",
-                f"the answer lacks output.{'/'.join(fields)}",
-                retryable=True,
-                http_status=response.status_code,
-            )
-        return body
-
-    return interpret
-
-
-class _DashScopeClient(ProviderClient):
+class _DashScopeClient(VoiceProvider):
     """What CosyVoice and Qwen share: key, base URL, the customization endpoint, paging."""
 
     provider = "dashscope"
@@ -169,7 +141,7 @@ class _DashScopeClient(ProviderClient):
 
     def __init__(self, *, page_size: int = 100, **kwargs: Any) -> None:
         """``page_size`` is the list page size.
-        Other keywords: see :class:`~pipeline.enroll.providers.common.ProviderClient`."""
+        Other keywords: see :class:`~pipeline.enroll.providers.common.VoiceProvider`."""
         self.page_size = page_size
         super().__init__(**kwargs)
 
@@ -200,7 +172,7 @@ class _DashScopeClient(ProviderClient):
         interpret: Interpret | None = None,
     ) -> tuple[Any, str | None]:
         body = {"model": self.enrollment_model, "input": {"action": action, **fields}}
-        return self.http.request(
+        return self.request(
             "POST",
             CUSTOMIZATION_PATH,
             action=f"{self.family} {action}",
@@ -221,19 +193,27 @@ class _DashScopeClient(ProviderClient):
         """The enrollment call :meth:`_enroll` would send, as a dry run shows it."""
         body = {"model": self.enrollment_model, "input": {"action": action, **fields}}
         headers = {"Content-Type": "application/json", **(headers or {})}
-        return self.http.show("POST", CUSTOMIZATION_PATH, body, headers=headers, **sizes)
+        return self.show("POST", CUSTOMIZATION_PATH, body, headers=headers, **sizes)
 
-    def _delete(self, action: str, fields: Mapping[str, Any], voice_id: str) -> None:
-        """Send a delete action; "not found", or a bad request for a voice the account no longer has, is
-        success (the voice is gone either way)."""
+    def _synthesise(self, path: str, body: Mapping[str, Any], action: str) -> bytes:
+        """The audio a synthesis call makes: fetched from ``output.audio.url``, or inline base64 (a data URI
+        or bare) in ``output.audio.data``."""
+        interpret = requiring(_interpret, "output", "audio")
+        data, _ = self.request("POST", path, action=action, json=body, interpret=interpret)
+        audio = _output(data)["audio"]
+        audio = audio if isinstance(audio, dict) else {}
+        if audio.get("url"):
+            return self.download(str(audio["url"]))
+        if not audio.get("data"):
+            raise ProviderError(
+                "provider_unavailable", f"{action}: the answer has no output.audio url or data"
+            )
         try:
-            self._enroll(action, fields)
-        except ProviderError as err:
-            if _is_not_found(err):
-                return
-            if err.reason == "provider_bad_request" and self.query_voice(voice_id) is None:
-                return
-            raise
+            return base64.b64decode(str(audio["data"]).split(",", 1)[-1], validate=True)
+        except ValueError:
+            raise ProviderError(
+                "provider_unavailable", f"{action}: output.audio.data is not base64"
+            ) from None
 
     def _all_pages(self, action: str, fields: Mapping[str, Any]) -> list[dict[str, Any]]:
         """Every item of a paged list action (``voice_list``), page_index from 0 until a short page."""
@@ -244,9 +224,7 @@ class _DashScopeClient(ProviderClient):
             output = _output(data)
             page = output.get("voice_list") or []
             if not isinstance(page, list):
-                raise ProviderError(
-                    "provider_unavailable", f"{action}: voice_list is not a list", retryable=True
-                )
+                raise unreadable(f"{action}: voice_list is not a list")
             page = [item for item in page if isinstance(item, dict)]
             if not page or page == previous:
                 break
@@ -263,8 +241,6 @@ class CosyVoiceClient(_DashScopeClient):
 
     enrollment_model = "voice-enrollment"
     default_family = "cosyvoice"
-    name_pattern = r"[a-z0-9]{1,9}"
-    name_field = "prefix"
 
     def __init__(
         self,
@@ -298,7 +274,7 @@ class CosyVoiceClient(_DashScopeClient):
 
     def upload_temporary(self, path: Path, *, sha256: str, model: str) -> tuple[str, list[str]]:
         """Upload ``path`` to DashScope temporary storage; return (``oss://<key>``, request ids)."""
-        data, policy_id = self.http.request(
+        data, policy_id = self.request(
             "GET",
             UPLOADS_PATH,
             action="dashscope getPolicy",
@@ -312,7 +288,7 @@ class CosyVoiceClient(_DashScopeClient):
         key = f"{str(policy['upload_dir']).rstrip('/')}/{sha256}{path.suffix.lower() or '.wav'}"
         form = _oss_form(policy, key)
         files = {"file": (Path(key).name, path.read_bytes(), audio_mime(path))}
-        self.http.request(
+        self.request(
             "POST",
             str(policy["upload_host"]),
             action="dashscope temporary upload",
@@ -363,7 +339,7 @@ class CosyVoiceClient(_DashScopeClient):
             url, headers, sizes = f"oss://{key}", {OSS_RESOLVE_HEADER: "enable"}, {}
             form = {**_oss_form(_UNKNOWN_POLICY, key), "file": elided(len(content))}
             uploads = [
-                self.http.show("GET", f"{UPLOADS_PATH}?action=getPolicy&model={model}", None),
+                self.show("GET", f"{UPLOADS_PATH}?action=getPolicy&model={model}", None),
                 shown_request("POST", "<upload_host from getPolicy>", {}, form, audio_bytes=len(content)),
             ]
         fields = self._create_fields(record, url, language)
@@ -383,7 +359,7 @@ class CosyVoiceClient(_DashScopeClient):
             self._create_fields(record, url, language),
             idempotent=False,
             headers=headers,
-            interpret=_require_output("voice_id"),
+            interpret=requiring(_interpret, "output", "voice_id"),
         )
         voice_id = str(_output(data)["voice_id"])
         where = "inline" if url.startswith("data:") else url
@@ -434,7 +410,7 @@ class CosyVoiceClient(_DashScopeClient):
         try:
             data, _ = self._enroll("query_voice", {"voice_id": voice_id})
         except ProviderError as err:
-            if _is_not_found(err):
+            if self._absent(err):
                 return None
             raise
         return self._item(_output(data), voice_id)
@@ -445,24 +421,12 @@ class CosyVoiceClient(_DashScopeClient):
 
     def delete_voice(self, voice_id: str) -> None:
         """Delete the voice; a voice that is already gone is not an error."""
-        self._delete("delete_voice", {"voice_id": voice_id}, voice_id)
+        self._delete(lambda: self._enroll("delete_voice", {"voice_id": voice_id}), voice_id)
 
     def preview(self, voice_id: str, *, target_model: str, text: str) -> bytes:
         """Synthesise ``text`` with the voice over HTTP SpeechSynthesizer; return the WAV bytes."""
-        data, _ = self.http.request(
-            "POST",
-            SYNTHESIS_PATH,
-            action="cosyvoice preview",
-            json={
-                "model": target_model,
-                "input": {"text": text, "voice": voice_id, "format": "wav", "sample_rate": 24000},
-            },
-            interpret=_require_output("audio"),
-        )
-        audio = _output(data).get("audio") or {}
-        if not isinstance(audio, dict) or not audio.get("url"):
-            raise ProviderError("provider_unavailable", "SpeechSynthesizer answered without output.audio.url")
-        return self.download(str(audio["url"]))
+        body = {"text": text, "voice": voice_id, "format": "wav", "sample_rate": 24000}
+        return self._synthesise(SYNTHESIS_PATH, {"model": target_model, "input": body}, "cosyvoice preview")
 
 
 class QwenClient(_DashScopeClient):
@@ -470,8 +434,6 @@ class QwenClient(_DashScopeClient):
 
     enrollment_model = "qwen-voice-enrollment"
     default_family = "qwen-tts"
-    name_pattern = r"[A-Za-z0-9_]{1,16}"
-    name_field = "preferred_name"
 
     def _create_fields(self, record: VoiceRecord, audio: str, language: str | None) -> dict[str, Any]:
         fields: dict[str, Any] = {
@@ -507,7 +469,7 @@ class QwenClient(_DashScopeClient):
             "create",
             self._create_fields(record, self._inline(record, content)[0], language),
             idempotent=False,
-            interpret=_require_output("voice"),
+            interpret=requiring(_interpret, "output", "voice"),
         )
         output = _output(data)
         voice_id = str(output["voice"])
@@ -545,40 +507,15 @@ class QwenClient(_DashScopeClient):
 
     def delete_voice(self, voice_id: str) -> None:
         """Delete the voice; a voice that is already gone is not an error."""
-        self._delete("delete", {"voice": voice_id}, voice_id)
+        self._delete(lambda: self._enroll("delete", {"voice": voice_id}), voice_id)
 
     def preview(self, voice_id: str, *, target_model: str, text: str) -> bytes:
-        """Synthesise ``text`` via multimodal-generation; return the audio bytes (URL or inline base64)."""
-        data, _ = self.http.request(
-            "POST",
-            MULTIMODAL_PATH,
-            action="qwen-tts preview",
-            json={"model": target_model, "input": {"text": text, "voice": voice_id}},
-            interpret=_require_output("audio"),
-        )
-        audio = _output(data).get("audio") or {}
-        if isinstance(audio, dict) and audio.get("url"):
-            return self.download(str(audio["url"]))
-        if isinstance(audio, dict) and audio.get("data"):
-            inline = str(audio["data"])
-            if inline.startswith("data:"):
-                inline = inline.split(",", 1)[-1]
-            try:
-                return base64.b64decode(inline, validate=True)
-            except ValueError:
-                raise ProviderError("provider_unavailable", "output.audio.data is not base64") from None
-        raise ProviderError(
-            "provider_unavailable", "multimodal-generation answered without audio url or data"
-        )
+        """Synthesise ``text`` via multimodal-generation; return the audio bytes."""
+        body = {"model": target_model, "input": {"text": text, "voice": voice_id}}
+        return self._synthesise(MULTIMODAL_PATH, body, "qwen-tts preview")
 
 
 # --- helpers ---------------------------------------------------------------------------------------
-
-
-def _is_not_found(err: ProviderError) -> bool:
-    return err.http_status == 404 or (
-        err.reason == "provider_bad_request" and bool(_NOT_FOUND_RE.search(err.message or ""))
-    )
 
 
 def _template_fields(record: VoiceRecord) -> dict[str, str]:
@@ -646,7 +583,7 @@ def _oss_interpret(response: requests.Response, maybe_acted: bool) -> None:
         if not text or (text.startswith("<") and "<Error>" not in text):
             return None
         # a 200 whose body is not OSS's (a proxy, a truncated answer): not proof that the file is stored
-        raise ProviderError("provider_unavailable", "temporary upload: unexpected answer", retryable=True)
+        raise unreadable("temporary upload: unexpected answer")
     fields = _oss_fields(response)
     code = fields.get("Code")
     if status == 409 and code in (None, "FileAlreadyExists", "ObjectAlreadyExists"):
@@ -654,8 +591,4 @@ def _oss_interpret(response: requests.Response, maybe_acted: bool) -> None:
     message = f"temporary upload failed: {code or 'HTTP ' + str(status)}: {fields.get('Message', '')}".rstrip(
         ": "
     )
-    if is_retryable_status(status):
-        reason = "provider_rate_limited" if status == 429 else "provider_unavailable"
-        raise ProviderError(reason, message, retryable=True, http_status=status, provider_code=code)
-    reason = "provider_access" if status == 403 else "provider_bad_request"
-    raise ProviderError(reason, message, http_status=status, provider_code=code)
+    raise status_error(status, message, code=code)

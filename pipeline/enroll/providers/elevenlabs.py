@@ -13,24 +13,25 @@ import dataclasses
 import datetime as dt
 import json
 import logging
-import re
 import urllib.parse
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import requests
 
 from pipeline.enroll.providers.base import ProviderError, VoiceRecord
-from pipeline.enroll.providers.common import ProviderClient, created_since, newest
+from pipeline.enroll.providers.common import VoiceProvider, created_since, newest
 from pipeline.enroll.providers.http import (
     LOGGER_NAME,
     audio_mime,
     download_interpret,
     elided,
-    http_reason,
-    is_retryable_status,
+    error_text,
     json_or_none,
+    requiring,
+    status_error,
+    unreadable,
 )
 
 log = logging.getLogger(LOGGER_NAME)
@@ -38,7 +39,6 @@ log = logging.getLogger(LOGGER_NAME)
 KEY_ENV = "ELEVENLABS_API_KEY"
 BASE_URL_ENV = "ELEVENLABS_BASE_URL"
 DEFAULT_BASE_URL = "https://api.elevenlabs.io"
-NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9 _.-]{0,99}")
 
 # detail.status: (reason, retryable)
 ELEVENLABS_STATUSES: dict[str, tuple[str, bool]] = {
@@ -72,31 +72,18 @@ def _interpret(response: requests.Response, maybe_acted: bool) -> Any:
     body = json_or_none(response)
     if 200 <= status < 300:
         if body is None and response.content:
-            raise ProviderError("provider_unavailable", "the answer was not readable JSON", retryable=True)
+            raise unreadable("the answer was not readable JSON", status)
         return body if body is not None else {}
     code, message = _detail(body)
-    text = f"{code}: {message}" if code and message else (message or code or f"HTTP {status}")
-    if code in ELEVENLABS_STATUSES:
-        reason, retryable = ELEVENLABS_STATUSES[code]
-    else:
-        reason, retryable = http_reason(status), is_retryable_status(status)
-    raise ProviderError(
-        reason, f"{text} (HTTP {status})", retryable=retryable, http_status=status, provider_code=code
-    )
+    text = error_text(status, code, message)
+    raise status_error(status, text, code=code, known=ELEVENLABS_STATUSES.get(code or ""))
 
 
 def _request_id_of(response: requests.Response) -> str | None:
     return response.headers.get("request-id") or response.headers.get("x-trace-id")
 
 
-def _create_interpret(response: requests.Response, maybe_acted: bool) -> Any:
-    body = _interpret(response, maybe_acted)
-    if not isinstance(body, dict) or not body.get("voice_id"):
-        raise ProviderError("provider_unavailable", "voices/add answered without voice_id", retryable=True)
-    return body
-
-
-class ElevenLabsClient(ProviderClient):
+class ElevenLabsClient(VoiceProvider):
     """ElevenLabs Instant Voice Cloning (``provider = "elevenlabs"``)."""
 
     provider = "elevenlabs"
@@ -104,7 +91,6 @@ class ElevenLabsClient(ProviderClient):
     base_url_env = BASE_URL_ENV
     default_base_url = DEFAULT_BASE_URL
     default_family = "elevenlabs"
-    name_pattern = NAME_RE.pattern
     auth_header = "xi-api-key"
     auth_scheme = None
     _interpret = staticmethod(_interpret)
@@ -112,7 +98,7 @@ class ElevenLabsClient(ProviderClient):
 
     def __init__(self, *, remove_background_noise: bool = False, **kwargs: Any) -> None:
         """``remove_background_noise`` goes to voices/add (off: it can hurt clean audio). Other keywords:
-        see :class:`~pipeline.enroll.providers.common.ProviderClient`."""
+        see :class:`~pipeline.enroll.providers.common.VoiceProvider`."""
         self.remove_background_noise = remove_background_noise
         super().__init__(**kwargs)
 
@@ -134,7 +120,7 @@ class ElevenLabsClient(ProviderClient):
         path = Path(record.clip_path or "")
         files = f"{path.name} ({audio_mime(path)}) " + elided(len(content))
         body = {**self._form(record), "files": files}
-        return [self.http.show("POST", "v1/voices/add", body, audio_bytes=len(content))]
+        return [self.show("POST", "v1/voices/add", body, audio_bytes=len(content))]
 
     def create_voice(
         self, record: VoiceRecord, *, preview_text: str | None = None, language: str | None = None
@@ -142,14 +128,14 @@ class ElevenLabsClient(ProviderClient):
         """Create the voice once; a lost answer raises :class:`OutcomeUnknown`."""
         content = self.validate(record)
         path = Path(record.clip_path or "")
-        data, request_id = self.http.request(
+        data, request_id = self.request(
             "POST",
             "v1/voices/add",
             action="elevenlabs voices/add",
             data=self._form(record),
             files={"files": (path.name, content, audio_mime(path))},
             idempotent=False,
-            interpret=_create_interpret,
+            interpret=requiring(_interpret, "voice_id"),
         )
         if data.get("requires_verification"):
             log.warning(f"elevenlabs: voice {data['voice_id']} requires verification before use")
@@ -168,7 +154,7 @@ class ElevenLabsClient(ProviderClient):
 
     def list_voices(self) -> list[VoiceRecord]:
         """The account's cloned voices (``category == "cloned"``)."""
-        data, _ = self.http.request("GET", "v1/voices", action="elevenlabs list voices")
+        data, _ = self.request("GET", "v1/voices", action="elevenlabs list voices")
         voices = data.get("voices") if isinstance(data, dict) else None
         return [
             self._item(v)
@@ -179,11 +165,11 @@ class ElevenLabsClient(ProviderClient):
     def query_voice(self, voice_id: str) -> VoiceRecord | None:
         """The voice, or None when it does not exist."""
         try:
-            data, _ = self.http.request(
+            data, _ = self.request(
                 "GET", f"v1/voices/{urllib.parse.quote(voice_id, safe='')}", action="elevenlabs get voice"
             )
         except ProviderError as err:
-            if err.http_status in (400, 404) and err.reason == "provider_bad_request":
+            if self._absent(err):
                 return None
             raise
         return self._item(data)
@@ -196,36 +182,17 @@ class ElevenLabsClient(ProviderClient):
 
     def delete_voice(self, voice_id: str) -> None:
         """Delete the voice; a voice that is already gone is not an error."""
-        try:
-            self.http.request(
-                "DELETE",
-                f"v1/voices/{urllib.parse.quote(voice_id, safe='')}",
-                action="elevenlabs delete voice",
-            )
-        except ProviderError as err:
-            if err.http_status in (400, 404) and err.reason == "provider_bad_request":
-                return
-            raise
+        path = f"v1/voices/{urllib.parse.quote(voice_id, safe='')}"
+        self._delete(lambda: self.request("DELETE", path, action="elevenlabs delete voice"), voice_id)
 
     def preview(self, voice_id: str, *, target_model: str, text: str) -> bytes:
         """Synthesise ``text`` (``POST /v1/text-to-speech/{voice_id}``, MP3); return the audio bytes."""
-        content, _ = self.http.request(
+        content, _ = self.request(
             "POST",
             f"v1/text-to-speech/{urllib.parse.quote(voice_id, safe='')}",
             action="elevenlabs preview",
             json={"text": text, "model_id": target_model},
             headers={"Accept": "audio/mpeg"},
-            interpret=_audio_interpret(self.max_download_bytes),
+            interpret=download_interpret(self.max_download_bytes, _interpret),
         )
         return content
-
-
-def _audio_interpret(max_bytes: int) -> Callable[[requests.Response, bool], Any]:
-    download = download_interpret(max_bytes)
-
-    def interpret(response: requests.Response, maybe_acted: bool) -> Any:
-        if response.status_code != 200:
-            return _interpret(response, maybe_acted)
-        return download(response, maybe_acted)
-
-    return interpret

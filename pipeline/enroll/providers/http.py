@@ -1,7 +1,8 @@
 """The small HTTP layer every provider client shares: timeouts, retries, redaction, request ids.
 
-One :class:`HttpClient` per provider client wraps a :class:`requests.Session`. Each call names an
-``action`` (for messages and logs) and says whether re-sending it is harmless:
+Every provider client (:class:`~pipeline.enroll.providers.common.VoiceProvider`) sends through its
+``request`` on a :class:`requests.Session`, with what this module gives. Each call names an ``action``
+(for messages and logs) and says whether re-sending it is harmless:
 
 - ``idempotent=True`` (reads, deletes, uploads, MiniMax clones with a client-chosen id): connection errors,
   timeouts, 408, 409, 429, 5xx, unreadable bodies and the provider codes that mean the same are retried with
@@ -39,7 +40,7 @@ from typing import Any
 import requests
 import urllib3.exceptions
 
-from pipeline.enroll.providers.base import MissingApiKey, OutcomeUnknown, ProviderError, normalize_base_url
+from pipeline.enroll.providers.base import ProviderError, normalize_base_url
 from pipeline.errors import InvalidArgument
 
 LOGGER_NAME = "voiceprep.providers"
@@ -64,15 +65,18 @@ RETRYABLE_STATUSES = frozenset({408, 409, 429})
 NOT_ACTED_STATUSES = frozenset({408, 429})
 """Statuses that prove the provider did not act on the request (so even a create may be re-sent)."""
 
-_REDACTED = "***"
-_HEADER_RE = re.compile(
-    r"(?i)((?:authorization|xi-api-key|x-api-key|api[-_]?key)['\"]?\s*[:=]\s*['\"]?)(?:bearer\s+)?[^\s'\",;}&]+"
+REDACTED = "***"
+"""What every secret becomes in text."""
+_FIELD_RE = re.compile(
+    r"(?i)((?:x[-_])?(?:xi-)?api[-_]?key|authorization|access[-_]?key|secret|signature|token)"
+    r"(['\"]?\s*[:=]\s*['\"]?)(?!bearer\b|\*\*\*)[^\s'\",;}&]+"
 )
-_BEARER_RE = re.compile(r"(?i)\bbearer\s+(?!\*\*\*)[^\s'\",;}&]+")
+_BEARER_RE = re.compile(r"(?i)\b(bearer)\s+(?!\*\*\*)[^\s'\",;}&]+")
 
 
 class Redactor:
-    """Removes secrets from text: the known key values, ``Bearer <token>`` and auth header values."""
+    """Removes secrets from text: the known key values, ``Bearer <token>`` and the values of key-like
+    fields and headers (``Authorization``, ``xi-api-key``, ``api_key=``, ``token``, ``signature``...)."""
 
     def __init__(self, secrets: Iterable[str | None] = ()) -> None:
         self._secrets: list[str] = []
@@ -92,12 +96,18 @@ class Redactor:
         """``text`` as a string with every secret replaced by ``***``."""
         out = str(text)
         for secret in self._secrets:
-            out = out.replace(secret, _REDACTED)
-        out = _HEADER_RE.sub(lambda m: m.group(1) + _REDACTED, out)
-        return _BEARER_RE.sub("Bearer " + _REDACTED, out)
+            out = out.replace(secret, REDACTED)
+        out = _FIELD_RE.sub(lambda m: m.group(1) + m.group(2) + REDACTED, out)
+        return _BEARER_RE.sub(lambda m: f"{m.group(1)} {REDACTED}", out)
 
     def __repr__(self) -> str:
         return f"Redactor({len(self._secrets)} secrets)"
+
+
+def scrub(text: str) -> str:
+    """``text`` as :class:`Redactor` leaves it, also without the value of any environment variable whose
+    name ends in ``_API_KEY``: the second guard on every message voiceprep stores or prints."""
+    return Redactor(v for k, v in os.environ.items() if k.endswith("_API_KEY"))(text)
 
 
 @dataclass(frozen=True)
@@ -138,11 +148,7 @@ def parse_retry_after(value: str | None, *, now: float) -> float | None:
 
     ``now`` is the wall-clock time (``time.time()``) an HTTP date is measured from; a date in the past is 0.
     """
-    if value is None:
-        return None
-    text = str(value).strip()
-    if not text:
-        return None
+    text = str(value or "").strip()
     try:
         seconds = float(text)
     except ValueError:
@@ -150,14 +156,8 @@ def parse_retry_after(value: str | None, *, now: float) -> float | None:
             when = email.utils.parsedate_to_datetime(text)
         except (TypeError, ValueError, IndexError):
             return None
-        if when is None:
-            return None
-        if when.tzinfo is None:  # RFC 9110 dates are GMT
-            when = when.replace(tzinfo=dt.UTC)
-        return max(0.0, when.timestamp() - now)
-    if not math.isfinite(seconds):
-        return None
-    return max(0.0, seconds)
+        seconds = when.replace(tzinfo=when.tzinfo or dt.UTC).timestamp() - now  # RFC 9110 dates are GMT
+    return max(0.0, seconds) if math.isfinite(seconds) else None
 
 
 def backoff_delay(attempt: int, runtime: Runtime) -> float:
@@ -190,24 +190,54 @@ def failed_before_sending(exc: BaseException) -> bool:
     return False
 
 
-def http_reason(status: int) -> str:
-    """The reason code for a bare HTTP status (when the body says nothing more specific)."""
-    if status == 401:
-        return "provider_auth"
-    if status in (402,):
-        return "provider_balance"
-    if status == 403:
-        return "provider_access"
-    if status == 429:
-        return "provider_rate_limited"
-    if status in RETRYABLE_STATUSES or status >= 500:
-        return "provider_unavailable"
-    return "provider_bad_request"
+_STATUS_REASONS = {
+    401: "provider_auth",
+    402: "provider_balance",
+    403: "provider_access",
+    429: "provider_rate_limited",
+}
 
 
-def is_retryable_status(status: int) -> bool:
-    """Whether the same request may succeed later (408, 409, 429, 5xx)."""
-    return status in RETRYABLE_STATUSES or status >= 500
+def status_error(
+    status: int, message: str, *, code: str | None = None, known: tuple[str, bool] | None = None
+) -> ProviderError:
+    """The error for an answer with HTTP ``status``: ``known`` ``(reason, retryable)`` when the provider's own
+    ``code`` says more, else from the status: 401 auth, 402 balance, 403 access, 429 rate limited, 408, 409
+    and 5xx unavailable (all four retryable: a later identical request may succeed), else bad request."""
+    if known is None:
+        retryable = status in RETRYABLE_STATUSES or status >= 500
+        known = (
+            _STATUS_REASONS.get(status, "provider_unavailable" if retryable else "provider_bad_request"),
+            retryable,
+        )
+    return ProviderError(known[0], message, retryable=known[1], http_status=status, provider_code=code)
+
+
+def error_text(status: int, code: str | None, message: str | None) -> str:
+    """``code: message (HTTP status)``, with as much of it as the answer gave."""
+    text = f"{code}: {message}" if code and message else (message or code or f"HTTP {status}")
+    return f"{text} (HTTP {status})"
+
+
+def unreadable(message: str, status: int | None = None) -> ProviderError:
+    """The error for an answer without what it must carry (not JSON, a field missing): retryable, and for a
+    create that may have acted it reads as a lost answer."""
+    return ProviderError("provider_unavailable", message, retryable=True, http_status=status)
+
+
+def requiring(interpret: Interpret, *path: str) -> Interpret:
+    """``interpret``, and the data must hold a value at ``path`` (``"output", "voice_id"``), else it is
+    :func:`unreadable`."""
+
+    def checked(response: requests.Response, maybe_acted: bool) -> Any:
+        data = value = interpret(response, maybe_acted)
+        for key in path:
+            value = value.get(key) if isinstance(value, dict) else None
+        if value is None or value == "":
+            raise unreadable(f"the answer lacks {'.'.join(path)}", response.status_code)
+        return data
+
+    return checked
 
 
 def json_or_none(response: requests.Response) -> Any:
@@ -220,238 +250,8 @@ def json_or_none(response: requests.Response) -> Any:
         return None
 
 
-class HttpClient:
-    """One provider's HTTP access: a session, the key, the retry policy and the redactor.
-
-    ``auth_header``/``auth_scheme`` say how the key is sent (``Authorization: Bearer <key>`` by default;
-    ElevenLabs uses ``xi-api-key: <key>``). ``interpret`` turns a response into data or raises
-    :class:`ProviderError` (``retryable=True`` for "try again later"); ``request_id_of`` finds the
-    provider's request id. Both can be overridden per call. The key never appears in ``repr``.
-    """
-
-    def __init__(
-        self,
-        *,
-        provider: str,
-        base_url: str,
-        api_key: str | None,
-        key_env: str,
-        interpret: Interpret,
-        request_id_of: RequestIdOf,
-        auth_header: str = "Authorization",
-        auth_scheme: str | None = "Bearer",
-        runtime: Runtime | None = None,
-        family: str | None = None,
-    ) -> None:
-        self.provider = provider
-        self.family = family
-        self.base_url = normalize_base_url(base_url)
-        self.key_env = key_env
-        self._api_key = api_key or None
-        self.redact = Redactor([api_key])
-        self._interpret = interpret
-        self._request_id_of = request_id_of
-        self._auth_header = auth_header
-        self._auth_scheme = auth_scheme
-        self.runtime = runtime or Runtime()
-        self.session = self.runtime.session()
-
-    def __repr__(self) -> str:
-        return f"HttpClient(provider={self.provider!r}, base_url={self.base_url!r})"
-
-    def require_key(self) -> None:
-        """Raise :class:`MissingApiKey` (``missing_api_key``) naming the environment variable when no key is set."""
-        if self._api_key is None:
-            raise MissingApiKey(self.key_env, provider=self.provider, family=self.family)
-
-    def url(self, path: str) -> str:
-        """``base_url`` joined with ``path`` (absolute URLs pass through)."""
-        if path.startswith(("http://", "https://")):
-            return path
-        return f"{self.base_url}/{path.lstrip('/')}"
-
-    def show(
-        self,
-        method: str,
-        path: str,
-        body: Any,
-        *,
-        headers: Mapping[str, str] | None = None,
-        audio_bytes: int = 0,
-        encoded_bytes: int = 0,
-    ) -> dict[str, Any]:
-        """The request to ``path`` as a dry run shows it (:func:`shown_request`), with the key header masked."""
-        return shown_request(
-            method,
-            self.url(path),
-            {**self.auth_headers(redacted=True), **(headers or {})},
-            body,
-            audio_bytes=audio_bytes,
-            encoded_bytes=encoded_bytes,
-            redact=self.redact,
-        )
-
-    def auth_headers(self, *, redacted: bool = False) -> dict[str, str]:
-        """The header that carries the key (``***`` in place of the key when ``redacted``)."""
-        secret = _REDACTED if redacted or self._api_key is None else self._api_key
-        value = f"{self._auth_scheme} {secret}" if self._auth_scheme else secret
-        return {self._auth_header: value}
-
-    def request(
-        self,
-        method: str,
-        url: str,
-        *,
-        action: str,
-        idempotent: bool = True,
-        creates: bool = False,
-        authenticated: bool = True,
-        interpret: Interpret | None = None,
-        request_id_of: RequestIdOf | None = None,
-        json: Any = None,
-        data: Any = None,
-        files: Any = None,
-        params: Mapping[str, Any] | None = None,
-        headers: Mapping[str, str] | None = None,
-    ) -> tuple[Any, str | None]:
-        """Send the request with retries; return ``(interpreted data, the provider's request id)`` or raise.
-
-        Raises :class:`ProviderError` (mapped reason, redacted message) or :class:`OutcomeUnknown` (see the
-        module docstring for when). Files must be given as bytes so a retry can re-send them.
-        """
-        if authenticated:
-            self.require_key()
-        interpret = interpret or self._interpret
-        request_id_of = request_id_of or self._request_id_of
-        full_url = self.url(url)
-        host = urllib.parse.urlsplit(full_url).netloc
-        send_headers = {"User-Agent": USER_AGENT, **(headers or {})}
-        if authenticated:
-            send_headers.update(self.auth_headers())
-        rt = self.runtime
-        start = rt.clock()
-        attempt = 0
-        maybe_acted = False
-        while True:
-            attempt += 1
-            retry_after: float | None = None
-            t0 = rt.clock()
-            try:
-                response = self.session.request(
-                    method,
-                    full_url,
-                    headers=send_headers,
-                    json=json,
-                    data=data,
-                    files=files,
-                    params=params,
-                    timeout=(rt.connect_timeout_s, rt.read_timeout_s),
-                    allow_redirects=False,
-                )
-            except (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema) as exc:
-                raise ProviderError(
-                    "provider_bad_request", self.redact(f"{action}: invalid URL {full_url}: {exc}")
-                ) from None
-            except requests.exceptions.RequestException as exc:
-                what = "timed out" if isinstance(exc, requests.exceptions.Timeout) else "connection failed"
-                detail = f"{method} {host} {what} ({type(exc).__name__})"
-                log.debug(self.redact(f"{action}: attempt {attempt} {what}: {exc}"))
-                if isinstance(exc, requests.exceptions.SSLError):
-                    raise ProviderError(
-                        "provider_unavailable", self.redact(f"{action}: {detail}: {exc}")
-                    ) from None
-                if not failed_before_sending(exc):
-                    if not idempotent:
-                        raise self._unknown(action, detail, None) from None
-                    maybe_acted = True
-                error = ProviderError("provider_unavailable", detail, retryable=True)
-            else:
-                request_id = _safe_request_id(request_id_of, response)
-                log.debug(
-                    self.redact(
-                        f"{action}: {method} {full_url} -> {response.status_code} "
-                        f"in {rt.clock() - t0:.2f} s (attempt {attempt}, request id {request_id})"
-                    )
-                )
-                try:
-                    value = interpret(response, maybe_acted)
-                except OutcomeUnknown as err:
-                    raise self._unknown(action, err.message, err.request_id or request_id) from None
-                except ProviderError as err:
-                    error = self._copy(
-                        err,
-                        err.message,
-                        http_status=err.http_status if err.http_status is not None else response.status_code,
-                        provider_code=self.redact(err.provider_code)
-                        if err.provider_code is not None
-                        else None,
-                        request_id=err.request_id or request_id,
-                    )
-                    if not error.retryable:
-                        final = self._copy(error, f"{action}: {error.message}")
-                        log.info(final.message)
-                        raise final from None
-                    acted = not (
-                        response.status_code in NOT_ACTED_STATUSES or error.reason == "provider_rate_limited"
-                    )
-                    if acted:
-                        if not idempotent:
-                            raise self._unknown(action, error.message, error.request_id) from None
-                        maybe_acted = True
-                    retry_after = parse_retry_after(response.headers.get("Retry-After"), now=rt.wall())
-                else:
-                    return value, request_id
-            # a retryable failure: wait and try again, or give up
-            elapsed = rt.clock() - start
-            if retry_after is not None:
-                delay = min(retry_after, rt.retry_after_cap_s)
-            else:
-                delay = backoff_delay(attempt, rt)
-            out_of_attempts = attempt >= rt.max_attempts
-            out_of_time = elapsed + delay >= rt.deadline_s
-            if out_of_attempts or out_of_time:
-                why = f"{attempt} attempts" if out_of_attempts else f"the {rt.deadline_s:g} s deadline"
-                detail = f"{error.message} (gave up after {why}, {elapsed:.1f} s)"
-                if creates and maybe_acted:
-                    raise self._unknown(
-                        action, detail, error.request_id, lost="an earlier attempt may have created it"
-                    )
-                final = self._copy(error, f"{action}: {detail}")
-                log.warning(final.message)
-                raise final from None
-            log.warning(
-                self.redact(
-                    f"{action}: {error.message}; retrying in {delay:.2f} s "
-                    f"(attempt {attempt + 1} of {rt.max_attempts})"
-                )
-            )
-            rt.sleep(delay)
-
-    def _unknown(
-        self,
-        action: str,
-        detail: str,
-        request_id: str | None,
-        *,
-        lost: str = "the request may have been processed, so it is not re-sent",
-    ) -> OutcomeUnknown:
-        message = self.redact(f"{action}: {detail}; {lost}")
-        log.warning(message)
-        return OutcomeUnknown(message, request_id=request_id)
-
-    def _copy(self, err: ProviderError, message: str, **changes: Any) -> ProviderError:
-        """``err`` with ``message`` (redacted) and ``changes`` to its other fields."""
-        fields = {
-            "retryable": err.retryable,
-            "http_status": err.http_status,
-            "provider_code": err.provider_code,
-            "request_id": err.request_id,
-            **changes,
-        }
-        return ProviderError(err.reason, self.redact(message), **fields)
-
-
-def _safe_request_id(request_id_of: RequestIdOf, response: requests.Response) -> str | None:
+def safe_request_id(request_id_of: RequestIdOf, response: requests.Response) -> str | None:
+    """The provider's request id of ``response``, or None (a request id is a nicety: never an error)."""
     try:
         rid = request_id_of(response)
     except Exception:  # a request id is a nicety; never let it break a call
@@ -459,20 +259,17 @@ def _safe_request_id(request_id_of: RequestIdOf, response: requests.Response) ->
     return str(rid) if rid else None
 
 
-def download_interpret(max_bytes: int) -> Interpret:
-    """An interpreter for plain file downloads (preview audio): 200 with a non-empty body up to ``max_bytes``."""
+def download_interpret(max_bytes: int, errors: Interpret | None = None) -> Interpret:
+    """An interpreter for audio answers (downloads, synthesis): 200 with a non-empty body up to ``max_bytes``;
+    another status is read by ``errors`` (the provider's error reader) when given."""
 
     def interpret(response: requests.Response, maybe_acted: bool) -> bytes:
-        status = response.status_code
-        if status != 200:
-            raise ProviderError(
-                http_reason(status),
-                f"download answered HTTP {status}",
-                retryable=is_retryable_status(status),
-                http_status=status,
-            )
+        if response.status_code != 200:
+            if errors is not None:
+                errors(response, maybe_acted)
+            raise status_error(response.status_code, f"download answered HTTP {response.status_code}")
         if not response.content:
-            raise ProviderError("provider_unavailable", "download returned no bytes", retryable=True)
+            raise unreadable("download returned no bytes")
         if len(response.content) > max_bytes:
             raise ProviderError(
                 "provider_bad_request", f"download is {len(response.content)} bytes (limit {max_bytes})"
@@ -501,12 +298,6 @@ def resolve_base_url(arg: str | None, *, env_name: str, default: str, environ: M
         source = "base_url" if arg else env_name
         raise InvalidArgument(f"{source}: expected an http(s) URL such as {default} (got {value!r})")
     return normalize_base_url(value)
-
-
-def read_api_key(env_name: str, environ: Mapping[str, str]) -> str | None:
-    """The API key from the environment variable ``env_name`` (None when unset or blank)."""
-    value = (environ.get(env_name) or "").strip()
-    return value or None
 
 
 def audio_mime(path: os.PathLike[str] | str) -> str:
@@ -561,7 +352,7 @@ def shown_request(
     return {
         "method": method,
         "url": clean(url),
-        "headers": {k: (_REDACTED if k.lower() in SECRET_HEADERS else clean(v)) for k, v in headers.items()},
+        "headers": {k: (REDACTED if k.lower() in SECRET_HEADERS else clean(v)) for k, v in headers.items()},
         "body": clean(body),
         "audio_bytes": audio_bytes,
         "encoded_bytes": encoded_bytes,

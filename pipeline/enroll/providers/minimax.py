@@ -17,21 +17,21 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import re
 from pathlib import Path
 from typing import Any
 
 import requests
 
 from pipeline.enroll.providers.base import ProviderError, VoiceRecord
-from pipeline.enroll.providers.common import ProviderClient
+from pipeline.enroll.providers.common import VoiceProvider
 from pipeline.enroll.providers.http import (
     LOGGER_NAME,
     audio_mime,
     elided,
-    http_reason,
-    is_retryable_status,
     json_or_none,
+    requiring,
+    status_error,
+    unreadable,
 )
 
 log = logging.getLogger(LOGGER_NAME)
@@ -44,7 +44,6 @@ CLONE_PATH = "v1/voice_clone"
 GET_VOICE_PATH = "v1/get_voice"
 DELETE_VOICE_PATH = "v1/delete_voice"
 VOICE_TYPE = "voice_cloning"
-VOICE_ID_RE = re.compile(r"[A-Za-z][A-Za-z0-9_-]{6,254}[A-Za-z0-9]")
 
 # code: (reason, retryable, meaning)
 MINIMAX_CODES: dict[int, tuple[str, bool, str]] = {
@@ -90,20 +89,11 @@ LANGUAGE_BOOST = {
 }
 
 
-def minimax_error(
-    code: int, message: str | None, *, http_status: int | None = None, request_id: str | None = None
-) -> ProviderError:
+def minimax_error(code: int, message: str | None, *, http_status: int | None = None) -> ProviderError:
     """Map a non-zero ``base_resp.status_code`` to a :class:`ProviderError`."""
     reason, retryable, meaning = MINIMAX_CODES.get(code, ("provider_bad_request", False, "error"))
-    text = f"MiniMax {code} ({meaning}): {message}" if message else f"MiniMax {code} ({meaning})"
-    return ProviderError(
-        reason,
-        text,
-        retryable=retryable,
-        http_status=http_status,
-        provider_code=str(code),
-        request_id=request_id,
-    )
+    text = f"MiniMax {code} ({meaning})" + (f": {message}" if message else "")
+    return ProviderError(reason, text, retryable=retryable, http_status=http_status, provider_code=str(code))
 
 
 def _request_id_of(response: requests.Response) -> str | None:
@@ -132,29 +122,12 @@ def _interpret(response: requests.Response, maybe_acted: bool) -> dict[str, Any]
     status = response.status_code
     body = json_or_none(response)
     code, message = _base_resp(body)
-    if status != 200:
-        if code and code in MINIMAX_CODES:
-            raise minimax_error(code, message, http_status=status)
-        raise ProviderError(
-            http_reason(status),
-            f"MiniMax answered HTTP {status}" + (f": {message}" if message else ""),
-            retryable=is_retryable_status(status),
-            http_status=status,
-        )
-    if not isinstance(body, dict):
-        raise ProviderError(
-            "provider_unavailable", "the answer was not readable JSON", retryable=True, http_status=200
-        )
-    if code != 0:
+    if code in MINIMAX_CODES or (status == 200 and code):
         raise minimax_error(code, message, http_status=status)
-    return body
-
-
-def _upload_interpret(response: requests.Response, maybe_acted: bool) -> dict[str, Any]:
-    body = _interpret(response, maybe_acted)
-    file = body.get("file")
-    if not isinstance(file, dict) or file.get("file_id") in (None, ""):
-        raise ProviderError("provider_unavailable", "upload answered without file.file_id", retryable=True)
+    if status != 200:
+        raise status_error(status, f"MiniMax answered HTTP {status}" + (f": {message}" if message else ""))
+    if not isinstance(body, dict):
+        raise unreadable("the answer was not readable JSON", status)
     return body
 
 
@@ -169,7 +142,7 @@ def _clone_interpret(response: requests.Response, maybe_acted: bool) -> dict[str
         raise
 
 
-class MiniMaxClient(ProviderClient):
+class MiniMaxClient(VoiceProvider):
     """MiniMax voice cloning (``provider = "minimax"``); see the module docstring."""
 
     provider = "minimax"
@@ -177,8 +150,6 @@ class MiniMaxClient(ProviderClient):
     base_url_env = BASE_URL_ENV
     default_base_url = DEFAULT_BASE_URL
     default_family = "minimax"
-    name_pattern = VOICE_ID_RE.pattern
-    name_field = "voice_id"
     _interpret = staticmethod(_interpret)
     _request_id_of = staticmethod(_request_id_of)
 
@@ -192,7 +163,7 @@ class MiniMaxClient(ProviderClient):
         """``need_noise_reduction``/``need_volume_normalization`` go to the clone call when set. Other
         keywords (``family``, ``base_url``, ``target_models``, ``max_bytes``, ``runtime``, ``require_key``,
         ``max_download_bytes``): see
-        :class:`~pipeline.enroll.providers.common.ProviderClient`."""
+        :class:`~pipeline.enroll.providers.common.VoiceProvider`."""
         self.need_noise_reduction = need_noise_reduction
         self.need_volume_normalization = need_volume_normalization
         self._demo_audio: dict[str, str] = {}
@@ -228,10 +199,10 @@ class MiniMaxClient(ProviderClient):
         path = Path(record.clip_path or "")
         file = f"{path.name} ({audio_mime(path)}) " + elided(len(content))
         return [
-            self.http.show(
+            self.show(
                 "POST", UPLOAD_PATH, {"purpose": "voice_clone", "file": file}, audio_bytes=len(content)
             ),
-            self.http.show(
+            self.show(
                 "POST",
                 CLONE_PATH,
                 self._clone_body(record, "<file_id from upload>", preview_text, language),
@@ -242,13 +213,13 @@ class MiniMaxClient(ProviderClient):
     def upload(self, path: Path) -> tuple[Any, str | None]:
         """Upload a clip with ``purpose=voice_clone``; return (file_id, request id)."""
         path = Path(path)
-        data, request_id = self.http.request(
+        data, request_id = self.request(
             "POST",
             UPLOAD_PATH,
             action="minimax upload",
             data={"purpose": "voice_clone"},
             files={"file": (path.name, path.read_bytes(), audio_mime(path))},
-            interpret=_upload_interpret,
+            interpret=requiring(_interpret, "file", "file_id"),
         )
         return data["file"]["file_id"], request_id
 
@@ -263,7 +234,7 @@ class MiniMaxClient(ProviderClient):
         self.validate(record)
         name = record.name or ""
         file_id, upload_id = self.upload(Path(record.clip_path or ""))
-        data, request_id = self.http.request(
+        data, request_id = self.request(
             "POST",
             CLONE_PATH,
             action="minimax voice_clone",
@@ -291,14 +262,12 @@ class MiniMaxClient(ProviderClient):
 
     def list_voices(self) -> list[VoiceRecord]:
         """Every cloned voice on the account (``get_voice`` with ``voice_type: voice_cloning``)."""
-        data, _ = self.http.request(
+        data, _ = self.request(
             "POST", GET_VOICE_PATH, action="minimax get_voice", json={"voice_type": VOICE_TYPE}
         )
         items = data.get(VOICE_TYPE) or []
         if not isinstance(items, list):
-            raise ProviderError(
-                "provider_unavailable", "get_voice: voice_cloning is not a list", retryable=True
-            )
+            raise unreadable("get_voice: voice_cloning is not a list")
         return [
             self._remote(
                 str(item["voice_id"]), created_at=item.get("created_time"), name=str(item["voice_id"])
@@ -313,17 +282,11 @@ class MiniMaxClient(ProviderClient):
 
     def delete_voice(self, voice_id: str) -> None:
         """Delete the voice; a voice that is already gone is not an error."""
-        try:
-            self.http.request(
-                "POST",
-                DELETE_VOICE_PATH,
-                action="minimax delete_voice",
-                json={"voice_type": VOICE_TYPE, "voice_id": voice_id},
-            )
-        except ProviderError as err:
-            if err.reason == "provider_bad_request" and self.query_voice(voice_id) is None:
-                return
-            raise
+        body = {"voice_type": VOICE_TYPE, "voice_id": voice_id}
+        self._delete(
+            lambda: self.request("POST", DELETE_VOICE_PATH, action="minimax delete_voice", json=body),
+            voice_id,
+        )
 
     def preview(self, voice_id: str, *, target_model: str, text: str) -> bytes:
         """The clone call's ``demo_audio`` for a voice this client created with ``preview_text``.
