@@ -8,9 +8,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from pipeline.analysis.base import FRAME_SAMPLES
+from pipeline.analysis.base import FRAME_SAMPLES, runs_and_pauses, speech_metrics
 from pipeline.analysis.energy import FrameEnergy, frame_db, frame_power
-from pipeline.analysis.segments import runs_and_pauses, speech_metrics
 from pipeline.analysis.vad import WebRtcVad, segments_from_mask, speech_mask
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"

@@ -135,7 +135,7 @@ def find_inputs(
 
 def _code_version() -> str:
     from pipeline import __version__
-    from pipeline.selection.features import FEATURES_VERSION
+    from pipeline.analysis.base import FEATURES_VERSION
 
     return f"{__version__}/f{FEATURES_VERSION}/c{CACHE_VERSION}"
 
@@ -227,7 +227,6 @@ def analyze_recording(
     Data problems become a ``failed`` row with a reason code; this function only raises on bugs.
     """
     from pipeline.analysis.fastpass import analyze_file
-    from pipeline.selection.features import RecordingFeatures
 
     source = Path(item.source)
     sha, row_path, feat_path = _recording_cache(item, cache_dir, config)
@@ -251,10 +250,8 @@ def analyze_recording(
         )
         _write_json(row_path, row)
         return row, None
-    features = RecordingFeatures.from_fast_pass(
-        result, path=item.path, source=str(source), speaker=item.speaker, sha256=sha
-    )
-    features.save(feat_path)
+    result.path, result.speaker = item.path, item.speaker
+    result.save(feat_path)
     row = RecordingRow(
         **who,
         probe=probed,
@@ -266,7 +263,7 @@ def analyze_recording(
         speech_segments=[[round(a, 3), round(b, 3)] for a, b in result.speech_segments],
     )
     _write_json(row_path, row)
-    del result, features
+    del result
     release_free_memory()
     return row, str(feat_path)
 
@@ -319,14 +316,14 @@ def cached_clip(task: ClipTask, *, out_dir: Path, cache_dir: Path, config: RunCo
 
 def make_clip(task: ClipTask, *, out_dir: Path, cache_dir: Path, config: RunConfig) -> ClipRow:
     """Stage-2 task: choose, render and re-check the clip of one speaker for one family."""
-    from pipeline.selection.features import RecordingFeatures
+    from pipeline.analysis.base import Analysis
 
     spec, key, row_path = _clip_cache(task, cache_dir, config)
     recordings = []
     for feat_path, source, rel in task.features:
-        features = RecordingFeatures.load(Path(feat_path))
-        features.source, features.path, features.speaker = source, rel, task.speaker
-        recordings.append(features)
+        rec = Analysis.load(Path(feat_path))  # cached by content: this file's name and speaker are set here
+        rec.source, rec.path, rec.speaker = source, rel, task.speaker
+        recordings.append(rec)
     row = _select_render_check(recordings, spec, out_dir, config)
     row.key = key
     _write_json(row_path, row)

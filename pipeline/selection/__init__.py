@@ -1,7 +1,7 @@
 """Stage 4, selection: a speaker's analysed recordings in, the best clip plan per family out.
 
-Takes: each recording's fast-pass features (:mod:`~pipeline.selection.features`, cached per file) and a
-family spec.
+Takes: each recording's fast-pass :class:`~pipeline.analysis.base.Analysis` (cached per file by the runner)
+and a family spec.
 Gives: :class:`~pipeline.selection.plan.ClipPlan` (its :class:`~pipeline.selection.plan.Piece` spans of
 recordings, measures and score: the contract with rendering); :func:`~pipeline.selection.select.candidates`
 and :func:`~pipeline.selection.select.choose` (the best plan, then its alternatives) and

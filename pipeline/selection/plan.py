@@ -174,7 +174,7 @@ def make_piece(idx: RecordingIndex, i: int, j: int) -> Piece:
         source=idx.rec.source,
         start_s=float(starts[i]),
         end_s=float(ends[j]),
-        channel_weights=tuple(float(w) for w in idx.rec.channel_weights),
+        channel_weights=tuple(float(w) for w in idx.rec.channel_choice.weights),
         long_pauses=tuple((float(ends[k]), float(starts[k + 1])) for k in long),
         lead_room_s=round(max(float(lead), 0.0), 6),
         tail_room_s=round(max(float(tail), 0.0), 6),
