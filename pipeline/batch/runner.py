@@ -2,8 +2,8 @@
 
 Two stages, each a set of independent tasks sent through one executor seam (serial, processes, Dask):
 
-1. one task per input file: probe, sha256, fast pass; the result (a recordings row and the frame
-   features) is cached under ``OUT/.cache/recordings/`` keyed by the file's sha256 and the analysis
+1. one task per input file: probe, sha256, fast pass; the result (a recordings row and the
+   :class:`~pipeline.analysis.base.Analysis`) is cached under ``OUT/.cache/recordings/`` keyed by the file's sha256 and the analysis
    settings, so a resumed or repeated run never decodes a file twice;
 2. one task per (speaker, family): selection over the speaker's recordings, render, re-check; cached
    under ``OUT/.cache/clips/`` keyed by the speaker's recordings, the family spec and the settings.
@@ -46,7 +46,7 @@ from pipeline.batch.manifest import (
 from pipeline.errors import AudioReadError, InvalidArgument, VoiceprepError, reason
 
 CACHE_VERSION = 4
-"""Bumped when cached rows or features change meaning; old cache entries are then ignored."""
+"""Bumped when cached rows or analyses change meaning; old cache entries are then ignored."""
 
 PROBE_KEYS = ("format", "codec", "sample_rate", "channels", "duration_s", "bytes", "sample_format")
 
@@ -172,13 +172,13 @@ def _file_sha256(source: Path, cache_dir: Path) -> str:
     return value
 
 
-def _recording_cache(item: InputFile, cache: Path, cfg: RunConfig) -> tuple[str, Path, Path]:
-    """The file's sha256 and where its analysis is cached (row and features), keyed by content and settings."""
-    sha = _file_sha256(Path(item.source), cache)
+def _analysis_cache(sha: str, cache: Path, cfg: RunConfig) -> tuple[Path, Path]:
+    """Where the analysis of the bytes ``sha`` is cached, keyed by content and settings: its row (JSON)
+    and its :class:`~pipeline.analysis.base.Analysis` (``.npz``)."""
     key = fingerprint(
         {"sha256": sha, "analysis": cfg.fingerprint_fields("analysis"), "code": _code_version()}
     )
-    return sha, cache / "recordings" / f"{key}.json", cache / "recordings" / f"{key}.npz"
+    return cache / "recordings" / f"{key}.json", cache / "recordings" / f"{key}.npz"
 
 
 def _message(exc: OSError | AudioReadError, source: str | Path) -> str:
@@ -192,11 +192,9 @@ def _message(exc: OSError | AudioReadError, source: str | Path) -> str:
     return str(exc.strerror or exc)
 
 
-def cached_recording(
-    item: InputFile, *, cache_dir: Path, config: RunConfig
-) -> tuple[RecordingRow, str | None] | None:
-    """Stage 1 without analysing: the row of a file that cannot be read or whose analysis is cached, with
-    the path of its cached features (``None`` for a failed file).
+def cached_recording(item: InputFile, *, cache_dir: Path, config: RunConfig) -> RecordingRow | None:
+    """Stage 1 without analysing: the row of a file that cannot be read or whose analysis is cached (an
+    ``ok`` row's :class:`~pipeline.analysis.base.Analysis` is cached beside it).
 
     ``None`` when the file must be analysed (:func:`analyze_recording`, in a worker). Runs in the calling
     process: a repeated run over an unchanged input starts no worker at all.
@@ -204,32 +202,30 @@ def cached_recording(
     who = {"path": item.path, "speaker": item.speaker}
     if item.problem is not None:
         message = reason(item.problem).message
-        return RecordingRow(**who, status="failed", reasons=[item.problem], message=message), None
+        return RecordingRow(**who, status="failed", reasons=[item.problem], message=message)
     try:
-        _, row_path, feat_path = _recording_cache(item, cache_dir, config)
+        sha = _file_sha256(Path(item.source), cache_dir)
     except (OSError, AudioReadError) as exc:
         message = _message(exc, item.source)
-        return RecordingRow(**who, status="failed", reasons=["unreadable"], message=message), None
+        return RecordingRow(**who, status="failed", reasons=["unreadable"], message=message)
+    row_path, analysis_path = _analysis_cache(sha, cache_dir, config)
     cached = _read_json(row_path)
     if cached is None:
         return None
     row = RecordingRow.model_validate(cached).model_copy(update=who)  # the same bytes, another name
-    if row.status != "ok":
-        return row, None
-    return (row, str(feat_path)) if feat_path.exists() else None
+    return row if row.status != "ok" or analysis_path.exists() else None
 
 
-def analyze_recording(
-    item: InputFile, *, cache_dir: Path, config: RunConfig
-) -> tuple[RecordingRow, str | None]:
-    """Stage-1 task: the recordings row of one file and the path of its cached features (or None).
+def analyze_recording(item: InputFile, *, cache_dir: Path, config: RunConfig) -> RecordingRow:
+    """Stage-1 task: the recordings row of one file; its analysis, when ``ok``, is cached for stage 2.
 
     Data problems become a ``failed`` row with a reason code; this function only raises on bugs.
     """
     from pipeline.analysis.fastpass import analyze_file
 
     source = Path(item.source)
-    sha, row_path, feat_path = _recording_cache(item, cache_dir, config)
+    sha = _file_sha256(source, cache_dir)
+    row_path, analysis_path = _analysis_cache(sha, cache_dir, config)
     who = {"path": item.path, "speaker": item.speaker, "sha256": sha}
     probed: dict[str, Any] = {}
     try:
@@ -249,9 +245,9 @@ def analyze_recording(
             **who, probe=probed, status="failed", reasons=[exc.reason], message=_message(exc, source)
         )
         _write_json(row_path, row)
-        return row, None
+        return row
     result.path, result.speaker = item.path, item.speaker
-    result.save(feat_path)
+    result.save(analysis_path)
     row = RecordingRow(
         **who,
         probe=probed,
@@ -265,29 +261,23 @@ def analyze_recording(
     _write_json(row_path, row)
     del result
     release_free_memory()
-    return row, str(feat_path)
+    return row
 
 
 # --------------------------------------------------------------------------------------------- stage 2
 
 
-@dataclass(frozen=True)
-class ClipTask:
-    """Stage-2 input: one speaker's usable recordings for one family."""
-
-    speaker: str
-    family: str
-    features: tuple[tuple[str, str, str], ...]
-    """(features cache path, source path, relative path) per recording."""
-    sha256s: tuple[str, ...]
+ClipTask = tuple[str, tuple[InputFile, ...]]
+"""Stage-2 input: a family and one speaker's readable recordings (each with its ``sha256``)."""
 
 
 def _clip_key(task: ClipTask, spec_dump: dict[str, Any], cfg: RunConfig) -> str:
+    family, files = task
     return fingerprint(
         {
-            "speaker": task.speaker,
-            "family": task.family,
-            "recordings": sorted(zip(task.sha256s, (f[2] for f in task.features), strict=True)),
+            "speaker": files[0].speaker,
+            "family": family,
+            "recordings": sorted((f.sha256 or "", f.path) for f in files),
             "spec": spec_dump,
             "selection": cfg.fingerprint_fields("selection"),
             "analysis": cfg.fingerprint_fields("analysis"),
@@ -299,7 +289,7 @@ def _clip_key(task: ClipTask, spec_dump: dict[str, Any], cfg: RunConfig) -> str:
 def _clip_cache(task: ClipTask, cache_dir: Path, cfg: RunConfig) -> tuple[Any, str, Path]:
     from pipeline.rules.families import load_family
 
-    spec = load_family(task.family)
+    spec = load_family(task[0])
     key = _clip_key(task, spec.model_dump(mode="json"), cfg)
     return spec, key, cache_dir / "clips" / f"{key}.json"
 
@@ -320,9 +310,9 @@ def make_clip(task: ClipTask, *, out_dir: Path, cache_dir: Path, config: RunConf
 
     spec, key, row_path = _clip_cache(task, cache_dir, config)
     recordings = []
-    for feat_path, source, rel in task.features:
-        rec = Analysis.load(Path(feat_path))  # cached by content: this file's name and speaker are set here
-        rec.source, rec.path, rec.speaker = source, rel, task.speaker
+    for f in task[1]:
+        rec = Analysis.load(_analysis_cache(f.sha256 or "", cache_dir, config)[1])
+        rec.source, rec.path, rec.speaker = f.source, f.path, f.speaker  # cached by content, named here
         recordings.append(rec)
     row = _select_render_check(recordings, spec, out_dir, config)
     row.key = key
@@ -542,7 +532,6 @@ def run(
                 yield item, result
 
         t_stage = time.perf_counter()
-        feature_paths: dict[str, str] = {}
         where = {"cache_dir": cache, "config": cfg}
         stage1 = outcomes(
             functools.partial(cached_recording, **where),
@@ -551,19 +540,16 @@ def run(
         )
         for item, result in stage1:
             if isinstance(result, BaseException):
-                crashed = _crash(out, item.path, result)
-                row, features = RecordingRow(path=item.path, speaker=item.speaker, **crashed), None
+                row = RecordingRow(path=item.path, speaker=item.speaker, **_crash(out, item.path, result))
             else:
-                row, features = result
-            if features:
-                feature_paths[item.path] = features
+                row = result
             recordings.append(row)
             append_row(rec_manifest, row)
             _notify(progress, "recording", row=row)
         timings["analyze_s"] = time.perf_counter() - t_stage
 
         t_stage = time.perf_counter()
-        clip_tasks = _clip_tasks(recordings, inputs, feature_paths, family_names)
+        clip_tasks = _clip_tasks(recordings, inputs, family_names)
         skipped = _speakers_without_audio(recordings, clip_tasks, family_names)
         _notify(progress, "clips", total=len(clip_tasks) + len(skipped))
         for clip in skipped:
@@ -574,10 +560,10 @@ def run(
         stage2 = outcomes(
             functools.partial(cached_clip, **where), functools.partial(make_clip, **where), clip_tasks
         )
-        for item, result in stage2:
+        for (family, files), result in stage2:
             if isinstance(result, BaseException):
-                crashed = _crash(out, f"{item.speaker}/{item.family}", result)
-                clip = ClipRow(speaker=item.speaker, family=item.family, **crashed)
+                who = files[0].speaker
+                clip = ClipRow(speaker=who, family=family, **_crash(out, f"{who}/{family}", result))
             else:
                 clip = result
             clips.append(clip)
@@ -644,30 +630,22 @@ def _check_speaker_folders(inputs: Sequence[InputFile]) -> None:
 
 
 def _clip_tasks(
-    recordings: Iterable[RecordingRow],
-    inputs: Sequence[InputFile],
-    feature_paths: dict[str, str],
-    families: Sequence[str],
+    recordings: Iterable[RecordingRow], inputs: Sequence[InputFile], families: Sequence[str]
 ) -> list[ClipTask]:
-    source_of = {i.path: i.source for i in inputs}
-    by_speaker: dict[str, list[RecordingRow]] = {}
+    """One task per speaker with readable recordings and family, the speakers in name order."""
+    by_path = {i.path: i for i in inputs}
+    by_speaker: dict[str, list[InputFile]] = {}
     for row in sorted(recordings, key=lambda r: r.path):
-        if row.status == "ok" and row.path in feature_paths:
-            by_speaker.setdefault(row.speaker, []).append(row)
-    tasks = []
-    for speaker, rows in sorted(by_speaker.items()):
-        feats = tuple((feature_paths[r.path], source_of[r.path], r.path) for r in rows)
-        shas = tuple(r.sha256 or "" for r in rows)
-        for family in families:
-            tasks.append(ClipTask(speaker=speaker, family=family, features=feats, sha256s=shas))
-    return tasks
+        if row.status == "ok":
+            by_speaker.setdefault(row.speaker, []).append(replace(by_path[row.path], sha256=row.sha256))
+    return [(family, tuple(files)) for _, files in sorted(by_speaker.items()) for family in families]
 
 
 def _speakers_without_audio(
     recordings: Iterable[RecordingRow], tasks: Sequence[ClipTask], families: Sequence[str]
 ) -> list[ClipRow]:
     """Clip rows for speakers none of whose files could be read: rejected, with the files' reasons."""
-    have = {t.speaker for t in tasks}
+    have = {files[0].speaker for _, files in tasks}
     reasons: dict[str, Counter[str]] = {}
     for row in sorted(recordings, key=lambda r: r.path):  # completion order differs between executors
         if row.speaker not in have:
