@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline.analysis.base import FRAME_S, Analysis, Measurement
+from pipeline.analysis.base import FRAME_S, Analysis
 from pipeline.analysis.fastpass import analyze_file
 from pipeline.audio.mix import choose_channels
 from pipeline.errors import InvalidArgument
@@ -314,7 +314,7 @@ def test_clean_stretch_nested_in_a_longer_window_reaches_the_slow_pass(monkeypat
         scored.append((p.start_s, p.end_s))
         inside = p.start_s >= 19.5 and p.end_s <= 38.5
         ovrl, spread = (3.2, 0.05) if inside else (2.4, 0.8)
-        slow = Measurement({"dnsmos_ovrl": ovrl, "dnsmos_spread": spread})
+        slow = Analysis(metrics={"dnsmos_ovrl": ovrl, "dnsmos_spread": spread})
         return evaluate(plan.pieces, indexes, slow=slow)
 
     monkeypatch.setattr("pipeline.selection.slow.finish", fake_finish)
@@ -336,7 +336,7 @@ def test_even_dnsmos_finalists_get_no_nested_windows(monkeypatch) -> None:
 
     def fake_finish(plan: ClipPlan, indexes: dict, *, refine: bool = True) -> ClipPlan:
         scored.append((plan.pieces[0].start_s, plan.pieces[0].end_s))
-        slow = Measurement({"dnsmos_ovrl": 3.0, "dnsmos_spread": 0.05})
+        slow = Analysis(metrics={"dnsmos_ovrl": 3.0, "dnsmos_spread": 0.05})
         return evaluate(plan.pieces, indexes, slow=slow)
 
     monkeypatch.setattr("pipeline.selection.slow.finish", fake_finish)

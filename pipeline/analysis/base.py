@@ -1,14 +1,15 @@
-"""Shared conventions for analysers: the frame grid, the :class:`Measurement` container, speech runs and
-pauses, and the :class:`Analysis` of a recording.
+"""Shared conventions for analysers: the frame grid, speech runs and pauses, and the :class:`Analysis`
+that holds what was measured.
 
 Every streaming analyser in :mod:`pipeline.analysis` follows one shape::
 
     meter = SomeMeter(sample_rate=16000)
     for block in blocks:
         meter.process(block)
-    measurement = meter.finish(...)   # a Measurement
+    measured = meter.finish(...)   # an Analysis holding that meter's metrics
 
-A metric that cannot be computed is stored as ``None`` with a reason (never NaN or infinity).
+The fast pass merges the meters' results into the :class:`Analysis` of the recording. A metric that
+cannot be computed is stored as ``None`` with a reason (never NaN or infinity).
 """
 
 from __future__ import annotations
@@ -71,35 +72,6 @@ def whole_frames(rest: np.ndarray, block: np.ndarray, size: int) -> tuple[np.nda
     return x[:whole].reshape(-1, size), x[whole:].copy()
 
 
-@dataclass
-class Measurement:
-    """Metric values plus, for each metric that is ``None``, why it could not be measured."""
-
-    values: dict[str, Any] = field(default_factory=dict)
-    null_reasons: dict[str, str] = field(default_factory=dict)
-
-    def put(self, name: str, value: Any, *, why: str | None = None) -> None:
-        """Store ``value`` under ``name``; NaN/inf/None become ``None`` with ``why`` recorded.
-
-        ``why`` should read like ``"not_measured: fewer than 0.4 s of audio"`` (a reason code, a colon, a
-        human explanation).
-        """
-        if isinstance(value, float) and not math.isfinite(value):
-            value = None
-        if value is None:
-            self.values[name] = None
-            self.null_reasons[name] = why or "not_measured: no value"
-            return
-        self.values[name] = value
-        self.null_reasons.pop(name, None)
-
-    def merge(self, other: Measurement) -> Measurement:
-        """Add another measurement's values into this one (``other`` wins on conflicts) and return self."""
-        for name, value in other.values.items():
-            self.put(name, value, why=other.null_reasons.get(name))
-        return self
-
-
 # --------------------------------------------------------------------------------------------------------
 # speech runs and pauses
 # --------------------------------------------------------------------------------------------------------
@@ -134,7 +106,7 @@ def runs_and_pauses(segments: Sequence[Span], *, min_pause_s: float = 0.5) -> tu
     return runs, pauses
 
 
-def speech_metrics(segments: Sequence[Span], *, duration_s: float, min_pause_s: float = 0.5) -> Measurement:
+def speech_metrics(segments: Sequence[Span], *, duration_s: float, min_pause_s: float = 0.5) -> Analysis:
     """Summarise speech segments of a recording of ``duration_s`` seconds.
 
     Keys: ``speech_s`` (total speech), ``speech_ratio`` (``speech_s / duration_s``), ``longest_run_s``,
@@ -144,7 +116,7 @@ def speech_metrics(segments: Sequence[Span], *, duration_s: float, min_pause_s: 
     duration = float(duration_s)
     runs, pauses = runs_and_pauses(segments, min_pause_s=min_pause_s)
     speech_s = sum(end - start for start, end in segments)
-    out = Measurement()
+    out = Analysis()
     out.put("speech_s", round(speech_s, 6))
     if duration > 0.0:
         out.put("speech_ratio", round(min(1.0, speech_s / duration), 6))
@@ -162,11 +134,12 @@ def speech_metrics(segments: Sequence[Span], *, duration_s: float, min_pause_s: 
 
 @dataclass
 class Analysis:
-    """One recording (or one window of it) as the fast pass measured it: what ``pipeline.analyze`` returns
-    and what selection reads (the runner caches it with :meth:`save` and :meth:`load`).
+    """What was measured of a recording (or of a window of it, or by one meter).
 
     ``metrics`` uses the public metric names; ``null_reasons`` says why each ``None`` metric is missing.
-    ``speech_segments`` are the ``(start_s, end_s)`` speech runs (:attr:`segments` as a DataFrame);
+    A meter's result holds only its own metrics; the fast pass's (what ``pipeline.analyze`` returns and
+    what selection reads, cached by the runner with :meth:`save` and :meth:`load`) holds them all and the
+    rest: ``speech_segments`` are the ``(start_s, end_s)`` speech runs (:attr:`segments` as a DataFrame);
     ``frame_db`` and ``speech_mask`` are on the shared 10 ms grid of the 16 kHz mono analysis view, mixed
     with ``channel_choice`` (render reuses its weights). ``block_bandwidth_hz`` is the effective bandwidth of
     each :data:`~pipeline.analysis.bandwidth.BLOCK_S` stretch (NaN: too little speech), so selection can
@@ -175,14 +148,14 @@ class Analysis:
     ``speaker`` whose recording it is (set by the runner) and ``info`` the file's probe.
     """
 
-    metrics: dict[str, Any]
-    null_reasons: dict[str, str]
-    speech_mask: np.ndarray
-    frame_db: np.ndarray
-    speech_segments: list[tuple[float, float]]
-    sample_rate: int
-    channels: int
-    channel_choice: ChannelChoice
+    metrics: dict[str, Any] = field(default_factory=dict)
+    null_reasons: dict[str, str] = field(default_factory=dict)
+    speech_mask: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
+    frame_db: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    speech_segments: list[tuple[float, float]] = field(default_factory=list)
+    sample_rate: int = 0
+    channels: int = 0
+    channel_choice: ChannelChoice | None = None
     dnsmos_windows: list[dict[str, float]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     block_bandwidth_hz: np.ndarray = field(default_factory=lambda: np.zeros(0))
@@ -190,6 +163,27 @@ class Analysis:
     source: str = ""
     speaker: str = ""
     info: AudioInfo | None = None
+
+    def put(self, name: str, value: Any, *, why: str | None = None) -> None:
+        """Store ``value`` under ``name``; NaN/inf/None become ``None`` with ``why`` recorded.
+
+        ``why`` should read like ``"not_measured: fewer than 0.4 s of audio"`` (a reason code, a colon, a
+        human explanation).
+        """
+        if isinstance(value, float) and not math.isfinite(value):
+            value = None
+        if value is None:
+            self.metrics[name] = None
+            self.null_reasons[name] = why or "not_measured: no value"
+            return
+        self.metrics[name] = value
+        self.null_reasons.pop(name, None)
+
+    def merge(self, other: Analysis) -> Analysis:
+        """Add another result's metrics into this one (``other`` wins on conflicts) and return self."""
+        for name, value in other.metrics.items():
+            self.put(name, value, why=other.null_reasons.get(name))
+        return self
 
     @property
     def frame_times(self) -> np.ndarray:
@@ -220,9 +214,7 @@ class Analysis:
 
         arguments.number("min_pause_s", min_pause_s, strict=True)
         duration_s = self.metrics["duration_s"]
-        return dict(
-            speech_metrics(self.speech_segments, duration_s=duration_s, min_pause_s=min_pause_s).values
-        )
+        return speech_metrics(self.speech_segments, duration_s=duration_s, min_pause_s=min_pause_s).metrics
 
     def plot(self, *, max_audio_s: float = PLOT_AUDIO_MAX_S) -> Figure:
         """A matplotlib figure: waveform with speech shaded, spectrogram, frame level with noise floor."""
@@ -236,7 +228,7 @@ class Analysis:
         from pipeline.audio.io import atomic_write_bytes
 
         meta = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in _ARRAYS}
-        meta["channel_choice"] = self.channel_choice.to_dict()
+        meta["channel_choice"] = None if self.channel_choice is None else self.channel_choice.to_dict()
         meta["info"] = None if self.info is None else asdict(self.info)
         blob = np.frombuffer(json.dumps({"version": FEATURES_VERSION, **meta}).encode(), dtype=np.uint8)
         arrays = {name: np.asarray(getattr(self, name), dtype=dtype) for name, dtype in _ARRAYS.items()}
@@ -254,10 +246,10 @@ class Analysis:
             version = meta.pop("version", None)
             if version != FEATURES_VERSION:
                 raise ValueError(f"{path}: features version {version} != {FEATURES_VERSION}")
-            choice = meta["channel_choice"]
-            meta["channel_choice"] = ChannelChoice(
-                **{**choice, "weights": tuple(choice["weights"]), "stats": None}
-            )
+            if (choice := meta["channel_choice"]) is not None:
+                meta["channel_choice"] = ChannelChoice(
+                    **{**choice, "weights": tuple(choice["weights"]), "stats": None}
+                )
             meta["info"] = None if meta["info"] is None else AudioInfo(**meta["info"])
             meta["speech_segments"] = [(float(s), float(e)) for s, e in meta["speech_segments"]]
             return cls(**meta, **{name: data[name].astype(dtype) for name, dtype in _ARRAYS.items()})

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.analysis.bandwidth import BandwidthMeter
-from pipeline.analysis.base import ANALYSIS_RATE, FRAME_S, Analysis, Measurement, speech_metrics, whole_frames
+from pipeline.analysis.base import ANALYSIS_RATE, FRAME_S, Analysis, speech_metrics, whole_frames
 from pipeline.analysis.clipping import ClippingDetector
 from pipeline.analysis.energy import DcOffsetMeter, FrameEnergy, LowBandEnergy, frame_db, noise_floor_dbfs
 from pipeline.analysis.loudness import LoudnessMeter, TruePeakMeter, amplitude_db
@@ -107,21 +107,21 @@ class FastPass:
         scores = dnsmos(audio)
         start = self._dnsmos_start
         self._dnsmos_start += audio.shape[0] / ANALYSIS_RATE
-        if scores.values.get("dnsmos_ovrl") is None:
+        if scores.metrics.get("dnsmos_ovrl") is None:
             return
         self._dnsmos_windows.append(
             {
                 "start_s": round(start, 3),
                 "end_s": round(self._dnsmos_start, 3),
-                "sig": scores.values["dnsmos_sig"],
-                "bak": scores.values["dnsmos_bak"],
-                "ovrl": scores.values["dnsmos_ovrl"],
+                "sig": scores.metrics["dnsmos_sig"],
+                "bak": scores.metrics["dnsmos_bak"],
+                "ovrl": scores.metrics["dnsmos_ovrl"],
             }
         )
 
     def finish(self, *, min_pause_s: float = 0.5) -> Analysis:
         """Compute every metric from what was accumulated."""
-        m = Measurement()
+        m = Analysis()
         duration = self.native_frames / self.sample_rate
         m.put("duration_s", round(duration, 6))
 
@@ -137,7 +137,7 @@ class FastPass:
         m.merge(self._wada.finish())
         m.merge(noise_floor_dbfs(levels, mask))
         m.merge(self._reverb.finish(speech_mask=mask))
-        snr = m.values.get("snr_db")
+        snr = m.metrics.get("snr_db")
         if snr is not None and snr < REVERB_MIN_SNR_DB:
             why = (
                 f"not_measured: the SNR ({snr:.0f} dB) is too low to tell room echo from noise "
@@ -148,10 +148,10 @@ class FastPass:
         m.merge(self._clipping.finish())
         m.merge(self._bandwidth.finish(speech_mask=mask))
         loudness = self._loudness.finish()
-        m.put("lufs", loudness.values.get("lufs"), why=loudness.null_reasons.get("lufs"))
+        m.put("lufs", loudness.metrics.get("lufs"), why=loudness.null_reasons.get("lufs"))
         m.put("true_peak_dbtp", amplitude_db(self._peak.peak))
         m.merge(self._dc.finish())
-        m.values.pop("clip_level", None)
+        m.metrics.pop("clip_level", None)
         m.null_reasons.pop("clip_level", None)
 
         if self._dnsmos:
@@ -163,9 +163,9 @@ class FastPass:
             for key in ("dnsmos_sig", "dnsmos_bak", "dnsmos_ovrl"):
                 m.put(key, None, why="not_measured: DNSMOS was not requested (use --dnsmos)")
 
-        m.values["channel_choice"] = self.choice.to_dict()
-        metrics = {name: m.values.get(name) for name in FAST_PASS_METRICS}
-        metrics["pauses"] = m.values.get("pauses", [])
+        m.metrics["channel_choice"] = self.choice.to_dict()
+        metrics = {name: m.metrics.get(name) for name in FAST_PASS_METRICS}
+        metrics["pauses"] = m.metrics.get("pauses", [])
         for name in FAST_PASS_METRICS:
             if metrics[name] is None and name not in m.null_reasons:
                 m.null_reasons[name] = "not_measured: no value"
@@ -184,7 +184,7 @@ class FastPass:
             ),
         )
 
-    def _put_dnsmos(self, m: Measurement, mask: np.ndarray) -> None:
+    def _put_dnsmos(self, m: Analysis, mask: np.ndarray) -> None:
         """Average DNSMOS over the windows that hold enough speech (all windows when none does)."""
         windows = self._dnsmos_windows
         if not windows:

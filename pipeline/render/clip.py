@@ -371,10 +371,10 @@ def _dnsmos_of(x: np.ndarray, rate: int, target_lufs: float) -> dict[str, float]
     from pipeline.analysis.dnsmos import dnsmos
 
     x16 = resample(x.astype(np.float32), in_rate=rate, out_rate=ANALYSIS_RATE).astype(np.float64)
-    m = integrated_loudness(x16, sample_rate=ANALYSIS_RATE, true_peak=False).values.get("lufs")
+    m = integrated_loudness(x16, sample_rate=ANALYSIS_RATE, true_peak=False).metrics.get("lufs")
     if m is not None:
         x16 = x16 * 10.0 ** ((target_lufs - m) / 20.0)
-    scores = dnsmos(np.clip(x16, -1.0, 1.0).astype(np.float32)).values
+    scores = dnsmos(np.clip(x16, -1.0, 1.0).astype(np.float32)).metrics
     if any(scores.get(k) is None for k in ("dnsmos_sig", "dnsmos_bak", "dnsmos_ovrl")):
         return None
     return {k: round(float(scores[f"dnsmos_{k}"]), 3) for k in ("sig", "bak", "ovrl")}
@@ -431,7 +431,7 @@ def _clip_bandwidth(x: np.ndarray, rate: int) -> float | None:
     mask = speech_mask(levels[:n], raw[:n])
     meter = BandwidthMeter(sample_rate=rate)
     meter.process(x32)
-    value = meter.finish(speech_mask=mask if mask.any() else None).values.get("bandwidth_hz")
+    value = meter.finish(speech_mask=mask if mask.any() else None).metrics.get("bandwidth_hz")
     return None if value is None else float(value)
 
 
@@ -509,7 +509,7 @@ def _normalise(
     x: np.ndarray, rate: int, *, target_lufs: float, tp_max: float, notes: list[str]
 ) -> tuple[np.ndarray, float]:
     """Gain to ``target_lufs`` with a true-peak limiter; returns the audio and the static gain (dB)."""
-    first = integrated_loudness(x, sample_rate=rate).values
+    first = integrated_loudness(x, sample_rate=rate).metrics
     if first.get("lufs") is None:
         notes.append("loudness not measurable (silent or too short): no gain applied")
         return x, 0.0
@@ -520,7 +520,7 @@ def _normalise(
     for _ in range(8):
         y = x * 10.0 ** (gain_db / 20.0)
         y, reduction = _limit(y, rate, ceiling_db)
-        m = integrated_loudness(y, sample_rate=rate).values
+        m = integrated_loudness(y, sample_rate=rate).metrics
         err = target_lufs - float(m["lufs"])
         over = float(m["true_peak_dbtp"]) - ceiling_db
         if over > 0.0:
@@ -528,7 +528,7 @@ def _normalise(
         if abs(err) <= LOUDNESS_TOLERANCE_LU and over <= 0.0:
             break
         gain_db += err
-    tp = float(integrated_loudness(y, sample_rate=rate).values["true_peak_dbtp"])
+    tp = float(integrated_loudness(y, sample_rate=rate).metrics["true_peak_dbtp"])
     if tp > tp_max - 0.05:  # the limiter did not converge: fall back to plain gain reduction
         y = y * 10.0 ** ((tp_max - 0.05 - tp) / 20.0)
         notes.append(f"true peak {tp:.2f} dBTP after limiting; gain lowered by {tp - tp_max + 0.05:.2f} dB")
@@ -620,7 +620,7 @@ def render(
         out = np.repeat(out[:, None], d.channels, axis=1)
     io.write(path, out, out_rate, format=d.format, subtype=d.subtype)
     written, written_rate = io.read(path)
-    measured = integrated_loudness(written, sample_rate=written_rate).values
+    measured = integrated_loudness(written, sample_rate=written_rate).metrics
     return RenderResult(
         path=path,
         duration_s=round(written.shape[0] / written_rate, 6),

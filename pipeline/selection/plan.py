@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.analysis.base import Measurement
+from pipeline.analysis.base import Analysis
 from pipeline.errors import InvalidArgument
 from pipeline.selection import scoring
 from pipeline.selection.frames import RecordingIndex, iqr, number
@@ -245,7 +245,7 @@ def evaluate(
     pieces: Sequence[Piece],
     indexes: Mapping[str, RecordingIndex],
     *,
-    slow: Measurement | None = None,
+    slow: Analysis | None = None,
     extra: Mapping[str, Any] | None = None,
 ) -> ClipPlan:
     """Measure and score the clip made of ``pieces`` (in clip order) and return its plan.
@@ -288,10 +288,10 @@ def evaluate(
     dnsmos_source = "fast_pass" if not math.isnan(measures["dnsmos_ovrl"]) else None
     if slow is not None:
         for key in ("dnsmos_ovrl", "dnsmos_sig", "dnsmos_bak"):
-            measures[key] = number(slow.values.get(key))
-        dnsmos_source = "window" if slow.values.get("dnsmos_ovrl") is not None else None
-        if slow.values.get("dnsmos_spread") is not None:
-            measures["dnsmos_spread"] = slow.values["dnsmos_spread"]
+            measures[key] = number(slow.metrics.get(key))
+        dnsmos_source = "window" if slow.metrics.get("dnsmos_ovrl") is not None else None
+        if slow.metrics.get("dnsmos_spread") is not None:
+            measures["dnsmos_spread"] = slow.metrics["dnsmos_spread"]
     parts = scoring.parts(measures, duration_s, rules)
     score = float(scoring.total(parts))
     out: dict[str, Any] = {k: _clean(v) for k, v in measures.items()}
@@ -316,7 +316,7 @@ def evaluate(
     )
 
 
-def _missing_reasons(out: Mapping[str, Any], slow: Measurement | None) -> dict[str, str]:
+def _missing_reasons(out: Mapping[str, Any], slow: Analysis | None) -> dict[str, str]:
     """Why each missing measure is missing."""
     reasons: dict[str, str] = {}
     for key in ("reverb_score", "bandwidth_hz"):
