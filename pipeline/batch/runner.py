@@ -27,7 +27,7 @@ import traceback
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Executor
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -55,22 +55,6 @@ ProgressCallback = Callable[[str, dict[str, Any]], None]
 
 class RunError(VoiceprepError):
     """The run itself could not proceed (output folder unwritable, no input, invalid configuration)."""
-
-
-@dataclass
-class RunSummary:
-    """What a run produced (also written to ``run.json``)."""
-
-    out_dir: Path
-    recordings: list[RecordingRow]
-    clips: list[ClipRow]
-    seconds: float
-    counts: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def all_ready(self) -> bool:
-        """True when every clip row is ``ready`` (or ``submitted``)."""
-        return all(c.status in {"ready", "submitted"} for c in self.clips)
 
 
 # --------------------------------------------------------------------------------------------- speakers
@@ -447,8 +431,9 @@ def run(
     speaker: str | None = None,
     speaker_map: str | Path | None = None,
     progress: ProgressCallback | None = None,
-) -> RunSummary:
-    """Run voiceprep over a file or folder and write the outputs to ``out_dir``.
+) -> Path:
+    """Run voiceprep over a file or folder, write the outputs to ``out_dir`` and return that folder (read
+    what the run produced with :func:`pipeline.load_run`).
 
     ``executor`` is ``"serial"``, ``"processes"`` or ``"dask"`` (default: the config's), or any
     :class:`concurrent.futures.Executor` (a Dask ``client.get_executor()``, a thread pool), which the run
@@ -578,7 +563,6 @@ def run(
     _remove_stale_clips(out, clips)
     seconds = time.perf_counter() - t0
     counts = _counts(recordings, clips)
-    summary = RunSummary(out_dir=out, recordings=recordings, clips=clips, seconds=seconds, counts=counts)
     _write_json(
         out / "run.json",
         {
@@ -597,8 +581,8 @@ def run(
             "counts": counts,
         },
     )
-    _notify(progress, "done", summary=summary)
-    return summary
+    _notify(progress, "done", out_dir=out, counts=counts)
+    return out
 
 
 def _remove_temp_files(out: Path) -> None:
