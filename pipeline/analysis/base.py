@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -224,12 +224,12 @@ class Analysis:
 
     def save(self, path: Path) -> None:
         """Write to ``path`` (an ``.npz``) atomically: the frame arrays as float32/bool arrays (a few bytes
-        per 10 ms), the rest as JSON (``channel_choice`` without its raw channel sums)."""
+        per 10 ms), the rest as JSON (``channel_choice`` without its raw channel sums; not the probe ``info``,
+        which the runner keeps in the recording's row)."""
         from pipeline.audio.io import atomic_write_bytes
 
-        meta = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in _ARRAYS}
+        meta = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in (*_ARRAYS, "info")}
         meta["channel_choice"] = None if self.channel_choice is None else self.channel_choice.to_dict()
-        meta["info"] = None if self.info is None else asdict(self.info)
         blob = np.frombuffer(json.dumps({"version": FEATURES_VERSION, **meta}).encode(), dtype=np.uint8)
         arrays = {name: np.asarray(getattr(self, name), dtype=dtype) for name, dtype in _ARRAYS.items()}
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -238,7 +238,6 @@ class Analysis:
     @classmethod
     def load(cls, path: Path) -> Analysis:
         """Read what :meth:`save` wrote; ``ValueError`` for another version or a damaged file."""
-        from pipeline.audio.io import AudioInfo
         from pipeline.audio.mix import ChannelChoice
 
         with np.load(path) as data:
@@ -250,7 +249,6 @@ class Analysis:
                 meta["channel_choice"] = ChannelChoice(
                     **{**choice, "weights": tuple(choice["weights"]), "stats": None}
                 )
-            meta["info"] = None if meta["info"] is None else AudioInfo(**meta["info"])
             meta["speech_segments"] = [(float(s), float(e)) for s, e in meta["speech_segments"]]
             return cls(**meta, **{name: data[name].astype(dtype) for name, dtype in _ARRAYS.items()})
 
