@@ -89,7 +89,8 @@ LONG_PAUSE_S = 2.0
 def runs_and_pauses(segments: Sequence[Span], *, min_pause_s: float = 0.5) -> tuple[list[Span], list[Span]]:
     """Group speech segments into runs and list the pauses between the runs.
 
-    ``segments`` are sorted, non-overlapping ``(start_s, end_s)`` spans (as :func:`pipeline.analysis.vad.segments_from_mask` gives).
+    ``segments`` are sorted, non-overlapping ``(start_s, end_s)`` spans (as
+    :func:`pipeline.analysis.vad.segments_from_mask` gives).
     Gaps shorter than ``min_pause_s`` join their neighbours into one run; every gap of ``min_pause_s`` or
     more is a pause ``(start_s, end_s)``. Both lists are in time order; ``len(pauses) == len(runs) - 1``
     whenever there is speech.

@@ -5,8 +5,9 @@ DC offset and loudness are properties of the source) and as the 16 kHz mono anal
 energy, SNR, reverberation, DNSMOS). Memory is bounded by the number of 10 ms frames, not samples: a
 one-hour file holds 360 000 frames of a few floats each.
 
-The result is an :class:`~pipeline.analysis.base.Analysis`: metrics (the names used everywhere), the reasons for every metric
-that could not be measured, per-frame arrays and the speech segments (what ``pipeline.analyze`` returns).
+The result is an :class:`~pipeline.analysis.base.Analysis`: metrics (the names used everywhere), the
+reasons for every metric that could not be measured, per-frame arrays and the speech segments (what
+``pipeline.analyze`` returns).
 """
 
 from __future__ import annotations

@@ -3,8 +3,8 @@
 Two stages, each a set of independent tasks sent through one executor seam (serial, processes, Dask):
 
 1. one task per input file: probe, sha256, fast pass; the result (a recordings row and the
-   :class:`~pipeline.analysis.base.Analysis`) is cached under ``OUT/.cache/recordings/`` keyed by the file's sha256 and the analysis
-   settings, so a resumed or repeated run never decodes a file twice;
+   :class:`~pipeline.analysis.base.Analysis`) is cached under ``OUT/.cache/recordings/`` keyed by the
+   file's sha256 and the analysis settings, so a resumed or repeated run never decodes a file twice;
 2. one task per (speaker, family): selection over the speaker's recordings, render, re-check; cached
    under ``OUT/.cache/clips/`` keyed by the speaker's recordings, the family spec and the settings.
 

@@ -135,7 +135,8 @@ def failed_recordings(res: RunResults) -> list[dict[str, Any]]:
 
 
 def cells(row: dict[str, Any], gates: dict[str, list[Any]]) -> dict[str, tuple[str, str | None, str]]:
-    """A recording's metric cells: metric -> (text, verdict against the families' ``gates`` or None, title)."""
+    """A recording's metric cells: metric -> (text, verdict against the families' ``gates`` or None,
+    title)."""
     metrics = row["metrics"] or {}
     out: dict[str, tuple[str, str | None, str]] = {}
     for metric in RECORDING_METRICS if metrics else ():
