@@ -273,7 +273,8 @@ def _clip_key(task: ClipTask, spec_dump: dict[str, Any], cfg: RunConfig) -> str:
 def _clip_cache(task: ClipTask, cache_dir: Path, cfg: RunConfig) -> tuple[Any, str, Path]:
     from pipeline.rules.families import load_family
 
-    spec = load_family(task[0])
+    family, _ = task
+    spec = load_family(family)
     key = _clip_key(task, spec.model_dump(mode="json"), cfg)
     return spec, key, cache_dir / "clips" / f"{key}.json"
 
@@ -293,8 +294,9 @@ def make_clip(task: ClipTask, *, out_dir: Path, cache_dir: Path, config: RunConf
     from pipeline.analysis.base import Analysis
 
     spec, key, row_path = _clip_cache(task, cache_dir, config)
+    _, files = task
     recordings = []
-    for f in task[1]:
+    for f in files:
         rec = Analysis.load(_analysis_cache(f.sha256 or "", cache_dir, config)[1])
         rec.source, rec.path, rec.speaker = f.source, f.path, f.speaker  # cached by content, named here
         recordings.append(rec)
