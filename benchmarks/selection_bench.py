@@ -360,9 +360,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"built {len(truths)} recordings ({audio_s / 60:.1f} min) in {t_build:.1f} s", flush=True)
 
         t1 = time.perf_counter()
-        summary = run(in_dir, out_dir, families=list(FAMILIES), executor="processes", jobs=args.jobs)
+        run(in_dir, out_dir, families=list(FAMILIES), executor="processes", jobs=args.jobs)
         t_run = time.perf_counter() - t1
-        print(f"voiceprep run: {t_run:.1f} s ({summary.counts.get('clips')})", flush=True)
+        run_counts = json.loads((out_dir / "run.json").read_text()).get("counts") or {}
+        print(f"voiceprep run: {t_run:.1f} s ({run_counts.get('clips')})", flush=True)
 
         rows = [
             json.loads(line) for line in (out_dir / "clips.jsonl").read_text().splitlines() if line.strip()
@@ -412,7 +413,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "recheck": round(t_check, 2),
                 "total": round(elapsed, 2),
             },
-            "run_counts": (summary.counts or {}),
+            "run_counts": run_counts,
             "python": platform.python_version(),
             "machine": platform.machine(),
             "cpus": os.cpu_count(),

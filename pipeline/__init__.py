@@ -7,8 +7,8 @@ The public API is small::
     r = pipeline.check("memo.m4a", "qwen-tts")  # judge as the service would: r.verdict, r.checks
     rs = pipeline.check_families("memo.m4a", ["qwen-tts", "minimax"])  # one result per family
     spec = pipeline.load_family("cosyvoice")    # the family's rules
-    pipeline.run("recordings/", "out/", families=["cosyvoice"])  # a whole folder, as `voiceprep run`
-    res = pipeline.load_run("out/")             # res.recordings, res.clips, res.voices (pandas)
+    out = pipeline.run("recordings/", "out/", families=["cosyvoice"])  # a whole folder, as `voiceprep run`
+    res = pipeline.load_run(out)                # res.recordings, res.clips, res.voices (pandas)
 
 Everything is imported lazily so ``import pipeline`` stays fast in worker processes.
 """
@@ -22,7 +22,7 @@ __version__ = "0.1.0"
 if TYPE_CHECKING:
     from pipeline.analysis.inspection import Analysis, analyze, check, check_families
     from pipeline.audio.io import probe
-    from pipeline.batch.runner import RunSummary, run
+    from pipeline.batch.runner import run
     from pipeline.report.results import RunResults, load_run
     from pipeline.rules.checks import CheckResult
     from pipeline.rules.families import FamilySpec, list_families, load_family
@@ -41,7 +41,6 @@ _LAZY = {
     "probe": ("pipeline.audio.io", "probe"),
     "load_run": ("pipeline.report.results", "load_run"),
     "RunResults": ("pipeline.report.results", "RunResults"),
-    "RunSummary": ("pipeline.batch.runner", "RunSummary"),
     "run": ("pipeline.batch.runner", "run"),
 }
 
@@ -51,7 +50,6 @@ __all__ = [
     "Family",
     "FamilySpec",
     "RunResults",
-    "RunSummary",
     "__version__",
     "analyze",
     "check",

@@ -30,7 +30,7 @@ def measure(
     samples = np.asarray(x, dtype=np.float32)
     for start in range(0, samples.shape[0], block):
         meter.process(samples[start : start + block])
-    values = meter.finish(speech_mask=speech_mask).values
+    values = meter.finish(speech_mask=speech_mask).metrics
     return values["bandwidth_hz"], values["bandwidth_class"]
 
 
@@ -108,7 +108,7 @@ def test_rate_not_divisible_by_25_and_one_sample_blocks_agree_with_whole_array()
         pieces.process(x[start : start + 1])
     pieces.process(x[5000:])
     np.testing.assert_allclose(pieces.long_term_spectrum(), whole.long_term_spectrum(), rtol=0, atol=1e-9)
-    assert whole.finish().values["bandwidth_class"] == "wide"
+    assert whole.finish().metrics["bandwidth_class"] == "wide"
 
 
 @pytest.mark.parametrize("name", LIBRI)
@@ -190,7 +190,7 @@ def test_speech_mask_selects_the_frames_that_are_averaged() -> None:
     meter = BandwidthMeter(sample_rate=rate)
     meter.process(x.astype(np.float32))
     nothing = meter.finish(speech_mask=np.zeros(400, dtype=bool))
-    assert nothing.values["bandwidth_hz"] is None
+    assert nothing.metrics["bandwidth_hz"] is None
     assert nothing.null_reasons["bandwidth_hz"].startswith("no_speech:")
 
 
@@ -198,10 +198,10 @@ def test_silence_and_empty_input_give_none_with_reasons() -> None:
     meter = BandwidthMeter(sample_rate=48000)
     meter.process(np.zeros(48000, dtype=np.float32))
     silent = meter.finish()
-    assert silent.values["bandwidth_class"] is None
+    assert silent.metrics["bandwidth_class"] is None
     assert silent.null_reasons["bandwidth_class"].startswith("not_measured:")
     empty = BandwidthMeter(sample_rate=48000).finish()
-    assert empty.values["bandwidth_hz"] is None
+    assert empty.metrics["bandwidth_hz"] is None
     assert empty.null_reasons["bandwidth_hz"].startswith("empty:")
 
 
@@ -396,7 +396,7 @@ def test_finish_of_an_hour_needs_little_memory() -> None:
     mask = np.tile(np.repeat(rng.random(100) < 0.5, 10), 360)
     tracemalloc.start()
     try:
-        values = meter.finish(speech_mask=mask).values
+        values = meter.finish(speech_mask=mask).metrics
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
@@ -417,7 +417,7 @@ def test_block_bandwidths_show_where_a_recording_is_band_limited() -> None:
     assert blocks.shape == (3,)
     assert bandwidth_class(blocks[0]) == "full" and bandwidth_class(blocks[2]) == "full"
     assert 3500 <= blocks[1] <= 4300
-    assert meter.finish(speech_mask=mask).values["bandwidth_class"] == "full"
+    assert meter.finish(speech_mask=mask).metrics["bandwidth_class"] == "full"
 
 
 def test_block_bandwidths_are_nan_without_enough_speech() -> None:

@@ -38,7 +38,7 @@ def detect(x: np.ndarray, rate: int, *, block: int = 65536) -> dict:
     detector = ClippingDetector(sample_rate=rate, channels=samples.shape[1])
     for start in range(0, samples.shape[0], block):
         detector.process(samples[start : start + block])
-    return detector.finish().values
+    return detector.finish().metrics
 
 
 def read_mono(name: str) -> tuple[np.ndarray, int]:
@@ -219,7 +219,7 @@ def test_block_size_does_not_change_the_result() -> None:
         detector.process(x[start : start + 1, None].astype(np.float32))
     for start in range(3000, x.shape[0], 999):
         detector.process(x[start : start + 999, None].astype(np.float32))
-    assert detector.finish().values == whole
+    assert detector.finish().metrics == whole
     assert whole["clipped_ratio"] * x.shape[0] == pytest.approx(truth, rel=0.02, abs=2)
 
 
@@ -240,7 +240,7 @@ def test_events_are_merged_within_100_ms_and_capped() -> None:
 
 def test_empty_input_is_none_with_reason() -> None:
     result = ClippingDetector(sample_rate=48000, channels=2).finish()
-    assert result.values["clipped_ratio"] is None
+    assert result.metrics["clipped_ratio"] is None
     assert result.null_reasons["clipped_ratio"].startswith("empty:")
 
 

@@ -37,7 +37,7 @@ def clean16k(dry_native: tuple[np.ndarray, int]) -> np.ndarray:
 @pytest.fixture(scope="module")
 def clean_scores(clean16k: np.ndarray) -> dict[str, float]:
     dn.warm_up()
-    return dn.dnsmos(clean16k).values
+    return dn.dnsmos(clean16k).metrics
 
 
 def test_clean_speech_scores_like_clean_read_speech(clean_scores: dict[str, float]) -> None:
@@ -57,7 +57,7 @@ def test_white_noise_at_5_db_snr_lowers_ovrl_and_bak(
     noise *= np.sqrt(np.mean(clean16k.astype(np.float64) ** 2) / np.mean(noise**2) / 10 ** (5 / 10))
     noisy = clean16k + noise
     noisy /= max(1.0, float(np.abs(noisy).max()))
-    scores = dn.dnsmos(noisy.astype(np.float32)).values
+    scores = dn.dnsmos(noisy.astype(np.float32)).metrics
     assert scores["dnsmos_ovrl"] <= clean_scores["dnsmos_ovrl"] - 0.5
     assert scores["dnsmos_bak"] <= clean_scores["dnsmos_bak"] - 1.0
 
@@ -72,13 +72,13 @@ def test_church_reverb_lowers_ovrl(
     wet *= np.sqrt(np.mean(dry**2) / np.mean(wet**2))  # same level as the dry original
     wet16 = soxr.resample(wet, rate, RATE)
     wet16 /= max(1.0, float(np.abs(wet16).max()) / 0.99)
-    scores = dn.dnsmos(wet16.astype(np.float32)).values
+    scores = dn.dnsmos(wet16.astype(np.float32)).metrics
     assert scores["dnsmos_ovrl"] <= clean_scores["dnsmos_ovrl"] - 0.5
     assert scores["dnsmos_sig"] < clean_scores["dnsmos_sig"]
 
 
 def test_same_input_gives_identical_scores(clean16k: np.ndarray, clean_scores: dict[str, float]) -> None:
-    again = dn.dnsmos(clean16k.copy()).values
+    again = dn.dnsmos(clean16k.copy()).metrics
     assert again == clean_scores
 
 
@@ -97,7 +97,7 @@ def test_matches_speechmos_reference_scorer(clean16k: np.ndarray) -> None:
     reference.p808_onnx_sess = _NoP808()
     reference.audio_melspec = lambda audio, **_: np.zeros((1, 120), dtype=np.float32)
     expected = reference(short.astype(np.float64), RATE, False)
-    ours = dn.dnsmos(short).values
+    ours = dn.dnsmos(short).metrics
     assert ours["dnsmos_sig"] == pytest.approx(float(expected["sig_mos"]), abs=1e-5)
     assert ours["dnsmos_bak"] == pytest.approx(float(expected["bak_mos"]), abs=1e-5)
     assert ours["dnsmos_ovrl"] == pytest.approx(float(expected["ovrl_mos"]), abs=1e-5)
@@ -121,14 +121,14 @@ def test_segments_tile_short_input_and_hop_one_second() -> None:
 def test_beyond_full_scale_is_clipped_before_scoring(clean16k: np.ndarray) -> None:
     loud = clean16k * 2.5
     assert np.abs(loud).max() > 1.0
-    assert dn.dnsmos(loud).values == dn.dnsmos(np.clip(loud, -1.0, 1.0)).values
+    assert dn.dnsmos(loud).metrics == dn.dnsmos(np.clip(loud, -1.0, 1.0)).metrics
 
 
 def test_silence_is_none_with_no_speech_reason() -> None:
     for audio in (np.zeros(5 * RATE, dtype=np.float32), np.full(5 * RATE, 1e-4, dtype=np.float32)):
         result = dn.dnsmos(audio)
         for name in dn.METRICS:
-            assert result.values[name] is None
+            assert result.metrics[name] is None
             assert result.null_reasons[name].startswith("no_speech:")
 
 
@@ -136,7 +136,7 @@ def test_under_one_second_is_none_with_reason() -> None:
     rng = np.random.default_rng(0)
     result = dn.dnsmos((rng.standard_normal(RATE - 1) * 0.1).astype(np.float32))
     for name in dn.METRICS:
-        assert result.values[name] is None
+        assert result.metrics[name] is None
         assert result.null_reasons[name].startswith("not_measured:")
 
 

@@ -12,6 +12,7 @@ import pytest
 import soundfile as sf
 import soxr
 
+from pipeline.analysis.base import Analysis
 from pipeline.analysis.fastpass import analyze_array, analyze_file
 from pipeline.audio.io import write
 from pipeline.rules.metrics import FAST_PASS_METRICS
@@ -51,6 +52,26 @@ def test_every_metric_is_present_and_finite_or_null_with_reason(two_utterances) 
     assert result.metrics["duration_s"] == pytest.approx(x.size / 16000, abs=1e-6)
     assert result.null_reasons["dnsmos_ovrl"].startswith("not_measured")
     assert result.speech_mask.size == x.size // 160
+
+
+def test_the_runner_cache_keeps_what_selection_reads(two_utterances, tmp_path: Path) -> None:
+    """``Analysis.save``/``load``: metrics, reasons, segments and the channel weights survive; the frame
+    arrays come back as float32 and bool."""
+    x, _, _ = two_utterances
+    stereo = np.stack([x, np.zeros_like(x)], axis=1)  # channel 1 silent: ``best`` picks channel 0
+    result = analyze_array(stereo, 16000)
+    result.path, result.speaker = "bob/take.wav", "bob"
+    result.save(tmp_path / "a.npz")
+    back = Analysis.load(tmp_path / "a.npz")
+    assert (back.metrics, back.null_reasons) == (result.metrics, result.null_reasons)
+    assert back.speech_segments == result.speech_segments and (back.path, back.speaker) == (
+        "bob/take.wav",
+        "bob",
+    )
+    assert back.channel_choice.weights == result.channel_choice.weights == (1.0, 0.0)
+    assert back.frame_db.dtype == np.float32 and back.speech_mask.dtype == bool
+    assert np.allclose(back.frame_db, result.frame_db, atol=1e-3)
+    assert np.array_equal(back.speech_mask, result.speech_mask)
 
 
 def test_inserted_pause_is_measured_and_speech_runs_split(two_utterances) -> None:
@@ -147,7 +168,7 @@ def test_loudness_from_the_16k_view_matches_full_band_and_peaks_come_from_native
     for name in ("sms_speech-male.wav", "aug_vctk_p286_011.wav"):
         x, sr = sf.read(SPEECH / name, dtype="float32")
         m = analyze_array(x, sr).metrics
-        native = integrated_loudness(x, sample_rate=sr).values
+        native = integrated_loudness(x, sample_rate=sr).metrics
         assert m["lufs"] == pytest.approx(native["lufs"], abs=0.2), name
         assert m["true_peak_dbtp"] == pytest.approx(native["true_peak_dbtp"], abs=0.01), name
 

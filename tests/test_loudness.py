@@ -49,9 +49,9 @@ def test_k_weighting_at_48k_is_the_standard_table():
 
 def test_full_scale_997hz_sine_reads_minus_3_01():
     """The standard's calibration: a 0 dBFS 997 Hz sine in one channel reads -3.01 LKFS at 48 kHz."""
-    assert integrated_loudness(sine(997, 1.0, 5.0, 48000), sample_rate=48000).values["lufs"] == pytest.approx(
-        -3.01, abs=0.01
-    )
+    assert integrated_loudness(sine(997, 1.0, 5.0, 48000), sample_rate=48000).metrics[
+        "lufs"
+    ] == pytest.approx(-3.01, abs=0.01)
 
 
 @pytest.mark.parametrize("rate", [16000, 44100, 48000])
@@ -60,7 +60,7 @@ def test_minus_20_dbfs_sine_reads_minus_23_01(rate):
 
     Away from 48 kHz the K-weighting is re-derived; at 1 kHz it stays within 0.05 dB of the standard.
     """
-    value = integrated_loudness(sine(1000, 0.1, 5.0, rate), sample_rate=rate).values["lufs"]
+    value = integrated_loudness(sine(1000, 0.1, 5.0, rate), sample_rate=rate).metrics["lufs"]
     assert value == pytest.approx(-23.01, abs=0.05)
 
 
@@ -88,7 +88,7 @@ def _signals() -> list[tuple[str, np.ndarray, int]]:
 @pytest.mark.parametrize(("name", "x", "rate"), _signals(), ids=[s[0] for s in _signals()])
 def test_agrees_with_pyloudnorm(name, x, rate):
     x = whole_subblocks(x, rate)
-    ours = integrated_loudness(x, sample_rate=rate).values["lufs"]
+    ours = integrated_loudness(x, sample_rate=rate).metrics["lufs"]
     theirs = pyloudnorm.Meter(rate).integrated_loudness(x)
     assert ours == pytest.approx(theirs, abs=0.1), name
 
@@ -97,8 +97,8 @@ def test_gating_drops_quiet_blocks_like_pyloudnorm():
     """5 s of -20 dBFS tone then 5 s at -60 dBFS: the quiet half is more than 10 LU down and gated out."""
     rate = 16000
     x = np.concatenate([sine(1000, 0.1, 5.0, rate), sine(1000, 0.001, 5.0, rate)])
-    ours = integrated_loudness(x, sample_rate=rate).values["lufs"]
-    alone = integrated_loudness(sine(1000, 0.1, 5.0, rate), sample_rate=rate).values["lufs"]
+    ours = integrated_loudness(x, sample_rate=rate).metrics["lufs"]
+    alone = integrated_loudness(sine(1000, 0.1, 5.0, rate), sample_rate=rate).metrics["lufs"]
     # Only the two blocks that straddle the step differ from the loud-only measurement.
     assert ours == pytest.approx(alone, abs=0.2)
     assert ours == pytest.approx(pyloudnorm.Meter(rate).integrated_loudness(x), abs=0.1)
@@ -106,8 +106,8 @@ def test_gating_drops_quiet_blocks_like_pyloudnorm():
 
 def test_two_identical_channels_are_3_db_louder_than_one():
     mono = pink(48000 * 4, 4)
-    one = integrated_loudness(mono, sample_rate=48000).values["lufs"]
-    two = integrated_loudness(np.stack([mono, mono], axis=1), sample_rate=48000).values["lufs"]
+    one = integrated_loudness(mono, sample_rate=48000).metrics["lufs"]
+    two = integrated_loudness(np.stack([mono, mono], axis=1), sample_rate=48000).metrics["lufs"]
     assert two - one == pytest.approx(10 * np.log10(2), abs=1e-9)
 
 
@@ -121,8 +121,8 @@ def test_streaming_with_odd_blocks_equals_one_shot():
         meter.process(x[pos : pos + sizes[i % len(sizes)]])
         pos += sizes[i % len(sizes)]
         i += 1
-    streamed = meter.finish().values
-    one_shot = integrated_loudness(x, sample_rate=rate).values
+    streamed = meter.finish().metrics
+    one_shot = integrated_loudness(x, sample_rate=rate).metrics
     for key in ("lufs", "sample_peak_dbfs"):
         assert streamed[key] == pytest.approx(one_shot[key], abs=1e-9), key
     # The oversampling runs in float32: allow its rounding (1e-7 relative, under 1e-6 dB).
@@ -138,7 +138,7 @@ def test_true_peak_of_quarter_rate_sine_at_45_degrees():
     rate = 48000
     x = sine(rate / 4, 0.5, 1.0, rate, phase=np.pi / 4)
     x[:480] *= np.linspace(0.0, 1.0, 480)
-    v = integrated_loudness(x, sample_rate=rate).values
+    v = integrated_loudness(x, sample_rate=rate).metrics
     assert v["sample_peak_dbfs"] == pytest.approx(20 * np.log10(0.5 * np.sqrt(0.5)), abs=1e-6)
     assert v["true_peak_dbtp"] == pytest.approx(20 * np.log10(0.5), abs=0.05)
     assert v["true_peak_dbtp"] - v["sample_peak_dbfs"] == pytest.approx(3.01, abs=0.05)
@@ -148,23 +148,23 @@ def test_true_peak_equals_sample_peak_for_a_low_tone():
     """At 100 Hz and 48 kHz consecutive samples are 0.75 degrees apart: no inter-sample overshoot."""
     x = sine(100, 0.25, 1.0, 48000)
     x[:4800] *= np.linspace(0.0, 1.0, 4800)
-    v = integrated_loudness(x, sample_rate=48000).values
+    v = integrated_loudness(x, sample_rate=48000).metrics
     assert v["true_peak_dbtp"] == pytest.approx(v["sample_peak_dbfs"], abs=0.01)
     assert v["sample_peak_dbfs"] == pytest.approx(20 * np.log10(0.25), abs=1e-3)
 
 
 def test_silence_and_short_input():
     silent = integrated_loudness(np.zeros(48000), sample_rate=48000)
-    assert silent.values["lufs"] is None and silent.null_reasons["lufs"].startswith("too_quiet:")
-    assert silent.values["true_peak_dbtp"] == -120.0 and silent.values["sample_peak_dbfs"] == -120.0
+    assert silent.metrics["lufs"] is None and silent.null_reasons["lufs"].startswith("too_quiet:")
+    assert silent.metrics["true_peak_dbtp"] == -120.0 and silent.metrics["sample_peak_dbfs"] == -120.0
     short = integrated_loudness(sine(1000, 0.5, 0.3, 16000), sample_rate=16000)
-    assert short.values["lufs"] is None and short.null_reasons["lufs"].startswith("not_measured:")
-    assert short.values["sample_peak_dbfs"] == pytest.approx(20 * np.log10(0.5), abs=0.01)
+    assert short.metrics["lufs"] is None and short.null_reasons["lufs"].startswith("not_measured:")
+    assert short.metrics["sample_peak_dbfs"] == pytest.approx(20 * np.log10(0.5), abs=0.01)
 
 
 def test_true_peak_can_be_switched_off():
     m = integrated_loudness(sine(1000, 0.1, 1.0, 16000), sample_rate=16000, true_peak=False)
-    assert m.values["true_peak_dbtp"] is None and m.values["lufs"] is not None
+    assert m.metrics["true_peak_dbtp"] is None and m.metrics["lufs"] is not None
 
 
 def test_invalid_arguments():

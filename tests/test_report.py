@@ -28,8 +28,9 @@ from pipeline.batch.manifest import ClipRow, RecordingRow, write_rows
 from pipeline.errors import InvalidArgument
 from pipeline.report import media, plots
 from pipeline.report.build import build_report
-from pipeline.report.data import gather
+from pipeline.report.data import counts, speaker_cards
 from pipeline.report.html import limit_text
+from pipeline.report.results import load_run
 from pipeline.rules.metrics import seconds, value_text
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -561,19 +562,20 @@ def test_bad_arguments_name_the_value(tmp_path: Path) -> None:
         build_report(out, jobs=0)
 
 
-def test_gather_reads_no_audio(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_speaker_cards_read_no_audio(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import pipeline.audio.io as io
 
     out = make_run(tmp_path)
 
     def refuse(*args: Any, **kwargs: Any) -> None:
-        raise AssertionError("gather() must not read audio")
+        raise AssertionError("load_run() and speaker_cards() must not read audio")
 
     monkeypatch.setattr(io, "AudioReader", refuse)
     monkeypatch.setattr(io, "read", refuse)
-    data = gather(out)
-    assert [s.name for s in data.speakers] == sorted(["ann", WEIRD, "dan"])
-    assert data.counts["by_status"] == {"ready": 2, "rejected": 1, "submitted": 1, "failed": 1}
+    res = load_run(out)
+    speakers = speaker_cards(res)
+    assert [s.name for s in speakers] == sorted(["ann", WEIRD, "dan"])
+    assert counts(res, speakers)["by_status"] == {"ready": 2, "rejected": 1, "submitted": 1, "failed": 1}
 
 
 # --------------------------------------------------------------------------------------------- a real run

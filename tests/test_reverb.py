@@ -114,7 +114,7 @@ def _burst_train(t60_s: float, *, seed: int, seconds: float = 20.0, snr_db: floa
 def _measure(signal: np.ndarray, mask: np.ndarray | None = None) -> dict:
     meter = ReverbMeter(sample_rate=FS)
     meter.process(signal)
-    return meter.finish(mask).values
+    return meter.finish(mask).metrics
 
 
 @pytest.fixture(scope="module")
@@ -202,9 +202,9 @@ def test_stationary_noise_has_no_free_decays() -> None:
     meter = ReverbMeter()
     meter.process((0.01 * rng.standard_normal(10 * FS)).astype(np.float32))
     result = meter.finish()
-    assert result.values["rt60_s"] is None
+    assert result.metrics["rt60_s"] is None
     assert result.null_reasons["rt60_s"].startswith("not_measured: too few free decays (found 0, need 5)")
-    assert result.values["reverb_score"] is None
+    assert result.metrics["reverb_score"] is None
     assert result.null_reasons["reverb_score"].startswith("not_measured:")
 
 
@@ -212,7 +212,7 @@ def test_too_little_audio_is_not_measured() -> None:
     meter = ReverbMeter()
     meter.process(np.zeros(FS // 10, dtype=np.float32))
     result = meter.finish()
-    assert result.values["rt60_s"] is None and result.values["reverb_score"] is None
+    assert result.metrics["rt60_s"] is None and result.metrics["reverb_score"] is None
     assert result.null_reasons["rt60_s"].startswith("not_measured: too little audio")
 
 
@@ -221,7 +221,7 @@ def test_mask_without_speech_gives_no_speech_reason() -> None:
     meter = ReverbMeter()
     meter.process(signal)
     result = meter.finish(np.zeros(meter.n_frames, dtype=bool))
-    assert result.values["rt60_s"] is None
+    assert result.metrics["rt60_s"] is None
     assert result.null_reasons["reverb_score"].startswith("no_speech:")
 
 
@@ -252,7 +252,7 @@ def test_block_size_does_not_change_the_result() -> None:
         position += size
     assert streamed.n_frames == whole.n_frames == signal.size // FRAME_SAMPLES
     np.testing.assert_allclose(streamed.band_powers(), whole.band_powers(), rtol=1e-5, atol=1e-12)
-    a, b = whole.finish().values, streamed.finish().values
+    a, b = whole.finish().metrics, streamed.finish().metrics
     assert a["reverb_free_decays"] == b["reverb_free_decays"]
     assert a["rt60_s"] == pytest.approx(b["rt60_s"], abs=1e-3)
     assert a["reverb_score"] == pytest.approx(b["reverb_score"], abs=1e-3)
@@ -319,7 +319,7 @@ def test_finish_of_an_hour_needs_little_memory() -> None:
     mask = np.ones(meter.n_frames, dtype=bool)
     tracemalloc.start()
     try:
-        values = meter.finish(mask).values
+        values = meter.finish(mask).metrics
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()

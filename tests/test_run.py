@@ -37,6 +37,7 @@ from pipeline.analysis.inspection import check_families
 from pipeline.batch.config import load_config
 from pipeline.batch.manifest import fingerprint
 from pipeline.batch.runner import RunError, analyze_recording, cached_recording, find_inputs, run
+from pipeline.report.results import load_run
 from pipeline.rules.families import ENV_FAMILIES_DIR, families_dir, load_family
 from pipeline.rules.metrics import FAST_PASS_METRICS
 
@@ -233,9 +234,9 @@ def test_an_output_folder_inside_the_input_is_not_read_as_input(tmp_path: Path) 
     earlier_clip = root / "out" / "clips" / "alice" / "qwen-tts.wav"  # what an earlier run left there
     earlier_clip.parent.mkdir(parents=True)
     shutil.copyfile(SOURCES["erin/arctic_a0003.wav"], earlier_clip)
-    summary = run(root, root / "out", families=["qwen-tts"], config=_config(), executor="serial")
-    assert [r.path for r in summary.recordings] == ["erin/a.wav"]
-    assert [(c.speaker, c.status) for c in summary.clips] == [("erin", "rejected")]
+    res = load_run(run(root, root / "out", families=["qwen-tts"], config=_config(), executor="serial"))
+    assert [r["path"] for r in res.recording_rows] == ["erin/a.wav"]
+    assert [(c["speaker"], c["status"]) for c in res.clip_rows] == [("erin", "rejected")]
 
 
 # ------------------------------------------------------------------------------------------- end to end
@@ -294,9 +295,9 @@ def test_vad_aggressiveness_reaches_the_fast_pass(corpus: Path, tmp_path: Path) 
     speech = {}
     for level in (0, 3):
         config = load_config(slow_measures=False, vad_aggressiveness=level)
-        row, features = analyze_recording(item, cache_dir=tmp_path, config=config)
+        row = analyze_recording(item, cache_dir=tmp_path, config=config)
         speech[level] = row.metrics["speech_s"]
-        assert cached_recording(item, cache_dir=tmp_path, config=config) == (row, features)
+        assert cached_recording(item, cache_dir=tmp_path, config=config) == row
     assert speech[3] < speech[0]
 
 
@@ -570,10 +571,10 @@ def test_a_process_pool_or_any_executor_gives_the_serial_manifests(
     out = tmp_path / "out"
     with contextlib.ExitStack() as stack:
         executor = kind if kind == "processes" else stack.enter_context(ThreadPoolExecutor(2))
-        summary = run(corpus, out, families=FAMILIES, config=_config(), executor=executor, jobs=2)
-    recorded = json.loads((out / "run.json").read_text())["executor"]
-    assert recorded == ("processes" if kind == "processes" else "ThreadPoolExecutor")
-    assert summary.counts == json.loads((reference / "run.json").read_text())["counts"]
+        assert run(corpus, out, families=FAMILIES, config=_config(), executor=executor, jobs=2) == out
+    recorded = json.loads((out / "run.json").read_text())
+    assert recorded["executor"] == ("processes" if kind == "processes" else "ThreadPoolExecutor")
+    assert recorded["counts"] == json.loads((reference / "run.json").read_text())["counts"]
     for name in ("recordings.jsonl", "clips.jsonl"):
         assert _rows(out, name) == _rows(reference, name)
     assert _digests(out) == _digests(reference)

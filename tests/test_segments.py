@@ -8,9 +8,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from pipeline.analysis.base import FRAME_SAMPLES
+from pipeline.analysis.base import FRAME_SAMPLES, runs_and_pauses, speech_metrics
 from pipeline.analysis.energy import FrameEnergy, frame_db, frame_power
-from pipeline.analysis.segments import runs_and_pauses, speech_metrics
 from pipeline.analysis.vad import WebRtcVad, segments_from_mask, speech_mask
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -28,7 +27,7 @@ def test_runs_and_pauses_known_answer():
 def test_speech_metrics_known_answer():
     segments = [(0.5, 1.0), (1.3, 2.0), (2.5, 3.0), (4.0, 4.2), (6.2, 7.0), (9.1, 9.5)]
     m = speech_metrics(segments, duration_s=10.0)
-    v = m.values
+    v = m.metrics
     assert v["speech_s"] == pytest.approx(0.5 + 0.7 + 0.5 + 0.2 + 0.8 + 0.4)
     assert v["speech_ratio"] == pytest.approx(3.1 / 10.0)
     assert v["longest_run_s"] == pytest.approx(1.5)
@@ -41,18 +40,18 @@ def test_speech_metrics_known_answer():
 
 def test_single_run_has_zero_max_pause():
     m = speech_metrics([(1.0, 2.0), (2.2, 3.0)], duration_s=4.0)
-    assert m.values["max_pause_s"] == 0.0
-    assert m.values["longest_run_s"] == pytest.approx(2.0)
-    assert m.values["pauses"] == []
+    assert m.metrics["max_pause_s"] == 0.0
+    assert m.metrics["longest_run_s"] == pytest.approx(2.0)
+    assert m.metrics["pauses"] == []
 
 
 def test_no_speech_gives_none_with_reason():
     m = speech_metrics([], duration_s=5.0)
-    assert m.values["speech_s"] == 0.0
-    assert m.values["speech_ratio"] == 0.0
-    assert m.values["max_pause_s"] is None
+    assert m.metrics["speech_s"] == 0.0
+    assert m.metrics["speech_ratio"] == 0.0
+    assert m.metrics["max_pause_s"] is None
     assert m.null_reasons["max_pause_s"].startswith("no_speech:")
-    assert m.values["pauses_over_2s"] == 0
+    assert m.metrics["pauses_over_2s"] == 0
 
 
 def _trimmed(name: str) -> np.ndarray:
@@ -108,9 +107,9 @@ def test_inserted_pauses_are_measured(background_dbfs):
     m = speech_metrics(segments_from_mask(mask), duration_s=y.size / RATE)
 
     expected = [span for span in truth if span[1] - span[0] >= 0.5]
-    assert len(m.values["pauses"]) == len(expected) == 2
-    for (start, end), (true_start, true_end) in zip(m.values["pauses"], expected, strict=True):
+    assert len(m.metrics["pauses"]) == len(expected) == 2
+    for (start, end), (true_start, true_end) in zip(m.metrics["pauses"], expected, strict=True):
         assert abs((end - start) - (true_end - true_start)) <= 0.08
         assert abs(start - true_start) <= 0.08 and abs(end - true_end) <= 0.08
-    assert m.values["pauses_over_2s"] == 1
-    assert m.values["max_pause_s"] == pytest.approx(2.5, abs=0.08)
+    assert m.metrics["pauses_over_2s"] == 1
+    assert m.metrics["max_pause_s"] == pytest.approx(2.5, abs=0.08)

@@ -97,30 +97,30 @@ def test_noise_floor_of_white_noise_from_non_speech_frames():
     db = frame_db(frame_power(x))
     mask = np.zeros(db.size, dtype=bool)
     mask[100:200] = True
-    floor = noise_floor_dbfs(db, mask).values["noise_floor_dbfs"]
+    floor = noise_floor_dbfs(db, mask).metrics["noise_floor_dbfs"]
     assert floor == pytest.approx(-50.41, abs=0.15)
 
 
 def test_noise_floor_falls_back_to_all_frames_then_to_none():
     db = np.linspace(-80.0, -20.0, 101)  # evenly spread levels: the 10th percentile is -74 dB
     all_speech = np.ones(db.size, dtype=bool)
-    assert noise_floor_dbfs(db, all_speech).values["noise_floor_dbfs"] == pytest.approx(-74.0)
-    assert noise_floor_dbfs(db, None).values["noise_floor_dbfs"] == pytest.approx(-74.0)
+    assert noise_floor_dbfs(db, all_speech).metrics["noise_floor_dbfs"] == pytest.approx(-74.0)
+    assert noise_floor_dbfs(db, None).metrics["noise_floor_dbfs"] == pytest.approx(-74.0)
     short = noise_floor_dbfs(db[:5], None)
-    assert short.values["noise_floor_dbfs"] is None
+    assert short.metrics["noise_floor_dbfs"] is None
     assert short.null_reasons["noise_floor_dbfs"].startswith("not_measured:")
 
 
 def test_dc_offset_streaming_and_stereo():
     t = np.arange(RATE) / RATE
     mono = 0.01 + 0.5 * np.sin(2 * np.pi * 100 * t)  # whole periods: the sine's mean is zero
-    assert dc_offset(mono).values["dc_offset"] == pytest.approx(0.01, abs=1e-12)
+    assert dc_offset(mono).metrics["dc_offset"] == pytest.approx(0.01, abs=1e-12)
     stereo = np.stack([mono, -0.03 + 0.0 * t], axis=1)
     meter = DcOffsetMeter()
     for start in range(0, RATE, 999):
         meter.process(stereo[start : start + 999])
-    assert meter.finish().values["dc_offset"] == pytest.approx(-0.03, abs=1e-12)
-    assert DcOffsetMeter().finish().values["dc_offset"] is None
+    assert meter.finish().metrics["dc_offset"] == pytest.approx(-0.03, abs=1e-12)
+    assert DcOffsetMeter().finish().metrics["dc_offset"] is None
 
 
 # --- mask-based SNR -----------------------------------------------------------------------------------
@@ -140,7 +140,7 @@ def test_tone_in_white_noise_at_20_db_with_known_mask():
     power = frame_power(tone + noise)
     mask = np.zeros(power.size, dtype=bool)
     mask[100:300] = True
-    assert vad_snr_db(power, mask).values["snr_db"] == pytest.approx(20.0, abs=0.3)
+    assert vad_snr_db(power, mask).metrics["snr_db"] == pytest.approx(20.0, abs=0.3)
 
 
 def test_snr_edge_cases():
@@ -149,12 +149,12 @@ def test_snr_edge_cases():
     mask[20:60] = True
     zero_noise = power.copy()
     zero_noise[~mask] = 0.0
-    assert vad_snr_db(zero_noise, mask).values["snr_db"] == SNR_MAX_DB  # digital silence between speech
-    assert vad_snr_db(power, mask).values["snr_db"] == SNR_MIN_DB  # "speech" no louder than the noise
+    assert vad_snr_db(zero_noise, mask).metrics["snr_db"] == SNR_MAX_DB  # digital silence between speech
+    assert vad_snr_db(power, mask).metrics["snr_db"] == SNR_MIN_DB  # "speech" no louder than the noise
     none = vad_snr_db(power, np.zeros(100, dtype=bool))
-    assert none.values["snr_db"] is None and none.null_reasons["snr_db"].startswith("no_speech:")
+    assert none.metrics["snr_db"] is None and none.null_reasons["snr_db"].startswith("no_speech:")
     full = vad_snr_db(power, np.ones(100, dtype=bool))
-    assert full.values["snr_db"] is None and full.null_reasons["snr_db"].startswith("not_measured:")
+    assert full.metrics["snr_db"] is None and full.null_reasons["snr_db"].startswith("not_measured:")
 
 
 def test_low_band_weight_ramp():
@@ -192,16 +192,16 @@ def test_low_band_noise_during_speech_is_counted():
     the white noise is seen (about 30 dB); reading the low band in every frame recovers the truth."""
     power, low, mask, true_snr = _thump_scene(0.06)
     assert true_snr == pytest.approx(6.67, abs=0.01)  # 0.02 / (2e-5 + 0.06 * 50 / 700)
-    assert vad_snr_db(power, mask).values["snr_db"] > true_snr + 15.0
-    assert vad_snr_db(power, mask, low_power=low).values["snr_db"] == pytest.approx(true_snr, abs=0.5)
+    assert vad_snr_db(power, mask).metrics["snr_db"] > true_snr + 15.0
+    assert vad_snr_db(power, mask, low_power=low).metrics["snr_db"] == pytest.approx(true_snr, abs=0.5)
 
 
 def test_weak_low_band_energy_is_left_to_the_pauses():
     """A thump 25 dB under the speech (a breath or a pop on the microphone is 15-60 dB under it): its
     excess is -33 dB, under the ramp, so the estimate is exactly the one without the low band."""
     power, low, mask, _ = _thump_scene(0.02 * 10 ** (-25 / 10))
-    without = vad_snr_db(power, mask).values["snr_db"]
-    assert vad_snr_db(power, mask, low_power=low).values["snr_db"] == pytest.approx(without, abs=1e-9)
+    without = vad_snr_db(power, mask).metrics["snr_db"]
+    assert vad_snr_db(power, mask, low_power=low).metrics["snr_db"] == pytest.approx(without, abs=1e-9)
 
 
 def test_silence_has_no_speech_and_no_snr():
@@ -210,7 +210,7 @@ def test_silence_has_no_speech_and_no_snr():
     mask = speech_mask(frame_db(power), webrtc_vad(y))
     assert not mask.any()
     m = vad_snr_db(power, mask)
-    assert m.values["snr_db"] is None and m.null_reasons["snr_db"].startswith("no_speech:")
+    assert m.metrics["snr_db"] is None and m.null_reasons["snr_db"].startswith("no_speech:")
 
 
 def _load16k(path: Path) -> np.ndarray:
@@ -265,7 +265,7 @@ def test_snr_of_real_speech_in_noise(speech, kind, snr):
     clean, active = speech
     y = _mix(clean, active, _noise(kind, clean.size, np.random.default_rng(2)), snr)
     power = frame_power(y)
-    estimate = vad_snr_db(power, speech_mask(frame_db(power), webrtc_vad(y))).values["snr_db"]
+    estimate = vad_snr_db(power, speech_mask(frame_db(power), webrtc_vad(y))).metrics["snr_db"]
     assert estimate == pytest.approx(snr, abs=2.5)
 
 
@@ -276,7 +276,7 @@ def test_snr_orders_real_speech_at_0_db_below_10_db(speech):
     for snr in (0.0, 10.0):
         y = _mix(clean, active, _noise("white", clean.size, rng), snr)
         power = frame_power(y)
-        estimates.append(vad_snr_db(power, speech_mask(frame_db(power), webrtc_vad(y))).values["snr_db"])
+        estimates.append(vad_snr_db(power, speech_mask(frame_db(power), webrtc_vad(y))).metrics["snr_db"])
     assert estimates[0] < 5.0 < estimates[1]
 
 
@@ -300,8 +300,8 @@ def test_snr_with_bursty_low_frequency_noise(speech):
     y = _mix(clean, active, _bursty_noise(clean.size, burst_at_s=2.0), 5.0)
     power = frame_power(y)
     mask = speech_mask(frame_db(power), webrtc_vad(y))
-    assert vad_snr_db(power, mask).values["snr_db"] > 15.0
-    measured = vad_snr_db(power, mask, low_power=low_band_power(y)).values["snr_db"]
+    assert vad_snr_db(power, mask).metrics["snr_db"] > 15.0
+    measured = vad_snr_db(power, mask, low_power=low_band_power(y)).metrics["snr_db"]
     assert measured == pytest.approx(5.0, abs=1.5)
 
 
@@ -328,7 +328,7 @@ def _gamma_speech_plus_noise(snr_db: float, n: int, rng: np.random.Generator) ->
 @pytest.mark.parametrize("snr", [0.0, 10.0, 20.0])
 def test_wada_on_gamma_speech_at_known_snr(snr):
     x = _gamma_speech_plus_noise(snr, 200_000, np.random.default_rng(11))
-    assert wada_snr_db(x).values["wada_snr_db"] == pytest.approx(snr, abs=1.0)
+    assert wada_snr_db(x).metrics["wada_snr_db"] == pytest.approx(snr, abs=1.0)
 
 
 def test_wada_ignores_digital_zeros_and_streams():
@@ -337,20 +337,22 @@ def test_wada_ignores_digital_zeros_and_streams():
     acc = WadaAccumulator()
     for start in range(0, padded.size, 777):
         acc.process(padded[start : start + 777])
-    assert acc.finish().values["wada_snr_db"] == pytest.approx(wada_snr_db(x).values["wada_snr_db"], abs=1e-9)
+    assert acc.finish().metrics["wada_snr_db"] == pytest.approx(
+        wada_snr_db(x).metrics["wada_snr_db"], abs=1e-9
+    )
 
 
 def test_wada_on_pure_noise_is_low_and_on_silence_is_none():
-    assert wada_snr_db(np.random.default_rng(13).standard_normal(100_000)).values["wada_snr_db"] < 0.0
+    assert wada_snr_db(np.random.default_rng(13).standard_normal(100_000)).metrics["wada_snr_db"] < 0.0
     m = wada_snr_db(np.zeros(RATE))
-    assert m.values["wada_snr_db"] is None and m.null_reasons["wada_snr_db"].startswith("not_measured:")
+    assert m.metrics["wada_snr_db"] is None and m.null_reasons["wada_snr_db"].startswith("not_measured:")
 
 
 def test_wada_rises_with_snr_on_real_speech(speech):
     clean, active = speech
     rng = np.random.default_rng(14)
     values = [
-        wada_snr_db(_mix(clean, active, _noise("white", clean.size, rng), snr)).values["wada_snr_db"]
+        wada_snr_db(_mix(clean, active, _noise("white", clean.size, rng), snr)).metrics["wada_snr_db"]
         for snr in (0.0, 10.0, 20.0)
     ]
     assert values[0] < values[1] < values[2]

@@ -60,7 +60,7 @@ import math
 import numpy as np
 import scipy.fft
 
-from pipeline.analysis.base import FRAME_S, Measurement, fit_mask
+from pipeline.analysis.base import FRAME_S, Analysis, fit_mask
 
 FRAMES_PER_SEGMENT = 4
 """Analysis frames (10 ms each) per stored spectrum."""
@@ -397,14 +397,14 @@ class BandwidthMeter:
         out[measured] = cliffs
         return out
 
-    def finish(self, *, speech_mask: np.ndarray | None = None) -> Measurement:
+    def finish(self, *, speech_mask: np.ndarray | None = None) -> Analysis:
         """Return ``bandwidth_hz`` and ``bandwidth_class`` for everything processed so far.
 
         The plain cliff of the speech segments' spectrum (:func:`find_cliff`); when it finds none and a
         ``speech_mask`` is given, the noise-aware cliff of the speech excess (:func:`find_excess_cliff`);
         otherwise Nyquist.
         """
-        result = Measurement()
+        result = Analysis()
         if self._n_samples == 0:
             result.put("bandwidth_hz", None, why="empty: no samples were processed")
             result.put("bandwidth_class", None, why="empty: no samples were processed")

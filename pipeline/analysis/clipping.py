@@ -73,7 +73,7 @@ import math
 
 import numpy as np
 
-from pipeline.analysis.base import FRAME_S, Measurement
+from pipeline.analysis.base import FRAME_S, Analysis
 
 CLIPPED_RATIO_FLAG = 1e-4
 """A ``clipped_ratio`` above this (0.01 % of the samples) means the recording is clipped."""
@@ -320,9 +320,9 @@ class ClippingDetector:
             return np.zeros((0, self.channels), dtype=np.uint16)
         return np.concatenate(chunks, axis=0)
 
-    def finish(self) -> Measurement:
+    def finish(self) -> Analysis:
         """Return ``clipped_ratio``, ``clip_level``, ``clipped_events`` and ``clipped_event_count``."""
-        result = Measurement()
+        result = Analysis()
         if self._n_samples == 0:
             for name in ("clipped_ratio", "clip_level", "clipped_events", "clipped_event_count"):
                 result.put(name, None, why="empty: no samples were processed")

@@ -28,7 +28,7 @@ import numpy as np
 import onnxruntime as ort
 import speechmos.dnsmos as _speechmos_dnsmos
 
-from pipeline.analysis.base import ANALYSIS_RATE, Measurement
+from pipeline.analysis.base import ANALYSIS_RATE, Analysis
 from pipeline.audio.arguments import integer, signal
 
 SEGMENT_SAMPLES = 144160
@@ -130,7 +130,7 @@ def segments(audio16k: np.ndarray) -> list[np.ndarray]:
     return out
 
 
-def dnsmos(audio16k: np.ndarray) -> Measurement:
+def dnsmos(audio16k: np.ndarray) -> Analysis:
     """DNSMOS P.835 ``dnsmos_sig``, ``dnsmos_bak``, ``dnsmos_ovrl`` (1-5) of a 16 kHz mono window.
 
     ``audio16k`` is float in [-1, 1] (samples beyond are clipped to it, as resampling can overshoot).
@@ -138,7 +138,7 @@ def dnsmos(audio16k: np.ndarray) -> Measurement:
     reason. The first call in a process opens the model (see :func:`warm_up`).
     """
     audio = signal("audio16k", audio16k, mono=True)
-    result = Measurement()
+    result = Analysis()
     if audio.shape[0] < MIN_INPUT_S * ANALYSIS_RATE:
         why = f"not_measured: {audio.shape[0] / ANALYSIS_RATE:.2f} s of audio, DNSMOS needs {MIN_INPUT_S:g} s"
         for name in METRICS:

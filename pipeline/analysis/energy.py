@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import signal
 
-from pipeline.analysis.base import ANALYSIS_RATE, FRAME_S, FRAME_SAMPLES, Measurement, whole_frames
+from pipeline.analysis.base import ANALYSIS_RATE, FRAME_S, FRAME_SAMPLES, Analysis, whole_frames
 from pipeline.audio.arguments import signal as checked_signal
 
 DB_FLOOR = -120.0
@@ -109,7 +109,7 @@ def low_band_power(x: np.ndarray, *, cutoff_hz: float = LOW_BAND_HZ) -> np.ndarr
     return meter.finish()
 
 
-def noise_floor_dbfs(frame_db: np.ndarray, speech_mask: np.ndarray | None) -> Measurement:
+def noise_floor_dbfs(frame_db: np.ndarray, speech_mask: np.ndarray | None) -> Analysis:
     """Estimate the background level (key ``noise_floor_dbfs``) from per-frame levels.
 
     With at least :data:`MIN_NOISE_FRAMES` non-speech frames, the floor is the 20th percentile of their
@@ -118,7 +118,7 @@ def noise_floor_dbfs(frame_db: np.ndarray, speech_mask: np.ndarray | None) -> Me
     about 90 % of the recording. Fewer than :data:`MIN_FRAMES` frames: ``None`` with a reason.
     """
     db = np.asarray(frame_db, dtype=np.float64)
-    out = Measurement()
+    out = Analysis()
     if speech_mask is not None:
         quiet = db[~np.asarray(speech_mask, dtype=bool)]
         if quiet.size >= MIN_NOISE_FRAMES:
@@ -149,9 +149,9 @@ class DcOffsetMeter:
         self._sum = sums if self._sum is None else self._sum + sums
         self._count += arr2.shape[0]
 
-    def finish(self) -> Measurement:
+    def finish(self) -> Analysis:
         """Return ``dc_offset`` (``None`` with a reason when no samples were seen)."""
-        out = Measurement()
+        out = Analysis()
         if self._sum is None or self._count == 0:
             out.put("dc_offset", None, why="empty: no samples")
             return out
@@ -160,7 +160,7 @@ class DcOffsetMeter:
         return out
 
 
-def dc_offset(x: np.ndarray) -> Measurement:
+def dc_offset(x: np.ndarray) -> Analysis:
     """DC offset of a whole signal (one-shot :class:`DcOffsetMeter`)."""
     meter = DcOffsetMeter()
     meter.process(checked_signal("x", x))

@@ -5,26 +5,24 @@ DC offset and loudness are properties of the source) and as the 16 kHz mono anal
 energy, SNR, reverberation, DNSMOS). Memory is bounded by the number of 10 ms frames, not samples: a
 one-hour file holds 360 000 frames of a few floats each.
 
-The result is an :class:`Analysis`: metrics (the names used everywhere), the reasons for every metric
-that could not be measured, per-frame arrays and the speech segments (what ``pipeline.analyze`` returns).
+The result is an :class:`~pipeline.analysis.base.Analysis`: metrics (the names used everywhere), the
+reasons for every metric that could not be measured, per-frame arrays and the speech segments (what
+``pipeline.analyze`` returns).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from pipeline.analysis.bandwidth import BandwidthMeter
-from pipeline.analysis.base import ANALYSIS_RATE, FRAME_S, Measurement, whole_frames
+from pipeline.analysis.base import ANALYSIS_RATE, FRAME_S, Analysis, speech_metrics, whole_frames
 from pipeline.analysis.clipping import ClippingDetector
 from pipeline.analysis.energy import DcOffsetMeter, FrameEnergy, LowBandEnergy, frame_db, noise_floor_dbfs
 from pipeline.analysis.loudness import LoudnessMeter, TruePeakMeter, amplitude_db
 from pipeline.analysis.reverb import ReverbMeter
-from pipeline.analysis.segments import speech_metrics
 from pipeline.analysis.snr import WadaAccumulator, vad_snr_db
 from pipeline.analysis.vad import WebRtcVad, segments_from_mask, speech_mask
 from pipeline.audio import arguments
@@ -32,10 +30,6 @@ from pipeline.audio.io import DEFAULT_MAX_INPUT_S, AudioInfo
 from pipeline.audio.mix import STRATEGIES, ChannelChoice, channel_stats, choose_channels, mix
 from pipeline.audio.resample import StreamResampler
 from pipeline.rules.metrics import FAST_PASS_METRICS
-
-if TYPE_CHECKING:
-    import pandas as pd
-    from matplotlib.figure import Figure
 
 DNSMOS_WINDOW_S = 10.0
 """DNSMOS scores non-overlapping windows of this length (its model looks at 9.01 s)."""
@@ -45,73 +39,6 @@ DNSMOS_MIN_SPEECH_RATIO = 0.5
 
 REVERB_MIN_SNR_DB = 15.0
 """Below this SNR the decay-based reverb measures mistake noise for echo: they are reported as null."""
-
-
-PLOT_AUDIO_MAX_S = 20 * 60.0
-"""``Analysis.plot`` re-reads the audio for the waveform and spectrogram up to this duration."""
-
-
-@dataclass
-class Analysis:
-    """The measurements of one recording (or one window of it), from the fast pass.
-
-    ``metrics`` uses the public metric names; ``null_reasons`` says why each ``None`` metric is missing.
-    ``speech_segments`` are the ``(start_s, end_s)`` speech runs (:attr:`segments` as a DataFrame).
-    ``path`` and ``info`` (the probe) are set when a file was analysed.
-    """
-
-    metrics: dict[str, Any]
-    null_reasons: dict[str, str]
-    speech_mask: np.ndarray
-    frame_db: np.ndarray
-    speech_segments: list[tuple[float, float]]
-    sample_rate: int
-    channels: int
-    channel_choice: ChannelChoice
-    dnsmos_windows: list[dict[str, float]] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
-    block_bandwidth_hz: np.ndarray = field(default_factory=lambda: np.zeros(0))
-    """Effective bandwidth of each :data:`~pipeline.analysis.bandwidth.BLOCK_S` stretch (NaN: too little
-    speech), for selection: a window inside a band-limited stretch is worse than one outside it."""
-    path: str = ""
-    info: AudioInfo | None = None
-
-    @property
-    def frame_times(self) -> np.ndarray:
-        """Start time (s) of each 10 ms frame."""
-        return np.arange(self.speech_mask.size) * FRAME_S
-
-    @property
-    def segments(self) -> pd.DataFrame:
-        """Speech segments as a DataFrame with ``start_s``, ``end_s`` and ``duration_s``."""
-        import pandas as pd
-
-        df = pd.DataFrame(self.speech_segments or None, columns=["start_s", "end_s"], dtype=float)
-        df["duration_s"] = df["end_s"] - df["start_s"]
-        return df
-
-    @property
-    def frames(self) -> pd.DataFrame:
-        """Per-10 ms-frame arrays: ``time_s``, ``level_db`` (dBFS) and ``speech`` (bool)."""
-        import pandas as pd
-
-        return pd.DataFrame(
-            {"time_s": self.frame_times, "level_db": self.frame_db, "speech": self.speech_mask}
-        )
-
-    def speech_metrics(self, *, min_pause_s: float) -> dict[str, Any]:
-        """Runs and pauses re-derived from the segments with another ``min_pause_s`` (cheap)."""
-        arguments.number("min_pause_s", min_pause_s, strict=True)
-        duration_s = self.metrics["duration_s"]
-        return dict(
-            speech_metrics(self.speech_segments, duration_s=duration_s, min_pause_s=min_pause_s).values
-        )
-
-    def plot(self, *, max_audio_s: float = PLOT_AUDIO_MAX_S) -> Figure:
-        """A matplotlib figure: waveform with speech shaded, spectrogram, frame level with noise floor."""
-        from pipeline.analysis.plot import plot_analysis
-
-        return plot_analysis(self, max_audio_s=max_audio_s)
 
 
 class FastPass:
@@ -181,21 +108,21 @@ class FastPass:
         scores = dnsmos(audio)
         start = self._dnsmos_start
         self._dnsmos_start += audio.shape[0] / ANALYSIS_RATE
-        if scores.values.get("dnsmos_ovrl") is None:
+        if scores.metrics.get("dnsmos_ovrl") is None:
             return
         self._dnsmos_windows.append(
             {
                 "start_s": round(start, 3),
                 "end_s": round(self._dnsmos_start, 3),
-                "sig": scores.values["dnsmos_sig"],
-                "bak": scores.values["dnsmos_bak"],
-                "ovrl": scores.values["dnsmos_ovrl"],
+                "sig": scores.metrics["dnsmos_sig"],
+                "bak": scores.metrics["dnsmos_bak"],
+                "ovrl": scores.metrics["dnsmos_ovrl"],
             }
         )
 
     def finish(self, *, min_pause_s: float = 0.5) -> Analysis:
         """Compute every metric from what was accumulated."""
-        m = Measurement()
+        m = Analysis()
         duration = self.native_frames / self.sample_rate
         m.put("duration_s", round(duration, 6))
 
@@ -211,7 +138,7 @@ class FastPass:
         m.merge(self._wada.finish())
         m.merge(noise_floor_dbfs(levels, mask))
         m.merge(self._reverb.finish(speech_mask=mask))
-        snr = m.values.get("snr_db")
+        snr = m.metrics.get("snr_db")
         if snr is not None and snr < REVERB_MIN_SNR_DB:
             why = (
                 f"not_measured: the SNR ({snr:.0f} dB) is too low to tell room echo from noise "
@@ -222,10 +149,10 @@ class FastPass:
         m.merge(self._clipping.finish())
         m.merge(self._bandwidth.finish(speech_mask=mask))
         loudness = self._loudness.finish()
-        m.put("lufs", loudness.values.get("lufs"), why=loudness.null_reasons.get("lufs"))
+        m.put("lufs", loudness.metrics.get("lufs"), why=loudness.null_reasons.get("lufs"))
         m.put("true_peak_dbtp", amplitude_db(self._peak.peak))
         m.merge(self._dc.finish())
-        m.values.pop("clip_level", None)
+        m.metrics.pop("clip_level", None)
         m.null_reasons.pop("clip_level", None)
 
         if self._dnsmos:
@@ -237,9 +164,9 @@ class FastPass:
             for key in ("dnsmos_sig", "dnsmos_bak", "dnsmos_ovrl"):
                 m.put(key, None, why="not_measured: DNSMOS was not requested (use --dnsmos)")
 
-        m.values["channel_choice"] = self.choice.to_dict()
-        metrics = {name: m.values.get(name) for name in FAST_PASS_METRICS}
-        metrics["pauses"] = m.values.get("pauses", [])
+        m.metrics["channel_choice"] = self.choice.to_dict()
+        metrics = {name: m.metrics.get(name) for name in FAST_PASS_METRICS}
+        metrics["pauses"] = m.metrics.get("pauses", [])
         for name in FAST_PASS_METRICS:
             if metrics[name] is None and name not in m.null_reasons:
                 m.null_reasons[name] = "not_measured: no value"
@@ -258,7 +185,7 @@ class FastPass:
             ),
         )
 
-    def _put_dnsmos(self, m: Measurement, mask: np.ndarray) -> None:
+    def _put_dnsmos(self, m: Analysis, mask: np.ndarray) -> None:
         """Average DNSMOS over the windows that hold enough speech (all windows when none does)."""
         windows = self._dnsmos_windows
         if not windows:
@@ -345,7 +272,8 @@ def analyze_file(
         vad_aggressiveness=vad_aggressiveness,
     )
     result.warnings = list(view.warnings)
-    result.path, result.info = str(path), view.info
+    result.path = result.source = str(path)
+    result.info = view.info
     return result
 
 

@@ -12,7 +12,8 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from pipeline.analysis.fastpass import Analysis, analyze_file
+from pipeline.analysis.base import Analysis
+from pipeline.analysis.fastpass import analyze_file
 from pipeline.audio import arguments
 from pipeline.audio.io import DEFAULT_MAX_INPUT_S, AudioInfo, probe
 from pipeline.audio.mix import STRATEGIES

@@ -22,7 +22,7 @@ from collections.abc import Sequence
 import numpy as np
 from scipy import signal
 
-from pipeline.analysis.base import Measurement
+from pipeline.analysis.base import Analysis
 from pipeline.audio.arguments import integer
 from pipeline.audio.arguments import signal as signal_arg
 from pipeline.errors import InvalidArgument
@@ -220,14 +220,14 @@ class LoudnessMeter:
         with np.errstate(divide="ignore"):
             return _LOUDNESS_OFFSET + 10.0 * np.log10(z)
 
-    def finish(self) -> Measurement:
+    def finish(self) -> Analysis:
         """Return ``lufs``, ``true_peak_dbtp`` and ``sample_peak_dbfs``.
 
         ``lufs`` is ``None`` with reason ``not_measured`` for less than 0.4 s of audio and ``too_quiet``
         when no block passes the -70 LUFS absolute gate (silence). Peaks are floored at -120 dB. The true
         peak is never reported below the sample peak.
         """
-        out = Measurement()
+        out = Analysis()
         loud = self.block_loudness()
         power = 10.0 ** ((loud - _LOUDNESS_OFFSET) / 10.0)
         if loud.size == 0:
@@ -249,7 +249,7 @@ class LoudnessMeter:
         return out
 
 
-def integrated_loudness(x: np.ndarray, *, sample_rate: int, true_peak: bool = True) -> Measurement:
+def integrated_loudness(x: np.ndarray, *, sample_rate: int, true_peak: bool = True) -> Analysis:
     """Loudness of a whole signal (one-shot :class:`LoudnessMeter`; mono or ``(samples, channels)``)."""
     arr = signal_arg("x", x)
     sample_rate = integer("sample_rate", sample_rate, minimum=8000)

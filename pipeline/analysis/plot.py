@@ -6,12 +6,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from pipeline.analysis.base import ANALYSIS_RATE
-
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-    from pipeline.analysis.fastpass import Analysis
+    from pipeline.analysis.base import Analysis
 
 
 def _shade_segments(ax, segments: list[tuple[float, float]], *, color: str = "tab:green") -> None:
@@ -29,11 +27,10 @@ def frames_for_plot(analysis: Analysis, *, max_audio_s: float) -> tuple[np.ndarr
     from pipeline.audio.view import load_mono
 
     duration = analysis.metrics.get("duration_s") or 0.0
-    native = analysis.info.sample_rate if analysis.info is not None else ANALYSIS_RATE
-    rate = min(native, PLOT_MAX_RATE)
+    rate = min(analysis.sample_rate, PLOT_MAX_RATE)
     if duration > max_audio_s:
         return None, rate
-    audio, rate, _ = load_mono(analysis.path, rate=rate, choice=analysis.channel_choice, info=analysis.info)
+    audio, rate, _ = load_mono(analysis.source, rate=rate, choice=analysis.channel_choice, info=analysis.info)
     return audio, rate
 
 

@@ -32,7 +32,7 @@ from pipeline.analysis.base import (
     ANALYSIS_RATE,
     FRAME_S,
     FRAME_SAMPLES,
-    Measurement,
+    Analysis,
     fit_mask,
     runs,
     whole_frames,
@@ -149,7 +149,7 @@ class ReverbMeter:
             self._chunks = [np.concatenate(self._chunks, axis=0)]
         return self._chunks[0].copy()
 
-    def finish(self, speech_mask: np.ndarray | None = None) -> Measurement:
+    def finish(self, speech_mask: np.ndarray | None = None) -> Analysis:
         """Estimate ``rt60_s`` and ``reverb_score`` from everything processed so far.
 
         ``speech_mask`` (optional) is a boolean array on the same 10 ms grid, True for speech; decays and
@@ -157,7 +157,7 @@ class ReverbMeter:
         the noise floor is the only requirement. The meter may keep receiving blocks afterwards.
         """
         mask = None if speech_mask is None else fit_mask(np.asarray(speech_mask, dtype=bool), self._n_frames)
-        result = Measurement()
+        result = Analysis()
         if self._n_frames < _MIN_FRAMES:
             why = f"not_measured: too little audio ({self._n_frames * FRAME_S:.2f} s, need {_MIN_FRAMES * FRAME_S:.1f} s)"
             result.put("rt60_s", None, why=why)

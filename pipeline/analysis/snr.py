@@ -14,7 +14,7 @@ import functools
 
 import numpy as np
 
-from pipeline.analysis.base import FRAME_S, Measurement
+from pipeline.analysis.base import FRAME_S, Analysis
 from pipeline.audio.arguments import signal
 
 SNR_MIN_DB = -10.0
@@ -81,7 +81,7 @@ def vad_snr_db(
     guard_s: float = 0.05,
     low_power: np.ndarray | None = None,
     low_ramp_db: tuple[float, float] = LOW_BAND_RAMP_DB,
-) -> Measurement:
+) -> Analysis:
     """Estimate ``snr_db`` from per-frame mean power and a speech mask on the same grid.
 
     Without ``low_power``: ``N`` is the mean power of the non-speech frames and ``S`` the mean power of the
@@ -111,7 +111,7 @@ def vad_snr_db(
     power = np.asarray(frame_power, dtype=np.float64)
     mask = np.asarray(speech_mask, dtype=bool)
     low = np.zeros(power.shape) if low_power is None else np.asarray(low_power, dtype=np.float64)
-    out = Measurement()
+    out = Analysis()
     n_speech = int(mask.sum())
     n_noise = int(mask.size - n_speech)
     if n_speech < MIN_SNR_FRAMES:
@@ -198,9 +198,9 @@ class WadaAccumulator:
         self._sum_log += float(np.log(a).sum())
         self._count += int(a.size)
 
-    def finish(self) -> Measurement:
+    def finish(self) -> Analysis:
         """Return ``wada_snr_db`` (``None`` with a reason below :data:`MIN_WADA_SAMPLES` non-zero samples)."""
-        out = Measurement()
+        out = Analysis()
         if self._count < MIN_WADA_SAMPLES:
             out.put(
                 "wada_snr_db",
@@ -213,7 +213,7 @@ class WadaAccumulator:
         return out
 
 
-def wada_snr_db(x: np.ndarray) -> Measurement:
+def wada_snr_db(x: np.ndarray) -> Analysis:
     """WADA-SNR of a whole signal (one-shot :class:`WadaAccumulator`), key ``wada_snr_db``."""
     acc = WadaAccumulator()
     acc.process(signal("x", x, mono=True))

@@ -147,7 +147,7 @@ def background_dbfs(
     few frames for any estimate.
     """
     level = smoothed_level_db(frame_db, window_s=level_window_s)
-    return energy.noise_floor_dbfs(level, np.asarray(raw_vad, dtype=bool)).values["noise_floor_dbfs"]
+    return energy.noise_floor_dbfs(level, np.asarray(raw_vad, dtype=bool)).metrics["noise_floor_dbfs"]
 
 
 def energy_gate(

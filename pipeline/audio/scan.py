@@ -40,13 +40,15 @@ class InputFile:
 
     ``source`` is where to read it (as found; the runner resolves it); ``path`` is the posix path relative
     to the input it was found under (a file given directly: its name), what manifests show; ``problem`` is
-    a reason code (``not_found``, ``unreadable``, ``symlink_loop``) when the entry cannot be used.
+    a reason code (``not_found``, ``unreadable``, ``symlink_loop``) when the entry cannot be used;
+    ``sha256`` is the hash of its bytes once the runner has read them.
     """
 
     source: str
     path: str
     speaker: str = ""
     problem: str | None = None
+    sha256: str | None = None
 
 
 def _is_audio_name(name: str) -> bool:

@@ -2,9 +2,9 @@
 
 Two stages, each a set of independent tasks sent through one executor seam (serial, processes, Dask):
 
-1. one task per input file: probe, sha256, fast pass; the result (a recordings row and the frame
-   features) is cached under ``OUT/.cache/recordings/`` keyed by the file's sha256 and the analysis
-   settings, so a resumed or repeated run never decodes a file twice;
+1. one task per input file: probe, sha256, fast pass; the result (a recordings row and the
+   :class:`~pipeline.analysis.base.Analysis`) is cached under ``OUT/.cache/recordings/`` keyed by the
+   file's sha256 and the analysis settings, so a resumed or repeated run never decodes a file twice;
 2. one task per (speaker, family): selection over the speaker's recordings, render, re-check; cached
    under ``OUT/.cache/clips/`` keyed by the speaker's recordings, the family spec and the settings.
 
@@ -27,7 +27,7 @@ import traceback
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Executor
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +46,7 @@ from pipeline.batch.manifest import (
 from pipeline.errors import AudioReadError, InvalidArgument, VoiceprepError, reason
 
 CACHE_VERSION = 4
-"""Bumped when cached rows or features change meaning; old cache entries are then ignored."""
+"""Bumped when cached rows or analyses change meaning; old cache entries are then ignored."""
 
 PROBE_KEYS = ("format", "codec", "sample_rate", "channels", "duration_s", "bytes", "sample_format")
 
@@ -55,22 +55,6 @@ ProgressCallback = Callable[[str, dict[str, Any]], None]
 
 class RunError(VoiceprepError):
     """The run itself could not proceed (output folder unwritable, no input, invalid configuration)."""
-
-
-@dataclass
-class RunSummary:
-    """What a run produced (also written to ``run.json``)."""
-
-    out_dir: Path
-    recordings: list[RecordingRow]
-    clips: list[ClipRow]
-    seconds: float
-    counts: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def all_ready(self) -> bool:
-        """True when every clip row is ``ready`` (or ``submitted``)."""
-        return all(c.status in {"ready", "submitted"} for c in self.clips)
 
 
 # --------------------------------------------------------------------------------------------- speakers
@@ -135,7 +119,7 @@ def find_inputs(
 
 def _code_version() -> str:
     from pipeline import __version__
-    from pipeline.selection.features import FEATURES_VERSION
+    from pipeline.analysis.base import FEATURES_VERSION
 
     return f"{__version__}/f{FEATURES_VERSION}/c{CACHE_VERSION}"
 
@@ -172,13 +156,13 @@ def _file_sha256(source: Path, cache_dir: Path) -> str:
     return value
 
 
-def _recording_cache(item: InputFile, cache: Path, cfg: RunConfig) -> tuple[str, Path, Path]:
-    """The file's sha256 and where its analysis is cached (row and features), keyed by content and settings."""
-    sha = _file_sha256(Path(item.source), cache)
+def _analysis_cache(sha: str, cache: Path, cfg: RunConfig) -> tuple[Path, Path]:
+    """Where the analysis of the bytes ``sha`` is cached, keyed by content and settings: its row (JSON)
+    and its :class:`~pipeline.analysis.base.Analysis` (``.npz``)."""
     key = fingerprint(
         {"sha256": sha, "analysis": cfg.fingerprint_fields("analysis"), "code": _code_version()}
     )
-    return sha, cache / "recordings" / f"{key}.json", cache / "recordings" / f"{key}.npz"
+    return cache / "recordings" / f"{key}.json", cache / "recordings" / f"{key}.npz"
 
 
 def _message(exc: OSError | AudioReadError, source: str | Path) -> str:
@@ -192,11 +176,9 @@ def _message(exc: OSError | AudioReadError, source: str | Path) -> str:
     return str(exc.strerror or exc)
 
 
-def cached_recording(
-    item: InputFile, *, cache_dir: Path, config: RunConfig
-) -> tuple[RecordingRow, str | None] | None:
-    """Stage 1 without analysing: the row of a file that cannot be read or whose analysis is cached, with
-    the path of its cached features (``None`` for a failed file).
+def cached_recording(item: InputFile, *, cache_dir: Path, config: RunConfig) -> RecordingRow | None:
+    """Stage 1 without analysing: the row of a file that cannot be read or whose analysis is cached (an
+    ``ok`` row's :class:`~pipeline.analysis.base.Analysis` is cached beside it).
 
     ``None`` when the file must be analysed (:func:`analyze_recording`, in a worker). Runs in the calling
     process: a repeated run over an unchanged input starts no worker at all.
@@ -204,33 +186,30 @@ def cached_recording(
     who = {"path": item.path, "speaker": item.speaker}
     if item.problem is not None:
         message = reason(item.problem).message
-        return RecordingRow(**who, status="failed", reasons=[item.problem], message=message), None
+        return RecordingRow(**who, status="failed", reasons=[item.problem], message=message)
     try:
-        _, row_path, feat_path = _recording_cache(item, cache_dir, config)
+        sha = _file_sha256(Path(item.source), cache_dir)
     except (OSError, AudioReadError) as exc:
         message = _message(exc, item.source)
-        return RecordingRow(**who, status="failed", reasons=["unreadable"], message=message), None
+        return RecordingRow(**who, status="failed", reasons=["unreadable"], message=message)
+    row_path, analysis_path = _analysis_cache(sha, cache_dir, config)
     cached = _read_json(row_path)
     if cached is None:
         return None
     row = RecordingRow.model_validate(cached).model_copy(update=who)  # the same bytes, another name
-    if row.status != "ok":
-        return row, None
-    return (row, str(feat_path)) if feat_path.exists() else None
+    return row if row.status != "ok" or analysis_path.exists() else None
 
 
-def analyze_recording(
-    item: InputFile, *, cache_dir: Path, config: RunConfig
-) -> tuple[RecordingRow, str | None]:
-    """Stage-1 task: the recordings row of one file and the path of its cached features (or None).
+def analyze_recording(item: InputFile, *, cache_dir: Path, config: RunConfig) -> RecordingRow:
+    """Stage-1 task: the recordings row of one file; its analysis, when ``ok``, is cached for stage 2.
 
     Data problems become a ``failed`` row with a reason code; this function only raises on bugs.
     """
     from pipeline.analysis.fastpass import analyze_file
-    from pipeline.selection.features import RecordingFeatures
 
     source = Path(item.source)
-    sha, row_path, feat_path = _recording_cache(item, cache_dir, config)
+    sha = _file_sha256(source, cache_dir)
+    row_path, analysis_path = _analysis_cache(sha, cache_dir, config)
     who = {"path": item.path, "speaker": item.speaker, "sha256": sha}
     probed: dict[str, Any] = {}
     try:
@@ -250,11 +229,9 @@ def analyze_recording(
             **who, probe=probed, status="failed", reasons=[exc.reason], message=_message(exc, source)
         )
         _write_json(row_path, row)
-        return row, None
-    features = RecordingFeatures.from_fast_pass(
-        result, path=item.path, source=str(source), speaker=item.speaker, sha256=sha
-    )
-    features.save(feat_path)
+        return row
+    result.path, result.speaker = item.path, item.speaker
+    result.save(analysis_path)
     row = RecordingRow(
         **who,
         probe=probed,
@@ -266,31 +243,25 @@ def analyze_recording(
         speech_segments=[[round(a, 3), round(b, 3)] for a, b in result.speech_segments],
     )
     _write_json(row_path, row)
-    del result, features
+    del result
     release_free_memory()
-    return row, str(feat_path)
+    return row
 
 
 # --------------------------------------------------------------------------------------------- stage 2
 
 
-@dataclass(frozen=True)
-class ClipTask:
-    """Stage-2 input: one speaker's usable recordings for one family."""
-
-    speaker: str
-    family: str
-    features: tuple[tuple[str, str, str], ...]
-    """(features cache path, source path, relative path) per recording."""
-    sha256s: tuple[str, ...]
+ClipTask = tuple[str, tuple[InputFile, ...]]
+"""Stage-2 input: a family and one speaker's readable recordings (each with its ``sha256``)."""
 
 
 def _clip_key(task: ClipTask, spec_dump: dict[str, Any], cfg: RunConfig) -> str:
+    family, files = task
     return fingerprint(
         {
-            "speaker": task.speaker,
-            "family": task.family,
-            "recordings": sorted(zip(task.sha256s, (f[2] for f in task.features), strict=True)),
+            "speaker": files[0].speaker,
+            "family": family,
+            "recordings": sorted((f.sha256 or "", f.path) for f in files),
             "spec": spec_dump,
             "selection": cfg.fingerprint_fields("selection"),
             "analysis": cfg.fingerprint_fields("analysis"),
@@ -302,7 +273,8 @@ def _clip_key(task: ClipTask, spec_dump: dict[str, Any], cfg: RunConfig) -> str:
 def _clip_cache(task: ClipTask, cache_dir: Path, cfg: RunConfig) -> tuple[Any, str, Path]:
     from pipeline.rules.families import load_family
 
-    spec = load_family(task.family)
+    family, _ = task
+    spec = load_family(family)
     key = _clip_key(task, spec.model_dump(mode="json"), cfg)
     return spec, key, cache_dir / "clips" / f"{key}.json"
 
@@ -319,14 +291,15 @@ def cached_clip(task: ClipTask, *, out_dir: Path, cache_dir: Path, config: RunCo
 
 def make_clip(task: ClipTask, *, out_dir: Path, cache_dir: Path, config: RunConfig) -> ClipRow:
     """Stage-2 task: choose, render and re-check the clip of one speaker for one family."""
-    from pipeline.selection.features import RecordingFeatures
+    from pipeline.analysis.base import Analysis
 
     spec, key, row_path = _clip_cache(task, cache_dir, config)
+    _, files = task
     recordings = []
-    for feat_path, source, rel in task.features:
-        features = RecordingFeatures.load(Path(feat_path))
-        features.source, features.path, features.speaker = source, rel, task.speaker
-        recordings.append(features)
+    for f in files:
+        rec = Analysis.load(_analysis_cache(f.sha256 or "", cache_dir, config)[1])
+        rec.source, rec.path, rec.speaker = f.source, f.path, f.speaker  # cached by content, named here
+        recordings.append(rec)
     row = _select_render_check(recordings, spec, out_dir, config)
     row.key = key
     _write_json(row_path, row)
@@ -460,8 +433,9 @@ def run(
     speaker: str | None = None,
     speaker_map: str | Path | None = None,
     progress: ProgressCallback | None = None,
-) -> RunSummary:
-    """Run voiceprep over a file or folder and write the outputs to ``out_dir``.
+) -> Path:
+    """Run voiceprep over a file or folder, write the outputs to ``out_dir`` and return that folder (read
+    what the run produced with :func:`pipeline.load_run`).
 
     ``executor`` is ``"serial"``, ``"processes"`` or ``"dask"`` (default: the config's), or any
     :class:`concurrent.futures.Executor` (a Dask ``client.get_executor()``, a thread pool), which the run
@@ -545,7 +519,6 @@ def run(
                 yield item, result
 
         t_stage = time.perf_counter()
-        feature_paths: dict[str, str] = {}
         where = {"cache_dir": cache, "config": cfg}
         stage1 = outcomes(
             functools.partial(cached_recording, **where),
@@ -554,19 +527,16 @@ def run(
         )
         for item, result in stage1:
             if isinstance(result, BaseException):
-                crashed = _crash(out, item.path, result)
-                row, features = RecordingRow(path=item.path, speaker=item.speaker, **crashed), None
+                row = RecordingRow(path=item.path, speaker=item.speaker, **_crash(out, item.path, result))
             else:
-                row, features = result
-            if features:
-                feature_paths[item.path] = features
+                row = result
             recordings.append(row)
             append_row(rec_manifest, row)
             _notify(progress, "recording", row=row)
         timings["analyze_s"] = time.perf_counter() - t_stage
 
         t_stage = time.perf_counter()
-        clip_tasks = _clip_tasks(recordings, inputs, feature_paths, family_names)
+        clip_tasks = _clip_tasks(recordings, inputs, family_names)
         skipped = _speakers_without_audio(recordings, clip_tasks, family_names)
         _notify(progress, "clips", total=len(clip_tasks) + len(skipped))
         for clip in skipped:
@@ -577,10 +547,10 @@ def run(
         stage2 = outcomes(
             functools.partial(cached_clip, **where), functools.partial(make_clip, **where), clip_tasks
         )
-        for item, result in stage2:
+        for (family, files), result in stage2:
             if isinstance(result, BaseException):
-                crashed = _crash(out, f"{item.speaker}/{item.family}", result)
-                clip = ClipRow(speaker=item.speaker, family=item.family, **crashed)
+                who = files[0].speaker
+                clip = ClipRow(speaker=who, family=family, **_crash(out, f"{who}/{family}", result))
             else:
                 clip = result
             clips.append(clip)
@@ -595,7 +565,6 @@ def run(
     _remove_stale_clips(out, clips)
     seconds = time.perf_counter() - t0
     counts = _counts(recordings, clips)
-    summary = RunSummary(out_dir=out, recordings=recordings, clips=clips, seconds=seconds, counts=counts)
     _write_json(
         out / "run.json",
         {
@@ -614,8 +583,8 @@ def run(
             "counts": counts,
         },
     )
-    _notify(progress, "done", summary=summary)
-    return summary
+    _notify(progress, "done", out_dir=out, counts=counts)
+    return out
 
 
 def _remove_temp_files(out: Path) -> None:
@@ -647,30 +616,22 @@ def _check_speaker_folders(inputs: Sequence[InputFile]) -> None:
 
 
 def _clip_tasks(
-    recordings: Iterable[RecordingRow],
-    inputs: Sequence[InputFile],
-    feature_paths: dict[str, str],
-    families: Sequence[str],
+    recordings: Iterable[RecordingRow], inputs: Sequence[InputFile], families: Sequence[str]
 ) -> list[ClipTask]:
-    source_of = {i.path: i.source for i in inputs}
-    by_speaker: dict[str, list[RecordingRow]] = {}
+    """One task per speaker with readable recordings and family, the speakers in name order."""
+    by_path = {i.path: i for i in inputs}
+    by_speaker: dict[str, list[InputFile]] = {}
     for row in sorted(recordings, key=lambda r: r.path):
-        if row.status == "ok" and row.path in feature_paths:
-            by_speaker.setdefault(row.speaker, []).append(row)
-    tasks = []
-    for speaker, rows in sorted(by_speaker.items()):
-        feats = tuple((feature_paths[r.path], source_of[r.path], r.path) for r in rows)
-        shas = tuple(r.sha256 or "" for r in rows)
-        for family in families:
-            tasks.append(ClipTask(speaker=speaker, family=family, features=feats, sha256s=shas))
-    return tasks
+        if row.status == "ok":
+            by_speaker.setdefault(row.speaker, []).append(replace(by_path[row.path], sha256=row.sha256))
+    return [(family, tuple(files)) for _, files in sorted(by_speaker.items()) for family in families]
 
 
 def _speakers_without_audio(
     recordings: Iterable[RecordingRow], tasks: Sequence[ClipTask], families: Sequence[str]
 ) -> list[ClipRow]:
     """Clip rows for speakers none of whose files could be read: rejected, with the files' reasons."""
-    have = {t.speaker for t in tasks}
+    have = {files[0].speaker for _, files in tasks}
     reasons: dict[str, Counter[str]] = {}
     for row in sorted(recordings, key=lambda r: r.path):  # completion order differs between executors
         if row.speaker not in have:

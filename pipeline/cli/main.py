@@ -22,7 +22,7 @@ from pipeline.errors import VoiceprepError
 
 if TYPE_CHECKING:
     from pipeline.audio.scan import InputFile
-    from pipeline.batch.runner import RunSummary
+    from pipeline.report.results import RunResults
     from pipeline.rules.checks import CheckResult
 
 app = typer.Typer(
@@ -350,7 +350,7 @@ def run_command(
     kind = "dask" if scheduler is not None and executor is None else executor
     try:
         with _run_progress() as progress:
-            summary = run(
+            written = run(
                 input_path,
                 out_dir,
                 families=family,
@@ -365,17 +365,17 @@ def run_command(
             )
     except RunError as exc:
         raise fail(f"cannot run: {exc}", EXIT_INTERNAL) from None
-    if export:
-        from pipeline.report.results import load_run
+    from pipeline.report.results import load_run
 
-        results = load_run(summary.out_dir)
-        for fmt in export:
-            results.export(fmt)
-    _print_run_summary(summary)
-    code = EXIT_FAILURES if strict and not summary.all_ready else EXIT_OK
+    results = load_run(written)
+    for fmt in export:
+        results.export(fmt)
+    _print_run_summary(results, written)
+    all_ready = all(c["status"] in {"ready", "submitted"} for c in results.clip_rows)
+    code = EXIT_FAILURES if strict and not all_ready else EXIT_OK
     if submit:
-        code = max(code, _submit_after_run(summary.out_dir, family, preview, config))
-    _write_report(summary.out_dir)
+        code = max(code, _submit_after_run(written, family, preview, config))
+    _write_report(written)
     raise typer.Exit(code)
 
 
@@ -516,11 +516,12 @@ def _run_progress() -> Iterator[Callable[[str, dict], None]]:
 _STATUS_STYLE = {"ready": "green", "submitted": "green", "rejected": "yellow", "failed": "red"}
 
 
-def _print_run_summary(summary: RunSummary) -> None:
-    clips = summary.clips
-    families = sorted({c.family for c in clips})
-    speakers = sorted({c.speaker for c in clips} | {r.speaker for r in summary.recordings})
-    by_key = {(c.speaker, c.family): c for c in clips}
+def _print_run_summary(results: RunResults, out_dir: Path) -> None:
+    """The speakers x families table, the counts and where the outputs are (``out_dir`` as given)."""
+    clips = results.clip_rows
+    families = sorted({c["family"] for c in clips})
+    speakers = sorted({c["speaker"] for c in clips} | {r["speaker"] for r in results.recording_rows})
+    by_key = {(c["speaker"], c["family"]): c for c in clips}
     table = Table(title="clips per speaker and family", title_justify="left", header_style="bold")
     table.add_column("speaker")
     for fam in families:
@@ -532,28 +533,29 @@ def _print_run_summary(summary: RunSummary) -> None:
             if c is None:
                 cells.append("-")
                 continue
-            style = _STATUS_STYLE.get(c.status, "white")
-            if not c.reasons:
+            status, reasons = c["status"], c["reasons"]
+            style = _STATUS_STYLE.get(status, "white")
+            if not reasons:
                 top = ""
-            elif c.status in {"ready", "submitted"}:
-                top = f" [yellow]warn: {c.reasons[0]}[/]"  # ready, with a quality warning
+            elif status in {"ready", "submitted"}:
+                top = f" [yellow]warn: {reasons[0]}[/]"  # ready, with a quality warning
             else:
-                top = f" ({c.reasons[0]})"
-            dur = f" {c.duration_s:.1f}s" if c.duration_s and c.status == "ready" else ""
-            cells.append(f"[{style}]{c.status}[/]{dur}{top}")
+                top = f" ({reasons[0]})"
+            dur = f" {c['duration_s']:.1f}s" if c["duration_s"] and status == "ready" else ""
+            cells.append(f"[{style}]{status}[/]{dur}{top}")
         table.add_row(who, *cells)
     out.print(table)
-    counts = summary.counts
-    failed = [r for r in summary.recordings if r.status != "ok"]
+    counts = results.run["counts"]
+    failed = [r for r in results.recording_rows if r["status"] != "ok"]
     out.print(
         f"{counts['recordings']} recordings ({counts['audio_hours']:.2f} h of audio), "
         f"{counts['recordings_failed']} failed; {len(clips)} clips: "
-        + ", ".join(f"{n} {s}" for s, n in sorted(Counter(c.status for c in clips).items()))
-        + f"; {summary.seconds:.1f} s"
+        + ", ".join(f"{n} {s}" for s, n in sorted(Counter(c["status"] for c in clips).items()))
+        + f"; {results.run['seconds']:.1f} s"
     )
     for r in failed:
-        out.print(f"  [red]failed[/] {r.path}: {', '.join(r.reasons)}: {r.message}", highlight=False)
-    out.print(f"outputs in {summary.out_dir}/ (clips/, recordings.jsonl, clips.jsonl, run.json)")
+        out.print(f"  [red]failed[/] {r['path']}: {', '.join(r['reasons'])}: {r['message']}", highlight=False)
+    out.print(f"outputs in {out_dir}/ (clips/, recordings.jsonl, clips.jsonl, run.json)")
 
 
 @families_app.callback(invoke_without_command=True)

@@ -27,6 +27,7 @@ cut still lands on the quietest frame the budget allows.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -145,55 +146,52 @@ def _at_rate(audio: PieceAudio, rate: int) -> PieceAudio:
 # --------------------------------------------------------------------------------------------------------
 
 
-@dataclass
-class _Side:
-    """Room tone on one side of speech: ``lead`` cuts before ``anchor``, otherwise after it.
+Cost = Callable[[np.ndarray], np.ndarray]
+"""The cost (dB) of each candidate length of room tone on one side of a cut (see :func:`_side_cost`)."""
 
-    ``avail`` is how much room (samples) the recording has there; longer lengths need padding.
+
+def _side_cost(buf: PieceAudio, anchor: int, *, lead: bool, avail: int) -> Cost:
+    """The cost (dB) of each length of room tone on one side of speech: ``lead`` cuts before ``anchor``,
+    otherwise after it; the recording has ``avail`` samples of room there, longer lengths need padding.
+
+    A length costs the level of the 10 ms frame next to its cut. A length the room cannot hold pads with
+    copied room tone: that costs :data:`PAD_DB_PER_S` per second of copy, plus :data:`PAD_COST_DB` when
+    the recording has enough room for some of the lengths (then natural room tone always wins).
     """
+    rate = buf.rate
+    frame = max(1, round(FRAME_S * rate))
 
-    buf: PieceAudio
-    anchor: int
-    lead: bool
-    avail: int
-
-    def cost_db(self, lengths: np.ndarray) -> np.ndarray:
-        """Cost (dB) of each length: the level of the 10 ms frame next to the cut; padding costs more.
-
-        A length the recording's room cannot hold pads with copied room tone: that costs
-        :data:`PAD_DB_PER_S` per second of copy, plus :data:`PAD_COST_DB` when the recording has enough
-        room for some of the lengths (then natural room tone always wins).
-        """
-        rate = self.buf.rate
-        frame = max(1, round(FRAME_S * rate))
+    def cost(lengths: np.ndarray) -> np.ndarray:
         lengths = np.asarray(lengths, dtype=np.int64)
-        natural = np.minimum(lengths, self.avail)
-        if self.lead:
-            lo = self.anchor - natural
-            hi = np.minimum(lo + frame, self.anchor)
+        natural = np.minimum(lengths, avail)
+        if lead:
+            lo = anchor - natural
+            hi = np.minimum(lo + frame, anchor)
         else:
-            hi = self.anchor + natural
-            lo = np.maximum(hi - frame, self.anchor)
+            hi = anchor + natural
+            lo = np.maximum(hi - frame, anchor)
         width = np.maximum(hi - lo, 1)
-        power = (self.buf.cumsq[hi] - self.buf.cumsq[lo]) / width
+        power = (buf.cumsq[hi] - buf.cumsq[lo]) / width
         level = np.maximum(10.0 * np.log10(np.maximum(power, 1e-15)), _LEVEL_FLOOR_DB)
-        pad_s = np.maximum(lengths - self.avail, 0) / rate
-        if lengths.size and self.avail < int(lengths.min()):
+        pad_s = np.maximum(lengths - avail, 0) / rate
+        if lengths.size and avail < int(lengths.min()):
             return PAD_DB_PER_S * pad_s  # every choice pads: the least copy wins
         return np.where(pad_s > 0, PAD_COST_DB + PAD_DB_PER_S * pad_s, level)
 
+    return cost
 
-def _split(left: _Side, right: _Side, *, total: int, lo: int, hi: int) -> tuple[int, int]:
+
+def _split(left: Cost, right: Cost, *, total: int, lo: int, hi: int, rate: int) -> tuple[int, int]:
     """Lengths ``(l, r)`` with ``l + r == total`` and both in ``[lo, hi]``, quietest cut frames first
-    (searched on a :data:`CUT_HOP_S` grid)."""
+    (searched on a :data:`CUT_HOP_S` grid; ``left``/``right`` are the two sides' :func:`_side_cost`)."""
     l_min = max(lo, total - hi)
     l_max = min(hi, total - lo)
     if l_max < l_min:  # the budget cannot be split within the range: the caller clamps before this
         half = total // 2
         return half, total - half
-    hop = max(1, round(CUT_HOP_S * left.buf.rate))
+    hop = max(1, round(CUT_HOP_S * rate))
     lengths = np.unique(np.concatenate([np.arange(l_min, l_max + 1, hop), [l_max]]))
-    cost = left.cost_db(lengths) + right.cost_db(total - lengths)
+    cost = left(lengths) + right(total - lengths)
     cost = cost + 1e-6 * np.abs(lengths - total / 2)  # ties: the more even split
     best = int(lengths[int(np.argmin(cost))])
     return best, total - best
@@ -279,24 +277,28 @@ def _assemble(
                     f"already within {pause_t / rate:.2f} s; kept as it is"
                 )
                 continue
-            left = _Side(buf, ps, lead=False, avail=pe - ps)
-            right = _Side(buf, pe, lead=True, avail=pe - ps)
+            left = _side_cost(buf, ps, lead=False, avail=pe - ps)
+            right = _side_cost(buf, pe, lead=True, avail=pe - ps)
             lo = min(e_min, pair_total // 2)
-            keep_l, keep_r = _split(left, right, total=pair_total, lo=lo, hi=pair_total - lo)
+            keep_l, keep_r = _split(left, right, total=pair_total, lo=lo, hi=pair_total - lo, rate=rate)
             spans.append((cursor, ps + keep_l))
             cursor = pe - keep_r
         spans.append((cursor, buf.end))
         kept.append(spans)
         content += sum(b - a for a, b in spans) - overlap * (len(spans) - 1)
 
-    leads = [_Side(b, b.start, lead=True, avail=b.start) for b in buffers]
-    tails = [_Side(b, b.end, lead=False, avail=b.x.shape[0] - b.end) for b in buffers]
+    lead_room = [b.start for b in buffers]
+    tail_room = [b.x.shape[0] - b.end for b in buffers]
+    leads = [_side_cost(b, b.start, lead=True, avail=n) for b, n in zip(buffers, lead_room, strict=True)]
+    tails = [_side_cost(b, b.end, lead=False, avail=n) for b, n in zip(buffers, tail_room, strict=True)]
     lead_len = [0] * len(buffers)
     tail_len = [0] * len(buffers)
 
     # 4. joins: tail of piece i + lead of piece i+1 make one pause target
     for i in range(len(buffers) - 1):
-        tail_len[i], lead_len[i + 1] = _split(tails[i], leads[i + 1], total=pair_total, lo=e_min, hi=pair_max)
+        tail_len[i], lead_len[i + 1] = _split(
+            tails[i], leads[i + 1], total=pair_total, lo=e_min, hi=pair_max, rate=rate
+        )
     content += (len(buffers) - 1) * pause_t
 
     # 2. edges: the clip's first lead and last tail share the plan's edge budget
@@ -308,23 +310,23 @@ def _assemble(
             f"used {clamped / rate:.3f} s (edge room tone is {d.edge_room_tone_s.min:g}-"
             f"{d.edge_room_tone_s.max:g} s per end)"
         )
-    lead_len[0], tail_len[-1] = _split(leads[0], tails[-1], total=clamped, lo=e_min, hi=e_max)
+    lead_len[0], tail_len[-1] = _split(leads[0], tails[-1], total=clamped, lo=e_min, hi=e_max, rate=rate)
 
     parts: list[np.ndarray] = []
     segments: list[dict[str, Any]] = []
     for i, buf in enumerate(buffers):
         spans = list(kept[i])
-        pad_lead = lead_len[i] - leads[i].avail
-        pad_tail = tail_len[i] - tails[i].avail
-        first_a = buf.start - min(lead_len[i], leads[i].avail)
-        last_b = buf.end + min(tail_len[i], tails[i].avail)
+        pad_lead = lead_len[i] - lead_room[i]
+        pad_tail = tail_len[i] - tail_room[i]
+        first_a = buf.start - min(lead_len[i], lead_room[i])
+        last_b = buf.end + min(tail_len[i], tail_room[i])
         spans[0] = (first_a, spans[0][1])
         spans[-1] = (spans[-1][0], last_b)
         speech_db = _level_db(buf.x[buf.start : buf.end])
         if pad_lead > 0:
             pad = _room_tone(buf, pad_lead + overlap, overlap=overlap, rng=rng)
             parts.append(pad)
-            notes.append(_pad_note(buf, "before the first word", leads[i].avail, pad, speech_db))
+            notes.append(_pad_note(buf, "before the first word", lead_room[i], pad, speech_db))
         for a, b in spans:
             parts.append(buf.x[a:b])
             segments.append(
@@ -337,7 +339,7 @@ def _assemble(
         if pad_tail > 0:
             pad = _room_tone(buf, pad_tail + overlap, overlap=overlap, rng=rng)
             parts.append(pad)
-            notes.append(_pad_note(buf, "after the last word", tails[i].avail, pad, speech_db))
+            notes.append(_pad_note(buf, "after the last word", tail_room[i], pad, speech_db))
     return _xfade_concat(parts, overlap), segments
 
 
@@ -369,10 +371,10 @@ def _dnsmos_of(x: np.ndarray, rate: int, target_lufs: float) -> dict[str, float]
     from pipeline.analysis.dnsmos import dnsmos
 
     x16 = resample(x.astype(np.float32), in_rate=rate, out_rate=ANALYSIS_RATE).astype(np.float64)
-    m = integrated_loudness(x16, sample_rate=ANALYSIS_RATE, true_peak=False).values.get("lufs")
+    m = integrated_loudness(x16, sample_rate=ANALYSIS_RATE, true_peak=False).metrics.get("lufs")
     if m is not None:
         x16 = x16 * 10.0 ** ((target_lufs - m) / 20.0)
-    scores = dnsmos(np.clip(x16, -1.0, 1.0).astype(np.float32)).values
+    scores = dnsmos(np.clip(x16, -1.0, 1.0).astype(np.float32)).metrics
     if any(scores.get(k) is None for k in ("dnsmos_sig", "dnsmos_bak", "dnsmos_ovrl")):
         return None
     return {k: round(float(scores[f"dnsmos_{k}"]), 3) for k in ("sig", "bak", "ovrl")}
@@ -429,7 +431,7 @@ def _clip_bandwidth(x: np.ndarray, rate: int) -> float | None:
     mask = speech_mask(levels[:n], raw[:n])
     meter = BandwidthMeter(sample_rate=rate)
     meter.process(x32)
-    value = meter.finish(speech_mask=mask if mask.any() else None).values.get("bandwidth_hz")
+    value = meter.finish(speech_mask=mask if mask.any() else None).metrics.get("bandwidth_hz")
     return None if value is None else float(value)
 
 
@@ -507,7 +509,7 @@ def _normalise(
     x: np.ndarray, rate: int, *, target_lufs: float, tp_max: float, notes: list[str]
 ) -> tuple[np.ndarray, float]:
     """Gain to ``target_lufs`` with a true-peak limiter; returns the audio and the static gain (dB)."""
-    first = integrated_loudness(x, sample_rate=rate).values
+    first = integrated_loudness(x, sample_rate=rate).metrics
     if first.get("lufs") is None:
         notes.append("loudness not measurable (silent or too short): no gain applied")
         return x, 0.0
@@ -518,7 +520,7 @@ def _normalise(
     for _ in range(8):
         y = x * 10.0 ** (gain_db / 20.0)
         y, reduction = _limit(y, rate, ceiling_db)
-        m = integrated_loudness(y, sample_rate=rate).values
+        m = integrated_loudness(y, sample_rate=rate).metrics
         err = target_lufs - float(m["lufs"])
         over = float(m["true_peak_dbtp"]) - ceiling_db
         if over > 0.0:
@@ -526,7 +528,7 @@ def _normalise(
         if abs(err) <= LOUDNESS_TOLERANCE_LU and over <= 0.0:
             break
         gain_db += err
-    tp = float(integrated_loudness(y, sample_rate=rate).values["true_peak_dbtp"])
+    tp = float(integrated_loudness(y, sample_rate=rate).metrics["true_peak_dbtp"])
     if tp > tp_max - 0.05:  # the limiter did not converge: fall back to plain gain reduction
         y = y * 10.0 ** ((tp_max - 0.05 - tp) / 20.0)
         notes.append(f"true peak {tp:.2f} dBTP after limiting; gain lowered by {tp - tp_max + 0.05:.2f} dB")
@@ -618,7 +620,7 @@ def render(
         out = np.repeat(out[:, None], d.channels, axis=1)
     io.write(path, out, out_rate, format=d.format, subtype=d.subtype)
     written, written_rate = io.read(path)
-    measured = integrated_loudness(written, sample_rate=written_rate).values
+    measured = integrated_loudness(written, sample_rate=written_rate).metrics
     return RenderResult(
         path=path,
         duration_s=round(written.shape[0] / written_rate, 6),

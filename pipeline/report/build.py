@@ -21,11 +21,12 @@ from pipeline.report.data import (
     HISTOGRAM_METRICS,
     SHORT_SOURCE_S,
     Clip,
-    ReportData,
     Speaker,
     duration,
-    gather,
+    ledger_rows,
+    speaker_cards,
 )
+from pipeline.report.results import RunResults, load_run
 
 __all__ = ["FILES_DIR", "REPORT_FILE", "build_report"]
 
@@ -52,16 +53,16 @@ def _url(target: Path, base: Path) -> str:
     return quote(Path(rel).as_posix(), safe="/")
 
 
-def _draw_recordings(sv: Speaker, data: ReportData) -> None:
+def _draw_recordings(sv: Speaker, families: list[str]) -> None:
     from pipeline.report import media, plots
 
     def priority(r: dict[str, Any]) -> tuple[int, str]:
-        uses = data.uses.get(r["path"], [])
+        uses = sv.uses.get(r["path"], [])
         return (0 if any(u["kind"] == "chosen" for u in uses) else 1 if uses else 2), r["path"]
 
     drawn = 0
     for r in sorted((r for r in sv.recordings if r["status"] == "ok"), key=priority):
-        path, source, length = r["path"], data.sources.get(r["path"]), duration(r)
+        path, source, length = r["path"], sv.sources.get(r["path"]), duration(r)
         if source is None:
             sv.notes[path] = "the source file is no longer where the run read it; not drawn"
             continue
@@ -74,7 +75,7 @@ def _draw_recordings(sv: Speaker, data: ReportData) -> None:
             )
             continue
         short = length <= SHORT_SOURCE_S
-        uses = data.uses.get(path, [])
+        uses = sv.uses.get(path, [])
         regions = media.regions_for(length, [(u["start_s"], u["end_s"]) for u in uses])
         env = None
         try:
@@ -95,7 +96,7 @@ def _draw_recordings(sv: Speaker, data: ReportData) -> None:
             env,
             duration_s=length,
             regions=regions,
-            families=data.families,
+            families=families,
             uses=uses,
             pauses=metrics.get("pauses") or [],
             speech=r["speech_segments"],
@@ -108,7 +109,7 @@ def _draw_recordings(sv: Speaker, data: ReportData) -> None:
         drawn += 1
 
 
-def _excerpts(clip: Clip, sv: Speaker, data: ReportData, files_dir: Path, base: Path, keep: set[str]) -> None:
+def _excerpts(clip: Clip, sv: Speaker, files_dir: Path, base: Path, keep: set[str]) -> None:
     from pipeline.report import media
 
     by_path: dict[str, list[tuple[float, float]]] = {}
@@ -127,7 +128,7 @@ def _excerpts(clip: Clip, sv: Speaker, data: ReportData, files_dir: Path, base: 
         )
     recordings = {r["path"]: r for r in sv.recordings}
     for path, (a, b) in spans[:MAX_EXCERPTS_PER_CLIP]:
-        rec, source = recordings.get(path), data.sources.get(path)
+        rec, source = recordings.get(path), sv.sources.get(path)
         if rec is None or source is None:
             clip.notes.append(f"source {path} not found: no excerpt to listen to")
             continue
@@ -173,7 +174,7 @@ def _voice_previews(clip: Clip, out_dir: Path, base: Path) -> None:
                 v["preview_url"] = _url(p, base)
 
 
-def _histograms(data: ReportData) -> list[str]:
+def _histograms(res: RunResults) -> list[str]:
     """Per metric, the delivered clips' values by status, with the families' gate limits as their checks
     recorded them."""
     from pipeline.report import plots
@@ -183,7 +184,7 @@ def _histograms(data: ReportData) -> list[str]:
     for metric in HISTOGRAM_METRICS:
         values: list[tuple[Any, str]] = []
         gates: dict[float, list[str]] = {}
-        for row in data.results.clip_rows:
+        for row in res.clip_rows:
             if not row["clip"]:
                 continue
             x = row["duration_s"] if metric == "duration_s" else row["metrics"].get(metric)
@@ -238,8 +239,9 @@ def build_report(
 
     out_dir = Path(out_dir)
     dest = Path(dest) if dest is not None else out_dir / REPORT_FILE
-    data = gather(out_dir)
-    key = _results_key(data, dest)
+    res = load_run(out_dir)
+    speakers = speaker_cards(res)
+    key = _results_key(res, dest)
     key_file = out_dir / ".cache" / "report.key"
     if reuse and dest.is_file() and key_file.is_file() and key_file.read_text() == key:
         return dest
@@ -252,7 +254,7 @@ def build_report(
     keep: set[str] = set()
 
     def draw(sv: Speaker) -> None:
-        _draw_recordings(sv, data)
+        _draw_recordings(sv, res.families)
         seen: dict[str, Clip] = {}
         for clip in sv.clips.values():
             sha, path = clip.row["clip_sha256"], out_dir / (clip.row["clip"] or "")
@@ -264,23 +266,23 @@ def build_report(
                     _draw_clip(clip, path, base)
                     if sha:
                         seen.setdefault(sha, clip)
-            _excerpts(clip, sv, data, files_dir, base, keep)
+            _excerpts(clip, sv, files_dir, base, keep)
             _voice_previews(clip, out_dir, base)
 
     # Decoding (libsndfile, FFmpeg), FFTs and image encoding release the GIL: threads share the work.
     workers = jobs if jobs is not None else min(4, os.cpu_count() or 1)
     if workers < 1:
         raise InvalidArgument(f"jobs must be at least 1, got {jobs}")
-    if workers == 1 or len(data.speakers) < 2:
-        for sv in data.speakers:
+    if workers == 1 or len(speakers) < 2:
+        for sv in speakers:
             draw(sv)
     else:
         with ThreadPoolExecutor(max_workers=workers) as pool:
-            list(pool.map(draw, data.speakers))
-    players = sum(bool(c.audio_url) + len(c.excerpts) for sv in data.speakers for c in sv.clips.values())
-    data.histogram_svgs = _histograms(data)
+            list(pool.map(draw, speakers))
+    players = sum(bool(c.audio_url) + len(c.excerpts) for sv in speakers for c in sv.clips.values())
     _prune(files_dir, keep)
-    page = render(data, preload="metadata" if players <= PRELOAD_LIMIT else "none")
+    preload = "metadata" if players <= PRELOAD_LIMIT else "none"
+    page = render(res, speakers, histograms=_histograms(res), preload=preload)
     encoded = page.encode("utf-8")
     atomic_write_bytes(dest, lambda fh: fh.write(encoded))
     key_file.parent.mkdir(exist_ok=True)
@@ -292,7 +294,7 @@ _VOLATILE_RUN_KEYS = ("started", "seconds", "timings", "tasks")
 """``run.json`` entries that differ between a run and its resumed twin without changing any result."""
 
 
-def _results_key(data: ReportData, dest: Path) -> str:
+def _results_key(res: RunResults, dest: Path) -> str:
     """A digest of everything the page shows apart from times: manifests, run settings, ledger, code."""
     import hashlib
     import json
@@ -300,11 +302,11 @@ def _results_key(data: ReportData, dest: Path) -> str:
     from pipeline import __version__
 
     h = hashlib.sha256(f"{__version__}|{dest.resolve()}".encode())
-    settled = {k: v for k, v in data.results.run.items() if k not in _VOLATILE_RUN_KEYS}
-    voices = data.voice_rows
+    settled = {k: v for k, v in res.run.items() if k not in _VOLATILE_RUN_KEYS}
+    voices = ledger_rows(res)
     if voices is None:  # a damaged ledger: the page says so; rebuild whenever it is asked for
         voices = f"unreadable {os.urandom(8).hex()}"
-    for part in (data.results.recording_rows, data.results.clip_rows, settled, voices):
+    for part in (res.recording_rows, res.clip_rows, settled, voices):
         h.update(json.dumps(part, sort_keys=True, default=str).encode())
     templates = Path(__file__).parent / "templates"
     for t in sorted(templates.iterdir()):

@@ -1,9 +1,9 @@
-"""Gather what the report shows from a run folder, through :func:`~pipeline.report.results.load_run`.
+"""What the report shows of a run, from its :class:`~pipeline.report.results.RunResults` (``load_run``).
 
 Nothing here reads audio or measures anything: every number comes from the manifest rows as
 ``load_run`` read them (``pipeline.report.media`` draws pictures and cuts excerpts later). The page
-reads the rows themselves (``recordings.jsonl`` and ``clips.jsonl`` rows, ledger rows); the three
-classes here only group them (:class:`ReportData` > :class:`Speaker` > :class:`Clip`) and hold what
+reads the rows themselves (``recordings.jsonl`` and ``clips.jsonl`` rows, ledger rows); the two
+classes here only group them by speaker (:class:`Speaker` > :class:`Clip`) and hold what
 :func:`~pipeline.report.build.build_report` draws. The family specs are loaded only to colour the
 *recordings'* metrics against each family's gates; clips are coloured by their own ``checks``, which
 hold the verdicts the run gave.
@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.errors import Reason
-from pipeline.report.results import RunResults, load_run
+from pipeline.report.results import RunResults
 from pipeline.rules.checks import combine
 from pipeline.rules.metrics import value_text
 
@@ -77,6 +77,11 @@ class Speaker:
     anchor: str
     recordings: list[dict[str, Any]] = field(default_factory=list)
     clips: dict[str, Clip] = field(default_factory=dict)
+    uses: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    """Recording path -> the spans each family's clip took (``kind`` ``chosen``, ``rank`` 0) or ranked
+    next (``alternative``, ``rank`` >= 1) from it: ``{family, kind, rank, start_s, end_s}``."""
+    sources: dict[str, Path | None] = field(default_factory=dict)
+    """Recording path -> the input file now (``None`` when it is gone), as ``load_run`` finds it."""
     waveforms: dict[str, str] = field(default_factory=dict)
     """Recording path -> its drawn waveform (SVG)."""
     notes: dict[str, str] = field(default_factory=dict)
@@ -103,86 +108,57 @@ class Speaker:
         return sum(duration(r) or 0.0 for r in self.recordings)
 
 
-@dataclass
-class ReportData:
-    """The whole report's content before drawing: the run as read, grouped by speaker."""
+def counts(res: RunResults, speakers: list[Speaker]) -> dict[str, Any]:
+    """The page header's numbers."""
+    rows, clips = res.recording_rows, res.clip_rows
+    return {
+        "recordings": len(rows),
+        "recordings_failed": sum(r["status"] != "ok" for r in rows),
+        "audio_s": sum(sv.audio_s for sv in speakers),
+        "speakers": len(speakers),
+        "clips": len(clips),
+        "by_status": dict(Counter(r["status"] for r in clips)),
+    }
 
-    results: RunResults
-    families: list[str]
-    speakers: list[Speaker]
-    uses: dict[str, list[dict[str, Any]]]
-    """Recording path -> the spans each family's clip took (``kind`` ``chosen``, ``rank`` 0) or ranked
-    next (``alternative``, ``rank`` >= 1) from it: ``{family, kind, rank, start_s, end_s}``."""
-    sources: dict[str, Path | None]
-    """Recording path -> the input file now (``None`` when it is gone), as ``load_run`` finds it."""
-    gates: dict[str, list[Any]]
-    """The quality gates of each family whose spec still loads (to colour the recordings)."""
-    voices_note: str
-    voice_rows: list[dict[str, Any]] | None
-    """The ledger's rows, ``None`` when the ledger could not be read. With the manifest rows they are what
-    the report's cache key digests."""
-    histogram_svgs: list[str] = field(default_factory=list)
 
-    @property
-    def failed_recordings(self) -> list[dict[str, Any]]:
-        """The recordings that could not be used, by path."""
-        return sorted(
-            (r for r in self.results.recording_rows if r["status"] != "ok"), key=lambda r: r["path"]
-        )
+def family_counts(res: RunResults) -> dict[str, dict[str, int]]:
+    """Family -> clip status -> number of clips."""
+    table = {f: dict.fromkeys(STATUSES, 0) for f in res.families}
+    for row in res.clip_rows:
+        table[row["family"]][row["status"]] += 1
+    return table
 
-    @property
-    def speech_stored(self) -> bool:
-        """True when some recording row carries its speech segments (drawn as a strip)."""
-        return any(r["speech_segments"] for r in self.results.recording_rows)
 
-    @property
-    def counts(self) -> dict[str, Any]:
-        """The header's numbers."""
-        rows, clips = self.results.recording_rows, self.results.clip_rows
-        audio_s = sum(sv.audio_s for sv in self.speakers)
-        return {
-            "recordings": len(rows),
-            "recordings_failed": sum(r["status"] != "ok" for r in rows),
-            "audio_s": audio_s,
-            "speakers": len(self.speakers),
-            "clips": len(clips),
-            "by_status": dict(Counter(r["status"] for r in clips)),
-        }
+def failed_recordings(res: RunResults) -> list[dict[str, Any]]:
+    """The recordings that could not be used, by path."""
+    return sorted((r for r in res.recording_rows if r["status"] != "ok"), key=lambda r: r["path"])
 
-    @property
-    def family_counts(self) -> dict[str, dict[str, int]]:
-        """Family -> clip status -> number of clips."""
-        counts = {f: dict.fromkeys(STATUSES, 0) for f in self.families}
-        for row in self.results.clip_rows:
-            counts[row["family"]][row["status"]] += 1
-        return counts
 
-    def cells(self, row: dict[str, Any]) -> dict[str, tuple[str, str | None, str]]:
-        """A recording's metric cells: metric -> (text, verdict against the families' gates or None, title)."""
-        metrics = row["metrics"] or {}
-        cells: dict[str, tuple[str, str | None, str]] = {}
-        for metric in RECORDING_METRICS if metrics else ():
-            x = metrics.get(metric)
-            text = value_text(metric, x)
-            if metric == "bandwidth_hz" and x is not None and metrics.get("bandwidth_class"):
-                text = f"{value_text(metric, x, 'Hz')} ({metrics['bandwidth_class']})"
-            if x is None:
-                cells[metric] = (text, None, row["null_reasons"].get(metric, "not measured"))
-                continue
-            judged: dict[str, list[str]] = {"fail": [], "warn": []}
-            for family, gates in self.gates.items():
-                for gate in gates:
-                    verdict = gate.verdict(_float(x)) if gate.metric == metric else None
-                    if verdict in judged:
-                        judged[verdict].append(family)
-            verdict = (
-                "fail" if judged["fail"] else "warn" if judged["warn"] else ("pass" if self.gates else None)
-            )
-            verdict = None if metric in ("duration_s", "lufs") else verdict
-            parts = [f"{v} for {', '.join(fams)}" for v, fams in judged.items() if fams]
-            title = "; ".join(parts) if parts else ("passes every family's gate" if verdict else "")
-            cells[metric] = (text, verdict, title)
-        return cells
+def cells(row: dict[str, Any], gates: dict[str, list[Any]]) -> dict[str, tuple[str, str | None, str]]:
+    """A recording's metric cells: metric -> (text, verdict against the families' ``gates`` or None,
+    title)."""
+    metrics = row["metrics"] or {}
+    out: dict[str, tuple[str, str | None, str]] = {}
+    for metric in RECORDING_METRICS if metrics else ():
+        x = metrics.get(metric)
+        text = value_text(metric, x)
+        if metric == "bandwidth_hz" and x is not None and metrics.get("bandwidth_class"):
+            text = f"{value_text(metric, x, 'Hz')} ({metrics['bandwidth_class']})"
+        if x is None:
+            out[metric] = (text, None, row["null_reasons"].get(metric, "not measured"))
+            continue
+        judged: dict[str, list[str]] = {"fail": [], "warn": []}
+        for family, family_gates in gates.items():
+            for gate in family_gates:
+                verdict = gate.verdict(_float(x)) if gate.metric == metric else None
+                if verdict in judged:
+                    judged[verdict].append(family)
+        verdict = "fail" if judged["fail"] else "warn" if judged["warn"] else ("pass" if gates else None)
+        verdict = None if metric in ("duration_s", "lufs") else verdict
+        parts = [f"{v} for {', '.join(fams)}" for v, fams in judged.items() if fams]
+        title = "; ".join(parts) if parts else ("passes every family's gate" if verdict else "")
+        out[metric] = (text, verdict, title)
+    return out
 
 
 # ---------------------------------------------------------------------------------------------- helpers
@@ -224,7 +200,7 @@ def _float(x: Any) -> float | None:
     return float(x) if isinstance(x, int | float) and not isinstance(x, bool) else None
 
 
-def _gates_by_family(families: list[str]) -> dict[str, list[Any]]:
+def gates_by_family(families: list[str]) -> dict[str, list[Any]]:
     """The quality gates of each family that still loads (a renamed or removed spec is skipped)."""
     from pipeline.rules.families import load_family
 
@@ -279,34 +255,34 @@ def _voices(row: dict[str, Any], ledger_rows: list[dict[str, Any]]) -> list[dict
     return voices
 
 
+def ledger_rows(res: RunResults) -> list[dict[str, Any]] | None:
+    """The voice ledger's rows; ``None`` when the ledger cannot be read (that must not stop the report)."""
+    try:
+        return res.voice_rows
+    except Exception:
+        return None
+
+
+def voices_note(res: RunResults) -> str:
+    """What the page says about the voice ledger it read."""
+    try:
+        rows = res.voice_rows
+    except Exception as exc:
+        return f"the voice ledger could not be read ({type(exc).__name__}); voice ids from clips.jsonl"
+    path = res.ledger_path
+    shown = path.name if path.parent == res.out_dir else str(path)
+    return f"{len(rows)} voice(s) in the ledger {shown}" if path.is_file() else "no voice ledger yet"
+
+
 # ---------------------------------------------------------------------------------------------- gather
 
 
-def gather(out_dir: Path) -> ReportData:
-    """Read a run folder through :func:`~pipeline.report.results.load_run` into a :class:`ReportData`
-    (no audio is read).
-
-    Raises:
-        InvalidArgument: ``out_dir`` is not a run folder.
-        ManifestError: a manifest or ``run.json`` is damaged or of an unknown layout.
-    """
-    res = load_run(out_dir)
-    families = [f for f in res.run.get("families") or [] if isinstance(f, str)]
-    families += list(dict.fromkeys(r["family"] for r in res.clip_rows if r["family"] not in families))
-
-    path = res.ledger_path
-    try:
-        voice_rows: list[dict[str, Any]] | None = res.voice_rows
-    except Exception as exc:  # a damaged ledger must not stop the report
-        voice_rows = None
-        voices_note = f"the voice ledger could not be read ({type(exc).__name__}); voice ids from clips.jsonl"
-    else:
-        shown = path.name if path.parent == res.out_dir else str(path)
-        voices_note = (
-            f"{len(voice_rows)} voice(s) in the ledger {shown}" if path.is_file() else "no voice ledger yet"
-        )
+def speaker_cards(res: RunResults) -> list[Speaker]:
+    """The run's speakers by name, each with its recordings, its clips (in family order), the spans they
+    use and where its input files are now. No audio is read."""
+    families = res.families
     by_clip: dict[tuple[str, str], list[dict[str, Any]]] = {}
-    for v in voice_rows or []:
+    for v in ledger_rows(res) or []:
         by_clip.setdefault((str(v.get("speaker")), str(v.get("family"))), []).append(v)
 
     speakers: dict[str, Speaker] = {}
@@ -314,8 +290,16 @@ def gather(out_dir: Path) -> ReportData:
     def speaker(name: str) -> Speaker:
         return speakers.setdefault(name, Speaker(name=name, anchor=anchor_for(name)))
 
+    sources = dict(zip(res.recordings["path"], res.recordings["source"], strict=True))
+    uses = _uses(res.clip_rows)
+    for spans in uses.values():
+        spans.sort(key=lambda u: (u["rank"], families.index(u["family"]), u["start_s"]))
     for row in sorted(res.recording_rows, key=lambda r: r["path"]):
-        speaker(row["speaker"]).recordings.append(row)
+        sv, path = speaker(row["speaker"]), row["path"]
+        sv.recordings.append(row)
+        sv.sources[path] = Path(sources[path]) if isinstance(sources.get(path), str) else None
+        if path in uses:
+            sv.uses[path] = uses[path]
     for row in sorted(res.clip_rows, key=lambda r: families.index(r["family"])):
         worst = combine([c["verdict"] for c in row["checks"]])
         speaker(row["speaker"]).clips[row["family"]] = Clip(
@@ -324,18 +308,4 @@ def gather(out_dir: Path) -> ReportData:
             verdict="fail" if row["status"] in ("rejected", "failed") else worst,
             voices=_voices(row, by_clip.get((row["speaker"], row["family"]), [])),
         )
-
-    paths, sources = res.recordings["path"], res.recordings["source"]
-    uses = _uses(res.clip_rows)
-    for recordings in uses.values():
-        recordings.sort(key=lambda u: (u["rank"], families.index(u["family"]), u["start_s"]))
-    return ReportData(
-        results=res,
-        families=families,
-        speakers=sorted(speakers.values(), key=lambda s: s.name),
-        uses=uses,
-        sources={p: Path(s) if isinstance(s, str) else None for p, s in zip(paths, sources, strict=True)},
-        gates=_gates_by_family(families),
-        voices_note=voices_note,
-        voice_rows=voice_rows,
-    )
+    return sorted(speakers.values(), key=lambda s: s.name)

@@ -1,4 +1,5 @@
-"""Render the report page from :class:`~pipeline.report.data.ReportData` with jinja2 (autoescaped).
+"""Render the report page of a run (its :class:`~pipeline.report.results.RunResults` and speaker cards) with
+jinja2 (autoescaped).
 
 The stylesheet and the small script are inlined from ``templates/``; the page's Content-Security-Policy
 allows no network source at all (images only from ``data:``, media only from the page's own origin or
@@ -11,7 +12,7 @@ from __future__ import annotations
 import base64
 import datetime as _dt
 import hashlib
-from functools import lru_cache
+from functools import lru_cache, partial
 from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
@@ -20,11 +21,18 @@ from pipeline.report.data import (
     RECORDING_METRICS,
     SHORT_SOURCE_S,
     STATUSES,
-    ReportData,
+    Speaker,
+    cells,
+    counts,
     duration,
+    failed_recordings,
+    family_counts,
+    gates_by_family,
     is_badge,
     reason_of,
+    voices_note,
 )
+from pipeline.report.results import RunResults
 from pipeline.rules.checks import LIMIT_LABELS
 from pipeline.rules.metrics import definition, is_number, label, number, seconds, value_text
 
@@ -112,13 +120,28 @@ def content_security_policy(script: str) -> str:
     )
 
 
-def render(data: ReportData, *, preload: str, built_at: _dt.datetime | None = None) -> str:
-    """The report page as one HTML string."""
+def render(
+    res: RunResults,
+    speakers: list[Speaker],
+    *,
+    histograms: list[str],
+    preload: str,
+    built_at: _dt.datetime | None = None,
+) -> str:
+    """The report page as one HTML string: the run, its speaker cards as drawn and the batch histograms."""
     script = _asset("report.js")
     built = (built_at or _dt.datetime.now(_dt.UTC)).strftime("%Y-%m-%d %H:%M UTC")
     context: dict[str, Any] = {
-        "d": data,
-        "run": data.results.run,
+        "run": res.run,
+        "families": res.families,
+        "speakers": speakers,
+        "counts": counts(res, speakers),
+        "family_counts": family_counts(res),
+        "cells": partial(cells, gates=gates_by_family(res.families)),
+        "speech_stored": any(r["speech_segments"] for r in res.recording_rows),
+        "histograms": histograms,
+        "failed_recordings": failed_recordings(res),
+        "voices_note": voices_note(res),
         "statuses": STATUSES,
         "short_s": SHORT_SOURCE_S,
         "recording_metrics": RECORDING_METRICS,
@@ -127,6 +150,6 @@ def render(data: ReportData, *, preload: str, built_at: _dt.datetime | None = No
         "csp": content_security_policy(script),
         "preload": preload,
         "built": built,
-        "title": data.results.out_dir.name,
+        "title": res.out_dir.name,
     }
     return environment().get_template("report.html.j2").render(context)

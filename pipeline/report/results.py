@@ -300,6 +300,12 @@ class RunResults:
     ledger_path: Path = field(repr=False)
     """Where :attr:`voices` reads the ledger from."""
 
+    @cached_property
+    def families(self) -> list[str]:
+        """The run's families: those ``run.json`` names, in its order, then any other a clip row names."""
+        names = [f for f in self.run.get("families") or [] if isinstance(f, str)]
+        return names + list(dict.fromkeys(r["family"] for r in self.clip_rows if r["family"] not in names))
+
     # ----------------------------------------------------------------------------------- tables
 
     @cached_property
@@ -578,7 +584,7 @@ class RunResults:
         wrong = [n for n in names if not isinstance(n, str)]
         if wrong:
             raise InvalidArgument(f"family must be a name or a list of names, got {wrong[0]!r}")
-        in_run = {r["family"] for r in self.clip_rows} | set(self.run.get("families") or [])
+        in_run = set(self.families)
         unknown = [n for n in names if n not in in_run]
         if unknown:
             from pipeline.rules.families import list_families

@@ -28,8 +28,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from pipeline.analysis.base import Analysis
 from pipeline.selection import scoring
-from pipeline.selection.features import RecordingFeatures
 from pipeline.selection.frames import RecordingIndex
 from pipeline.selection.limits import Rules
 from pipeline.selection.plan import ClipPlan, evaluate, make_piece, plan_key, suppress
@@ -66,7 +66,7 @@ def _order(stretch: ClipPlan) -> tuple[str, float]:
     return (stretch.pieces[0].path, stretch.pieces[0].start_s)
 
 
-def mismatch(a: RecordingFeatures, b: RecordingFeatures) -> str | None:
+def mismatch(a: Analysis, b: Analysis) -> str | None:
     """Why two recordings should not be joined (``None`` when their acoustics match)."""
     if a.path == b.path:
         return None
@@ -117,7 +117,7 @@ def _fill_order(pool: list[ClipPlan]) -> list[ClipPlan]:
 
 
 def grow(
-    anchor: ClipPlan, pool: list[ClipPlan], recs: Mapping[str, RecordingFeatures], rules: Rules
+    anchor: ClipPlan, pool: list[ClipPlan], recs: Mapping[str, Analysis], rules: Rules
 ) -> list[ClipPlan]:
     """Anchor plus matching stretches until the aim is reached without passing the maximum.
 

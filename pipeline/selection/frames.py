@@ -1,6 +1,6 @@
 """Window measures from the fast pass's frame arrays, in O(1) per window through prefix sums.
 
-A :class:`RecordingIndex` is built once per recording from its :class:`~pipeline.selection.features.RecordingFeatures`
+A :class:`RecordingIndex` is built once per recording from its :class:`~pipeline.analysis.base.Analysis`
 (10 ms ``frame_db`` and ``speech_mask``); :meth:`RecordingIndex.measure` then measures any number of
 windows ``[start_s, end_s)`` at once, vectorised:
 
@@ -28,10 +28,9 @@ import math
 import numpy as np
 
 from pipeline.analysis.bandwidth import BLOCK_S as BANDWIDTH_BLOCK_S
-from pipeline.analysis.base import FRAME_S
+from pipeline.analysis.base import FRAME_S, Analysis
 from pipeline.analysis.clipping import MAX_EVENTS
 from pipeline.analysis.snr import SNR_MAX_DB, SNR_MIN_DB
-from pipeline.selection.features import RecordingFeatures
 from pipeline.selection.limits import MIN_EDGE_GAP_S, SPLIT_PAUSE_S, Rules
 
 NOISE_CONTEXT_S = 1.0
@@ -112,16 +111,18 @@ class RangeMax:
 class RecordingIndex:
     """Prefix sums over one recording's frames and segments (laid out by ``rules``), and its figures."""
 
-    def __init__(self, rec: RecordingFeatures, rules: Rules) -> None:
+    def __init__(self, rec: Analysis, rules: Rules) -> None:
         db = np.asarray(rec.frame_db, dtype=np.float64)
         mask = np.asarray(rec.speech_mask, dtype=bool)
         self.rec = rec
         self.n_frames = db.size
-        segs = np.asarray(rec.segments, dtype=np.float64).reshape(-1, 2)
+        segs = np.asarray(rec.speech_segments, dtype=np.float64).reshape(-1, 2)
         self.starts = segs[:, 0].copy()
         self.ends = segs[:, 1].copy()
         self.duration_s = max(
-            float(rec.duration_s or 0.0), db.size * FRAME_S, float(self.ends[-1]) if segs.size else 0.0
+            float(rec.metrics.get("duration_s") or 0.0),
+            db.size * FRAME_S,
+            float(self.ends[-1]) if segs.size else 0.0,
         )
 
         power = np.power(10.0, db / 10.0)
@@ -152,7 +153,7 @@ class RecordingIndex:
         self._block_bandwidth = np.where(np.isfinite(blocks), blocks, np.inf)
         self._bandwidth = number(rec.metrics.get("bandwidth_hz"))
 
-        events = np.sort(np.asarray(rec.clipped_events, dtype=np.float64))
+        events = np.sort(np.asarray(rec.metrics.get("clipped_events") or [], dtype=np.float64))
         self.clip_events = events
         self.clip_events_capped = events.size >= MAX_EVENTS
         self.dnsmos_windows = [

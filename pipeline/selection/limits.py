@@ -1,4 +1,4 @@
-"""The numbers selection takes from a family spec, and what a clip will measure after pause shortening.
+"""The numbers selection takes from a family spec.
 
 Nothing here is hard-coded per family: every duration, run and pause figure comes from the spec
 (:class:`Rules.from_spec`). The only constants are selection's own choices about *where* a window may
@@ -8,7 +8,6 @@ start or end (:data:`MIN_EDGE_GAP_S`) and which pauses are too long to shorten (
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -95,49 +94,3 @@ class Rules:
         if not self.min_duration_s - _EPS <= duration_s <= self.max_duration_s + _EPS:
             return False
         return self.min_run_s is None or longest_run_s >= self.min_run_s - _EPS
-
-
-@dataclass(frozen=True)
-class ClipStats:
-    """What a clip made of some speech segments will measure once rendered (seconds)."""
-
-    duration_s: float
-    longest_run_s: float
-    max_pause_s: float
-    long_pauses: int
-
-
-def clip_stats(pieces: Sequence[Sequence[tuple[float, float]]], rules: Rules) -> ClipStats:
-    """Expected figures of a clip whose pieces hold these speech segments, in clip order.
-
-    Inside a piece, gaps longer than ``max_pause_s`` are shortened to ``join_s``; between pieces the join
-    is ``join_s``. A gap of ``min_pause_s`` or more (after shortening) is a pause and ends a run. The
-    duration adds the edge room tone. This is the reference the vectorised window search agrees with.
-    """
-    lengths: list[float] = []
-    gaps: list[float] = []
-    long_count = 0
-    for k, segs in enumerate(pieces):
-        if k:
-            gaps.append(rules.join_s)
-        for m, (start, end) in enumerate(segs):
-            if m:
-                raw = start - segs[m - 1][1]
-                long = bool(rules.is_long(np.array([raw]))[0])
-                long_count += long
-                gaps.append(rules.join_s if long else raw)
-            lengths.append(end - start)
-    runs: list[float] = [lengths[0]]
-    pauses: list[float] = []
-    for gap, length in zip(gaps, lengths[1:], strict=True):
-        if gap >= rules.min_pause_s - _EPS:
-            pauses.append(gap)
-            runs.append(length)
-        else:
-            runs[-1] += gap + length
-    return ClipStats(
-        duration_s=sum(lengths) + sum(gaps) + rules.edge_s,
-        longest_run_s=max(runs),
-        max_pause_s=max(pauses, default=0.0),
-        long_pauses=long_count,
-    )

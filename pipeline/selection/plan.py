@@ -20,11 +20,11 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.analysis.base import Measurement
+from pipeline.analysis.base import Analysis
 from pipeline.errors import InvalidArgument
 from pipeline.selection import scoring
 from pipeline.selection.frames import RecordingIndex, iqr, number
-from pipeline.selection.limits import clip_stats
+from pipeline.selection.limits import Rules
 
 MAX_OVERLAP = 0.5
 """Two plans overlap too much when the source time they share exceeds this share of the shorter one."""
@@ -174,7 +174,7 @@ def make_piece(idx: RecordingIndex, i: int, j: int) -> Piece:
         source=idx.rec.source,
         start_s=float(starts[i]),
         end_s=float(ends[j]),
-        channel_weights=tuple(float(w) for w in idx.rec.channel_weights),
+        channel_weights=tuple(float(w) for w in idx.rec.channel_choice.weights),
         long_pauses=tuple((float(ends[k]), float(starts[k + 1])) for k in long),
         lead_room_s=round(max(float(lead), 0.0), 6),
         tail_room_s=round(max(float(tail), 0.0), 6),
@@ -196,6 +196,40 @@ def piece_segments(idx: RecordingIndex, piece: Piece) -> list[tuple[float, float
     return segs
 
 
+def expected_shape(
+    pieces: Sequence[Sequence[tuple[float, float]]], rules: Rules
+) -> tuple[float, float, float, int]:
+    """Expected duration, longest run and longest pause (s) of a clip whose pieces hold these speech
+    segments, in clip order, and how many of its pauses are shortened.
+
+    Inside a piece, gaps longer than ``max_pause_s`` are shortened to ``join_s``; between pieces the join
+    is ``join_s``. A gap of ``min_pause_s`` or more (after shortening) is a pause and ends a run. The
+    duration adds the edge room tone. This is the reference the vectorised window search agrees with.
+    """
+    lengths: list[float] = []
+    gaps: list[float] = []
+    long_count = 0
+    for k, segs in enumerate(pieces):
+        if k:
+            gaps.append(rules.join_s)
+        for m, (start, end) in enumerate(segs):
+            if m:
+                raw = start - segs[m - 1][1]
+                long = bool(rules.is_long(np.array([raw]))[0])
+                long_count += long
+                gaps.append(rules.join_s if long else raw)
+            lengths.append(end - start)
+    runs: list[float] = [lengths[0]]
+    pauses: list[float] = []
+    for gap, length in zip(gaps, lengths[1:], strict=True):
+        if gap >= rules.min_pause_s - 1e-9:
+            pauses.append(gap)
+            runs.append(length)
+        else:
+            runs[-1] += gap + length
+    return sum(lengths) + sum(gaps) + rules.edge_s, max(runs), max(pauses, default=0.0), long_count
+
+
 def _weighted_mean(values: Sequence[float], weights: Sequence[float]) -> float:
     pairs = [(v, w) for v, w in zip(values, weights, strict=True) if not math.isnan(v) and w > 0]
     if not pairs:
@@ -211,7 +245,7 @@ def evaluate(
     pieces: Sequence[Piece],
     indexes: Mapping[str, RecordingIndex],
     *,
-    slow: Measurement | None = None,
+    slow: Analysis | None = None,
     extra: Mapping[str, Any] | None = None,
 ) -> ClipPlan:
     """Measure and score the clip made of ``pieces`` (in clip order) and return its plan.
@@ -223,7 +257,7 @@ def evaluate(
     """
     rules = indexes[pieces[0].path].rules
     segs = [piece_segments(indexes[p.path], p) for p in pieces]
-    stats = clip_stats(segs, rules)
+    duration_s, longest_run_s, max_pause_s, long_pauses = expected_shape(segs, rules)
     per: list[dict[str, float]] = []
     levels: list[np.ndarray] = []
     for piece in pieces:
@@ -236,7 +270,7 @@ def evaluate(
     speech = [m["speech_s"] for m in per]
     spans = [p.span_s for p in pieces]
     speech_s = sum(speech)
-    body = stats.duration_s - rules.edge_s
+    body = duration_s - rules.edge_s
     level_iqr = iqr(np.concatenate(levels)) if levels else None
     known_bw = [m["bandwidth_hz"] for m in per if not math.isnan(m["bandwidth_hz"])]
     measures: dict[str, Any] = {
@@ -254,15 +288,15 @@ def evaluate(
     dnsmos_source = "fast_pass" if not math.isnan(measures["dnsmos_ovrl"]) else None
     if slow is not None:
         for key in ("dnsmos_ovrl", "dnsmos_sig", "dnsmos_bak"):
-            measures[key] = number(slow.values.get(key))
-        dnsmos_source = "window" if slow.values.get("dnsmos_ovrl") is not None else None
-        if slow.values.get("dnsmos_spread") is not None:
-            measures["dnsmos_spread"] = slow.values["dnsmos_spread"]
-    parts = scoring.parts(measures, stats.duration_s, rules)
+            measures[key] = number(slow.metrics.get(key))
+        dnsmos_source = "window" if slow.metrics.get("dnsmos_ovrl") is not None else None
+        if slow.metrics.get("dnsmos_spread") is not None:
+            measures["dnsmos_spread"] = slow.metrics["dnsmos_spread"]
+    parts = scoring.parts(measures, duration_s, rules)
     score = float(scoring.total(parts))
     out: dict[str, Any] = {k: _clean(v) for k, v in measures.items()}
     out["clipped_events"] = round(float(measures["clipped_events"]), 1)
-    out["long_pauses"] = stats.long_pauses
+    out["long_pauses"] = long_pauses
     out["dnsmos_source"] = dnsmos_source
     missing = _missing_reasons(out, slow)
     if missing:
@@ -273,16 +307,16 @@ def evaluate(
         family=rules.family,
         speaker=indexes[pieces[0].path].rec.speaker,
         pieces=list(pieces),
-        duration_s=round(stats.duration_s, 6),
-        longest_run_s=round(stats.longest_run_s, 6),
-        max_pause_s=round(stats.max_pause_s, 6),
+        duration_s=round(duration_s, 6),
+        longest_run_s=round(longest_run_s, 6),
+        max_pause_s=round(max_pause_s, 6),
         score=score,
         score_parts={k: float(v) for k, v in parts.items() if not np.isnan(v)},  # the known parts
         measures=out,
     )
 
 
-def _missing_reasons(out: Mapping[str, Any], slow: Measurement | None) -> dict[str, str]:
+def _missing_reasons(out: Mapping[str, Any], slow: Analysis | None) -> dict[str, str]:
     """Why each missing measure is missing."""
     reasons: dict[str, str] = {}
     for key in ("reverb_score", "bandwidth_hz"):

@@ -9,8 +9,8 @@ The rules, the scoring and the tolerances are described in ``docs/selection.md``
 
 Typical use::
 
-    feats = [RecordingFeatures.from_fast_pass(analyze_file(p), path=..., source=p, speaker="bob", sha256=...)]
-    best, *alternatives = choose(feats, load_family("cosyvoice"))  # [] when explain() finds reasons
+    takes = [pipeline.analyze(p) for p in paths]  # one speaker's recordings
+    best, *alternatives = choose(takes, load_family("cosyvoice"))  # [] when explain() finds reasons
     best.pieces  # -> what pipeline.render.clip cuts
 """
 
@@ -18,10 +18,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from pipeline.analysis.base import Analysis
 from pipeline.errors import InvalidArgument
 from pipeline.rules.families import FamilySpec
 from pipeline.selection.assembly import assemble, grow, is_anchor, mismatch, quality, stretches, usable
-from pipeline.selection.features import RecordingFeatures
 from pipeline.selection.frames import RecordingIndex
 from pipeline.selection.limits import Rules
 from pipeline.selection.plan import MAX_OVERLAP, ClipPlan, evaluate, make_piece, plan_key, suppress
@@ -39,7 +39,7 @@ NESTED_SPREAD_MIN = 0.15
 """A finalist whose DNSMOS segments differ by at least this much (OVRL) gets its nested window scored."""
 
 
-def _prepare(recordings: Sequence[RecordingFeatures], spec: FamilySpec) -> dict[str, RecordingIndex]:
+def _prepare(recordings: Sequence[Analysis], spec: FamilySpec) -> dict[str, RecordingIndex]:
     """Check the recordings (at least one, one speaker, each path once); one index per recording by path."""
     rules = Rules.from_spec(spec)
     if not recordings:
@@ -71,7 +71,7 @@ def _window_plans(indexes: dict[str, RecordingIndex], *, limit: int) -> list[Cli
 
 
 def candidates(
-    recordings: Sequence[RecordingFeatures], spec: FamilySpec, *, limit: int = DEFAULT_LIMIT
+    recordings: Sequence[Analysis], spec: FamilySpec, *, limit: int = DEFAULT_LIMIT
 ) -> list[ClipPlan]:
     """Every clip plan that satisfies ``spec``'s rules, scored from the fast-pass features, best first.
 
@@ -143,7 +143,7 @@ def _nested(plan: ClipPlan, indexes: dict[str, RecordingIndex]) -> ClipPlan | No
 
 
 def choose(
-    recordings: Sequence[RecordingFeatures],
+    recordings: Sequence[Analysis],
     spec: FamilySpec,
     *,
     top: int = 5,
@@ -171,7 +171,7 @@ def choose(
     return suppress(plans, limit=alternatives + 1)
 
 
-def explain(recordings: Sequence[RecordingFeatures], spec: FamilySpec) -> tuple[list[str], str]:
+def explain(recordings: Sequence[Analysis], spec: FamilySpec) -> tuple[list[str], str]:
     """The true reasons why no plan satisfies ``spec`` for these recordings, and a sentence saying so.
 
     Reasons, in this order, every one that holds: ``no_speech`` (no recording has speech; alone),

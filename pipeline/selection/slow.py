@@ -17,7 +17,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from pipeline.analysis.base import ANALYSIS_RATE, Measurement
+from pipeline.analysis.base import ANALYSIS_RATE, Analysis
 from pipeline.audio.memory import release_free_memory
 from pipeline.errors import AudioReadError
 from pipeline.selection.frames import RecordingIndex
@@ -73,14 +73,14 @@ def clip_audio(pieces: Sequence[Piece], loaded: Sequence[PieceAudio], rules: Rul
     return np.concatenate(parts) if parts else np.zeros(0, dtype=np.float32)
 
 
-_DNSMOS_CACHE: dict[bytes, Measurement] = {}
+_DNSMOS_CACHE: dict[bytes, Analysis] = {}
 _DNSMOS_CACHE_SIZE = 256
 
 DNSMOS_LEVEL_DBFS = -23.0
 """RMS level the slow pass brings a window to before DNSMOS (near the rendered clip's level)."""
 
 
-def dnsmos_of(audio16k: np.ndarray) -> Measurement:
+def dnsmos_of(audio16k: np.ndarray) -> Analysis:
     """DNSMOS of 16 kHz mono audio: ``dnsmos_ovrl``/``_sig``/``_bak`` (``None`` plus why when not measurable)
     and ``dnsmos_spread``, the highest minus the lowest OVRL of the segments scored (none for one segment):
     a large spread says part of the audio is worse than the rest, so a window nested inside may score better.
@@ -104,7 +104,7 @@ def dnsmos_of(audio16k: np.ndarray) -> Measurement:
     return result
 
 
-def _dnsmos_of(x: np.ndarray) -> Measurement:
+def _dnsmos_of(x: np.ndarray) -> Analysis:
     """:func:`dnsmos_of` without the cache."""
     from pipeline.analysis.dnsmos import SEGMENT_SAMPLES, dnsmos
 
@@ -119,16 +119,16 @@ def _dnsmos_of(x: np.ndarray) -> Measurement:
         chunks = [x[a : a + SEGMENT_SAMPLES] for a in starts.tolist()]
     release_free_memory()  # the model's working set should not stack on freed selection arrays
     scores = [dnsmos(chunk) for chunk in chunks]
-    known = [m.values for m in scores if m.values.get("dnsmos_ovrl") is not None]
+    known = [m.metrics for m in scores if m.metrics.get("dnsmos_ovrl") is not None]
     if not known:
         why = next((m.null_reasons.get("dnsmos_ovrl") for m in scores), None)
-        return Measurement({}, {"dnsmos_ovrl": why or "not_measured: DNSMOS gave no score"})
-    out = Measurement(
+        return Analysis(null_reasons={"dnsmos_ovrl": why or "not_measured: DNSMOS gave no score"})
+    out = Analysis(
         {k: float(np.mean([v[k] for v in known])) for k in ("dnsmos_ovrl", "dnsmos_sig", "dnsmos_bak")}
     )
     ovrl = [v["dnsmos_ovrl"] for v in known]
     if len(ovrl) > 1:
-        out.values["dnsmos_spread"] = float(max(ovrl) - min(ovrl))
+        out.metrics["dnsmos_spread"] = float(max(ovrl) - min(ovrl))
     return out
 
 
@@ -141,7 +141,7 @@ def finish(plan: ClipPlan, indexes: Mapping[str, RecordingIndex], *, refine: boo
     except AudioReadError as exc:
         # The features were cached but the audio is gone or unreadable: keep the fast plan, say why.
         why = f"not_measured: the source could not be read for the slow pass ({exc.reason})"
-        return evaluate(plan.pieces, indexes, slow=Measurement({}, {"dnsmos_ovrl": why}))
+        return evaluate(plan.pieces, indexes, slow=Analysis(null_reasons={"dnsmos_ovrl": why}))
     pieces = list(plan.pieces)
     refined = False
     if refine:
