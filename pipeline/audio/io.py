@@ -37,6 +37,7 @@ import numpy as np
 import soundfile as sf
 
 from pipeline.audio.arguments import as_path, integer, number, renamed, signal
+from pipeline.audio.notes import captured, captured_steps
 from pipeline.errors import AudioReadError, InvalidArgument, reason
 
 __all__ = [
@@ -486,6 +487,7 @@ def probe(
     return replace(info, path=os.fspath(path), sha256=sha256_file(p) if hash else None)
 
 
+@captured  # decoder messages become notes (pipeline.audio.notes), never terminal output
 def _probe(path: Path, stream_index: int, max_input_s: float | None) -> AudioInfo:
     size = _check_file(path)
     info = _probe_soundfile(path, size, stream_index, max_input_s) or _probe_av(
@@ -584,7 +586,9 @@ class AudioReader:
         start = number("start_s", start_s)
         end = None if end_s is None else number("end_s", end_s, minimum=start)
         sr = self.info.sample_rate
-        blocks = self._blocks(round(start * sr), None if end is None else round(end * sr), block_frames)
+        blocks = captured_steps(
+            self._blocks(round(start * sr), None if end is None else round(end * sr), block_frames)
+        )
         self._open.add(blocks)
         return blocks
 
