@@ -138,12 +138,16 @@ class DecodeNotes:
 def describe(entries: list[dict[str, Any]], *, limit: int = 2) -> str:
     """One line for a terminal: the first ``limit`` messages with their counts, and how many more kinds.
 
-    E.g. ``Note: Illegal Audio-MPEG-Header 0x00000000 at offset 77322. (x2); Note: Trying to resync... (x2);
-    2 more``; empty for no entries.
+    E.g. ``Illegal Audio-MPEG-Header 0x00000000 at offset 39996 (x2); Trying to resync... (x2); 1 more``
+    (mpg123's ``Note:`` and a closing full stop left out); empty for no entries.
     """
-    shown = [f"{e['message']} (x{e['count']})" if e["count"] > 1 else str(e["message"]) for e in entries]
-    more = len(shown) - limit
-    return "; ".join(shown[:limit]) + (f"; {more} more" if more > 0 else "")
+    shown = []
+    for entry in entries[:limit]:
+        text = str(entry["message"]).removeprefix("Note: ")
+        text = text[:-1] if text.endswith(".") and not text.endswith("..") else text
+        shown.append(f"{text} (x{entry['count']})" if entry["count"] > 1 else text)
+    more = len(entries) - limit
+    return "; ".join(shown) + (f"; {more} more" if more > 0 else "")
 
 
 # ------------------------------------------------------------------------------------------ collectors

@@ -138,6 +138,14 @@ def _plain(cls: type[BaseModel], data: Any) -> Any:
     return to_jsonable(data) if isinstance(data, Mapping) else data
 
 
+class DecodeNote(BaseModel):
+    """One kind of message a decoder printed while reading a file, and how many times (messages that
+    differ only in their numbers, such as byte offsets, are one kind; see :mod:`pipeline.audio.notes`)."""
+
+    message: str
+    count: int
+
+
 class RecordingRow(BaseModel):
     """One input file: who it belongs to, what it is, what was measured and whether that worked.
 
@@ -162,6 +170,9 @@ class RecordingRow(BaseModel):
     null_reasons: dict[str, str] = Field(default_factory=dict)
     speech_segments: list[list[float]] = Field(default_factory=list)
     """``[start_s, end_s]`` of every speech segment the fast pass found (for plots and the report)."""
+    decode_notes: list[DecodeNote] = Field(default_factory=list)
+    """What libsndfile/FFmpeg said while voiceprep read the file (the few most frequent kinds, and one
+    ``(other decoder messages)`` entry counting the rest): the file decoded, but may be damaged there."""
     error_type: str | None = None
 
 
@@ -349,6 +360,7 @@ __all__: Sequence[str] = (
     "RECORDINGS_FILE",
     "SCHEMA_VERSION",
     "ClipRow",
+    "DecodeNote",
     "ManifestError",
     "RecordingRow",
     "append_row",
