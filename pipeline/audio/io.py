@@ -7,8 +7,9 @@ PyAV, ``av``) takes over: M4A/AAC, ALAC, Opus in WebM, the audio of MP4/MOV/MKV/
 Every data problem is raised as :class:`~pipeline.errors.AudioReadError` with a stable reason code from
 :mod:`pipeline.errors`; bad arguments to the public functions raise :class:`~pipeline.errors.InvalidArgument`
 (checked once, at the public function; the private helpers trust their inputs). Float files with NaN or
-infinite samples decode with those samples as 0. See ``docs/audio-io.md`` for the formats, the measured
-window-read accuracy and the reason codes.
+infinite samples decode with those samples as 0. What the decoders print while probing and decoding is
+kept as notes (:mod:`pipeline.audio.notes`), never written to the terminal. See ``docs/audio-io.md`` for
+the formats, the measured window-read accuracy and the reason codes.
 """
 
 from __future__ import annotations
@@ -487,7 +488,7 @@ def probe(
     return replace(info, path=os.fspath(path), sha256=sha256_file(p) if hash else None)
 
 
-@captured  # decoder messages become notes (pipeline.audio.notes), never terminal output
+@captured
 def _probe(path: Path, stream_index: int, max_input_s: float | None) -> AudioInfo:
     size = _check_file(path)
     info = _probe_soundfile(path, size, stream_index, max_input_s) or _probe_av(

@@ -26,7 +26,8 @@ step ends; if the interpreter exits while a step is still running in a daemon th
 restores fd 2 and passes that text on. fd 2 is restored on every exit from a step, exceptions and
 ``KeyboardInterrupt`` included, so a real error's traceback is printed by Python after the restore.
 Limits: a step that crashes the process (a segfault in a decoder) takes what it had captured with it;
-a decoder line longer than the buffered capture (4 MiB per step) is cut.
+at most 4 MiB written during one step is read (the rest is dropped). The cost and the measured slowdown
+are in ``docs/audio-io.md``.
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ import av.logging
 __all__ = [
     "MAX_KINDS",
     "MAX_MESSAGE_CHARS",
+    "OTHER",
     "DecodeNotes",
     "captured",
     "captured_steps",
