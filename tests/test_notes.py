@@ -116,15 +116,15 @@ def test_threads_decoding_at_once_keep_their_own_notes(damaged_mp3: Path, capfd)
 
 def test_other_text_on_fd2_is_passed_on_unchanged(capfd) -> None:
     def step() -> None:
-        os.write(2, b"Traceback (most recent call last):\n  File 'x.py', line 1\nValueError: boom\n")
-        os.write(2, b"analysing 3/10\r")  # another thread's progress bar, then a decoder line after it
+        os.write(2, b"Traceback (most recent call last):\n  File 'x.py', line 1\nbinascii.Error: boom\n")
+        os.write(2, b"analysing 3/10\r")  # another thread's progress bar, then decoder lines
         os.write(2, b"Note: Trying to resync...\n[src/libmpg123/parse.c:wetwork():1349] error: Giving up\n")
 
     with notes.collect() as collected:
         notes.captured(step)()
     err = capfd.readouterr().err
     assert (
-        err == "Traceback (most recent call last):\n  File 'x.py', line 1\nValueError: boom\nanalysing 3/10\r"
+        err == "Traceback (most recent call last):\n  File 'x.py', line 1\nbinascii.Error: boom\nanalysing 3/10\r"
     )
     assert _messages(collected.entries()) == ["Note: Trying to resync...", "error: Giving up"]
 

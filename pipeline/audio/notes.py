@@ -73,9 +73,10 @@ _LOG = logging.getLogger(__name__)
 
 # One decoder line: mpg123's source location ("[src/libmpg123/parse.c:wetwork():1349] error: ..."),
 # FFmpeg's context ("[mp3float @ 0x55d0c2a1b2c0] Header missing") or mpg123's "Note:"/"Warning:"/"Error:".
-# Matched anywhere (another thread's text may precede it on the line), up to the end of its line.
+# Matched anywhere (another thread's text may precede it on the line), up to the end of its line; not after a
+# letter or a dot, so Python's "UserWarning: ..." or "binascii.Error: ..." is passed on, not taken.
 _DECODER_LINE = re.compile(
-    r"(?:\[[^\]\n]*\.c:[^\]\n]*\] ?|\[[\w.:-]+ @ (?:0x)?[0-9a-fA-F]+\] ?|(?<![A-Za-z])(?:Note|Warning|Error): )"
+    r"(?:\[[^\]\n]*\.c:[^\]\n]*\] ?|\[[\w.:-]+ @ (?:0x)?[0-9a-fA-F]+\] ?|(?<![A-Za-z_.])(?:Note|Warning|Error): )"
     r"[^\n]*\n?"
 )
 _LOCATION = re.compile(r"^\[[^\]]*\.c:[^\]]*\] ?")
