@@ -124,7 +124,8 @@ def test_other_text_on_fd2_is_passed_on_unchanged(capfd) -> None:
         notes.captured(step)()
     err = capfd.readouterr().err
     assert (
-        err == "Traceback (most recent call last):\n  File 'x.py', line 1\nbinascii.Error: boom\nanalysing 3/10\r"
+        err
+        == "Traceback (most recent call last):\n  File 'x.py', line 1\nbinascii.Error: boom\nanalysing 3/10\r"
     )
     assert _messages(collected.entries()) == ["Note: Trying to resync...", "error: Giving up"]
 
