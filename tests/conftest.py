@@ -121,3 +121,20 @@ def fake() -> Iterator[FakeProviders]:
     with FakeProviders() as server:
         yield server
         assert not server.errors, server.errors[0]
+
+
+DAMAGED_MP3_SOURCE = Path(__file__).resolve().parents[1] / "data" / "samples" / "alice" / "noisy_market.mp3"
+
+
+@pytest.fixture
+def damaged_mp3(tmp_path: Path) -> Path:
+    """A real MP3 (``data/samples/alice/noisy_market.mp3``) with 200 zero bytes inserted in its middle.
+
+    Every frame still decodes (mpg123 skips the zeros), but while reading it mpg123, inside libsndfile,
+    writes ``Note: Illegal Audio-MPEG-Header 0x00000000 at offset 77322.`` and two more lines to fd 2.
+    """
+    data = DAMAGED_MP3_SOURCE.read_bytes()
+    middle = len(data) // 2
+    path = tmp_path / "damaged.mp3"
+    path.write_bytes(data[:middle] + bytes(200) + data[middle:])
+    return path

@@ -373,6 +373,7 @@ def test_mutated_files_succeed_or_fail_with_a_reason(
     valid_files: dict[str, bytes],
     suffix: str,
     how: tuple,  # type: ignore[type-arg]
+    capfd: pytest.CaptureFixture[str],
 ) -> None:
     path = tmp_path / f"mutated{suffix}"
     path.write_bytes(_mutate(valid_files[suffix], how))
@@ -382,7 +383,18 @@ def test_mutated_files_succeed_or_fail_with_a_reason(
     except AudioReadError as exc:
         assert exc.reason in READ_REASONS, exc
         return
+    finally:
+        assert capfd.readouterr().err == ""  # what the decoders say is a note, never terminal output
     assert data.dtype == np.float32 and data.shape[1] == info.channels
     assert set(warnings) <= {"truncated"}
     row = io.probe_row(path, max_input_s=60.0)
     assert row["status"] == "ok" and set(row["reasons"]) <= {"truncated"}
+
+
+def test_zero_bytes_inside_an_mp3_decode_fully_without_terminal_chatter(damaged_mp3: Path, capfd) -> None:
+    """mpg123 (inside libsndfile) prints "Note: Illegal Audio-MPEG-Header ..." to fd 2 for this file;
+    reading it must keep every frame and leave the terminal alone (the notes: tests/test_notes.py)."""
+    info = io.probe(damaged_mp3)
+    data, _ = io.read(damaged_mp3)
+    assert (info.backend, info.frames, len(data), info.warnings) == ("soundfile", 678020, 678020, ())
+    assert capfd.readouterr().err == ""

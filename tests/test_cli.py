@@ -197,3 +197,34 @@ def test_analyze_says_what_runs_and_pauses_count() -> None:
     assert "gaps between words excluded" in next(
         line for line in proc.stdout.splitlines() if "speech_s" in line
     )
+
+
+ILLEGAL = "Illegal Audio-MPEG-Header"
+
+
+def test_decoder_chatter_is_a_note_in_check_and_analyze_never_raw(damaged_mp3: Path) -> None:
+    check = voiceprep("check", damaged_mp3, "-f", "qwen-tts", "-f", "minimax", "--no-dnsmos")
+    analyze = voiceprep("analyze", damaged_mp3, "--no-dnsmos")
+    for proc in (check, analyze):
+        assert ILLEGAL not in proc.stderr
+        lines = [line for line in proc.stdout.splitlines() if ILLEGAL in line]
+        assert len(lines) == 1 and lines[0].startswith("  decoder notes: ")  # one line per file
+    as_json = voiceprep("check", damaged_mp3, "-f", "qwen-tts", "-f", "minimax", "--no-dnsmos", "--json")
+    rows = _json_lines(as_json.stdout)
+    assert len(rows) == 2 and all(ILLEGAL in row["decode_notes"][0]["message"] for row in rows)
+
+
+def test_run_counts_recordings_with_decoder_notes_and_keeps_them_on_the_row(
+    tmp_path: Path, damaged_mp3: Path
+) -> None:
+    (tmp_path / "in" / "dave").mkdir(parents=True)
+    damaged_mp3.rename(tmp_path / "in" / "dave" / "market.mp3")
+    out = tmp_path / "out"
+    proc = voiceprep("run", tmp_path / "in", "--out", out, "-f", "qwen-tts", "--jobs", "1")
+    assert proc.returncode == 0, proc.stderr
+    assert "1 recording had decoder notes (see decode_notes in recordings.jsonl)" in proc.stdout
+    assert ILLEGAL not in proc.stdout + proc.stderr
+    (row,) = _json_lines((out / "recordings.jsonl").read_text())
+    assert row["decode_notes"][0]["message"] == f"Note: {ILLEGAL} 0x00000000 at offset 77322."
+    assert row["decode_notes"][0]["count"] >= 1
+    assert json.loads((out / "run.json").read_text())["counts"]["recordings_with_decode_notes"] == 1

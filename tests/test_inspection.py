@@ -189,3 +189,21 @@ def test_stream_index_reaches_the_stream_in_analyze_check_and_plot(tmp_path: Pat
     cosy, minimax = pipeline.check_families(path, ["cosyvoice", "minimax"], stream_index=1, dnsmos=False)
     assert "first_channel_silent" in cosy.reasons and "first_channel_silent" not in minimax.reasons
     assert pipeline.check(path, "cosyvoice", dnsmos=False).probe["channels"] == 1
+
+
+def test_check_and_analyze_of_a_damaged_mp3_print_nothing_and_give_notes(damaged_mp3: Path, capfd) -> None:
+    from pipeline.audio.notes import collect
+
+    intact = pipeline.analyze(SAMPLES / "alice" / "noisy_market.mp3", dnsmos=False)
+    with collect() as notes:
+        damaged = pipeline.analyze(damaged_mp3, dnsmos=False)
+        result = pipeline.check(damaged_mp3, "qwen-tts", dnsmos=False)
+    assert capfd.readouterr().err == ""
+    assert any("Illegal Audio-MPEG-Header" in entry["message"] for entry in notes.entries())
+    # 200 zero bytes in 154 kB: the same measurements, to within a dB, and the same verdict as the intact file
+    assert damaged.metrics["duration_s"] == intact.metrics["duration_s"]
+    assert damaged.metrics["snr_db"] == pytest.approx(intact.metrics["snr_db"], abs=1.0)
+    assert (
+        result.verdict
+        == pipeline.check(SAMPLES / "alice" / "noisy_market.mp3", "qwen-tts", dnsmos=False).verdict
+    )

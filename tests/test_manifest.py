@@ -369,6 +369,31 @@ def test_export_parquet_and_csv_are_readable_by_pandas(tmp_path: Path, real_rows
     assert math.isnan(clips_csv["clip"][1])
 
 
+def test_decode_notes_are_declared_read_back_and_exported(tmp_path: Path) -> None:
+    notes = [
+        {"message": "Note: Illegal Audio-MPEG-Header 0x00000000 at offset 77322.", "count": 2},
+        {"message": "Note: Trying to resync...", "count": 2},
+    ]
+    noted = RecordingRow(path="dave/damaged.mp3", speaker="dave", decode_notes=notes)
+    manifest = tmp_path / "recordings.jsonl"
+    append_row(manifest, noted)
+    older = {"schema_version": 2, "path": "erin/memo.wav", "speaker": "erin"}  # written before the field
+    append_row(manifest, older)
+    back = read_rows(manifest, RecordingRow)
+    assert back[0] == noted and back[0].decode_notes[0]["count"] == 2
+    assert back[1].decode_notes == []
+    assert json.loads(manifest.read_text().splitlines()[0])["decode_notes"] == notes
+
+    res = load_run(tmp_path)
+    assert "decode_notes" in RECORDING_SCHEMA
+    assert res.recordings["decode_notes"].tolist() == [notes, []]
+    res.export("parquet")
+    res.export("csv")
+    parquet = pd.read_parquet(tmp_path / "recordings.parquet")["decode_notes"]
+    assert [dict(entry) for entry in parquet[0]] == notes and len(parquet[1]) == 0
+    assert json.loads(pd.read_csv(tmp_path / "recordings.csv")["decode_notes"][0]) == notes
+
+
 def test_export_of_an_empty_run_writes_tables_with_headers(tmp_path: Path) -> None:
     (tmp_path / "recordings.jsonl").touch()
     load_run(tmp_path).export("csv")

@@ -7,8 +7,9 @@ PyAV, ``av``) takes over: M4A/AAC, ALAC, Opus in WebM, the audio of MP4/MOV/MKV/
 Every data problem is raised as :class:`~pipeline.errors.AudioReadError` with a stable reason code from
 :mod:`pipeline.errors`; bad arguments to the public functions raise :class:`~pipeline.errors.InvalidArgument`
 (checked once, at the public function; the private helpers trust their inputs). Float files with NaN or
-infinite samples decode with those samples as 0. See ``docs/audio-io.md`` for the formats, the measured
-window-read accuracy and the reason codes.
+infinite samples decode with those samples as 0. What the decoders print while probing and decoding is
+kept as notes (:mod:`pipeline.audio.notes`), never written to the terminal. See ``docs/audio-io.md`` for
+the formats, the measured window-read accuracy and the reason codes.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ import numpy as np
 import soundfile as sf
 
 from pipeline.audio.arguments import as_path, integer, number, renamed, signal
+from pipeline.audio.notes import captured, captured_steps
 from pipeline.errors import AudioReadError, InvalidArgument, reason
 
 __all__ = [
@@ -486,6 +488,7 @@ def probe(
     return replace(info, path=os.fspath(path), sha256=sha256_file(p) if hash else None)
 
 
+@captured
 def _probe(path: Path, stream_index: int, max_input_s: float | None) -> AudioInfo:
     size = _check_file(path)
     info = _probe_soundfile(path, size, stream_index, max_input_s) or _probe_av(
@@ -584,7 +587,9 @@ class AudioReader:
         start = number("start_s", start_s)
         end = None if end_s is None else number("end_s", end_s, minimum=start)
         sr = self.info.sample_rate
-        blocks = self._blocks(round(start * sr), None if end is None else round(end * sr), block_frames)
+        blocks = captured_steps(
+            self._blocks(round(start * sr), None if end is None else round(end * sr), block_frames)
+        )
         self._open.add(blocks)
         return blocks
 

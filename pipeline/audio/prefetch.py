@@ -7,6 +7,7 @@ threads is bounded (``depth`` blocks), so memory stays bounded by the block size
 
 from __future__ import annotations
 
+import contextvars
 import queue
 import threading
 from collections.abc import Iterator
@@ -50,7 +51,9 @@ def prefetch(source: Iterator[T], *, depth: int = 2) -> Iterator[T]:
             if close is not None:
                 close()
 
-    worker = threading.Thread(target=_produce, name="voiceprep-prefetch", daemon=True)
+    # The producer runs in a copy of the consumer's context: its decoder notes reach the consumer's collector.
+    context = contextvars.copy_context()
+    worker = threading.Thread(target=context.run, args=(_produce,), name="voiceprep-prefetch", daemon=True)
     worker.start()
     try:
         while True:

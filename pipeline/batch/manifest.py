@@ -162,6 +162,10 @@ class RecordingRow(BaseModel):
     null_reasons: dict[str, str] = Field(default_factory=dict)
     speech_segments: list[list[float]] = Field(default_factory=list)
     """``[start_s, end_s]`` of every speech segment the fast pass found (for plots and the report)."""
+    decode_notes: list[dict[str, str | int]] = Field(default_factory=list)
+    """What libsndfile/FFmpeg said while voiceprep read the file, as ``{"message": str, "count": int}``
+    (the few most frequent kinds, and one ``(other decoder messages)`` entry counting the rest): the file
+    decoded, but may be damaged there (:mod:`pipeline.audio.notes`)."""
     error_type: str | None = None
 
 

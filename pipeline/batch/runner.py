@@ -33,6 +33,7 @@ from typing import Any
 
 from pipeline.audio import io
 from pipeline.audio.memory import release_free_memory
+from pipeline.audio.notes import collected, collecting
 from pipeline.audio.scan import InputFile, scan
 from pipeline.batch.config import RunConfig, load_config
 from pipeline.batch.manifest import (
@@ -200,6 +201,7 @@ def cached_recording(item: InputFile, *, cache_dir: Path, config: RunConfig) -> 
     return row if row.status != "ok" or analysis_path.exists() else None
 
 
+@collecting  # what the decoders say while reading the file: the row's decode_notes
 def analyze_recording(item: InputFile, *, cache_dir: Path, config: RunConfig) -> RecordingRow:
     """Stage-1 task: the recordings row of one file; its analysis, when ``ok``, is cached for stage 2.
 
@@ -226,7 +228,12 @@ def analyze_recording(item: InputFile, *, cache_dir: Path, config: RunConfig) ->
             raise AudioReadError("empty", "no samples could be decoded")
     except AudioReadError as exc:
         row = RecordingRow(
-            **who, probe=probed, status="failed", reasons=[exc.reason], message=_message(exc, source)
+            **who,
+            probe=probed,
+            status="failed",
+            reasons=[exc.reason],
+            message=_message(exc, source),
+            decode_notes=collected(),
         )
         _write_json(row_path, row)
         return row
@@ -241,6 +248,7 @@ def analyze_recording(item: InputFile, *, cache_dir: Path, config: RunConfig) ->
         metrics=result.metrics,
         null_reasons=result.null_reasons,
         speech_segments=[[round(a, 3), round(b, 3)] for a, b in result.speech_segments],
+        decode_notes=collected(),
     )
     _write_json(row_path, row)
     del result
@@ -673,6 +681,7 @@ def _counts(recordings: Sequence[RecordingRow], clips: Sequence[ClipRow]) -> dic
         "recordings": len(recordings),
         "recordings_ok": sum(r.status == "ok" for r in recordings),
         "recordings_failed": sum(r.status != "ok" for r in recordings),
+        "recordings_with_decode_notes": sum(bool(r.decode_notes) for r in recordings),
         "audio_hours": round(audio_s / 3600, 4),
         "speakers": len({r.speaker for r in recordings}),
         "clips": {f: dict(sorted(c.items())) for f, c in sorted(per_family.items())},

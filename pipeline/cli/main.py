@@ -182,6 +182,7 @@ def analyze(
 ) -> None:
     """Measure each recording: speech, runs and pauses, SNR, reverb, clipping, bandwidth, loudness."""
     from pipeline.analysis.inspection import analyze as analyze_one
+    from pipeline.audio.notes import collect
     from pipeline.errors import AudioReadError, reason
     from pipeline.rules.metrics import FAST_PASS_METRICS, METRICS, value_text
 
@@ -191,21 +192,28 @@ def analyze(
     failed = 0
     for path, problem in [(item.source, item.problem) for item in _scan(paths)]:
         row: dict = {"path": path}
-        try:
-            if problem is not None:
-                raise AudioReadError(problem, reason(problem).message)
-            a = analyze_one(path, dnsmos=dnsmos, channel_strategy=channel_strategy)
-            row.update(
-                status="ok", reasons=a.warnings, message="", metrics=a.metrics, null_reasons=a.null_reasons
-            )
-        except AudioReadError as exc:
-            failed += 1
-            row.update(status="failed", reasons=[exc.reason], message=exc.message, metrics=None)
+        with collect() as notes:  # what the decoders say about this file: one tidy line, never raw
+            try:
+                if problem is not None:
+                    raise AudioReadError(problem, reason(problem).message)
+                a = analyze_one(path, dnsmos=dnsmos, channel_strategy=channel_strategy)
+                row.update(
+                    status="ok",
+                    reasons=a.warnings,
+                    message="",
+                    metrics=a.metrics,
+                    null_reasons=a.null_reasons,
+                )
+            except AudioReadError as exc:
+                failed += 1
+                row.update(status="failed", reasons=[exc.reason], message=exc.message, metrics=None)
+        row["decode_notes"] = notes.entries()
         if as_json:
             print(json.dumps(row, ensure_ascii=False), flush=True)
             continue
         if row["status"] != "ok":
             out.print(f"[bold]{path}[/]: [red]failed[/] ({row['reasons'][0]}): {row['message']}")
+            _print_decode_notes(row["decode_notes"])
             continue
         table = Table(title=path, title_justify="left", header_style="bold", show_edge=False)
         table.add_column("metric")
@@ -218,7 +226,16 @@ def analyze(
         out.print(table)
         if row["reasons"]:
             out.print(f"  warnings: {', '.join(row['reasons'])}")
+        _print_decode_notes(row["decode_notes"])
     raise typer.Exit(EXIT_FAILURES if failed else EXIT_OK)
+
+
+def _print_decode_notes(entries: list[dict[str, Any]]) -> None:
+    """One line of what the decoders said about a file (``check``, ``analyze``), if anything."""
+    from pipeline.audio.notes import describe
+
+    if entries:
+        out.print(f"  decoder notes: {describe(entries)}", markup=False, highlight=False)
 
 
 _VERDICT_STYLE = {"pass": "bold green", "warn": "bold yellow", "fail": "bold red"}
@@ -249,6 +266,7 @@ def check(
 ) -> None:
     """Judge each file as it is, as the service would receive it: verdict, reasons, fix hints."""
     from pipeline.analysis.inspection import check_families
+    from pipeline.audio.notes import collect
     from pipeline.errors import reason
     from pipeline.rules.checks import failed_read
     from pipeline.rules.families import list_families, load_family
@@ -256,16 +274,21 @@ def check(
     specs = [load_family(name) for name in (family or list_families())]
     any_fail = False
     for path, problem in [(item.source, item.problem) for item in _scan(paths)]:
-        if problem is not None:
-            results = [failed_read(path, s.name, problem, reason(problem).message) for s in specs]
-        else:
-            results = check_families(path, specs, dnsmos=dnsmos)
+        with collect() as notes:  # what the decoders say about this file: one tidy line, never raw
+            if problem is not None:
+                results = [failed_read(path, s.name, problem, reason(problem).message) for s in specs]
+            else:
+                results = check_families(path, specs, dnsmos=dnsmos)
+        decode_notes = notes.entries()
         for result in results:
             any_fail = any_fail or result.verdict == "fail"
             if as_json:
-                print(json.dumps(result.to_dict(), ensure_ascii=False, default=str), flush=True)
+                row = {**result.to_dict(), "decode_notes": decode_notes}
+                print(json.dumps(row, ensure_ascii=False, default=str), flush=True)
                 continue
             _print_check(result)
+        if not as_json:
+            _print_decode_notes(decode_notes)
     raise typer.Exit(EXIT_FAILURES if any_fail else EXIT_OK)
 
 
@@ -555,6 +578,10 @@ def _print_run_summary(results: RunResults, out_dir: Path) -> None:
     )
     for r in failed:
         out.print(f"  [red]failed[/] {r['path']}: {', '.join(r['reasons'])}: {r['message']}", highlight=False)
+    noted = counts.get("recordings_with_decode_notes", 0)
+    if noted:
+        had = "recording had" if noted == 1 else "recordings had"
+        out.print(f"{noted} {had} decoder notes (see decode_notes in recordings.jsonl)", highlight=False)
     out.print(f"outputs in {out_dir}/ (clips/, recordings.jsonl, clips.jsonl, run.json)")
 
 
