@@ -9,10 +9,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from _corpus import corpus_file
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT / "data" / "samples"
-SPEECH = ROOT.parent / "shared" / "data" / "speech"
 
 
 def voiceprep(*args: str | Path, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
@@ -77,7 +77,7 @@ def test_families_list_and_show() -> None:
 
 
 def test_unknown_family_is_a_one_line_usage_error() -> None:
-    proc = voiceprep("check", SPEECH / "sms_speech-male.wav", "--family", "nope")
+    proc = voiceprep("check", corpus_file("speech", "sms_speech-male.wav"), "--family", "nope")
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
@@ -93,7 +93,7 @@ def test_check_json_and_exit_codes() -> None:
     pause = next(c for c in row["checks"] if c["rule"] == "max_pause_s")
     assert pause["limit"] == 2 and pause["value"] > 2 and pause["hint"]
 
-    ok = voiceprep("check", SPEECH / "sms_speech-male.wav", "-f", "minimax", "--no-dnsmos")
+    ok = voiceprep("check", corpus_file("speech", "sms_speech-male.wav"), "-f", "minimax", "--no-dnsmos")
     # 5.6 s is below MiniMax's 10 s minimum: a fail with its reason and hint in the human output.
     assert ok.returncode == 1
     assert "FAIL" in ok.stdout and "too_short" in ok.stdout and "fix:" in ok.stdout
@@ -107,7 +107,7 @@ def test_check_passes_exit_zero(tmp_path: Path) -> None:
     # Three real utterances of one speaker, joined with short gaps, 48 kHz PCM16 mono: a valid MiniMax clip.
     parts = []
     for name in ("resem_librispeech_3080-5032-0006.flac",):
-        x, sr = sf.read(SPEECH / name, dtype="float32")
+        x, sr = sf.read(corpus_file("speech", name), dtype="float32")
         parts.append(soxr.resample(x, sr, 48000))
     clip = np.concatenate(parts).astype(np.float32)
     path = tmp_path / "clip.wav"

@@ -6,13 +6,13 @@ import json
 from pathlib import Path
 
 import pytest
+from _corpus import corpus_file
 
 import pipeline
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT / "data" / "samples"
 EXPECTED = json.loads((SAMPLES / "EXPECTED.json").read_text())
-SPEECH = ROOT.parent / "shared" / "data" / "speech"
 
 
 def _expected(relpath: str) -> dict:
@@ -88,7 +88,7 @@ def test_check_unreadable_files_are_fail_rows_not_exceptions(tmp_path: Path) -> 
 def test_check_clean_real_speech_passes_hard_limits() -> None:
     # 44.1 kHz mono PCM16 real speech, 5.6 s: only the duration recommendations and the speech run can
     # complain; format, rate, channels and pauses are fine.
-    result = pipeline.check(SPEECH / "sms_speech-male.wav", "qwen-tts", dnsmos=False)
+    result = pipeline.check(corpus_file("speech", "sms_speech-male.wav"), "qwen-tts", dnsmos=False)
     hard_failures = {c.rule for c in result.checks if c.group == "limit" and c.verdict == "fail"}
     assert hard_failures <= {"min_speech_run_s"}
     assert {"format", "sample_rate", "channels", "max_pause_s"} <= {c.rule for c in result.checks}
@@ -98,7 +98,7 @@ def test_unknown_family_raises_spec_error() -> None:
     from pipeline.errors import SpecError
 
     with pytest.raises(SpecError, match="available"):
-        pipeline.check(SPEECH / "sms_speech-male.wav", "no-such-family")
+        pipeline.check(corpus_file("speech", "sms_speech-male.wav"), "no-such-family")
 
 
 @pytest.mark.parametrize(
@@ -113,7 +113,7 @@ def test_analyze_rejects_a_bad_argument_by_name(kwargs: dict, name: str) -> None
     from pipeline.errors import InvalidArgument
 
     with pytest.raises(InvalidArgument, match=name):
-        pipeline.analyze(SPEECH / "sms_speech-male.wav", **kwargs)
+        pipeline.analyze(corpus_file("speech", "sms_speech-male.wav"), **kwargs)
     with pytest.raises(InvalidArgument, match="path"):
         pipeline.analyze(123)  # type: ignore[arg-type]
 

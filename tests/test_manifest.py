@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from _corpus import corpus_file
 
 from pipeline.analysis.inspection import analyze
 from pipeline.batch.manifest import (
@@ -68,11 +69,11 @@ def _json(row: ClipRow) -> str:
 
 
 @pytest.fixture(scope="module")
-def real_rows(shared_data: Path) -> list[RecordingRow]:
+def real_rows() -> list[RecordingRow]:
     """Recording rows built from real analysis of three speech files (WAV and Ogg)."""
     rows = []
     for name in SPEECH:
-        a = analyze(shared_data / "speech" / name)
+        a = analyze(corpus_file("speech", name))
         info = dataclasses.asdict(a.info)
         rows.append(
             RecordingRow(

@@ -28,6 +28,7 @@ import pandas as pd
 import pytest
 import soundfile as sf
 import yaml
+from _corpus import corpus_file
 
 import pipeline.analysis.fastpass
 import pipeline.analysis.inspection
@@ -42,22 +43,27 @@ from pipeline.rules.metrics import FAST_PASS_METRICS
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT / "data" / "samples"
-SPEECH = ROOT.parent / "shared" / "data" / "speech"
 
 FAMILIES = ("cosyvoice", "qwen-tts")
 LOOSE = "resem_librispeech_1246-124548-0000"  # a loose file in the input root: its own speaker
-SOURCES = {
+SOURCES: dict[str, Path | tuple[str, str]] = {
     "alice/phone_memo.m4a": SAMPLES / "alice" / "phone_memo.m4a",  # 21 s of clean continuous speech
     "alice/broken.m4a": SAMPLES / "alice" / "broken.m4a",  # an upload cut off halfway
     "bob/takes/take_1.m4a": SAMPLES / "bob" / "takes" / "take_1.m4a",  # 4.3 s
     "bob/takes/take_2.m4a": SAMPLES / "bob" / "takes" / "take_2.m4a",  # 4.8 s
     "bob/takes/take_5.m4a": SAMPLES / "bob" / "takes" / "take_5.m4a",  # 4.8 s
     "dave/broken.m4a": SAMPLES / "alice" / "broken.m4a",  # the same bytes as alice's
-    "erin/arctic_a0003.wav": SPEECH / "pra_cmu_arctic_us_aew_a0003.wav",  # 3.5 s
-    f"{LOOSE}.flac": SPEECH / f"{LOOSE}.flac",  # 14.4 s of LibriSpeech
+    "erin/arctic_a0003.wav": ("speech", "pra_cmu_arctic_us_aew_a0003.wav"),  # 3.5 s
+    f"{LOOSE}.flac": ("speech", f"{LOOSE}.flac"),  # 14.4 s of LibriSpeech
 }
 EMPTY = "dave/empty.wav"  # zero bytes
 SPEAKERS = ["alice", "bob", "dave", "erin", LOOSE]
+
+
+def _source(rel: str) -> Path:
+    """The file input ``rel`` is copied from (a real recording through the corpus lookup)."""
+    source = SOURCES[rel]
+    return source if isinstance(source, Path) else corpus_file(*source)
 
 
 def _config() -> Any:
@@ -66,12 +72,12 @@ def _config() -> Any:
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The shared input folder (copies, so nothing under ``../shared`` is touched)."""
+    """The shared input folder (copies, so no recording of the corpus is touched)."""
     root = tmp_path_factory.mktemp("corpus") / "in"
-    for rel, source in SOURCES.items():
+    for rel in SOURCES:
         target = root / rel
         target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(source, target)
+        shutil.copyfile(_source(rel), target)
     (root / EMPTY).write_bytes(b"")
     return root
 
@@ -229,10 +235,10 @@ def test_speakers_sharing_a_clip_folder_are_refused_before_any_work(tmp_path: Pa
 def test_an_output_folder_inside_the_input_is_not_read_as_input(tmp_path: Path) -> None:
     root = tmp_path / "in"
     (root / "erin").mkdir(parents=True)
-    shutil.copyfile(SOURCES["erin/arctic_a0003.wav"], root / "erin" / "a.wav")
+    shutil.copyfile(_source("erin/arctic_a0003.wav"), root / "erin" / "a.wav")
     earlier_clip = root / "out" / "clips" / "alice" / "qwen-tts.wav"  # what an earlier run left there
     earlier_clip.parent.mkdir(parents=True)
-    shutil.copyfile(SOURCES["erin/arctic_a0003.wav"], earlier_clip)
+    shutil.copyfile(_source("erin/arctic_a0003.wav"), earlier_clip)
     summary = run(root, root / "out", families=["qwen-tts"], config=_config(), executor="serial")
     assert [r.path for r in summary.recordings] == ["erin/a.wav"]
     assert [(c.speaker, c.status) for c in summary.clips] == [("erin", "rejected")]

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _corpus import corpus_file
 
 from pipeline.analysis.base import FRAME_S, Measurement
 from pipeline.analysis.fastpass import analyze_file
@@ -30,7 +31,6 @@ from pipeline.selection.windows import all_windows
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT / "data" / "samples"
 EXPECTED = json.loads((SAMPLES / "EXPECTED.json").read_text())
-SPEECH = ROOT.parent / "shared" / "data" / "speech"
 
 COSY = load_family("cosyvoice")
 QWEN = load_family("qwen-tts")
@@ -458,8 +458,8 @@ def test_bob_takes_for_cosyvoice_fail_with_the_true_reason(bob_takes) -> None:
 
 
 def test_slow_pass_on_a_real_file_scores_dnsmos_and_refines_edges() -> None:
-    path = SPEECH / "resem_librispeech_3080-5032-0007.flac"
-    rec = fast_features(path, speaker="reader", root=SPEECH)
+    path = corpus_file("speech", "resem_librispeech_3080-5032-0007.flac")
+    rec = fast_features(path, speaker="reader", root=path.parent)
     rules = Rules.from_spec(COSY)
     fast = best_of([rec], COSY, slow=False)
     assert fast is not None
