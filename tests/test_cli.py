@@ -120,14 +120,14 @@ def test_check_passes_exit_zero(tmp_path: Path) -> None:
 
 
 def test_analyze_json_and_debug_traceback(tmp_path: Path) -> None:
-    proc = voiceprep("analyze", SAMPLES / "bob" / "clipped.flac", "--json")
+    proc = voiceprep("analyze", SAMPLES / "alice" / "clipped.flac", "--json")
     assert proc.returncode == 0
     (row,) = _json_lines(proc.stdout)
     assert row["status"] == "ok"
     assert row["metrics"]["clipped_ratio"] > 0.005
     broken = voiceprep("analyze", SAMPLES / "alice" / "broken.m4a")
     assert broken.returncode == 1 and "decode_failed" in broken.stdout
-    bad_option = voiceprep("analyze", SAMPLES / "bob" / "clipped.flac", "--channels", "left")
+    bad_option = voiceprep("analyze", SAMPLES / "alice" / "clipped.flac", "--channels", "left")
     assert bad_option.returncode == 2 and "Traceback" not in bad_option.stderr
 
 
@@ -145,14 +145,14 @@ def test_run_with_an_invalid_config_is_a_usage_error(tmp_path: Path) -> None:
 
 
 def test_old_option_spellings_still_work_but_are_not_advertised() -> None:
-    new = voiceprep("analyze", SAMPLES / "bob" / "clipped.flac", "--json", "--channel-strategy", "first")
-    old = voiceprep("analyze", SAMPLES / "bob" / "clipped.flac", "--json", "--channels", "first")
+    new = voiceprep("analyze", SAMPLES / "alice" / "clipped.flac", "--json", "--channel-strategy", "first")
+    old = voiceprep("analyze", SAMPLES / "alice" / "clipped.flac", "--json", "--channels", "first")
     assert new.returncode == old.returncode == 0
     assert _json_lines(new.stdout) == _json_lines(old.stdout)
     help_text = voiceprep("analyze", "--help").stdout
     assert "--channel-strategy" in help_text and "--channels" not in help_text
-    probe_new = voiceprep("probe", SAMPLES / "bob" / "clipped.flac", "--json", "--max-input", "1")
-    probe_old = voiceprep("probe", SAMPLES / "bob" / "clipped.flac", "--json", "--max-duration", "1")
+    probe_new = voiceprep("probe", SAMPLES / "alice" / "clipped.flac", "--json", "--max-input", "1")
+    probe_old = voiceprep("probe", SAMPLES / "alice" / "clipped.flac", "--json", "--max-duration", "1")
     assert probe_new.returncode == probe_old.returncode == 1
     assert _json_lines(probe_new.stdout)[0]["reasons"] == _json_lines(probe_old.stdout)[0]["reasons"]
     assert "--max-duration" not in voiceprep("probe", "--help").stdout

@@ -49,7 +49,7 @@ def test_the_plot_shows_the_recordings_own_band_not_the_analysis_view() -> None:
     """A 24 kHz recording's spectrogram reaches 12 kHz (the analysis itself runs at 16 kHz)."""
     from pipeline.analysis.plot import frames_for_plot
 
-    a = pipeline.analyze(SAMPLES / "bob" / "clipped.flac")  # 24 kHz
+    a = pipeline.analyze(SAMPLES / "alice" / "clipped.flac")  # 24 kHz
     audio, rate = frames_for_plot(a, max_audio_s=600.0)
     assert rate == a.info.sample_rate == 24000
     assert audio.size == pytest.approx(a.metrics["duration_s"] * rate, rel=0.01)
@@ -67,7 +67,7 @@ def test_check_first_channel_silent_only_matters_for_cosyvoice() -> None:
 
 
 def test_check_known_defects_of_the_samples() -> None:
-    clipped = pipeline.check(SAMPLES / "bob" / "clipped.flac", "minimax", dnsmos=False)
+    clipped = pipeline.check(SAMPLES / "alice" / "clipped.flac", "minimax", dnsmos=False)
     assert "clipped" in clipped.reasons
     upsampled = pipeline.check(SAMPLES / "alice" / "upsampled_16k.wav", "qwen-tts", dnsmos=False)
     assert "narrowband" in upsampled.reasons

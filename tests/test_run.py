@@ -47,16 +47,17 @@ SAMPLES = ROOT / "data" / "samples"
 FAMILIES = ("cosyvoice", "qwen-tts")
 LOOSE = "resem_librispeech_1246-124548-0000"  # a loose file in the input root: its own speaker
 SOURCES: dict[str, Path | tuple[str, str]] = {
-    "alice/phone_memo.m4a": SAMPLES / "alice" / "phone_memo.m4a",  # 21 s of clean continuous speech
+    "alice/phone_memo.m4a": SAMPLES / "alice" / "phone_memo.m4a",  # 53 s of clean continuous reading
     "alice/broken.m4a": SAMPLES / "alice" / "broken.m4a",  # an upload cut off halfway
-    "bob/takes/take_1.m4a": SAMPLES / "bob" / "takes" / "take_1.m4a",  # 4.3 s
-    "bob/takes/take_2.m4a": SAMPLES / "bob" / "takes" / "take_2.m4a",  # 4.8 s
-    "bob/takes/take_5.m4a": SAMPLES / "bob" / "takes" / "take_5.m4a",  # 4.8 s
+    "bob/takes/take_1.m4a": SAMPLES / "bob" / "takes" / "take_1.m4a",  # 4.9 s
+    "bob/takes/take_2.m4a": SAMPLES / "bob" / "takes" / "take_2.m4a",  # 4.3 s
+    "bob/takes/take_5.m4a": SAMPLES / "bob" / "takes" / "take_5.m4a",  # 4.7 s
     "dave/broken.m4a": SAMPLES / "alice" / "broken.m4a",  # the same bytes as alice's
     "erin/arctic_a0003.wav": ("speech", "pra_cmu_arctic_us_aew_a0003.wav"),  # 3.5 s
     f"{LOOSE}.flac": ("speech", f"{LOOSE}.flac"),  # 14.4 s of LibriSpeech
 }
 EMPTY = "dave/empty.wav"  # zero bytes
+MEMO_S = json.loads((SAMPLES / "EXPECTED.json").read_text())["files"]["alice/phone_memo.m4a"]["duration_s"]
 SPEAKERS = ["alice", "bob", "dave", "erin", LOOSE]
 
 
@@ -269,13 +270,13 @@ def test_recordings_manifest_has_one_row_per_file_with_the_field_contract(
         44100,
         1,
     )
-    assert probe["duration_s"] == pytest.approx(21.0, abs=0.05)
+    assert probe["duration_s"] == pytest.approx(MEMO_S, abs=0.05)
     assert probe["bytes"] == (corpus / "alice/phone_memo.m4a").stat().st_size
     assert set(FAST_PASS_METRICS) <= set(memo["metrics"])
-    assert memo["metrics"]["duration_s"] == pytest.approx(21.0, abs=0.05)
+    assert memo["metrics"]["duration_s"] == pytest.approx(MEMO_S, abs=0.05)
     # Speech segments (for the report's waveforms): ordered, inside the file, adding up to the speech.
     spans = memo["speech_segments"]
-    assert spans and all(0.0 <= a < b <= 21.05 for a, b in spans)
+    assert spans and all(0.0 <= a < b <= MEMO_S + 0.05 for a, b in spans)
     assert all(b1 <= a2 for (_, b1), (a2, _) in itertools.pairwise(spans))
     assert sum(b - a for a, b in spans) == pytest.approx(memo["metrics"]["speech_s"], abs=0.05)
     loose = by_path[f"{LOOSE}.flac"]
@@ -310,11 +311,11 @@ def test_clips_manifest_has_a_row_per_speaker_and_family_with_known_verdicts(ref
     rows = _rows(reference, "clips.jsonl")
     assert [(r["speaker"], r["family"]) for r in rows] == [(s, f) for s in sorted(SPEAKERS) for f in FAMILIES]
     status = {(r["speaker"], r["family"]): r["status"] for r in rows}
-    # 21 s and 14.4 s of clean continuous speech: every family gets a clip.
+    # 53 s and 14.4 s of clean continuous speech: every family gets a clip.
     for who in ("alice", LOOSE):
         assert status[(who, "cosyvoice")] == status[(who, "qwen-tts")] == "ready"
-    # Three takes of 4.3-4.8 s: too short alone, so qwen-tts (3 s run rule) gets them joined; no take can
-    # hold the 5 s continuous run cosyvoice asks for.
+    # Three takes of 4.3-4.9 s (runs of 3.5-4 s): too short alone, so qwen-tts (3 s run rule) gets them
+    # joined; no take can hold the 5 s continuous run cosyvoice asks for.
     assert load_family("qwen-tts").limits.min_speech_run_s.value <= 3 < 4.3
     assert load_family("cosyvoice").limits.min_speech_run_s.value == 5 > 4.8
     assert status[("bob", "qwen-tts")] == "ready"
