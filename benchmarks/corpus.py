@@ -1,6 +1,6 @@
-"""Degraded versions of the real recordings in ``../shared/data`` with known answers (the accuracy corpus).
+"""The accuracy corpus: degraded versions of real recordings, with known answers.
 
-Every item is built deterministically (fixed seeds derived from the item name) from the real speech, noise and
+The recordings come from the larger corpus (``VOICEPREP_CORPUS``, default ``../shared/data``). Every item is built deterministically (fixed seeds derived from the item name) from the real speech, noise and
 room-impulse-response recordings, and carries the truth it was built to have. The definitions of every truth
 (speech mask, SNR, T60, bandwidth class, clip ratio, pause lengths) are written down in ``docs/accuracy.md``;
 the functions here are those definitions in code.
@@ -12,6 +12,7 @@ small source recordings are cached).
 from __future__ import annotations
 
 import io
+import os
 import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -27,8 +28,11 @@ from scipy import signal
 
 from pipeline.errors import InvalidArgument
 
-DATA_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-"""The shared recordings, reached relative to the repository (never copied into it)."""
+REPO = Path(__file__).resolve().parents[1]
+DATA_DIR = Path(os.environ.get("VOICEPREP_CORPUS") or REPO.parent / "shared" / "data")
+"""The larger corpus of real recordings (``VOICEPREP_CORPUS``, default ``../shared/data`` beside the repository)."""
+REPO_CORPUS = REPO / "data" / "corpus"
+"""The few recordings copied unchanged into the repository (``data/corpus/SOURCES.md``)."""
 
 FRAME_S = 0.01
 """Truth masks use the analysers' grid: frame ``i`` covers ``[i * 0.01, (i + 1) * 0.01)`` seconds."""
@@ -159,12 +163,22 @@ def _readonly(x: np.ndarray) -> np.ndarray:
     return x
 
 
+def recording_path(relpath: str) -> Path:
+    """Where the recording ``relpath`` (e.g. ``speech/x.wav``) is: the larger corpus, else the repository's copy."""
+    for root in (DATA_DIR, REPO_CORPUS):
+        path = root / relpath
+        if path.is_file():
+            return path
+    raise FileNotFoundError(
+        f"recording missing: {relpath} is in neither {DATA_DIR} nor {REPO_CORPUS} "
+        "(set VOICEPREP_CORPUS to the folder of the shared recordings; see its SOURCES.md)"
+    )
+
+
 @lru_cache(maxsize=64)
 def _read(relpath: str) -> tuple[np.ndarray, int]:
     """Channel 0 of a shared recording as float64, and its rate."""
-    path = DATA_DIR / relpath
-    if not path.is_file():
-        raise FileNotFoundError(f"shared recording missing: {path} (see ../shared/data/SOURCES.md)")
+    path = recording_path(relpath)
     x, rate = sf.read(str(path), dtype="float64", always_2d=True)
     return _readonly(np.ascontiguousarray(x[:, 0])), int(rate)
 

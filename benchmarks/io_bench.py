@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import shutil
 import subprocess
@@ -30,7 +31,7 @@ import numpy as np
 import soundfile as sf
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared" / "data"
+CORPUS = Path(os.environ.get("VOICEPREP_CORPUS") or ROOT.parent / "shared" / "data")
 RESULTS = ROOT / "benchmarks" / "results"
 RATE = 48000
 
@@ -76,9 +77,10 @@ print(json.dumps({"peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss 
 
 
 def _speech_material() -> np.ndarray:
-    """A few seconds of real speech (48 kHz) from ../shared/data, or a synthetic stand-in if absent."""
-    path = SHARED / "speech" / "sms_speech-male.wav"
-    if path.exists():
+    """A few seconds of real speech (48 kHz) from the corpus (or the repository's copy), else a stand-in."""
+    found = [p for p in (CORPUS, ROOT / "data" / "corpus") if (p / "speech" / "sms_speech-male.wav").exists()]
+    if found:
+        path = found[0] / "speech" / "sms_speech-male.wav"
         import soxr
 
         x, sr = sf.read(path, dtype="float32", always_2d=True)

@@ -4,9 +4,10 @@
    families (cosyvoice, qwen-tts, minimax) with the slow measures (DNSMOS) on the finalists, serial
    executor pinned to one core; printed beside decode-only and the naive ``librosa.load`` baseline from
    the same run (targets: >= 300x real time, peak memory < 300 MB).
-2. **Many short files**: 500 files of 5-20 s cut from ``../shared/data/speech`` into 20 speaker folders;
-   files per second with ``--jobs 1``, ``--jobs 2`` (process pool) and a 2-worker Dask LocalCluster;
-   scaling efficiency = rate(2 workers) / (2 x rate(1 worker)) (target >= 0.8).
+2. **Many short files**: 500 files of 5-20 s cut from the corpus's ``speech/`` (``VOICEPREP_CORPUS``,
+   default ``../shared/data``) into 20 speaker folders; files per second with ``--jobs 1``, ``--jobs 2``
+   (process pool) and a 2-worker Dask LocalCluster; scaling efficiency = rate(2 workers) /
+   (2 x rate(1 worker)) (target >= 0.8).
 3. **Resume**: the same run again over an unchanged input (target: >= 20x faster than the first).
 
 Every measured run is a fresh ``python -m pipeline.cli.main run`` subprocess (peak memory = its ru_maxrss plus
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import shutil
 import subprocess
@@ -30,7 +32,7 @@ import soundfile as sf
 import soxr
 
 ROOT = Path(__file__).resolve().parents[1]
-SPEECH = ROOT.parent / "shared" / "data" / "speech"
+SPEECH = Path(os.environ.get("VOICEPREP_CORPUS") or ROOT.parent / "shared" / "data") / "speech"
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from io_bench import make_mp3, make_wav, save_results  # noqa: E402 (benchmarks/ is not a package)

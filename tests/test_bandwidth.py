@@ -4,18 +4,16 @@ from __future__ import annotations
 
 import io
 import tracemalloc
-from pathlib import Path
 
 import numpy as np
 import pytest
 import scipy.signal
 import soundfile as sf
 import soxr
+from _corpus import corpus_file
 
 from pipeline.analysis.bandwidth import BandwidthMeter, bandwidth_class, find_cliff, find_excess_cliff
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-SPEECH = DATA / "speech"
 LIBRI = [
     "resem_librispeech_196-122150-0000.flac",
     "resem_librispeech_150-126107-0000.flac",
@@ -41,7 +39,7 @@ def lowpass(x: np.ndarray, cutoff_hz: float, rate: int) -> np.ndarray:
 
 
 def read_mono(name: str) -> tuple[np.ndarray, int]:
-    x, rate = sf.read(SPEECH / name, dtype="float64")
+    x, rate = sf.read(corpus_file("speech", name), dtype="float64")
     return (x.mean(axis=1) if x.ndim == 2 else x), rate
 
 

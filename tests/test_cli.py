@@ -9,10 +9,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from _corpus import corpus_file
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT / "data" / "samples"
-SPEECH = ROOT.parent / "shared" / "data" / "speech"
 
 
 def voiceprep(*args: str | Path, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
@@ -77,7 +77,7 @@ def test_families_list_and_show() -> None:
 
 
 def test_unknown_family_is_a_one_line_usage_error() -> None:
-    proc = voiceprep("check", SPEECH / "sms_speech-male.wav", "--family", "nope")
+    proc = voiceprep("check", corpus_file("speech", "sms_speech-male.wav"), "--family", "nope")
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
@@ -93,7 +93,7 @@ def test_check_json_and_exit_codes() -> None:
     pause = next(c for c in row["checks"] if c["rule"] == "max_pause_s")
     assert pause["limit"] == 2 and pause["value"] > 2 and pause["hint"]
 
-    ok = voiceprep("check", SPEECH / "sms_speech-male.wav", "-f", "minimax", "--no-dnsmos")
+    ok = voiceprep("check", corpus_file("speech", "sms_speech-male.wav"), "-f", "minimax", "--no-dnsmos")
     # 5.6 s is below MiniMax's 10 s minimum: a fail with its reason and hint in the human output.
     assert ok.returncode == 1
     assert "FAIL" in ok.stdout and "too_short" in ok.stdout and "fix:" in ok.stdout
@@ -107,7 +107,7 @@ def test_check_passes_exit_zero(tmp_path: Path) -> None:
     # Three real utterances of one speaker, joined with short gaps, 48 kHz PCM16 mono: a valid MiniMax clip.
     parts = []
     for name in ("resem_librispeech_3080-5032-0006.flac",):
-        x, sr = sf.read(SPEECH / name, dtype="float32")
+        x, sr = sf.read(corpus_file("speech", name), dtype="float32")
         parts.append(soxr.resample(x, sr, 48000))
     clip = np.concatenate(parts).astype(np.float32)
     path = tmp_path / "clip.wav"
@@ -120,14 +120,14 @@ def test_check_passes_exit_zero(tmp_path: Path) -> None:
 
 
 def test_analyze_json_and_debug_traceback(tmp_path: Path) -> None:
-    proc = voiceprep("analyze", SAMPLES / "bob" / "clipped.flac", "--json")
+    proc = voiceprep("analyze", SAMPLES / "alice" / "clipped.flac", "--json")
     assert proc.returncode == 0
     (row,) = _json_lines(proc.stdout)
     assert row["status"] == "ok"
     assert row["metrics"]["clipped_ratio"] > 0.005
     broken = voiceprep("analyze", SAMPLES / "alice" / "broken.m4a")
     assert broken.returncode == 1 and "decode_failed" in broken.stdout
-    bad_option = voiceprep("analyze", SAMPLES / "bob" / "clipped.flac", "--channels", "left")
+    bad_option = voiceprep("analyze", SAMPLES / "alice" / "clipped.flac", "--channels", "left")
     assert bad_option.returncode == 2 and "Traceback" not in bad_option.stderr
 
 
@@ -145,14 +145,14 @@ def test_run_with_an_invalid_config_is_a_usage_error(tmp_path: Path) -> None:
 
 
 def test_old_option_spellings_still_work_but_are_not_advertised() -> None:
-    new = voiceprep("analyze", SAMPLES / "bob" / "clipped.flac", "--json", "--channel-strategy", "first")
-    old = voiceprep("analyze", SAMPLES / "bob" / "clipped.flac", "--json", "--channels", "first")
+    new = voiceprep("analyze", SAMPLES / "alice" / "clipped.flac", "--json", "--channel-strategy", "first")
+    old = voiceprep("analyze", SAMPLES / "alice" / "clipped.flac", "--json", "--channels", "first")
     assert new.returncode == old.returncode == 0
     assert _json_lines(new.stdout) == _json_lines(old.stdout)
     help_text = voiceprep("analyze", "--help").stdout
     assert "--channel-strategy" in help_text and "--channels" not in help_text
-    probe_new = voiceprep("probe", SAMPLES / "bob" / "clipped.flac", "--json", "--max-input", "1")
-    probe_old = voiceprep("probe", SAMPLES / "bob" / "clipped.flac", "--json", "--max-duration", "1")
+    probe_new = voiceprep("probe", SAMPLES / "alice" / "clipped.flac", "--json", "--max-input", "1")
+    probe_old = voiceprep("probe", SAMPLES / "alice" / "clipped.flac", "--json", "--max-duration", "1")
     assert probe_new.returncode == probe_old.returncode == 1
     assert _json_lines(probe_new.stdout)[0]["reasons"] == _json_lines(probe_old.stdout)[0]["reasons"]
     assert "--max-duration" not in voiceprep("probe", "--help").stdout
@@ -225,6 +225,6 @@ def test_run_counts_recordings_with_decoder_notes_and_keeps_them_on_the_row(
     assert "1 recording had decoder notes (see decode_notes in recordings.jsonl)" in proc.stdout
     assert ILLEGAL not in proc.stdout + proc.stderr
     (row,) = _json_lines((out / "recordings.jsonl").read_text())
-    assert row["decode_notes"][0]["message"] == f"Note: {ILLEGAL} 0x00000000 at offset 77322."
+    assert row["decode_notes"][0]["message"] == f"Note: {ILLEGAL} 0x00000000 at offset 62694."
     assert row["decode_notes"][0]["count"] >= 1
     assert json.loads((out / "run.json").read_text())["counts"]["recordings_with_decode_notes"] == 1

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import scipy.ndimage
 import soundfile as sf
+from _corpus import corpus_dir, corpus_file
 
 from pipeline.analysis.clipping import (
     _N_BINS,
@@ -20,8 +21,6 @@ from pipeline.analysis.clipping import (
     _level_bins,
 )
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-SPEECH = DATA / "speech"
 MAIN_FILES = [
     "resem_librispeech_196-122150-0000.flac",  # 16 kHz
     "sb_ljspeech_LJ050-0131.wav",  # 22.05 kHz
@@ -42,7 +41,7 @@ def detect(x: np.ndarray, rate: int, *, block: int = 65536) -> dict:
 
 
 def read_mono(name: str) -> tuple[np.ndarray, int]:
-    x, rate = sf.read(SPEECH / name, dtype="float64")
+    x, rate = sf.read(corpus_file("speech", name), dtype="float64")
     return (x[:, 0] if x.ndim == 2 else x), rate
 
 
@@ -149,7 +148,9 @@ def test_clipped_speech_after_mp3_is_still_found(tmp_path: Path) -> None:
 
 
 def test_unclipped_loud_speech_is_not_flagged(tmp_path: Path) -> None:
-    names = sorted(p.name for p in SPEECH.iterdir() if p.suffix in (".wav", ".flac", ".ogg", ".mp3"))
+    names = sorted(
+        p.name for p in corpus_dir("speech").iterdir() if p.suffix in (".wav", ".flac", ".ogg", ".mp3")
+    )
     assert len(names) >= 15
     for name in names:
         x, rate = read_mono(name)

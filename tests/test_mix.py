@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 import soxr
+from _corpus import corpus_file
 
 from pipeline.audio.mix import (
     DIGITAL_SILENCE_DBFS,
@@ -20,7 +21,6 @@ from pipeline.audio.mix import (
     mix,
 )
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 SR = 16000
 
 
@@ -335,7 +335,7 @@ def test_four_channels_cancelling_fall_back_to_the_loudest() -> None:
 
 @pytest.mark.parametrize("name", ["openair_genesis6_studio_live_room.wav", "openair_st_margarets_church.wav"])
 def test_b_format_room_response_is_treated_as_four_microphones(name: str) -> None:
-    data, rate = sf.read(DATA / "rir" / name, dtype="float32", always_2d=True)
+    data, rate = sf.read(corpus_file("rir", name), dtype="float32", always_2d=True)
     assert data.shape[1] == 4
     stats = channel_stats([data], sample_rate=rate)
     levels = [_db(data[:, i]) for i in range(4)]
@@ -358,7 +358,7 @@ def test_b_format_room_response_is_treated_as_four_microphones(name: str) -> Non
 
 
 def _speech(name: str) -> tuple[np.ndarray, int]:
-    data, rate = sf.read(DATA / "speech" / name, dtype="float32")
+    data, rate = sf.read(corpus_file("speech", name), dtype="float32")
     return data, rate
 
 
@@ -375,7 +375,7 @@ def test_real_speech_in_right_channel_only() -> None:
 
 def test_real_speech_with_one_noisy_side_picks_the_clean_side() -> None:
     speech, rate = _speech("resem_librispeech_196-122150-0000.flac")
-    noise, noise_rate = sf.read(DATA / "noise" / "pra_exercise_bike.wav", dtype="float32")
+    noise, noise_rate = sf.read(corpus_file("noise", "pra_exercise_bike.wav"), dtype="float32")
     noise = (
         soxr.resample(noise, noise_rate, rate)[: len(speech)] if noise_rate != rate else noise[: len(speech)]
     )
@@ -456,5 +456,7 @@ def test_examine_reads_a_short_range_whole_and_honours_the_range(tmp_path: Path)
 
 
 def test_examine_mono_file_reads_nothing() -> None:
-    choice = examine_channels(DATA / "speech" / "pra_cmu_arctic_us_aew_a0001.wav", channel_strategy="first")
+    choice = examine_channels(
+        corpus_file("speech", "pra_cmu_arctic_us_aew_a0001.wav"), channel_strategy="first"
+    )
     assert (choice.method, choice.reason, choice.stats) == ("mono", "mono_input", None)

@@ -17,6 +17,7 @@ import numpy as np
 import pyloudnorm
 import pytest
 import soundfile as sf
+from _corpus import corpus_file
 from scipy import signal
 
 from pipeline.analysis.fastpass import analyze_file
@@ -128,8 +129,9 @@ def cosy() -> FamilySpec:
 
 
 @pytest.fixture(scope="module")
-def speech(shared_data: Path) -> Path:
-    return shared_data / "speech"
+def speech() -> Path:
+    """The folder of the speech recordings read here (the repository's small corpus holds all of them)."""
+    return corpus_file("speech", "resem_librispeech_3080-5032-0006.flac").parent
 
 
 @pytest.fixture(scope="module")
@@ -415,11 +417,9 @@ def test_denoise_on_clean_speech_keeps_the_original(
     assert tried.path.read_bytes() == plain.path.read_bytes()
 
 
-def test_denoise_is_kept_when_dnsmos_improves(
-    short_piece: Piece, cosy: FamilySpec, shared_data: Path, tmp_path: Path
-) -> None:
+def test_denoise_is_kept_when_dnsmos_improves(short_piece: Piece, cosy: FamilySpec, tmp_path: Path) -> None:
     x, rate = read(short_piece.source)
-    noise, noise_rate = read(shared_data / "noise" / "pra_doing_the_dishes.wav")
+    noise, noise_rate = read(corpus_file("noise", "pra_doing_the_dishes.wav"))
     assert noise_rate == rate
     x, noise = x[:, 0].astype(np.float64), noise[: x.shape[0], 0].astype(np.float64)
     noise *= math.sqrt(np.mean(x**2) / np.mean(noise**2) / 10 ** (5 / 10))  # 5 dB SNR over the file

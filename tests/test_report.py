@@ -21,6 +21,7 @@ from urllib.parse import unquote
 import numpy as np
 import pytest
 import soundfile as sf
+from _corpus import corpus_file
 
 import pipeline.report
 from pipeline.audio.io import probe
@@ -34,8 +35,7 @@ from pipeline.report.results import load_run
 from pipeline.rules.metrics import seconds, value_text
 
 ROOT = Path(__file__).resolve().parents[1]
-SPEECH = ROOT.parent / "shared" / "data" / "speech"
-MEMO = SPEECH / "resem_librispeech_1246-124548-0000.flac"  # 14.38 s of read speech, 16 kHz mono
+MEMO = "resem_librispeech_1246-124548-0000.flac"  # 14.38 s of read speech, 16 kHz mono
 
 WEIRD = '<b>"Zoë" & co</b>'  # a speaker name that must be escaped everywhere
 WEIRD_TAKE = f"{WEIRD}/take <1>.wav"
@@ -145,7 +145,7 @@ def make_run(tmp: Path) -> Path:
     src = tmp / "in"
     out = tmp / "out"
     (src / "ann").mkdir(parents=True)
-    shutil.copyfile(MEMO, src / "ann" / "memo.flac")
+    shutil.copyfile(corpus_file("speech", MEMO), src / "ann" / "memo.flac")
     _tone(src / WEIRD_TAKE, 3.0, rate=16000)
     out.mkdir()
     recordings = [

@@ -44,10 +44,10 @@ ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT / "data" / "samples"
 FAMILIES = ("cosyvoice", "qwen-tts")
 SOURCES = {
-    "alice/phone_memo.m4a": "alice/phone_memo.m4a",  # 21 s of clean continuous speech
+    "alice/phone_memo.m4a": "alice/phone_memo.m4a",  # 53 s of clean continuous reading
     "alice/upsampled_16k.wav": "alice/upsampled_16k.wav",  # clean but band-limited: a runner-up window
     "alice/broken.m4a": "alice/broken.m4a",  # an upload cut off halfway: decode_failed
-    "bob/clipped.flac": "bob/clipped.flac",  # 2 % of samples clipped everywhere
+    "bob/clipped.flac": "alice/clipped.flac",  # 2 % of samples clipped everywhere
     "erin/take_1.m4a": "bob/takes/take_1.m4a",  # 4.3 s: too short for either family
     "dave/broken.m4a": "alice/broken.m4a",  # nothing readable at all
 }
@@ -182,7 +182,7 @@ def test_failed_recordings_are_rows_with_their_reason_and_no_metrics(out: Path) 
     assert rec.at["alice/phone_memo.m4a", "metrics.snr_db"] > 30  # the clean reference memo
     assert rec.at["alice/phone_memo.m4a", "probe.sample_rate"] == 44100
     source = Path(rec.at["bob/clipped.flac", "source"])
-    assert source.is_absolute() and source.read_bytes() == (SAMPLES / "bob" / "clipped.flac").read_bytes()
+    assert source.is_absolute() and source.read_bytes() == (SAMPLES / "alice" / "clipped.flac").read_bytes()
 
 
 def test_derived_clip_columns_summarise_paths_checks_and_scores(out: Path) -> None:

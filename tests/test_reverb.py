@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 import soxr
+from _corpus import corpus_file
 from scipy.signal import fftconvolve
 from scipy.stats import spearmanr
 
@@ -28,7 +29,6 @@ from pipeline.analysis.reverb import (
 )
 
 FS = 16000
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 DRY_FILES = (
     "resem_librispeech_150-126107-0000.flac",
     "resem_librispeech_196-122150-0000.flac",
@@ -122,7 +122,7 @@ def rooms() -> list[tuple[str, float, np.ndarray]]:
     """(name, true T60 in s, reverberant speech) for the dry reference and ten rooms."""
     parts = []
     for name in DRY_FILES:
-        speech = _load_16k(DATA / "speech" / name)
+        speech = _load_16k(corpus_file("speech", name))
         parts += [speech / np.sqrt(np.mean(speech**2)), np.zeros(FS // 4)]
     dry = np.concatenate(parts)[: 40 * FS]
     material = [("dry", 0.0, _reverberate(dry, np.array([1.0]), 0))]
@@ -130,7 +130,7 @@ def rooms() -> list[tuple[str, float, np.ndarray]]:
         rir = _synthetic_rir(t60, seed=index)
         material.append((f"synthetic {t60:.2f} s", _schroeder_t20(rir), _reverberate(dry, rir, index)))
     for index, name in enumerate(MEASURED_RIRS, start=20):
-        rir = _load_16k(DATA / "rir" / name)
+        rir = _load_16k(corpus_file("rir", name))
         material.append((name.removesuffix(".wav"), _schroeder_t20(rir), _reverberate(dry, rir, index)))
     return material
 

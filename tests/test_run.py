@@ -28,6 +28,7 @@ import pandas as pd
 import pytest
 import soundfile as sf
 import yaml
+from _corpus import corpus_file
 
 import pipeline.analysis.fastpass
 import pipeline.analysis.inspection
@@ -43,22 +44,28 @@ from pipeline.rules.metrics import FAST_PASS_METRICS
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT / "data" / "samples"
-SPEECH = ROOT.parent / "shared" / "data" / "speech"
 
 FAMILIES = ("cosyvoice", "qwen-tts")
 LOOSE = "resem_librispeech_1246-124548-0000"  # a loose file in the input root: its own speaker
-SOURCES = {
-    "alice/phone_memo.m4a": SAMPLES / "alice" / "phone_memo.m4a",  # 21 s of clean continuous speech
+SOURCES: dict[str, Path | tuple[str, str]] = {
+    "alice/phone_memo.m4a": SAMPLES / "alice" / "phone_memo.m4a",  # 53 s of clean continuous reading
     "alice/broken.m4a": SAMPLES / "alice" / "broken.m4a",  # an upload cut off halfway
-    "bob/takes/take_1.m4a": SAMPLES / "bob" / "takes" / "take_1.m4a",  # 4.3 s
-    "bob/takes/take_2.m4a": SAMPLES / "bob" / "takes" / "take_2.m4a",  # 4.8 s
-    "bob/takes/take_5.m4a": SAMPLES / "bob" / "takes" / "take_5.m4a",  # 4.8 s
+    "bob/takes/take_1.m4a": SAMPLES / "bob" / "takes" / "take_1.m4a",  # 4.9 s
+    "bob/takes/take_2.m4a": SAMPLES / "bob" / "takes" / "take_2.m4a",  # 4.3 s
+    "bob/takes/take_5.m4a": SAMPLES / "bob" / "takes" / "take_5.m4a",  # 4.7 s
     "dave/broken.m4a": SAMPLES / "alice" / "broken.m4a",  # the same bytes as alice's
-    "erin/arctic_a0003.wav": SPEECH / "pra_cmu_arctic_us_aew_a0003.wav",  # 3.5 s
-    f"{LOOSE}.flac": SPEECH / f"{LOOSE}.flac",  # 14.4 s of LibriSpeech
+    "erin/arctic_a0003.wav": ("speech", "pra_cmu_arctic_us_aew_a0003.wav"),  # 3.5 s
+    f"{LOOSE}.flac": ("speech", f"{LOOSE}.flac"),  # 14.4 s of LibriSpeech
 }
 EMPTY = "dave/empty.wav"  # zero bytes
+MEMO_S = json.loads((SAMPLES / "EXPECTED.json").read_text())["files"]["alice/phone_memo.m4a"]["duration_s"]
 SPEAKERS = ["alice", "bob", "dave", "erin", LOOSE]
+
+
+def _source(rel: str) -> Path:
+    """The file input ``rel`` is copied from (a real recording through the corpus lookup)."""
+    source = SOURCES[rel]
+    return source if isinstance(source, Path) else corpus_file(*source)
 
 
 def _config() -> Any:
@@ -67,12 +74,12 @@ def _config() -> Any:
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The shared input folder (copies, so nothing under ``../shared`` is touched)."""
+    """The shared input folder (copies, so no recording of the corpus is touched)."""
     root = tmp_path_factory.mktemp("corpus") / "in"
-    for rel, source in SOURCES.items():
+    for rel in SOURCES:
         target = root / rel
         target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(source, target)
+        shutil.copyfile(_source(rel), target)
     (root / EMPTY).write_bytes(b"")
     return root
 
@@ -230,10 +237,10 @@ def test_speakers_sharing_a_clip_folder_are_refused_before_any_work(tmp_path: Pa
 def test_an_output_folder_inside_the_input_is_not_read_as_input(tmp_path: Path) -> None:
     root = tmp_path / "in"
     (root / "erin").mkdir(parents=True)
-    shutil.copyfile(SOURCES["erin/arctic_a0003.wav"], root / "erin" / "a.wav")
+    shutil.copyfile(_source("erin/arctic_a0003.wav"), root / "erin" / "a.wav")
     earlier_clip = root / "out" / "clips" / "alice" / "qwen-tts.wav"  # what an earlier run left there
     earlier_clip.parent.mkdir(parents=True)
-    shutil.copyfile(SOURCES["erin/arctic_a0003.wav"], earlier_clip)
+    shutil.copyfile(_source("erin/arctic_a0003.wav"), earlier_clip)
     res = load_run(run(root, root / "out", families=["qwen-tts"], config=_config(), executor="serial"))
     assert [r["path"] for r in res.recording_rows] == ["erin/a.wav"]
     assert [(c["speaker"], c["status"]) for c in res.clip_rows] == [("erin", "rejected")]
@@ -264,13 +271,13 @@ def test_recordings_manifest_has_one_row_per_file_with_the_field_contract(
         44100,
         1,
     )
-    assert probe["duration_s"] == pytest.approx(21.0, abs=0.05)
+    assert probe["duration_s"] == pytest.approx(MEMO_S, abs=0.05)
     assert probe["bytes"] == (corpus / "alice/phone_memo.m4a").stat().st_size
     assert set(FAST_PASS_METRICS) <= set(memo["metrics"])
-    assert memo["metrics"]["duration_s"] == pytest.approx(21.0, abs=0.05)
+    assert memo["metrics"]["duration_s"] == pytest.approx(MEMO_S, abs=0.05)
     # Speech segments (for the report's waveforms): ordered, inside the file, adding up to the speech.
     spans = memo["speech_segments"]
-    assert spans and all(0.0 <= a < b <= 21.05 for a, b in spans)
+    assert spans and all(0.0 <= a < b <= MEMO_S + 0.05 for a, b in spans)
     assert all(b1 <= a2 for (_, b1), (a2, _) in itertools.pairwise(spans))
     assert sum(b - a for a, b in spans) == pytest.approx(memo["metrics"]["speech_s"], abs=0.05)
     loose = by_path[f"{LOOSE}.flac"]
@@ -305,11 +312,11 @@ def test_clips_manifest_has_a_row_per_speaker_and_family_with_known_verdicts(ref
     rows = _rows(reference, "clips.jsonl")
     assert [(r["speaker"], r["family"]) for r in rows] == [(s, f) for s in sorted(SPEAKERS) for f in FAMILIES]
     status = {(r["speaker"], r["family"]): r["status"] for r in rows}
-    # 21 s and 14.4 s of clean continuous speech: every family gets a clip.
+    # 53 s and 14.4 s of clean continuous speech: every family gets a clip.
     for who in ("alice", LOOSE):
         assert status[(who, "cosyvoice")] == status[(who, "qwen-tts")] == "ready"
-    # Three takes of 4.3-4.8 s: too short alone, so qwen-tts (3 s run rule) gets them joined; no take can
-    # hold the 5 s continuous run cosyvoice asks for.
+    # Three takes of 4.3-4.9 s (runs of 3.5-4 s): too short alone, so qwen-tts (3 s run rule) gets them
+    # joined; no take can hold the 5 s continuous run cosyvoice asks for.
     assert load_family("qwen-tts").limits.min_speech_run_s.value <= 3 < 4.3
     assert load_family("cosyvoice").limits.min_speech_run_s.value == 5 > 4.8
     assert status[("bob", "qwen-tts")] == "ready"

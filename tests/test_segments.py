@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 import soundfile as sf
+from _corpus import corpus_file
 
 from pipeline.analysis.base import FRAME_SAMPLES, runs_and_pauses, speech_metrics
 from pipeline.analysis.energy import FrameEnergy, frame_db, frame_power
 from pipeline.analysis.vad import WebRtcVad, segments_from_mask, speech_mask
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 RATE = 16000
 
 
@@ -59,7 +57,7 @@ def _trimmed(name: str) -> np.ndarray:
 
     (These recordings have room noise bursts about 35-40 dB below the speech: a 30 dB cut leaves them out.)
     """
-    x, rate = sf.read(DATA / "speech" / name, dtype="float32")
+    x, rate = sf.read(corpus_file("speech", name), dtype="float32")
     assert rate == RATE
     db = frame_db(frame_power(x))
     on = np.flatnonzero(db > np.percentile(db, 99) - 30.0)

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 import soundfile as sf
 import soxr
+from _corpus import corpus_file
 
 from pipeline.analysis import silero
 from pipeline.analysis.base import FRAME_SAMPLES
@@ -15,7 +14,6 @@ from pipeline.analysis.energy import frame_db, frame_power
 from pipeline.analysis.vad import segments_from_mask, speech_mask, webrtc_vad
 from pipeline.errors import InvalidArgument
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 RATE = 16000
 
 
@@ -25,7 +23,7 @@ def padded_speech(name: str, *, snr_db: float, seed: int) -> tuple[np.ndarray, f
     Returns the signal and the true speech bounds (s). The cut keeps frames within 30 dB of the
     utterance's loud frames (the room noise of these recordings sits 35-40 dB down).
     """
-    x, rate = sf.read(DATA / "speech" / name, dtype="float32")
+    x, rate = sf.read(corpus_file("speech", name), dtype="float32")
     if rate != RATE:
         x = soxr.resample(x, rate, RATE).astype(np.float32)
     db = frame_db(frame_power(x))

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 import soxr
+from _corpus import corpus_file
 from scipy.special import digamma
 
 from pipeline.analysis.base import FRAME_SAMPLES
@@ -34,7 +35,6 @@ from pipeline.analysis.snr import (
 )
 from pipeline.analysis.vad import smooth, speech_mask, webrtc_vad
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 RATE = 16000
 
 
@@ -233,7 +233,7 @@ def speech() -> tuple[np.ndarray, np.ndarray]:
         "pra_cmu_arctic_us_axb_a0004.wav",
         "sb_ljspeech_LJ050-0131.wav",
     ):
-        x = _load16k(DATA / "speech" / name)
+        x = _load16k(corpus_file("speech", name))
         db = frame_db(frame_power(x))
         on = np.flatnonzero(db > np.percentile(db, 99) - 35.0)
         x = x[on[0] * FRAME_SAMPLES : (on[-1] + 1) * FRAME_SAMPLES]
@@ -250,7 +250,7 @@ def _noise(kind: str, n: int, rng: np.random.Generator) -> np.ndarray:
         f = np.arange(spectrum.size, dtype=np.float64)
         f[0] = 1.0
         return np.fft.irfft(spectrum / np.sqrt(f), n)
-    return _load16k(DATA / "noise" / "pra_exercise_bike.wav")[:n].astype(np.float64)
+    return _load16k(corpus_file("noise", "pra_exercise_bike.wav"))[:n].astype(np.float64)
 
 
 def _mix(clean: np.ndarray, active: np.ndarray, noise: np.ndarray, snr_db: float) -> np.ndarray:
@@ -283,7 +283,7 @@ def test_snr_orders_real_speech_at_0_db_below_10_db(speech):
 def _bursty_noise(n: int, *, burst_at_s: float) -> np.ndarray:
     """The DeepFilterNet sample noise (``dfn``, mostly infrasonic, one big thump at its start), looped
     forward and backward so that the thump lands at ``burst_at_s`` seconds."""
-    dfn = _load16k(DATA / "noise" / "dfn_noise_freesound_573577.wav").astype(np.float64)
+    dfn = _load16k(corpus_file("noise", "dfn_noise_freesound_573577.wav")).astype(np.float64)
     start = round(burst_at_s * RATE)
     after = np.tile(dfn, n // dfn.size + 1)[: n - start]
     before = np.tile(dfn[::-1], start // dfn.size + 1)[:start][::-1]

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 import soxr
+from _corpus import corpus_file
 
 from pipeline.analysis.base import FRAME_SAMPLES
 from pipeline.analysis.energy import frame_db, frame_power
@@ -24,7 +25,6 @@ from pipeline.analysis.vad import (
 )
 from pipeline.errors import InvalidArgument
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 RATE = 16000
 UTTERANCES = (
     "pra_cmu_arctic_us_aew_a0001.wav",
@@ -54,7 +54,7 @@ def reference_mask(clean: np.ndarray) -> np.ndarray:
 
 def trimmed_utterance(name: str, *, rms: float = 0.05) -> np.ndarray:
     """A real utterance cut to its speech (frames within 35 dB of its loud frames), at a set speech RMS."""
-    x = load16k(DATA / "speech" / name)
+    x = load16k(corpus_file("speech", name))
     db = frame_db(frame_power(x))
     on = np.flatnonzero(db > np.percentile(db, 99) - 35.0)
     x = x[on[0] * FRAME_SAMPLES : (on[-1] + 1) * FRAME_SAMPLES]
@@ -259,8 +259,8 @@ def test_pause_between_real_utterances_is_not_shortened_by_the_hangover():
     gaps under 0.1 s filled, 20 ms pad. WebRTC plus the 80 ms hangover used to end each sentence 0.1-0.2 s
     late; the refined mask must put both edges of the pause within 50 ms of the truth.
     """
-    a = load16k(DATA / "speech" / "pra_cmu_arctic_us_aew_a0001.wav")
-    b = load16k(DATA / "speech" / "pra_cmu_arctic_us_aew_a0002.wav")
+    a = load16k(corpus_file("speech", "pra_cmu_arctic_us_aew_a0001.wav"))
+    b = load16k(corpus_file("speech", "pra_cmu_arctic_us_aew_a0002.wav"))
     tone = a[: round(0.1 * RATE)]
     rms = float(np.sqrt(np.mean(tone.astype(np.float64) ** 2)))
     gap = (rms * np.random.default_rng(9).standard_normal(RATE)).astype(np.float32)
@@ -306,7 +306,7 @@ def test_f1_at_10db_snr(speech_with_pauses, kind):
     elif kind == "pink":
         noise = pink_noise(clean.size, rng)
     else:
-        noise = load16k(DATA / "noise" / "pra_exercise_bike.wav")
+        noise = load16k(corpus_file("noise", "pra_exercise_bike.wav"))
     assert f1(fused_mask(add_noise(clean, noise, 10.0, ref)), ref) >= 0.85
 
 

@@ -9,14 +9,14 @@ import numpy as np
 import pytest
 import soundfile as sf
 import soxr
+from _corpus import corpus_file
 
 from pipeline.audio.mix import examine_channels
 from pipeline.audio.resample import output_length, resample
 from pipeline.audio.view import AnalysisView, load_mono
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-SPEECH_48K = DATA / "speech" / "aug_vctk_p286_011.wav"  # 6.77 s, mono, 48 kHz, 16-bit
-NOISE_16K = DATA / "noise" / "pra_doing_the_dishes.wav"
+SPEECH_48K = ("speech", "aug_vctk_p286_011.wav")  # 6.77 s, mono, 48 kHz, 16-bit
+NOISE_16K = ("noise", "pra_doing_the_dishes.wav")
 
 
 def _db(x: np.ndarray) -> float:
@@ -25,7 +25,7 @@ def _db(x: np.ndarray) -> float:
 
 @pytest.fixture(scope="module")
 def speech() -> np.ndarray:
-    data, rate = sf.read(SPEECH_48K, dtype="float32")
+    data, rate = sf.read(corpus_file(*SPEECH_48K), dtype="float32")
     assert rate == 48000 and data.ndim == 1
     return data
 
@@ -40,7 +40,7 @@ def _stream(view: AnalysisView) -> np.ndarray:
 
 
 def _noise_like(speech: np.ndarray, snr_db: float) -> np.ndarray:
-    noise, rate = sf.read(NOISE_16K, dtype="float32")
+    noise, rate = sf.read(corpus_file(*NOISE_16K), dtype="float32")
     noise = soxr.resample(noise, rate, 48000)[: len(speech)]
     gain = math.sqrt(np.mean(speech.astype(np.float64) ** 2) / np.mean(noise.astype(np.float64) ** 2))
     return (noise * gain * 10 ** (-snr_db / 20)).astype(np.float32)
@@ -137,7 +137,7 @@ def test_mixed_blocks_pair_the_original_with_the_view(tmp_path: Path, speech: np
 
 
 def test_mono_file_at_its_own_rate_passes_through() -> None:
-    path = DATA / "speech" / "pra_cmu_arctic_us_aew_a0001.wav"
+    path = corpus_file("speech", "pra_cmu_arctic_us_aew_a0001.wav")
     data, rate = sf.read(path, dtype="float32")
     assert rate == 16000
     view = AnalysisView(path, block_s=0.25)
@@ -149,7 +149,7 @@ def test_mono_file_at_its_own_rate_passes_through() -> None:
 
 
 def test_mono_file_at_another_rate() -> None:
-    path = DATA / "speech" / "sb_ljspeech_LJ050-0131.wav"
+    path = corpus_file("speech", "sb_ljspeech_LJ050-0131.wav")
     data, rate = sf.read(path, dtype="float32")
     assert rate == 22050
     out = _stream(AnalysisView(path))

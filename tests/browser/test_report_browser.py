@@ -42,7 +42,7 @@ def test_every_speaker_has_a_card_with_every_family(page: Browser, demo_run: Pat
     from pipeline.rules.families import list_families
 
     speakers = sorted(p.name for p in SAMPLES.iterdir() if p.is_dir())
-    assert speakers == ["alice", "bob", "carol"]
+    assert speakers == ["alice", "bob", "carol", "dave"]
     cards = page.run(
         "return Array.from(document.querySelectorAll('details.speaker-card')).map(c => ["
         "c.querySelector('.spk-name').textContent,"
@@ -153,11 +153,11 @@ def test_filter_box_and_matrix_links(page: Browser) -> None:
         "const f = document.getElementById('filter'); f.value = 'BO'; f.dispatchEvent(new Event('input'));"
     )
     assert page.run(visible) == ["bob"]
-    assert page.run("return document.getElementById('shown-count').textContent") == "1 of 3 speakers"
+    assert page.run("return document.getElementById('shown-count').textContent") == "1 of 4 speakers"
     page.run(
         "const f = document.getElementById('filter'); f.value = ''; f.dispatchEvent(new Event('input'));"
     )
-    assert page.run(visible) == ["alice", "bob", "carol"]
+    assert page.run(visible) == ["alice", "bob", "carol", "dave"]
     # a matrix cell opens the speaker's card and scrolls its clip into view
     state = page.run(
         "document.querySelectorAll('details.speaker-card').forEach(d => { d.open = false; });"
