@@ -42,7 +42,14 @@ def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
                      metrics={"duration_s": 18.0, "snr_db": 4.0}),
         RecordingRow(path="ann/broken.m4a", speaker="ann", status="failed", reasons=["decode_failed"],
                      message="neither libsndfile nor FFmpeg recognise the data"),
+        *[RecordingRow(path=f"bo/take{i}.wav", speaker="bo", status="ok", probe=ok,
+                       metrics={"duration_s": 5.0, "snr_db": 30.0}) for i in (1, 2, 3)],
+        RecordingRow(path="cy/only.wav", speaker="cy", status="ok", probe=ok,
+                     metrics={"duration_s": 6.0, "snr_db": 30.0}),
     ]  # fmt: skip
+    joined = _plan("bo/take1.wav", 0.2, 4.8, 0.9)
+    joined["pieces"].append({"path": "bo/take2.wav", "start_s": 0.3, "end_s": 4.9})
+    joined["assembled"] = True
     clips = [
         ClipRow(
             speaker="ann",
@@ -51,7 +58,9 @@ def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
             duration_s=15.0,
             plan=_plan("ann/good.wav", 0.5, 15.5, 0.93),
             alternatives=[_plan("ann/clipped.wav", 0.4, 13.9, 0.71, clipping=0.0)],
-        )
+        ),
+        ClipRow(speaker="bo", family="qwen-tts", status="ready", duration_s=10.2, plan=joined),
+        ClipRow(speaker="cy", family="qwen-tts", status="rejected", reasons=["too_short"]),
     ]
     write_rows(out / "recordings.jsonl", recordings)
     write_rows(out / "clips.jsonl", clips)
@@ -79,10 +88,21 @@ def test_every_recording_says_why_it_was_or_was_not_used(run_dir: Path) -> None:
     assert "not readable (decode_failed" in _line(text, "ann/broken.m4a")
 
 
+def test_takes_say_whether_they_were_joined_or_had_nothing_to_join(run_dir: Path) -> None:
+    results = load_run(run_dir)
+    joined = explain(results, "bo")
+    assert "from bo/take1.wav 0.20-4.80 s + bo/take2.wav 0.30-4.90 s" in joined
+    assert "used in the clip" in _line(joined, "bo/take2.wav")
+    assert "the joined clip reached its length" in _line(joined, "bo/take3.wav")
+    alone = explain(results, "cy")
+    assert alone.splitlines()[0] == "cy: 1 recording, 1 readable"
+    assert "no other recording to join it with" in _line(alone, "cy/only.wav")
+
+
 def test_family_filter_and_unknown_names(run_dir: Path) -> None:
     results = load_run(run_dir)
     assert "qwen-tts: ready" in explain(results, "ann", "Qwen-TTS")
-    with pytest.raises(InvalidArgument, match="speakers: ann"):
+    with pytest.raises(InvalidArgument, match="speakers: ann, bo, cy"):
         explain(results, "bob")
     with pytest.raises(InvalidArgument, match="families: qwen-tts"):
         explain(results, "ann", "minimax")

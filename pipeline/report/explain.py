@@ -56,7 +56,11 @@ def _plan_paths(plan: Mapping[str, Any] | None) -> set[str]:
 
 
 def _recording_line(
-    recording: Mapping[str, Any], row: Mapping[str, Any], plans: Sequence[Mapping[str, Any]], spec: FamilySpec
+    recording: Mapping[str, Any],
+    row: Mapping[str, Any],
+    plans: Sequence[Mapping[str, Any]],
+    spec: FamilySpec,
+    readable: int,
 ) -> str:
     """Why one recording was or was not used for one family."""
     path = recording["path"]
@@ -76,10 +80,14 @@ def _recording_line(
     rules = Rules.from_spec(spec)
     duration = metrics.get("duration_s")
     if isinstance(duration, int | float) and duration < rules.min_duration_s:
-        return (
-            f"{path}: too short alone ({duration:.1f} s; a {spec.name} clip needs {rules.min_duration_s:g} s or "
-            "more), and takes are joined only when no single recording gives a window"
+        short = (
+            f"too short alone ({duration:.1f} s; a {spec.name} clip needs {rules.min_duration_s:g} s or more)"
         )
+        if plans and plans[0].get("assembled"):
+            return f"{path}: {short}; the joined clip reached its length with higher-scoring takes"
+        if readable == 1:
+            return f"{path}: {short}, and the speaker has no other recording to join it with"
+        return f"{path}: {short}, and takes are joined only when no single recording gives a window"
     return f"{path}: usable, but its best window scored below the {len(plans)} kept (see the alternatives setting)"
 
 
@@ -101,7 +109,7 @@ def explain(results: RunResults, speaker: str, family: str | None = None) -> str
             known = ", ".join(sorted({r["family"] for r in results.clip_rows})) or "none"
             raise InvalidArgument(f"family {family!r} has no clip for {speaker!r} (families: {known})")
     readable = sum(r["status"] == "ok" for r in recordings)
-    lines = [f"{speaker}: {len(recordings)} recordings, {readable} readable"]
+    lines = [f"{speaker}: {len(recordings)} recording{'s' * (len(recordings) != 1)}, {readable} readable"]
     for row in rows:
         plan = row.get("plan") if isinstance(row.get("plan"), Mapping) else None
         plans = [p for p in (plan, *(row.get("alternatives") or [])) if isinstance(p, Mapping)]
@@ -123,5 +131,5 @@ def explain(results: RunResults, speaker: str, family: str | None = None) -> str
                 )
         lines.append("  recordings:")
         spec = load_family(row["family"])
-        lines += [f"    {_recording_line(rec, row, plans, spec)}" for rec in recordings]
+        lines += [f"    {_recording_line(rec, row, plans, spec, readable)}" for rec in recordings]
     return "\n".join(lines)
