@@ -340,6 +340,19 @@ def test_clips_manifest_has_a_row_per_speaker_and_family_with_known_verdicts(ref
         assert all("segments" not in plan for plan in [row["plan"] or {}, *row["alternatives"]])
 
 
+def test_recordings_say_which_families_used_them(reference: Path) -> None:
+    used = {r["path"]: r["used_in"] for r in _rows(reference, "recordings.jsonl")}
+    joined = {p["path"] for p in next(
+        r for r in _rows(reference, "clips.jsonl") if (r["speaker"], r["family"]) == ("bob", "qwen-tts")
+    )["plan"]["pieces"]}  # fmt: skip
+    assert used["alice/phone_memo.m4a"] == list(FAMILIES)
+    assert used["alice/broken.m4a"] == [] and used[EMPTY] == []
+    # bob's takes are in qwen-tts's joined clip only (cosyvoice rejected them: no run long enough, no clip)
+    for path in (p for p in SOURCES if p.startswith("bob/")):
+        assert used[path] == (["qwen-tts"] if path in joined else [])
+    assert len(joined) >= 2
+
+
 def test_a_speaker_with_only_unreadable_files_gets_failed_clip_rows_with_their_reasons(
     reference: Path,
 ) -> None:

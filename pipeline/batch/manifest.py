@@ -166,6 +166,9 @@ class RecordingRow(BaseModel):
     """What libsndfile/FFmpeg said while voiceprep read the file, as ``{"message": str, "count": int}``
     (the few most frequent kinds, and one ``(other decoder messages)`` entry counting the rest): the file
     decoded, but may be damaged there (:mod:`pipeline.audio.notes`)."""
+    used_in: list[str] = Field(default_factory=list)
+    """The families whose chosen window (the clip, ready or rejected) takes speech from this file: an
+    ``ok`` recording with none was usable but lost to another (``voiceprep explain`` says why)."""
     error_type: str | None = None
 
 

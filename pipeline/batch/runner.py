@@ -566,7 +566,7 @@ def run(
             _notify(progress, "clip", row=clip)
         timings["clips_s"] = time.perf_counter() - t_stage
 
-    recordings.sort(key=lambda r: r.path)
+    recordings = sorted(_with_use(recordings, clips), key=lambda r: r.path)
     clips.sort(key=lambda c: (c.speaker, c.family))
     write_rows(rec_manifest, recordings)
     write_rows(clip_manifest, clips)
@@ -593,6 +593,15 @@ def run(
     )
     _notify(progress, "done", out_dir=out, counts=counts)
     return out
+
+
+def _with_use(recordings: Sequence[RecordingRow], clips: Sequence[ClipRow]) -> list[RecordingRow]:
+    """The recordings with ``used_in`` set: the families whose chosen window takes speech from each."""
+    used: dict[tuple[str, str], list[str]] = {}
+    for clip in clips:
+        for path in sorted({piece.get("path") for piece in (clip.plan or {}).get("pieces") or []}):
+            used.setdefault((clip.speaker, path), []).append(clip.family)
+    return [r.model_copy(update={"used_in": sorted(used.get((r.speaker, r.path), []))}) for r in recordings]
 
 
 def _remove_temp_files(out: Path) -> None:
