@@ -254,7 +254,8 @@ class FastPass:
             channel_choice=self.choice,
             dnsmos_windows=list(self._dnsmos_windows),
             block_bandwidth_hz=self._bandwidth.block_bandwidths(
-                speech_mask=mask, noise_aware=self._bandwidth.noise_aware_cliff
+                speech_mask=mask,
+                noise_aware=self._bandwidth.noise_aware_cliff or self._bandwidth.peak_excess_cliff,
             ),
         )
 
