@@ -1,0 +1,168 @@
+"""Low-frequency noise: the rumble below the render's high-pass, and mains hum.
+
+Two kinds of noise live low in the spectrum and are treated differently by the render:
+
+* **Rumble** (``rumble_db``): everything the render's DC/rumble high-pass
+  (:data:`~pipeline.analysis.energy.HIGHPASS_HZ`) removes: room and building rumble, air conditioning,
+  traffic, wind and handling thumps, the hum's own fundamental. It is the mean power of the 16 kHz view
+  minus that of its speech band (:class:`~pipeline.analysis.energy.SpeechBandFilter`), over the whole
+  recording, in dB relative to the speech (the speech frames' power in the speech band, less their noise:
+  the ``S`` of ``snr_db``). A voice has almost nothing there: clean read speech measures -35 to -60 dB.
+* **Mains hum** (``hum_hz``, ``hum_db``): narrow lines at the multiples of 50 or 60 Hz that stay put for
+  the whole recording. Its fundamental falls under the high-pass; its harmonics (100-700 Hz) do not, and
+  no high-pass removes them without removing the voice. ``hum_db`` is the power of the harmonics the
+  render keeps, relative to the speech, when a hum is found (``None`` with ``not_found`` otherwise).
+
+How the hum is found: the 16 kHz view is averaged over groups of 8 samples (2 kHz, a cheap decimation whose
+zeros at 2, 4, 6 kHz keep most of the voice from folding down) and cut into 2048-sample Hann segments
+(1.02 s, 0.98 Hz bins); their power spectra are summed. At :meth:`LowFrequencyMeter.finish`, for each
+mains frequency and each of its first :data:`HUM_HARMONICS` harmonics, the line's peak is compared with
+the median of the spectrum 5-15 Hz to either side: a voice's harmonics move with its pitch and smear into
+a broad hump over a recording, a hum's stay within a bin. A mains frequency counts as hum with at least
+:data:`HUM_MIN_LINES` lines :data:`HUM_LINE_DB` or more over their surroundings; the one with more lines
+(then the louder) wins. A line's power is its excess over the surroundings, summed over its main lobe.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.fft
+
+from pipeline.analysis.base import ANALYSIS_RATE, Measurement, whole_frames
+from pipeline.analysis.energy import highpass_sos
+
+MAINS_HZ: tuple[float, ...] = (50.0, 60.0)
+"""The mains frequencies looked for."""
+
+HUM_HARMONICS = 12
+"""Harmonics of the mains frequency examined (up to 600 or 720 Hz)."""
+
+HUM_LINE_DB = 10.0
+"""How far a line's peak must rise over the median of its surroundings to count (dB)."""
+
+HUM_MIN_LINES = 2
+"""Lines a mains frequency needs to count as hum."""
+
+DECIMATION = 8
+"""Samples of the 16 kHz view averaged into one for the hum spectrum (2 kHz)."""
+
+SEGMENT = 2048
+"""Samples (at 2 kHz) per hum spectrum: 1.02 s, 0.98 Hz bins."""
+
+_LOBE_BINS = 3  # a Hann line spreads over +-2 bins; +-3 holds it whatever its offset from a bin centre
+_NEAR_HZ = (5.0, 15.0)  # the surroundings a line is compared with, each side
+
+
+class LowFrequencyMeter:
+    """Streaming rumble and hum meter: feed the 16 kHz view and its speech band, block by block."""
+
+    def __init__(self) -> None:
+        self._rate = ANALYSIS_RATE / DECIMATION
+        self._window = np.hanning(SEGMENT + 2)[1:-1]
+        self._scale = 2.0 / (SEGMENT * float(np.sum(self._window**2)))
+        self._groups = np.zeros(0, dtype=np.float64)
+        self._low = np.zeros(0, dtype=np.float64)
+        self._spectrum = np.zeros(SEGMENT // 2 + 1)
+        self._segments = 0
+        self._power = 0.0
+        self._band_power = 0.0
+        self._samples = 0
+
+    def process(self, mono16k: np.ndarray, band: np.ndarray) -> None:
+        """Add a block of the 16 kHz view and the same block of its speech band."""
+        x = mono16k.astype(np.float64, copy=False)
+        self._power += float(np.dot(x, x))
+        self._band_power += float(np.dot(band, band))
+        self._samples += x.shape[0]
+        groups, self._groups = whole_frames(self._groups, x, DECIMATION)
+        if not groups.shape[0]:
+            return
+        segments, self._low = whole_frames(self._low, groups.mean(axis=1), SEGMENT)
+        if segments.shape[0]:
+            spectra = scipy.fft.rfft(segments * self._window, axis=1, workers=1)
+            self._spectrum += (spectra.real**2 + spectra.imag**2).sum(axis=0)
+            self._segments += segments.shape[0]
+
+    def removed_power(self) -> float | None:
+        """Mean power the high-pass removes (the 16 kHz view's minus its speech band's); ``None`` if empty."""
+        if not self._samples:
+            return None
+        return max(self._power - self._band_power, 0.0) / self._samples
+
+    def hum(self) -> tuple[float, float] | None:
+        """``(mains frequency, kept power)`` of the hum found, or ``None``: the power (mean square, 16 kHz
+        view) of its lines weighted by the high-pass's power response, i.e. what the render keeps."""
+        if not self._segments:
+            return None
+        mean = self._spectrum * self._scale / self._segments
+        freqs = np.fft.rfftfreq(SEGMENT, 1.0 / self._rate)
+        boxcar = np.sinc(freqs * DECIMATION / ANALYSIS_RATE) ** 2  # the group mean's own response
+        kept = _highpass_power_response(freqs)
+        best: tuple[int, float, float, float] | None = None
+        for mains in MAINS_HZ:
+            lines, kept_power, total = 0, 0.0, 0.0
+            for k in range(1, HUM_HARMONICS + 1):
+                excess = _line_excess(mean, freqs, k * mains)
+                if excess is None:
+                    continue
+                centre = int(np.argmin(np.abs(freqs - k * mains)))
+                power = excess / boxcar[centre]
+                lines += 1
+                total += power
+                kept_power += power * kept[centre]
+            if lines >= HUM_MIN_LINES and (best is None or (lines, total) > (best[0], best[2])):
+                best = (lines, mains, total, kept_power)
+        return None if best is None else (best[1], best[3])
+
+    def finish(self, *, speech_power: float | None) -> Measurement:
+        """``rumble_db``, ``hum_hz`` and ``hum_db`` (relative to ``speech_power``, the clean speech's mean
+        power in the speech band; ``None`` with a reason when there is no speech to compare with)."""
+        m = Measurement()
+        removed = self.removed_power()
+        hum = self.hum()
+        if hum is None:
+            why = "not_found: no mains hum (no lines at the multiples of 50 or 60 Hz)"
+            m.put("hum_hz", None, why=why)
+            m.put("hum_db", None, why=why)
+        else:
+            m.put("hum_hz", hum[0])
+        if speech_power is None or speech_power <= 0.0:
+            why = "no_speech: no speech to compare the low-frequency noise with"
+            m.put("rumble_db", None, why=why)
+            if hum is not None:
+                m.put("hum_db", None, why=why)
+            return m
+        m.put("rumble_db", _db_over(removed, speech_power))
+        if hum is not None:
+            m.put("hum_db", _db_over(hum[1], speech_power))
+        return m
+
+
+def _db_over(power: float | None, reference: float) -> float | None:
+    """``power`` in dB relative to ``reference``, floored at -120 dB (``None`` stays ``None``)."""
+    if power is None:
+        return None
+    return float(10.0 * np.log10(max(power, reference * 1e-12) / reference))
+
+
+def _line_excess(mean: np.ndarray, freqs: np.ndarray, line_hz: float) -> float | None:
+    """The power of a narrow line at ``line_hz`` over its surroundings (summed over its main lobe), or
+    ``None`` when its peak is not :data:`HUM_LINE_DB` over the median of the surroundings."""
+    if line_hz + _NEAR_HZ[1] >= freqs[-1]:
+        return None
+    centre = int(np.argmin(np.abs(freqs - line_hz)))
+    lobe = mean[max(centre - _LOBE_BINS, 0) : centre + _LOBE_BINS + 1]
+    distance = np.abs(freqs - line_hz)
+    around = mean[(distance >= _NEAR_HZ[0]) & (distance <= _NEAR_HZ[1])]
+    background = float(np.median(around))
+    if float(lobe.max()) < background * 10.0 ** (HUM_LINE_DB / 10.0):
+        return None
+    return float(np.sum(np.maximum(lobe - background, 0.0)))
+
+
+def _highpass_power_response(freqs: np.ndarray) -> np.ndarray:
+    """The render's high-pass, run forwards and backwards, as a power gain at ``freqs`` (``|H|^4``)."""
+    from scipy import signal
+
+    _, h = signal.sosfreqz(highpass_sos(ANALYSIS_RATE), worN=freqs, fs=ANALYSIS_RATE)
+    return np.abs(h) ** 4
