@@ -82,6 +82,15 @@ def pause_frames(speech_mask: np.ndarray, *, guard_s: float = NOISE_GUARD_S) -> 
     return ~near_speech if int((~near_speech).sum()) >= MIN_SNR_FRAMES else ~mask
 
 
+def audible_pauses(
+    frame_power: np.ndarray, speech_mask: np.ndarray, *, guard_s: float = NOISE_GUARD_S
+) -> np.ndarray:
+    """The :func:`pause_frames` that hold sound: a muted stretch (digital silence, an edit) is no level of
+    the noise under the speech."""
+    power = np.asarray(frame_power, dtype=np.float64)
+    return pause_frames(speech_mask, guard_s=guard_s)[: power.size] & (power > _AUDIBLE_POWER)
+
+
 def frame_noise(
     frame_power: np.ndarray,
     speech_mask: np.ndarray,
@@ -100,7 +109,7 @@ def frame_noise(
     """
     power = np.asarray(frame_power, dtype=np.float64)
     quiet = pause_frames(speech_mask, guard_s=guard_s)[: power.size]
-    audible = quiet & (power > _AUDIBLE_POWER)
+    audible = audible_pauses(power, speech_mask, guard_s=guard_s)
     c_power, c_count = _prefix(power * audible), _prefix(audible.astype(np.float64))
     n = power.size
     reach = round(context_s / FRAME_S)

@@ -16,7 +16,7 @@ import numpy as np
 if TYPE_CHECKING:  # importing the fast pass pulls in scipy.signal (a second); a cached run needs none of it
     from pipeline.analysis.fastpass import Analysis
 
-FEATURES_VERSION = 2
+FEATURES_VERSION = 3
 """Bumped whenever the stored layout or the meaning of a feature changes."""
 
 
@@ -25,8 +25,10 @@ class RecordingFeatures:
     """One recording as selection sees it.
 
     ``path`` is the posix path relative to the input root (what manifests show); ``source`` is where
-    to read the audio. ``frame_db`` and ``speech_mask`` are on the shared 10 ms grid of the 16 kHz mono
-    analysis view; ``channel_weights`` are the mix used for that view (render reuses them).
+    to read the audio. ``frame_db`` (levels of the speech band: the view above the render's high-pass),
+    ``speech_mask`` and ``noise_db`` (the noise under each frame, NaN where unknown) are on the shared
+    10 ms grid of the 16 kHz mono analysis view; ``channel_weights`` are the mix used for that view
+    (render reuses them).
     """
 
     path: str
@@ -45,6 +47,8 @@ class RecordingFeatures:
     dnsmos_windows: list[dict[str, float]] = field(default_factory=list)
     block_bandwidth_hz: np.ndarray = field(default_factory=lambda: np.zeros(0))
     """Effective bandwidth (Hz) of each ``BLOCK_S`` stretch; NaN where a block has too little speech."""
+    noise_db: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    """The fast pass's noise level under each frame (dBFS; empty: derived from the pauses)."""
 
     @classmethod
     def from_fast_pass(
@@ -74,6 +78,7 @@ class RecordingFeatures:
             metrics=metrics,
             dnsmos_windows=list(result.dnsmos_windows),
             block_bandwidth_hz=np.asarray(result.block_bandwidth_hz, dtype=np.float32),
+            noise_db=np.asarray(result.noise_db, dtype=np.float32),
         )
 
     def save(self, path: Path) -> None:
@@ -99,5 +104,10 @@ class RecordingFeatures:
             return cls(**meta, **{name: data[name].astype(dtype) for name, dtype in _ARRAYS.items()})
 
 
-_ARRAYS = {"frame_db": np.float32, "speech_mask": bool, "block_bandwidth_hz": np.float32}
+_ARRAYS = {
+    "frame_db": np.float32,
+    "speech_mask": bool,
+    "block_bandwidth_hz": np.float32,
+    "noise_db": np.float32,
+}
 """The fields :meth:`RecordingFeatures.save` stores as arrays, with their dtype."""
