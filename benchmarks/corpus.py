@@ -899,7 +899,9 @@ BANDS: dict[str, tuple[int | None, float | None, float | None, str, float | None
     "super_wide_11k": (24000, None, None, "super_wide", 11700.0),
     "full": (None, None, None, "full", None),
 }
-BANDWIDTH_NOISE: tuple[str, ...] = ("clean", "low_rate_20db", "full_band_30db")
+BANDWIDTH_NOISE: tuple[str, ...] = ("clean", "low_rate_20db", "full_band_30db", "full_band_20db")
+HISS_20DB = "full_band_20db"
+"""White noise at 20 dB added at 48 kHz after band-limiting (issue 8 item 5): scored on its own."""
 
 
 def edge_drop_db(y: np.ndarray, rate: int, mask: np.ndarray, *, edge_hz: float, stop_hz: float) -> float:
@@ -924,8 +926,9 @@ def band_limit_item(
     """Band-limit a 48 kHz signal the way real recordings are: down to a low rate, (noise), back up to 48 kHz.
 
     ``noise``: ``clean``; ``low_rate_20db`` (pink noise at 20 dB added at the low rate before the optional
-    FIR and the upsampling, so it is band-limited like the speech, as in a phone); ``full_band_30db`` (white
-    noise at 30 dB added at 48 kHz after upsampling). Returns the signal and the truth (``class``,
+    FIR and the upsampling, so it is band-limited like the speech, as in a phone); ``full_band_30db`` and
+    ``full_band_20db`` (white noise at 30 or 20 dB, over the whole band, added at 48 kHz after upsampling).
+    Returns the signal and the truth (``class``,
     ``bandwidth_hz`` nominal, ``stopband_hz``: above it the band-limited signal is at least 50 dB down;
     ``edge_drop_db``: how far the speech spectrum falls across the edge, see :func:`edge_drop_db`).
     """
@@ -944,8 +947,9 @@ def band_limit_item(
     y = resample(y, in_rate=rate, out_rate=FULL_RATE)[: len(x48)]
     if len(y) < len(x48):
         y = np.pad(y, (0, len(x48) - len(y)))
-    if noise == "full_band_30db":
-        y, _ = mix_at_snr(y, rng.standard_normal(len(y)), snr_db=30.0, mask=mask, rate=FULL_RATE)
+    if noise in ("full_band_30db", HISS_20DB):
+        level = 30.0 if noise == "full_band_30db" else 20.0
+        y, _ = mix_at_snr(y, rng.standard_normal(len(y)), snr_db=level, mask=mask, rate=FULL_RATE)
     y, _ = _fit_peak(y)
     stopband = stop_hz if stop_hz is not None else (low_rate / 2 if low_rate else None)
     truth: dict[str, Any] = {
@@ -978,6 +982,11 @@ def bandwidth_items(*, quick: bool = False) -> Iterator[Item]:
         truth["edge_drop_db"] = round(edge_drop_db(y, FULL_RATE, mask, edge_hz=7600.0, stop_hz=8000.0), 1)
         params = {"source": src, "band": "librispeech_16k_up", "noise": "as_recorded"}
         yield _item(f"bandwidth/{src}/librispeech_16k_up", "bandwidth", params, y, FULL_RATE, truth)
+        name = f"bandwidth/{src}/librispeech_16k_up/{HISS_20DB}"
+        hissed, _ = mix_at_snr(y, _rng(name).standard_normal(len(y)), snr_db=20.0, mask=mask, rate=FULL_RATE)
+        hissed, _ = _fit_peak(hissed)
+        params = {**params, "noise": HISS_20DB}
+        yield _item(name, "bandwidth", params, hissed, FULL_RATE, truth)
 
 
 def clipping_items(*, quick: bool = False) -> Iterator[Item]:

@@ -59,6 +59,7 @@ class LowFrequencyMeter:
     def __init__(self) -> None:
         self._rate = ANALYSIS_RATE / DECIMATION
         self._window = np.hanning(SEGMENT + 2)[1:-1]
+        self._average = np.full(DECIMATION, 1.0 / DECIMATION)  # a matrix product: 4x a strided mean
         self._scale = 2.0 / (SEGMENT * float(np.sum(self._window**2)))
         self._groups = np.zeros(0, dtype=np.float64)
         self._low = np.zeros(0, dtype=np.float64)
@@ -77,7 +78,7 @@ class LowFrequencyMeter:
         groups, self._groups = whole_frames(self._groups, x, DECIMATION)
         if not groups.shape[0]:
             return
-        segments, self._low = whole_frames(self._low, groups.mean(axis=1), SEGMENT)
+        segments, self._low = whole_frames(self._low, groups @ self._average, SEGMENT)
         if segments.shape[0]:
             spectra = scipy.fft.rfft(segments * self._window, axis=1, workers=1)
             self._spectrum += (spectra.real**2 + spectra.imag**2).sum(axis=0)

@@ -74,10 +74,10 @@ class NoiseTracker:
             np.searchsorted(BAND_EDGES_HZ, bins, side="right") - 1, 0, len(BAND_EDGES_HZ) - 2
         )
         self._band_starts = np.searchsorted(band_of_bin, np.arange(len(BAND_EDGES_HZ) - 1), side="left")
-        # One-sided power to mean-square units: twice every bin but DC and Nyquist, over N * sum(w^2).
-        weight = np.full(bins.shape[0], 2.0)
-        weight[0] = weight[-1] = 1.0
-        self._bin_scale = weight / (_CELL_SAMPLES * float(np.sum(self._window**2)))
+        # One-sided power to mean-square units: twice every bin over N * sum(w^2) (DC and Nyquist count
+        # twice too: the high-pass leaves nothing at DC and the bin at 8 kHz holds a 640th of the band).
+        self._interleaved_starts = 2 * self._band_starts
+        self._band_scale = 2.0 / (_CELL_SAMPLES * float(np.sum(self._window**2)))
         self._rest = np.zeros(0, dtype=np.float64)
         self._pending = np.zeros((0, len(BAND_EDGES_HZ) - 1))
         self._minima: list[np.ndarray] = []
@@ -88,9 +88,7 @@ class NoiseTracker:
         cells, self._rest = whole_frames(self._rest, band.astype(np.float64, copy=False), _CELL_SAMPLES)
         if not cells.shape[0]:
             return
-        spectrum = scipy.fft.rfft(cells * self._window, axis=1, workers=1)
-        power = (spectrum.real**2 + spectrum.imag**2) * self._bin_scale
-        bands = np.add.reduceat(power, self._band_starts, axis=1)
+        bands = self.cell_bands(cells)
         self._cells += bands.shape[0]
         pending = np.concatenate([self._pending, bands]) if self._pending.shape[0] else bands
         whole = (pending.shape[0] // SUBWINDOW_CELLS) * SUBWINDOW_CELLS
@@ -98,6 +96,12 @@ class NoiseTracker:
             shaped = pending[:whole].reshape(-1, SUBWINDOW_CELLS, pending.shape[1])
             self._minima.append(shaped.min(axis=1))
         self._pending = pending[whole:]
+
+    def cell_bands(self, cells: np.ndarray) -> np.ndarray:
+        """The power of each band (mean-square units) of each row of ``cells`` (40 ms of samples each)."""
+        spectrum = scipy.fft.rfft((cells * self._window).astype(np.float32), axis=1, workers=1)
+        power = np.square(spectrum.view(np.float32), dtype=np.float64)  # interleaved re, im
+        return np.add.reduceat(power, self._interleaved_starts, axis=1) * self._band_scale
 
     def band_minima(self) -> np.ndarray:
         """The minimum of each band in every sub-window so far (sub-windows x bands), the last one partial."""
@@ -137,9 +141,7 @@ def band_bias() -> np.ndarray:
     tracker = NoiseTracker()
     tracker.process(band)
     cells = band[: (band.shape[0] // _CELL_SAMPLES) * _CELL_SAMPLES].reshape(-1, _CELL_SAMPLES)
-    spectrum = scipy.fft.rfft(cells * tracker._window, axis=1, workers=1)
-    power = (spectrum.real**2 + spectrum.imag**2) * tracker._bin_scale
-    mean = np.add.reduceat(power, tracker._band_starts, axis=1).mean(axis=0)
+    mean = tracker.cell_bands(cells).mean(axis=0)
     minima = minimum_filter1d(tracker.band_minima(), size=WINDOW_SUBWINDOWS, axis=0, mode="nearest")
     bias = mean / minima.mean(axis=0)
     bias.setflags(write=False)
