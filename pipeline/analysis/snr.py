@@ -71,6 +71,14 @@ def _prefix(x: np.ndarray) -> np.ndarray:
     return out
 
 
+def _window_sums(x: np.ndarray, reach: int) -> np.ndarray:
+    """``x[i - reach : i + reach + 1].sum()`` for every ``i`` (cut at the ends), from one prefix sum."""
+    c = _prefix(x)
+    n = x.size
+    hi = c[np.minimum(np.arange(reach + 1, n + reach + 1), n)]
+    return hi - c[np.maximum(np.arange(-reach, n - reach), 0)]
+
+
 def pause_frames(speech_mask: np.ndarray, *, guard_s: float = NOISE_GUARD_S) -> np.ndarray:
     """The frames read as noise: non-speech at least ``guard_s`` from speech (all non-speech frames when
     that leaves fewer than :data:`MIN_SNR_FRAMES`)."""
@@ -110,13 +118,10 @@ def frame_noise(
     power = np.asarray(frame_power, dtype=np.float64)
     quiet = pause_frames(speech_mask, guard_s=guard_s)[: power.size]
     audible = audible_pauses(power, speech_mask, guard_s=guard_s)
-    c_power, c_count = _prefix(power * audible), _prefix(audible.astype(np.float64))
     n = power.size
     reach = round(context_s / FRAME_S)
-    idx = np.arange(n)
-    lo, hi = np.maximum(idx - reach, 0), np.minimum(idx + reach + 1, n)
-    local_count = c_count[hi] - c_count[lo]
-    local = (c_power[hi] - c_power[lo]) / np.maximum(local_count, 1.0)
+    local_count = _window_sums(audible.astype(np.float64), reach)
+    local = _window_sums(power * audible, reach) / np.maximum(local_count, 1.0)
     if track is not None and track.size:
         fallback = np.asarray(track, dtype=np.float64)[:n]
         fallback = np.concatenate([fallback, np.full(n - fallback.size, fallback[-1])])
