@@ -485,6 +485,9 @@ def rumble_section(records: Sequence[Record]) -> Section:
     st = _err_stats(errs)
     passing = [r for r in sel if r.truth["effective_snr_db"] >= LOW_SNR_FAIL_DB]
     wrongly = [r.name for r in passing if (r.metric("snr_db") or -math.inf) < LOW_SNR_FAIL_DB]
+    # Items within the accuracy target of the gate can fall either side of it by measurement alone.
+    clear = [r for r in passing if r.truth["effective_snr_db"] >= LOW_SNR_FAIL_DB + RUMBLE_TARGET_MEDIAN_DB]
+    clear_wrongly = [r.name for r in clear if (r.metric("snr_db") or -math.inf) < LOW_SNR_FAIL_DB]
     hum = [r for r in sel if r.truth.get("hum_hz")]
     hum_found = sum(r.metric("hum_hz") == r.truth["hum_hz"] for r in hum)
     other = [r for r in sel if not r.truth.get("hum_hz")]
@@ -494,6 +497,8 @@ def rumble_section(records: Sequence[Record]) -> Section:
         "overall": st,
         "passing_gate": len(passing),
         "failing_low_snr_though_passing": wrongly,
+        "passing_by_2db": len(clear),
+        "failing_low_snr_though_passing_by_2db": clear_wrongly,
         "hum_found": {"n": len(hum), "right_frequency": hum_found},
         "hum_reported_on_other_noises": {
             "n": len(other),
@@ -507,24 +512,33 @@ def rumble_section(records: Sequence[Record]) -> Section:
     if sel and sel[0].baseline is not None:
         before = _err_stats(_abs_errors((r.before("snr_db"), r.truth["effective_snr_db"]) for r in sel))
         before_wrong = [r.name for r in passing if (r.before("snr_db") or -math.inf) < LOW_SNR_FAIL_DB]
-        summary["baseline"] = {"overall": before, "failing_low_snr_though_passing": before_wrong}
+        before_clear = [r.name for r in clear if (r.before("snr_db") or -math.inf) < LOW_SNR_FAIL_DB]
+        summary["baseline"] = {
+            "overall": before,
+            "failing_low_snr_though_passing": before_wrong,
+            "failing_low_snr_though_passing_by_2db": before_clear,
+        }
         detail += f"; before: {_fmt(before['median'], '.2f')}"
         text += (
             f"\n  before: median/p90 |err| {_fmt(before['median'], '.2f')}/{_fmt(before['p90'], '.2f')} dB; "
         )
-        text += f"{len(before_wrong)}/{len(passing)} failing low_snr though their speech-band SNR passes"
+        text += f"{len(before_wrong)}/{len(passing)} failing low_snr though their speech-band SNR passes "
+        text += f"({len(before_clear)}/{len(clear)} passing by 2 dB or more)"
+    text += f"\n  failing low_snr though their speech-band SNR passes: {len(wrongly)}/{len(passing)}"
+    text += f" ({len(clear_wrongly)}/{len(clear)} passing by 2 dB or more)"
     if wrongly:
-        text += "\n  failing low_snr though passing: " + ", ".join(wrongly[:10])
+        text += ": " + ", ".join(wrongly[:10])
     targets = [
         Target(
             "rumble/hum: speech-band SNR median |err| dB", st["median"], RUMBLE_TARGET_MEDIAN_DB, "<=", detail
         ),
         Target(
-            f"rumble/hum: items under {LOW_SNR_FAIL_DB:g} dB measured though their speech-band SNR passes",
-            float(len(wrongly)),
+            f"rumble/hum: items failing low_snr ({LOW_SNR_FAIL_DB:g} dB) though their speech-band SNR passes "
+            f"it by {RUMBLE_TARGET_MEDIAN_DB:g} dB or more",
+            float(len(clear_wrongly)),
             0.0,
             "<=",
-            f"of {len(passing)} passing the gate",
+            f"of {len(clear)}; {len(wrongly)} of {len(passing)} passing it at all",
         ),
     ]
     return Section("rumble", text, targets, summary)
