@@ -249,3 +249,25 @@ def test_window_of_continuous_noise_between_muted_gaps_is_not_clean(shared_data:
     assert np.all(measured >= truth - 6.0), (measured, truth)
     clean = index.measure(np.array([0.5]), np.array([first.size / RATE - 0.5]))["snr_db"]
     assert clean[0] > 25.0
+
+
+def test_an_unknown_window_snr_is_scored_as_doubtful_never_as_clean():
+    """Selection's score: a window whose noise cannot be told is scored as if its SNR were 15 dB (the
+    families' ``low_snr`` fail level), below any clean window, instead of being left out of the total
+    (which let such a window rank on its other parts as if it were clean)."""
+    from pipeline.rules.families import load_family
+    from pipeline.selection.limits import Rules
+    from pipeline.selection.scoring import SNR_UNKNOWN_DB, parts, total
+
+    rules = Rules.from_spec(load_family("qwen-tts"))
+    base = {
+        "clipped_events": 0.0,
+        "reverb_score": 0.1,
+        "bandwidth_hz": 12000.0,
+        "speech_ratio": 0.9,
+        "level_iqr_db": 3.0,
+        "dnsmos_ovrl": np.nan,
+    }
+    unknown = parts({**base, "snr_db": np.nan}, 15.0, rules)
+    assert unknown["snr"] == parts({**base, "snr_db": SNR_UNKNOWN_DB}, 15.0, rules)["snr"] > 0.0
+    assert total(unknown) < total(parts({**base, "snr_db": 40.0}, 15.0, rules))
