@@ -260,7 +260,7 @@ class FastPass:
             null_reasons={k: v for k, v in m.null_reasons.items() if metrics.get(k) is None},
             speech_mask=mask,
             frame_db=levels,
-            noise_db=np.where(np.isnan(noise), np.nan, frame_db(np.nan_to_num(noise))),
+            noise_db=frame_db(noise).astype(np.float32),  # NaN (unknown) stays NaN
             speech_segments=segments,
             sample_rate=self.sample_rate,
             channels=self.channels,

@@ -73,10 +73,13 @@ def _prefix(x: np.ndarray) -> np.ndarray:
 
 def _window_sums(x: np.ndarray, reach: int) -> np.ndarray:
     """``x[i - reach : i + reach + 1].sum()`` for every ``i`` (cut at the ends), from one prefix sum."""
-    c = _prefix(x)
+    c = _prefix(np.asarray(x, dtype=np.float64))
     n = x.size
-    hi = c[np.minimum(np.arange(reach + 1, n + reach + 1), n)]
-    return hi - c[np.maximum(np.arange(-reach, n - reach), 0)]
+    if n <= reach:
+        return np.full(n, c[-1])
+    upper = np.concatenate([c[reach + 1 :], np.full(reach, c[-1])])  # c[min(i + reach + 1, n)]
+    upper -= np.concatenate([np.zeros(reach), c[: n - reach]])  # c[max(i - reach, 0)]
+    return upper
 
 
 def pause_frames(speech_mask: np.ndarray, *, guard_s: float = NOISE_GUARD_S) -> np.ndarray:
@@ -120,15 +123,19 @@ def frame_noise(
     audible = audible_pauses(power, speech_mask, guard_s=guard_s)
     n = power.size
     reach = round(context_s / FRAME_S)
-    local_count = _window_sums(audible.astype(np.float64), reach)
-    local = _window_sums(power * audible, reach) / np.maximum(local_count, 1.0)
+    # Long recordings have hundreds of thousands of frames: few temporaries, filled in place.
+    few = _window_sums(audible, reach) < MIN_SNR_FRAMES
+    local = _window_sums(np.where(audible, power, 0.0), reach)
+    local /= np.maximum(_window_sums(audible, reach), 1.0)
     if track is not None and track.size:
-        fallback = np.asarray(track, dtype=np.float64)[:n]
-        fallback = np.concatenate([fallback, np.full(n - fallback.size, fallback[-1])])
+        fallback = np.asarray(track, dtype=np.float64)
+        if fallback.size < n:
+            fallback = np.concatenate([fallback, np.full(n - fallback.size, fallback[-1])])
+        local[few] = fallback[:n][few]
     else:
-        fallback = np.full(n, float(power[quiet].mean()) if quiet.any() else np.nan)
-    under_speech = np.where(local_count >= MIN_SNR_FRAMES, local, fallback)
-    return np.where(quiet, power, under_speech)
+        local[few] = float(power[quiet].mean()) if quiet.any() else np.nan
+    local[quiet] = power[quiet]
+    return local
 
 
 def clean_speech_power(frame_power: np.ndarray, speech_mask: np.ndarray, noise: np.ndarray) -> float:
