@@ -92,11 +92,18 @@ class SpeechBandFilter:
     def __init__(self, *, sample_rate: int = ANALYSIS_RATE) -> None:
         sos = highpass_sos(sample_rate)
         self._sos = np.concatenate([sos, sos])
-        self._zi = np.zeros((self._sos.shape[0], 2))
+        self._zi: np.ndarray | None = None
 
     def process(self, block: np.ndarray) -> np.ndarray:
         """The next block of samples, filtered (float64, same length)."""
-        y, self._zi = signal.sosfilt(self._sos, block.astype(np.float64, copy=False), zi=self._zi)
+        x = block.astype(np.float64, copy=False)
+        if self._zi is None:
+            if not x.size:
+                return x
+            # Start as if the first sample had always been there (a DC offset or a recording that starts
+            # mid-sound): from rest, the filter would ring for 50 ms and the VAD take it for a word.
+            self._zi = signal.sosfilt_zi(self._sos) * x[0]
+        y, self._zi = signal.sosfilt(self._sos, x, zi=self._zi)
         return y
 
 
