@@ -2,7 +2,8 @@
 
 Each decoded block is seen twice: at the native rate and channel count (clipping, true peak, bandwidth,
 DC offset and loudness are properties of the source) and as the 16 kHz mono analysis view (VAD, frame
-energy, SNR, reverberation, DNSMOS). Memory is bounded by the number of 10 ms frames, not samples: a
+energy, SNR, reverberation, DNSMOS), which is also high-passed as the render will (its *speech band*:
+frame levels, the noise under the speech, SNR, rumble and hum). Memory is bounded by the number of 10 ms frames, not samples: a
 one-hour file holds 360 000 frames of a few floats each.
 
 The result is an :class:`Analysis`: metrics (the names used everywhere), the reasons for every metric
@@ -97,7 +98,7 @@ class Analysis:
 
     @property
     def frames(self) -> pd.DataFrame:
-        """Per-10 ms-frame arrays: ``time_s``, ``level_db`` (dBFS) and ``speech`` (bool)."""
+        """Per-10 ms-frame arrays: ``time_s``, ``level_db`` (dBFS, of the speech band) and ``speech`` (bool)."""
         import pandas as pd
 
         return pd.DataFrame(
