@@ -129,7 +129,7 @@ def test_synthetic_mains_hum_known_frequency_and_level(f0):
 
 
 def test_no_hum_in_noise_or_speech_and_rumble_of_a_known_low_tone(shared_data: Path):
-    """White noise and real speech recorded without hum have none (``None`` with ``not_found``; the voice's
+    """White noise and real speech recorded without hum have none (``None`` with ``absent``; the voice's
     own harmonics are no hum); a 30 Hz tone of known power under the speech is all removed by the high-pass
     (-59 dB at 30 Hz): ``rumble_db`` is its power over the reference, within 0.3 dB."""
     speech = _load16k(shared_data / "speech" / "resem_librispeech_196-122150-0000.flac")
@@ -137,7 +137,7 @@ def test_no_hum_in_noise_or_speech_and_rumble_of_a_known_low_tone(shared_data: P
     for x in (0.01 * rng.standard_normal(5 * RATE), speech):
         got = _lowfreq(x, 1e-3)
         assert got["hum_hz"] is None and got["hum_db"] is None
-        assert str(got["why"]["hum_hz"]).startswith("not_found:")
+        assert str(got["why"]["hum_hz"]).startswith("absent:")
     tone = np.sqrt(2 * 1e-5) * np.sin(2 * np.pi * 30 * np.arange(speech.size) / RATE)
     own = _lowfreq(speech, 1e-3)["rumble_db"]
     got = _lowfreq(speech + tone, 1e-3)["rumble_db"]

@@ -11,7 +11,7 @@ Two kinds of noise live low in the spectrum and are treated differently by the r
 * **Mains hum** (``hum_hz``, ``hum_db``): narrow lines at the multiples of 50 or 60 Hz that stay put for
   the whole recording. Its fundamental falls under the high-pass; its harmonics (100-700 Hz) do not, and
   no high-pass removes them without removing the voice. ``hum_db`` is the power of the harmonics the
-  render keeps, relative to the speech, when a hum is found (``None`` with ``not_found`` otherwise).
+  render keeps, relative to the speech, when a hum is found (``None`` with ``absent`` otherwise).
 
 How the hum is found: the 16 kHz view is averaged over groups of 8 samples (2 kHz, a cheap decimation whose
 zeros at 2, 4, 6 kHz keep most of the voice from folding down) and cut into 1024-sample Hann segments
@@ -156,7 +156,7 @@ class LowFrequencyMeter:
         removed = self.removed_power()
         hum = self.hum()
         if hum is None:
-            why = "not_found: no mains hum (no lines at the multiples of 50 or 60 Hz)"
+            why = "absent: no mains hum (no lines at the multiples of 50 or 60 Hz)"
             m.put("hum_hz", None, why=why)
             m.put("hum_db", None, why=why)
         else:
