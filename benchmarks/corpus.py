@@ -40,7 +40,9 @@ FRAME_S = 0.01
 FULL_RATE = 48000
 ANALYSIS_RATE = 16000
 
-CONDITIONS: tuple[str, ...] = ("clean", "snr", "reverb", "bandwidth", "clipping", "pause")
+CONDITIONS: tuple[str, ...] = (
+    "clean", "snr", "rumble", "continuous", "reverb", "bandwidth", "clipping", "pause"
+)  # fmt: skip
 
 SNR_LEVELS_DB: tuple[float, ...] = (0.0, 5.0, 10.0, 15.0, 20.0, 30.0, 40.0)
 NOISE_FILES: dict[str, str] = {
@@ -48,9 +50,34 @@ NOISE_FILES: dict[str, str] = {
     "rain": "sms_rain.wav",
     "dishes": "pra_doing_the_dishes.wav",
     "dfn": "dfn_noise_freesound_573577.wav",
+    "rain_ambience": "tg_lluvias_de_mayo_felix_blume.flac",
+    "traffic_hum": "amb_city_traffic_hum_usc.mp3",
+    "car_engine": "max_car_engine_inspectorj.wav",
+    "wind": "amb_wind_usc.mp3",
 }
 NOISE_TYPES: tuple[str, ...] = ("white", "pink", "exercise_bike", "rain", "dishes", "dfn")
 STATIONARY_NOISES: frozenset[str] = frozenset({"white", "pink", "exercise_bike", "rain"})
+
+RUMBLE_FILES: dict[str, str] = {
+    "traffic_hum": "amb_city_traffic_hum_usc.mp3",
+    "car_engine": "max_car_engine_inspectorj.wav",
+    "wind": "amb_wind_usc.mp3",
+}
+RUMBLE_NOISES: tuple[str, ...] = ("traffic_hum", "car_engine", "wind", "hum50", "hum60")
+"""Low-frequency noises: three real ones and a synthetic mains hum at 50 and 60 Hz (:func:`mains_hum`)."""
+RUMBLE_LEVELS_DB: tuple[float, ...] = (0.0, 5.0, 10.0, 15.0, 20.0)
+"""Broadband SNRs (whole 0-8 kHz band, the way an unfiltered meter reads them) of the rumble items."""
+HUM_HARMONICS: tuple[float, ...] = (1.0, 0.5, 0.6, 0.25, 0.35, 0.15, 0.2, 0.1)
+"""Amplitudes of the synthetic hum's harmonics 1-8: the odd ones of a transformer's field, the even
+ones of a rectifier, falling with the order."""
+
+CONTINUOUS_SOURCES: tuple[str, ...] = (
+    "aew", "libri_1246", "libri_196", "libri_2289", "libri_3080", "ljspeech", "vctk_p286", "sms_male"
+)  # fmt: skip
+CONTINUOUS_NOISES: tuple[str, ...] = ("white", "pink", "exercise_bike", "rain", "rain_ambience")
+CONTINUOUS_LEVELS_DB: tuple[float, ...] = (0.0, 5.0, 10.0, 15.0, 20.0)
+CONTINUOUS_MIN_S = 12.0
+"""Continuous items are the source's speech with its pauses cut out, repeated to at least this long."""
 
 SYNTHETIC_T60_S: tuple[float, ...] = (0.2, 0.3, 0.45, 0.6, 0.8, 1.0, 1.2)
 MEASURED_RIRS: dict[str, str] = {
@@ -303,6 +330,14 @@ def active_power(x: np.ndarray, mask: np.ndarray, rate: int) -> float:
     return float(np.sum(p[: len(m)][m] * weights) / np.sum(weights))
 
 
+def delivered_band(x: np.ndarray, rate: int) -> np.ndarray:
+    """``x`` through the render's own DC/rumble high-pass, forwards and backwards as the render runs it
+    (``pipeline.analysis.energy.HIGHPASS_HZ``): what a delivered clip keeps, the band SNR truths use."""
+    from pipeline.analysis.energy import highpass_sos
+
+    return signal.sosfiltfilt(highpass_sos(rate), np.asarray(x, dtype=np.float64))
+
+
 def source_noise_power(x: np.ndarray, mask: np.ndarray, rate: int, *, guard_s: float = 0.05) -> float | None:
     """Mean power of a recording's own background, from its non-speech frames.
 
@@ -354,6 +389,8 @@ def noise_signal(kind: str, *, n: int, rate: int, rng: np.random.Generator) -> n
         return rng.standard_normal(n)
     if kind == "pink":
         return pink_noise(n, rng)
+    if kind in ("hum50", "hum60"):
+        return mains_hum(50.0 if kind == "hum50" else 60.0, n=n, rate=rate, rng=rng)
     if kind not in NOISE_FILES:
         raise InvalidArgument(f"noise kind must be one of {NOISE_TYPES}, got {kind!r}")
     base = _noise_at(kind, rate)
@@ -361,6 +398,19 @@ def noise_signal(kind: str, *, n: int, rate: int, rng: np.random.Generator) -> n
     offset = int(rng.integers(0, len(period)))
     reps = (offset + n) // len(period) + 1
     return np.tile(period, reps)[offset : offset + n].copy()
+
+
+def mains_hum(f0_hz: float, *, n: int, rate: int, rng: np.random.Generator) -> np.ndarray:
+    """``n`` samples of mains hum at ``f0_hz``: the harmonics of :data:`HUM_HARMONICS` at random phases."""
+    t = np.arange(n) / rate
+    phases = rng.uniform(0.0, 2.0 * np.pi, len(HUM_HARMONICS))
+    return sum(
+        (
+            a * np.sin(2.0 * np.pi * k * f0_hz * t + ph)
+            for k, (a, ph) in enumerate(zip(HUM_HARMONICS, phases, strict=True), 1)
+        ),
+        start=np.zeros(n),
+    )
 
 
 def mix_at_snr(
@@ -671,15 +721,31 @@ def _item(name: str, condition: str, params: dict[str, Any], x: np.ndarray, rate
 
 
 def _source_truth(x: np.ndarray, rate: int) -> dict[str, Any]:
+    """Speech mask and powers of a clean source; ``_ps``/``_pn`` in the band a delivered clip keeps
+    (:func:`delivered_band`), ``_ps_broad``/``_pn_broad`` over the whole band."""
     mask = truth_speech_mask(x, rate)
-    ps = active_power(x, mask, rate)
-    pn = source_noise_power(x, mask, rate)
+    band = delivered_band(x, rate)
+    ps, pn = active_power(band, mask, rate), source_noise_power(band, mask, rate)
     return {
         "speech_mask": mask,
         "speech_s": round(float(mask.sum()) * FRAME_S, 2),
         "source_snr_db": None if pn is None or pn <= 0 else round(10.0 * np.log10(ps / pn), 2),
         "_ps": ps,
         "_pn": pn,
+        "_ps_broad": active_power(x, mask, rate),
+        "_pn_broad": source_noise_power(x, mask, rate),
+    }
+
+
+def _snr_truth(st: dict[str, Any], noise: np.ndarray, rate: int) -> dict[str, float]:
+    """The truths of a clean source ``st`` plus ``noise``: ``effective_snr_db`` in the delivered band
+    (what voiceprep's ``snr_db`` means) and ``broadband_snr_db`` over the whole band, both counting the
+    source's own background."""
+    pn_band = float(np.mean(delivered_band(noise, rate) ** 2)) + (st["_pn"] or 0.0)
+    pn_broad = float(np.mean(np.asarray(noise, dtype=np.float64) ** 2)) + (st["_pn_broad"] or 0.0)
+    return {
+        "effective_snr_db": round(10.0 * np.log10(st["_ps"] / pn_band), 3),
+        "broadband_snr_db": round(10.0 * np.log10(st["_ps_broad"] / pn_broad), 3),
     }
 
 
@@ -715,11 +781,9 @@ def snr_items(*, quick: bool = False) -> Iterator[Item]:
                     rate=rate,
                 )
                 mix, gain = _fit_peak(mix)
-                pn_added = float(np.mean(noise**2))
-                pn_total = pn_added + (st["_pn"] or 0.0)
                 truth = {
                     "snr_db": level,
-                    "effective_snr_db": round(10.0 * np.log10(st["_ps"] / pn_total), 3),
+                    **_snr_truth(st, noise, rate),
                     "source_snr_db": st["source_snr_db"],
                     "noise": kind,
                     "stationary": kind in STATIONARY_NOISES,
@@ -728,6 +792,83 @@ def snr_items(*, quick: bool = False) -> Iterator[Item]:
                 }
                 params = {"source": src, "noise": kind, "snr_db": level}
                 yield _item(name, "snr", params, mix, rate, truth)
+
+
+def rumble_items(*, quick: bool = False) -> Iterator[Item]:
+    """Sources at 16 kHz under low-frequency noise (:data:`RUMBLE_NOISES`) at broadband SNRs of 0-20 dB.
+
+    ``snr_db`` is the asked broadband SNR (over the whole band); ``effective_snr_db`` is the truth in the
+    band a delivered clip keeps, after the render's own high-pass, which removes most of such noise.
+    """
+    sources = ("aew", "libri_196") if quick else SNR_SOURCES
+    noises = ("car_engine", "hum50") if quick else RUMBLE_NOISES
+    levels = (0.0, 10.0) if quick else RUMBLE_LEVELS_DB
+    for src in sources:
+        x, rate = load_source(src, rate=ANALYSIS_RATE)
+        st = _source_truth(x, rate)
+        for kind in noises:
+            for level in levels:
+                name = f"rumble/{src}/{kind}/{level:g}dB"
+                noise = noise_signal(kind, n=len(x), rate=rate, rng=_rng(name))
+                mix, noise = mix_at_snr(x, noise, snr_db=level, mask=st["speech_mask"], rate=rate)
+                mix, gain = _fit_peak(mix)
+                truth = {
+                    "snr_db": level,
+                    **_snr_truth(st, noise, rate),
+                    "noise": kind,
+                    "mix_gain": gain,
+                    "hum_hz": {"hum50": 50.0, "hum60": 60.0}.get(kind),
+                }
+                yield _item(name, "rumble", {"source": src, "noise": kind, "snr_db": level}, mix, rate, truth)
+
+
+def continuous_speech(x: np.ndarray, rate: int, *, min_s: float = CONTINUOUS_MIN_S) -> np.ndarray:
+    """The speech of a clean recording with its pauses cut out (only its truth-mask frames, joined with
+    10 ms crossfades), repeated until it is at least ``min_s`` long: speech with no quiet between words."""
+    mask = truth_speech_mask(x, rate)
+    bounds = frame_bounds(len(mask), rate)
+    fade = rate // 100
+    ramp = np.sin(np.linspace(0.0, np.pi / 2, fade)) ** 2
+    out = np.zeros(0)
+    for start, end in _true_runs(mask):
+        part = np.asarray(x[bounds[start] : bounds[end]], dtype=np.float64)
+        if out.size >= fade and part.size >= fade:
+            out[-fade:] = out[-fade:] * ramp[::-1] + part[:fade] * ramp
+            part = part[fade:]
+        out = np.concatenate([out, part])
+    reps = int(np.ceil(min_s * rate / max(out.size, 1)))
+    return np.tile(out, reps)
+
+
+def continuous_items(*, quick: bool = False) -> Iterator[Item]:
+    """Speech with no pauses (:func:`continuous_speech`) under stationary noise at 0-20 dB, at 16 kHz.
+
+    Nothing is left between the words to measure the noise in. Truths as for :func:`snr_items`; the source's
+    own background is counted at its level between the original words.
+    """
+    sources = ("aew", "libri_196") if quick else CONTINUOUS_SOURCES
+    noises = ("white", "rain_ambience") if quick else CONTINUOUS_NOISES
+    levels = (0.0, 10.0, 20.0) if quick else CONTINUOUS_LEVELS_DB
+    for src in sources:
+        x, rate = load_source(src, rate=ANALYSIS_RATE)
+        own = _source_truth(x, rate)
+        y = continuous_speech(x, rate)
+        st = {**_source_truth(y, rate), "_pn": own["_pn"], "_pn_broad": own["_pn_broad"]}
+        for kind in noises:
+            for level in levels:
+                name = f"continuous/{src}/{kind}/{level:g}dB"
+                noise = noise_signal(kind, n=len(y), rate=rate, rng=_rng(name))
+                mix, noise = mix_at_snr(y, noise, snr_db=level, mask=st["speech_mask"], rate=rate)
+                mix, gain = _fit_peak(mix)
+                truth = {
+                    "snr_db": level,
+                    **_snr_truth(st, noise, rate),
+                    "noise": kind,
+                    "mix_gain": gain,
+                    "speech_share": round(float(st["speech_mask"].mean()), 3),
+                }
+                params = {"source": src, "noise": kind, "snr_db": level}
+                yield _item(name, "continuous", params, mix, rate, truth)
 
 
 def _rooms(rate: int, seed_name: str) -> Iterator[tuple[str, np.ndarray, float, str]]:
@@ -772,7 +913,9 @@ BANDS: dict[str, tuple[int | None, float | None, float | None, str, float | None
     "super_wide_11k": (24000, None, None, "super_wide", 11700.0),
     "full": (None, None, None, "full", None),
 }
-BANDWIDTH_NOISE: tuple[str, ...] = ("clean", "low_rate_20db", "full_band_30db")
+BANDWIDTH_NOISE: tuple[str, ...] = ("clean", "low_rate_20db", "full_band_30db", "full_band_20db")
+HISS_20DB = "full_band_20db"
+"""White noise at 20 dB added at 48 kHz after band-limiting (issue 8 item 5): scored on its own."""
 
 
 def edge_drop_db(y: np.ndarray, rate: int, mask: np.ndarray, *, edge_hz: float, stop_hz: float) -> float:
@@ -797,8 +940,9 @@ def band_limit_item(
     """Band-limit a 48 kHz signal the way real recordings are: down to a low rate, (noise), back up to 48 kHz.
 
     ``noise``: ``clean``; ``low_rate_20db`` (pink noise at 20 dB added at the low rate before the optional
-    FIR and the upsampling, so it is band-limited like the speech, as in a phone); ``full_band_30db`` (white
-    noise at 30 dB added at 48 kHz after upsampling). Returns the signal and the truth (``class``,
+    FIR and the upsampling, so it is band-limited like the speech, as in a phone); ``full_band_30db`` and
+    ``full_band_20db`` (white noise at 30 or 20 dB, over the whole band, added at 48 kHz after upsampling).
+    Returns the signal and the truth (``class``,
     ``bandwidth_hz`` nominal, ``stopband_hz``: above it the band-limited signal is at least 50 dB down;
     ``edge_drop_db``: how far the speech spectrum falls across the edge, see :func:`edge_drop_db`).
     """
@@ -817,8 +961,9 @@ def band_limit_item(
     y = resample(y, in_rate=rate, out_rate=FULL_RATE)[: len(x48)]
     if len(y) < len(x48):
         y = np.pad(y, (0, len(x48) - len(y)))
-    if noise == "full_band_30db":
-        y, _ = mix_at_snr(y, rng.standard_normal(len(y)), snr_db=30.0, mask=mask, rate=FULL_RATE)
+    if noise in ("full_band_30db", HISS_20DB):
+        level = 30.0 if noise == "full_band_30db" else 20.0
+        y, _ = mix_at_snr(y, rng.standard_normal(len(y)), snr_db=level, mask=mask, rate=FULL_RATE)
     y, _ = _fit_peak(y)
     stopband = stop_hz if stop_hz is not None else (low_rate / 2 if low_rate else None)
     truth: dict[str, Any] = {
@@ -851,6 +996,11 @@ def bandwidth_items(*, quick: bool = False) -> Iterator[Item]:
         truth["edge_drop_db"] = round(edge_drop_db(y, FULL_RATE, mask, edge_hz=7600.0, stop_hz=8000.0), 1)
         params = {"source": src, "band": "librispeech_16k_up", "noise": "as_recorded"}
         yield _item(f"bandwidth/{src}/librispeech_16k_up", "bandwidth", params, y, FULL_RATE, truth)
+        name = f"bandwidth/{src}/librispeech_16k_up/{HISS_20DB}"
+        hissed, _ = mix_at_snr(y, _rng(name).standard_normal(len(y)), snr_db=20.0, mask=mask, rate=FULL_RATE)
+        hissed, _ = _fit_peak(hissed)
+        params = {**params, "noise": HISS_20DB}
+        yield _item(name, "bandwidth", params, hissed, FULL_RATE, truth)
 
 
 def clipping_items(*, quick: bool = False) -> Iterator[Item]:
@@ -913,6 +1063,8 @@ def pause_items(*, quick: bool = False) -> Iterator[Item]:
 _GENERATORS = {
     "clean": clean_items,
     "snr": snr_items,
+    "rumble": rumble_items,
+    "continuous": continuous_items,
     "reverb": reverb_items,
     "bandwidth": bandwidth_items,
     "clipping": clipping_items,

@@ -88,6 +88,15 @@ _REASONS: dict[str, tuple[str, str]] = {
         "background noise is high relative to speech",
         "record in a quieter place, closer to the mic",
     ),
+    "rumble": (
+        "loud low-frequency noise (rumble, wind, traffic, air conditioning, handling) under the voice",
+        "voiceprep's render removes it with its high-pass; to submit the file as it is, high-pass it first",
+    ),
+    "hum": (
+        "mains hum reaches into the voice band (its harmonics lie above the render's high-pass)",
+        "a high-pass cannot remove it: move away from power cables and dimmers, record on battery, or fix "
+        "the ground loop",
+    ),
     "reverberant": ("the room echo is strong", "record in a smaller, furnished room, closer to the mic"),
     "clipped": ("the recording is clipped (distorted peaks)", "lower the input gain and record again"),
     "narrowband": (

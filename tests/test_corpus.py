@@ -239,3 +239,46 @@ def test_filler_is_shaped_noise_not_a_loop() -> None:
     # Without a tone: pink noise at -70 dBFS.
     z = corpus.filler(RATE, tone=None, rate=RATE, rng=np.random.default_rng(6))
     assert 10 * np.log10(np.mean(z**2)) == pytest.approx(-70.0, abs=0.5)
+
+
+def test_rumble_item_has_the_asked_broadband_snr_and_a_speech_band_truth() -> None:
+    """A car-engine rumble item at 10 dB: the asked SNR holds over the whole band; the truth is the same
+    ratio after the render's own high-pass (``delivered_band``), higher because the filter removes most of
+    the engine's sub-bass."""
+    item = next(it for it in corpus.rumble_items(quick=True) if it.params == {
+        "source": "aew", "noise": "car_engine", "snr_db": 10.0})  # fmt: skip
+    clean, _ = corpus.load_source("aew", rate=RATE)
+    noise = item.samples.astype(np.float64) / item.truth["mix_gain"] - clean
+    mask = item.truth.get("speech_mask")
+    assert mask is None  # rumble items score the SNR only
+    mask = corpus.truth_speech_mask(clean, RATE)
+    assert abs(_measured_snr(clean, noise, mask) - 10.0) < 0.01
+    band_clean, band_noise = corpus.delivered_band(clean, RATE), corpus.delivered_band(noise, RATE)
+    own = corpus.source_noise_power(band_clean, mask, RATE) or 0.0
+    expected = 10 * np.log10(
+        _frames(band_clean)[mask[: len(_frames(band_clean))]].mean() / (np.mean(band_noise**2) + own)
+    )
+    assert item.truth["effective_snr_db"] == pytest.approx(expected, abs=0.05)
+    assert item.truth["effective_snr_db"] > 11.0
+
+
+def test_mains_hum_has_its_harmonics_at_known_levels() -> None:
+    """Synthetic hum: each harmonic ``k * f0`` with amplitude ``HUM_HARMONICS[k - 1]`` (power a^2 / 2)."""
+    n = 4 * RATE  # whole periods of 50 and 60 Hz: exact bins of a 4 s FFT
+    for f0 in (50.0, 60.0):
+        hum = corpus.mains_hum(f0, n=n, rate=RATE, rng=np.random.default_rng(1))
+        spectrum = np.abs(np.fft.rfft(hum)) ** 2 * 2 / n**2
+        for k, a in enumerate(corpus.HUM_HARMONICS, 1):
+            assert spectrum[round(k * f0 * 4)] == pytest.approx(a**2 / 2, rel=1e-6)
+        assert np.mean(hum**2) == pytest.approx(sum(a**2 / 2 for a in corpus.HUM_HARMONICS), rel=1e-6)
+
+
+def test_continuous_speech_has_no_pauses() -> None:
+    """The speech of a source with its pauses cut out: its own truth mask has no gap of 0.1 s or more and
+    covers nearly every frame; it is at least the asked length."""
+    x, _ = corpus.load_source("libri_196", rate=RATE)
+    y = corpus.continuous_speech(x, RATE, min_s=12.0)
+    assert len(y) >= 12 * RATE
+    mask = corpus.truth_speech_mask(y, RATE)
+    assert mask.mean() > 0.95
+    assert all(b - a < 10 for a, b in corpus.internal_gaps(mask))

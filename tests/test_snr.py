@@ -1,5 +1,5 @@
-"""Frame energy (full and low band), noise floor, DC offset, mask-based SNR and WADA-SNR: known answers and
-real speech, including bursty low-frequency noise."""
+"""Frame energy, the speech band, noise floor, DC offset, the noise under the speech, mask-based SNR and
+WADA-SNR: known answers and real speech, including noise with no pauses and low-frequency noise."""
 
 from __future__ import annotations
 
@@ -15,20 +15,21 @@ from scipy.special import digamma
 from pipeline.analysis.base import FRAME_SAMPLES
 from pipeline.analysis.energy import (
     DB_FLOOR,
+    HIGHPASS_HZ,
     DcOffsetMeter,
     FrameEnergy,
-    LowBandEnergy,
+    SpeechBandFilter,
     dc_offset,
     frame_db,
     frame_power,
-    low_band_power,
     noise_floor_dbfs,
+    speech_band,
 )
 from pipeline.analysis.snr import (
     SNR_MAX_DB,
     SNR_MIN_DB,
     WadaAccumulator,
-    low_band_weight,
+    frame_noise,
     vad_snr_db,
     wada_snr_db,
     wada_table,
@@ -59,30 +60,27 @@ def test_frame_energy_known_answer_and_streaming():
     np.testing.assert_allclose(db[loud], 10 * np.log10(0.125), atol=1e-9)
 
 
-def test_low_band_energy_known_answer_and_streaming():
-    """A 5 Hz sine (power 0.005) under a 1 kHz sine 12 dB louder and a 120 Hz voice-like tone.
+def test_speech_band_has_the_power_response_of_the_render_high_pass():
+    """Known answer: the render runs a 70 Hz 4th-order Butterworth forwards and backwards, -24 dB at 50 Hz,
+    -6 dB at 70 Hz (docs/render.md); the stream runs it twice forwards: the same power response. A 50 Hz
+    and a 1 kHz sine of equal power: 1 kHz passes, 50 Hz loses 24 dB; streaming in odd blocks gives the
+    one-shot answer."""
+    from scipy import signal
 
-    Over whole periods of the 5 Hz sine the low-band mean power is 0.005 (the 4th-order 20 Hz low-pass
-    passes 5 Hz at -0.00 dB); 1 kHz is about 136 dB down and 120 Hz about 62 dB (80 dB per decade), so the
-    two leave less than 1e-7. Streaming in odd blocks gives the one-shot answer, with one value per frame
-    of FrameEnergy.
-    """
-    n = 6 * RATE + 37
+    from pipeline.analysis.energy import highpass_sos
+
+    n = 4 * RATE
     t = np.arange(n) / RATE
-    x = (
-        0.1 * np.sin(2 * np.pi * 5 * t)
-        + 0.4 * np.sin(2 * np.pi * 1000 * t)
-        + 0.3 * np.sin(2 * np.pi * 120 * t)
-    )
-    meter = LowBandEnergy()
-    for start in range(0, n, 1001):
-        meter.process(x[start : start + 1001])
-    low = meter.finish()
-    assert low.size == frame_power(x).size == n // FRAME_SAMPLES
-    np.testing.assert_allclose(low, low_band_power(x), rtol=1e-9, atol=1e-15)
-    assert low[100:600].mean() == pytest.approx(0.005, rel=0.01)  # 1 s to 6 s: 25 periods, filter settled
-    voice = 0.3 * np.sin(2 * np.pi * 120 * t)
-    assert low_band_power(voice)[100:].mean() < 0.045 * 10 ** (-50 / 10)  # 120 Hz: more than 50 dB down
+    for hz, gain_db in ((50.0, -24.0), (HIGHPASS_HZ, -6.0), (1000.0, 0.0)):
+        x = np.sin(2 * np.pi * hz * t)
+        y = speech_band(x)[RATE:]  # the filter settled
+        assert 10 * np.log10(np.mean(y**2) / 0.5) == pytest.approx(gain_db, abs=0.3), hz
+        render = signal.sosfiltfilt(highpass_sos(RATE), x)[RATE:-RATE]
+        assert np.mean(y**2) == pytest.approx(np.mean(render**2), rel=0.02)
+    x = np.random.default_rng(4).standard_normal(n)
+    band = SpeechBandFilter()
+    streamed = np.concatenate([band.process(x[i : i + 1001]) for i in range(0, n, 1001)])
+    np.testing.assert_allclose(streamed, speech_band(x), rtol=1e-9, atol=1e-12)
 
 
 def test_noise_floor_of_white_noise_from_non_speech_frames():
@@ -157,51 +155,46 @@ def test_snr_edge_cases():
     assert full.metrics["snr_db"] is None and full.null_reasons["snr_db"].startswith("not_measured:")
 
 
-def test_low_band_weight_ramp():
-    """The low band's excess during speech, relative to the speech power, from -15 dB (0) to -5 dB (1)."""
-    assert low_band_weight(10**-1.0, 0.0, 1.0) == pytest.approx(0.5)
-    assert low_band_weight(10**-0.4, 0.0, 1.0) == 1.0  # -4 dB
-    assert low_band_weight(10**-1.6, 0.0, 1.0) == 0.0  # -16 dB
-    assert low_band_weight(0.5, 0.5, 1.0) == 0.0  # no excess over the pauses' low band
+def test_frame_noise_known_answers():
+    """A pause frame is its own noise; a speech frame takes the pauses within 2 s, else the noise track,
+    else all the pauses (muted ones too); with neither pauses nor a track it is unknown (NaN)."""
+    power = np.full(1000, 1e-4)
+    mask = np.zeros(1000, dtype=bool)
+    mask[100:900] = True  # speech from 1 s to 9 s: frames 400-600 are more than 2 s from any pause
+    power[:100] = 1e-6
+    power[900:] = 4e-6
+    track = np.full(1000, 2e-6)
+    noise = frame_noise(power, mask, track)
+    assert noise[50] == 1e-6 and noise[950] == 4e-6
+    assert noise[200] == pytest.approx(1e-6)  # the pause before it, 1.0-1.5 s away
+    assert noise[800] == pytest.approx(4e-6)
+    assert noise[500] == 2e-6  # far from both: the track
+    without_track = frame_noise(power, mask)
+    assert without_track[500] == pytest.approx((1e-6 + 4e-6) / 2)  # the guarded pauses 0-0.95, 9.05-10 s
+    muted = power.copy()
+    muted[~mask] = 0.0
+    assert frame_noise(muted, mask, track)[200] == 2e-6  # muted pauses are no noise level to borrow
+    assert frame_noise(muted, mask)[200] == 0.0
+    assert np.isnan(frame_noise(power, np.ones(1000, dtype=bool))).all()
 
 
-def _thump_scene(thump_power: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
-    """Known-answer scene: a 300 Hz tone (power 0.02) on over frames 100-400 of 700, white noise 30 dB
-    under it everywhere, and an 8 Hz "thump" of ``thump_power`` over frames 200-250, inside the speech.
-
-    Returns frame power, low-band power, the mask (where the tone is) and the true SNR: tone power over
-    the mean noise power (white + thump spread over the whole 7 s).
-    """
+def test_infrasonic_thump_inside_speech_is_removed_by_the_render_and_not_counted():
+    """A 300 Hz tone (power 0.02) over frames 100-400, white noise 30 dB under it everywhere, and an 8 Hz
+    thump 3x the tone's power inside it: the render's high-pass takes the thump out (more than 100 dB down at 8 Hz), so
+    the SNR of what the service hears is the white noise's, 30 dB (in its speech band)."""
     rng = np.random.default_rng(11)
     n = 7 * RATE
     t = np.arange(n) / RATE
-    on = (t >= 1.0) & (t < 4.0)
-    thump_on = (t >= 2.0) & (t < 2.5)
     white = np.sqrt(0.02 / 1000) * rng.standard_normal(n)
-    thump = np.sqrt(2 * thump_power) * np.sin(2 * np.pi * 8 * t) * thump_on
-    x = 0.2 * np.sin(2 * np.pi * 300 * t) * on + white + thump
+    thump = np.sqrt(2 * 0.06) * np.sin(2 * np.pi * 8 * t) * ((t >= 2.0) & (t < 2.5))
+    x = 0.2 * np.sin(2 * np.pi * 300 * t) * ((t >= 1.0) & (t < 4.0)) + white + thump
     mask = np.zeros(700, dtype=bool)
     mask[100:400] = True
-    true_snr = 10 * np.log10(0.02 / (0.02 / 1000 + thump_power * 50 / 700))
-    return frame_power(x), low_band_power(x), mask, true_snr
-
-
-def test_low_band_noise_during_speech_is_counted():
-    """A thump 3x the speech power for 0.5 s inside the speech (6.7 dB true SNR; its excess over the
-    speech frames is 3 x 50 / 300 = -3 dB of the speech, so it counts in full). Between the words only
-    the white noise is seen (about 30 dB); reading the low band in every frame recovers the truth."""
-    power, low, mask, true_snr = _thump_scene(0.06)
-    assert true_snr == pytest.approx(6.67, abs=0.01)  # 0.02 / (2e-5 + 0.06 * 50 / 700)
-    assert vad_snr_db(power, mask).metrics["snr_db"] > true_snr + 15.0
-    assert vad_snr_db(power, mask, low_power=low).metrics["snr_db"] == pytest.approx(true_snr, abs=0.5)
-
-
-def test_weak_low_band_energy_is_left_to_the_pauses():
-    """A thump 25 dB under the speech (a breath or a pop on the microphone is 15-60 dB under it): its
-    excess is -33 dB, under the ramp, so the estimate is exactly the one without the low band."""
-    power, low, mask, _ = _thump_scene(0.02 * 10 ** (-25 / 10))
-    without = vad_snr_db(power, mask).metrics["snr_db"]
-    assert vad_snr_db(power, mask, low_power=low).metrics["snr_db"] == pytest.approx(without, abs=1e-9)
+    truth = 10 * np.log10(
+        np.mean(speech_band(0.2 * np.sin(2 * np.pi * 300 * t))[RATE:] ** 2) / np.mean(speech_band(white) ** 2)
+    )
+    assert vad_snr_db(frame_power(speech_band(x)), mask).metrics["snr_db"] == pytest.approx(truth, abs=0.5)
+    assert frame_power(x)[200:250].mean() > 0.06  # the thump is there in the full band
 
 
 def test_silence_has_no_speech_and_no_snr():
@@ -280,31 +273,6 @@ def test_snr_orders_real_speech_at_0_db_below_10_db(speech):
     assert estimates[0] < 5.0 < estimates[1]
 
 
-def _bursty_noise(n: int, *, burst_at_s: float) -> np.ndarray:
-    """The DeepFilterNet sample noise (``dfn``, mostly infrasonic, one big thump at its start), looped
-    forward and backward so that the thump lands at ``burst_at_s`` seconds."""
-    dfn = _load16k(corpus_file("noise", "dfn_noise_freesound_573577.wav")).astype(np.float64)
-    start = round(burst_at_s * RATE)
-    after = np.tile(dfn, n // dfn.size + 1)[: n - start]
-    before = np.tile(dfn[::-1], start // dfn.size + 1)[:start][::-1]
-    return np.concatenate([before, after])
-
-
-def test_snr_with_bursty_low_frequency_noise(speech):
-    """Real speech with the real ``dfn`` noise at 5 dB, its thump inside the first sentence.
-
-    Between the words that noise is 15-20 dB quieter than its mean, so the pauses alone read the SNR
-    20 dB too high; with the low band read in every frame the error is under 1.5 dB.
-    """
-    clean, active = speech
-    y = _mix(clean, active, _bursty_noise(clean.size, burst_at_s=2.0), 5.0)
-    power = frame_power(y)
-    mask = speech_mask(frame_db(power), webrtc_vad(y))
-    assert vad_snr_db(power, mask).metrics["snr_db"] > 15.0
-    measured = vad_snr_db(power, mask, low_power=low_band_power(y)).metrics["snr_db"]
-    assert measured == pytest.approx(5.0, abs=1.5)
-
-
 # --- WADA-SNR -----------------------------------------------------------------------------------------
 
 
@@ -359,7 +327,7 @@ def test_wada_rises_with_snr_on_real_speech(speech):
     assert values[1] == pytest.approx(10.0, abs=3.0)  # WADA is trustworthy around 10 dB (quality.md)
 
 
-@pytest.mark.parametrize("meter", [wada_snr_db, frame_power, low_band_power, dc_offset])
+@pytest.mark.parametrize("meter", [wada_snr_db, frame_power, speech_band, dc_offset])
 def test_one_shot_meters_reject_a_bad_signal_by_name(meter) -> None:
     from pipeline.errors import InvalidArgument
 

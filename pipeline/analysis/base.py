@@ -38,7 +38,7 @@ FRAME_S = 0.01
 
 FRAME_SAMPLES = round(ANALYSIS_RATE * FRAME_S)
 
-FEATURES_VERSION = 3
+FEATURES_VERSION = 4
 """Bumped whenever the layout :meth:`Analysis.save` writes, or the meaning of a stored value, changes."""
 
 PLOT_AUDIO_MAX_S = 20 * 60.0
@@ -159,6 +159,9 @@ class Analysis:
     channel_choice: ChannelChoice | None = None
     dnsmos_windows: list[dict[str, float]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    noise_db: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    """The noise level (dBFS) under each frame, in the speech band (:func:`~pipeline.analysis.snr.frame_noise`:
+    the pauses near it, else the noise followed under the speech); NaN where it cannot be told."""
     block_bandwidth_hz: np.ndarray = field(default_factory=lambda: np.zeros(0))
     path: str = ""
     source: str = ""
@@ -254,5 +257,10 @@ class Analysis:
             return cls(**meta, **{name: data[name].astype(dtype) for name, dtype in _ARRAYS.items()})
 
 
-_ARRAYS = {"frame_db": np.float32, "speech_mask": bool, "block_bandwidth_hz": np.float32}
+_ARRAYS = {
+    "frame_db": np.float32,
+    "speech_mask": bool,
+    "block_bandwidth_hz": np.float32,
+    "noise_db": np.float32,
+}
 """The fields :meth:`Analysis.save` stores as arrays, with their dtype."""

@@ -1,8 +1,12 @@
-"""Frame energy on the shared 10 ms grid (full band and below the audible band), the noise floor, DC offset.
+"""Frame energy on the shared 10 ms grid, the band a delivered clip keeps, the noise floor, DC offset.
 
 Frame ``i`` covers samples ``[i * 160, (i + 1) * 160)`` of the 16 kHz analysis view. Only complete frames
 are reported: a tail shorter than 10 ms at the very end of a stream is ignored, the same rule every
 analyser on the grid follows, so frame arrays from different analysers line up index by index.
+
+The *speech band* is what a delivered clip keeps of the analysis view: everything above the render's
+DC/rumble high-pass (:data:`HIGHPASS_HZ`, defined here because the render, a later stage, applies it and
+the measures must see what it leaves). :class:`SpeechBandFilter` gives it as a stream.
 """
 
 from __future__ import annotations
@@ -10,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import signal
 
-from pipeline.analysis.base import ANALYSIS_RATE, FRAME_S, FRAME_SAMPLES, Analysis, whole_frames
+from pipeline.analysis.base import ANALYSIS_RATE, FRAME_SAMPLES, Analysis, whole_frames
 from pipeline.audio.arguments import signal as checked_signal
 
 DB_FLOOR = -120.0
@@ -24,11 +28,13 @@ MIN_NOISE_FRAMES = 30
 MIN_FRAMES = 10
 """Frames (0.1 s) needed for any noise-floor estimate at all."""
 
-LOW_BAND_HZ = 20.0
-"""Upper edge of the band below hearing (and below any voice) that :class:`LowBandEnergy` measures."""
+HIGHPASS_HZ = 70.0
+"""Cut-off of the render's DC/rumble high-pass (Hz); speech has no useful content below about 80 Hz. The
+measures of noise (``snr_db``, ``rumble_db``, ``hum_db``) split the audio at the same filter."""
 
-LOW_BAND_ORDER = 4
-"""Order of the Butterworth low-pass of :class:`LowBandEnergy` (24 dB/octave: -32 dB at 50 Hz)."""
+HIGHPASS_ORDER = 4
+"""Butterworth order of that high-pass; the render runs it forwards and backwards (``sosfiltfilt``): 48 dB
+per octave, zero phase, a power response of ``|H(f)|^4``."""
 
 
 def frame_db(power: np.ndarray) -> np.ndarray:
@@ -69,44 +75,41 @@ def frame_power(x: np.ndarray) -> np.ndarray:
     return meter.finish()
 
 
-class LowBandEnergy:
-    """Streaming mean power per 10 ms frame of the signal below :data:`LOW_BAND_HZ` (default 20 Hz).
+def highpass_sos(rate: int) -> np.ndarray:
+    """The render's DC/rumble high-pass at ``rate`` (second-order sections): :data:`HIGHPASS_ORDER`,
+    Butterworth, :data:`HIGHPASS_HZ`."""
+    return signal.butter(HIGHPASS_ORDER, HIGHPASS_HZ, btype="highpass", fs=rate, output="sos")
 
-    A voice puts little energy below about 50 Hz, so loud energy down there (wind, handling bumps,
-    building rumble, a drifting DC level) is noise that, unlike the rest of the noise, can be measured
-    *during* speech: :func:`pipeline.analysis.snr.vad_snr_db` uses it that way. The signal is averaged over
-    groups of four samples (a cheap decimation: the 4-sample mean has a zero at a quarter of the rate, so
-    nothing aliases into the low band), low-passed (Butterworth, :data:`LOW_BAND_ORDER`, state kept across
-    blocks) and framed like :class:`FrameEnergy`, so the two arrays have the same length and line up frame
-    by frame (the filter delays the band by about 20 ms, two frames).
+
+class SpeechBandFilter:
+    """Streaming high-pass of the 16 kHz view with the power response of the render's (zero-phase) one.
+
+    The render runs its high-pass forwards and backwards; a stream can only run forwards, so this runs
+    the same sections twice in a row (state kept across blocks): the same magnitude response ``|H|^2``,
+    hence the same power in every band, delayed by the filter's group delay (a few ms above 100 Hz).
     """
 
-    def __init__(self, *, cutoff_hz: float = LOW_BAND_HZ, sample_rate: int = ANALYSIS_RATE) -> None:
-        frame = round(sample_rate * FRAME_S)
-        self._step = 4 if frame % 4 == 0 else 1
-        rate = sample_rate / self._step
-        self._sos = signal.butter(LOW_BAND_ORDER, cutoff_hz, btype="lowpass", fs=rate, output="sos")
-        self._zi = np.zeros((self._sos.shape[0], 2))
-        self._rest = np.zeros(0, dtype=np.float64)
-        self._frames = FrameEnergy(frame_samples=frame // self._step)
+    def __init__(self, *, sample_rate: int = ANALYSIS_RATE) -> None:
+        sos = highpass_sos(sample_rate)
+        self._sos = np.concatenate([sos, sos])
+        self._zi: np.ndarray | None = None
 
-    def process(self, block: np.ndarray) -> None:
-        """Add the next block of samples (1-D float, any length)."""
-        groups, self._rest = whole_frames(self._rest, block.astype(np.float64, copy=False), self._step)
-        if groups.shape[0]:
-            y, self._zi = signal.sosfilt(self._sos, groups.mean(axis=1), zi=self._zi)
-            self._frames.process(y)
-
-    def finish(self) -> np.ndarray:
-        """Return the low-band mean power of every complete frame (a trailing partial frame is dropped)."""
-        return self._frames.finish()
+    def process(self, block: np.ndarray) -> np.ndarray:
+        """The next block of samples, filtered (float64, same length)."""
+        x = block.astype(np.float64, copy=False)
+        if self._zi is None:
+            if not x.size:
+                return x
+            # Start as if the first sample had always been there (a DC offset or a recording that starts
+            # mid-sound): from rest, the filter would ring for 50 ms and the VAD take it for a word.
+            self._zi = signal.sosfilt_zi(self._sos) * x[0]
+        y, self._zi = signal.sosfilt(self._sos, x, zi=self._zi)
+        return y
 
 
-def low_band_power(x: np.ndarray, *, cutoff_hz: float = LOW_BAND_HZ) -> np.ndarray:
-    """Low-band mean power of each complete 10 ms frame of a whole 16 kHz signal (one-shot :class:`LowBandEnergy`)."""
-    meter = LowBandEnergy(cutoff_hz=cutoff_hz)
-    meter.process(checked_signal("x", x, mono=True))
-    return meter.finish()
+def speech_band(x: np.ndarray) -> np.ndarray:
+    """A whole 16 kHz signal through :class:`SpeechBandFilter` (one shot)."""
+    return SpeechBandFilter().process(checked_signal("x", x, mono=True))
 
 
 def noise_floor_dbfs(frame_db: np.ndarray, speech_mask: np.ndarray | None) -> Analysis:

@@ -2,7 +2,8 @@
 
 Each decoded block is seen twice: at the native rate and channel count (clipping, true peak, bandwidth,
 DC offset and loudness are properties of the source) and as the 16 kHz mono analysis view (VAD, frame
-energy, SNR, reverberation, DNSMOS). Memory is bounded by the number of 10 ms frames, not samples: a
+energy, SNR, reverberation, DNSMOS), which is also high-passed as the render will (its *speech band*:
+frame levels, the noise under the speech, SNR, rumble and hum). Memory is bounded by the number of 10 ms frames, not samples: a
 one-hour file holds 360 000 frames of a few floats each.
 
 The result is an :class:`~pipeline.analysis.base.Analysis`: metrics (the names used everywhere), the
@@ -20,10 +21,12 @@ import numpy as np
 from pipeline.analysis.bandwidth import BandwidthMeter
 from pipeline.analysis.base import ANALYSIS_RATE, FRAME_S, Analysis, speech_metrics, whole_frames
 from pipeline.analysis.clipping import ClippingDetector
-from pipeline.analysis.energy import DcOffsetMeter, FrameEnergy, LowBandEnergy, frame_db, noise_floor_dbfs
+from pipeline.analysis.energy import DcOffsetMeter, FrameEnergy, SpeechBandFilter, frame_db, noise_floor_dbfs
 from pipeline.analysis.loudness import LoudnessMeter, TruePeakMeter, amplitude_db
+from pipeline.analysis.lowfreq import LowFrequencyMeter
+from pipeline.analysis.noise import NoiseTracker
 from pipeline.analysis.reverb import ReverbMeter
-from pipeline.analysis.snr import WadaAccumulator, vad_snr_db
+from pipeline.analysis.snr import MIN_SNR_FRAMES, WadaAccumulator, clean_speech_power, frame_noise, vad_snr_db
 from pipeline.analysis.vad import WebRtcVad, segments_from_mask, speech_mask
 from pipeline.audio import arguments
 from pipeline.audio.io import DEFAULT_MAX_INPUT_S, AudioInfo
@@ -68,8 +71,10 @@ class FastPass:
         self._loudness = LoudnessMeter(sample_rate=ANALYSIS_RATE, channels=1, true_peak=False)
         self._peak = TruePeakMeter(channels=1)
         self._dc = DcOffsetMeter()
+        self._band = SpeechBandFilter()
         self._energy = FrameEnergy()
-        self._low_band = LowBandEnergy()
+        self._noise = NoiseTracker()
+        self._lowfreq = LowFrequencyMeter()
         self._vad = WebRtcVad(aggressiveness=vad_aggressiveness)
         self._reverb = ReverbMeter(sample_rate=ANALYSIS_RATE)
         self._wada = WadaAccumulator()
@@ -87,12 +92,14 @@ class FastPass:
             self._peak.process(mono[None, :])
             self._dc.process(mono)
         if mono16k.shape[0]:
-            self._energy.process(mono16k)
+            band = self._band.process(mono16k)
+            self._energy.process(band)
+            self._noise.process(band)
+            self._lowfreq.process(mono16k, band)
             self._loudness.process(mono16k)
-            self._low_band.process(mono16k)
             self._vad.process(mono16k)
             self._reverb.process(mono16k)
-            self._wada.process(mono16k)
+            self._wada.process(band)
             if self._dnsmos:
                 self._feed_dnsmos(mono16k)
 
@@ -134,7 +141,10 @@ class FastPass:
         mask = speech_mask(levels, raw_vad) if n else np.zeros(0, dtype=bool)
         segments = segments_from_mask(mask)
         m.merge(speech_metrics(segments, duration_s=max(duration, n * FRAME_S), min_pause_s=min_pause_s))
-        m.merge(vad_snr_db(power, mask, low_power=self._low_band.finish()[:n]))
+        noise = frame_noise(power, mask, self._noise.finish(n))
+        m.merge(vad_snr_db(power, mask, noise=noise))
+        known = int(mask.sum()) >= MIN_SNR_FRAMES and not np.isnan(noise).any()
+        m.merge(self._lowfreq.finish(speech_power=clean_speech_power(power, mask, noise) if known else None))
         m.merge(self._wada.finish())
         m.merge(noise_floor_dbfs(levels, mask))
         m.merge(self._reverb.finish(speech_mask=mask))
@@ -175,13 +185,15 @@ class FastPass:
             null_reasons={k: v for k, v in m.null_reasons.items() if metrics.get(k) is None},
             speech_mask=mask,
             frame_db=levels,
+            noise_db=frame_db(noise).astype(np.float32),  # NaN (unknown) stays NaN
             speech_segments=segments,
             sample_rate=self.sample_rate,
             channels=self.channels,
             channel_choice=self.choice,
             dnsmos_windows=list(self._dnsmos_windows),
             block_bandwidth_hz=self._bandwidth.block_bandwidths(
-                speech_mask=mask, noise_aware=self._bandwidth.noise_aware_cliff
+                speech_mask=mask,
+                noise_aware=self._bandwidth.noise_aware_cliff or self._bandwidth.peak_excess_cliff,
             ),
         )
 

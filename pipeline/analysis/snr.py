@@ -1,11 +1,20 @@
-"""Signal-to-noise ratio: from the speech mask (the main figure) and blind WADA-SNR (a cross-check).
+"""Signal-to-noise ratio: from the speech mask and a noise level for every frame (the main figure), and
+blind WADA-SNR (a cross-check).
 
 Definition used everywhere in voiceprep (code, tests, benchmarks): SNR is the mean power of the clean
 speech over the speech-active frames, divided by the mean power of the noise over the whole recording,
-in dB (full band of the 16 kHz analysis view). From a noisy recording and a speech mask it is estimated
-as ``S / N`` (:func:`vad_snr_db`): the noise is measured between words, and, when the band below 20 Hz
-(where a voice has little energy) is loud during the words, that part also during the words; ``S`` is
-the speech frames' power minus the noise they carry.
+in dB, both **in the band a delivered clip keeps**: the 16 kHz analysis view after the render's own
+DC/rumble high-pass (:data:`pipeline.analysis.energy.HIGHPASS_HZ`, 70 Hz). Rumble, wind and the mains
+hum's fundamental below it are removed by the render and do not count (``rumble_db`` and ``hum_db`` report
+them, :mod:`pipeline.analysis.lowfreq`); what the service will hear does.
+
+From a noisy recording it is estimated as ``S / N`` (:func:`vad_snr_db`) from a noise level for every
+10 ms frame (:func:`frame_noise`): a frame between words is its own noise; a frame of speech takes the
+noise of the pauses within :data:`NOISE_CONTEXT_S` of it, and, where there are none (speech without
+pauses under continuous noise), the noise that :class:`~pipeline.analysis.noise.NoiseTracker` follows
+under the speech (minimum statistics). ``N`` is the mean of those levels and ``S`` the mean over the
+speech frames of their power minus their noise. A recording with no frame whose noise can be told is
+``None`` (``not_measured``), never clean.
 """
 
 from __future__ import annotations
@@ -24,13 +33,20 @@ SNR_MAX_DB = 60.0
 """Upper clamp of ``snr_db``: 60 means "60 dB or cleaner", including digital silence between words."""
 
 MIN_SNR_FRAMES = 10
-"""Frames (0.1 s) of speech and of non-speech needed for ``snr_db``."""
+"""Speech frames (0.1 s) needed for ``snr_db``; also the fewest pause frames :func:`frame_noise` reads a
+local noise level from."""
 
-LOW_BAND_RAMP_DB = (-15.0, -5.0)
-"""Low-band excess during speech, relative to the speech (dB), from which :func:`vad_snr_db` starts to
-count the low band frame by frame as noise, and at which it counts it fully (:func:`low_band_weight`)."""
+NOISE_GUARD_S = 0.05
+"""Non-speech frames this close to speech are not read as noise (the quiet start and tail of a word leak
+into them and would inflate it)."""
+
+NOISE_CONTEXT_S = 2.0
+"""A speech frame takes the noise of the pause frames within this many seconds of it (measured: 1 s let
+the noise tracker's bias through in more frames, 4 s let pauses speak for speech further away; in the
+accuracy benchmark 2 s was best on continuous noise and on low-frequency noise alike)."""
 
 _DIGITAL_ZERO_POWER = 1e-12  # -120 dBFS: the frame-level floor of pipeline.analysis.energy
+_AUDIBLE_POWER = 1e-11  # -110 dBFS: a pause frame below this is an edit (muted), not a room's noise
 
 WADA_MIN_DB = -20.0
 """Lower end of the WADA-SNR lookup (and clamp)."""
@@ -48,101 +64,129 @@ _WADA_TABLE_SAMPLES = 400_000
 _WADA_TABLE_SEED = 20080922  # fixed: the table is the same in every process
 
 
-def low_band_weight(
-    low_speech: float,
-    low_quiet: float,
-    speech_power: float,
-    *,
-    ramp_db: tuple[float, float] = LOW_BAND_RAMP_DB,
-) -> float:
-    """How much of the low band's level during speech :func:`vad_snr_db` takes as noise (0 to 1).
+def _prefix(x: np.ndarray) -> np.ndarray:
+    """Prefix sums with a leading zero: ``out[b] - out[a]`` is ``x[a:b].sum()``."""
+    out = np.zeros(x.size + 1, dtype=np.float64)
+    np.cumsum(x, out=out[1:])
+    return out
 
-    ``low_speech`` and ``low_quiet`` are the mean low-band powers of the speech and non-speech frames,
-    ``speech_power`` the mean power of the speech frames. The low band's excess during speech,
-    ``low_speech - low_quiet``, relative to ``speech_power``: 0 at or below ``ramp_db[0]``, 1 at or above
-    ``ramp_db[1]``, linear in dB in between.
+
+def _window_sums(x: np.ndarray, reach: int) -> np.ndarray:
+    """``x[i - reach : i + reach + 1].sum()`` for every ``i`` (cut at the ends), from one prefix sum."""
+    c = _prefix(np.asarray(x, dtype=np.float64))
+    n = x.size
+    if n <= reach:
+        return np.full(n, c[-1])
+    upper = np.concatenate([c[reach + 1 :], np.full(reach, c[-1])])  # c[min(i + reach + 1, n)]
+    upper -= np.concatenate([np.zeros(reach), c[: n - reach]])  # c[max(i - reach, 0)]
+    return upper
+
+
+def pause_frames(speech_mask: np.ndarray, *, guard_s: float = NOISE_GUARD_S) -> np.ndarray:
+    """The frames read as noise: non-speech at least ``guard_s`` from speech (all non-speech frames when
+    that leaves fewer than :data:`MIN_SNR_FRAMES`)."""
+    mask = np.asarray(speech_mask, dtype=bool)
+    guard = round(guard_s / FRAME_S)
+    if not guard:
+        return ~mask
+    near_speech = np.convolve(mask.astype(np.float64), np.ones(2 * guard + 1), mode="same") > 0.5
+    return ~near_speech if int((~near_speech).sum()) >= MIN_SNR_FRAMES else ~mask
+
+
+def audible_pauses(
+    frame_power: np.ndarray, speech_mask: np.ndarray, *, guard_s: float = NOISE_GUARD_S
+) -> np.ndarray:
+    """The :func:`pause_frames` that hold sound: a muted stretch (digital silence, an edit) is no level of
+    the noise under the speech."""
+    power = np.asarray(frame_power, dtype=np.float64)
+    return pause_frames(speech_mask, guard_s=guard_s)[: power.size] & (power > _AUDIBLE_POWER)
+
+
+def frame_noise(
+    frame_power: np.ndarray,
+    speech_mask: np.ndarray,
+    track: np.ndarray | None = None,
+    *,
+    guard_s: float = NOISE_GUARD_S,
+    context_s: float = NOISE_CONTEXT_S,
+) -> np.ndarray:
+    """The noise power of every frame (same units as ``frame_power``), NaN where it cannot be told.
+
+    A pause frame (:func:`pause_frames`) is its own noise. Any other frame takes, in this order: the mean
+    power of the *audible* pause frames within ``context_s`` (at least :data:`MIN_SNR_FRAMES` of them; a
+    muted stretch of digital silence is an edit, not the noise under the speech); the noise ``track``
+    (:meth:`pipeline.analysis.noise.NoiseTracker.finish`, the same frame grid) when given; the mean
+    power of all pause frames, muted or not (speech between digital silences: 0); else NaN.
     """
-    lo, hi = ramp_db
-    excess = float(low_speech) - float(low_quiet)
-    if excess <= 0.0 or speech_power <= 0.0:
-        return 0.0
-    share_db = 10.0 * np.log10(excess / float(speech_power))
-    if share_db >= hi:
-        return 1.0
-    if share_db <= lo:
-        return 0.0
-    return (share_db - lo) / (hi - lo)
+    power = np.asarray(frame_power, dtype=np.float64)
+    quiet = pause_frames(speech_mask, guard_s=guard_s)[: power.size]
+    audible = audible_pauses(power, speech_mask, guard_s=guard_s)
+    n = power.size
+    reach = round(context_s / FRAME_S)
+    # Long recordings have hundreds of thousands of frames: few temporaries, filled in place.
+    few = _window_sums(audible, reach) < MIN_SNR_FRAMES
+    local = _window_sums(np.where(audible, power, 0.0), reach)
+    local /= np.maximum(_window_sums(audible, reach), 1.0)
+    if track is not None and track.size:
+        fallback = np.asarray(track, dtype=np.float64)
+        if fallback.size < n:
+            fallback = np.concatenate([fallback, np.full(n - fallback.size, fallback[-1])])
+        local[few] = fallback[:n][few]
+    else:
+        local[few] = float(power[quiet].mean()) if quiet.any() else np.nan
+    local[quiet] = power[quiet]
+    return local
+
+
+def clean_speech_power(frame_power: np.ndarray, speech_mask: np.ndarray, noise: np.ndarray) -> float:
+    """``S`` of :func:`vad_snr_db`: the mean over the speech frames of their power minus their noise."""
+    mask = np.asarray(speech_mask, dtype=bool)
+    return float((np.asarray(frame_power, dtype=np.float64)[mask] - np.asarray(noise)[mask]).mean())
 
 
 def vad_snr_db(
     frame_power: np.ndarray,
     speech_mask: np.ndarray,
     *,
-    guard_s: float = 0.05,
-    low_power: np.ndarray | None = None,
-    low_ramp_db: tuple[float, float] = LOW_BAND_RAMP_DB,
+    noise: np.ndarray | None = None,
+    guard_s: float = NOISE_GUARD_S,
 ) -> Analysis:
-    """Estimate ``snr_db`` from per-frame mean power and a speech mask on the same grid.
+    """Estimate ``snr_db`` from per-frame mean power, a speech mask and the noise of every frame.
 
-    Without ``low_power``: ``N`` is the mean power of the non-speech frames and ``S`` the mean power of the
-    speech frames minus ``N``. The non-speech frames within ``guard_s`` of speech are left out of ``N``
-    (the quiet start and tail of a word leak into them and would inflate the noise), unless that leaves
-    too few frames.
-
-    With ``low_power`` (per-frame power below 20 Hz, :class:`pipeline.analysis.energy.LowBandEnergy`):
-    noise that comes in bursts (thumps, wind, handling) is mostly low-frequency and rarely falls in the
-    few pauses of a recording, so measured between words only it is underestimated by 5-20 dB. A voice
-    has little energy below 20 Hz, so when that band is loud during the words it is noise, read in
-    *every* frame. The noise in a speech frame is ``n_high`` (the mean of ``frame_power - low_power`` over
-    the non-speech frames) plus ``w * low_power + (1 - w) * (mean low_power of the non-speech frames)``;
-    ``N`` is the mean noise over the non-speech and the speech frames and ``S`` the mean of
-    ``frame_power`` minus that noise over the speech frames. ``w`` (:func:`low_band_weight` with
-    ``low_ramp_db``) grows from 0 to 1 as the low band's excess during speech (over its level between
-    words) rises from 15 to 5 dB under the speech. A voice's own energy down there (breath, plosives on
-    the microphone, a synthetic voice's waveform) is 26-62 dB under it on the clean sources of the
-    accuracy benchmark and the demo samples, one strong microphone pop 15 dB; bursty noise at 0-10 dB
-    SNR puts 3-11 dB. With ``w = 0`` the estimate is the one without ``low_power``.
-
-    The result ``10 * log10(S / N)`` is clamped to [:data:`SNR_MIN_DB`, :data:`SNR_MAX_DB`]. Noise that is
-    digital silence gives :data:`SNR_MAX_DB`. Fewer than :data:`MIN_SNR_FRAMES` speech frames gives
-    ``None`` (``no_speech``); fewer non-speech frames gives ``None`` (``not_measured``): with speech
-    everywhere the noise cannot be seen.
+    ``noise`` is :func:`frame_noise` of the same frames (by default without a noise track: from the pauses
+    alone). ``N`` is its mean over all frames and ``S`` the mean of ``frame_power - noise`` over the
+    speech frames; the result ``10 * log10(S / N)`` is clamped to [:data:`SNR_MIN_DB`,
+    :data:`SNR_MAX_DB`]. Noise that is digital silence gives :data:`SNR_MAX_DB`. Fewer than
+    :data:`MIN_SNR_FRAMES` speech frames gives ``None`` (``no_speech``); a frame whose noise cannot be
+    told (no pauses, no track) gives ``None`` (``not_measured``): unknown is not clean.
     """
     power = np.asarray(frame_power, dtype=np.float64)
     mask = np.asarray(speech_mask, dtype=bool)
-    low = np.zeros(power.shape) if low_power is None else np.asarray(low_power, dtype=np.float64)
     out = Analysis()
     n_speech = int(mask.sum())
-    n_noise = int(mask.size - n_speech)
     if n_speech < MIN_SNR_FRAMES:
         out.put("snr_db", None, why=f"no_speech: {n_speech} speech frames (need {MIN_SNR_FRAMES})")
         return out
-    if n_noise < MIN_SNR_FRAMES:
+    if noise is None:
+        noise = frame_noise(power, mask, guard_s=guard_s)
+    noise = np.asarray(noise, dtype=np.float64)
+    if np.isnan(noise).any():
         out.put(
             "snr_db",
             None,
-            why=f"not_measured: {n_noise} non-speech frames (need {MIN_SNR_FRAMES}) to measure the noise",
+            why=(
+                f"not_measured: speech everywhere ({int((~mask).sum())} non-speech frames) and too little "
+                "audio to follow the noise under it"
+            ),
         )
         return out
-    guard = round(guard_s / FRAME_S)
-    quiet = ~mask
-    if guard:
-        near_speech = np.convolve(mask.astype(np.float64), np.ones(2 * guard + 1), mode="same") > 0.5
-        if int((~near_speech).sum()) >= MIN_SNR_FRAMES:
-            quiet = ~near_speech
-    # Not clipped per frame: the low band lags the full band by about two frames (the filter's delay), so
-    # a frame's low-band power can exceed its total; only sums over many frames are meaningful.
-    low_quiet = float(low[quiet].mean())
-    n_high = max(float((power[quiet] - low[quiet]).mean()), 0.0)
-    w = low_band_weight(float(low[mask].mean()), low_quiet, float(power[mask].mean()), ramp_db=low_ramp_db)
-    speech_noise = n_high + w * low[mask] + (1.0 - w) * low_quiet
-    noise = float((power[quiet].sum() + speech_noise.sum()) / (quiet.sum() + n_speech))
-    speech = float((power[mask] - speech_noise).mean())
-    if noise <= _DIGITAL_ZERO_POWER:
+    mean_noise = float(noise.mean())
+    if mean_noise <= _DIGITAL_ZERO_POWER:
         out.put("snr_db", SNR_MAX_DB)
         return out
-    floor = noise * 10.0 ** (SNR_MIN_DB / 10.0)
-    snr = 10.0 * np.log10(max(speech, floor) / noise)
+    speech = clean_speech_power(power, mask, noise)
+    floor = mean_noise * 10.0 ** (SNR_MIN_DB / 10.0)
+    snr = 10.0 * np.log10(max(speech, floor) / mean_noise)
     out.put("snr_db", float(np.clip(snr, SNR_MIN_DB, SNR_MAX_DB)))
     return out
 

@@ -38,7 +38,7 @@ from scipy.ndimage import maximum_filter1d, minimum_filter1d, uniform_filter1d
 
 from pipeline.analysis.bandwidth import BandwidthMeter
 from pipeline.analysis.base import ANALYSIS_RATE, FRAME_S
-from pipeline.analysis.energy import frame_db, frame_power
+from pipeline.analysis.energy import HIGHPASS_HZ, frame_db, frame_power, highpass_sos
 from pipeline.analysis.loudness import integrated_loudness
 from pipeline.analysis.vad import speech_mask, webrtc_vad
 from pipeline.audio import io
@@ -53,12 +53,6 @@ __all__ = [
     "RenderResult",
     "render",
 ]
-
-HIGHPASS_HZ = 70.0
-"""Cut-off of the DC/rumble high-pass (Hz); speech has no useful content below about 80 Hz."""
-
-HIGHPASS_ORDER = 4
-"""Butterworth order; run forwards and backwards (sosfiltfilt), so 48 dB/octave and zero phase."""
 
 DENOISE_MIN_OVRL_GAIN = 0.1
 """Denoised audio is kept only when DNSMOS OVRL rises by at least this much ..."""
@@ -360,7 +354,9 @@ def _pad_note(buf: PieceAudio, where: str, avail: int, pad: np.ndarray, speech_d
 
 
 def _highpass(x: np.ndarray, rate: int) -> np.ndarray:
-    sos = signal.butter(HIGHPASS_ORDER, HIGHPASS_HZ, btype="highpass", fs=rate, output="sos")
+    """DC and rumble out: the high-pass the measures of noise assume (``analysis.energy.HIGHPASS_HZ``),
+    run forwards and backwards."""
+    sos = highpass_sos(rate)
     if x.shape[0] <= 3 * (2 * sos.shape[0] + 1):
         return x - x.mean()
     return signal.sosfiltfilt(sos, x)

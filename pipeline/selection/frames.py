@@ -4,11 +4,16 @@ A :class:`RecordingIndex` is built once per recording from its :class:`~pipeline
 (10 ms ``frame_db`` and ``speech_mask``); :meth:`RecordingIndex.measure` then measures any number of
 windows ``[start_s, end_s)`` at once, vectorised:
 
-* ``snr_db``: mean power of the window's speech frames against the *local* noise, the mean power of the
-  non-speech frames in the window and :data:`NOISE_CONTEXT_S` around it (frames within
-  :data:`NOISE_GUARD_S` of speech left out, as :func:`pipeline.analysis.snr.vad_snr_db` does). Noise is
-  measured locally because long recordings change rooms and backgrounds; a recording-wide floor would
-  rate a noisy stretch as clean. Too few local noise frames: the recording-wide figure is used.
+* ``snr_db``: mean power of the window's speech frames against its *local* noise: the mean power of the
+  audible pause frames in the window and :data:`NOISE_CONTEXT_S` around it
+  (:func:`pipeline.analysis.snr.audible_pauses`, as :func:`~pipeline.analysis.snr.vad_snr_db` reads
+  them), or, with fewer than :data:`MIN_NOISE_FRAMES` of them (speech without pauses, or pauses muted to
+  digital silence), the mean of the fast pass's noise level under every frame there (``noise_db``: the
+  noise followed under the speech, :func:`pipeline.analysis.snr.frame_noise`). Noise is measured locally
+  because long recordings change rooms and backgrounds; a recording-wide floor would rate a noisy
+  stretch as clean, and so did, before, the recording's pauses for a window of continuous noise (60 dB).
+  A window whose noise cannot be told has no SNR (NaN): unknown, never clean (scored as
+  :data:`~pipeline.selection.scoring.SNR_UNKNOWN_DB`).
 * ``speech_s``, ``speech_level_dbfs``, ``clipped_events`` (fast-pass event times inside the window);
 * ``level_spread_db``: an estimate of the inter-quartile range of per-second speech levels
   (1.349 standard deviations, exact for a normal spread), refined to the exact IQR by :meth:`level_iqr_db`
@@ -30,17 +35,15 @@ import numpy as np
 from pipeline.analysis.bandwidth import BLOCK_S as BANDWIDTH_BLOCK_S
 from pipeline.analysis.base import FRAME_S, Analysis
 from pipeline.analysis.clipping import MAX_EVENTS
-from pipeline.analysis.snr import SNR_MAX_DB, SNR_MIN_DB
+from pipeline.analysis.snr import MIN_SNR_FRAMES, SNR_MAX_DB, SNR_MIN_DB, audible_pauses, frame_noise
 from pipeline.selection.limits import MIN_EDGE_GAP_S, SPLIT_PAUSE_S, Rules
 
 NOISE_CONTEXT_S = 1.0
-"""Seconds on each side of a window whose non-speech frames count towards its noise level."""
-
-NOISE_GUARD_S = 0.05
-"""Non-speech frames this close to speech are left out of the noise (word tails leak into them)."""
+"""Seconds on each side of a window whose noise counts towards its own."""
 
 MIN_NOISE_FRAMES = 30
-"""Non-speech frames (0.3 s) needed for a local noise level; fewer: the recording's own figure."""
+"""Audible pause frames (0.3 s) needed for a window's noise from its pauses; fewer: the noise level
+followed under its speech."""
 
 LEVEL_BLOCK_S = 1.0
 """Length of the blocks whose speech level is compared for loudness stability."""
@@ -126,16 +129,16 @@ class RecordingIndex:
         )
 
         power = np.power(10.0, db / 10.0)
+        noise = self._frame_noise(rec, power, mask)
+        unknown = np.isnan(noise)
+        noise = np.where(unknown, 0.0, noise)
+        pauses = audible_pauses(power, mask)
         self._c_speech = _cumsum0(mask.astype(np.float64))
         self._c_speech_power = _cumsum0(power * mask)
-        guard = round(NOISE_GUARD_S / FRAME_S)
-        near = (
-            np.convolve(mask.astype(np.float64), np.ones(2 * guard + 1), mode="same") > 0.5 if guard else mask
-        )
-        quiet = ~near
-        self._c_quiet = _cumsum0(quiet.astype(np.float64))
-        self._c_quiet_power = _cumsum0(power * quiet)
-        self.noise_power = self._recording_noise(power, mask, quiet)
+        self._c_pauses = _cumsum0(pauses.astype(np.float64))
+        self._c_pause_power = _cumsum0(power * pauses)
+        self._c_noise = _cumsum0(noise)
+        self._c_unknown = _cumsum0(unknown.astype(np.float64))
 
         per = round(LEVEL_BLOCK_S / FRAME_S)
         n_blocks = -(-db.size // per) if db.size else 0
@@ -202,16 +205,14 @@ class RecordingIndex:
         middle = self._runs.query(ri + 1, rj - 1)
         return np.where(ri == rj, self.ep[j] - self.sp[i], np.maximum(np.maximum(first, last), middle))
 
-    def _recording_noise(self, power: np.ndarray, mask: np.ndarray, quiet: np.ndarray) -> float | None:
-        """The recording-wide noise power: guarded non-speech frames, else the fast pass's noise floor."""
-        if quiet.sum() >= MIN_NOISE_FRAMES:
-            return float(power[quiet].mean())
-        if (~mask).sum() >= MIN_NOISE_FRAMES:
-            return float(power[~mask].mean())
-        floor = number(self.rec.metrics.get("noise_floor_dbfs"))
-        if math.isfinite(floor):
-            return float(10.0 ** (floor / 10.0))
-        return None
+    @staticmethod
+    def _frame_noise(rec: Analysis, power: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        """The noise power under every frame: the fast pass's ``noise_db`` (NaN: unknown), or, for
+        analyses made without it, :func:`~pipeline.analysis.snr.frame_noise` from the pauses alone."""
+        levels = np.asarray(rec.noise_db, dtype=np.float64).reshape(-1)
+        if levels.size != power.size:
+            return frame_noise(power, mask)
+        return np.where(np.isnan(levels), np.nan, np.power(10.0, levels / 10.0))
 
     def frame(self, t: np.ndarray) -> np.ndarray:
         """Frame index (clipped to ``[0, n_frames]``) of times ``t`` in seconds."""
@@ -224,15 +225,18 @@ class RecordingIndex:
         speech_power = (self._c_speech_power[b] - self._c_speech_power[a]) / np.maximum(n_speech, 1.0)
         ctx = round(NOISE_CONTEXT_S / FRAME_S)
         ca, cb = np.maximum(a - ctx, 0), np.minimum(b + ctx, self.n_frames)
-        n_quiet = self._c_quiet[cb] - self._c_quiet[ca]
-        local = (self._c_quiet_power[cb] - self._c_quiet_power[ca]) / np.maximum(n_quiet, 1.0)
-        fallback = np.nan if self.noise_power is None else self.noise_power
-        noise = np.where(n_quiet >= MIN_NOISE_FRAMES, local, fallback)
+        n_pauses = self._c_pauses[cb] - self._c_pauses[ca]
+        from_pauses = (self._c_pause_power[cb] - self._c_pause_power[ca]) / np.maximum(n_pauses, 1.0)
+        under_speech = (self._c_noise[cb] - self._c_noise[ca]) / np.maximum(cb - ca, 1)
+        enough = n_pauses >= MIN_NOISE_FRAMES
+        noise = np.where(enough, from_pauses, under_speech)
         with np.errstate(invalid="ignore", divide="ignore"):
-            clean = np.maximum(speech_power - noise, _POWER_FLOOR)
+            clean = np.maximum(speech_power - noise, noise * 10.0 ** (SNR_MIN_DB / 10.0))
             snr = 10.0 * np.log10(clean / np.maximum(noise, _POWER_FLOOR))
         snr = np.where(noise <= _POWER_FLOOR, SNR_MAX_DB, np.clip(snr, SNR_MIN_DB, SNR_MAX_DB))
-        snr = np.where(np.isnan(noise) | (n_speech < 10), np.nan, snr)
+        unknown = (~enough & (self._c_unknown[cb] - self._c_unknown[ca] > 0)) | (b <= a)
+        noise = np.where(unknown, np.nan, noise)
+        snr = np.where(unknown | (n_speech < MIN_SNR_FRAMES), np.nan, snr)
 
         per_block = LEVEL_BLOCK_S
         n_blocks = self.block_levels.size

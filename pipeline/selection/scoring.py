@@ -4,7 +4,7 @@ Each part maps one measurement to [0, 1] (1 = best) with a linear ramp between a
 value, named below; ``docs/selection.md`` gives the reasons for each number. The total is the weighted
 mean of the parts that could be measured: a part that is ``NaN`` (not measurable, e.g. no DNSMOS in the
 fast pass) is left out and the remaining weights are renormalised, so an unknown value neither helps
-nor hurts.
+nor hurts. The SNR is the exception: unknown scores as doubtful (:data:`SNR_UNKNOWN_DB`).
 """
 
 from __future__ import annotations
@@ -40,6 +40,12 @@ SNR_POOR_DB = 5.0
 
 SNR_GOOD_DB = 40.0
 """SNR (dB) scored 1: a quiet studio (Azure recommends 35 dB)."""
+
+SNR_UNKNOWN_DB = 15.0
+"""The SNR a window whose noise cannot be measured is scored as: doubtful (the families' fail level for
+``low_snr``), never clean. Unlike the other parts it is not left out when unknown: a window of speech
+with no pause and too little audio to follow the noise under it would otherwise rank on its other
+parts as if it were clean."""
 
 CLIP_EVENT_SCALE = 1.0
 """Clipping part is ``exp(-events / scale)``: one clipped event (an audible click) costs 63 %."""
@@ -78,6 +84,12 @@ def ramp(x: np.ndarray | float, lo: float, hi: float) -> np.ndarray:
     return np.clip((v - lo) / (hi - lo), 0.0, 1.0)
 
 
+def _known_or(x: np.ndarray | float, default: float) -> np.ndarray:
+    """``x`` with NaN replaced by ``default``."""
+    v = np.asarray(x, dtype=np.float64)
+    return np.where(np.isnan(v), default, v)
+
+
 def duration_part(duration_s: np.ndarray | float, rules: Rules) -> np.ndarray:
     """1 at the family's aim, falling linearly to 0 at the far end of its duration window."""
     d = np.asarray(duration_s, dtype=np.float64)
@@ -90,7 +102,7 @@ def parts(m: Mapping[str, Any], duration_s: np.ndarray | float, rules: Rules) ->
     ``speech_ratio``, ``level_iqr_db``, ``dnsmos_ovrl``): arrays for many windows or one clip's scalars.
     A part is NaN where its measure is."""
     return {
-        "snr": ramp(m["snr_db"], SNR_POOR_DB, SNR_GOOD_DB),
+        "snr": ramp(_known_or(m["snr_db"], SNR_UNKNOWN_DB), SNR_POOR_DB, SNR_GOOD_DB),
         "dnsmos": ramp(m["dnsmos_ovrl"], DNSMOS_POOR_OVRL, DNSMOS_GOOD_OVRL),
         "clipping": np.exp(-np.asarray(m["clipped_events"], dtype=np.float64) / CLIP_EVENT_SCALE),
         "reverb": 1.0 - np.clip(np.asarray(m["reverb_score"], dtype=np.float64), 0.0, 1.0),
