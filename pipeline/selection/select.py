@@ -95,6 +95,26 @@ def _span(plan: ClipPlan) -> tuple[tuple[str, float, float], ...]:
     return tuple((p.path, p.start_s, p.end_s) for p in plan.pieces)
 
 
+def _home(plan: ClipPlan, indexes: dict[str, RecordingIndex]) -> tuple[str, int]:
+    """The part a plan mostly belongs to: the recording and part of the middle of its first piece."""
+    piece = plan.pieces[0]
+    return piece.path, indexes[piece.path].part_at((piece.start_s + piece.end_s) / 2.0)
+
+
+def _short_list(plans: Sequence[ClipPlan], indexes: dict[str, RecordingIndex], *, top: int) -> list[ClipPlan]:
+    """The ``top`` plans for the slow pass: the best plan of each part first (best parts first), then the
+    next best plans. Parts that look alike to the fast pass may differ in what only the slow pass hears,
+    so each should be heard before a second window of the same part is."""
+    firsts: list[ClipPlan] = []
+    others: list[ClipPlan] = []
+    seen: set[tuple[str, int]] = set()
+    for plan in plans:
+        home = _home(plan, indexes)
+        (others if home in seen else firsts).append(plan)
+        seen.add(home)
+    return (firsts + others)[:top]
+
+
 def _finish_with_nested(
     short_list: Sequence[ClipPlan], indexes: dict[str, RecordingIndex], *, refine: bool
 ) -> tuple[list[ClipPlan], set[tuple[tuple[str, float, float], ...]]]:
@@ -153,7 +173,8 @@ def choose(
 ) -> list[ClipPlan]:
     """The best clip plan of one speaker for one family, then up to ``alternatives`` runners-up.
 
-    The ``top`` best candidates get the slow measures (Silero edge refinement when ``refine_edges``, and
+    The ``top`` best candidates, the best of each part of the recordings first (see
+    :mod:`pipeline.selection.parts`), get the slow measures (Silero edge refinement when ``refine_edges``, and
     DNSMOS of the clip-to-be, which replaces the fast estimate in the score), and so do the best windows
     nested inside the ones whose DNSMOS is uneven (up to :data:`NESTED_DEPTH` levels, each at most 75 % of
     the one it lies in); all are re-ranked. The first plan returned is the best; each runner-up overlaps
@@ -166,8 +187,9 @@ def choose(
     indexes = _prepare(recordings, spec)
     plans = _candidates(indexes, limit=max(DEFAULT_LIMIT, top + alternatives))
     if slow and plans:
-        finished, scored = _finish_with_nested(plans[:top], indexes, refine=refine_edges)
-        plans = sorted(finished, key=plan_key) + [p for p in plans[top:] if _span(p) not in scored]
+        short = _short_list(plans, indexes, top=top)
+        finished, scored = _finish_with_nested(short, indexes, refine=refine_edges)
+        plans = sorted(finished, key=plan_key) + [p for p in plans if _span(p) not in scored]
     return suppress(plans, limit=alternatives + 1)
 
 
