@@ -1384,7 +1384,10 @@ def session_plan() -> list[dict[str, Any]]:
         n_parts = SESSION_PARTS[0] + k % (SESSION_PARTS[1] - SESSION_PARTS[0] + 1)
         clean = (k * 3) % n_parts
         configs = [dict(SESSION_DEGRADATIONS[int(i)]) for i in rng.permutation(len(SESSION_DEGRADATIONS))]
-        noisy = {"noise": SESSION_CONTINUOUS[k % len(SESSION_CONTINUOUS)], "snr_db": round(rng.uniform(0, 5), 1)}
+        noisy = {
+            "noise": SESSION_CONTINUOUS[k % len(SESSION_CONTINUOUS)],
+            "snr_db": round(rng.uniform(0, 5), 1),
+        }
         others = [noisy, *configs[: n_parts - 2]]
         others = [others[int(i)] for i in rng.permutation(len(others))]
         others.insert(clean, {})
@@ -1565,7 +1568,9 @@ def session_item(index: int) -> Item:
         lo, hi = bounds[k], bounds[k + 1]
         a = 0 if lo is None else max(round(lo * rate) - margin, 0)
         b = n if hi is None else min(round(hi * rate) + margin, n)
-        w = _raised_cosine_window(b - a, None if lo is None else lo - a / rate, None if hi is None else hi - a / rate, rate)
+        w = _raised_cosine_window(
+            b - a, None if lo is None else lo - a / rate, None if hi is None else hi - a / rate, rate
+        )
         config = part["config"]
         label = selection_label(config) if config else "clean"
         achieved: dict[str, Any] = {}

@@ -191,7 +191,9 @@ class RecordingIndex:
         self.long = rules.is_long(gaps)
         # Part boundaries (pipeline.selection.parts): where the conditions may change.
         boundary = self.split | parts.boundaries(db, s, e)
-        self.part_id = np.concatenate([[0], np.cumsum(boundary)]).astype(np.int64) if n else np.zeros(0, np.int64)
+        self.part_id = (
+            np.concatenate([[0], np.cumsum(boundary)]).astype(np.int64) if n else np.zeros(0, np.int64)
+        )
 
     def crossings(self, i: np.ndarray, j: np.ndarray) -> np.ndarray:
         """How many part boundaries windows ``(i, j)`` cross (0: the window lies inside one part)."""

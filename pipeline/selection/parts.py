@@ -92,14 +92,20 @@ def floor_changes(frame_db: np.ndarray, starts: np.ndarray, ends: np.ndarray) ->
     gap_end = np.clip(np.rint(starts[1:] / FRAME_S), 0, level.size).astype(np.int64)
     before_len, after_len = np.minimum(gap_start, ctx), np.minimum(level.size - gap_end, ctx)
     # Only pauses a window may start or end at can be boundaries (shorter ones lie inside words).
-    ok = (before_len >= least) & (after_len >= least) & (gap_end - gap_start >= round(MIN_EDGE_GAP_S / FRAME_S))
+    ok = (
+        (before_len >= least)
+        & (after_len >= least)
+        & (gap_end - gap_start >= round(MIN_EDGE_GAP_S / FRAME_S))
+    )
     k = np.flatnonzero(ok)
     if k.size == 0:
         return out
     before = _percentile_of(level, gap_start[k] - before_len[k], before_len[k], ctx)
     after = _percentile_of(level, gap_end[k], after_len[k], ctx)
     raw = np.asarray(frame_db, dtype=np.float64)
-    gap_db = np.array([np.median(raw[a:b]) for a, b in zip(gap_start[k].tolist(), gap_end[k].tolist(), strict=True)])
+    gap_db = np.array(
+        [np.median(raw[a:b]) for a, b in zip(gap_start[k].tolist(), gap_end[k].tolist(), strict=True)]
+    )
     jump = after - before
     changed = np.abs(jump) >= PART_FLOOR_JUMP_DB
     # Runs of neighbouring gaps that see the same change: one boundary each.
