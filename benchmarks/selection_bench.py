@@ -41,6 +41,7 @@ import json
 import math
 import os
 import platform
+import resource
 import shutil
 import sys
 import tempfile
@@ -400,6 +401,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             s["recheck"] = v
         t_check = time.perf_counter() - t2
         elapsed = time.perf_counter() - t0
+        cpu_s = _cpu_seconds()
     finally:
         if args.keep is None:
             shutil.rmtree(work, ignore_errors=True)
@@ -422,7 +424,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(
         f"\n{n_pass}/{len(targets)} targets pass; {len(truths)} recordings, {len(scored)} clip rows; "
         f"build {t_build:.1f} s, run {t_run:.1f} s, re-check {t_check:.1f} s, total {elapsed:.1f} s "
-        f"with {args.jobs} jobs"
+        f"with {args.jobs} jobs ({cpu_s:.0f} s of CPU: what one core would take)"
     )
     report = {
         "meta": {
@@ -437,6 +439,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "run": round(t_run, 2),
                 "recheck": round(t_check, 2),
                 "total": round(elapsed, 2),
+                "cpu": round(cpu_s, 1),
             },
             "run_counts": (summary.counts or {}),
             "python": platform.python_version(),
@@ -455,6 +458,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     tmp.replace(args.out)
     print(f"wrote {args.out}" + (f"; inputs and outputs kept in {work}" if args.keep is not None else ""))
     return 0 if n_pass == len(targets) else 1
+
+
+def _cpu_seconds() -> float:
+    """CPU seconds (user + system) of this process and of its finished workers: the time on one core,
+    whatever else shares the machine."""
+    own, workers = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + workers.ru_utime + workers.ru_stime
 
 
 def _json_default(value: Any) -> Any:

@@ -607,6 +607,29 @@ def test_two_seconds_of_speech() -> None:
     assert reasons == ["too_short"] and "makes a 2.9 s clip" in message
 
 
+def test_drowned_reading_is_rejected_for_the_noise_first(drowned_reading) -> None:
+    # 16.5 s of reading at -2 dB SNR (issue 8): the voice detector finds 2-3 s of speech in short bits,
+    # so no plan is possible; the noise is why, and it comes first (with the speech figures after it).
+    rec = fast_features(drowned_reading, speaker="s", root=drowned_reading.parent)
+    assert rec.metrics["speech_s"] < 4.0 and rec.duration_s > 16.0
+    for spec, structural in ((COSY, ["no_continuous_speech", "too_short"]), (MINIMAX, ["too_short"])):
+        reasons, message = no_plan([rec], spec)
+        assert reasons == ["low_snr", *structural]
+        assert "drowned in noise" in message
+
+
+def test_short_reading_is_rejected_for_its_length_first(short_reading) -> None:
+    # The same reading, 2.8 s of it in its own quiet: the speech itself is short and the SNR passes.
+    rec = fast_features(short_reading, speaker="s", root=short_reading.parent)
+    assert no_plan([rec], COSY)[0] == ["no_continuous_speech", "too_short"]
+
+
+def test_noise_comes_after_the_length_when_the_recording_itself_is_short() -> None:
+    # 4 s of audio under noise: even a silent recording this short could not make a 10 s clip.
+    rec = synth([(0.5, 1.5), (2.0, 3.0)], duration=4.0, noise_db=-25.0, snr_db=3.0)
+    assert no_plan([rec], COSY)[0] == ["no_continuous_speech", "too_short", "low_snr"]
+
+
 def test_speech_that_cannot_be_cut_short_enough() -> None:
     # 25 s without a single silence: plenty of speech and a long run, but no cut point under 20 s.
     assert no_plan([synth([(0.5, 25.5)], duration=26.0)], COSY)[0] == ["too_long_clip"]

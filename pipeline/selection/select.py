@@ -180,7 +180,7 @@ def choose(
     the one it lies in); all are re-ranked. The first plan returned is the best; each runner-up overlaps
     the best and the other runners-up by at most 50 %. ``slow=False`` skips the slow measures and ranks on
     the fast pass alone. An empty list means no plan is possible: :func:`explain` gives the true reasons
-    (``no_speech``, ``no_continuous_speech``, ``too_short``, ``too_long_clip``).
+    (``no_speech``, ``no_continuous_speech``, ``too_short``, ``too_long_clip``, ``low_snr``).
     """
     if top < 1 or alternatives < 0:
         raise InvalidArgument(f"top must be >= 1 and alternatives >= 0, got {top!r} and {alternatives!r}")
@@ -196,11 +196,14 @@ def choose(
 def explain(recordings: Sequence[RecordingFeatures], spec: FamilySpec) -> tuple[list[str], str]:
     """The true reasons why no plan satisfies ``spec`` for these recordings, and a sentence saying so.
 
-    Reasons, in this order, every one that holds: ``no_speech`` (no recording has speech; alone),
+    Reasons, every one that holds: ``no_speech`` (no recording has speech; alone),
     ``no_continuous_speech`` (no run reaches ``min_speech_run_s``, and joining takes only adds pauses),
     ``too_short`` (all the speech together, pauses shortened, is shorter than the minimum; or the takes
-    that match acoustically are). When none of these holds, ``too_long_clip``: the speech cannot be cut
-    at a pause into a short enough clip. Returns ``([], "")`` when a plan exists.
+    that match acoustically are); when none of these holds, ``too_long_clip`` (the speech cannot be cut at
+    a pause into a short enough clip). ``low_snr`` is added when recordings fail the family's SNR gate, and
+    comes **first** when those recordings hold enough audio for a clip: the voice detector then found too
+    little speech, too few runs or no pauses because the noise drowned the voice, and the noise is what to
+    fix (see :func:`_drowned`). Returns ``([], "")`` when a plan exists.
     """
     indexes = _prepare(recordings, spec)
     if _candidates(indexes, limit=1):
@@ -209,6 +212,47 @@ def explain(recordings: Sequence[RecordingFeatures], spec: FamilySpec) -> tuple[
     if all(idx.starts.size == 0 for idx in indexes.values()):
         speaker = recordings[0].speaker
         return ["no_speech"], f"no speech was detected in any of the {len(indexes)} recording(s) of {speaker}"
+    reasons, text = _structural(indexes, rules)
+    noise = _drowned(recordings, spec, rules)
+    if noise is None:
+        return reasons, text
+    drowned_text, is_cause = noise
+    if is_cause:
+        return ["low_snr", *reasons], f"{drowned_text}; so {text}"
+    return [*reasons, "low_snr"], f"{text}; {drowned_text}"
+
+
+def _drowned(
+    recordings: Sequence[RecordingFeatures], spec: FamilySpec, rules: Rules
+) -> tuple[str, bool] | None:
+    """The recordings whose SNR fails the family's gate, as a sentence, and whether the noise is the cause
+    of the missing speech: they hold at least ``min_duration_s`` of audio, so a clip's worth of speech
+    could have been there (when they are shorter, the speech itself is short). ``None``: no recording
+    fails the gate (or the family has none, or no SNR was measured)."""
+    gate = next((g for g in spec.gates if g.metric == "snr_db"), None)
+    if gate is None or gate.fail is None:
+        return None
+    noisy = [
+        r
+        for r in recordings
+        if isinstance(r.metrics.get("snr_db"), int | float)
+        and gate.verdict(float(r.metrics["snr_db"])) == "fail"
+    ]
+    if not noisy:
+        return None
+    audio_s = sum(float(r.duration_s or 0.0) for r in noisy)
+    speech_s = sum(float(r.metrics.get("speech_s") or 0.0) for r in noisy)
+    shown = ", ".join(f"{r.path}: SNR {float(r.metrics['snr_db']):.1f} dB" for r in noisy[:3])
+    more = f" and {len(noisy) - 3} more" if len(noisy) > 3 else ""
+    text = (
+        f"the voice is drowned in noise ({shown}{more}; {rules.family} needs at least {gate.fail:g} dB): in "
+        f"{audio_s:.1f} s of audio the voice detector found {speech_s:.1f} s of speech"
+    )
+    return text, audio_s >= rules.min_duration_s - 1e-9
+
+
+def _structural(indexes: dict[str, RecordingIndex], rules: Rules) -> tuple[list[str], str]:
+    """Why the speech found cannot make a clip: its runs, its length, or where it can be cut."""
     spans = [s for path in sorted(indexes) for s in stretches(indexes[path])]
     longest = max(s.longest_run_s for s in spans)
     together = evaluate([s.pieces[0] for s in spans], indexes).duration_s
