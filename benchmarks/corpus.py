@@ -1497,15 +1497,13 @@ def _degrade_part(
         truth["band_limit_hz"] = float(config["band_limit_hz"])
     if "clip_ratio" in config:
         threshold = float(np.quantile(np.abs(y[region]), 1.0 - config["clip_ratio"]))
-        if config.get("clip_at_level"):
-            y = np.clip(y, -threshold, threshold)
-        else:
-            y = np.clip(y * (CLIP_LEVEL / threshold), -CLIP_LEVEL, CLIP_LEVEL)
-        truth["clip_ratio"] = float(config["clip_ratio"])
+        level = threshold if config.get("clip_at_level") else CLIP_LEVEL
+        y = np.clip(y * (level / threshold), -level, level)
+        truth["clip_level"] = level
     return y, truth
 
 
-def session_item(index: int) -> Item:
+def session_item(index: int, *, degrade: bool = True) -> Item:
     """Session ``index`` of :func:`session_plan`: one voice in several parts, each under its own
     conditions, one part clean.
 
@@ -1516,7 +1514,9 @@ def session_item(index: int) -> Item:
     (16-30 s of speech with an unbroken 6 s run), except in the issue-8 session, where every part is one
     whole utterance. Truth as for :func:`selection_item` (``clean_span_s``, ``clean_region_s``,
     ``degraded_spans_s``, ``utterances``, ``speech_mask``) plus ``parts`` (per part: its region, speech span,
-    degradation label, utterances used and achieved figures) and ``clean_part``.
+    degradation label, utterances used and achieved figures: ``snr_db``, ``t60_s``, ``clip_level`` and
+    the ``clipped_ratio`` of the part's samples) and ``clean_part``. ``degrade=False`` returns the same
+    session dry (every part clean, no output gain), for comparison.
     """
     plan = session_plan()
     if not isinstance(index, int) or not 0 <= index < len(plan):
@@ -1574,7 +1574,7 @@ def session_item(index: int) -> Item:
         config = part["config"]
         label = selection_label(config) if config else "clean"
         achieved: dict[str, Any] = {}
-        if config:
+        if config and degrade:
             fa, fb = a // flen + 1, b // flen  # whole frames inside the slice
             speech = np.zeros(len(frame_powers(x[a:b], rate)), dtype=bool)
             speech[: max(fb - fa, 0)] = mask[fa:fb][: len(speech)]
@@ -1598,8 +1598,12 @@ def session_item(index: int) -> Item:
         )
     # Fit the peak of everything but the clipped parts (their plateau is the converter's full scale).
     peak = float(np.max(np.abs(out[clip_weight < 1e-9]))) if np.any(clip_weight < 1e-9) else 0.0
-    gain = min(1.0, 0.99 / peak) if peak > 0 else 1.0
+    gain = min(1.0, 0.99 / peak) if peak > 0 and degrade else 1.0
     out = out * (gain + (1.0 - gain) * clip_weight)
+    for t in parts_truth:
+        if "clip_level" in t:
+            region = out[round(t["region_s"][0] * rate) : round(t["region_s"][1] * rate)]
+            t["clipped_ratio"] = float(np.mean(np.abs(region) >= t["clip_level"] * (1 - 1e-9)))
 
     clean_k = next(k for k, part in enumerate(p["parts"]) if not part["config"])
     clean_region = parts_truth[clean_k]["region_s"]
@@ -1618,6 +1622,7 @@ def session_item(index: int) -> Item:
         "utterances": [[s[0], s[1], s[2] == clean_k] for s in spans],
         "parts": parts_truth,
         "output_gain": gain,
+        "degraded": degrade,
     }
     params = {"index": index, "voice": p["voice"], "position": position, "rate": rate, "degradation": label}
     return _item(name, "session", params, out, rate, truth)
