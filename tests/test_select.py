@@ -675,6 +675,23 @@ def test_window_in_a_band_limited_stretch_loses_to_one_in_full_band() -> None:
     assert all(p.score_parts["bandwidth"] < best.score_parts["bandwidth"] for p in narrow)
 
 
+def test_a_change_of_bandwidth_is_a_part_boundary() -> None:
+    # The same reading, full band for 28 s then phone band. A block's figure is its widest speech, so the
+    # change lies somewhere in the two blocks around it (24-32 s): every real pause there is a boundary,
+    # and a MiniMax window reaching from the full band into the phone band pays the crossing penalty.
+    segs = reading(0.5, 59.5, gaps=(0.3, 0.7))
+    rec = synth(segs, duration=60.0)
+    rec.block_bandwidth_hz = np.array([8000.0] * 7 + [4000.0] * 8)
+    idx = RecordingIndex(rec, Rules.from_spec(MINIMAX))
+    after = idx.ends[np.flatnonzero(np.diff(idx.part_id))]
+    assert after.size and all(24.0 <= t <= 32.0 for t in after)
+    gaps = idx.starts[1:] - idx.ends[:-1]
+    assert all(gaps[np.flatnonzero(np.isclose(idx.ends[:-1], t))[0]] >= 0.5 for t in after)
+    best = best_of([rec], MINIMAX, slow=False)
+    assert best is not None and best.measures["part_boundaries"] == 0
+    assert best.pieces[0].end_s <= 32.0 and best.measures["bandwidth_hz"] == 8000.0
+
+
 def test_window_bandwidth_is_the_narrowest_block_mostly_inside() -> None:
     rec = synth(reading(0.5, 39.5), duration=40.0)
     rec.block_bandwidth_hz = np.array([24000.0, np.nan, 8000.0, 24000.0, 4000.0, 24000.0, 24000.0, np.nan])

@@ -190,7 +190,10 @@ class RecordingIndex:
         self._runs = RangeMax(self.ep[self.run_last] - self.sp[self.run_first] if n else np.zeros(0))
         self.long = rules.is_long(gaps)
         # Part boundaries (pipeline.selection.parts): where the conditions may change.
-        boundary = self.split | parts.boundaries(db, s, e)
+        bandwidth = np.asarray(rec.block_bandwidth_hz, dtype=np.float64).reshape(-1)
+        boundary = self.split | parts.boundaries(
+            db, s, e, block_bandwidth_hz=bandwidth, block_s=BANDWIDTH_BLOCK_S
+        )
         self.part_id = (
             np.concatenate([[0], np.cumsum(boundary)]).astype(np.int64) if n else np.zeros(0, np.int64)
         )
