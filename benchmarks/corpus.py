@@ -50,12 +50,14 @@ NOISE_FILES: dict[str, str] = {
     "rain": "sms_rain.wav",
     "dishes": "pra_doing_the_dishes.wav",
     "dfn": "dfn_noise_freesound_573577.wav",
+    "typing": "max_typing_rodzuz.wav",
     "rain_ambience": "tg_lluvias_de_mayo_felix_blume.flac",
     "traffic_hum": "amb_city_traffic_hum_usc.mp3",
     "car_engine": "max_car_engine_inspectorj.wav",
     "wind": "amb_wind_usc.mp3",
 }
 NOISE_TYPES: tuple[str, ...] = ("white", "pink", "exercise_bike", "rain", "dishes", "dfn")
+"""The noises of the accuracy corpus; ``typing`` and ``rain_ambience`` are used by the sessions only."""
 STATIONARY_NOISES: frozenset[str] = frozenset({"white", "pink", "exercise_bike", "rain"})
 
 RUMBLE_FILES: dict[str, str] = {
@@ -1493,3 +1495,305 @@ def selection_items(*, quick: bool = False) -> Iterator[Item]:
     indices = SELECTION_QUICK if quick else range(len(selection_plan()))
     for k in indices:
         yield selection_item(k)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# sessions: several parts of one voice in a row, one of them clean (benchmarks/selection_bench.py)
+
+SESSION_GAP_S: tuple[float, float] = (1.0, 1.5)
+"""Silence (speech to speech) between two parts; the conditions switch at its middle."""
+SESSION_TOTAL_S: tuple[float, float] = (60.0, 300.0)
+SESSION_PARTS: tuple[int, int] = (4, 8)
+SESSION_COUNT = 12
+SESSION_QUICK: tuple[int, ...] = (0, 3, 6, 9)
+"""Indices of the quick subset: the issue-8 session and three drawn ones."""
+SESSION_CONTINUOUS: tuple[str, ...] = ("white", "pink", "rain", "rain_ambience")
+"""Continuous broadband noises (no quiet between words): every drawn session has one at 0-5 dB."""
+SESSION_DEGRADATIONS: tuple[dict[str, Any], ...] = (
+    *SELECTION_CONFIGS,
+    {"noise": "typing", "snr_db": 3.0},
+    {"room": "st_margarets_church", "noise": "pink", "snr_db": 15.0},
+)
+"""What the other parts of a drawn session suffer (besides the continuous noise): every selection
+degradation, impulsive typing noise and a reverberant room with noise."""
+
+ISSUE8_SESSION: dict[str, Any] = {
+    "name": "ses00_issue8_libri_3080",
+    "voice": "libri_3080",
+    "rate": 44100,
+    "gap_s": 1.2,
+    "parts": [
+        {"config": {"noise": "typing", "snr_db": 3.0}, "utterances": [0]},
+        {"config": {"room": "st_margarets_church"}, "utterances": [1]},
+        {"config": {}, "utterances": [2]},
+        {"config": {"clip_ratio": 0.03, "clip_at_level": True}, "utterances": [0]},
+        {"config": {"noise": "white", "snr_db": 0.0}, "utterances": [1]},
+    ],
+}
+"""The session of issue 8 (case 3): one LibriSpeech reader in five parts (speech under 3 dB typing noise,
+a church, a clean 22 s part, 3 % clipping, 0 dB continuous noise) with 1.2 s between parts; the other
+parts repeat the reader's two other utterances."""
+
+
+def session_plan() -> list[dict[str, Any]]:
+    """Every session as plain parameters (no audio): the issue-8 session, then drawn ones.
+
+    A drawn session has 4-8 parts and a target length of 1-5 minutes (spread evenly over the sessions);
+    the clean part sits anywhere (first, last, in between: rotated), one other part has continuous noise
+    at 0-5 dB, the rest draw from :data:`SESSION_DEGRADATIONS`. Voices and rates rotate.
+    """
+    voices = list(SELECTION_SPEAKERS)
+    plan = [{**ISSUE8_SESSION, "index": 0, "target_s": None}]
+    for k in range(1, SESSION_COUNT):
+        rng = _rng(f"session/{k}")
+        n_parts = SESSION_PARTS[0] + k % (SESSION_PARTS[1] - SESSION_PARTS[0] + 1)
+        clean = (k * 3) % n_parts
+        configs = [dict(SESSION_DEGRADATIONS[int(i)]) for i in rng.permutation(len(SESSION_DEGRADATIONS))]
+        noisy = {
+            "noise": SESSION_CONTINUOUS[k % len(SESSION_CONTINUOUS)],
+            "snr_db": round(rng.uniform(0, 5), 1),
+        }
+        others = [noisy, *configs[: n_parts - 2]]
+        others = [others[int(i)] for i in rng.permutation(len(others))]
+        others.insert(clean, {})
+        voice = voices[(3 * k) % len(voices)]
+        lo, hi = SESSION_TOTAL_S
+        plan.append(
+            {
+                "index": k,
+                "name": f"ses{k:02d}_{voice}_{n_parts}parts",
+                "voice": voice,
+                "rate": SELECTION_RATES[k % len(SELECTION_RATES)],
+                "gap_s": None,
+                "target_s": round(lo + (hi - lo) * ((k * 7) % (SESSION_COUNT - 1)) / (SESSION_COUNT - 2), 1),
+                "parts": [{"config": c} for c in others],
+            }
+        )
+    return plan
+
+
+def _forward_part(
+    utts: Sequence[_Utterance], start: int, want: int, rng: np.random.Generator
+) -> tuple[list[int], list[int]]:
+    """Utterances from ``start`` on (cycled) and their gaps, while they bring the span closer to ``want``
+    frames; always at least one."""
+    order = [start % len(utts)]
+    gaps: list[int] = []
+    span = utts[order[0]].speech_frames
+    while True:
+        i = (order[-1] + 1) % len(utts)
+        gap = _gap_frames(rng)
+        if abs(span + gap + utts[i].speech_frames - want) >= abs(span - want):
+            return order, gaps
+        order.append(i)
+        gaps.append(gap)
+        span += gap + utts[i].speech_frames
+
+
+def _session_layout(
+    p: dict[str, Any], utts: Sequence[_Utterance], rng: np.random.Generator
+) -> tuple[list[list[int]], list[list[int]]]:
+    """Per part, the utterances (indices into ``utts``) and the gaps between them."""
+    parts = p["parts"]
+    if all("utterances" in part for part in parts):
+        orders = [list(part["utterances"]) for part in parts]
+        return orders, [[_gap_frames(rng) for _ in order[1:]] for order in orders]
+    clean_k = next(k for k, part in enumerate(parts) if not part["config"])
+    clean_order, clean_gaps = _choose_clean(utts, rng)
+    clean_f = _span_frames([utts[i] for i in clean_order], clean_gaps)
+    rest = max(round(p["target_s"] / FRAME_S) - clean_f, 0) / max(len(parts) - 1, 1)
+    orders: list[list[int]] = []
+    gaps: list[list[int]] = []
+    for k in range(len(parts)):
+        if k == clean_k:
+            orders.append(clean_order)
+            gaps.append(clean_gaps)
+            continue
+        # Each part starts at a random utterance, so the voice's utterances recur under several conditions.
+        want = round(rest * rng.uniform(0.75, 1.25))
+        order, part_gaps = _forward_part(utts, int(rng.integers(len(utts))), want, rng)
+        for g in rng.permutation(len(part_gaps))[: int(parts[k]["config"].get("long_pauses", 0))].tolist():
+            part_gaps[g] = round(rng.uniform(*SELECTION_LONG_PAUSE_S) / FRAME_S)
+        orders.append(order)
+        gaps.append(part_gaps)
+    return orders, gaps
+
+
+def _raised_cosine_window(n: int, lo: float | None, hi: float | None, rate: int) -> np.ndarray:
+    """1 between ``lo`` and ``hi`` seconds (``None``: the file's edge), 0 outside, crossfaded at each."""
+    w = np.ones(n)
+    if lo is not None:
+        w *= _raised_cosine_step(n, lo, rate, rising=True)
+    if hi is not None:
+        w *= _raised_cosine_step(n, hi, rate, rising=False)
+    return w
+
+
+def _degrade_part(
+    x: np.ndarray,
+    config: dict[str, Any],
+    *,
+    region: slice,
+    speech: np.ndarray,
+    rate: int,
+    rng: np.random.Generator,
+    seed_name: str,
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """``x`` (one part with a little around it) degraded by ``config`` in the order room, noise, band limit,
+    clipping; levels are measured over ``region`` (the part) and its ``speech`` frames (a frame mask of
+    ``x``). Returns the degraded samples and the achieved figures."""
+    y = x.copy()
+    truth: dict[str, Any] = {}
+    if "room" in config:
+        h, t60 = _room_response(config["room"], rate, _seed(f"{seed_name}/room"))
+        wet = reverberate(y, h)
+        y = wet * np.sqrt(active_power(y, speech, rate) / active_power(wet, speech, rate))
+        truth["room"], truth["t60_s"] = config["room"], round(t60, 3)
+    if "noise" in config:
+        noise = noise_signal(config["noise"], n=len(y), rate=rate, rng=rng)
+        ps = active_power(y, speech, rate)
+        noise *= np.sqrt(ps / (float(np.mean(noise[region] ** 2)) * 10.0 ** (config["snr_db"] / 10.0)))
+        y = y + noise
+        truth["noise"], truth["snr_db"] = config["noise"], float(config["snr_db"])
+    if "band_limit_hz" in config:
+        low = int(2 * config["band_limit_hz"])
+        z = resample(resample(y, in_rate=rate, out_rate=low), in_rate=low, out_rate=rate)[: len(y)]
+        y = np.pad(z, (0, len(y) - len(z)))
+        truth["band_limit_hz"] = float(config["band_limit_hz"])
+    if "clip_ratio" in config:
+        threshold = float(np.quantile(np.abs(y[region]), 1.0 - config["clip_ratio"]))
+        level = threshold if config.get("clip_at_level") else CLIP_LEVEL
+        y = np.clip(y * (level / threshold), -level, level)
+        truth["clip_level"] = level
+    return y, truth
+
+
+def session_item(index: int, *, degrade: bool = True) -> Item:
+    """Session ``index`` of :func:`session_plan`: one voice in several parts, each under its own
+    conditions, one part clean.
+
+    Utterances are joined by room tone as in :func:`selection_item` (gaps of 0.25-0.9 s inside a part);
+    parts are :data:`SESSION_GAP_S` apart (speech to speech) and each part's conditions hold from the
+    middle of the gap before it to the middle of the gap after it (20 ms crossfades), so the clean part has
+    0.5-0.75 s of clean room tone on each side. The clean part is drawn like a selection clean stretch
+    (16-30 s of speech with an unbroken 6 s run), except in the issue-8 session, where every part is one
+    whole utterance. Truth as for :func:`selection_item` (``clean_span_s``, ``clean_region_s``,
+    ``degraded_spans_s``, ``utterances``, ``speech_mask``) plus ``parts`` (per part: its region, speech span,
+    degradation label, utterances used and achieved figures: ``snr_db``, ``t60_s``, ``clip_level`` and
+    the ``clipped_ratio`` of the part's samples) and ``clean_part``. ``degrade=False`` returns the same
+    session dry (every part clean, no output gain), for comparison.
+    """
+    plan = session_plan()
+    if not isinstance(index, int) or not 0 <= index < len(plan):
+        raise InvalidArgument(f"index must be an integer in [0, {len(plan)}), got {index!r}")
+    p = plan[index]
+    name, rate = p["name"], p["rate"]
+    rng = _rng(f"session/{name}")
+    utts, tone = _selection_utterances(p["voice"], rate)
+    flen = rate // 100
+    orders, part_gaps = _session_layout(p, utts, rng)
+
+    edge = round(SELECTION_EDGE_SILENCE_S / FRAME_S)
+    pieces = [filler(edge * flen, tone=tone, rate=rate, rng=rng)]
+    mask_parts = [np.zeros(edge, dtype=bool)]
+    frame = edge
+    spans: list[list[Any]] = []  # [onset_s, offset_s, part]
+    previous: _Utterance | None = None
+    for k, (order, gaps) in enumerate(zip(orders, part_gaps, strict=True)):
+        between = [round((p["gap_s"] or rng.uniform(*SESSION_GAP_S)) / FRAME_S), *gaps]
+        for m, i in enumerate(order):
+            u = utts[i]
+            if previous is not None:
+                fill = _fill_frames(between[m] if m else between[0], previous, u)
+                pieces.append(filler(fill * flen, tone=tone, rate=rate, rng=rng))
+                mask_parts.append(np.zeros(fill, dtype=bool))
+                frame += fill
+            pieces.append(u.x)
+            mask_parts.append(u.mask)
+            spans.append([round((frame + u.first) * FRAME_S, 2), round((frame + u.last) * FRAME_S, 2), k])
+            frame += len(u.mask)
+            previous = u
+    pieces.append(filler(edge * flen, tone=tone, rate=rate, rng=rng))
+    mask_parts.append(np.zeros(edge, dtype=bool))
+    x = np.concatenate(pieces)
+    mask = np.concatenate(mask_parts)
+    n = len(x)
+    duration = n / rate
+    x *= 10.0 ** (SELECTION_SPEECH_DBFS / 20.0) / np.sqrt(active_power(x, mask, rate))
+
+    n_parts = len(orders)
+    onsets = [min(s[0] for s in spans if s[2] == k) for k in range(n_parts)]
+    offsets = [max(s[1] for s in spans if s[2] == k) for k in range(n_parts)]
+    bounds = [None, *((offsets[k] + onsets[k + 1]) / 2 for k in range(n_parts - 1)), None]
+    margin = round(0.1 * rate)  # samples past each boundary, under its crossfade
+    out = np.zeros(n)
+    clip_weight = np.zeros(n)
+    parts_truth: list[dict[str, Any]] = []
+    for k, part in enumerate(p["parts"]):
+        lo, hi = bounds[k], bounds[k + 1]
+        a = 0 if lo is None else max(round(lo * rate) - margin, 0)
+        b = n if hi is None else min(round(hi * rate) + margin, n)
+        w = _raised_cosine_window(
+            b - a, None if lo is None else lo - a / rate, None if hi is None else hi - a / rate, rate
+        )
+        config = part["config"]
+        label = selection_label(config) if config else "clean"
+        achieved: dict[str, Any] = {}
+        if config and degrade:
+            fa, fb = a // flen + 1, b // flen  # whole frames inside the slice
+            speech = np.zeros(len(frame_powers(x[a:b], rate)), dtype=bool)
+            speech[: max(fb - fa, 0)] = mask[fa:fb][: len(speech)]
+            core = slice(round((lo or 0.0) * rate) - a, round((hi or duration) * rate) - a)
+            y, achieved = _degrade_part(
+                x[a:b], config, region=core, speech=speech, rate=rate, rng=rng, seed_name=f"{name}/{k}"
+            )
+            if "clip_ratio" in config:
+                clip_weight[a:b] += w
+        else:
+            y = x[a:b]
+        out[a:b] += w * y
+        parts_truth.append(
+            {
+                "label": label,
+                "region_s": [round(lo or 0.0, 3), round(hi or duration, 3)],
+                "speech_span_s": [onsets[k], offsets[k]],
+                "utterances": orders[k],
+                **achieved,
+            }
+        )
+    # Fit the peak of everything but the clipped parts (their plateau is the converter's full scale).
+    peak = float(np.max(np.abs(out[clip_weight < 1e-9]))) if np.any(clip_weight < 1e-9) else 0.0
+    gain = min(1.0, 0.99 / peak) if peak > 0 and degrade else 1.0
+    out = out * (gain + (1.0 - gain) * clip_weight)
+    for t in parts_truth:
+        if "clip_level" in t:
+            region = out[round(t["region_s"][0] * rate) : round(t["region_s"][1] * rate)]
+            t["clipped_ratio"] = float(np.mean(np.abs(region) >= t["clip_level"] * (1 - 1e-9)))
+
+    clean_k = next(k for k, part in enumerate(p["parts"]) if not part["config"])
+    clean_region = parts_truth[clean_k]["region_s"]
+    label = f"session-{n_parts}parts"
+    position = "first" if clean_k == 0 else "last" if clean_k == n_parts - 1 else "inside"
+    truth = {
+        "speech_mask": mask,
+        "duration_s": round(duration, 3),
+        "position": position,
+        "voice": p["voice"],
+        "degradation": label,
+        "clean_part": clean_k,
+        "clean_span_s": parts_truth[clean_k]["speech_span_s"],
+        "clean_region_s": clean_region,
+        "degraded_spans_s": [t["region_s"] for k, t in enumerate(parts_truth) if k != clean_k],
+        "utterances": [[s[0], s[1], s[2] == clean_k] for s in spans],
+        "parts": parts_truth,
+        "output_gain": gain,
+        "degraded": degrade,
+    }
+    params = {"index": index, "voice": p["voice"], "position": position, "rate": rate, "degradation": label}
+    return _item(name, "session", params, out, rate, truth)
+
+
+def session_items(*, quick: bool = False) -> Iterator[Item]:
+    """The sessions (12; ``quick``: the 4 of :data:`SESSION_QUICK`), one at a time."""
+    for k in SESSION_QUICK if quick else range(len(session_plan())):
+        yield session_item(k)

@@ -36,6 +36,54 @@ def shared_data() -> Path:
     return corpus_dir()
 
 
+READING = "speech/resem_librispeech_3080-5032-0006.flac"
+"""A 16.5 s LibriSpeech reading (speaker 3080, 16 kHz) for the cause-of-rejection cases of issue 8."""
+
+
+def _active_power(x: np.ndarray, rate: int) -> float:
+    """Mean power of the 10 ms frames within 40 dB of the loudest one (the active speech)."""
+    n = rate // 100
+    frames = (x[: len(x) // n * n].reshape(-1, n) ** 2).mean(axis=1)
+    return float(frames[frames > frames.max() * 1e-4].mean())
+
+
+@pytest.fixture(scope="session")
+def drowned_reading(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The reading under white noise at -2 dB SNR (active speech power over noise power), 16 kHz WAV:
+    the voice detector finds only about 2.5 s of its 15 s of speech."""
+    import soundfile as sf
+
+    x, rate = sf.read(str(shared_data / READING), dtype="float64")
+    noise = np.random.default_rng(8).standard_normal(len(x))
+    noise *= np.sqrt(_active_power(x, rate) / np.mean(noise**2) / 10 ** (-2.0 / 10))
+    y = x + noise
+    path = tmp_path_factory.mktemp("drowned") / "drowned_reading.wav"
+    sf.write(str(path), (y * 0.9 / np.max(np.abs(y))).astype(np.float32), rate, subtype="PCM_16")
+    return path
+
+
+@pytest.fixture(scope="session")
+def short_reading(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The first 2.8 s of the reading's speech, then the recording's own quiet to 16.5 s: the speech
+    itself is short, and the recording is clean."""
+    import soundfile as sf
+
+    x, rate = sf.read(str(shared_data / READING), dtype="float64")
+    n = rate // 100
+    frames = (x[: len(x) // n * n].reshape(-1, n) ** 2).mean(axis=1)
+    loud = np.flatnonzero(frames > frames.max() * 1e-4)
+    start = int(loud[0]) * n
+    quiet = x[: max(start - n, n)]  # the room before the first word
+    speech = x[start : start + round(2.8 * rate)]
+    fade = np.linspace(1.0, 0.0, n)
+    speech[-n:] *= fade
+    tail = np.resize(quiet, len(x) - len(speech) - start)
+    y = np.concatenate([x[:start], speech, tail])
+    path = tmp_path_factory.mktemp("short") / "short_reading.wav"
+    sf.write(str(path), y.astype(np.float32), rate, subtype="PCM_16")
+    return path
+
+
 AudioTrack = tuple[np.ndarray, int, str, int | None]  # (data (n, ch) float, rate, encoder, bit rate)
 
 

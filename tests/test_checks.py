@@ -197,3 +197,38 @@ def test_open_ended_recommended_range_reads_naturally() -> None:
     assert range_text(None, 20.0, "s") == "at most 20 s"
     assert range_text(10.0, 20.5, "s") == "10-20.5 s"
     assert range_text(None, None) == "any"
+
+
+def test_drowned_speech_is_rejected_for_the_noise_first(drowned_reading) -> None:
+    # 16.5 s of reading under white noise at -2 dB SNR: the voice detector hears 2-3 s of speech in short
+    # bits, so the runs fail too, but the noise is the cause and its hint is the advice (issue 8).
+    import pipeline
+    from pipeline.errors import reason as reason_info
+
+    for family in ("cosyvoice", "minimax"):
+        result = pipeline.check(drowned_reading, family)
+        assert result.metrics["speech_s"] < 4.0 < result.metrics["duration_s"] / 4
+        assert result.reasons[0] == "low_snr"
+        assert result.problems[0].hint == reason_info("low_snr").hint
+        if family == "cosyvoice":
+            assert "no_continuous_speech" in result.reasons  # still listed: it is true of the file
+
+
+def test_short_speech_is_rejected_for_its_length_first(short_reading) -> None:
+    # The same reading, 2.8 s of it in its own quiet: the speech itself is short, so that comes first.
+    import pipeline
+
+    result = pipeline.check(short_reading, "cosyvoice")
+    assert result.metrics["snr_db"] > 25.0
+    assert result.reasons[0] == "no_continuous_speech"
+    assert "low_snr" not in result.reasons
+
+
+def test_a_failing_cause_moves_before_what_it_explains_a_warning_does_not() -> None:
+    spec = load_family("cosyvoice")
+    metrics = dict(GOOD_METRICS, longest_run_s=1.0, max_pause_s=3.0, dnsmos_ovrl=2.0)
+    drowned = evaluate(spec, path="a.wav", probe=GOOD_PROBE, metrics=dict(metrics, snr_db=3.0))
+    assert drowned.reasons[:4] == ["low_snr", "no_continuous_speech", "pause_too_long", "low_quality"]
+    # SNR 20 dB only warns: the detector can be trusted, the runs are the cause; the warning stays last.
+    noisy = evaluate(spec, path="a.wav", probe=GOOD_PROBE, metrics=dict(metrics, snr_db=20.0))
+    assert noisy.reasons == ["no_continuous_speech", "pause_too_long", "low_quality", "low_snr"]

@@ -25,8 +25,8 @@ from pipeline.rules.families import load_family
 from pipeline.selection.assembly import MATCH_LUFS_LU, MATCH_NOISE_FLOOR_DB, mismatch
 from pipeline.selection.frames import RecordingIndex
 from pipeline.selection.limits import MIN_EDGE_GAP_S, SPLIT_PAUSE_S, Rules
-from pipeline.selection.plan import ClipPlan, evaluate, expected_shape, overlap
-from pipeline.selection.scoring import DNSMOS_GOOD_OVRL, DNSMOS_POOR_OVRL
+from pipeline.selection.plan import ClipPlan, evaluate, expected_shape, make_piece, overlap
+from pipeline.selection.scoring import CROSSING_PENALTY, DNSMOS_GOOD_OVRL, DNSMOS_POOR_OVRL
 from pipeline.selection.select import candidates, choose, explain
 from pipeline.selection.windows import all_windows
 
@@ -298,7 +298,11 @@ def test_best_window_lies_in_the_clean_stretch() -> None:
 def test_clean_stretch_nested_in_a_longer_window_reaches_the_slow_pass(monkeypatch) -> None:
     # Reading over 70 s; background -53 dBFS except a clean stretch 19.5-38.5 s (-70 dBFS). The fast
     # pass's SNR saturates at 40 dB, so a 20 s window reaching 2.6 s into the noise outscores the
-    # clean 14-17 s windows it contains (duration), and non-maximum suppression hides them.
+    # clean 14-17 s windows it contains (duration), and non-maximum suppression hides them. The 17 dB
+    # change of the floor would make a part boundary, which alone keeps the fast pass inside
+    # (test_a_change_of_noise_floor_is_a_part_boundary); here it is not seen, as a change of reverb or a
+    # smaller change of noise would not be, and the nested windows must find the clean stretch.
+    monkeypatch.setattr("pipeline.selection.parts.PART_FLOOR_JUMP_DB", 99.0)
     segs = reading(0.5, 69.5)
     rec = synth(segs, duration=70.0, noise_db=-53.0, noisy=[(19.5, 38.5, -70.0)], noise_floor_dbfs=-53.0)
     fast = best_of([rec], MINIMAX, slow=False)
@@ -325,6 +329,41 @@ def test_clean_stretch_nested_in_a_longer_window_reaches_the_slow_pass(monkeypat
     assert best.duration_s <= 0.75 * fast.duration_s + 1e-6
     assert_obeys(best, Rules.from_spec(MINIMAX))
     assert len(scored) == len(set(scored))  # no window is scored twice
+
+
+def test_a_change_of_noise_floor_is_a_part_boundary() -> None:
+    # The recording above as the fast pass sees it: the 17 dB change of the floor at 19.5 s and 38.5 s
+    # (pauses of 0.3-0.7 s only) splits it into parts, and a window crossing into the noise pays the
+    # crossing penalty, so the best MiniMax window stays in the clean part, fast pass alone.
+    segs = reading(0.5, 69.5)
+    rec = synth(segs, duration=70.0, noise_db=-53.0, noisy=[(19.5, 38.5, -70.0)], noise_floor_dbfs=-53.0)
+    idx = RecordingIndex(rec, Rules.from_spec(MINIMAX))
+    first = np.flatnonzero(idx.starts >= 19.5)[0]
+    boundaries = idx.ends[np.flatnonzero(np.diff(idx.part_id))]
+    assert boundaries.size == 2 and idx.starts[first] - idx.ends[first - 1] < 1.0
+    assert 17.0 < boundaries[0] < 20.5 and 36.5 < boundaries[1] < 39.5
+    best = best_of([rec], MINIMAX, slow=False)
+    assert best is not None and best.measures["part_boundaries"] == 0
+    assert best.pieces[0].start_s >= 19.5 and best.pieces[0].end_s <= 38.5
+    crossing = [p for p in candidates([rec], MINIMAX) if p.measures["part_boundaries"]]
+    assert crossing and all(p.score < best.score for p in crossing)
+
+
+def test_a_window_inside_one_part_wins_a_near_tie_over_a_long_pause() -> None:
+    # Two takes that look alike to the fast pass, 1.2 s apart: reaching over the pause buys MiniMax
+    # only duration (nearer its 30 s aim), which never outweighs staying inside one part.
+    take = reading(0.5, 22.0, gaps=(0.3, 0.6))
+    segs = take + [(s + 20.7, e + 20.7) for s, e in take]
+    rec = synth(segs, duration=42.0)
+    assert 1.0 <= segs[len(take)][0] - segs[len(take) - 1][1] < 1.5
+    best = best_of([rec], MINIMAX, slow=False)
+    assert best is not None and best.measures["part_boundaries"] == 0
+    # The 30 s window over the pause: nearer the aim, better but for the penalty, and so not chosen.
+    idx = RecordingIndex(rec, Rules.from_spec(MINIMAX))
+    end = int(np.searchsorted(idx.ends, 30.0))
+    over = evaluate([make_piece(idx, 0, end)], {rec.path: idx})
+    assert over.measures["part_boundaries"] == 1 and over.duration_s > best.duration_s + 5.0
+    assert over.score < best.score < over.score + CROSSING_PENALTY
 
 
 def test_even_dnsmos_finalists_get_no_nested_windows(monkeypatch) -> None:
@@ -567,6 +606,29 @@ def test_two_seconds_of_speech() -> None:
     assert reasons == ["too_short"] and "makes a 2.9 s clip" in message
 
 
+def test_drowned_reading_is_rejected_for_the_noise_first(drowned_reading) -> None:
+    # 16.5 s of reading at -2 dB SNR (issue 8): the voice detector finds 2-3 s of speech in short bits,
+    # so no plan is possible; the noise is why, and it comes first (with the speech figures after it).
+    rec = fast_features(drowned_reading, speaker="s", root=drowned_reading.parent)
+    assert rec.metrics["speech_s"] < 4.0 and rec.metrics["duration_s"] > 16.0
+    for spec, structural in ((COSY, ["no_continuous_speech", "too_short"]), (MINIMAX, ["too_short"])):
+        reasons, message = no_plan([rec], spec)
+        assert reasons == ["low_snr", *structural]
+        assert "drowned in noise" in message
+
+
+def test_short_reading_is_rejected_for_its_length_first(short_reading) -> None:
+    # The same reading, 2.8 s of it in its own quiet: the speech itself is short and the SNR passes.
+    rec = fast_features(short_reading, speaker="s", root=short_reading.parent)
+    assert no_plan([rec], COSY)[0] == ["no_continuous_speech", "too_short"]
+
+
+def test_noise_comes_after_the_length_when_the_recording_itself_is_short() -> None:
+    # 4 s of audio under noise: even a silent recording this short could not make a 10 s clip.
+    rec = synth([(0.5, 1.5), (2.0, 3.0)], duration=4.0, noise_db=-25.0, snr_db=3.0)
+    assert no_plan([rec], COSY)[0] == ["no_continuous_speech", "too_short", "low_snr"]
+
+
 def test_speech_that_cannot_be_cut_short_enough() -> None:
     # 25 s without a single silence: plenty of speech and a long run, but no cut point under 20 s.
     assert no_plan([synth([(0.5, 25.5)], duration=26.0)], COSY)[0] == ["too_long_clip"]
@@ -610,6 +672,23 @@ def test_window_in_a_band_limited_stretch_loses_to_one_in_full_band() -> None:
     narrow = [p for p in candidates([rec], COSY) if p.pieces[0].end_s <= 32.0]
     assert narrow and all(p.measures["bandwidth_hz"] == 4000.0 for p in narrow)
     assert all(p.score_parts["bandwidth"] < best.score_parts["bandwidth"] for p in narrow)
+
+
+def test_a_change_of_bandwidth_is_a_part_boundary() -> None:
+    # The same reading, full band for 28 s then phone band. A block's figure is its widest speech, so the
+    # change lies somewhere in the two blocks around it (24-32 s): every real pause there is a boundary,
+    # and a MiniMax window reaching from the full band into the phone band pays the crossing penalty.
+    segs = reading(0.5, 59.5, gaps=(0.3, 0.7))
+    rec = synth(segs, duration=60.0)
+    rec.block_bandwidth_hz = np.array([8000.0] * 7 + [4000.0] * 8)
+    idx = RecordingIndex(rec, Rules.from_spec(MINIMAX))
+    after = idx.ends[np.flatnonzero(np.diff(idx.part_id))]
+    assert after.size and all(24.0 <= t <= 32.0 for t in after)
+    gaps = idx.starts[1:] - idx.ends[:-1]
+    assert all(gaps[np.flatnonzero(np.isclose(idx.ends[:-1], t))[0]] >= 0.5 for t in after)
+    best = best_of([rec], MINIMAX, slow=False)
+    assert best is not None and best.measures["part_boundaries"] == 0
+    assert best.pieces[0].end_s <= 32.0 and best.measures["bandwidth_hz"] == 8000.0
 
 
 def test_window_bandwidth_is_the_narrowest_block_mostly_inside() -> None:

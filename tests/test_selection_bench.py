@@ -229,3 +229,91 @@ def test_items_are_deterministic() -> None:
 def test_bad_index_is_named() -> None:
     with pytest.raises(corpus.InvalidArgument, match="index"):
         corpus.selection_item(36)
+
+
+# --------------------------------------------------------------------------- sessions (issue 8)
+
+
+@cache
+def session(index: int, degrade: bool = True):
+    return corpus.session_item(index, degrade=degrade)
+
+
+def test_session_plan_covers_what_the_issue_asks() -> None:
+    plan = corpus.session_plan()
+    assert len(plan) == corpus.SESSION_COUNT == 12 and plan[0]["name"].startswith("ses00_issue8")
+    drawn = plan[1:]
+    assert {len(p["parts"]) for p in drawn} == set(range(4, 9))
+    targets = [p["target_s"] for p in drawn]
+    assert min(targets) == 60.0 and max(targets) == 300.0
+    positions = set()
+    for p in drawn:
+        configs = [part["config"] for part in p["parts"]]
+        clean = [k for k, c in enumerate(configs) if not c]
+        assert len(clean) == 1
+        positions.add("first" if clean[0] == 0 else "last" if clean[0] == len(configs) - 1 else "inside")
+        continuous = [c for c in configs if c.get("noise") in corpus.SESSION_CONTINUOUS and "room" not in c]
+        assert any(0.0 <= c["snr_db"] <= 5.0 for c in continuous)
+    assert positions == {"first", "inside", "last"}
+    assert {p["index"] for p in plan if p["index"] in corpus.SESSION_QUICK} == set(corpus.SESSION_QUICK)
+
+
+def _speech_gaps_between_parts(truth: dict) -> list[float]:
+    parts = truth["parts"]
+    return [b["speech_span_s"][0] - a["speech_span_s"][1] for a, b in itertools.pairwise(parts)]
+
+
+def test_issue8_session_known_answers() -> None:
+    it, dry = session(0), session(0, False)
+    t, rate = it.truth, it.sample_rate
+    assert [p["label"] for p in t["parts"]] == [
+        "noise-typing-3dB",
+        "reverb-st_margarets_church",
+        "clean",
+        "clip-3pct",
+        "noise-white-0dB",
+    ]
+    assert _speech_gaps_between_parts(t) == pytest.approx([1.2] * 4, abs=0.011)
+    y, x = it.samples.astype(np.float64) / t["output_gain"], dry.samples.astype(np.float64)
+    # The clean part is the dry recording (float32 rounding only); every other part is not.
+    lo, hi = t["clean_region_s"]
+    inside = _region(len(x), rate, lo + 0.02, hi - 0.02)
+    np.testing.assert_allclose(y[inside], x[inside], atol=3e-7)
+    for k, part in enumerate(t["parts"]):
+        a, b = part["region_s"]
+        region = _region(len(x), rate, a + 0.02, b - 0.02)
+        if k != t["clean_part"]:
+            assert np.max(np.abs(y[region] - x[region])) > 1e-3
+    # White noise at 0 dB: the dry speech power of the part over the power of what was added.
+    a, b = t["parts"][4]["region_s"]
+    region = _region(len(x), rate, a + 0.02, b)
+    frames = _frame_power(x, rate)
+    speech = t["speech_mask"][: len(frames)] & (np.arange(len(frames)) * 0.01 >= a + 0.02)
+    snr = 10 * np.log10(frames[speech].mean() / np.mean((y[region] - x[region]) ** 2))
+    assert snr == pytest.approx(0.0, abs=0.1)
+    # 3 % clipped at a plateau below the recording's peak (why the fast pass cannot see it).
+    clip = t["parts"][3]
+    assert clip["clipped_ratio"] == pytest.approx(0.03, rel=0.05)
+    assert clip["clip_level"] < 0.5 * np.max(np.abs(it.samples))
+
+
+def test_a_drawn_session_keeps_its_layout() -> None:
+    index = 3  # seven parts, five minutes, the clean one third
+    it, dry = session(index), session(index, False)
+    t, rate = it.truth, it.sample_rate
+    assert len(t["parts"]) == 7 and 270.0 <= t["duration_s"] <= 330.0
+    assert all(1.0 - 0.011 <= g <= 1.5 + 0.011 for g in _speech_gaps_between_parts(t))
+    lo, hi = t["clean_span_s"]
+    assert 16.0 <= hi - lo <= 30.0
+    # Each part holds from the middle of the gap before it to the middle of the gap after it.
+    for part in t["parts"]:
+        a, b = part["region_s"]
+        s_on, s_off = part["speech_span_s"]
+        assert (a == 0.0 or 0.5 - 0.011 <= s_on - a <= 0.75 + 0.011) and s_off <= b
+    # The voice's utterances recur under several conditions.
+    used = [u for p in t["parts"] for u in p["utterances"]]
+    assert len(used) > len(set(used))
+    y, x = it.samples.astype(np.float64) / t["output_gain"], dry.samples.astype(np.float64)
+    r_lo, r_hi = t["clean_region_s"]
+    inside = _region(len(x), rate, r_lo + 0.02, r_hi - 0.02)
+    np.testing.assert_allclose(y[inside], x[inside], atol=3e-7)

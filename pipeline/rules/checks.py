@@ -69,6 +69,44 @@ class Check:
         return asdict(self)
 
 
+CAUSES: dict[str, tuple[str, ...]] = {
+    "speech": ("gate:snr_db",),
+    "min_speech_run_s": ("gate:snr_db",),
+    "max_pause_s": ("gate:snr_db",),
+    "gate:dnsmos_ovrl": ("gate:snr_db", "gate:clipped_ratio", "gate:bandwidth_hz", "gate:reverb_score"),
+}
+"""Rule -> the rules whose failure can cause its failure: the cause is named first (see
+:func:`by_cause`).
+
+Speech, runs and pauses are what the voice detector found: noise that drowns the voice hides words and
+splits runs (a 17 s reading at -2 dB SNR showed 2.8 s of speech), so a failing SNR gate explains them and
+"use a longer recording" would be the wrong advice; with a passing SNR the detector is right and the speech
+itself is short. DNSMOS hears noise, clipping, a narrow band and reverb alike: the specific meter says
+what to fix. The file's own duration (``min_duration_s``) has no cause among the checks."""
+
+
+def by_cause(problems: Sequence[Check]) -> list[Check]:
+    """``problems`` (failing first, then warnings) with every failing cause moved before the first of its
+    consequences (:data:`CAUSES`); the order is otherwise kept. A warning is never a cause: a check that
+    merely warns leaves the measures it feeds trustworthy."""
+    failing = {c.rule: c for c in problems if c.verdict == "fail"}
+    out: list[Check] = []
+    placed: set[int] = set()
+
+    def place(check: Check) -> None:
+        if id(check) in placed:
+            return
+        placed.add(id(check))
+        for cause in CAUSES.get(check.rule, ()):
+            if cause in failing:
+                place(failing[cause])
+        out.append(check)
+
+    for check in problems:
+        place(check)
+    return out
+
+
 @dataclass
 class CheckResult:
     """The verdict of one file for one family, with every check and what could not be measured."""
@@ -83,13 +121,15 @@ class CheckResult:
 
     @property
     def reasons(self) -> list[str]:
-        """Reason codes of the failing checks, then of the warnings, without repeats."""
+        """Reason codes of the failing checks, then of the warnings, causes first, without repeats."""
         return list(dict.fromkeys(c.reason for c in self.problems if c.reason))
 
     @property
     def problems(self) -> list[Check]:
-        """Failing checks first, then warnings."""
-        return sorted((c for c in self.checks if c.verdict != "pass"), key=lambda c: -_RANK[c.verdict])
+        """Failing checks first, then warnings; a failing check that explains another comes before it
+        (:func:`by_cause`: noise that drowns the speech before the speech it hid)."""
+        ranked = sorted((c for c in self.checks if c.verdict != "pass"), key=lambda c: -_RANK[c.verdict])
+        return by_cause(ranked)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON object of ``voiceprep check --json``."""

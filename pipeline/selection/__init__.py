@@ -10,6 +10,8 @@ and :func:`~pipeline.selection.select.choose` (the best plan, then its alternati
 * :mod:`~pipeline.selection.limits`: the numbers selection takes from a family spec;
 * :mod:`~pipeline.selection.frames`: per-recording prefix sums and the family's shortened timeline, so
   any window ``(i, j)`` of segments is measured in O(1);
+* :mod:`~pipeline.selection.parts`: part boundaries, the pauses where a recording's conditions may change
+  (a window crossing one pays a penalty, and the slow pass hears each part's best window first);
 * :mod:`~pipeline.selection.scoring`: score parts in [0, 1] and their weights;
 * :mod:`~pipeline.selection.windows`: enumerating single-recording windows, non-maximum suppression;
 * :mod:`~pipeline.selection.plan`: pieces and plans (the contract with rendering), measuring them (the

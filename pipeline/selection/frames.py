@@ -36,6 +36,7 @@ from pipeline.analysis.bandwidth import BLOCK_S as BANDWIDTH_BLOCK_S
 from pipeline.analysis.base import FRAME_S, Analysis
 from pipeline.analysis.clipping import MAX_EVENTS
 from pipeline.analysis.snr import MIN_SNR_FRAMES, SNR_MAX_DB, SNR_MIN_DB, audible_pauses, frame_noise
+from pipeline.selection import parts
 from pipeline.selection.limits import MIN_EDGE_GAP_S, SPLIT_PAUSE_S, Rules
 
 NOISE_CONTEXT_S = 1.0
@@ -192,6 +193,29 @@ class RecordingIndex:
         self.run_last = np.searchsorted(self.run_id, np.arange(n_runs), side="right") - 1
         self._runs = RangeMax(self.ep[self.run_last] - self.sp[self.run_first] if n else np.zeros(0))
         self.long = rules.is_long(gaps)
+        # Part boundaries (pipeline.selection.parts): where the conditions may change.
+        bandwidth = np.asarray(rec.block_bandwidth_hz, dtype=np.float64).reshape(-1)
+        boundary = self.split | parts.boundaries(
+            db, s, e, block_bandwidth_hz=bandwidth, block_s=BANDWIDTH_BLOCK_S
+        )
+        self.part_id = (
+            np.concatenate([[0], np.cumsum(boundary)]).astype(np.int64) if n else np.zeros(0, np.int64)
+        )
+
+    def crossings(self, i: np.ndarray, j: np.ndarray) -> np.ndarray:
+        """How many part boundaries windows ``(i, j)`` cross (0: the window lies inside one part)."""
+        return self.part_id[j] - self.part_id[i]
+
+    def part_at(self, t: float) -> int:
+        """The part of the segment at or last before time ``t`` (0 before the first segment)."""
+        k = int(np.searchsorted(self.starts, t, side="right")) - 1
+        return int(self.part_id[k]) if k >= 0 else 0
+
+    def crossings_in(self, start_s: float, end_s: float) -> int:
+        """How many part boundaries lie between the segments that ``[start_s, end_s]`` touches."""
+        i = int(np.searchsorted(self.ends, start_s + _EPS, side="right"))
+        j = int(np.searchsorted(self.starts, end_s - _EPS, side="left")) - 1
+        return int(self.part_id[j] - self.part_id[i]) if 0 <= i <= j < self.part_id.size else 0
 
     def clip_s(self, i: np.ndarray, j: np.ndarray) -> np.ndarray:
         """Expected clip length of windows ``(i, j)``: pauses shortened, plus the edge room tone."""

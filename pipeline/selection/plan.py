@@ -253,7 +253,8 @@ def evaluate(
     Per-piece measures are combined weighted by each piece's speech time (SNR, levels, reverb, DNSMOS
     estimate), summed (clipping events), or taken at their worst (bandwidth: the narrowest piece). With
     ``slow`` (``dnsmos_*`` values, see :func:`pipeline.selection.slow.dnsmos_of`) the window's own DNSMOS
-    replaces the fast estimate.
+    replaces the fast estimate. A piece that crosses part boundaries (``part_boundaries``, see
+    :data:`~pipeline.selection.scoring.CROSSING_PENALTY`) costs the plan the crossing penalty.
     """
     rules = indexes[pieces[0].path].rules
     segs = [piece_segments(indexes[p.path], p) for p in pieces]
@@ -292,11 +293,13 @@ def evaluate(
         dnsmos_source = "window" if slow.metrics.get("dnsmos_ovrl") is not None else None
         if slow.metrics.get("dnsmos_spread") is not None:
             measures["dnsmos_spread"] = slow.metrics["dnsmos_spread"]
+    crossed = sum(indexes[p.path].crossings_in(p.start_s, p.end_s) for p in pieces)
     parts = scoring.parts(measures, duration_s, rules)
-    score = float(scoring.total(parts))
+    score = float(scoring.penalised(scoring.total(parts), crossed))
     out: dict[str, Any] = {k: _clean(v) for k, v in measures.items()}
     out["clipped_events"] = round(float(measures["clipped_events"]), 1)
     out["long_pauses"] = long_pauses
+    out["part_boundaries"] = crossed
     out["dnsmos_source"] = dnsmos_source
     missing = _missing_reasons(out, slow)
     if missing:

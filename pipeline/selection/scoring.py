@@ -75,6 +75,19 @@ DNSMOS_GOOD_OVRL = 3.3
 """DNSMOS OVRL scored 1: clean read-speech corpora (LJSpeech 3.30, LibriTTS 3.25)."""
 
 
+CROSSING_PENALTY = 0.05
+"""Taken off the total of a window that crosses a part boundary (a long pause, or a jump of the noise
+floor: :meth:`pipeline.selection.frames.RecordingIndex.crossings`).
+
+The fast measures cannot hear everything (local reverb, noise the VAD takes for speech, clipping below the
+recording's peak), so a window reaching over a boundary into a part that is worse in such a way scores
+as well as the window that stays in the clean part, and non-maximum suppression then keeps only one of
+the two: a clean stretch was lost that way (issue 8). Crossing has to earn its place by more than the
+duration part can give (its weight, 0.05), so a window inside one part wins every near tie, and crossing
+is still chosen when it is clearly better or when no part holds a clip on its own.
+"""
+
+
 def ramp(x: np.ndarray | float, lo: float, hi: float) -> np.ndarray:
     """Linear map of ``x`` from ``lo`` (0) to ``hi`` (1), clipped to [0, 1]; NaN stays NaN.
 
@@ -124,3 +137,8 @@ def total(score_parts: Mapping[str, np.ndarray | float]) -> np.ndarray:
         den = den + known * weight
     num_a, den_a = np.asarray(num, dtype=np.float64), np.asarray(den, dtype=np.float64)
     return np.where(den_a > 0, num_a / np.maximum(den_a, 1e-12), 0.0)
+
+
+def penalised(score: np.ndarray | float, crossings: np.ndarray | float) -> np.ndarray:
+    """``score`` less :data:`CROSSING_PENALTY` where a window crosses at least one part boundary."""
+    return np.asarray(score, dtype=np.float64) - CROSSING_PENALTY * (np.asarray(crossings) > 0)

@@ -95,6 +95,26 @@ def _span(plan: ClipPlan) -> tuple[tuple[str, float, float], ...]:
     return tuple((p.path, p.start_s, p.end_s) for p in plan.pieces)
 
 
+def _home(plan: ClipPlan, indexes: dict[str, RecordingIndex]) -> tuple[str, int]:
+    """The part a plan mostly belongs to: the recording and part of the middle of its first piece."""
+    piece = plan.pieces[0]
+    return piece.path, indexes[piece.path].part_at((piece.start_s + piece.end_s) / 2.0)
+
+
+def _short_list(plans: Sequence[ClipPlan], indexes: dict[str, RecordingIndex], *, top: int) -> list[ClipPlan]:
+    """The ``top`` plans for the slow pass: the best plan of each part first (best parts first), then the
+    next best plans. Parts that look alike to the fast pass may differ in what only the slow pass hears,
+    so each should be heard before a second window of the same part is."""
+    firsts: list[ClipPlan] = []
+    others: list[ClipPlan] = []
+    seen: set[tuple[str, int]] = set()
+    for plan in plans:
+        home = _home(plan, indexes)
+        (others if home in seen else firsts).append(plan)
+        seen.add(home)
+    return (firsts + others)[:top]
+
+
 def _finish_with_nested(
     short_list: Sequence[ClipPlan], indexes: dict[str, RecordingIndex], *, refine: bool
 ) -> tuple[list[ClipPlan], set[tuple[tuple[str, float, float], ...]]]:
@@ -153,32 +173,37 @@ def choose(
 ) -> list[ClipPlan]:
     """The best clip plan of one speaker for one family, then up to ``alternatives`` runners-up.
 
-    The ``top`` best candidates get the slow measures (Silero edge refinement when ``refine_edges``, and
+    The ``top`` best candidates, the best of each part of the recordings first (see
+    :mod:`pipeline.selection.parts`), get the slow measures (Silero edge refinement when ``refine_edges``, and
     DNSMOS of the clip-to-be, which replaces the fast estimate in the score), and so do the best windows
     nested inside the ones whose DNSMOS is uneven (up to :data:`NESTED_DEPTH` levels, each at most 75 % of
     the one it lies in); all are re-ranked. The first plan returned is the best; each runner-up overlaps
     the best and the other runners-up by at most 50 %. ``slow=False`` skips the slow measures and ranks on
     the fast pass alone. An empty list means no plan is possible: :func:`explain` gives the true reasons
-    (``no_speech``, ``no_continuous_speech``, ``too_short``, ``too_long_clip``).
+    (``no_speech``, ``no_continuous_speech``, ``too_short``, ``too_long_clip``, ``low_snr``).
     """
     if top < 1 or alternatives < 0:
         raise InvalidArgument(f"top must be >= 1 and alternatives >= 0, got {top!r} and {alternatives!r}")
     indexes = _prepare(recordings, spec)
     plans = _candidates(indexes, limit=max(DEFAULT_LIMIT, top + alternatives))
     if slow and plans:
-        finished, scored = _finish_with_nested(plans[:top], indexes, refine=refine_edges)
-        plans = sorted(finished, key=plan_key) + [p for p in plans[top:] if _span(p) not in scored]
+        short = _short_list(plans, indexes, top=top)
+        finished, scored = _finish_with_nested(short, indexes, refine=refine_edges)
+        plans = sorted(finished, key=plan_key) + [p for p in plans if _span(p) not in scored]
     return suppress(plans, limit=alternatives + 1)
 
 
 def explain(recordings: Sequence[Analysis], spec: FamilySpec) -> tuple[list[str], str]:
     """The true reasons why no plan satisfies ``spec`` for these recordings, and a sentence saying so.
 
-    Reasons, in this order, every one that holds: ``no_speech`` (no recording has speech; alone),
+    Reasons, every one that holds: ``no_speech`` (no recording has speech; alone),
     ``no_continuous_speech`` (no run reaches ``min_speech_run_s``, and joining takes only adds pauses),
     ``too_short`` (all the speech together, pauses shortened, is shorter than the minimum; or the takes
-    that match acoustically are). When none of these holds, ``too_long_clip``: the speech cannot be cut
-    at a pause into a short enough clip. Returns ``([], "")`` when a plan exists.
+    that match acoustically are); when none of these holds, ``too_long_clip`` (the speech cannot be cut at
+    a pause into a short enough clip). ``low_snr`` is added when recordings fail the family's SNR gate, and
+    comes **first** when those recordings hold enough audio for a clip: the voice detector then found too
+    little speech, too few runs or no pauses because the noise drowned the voice, and the noise is what to
+    fix (see :func:`_drowned`). Returns ``([], "")`` when a plan exists.
     """
     indexes = _prepare(recordings, spec)
     if _candidates(indexes, limit=1):
@@ -187,6 +212,45 @@ def explain(recordings: Sequence[Analysis], spec: FamilySpec) -> tuple[list[str]
     if all(idx.starts.size == 0 for idx in indexes.values()):
         speaker = recordings[0].speaker
         return ["no_speech"], f"no speech was detected in any of the {len(indexes)} recording(s) of {speaker}"
+    reasons, text = _structural(indexes, rules)
+    noise = _drowned(recordings, spec, rules)
+    if noise is None:
+        return reasons, text
+    drowned_text, is_cause = noise
+    if is_cause:
+        return ["low_snr", *reasons], f"{drowned_text}; so {text}"
+    return [*reasons, "low_snr"], f"{text}; {drowned_text}"
+
+
+def _drowned(recordings: Sequence[Analysis], spec: FamilySpec, rules: Rules) -> tuple[str, bool] | None:
+    """The recordings whose SNR fails the family's gate, as a sentence, and whether the noise is the cause
+    of the missing speech: they hold at least ``min_duration_s`` of audio, so a clip's worth of speech
+    could have been there (when they are shorter, the speech itself is short). ``None``: no recording
+    fails the gate (or the family has none, or no SNR was measured)."""
+    gate = next((g for g in spec.gates if g.metric == "snr_db"), None)
+    if gate is None or gate.fail is None:
+        return None
+    noisy = [
+        r
+        for r in recordings
+        if isinstance(r.metrics.get("snr_db"), int | float)
+        and gate.verdict(float(r.metrics["snr_db"])) == "fail"
+    ]
+    if not noisy:
+        return None
+    audio_s = sum(float(r.metrics.get("duration_s") or 0.0) for r in noisy)
+    speech_s = sum(float(r.metrics.get("speech_s") or 0.0) for r in noisy)
+    shown = ", ".join(f"{r.path}: SNR {float(r.metrics['snr_db']):.1f} dB" for r in noisy[:3])
+    more = f" and {len(noisy) - 3} more" if len(noisy) > 3 else ""
+    text = (
+        f"the voice is drowned in noise ({shown}{more}; {rules.family} needs at least {gate.fail:g} dB): in "
+        f"{audio_s:.1f} s of audio the voice detector found {speech_s:.1f} s of speech"
+    )
+    return text, audio_s >= rules.min_duration_s - 1e-9
+
+
+def _structural(indexes: dict[str, RecordingIndex], rules: Rules) -> tuple[list[str], str]:
+    """Why the speech found cannot make a clip: its runs, its length, or where it can be cut."""
     spans = [s for path in sorted(indexes) for s in stretches(indexes[path])]
     longest = max(s.longest_run_s for s in spans)
     together = evaluate([s.pieces[0] for s in spans], indexes).duration_s

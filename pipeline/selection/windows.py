@@ -56,7 +56,8 @@ def _qualifying(
 
 
 def fast_score(idx: RecordingIndex, i: np.ndarray, j: np.ndarray) -> np.ndarray:
-    """The fast-pass score of each window (see :mod:`pipeline.selection.scoring`)."""
+    """The fast-pass score of each window (see :mod:`pipeline.selection.scoring`; less the crossing penalty
+    for a window that crosses a part boundary)."""
     start_s, end_s, duration_s = idx.starts[i], idx.ends[j], idx.clip_s(i, j)
     m = idx.measure(start_s, end_s)
     body = duration_s - idx.rules.edge_s
@@ -64,7 +65,7 @@ def fast_score(idx: RecordingIndex, i: np.ndarray, j: np.ndarray) -> np.ndarray:
     m["bandwidth_hz"] = idx.bandwidth_in(start_s, end_s)
     m["speech_ratio"] = np.minimum(m["speech_s"] / np.maximum(body, 1e-9), 1.0)
     m["level_iqr_db"] = m["level_spread_db"]
-    return scoring.total(scoring.parts(m, duration_s, idx.rules))
+    return scoring.penalised(scoring.total(scoring.parts(m, duration_s, idx.rules)), idx.crossings(i, j))
 
 
 def _best_first(idx: RecordingIndex, i: np.ndarray, j: np.ndarray, score: np.ndarray) -> np.ndarray:
