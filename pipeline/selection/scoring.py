@@ -4,7 +4,8 @@ Each part maps one measurement to [0, 1] (1 = best) with a linear ramp between a
 value, named below; ``docs/selection.md`` gives the reasons for each number. The total is the weighted
 mean of the parts that could be measured: a part that is ``NaN`` (not measurable, e.g. no DNSMOS in the
 fast pass) is left out and the remaining weights are renormalised, so an unknown value neither helps
-nor hurts. The SNR is the exception: unknown scores as doubtful (:data:`SNR_UNKNOWN_DB`).
+nor hurts. The SNR is the exception: unknown scores as doubtful (:data:`SNR_UNKNOWN_DB`). A window that
+crosses a part boundary then pays :data:`CROSSING_PENALTY` (:func:`penalised`).
 """
 
 from __future__ import annotations
@@ -76,8 +77,8 @@ DNSMOS_GOOD_OVRL = 3.3
 
 
 CROSSING_PENALTY = 0.05
-"""Taken off the total of a window that crosses a part boundary (a long pause, or a jump of the noise
-floor: :meth:`pipeline.selection.frames.RecordingIndex.crossings`).
+"""Taken off the total of a window that crosses a part boundary (a long pause, a jump of the noise floor,
+a change of bandwidth: :mod:`pipeline.selection.parts`).
 
 The fast measures cannot hear everything (local reverb, noise the VAD takes for speech, clipping below the
 recording's peak), so a window reaching over a boundary into a part that is worse in such a way scores
@@ -140,5 +141,7 @@ def total(score_parts: Mapping[str, np.ndarray | float]) -> np.ndarray:
 
 
 def penalised(score: np.ndarray | float, crossings: np.ndarray | float) -> np.ndarray:
-    """``score`` less :data:`CROSSING_PENALTY` where a window crosses at least one part boundary."""
-    return np.asarray(score, dtype=np.float64) - CROSSING_PENALTY * (np.asarray(crossings) > 0)
+    """``score`` less :data:`CROSSING_PENALTY` where a window crosses at least one part boundary (never
+    below 0)."""
+    penalty = CROSSING_PENALTY * (np.asarray(crossings) > 0)
+    return np.maximum(np.asarray(score, dtype=np.float64) - penalty, 0.0)
