@@ -16,6 +16,7 @@ import math
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ import pandas as pd
 import pytest
 import soundfile as sf
 from _cli import jsonl
+from _dnsmos import dnsmos_once
 from _samples import SAMPLES, cut
 
 import pipeline
@@ -60,6 +62,12 @@ def _run(root: Path, out: Path, progress: Any = None) -> Path:
     config = load_config(slow_measures=False)
     pipeline.run(root, out, families=FAMILIES, config=config, executor="serial", progress=progress)
     return out
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _dnsmos_once() -> Iterator[None]:
+    with dnsmos_once():  # each speaker's clips for the two families are the same audio
+        yield
 
 
 @pytest.fixture(scope="module")

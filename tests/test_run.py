@@ -5,8 +5,8 @@ recordings from ``data/samples``, the two longest cut to their first 11-13 s) an
 run over two families. Known answers come from the recordings themselves (durations, the corrupt and
 empty files, the family specs), never from an earlier output of the runner. ``slow_measures=False`` and
 the short inputs keep the runs quick; the re-check of every rendered clip still runs DNSMOS, as
-``voiceprep check`` does. The command runs in this process where the test is not about the process
-(``tests/_cli.py``).
+``voiceprep check`` does (in this process once per distinct clip: ``tests/_dnsmos.py``). The command
+runs in this process where the test is not about the process (``tests/_cli.py``).
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ import soundfile as sf
 import yaml
 from _cli import jsonl, process_env, voiceprep
 from _corpus import corpus_file
+from _dnsmos import dnsmos_once
 from _samples import MEMO, SAMPLES, cut
 
 import pipeline.analysis.fastpass
@@ -78,6 +79,12 @@ def _source(rel: str) -> Path:
 
 def _config() -> Any:
     return load_config(slow_measures=False)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _dnsmos_once() -> Iterator[None]:
+    with dnsmos_once():  # the clips of the repeated runs and of `check` are the reference run's
+        yield
 
 
 @pytest.fixture(scope="module")
