@@ -22,6 +22,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 from _corpus import corpus_file
+from _signals import tone
 
 import pipeline.report
 from pipeline.audio.io import probe
@@ -122,9 +123,8 @@ def parse(path: Path) -> Node:
 
 
 def _tone(path: Path, seconds: float, *, rate: int = 24000, freq: float = 440.0, amp: float = 0.3) -> Path:
-    t = np.arange(round(seconds * rate)) / rate
     path.parent.mkdir(parents=True, exist_ok=True)
-    sf.write(path, (amp * np.sin(2 * np.pi * freq * t)).astype(np.float32), rate, subtype="PCM_16")
+    sf.write(path, tone(freq, seconds, rate, amp, dtype=np.float32), rate, subtype="PCM_16")
     return path
 
 
