@@ -22,6 +22,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 from _corpus import corpus_file
+from _samples import MEMO as PHONE_MEMO
+from _samples import SAMPLES, cut
 from _signals import tone
 
 import pipeline.report
@@ -587,9 +589,8 @@ def test_report_of_a_real_run_matches_its_manifests(tmp_path: Path) -> None:
     from pipeline.batch.runner import run
 
     src = tmp_path / "in" / "alice"
-    src.mkdir(parents=True)
-    shutil.copyfile(ROOT / "data" / "samples" / "alice" / "phone_memo.m4a", src / "phone_memo.m4a")
-    shutil.copyfile(ROOT / "data" / "samples" / "alice" / "broken.m4a", src / "broken.m4a")
+    cut(PHONE_MEMO, src / "phone_memo.m4a", 12.5)  # a 12 s clip: one DNSMOS segment in the re-check
+    shutil.copyfile(SAMPLES / "alice" / "broken.m4a", src / "broken.m4a")
     out = tmp_path / "out"
     run(
         tmp_path / "in",
