@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+from _signals import tone
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -26,11 +27,6 @@ READ_REASONS = {
     "unsupported",
     "too_long",
 }
-
-
-def tone(rate: int, seconds: float) -> np.ndarray:
-    t = np.arange(round(rate * seconds)) / rate
-    return 0.5 * np.sin(2 * np.pi * 440 * t)
 
 
 def reason_of(call: Callable[[], object]) -> str:
@@ -88,7 +84,7 @@ def test_wav_header_promising_more_than_the_file_holds(tmp_path: Path) -> None:
     """Data chunk size 0x7FFFFFF0 over 1 s of data: probe reports the real 1 s (from the file size) and
     flags ``truncated``; streaming keeps the 16000 frames that are there and flags it too."""
     path = tmp_path / "huge.wav"
-    sf.write(path, tone(16000, 1.0), 16000, subtype="PCM_16")
+    sf.write(path, tone(440, 1.0, 16000), 16000, subtype="PCM_16")
     raw = bytearray(path.read_bytes())
     at = raw.index(b"data") + 4
     raw[at : at + 4] = struct.pack("<I", 0x7FFFFFF0)
@@ -105,7 +101,7 @@ def test_wav_header_promising_more_than_the_file_holds(tmp_path: Path) -> None:
 
 def test_unfinished_wav_with_zero_data_size_is_read_to_the_end(tmp_path: Path) -> None:
     path = tmp_path / "unfinished.wav"
-    sf.write(path, tone(16000, 1.0), 16000, subtype="PCM_16")
+    sf.write(path, tone(440, 1.0, 16000), 16000, subtype="PCM_16")
     raw = bytearray(path.read_bytes())
     at = raw.index(b"data") + 4
     raw[at : at + 4] = struct.pack("<I", 0)
@@ -114,13 +110,13 @@ def test_unfinished_wav_with_zero_data_size_is_read_to_the_end(tmp_path: Path) -
     assert info.backend == "av"
     data, warnings = decode_all(path)
     assert len(data) == 16000 and warnings == []
-    assert np.max(np.abs(data[:, 0] - tone(16000, 1.0))) <= 2.0**-15
+    assert np.max(np.abs(data[:, 0] - tone(440, 1.0, 16000))) <= 2.0**-15
 
 
 def test_truncated_flac_keeps_what_decoded_and_warns(tmp_path: Path) -> None:
     """Documented choice: a FLAC cut in half is ok-with-``truncated``; the frames before the cut are exact."""
     original = tmp_path / "ok.flac"
-    sf.write(original, tone(16000, 3.0), 16000, subtype="PCM_16")
+    sf.write(original, tone(440, 3.0, 16000), 16000, subtype="PCM_16")
     full, _ = io.read(original)
     raw = original.read_bytes()
     path = tmp_path / "cut.flac"
@@ -226,9 +222,9 @@ def test_too_long_from_the_header(
 ) -> None:
     path = tmp_path / f"one_second{suffix}"
     if suffix == ".wav":
-        sf.write(path, tone(16000, 1.0), 16000)
+        sf.write(path, tone(440, 1.0, 16000), 16000)
     else:
-        av_encode(path, "ipod", [(tone(48000, 1.0)[:, None], 48000, "aac", 64000)])
+        av_encode(path, "ipod", [(tone(440, 1.0, 48000)[:, None], 48000, "aac", 64000)])
     assert io.probe(path, max_input_s=2.0).duration_s == pytest.approx(1.0)
 
     def no_decoding(*args: object, **kwargs: object) -> None:
@@ -245,7 +241,7 @@ def test_too_long_from_the_header(
 def test_reader_stops_when_decoding_outruns_max_input(tmp_path: Path) -> None:
     """A header that understates the length cannot make the reader decode without bound."""
     path = tmp_path / "long.wav"
-    sf.write(path, tone(8000, 3.0), 8000)
+    sf.write(path, tone(440, 3.0, 8000), 8000)
     info = io.probe(path)
     lying = dataclasses.replace(info, frames=800, duration_s=0.1)
     with io.AudioReader(path, info=lying, max_input_s=0.5) as reader, pytest.raises(AudioReadError) as err:
@@ -257,7 +253,7 @@ def test_reader_stops_when_decoding_outruns_max_input(tmp_path: Path) -> None:
 def test_float_wav_with_nan_and_inf_samples_decodes_them_as_zero(tmp_path: Path) -> None:
     """A float file may hold NaN/inf; the decoder hands the meters finite samples (it used to crash them)."""
     path = tmp_path / "nan.wav"
-    x = tone(16000, 1.0).astype(np.float32)
+    x = tone(440, 1.0, 16000).astype(np.float32)
     x[[100, 200]] = [np.nan, np.inf]
     sf.write(path, x, 16000, subtype="FLOAT")
     decoded, _ = io.read(path)
@@ -287,7 +283,7 @@ def test_folder_fifo_and_permission_denied_are_unreadable(
     assert reason_of(lambda: io.probe(fifo)) == "unreadable"  # and it must not block on the pipe
 
     path = tmp_path / "locked.wav"
-    sf.write(path, tone(8000, 0.1), 8000)
+    sf.write(path, tone(440, 0.1, 8000), 8000)
     real_open = open
 
     def deny(file: object, *args: object, **kwargs: object) -> object:
@@ -308,7 +304,7 @@ def _valid_files(folder: Path, av_encode: Callable[..., Path]) -> dict[str, byte
     """Small valid files of each family the backends handle, as bytes to mutate."""
     files: dict[str, bytes] = {}
     # Tone plus noise, 2 s: several Ogg pages and FLAC/MP3 frames, so damage can hit the middle of a file.
-    mono = tone(16000, 2.0) * 0.8 + 0.05 * np.random.default_rng(2).standard_normal(32000)
+    mono = tone(440, 2.0, 16000) * 0.8 + 0.05 * np.random.default_rng(2).standard_normal(32000)
     for suffix, kwargs in (
         (".wav", {}),
         (".flac", {}),
@@ -319,10 +315,10 @@ def _valid_files(folder: Path, av_encode: Callable[..., Path]) -> dict[str, byte
         sf.write(path, mono, 16000, **kwargs)  # type: ignore[arg-type]
         files[suffix] = path.read_bytes()
     m4a = folder / "v.m4a"
-    io.write(m4a, tone(48000, 0.5), 48000)
+    io.write(m4a, tone(440, 0.5, 48000), 48000)
     files[".m4a"] = m4a.read_bytes()
     webm = folder / "v.webm"
-    av_encode(webm, "webm", [(tone(48000, 0.5)[:, None], 48000, "libopus", 32000)])
+    av_encode(webm, "webm", [(tone(440, 0.5, 48000)[:, None], 48000, "libopus", 32000)])
     files[".webm"] = webm.read_bytes()
     return files
 

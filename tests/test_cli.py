@@ -3,39 +3,20 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from _cli import json_lines, voiceprep, voiceprep_process
 from _corpus import corpus_file
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT / "data" / "samples"
 
 
-def voiceprep(*args: str | Path, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ, COLUMNS="200")
-    return subprocess.run(
-        [sys.executable, "-m", "pipeline.cli.main", *map(str, args)],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        env=env,
-        timeout=300,
-        check=False,
-    )
-
-
-def _json_lines(text: str) -> list[dict]:
-    return [json.loads(line) for line in text.splitlines() if line.strip()]
-
-
 def test_probe_json_reports_every_sample_and_the_broken_one() -> None:
     proc = voiceprep("probe", SAMPLES, "--json")
     assert proc.returncode == 1  # one file failed
-    rows = _json_lines(proc.stdout)
+    rows = json_lines(proc.stdout)
     audio = [
         p for p in SAMPLES.rglob("*") if p.is_file() and p.suffix in {".wav", ".mp3", ".m4a", ".flac", ".ogg"}
     ]
@@ -63,7 +44,7 @@ def test_probe_table_summarises_and_explains_failures() -> None:
 def test_probe_missing_path_is_a_failed_row() -> None:
     proc = voiceprep("probe", "does/not/exist.wav", "--json")
     assert proc.returncode == 1
-    assert _json_lines(proc.stdout)[0]["reasons"] == ["not_found"]
+    assert json_lines(proc.stdout)[0]["reasons"] == ["not_found"]
 
 
 def test_families_list_and_show() -> None:
@@ -87,7 +68,7 @@ def test_unknown_family_is_a_one_line_usage_error() -> None:
 def test_check_json_and_exit_codes() -> None:
     fail = voiceprep("check", SAMPLES / "bob" / "long_pause.mp3", "-f", "cosyvoice", "--json", "--no-dnsmos")
     assert fail.returncode == 1
-    (row,) = _json_lines(fail.stdout)
+    (row,) = json_lines(fail.stdout)
     assert set(row) >= {"path", "family", "verdict", "checks", "metrics", "probe"}
     assert row["verdict"] == "fail" and "pause_too_long" in row["reasons"]
     pause = next(c for c in row["checks"] if c["rule"] == "max_pause_s")
@@ -113,19 +94,19 @@ def test_check_passes_exit_zero(tmp_path: Path) -> None:
     path = tmp_path / "clip.wav"
     sf.write(path, clip, 48000, subtype="PCM_16")
     proc = voiceprep("check", path, "-f", "minimax", "--no-dnsmos", "--json")
-    (row,) = _json_lines(proc.stdout)
+    (row,) = json_lines(proc.stdout)
     hard = [c for c in row["checks"] if c["group"] == "limit" and c["verdict"] == "fail"]
     assert hard == []
     assert proc.returncode == (1 if row["verdict"] == "fail" else 0)
 
 
 def test_analyze_json_and_debug_traceback(tmp_path: Path) -> None:
-    proc = voiceprep("analyze", SAMPLES / "alice" / "clipped.flac", "--json")
+    proc = voiceprep("analyze", SAMPLES / "alice" / "clipped.flac", "--json", "--no-dnsmos")
     assert proc.returncode == 0
-    (row,) = _json_lines(proc.stdout)
+    (row,) = json_lines(proc.stdout)
     assert row["status"] == "ok"
     assert row["metrics"]["clipped_ratio"] > 0.005
-    broken = voiceprep("analyze", SAMPLES / "alice" / "broken.m4a")
+    broken = voiceprep("analyze", SAMPLES / "alice" / "broken.m4a", "--no-dnsmos")
     assert broken.returncode == 1 and "decode_failed" in broken.stdout
     bad_option = voiceprep("analyze", SAMPLES / "alice" / "clipped.flac", "--channels", "left")
     assert bad_option.returncode == 2 and "Traceback" not in bad_option.stderr
@@ -144,17 +125,27 @@ def test_run_with_an_invalid_config_is_a_usage_error(tmp_path: Path) -> None:
     assert not (tmp_path / "out").exists()
 
 
+def test_analyze_runs_dnsmos_on_short_files_unless_told_not_to() -> None:
+    take = SAMPLES / "bob" / "takes" / "take_2.m4a"  # 4.3 s: well under the 2 minutes
+    (scored,) = json_lines(voiceprep("analyze", take, "--json").stdout)
+    assert 1.0 <= scored["metrics"]["dnsmos_ovrl"] <= 5.0
+    (skipped,) = json_lines(voiceprep("analyze", take, "--json", "--no-dnsmos").stdout)
+    assert skipped["metrics"]["dnsmos_ovrl"] is None
+    assert skipped["null_reasons"]["dnsmos_ovrl"].startswith("not_measured")
+
+
 def test_old_option_spellings_still_work_but_are_not_advertised() -> None:
-    new = voiceprep("analyze", SAMPLES / "alice" / "clipped.flac", "--json", "--channel-strategy", "first")
-    old = voiceprep("analyze", SAMPLES / "alice" / "clipped.flac", "--json", "--channels", "first")
+    clip = SAMPLES / "alice" / "clipped.flac"
+    new = voiceprep("analyze", clip, "--json", "--no-dnsmos", "--channel-strategy", "first")
+    old = voiceprep("analyze", clip, "--json", "--no-dnsmos", "--channels", "first")
     assert new.returncode == old.returncode == 0
-    assert _json_lines(new.stdout) == _json_lines(old.stdout)
+    assert json_lines(new.stdout) == json_lines(old.stdout)
     help_text = voiceprep("analyze", "--help").stdout
     assert "--channel-strategy" in help_text and "--channels" not in help_text
     probe_new = voiceprep("probe", SAMPLES / "alice" / "clipped.flac", "--json", "--max-input", "1")
     probe_old = voiceprep("probe", SAMPLES / "alice" / "clipped.flac", "--json", "--max-duration", "1")
     assert probe_new.returncode == probe_old.returncode == 1
-    assert _json_lines(probe_new.stdout)[0]["reasons"] == _json_lines(probe_old.stdout)[0]["reasons"]
+    assert json_lines(probe_new.stdout)[0]["reasons"] == json_lines(probe_old.stdout)[0]["reasons"]
     assert "--max-duration" not in voiceprep("probe", "--help").stdout
 
 
@@ -190,7 +181,7 @@ def test_help_reads_like_the_readme(command: list[str]) -> None:
 
 def test_analyze_says_what_runs_and_pauses_count() -> None:
     """speech_s can be below longest_run_s (a run absorbs gaps under 0.5 s): the table says so beside them."""
-    proc = voiceprep("analyze", SAMPLES / "alice" / "phone_memo.m4a")
+    proc = voiceprep("analyze", SAMPLES / "bob" / "takes" / "take_1.m4a", "--no-dnsmos")
     assert proc.returncode == 0, proc.stderr
     run_line = next(line for line in proc.stdout.splitlines() if "longest_run_s" in line)
     assert "shorter gaps count as part of the run" in run_line
@@ -203,14 +194,15 @@ ILLEGAL = "Illegal Audio-MPEG-Header"
 
 
 def test_decoder_chatter_is_a_note_in_check_and_analyze_never_raw(damaged_mp3: Path) -> None:
-    check = voiceprep("check", damaged_mp3, "-f", "qwen-tts", "-f", "minimax", "--no-dnsmos")
-    analyze = voiceprep("analyze", damaged_mp3, "--no-dnsmos")
+    # Processes of their own: mpg123 writes to file descriptor 2, which only a process's stderr shows.
+    check = voiceprep_process("check", damaged_mp3, "-f", "qwen-tts", "-f", "minimax", "--no-dnsmos")
+    analyze = voiceprep_process("analyze", damaged_mp3, "--no-dnsmos")
     for proc in (check, analyze):
         assert ILLEGAL not in proc.stderr
         lines = [line for line in proc.stdout.splitlines() if ILLEGAL in line]
         assert len(lines) == 1 and lines[0].startswith("  decoder notes: ")  # one line per file
     as_json = voiceprep("check", damaged_mp3, "-f", "qwen-tts", "-f", "minimax", "--no-dnsmos", "--json")
-    rows = _json_lines(as_json.stdout)
+    rows = json_lines(as_json.stdout)
     assert len(rows) == 2 and all(ILLEGAL in row["decode_notes"][0]["message"] for row in rows)
 
 
@@ -220,11 +212,11 @@ def test_run_counts_recordings_with_decoder_notes_and_keeps_them_on_the_row(
     (tmp_path / "in" / "dave").mkdir(parents=True)
     damaged_mp3.rename(tmp_path / "in" / "dave" / "market.mp3")
     out = tmp_path / "out"
-    proc = voiceprep("run", tmp_path / "in", "--out", out, "-f", "qwen-tts", "--jobs", "1")
+    proc = voiceprep_process("run", tmp_path / "in", "--out", out, "-f", "qwen-tts", "--jobs", "1")
     assert proc.returncode == 0, proc.stderr
     assert "1 recording had decoder notes (see decode_notes in recordings.jsonl)" in proc.stdout
     assert ILLEGAL not in proc.stdout + proc.stderr
-    (row,) = _json_lines((out / "recordings.jsonl").read_text())
+    (row,) = json_lines((out / "recordings.jsonl").read_text())
     assert row["decode_notes"][0]["message"] == f"Note: {ILLEGAL} 0x00000000 at offset 62694."
     assert row["decode_notes"][0]["count"] >= 1
     assert json.loads((out / "run.json").read_text())["counts"]["recordings_with_decode_notes"] == 1

@@ -1,32 +1,22 @@
-"""`voiceprep run --submit`, `submit` and `voices` through the real command, against the local fake server."""
+"""`voiceprep run --submit`, `submit` and `voices` through the real command (its entry point, in this
+process: ``tests/_cli.py``), against the local fake server."""
 
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from _cli import voiceprep
+from _samples import MEMO, cut
 from fake_providers import FakeProviders
-
-ROOT = Path(__file__).resolve().parents[1]
-SAMPLES = ROOT / "data" / "samples"
 
 
 def _voiceprep(*args: str | Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    clean = {k: v for k, v in os.environ.items() if not k.endswith(("_API_KEY", "_BASE_URL"))}
-    return subprocess.run(
-        [sys.executable, "-m", "pipeline.cli.main", *map(str, args)],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        env={**clean, "COLUMNS": "200", **env},
-        timeout=300,
-        check=False,
-    )
+    """``voiceprep ARGS`` with no provider key or address in the environment but those in ``env``."""
+    return voiceprep(*args, env=env, drop=["*_API_KEY", "*_BASE_URL"])
 
 
 @pytest.fixture(scope="module")
@@ -36,11 +26,7 @@ def cloud():
 
 
 def test_run_then_submit_then_manage_voices(tmp_path: Path, cloud: FakeProviders) -> None:
-    speaker_dir = tmp_path / "in" / "alice"
-    speaker_dir.mkdir(parents=True)
-    for src in sorted((SAMPLES / "alice").iterdir()):
-        if src.is_file():
-            (speaker_dir / src.name).symlink_to(src)
+    cut(MEMO, tmp_path / "in" / "alice" / "phone_memo.m4a", 12.5)  # one clean recording: a 12 s clip
     out = tmp_path / "out"
 
     # Without a key, submit stops at once with one line naming the variable, and sends nothing.

@@ -4,26 +4,27 @@
 recordings and why (``speakers``): alice ready everywhere from one recording, bob ready only by joining
 takes, carol's clips cut from the clean stretch of a long mixed recording, dave rejected as too short, and
 alice's truncated upload failed. One serial run without the slow measures checks it (the re-check of every
-rendered clip still runs DNSMOS).
+rendered clip still runs DNSMOS, once per distinct clip: ``tests/_dnsmos.py``).
 """
 
 from __future__ import annotations
 
-import json
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
+from _cli import jsonl
+from _dnsmos import dnsmos_once
+from _samples import EXPECTED, SAMPLES
 
 from pipeline.batch.config import load_config
 from pipeline.batch.runner import run
 
-SAMPLES = Path(__file__).resolve().parents[1] / "data" / "samples"
-EXPECTED: dict[str, Any] = json.loads((SAMPLES / "EXPECTED.json").read_text())
 
-
-def _rows(path: Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+@pytest.fixture(scope="module", autouse=True)
+def _dnsmos_once() -> Iterator[None]:
+    with dnsmos_once():  # alice's and carol's clips for two families are the same audio
+        yield
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +38,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_every_speaker_gets_the_promised_result(demo: Path) -> None:
     speakers = EXPECTED["speakers"]
     assert sorted(speakers) == sorted(p.name for p in SAMPLES.iterdir() if p.is_dir())
-    rows = {(r["speaker"], r["family"]): r for r in _rows(demo / "clips.jsonl")}
+    rows = {(r["speaker"], r["family"]): r for r in jsonl(demo / "clips.jsonl")}
     promised = {(s, f): want for s, info in speakers.items() for f, want in info["clips"].items()}
     assert sorted(rows) == sorted(promised)
     for key, want in promised.items():
@@ -54,7 +55,7 @@ def test_every_speaker_gets_the_promised_result(demo: Path) -> None:
 
 @pytest.mark.slow
 def test_the_corrupt_upload_fails_and_every_other_file_is_read(demo: Path) -> None:
-    recordings = {r["path"]: r for r in _rows(demo / "recordings.jsonl")}
+    recordings = {r["path"]: r for r in jsonl(demo / "recordings.jsonl")}
     assert sorted(recordings) == sorted(EXPECTED["files"])
     for name, facts in EXPECTED["files"].items():
         status = recordings[name]["status"]

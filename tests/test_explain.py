@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+from _cli import voiceprep
 
 from pipeline.batch.manifest import ClipRow, RecordingRow, write_rows
 from pipeline.errors import InvalidArgument
@@ -109,10 +108,9 @@ def test_family_filter_and_unknown_names(run_dir: Path) -> None:
 
 
 def test_cli_prints_the_explanation_and_one_line_errors(run_dir: Path) -> None:
-    cli = [sys.executable, "-m", "pipeline.cli.main", "explain"]
-    done = subprocess.run([*cli, "ann", "--out", str(run_dir)], capture_output=True, text=True, check=False)
+    done = voiceprep("explain", "ann", "--out", run_dir)
     assert done.returncode == 0, done.stderr
     assert "runner-up #1" in done.stdout
-    wrong = subprocess.run([*cli, "bob", "--out", str(run_dir)], capture_output=True, text=True, check=False)
+    wrong = voiceprep("explain", "bob", "--out", run_dir)
     assert wrong.returncode == 2
     assert wrong.stderr.strip().splitlines() == [wrong.stderr.strip()] and "speaker 'bob'" in wrong.stderr

@@ -22,7 +22,7 @@ def _expected(relpath: str) -> dict:
 
 @pytest.fixture(scope="module")
 def long_pause() -> pipeline.Analysis:
-    return pipeline.analyze(SAMPLES / "bob" / "long_pause.mp3")
+    return pipeline.analyze(SAMPLES / "bob" / "long_pause.mp3", dnsmos=False)
 
 
 def test_analyze_measures_the_known_pause(long_pause) -> None:
@@ -49,7 +49,7 @@ def test_the_plot_shows_the_recordings_own_band_not_the_analysis_view() -> None:
     """A 24 kHz recording's spectrogram reaches 12 kHz (the analysis itself runs at 16 kHz)."""
     from pipeline.analysis.plot import frames_for_plot
 
-    a = pipeline.analyze(SAMPLES / "alice" / "clipped.flac")  # 24 kHz
+    a = pipeline.analyze(SAMPLES / "alice" / "clipped.flac", dnsmos=False)  # 24 kHz
     audio, rate = frames_for_plot(a, max_audio_s=600.0)
     assert rate == a.info.sample_rate == 24000
     assert audio.size == pytest.approx(a.metrics["duration_s"] * rate, rel=0.01)
@@ -148,13 +148,13 @@ def test_analyze_old_keywords_still_work_and_warn() -> None:
     path = SAMPLES / "alice" / "stereo_left_silent.wav"
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # the new names do not warn
-        new = pipeline.analyze(path, channel_strategy="first", max_input_s=600.0)
+        new = pipeline.analyze(path, channel_strategy="first", max_input_s=600.0, dnsmos=False)
     assert new.channel_choice.method == "first"
     with pytest.warns(DeprecationWarning, match=r"strategy=.*channel_strategy="):
-        old = pipeline.analyze(path, strategy="first")
+        old = pipeline.analyze(path, strategy="first", dnsmos=False)
     assert old.metrics == new.metrics
     with pytest.warns(DeprecationWarning, match=r"max_duration_s=.*max_input_s="):
-        pipeline.analyze(path, max_duration_s=600.0)
+        pipeline.analyze(path, max_duration_s=600.0, dnsmos=False)
     from pipeline.errors import AudioReadError
 
     with pytest.warns(DeprecationWarning), pytest.raises(AudioReadError) as err:
@@ -179,8 +179,8 @@ def test_stream_index_reaches_the_stream_in_analyze_check_and_plot(tmp_path: Pat
     path = av_encode(
         tmp_path / "two.mkv", "matroska", [(mono, rate, "aac", 96000), (right_only, rate, "aac", 96000)]
     )
-    first = pipeline.analyze(path)
-    second = pipeline.analyze(path, stream_index=1)
+    first = pipeline.analyze(path, dnsmos=False)
+    second = pipeline.analyze(path, stream_index=1, dnsmos=False)
     assert (first.channels, second.channels, second.info.stream_index) == (1, 2, 1)
     assert second.channel_choice.weights == (0.0, 1.0)  # `best` drops the silent left channel of stream 1
     audio, audio_rate = frames_for_plot(second, max_audio_s=60.0)

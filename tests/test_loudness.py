@@ -9,6 +9,7 @@ import pyloudnorm
 import pytest
 import soundfile as sf
 from _corpus import corpus_file
+from _signals import tone
 
 from pipeline.analysis.loudness import LoudnessMeter, integrated_loudness, k_weighting_sos
 from pipeline.errors import InvalidArgument
@@ -21,12 +22,6 @@ def whole_subblocks(x: np.ndarray, rate: int) -> np.ndarray:
     the standard (and this meter) use complete blocks only. On these lengths both count the same blocks.
     """
     return x[: (x.shape[0] * 10 // rate) * rate // 10]
-
-
-def sine(freq: float, amplitude: float, seconds: float, rate: int, phase: float = 0.0) -> np.ndarray:
-    """A sine of ``seconds`` at ``rate``."""
-    t = np.arange(round(seconds * rate)) / rate
-    return amplitude * np.sin(2 * np.pi * freq * t + phase)
 
 
 def pink(n: int, seed: int) -> np.ndarray:
@@ -47,7 +42,7 @@ def test_k_weighting_at_48k_is_the_standard_table():
 
 def test_full_scale_997hz_sine_reads_minus_3_01():
     """The standard's calibration: a 0 dBFS 997 Hz sine in one channel reads -3.01 LKFS at 48 kHz."""
-    assert integrated_loudness(sine(997, 1.0, 5.0, 48000), sample_rate=48000).metrics[
+    assert integrated_loudness(tone(997, 5.0, 48000, 1.0), sample_rate=48000).metrics[
         "lufs"
     ] == pytest.approx(-3.01, abs=0.01)
 
@@ -58,15 +53,15 @@ def test_minus_20_dbfs_sine_reads_minus_23_01(rate):
 
     Away from 48 kHz the K-weighting is re-derived; at 1 kHz it stays within 0.05 dB of the standard.
     """
-    value = integrated_loudness(sine(1000, 0.1, 5.0, rate), sample_rate=rate).metrics["lufs"]
+    value = integrated_loudness(tone(1000, 5.0, rate, 0.1), sample_rate=rate).metrics["lufs"]
     assert value == pytest.approx(-23.01, abs=0.05)
 
 
 @functools.cache
 def _signals() -> list[tuple[str, np.ndarray, int]]:
     out = [
-        ("sine 1 kHz -20 dBFS 16k", sine(1000, 0.1, 5.0, 16000), 16000),
-        ("sine 997 Hz 0 dBFS 48k", sine(997, 1.0, 5.0, 48000), 48000),
+        ("sine 1 kHz -20 dBFS 16k", tone(1000, 5.0, 16000, 0.1), 16000),
+        ("sine 997 Hz 0 dBFS 48k", tone(997, 5.0, 48000, 1.0), 48000),
         ("pink 16k", pink(16000 * 6, 1), 16000),
         ("pink 44.1k", pink(44100 * 6, 2), 44100),
         ("pink 48k", pink(48000 * 6, 3), 48000),
@@ -94,9 +89,9 @@ def test_agrees_with_pyloudnorm(name, x, rate):
 def test_gating_drops_quiet_blocks_like_pyloudnorm():
     """5 s of -20 dBFS tone then 5 s at -60 dBFS: the quiet half is more than 10 LU down and gated out."""
     rate = 16000
-    x = np.concatenate([sine(1000, 0.1, 5.0, rate), sine(1000, 0.001, 5.0, rate)])
+    x = np.concatenate([tone(1000, 5.0, rate, 0.1), tone(1000, 5.0, rate, 0.001)])
     ours = integrated_loudness(x, sample_rate=rate).metrics["lufs"]
-    alone = integrated_loudness(sine(1000, 0.1, 5.0, rate), sample_rate=rate).metrics["lufs"]
+    alone = integrated_loudness(tone(1000, 5.0, rate, 0.1), sample_rate=rate).metrics["lufs"]
     # Only the two blocks that straddle the step differ from the loud-only measurement.
     assert ours == pytest.approx(alone, abs=0.2)
     assert ours == pytest.approx(pyloudnorm.Meter(rate).integrated_loudness(x), abs=0.1)
@@ -134,7 +129,7 @@ def test_true_peak_of_quarter_rate_sine_at_45_degrees():
     A 10 ms fade-in avoids the overshoot any band-limited interpolator shows at an abrupt start.
     """
     rate = 48000
-    x = sine(rate / 4, 0.5, 1.0, rate, phase=np.pi / 4)
+    x = tone(rate / 4, 1.0, rate, 0.5, phase=np.pi / 4)
     x[:480] *= np.linspace(0.0, 1.0, 480)
     v = integrated_loudness(x, sample_rate=rate).metrics
     assert v["sample_peak_dbfs"] == pytest.approx(20 * np.log10(0.5 * np.sqrt(0.5)), abs=1e-6)
@@ -144,7 +139,7 @@ def test_true_peak_of_quarter_rate_sine_at_45_degrees():
 
 def test_true_peak_equals_sample_peak_for_a_low_tone():
     """At 100 Hz and 48 kHz consecutive samples are 0.75 degrees apart: no inter-sample overshoot."""
-    x = sine(100, 0.25, 1.0, 48000)
+    x = tone(100, 1.0, 48000, 0.25)
     x[:4800] *= np.linspace(0.0, 1.0, 4800)
     v = integrated_loudness(x, sample_rate=48000).metrics
     assert v["true_peak_dbtp"] == pytest.approx(v["sample_peak_dbfs"], abs=0.01)
@@ -155,13 +150,13 @@ def test_silence_and_short_input():
     silent = integrated_loudness(np.zeros(48000), sample_rate=48000)
     assert silent.metrics["lufs"] is None and silent.null_reasons["lufs"].startswith("too_quiet:")
     assert silent.metrics["true_peak_dbtp"] == -120.0 and silent.metrics["sample_peak_dbfs"] == -120.0
-    short = integrated_loudness(sine(1000, 0.5, 0.3, 16000), sample_rate=16000)
+    short = integrated_loudness(tone(1000, 0.3, 16000, 0.5), sample_rate=16000)
     assert short.metrics["lufs"] is None and short.null_reasons["lufs"].startswith("not_measured:")
     assert short.metrics["sample_peak_dbfs"] == pytest.approx(20 * np.log10(0.5), abs=0.01)
 
 
 def test_true_peak_can_be_switched_off():
-    m = integrated_loudness(sine(1000, 0.1, 1.0, 16000), sample_rate=16000, true_peak=False)
+    m = integrated_loudness(tone(1000, 1.0, 16000, 0.1), sample_rate=16000, true_peak=False)
     assert m.metrics["true_peak_dbtp"] is None and m.metrics["lufs"] is not None
 
 

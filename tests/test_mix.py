@@ -11,6 +11,7 @@ import pytest
 import soundfile as sf
 import soxr
 from _corpus import corpus_file
+from _signals import sine_amplitude, tone
 
 from pipeline.audio.mix import (
     DIGITAL_SILENCE_DBFS,
@@ -30,9 +31,7 @@ def _db(x: np.ndarray) -> float:
 
 def _tone(freq: float, seconds: float, rms_dbfs: float) -> np.ndarray:
     """A sine with the given RMS level. 1 kHz and 500 Hz fit whole periods into a 20 ms frame at 16 kHz."""
-    t = np.arange(int(SR * seconds)) / SR
-    amplitude = math.sqrt(2) * 10 ** (rms_dbfs / 20)
-    return (amplitude * np.sin(2 * np.pi * freq * t)).astype(np.float32)
+    return tone(freq, seconds, SR, sine_amplitude(rms_dbfs), dtype=np.float32)
 
 
 def _bursts(*, speech_dbfs: float, floor_dbfs: float, seed: int, seconds: float = 4.0) -> np.ndarray:

@@ -22,6 +22,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 from _corpus import corpus_file
+from _samples import MEMO as PHONE_MEMO
+from _samples import SAMPLES, cut
+from _signals import tone
 
 import pipeline.report
 from pipeline.audio.io import probe
@@ -122,9 +125,8 @@ def parse(path: Path) -> Node:
 
 
 def _tone(path: Path, seconds: float, *, rate: int = 24000, freq: float = 440.0, amp: float = 0.3) -> Path:
-    t = np.arange(round(seconds * rate)) / rate
     path.parent.mkdir(parents=True, exist_ok=True)
-    sf.write(path, (amp * np.sin(2 * np.pi * freq * t)).astype(np.float32), rate, subtype="PCM_16")
+    sf.write(path, tone(freq, seconds, rate, amp, dtype=np.float32), rate, subtype="PCM_16")
     return path
 
 
@@ -587,9 +589,8 @@ def test_report_of_a_real_run_matches_its_manifests(tmp_path: Path) -> None:
     from pipeline.batch.runner import run
 
     src = tmp_path / "in" / "alice"
-    src.mkdir(parents=True)
-    shutil.copyfile(ROOT / "data" / "samples" / "alice" / "phone_memo.m4a", src / "phone_memo.m4a")
-    shutil.copyfile(ROOT / "data" / "samples" / "alice" / "broken.m4a", src / "broken.m4a")
+    cut(PHONE_MEMO, src / "phone_memo.m4a", 12.5)  # a 12 s clip: one DNSMOS segment in the re-check
+    shutil.copyfile(SAMPLES / "alice" / "broken.m4a", src / "broken.m4a")
     out = tmp_path / "out"
     run(
         tmp_path / "in",

@@ -4,16 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from _signals import tone
 
 from pipeline.audio.resample import StreamResampler, output_length, resample
 from pipeline.errors import InvalidArgument
 
 RATE_PAIRS = [(44100, 16000), (48000, 16000), (16000, 24000), (8000, 48000)]
-
-
-def _tone(freq: float, rate: int, seconds: float, amplitude: float = 0.5) -> np.ndarray:
-    t = np.arange(round(rate * seconds)) / rate
-    return (amplitude * np.sin(2 * np.pi * freq * t)).astype(np.float32)
 
 
 def _fit_sinusoid(y: np.ndarray, freq: float, rate: int) -> tuple[float, float]:
@@ -70,7 +66,9 @@ def test_stream_equals_one_shot_and_has_the_exact_total_length(in_rate: int, out
 
 
 def test_stream_multichannel_keeps_channels_separate() -> None:
-    x = np.stack([_tone(440, 48000, 0.5), _tone(1000, 48000, 0.5, amplitude=0.25)], axis=1)
+    x = np.stack(
+        [tone(440, 0.5, 48000, dtype=np.float32), tone(1000, 0.5, 48000, 0.25, dtype=np.float32)], axis=1
+    )
     resampler = StreamResampler(48000, 16000, channels=2)
     out = np.concatenate(_stream(x, [5000], resampler), axis=0)
     assert out.shape == (8000, 2)
@@ -81,7 +79,7 @@ def test_stream_multichannel_keeps_channels_separate() -> None:
 
 @pytest.mark.parametrize(("in_rate", "out_rate"), RATE_PAIRS)
 def test_1khz_tone_keeps_frequency_and_amplitude(in_rate: int, out_rate: int) -> None:
-    y = resample(_tone(1000, in_rate, 1.0), in_rate=in_rate, out_rate=out_rate)
+    y = resample(tone(1000, 1.0, in_rate, dtype=np.float32), in_rate=in_rate, out_rate=out_rate)
     # Ignore 50 ms at each edge, where the filter sees the signal start and stop.
     edge = out_rate // 20
     amplitude, residual = _fit_sinusoid(y[edge:-edge], 1000, out_rate)
@@ -93,7 +91,7 @@ def test_1khz_tone_keeps_frequency_and_amplitude(in_rate: int, out_rate: int) ->
 
 @pytest.mark.parametrize(("in_rate", "freq"), [(48000, 12000.0), (44100, 10000.0), (48000, 9000.0)])
 def test_content_above_new_nyquist_is_attenuated_by_more_than_60_db(in_rate: int, freq: float) -> None:
-    x = _tone(freq, in_rate, 1.0)
+    x = tone(freq, 1.0, in_rate, dtype=np.float32)
     y = resample(x, in_rate=in_rate, out_rate=16000)
     edge = 800
     rms_in = 0.5 / np.sqrt(2)
@@ -103,7 +101,7 @@ def test_content_above_new_nyquist_is_attenuated_by_more_than_60_db(in_rate: int
 
 def test_upsampling_does_not_create_images() -> None:
     # A 3 kHz tone at 8 kHz would mirror to 5 kHz (8 - 3) without the anti-imaging filter.
-    y = resample(_tone(3000, 8000, 1.0), in_rate=8000, out_rate=48000)
+    y = resample(tone(3000, 1.0, 8000, dtype=np.float32), in_rate=8000, out_rate=48000)
     seg = y[2400:-2400].astype(np.float64)
     amplitude, residual = _fit_sinusoid(seg, 3000, 48000)
     assert amplitude == pytest.approx(0.5, rel=1.2e-3)
@@ -111,7 +109,7 @@ def test_upsampling_does_not_create_images() -> None:
 
 
 def test_equal_rates_pass_through_without_copy() -> None:
-    x = _tone(1000, 16000, 0.1)
+    x = tone(1000, 0.1, 16000, dtype=np.float32)
     assert resample(x, in_rate=16000, out_rate=16000) is x
     stream = StreamResampler(16000, 16000)
     assert stream.process(x) is x
@@ -122,7 +120,7 @@ def test_equal_rates_pass_through_without_copy() -> None:
 
 
 def test_mono_shapes_are_kept() -> None:
-    x = _tone(1000, 48000, 0.2)
+    x = tone(1000, 0.2, 48000, dtype=np.float32)
     assert resample(x, in_rate=48000, out_rate=16000).shape == (3200,)
     assert resample(x[:, None], in_rate=48000, out_rate=16000).shape == (3200, 1)
     stream = StreamResampler(48000, 16000)

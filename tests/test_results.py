@@ -1,9 +1,10 @@
 """``pipeline.load_run``: a real run folder as pandas tables, equal to its JSONL rows.
 
-One small serial run (demo recordings from ``data/samples``, two families, no slow measures) feeds most
-tests: a clean speaker (``alice``, with a corrupt upload beside her good files), a clipped one whose clip
-is rejected (``bob``), one with only a 4.3 s take (``erin``: nothing can be cut) and one with only the
-corrupt file (``dave``: failed rows). Expected values come from the JSONL files read here with ``json``,
+One small serial run (demo recordings from ``data/samples``, the two longest cut to their first 11-13 s,
+two families, no slow measures) feeds most tests: a clean speaker (``alice``, with a band-limited
+runner-up and a corrupt upload beside her memo), a clipped one whose clip is rejected (``bob``), one
+with only a 4.3 s take (``erin``: nothing can be cut) and one with only the corrupt file (``dave``:
+failed rows). Expected values come from the JSONL files read here with ``json``,
 from the recordings (``data/README.md``) and from an independent reader (soundfile), never from an
 earlier output of ``load_run``.
 """
@@ -15,6 +16,7 @@ import math
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +24,9 @@ import numpy as np
 import pandas as pd
 import pytest
 import soundfile as sf
+from _cli import jsonl
+from _dnsmos import dnsmos_once
+from _samples import SAMPLES, cut
 
 import pipeline
 from pipeline.batch.config import load_config
@@ -40,17 +45,17 @@ from pipeline.report.results import (
 from pipeline.rules.metrics import FAST_PASS_METRICS
 from pipeline.selection.scoring import WEIGHTS
 
-ROOT = Path(__file__).resolve().parents[1]
-SAMPLES = ROOT / "data" / "samples"
 FAMILIES = ("cosyvoice", "qwen-tts")
 SOURCES = {
-    "alice/phone_memo.m4a": "alice/phone_memo.m4a",  # 53 s of clean continuous reading
+    "alice/phone_memo.m4a": "alice/phone_memo.m4a",  # clean continuous reading (its first 12.5 s)
     "alice/upsampled_16k.wav": "alice/upsampled_16k.wav",  # clean but band-limited: a runner-up window
     "alice/broken.m4a": "alice/broken.m4a",  # an upload cut off halfway: decode_failed
-    "bob/clipped.flac": "alice/clipped.flac",  # 2 % of samples clipped everywhere
+    "bob/clipped.flac": "alice/clipped.flac",  # 2 % of samples clipped everywhere (its first 11.5 s)
     "erin/take_1.m4a": "bob/takes/take_1.m4a",  # 4.3 s: too short for either family
     "dave/broken.m4a": "alice/broken.m4a",  # nothing readable at all
 }
+CUT_S = {"alice/phone_memo.m4a": 12.5, "bob/clipped.flac": 11.5}
+"""Inputs copied as their first seconds only: each still gives a clip of 10-12 s (``tests/_samples.py``)."""
 
 
 def _run(root: Path, out: Path, progress: Any = None) -> Path:
@@ -59,12 +64,21 @@ def _run(root: Path, out: Path, progress: Any = None) -> Path:
     return out
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _dnsmos_once() -> Iterator[None]:
+    with dnsmos_once():  # each speaker's clips for the two families are the same audio
+        yield
+
+
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("results") / "in"
     for rel, sample in SOURCES.items():
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(SAMPLES / sample, root / rel)
+        if rel in CUT_S:
+            cut(SAMPLES / sample, root / rel, CUT_S[rel])
+        else:
+            shutil.copyfile(SAMPLES / sample, root / rel)
     return root
 
 
@@ -86,10 +100,6 @@ def out(corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
             MID_RUN.append((event, len(res.recordings), len(res.clips), bool(res.run)))
 
     return _run(corpus, target, progress=snapshot)
-
-
-def _jsonl(path: Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
 def _same(cell: Any, expected: Any) -> bool:
@@ -126,7 +136,7 @@ def _mismatches(df: pd.DataFrame, rows: list[dict[str, Any]], spread: tuple[str,
 
 def test_recordings_and_clips_hold_every_jsonl_row_and_value_in_file_order(out: Path) -> None:
     res = load_run(out)
-    recordings, clips = _jsonl(out / "recordings.jsonl"), _jsonl(out / "clips.jsonl")
+    recordings, clips = jsonl(out / "recordings.jsonl"), jsonl(out / "clips.jsonl")
     assert len(recordings) == len(SOURCES) and len(clips) == 4 * len(FAMILIES)
     assert res.recordings["path"].tolist() == [r["path"] for r in recordings]
     assert list(zip(res.clips["speaker"], res.clips["family"], strict=True)) == [
@@ -172,7 +182,7 @@ def test_a_run_where_every_file_failed_has_the_same_columns_and_dtypes(out: Path
     assert failed.windows().empty and list(failed.windows().columns[:11]) == list(full.windows().columns[:11])
 
 
-def test_failed_recordings_are_rows_with_their_reason_and_no_metrics(out: Path) -> None:
+def test_failed_recordings_are_rows_with_their_reason_and_no_metrics(corpus: Path, out: Path) -> None:
     rec = load_run(out).recordings.set_index("path")
     for path in ("alice/broken.m4a", "dave/broken.m4a"):
         assert rec.at[path, "status"] == "failed"
@@ -182,13 +192,13 @@ def test_failed_recordings_are_rows_with_their_reason_and_no_metrics(out: Path) 
     assert rec.at["alice/phone_memo.m4a", "metrics.snr_db"] > 30  # the clean reference memo
     assert rec.at["alice/phone_memo.m4a", "probe.sample_rate"] == 44100
     source = Path(rec.at["bob/clipped.flac", "source"])
-    assert source.is_absolute() and source.read_bytes() == (SAMPLES / "alice" / "clipped.flac").read_bytes()
+    assert source.is_absolute() and source == (corpus / "bob" / "clipped.flac").resolve()
 
 
 def test_derived_clip_columns_summarise_paths_checks_and_scores(out: Path) -> None:
     res = load_run(out)
     clips = res.clips.set_index(["speaker", "family"])
-    for row in _jsonl(out / "clips.jsonl"):
+    for row in jsonl(out / "clips.jsonl"):
         key = (row["speaker"], row["family"])
         assert clips.at[key, "failed_rules"] == [c["rule"] for c in row["checks"] if c["verdict"] == "fail"]
         assert clips.at[key, "warned_rules"] == [c["rule"] for c in row["checks"] if c["verdict"] == "warn"]
@@ -210,9 +220,9 @@ def test_derived_clip_columns_summarise_paths_checks_and_scores(out: Path) -> No
         assert "decode_failed" in clips.at[("dave", family), "reasons"]
 
 
-def test_checks_and_segments_are_long_tables_of_every_clip(out: Path) -> None:
+def test_checks_and_segments_are_long_tables_of_every_clip(corpus: Path, out: Path) -> None:
     res = load_run(out)
-    rows = _jsonl(out / "clips.jsonl")
+    rows = jsonl(out / "clips.jsonl")
     assert len(res.checks) == sum(len(r["checks"]) for r in rows)
     first = next(r for r in rows if r["checks"])
     got = res.checks.iloc[0]
@@ -232,14 +242,15 @@ def test_checks_and_segments_are_long_tables_of_every_clip(out: Path) -> None:
     assert seg["start_s"].tolist() == [s["start_s"] for s in expected]
     assert np.allclose(seg["duration_s"], seg["end_s"] - seg["start_s"])
     for source, path in zip(seg["source"], seg["path"], strict=True):
-        assert Path(source).read_bytes() == (SAMPLES / SOURCES[path]).read_bytes()
+        assert Path(source) == (corpus / path).resolve()
 
 
 def test_windows_list_the_chosen_window_first_then_the_runners_up(out: Path) -> None:
     res = load_run(out)
     row = res.clip_row("alice", "cosyvoice")
     w = res.windows("alice", "cosyvoice")
-    assert len(w) == 1 + len(row["alternatives"]) >= 2  # upsampled_16k.wav is a runner-up
+    assert len(w) == 1 + len(row["alternatives"]) >= 2
+    assert "alice/upsampled_16k.wav" in {p["path"] for a in row["alternatives"] for p in a["pieces"]}
     assert w["rank"].tolist() == list(range(len(w)))
     assert w["chosen"].tolist() == [True] + [False] * (len(w) - 1)
     assert w["score"].tolist() == [row["plan"]["score"], *(a["score"] for a in row["alternatives"])]

@@ -1,10 +1,12 @@
 """``voiceprep run`` end to end: speakers, manifests, honest re-checks, resume, SIGKILL, executors, the CLI.
 
-Most tests share one small input folder (five speakers, nine files: real speech from ``../shared/data``
-and demo recordings from ``data/samples``) and one serial reference run over two families. Known answers
-come from the recordings themselves (durations, the corrupt and empty files, the family specs), never
-from an earlier output of the runner. ``slow_measures=False`` keeps the runs quick; the re-check of every
-rendered clip still runs DNSMOS, as ``voiceprep check`` does.
+Most tests share one small input folder (five speakers, nine files: real speech from the corpus and demo
+recordings from ``data/samples``, the two longest cut to their first 11-13 s) and one serial reference
+run over two families. Known answers come from the recordings themselves (durations, the corrupt and
+empty files, the family specs), never from an earlier output of the runner. ``slow_measures=False`` and
+the short inputs keep the runs quick; the re-check of every rendered clip still runs DNSMOS, as
+``voiceprep check`` does (in this process once per distinct clip: ``tests/_dnsmos.py``). The command
+runs in this process where the test is not about the process (``tests/_cli.py``).
 """
 
 from __future__ import annotations
@@ -28,7 +30,10 @@ import pandas as pd
 import pytest
 import soundfile as sf
 import yaml
+from _cli import jsonl, process_env, voiceprep
 from _corpus import corpus_file
+from _dnsmos import dnsmos_once
+from _samples import MEMO, SAMPLES, cut
 
 import pipeline.analysis.fastpass
 import pipeline.analysis.inspection
@@ -43,22 +48,26 @@ from pipeline.rules.families import ENV_FAMILIES_DIR, families_dir, load_family
 from pipeline.rules.metrics import FAST_PASS_METRICS
 
 ROOT = Path(__file__).resolve().parents[1]
-SAMPLES = ROOT / "data" / "samples"
 
 FAMILIES = ("cosyvoice", "qwen-tts")
 LOOSE = "resem_librispeech_1246-124548-0000"  # a loose file in the input root: its own speaker
 SOURCES: dict[str, Path | tuple[str, str]] = {
-    "alice/phone_memo.m4a": SAMPLES / "alice" / "phone_memo.m4a",  # 53 s of clean continuous reading
+    "alice/phone_memo.m4a": MEMO,  # clean continuous reading (cut, see CUT_S)
     "alice/broken.m4a": SAMPLES / "alice" / "broken.m4a",  # an upload cut off halfway
     "bob/takes/take_1.m4a": SAMPLES / "bob" / "takes" / "take_1.m4a",  # 4.9 s
     "bob/takes/take_2.m4a": SAMPLES / "bob" / "takes" / "take_2.m4a",  # 4.3 s
     "bob/takes/take_5.m4a": SAMPLES / "bob" / "takes" / "take_5.m4a",  # 4.7 s
     "dave/broken.m4a": SAMPLES / "alice" / "broken.m4a",  # the same bytes as alice's
     "erin/arctic_a0003.wav": ("speech", "pra_cmu_arctic_us_aew_a0003.wav"),  # 3.5 s
-    f"{LOOSE}.flac": ("speech", f"{LOOSE}.flac"),  # 14.4 s of LibriSpeech
+    f"{LOOSE}.flac": ("speech", f"{LOOSE}.flac"),  # LibriSpeech, 16 kHz FLAC (cut, see CUT_S)
 }
+CUT_S = {"alice/phone_memo.m4a": 12.5, f"{LOOSE}.flac": 11.5}
+"""Inputs copied as their first seconds only: long enough for a 10-12 s clip of every family, which
+DNSMOS scores in one segment (the whole 53 s memo and 14.4 s LibriSpeech file give clips it scores in
+3 and 10)."""
 EMPTY = "dave/empty.wav"  # zero bytes
-MEMO_S = json.loads((SAMPLES / "EXPECTED.json").read_text())["files"]["alice/phone_memo.m4a"]["duration_s"]
+HELD_S: dict[str, float] = {}
+"""Seconds each cut input holds, as :func:`_samples.cut` counted them (filled by the ``corpus`` fixture)."""
 SPEAKERS = ["alice", "bob", "dave", "erin", LOOSE]
 
 
@@ -72,6 +81,12 @@ def _config() -> Any:
     return load_config(slow_measures=False)
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _dnsmos_once() -> Iterator[None]:
+    with dnsmos_once():  # the clips of the repeated runs and of `check` are the reference run's
+        yield
+
+
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The shared input folder (copies, so no recording of the corpus is touched)."""
@@ -79,7 +94,10 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
     for rel in SOURCES:
         target = root / rel
         target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(_source(rel), target)
+        if rel in CUT_S:
+            HELD_S[rel] = cut(_source(rel), target, CUT_S[rel])
+        else:
+            shutil.copyfile(_source(rel), target)
     (root / EMPTY).write_bytes(b"")
     return root
 
@@ -97,7 +115,7 @@ def reference(corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _rows(out: Path, name: str) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in (out / name).read_text().splitlines() if line.strip()]
+    return jsonl(out / name)
 
 
 def _digests(out: Path) -> dict[str, str]:
@@ -128,9 +146,13 @@ def _temp_files(out: Path) -> list[str]:
 
 
 def _env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k != ENV_FAMILIES_DIR}
-    env["COLUMNS"] = "200"
-    return env
+    """The environment of a ``voiceprep`` process: this one's, without a families folder override."""
+    return process_env(drop=[ENV_FAMILIES_DIR])
+
+
+def _voiceprep(*args: str | Path) -> subprocess.CompletedProcess[str]:
+    """``voiceprep ARGS`` in this process, with the environment of :func:`_env`."""
+    return voiceprep(*args, drop=[ENV_FAMILIES_DIR])
 
 
 def _run_yaml(tmp_path: Path) -> Path:
@@ -143,18 +165,6 @@ def _run_yaml(tmp_path: Path) -> Path:
 def _cli_args(corpus: Path, out: Path, config: Path, *extra: str) -> list[str]:
     families = [arg for name in FAMILIES for arg in ("--family", name)]
     return ["run", str(corpus), "--out", str(out), *families, "--config", str(config), *extra]
-
-
-def voiceprep(*args: str | Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "pipeline.cli.main", *map(str, args)],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        env=_env(),
-        timeout=300,
-        check=False,
-    )
 
 
 # ------------------------------------------------------------------------------------------- speakers
@@ -263,6 +273,7 @@ def test_recordings_manifest_has_one_row_per_file_with_the_field_contract(
         assert row["sha256"] == hashlib.sha256((corpus / path).read_bytes()).hexdigest()
 
     memo = by_path["alice/phone_memo.m4a"]
+    memo_s = HELD_S["alice/phone_memo.m4a"]
     assert memo["status"] == "ok"
     probe = memo["probe"]
     assert (probe["format"], probe["codec"], probe["sample_rate"], probe["channels"]) == (
@@ -271,13 +282,13 @@ def test_recordings_manifest_has_one_row_per_file_with_the_field_contract(
         44100,
         1,
     )
-    assert probe["duration_s"] == pytest.approx(MEMO_S, abs=0.05)
+    assert probe["duration_s"] == pytest.approx(memo_s, abs=0.05)
     assert probe["bytes"] == (corpus / "alice/phone_memo.m4a").stat().st_size
     assert set(FAST_PASS_METRICS) <= set(memo["metrics"])
-    assert memo["metrics"]["duration_s"] == pytest.approx(MEMO_S, abs=0.05)
+    assert memo["metrics"]["duration_s"] == pytest.approx(memo_s, abs=0.05)
     # Speech segments (for the report's waveforms): ordered, inside the file, adding up to the speech.
     spans = memo["speech_segments"]
-    assert spans and all(0.0 <= a < b <= MEMO_S + 0.05 for a, b in spans)
+    assert spans and all(0.0 <= a < b <= memo_s + 0.05 for a, b in spans)
     assert all(b1 <= a2 for (_, b1), (a2, _) in itertools.pairwise(spans))
     assert sum(b - a for a, b in spans) == pytest.approx(memo["metrics"]["speech_s"], abs=0.05)
     loose = by_path[f"{LOOSE}.flac"]
@@ -312,7 +323,7 @@ def test_clips_manifest_has_a_row_per_speaker_and_family_with_known_verdicts(ref
     rows = _rows(reference, "clips.jsonl")
     assert [(r["speaker"], r["family"]) for r in rows] == [(s, f) for s in sorted(SPEAKERS) for f in FAMILIES]
     status = {(r["speaker"], r["family"]): r["status"] for r in rows}
-    # 53 s and 14.4 s of clean continuous speech: every family gets a clip.
+    # 12.5 s and 11.5 s of clean continuous speech: every family gets a clip.
     for who in ("alice", LOOSE):
         assert status[(who, "cosyvoice")] == status[(who, "qwen-tts")] == "ready"
     # Three takes of 4.3-4.9 s (runs of 3.5-4 s): too short alone, so qwen-tts (3 s run rule) gets them
@@ -609,7 +620,7 @@ def test_cli_run_prints_the_summary_exports_tables_and_exits_by_the_rules(
 ) -> None:
     out = _copy_out(reference, tmp_path / "out")
     config = _run_yaml(tmp_path)
-    proc = voiceprep(*_cli_args(corpus, out, config, "--export", "parquet", "--export", "csv"))
+    proc = _voiceprep(*_cli_args(corpus, out, config, "--export", "parquet", "--export", "csv"))
     assert proc.returncode == 0, proc.stderr  # rejected and failed clips do not make the run fail
     lines = proc.stdout.splitlines()
     header = next(line for line in lines if "speaker" in line and "cosyvoice" in line)
@@ -635,14 +646,14 @@ def test_cli_run_prints_the_summary_exports_tables_and_exits_by_the_rules(
         assert len(clips) == 10 and "metrics.lufs" in clips.columns
         assert sorted(clips["status"]) == sorted(r["status"] for r in _rows(out, "clips.jsonl"))
 
-    strict = voiceprep(*_cli_args(corpus, out, config, "--strict"))
+    strict = _voiceprep(*_cli_args(corpus, out, config, "--strict"))
     assert strict.returncode == 1  # some clips are not ready
 
     # The same command on a folder whose every clip is ready: --strict exits 0 (reusing the cache).
     only_alice = tmp_path / "alice_only"
     (only_alice / "alice").mkdir(parents=True)
     shutil.copyfile(corpus / "alice" / "phone_memo.m4a", only_alice / "alice" / "phone_memo.m4a")
-    ready = voiceprep(*_cli_args(only_alice, _copy_out(reference, tmp_path / "out2"), config, "--strict"))
+    ready = _voiceprep(*_cli_args(only_alice, _copy_out(reference, tmp_path / "out2"), config, "--strict"))
     assert ready.returncode == 0, ready.stdout + ready.stderr
     assert ready.stdout.count("ready") >= 2
 
@@ -650,14 +661,14 @@ def test_cli_run_prints_the_summary_exports_tables_and_exits_by_the_rules(
 def test_cli_run_cannot_proceed_exit_3_and_usage_errors_exit_2(corpus: Path, tmp_path: Path) -> None:
     a_file = tmp_path / "out"
     a_file.write_text("not a folder")
-    proc = voiceprep("run", corpus, "--out", a_file, "--family", "qwen-tts")
+    proc = _voiceprep("run", corpus, "--out", a_file, "--family", "qwen-tts")
     assert proc.returncode == 3
     assert [line for line in proc.stderr.splitlines() if line.strip()] == [
         f"voiceprep: cannot run: {a_file}: exists and is not a folder"
     ]
     assert a_file.read_text() == "not a folder"
 
-    proc = voiceprep("run", corpus, "--out", tmp_path / "new", "--family", "no-such-family")
+    proc = _voiceprep("run", corpus, "--out", tmp_path / "new", "--family", "no-such-family")
     assert proc.returncode == 2
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and "no-such-family" in lines[0] and "Traceback" not in proc.stderr

@@ -1,0 +1,63 @@
+"""The demo recordings (``data/samples``) and shorter copies of recordings, cut when a test runs.
+
+An end-to-end run spends most of its time re-checking the clips it renders (DNSMOS on every clip), and a
+clip is as long as its family allows of the speech it is cut from. A test whose point is not a long
+recording therefore feeds the runner the first seconds of one (:func:`cut`): same container, codec,
+sample rate and channels, the same audio up to the cut, and a clip of 10-12 s, which DNSMOS scores in
+one segment.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import av
+import soundfile as sf
+
+REPO = Path(__file__).resolve().parents[1]
+SAMPLES = REPO / "data" / "samples"
+"""The demo recordings (``data/README.md`` describes each)."""
+EXPECTED: dict[str, Any] = json.loads((SAMPLES / "EXPECTED.json").read_text())
+"""What the demo recordings are and what a run makes of them (``data/samples/EXPECTED.json``)."""
+MEMO = SAMPLES / "alice" / "phone_memo.m4a"
+"""Alice's clean phone memo: 53 s of continuous reading, AAC in M4A, 44.1 kHz mono."""
+
+_MUXERS = {".m4a": "ipod", ".mp4": "mp4", ".mp3": "mp3"}
+"""Compressed formats, cut by copying their packets (no re-encoding), and their FFmpeg muxers."""
+
+
+def cut(source: Path, target: Path, seconds: float) -> float:
+    """Write the first ``seconds`` of ``source`` to ``target`` (made with its folder); return how many
+    seconds ``target`` holds, counted here (not by the pipeline's probe).
+
+    Compressed formats (:data:`_MUXERS`) are cut by copying whole packets with PyAV, so the codec and its
+    settings are the original's and the audio is the original's up to the cut (which falls on the
+    first packet boundary at or after ``seconds``). PCM and float files that libsndfile reads (WAV, FLAC)
+    are rewritten with the original's format and subtype: the same samples.
+    """
+    target.parent.mkdir(parents=True, exist_ok=True)
+    muxer = _MUXERS.get(source.suffix.lower())
+    if muxer is None:
+        info = sf.info(str(source))
+        if not info.subtype.startswith("PCM_") and info.subtype not in {"FLOAT", "DOUBLE"}:
+            raise ValueError(f"{source}: {info.subtype} is not PCM or float; cutting it would re-encode it")
+        as_read = "float64" if info.subtype in {"FLOAT", "DOUBLE"} else "int32"  # integers: no rescaling
+        frames = round(seconds * info.samplerate)
+        data, rate = sf.read(str(source), frames=frames, dtype=as_read, always_2d=True)
+        sf.write(str(target), data, rate, format=info.format, subtype=info.subtype)
+        return data.shape[0] / rate
+    held = 0
+    with av.open(str(source)) as original, av.open(str(target), "w", format=muxer) as copy:
+        stream = original.streams.audio[0]
+        copied = copy.add_stream_from_template(stream)
+        for packet in original.demux(stream):
+            if packet.dts is None:  # the demuxer's end-of-stream marker
+                continue
+            if packet.pts * stream.time_base >= seconds:
+                break
+            held += packet.duration
+            packet.stream = copied
+            copy.mux(packet)
+    return float(held * stream.time_base)
