@@ -171,10 +171,19 @@ def test_report_takes_out_like_run_and_still_accepts_the_old_positional(tmp_path
     assert usage.split()[-1] == "[OPTIONS]"  # the old positional OUT is accepted, not advertised
 
 
-@pytest.mark.parametrize("command", [["run"], ["check"], ["probe"], ["submit"], ["voices", "list"]])
+COMMANDS = [
+    ["run"], ["check"], ["analyze"], ["probe"], ["report"], ["explain"], ["submit"], ["families"],
+    ["families", "show"], ["voices", "list"], ["voices", "show"], ["voices", "delete"], ["voices", "sync"],
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("command", COMMANDS)
 def test_help_reads_like_the_readme(command: list[str]) -> None:
     text = voiceprep(*command, "--help").stdout
     assert "Usage:" in text
+    assert f"Example: voiceprep {' '.join(command)}" in " ".join(text.split()), (
+        "each command shows an example"
+    )
     for noise in ("<bool>", "<str>", "<list[", "<path>", "[default: None]", "{paths}"):
         assert noise not in text, f"{' '.join(command)} --help shows {noise!r}"
 

@@ -32,7 +32,10 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-families_app = typer.Typer(help="List the model families and show their rules.", no_args_is_help=False)
+families_app = typer.Typer(
+    help="List the model families and show their rules.\n\nExample: voiceprep families show qwen-tts",
+    no_args_is_help=False,
+)
 app.add_typer(families_app, name="families")
 
 
@@ -94,7 +97,10 @@ def probe(
         float | None, typer.Option("--max-duration", min=0.0, hidden=True, show_default=False)
     ] = None,
 ) -> None:
-    """Read each file's header: format, codec, rate, channels, duration, size and sha256."""
+    """Read each file's header: format, codec, rate, channels, duration, size and sha256.
+
+    Example: voiceprep probe recordings/ --json
+    """
     from pipeline.audio.io import probe_row
 
     rows: list[dict] = []
@@ -180,7 +186,10 @@ def analyze(
         str | None, typer.Option("--channels", hidden=True, show_default=False)
     ] = None,
 ) -> None:
-    """Measure each recording: speech, runs and pauses, SNR, reverb, clipping, bandwidth, loudness."""
+    """Measure each recording: speech, runs and pauses, SNR, reverb, clipping, bandwidth, loudness.
+
+    Example: voiceprep analyze memo.m4a --channel-strategy first
+    """
     from pipeline.analysis.inspection import analyze as analyze_one
     from pipeline.audio.notes import collect
     from pipeline.errors import AudioReadError, reason
@@ -264,7 +273,10 @@ def check(
         ),
     ] = None,
 ) -> None:
-    """Judge each file as it is, as the service would receive it: verdict, reasons, fix hints."""
+    """Judge each file as it is, as the service would receive it: verdict, reasons, fix hints.
+
+    Example: voiceprep check memo.m4a --family qwen-tts --family minimax
+    """
     from pipeline.analysis.inspection import check_families
     from pipeline.audio.notes import collect
     from pipeline.errors import reason
@@ -355,7 +367,10 @@ def run_command(
         ),
     ] = None,
 ) -> None:
-    """Pick, render and re-check the best enrollment clip per speaker and family."""
+    """Pick, render and re-check the best enrollment clip per speaker and family.
+
+    Example: voiceprep run recordings/ --out out/ --family qwen-tts --jobs 2
+    """
     from pipeline.batch.config import load_config
     from pipeline.batch.runner import RunError, run
 
@@ -435,7 +450,10 @@ def report_command(
         typer.Option("--export", help="Also write parquet and/or csv tables.", show_default=False),
     ] = None,
 ) -> None:
-    """Rebuild the HTML quality report of a run from its manifests and voice ledger (no re-analysis)."""
+    """Rebuild the HTML quality report of a run from its manifests and voice ledger (no re-analysis).
+
+    Example: voiceprep report --out out/ --export parquet
+    """
     from pipeline.report.build import build_report
 
     export = _export_formats(export)
@@ -587,7 +605,10 @@ def _print_run_summary(results: RunResults, out_dir: Path) -> None:
 
 @families_app.callback(invoke_without_command=True)
 def families_list(ctx: typer.Context) -> None:
-    """List the model families voiceprep knows (``voiceprep families show NAME`` for the rules)."""
+    """List the model families voiceprep knows (``voiceprep families show NAME`` for the rules).
+
+    Example: voiceprep families show qwen-tts
+    """
     if ctx.invoked_subcommand is not None:
         return
     from pipeline.rules.families import load_all
@@ -615,7 +636,10 @@ def families_list(ctx: typer.Context) -> None:
 def families_show(
     name: Annotated[str, typer.Argument(help="Family name, e.g. qwen-tts.", show_default=False)],
 ) -> None:
-    """Print every rule of one family: limits, delivery choices and quality gates, with sources."""
+    """Print every rule of one family: limits, delivery choices and quality gates, with sources.
+
+    Example: voiceprep families show cosyvoice
+    """
     from pipeline.rules.families import describe, load_family
 
     spec = load_family(name)

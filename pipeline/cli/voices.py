@@ -244,7 +244,10 @@ def submit_command(
         bool, typer.Option("--json", help="One JSON object per outcome instead of a table.")
     ] = False,
 ) -> None:
-    """Submit a run's ready clips, record each voice in the ledger and update clips.jsonl."""
+    """Submit a run's ready clips, record each voice in the ledger and update clips.jsonl.
+
+    Example: voiceprep submit --out out/ --family qwen-tts --dry-run
+    """
     from pipeline.batch.config import load_config
     from pipeline.enroll.submit import submit_run
 
@@ -347,7 +350,10 @@ def voices_list(
     remote: Annotated[bool, typer.Option("--remote", help="Also ask each provider for its list.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per voice.")] = False,
 ) -> None:
-    """List the voices in the ledger, with quota usage and expiry warnings."""
+    """List the voices in the ledger, with quota usage and expiry warnings.
+
+    Example: voiceprep voices list --out out/ --remote
+    """
     from pipeline.enroll.voices import list_voices
 
     path = _ledger_path(out_dir, ledger, config)
@@ -409,7 +415,10 @@ def voices_show(
     config: _ConfigOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="The row as JSON.")] = False,
 ) -> None:
-    """Show one voice: every ledger field, its expiry rule, and the target model synthesis must use."""
+    """Show one voice: every ledger field, its expiry rule, and the target model synthesis must use.
+
+    Example: voiceprep voices show cosyvoice-vp-alice-1a2b --out out/
+    """
     from pipeline.enroll.voices import describe_voice, model_reminder, show_voice
 
     with _errors():
@@ -437,7 +446,10 @@ def voices_delete(
     ledger: _LedgerOpt = None,
     config: _ConfigOpt = None,
 ) -> None:
-    """Delete a voice at its provider and mark it deleted in the ledger (asks first unless --yes)."""
+    """Delete a voice at its provider and mark it deleted in the ledger (asks first unless --yes).
+
+    Example: voiceprep voices delete cosyvoice-vp-alice-1a2b --out out/ --yes
+    """
     from pipeline.enroll.voices import delete_voice, show_voice
 
     path = _ledger_path(out_dir, ledger, config)
@@ -477,7 +489,10 @@ def voices_sync(
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="The report as JSON.")] = False,
 ) -> None:
-    """Reconcile the ledger with each provider: status changes, voices gone, voices the ledger did not know."""
+    """Reconcile the ledger with each provider: status changes, voices gone, voices the ledger did not know.
+
+    Example: voiceprep voices sync --out out/
+    """
     from pipeline.batch.config import load_config
     from pipeline.enroll.voices import sync_voices, warning_json
 
