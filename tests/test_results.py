@@ -47,14 +47,14 @@ from pipeline.selection.scoring import WEIGHTS
 
 FAMILIES = ("cosyvoice", "qwen-tts")
 SOURCES = {
-    "alice/phone_memo.m4a": "alice/phone_memo.m4a",  # clean continuous reading (its first 12.5 s)
+    "alice/phone_memo.m4a": "alice/phone_memo.m4a",  # clean continuous reading (its first 16.5 s: a window after its 1.8 s pause)
     "alice/upsampled_16k.wav": "alice/upsampled_16k.wav",  # clean but band-limited: a runner-up window
     "alice/broken.m4a": "alice/broken.m4a",  # an upload cut off halfway: decode_failed
     "bob/clipped.flac": "alice/clipped.flac",  # 2 % of samples clipped everywhere (its first 11.5 s)
     "erin/take_1.m4a": "bob/takes/take_1.m4a",  # 4.3 s: too short for either family
     "dave/broken.m4a": "alice/broken.m4a",  # nothing readable at all
 }
-CUT_S = {"alice/phone_memo.m4a": 12.5, "bob/clipped.flac": 11.5}
+CUT_S = {"alice/phone_memo.m4a": 16.5, "bob/clipped.flac": 11.5}
 """Inputs copied as their first seconds only: each still gives a clip of 10-12 s (``tests/_samples.py``)."""
 
 
