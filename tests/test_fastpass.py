@@ -179,3 +179,28 @@ def test_analyze_array_old_strategy_keyword_still_works_and_warns() -> None:
         old = analyze_array(stereo, 16000, strategy="first")
     assert old.channel_choice.method == "first"
     assert old.metrics == analyze_array(stereo, 16000, channel_strategy="first").metrics
+
+
+def test_metrics_do_not_depend_on_the_blas_thread_count() -> None:
+    """A process-pool worker runs with ``OMP_NUM_THREADS=1``; its rows must equal the parent's to the last
+    digit (threaded BLAS sums in another order: rumble_db once differed in its 14th digit)."""
+    import os
+    import subprocess
+    import sys
+
+    path = Path(__file__).resolve().parents[1] / "data" / "samples" / "bob" / "takes" / "take_1.m4a"
+    code = (
+        "import json, sys; from pipeline.analysis.fastpass import analyze_file; "
+        "print(json.dumps(analyze_file(sys.argv[1]).metrics))"
+    )
+    runs = [
+        subprocess.run(
+            [sys.executable, "-c", code, str(path)],
+            env={**os.environ, "OMP_NUM_THREADS": threads, "OPENBLAS_NUM_THREADS": threads},
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        for threads in ("1", "2")
+    ]
+    assert json.loads(runs[0]) == json.loads(runs[1])

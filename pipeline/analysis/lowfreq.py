@@ -73,7 +73,6 @@ class LowFrequencyMeter:
     def __init__(self) -> None:
         self._rate = ANALYSIS_RATE / DECIMATION
         self._window = np.hanning(SEGMENT + 2)[1:-1]
-        self._average = np.full(DECIMATION, 1.0 / DECIMATION)  # a matrix product: 4x a strided mean
         self._scale = 2.0 / (SEGMENT * float(np.sum(self._window**2)))
         self._groups = np.zeros(0, dtype=np.float64)
         self._low = np.zeros(0, dtype=np.float64)
@@ -89,15 +88,17 @@ class LowFrequencyMeter:
     def process(self, mono16k: np.ndarray, band: np.ndarray) -> None:
         """Add a block of the 16 kHz view and the same block of its speech band."""
         x = mono16k.astype(np.float64, copy=False)
-        self._power += float(np.dot(x, x))
-        self._band_power += float(np.dot(band, band))
+        # Sums that do not go through BLAS: its threaded kernels add in an order that depends on the thread
+        # count, so a process-pool worker (OMP_NUM_THREADS=1) and the parent gave different last digits.
+        self._power += float(np.einsum("i,i->", x, x))
+        self._band_power += float(np.einsum("i,i->", band, band))
         self._samples += x.shape[0]
         groups, self._groups = whole_frames(self._groups, x, DECIMATION)
         band_groups, self._band_groups = whole_frames(self._band_groups, band * band, DECIMATION)
         if not groups.shape[0]:
             return
-        segments, self._low = whole_frames(self._low, groups @ self._average, SEGMENT)
-        band_energy, self._band_low = whole_frames(self._band_low, band_groups @ self._average, SEGMENT)
+        segments, self._low = whole_frames(self._low, groups.mean(axis=1), SEGMENT)
+        band_energy, self._band_low = whole_frames(self._band_low, band_groups.mean(axis=1), SEGMENT)
         if segments.shape[0]:
             spectra = scipy.fft.rfft(segments * self._window, axis=1, workers=1)
             # Classed by the speech band's level: under loud rumble the whole band's level says nothing
