@@ -1,0 +1,627 @@
+"""Background music and singing: ``music_score`` and ``singing_score`` from the 16 kHz analysis view.
+
+A voice-cloning service wants normal speech with nothing behind it. Two things it forbids are heard
+here, without a trained model (none that ships inside a PyPI package fits), from the spectrum and the
+pitch of the voice:
+
+* **music**: notes. An instrument holds a pitch: a spectral peak that stands out of its neighbourhood
+  and stays at one frequency (within 25 cents) for at least 8 frames of 16 ms. Speech makes such peaks
+  too, but they are harmonics of the voice's own pitch, which is measured in the same frame, so they are
+  set aside; whatever holds still and is not the voice is a *sustained tone*. A tone that never changes
+  (mains hum and its harmonics, a fan, a whine) is as loud in the quiet stretches of the recording as
+  anywhere, so a peak must also stand :data:`FLOOR_MARGIN_DB` above its frequency's usual level (a low
+  percentile over about half a minute). What is left is weighed for two signs of music: the tones start
+  often (:data:`ONSET_RATE_REF` per second marks a full measure of evidence) and they sit on one tuning
+  grid (the concentration of their pitches, in cents modulo a semitone: an orchestra, a band or a piano
+  bed is tuned; a cheering crowd, rain or a room's echo is not), or several of them start together, as
+  the notes of a chord do (for instruments whose partials stray from the grid, such as a piano).
+  This works in the pauses and under the speech alike, so a bed under continuous speech is heard.
+* **singing**: the voice itself holds its notes. Over the speech frames, the pitch track (a YIN
+  estimator on the same frames) gives voiced runs; sung notes last (runs of :data:`LONG_NOTE_S` or more)
+  and keep their pitch (vibrato averaged out), where read speech is made of short syllables whose pitch
+  glides.
+
+Both are measured per 16 ms frame (the *content grid*: frame ``i`` is centred at ``0.032 + 0.016 i``
+seconds) into a :class:`ContentFrames`, whose :meth:`ContentFrames.scores` gives the two scores for the
+whole recording or for any span of it (selection needs them per window). :class:`ContentMeter` streams a
+recording through in chunks of :data:`CHUNK_S` seconds, keeping a few numbers per frame (about 6 MB an
+hour); :func:`content_frames` does the same for samples in memory.
+
+Scores are in [0, 1]; :data:`MUSIC_THRESHOLD` and :data:`SINGING_THRESHOLD` are the decision points
+measured on ``benchmarks/content_bench.py`` (figures in BENCHMARKS.md). A score that cannot be measured
+(too little audio, no speech for singing) is ``None`` with a reason.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import scipy.fft
+import soxr
+
+from pipeline.analysis.base import ANALYSIS_RATE, FRAME_S, Analysis, runs
+
+__all__ = [
+    "CONTENT_HOP_S",
+    "MUSIC_THRESHOLD",
+    "SINGING_THRESHOLD",
+    "ContentFrames",
+    "ContentMeter",
+    "content_frames",
+    "content_scores",
+]
+
+WORK_RATE = 8000
+"""The content analysis runs at 8 kHz: notes and the voice's pitch live below 4 kHz."""
+FRAME_LENGTH = 512
+"""Analysis window at :data:`WORK_RATE` (64 ms: 15.6 Hz bins, four periods of a 70 Hz voice)."""
+HOP = 128
+"""Hop at :data:`WORK_RATE` (16 ms)."""
+CONTENT_HOP_S = HOP / WORK_RATE
+"""Spacing of the content grid (seconds)."""
+_FRAME_CENTRE_S = FRAME_LENGTH / WORK_RATE / 2
+
+LOW_HZ = 60.0
+HIGH_HZ = 3900.0
+"""Band searched for tonal peaks."""
+PEAK_PROMINENCE_DB = 12.0
+"""A tonal peak stands this far above the median of its neighbourhood (250 Hz groups of bins)."""
+FLOOR_MARGIN_DB = 6.0
+"""...and this far above its frequency's usual level (:data:`FLOOR_PERCENTILE` over a chunk)."""
+FLOOR_PERCENTILE = 20.0
+ATTACK_PROMINENCE_DB = 8.0
+"""A tone *attacks* when no peak of this prominence was within a bin of it 3 frames before it started."""
+STABLE_FRAMES = 8
+"""A sustained tone lasts at least this many frames (128 ms)..."""
+FLAT_CENTS = 25.0
+"""...within this pitch range (cents) from its first frame to its last."""
+HARMONIC_TOLERANCE = 0.03
+HARMONIC_TOLERANCE_HZ = 12.0
+"""A peak within ``max(3 % of its frequency, 12 Hz)`` of a harmonic of the voiced frame's pitch is the voice."""
+MAX_HARMONIC = 40
+HARMONIC_APERIODICITY = 0.25
+"""Frames whose YIN aperiodicity is below this have their pitch's harmonics set aside."""
+
+F0_MIN_HZ = 70.0
+F0_MAX_HZ = 1000.0
+YIN_THRESHOLD = 0.2
+VOICED_APERIODICITY = 0.25
+"""A frame is voiced when its YIN aperiodicity (normalised difference at the chosen lag) is below this."""
+VOICED_LEVEL_DB = 45.0
+"""...and its level within this many dB of the loudest speech (the 95th percentile of speech frames)."""
+PITCH_JUMP_CENTS = 100.0
+"""A voiced run breaks where the pitch jumps by more than this from one frame to the next."""
+LONG_NOTE_S = 0.25
+"""A voiced run of at least this length is a held note (read speech has few: syllables are shorter)."""
+STEADY_CENTS = 80.0
+"""A held note keeps its pitch (averaged over ~0.1 s, which removes vibrato) within this range."""
+_STEADY_SMOOTH_FRAMES = 7
+
+CHUNK_S = 30.0
+"""The streaming meter analyses this much audio at a time (plus :data:`_MARGIN_FRAMES` either side)."""
+_MARGIN_FRAMES = 32
+_MIN_FRAMES = 32
+"""Below about half a second there is nothing to score."""
+
+ONSET_RATE_REF = 2.0
+"""Sustained tones starting per second that count as a full measure of tonal evidence."""
+TUNING_REF = 0.5
+"""Tuning concentration (0: pitches anywhere between semitones; 1: all on one grid) of a tuned bed."""
+CHORD_RATE_REF = 1.0
+"""Frames per second in which two or more tones attack together, for a full measure of that sign."""
+MUSIC_THRESHOLD = 0.5
+"""``music_score`` at or above this is music."""
+SINGING_THRESHOLD = 0.5
+"""``singing_score`` at or above this is singing."""
+
+_EPS = 1e-12
+
+
+# --------------------------------------------------------------------------------------------------------
+# per-frame evidence
+# --------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class ContentFrames:
+    """Per-frame evidence of music and singing on the content grid (16 ms frames).
+
+    Per frame: ``tonal``, the sustained tones (not the voice) sounding in it; ``attacks``, the tones that
+    start abruptly in it; ``f0_hz`` and ``aperiodicity``, the YIN pitch (0 Hz where no period was found);
+    ``level_db``, the frame level (dBFS); ``speech``, the VAD's decision at the frame's centre (all False
+    until a speech mask is given). Per tone, in time order: ``tone_frames``, the frame it starts in, and
+    ``tone_cents``, its pitch in cents above 440 Hz.
+    """
+
+    tonal: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.uint8))
+    attacks: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.uint8))
+    f0_hz: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.float32))
+    aperiodicity: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.float32))
+    level_db: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.float32))
+    speech: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
+    tone_frames: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    tone_cents: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.float32))
+
+    @property
+    def n_frames(self) -> int:
+        """Number of frames."""
+        return int(self.tonal.shape[0])
+
+    @property
+    def times(self) -> np.ndarray:
+        """Centre time (s) of each frame."""
+        return _FRAME_CENTRE_S + CONTENT_HOP_S * np.arange(self.n_frames)
+
+    @classmethod
+    def concatenate(cls, parts: list[ContentFrames]) -> ContentFrames:
+        """The frames of consecutive stretches, in order."""
+        if not parts:
+            return cls()
+        joined = {name: np.concatenate([getattr(p, name) for p in parts]) for name in _FRAME_FIELDS}
+        offsets = np.cumsum([0] + [p.n_frames for p in parts[:-1]])
+        joined["tone_frames"] = np.concatenate([p.tone_frames + o for p, o in zip(parts, offsets, strict=True)])
+        joined["tone_cents"] = np.concatenate([p.tone_cents for p in parts])
+        return cls(**joined)
+
+    def take(self, lo: int, hi: int) -> ContentFrames:
+        """Frames ``[lo, hi)`` and the tones that start in them."""
+        first, last = np.searchsorted(self.tone_frames, [lo, hi], side="left")
+        return ContentFrames(
+            **{name: getattr(self, name)[lo:hi] for name in _FRAME_FIELDS},
+            tone_frames=self.tone_frames[first:last] - lo,
+            tone_cents=self.tone_cents[first:last],
+        )
+
+    @property
+    def onsets(self) -> np.ndarray:
+        """Tones starting in each frame."""
+        return np.bincount(self.tone_frames, minlength=self.n_frames)[: self.n_frames]
+
+    def with_speech_mask(self, speech_mask: np.ndarray, *, frame_s: float = FRAME_S) -> ContentFrames:
+        """These frames with ``speech`` read from a speech mask on another grid (the shared 10 ms one)."""
+        mask = np.asarray(speech_mask, dtype=bool)
+        out = self.take(0, self.n_frames)
+        if mask.size == 0:
+            out.speech = np.zeros(self.n_frames, dtype=bool)
+            return out
+        index = np.minimum((self.times / frame_s).astype(np.int64), mask.size - 1)
+        out.speech = mask[index]
+        return out
+
+    def scores(self, start_s: float = 0.0, end_s: float | None = None) -> Analysis:
+        """``music_score`` and ``singing_score`` (with their parts) of the frames centred in ``[start_s, end_s)``.
+
+        Parts, for reports and thresholds: ``music_onset_rate`` (sustained tones starting per second),
+        ``music_tuning`` (their concentration on a semitone grid, bias-corrected, 0-1),
+        ``music_chord_rate`` (frames per second where two or more tones attack together),
+        ``music_pause_ratio`` and ``music_speech_ratio`` (frames with a sustained tone among the pause and
+        the speech frames), ``singing_voiced_ratio`` (voiced frames among the speech frames),
+        ``singing_long_ratio`` (speech frames inside voiced runs of :data:`LONG_NOTE_S` or more) and
+        ``singing_steady_ratio`` (speech frames inside held, steady notes).
+        """
+        times = self.times
+        lo = int(np.searchsorted(times, start_s, side="left"))
+        hi = self.n_frames if end_s is None else int(np.searchsorted(times, end_s, side="left"))
+        return _score(self.take(lo, max(lo, hi)))
+
+
+_FRAME_FIELDS = ("tonal", "attacks", "f0_hz", "aperiodicity", "level_db", "speech")
+
+
+def _frame_count(n_samples: int) -> int:
+    """Frames of the content grid in ``n_samples`` at 16 kHz (a partial last frame is dropped)."""
+    length16 = FRAME_LENGTH * ANALYSIS_RATE // WORK_RATE
+    hop16 = HOP * ANALYSIS_RATE // WORK_RATE
+    return 0 if n_samples < length16 else 1 + (n_samples - length16) // hop16
+
+
+def _analyse(x16: np.ndarray, *, keep: tuple[int, int]) -> ContentFrames:
+    """Evidence for the frames ``keep`` (indices into this stretch's own frames) of 16 kHz samples ``x16``.
+
+    The frames around ``keep`` are context: a tone crossing the edge of ``keep`` is followed into them.
+    """
+    x8 = soxr.resample(np.ascontiguousarray(x16, dtype=np.float32), ANALYSIS_RATE, WORK_RATE, quality="HQ")
+    n_frames = 0 if x8.shape[0] < FRAME_LENGTH else 1 + (x8.shape[0] - FRAME_LENGTH) // HOP
+    n_frames = min(n_frames, _frame_count(x16.shape[0]))
+    if n_frames == 0:
+        return ContentFrames()
+    frames = np.lib.stride_tricks.sliding_window_view(x8, FRAME_LENGTH)[::HOP][:n_frames]
+    frames = frames - frames.mean(axis=1, keepdims=True)
+    padded_spectrum = scipy.fft.rfft(frames, n=2 * FRAME_LENGTH, axis=1, workers=1)
+    power = padded_spectrum.real**2 + padded_spectrum.imag**2
+    f0, aperiodicity = _yin(frames, power)
+    level = 10.0 * np.log10(np.mean(frames**2, axis=1) + _EPS)
+    spectrum_db = _hann_spectrum_db(padded_spectrum)
+    del padded_spectrum, power
+    tones = _sustained_tones(spectrum_db, f0, aperiodicity)
+    lo, hi = keep
+    frames_out = ContentFrames(
+        tonal=tones["tonal"],
+        attacks=tones["attacks"],
+        f0_hz=np.where(np.isfinite(f0), f0, 0.0).astype(np.float32),
+        aperiodicity=aperiodicity.astype(np.float32),
+        level_db=level.astype(np.float32),
+        speech=np.zeros(n_frames, dtype=bool),
+        tone_frames=tones["tone_frames"],
+        tone_cents=tones["tone_cents"],
+    )
+    return frames_out.take(lo, hi)
+
+
+def _hann_spectrum_db(padded_spectrum: np.ndarray) -> np.ndarray:
+    """Power (dB) of the Hann-windowed ``FRAME_LENGTH``-point spectrum, from the zero-padded plain one.
+
+    The even bins of a 2n-point transform of an n-sample frame are its n-point DFT; a periodic Hann
+    window is the three-tap kernel (-1/4, 1/2, -1/4) across those bins.
+    """
+    plain = padded_spectrum[:, ::2]  # bins 0 .. n/2 of the n-point DFT
+    left = np.empty_like(plain)
+    right = np.empty_like(plain)
+    left[:, 1:] = plain[:, :-1]
+    left[:, 0] = np.conj(plain[:, 1])
+    right[:, :-1] = plain[:, 1:]
+    right[:, -1] = np.conj(plain[:, -2])
+    windowed = 0.5 * plain - 0.25 * (left + right)
+    power = windowed.real**2 + windowed.imag**2
+    return (10.0 * np.log10(power + _EPS)).astype(np.float32)
+
+
+def _yin(frames: np.ndarray, power: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """YIN pitch (Hz, NaN where no lag qualifies) and aperiodicity per frame.
+
+    ``power`` is the squared magnitude of each frame's zero-padded transform, whose inverse is the
+    frame's (linear) autocorrelation.
+    """
+    n = frames.shape[1]
+    tau_min = int(WORK_RATE / F0_MAX_HZ)
+    tau_max = int(math.ceil(WORK_RATE / F0_MIN_HZ)) + 1
+    acf = scipy.fft.irfft(power, axis=1, workers=1)[:, : tau_max + 1]
+    squares = frames.astype(np.float64) ** 2
+    head = np.cumsum(squares, axis=1)  # head[:, j] = sum of x_0..x_j
+    total = head[:, -1:]
+    taus = np.arange(tau_max + 1)
+    # sum_{j < n - tau} x_j^2 + sum_{j >= tau} x_j^2 - 2 r(tau)
+    first = head[:, n - 1 - taus]
+    second = total - np.concatenate([np.zeros((frames.shape[0], 1)), head[:, : tau_max]], axis=1)
+    diff = np.maximum(first + second - 2.0 * acf, 0.0)
+    diff[:, 0] = 0.0
+    running = np.cumsum(diff[:, 1:], axis=1) / np.arange(1, tau_max + 1)
+    cmnd = np.ones_like(diff)
+    cmnd[:, 1:] = diff[:, 1:] / np.maximum(running, _EPS)
+    part = cmnd[:, tau_min:tau_max]
+    rows = np.arange(part.shape[0])
+    below = part < YIN_THRESHOLD
+    index = np.where(below.any(axis=1), below.argmax(axis=1), part.argmin(axis=1))
+    for _ in range(8):  # walk down to the bottom of the dip
+        step = np.minimum(index + 1, part.shape[1] - 1)
+        index = np.where(part[rows, step] < part[rows, index], step, index)
+    value = part[rows, index]
+    inner = np.clip(index, 1, part.shape[1] - 2)
+    a, b, c = part[rows, inner - 1], part[rows, inner], part[rows, inner + 1]
+    curvature = a - 2.0 * b + c
+    offset = np.where(np.abs(curvature) > _EPS, 0.5 * (a - c) / np.where(curvature == 0, 1.0, curvature), 0.0)
+    tau = tau_min + inner + np.clip(offset, -1.0, 1.0)
+    silent = total[:, 0] <= _EPS
+    f0 = np.where(silent, np.nan, WORK_RATE / tau)
+    return f0, np.where(silent, 1.0, value)
+
+
+def _neighbourhood_median(spectrum_db: np.ndarray) -> np.ndarray:
+    """Median level of each bin's neighbourhood: medians of 16-bin groups, interpolated across bins."""
+    n_bins = spectrum_db.shape[1]
+    group = 16
+    n_groups = (n_bins - 1) // group
+    medians = np.median(spectrum_db[:, : n_groups * group].reshape(-1, n_groups, group), axis=2)
+    centres = group * np.arange(n_groups) + (group - 1) / 2
+    position = np.clip((np.arange(n_bins) - centres[0]) / group, 0, n_groups - 1)
+    below = np.minimum(position.astype(np.int64), n_groups - 2)
+    weight = (position - below).astype(np.float32)
+    return medians[:, below] * (1 - weight) + medians[:, below + 1] * weight
+
+
+def _spread(mask: np.ndarray) -> np.ndarray:
+    """``mask`` or'ed with itself shifted one bin up and one bin down."""
+    out = mask.copy()
+    out[:, 1:] |= mask[:, :-1]
+    out[:, :-1] |= mask[:, 1:]
+    return out
+
+
+def _sustained_tones(
+    spectrum_db: np.ndarray, f0: np.ndarray, aperiodicity: np.ndarray
+) -> dict[str, np.ndarray]:
+    """Per-frame counts of sustained tones that are not the voice (see the module docstring)."""
+    n_frames, n_bins = spectrum_db.shape
+    lo_bin = int(math.ceil(LOW_HZ * FRAME_LENGTH / WORK_RATE))
+    hi_bin = min(n_bins - 1, int(HIGH_HZ * FRAME_LENGTH / WORK_RATE))
+    s = spectrum_db
+    prominence = s - _neighbourhood_median(s)
+    floor = np.percentile(s, FLOOR_PERCENTILE, axis=0)
+    local_max = np.zeros(s.shape, dtype=bool)
+    local_max[:, 1:-1] = (s[:, 1:-1] > s[:, :-2]) & (s[:, 1:-1] >= s[:, 2:])
+    local_max[:, :lo_bin] = False
+    local_max[:, hi_bin:] = False
+    weak = local_max & (prominence >= ATTACK_PROMINENCE_DB)
+    peaks = weak & (prominence >= PEAK_PROMINENCE_DB) & (s - floor >= FLOOR_MARGIN_DB)
+    del prominence, local_max
+
+    # interpolated frequency of every peak (parabola through the three bins around it)
+    a, b, c = s[:, :-2], s[:, 1:-1], s[:, 2:]
+    curvature = a - 2.0 * b + c
+    offset = np.zeros(s.shape, dtype=np.float32)
+    offset[:, 1:-1] = np.clip(0.5 * (a - c) / np.where(curvature < -_EPS, curvature, -1.0), -0.5, 0.5)
+    hz = (np.arange(n_bins, dtype=np.float32) + offset) * (WORK_RATE / FRAME_LENGTH)
+    freq = np.where(peaks, hz, 0.0).astype(np.float32)
+    del a, b, c, curvature, offset, hz
+
+    # a peak sustained for STABLE_FRAMES frames within a bin either way, and within FLAT_CENTS
+    n = STABLE_FRAMES
+    present = _spread(peaks)
+    starts = np.zeros(s.shape, dtype=bool)
+    if n_frames >= n:
+        counts = np.cumsum(np.concatenate([np.zeros((1, n_bins), np.int32), present.astype(np.int32)]), axis=0)
+        starts[: n_frames - n + 1] = peaks[: n_frames - n + 1] & (counts[n:] - counts[: n_frames - n + 1] == n)
+        nearest = np.where(peaks, freq, 0.0)
+        for shift in (1, -1):  # a neighbour's frequency where the bin itself has no peak
+            neighbour = np.zeros_like(freq)
+            if shift == 1:
+                neighbour[:, 1:] = freq[:, :-1]
+            else:
+                neighbour[:, :-1] = freq[:, 1:]
+            nearest = np.where(nearest > 0, nearest, neighbour)
+        upper = _window_reduce(np.where(nearest > 0, nearest, -np.inf), n, np.maximum)
+        lower = _window_reduce(np.where(nearest > 0, nearest, np.inf), n, np.minimum)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            flat = 1200.0 * np.log2(upper / lower) <= FLAT_CENTS
+        starts &= flat
+    # the voice's own harmonics are not tones of something else
+    voiced = (aperiodicity < HARMONIC_APERIODICITY) & np.isfinite(f0)
+    rows, cols = np.nonzero(starts & voiced[:, None])
+    if rows.size:
+        f = freq[rows, cols]
+        pitch = f0[rows]
+        harmonic = np.rint(f / pitch)
+        own = (harmonic >= 1) & (harmonic <= MAX_HARMONIC)
+        own &= np.abs(f - harmonic * pitch) <= np.maximum(HARMONIC_TOLERANCE_HZ, HARMONIC_TOLERANCE * f)
+        starts[rows[own], cols[own]] = False
+
+    # first frame of each tone, and whether it began abruptly
+    before = np.zeros_like(starts)
+    before[1:] = starts[:-1]
+    onsets = starts & ~_spread(before)
+    earlier = np.zeros_like(weak)
+    earlier[3:] = weak[:-3]
+    attacks = onsets & ~_spread(earlier)
+
+    per_frame = starts.sum(axis=1)
+    cumulative = np.concatenate([[0], np.cumsum(per_frame)])
+    index = np.arange(n_frames)
+    tonal = cumulative[index + 1] - cumulative[np.maximum(index - n + 1, 0)]
+    rows, cols = np.nonzero(onsets)  # row-major: in time order
+    return {
+        "tonal": np.minimum(tonal, 255).astype(np.uint8),
+        "attacks": np.minimum(attacks.sum(axis=1), 255).astype(np.uint8),
+        "tone_frames": rows.astype(np.int64),
+        "tone_cents": (1200.0 * np.log2(freq[rows, cols] / 440.0)).astype(np.float32),
+    }
+
+
+def _window_reduce(values: np.ndarray, n: int, op: np.ufunc) -> np.ndarray:
+    """``op`` over frames ``[t, t + n)`` for each frame ``t`` (the last ``n - 1`` rows see fewer frames)."""
+    out = values.copy()
+    for shift in range(1, n):
+        out[:-shift] = op(out[:-shift], values[shift:])
+    return out
+
+
+# --------------------------------------------------------------------------------------------------------
+# scores
+# --------------------------------------------------------------------------------------------------------
+
+
+def _score(frames: ContentFrames) -> Analysis:
+    """The scores of a stretch of frames (see :meth:`ContentFrames.scores`)."""
+    out = Analysis()
+    n = frames.n_frames
+    seconds = n * CONTENT_HOP_S
+    if n < _MIN_FRAMES:
+        why = f"not_measured: too little audio ({seconds:.2f} s, need {_MIN_FRAMES * CONTENT_HOP_S:.1f} s)"
+        for name in (*_MUSIC_PARTS, "music_score", *_SINGING_PARTS, "singing_score"):
+            out.put(name, None, why=why)
+        return out
+    _music(frames, seconds, out)
+    _singing(frames, out)
+    return out
+
+
+_MUSIC_PARTS = (
+    "music_onset_rate",
+    "music_tuning",
+    "music_chord_rate",
+    "music_pause_ratio",
+    "music_speech_ratio",
+)
+_SINGING_PARTS = ("singing_voiced_ratio", "singing_long_ratio", "singing_steady_ratio")
+
+
+def _tuning_concentration(frames: ContentFrames) -> float:
+    """How closely the sustained tones share one semitone grid (0-1), corrected for their number.
+
+    Each tone counts once, at its onset. The mean resultant length ``R`` of ``exp(2j*pi*cents/100)`` over
+    ``n`` tones is biased upwards for few of them (``n`` random pitches give ``R`` about ``1/sqrt(n)``);
+    ``sqrt((n R^2 - 1) / (n - 1))`` removes that bias.
+    """
+    count = float(frames.tone_cents.size)
+    if count <= 1:
+        return 0.0
+    resultant = abs(complex(np.exp(2j * np.pi * frames.tone_cents.astype(np.float64) / 100.0).mean()))
+    return math.sqrt(max(0.0, (count * resultant**2 - 1.0) / (count - 1.0)))
+
+
+def _chord_rate(frames: ContentFrames, seconds: float) -> float:
+    """Frames per second in which a tone attacks with at least one more within a frame of it."""
+    attacks = frames.attacks.astype(np.int32)
+    together = np.convolve(attacks, np.ones(3, dtype=np.int32), mode="same")
+    return float(np.sum((attacks > 0) & (together >= 2))) / seconds
+
+
+def music_score_from_parts(onset_rate: float, tuning: float, chord_rate: float) -> float:
+    """``music_score`` from its parts: tonal evidence times the stronger sign of music, capped at 1.
+
+    ``min(1, onset_rate / ONSET_RATE_REF) * min(1, max(tuning / TUNING_REF, chord_rate / CHORD_RATE_REF))``.
+    """
+    evidence = min(1.0, onset_rate / ONSET_RATE_REF)
+    structure = min(1.0, max(tuning / TUNING_REF, chord_rate / CHORD_RATE_REF))
+    return evidence * structure
+
+
+def _music(frames: ContentFrames, seconds: float, out: Analysis) -> None:
+    onset_rate = frames.tone_cents.size / seconds
+    tuning = _tuning_concentration(frames)
+    chord_rate = _chord_rate(frames, seconds)
+    out.put("music_onset_rate", round(onset_rate, 3))
+    out.put("music_tuning", round(tuning, 3))
+    out.put("music_chord_rate", round(chord_rate, 3))
+    sounding = frames.tonal > 0
+    speech = frames.speech
+    pause = ~speech
+    if pause.sum() >= _MIN_FRAMES:
+        out.put("music_pause_ratio", round(float(sounding[pause].mean()), 3))
+    else:
+        out.put("music_pause_ratio", None, why="not_measured: less than 0.5 s without speech")
+    if speech.sum() >= _MIN_FRAMES:
+        out.put("music_speech_ratio", round(float(sounding[speech].mean()), 3))
+    else:
+        out.put("music_speech_ratio", None, why="no_speech: less than 0.5 s of speech")
+    out.put("music_score", round(music_score_from_parts(onset_rate, tuning, chord_rate), 3))
+
+
+def _singing(frames: ContentFrames, out: Analysis) -> None:
+    speech = frames.speech
+    n_speech = int(speech.sum())
+    if n_speech < _MIN_FRAMES:
+        why = "no_speech: less than 0.5 s of speech to judge"
+        for name in (*_SINGING_PARTS, "singing_score"):
+            out.put(name, None, why=why)
+        return
+    loud = float(np.percentile(frames.level_db[speech], 95))
+    voiced = speech & (frames.aperiodicity < VOICED_APERIODICITY) & (frames.f0_hz > 0)
+    voiced &= frames.level_db >= loud - VOICED_LEVEL_DB
+    cents = 1200.0 * np.log2(np.maximum(frames.f0_hz, 1.0) / 55.0)
+    joined = voiced.copy()
+    joined[1:] &= ~(voiced[:-1] & (np.abs(np.diff(cents)) > PITCH_JUMP_CENTS))  # a jump starts a new run
+    long_frames = round(LONG_NOTE_S / CONTENT_HOP_S)
+    long_mask = np.zeros(frames.n_frames, dtype=bool)
+    steady_mask = np.zeros(frames.n_frames, dtype=bool)
+    for start, end in zip(*_pitch_runs(voiced, joined), strict=True):
+        if end - start < long_frames:
+            continue
+        long_mask[start:end] = True
+        smooth = np.convolve(cents[start:end], np.ones(_STEADY_SMOOTH_FRAMES) / _STEADY_SMOOTH_FRAMES, "same")
+        upper = _window_reduce(smooth[:, None], long_frames, np.maximum)[:, 0]
+        lower = _window_reduce(smooth[:, None], long_frames, np.minimum)[:, 0]
+        steady_start = np.flatnonzero((upper - lower)[: end - start - long_frames + 1] <= STEADY_CENTS)
+        for s in steady_start:
+            steady_mask[start + s : start + s + long_frames] = True
+    voiced_ratio = float(voiced.sum()) / n_speech
+    long_ratio = float(long_mask.sum()) / n_speech
+    steady_ratio = float(steady_mask.sum()) / n_speech
+    out.put("singing_voiced_ratio", round(voiced_ratio, 3))
+    out.put("singing_long_ratio", round(long_ratio, 3))
+    out.put("singing_steady_ratio", round(steady_ratio, 3))
+    out.put("singing_score", round(singing_score_from_parts(voiced_ratio, long_ratio, steady_ratio), 3))
+
+
+def _pitch_runs(voiced: np.ndarray, joined: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Start and end frames of the voiced runs, split where the pitch jumps."""
+    starts, ends = runs(voiced)
+    breaks = np.flatnonzero(voiced & ~joined)  # voiced frames that start a new run after a jump
+    if breaks.size == 0:
+        return starts, ends
+    all_starts = np.union1d(starts, breaks)
+    all_ends = np.union1d(ends, breaks)
+    return all_starts, all_ends
+
+
+def singing_score_from_parts(voiced_ratio: float, long_ratio: float, steady_ratio: float) -> float:
+    """``singing_score`` from its parts: the held notes, weighed by how much of the speech they fill."""
+    del voiced_ratio
+    return min(1.0, 0.5 * long_ratio + steady_ratio)
+
+
+# --------------------------------------------------------------------------------------------------------
+# entry points
+# --------------------------------------------------------------------------------------------------------
+
+
+class ContentMeter:
+    """Streaming music and singing evidence on the 16 kHz mono analysis view.
+
+    Feed blocks with :meth:`process`, then :meth:`finish` with the VAD's speech mask (10 ms grid). The
+    audio is analysed :data:`CHUNK_S` at a time with half a second of context either side, so memory is
+    bounded by a chunk plus a few numbers per 16 ms frame.
+    """
+
+    def __init__(self, *, sample_rate: int = ANALYSIS_RATE) -> None:
+        if sample_rate != ANALYSIS_RATE:
+            raise ValueError(f"ContentMeter works on the {ANALYSIS_RATE} Hz analysis view, got {sample_rate}")
+        self._hop16 = HOP * ANALYSIS_RATE // WORK_RATE
+        self._chunk_frames = round(CHUNK_S / CONTENT_HOP_S)
+        self._buffer = np.zeros(0, dtype=np.float32)
+        self._buffer_first_frame = 0  # frame index of the buffer's first sample
+        self._next_frame = 0  # first frame not analysed yet
+        self._parts: list[ContentFrames] = []
+
+    def process(self, block: np.ndarray) -> None:
+        """Add a block of mono 16 kHz samples (any length)."""
+        if block.size == 0:
+            return
+        self._buffer = np.concatenate([self._buffer, np.asarray(block, dtype=np.float32)])
+        while _frame_count(self._buffer.shape[0]) >= (
+            self._next_frame - self._buffer_first_frame + self._chunk_frames + _MARGIN_FRAMES
+        ):
+            self._analyse_chunk(self._chunk_frames)
+
+    def _analyse_chunk(self, n_frames: int | None) -> None:
+        first = self._next_frame - self._buffer_first_frame  # index of the first new frame in the buffer
+        available = _frame_count(self._buffer.shape[0])
+        count = available - first if n_frames is None else n_frames
+        if count <= 0:
+            return
+        end_frame = min(available, first + count + _MARGIN_FRAMES)
+        stop = (end_frame - 1) * self._hop16 + FRAME_LENGTH * ANALYSIS_RATE // WORK_RATE
+        self._parts.append(_analyse(self._buffer[:stop], keep=(first, first + count)))
+        self._next_frame += count
+        # keep the margin before the next chunk as its left context
+        drop = max(0, self._next_frame - _MARGIN_FRAMES - self._buffer_first_frame)
+        self._buffer = self._buffer[drop * self._hop16 :].copy()
+        self._buffer_first_frame += drop
+
+    def frames(self, speech_mask: np.ndarray | None = None) -> ContentFrames:
+        """Everything seen so far as :class:`ContentFrames` (``speech`` from ``speech_mask`` when given)."""
+        self._analyse_chunk(None)
+        if len(self._parts) > 1:
+            self._parts = [ContentFrames.concatenate(self._parts)]
+        frames = self._parts[0] if self._parts else ContentFrames()
+        return frames if speech_mask is None else frames.with_speech_mask(speech_mask)
+
+    def finish(self, speech_mask: np.ndarray | None = None) -> Analysis:
+        """``music_score``, ``singing_score`` and their parts for the whole recording."""
+        mask = np.zeros(0, dtype=bool) if speech_mask is None else speech_mask
+        return self.frames(mask).scores()
+
+
+def content_frames(samples: np.ndarray, speech_mask: np.ndarray | None = None) -> ContentFrames:
+    """:class:`ContentFrames` of 16 kHz mono ``samples`` (in memory), with ``speech`` from a 10 ms mask."""
+    meter = ContentMeter()
+    meter.process(np.asarray(samples, dtype=np.float32))
+    return meter.frames(speech_mask)
+
+
+def content_scores(
+    samples: np.ndarray, speech_mask: np.ndarray | None = None, *, start_s: float = 0.0, end_s: float | None = None
+) -> Analysis:
+    """``music_score`` and ``singing_score`` (and parts) of 16 kHz mono ``samples`` or a span of them."""
+    return content_frames(samples, speech_mask).scores(start_s, end_s)
