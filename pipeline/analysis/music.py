@@ -39,9 +39,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.fft
+import scipy.ndimage
 import soxr
 
-from pipeline.analysis.base import ANALYSIS_RATE, FRAME_S, Analysis, runs
+from pipeline.analysis.base import ANALYSIS_RATE, FRAME_S, Analysis
 
 __all__ = [
     "CONTENT_HOP_S",
@@ -81,35 +82,48 @@ HARMONIC_TOLERANCE = 0.03
 HARMONIC_TOLERANCE_HZ = 12.0
 """A peak within ``max(3 % of its frequency, 12 Hz)`` of a harmonic of the voiced frame's pitch is the voice."""
 MAX_HARMONIC = 40
-HARMONIC_APERIODICITY = 0.25
-"""Frames whose YIN aperiodicity is below this have their pitch's harmonics set aside."""
+HARMONIC_APERIODICITY = 0.35
+"""Speech frames whose YIN aperiodicity is below this have their pitch's harmonics set aside."""
+TONE_RANGE_DB = 40.0
+"""Tones more than this far below the loud speech are ignored (inaudible beside the voice)."""
 
 F0_MIN_HZ = 70.0
 F0_MAX_HZ = 1000.0
 YIN_THRESHOLD = 0.2
-VOICED_APERIODICITY = 0.25
+VOICED_APERIODICITY = 0.35
 """A frame is voiced when its YIN aperiodicity (normalised difference at the chosen lag) is below this."""
 VOICED_LEVEL_DB = 45.0
 """...and its level within this many dB of the loudest speech (the 95th percentile of speech frames)."""
 PITCH_JUMP_CENTS = 100.0
 """A voiced run breaks where the pitch jumps by more than this from one frame to the next."""
-LONG_NOTE_S = 0.25
+VOICED_GAP_FRAMES = 3
+"""A voiced run bridges up to this many unvoiced frames when the pitch carries on across them."""
+LONG_NOTE_S = 0.4
 """A voiced run of at least this length is a held note (read speech has few: syllables are shorter)."""
 STEADY_CENTS = 80.0
 """A held note keeps its pitch (averaged over ~0.1 s, which removes vibrato) within this range."""
-_STEADY_SMOOTH_FRAMES = 7
+STEADY_SMOOTH_FRAMES = 15
+"""The pitch of a note is its running median over this many frames (240 ms: a vibrato cycle or more)."""
 
 CHUNK_S = 30.0
 """The streaming meter analyses this much audio at a time (plus :data:`_MARGIN_FRAMES` either side)."""
 _MARGIN_FRAMES = 32
+LONG_WEIGHT = 0.5
+STEADY_WEIGHT = 1.5
+SINGING_REF = 0.45
+"""``singing_score`` weighs the share of speech in held notes and in steady held notes (see
+:func:`singing_score_from_parts`); the weights and reference were set on the benchmark's ``dev`` half."""
 _MIN_FRAMES = 32
 """Below about half a second there is nothing to score."""
 
-ONSET_RATE_REF = 2.0
+ONSET_RATE_REF = 2.5
 """Sustained tones starting per second that count as a full measure of tonal evidence."""
+TUNING_SHRINK = 1.0
+"""The tuning concentration is lowered by this over the square root of the number of tones (few tones
+line up by chance)."""
 TUNING_REF = 0.5
 """Tuning concentration (0: pitches anywhere between semitones; 1: all on one grid) of a tuned bed."""
-CHORD_RATE_REF = 1.0
+CHORD_RATE_REF = 2.0
 """Frames per second in which two or more tones attack together, for a full measure of that sign."""
 MUSIC_THRESHOLD = 0.5
 """``music_score`` at or above this is music."""
@@ -126,28 +140,33 @@ _EPS = 1e-12
 
 @dataclass
 class ContentFrames:
-    """Per-frame evidence of music and singing on the content grid (16 ms frames).
+    """Evidence of music and singing on the content grid (16 ms frames), before the speech mask is applied.
 
-    Per frame: ``tonal``, the sustained tones (not the voice) sounding in it; ``attacks``, the tones that
-    start abruptly in it; ``f0_hz`` and ``aperiodicity``, the YIN pitch (0 Hz where no period was found);
-    ``level_db``, the frame level (dBFS); ``speech``, the VAD's decision at the frame's centre (all False
-    until a speech mask is given). Per tone, in time order: ``tone_frames``, the frame it starts in, and
-    ``tone_cents``, its pitch in cents above 440 Hz.
+    Per frame: ``f0_hz`` and ``aperiodicity``, the YIN pitch (0 Hz where no period was found) and how
+    far from periodic the frame is; ``level_db``, the frame level (dBFS); ``peak_db``, the level of its
+    strongest spectral peak in the tonal band; ``speech``, the VAD's decision at the frame's centre (all
+    False until a speech mask is given). Per *tone start* (a spectral peak that holds its pitch for
+    :data:`STABLE_FRAMES` frames from this one), in time order: ``start_frames``, ``start_bins`` (its
+    FFT bin), ``start_cents`` (its pitch in cents above 440 Hz), ``start_db`` (its level) and
+    ``start_abrupt`` (nothing was sounding within a bin of it three frames earlier). Which starts are the
+    voice, too faint to matter, or the first frame of a tone is decided when scoring, with the mask.
     """
 
-    tonal: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.uint8))
-    attacks: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.uint8))
     f0_hz: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.float32))
     aperiodicity: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.float32))
     level_db: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.float32))
+    peak_db: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.float32))
     speech: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
-    tone_frames: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
-    tone_cents: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.float32))
+    start_frames: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    start_bins: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int16))
+    start_cents: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.float32))
+    start_db: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.float32))
+    start_abrupt: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
 
     @property
     def n_frames(self) -> int:
         """Number of frames."""
-        return int(self.tonal.shape[0])
+        return int(self.f0_hz.shape[0])
 
     @property
     def times(self) -> np.ndarray:
@@ -160,24 +179,21 @@ class ContentFrames:
         if not parts:
             return cls()
         joined = {name: np.concatenate([getattr(p, name) for p in parts]) for name in _FRAME_FIELDS}
+        for name in _START_FIELDS:
+            joined[name] = np.concatenate([getattr(p, name) for p in parts])
         offsets = np.cumsum([0] + [p.n_frames for p in parts[:-1]])
-        joined["tone_frames"] = np.concatenate([p.tone_frames + o for p, o in zip(parts, offsets, strict=True)])
-        joined["tone_cents"] = np.concatenate([p.tone_cents for p in parts])
+        joined["start_frames"] = np.concatenate(
+            [p.start_frames + offset for p, offset in zip(parts, offsets, strict=True)]
+        )
         return cls(**joined)
 
     def take(self, lo: int, hi: int) -> ContentFrames:
-        """Frames ``[lo, hi)`` and the tones that start in them."""
-        first, last = np.searchsorted(self.tone_frames, [lo, hi], side="left")
-        return ContentFrames(
-            **{name: getattr(self, name)[lo:hi] for name in _FRAME_FIELDS},
-            tone_frames=self.tone_frames[first:last] - lo,
-            tone_cents=self.tone_cents[first:last],
-        )
-
-    @property
-    def onsets(self) -> np.ndarray:
-        """Tones starting in each frame."""
-        return np.bincount(self.tone_frames, minlength=self.n_frames)[: self.n_frames]
+        """Frames ``[lo, hi)`` and the tone starts in them."""
+        first, last = np.searchsorted(self.start_frames, [lo, hi], side="left")
+        out = {name: getattr(self, name)[lo:hi] for name in _FRAME_FIELDS}
+        out.update({name: getattr(self, name)[first:last] for name in _START_FIELDS})
+        out["start_frames"] = out["start_frames"] - lo
+        return ContentFrames(**out)
 
     def with_speech_mask(self, speech_mask: np.ndarray, *, frame_s: float = FRAME_S) -> ContentFrames:
         """These frames with ``speech`` read from a speech mask on another grid (the shared 10 ms one)."""
@@ -207,7 +223,8 @@ class ContentFrames:
         return _score(self.take(lo, max(lo, hi)))
 
 
-_FRAME_FIELDS = ("tonal", "attacks", "f0_hz", "aperiodicity", "level_db", "speech")
+_FRAME_FIELDS = ("f0_hz", "aperiodicity", "level_db", "peak_db", "speech")
+_START_FIELDS = ("start_frames", "start_bins", "start_cents", "start_db", "start_abrupt")
 
 
 def _frame_count(n_samples: int) -> int:
@@ -235,19 +252,15 @@ def _analyse(x16: np.ndarray, *, keep: tuple[int, int]) -> ContentFrames:
     level = 10.0 * np.log10(np.mean(frames**2, axis=1) + _EPS)
     spectrum_db = _hann_spectrum_db(padded_spectrum)
     del padded_spectrum, power
-    tones = _sustained_tones(spectrum_db, f0, aperiodicity)
-    lo, hi = keep
+    tones = _tone_starts(spectrum_db)
     frames_out = ContentFrames(
-        tonal=tones["tonal"],
-        attacks=tones["attacks"],
         f0_hz=np.where(np.isfinite(f0), f0, 0.0).astype(np.float32),
         aperiodicity=aperiodicity.astype(np.float32),
         level_db=level.astype(np.float32),
         speech=np.zeros(n_frames, dtype=bool),
-        tone_frames=tones["tone_frames"],
-        tone_cents=tones["tone_cents"],
+        **tones,
     )
-    return frames_out.take(lo, hi)
+    return frames_out.take(*keep)
 
 
 def _hann_spectrum_db(padded_spectrum: np.ndarray) -> np.ndarray:
@@ -276,7 +289,7 @@ def _yin(frames: np.ndarray, power: np.ndarray) -> tuple[np.ndarray, np.ndarray]
     """
     n = frames.shape[1]
     tau_min = int(WORK_RATE / F0_MAX_HZ)
-    tau_max = int(math.ceil(WORK_RATE / F0_MIN_HZ)) + 1
+    tau_max = math.ceil(WORK_RATE / F0_MIN_HZ) + 1
     acf = scipy.fft.irfft(power, axis=1, workers=1)[:, : tau_max + 1]
     squares = frames.astype(np.float64) ** 2
     head = np.cumsum(squares, axis=1)  # head[:, j] = sum of x_0..x_j
@@ -329,12 +342,15 @@ def _spread(mask: np.ndarray) -> np.ndarray:
     return out
 
 
-def _sustained_tones(
-    spectrum_db: np.ndarray, f0: np.ndarray, aperiodicity: np.ndarray
-) -> dict[str, np.ndarray]:
-    """Per-frame counts of sustained tones that are not the voice (see the module docstring)."""
+def _tone_starts(spectrum_db: np.ndarray) -> dict[str, np.ndarray]:
+    """Every frame and bin where a sustained tone is sounding and holds on for :data:`STABLE_FRAMES` frames.
+
+    A peak is a local maximum :data:`PEAK_PROMINENCE_DB` above its neighbourhood's median and
+    :data:`FLOOR_MARGIN_DB` above its bin's usual level; it *holds* when a peak is within a bin of it in
+    each of the next frames and their pitches span at most :data:`FLAT_CENTS`.
+    """
     n_frames, n_bins = spectrum_db.shape
-    lo_bin = int(math.ceil(LOW_HZ * FRAME_LENGTH / WORK_RATE))
+    lo_bin = math.ceil(LOW_HZ * FRAME_LENGTH / WORK_RATE)
     hi_bin = min(n_bins - 1, int(HIGH_HZ * FRAME_LENGTH / WORK_RATE))
     s = spectrum_db
     prominence = s - _neighbourhood_median(s)
@@ -352,59 +368,35 @@ def _sustained_tones(
     curvature = a - 2.0 * b + c
     offset = np.zeros(s.shape, dtype=np.float32)
     offset[:, 1:-1] = np.clip(0.5 * (a - c) / np.where(curvature < -_EPS, curvature, -1.0), -0.5, 0.5)
-    hz = (np.arange(n_bins, dtype=np.float32) + offset) * (WORK_RATE / FRAME_LENGTH)
-    freq = np.where(peaks, hz, 0.0).astype(np.float32)
-    del a, b, c, curvature, offset, hz
+    freq = np.where(peaks, (np.arange(n_bins, dtype=np.float32) + offset) * (WORK_RATE / FRAME_LENGTH), 0.0)
+    freq = freq.astype(np.float32)
+    del a, b, c, curvature, offset
 
-    # a peak sustained for STABLE_FRAMES frames within a bin either way, and within FLAT_CENTS
     n = STABLE_FRAMES
-    present = _spread(peaks)
     starts = np.zeros(s.shape, dtype=bool)
     if n_frames >= n:
-        counts = np.cumsum(np.concatenate([np.zeros((1, n_bins), np.int32), present.astype(np.int32)]), axis=0)
+        present = _spread(peaks).astype(np.int32)
+        counts = np.cumsum(np.concatenate([np.zeros((1, n_bins), np.int32), present]), axis=0)
         starts[: n_frames - n + 1] = peaks[: n_frames - n + 1] & (counts[n:] - counts[: n_frames - n + 1] == n)
-        nearest = np.where(peaks, freq, 0.0)
-        for shift in (1, -1):  # a neighbour's frequency where the bin itself has no peak
-            neighbour = np.zeros_like(freq)
-            if shift == 1:
-                neighbour[:, 1:] = freq[:, :-1]
-            else:
-                neighbour[:, :-1] = freq[:, 1:]
-            nearest = np.where(nearest > 0, nearest, neighbour)
+        del present, counts
+        nearest = freq.copy()  # the bin's own peak, else a neighbour's
+        nearest[:, 1:] = np.where(nearest[:, 1:] > 0, nearest[:, 1:], freq[:, :-1])
+        nearest[:, :-1] = np.where(nearest[:, :-1] > 0, nearest[:, :-1], freq[:, 1:])
         upper = _window_reduce(np.where(nearest > 0, nearest, -np.inf), n, np.maximum)
         lower = _window_reduce(np.where(nearest > 0, nearest, np.inf), n, np.minimum)
         with np.errstate(divide="ignore", invalid="ignore"):
-            flat = 1200.0 * np.log2(upper / lower) <= FLAT_CENTS
-        starts &= flat
-    # the voice's own harmonics are not tones of something else
-    voiced = (aperiodicity < HARMONIC_APERIODICITY) & np.isfinite(f0)
-    rows, cols = np.nonzero(starts & voiced[:, None])
-    if rows.size:
-        f = freq[rows, cols]
-        pitch = f0[rows]
-        harmonic = np.rint(f / pitch)
-        own = (harmonic >= 1) & (harmonic <= MAX_HARMONIC)
-        own &= np.abs(f - harmonic * pitch) <= np.maximum(HARMONIC_TOLERANCE_HZ, HARMONIC_TOLERANCE * f)
-        starts[rows[own], cols[own]] = False
-
-    # first frame of each tone, and whether it began abruptly
-    before = np.zeros_like(starts)
-    before[1:] = starts[:-1]
-    onsets = starts & ~_spread(before)
+            starts &= 1200.0 * np.log2(upper / lower) <= FLAT_CENTS
+        del nearest, upper, lower
     earlier = np.zeros_like(weak)
     earlier[3:] = weak[:-3]
-    attacks = onsets & ~_spread(earlier)
-
-    per_frame = starts.sum(axis=1)
-    cumulative = np.concatenate([[0], np.cumsum(per_frame)])
-    index = np.arange(n_frames)
-    tonal = cumulative[index + 1] - cumulative[np.maximum(index - n + 1, 0)]
-    rows, cols = np.nonzero(onsets)  # row-major: in time order
+    rows, cols = np.nonzero(starts)  # row-major: in time order
     return {
-        "tonal": np.minimum(tonal, 255).astype(np.uint8),
-        "attacks": np.minimum(attacks.sum(axis=1), 255).astype(np.uint8),
-        "tone_frames": rows.astype(np.int64),
-        "tone_cents": (1200.0 * np.log2(freq[rows, cols] / 440.0)).astype(np.float32),
+        "peak_db": s[:, lo_bin:hi_bin].max(axis=1).astype(np.float32),
+        "start_frames": rows.astype(np.int64),
+        "start_bins": cols.astype(np.int16),
+        "start_cents": (1200.0 * np.log2(freq[rows, cols] / 440.0)).astype(np.float32),
+        "start_db": s[rows, cols].astype(np.float32),
+        "start_abrupt": ~_spread(earlier)[rows, cols],
     }
 
 
@@ -446,23 +438,70 @@ _MUSIC_PARTS = (
 _SINGING_PARTS = ("singing_voiced_ratio", "singing_long_ratio", "singing_steady_ratio")
 
 
-def _tuning_concentration(frames: ContentFrames) -> float:
-    """How closely the sustained tones share one semitone grid (0-1), corrected for their number.
+@dataclass
+class _Tones:
+    """The tones of a stretch once the voice and the inaudible are set aside (see :func:`_tones`)."""
 
-    Each tone counts once, at its onset. The mean resultant length ``R`` of ``exp(2j*pi*cents/100)`` over
-    ``n`` tones is biased upwards for few of them (``n`` random pitches give ``R`` about ``1/sqrt(n)``);
-    ``sqrt((n R^2 - 1) / (n - 1))`` removes that bias.
+    cents: np.ndarray  # pitch of each tone at its onset (cents above 440 Hz)
+    attacks: np.ndarray  # per frame: tones that start abruptly in it
+    sounding: np.ndarray  # per frame: a tone is sounding
+
+
+def _tones(frames: ContentFrames) -> _Tones:
+    """Keep the tone starts that are neither the voice nor far below it, and find the tones' onsets.
+
+    A start is the voice when it falls in a speech frame whose pitch is periodic enough
+    (:data:`HARMONIC_APERIODICITY`) and lies on one of that pitch's harmonics. It is too faint to matter
+    when it is more than :data:`TONE_RANGE_DB` below the loud speech (the 95th percentile of the speech
+    frames' strongest peaks; of all frames when there is no speech). A tone's onset is a start with no
+    start within a bin of it in the frame before.
     """
-    count = float(frames.tone_cents.size)
+    n = frames.n_frames
+    t = frames.start_frames
+    speech = frames.speech
+    reference = frames.peak_db[speech] if speech.sum() >= _MIN_FRAMES else frames.peak_db
+    keep = frames.start_db >= float(np.percentile(reference, 95)) - TONE_RANGE_DB
+    pitch = frames.f0_hz[t]
+    periodic = speech[t] & (frames.aperiodicity[t] < HARMONIC_APERIODICITY) & (pitch > 0)
+    hz = 440.0 * 2.0 ** (frames.start_cents.astype(np.float64) / 1200.0)
+    harmonic = np.rint(hz / np.where(periodic, pitch, 1.0))
+    voice = periodic & (harmonic >= 1) & (harmonic <= MAX_HARMONIC)
+    voice &= np.abs(hz - harmonic * pitch) <= np.maximum(HARMONIC_TOLERANCE_HZ, HARMONIC_TOLERANCE * hz)
+    keep &= ~voice
+    t, bins = t[keep], frames.start_bins[keep].astype(np.int64)
+    key = t * 1024 + bins
+    previous = (t - 1) * 1024 + bins
+    continued = np.isin(previous, key) | np.isin(previous - 1, key) | np.isin(previous + 1, key)
+    onset = ~continued
+    covered = np.zeros(n + 1, dtype=np.int64)  # a start sounds for STABLE_FRAMES frames from its own
+    np.add.at(covered, t, 1)
+    np.add.at(covered, np.minimum(t + STABLE_FRAMES, n), -1)
+    attacks = np.bincount(t[onset & frames.start_abrupt[keep]], minlength=n)[:n]
+    return _Tones(
+        cents=frames.start_cents[keep][onset],
+        attacks=attacks,
+        sounding=np.cumsum(covered)[:n] > 0,
+    )
+
+
+def _tuning_concentration(cents: np.ndarray) -> float:
+    """How closely tones share one semitone grid (0-1), corrected for their number.
+
+    The mean resultant length ``R`` of ``exp(2j*pi*cents/100)`` over ``n`` tones is biased upwards for few
+    of them (``n`` random pitches give ``R`` about ``1/sqrt(n)``); ``sqrt((n R^2 - 1) / (n - 1))``
+    removes that bias.
+    """
+    count = float(cents.size)
     if count <= 1:
         return 0.0
-    resultant = abs(complex(np.exp(2j * np.pi * frames.tone_cents.astype(np.float64) / 100.0).mean()))
-    return math.sqrt(max(0.0, (count * resultant**2 - 1.0) / (count - 1.0)))
+    resultant = abs(complex(np.exp(2j * np.pi * cents.astype(np.float64) / 100.0).mean()))
+    unbiased = math.sqrt(max(0.0, (count * resultant**2 - 1.0) / (count - 1.0)))
+    return max(0.0, unbiased - TUNING_SHRINK / math.sqrt(count))
 
 
-def _chord_rate(frames: ContentFrames, seconds: float) -> float:
+def _chord_rate(attacks: np.ndarray, seconds: float) -> float:
     """Frames per second in which a tone attacks with at least one more within a frame of it."""
-    attacks = frames.attacks.astype(np.int32)
+    attacks = attacks.astype(np.int32)
     together = np.convolve(attacks, np.ones(3, dtype=np.int32), mode="same")
     return float(np.sum((attacks > 0) & (together >= 2))) / seconds
 
@@ -478,21 +517,21 @@ def music_score_from_parts(onset_rate: float, tuning: float, chord_rate: float) 
 
 
 def _music(frames: ContentFrames, seconds: float, out: Analysis) -> None:
-    onset_rate = frames.tone_cents.size / seconds
-    tuning = _tuning_concentration(frames)
-    chord_rate = _chord_rate(frames, seconds)
+    tones = _tones(frames)
+    onset_rate = tones.cents.size / seconds
+    tuning = _tuning_concentration(tones.cents)
+    chord_rate = _chord_rate(tones.attacks, seconds)
     out.put("music_onset_rate", round(onset_rate, 3))
     out.put("music_tuning", round(tuning, 3))
     out.put("music_chord_rate", round(chord_rate, 3))
-    sounding = frames.tonal > 0
     speech = frames.speech
     pause = ~speech
     if pause.sum() >= _MIN_FRAMES:
-        out.put("music_pause_ratio", round(float(sounding[pause].mean()), 3))
+        out.put("music_pause_ratio", round(float(tones.sounding[pause].mean()), 3))
     else:
         out.put("music_pause_ratio", None, why="not_measured: less than 0.5 s without speech")
     if speech.sum() >= _MIN_FRAMES:
-        out.put("music_speech_ratio", round(float(sounding[speech].mean()), 3))
+        out.put("music_speech_ratio", round(float(tones.sounding[speech].mean()), 3))
     else:
         out.put("music_speech_ratio", None, why="no_speech: less than 0.5 s of speech")
     out.put("music_score", round(music_score_from_parts(onset_rate, tuning, chord_rate), 3))
@@ -510,45 +549,49 @@ def _singing(frames: ContentFrames, out: Analysis) -> None:
     voiced = speech & (frames.aperiodicity < VOICED_APERIODICITY) & (frames.f0_hz > 0)
     voiced &= frames.level_db >= loud - VOICED_LEVEL_DB
     cents = 1200.0 * np.log2(np.maximum(frames.f0_hz, 1.0) / 55.0)
-    joined = voiced.copy()
-    joined[1:] &= ~(voiced[:-1] & (np.abs(np.diff(cents)) > PITCH_JUMP_CENTS))  # a jump starts a new run
-    long_frames = round(LONG_NOTE_S / CONTENT_HOP_S)
-    long_mask = np.zeros(frames.n_frames, dtype=bool)
-    steady_mask = np.zeros(frames.n_frames, dtype=bool)
-    for start, end in zip(*_pitch_runs(voiced, joined), strict=True):
-        if end - start < long_frames:
+    note_frames = round(LONG_NOTE_S / CONTENT_HOP_S)
+    long_frames = 0
+    steady_frames = 0
+    for start, end in _voiced_runs(voiced, cents):
+        if end - start < note_frames:
             continue
-        long_mask[start:end] = True
-        smooth = np.convolve(cents[start:end], np.ones(_STEADY_SMOOTH_FRAMES) / _STEADY_SMOOTH_FRAMES, "same")
-        upper = _window_reduce(smooth[:, None], long_frames, np.maximum)[:, 0]
-        lower = _window_reduce(smooth[:, None], long_frames, np.minimum)[:, 0]
-        steady_start = np.flatnonzero((upper - lower)[: end - start - long_frames + 1] <= STEADY_CENTS)
-        for s in steady_start:
-            steady_mask[start + s : start + s + long_frames] = True
+        long_frames += int(speech[start:end].sum())
+        # the note's pitch: a running median (vibrato averaged out) that must hold over a note's length
+        pitch = scipy.ndimage.median_filter(cents[start:end], size=STEADY_SMOOTH_FRAMES, mode="nearest")
+        spread = scipy.ndimage.maximum_filter1d(pitch, note_frames) - scipy.ndimage.minimum_filter1d(
+            pitch, note_frames
+        )
+        steady_frames += int(np.sum(voiced[start:end] & (spread <= STEADY_CENTS)))
     voiced_ratio = float(voiced.sum()) / n_speech
-    long_ratio = float(long_mask.sum()) / n_speech
-    steady_ratio = float(steady_mask.sum()) / n_speech
+    long_ratio = long_frames / n_speech
+    steady_ratio = steady_frames / n_speech
     out.put("singing_voiced_ratio", round(voiced_ratio, 3))
     out.put("singing_long_ratio", round(long_ratio, 3))
     out.put("singing_steady_ratio", round(steady_ratio, 3))
-    out.put("singing_score", round(singing_score_from_parts(voiced_ratio, long_ratio, steady_ratio), 3))
+    out.put("singing_score", round(singing_score_from_parts(long_ratio, steady_ratio), 3))
 
 
-def _pitch_runs(voiced: np.ndarray, joined: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Start and end frames of the voiced runs, split where the pitch jumps."""
-    starts, ends = runs(voiced)
-    breaks = np.flatnonzero(voiced & ~joined)  # voiced frames that start a new run after a jump
-    if breaks.size == 0:
-        return starts, ends
-    all_starts = np.union1d(starts, breaks)
-    all_ends = np.union1d(ends, breaks)
-    return all_starts, all_ends
+def _voiced_runs(voiced: np.ndarray, cents: np.ndarray) -> list[tuple[int, int]]:
+    """``[start, end)`` of the voiced runs: voiced frames whose pitch moves by at most
+    :data:`PITCH_JUMP_CENTS` from one to the next, across gaps of up to :data:`VOICED_GAP_FRAMES`."""
+    index = np.flatnonzero(voiced)
+    if index.size == 0:
+        return []
+    gaps = np.diff(index)
+    jumps = np.abs(np.diff(cents[index]))
+    breaks = np.flatnonzero((gaps > VOICED_GAP_FRAMES + 1) | (jumps > PITCH_JUMP_CENTS))
+    starts = np.concatenate([[index[0]], index[breaks + 1]])
+    ends = np.concatenate([index[breaks] + 1, [index[-1] + 1]])
+    return list(zip(starts.tolist(), ends.tolist(), strict=True))
 
 
-def singing_score_from_parts(voiced_ratio: float, long_ratio: float, steady_ratio: float) -> float:
-    """``singing_score`` from its parts: the held notes, weighed by how much of the speech they fill."""
-    del voiced_ratio
-    return min(1.0, 0.5 * long_ratio + steady_ratio)
+def singing_score_from_parts(long_ratio: float, steady_ratio: float) -> float:
+    """``singing_score`` from its parts: how much of the speech is held notes, and steady ones, capped at 1.
+
+    ``min(1, (LONG_WEIGHT * long_ratio + STEADY_WEIGHT * steady_ratio) / (2 * SINGING_REF))``: 0.5 when
+    the weighted sum reaches :data:`SINGING_REF`.
+    """
+    return min(1.0, (LONG_WEIGHT * long_ratio + STEADY_WEIGHT * steady_ratio) / (2.0 * SINGING_REF))
 
 
 # --------------------------------------------------------------------------------------------------------
