@@ -72,6 +72,7 @@ PEAK_PROMINENCE_DB = 12.0
 FLOOR_MARGIN_DB = 6.0
 """...and this far above its frequency's usual level (:data:`FLOOR_PERCENTILE` over a chunk)."""
 FLOOR_PERCENTILE = 20.0
+_FLOOR_STRIDE = 4
 ATTACK_PROMINENCE_DB = 8.0
 """A tone *attacks* when no peak of this prominence was within a bin of it 3 frames before it started."""
 STABLE_FRAMES = 8
@@ -291,16 +292,18 @@ def _yin(frames: np.ndarray, power: np.ndarray) -> tuple[np.ndarray, np.ndarray]
     tau_min = int(WORK_RATE / F0_MAX_HZ)
     tau_max = math.ceil(WORK_RATE / F0_MIN_HZ) + 1
     acf = scipy.fft.irfft(power, axis=1, workers=1)[:, : tau_max + 1]
-    squares = frames.astype(np.float64) ** 2
-    head = np.cumsum(squares, axis=1)  # head[:, j] = sum of x_0..x_j
-    total = head[:, -1:]
-    taus = np.arange(tau_max + 1)
-    # sum_{j < n - tau} x_j^2 + sum_{j >= tau} x_j^2 - 2 r(tau)
-    first = head[:, n - 1 - taus]
-    second = total - np.concatenate([np.zeros((frames.shape[0], 1)), head[:, : tau_max]], axis=1)
+    squares = np.square(frames, dtype=np.float32)
+    total = squares.sum(axis=1, keepdims=True)
+    # d(tau) = sum_{j < n - tau} x_j^2 + sum_{j >= tau} x_j^2 - 2 r(tau): only the first and last
+    # tau_max + 1 samples' running sums are needed
+    head = np.cumsum(squares[:, : tau_max + 1], axis=1)  # head[:, j] = sum of x_0..x_j
+    tail = np.cumsum(squares[:, : n - tau_max - 2 : -1], axis=1)  # tail[:, j] = sum of the last j + 1
+    zero = np.zeros((frames.shape[0], 1), dtype=np.float32)
+    first = total - np.concatenate([zero, tail[:, :tau_max]], axis=1)
+    second = total - np.concatenate([zero, head[:, :tau_max]], axis=1)
     diff = np.maximum(first + second - 2.0 * acf, 0.0)
     diff[:, 0] = 0.0
-    running = np.cumsum(diff[:, 1:], axis=1) / np.arange(1, tau_max + 1)
+    running = np.cumsum(diff[:, 1:], axis=1) / np.arange(1, tau_max + 1, dtype=np.float32)
     cmnd = np.ones_like(diff)
     cmnd[:, 1:] = diff[:, 1:] / np.maximum(running, _EPS)
     part = cmnd[:, tau_min:tau_max]
@@ -326,7 +329,9 @@ def _neighbourhood_median(spectrum_db: np.ndarray) -> np.ndarray:
     n_bins = spectrum_db.shape[1]
     group = 16
     n_groups = (n_bins - 1) // group
-    medians = np.median(spectrum_db[:, : n_groups * group].reshape(-1, n_groups, group), axis=2)
+    grouped = spectrum_db[:, : n_groups * group].reshape(-1, n_groups, group)
+    ordered = np.sort(grouped, axis=2)  # faster than a partition for rows this short
+    medians = 0.5 * (ordered[:, :, group // 2 - 1] + ordered[:, :, group // 2])
     centres = group * np.arange(n_groups) + (group - 1) / 2
     position = np.clip((np.arange(n_bins) - centres[0]) / group, 0, n_groups - 1)
     below = np.minimum(position.astype(np.int64), n_groups - 2)
@@ -354,7 +359,7 @@ def _tone_starts(spectrum_db: np.ndarray) -> dict[str, np.ndarray]:
     hi_bin = min(n_bins - 1, int(HIGH_HZ * FRAME_LENGTH / WORK_RATE))
     s = spectrum_db
     prominence = s - _neighbourhood_median(s)
-    floor = np.percentile(s, FLOOR_PERCENTILE, axis=0)
+    floor = np.percentile(s[::_FLOOR_STRIDE], FLOOR_PERCENTILE, axis=0)  # every 4th frame is plenty
     local_max = np.zeros(s.shape, dtype=bool)
     local_max[:, 1:-1] = (s[:, 1:-1] > s[:, :-2]) & (s[:, 1:-1] >= s[:, 2:])
     local_max[:, :lo_bin] = False
@@ -364,32 +369,30 @@ def _tone_starts(spectrum_db: np.ndarray) -> dict[str, np.ndarray]:
     del prominence, local_max
 
     # interpolated frequency of every peak (parabola through the three bins around it)
-    a, b, c = s[:, :-2], s[:, 1:-1], s[:, 2:]
-    curvature = a - 2.0 * b + c
-    offset = np.zeros(s.shape, dtype=np.float32)
-    offset[:, 1:-1] = np.clip(0.5 * (a - c) / np.where(curvature < -_EPS, curvature, -1.0), -0.5, 0.5)
-    freq = np.where(peaks, (np.arange(n_bins, dtype=np.float32) + offset) * (WORK_RATE / FRAME_LENGTH), 0.0)
-    freq = freq.astype(np.float32)
-    del a, b, c, curvature, offset
+    peak_rows, peak_cols = np.nonzero(peaks)
+    left, centre, right = (s[peak_rows, peak_cols + d] for d in (-1, 0, 1))
+    curvature = left - 2.0 * centre + right
+    offset = np.clip(0.5 * (left - right) / np.where(curvature < -_EPS, curvature, -1.0), -0.5, 0.5)
+    freq = np.zeros(s.shape, dtype=np.float32)
+    freq[peak_rows, peak_cols] = (peak_cols + offset) * (WORK_RATE / FRAME_LENGTH)
 
     n = STABLE_FRAMES
-    starts = np.zeros(s.shape, dtype=bool)
+    rows = cols = np.zeros(0, dtype=np.int64)
     if n_frames >= n:
-        present = _spread(peaks).astype(np.int32)
-        counts = np.cumsum(np.concatenate([np.zeros((1, n_bins), np.int32), present]), axis=0)
-        starts[: n_frames - n + 1] = peaks[: n_frames - n + 1] & (counts[n:] - counts[: n_frames - n + 1] == n)
-        del present, counts
-        nearest = freq.copy()  # the bin's own peak, else a neighbour's
-        nearest[:, 1:] = np.where(nearest[:, 1:] > 0, nearest[:, 1:], freq[:, :-1])
-        nearest[:, :-1] = np.where(nearest[:, :-1] > 0, nearest[:, :-1], freq[:, 1:])
-        upper = _window_reduce(np.where(nearest > 0, nearest, -np.inf), n, np.maximum)
-        lower = _window_reduce(np.where(nearest > 0, nearest, np.inf), n, np.minimum)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            starts &= 1200.0 * np.log2(upper / lower) <= FLAT_CENTS
-        del nearest, upper, lower
+        present = _spread(peaks)
+        held = peaks[: n_frames - n + 1].copy()
+        for later in range(1, n):
+            held &= present[later : n_frames - n + 1 + later]
+        del present
+        rows, cols = np.nonzero(held)  # row-major: in time order
+        # the pitch along each: the bin's own peak in each of the n frames, else a neighbour's
+        along = rows[:, None] + np.arange(n)
+        own, below, above = (freq[along, (cols + d)[:, None]] for d in (0, -1, 1))
+        pitch = np.where(own > 0, own, np.where(below > 0, below, above))
+        flat = 1200.0 * np.log2(pitch.max(axis=1) / pitch.min(axis=1)) <= FLAT_CENTS
+        rows, cols = rows[flat], cols[flat]
     earlier = np.zeros_like(weak)
     earlier[3:] = weak[:-3]
-    rows, cols = np.nonzero(starts)  # row-major: in time order
     return {
         "peak_db": s[:, lo_bin:hi_bin].max(axis=1).astype(np.float32),
         "start_frames": rows.astype(np.int64),
