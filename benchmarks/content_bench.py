@@ -55,7 +55,7 @@ PARTS = (
     "music_score",
     "music_onset_rate",
     "music_tuning",
-    "music_chord_rate",
+    "music_attack_rate",
     "music_pause_ratio",
     "music_speech_ratio",
     "singing_score",
@@ -121,10 +121,10 @@ def _splits(rows: Sequence[dict[str, Any]], key: str) -> dict[str, Any]:
 def summarise(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """Rates per group, the targets, and the cost."""
     beds = [r for r in rows if r["kind"] == "music"]
-    target_noise = [
-        r for r in rows if r["kind"] == "noise" and r["condition"] in content_items.TARGET_NOISES
+    target_noise = [r for r in rows if r["kind"] == "noise" and r["condition"] in content_items.TARGET_NOISES]
+    other_noise = [
+        r for r in rows if r["kind"] == "noise" and r["condition"] not in content_items.TARGET_NOISES
     ]
-    other_noise = [r for r in rows if r["kind"] == "noise" and r["condition"] not in content_items.TARGET_NOISES]
     sung = [r for r in rows if r["kind"] == "sung"]
     read = [r for r in rows if r["kind"] == "read"]
     speech_windows = [r for r in rows if r["kind"] in ("noise", "read")]
@@ -169,14 +169,21 @@ def summarise(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
         },
     }
     summary["targets"] = [
-        _target("music bed 0-15 dB below speech detected", summary["music_beds"]["all"]["rate"], ">=", MUSIC_RECALL_TARGET),
+        _target(
+            "music bed 0-15 dB below speech detected",
+            summary["music_beds"]["all"]["rate"],
+            ">=",
+            MUSIC_RECALL_TARGET,
+        ),
         _target(
             "music false alarms (hum, fan, rain, dishes, babble, reverb, clean)",
             summary["music_false_alarms"]["target_noises"]["rate"],
             "<=",
             FALSE_ALARM_TARGET,
         ),
-        _target("sung excerpts caught", summary["singing"]["sung_excerpts"]["rate"], ">=", SINGING_RECALL_TARGET),
+        _target(
+            "sung excerpts caught", summary["singing"]["sung_excerpts"]["rate"], ">=", SINGING_RECALL_TARGET
+        ),
         _target(
             "singing false alarms on read excerpts",
             summary["singing_false_alarms"]["read_excerpts"]["rate"],
@@ -197,7 +204,14 @@ def _print(summary: dict[str, Any]) -> None:
         return f"{rate['hits']}/{rate['n']} ({100 * rate['rate']:.1f} %)" if rate["n"] else "-"
 
     beds = summary["music_beds"]
-    print("music beds detected:", pct(beds["all"]), " dev", pct(beds["split"]["dev"]), " test", pct(beds["split"]["test"]))
+    print(
+        "music beds detected:",
+        pct(beds["all"]),
+        " dev",
+        pct(beds["split"]["dev"]),
+        " test",
+        pct(beds["split"]["test"]),
+    )
     for level, rate in beds["by_level_db"].items():
         print(f"  {level} dB below speech: {pct(rate)}")
     for piece, rate in beds["by_piece"].items():
@@ -205,17 +219,38 @@ def _print(summary: dict[str, Any]) -> None:
     print("  no pauses:", pct(beds["by_pauses"]["True"]), " natural:", pct(beds["by_pauses"]["False"]))
     print("percussion only (castanets, not counted):", pct(summary["percussion_only"]))
     fa = summary["music_false_alarms"]
-    print("music false alarms:", pct(fa["target_noises"]), " dev", pct(fa["split"]["dev"]), " test", pct(fa["split"]["test"]))
+    print(
+        "music false alarms:",
+        pct(fa["target_noises"]),
+        " dev",
+        pct(fa["split"]["dev"]),
+        " test",
+        pct(fa["split"]["test"]),
+    )
     for noise, rate in {**fa["by_noise"], **fa["other_noises"]}.items():
         print(f"  {noise}: {pct(rate)}")
     print("  pitched rain ambience (not counted):", pct(fa["pitched_ambience"]))
     print("  read excerpts:", pct(fa["read_excerpts"]), " sung excerpts:", pct(fa["sung_excerpts"]))
     sing = summary["singing"]
-    print("sung excerpts caught:", pct(sing["sung_excerpts"]), " dev", pct(sing["split"]["dev"]), " test", pct(sing["split"]["test"]))
+    print(
+        "sung excerpts caught:",
+        pct(sing["sung_excerpts"]),
+        " dev",
+        pct(sing["split"]["dev"]),
+        " test",
+        pct(sing["split"]["test"]),
+    )
     for condition, rate in sing["by_condition"].items():
         print(f"  {condition}: {pct(rate)}")
     sfa = summary["singing_false_alarms"]
-    print("singing false alarms, read excerpts:", pct(sfa["read_excerpts"]), " speech windows:", pct(sfa["speech_windows"]), " music beds:", pct(sfa["music_beds"]))
+    print(
+        "singing false alarms, read excerpts:",
+        pct(sfa["read_excerpts"]),
+        " speech windows:",
+        pct(sfa["speech_windows"]),
+        " music beds:",
+        pct(sfa["music_beds"]),
+    )
     cost = summary["cost"]
     print(
         f"cost: {cost['content_s_per_audio_minute']:.3f} s per audio minute "
@@ -246,7 +281,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     payload = {
         "benchmark": "content",
-        "machine": {"python": platform.python_version(), "cpu_count": os.cpu_count(), "platform": platform.platform()},
+        "machine": {
+            "python": platform.python_version(),
+            "cpu_count": os.cpu_count(),
+            "platform": platform.platform(),
+        },
         "quick": args.quick,
         "jobs": args.jobs,
         "wall_s": round(wall, 1),

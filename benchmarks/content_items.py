@@ -350,7 +350,9 @@ def _condition(x: np.ndarray, condition: str, name: str) -> np.ndarray:
         return _reverberate(x, room)
     rng = _rng(name)
     kind, snr = condition.split("_")
-    noise = corpus.pink_noise(x.shape[0], rng) if kind == "pink" else _noise("noise/sms_rain.wav", x.size, rng)
+    noise = (
+        corpus.pink_noise(x.shape[0], rng) if kind == "pink" else _noise("noise/sms_rain.wav", x.size, rng)
+    )
     mask = corpus.truth_speech_mask(x, RATE)
     if not mask.any():
         mask = np.ones_like(mask)

@@ -124,7 +124,7 @@ TUNING_SHRINK = 1.0
 line up by chance)."""
 TUNING_REF = 0.5
 """Tuning concentration (0: pitches anywhere between semitones; 1: all on one grid) of a tuned bed."""
-CHORD_RATE_REF = 2.0
+ATTACK_RATE_REF = 2.0
 """Frames per second in which two or more tones attack together, for a full measure of that sign."""
 MUSIC_THRESHOLD = 0.5
 """``music_score`` at or above this is music."""
@@ -212,7 +212,7 @@ class ContentFrames:
 
         Parts, for reports and thresholds: ``music_onset_rate`` (sustained tones starting per second),
         ``music_tuning`` (their concentration on a semitone grid, bias-corrected, 0-1),
-        ``music_chord_rate`` (frames per second where two or more tones attack together),
+        ``music_attack_rate`` (frames per second where two or more tones attack together),
         ``music_pause_ratio`` and ``music_speech_ratio`` (frames with a sustained tone among the pause and
         the speech frames), ``singing_voiced_ratio`` (voiced frames among the speech frames),
         ``singing_long_ratio`` (speech frames inside voiced runs of :data:`LONG_NOTE_S` or more) and
@@ -434,7 +434,7 @@ def _score(frames: ContentFrames) -> Analysis:
 _MUSIC_PARTS = (
     "music_onset_rate",
     "music_tuning",
-    "music_chord_rate",
+    "music_attack_rate",
     "music_pause_ratio",
     "music_speech_ratio",
 )
@@ -502,20 +502,20 @@ def _tuning_concentration(cents: np.ndarray) -> float:
     return max(0.0, unbiased - TUNING_SHRINK / math.sqrt(count))
 
 
-def _chord_rate(attacks: np.ndarray, seconds: float) -> float:
+def _attack_rate(attacks: np.ndarray, seconds: float) -> float:
     """Frames per second in which a tone attacks with at least one more within a frame of it."""
     attacks = attacks.astype(np.int32)
     together = np.convolve(attacks, np.ones(3, dtype=np.int32), mode="same")
     return float(np.sum((attacks > 0) & (together >= 2))) / seconds
 
 
-def music_score_from_parts(onset_rate: float, tuning: float, chord_rate: float) -> float:
+def music_score_from_parts(onset_rate: float, tuning: float, attack_rate: float) -> float:
     """``music_score`` from its parts: tonal evidence times the stronger sign of music, capped at 1.
 
-    ``min(1, onset_rate / ONSET_RATE_REF) * min(1, max(tuning / TUNING_REF, chord_rate / CHORD_RATE_REF))``.
+    ``min(1, onset_rate / ONSET_RATE_REF) * min(1, max(tuning / TUNING_REF, attack_rate / ATTACK_RATE_REF))``.
     """
     evidence = min(1.0, onset_rate / ONSET_RATE_REF)
-    structure = min(1.0, max(tuning / TUNING_REF, chord_rate / CHORD_RATE_REF))
+    structure = min(1.0, max(tuning / TUNING_REF, attack_rate / ATTACK_RATE_REF))
     return evidence * structure
 
 
@@ -523,10 +523,10 @@ def _music(frames: ContentFrames, seconds: float, out: Analysis) -> None:
     tones = _tones(frames)
     onset_rate = tones.cents.size / seconds
     tuning = _tuning_concentration(tones.cents)
-    chord_rate = _chord_rate(tones.attacks, seconds)
+    attack_rate = _attack_rate(tones.attacks, seconds)
     out.put("music_onset_rate", round(onset_rate, 3))
     out.put("music_tuning", round(tuning, 3))
-    out.put("music_chord_rate", round(chord_rate, 3))
+    out.put("music_attack_rate", round(attack_rate, 3))
     speech = frames.speech
     pause = ~speech
     if pause.sum() >= _MIN_FRAMES:
@@ -537,7 +537,7 @@ def _music(frames: ContentFrames, seconds: float, out: Analysis) -> None:
         out.put("music_speech_ratio", round(float(tones.sounding[speech].mean()), 3))
     else:
         out.put("music_speech_ratio", None, why="no_speech: less than 0.5 s of speech")
-    out.put("music_score", round(music_score_from_parts(onset_rate, tuning, chord_rate), 3))
+    out.put("music_score", round(music_score_from_parts(onset_rate, tuning, attack_rate), 3))
 
 
 def _singing(frames: ContentFrames, out: Analysis) -> None:
@@ -667,7 +667,11 @@ def content_frames(samples: np.ndarray, speech_mask: np.ndarray | None = None) -
 
 
 def content_scores(
-    samples: np.ndarray, speech_mask: np.ndarray | None = None, *, start_s: float = 0.0, end_s: float | None = None
+    samples: np.ndarray,
+    speech_mask: np.ndarray | None = None,
+    *,
+    start_s: float = 0.0,
+    end_s: float | None = None,
 ) -> Analysis:
     """``music_score`` and ``singing_score`` (and parts) of 16 kHz mono ``samples`` or a span of them."""
     return content_frames(samples, speech_mask).scores(start_s, end_s)
