@@ -87,6 +87,7 @@ def measure(item: content_items.ContentItem) -> dict[str, Any]:
         "truth_music": item.music,
         "truth_singing": item.singing,
         "no_pause": bool(item.extra.get("no_pause", False)),
+        "voice": item.extra.get("singer") or item.extra.get("speaker"),
         **{name: m.get(name) for name in PARTS},
         "music": m.get("music_score") is not None and m["music_score"] >= music.MUSIC_THRESHOLD,
         "singing": m.get("singing_score") is not None and m["singing_score"] >= music.SINGING_THRESHOLD,
@@ -153,7 +154,7 @@ def summarise(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
             "sung_excerpts": _rate(sung, "singing"),
             "split": _splits(sung, "singing"),
             "by_condition": _by(sung, "singing", "condition"),
-            "by_singer": _by(sung, "singing", "split"),
+            "by_singer": _by(sung, "singing", "voice"),
         },
         "singing_false_alarms": {
             "read_excerpts": _rate(read, "singing"),

@@ -1,35 +1,37 @@
 """Background music and singing: ``music_score`` and ``singing_score`` from the 16 kHz analysis view.
 
-A voice-cloning service wants normal speech with nothing behind it. Two things it forbids are heard
-here, without a trained model (none that ships inside a PyPI package fits), from the spectrum and the
-pitch of the voice:
+Every family's rules forbid background music and singing. Both are heard here without a trained model
+(none that ships inside a PyPI package fits), from the spectrum and the pitch, on a CPU:
 
-* **music**: notes. An instrument holds a pitch: a spectral peak that stands out of its neighbourhood
-  and stays at one frequency (within 25 cents) for at least 8 frames of 16 ms. Speech makes such peaks
-  too, but they are harmonics of the voice's own pitch, which is measured in the same frame, so they are
-  set aside; whatever holds still and is not the voice is a *sustained tone*. A tone that never changes
-  (mains hum and its harmonics, a fan, a whine) is as loud in the quiet stretches of the recording as
-  anywhere, so a peak must also stand :data:`FLOOR_MARGIN_DB` above its frequency's usual level (a low
-  percentile over about half a minute). What is left is weighed for two signs of music: the tones start
-  often (:data:`ONSET_RATE_REF` per second marks a full measure of evidence) and they sit on one tuning
-  grid (the concentration of their pitches, in cents modulo a semitone: an orchestra, a band or a piano
-  bed is tuned; a cheering crowd, rain or a room's echo is not), or several of them start together, as
-  the notes of a chord do (for instruments whose partials stray from the grid, such as a piano).
-  This works in the pauses and under the speech alike, so a bed under continuous speech is heard.
-* **singing**: the voice itself holds its notes. Over the speech frames, the pitch track (a YIN
-  estimator on the same frames) gives voiced runs; sung notes last (runs of :data:`LONG_NOTE_S` or more)
-  and keep their pitch (vibrato averaged out), where read speech is made of short syllables whose pitch
-  glides.
+* **music** is notes. An instrument holds a pitch: a spectral peak that stands out of its neighbourhood
+  and stays within 25 cents for at least 8 frames of 16 ms (a *sustained tone*). Three kinds of sustained
+  tone are not music and are set aside: a tone that never changes (mains hum and its harmonics, a fan,
+  a whine) is no louder than its frequency's usual level, which a peak must exceed by
+  :data:`FLOOR_MARGIN_DB`; the voice's own harmonics (a tone on a harmonic of the pitch of a speech
+  frame); and tones more than :data:`TONE_RANGE_DB` below the loud speech. What is left is weighed for
+  two signs of music: how often tones start (:data:`ONSET_RATE_REF` per second is full evidence), and
+  either their tuning (the concentration of their pitches in cents modulo a semitone: a band, an
+  orchestra or a keyboard is tuned to one grid; a cheering crowd, rain or a room's echo is not) or
+  partials attacking together, as a struck or plucked note's do (a piano's stretched partials stray from
+  the grid). It works in the pauses and under the speech alike, so a bed under continuous speech is
+  heard; the VAD often calls a music-filled pause speech anyway.
+* **singing** is the voice holding its notes. Over the speech frames, the YIN pitch (computed on the same
+  frames) gives voiced runs; sung notes last (runs of :data:`LONG_NOTE_S` or more) and keep their pitch
+  (its running median, which averages vibrato out, stays within :data:`STEADY_CENTS`), where read speech
+  is made of short syllables whose pitch glides.
 
 Both are measured per 16 ms frame (the *content grid*: frame ``i`` is centred at ``0.032 + 0.016 i``
-seconds) into a :class:`ContentFrames`, whose :meth:`ContentFrames.scores` gives the two scores for the
-whole recording or for any span of it (selection needs them per window). :class:`ContentMeter` streams a
-recording through in chunks of :data:`CHUNK_S` seconds, keeping a few numbers per frame (about 6 MB an
-hour); :func:`content_frames` does the same for samples in memory.
+seconds) into a :class:`ContentFrames`; the speech mask is applied when scoring, so
+:meth:`ContentFrames.scores` gives both scores for the whole recording or any span of it (selection
+needs them per window) from one analysis. :class:`ContentMeter` streams a recording through in chunks of
+:data:`CHUNK_S` seconds, keeping a few numbers per frame and per tone (about 8 MB an hour of music, less
+of speech); :func:`content_frames` and :func:`content_scores` do the same for samples in memory.
+Cost: about 0.09 s of one core per minute of audio (0.4x the fast pass), so it is meant for the
+candidate windows and finalists, not every frame of every file (BENCHMARKS.md).
 
-Scores are in [0, 1]; :data:`MUSIC_THRESHOLD` and :data:`SINGING_THRESHOLD` are the decision points
-measured on ``benchmarks/content_bench.py`` (figures in BENCHMARKS.md). A score that cannot be measured
-(too little audio, no speech for singing) is ``None`` with a reason.
+Scores are in [0, 1]; :data:`MUSIC_THRESHOLD` and :data:`SINGING_THRESHOLD` are the decision points,
+with references set on the ``dev`` half of ``benchmarks/content_bench.py`` (figures in BENCHMARKS.md).
+A score that cannot be measured (too little audio; no speech, for singing) is ``None`` with a reason.
 """
 
 from __future__ import annotations
@@ -81,11 +83,11 @@ FLAT_CENTS = 25.0
 """...within this pitch range (cents) from its first frame to its last."""
 HARMONIC_TOLERANCE = 0.03
 HARMONIC_TOLERANCE_HZ = 12.0
-"""A peak within ``max(3 % of its frequency, 12 Hz)`` of a harmonic of the voiced frame's pitch is the voice."""
+"""A tone within ``max(3 % of its frequency, 12 Hz)`` of a harmonic of a speech frame's pitch is the voice."""
 MAX_HARMONIC = 40
 HARMONIC_APERIODICITY = 0.35
 """Speech frames whose YIN aperiodicity is below this have their pitch's harmonics set aside."""
-TONE_RANGE_DB = 40.0
+TONE_RANGE_DB = 45.0
 """Tones more than this far below the loud speech are ignored (inaudible beside the voice)."""
 
 F0_MIN_HZ = 70.0
@@ -102,18 +104,19 @@ VOICED_GAP_FRAMES = 3
 LONG_NOTE_S = 0.4
 """A voiced run of at least this length is a held note (read speech has few: syllables are shorter)."""
 STEADY_CENTS = 80.0
-"""A held note keeps its pitch (averaged over ~0.1 s, which removes vibrato) within this range."""
+"""A steady note's pitch (running median) stays within this range over :data:`LONG_NOTE_S`."""
 STEADY_SMOOTH_FRAMES = 15
 """The pitch of a note is its running median over this many frames (240 ms: a vibrato cycle or more)."""
 
-CHUNK_S = 30.0
-"""The streaming meter analyses this much audio at a time (plus :data:`_MARGIN_FRAMES` either side)."""
-_MARGIN_FRAMES = 32
 LONG_WEIGHT = 0.5
 STEADY_WEIGHT = 1.5
 SINGING_REF = 0.45
 """``singing_score`` weighs the share of speech in held notes and in steady held notes (see
 :func:`singing_score_from_parts`); the weights and reference were set on the benchmark's ``dev`` half."""
+
+CHUNK_S = 10.0
+"""The streaming meter analyses this much audio at a time (plus :data:`_MARGIN_FRAMES` either side)."""
+_MARGIN_FRAMES = 32
 _MIN_FRAMES = 32
 """Below about half a second there is nothing to score."""
 
@@ -158,7 +161,7 @@ class ContentFrames:
     level_db: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.float32))
     peak_db: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.float32))
     speech: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
-    start_frames: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    start_frames: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int32))
     start_bins: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int16))
     start_cents: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.float32))
     start_db: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.float32))
@@ -185,7 +188,7 @@ class ContentFrames:
         offsets = np.cumsum([0] + [p.n_frames for p in parts[:-1]])
         joined["start_frames"] = np.concatenate(
             [p.start_frames + offset for p, offset in zip(parts, offsets, strict=True)]
-        )
+        ).astype(np.int32)
         return cls(**joined)
 
     def take(self, lo: int, hi: int) -> ContentFrames:
@@ -395,7 +398,7 @@ def _tone_starts(spectrum_db: np.ndarray) -> dict[str, np.ndarray]:
     earlier[3:] = weak[:-3]
     return {
         "peak_db": s[:, lo_bin:hi_bin].max(axis=1).astype(np.float32),
-        "start_frames": rows.astype(np.int64),
+        "start_frames": rows.astype(np.int32),
         "start_bins": cols.astype(np.int16),
         "start_cents": (1200.0 * np.log2(freq[rows, cols] / 440.0)).astype(np.float32),
         "start_db": s[rows, cols].astype(np.float32),
@@ -471,7 +474,7 @@ def _tones(frames: ContentFrames) -> _Tones:
     voice = periodic & (harmonic >= 1) & (harmonic <= MAX_HARMONIC)
     voice &= np.abs(hz - harmonic * pitch) <= np.maximum(HARMONIC_TOLERANCE_HZ, HARMONIC_TOLERANCE * hz)
     keep &= ~voice
-    t, bins = t[keep], frames.start_bins[keep].astype(np.int64)
+    t, bins = t[keep].astype(np.int64), frames.start_bins[keep].astype(np.int64)
     key = t * 1024 + bins
     previous = (t - 1) * 1024 + bins
     continued = np.isin(previous, key) | np.isin(previous - 1, key) | np.isin(previous + 1, key)
