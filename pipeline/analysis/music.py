@@ -26,7 +26,7 @@ seconds) into a :class:`ContentFrames`; the speech mask is applied when scoring,
 needs them per window) from one analysis. :class:`ContentMeter` streams a recording through in chunks of
 :data:`CHUNK_S` seconds, keeping a few numbers per frame and per tone (about 8 MB an hour of music, less
 of speech); :func:`content_frames` and :func:`content_scores` do the same for samples in memory.
-Cost: about 0.09 s of one core per minute of audio (0.4x the fast pass), so it is meant for the
+Cost: about 0.09 s of one core per minute of audio (0.43x the fast pass), so it is meant for the
 candidate windows and finalists, not every frame of every file (BENCHMARKS.md).
 
 Scores are in [0, 1]; :data:`MUSIC_THRESHOLD` and :data:`SINGING_THRESHOLD` are the decision points,
