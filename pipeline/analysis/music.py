@@ -54,6 +54,8 @@ __all__ = [
     "ContentMeter",
     "content_frames",
     "content_scores",
+    "music_score_from_parts",
+    "singing_score_from_parts",
 ]
 
 WORK_RATE = 8000
@@ -200,14 +202,16 @@ class ContentFrames:
         return ContentFrames(**out)
 
     def with_speech_mask(self, speech_mask: np.ndarray, *, frame_s: float = FRAME_S) -> ContentFrames:
-        """These frames with ``speech`` read from a speech mask on another grid (the shared 10 ms one)."""
+        """These frames with ``speech`` read from a speech mask on another grid (the shared 10 ms one).
+
+        A frame takes the mask's value at its centre; frames past the mask's end are not speech.
+        """
         mask = np.asarray(speech_mask, dtype=bool)
         out = self.take(0, self.n_frames)
-        if mask.size == 0:
-            out.speech = np.zeros(self.n_frames, dtype=bool)
-            return out
-        index = np.minimum((self.times / frame_s).astype(np.int64), mask.size - 1)
-        out.speech = mask[index]
+        index = (self.times / frame_s).astype(np.int64)
+        inside = index < mask.size
+        out.speech = np.zeros(self.n_frames, dtype=bool)
+        out.speech[inside] = mask[index[inside]]
         return out
 
     def scores(self, start_s: float = 0.0, end_s: float | None = None) -> Analysis:
