@@ -543,7 +543,8 @@ def test_a_run_killed_at_several_points_and_restarted_equals_an_uninterrupted_on
     corpus: Path, reference: Path, tmp_path: Path
 ) -> None:
     out = tmp_path / "out"
-    cmd = [sys.executable, "-m", "pipeline.cli.main", *_cli_args(corpus, out, _run_yaml(tmp_path))]
+    args = _cli_args(corpus, out, _run_yaml(tmp_path))
+    cmd = [sys.executable, "-m", "pipeline.cli.main", *args]  # a process of its own, to be killed
     cache = out / ".cache"
 
     # 1. right after the first recording is analysed and cached
@@ -568,9 +569,7 @@ def test_a_run_killed_at_several_points_and_restarted_equals_an_uninterrupted_on
         leftover.parent.mkdir(parents=True, exist_ok=True)
         leftover.write_bytes(b"half a file")
 
-    final = subprocess.run(
-        cmd, cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=300, check=False
-    )
+    final = _voiceprep(*args)  # the same command, resumed (in this process: it is not killed)
     assert final.returncode == 0, final.stderr
     for name in ("recordings.jsonl", "clips.jsonl"):
         assert _rows(out, name) == _rows(reference, name)
