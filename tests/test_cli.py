@@ -8,9 +8,7 @@ from pathlib import Path
 import pytest
 from _cli import json_lines, voiceprep, voiceprep_process
 from _corpus import corpus_file
-
-ROOT = Path(__file__).resolve().parents[1]
-SAMPLES = ROOT / "data" / "samples"
+from _samples import SAMPLES
 
 
 def test_probe_json_reports_every_sample_and_the_broken_one() -> None:
