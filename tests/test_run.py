@@ -62,9 +62,9 @@ SOURCES: dict[str, Path | tuple[str, str]] = {
     f"{LOOSE}.flac": ("speech", f"{LOOSE}.flac"),  # LibriSpeech, 16 kHz FLAC (cut, see CUT_S)
 }
 CUT_S = {"alice/phone_memo.m4a": 12.5, f"{LOOSE}.flac": 11.5}
-"""Inputs copied as their first seconds only: long enough for a 10-12 s clip of every family, which
-DNSMOS scores in one segment (the whole 53 s memo and 14.4 s LibriSpeech file give clips it scores in
-3 and 10)."""
+"""Inputs copied as their first seconds only: long enough for a 10-12.5 s clip of every family, which
+DNSMOS scores in 1-2 segments (the whole 53 s memo and 14.4 s LibriSpeech file give clips it scores in
+3 and 10: ``tests/_samples.py``)."""
 EMPTY = "dave/empty.wav"  # zero bytes
 HELD_S: dict[str, float] = {}
 """Seconds each cut input holds, as :func:`_samples.cut` counted them (filled by the ``corpus`` fixture)."""
