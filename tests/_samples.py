@@ -1,10 +1,11 @@
 """The demo recordings (``data/samples``) and shorter copies of recordings, cut when a test runs.
 
 An end-to-end run spends most of its time re-checking the clips it renders (DNSMOS on every clip), and a
-clip is as long as its family allows of the speech it is cut from. A test whose point is not a long
-recording therefore feeds the runner the first seconds of one (:func:`cut`): same container, codec,
-sample rate and channels, the same audio up to the cut, and a clip of 10-12 s, which DNSMOS scores in
-one segment.
+clip is as long as its family allows of the speech it is cut from. DNSMOS scores 10 s windows and a tail
+of 2 s or more, which it tiles to 9 s and scores every second: a 15.5 s clip takes 3 segments, a
+14.4 s one 10, a 10-12.5 s one 1 or 2. A test whose point is not a long recording therefore feeds the
+runner the first seconds of one (:func:`cut`): same container, codec, sample rate and channels, the
+same audio up to the cut, and a clip of 10-12.5 s.
 """
 
 from __future__ import annotations

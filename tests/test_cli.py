@@ -8,9 +8,7 @@ from pathlib import Path
 import pytest
 from _cli import json_lines, voiceprep, voiceprep_process
 from _corpus import corpus_file
-
-ROOT = Path(__file__).resolve().parents[1]
-SAMPLES = ROOT / "data" / "samples"
+from _samples import SAMPLES
 
 
 def test_probe_json_reports_every_sample_and_the_broken_one() -> None:
@@ -216,15 +214,16 @@ def test_decoder_chatter_is_a_note_in_check_and_analyze_never_raw(damaged_mp3: P
 
 
 def test_run_counts_recordings_with_decoder_notes_and_keeps_them_on_the_row(
-    tmp_path: Path, damaged_mp3: Path
+    tmp_path: Path, damaged_mp3: Path, capfd: pytest.CaptureFixture[str]
 ) -> None:
     (tmp_path / "in" / "dave").mkdir(parents=True)
     damaged_mp3.rename(tmp_path / "in" / "dave" / "market.mp3")
     out = tmp_path / "out"
-    proc = voiceprep_process("run", tmp_path / "in", "--out", out, "-f", "qwen-tts", "--jobs", "1")
+    proc = voiceprep("run", tmp_path / "in", "--out", out, "-f", "qwen-tts", "--jobs", "1")
+    raw = capfd.readouterr()  # what reached file descriptors 1 and 2 directly (the decoders, the workers)
     assert proc.returncode == 0, proc.stderr
     assert "1 recording had decoder notes (see decode_notes in recordings.jsonl)" in proc.stdout
-    assert ILLEGAL not in proc.stdout + proc.stderr
+    assert ILLEGAL not in proc.stdout + proc.stderr + raw.out + raw.err
     (row,) = json_lines((out / "recordings.jsonl").read_text())
     assert row["decode_notes"][0]["message"] == f"Note: {ILLEGAL} 0x00000000 at offset 62694."
     assert row["decode_notes"][0]["count"] >= 1

@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
 from _corpus import corpus_file
+from _samples import EXPECTED, SAMPLES
 
 import pipeline
-
-ROOT = Path(__file__).resolve().parents[1]
-SAMPLES = ROOT / "data" / "samples"
-EXPECTED = json.loads((SAMPLES / "EXPECTED.json").read_text())
 
 
 def _expected(relpath: str) -> dict:

@@ -9,7 +9,6 @@ Loudness and true peak are checked with independent meters (pyloudnorm, 4x ``res
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
@@ -18,6 +17,7 @@ import pyloudnorm
 import pytest
 import soundfile as sf
 from _corpus import corpus_file
+from _samples import EXPECTED, SAMPLES
 from scipy import signal
 
 from pipeline.analysis.fastpass import analyze_file
@@ -30,7 +30,6 @@ from pipeline.rules.families import FamilySpec, load_family
 from pipeline.selection.plan import ClipPlan, Piece
 
 REPO = Path(__file__).resolve().parents[1]
-SAMPLES = REPO / "data" / "samples"
 FAMILIES = ("cosyvoice", "qwen-tts", "minimax")
 
 
@@ -481,7 +480,7 @@ def test_rendered_clip_passes_the_hard_limits(speech: Path, family: str, tmp_pat
 
 def test_data_samples_long_pause_renders_within_the_rules(cosy: FamilySpec, tmp_path: Path) -> None:
     source = SAMPLES / "bob" / "long_pause.mp3"
-    made = json.loads((SAMPLES / "EXPECTED.json").read_text())["files"]["bob/long_pause.mp3"]
+    made = EXPECTED["files"]["bob/long_pause.mp3"]
     true_start, true_end = made["degradation"]["pause_span_s"]
     fast = analyze_file(source)
     limit = cosy.limits.max_pause_s.value

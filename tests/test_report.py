@@ -589,7 +589,7 @@ def test_report_of_a_real_run_matches_its_manifests(tmp_path: Path) -> None:
     from pipeline.batch.runner import run
 
     src = tmp_path / "in" / "alice"
-    cut(PHONE_MEMO, src / "phone_memo.m4a", 12.5)  # a 12 s clip: one DNSMOS segment in the re-check
+    cut(PHONE_MEMO, src / "phone_memo.m4a", 12.5)  # a 12 s clip: a quick DNSMOS re-check
     shutil.copyfile(SAMPLES / "alice" / "broken.m4a", src / "broken.m4a")
     out = tmp_path / "out"
     run(

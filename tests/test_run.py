@@ -62,9 +62,9 @@ SOURCES: dict[str, Path | tuple[str, str]] = {
     f"{LOOSE}.flac": ("speech", f"{LOOSE}.flac"),  # LibriSpeech, 16 kHz FLAC (cut, see CUT_S)
 }
 CUT_S = {"alice/phone_memo.m4a": 12.5, f"{LOOSE}.flac": 11.5}
-"""Inputs copied as their first seconds only: long enough for a 10-12 s clip of every family, which
-DNSMOS scores in one segment (the whole 53 s memo and 14.4 s LibriSpeech file give clips it scores in
-3 and 10)."""
+"""Inputs copied as their first seconds only: long enough for a 10-12.5 s clip of every family, which
+DNSMOS scores in 1-2 segments (the whole 53 s memo and 14.4 s LibriSpeech file give clips it scores in
+3 and 10: ``tests/_samples.py``)."""
 EMPTY = "dave/empty.wav"  # zero bytes
 HELD_S: dict[str, float] = {}
 """Seconds each cut input holds, as :func:`_samples.cut` counted them (filled by the ``corpus`` fixture)."""
@@ -556,7 +556,8 @@ def test_a_run_killed_at_several_points_and_restarted_equals_an_uninterrupted_on
     corpus: Path, reference: Path, tmp_path: Path
 ) -> None:
     out = tmp_path / "out"
-    cmd = [sys.executable, "-m", "pipeline.cli.main", *_cli_args(corpus, out, _run_yaml(tmp_path))]
+    args = _cli_args(corpus, out, _run_yaml(tmp_path))
+    cmd = [sys.executable, "-m", "pipeline.cli.main", *args]  # a process of its own, to be killed
     cache = out / ".cache"
 
     # 1. right after the first recording is analysed and cached
@@ -581,9 +582,7 @@ def test_a_run_killed_at_several_points_and_restarted_equals_an_uninterrupted_on
         leftover.parent.mkdir(parents=True, exist_ok=True)
         leftover.write_bytes(b"half a file")
 
-    final = subprocess.run(
-        cmd, cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=300, check=False
-    )
+    final = _voiceprep(*args)  # the same command, resumed (in this process: it is not killed)
     assert final.returncode == 0, final.stderr
     for name in ("recordings.jsonl", "clips.jsonl"):
         assert _rows(out, name) == _rows(reference, name)

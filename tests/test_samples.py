@@ -10,7 +10,6 @@ from __future__ import annotations
 import functools
 import importlib.util
 import itertools
-import json
 import subprocess
 import sys
 from pathlib import Path
@@ -22,13 +21,12 @@ import numpy as np
 import pytest
 import soundfile as sf
 import soxr
+from _samples import EXPECTED, SAMPLES
 from scipy import signal
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO / "data"
-SAMPLES = DATA / "samples"
 CORPUS = DATA / "corpus"
-EXPECTED: dict[str, Any] = json.loads((SAMPLES / "EXPECTED.json").read_text())
 FILES: dict[str, dict[str, Any]] = EXPECTED["files"]
 DECODABLE = sorted(name for name, facts in FILES.items() if facts["decodable"])
 CORRUPT = sorted(name for name, facts in FILES.items() if not facts["decodable"])
