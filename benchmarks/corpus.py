@@ -810,18 +810,21 @@ def rumble_items(*, quick: bool = False) -> Iterator[Item]:
         st = _source_truth(x, rate)
         for kind in noises:
             for level in levels:
-                name = f"rumble/{src}/{kind}/{level:g}dB"
-                noise = noise_signal(kind, n=len(x), rate=rate, rng=_rng(name))
-                mix, noise = mix_at_snr(x, noise, snr_db=level, mask=st["speech_mask"], rate=rate)
-                mix, gain = _fit_peak(mix)
-                truth = {
-                    "snr_db": level,
-                    **_snr_truth(st, noise, rate),
-                    "noise": kind,
-                    "mix_gain": gain,
-                    "hum_hz": {"hum50": 50.0, "hum60": 60.0}.get(kind),
-                }
-                yield _item(name, "rumble", {"source": src, "noise": kind, "snr_db": level}, mix, rate, truth)
+                hum = {"hum50": 50.0, "hum60": 60.0}.get(kind)
+                yield _noisy_item("rumble", src, x, rate, st, kind, level, {"hum_hz": hum})
+
+
+def _noisy_item(
+    group: str, src: str, x: np.ndarray, rate: int, st: dict, kind: str, level: float, extra: dict
+) -> Item:
+    """``x`` under noise ``kind`` at ``level`` dB SNR over its speech, peak-fitted, with the SNR truths
+    (as :func:`snr_items` has them) and ``extra`` truth fields."""
+    name = f"{group}/{src}/{kind}/{level:g}dB"
+    noise = noise_signal(kind, n=len(x), rate=rate, rng=_rng(name))
+    mix, noise = mix_at_snr(x, noise, snr_db=level, mask=st["speech_mask"], rate=rate)
+    mix, gain = _fit_peak(mix)
+    truth = {"snr_db": level, **_snr_truth(st, noise, rate), "noise": kind, "mix_gain": gain, **extra}
+    return _item(name, group, {"source": src, "noise": kind, "snr_db": level}, mix, rate, truth)
 
 
 def continuous_speech(x: np.ndarray, rate: int, *, min_s: float = CONTINUOUS_MIN_S) -> np.ndarray:
@@ -858,19 +861,8 @@ def continuous_items(*, quick: bool = False) -> Iterator[Item]:
         st = {**_source_truth(y, rate), "_pn": own["_pn"], "_pn_broad": own["_pn_broad"]}
         for kind in noises:
             for level in levels:
-                name = f"continuous/{src}/{kind}/{level:g}dB"
-                noise = noise_signal(kind, n=len(y), rate=rate, rng=_rng(name))
-                mix, noise = mix_at_snr(y, noise, snr_db=level, mask=st["speech_mask"], rate=rate)
-                mix, gain = _fit_peak(mix)
-                truth = {
-                    "snr_db": level,
-                    **_snr_truth(st, noise, rate),
-                    "noise": kind,
-                    "mix_gain": gain,
-                    "speech_share": round(float(st["speech_mask"].mean()), 3),
-                }
-                params = {"source": src, "noise": kind, "snr_db": level}
-                yield _item(name, "continuous", params, mix, rate, truth)
+                share = round(float(st["speech_mask"].mean()), 3)
+                yield _noisy_item("continuous", src, y, rate, st, kind, level, {"speech_share": share})
 
 
 def _rooms(rate: int, seed_name: str) -> Iterator[tuple[str, np.ndarray, float, str]]:
