@@ -10,6 +10,9 @@ Exit codes (documented in the README and ``voiceprep --help``):
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Annotated
+
 import typer
 from rich.console import Console
 
@@ -17,6 +20,34 @@ EXIT_OK = 0
 EXIT_FAILURES = 1
 EXIT_USAGE = 2
 EXIT_INTERNAL = 3
+
+# The options several commands take, declared once (one name and one help text per concept).
+Paths = Annotated[
+    list[Path], typer.Argument(help="Files or folders (searched recursively).", show_default=False)
+]
+Families = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--family", "-f", metavar="FAMILY", help="Family (repeatable; default: all).", show_default=False
+    ),
+]
+Dnsmos = Annotated[
+    bool | None,
+    typer.Option(
+        "--dnsmos/--no-dnsmos", help="Run DNSMOS (default: on files up to 2 minutes).", show_default=False
+    ),
+]
+Export = Annotated[
+    list[str] | None,
+    typer.Option("--export", help="Also write parquet and/or csv tables.", show_default=False),
+]
+RunFolder = Annotated[Path, typer.Option("--out", "-o", help="The run's output folder.")]
+Preview = Annotated[
+    str | None,
+    typer.Option(
+        "--preview", help="Synthesise this text with each voice (saved next to the clip).", show_default=False
+    ),
+]
 
 
 def make_console(*, stderr: bool = False) -> Console:

@@ -17,7 +17,20 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.table import Table
 
-from pipeline.cli.common import EXIT_FAILURES, EXIT_INTERNAL, EXIT_OK, EXIT_USAGE, fail, make_console
+from pipeline.cli.common import (
+    EXIT_FAILURES,
+    EXIT_INTERNAL,
+    EXIT_OK,
+    EXIT_USAGE,
+    Dnsmos,
+    Export,
+    Families,
+    Paths,
+    Preview,
+    RunFolder,
+    fail,
+    make_console,
+)
 from pipeline.errors import VoiceprepError
 
 if TYPE_CHECKING:
@@ -83,9 +96,7 @@ def _export_formats(export: list[str] | None) -> list[str]:
 
 @app.command()
 def probe(
-    paths: Annotated[
-        list[Path], typer.Argument(help="Files or folders (searched recursively).", show_default=False)
-    ],
+    paths: Paths,
     as_json: Annotated[
         bool, typer.Option("--json", help="One JSON object per line instead of a table.")
     ] = False,
@@ -166,16 +177,9 @@ def _print_probe_table(rows: list[dict]) -> None:
 
 @app.command()
 def analyze(
-    paths: Annotated[
-        list[Path], typer.Argument(help="Files or folders (searched recursively).", show_default=False)
-    ],
+    paths: Paths,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
-    dnsmos: Annotated[
-        bool | None,
-        typer.Option(
-            "--dnsmos/--no-dnsmos", help="Run DNSMOS (default: on files up to 2 minutes).", show_default=False
-        ),
-    ] = None,
+    dnsmos: Dnsmos = None,
     channel_strategy: Annotated[
         str,
         typer.Option(
@@ -252,26 +256,10 @@ _VERDICT_STYLE = {"pass": "bold green", "warn": "bold yellow", "fail": "bold red
 
 @app.command()
 def check(
-    paths: Annotated[
-        list[Path], typer.Argument(help="Files or folders (searched recursively).", show_default=False)
-    ],
-    family: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--family",
-            "-f",
-            metavar="FAMILY",
-            help="Family to judge against (repeatable; default: all).",
-            show_default=False,
-        ),
-    ] = None,
+    paths: Paths,
+    family: Families = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per file and family.")] = False,
-    dnsmos: Annotated[
-        bool | None,
-        typer.Option(
-            "--dnsmos/--no-dnsmos", help="Run DNSMOS (default: on files up to 2 minutes).", show_default=False
-        ),
-    ] = None,
+    dnsmos: Dnsmos = None,
 ) -> None:
     """Judge each file as it is, as the service would receive it: verdict, reasons, fix hints.
 
@@ -321,12 +309,7 @@ def run_command(
         Path, typer.Argument(help="A folder (one subfolder per speaker) or a file.", show_default=False)
     ],
     out_dir: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")] = Path("out"),
-    family: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--family", "-f", metavar="FAMILY", help="Family (repeatable; default: all).", show_default=False
-        ),
-    ] = None,
+    family: Families = None,
     jobs: Annotated[
         int | None, typer.Option("--jobs", "-j", min=1, help="Workers (default: cores).", show_default=False)
     ] = None,
@@ -353,19 +336,11 @@ def run_command(
         Path | None,
         typer.Option("--speaker-map", help="CSV of path,speaker overriding the folders.", show_default=False),
     ] = None,
-    export: Annotated[
-        list[str] | None,
-        typer.Option("--export", help="Also write parquet and/or csv tables.", show_default=False),
-    ] = None,
+    export: Export = None,
     submit: Annotated[
         bool, typer.Option("--submit", help="Then submit the ready clips (as `voiceprep submit --out OUT`).")
     ] = False,
-    preview: Annotated[
-        str | None,
-        typer.Option(
-            "--preview", help="With --submit: synthesise this text with each voice.", show_default=False
-        ),
-    ] = None,
+    preview: Preview = None,
 ) -> None:
     """Pick, render and re-check the best enrollment clip per speaker and family.
 
@@ -438,17 +413,14 @@ def _write_report(out_dir: Path) -> None:
 
 @app.command("report")
 def report_command(
-    out_dir: Annotated[Path, typer.Option("--out", "-o", help="The run's output folder.")] = Path("out"),
+    out_dir: RunFolder = Path("out"),
     output: Annotated[
         Path | None,
         typer.Option(
             "--output", help="Where to write the page (default: OUT/report.html).", show_default=False
         ),
     ] = None,
-    export: Annotated[
-        list[str] | None,
-        typer.Option("--export", help="Also write parquet and/or csv tables.", show_default=False),
-    ] = None,
+    export: Export = None,
 ) -> None:
     """Rebuild the HTML quality report of a run from its manifests and voice ledger (no re-analysis).
 
@@ -481,7 +453,7 @@ def explain_command(
             show_default=False,
         ),
     ] = None,
-    out_dir: Annotated[Path, typer.Option("--out", "-o", help="The run's output folder.")] = Path("out"),
+    out_dir: RunFolder = Path("out"),
 ) -> None:
     """Why a speaker's clip is what it is: the chosen window, the runners-up and what they lost on, and
     every recording of the speaker with why it was or was not used.

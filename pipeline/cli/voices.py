@@ -28,7 +28,16 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from pipeline.cli.common import EXIT_FAILURES, EXIT_OK, EXIT_USAGE, fail, make_console
+from pipeline.cli.common import (
+    EXIT_FAILURES,
+    EXIT_OK,
+    EXIT_USAGE,
+    Families,
+    Preview,
+    RunFolder,
+    fail,
+    make_console,
+)
 from pipeline.errors import VoiceprepError
 
 if TYPE_CHECKING:
@@ -165,19 +174,8 @@ def _print_dry_run(outcomes: Sequence[VoiceRecord], console: Console) -> None:
 
 
 def submit_command(
-    out_dir: Annotated[
-        Path, typer.Option("--out", "-o", help="The run's output folder (holds clips.jsonl).")
-    ] = Path("out"),
-    family: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--family",
-            "-f",
-            metavar="FAMILY",
-            help="Family to submit (repeatable; default: all).",
-            show_default=False,
-        ),
-    ] = None,
+    out_dir: RunFolder = Path("out"),
+    family: Families = None,
     speaker: Annotated[
         list[str] | None,
         typer.Option("--speaker", help="Speaker (repeatable; default: all).", show_default=False),
@@ -185,14 +183,7 @@ def submit_command(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Build and validate the requests; send and write nothing.")
     ] = False,
-    preview: Annotated[
-        str | None,
-        typer.Option(
-            "--preview",
-            help="Synthesise this text with each voice, saved next to the clip.",
-            show_default=False,
-        ),
-    ] = None,
+    preview: Preview = None,
     target_model: Annotated[
         list[str] | None,
         typer.Option(
@@ -475,12 +466,7 @@ def voices_sync(
     out_dir: _OutOpt = None,
     ledger: _LedgerOpt = None,
     config: _ConfigOpt = None,
-    family: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--family", "-f", metavar="FAMILY", help="Only these families (repeatable).", show_default=False
-        ),
-    ] = None,
+    family: Families = None,
     provider: Annotated[
         str | None, typer.Option("--provider", help="Only this provider.", show_default=False)
     ] = None,
