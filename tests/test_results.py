@@ -383,14 +383,14 @@ def test_export_writes_the_same_tables_as_parquet_and_csv(out: Path, tmp_path: P
     copy = tmp_path / "out"
     shutil.copytree(out, copy)
     res = load_run(copy)
-    paths = res.to_parquet()
+    paths = res.export("parquet")
     assert paths == [copy.resolve() / "recordings.parquet", copy.resolve() / "clips.parquet"]
     back = pd.read_parquet(paths[1])
     assert back["speaker"].tolist() == res.clips["speaker"].tolist()
     np.testing.assert_array_equal(
         back["metrics.snr_db"].to_numpy(float), res.clips["metrics.snr_db"].to_numpy()
     )
-    csv = pd.read_csv(res.to_csv()[0])
+    csv = pd.read_csv(res.export("csv")[0])
     assert csv["path"].tolist() == res.recordings["path"].tolist()
 
 

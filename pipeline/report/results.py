@@ -524,14 +524,6 @@ class RunResults:
             written.append(target)
         return written
 
-    def to_parquet(self) -> list[Path]:
-        """:meth:`export` as Parquet."""
-        return self.export("parquet")
-
-    def to_csv(self) -> list[Path]:
-        """:meth:`export` as CSV."""
-        return self.export("csv")
-
     def __repr__(self) -> str:
         failed = sum(r["status"] == "failed" for r in self.recording_rows)
         by_status = Counter(row["status"] for row in self.clip_rows)
