@@ -20,7 +20,6 @@ from pipeline.errors import InvalidArgument
 from pipeline.report.data import (
     HISTOGRAM_METRICS,
     SHORT_SOURCE_S,
-    Clip,
     Speaker,
     duration,
     ledger_rows,
@@ -101,19 +100,19 @@ def _draw_recordings(sv: Speaker, families: list[str]) -> None:
             pauses=metrics.get("pauses") or [],
             speech=r["speech_segments"],
             clipped_events=metrics.get("clipped_events") or [],
-            anchors={fam: c.anchor for fam, c in sv.clips.items()},
-            statuses={fam: c.row["status"] for fam, c in sv.clips.items()},
+            anchors={fam: c["anchor"] for fam, c in sv.clips.items()},
+            statuses={fam: c["status"] for fam, c in sv.clips.items()},
             label=path,
             width=480.0 if short else 1000.0,
         )
         drawn += 1
 
 
-def _excerpts(clip: Clip, sv: Speaker, files_dir: Path, base: Path, keep: set[str]) -> None:
+def _excerpts(clip: dict[str, Any], sv: Speaker, files_dir: Path, base: Path, keep: set[str]) -> None:
     from pipeline.report import media
 
     by_path: dict[str, list[tuple[float, float]]] = {}
-    for seg in clip.row["segments"]:
+    for seg in clip["segments"]:
         path, a, b = seg.get("path"), seg.get("start_s"), seg.get("end_s")
         if isinstance(path, str) and isinstance(a, int | float) and isinstance(b, int | float) and b > a:
             by_path.setdefault(path, []).append((float(a), float(b)))
@@ -123,14 +122,14 @@ def _excerpts(clip: Clip, sv: Speaker, files_dir: Path, base: Path, keep: set[st
         for span in media.merge_spans(segs, gap_s=2 * media.CONTEXT_S)
     ]
     if len(spans) > MAX_EXCERPTS_PER_CLIP:
-        clip.notes.append(
+        clip["notes"].append(
             f"{len(spans)} source spans; excerpts of the first {MAX_EXCERPTS_PER_CLIP} are offered to listen to"
         )
     recordings = {r["path"]: r for r in sv.recordings}
     for path, (a, b) in spans[:MAX_EXCERPTS_PER_CLIP]:
         rec, source = recordings.get(path), sv.sources.get(path)
         if rec is None or source is None:
-            clip.notes.append(f"source {path} not found: no excerpt to listen to")
+            clip["notes"].append(f"source {path} not found: no excerpt to listen to")
             continue
         start, end = media.excerpt_span(a, b, duration(rec))
         name = media.excerpt_name(rec["sha256"] or path, start, end)
@@ -139,34 +138,34 @@ def _excerpts(clip: Clip, sv: Speaker, files_dir: Path, base: Path, keep: set[st
             media.write_excerpt(source, target, start_s=start, end_s=end)
         except Exception as exc:  # a missing excerpt must not stop the report
             log.warning("report: cannot cut an excerpt of %s: %s", path, exc)
-            clip.notes.append(f"no excerpt of {path}: {type(exc).__name__}")
+            clip["notes"].append(f"no excerpt of {path}: {type(exc).__name__}")
             continue
         keep.add(name)
-        clip.excerpts.append({"url": _url(target, base), "path": path, "start_s": start, "end_s": end})
+        clip["excerpts"].append({"url": _url(target, base), "path": path, "start_s": start, "end_s": end})
 
 
-def _draw_clip(clip: Clip, path: Path, base: Path) -> None:
+def _draw_clip(clip: dict[str, Any], path: Path, base: Path) -> None:
     from pipeline.report import media, plots
 
-    clip.audio_url = _url(path, base)
+    clip["audio_url"] = _url(path, base)
     try:
         db, rate, length = media.spectrogram(path)
     except Exception as exc:
         log.warning("report: cannot draw the spectrogram of %s: %s", path, exc)
-        clip.notes.append(f"spectrogram not drawn ({type(exc).__name__})")
+        clip["notes"].append(f"spectrogram not drawn ({type(exc).__name__})")
         return
-    bandwidth = clip.row["metrics"].get("bandwidth_hz")
-    clip.spectrogram = plots.spectrogram_svg(
+    bandwidth = clip["metrics"].get("bandwidth_hz")
+    clip["spectrogram"] = plots.spectrogram_svg(
         db,
         sample_rate=rate,
         duration_s=length,
         bandwidth_hz=float(bandwidth) if isinstance(bandwidth, int | float) else None,
-        label=f"{clip.row['speaker']} {clip.row['family']}",
+        label=f"{clip['speaker']} {clip['family']}",
     )
 
 
-def _voice_previews(clip: Clip, out_dir: Path, base: Path) -> None:
-    for v in clip.voices:
+def _voice_previews(clip: dict[str, Any], out_dir: Path, base: Path) -> None:
+    for v in clip["voices"]:
         if v.get("preview_path"):
             p = Path(v["preview_path"])
             p = p if p.is_absolute() else out_dir / p
@@ -255,13 +254,13 @@ def build_report(
 
     def draw(sv: Speaker) -> None:
         _draw_recordings(sv, res.families)
-        seen: dict[str, Clip] = {}
+        seen: dict[str, dict[str, Any]] = {}
         for clip in sv.clips.values():
-            sha, path = clip.row["clip_sha256"], out_dir / (clip.row["clip"] or "")
-            if clip.row["clip"] and path.is_file():
+            sha, path = clip["clip_sha256"], out_dir / (clip["clip"] or "")
+            if clip["clip"] and path.is_file():
                 if sha in seen:
-                    clip.same_as = seen[sha]
-                    clip.audio_url = _url(path, base)
+                    clip["same_as"] = seen[sha]
+                    clip["audio_url"] = _url(path, base)
                 else:
                     _draw_clip(clip, path, base)
                     if sha:
@@ -279,7 +278,7 @@ def build_report(
     else:
         with ThreadPoolExecutor(max_workers=workers) as pool:
             list(pool.map(draw, speakers))
-    players = sum(bool(c.audio_url) + len(c.excerpts) for sv in speakers for c in sv.clips.values())
+    players = sum(bool(c["audio_url"]) + len(c["excerpts"]) for sv in speakers for c in sv.clips.values())
     _prune(files_dir, keep)
     preload = "metadata" if players <= PRELOAD_LIMIT else "none"
     page = render(res, speakers, histograms=_histograms(res), preload=preload)

@@ -2,9 +2,8 @@
 
 Nothing here reads audio or measures anything: every number comes from the manifest rows as
 ``load_run`` read them (``pipeline.report.media`` draws pictures and cuts excerpts later). The page
-reads the rows themselves (``recordings.jsonl`` and ``clips.jsonl`` rows, ledger rows); the two
-classes here only group them by speaker (:class:`Speaker` > :class:`Clip`) and hold what
-:func:`~pipeline.report.build.build_report` draws. The family specs are loaded only to colour the
+reads the rows themselves (``recordings.jsonl`` and ``clips.jsonl`` rows, ledger rows); :class:`Speaker` only
+groups them by speaker and holds what :func:`~pipeline.report.build.build_report` draws. The family specs are loaded only to colour the
 *recordings'* metrics against each family's gates; clips are coloured by their own ``checks``, which
 hold the verdicts the run gave.
 """
@@ -47,36 +46,28 @@ SHORT_SOURCE_S = 10.0
 """Recordings up to this long are drawn in a narrow column, three to a row (takes, short memos)."""
 
 
-@dataclass
-class Clip:
-    """One ``clips.jsonl`` row on the page, with its worst verdict, its voices and what the build draws."""
-
-    row: dict[str, Any]
-    """The row as :func:`~pipeline.report.results.load_run` read it."""
-    anchor: str
-    verdict: str
-    """The worst check verdict; ``fail`` for a rejected or failed clip."""
-    voices: list[dict[str, Any]]
-    """Ledger rows of this speaker and family, newest first, each with ``same_clip`` (made from this very
-    clip, an earlier one, or ``None``: unknown), ``error`` (text) and, once drawn, ``preview_url`` added;
-    a voice id only ``clips.jsonl`` knows comes first, marked ``manifest``."""
-    audio_url: str | None = None
-    spectrogram: str | None = None
-    excerpts: list[dict[str, Any]] = field(default_factory=list)
-    """Source excerpts written under ``report_files/``: ``{url, path, start_s, end_s}``."""
-    notes: list[str] = field(default_factory=list)
-    same_as: Clip | None = None
-    """An earlier clip of this speaker with the very same bytes (its spectrogram is not drawn twice)."""
+CLIP_DRAWN = ("audio_url", "spectrogram", "excerpts", "notes", "same_as")
+"""What :func:`~pipeline.report.build.build_report` adds to a clip on the page: the clip's ``audio_url``,
+its ``spectrogram`` (SVG), source ``excerpts`` written under ``report_files/`` (``{url, path, start_s,
+end_s}``), ``notes`` and ``same_as``, an earlier clip of this speaker with the very same bytes (its
+spectrogram is not drawn twice)."""
 
 
 @dataclass
 class Speaker:
-    """One speaker's card: their recordings (manifest rows, by path) and clips (by family, in run order)."""
+    """One speaker's card: their recordings (manifest rows, by path) and clips (by family, in run order).
+
+    A clip on the page is its ``clips.jsonl`` row as ``load_run`` read it, plus its ``anchor``, its
+    ``verdict`` (the worst check verdict; ``fail`` for a rejected or failed clip), its ``voices`` (ledger
+    rows of this speaker and family, newest first, each with ``same_clip``: made from this very clip, an
+    earlier one, or ``None``: unknown; ``error`` (text) and, once drawn, ``preview_url``; a voice id only
+    ``clips.jsonl`` knows comes first, marked ``manifest``) and what the build draws (:data:`CLIP_DRAWN`).
+    """
 
     name: str
     anchor: str
     recordings: list[dict[str, Any]] = field(default_factory=list)
-    clips: dict[str, Clip] = field(default_factory=dict)
+    clips: dict[str, dict[str, Any]] = field(default_factory=dict)
     uses: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     """Recording path -> the spans each family's clip took (``kind`` ``chosen``, ``rank`` 0) or ranked
     next (``alternative``, ``rank`` >= 1) from it: ``{family, kind, rank, start_s, end_s}``."""
@@ -90,12 +81,12 @@ class Speaker:
     @property
     def statuses(self) -> list[str]:
         """The distinct statuses of this speaker's clips (for filtering)."""
-        return sorted({c.row["status"] for c in self.clips.values()})
+        return sorted({c["status"] for c in self.clips.values()})
 
     @property
     def verdicts(self) -> list[str]:
         """The distinct check verdicts of this speaker's clips (for filtering)."""
-        return sorted({c.verdict for c in self.clips.values()})
+        return sorted({c["verdict"] for c in self.clips.values()})
 
     @property
     def worst(self) -> str:
@@ -302,10 +293,11 @@ def speaker_cards(res: RunResults) -> list[Speaker]:
             sv.uses[path] = uses[path]
     for row in sorted(res.clip_rows, key=lambda r: families.index(r["family"])):
         worst = combine([c["verdict"] for c in row["checks"]])
-        speaker(row["speaker"]).clips[row["family"]] = Clip(
-            row=row,
-            anchor=anchor_for(row["speaker"], row["family"]),
-            verdict="fail" if row["status"] in ("rejected", "failed") else worst,
-            voices=_voices(row, by_clip.get((row["speaker"], row["family"]), [])),
-        )
+        speaker(row["speaker"]).clips[row["family"]] = {
+            **row,
+            "anchor": anchor_for(row["speaker"], row["family"]),
+            "verdict": "fail" if row["status"] in ("rejected", "failed") else worst,
+            "voices": _voices(row, by_clip.get((row["speaker"], row["family"]), [])),
+            **{"audio_url": None, "spectrogram": None, "excerpts": [], "notes": [], "same_as": None},
+        }
     return sorted(speakers.values(), key=lambda s: s.name)
