@@ -553,10 +553,6 @@ class FamilySpec(BaseModel):
         raw = math.ceil(d.duration_s.max * rate) * d.channels * widths[d.subtype] + 44  # 44: RIFF header
         return 4 * math.ceil(raw / 3) if self.limits.inline_base64.value else raw
 
-    def source_of(self, source_id: str) -> Source:
-        """The :class:`Source` named ``source_id`` (``KeyError`` when absent)."""
-        return self.sources[source_id]
-
 
 def _parse(path: Path) -> FamilySpec:
     spec = settings_file.load(FamilySpec, path)
