@@ -4,7 +4,7 @@ It speaks the contracts of ``../shared/docs/providers.md`` on one ``ThreadingHTT
 127.0.0.1 (port 0, so tests never collide):
 
 - DashScope (``{url}/api/v1``): ``POST services/audio/tts/customization`` for CosyVoice
-  (``voice-enrollment``: create_voice, list_voice, query_voice, update_voice, delete_voice) and Qwen-TTS
+  (``voice-enrollment``: create_voice, list_voice, query_voice, delete_voice) and Qwen-TTS
   (``qwen-voice-enrollment``: create, list, delete); ``GET uploads?action=getPolicy&model=``; an OSS-like
   form upload host (``{url}/oss-upload``); ``services/audio/tts/SpeechSynthesizer``;
   ``services/aigc/multimodal-generation/generation``.
@@ -98,7 +98,6 @@ ENDPOINTS = (
     "cosyvoice.create_voice",
     "cosyvoice.list_voice",
     "cosyvoice.query_voice",
-    "cosyvoice.update_voice",
     "cosyvoice.delete_voice",
     "qwen.create",
     "qwen.list",
@@ -1105,22 +1104,6 @@ def _cosy_query(rec: Recorded, fake: FakeProviders) -> _Reply:
     return _Reply(200, {"output": output, "usage": {}, "request_id": _rid()})
 
 
-def _cosy_update(rec: Recorded, fake: FakeProviders) -> _Reply:
-    inp = _enroll_input(rec, ("voice_id", "url"))
-    record = _cosy_get(inp, fake)
-    content = _resolve_url(inp["url"], rec, fake)
-    sha = hashlib.sha256(content).hexdigest()
-    record.update(
-        url=inp["url"][:200],
-        audio_sha256=sha,
-        status="DEPLOYING",
-        polls_left=fake.deploy_polls,
-        final="UNDEPLOYED" if sha in fake.bad_audio else "OK",
-        gmt_modified=fake._stamp(),
-    )
-    return _Reply(200, {"output": {}, "usage": {}, "request_id": _rid()})
-
-
 def _cosy_delete(rec: Recorded, fake: FakeProviders) -> _Reply:
     inp = _enroll_input(rec, ("voice_id",))
     record = _cosy_get(inp, fake)
@@ -1539,7 +1522,6 @@ _HANDLERS: dict[str, Callable[[Recorded, FakeProviders], _Reply]] = {
     "cosyvoice.create_voice": _cosy_create,
     "cosyvoice.list_voice": _cosy_list,
     "cosyvoice.query_voice": _cosy_query,
-    "cosyvoice.update_voice": _cosy_update,
     "cosyvoice.delete_voice": _cosy_delete,
     "qwen.create": _qwen_create,
     "qwen.list": _qwen_list,

@@ -237,7 +237,7 @@ class _DashScopeClient(VoiceProvider):
 
 
 class CosyVoiceClient(_DashScopeClient):
-    """CosyVoice voice cloning (``voice-enrollment``): create, list, query, update, delete, preview."""
+    """CosyVoice voice cloning (``voice-enrollment``): create, list, query, delete, preview."""
 
     enrollment_model = "voice-enrollment"
     default_family = "cosyvoice"
@@ -366,12 +366,6 @@ class CosyVoiceClient(_DashScopeClient):
         log.info(f"cosyvoice: created {voice_id} from {where} (request id {request_id})")
         ids += [request_id] if request_id else []
         return dataclasses.replace(record, voice_id=voice_id, status="deploying", request_ids=ids)
-
-    def update_voice(self, voice_id: str, record: VoiceRecord) -> None:
-        """Replace the voice's audio with ``record``'s clip (same ``audio_source`` rules as create)."""
-        content = self.validate(record)
-        url, headers, _ = self._resolve_audio(record, content)
-        self._enroll("update_voice", {"voice_id": voice_id, "url": url}, headers=headers)
 
     def _item(self, item: Mapping[str, Any], voice_id: str | None = None) -> VoiceRecord:
         vid = str(voice_id or item.get("voice_id") or "")
