@@ -60,3 +60,29 @@ def fail(message: str, code: int) -> typer.Exit:
     """Print ``voiceprep: MESSAGE`` on stderr as plain text and return the exit to raise."""
     make_console(stderr=True).print(f"voiceprep: {message}", markup=False, highlight=False, soft_wrap=True)
     return typer.Exit(code)
+
+
+state = {"debug": False}
+"""Set by the ``--debug`` option: show tracebacks instead of one-line errors."""
+
+
+def write_report(out_dir: Path, *, existing_only: bool = False) -> None:
+    """Write ``OUT/report.html`` after a command that changed the run (with ``existing_only``, only when a
+    page is already there: refresh it); a report that fails never fails the command."""
+    from pipeline.report.build import REPORT_FILE, build_report
+
+    if existing_only and not (out_dir / REPORT_FILE).is_file():
+        return
+    try:
+        path = build_report(out_dir, reuse=True)
+    except Exception as exc:
+        if state["debug"]:
+            raise
+        make_console(stderr=True).print(
+            f"voiceprep: the report could not be written ({type(exc).__name__}: {exc}); "
+            f"try `voiceprep --debug report --out {out_dir}`",
+            markup=False,
+            highlight=False,
+        )
+        return
+    make_console().print(f"report: {path}", markup=False, highlight=False)

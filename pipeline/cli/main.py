@@ -30,6 +30,8 @@ from pipeline.cli.common import (
     RunFolder,
     fail,
     make_console,
+    state,
+    write_report,
 )
 from pipeline.errors import VoiceprepError
 
@@ -60,9 +62,6 @@ def _register_voice_commands() -> None:
     app.add_typer(voices_app, name="voices")
 
 
-_state = {"debug": False}
-
-
 out = make_console()
 err = make_console(stderr=True)
 
@@ -72,7 +71,7 @@ def _main(
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks for errors.")] = False,
 ) -> None:
     """voiceprep: prepare voice recordings for cloud voice cloning."""
-    _state["debug"] = debug
+    state["debug"] = debug
 
 
 def _scan(paths: list[Path]) -> list[InputFile]:
@@ -388,27 +387,8 @@ def run_command(
     code = EXIT_FAILURES if strict and not all_ready else EXIT_OK
     if submit:
         code = max(code, _submit_after_run(written, family, preview, config))
-    _write_report(written)
+    write_report(written)
     raise typer.Exit(code)
-
-
-def _write_report(out_dir: Path) -> None:
-    """Write ``OUT/report.html`` after a run or submit; a report that fails does not fail the run."""
-    from pipeline.report.build import build_report
-
-    try:
-        path = build_report(out_dir, reuse=True)
-    except Exception as exc:
-        if _state["debug"]:
-            raise
-        err.print(
-            f"voiceprep: the report could not be written ({type(exc).__name__}: {exc}); "
-            f"try `voiceprep --debug report --out {out_dir}`",
-            markup=False,
-            highlight=False,
-        )
-        return
-    out.print(f"report: {path}", markup=False, highlight=False)
 
 
 @app.command("report")

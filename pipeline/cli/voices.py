@@ -37,6 +37,7 @@ from pipeline.cli.common import (
     RunFolder,
     fail,
     make_console,
+    write_report,
 )
 from pipeline.errors import VoiceprepError
 
@@ -283,22 +284,8 @@ def submit_command(
                 f"[bold yellow]{len(unknown)} voice(s) in state unknown[/]: a create may have made them; voiceprep "
                 "will not create them again. Run `voiceprep voices sync` later."
             )
-        _refresh_report(Path(out_dir), out)
+        write_report(Path(out_dir), existing_only=True)
     raise typer.Exit(EXIT_OK if all(o.ok for o in outcomes) else EXIT_FAILURES)
-
-
-def _refresh_report(out_dir: Path, console: Console) -> None:
-    """Rebuild an existing ``OUT/report.html`` so it shows the new voice ids (never fails the submit)."""
-    if not (out_dir / "report.html").is_file():
-        return
-    from pipeline.report.build import build_report
-
-    try:
-        build_report(out_dir)
-    except Exception as exc:
-        console.print(
-            f"the report could not be refreshed ({type(exc).__name__}); run `voiceprep report --out {out_dir}`"
-        )
 
 
 # --------------------------------------------------------------------------------------------- voices
