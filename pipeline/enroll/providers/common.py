@@ -70,6 +70,8 @@ class VoiceProvider:
     default_family: ClassVar[str] = ""
     auth_header: ClassVar[str] = "Authorization"
     auth_scheme: ClassVar[str | None] = "Bearer"
+    max_download_bytes: ClassVar[int] = 50_000_000
+    """The largest audio answer (a download, a synthesis) read."""
     _interpret: Interpret  # set with staticmethod(...) by each vendor class
     _request_id_of: RequestIdOf
 
@@ -83,7 +85,6 @@ class VoiceProvider:
         max_bytes: int | None = None,
         runtime: Runtime | None = None,
         require_key: bool = True,
-        max_download_bytes: int = 50_000_000,
     ) -> None:
         self.runtime = runtime or Runtime()
         env = self.runtime.environ
@@ -94,7 +95,6 @@ class VoiceProvider:
         )
         self.target_models = tuple(target_models)
         self.max_bytes = max_bytes
-        self.max_download_bytes = max_download_bytes
         self._api_key = (env.get(self.key_env) or "").strip() or None  # the key comes only from here
         self.redact = Redactor([self._api_key])
         self.session = self.runtime.session()

@@ -161,9 +161,8 @@ class MiniMaxClient(VoiceProvider):
         **kwargs: Any,
     ) -> None:
         """``need_noise_reduction``/``need_volume_normalization`` go to the clone call when set. Other
-        keywords (``family``, ``base_url``, ``target_models``, ``max_bytes``, ``runtime``, ``require_key``,
-        ``max_download_bytes``): see
-        :class:`~pipeline.enroll.providers.common.VoiceProvider`."""
+        keywords (``family``, ``base_url``, ``target_models``, ``max_bytes``, ``runtime``, ``require_key``):
+        see :class:`~pipeline.enroll.providers.common.VoiceProvider`."""
         self.need_noise_reduction = need_noise_reduction
         self.need_volume_normalization = need_volume_normalization
         self._demo_audio: dict[str, str] = {}
