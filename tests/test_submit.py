@@ -354,11 +354,16 @@ def test_preview_is_saved_next_to_the_clip(tmp_path: Path) -> None:
     }
 
 
-def test_another_process_holding_the_ledger_stops_submit(tmp_path: Path) -> None:
+def test_another_process_holding_the_ledger_stops_submit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import pipeline.enroll.ledger
+
     make_run(tmp_path, speakers=["alice"], families=["minimax"])
     cloud = FakeCloud()
+    monkeypatch.setattr(pipeline.enroll.ledger, "LOCK_TIMEOUT_S", 0.1)
     with ledger_lock(tmp_path / "voices.sqlite"), pytest.raises(LedgerBusy):
-        _submit(tmp_path, make_providers(cloud, ["minimax"]), lock_timeout_s=0.1)
+        _submit(tmp_path, make_providers(cloud, ["minimax"]))
     assert cloud.calls == []
 
 

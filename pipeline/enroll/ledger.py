@@ -49,6 +49,7 @@ __all__ = [
     "COLUMNS",
     "DEAD_STATUSES",
     "LEDGER_FILE",
+    "LOCK_TIMEOUT_S",
     "LIVE_STATUSES",
     "ORIGINS",
     "SCHEMA_VERSION",
@@ -203,13 +204,19 @@ def _decode(row: sqlite3.Row | Sequence[Any], names: Sequence[str]) -> dict[str,
 # ---------------------------------------------------------------------------------------------- lock
 
 
+LOCK_TIMEOUT_S = 10.0
+"""How long a submit, sync or delete waits for another process holding the ledger's writer lock."""
+
+
 @contextlib.contextmanager
-def ledger_lock(path: Path, *, timeout_s: float = 10.0) -> Iterator[None]:
+def ledger_lock(path: Path, *, timeout_s: float | None = None) -> Iterator[None]:
     """Hold the ledger's writer lock (``<ledger>.lock``, ``flock``) for a whole submit, sync or delete.
 
     Raises:
-        LedgerBusy: another process held it for more than ``timeout_s`` seconds (the message names its pid).
+        LedgerBusy: another process held it for more than ``timeout_s`` seconds (default
+            :data:`LOCK_TIMEOUT_S`; the message names its pid).
     """
+    timeout_s = LOCK_TIMEOUT_S if timeout_s is None else timeout_s
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     lock_path = path.with_name(path.name + ".lock")

@@ -661,7 +661,6 @@ def submit_run(
     preview_text: str | None = None,
     settle_timeout_s: float = 300.0,
     settle_interval_s: float = 10.0,
-    lock_timeout_s: float = 10.0,
     progress: Callable[[str], None] = _quiet,
     providers: Providers | None = None,
 ) -> list[VoiceRecord]:
@@ -677,7 +676,6 @@ def submit_run(
         dry_run: build and check the requests only: no request, no ledger write, no manifest change.
         preview_text: synthesised with every ready voice (``clips/<speaker>/<family>.preview.<ext>``).
         settle_timeout_s, settle_interval_s: how long and how often to poll a voice under review.
-        lock_timeout_s: how long to wait for another process holding the ledger.
         progress: called with one-line notes while working (e.g. waiting for a review).
         providers: the test seam (:data:`Providers`); default: clients made from the environment.
 
@@ -746,7 +744,7 @@ def submit_run(
         return [run.reverify(c) if c.status == "submitted" else run.submit(c) for c in chosen]
     if not chosen:
         return []
-    with ledger_lock(ledger_file, timeout_s=lock_timeout_s), Ledger(ledger_file) as ledger:
+    with ledger_lock(ledger_file), Ledger(ledger_file) as ledger:
         run.ledger = ledger
         try:
             outcomes = run.reconcile(in_scope)

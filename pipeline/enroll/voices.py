@@ -379,7 +379,6 @@ def delete_voice(
     ident: str,
     *,
     providers: Providers | None = None,
-    lock_timeout_s: float = 10.0,
 ) -> VoiceRecord:
     """Delete the voice at its provider, then mark its ledger row ``deleted``; returns the row after, with
     ``action`` ``delete`` and a ``note`` saying what was done.
@@ -393,7 +392,7 @@ def delete_voice(
         ProviderError: the provider refused the delete (the row is left unchanged).
     """
     _require_ledger(ledger_path)
-    with ledger_lock(ledger_path, timeout_s=lock_timeout_s), Ledger(ledger_path) as ledger:
+    with ledger_lock(ledger_path), Ledger(ledger_path) as ledger:
         row = _one(ledger.rows(), ident)
         if row.status == "deleted":
             return dataclasses.replace(row, action="delete", note="already deleted")
@@ -420,7 +419,6 @@ def sync_voices(
     provider: str | None = None,
     providers: Providers | None = None,
     base_urls: Mapping[str, str] | None = None,
-    lock_timeout_s: float = 10.0,
     now: _dt.datetime | None = None,
 ) -> VoiceReport:
     """Reconcile the ledger with every provider's list (see the module docstring for the rules).
@@ -438,7 +436,7 @@ def sync_voices(
     specs_named = {f: load_family(f) for f in families or ()}
     pool = client_getter(providers, base_urls=base_urls)
     report = VoiceReport()
-    with ledger_lock(ledger_path, timeout_s=lock_timeout_s), Ledger(ledger_path) as ledger:
+    with ledger_lock(ledger_path), Ledger(ledger_path) as ledger:
         records = ledger.rows()
         targets: set[tuple[str, str | None]] = {
             (r.family, r.base_url)
