@@ -19,7 +19,6 @@ from pipeline.enroll.providers import (
     Runtime,
     VoiceRecord,
     api_key_env,
-    base_url_env,
     make_provider,
 )
 from pipeline.enroll.providers.base import OutcomeUnknown, ProviderError
@@ -63,10 +62,8 @@ def test_make_provider_picks_the_client_and_names_the_variables(fake: FakeProvid
     assert isinstance(provider(fake, "cosyvoice"), CosyVoiceClient)
     assert isinstance(provider(fake, "qwen-tts"), QwenClient)
     assert provider(fake, "cosyvoice").audio_source == "oss"  # the documented default
-    assert (api_key_env("dashscope"), base_url_env("dashscope")) == (
-        "DASHSCOPE_API_KEY",
-        "DASHSCOPE_BASE_URL",
-    )
+    assert api_key_env("dashscope") == "DASHSCOPE_API_KEY"
+    assert provider(fake, "cosyvoice").base_url_env == "DASHSCOPE_BASE_URL"
     assert api_key_env("minimax") == "MINIMAX_API_KEY"
     with pytest.raises(InvalidArgument, match="nope"):
         api_key_env("nope")

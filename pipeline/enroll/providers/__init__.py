@@ -42,7 +42,6 @@ __all__ = [
     "VoiceProvider",
     "VoiceRecord",
     "api_key_env",
-    "base_url_env",
     "make_provider",
 ]
 
@@ -55,21 +54,12 @@ _CLIENTS: dict[tuple[str, str | None], type[VoiceProvider]] = {
 """The client of each (provider, enrollment model); the class names its key and base URL variables."""
 
 
-def _client_class(provider: str) -> type[VoiceProvider]:
+def api_key_env(provider: str) -> str:
+    """The environment variable that holds ``provider``'s API key (``dashscope`` → ``DASHSCOPE_API_KEY``)."""
     known = {p: cls for (p, _), cls in _CLIENTS.items()}
     if provider not in known:
         raise InvalidArgument(f"provider: unknown provider {provider!r} (known: {', '.join(known)})")
-    return known[provider]
-
-
-def api_key_env(provider: str) -> str:
-    """The environment variable that holds ``provider``'s API key (``dashscope`` → ``DASHSCOPE_API_KEY``)."""
-    return _client_class(provider).key_env
-
-
-def base_url_env(provider: str) -> str:
-    """The environment variable that overrides ``provider``'s base URL (``DASHSCOPE_BASE_URL``...)."""
-    return _client_class(provider).base_url_env
+    return known[provider].key_env
 
 
 def make_provider(
