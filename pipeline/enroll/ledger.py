@@ -316,10 +316,6 @@ class Ledger:
                     f"{SCHEMA_VERSION}); upgrade voiceprep"
                 )
 
-    def schema_version(self) -> int:
-        """The schema version stored in the file."""
-        return int(self._conn.execute("SELECT version FROM schema_version").fetchone()[0])
-
     # -- reading
     def _select(self, where: str = "", params: Sequence[Any] = ()) -> list[VoiceRecord]:
         sql = f"SELECT {', '.join(COLUMNS)} FROM voices {where} ORDER BY id"
