@@ -12,10 +12,12 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import pytest
-from fake_providers import FakeProviders, FakeTime, Fault, fake_runtime, make_wav
+from _cli import voiceprep
+from fake_providers import ECHO_SHAPES, FakeProviders, FakeTime, Fault, fake_runtime, make_wav
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from submit_fakes import SECRET, FakeCloud, FakeProvider, Killed, make_providers, make_run
@@ -710,3 +712,57 @@ def test_e2e_dry_run_sends_nothing_and_needs_no_key(
     with pytest.raises(MissingApiKey, match="DASHSCOPE_API_KEY"):
         submit_run(tmp_path)
     assert server.requests == []
+
+
+# ------------------------------------------------------------------------------------- hostile servers
+# Servers that quote the key back in every error shape: no run of 8 characters of a key may reach the
+# command's output, the logs, the manifests or the ledger.
+
+LONG_KEYS = {
+    "dashscope": "sk-" + "0a1b2c3d4e5f6g7h8i9j" * 2,
+    "minimax": "eyJhbGciOiJSUzI1NiJ9." + "mQ4nT7vX2kP9sR5wL8zB" * 2,
+    "elevenlabs": "el_" + "Zx9Yw8Vu7Ts6Rq5Po4Nm" * 2,
+}
+CREATE_ENDPOINT = {
+    "cosyvoice": "cosyvoice.create_voice",
+    "qwen-tts": "qwen.create",
+    "minimax": "minimax.clone",
+}
+
+
+@pytest.fixture(scope="module")
+def hostile() -> Iterator[FakeProviders]:
+    """One fake server for the module, with long keys (so a 200-character cut can fall inside one)."""
+    with FakeProviders(
+        dashscope_key=LONG_KEYS["dashscope"],
+        minimax_key=LONG_KEYS["minimax"],
+        elevenlabs_key=LONG_KEYS["elevenlabs"],
+    ) as fake:
+        yield fake
+
+
+def key_fragments(text: str, keys: Iterable[str] = LONG_KEYS.values(), n: int = 8) -> list[str]:
+    """Every run of ``n`` characters of one of ``keys`` found in ``text``."""
+    return sorted({k[i : i + n] for k in keys for i in range(len(k) - n + 1) if k[i : i + n] in text})
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("shape", ECHO_SHAPES)
+def test_a_server_echoing_the_key_leaks_no_fragment(
+    tmp_path: Path, hostile: FakeProviders, family: str, shape: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    hostile.reset()
+    make_run(tmp_path, speakers=["alice"], families=[family], audio=_wav)
+    hostile.inject(CREATE_ENDPOINT[family], Fault.echo(shape))
+    env = hostile.env()
+    done = voiceprep("submit", "--out", tmp_path, env=env, drop=["*_API_KEY", "*_BASE_URL"])
+    listed = voiceprep(
+        "voices", "list", "--out", tmp_path, "--json", env=env, drop=["*_API_KEY", "*_BASE_URL"]
+    )
+    assert done.returncode == 1, done.stderr  # the create failed and says so
+    [row] = _ledger(tmp_path)
+    assert row["status"] == "failed" and row["last_error"]["message"]
+    texts = [done.stdout, done.stderr, listed.stdout, listed.stderr, caplog.text]
+    texts += [p.read_bytes().decode("latin-1") for p in tmp_path.rglob("*") if p.is_file()]
+    assert key_fragments("\n".join(texts)) == []

@@ -483,7 +483,8 @@ def read_voices(path: Path) -> list[dict[str, Any]]:
     if not path.is_file():
         return []
     try:
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30.0)
+        # as_uri() percent-encodes '#', '?', '%', spaces and non-ASCII: the URI names exactly this file
+        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=30.0)
     except sqlite3.OperationalError:
         return []
     try:

@@ -35,6 +35,7 @@ from pipeline.enroll.providers.http import (
     parse_retry_after,
     resolve_base_url,
     safe_request_id,
+    shorten,
     shown_request,
 )
 from pipeline.errors import InvalidArgument
@@ -199,7 +200,7 @@ class VoiceProvider:
                     maybe_acted = True
                 error = ProviderError("provider_unavailable", detail, retryable=True)
             else:
-                request_id = safe_request_id(request_id_of, response)
+                request_id = self._redacted_id(safe_request_id(request_id_of, response))
                 log.debug(
                     self.redact(
                         f"{action}: {method} {full_url} -> {response.status_code} "
@@ -209,11 +210,12 @@ class VoiceProvider:
                 try:
                     value = interpret(response, maybe_acted)
                 except OutcomeUnknown as err:
-                    raise self._unknown(action, err.message, err.request_id or request_id) from None
+                    detail = shorten(self.redact(err.message))  # the server's text: redact, then cut
+                    raise self._unknown(action, detail, err.request_id or request_id) from None
                 except ProviderError as err:
                     error = self._copy(
                         err,
-                        err.message,
+                        shorten(self.redact(err.message)),  # the server's text: redact first, then cut
                         http_status=err.http_status if err.http_status is not None else response.status_code,
                         provider_code=self.redact(err.provider_code)
                         if err.provider_code is not None
@@ -270,7 +272,11 @@ class VoiceProvider:
     ) -> OutcomeUnknown:
         message = self.redact(f"{action}: {detail}; {lost}")
         log.warning(message)
-        return OutcomeUnknown(message, request_id=request_id)
+        return OutcomeUnknown(message, request_id=self._redacted_id(request_id))
+
+    def _redacted_id(self, request_id: str | None) -> str | None:
+        """A request id as the server gave it, unless it carries the key (a hostile server): redacted."""
+        return self.redact(request_id) if request_id else None
 
     def _copy(self, err: ProviderError, message: str, **changes: Any) -> ProviderError:
         """``err`` with ``message`` (redacted) and ``changes`` to its other fields."""
@@ -281,6 +287,7 @@ class VoiceProvider:
             "request_id": err.request_id,
             **changes,
         }
+        fields["request_id"] = self._redacted_id(fields["request_id"])
         return ProviderError(err.reason, self.redact(message), **fields)
 
     @staticmethod

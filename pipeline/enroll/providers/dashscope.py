@@ -119,7 +119,7 @@ def _interpret(response: requests.Response, maybe_acted: bool) -> dict[str, Any]
     code = body.get("code") if isinstance(body, dict) else None
     message = body.get("message") if isinstance(body, dict) else None
     if message is None and response.text and not isinstance(body, dict):
-        message = response.text[:200]
+        message = response.text  # whole: the client redacts it before cutting it (never cut a key in two)
     raise dashscope_error(status, str(code) if code else None, message)
 
 
