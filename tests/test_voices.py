@@ -452,3 +452,17 @@ def test_e2e_cli_workflow(tmp_path: Path, server: FakeProviders) -> None:
     seen = r.output + "".join(p.read_text(errors="replace") for p in tmp_path.rglob("*.jsonl"))
     seen_db = b"".join(p.read_bytes() for p in tmp_path.glob("voices.sqlite*"))
     assert not any(k in seen or k.encode() in seen_db for k in keys)
+
+
+@pytest.mark.parametrize("folder", ["out#1", "what?x=1", "50% off", "naïve 张伟"])
+def test_cli_list_finds_the_ledger_in_an_odd_folder(
+    tmp_path: Path, folder: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = tmp_path / folder
+    _submitted(out, families=("minimax",), speakers=("alice",))
+    monkeypatch.chdir(tmp_path)
+    before = sorted(p.name for p in tmp_path.iterdir())
+    r = CliRunner().invoke(_app(), ["voices", "list", "--out", str(out), "--json"])
+    assert r.exit_code == 0, r.output
+    assert [json.loads(line)["speaker"] for line in r.stdout.splitlines()] == ["alice"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == before  # no stray database in the cwd
