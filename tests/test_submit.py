@@ -766,3 +766,28 @@ def test_a_server_echoing_the_key_leaks_no_fragment(
     texts = [done.stdout, done.stderr, listed.stdout, listed.stderr, caplog.text]
     texts += [p.read_bytes().decode("latin-1") for p in tmp_path.rglob("*") if p.is_file()]
     assert key_fragments("\n".join(texts)) == []
+
+
+def test_reconcile_never_sends_the_key_to_a_host_read_from_the_ledger(
+    tmp_path: Path, server: FakeProviders
+) -> None:
+    make_run(tmp_path, speakers=["alice"], families=["minimax"], audio=_wav)
+    with FakeProviders() as evil:  # named only by a tampered ledger row
+        with Ledger(tmp_path / "voices.sqlite") as ledger:
+            row = ledger.begin(
+                VoiceRecord(
+                    provider="minimax",
+                    base_url=evil.minimax_base_url,
+                    family="minimax",
+                    target_model="speech-2.8-hd",
+                    name="vp_mallory_x",
+                    clip_sha256="e" * 64,
+                    speaker="mallory",
+                )
+            )
+            ledger.mark_sent(row.id)
+        outs = submit_run(tmp_path, providers=real_factory(server))
+        assert evil.requests == []
+    reconciled = [o for o in outs if o.action == "reconciled"]
+    assert len(reconciled) == 1 and "not contacted" in reconciled[0].note and not reconciled[0].ok
+    assert [o.status for o in outs if o.action == "created"] == ["ready"]  # alice's clip still submitted

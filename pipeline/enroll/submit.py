@@ -47,7 +47,7 @@ from pipeline.enroll.ledger import (
     read_records,
     scrub,
 )
-from pipeline.enroll.providers import api_key_env, make_provider
+from pipeline.enroll.providers import allowed_base_url, api_key_env, base_url_env, make_provider
 from pipeline.enroll.providers.base import (
     MissingApiKey,
     OutcomeUnknown,
@@ -185,6 +185,11 @@ def resolve_target_model(spec: FamilySpec, target_models: Mapping[str, str] | No
 # --------------------------------------------------------------------------------------------- providers
 
 
+class UntrustedBaseUrl(InvalidArgument):
+    """A base URL read from data (a ledger row) that is neither configured nor a documented host of its
+    provider: the row is reported and skipped, and nothing (least of all the key) is sent there."""
+
+
 def client_getter(
     providers: Providers | None = None,
     *,
@@ -199,7 +204,10 @@ def client_getter(
     ``base_url=None`` means the region ``base_urls`` gives by family or provider name (family wins), else
     the client's default. ``options`` not None go to the default factory (``audio_source``...).
     ``get`` raises :class:`InvalidArgument` when the seam lacks the family or its client serves another
-    region than the one asked for.
+    region than the one asked for, and :class:`UntrustedBaseUrl` (before any client is made for it) when
+    ``base_url``, which callers read from ledger rows, is not a host the key may go to
+    (:func:`~pipeline.enroll.providers.allowed_base_url`: configured by flag, config or environment, or
+    documented by the provider).
     """
     if providers is None:
         extra = {k: v for k, v in options.items() if v is not None}
@@ -219,7 +227,23 @@ def client_getter(
     urls = dict(base_urls or {})
     made: dict[tuple[str, str | None], VoiceProvider] = {}
 
+    def check_host(spec: FamilySpec, url: str) -> None:
+        """Refuse a base URL read from data unless the key may go there (:func:`allowed_base_url`)."""
+        env = base_url_env(spec.provider)
+        configured = [urls.get(spec.name), urls.get(spec.provider), os.environ.get(env)]
+        if allowed_base_url(spec.provider, url, [c for c in configured if c]):
+            return
+        if allowed_base_url(spec.provider, url, [get(spec).base_url]):  # the configured region's client
+            return
+        raise UntrustedBaseUrl(
+            f"{spec.name} at {url}: not contacted: the key goes only to a host you configured "
+            f"(--base-url, the config's base_urls, {env}) or a documented {spec.provider} host; "
+            "this address was read from the ledger"
+        )
+
     def get(spec: FamilySpec, base_url: str | None = None) -> VoiceProvider:
+        if base_url is not None:  # read from a ledger row or a manifest: data, not configuration
+            check_host(spec, base_url)
         chosen = base_url or urls.get(spec.name) or urls.get(spec.provider)
         wanted = normalize_base_url(chosen) if chosen else None
         if (spec.name, wanted) not in made:

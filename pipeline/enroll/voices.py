@@ -33,7 +33,7 @@ from pipeline.enroll.ledger import (
 )
 from pipeline.enroll.providers.base import ProviderError, VoiceRecord
 from pipeline.enroll.providers.common import VoiceProvider
-from pipeline.enroll.submit import Providers, apply_remote, client_getter, reconcile_row
+from pipeline.enroll.submit import Providers, UntrustedBaseUrl, apply_remote, client_getter, reconcile_row
 from pipeline.errors import InvalidArgument, SpecError
 from pipeline.rules.families import FamilySpec, load_family
 
@@ -471,6 +471,9 @@ def _clients(
             continue
         try:
             client = pool(spec, base)
+        except UntrustedBaseUrl as exc:
+            notes.append(str(exc))  # names the family and the address
+            continue
         except InvalidArgument as exc:
             notes.append(f"{fam} at {base}: {exc}")
             continue

@@ -68,6 +68,8 @@ class VoiceProvider:
     key_env: ClassVar[str] = ""
     base_url_env: ClassVar[str] = ""
     default_base_url: ClassVar[str] = ""
+    documented_hosts: ClassVar[tuple[str, ...]] = ()
+    """The provider's own API hosts (``fnmatch`` patterns, https only): where a key may always go."""
     default_family: ClassVar[str] = ""
     auth_header: ClassVar[str] = "Authorization"
     auth_scheme: ClassVar[str | None] = "Bearer"

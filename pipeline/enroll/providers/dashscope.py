@@ -135,6 +135,7 @@ class _DashScopeClient(VoiceProvider):
     key_env = KEY_ENV
     base_url_env = BASE_URL_ENV
     default_base_url = DEFAULT_BASE_URL
+    documented_hosts = ("dashscope-intl.aliyuncs.com", "dashscope.aliyuncs.com", "*.maas.aliyuncs.com")
     _interpret = staticmethod(_interpret)
     _request_id_of = staticmethod(_request_id_of)
     enrollment_model = ""
