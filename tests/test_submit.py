@@ -416,27 +416,42 @@ def test_shown_request_masks_headers_and_audio() -> None:
 # ------------------------------------------------------------------------------------------------ keys
 
 
-def test_missing_key_stops_before_anything(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    make_run(tmp_path, speakers=["alice"], families=["minimax", "qwen-tts"])
-    monkeypatch.setenv("MINIMAX_API_KEY", SECRET)
-    monkeypatch.setenv("MINIMAX_BASE_URL", "http://127.0.0.1:9")  # nothing listens: any request would fail
+def test_missing_keys_stop_before_anything_when_no_family_has_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("DASHSCOPE_API_KEY", raising=False)
+    monkeypatch.delenv("MINIMAX_API_KEY", raising=False)
+    make_run(tmp_path, speakers=["alice"], families=["minimax", "qwen-tts", "cosyvoice"])
     manifest = (tmp_path / "clips.jsonl").read_bytes()
     with pytest.raises(MissingApiKey) as info:
         submit_run(tmp_path)  # clients from the environment, as `voiceprep submit` makes them
-    assert info.value.env_var == "DASHSCOPE_API_KEY" and info.value.reason == "missing_api_key"
-    assert "DASHSCOPE_API_KEY is not set" in info.value.message
-    assert not (tmp_path / "voices.sqlite").exists() and (tmp_path / "clips.jsonl").read_bytes() == manifest
-
-    # With two keys missing, one error names both (and each once), so the user sets them in one go.
-    monkeypatch.delenv("MINIMAX_API_KEY")
-    make_run(tmp_path / "three", speakers=["alice"], families=["minimax", "qwen-tts", "cosyvoice"])
-    with pytest.raises(MissingApiKey) as info:
-        submit_run(tmp_path / "three")
+    # One error names both (and each once), so the user sets them in one go.
     assert sorted(info.value.env_vars) == ["DASHSCOPE_API_KEY", "MINIMAX_API_KEY"]
+    assert info.value.reason == "missing_api_key"
     assert info.value.message.count("DASHSCOPE_API_KEY is not set") == 1
     assert "MINIMAX_API_KEY is not set" in info.value.message
-    assert not (tmp_path / "three" / "voices.sqlite").exists()
+    assert not (tmp_path / "voices.sqlite").exists() and (tmp_path / "clips.jsonl").read_bytes() == manifest
+
+
+def test_a_missing_key_skips_only_its_families(tmp_path: Path, server: FakeProviders) -> None:
+    make_run(tmp_path, speakers=["alice", "bob"], families=["cosyvoice", "qwen-tts", "minimax"], audio=_wav)
+    env = {k: v for k, v in server.env().items() if k != "DASHSCOPE_API_KEY"}
+    done = voiceprep("submit", "--out", tmp_path, env=env, drop=["*_API_KEY", "*_BASE_URL"])
+    assert done.returncode == 1, done.stderr  # partial: documented as exit 1
+    assert len(server.voices("minimax")) == 2
+    assert not [r for r in server.requests if r.endpoint.startswith(("cosyvoice", "qwen", "dashscope"))]
+    clips = _clips(tmp_path)
+    assert {k[1] for k, c in clips.items() if c["status"] == "submitted"} == {"minimax"}
+    assert {k[1] for k, c in clips.items() if c["status"] == "ready"} == {"cosyvoice", "qwen-tts"}
+    # the skipped families are named once, with the variable that enables them
+    hint = [line for line in done.stdout.splitlines() if line.startswith("skipped ")]
+    assert len(hint) == 1 and "cosyvoice" in hint[0] and "qwen-tts" in hint[0], done.stdout
+    assert "export DASHSCOPE_API_KEY=<your dashscope key>" in hint[0]
+    as_json = voiceprep("submit", "--out", tmp_path, "--json", env=env, drop=["*_API_KEY", "*_BASE_URL"])
+    rows = [json.loads(line) for line in as_json.stdout.splitlines()]
+    skipped = [r for r in rows if r["status"] == "skipped"]
+    assert len(skipped) == 4 and {r["last_error"]["reason"] for r in skipped} == {"missing_api_key"}
+    assert as_json.returncode == 1 and len(server.voices("minimax")) == 2  # nothing made twice
 
 
 def test_the_key_never_reaches_outputs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -709,6 +724,7 @@ def test_e2e_dry_run_sends_nothing_and_needs_no_key(
     assert server.requests == [] and not (tmp_path / "voices.sqlite").exists()
     bodies = json.dumps([r for o in outs for r in o.requests])
     assert server.keys["minimax"] not in bodies and "base64," in bodies
+    monkeypatch.delenv("MINIMAX_API_KEY")  # no family has a key: a real submit stops before anything
     with pytest.raises(MissingApiKey, match="DASHSCOPE_API_KEY"):
         submit_run(tmp_path)
     assert server.requests == []

@@ -4,7 +4,9 @@
 
 1. read ``OUT/clips.jsonl`` and pick the ``ready`` clips (to create) and the ``submitted`` ones (to
    re-verify with the provider, never to re-create) of the chosen families and speakers;
-2. check that every provider in scope has its API key (else :class:`MissingApiKey`, before anything else);
+2. check which providers in scope have their API key: families without one are skipped (each clip
+   answered ``skipped``, reason ``missing_api_key``); with no key at all, :class:`MissingApiKey` before
+   anything else;
 3. under the ledger's writer lock, **reconcile** every unresolved ledger row of those families (``pending``
    after the request was sent, ``unknown``) with the provider's list *before any create*;
 4. per clip: reuse the ledger row that already holds the clip (``ready``: nothing to do; ``deploying``:
@@ -256,6 +258,11 @@ def client_getter(
         return made[spec.name, wanted]
 
     return get
+
+
+def _no_key(exc: MissingApiKey) -> tuple[str, str]:
+    """The error a clip skipped for ``exc`` shows: the same for every family of that provider."""
+    return exc.reason, f"{exc.env_var} is not set: export {exc.env_var}=<your {exc.provider} key>"
 
 
 def unset_key_env(provider: str) -> str | None:
@@ -711,7 +718,9 @@ def submit_run(
 
     Raises:
         InvalidArgument: no ``clips.jsonl``, an unknown family/speaker/target model, bad settle times.
-        MissingApiKey: a provider in scope has no key (raised before any request or ledger write).
+        MissingApiKey: no family in scope has its key (raised before any request or ledger write). When
+            only some lack one, the others are submitted and each clip of a keyless family is answered
+            ``skipped`` with ``last_error`` ``missing_api_key`` (its message names the variable to set).
         pipeline.enroll.ledger.LedgerBusy: another process holds the ledger.
     """
     out_dir = Path(out_dir)
@@ -756,25 +765,28 @@ def submit_run(
         settle_s=(settle_timeout_s, settle_interval_s),
         progress=progress,
     )
-    missing: list[MissingApiKey] = []
+    missing: dict[str, MissingApiKey] = {}
     for f in in_scope:  # every key is looked at before any request or ledger write
         try:
             client(specs[f])
         except MissingApiKey as exc:
-            missing.append(exc)
-    if missing:
-        raise MissingApiKey.every(missing)
+            missing[f] = exc
+    if missing and len(missing) == len(in_scope):  # nothing could be attempted: a setup problem
+        raise MissingApiKey.every(list(missing.values()))
+    keyless = [c for c in chosen if c.family in missing]
+    chosen = [c for c in chosen if c.family not in missing]
+    skipped = [run.outcome(c, None, error=_no_key(missing[c.family])) for c in keyless]
     ledger_file = default_ledger_path(out_dir, cfg.ledger)
     if dry_run:
         run.known = read_records(ledger_file)
         return [run.reverify(c) if c.status == "submitted" else run.submit(c) for c in chosen]
     if not chosen:
-        return []
+        return skipped
     with ledger_lock(ledger_file, timeout_s=lock_timeout_s), Ledger(ledger_file) as ledger:
         run.ledger = ledger
         try:
-            outcomes = run.reconcile(in_scope)
+            outcomes = run.reconcile([f for f in in_scope if f not in missing])
             outcomes += [run.reverify(c) if c.status == "submitted" else run.submit(c) for c in chosen]
         finally:
             run.write_manifest()
-    return outcomes
+    return outcomes + skipped

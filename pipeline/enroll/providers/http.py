@@ -72,10 +72,11 @@ MIN_FRAGMENT = 8
 MAX_MESSAGE_CHARS = 400
 """Error messages are cut to this many characters, always after redaction (:func:`shorten`)."""
 # A key-like field name on its own (not the tail of a word such as ``InvalidApiKey``), then ``:``/``=``,
-# then a value that is not a plain word (a secret has digits or symbols; ``Invalid`` is not one).
+# then a value that is not a plain word (a secret has digits or symbols; ``Invalid`` is not one) nor a
+# ``<placeholder>`` (``export X_API_KEY=<your key>`` is advice, not a secret).
 _FIELD_RE = re.compile(
     r"(?i)(?<![a-z0-9])((?:x[-_])?(?:xi-)?api[-_]?key|authorization|access[-_]?key|secret|signature|token)"
-    r"(['\"]?\s*[:=]\s*['\"]?)(?!bearer\b|\*\*\*)(?![a-z]+(?:[\s'\",;}&.]|$))[^\s'\",;}&]+"
+    r"(['\"]?\s*[:=]\s*['\"]?)(?!bearer\b|\*\*\*|<)(?![a-z]+(?:[\s'\",;}&.]|$))[^\s'\",;}&]+"
 )
 _BEARER_RE = re.compile(r"(?i)\b(bearer|basic)\s+(?!\*\*\*)[^\s'\",;}&]+")
 
