@@ -34,6 +34,7 @@ from pipeline.enroll.submit import (
     submit_run,
     voice_name,
 )
+from pipeline.enroll.voices import sync_voices
 from pipeline.errors import InvalidArgument
 from pipeline.rules.families import list_families, load_family
 
@@ -178,6 +179,38 @@ def test_lost_request_stays_unknown_and_is_never_resubmitted(tmp_path: Path) -> 
         assert outs[1].action == "skipped" and "never resubmitted" in outs[1].last_error["message"]
     assert len(_creates(cloud)) == 1 and cloud.voices == {}
     assert [r["status"] for r in _ledger(tmp_path)] == ["unknown"]
+
+
+def test_an_unknown_voice_proven_absent_becomes_retryable(tmp_path: Path) -> None:
+    make_run(tmp_path, speakers=["alice"], families=["minimax"])
+    cloud = FakeCloud()
+    [o] = _submit(tmp_path, make_providers(cloud, ["minimax"], faults=["lost_before"]), absent_settle_s=0)
+    assert o.status == "unknown"  # search 1, right after the lost answer
+    outs = _submit(tmp_path, make_providers(cloud, ["minimax"]), absent_settle_s=0)
+    assert [o.status for o in outs] == ["unknown", "unknown"]  # search 2: not yet proven
+    assert outs[0].last_error["absent_checks"] == 2
+    report = sync_voices(
+        tmp_path / "voices.sqlite", providers=make_providers(cloud, ["minimax"]), absent_settle_s=0
+    )
+    assert [(b.status, a.status) for b, a, _ in report.changes] == [("unknown", "failed")]  # search 3: absent
+    [row] = _ledger(tmp_path)
+    assert row["last_error"]["reason"] == "not_created"
+    outs = _submit(tmp_path, make_providers(cloud, ["minimax"]), absent_settle_s=0)
+    assert [(o.action, o.status) for o in outs] == [("created", "ready")]
+    assert len(cloud.voices) == 1 and len(_creates(cloud)) == 2  # retried once, one voice
+    [row] = _ledger(tmp_path)  # the same row, under the same name
+    assert row["voice_id"] in cloud.voices and row["name"] == o.name
+    assert _clips(tmp_path)[("alice", "minimax")]["status"] == "submitted"
+
+
+def test_an_unknown_voice_is_not_proven_absent_before_the_settle_interval(tmp_path: Path) -> None:
+    make_run(tmp_path, speakers=["alice"], families=["minimax"])
+    cloud = FakeCloud()
+    _submit(tmp_path, make_providers(cloud, ["minimax"], faults=["lost_before"]))
+    for _ in range(4):  # searches 2..5 within seconds of the send: far inside ABSENT_SETTLE_S
+        outs = _submit(tmp_path, make_providers(cloud, ["minimax"]))
+        assert [o.status for o in outs] == ["unknown", "unknown"]
+    assert "proven absent" in outs[0].note and len(_creates(cloud)) == 1
 
 
 def test_crash_between_create_and_ledger_write_is_reconciled(tmp_path: Path) -> None:

@@ -413,13 +413,15 @@ class Ledger:
         voice_id: str | None = None,
         request_ids: Sequence[str | None] = (),
         error: tuple[str, str] | None = None,
+        error_details: Mapping[str, Any] | None = None,
         clear_error: bool = False,
         checked: bool = False,
         preview_path: str | None = None,
     ) -> VoiceRecord:
         """Change one row in one transaction; ``request_ids`` are appended (deduplicated).
 
-        ``error`` is ``(reason, message)``; the message is scrubbed of secrets. ``checked`` stamps
+        ``error`` is ``(reason, message)``; the message is scrubbed of secrets; ``error_details`` (plain
+        JSON values, e.g. the unknown-outcome rule's ``absent_checks``) are stored with it. ``checked`` stamps
         ``last_checked_at`` (the provider was just asked about this voice). A ``voice_id`` held by a
         ``remote``-origin row (a voice ``voices sync`` found before this row was reconciled) moves here.
 
@@ -430,7 +432,8 @@ class Ledger:
         given = {"status": status, "voice_id": voice_id, "preview_path": preview_path}
         sets: dict[str, Any] = {"updated_at": now, **{k: v for k, v in given.items() if v is not None}}
         if error is not None or clear_error:
-            sets["last_error"] = error and json.dumps({"reason": error[0], "message": scrub(error[1])})
+            stored = error and {"reason": error[0], "message": scrub(error[1]), **(error_details or {})}
+            sets["last_error"] = stored and json.dumps(stored)
         if checked:
             sets["last_checked_at"] = now
         with self._write() as c:

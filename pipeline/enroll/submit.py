@@ -62,10 +62,13 @@ from pipeline.errors import InvalidArgument
 from pipeline.rules.families import FamilySpec, list_families, load_family
 
 __all__ = [
+    "ABSENT_CHECKS",
+    "ABSENT_SETTLE_S",
     "FIND_SLACK_S",
     "STOP_REASONS",
     "MissingApiKey",
     "Providers",
+    "UntrustedBaseUrl",
     "apply_remote",
     "client_getter",
     "reconcile_row",
@@ -87,6 +90,15 @@ STOP_REASONS = frozenset({"provider_auth", "provider_access", "provider_balance"
 
 FIND_SLACK_S = 600.0
 """``find_voice(since=...)`` gets the "sent" time minus this much, to absorb clock skew with the provider."""
+
+ABSENT_CHECKS = 3
+"""The unknown-outcome rule: a voice whose create may have reached the provider is proven absent when this
+many separate searches (the one right after the lost answer, then one per ``submit`` or ``voices sync``)
+found no voice of that name, the last at least :data:`ABSENT_SETTLE_S` after the request was sent."""
+
+ABSENT_SETTLE_S = 600.0
+"""Seconds after the create request was sent before "not listed" can prove a voice absent (longer than any
+provider's list takes to show a new voice)."""
 
 _PROBLEM_STATUSES = frozenset({"failed", "rejected", "unknown", "pending"})
 """Statuses whose ``last_error`` an outcome shows."""
@@ -281,13 +293,19 @@ def _since(row: VoiceRecord) -> str | None:
     return (t - _dt.timedelta(seconds=FIND_SLACK_S)).isoformat(timespec="seconds")
 
 
-def reconcile_row(ledger: Ledger, row: VoiceRecord, provider: VoiceProvider) -> VoiceRecord:
+def reconcile_row(
+    ledger: Ledger, row: VoiceRecord, provider: VoiceProvider, *, absent_settle_s: float = ABSENT_SETTLE_S
+) -> VoiceRecord:
     """Ask the provider about one unresolved row and record the answer; returns the row after, with
     ``action`` ``reconciled`` and a ``note`` saying what was found.
 
-    A match becomes the voice's real status with its id. No match: a ``pending`` row whose request was
-    sent becomes ``unknown`` (never retried by itself); an ``unknown`` row stays so. A ``pending`` row that
-    was never sent is left for :func:`submit_run` to retry. A provider error leaves the row as it is.
+    A match becomes the voice's real status with its id. No match: the search is counted (``absent_checks``
+    in ``last_error``); once :data:`ABSENT_CHECKS` searches found nothing and ``absent_settle_s`` have
+    passed since the request was sent, the voice is proven absent: the row becomes ``failed`` (reason
+    ``not_created``) and its clip may be retried under the same name. Until then a sent ``pending`` row
+    becomes ``unknown`` and an ``unknown`` row stays so (never resubmitted). A ``pending`` row that was
+    never sent is left for :func:`submit_run` to retry. A provider error leaves the row as it is (and is
+    not counted).
     """
 
     def done(after: VoiceRecord, note: str) -> VoiceRecord:
@@ -305,11 +323,28 @@ def reconcile_row(ledger: Ledger, row: VoiceRecord, provider: VoiceProvider) -> 
         except LedgerConflict as exc:  # the match belongs to another row: leave this one for the user
             return done(row, f"the provider's match {found.voice_id} is claimed elsewhere: {exc}")
         return done(after, f"found remotely as {found.voice_id} ({found.status})")
-    if row.status == "pending":
-        error = ("outcome_unknown", "the create request was sent but the provider does not list the voice")
-        after = ledger.update(row.id, status="unknown", checked=True, error=error)
-        return done(after, "the provider does not list it; left unknown (never resubmitted automatically)")
-    return done(ledger.update(row.id, checked=True), "still not listed by the provider")
+    previous = row.last_error or {}
+    checks = int(previous.get("absent_checks") or 0) + 1
+    sent = parse_stored_time(row.sent_at or row.created_at)
+    now = parse_stored_time(ledger.now())
+    waited = (now - sent).total_seconds() if sent and now else 0.0
+    if checks >= ABSENT_CHECKS and waited >= absent_settle_s:
+        message = (
+            f"not listed by the provider on {checks} searches over {waited:.0f} s since the request was sent: "
+            "the create never took effect"
+        )
+        after = ledger.update(row.id, status="failed", checked=True, error=("not_created", message))
+        return done(
+            after, "proven absent (never created); the clip will be submitted again under the same name"
+        )
+    error = ("outcome_unknown", "the create request was sent but the provider does not list the voice")
+    after = ledger.update(
+        row.id, status="unknown", checked=True, error=error, error_details={"absent_checks": checks}
+    )
+    left = f"{checks} of {ABSENT_CHECKS} searches found nothing"
+    if checks >= ABSENT_CHECKS:
+        left += f"; proven absent {absent_settle_s - waited:.0f} s from now"
+    return done(after, f"the provider does not list it ({left}); left unknown, not resubmitted yet")
 
 
 def apply_remote(ledger: Ledger, row: VoiceRecord, remote: VoiceRecord | None) -> VoiceRecord:
@@ -395,6 +430,7 @@ class _Run:
         dry_run: bool,
         preview_text: str | None,
         settle_s: tuple[float, float],
+        absent_settle_s: float = ABSENT_SETTLE_S,
         progress: Callable[[str], None],
     ) -> None:
         self.out_dir = out_dir
@@ -404,6 +440,7 @@ class _Run:
         self.dry_run = dry_run
         self.preview_text = preview_text
         self.settle_timeout_s, self.settle_interval_s = settle_s
+        self.absent_settle_s = absent_settle_s
         self.progress = progress
         self.ledger: Ledger | None = None
         self.known: list[VoiceRecord] = []
@@ -513,7 +550,7 @@ class _Run:
                 except InvalidArgument as exc:
                     outcomes.append(self.outcome(None, row, action="reconciled", note=str(exc)))
                     continue
-                after = reconcile_row(self.ledger, row, provider)
+                after = reconcile_row(self.ledger, row, provider, absent_settle_s=self.absent_settle_s)
                 settled = self.settle(provider, after)
                 outcomes.append(self.outcome(None, settled, action="reconciled", note=after.note))
         return outcomes
@@ -648,7 +685,7 @@ class _Run:
             return self.outcome(clip, row, action="created")
         except OutcomeUnknown as exc:
             row = self.ledger.update(row.id, request_ids=[exc.request_id], error=(exc.reason, exc.message))
-            row = reconcile_row(self.ledger, row, provider)
+            row = reconcile_row(self.ledger, row, provider, absent_settle_s=self.absent_settle_s)
             return self.finish(clip, provider, row, "created", f"the answer was lost; {row.note}")
         except ProviderError as exc:
             status = "rejected" if exc.reason == "provider_rejected" else "failed"
@@ -692,6 +729,7 @@ def submit_run(
     preview_text: str | None = None,
     settle_timeout_s: float = 300.0,
     settle_interval_s: float = 10.0,
+    absent_settle_s: float = ABSENT_SETTLE_S,
     lock_timeout_s: float = 10.0,
     progress: Callable[[str], None] = _quiet,
     providers: Providers | None = None,
@@ -708,6 +746,7 @@ def submit_run(
         dry_run: build and check the requests only: no request, no ledger write, no manifest change.
         preview_text: synthesised with every ready voice (``clips/<speaker>/<family>.preview.<ext>``).
         settle_timeout_s, settle_interval_s: how long and how often to poll a voice under review.
+        absent_settle_s: the unknown-outcome rule's wait (:data:`ABSENT_SETTLE_S`; see :func:`reconcile_row`).
         lock_timeout_s: how long to wait for another process holding the ledger.
         progress: called with one-line notes while working (e.g. waiting for a review).
         providers: the test seam (:data:`Providers`); default: clients made from the environment.
@@ -763,6 +802,7 @@ def submit_run(
         dry_run=dry_run,
         preview_text=preview_text,
         settle_s=(settle_timeout_s, settle_interval_s),
+        absent_settle_s=absent_settle_s,
         progress=progress,
     )
     missing: dict[str, MissingApiKey] = {}

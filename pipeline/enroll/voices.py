@@ -33,7 +33,14 @@ from pipeline.enroll.ledger import (
 )
 from pipeline.enroll.providers.base import ProviderError, VoiceRecord
 from pipeline.enroll.providers.common import VoiceProvider
-from pipeline.enroll.submit import Providers, UntrustedBaseUrl, apply_remote, client_getter, reconcile_row
+from pipeline.enroll.submit import (
+    ABSENT_SETTLE_S,
+    Providers,
+    UntrustedBaseUrl,
+    apply_remote,
+    client_getter,
+    reconcile_row,
+)
 from pipeline.errors import InvalidArgument, SpecError
 from pipeline.rules.families import FamilySpec, load_family
 
@@ -422,6 +429,7 @@ def sync_voices(
     base_urls: Mapping[str, str] | None = None,
     lock_timeout_s: float = 10.0,
     now: _dt.datetime | None = None,
+    absent_settle_s: float = ABSENT_SETTLE_S,
 ) -> VoiceReport:
     """Reconcile the ledger with every provider's list (see the module docstring for the rules).
 
@@ -447,7 +455,7 @@ def sync_voices(
         }
         targets |= {(f, None) for f, s in specs_named.items() if provider is None or s.provider == provider}
         for spec, client in _clients(pool, targets, report.notes, "not synced"):
-            _sync_one(ledger, spec, client, report)
+            _sync_one(ledger, spec, client, report, absent_settle_s)
         report.warnings = voice_warnings(ledger.rows(), now=now, remote_counts=report.remote_counts)
     return report
 
@@ -482,7 +490,9 @@ def _clients(
     return clients
 
 
-def _sync_one(ledger: Ledger, spec: FamilySpec, client: VoiceProvider, report: VoiceReport) -> None:
+def _sync_one(
+    ledger: Ledger, spec: FamilySpec, client: VoiceProvider, report: VoiceReport, absent_settle_s: float
+) -> None:
     base = client.base_url
 
     def change(before: VoiceRecord, after: VoiceRecord, note: str) -> None:
@@ -491,7 +501,7 @@ def _sync_one(ledger: Ledger, spec: FamilySpec, client: VoiceProvider, report: V
 
     for row in ledger.rows(family=spec.name, base_url=base, statuses=UNRESOLVED_STATUSES):
         if row.unresolved:
-            after = reconcile_row(ledger, row, client)
+            after = reconcile_row(ledger, row, client, absent_settle_s=absent_settle_s)
             change(row, after, after.note)
     try:
         listed = client.list_voices()
