@@ -840,3 +840,53 @@ def test_reconcile_never_sends_the_key_to_a_host_read_from_the_ledger(
     reconciled = [o for o in outs if o.action == "reconciled"]
     assert len(reconciled) == 1 and "not contacted" in reconciled[0].note and not reconciled[0].ok
     assert [o.status for o in outs if o.action == "created"] == ["ready"]  # alice's clip still submitted
+
+
+# ------------------------------------------------------------------------------------- fault schedules
+# submit, submit, voices sync, submit against the HTTP server under each schedule: every ready clip is
+# submitted, with no duplicate voice, no orphan on the server and no lost voice. The unknown-outcome
+# rule's settle interval is 0 here (what it proves is the number of searches; the interval is real time).
+
+LIST_ENDPOINT = {"cosyvoice": "cosyvoice.list_voice", "qwen-tts": "qwen.list", "minimax": "minimax.get_voice"}
+SCHEDULES = {
+    "answer dropped after create": lambda fam: {CREATE_ENDPOINT[fam]: [Fault.drop(after_action=True)]},
+    "request dropped before create": lambda fam: {CREATE_ENDPOINT[fam]: [Fault.drop(after_action=False)]},
+    "429 with Retry-After": lambda fam: {CREATE_ENDPOINT[fam]: [Fault.throttle(retry_after=3)] * 2},
+    "500 on create": lambda fam: {CREATE_ENDPOINT[fam]: [Fault.http(500)]},
+    "timeout after create": lambda fam: {CREATE_ENDPOINT[fam]: [Fault.delay(0.6, after_action=True)]},
+    "timeout, then the search fails once": lambda fam: {  # 3 attempts: one search not counted
+        CREATE_ENDPOINT[fam]: [Fault.delay(0.6, after_action=False)],
+        LIST_ENDPOINT[fam]: [Fault.http(503)] * 3,
+    },
+}
+
+
+@pytest.mark.parametrize("schedule", SCHEDULES)
+def test_fault_schedules_end_with_every_clip_submitted_once(
+    tmp_path: Path, server: FakeProviders, schedule: str
+) -> None:
+    make_run(tmp_path, speakers=["alice", "bob"], families=FAMILIES, audio=_wav)
+    for family in FAMILIES:
+        for endpoint, faults in SCHEDULES[schedule](family).items():
+            server.inject(endpoint, *faults)
+    t = FakeTime()
+
+    def factory(spec, base_url):
+        runtime = fake_runtime(server.env(), t, read_timeout_s=0.3, max_attempts=3)
+        return make_provider(spec, base_url=base_url, runtime=runtime)
+
+    fast = {"settle_interval_s": 1, "absent_settle_s": 0, "providers": factory}
+    submit_run(tmp_path, **fast)
+    submit_run(tmp_path, **fast)
+    sync_voices(tmp_path / "voices.sqlite", providers=factory, absent_settle_s=0)
+    submit_run(tmp_path, **fast)
+
+    clips = _clips(tmp_path)
+    assert {k: c["status"] for k, c in clips.items()} == dict.fromkeys(clips, "submitted")
+    rows = [r for r in _ledger(tmp_path) if r["status"] not in ("failed", "deleted", "gone")]
+    for family in FAMILIES:
+        on_server = _server_ids(server, family)
+        held = [r["voice_id"] for r in rows if r["family"] == family]
+        assert len(on_server) == 2, (family, on_server)  # no duplicate
+        assert sorted(held) == sorted(on_server), family  # no orphan, no lost voice
+        assert {clips[(s, family)]["voice_id"] for s in ("alice", "bob")} == set(on_server)
