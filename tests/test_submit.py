@@ -176,7 +176,7 @@ def test_lost_request_stays_unknown_and_is_never_resubmitted(tmp_path: Path) -> 
     for _ in range(2):
         outs = _submit(tmp_path, make_providers(cloud, ["minimax"]))
         assert [o.status for o in outs] == ["unknown", "unknown"]  # the reconciled row, then the clip
-        assert outs[1].action == "skipped" and "never resubmitted" in outs[1].last_error["message"]
+        assert outs[1].action == "skipped" and "not resubmitted" in outs[1].last_error["message"]
     assert len(_creates(cloud)) == 1 and cloud.voices == {}
     assert [r["status"] for r in _ledger(tmp_path)] == ["unknown"]
 

@@ -290,9 +290,12 @@ def submit_command(
         _print_keyless(outcomes, out)
         unknown = [o for o in outcomes if o.status == "unknown"]
         if unknown:
+            from pipeline.enroll.submit import ABSENT_CHECKS, ABSENT_SETTLE_S
+
             out.print(
                 f"[bold yellow]{len(unknown)} voice(s) in state unknown[/]: a create may have made them; voiceprep "
-                "will not create them again. Run `voiceprep voices sync` later."
+                f"creates them again only once {ABSENT_CHECKS} searches, {ABSENT_SETTLE_S / 60:g} minutes or more "
+                "after the request, found nothing. Run `voiceprep voices sync` or `voiceprep submit` later."
             )
         _refresh_report(Path(out_dir), out)
     raise typer.Exit(EXIT_OK if all(o.ok for o in outcomes) else EXIT_FAILURES)

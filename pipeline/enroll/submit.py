@@ -10,7 +10,7 @@
 3. under the ledger's writer lock, **reconcile** every unresolved ledger row of those families (``pending``
    after the request was sent, ``unknown``) with the provider's list *before any create*;
 4. per clip: reuse the ledger row that already holds the clip (``ready``: nothing to do; ``deploying``:
-   wait for the review; ``unknown``: shown, never resubmitted; ``failed`` or never-sent ``pending``:
+   wait for the review; ``unknown``: shown, not resubmitted until proven absent (:func:`reconcile_row`); ``failed`` or never-sent ``pending``:
    retried with the same name), or write the intent, commit the "sent" marker, create, record the outcome;
    a lost answer (:class:`~pipeline.enroll.providers.base.OutcomeUnknown`) is settled with ``find_voice``;
 5. optionally synthesise a preview with each ready voice (``clips/<speaker>/<family>.preview.<ext>``);
@@ -303,7 +303,7 @@ def reconcile_row(
     in ``last_error``); once :data:`ABSENT_CHECKS` searches found nothing and ``absent_settle_s`` have
     passed since the request was sent, the voice is proven absent: the row becomes ``failed`` (reason
     ``not_created``) and its clip may be retried under the same name. Until then a sent ``pending`` row
-    becomes ``unknown`` and an ``unknown`` row stays so (never resubmitted). A ``pending`` row that was
+    becomes ``unknown`` and an ``unknown`` row stays so (not resubmitted). A ``pending`` row that was
     never sent is left for :func:`submit_run` to retry. A provider error leaves the row as it is (and is
     not counted).
     """
@@ -629,7 +629,7 @@ class _Run:
                 self.mark_clip(clip, row)
                 return self.outcome(clip, row, action="existing")
             if row.unresolved:
-                what = "an earlier create may have made this voice; run `voiceprep voices sync` (never resubmitted)"
+                what = "an earlier create may have made this voice; not resubmitted until proven absent (run `voiceprep voices sync` later)"
                 return self.outcome(clip, row, error=("outcome_unknown", what))
             return self.finish(clip, provider, row, "existing")
         request = VoiceRecord(  # a failed or never-sent row is retried under its name

@@ -181,8 +181,8 @@ def voice_warnings(
             warn(
                 "unresolved",
                 r,
-                f"row {r.id} ({r.speaker}, {r.name}): a create may have made a voice; it is never resubmitted "
-                "automatically (run `voiceprep voices sync`)",
+                f"row {r.id} ({r.speaker}, {r.name}): a create may have made a voice; it is not resubmitted "
+                "until proven absent (run `voiceprep voices sync` later)",
             )
     for r, used, limit, _ in _usage(records, remote_counts):
         if limit and used >= QUOTA_WARN_FRACTION * limit:
