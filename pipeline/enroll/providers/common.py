@@ -51,6 +51,15 @@ _NOT_FOUND_RE = re.compile(
 )
 
 
+def _same_origin(url: str, base_url: str) -> bool:
+    """Whether ``url`` has the scheme, host and port of ``base_url`` (where the key may go)."""
+    a, b = urllib.parse.urlsplit(url), urllib.parse.urlsplit(base_url)
+    try:
+        return (a.scheme, a.hostname, a.port) == (b.scheme, b.hostname, b.port)
+    except ValueError:  # a port that is not a number
+        return False
+
+
 class VoiceProvider:
     """One family's client (CosyVoice, Qwen-TTS, MiniMax...): family, base URL, key, retries, limits, the
     HTTP layer, and the calls submit, sync and delete make.
@@ -161,6 +170,11 @@ class VoiceProvider:
         request_id_of = request_id_of or self._request_id_of
         full_url = self.url(url)
         host = urllib.parse.urlsplit(full_url).netloc
+        if authenticated and not _same_origin(full_url, self.base_url):  # an absolute URL from an answer
+            raise ProviderError(
+                "provider_bad_request",
+                self.redact(f"{action}: {host} is not {self.base_url}: the key is not sent there"),
+            )
         send_headers = {"User-Agent": USER_AGENT, **(headers or {})}
         if authenticated:
             send_headers.update(self.auth_headers())
