@@ -772,6 +772,7 @@ LONG_KEYS = {
     "minimax": "eyJhbGciOiJSUzI1NiJ9." + "mQ4nT7vX2kP9sR5wL8zB" * 2,
     "elevenlabs": "el_" + "Zx9Yw8Vu7Ts6Rq5Po4Nm" * 2,
 }
+LIST_ENDPOINT = {"cosyvoice": "cosyvoice.list_voice", "qwen-tts": "qwen.list", "minimax": "minimax.get_voice"}
 CREATE_ENDPOINT = {
     "cosyvoice": "cosyvoice.create_voice",
     "qwen-tts": "qwen.create",
@@ -795,6 +796,11 @@ def key_fragments(text: str, keys: Iterable[str] = LONG_KEYS.values(), n: int = 
     return sorted({k[i : i + n] for k in keys for i in range(len(k) - n + 1) if k[i : i + n] in text})
 
 
+def _cli(*args: str | Path, env: dict[str, str]):
+    """``voiceprep ARGS`` with only ``env``'s provider keys and addresses."""
+    return voiceprep(*args, env=env, drop=["*_API_KEY", "*_BASE_URL"])
+
+
 @pytest.mark.parametrize("family", FAMILIES)
 @pytest.mark.parametrize("shape", ECHO_SHAPES)
 def test_a_server_echoing_the_key_leaks_no_fragment(
@@ -805,14 +811,36 @@ def test_a_server_echoing_the_key_leaks_no_fragment(
     make_run(tmp_path, speakers=["alice"], families=[family], audio=_wav)
     hostile.inject(CREATE_ENDPOINT[family], Fault.echo(shape))
     env = hostile.env()
-    done = voiceprep("submit", "--out", tmp_path, env=env, drop=["*_API_KEY", "*_BASE_URL"])
-    listed = voiceprep(
-        "voices", "list", "--out", tmp_path, "--json", env=env, drop=["*_API_KEY", "*_BASE_URL"]
-    )
+    done = _cli("submit", "--out", tmp_path, env=env)
+    listed = _cli("voices", "list", "--out", tmp_path, "--json", env=env)
     assert done.returncode == 1, done.stderr  # the create failed and says so
     [row] = _ledger(tmp_path)
     assert row["status"] == "failed" and row["last_error"]["message"]
     texts = [done.stdout, done.stderr, listed.stdout, listed.stderr, caplog.text]
+    texts += [p.read_bytes().decode("latin-1") for p in tmp_path.rglob("*") if p.is_file()]
+    assert key_fragments("\n".join(texts)) == []
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("shape", ECHO_SHAPES)
+def test_echoed_keys_in_5xx_creates_and_failed_searches_leak_no_fragment(
+    tmp_path: Path, hostile: FakeProviders, family: str, shape: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A 5xx create (a lost outcome for DashScope: the message goes to the ledger as unknown; MiniMax
+    retries), then searches that answer with the key (sync, list --remote, the next submit's reconcile)."""
+    caplog.set_level(logging.DEBUG)
+    hostile.reset()
+    make_run(tmp_path, speakers=["alice"], families=[family], audio=_wav)
+    hostile.inject(CREATE_ENDPOINT[family], Fault.echo(shape, status=500))
+    env = hostile.env()
+    runs = [_cli("submit", "--out", tmp_path, env=env)]
+    for command in (["voices", "sync"], ["voices", "list", "--remote"], ["submit"]):
+        hostile.inject(LIST_ENDPOINT[family], Fault.echo(shape))
+        runs.append(_cli(*command, "--out", tmp_path, env=env))
+        if command[0] == "voices":  # both always list; submit searches only for unresolved rows
+            assert hostile.pending_faults() == {}, command
+    assert all(r.returncode in (0, 1) for r in runs), [r.stderr for r in runs]
+    texts = [r.stdout + r.stderr for r in runs] + [caplog.text]
     texts += [p.read_bytes().decode("latin-1") for p in tmp_path.rglob("*") if p.is_file()]
     assert key_fragments("\n".join(texts)) == []
 
@@ -847,7 +875,6 @@ def test_reconcile_never_sends_the_key_to_a_host_read_from_the_ledger(
 # submitted, with no duplicate voice, no orphan on the server and no lost voice. The unknown-outcome
 # rule's settle interval is 0 here (what it proves is the number of searches; the interval is real time).
 
-LIST_ENDPOINT = {"cosyvoice": "cosyvoice.list_voice", "qwen-tts": "qwen.list", "minimax": "minimax.get_voice"}
 SCHEDULES = {
     "answer dropped after create": lambda fam: {CREATE_ENDPOINT[fam]: [Fault.drop(after_action=True)]},
     "request dropped before create": lambda fam: {CREATE_ENDPOINT[fam]: [Fault.drop(after_action=False)]},
