@@ -276,3 +276,22 @@ def test_scrub_removes_every_fragment_of_a_known_key(monkeypatch: pytest.MonkeyP
         out = scrub(f"Bad key '{fragment}...' (cut)")
         assert fragment not in out and out.startswith("Bad key '")
     assert scrub(f"the key {key[:7]} is short") == f"the key {key[:7]} is short"  # < 8: not a fragment
+
+
+def test_read_voices_scrubs_a_key_an_older_voiceprep_stored(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key = "sk-0123456789abcdefghijklmnopqrstuvwxyz"
+    path = tmp_path / "v.sqlite"
+    with Ledger(path) as ledger:
+        row = _begin(ledger)
+    conn = sqlite3.connect(path)  # as the 200-character cut left it: the key's first 20 characters
+    conn.execute(
+        "UPDATE voices SET last_error = ? WHERE id = ?",
+        (f'{{"reason": "provider_bad_request", "message": "Bad key {key[:20]}"}}', row.id),
+    )
+    conn.commit()
+    conn.close()
+    monkeypatch.setenv("DASHSCOPE_API_KEY", key)
+    [shown] = read_voices(path)
+    assert shown["last_error"] == {"reason": "provider_bad_request", "message": "Bad key ***"}
