@@ -667,7 +667,7 @@ class _Run:
         problems += _size_problems(spec, Path(request.clip_path or "").stat().st_size, prepared)
         env = unset_key_env(spec.provider)
         note = f"{len(prepared)} request(s), base URL {provider.base_url}"
-        note += f"; {env} is not set: a real submit would stop" if env else ""
+        note += f"; {env} is not set: a real submit would skip this family" if env else ""
         return dataclasses.replace(
             request, status="dry-run", action="dry-run", note=note, requests=prepared, problems=problems
         )
