@@ -539,3 +539,16 @@ def test_a_documented_host_or_the_configured_one_is_allowed(tmp_path: Path, serv
     assert not allowed_base_url(
         "dashscope", server.minimax_base_url.replace("127.0.0.1", "localhost"), configured
     )
+
+
+def test_cli_reports_a_ledger_row_pointing_elsewhere(
+    tmp_path: Path, server: FakeProviders, evil: FakeProviders
+) -> None:
+    ledger = tmp_path / "voices.sqlite"
+    row_id = _plant(ledger, evil.minimax_base_url, status="ready", voice_id="vp_x")
+    app, runner = _app(), CliRunner()
+    r = runner.invoke(app, ["voices", "sync", "--out", str(tmp_path)])
+    assert r.exit_code == 1 and "not contacted" in r.output  # reported, and the sync says it is incomplete
+    r = runner.invoke(app, ["voices", "delete", str(row_id), "--out", str(tmp_path), "--yes"])
+    assert r.exit_code == 2 and "not contacted" in r.stderr
+    assert evil.requests == []
