@@ -54,7 +54,8 @@ API (all thread-safe):
 - Faults: ``Fault.http(status, retry_after=)``, ``Fault.throttle(retry_after=)``, ``Fault.error(code)``
   (provider error code; MiniMax in an HTTP 200), ``Fault.drop(after_action=True)``,
   ``Fault.delay(seconds, after_action=True)`` (give clients a short ``read_timeout_s``),
-  ``Fault.malformed(after_action=True)``, ``Fault.quota()``. ``later(s)`` is an HTTP date for Retry-After.
+  ``Fault.malformed(after_action=True)``, ``Fault.quota()``, ``Fault.echo(shape)`` (an error quoting the
+  presented key: :data:`ECHO_SHAPES`). ``later(s)`` is an HTTP date for Retry-After.
 - :class:`FakeTime`: a fake ``sleep``/``clock``/``wall`` for clients, so retries cost no real time.
 - ``fake_runtime(env, t=None, *, seed=1, **limits)``: the one test :class:`Runtime`: fake time, seeded
   jitter, ``env`` as the environment, and short retries (4 attempts, 2 s connect / 5 s read timeouts)
@@ -237,6 +238,12 @@ def create_request(
     )
 
 
+ECHO_SHAPES = ("json", "text-cut", "html", "headers", "url", "partial", "request-id")
+"""How :meth:`Fault.echo` quotes the key: in the provider's JSON error; a text body whose 200-character
+cut falls inside the key; an HTML page; the request headers echoed back; a URL with ``?key=``; only the
+key's first 20 characters; the request id (header and body)."""
+
+
 @dataclass(frozen=True)
 class Fault:
     """One injected misbehaviour. Build with the class methods; queue with :meth:`FakeProviders.inject`.
@@ -293,6 +300,14 @@ class Fault:
     def malformed(cls, *, after_action: bool = True) -> Fault:
         """Answer 200 with a truncated JSON body (by default after doing the work)."""
         return cls("malformed", after_action=after_action)
+
+    @classmethod
+    def echo(cls, shape: str, *, status: int = 400) -> Fault:
+        """Answer ``status`` with an error that quotes the key the request presented, in one of
+        :data:`ECHO_SHAPES` (a hostile or careless server), without acting."""
+        if shape not in ECHO_SHAPES:
+            raise ValueError(f"unknown echo shape {shape!r} (one of {', '.join(ECHO_SHAPES)})")
+        return cls("echo", status=status, code=shape)
 
     @classmethod
     def quota(cls) -> Fault:
@@ -680,6 +695,9 @@ class _Handler(BaseHTTPRequestHandler):
                     fake._stopping.wait(fault.seconds)
                     self._send(rec, _fault_reply(route, Fault.http(503), fake))
                     return
+                if fault.kind == "echo":
+                    self._send(rec, _echo_reply(route, fault, rec))
+                    return
                 self._send(rec, _fault_reply(route, fault, fake))
                 return
             try:
@@ -917,6 +935,45 @@ def _fault_reply(endpoint: str, fault: Fault, fake: FakeProviders) -> _Reply:
     else:
         reply = _ds_error(status, str(fault.code or _DS_STATUS_CODES.get(status, "Error")), message)
     reply.headers.update(headers)
+    return reply
+
+
+def _echo_reply(endpoint: str, fault: Fault, rec: Recorded) -> _Reply:
+    """An error quoting the presented key in the shape ``fault.code`` (see :data:`ECHO_SHAPES`)."""
+    presented = rec.header("Authorization") or rec.header("xi-api-key") or ""
+    key = presented.split(" ", 1)[-1]
+    status, shape, family = fault.status or 400, str(fault.code), _family(endpoint)
+    heads = "\n".join(f"{k}: {v}" for k, v in rec.headers.items())
+    rid = f"req-{key}"
+    if shape == "json":
+        message = f"The API key {key} is not valid for this request"
+        if family == "minimax":
+            return _Reply(status, {"base_resp": {"status_code": 2013, "status_msg": message}})
+        if family == "elevenlabs":
+            return _el_error(status, "invalid_request", message)
+        return _ds_error(status, "InvalidParameter", message)
+    if shape == "text-cut":
+        body = "Error: bad request. " + "x" * (190 - len("Error: bad request. ")) + key + " tail"
+        return _Reply(status, body.encode(), content_type="text/plain")
+    if shape == "html":
+        page = f"<html><body><h1>{status} Bad Request</h1><p>key=<b>{key}</b></p><pre>{heads}</pre></body></html>"
+        return _Reply(status, page.encode(), content_type="text/html")
+    if shape == "headers":
+        return _Reply(status, f"You sent:\n{heads}\n".encode(), content_type="text/plain")
+    if shape == "url":
+        return _Reply(
+            status,
+            {
+                "code": "Redirected",
+                "message": f"retry at https://example.invalid/v1/x?key={key}&api_key={key}",
+            },
+        )
+    if shape == "partial":
+        return _ds_error(status, "InvalidParameter", f"Invalid key '{key[:20]}...'")
+    # request-id: the key as the request id, in the headers and the body
+    reply = _ds_error(status, "InvalidParameter", "bad request")
+    reply.payload["request_id"] = rid
+    reply.headers.update({"X-Request-Id": rid, "Trace-Id": rid, "request-id": rid})
     return reply
 
 

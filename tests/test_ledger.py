@@ -240,3 +240,58 @@ def test_run_ledger_path_follows_run_json_and_survives_odd_settings(tmp_path: Pa
         {"config": {"ledger": 3}},
     ):
         assert run_ledger_path(tmp_path, odd) == default
+
+
+@pytest.mark.parametrize("folder", ["out#1", "what?mode=rw", "100%", "a b", "naïve 张伟", "x%23y"])
+def test_read_voices_opens_the_right_file_whatever_the_folder_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, folder: str
+) -> None:
+    monkeypatch.chdir(tmp_path)  # a stray database would appear here
+    path = tmp_path / folder / "voices.sqlite"
+    path.parent.mkdir()
+    with Ledger(path) as ledger:
+        _begin(ledger)
+    before = sorted(p.name for p in tmp_path.iterdir())
+    assert [row["name"] for row in read_voices(path)] == ["alix12345"]
+    assert [row["name"] for row in read_voices(Path(folder) / "voices.sqlite")] == ["alix12345"]  # relative
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "InvalidApiKey: Invalid API-key provided.",
+        "InvalidToken: The token has expired.",
+        "MissingSignature: request is not signed",
+    ],
+)
+def test_scrub_keeps_error_codes_and_their_messages(text: str) -> None:
+    assert scrub(text) == text
+
+
+def test_scrub_removes_every_fragment_of_a_known_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    key = "sk-0123456789abcdefghijklmnopqrstuvwxyz"
+    monkeypatch.setenv("DASHSCOPE_API_KEY", key)
+    for fragment in (key[:20], key[-8:], key[5:13], key[:8]):
+        out = scrub(f"Bad key '{fragment}...' (cut)")
+        assert fragment not in out and out.startswith("Bad key '")
+    assert scrub(f"the key {key[:7]} is short") == f"the key {key[:7]} is short"  # < 8: not a fragment
+
+
+def test_read_voices_scrubs_a_key_an_older_voiceprep_stored(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key = "sk-0123456789abcdefghijklmnopqrstuvwxyz"
+    path = tmp_path / "v.sqlite"
+    with Ledger(path) as ledger:
+        row = _begin(ledger)
+    conn = sqlite3.connect(path)  # as the 200-character cut left it: the key's first 20 characters
+    conn.execute(
+        "UPDATE voices SET last_error = ? WHERE id = ?",
+        (f'{{"reason": "provider_bad_request", "message": "Bad key {key[:20]}"}}', row.id),
+    )
+    conn.commit()
+    conn.close()
+    monkeypatch.setenv("DASHSCOPE_API_KEY", key)
+    [shown] = read_voices(path)
+    assert shown["last_error"] == {"reason": "provider_bad_request", "message": "Bad key ***"}

@@ -375,3 +375,16 @@ def test_fault_schedules_never_duplicate_a_voice(
         assert outcome.retryable
         assert made == []  # a plain error promises that nothing was created
     assert not fake.errors
+
+
+def test_the_key_is_never_sent_to_another_origin_than_the_base_url(fake: FakeProviders, public: str) -> None:
+    c = client(fake.url, FakeTime())
+    with FakeProviders() as other:
+        other.publish("a.bin", b"hello")
+        for url in (f"{other.url}/{public}", f"{fake.url.replace('127.0.0.1', 'localhost')}/{public}"):
+            with pytest.raises(ProviderError, match="the key is not sent there"):
+                c.request("GET", url, action="get")
+        assert other.requests == []
+        assert c.request("GET", f"{other.url}/{public}", action="get", authenticated=False)[0] == b"hello"
+    assert fake.requests == []
+    assert c.request("GET", f"{fake.url}/{public}", action="get")[0] == b"hello"  # its own origin: fine

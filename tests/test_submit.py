@@ -12,10 +12,12 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import pytest
-from fake_providers import FakeProviders, FakeTime, Fault, fake_runtime, make_wav
+from _cli import voiceprep
+from fake_providers import ECHO_SHAPES, FakeProviders, FakeTime, Fault, fake_runtime, make_wav
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from submit_fakes import SECRET, FakeCloud, FakeProvider, Killed, make_providers, make_run
@@ -32,6 +34,7 @@ from pipeline.enroll.submit import (
     submit_run,
     voice_name,
 )
+from pipeline.enroll.voices import sync_voices
 from pipeline.errors import InvalidArgument
 from pipeline.rules.families import list_families, load_family
 
@@ -173,9 +176,41 @@ def test_lost_request_stays_unknown_and_is_never_resubmitted(tmp_path: Path) -> 
     for _ in range(2):
         outs = _submit(tmp_path, make_providers(cloud, ["minimax"]))
         assert [o.status for o in outs] == ["unknown", "unknown"]  # the reconciled row, then the clip
-        assert outs[1].action == "skipped" and "never resubmitted" in outs[1].last_error["message"]
+        assert outs[1].action == "skipped" and "not resubmitted" in outs[1].last_error["message"]
     assert len(_creates(cloud)) == 1 and cloud.voices == {}
     assert [r["status"] for r in _ledger(tmp_path)] == ["unknown"]
+
+
+def test_an_unknown_voice_proven_absent_becomes_retryable(tmp_path: Path) -> None:
+    make_run(tmp_path, speakers=["alice"], families=["minimax"])
+    cloud = FakeCloud()
+    [o] = _submit(tmp_path, make_providers(cloud, ["minimax"], faults=["lost_before"]), absent_settle_s=0)
+    assert o.status == "unknown"  # search 1, right after the lost answer
+    outs = _submit(tmp_path, make_providers(cloud, ["minimax"]), absent_settle_s=0)
+    assert [o.status for o in outs] == ["unknown", "unknown"]  # search 2: not yet proven
+    assert outs[0].last_error["absent_checks"] == 2
+    report = sync_voices(
+        tmp_path / "voices.sqlite", providers=make_providers(cloud, ["minimax"]), absent_settle_s=0
+    )
+    assert [(b.status, a.status) for b, a, _ in report.changes] == [("unknown", "failed")]  # search 3: absent
+    [row] = _ledger(tmp_path)
+    assert row["last_error"]["reason"] == "not_created"
+    outs = _submit(tmp_path, make_providers(cloud, ["minimax"]), absent_settle_s=0)
+    assert [(o.action, o.status) for o in outs] == [("created", "ready")]
+    assert len(cloud.voices) == 1 and len(_creates(cloud)) == 2  # retried once, one voice
+    [row] = _ledger(tmp_path)  # the same row, under the same name
+    assert row["voice_id"] in cloud.voices and row["name"] == o.name
+    assert _clips(tmp_path)[("alice", "minimax")]["status"] == "submitted"
+
+
+def test_an_unknown_voice_is_not_proven_absent_before_the_settle_interval(tmp_path: Path) -> None:
+    make_run(tmp_path, speakers=["alice"], families=["minimax"])
+    cloud = FakeCloud()
+    _submit(tmp_path, make_providers(cloud, ["minimax"], faults=["lost_before"]))
+    for _ in range(4):  # searches 2..5 within seconds of the send: far inside ABSENT_SETTLE_S
+        outs = _submit(tmp_path, make_providers(cloud, ["minimax"]))
+        assert [o.status for o in outs] == ["unknown", "unknown"]
+    assert "proven absent" in outs[0].note and len(_creates(cloud)) == 1
 
 
 def test_crash_between_create_and_ledger_write_is_reconciled(tmp_path: Path) -> None:
@@ -419,27 +454,42 @@ def test_shown_request_masks_headers_and_audio() -> None:
 # ------------------------------------------------------------------------------------------------ keys
 
 
-def test_missing_key_stops_before_anything(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    make_run(tmp_path, speakers=["alice"], families=["minimax", "qwen-tts"])
-    monkeypatch.setenv("MINIMAX_API_KEY", SECRET)
-    monkeypatch.setenv("MINIMAX_BASE_URL", "http://127.0.0.1:9")  # nothing listens: any request would fail
+def test_missing_keys_stop_before_anything_when_no_family_has_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("DASHSCOPE_API_KEY", raising=False)
+    monkeypatch.delenv("MINIMAX_API_KEY", raising=False)
+    make_run(tmp_path, speakers=["alice"], families=["minimax", "qwen-tts", "cosyvoice"])
     manifest = (tmp_path / "clips.jsonl").read_bytes()
     with pytest.raises(MissingApiKey) as info:
         submit_run(tmp_path)  # clients from the environment, as `voiceprep submit` makes them
-    assert info.value.env_var == "DASHSCOPE_API_KEY" and info.value.reason == "missing_api_key"
-    assert "DASHSCOPE_API_KEY is not set" in info.value.message
-    assert not (tmp_path / "voices.sqlite").exists() and (tmp_path / "clips.jsonl").read_bytes() == manifest
-
-    # With two keys missing, one error names both (and each once), so the user sets them in one go.
-    monkeypatch.delenv("MINIMAX_API_KEY")
-    make_run(tmp_path / "three", speakers=["alice"], families=["minimax", "qwen-tts", "cosyvoice"])
-    with pytest.raises(MissingApiKey) as info:
-        submit_run(tmp_path / "three")
+    # One error names both (and each once), so the user sets them in one go.
     assert sorted(info.value.env_vars) == ["DASHSCOPE_API_KEY", "MINIMAX_API_KEY"]
+    assert info.value.reason == "missing_api_key"
     assert info.value.message.count("DASHSCOPE_API_KEY is not set") == 1
     assert "MINIMAX_API_KEY is not set" in info.value.message
-    assert not (tmp_path / "three" / "voices.sqlite").exists()
+    assert not (tmp_path / "voices.sqlite").exists() and (tmp_path / "clips.jsonl").read_bytes() == manifest
+
+
+def test_a_missing_key_skips_only_its_families(tmp_path: Path, server: FakeProviders) -> None:
+    make_run(tmp_path, speakers=["alice", "bob"], families=["cosyvoice", "qwen-tts", "minimax"], audio=_wav)
+    env = {k: v for k, v in server.env().items() if k != "DASHSCOPE_API_KEY"}
+    done = voiceprep("submit", "--out", tmp_path, env=env, drop=["*_API_KEY", "*_BASE_URL"])
+    assert done.returncode == 1, done.stderr  # partial: documented as exit 1
+    assert len(server.voices("minimax")) == 2
+    assert not [r for r in server.requests if r.endpoint.startswith(("cosyvoice", "qwen", "dashscope"))]
+    clips = _clips(tmp_path)
+    assert {k[1] for k, c in clips.items() if c["status"] == "submitted"} == {"minimax"}
+    assert {k[1] for k, c in clips.items() if c["status"] == "ready"} == {"cosyvoice", "qwen-tts"}
+    # the skipped families are named once, with the variable that enables them
+    hint = [line for line in done.stdout.splitlines() if line.startswith("skipped ")]
+    assert len(hint) == 1 and "cosyvoice" in hint[0] and "qwen-tts" in hint[0], done.stdout
+    assert "export DASHSCOPE_API_KEY=<your dashscope key>" in hint[0]
+    as_json = voiceprep("submit", "--out", tmp_path, "--json", env=env, drop=["*_API_KEY", "*_BASE_URL"])
+    rows = [json.loads(line) for line in as_json.stdout.splitlines()]
+    skipped = [r for r in rows if r["status"] == "skipped"]
+    assert len(skipped) == 4 and {r["last_error"]["reason"] for r in skipped} == {"missing_api_key"}
+    assert as_json.returncode == 1 and len(server.voices("minimax")) == 2  # nothing made twice
 
 
 def test_the_key_never_reaches_outputs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -712,6 +762,163 @@ def test_e2e_dry_run_sends_nothing_and_needs_no_key(
     assert server.requests == [] and not (tmp_path / "voices.sqlite").exists()
     bodies = json.dumps([r for o in outs for r in o.requests])
     assert server.keys["minimax"] not in bodies and "base64," in bodies
+    monkeypatch.delenv("MINIMAX_API_KEY")  # no family has a key: a real submit stops before anything
     with pytest.raises(MissingApiKey, match="DASHSCOPE_API_KEY"):
         submit_run(tmp_path)
     assert server.requests == []
+
+
+# ------------------------------------------------------------------------------------- hostile servers
+# Servers that quote the key back in every error shape: no run of 8 characters of a key may reach the
+# command's output, the logs, the manifests or the ledger.
+
+LONG_KEYS = {
+    "dashscope": "sk-" + "0a1b2c3d4e5f6g7h8i9j" * 2,
+    "minimax": "eyJhbGciOiJSUzI1NiJ9." + "mQ4nT7vX2kP9sR5wL8zB" * 2,
+    "elevenlabs": "el_" + "Zx9Yw8Vu7Ts6Rq5Po4Nm" * 2,
+}
+LIST_ENDPOINT = {"cosyvoice": "cosyvoice.list_voice", "qwen-tts": "qwen.list", "minimax": "minimax.get_voice"}
+CREATE_ENDPOINT = {
+    "cosyvoice": "cosyvoice.create_voice",
+    "qwen-tts": "qwen.create",
+    "minimax": "minimax.clone",
+}
+
+
+@pytest.fixture(scope="module")
+def hostile() -> Iterator[FakeProviders]:
+    """One fake server for the module, with long keys (so a 200-character cut can fall inside one)."""
+    with FakeProviders(
+        dashscope_key=LONG_KEYS["dashscope"],
+        minimax_key=LONG_KEYS["minimax"],
+        elevenlabs_key=LONG_KEYS["elevenlabs"],
+    ) as fake:
+        yield fake
+
+
+def key_fragments(text: str, keys: Iterable[str] = LONG_KEYS.values(), n: int = 8) -> list[str]:
+    """Every run of ``n`` characters of one of ``keys`` found in ``text``."""
+    return sorted({k[i : i + n] for k in keys for i in range(len(k) - n + 1) if k[i : i + n] in text})
+
+
+def _cli(*args: str | Path, env: dict[str, str]):
+    """``voiceprep ARGS`` with only ``env``'s provider keys and addresses."""
+    return voiceprep(*args, env=env, drop=["*_API_KEY", "*_BASE_URL"])
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("shape", ECHO_SHAPES)
+def test_a_server_echoing_the_key_leaks_no_fragment(
+    tmp_path: Path, hostile: FakeProviders, family: str, shape: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    hostile.reset()
+    make_run(tmp_path, speakers=["alice"], families=[family], audio=_wav)
+    hostile.inject(CREATE_ENDPOINT[family], Fault.echo(shape))
+    env = hostile.env()
+    done = _cli("submit", "--out", tmp_path, env=env)
+    listed = _cli("voices", "list", "--out", tmp_path, "--json", env=env)
+    assert done.returncode == 1, done.stderr  # the create failed and says so
+    [row] = _ledger(tmp_path)
+    assert row["status"] == "failed" and row["last_error"]["message"]
+    texts = [done.stdout, done.stderr, listed.stdout, listed.stderr, caplog.text]
+    texts += [p.read_bytes().decode("latin-1") for p in tmp_path.rglob("*") if p.is_file()]
+    assert key_fragments("\n".join(texts)) == []
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("shape", ECHO_SHAPES)
+def test_echoed_keys_in_5xx_creates_and_failed_searches_leak_no_fragment(
+    tmp_path: Path, hostile: FakeProviders, family: str, shape: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A 5xx create (a lost outcome for DashScope: the message goes to the ledger as unknown; MiniMax
+    retries), then searches that answer with the key (sync, list --remote, the next submit's reconcile)."""
+    caplog.set_level(logging.DEBUG)
+    hostile.reset()
+    make_run(tmp_path, speakers=["alice"], families=[family], audio=_wav)
+    hostile.inject(CREATE_ENDPOINT[family], Fault.echo(shape, status=500))
+    env = hostile.env()
+    runs = [_cli("submit", "--out", tmp_path, env=env)]
+    for command in (["voices", "sync"], ["voices", "list", "--remote"], ["submit"]):
+        hostile.inject(LIST_ENDPOINT[family], Fault.echo(shape))
+        runs.append(_cli(*command, "--out", tmp_path, env=env))
+        if command[0] == "voices":  # both always list; submit searches only for unresolved rows
+            assert hostile.pending_faults() == {}, command
+    assert all(r.returncode in (0, 1) for r in runs), [r.stderr for r in runs]
+    texts = [r.stdout + r.stderr for r in runs] + [caplog.text]
+    texts += [p.read_bytes().decode("latin-1") for p in tmp_path.rglob("*") if p.is_file()]
+    assert key_fragments("\n".join(texts)) == []
+
+
+def test_reconcile_never_sends_the_key_to_a_host_read_from_the_ledger(
+    tmp_path: Path, server: FakeProviders
+) -> None:
+    make_run(tmp_path, speakers=["alice"], families=["minimax"], audio=_wav)
+    with FakeProviders() as evil:  # named only by a tampered ledger row
+        with Ledger(tmp_path / "voices.sqlite") as ledger:
+            row = ledger.begin(
+                VoiceRecord(
+                    provider="minimax",
+                    base_url=evil.minimax_base_url,
+                    family="minimax",
+                    target_model="speech-2.8-hd",
+                    name="vp_mallory_x",
+                    clip_sha256="e" * 64,
+                    speaker="mallory",
+                )
+            )
+            ledger.mark_sent(row.id)
+        outs = submit_run(tmp_path, providers=real_factory(server))
+        assert evil.requests == []
+    reconciled = [o for o in outs if o.action == "reconciled"]
+    assert len(reconciled) == 1 and "not contacted" in reconciled[0].note and not reconciled[0].ok
+    assert [o.status for o in outs if o.action == "created"] == ["ready"]  # alice's clip still submitted
+
+
+# ------------------------------------------------------------------------------------- fault schedules
+# submit, submit, voices sync, submit against the HTTP server under each schedule: every ready clip is
+# submitted, with no duplicate voice, no orphan on the server and no lost voice. The unknown-outcome
+# rule's settle interval is 0 here (what it proves is the number of searches; the interval is real time).
+
+SCHEDULES = {
+    "answer dropped after create": lambda fam: {CREATE_ENDPOINT[fam]: [Fault.drop(after_action=True)]},
+    "request dropped before create": lambda fam: {CREATE_ENDPOINT[fam]: [Fault.drop(after_action=False)]},
+    "429 with Retry-After": lambda fam: {CREATE_ENDPOINT[fam]: [Fault.throttle(retry_after=3)] * 2},
+    "500 on create": lambda fam: {CREATE_ENDPOINT[fam]: [Fault.http(500)]},
+    "timeout after create": lambda fam: {CREATE_ENDPOINT[fam]: [Fault.delay(0.6, after_action=True)]},
+    "timeout, then the search fails once": lambda fam: {  # 3 attempts: one search not counted
+        CREATE_ENDPOINT[fam]: [Fault.delay(0.6, after_action=False)],
+        LIST_ENDPOINT[fam]: [Fault.http(503)] * 3,
+    },
+}
+
+
+@pytest.mark.parametrize("schedule", SCHEDULES)
+def test_fault_schedules_end_with_every_clip_submitted_once(
+    tmp_path: Path, server: FakeProviders, schedule: str
+) -> None:
+    make_run(tmp_path, speakers=["alice", "bob"], families=FAMILIES, audio=_wav)
+    for family in FAMILIES:
+        for endpoint, faults in SCHEDULES[schedule](family).items():
+            server.inject(endpoint, *faults)
+    t = FakeTime()
+
+    def factory(spec, base_url):
+        runtime = fake_runtime(server.env(), t, read_timeout_s=0.3, max_attempts=3)
+        return make_provider(spec, base_url=base_url, runtime=runtime)
+
+    fast = {"settle_interval_s": 1, "absent_settle_s": 0, "providers": factory}
+    submit_run(tmp_path, **fast)
+    submit_run(tmp_path, **fast)
+    sync_voices(tmp_path / "voices.sqlite", providers=factory, absent_settle_s=0)
+    submit_run(tmp_path, **fast)
+
+    clips = _clips(tmp_path)
+    assert {k: c["status"] for k, c in clips.items()} == dict.fromkeys(clips, "submitted")
+    rows = [r for r in _ledger(tmp_path) if r["status"] not in ("failed", "deleted", "gone")]
+    for family in FAMILIES:
+        on_server = _server_ids(server, family)
+        held = [r["voice_id"] for r in rows if r["family"] == family]
+        assert len(on_server) == 2, (family, on_server)  # no duplicate
+        assert sorted(held) == sorted(on_server), family  # no orphan, no lost voice
+        assert {clips[(s, family)]["voice_id"] for s in ("alice", "bob")} == set(on_server)

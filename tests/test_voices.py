@@ -251,6 +251,8 @@ def test_sync_changes_gone_and_unknown_voices(tmp_path: Path) -> None:
 
 def test_sync_of_a_foreign_region_is_a_note(tmp_path: Path) -> None:
     _submitted(tmp_path, families=("minimax",), speakers=("alice",))
+    with Ledger(tmp_path / "voices.sqlite") as led:  # a voice in the global region (a documented host)
+        led._conn.execute("UPDATE voices SET base_url = 'https://api.minimax.io'")
     other = {"minimax": FakeProvider(FakeCloud(), "minimax", base_url="https://api.minimaxi.com")}
     report = sync_voices(tmp_path / "voices.sqlite", providers=other)
     assert report.checked == [] and "serves https://api.minimaxi.com" in report.notes[0]
@@ -452,3 +454,101 @@ def test_e2e_cli_workflow(tmp_path: Path, server: FakeProviders) -> None:
     seen = r.output + "".join(p.read_text(errors="replace") for p in tmp_path.rglob("*.jsonl"))
     seen_db = b"".join(p.read_bytes() for p in tmp_path.glob("voices.sqlite*"))
     assert not any(k in seen or k.encode() in seen_db for k in keys)
+
+
+@pytest.mark.parametrize("folder", ["out#1", "what?x=1", "50% off", "naïve 张伟"])
+def test_cli_list_finds_the_ledger_in_an_odd_folder(
+    tmp_path: Path, folder: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = tmp_path / folder
+    _submitted(out, families=("minimax",), speakers=("alice",))
+    monkeypatch.chdir(tmp_path)
+    before = sorted(p.name for p in tmp_path.iterdir())
+    r = CliRunner().invoke(_app(), ["voices", "list", "--out", str(out), "--json"])
+    assert r.exit_code == 0, r.output
+    assert [json.loads(line)["speaker"] for line in r.stdout.splitlines()] == ["alice"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == before  # no stray database in the cwd
+
+
+# ------------------------------------------------------------------------------------------------ hosts
+# A ledger is data: the key goes only to hosts the user configured or the providers' documented hosts.
+
+
+def _plant(ledger_path: Path, base_url: str, *, status: str, voice_id: str | None = None) -> int:
+    """A minimax ledger row at ``base_url`` (``unknown`` rows were sent; others carry ``voice_id``)."""
+    with Ledger(ledger_path) as ledger:
+        row = ledger.begin(
+            VoiceRecord(
+                provider="minimax",
+                base_url=base_url,
+                family="minimax",
+                target_model="speech-2.8-hd",
+                name=f"vp_evil_{status}",
+                clip_sha256=status * 8,
+                speaker="mallory",
+            )
+        )
+        ledger.mark_sent(row.id)
+        return ledger.update(row.id, status=status, voice_id=voice_id).id
+
+
+@pytest.fixture
+def evil() -> FakeProviders:
+    """A second server, not configured anywhere: only a tampered ledger row names it."""
+    with FakeProviders() as other:
+        yield other
+
+
+@pytest.mark.parametrize("status", ["unknown", "ready"])
+def test_sync_never_sends_the_key_to_a_host_read_from_the_ledger(
+    tmp_path: Path, server: FakeProviders, evil: FakeProviders, status: str
+) -> None:
+    ledger = tmp_path / "voices.sqlite"
+    _plant(ledger, evil.minimax_base_url, status=status, voice_id=None if status == "unknown" else "vp_x")
+    report = sync_voices(ledger, families=["minimax"])
+    assert evil.requests == []
+    assert any(evil.minimax_base_url in note and "not contacted" in note for note in report.notes), (
+        report.notes
+    )
+    assert [r["status"] for r in read_voices(ledger)] == [status]  # left as it was
+    assert report.checked == [("minimax", server.minimax_base_url, 0)]  # the configured host still is
+
+
+def test_delete_and_list_remote_never_contact_a_host_read_from_the_ledger(
+    tmp_path: Path, server: FakeProviders, evil: FakeProviders
+) -> None:
+    ledger = tmp_path / "voices.sqlite"
+    row_id = _plant(ledger, evil.minimax_base_url, status="ready", voice_id="vp_x")
+    with pytest.raises(InvalidArgument, match="not contacted"):
+        delete_voice(ledger, str(row_id))
+    listed = list_voices(ledger, remote=True)
+    assert evil.requests == [] and any("not contacted" in n for n in listed.notes)
+    assert [r["status"] for r in read_voices(ledger)] == ["ready"]
+
+
+def test_a_documented_host_or_the_configured_one_is_allowed(tmp_path: Path, server: FakeProviders) -> None:
+    from pipeline.enroll.providers import allowed_base_url
+
+    configured = [server.minimax_base_url]
+    assert allowed_base_url("minimax", "https://api.minimaxi.com", configured)
+    assert allowed_base_url("minimax", server.minimax_base_url + "/v1", configured)
+    assert allowed_base_url("dashscope", "https://ws1.cn-beijing.maas.aliyuncs.com/api/v1", [])
+    assert not allowed_base_url("minimax", "http://api.minimax.io", [])  # documented hosts: https only
+    assert not allowed_base_url("minimax", "https://api.minimax.io.evil.example", [])
+    assert not allowed_base_url("minimax", "https://dashscope.aliyuncs.com/api/v1", [])  # another provider's
+    assert not allowed_base_url(
+        "dashscope", server.minimax_base_url.replace("127.0.0.1", "localhost"), configured
+    )
+
+
+def test_cli_reports_a_ledger_row_pointing_elsewhere(
+    tmp_path: Path, server: FakeProviders, evil: FakeProviders
+) -> None:
+    ledger = tmp_path / "voices.sqlite"
+    row_id = _plant(ledger, evil.minimax_base_url, status="ready", voice_id="vp_x")
+    app, runner = _app(), CliRunner()
+    r = runner.invoke(app, ["voices", "sync", "--out", str(tmp_path)])
+    assert r.exit_code == 1 and "not contacted" in r.output  # reported, and the sync says it is incomplete
+    r = runner.invoke(app, ["voices", "delete", str(row_id), "--out", str(tmp_path), "--yes"])
+    assert r.exit_code == 2 and "not contacted" in r.stderr
+    assert evil.requests == []

@@ -10,9 +10,10 @@ Registered by the main CLI with::
 Exit codes (:mod:`pipeline.cli.common`), as they apply here:
     0  every clip ends with a usable voice (``ready``, or ``deploying`` = under review); a clean dry run
     1  the command ran but something needs attention: a create failed or was rejected, a voice's state is
-       ``unknown``, a dry run found a problem, the ledger is busy, the user declined a delete
-    2  usage: unknown family/speaker/model, no ``clips.jsonl`` or ledger, bad option, **a missing API key**
-       (one line naming the environment variable to set)
+       ``unknown``, a dry run found a problem, the ledger is busy, the user declined a delete; a **partial
+       submit**: some families had no API key (skipped; one line per variable says how to enable them)
+    2  usage: unknown family/speaker/model, no ``clips.jsonl`` or ledger, bad option, **no API key for any
+       family in scope** (one line naming the environment variable(s) to set; nothing attempted)
     3  internal error (a bug)
 """
 
@@ -143,7 +144,7 @@ def _print_outcomes(outcomes: Sequence[VoiceRecord], out_dir: Path, console: Con
             shown = Path(o.preview_path)
             shown = shown.relative_to(out_dir) if shown.is_relative_to(out_dir) else shown
             note = f"{note}; preview {shown.as_posix()}" if note else f"preview {shown.as_posix()}"
-        what = o.action if o.action not in {"created", "dry-run"} else ""
+        what = o.action if o.action not in {"created", "dry-run", o.status} else ""
         table.add_row(
             o.speaker or "-",
             o.family,
@@ -278,14 +279,30 @@ def submit_command(
         _print_dry_run(outcomes, out)
     else:
         _print_outcomes(outcomes, Path(out_dir), out)
+        _print_keyless(outcomes, out)
         unknown = [o for o in outcomes if o.status == "unknown"]
         if unknown:
+            from pipeline.enroll.submit import ABSENT_CHECKS, ABSENT_SETTLE_S
+
             out.print(
                 f"[bold yellow]{len(unknown)} voice(s) in state unknown[/]: a create may have made them; voiceprep "
-                "will not create them again. Run `voiceprep voices sync` later."
+                f"creates them again only once {ABSENT_CHECKS} searches, {ABSENT_SETTLE_S / 60:g} minutes or more "
+                "after the request, found nothing. Run `voiceprep voices sync` or `voiceprep submit` later."
             )
         write_report(Path(out_dir), existing_only=True)
     raise typer.Exit(EXIT_OK if all(o.ok for o in outcomes) else EXIT_FAILURES)
+
+
+def _print_keyless(outcomes: Sequence[VoiceRecord], console: Console) -> None:
+    """One line per missing key: the families it skipped, how many clips, and how to enable them."""
+    by_message: dict[str, list[VoiceRecord]] = {}
+    for o in outcomes:
+        if o.status == "skipped" and o.reason == "missing_api_key" and o.last_error:
+            by_message.setdefault(o.last_error["message"], []).append(o)
+    for message, skipped in by_message.items():
+        families = ", ".join(sorted({o.family for o in skipped}))
+        line = f"skipped {families} ({len(skipped)} clip(s)): {message}, then run `voiceprep submit` again"
+        console.print(line, markup=False, highlight=False)
 
 
 # --------------------------------------------------------------------------------------------- voices

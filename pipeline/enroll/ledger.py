@@ -416,13 +416,15 @@ class Ledger:
         voice_id: str | None = None,
         request_ids: Sequence[str | None] = (),
         error: tuple[str, str] | None = None,
+        error_details: Mapping[str, Any] | None = None,
         clear_error: bool = False,
         checked: bool = False,
         preview_path: str | None = None,
     ) -> VoiceRecord:
         """Change one row in one transaction; ``request_ids`` are appended (deduplicated).
 
-        ``error`` is ``(reason, message)``; the message is scrubbed of secrets. ``checked`` stamps
+        ``error`` is ``(reason, message)``; the message is scrubbed of secrets; ``error_details`` (plain
+        JSON values, e.g. the unknown-outcome rule's ``absent_checks``) are stored with it. ``checked`` stamps
         ``last_checked_at`` (the provider was just asked about this voice). A ``voice_id`` held by a
         ``remote``-origin row (a voice ``voices sync`` found before this row was reconciled) moves here.
 
@@ -433,7 +435,8 @@ class Ledger:
         given = {"status": status, "voice_id": voice_id, "preview_path": preview_path}
         sets: dict[str, Any] = {"updated_at": now, **{k: v for k, v in given.items() if v is not None}}
         if error is not None or clear_error:
-            sets["last_error"] = error and json.dumps({"reason": error[0], "message": scrub(error[1])})
+            stored = error and {"reason": error[0], "message": scrub(error[1]), **(error_details or {})}
+            sets["last_error"] = stored and json.dumps(stored)
         if checked:
             sets["last_checked_at"] = now
         with self._write() as c:
@@ -486,7 +489,8 @@ def read_voices(path: Path) -> list[dict[str, Any]]:
     if not path.is_file():
         return []
     try:
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30.0)
+        # as_uri() percent-encodes '#', '?', '%', spaces and non-ASCII: the URI names exactly this file
+        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=30.0)
     except sqlite3.OperationalError:
         return []
     try:
@@ -497,11 +501,16 @@ def read_voices(path: Path) -> list[dict[str, Any]]:
             return []
         cur = conn.execute("SELECT * FROM voices ORDER BY id")
         names = [d[0] for d in cur.description]
-        return [_decode(r, names) for r in cur.fetchall()]
+        rows = [_decode(r, names) for r in cur.fetchall()]
     except sqlite3.DatabaseError as exc:
         raise LedgerError(f"{path}: not a readable voice ledger ({exc})") from None
     finally:
         conn.close()
+    for row in rows:  # scrubbed again: a ledger written by an older voiceprep may hold part of a key
+        error = row.get("last_error")
+        if isinstance(error, dict) and isinstance(error.get("message"), str):
+            row["last_error"] = {**error, "message": scrub(error["message"])}
+    return rows
 
 
 def read_records(path: Path) -> list[VoiceRecord]:

@@ -4,11 +4,13 @@
 
 1. read ``OUT/clips.jsonl`` and pick the ``ready`` clips (to create) and the ``submitted`` ones (to
    re-verify with the provider, never to re-create) of the chosen families and speakers;
-2. check that every provider in scope has its API key (else :class:`MissingApiKey`, before anything else);
+2. check which providers in scope have their API key: families without one are skipped (each clip
+   answered ``skipped``, reason ``missing_api_key``); with no key at all, :class:`MissingApiKey` before
+   anything else;
 3. under the ledger's writer lock, **reconcile** every unresolved ledger row of those families (``pending``
    after the request was sent, ``unknown``) with the provider's list *before any create*;
 4. per clip: reuse the ledger row that already holds the clip (``ready``: nothing to do; ``deploying``:
-   wait for the review; ``unknown``: shown, never resubmitted; ``failed`` or never-sent ``pending``:
+   wait for the review; ``unknown``: shown, not resubmitted until proven absent (:func:`reconcile_row`); ``failed`` or never-sent ``pending``:
    retried with the same name), or write the intent, commit the "sent" marker, create, record the outcome;
    a lost answer (:class:`~pipeline.enroll.providers.base.OutcomeUnknown`) is settled with ``find_voice``;
 5. optionally synthesise a preview with each ready voice (``clips/<speaker>/<family>.preview.<ext>``);
@@ -47,7 +49,7 @@ from pipeline.enroll.ledger import (
     read_records,
     scrub,
 )
-from pipeline.enroll.providers import api_key_env, make_provider
+from pipeline.enroll.providers import allowed_base_url, api_key_env, base_url_env, make_provider
 from pipeline.enroll.providers.base import (
     MissingApiKey,
     OutcomeUnknown,
@@ -60,10 +62,13 @@ from pipeline.errors import InvalidArgument
 from pipeline.rules.families import FamilySpec, list_families, load_family
 
 __all__ = [
+    "ABSENT_CHECKS",
+    "ABSENT_SETTLE_S",
     "FIND_SLACK_S",
     "STOP_REASONS",
     "MissingApiKey",
     "Providers",
+    "UntrustedBaseUrl",
     "apply_remote",
     "client_getter",
     "reconcile_row",
@@ -85,6 +90,15 @@ STOP_REASONS = frozenset({"provider_auth", "provider_access", "provider_balance"
 
 FIND_SLACK_S = 600.0
 """``find_voice(since=...)`` gets the "sent" time minus this much, to absorb clock skew with the provider."""
+
+ABSENT_CHECKS = 3
+"""The unknown-outcome rule: a voice whose create may have reached the provider is proven absent when this
+many separate searches (the one right after the lost answer, then one per ``submit`` or ``voices sync``)
+found no voice of that name, the last at least :data:`ABSENT_SETTLE_S` after the request was sent."""
+
+ABSENT_SETTLE_S = 600.0
+"""Seconds after the create request was sent before "not listed" can prove a voice absent (longer than any
+provider's list takes to show a new voice)."""
 
 _PROBLEM_STATUSES = frozenset({"failed", "rejected", "unknown", "pending"})
 """Statuses whose ``last_error`` an outcome shows."""
@@ -185,6 +199,11 @@ def resolve_target_model(spec: FamilySpec, target_models: Mapping[str, str] | No
 # --------------------------------------------------------------------------------------------- providers
 
 
+class UntrustedBaseUrl(InvalidArgument):
+    """A base URL read from data (a ledger row) that is neither configured nor a documented host of its
+    provider: the row is reported and skipped, and nothing (least of all the key) is sent there."""
+
+
 def client_getter(
     providers: Providers | None = None,
     *,
@@ -199,7 +218,10 @@ def client_getter(
     ``base_url=None`` means the region ``base_urls`` gives by family or provider name (family wins), else
     the client's default. ``options`` not None go to the default factory (``audio_source``...).
     ``get`` raises :class:`InvalidArgument` when the seam lacks the family or its client serves another
-    region than the one asked for.
+    region than the one asked for, and :class:`UntrustedBaseUrl` (before any client is made for it) when
+    ``base_url``, which callers read from ledger rows, is not a host the key may go to
+    (:func:`~pipeline.enroll.providers.allowed_base_url`: configured by flag, config or environment, or
+    documented by the provider).
     """
     if providers is None:
         extra = {k: v for k, v in options.items() if v is not None}
@@ -219,7 +241,23 @@ def client_getter(
     urls = dict(base_urls or {})
     made: dict[tuple[str, str | None], VoiceProvider] = {}
 
+    def check_host(spec: FamilySpec, url: str) -> None:
+        """Refuse a base URL read from data unless the key may go there (:func:`allowed_base_url`)."""
+        env = base_url_env(spec.provider)
+        configured = [urls.get(spec.name), urls.get(spec.provider), os.environ.get(env)]
+        if allowed_base_url(spec.provider, url, [c for c in configured if c]):
+            return
+        if allowed_base_url(spec.provider, url, [get(spec).base_url]):  # the configured region's client
+            return
+        raise UntrustedBaseUrl(
+            f"{spec.name} at {url}: not contacted: the key goes only to a host you configured "
+            f"(--base-url, the config's base_urls, {env}) or a documented {spec.provider} host; "
+            "this address was read from the ledger"
+        )
+
     def get(spec: FamilySpec, base_url: str | None = None) -> VoiceProvider:
+        if base_url is not None:  # read from a ledger row or a manifest: data, not configuration
+            check_host(spec, base_url)
         chosen = base_url or urls.get(spec.name) or urls.get(spec.provider)
         wanted = normalize_base_url(chosen) if chosen else None
         if (spec.name, wanted) not in made:
@@ -232,6 +270,11 @@ def client_getter(
         return made[spec.name, wanted]
 
     return get
+
+
+def _no_key(exc: MissingApiKey) -> tuple[str, str]:
+    """The error a clip skipped for ``exc`` shows: the same for every family of that provider."""
+    return exc.reason, f"{exc.env_var} is not set: export {exc.env_var}=<your {exc.provider} key>"
 
 
 def unset_key_env(provider: str) -> str | None:
@@ -250,13 +293,19 @@ def _since(row: VoiceRecord) -> str | None:
     return (t - _dt.timedelta(seconds=FIND_SLACK_S)).isoformat(timespec="seconds")
 
 
-def reconcile_row(ledger: Ledger, row: VoiceRecord, provider: VoiceProvider) -> VoiceRecord:
+def reconcile_row(
+    ledger: Ledger, row: VoiceRecord, provider: VoiceProvider, *, absent_settle_s: float = ABSENT_SETTLE_S
+) -> VoiceRecord:
     """Ask the provider about one unresolved row and record the answer; returns the row after, with
     ``action`` ``reconciled`` and a ``note`` saying what was found.
 
-    A match becomes the voice's real status with its id. No match: a ``pending`` row whose request was
-    sent becomes ``unknown`` (never retried by itself); an ``unknown`` row stays so. A ``pending`` row that
-    was never sent is left for :func:`submit_run` to retry. A provider error leaves the row as it is.
+    A match becomes the voice's real status with its id. No match: the search is counted (``absent_checks``
+    in ``last_error``); once :data:`ABSENT_CHECKS` searches found nothing and ``absent_settle_s`` have
+    passed since the request was sent, the voice is proven absent: the row becomes ``failed`` (reason
+    ``not_created``) and its clip may be retried under the same name. Until then a sent ``pending`` row
+    becomes ``unknown`` and an ``unknown`` row stays so (not resubmitted). A ``pending`` row that was
+    never sent is left for :func:`submit_run` to retry. A provider error leaves the row as it is (and is
+    not counted).
     """
 
     def done(after: VoiceRecord, note: str) -> VoiceRecord:
@@ -274,11 +323,28 @@ def reconcile_row(ledger: Ledger, row: VoiceRecord, provider: VoiceProvider) -> 
         except LedgerConflict as exc:  # the match belongs to another row: leave this one for the user
             return done(row, f"the provider's match {found.voice_id} is claimed elsewhere: {exc}")
         return done(after, f"found remotely as {found.voice_id} ({found.status})")
-    if row.status == "pending":
-        error = ("outcome_unknown", "the create request was sent but the provider does not list the voice")
-        after = ledger.update(row.id, status="unknown", checked=True, error=error)
-        return done(after, "the provider does not list it; left unknown (never resubmitted automatically)")
-    return done(ledger.update(row.id, checked=True), "still not listed by the provider")
+    previous = row.last_error or {}
+    checks = int(previous.get("absent_checks") or 0) + 1
+    sent = parse_stored_time(row.sent_at or row.created_at)
+    now = parse_stored_time(ledger.now())
+    waited = (now - sent).total_seconds() if sent and now else 0.0
+    if checks >= ABSENT_CHECKS and waited >= absent_settle_s:
+        message = (
+            f"not listed by the provider on {checks} searches over {waited:.0f} s since the request was sent: "
+            "the create never took effect"
+        )
+        after = ledger.update(row.id, status="failed", checked=True, error=("not_created", message))
+        return done(
+            after, "proven absent (never created); the clip will be submitted again under the same name"
+        )
+    error = ("outcome_unknown", "the create request was sent but the provider does not list the voice")
+    after = ledger.update(
+        row.id, status="unknown", checked=True, error=error, error_details={"absent_checks": checks}
+    )
+    left = f"{checks} of {ABSENT_CHECKS} searches found nothing"
+    if checks >= ABSENT_CHECKS:
+        left += f"; proven absent {absent_settle_s - waited:.0f} s from now"
+    return done(after, f"the provider does not list it ({left}); left unknown, not resubmitted yet")
 
 
 def apply_remote(ledger: Ledger, row: VoiceRecord, remote: VoiceRecord | None) -> VoiceRecord:
@@ -364,6 +430,7 @@ class _Run:
         dry_run: bool,
         preview_text: str | None,
         settle_s: tuple[float, float],
+        absent_settle_s: float = ABSENT_SETTLE_S,
         progress: Callable[[str], None],
     ) -> None:
         self.out_dir = out_dir
@@ -373,6 +440,7 @@ class _Run:
         self.dry_run = dry_run
         self.preview_text = preview_text
         self.settle_timeout_s, self.settle_interval_s = settle_s
+        self.absent_settle_s = absent_settle_s
         self.progress = progress
         self.ledger: Ledger | None = None
         self.known: list[VoiceRecord] = []
@@ -482,7 +550,7 @@ class _Run:
                 except InvalidArgument as exc:
                     outcomes.append(self.outcome(None, row, action="reconciled", note=str(exc)))
                     continue
-                after = reconcile_row(self.ledger, row, provider)
+                after = reconcile_row(self.ledger, row, provider, absent_settle_s=self.absent_settle_s)
                 settled = self.settle(provider, after)
                 outcomes.append(self.outcome(None, settled, action="reconciled", note=after.note))
         return outcomes
@@ -561,7 +629,7 @@ class _Run:
                 self.mark_clip(clip, row)
                 return self.outcome(clip, row, action="existing")
             if row.unresolved:
-                what = "an earlier create may have made this voice; run `voiceprep voices sync` (never resubmitted)"
+                what = "an earlier create may have made this voice; not resubmitted until proven absent (run `voiceprep voices sync` later)"
                 return self.outcome(clip, row, error=("outcome_unknown", what))
             return self.finish(clip, provider, row, "existing")
         request = VoiceRecord(  # a failed or never-sent row is retried under its name
@@ -599,7 +667,7 @@ class _Run:
         problems += _size_problems(spec, Path(request.clip_path or "").stat().st_size, prepared)
         env = unset_key_env(spec.provider)
         note = f"{len(prepared)} request(s), base URL {provider.base_url}"
-        note += f"; {env} is not set: a real submit would stop" if env else ""
+        note += f"; {env} is not set: a real submit would skip this family" if env else ""
         return dataclasses.replace(
             request, status="dry-run", action="dry-run", note=note, requests=prepared, problems=problems
         )
@@ -617,7 +685,7 @@ class _Run:
             return self.outcome(clip, row, action="created")
         except OutcomeUnknown as exc:
             row = self.ledger.update(row.id, request_ids=[exc.request_id], error=(exc.reason, exc.message))
-            row = reconcile_row(self.ledger, row, provider)
+            row = reconcile_row(self.ledger, row, provider, absent_settle_s=self.absent_settle_s)
             return self.finish(clip, provider, row, "created", f"the answer was lost; {row.note}")
         except ProviderError as exc:
             status = "rejected" if exc.reason == "provider_rejected" else "failed"
@@ -661,6 +729,7 @@ def submit_run(
     preview_text: str | None = None,
     settle_timeout_s: float = 300.0,
     settle_interval_s: float = 10.0,
+    absent_settle_s: float = ABSENT_SETTLE_S,
     progress: Callable[[str], None] = _quiet,
     providers: Providers | None = None,
 ) -> list[VoiceRecord]:
@@ -676,6 +745,7 @@ def submit_run(
         dry_run: build and check the requests only: no request, no ledger write, no manifest change.
         preview_text: synthesised with every ready voice (``clips/<speaker>/<family>.preview.<ext>``).
         settle_timeout_s, settle_interval_s: how long and how often to poll a voice under review.
+        absent_settle_s: the unknown-outcome rule's wait (:data:`ABSENT_SETTLE_S`; see :func:`reconcile_row`).
         progress: called with one-line notes while working (e.g. waiting for a review).
         providers: the test seam (:data:`Providers`); default: clients made from the environment.
 
@@ -685,7 +755,9 @@ def submit_run(
 
     Raises:
         InvalidArgument: no ``clips.jsonl``, an unknown family/speaker/target model, bad settle times.
-        MissingApiKey: a provider in scope has no key (raised before any request or ledger write).
+        MissingApiKey: no family in scope has its key (raised before any request or ledger write). When
+            only some lack one, the others are submitted and each clip of a keyless family is answered
+            ``skipped`` with ``last_error`` ``missing_api_key`` (its message names the variable to set).
         pipeline.enroll.ledger.LedgerBusy: another process holds the ledger.
     """
     out_dir = Path(out_dir)
@@ -728,27 +800,31 @@ def submit_run(
         dry_run=dry_run,
         preview_text=preview_text,
         settle_s=(settle_timeout_s, settle_interval_s),
+        absent_settle_s=absent_settle_s,
         progress=progress,
     )
-    missing: list[MissingApiKey] = []
+    missing: dict[str, MissingApiKey] = {}
     for f in in_scope:  # every key is looked at before any request or ledger write
         try:
             client(specs[f])
         except MissingApiKey as exc:
-            missing.append(exc)
-    if missing:
-        raise MissingApiKey.every(missing)
+            missing[f] = exc
+    if missing and len(missing) == len(in_scope):  # nothing could be attempted: a setup problem
+        raise MissingApiKey.every(list(missing.values()))
+    keyless = [c for c in chosen if c.family in missing]
+    chosen = [c for c in chosen if c.family not in missing]
+    skipped = [run.outcome(c, None, error=_no_key(missing[c.family])) for c in keyless]
     ledger_file = default_ledger_path(out_dir, cfg.ledger)
     if dry_run:
         run.known = read_records(ledger_file)
         return [run.reverify(c) if c.status == "submitted" else run.submit(c) for c in chosen]
     if not chosen:
-        return []
+        return skipped
     with ledger_lock(ledger_file), Ledger(ledger_file) as ledger:
         run.ledger = ledger
         try:
-            outcomes = run.reconcile(in_scope)
+            outcomes = run.reconcile([f for f in in_scope if f not in missing])
             outcomes += [run.reverify(c) if c.status == "submitted" else run.submit(c) for c in chosen]
         finally:
             run.write_manifest()
-    return outcomes
+    return outcomes + skipped

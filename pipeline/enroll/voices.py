@@ -33,7 +33,14 @@ from pipeline.enroll.ledger import (
 )
 from pipeline.enroll.providers.base import ProviderError, VoiceRecord
 from pipeline.enroll.providers.common import VoiceProvider
-from pipeline.enroll.submit import Providers, apply_remote, client_getter, reconcile_row
+from pipeline.enroll.submit import (
+    ABSENT_SETTLE_S,
+    Providers,
+    UntrustedBaseUrl,
+    apply_remote,
+    client_getter,
+    reconcile_row,
+)
 from pipeline.errors import InvalidArgument, SpecError
 from pipeline.rules.families import FamilySpec, load_family
 
@@ -174,8 +181,8 @@ def voice_warnings(
             warn(
                 "unresolved",
                 r,
-                f"row {r.id} ({r.speaker}, {r.name}): a create may have made a voice; it is never resubmitted "
-                "automatically (run `voiceprep voices sync`)",
+                f"row {r.id} ({r.speaker}, {r.name}): a create may have made a voice; it is not resubmitted "
+                "until proven absent (run `voiceprep voices sync` later)",
             )
     for r, used, limit, _ in _usage(records, remote_counts):
         if limit and used >= QUOTA_WARN_FRACTION * limit:
@@ -420,6 +427,7 @@ def sync_voices(
     providers: Providers | None = None,
     base_urls: Mapping[str, str] | None = None,
     now: _dt.datetime | None = None,
+    absent_settle_s: float = ABSENT_SETTLE_S,
 ) -> VoiceReport:
     """Reconcile the ledger with every provider's list (see the module docstring for the rules).
 
@@ -445,7 +453,7 @@ def sync_voices(
         }
         targets |= {(f, None) for f, s in specs_named.items() if provider is None or s.provider == provider}
         for spec, client in _clients(pool, targets, report.notes, "not synced"):
-            _sync_one(ledger, spec, client, report)
+            _sync_one(ledger, spec, client, report, absent_settle_s)
         report.warnings = voice_warnings(ledger.rows(), now=now, remote_counts=report.remote_counts)
     return report
 
@@ -469,6 +477,9 @@ def _clients(
             continue
         try:
             client = pool(spec, base)
+        except UntrustedBaseUrl as exc:
+            notes.append(str(exc))  # names the family and the address
+            continue
         except InvalidArgument as exc:
             notes.append(f"{fam} at {base}: {exc}")
             continue
@@ -477,7 +488,9 @@ def _clients(
     return clients
 
 
-def _sync_one(ledger: Ledger, spec: FamilySpec, client: VoiceProvider, report: VoiceReport) -> None:
+def _sync_one(
+    ledger: Ledger, spec: FamilySpec, client: VoiceProvider, report: VoiceReport, absent_settle_s: float
+) -> None:
     base = client.base_url
 
     def change(before: VoiceRecord, after: VoiceRecord, note: str) -> None:
@@ -486,7 +499,7 @@ def _sync_one(ledger: Ledger, spec: FamilySpec, client: VoiceProvider, report: V
 
     for row in ledger.rows(family=spec.name, base_url=base, statuses=UNRESOLVED_STATUSES):
         if row.unresolved:
-            after = reconcile_row(ledger, row, client)
+            after = reconcile_row(ledger, row, client, absent_settle_s=absent_settle_s)
             change(row, after, after.note)
     try:
         listed = client.list_voices()

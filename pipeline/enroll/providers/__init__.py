@@ -16,6 +16,9 @@ Every client is a :class:`~pipeline.enroll.providers.common.VoiceProvider`. See 
 
 from __future__ import annotations
 
+import fnmatch
+import urllib.parse
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from pipeline.enroll.providers.base import OutcomeUnknown, ProviderError, VoiceRecord
@@ -41,6 +44,7 @@ __all__ = [
     "Runtime",
     "VoiceProvider",
     "VoiceRecord",
+    "allowed_base_url",
     "api_key_env",
     "make_provider",
 ]
@@ -60,6 +64,33 @@ def api_key_env(provider: str) -> str:
     if provider not in known:
         raise InvalidArgument(f"provider: unknown provider {provider!r} (known: {', '.join(known)})")
     return known[provider].key_env
+
+
+def _origin(url: str) -> tuple[str, str, int | None] | None:
+    """``(scheme, host, port)`` of an http(s) URL (default ports filled in), or None."""
+    try:
+        parts = urllib.parse.urlsplit(url.strip())
+        port = parts.port or {"http": 80, "https": 443}.get(parts.scheme)
+    except ValueError:
+        return None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return None
+    return parts.scheme, parts.hostname.lower().rstrip("."), port
+
+
+def allowed_base_url(provider: str, url: str, configured: Iterable[str]) -> bool:
+    """Whether ``provider``'s key may be sent to ``url``: an https URL on one of the provider's documented
+    hosts (``documented_hosts`` of its clients), or the origin (scheme, host, port) of a base URL the user
+    configured (``configured``: flag, config file, environment variable). A URL read from a data file (a
+    ledger row) must pass this before any client is made for it."""
+    origin = _origin(url)
+    if origin is None:
+        return False
+    if any(_origin(c) == origin for c in configured if c):
+        return True
+    scheme, host, port = origin
+    patterns = {p for (prov, _), cls in _CLIENTS.items() if prov == provider for p in cls.documented_hosts}
+    return scheme == "https" and port == 443 and any(fnmatch.fnmatchcase(host, p) for p in patterns)
 
 
 def make_provider(

@@ -35,6 +35,7 @@ from pipeline.enroll.providers.http import (
     parse_retry_after,
     resolve_base_url,
     safe_request_id,
+    shorten,
     shown_request,
 )
 from pipeline.errors import InvalidArgument
@@ -48,6 +49,15 @@ _NAIVE_SLACK = dt.timedelta(hours=14)  # provider times without a zone: allow an
 _NOT_FOUND_RE = re.compile(
     r"(?i)not\s+(?:be\s+)?(?:exist|found)|does\s*n[o']t\s+exist|no\s+such|unknown\s+voice"
 )
+
+
+def _same_origin(url: str, base_url: str) -> bool:
+    """Whether ``url`` has the scheme, host and port of ``base_url`` (where the key may go)."""
+    a, b = urllib.parse.urlsplit(url), urllib.parse.urlsplit(base_url)
+    try:
+        return (a.scheme, a.hostname, a.port) == (b.scheme, b.hostname, b.port)
+    except ValueError:  # a port that is not a number
+        return False
 
 
 class VoiceProvider:
@@ -67,6 +77,8 @@ class VoiceProvider:
     key_env: ClassVar[str] = ""
     base_url_env: ClassVar[str] = ""
     default_base_url: ClassVar[str] = ""
+    documented_hosts: ClassVar[tuple[str, ...]] = ()
+    """The provider's own API hosts (``fnmatch`` patterns, https only): where a key may always go."""
     default_family: ClassVar[str] = ""
     auth_header: ClassVar[str] = "Authorization"
     auth_scheme: ClassVar[str | None] = "Bearer"
@@ -158,6 +170,11 @@ class VoiceProvider:
         request_id_of = request_id_of or self._request_id_of
         full_url = self.url(url)
         host = urllib.parse.urlsplit(full_url).netloc
+        if authenticated and not _same_origin(full_url, self.base_url):  # an absolute URL from an answer
+            raise ProviderError(
+                "provider_bad_request",
+                self.redact(f"{action}: {host} is not {self.base_url}: the key is not sent there"),
+            )
         send_headers = {"User-Agent": USER_AGENT, **(headers or {})}
         if authenticated:
             send_headers.update(self.auth_headers())
@@ -199,7 +216,7 @@ class VoiceProvider:
                     maybe_acted = True
                 error = ProviderError("provider_unavailable", detail, retryable=True)
             else:
-                request_id = safe_request_id(request_id_of, response)
+                request_id = self._redacted_id(safe_request_id(request_id_of, response))
                 log.debug(
                     self.redact(
                         f"{action}: {method} {full_url} -> {response.status_code} "
@@ -209,11 +226,12 @@ class VoiceProvider:
                 try:
                     value = interpret(response, maybe_acted)
                 except OutcomeUnknown as err:
-                    raise self._unknown(action, err.message, err.request_id or request_id) from None
+                    detail = shorten(self.redact(err.message))  # the server's text: redact, then cut
+                    raise self._unknown(action, detail, err.request_id or request_id) from None
                 except ProviderError as err:
                     error = self._copy(
                         err,
-                        err.message,
+                        shorten(self.redact(err.message)),  # the server's text: redact first, then cut
                         http_status=err.http_status if err.http_status is not None else response.status_code,
                         provider_code=self.redact(err.provider_code)
                         if err.provider_code is not None
@@ -270,7 +288,11 @@ class VoiceProvider:
     ) -> OutcomeUnknown:
         message = self.redact(f"{action}: {detail}; {lost}")
         log.warning(message)
-        return OutcomeUnknown(message, request_id=request_id)
+        return OutcomeUnknown(message, request_id=self._redacted_id(request_id))
+
+    def _redacted_id(self, request_id: str | None) -> str | None:
+        """A request id as the server gave it, unless it carries the key (a hostile server): redacted."""
+        return self.redact(request_id) if request_id else None
 
     def _copy(self, err: ProviderError, message: str, **changes: Any) -> ProviderError:
         """``err`` with ``message`` (redacted) and ``changes`` to its other fields."""
@@ -281,6 +303,7 @@ class VoiceProvider:
             "request_id": err.request_id,
             **changes,
         }
+        fields["request_id"] = self._redacted_id(fields["request_id"])
         return ProviderError(err.reason, self.redact(message), **fields)
 
     @staticmethod

@@ -119,7 +119,7 @@ def _interpret(response: requests.Response, maybe_acted: bool) -> dict[str, Any]
     code = body.get("code") if isinstance(body, dict) else None
     message = body.get("message") if isinstance(body, dict) else None
     if message is None and response.text and not isinstance(body, dict):
-        message = response.text[:200]
+        message = response.text  # whole: the client redacts it before cutting it (never cut a key in two)
     raise dashscope_error(status, str(code) if code else None, message)
 
 
@@ -135,6 +135,7 @@ class _DashScopeClient(VoiceProvider):
     key_env = KEY_ENV
     base_url_env = BASE_URL_ENV
     default_base_url = DEFAULT_BASE_URL
+    documented_hosts = ("dashscope-intl.aliyuncs.com", "dashscope.aliyuncs.com", "*.maas.aliyuncs.com")
     _interpret = staticmethod(_interpret)
     _request_id_of = staticmethod(_request_id_of)
     enrollment_model = ""

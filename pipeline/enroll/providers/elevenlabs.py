@@ -90,6 +90,12 @@ class ElevenLabsClient(VoiceProvider):
     key_env = KEY_ENV
     base_url_env = BASE_URL_ENV
     default_base_url = DEFAULT_BASE_URL
+    documented_hosts = (
+        "api.elevenlabs.io",
+        "api.us.elevenlabs.io",
+        "api.eu.residency.elevenlabs.io",
+        "api.in.residency.elevenlabs.io",
+    )
     default_family = "elevenlabs"
     auth_header = "xi-api-key"
     auth_scheme = None

@@ -67,41 +67,77 @@ NOT_ACTED_STATUSES = frozenset({408, 429})
 
 REDACTED = "***"
 """What every secret becomes in text."""
+MIN_FRAGMENT = 8
+"""A run of this many characters of a known key, anywhere in a text, is redacted (a cut or partly echoed key)."""
+MAX_MESSAGE_CHARS = 400
+"""Error messages are cut to this many characters, always after redaction (:func:`shorten`)."""
+# A key-like field name on its own (not the tail of a word such as ``InvalidApiKey``), then ``:``/``=``,
+# then a value that is not a plain word (a secret has digits or symbols; ``Invalid`` is not one) nor a
+# ``<placeholder>`` (``export X_API_KEY=<your key>`` is advice, not a secret).
 _FIELD_RE = re.compile(
-    r"(?i)((?:x[-_])?(?:xi-)?api[-_]?key|authorization|access[-_]?key|secret|signature|token)"
-    r"(['\"]?\s*[:=]\s*['\"]?)(?!bearer\b|\*\*\*)[^\s'\",;}&]+"
+    r"(?i)(?<![a-z0-9])((?:x[-_])?(?:xi-)?api[-_]?key|authorization|access[-_]?key|secret|signature|token)"
+    r"(['\"]?\s*[:=]\s*['\"]?)(?!bearer\b|\*\*\*|<)(?![a-z]+(?:[\s'\",;}&.]|$))[^\s'\",;}&]+"
 )
-_BEARER_RE = re.compile(r"(?i)\b(bearer)\s+(?!\*\*\*)[^\s'\",;}&]+")
+_BEARER_RE = re.compile(r"(?i)\b(bearer|basic)\s+(?!\*\*\*)[^\s'\",;}&]+")
 
 
 class Redactor:
-    """Removes secrets from text: the known key values, ``Bearer <token>`` and the values of key-like
-    fields and headers (``Authorization``, ``xi-api-key``, ``api_key=``, ``token``, ``signature``...)."""
+    """Removes secrets from text: every run of >= :data:`MIN_FRAGMENT` characters of a known key (so a key
+    cut short or echoed in part goes too), ``Bearer <token>`` and the values of key-like fields and headers
+    (``Authorization``, ``xi-api-key``, ``api_key=``, ``token``, ``signature``...)."""
 
     def __init__(self, secrets: Iterable[str | None] = ()) -> None:
         self._secrets: list[str] = []
+        self._grams: set[str] = set()
         for secret in secrets:
             self.add(secret)
 
     def add(self, secret: str | None) -> None:
-        """Also redact ``secret`` (and its URL-encoded form) from now on; short strings are ignored."""
+        """Also redact ``secret`` (and its URL-encoded forms) from now on; short strings are ignored."""
         if not secret or len(secret) < 4:
             return
         for form in {secret, urllib.parse.quote(secret, safe=""), urllib.parse.quote_plus(secret)}:
             if form not in self._secrets:
                 self._secrets.append(form)
+            self._grams.update(form[i : i + MIN_FRAGMENT] for i in range(len(form) - MIN_FRAGMENT + 1))
         self._secrets.sort(key=len, reverse=True)
+
+    def _fragments(self, text: str) -> str:
+        """``text`` with every run of characters covered by key n-grams replaced by ``***``."""
+        if not self._grams or len(text) < MIN_FRAGMENT:
+            return text
+        spans: list[list[int]] = []
+        for i in range(len(text) - MIN_FRAGMENT + 1):
+            if text[i : i + MIN_FRAGMENT] in self._grams:
+                if spans and i <= spans[-1][1]:
+                    spans[-1][1] = i + MIN_FRAGMENT
+                else:
+                    spans.append([i, i + MIN_FRAGMENT])
+        if not spans:
+            return text
+        parts, last = [], 0
+        for start, end in spans:
+            parts += [text[last:start], REDACTED]
+            last = end
+        return "".join([*parts, text[last:]])
 
     def __call__(self, text: object) -> str:
         """``text`` as a string with every secret replaced by ``***``."""
         out = str(text)
         for secret in self._secrets:
             out = out.replace(secret, REDACTED)
+        out = self._fragments(out)
         out = _FIELD_RE.sub(lambda m: m.group(1) + m.group(2) + REDACTED, out)
         return _BEARER_RE.sub(lambda m: f"{m.group(1)} {REDACTED}", out)
 
     def __repr__(self) -> str:
         return f"Redactor({len(self._secrets)} secrets)"
+
+
+def shorten(text: str, limit: int = MAX_MESSAGE_CHARS) -> str:
+    """``text`` cut to ``limit`` characters (with ``...``). Only ever call it on text already redacted:
+    a cut made first could leave part of a key that the redaction no longer recognises."""
+    return text if len(text) <= limit else text[: max(0, limit - 3)] + "..."
 
 
 def scrub(text: str) -> str:

@@ -149,6 +149,7 @@ class MiniMaxClient(VoiceProvider):
     key_env = KEY_ENV
     base_url_env = BASE_URL_ENV
     default_base_url = DEFAULT_BASE_URL
+    documented_hosts = ("api.minimax.io", "api.minimaxi.com")
     default_family = "minimax"
     _interpret = staticmethod(_interpret)
     _request_id_of = staticmethod(_request_id_of)
