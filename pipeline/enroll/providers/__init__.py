@@ -46,6 +46,7 @@ __all__ = [
     "VoiceRecord",
     "allowed_base_url",
     "api_key_env",
+    "base_url_env",
     "make_provider",
 ]
 
@@ -58,12 +59,22 @@ _CLIENTS: dict[tuple[str, str | None], type[VoiceProvider]] = {
 """The client of each (provider, enrollment model); the class names its key and base URL variables."""
 
 
-def api_key_env(provider: str) -> str:
-    """The environment variable that holds ``provider``'s API key (``dashscope`` → ``DASHSCOPE_API_KEY``)."""
+def _client_class(provider: str) -> type[VoiceProvider]:
+    """A client class of ``provider`` (they share its key and base-URL variables)."""
     known = {p: cls for (p, _), cls in _CLIENTS.items()}
     if provider not in known:
         raise InvalidArgument(f"provider: unknown provider {provider!r} (known: {', '.join(known)})")
-    return known[provider].key_env
+    return known[provider]
+
+
+def api_key_env(provider: str) -> str:
+    """The environment variable that holds ``provider``'s API key (``dashscope`` → ``DASHSCOPE_API_KEY``)."""
+    return _client_class(provider).key_env
+
+
+def base_url_env(provider: str) -> str:
+    """The environment variable that overrides ``provider``'s host (``dashscope`` → ``DASHSCOPE_BASE_URL``)."""
+    return _client_class(provider).base_url_env
 
 
 def _origin(url: str) -> tuple[str, str, int | None] | None:
