@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import scipy.fft
@@ -48,12 +49,15 @@ from pipeline.analysis.base import ANALYSIS_RATE, FRAME_S, Analysis
 
 __all__ = [
     "CONTENT_HOP_S",
+    "CONTENT_METRICS",
     "MUSIC_THRESHOLD",
     "SINGING_THRESHOLD",
     "ContentFrames",
     "ContentMeter",
     "content_frames",
+    "content_metrics",
     "content_scores",
+    "has_content",
     "music_score_from_parts",
     "singing_score_from_parts",
 ]
@@ -682,3 +686,80 @@ def content_scores(
 ) -> Analysis:
     """``music_score`` and ``singing_score`` (and parts) of 16 kHz mono ``samples`` or a span of them."""
     return content_frames(samples, speech_mask).scores(start_s, end_s)
+
+
+# --------------------------------------------------------------------------------------------------------
+# what a recording, a clip or a window reports
+# --------------------------------------------------------------------------------------------------------
+
+SPAN_WINDOW_S = 10.0
+"""Content is judged over windows of this length (about a benchmark item): a jingle under one minute of an
+hour-long podcast is not diluted by the rest."""
+SPAN_HOP_S = 5.0
+"""...starting this far apart (the last one ends where the audio does)."""
+
+CONTENT_METRICS = ("music_score", "singing_score", "music_spans")
+"""The metrics :func:`content_metrics` gives (the rest of :meth:`ContentFrames.scores` are its parts)."""
+
+
+def _windows(start_s: float, end_s: float) -> list[tuple[float, float]]:
+    """The :data:`SPAN_WINDOW_S` windows covering ``[start_s, end_s)`` (one when it is shorter than 1.5x)."""
+    if end_s - start_s <= 1.5 * SPAN_WINDOW_S:
+        return [(start_s, end_s)]
+    count = math.ceil((end_s - start_s - SPAN_WINDOW_S) / SPAN_HOP_S) + 1
+    starts = np.linspace(start_s, end_s - SPAN_WINDOW_S, count)
+    return [(float(a), float(a) + SPAN_WINDOW_S) for a in starts]
+
+
+def content_metrics(frames: ContentFrames, start_s: float = 0.0, end_s: float | None = None) -> Analysis:
+    """``music_score``, ``singing_score`` and ``music_spans`` of the frames in ``[start_s, end_s)``.
+
+    Each score is the highest over the :data:`SPAN_WINDOW_S` windows covering the span (the span itself when
+    it is short); ``music_spans`` lists the windows that reach :data:`MUSIC_THRESHOLD` or
+    :data:`SINGING_THRESHOLD` as ``[start_s, end_s, "music" | "singing"]``, overlapping ones of a kind
+    merged, in time order. A score that no window could measure is ``None`` with the reason.
+    """
+    end = frames.n_frames * CONTENT_HOP_S + _FRAME_CENTRE_S if end_s is None else end_s
+    out = Analysis()
+    best: dict[str, float | None] = {"music_score": None, "singing_score": None}
+    why: dict[str, str] = {}
+    found: list[list[Any]] = []
+    for a, b in _windows(start_s, end):
+        scores = frames.scores(a, b)
+        for name, kind, threshold in (
+            ("music_score", "music", MUSIC_THRESHOLD),
+            ("singing_score", "singing", SINGING_THRESHOLD),
+        ):
+            value = scores.metrics.get(name)
+            if value is None:
+                why.setdefault(name, scores.null_reasons.get(name, "not_measured: no value"))
+                continue
+            best[name] = value if best[name] is None else max(best[name], value)
+            if value >= threshold:
+                found.append([round(a, 2), round(b, 2), kind])
+    for name, value in best.items():
+        out.put(name, value, why=why.get(name))
+    out.put("music_spans", _merge_spans(found))
+    return out
+
+
+def _merge_spans(found: list[list[Any]]) -> list[list[Any]]:
+    """Overlapping ``[start, end, kind]`` windows of one kind merged, in time order."""
+    merged: list[list[Any]] = []
+    for start, end, kind in sorted(found, key=lambda s: (s[0], s[2])):
+        same = next((m for m in reversed(merged) if m[2] == kind), None)
+        if same is not None and start <= same[1]:
+            same[1] = max(same[1], end)
+        else:
+            merged.append([start, end, kind])
+    return merged
+
+
+def has_content(metrics: dict[str, Any]) -> str | None:
+    """``"music"`` or ``"singing"`` when the scores in ``metrics`` reach their threshold, else ``None``."""
+    music, singing = metrics.get("music_score"), metrics.get("singing_score")
+    if singing is not None and singing >= SINGING_THRESHOLD:
+        return "singing"
+    if music is not None and music >= MUSIC_THRESHOLD:
+        return "music"
+    return None

@@ -118,6 +118,27 @@ METRICS: dict[str, Metric] = {
             definition="predicted listener rating (1-5) of the whole recording; clean read speech scores about "
             "3.2-3.3, and a clone copies the noise and distortion that lower it",
         ),
+        Metric(
+            "music_score",
+            "music",
+            bounds=(0.0, 1.0),
+            gate=True,
+            definition="0-1: tuned notes under or between the words (0.5 is music); hum and fan tones do not count",
+        ),
+        Metric(
+            "singing_score",
+            "singing",
+            bounds=(0.0, 1.0),
+            gate=True,
+            definition="0-1: how much of the voice holds steady notes, as sung (0.5 is singing)",
+        ),
+        Metric(
+            "music_spans",
+            "music/singing at",
+            dtype="object",
+            style="events",
+            definition="[start_s, end_s, kind] of the 10 s windows heard as music or singing",
+        ),
         Metric("channel_choice", "channels used", dtype="object", style="choice"),
         Metric("pauses", "pauses", dtype="object", style="events", fast_pass=False),
     )
