@@ -133,22 +133,40 @@ def _dnsmos_of(x: np.ndarray) -> Analysis:
     return out
 
 
+_CONTENT_CACHE: dict[bytes, Analysis] = {}
+
+
 def content_of(
     pieces: Sequence[Piece], loaded: Sequence[PieceAudio], indexes: Mapping[str, RecordingIndex]
 ) -> Analysis:
     """``music_score``, ``singing_score`` and ``music_spans`` of the speech the pieces hold, joined.
 
     Each piece is heard with the audio read around it as context and its recording's speech mask; the
-    spans are in the clip's timeline (the pieces one after the other, without joins or shortening)."""
+    spans are in the clip's timeline (the pieces one after the other, without joins or shortening).
+    Families of one speaker often short-list the same window: each is heard once per process.
+    """
     from pipeline.analysis.music import ContentFrames, content_frames, content_metrics
 
-    parts: list[ContentFrames] = []
+    work = []
+    key = hashlib.blake2b(digest_size=16)
     for piece, audio in zip(pieces, loaded, strict=True):
         mask = indexes[piece.path].rec.speech_mask[max(0, round(audio.t0 / FRAME_S)) :]
-        frames = content_frames(audio.x, mask)
-        lo, hi = np.searchsorted(frames.times, [piece.start_s - audio.t0, piece.end_s - audio.t0])
-        parts.append(frames.take(int(lo), int(hi)))
-    return content_metrics(ContentFrames.concatenate(parts))
+        mask = mask[: math.ceil(audio.x.size / ANALYSIS_RATE / FRAME_S) + 1]
+        span = (piece.start_s - audio.t0, piece.end_s - audio.t0)
+        for part in (np.ascontiguousarray(audio.x), np.asarray(span), mask):
+            key.update(part.tobytes())
+        work.append((audio.x, mask, span))
+    digest = key.digest()
+    if digest not in _CONTENT_CACHE:
+        parts: list[ContentFrames] = []
+        for x, mask, (start, end) in work:
+            frames = content_frames(x, mask)
+            lo, hi = np.searchsorted(frames.times, [start, end])
+            parts.append(frames.take(int(lo), int(hi)))
+        if len(_CONTENT_CACHE) >= _DNSMOS_CACHE_SIZE:
+            _CONTENT_CACHE.pop(next(iter(_CONTENT_CACHE)))
+        _CONTENT_CACHE[digest] = content_metrics(ContentFrames.concatenate(parts))
+    return _CONTENT_CACHE[digest]
 
 
 def finish(plan: ClipPlan, indexes: Mapping[str, RecordingIndex], *, refine: bool = True) -> ClipPlan:
