@@ -86,6 +86,20 @@ def test_a_run_takes_the_clip_from_the_part_without_music(bed_run: tuple[Path, f
     assert "metrics.music_score" in res.clips.columns and "metrics.singing_score" in res.recordings.columns
 
 
+def test_when_every_window_has_music_the_best_is_still_returned_marked(
+    tmp_path: Path, music_bed: np.ndarray
+) -> None:
+    from pipeline.selection.select import choose
+
+    path = tmp_path / "bed.wav"
+    sf.write(path, _under(_reader("0009"), music_bed, BED_BELOW_DB), RATE)
+    recording = pipeline.analyze(path, dnsmos=False)
+    plans = choose([recording], pipeline.load_family("qwen-tts"), top=2, refine_edges=False)
+    assert plans and all(p.measures["content"] == "music" for p in plans)
+    assert plans[0].measures["music_score"] >= MUSIC_THRESHOLD
+    assert plans[0].measures["content_rejected"]
+
+
 def test_the_report_marks_where_music_was_heard(bed_run: tuple[Path, float]) -> None:
     out, clean_from = bed_run
     res = pipeline.load_run(out)
