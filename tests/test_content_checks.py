@@ -24,7 +24,7 @@ from pipeline.errors import reason
 from pipeline.report.build import build_report
 from pipeline.report.data import content_spans
 from pipeline.report.plots import waveform_svg
-from pipeline.rules.metrics import FAST_PASS_METRICS, METRICS
+from pipeline.rules.metrics import FAST_PASS_METRICS, METRICS, value_text
 
 RATE = 16000
 BED_BELOW_DB = 10.0
@@ -162,6 +162,7 @@ def test_the_metrics_checks_and_codes_are_one_entry_each() -> None:
     for name in ("music_score", "singing_score"):
         assert METRICS[name].gate and METRICS[name].bounds == (0.0, 1.0) and name in FAST_PASS_METRICS
     assert METRICS["music_spans"].style == "events"
+    assert value_text("music_spans", [[0.0, 4.87, "singing"]]) == "1 (0-4.9 s singing)"
     for family in ("qwen-tts", "minimax", "cosyvoice", "elevenlabs"):
         gates = {g.metric: g for g in pipeline.load_family(family).gates}
         assert gates["music_score"].reason == "music" and gates["singing_score"].reason == "singing"

@@ -137,7 +137,7 @@ METRICS: dict[str, Metric] = {
             "music/singing at",
             dtype="object",
             style="events",
-            definition="[start_s, end_s, kind] of the 10 s windows heard as music or singing",
+            definition="where the 10 s windows heard as music or singing lie (start-end, kind)",
         ),
         Metric("channel_choice", "channels used", dtype="object", style="choice"),
         Metric("pauses", "pauses", dtype="object", style="events", fast_pass=False),
@@ -221,7 +221,7 @@ def value_text(name: str, x: Any, unit: str | None = None) -> str:
         return "—"
     style = metric.style if metric is not None else "number"
     if style == "events" and isinstance(x, list | tuple):
-        shown = ", ".join(number(t if is_number(t) else t[0], digits=2) for t in x[:6])
+        shown = ", ".join(_event_text(t) for t in x[:6])
         return f"{len(x)} ({shown}{', ...' if len(x) > 6 else ''})" if x else "0"
     if style == "choice" and isinstance(x, dict):
         return str(x.get("detail") or x.get("method"))
@@ -242,6 +242,15 @@ def value_text(name: str, x: Any, unit: str | None = None) -> str:
         return seconds(x)
     text = number(x, digits=metric.digits if metric is not None else 2)
     return f"{text} {unit}" if unit else text
+
+
+def _event_text(event: Any) -> str:
+    """One event: a time (``12.3``), or a span with what was found (``[0, 10, "music"]`` -> ``0-10 s music``)."""
+    if is_number(event):
+        return number(event, digits=2)
+    if len(event) == 3 and isinstance(event[2], str):
+        return f"{number(event[0], digits=1)}-{number(event[1], digits=1)} s {event[2]}"
+    return number(event[0], digits=2)
 
 
 def range_text(lo: float | None, hi: float | None, unit: str = "") -> str:
