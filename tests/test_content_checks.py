@@ -23,6 +23,7 @@ from pipeline.analysis.music import MUSIC_THRESHOLD, SINGING_THRESHOLD, content_
 from pipeline.errors import reason
 from pipeline.report.build import build_report
 from pipeline.report.data import content_spans
+from pipeline.report.explain import explain
 from pipeline.report.plots import waveform_svg
 from pipeline.rules.metrics import FAST_PASS_METRICS, METRICS, value_text
 
@@ -84,6 +85,8 @@ def test_a_run_takes_the_clip_from_the_part_without_music(bed_run: tuple[Path, f
     assert recording["metrics"]["music_score"] is None
     assert "windows" in recording["null_reasons"]["music_score"]
     assert "metrics.music_score" in res.clips.columns and "metrics.singing_score" in res.recordings.columns
+    text = explain(res, "reader", "qwen-tts")
+    assert "dropped for music or singing:" in text and "reader/talk.wav" in text.split("dropped for music")[1]
 
 
 def test_when_every_window_has_music_the_best_is_still_returned_marked(
