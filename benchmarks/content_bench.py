@@ -62,6 +62,7 @@ PARTS = (
     "singing_voiced_ratio",
     "singing_long_ratio",
     "singing_steady_ratio",
+    "singing_vibrato_ratio",
 )
 
 

@@ -109,7 +109,11 @@ _REASONS: dict[str, tuple[str, str]] = {
     ),
     "too_quiet": ("the recording is very quiet", "record closer to the mic or raise the gain"),
     "too_loud": ("the recording is very loud", "lower the gain"),
-    "music": ("music is present in the background", "record without background music"),
+    "music": (
+        "music is present in the background",
+        "use a stretch without music, or record again with the music off",
+    ),
+    "singing": ("the voice is singing, not speaking", "give a recording of normal speech, not a song"),
     "multiple_speakers": ("more than one voice is present", "use a recording of one speaker only"),
     "no_speech": ("no speech was detected", "check that the file contains speech"),
     "not_measured": ("the value could not be measured", "see the message for why"),

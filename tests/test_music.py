@@ -221,6 +221,22 @@ def test_yin_finds_the_pitch_of_a_harmonic_tone() -> None:
     assert np.median(noise.aperiodicity) > 0.5
 
 
+def _sung_note(cents_of_t: np.ndarray) -> np.ndarray:
+    """A harmonic voice-like tone (6 partials) whose pitch follows ``cents_of_t`` (cents above 220 Hz)."""
+    hz = 220.0 * 2.0 ** (cents_of_t / 1200.0)
+    phase = 2 * np.pi * np.cumsum(hz) / RATE
+    return (0.2 * sum(np.sin(k * phase) / k for k in range(1, 7))).astype(np.float32)
+
+
+def test_vibrato_is_told_from_a_glide() -> None:
+    t = np.arange(2 * RATE) / RATE
+    speech_mask = np.ones(200, dtype=bool)
+    vibrato = content_frames(_sung_note(90.0 * np.sin(2 * np.pi * 5.5 * t)), speech_mask).scores().metrics
+    glide = content_frames(_sung_note(-600.0 * t), speech_mask).scores().metrics  # a falling tone, no swing
+    assert vibrato["singing_vibrato_ratio"] > 0.9 and vibrato["singing_steady_ratio"] < 0.5
+    assert glide["singing_vibrato_ratio"] == 0.0
+
+
 def test_music_score_from_parts() -> None:
     assert music_score_from_parts(0.0, 1.0, 5.0) == 0.0  # no tones, no music
     assert music_score_from_parts(10.0, 0.0, 0.0) == 0.0  # tones that are neither tuned nor together

@@ -41,8 +41,8 @@ def analyze(
     max_input_s: float | None = DEFAULT_MAX_INPUT_S,
     info: AudioInfo | None = None,
 ) -> Analysis:
-    """Measure a recording with the fast pass, and DNSMOS (``dnsmos=None``: on files up to
-    :data:`AUTO_DNSMOS_MAX_S` seconds, as :func:`check` does).
+    """Measure a recording with the fast pass, the music and singing meter, and DNSMOS (``dnsmos=None``: on
+    files up to :data:`AUTO_DNSMOS_MAX_S` seconds, as :func:`check` does).
 
     ``channel_strategy`` (``best``, ``first`` or ``mean``) says which channel(s) to hear; ``stream_index``
     picks the audio stream of a container; ``max_input_s`` is the longest input accepted (``None``: no
@@ -60,6 +60,7 @@ def analyze(
         path,
         channel_strategy=channel_strategy,
         dnsmos=_wants_dnsmos(dnsmos, info),
+        content=True,
         min_pause_s=min_pause_s,
         max_input_s=max_input_s,
         info=info,

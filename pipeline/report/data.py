@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -202,6 +203,20 @@ def gates_by_family(families: list[str]) -> dict[str, list[Any]]:
         except Exception:  # a spec that no longer loads only loses the colouring
             continue
     return out
+
+
+def content_spans(
+    path: str, metrics: dict[str, Any], clips: Iterable[dict[str, Any]]
+) -> list[tuple[float, float, str]]:
+    """Where music or singing was heard in a recording: its own ``music_spans`` (when the whole file was
+    measured) and the windows selection dropped for it (``content_rejected`` in each clip's plan)."""
+    found = [(float(a), float(b), str(k)) for a, b, k in metrics.get("music_spans") or []]
+    for row in clips:
+        for rejected in ((row.get("plan") or {}).get("measures") or {}).get("content_rejected") or []:
+            for piece in rejected.get("pieces") or []:
+                if piece.get("path") == path:
+                    found.append((float(piece["start_s"]), float(piece["end_s"]), str(rejected["content"])))
+    return sorted(set(found))
 
 
 def _uses(clips: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:

@@ -129,6 +129,14 @@ def explain(results: RunResults, speaker: str, family: str | None = None) -> str
                 lines.append(
                     f"    #{rank} {_pieces_text(other)} (score {other.get('score', 0):.2f}): lost on {lost}"
                 )
+        dropped = ((plan or {}).get("measures") or {}).get("content_rejected") or []
+        if dropped:
+            lines.append("  dropped for music or singing:")
+            lines += [
+                f"    {_pieces_text(d)}: {d.get('content')} (music {d.get('music_score')}, singing "
+                f"{d.get('singing_score')})"
+                for d in dropped
+            ]
         lines.append("  recordings:")
         spec = load_family(row["family"])
         lines += [f"    {_recording_line(rec, row, plans, spec, readable)}" for rec in recordings]

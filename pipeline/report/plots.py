@@ -71,6 +71,7 @@ def waveform_svg(
     pauses: Iterable[Sequence[float]] = (),
     speech: Iterable[Sequence[float]] = (),
     clipped_events: Iterable[float] = (),
+    content: Iterable[Sequence[Any]] = (),
     anchors: dict[str, str] | None = None,
     statuses: dict[str, str] | None = None,
     label: str = "",
@@ -85,6 +86,8 @@ def waveform_svg(
     (None: all of the source); ``env`` None draws the lanes and pauses on an empty track (the audio could
     not be read). ``width`` is
     the drawing's width in user units: a narrower drawing keeps its text readable in a narrower column.
+    ``content`` are ``(start_s, end_s, kind)`` spans where music or singing was heard (``kind`` ``music``
+    or ``singing``), drawn as a strip along the top.
     ``statuses`` (family -> clip status) colours each lane's bars like the clip's status badge.
     """
     anchors = anchors or {}
@@ -144,6 +147,10 @@ def waveform_svg(
                 f'<text class="wf-note" x="2" y="{_n(mid + 4)}">peak {number(20 * math.log10(peak), digits=1)} dBFS</text>'
             )
     parts += [span("speech", float(s[0]), float(s[1]), WAVE_TOP + WAVE_H - 4, 4) for s in speech]
+    for c in content:
+        a, b, kind = float(c[0]), float(c[1]), str(c[2])
+        title = f"{escape(kind)} heard {number(a)}–{number(b)} s"
+        parts.append(span(f"content content-{escape(kind)}", a, b, WAVE_TOP, 4, title))
     for t in clipped_events:
         parts.append(
             f'<line class="clip-tick" x1="{_n(x(float(t)))}" x2="{_n(x(float(t)))}" y1="{_n(WAVE_TOP)}" '

@@ -118,6 +118,27 @@ METRICS: dict[str, Metric] = {
             definition="predicted listener rating (1-5) of the whole recording; clean read speech scores about "
             "3.2-3.3, and a clone copies the noise and distortion that lower it",
         ),
+        Metric(
+            "music_score",
+            "music",
+            bounds=(0.0, 1.0),
+            gate=True,
+            definition="0-1: tuned notes under or between the words (0.5 is music); hum and fan tones do not count",
+        ),
+        Metric(
+            "singing_score",
+            "singing",
+            bounds=(0.0, 1.0),
+            gate=True,
+            definition="0-1: how much of the voice holds steady notes, as sung (0.5 is singing)",
+        ),
+        Metric(
+            "music_spans",
+            "music/singing at",
+            dtype="object",
+            style="events",
+            definition="where the 10 s windows heard as music or singing lie (start-end, kind)",
+        ),
         Metric("channel_choice", "channels used", dtype="object", style="choice"),
         Metric("pauses", "pauses", dtype="object", style="events", fast_pass=False),
     )
@@ -200,7 +221,7 @@ def value_text(name: str, x: Any, unit: str | None = None) -> str:
         return "—"
     style = metric.style if metric is not None else "number"
     if style == "events" and isinstance(x, list | tuple):
-        shown = ", ".join(number(t if is_number(t) else t[0], digits=2) for t in x[:6])
+        shown = ", ".join(_event_text(t) for t in x[:6])
         return f"{len(x)} ({shown}{', ...' if len(x) > 6 else ''})" if x else "0"
     if style == "choice" and isinstance(x, dict):
         return str(x.get("detail") or x.get("method"))
@@ -221,6 +242,15 @@ def value_text(name: str, x: Any, unit: str | None = None) -> str:
         return seconds(x)
     text = number(x, digits=metric.digits if metric is not None else 2)
     return f"{text} {unit}" if unit else text
+
+
+def _event_text(event: Any) -> str:
+    """One event: a time (``12.3``), or a span with what was found (``[0, 10, "music"]`` -> ``0-10 s music``)."""
+    if is_number(event):
+        return number(event, digits=2)
+    if len(event) == 3 and isinstance(event[2], str):
+        return f"{number(event[0], digits=1)}-{number(event[1], digits=1)} s {event[2]}"
+    return number(event[0], digits=2)
 
 
 def range_text(lo: float | None, hi: float | None, unit: str = "") -> str:

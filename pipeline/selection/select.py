@@ -16,6 +16,7 @@ Typical use::
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 
 from pipeline.analysis.base import Analysis
@@ -34,6 +35,9 @@ DEFAULT_LIMIT = 50
 
 NESTED_DEPTH = 2
 """Levels of nested windows scored below a finalist (window in window in finalist)."""
+
+CONTENT_EXTRA = 10
+"""Candidates beyond the short list that may go to the slow pass to replace finalists with music or singing."""
 
 NESTED_SPREAD_MIN = 0.15
 """A finalist whose DNSMOS segments differ by at least this much (OVRL) gets its nested window scored."""
@@ -178,7 +182,10 @@ def choose(
     DNSMOS of the clip-to-be, which replaces the fast estimate in the score), and so do the best windows
     nested inside the ones whose DNSMOS is uneven (up to :data:`NESTED_DEPTH` levels, each at most 75 % of
     the one it lies in); all are re-ranked. The first plan returned is the best; each runner-up overlaps
-    the best and the other runners-up by at most 50 %. ``slow=False`` skips the slow measures and ranks on
+    the best and the other runners-up by at most 50 %. A finalist in which the slow pass hears music or
+    singing is dropped and the next candidate (up to :data:`CONTENT_EXTRA` more) heard in its place; the
+    dropped ones are returned only when nothing else is left (the clip's re-check then rejects it with
+    ``music`` or ``singing``), and the best plan's ``measures["content_rejected"]`` lists where they lay. ``slow=False`` skips the slow measures and ranks on
     the fast pass alone. An empty list means no plan is possible: :func:`explain` gives the true reasons
     (``no_speech``, ``no_continuous_speech``, ``too_short``, ``too_long_clip``, ``low_snr``).
     """
@@ -187,10 +194,39 @@ def choose(
     indexes = _prepare(recordings, spec)
     plans = _candidates(indexes, limit=max(DEFAULT_LIMIT, top + alternatives))
     if slow and plans:
-        short = _short_list(plans, indexes, top=top)
+        ordered = _short_list(plans, indexes, top=len(plans))
+        short = ordered[:top]
         finished, scored = _finish_with_nested(short, indexes, refine=refine_edges)
-        plans = sorted(finished, key=plan_key) + [p for p in plans if _span(p) not in scored]
+        # Finalists with music or singing are dropped: the next candidates take their places.
+        extra = iter(ordered[top : top + CONTENT_EXTRA])
+        while (missing := min(top, len(ordered)) - sum(not _content(p) for p in finished)) > 0:
+            more = [p for p in itertools.islice(extra, missing) if _span(p) not in scored]
+            if not more:
+                break
+            done, seen = _finish_with_nested(more, indexes, refine=refine_edges)
+            finished += done
+            scored |= seen
+        clean = sorted((p for p in finished if not _content(p)), key=plan_key)
+        heard = sorted((p for p in finished if _content(p)), key=plan_key)
+        plans = (clean + [p for p in plans if _span(p) not in scored]) or heard
+        if heard:
+            plans[0].measures["content_rejected"] = [_rejected(p) for p in heard]
     return suppress(plans, limit=alternatives + 1)
+
+
+def _content(plan: ClipPlan) -> str | None:
+    """``music`` or ``singing`` when the slow pass heard it in the plan."""
+    return plan.measures.get("content")
+
+
+def _rejected(plan: ClipPlan) -> dict[str, object]:
+    """Where a plan dropped for music or singing lay, and what was heard (for the report's bands)."""
+    return {
+        "content": _content(plan),
+        "music_score": plan.measures.get("music_score"),
+        "singing_score": plan.measures.get("singing_score"),
+        "pieces": [{"path": p.path, "start_s": p.start_s, "end_s": p.end_s} for p in plan.pieces],
+    }
 
 
 def explain(recordings: Sequence[Analysis], spec: FamilySpec) -> tuple[list[str], str]:

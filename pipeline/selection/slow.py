@@ -1,9 +1,10 @@
-"""The slow pass on the finalists: Silero edge refinement and DNSMOS of the clip-to-be.
+"""The slow pass on the finalists: Silero edge refinement, music and singing, and DNSMOS of the clip-to-be.
 
 Each piece is read once (:func:`~pipeline.selection.plan.read_piece`: 16 kHz mono, mixed with the channel
 weights the analysis used, plus a little of the surrounding silence). Silero moves a piece's outer edges when its speech probability puts them more
 than :data:`REFINE_MIN_MOVE_S` away (WebRTC's edges carry hangover and noise); a refinement that would
-break the family's duration or run rules is not applied. DNSMOS then scores audio laid out as the
+break the family's duration or run rules is not applied. The music and singing meter then hears the
+pieces (a plan with either is left without DNSMOS: selection drops it). DNSMOS then scores audio laid out as the
 renderer will lay it out: edge room tone, long pauses cut to the join length, pieces joined by their own
 room tone, so the score describes the clip rather than the raw window.
 """
@@ -17,7 +18,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from pipeline.analysis.base import ANALYSIS_RATE, Analysis
+from pipeline.analysis.base import ANALYSIS_RATE, FRAME_S, Analysis
 from pipeline.audio.memory import release_free_memory
 from pipeline.errors import AudioReadError
 from pipeline.selection.frames import RecordingIndex
@@ -132,8 +133,50 @@ def _dnsmos_of(x: np.ndarray) -> Analysis:
     return out
 
 
+_CONTENT_CACHE: dict[bytes, Analysis] = {}
+
+
+def content_of(
+    pieces: Sequence[Piece], loaded: Sequence[PieceAudio], indexes: Mapping[str, RecordingIndex]
+) -> Analysis:
+    """``music_score``, ``singing_score`` and ``music_spans`` of the speech the pieces hold, joined.
+
+    Each piece is heard with the audio read around it as context and its recording's speech mask; the
+    spans are in the clip's timeline (the pieces one after the other, without joins or shortening).
+    Families of one speaker often short-list the same window: each is heard once per process.
+    """
+    from pipeline.analysis.music import ContentFrames, content_frames, content_metrics
+
+    work = []
+    key = hashlib.blake2b(digest_size=16)
+    for piece, audio in zip(pieces, loaded, strict=True):
+        mask = indexes[piece.path].rec.speech_mask[max(0, round(audio.t0 / FRAME_S)) :]
+        mask = mask[: math.ceil(audio.x.size / ANALYSIS_RATE / FRAME_S) + 1]
+        span = (piece.start_s - audio.t0, piece.end_s - audio.t0)
+        for part in (np.ascontiguousarray(audio.x), np.asarray(span), mask):
+            key.update(part.tobytes())
+        work.append((audio.x, mask, span))
+    digest = key.digest()
+    if digest not in _CONTENT_CACHE:
+        parts: list[ContentFrames] = []
+        for x, mask, (start, end) in work:
+            frames = content_frames(x, mask)
+            lo, hi = np.searchsorted(frames.times, [start, end])
+            parts.append(frames.take(int(lo), int(hi)))
+        if len(_CONTENT_CACHE) >= _DNSMOS_CACHE_SIZE:
+            _CONTENT_CACHE.pop(next(iter(_CONTENT_CACHE)))
+        _CONTENT_CACHE[digest] = content_metrics(ContentFrames.concatenate(parts))
+    return _CONTENT_CACHE[digest]
+
+
 def finish(plan: ClipPlan, indexes: Mapping[str, RecordingIndex], *, refine: bool = True) -> ClipPlan:
-    """The plan after the slow pass: edges refined (when allowed and useful), DNSMOS in its score."""
+    """The plan after the slow pass: edges refined (when allowed and useful), music and singing heard,
+    DNSMOS in its score.
+
+    A plan with music or singing (:func:`~pipeline.analysis.music.has_content`) gets no DNSMOS (selection
+    drops it; see :func:`pipeline.selection.select.choose`): its measures say ``content`` and the scores."""
+    from pipeline.analysis.music import has_content
+
     rules = indexes[plan.pieces[0].path].rules
     pad = REFINE_SEARCH_S + max(rules.edge_s / 2.0, rules.join_s / 2.0)
     try:
@@ -150,10 +193,17 @@ def finish(plan: ClipPlan, indexes: Mapping[str, RecordingIndex], *, refine: boo
             trial = evaluate(moved, indexes)
             if rules.fits(trial.duration_s, trial.longest_run_s):
                 pieces, refined = moved, True
-    slow = dnsmos_of(clip_audio(pieces, loaded, rules))
+    content = content_of(pieces, loaded, indexes).metrics
+    found = has_content(content)
+    if found is None:
+        slow = dnsmos_of(clip_audio(pieces, loaded, rules))
+    else:
+        slow = Analysis(null_reasons={"dnsmos_ovrl": f"not_measured: {found} was heard in the window"})
     edges = [
         {"start_s": round(new.start_s - old.start_s, 3), "end_s": round(new.end_s - old.end_s, 3)}
         for old, new in zip(plan.pieces, pieces, strict=True)
     ]
-    extra = {"edges_refined": refined, "edge_moves_s": edges, "fast_score": round(plan.score, 4)}
+    extra = {"edges_refined": refined, "edge_moves_s": edges, "fast_score": round(plan.score, 4), **content}
+    if found is not None:
+        extra["content"] = found
     return evaluate(pieces, indexes, slow=slow, extra=extra)
