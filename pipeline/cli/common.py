@@ -5,18 +5,43 @@ Exit codes (documented in the README and ``voiceprep --help``):
     1  the command ran, but something needs attention (a file failed, a verdict is ``fail``, a create
        was rejected, a voice's state is unknown, the user declined)
     2  usage or configuration error (bad option, unknown family, invalid config, a missing API key)
-    3  internal error (a bug): the message says so; ``--debug`` shows the traceback
+    3  the run could not proceed (output folder unwritable, no input), or an internal error (a bug): the
+       message says so; ``--debug`` shows the traceback
+    4  the output folder is in use: another voiceprep run holds its lock (``OUT/.voiceprep.lock``)
 """
 
 from __future__ import annotations
 
+import re
+
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 EXIT_OK = 0
 EXIT_FAILURES = 1
 EXIT_USAGE = 2
 EXIT_INTERNAL = 3
+EXIT_BUSY = 4
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+"""Characters that move the cursor, colour the terminal or reorder text: shown, never obeyed."""
+
+
+def plain(value: object) -> str:
+    """User-supplied text (a path, a speaker name, a message quoting them) as it may reach a terminal:
+    control characters and bytes that are not UTF-8 shown as ``\\xNN`` / ``\\uNNNN`` escapes."""
+    text = str(value)
+    try:
+        text = text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:  # a surrogate that is not an escaped byte
+        text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
+
+
+def shown(value: object) -> str:
+    """:func:`plain`, then escaped for rich markup: ``[bold]x[`` prints as itself inside marked-up text."""
+    return escape(plain(value))
 
 
 def make_console(*, stderr: bool = False) -> Console:
@@ -27,5 +52,7 @@ def make_console(*, stderr: bool = False) -> Console:
 
 def fail(message: str, code: int) -> typer.Exit:
     """Print ``voiceprep: MESSAGE`` on stderr as plain text and return the exit to raise."""
-    make_console(stderr=True).print(f"voiceprep: {message}", markup=False, highlight=False, soft_wrap=True)
+    make_console(stderr=True).print(
+        f"voiceprep: {plain(message)}", markup=False, highlight=False, soft_wrap=True
+    )
     return typer.Exit(code)

@@ -17,7 +17,17 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.table import Table
 
-from pipeline.cli.common import EXIT_FAILURES, EXIT_INTERNAL, EXIT_OK, EXIT_USAGE, fail, make_console
+from pipeline.cli.common import (
+    EXIT_BUSY,
+    EXIT_FAILURES,
+    EXIT_INTERNAL,
+    EXIT_OK,
+    EXIT_USAGE,
+    fail,
+    make_console,
+    plain,
+    shown,
+)
 from pipeline.errors import VoiceprepError
 
 if TYPE_CHECKING:
@@ -156,12 +166,13 @@ def _print_probe_table(rows: list[dict]) -> None:
     for r in rows:
         status = "[green]ok[/]" if r.get("status") == "ok" else "[red]failed[/]"
         cells = [value_text(key, r.get(key), unit_of(key)) for key in _PROBE_COLUMNS]
-        table.add_row(str(r.get("path")), status, *cells, ", ".join(r.get("reasons") or []))
+        table.add_row(shown(r.get("path")), status, *cells, ", ".join(r.get("reasons") or []))
     out.print(table)
     for r in rows:
         if r.get("status") != "ok" or r.get("reasons"):
             codes = ", ".join(r.get("reasons") or [])
-            out.print(f"  {r.get('path')}: {codes}: {r.get('message') or ''}", highlight=False, markup=False)
+            line = f"  {plain(r.get('path'))}: {codes}: {plain(r.get('message') or '')}"
+            out.print(line, highlight=False, markup=False)
 
 
 @app.command()
@@ -221,10 +232,12 @@ def analyze(
             print(json.dumps(row, ensure_ascii=False), flush=True)
             continue
         if row["status"] != "ok":
-            out.print(f"[bold]{path}[/]: [red]failed[/] ({row['reasons'][0]}): {row['message']}")
+            out.print(
+                f"[bold]{shown(path)}[/]: [red]failed[/] ({row['reasons'][0]}): {shown(row['message'])}"
+            )
             _print_decode_notes(row["decode_notes"])
             continue
-        table = Table(title=path, title_justify="left", header_style="bold", show_edge=False)
+        table = Table(title=shown(path), title_justify="left", header_style="bold", show_edge=False)
         table.add_column("metric")
         table.add_column("value", justify="right")
         table.add_column("note")
@@ -307,10 +320,12 @@ def check(
 def _print_check(result: CheckResult) -> None:
     style = _VERDICT_STYLE[result.verdict]
     reasons = f" ({', '.join(result.reasons)})" if result.reasons else ""
-    out.print(f"[{style}]{result.verdict.upper():4}[/] {result.path} [dim]for[/] {result.family}{reasons}")
+    out.print(
+        f"[{style}]{result.verdict.upper():4}[/] {shown(result.path)} [dim]for[/] {result.family}{reasons}"
+    )
     for c in result.problems:
         mark = "[red]x[/]" if c.verdict == "fail" else "[yellow]![/]"
-        out.print(f"     {mark} {c.message}", highlight=False)
+        out.print(f"     {mark} {shown(c.message)}", highlight=False)
         if c.hint:
             out.print(f"       [dim]fix: {c.hint}[/]", highlight=False)
 
@@ -372,6 +387,7 @@ def run_command(
     Example: voiceprep run recordings/ --out out/ --family qwen-tts --jobs 2
     """
     from pipeline.batch.config import load_config
+    from pipeline.batch.outputs import OutputBusy
     from pipeline.batch.runner import RunError, run
 
     if executor is not None and executor not in {"serial", "processes", "dask"}:
@@ -401,6 +417,8 @@ def run_command(
                 speaker_map=speaker_map,
                 progress=progress,
             )
+    except OutputBusy as exc:
+        raise fail(f"cannot run: {exc}", EXIT_BUSY) from None
     except RunError as exc:
         raise fail(f"cannot run: {exc}", EXIT_INTERNAL) from None
     from pipeline.report.results import load_run
@@ -427,13 +445,15 @@ def _write_report(out_dir: Path) -> None:
         if _state["debug"]:
             raise
         err.print(
-            f"voiceprep: the report could not be written ({type(exc).__name__}: {exc}); "
-            f"try `voiceprep --debug report --out {out_dir}`",
+            plain(
+                f"voiceprep: the report could not be written ({type(exc).__name__}: {exc}); "
+                f"try `voiceprep --debug report --out {out_dir}`"
+            ),
             markup=False,
             highlight=False,
         )
         return
-    out.print(f"report: {path}", markup=False, highlight=False)
+    out.print(f"report: {plain(path)}", markup=False, highlight=False)
 
 
 @app.command("report")
@@ -464,8 +484,8 @@ def report_command(
         results = load_run(out_dir)
         for fmt in export:
             for written in results.export(fmt):
-                out.print(f"wrote {written}", markup=False, highlight=False)
-    out.print(f"report: {path}", markup=False, highlight=False)
+                out.print(f"wrote {plain(written)}", markup=False, highlight=False)
+    out.print(f"report: {plain(path)}", markup=False, highlight=False)
 
 
 @app.command("explain")
@@ -548,7 +568,7 @@ def _run_progress() -> Iterator[Callable[[str, dict], None]]:
             tasks["clips"] = bar.add_task("clips    ", total=data["total"], info="")
         elif event == "clip" and "clips" in tasks:
             row = data["row"]
-            bar.update(tasks["clips"], advance=1, info=f"{row.speaker}/{row.family}: {row.status}")
+            bar.update(tasks["clips"], advance=1, info=shown(f"{row.speaker}/{row.family}: {row.status}"))
 
     with bar:
         yield on_event
@@ -584,7 +604,7 @@ def _print_run_summary(results: RunResults, out_dir: Path) -> None:
                 top = f" ({reasons[0]})"
             dur = f" {c['duration_s']:.1f}s" if c["duration_s"] and status == "ready" else ""
             cells.append(f"[{style}]{status}[/]{dur}{top}")
-        table.add_row(who, *cells)
+        table.add_row(shown(who), *cells)
     out.print(table)
     counts = results.run["counts"]
     failed = [r for r in results.recording_rows if r["status"] != "ok"]
@@ -595,12 +615,25 @@ def _print_run_summary(results: RunResults, out_dir: Path) -> None:
         + f"; {results.run['seconds']:.1f} s"
     )
     for r in failed:
-        out.print(f"  [red]failed[/] {r['path']}: {', '.join(r['reasons'])}: {r['message']}", highlight=False)
+        out.print(
+            f"  [red]failed[/] {shown(r['path'])}: {', '.join(r['reasons'])}: {shown(r['message'])}",
+            highlight=False,
+        )
     noted = counts.get("recordings_with_decode_notes", 0)
     if noted:
         had = "recording had" if noted == 1 else "recordings had"
         out.print(f"{noted} {had} decoder notes (see decode_notes in recordings.jsonl)", highlight=False)
-    out.print(f"outputs in {out_dir}/ (clips/, recordings.jsonl, clips.jsonl, run.json)")
+    inside = results.run.get("inputs_inside_out") or []
+    if inside:
+        names = ", ".join(plain(p) for p in inside[:3]) + (
+            f" and {len(inside) - 3} more" if len(inside) > 3 else ""
+        )
+        out.print(
+            f"{len(inside)} input files are inside the output folder and were not read: {names}",
+            markup=False,
+            highlight=False,
+        )
+    out.print(f"outputs in {shown(out_dir)}/ (clips/, recordings.jsonl, clips.jsonl, run.json)")
 
 
 @families_app.callback(invoke_without_command=True)
@@ -679,7 +712,7 @@ def main() -> None:
     except VoiceprepError as exc:
         if debug:
             raise
-        err.print(f"voiceprep: error: {exc}", markup=False, highlight=False)
+        err.print(f"voiceprep: error: {plain(exc)}", markup=False, highlight=False)
         sys.exit(EXIT_USAGE)
     except KeyboardInterrupt:
         err.print("voiceprep: interrupted")
@@ -695,7 +728,9 @@ def main() -> None:
         if debug:
             raise
         err.print(
-            f"voiceprep: internal error: {type(exc).__name__}: {exc} (run with --debug for the traceback)",
+            plain(
+                f"voiceprep: internal error: {type(exc).__name__}: {exc} (run with --debug for the traceback)"
+            ),
             markup=False,
             highlight=False,
         )
