@@ -42,7 +42,7 @@ MEMO = "resem_librispeech_1246-124548-0000.flac"  # 14.38 s of read speech, 16 k
 
 WEIRD = '<b>"Zoë" & co</b>'  # a speaker name that must be escaped everywhere
 WEIRD_TAKE = f"{WEIRD}/take <1>.wav"
-WEIRD_DIR = "b_Zo_co_b"  # its clip folder (pipeline.batch.runner.safe_name)
+WEIRD_DIR = "b_Zoë_co_b"  # its clip folder (pipeline.batch.runner.safe_name)
 
 
 # --------------------------------------------------------------------------------------------- parsing

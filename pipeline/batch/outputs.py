@@ -243,6 +243,18 @@ def load_record(out: Path) -> dict[str, dict[str, Any]]:
     return entries
 
 
+def keep_record(out: Path) -> None:
+    """Write the record now if there is none (an output folder of a version before the record): the
+    clips its ``clips.jsonl`` lists with their hash, before the run rewrites that manifest."""
+    path = Path(out) / RECORD_NAME
+    if path.exists():
+        return
+    from pipeline.audio.io import atomic_write_bytes
+
+    lines = "".join(json.dumps(e, ensure_ascii=False) + "\n" for e in load_record(out).values())
+    atomic_write_bytes(path, lambda fh: fh.write(lines.encode("utf-8")))
+
+
 def is_ours(out: Path, rel: str, record: dict[str, dict[str, Any]]) -> bool:
     """True when the file ``OUT/rel`` is one voiceprep wrote and nobody changed since (see the module doc).
 

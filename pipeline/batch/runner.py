@@ -139,7 +139,8 @@ def find_inputs(
         parts = Path(shown).parts
         who = speaker or (parts[0] if len(parts) > 1 else Path(shown).stem)
         who = mapping.get(shown, who)
-        files.append(replace(item, path=shown, source=str(Path(item.source).resolve()), speaker=who))
+        # realpath, not Path.resolve: a link to itself must stay a row (symlink_loop), not raise
+        files.append(replace(item, path=shown, source=os.path.realpath(item.source), speaker=who))
     # A path the map names but the input does not hold is a typo: silently ignoring it would put that
     # file under the wrong speaker.
     unknown = sorted(set(mapping) - {f.path for f in files})
@@ -584,6 +585,7 @@ def _run_locked(
     """The run proper, with the output folder's lock held."""
     cache = out / ".cache"
     outputs.remove_temp_files(out)
+    outputs.keep_record(out)
     inputs = find_inputs(input_path, speaker=speaker, speaker_map=speaker_map)
     # An output folder inside the input (``run . --out out``) must not feed files back in: they are not
     # read, and named in run.json (a user's file there, e.g. through a link, is not silently ignored).
