@@ -512,8 +512,11 @@ def run(
     :class:`concurrent.futures.Executor` (a Dask ``client.get_executor()``, a thread pool), which the run
     uses and leaves open; the kinds are started only when some work is not cached, and stopped at the end.
 
-    Raises :class:`RunError` when the run cannot proceed (no input, unwritable output); data problems in
-    individual files never raise: they become rows with a status and reasons.
+    Raises :class:`RunError` when the run cannot proceed (no input, unwritable output, the input is the
+    output folder or inside it) and :class:`~pipeline.batch.outputs.OutputBusy` when another run holds the
+    output folder's lock; data problems in individual files never raise: they become rows with a status
+    and reasons. Only clips this function can prove it wrote are ever deleted or overwritten
+    (:mod:`pipeline.batch.outputs`).
     """
     from pipeline.batch.executors import KINDS
     from pipeline.rules.families import list_families, load_family
