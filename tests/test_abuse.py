@@ -56,6 +56,17 @@ def _wav_with(data_size: int | None = None, rate: int | None = None, cut_to: int
     return bytes(raw[:cut_to] if cut_to else raw)
 
 
+def _fmt_field(offset: int, code: str, value: int) -> Callable[[], bytes]:
+    """The short reading with one field of its ``fmt`` chunk replaced (offset from the chunk's data)."""
+
+    def make() -> bytes:
+        raw = bytearray(_short())
+        struct.pack_into(code, raw, raw.index(b"fmt ") + 8 + offset, value)
+        return bytes(raw)
+
+    return make
+
+
 def _file(rel: str | bytes, content: Callable[[], bytes] = _short) -> Callable[[Path], None]:
     def make(root: Path) -> None:
         path = Path(os.fsdecode(os.path.join(os.fsencode(root), os.fsencode(rel))))
@@ -151,6 +162,23 @@ KINDS: dict[str, tuple[Callable[[Path], None], str]] = {
     "zero rate": (_file("bob/zero_rate.wav", lambda: _wav_with(rate=0)), "bob/zero_rate.wav"),
     "truncated": (_file("bob/cut.wav", lambda: _wav_with(cut_to=2000)), "bob/cut.wav"),
     "wav named mp3": (_file("bob/really_wav.mp3"), "bob/really_wav.mp3"),
+    "unknown codec tag": (_file("bob/codec.wav", _fmt_field(0, "<H", 0x1234)), "bob/codec.wav"),
+    "zero channels": (_file("bob/no_channels.wav", _fmt_field(2, "<H", 0)), "bob/no_channels.wav"),
+    "64 channels claimed": (_file("bob/many.wav", _fmt_field(2, "<H", 64)), "bob/many.wav"),
+    "zero bits": (_file("bob/no_bits.wav", _fmt_field(14, "<H", 0)), "bob/no_bits.wav"),
+    "odd block align": (_file("bob/align.wav", _fmt_field(12, "<H", 3)), "bob/align.wav"),
+    "data before fmt": (
+        _file("bob/late_fmt.wav", lambda: _short()[:12] + _short()[36:] + _short()[12:36]),
+        "bob/late_fmt.wav",
+    ),
+    "mp3 of garbage frames": (
+        _file("bob/garbage.mp3", lambda: b"\xff\xfb\x90\x00" * 2000),
+        "bob/garbage.mp3",
+    ),
+    "ID3 tag only": (
+        _file("bob/tag.mp3", lambda: b"ID3\x04\x00\x00\x00\x00\x00\x10" + b"\x00" * 16),
+        "bob/tag.mp3",
+    ),
     "same bytes twice": (_file("bob/copy.wav"), "bob/copy.wav"),
     # --- the file system ---
     "symlink to a file": (_symlink("bob/link.wav", "copy.wav"), "bob/link.wav"),
@@ -238,6 +266,8 @@ def test_the_run_over_every_odd_input_finishes_with_exit_0_and_a_report(abused: 
     assert "internal error" not in proc.stderr and "Traceback" not in proc.stderr
     assert (abused["out"] / "report.html").is_file()
     assert not (abused["out"] / "errors.log").exists()
+    crashed = [r for r in abused["recordings"] + abused["clips"] if "internal_error" in r["reasons"]]
+    assert crashed == []
     assert {"ready"} <= {c["status"] for c in abused["clips"] if c["speaker"] == "alice"}
 
 
@@ -256,7 +286,7 @@ def test_each_odd_input_is_a_row_with_a_known_reason_or_documented_skip(
     assert path in rows, sorted(rows)
     row = rows[path]
     assert row["status"] in {"ok", "failed"}
-    assert set(row["reasons"]) <= set(all_codes())
+    assert set(row["reasons"]) <= set(all_codes()) - {"internal_error"}  # a data problem, never a crash
     if row["status"] == "failed":
         assert row["reasons"], row
 
@@ -493,3 +523,62 @@ def test_the_crash_logger_survives_a_name_that_is_not_utf8(tmp_path: Path) -> No
     log = (tmp_path / "errors.log").read_text(encoding="utf-8")
     assert "caf\\xe9.wav" in log and "caf\\xe9.wav" in fields["message"]
     json.dumps(fields, ensure_ascii=False).encode("utf-8")  # a row can be written
+
+
+def test_a_run_started_while_another_writes_the_same_out_stops_and_the_first_is_intact(
+    tmp_path: Path,
+) -> None:
+    """The issue's race for real: a second ``run`` into an OUT that a running process is writing."""
+    import time
+
+    root, out = tmp_path / "in", tmp_path / "out"
+    (root / "alice").mkdir(parents=True)
+    shutil.copyfile(corpus_file(*LONG), root / "alice" / "take.flac")
+    config = _config_file(tmp_path)
+    args = ["run", str(root), "--out", str(out), "-f", FAMILY, "--config", str(config)]
+    first = subprocess.Popen(
+        [sys.executable, "-m", "pipeline.cli.main", *args],
+        cwd=Path(__file__).resolve().parents[1],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        give_up = time.monotonic() + 120  # a guard against a hang, not a timing assertion
+        while not (out / outputs.LOCK_NAME).exists():
+            assert first.poll() is None and time.monotonic() < give_up, "the first run never took the lock"
+            time.sleep(0.005)
+        second = voiceprep(*args)
+        assert first.poll() is None, "the first run ended before the second started: nothing was tested"
+        assert second.returncode == 4
+        assert f"pid {first.pid}" in second.stderr
+    finally:
+        _, stderr = first.communicate(timeout=300)
+    assert first.returncode == 0, stderr
+    clip = next(c for c in jsonl(out / "clips.jsonl") if c["speaker"] == "alice")
+    assert clip["status"] == "ready"
+    assert hashlib.sha256((out / clip["clip"]).read_bytes()).hexdigest() == clip["clip_sha256"]
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "../../etc",
+        "..",
+        "/",
+        "a/b",
+        "C:\\evil",
+        "nul",
+        "LPT1.txt",
+        "\x00\x1b[2J",
+        " ",
+        "[bold]x[",
+        "-",
+        "\u202e",
+    ],
+)
+def test_a_hostile_speaker_name_gives_a_plain_folder_inside_clips(name: str) -> None:
+    folder = safe_name(name)
+    assert folder and "/" not in folder and "\\" not in folder and not folder.startswith(".")
+    assert folder.split(".")[0].upper() not in {"CON", "PRN", "AUX", "NUL", "LPT1"}
+    assert all(ch.isprintable() for ch in folder)
