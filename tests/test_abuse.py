@@ -309,6 +309,7 @@ def test_a_speaker_folder_linked_into_out_is_reported_not_read(abused: dict[str,
 
 def test_markup_prints_as_itself_and_escapes_never_reach_the_terminal(abused: dict[str, Any]) -> None:
     text = abused["proc"].stdout + abused["proc"].stderr
+    text.encode("utf-8")  # a terminal that is strict UTF-8 can show it: no raw bytes of a bad name
     assert "[bold]x[" in text  # the speaker of `[bold]x[.wav`, in the table
     assert "\x1b" not in text and "\u202e" not in text
     assert "\\x1b[31mred\\x1b[0m" in text  # shown, not obeyed
@@ -582,3 +583,30 @@ def test_a_hostile_speaker_name_gives_a_plain_folder_inside_clips(name: str) -> 
     assert folder and "/" not in folder and "\\" not in folder and not folder.startswith(".")
     assert folder.split(".")[0].upper() not in {"CON", "PRN", "AUX", "NUL", "LPT1"}
     assert all(ch.isprintable() for ch in folder)
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["probe"],
+        ["probe", "--json"],
+        ["analyze", "--no-dnsmos"],
+        ["analyze", "--json", "--no-dnsmos"],
+        ["check", "-f", FAMILY, "--no-dnsmos"],
+        ["check", "-f", FAMILY, "--json", "--no-dnsmos"],
+    ],
+    ids=" ".join,
+)
+def test_the_inspection_commands_print_odd_names_as_utf8_text(
+    command: list[str], abused: dict[str, Any]
+) -> None:
+    folders = [abused["in"] / os.fsdecode(b"bytes"), abused["in"] / "d[/]x", abused["in"] / "[bold]x[.wav"]
+    proc = voiceprep(*command, *folders)
+    assert proc.returncode in {0, 1}, proc.stderr
+    text = proc.stdout + proc.stderr
+    text.encode("utf-8")  # names that are not UTF-8 arrive escaped, not as raw bytes
+    assert "caf\\xe9.wav" in text and "\x1b" not in text
+    if "--json" in command:
+        assert len([line for line in proc.stdout.splitlines() if line.startswith("{")]) >= 3
+    else:
+        assert "[bold]x[" in text and "d[/]x" in text

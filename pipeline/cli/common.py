@@ -28,15 +28,33 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u206
 """Characters that move the cursor, colour the terminal or reorder text: shown, never obeyed."""
 
 
+def encodable(text: str) -> str:
+    """``text`` with the bytes of a file name that are not UTF-8 (lone surrogates in Python) written as
+    ``\\xNN``, so that any UTF-8 output can carry it; valid text is returned unchanged."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        pass
+    try:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:  # a surrogate that is not an escaped byte
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def plain(value: object) -> str:
     """User-supplied text (a path, a speaker name, a message quoting them) as it may reach a terminal:
     control characters and bytes that are not UTF-8 shown as ``\\xNN`` / ``\\uNNNN`` escapes."""
-    text = str(value)
-    try:
-        text = text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
-    except UnicodeEncodeError:  # a surrogate that is not an escaped byte
-        text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    text = encodable(str(value))
     return _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
+
+
+def print_json(row: object) -> None:
+    """One JSON line on stdout (``--json``): UTF-8 text, names that are not UTF-8 escaped (see
+    :func:`encodable`), control characters escaped by JSON itself."""
+    import json
+
+    print(encodable(json.dumps(row, ensure_ascii=False, default=str)), flush=True)
 
 
 def shown(value: object) -> str:

@@ -6,7 +6,6 @@ Exit codes: :mod:`pipeline.cli.common`.
 from __future__ import annotations
 
 import contextlib
-import json
 import sys
 import time
 from collections import Counter
@@ -26,6 +25,7 @@ from pipeline.cli.common import (
     fail,
     make_console,
     plain,
+    print_json,
     shown,
 )
 from pipeline.errors import VoiceprepError
@@ -132,7 +132,7 @@ def probe(
             )
         rows.append(row)
         if as_json:
-            print(json.dumps(row, ensure_ascii=False), flush=True)
+            print_json(row)
     failed = sum(1 for r in rows if r.get("status") != "ok")
     if not as_json:
         _print_probe_table(rows)
@@ -229,7 +229,7 @@ def analyze(
                 row.update(status="failed", reasons=[exc.reason], message=exc.message, metrics=None)
         row["decode_notes"] = notes.entries()
         if as_json:
-            print(json.dumps(row, ensure_ascii=False), flush=True)
+            print_json(row)
             continue
         if row["status"] != "ok":
             out.print(
@@ -309,7 +309,7 @@ def check(
             any_fail = any_fail or result.verdict == "fail"
             if as_json:
                 row = {**result.to_dict(), "decode_notes": decode_notes}
-                print(json.dumps(row, ensure_ascii=False, default=str), flush=True)
+                print_json(row)
                 continue
             _print_check(result)
         if not as_json:
