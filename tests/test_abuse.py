@@ -446,15 +446,23 @@ def test_a_fresh_unreadable_lock_is_busy_an_old_one_stale(tmp_path: Path) -> Non
     assert not (out / outputs.LOCK_NAME).exists()
 
 
-def test_two_runs_at_once_one_waits_out_the_other(tmp_path: Path) -> None:
-    """The lock is atomic: of two runs taking it at once exactly one gets it."""
+def test_the_lock_is_reentrant_in_its_thread_and_refuses_another_thread(tmp_path: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    def take() -> None:
+        with outputs.output_lock(out):
+            pass
+
     out = tmp_path / "out"
     out.mkdir()
-    busy = pytest.raises(outputs.OutputBusy, match=str(os.getpid()))
-    with outputs.output_lock(out), busy, outputs.output_lock(out):
-        pass
-    with outputs.output_lock(out):  # released: free again
-        pass
+    with outputs.output_lock(out):
+        with outputs.output_lock(out):  # the command holds it, the run takes it again
+            pass
+        assert (out / outputs.LOCK_NAME).exists()
+        with ThreadPoolExecutor(1) as pool, pytest.raises(outputs.OutputBusy, match=str(os.getpid())):
+            pool.submit(take).result()
+    assert not (out / outputs.LOCK_NAME).exists()
+    take()  # released: free again
 
 
 def test_the_temp_sweep_removes_only_files_of_dead_processes(tmp_path: Path) -> None:

@@ -28,6 +28,7 @@ import os
 import re
 import secrets
 import socket
+import threading
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -45,6 +46,10 @@ _TEMP = re.compile(r"^\..+\.(?:(?P<pid>\d+)-)?[0-9a-zA-Z]{6,32}\.tmp$")
 _WRITE_TEST = re.compile(r"^\.write-test-(?P<pid>\d+)$")
 _UNREADABLE_LOCK_STALE_S = 60.0
 """A lock file that holds no readable holder (its writer died between create and write) is stale after this."""
+
+
+_HELD: dict[str, int] = {}
+"""The locks this process holds: the lock file's real path -> the thread holding it."""
 
 
 class OutputBusy(VoiceprepError):
@@ -131,9 +136,14 @@ def output_lock(out: Path) -> Iterator[None]:
     """Hold ``OUT/.voiceprep.lock`` for the block: raise :class:`OutputBusy` when another run holds it.
 
     A stale lock (its process, on this host, is gone) is replaced. The lock is removed at the end when it
-    is still ours.
+    is still ours. Re-entrant within one thread (the command holds it over the run, the report and the
+    submit; the run takes it again); another thread of this process is refused like another process.
     """
     path = Path(out) / LOCK_NAME
+    key = os.path.realpath(path)
+    if _HELD.get(key) == threading.get_ident():
+        yield
+        return
     mine = _holder_text()
     for _ in range(5):
         if _create_exclusive(path, mine):
@@ -155,9 +165,11 @@ def output_lock(out: Path) -> Iterator[None]:
             aside.unlink(missing_ok=True)
     else:
         raise OutputBusy(f"{out}: could not take the lock {path}")
+    _HELD[key] = threading.get_ident()
     try:
         yield
     finally:
+        del _HELD[key]
         with contextlib.suppress(OSError):
             if path.read_text() == mine:
                 path.unlink()

@@ -531,18 +531,8 @@ def run(
     family_names = list(
         dict.fromkeys(load_family(n).name for n in families or cfg.families or list_families())
     )
-    out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise RunError(f"{out}: exists and is not a folder")
-    _check_input_is_not_output(Path(input_path), out)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        probe_file = out / f".write-test-{os.getpid()}"
-        probe_file.write_text("")
-        probe_file.unlink()
-    except OSError as exc:
-        raise RunError(f"{out}: the output folder is not writable ({exc.strerror or exc})") from None
-    with outputs.output_lock(out):  # one writer per OUT; raises OutputBusy
+    out = prepare_output(input_path, out_dir)
+    with outputs.output_lock(out):  # one writer per OUT; raises OutputBusy (re-entrant: the CLI holds it)
         return _run_locked(
             input_path,
             out,
@@ -558,6 +548,25 @@ def run(
             started=started,
             t0=t0,
         )
+
+
+def prepare_output(input_path: str | Path, out_dir: str | Path) -> Path:
+    """Make the output folder of a run over ``input_path`` and prove it writable; return it.
+
+    Raises :class:`RunError` when OUT is a file, is not writable, or is the input or holds it.
+    """
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise RunError(f"{out}: exists and is not a folder")
+    _check_input_is_not_output(Path(input_path), out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe_file = out / f".write-test-{os.getpid()}"
+        probe_file.write_text("")
+        probe_file.unlink()
+    except OSError as exc:
+        raise RunError(f"{out}: the output folder is not writable ({exc.strerror or exc})") from None
+    return out
 
 
 def _check_input_is_not_output(input_path: Path, out: Path) -> None:

@@ -387,8 +387,9 @@ def run_command(
     Example: voiceprep run recordings/ --out out/ --family qwen-tts --jobs 2
     """
     from pipeline.batch.config import load_config
-    from pipeline.batch.outputs import OutputBusy
-    from pipeline.batch.runner import RunError, run
+    from pipeline.batch.outputs import OutputBusy, output_lock
+    from pipeline.batch.runner import RunError, prepare_output, run
+    from pipeline.rules.families import load_family
 
     if executor is not None and executor not in {"serial", "processes", "dask"}:
         raise typer.BadParameter(f"--executor must be serial, processes or dask (got {executor!r})")
@@ -401,37 +402,41 @@ def run_command(
         cfg = load_config(config)
     except SpecError as exc:  # an invalid configuration is a usage error (2), as for every command
         raise fail(f"invalid configuration: {exc}", EXIT_USAGE) from None
+    for name in family or cfg.families:  # an unknown family is a usage error before OUT is made
+        load_family(name)
     kind = "dask" if scheduler is not None and executor is None else executor
-    try:
-        with _run_progress() as progress:
-            written = run(
-                input_path,
-                out_dir,
-                families=family,
-                config=cfg,
-                executor=kind,
-                jobs=jobs,
-                scheduler=scheduler,
-                resume=not no_resume,
-                speaker=speaker,
-                speaker_map=speaker_map,
-                progress=progress,
-            )
-    except OutputBusy as exc:
-        raise fail(f"cannot run: {exc}", EXIT_BUSY) from None
-    except RunError as exc:
-        raise fail(f"cannot run: {exc}", EXIT_INTERNAL) from None
-    from pipeline.report.results import load_run
+    with contextlib.ExitStack() as held:  # the lock, over the run, its report and --submit
+        try:
+            held.enter_context(output_lock(prepare_output(input_path, out_dir)))
+            with _run_progress() as progress:
+                written = run(
+                    input_path,
+                    out_dir,
+                    families=family,
+                    config=cfg,
+                    executor=kind,
+                    jobs=jobs,
+                    scheduler=scheduler,
+                    resume=not no_resume,
+                    speaker=speaker,
+                    speaker_map=speaker_map,
+                    progress=progress,
+                )
+        except OutputBusy as exc:
+            raise fail(f"cannot run: {exc}", EXIT_BUSY) from None
+        except RunError as exc:
+            raise fail(f"cannot run: {exc}", EXIT_INTERNAL) from None
+        from pipeline.report.results import load_run
 
-    results = load_run(written)
-    for fmt in export:
-        results.export(fmt)
-    _print_run_summary(results, written)
-    all_ready = all(c["status"] in {"ready", "submitted"} for c in results.clip_rows)
-    code = EXIT_FAILURES if strict and not all_ready else EXIT_OK
-    if submit:
-        code = max(code, _submit_after_run(written, family, preview, config))
-    _write_report(written)
+        results = load_run(written)
+        for fmt in export:
+            results.export(fmt)
+        _print_run_summary(results, written)
+        all_ready = all(c["status"] in {"ready", "submitted"} for c in results.clip_rows)
+        code = EXIT_FAILURES if strict and not all_ready else EXIT_OK
+        if submit:
+            code = max(code, _submit_after_run(written, family, preview, config))
+        _write_report(written)
     raise typer.Exit(code)
 
 
@@ -474,10 +479,15 @@ def report_command(
 
     Example: voiceprep report --out out/ --export parquet
     """
+    from pipeline.batch.outputs import OutputBusy, output_lock
     from pipeline.report.build import build_report
 
     export = _export_formats(export)
-    path = build_report(out_dir, dest=output)
+    try:
+        with output_lock(out_dir) if out_dir.is_dir() else contextlib.nullcontext():
+            path = build_report(out_dir, dest=output)
+    except OutputBusy as exc:
+        raise fail(f"cannot write the report: {exc}", EXIT_BUSY) from None
     if export:
         from pipeline.report.results import load_run
 
