@@ -35,6 +35,8 @@ from pipeline.batch.runner import RunError, _crash, folder_key, run, safe_name
 from pipeline.errors import all_codes
 
 FAMILY = "qwen-tts"
+UMASK = 0o002
+"""The umask of the shared run: every file it writes must be 0664 (what the umask allows), none 0600."""
 SHORT = ("speech", "pra_cmu_arctic_us_aew_a0003.wav")  # 3.5 s: rejected as too short, nothing rendered
 LONG = ("speech", "resem_librispeech_150-126107-0000.flac")  # 12.3 s: a ready qwen-tts clip
 
@@ -246,7 +248,11 @@ def abused(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         (out / rel).write_bytes(_short() if content is None else content)
     (root / "zed").symlink_to(out / "clips" / "zed", target_is_directory=True)
     before_in, before_out = _tree(root), _tree(out)
-    proc = voiceprep("run", root, "--out", out, "-f", FAMILY, "--config", _config_file(base))
+    umask = os.umask(UMASK)  # a team's shared folder: group-writable files
+    try:
+        proc = voiceprep("run", root, "--out", out, "-f", FAMILY, "--config", _config_file(base))
+    finally:
+        os.umask(umask)
     (root / "locked" / "no_access.wav").chmod(0o644)
     return {
         "in": root,
@@ -323,12 +329,10 @@ def test_unicode_speakers_keep_their_names_and_stay_distinct(abused: dict[str, A
 
 
 def test_manifests_report_and_clips_share_the_umask_mode(abused: dict[str, Any]) -> None:
-    umask = os.umask(0)
-    os.umask(umask)
     out = abused["out"]
     clip = next(c["clip"] for c in abused["clips"] if c["status"] == "ready")
-    for rel in ("recordings.jsonl", "clips.jsonl", "run.json", "report.html", clip):
-        assert stat.S_IMODE((out / rel).stat().st_mode) == 0o666 & ~umask, rel
+    for rel in ("recordings.jsonl", "clips.jsonl", "run.json", "report.html", outputs.RECORD_NAME, clip):
+        assert stat.S_IMODE((out / rel).stat().st_mode) == 0o666 & ~UMASK, rel
 
 
 def test_the_record_of_outputs_lists_exactly_the_clips_of_the_manifest(abused: dict[str, Any]) -> None:
