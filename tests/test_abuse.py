@@ -391,6 +391,28 @@ def test_a_user_file_where_a_clip_goes_is_never_overwritten(abused: dict[str, An
     assert (row["status"], row["reasons"]) == ("failed", ["output_in_the_way"])
 
 
+@pytest.mark.parametrize(
+    "entry",
+    [
+        {"path": "../victim.wav", "intent": True},
+        {"path": "clips/../../victim.wav", "intent": True},
+        {"path": "notes.txt", "intent": True},
+        {"path": "clips/escape/victim.wav", "intent": True},  # clips/escape is a link out of OUT
+    ],
+    ids=["parent", "dotdot inside", "outside the clip folders", "through a link"],
+)
+def test_a_tampered_record_cannot_make_a_run_delete_anything_else(rerun: Any, entry: dict[str, Any]) -> None:
+    out = rerun.out
+    victim = out.parent / "victim.wav"
+    victim.write_bytes(b"precious")
+    (out / "notes.txt").write_bytes(b"precious")
+    (out / "clips" / "escape").symlink_to(out.parent, target_is_directory=True)
+    with (out / outputs.RECORD_NAME).open("a") as fh:
+        fh.write(json.dumps(entry) + "\n")
+    assert rerun().returncode == 0
+    assert victim.read_bytes() == b"precious" and (out / "notes.txt").read_bytes() == b"precious"
+
+
 def test_an_output_folder_of_an_older_version_is_trusted_through_its_manifest(rerun: Any) -> None:
     (rerun.out / outputs.RECORD_NAME).unlink()  # as before the record existed: clips.jsonl is the proof
     assert rerun().returncode == 0

@@ -31,7 +31,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterable, Iterator
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from pipeline.batch.manifest import append_row
@@ -41,6 +41,8 @@ LOCK_NAME = ".voiceprep.lock"
 RECORD_NAME = ".voiceprep-outputs.jsonl"
 RUN_FOLDERS = (".cache", "clips", "rejected")
 """The folders of OUT that only ``run`` writes (under the lock)."""
+CLIP_FOLDERS = ("clips", "rejected")
+"""The folders of OUT whose files the record describes: nothing elsewhere is ever deleted by it."""
 
 _TEMP = re.compile(r"^\..+\.(?:(?P<pid>\d+)-)?[0-9a-zA-Z]{6,32}\.tmp$")
 _WRITE_TEST = re.compile(r"^\.write-test-(?P<pid>\d+)$")
@@ -267,14 +269,25 @@ def keep_record(out: Path) -> None:
     atomic_write_bytes(path, lambda fh: fh.write(lines.encode("utf-8")))
 
 
+def _in_clip_folders(out: Path, rel: str) -> bool:
+    """True when ``rel`` names a file under ``OUT/clips`` or ``OUT/rejected`` and stays there once links
+    are followed: a record or manifest that was tampered with cannot point anywhere else."""
+    parts = PurePosixPath(rel).parts
+    if not parts or parts[0] not in CLIP_FOLDERS or ".." in parts or PurePosixPath(rel).is_absolute():
+        return False
+    base = os.path.realpath(Path(out) / parts[0])
+    return os.path.realpath(Path(out) / rel).startswith(base + os.sep)
+
+
 def is_ours(out: Path, rel: str, record: dict[str, dict[str, Any]]) -> bool:
     """True when the file ``OUT/rel`` is one voiceprep wrote and nobody changed since (see the module doc).
 
-    A path that does not exist is not ours (nothing to delete); a link is never ours.
+    A path that does not exist is not ours (nothing to delete); a link is never ours, nor is anything
+    outside ``OUT/clips`` and ``OUT/rejected``.
     """
     entry = record.get(rel)
     path = Path(out) / rel
-    if entry is None or path.is_symlink() or not path.is_file():
+    if entry is None or not _in_clip_folders(out, rel) or path.is_symlink() or not path.is_file():
         return False
     if entry.get("intent"):
         return True  # written (or being written) by a run that may have been killed before recording it

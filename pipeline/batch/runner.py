@@ -569,6 +569,11 @@ def prepare_output(input_path: str | Path, out_dir: str | Path) -> Path:
     return out
 
 
+def _own_output(out: Path, rel: str, record: dict[str, dict[str, Any]]) -> bool:
+    """A file in OUT that voiceprep made: a recorded clip, or a source excerpt of the report."""
+    return rel.startswith("report_files/") or outputs.is_ours(out, rel, record)
+
+
 def _check_input_is_not_output(input_path: Path, out: Path) -> None:
     """The input may hold OUT (its outputs are then not read), but may not be OUT or inside it."""
     source, target = input_path.resolve(), out.resolve()
@@ -607,7 +612,7 @@ def _run_locked(
         i.path
         for i in inputs
         if Path(i.source).is_relative_to(inside)
-        and not outputs.is_ours(out, Path(i.source).relative_to(inside).as_posix(), record)
+        and not _own_output(out, Path(i.source).relative_to(inside).as_posix(), record)
     ]
     inputs = [i for i in inputs if not Path(i.source).is_relative_to(inside)]
     if not inputs:
