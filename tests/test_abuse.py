@@ -644,3 +644,10 @@ def test_the_inspection_commands_print_odd_names_as_utf8_text(
         assert len([line for line in proc.stdout.splitlines() if line.startswith("{")]) >= 3
     else:
         assert "[bold]x[" in text and "d[/]x" in text
+
+
+def test_explain_shows_a_speaker_with_escapes_in_its_name_as_text(abused: dict[str, Any]) -> None:
+    proc = voiceprep("explain", "\x1b[31mred\x1b[0m", "--out", abused["out"])
+    assert proc.returncode == 0, proc.stderr
+    assert "\\x1b[31mred" in proc.stdout and "\x1b" not in proc.stdout
+    assert len(proc.stdout.splitlines()) > 3  # its lines kept

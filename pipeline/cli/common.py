@@ -42,10 +42,13 @@ def encodable(text: str) -> str:
         return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
-def plain(value: object) -> str:
+def plain(value: object, *, lines: bool = False) -> str:
     """User-supplied text (a path, a speaker name, a message quoting them) as it may reach a terminal:
-    control characters and bytes that are not UTF-8 shown as ``\\xNN`` / ``\\uNNNN`` escapes."""
+    control characters and bytes that are not UTF-8 shown as ``\\xNN`` / ``\\uNNNN`` escapes
+    (``lines=True``: a text of several lines, its line breaks kept)."""
     text = encodable(str(value))
+    if lines:
+        return "\n".join(plain(line) for line in text.split("\n"))
     return _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
 
 

@@ -521,7 +521,8 @@ def explain_command(
     from pipeline.report.explain import explain
     from pipeline.report.results import load_run
 
-    out.print(explain(load_run(out_dir), speaker, family), markup=False, highlight=False, soft_wrap=True)
+    text = plain(explain(load_run(out_dir), speaker, family), lines=True)
+    out.print(text, markup=False, highlight=False, soft_wrap=True)
 
 
 def _submit_after_run(
