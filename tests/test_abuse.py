@@ -389,6 +389,11 @@ def test_a_user_file_where_a_clip_goes_is_never_overwritten(abused: dict[str, An
     assert clip.read_bytes() == b"the user's own file"
     row = next(c for c in jsonl(out / "clips.jsonl") if c["speaker"] == "alice")
     assert (row["status"], row["reasons"]) == ("failed", ["output_in_the_way"])
+    clip.rename(tmp_path / "moved away.wav")  # as the message says: move it and run again
+    proc = voiceprep("run", abused["in"], "--out", out, "-f", FAMILY, "--config", _config_file(tmp_path))
+    assert proc.returncode == 0, proc.stderr
+    row = next(c for c in jsonl(out / "clips.jsonl") if c["speaker"] == "alice")
+    assert row["status"] == "ready" and clip.is_file()
 
 
 @pytest.mark.parametrize(

@@ -347,7 +347,8 @@ def make_clip(task: ClipTask, *, out_dir: Path, cache_dir: Path, config: RunConf
         recordings.append(rec)
     row = _select_render_check(recordings, spec, out_dir, config)
     row.key = key
-    _write_json(row_path, row)
+    if "output_in_the_way" not in row.reasons:  # not cached: once the file is moved, the clip is made
+        _write_json(row_path, row)
     del recordings
     release_free_memory()
     return row
