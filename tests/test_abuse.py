@@ -459,6 +459,16 @@ def test_a_second_run_into_a_locked_out_stops_with_exit_4_and_touches_nothing(
     assert _tree(out) == before
 
 
+def test_no_resume_with_a_cache_linked_elsewhere_removes_only_the_link(rerun: Any, tmp_path: Path) -> None:
+    elsewhere = tmp_path / "fast disk"
+    shutil.move(rerun.out / ".cache", elsewhere)
+    (rerun.out / ".cache").symlink_to(elsewhere, target_is_directory=True)
+    before = _tree(elsewhere)
+    assert rerun("--no-resume").returncode == 0
+    assert _tree(elsewhere) == before
+    assert not (rerun.out / ".cache").is_symlink()
+
+
 def test_a_stale_lock_of_a_dead_process_is_taken_over(rerun: Any) -> None:
     _lock(rerun.out, pid=_dead_pid(), host=socket.gethostname(), started="2026-01-01T00:00:00Z")
     assert rerun().returncode == 0
@@ -656,3 +666,20 @@ def test_explain_shows_a_speaker_with_escapes_in_its_name_as_text(abused: dict[s
     assert proc.returncode == 0, proc.stderr
     assert "\\x1b[31mred" in proc.stdout and "\x1b" not in proc.stdout
     assert len(proc.stdout.splitlines()) > 3  # its lines kept
+
+
+def test_a_clip_folder_that_links_out_of_out_is_not_written_through(
+    abused: dict[str, Any], tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    shutil.copytree(abused["out"], out, symlinks=True)
+    theirs = tmp_path / "users folder"
+    theirs.mkdir()
+    (theirs / "qwen-tts.wav").write_bytes(b"the user's file of the same name")
+    shutil.rmtree(out / "clips" / "alice")
+    (out / "clips" / "alice").symlink_to(theirs, target_is_directory=True)
+    proc = voiceprep("run", abused["in"], "--out", out, "-f", FAMILY, "--config", _config_file(tmp_path))
+    assert proc.returncode == 0, proc.stderr
+    assert _tree(theirs) == {"qwen-tts.wav": hashlib.sha256(b"the user's file of the same name").hexdigest()}
+    row = next(c for c in jsonl(out / "clips.jsonl") if c["speaker"] == "alice")
+    assert (row["status"], row["reasons"]) == ("failed", ["output_in_the_way"])

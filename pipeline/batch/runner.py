@@ -620,7 +620,9 @@ def _run_locked(
         more = f" ({len(inside_out)} inside the output folder {out}, not read)" if inside_out else ""
         raise RunError(f"{input_path}: no audio files found{more}")
     _check_speaker_folders(inputs)
-    if not resume and cache.exists():  # after every check: a refused run removes nothing
+    if not resume and cache.is_symlink():  # a link to somewhere else: only the link goes
+        cache.unlink()
+    elif not resume and cache.exists():  # after every check: a refused run removes nothing
         import shutil
 
         shutil.rmtree(cache)
