@@ -683,3 +683,26 @@ def test_a_clip_folder_that_links_out_of_out_is_not_written_through(
     assert _tree(theirs) == {"qwen-tts.wav": hashlib.sha256(b"the user's file of the same name").hexdigest()}
     row = next(c for c in jsonl(out / "clips.jsonl") if c["speaker"] == "alice")
     assert (row["status"], row["reasons"]) == ("failed", ["output_in_the_way"])
+
+
+def test_voices_list_and_show_print_names_from_the_ledger_as_text(tmp_path: Path) -> None:
+    from pipeline.enroll.ledger import Ledger
+    from pipeline.enroll.providers.base import VoiceRecord
+
+    ledger = tmp_path / "voices.sqlite"
+    record = VoiceRecord(
+        provider="minimax",
+        base_url="https://api.minimax.io",
+        family="minimax",
+        target_model="[bold]model[",
+        name="\x1b[31mname",
+        speaker="d[/]x [bold]y[",
+        status="pending",
+    )
+    with Ledger(ledger) as led:
+        row = led.begin(record)
+    for command in (["voices", "list"], ["voices", "show", str(row.id)]):
+        proc = voiceprep(*command, "--ledger", ledger)
+        assert proc.returncode == 0, proc.stderr
+        assert "d[/]x [bold]y[" in proc.stdout and "[bold]model[" in proc.stdout
+        assert "\x1b" not in proc.stdout and "\\x1b[31mname" in proc.stdout
