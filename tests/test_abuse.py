@@ -12,6 +12,7 @@ speaker with a ready clip.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import shutil
@@ -20,6 +21,7 @@ import stat
 import struct
 import subprocess
 import sys
+import unicodedata
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -28,6 +30,8 @@ import pytest
 from _cli import jsonl, voiceprep
 from _corpus import corpus_file
 from _dnsmos import dnsmos_once
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from pipeline.batch import outputs
 from pipeline.batch.config import load_config
@@ -706,3 +710,30 @@ def test_voices_list_and_show_print_names_from_the_ledger_as_text(tmp_path: Path
         assert proc.returncode == 0, proc.stderr
         assert "d[/]x [bold]y[" in proc.stdout and "[bold]model[" in proc.stdout
         assert "\x1b" not in proc.stdout and "\\x1b[31mname" in proc.stdout
+
+
+_ANY_NAME = st.text(
+    st.characters(blacklist_categories=(), min_codepoint=0, max_codepoint=0x10FFFF), min_size=0, max_size=40
+)
+"""Any text, lone surrogates (the bytes of names that are not UTF-8) and control characters included."""
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(name=_ANY_NAME)
+def test_any_name_gives_a_plain_clip_folder_and_prints_as_itself(name: str) -> None:
+    from rich.console import Console
+
+    from pipeline.cli.common import plain, shown
+
+    folder = safe_name(name)
+    assert folder and "/" not in folder and "\\" not in folder and not folder.startswith(".")
+    folder.encode("utf-8")
+    assert folder_key(name) == folder_key(safe_name(name))
+    text = plain(name)
+    text.encode("utf-8")
+    bidi = set("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+    assert not [ch for ch in text if unicodedata.category(ch) in {"Cc", "Cs", "Zl", "Zp"} or ch in bidi]
+    for embedded, expected in ((shown(name), text), (f"[bold]x[/] {shown(name)}: ok", f"x {text}: ok")):
+        console = Console(width=10_000, record=True, file=io.StringIO(), color_system=None, emoji=False)
+        console.print(embedded, highlight=False, end="")  # alone (a table cell) and as the commands embed it
+        assert console.export_text() == expected  # exactly the plain text: no markup obeyed

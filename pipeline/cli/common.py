@@ -16,7 +16,6 @@ import re
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 
 EXIT_OK = 0
 EXIT_FAILURES = 1
@@ -60,15 +59,34 @@ def print_json(row: object) -> None:
     print(encodable(json.dumps(row, ensure_ascii=False, default=str)), flush=True)
 
 
+_BRACKET = re.compile(r"(\\*)\[")
+_TAG_AT = re.compile(r"\[[a-z#/@][^[]*?]")
+"""What rich reads as a tag (``rich.markup.RE_TAGS`` without its backslashes)."""
+
+
 def shown(value: object) -> str:
-    """:func:`plain`, then escaped for rich markup: ``[bold]x[`` prints as itself inside marked-up text."""
-    return escape(plain(value))
+    """:func:`plain`, escaped for rich markup: ``[bold]x[`` and ``\\[`` print as themselves inside
+    marked-up text (followed by text or by the end of the string, not directly by a tag).
+
+    ``rich.markup.escape`` escapes only brackets that start a tag; rich also turns ``\\[`` into ``[`` in
+    plain text, so a backslash before any other bracket is doubled here too.
+    """
+    text = plain(value)
+
+    def bracket(match: re.Match[str]) -> str:
+        backslashes = match.group(1)
+        if _TAG_AT.match(text, match.end() - 1):
+            return f"{backslashes}{backslashes}\\["  # a tag: an odd number of backslashes escapes it
+        return f"{backslashes}\\[" if backslashes else "["  # rich drops one backslash before a bracket
+
+    return _BRACKET.sub(bracket, text)
 
 
 def make_console(*, stderr: bool = False) -> Console:
     """A rich console; when output is not a terminal (a pipe, CI), a wide fixed width so lines do not wrap."""
     probe = Console(stderr=stderr)
-    return Console(stderr=stderr, width=None if probe.is_terminal else 160)
+    # emoji=False: a name holding `:smile:` prints as itself (voiceprep's own text uses no emoji codes)
+    return Console(stderr=stderr, width=None if probe.is_terminal else 160, emoji=False)
 
 
 def fail(message: str, code: int) -> typer.Exit:

@@ -232,9 +232,7 @@ def analyze(
             print_json(row)
             continue
         if row["status"] != "ok":
-            out.print(
-                f"[bold]{shown(path)}[/]: [red]failed[/] ({row['reasons'][0]}): {shown(row['message'])}"
-            )
+            out.print(f"{shown(path)}: [red]failed[/] ({row['reasons'][0]}): {shown(row['message'])}")
             _print_decode_notes(row["decode_notes"])
             continue
         table = Table(title=shown(path), title_justify="left", header_style="bold", show_edge=False)
