@@ -66,6 +66,11 @@ _REASONS: dict[str, tuple[str, str]] = {
         "the file is probably cut short; re-copy or re-export it",
     ),
     "symlink_loop": ("a symbolic link points back into itself", "remove the looping link"),
+    # --- writing output ---
+    "output_in_the_way": (
+        "a file voiceprep did not write is where the clip would go (or its folder leads out of OUT)",
+        "move that file or link out of OUT/clips or OUT/rejected and run again",
+    ),
     # --- hard limits of the services ---
     "bad_format": ("the service does not accept this file format", "deliver WAV PCM16, MP3 or M4A"),
     "bad_sample_format": ("the service does not accept this sample format", "re-encode as 16-bit PCM"),

@@ -16,7 +16,7 @@ import shutil
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote
+from urllib.parse import quote, unquote
 
 import numpy as np
 import pytest
@@ -42,7 +42,7 @@ MEMO = "resem_librispeech_1246-124548-0000.flac"  # 14.38 s of read speech, 16 k
 
 WEIRD = '<b>"Zoë" & co</b>'  # a speaker name that must be escaped everywhere
 WEIRD_TAKE = f"{WEIRD}/take <1>.wav"
-WEIRD_DIR = "b_Zo_co_b"  # its clip folder (pipeline.batch.runner.safe_name)
+WEIRD_DIR = "b_Zoë_co_b"  # its clip folder (pipeline.batch.runner.safe_name)
 
 
 # --------------------------------------------------------------------------------------------- parsing
@@ -349,7 +349,7 @@ def test_audio_players_link_the_clips_relative_to_the_page(synthetic: tuple[Path
     }
     assert srcs[("cosyvoice", "ann")] == ["clips/ann/cosyvoice.wav"]
     assert srcs[("qwen-tts", "ann")] == ["rejected/ann/qwen-tts.wav"]
-    assert srcs[("cosyvoice", WEIRD)] == [f"clips/{WEIRD_DIR}/cosyvoice.wav"]
+    assert srcs[("cosyvoice", WEIRD)] == [f"clips/{quote(WEIRD_DIR)}/cosyvoice.wav"]  # a URL: ë encoded
     assert srcs[("cosyvoice", "dan")] == []  # failed: no clip
     for audio in doc.find_all("audio"):
         assert (out / unquote(audio.attrs["src"])).is_file()

@@ -548,6 +548,13 @@ def _kill_when(cmd: list[str], ready: Callable[[], bool], *, limit_s: float = 18
             proc.wait()
 
 
+def _dead_pid() -> int:
+    """The pid of a process that has ended."""
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
 def _count(folder: Path, pattern: str) -> int:
     return sum(1 for p in folder.glob(pattern) if p.is_file()) if folder.exists() else 0
 
@@ -572,12 +579,13 @@ def test_a_run_killed_at_several_points_and_restarted_equals_an_uninterrupted_on
     assert not (out / "run.json").exists()
 
     # What a kill in the middle of a write leaves behind (the kills above may or may not have hit one).
+    gone = _dead_pid()  # the temporary names carry the writer's pid: the sweep removes those of the dead
     for leftover in (
-        cache / "clips" / ".0123abcd.json.k2j3h4.tmp",
-        cache / "recordings" / ".0123abcd.npz.k2j3h4.tmp",
-        out / "clips" / "alice" / ".qwen-tts.wav.5f5f5f5f5f5f.tmp",
-        out / ".clips.jsonl.x7y8z9.tmp",
-        out / ".write-test-99999",
+        cache / "clips" / f".0123abcd.json.{gone}-0a1b2c3d4e5f.tmp",
+        cache / "recordings" / ".0123abcd.npz.0a1b2c3d4e5f.tmp",  # an older version's name, under .cache
+        out / "clips" / "alice" / f".qwen-tts.wav.{gone}-5f5f5f5f5f5f.tmp",
+        out / f".clips.jsonl.{gone}-0a1b2c3d4e5f.tmp",
+        out / f".write-test-{gone}",
     ):
         leftover.parent.mkdir(parents=True, exist_ok=True)
         leftover.write_bytes(b"half a file")

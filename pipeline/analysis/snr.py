@@ -87,7 +87,7 @@ def pause_frames(speech_mask: np.ndarray, *, guard_s: float = NOISE_GUARD_S) -> 
     that leaves fewer than :data:`MIN_SNR_FRAMES`)."""
     mask = np.asarray(speech_mask, dtype=bool)
     guard = round(guard_s / FRAME_S)
-    if not guard:
+    if not guard or not mask.size:  # no frame at all: a header whose rate makes the file a few ms long
         return ~mask
     near_speech = np.convolve(mask.astype(np.float64), np.ones(2 * guard + 1), mode="same") > 0.5
     return ~near_speech if int((~near_speech).sum()) >= MIN_SNR_FRAMES else ~mask

@@ -840,9 +840,12 @@ _MAX_WRITE_CHANNELS = 64
 
 def atomic_write_bytes(path: Path, write: Callable[[BinaryIO], object]) -> None:
     """Call ``write(file_object)`` on a hidden temporary file next to ``path``, fsync it, rename it over
-    ``path`` and fsync the folder; on any error the temporary file is removed and ``path`` is untouched."""
+    ``path`` and fsync the folder; on any error the temporary file is removed and ``path`` is untouched.
+
+    The temporary file is ``.<name>.<pid>-<hex>.tmp``: the pid says whose it is, so a sweep after a kill
+    removes only the files of processes that are gone (``pipeline.batch.outputs``)."""
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(6)}.tmp")
     try:
         with open(tmp, "x+b") as fh:  # readable too: encoders may read back what they wrote (MP4 faststart)
             write(fh)

@@ -5,6 +5,7 @@ Gives: :func:`~pipeline.batch.runner.run`: scan, group by speaker, analyse each 
 and settings), select, render and re-check per speaker and family, resume after a kill; the executors
 (serial, process pool, Dask behind one ``map_unordered`` seam); the manifests
 (:mod:`~pipeline.batch.manifest`: ``recordings.jsonl``, ``clips.jsonl`` rows, append/read/export) and
-``run.json``.
+``run.json``; :mod:`~pipeline.batch.outputs`: one writer per output folder (a lock) and the record of the
+clips a run wrote, so that it deletes or overwrites nothing else.
 May import: every stage below it (render, selection, analysis, rules, audio) and :mod:`pipeline.errors`.
 """

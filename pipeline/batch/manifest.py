@@ -284,7 +284,7 @@ def append_row(path: Path, row: BaseModel | Mapping[str, Any]) -> None:
     data = _line(row).encode("utf-8")
     path = Path(path)
     with _lock_for(path):
-        fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+        fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o666)  # the umask decides, as for clips
         try:
             if fcntl is not None:
                 fcntl.flock(fd, fcntl.LOCK_EX)

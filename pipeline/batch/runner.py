@@ -24,6 +24,7 @@ import platform
 import re
 import time
 import traceback
+import unicodedata
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Executor
@@ -35,6 +36,7 @@ from pipeline.audio import io
 from pipeline.audio.memory import release_free_memory
 from pipeline.audio.notes import collected, collecting
 from pipeline.audio.scan import InputFile, scan
+from pipeline.batch import outputs
 from pipeline.batch.config import RunConfig, load_config
 from pipeline.batch.manifest import (
     ClipRow,
@@ -61,10 +63,43 @@ class RunError(VoiceprepError):
 # --------------------------------------------------------------------------------------------- speakers
 
 
+_WINDOWS_RESERVED = {
+    "CON",
+    "PRN",
+    "AUX",
+    "NUL",
+    *(f"COM{i}" for i in range(1, 10)),
+    *(f"LPT{i}" for i in range(1, 10)),
+}
+
+
 def safe_name(name: str) -> str:
-    """A file-system-safe version of a speaker name (letters, digits, ``-``, ``_``, ``.``)."""
-    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "_", name.strip()).strip("._")
+    """The clip folder of a speaker: the name itself (NFC), letters and digits of every script kept
+    (``张伟`` stays ``张伟``); runs of anything else (spaces, ``/``, ``\\``, ``:``, control characters,
+    markup) become ``_``; never empty, hidden or a reserved Windows device name."""
+    text = unicodedata.normalize("NFC", text_of(name)).strip()
+    cleaned = re.sub(r"[^\w.-]+", "_", text).strip("._")
+    if cleaned.split(".")[0].upper() in _WINDOWS_RESERVED:
+        cleaned = f"_{cleaned}"
     return cleaned or "speaker"
+
+
+def folder_key(name: str) -> str:
+    """What makes two clip folders the same on a case-insensitive file system (macOS, Windows)."""
+    return unicodedata.normalize("NFC", safe_name(name)).casefold()
+
+
+def text_of(name: str) -> str:
+    """A file name as printable, encodable text: bytes that are not UTF-8 (kept by Python as lone
+    surrogates) become ``\\xNN``; valid names are returned unchanged."""
+    try:
+        name.encode("utf-8")
+        return name
+    except UnicodeEncodeError:
+        try:
+            return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+        except UnicodeEncodeError:
+            return name.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def _read_speaker_map(path: Path) -> dict[str, str]:
@@ -100,10 +135,12 @@ def find_inputs(
     mapping = _read_speaker_map(Path(speaker_map)) if speaker_map is not None else {}
     files: list[InputFile] = []
     for item in scan([root]):
-        parts = Path(item.path).parts
-        who = speaker or (parts[0] if len(parts) > 1 else Path(item.path).stem)
-        who = mapping.get(item.path, who)
-        files.append(replace(item, source=str(Path(item.source).resolve()), speaker=who))
+        shown = text_of(item.path)  # manifests, logs and the terminal see text; `source` keeps the bytes
+        parts = Path(shown).parts
+        who = speaker or (parts[0] if len(parts) > 1 else Path(shown).stem)
+        who = mapping.get(shown, who)
+        # realpath, not Path.resolve: a link to itself must stay a row (symlink_loop), not raise
+        files.append(replace(item, path=shown, source=os.path.realpath(item.source), speaker=who))
     # A path the map names but the input does not hold is a typo: silently ignoring it would put that
     # file under the wrong speaker.
     unknown = sorted(set(mapping) - {f.path for f in files})
@@ -143,7 +180,7 @@ def _read_json(path: Path) -> Any | None:
 def _file_sha256(source: Path, cache_dir: Path) -> str:
     """sha256 of a file's bytes, remembered by (size, mtime, inode) so a repeated run does not re-read it."""
     st = source.stat()
-    stamp = fingerprint([str(source), st.st_size, st.st_mtime_ns, st.st_ino])
+    stamp = fingerprint([text_of(str(source)), st.st_size, st.st_mtime_ns, st.st_ino])
     entry = cache_dir / "hashes" / f"{stamp}.txt"
     try:
         value = entry.read_text().strip()
@@ -310,7 +347,8 @@ def make_clip(task: ClipTask, *, out_dir: Path, cache_dir: Path, config: RunConf
         recordings.append(rec)
     row = _select_render_check(recordings, spec, out_dir, config)
     row.key = key
-    _write_json(row_path, row)
+    if "output_in_the_way" not in row.reasons:  # not cached: once the file is moved, the clip is made
+        _write_json(row_path, row)
     del recordings
     release_free_memory()
     return row
@@ -345,6 +383,9 @@ def _select_render_check(recordings: list[Any], spec: Any, out: Path, cfg: RunCo
         return ClipRow(speaker=speaker, family=spec.name, status="rejected", reasons=reasons, message=message)
     target = out / "clips" / safe_name(speaker) / f"{spec.name}.{spec.delivery.format}"
     target.parent.mkdir(parents=True, exist_ok=True)
+    if not _may_render(out, target):
+        return _in_the_way(speaker, spec.name, out, target)
+    outputs.note_intent(out, target)
     first_failure: ClipRow | None = None
     for rank, plan in enumerate(plans):
         rendered = render(plan, spec, target)
@@ -383,12 +424,34 @@ def _select_render_check(recordings: list[Any], spec: Any, out: Path, cfg: RunCo
     # Re-render the best plan and keep it to listen to, but never where a ready clip would be.
     rejected = out / "rejected" / safe_name(speaker) / target.name
     rejected.parent.mkdir(parents=True, exist_ok=True)
+    if not _may_render(out, rejected):
+        target.unlink(missing_ok=True)
+        return _in_the_way(speaker, spec.name, out, rejected)
+    outputs.note_intent(out, rejected)
     render(plans[0], spec, rejected)
     target.unlink(missing_ok=True)
     first_failure.clip = rejected.relative_to(out).as_posix()
     first_failure.clip_sha256 = io.sha256_file(rejected)
     first_failure.message = "every candidate failed its re-check; the best is kept under rejected/"
     return first_failure
+
+
+def _may_render(out: Path, target: Path) -> bool:
+    """True when a clip may be written at ``target``: its folder is inside OUT (not a link leading out)
+    and nothing is there that voiceprep did not write."""
+    inside = target.parent.resolve().is_relative_to(out.resolve())
+    return inside and outputs.may_write(out, target)
+
+
+def _in_the_way(speaker: str, family: str, out: Path, target: Path) -> ClipRow:
+    where = target.relative_to(out).as_posix()
+    return ClipRow(
+        speaker=speaker,
+        family=family,
+        status="failed",
+        reasons=["output_in_the_way"],
+        message=f"{where}: {reason('output_in_the_way').message}; it was left as it is",
+    )
 
 
 def _known_dnsmos(plan: Any, rendered: Any) -> dict[str, float] | None:
@@ -421,10 +484,11 @@ def _crash(out: Path, what: str, exc: BaseException) -> dict[str, Any]:
     from pipeline.batch.executors import error_type
 
     text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-    with (out / "errors.log").open("a") as fh:
-        fh.write(f"--- {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} {what}\n{text}\n")
+    # Paths in a traceback may hold bytes that are not UTF-8: escaped, never a second crash.
+    with (out / "errors.log").open("a", encoding="utf-8", errors="backslashreplace") as fh:
+        fh.write(f"--- {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} {text_of(what)}\n{text}\n")
     kind_name = error_type(exc)  # the original type, also when it came back wrapped from a worker
-    message = f"{kind_name}: {exc}"
+    message = text_of(f"{kind_name}: {exc}")
     return {"status": "failed", "reasons": ["internal_error"], "message": message, "error_type": kind_name}
 
 
@@ -449,8 +513,11 @@ def run(
     :class:`concurrent.futures.Executor` (a Dask ``client.get_executor()``, a thread pool), which the run
     uses and leaves open; the kinds are started only when some work is not cached, and stopped at the end.
 
-    Raises :class:`RunError` when the run cannot proceed (no input, unwritable output); data problems in
-    individual files never raise: they become rows with a status and reasons.
+    Raises :class:`RunError` when the run cannot proceed (no input, unwritable output, the input is the
+    output folder or inside it) and :class:`~pipeline.batch.outputs.OutputBusy` when another run holds the
+    output folder's lock; data problems in individual files never raise: they become rows with a status
+    and reasons. Only clips this function can prove it wrote are ever deleted or overwritten
+    (:mod:`pipeline.batch.outputs`).
     """
     from pipeline.batch.executors import KINDS
     from pipeline.rules.families import list_families, load_family
@@ -465,9 +532,34 @@ def run(
     family_names = list(
         dict.fromkeys(load_family(n).name for n in families or cfg.families or list_families())
     )
+    out = prepare_output(input_path, out_dir)
+    with outputs.output_lock(out):  # one writer per OUT; raises OutputBusy (re-entrant: the CLI holds it)
+        return _run_locked(
+            input_path,
+            out,
+            family_names,
+            cfg,
+            kind,
+            workers=jobs or cfg.jobs or None,
+            scheduler=scheduler,
+            resume=resume,
+            speaker=speaker,
+            speaker_map=speaker_map,
+            progress=progress,
+            started=started,
+            t0=t0,
+        )
+
+
+def prepare_output(input_path: str | Path, out_dir: str | Path) -> Path:
+    """Make the output folder of a run over ``input_path`` and prove it writable; return it.
+
+    Raises :class:`RunError` when OUT is a file, is not writable, or is the input or holds it.
+    """
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise RunError(f"{out}: exists and is not a folder")
+    _check_input_is_not_output(Path(input_path), out)
     try:
         out.mkdir(parents=True, exist_ok=True)
         probe_file = out / f".write-test-{os.getpid()}"
@@ -475,27 +567,72 @@ def run(
         probe_file.unlink()
     except OSError as exc:
         raise RunError(f"{out}: the output folder is not writable ({exc.strerror or exc})") from None
+    return out
+
+
+def _own_output(out: Path, rel: str, record: dict[str, dict[str, Any]]) -> bool:
+    """A file in OUT that voiceprep made: a recorded clip, or a source excerpt of the report."""
+    return rel.startswith("report_files/") or outputs.is_ours(out, rel, record)
+
+
+def _check_input_is_not_output(input_path: Path, out: Path) -> None:
+    """The input may hold OUT (its outputs are then not read), but may not be OUT or inside it."""
+    source, target = input_path.resolve(), out.resolve()
+    if source == target or source.is_relative_to(target):
+        raise RunError(
+            f"{input_path}: the input is the output folder {out} or inside it; choose another --out"
+        )
+
+
+def _run_locked(
+    input_path: str | Path,
+    out: Path,
+    family_names: list[str],
+    cfg: RunConfig,
+    kind: str | Executor,
+    *,
+    workers: int | None,
+    scheduler: str | None,
+    resume: bool,
+    speaker: str | None,
+    speaker_map: str | Path | None,
+    progress: ProgressCallback | None,
+    started: float,
+    t0: float,
+) -> Path:
+    """The run proper, with the output folder's lock held."""
     cache = out / ".cache"
-    _remove_temp_files(out)
-    if not resume and cache.exists():
+    outputs.remove_temp_files(out)
+    outputs.keep_record(out)
+    inputs = find_inputs(input_path, speaker=speaker, speaker_map=speaker_map)
+    # An output folder inside the input (``run . --out out``) must not feed files back in: they are not
+    # read, and named in run.json (a user's file there, e.g. through a link, is not silently ignored).
+    inside = out.resolve()
+    record = outputs.load_record(out)
+    inside_out = [
+        i.path
+        for i in inputs
+        if Path(i.source).is_relative_to(inside)
+        and not _own_output(out, Path(i.source).relative_to(inside).as_posix(), record)
+    ]
+    inputs = [i for i in inputs if not Path(i.source).is_relative_to(inside)]
+    if not inputs:
+        more = f" ({len(inside_out)} inside the output folder {out}, not read)" if inside_out else ""
+        raise RunError(f"{input_path}: no audio files found{more}")
+    _check_speaker_folders(inputs)
+    if not resume and cache.is_symlink():  # a link to somewhere else: only the link goes
+        cache.unlink()
+    elif not resume and cache.exists():  # after every check: a refused run removes nothing
         import shutil
 
         shutil.rmtree(cache)
-    inputs = find_inputs(input_path, speaker=speaker, speaker_map=speaker_map)
-    # An output folder inside the input (``run . --out out``) must not feed its own clips back in.
-    inside = out.resolve()
-    inputs = [i for i in inputs if not Path(i.source).is_relative_to(inside)]
-    if not inputs:
-        raise RunError(f"{input_path}: no audio files found")
-    _check_speaker_folders(inputs)
-    _notify(progress, "start", files=len(inputs), families=family_names)
+    _notify(progress, "start", files=len(inputs), families=family_names, inside_out=inside_out)
 
     rec_manifest, clip_manifest = out / "recordings.jsonl", out / "clips.jsonl"
     (out / "errors.log").unlink(missing_ok=True)  # it describes this run only
     write_rows(rec_manifest, [])
     write_rows(clip_manifest, [])
     config_dict = cfg.model_dump(mode="json")
-    workers = jobs or cfg.jobs or None
     timings: dict[str, float] = {}
     recordings: list[RecordingRow] = []
     clips: list[ClipRow] = []
@@ -570,7 +707,7 @@ def run(
     clips.sort(key=lambda c: (c.speaker, c.family))
     write_rows(rec_manifest, recordings)
     write_rows(clip_manifest, clips)
-    _remove_stale_clips(out, clips)
+    outputs.remove_unlisted(out, {c.clip: c.clip_sha256 for c in clips if c.clip})
     seconds = time.perf_counter() - t0
     counts = _counts(recordings, clips)
     _write_json(
@@ -589,6 +726,7 @@ def run(
             "timings": {k: round(v, 3) for k, v in timings.items()},
             "tasks": tasks,
             "counts": counts,
+            "inputs_inside_out": inside_out,
         },
     )
     _notify(progress, "done", out_dir=out, counts=counts)
@@ -604,31 +742,18 @@ def _with_use(recordings: Sequence[RecordingRow], clips: Sequence[ClipRow]) -> l
     return [r.model_copy(update={"used_in": sorted(used.get((r.speaker, r.path), []))}) for r in recordings]
 
 
-def _remove_temp_files(out: Path) -> None:
-    """Delete the temporary files a killed run left behind (every output is written as ``.<name>.*.tmp``
-    and renamed). Only the folders this module writes are swept, never the rest of ``out``."""
-    for path in out.glob(".write-test-*"):
-        path.unlink(missing_ok=True)
-    for path in out.glob(".*.tmp"):
-        path.unlink(missing_ok=True)
-    for folder in (".cache", "clips", "rejected"):
-        base = out / folder
-        if base.is_dir():
-            for path in base.rglob(".*.tmp"):
-                if path.is_file():
-                    path.unlink(missing_ok=True)
-
-
 def _check_speaker_folders(inputs: Sequence[InputFile]) -> None:
-    """Two speakers whose names clean to the same folder name would overwrite each other's clips."""
+    """Two speakers whose clip folders are the same name, ignoring case (:func:`folder_key`), would
+    overwrite each other's clips (on macOS and Windows also ``Alice`` and ``alice``): the run is refused,
+    naming both, on every system alike."""
     owner: dict[str, str] = {}
     for item in inputs:
-        folder = safe_name(item.speaker)
-        other = owner.setdefault(folder, item.speaker)
+        other = owner.setdefault(folder_key(item.speaker), item.speaker)
         if other != item.speaker:
             raise RunError(
-                f"speakers {other!r} and {item.speaker!r} would share the clip folder clips/{folder}/; "
-                "rename one (e.g. with --speaker-map)"
+                f"speakers {other!r} and {item.speaker!r} would share the clip folder "
+                f"clips/{safe_name(other)}/ (folder names are compared ignoring case); rename one "
+                "(e.g. with --speaker-map)"
             )
 
 
@@ -667,18 +792,6 @@ def _speakers_without_audio(
                 )
             )
     return rows
-
-
-def _remove_stale_clips(out: Path, clips: Sequence[ClipRow]) -> None:
-    """Delete clip files from an earlier run that no row refers to any more (e.g. now rejected)."""
-    keep = {c.clip for c in clips if c.clip}
-    for folder in ("clips", "rejected"):
-        base = out / folder
-        if not base.exists():
-            continue
-        for path in base.rglob("*"):
-            if path.is_file() and path.relative_to(out).as_posix() not in keep:
-                path.unlink()
 
 
 def _counts(recordings: Sequence[RecordingRow], clips: Sequence[ClipRow]) -> dict[str, Any]:

@@ -6,7 +6,6 @@ Exit codes: :mod:`pipeline.cli.common`.
 from __future__ import annotations
 
 import contextlib
-import json
 import sys
 import time
 from collections import Counter
@@ -18,6 +17,7 @@ import typer
 from rich.table import Table
 
 from pipeline.cli.common import (
+    EXIT_BUSY,
     EXIT_FAILURES,
     EXIT_INTERNAL,
     EXIT_OK,
@@ -30,6 +30,9 @@ from pipeline.cli.common import (
     RunFolder,
     fail,
     make_console,
+    plain,
+    print_json,
+    shown,
     state,
     write_report,
 )
@@ -132,7 +135,7 @@ def probe(
             )
         rows.append(row)
         if as_json:
-            print(json.dumps(row, ensure_ascii=False), flush=True)
+            print_json(row)
     failed = sum(1 for r in rows if r.get("status") != "ok")
     if not as_json:
         _print_probe_table(rows)
@@ -166,12 +169,13 @@ def _print_probe_table(rows: list[dict]) -> None:
     for r in rows:
         status = "[green]ok[/]" if r.get("status") == "ok" else "[red]failed[/]"
         cells = [value_text(key, r.get(key), unit_of(key)) for key in _PROBE_COLUMNS]
-        table.add_row(str(r.get("path")), status, *cells, ", ".join(r.get("reasons") or []))
+        table.add_row(shown(r.get("path")), status, *cells, ", ".join(r.get("reasons") or []))
     out.print(table)
     for r in rows:
         if r.get("status") != "ok" or r.get("reasons"):
             codes = ", ".join(r.get("reasons") or [])
-            out.print(f"  {r.get('path')}: {codes}: {r.get('message') or ''}", highlight=False, markup=False)
+            line = f"  {plain(r.get('path'))}: {codes}: {plain(r.get('message') or '')}"
+            out.print(line, highlight=False, markup=False)
 
 
 @app.command()
@@ -221,13 +225,13 @@ def analyze(
                 row.update(status="failed", reasons=[exc.reason], message=exc.message, metrics=None)
         row["decode_notes"] = notes.entries()
         if as_json:
-            print(json.dumps(row, ensure_ascii=False), flush=True)
+            print_json(row)
             continue
         if row["status"] != "ok":
-            out.print(f"[bold]{path}[/]: [red]failed[/] ({row['reasons'][0]}): {row['message']}")
+            out.print(f"{shown(path)}: [red]failed[/] ({row['reasons'][0]}): {shown(row['message'])}")
             _print_decode_notes(row["decode_notes"])
             continue
-        table = Table(title=path, title_justify="left", header_style="bold", show_edge=False)
+        table = Table(title=shown(path), title_justify="left", header_style="bold", show_edge=False)
         table.add_column("metric")
         table.add_column("value", justify="right")
         table.add_column("note")
@@ -283,7 +287,7 @@ def check(
             any_fail = any_fail or result.verdict == "fail"
             if as_json:
                 row = {**result.to_dict(), "decode_notes": decode_notes}
-                print(json.dumps(row, ensure_ascii=False, default=str), flush=True)
+                print_json(row)
                 continue
             _print_check(result)
         if not as_json:
@@ -294,10 +298,12 @@ def check(
 def _print_check(result: CheckResult) -> None:
     style = _VERDICT_STYLE[result.verdict]
     reasons = f" ({', '.join(result.reasons)})" if result.reasons else ""
-    out.print(f"[{style}]{result.verdict.upper():4}[/] {result.path} [dim]for[/] {result.family}{reasons}")
+    out.print(
+        f"[{style}]{result.verdict.upper():4}[/] {shown(result.path)} [dim]for[/] {result.family}{reasons}"
+    )
     for c in result.problems:
         mark = "[red]x[/]" if c.verdict == "fail" else "[yellow]![/]"
-        out.print(f"     {mark} {c.message}", highlight=False)
+        out.print(f"     {mark} {shown(c.message)}", highlight=False)
         if c.hint:
             out.print(f"       [dim]fix: {c.hint}[/]", highlight=False)
 
@@ -346,7 +352,9 @@ def run_command(
     Example: voiceprep run recordings/ --out out/ --family qwen-tts --jobs 2
     """
     from pipeline.batch.config import load_config
-    from pipeline.batch.runner import RunError, run
+    from pipeline.batch.outputs import OutputBusy, output_lock
+    from pipeline.batch.runner import RunError, prepare_output, run
+    from pipeline.rules.families import load_family
 
     if executor is not None and executor not in {"serial", "processes", "dask"}:
         raise typer.BadParameter(f"--executor must be serial, processes or dask (got {executor!r})")
@@ -359,35 +367,41 @@ def run_command(
         cfg = load_config(config)
     except SpecError as exc:  # an invalid configuration is a usage error (2), as for every command
         raise fail(f"invalid configuration: {exc}", EXIT_USAGE) from None
+    for name in family or cfg.families:  # an unknown family is a usage error before OUT is made
+        load_family(name)
     kind = "dask" if scheduler is not None and executor is None else executor
-    try:
-        with _run_progress() as progress:
-            written = run(
-                input_path,
-                out_dir,
-                families=family,
-                config=cfg,
-                executor=kind,
-                jobs=jobs,
-                scheduler=scheduler,
-                resume=not no_resume,
-                speaker=speaker,
-                speaker_map=speaker_map,
-                progress=progress,
-            )
-    except RunError as exc:
-        raise fail(f"cannot run: {exc}", EXIT_INTERNAL) from None
-    from pipeline.report.results import load_run
+    with contextlib.ExitStack() as held:  # the lock, over the run, its report and --submit
+        try:
+            held.enter_context(output_lock(prepare_output(input_path, out_dir)))
+            with _run_progress() as progress:
+                written = run(
+                    input_path,
+                    out_dir,
+                    families=family,
+                    config=cfg,
+                    executor=kind,
+                    jobs=jobs,
+                    scheduler=scheduler,
+                    resume=not no_resume,
+                    speaker=speaker,
+                    speaker_map=speaker_map,
+                    progress=progress,
+                )
+        except OutputBusy as exc:
+            raise fail(f"cannot run: {exc}", EXIT_BUSY) from None
+        except RunError as exc:
+            raise fail(f"cannot run: {exc}", EXIT_INTERNAL) from None
+        from pipeline.report.results import load_run
 
-    results = load_run(written)
-    for fmt in export:
-        results.export(fmt)
-    _print_run_summary(results, written)
-    all_ready = all(c["status"] in {"ready", "submitted"} for c in results.clip_rows)
-    code = EXIT_FAILURES if strict and not all_ready else EXIT_OK
-    if submit:
-        code = max(code, _submit_after_run(written, family, preview, config))
-    write_report(written)
+        results = load_run(written)
+        for fmt in export:
+            results.export(fmt)
+        _print_run_summary(results, written)
+        all_ready = all(c["status"] in {"ready", "submitted"} for c in results.clip_rows)
+        code = EXIT_FAILURES if strict and not all_ready else EXIT_OK
+        if submit:
+            code = max(code, _submit_after_run(written, family, preview, config))
+        write_report(written)
     raise typer.Exit(code)
 
 
@@ -406,18 +420,23 @@ def report_command(
 
     Example: voiceprep report --out out/ --export parquet
     """
+    from pipeline.batch.outputs import OutputBusy, output_lock
     from pipeline.report.build import build_report
 
     export = _export_formats(export)
-    path = build_report(out_dir, dest=output)
+    try:
+        with output_lock(out_dir) if out_dir.is_dir() else contextlib.nullcontext():
+            path = build_report(out_dir, dest=output)
+    except OutputBusy as exc:
+        raise fail(f"cannot write the report: {exc}", EXIT_BUSY) from None
     if export:
         from pipeline.report.results import load_run
 
         results = load_run(out_dir)
         for fmt in export:
             for written in results.export(fmt):
-                out.print(f"wrote {written}", markup=False, highlight=False)
-    out.print(f"report: {path}", markup=False, highlight=False)
+                out.print(f"wrote {plain(written)}", markup=False, highlight=False)
+    out.print(f"report: {plain(path)}", markup=False, highlight=False)
 
 
 @app.command("explain")
@@ -443,7 +462,8 @@ def explain_command(
     from pipeline.report.explain import explain
     from pipeline.report.results import load_run
 
-    out.print(explain(load_run(out_dir), speaker, family), markup=False, highlight=False, soft_wrap=True)
+    text = plain(explain(load_run(out_dir), speaker, family), lines=True)
+    out.print(text, markup=False, highlight=False, soft_wrap=True)
 
 
 def _submit_after_run(
@@ -500,7 +520,7 @@ def _run_progress() -> Iterator[Callable[[str, dict], None]]:
             tasks["clips"] = bar.add_task("clips    ", total=data["total"], info="")
         elif event == "clip" and "clips" in tasks:
             row = data["row"]
-            bar.update(tasks["clips"], advance=1, info=f"{row.speaker}/{row.family}: {row.status}")
+            bar.update(tasks["clips"], advance=1, info=shown(f"{row.speaker}/{row.family}: {row.status}"))
 
     with bar:
         yield on_event
@@ -536,7 +556,7 @@ def _print_run_summary(results: RunResults, out_dir: Path) -> None:
                 top = f" ({reasons[0]})"
             dur = f" {c['duration_s']:.1f}s" if c["duration_s"] and status == "ready" else ""
             cells.append(f"[{style}]{status}[/]{dur}{top}")
-        table.add_row(who, *cells)
+        table.add_row(shown(who), *cells)
     out.print(table)
     counts = results.run["counts"]
     failed = [r for r in results.recording_rows if r["status"] != "ok"]
@@ -547,12 +567,25 @@ def _print_run_summary(results: RunResults, out_dir: Path) -> None:
         + f"; {results.run['seconds']:.1f} s"
     )
     for r in failed:
-        out.print(f"  [red]failed[/] {r['path']}: {', '.join(r['reasons'])}: {r['message']}", highlight=False)
+        out.print(
+            f"  [red]failed[/] {shown(r['path'])}: {', '.join(r['reasons'])}: {shown(r['message'])}",
+            highlight=False,
+        )
     noted = counts.get("recordings_with_decode_notes", 0)
     if noted:
         had = "recording had" if noted == 1 else "recordings had"
         out.print(f"{noted} {had} decoder notes (see decode_notes in recordings.jsonl)", highlight=False)
-    out.print(f"outputs in {out_dir}/ (clips/, recordings.jsonl, clips.jsonl, run.json)")
+    inside = results.run.get("inputs_inside_out") or []
+    if inside:
+        names = ", ".join(plain(p) for p in inside[:3]) + (
+            f" and {len(inside) - 3} more" if len(inside) > 3 else ""
+        )
+        out.print(
+            f"{len(inside)} input files are inside the output folder and were not read: {names}",
+            markup=False,
+            highlight=False,
+        )
+    out.print(f"outputs in {shown(out_dir)}/ (clips/, recordings.jsonl, clips.jsonl, run.json)")
 
 
 @families_app.callback(invoke_without_command=True)
@@ -631,7 +664,7 @@ def main() -> None:
     except VoiceprepError as exc:
         if debug:
             raise
-        err.print(f"voiceprep: error: {exc}", markup=False, highlight=False)
+        err.print(f"voiceprep: error: {plain(exc)}", markup=False, highlight=False)
         sys.exit(EXIT_USAGE)
     except KeyboardInterrupt:
         err.print("voiceprep: interrupted")
@@ -647,7 +680,9 @@ def main() -> None:
         if debug:
             raise
         err.print(
-            f"voiceprep: internal error: {type(exc).__name__}: {exc} (run with --debug for the traceback)",
+            plain(
+                f"voiceprep: internal error: {type(exc).__name__}: {exc} (run with --debug for the traceback)"
+            ),
             markup=False,
             highlight=False,
         )

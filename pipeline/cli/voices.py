@@ -40,6 +40,7 @@ from pipeline.cli.common import (
     make_console,
     write_report,
 )
+from pipeline.cli.common import shown as _text  # names and provider messages, printed as themselves
 from pipeline.errors import VoiceprepError
 
 if TYPE_CHECKING:
@@ -146,12 +147,12 @@ def _print_outcomes(outcomes: Sequence[VoiceRecord], out_dir: Path, console: Con
             note = f"{note}; preview {shown.as_posix()}" if note else f"preview {shown.as_posix()}"
         what = o.action if o.action not in {"created", "dry-run", o.status} else ""
         table.add_row(
-            o.speaker or "-",
+            _text(o.speaker or "-"),
             o.family,
-            o.target_model or "-",
-            o.voice_id or (f"({o.name})" if o.name else "-"),
+            _text(o.target_model or "-"),
+            _text(o.voice_id or (f"({o.name})" if o.name else "-")),
             f"[{style}]{o.status}[/]" + (f" [dim]{what}[/]" if what else ""),
-            note or "",
+            _text(note or ""),
         )
     console.print(table)
 
@@ -161,14 +162,14 @@ def _print_dry_run(outcomes: Sequence[VoiceRecord], console: Console) -> None:
     from pipeline.enroll.submit import unset_key_env
 
     for o in outcomes:
-        head = f"[bold]{o.speaker}/{o.family}[/] -> {o.target_model} as {o.name or '-'}"
+        head = f"[bold]{_text(o.speaker)}/{o.family}[/] -> {_text(o.target_model)} as {_text(o.name or '-')}"
         console.print(head, highlight=False)
         if o.note:
             console.print(f"  {o.note}", markup=False, highlight=False)
         for req in o.requests:
             console.print_json(scrub(json.dumps(req)), indent=2)  # built masked; scrub is the second guard
         for p in o.problems:
-            console.print(f"  [red]x[/] {p}", highlight=False)
+            console.print(f"  [red]x[/] {_text(p)}", highlight=False)
     bad = sum(1 for o in outcomes if o.problems)
     keyless = sorted({env for o in outcomes if (env := unset_key_env(o.provider))})
     unset = f"; a real submit needs {', '.join(keyless)} (not set)" if keyless else ""
@@ -323,7 +324,7 @@ def _print_warnings(warnings: Sequence[Any], usage: Sequence[str], console: Cons
     for line in usage:
         console.print(line, highlight=False)
     for kind, message, _ in warnings:
-        console.print(f"[yellow]warning[/] ({kind}) {message}", highlight=False)
+        console.print(f"[yellow]warning[/] ({kind}) {_text(message)}", highlight=False)
 
 
 @voices_app.command("list")
@@ -378,20 +379,20 @@ def voices_list(
     for r, rv in listing.entries:
         if r is None:
             assert rv is not None
-            cells = ["-", "-", rv.family, rv.target_model or "-", rv.voice_id or "-"]
+            cells = ["-", "-", rv.family, _text(rv.target_model or "-"), _text(rv.voice_id or "-")]
             cells += ["[yellow]not in ledger[/]", rv.created_at or "-", "-"]
         else:
             style = _STATUS_STYLE.get(r.status, "white")
             cells = [
                 f"#{r.id}",
-                r.speaker or "-",
+                _text(r.speaker or "-"),
                 r.family,
-                r.target_model or "-",
-                r.voice_id or f"({r.name})",
+                _text(r.target_model or "-"),
+                _text(r.voice_id or f"({r.name})"),
             ]
             cells += [f"[{style}]{r.status}[/]", (r.created_at or "")[:19], (r.last_checked_at or "-")[:19]]
         if remote:
-            cells.append(rv.status if rv else ("[red]not listed[/]" if r and r.voice_id else "-"))
+            cells.append(_text(rv.status) if rv else ("[red]not listed[/]" if r and r.voice_id else "-"))
         table.add_row(*cells)
     out.print(table)
     _print_warnings(listing.warnings, listing.usage, out)
@@ -426,7 +427,7 @@ def voices_show(
     table.add_column("field", style="bold")
     table.add_column("value")
     for key, value in describe_voice(record):
-        table.add_row(key, value)
+        table.add_row(key, _text(value))
     out.print(table)
     raise typer.Exit(EXIT_OK)
 
