@@ -22,15 +22,18 @@ event times. The clip level is decided in :meth:`ClippingDetector.finish`, in tw
 3. **Local flat tops** (clipping under the file's own peak: a clipped part of a session whose other parts,
    or a click, peak higher; both stages above only read the levels near the file's top): every block of
    :data:`LOCAL_BLOCK_FRAMES` frames (0.5 s) is tested at its *own* top level. Its top holds at least
-   six samples within :data:`LOCAL_TOLERANCE` (1.5 steps of 16-bit audio) in at least two separate runs
-   of two or more, a tenth of them with a neighbour on it, and three times as many samples as the next
-   level under it in the same frames. Flat tops at or above the level the histogram stages count are
+   six samples within :data:`LOCAL_TOLERANCE` (1.5 steps of 16-bit audio), in at least two separate flat
+   runs (neighbours on it that are equal, or on opposite rails: clipped hiss swings from one to the
+   other in one sample), a tenth of its samples in such pairs, and three times as many samples as the
+   next level under it in the same frames. Flat tops at or above the level the histogram stages count are
    theirs (not counted twice). Only the frames whose peak reaches the block's top are read again. Found in
    16-bit speech clipped at 0.1, 0.25 and 0.5 of full scale (0.3-3 %) between louder clean copies: every
-   case, the clipped share within 1 %, every event inside the clipped part. False alarms: none of 297
+   case, the clipped share within 1 %, every event inside the clipped part. False alarms: none of 462
    variants of the 32 recordings of ``../shared/data`` (speech, long, conversation) as they are, as 16-bit
-   PCM at peaks 0.99, 0.3, 0.05 and 0.02, peak-limited, and through MP3 clamped to 16 bits (the decoder's
-   overshoot): the flags on those sets are the histogram stages' own, the same before and after.
+   PCM at peaks 0.99 to 0.02 (also upsampled to 48 kHz), as float at peaks 0.5 to 0.01, peak-limited, and
+   through MP3 clamped to 16 bits (the decoder's overshoot): the flags on those sets are the histogram
+   stages' own, the same before and after. A natural peak can put two samples within the tolerance of
+   its block's top (quiet float audio at 44.1 kHz does), but not two equal ones in two places.
 
 Why not "runs of three or more samples within 0.2 dB of the maximum": at 44.1-48 kHz the natural peak
 of any low-pitched waveform spans several samples within 0.2 dB, and at 16-22 kHz most clipped runs of a
@@ -144,8 +147,8 @@ class _TopStats:
 
     level: float  # the top magnitude, exact
     on_top: int = 0  # samples exactly on it
-    pairs: int = 0  # adjacent pairs both on it
-    runs: int = 0  # runs of two or more samples on it
+    pairs: int = 0  # adjacent pairs on it with equal magnitudes (flat)
+    runs: int = 0  # flat runs of two or more samples on it
     next_level: float = 0.0  # the highest magnitude under it in the frames that reach it
     on_next: int = 0  # samples exactly on that one
     frames: list[int] = field(default_factory=list)  # frames holding samples on the top level
@@ -162,16 +165,21 @@ class _TopStats:
         self.frames.extend(other.frames)
         return self
 
-    def add_frame(self, frame: int, magnitude: np.ndarray) -> None:
-        """Count one frame's samples (its magnitudes) against the top level."""
+    def add_frame(self, frame: int, samples: np.ndarray) -> None:
+        """Count one frame's samples (signed, one channel) against the top level."""
+        magnitude = np.abs(samples).astype(np.float32, copy=False)
         on = magnitude >= np.float32(self.level - LOCAL_TOLERANCE)
         count = int(on.sum())
         if count:
             self.frames.append(frame)
         self.on_top += count
-        both = on[1:] & on[:-1]
-        self.pairs += int(both.sum())
-        self.runs += int(both[0]) + int(np.sum(both[1:] & ~on[:-2])) if both.size else 0
+        # A flat pair: neighbours on the top level, exactly equal (a clipped run is flat; two samples of a
+        # natural peak within the tolerance are not, unless quantisation made them so) or on opposite rails
+        # (clipped hiss swings from one to the other in one sample; no natural peak does).
+        flipped = np.signbit(samples[1:]) != np.signbit(samples[:-1])
+        flat = on[1:] & on[:-1] & ((magnitude[1:] == magnitude[:-1]) | flipped)
+        self.pairs += int(flat.sum())
+        self.runs += int(flat[0]) + int(np.sum(flat[1:] & ~flat[:-1])) if flat.size else 0
         below = magnitude[~on]
         if below.size:
             top_below = float(below.max())
@@ -341,7 +349,7 @@ class ClippingDetector:
         for ch in range(self.channels):
             self._add_levels(ch, magnitudes[ch])
         self._track_frames(frame_ids, maxima)
-        self._track_local_tops(frame_ids, starts, peaks, magnitudes, n)
+        self._track_local_tops(frame_ids, starts, peaks, samples, n)
         self._n_samples += n
 
     def _exact_from(self, ch: int) -> int:
@@ -387,7 +395,7 @@ class ClippingDetector:
             self._last_bin[ch] = int(bins[-1])
 
     def _track_local_tops(
-        self, frame_ids: np.ndarray, starts: np.ndarray, peaks: np.ndarray, magnitudes: np.ndarray, n: int
+        self, frame_ids: np.ndarray, starts: np.ndarray, peaks: np.ndarray, samples: np.ndarray, n: int
     ) -> None:
         """The local stage: test every block of :data:`LOCAL_BLOCK_FRAMES` frames for a flat top at its own
         top level (clipping that stays under the file's peak, where the histogram stages cannot see it).
@@ -415,7 +423,7 @@ class ClippingDetector:
             for p in np.flatnonzero(wanted):
                 stats = _TopStats(level=float(part_max[p]))
                 for f in np.flatnonzero(reach[part_starts[p] : part_ends[p]]) + part_starts[p]:
-                    stats.add_frame(int(frame_ids[f]), magnitudes[ch, starts[f] : ends[f]])
+                    stats.add_frame(int(frame_ids[f]), samples[starts[f] : ends[f], ch])
                 if p == 0 and open_stats is not None:
                     stats = open_stats.merge(stats)
                 if p == last:
