@@ -94,6 +94,8 @@ REVERB_NOISE_SNR_DB = 40.0
 CLIP_RATIOS: tuple[float, ...] = (1e-4, 1e-3, 5e-3, 1e-2, 5e-2)
 CLIP_LEVEL = 32767.0 / 32768.0
 """Hard-clip level: the largest positive 16-bit sample, as a recorder's converter would clip."""
+UNDER_PEAK_CLIP_LEVEL = 0.25
+"""Clip level of the part clipped *under* the item's peak: 12 dB under the louder clean copies around it."""
 
 PAUSE_LENGTHS_S: tuple[float, ...] = (0.3, 0.6, 1.0, 1.5, 2.0, 2.5, 3.0)
 FILLER_DBFS = -70.0
@@ -1016,6 +1018,14 @@ def clipping_items(*, quick: bool = False) -> Iterator[Item]:
             )
         yield from _clip_versions(variants)
         variants.clear()
+        for ratio in CLIP_RATIOS:
+            y, achieved = under_peak_clipping(x, rate, ratio)
+            truth = {"clipped": True, "clipped_ratio": achieved, "asked_ratio": ratio, "under_peak": True}
+            variants.append(
+                (src, f"clip_{ratio:g}_under_peak", y, rate, {**truth, "clip_level": UNDER_PEAK_CLIP_LEVEL})
+            )
+        yield from _clip_versions(variants, codecs=("pcm",))
+        variants.clear()
     for src in CLEAN_SOURCES[:2] if quick else CLEAN_SOURCES:
         x, rate = load_source(src)
         x = x / np.max(np.abs(x))
@@ -1026,9 +1036,27 @@ def clipping_items(*, quick: bool = False) -> Iterator[Item]:
         variants.clear()
 
 
-def _clip_versions(variants: Sequence[tuple[str, str, np.ndarray, int, dict[str, Any]]]) -> Iterator[Item]:
+def under_peak_clipping(x: np.ndarray, rate: int, ratio: float) -> tuple[np.ndarray, float]:
+    """``x`` clipped at :data:`UNDER_PEAK_CLIP_LEVEL` between two unclipped copies at peak 0.99, 1.2 s apart,
+    so that about ``ratio`` of all the samples are clipped: clipping whose plateau lies 12 dB under the
+    recording's peak (issue 8, case 3). Returns the signal and the clipped share of the whole."""
+    loud = 0.99 * np.asarray(x, dtype=np.float64) / np.max(np.abs(x))
+    gap = np.zeros(round(1.2 * rate))
+    # The part is clipped harder, so that the clipped share of the whole is about ``ratio``.
+    part, achieved = clip_to_ratio(
+        x, ratio * (3 * x.size + 2 * gap.size) / x.size, level=UNDER_PEAK_CLIP_LEVEL
+    )
+    whole = np.concatenate([loud, gap, part, gap, loud])
+    return whole, achieved * part.size / whole.size
+
+
+def _clip_versions(
+    variants: Sequence[tuple[str, str, np.ndarray, int, dict[str, Any]]],
+    *,
+    codecs: Sequence[str] = ("pcm", "mp3"),
+) -> Iterator[Item]:
     for src, label, y, rate, truth in variants:
-        for codec in ("pcm", "mp3"):
+        for codec in codecs:
             out = y if codec == "pcm" else mp3_roundtrip(y, rate)
             params = {"source": src, "variant": label, "codec": codec, "asked_ratio": truth["asked_ratio"]}
             t = {**truth, "codec": codec, "attenuated": label.endswith("x0.5")}

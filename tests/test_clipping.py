@@ -367,3 +367,58 @@ def test_skipping_quiet_samples_gives_the_answer_of_the_full_histograms(tmp_path
     assert found["early_clicks"]["clipped_events"] == [
         math.floor(start / rate * 100) / 100 for start in (100, 9000, 20000)
     ]
+
+
+def inside_louder_recording(
+    name: str, level: float, ratio: float, tmp_path: Path
+) -> tuple[np.ndarray, int, float, tuple]:
+    """Speech clipped at ``±level`` (``ratio`` of its samples) between two louder clean copies (peak 0.95),
+    1.2 s apart, as 16-bit PCM; returns it, the rate, the true clipped ratio of the whole and the clipped
+    part's (start, end) in seconds."""
+    x, rate = read_mono(name)
+    gain = level / np.quantile(np.abs(x), 1.0 - ratio)
+    part = np.clip(x * gain, -level, level)
+    clean = x / np.abs(x).max() * 0.95
+    gap = np.zeros(int(1.2 * rate))
+    whole = np.concatenate([clean, gap, part, gap, clean])
+    start = (clean.size + gap.size) / rate
+    truth = float(np.sum(np.abs(x * gain) >= level)) / whole.size
+    return pcm16_round_trip(whole, rate, tmp_path), rate, truth, (start, start + part.size / rate)
+
+
+@pytest.mark.parametrize("name", MAIN_FILES[:3])
+@pytest.mark.parametrize(("level", "ratio"), [(0.5, 0.03), (0.25, 0.01), (0.1, 0.003)])
+def test_clipping_under_the_files_peak_is_found_where_it_is(
+    name: str, level: float, ratio: float, tmp_path: Path
+) -> None:
+    """Flat tops 6-19 dB under the recording's peak (the local stage): before it, nothing was found."""
+    y, rate, truth, (start, end) = inside_louder_recording(name, level, ratio, tmp_path)
+    values = detect(y, rate)
+    assert values["clipped_ratio"] == pytest.approx(truth, rel=0.1)
+    assert values["clip_level"] == pytest.approx(level, rel=1e-3)
+    events = np.asarray(values["clipped_events"])
+    assert events.size >= 2
+    assert np.all((events >= start - 0.01) & (events <= end))
+
+
+@pytest.mark.parametrize("name", MAIN_FILES)
+@pytest.mark.parametrize(("peak", "pcm16"), [(0.3, True), (0.05, True), (0.02, True), (0.02, False)])
+def test_unclipped_speech_at_any_level_has_no_flat_top(
+    name: str, peak: float, pcm16: bool, tmp_path: Path
+) -> None:
+    """The local stage's false-alarm guard on quiet speech, where a block's top few samples lie within the
+    tolerance (1.5 16-bit steps) of its top: a natural peak makes at most one run on its block's top."""
+    x, rate = read_mono(name)
+    quiet = x / np.abs(x).max() * peak
+    values = detect(pcm16_round_trip(quiet, rate, tmp_path) if pcm16 else quiet, rate)
+    assert values["clipped_ratio"] == 0.0
+    assert values["clipped_events"] == []
+
+
+@pytest.mark.parametrize("name", MAIN_FILES[:2])
+def test_a_quiet_limited_part_under_a_louder_one_is_not_clipping(name: str, tmp_path: Path) -> None:
+    """A limiter's ceiling under the file's peak: hundreds of single-sample touches per block, no runs."""
+    x, rate = read_mono(name)
+    quiet = limited(x, rate) * 0.3
+    whole = np.concatenate([x / np.abs(x).max() * 0.95, quiet])
+    assert detect(pcm16_round_trip(whole, rate, tmp_path), rate)["clipped_ratio"] == 0.0
