@@ -517,8 +517,9 @@ def interviews(seed: int, one_speaker_vectors: Sequence[np.ndarray] = ()) -> dic
 
 
 def run_pipeline(seed: int, pipeline_root: Path, family: str, limit: int | None) -> dict[str, Any]:
-    """``voiceprep run`` (the ``pipeline`` of ``pipeline_root``) on each interview written as a one-file
-    speaker folder; the chosen clip's pieces are checked against the host's turns (guest overlap <= 0.1 s)."""
+    """``voiceprep run`` (the ``pipeline`` package of ``pipeline_root``) on each interview written as a
+    one-file speaker folder; the clip's source ``segments`` in ``clips.jsonl`` are checked against the
+    guest's turns (at most 0.1 s of overlap: only the host)."""
     items = vi.interviews(seed)[:limit]
     env = {**os.environ, "PYTHONPATH": str(pipeline_root)}
     rows = []
@@ -527,53 +528,45 @@ def run_pipeline(seed: int, pipeline_root: Path, family: str, limit: int | None)
             root = Path(scratch) / it.name
             vi.write_interview_folder(it, root / "in")
             out = root / "out"
-            command = [
-                sys.executable,
-                "-m",
-                "pipeline.cli",
-                "run",
-                str(root / "in"),
-                "--out",
-                str(out),
-                "--family",
-                family,
-            ]
-            done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
-            pieces = _clip_pieces(out)
-            guest = sum(vi.overlap_s((s, e), it.guest_turns) for s, e in pieces)
+            command = [sys.executable, "-m", "pipeline.cli.main", "run", str(root / "in"), "--out", str(out)]
+            done = subprocess.run(
+                [*command, "--family", family], env=env, capture_output=True, text=True, check=False
+            )
+            status, segments = _clip_segments(out)
+            guest = sum(vi.overlap_s(span, it.guest_turns) for span in segments)
             rows.append(
                 {
                     "name": it.name,
                     "exit": done.returncode,
-                    "pieces": pieces,
+                    "status": status,
+                    "segments": segments,
                     "guest_s_in_clip": _r(guest),
-                    "host_only": bool(pieces) and guest <= 0.1,
+                    "host_only": bool(segments) and guest <= 0.1,
                     "stderr_tail": done.stderr[-300:] if done.returncode else "",
                 }
             )
+    with_clip = [r for r in rows if r["segments"]]
     return {
         "pipeline_root": str(pipeline_root),
         "family": family,
         "interviews": len(rows),
-        "with_clip": sum(bool(r["pieces"]) for r in rows),
-        "clip_host_only": _r(np.mean([r["host_only"] for r in rows])) if rows else None,
+        "with_clip": len(with_clip),
+        "ready": sum(r["status"] == "ready" for r in rows),
+        "clip_host_only": _r(np.mean([r["host_only"] for r in with_clip])) if with_clip else None,
         "rows": rows,
     }
 
 
-def _clip_pieces(out: Path) -> list[tuple[float, float]]:
-    """The (start, end) seconds of the chosen clip's pieces in ``clips.jsonl`` under ``out`` (any layout
-    with ``pieces`` of ``start_s``/``end_s``)."""
-    pieces: list[tuple[float, float]] = []
-    for path in out.rglob("clips.jsonl"):
-        for line in path.read_text().splitlines():
-            row = json.loads(line)
-            for piece in row.get("pieces") or []:
-                start = piece.get("start_s", piece.get("start"))
-                end = piece.get("end_s", piece.get("end"))
-                if start is not None and end is not None:
-                    pieces.append((float(start), float(end)))
-    return pieces
+def _clip_segments(out: Path) -> tuple[str | None, list[tuple[float, float]]]:
+    """The status and source ``(start_s, end_s)`` segments of the (one) clip row of ``out/clips.jsonl``."""
+    path = out / "clips.jsonl"
+    if not path.is_file():
+        return None, []
+    for line in path.read_text().splitlines():
+        row = json.loads(line)
+        spans = [(float(g["start_s"]), float(g["end_s"])) for g in row.get("segments") or []]
+        return row.get("status"), spans
+    return None, []
 
 
 def main(argv: Sequence[str] | None = None) -> int:
