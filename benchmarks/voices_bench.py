@@ -22,7 +22,8 @@ the rules are measured here so the pipeline can take the best one with its margi
   the clip a selection could make: the longest run of host partials (its span trimmed by
   :data:`EDGE_TRIM_S`) must hold no guest turn. ``--run-pipeline`` instead runs ``voiceprep run`` on the
   interviews written as folders (``--pipeline-root`` points at the worktree whose ``pipeline`` to use) and
-  checks the chosen clip's pieces against the host's turns.
+  checks the chosen clip's pieces against the host's turns; ``--pipeline-rule`` measures the other-voice
+  rule of a ``pipeline/analysis/voice.py`` (the pipeline's own) on the same windows.
 
 Prints the figures, writes ``benchmarks/results/voices.json``. Takes 3-4 minutes on two shared cores.
 
@@ -30,6 +31,7 @@ Usage::
 
     python benchmarks/voices_bench.py [--seed 0] [--out PATH]
     python benchmarks/voices_bench.py --run-pipeline [--pipeline-root /work/wt-i9-voices] [--family cosyvoice]
+    python benchmarks/voices_bench.py --pipeline-rule [--pipeline-root /work/wt-i9-voices]
 """
 
 from __future__ import annotations
@@ -461,7 +463,18 @@ def interview_scores(
     runs = host_runs(starts_s, ends_s, vectors @ host_c - vectors @ guest_c > HOST_MARGIN)
     clip = max(runs, key=lambda r: r[1] - r[0]) if runs else None
     with_guest = [r for r in runs if vi.overlap_s(r, interview.guest_turns) > 0.1]
+
+    def longest_is_host_only(host: np.ndarray) -> bool:
+        other = host_runs(starts_s, ends_s, host, erode=0)
+        longest = max(other, key=lambda r: r[1] - r[0]) if other else None
+        return longest is not None and vi.overlap_s(longest, interview.guest_turns) <= 0.1
+
+    dominant = dominant_voice(vectors, rounds=2)
     return {
+        "baseline_clip_host_only": {
+            "two_voices_no_erosion": longest_is_host_only(vectors @ host_c - vectors @ guest_c > HOST_MARGIN),
+            "dominant_voice_above_0.67": longest_is_host_only(vectors @ dominant >= 0.67),
+        },
         "name": interview.name,
         "host_identified": bool(speaker.cosine(host_c, true_host) > speaker.cosine(host_c, true_guest)),
         "centroids_cosine": _r(float(host_c @ guest_c)),
@@ -495,6 +508,10 @@ def interviews(seed: int, one_speaker_vectors: Sequence[np.ndarray] = ()) -> dic
         "host_share": [min(r["host_share"] for r in rows), max(r["host_share"] for r in rows)],
         "host_identified": _r(np.mean([r["host_identified"] for r in rows])),
         "clip_host_only": _r(np.mean([r["clip_host_only"] for r in rows])),
+        "baselines_clip_host_only": {
+            name: _r(np.mean([r["baseline_clip_host_only"][name] for r in rows]))
+            for name in rows[0]["baseline_clip_host_only"]
+        },
         "no_clip": sum(r["runs"] == 0 for r in rows),
         "interviews_with_a_guest_run": sum(r["runs_with_guest"] > 0 for r in rows),
         "clip_s_median": _r(np.median([r["clip_s"] for r in rows])),
@@ -509,6 +526,82 @@ def interviews(seed: int, one_speaker_vectors: Sequence[np.ndarray] = ()) -> dic
             r for r in rows if not r["clip_host_only"] or not r["host_identified"] or r["runs_with_guest"]
         ],
         "seconds_per_interview": _r(seconds / len(rows)),
+    }
+
+
+# ----------------------------------------------------------------------------------------------------------
+# the pipeline's own other-voice rule on the windows
+
+
+def _load_voice_module(pipeline_root: Path) -> Any:
+    """``pipeline/analysis/voice.py`` of ``pipeline_root`` loaded by path (its imports resolve to the
+    ``pipeline`` package on the path; ``speaker`` is the same in both)."""
+    import importlib.util
+
+    path = pipeline_root / "pipeline" / "analysis" / "voice.py"
+    if not path.is_file():
+        raise SystemExit(f"{path} does not exist: no other-voice rule to measure there")
+    spec = importlib.util.spec_from_file_location("voices_bench_pipeline_voice", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def _degraded_condition(condition: str) -> bool:
+    """Stands in for the pipeline's measured ``degraded_stretch``: a room, or noise under 20 dB SNR."""
+    kind, *params = condition.split(":")
+    return kind == "room" or (kind == "noise" and float(params[1]) < 20.0)
+
+
+def pipeline_rule(seed: int, pipeline_root: Path) -> dict[str, Any]:
+    """The other-voice rule of ``pipeline/analysis/voice.py`` (``dominant_voice``, ``other_voice_threshold``,
+    ``other_voice_spans``, ``HERE_MIN_COSINE``) on the same windows: the speaker's voice = the dominant
+    voice of the clean held-out material's partials (every 1.6 s); ``here`` = the dominant voice of that
+    material recorded like the window plus a third of the window's partials (the recording as heard);
+    a window is flagged when any span is found."""
+    pv = _load_voice_module(pipeline_root)
+    partials: dict[tuple[str, str], np.ndarray] = {}
+
+    def reference_partials(target: str, condition: str) -> np.ndarray:
+        if (target, condition) not in partials:
+            x = vi.joined(target, "reference")[: round(REFERENCE_MAX_S * vi.RATE)]
+            y = vi.degrade(x, condition, vi._rng(seed, "reference", target, condition))
+            partials[(target, condition)] = speaker.partial_embeddings(y, step_s=1.6).vectors
+        return partials[(target, condition)]
+
+    voices = {t: pv.dominant_voice(reference_partials(t, "clean")) for t in vi.TARGETS}
+    flags: dict[str, list[tuple[bool, vi.Item]]] = {"other_voice": [], "one_speaker": []}
+    for item in vi.other_voice_windows(seed) + vi.one_speaker_windows(seed):
+        found = speaker.partial_embeddings(item.audio, step_s=pv.SPAN_STEP_S)
+        voice = voices[item.target]
+        here_partials = np.vstack([reference_partials(item.target, item.condition), found.vectors[::3]])
+        here = pv.dominant_voice(here_partials, source="recording")
+        if here is not None and float(here.vector @ voice.vector) < pv.HERE_MIN_COSINE:
+            here = None
+        degraded = _degraded_condition(item.condition)
+        finding = pv.other_voice_spans(
+            found,
+            voice,
+            threshold=pv.other_voice_threshold(voice, is_degraded=degraded),
+            here=here,
+            here_threshold=None if here is None else pv.other_voice_threshold(here, is_degraded=degraded),
+        )
+        flags[item.label].append((bool(finding.spans), item))
+
+    def rate(rows: list[tuple[bool, vi.Item]], keep: Callable[[vi.Item], bool] = lambda it: True) -> float:
+        chosen = [f for f, it in rows if keep(it)]
+        return _r(np.mean(chosen)) if chosen else float("nan")
+
+    by_kind = {k: (lambda it, k=k: it.condition.split(":")[0] == k) for k in ("clean", "noise", "room")}
+    return {
+        "pipeline_root": str(pipeline_root),
+        "caught": rate(flags["other_voice"]),
+        "false_alarms": rate(flags["one_speaker"]),
+        "caught_by_condition": {k: rate(flags["other_voice"], f) for k, f in by_kind.items()},
+        "caught_same_sex": rate(flags["other_voice"], lambda it: it.params["pairing"] == "same_sex"),
+        "false_alarms_by_condition": {k: rate(flags["one_speaker"], f) for k, f in by_kind.items()},
     }
 
 
@@ -575,6 +668,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--run-pipeline", action="store_true", help="voiceprep run on the interview folders")
+    parser.add_argument(
+        "--pipeline-rule",
+        action="store_true",
+        help="the other-voice rule of PIPELINE_ROOT's voice.py on the windows",
+    )
     parser.add_argument("--pipeline-root", type=Path, default=ROOT)
     parser.add_argument("--family", default="cosyvoice")
     parser.add_argument(
@@ -582,7 +680,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     started = time.perf_counter()
-    if args.run_pipeline:
+    if args.pipeline_rule:
+        result = pipeline_rule(args.seed, args.pipeline_root)
+        out = args.out or RESULTS / "voices-pipeline-rule.json"
+        print(json.dumps(result, indent=1))
+    elif args.run_pipeline:
         result = run_pipeline(args.seed, args.pipeline_root, args.family, args.limit)
         out = args.out or RESULTS / "voices-pipeline.json"
         print(
@@ -629,7 +731,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(
             f"interviews: {iv['interviews']}, host identified {iv['host_identified']}, clip host-only {iv['clip_host_only']} "
             f"(no clip {iv['no_clip']}), interviews with a guest run {iv['interviews_with_a_guest_run']}, "
-            f"clip median {iv['clip_s_median']} s; centroids {iv['centroids_cosine']}"
+            f"clip median {iv['clip_s_median']} s; centroids {iv['centroids_cosine']}; "
+            f"baselines {iv['baselines_clip_host_only']}"
         )
         for row in iv["failures"]:
             print(f"  {row}")
