@@ -622,16 +622,17 @@ def run_pipeline(seed: int, pipeline_root: Path, family: str, limit: int | None)
             vi.write_interview_folder(it, root / "in")
             out = root / "out"
             command = [sys.executable, "-m", "pipeline.cli.main", "run", str(root / "in"), "--out", str(out)]
-            done = subprocess.run(
-                [*command, "--family", family], env=env, capture_output=True, text=True, check=False
+            done = subprocess.run(  # cwd outside any checkout: `python -m` puts the cwd first on the path
+                [*command, "--family", family], env=env, cwd=root, capture_output=True, text=True, check=False
             )
-            status, segments = _clip_segments(out)
+            status, reasons, segments = _clip_segments(out)
             guest = sum(vi.overlap_s(span, it.guest_turns) for span in segments)
             rows.append(
                 {
                     "name": it.name,
                     "exit": done.returncode,
                     "status": status,
+                    "reasons": reasons,
                     "segments": segments,
                     "guest_s_in_clip": _r(guest),
                     "host_only": bool(segments) and guest <= 0.1,
@@ -650,16 +651,16 @@ def run_pipeline(seed: int, pipeline_root: Path, family: str, limit: int | None)
     }
 
 
-def _clip_segments(out: Path) -> tuple[str | None, list[tuple[float, float]]]:
-    """The status and source ``(start_s, end_s)`` segments of the (one) clip row of ``out/clips.jsonl``."""
+def _clip_segments(out: Path) -> tuple[str | None, list[str], list[tuple[float, float]]]:
+    """Status, reasons and source ``(start_s, end_s)`` segments of the (one) clip row of ``out/clips.jsonl``."""
     path = out / "clips.jsonl"
     if not path.is_file():
-        return None, []
+        return None, [], []
     for line in path.read_text().splitlines():
         row = json.loads(line)
         spans = [(float(g["start_s"]), float(g["end_s"])) for g in row.get("segments") or []]
-        return row.get("status"), spans
-    return None, []
+        return row.get("status"), list(row.get("reasons") or []), spans
+    return None, [], []
 
 
 def main(argv: Sequence[str] | None = None) -> int:
