@@ -6,21 +6,24 @@ names speakers and licences), at the 16 kHz analysis rate, deterministically: ea
 
 * **voices**: :data:`TARGETS` are the speakers with enough speech for 15 s windows; each has a *pool* (where
   windows, folder files and interview turns are cut) and a held-out *reference* (the speaker's own voice
-  from other material, never inside a window). :data:`OTHERS` are further speakers (turns of 2-5 s);
+  from other material, never inside a window). :data:`OTHERS` are further speakers (turns, wrong files,
+  guests); other targets serve as other voices too;
   every voice knows its sex (``F``/``M``), so pairs are same-sex or cross-sex;
-* :func:`other_voice_windows`: 15 s windows of one target in which another voice talks for 2, 3 or 5 s at
-  the start, middle or end (the target falls silent: a turn, spliced at one of the target's pauses), and
+* :func:`other_voice_windows`: 15 s windows of one target in which another voice holds 2, 3 or 5 s of
+  speech (its pauses make the turn longer) at the start, middle or end, at the target's level +-3 dB (the
+  target falls silent: a turn, spliced at one of the target's pauses), and
   :func:`one_speaker_windows`, the same windows without the other voice. Each is clean, under a real noise
   at 5-20 dB SNR, or convolved with a measured room response (:data:`NOISES`, :data:`ROOMS`), the whole
   window alike; :class:`Item` carries the other voice's span (truth);
 * :func:`wrong_speaker_folders`: folders of 3-5 files of one target (files recorded differently: some clean,
   some with noise, a room or a telephone band) with, or without, one file of another speaker;
-* :func:`interviews`: a host (a target) and a guest alternating turns (host 5-12 s, guest 3-8 s) over
-  60-120 s, the host holding the larger share; the host's turns are the truth;
+* :func:`interviews`: a host (a target) and a guest alternating turns (host 5-12 s, guest 3-8 s, gaps of
+  0.3-0.9 s) over 60-120 s (the last turn may run a few seconds past), the host holding the larger share;
+  the turns are the truth;
   :func:`write_interview_folder` writes one as a speaker folder (a WAV and a ``truth.json``) for
   ``voiceprep run``.
 
-Used by ``benchmarks/speaker_bench.py``; small enough to call from a test or a notebook.
+Used by ``benchmarks/voices_bench.py``; small enough to call from a test or a notebook.
 """
 
 from __future__ import annotations
