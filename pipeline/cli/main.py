@@ -351,7 +351,19 @@ def run_command(
     ] = None,
     speaker_map: Annotated[
         Path | None,
-        typer.Option("--speaker-map", help="CSV of path,speaker overriding the folders.", show_default=False),
+        typer.Option(
+            "--speaker-map",
+            help="CSV of path,speaker[,reference] overriding the folders (reference: the speaker's voice).",
+            show_default=False,
+        ),
+    ] = None,
+    reference: Annotated[
+        Path | None,
+        typer.Option(
+            "--reference",
+            help="A recording of the speaker alone: their voice (default: the dominant voice of their files).",
+            show_default=False,
+        ),
     ] = None,
     export: Annotated[
         list[str] | None,
@@ -399,6 +411,7 @@ def run_command(
                 resume=not no_resume,
                 speaker=speaker,
                 speaker_map=speaker_map,
+                reference=reference,
                 progress=progress,
             )
     except RunError as exc:
@@ -596,6 +609,9 @@ def _print_run_summary(results: RunResults, out_dir: Path) -> None:
     )
     for r in failed:
         out.print(f"  [red]failed[/] {r['path']}: {', '.join(r['reasons'])}: {r['message']}", highlight=False)
+    for r in results.recording_rows:
+        if r["status"] == "ok" and "speaker_mismatch" in r["reasons"]:
+            out.print(f"  [yellow]left out[/] {r['path']}: speaker_mismatch: {r['message']}", highlight=False)
     noted = counts.get("recordings_with_decode_notes", 0)
     if noted:
         had = "recording had" if noted == 1 else "recordings had"

@@ -16,7 +16,8 @@ Typical use::
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 from pipeline.analysis.base import Analysis
 from pipeline.errors import InvalidArgument
@@ -26,6 +27,9 @@ from pipeline.selection.frames import RecordingIndex
 from pipeline.selection.limits import Rules
 from pipeline.selection.plan import MAX_OVERLAP, ClipPlan, evaluate, make_piece, plan_key, suppress
 from pipeline.selection.windows import NESTED_MAX_SHARE, best_nested, best_windows
+
+if TYPE_CHECKING:
+    from pipeline.analysis.voice import Voice
 
 __all__ = ["DEFAULT_LIMIT", "MAX_OVERLAP", "candidates", "choose", "explain"]
 
@@ -101,10 +105,17 @@ def _home(plan: ClipPlan, indexes: dict[str, RecordingIndex]) -> tuple[str, int]
     return piece.path, indexes[piece.path].part_at((piece.start_s + piece.end_s) / 2.0)
 
 
-def _short_list(plans: Sequence[ClipPlan], indexes: dict[str, RecordingIndex], *, top: int) -> list[ClipPlan]:
+def _short_list(
+    plans: Sequence[ClipPlan],
+    indexes: dict[str, RecordingIndex],
+    *,
+    top: int,
+    keep: Callable[[ClipPlan], bool] | None = None,
+) -> list[ClipPlan]:
     """The ``top`` plans for the slow pass: the best plan of each part first (best parts first), then the
     next best plans. Parts that look alike to the fast pass may differ in what only the slow pass hears,
-    so each should be heard before a second window of the same part is."""
+    so each should be heard before a second window of the same part is. ``keep`` (when given) is asked
+    about each plan in that order, until ``top`` are kept (another voice in it: the next one instead)."""
     firsts: list[ClipPlan] = []
     others: list[ClipPlan] = []
     seen: set[tuple[str, int]] = set()
@@ -112,7 +123,15 @@ def _short_list(plans: Sequence[ClipPlan], indexes: dict[str, RecordingIndex], *
         home = _home(plan, indexes)
         (others if home in seen else firsts).append(plan)
         seen.add(home)
-    return (firsts + others)[:top]
+    if keep is None:
+        return (firsts + others)[:top]
+    kept: list[ClipPlan] = []
+    for plan in firsts + others:
+        if len(kept) >= top:
+            break
+        if keep(plan):
+            kept.append(plan)
+    return kept
 
 
 def _finish_with_nested(
@@ -129,12 +148,13 @@ def _finish_with_nested(
     Returns the scored plans and where each lay before the slow pass moved its edges.
     """
     from pipeline.selection.slow import finish
+    from pipeline.selection.voices import carry
 
     seen = {_span(p) for p in short_list}
     finished: list[ClipPlan] = []
     queue: list[tuple[ClipPlan, ClipPlan, int]] = []
     for plan in short_list:
-        done = finish(plan, indexes, refine=refine)
+        done = carry(plan.measures, finish(plan, indexes, refine=refine))
         finished.append(done)
         queue.append((plan, done, 0))
     while queue:
@@ -170,6 +190,7 @@ def choose(
     slow: bool = True,
     alternatives: int = 2,
     refine_edges: bool = True,
+    voice: Voice | None = None,
 ) -> list[ClipPlan]:
     """The best clip plan of one speaker for one family, then up to ``alternatives`` runners-up.
 
@@ -181,16 +202,36 @@ def choose(
     the best and the other runners-up by at most 50 %. ``slow=False`` skips the slow measures and ranks on
     the fast pass alone. An empty list means no plan is possible: :func:`explain` gives the true reasons
     (``no_speech``, ``no_continuous_speech``, ``too_short``, ``too_long_clip``, ``low_snr``).
+
+    With the speaker's ``voice`` (:class:`pipeline.analysis.voice.Voice`), every plan short-listed or
+    returned is heard first (:mod:`pipeline.selection.voices`): one in which another voice talks is
+    dropped for the next candidate, so every plan returned carries ``speaker_similarity`` and no
+    ``other_voice_spans``; when every candidate holds another voice the list is empty (reason
+    ``other_voices``).
     """
     if top < 1 or alternatives < 0:
         raise InvalidArgument(f"top must be >= 1 and alternatives >= 0, got {top!r} and {alternatives!r}")
     indexes = _prepare(recordings, spec)
     plans = _candidates(indexes, limit=max(DEFAULT_LIMIT, top + alternatives))
+    keep = None
+    if voice is not None:
+        from pipeline.selection.voices import annotate
+
+        def keep(plan: ClipPlan) -> bool:
+            return annotate(plan, voice)
+
     if slow and plans:
-        short = _short_list(plans, indexes, top=top)
+        short = _short_list(plans, indexes, top=top, keep=keep)
         finished, scored = _finish_with_nested(short, indexes, refine=refine_edges)
         plans = sorted(finished, key=plan_key) + [p for p in plans if _span(p) not in scored]
-    return suppress(plans, limit=alternatives + 1)
+    if keep is None:
+        return suppress(plans, limit=alternatives + 1)
+    while True:  # hear what would be returned; drop any plan with another voice and choose again
+        chosen = suppress(plans, limit=alternatives + 1)
+        dropped = [p for p in chosen if not keep(p)]
+        if not dropped:
+            return chosen
+        plans = [p for p in plans if all(p is not d for d in dropped)]
 
 
 def explain(recordings: Sequence[Analysis], spec: FamilySpec) -> tuple[list[str], str]:

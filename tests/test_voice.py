@@ -1,0 +1,185 @@
+"""Whose voice (pipeline.analysis.voice, pipeline.selection.voices): the dominant voice of real recordings,
+other-voice spans in a conversation built from two real readers, the wrong-speaker decision, and
+selection that never picks a window in which the guest talks.
+
+The conversation: LibriSpeech reader 3080 (the host, three recordings end to end) with turns of reader
+196 (the guest) cut in; every turn is real read speech, only the joins are made here.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+
+import numpy as np
+import pytest
+import soundfile as sf
+from _corpus import corpus_file
+
+from pipeline.analysis import voice
+from pipeline.analysis.base import ANALYSIS_RATE
+from pipeline.analysis.fastpass import analyze_file
+from pipeline.analysis.speaker import partial_embeddings
+from pipeline.audio.view import load_mono
+from pipeline.rules.families import load_family
+from pipeline.selection.select import choose
+
+HOST = (
+    "resem_librispeech_3080-5032-0006.flac",
+    "resem_librispeech_3080-5032-0007.flac",
+    "resem_librispeech_3080-5032-0009.flac",
+)
+GUEST = "resem_librispeech_196-122150-0000.flac"
+OTHER = "resem_librispeech_1246-124548-0000.flac"
+
+
+@cache
+def speech(name: str) -> np.ndarray:
+    audio, _, _ = load_mono(corpus_file("speech", name), rate=ANALYSIS_RATE)
+    return audio
+
+
+@cache
+def conversation() -> tuple[np.ndarray, list[tuple[float, float]]]:
+    """44 s of host speech with two guest turns (3.0 s and 2.5 s) cut in after 14 s and 28 s of it; returns
+    the signal and the guest turns."""
+    host = np.concatenate([speech(n) for n in HOST])
+    guest = speech(GUEST)
+    s = ANALYSIS_RATE
+    parts = [
+        host[: 14 * s],
+        guest[: 3 * s],
+        host[14 * s : 28 * s],
+        guest[4 * s : int(6.5 * s)],
+        host[28 * s : 44 * s],
+    ]
+    turns, t = [], 0.0
+    for k, part in enumerate(parts):
+        if k in (1, 3):
+            turns.append((t, t + part.size / s))
+        t += part.size / s
+    return np.concatenate(parts), turns
+
+
+@cache
+def host_voice() -> voice.Voice:
+    """The host's voice from the host's own recordings."""
+    vectors = np.concatenate(
+        [partial_embeddings(speech(n), step_s=voice.SAMPLE_STEP_S).vectors for n in HOST]
+    )
+    found = voice.dominant_voice(vectors)
+    assert found is not None
+    return found
+
+
+def _overlap(a: tuple[float, float], b: tuple[float, float]) -> float:
+    return max(0.0, min(a[1], b[1]) - max(a[0], b[0]))
+
+
+def test_the_dominant_voice_of_a_conversation_is_the_one_who_talks_most() -> None:
+    signal, _ = conversation()
+    partials = partial_embeddings(signal, step_s=0.5)
+    found = voice.dominant_voice(partials.vectors, source="recording")
+    assert found is not None
+    assert float(found.vector @ host_voice().vector) > 0.95  # the host, not a blend with the guest
+    assert 0.6 < found.share < 0.95  # the guest's partials (and the joins) are outside it
+
+
+def test_other_voice_spans_cover_each_guest_turn_and_nothing_else() -> None:
+    signal, turns = conversation()
+    for reference in (host_voice(), None):  # named, or the conversation's own dominant voice
+        finding, _ = voice.span_finding(signal, reference)
+        assert len(finding.spans) == len(turns)
+        for (a, b), turn in zip(finding.spans, turns, strict=True):
+            assert _overlap((a, b), turn) >= 0.8 * (turn[1] - turn[0])
+            assert b - a < turn[1] - turn[0] + 2 * 1.6  # at most a partial's length either side
+        assert finding.similarity is not None and finding.similarity > 0.85
+
+
+def test_one_reader_alone_has_no_other_voice() -> None:
+    for name in HOST:
+        finding, _ = voice.span_finding(speech(name), host_voice())
+        assert finding.spans == []
+        assert finding.similarity is not None and finding.similarity > 0.85
+
+
+def test_a_file_of_someone_else_scores_under_the_floor_and_the_speakers_own_above() -> None:
+    host = host_voice()
+    own = [voice.dominant_voice(partial_embeddings(speech(n), step_s=1.6).vectors) for n in HOST]
+    other = [voice.dominant_voice(partial_embeddings(speech(n), step_s=1.6).vectors) for n in (GUEST, OTHER)]
+    own_sims = [float(v.vector @ host.vector) for v in own if v is not None]
+    other_sims = [float(v.vector @ host.vector) for v in other if v is not None]
+    assert min(own_sims) >= voice.SAME_COSINE
+    assert max(other_sims) < voice.CLEAN_FLOOR
+
+
+@pytest.mark.parametrize(
+    ("similarity", "degraded", "wrong"),
+    [
+        # three clean files of the speaker and one of someone else
+        ({"a": 0.97, "b": 0.96, "c": 0.95, "x": 0.56}, {}, {"x"}),
+        # the speaker's own file in a noisy street scores like another speaker would when clean
+        ({"a": 0.97, "b": 0.96, "c": 0.95, "noisy": 0.62}, {"noisy": True}, set()),
+        # one file: never someone else
+        ({"a": 0.3}, {}, set()),
+        # two files: each judged on the floors alone
+        ({"a": 0.98, "b": 0.60}, {}, {"b"}),
+        ({"a": 0.98, "b": 0.60}, {"b": True}, set()),
+        # every file on the same poor line scores low: judged against the folder's own spread
+        ({"a": 0.66, "b": 0.70, "c": 0.68, "d": 0.67}, {}, set()),
+        # too little speech to tell: never someone else
+        ({"a": 0.97, "b": 0.96, "short": None}, {}, set()),
+    ],
+)
+def test_which_recordings_are_someone_else(
+    similarity: dict[str, float | None], degraded: dict[str, bool], wrong: set[str]
+) -> None:
+    conditions = {p: degraded.get(p, False) for p in similarity}
+    assert set(voice.mismatched(similarity, conditions)) == wrong
+
+
+def test_conditions_that_lower_the_similarity_count_as_degraded() -> None:
+    clean = {"snr_db": 40.0, "reverb_score": 0.1, "clipped_ratio": 0.0, "bandwidth_hz": 10600.0}
+    assert not voice.degraded(clean)
+    for change in (
+        {"snr_db": 12.0},
+        {"reverb_score": 0.4},
+        {"clipped_ratio": 0.02},
+        {"bandwidth_hz": 3400.0},
+    ):
+        assert voice.degraded({**clean, **change})
+    assert voice.degraded(None)
+
+
+def test_sampling_spreads_a_bounded_budget_over_the_speech() -> None:
+    segments = [(float(k * 10), float(k * 10 + 8)) for k in range(30)]  # 240 s of speech in 300 s
+    spans = voice.sample_spans(segments, budget_s=24.0)
+    assert sum(b - a for a, b in spans) <= 24.0 + 1e-6
+    assert all(any(a >= s and b <= e + 1e-9 for s, e in segments) for a, b in spans)
+    assert spans[0][0] < 60.0 and spans[-1][1] > 240.0  # from the start to the end, not the first minute
+    assert voice.sample_spans(segments[:2], budget_s=60.0) == segments[:2]  # short: all of it
+    assert voice.speech_budget(1) == voice.SAMPLE_SPEECH_S
+    assert voice.speech_budget(100) == voice.FILE_MIN_SPEECH_S
+
+
+@pytest.fixture(scope="module")
+def interview(tmp_path_factory: pytest.TempPathFactory) -> tuple[object, list[tuple[float, float]]]:
+    """The conversation as a WAV file, analysed by the fast pass (named as one speaker's recording)."""
+    signal, turns = conversation()
+    path = tmp_path_factory.mktemp("interview") / "interview.wav"
+    sf.write(path, signal, ANALYSIS_RATE, subtype="PCM_16")
+    rec = analyze_file(path)
+    rec.speaker = "host"
+    return rec, turns
+
+
+def test_selection_never_picks_a_window_in_which_the_guest_talks(interview) -> None:  # noqa: ANN001
+    rec, turns = interview
+    spec = load_family("cosyvoice")
+    blind = choose([rec], spec, slow=False, alternatives=0)
+    assert blind and any(_overlap((p.start_s, p.end_s), t) > 1.0 for p in blind[0].pieces for t in turns)
+    plans = choose([rec], spec, slow=False, alternatives=1, voice=host_voice())
+    assert plans
+    for plan in plans:
+        assert plan.measures["other_voice_spans"] == []
+        assert plan.measures["speaker_similarity"] > 0.85
+        assert all(_overlap((p.start_s, p.end_s), t) < 0.3 for p in plan.pieces for t in turns)
