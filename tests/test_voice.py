@@ -2,33 +2,31 @@
 other-voice spans in a conversation built from two real readers, the wrong-speaker decision, and
 selection that never picks a window in which the guest talks.
 
-The conversation: LibriSpeech reader 3080 (the host, three recordings end to end) with turns of reader
-196 (the guest) cut in; every turn is real read speech, only the joins are made here.
+The conversation (:func:`_samples.conversation`): LibriSpeech reader 3080 (the host, three recordings end
+to end) with two turns of reader 196 (the guest) cut in; every turn is real read speech, only the joins
+are made here.
 """
 
 from __future__ import annotations
 
 from functools import cache
 
+import _samples
 import numpy as np
 import pytest
 import soundfile as sf
 from _corpus import corpus_file
 
 from pipeline.analysis import voice
-from pipeline.analysis.base import ANALYSIS_RATE
+from pipeline.analysis.base import ANALYSIS_RATE, Analysis
 from pipeline.analysis.fastpass import analyze_file
 from pipeline.analysis.speaker import partial_embeddings
 from pipeline.audio.view import load_mono
 from pipeline.rules.families import load_family
 from pipeline.selection.select import choose
 
-HOST = (
-    "resem_librispeech_3080-5032-0006.flac",
-    "resem_librispeech_3080-5032-0007.flac",
-    "resem_librispeech_3080-5032-0009.flac",
-)
-GUEST = "resem_librispeech_196-122150-0000.flac"
+HOST = _samples.CONVERSATION_HOST
+GUEST = _samples.CONVERSATION_GUEST
 OTHER = "resem_librispeech_1246-124548-0000.flac"
 
 
@@ -40,24 +38,8 @@ def speech(name: str) -> np.ndarray:
 
 @cache
 def conversation() -> tuple[np.ndarray, list[tuple[float, float]]]:
-    """44 s of host speech with two guest turns (3.0 s and 2.5 s) cut in after 14 s and 28 s of it; returns
-    the signal and the guest turns."""
-    host = np.concatenate([speech(n) for n in HOST])
-    guest = speech(GUEST)
-    s = ANALYSIS_RATE
-    parts = [
-        host[: 14 * s],
-        guest[: 3 * s],
-        host[14 * s : 28 * s],
-        guest[4 * s : int(6.5 * s)],
-        host[28 * s : 44 * s],
-    ]
-    turns, t = [], 0.0
-    for k, part in enumerate(parts):
-        if k in (1, 3):
-            turns.append((t, t + part.size / s))
-        t += part.size / s
-    return np.concatenate(parts), turns
+    """The interview of :func:`_samples.conversation` and the guest's turns."""
+    return _samples.conversation(speech)
 
 
 @cache
@@ -162,7 +144,7 @@ def test_sampling_spreads_a_bounded_budget_over_the_speech() -> None:
 
 
 @pytest.fixture(scope="module")
-def interview(tmp_path_factory: pytest.TempPathFactory) -> tuple[object, list[tuple[float, float]]]:
+def interview(tmp_path_factory: pytest.TempPathFactory) -> tuple[Analysis, list[tuple[float, float]]]:
     """The conversation as a WAV file, analysed by the fast pass (named as one speaker's recording)."""
     signal, turns = conversation()
     path = tmp_path_factory.mktemp("interview") / "interview.wav"
@@ -172,7 +154,9 @@ def interview(tmp_path_factory: pytest.TempPathFactory) -> tuple[object, list[tu
     return rec, turns
 
 
-def test_selection_never_picks_a_window_in_which_the_guest_talks(interview) -> None:  # noqa: ANN001
+def test_selection_never_picks_a_window_in_which_the_guest_talks(
+    interview: tuple[Analysis, list[tuple[float, float]]],
+) -> None:
     rec, turns = interview
     spec = load_family("cosyvoice")
     blind = choose([rec], spec, slow=False, alternatives=0)
