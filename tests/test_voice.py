@@ -20,6 +20,7 @@ from _corpus import corpus_file
 from pipeline.analysis import voice
 from pipeline.analysis.base import ANALYSIS_RATE, Analysis
 from pipeline.analysis.fastpass import analyze_file
+from pipeline.analysis.inspection import analyze, check
 from pipeline.analysis.speaker import partial_embeddings
 from pipeline.audio.view import load_mono
 from pipeline.rules.families import load_family
@@ -167,3 +168,22 @@ def test_selection_never_picks_a_window_in_which_the_guest_talks(
         assert plan.measures["other_voice_spans"] == []
         assert plan.measures["speaker_similarity"] > 0.85
         assert all(_overlap((p.start_s, p.end_s), t) < 0.3 for p in plan.pieces for t in turns)
+
+
+def test_check_and_analyze_report_the_second_voice_of_a_real_conversation_with_times() -> None:
+    conversation_file = corpus_file("conversation", "ina_lamartine_2speakers.wav")  # a woman, a man from ~8 s
+    measured = analyze(conversation_file, dnsmos=False)
+    [span] = measured.metrics["other_voice_spans"]
+    assert 7.0 <= span[0] <= 9.0 and span[1] >= 13.5
+    assert measured.metrics["other_voice_s"] == pytest.approx(span[1] - span[0], abs=0.01)
+    result = check(conversation_file, "qwen-tts", dnsmos=False)
+    [voices] = [c for c in result.checks if c.rule == "other_voices"]
+    assert (voices.verdict, voices.reason) == ("fail", "other_voices")
+    assert voices.hint and "other_voices" in result.reasons
+
+
+def test_one_reader_checks_clean_of_other_voices() -> None:
+    measured = analyze(corpus_file("speech", HOST[1]), dnsmos=False)
+    assert (measured.metrics["other_voice_s"], measured.metrics["other_voice_spans"]) == (0.0, [])
+    skipped = analyze(corpus_file("speech", HOST[1]), dnsmos=False, voices=False)
+    assert "other_voice_s" not in skipped.metrics

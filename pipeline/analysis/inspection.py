@@ -101,6 +101,7 @@ def check(
     dnsmos: bool | None = None,
     stream_index: int = 0,
     known_metrics: dict[str, Any] | None = None,
+    voices: bool | None = None,
 ) -> CheckResult:
     """Judge a file *as it is*, as the service of ``family`` (a name or a loaded spec) would receive it.
 
@@ -109,6 +110,8 @@ def check(
     reason (``not_found``, ``decode_failed``, ...), not an exception. Unknown families raise ``SpecError``.
     ``known_metrics`` are values already measured on this very audio elsewhere (the runner passes the
     DNSMOS scores the renderer or the slow pass computed); they replace the file's own measurement.
+    ``voices`` (``None``: on files up to :data:`AUTO_DNSMOS_MAX_S` seconds, unless ``known_metrics`` has
+    ``other_voice_s``) listens for other voices (:func:`analyze`): the ``other_voices`` check.
     For several families at once use :func:`check_families` (one decode shared); passing a list here still
     works for one release, with a ``DeprecationWarning``, and returns a list.
     """
@@ -119,10 +122,10 @@ def check(
             stacklevel=2,
         )
         return check_families(  # type: ignore[return-value]
-            path, family, dnsmos=dnsmos, stream_index=stream_index, known_metrics=known_metrics
+            path, family, dnsmos=dnsmos, stream_index=stream_index, known_metrics=known_metrics, voices=voices
         )
     [result] = check_families(
-        path, [family], dnsmos=dnsmos, stream_index=stream_index, known_metrics=known_metrics
+        path, [family], dnsmos=dnsmos, stream_index=stream_index, known_metrics=known_metrics, voices=voices
     )
     return result
 
@@ -134,6 +137,7 @@ def check_families(
     dnsmos: bool | None = None,
     stream_index: int = 0,
     known_metrics: dict[str, Any] | None = None,
+    voices: bool | None = None,
 ) -> list[CheckResult]:
     """:func:`check` one file for several families: one result per family, in order.
 
@@ -149,7 +153,7 @@ def check_families(
     except AudioReadError as exc:
         return [failed_read(path, spec.name, exc.reason, exc.message) for spec in specs]
     run_dnsmos = _wants_dnsmos(dnsmos, info) and known.get("dnsmos_ovrl") is None
-    run_voices = _wants_dnsmos(None, info) and known.get("other_voice_s") is None
+    run_voices = _wants_dnsmos(voices, info) and known.get("other_voice_s") is None
     analyses: dict[str, Analysis] = {}  # one decode per channel strategy, shared by the families
     results = []
     probe_dict = asdict(info)

@@ -420,7 +420,11 @@ def _select_render_check(
         rendered = render(plan, spec, target)
         known = _known_dnsmos(plan, rendered)
         verdict = check(
-            rendered.path, spec, dnsmos=True, known_metrics={**(known or {}), **_known_voices(plan)} or None
+            rendered.path,
+            spec,
+            dnsmos=True,
+            known_metrics={**(known or {}), **_known_voices(plan)} or None,
+            voices=cfg.speaker_checks,
         )
         row = ClipRow(
             speaker=speaker,

@@ -232,6 +232,12 @@ def analyze(
             value = row["metrics"].get(name)
             note = METRICS[name].definition if value is not None else row["null_reasons"].get(name, "")
             table.add_row(name, value_text(name, value), note)
+        if "other_voice_s" in row["metrics"]:  # listened for (files up to 2 minutes)
+            value = row["metrics"]["other_voice_s"]
+            spans = row["metrics"].get("other_voice_spans") or []
+            where = ", ".join(f"{a:.1f}-{b:.1f} s" for a, b in spans)
+            note = f"another voice at {where}" if spans else row["null_reasons"].get("other_voice_s", "")
+            table.add_row("other_voice_s", value_text("other_voice_s", value), note or "one voice only")
         out.print(table)
         if row["reasons"]:
             out.print(f"  warnings: {', '.join(row['reasons'])}")
