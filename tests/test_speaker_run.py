@@ -21,6 +21,7 @@ from pipeline.analysis.base import ANALYSIS_RATE
 from pipeline.audio.view import load_mono
 from pipeline.batch.config import load_config
 from pipeline.batch.runner import RunError, run
+from pipeline.report.build import build_report
 from pipeline.report.results import load_run
 
 FAMILY = "cosyvoice"
@@ -97,6 +98,11 @@ def test_an_interview_gives_the_hosts_clip_from_the_hosts_turns_only(
         for t0, t1 in turns:
             assert min(b, t1) - max(a, t0) < 0.3, (spans, turns)
     assert clip["metrics"]["speaker_similarity"] > 0.85
+    avoided = clip["plan"]["measures"]["other_voices_avoided"]  # the guest, heard in windows not taken
+    assert avoided and all(p == "host/interview.wav" for p, _, _ in avoided)
+    assert all(any(min(b, t1) - max(a, t0) > 0.5 for t0, t1 in turns) for _, a, b in avoided)
+    page = build_report(out).read_text()
+    assert page.count('class="other-voice"') == len(avoided)  # a red strip over each on the waveform
 
 
 def test_a_reference_names_the_voice(interview_input: tuple[Path, list[tuple[float, float]]]) -> None:

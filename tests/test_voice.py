@@ -164,6 +164,8 @@ def test_selection_never_picks_a_window_in_which_the_guest_talks(
     assert blind and any(_overlap((p.start_s, p.end_s), t) > 1.0 for p in blind[0].pieces for t in turns)
     plans = choose([rec], spec, slow=False, alternatives=1, voice=host_voice())
     assert plans
+    avoided = plans[0].measures["other_voices_avoided"]  # where the dropped windows heard the guest
+    assert avoided and all(any(_overlap((a, b), t) > 0.5 for t in turns) for _, a, b in avoided)
     for plan in plans:
         assert plan.measures["other_voice_spans"] == []
         assert plan.measures["speaker_similarity"] > 0.85

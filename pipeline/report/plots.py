@@ -71,6 +71,7 @@ def waveform_svg(
     pauses: Iterable[Sequence[float]] = (),
     speech: Iterable[Sequence[float]] = (),
     clipped_events: Iterable[float] = (),
+    other_voices: Iterable[Sequence[float]] = (),
     anchors: dict[str, str] | None = None,
     statuses: dict[str, str] | None = None,
     label: str = "",
@@ -86,6 +87,8 @@ def waveform_svg(
     not be read). ``width`` is
     the drawing's width in user units: a narrower drawing keeps its text readable in a narrower column.
     ``statuses`` (family -> clip status) colours each lane's bars like the clip's status badge.
+    ``other_voices`` are ``(start_s, end_s)`` where selection heard a voice other than the speaker's (a
+    red strip along the top).
     """
     anchors = anchors or {}
     statuses = statuses or {}
@@ -144,6 +147,9 @@ def waveform_svg(
                 f'<text class="wf-note" x="2" y="{_n(mid + 4)}">peak {number(20 * math.log10(peak), digits=1)} dBFS</text>'
             )
     parts += [span("speech", float(s[0]), float(s[1]), WAVE_TOP + WAVE_H - 4, 4) for s in speech]
+    for a, b in ((float(s[0]), float(s[1])) for s in other_voices):
+        title = f"another voice {number(a)}–{number(b)} s: no clip takes it"
+        parts.append(span("other-voice", a, b, WAVE_TOP, 4, title))
     for t in clipped_events:
         parts.append(
             f'<line class="clip-tick" x1="{_n(x(float(t)))}" x2="{_n(x(float(t)))}" y1="{_n(WAVE_TOP)}" '

@@ -17,7 +17,7 @@ Typical use::
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pipeline.analysis.base import Analysis
 from pipeline.errors import InvalidArgument
@@ -206,7 +206,8 @@ def choose(
     With the speaker's ``voice`` (:class:`pipeline.analysis.voice.Voice`), every plan short-listed or
     returned is heard first (:mod:`pipeline.selection.voices`): one in which another voice talks is
     dropped for the next candidate, so every plan returned carries ``speaker_similarity`` and no
-    ``other_voice_spans``; when every candidate holds another voice the list is empty (reason
+    ``other_voice_spans``, and ``other_voices_avoided``: the spans ``[path, start_s, end_s]`` where the
+    dropped plans heard another voice. When every candidate holds another voice the list is empty (reason
     ``other_voices``).
     """
     if top < 1 or alternatives < 0:
@@ -214,11 +215,15 @@ def choose(
     indexes = _prepare(recordings, spec)
     plans = _candidates(indexes, limit=max(DEFAULT_LIMIT, top + alternatives))
     keep = None
+    avoided: list[list[Any]] = []  # the other-voice spans of the plans dropped
     if voice is not None:
         from pipeline.selection.voices import annotate
 
         def keep(plan: ClipPlan) -> bool:
-            return annotate(plan, voice)
+            clean = annotate(plan, voice)
+            if not clean:
+                avoided.extend(plan.measures["other_voice_spans"])
+            return clean
 
     if slow and plans:
         short = _short_list(plans, indexes, top=top, keep=keep)
@@ -230,6 +235,10 @@ def choose(
         chosen = suppress(plans, limit=alternatives + 1)
         dropped = [p for p in chosen if not keep(p)]
         if not dropped:
+            from pipeline.selection.voices import merge_spans
+
+            for plan in chosen:
+                plan.measures["other_voices_avoided"] = merge_spans(avoided)
             return chosen
         plans = [p for p in plans if all(p is not d for d in dropped)]
 

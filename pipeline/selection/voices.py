@@ -74,6 +74,17 @@ def annotate(plan: ClipPlan, voice: Voice) -> bool:
     return not plan.measures.get("other_voice_spans")
 
 
+def merge_spans(spans: list[list[Any]]) -> list[list[Any]]:
+    """``[path, start_s, end_s]`` spans sorted, with the overlapping ones of a path merged."""
+    merged: list[list[Any]] = []
+    for path, a, b in sorted((str(p), float(a), float(b)) for p, a, b in spans):
+        if merged and merged[-1][0] == path and a <= merged[-1][2]:
+            merged[-1][2] = max(merged[-1][2], b)
+        else:
+            merged.append([path, a, b])
+    return merged
+
+
 def carry(measures: Mapping[str, Any], plan: ClipPlan) -> ClipPlan:
     """``plan`` with the voice measures of ``measures`` (the same window before the slow pass moved its
     edges by a few tenths of a second: what was heard still holds)."""
