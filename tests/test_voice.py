@@ -189,3 +189,20 @@ def test_one_reader_checks_clean_of_other_voices() -> None:
     assert (measured.metrics["other_voice_s"], measured.metrics["other_voice_spans"]) == (0.0, [])
     skipped = analyze(corpus_file("speech", HOST[1]), dnsmos=False, voices=False)
     assert "other_voice_s" not in skipped.metrics
+
+
+def test_a_noisy_stretch_of_the_speaker_is_judged_with_a_lower_threshold() -> None:
+    """Street noise at 5 dB lowers the host's own partials towards other voices' scores; measured as
+    noisy (selection's window SNR), the stretch is judged with the lower threshold and holds no other voice."""
+    clean = speech(HOST[1])[: 15 * ANALYSIS_RATE]
+    noise, _, _ = load_mono(corpus_file("noise", "amb_city_traffic_hum_usc.mp3"), rate=ANALYSIS_RATE)
+    noise = np.resize(noise, clean.size)
+    noisy = clean + noise * np.sqrt(np.mean(clean**2) / np.mean(noise**2) / 10 ** (5 / 10))
+    host = host_voice()
+    assert voice.degraded_stretch(5.0, None) and not voice.degraded_stretch(None, None)
+    lower = voice.other_voice_threshold(host, is_degraded=True)
+    assert lower < voice.other_voice_threshold(host)
+    finding, partials = voice.span_finding(noisy, host, threshold=lower)
+    assert finding.spans == []
+    assert float(np.median(partials.vectors @ host.vector)) < 0.8  # the noise did lower them
+    assert voice.other_voice_spans(partials, host).spans  # judged as if clean, it would be another voice

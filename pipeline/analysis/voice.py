@@ -57,6 +57,10 @@ OTHER_COSINE_MAX = 0.62
 """... and never above this cosine (own partials score 0.77 at their 5th percentile, others 0.65 at their 95th)."""
 OTHER_COSINE_MIN = 0.40
 """... and at least this (a very noisy speaker's threshold does not sink to nothing)."""
+DEGRADED_DROP = 0.15
+"""In a noisy or reverberant stretch (:func:`degraded`) the threshold is this much lower: the speaker's own
+partials there score 0.45-0.65 against their clean voice (street, dishes, rain, a church: measured), as
+low as another voice does when clean, so there only a clearly different voice is caught."""
 MIN_RUN_PARTIALS = 2
 """Consecutive partials below the threshold that make an other-voice span (with 0.5 s steps: >= 2.1 s).
 At the start or end of the span one is enough: a turn cut by the span's edge is heard by its edge
@@ -155,9 +159,11 @@ def dominant_voice(vectors: np.ndarray, *, source: str = "folder") -> Voice | No
     )
 
 
-def other_voice_threshold(voice: Voice) -> float:
-    """Cosine under which a partial is another voice: relative to the voice's own partials (module doc)."""
-    return float(np.clip(voice.own_median - OTHER_MARGIN, OTHER_COSINE_MIN, OTHER_COSINE_MAX))
+def other_voice_threshold(voice: Voice, *, is_degraded: bool = False) -> float:
+    """Cosine under which a partial is another voice: relative to the voice's own partials (module doc),
+    :data:`DEGRADED_DROP` lower in a degraded stretch."""
+    limit = float(np.clip(voice.own_median - OTHER_MARGIN, OTHER_COSINE_MIN, OTHER_COSINE_MAX))
+    return max(OTHER_COSINE_MIN, limit - DEGRADED_DROP) if is_degraded else limit
 
 
 def other_voice_spans(partials: Partials, voice: Voice, *, threshold: float | None = None) -> VoiceFinding:
@@ -251,10 +257,11 @@ def recording_partials(
 
 
 def span_finding(
-    audio16k: np.ndarray, voice: Voice | None, *, offset_s: float = 0.0
+    audio16k: np.ndarray, voice: Voice | None, *, offset_s: float = 0.0, threshold: float | None = None
 ) -> tuple[VoiceFinding, Partials]:
     """Partials every :data:`SPAN_STEP_S` along a 16 kHz signal and what they say against ``voice``
-    (``None``: the signal's own dominant voice). Times are ``offset_s`` plus the signal's."""
+    (``None``: the signal's own dominant voice). Times are ``offset_s`` plus the signal's; ``threshold``
+    overrides :func:`other_voice_threshold`."""
     if audio16k.size < 0.5 * ANALYSIS_RATE:
         empty = join_partials([])
         return VoiceFinding(similarity=None), empty
@@ -264,7 +271,7 @@ def span_finding(
         voice = dominant_voice(found.vectors, source="recording") if found.heard_s >= MIN_HEARD_S else None
     if voice is None:
         return VoiceFinding(similarity=None), found
-    return other_voice_spans(found, voice), found
+    return other_voice_spans(found, voice, threshold=threshold), found
 
 
 # ------------------------------------------------------------------------------------------ the folder
@@ -304,6 +311,12 @@ def degraded(metrics: dict[str, Any] | None) -> bool:
         or clipped >= 0.005
         or (bandwidth is not None and bandwidth < 6000.0)
     )
+
+
+def degraded_stretch(snr_db: float | None, reverb_score: float | None) -> bool:
+    """True when a stretch (a candidate window) was measured noisy (SNR under 20 dB) or reverberant
+    (``reverb_score`` 0.25 or more); unknown values do not count (a window without pauses has no SNR)."""
+    return (snr_db is not None and snr_db < 20.0) or (reverb_score is not None and reverb_score >= 0.25)
 
 
 def mismatch_limit(similarity_of_others: list[float], *, is_degraded: bool) -> float:

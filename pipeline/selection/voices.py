@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from pipeline.analysis.base import ANALYSIS_RATE
-from pipeline.analysis.voice import Voice, span_finding
+from pipeline.analysis.voice import Voice, degraded_stretch, other_voice_threshold, span_finding
 from pipeline.errors import AudioReadError
 from pipeline.selection.plan import ClipPlan, read_piece
 
@@ -37,12 +37,16 @@ def hear(plan: ClipPlan, voice: Voice) -> dict[str, Any]:
     piece is heard once per process. A piece that cannot be read is not heard (no spans, no similarity)."""
     similarities: list[tuple[float, int]] = []
     spans: list[list[Any]] = []
+    # A noisy or reverberant window lowers the speaker's own similarity: judge it with a lower threshold.
+    noisy = degraded_stretch(plan.measures.get("snr_db"), plan.measures.get("reverb_score"))
+    threshold = other_voice_threshold(voice, is_degraded=noisy)
     for piece in plan.pieces:
         key = (piece.source, piece.start_s, piece.end_s, tuple(piece.channel_weights), _voice_key(voice))
+        key += (round(threshold, 4),)
         if key not in _CACHE:
             if len(_CACHE) >= _CACHE_SIZE:
                 _CACHE.pop(next(iter(_CACHE)))
-            _CACHE[key] = _hear_piece(piece, voice)
+            _CACHE[key] = _hear_piece(piece, voice, threshold)
         similarity, piece_spans = _CACHE[key]
         if similarity is not None:
             similarities.append((similarity, max(1, round(piece.end_s - piece.start_s))))
@@ -56,14 +60,14 @@ def hear(plan: ClipPlan, voice: Voice) -> dict[str, Any]:
     }
 
 
-def _hear_piece(piece: Any, voice: Voice) -> tuple[float | None, list[list[float]]]:
+def _hear_piece(piece: Any, voice: Voice, threshold: float) -> tuple[float | None, list[list[float]]]:
     try:
         loaded = read_piece(piece, pad_s=0.0, rate=ANALYSIS_RATE)
     except AudioReadError:
         return None, []
     first = loaded.at(piece.start_s)
     audio = loaded.x[first : max(loaded.at(piece.end_s), first)]
-    finding, _ = span_finding(audio, voice, offset_s=loaded.time(first))
+    finding, _ = span_finding(audio, voice, offset_s=loaded.time(first), threshold=threshold)
     return finding.similarity, finding.spans
 
 
