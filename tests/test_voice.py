@@ -191,13 +191,19 @@ def test_one_reader_checks_clean_of_other_voices() -> None:
     assert "other_voice_s" not in skipped.metrics
 
 
-def test_a_noisy_stretch_of_the_speaker_is_judged_with_a_lower_threshold() -> None:
-    """Street noise at 5 dB lowers the host's own partials towards other voices' scores; measured as
-    noisy (selection's window SNR), the stretch is judged with the lower threshold and holds no other voice."""
+@cache
+def street_host() -> np.ndarray:
+    """15 s of the host under real street noise at 5 dB SNR."""
     clean = speech(HOST[1])[: 15 * ANALYSIS_RATE]
     noise, _, _ = load_mono(corpus_file("noise", "amb_city_traffic_hum_usc.mp3"), rate=ANALYSIS_RATE)
     noise = np.resize(noise, clean.size)
-    noisy = clean + noise * np.sqrt(np.mean(clean**2) / np.mean(noise**2) / 10 ** (5 / 10))
+    return clean + noise * np.sqrt(np.mean(clean**2) / np.mean(noise**2) / 10 ** (5 / 10))
+
+
+def test_a_noisy_stretch_of_the_speaker_is_judged_with_a_lower_threshold() -> None:
+    """Street noise at 5 dB lowers the host's own partials towards other voices' scores; measured as
+    noisy (selection's window SNR), the stretch is judged with the lower threshold and holds no other voice."""
+    noisy = street_host()
     host = host_voice()
     assert voice.degraded_stretch(5.0, None) and not voice.degraded_stretch(None, None)
     lower = voice.other_voice_threshold(host, is_degraded=True)
@@ -206,3 +212,30 @@ def test_a_noisy_stretch_of_the_speaker_is_judged_with_a_lower_threshold() -> No
     assert finding.spans == []
     assert float(np.median(partials.vectors @ host.vector)) < 0.8  # the noise did lower them
     assert voice.other_voice_spans(partials, host).spans  # judged as if clean, it would be another voice
+
+
+def test_the_speaker_as_heard_in_a_recording_is_a_second_reference() -> None:
+    """A recording in the street: its own dominant voice is the host there, so no other voice is heard;
+    the interview's own dominant voice is the host too, so the guest still is."""
+    host = host_voice()
+    street = partial_embeddings(street_host(), step_s=voice.SPAN_STEP_S)
+    here = voice.dominant_voice(street.vectors, source="recording")
+    assert voice.other_voice_spans(street, host).spans  # the clean voice alone: the street is "someone"
+    assert voice.other_voice_spans(street, host, here=here).spans == []
+    signal, turns = conversation()
+    talk = partial_embeddings(signal, step_s=voice.SPAN_STEP_S)
+    found = voice.other_voice_spans(talk, host, here=voice.dominant_voice(talk.vectors, source="recording"))
+    assert len(found.spans) == len(turns)
+
+
+def test_decide_keeps_each_recordings_voice_unless_it_is_someone_else() -> None:
+    from pipeline.batch.speakers import decide
+
+    partials = {n: partial_embeddings(speech(n), step_s=voice.SAMPLE_STEP_S).vectors for n in (*HOST, GUEST)}
+    clean = {"snr_db": 40.0, "reverb_score": 0.1, "clipped_ratio": 0.0, "bandwidth_hz": 8000.0}
+    decided = decide(partials, dict.fromkeys(partials, clean))
+    assert set(decided.mismatched) == {GUEST}
+    assert decided.voice is not None and set(decided.voice.recordings) == set(HOST)
+    again = voice.Voice.from_dict(decided.voice.to_dict())  # what stage 2 receives
+    assert set(again.recordings) == set(HOST)
+    assert np.allclose(again.vector, decided.voice.vector, atol=1e-5)

@@ -61,6 +61,9 @@ DEGRADED_DROP = 0.15
 """In a noisy or reverberant stretch (:func:`degraded`) the threshold is this much lower: the speaker's own
 partials there score 0.45-0.65 against their clean voice (street, dishes, rain, a church: measured), as
 low as another voice does when clean, so there only a clearly different voice is caught."""
+HERE_MIN_COSINE = 0.65
+"""A recording's own dominant voice stands for the speaker as heard there (a second reference for other
+voices, :func:`other_voice_spans`) only when it scores at least this against the speaker's voice."""
 MIN_RUN_PARTIALS = 2
 """Consecutive partials below the threshold that make an other-voice span (with 0.5 s steps: >= 2.1 s).
 At the start or end of the span one is enough: a turn cut by the span's edge is heard by its edge
@@ -76,7 +79,8 @@ class Voice:
     ``own_median`` is the median cosine of the member partials to ``vector`` (a clean recording about 0.85,
     a noisy one lower); ``share`` the fraction of the partials it was built from that belong to it;
     ``partials`` how many those were. ``source`` says where it came from (``folder``, ``reference``,
-    ``recording``).
+    ``recording``). ``recordings`` holds, for a speaker's voice, the dominant voice of each of their
+    recordings (by path): the speaker as heard in that recording's room and microphone.
     """
 
     vector: np.ndarray
@@ -84,16 +88,20 @@ class Voice:
     share: float
     partials: int
     source: str = "folder"
+    recordings: dict[str, Voice] = field(default_factory=dict, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-able form (the vector rounded to 6 decimals)."""
-        return {
+        """A JSON-able form (the vectors rounded to 6 decimals)."""
+        out: dict[str, Any] = {
             "vector": [round(float(v), 6) for v in self.vector],
             "own_median": round(self.own_median, 4),
             "share": round(self.share, 4),
             "partials": self.partials,
             "source": self.source,
         }
+        if self.recordings:
+            out["recordings"] = {p: v.to_dict() for p, v in sorted(self.recordings.items())}
+        return out
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Voice:
@@ -104,6 +112,7 @@ class Voice:
             share=float(data["share"]),
             partials=int(data["partials"]),
             source=str(data.get("source", "folder")),
+            recordings={p: cls.from_dict(v) for p, v in (data.get("recordings") or {}).items()},
         )
 
 
@@ -166,14 +175,29 @@ def other_voice_threshold(voice: Voice, *, is_degraded: bool = False) -> float:
     return max(OTHER_COSINE_MIN, limit - DEGRADED_DROP) if is_degraded else limit
 
 
-def other_voice_spans(partials: Partials, voice: Voice, *, threshold: float | None = None) -> VoiceFinding:
-    """The similarity of ``partials`` to ``voice`` and the other-voice spans among them (module doc)."""
+def other_voice_spans(
+    partials: Partials,
+    voice: Voice,
+    *,
+    threshold: float | None = None,
+    here: Voice | None = None,
+    here_threshold: float | None = None,
+) -> VoiceFinding:
+    """The similarity of ``partials`` to ``voice`` and the other-voice spans among them (module doc).
+
+    ``here`` is the speaker as heard in the recording the partials come from (its own dominant voice):
+    a partial is then another voice only when it is far from both, so a room or microphone unlike the
+    speaker's other recordings is not taken for another person.
+    """
     if len(partials) == 0 or partials.heard_s < MIN_HEARD_S:
         return VoiceFinding(similarity=None, spans=[], threshold=threshold)
     limit = other_voice_threshold(voice) if threshold is None else threshold
     sims = np.asarray(partials.vectors @ voice.vector, dtype=np.float64)
     similarity = float(_unit(partials.vectors.mean(axis=0)) @ voice.vector)
     low = sims < limit
+    if here is not None:
+        here_limit = other_voice_threshold(here) if here_threshold is None else here_threshold
+        low &= np.asarray(partials.vectors @ here.vector, dtype=np.float64) < here_limit
     spans: list[list[float]] = []
     k = 0
     while k < low.size:
@@ -257,11 +281,18 @@ def recording_partials(
 
 
 def span_finding(
-    audio16k: np.ndarray, voice: Voice | None, *, offset_s: float = 0.0, threshold: float | None = None
+    audio16k: np.ndarray,
+    voice: Voice | None,
+    *,
+    offset_s: float = 0.0,
+    threshold: float | None = None,
+    here: Voice | None = None,
+    here_threshold: float | None = None,
 ) -> tuple[VoiceFinding, Partials]:
     """Partials every :data:`SPAN_STEP_S` along a 16 kHz signal and what they say against ``voice``
     (``None``: the signal's own dominant voice). Times are ``offset_s`` plus the signal's; ``threshold``
-    overrides :func:`other_voice_threshold`."""
+    overrides :func:`other_voice_threshold`; ``here`` and ``here_threshold`` as in
+    :func:`other_voice_spans`."""
     if audio16k.size < 0.5 * ANALYSIS_RATE:
         empty = join_partials([])
         return VoiceFinding(similarity=None), empty
@@ -271,7 +302,8 @@ def span_finding(
         voice = dominant_voice(found.vectors, source="recording") if found.heard_s >= MIN_HEARD_S else None
     if voice is None:
         return VoiceFinding(similarity=None), found
-    return other_voice_spans(found, voice, threshold=threshold), found
+    finding = other_voice_spans(found, voice, threshold=threshold, here=here, here_threshold=here_threshold)
+    return finding, found
 
 
 # ------------------------------------------------------------------------------------------ the folder

@@ -16,7 +16,7 @@ Between analysing every file and selecting clips, the runner learns each speaker
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -130,9 +130,18 @@ def decide(
     if speaker_voice is None:
         return SpeakerVoice(voice=None, similarity=dict.fromkeys(partials))
     similarity: dict[str, float | None] = {}
+    heard: dict[str, Voice] = {}
     for path in sorted(partials):
         own = v.dominant_voice(partials[path], source="recording") if partials[path].shape[0] else None
         similarity[path] = None if own is None else round(float(own.vector @ speaker_voice.vector), 4)
+        if own is not None:
+            heard[path] = own
     conditions = {p: v.degraded(metrics.get(p)) for p in partials}
     mismatched = v.mismatched(similarity, conditions, reference=reference is not None)
+    # Selection hears each recording's windows against the speaker and against the speaker as heard there
+    # (when that is clearly the speaker: a noisy file whose own dominant voice is a guest must not hide him).
+    keep = {
+        p: o for p, o in heard.items() if p not in mismatched and (similarity[p] or 0.0) >= v.HERE_MIN_COSINE
+    }
+    speaker_voice = replace(speaker_voice, recordings=keep)
     return SpeakerVoice(voice=speaker_voice, similarity=similarity, mismatched=mismatched)

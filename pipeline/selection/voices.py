@@ -42,11 +42,13 @@ def hear(plan: ClipPlan, voice: Voice) -> dict[str, Any]:
     threshold = other_voice_threshold(voice, is_degraded=noisy)
     for piece in plan.pieces:
         key = (piece.source, piece.start_s, piece.end_s, tuple(piece.channel_weights), _voice_key(voice))
-        key += (round(threshold, 4),)
+        here = voice.recordings.get(piece.path)
+        here_threshold = None if here is None else other_voice_threshold(here, is_degraded=noisy)
+        key += (round(threshold, 4), None if here is None else _voice_key(here))
         if key not in _CACHE:
             if len(_CACHE) >= _CACHE_SIZE:
                 _CACHE.pop(next(iter(_CACHE)))
-            _CACHE[key] = _hear_piece(piece, voice, threshold)
+            _CACHE[key] = _hear_piece(piece, voice, threshold, here, here_threshold)
         similarity, piece_spans = _CACHE[key]
         if similarity is not None:
             similarities.append((similarity, max(1, round(piece.end_s - piece.start_s))))
@@ -60,14 +62,23 @@ def hear(plan: ClipPlan, voice: Voice) -> dict[str, Any]:
     }
 
 
-def _hear_piece(piece: Any, voice: Voice, threshold: float) -> tuple[float | None, list[list[float]]]:
+def _hear_piece(
+    piece: Any, voice: Voice, threshold: float, here: Voice | None, here_threshold: float | None
+) -> tuple[float | None, list[list[float]]]:
     try:
         loaded = read_piece(piece, pad_s=0.0, rate=ANALYSIS_RATE)
     except AudioReadError:
         return None, []
     first = loaded.at(piece.start_s)
     audio = loaded.x[first : max(loaded.at(piece.end_s), first)]
-    finding, _ = span_finding(audio, voice, offset_s=loaded.time(first), threshold=threshold)
+    finding, _ = span_finding(
+        audio,
+        voice,
+        offset_s=loaded.time(first),
+        threshold=threshold,
+        here=here,
+        here_threshold=here_threshold,
+    )
     return finding.similarity, finding.spans
 
 
