@@ -219,31 +219,47 @@ def other_voice_spans(
 def sample_spans(
     segments: list[tuple[float, float]], *, budget_s: float = SAMPLE_SPEECH_S
 ) -> list[tuple[float, float]]:
-    """Pieces of at most :data:`SAMPLE_CHUNK_S` of speech, spread evenly over ``segments``, ``budget_s`` in all.
+    """Stretches holding ``budget_s`` of speech in all, in pieces of :data:`SAMPLE_CHUNK_S` spread evenly.
 
-    The segments are laid end to end (speech time only); ``budget_s / SAMPLE_CHUNK_S`` pieces are placed at
-    even steps along that line and mapped back to the recording's times (a piece never crosses a segment).
+    The segments are laid end to end (speech time only); ``ceil(budget_s / SAMPLE_CHUNK_S)`` pieces are
+    placed at even steps along that line and mapped back to the recording's times. A piece that runs past
+    the end of a segment goes on into the next ones; the parts of a piece are read as one stretch when the
+    pause between them is shorter than :data:`SAMPLE_MAX_GAP_S` (the embedding cuts pauses short), else apart.
     """
     segs = [(float(a), float(b)) for a, b in segments if b > a]
     total = sum(b - a for a, b in segs)
     if total <= 0:
         return []
     if total <= budget_s:
-        return segs
+        return _merged(segs)
     count = max(1, int(np.ceil(budget_s / SAMPLE_CHUNK_S - 1e-9)))
     chunk = budget_s / count
     step = total / count
     edges = np.cumsum([0.0] + [b - a for a, b in segs])
-    out: list[tuple[float, float]] = []
+    parts: list[tuple[float, float]] = []
     for k in range(count):
-        at = (k + 0.5) * step - chunk / 2
-        at = min(max(at, 0.0), total - 1e-9)
-        i = int(np.searchsorted(edges, at, side="right") - 1)
-        a, b = segs[i]
-        start = a + (at - edges[i])
-        end = min(b, start + chunk)
-        if end - start >= 0.5:
-            out.append((start, end))
+        lo = min(max((k + 0.5) * step - chunk / 2, 0.0), total - chunk)
+        hi = lo + chunk
+        first = int(np.searchsorted(edges, lo, side="right") - 1)
+        for i in range(first, len(segs)):
+            if edges[i] >= hi:
+                break
+            a, b = segs[i]
+            parts.append((a + max(0.0, lo - edges[i]), a + min(b - a, hi - edges[i])))
+    return [(float(a), float(b)) for a, b in _merged(parts) if b - a >= 0.5]
+
+
+SAMPLE_MAX_GAP_S = 2.0
+"""Parts of a sampled piece closer than this are read as one stretch (:func:`sample_spans`)."""
+
+
+def _merged(spans: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    out: list[tuple[float, float]] = []
+    for a, b in sorted(spans):
+        if out and a - out[-1][1] < SAMPLE_MAX_GAP_S:
+            out[-1] = (out[-1][0], max(out[-1][1], b))
+        else:
+            out.append((a, b))
     return out
 
 
