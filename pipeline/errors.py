@@ -120,6 +120,14 @@ _REASONS: dict[str, tuple[str, str]] = {
     ),
     "singing": ("the voice is singing, not speaking", "give a recording of normal speech, not a song"),
     "multiple_speakers": ("more than one voice is present", "use a recording of one speaker only"),
+    "other_voices": (
+        "another voice speaks in the audio (an interviewer, a guest, someone in the room)",
+        "cut the other voice out, or give a stretch where only this speaker talks",
+    ),
+    "speaker_mismatch": (
+        "this recording's voice does not match the rest of the speaker's recordings",
+        "move it to its own speaker folder, or name the right voice with --reference",
+    ),
     "no_speech": ("no speech was detected", "check that the file contains speech"),
     "not_measured": ("the value could not be measured", "see the message for why"),
     "internal_error": ("voiceprep failed on this input (a bug)", "re-run with --debug and report it"),

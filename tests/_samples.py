@@ -62,3 +62,40 @@ def cut(source: Path, target: Path, seconds: float) -> float:
             packet.stream = copied
             copy.mux(packet)
     return float(held * stream.time_base)
+
+
+CONVERSATION_HOST = (
+    "resem_librispeech_3080-5032-0006.flac",
+    "resem_librispeech_3080-5032-0007.flac",
+    "resem_librispeech_3080-5032-0009.flac",
+)
+"""LibriSpeech reader 3080, the host of :func:`conversation`."""
+CONVERSATION_GUEST = "resem_librispeech_196-122150-0000.flac"
+"""LibriSpeech reader 196, the guest of :func:`conversation`."""
+
+
+def conversation(speech: Any) -> tuple[Any, list[tuple[float, float]]]:
+    """A two-person interview made of real turns, at 16 kHz: 44 s of the host (reader 3080's recordings end
+    to end) with the guest (reader 196) answering for 3.0 s after 14 s and 2.5 s after 28 s of it.
+
+    ``speech(name)`` gives a recording of the corpus's ``speech`` folder as a 16 kHz mono array. Returns
+    the signal and the guest's turns ``(start_s, end_s)``; the host talks everywhere else.
+    """
+    import numpy as np
+
+    host = np.concatenate([speech(n) for n in CONVERSATION_HOST])
+    guest = speech(CONVERSATION_GUEST)
+    s = 16000
+    parts = [
+        host[: 14 * s],
+        guest[: 3 * s],
+        host[14 * s : 28 * s],
+        guest[4 * s : 13 * s // 2],
+        host[28 * s : 44 * s],
+    ]
+    turns, t = [], 0.0
+    for k, part in enumerate(parts):
+        if k in (1, 3):
+            turns.append((t, t + part.size / s))
+        t += part.size / s
+    return np.concatenate(parts), turns

@@ -165,7 +165,8 @@ def test_columns_follow_the_documented_schema_with_stable_dtypes(out: Path) -> N
     )
     assert pd.api.types.is_string_dtype(clips["clip_path"]) and clips["failed_rules"] == np.dtype("O")
     # the metrics and probe columns name exactly what the runner writes
-    assert list(METRIC_COLUMNS) == [*FAST_PASS_METRICS, "pauses"]
+    speaker = ["speaker_similarity", "other_voice_s", "other_voice_spans"]  # issue 9: who speaks
+    assert list(METRIC_COLUMNS) == [*FAST_PASS_METRICS, "pauses", *speaker]
     assert tuple(PROBE_COLUMNS) == PROBE_KEYS
     assert tuple(WEIGHTS) == SCORE_PARTS
 

@@ -431,7 +431,7 @@ def test_run_json_has_fingerprint_counts_and_timings(corpus: Path, reference: Pa
         "cosyvoice": {"failed": 1, "ready": 2, "rejected": 2},
         "qwen-tts": {"failed": 1, "ready": 3, "rejected": 1},
     }
-    assert set(info["timings"]) == {"analyze_s", "clips_s"}
+    assert set(info["timings"]) == {"analyze_s", "voices_s", "clips_s"}
     assert all(v >= 0 for v in info["timings"].values())
     assert info["seconds"] >= info["timings"]["analyze_s"] + info["timings"]["clips_s"] - 0.01
     assert info["voiceprep"] and info["python"]

@@ -30,6 +30,24 @@ def _wants_dnsmos(dnsmos: bool | None, info: AudioInfo) -> bool:
     return dnsmos if dnsmos is not None else (info.duration_s or 0) <= AUTO_DNSMOS_MAX_S
 
 
+def _hear_voices(path: str | Path, result: Analysis) -> None:
+    """Put ``other_voice_s`` and ``other_voice_spans`` in ``result``: partials along the whole recording
+    against its own dominant voice (:func:`pipeline.analysis.voice.span_finding`)."""
+    from pipeline.analysis.base import ANALYSIS_RATE
+    from pipeline.analysis.voice import span_finding
+    from pipeline.audio.view import load_mono
+
+    audio, _, _ = load_mono(path, rate=ANALYSIS_RATE, choice=result.channel_choice, info=result.info)
+    finding, _ = span_finding(audio, None)
+    if finding.similarity is None:
+        why = "not_measured: too little speech to tell voices apart"
+        result.put("other_voice_s", None, why=why)
+        result.put("other_voice_spans", None, why=why)
+        return
+    result.put("other_voice_s", finding.other_voice_s)
+    result.put("other_voice_spans", finding.spans)
+
+
 @arguments.renamed(strategy="channel_strategy", max_duration_s="max_input_s")
 def analyze(
     path: str | Path,
@@ -40,9 +58,14 @@ def analyze(
     min_pause_s: float = 0.5,
     max_input_s: float | None = DEFAULT_MAX_INPUT_S,
     info: AudioInfo | None = None,
+    voices: bool | None = None,
 ) -> Analysis:
     """Measure a recording with the fast pass, the music and singing meter, and DNSMOS (``dnsmos=None``: on
     files up to :data:`AUTO_DNSMOS_MAX_S` seconds, as :func:`check` does).
+
+    ``voices`` (``None``: on files up to :data:`AUTO_DNSMOS_MAX_S` seconds) also listens for other voices:
+    ``other_voice_s`` and ``other_voice_spans`` (``[start_s, end_s]`` where a voice other than the
+    recording's dominant one talks for about 2 s or more).
 
     ``channel_strategy`` (``best``, ``first`` or ``mean``) says which channel(s) to hear; ``stream_index``
     picks the audio stream of a container; ``max_input_s`` is the longest input accepted (``None``: no
@@ -67,6 +90,8 @@ def analyze(
     )
     if result.metrics.get("duration_s") == 0:
         raise AudioReadError("empty", f"{path}: no samples could be decoded")
+    if _wants_dnsmos(voices, info):
+        _hear_voices(path, result)
     return result
 
 
@@ -77,6 +102,7 @@ def check(
     dnsmos: bool | None = None,
     stream_index: int = 0,
     known_metrics: dict[str, Any] | None = None,
+    voices: bool | None = None,
 ) -> CheckResult:
     """Judge a file *as it is*, as the service of ``family`` (a name or a loaded spec) would receive it.
 
@@ -85,6 +111,8 @@ def check(
     reason (``not_found``, ``decode_failed``, ...), not an exception. Unknown families raise ``SpecError``.
     ``known_metrics`` are values already measured on this very audio elsewhere (the runner passes the
     DNSMOS scores the renderer or the slow pass computed); they replace the file's own measurement.
+    ``voices`` (``None``: on files up to :data:`AUTO_DNSMOS_MAX_S` seconds, unless ``known_metrics`` has
+    ``other_voice_s``) listens for other voices (:func:`analyze`): the ``other_voices`` check.
     For several families at once use :func:`check_families` (one decode shared); passing a list here still
     works for one release, with a ``DeprecationWarning``, and returns a list.
     """
@@ -95,10 +123,10 @@ def check(
             stacklevel=2,
         )
         return check_families(  # type: ignore[return-value]
-            path, family, dnsmos=dnsmos, stream_index=stream_index, known_metrics=known_metrics
+            path, family, dnsmos=dnsmos, stream_index=stream_index, known_metrics=known_metrics, voices=voices
         )
     [result] = check_families(
-        path, [family], dnsmos=dnsmos, stream_index=stream_index, known_metrics=known_metrics
+        path, [family], dnsmos=dnsmos, stream_index=stream_index, known_metrics=known_metrics, voices=voices
     )
     return result
 
@@ -110,6 +138,7 @@ def check_families(
     dnsmos: bool | None = None,
     stream_index: int = 0,
     known_metrics: dict[str, Any] | None = None,
+    voices: bool | None = None,
 ) -> list[CheckResult]:
     """:func:`check` one file for several families: one result per family, in order.
 
@@ -125,6 +154,7 @@ def check_families(
     except AudioReadError as exc:
         return [failed_read(path, spec.name, exc.reason, exc.message) for spec in specs]
     run_dnsmos = _wants_dnsmos(dnsmos, info) and known.get("dnsmos_ovrl") is None
+    run_voices = _wants_dnsmos(voices, info) and known.get("other_voice_s") is None
     analyses: dict[str, Analysis] = {}  # one decode per channel strategy, shared by the families
     results = []
     probe_dict = asdict(info)
@@ -134,7 +164,9 @@ def check_families(
         key = channel_strategy if info.channels > 1 else "mono"
         try:
             if key not in analyses:
-                analyses[key] = analyze(path, dnsmos=run_dnsmos, channel_strategy=channel_strategy, info=info)
+                analyses[key] = analyze(
+                    path, dnsmos=run_dnsmos, channel_strategy=channel_strategy, info=info, voices=run_voices
+                )
         except AudioReadError as exc:
             results.append(failed_read(path, spec.name, exc.reason, exc.message, probe_dict))
             continue

@@ -28,6 +28,7 @@ class RunConfig(BaseModel):
     top_candidates: int = Field(default=3, ge=1, le=50)
     alternatives: int = Field(default=2, ge=0, le=10)
     slow_measures: bool = True
+    speaker_checks: bool = True
     executor: Literal["serial", "processes", "dask"] = "processes"
     jobs: int = Field(default=0, ge=0)
     ledger: str | None = None
@@ -44,7 +45,7 @@ class RunConfig(BaseModel):
 
 _STAGE_SETTINGS = {
     "analysis": ("max_input_s", "channel_strategy", "vad_aggressiveness"),
-    "selection": ("top_candidates", "alternatives", "slow_measures"),
+    "selection": ("top_candidates", "alternatives", "slow_measures", "speaker_checks"),
 }
 
 

@@ -48,7 +48,7 @@ from pipeline.batch.manifest import (
 )
 from pipeline.errors import AudioReadError, InvalidArgument, VoiceprepError, reason
 
-CACHE_VERSION = 4
+CACHE_VERSION = 5
 """Bumped when cached rows or analyses change meaning; old cache entries are then ignored."""
 
 PROBE_KEYS = ("format", "codec", "sample_rate", "channels", "duration_s", "bytes", "sample_format")
@@ -102,22 +102,60 @@ def text_of(name: str) -> str:
             return name.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
-def _read_speaker_map(path: Path) -> dict[str, str]:
+def _read_speaker_map(path: Path) -> tuple[dict[str, str], dict[str, str]]:
+    """``{path: speaker}`` and ``{speaker: reference}`` (the optional third column) of a speaker map."""
     try:
         with path.open(newline="", encoding="utf-8-sig") as fh:  # spreadsheets often write a BOM
             rows = list(csv.reader(fh))
     except OSError as exc:
         raise RunError(f"{path}: cannot read the speaker map: {exc.strerror or exc}") from None
     mapping: dict[str, str] = {}
+    references: dict[str, str] = {}
     for number, row in enumerate(rows, start=1):
         if not row or row[0].strip().startswith("#"):
             continue
         if number == 1 and [c.strip().lower() for c in row[:2]] == ["path", "speaker"]:
             continue
         if len(row) < 2 or not row[0].strip() or not row[1].strip():
-            raise RunError(f"{path}: line {number}: expected 'path,speaker'")
-        mapping[Path(row[0].strip()).as_posix()] = row[1].strip()
-    return mapping
+            raise RunError(f"{path}: line {number}: expected 'path,speaker' or 'path,speaker,reference'")
+        who = row[1].strip()
+        mapping[Path(row[0].strip()).as_posix()] = who
+        if len(row) > 2 and row[2].strip():
+            given = row[2].strip()
+            if references.setdefault(who, given) != given:
+                raise RunError(f"{path}: line {number}: {who} already has the reference {references[who]!r}")
+    return mapping, references
+
+
+def speaker_references(
+    input_path: str | Path,
+    inputs: Sequence[InputFile],
+    *,
+    reference: str | Path | None = None,
+    speaker_map: str | Path | None = None,
+) -> dict[str, Path]:
+    """``{speaker: reference recording}``: ``reference`` (only for an input of one speaker) and the
+    ``reference`` column of ``speaker_map`` (a path relative to the input folder, else as given)."""
+    speakers = sorted({i.speaker for i in inputs})
+    named: dict[str, str] = {}
+    if speaker_map is not None:
+        named = _read_speaker_map(Path(speaker_map))[1]  # its speakers are the input's (find_inputs)
+    if reference is not None:
+        if len(speakers) != 1:
+            raise RunError(
+                f"--reference names one voice, and the input holds {len(speakers)} speakers; give each its "
+                "reference in the reference column of --speaker-map"
+            )
+        named.setdefault(speakers[0], str(reference))
+    root = Path(input_path)
+    base = root if root.is_dir() else root.parent
+    out: dict[str, Path] = {}
+    for who, given in named.items():
+        found = next((p for p in (base / given, Path(given)) if p.is_file()), None)
+        if found is None:
+            raise RunError(f"the reference recording of {who} ({given}) is not a file")
+        out[who] = found.resolve()
+    return out
 
 
 def find_inputs(
@@ -127,12 +165,13 @@ def find_inputs(
 
     Each immediate subfolder of the input is a speaker (nested folders belong to it); each loose file in
     the input root is its own speaker named by its stem; ``speaker`` makes the whole input one speaker;
-    ``speaker_map`` (CSV of ``path,speaker``, paths relative to the input) overrides per file.
+    ``speaker_map`` (CSV of ``path,speaker``, paths relative to the input) overrides per file (an optional
+    third column ``reference`` names the speaker's reference recording: :func:`speaker_references`).
     """
     root = Path(input_path)
     if not root.exists():
         raise RunError(f"{root}: no such file or folder")
-    mapping = _read_speaker_map(Path(speaker_map)) if speaker_map is not None else {}
+    mapping = _read_speaker_map(Path(speaker_map))[0] if speaker_map is not None else {}
     files: list[InputFile] = []
     for item in scan([root]):
         shown = text_of(item.path)  # manifests, logs and the terminal see text; `source` keeps the bytes
@@ -300,10 +339,11 @@ ClipTask = tuple[str, tuple[InputFile, ...]]
 """Stage-2 input: a family and one speaker's readable recordings (each with its ``sha256``)."""
 
 
-def _clip_key(task: ClipTask, spec_dump: dict[str, Any], cfg: RunConfig) -> str:
+def _clip_key(task: ClipTask, spec_dump: dict[str, Any], cfg: RunConfig, voice: Any = None) -> str:
     family, files = task
     return fingerprint(
         {
+            "voice": voice,
             "speaker": files[0].speaker,
             "family": family,
             "recordings": sorted((f.sha256 or "", f.path) for f in files),
@@ -315,18 +355,25 @@ def _clip_key(task: ClipTask, spec_dump: dict[str, Any], cfg: RunConfig) -> str:
     )
 
 
-def _clip_cache(task: ClipTask, cache_dir: Path, cfg: RunConfig) -> tuple[Any, str, Path]:
+def _clip_cache(task: ClipTask, cache_dir: Path, cfg: RunConfig, voice: Any = None) -> tuple[Any, str, Path]:
     from pipeline.rules.families import load_family
 
     family, _ = task
     spec = load_family(family)
-    key = _clip_key(task, spec.model_dump(mode="json"), cfg)
+    key = _clip_key(task, spec.model_dump(mode="json"), cfg, voice)
     return spec, key, cache_dir / "clips" / f"{key}.json"
 
 
-def cached_clip(task: ClipTask, *, out_dir: Path, cache_dir: Path, config: RunConfig) -> ClipRow | None:
+def cached_clip(
+    task: ClipTask,
+    *,
+    out_dir: Path,
+    cache_dir: Path,
+    config: RunConfig,
+    voices: dict[str, dict[str, Any]] | None = None,
+) -> ClipRow | None:
     """Stage 2 without working: the cached row of this speaker and family when its clip is intact, else None."""
-    _, _, row_path = _clip_cache(task, cache_dir, config)
+    _, _, row_path = _clip_cache(task, cache_dir, config, (voices or {}).get(task[1][0].speaker))
     cached = _read_json(row_path)
     if cached is None:
         return None
@@ -334,18 +381,31 @@ def cached_clip(task: ClipTask, *, out_dir: Path, cache_dir: Path, config: RunCo
     return row if _clip_intact(out_dir, row) else None
 
 
-def make_clip(task: ClipTask, *, out_dir: Path, cache_dir: Path, config: RunConfig) -> ClipRow:
-    """Stage-2 task: choose, render and re-check the clip of one speaker for one family."""
-    from pipeline.analysis.base import Analysis
+def make_clip(
+    task: ClipTask,
+    *,
+    out_dir: Path,
+    cache_dir: Path,
+    config: RunConfig,
+    voices: dict[str, dict[str, Any]] | None = None,
+) -> ClipRow:
+    """Stage-2 task: choose, render and re-check the clip of one speaker for one family.
 
-    spec, key, row_path = _clip_cache(task, cache_dir, config)
+    ``voices`` holds each speaker's voice (:meth:`pipeline.analysis.voice.Voice.to_dict`): selection then
+    never picks a window in which another voice talks."""
+    from pipeline.analysis.base import Analysis
+    from pipeline.analysis.voice import Voice
+
     _, files = task
+    voice_dict = (voices or {}).get(files[0].speaker)
+    spec, key, row_path = _clip_cache(task, cache_dir, config, voice_dict)
     recordings = []
     for f in files:
         rec = Analysis.load(_analysis_cache(f.sha256 or "", cache_dir, config)[1])
         rec.source, rec.path, rec.speaker = f.source, f.path, f.speaker  # cached by content, named here
         recordings.append(rec)
-    row = _select_render_check(recordings, spec, out_dir, config)
+    voice = None if voice_dict is None else Voice.from_dict(voice_dict)
+    row = _select_render_check(recordings, spec, out_dir, config, voice)
     row.key = key
     if "output_in_the_way" not in row.reasons:  # not cached: once the file is moved, the clip is made
         _write_json(row_path, row)
@@ -369,17 +429,27 @@ def _clip_intact(out: Path, row: ClipRow) -> bool:
     return row.clip_sha256 is None or io.sha256_file(path) == row.clip_sha256
 
 
-def _select_render_check(recordings: list[Any], spec: Any, out: Path, cfg: RunConfig) -> ClipRow:
+def _select_render_check(
+    recordings: list[Any], spec: Any, out: Path, cfg: RunConfig, voice: Any = None
+) -> ClipRow:
     from pipeline.analysis.inspection import check
     from pipeline.render.clip import render
     from pipeline.selection.select import choose, explain
 
     speaker = recordings[0].speaker
     plans = choose(
-        recordings, spec, top=cfg.top_candidates, slow=cfg.slow_measures, alternatives=cfg.alternatives
+        recordings,
+        spec,
+        top=cfg.top_candidates,
+        slow=cfg.slow_measures,
+        alternatives=cfg.alternatives,
+        voice=voice,
     )
     if not plans:
         reasons, message = explain(recordings, spec)
+        if not reasons and voice is not None:  # windows exist, and another voice talks in every one
+            reasons = ["other_voices"]
+            message = f"another voice talks in every window that fits {spec.name}"
         return ClipRow(speaker=speaker, family=spec.name, status="rejected", reasons=reasons, message=message)
     target = out / "clips" / safe_name(speaker) / f"{spec.name}.{spec.delivery.format}"
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -390,7 +460,13 @@ def _select_render_check(recordings: list[Any], spec: Any, out: Path, cfg: RunCo
     for rank, plan in enumerate(plans):
         rendered = render(plan, spec, target)
         known = _known_dnsmos(plan, rendered)
-        verdict = check(rendered.path, spec, dnsmos=True, known_metrics=known)
+        verdict = check(
+            rendered.path,
+            spec,
+            dnsmos=True,
+            known_metrics={**(known or {}), **_known_voices(plan)} or None,
+            voices=cfg.speaker_checks,
+        )
         row = ClipRow(
             speaker=speaker,
             family=spec.name,
@@ -454,6 +530,17 @@ def _in_the_way(speaker: str, family: str, out: Path, target: Path) -> ClipRow:
     )
 
 
+def _known_voices(plan: Any) -> dict[str, Any]:
+    """Who speaks in the plan, measured by selection against the speaker's voice (the re-check keeps it
+    instead of judging the clip against its own dominant voice). The spans are the plan's (times of its
+    source), so they are passed only when there are none; a plan with some is never chosen."""
+    m = plan.measures
+    known = {k: m[k] for k in ("speaker_similarity", "other_voice_s") if m.get(k) is not None}
+    if known and not m.get("other_voice_spans"):
+        known["other_voice_spans"] = []
+    return known
+
+
 def _known_dnsmos(plan: Any, rendered: Any) -> dict[str, float] | None:
     """DNSMOS already measured on this clip's audio, so the re-check need not run the model again.
 
@@ -504,6 +591,7 @@ def run(
     resume: bool = True,
     speaker: str | None = None,
     speaker_map: str | Path | None = None,
+    reference: str | Path | None = None,
     progress: ProgressCallback | None = None,
 ) -> Path:
     """Run voiceprep over a file or folder, write the outputs to ``out_dir`` and return that folder (read
@@ -512,6 +600,10 @@ def run(
     ``executor`` is ``"serial"``, ``"processes"`` or ``"dask"`` (default: the config's), or any
     :class:`concurrent.futures.Executor` (a Dask ``client.get_executor()``, a thread pool), which the run
     uses and leaves open; the kinds are started only when some work is not cached, and stopped at the end.
+
+    ``reference`` names the recording whose voice is the speaker's (an input of one speaker; per speaker:
+    the ``reference`` column of ``speaker_map``); by default each speaker's voice is the dominant voice of
+    their recordings (:mod:`pipeline.batch.speakers`, with ``speaker_checks`` in the config).
 
     Raises :class:`RunError` when the run cannot proceed (no input, unwritable output, the input is the
     output folder or inside it) and :class:`~pipeline.batch.outputs.OutputBusy` when another run holds the
@@ -545,6 +637,7 @@ def run(
             resume=resume,
             speaker=speaker,
             speaker_map=speaker_map,
+            reference=reference,
             progress=progress,
             started=started,
             t0=t0,
@@ -596,6 +689,7 @@ def _run_locked(
     resume: bool,
     speaker: str | None,
     speaker_map: str | Path | None,
+    reference: str | Path | None,
     progress: ProgressCallback | None,
     started: float,
     t0: float,
@@ -620,6 +714,7 @@ def _run_locked(
         more = f" ({len(inside_out)} inside the output folder {out}, not read)" if inside_out else ""
         raise RunError(f"{input_path}: no audio files found{more}")
     _check_speaker_folders(inputs)
+    references = speaker_references(input_path, inputs, reference=reference, speaker_map=speaker_map)
     if not resume and cache.is_symlink():  # a link to somewhere else: only the link goes
         cache.unlink()
     elif not resume and cache.exists():  # after every check: a refused run removes nothing
@@ -680,6 +775,12 @@ def _run_locked(
             _notify(progress, "recording", row=row)
         timings["analyze_s"] = time.perf_counter() - t_stage
 
+        voices: dict[str, dict[str, Any]] = {}
+        if cfg.speaker_checks:
+            t_stage = time.perf_counter()
+            recordings, voices = _learn_voices(recordings, inputs, references, out, cfg, outcomes)
+            timings["voices_s"] = time.perf_counter() - t_stage
+
         t_stage = time.perf_counter()
         clip_tasks = _clip_tasks(recordings, inputs, family_names)
         skipped = _speakers_without_audio(recordings, clip_tasks, family_names)
@@ -688,7 +789,7 @@ def _run_locked(
             clips.append(clip)
             append_row(clip_manifest, clip)
             _notify(progress, "clip", row=clip)
-        where = {"out_dir": out, "cache_dir": cache, "config": cfg}
+        where = {"out_dir": out, "cache_dir": cache, "config": cfg, "voices": voices}
         stage2 = outcomes(
             functools.partial(cached_clip, **where), functools.partial(make_clip, **where), clip_tasks
         )
@@ -733,6 +834,94 @@ def _run_locked(
     return out
 
 
+def _learn_voices(
+    recordings: list[RecordingRow],
+    inputs: Sequence[InputFile],
+    references: dict[str, Path],
+    out: Path,
+    cfg: RunConfig,
+    outcomes: Callable[..., Iterable[tuple[Any, Any]]],
+) -> tuple[list[RecordingRow], dict[str, dict[str, Any]]]:
+    """Each speaker's voice and the recordings that are someone else (:mod:`pipeline.batch.speakers`).
+
+    Returns the recordings with ``speaker_similarity`` in their metrics (and ``speaker_mismatch`` in the
+    reasons of those left out of selection) and ``{speaker: voice}`` for stage 2.
+    """
+    import numpy as np
+
+    from pipeline.analysis.speaker import EMBEDDING_SIZE
+    from pipeline.analysis.voice import speech_budget
+    from pipeline.batch.speakers import (
+        VoiceTask,
+        cached_partials,
+        decide,
+        recording_partials,
+        reference_voice,
+    )
+
+    cache = out / ".cache"
+    sources = {i.path: i.source for i in inputs}
+    ok = [r for r in recordings if r.status == "ok" and r.sha256]
+    files_of = Counter(r.speaker for r in ok)
+    tasks = []
+    for r in ok:
+        budget = round(speech_budget(files_of[r.speaker]), 3)
+        analysis_file = _analysis_cache(r.sha256 or "", cache, cfg)[1]
+        key = fingerprint(
+            {
+                "sha256": r.sha256,
+                "speech_s": budget,
+                "analysis": cfg.fingerprint_fields("analysis"),
+                "code": _code_version(),
+            }
+        )
+        cache_file = cache / "voices" / f"{key}.npz"
+        tasks.append(VoiceTask(r.path, sources[r.path], str(analysis_file), str(cache_file), budget))
+    partials: dict[str, Any] = {}
+    for task, result in outcomes(cached_partials, recording_partials, tasks):
+        if isinstance(result, BaseException):  # a bug: logged; the file then has no say in the voice
+            _crash(out, f"{task.path} (speaker voice)", result)
+            result = np.zeros((0, EMBEDDING_SIZE), dtype=np.float32)
+        partials[task.path] = result
+    voices: dict[str, dict[str, Any]] = {}
+    updated: dict[str, RecordingRow] = {}
+    for speaker in sorted(files_of):
+        rows = [r for r in ok if r.speaker == speaker]
+        ref = references.get(speaker)
+        ref_voice = None if ref is None else reference_voice(ref, cache, _file_sha256(ref, cache))
+        if ref is not None and ref_voice is None:
+            raise RunError(f"{ref}: the reference recording of {speaker} holds too little speech")
+        decision = decide(
+            {r.path: partials[r.path] for r in rows}, {r.path: r.metrics for r in rows}, ref_voice
+        )
+        if decision.voice is not None:
+            voices[speaker] = decision.voice.to_dict()
+        for r in rows:
+            similarity = decision.similarity.get(r.path)
+            metrics = {**(r.metrics or {}), "speaker_similarity": similarity}
+            null_reasons = dict(r.null_reasons)
+            if similarity is None:
+                null_reasons["speaker_similarity"] = (
+                    "not_measured: too little speech to tell whose voice it is"
+                )
+            reasons, message = list(r.reasons), r.message
+            if r.path in decision.mismatched:
+                reasons.append("speaker_mismatch")
+                text = (
+                    f"its voice does not match {speaker}'s (speaker similarity {similarity:.2f}, under "
+                    f"{decision.mismatched[r.path]:.2f}): left out of selection"
+                )
+                message = f"{message}; {text}" if message else text
+            updates = {
+                "metrics": metrics,
+                "null_reasons": null_reasons,
+                "reasons": reasons,
+                "message": message,
+            }
+            updated[r.path] = r.model_copy(update=updates)
+    return [updated.get(r.path, r) for r in recordings], voices
+
+
 def _with_use(recordings: Sequence[RecordingRow], clips: Sequence[ClipRow]) -> list[RecordingRow]:
     """The recordings with ``used_in`` set: the families whose chosen window takes speech from each."""
     used: dict[tuple[str, str], list[str]] = {}
@@ -764,7 +953,7 @@ def _clip_tasks(
     by_path = {i.path: i for i in inputs}
     by_speaker: dict[str, list[InputFile]] = {}
     for row in sorted(recordings, key=lambda r: r.path):
-        if row.status == "ok":
+        if row.status == "ok" and "speaker_mismatch" not in row.reasons:
             by_speaker.setdefault(row.speaker, []).append(replace(by_path[row.path], sha256=row.sha256))
     return [(family, tuple(files)) for _, files in sorted(by_speaker.items()) for family in families]
 
@@ -778,17 +967,22 @@ def _speakers_without_audio(
     for row in sorted(recordings, key=lambda r: r.path):  # completion order differs between executors
         if row.speaker not in have:
             reasons.setdefault(row.speaker, Counter()).update(row.reasons or ["decode_failed"])
+    readable = {r.speaker for r in recordings if r.status == "ok"}  # every one someone else's voice
     rows = []
     for speaker, counter in sorted(reasons.items()):
         codes = [code for code, _ in counter.most_common()]
+        if speaker in readable:
+            codes = ["speaker_mismatch"]
         for family in families:
             rows.append(
                 ClipRow(
                     speaker=speaker,
                     family=family,
-                    status="failed",
+                    status="rejected" if speaker in readable else "failed",
                     reasons=codes,
-                    message="no recording of this speaker could be read",
+                    message="every recording of this speaker is someone else's voice"
+                    if speaker in readable
+                    else "no recording of this speaker could be read",
                 )
             )
     return rows
@@ -803,6 +997,7 @@ def _counts(recordings: Sequence[RecordingRow], clips: Sequence[ClipRow]) -> dic
         "recordings": len(recordings),
         "recordings_ok": sum(r.status == "ok" for r in recordings),
         "recordings_failed": sum(r.status != "ok" for r in recordings),
+        "recordings_mismatched": sum("speaker_mismatch" in r.reasons for r in recordings),
         "recordings_with_decode_notes": sum(bool(r.decode_notes) for r in recordings),
         "audio_hours": round(audio_s / 3600, 4),
         "speakers": len({r.speaker for r in recordings}),

@@ -239,6 +239,12 @@ def analyze(
             value = row["metrics"].get(name)
             note = METRICS[name].definition if value is not None else row["null_reasons"].get(name, "")
             table.add_row(name, value_text(name, value), note)
+        if "other_voice_s" in row["metrics"]:  # listened for (files up to 2 minutes)
+            value = row["metrics"]["other_voice_s"]
+            spans = row["metrics"].get("other_voice_spans") or []
+            where = ", ".join(f"{a:.1f}-{b:.1f} s" for a, b in spans)
+            note = f"another voice at {where}" if spans else row["null_reasons"].get("other_voice_s", "")
+            table.add_row("other_voice_s", value_text("other_voice_s", value), note or "one voice only")
         out.print(table)
         if row["reasons"]:
             out.print(f"  warnings: {', '.join(row['reasons'])}")
@@ -339,7 +345,19 @@ def run_command(
     ] = None,
     speaker_map: Annotated[
         Path | None,
-        typer.Option("--speaker-map", help="CSV of path,speaker overriding the folders.", show_default=False),
+        typer.Option(
+            "--speaker-map",
+            help="CSV of path,speaker[,reference] overriding the folders (reference: the speaker's voice).",
+            show_default=False,
+        ),
+    ] = None,
+    reference: Annotated[
+        Path | None,
+        typer.Option(
+            "--reference",
+            help="A recording of the speaker alone: their voice (default: the dominant voice of their files).",
+            show_default=False,
+        ),
     ] = None,
     export: Export = None,
     submit: Annotated[
@@ -385,6 +403,7 @@ def run_command(
                     resume=not no_resume,
                     speaker=speaker,
                     speaker_map=speaker_map,
+                    reference=reference,
                     progress=progress,
                 )
         except OutputBusy as exc:
@@ -571,6 +590,12 @@ def _print_run_summary(results: RunResults, out_dir: Path) -> None:
             f"  [red]failed[/] {shown(r['path'])}: {', '.join(r['reasons'])}: {shown(r['message'])}",
             highlight=False,
         )
+    for r in results.recording_rows:
+        if r["status"] == "ok" and "speaker_mismatch" in r["reasons"]:
+            out.print(
+                f"  [yellow]left out[/] {shown(r['path'])}: speaker_mismatch: {shown(r['message'])}",
+                highlight=False,
+            )
     noted = counts.get("recordings_with_decode_notes", 0)
     if noted:
         had = "recording had" if noted == 1 else "recordings had"

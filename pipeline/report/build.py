@@ -101,6 +101,7 @@ def _draw_recordings(sv: Speaker, families: list[str]) -> None:
             pauses=metrics.get("pauses") or [],
             speech=r["speech_segments"],
             clipped_events=metrics.get("clipped_events") or [],
+            other_voices=_other_voices(sv, path),
             content=content_spans(path, metrics, list(sv.clips.values())),
             anchors={fam: c["anchor"] for fam, c in sv.clips.items()},
             statuses={fam: c["status"] for fam, c in sv.clips.items()},
@@ -108,6 +109,17 @@ def _draw_recordings(sv: Speaker, families: list[str]) -> None:
             width=480.0 if short else 1000.0,
         )
         drawn += 1
+
+
+def _other_voices(sv: Speaker, path: str) -> list[tuple[float, float]]:
+    """Where selection heard another voice in the recording ``path`` (any family's plan says so)."""
+    spans: set[tuple[float, float]] = set()
+    for clip in sv.clips.values():
+        measures = (clip.get("plan") or {}).get("measures") or {}
+        for span in measures.get("other_voices_avoided") or []:
+            if len(span) == 3 and span[0] == path:
+                spans.add((float(span[1]), float(span[2])))
+    return sorted(spans)
 
 
 def _excerpts(clip: dict[str, Any], sv: Speaker, files_dir: Path, base: Path, keep: set[str]) -> None:

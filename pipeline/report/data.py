@@ -37,9 +37,10 @@ RECORDING_METRICS = (
     "bandwidth_hz",
     "dnsmos_ovrl",
     "lufs",
+    "speaker_similarity",
 )
-"""The metric columns of a speaker's recordings table; all but duration and loudness are coloured
-against the families' gates."""
+"""The metric columns of a speaker's recordings table; all but duration, loudness and speaker similarity
+are coloured against the families' gates."""
 
 HISTOGRAM_METRICS = ("snr_db", "dnsmos_ovrl", "reverb_score", "bandwidth_class", "duration_s")
 
@@ -122,8 +123,9 @@ def family_counts(res: RunResults) -> dict[str, dict[str, int]]:
 
 
 def failed_recordings(res: RunResults) -> list[dict[str, Any]]:
-    """The recordings that could not be used, by path."""
-    return sorted((r for r in res.recording_rows if r["status"] != "ok"), key=lambda r: r["path"])
+    """The recordings that could not be used, by path: unreadable, or someone else's voice."""
+    unused = (r for r in res.recording_rows if r["status"] != "ok" or "speaker_mismatch" in r["reasons"])
+    return sorted(unused, key=lambda r: r["path"])
 
 
 def cells(row: dict[str, Any], gates: dict[str, list[Any]]) -> dict[str, tuple[str, str | None, str]]:
@@ -146,7 +148,7 @@ def cells(row: dict[str, Any], gates: dict[str, list[Any]]) -> dict[str, tuple[s
                 if verdict in judged:
                     judged[verdict].append(family)
         verdict = "fail" if judged["fail"] else "warn" if judged["warn"] else ("pass" if gates else None)
-        verdict = None if metric in ("duration_s", "lufs") else verdict
+        verdict = None if metric in ("duration_s", "lufs", "speaker_similarity") else verdict
         parts = [f"{v} for {', '.join(fams)}" for v, fams in judged.items() if fams]
         title = "; ".join(parts) if parts else ("passes every family's gate" if verdict else "")
         out[metric] = (text, verdict, title)

@@ -72,6 +72,7 @@ def waveform_svg(
     speech: Iterable[Sequence[float]] = (),
     clipped_events: Iterable[float] = (),
     content: Iterable[Sequence[Any]] = (),
+    other_voices: Iterable[Sequence[float]] = (),
     anchors: dict[str, str] | None = None,
     statuses: dict[str, str] | None = None,
     label: str = "",
@@ -89,6 +90,8 @@ def waveform_svg(
     ``content`` are ``(start_s, end_s, kind)`` spans where music or singing was heard (``kind`` ``music``
     or ``singing``), drawn as a strip along the top.
     ``statuses`` (family -> clip status) colours each lane's bars like the clip's status badge.
+    ``other_voices`` are ``(start_s, end_s)`` where selection heard a voice other than the speaker's (a
+    red strip along the top).
     """
     anchors = anchors or {}
     statuses = statuses or {}
@@ -151,6 +154,9 @@ def waveform_svg(
         a, b, kind = float(c[0]), float(c[1]), str(c[2])
         title = f"{escape(kind)} heard {number(a)}–{number(b)} s"
         parts.append(span(f"content content-{escape(kind)}", a, b, WAVE_TOP, 4, title))
+    for a, b in ((float(s[0]), float(s[1])) for s in other_voices):
+        title = f"another voice {number(a)}–{number(b)} s: no clip takes it"
+        parts.append(span("other-voice", a, b, WAVE_TOP, 4, title))
     for t in clipped_events:
         parts.append(
             f'<line class="clip-tick" x1="{_n(x(float(t)))}" x2="{_n(x(float(t)))}" y1="{_n(WAVE_TOP)}" '

@@ -205,6 +205,12 @@ class LimitRule:
     hint: Callable[[Any], str] | None = None
 
 
+def _spans_text(spans: Sequence[Sequence[Any]]) -> str:
+    """Other-voice spans as ``12.3-15.1 s`` (a leading path, in a clip's plan, is dropped)."""
+    shown = [f"{number(span[-2], digits=1)}-{number(span[-1], digits=1)} s" for span in spans[:4]]
+    return ", ".join(shown) + (f" and {len(spans) - 4} more" if len(spans) > 4 else "")
+
+
 def _duration_rule(name: str, label: str, op: str, reason: str, attr: str, bound: str) -> LimitRule:
     return LimitRule(
         name=name,
@@ -356,6 +362,19 @@ LIMIT_RULES: tuple[LimitRule, ...] = (
         message=lambda v, lim, ok, seen: f"longest pause {number(v)} s (at most {number(lim)} s)",
         unmeasured=lambda seen: "not_measured: pauses were not measured" if seen["speech_s"] else None,
     ),
+    LimitRule(
+        name="other_voices",
+        label="other voices",
+        op="<=",
+        unit="s",
+        reason="other_voices",
+        limit=lambda lim, seen: 0.0,
+        value=lambda seen: seen["other_voice_s"],
+        message=lambda v, lim, ok, seen: (
+            f"another voice talks for {number(v)} s ({_spans_text(seen['other_voice_spans'])})"
+        ),
+        failures_only=True,
+    ),
 )
 """Every hard limit the engine applies, in the order the checks are listed. A new limit is one entry
 here plus its field in :class:`~pipeline.rules.families.Limits`."""
@@ -383,6 +402,8 @@ def _seen(
         "speech_s": metrics.get("speech_s"),
         "longest_run_s": metrics.get("longest_run_s"),
         "max_pause_s": metrics.get("max_pause_s"),
+        "other_voice_s": metrics.get("other_voice_s"),
+        "other_voice_spans": metrics.get("other_voice_spans") or [],
     }
 
 

@@ -141,6 +141,31 @@ METRICS: dict[str, Metric] = {
         ),
         Metric("channel_choice", "channels used", dtype="object", style="choice"),
         Metric("pauses", "pauses", dtype="object", style="events", fast_pass=False),
+        Metric(
+            "speaker_similarity",
+            "speaker similarity",
+            bounds=(0.0, 1.0),
+            digits=3,
+            fast_pass=False,
+            definition="cosine of the voice (GE2E embedding) to the speaker's voice: 1 is the same voice; a "
+            "speaker's own clean recordings score about 0.85-0.98, other people about 0.45-0.75",
+        ),
+        Metric(
+            "other_voice_s",
+            "other voices",
+            "s",
+            bounds=(0.0, 1e7),
+            fast_pass=False,
+            definition="seconds in stretches of about 2 s or more where a voice other than the speaker's talks",
+        ),
+        Metric(
+            "other_voice_spans",
+            "other-voice spans",
+            dtype="object",
+            style="events",
+            fast_pass=False,
+            definition="[start_s, end_s] of each stretch where another voice talks",
+        ),
     )
 }
 """Every metric, in report order."""

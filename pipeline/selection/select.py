@@ -17,7 +17,8 @@ Typical use::
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Any
 
 from pipeline.analysis.base import Analysis
 from pipeline.errors import InvalidArgument
@@ -27,6 +28,9 @@ from pipeline.selection.frames import RecordingIndex
 from pipeline.selection.limits import Rules
 from pipeline.selection.plan import MAX_OVERLAP, ClipPlan, evaluate, make_piece, plan_key, suppress
 from pipeline.selection.windows import NESTED_MAX_SHARE, best_nested, best_windows
+
+if TYPE_CHECKING:
+    from pipeline.analysis.voice import Voice
 
 __all__ = ["DEFAULT_LIMIT", "MAX_OVERLAP", "candidates", "choose", "explain"]
 
@@ -105,10 +109,10 @@ def _home(plan: ClipPlan, indexes: dict[str, RecordingIndex]) -> tuple[str, int]
     return piece.path, indexes[piece.path].part_at((piece.start_s + piece.end_s) / 2.0)
 
 
-def _short_list(plans: Sequence[ClipPlan], indexes: dict[str, RecordingIndex], *, top: int) -> list[ClipPlan]:
-    """The ``top`` plans for the slow pass: the best plan of each part first (best parts first), then the
-    next best plans. Parts that look alike to the fast pass may differ in what only the slow pass hears,
-    so each should be heard before a second window of the same part is."""
+def _slow_order(plans: Sequence[ClipPlan], indexes: dict[str, RecordingIndex]) -> list[ClipPlan]:
+    """The order in which plans go to the slow pass: the best plan of each part first (best parts first),
+    then the next best plans. Parts that look alike to the fast pass may differ in what only the slow pass
+    hears, so each should be heard before a second window of the same part is."""
     firsts: list[ClipPlan] = []
     others: list[ClipPlan] = []
     seen: set[tuple[str, int]] = set()
@@ -116,7 +120,7 @@ def _short_list(plans: Sequence[ClipPlan], indexes: dict[str, RecordingIndex], *
         home = _home(plan, indexes)
         (others if home in seen else firsts).append(plan)
         seen.add(home)
-    return (firsts + others)[:top]
+    return firsts + others
 
 
 def _finish_with_nested(
@@ -133,12 +137,13 @@ def _finish_with_nested(
     Returns the scored plans and where each lay before the slow pass moved its edges.
     """
     from pipeline.selection.slow import finish
+    from pipeline.selection.voices import carry
 
     seen = {_span(p) for p in short_list}
     finished: list[ClipPlan] = []
     queue: list[tuple[ClipPlan, ClipPlan, int]] = []
     for plan in short_list:
-        done = finish(plan, indexes, refine=refine)
+        done = carry(plan.measures, finish(plan, indexes, refine=refine))
         finished.append(done)
         queue.append((plan, done, 0))
     while queue:
@@ -174,6 +179,7 @@ def choose(
     slow: bool = True,
     alternatives: int = 2,
     refine_edges: bool = True,
+    voice: Voice | None = None,
 ) -> list[ClipPlan]:
     """The best clip plan of one speaker for one family, then up to ``alternatives`` runners-up.
 
@@ -188,18 +194,39 @@ def choose(
     ``music`` or ``singing``), and the best plan's ``measures["content_rejected"]`` lists where they lay. ``slow=False`` skips the slow measures and ranks on
     the fast pass alone. An empty list means no plan is possible: :func:`explain` gives the true reasons
     (``no_speech``, ``no_continuous_speech``, ``too_short``, ``too_long_clip``, ``low_snr``).
+
+    With the speaker's ``voice`` (:class:`pipeline.analysis.voice.Voice`), every plan short-listed or
+    returned is heard first (:mod:`pipeline.selection.voices`): one in which another voice talks is
+    dropped for the next candidate, so every plan returned carries ``speaker_similarity`` and no
+    ``other_voice_spans``, and ``other_voices_avoided``: the spans ``[path, start_s, end_s]`` where the
+    dropped plans heard another voice. When every candidate holds another voice the list is empty (reason
+    ``other_voices``).
     """
     if top < 1 or alternatives < 0:
         raise InvalidArgument(f"top must be >= 1 and alternatives >= 0, got {top!r} and {alternatives!r}")
     indexes = _prepare(recordings, spec)
     plans = _candidates(indexes, limit=max(DEFAULT_LIMIT, top + alternatives))
+    keep = None
+    avoided: list[list[Any]] = []  # the other-voice spans of the plans dropped
+    heard: list[ClipPlan] = []  # finalists dropped for music or singing
+    if voice is not None:
+        from pipeline.selection.voices import annotate
+
+        def keep(plan: ClipPlan) -> bool:
+            clean = annotate(plan, voice)
+            if not clean:
+                avoided.extend(plan.measures["other_voice_spans"])
+            return clean
+
     if slow and plans:
-        ordered = _short_list(plans, indexes, top=len(plans))
-        short = ordered[:top]
+        ordered: Iterator[ClipPlan] = iter(_slow_order(plans, indexes))
+        if keep is not None:  # another voice in a plan: the next one instead, before any slow measure
+            ordered = (p for p in ordered if keep(p))
+        short = list(itertools.islice(ordered, top))
         finished, scored = _finish_with_nested(short, indexes, refine=refine_edges)
         # Finalists with music or singing are dropped: the next candidates take their places.
-        extra = iter(ordered[top : top + CONTENT_EXTRA])
-        while (missing := min(top, len(ordered)) - sum(not _content(p) for p in finished)) > 0:
+        extra = itertools.islice(ordered, CONTENT_EXTRA)
+        while (missing := len(short) - sum(not _content(p) for p in finished)) > 0:
             more = [p for p in itertools.islice(extra, missing) if _span(p) not in scored]
             if not more:
                 break
@@ -209,9 +236,20 @@ def choose(
         clean = sorted((p for p in finished if not _content(p)), key=plan_key)
         heard = sorted((p for p in finished if _content(p)), key=plan_key)
         plans = (clean + [p for p in plans if _span(p) not in scored]) or heard
-        if heard:
-            plans[0].measures["content_rejected"] = [_rejected(p) for p in heard]
-    return suppress(plans, limit=alternatives + 1)
+    chosen = suppress(plans, limit=alternatives + 1)
+    while keep is not None:  # hear what would be returned; drop any plan with another voice and choose again
+        dropped = [p for p in chosen if not keep(p)]
+        if not dropped:
+            from pipeline.selection.voices import merge_spans
+
+            for plan in chosen:
+                plan.measures["other_voices_avoided"] = merge_spans(avoided)
+            break
+        plans = [p for p in plans if all(p is not d for d in dropped)]
+        chosen = suppress(plans, limit=alternatives + 1)
+    if heard and chosen:
+        chosen[0].measures["content_rejected"] = [_rejected(p) for p in heard]
+    return chosen
 
 
 def _content(plan: ClipPlan) -> str | None:

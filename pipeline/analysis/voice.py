@@ -1,0 +1,442 @@
+"""Whose voice: the dominant voice of a set of partial embeddings, and the stretches where another speaks.
+
+Built on the GE2E partial embeddings of :mod:`pipeline.analysis.speaker` (1.6 s each). Three jobs:
+
+1. **sampling a recording** (:func:`recording_partials`): partials over at most
+   :data:`SAMPLE_SPEECH_S` of a recording's speech, taken in :data:`SAMPLE_CHUNK_S` pieces spread evenly
+   over its speech segments (a long file costs the same as a one-minute one);
+2. **the dominant voice** (:func:`dominant_voice`): the partials are grouped around the partial with the
+   most look-alikes (cosine >= :data:`PAIR_COSINE`); the group's mean, refined twice against its own
+   members (cosine >= :data:`MEMBER_COSINE`), is the voice. Of a two-person interview that is the one who
+   talks most; of a speaker's folder, the voice most of its speech shares. ``share`` says how much of the
+   speech it holds;
+3. **other voices** (:func:`other_voice_spans`): along a span, runs of at least :data:`MIN_RUN_PARTIALS`
+   consecutive partials (about 2 s of speech; one at either end of the span) whose cosine to the voice is
+   below a threshold are another speaker. The threshold is relative (:func:`other_voice_threshold`): a fixed margin under the voice's
+   own partials' median similarity, capped at :data:`OTHER_COSINE_MAX`, because noise and reverberation
+   lower a speaker's own similarity into the range of other voices (``benchmarks/speaker_bench.py``).
+
+Why these numbers (BENCHMARKS.md, "Speaker embeddings"): a partial against its own speaker's mean scores
+0.85 at the median and 0.77 at the 5th percentile; against another speaker's, 0.55 and 0.65.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from pipeline.analysis.base import ANALYSIS_RATE
+from pipeline.analysis.speaker import EMBEDDING_SIZE, PARTIAL_S, Partials, partial_embeddings
+
+if TYPE_CHECKING:
+    from pipeline.analysis.base import Analysis
+
+SAMPLE_SPEECH_S = 60.0
+"""Most speech (seconds) of one recording embedded to know its voice."""
+SPEAKER_SPEECH_S = 120.0
+"""Speech (seconds) embedded per speaker in all: a speaker's files share it (:func:`speech_budget`)."""
+FILE_MIN_SPEECH_S = 4.8
+"""Least speech (seconds) embedded of one recording (three partials), however many files the speaker has."""
+SAMPLE_CHUNK_S = 6.0
+"""Speech is read in pieces of at most this length, spread evenly over the recording's speech segments."""
+SAMPLE_STEP_S = 1.6
+"""Partial spacing when sampling a recording: side by side, no overlap (half the cost of Resemblyzer's
+0.77 s; the voice is averaged over many partials anyway)."""
+SPAN_STEP_S = 0.5
+"""Partial spacing along a window checked for other voices (finer, so a 2 s turn holds whole partials)."""
+SCREEN_STEP_S = 1.0
+"""Partial spacing of the first, coarse listen to a window (:func:`span_finding`)."""
+SCREEN_TAIL_S = 1.8
+"""The coarse listen also hears one partial over the last this many seconds of the window."""
+SCREEN_MARGIN = 0.05
+"""A coarse partial within this of the threshold sends the window to the fine listen."""
+PAIR_COSINE = 0.70
+"""Two partials of the same voice: cosine at least this (seeds the dominant group)."""
+MEMBER_COSINE = 0.72
+"""A partial belongs to the voice when its cosine to the voice's mean is at least this."""
+OTHER_MARGIN = 0.22
+"""Other voice: a partial this far below the median similarity of the voice's own partials ..."""
+OTHER_COSINE_MAX = 0.62
+"""... and never above this cosine (own partials score 0.77 at their 5th percentile, others 0.65 at their 95th)."""
+OTHER_COSINE_MIN = 0.40
+"""... and at least this (a very noisy speaker's threshold does not sink to nothing)."""
+DEGRADED_DROP = 0.15
+"""In a noisy or reverberant stretch (:func:`degraded`) the threshold is this much lower: the speaker's own
+partials there score 0.45-0.65 against their clean voice (street, dishes, rain, a church: measured), as
+low as another voice does when clean, so there only a clearly different voice is caught."""
+HERE_MIN_COSINE = 0.65
+"""A recording's own dominant voice stands for the speaker as heard there (a second reference for other
+voices, :func:`other_voice_spans`) only when it scores at least this against the speaker's voice."""
+MIN_RUN_PARTIALS = 2
+"""Consecutive partials below the threshold that make an other-voice span (with 0.5 s steps: >= 2.1 s).
+At the start or end of the span one is enough: a turn cut by the span's edge is heard by its edge
+partial alone (a window that ends one second into the guest's answer)."""
+MIN_HEARD_S = 1.0
+"""Less speech than this (after pauses are cut) gives no partials worth comparing."""
+
+
+@dataclass(frozen=True)
+class Voice:
+    """A voice: its unit ``vector`` and how its own partials score against it.
+
+    ``own_median`` is the median cosine of the member partials to ``vector`` (a clean recording about 0.85,
+    a noisy one lower); ``share`` the fraction of the partials it was built from that belong to it;
+    ``partials`` how many those were. ``source`` says where it came from (``folder``, ``reference``,
+    ``recording``). ``recordings`` holds, for a speaker's voice, the dominant voice of each of their
+    recordings (by path): the speaker as heard in that recording's room and microphone.
+    """
+
+    vector: np.ndarray
+    own_median: float
+    share: float
+    partials: int
+    source: str = "folder"
+    recordings: dict[str, Voice] = field(default_factory=dict, compare=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-able form (the vectors rounded to 6 decimals)."""
+        out: dict[str, Any] = {
+            "vector": [round(float(v), 6) for v in self.vector],
+            "own_median": round(self.own_median, 4),
+            "share": round(self.share, 4),
+            "partials": self.partials,
+            "source": self.source,
+        }
+        if self.recordings:
+            out["recordings"] = {p: v.to_dict() for p, v in sorted(self.recordings.items())}
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Voice:
+        """The inverse of :meth:`to_dict`."""
+        return cls(
+            vector=np.asarray(data["vector"], dtype=np.float64),
+            own_median=float(data["own_median"]),
+            share=float(data["share"]),
+            partials=int(data["partials"]),
+            source=str(data.get("source", "folder")),
+            recordings={p: cls.from_dict(v) for p, v in (data.get("recordings") or {}).items()},
+        )
+
+
+@dataclass(frozen=True)
+class VoiceFinding:
+    """What a span holds: its ``similarity`` to the voice (the mean of its partials, normalised, against the
+    voice) and the ``spans`` ``[start_s, end_s]`` where another voice speaks (times of the signal given)."""
+
+    similarity: float | None
+    spans: list[list[float]] = field(default_factory=list)
+    threshold: float | None = None
+
+    @property
+    def other_voice_s(self) -> float:
+        """Seconds covered by other-voice spans."""
+        return round(sum(b - a for a, b in self.spans), 3)
+
+
+def _unit(v: np.ndarray) -> np.ndarray:
+    return v / max(float(np.linalg.norm(v)), 1e-12)
+
+
+def dominant_voice(vectors: np.ndarray, *, source: str = "folder") -> Voice | None:
+    """The voice most of ``vectors`` (unit partial embeddings, ``(n, 256)``) share; ``None`` for none.
+
+    Seed: the partial with the most others within :data:`PAIR_COSINE`; the group's mean is then refined
+    twice over the partials within :data:`MEMBER_COSINE` of it.
+    """
+    v = np.asarray(vectors, dtype=np.float64).reshape(-1, EMBEDDING_SIZE)
+    if v.shape[0] == 0:
+        return None
+    pairs = v @ v.T
+    counts = (pairs >= PAIR_COSINE).sum(axis=1)
+    seed = int(np.argmax(counts))
+    members = pairs[seed] >= PAIR_COSINE
+    centre = _unit(v[members].mean(axis=0))
+    for _ in range(2):
+        sims = v @ centre
+        new = sims >= MEMBER_COSINE
+        if not new.any():
+            break
+        members = new
+        centre = _unit(v[members].mean(axis=0))
+    sims = v @ centre
+    members = sims >= MEMBER_COSINE
+    own = sims[members] if members.any() else sims
+    return Voice(
+        vector=centre,
+        own_median=float(np.median(own)),
+        share=float(members.mean()),
+        partials=int(v.shape[0]),
+        source=source,
+    )
+
+
+def other_voice_threshold(voice: Voice, *, is_degraded: bool = False) -> float:
+    """Cosine under which a partial is another voice: relative to the voice's own partials (module doc),
+    :data:`DEGRADED_DROP` lower in a degraded stretch."""
+    limit = float(np.clip(voice.own_median - OTHER_MARGIN, OTHER_COSINE_MIN, OTHER_COSINE_MAX))
+    return max(OTHER_COSINE_MIN, limit - DEGRADED_DROP) if is_degraded else limit
+
+
+def other_voice_spans(
+    partials: Partials,
+    voice: Voice,
+    *,
+    threshold: float | None = None,
+    here: Voice | None = None,
+    here_threshold: float | None = None,
+) -> VoiceFinding:
+    """The similarity of ``partials`` to ``voice`` and the other-voice spans among them (module doc).
+
+    ``here`` is the speaker as heard in the recording the partials come from (its own dominant voice):
+    a partial is then another voice only when it is far from both, so a room or microphone unlike the
+    speaker's other recordings is not taken for another person.
+    """
+    if len(partials) == 0 or partials.heard_s < MIN_HEARD_S:
+        return VoiceFinding(similarity=None, spans=[], threshold=threshold)
+    limit = other_voice_threshold(voice) if threshold is None else threshold
+    similarity = float(_unit(partials.vectors.mean(axis=0)) @ voice.vector)
+    low = _low(partials, voice, limit, here, here_threshold)
+    spans: list[list[float]] = []
+    k = 0
+    while k < low.size:
+        if not low[k]:
+            k += 1
+            continue
+        first = k
+        while k < low.size and low[k]:
+            k += 1
+        if k - first >= MIN_RUN_PARTIALS or first == 0 or k == low.size:
+            start, end = float(partials.starts_s[first]), float(partials.ends_s[k - 1])
+            if spans and start <= spans[-1][1]:
+                spans[-1][1] = round(max(spans[-1][1], end), 3)
+            else:
+                spans.append([round(start, 3), round(end, 3)])
+    return VoiceFinding(similarity=round(similarity, 4), spans=spans, threshold=round(limit, 4))
+
+
+def sample_spans(
+    segments: list[tuple[float, float]], *, budget_s: float = SAMPLE_SPEECH_S
+) -> list[tuple[float, float]]:
+    """Stretches holding ``budget_s`` of speech in all, in pieces of :data:`SAMPLE_CHUNK_S` spread evenly.
+
+    The segments are laid end to end (speech time only); ``ceil(budget_s / SAMPLE_CHUNK_S)`` pieces are
+    placed at even steps along that line and mapped back to the recording's times. A piece that runs past
+    the end of a segment goes on into the next ones; the parts of a piece are read as one stretch when the
+    pause between them is shorter than :data:`SAMPLE_MAX_GAP_S` (the embedding cuts pauses short), else apart.
+    """
+    segs = [(float(a), float(b)) for a, b in segments if b > a]
+    total = sum(b - a for a, b in segs)
+    if total <= 0:
+        return []
+    if total <= budget_s:
+        return _merged(segs)
+    count = max(1, int(np.ceil(budget_s / SAMPLE_CHUNK_S - 1e-9)))
+    chunk = budget_s / count
+    step = total / count
+    edges = np.cumsum([0.0] + [b - a for a, b in segs])
+    parts: list[tuple[float, float]] = []
+    for k in range(count):
+        lo = min(max((k + 0.5) * step - chunk / 2, 0.0), total - chunk)
+        hi = lo + chunk
+        first = int(np.searchsorted(edges, lo, side="right") - 1)
+        for i in range(first, len(segs)):
+            if edges[i] >= hi:
+                break
+            a, b = segs[i]
+            parts.append((a + max(0.0, lo - edges[i]), a + min(b - a, hi - edges[i])))
+    return [(float(a), float(b)) for a, b in _merged(parts) if b - a >= 0.5]
+
+
+SAMPLE_MAX_GAP_S = 2.0
+"""Parts of a sampled piece closer than this are read as one stretch (:func:`sample_spans`)."""
+
+
+def _merged(spans: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    out: list[tuple[float, float]] = []
+    for a, b in sorted(spans):
+        if out and a - out[-1][1] < SAMPLE_MAX_GAP_S:
+            out[-1] = (out[-1][0], max(out[-1][1], b))
+        else:
+            out.append((a, b))
+    return out
+
+
+def join_partials(parts: list[Partials], *, offset_s: float = 0.0) -> Partials:
+    """One :class:`Partials` of several, times moved by ``offset_s``."""
+    if not parts:
+        empty = np.zeros(0)
+        return Partials(empty, empty, np.zeros((0, EMBEDDING_SIZE), dtype=np.float32), 0.0)
+    return Partials(
+        starts_s=np.concatenate([p.starts_s for p in parts]) + offset_s,
+        ends_s=np.concatenate([p.ends_s for p in parts]) + offset_s,
+        vectors=np.concatenate([p.vectors for p in parts]).astype(np.float32),
+        heard_s=float(sum(p.heard_s for p in parts)),
+    )
+
+
+def recording_partials(
+    source: str | Path, analysis: Analysis, *, budget_s: float = SAMPLE_SPEECH_S
+) -> Partials:
+    """Partials over at most ``budget_s`` of the speech of a recording already analysed (its speech
+    segments and channel choice), read again piece by piece from ``source``."""
+    from pipeline.audio.view import load_mono
+
+    parts = []
+    for a, b in sample_spans(analysis.speech_segments, budget_s=budget_s):
+        audio, _, _ = load_mono(
+            source, rate=ANALYSIS_RATE, start_s=a, end_s=b, choice=analysis.channel_choice, info=analysis.info
+        )
+        if audio.size < 0.5 * ANALYSIS_RATE:
+            continue
+        found = partial_embeddings(audio, step_s=SAMPLE_STEP_S)
+        if found.heard_s >= MIN_HEARD_S:
+            parts.append(Partials(found.starts_s + a, found.ends_s + a, found.vectors, found.heard_s))
+    return join_partials(parts)
+
+
+def _low(
+    partials: Partials,
+    voice: Voice,
+    limit: float,
+    here: Voice | None,
+    here_threshold: float | None,
+    margin: float = 0.0,
+) -> np.ndarray:
+    """Which partials are far from ``voice`` (below ``limit + margin``) and from ``here`` when given."""
+    low = np.asarray(partials.vectors @ voice.vector, dtype=np.float64) < limit + margin
+    if here is not None:
+        here_limit = other_voice_threshold(here) if here_threshold is None else here_threshold
+        low &= np.asarray(partials.vectors @ here.vector, dtype=np.float64) < here_limit + margin
+    return low
+
+
+def span_finding(
+    audio16k: np.ndarray,
+    voice: Voice | None,
+    *,
+    offset_s: float = 0.0,
+    threshold: float | None = None,
+    here: Voice | None = None,
+    here_threshold: float | None = None,
+) -> tuple[VoiceFinding, Partials]:
+    """Partials every :data:`SPAN_STEP_S` along a 16 kHz signal and what they say against ``voice``
+    (``None``: the signal's own dominant voice). Times are ``offset_s`` plus the signal's; ``threshold``
+    overrides :func:`other_voice_threshold`; ``here`` and ``here_threshold`` as in
+    :func:`other_voice_spans`.
+
+    Against a given voice the signal is first screened with partials every :data:`SCREEN_STEP_S`: when none
+    comes within :data:`SCREEN_MARGIN` of the threshold (the usual window of one speaker) that is the
+    answer, at about half the cost; else it is heard again every :data:`SPAN_STEP_S` for the spans.
+    """
+    if audio16k.size < 0.5 * ANALYSIS_RATE:
+        empty = join_partials([])
+        return VoiceFinding(similarity=None), empty
+    if voice is not None:
+        coarse = partial_embeddings(audio16k, step_s=SCREEN_STEP_S)
+        coarse = Partials(
+            coarse.starts_s + offset_s, coarse.ends_s + offset_s, coarse.vectors, coarse.heard_s
+        )
+        limit = other_voice_threshold(voice) if threshold is None else threshold
+        # The grid's last partial may stop up to a step before the end: one more over the last 1.8 s, so
+        # a turn cut by the window's end is screened as the fine listen would hear it.
+        tail_start = max(0, audio16k.size - round(SCREEN_TAIL_S * ANALYSIS_RATE))
+        tail = partial_embeddings(audio16k[tail_start:], step_s=PARTIAL_S)
+        screened = [coarse] + ([tail] if tail.heard_s >= MIN_HEARD_S else [])
+        quiet = all(
+            not _low(p, voice, limit, here, here_threshold, margin=SCREEN_MARGIN).any() for p in screened
+        )
+        if coarse.heard_s >= MIN_HEARD_S and quiet:
+            finding = other_voice_spans(
+                coarse, voice, threshold=limit, here=here, here_threshold=here_threshold
+            )
+            return finding, coarse
+    found = partial_embeddings(audio16k, step_s=SPAN_STEP_S)
+    found = Partials(found.starts_s + offset_s, found.ends_s + offset_s, found.vectors, found.heard_s)
+    if voice is None:
+        voice = dominant_voice(found.vectors, source="recording") if found.heard_s >= MIN_HEARD_S else None
+    if voice is None:
+        return VoiceFinding(similarity=None), found
+    finding = other_voice_spans(found, voice, threshold=threshold, here=here, here_threshold=here_threshold)
+    return finding, found
+
+
+# ------------------------------------------------------------------------------------------ the folder
+
+SAME_COSINE = 0.80
+"""A recording whose voice scores at least this against the speaker's is never a mismatch (every pair of
+different speakers measured scored at most 0.787)."""
+CLEAN_FLOOR = 0.75
+"""A clean recording (:func:`degraded` is false) below this cosine to the speaker's voice is someone else
+(clean own files: 0.88 or more against their speaker, except 1.6-3.5 s clips at 0.75-0.82)."""
+DEGRADED_FLOOR = 0.55
+"""A noisy, reverberant, clipped or band-limited recording only below this (own files in rain, fans or a
+church fall to 0.58-0.70: the model hears the room as much as the voice)."""
+FOLDER_MARGIN = 0.15
+"""With three or more recordings, the limit is also kept this far under the median of the others: a
+folder whose files all score low (all on one poor line) is judged against its own spread."""
+
+
+def speech_budget(files: int) -> float:
+    """Seconds of speech to embed of each of a speaker's ``files`` recordings: :data:`SPEAKER_SPEECH_S`
+    shared, at least :data:`FILE_MIN_SPEECH_S` and at most :data:`SAMPLE_SPEECH_S` each."""
+    return float(np.clip(SPEAKER_SPEECH_S / max(files, 1), FILE_MIN_SPEECH_S, SAMPLE_SPEECH_S))
+
+
+def degraded(metrics: dict[str, Any] | None) -> bool:
+    """True when a recording's conditions lower its speaker similarity: SNR under 25 dB (or unknown),
+    reverberant (``reverb_score`` 0.25 or more, or unknown), clipped (0.5 % of samples or more) or
+    band-limited (under 6 kHz)."""
+    m = metrics or {}
+    snr, reverb = m.get("snr_db"), m.get("reverb_score")
+    clipped, bandwidth = m.get("clipped_ratio") or 0.0, m.get("bandwidth_hz")
+    return (
+        snr is None
+        or snr < 25.0
+        or reverb is None
+        or reverb >= 0.25
+        or clipped >= 0.005
+        or (bandwidth is not None and bandwidth < 6000.0)
+    )
+
+
+def degraded_stretch(snr_db: float | None, reverb_score: float | None) -> bool:
+    """True when a stretch (a candidate window) was measured noisy (SNR under 20 dB) or reverberant
+    (``reverb_score`` 0.25 or more); unknown values do not count (a window without pauses has no SNR)."""
+    return (snr_db is not None and snr_db < 20.0) or (reverb_score is not None and reverb_score >= 0.25)
+
+
+def mismatch_limit(similarity_of_others: list[float], *, is_degraded: bool) -> float:
+    """The cosine to the speaker's voice under which a recording is someone else (module constants):
+    :data:`CLEAN_FLOOR` or :data:`DEGRADED_FLOOR`, lowered to the median of the other recordings minus
+    :data:`FOLDER_MARGIN` when there are at least two others, never above :data:`SAME_COSINE`."""
+    limit = DEGRADED_FLOOR if is_degraded else CLEAN_FLOOR
+    if len(similarity_of_others) >= 2:
+        limit = min(limit, float(np.median(similarity_of_others)) - FOLDER_MARGIN)
+    return min(limit, SAME_COSINE)
+
+
+def mismatched(
+    similarity: dict[str, float | None], conditions: dict[str, bool], *, reference: bool = False
+) -> dict[str, float]:
+    """The recordings (by path) that are someone else, each with the limit it fell under.
+
+    ``similarity`` is each recording's own dominant voice against the speaker's (``None``: too little
+    speech to tell, never a mismatch); ``conditions`` says which are :func:`degraded`. A speaker with one
+    recording never mismatches; with two, each is judged against the fixed floors only (the voice is
+    then that of the recording with more speech; ``--reference`` says otherwise). With ``reference`` (the
+    voice was named, not learnt from these recordings) a single recording is judged too.
+    """
+    known = {p: s for p, s in similarity.items() if s is not None}
+    if len(similarity) < 2 and not reference:
+        return {}
+    out: dict[str, float] = {}
+    for path, value in known.items():
+        others = [s for p, s in known.items() if p != path]
+        limit = mismatch_limit(others, is_degraded=conditions.get(path, True))
+        if value < limit:
+            out[path] = round(limit, 4)
+    return out

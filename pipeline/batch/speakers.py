@@ -1,0 +1,147 @@
+"""The speaker's voice of a run: one per speaker, and the recordings that are someone else.
+
+Between analysing every file and selecting clips, the runner learns each speaker's voice:
+
+1. **each recording's partials** (:func:`recording_partials`, one executor task per readable file): GE2E
+   partial embeddings over part of its speech (:func:`pipeline.analysis.voice.speech_budget`: 120 s
+   per speaker shared by its files, 4.8-60 s each), read again from the source, cached under
+   ``OUT/.cache/voices/`` keyed by the file's sha256, the budget and the analysis settings;
+2. **the speaker's voice** (:func:`decide`): the dominant voice of all of the speaker's partials
+   (:func:`~pipeline.analysis.voice.dominant_voice`), or the voice of a reference recording when one is
+   named (``--reference``, or a ``reference`` column in ``--speaker-map``: :func:`reference_voice`);
+3. **the wrong speaker** (:func:`decide`): each recording's own dominant voice against the speaker's;
+   those under the limit of :func:`~pipeline.analysis.voice.mismatched` are ``speaker_mismatch``: kept in
+   ``recordings.jsonl`` with the reason, left out of selection.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pipeline.analysis.voice import Voice
+
+MAX_CLUSTER_PARTIALS = 400
+"""At most this many partials (evenly taken from all of a speaker's) are grouped for the voice."""
+REFERENCE_MAX_S = 90.0
+"""Seconds of a reference recording read (from its start) to learn its voice."""
+
+
+@dataclass(frozen=True)
+class VoiceTask:
+    """One readable recording to embed: where its audio and cached analysis are, where its partials go."""
+
+    path: str
+    source: str
+    analysis_file: str
+    cache_file: str
+    budget_s: float
+
+
+@dataclass
+class SpeakerVoice:
+    """What the runner knows of one speaker's voice: the ``voice`` (``None``: too little speech), each
+    recording's ``similarity`` to it (by path; ``None``: too little speech to tell) and the
+    ``mismatched`` recordings with the limit each fell under."""
+
+    voice: Voice | None
+    similarity: dict[str, float | None] = field(default_factory=dict)
+    mismatched: dict[str, float] = field(default_factory=dict)
+
+
+def _load(path: Path) -> np.ndarray | None:
+    try:
+        with np.load(path) as data:
+            return data["vectors"].astype(np.float32)
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def _save(path: Path, vectors: np.ndarray) -> None:
+    from pipeline.audio.io import atomic_write_bytes
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(path, lambda fh: np.savez(fh, vectors=np.asarray(vectors, dtype=np.float32)))
+
+
+def cached_partials(task: VoiceTask) -> np.ndarray | None:
+    """The cached partials of a recording (``(n, 256)``), or ``None`` when they must be computed."""
+    return _load(Path(task.cache_file))
+
+
+def recording_partials(task: VoiceTask) -> np.ndarray:
+    """Executor task: embed part of a recording's speech (its cached analysis says where) and cache it."""
+    from pipeline.analysis import voice
+    from pipeline.analysis.base import Analysis
+    from pipeline.audio.memory import release_free_memory
+
+    rec = Analysis.load(Path(task.analysis_file))
+    vectors = voice.recording_partials(task.source, rec, budget_s=task.budget_s).vectors
+    _save(Path(task.cache_file), vectors)
+    release_free_memory()
+    return vectors
+
+
+def reference_voice(source: str | Path, cache_dir: Path, sha256: str) -> Voice | None:
+    """The dominant voice of the first :data:`REFERENCE_MAX_S` seconds of a reference recording (cached by
+    its sha256); ``None`` when it holds too little speech."""
+    from pipeline.analysis import voice
+    from pipeline.analysis.base import ANALYSIS_RATE
+    from pipeline.analysis.speaker import partial_embeddings
+    from pipeline.audio.view import load_mono
+
+    cache = cache_dir / "voices" / f"reference-{sha256}.npz"
+    vectors = _load(cache)
+    if vectors is None:
+        audio, _, _ = load_mono(source, rate=ANALYSIS_RATE, end_s=REFERENCE_MAX_S)
+        found = partial_embeddings(audio, step_s=voice.SAMPLE_STEP_S) if audio.size >= ANALYSIS_RATE else None
+        vectors = (
+            found.vectors if found is not None and found.heard_s >= voice.MIN_HEARD_S else np.zeros((0, 256))
+        )
+        _save(cache, vectors)
+    return voice.dominant_voice(vectors, source="reference")
+
+
+def _evenly(vectors: np.ndarray, limit: int) -> np.ndarray:
+    if vectors.shape[0] <= limit:
+        return vectors
+    return vectors[np.linspace(0, vectors.shape[0] - 1, limit).round().astype(int)]
+
+
+def decide(
+    partials: dict[str, np.ndarray], metrics: dict[str, dict[str, Any] | None], reference: Voice | None = None
+) -> SpeakerVoice:
+    """The voice of one speaker from the partials of each of their recordings (by path), and which
+    recordings are someone else (``metrics`` gives each one's conditions, see
+    :func:`~pipeline.analysis.voice.degraded`). ``reference``: the voice named for the speaker."""
+    from pipeline.analysis import voice as v
+
+    nonempty = [p for p in sorted(partials) if partials[p].shape[0]]
+    if reference is not None:
+        speaker_voice: Voice | None = reference
+    elif nonempty:
+        pooled = np.concatenate([partials[p] for p in nonempty])
+        speaker_voice = v.dominant_voice(_evenly(pooled, MAX_CLUSTER_PARTIALS))
+    else:
+        speaker_voice = None
+    if speaker_voice is None:
+        return SpeakerVoice(voice=None, similarity=dict.fromkeys(partials))
+    similarity: dict[str, float | None] = {}
+    heard: dict[str, Voice] = {}
+    for path in sorted(partials):
+        own = v.dominant_voice(partials[path], source="recording") if partials[path].shape[0] else None
+        similarity[path] = None if own is None else round(float(own.vector @ speaker_voice.vector), 4)
+        if own is not None:
+            heard[path] = own
+    conditions = {p: v.degraded(metrics.get(p)) for p in partials}
+    mismatched = v.mismatched(similarity, conditions, reference=reference is not None)
+    # Selection hears each recording's windows against the speaker and against the speaker as heard there
+    # (when that is clearly the speaker: a noisy file whose own dominant voice is a guest must not hide him).
+    keep = {
+        p: o for p, o in heard.items() if p not in mismatched and (similarity[p] or 0.0) >= v.HERE_MIN_COSINE
+    }
+    speaker_voice = replace(speaker_voice, recordings=keep)
+    return SpeakerVoice(voice=speaker_voice, similarity=similarity, mismatched=mismatched)

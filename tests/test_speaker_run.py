@@ -1,0 +1,135 @@
+"""The speaker's voice in a run (pipeline.batch.speakers): the wrong speaker's file is left out and
+reported, an interview gives the host's clip from the host's turns only, and ``--reference`` names the
+voice. Real recordings only: LibriSpeech readers 3080 (the speaker, the host) and 196 (someone else, the
+guest), via ``_corpus``; the interview is :func:`_samples.conversation`.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from pathlib import Path
+
+import _samples
+import numpy as np
+import pytest
+import soundfile as sf
+from _cli import jsonl, voiceprep
+from _corpus import corpus_file
+
+from pipeline.analysis.base import ANALYSIS_RATE
+from pipeline.audio.view import load_mono
+from pipeline.batch.config import load_config
+from pipeline.batch.runner import RunError, run
+from pipeline.report.build import build_report
+from pipeline.report.results import load_run
+
+FAMILY = "cosyvoice"
+
+
+@cache
+def speech(name: str) -> np.ndarray:
+    audio, _, _ = load_mono(corpus_file("speech", name), rate=ANALYSIS_RATE)
+    return audio
+
+
+def _link(target: Path, source: Path) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.symlink_to(source)
+
+
+@pytest.fixture(scope="module")
+def folder_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """carl/: three recordings of reader 3080 and one of reader 196, run for one family."""
+    root = tmp_path_factory.mktemp("wrong_speaker")
+    for k, name in enumerate(_samples.CONVERSATION_HOST):
+        _link(root / "in" / "carl" / f"take_{k + 1}.flac", corpus_file("speech", name))
+    _link(root / "in" / "carl" / "take_4.flac", corpus_file("speech", _samples.CONVERSATION_GUEST))
+    return run(root / "in", root / "out", families=[FAMILY], executor="serial", config=load_config())
+
+
+def test_a_wrong_speakers_file_is_left_out_and_reported(folder_run: Path) -> None:
+    rows = {r["path"]: r for r in jsonl(folder_run / "recordings.jsonl")}
+    wrong = rows.pop("carl/take_4.flac")
+    assert wrong["status"] == "ok"  # readable, measured, just not this speaker
+    assert "speaker_mismatch" in wrong["reasons"]
+    assert wrong["used_in"] == []
+    assert wrong["metrics"]["speaker_similarity"] < 0.75
+    for row in rows.values():
+        assert "speaker_mismatch" not in row["reasons"]
+        assert row["metrics"]["speaker_similarity"] > 0.9
+    [clip] = jsonl(folder_run / "clips.jsonl")
+    assert clip["status"] == "ready"
+    assert all(p["path"] != "carl/take_4.flac" for p in clip["plan"]["pieces"])
+    assert clip["metrics"]["speaker_similarity"] > 0.9
+    assert clip["metrics"]["other_voice_spans"] == []
+    counts = json.loads((folder_run / "run.json").read_text())["counts"]
+    assert counts["recordings_mismatched"] == 1
+    table = load_run(folder_run).recordings.set_index("path")
+    assert table.loc["carl/take_4.flac", "metrics.speaker_similarity"] < 0.75
+
+
+def test_the_run_summary_names_the_file_left_out(folder_run: Path) -> None:
+    source = folder_run.parent / "in"
+    result = voiceprep("run", source, "--out", folder_run, "-f", FAMILY, "--executor", "serial")  # cached
+    assert result.returncode == 0, result.stderr
+    assert "left out carl/take_4.flac: speaker_mismatch" in result.stdout
+
+
+@pytest.fixture(scope="module")
+def interview_input(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[tuple[float, float]]]:
+    """host/interview.wav: the host with two turns of the guest."""
+    signal, turns = _samples.conversation(speech)
+    root = tmp_path_factory.mktemp("interview")
+    (root / "in" / "host").mkdir(parents=True)
+    sf.write(root / "in" / "host" / "interview.wav", signal, ANALYSIS_RATE, subtype="PCM_16")
+    return root, turns
+
+
+def test_an_interview_gives_the_hosts_clip_from_the_hosts_turns_only(
+    interview_input: tuple[Path, list[tuple[float, float]]],
+) -> None:
+    root, turns = interview_input
+    out = run(root / "in", root / "out", families=[FAMILY], executor="serial", config=load_config())
+    [clip] = jsonl(out / "clips.jsonl")
+    assert clip["status"] == "ready"
+    spans = [(p["start_s"], p["end_s"]) for p in clip["segments"]]
+    for a, b in spans:
+        for t0, t1 in turns:
+            assert min(b, t1) - max(a, t0) < 0.3, (spans, turns)
+    assert clip["metrics"]["speaker_similarity"] > 0.85
+    avoided = clip["plan"]["measures"]["other_voices_avoided"]  # the guest, heard in windows not taken
+    assert avoided and all(p == "host/interview.wav" for p, _, _ in avoided)
+    assert all(any(min(b, t1) - max(a, t0) > 0.5 for t0, t1 in turns) for _, a, b in avoided)
+    page = build_report(out).read_text()
+    assert page.count('class="other-voice"') == len(avoided)  # a red strip over each on the waveform
+
+
+def test_a_reference_names_the_voice(interview_input: tuple[Path, list[tuple[float, float]]]) -> None:
+    root, _ = interview_input
+    guest = corpus_file("speech", _samples.CONVERSATION_GUEST)
+    result = voiceprep("run", root / "in", "--out", root / "out_ref", "-f", FAMILY, "--reference", guest)
+    assert result.returncode == 0, result.stderr
+    assert "left out host/interview.wav: speaker_mismatch" in result.stdout
+    [row] = jsonl(root / "out_ref" / "recordings.jsonl")
+    assert "speaker_mismatch" in row["reasons"]  # the interview is the host's, not the named guest's
+    [clip] = jsonl(root / "out_ref" / "clips.jsonl")
+    assert (clip["status"], clip["reasons"]) == ("rejected", ["speaker_mismatch"])
+    assert clip["clip"] is None
+
+
+def test_a_reference_column_in_the_speaker_map_and_its_errors(
+    interview_input: tuple[Path, list[tuple[float, float]]], tmp_path: Path
+) -> None:
+    root, _ = interview_input
+    guest = corpus_file("speech", _samples.CONVERSATION_GUEST)
+    mapping = tmp_path / "map.csv"
+    mapping.write_text(f"path,speaker,reference\nhost/interview.wav,host,{guest}\n")
+    out = run(root / "in", tmp_path / "out", families=[FAMILY], executor="serial", speaker_map=mapping)
+    [row] = jsonl(out / "recordings.jsonl")
+    assert "speaker_mismatch" in row["reasons"]
+    mapping.write_text("path,speaker,reference\nhost/interview.wav,host,missing.wav\n")
+    with pytest.raises(RunError, match="not a file"):
+        run(root / "in", tmp_path / "out2", families=[FAMILY], executor="serial", speaker_map=mapping)
+    with pytest.raises(RunError, match="one voice"):
+        run(_samples.SAMPLES, tmp_path / "out3", families=[FAMILY], executor="serial", reference=guest)

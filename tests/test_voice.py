@@ -1,0 +1,248 @@
+"""Whose voice (pipeline.analysis.voice, pipeline.selection.voices): the dominant voice of real recordings,
+other-voice spans in a conversation built from two real readers, the wrong-speaker decision, and
+selection that never picks a window in which the guest talks.
+
+The conversation (:func:`_samples.conversation`): LibriSpeech reader 3080 (the host, three recordings end
+to end) with two turns of reader 196 (the guest) cut in; every turn is real read speech, only the joins
+are made here.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+
+import _samples
+import numpy as np
+import pytest
+import soundfile as sf
+from _corpus import corpus_file
+
+from pipeline.analysis import voice
+from pipeline.analysis.base import ANALYSIS_RATE, Analysis
+from pipeline.analysis.fastpass import analyze_file
+from pipeline.analysis.inspection import analyze, check
+from pipeline.analysis.speaker import partial_embeddings
+from pipeline.audio.view import load_mono
+from pipeline.rules.families import load_family
+from pipeline.selection.select import choose
+
+HOST = _samples.CONVERSATION_HOST
+GUEST = _samples.CONVERSATION_GUEST
+OTHER = "resem_librispeech_1246-124548-0000.flac"
+
+
+@cache
+def speech(name: str) -> np.ndarray:
+    audio, _, _ = load_mono(corpus_file("speech", name), rate=ANALYSIS_RATE)
+    return audio
+
+
+@cache
+def conversation() -> tuple[np.ndarray, list[tuple[float, float]]]:
+    """The interview of :func:`_samples.conversation` and the guest's turns."""
+    return _samples.conversation(speech)
+
+
+@cache
+def host_voice() -> voice.Voice:
+    """The host's voice from the host's own recordings."""
+    vectors = np.concatenate(
+        [partial_embeddings(speech(n), step_s=voice.SAMPLE_STEP_S).vectors for n in HOST]
+    )
+    found = voice.dominant_voice(vectors)
+    assert found is not None
+    return found
+
+
+def _overlap(a: tuple[float, float], b: tuple[float, float]) -> float:
+    return max(0.0, min(a[1], b[1]) - max(a[0], b[0]))
+
+
+def test_the_dominant_voice_of_a_conversation_is_the_one_who_talks_most() -> None:
+    signal, _ = conversation()
+    partials = partial_embeddings(signal, step_s=0.5)
+    found = voice.dominant_voice(partials.vectors, source="recording")
+    assert found is not None
+    assert float(found.vector @ host_voice().vector) > 0.95  # the host, not a blend with the guest
+    assert 0.6 < found.share < 0.95  # the guest's partials (and the joins) are outside it
+
+
+def test_other_voice_spans_cover_each_guest_turn_and_nothing_else() -> None:
+    signal, turns = conversation()
+    for reference in (host_voice(), None):  # named, or the conversation's own dominant voice
+        finding, _ = voice.span_finding(signal, reference)
+        assert len(finding.spans) == len(turns)
+        for (a, b), turn in zip(finding.spans, turns, strict=True):
+            assert _overlap((a, b), turn) >= 0.8 * (turn[1] - turn[0])
+            assert b - a < turn[1] - turn[0] + 2 * 1.6  # at most a partial's length either side
+        assert finding.similarity is not None and finding.similarity > 0.85
+
+
+def test_one_reader_alone_has_no_other_voice() -> None:
+    for name in HOST:
+        finding, _ = voice.span_finding(speech(name), host_voice())
+        assert finding.spans == []
+        assert finding.similarity is not None and finding.similarity > 0.85
+
+
+def test_a_file_of_someone_else_scores_under_the_floor_and_the_speakers_own_above() -> None:
+    host = host_voice()
+    own = [voice.dominant_voice(partial_embeddings(speech(n), step_s=1.6).vectors) for n in HOST]
+    other = [voice.dominant_voice(partial_embeddings(speech(n), step_s=1.6).vectors) for n in (GUEST, OTHER)]
+    own_sims = [float(v.vector @ host.vector) for v in own if v is not None]
+    other_sims = [float(v.vector @ host.vector) for v in other if v is not None]
+    assert min(own_sims) >= voice.SAME_COSINE
+    assert max(other_sims) < voice.CLEAN_FLOOR
+
+
+@pytest.mark.parametrize(
+    ("similarity", "degraded", "wrong"),
+    [
+        # three clean files of the speaker and one of someone else
+        ({"a": 0.97, "b": 0.96, "c": 0.95, "x": 0.56}, {}, {"x"}),
+        # the speaker's own file in a noisy street scores like another speaker would when clean
+        ({"a": 0.97, "b": 0.96, "c": 0.95, "noisy": 0.62}, {"noisy": True}, set()),
+        # one file: never someone else
+        ({"a": 0.3}, {}, set()),
+        # two files: each judged on the floors alone
+        ({"a": 0.98, "b": 0.60}, {}, {"b"}),
+        ({"a": 0.98, "b": 0.60}, {"b": True}, set()),
+        # every file on the same poor line scores low: judged against the folder's own spread
+        ({"a": 0.66, "b": 0.70, "c": 0.68, "d": 0.67}, {}, set()),
+        # too little speech to tell: never someone else
+        ({"a": 0.97, "b": 0.96, "short": None}, {}, set()),
+    ],
+)
+def test_which_recordings_are_someone_else(
+    similarity: dict[str, float | None], degraded: dict[str, bool], wrong: set[str]
+) -> None:
+    conditions = {p: degraded.get(p, False) for p in similarity}
+    assert set(voice.mismatched(similarity, conditions)) == wrong
+
+
+def test_conditions_that_lower_the_similarity_count_as_degraded() -> None:
+    clean = {"snr_db": 40.0, "reverb_score": 0.1, "clipped_ratio": 0.0, "bandwidth_hz": 10600.0}
+    assert not voice.degraded(clean)
+    for change in (
+        {"snr_db": 12.0},
+        {"reverb_score": 0.4},
+        {"clipped_ratio": 0.02},
+        {"bandwidth_hz": 3400.0},
+    ):
+        assert voice.degraded({**clean, **change})
+    assert voice.degraded(None)
+
+
+def _speech_in(spans: list[tuple[float, float]], segments: list[tuple[float, float]]) -> float:
+    return sum(max(0.0, min(b, e) - max(a, s)) for a, b in spans for s, e in segments)
+
+
+def test_sampling_spreads_a_bounded_budget_over_the_speech() -> None:
+    segments = [(float(k * 10), float(k * 10 + 8)) for k in range(30)]  # 240 s of speech in 300 s
+    spans = voice.sample_spans(segments, budget_s=24.0)
+    assert 20.0 <= _speech_in(spans, segments) <= 24.0 + 1e-6
+    assert spans[0][0] < 60.0 and spans[-1][1] > 240.0  # from the start to the end, not the first minute
+    assert voice.sample_spans(segments[:2], budget_s=60.0) == segments[:2]  # short: all of it
+    # Short segments at a period that the even steps keep hitting at the same place (a synthetic hour):
+    # a piece runs on into the next segments instead of shrinking to the end of one.
+    periodic = [(0.12 + 10 * k, 2.73 + 10 * k) for k in range(360)]
+    assert _speech_in(voice.sample_spans(periodic, budget_s=60.0), periodic) > 45.0
+    assert voice.speech_budget(1) == voice.SAMPLE_SPEECH_S
+    assert voice.speech_budget(100) == voice.FILE_MIN_SPEECH_S
+
+
+@pytest.fixture(scope="module")
+def interview(tmp_path_factory: pytest.TempPathFactory) -> tuple[Analysis, list[tuple[float, float]]]:
+    """The conversation as a WAV file, analysed by the fast pass (named as one speaker's recording)."""
+    signal, turns = conversation()
+    path = tmp_path_factory.mktemp("interview") / "interview.wav"
+    sf.write(path, signal, ANALYSIS_RATE, subtype="PCM_16")
+    rec = analyze_file(path)
+    rec.speaker = "host"
+    return rec, turns
+
+
+def test_selection_never_picks_a_window_in_which_the_guest_talks(
+    interview: tuple[Analysis, list[tuple[float, float]]],
+) -> None:
+    rec, turns = interview
+    spec = load_family("cosyvoice")
+    blind = choose([rec], spec, slow=False, alternatives=0)
+    assert blind and any(_overlap((p.start_s, p.end_s), t) > 1.0 for p in blind[0].pieces for t in turns)
+    plans = choose([rec], spec, slow=False, alternatives=1, voice=host_voice())
+    assert plans
+    avoided = plans[0].measures["other_voices_avoided"]  # where the dropped windows heard the guest
+    assert avoided and all(any(_overlap((a, b), t) > 0.5 for t in turns) for _, a, b in avoided)
+    for plan in plans:
+        assert plan.measures["other_voice_spans"] == []
+        assert plan.measures["speaker_similarity"] > 0.85
+        assert all(_overlap((p.start_s, p.end_s), t) < 0.3 for p in plan.pieces for t in turns)
+
+
+def test_check_and_analyze_report_the_second_voice_of_a_real_conversation_with_times() -> None:
+    conversation_file = corpus_file("conversation", "ina_lamartine_2speakers.wav")  # a woman, a man from ~8 s
+    measured = analyze(conversation_file, dnsmos=False)
+    [span] = measured.metrics["other_voice_spans"]
+    assert 7.0 <= span[0] <= 9.0 and span[1] >= 13.5
+    assert measured.metrics["other_voice_s"] == pytest.approx(span[1] - span[0], abs=0.01)
+    result = check(conversation_file, "qwen-tts", dnsmos=False)
+    [voices] = [c for c in result.checks if c.rule == "other_voices"]
+    assert (voices.verdict, voices.reason) == ("fail", "other_voices")
+    assert voices.hint and "other_voices" in result.reasons
+
+
+def test_one_reader_checks_clean_of_other_voices() -> None:
+    measured = analyze(corpus_file("speech", HOST[1]), dnsmos=False)
+    assert (measured.metrics["other_voice_s"], measured.metrics["other_voice_spans"]) == (0.0, [])
+    skipped = analyze(corpus_file("speech", HOST[1]), dnsmos=False, voices=False)
+    assert "other_voice_s" not in skipped.metrics
+
+
+@cache
+def street_host() -> np.ndarray:
+    """15 s of the host under real street noise at 5 dB SNR."""
+    clean = speech(HOST[1])[: 15 * ANALYSIS_RATE]
+    noise, _, _ = load_mono(corpus_file("noise", "amb_city_traffic_hum_usc.mp3"), rate=ANALYSIS_RATE)
+    noise = np.resize(noise, clean.size)
+    return clean + noise * np.sqrt(np.mean(clean**2) / np.mean(noise**2) / 10 ** (5 / 10))
+
+
+def test_a_noisy_stretch_of_the_speaker_is_judged_with_a_lower_threshold() -> None:
+    """Street noise at 5 dB lowers the host's own partials towards other voices' scores; measured as
+    noisy (selection's window SNR), the stretch is judged with the lower threshold and holds no other voice."""
+    noisy = street_host()
+    host = host_voice()
+    assert voice.degraded_stretch(5.0, None) and not voice.degraded_stretch(None, None)
+    lower = voice.other_voice_threshold(host, is_degraded=True)
+    assert lower < voice.other_voice_threshold(host)
+    finding, partials = voice.span_finding(noisy, host, threshold=lower)
+    assert finding.spans == []
+    assert float(np.median(partials.vectors @ host.vector)) < 0.8  # the noise did lower them
+    assert voice.other_voice_spans(partials, host).spans  # judged as if clean, it would be another voice
+
+
+def test_the_speaker_as_heard_in_a_recording_is_a_second_reference() -> None:
+    """A recording in the street: its own dominant voice is the host there, so no other voice is heard;
+    the interview's own dominant voice is the host too, so the guest still is."""
+    host = host_voice()
+    street = partial_embeddings(street_host(), step_s=voice.SPAN_STEP_S)
+    here = voice.dominant_voice(street.vectors, source="recording")
+    assert voice.other_voice_spans(street, host).spans  # the clean voice alone: the street is "someone"
+    assert voice.other_voice_spans(street, host, here=here).spans == []
+    signal, turns = conversation()
+    talk = partial_embeddings(signal, step_s=voice.SPAN_STEP_S)
+    found = voice.other_voice_spans(talk, host, here=voice.dominant_voice(talk.vectors, source="recording"))
+    assert len(found.spans) == len(turns)
+
+
+def test_decide_keeps_each_recordings_voice_unless_it_is_someone_else() -> None:
+    from pipeline.batch.speakers import decide
+
+    partials = {n: partial_embeddings(speech(n), step_s=voice.SAMPLE_STEP_S).vectors for n in (*HOST, GUEST)}
+    clean = {"snr_db": 40.0, "reverb_score": 0.1, "clipped_ratio": 0.0, "bandwidth_hz": 8000.0}
+    decided = decide(partials, dict.fromkeys(partials, clean))
+    assert set(decided.mismatched) == {GUEST}
+    assert decided.voice is not None and set(decided.voice.recordings) == set(HOST)
+    again = voice.Voice.from_dict(decided.voice.to_dict())  # what stage 2 receives
+    assert set(again.recordings) == set(HOST)
+    assert np.allclose(again.vector, decided.voice.vector, atol=1e-5)
