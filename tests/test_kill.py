@@ -35,6 +35,7 @@ from fake_providers import FakeProviders, make_wav
 from submit_fakes import make_run
 
 from pipeline.enroll.submit import ABSENT_SETTLE_S
+from pipeline.rules.families import ENV_FAMILIES_DIR
 
 ROOT = Path(__file__).resolve().parents[1]
 SEED = 20261207
@@ -53,7 +54,7 @@ class Zygote:
             stdout=subprocess.PIPE,
             text=True,
             cwd=ROOT,
-            env=process_env(drop=["VOICEPREP_*"]),
+            env=process_env(drop=[ENV_FAMILIES_DIR]),
         )
 
     def run(
@@ -90,8 +91,8 @@ def zygote(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Zygote]:
 
 
 def _env(**extra: str) -> dict[str, str]:
-    """A clean environment for a command: no provider key or address, no voiceprep override."""
-    return {**process_env(drop=["*_API_KEY", "*_BASE_URL", "VOICEPREP_*"]), "COLUMNS": "200", **extra}
+    """A clean environment for a command: no provider key or address, no families folder override."""
+    return {**process_env(drop=["*_API_KEY", "*_BASE_URL", ENV_FAMILIES_DIR]), "COLUMNS": "200", **extra}
 
 
 def _kill_points(events: list[str], seed_offset: int) -> list[int]:
