@@ -519,6 +519,9 @@ def test_the_temp_sweep_removes_only_files_of_dead_processes(tmp_path: Path) -> 
         f".clips.jsonl.{live}-0123456789ab.tmp": True,
         f".write-test-{dead}": False,
         f".write-test-{live}": True,
+        f".voiceprep.lock.{dead}-0123456789ab.stale": False,  # a stale lock taken aside, then SIGKILL
+        f".voiceprep.lock.{live}-0123456789ab.stale": True,
+        ".notes.stale": True,
         ".notes.tmp": True,  # not voiceprep's name
         "clips/a/.qwen-tts.wav.0123456789ab.tmp": False,  # an older version's name, where only run writes
         f"clips/a/.qwen-tts.wav.{live}-0123456789ab.tmp": True,

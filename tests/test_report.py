@@ -11,8 +11,11 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import os
 import re
 import shutil
+import subprocess
+import sys
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
@@ -525,8 +528,16 @@ def test_rebuild_removes_stale_excerpts_only(tmp_path: Path) -> None:
     kept = sorted(p.name for p in files.iterdir())
     (files / "src-0000000000deadbeef00.mp3").write_bytes(b"old")
     (files / "notes.txt").write_text("mine")
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    )
+    killed_mid_write = f".{kept[0]}.{int(dead.stdout)}-0123456789ab.tmp"  # a build killed mid-write
+    (files / killed_mid_write).write_bytes(b"half an excerpt")
+    (files / f".{kept[0]}.{os.getppid()}-0123456789ab.tmp").write_bytes(b"a live writer's")
     build_report(out, jobs=1)
-    assert sorted(p.name for p in files.iterdir()) == sorted([*kept, "notes.txt"])
+    assert sorted(p.name for p in files.iterdir()) == sorted(
+        [*kept, "notes.txt", f".{kept[0]}.{os.getppid()}-0123456789ab.tmp"]
+    )
 
 
 def test_many_players_are_not_preloaded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

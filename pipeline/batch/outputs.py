@@ -16,7 +16,8 @@ edited since) is left alone. An output folder made before the record existed is 
 
 **Temporary files.** Outputs are written as ``.<name>.<pid>-<hex>.tmp`` and renamed
 (:func:`pipeline.audio.io.atomic_write_bytes`); the start-up sweep removes only those whose process is
-gone (and the older ``.<name>.<hex>.tmp`` form inside the folders only a run writes).
+gone (and the older ``.<name>.<hex>.tmp`` form inside the folders only a run writes), and so does a stale
+lock that a run killed while taking it over left under its aside name (``.voiceprep.lock.<pid>-<hex>.stale``).
 """
 
 from __future__ import annotations
@@ -46,6 +47,8 @@ CLIP_FOLDERS = ("clips", "rejected")
 
 _TEMP = re.compile(r"^\..+\.(?:(?P<pid>\d+)-)?[0-9a-zA-Z]{6,32}\.tmp$")
 _WRITE_TEST = re.compile(r"^\.write-test-(?P<pid>\d+)$")
+_LOCK_ASIDE = re.compile(rf"^{re.escape(LOCK_NAME)}\.(?P<pid>\d+)-[0-9a-f]{{12}}\.stale$")
+"""A stale lock taken aside by the run recovering it (:func:`output_lock`), left when that run is killed."""
 _UNREADABLE_LOCK_STALE_S = 60.0
 """A lock file that holds no readable holder (its writer died between create and write) is stale after this."""
 
@@ -184,30 +187,43 @@ def remove_temp_files(out: Path) -> list[Path]:
     """Delete the temporary files of voiceprep processes that are gone; return what was deleted.
 
     Call with the lock held. Only voiceprep's own names are considered (``.<name>.<pid>-<hex>.tmp``,
-    ``.write-test-<pid>``): at the top of OUT (which ``report`` and ``submit`` also write) only those
-    whose process is gone; in the folders only ``run`` writes, also the names of older versions.
+    ``.write-test-<pid>``, ``.voiceprep.lock.<pid>-<hex>.stale``): at the top of OUT (which ``report`` and
+    ``submit`` also write) only those whose process is gone; in the folders only ``run`` writes, also the
+    names of older versions.
     """
-    removed: list[Path] = []
-
-    def sweep(paths: Iterable[Path], *, run_only: bool) -> None:
-        for path in paths:
-            match = _TEMP.match(path.name) or _WRITE_TEST.match(path.name)
-            if match is None or path.is_symlink() or not path.is_file():
-                continue
-            pid = match.group("pid")
-            if pid is None and not run_only:
-                continue
-            if pid is not None and int(pid) != os.getpid() and pid_alive(int(pid)):
-                continue
-            with contextlib.suppress(FileNotFoundError):
-                path.unlink()
-                removed.append(path)
-
-    sweep(Path(out).glob(".*"), run_only=False)
+    removed = _sweep(Path(out).glob(".*"), run_only=False)
     for folder in RUN_FOLDERS:
         base = Path(out) / folder
         if base.is_dir() and not base.is_symlink():
-            sweep(_files_below(base), run_only=True)
+            removed += _sweep(_files_below(base), run_only=True)
+    return removed
+
+
+def remove_dead_temp_files(folder: Path) -> list[Path]:
+    """Delete the temporary files (voiceprep's names, see :func:`remove_temp_files`) directly in ``folder``
+    whose process is gone: what a writer of that folder killed mid-write left. Return what was deleted."""
+    folder = Path(folder)
+    if not folder.is_dir() or folder.is_symlink():
+        return []
+    return _sweep(folder.glob(".*"), run_only=False)
+
+
+def _sweep(paths: Iterable[Path], *, run_only: bool) -> list[Path]:
+    """Delete those of ``paths`` that are temporary files of voiceprep processes that are gone (with
+    ``run_only``, also the pid-less names of older versions); return what was deleted."""
+    removed: list[Path] = []
+    for path in paths:
+        match = _TEMP.match(path.name) or _WRITE_TEST.match(path.name) or _LOCK_ASIDE.match(path.name)
+        if match is None or path.is_symlink() or not path.is_file():
+            continue
+        pid = match.group("pid")
+        if pid is None and not run_only:
+            continue
+        if pid is not None and int(pid) != os.getpid() and pid_alive(int(pid)):
+            continue
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+            removed.append(path)
     return removed
 
 

@@ -223,10 +223,14 @@ def _histograms(res: RunResults) -> list[str]:
 
 
 def _prune(files_dir: Path, keep: Iterable[str]) -> None:
-    """Delete excerpts this build no longer links (only files named like ours)."""
+    """Delete excerpts this build no longer links (only files named like ours), and the temporary files a
+    build killed mid-write left there."""
+    from pipeline.batch.outputs import remove_dead_temp_files
+
     keep = set(keep)
     if not files_dir.is_dir():
         return
+    remove_dead_temp_files(files_dir)
     for p in files_dir.glob("src-*.mp3"):
         if p.name not in keep:
             p.unlink(missing_ok=True)

@@ -1,0 +1,170 @@
+"""A process that imports voiceprep once, then forks one child per command and lets it die by ``SIGKILL``
+at a chosen point (used by ``tests/test_kill.py``).
+
+Killing ``voiceprep`` at 20+ points costs 20+ processes; most of a fresh process's time is imports, so
+this one imports every ``pipeline`` module once (no model is loaded: nothing that starts threads) and
+forks. Each child counts the *events* of its command, in order, and kills itself with ``SIGKILL`` at the
+event numbered ``kill_at`` (1-based), so a kill point is deterministic:
+
+* ``replace:before`` / ``replace:after``: ``os.replace`` of a temporary file (every atomic write of
+  voiceprep: manifests, cache entries, clips, the report, the record of outputs), before or after the
+  rename (the file complete under its temporary name, or in place but the folder not yet synced);
+* ``link:*`` / ``rename:*``: the lock file's hard link (taking ``OUT/.voiceprep.lock``) and rename (taking a
+  stale one away);
+* ``http:before`` / ``http:after``: an HTTP request (``requests``' adapter) before it is sent, or after its
+  answer was read in full and before the caller sees it: the provider acted, nothing was recorded yet.
+
+Protocol: one JSON object per line on stdin, ``{"argv": [...], "env": {...}, "cwd": ..., "kill_at": N or
+null, "clock_ahead_s": seconds or null, "log": path}`` (``clock_ahead_s`` sets the voice ledger's clock
+ahead: the command run that much later); one JSON line back per command: ``{"pid", "signal", "code", "events"}``, where
+``events`` lists the labels of the events the child passed (complete only when it was not killed). The
+modules a child that was not killed imported are then imported here too, for the next children.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import pkgutil
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _preload() -> None:
+    """Import every ``pipeline`` module and the HTTP stack (imports start no threads)."""
+    sys.path.insert(0, str(ROOT))
+    import requests.adapters  # noqa: F401
+
+    import pipeline
+
+    for info in pkgutil.walk_packages(pipeline.__path__, "pipeline."):
+        importlib.import_module(info.name)
+
+
+def _import_all(names: list[str]) -> None:
+    """Import the modules a child imported lazily (plots, the report's encoders...), so that the next
+    children find them loaded; a module that cannot be imported on its own is skipped."""
+    for name in names:
+        if name not in sys.modules:
+            try:
+                importlib.import_module(name)
+            except Exception:  # a private module imported only by its package
+                continue
+
+
+def _install(kill_at: int | None, seen: list[str]) -> None:
+    """Count events (see the module docstring); ``SIGKILL`` this process at event ``kill_at``."""
+    import requests.adapters
+
+    def event(label: str) -> None:
+        seen.append(label)
+        if len(seen) == kill_at:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    real_replace, real_link, real_rename = os.replace, os.link, os.rename
+    real_send = requests.adapters.HTTPAdapter.send
+
+    def replace(src: Any, dst: Any, **kw: Any) -> None:
+        counted = str(src).endswith(".tmp")
+        if counted:
+            event("replace:before")
+        real_replace(src, dst, **kw)
+        if counted:
+            event("replace:after")
+
+    def link(src: Any, dst: Any, **kw: Any) -> None:
+        event("link:before")
+        real_link(src, dst, **kw)
+        event("link:after")
+
+    def rename(src: Any, dst: Any, **kw: Any) -> None:
+        event("rename:before")
+        real_rename(src, dst, **kw)
+        event("rename:after")
+
+    def send(self: Any, request: Any, *args: Any, **kw: Any) -> Any:
+        event("http:before")
+        response = real_send(self, request, *args, **kw)
+        _ = response.content  # read the answer in full: the provider has acted and answered
+        event("http:after")
+        return response
+
+    os.replace, os.link, os.rename = replace, link, rename  # type: ignore[assignment]
+    requests.adapters.HTTPAdapter.send = send  # type: ignore[method-assign]
+
+
+def _advance_clock(seconds: float) -> None:
+    """Set the voice ledger's clock ``seconds`` ahead (a command run that much later)."""
+    import datetime as dt
+
+    import pipeline.enroll.ledger
+    import pipeline.enroll.voices
+
+    real = pipeline.enroll.ledger.utc_now
+
+    def later() -> dt.datetime:
+        return real() + dt.timedelta(seconds=seconds)
+
+    pipeline.enroll.ledger.utc_now = pipeline.enroll.voices.utc_now = later
+
+
+def _child(job: dict[str, Any], events_file: Path) -> None:
+    """Run one command in this (forked) process; never returns."""
+    code = 70
+    seen: list[str] = []
+    loaded = set(sys.modules)
+    try:
+        os.environ.clear()
+        os.environ.update(job["env"])
+        os.chdir(job["cwd"])
+        log = os.open(job["log"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        os.dup2(log, 1)
+        os.dup2(log, 2)
+        sys.argv = ["voiceprep", *job["argv"]]
+        if job.get("clock_ahead_s"):
+            _advance_clock(job["clock_ahead_s"])
+        _install(job.get("kill_at"), seen)
+        from pipeline.cli.main import main
+
+        try:
+            main()
+            code = 0
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        imported = sorted(set(sys.modules) - loaded)
+        events_file.write_text(json.dumps({"events": seen, "imported": imported}))
+        os._exit(code)
+
+
+def main() -> None:
+    """Serve commands from stdin until it closes."""
+    _preload()
+    for number, line in enumerate(sys.stdin):
+        job = json.loads(line)
+        events_file = Path(job["log"]).with_name(f".events-{os.getpid()}-{number}.json")
+        pid = os.fork()
+        if pid == 0:
+            _child(job, events_file)
+        _, status = os.waitpid(pid, 0)
+        told = json.loads(events_file.read_text()) if events_file.exists() else {"events": None}
+        events_file.unlink(missing_ok=True)
+        _import_all(told.get("imported", []))
+        result = {
+            "pid": pid,
+            "signal": os.WTERMSIG(status) if os.WIFSIGNALED(status) else None,
+            "code": os.WEXITSTATUS(status) if os.WIFEXITED(status) else None,
+            "events": told["events"],
+        }
+        print(json.dumps(result), flush=True)
+
+
+if __name__ == "__main__":
+    main()
