@@ -251,6 +251,20 @@ def test_the_speaker_as_heard_in_a_recording_is_the_plain_mean_of_their_group() 
     assert float(heard.vector @ host.vector) > float(_unit_mean(talk.vectors) @ host.vector)
 
 
+def test_the_speakers_runs_in_an_interview_hold_no_guest_and_most_of_the_host() -> None:
+    """The 2-means turns of a whole interview: the host's runs never reach into a guest turn, and hold
+    most of the host's speech; one reader alone gives no runs (the whole recording is theirs)."""
+    signal, turns = conversation()
+    talk = partial_embeddings(signal, step_s=voice.SPAN_STEP_S)
+    runs = voice.speaker_runs(talk, host_voice())
+    assert runs
+    assert all(_overlap(run, turn) == 0.0 for run in runs for turn in turns)
+    host_s = signal.size / ANALYSIS_RATE - sum(b - a for a, b in turns)
+    assert sum(b - a for a, b in runs) > 0.5 * host_s
+    alone = partial_embeddings(speech(HOST[1]), step_s=voice.SPAN_STEP_S)
+    assert voice.speaker_runs(alone, host_voice()) is None
+
+
 def _unit_mean(vectors: np.ndarray) -> np.ndarray:
     mean = vectors.mean(axis=0)
     return mean / np.linalg.norm(mean)
