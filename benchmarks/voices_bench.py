@@ -558,8 +558,9 @@ def _degraded_condition(condition: str) -> bool:
 def pipeline_rule(seed: int, pipeline_root: Path) -> dict[str, Any]:
     """The other-voice rule of ``pipeline/analysis/voice.py`` (``dominant_voice``, ``other_voice_threshold``,
     ``other_voice_spans``, ``HERE_MIN_COSINE``) on the same windows: the speaker's voice = the dominant
-    voice of the clean held-out material's partials (every 1.6 s); ``here`` = the dominant voice of that
-    material recorded like the window plus a third of the window's partials (the recording as heard);
+    voice of the clean held-out material's partials (every 1.6 s); ``here`` = that module's
+    ``recording_voice`` (else its ``dominant_voice``) of that material recorded like the window plus a third
+    of the window's partials (the recording as heard);
     a window is flagged when any span is found."""
     pv = _load_voice_module(pipeline_root)
     partials: dict[tuple[str, str], np.ndarray] = {}
@@ -577,7 +578,10 @@ def pipeline_rule(seed: int, pipeline_root: Path) -> dict[str, Any]:
         found = speaker.partial_embeddings(item.audio, step_s=pv.SPAN_STEP_S)
         voice = voices[item.target]
         here_partials = np.vstack([reference_partials(item.target, item.condition), found.vectors[::3]])
-        here = pv.dominant_voice(here_partials, source="recording")
+        if hasattr(pv, "recording_voice"):  # the plain mean of the recording's partials (i9-interview on)
+            here = pv.recording_voice(here_partials, voice)
+        else:
+            here = pv.dominant_voice(here_partials, source="recording")
         if here is not None and float(here.vector @ voice.vector) < pv.HERE_MIN_COSINE:
             here = None
         degraded = _degraded_condition(item.condition)
@@ -586,7 +590,9 @@ def pipeline_rule(seed: int, pipeline_root: Path) -> dict[str, Any]:
             voice,
             threshold=pv.other_voice_threshold(voice, is_degraded=degraded),
             here=here,
-            here_threshold=None if here is None else pv.other_voice_threshold(here, is_degraded=degraded),
+            here_threshold=None
+            if here is None or hasattr(pv, "HERE_COSINE")
+            else pv.other_voice_threshold(here, is_degraded=degraded),
         )
         flags[item.label].append((bool(finding.spans), item))
 

@@ -226,13 +226,48 @@ def test_the_speaker_as_heard_in_a_recording_is_a_second_reference() -> None:
     the interview's own dominant voice is the host too, so the guest still is."""
     host = host_voice()
     street = partial_embeddings(street_host(), step_s=voice.SPAN_STEP_S)
-    here = voice.dominant_voice(street.vectors, source="recording")
+    here = voice.recording_voice(street.vectors, host)
     assert voice.other_voice_spans(street, host).spans  # the clean voice alone: the street is "someone"
     assert voice.other_voice_spans(street, host, here=here).spans == []
     signal, turns = conversation()
     talk = partial_embeddings(signal, step_s=voice.SPAN_STEP_S)
-    found = voice.other_voice_spans(talk, host, here=voice.dominant_voice(talk.vectors, source="recording"))
+    found = voice.other_voice_spans(talk, host, here=voice.recording_voice(talk.vectors, host))
     assert len(found.spans) == len(turns)
+
+
+def test_the_speaker_as_heard_in_a_recording_is_the_plain_mean_of_their_group() -> None:
+    """One reader: the plain mean of all the recording's partials. An interview: two voices are heard, and
+    the speaker as heard there is the mean of the group nearer the speaker (the host), not a blend."""
+    host = host_voice()
+    street = partial_embeddings(street_host(), step_s=voice.SPAN_STEP_S)
+    alone = voice.recording_voice(street.vectors, host)
+    assert alone is not None and alone.share == 1.0
+    assert np.allclose(alone.vector, _unit_mean(street.vectors), atol=1e-6)
+    talk = partial_embeddings(conversation()[0], step_s=voice.SPAN_STEP_S)
+    a, b = voice.two_voices(talk.vectors) or (None, None)
+    assert a is not None and b is not None and float(a @ b) < voice.TWO_VOICES_COSINE
+    heard = voice.recording_voice(talk.vectors, host)
+    assert heard is not None and 0.5 < heard.share < 0.95
+    assert float(heard.vector @ host.vector) > float(_unit_mean(talk.vectors) @ host.vector)
+
+
+def test_the_speakers_runs_in_an_interview_hold_no_guest_and_most_of_the_host() -> None:
+    """The 2-means turns of a whole interview: the host's runs never reach into a guest turn, and hold
+    most of the host's speech; one reader alone gives no runs (the whole recording is theirs)."""
+    signal, turns = conversation()
+    talk = partial_embeddings(signal, step_s=voice.SPAN_STEP_S)
+    runs = voice.speaker_runs(talk, host_voice())
+    assert runs
+    assert all(_overlap(run, turn) == 0.0 for run in runs for turn in turns)
+    host_s = signal.size / ANALYSIS_RATE - sum(b - a for a, b in turns)
+    assert sum(b - a for a, b in runs) > 0.5 * host_s
+    alone = partial_embeddings(speech(HOST[1]), step_s=voice.SPAN_STEP_S)
+    assert voice.speaker_runs(alone, host_voice()) is None
+
+
+def _unit_mean(vectors: np.ndarray) -> np.ndarray:
+    mean = vectors.mean(axis=0)
+    return mean / np.linalg.norm(mean)
 
 
 def test_decide_keeps_each_recordings_voice_unless_it_is_someone_else() -> None:

@@ -11,10 +11,12 @@ Built on the GE2E partial embeddings of :mod:`pipeline.analysis.speaker` (1.6 s 
    talks most; of a speaker's folder, the voice most of its speech shares. ``share`` says how much of the
    speech it holds;
 3. **other voices** (:func:`other_voice_spans`): along a span, runs of at least :data:`MIN_RUN_PARTIALS`
-   consecutive partials (about 2 s of speech; one at either end of the span) whose cosine to the voice is
-   below a threshold are another speaker. The threshold is relative (:func:`other_voice_threshold`): a fixed margin under the voice's
-   own partials' median similarity, capped at :data:`OTHER_COSINE_MAX`, because noise and reverberation
-   lower a speaker's own similarity into the range of other voices (``benchmarks/speaker_bench.py``).
+   consecutive partials (about 2 s of speech, at the span's edges too) whose cosine to the speaker is below
+   a threshold are another speaker. The speaker is taken **as heard in the recording** when known
+   (:func:`recording_voice`: the plain mean of the recording's partials, recorded like the window) with the
+   absolute :data:`HERE_COSINE`; else the speaker's voice with a relative threshold
+   (:func:`other_voice_threshold`), because noise and reverberation lower a speaker's own similarity to a
+   clean voice into the range of other voices (``benchmarks/voices_bench.py``, BENCHMARKS.md).
 
 Why these numbers (BENCHMARKS.md, "Speaker embeddings"): a partial against its own speaker's mean scores
 0.85 at the median and 0.77 at the 5th percentile; against another speaker's, 0.55 and 0.65.
@@ -64,16 +66,26 @@ OTHER_COSINE_MAX = 0.62
 OTHER_COSINE_MIN = 0.40
 """... and at least this (a very noisy speaker's threshold does not sink to nothing)."""
 DEGRADED_DROP = 0.15
-"""In a noisy or reverberant stretch (:func:`degraded`) the threshold is this much lower: the speaker's own
-partials there score 0.45-0.65 against their clean voice (street, dishes, rain, a church: measured), as
-low as another voice does when clean, so there only a clearly different voice is caught."""
+"""In a noisy or reverberant stretch (:func:`degraded`) the threshold against the speaker's (clean) voice
+is this much lower: the speaker's own partials there score 0.45-0.65 against their clean voice (street,
+dishes, rain, a church: measured), as low as another voice does when clean. Only used when the speaker
+as heard in the recording is unknown: against that (:data:`HERE_COSINE`) no drop is needed."""
 HERE_MIN_COSINE = 0.65
-"""A recording's own dominant voice stands for the speaker as heard there (a second reference for other
-voices, :func:`other_voice_spans`) only when it scores at least this against the speaker's voice."""
+"""A recording's own voice stands for the speaker as heard there (the reference for other voices,
+:func:`other_voice_spans`) only when it scores at least this against the speaker's voice."""
+HERE_COSINE = 0.67
+"""Other voice against the speaker as heard in the recording: a partial under this cosine. Measured
+(``voices_bench.py``, 216 windows with a 2-5 s turn of another voice, 144 without, clean/noise/room):
+0.66 -> 82 % caught / 0.7 % false alarms, 0.67 -> 84 % / 0.7 %, 0.68 -> 87 % / 4.2 % (the edge)."""
+TWO_VOICES_COSINE = 0.80
+"""A recording holds two voices when the centroids of its partials' two groups (:func:`two_voices`) are
+under this cosine (interviews <= 0.88, median 0.71; one speaker's 15 s >= 0.76, 2nd percentile 0.82)."""
 MIN_RUN_PARTIALS = 2
-"""Consecutive partials below the threshold that make an other-voice span (with 0.5 s steps: >= 2.1 s).
-At the start or end of the span one is enough: a turn cut by the span's edge is heard by its edge
-partial alone (a window that ends one second into the guest's answer)."""
+"""Consecutive partials below the threshold that make an other-voice span (with 0.5 s steps: >= 2.1 s)."""
+EDGE_DROP = 0.05
+"""A lone low partial at the start or end of a span (a turn cut by the window's edge, heard by one
+partial) is another voice only this far under the threshold: at the threshold itself it tripled the false
+alarms (0.7 % -> 6.2 %, ``voices_bench.py``)."""
 MIN_HEARD_S = 1.0
 """Less speech than this (after pauses are cut) gives no partials worth comparing."""
 
@@ -174,6 +186,92 @@ def dominant_voice(vectors: np.ndarray, *, source: str = "folder") -> Voice | No
     )
 
 
+def two_voices(vectors: np.ndarray, iterations: int = 10) -> tuple[np.ndarray, np.ndarray] | None:
+    """Spherical 2-means of unit partials ``(n, 256)``: the two unit centroids, or ``None`` for fewer than
+    four partials. Starts from the dominant voice and the mean of the 20 % of partials farthest from it."""
+    v = np.asarray(vectors, dtype=np.float64).reshape(-1, EMBEDDING_SIZE)
+    first = dominant_voice(v)
+    if first is None or v.shape[0] < 4:
+        return None
+    sims = v @ first.vector
+    far = sims <= np.quantile(sims, 0.2)
+    a, b = first.vector, _unit(v[far].mean(axis=0))
+    for _ in range(iterations):
+        nearer_a = v @ a >= v @ b
+        if nearer_a.all() or not nearer_a.any():
+            break
+        a, b = _unit(v[nearer_a].mean(axis=0)), _unit(v[~nearer_a].mean(axis=0))
+    return a, b
+
+
+def recording_voice(vectors: np.ndarray, speaker: Voice | None = None) -> Voice | None:
+    """The speaker as heard in one recording, from its partials ``(n, 256)``: the plain mean of them
+    (recorded like any window of it; a tight core of typical partials pushes a noisy speaker's own
+    partials under :data:`HERE_COSINE`). When they hold two voices (:func:`two_voices` centroids under
+    :data:`TWO_VOICES_COSINE`), the mean of the group nearer ``speaker`` (``None``: the bigger group)."""
+    v = np.asarray(vectors, dtype=np.float64).reshape(-1, EMBEDDING_SIZE)
+    if v.shape[0] == 0:
+        return None
+    members = np.ones(v.shape[0], dtype=bool)
+    pair = two_voices(v)
+    if pair is not None and float(pair[0] @ pair[1]) < TWO_VOICES_COSINE:
+        nearer_a = v @ pair[0] >= v @ pair[1]
+        if speaker is not None:
+            pick_a = float(pair[0] @ speaker.vector) >= float(pair[1] @ speaker.vector)
+        else:
+            pick_a = int(nearer_a.sum()) >= int((~nearer_a).sum())
+        members = nearer_a if pick_a else ~nearer_a
+    centre = _unit(v[members].mean(axis=0))
+    return Voice(
+        vector=centre,
+        own_median=float(np.median(v[members] @ centre)),
+        share=float(members.mean()),
+        partials=int(v.shape[0]),
+        source="recording",
+    )
+
+
+TURN_MARGIN = 0.10
+"""A partial is the speaker's turn when its cosine to the speaker's group beats the other group's by this."""
+TURN_ERODE_PARTIALS = 2
+"""Partials dropped at each end of a run of the speaker's partials (1 s at 0.5 s steps: a partial that
+straddles a turn change still leans to the speaker). Measured (``voices_bench.py`` interviews, 36):
+margin 0.10 with 2 dropped gives a host-only longest run in 35/36 and no guest in any run; 0-1 dropped
+<= 75 %."""
+
+
+def speaker_runs(partials: Partials, speaker: Voice | None = None) -> list[tuple[float, float]] | None:
+    """Where only the speaker talks in a recording of two voices, from partials along it every
+    :data:`SPAN_STEP_S` (times in the recording): runs of partials of the speaker's group (:func:`two_voices`,
+    the group nearer ``speaker``; ``None``: the bigger) by :data:`TURN_MARGIN`, each shortened by
+    :data:`TURN_ERODE_PARTIALS` at both ends. ``None`` when the partials do not hold two voices
+    (:data:`TWO_VOICES_COSINE`): then the whole recording is the speaker's."""
+    v = np.asarray(partials.vectors, dtype=np.float64).reshape(-1, EMBEDDING_SIZE)
+    pair = two_voices(v)
+    if pair is None or float(pair[0] @ pair[1]) >= TWO_VOICES_COSINE:
+        return None
+    a, b = pair
+    if speaker is not None:
+        pick_a = float(a @ speaker.vector) >= float(b @ speaker.vector)
+    else:
+        pick_a = int((v @ a >= v @ b).sum()) * 2 >= v.shape[0]
+    own, other = (a, b) if pick_a else (b, a)
+    mine = (v @ own) - (v @ other) > TURN_MARGIN
+    runs: list[tuple[float, float]] = []
+    k = 0
+    while k < mine.size:
+        if not mine[k]:
+            k += 1
+            continue
+        first = k
+        while k < mine.size and mine[k]:
+            k += 1
+        lo, hi = first + TURN_ERODE_PARTIALS, k - 1 - TURN_ERODE_PARTIALS
+        if hi >= lo:
+            runs.append((round(float(partials.starts_s[lo]), 3), round(float(partials.ends_s[hi]), 3)))
+    return runs
+
+
 def other_voice_threshold(voice: Voice, *, is_degraded: bool = False) -> float:
     """Cosine under which a partial is another voice: relative to the voice's own partials (module doc),
     :data:`DEGRADED_DROP` lower in a degraded stretch."""
@@ -191,15 +289,17 @@ def other_voice_spans(
 ) -> VoiceFinding:
     """The similarity of ``partials`` to ``voice`` and the other-voice spans among them (module doc).
 
-    ``here`` is the speaker as heard in the recording the partials come from (its own dominant voice):
-    a partial is then another voice only when it is far from both, so a room or microphone unlike the
-    speaker's other recordings is not taken for another person.
+    ``here`` is the speaker as heard in the recording the partials come from (:func:`recording_voice`):
+    when given, a partial is another voice when under ``here_threshold`` (default :data:`HERE_COSINE`)
+    against it, so a room or microphone unlike the speaker's other recordings is not taken for another
+    person; else when under ``threshold`` (default :func:`other_voice_threshold`) against ``voice``.
     """
     if len(partials) == 0 or partials.heard_s < MIN_HEARD_S:
         return VoiceFinding(similarity=None, spans=[], threshold=threshold)
     limit = other_voice_threshold(voice) if threshold is None else threshold
     similarity = float(_unit(partials.vectors.mean(axis=0)) @ voice.vector)
     low = _low(partials, voice, limit, here, here_threshold)
+    edge_low = _low(partials, voice, limit, here, here_threshold, margin=-EDGE_DROP)
     spans: list[list[float]] = []
     k = 0
     while k < low.size:
@@ -209,7 +309,7 @@ def other_voice_spans(
         first = k
         while k < low.size and low[k]:
             k += 1
-        if k - first >= MIN_RUN_PARTIALS or first == 0 or k == low.size:
+        if k - first >= MIN_RUN_PARTIALS or (first == 0 and edge_low[0]) or (k == low.size and edge_low[-1]):
             start, end = float(partials.starts_s[first]), float(partials.ends_s[k - 1])
             if spans and start <= spans[-1][1]:
                 spans[-1][1] = round(max(spans[-1][1], end), 3)
@@ -306,12 +406,12 @@ def _low(
     here_threshold: float | None,
     margin: float = 0.0,
 ) -> np.ndarray:
-    """Which partials are far from ``voice`` (below ``limit + margin``) and from ``here`` when given."""
-    low = np.asarray(partials.vectors @ voice.vector, dtype=np.float64) < limit + margin
+    """Which partials are far from ``here`` (below ``here_threshold + margin``) when given, else from
+    ``voice`` (below ``limit + margin``)."""
     if here is not None:
-        here_limit = other_voice_threshold(here) if here_threshold is None else here_threshold
-        low &= np.asarray(partials.vectors @ here.vector, dtype=np.float64) < here_limit + margin
-    return low
+        here_limit = HERE_COSINE if here_threshold is None else here_threshold
+        return np.asarray(partials.vectors @ here.vector, dtype=np.float64) < here_limit + margin
+    return np.asarray(partials.vectors @ voice.vector, dtype=np.float64) < limit + margin
 
 
 def span_finding(

@@ -140,8 +140,14 @@ def decide(
     mismatched = v.mismatched(similarity, conditions, reference=reference is not None)
     # Selection hears each recording's windows against the speaker and against the speaker as heard there
     # (when that is clearly the speaker: a noisy file whose own dominant voice is a guest must not hide him).
-    keep = {
-        p: o for p, o in heard.items() if p not in mismatched and (similarity[p] or 0.0) >= v.HERE_MIN_COSINE
-    }
+    # The speaker as heard there is the plain mean of the recording's partials (of the speaker's group when
+    # it holds two voices), recorded like its windows (analysis.voice.recording_voice).
+    keep: dict[str, Voice] = {}
+    for p in heard:
+        if p in mismatched or (similarity[p] or 0.0) < v.HERE_MIN_COSINE:
+            continue
+        here = v.recording_voice(partials[p], speaker_voice)
+        if here is not None and float(here.vector @ speaker_voice.vector) >= v.HERE_MIN_COSINE:
+            keep[p] = here
     speaker_voice = replace(speaker_voice, recordings=keep)
     return SpeakerVoice(voice=speaker_voice, similarity=similarity, mismatched=mismatched)

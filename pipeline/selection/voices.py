@@ -37,13 +37,14 @@ def hear(plan: ClipPlan, voice: Voice) -> dict[str, Any]:
     piece is heard once per process. A piece that cannot be read is not heard (no spans, no similarity)."""
     similarities: list[tuple[float, int]] = []
     spans: list[list[Any]] = []
-    # A noisy or reverberant window lowers the speaker's own similarity: judge it with a lower threshold.
+    # A noisy or reverberant window lowers the speaker's own similarity to a clean voice: without the
+    # speaker as heard in that recording, judge it with a lower threshold.
     noisy = degraded_stretch(plan.measures.get("snr_db"), plan.measures.get("reverb_score"))
     threshold = other_voice_threshold(voice, is_degraded=noisy)
     for piece in plan.pieces:
         key = (piece.source, piece.start_s, piece.end_s, tuple(piece.channel_weights), _voice_key(voice))
         here = voice.recordings.get(piece.path)
-        here_threshold = None if here is None else other_voice_threshold(here, is_degraded=noisy)
+        here_threshold = None  # against the speaker as heard there: HERE_COSINE, no drop for noise
         key += (round(threshold, 4), None if here is None else _voice_key(here))
         if key not in _CACHE:
             if len(_CACHE) >= _CACHE_SIZE:
