@@ -210,13 +210,18 @@ def choose(
     avoided: list[list[Any]] = []  # the other-voice spans of the plans dropped
     heard: list[ClipPlan] = []  # finalists dropped for music or singing
     if voice is not None:
+        from pipeline.selection.slow import heard_content
         from pipeline.selection.voices import annotate
 
         def keep(plan: ClipPlan) -> bool:
-            clean = annotate(plan, voice)
-            if not clean:
-                avoided.extend(plan.measures["other_voice_spans"])
-            return clean
+            if annotate(plan, voice):
+                return True
+            # Music under the voice moves its embeddings too: when music or singing is heard, that is the
+            # cause, and the slow pass drops the plan for it (or the re-check rejects it with that reason).
+            if heard_content(plan, indexes) is not None:
+                return True
+            avoided.extend(plan.measures["other_voice_spans"])
+            return False
 
     if slow and plans:
         ordered: Iterator[ClipPlan] = iter(_slow_order(plans, indexes))

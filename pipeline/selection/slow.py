@@ -169,6 +169,24 @@ def content_of(
     return _CONTENT_CACHE[digest]
 
 
+def _pad_s(rules: Rules) -> float:
+    """Audio read around each piece: room for the edge search and half a join or edge."""
+    return REFINE_SEARCH_S + max(rules.edge_s / 2.0, rules.join_s / 2.0)
+
+
+def heard_content(plan: ClipPlan, indexes: Mapping[str, RecordingIndex]) -> str | None:
+    """``music`` or ``singing`` when the plan's pieces hold it, heard as :func:`finish` hears them (and
+    cached with them); None when neither is heard or the audio cannot be read."""
+    from pipeline.analysis.music import has_content
+
+    pad = _pad_s(indexes[plan.pieces[0].path].rules)
+    try:
+        loaded = [read_piece(p, pad_s=pad, rate=ANALYSIS_RATE) for p in plan.pieces]
+    except AudioReadError:
+        return None
+    return has_content(content_of(plan.pieces, loaded, indexes).metrics)
+
+
 def finish(plan: ClipPlan, indexes: Mapping[str, RecordingIndex], *, refine: bool = True) -> ClipPlan:
     """The plan after the slow pass: edges refined (when allowed and useful), music and singing heard,
     DNSMOS in its score.
@@ -178,7 +196,7 @@ def finish(plan: ClipPlan, indexes: Mapping[str, RecordingIndex], *, refine: boo
     from pipeline.analysis.music import has_content
 
     rules = indexes[plan.pieces[0].path].rules
-    pad = REFINE_SEARCH_S + max(rules.edge_s / 2.0, rules.join_s / 2.0)
+    pad = _pad_s(rules)
     try:
         loaded = [read_piece(p, pad_s=pad, rate=ANALYSIS_RATE) for p in plan.pieces]
     except AudioReadError as exc:
