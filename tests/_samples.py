@@ -99,3 +99,38 @@ def conversation(speech: Any) -> tuple[Any, list[tuple[float, float]]]:
             turns.append((t, t + part.size / s))
         t += part.size / s
     return np.concatenate(parts), turns
+
+
+INTERVIEW_HOST_TURNS_S = (7.0, 6.0, 8.5, 5.5, 9.0, 6.5)
+"""The host's turns in :func:`interview`, in seconds (every window of 10 s or more holds a guest turn)."""
+INTERVIEW_GUEST_TURNS_S = (4.0, 3.5, 4.5, 3.0, 5.0)
+"""The guest's answers between them, in seconds."""
+
+
+def interview(speech: Any) -> tuple[Any, list[tuple[float, float]]]:
+    """A two-person interview of short turns, at 16 kHz: the host (reader 3080, as in :func:`conversation`)
+    talks for :data:`INTERVIEW_HOST_TURNS_S` and the guest (reader 196) answers for
+    :data:`INTERVIEW_GUEST_TURNS_S` between them (taken in turn along the guest's recording, wrapping).
+
+    Returns the signal and the guest's turns ``(start_s, end_s)``; the host talks everywhere else.
+    """
+    import numpy as np
+
+    host = np.concatenate([speech(n) for n in CONVERSATION_HOST])
+    guest = speech(CONVERSATION_GUEST)
+    s = 16000
+    parts, turns = [], []
+    h = g = 0
+    t = 0.0
+    for k, seconds in enumerate(INTERVIEW_HOST_TURNS_S):
+        n = round(seconds * s)
+        parts.append(host[h : h + n])
+        h, t = h + n, t + seconds
+        if k < len(INTERVIEW_GUEST_TURNS_S):
+            n = round(INTERVIEW_GUEST_TURNS_S[k] * s)
+            if g + n > guest.size:
+                g = 0
+            parts.append(guest[g : g + n])
+            turns.append((t, t + INTERVIEW_GUEST_TURNS_S[k]))
+            g, t = g + n, t + INTERVIEW_GUEST_TURNS_S[k]
+    return np.concatenate(parts), turns

@@ -702,3 +702,17 @@ def test_window_bandwidth_is_the_narrowest_block_mostly_inside() -> None:
     # [3,14): blocks 1-3 -> 8000; [9,18): blocks 2-4 -> 4000; [20,28): blocks 5-6; [0,1): block 0 by its
     # middle; [28,40): block 7 (unmeasured) only -> the recording's own bandwidth.
     assert got.tolist() == [24000.0, 8000.0, 8000.0, 4000.0, 24000.0, 24000.0, 10000.0]
+
+
+def test_within_turns_keeps_the_speech_of_the_speakers_turns_and_splits_between_them() -> None:
+    """Segments are cut to the turns (widened by TURN_SLACK_S), short leftovers dropped, and each turn is
+    a block of its own even when the gap between them is far under SPLIT_PAUSE_S."""
+    from pipeline.selection.frames import TURN_SLACK_S, within_turns
+
+    segs = np.array([[0.0, 4.0], [4.3, 9.0], [9.4, 12.0], [12.3, 20.0]])
+    kept, turn_of = within_turns(segs, [(0.5, 8.0), (13.0, 20.0)])
+    assert kept.tolist() == [[0.0, 4.0], [4.3, 8.0 + TURN_SLACK_S], [13.0 - TURN_SLACK_S, 20.0]]
+    assert turn_of.tolist() == [0, 0, 1]
+    rec = synth(segs.tolist(), duration=21.0)
+    idx = RecordingIndex(rec, Rules.from_spec(COSY), turns=[(0.5, 8.0), (13.0, 20.0)])
+    assert idx.split.tolist() == [False, True]

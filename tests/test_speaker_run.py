@@ -133,3 +133,19 @@ def test_a_reference_column_in_the_speaker_map_and_its_errors(
         run(root / "in", tmp_path / "out2", families=[FAMILY], executor="serial", speaker_map=mapping)
     with pytest.raises(RunError, match="one voice"):
         run(_samples.SAMPLES, tmp_path / "out3", families=[FAMILY], executor="serial", reference=guest)
+
+
+def test_an_interview_of_short_turns_joins_the_hosts_turns(tmp_path: Path) -> None:
+    """Every window long enough holds a guest turn: the clip is joined from the host's own turns."""
+    signal, guest_turns = _samples.interview(speech)
+    (tmp_path / "in" / "host").mkdir(parents=True)
+    sf.write(tmp_path / "in" / "host" / "interview.wav", signal, ANALYSIS_RATE, subtype="PCM_16")
+    out = run(tmp_path / "in", tmp_path / "out", families=[FAMILY], executor="serial", config=load_config())
+    [clip] = jsonl(out / "clips.jsonl")
+    assert clip["status"] == "ready", clip["reasons"]
+    pieces = [(p["start_s"], p["end_s"]) for p in clip["plan"]["pieces"]]
+    assert len(pieces) >= 2  # joined: no single window of the host's is long enough
+    for a, b in pieces:
+        for t0, t1 in guest_turns:
+            assert min(b, t1) - max(a, t0) < 0.3, (pieces, guest_turns)
+    assert clip["metrics"]["speaker_similarity"] > 0.85

@@ -281,3 +281,24 @@ def test_decide_keeps_each_recordings_voice_unless_it_is_someone_else() -> None:
     again = voice.Voice.from_dict(decided.voice.to_dict())  # what stage 2 receives
     assert set(again.recordings) == set(HOST)
     assert np.allclose(again.vector, decided.voice.vector, atol=1e-5)
+
+
+def test_the_speakers_turns_go_on_the_interviews_entry_and_survive_to_dict() -> None:
+    """An interview's entry gets the host's turns (none reaching a guest turn); a recording of the host
+    alone gets none (all of it is the host's); both survive what stage 2 receives."""
+    from pipeline.batch.speakers import decide, two_voice_recordings, with_turns
+
+    signal, turns = conversation()
+    partials = {
+        "interview": partial_embeddings(signal, step_s=voice.SAMPLE_STEP_S).vectors,
+        HOST[1]: partial_embeddings(speech(HOST[1]), step_s=voice.SAMPLE_STEP_S).vectors,
+    }
+    clean = {"snr_db": 40.0, "reverb_score": 0.1, "clipped_ratio": 0.0, "bandwidth_hz": 8000.0}
+    decided = decide(partials, dict.fromkeys(partials, clean))
+    assert decided.voice is not None
+    assert two_voice_recordings(decided.voice, partials) == ["interview"]
+    along = {"interview": partial_embeddings(signal, step_s=voice.SPAN_STEP_S)}
+    again = voice.Voice.from_dict(with_turns(decided.voice, along).to_dict())
+    runs = again.recordings["interview"].turns
+    assert runs and all(_overlap(run, turn) == 0.0 for run in runs for turn in turns)
+    assert again.recordings[HOST[1]].turns is None

@@ -98,7 +98,9 @@ class Voice:
     a noisy one lower); ``share`` the fraction of the partials it was built from that belong to it;
     ``partials`` how many those were. ``source`` says where it came from (``folder``, ``reference``,
     ``recording``). ``recordings`` holds, for a speaker's voice, the dominant voice of each of their
-    recordings (by path): the speaker as heard in that recording's room and microphone.
+    recordings (by path): the speaker as heard in that recording's room and microphone. ``turns``, on
+    such an entry of a recording of two voices, lists the speaker's own stretches ``(start_s, end_s)``
+    (:func:`speaker_runs`): selection keeps to them (``None``: the whole recording is the speaker's).
     """
 
     vector: np.ndarray
@@ -107,6 +109,7 @@ class Voice:
     partials: int
     source: str = "folder"
     recordings: dict[str, Voice] = field(default_factory=dict, compare=False)
+    turns: tuple[tuple[float, float], ...] | None = field(default=None, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-able form (the vectors rounded to 6 decimals)."""
@@ -119,6 +122,8 @@ class Voice:
         }
         if self.recordings:
             out["recordings"] = {p: v.to_dict() for p, v in sorted(self.recordings.items())}
+        if self.turns is not None:
+            out["turns"] = [[a, b] for a, b in self.turns]
         return out
 
     @classmethod
@@ -131,6 +136,9 @@ class Voice:
             partials=int(data["partials"]),
             source=str(data.get("source", "folder")),
             recordings={p: cls.from_dict(v) for p, v in (data.get("recordings") or {}).items()},
+            turns=None
+            if data.get("turns") is None
+            else tuple((float(a), float(b)) for a, b in data["turns"]),
         )
 
 
@@ -202,6 +210,13 @@ def two_voices(vectors: np.ndarray, iterations: int = 10) -> tuple[np.ndarray, n
             break
         a, b = _unit(v[nearer_a].mean(axis=0)), _unit(v[~nearer_a].mean(axis=0))
     return a, b
+
+
+def holds_two_voices(vectors: np.ndarray) -> bool:
+    """True when partials ``(n, 256)`` hold two voices: their :func:`two_voices` centroids are under
+    :data:`TWO_VOICES_COSINE`."""
+    pair = two_voices(vectors)
+    return pair is not None and float(pair[0] @ pair[1]) < TWO_VOICES_COSINE
 
 
 def recording_voice(vectors: np.ndarray, speaker: Voice | None = None) -> Voice | None:

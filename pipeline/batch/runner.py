@@ -857,6 +857,7 @@ def _learn_voices(
         decide,
         recording_partials,
         reference_voice,
+        with_turns,
     )
 
     cache = out / ".cache"
@@ -883,19 +884,23 @@ def _learn_voices(
             _crash(out, f"{task.path} (speaker voice)", result)
             result = np.zeros((0, EMBEDDING_SIZE), dtype=np.float32)
         partials[task.path] = result
-    voices: dict[str, dict[str, Any]] = {}
-    updated: dict[str, RecordingRow] = {}
+    decisions = {}
     for speaker in sorted(files_of):
         rows = [r for r in ok if r.speaker == speaker]
         ref = references.get(speaker)
         ref_voice = None if ref is None else reference_voice(ref, cache, _file_sha256(ref, cache))
         if ref is not None and ref_voice is None:
             raise RunError(f"{ref}: the reference recording of {speaker} holds too little speech")
-        decision = decide(
+        decisions[speaker] = decide(
             {r.path: partials[r.path] for r in rows}, {r.path: r.metrics for r in rows}, ref_voice
         )
+    along = _turn_partials(ok, sources, decisions, partials, cache, cfg, out, outcomes)
+    voices: dict[str, dict[str, Any]] = {}
+    updated: dict[str, RecordingRow] = {}
+    for speaker, decision in decisions.items():
+        rows = [r for r in ok if r.speaker == speaker]
         if decision.voice is not None:
-            voices[speaker] = decision.voice.to_dict()
+            voices[speaker] = with_turns(decision.voice, along).to_dict()
         for r in rows:
             similarity = decision.similarity.get(r.path)
             metrics = {**(r.metrics or {}), "speaker_similarity": similarity}
@@ -920,6 +925,47 @@ def _learn_voices(
             }
             updated[r.path] = r.model_copy(update=updates)
     return [updated.get(r.path, r) for r in recordings], voices
+
+
+def _turn_partials(
+    ok: Sequence[RecordingRow],
+    sources: dict[str, str],
+    decisions: dict[str, Any],
+    partials: dict[str, Any],
+    cache: Path,
+    cfg: RunConfig,
+    out: Path,
+    outcomes: Callable[..., Iterable[tuple[Any, Any]]],
+) -> dict[str, Any]:
+    """Partials along all the speech of each speaker's recordings of two voices (by path), for their turns
+    (:func:`pipeline.batch.speakers.with_turns`); cached under ``OUT/.cache/voices/`` by the file's sha256."""
+    from pipeline.batch.speakers import TurnTask, cached_turn_partials, turn_partials, two_voice_recordings
+
+    sha = {r.path: r.sha256 or "" for r in ok}
+    tasks = []
+    for decision in decisions.values():
+        if decision.voice is None:
+            continue
+        for path in two_voice_recordings(decision.voice, partials):
+            key = fingerprint(
+                {
+                    "sha256": sha[path],
+                    "turns": True,
+                    "analysis": cfg.fingerprint_fields("analysis"),
+                    "code": _code_version(),
+                }
+            )
+            analysis_file = _analysis_cache(sha[path], cache, cfg)[1]
+            tasks.append(
+                TurnTask(path, sources[path], str(analysis_file), str(cache / "voices" / f"turns-{key}.npz"))
+            )
+    along: dict[str, Any] = {}
+    for task, result in outcomes(cached_turn_partials, turn_partials, tasks):
+        if isinstance(result, BaseException):  # a bug: logged; the recording is then heard window by window
+            _crash(out, f"{task.path} (speaker turns)", result)
+            continue
+        along[task.path] = result
+    return along
 
 
 def _with_use(recordings: Sequence[RecordingRow], clips: Sequence[ClipRow]) -> list[RecordingRow]:

@@ -11,18 +11,26 @@ Between analysing every file and selecting clips, the runner learns each speaker
    named (``--reference``, or a ``reference`` column in ``--speaker-map``: :func:`reference_voice`);
 3. **the wrong speaker** (:func:`decide`): each recording's own dominant voice against the speaker's;
    those under the limit of :func:`~pipeline.analysis.voice.mismatched` are ``speaker_mismatch``: kept in
-   ``recordings.jsonl`` with the reason, left out of selection.
+   ``recordings.jsonl`` with the reason, left out of selection;
+4. **the speaker's turns** (:func:`turn_partials`, :func:`with_turns`): a recording whose partials hold two
+   voices (an interview) is embedded again along all its speech every
+   :data:`~pipeline.analysis.voice.SPAN_STEP_S` (cached beside its partials) and the speaker's own
+   stretches (:func:`~pipeline.analysis.voice.speaker_runs`) become the ``turns`` of its entry in the
+   voice's ``recordings``: selection keeps to them, and joins them when no single window is the speaker's.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from pipeline.analysis.voice import Voice
+
+if TYPE_CHECKING:
+    from pipeline.analysis.speaker import Partials
 
 MAX_CLUSTER_PARTIALS = 400
 """At most this many partials (evenly taken from all of a speaker's) are grouped for the voice."""
@@ -67,6 +75,20 @@ def _save(path: Path, vectors: np.ndarray) -> None:
     atomic_write_bytes(path, lambda fh: np.savez(fh, vectors=np.asarray(vectors, dtype=np.float32)))
 
 
+@dataclass(frozen=True)
+class TurnTask:
+    """One recording of two voices to embed along all its speech, and where those partials are cached."""
+
+    path: str
+    source: str
+    analysis_file: str
+    cache_file: str
+
+
+TURN_CHUNK_S = 60.0
+"""The speech of a recording is read and embedded this many seconds at a time (bounded memory)."""
+
+
 def cached_partials(task: VoiceTask) -> np.ndarray | None:
     """The cached partials of a recording (``(n, 256)``), or ``None`` when they must be computed."""
     return _load(Path(task.cache_file))
@@ -83,6 +105,92 @@ def recording_partials(task: VoiceTask) -> np.ndarray:
     _save(Path(task.cache_file), vectors)
     release_free_memory()
     return vectors
+
+
+def cached_turn_partials(task: TurnTask) -> Partials | None:
+    """The cached partials along a recording's speech (:func:`turn_partials`), or ``None``."""
+    from pipeline.analysis.speaker import Partials
+
+    try:
+        with np.load(task.cache_file) as data:
+            return Partials(
+                starts_s=data["starts_s"].astype(np.float64),
+                ends_s=data["ends_s"].astype(np.float64),
+                vectors=data["vectors"].astype(np.float32),
+                heard_s=float(data["heard_s"]),
+            )
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def turn_partials(task: TurnTask) -> Partials:
+    """Executor task: partials every :data:`~pipeline.analysis.voice.SPAN_STEP_S` along all the speech of a
+    recording (from its first to its last speech segment, :data:`TURN_CHUNK_S` at a time, times in the
+    recording), cached."""
+    from pipeline.analysis import voice
+    from pipeline.analysis.base import ANALYSIS_RATE, Analysis
+    from pipeline.analysis.speaker import Partials, partial_embeddings
+    from pipeline.audio.io import atomic_write_bytes
+    from pipeline.audio.memory import release_free_memory
+    from pipeline.audio.view import load_mono
+
+    rec = Analysis.load(Path(task.analysis_file))
+    segs = np.asarray(rec.speech_segments, dtype=np.float64).reshape(-1, 2)
+    parts: list[Partials] = []
+    if segs.size:
+        start, end = float(segs[0, 0]), float(segs[-1, 1])
+        for a in np.arange(start, end, TURN_CHUNK_S):
+            b = min(float(a) + TURN_CHUNK_S, end)
+            audio, _, _ = load_mono(
+                task.source,
+                rate=ANALYSIS_RATE,
+                start_s=float(a),
+                end_s=b,
+                choice=rec.channel_choice,
+                info=rec.info,
+            )
+            if audio.size < ANALYSIS_RATE:
+                continue
+            found = partial_embeddings(audio, step_s=voice.SPAN_STEP_S)
+            if found.heard_s >= voice.MIN_HEARD_S:
+                parts.append(Partials(found.starts_s + a, found.ends_s + a, found.vectors, found.heard_s))
+    joined = voice.join_partials(parts)
+    path = Path(task.cache_file)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(
+        path,
+        lambda fh: np.savez(
+            fh,
+            starts_s=joined.starts_s,
+            ends_s=joined.ends_s,
+            vectors=np.asarray(joined.vectors, dtype=np.float32),
+            heard_s=joined.heard_s,
+        ),
+    )
+    release_free_memory()
+    return joined
+
+
+def two_voice_recordings(voice: Voice, partials: dict[str, np.ndarray]) -> list[str]:
+    """The recordings (by path) of the speaker's ``voice`` whose sampled partials hold two voices."""
+    from pipeline.analysis.voice import holds_two_voices
+
+    return [p for p in sorted(voice.recordings) if p in partials and holds_two_voices(partials[p])]
+
+
+def with_turns(voice: Voice, along: dict[str, Partials]) -> Voice:
+    """``voice`` with the speaker's turns (:func:`~pipeline.analysis.voice.speaker_runs`) on the entry of
+    each recording in ``along`` (its partials along all its speech) that holds two voices."""
+    from pipeline.analysis.voice import speaker_runs
+
+    recordings = dict(voice.recordings)
+    for path, partials in along.items():
+        if path not in recordings:
+            continue
+        runs = speaker_runs(partials, voice)
+        if runs is not None:
+            recordings[path] = replace(recordings[path], turns=tuple(runs))
+    return replace(voice, recordings=recordings)
 
 
 def reference_voice(source: str | Path, cache_dir: Path, sha256: str) -> Voice | None:

@@ -24,11 +24,17 @@ The index also lays the recording's segments out as one family's rules see them 
 timeline*, see :mod:`pipeline.selection.windows`), so a window ``(i, j)`` from the start of segment ``i``
 to the end of segment ``j`` is measured in O(1) as well: :meth:`RecordingIndex.clip_s` and
 :meth:`~RecordingIndex.longest_run_s`.
+
+In a recording of two voices, the speaker's ``turns`` (:attr:`pipeline.analysis.voice.Voice.turns`) narrow
+its segments to the speaker's own stretches (:func:`within_turns`), and each turn is a block of its own
+(as after a silence longer than :data:`~pipeline.selection.limits.SPLIT_PAUSE_S`): no window crosses the
+other voice's turn, and joining takes (:mod:`pipeline.selection.assembly`) joins the speaker's turns.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -112,15 +118,53 @@ class RangeMax:
         return np.where(ok, out, 0.0)
 
 
-class RecordingIndex:
-    """Prefix sums over one recording's frames and segments (laid out by ``rules``), and its figures."""
+TURN_SLACK_S = 0.5
+"""A speech segment may reach this far beyond the speaker's turn (turns are shortened by about 1 s at both
+ends, :data:`pipeline.analysis.voice.TURN_ERODE_PARTIALS`); beyond it, it is cut there."""
+MIN_TURN_SEGMENT_S = 0.3
+"""A segment left shorter than this by a turn's edge is dropped."""
 
-    def __init__(self, rec: Analysis, rules: Rules) -> None:
+
+def within_turns(segments: np.ndarray, turns: Sequence[tuple[float, float]]) -> tuple[np.ndarray, np.ndarray]:
+    """The speech ``segments`` ``(n, 2)`` inside the speaker's ``turns`` (each widened by
+    :data:`TURN_SLACK_S`; pieces under :data:`MIN_TURN_SEGMENT_S` dropped), in order, and the turn each
+    lies in."""
+    kept: list[tuple[float, float]] = []
+    turn_of: list[int] = []
+    for k, (t0, t1) in enumerate(sorted(turns)):
+        lo, hi = t0 - TURN_SLACK_S, t1 + TURN_SLACK_S
+        for a, b in segments.tolist():
+            a, b = max(a, lo), min(b, hi)
+            if b - a >= MIN_TURN_SEGMENT_S:
+                kept.append((a, b))
+                turn_of.append(k)
+    order = sorted(range(len(kept)), key=lambda k: kept[k])
+    segs: list[tuple[float, float]] = []
+    ids: list[int] = []
+    for k in order:  # widened turns close together may overlap: a piece starts after the one before
+        a, b = kept[k]
+        a = max(a, segs[-1][1]) if segs else a
+        if b - a >= MIN_TURN_SEGMENT_S:
+            segs.append((a, b))
+            ids.append(turn_of[k])
+    return np.asarray(segs, dtype=np.float64).reshape(-1, 2), np.asarray(ids, dtype=np.int64)
+
+
+class RecordingIndex:
+    """Prefix sums over one recording's frames and segments (laid out by ``rules``), and its figures.
+    ``turns``: the speaker's own stretches of a recording of two voices (:func:`within_turns`)."""
+
+    def __init__(
+        self, rec: Analysis, rules: Rules, turns: Sequence[tuple[float, float]] | None = None
+    ) -> None:
         db = np.asarray(rec.frame_db, dtype=np.float64)
         mask = np.asarray(rec.speech_mask, dtype=bool)
         self.rec = rec
         self.n_frames = db.size
         segs = np.asarray(rec.speech_segments, dtype=np.float64).reshape(-1, 2)
+        turn_of = None
+        if turns is not None:
+            segs, turn_of = within_turns(segs, turns)
         self.starts = segs[:, 0].copy()
         self.ends = segs[:, 1].copy()
         self.duration_s = max(
@@ -179,6 +223,8 @@ class RecordingIndex:
             self.ep = np.cumsum(lengths) + np.concatenate([[0.0], np.cumsum(short)])
             self.sp = self.ep - lengths
         self.split = gaps > SPLIT_PAUSE_S
+        if turn_of is not None:
+            self.split |= np.diff(turn_of) != 0
         block_id = np.concatenate([[0], np.cumsum(self.split)]).astype(np.int64)
         last_of_block = np.concatenate([np.flatnonzero(self.split), [n - 1]]).astype(np.int64)
         # per segment: the last segment before the next enormous gap

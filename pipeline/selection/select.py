@@ -17,7 +17,7 @@ Typical use::
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from pipeline.analysis.base import Analysis
@@ -47,8 +47,11 @@ NESTED_SPREAD_MIN = 0.15
 """A finalist whose DNSMOS segments differ by at least this much (OVRL) gets its nested window scored."""
 
 
-def _prepare(recordings: Sequence[Analysis], spec: FamilySpec) -> dict[str, RecordingIndex]:
-    """Check the recordings (at least one, one speaker, each path once); one index per recording by path."""
+def _prepare(
+    recordings: Sequence[Analysis], spec: FamilySpec, voice: Voice | None = None
+) -> dict[str, RecordingIndex]:
+    """Check the recordings (at least one, one speaker, each path once); one index per recording by path,
+    kept to the speaker's turns in a recording of two voices (the ``turns`` of its entry in ``voice``)."""
     rules = Rules.from_spec(spec)
     if not recordings:
         raise InvalidArgument("recordings must hold at least one recording of the speaker")
@@ -61,7 +64,8 @@ def _prepare(recordings: Sequence[Analysis], spec: FamilySpec) -> dict[str, Reco
             )
         if rec.path in indexes:
             raise InvalidArgument(f"recordings[{k}]: path {rec.path!r} is given twice")
-        indexes[rec.path] = RecordingIndex(rec, rules)
+        here = None if voice is None else voice.recordings.get(rec.path)
+        indexes[rec.path] = RecordingIndex(rec, rules, None if here is None else here.turns)
     return indexes
 
 
@@ -199,15 +203,16 @@ def choose(
     returned is heard first (:mod:`pipeline.selection.voices`): one in which another voice talks is
     dropped for the next candidate, so every plan returned carries ``speaker_similarity`` and no
     ``other_voice_spans``, and ``other_voices_avoided``: the spans ``[path, start_s, end_s]`` where the
-    dropped plans heard another voice. When every candidate holds another voice the list is empty (reason
-    ``other_voices``).
+    dropped plans heard another voice, and the stretches between the speaker's turns in a recording of two
+    voices (windows there keep to the speaker's ``turns``; when no single window is long enough, the turns
+    are joined). When every candidate holds another voice the list is empty (reason ``other_voices``).
     """
     if top < 1 or alternatives < 0:
         raise InvalidArgument(f"top must be >= 1 and alternatives >= 0, got {top!r} and {alternatives!r}")
-    indexes = _prepare(recordings, spec)
+    indexes = _prepare(recordings, spec, voice)
     plans = _candidates(indexes, limit=max(DEFAULT_LIMIT, top + alternatives))
     keep = None
-    avoided: list[list[Any]] = []  # the other-voice spans of the plans dropped
+    avoided = _between_turns(voice, indexes)  # the other-voice spans left out or of the plans dropped
     heard: list[ClipPlan] = []  # finalists dropped for music or singing
     if voice is not None:
         from pipeline.selection.slow import heard_content
@@ -255,6 +260,17 @@ def choose(
     if heard and chosen:
         chosen[0].measures["content_rejected"] = [_rejected(p) for p in heard]
     return chosen
+
+
+def _between_turns(voice: Voice | None, paths: Iterable[str]) -> list[list[Any]]:
+    """``[path, start_s, end_s]`` between the speaker's consecutive turns in each recording of two voices
+    (:attr:`pipeline.analysis.voice.Voice.turns`): another voice's, left out of every window."""
+    spans: list[list[Any]] = []
+    for path in sorted(paths):
+        here = None if voice is None else voice.recordings.get(path)
+        turns = sorted(here.turns) if here is not None and here.turns else []
+        spans.extend([path, end, start] for (_, end), (start, _) in itertools.pairwise(turns) if start > end)
+    return spans
 
 
 def _content(plan: ClipPlan) -> str | None:
