@@ -151,6 +151,9 @@ def turn_partials(task: TurnTask) -> Partials:
             )
             if audio.size < ANALYSIS_RATE:
                 continue
+            if _music_in(audio, rec, float(a)):
+                parts = []  # music or singing, not a second voice, set the recording's parts apart
+                break
             found = partial_embeddings(audio, step_s=voice.SPAN_STEP_S)
             if found.heard_s >= voice.MIN_HEARD_S:
                 parts.append(Partials(found.starts_s + a, found.ends_s + a, found.vectors, found.heard_s))
@@ -176,6 +179,20 @@ def two_voice_recordings(voice: Voice, partials: dict[str, np.ndarray]) -> list[
     from pipeline.analysis.voice import holds_two_voices
 
     return [p for p in sorted(voice.recordings) if p in partials and holds_two_voices(partials[p])]
+
+
+def _music_in(audio16k: np.ndarray, rec: Any, start_s: float) -> bool:
+    """True when music or singing is heard in ``audio16k`` (16 kHz, from ``start_s`` of the recording
+    ``rec``): a music bed under part of a recording moves the voice's embeddings as a second voice would,
+    so such a recording gets no turns; selection's music check then hears its windows."""
+    from pipeline.analysis.base import ANALYSIS_RATE, FRAME_S
+    from pipeline.analysis.music import content_frames, content_metrics, has_content
+
+    first = max(0, round(start_s / FRAME_S))
+    mask = np.asarray(rec.speech_mask)[
+        first : first + int(np.ceil(audio16k.size / ANALYSIS_RATE / FRAME_S)) + 1
+    ]
+    return has_content(content_metrics(content_frames(audio16k, mask)).metrics) is not None
 
 
 def with_turns(voice: Voice, along: dict[str, Partials]) -> Voice:
