@@ -61,7 +61,8 @@ def cut(source: Path, target: Path, seconds: float) -> float:
             held += packet.duration
             packet.stream = copied
             copy.mux(packet)
-    return float(held * stream.time_base)
+        time_base = stream.time_base  # read while the file is open (newer PyAV refuses it after closing)
+    return float(held * time_base)
 
 
 CONVERSATION_HOST = (
