@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from pipeline.analysis.base import ANALYSIS_RATE
+from pipeline.analysis.base import ANALYSIS_RATE, runs
 from pipeline.analysis.speaker import EMBEDDING_SIZE, PARTIAL_S, Partials, partial_embeddings
 
 if TYPE_CHECKING:
@@ -272,19 +272,12 @@ def speaker_runs(partials: Partials, speaker: Voice | None = None) -> list[tuple
         pick_a = int((v @ a >= v @ b).sum()) * 2 >= v.shape[0]
     own, other = (a, b) if pick_a else (b, a)
     mine = (v @ own) - (v @ other) > TURN_MARGIN
-    runs: list[tuple[float, float]] = []
-    k = 0
-    while k < mine.size:
-        if not mine[k]:
-            k += 1
-            continue
-        first = k
-        while k < mine.size and mine[k]:
-            k += 1
-        lo, hi = first + TURN_ERODE_PARTIALS, k - 1 - TURN_ERODE_PARTIALS
+    turns: list[tuple[float, float]] = []
+    for first, end in zip(*runs(mine), strict=True):
+        lo, hi = int(first) + TURN_ERODE_PARTIALS, int(end) - 1 - TURN_ERODE_PARTIALS
         if hi >= lo:
-            runs.append((round(float(partials.starts_s[lo]), 3), round(float(partials.ends_s[hi]), 3)))
-    return runs
+            turns.append((round(float(partials.starts_s[lo]), 3), round(float(partials.ends_s[hi]), 3)))
+    return turns
 
 
 def other_voice_threshold(voice: Voice, *, is_degraded: bool = False) -> float:
@@ -316,14 +309,7 @@ def other_voice_spans(
     low = _low(partials, voice, limit, here, here_threshold)
     edge_low = _low(partials, voice, limit, here, here_threshold, margin=-EDGE_DROP)
     spans: list[list[float]] = []
-    k = 0
-    while k < low.size:
-        if not low[k]:
-            k += 1
-            continue
-        first = k
-        while k < low.size and low[k]:
-            k += 1
+    for first, k in zip(*runs(low), strict=True):
         if k - first >= MIN_RUN_PARTIALS or (first == 0 and edge_low[0]) or (k == low.size and edge_low[-1]):
             start, end = float(partials.starts_s[first]), float(partials.ends_s[k - 1])
             if spans and start <= spans[-1][1]:
