@@ -8,8 +8,6 @@ Bugs are ordinary exceptions. This module imports nothing of voiceprep, so every
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 
 class VoiceprepError(Exception):
     """Base class for every error voiceprep raises on purpose."""
@@ -22,7 +20,7 @@ class InvalidArgument(VoiceprepError, ValueError):
 class AudioReadError(VoiceprepError):
     """A file could not be read as audio.
 
-    ``reason`` is a stable code such as ``decode_failed`` (see :func:`reason`);
+    ``reason`` is a stable code such as ``decode_failed`` (see :func:`reason_message`);
     ``message`` is one human sentence that never contains secrets.
     """
 
@@ -41,15 +39,6 @@ class SpecError(VoiceprepError):
 
 
 # --- reason codes --------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Reason:
-    """A reason code with what it means and what to do about it."""
-
-    code: str
-    message: str
-    hint: str
 
 
 _REASONS: dict[str, tuple[str, str]] = {
@@ -159,12 +148,17 @@ _REASONS: dict[str, tuple[str, str]] = {
     ),
     "voice_gone": ("the provider no longer has this voice (expired or deleted)", "submit the clip again"),
 }
+"""Reason code -> (what it means, what to do about it)."""
 
 
-def reason(code: str) -> Reason:
-    """Return the :class:`Reason` for ``code``; unknown codes raise ``KeyError``."""
-    message, hint = _REASONS[code]
-    return Reason(code=code, message=message, hint=hint)
+def reason_message(code: str) -> str:
+    """What ``code`` means, in one human sentence; unknown codes raise ``KeyError``."""
+    return _REASONS[code][0]
+
+
+def reason_hint(code: str) -> str:
+    """What to do about ``code``; unknown codes raise ``KeyError``."""
+    return _REASONS[code][1]
 
 
 def all_codes() -> list[str]:

@@ -203,13 +203,13 @@ def test_drowned_speech_is_rejected_for_the_noise_first(drowned_reading) -> None
     # 16.5 s of reading under white noise at -2 dB SNR: the voice detector hears 2-3 s of speech in short
     # bits, so the runs fail too, but the noise is the cause and its hint is the advice (issue 8).
     import pipeline
-    from pipeline.errors import reason as reason_info
+    from pipeline.errors import reason_hint
 
     for family in ("cosyvoice", "minimax"):
         result = pipeline.check(drowned_reading, family)
         assert result.metrics["speech_s"] < 4.0 < result.metrics["duration_s"] / 4
         assert result.reasons[0] == "low_snr"
-        assert result.problems[0].hint == reason_info("low_snr").hint
+        assert result.problems[0].hint == reason_hint("low_snr")
         if family == "cosyvoice":
             assert "no_continuous_speech" in result.reasons  # still listed: it is true of the file
 

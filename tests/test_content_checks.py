@@ -20,7 +20,7 @@ from _corpus import corpus_file
 
 import pipeline
 from pipeline.analysis.music import MUSIC_THRESHOLD, SINGING_THRESHOLD, content_frames, content_metrics
-from pipeline.errors import reason
+from pipeline.errors import reason_hint, reason_message
 from pipeline.report.build import build_report
 from pipeline.report.data import content_spans
 from pipeline.report.explain import explain
@@ -119,7 +119,7 @@ def test_check_names_music_with_value_limit_and_hint(tmp_path: Path, music_bed: 
     assert "music" in result.reasons
     gate = next(c for c in result.checks if c.rule == "gate:music_score")
     assert gate.verdict == "fail" and gate.value >= gate.limit == MUSIC_THRESHOLD
-    assert gate.hint == reason("music").hint
+    assert gate.hint == reason_hint("music")
     assert result.metrics["music_spans"] and result.metrics["music_spans"][0][2] == "music"
 
 
@@ -129,7 +129,7 @@ def test_check_names_singing(name: str) -> None:
     assert "singing" in result.reasons
     gate = next(c for c in result.checks if c.rule == "gate:singing_score")
     assert gate.verdict == "fail" and gate.value >= gate.limit == SINGING_THRESHOLD
-    assert gate.hint == reason("singing").hint and "sing" in reason("singing").message
+    assert gate.hint == reason_hint("singing") and "sing" in reason_message("singing")
 
 
 @pytest.mark.parametrize(

@@ -39,7 +39,7 @@ import soundfile as sf
 
 from pipeline.audio.arguments import as_path, integer, number, renamed, signal
 from pipeline.audio.notes import captured, captured_steps
-from pipeline.errors import AudioReadError, InvalidArgument, reason
+from pipeline.errors import AudioReadError, InvalidArgument, reason_message
 
 __all__ = [
     "DEFAULT_MAX_INPUT_S",
@@ -791,7 +791,7 @@ def probe_row(
             with contextlib.suppress(OSError, AudioReadError):
                 row.update(bytes=os.stat(path).st_size, sha256=sha256_file(Path(path)))
         return row
-    message = "; ".join(reason(code).message for code in info.warnings) or None
+    message = "; ".join(reason_message(code) for code in info.warnings) or None
     row.update(status="ok", reasons=list(info.warnings), message=message)
     row.update({name: getattr(info, name) for name in _ROW_FIELDS})
     return row

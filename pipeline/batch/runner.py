@@ -46,7 +46,7 @@ from pipeline.batch.manifest import (
     to_jsonable,
     write_rows,
 )
-from pipeline.errors import AudioReadError, InvalidArgument, VoiceprepError, reason
+from pipeline.errors import AudioReadError, InvalidArgument, VoiceprepError, reason_message
 
 CACHE_VERSION = 5
 """Bumped when cached rows or analyses change meaning; old cache entries are then ignored."""
@@ -262,7 +262,7 @@ def cached_recording(item: InputFile, *, cache_dir: Path, config: RunConfig) -> 
     """
     who = {"path": item.path, "speaker": item.speaker}
     if item.problem is not None:
-        message = reason(item.problem).message
+        message = reason_message(item.problem)
         return RecordingRow(**who, status="failed", reasons=[item.problem], message=message)
     try:
         sha = _file_sha256(Path(item.source), cache_dir)
@@ -526,7 +526,7 @@ def _in_the_way(speaker: str, family: str, out: Path, target: Path) -> ClipRow:
         family=family,
         status="failed",
         reasons=["output_in_the_way"],
-        message=f"{where}: {reason('output_in_the_way').message}; it was left as it is",
+        message=f"{where}: {reason_message('output_in_the_way')}; it was left as it is",
     )
 
 

@@ -119,13 +119,13 @@ def probe(
     rows: list[dict] = []
     for item in _scan(paths):
         if item.problem is not None:
-            from pipeline.errors import reason
+            from pipeline.errors import reason_message
 
             row = {
                 "path": item.source,
                 "status": "failed",
                 "reasons": [item.problem],
-                "message": reason(item.problem).message,
+                "message": reason_message(item.problem),
             }
         else:
             row = probe_row(
@@ -199,7 +199,7 @@ def analyze(
     """
     from pipeline.analysis.inspection import analyze as analyze_one
     from pipeline.audio.notes import collect
-    from pipeline.errors import AudioReadError, reason
+    from pipeline.errors import AudioReadError, reason_message
     from pipeline.rules.metrics import FAST_PASS_METRICS, METRICS, value_text
 
     channel_strategy = old_channel_strategy or channel_strategy
@@ -211,7 +211,7 @@ def analyze(
         with collect() as notes:  # what the decoders say about this file: one tidy line, never raw
             try:
                 if problem is not None:
-                    raise AudioReadError(problem, reason(problem).message)
+                    raise AudioReadError(problem, reason_message(problem))
                 a = analyze_one(path, dnsmos=dnsmos, channel_strategy=channel_strategy)
                 row.update(
                     status="ok",
@@ -276,7 +276,7 @@ def check(
     """
     from pipeline.analysis.inspection import check_families
     from pipeline.audio.notes import collect
-    from pipeline.errors import reason
+    from pipeline.errors import reason_message
     from pipeline.rules.checks import failed_read
     from pipeline.rules.families import list_families, load_family
 
@@ -285,7 +285,7 @@ def check(
     for path, problem in [(item.source, item.problem) for item in _scan(paths)]:
         with collect() as notes:  # what the decoders say about this file: one tidy line, never raw
             if problem is not None:
-                results = [failed_read(path, s.name, problem, reason(problem).message) for s in specs]
+                results = [failed_read(path, s.name, problem, reason_message(problem)) for s in specs]
             else:
                 results = check_families(path, specs, dnsmos=dnsmos)
         decode_notes = notes.entries()

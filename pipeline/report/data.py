@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pipeline.errors import Reason
+from pipeline.errors import reason_hint, reason_message
 from pipeline.report.results import RunResults
 from pipeline.rules.checks import combine
 from pipeline.rules.metrics import value_text
@@ -165,15 +165,13 @@ def anchor_for(*parts: str) -> str:
     return f"s-{digest}-{tail}" if tail else f"s-{digest}"
 
 
-def reason_of(code: str) -> Reason:
-    """The :class:`~pipeline.errors.Reason` of a code; unknown codes (from newer code) keep the code as
-    their message."""
-    from pipeline.errors import reason
-
+def reason_of(code: str) -> tuple[str, str]:
+    """What a reason code means and its fix hint; an unknown code (from newer code) reads as its words,
+    without a hint."""
     try:
-        return reason(code)
+        return reason_message(code), reason_hint(code)
     except KeyError:
-        return Reason(code=code, message=code.replace("_", " "), hint="")
+        return code.replace("_", " "), ""
 
 
 def is_badge(check: dict[str, Any]) -> bool:

@@ -14,8 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-from pipeline.errors import all_codes
-from pipeline.errors import reason as reason_info
+from pipeline.errors import all_codes, reason_hint
 from pipeline.rules.families import FamilySpec, Gate, Limits
 from pipeline.rules.metrics import METRICS, number, range_text, value_text
 
@@ -448,7 +447,7 @@ def check_limits(
                 verdict="pass" if ok else "warn" if rule.soft else "fail",
                 reason=code,
                 message=rule.message(value, limit, ok, seen),
-                hint=None if code is None else rule.hint(limit) if rule.hint else reason_info(code).hint,
+                hint=None if code is None else rule.hint(limit) if rule.hint else reason_hint(code),
             )
         )
     return checks, skipped
@@ -487,7 +486,7 @@ def check_gates(
                 verdict=verdict,
                 reason=None if verdict == "pass" else gate.reason,
                 message=message,
-                hint=None if verdict == "pass" else (gate.hint or reason_info(gate.reason).hint),
+                hint=None if verdict == "pass" else (gate.hint or reason_hint(gate.reason)),
             )
         )
     return checks, skipped
@@ -533,6 +532,6 @@ def failed_read(
         verdict="fail",
         reason=code,
         message=message,
-        hint=reason_info(code).hint if code in all_codes() else None,
+        hint=reason_hint(code) if code in all_codes() else None,
     )
     return CheckResult(path=path, family=family, verdict="fail", checks=[check], probe=dict(probe or {}))
