@@ -401,6 +401,16 @@ def test_clipping_under_the_files_peak_is_found_where_it_is(
     assert np.all((events >= start - 0.01) & (events <= end))
 
 
+@pytest.mark.parametrize("name", MAIN_FILES[:3])
+def test_local_flat_tops_do_not_depend_on_how_the_samples_are_fed(name: str, tmp_path: Path) -> None:
+    """Each 0.5 s block is tested whole, also when it straddles two fed blocks."""
+    y, rate, truth, _ = inside_louder_recording(name, 0.25, 0.01, tmp_path)
+    whole = detect(y, rate, block=y.shape[0])
+    assert whole["clipped_ratio"] == pytest.approx(truth, rel=0.01)
+    for block in (65536, 4410, 1000):
+        assert detect(y, rate, block=block) == whole
+
+
 @pytest.mark.parametrize("name", MAIN_FILES)
 @pytest.mark.parametrize(("peak", "pcm16"), [(0.3, True), (0.05, True), (0.02, True), (0.02, False)])
 def test_unclipped_speech_at_any_level_has_no_flat_top(

@@ -86,7 +86,6 @@ in the magnitude). The results are those of the full histograms (tested against 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -141,67 +140,51 @@ _MAX_BLOCK = 1 << 19  # longer blocks are processed in pieces: the scratch buffe
 _KEEP_BINS = round((_SPAN_DB + _BASELINE_DB[0] + _SPIKE_HALF_DB + 1.0) / FINE_BIN_DB)
 
 
-@dataclass
-class _TopStats:
-    """What the samples of one block (or of its part in one fed block) hold at the block's top level."""
+def _flat_top(
+    x: np.ndarray, frame_ids: np.ndarray, starts: np.ndarray, ends: np.ndarray, level: float
+) -> tuple[float, int, np.ndarray] | None:
+    """The flat top of one block of one channel at its top ``level``: ``(level, samples on it, the frames
+    holding them)``, or None when the block is not clipped there.
 
-    level: float  # the top magnitude, exact
-    on_top: int = 0  # samples exactly on it
-    pairs: int = 0  # adjacent pairs on it with equal magnitudes (flat)
-    runs: int = 0  # flat runs of two or more samples on it
-    next_level: float = 0.0  # the highest magnitude under it in the frames that reach it
-    on_next: int = 0  # samples exactly on that one
-    frames: list[int] = field(default_factory=list)  # frames holding samples on the top level
-
-    def merge(self, other: _TopStats) -> _TopStats:
-        """The stats of both parts of one block: the higher top wins; equal tops add up."""
-        if abs(other.level - self.level) > LOCAL_TOLERANCE:
-            return self if self.level > other.level else other
-        self.level = max(self.level, other.level)
-        self._add_next(other.next_level, other.on_next)
-        self.on_top += other.on_top
-        self.pairs += other.pairs
-        self.runs += other.runs
-        self.frames.extend(other.frames)
-        return self
-
-    def add_frame(self, frame: int, samples: np.ndarray) -> None:
-        """Count one frame's samples (signed, one channel) against the top level."""
+    ``x`` holds the channel's signed samples; frame ``frame_ids[i]`` is ``x[starts[i]:ends[i]]``; give
+    only the frames whose peak reaches the level. Clipped: several flat runs exactly on the top level,
+    which holds far more samples than the next level under it in those frames.
+    """
+    on_top = pairs = runs = on_next = 0
+    next_level = 0.0
+    frames: list[int] = []
+    for frame, a, b in zip(frame_ids.tolist(), starts.tolist(), ends.tolist(), strict=True):
+        samples = x[a:b]
         magnitude = np.abs(samples).astype(np.float32, copy=False)
-        on = magnitude >= np.float32(self.level - LOCAL_TOLERANCE)
+        on = magnitude >= np.float32(level - LOCAL_TOLERANCE)
         count = int(on.sum())
         if count:
-            self.frames.append(frame)
-        self.on_top += count
+            frames.append(frame)
+        on_top += count
         # A flat pair: neighbours on the top level, exactly equal (a clipped run is flat; two samples of a
         # natural peak within the tolerance are not, unless quantisation made them so) or on opposite rails
         # (clipped hiss swings from one to the other in one sample; no natural peak does).
         flipped = np.signbit(samples[1:]) != np.signbit(samples[:-1])
         flat = on[1:] & on[:-1] & ((magnitude[1:] == magnitude[:-1]) | flipped)
-        self.pairs += int(flat.sum())
-        self.runs += int(flat[0]) + int(np.sum(flat[1:] & ~flat[:-1])) if flat.size else 0
+        pairs += int(flat.sum())
+        runs += int(flat[0]) + int(np.sum(flat[1:] & ~flat[:-1])) if flat.size else 0
         below = magnitude[~on]
-        if below.size:
+        if below.size:  # the highest level under the top, with the samples within the tolerance of it
             top_below = float(below.max())
             near = int(np.sum(below >= np.float32(top_below - LOCAL_TOLERANCE)))
-            self._add_next(top_below, near)
-
-    def _add_next(self, level: float, count: int) -> None:
-        if level > self.next_level + LOCAL_TOLERANCE:
-            self.next_level, self.on_next = level, count
-        elif level >= self.next_level - LOCAL_TOLERANCE:
-            self.next_level = max(self.next_level, level)
-            self.on_next += count
-
-    def is_flat_top(self) -> bool:
-        """Clipped: several flat runs exactly on the top level, which holds far more than the next."""
-        return (
-            self.level >= _LOCAL_FLOOR
-            and self.on_top >= _LOCAL_MIN_SAMPLES
-            and self.runs >= _LOCAL_MIN_RUNS
-            and self.pairs >= _LOCAL_MIN_PAIR_SHARE * self.on_top
-            and self.on_top >= _LOCAL_OVER_NEXT * self.on_next
-        )
+            if top_below > next_level + LOCAL_TOLERANCE:
+                next_level, on_next = top_below, near
+            elif top_below >= next_level - LOCAL_TOLERANCE:
+                next_level = max(next_level, top_below)
+                on_next += near
+    clipped = (
+        level >= _LOCAL_FLOOR
+        and on_top >= _LOCAL_MIN_SAMPLES
+        and runs >= _LOCAL_MIN_RUNS
+        and pairs >= _LOCAL_MIN_PAIR_SHARE * on_top
+        and on_top >= _LOCAL_OVER_NEXT * on_next
+    )
+    return (level, on_top, np.asarray(frames, dtype=np.int64)) if clipped else None
 
 
 def _level_bins(magnitude: np.ndarray) -> np.ndarray:
@@ -300,8 +283,8 @@ class ClippingDetector:
 
     Feed float32 blocks of shape ``(n, channels)`` (1-D is accepted for one channel) with
     :meth:`process`, then call :meth:`finish`. Memory: two histograms per channel, two bytes per
-    channel per 10 ms frame, and five bytes per sample of one block (at most half a million samples) of
-    scratch space.
+    channel per 10 ms frame, five bytes per sample of one block (at most half a million samples) of
+    scratch space, and the samples of the 0.5 s block of the local stage still coming in.
     """
 
     def __init__(self, *, sample_rate: int, channels: int) -> None:
@@ -318,8 +301,8 @@ class ClippingDetector:
         self._frame_chunks: list[np.ndarray] = []
         self._open_frame = -1
         self._open_max = np.zeros(self.channels, dtype=np.uint16)
-        self._local_open: list[_TopStats | None] = [None] * self.channels  # the block still being fed
-        self._local_open_block = -1
+        self._local_tail = np.zeros((0, self.channels), dtype=np.float32)  # the block still being fed
+        self._local_block = 0  # the index of that block
         self._local_found: list[tuple[int, float, int, np.ndarray]] = []  # (channel, level, samples, frames)
 
     def process(self, block: np.ndarray) -> None:
@@ -400,37 +383,76 @@ class ClippingDetector:
         """The local stage: test every block of :data:`LOCAL_BLOCK_FRAMES` frames for a flat top at its own
         top level (clipping that stays under the file's peak, where the histogram stages cannot see it).
 
-        Only the frames whose peak equals their block's top are read again (one or two per block in
-        unclipped speech), and only in blocks where at least two frames reach it, or that continue from or
-        into the next fed block (their other part may hold the rest of the plateau).
+        Only the frames whose peak reaches their block's top are read again (one or two per block in
+        unclipped speech), and only in blocks where at least two frames reach it. A block is tested when
+        all of it has come in: the samples of the block the fed ones end in wait for the next (at most
+        0.5 s), so how the samples are fed does not change the answer.
         """
         blocks = frame_ids // LOCAL_BLOCK_FRAMES
         part_starts = np.flatnonzero(np.r_[True, blocks[1:] != blocks[:-1]])
         part_ends = np.r_[part_starts[1:], blocks.size]
         ends = np.r_[starts[1:], n]
-        last = part_starts.size - 1
+        first, stop = 0, part_starts.size
+        if self._block_start(int(blocks[-1]) + 1) > self._n_samples + n:  # the last block goes on
+            stop -= 1
+        if self._local_tail.shape[0]:  # the first block began in earlier samples: test it whole
+            head = samples[: ends[part_ends[0] - 1]] if stop > 0 else samples
+            whole = np.concatenate([self._local_tail, head])
+            if stop == 0:
+                self._local_tail = whole
+                return
+            self._local_found.extend(self._block_tops(self._local_block, whole))
+            self._local_tail = self._local_tail[:0]
+            first = 1
+        if stop < part_starts.size and not (first == 1 and stop == 0):
+            self._local_tail = samples[starts[part_starts[-1]] :].copy()
+        self._local_block = int(blocks[-1]) if stop < part_starts.size else int(blocks[-1]) + 1
+        if first >= stop:
+            return
+        # Every block in [first, stop) lies whole in these samples: the frame peaks are exact.
+        lo, hi = part_starts[first], part_ends[stop - 1]
+        sizes = part_ends[first:stop] - part_starts[first:stop]
         for ch in range(self.channels):
-            open_stats = self._local_open[ch]
-            if open_stats is not None and int(blocks[0]) != self._local_open_block:
-                self._close_local(ch, open_stats)
-                open_stats = None
-            frame_peaks = peaks[:, ch]
-            part_max = np.maximum.reduceat(frame_peaks, part_starts)
-            reach = frame_peaks >= np.repeat(part_max - np.float32(LOCAL_TOLERANCE), part_ends - part_starts)
-            reaching = np.add.reduceat(reach.astype(np.int32), part_starts)
-            wanted = (reaching >= 2) & (part_max >= _LOCAL_FLOOR)
-            wanted[0] = wanted[last] = True
-            for p in np.flatnonzero(wanted):
-                stats = _TopStats(level=float(part_max[p]))
-                for f in np.flatnonzero(reach[part_starts[p] : part_ends[p]]) + part_starts[p]:
-                    stats.add_frame(int(frame_ids[f]), samples[starts[f] : ends[f], ch])
-                if p == 0 and open_stats is not None:
-                    stats = open_stats.merge(stats)
-                if p == last:
-                    self._local_open[ch] = stats
-                else:
-                    self._close_local(ch, stats)
-        self._local_open_block = int(blocks[last])
+            frame_peaks = peaks[lo:hi, ch]
+            part_max = np.maximum.reduceat(frame_peaks, part_starts[first:stop] - lo)
+            reach = frame_peaks >= np.repeat(part_max - np.float32(LOCAL_TOLERANCE), sizes)
+            reaching = np.add.reduceat(reach.astype(np.int32), part_starts[first:stop] - lo)
+            for p in np.flatnonzero((reaching >= 2) & (part_max >= _LOCAL_FLOOR)) + first:
+                frames = np.flatnonzero(reach[part_starts[p] - lo : part_ends[p] - lo]) + part_starts[p]
+                top = _flat_top(
+                    samples[:, ch],
+                    frame_ids[frames],
+                    starts[frames],
+                    ends[frames],
+                    float(part_max[p - first]),
+                )
+                if top is not None:
+                    self._local_found.append((ch, *top))
+
+    def _block_start(self, block: int) -> int:
+        """The first sample of local block ``block`` (frame ``k`` starts at sample ``ceil(k * rate / fps)``)."""
+        fps, rate = self._frames_per_s, self.sample_rate
+        return (block * LOCAL_BLOCK_FRAMES * rate + fps - 1) // fps
+
+    def _block_tops(self, block: int, x: np.ndarray) -> list[tuple[int, float, int, np.ndarray]]:
+        """The flat tops of local block ``block``, whose samples (all of them, or the file's last) are ``x``:
+        ``(channel, level, samples on it, frames)``."""
+        fps, rate, first = self._frames_per_s, self.sample_rate, block * LOCAL_BLOCK_FRAMES
+        frame_ids = np.arange(first, first + LOCAL_BLOCK_FRAMES, dtype=np.int64)
+        starts = (frame_ids * rate + fps - 1) // fps - self._block_start(block)
+        keep = starts < x.shape[0]
+        frame_ids, starts = frame_ids[keep], starts[keep]
+        ends = np.r_[starts[1:], x.shape[0]]
+        found = []
+        for ch in range(self.channels):
+            frame_peaks = np.maximum.reduceat(np.abs(x[:, ch]), starts)
+            level = frame_peaks.max()
+            reach = np.flatnonzero(frame_peaks >= level - np.float32(LOCAL_TOLERANCE))
+            if reach.size >= 2 and level >= _LOCAL_FLOOR:
+                top = _flat_top(x[:, ch], frame_ids[reach], starts[reach], ends[reach], float(level))
+                if top is not None:
+                    found.append((ch, *top))
+        return found
 
     def _local_plateaus(
         self, plateaus: list[tuple[int, float, int] | None]
@@ -438,9 +460,8 @@ class ClippingDetector:
         """Per channel, the flat tops the local stage found under what the histogram stages count: below
         the channel's plateau (the lowest level it counts), or below its top level when it has none."""
         found = list(self._local_found)
-        for ch, stats in enumerate(self._local_open):
-            if stats is not None and stats.is_flat_top():
-                found.append((ch, stats.level, stats.on_top, np.asarray(stats.frames, dtype=np.int64)))
+        if self._local_tail.shape[0]:  # the file's last block
+            found += self._block_tops(self._local_block, self._local_tail)
         out: list[list[tuple[int, float, int, np.ndarray]]] = [[] for _ in range(self.channels)]
         for entry in found:
             ch = entry[0]
@@ -449,12 +470,6 @@ class ClippingDetector:
             if entry[1] < _bin_level(lowest_bin):
                 out[ch].append(entry)
         return out
-
-    def _close_local(self, ch: int, stats: _TopStats) -> None:
-        if stats.is_flat_top():
-            self._local_found.append(
-                (ch, stats.level, stats.on_top, np.asarray(stats.frames, dtype=np.int64))
-            )
 
     def _track_frames(self, frame_ids: np.ndarray, maxima: np.ndarray) -> None:
         if frame_ids[0] == self._open_frame:
