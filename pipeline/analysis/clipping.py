@@ -392,21 +392,18 @@ class ClippingDetector:
         part_starts = np.flatnonzero(np.r_[True, blocks[1:] != blocks[:-1]])
         part_ends = np.r_[part_starts[1:], blocks.size]
         ends = np.r_[starts[1:], n]
-        first, stop = 0, part_starts.size
-        if self._block_start(int(blocks[-1]) + 1) > self._n_samples + n:  # the last block goes on
-            stop -= 1
+        goes_on = self._block_start(int(blocks[-1]) + 1) > self._n_samples + n  # the last block is not whole
+        first, stop = 0, part_starts.size - goes_on
         if self._local_tail.shape[0]:  # the first block began in earlier samples: test it whole
-            head = samples[: ends[part_ends[0] - 1]] if stop > 0 else samples
-            whole = np.concatenate([self._local_tail, head])
+            whole = np.concatenate([self._local_tail, samples[: ends[part_ends[0] - 1]] if stop else samples])
             if stop == 0:
                 self._local_tail = whole
                 return
             self._local_found.extend(self._block_tops(self._local_block, whole))
-            self._local_tail = self._local_tail[:0]
-            first = 1
-        if stop < part_starts.size and not (first == 1 and stop == 0):
+            self._local_tail, first = self._local_tail[:0], 1
+        if goes_on:
             self._local_tail = samples[starts[part_starts[-1]] :].copy()
-        self._local_block = int(blocks[-1]) if stop < part_starts.size else int(blocks[-1]) + 1
+        self._local_block = int(blocks[-1]) + (not goes_on)
         if first >= stop:
             return
         # Every block in [first, stop) lies whole in these samples: the frame peaks are exact.
