@@ -228,8 +228,8 @@ class Analysis:
 
     def save(self, path: Path) -> None:
         """Write to ``path`` (an ``.npz``) atomically: the frame arrays as float32/bool arrays (a few bytes
-        per 10 ms), the rest as JSON (``channel_choice`` without its raw channel sums; not the probe ``info``,
-        which the runner keeps in the recording's row)."""
+        per 10 ms), the rest as JSON (not the probe ``info``, which the runner keeps in the recording's
+        row)."""
         from pipeline.audio.io import atomic_write_bytes
 
         meta = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in (*_ARRAYS, "info")}
@@ -250,9 +250,7 @@ class Analysis:
             if version != FEATURES_VERSION:
                 raise ValueError(f"{path}: features version {version} != {FEATURES_VERSION}")
             if (choice := meta["channel_choice"]) is not None:
-                meta["channel_choice"] = ChannelChoice(
-                    **{**choice, "weights": tuple(choice["weights"]), "stats": None}
-                )
+                meta["channel_choice"] = ChannelChoice(**{**choice, "weights": tuple(choice["weights"])})
             meta["speech_segments"] = [(float(s), float(e)) for s, e in meta["speech_segments"]]
             return cls(**meta, **{name: data[name].astype(dtype) for name, dtype in _ARRAYS.items()})
 

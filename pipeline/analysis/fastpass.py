@@ -31,7 +31,7 @@ from pipeline.analysis.snr import MIN_SNR_FRAMES, WadaAccumulator, clean_speech_
 from pipeline.analysis.vad import WebRtcVad, segments_from_mask, speech_mask
 from pipeline.audio import arguments
 from pipeline.audio.io import DEFAULT_MAX_INPUT_S, AudioInfo
-from pipeline.audio.mix import STRATEGIES, ChannelChoice, channel_stats, choose_channels, mix
+from pipeline.audio.mix import STRATEGIES, ChannelChoice, choose_channels, mix
 from pipeline.audio.resample import StreamResampler
 from pipeline.rules.metrics import FAST_PASS_METRICS
 
@@ -348,8 +348,9 @@ def analyze_array(
     arguments.one_of("channel_strategy", channel_strategy, STRATEGIES)
     arguments.number("min_pause_s", min_pause_s, strict=True)
     arguments.number("block_s", block_s, strict=True)
-    stats = channel_stats([x], sample_rate=sample_rate) if x.shape[1] > 1 else None
-    choice = choose_channels(stats, channels=x.shape[1], channel_strategy=channel_strategy)
+    choice = choose_channels(
+        [x], channels=x.shape[1], sample_rate=sample_rate, channel_strategy=channel_strategy
+    )
     return run_fast_pass(
         _array_pairs(x, sample_rate, choice, block_s),
         sample_rate=sample_rate,

@@ -1,7 +1,7 @@
 """Channel strategies: how a multi-channel recording becomes the mono signal voiceprep analyses and delivers.
 
 CosyVoice listens only to channel 0 of a stereo file, and a plain average can cancel an anti-phase pair, so
-voiceprep measures the channels (:func:`channel_stats`) and decides on the numbers (:func:`choose_channels`).
+voiceprep measures the channels and decides on the numbers (:func:`choose_channels`).
 
 Strategies:
 
@@ -38,7 +38,7 @@ anti-phase to W, in which case step 3 keeps the loudest channel (usually W) rath
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from itertools import chain
 from pathlib import Path
@@ -110,41 +110,18 @@ def _r(value: float) -> float:
 
 
 @dataclass(frozen=True)
-class ChannelStats:
-    """Per-channel measurements over the audio examined (levels in dBFS, floored at -120).
-
-    ``power_matrix`` (mean of ``x_i * x_j``) and ``channel_means`` let :func:`choose_channels` compute the
-    level of any mix of the channels and the correlation of any pair.
-    """
-
-    level_dbfs: tuple[float, ...]
-    noise_floor_dbfs: tuple[float, ...]
-    speech_level_dbfs: tuple[float, ...]
-    correlation: float | None
-    mean_loss_db: float | None
-    seconds_examined: float
-    power_matrix: tuple[tuple[float, ...], ...]
-    channel_means: tuple[float, ...]
-
-    @property
-    def channels(self) -> int:
-        """Number of channels measured."""
-        return len(self.level_dbfs)
-
-    @property
-    def snr_db(self) -> tuple[float, ...]:
-        """Estimated SNR per channel: speech level minus noise floor (dB)."""
-        pairs = zip(self.speech_level_dbfs, self.noise_floor_dbfs, strict=True)
-        return tuple(round(s - n, 2) for s, n in pairs)
-
-
-@dataclass(frozen=True)
 class ChannelChoice:
-    """How to turn a block of ``(n, channels)`` samples into mono: ``mono = block @ weights``.
+    """How to turn a block of ``(n, channels)`` samples into mono (``mono = block @ weights``), and the
+    measurements of the channels it was decided on.
 
     ``method`` is one of ``mono``, ``first``, ``mean``, ``channel``, ``inverted_mean``; ``reason`` one of
     ``mono_input``, ``requested``, ``first_channel_silent``, ``channel_silent``, ``channel_noisier``,
-    ``anti_phase``, ``channels_similar``, ``all_silent``.
+    ``anti_phase``, ``channels_similar``, ``all_silent``. ``stats`` is what was measured, as the manifests
+    show it: per channel ``level_dbfs`` (RMS), ``noise_floor_dbfs``, ``speech_level_dbfs`` (dBFS, floored
+    at -120) and ``snr_db`` (speech level minus noise floor); ``correlation`` of channels 0 and 1 and
+    ``mean_loss_db``, the plain mean's level against the loudest channel (``None`` when a channel is silent
+    or constant); ``seconds_examined``. ``stats`` is ``None`` when nothing was measured (mono input, or
+    ``first``/``mean`` chosen without samples).
     """
 
     strategy: str
@@ -153,7 +130,7 @@ class ChannelChoice:
     reason: str
     detail: str
     first_channel_silent: bool
-    stats: ChannelStats | None
+    stats: dict[str, Any] | None
 
     @property
     def channels(self) -> int:
@@ -161,20 +138,12 @@ class ChannelChoice:
         return len(self.weights)
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain-data form for manifests: lists for tuples, the stats without the power matrix."""
-        out = asdict(self)
-        out["weights"] = list(self.weights)
-        if self.stats is not None:
-            stats = out["stats"]
-            del stats["power_matrix"], stats["channel_means"]
-            for key in ("level_dbfs", "noise_floor_dbfs", "speech_level_dbfs"):
-                stats[key] = [_r(v) for v in stats[key]]
-            stats["snr_db"] = list(self.stats.snr_db)
-        return out
+        """Plain-data form for manifests."""
+        return {**asdict(self), "weights": list(self.weights)}
 
 
 class _StatsAccumulator:
-    """Running sums for :func:`channel_stats`; frames of :data:`FRAME_S` carry over block edges."""
+    """Running sums for :func:`_measure`; frames of :data:`FRAME_S` carry over block edges."""
 
     def __init__(self, channels: int, frame: int) -> None:
         self.channels = channels
@@ -198,7 +167,9 @@ class _StatsAccumulator:
             self.frame_db.append(_db(np.mean(frames**2, axis=1)))
         self.rest = x[whole:]
 
-    def finish(self, sample_rate: int) -> ChannelStats:
+    def finish(self, sample_rate: int) -> tuple[dict[str, Any], np.ndarray, np.ndarray]:
+        """:attr:`ChannelChoice.stats`, the power matrix (mean of ``x_i * x_j``: the level of any mix of the
+        channels) and the channel means (with it, the correlation of any pair)."""
         n = max(self.count, 1)
         power = self.power / n
         means = self.sums / n
@@ -209,8 +180,8 @@ class _StatsAccumulator:
             frame_db = _db(np.mean(self.rest**2, axis=0, keepdims=True))
         else:
             frame_db = np.full((1, self.channels), DIGITAL_SILENCE_DBFS)
-        noise = np.percentile(frame_db, NOISE_PERCENTILE, axis=0)
-        speech = np.percentile(frame_db, SPEECH_PERCENTILE, axis=0)
+        noise = [_r(v) for v in np.percentile(frame_db, NOISE_PERCENTILE, axis=0)]
+        speech = [_r(v) for v in np.percentile(frame_db, SPEECH_PERCENTILE, axis=0)]
         correlation = None
         mean_loss = None
         if self.channels >= 2:
@@ -219,19 +190,19 @@ class _StatsAccumulator:
             if loudest >= SILENT_LEVEL_DBFS:
                 weights = np.full(self.channels, 1.0 / self.channels)
                 mean_loss = _r(_db(float(weights @ power @ weights)) - loudest)
-        return ChannelStats(
-            level_dbfs=tuple(_r(v) for v in levels),
-            noise_floor_dbfs=tuple(_r(v) for v in noise),
-            speech_level_dbfs=tuple(_r(v) for v in speech),
-            correlation=correlation,
-            mean_loss_db=mean_loss,
-            seconds_examined=round(self.count / sample_rate, 4),
-            power_matrix=tuple(tuple(float(v) for v in row) for row in power),
-            channel_means=tuple(float(v) for v in means),
-        )
+        stats = {
+            "level_dbfs": [_r(v) for v in levels],
+            "noise_floor_dbfs": noise,
+            "speech_level_dbfs": speech,
+            "correlation": correlation,
+            "mean_loss_db": mean_loss,
+            "seconds_examined": round(self.count / sample_rate, 4),
+            "snr_db": [round(s - f, 2) for s, f in zip(speech, noise, strict=True)],
+        }
+        return stats, power, means
 
 
-def _pearson(power: np.ndarray, means: np.ndarray, levels: tuple[float, ...], i: int, j: int) -> float | None:
+def _pearson(power: np.ndarray, means: np.ndarray, levels: Sequence[float], i: int, j: int) -> float | None:
     """Pearson correlation of channels i and j from second moments; None if either is silent or constant."""
     if levels[i] < SILENT_LEVEL_DBFS or levels[j] < SILENT_LEVEL_DBFS:
         return None
@@ -243,8 +214,8 @@ def _pearson(power: np.ndarray, means: np.ndarray, levels: tuple[float, ...], i:
     return round(float(np.clip(cov / math.sqrt(var_i * var_j), -1.0, 1.0)), 4)
 
 
-def channel_stats(blocks: Iterable[np.ndarray], *, sample_rate: int) -> ChannelStats:
-    """Measure every channel over ``blocks`` of shape ``(n, channels)`` (or ``(n,)`` for mono).
+def _measure(blocks: Iterable[np.ndarray], sample_rate: int) -> tuple[dict[str, Any], np.ndarray, np.ndarray]:
+    """Measure every channel over ``blocks`` (see :meth:`_StatsAccumulator.finish`).
 
     Levels are RMS over all samples; noise floor and speech level are the :data:`NOISE_PERCENTILE` and
     :data:`SPEECH_PERCENTILE` percentiles of :data:`FRAME_S` frame RMS. Memory grows with the number of
@@ -255,15 +226,15 @@ def channel_stats(blocks: Iterable[np.ndarray], *, sample_rate: int) -> ChannelS
         arr = block[:, None] if block.ndim == 1 else block
         acc = acc or _StatsAccumulator(arr.shape[1], max(1, round(FRAME_S * sample_rate)))
         acc.add(arr)
-    assert acc is not None, "channel_stats needs at least one block"
+    assert acc is not None, "measuring channels needs at least one block"
     return acc.finish(sample_rate)
 
 
-def _active_channels(stats: ChannelStats) -> tuple[list[int], bool]:
+def _active_channels(levels: Sequence[float]) -> tuple[list[int], bool]:
     """Channels that are not silent, and whether every channel was silent (then the relative rule only)."""
-    loudest = max(stats.level_dbfs)
-    audible = [i for i, lv in enumerate(stats.level_dbfs) if lv >= loudest - SILENT_RELATIVE_DB]
-    active = [i for i in audible if stats.level_dbfs[i] >= SILENT_LEVEL_DBFS]
+    loudest = max(levels)
+    audible = [i for i, lv in enumerate(levels) if lv >= loudest - SILENT_RELATIVE_DB]
+    active = [i for i in audible if levels[i] >= SILENT_LEVEL_DBFS]
     return (active, False) if active else (audible, True)
 
 
@@ -286,24 +257,30 @@ def _is(indices: list[int]) -> str:
 
 
 def choose_channels(
-    stats: ChannelStats | None, *, channels: int, channel_strategy: str = "best"
+    blocks: Iterable[np.ndarray] | None,
+    *,
+    channels: int,
+    sample_rate: int = 0,
+    channel_strategy: str = "best",
 ) -> ChannelChoice:
-    """Decide how to mix ``channels`` channels to mono, following ``channel_strategy`` (see the module
-    docstring).
+    """Measure the ``channels`` channels of ``blocks`` (``(n, channels)`` samples at ``sample_rate``, at
+    least one block, maybe empty) and decide how to mix them to mono, following ``channel_strategy`` (see
+    the module docstring).
 
-    ``stats`` may be None for mono input and for ``first``/``mean``; then ``first_channel_silent`` is
-    False because nothing was measured. ``best`` on more than one channel needs the stats.
+    Mono input is not measured. ``blocks`` may be None (nothing measured) for mono input and for
+    ``first``/``mean``; then ``first_channel_silent`` is False. ``best`` on more than one channel needs them.
     """
     if channels == 1:
-        return ChannelChoice(
-            channel_strategy, "mono", (1.0,), "mono_input", "the input is mono", False, stats
-        )
-    active, all_silent = _active_channels(stats) if stats is not None else (list(range(channels)), False)
+        return ChannelChoice(channel_strategy, "mono", (1.0,), "mono_input", "the input is mono", False, None)
+    if blocks is None:
+        assert channel_strategy != "best", "the best channel mix needs the samples"
+        return _requested(None, channels, channel_strategy, False)
+    stats, power, means = _measure(blocks, sample_rate)
+    levels = stats["level_dbfs"]
+    active, all_silent = _active_channels(levels)
     first_silent = 0 not in active
     if channel_strategy != "best":
         return _requested(stats, channels, channel_strategy, first_silent)
-    assert stats is not None
-    levels = stats.level_dbfs
     dropped_silent = [i for i in range(channels) if i not in active]
     notes: list[str] = []
     if all_silent:
@@ -313,7 +290,7 @@ def choose_channels(
         notes.append(f"{_names(dropped_silent)} {_is(dropped_silent)} silent ({where} dBFS)")
     kept, noisier = _drop_noisier(stats, active)
     if noisier:
-        snr = stats.snr_db
+        snr = stats["snr_db"]
         where = ", ".join(f"{snr[i]:.0f}" for i in noisier)
         best = max(kept, key=lambda i: snr[i])
         notes.append(
@@ -327,7 +304,7 @@ def choose_channels(
         reason = "channel_noisier"
     else:
         reason = "channels_similar"
-    anti = _anti_phase(stats, kept)
+    anti = _anti_phase(levels, power, means, kept)
     if anti is not None:
         method, weights, sentence = anti
         notes.append(sentence)
@@ -344,11 +321,13 @@ def choose_channels(
     return ChannelChoice("best", method, weights, reason, detail, first_silent, stats)
 
 
-def _level_list(levels: tuple[float, ...]) -> str:
+def _level_list(levels: Sequence[float]) -> str:
     return ", ".join(f"{lv:.0f}" for lv in levels) + " dBFS"
 
 
-def _requested(stats: ChannelStats | None, channels: int, strategy: str, first_silent: bool) -> ChannelChoice:
+def _requested(
+    stats: dict[str, Any] | None, channels: int, strategy: str, first_silent: bool
+) -> ChannelChoice:
     if strategy == "first":
         method, weights, what = "first", _weights_for(channels, [0]), "using channel 0 as requested"
     else:
@@ -356,33 +335,33 @@ def _requested(stats: ChannelStats | None, channels: int, strategy: str, first_s
         what += " as requested"
     detail = what
     if stats is not None:
-        detail += f" (levels {_level_list(stats.level_dbfs)})"
+        detail += f" (levels {_level_list(stats['level_dbfs'])})"
     if first_silent:
         detail += "; channel 0 is silent, so a service that reads only channel 0 hears nothing"
     return ChannelChoice(strategy, method, weights, "requested", detail, first_silent, stats)
 
 
-def _drop_noisier(stats: ChannelStats, active: list[int]) -> tuple[list[int], list[int]]:
+def _drop_noisier(stats: dict[str, Any], active: list[int]) -> tuple[list[int], list[int]]:
     """Split ``active`` into (kept, noisier) against the channel with the best estimated SNR."""
-    snr = stats.snr_db
+    snr, speech, floor = stats["snr_db"], stats["speech_level_dbfs"], stats["noise_floor_dbfs"]
     best = max(active, key=lambda i: (snr[i], -i))
     kept: list[int] = []
     noisier: list[int] = []
     for i in active:
         worse_snr = snr[best] - snr[i] > NOISIER_SNR_DB
-        similar_speech = abs(stats.speech_level_dbfs[i] - stats.speech_level_dbfs[best]) <= SIMILAR_SPEECH_DB
-        higher_floor = stats.noise_floor_dbfs[i] - stats.noise_floor_dbfs[best] > NOISIER_FLOOR_DB
+        similar_speech = abs(speech[i] - speech[best]) <= SIMILAR_SPEECH_DB
+        higher_floor = floor[i] - floor[best] > NOISIER_FLOOR_DB
         (noisier if worse_snr or (similar_speech and higher_floor) else kept).append(i)
     return kept, noisier
 
 
-def _anti_phase(stats: ChannelStats, kept: list[int]) -> tuple[str, tuple[float, ...], str] | None:
+def _anti_phase(
+    levels: Sequence[float], power: np.ndarray, means: np.ndarray, kept: list[int]
+) -> tuple[str, tuple[float, ...], str] | None:
     """If the mean of ``kept`` cancels, return (method, weights, sentence) for the fix; else None."""
     if len(kept) < 2:
         return None
-    channels = stats.channels
-    levels = stats.level_dbfs
-    power = np.asarray(stats.power_matrix)
+    channels = len(levels)
     weights = np.asarray(_weights_for(channels, kept))
     loudest = max(kept, key=lambda i: (levels[i], -i))
     loss = _db(float(weights @ power @ weights)) - levels[loudest]
@@ -392,7 +371,7 @@ def _anti_phase(stats: ChannelStats, kept: list[int]) -> tuple[str, tuple[float,
     head = f"the mean of {_names(kept)} is {-loss:.0f} dB below channel {loudest} (anti-phase)"
     if len(kept) == 2:
         other = kept[0] if kept[1] == loudest else kept[1]
-        corr = _pearson(power, np.asarray(stats.channel_means), levels, loudest, other)
+        corr = _pearson(power, means, levels, loudest, other)
         similar = abs(levels[loudest] - levels[other]) <= SIMILAR_LEVEL_DB
         if corr is not None and corr <= -ANTI_PHASE_CORRELATION and similar:
             weights = _weights_for(channels, kept, {other: -1.0})
@@ -443,8 +422,12 @@ def examine_channels(
             blocks = reader.blocks(start_s=start, end_s=until)
         else:
             blocks = _sample_windows(reader, start, stop, max_seconds)
-        stats = channel_stats(chain([empty], blocks), sample_rate=info.sample_rate)
-    return choose_channels(stats, channels=info.channels, channel_strategy=channel_strategy)
+        return choose_channels(
+            chain([empty], blocks),
+            channels=info.channels,
+            sample_rate=info.sample_rate,
+            channel_strategy=channel_strategy,
+        )
 
 
 def _sample_windows(

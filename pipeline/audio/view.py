@@ -15,7 +15,7 @@ import numpy as np
 
 from pipeline.audio import io
 from pipeline.audio.io import AudioInfo
-from pipeline.audio.mix import ChannelChoice, channel_stats, choose_channels, examine_channels, mix
+from pipeline.audio.mix import ChannelChoice, choose_channels, examine_channels, mix
 from pipeline.audio.prefetch import prefetch
 from pipeline.audio.resample import StreamResampler, resample
 
@@ -127,8 +127,9 @@ def load_mono(
     stream_index = 0 if info is None else info.stream_index
     data, native_rate = io.read_window(path, start_s=float(start_s), end_s=end_s, stream_index=stream_index)
     if choice is None and data.shape[1] > 1 and data.shape[0] <= EXAMINE_MAX_S * native_rate:
-        stats = channel_stats([data], sample_rate=native_rate)  # a short window: measure it in memory
-        choice = choose_channels(stats, channels=data.shape[1], channel_strategy=channel_strategy)
+        choice = choose_channels(  # a short window: measure it in memory
+            [data], channels=data.shape[1], sample_rate=native_rate, channel_strategy=channel_strategy
+        )
     elif choice is None:  # mono, or a long window that examine_channels samples
         choice = examine_channels(
             path,
