@@ -117,6 +117,10 @@ ENDPOINTS = (
     "elevenlabs.get",
     "elevenlabs.delete",
     "elevenlabs.tts",
+    "elevenlabs.tts_stream",
+    "minimax.t2a",
+    "cosyvoice.ws",  # the CosyVoice WebSocket task protocol (tests/fake_websockets.py)
+    "qwen.realtime",  # the Qwen realtime WebSocket
     "audio.download",
     "public.download",
     "unknown",
@@ -129,7 +133,11 @@ COSYVOICE_MODELS = (
     "cosyvoice-v3.5-flash",
     "cosyvoice-v2",
 )
-QWEN_MODELS = ("qwen3-tts-vc-2026-01-22", "qwen3-tts-vc-realtime-2026-01-15")
+QWEN_MODELS = (
+    "qwen3-tts-vc-2026-01-22",
+    "qwen3-tts-vc-realtime-2026-01-15",
+    "qwen3-tts-vc-realtime-2025-11-27",
+)
 MINIMAX_MODELS = (
     "speech-2.8-hd",
     "speech-2.8-turbo",
@@ -162,6 +170,26 @@ def make_wav(seconds: float = 1.0, *, rate: int = 24000, freq: float = 220.0) ->
         w.setsampwidth(2)
         w.setframerate(rate)
         w.writeframes(frames)
+    return buf.getvalue()
+
+
+def speech_pcm(text: str, rate: int = 24000) -> bytes:
+    """The audio every fake synthesis makes for ``text``: 16-bit mono PCM at ``rate``, a tone whose pitch
+    depends on the text and whose length grows with it (30 ms a character, 0.2 to 2 s), the same on every
+    endpoint, so a test can tell what was synthesised and compare a streamed result with a whole one."""
+    freq = 180.0 + int(hashlib.sha256(text.encode()).hexdigest()[:4], 16) % 300
+    n = int(rate * min(2.0, max(0.2, 0.03 * len(text))))
+    return b"".join(struct.pack("<h", int(6000 * math.sin(2 * math.pi * freq * i / rate))) for i in range(n))
+
+
+def speech_wav(text: str, rate: int = 24000) -> bytes:
+    """:func:`speech_pcm` as a WAV file."""
+    buf = io.BytesIO()
+    with wave.open(buf, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(speech_pcm(text, rate))
     return buf.getvalue()
 
 
@@ -331,6 +359,8 @@ class Recorded:
     field_order: list[str] = field(default_factory=list)
     status: int | None = None
     fault: str | None = None
+    messages: list[Any] = field(default_factory=list)
+    """WebSocket sessions: every frame the client sent (JSON text frames decoded, others as they came)."""
 
     def header(self, name: str) -> str | None:
         """A header's value, case-insensitively."""
@@ -345,7 +375,8 @@ class Recorded:
         heads = "\n".join(
             f"{k}: {v}" for k, v in self.headers.items() if include_auth or k.lower() not in secret
         )
-        return f"{self.method} {self.path}?{self.query}\n{heads}\n\n" + self.body.decode("latin-1")
+        frames = "".join(f"\n{m if isinstance(m, str | bytes) else json.dumps(m)}" for m in self.messages)
+        return f"{self.method} {self.path}?{self.query}\n{heads}\n\n" + self.body.decode("latin-1") + frames
 
 
 class _Reply:
@@ -650,6 +681,11 @@ class _Handler(BaseHTTPRequestHandler):
         return self.server.fake  # type: ignore[attr-defined]
 
     def do_GET(self) -> None:
+        if (self.headers.get("Upgrade") or "").lower() == "websocket":
+            from fake_websockets import serve_websocket  # the realtime protocols (tests/fake_websockets.py)
+
+            serve_websocket(self)
+            return
         self._handle("GET")
 
     def do_POST(self) -> None:
@@ -1344,9 +1380,11 @@ def _qwen_synthesize(rec: Recorded, fake: FakeProviders) -> _Reply:
     record = fake.store["qwen"].get(body["input"]["voice"])
     if record is None:
         return _bad(f"The voice {body['input']['voice']} does not exist.")
+    if "-realtime" in body["model"]:  # the vendor: realtime models are not served over HTTP
+        return _bad(f"Model {body['model']} does not support this API; use the realtime WebSocket.")
     if body["model"] != record["target_model"]:
         return _bad(f"The voice was created for {record['target_model']}, not {body['model']}.")
-    wav = make_wav(0.25)
+    wav = speech_wav(body["input"]["text"], 24000)
     audio: dict[str, Any] = {"id": uuid.uuid4().hex, "expires_at": 86400}
     if fake.qwen_audio_inline:
         audio["data"] = base64.b64encode(wav).decode()

@@ -38,6 +38,7 @@ from pipeline.enroll.providers.http import (
     shorten,
     shown_request,
 )
+from pipeline.enroll.providers.speech import SPEECH_SAMPLE_RATE, Speech, wav_bytes
 from pipeline.errors import InvalidArgument
 
 if TYPE_CHECKING:
@@ -402,9 +403,20 @@ class VoiceProvider:
         """Delete the voice; deleting a voice that is already gone is not an error."""
         raise NotImplementedError
 
-    def preview(self, voice_id: str, *, target_model: str, text: str) -> bytes:
-        """Synthesise ``text`` with the voice and return the audio file's bytes."""
+    def speak(
+        self, voice_id: str, *, target_model: str, text: str, sample_rate: int = SPEECH_SAMPLE_RATE
+    ) -> Speech:
+        """Synthesise ``text`` with the voice and its ``target_model``: 16-bit mono PCM that streams as it
+        arrives (:class:`~pipeline.enroll.providers.speech.Speech`). The call is made (connected, task
+        started) when this returns; a failure then raises ``ProviderError``, one while reading
+        :class:`~pipeline.enroll.providers.speech.SpeechInterrupted`."""
         raise NotImplementedError
+
+    def preview(self, voice_id: str, *, target_model: str, text: str) -> bytes:
+        """Synthesise ``text`` with the voice (through :meth:`speak`, so every voice can be heard, realtime
+        models included) and return a WAV file's bytes."""
+        speech = self.speak(voice_id, target_model=target_model, text=text)
+        return wav_bytes(speech.read_all(), speech.sample_rate)
 
     @staticmethod
     def _absent(err: ProviderError) -> bool:
