@@ -159,11 +159,14 @@ class VoiceProvider:
         files: Any = None,
         params: Mapping[str, Any] | None = None,
         headers: Mapping[str, str] | None = None,
+        stream: bool = False,
     ) -> tuple[Any, str | None]:
         """Send the request with retries; return ``(interpreted data, the provider's request id)`` or raise.
 
         Raises :class:`ProviderError` (mapped reason, redacted message) or :class:`OutcomeUnknown` (see the
-        module docstring for when). Files must be given as bytes so a retry can re-send them.
+        module docstring for when). Files must be given as bytes so a retry can re-send them. With
+        ``stream`` the body is not read before ``interpret`` sees the response (a streamed synthesis:
+        its interpreter returns the open response for a good answer, and reads the body of a bad one).
         """
         if authenticated:
             self.require_key()
@@ -198,6 +201,7 @@ class VoiceProvider:
                     params=params,
                     timeout=(rt.connect_timeout_s, rt.read_timeout_s),
                     allow_redirects=False,
+                    stream=stream,
                 )
             except (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema) as exc:
                 raise ProviderError(
