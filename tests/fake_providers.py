@@ -10,7 +10,14 @@ It speaks the contracts of ``../shared/docs/providers.md`` on one ``ThreadingHTT
   ``services/aigc/multimodal-generation/generation``.
 - MiniMax (``{url}``): ``POST /v1/files/upload``, ``/v1/voice_clone``, ``/v1/get_voice``, ``/v1/delete_voice``.
 - ElevenLabs (``{url}``): ``POST /v1/voices/add``, ``GET /v1/voices``, ``GET|DELETE /v1/voices/{id}``,
-  ``POST /v1/text-to-speech/{id}``.
+  ``POST /v1/text-to-speech/{id}``, ``POST /v1/text-to-speech/{id}/stream?output_format=pcm_<rate>``
+  (``elevenlabs.tts_stream``: raw PCM in pieces).
+- MiniMax synthesis: ``POST /v1/t2a_v2`` (``minimax.t2a``: hex audio, or server-sent events with
+  ``stream: true``).
+- DashScope's WebSockets on the same port (``tests/fake_websockets.py``): ``/api-ws/v1/inference``
+  (``cosyvoice.ws``, CosyVoice's task protocol) and ``/api-ws/v1/realtime?model=`` (``qwen.realtime``).
+  Every synthesis makes :func:`speech_pcm` of its text, so a test knows what to expect; streamed replies
+  (:class:`Streamed`) take ``drop``/``error``/``delay`` faults mid-stream (after the first audio piece).
 - Plain files: ``GET /audio/<token>`` (synthesised previews, demo audio) and ``GET /public/<name>``
   (what :meth:`FakeProviders.publish` stored: the "user's own bucket" for CosyVoice URL templates).
 

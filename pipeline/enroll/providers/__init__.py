@@ -11,7 +11,11 @@ minimax            minimax              :class:`MiniMaxClient`              MINI
 elevenlabs         elevenlabs           :class:`ElevenLabsClient`           ELEVENLABS_API_KEY / _BASE_URL
 =================  ===================  ==================================  ============================
 
-Every client is a :class:`~pipeline.enroll.providers.common.VoiceProvider`. See ``docs/providers.md``.
+Every client is a :class:`~pipeline.enroll.providers.common.VoiceProvider`: create, find, list, delete, and
+``speak`` (synthesis streamed as 16-bit PCM, :mod:`~pipeline.enroll.providers.speech`: CosyVoice and Qwen
+realtime models over DashScope's WebSockets, :mod:`~pipeline.enroll.providers.dashscope_ws` on
+:mod:`~pipeline.enroll.providers.ws`; the others over HTTP), with ``preview`` built on it. Where a key may go:
+:mod:`~pipeline.enroll.providers.hosts`. See ``docs/providers.md``.
 """
 
 from __future__ import annotations
