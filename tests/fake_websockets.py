@@ -182,7 +182,8 @@ def serve_websocket(handler: Any) -> None:
     if fault is not None and fault.kind == "http":
         _refuse(handler, rec, fault.status, str(fault.code or "InternalError"), fault.message or "injected")
         return
-    if handler.headers.get("Authorization") != f"Bearer {fake.keys['dashscope']}":
+    scheme, _, token = (handler.headers.get("Authorization") or "").partition(" ")
+    if scheme.lower() != "bearer" or token != fake.keys["dashscope"]:  # the scheme is case-insensitive
         _refuse(handler, rec, 401, "InvalidApiKey", "Invalid API-key provided.")
         return
     handler.wfile.flush()
