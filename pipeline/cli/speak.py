@@ -75,7 +75,9 @@ def speak_command(
             "--base-url", help="FAMILY=URL or PROVIDER=URL (a voice not in the ledger).", show_default=False
         ),
     ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="The result as one JSON object.")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="The result as one JSON object (on stderr with --out -).")
+    ] = False,
 ) -> None:
     """Synthesise TEXT with a cloned voice (every family; realtime models over their WebSocket).
 

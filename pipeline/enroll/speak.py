@@ -30,6 +30,7 @@ from typing import Any, BinaryIO
 from pipeline.audio.io import atomic_write_bytes
 from pipeline.enroll.ledger import Ledger, read_records
 from pipeline.enroll.providers.base import ProviderError, VoiceRecord
+from pipeline.enroll.providers.common import VoiceProvider
 from pipeline.enroll.providers.speech import SAMPLE_WIDTH, Speech, SpeechInterrupted, wav_header
 from pipeline.enroll.submit import Providers, client_getter
 from pipeline.enroll.voices import show_voice
@@ -165,7 +166,7 @@ def speak(
 
 
 def speak_voice(
-    client: Any,
+    client: VoiceProvider,
     voice: VoiceRecord,
     text: str,
     *,
@@ -173,8 +174,9 @@ def speak_voice(
     stream: bool = False,
     stdout: BinaryIO | None = None,
 ) -> SpeakResult:
-    """Synthesise ``text`` with ``voice`` through ``client`` (a :class:`VoiceProvider`) and write it to
-    ``out``; the part of :func:`speak` after the voice and client are known."""
+    """Synthesise ``text`` with ``voice`` through ``client`` and write it to ``out``; the part of
+    :func:`speak` after the voice and client are known (tests and benchmarks call it with a client of
+    their own)."""
     _check_out(out)
     clock: Callable[[], float] = client.runtime.clock
     start = clock()
