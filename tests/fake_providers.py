@@ -10,7 +10,14 @@ It speaks the contracts of ``../shared/docs/providers.md`` on one ``ThreadingHTT
   ``services/aigc/multimodal-generation/generation``.
 - MiniMax (``{url}``): ``POST /v1/files/upload``, ``/v1/voice_clone``, ``/v1/get_voice``, ``/v1/delete_voice``.
 - ElevenLabs (``{url}``): ``POST /v1/voices/add``, ``GET /v1/voices``, ``GET|DELETE /v1/voices/{id}``,
-  ``POST /v1/text-to-speech/{id}``.
+  ``POST /v1/text-to-speech/{id}``, ``POST /v1/text-to-speech/{id}/stream?output_format=pcm_<rate>``
+  (``elevenlabs.tts_stream``: raw PCM in pieces).
+- MiniMax synthesis: ``POST /v1/t2a_v2`` (``minimax.t2a``: hex audio, or server-sent events with
+  ``stream: true``).
+- DashScope's WebSockets on the same port (``tests/fake_websockets.py``): ``/api-ws/v1/inference``
+  (``cosyvoice.ws``, CosyVoice's task protocol) and ``/api-ws/v1/realtime?model=`` (``qwen.realtime``).
+  Every synthesis makes :func:`speech_pcm` of its text, so a test knows what to expect; streamed replies
+  (:class:`Streamed`) take ``drop``/``error``/``delay`` faults mid-stream (after the first audio piece).
 - Plain files: ``GET /audio/<token>`` (synthesised previews, demo audio) and ``GET /public/<name>``
   (what :meth:`FakeProviders.publish` stored: the "user's own bucket" for CosyVoice URL templates).
 
@@ -117,6 +124,10 @@ ENDPOINTS = (
     "elevenlabs.get",
     "elevenlabs.delete",
     "elevenlabs.tts",
+    "elevenlabs.tts_stream",
+    "minimax.t2a",
+    "cosyvoice.ws",  # the CosyVoice WebSocket task protocol (tests/fake_websockets.py)
+    "qwen.realtime",  # the Qwen realtime WebSocket
     "audio.download",
     "public.download",
     "unknown",
@@ -129,7 +140,11 @@ COSYVOICE_MODELS = (
     "cosyvoice-v3.5-flash",
     "cosyvoice-v2",
 )
-QWEN_MODELS = ("qwen3-tts-vc-2026-01-22", "qwen3-tts-vc-realtime-2026-01-15")
+QWEN_MODELS = (
+    "qwen3-tts-vc-2026-01-22",
+    "qwen3-tts-vc-realtime-2026-01-15",
+    "qwen3-tts-vc-realtime-2025-11-27",
+)
 MINIMAX_MODELS = (
     "speech-2.8-hd",
     "speech-2.8-turbo",
@@ -162,6 +177,26 @@ def make_wav(seconds: float = 1.0, *, rate: int = 24000, freq: float = 220.0) ->
         w.setsampwidth(2)
         w.setframerate(rate)
         w.writeframes(frames)
+    return buf.getvalue()
+
+
+def speech_pcm(text: str, rate: int = 24000) -> bytes:
+    """The audio every fake synthesis makes for ``text``: 16-bit mono PCM at ``rate``, a tone whose pitch
+    depends on the text and whose length grows with it (30 ms a character, 0.2 to 2 s), the same on every
+    endpoint, so a test can tell what was synthesised and compare a streamed result with a whole one."""
+    freq = 180.0 + int(hashlib.sha256(text.encode()).hexdigest()[:4], 16) % 300
+    n = int(rate * min(2.0, max(0.2, 0.03 * len(text))))
+    return b"".join(struct.pack("<h", int(6000 * math.sin(2 * math.pi * freq * i / rate))) for i in range(n))
+
+
+def speech_wav(text: str, rate: int = 24000) -> bytes:
+    """:func:`speech_pcm` as a WAV file."""
+    buf = io.BytesIO()
+    with wave.open(buf, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(speech_pcm(text, rate))
     return buf.getvalue()
 
 
@@ -280,10 +315,18 @@ class Fault:
         return cls("throttle", retry_after=ra)
 
     @classmethod
-    def error(cls, code: str | int, message: str | None = None, *, status: int | None = None) -> Fault:
+    def error(
+        cls,
+        code: str | int,
+        message: str | None = None,
+        *,
+        status: int | None = None,
+        after_action: bool = False,
+    ) -> Fault:
         """A provider error code: DashScope ``{"code": ...}`` (status from the code unless given), MiniMax
-        HTTP 200 with ``base_resp.status_code``, ElevenLabs ``detail.status``. Without acting."""
-        return cls("error", code=code, message=message, status=status or 0)
+        HTTP 200 with ``base_resp.status_code``, ElevenLabs ``detail.status``. Without acting; with
+        ``after_action``, a streamed synthesis (``minimax.t2a``) fails after its first audio piece."""
+        return cls("error", code=code, message=message, status=status or 0, after_action=after_action)
 
     @classmethod
     def drop(cls, *, after_action: bool = True) -> Fault:
@@ -331,6 +374,8 @@ class Recorded:
     field_order: list[str] = field(default_factory=list)
     status: int | None = None
     fault: str | None = None
+    messages: list[Any] = field(default_factory=list)
+    """WebSocket sessions: every frame the client sent (JSON text frames decoded, others as they came)."""
 
     def header(self, name: str) -> str | None:
         """A header's value, case-insensitively."""
@@ -345,7 +390,21 @@ class Recorded:
         heads = "\n".join(
             f"{k}: {v}" for k, v in self.headers.items() if include_auth or k.lower() not in secret
         )
-        return f"{self.method} {self.path}?{self.query}\n{heads}\n\n" + self.body.decode("latin-1")
+        frames = "".join(f"\n{m if isinstance(m, str | bytes) else json.dumps(m)}" for m in self.messages)
+        return f"{self.method} {self.path}?{self.query}\n{heads}\n\n" + self.body.decode("latin-1") + frames
+
+
+@dataclass
+class Streamed:
+    """A reply body sent in ``pieces`` as they are "made" (a streamed synthesis), with ``length`` as its
+    Content-Length (None: the end of the connection ends it). A fault queued for the endpoint strikes after
+    the first piece: ``drop`` cuts the connection, ``error`` sends ``error_piece(fault)`` and stops, ``delay``
+    waits before the first piece."""
+
+    pieces: list[bytes]
+    length: int | None = None
+    error_piece: Callable[[Fault], bytes] | None = None
+    fault: Fault | None = None
 
 
 class _Reply:
@@ -650,6 +709,11 @@ class _Handler(BaseHTTPRequestHandler):
         return self.server.fake  # type: ignore[attr-defined]
 
     def do_GET(self) -> None:
+        if (self.headers.get("Upgrade") or "").lower() == "websocket":
+            from fake_websockets import serve_websocket  # the realtime protocols (tests/fake_websockets.py)
+
+            serve_websocket(self)
+            return
         self._handle("GET")
 
     def do_POST(self) -> None:
@@ -705,7 +769,9 @@ class _Handler(BaseHTTPRequestHandler):
             except Exception:
                 fake.errors.append(traceback.format_exc())
                 reply = _Reply(500, {"code": "InternalError", "message": "bug in the fake server"})
-            if fault is not None:  # after the work was done
+            if fault is not None and isinstance(reply.payload, Streamed):  # the fault strikes mid-stream
+                reply.payload.fault = fault
+            elif fault is not None:  # after the work was done
                 if self._cut_short(rec, fault):
                     return
                 if fault.kind == "delay":
@@ -726,6 +792,9 @@ class _Handler(BaseHTTPRequestHandler):
         return False
 
     def _send(self, rec: Recorded, reply: _Reply) -> None:
+        if isinstance(reply.payload, Streamed):
+            self._send_streamed(rec, reply)
+            return
         headers = dict(reply.headers)
         if isinstance(reply.payload, bytes):
             content, ctype = reply.payload, reply.content_type or "application/octet-stream"
@@ -736,6 +805,31 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             content, ctype = json.dumps(reply.payload).encode("utf-8"), "application/json"
         self._send_raw(rec, reply.status, content, ctype, headers)
+
+    def _send_streamed(self, rec: Recorded, reply: _Reply) -> None:
+        """Send a :class:`Streamed` body piece by piece (flushed), applying its fault after the first piece
+        (``delay``: before it): ``drop`` closes the connection there, ``error`` sends its error piece."""
+        streamed: Streamed = reply.payload
+        fault = streamed.fault
+        rec.status = reply.status
+        self.send_response(reply.status)
+        self.send_header("Content-Type", reply.content_type or "application/octet-stream")
+        if streamed.length is not None:
+            self.send_header("Content-Length", str(streamed.length))
+        for name, value in reply.headers.items():
+            self.send_header(name, value)
+        self.end_headers()
+        for i, piece in enumerate(streamed.pieces):
+            if i == 0 and fault is not None and fault.kind == "delay":
+                self.fake._stopping.wait(fault.seconds)
+            self.wfile.write(piece)
+            self.wfile.flush()
+            if i == 0 and fault is not None and fault.kind == "drop":
+                self.close_connection = True
+                return
+            if i == 0 and fault is not None and fault.kind == "error" and streamed.error_piece is not None:
+                self.wfile.write(streamed.error_piece(fault))
+                return
 
     def _send_raw(
         self, rec: Recorded, status: int, content: bytes, ctype: str, headers: dict[str, str] | None = None
@@ -793,6 +887,7 @@ def _route(method: str, path: str, rec: Recorded) -> str:
         ("POST", "/v1/voice_clone"): "minimax.clone",
         ("POST", "/v1/get_voice"): "minimax.get_voice",
         ("POST", "/v1/delete_voice"): "minimax.delete_voice",
+        ("POST", "/v1/t2a_v2"): "minimax.t2a",
         ("POST", "/v1/voices/add"): "elevenlabs.add",
         ("GET", "/v1/voices"): "elevenlabs.list",
     }
@@ -800,6 +895,8 @@ def _route(method: str, path: str, rec: Recorded) -> str:
         return simple[(method, path)]
     if path.startswith("/v1/voices/") and method in ("GET", "DELETE"):
         return "elevenlabs.get" if method == "GET" else "elevenlabs.delete"
+    if path.startswith("/v1/text-to-speech/") and path.endswith("/stream") and method == "POST":
+        return "elevenlabs.tts_stream"
     if path.startswith("/v1/text-to-speech/") and method == "POST":
         return "elevenlabs.tts"
     if path.startswith("/audio/") and method == "GET":
@@ -1344,9 +1441,11 @@ def _qwen_synthesize(rec: Recorded, fake: FakeProviders) -> _Reply:
     record = fake.store["qwen"].get(body["input"]["voice"])
     if record is None:
         return _bad(f"The voice {body['input']['voice']} does not exist.")
+    if "-realtime" in body["model"]:  # the vendor: realtime models are not served over HTTP
+        return _bad(f"Model {body['model']} does not support this API; use the realtime WebSocket.")
     if body["model"] != record["target_model"]:
         return _bad(f"The voice was created for {record['target_model']}, not {body['model']}.")
-    wav = make_wav(0.25)
+    wav = speech_wav(body["input"]["text"], 24000)
     audio: dict[str, Any] = {"id": uuid.uuid4().hex, "expires_at": 86400}
     if fake.qwen_audio_inline:
         audio["data"] = base64.b64encode(wav).decode()
@@ -1575,6 +1674,105 @@ def _el_tts(rec: Recorded, fake: FakeProviders) -> _Reply:
     return _Reply(200, make_wav(0.25), content_type="audio/mpeg")
 
 
+_EL_PCM_RATES = (8000, 16000, 22050, 24000, 44100, 48000)
+
+
+def _el_tts_stream(rec: Recorded, fake: FakeProviders) -> _Reply:
+    """``POST /v1/text-to-speech/{id}/stream?output_format=pcm_<rate>``: raw PCM, in pieces."""
+    vid = unquote(rec.path[len("/v1/text-to-speech/") : -len("/stream")])
+    if vid not in fake.store["elevenlabs"]:
+        return _el_error(404, "voice_not_found", f"A voice with id {vid} was not found.")
+    body = rec.json
+    if not isinstance(body, dict) or not body.get("text") or body.get("model_id") not in ELEVENLABS_MODELS:
+        return _el_error(422, "validation_error", "text and a known model_id are required")
+    if set(body) - {"text", "model_id", "language_code", "voice_settings", "seed"}:
+        return _el_error(422, "validation_error", f"unknown fields {sorted(body)}")
+    fmt = rec.query.get("output_format", "mp3_44100_128")
+    rate = int(fmt.split("_")[1]) if fmt.startswith("pcm_") and fmt.split("_")[1].isdigit() else 0
+    if rate not in _EL_PCM_RATES:
+        return _el_error(422, "validation_error", f"this fake streams pcm_<rate> only (got {fmt})")
+    pcm = speech_pcm(body["text"], rate)
+    pieces = [pcm[i : i + 4800] for i in range(0, len(pcm), 4800)]
+    return _Reply(
+        200,
+        Streamed(pieces, length=len(pcm)),
+        content_type="audio/pcm",
+        headers={"request-id": uuid.uuid4().hex},
+    )
+
+
+_MM_T2A_FIELDS = {
+    "model",
+    "text",
+    "stream",
+    "stream_options",
+    "voice_setting",
+    "audio_setting",
+    "output_format",
+    "language_boost",
+    "pronunciation_dict",
+    "timbre_weights",
+    "voice_modify",
+    "subtitle_enable",
+}
+_MM_RATES = (8000, 16000, 22050, 24000, 32000, 44100)
+
+
+def _mm_sse(payload: dict[str, Any]) -> bytes:
+    return b"data: " + json.dumps(payload).encode() + b"\n\n"
+
+
+def _mm_t2a(rec: Recorded, fake: FakeProviders) -> _Reply:
+    """``POST /v1/t2a_v2``: hex audio in one JSON answer, or with ``stream: true`` as server-sent events
+    (``data.status`` 1 per chunk, 2 for the last, which carries the whole audio again unless
+    ``stream_options.exclude_aggregated_audio``). Marks the voice as used (a real synthesis)."""
+    body, err = _mm_json(rec)
+    if err:
+        return err
+    assert body is not None
+    if set(body) - _MM_T2A_FIELDS or not body.get("text") or body.get("model") not in MINIMAX_MODELS:
+        return _mm_error(2013, f"invalid params: fields {sorted(body)}, model {body.get('model')!r}")
+    voice = body.get("voice_setting") if isinstance(body.get("voice_setting"), dict) else {}
+    vid = voice.get("voice_id")
+    if vid not in fake.store["minimax"]:
+        return _mm_error(2013, f"invalid params: voice_id {vid!r} does not exist")
+    audio = body.get("audio_setting") if isinstance(body.get("audio_setting"), dict) else {}
+    rate = audio.get("sample_rate", 32000)
+    if audio.get("format", "mp3") != "pcm" or rate not in _MM_RATES or audio.get("channel", 1) != 1:
+        return _mm_error(2013, "invalid params: this fake makes mono pcm at a documented sample_rate only")
+    if body.get("output_format", "hex") != "hex":
+        return _mm_error(2013, "invalid params: output_format must be hex here")
+    fake.store["minimax"][vid]["last_used"] = fake._stamp()
+    pcm = speech_pcm(body["text"], rate)
+    extra = {"audio_length": len(pcm) * 500 // rate, "audio_sample_rate": rate, "audio_format": "pcm"}
+    trace = {"Trace-Id": uuid.uuid4().hex}
+    ok = {"status_code": 0, "status_msg": "success"}
+    if not body.get("stream"):
+        payload = {"data": {"audio": pcm.hex(), "status": 2}, "extra_info": extra, "base_resp": ok}
+        return _Reply(200, payload, headers=trace)
+    pieces = [
+        _mm_sse({"data": {"audio": pcm[i : i + 4800].hex(), "status": 1}, "base_resp": ok})
+        for i in range(0, len(pcm), 4800)
+    ]
+    exclude = (body.get("stream_options") or {}).get("exclude_aggregated_audio") is True
+    last = {
+        "data": {"audio": "" if exclude else pcm.hex(), "status": 2},
+        "extra_info": extra,
+        "base_resp": ok,
+    }
+    pieces.append(_mm_sse(last))
+
+    def error_piece(fault: Fault) -> bytes:
+        code = int(fault.code or 1000)
+        return _mm_sse(
+            {"base_resp": {"status_code": code, "status_msg": fault.message or f"injected {code}"}}
+        )
+
+    return _Reply(
+        200, Streamed(pieces, error_piece=error_piece), content_type="text/event-stream", headers=trace
+    )
+
+
 _HANDLERS: dict[str, Callable[[Recorded, FakeProviders], _Reply]] = {
     "cosyvoice.create_voice": _cosy_create,
     "cosyvoice.list_voice": _cosy_list,
@@ -1598,6 +1796,8 @@ _HANDLERS: dict[str, Callable[[Recorded, FakeProviders], _Reply]] = {
     "elevenlabs.get": _el_get,
     "elevenlabs.delete": _el_delete,
     "elevenlabs.tts": _el_tts,
+    "elevenlabs.tts_stream": _el_tts_stream,
+    "minimax.t2a": _mm_t2a,
 }
 
 

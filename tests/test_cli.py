@@ -170,7 +170,7 @@ def test_report_takes_out_like_run_and_still_accepts_the_old_positional(tmp_path
 
 
 COMMANDS = [
-    ["run"], ["check"], ["analyze"], ["probe"], ["report"], ["explain"], ["submit"], ["families"],
+    ["run"], ["check"], ["analyze"], ["probe"], ["report"], ["explain"], ["submit"], ["speak"], ["families"],
     ["families", "show"], ["voices", "list"], ["voices", "show"], ["voices", "delete"], ["voices", "sync"],
 ]  # fmt: skip
 

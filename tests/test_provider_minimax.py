@@ -61,16 +61,15 @@ def test_upload_and_clone_send_the_documented_requests(fake: FakeProviders, clip
     assert fake.requests_to("audio.download")[0].header("Authorization") is None
 
 
-def test_without_preview_text_the_clone_body_is_minimal_and_no_preview_exists(
+def test_without_preview_text_the_clone_body_is_minimal_and_the_preview_is_a_t2a_synthesis(
     fake: FakeProviders, clip: Path
 ) -> None:
     mm = client(fake)
     mm.create_voice(request(clip))
     [clone] = fake.requests_to("minimax.clone")
     assert set(clone.json) == {"file_id", "voice_id"}
-    with pytest.raises(ProviderError) as info:
-        mm.preview(NAME, target_model=MODEL, text="Hi")
-    assert info.value.reason == "provider_bad_request"
+    assert mm.preview(NAME, target_model=MODEL, text="Hi")[:4] == b"RIFF"  # no demo_audio: T2A
+    assert len(fake.requests_to("minimax.t2a")) == 1
 
 
 @pytest.mark.parametrize(

@@ -58,10 +58,13 @@ app.add_typer(families_app, name="families")
 
 
 def _register_voice_commands() -> None:
-    """``submit`` and ``voices ...`` live in :mod:`pipeline.cli.voices` (the network edge's CLI)."""
+    """``submit`` and ``voices ...`` live in :mod:`pipeline.cli.voices`, ``speak`` in :mod:`pipeline.cli.speak`
+    (the network edge's CLI)."""
+    from pipeline.cli.speak import speak_command
     from pipeline.cli.voices import submit_command, voices_app
 
     app.command("submit")(submit_command)
+    app.command("speak")(speak_command)
     app.add_typer(voices_app, name="voices")
 
 

@@ -465,6 +465,14 @@ class Ledger:
                 raise LedgerConflict(f"ledger row {row_id}: {exc}") from None
         return self._must(row_id)
 
+    def mark_used(self, row_id: int) -> VoiceRecord:
+        """Stamp ``last_used_at``: the voice was just used in a synthesis (``voiceprep speak``), which is what
+        keeps a voice from expiring unused (MiniMax: 7 days)."""
+        now = self.now()
+        with self._write() as c:
+            c.execute("UPDATE voices SET last_used_at = ?, updated_at = ? WHERE id = ?", (now, now, row_id))
+        return self._must(row_id)
+
     def record_found(self, voice: VoiceRecord) -> VoiceRecord:
         """Add a row for a voice that exists remotely but had no row (``voice.origin``: ``remote`` or
         ``manifest``), stamped as created and checked now.

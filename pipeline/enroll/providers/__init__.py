@@ -11,13 +11,15 @@ minimax            minimax              :class:`MiniMaxClient`              MINI
 elevenlabs         elevenlabs           :class:`ElevenLabsClient`           ELEVENLABS_API_KEY / _BASE_URL
 =================  ===================  ==================================  ============================
 
-Every client is a :class:`~pipeline.enroll.providers.common.VoiceProvider`. See ``docs/providers.md``.
+Every client is a :class:`~pipeline.enroll.providers.common.VoiceProvider`: create, find, list, delete, and
+``speak`` (synthesis streamed as 16-bit PCM, :mod:`~pipeline.enroll.providers.speech`: CosyVoice and Qwen
+realtime models over DashScope's WebSockets, :mod:`~pipeline.enroll.providers.dashscope_ws` on
+:mod:`~pipeline.enroll.providers.ws`; the others over HTTP), with ``preview`` built on it. Where a key may go:
+:mod:`~pipeline.enroll.providers.hosts`. See ``docs/providers.md``.
 """
 
 from __future__ import annotations
 
-import fnmatch
-import urllib.parse
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +27,7 @@ from pipeline.enroll.providers.base import OutcomeUnknown, ProviderError, VoiceR
 from pipeline.enroll.providers.common import VoiceProvider
 from pipeline.enroll.providers.dashscope import CosyVoiceClient, QwenClient
 from pipeline.enroll.providers.elevenlabs import ElevenLabsClient
+from pipeline.enroll.providers.hosts import host_allowed
 from pipeline.enroll.providers.http import LOGGER_NAME, Redactor, Runtime
 from pipeline.enroll.providers.minimax import MiniMaxClient
 from pipeline.errors import InvalidArgument
@@ -77,31 +80,13 @@ def base_url_env(provider: str) -> str:
     return _client_class(provider).base_url_env
 
 
-def _origin(url: str) -> tuple[str, str, int | None] | None:
-    """``(scheme, host, port)`` of an http(s) URL (default ports filled in), or None."""
-    try:
-        parts = urllib.parse.urlsplit(url.strip())
-        port = parts.port or {"http": 80, "https": 443}.get(parts.scheme)
-    except ValueError:
-        return None
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        return None
-    return parts.scheme, parts.hostname.lower().rstrip("."), port
-
-
 def allowed_base_url(provider: str, url: str, configured: Iterable[str]) -> bool:
     """Whether ``provider``'s key may be sent to ``url``: an https URL on one of the provider's documented
     hosts (``documented_hosts`` of its clients), or the origin (scheme, host, port) of a base URL the user
     configured (``configured``: flag, config file, environment variable). A URL read from a data file (a
-    ledger row) must pass this before any client is made for it."""
-    origin = _origin(url)
-    if origin is None:
-        return False
-    if any(_origin(c) == origin for c in configured if c):
-        return True
-    scheme, host, port = origin
+    ledger row) must pass this before any client is made for it (:func:`~.hosts.host_allowed`)."""
     patterns = {p for (prov, _), cls in _CLIENTS.items() if prov == provider for p in cls.documented_hosts}
-    return scheme == "https" and port == 443 and any(fnmatch.fnmatchcase(host, p) for p in patterns)
+    return host_allowed(url, configured, patterns)
 
 
 def make_provider(

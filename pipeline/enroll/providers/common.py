@@ -38,6 +38,7 @@ from pipeline.enroll.providers.http import (
     shorten,
     shown_request,
 )
+from pipeline.enroll.providers.speech import SPEECH_SAMPLE_RATE, Speech, wav_bytes
 from pipeline.errors import InvalidArgument
 
 if TYPE_CHECKING:
@@ -158,11 +159,14 @@ class VoiceProvider:
         files: Any = None,
         params: Mapping[str, Any] | None = None,
         headers: Mapping[str, str] | None = None,
+        stream: bool = False,
     ) -> tuple[Any, str | None]:
         """Send the request with retries; return ``(interpreted data, the provider's request id)`` or raise.
 
         Raises :class:`ProviderError` (mapped reason, redacted message) or :class:`OutcomeUnknown` (see the
-        module docstring for when). Files must be given as bytes so a retry can re-send them.
+        module docstring for when). Files must be given as bytes so a retry can re-send them. With
+        ``stream`` the body is not read before ``interpret`` sees the response (a streamed synthesis:
+        its interpreter returns the open response for a good answer, and reads the body of a bad one).
         """
         if authenticated:
             self.require_key()
@@ -197,6 +201,7 @@ class VoiceProvider:
                     params=params,
                     timeout=(rt.connect_timeout_s, rt.read_timeout_s),
                     allow_redirects=False,
+                    stream=stream,
                 )
             except (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema) as exc:
                 raise ProviderError(
@@ -402,9 +407,20 @@ class VoiceProvider:
         """Delete the voice; deleting a voice that is already gone is not an error."""
         raise NotImplementedError
 
-    def preview(self, voice_id: str, *, target_model: str, text: str) -> bytes:
-        """Synthesise ``text`` with the voice and return the audio file's bytes."""
+    def speak(
+        self, voice_id: str, *, target_model: str, text: str, sample_rate: int = SPEECH_SAMPLE_RATE
+    ) -> Speech:
+        """Synthesise ``text`` with the voice and its ``target_model``: 16-bit mono PCM that streams as it
+        arrives (:class:`~pipeline.enroll.providers.speech.Speech`). The call is made (connected, task
+        started) when this returns; a failure then raises ``ProviderError``, one while reading
+        :class:`~pipeline.enroll.providers.speech.SpeechInterrupted`."""
         raise NotImplementedError
+
+    def preview(self, voice_id: str, *, target_model: str, text: str) -> bytes:
+        """Synthesise ``text`` with the voice (through :meth:`speak`, so every voice can be heard, realtime
+        models included) and return a WAV file's bytes."""
+        speech = self.speak(voice_id, target_model=target_model, text=text)
+        return wav_bytes(speech.read_all(), speech.sample_rate)
 
     @staticmethod
     def _absent(err: ProviderError) -> bool:

@@ -36,6 +36,7 @@ import requests
 
 from pipeline.enroll.providers.base import ProviderError, VoiceRecord
 from pipeline.enroll.providers.common import VoiceProvider, created_since, newest
+from pipeline.enroll.providers.dashscope_ws import cosyvoice_speech, is_realtime_model, qwen_realtime_speech
 from pipeline.enroll.providers.http import (
     LOGGER_NAME,
     Interpret,
@@ -50,6 +51,7 @@ from pipeline.enroll.providers.http import (
     status_error,
     unreadable,
 )
+from pipeline.enroll.providers.speech import SPEECH_SAMPLE_RATE, Speech, pcm_chunks, pcm_from_wav
 from pipeline.errors import InvalidArgument
 
 log = logging.getLogger(LOGGER_NAME)
@@ -59,7 +61,6 @@ BASE_URL_ENV = "DASHSCOPE_BASE_URL"
 DEFAULT_BASE_URL = "https://dashscope-intl.aliyuncs.com/api/v1"
 CUSTOMIZATION_PATH = "services/audio/tts/customization"
 UPLOADS_PATH = "uploads"
-SYNTHESIS_PATH = "services/audio/tts/SpeechSynthesizer"
 MULTIMODAL_PATH = "services/aigc/multimodal-generation/generation"
 OSS_RESOLVE_HEADER = "X-DashScope-OssResourceResolve"
 TEMPLATE_FIELDS = ("clip_sha256", "speaker", "family", "filename", "sha256")
@@ -418,10 +419,14 @@ class CosyVoiceClient(_DashScopeClient):
         """Delete the voice; a voice that is already gone is not an error."""
         self._delete(lambda: self._enroll("delete_voice", {"voice_id": voice_id}), voice_id)
 
-    def preview(self, voice_id: str, *, target_model: str, text: str) -> bytes:
-        """Synthesise ``text`` with the voice over HTTP SpeechSynthesizer; return the WAV bytes."""
-        body = {"text": text, "voice": voice_id, "format": "wav", "sample_rate": 24000}
-        return self._synthesise(SYNTHESIS_PATH, {"model": target_model, "input": body}, "cosyvoice preview")
+    def speak(
+        self, voice_id: str, *, target_model: str, text: str, sample_rate: int = SPEECH_SAMPLE_RATE
+    ) -> Speech:
+        """Synthesise ``text`` over CosyVoice's WebSocket task protocol (the vendor's current pages say
+        CosyVoice models take WebSocket only); see :mod:`~pipeline.enroll.providers.dashscope_ws`."""
+        return cosyvoice_speech(
+            self, voice_id, model=target_model, text=text, sample_rate=sample_rate, error_of=dashscope_error
+        )
 
 
 class QwenClient(_DashScopeClient):
@@ -504,10 +509,23 @@ class QwenClient(_DashScopeClient):
         """Delete the voice; a voice that is already gone is not an error."""
         self._delete(lambda: self._enroll("delete", {"voice": voice_id}), voice_id)
 
-    def preview(self, voice_id: str, *, target_model: str, text: str) -> bytes:
-        """Synthesise ``text`` via multimodal-generation; return the audio bytes."""
+    def speak(
+        self, voice_id: str, *, target_model: str, text: str, sample_rate: int = SPEECH_SAMPLE_RATE
+    ) -> Speech:
+        """Synthesise ``text``: over the realtime WebSocket for a realtime model (``qwen3-tts-vc-realtime-*``,
+        which the HTTP endpoint refuses), else ``POST multimodal-generation`` (the WAV it returns, as PCM)."""
+        if is_realtime_model(target_model):
+            return qwen_realtime_speech(
+                self,
+                voice_id,
+                model=target_model,
+                text=text,
+                sample_rate=sample_rate,
+                error_of=dashscope_error,
+            )
         body = {"model": target_model, "input": {"text": text, "voice": voice_id}}
-        return self._synthesise(MULTIMODAL_PATH, body, "qwen-tts preview")
+        pcm, rate = pcm_from_wav(self._synthesise(MULTIMODAL_PATH, body, "qwen-tts speak"), "qwen-tts speak")
+        return Speech(pcm_chunks(pcm), sample_rate=rate)
 
 
 # --- helpers ---------------------------------------------------------------------------------------

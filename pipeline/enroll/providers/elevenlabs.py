@@ -14,7 +14,7 @@ import datetime as dt
 import json
 import logging
 import urllib.parse
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +25,6 @@ from pipeline.enroll.providers.common import VoiceProvider, created_since, newes
 from pipeline.enroll.providers.http import (
     LOGGER_NAME,
     audio_mime,
-    download_interpret,
     elided,
     error_text,
     json_or_none,
@@ -33,6 +32,7 @@ from pipeline.enroll.providers.http import (
     status_error,
     unreadable,
 )
+from pipeline.enroll.providers.speech import SPEECH_SAMPLE_RATE, Speech
 
 log = logging.getLogger(LOGGER_NAME)
 
@@ -191,14 +191,42 @@ class ElevenLabsClient(VoiceProvider):
         path = f"v1/voices/{urllib.parse.quote(voice_id, safe='')}"
         self._delete(lambda: self.request("DELETE", path, action="elevenlabs delete voice"), voice_id)
 
-    def preview(self, voice_id: str, *, target_model: str, text: str) -> bytes:
-        """Synthesise ``text`` (``POST /v1/text-to-speech/{voice_id}``, MP3); return the audio bytes."""
-        content, _ = self.request(
+    def speak(
+        self, voice_id: str, *, target_model: str, text: str, sample_rate: int = SPEECH_SAMPLE_RATE
+    ) -> Speech:
+        """Stream speech (``POST /v1/text-to-speech/{voice_id}/stream?output_format=pcm_<rate>``): raw 16-bit
+        PCM as it is made."""
+        action = "elevenlabs speak"
+        response, request_id = self.request(
             "POST",
-            f"v1/text-to-speech/{urllib.parse.quote(voice_id, safe='')}",
-            action="elevenlabs preview",
+            f"v1/text-to-speech/{urllib.parse.quote(voice_id, safe='')}/stream",
+            action=action,
             json={"text": text, "model_id": target_model},
-            headers={"Accept": "audio/mpeg"},
-            interpret=download_interpret(self.max_download_bytes, _interpret),
+            params={"output_format": f"pcm_{sample_rate}"},
+            stream=True,
+            interpret=_stream_interpret,
+            request_id_of=_request_id_of,
         )
-        return content
+        return Speech(
+            _pcm_pieces(response, action),
+            sample_rate=sample_rate,
+            request_id=request_id,
+            close=response.close,
+        )
+
+
+def _stream_interpret(response: requests.Response, maybe_acted: bool) -> requests.Response:
+    """A 200 is returned open (the audio is read as it comes); an error answer is read and raised."""
+    if response.status_code == 200:
+        return response
+    _interpret(response, maybe_acted)
+    raise status_error(response.status_code, f"elevenlabs answered HTTP {response.status_code}")
+
+
+def _pcm_pieces(response: requests.Response, action: str) -> Iterator[bytes]:
+    try:
+        yield from response.iter_content(chunk_size=4800)
+    except requests.exceptions.RequestException as exc:
+        raise ProviderError(
+            "provider_unavailable", f"{action}: the stream broke ({type(exc).__name__})", retryable=True
+        ) from None

@@ -9,14 +9,19 @@ answered 2039 (duplicate id) and counts as success, with no second voice. A 2039
 the id existed before this call: if the account lists it, it is this clip's voice from an earlier run and
 is returned; otherwise the id was used and deleted (MiniMax never reuses ids) and the create fails.
 
-Previews come from the clone call itself (``text`` + ``model`` → ``demo_audio`` URL): a T2A synthesis would
-bill the clone fee. The key comes only from ``MINIMAX_API_KEY``.
+Previews come from the clone call itself (``text`` + ``model`` → ``demo_audio`` URL) when this client made
+the voice with a preview text; any other voice (one created earlier) is heard through :meth:`speak`, a T2A
+synthesis (``POST /v1/t2a_v2``, streamed as server-sent events of hex PCM): a real synthesis, which bills
+the clone fee on a voice's first use and is what keeps a voice from being deleted after 7 days unused.
+The key comes only from ``MINIMAX_API_KEY``.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +38,7 @@ from pipeline.enroll.providers.http import (
     status_error,
     unreadable,
 )
+from pipeline.enroll.providers.speech import SPEECH_SAMPLE_RATE, Speech, pcm_chunks
 
 log = logging.getLogger(LOGGER_NAME)
 
@@ -43,6 +49,7 @@ UPLOAD_PATH = "v1/files/upload"
 CLONE_PATH = "v1/voice_clone"
 GET_VOICE_PATH = "v1/get_voice"
 DELETE_VOICE_PATH = "v1/delete_voice"
+T2A_PATH = "v1/t2a_v2"
 VOICE_TYPE = "voice_cloning"
 
 # code: (reason, retryable, meaning)
@@ -289,17 +296,87 @@ class MiniMaxClient(VoiceProvider):
         )
 
     def preview(self, voice_id: str, *, target_model: str, text: str) -> bytes:
-        """The clone call's ``demo_audio`` for a voice this client created with ``preview_text``.
-
-        MiniMax makes previews only in the clone call (a T2A synthesis would bill the clone fee), so
-        ``text`` and ``target_model`` are the ones given at create time; without them this raises
-        ``provider_bad_request``.
-        """
+        """The clone call's ``demo_audio`` for a voice this client created with ``preview_text`` (free);
+        for any other voice a T2A synthesis (:meth:`speak`), as a WAV file."""
         url = self._demo_audio.get(voice_id)
-        if not url:
+        if url:
+            return self.download(url)
+        return super().preview(voice_id, target_model=target_model, text=text)
+
+    def speak(
+        self, voice_id: str, *, target_model: str, text: str, sample_rate: int = SPEECH_SAMPLE_RATE
+    ) -> Speech:
+        """T2A v2 (``POST /v1/t2a_v2``, ``stream: true``): the audio arrives as server-sent events, each
+        ``data.audio`` hex PCM (``data.status`` 1), the last ``data.status`` 2; a stream that ends without
+        that last event, or carries a non-zero ``base_resp``, was cut short."""
+        body = {
+            "model": target_model,
+            "text": text,
+            "stream": True,
+            "stream_options": {"exclude_aggregated_audio": True},
+            "voice_setting": {"voice_id": voice_id, "speed": 1, "vol": 1, "pitch": 0},
+            "audio_setting": {"sample_rate": sample_rate, "format": "pcm", "channel": 1},
+            "output_format": "hex",
+        }
+        answer, trace = self.request(
+            "POST",
+            T2A_PATH,
+            action="minimax t2a",
+            json=body,
+            stream=True,
+            interpret=_t2a_interpret,
+            request_id_of=lambda r: r.headers.get("Trace-Id") or r.headers.get("trace-id"),
+        )
+        if isinstance(answer, bytes):  # a whole answer (the service did not stream)
+            return Speech(pcm_chunks(answer), sample_rate=sample_rate, request_id=trace)
+        return Speech(self._events(answer), sample_rate=sample_rate, request_id=trace, close=answer.close)
+
+    def _events(self, response: requests.Response) -> Iterator[bytes]:
+        action = "minimax t2a"
+        try:
+            for line in response.iter_lines():
+                if not line.startswith(b"data:"):
+                    continue  # blank separators, comments, other SSE fields
+                try:
+                    event = json.loads(line[len(b"data:") :])
+                except ValueError:
+                    raise unreadable(f"{action}: an unreadable event") from None
+                code, message = _base_resp(event)
+                if code:
+                    err = minimax_error(code, message)
+                    raise ProviderError(
+                        err.reason, self.redact(f"{action}: {err.message}"), provider_code=err.provider_code
+                    )
+                data = event.get("data") if isinstance(event, dict) else None
+                data = data if isinstance(data, dict) else {}
+                if data.get("status") == 2:  # the last event (its audio, if any, is the whole again)
+                    return
+                yield _hex_audio(data.get("audio"), action)
+        except requests.exceptions.RequestException as exc:
             raise ProviderError(
-                "provider_bad_request",
-                f"no preview for {voice_id}: MiniMax previews come from the clone call; create it with "
-                "preview_text",
-            )
-        return self.download(url)
+                "provider_unavailable", f"{action}: the stream broke ({type(exc).__name__})", retryable=True
+            ) from None
+        raise ProviderError(
+            "provider_unavailable",
+            f"{action}: the stream ended before its last event (status 2)",
+            retryable=True,
+        )
+
+
+def _hex_audio(value: Any, action: str) -> bytes:
+    try:
+        return bytes.fromhex(str(value or ""))
+    except ValueError:
+        raise unreadable(f"{action}: data.audio is not hex") from None
+
+
+def _t2a_interpret(response: requests.Response, maybe_acted: bool) -> requests.Response | bytes:
+    """An event stream is returned open; anything else is read: an error (HTTP or ``base_resp``) raises, a
+    whole JSON answer gives its audio."""
+    if response.status_code == 200 and "event-stream" in response.headers.get("Content-Type", ""):
+        return response
+    body = _interpret(response, maybe_acted)  # reads the body; raises the mapped error
+    data = body.get("data") if isinstance(body.get("data"), dict) else {}
+    if not data.get("audio"):
+        raise unreadable("t2a: the answer has no data.audio", response.status_code)
+    return _hex_audio(data["audio"], "minimax t2a")
