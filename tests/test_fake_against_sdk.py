@@ -2,7 +2,7 @@
 in a scratch environment (never a voiceprep dependency), creates, queries, lists and deletes a CosyVoice
 voice and synthesises over both WebSocket protocols (CosyVoice's task protocol, Qwen realtime) against it.
 Skipped only when the SDK cannot be installed (no package index). The scratch environment is kept in the
-user's cache (``~/.cache/voiceprep-tests/dashscope-sdk-venv``) and reused; ``VOICEPREP_DASHSCOPE_SDK_PYTHON``
+user's cache (``~/.cache/voiceprep-tests/dashscope-sdk-venv-VERSION``, the pinned release) and reused; ``VOICEPREP_DASHSCOPE_SDK_PYTHON``
 names an interpreter that already has the SDK instead."""
 
 from __future__ import annotations
@@ -20,12 +20,14 @@ from fake_providers import FakeProviders, create_request, make_wav, provider_cli
 
 CLIENT = Path(__file__).with_name("_dashscope_sdk_client.py")
 QWEN_RT = "qwen3-tts-vc-realtime-2026-01-15"
+# The SDK release the fake was checked against: pinned so that a new release cannot change the test silently.
+SDK = "dashscope==2.0.2"
 
 
 def _sdk_venv() -> Path:
     """Where the scratch environment is kept between runs (building it costs most of a minute)."""
     cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return cache / "voiceprep-tests" / "dashscope-sdk-venv"
+    return cache / "voiceprep-tests" / f"dashscope-sdk-venv-{SDK.split('==')[1]}"
 
 
 def _has_sdk(python: Path) -> bool:
@@ -55,7 +57,7 @@ def sdk_python() -> str:
                 timeout=120,
             )
             subprocess.run(
-                [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "dashscope"],
+                [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", SDK],
                 check=True,
                 capture_output=True,
                 timeout=300,
