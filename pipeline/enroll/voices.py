@@ -225,7 +225,7 @@ class VoiceReport:
 
 def _require_ledger(path: Path) -> None:
     if not Path(path).is_file():
-        raise InvalidArgument(f"no voice ledger at {path} (give the run folder with --out, or --ledger)")
+        raise InvalidArgument(f"no voice ledger at {path} (name the run folder that holds it, or the ledger file with --ledger)")
 
 
 def _filter(
