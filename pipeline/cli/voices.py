@@ -102,6 +102,15 @@ def _pairs(values: Sequence[str] | None, option: str, *, single_key: str | None 
     return out
 
 
+def _region(value: str | None) -> str | None:
+    """``--region`` checked (``intl``, ``cn``) or None."""
+    if value is None:
+        return None
+    if value.strip().lower() not in {"intl", "cn"}:
+        raise typer.BadParameter(f"--region must be intl or cn (got {value!r})")
+    return value.strip().lower()
+
+
 def _ledger_path(out_dir: Path | None, ledger: Path | None, config: Path | None) -> Path:
     """``--ledger``, else the config's ``ledger``, else ``OUT/voices.sqlite``."""
     from pipeline.batch.config import load_config
@@ -115,12 +124,12 @@ def _ledger_path(out_dir: Path | None, ledger: Path | None, config: Path | None)
 
 def _audio_options(cfg: Any, source: str | None, template: str | None) -> dict[str, str | None]:
     """How CosyVoice fetches a clip (``audio_source``, ``audio_url_template`` of a RunConfig):
-    ``--audio-source``/``--audio-url-template``, else ``cfg``'s."""
+    ``--audio-source``/``--audio-url-template``, else ``cfg``'s (None: the region's default)."""
     chosen = source or cfg.audio_source
     url_template = template or cfg.audio_url_template
     if template and source is None:
         chosen = "url_template"
-    if chosen not in {"oss", "url_template", "data_uri"}:
+    if chosen is not None and chosen not in {"oss", "url_template", "data_uri"}:
         raise typer.BadParameter(f"--audio-source must be oss, url_template or data_uri, got {chosen!r}")
     if chosen == "url_template" and not url_template:
         raise typer.BadParameter("--audio-source url_template needs --audio-url-template (or the config's)")
@@ -228,6 +237,24 @@ def submit_command(
             show_default=False,
         ),
     ] = None,
+    region: Annotated[
+        str | None,
+        typer.Option(
+            "--region",
+            help="intl (Singapore / global hosts) or cn (China, Beijing / mainland hosts): picks each "
+            "provider's host, key variable and the models offered (default: config, base URL, else intl).",
+            show_default=False,
+        ),
+    ] = None,
+    language: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--language",
+            help="LANG (every voice) or SPEAKER=LANG (repeatable), e.g. en, zh: sent as CosyVoice "
+            "language_hints, Qwen language, MiniMax language_boost (default: the run's speaker map).",
+            show_default=False,
+        ),
+    ] = None,
     settle_timeout: Annotated[
         float, typer.Option("--settle-timeout", min=0.0, help="Seconds to wait for a voice under review.")
     ] = 300.0,
@@ -247,7 +274,13 @@ def submit_command(
 
     single = family[0] if family and len(family) == 1 else None
     cfg = load_config(config)  # read once: models, regions, audio source and ledger all come from it
+    languages = _pairs([v for v in language or [] if "=" in v], "--language")
+    every = [v for v in language or [] if "=" not in v]
+    if len(every) > 1:
+        raise typer.BadParameter("--language takes one LANG for every voice, and SPEAKER=LANG per speaker")
     flags = {
+        "region": _region(region) or cfg.region,
+        "language": every[0] if every else cfg.language,
         "target_models": {**cfg.target_models, **_pairs(target_model, "--target-model", single_key=single)},
         "base_urls": {**cfg.base_urls, **_pairs(base_url, "--base-url")},
         "ledger": str(ledger) if ledger is not None else cfg.ledger,
@@ -265,6 +298,7 @@ def submit_command(
             settle_timeout_s=settle_timeout,
             settle_interval_s=poll_interval,
             progress=lambda msg: err.print(msg, markup=False, highlight=False),
+            languages=languages,
         )
     out = make_console()
     if as_json:
@@ -307,6 +341,16 @@ def _print_keyless(outcomes: Sequence[VoiceRecord], console: Console) -> None:
 
 
 # --------------------------------------------------------------------------------------------- voices
+
+_RegionOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--region",
+        help="intl (Singapore / global hosts) or cn (China, Beijing / mainland hosts): picks each "
+        "provider's host, key variable and the models offered (default: config, base URL, else intl).",
+        show_default=False,
+    ),
+]
 
 _OutOpt = Annotated[
     Path | None,

@@ -138,11 +138,22 @@ class MissingApiKey(ProviderError):
     """The environment variable holding a provider's API key is not set. ``env_var`` names it;
     ``env_vars`` names every one missing when several providers were in scope (:meth:`every`)."""
 
-    def __init__(self, env_var: str, *, provider: str, family: str | None = None) -> None:
+    def __init__(
+        self,
+        env_var: str,
+        *,
+        provider: str,
+        family: str | None = None,
+        alternatives: Sequence[str] = (),
+        region: str | None = None,
+    ) -> None:
         what = f"{family} voices" if family else f"voices at {provider}"
+        others = [a for a in alternatives if a != env_var]
+        nor = f" (nor {' or '.join(others)})" if others else ""
+        key = f"your {provider} key" + (f" for region {region}" if region and others else "")
         super().__init__(
             "missing_api_key",
-            f"{env_var} is not set: export {env_var}=<your {provider} key> to manage {what}",
+            f"{env_var} is not set{nor}: export {env_var}=<{key}> to manage {what}",
         )
         self.env_var = env_var
         self.env_vars = [env_var]

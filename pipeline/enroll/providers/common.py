@@ -38,6 +38,7 @@ from pipeline.enroll.providers.http import (
     shorten,
     shown_request,
 )
+from pipeline.enroll.providers.regions import PROVIDER_REGIONS, REGION_NAMES, resolve_endpoint
 from pipeline.errors import InvalidArgument
 
 if TYPE_CHECKING:
@@ -97,30 +98,53 @@ class VoiceProvider:
         max_bytes: int | None = None,
         runtime: Runtime | None = None,
         require_key: bool = True,
+        region: str | None = None,
+        region_models: Sequence[str] | None = None,
     ) -> None:
         self.runtime = runtime or Runtime()
         env = self.runtime.environ
         self.family = family or self.default_family
         self.name_rule = name_rule
-        self.base_url = self._normalise_base_url(
-            resolve_base_url(base_url, env_name=self.base_url_env, default=self.default_base_url, environ=env)
-        )
+        table = PROVIDER_REGIONS.get(self.provider)
+        if table is not None:  # a vendor client: host and key per region (pipeline.enroll.providers.regions)
+            endpoint = resolve_endpoint(self.provider, region=region, base_url=base_url, environ=env)
+            self.base_url = self._normalise_base_url(endpoint.base_url)
+            self.region: str | None = endpoint.region
+            key_envs = endpoint.key_envs if self.key_env == table.key_env else (self.key_env,)
+        else:  # a bare client of the HTTP layer (tests)
+            self.base_url = self._normalise_base_url(
+                resolve_base_url(
+                    base_url, env_name=self.base_url_env, default=self.default_base_url, environ=env
+                )
+            )
+            self.region = region
+            key_envs = (self.key_env,)
         self.target_models = tuple(target_models)
+        self.region_models = tuple(region_models) if region_models is not None else None
         self.max_bytes = max_bytes
-        self._api_key = (env.get(self.key_env) or "").strip() or None  # the key comes only from here
+        # the key comes only from here: the region's own variable, then the provider's plain one
+        self.key_envs = key_envs
+        self._api_key = next((k for name in key_envs if (k := (env.get(name) or "").strip())), None)
         self.redact = Redactor([self._api_key])
         self.session = self.runtime.session()
         if require_key:
             self.require_key()
 
     def __repr__(self) -> str:  # never the key
-        return f"{type(self).__name__}(family={self.family!r}, base_url={self.base_url!r})"
+        return f"{type(self).__name__}(family={self.family!r}, base_url={self.base_url!r}, region={self.region!r})"
 
     # --- HTTP: every call goes through request() ---------------------------------------------------
     def require_key(self) -> None:
         """Raise :class:`MissingApiKey` (``missing_api_key``) naming the environment variable when no key is set."""
         if self._api_key is None:
-            raise MissingApiKey(self.key_env, provider=self.provider, family=self.family)
+            default_region = self.region in (None, "intl")  # named as before regions: the plain variable
+            raise MissingApiKey(
+                self.key_envs[-1] if default_region else self.key_envs[0],
+                provider=self.provider,
+                family=self.family,
+                alternatives=() if default_region else self.key_envs,
+                region=self.region,
+            )
 
     def url(self, path: str) -> str:
         """``base_url`` joined with ``path`` (absolute URLs pass through)."""
@@ -329,6 +353,10 @@ class VoiceProvider:
                 f"target_model: {record.target_model!r} is not a {self.family} model "
                 f"(known: {', '.join(self.target_models)})"
             )
+        if self.region_models is not None and record.target_model not in self.region_models:
+            raise InvalidArgument(
+                region_refusal(self.family, record.target_model, self.region, self.region_models)
+            )
         path = Path(record.clip_path or "")
         if not path.is_file():
             raise InvalidArgument(f"clip_path: {path} is not a file")
@@ -441,6 +469,13 @@ class VoiceProvider:
             if voice.status != "deploying" or self.runtime.clock() - start + interval_s > timeout_s:
                 return voice
             self.runtime.sleep(interval_s)
+
+
+def region_refusal(family: str, model: str | None, region: str | None, offered: Sequence[str]) -> str:
+    """The one line that refuses ``model`` in ``region``, naming the models the region offers."""
+    where = f"{region} ({REGION_NAMES.get(region or '', region)})"
+    models = ", ".join(offered) or "none"
+    return f"{family}: target model {model} is not offered in region {where}; that region offers {models}"
 
 
 def newest(voices: Iterable[VoiceRecord]) -> VoiceRecord | None:

@@ -6,7 +6,7 @@ Every enrollment action is ``POST {base}/services/audio/tts/customization`` with
 
 CosyVoice needs the clip at a URL the service can fetch. Three ways (``audio_source``):
 
-- ``"oss"`` (default): DashScope's temporary storage. ``GET {base}/uploads?action=getPolicy&model=<target
+- ``"oss"`` (default in region ``cn``): DashScope's temporary storage, documented for China (Beijing) only. ``GET {base}/uploads?action=getPolicy&model=<target
   model>`` returns a signed form policy; the clip is POSTed to ``upload_host`` (without our key: it is a
   different host) under ``<upload_dir>/<sha256>.<ext>``; the create call sends ``oss://<key>`` with
   ``X-DashScope-OssResourceResolve: enable``. Needs nothing from the user, the file stays with the provider
@@ -14,12 +14,14 @@ CosyVoice needs the clip at a URL the service can fetch. Three ways (``audio_sou
 - ``"url_template"``: the user's own public storage, e.g.
   ``https://bucket.example.com/voices/{clip_sha256}.wav`` (fields ``clip_sha256``, ``speaker``, ``family``,
   ``filename``). The user uploads the clip there first.
-- ``"data_uri"``: inline ``data:audio/wav;base64,...`` in ``url`` (accepted per the newest docs, unsure).
+- ``"data_uri"`` (default elsewhere): inline ``data:audio/wav;base64,...`` in ``url`` (accepted per the
+  current voice-cloning guide; not confirmed by a live call).
 
 Qwen-TTS always sends the clip inline as a data URI.
 
 Creates are not idempotent (no idempotency key): a lost answer raises :class:`OutcomeUnknown` and
-:meth:`find_voice` tells whether the voice was made. The key comes only from ``DASHSCOPE_API_KEY``.
+:meth:`find_voice` tells whether the voice was made. The key comes only from the environment: the region's ``DASHSCOPE_<REGION>_API_KEY``, else
+``DASHSCOPE_API_KEY`` (:mod:`~pipeline.enroll.providers.regions`).
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ from pipeline.enroll.providers.http import (
     status_error,
     unreadable,
 )
+from pipeline.enroll.providers.regions import PROVIDER_REGIONS
 from pipeline.errors import InvalidArgument
 
 log = logging.getLogger(LOGGER_NAME)
@@ -64,6 +67,11 @@ MULTIMODAL_PATH = "services/aigc/multimodal-generation/generation"
 OSS_RESOLVE_HEADER = "X-DashScope-OssResourceResolve"
 TEMPLATE_FIELDS = ("clip_sha256", "speaker", "family", "filename", "sha256")
 """Fields of ``audio_url_template``; ``sha256`` is the old name of ``clip_sha256`` (kept for one release)."""
+AUDIO_SOURCES = ("oss", "url_template", "data_uri")
+DEFAULT_AUDIO_SOURCE = {"cn": "oss", "intl": "data_uri"}
+"""How CosyVoice gets the clip when nothing is configured: DashScope's temporary upload (``oss://``) is
+documented for China (Beijing) only; elsewhere the clip goes inline as a Base64 data URI in ``url``, which
+the current voice-cloning guide accepts for CosyVoice (see docs/providers.md for what is confirmed)."""
 COSYVOICE_STATUS = {"DEPLOYING": "deploying", "OK": "ready", "UNDEPLOYED": "rejected"}
 
 _QUOTA_RE = re.compile(r"(?i)quota|(?:voice|voices).{0,40}(?:exceed|limit|upper bound|maximum)")
@@ -135,7 +143,7 @@ class _DashScopeClient(VoiceProvider):
     key_env = KEY_ENV
     base_url_env = BASE_URL_ENV
     default_base_url = DEFAULT_BASE_URL
-    documented_hosts = ("dashscope-intl.aliyuncs.com", "dashscope.aliyuncs.com", "*.maas.aliyuncs.com")
+    documented_hosts = PROVIDER_REGIONS["dashscope"].documented_patterns()
     _interpret = staticmethod(_interpret)
     _request_id_of = staticmethod(_request_id_of)
     enrollment_model = ""
@@ -252,21 +260,27 @@ class CosyVoiceClient(_DashScopeClient):
         enable_preprocess: bool | None = None,
         **kwargs: Any,
     ) -> None:
-        """``audio_source``: ``oss`` (default), ``url_template`` (needs ``url_template``) or ``data_uri``.
+        """``audio_source``: ``oss``, ``url_template`` (needs ``url_template``) or ``data_uri``; default
+        per region (:data:`DEFAULT_AUDIO_SOURCE`: ``oss`` in ``cn``, ``data_uri`` elsewhere).
 
         ``upload_model`` is the model the temporary upload is bound to (default: the record's target
         model, which is what working clients use). Other keywords: see :class:`_DashScopeClient`.
         """
-        audio_source = audio_source or ("url_template" if url_template else "oss")
-        if audio_source == "url_template":
+        if audio_source not in (None, *AUDIO_SOURCES):
+            raise InvalidArgument(
+                f"audio_source must be one of {', '.join(AUDIO_SOURCES)} (got {audio_source!r})"
+            )
+        if (audio_source or ("url_template" if url_template else None)) == "url_template":
             if not url_template:
                 raise InvalidArgument("url_template: required when audio_source is 'url_template'")
             _check_template(url_template)
-        self.audio_source = audio_source
         self.url_template = url_template
         self.upload_model = upload_model
         self.enable_preprocess = enable_preprocess
         super().__init__(**kwargs)
+        self.audio_source = audio_source or (
+            "url_template" if url_template else DEFAULT_AUDIO_SOURCE.get(self.region or "", "data_uri")
+        )
 
     # --- audio URL ----------------------------------------------------------------------------------
     def audio_url(self, record: VoiceRecord) -> str:

@@ -33,6 +33,7 @@ from pipeline.enroll.providers.http import (
     status_error,
     unreadable,
 )
+from pipeline.enroll.providers.regions import PROVIDER_REGIONS
 
 log = logging.getLogger(LOGGER_NAME)
 
@@ -149,7 +150,7 @@ class MiniMaxClient(VoiceProvider):
     key_env = KEY_ENV
     base_url_env = BASE_URL_ENV
     default_base_url = DEFAULT_BASE_URL
-    documented_hosts = ("api.minimax.io", "api.minimaxi.com")
+    documented_hosts = PROVIDER_REGIONS["minimax"].documented_patterns()
     default_family = "minimax"
     _interpret = staticmethod(_interpret)
     _request_id_of = staticmethod(_request_id_of)
