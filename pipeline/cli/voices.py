@@ -389,6 +389,7 @@ def voices_list(
     ] = None,
     remote: Annotated[bool, typer.Option("--remote", help="Also ask each provider for its list.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per voice.")] = False,
+    region: _RegionOpt = None,
 ) -> None:
     """List the voices in the ledger, with quota usage and expiry warnings.
 
@@ -398,7 +399,9 @@ def voices_list(
 
     path = _ledger_path(out_dir, ledger, config)
     with _errors():
-        listing = list_voices(path, provider=provider, family=family, statuses=status, remote=remote)
+        listing = list_voices(
+            path, provider=provider, family=family, statuses=status, remote=remote, region=_region(region)
+        )
     out = make_console()
     if as_json:
         for r, rv in listing.entries:
@@ -485,6 +488,7 @@ def voices_delete(
     out_dir: _OutOpt = None,
     ledger: _LedgerOpt = None,
     config: _ConfigOpt = None,
+    region: _RegionOpt = None,
 ) -> None:
     """Delete a voice at its provider and mark it deleted in the ledger (asks first unless --yes).
 
@@ -503,7 +507,7 @@ def voices_delete(
         ):
             raise fail("nothing deleted", EXIT_FAILURES)
     with _errors():
-        after = delete_voice(path, f"#{record.id}")
+        after = delete_voice(path, f"#{record.id}", region=_region(region))
     make_console().print(
         f"#{after.id} {after.voice_id or ''}: {after.status} ({after.note})", highlight=False
     )
@@ -523,6 +527,7 @@ def voices_sync(
         list[str] | None, typer.Option("--base-url", help="FAMILY=URL or PROVIDER=URL.", show_default=False)
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="The report as JSON.")] = False,
+    region: _RegionOpt = None,
 ) -> None:
     """Reconcile the ledger with each provider: status changes, voices gone, voices the ledger did not know.
 
@@ -531,10 +536,15 @@ def voices_sync(
     from pipeline.batch.config import load_config
     from pipeline.enroll.voices import sync_voices, warning_json
 
-    urls = {**load_config(config).base_urls, **_pairs(base_url, "--base-url")}
+    cfg = load_config(config)
+    urls = {**cfg.base_urls, **_pairs(base_url, "--base-url")}
     with _errors():
         report = sync_voices(
-            _ledger_path(out_dir, ledger, config), families=family, provider=provider, base_urls=urls or None
+            _ledger_path(out_dir, ledger, config),
+            families=family,
+            provider=provider,
+            base_urls=urls or None,
+            region=_region(region) or cfg.region,
         )
     if as_json:
         print(

@@ -257,8 +257,10 @@ def list_voices(
     remote: bool = False,
     providers: Providers | None = None,
     now: _dt.datetime | None = None,
+    region: str | None = None,
 ) -> VoiceReport:
-    """The ledger's voices (read-only), with warnings; ``remote`` merges each provider's own list.
+    """The ledger's voices (read-only), with warnings; ``remote`` merges each provider's own list
+    (``region``: the region of an address the ledger holds that has none of its own).
 
     With ``remote``, every (family, region) in the selection is asked for its list: ledger rows gain the
     provider's view, and voices only the provider has are added as entries without a record. Nothing is
@@ -276,7 +278,7 @@ def list_voices(
     if not Path(ledger_path).is_file():
         report.notes.append(f"no voice ledger yet at {ledger_path}: nothing was submitted from this run")
     if remote:
-        pool = client_getter(providers)
+        pool = client_getter(providers, region=region)
         targets = {
             (r.family, r.base_url) for r in _filter(records, provider=provider, family=family, statuses=None)
         }
@@ -386,6 +388,7 @@ def delete_voice(
     ident: str,
     *,
     providers: Providers | None = None,
+    region: str | None = None,
 ) -> VoiceRecord:
     """Delete the voice at its provider, then mark its ledger row ``deleted``; returns the row after, with
     ``action`` ``delete`` and a ``note`` saying what was done.
@@ -411,7 +414,7 @@ def delete_voice(
         spec = _spec(row.family)
         if spec is None:
             raise InvalidArgument(f"no family spec for {row.family!r}: cannot pick its provider client")
-        client_getter(providers)(spec, row.base_url).delete_voice(row.voice_id)
+        client_getter(providers, region=region)(spec, row.base_url).delete_voice(row.voice_id)
         after = ledger.update(row.id, status="deleted", checked=True)
         return dataclasses.replace(after, action="delete", note=f"deleted at {row.base_url}")
 
@@ -428,11 +431,13 @@ def sync_voices(
     base_urls: Mapping[str, str] | None = None,
     now: _dt.datetime | None = None,
     absent_settle_s: float = ABSENT_SETTLE_S,
+    region: str | None = None,
 ) -> VoiceReport:
     """Reconcile the ledger with every provider's list (see the module docstring for the rules).
 
     Accounts asked: every (family, base URL) in the ledger (filtered by ``families`` / ``provider``),
-    plus the configured region of each family named in ``families`` (to find voices on a new account).
+    plus the configured region of each family named in ``families`` (``region``, ``base_urls``: to find
+    voices on a new account).
 
     Raises:
         InvalidArgument: an unknown family, or no ledger and no ``families``.
@@ -442,7 +447,7 @@ def sync_voices(
     if not families:
         _require_ledger(ledger_path)
     specs_named = {f: load_family(f) for f in families or ()}
-    pool = client_getter(providers, base_urls=base_urls)
+    pool = client_getter(providers, base_urls=base_urls, region=region)
     report = VoiceReport()
     with ledger_lock(ledger_path), Ledger(ledger_path) as ledger:
         records = ledger.rows()

@@ -72,6 +72,11 @@ DEFAULT_AUDIO_SOURCE = {"cn": "oss", "intl": "data_uri"}
 """How CosyVoice gets the clip when nothing is configured: DashScope's temporary upload (``oss://``) is
 documented for China (Beijing) only; elsewhere the clip goes inline as a Base64 data URI in ``url``, which
 the current voice-cloning guide accepts for CosyVoice (see docs/providers.md for what is confirmed)."""
+COSYVOICE_LANGUAGES = ("zh", "en", "fr", "de", "ja", "ko", "ru")
+"""``language_hints`` values voiceprep sends CosyVoice: the languages its clone API lists for the v3
+models (v2: zh, en); the list's first item is the one used."""
+QWEN_LANGUAGES = ("zh", "en", "de", "it", "pt", "es", "ja", "ko", "fr", "ru")
+"""``language`` values of a Qwen-TTS create (the languages its voice cloning lists)."""
 COSYVOICE_STATUS = {"DEPLOYING": "deploying", "OK": "ready", "UNDEPLOYED": "rejected"}
 
 _QUOTA_RE = re.compile(r"(?i)quota|(?:voice|voices).{0,40}(?:exceed|limit|upper bound|maximum)")
@@ -329,8 +334,9 @@ class CosyVoiceClient(_DashScopeClient):
 
     def _create_fields(self, record: VoiceRecord, url: str, language: str | None) -> dict[str, Any]:
         fields: dict[str, Any] = {"target_model": record.target_model, "prefix": record.name, "url": url}
-        if language:
-            fields["language_hints"] = [language]
+        code = vendor_language(language, COSYVOICE_LANGUAGES, "cosyvoice language_hints")
+        if code:
+            fields["language_hints"] = [code]
         if self.enable_preprocess is not None:
             fields["enable_preprocess"] = self.enable_preprocess
         return fields
@@ -450,8 +456,9 @@ class QwenClient(_DashScopeClient):
             "preferred_name": record.name,
             "audio": {"data": audio},
         }
-        if language:
-            fields["language"] = language
+        code = vendor_language(language, QWEN_LANGUAGES, "qwen-tts language")
+        if code:
+            fields["language"] = code
         return fields
 
     def prepare_create(
@@ -525,6 +532,18 @@ class QwenClient(_DashScopeClient):
 
 
 # --- helpers ---------------------------------------------------------------------------------------
+
+
+def vendor_language(language: str | None, allowed: tuple[str, ...], field: str) -> str | None:
+    """The base language code (``pt-BR`` -> ``pt``) when the vendor lists it for ``field``, else None
+    (``auto`` or an unlisted language: the field is left out and the service detects the language)."""
+    if not language or language.lower() == "auto":
+        return None
+    code = language.lower().replace("_", "-").split("-")[0]
+    if code not in allowed:
+        log.warning(f"{field}: {language!r} is not one of {', '.join(allowed)}; not sent")
+        return None
+    return code
 
 
 def _template_fields(record: VoiceRecord) -> dict[str, str]:

@@ -68,26 +68,64 @@ MINIMAX_CODES: dict[int, tuple[str, bool, str]] = {
 DUPLICATE_CODE = 2039
 
 LANGUAGE_BOOST = {
+    "auto": "auto",
     "zh": "Chinese",
     "yue": "Chinese,Yue",
+    "zh-hk": "Chinese,Yue",
     "en": "English",
-    "ja": "Japanese",
-    "ko": "Korean",
+    "ar": "Arabic",
+    "ru": "Russian",
     "es": "Spanish",
     "fr": "French",
-    "de": "German",
     "pt": "Portuguese",
-    "it": "Italian",
-    "ru": "Russian",
-    "ar": "Arabic",
+    "de": "German",
     "tr": "Turkish",
     "nl": "Dutch",
+    "uk": "Ukrainian",
     "vi": "Vietnamese",
     "id": "Indonesian",
+    "ja": "Japanese",
+    "it": "Italian",
+    "ko": "Korean",
     "th": "Thai",
     "pl": "Polish",
-    "uk": "Ukrainian",
+    "ro": "Romanian",
+    "el": "Greek",
+    "cs": "Czech",
+    "fi": "Finnish",
+    "hi": "Hindi",
+    "bg": "Bulgarian",
+    "da": "Danish",
+    "he": "Hebrew",
+    "ms": "Malay",
+    "fa": "Persian",
+    "sk": "Slovak",
+    "sv": "Swedish",
+    "hr": "Croatian",
+    "fil": "Filipino",
+    "hu": "Hungarian",
+    "no": "Norwegian",
+    "nb": "Norwegian",
+    "sl": "Slovenian",
+    "ca": "Catalan",
+    "nn": "Nynorsk",
+    "ta": "Tamil",
+    "af": "Afrikaans",
 }
+"""Language code -> ``language_boost`` value (the voice_clone API's documented enum: ``auto``,
+``Chinese``, ``Chinese,Yue``, ``English``...). A code outside it is not sent (logged)."""
+
+
+def language_boost(language: str | None) -> str | None:
+    """The ``language_boost`` value for a language code (``en`` -> ``English``, ``zh-HK`` ->
+    ``Chinese,Yue``), or None (no language, or one MiniMax does not list)."""
+    if not language:
+        return None
+    code = language.lower().replace("_", "-")
+    boost = LANGUAGE_BOOST.get(code) or LANGUAGE_BOOST.get(code.split("-")[0])
+    if boost is None:
+        log.warning(f"minimax: language {language!r} is not one language_boost lists; not sent")
+    return boost
 
 
 def minimax_error(code: int, message: str | None, *, http_status: int | None = None) -> ProviderError:
@@ -186,7 +224,7 @@ class MiniMaxClient(VoiceProvider):
         if preview_text:
             body["text"] = preview_text
             body["model"] = record.target_model
-        boost = LANGUAGE_BOOST.get((language or "").lower().split("-")[0])
+        boost = language_boost(language)
         if boost:
             body["language_boost"] = boost
         return body
