@@ -42,7 +42,10 @@ API (all thread-safe):
   Singapore) picks the DashScope models it offers (:data:`REGION_MODELS`; others are refused with
   ``InvalidParameter`` "model not supported in this region", as the model list says) and whether the
   temporary upload (``getPolicy``) exists (``temporary_upload``; default: only in ``cn``, the one region
-  the vendor documents it for; elsewhere ``getPolicy`` answers 403 ``AccessDenied``).
+  the vendor documents it for; elsewhere ``getPolicy`` answers 403 ``AccessDenied``). ``page_cap``: the
+  largest page the list actions return, whatever ``page_size`` asks (no maximum is documented).
+  ``qwen_fallback = (mode, reason)``: Qwen creates answer with ``fallback_mode``/``fallback_reason`` (the
+  service degraded the clone), as newer responses may.
   ``echo_key_in_errors`` makes auth errors quote the key that was presented (as careless vendors do), so
   tests can prove the client redacts it. ``now`` returns the server's UTC time (for ``gmt_create``).
 - ``url``, ``dashscope_base_url``, ``minimax_base_url``, ``elevenlabs_base_url``, ``env()``.
@@ -403,8 +406,11 @@ class FakeProviders:
         now: Callable[[], datetime] | None = None,
         region: str = "cn",
         temporary_upload: bool | None = None,
+        page_cap: int | None = None,
     ) -> None:
         self.region = region
+        self.page_cap = page_cap
+        self.qwen_fallback: tuple[str, str] | None = None
         self.temporary_upload = region == "cn" if temporary_upload is None else temporary_upload
         self.keys = {"dashscope": dashscope_key, "minimax": minimax_key, "elevenlabs": elevenlabs_key}
         self.deploy_polls = deploy_polls
@@ -1080,13 +1086,13 @@ def _enroll_input(
     return inp
 
 
-def _paging(inp: dict[str, Any]) -> tuple[int, int]:
+def _paging(inp: dict[str, Any], cap: int | None = None) -> tuple[int, int]:
     index, size = inp.get("page_index", 0), inp.get("page_size", 10)
     if not isinstance(index, int) or isinstance(index, bool) or index < 0:
         raise _Refused(_bad("page_index must be an integer >= 0"))
     if not isinstance(size, int) or isinstance(size, bool) or not 1 <= size <= 1000:
         raise _Refused(_bad("page_size must be an integer in [1, 1000]"))
-    return index, size
+    return index, min(size, cap) if cap else size
 
 
 def _resolve_url(url: Any, rec: Recorded, fake: FakeProviders) -> bytes:
@@ -1154,7 +1160,7 @@ def _cosy_view(record: dict[str, Any]) -> dict[str, Any]:
 
 def _cosy_list(rec: Recorded, fake: FakeProviders) -> _Reply:
     inp = _enroll_input(rec, optional=("prefix", "page_index", "page_size"))
-    index, size = _paging(inp)
+    index, size = _paging(inp, fake.page_cap)
     prefix = inp.get("prefix")
     voices = sorted(fake.store["cosyvoice"].values(), key=lambda v: -v["seq"])  # newest first
     if prefix:
@@ -1242,12 +1248,14 @@ def _qwen_create(rec: Recorded, fake: FakeProviders) -> _Reply:
         return _quota_reply("qwen.create")
     record = fake._new_qwen(inp["target_model"], inp["preferred_name"], inp.get("language"))
     output = {"voice": record["voice"], "target_model": record["target_model"]}
+    if fake.qwen_fallback is not None:
+        output.update(fallback_mode=fake.qwen_fallback[0], fallback_reason=fake.qwen_fallback[1])
     return _Reply(200, {"output": output, "usage": {"count": 1}, "request_id": _rid()})
 
 
 def _qwen_list(rec: Recorded, fake: FakeProviders) -> _Reply:
     inp = _enroll_input(rec, optional=("page_index", "page_size"))
-    index, size = _paging(inp)
+    index, size = _paging(inp, fake.page_cap)
     voices = sorted(fake.store["qwen"].values(), key=lambda v: -v["seq"])
     page = [
         {

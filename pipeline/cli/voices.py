@@ -49,7 +49,7 @@ if TYPE_CHECKING:
 __all__ = ["submit_command", "voices_app"]
 
 voices_app = typer.Typer(
-    help="List, show, delete and sync the cloned voices recorded in the voice ledger.",
+    help="List, show, update, delete and sync the cloned voices recorded in the voice ledger.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -395,7 +395,7 @@ def voices_list(
 
     Example: voiceprep voices list --out out/ --remote
     """
-    from pipeline.enroll.voices import list_voices
+    from pipeline.enroll.voices import expires_at, list_voices
 
     path = _ledger_path(out_dir, ledger, config)
     with _errors():
@@ -407,6 +407,7 @@ def voices_list(
         for r, rv in listing.entries:
             row = r.to_dict() if r else {"family": rv.family, "base_url": rv.base_url}  # type: ignore[union-attr]
             row["in_ledger"] = r is not None
+            row["expires_at"] = expires_at(r) if r else None
             remote_fields = (
                 "voice_id",
                 "status",
@@ -437,12 +438,25 @@ def voices_list(
                 _text(r.target_model or "-"),
                 _text(r.voice_id or f"({r.name})"),
             ]
-            cells += [f"[{style}]{r.status}[/]", (r.created_at or "")[:19], (r.last_checked_at or "-")[:19]]
+            status_cell = f"[{style}]{r.status}[/]"
+            if r.details.get("fallback_mode"):  # the service degraded the clone (Qwen)
+                status_cell += f" [yellow]fallback: {_text(str(r.details['fallback_mode']))}[/]"
+            cells += [status_cell, (r.created_at or "")[:19], (r.last_checked_at or "-")[:19]]
         if remote:
             cells.append(_text(rv.status) if rv else ("[red]not listed[/]" if r and r.voice_id else "-"))
         table.add_row(*cells)
     out.print(table)
     _print_warnings(listing.warnings, listing.usage, out)
+    warned = {w[2].id for w in listing.warnings if w[0] in {"expiring", "expired"}}
+    for r, _ in listing.entries:  # short expiry rules (MiniMax: 7 days unused) are shown for every voice
+        when = expires_at(r) if r is not None and r.id not in warned else None
+        if r is not None and when and r.details.get("expires_unless_used_by"):
+            out.print(
+                f"{_text(r.voice_id or '')}: deleted by {r.family} after {when[:19]} unless a real synthesis "
+                "uses it (a preview does not count)",
+                markup=False,
+                highlight=False,
+            )
     for n in listing.notes:
         out.print(f"note: {n}", markup=False, highlight=False)
     raise typer.Exit(EXIT_OK)
@@ -462,18 +476,22 @@ def voices_show(
 
     Example: voiceprep voices show cosyvoice-vp-alice-1a2b --out out/
     """
-    from pipeline.enroll.voices import describe_voice, model_reminder, show_voice
+    from pipeline.enroll.ledger import read_versions
+    from pipeline.enroll.voices import describe_voice, expires_at, model_reminder, show_voice
 
+    path = _ledger_path(out_dir, ledger, config)
     with _errors():
-        record = show_voice(_ledger_path(out_dir, ledger, config), ident)
+        record = show_voice(path, ident)
+        versions = read_versions(path, record.id)
     if as_json:
-        print(json.dumps({**record.to_dict(), "reminder": model_reminder(record)}, ensure_ascii=False))
+        extra = {"reminder": model_reminder(record), "versions": versions, "expires_at": expires_at(record)}
+        print(json.dumps({**record.to_dict(), **extra}, ensure_ascii=False))
         raise typer.Exit(EXIT_OK)
     out = make_console()
     table = Table(show_header=False, box=None)
     table.add_column("field", style="bold")
     table.add_column("value")
-    for key, value in describe_voice(record):
+    for key, value in describe_voice(record, versions=versions):
         table.add_row(key, _text(value))
     out.print(table)
     raise typer.Exit(EXIT_OK)
@@ -512,6 +530,63 @@ def voices_delete(
         f"#{after.id} {after.voice_id or ''}: {after.status} ({after.note})", highlight=False
     )
     raise typer.Exit(EXIT_OK)
+
+
+@voices_app.command("update")
+def voices_update(
+    ident: Annotated[
+        str, typer.Argument(help="Ledger row id (12 or #12), voice id, or name.", show_default=False)
+    ],
+    clip: Annotated[
+        Path,
+        typer.Option("--clip", help="The new enrollment clip (e.g. a better take).", show_default=False),
+    ],
+    out_dir: _OutOpt = None,
+    ledger: _LedgerOpt = None,
+    config: _ConfigOpt = None,
+    region: _RegionOpt = None,
+    audio_source: Annotated[
+        str | None,
+        typer.Option(
+            "--audio-source", help="oss, url_template or data_uri (default: per region).", show_default=False
+        ),
+    ] = None,
+    settle_timeout: Annotated[
+        float, typer.Option("--settle-timeout", min=0.0, help="Seconds to wait for the review.")
+    ] = 300.0,
+    poll_interval: Annotated[
+        float, typer.Option("--poll-interval", min=0.1, help="Seconds between review polls.")
+    ] = 10.0,
+    as_json: Annotated[bool, typer.Option("--json", help="The row after, as JSON.")] = False,
+) -> None:
+    """Re-enrol a CosyVoice voice from a new clip under the same voice id, then wait until it is OK; the
+    ledger records the clip each version was made from (`voices show`).
+
+    Example: voiceprep voices update cosyvoice-v3-plus-ali1a2b-xxxx --clip better.wav --out out/
+    """
+    from pipeline.batch.config import load_config
+    from pipeline.enroll.voices import update_voice
+
+    cfg = load_config(config)
+    options = _audio_options(cfg, audio_source, None)
+    err = make_console(stderr=True)
+    with _errors():
+        after = update_voice(
+            _ledger_path(out_dir, ledger, config),
+            ident,
+            clip,
+            region=_region(region) or cfg.region,
+            audio_source=options["audio_source"],
+            url_template=options["audio_url_template"],
+            settle_timeout_s=settle_timeout,
+            settle_interval_s=poll_interval,
+            progress=lambda msg: err.print(msg, markup=False, highlight=False),
+        )
+    if as_json:
+        print(json.dumps({**after.to_dict(), "ok": after.ok}, ensure_ascii=False))
+    else:
+        make_console().print(f"#{after.id} {after.voice_id}: {after.note}", markup=False, highlight=False)
+    raise typer.Exit(EXIT_OK if after.status in {"ready", "deploying"} else EXIT_FAILURES)
 
 
 @voices_app.command("sync")

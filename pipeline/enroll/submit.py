@@ -773,8 +773,12 @@ class _Run:
             request_ids=result.request_ids,
             checked=True,
             clear_error=True,
+            details=result.details or None,
         )
-        return self.finish(clip, provider, row, "created")
+        note = ""
+        if row.details.get("fallback_mode"):
+            note = f"made in fallback mode {row.details['fallback_mode']}: {row.details.get('fallback_reason') or 'no reason given'}"
+        return self.finish(clip, provider, row, "created", note)
 
     def write_manifest(self) -> None:
         """Apply the clip changes to ``clips.jsonl`` (re-read first: keep what others wrote meanwhile)."""

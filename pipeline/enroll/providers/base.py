@@ -34,7 +34,9 @@ class VoiceRecord:
     be recognised), ``clip_path`` and ``clip_sha256``; the create answers the same record with ``voice_id``,
     ``status`` and ``request_ids`` filled in. A provider's listing gives ``provider``, ``base_url``,
     ``family``, ``voice_id``, ``status``, ``target_model``, ``created_at`` and ``name`` (``origin`` remote).
-    ``sources`` and ``request_ids`` are lists; ``last_error`` is ``{reason, message}``.
+    ``sources`` and ``request_ids`` are lists; ``last_error`` is ``{reason, message}``. ``details`` holds
+    what a provider said about the voice beyond its status (Qwen ``fallback_mode``/``fallback_reason``: the
+    service degraded the clone; MiniMax ``expires_after_days`` for a clone not yet used in a synthesis).
 
     The last fields (:data:`COMMAND_FIELDS`, not stored in the ledger) say what the command that returned
     the record did with the voice: ``action`` (submit: ``created``, ``existing`` (a voice already held the
@@ -67,6 +69,7 @@ class VoiceRecord:
     request_ids: list[str] = field(default_factory=list)
     last_error: dict[str, str] | None = None
     preview_path: str | None = None
+    details: dict[str, Any] = field(default_factory=dict)
     action: str | None = None
     note: str = ""
     requests: list[dict[str, Any]] = field(default_factory=list)

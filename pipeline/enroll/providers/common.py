@@ -434,6 +434,14 @@ class VoiceProvider:
         """Synthesise ``text`` with the voice and return the audio file's bytes."""
         raise NotImplementedError
 
+    def update_voice(self, voice_id: str, record: VoiceRecord) -> list[str]:
+        """Enrol the voice again from ``record``'s clip, keeping its id; returns request ids. Only CosyVoice
+        documents this (``update_voice``); the others raise :class:`InvalidArgument`."""
+        raise InvalidArgument(
+            f"{self.family} cannot re-enrol a voice under the same id (only cosyvoice documents "
+            "update_voice); submit the clip as a new voice"
+        )
+
     @staticmethod
     def _absent(err: ProviderError) -> bool:
         """Whether ``err`` says the voice asked about does not exist (404, or a refusal saying so)."""

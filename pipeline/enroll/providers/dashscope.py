@@ -230,7 +230,9 @@ class _DashScopeClient(VoiceProvider):
             ) from None
 
     def _all_pages(self, action: str, fields: Mapping[str, Any]) -> list[dict[str, Any]]:
-        """Every item of a paged list action (``voice_list``), page_index from 0 until a short page."""
+        """Every item of a paged list action (``voice_list``), page_index from 0 until a page comes back
+        empty (or repeats the previous one, or ``total_count`` is reached). A short page does not end
+        the list: the service may cap the page size below the one asked for (no maximum is documented)."""
         items: list[dict[str, Any]] = []
         previous: list[Any] | None = None
         for page_index in range(10_000):
@@ -245,7 +247,7 @@ class _DashScopeClient(VoiceProvider):
             items.extend(page)
             previous = page
             total = output.get("total_count")
-            if len(page) < self.page_size or (isinstance(total, int) and len(items) >= total):
+            if isinstance(total, int) and not isinstance(total, bool) and len(items) >= total:
                 break
         return items
 
@@ -438,6 +440,17 @@ class CosyVoiceClient(_DashScopeClient):
         """Delete the voice; a voice that is already gone is not an error."""
         self._delete(lambda: self._enroll("delete_voice", {"voice_id": voice_id}), voice_id)
 
+    def update_voice(self, voice_id: str, record: VoiceRecord) -> list[str]:
+        """Enrol ``voice_id`` again from ``record``'s clip (``update_voice``: same id, new audio, fetched
+        per ``audio_source`` like a create); returns the request ids. The voice goes back under review:
+        poll it with :meth:`wait_until_settled`. Re-sending the same update is harmless (same id, same
+        clip), so it is retried like a read."""
+        content = self.validate(record)
+        url, headers, ids = self._resolve_audio(record, content)
+        _, request_id = self._enroll("update_voice", {"voice_id": voice_id, "url": url}, headers=headers)
+        log.info(f"cosyvoice: updated {voice_id} (request id {request_id})")
+        return ids + ([request_id] if request_id else [])
+
     def preview(self, voice_id: str, *, target_model: str, text: str) -> bytes:
         """Synthesise ``text`` with the voice over HTTP SpeechSynthesizer; return the WAV bytes."""
         body = {"text": text, "voice": voice_id, "format": "wav", "sample_rate": 24000}
@@ -489,10 +502,14 @@ class QwenClient(_DashScopeClient):
         )
         output = _output(data)
         voice_id = str(output["voice"])
-        fallback = {k: output[k] for k in ("fallback_mode", "fallback_reason") if k in output}
-        log.info(f"qwen-tts: created {voice_id} (request id {request_id}) {fallback or ''}".rstrip())
+        fallback = {k: output[k] for k in ("fallback_mode", "fallback_reason") if output.get(k) is not None}
+        if fallback:  # the service made the voice a degraded way: recorded in the ledger, shown by `voices`
+            log.warning(f"qwen-tts: {voice_id} was created in fallback mode: {fallback}")
+        log.info(f"qwen-tts: created {voice_id} (request id {request_id})")
         ids = [request_id] if request_id else []
-        return dataclasses.replace(record, voice_id=voice_id, status="ready", request_ids=ids)
+        return dataclasses.replace(
+            record, voice_id=voice_id, status="ready", request_ids=ids, details=fallback
+        )
 
     def _item(self, item: Mapping[str, Any]) -> VoiceRecord:
         voice_id = str(item.get("voice") or item.get("voice_id") or "")

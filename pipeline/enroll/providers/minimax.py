@@ -1,7 +1,9 @@
 """MiniMax voice cloning client: upload (``purpose=voice_clone``), clone, list (``get_voice``), delete.
 
 MiniMax answers most errors with HTTP 200 and a non-zero ``base_resp.status_code``; those are mapped to
-reason codes here, and the ones that mean "later" (1000, 1001, 1002, 1033, 1039) are retried.
+reason codes here, and the ones that mean "later" (1000, 1001, 1002, 1033, 1039, 1041, 2045) are retried.
+A clone that no real synthesis uses within 7 days is deleted by MiniMax: the record's ``details`` carry
+``expires_unless_used_by``.
 
 The client chooses the voice id (the record's ``name``, derived from the enrollment key by the caller), so
 a clone is safe to re-send: if an earlier attempt whose answer was lost did create the voice, the retry is
@@ -16,6 +18,7 @@ bill the clone fee. The key comes only from ``MINIMAX_API_KEY``.
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import logging
 from pathlib import Path
 from typing import Any
@@ -64,7 +67,17 @@ MINIMAX_CODES: dict[int, tuple[str, bool, str]] = {
     2039: ("provider_bad_request", False, "voice id already exists"),
     2042: ("provider_access", False, "no access to this voice"),
     2049: ("provider_auth", False, "invalid API key"),
+    1041: ("provider_rate_limited", True, "connection limit (too many concurrent requests)"),
+    2045: ("provider_rate_limited", True, "rate growth limit (requests rose too fast; steady the pace)"),
+    2048: ("provider_bad_request", False, "prompt audio too long (the clone prompt audio must be under 8 s)"),
+    2056: ("provider_quota", False, "usage limit exceeded (wait for the next 5-hour window)"),
 }
+"""Sources: MiniMax "Error Codes" (https://platform.minimax.io/docs/api-reference/errorcode): 1041 conn
+limit, 2045 rate growth limit ("avoid sudden increases"), 2048 prompt audio too long (< 8 s), 2056 usage
+limit exceeded ("wait for the resource release in the next 5-hour window"); the retryable ones are retried
+with the usual backoff."""
+UNUSED_EXPIRY_DAYS = 7
+"""MiniMax deletes a cloned voice that no real synthesis (a preview does not count) used within 7 days."""
 DUPLICATE_CODE = 2039
 
 LANGUAGE_BOOST = {
@@ -297,7 +310,10 @@ class MiniMaxClient(VoiceProvider):
         )
         log.info(f"minimax: voice {name} ready (request id {request_id})" + (f", {how}" if how else ""))
         ids = [i for i in (upload_id, request_id) if i]
-        return dataclasses.replace(record, voice_id=name, status="ready", request_ids=ids)
+        made = dt.datetime.fromtimestamp(self.runtime.wall(), dt.UTC)
+        expiry = (made + dt.timedelta(days=UNUSED_EXPIRY_DAYS)).isoformat(timespec="seconds")
+        details = {"expires_unless_used_by": expiry} if how != "already existed" else {}
+        return dataclasses.replace(record, voice_id=name, status="ready", request_ids=ids, details=details)
 
     def list_voices(self) -> list[VoiceRecord]:
         """Every cloned voice on the account (``get_voice`` with ``voice_type: voice_cloning``)."""
