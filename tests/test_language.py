@@ -119,5 +119,7 @@ def test_submit_language_and_region_flags_reach_the_requests(fake: FakeProviders
     assert hints == {"alice": ["en"], "bob": ["zh"]}
     assert all("region cn" in r["note"] for r in rows.values())
     assert fake.requests == []  # a dry run sends nothing
+    table = voiceprep(*args, "--dry-run", env=env, drop=["*_API_KEY", "*_BASE_URL"])
+    assert table.returncode == 0 and "not set" not in table.stdout  # the cn key is the one that counts
     bad = voiceprep("submit", "--out", out, "--region", "eu", env=env, drop=["*_API_KEY", "*_BASE_URL"])
     assert bad.returncode == 2

@@ -216,3 +216,22 @@ def test_region_and_language_come_from_the_config_file(tmp_path: Path) -> None:
     cfg = load_config(path)
     assert (cfg.region, cfg.language, cfg.audio_source) == ("cn", "zh", None)
     assert json.loads(cfg.model_dump_json())["region"] == "cn"
+
+
+def test_a_ledger_rows_host_keeps_its_region_and_the_sdk_variable_counts_as_configured(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from pipeline.enroll.submit import UntrustedBaseUrl, client_getter
+
+    for name in ("DASHSCOPE_BASE_URL", "DASHSCOPE_HTTP_BASE_URL", "DASHSCOPE_API_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("DASHSCOPE_CN_API_KEY", "sk-cn")
+    spec = load_family("cosyvoice")
+    get = client_getter(region="intl", require_key=False)
+    beijing = get(spec, CN)  # a row made in Beijing is managed in Beijing, with the Beijing key
+    assert (beijing.region, beijing.auth_headers()["Authorization"]) == ("cn", "Bearer sk-cn")
+    proxy = "http://127.0.0.1:9/api/v1"
+    with pytest.raises(UntrustedBaseUrl):
+        get(spec, proxy)
+    monkeypatch.setenv("DASHSCOPE_HTTP_BASE_URL", proxy)  # set for the dashscope SDK: configured by the user
+    assert client_getter(region="intl", require_key=False)(spec, proxy).base_url == proxy

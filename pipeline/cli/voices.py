@@ -166,7 +166,7 @@ def _print_outcomes(outcomes: Sequence[VoiceRecord], out_dir: Path, console: Con
     console.print(table)
 
 
-def _print_dry_run(outcomes: Sequence[VoiceRecord], console: Console) -> None:
+def _print_dry_run(outcomes: Sequence[VoiceRecord], console: Console, region: str | None = None) -> None:
     from pipeline.enroll.ledger import scrub
     from pipeline.enroll.submit import unset_key_env
 
@@ -179,8 +179,16 @@ def _print_dry_run(outcomes: Sequence[VoiceRecord], console: Console) -> None:
             console.print_json(scrub(json.dumps(req)), indent=2)  # built masked; scrub is the second guard
         for p in o.problems:
             console.print(f"  [red]x[/] {_text(p)}", highlight=False)
+    from pipeline.enroll.providers import region_of
+
     bad = sum(1 for o in outcomes if o.problems)
-    keyless = sorted({env for o in outcomes if (env := unset_key_env(o.provider))})
+    keyless = sorted(
+        {
+            env
+            for o in outcomes
+            if (env := unset_key_env(o.provider, region_of(o.provider, o.base_url or "") or region))
+        }
+    )
     unset = f"; a real submit needs {', '.join(keyless)} (not set)" if keyless else ""
     console.print(f"dry run: {len(outcomes)} clips, {bad} with problems; nothing was sent or written{unset}")
 
@@ -311,7 +319,7 @@ def submit_command(
     elif not outcomes:
         out.print("nothing to submit: no ready or submitted clips match")
     elif dry_run:
-        _print_dry_run(outcomes, out)
+        _print_dry_run(outcomes, out, flags["region"])
     else:
         _print_outcomes(outcomes, Path(out_dir), out)
         _print_keyless(outcomes, out)
