@@ -70,7 +70,10 @@ class VoiceProvider:
     request-id reader (``_interpret``, ``_request_id_of``, as static methods); its own ``__init__`` takes
     its vendor options and passes the rest here.
     ``require_key=False`` builds a client without a key (``--dry-run``); any network call then raises
-    ``missing_api_key``.
+    ``missing_api_key``. A vendor client resolves its host, ``region`` and key variables
+    (``key_envs``) with :func:`~pipeline.enroll.providers.regions.resolve_endpoint`; ``region_models``
+    (the family spec's models for that region, set by ``make_provider``) makes :meth:`validate` refuse
+    any other model before anything is sent.
     """
 
     provider: ClassVar[str] = ""
