@@ -123,3 +123,24 @@ def test_submit_language_and_region_flags_reach_the_requests(fake: FakeProviders
     assert table.returncode == 0 and "not set" not in table.stdout  # the cn key is the one that counts
     bad = voiceprep("submit", "--out", out, "--region", "eu", env=env, drop=["*_API_KEY", "*_BASE_URL"])
     assert bad.returncode == 2
+
+
+def test_a_run_keeps_the_speaker_maps_languages_for_submit(tmp_path: Path) -> None:
+    from _samples import MEMO, cut
+
+    from pipeline.batch.config import load_config
+    from pipeline.batch.runner import run
+
+    cut(MEMO, tmp_path / "in" / "alice" / "memo.m4a", 12.5)
+    speaker_map = tmp_path / "map.csv"
+    speaker_map.write_text("path,speaker,reference,language\nalice/memo.m4a,alice,,en-GB\n")
+    out = run(
+        tmp_path / "in",
+        tmp_path / "out",
+        families=["minimax"],
+        config=load_config(slow_measures=False, speaker_checks=False, language="de"),
+        executor="serial",
+        speaker_map=speaker_map,
+    )
+    info = json.loads((out / "run.json").read_text())
+    assert info["languages"] == {"alice": "en-GB"} and info["config"]["language"] == "de"
