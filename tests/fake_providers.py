@@ -44,7 +44,15 @@ Usage::
 API (all thread-safe):
 
 - ``FakeProviders(*, dashscope_key=, minimax_key=, elevenlabs_key=, deploy_polls=2, quotas=None,
-  echo_key_in_errors=True, qwen_audio_inline=False, now=None)``; ``start()``/``stop()`` or ``with``.
+  echo_key_in_errors=True, qwen_audio_inline=False, now=None, region="cn", temporary_upload=None)``;
+  ``start()``/``stop()`` or ``with``. One server is one region: ``region`` (``cn`` Beijing, ``intl``
+  Singapore) picks the DashScope models it offers (:data:`REGION_MODELS`; others are refused with
+  ``InvalidParameter`` "model not supported in this region", as the model list says) and whether the
+  temporary upload (``getPolicy``) exists (``temporary_upload``; default: only in ``cn``, the one region
+  the vendor documents it for; elsewhere ``getPolicy`` answers 403 ``AccessDenied``). ``page_cap``: the
+  largest page the list actions return, whatever ``page_size`` asks (no maximum is documented).
+  ``qwen_fallback = (mode, reason)``: Qwen creates answer with ``fallback_mode``/``fallback_reason`` (the
+  service degraded the clone), as newer responses may.
   ``echo_key_in_errors`` makes auth errors quote the key that was presented (as careless vendors do), so
   tests can prove the client redacts it. ``now`` returns the server's UTC time (for ``gmt_create``).
 - ``url``, ``dashscope_base_url``, ``minimax_base_url``, ``elevenlabs_base_url``, ``env()``.
@@ -107,6 +115,7 @@ ENDPOINTS = (
     "cosyvoice.list_voice",
     "cosyvoice.query_voice",
     "cosyvoice.delete_voice",
+    "cosyvoice.update_voice",
     "qwen.create",
     "qwen.list",
     "qwen.delete",
@@ -145,6 +154,11 @@ QWEN_MODELS = (
     "qwen3-tts-vc-realtime-2026-01-15",
     "qwen3-tts-vc-realtime-2025-11-27",
 )
+REGION_MODELS: dict[str, tuple[str, ...]] = {
+    "cn": COSYVOICE_MODELS + QWEN_MODELS,
+    "intl": ("cosyvoice-v3-plus", "cosyvoice-v3-flash", *QWEN_MODELS),
+}
+"""The DashScope target models each region offers (the vendor's model list)."""
 MINIMAX_MODELS = (
     "speech-2.8-hd",
     "speech-2.8-turbo",
@@ -252,9 +266,10 @@ def provider_client(
     limits: dict[str, Any] | None = None,
     **options: Any,
 ) -> VoiceProvider:
-    """``make_provider(family)`` aimed at ``fake`` with :func:`fake_runtime` (``env`` replaces ``fake.env()``;
-    ``limits`` its retry limits); other ``options`` go to ``make_provider``."""
+    """``make_provider(family)`` aimed at ``fake`` (in the fake's region) with :func:`fake_runtime` (``env``
+    replaces ``fake.env()``; ``limits`` its retry limits); other ``options`` go to ``make_provider``."""
     runtime = fake_runtime(env if env is not None else fake.env(), t, seed=seed, **(limits or {}))
+    options.setdefault("region", fake.region)
     return make_provider(family, runtime=runtime, **options)
 
 
@@ -444,7 +459,14 @@ class FakeProviders:
         echo_key_in_errors: bool = True,
         qwen_audio_inline: bool = False,
         now: Callable[[], datetime] | None = None,
+        region: str = "cn",
+        temporary_upload: bool | None = None,
+        page_cap: int | None = None,
     ) -> None:
+        self.region = region
+        self.page_cap = page_cap
+        self.qwen_fallback: tuple[str, str] | None = None
+        self.temporary_upload = region == "cn" if temporary_upload is None else temporary_upload
         self.keys = {"dashscope": dashscope_key, "minimax": minimax_key, "elevenlabs": elevenlabs_key}
         self.deploy_polls = deploy_polls
         self.echo_key_in_errors = echo_key_in_errors
@@ -1157,13 +1179,13 @@ def _enroll_input(
     return inp
 
 
-def _paging(inp: dict[str, Any]) -> tuple[int, int]:
+def _paging(inp: dict[str, Any], cap: int | None = None) -> tuple[int, int]:
     index, size = inp.get("page_index", 0), inp.get("page_size", 10)
     if not isinstance(index, int) or isinstance(index, bool) or index < 0:
         raise _Refused(_bad("page_index must be an integer >= 0"))
     if not isinstance(size, int) or isinstance(size, bool) or not 1 <= size <= 1000:
         raise _Refused(_bad("page_size must be an integer in [1, 1000]"))
-    return index, size
+    return index, min(size, cap) if cap else size
 
 
 def _resolve_url(url: Any, rec: Recorded, fake: FakeProviders) -> bytes:
@@ -1196,9 +1218,15 @@ def _resolve_url(url: Any, rec: Recorded, fake: FakeProviders) -> bytes:
 
 
 def _cosy_create(rec: Recorded, fake: FakeProviders) -> _Reply:
-    inp = _enroll_input(rec, ("target_model", "prefix", "url"), ("language_hints", "enable_preprocess"))
+    inp = _enroll_input(
+        rec,
+        ("target_model", "prefix", "url"),
+        ("language_hints", "enable_preprocess", "max_prompt_audio_length"),
+    )
     if inp["target_model"] not in COSYVOICE_MODELS:
         return _bad(f"target_model {inp['target_model']!r} is not supported")
+    if inp["target_model"] not in REGION_MODELS[fake.region]:
+        return _bad(f"target_model {inp['target_model']!r} is not supported in this region")
     if not isinstance(inp["prefix"], str) or not _COSY_PREFIX.fullmatch(inp["prefix"]):
         return _bad("prefix must be 1-9 lower case letters or digits")
     hints = inp.get("language_hints")
@@ -1225,7 +1253,7 @@ def _cosy_view(record: dict[str, Any]) -> dict[str, Any]:
 
 def _cosy_list(rec: Recorded, fake: FakeProviders) -> _Reply:
     inp = _enroll_input(rec, optional=("prefix", "page_index", "page_size"))
-    index, size = _paging(inp)
+    index, size = _paging(inp, fake.page_cap)
     prefix = inp.get("prefix")
     voices = sorted(fake.store["cosyvoice"].values(), key=lambda v: -v["seq"])  # newest first
     if prefix:
@@ -1258,6 +1286,26 @@ def _cosy_query(rec: Recorded, fake: FakeProviders) -> _Reply:
     return _Reply(200, {"output": output, "usage": {}, "request_id": _rid()})
 
 
+def _cosy_update(rec: Recorded, fake: FakeProviders) -> _Reply:
+    """``update_voice`` (``voice_id``, ``url``): the voice is enrolled again from the new audio, goes back to
+    review (``DEPLOYING``) and keeps its id."""
+    inp = _enroll_input(rec, ("voice_id", "url"))
+    record = _cosy_get(inp, fake)
+    content = _resolve_url(inp["url"], rec, fake)
+    if not content or len(content) > _MAX_DASHSCOPE_BYTES:
+        return _ds_error(400, "Audio.FileSizeExceed", "audio file is empty or larger than 10 MB")
+    sha = hashlib.sha256(content).hexdigest()
+    record.update(
+        url=inp["url"][:200],
+        audio_sha256=sha,
+        status="DEPLOYING",
+        polls_left=fake.deploy_polls,
+        final="UNDEPLOYED" if sha in fake.bad_audio else "OK",
+        gmt_modified=fake._stamp(),
+    )
+    return _Reply(200, {"output": {}, "usage": {}, "request_id": _rid()})
+
+
 def _cosy_delete(rec: Recorded, fake: FakeProviders) -> _Reply:
     inp = _enroll_input(rec, ("voice_id",))
     record = _cosy_get(inp, fake)
@@ -1267,7 +1315,7 @@ def _cosy_delete(rec: Recorded, fake: FakeProviders) -> _Reply:
 
 def _qwen_create(rec: Recorded, fake: FakeProviders) -> _Reply:
     inp = _enroll_input(rec, ("target_model", "preferred_name", "audio"), ("text", "language"))
-    if inp["target_model"] not in QWEN_MODELS:
+    if inp["target_model"] not in QWEN_MODELS or inp["target_model"] not in REGION_MODELS[fake.region]:
         return _bad(f"target_model {inp['target_model']!r} is not supported")
     if not isinstance(inp["preferred_name"], str) or not _QWEN_NAME.fullmatch(inp["preferred_name"]):
         return _bad("preferred_name must be 1-16 letters, digits or '_'")
@@ -1293,12 +1341,14 @@ def _qwen_create(rec: Recorded, fake: FakeProviders) -> _Reply:
         return _quota_reply("qwen.create")
     record = fake._new_qwen(inp["target_model"], inp["preferred_name"], inp.get("language"))
     output = {"voice": record["voice"], "target_model": record["target_model"]}
+    if fake.qwen_fallback is not None:
+        output.update(fallback_mode=fake.qwen_fallback[0], fallback_reason=fake.qwen_fallback[1])
     return _Reply(200, {"output": output, "usage": {"count": 1}, "request_id": _rid()})
 
 
 def _qwen_list(rec: Recorded, fake: FakeProviders) -> _Reply:
     inp = _enroll_input(rec, optional=("page_index", "page_size"))
-    index, size = _paging(inp)
+    index, size = _paging(inp, fake.page_cap)
     voices = sorted(fake.store["qwen"].values(), key=lambda v: -v["seq"])
     page = [
         {
@@ -1326,6 +1376,8 @@ def _get_policy(rec: Recorded, fake: FakeProviders) -> _Reply:
     if rec.query.get("action") != "getPolicy":
         return _bad("action must be getPolicy")
     model = rec.query.get("model", "")
+    if not fake.temporary_upload:
+        return _ds_error(403, "AccessDenied", "temporary file upload is not available in this region")
     if model not in COSYVOICE_MODELS + QWEN_MODELS + ENROLLMENT_MODELS:
         return _ds_error(404, "ModelNotFound", f"Model not exist: {model!r}")
     token = uuid.uuid4().hex
@@ -1778,6 +1830,7 @@ _HANDLERS: dict[str, Callable[[Recorded, FakeProviders], _Reply]] = {
     "cosyvoice.list_voice": _cosy_list,
     "cosyvoice.query_voice": _cosy_query,
     "cosyvoice.delete_voice": _cosy_delete,
+    "cosyvoice.update_voice": _cosy_update,
     "qwen.create": _qwen_create,
     "qwen.list": _qwen_list,
     "qwen.delete": _qwen_delete,

@@ -74,7 +74,7 @@ def test_intent_then_sent_then_outcome(tmp_path: Path) -> None:
 def test_wal_mode_and_schema_version(tmp_path: Path) -> None:
     Ledger(tmp_path / "v.sqlite").close()
     conn = sqlite3.connect(tmp_path / "v.sqlite")
-    assert conn.execute("SELECT version FROM schema_version").fetchone()[0] == ledger_mod.SCHEMA_VERSION == 1
+    assert conn.execute("SELECT version FROM schema_version").fetchone()[0] == ledger_mod.SCHEMA_VERSION == 2
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     conn.close()
 

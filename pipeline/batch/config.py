@@ -34,7 +34,9 @@ class RunConfig(BaseModel):
     ledger: str | None = None
     target_models: dict[str, str] = Field(default_factory=dict)
     base_urls: dict[str, str] = Field(default_factory=dict)
-    audio_source: Literal["oss", "url_template", "data_uri"] = "oss"
+    region: Literal["intl", "cn"] | None = None
+    language: str | None = None
+    audio_source: Literal["oss", "url_template", "data_uri"] | None = None
     audio_url_template: str | None = None
 
     def fingerprint_fields(self, stage: Literal["analysis", "selection"]) -> dict[str, Any]:

@@ -127,6 +127,28 @@ def _read_speaker_map(path: Path) -> tuple[dict[str, str], dict[str, str]]:
     return mapping, references
 
 
+def speaker_languages(speaker_map: str | Path | None) -> dict[str, str]:
+    """``{speaker: language}`` from the optional fourth column of a speaker map
+    (``path,speaker,reference,language``; the reference may be empty), for ``voiceprep submit``."""
+    if speaker_map is None:
+        return {}
+    try:
+        with Path(speaker_map).open(newline="", encoding="utf-8-sig") as fh:
+            rows = list(csv.reader(fh))
+    except OSError as exc:
+        raise RunError(f"{speaker_map}: cannot read the speaker map: {exc.strerror or exc}") from None
+    out: dict[str, str] = {}
+    for number, row in enumerate(rows, start=1):
+        if len(row) < 4 or not row[3].strip() or row[0].strip().startswith("#"):
+            continue
+        if number == 1 and [c.strip().lower() for c in row[:2]] == ["path", "speaker"]:
+            continue
+        who, language = row[1].strip(), row[3].strip()
+        if out.setdefault(who, language) != language:
+            raise RunError(f"{speaker_map}: line {number}: {who} already has the language {out[who]!r}")
+    return out
+
+
 def speaker_references(
     input_path: str | Path,
     inputs: Sequence[InputFile],
@@ -828,6 +850,7 @@ def _run_locked(
             "tasks": tasks,
             "counts": counts,
             "inputs_inside_out": inside_out,
+            "languages": speaker_languages(speaker_map),
         },
     )
     _notify(progress, "done", out_dir=out, counts=counts)

@@ -367,6 +367,23 @@ def run_command(
         bool, typer.Option("--submit", help="Then submit the ready clips (as `voiceprep submit --out OUT`).")
     ] = False,
     preview: Preview = None,
+    region: Annotated[
+        str | None,
+        typer.Option(
+            "--region",
+            help="intl or cn: the providers' region for --submit (hosts, keys, models offered).",
+            show_default=False,
+        ),
+    ] = None,
+    language: Annotated[
+        str | None,
+        typer.Option(
+            "--language",
+            help="The speakers' language (en, zh...), sent when the voices are made; per speaker: the "
+            "speaker map's 4th column.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Pick, render and re-check the best enrollment clip per speaker and family.
 
@@ -385,7 +402,7 @@ def run_command(
     from pipeline.errors import SpecError
 
     try:
-        cfg = load_config(config)
+        cfg = load_config(config, region=region and region.strip().lower(), language=language)
     except SpecError as exc:  # an invalid configuration is a usage error (2), as for every command
         raise fail(f"invalid configuration: {exc}", EXIT_USAGE) from None
     for name in family or cfg.families:  # an unknown family is a usage error before OUT is made
@@ -422,7 +439,7 @@ def run_command(
         all_ready = all(c["status"] in {"ready", "submitted"} for c in results.clip_rows)
         code = EXIT_FAILURES if strict and not all_ready else EXIT_OK
         if submit:
-            code = max(code, _submit_after_run(written, family, preview, config))
+            code = max(code, _submit_after_run(written, family, preview, config, cfg.region, cfg.language))
         write_report(written)
     raise typer.Exit(code)
 
@@ -489,13 +506,25 @@ def explain_command(
 
 
 def _submit_after_run(
-    out_dir: Path, family: list[str] | None, preview: str | None, config: Path | None
+    out_dir: Path,
+    family: list[str] | None,
+    preview: str | None,
+    config: Path | None,
+    region: str | None = None,
+    language: str | None = None,
 ) -> int:
     """``voiceprep submit OUT`` after a run; returns its exit code."""
     from pipeline.cli.voices import submit_command
 
     try:
-        submit_command(out_dir=out_dir, family=family, preview=preview, config=config)
+        submit_command(
+            out_dir=out_dir,
+            family=family,
+            preview=preview,
+            config=config,
+            region=region,
+            language=[language] if language else None,
+        )
     except typer.Exit as done:
         return int(done.exit_code)
     return EXIT_OK

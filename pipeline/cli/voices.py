@@ -49,7 +49,7 @@ if TYPE_CHECKING:
 __all__ = ["submit_command", "voices_app"]
 
 voices_app = typer.Typer(
-    help="List, show, delete and sync the cloned voices recorded in the voice ledger.",
+    help="List, show, update, delete and sync the cloned voices recorded in the voice ledger.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -102,6 +102,15 @@ def _pairs(values: Sequence[str] | None, option: str, *, single_key: str | None 
     return out
 
 
+def _region(value: str | None) -> str | None:
+    """``--region`` checked (``intl``, ``cn``) or None."""
+    if value is None:
+        return None
+    if value.strip().lower() not in {"intl", "cn"}:
+        raise typer.BadParameter(f"--region must be intl or cn (got {value!r})")
+    return value.strip().lower()
+
+
 def _ledger_path(out_dir: Path | None, ledger: Path | None, config: Path | None) -> Path:
     """``--ledger``, else the config's ``ledger``, else ``OUT/voices.sqlite``."""
     from pipeline.batch.config import load_config
@@ -115,12 +124,12 @@ def _ledger_path(out_dir: Path | None, ledger: Path | None, config: Path | None)
 
 def _audio_options(cfg: Any, source: str | None, template: str | None) -> dict[str, str | None]:
     """How CosyVoice fetches a clip (``audio_source``, ``audio_url_template`` of a RunConfig):
-    ``--audio-source``/``--audio-url-template``, else ``cfg``'s."""
+    ``--audio-source``/``--audio-url-template``, else ``cfg``'s (None: the region's default)."""
     chosen = source or cfg.audio_source
     url_template = template or cfg.audio_url_template
     if template and source is None:
         chosen = "url_template"
-    if chosen not in {"oss", "url_template", "data_uri"}:
+    if chosen is not None and chosen not in {"oss", "url_template", "data_uri"}:
         raise typer.BadParameter(f"--audio-source must be oss, url_template or data_uri, got {chosen!r}")
     if chosen == "url_template" and not url_template:
         raise typer.BadParameter("--audio-source url_template needs --audio-url-template (or the config's)")
@@ -157,7 +166,7 @@ def _print_outcomes(outcomes: Sequence[VoiceRecord], out_dir: Path, console: Con
     console.print(table)
 
 
-def _print_dry_run(outcomes: Sequence[VoiceRecord], console: Console) -> None:
+def _print_dry_run(outcomes: Sequence[VoiceRecord], console: Console, region: str | None = None) -> None:
     from pipeline.enroll.ledger import scrub
     from pipeline.enroll.submit import unset_key_env
 
@@ -170,8 +179,16 @@ def _print_dry_run(outcomes: Sequence[VoiceRecord], console: Console) -> None:
             console.print_json(scrub(json.dumps(req)), indent=2)  # built masked; scrub is the second guard
         for p in o.problems:
             console.print(f"  [red]x[/] {_text(p)}", highlight=False)
+    from pipeline.enroll.providers import region_of
+
     bad = sum(1 for o in outcomes if o.problems)
-    keyless = sorted({env for o in outcomes if (env := unset_key_env(o.provider))})
+    keyless = sorted(
+        {
+            env
+            for o in outcomes
+            if (env := unset_key_env(o.provider, region_of(o.provider, o.base_url or "") or region))
+        }
+    )
     unset = f"; a real submit needs {', '.join(keyless)} (not set)" if keyless else ""
     console.print(f"dry run: {len(outcomes)} clips, {bad} with problems; nothing was sent or written{unset}")
 
@@ -228,6 +245,24 @@ def submit_command(
             show_default=False,
         ),
     ] = None,
+    region: Annotated[
+        str | None,
+        typer.Option(
+            "--region",
+            help="intl (Singapore / global hosts) or cn (China, Beijing / mainland hosts): picks each "
+            "provider's host, key variable and the models offered (default: config, base URL, else intl).",
+            show_default=False,
+        ),
+    ] = None,
+    language: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--language",
+            help="LANG (every voice) or SPEAKER=LANG (repeatable), e.g. en, zh: sent as CosyVoice "
+            "language_hints, Qwen language, MiniMax language_boost (default: the run's speaker map).",
+            show_default=False,
+        ),
+    ] = None,
     settle_timeout: Annotated[
         float, typer.Option("--settle-timeout", min=0.0, help="Seconds to wait for a voice under review.")
     ] = 300.0,
@@ -247,7 +282,13 @@ def submit_command(
 
     single = family[0] if family and len(family) == 1 else None
     cfg = load_config(config)  # read once: models, regions, audio source and ledger all come from it
+    languages = _pairs([v for v in language or [] if "=" in v], "--language")
+    every = [v for v in language or [] if "=" not in v]
+    if len(every) > 1:
+        raise typer.BadParameter("--language takes one LANG for every voice, and SPEAKER=LANG per speaker")
     flags = {
+        "region": _region(region) or cfg.region,
+        "language": every[0] if every else cfg.language,
         "target_models": {**cfg.target_models, **_pairs(target_model, "--target-model", single_key=single)},
         "base_urls": {**cfg.base_urls, **_pairs(base_url, "--base-url")},
         "ledger": str(ledger) if ledger is not None else cfg.ledger,
@@ -265,6 +306,7 @@ def submit_command(
             settle_timeout_s=settle_timeout,
             settle_interval_s=poll_interval,
             progress=lambda msg: err.print(msg, markup=False, highlight=False),
+            languages=languages,
         )
     out = make_console()
     if as_json:
@@ -277,7 +319,7 @@ def submit_command(
     elif not outcomes:
         out.print("nothing to submit: no ready or submitted clips match")
     elif dry_run:
-        _print_dry_run(outcomes, out)
+        _print_dry_run(outcomes, out, flags["region"])
     else:
         _print_outcomes(outcomes, Path(out_dir), out)
         _print_keyless(outcomes, out)
@@ -307,6 +349,16 @@ def _print_keyless(outcomes: Sequence[VoiceRecord], console: Console) -> None:
 
 
 # --------------------------------------------------------------------------------------------- voices
+
+_RegionOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--region",
+        help="intl (Singapore / global hosts) or cn (China, Beijing / mainland hosts): picks each "
+        "provider's host, key variable and the models offered (default: config, base URL, else intl).",
+        show_default=False,
+    ),
+]
 
 _OutOpt = Annotated[
     Path | None,
@@ -345,21 +397,25 @@ def voices_list(
     ] = None,
     remote: Annotated[bool, typer.Option("--remote", help="Also ask each provider for its list.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per voice.")] = False,
+    region: _RegionOpt = None,
 ) -> None:
     """List the voices in the ledger, with quota usage and expiry warnings.
 
     Example: voiceprep voices list --out out/ --remote
     """
-    from pipeline.enroll.voices import list_voices
+    from pipeline.enroll.voices import expires_at, list_voices
 
     path = _ledger_path(out_dir, ledger, config)
     with _errors():
-        listing = list_voices(path, provider=provider, family=family, statuses=status, remote=remote)
+        listing = list_voices(
+            path, provider=provider, family=family, statuses=status, remote=remote, region=_region(region)
+        )
     out = make_console()
     if as_json:
         for r, rv in listing.entries:
             row = r.to_dict() if r else {"family": rv.family, "base_url": rv.base_url}  # type: ignore[union-attr]
             row["in_ledger"] = r is not None
+            row["expires_at"] = expires_at(r) if r else None
             remote_fields = (
                 "voice_id",
                 "status",
@@ -390,12 +446,25 @@ def voices_list(
                 _text(r.target_model or "-"),
                 _text(r.voice_id or f"({r.name})"),
             ]
-            cells += [f"[{style}]{r.status}[/]", (r.created_at or "")[:19], (r.last_checked_at or "-")[:19]]
+            status_cell = f"[{style}]{r.status}[/]"
+            if r.details.get("fallback_mode"):  # the service degraded the clone (Qwen)
+                status_cell += f" [yellow]fallback: {_text(str(r.details['fallback_mode']))}[/]"
+            cells += [status_cell, (r.created_at or "")[:19], (r.last_checked_at or "-")[:19]]
         if remote:
             cells.append(_text(rv.status) if rv else ("[red]not listed[/]" if r and r.voice_id else "-"))
         table.add_row(*cells)
     out.print(table)
     _print_warnings(listing.warnings, listing.usage, out)
+    warned = {w[2].id for w in listing.warnings if w[0] in {"expiring", "expired"}}
+    for r, _ in listing.entries:  # short expiry rules (MiniMax: 7 days unused) are shown for every voice
+        when = expires_at(r) if r is not None and r.id not in warned else None
+        if r is not None and when and r.details.get("expires_unless_used_by"):
+            out.print(
+                f"{_text(r.voice_id or '')}: deleted by {r.family} after {when[:19]} unless a real synthesis "
+                "uses it (a preview does not count)",
+                markup=False,
+                highlight=False,
+            )
     for n in listing.notes:
         out.print(f"note: {n}", markup=False, highlight=False)
     raise typer.Exit(EXIT_OK)
@@ -415,18 +484,22 @@ def voices_show(
 
     Example: voiceprep voices show cosyvoice-vp-alice-1a2b --out out/
     """
-    from pipeline.enroll.voices import describe_voice, model_reminder, show_voice
+    from pipeline.enroll.ledger import read_versions
+    from pipeline.enroll.voices import describe_voice, expires_at, model_reminder, show_voice
 
+    path = _ledger_path(out_dir, ledger, config)
     with _errors():
-        record = show_voice(_ledger_path(out_dir, ledger, config), ident)
+        record = show_voice(path, ident)
+        versions = read_versions(path, record.id)
     if as_json:
-        print(json.dumps({**record.to_dict(), "reminder": model_reminder(record)}, ensure_ascii=False))
+        extra = {"reminder": model_reminder(record), "versions": versions, "expires_at": expires_at(record)}
+        print(json.dumps({**record.to_dict(), **extra}, ensure_ascii=False))
         raise typer.Exit(EXIT_OK)
     out = make_console()
     table = Table(show_header=False, box=None)
     table.add_column("field", style="bold")
     table.add_column("value")
-    for key, value in describe_voice(record):
+    for key, value in describe_voice(record, versions=versions):
         table.add_row(key, _text(value))
     out.print(table)
     raise typer.Exit(EXIT_OK)
@@ -441,6 +514,7 @@ def voices_delete(
     out_dir: _OutOpt = None,
     ledger: _LedgerOpt = None,
     config: _ConfigOpt = None,
+    region: _RegionOpt = None,
 ) -> None:
     """Delete a voice at its provider and mark it deleted in the ledger (asks first unless --yes).
 
@@ -459,11 +533,68 @@ def voices_delete(
         ):
             raise fail("nothing deleted", EXIT_FAILURES)
     with _errors():
-        after = delete_voice(path, f"#{record.id}")
+        after = delete_voice(path, f"#{record.id}", region=_region(region))
     make_console().print(
         f"#{after.id} {after.voice_id or ''}: {after.status} ({after.note})", highlight=False
     )
     raise typer.Exit(EXIT_OK)
+
+
+@voices_app.command("update")
+def voices_update(
+    ident: Annotated[
+        str, typer.Argument(help="Ledger row id (12 or #12), voice id, or name.", show_default=False)
+    ],
+    clip: Annotated[
+        Path,
+        typer.Option("--clip", help="The new enrollment clip (e.g. a better take).", show_default=False),
+    ],
+    out_dir: _OutOpt = None,
+    ledger: _LedgerOpt = None,
+    config: _ConfigOpt = None,
+    region: _RegionOpt = None,
+    audio_source: Annotated[
+        str | None,
+        typer.Option(
+            "--audio-source", help="oss, url_template or data_uri (default: per region).", show_default=False
+        ),
+    ] = None,
+    settle_timeout: Annotated[
+        float, typer.Option("--settle-timeout", min=0.0, help="Seconds to wait for the review.")
+    ] = 300.0,
+    poll_interval: Annotated[
+        float, typer.Option("--poll-interval", min=0.1, help="Seconds between review polls.")
+    ] = 10.0,
+    as_json: Annotated[bool, typer.Option("--json", help="The row after, as JSON.")] = False,
+) -> None:
+    """Re-enrol a CosyVoice voice from a new clip under the same voice id, then wait until it is OK; the
+    ledger records the clip each version was made from (`voices show`).
+
+    Example: voiceprep voices update cosyvoice-v3-plus-ali1a2b-xxxx --clip better.wav --out out/
+    """
+    from pipeline.batch.config import load_config
+    from pipeline.enroll.voices import update_voice
+
+    cfg = load_config(config)
+    options = _audio_options(cfg, audio_source, None)
+    err = make_console(stderr=True)
+    with _errors():
+        after = update_voice(
+            _ledger_path(out_dir, ledger, config),
+            ident,
+            clip,
+            region=_region(region) or cfg.region,
+            audio_source=options["audio_source"],
+            url_template=options["audio_url_template"],
+            settle_timeout_s=settle_timeout,
+            settle_interval_s=poll_interval,
+            progress=lambda msg: err.print(msg, markup=False, highlight=False),
+        )
+    if as_json:
+        print(json.dumps({**after.to_dict(), "ok": after.ok}, ensure_ascii=False))
+    else:
+        make_console().print(f"#{after.id} {after.voice_id}: {after.note}", markup=False, highlight=False)
+    raise typer.Exit(EXIT_OK if after.status in {"ready", "deploying"} else EXIT_FAILURES)
 
 
 @voices_app.command("sync")
@@ -479,6 +610,7 @@ def voices_sync(
         list[str] | None, typer.Option("--base-url", help="FAMILY=URL or PROVIDER=URL.", show_default=False)
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="The report as JSON.")] = False,
+    region: _RegionOpt = None,
 ) -> None:
     """Reconcile the ledger with each provider: status changes, voices gone, voices the ledger did not know.
 
@@ -487,10 +619,15 @@ def voices_sync(
     from pipeline.batch.config import load_config
     from pipeline.enroll.voices import sync_voices, warning_json
 
-    urls = {**load_config(config).base_urls, **_pairs(base_url, "--base-url")}
+    cfg = load_config(config)
+    urls = {**cfg.base_urls, **_pairs(base_url, "--base-url")}
     with _errors():
         report = sync_voices(
-            _ledger_path(out_dir, ledger, config), families=family, provider=provider, base_urls=urls or None
+            _ledger_path(out_dir, ledger, config),
+            families=family,
+            provider=provider,
+            base_urls=urls or None,
+            region=_region(region) or cfg.region,
         )
     if as_json:
         print(

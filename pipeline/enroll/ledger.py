@@ -64,13 +64,17 @@ __all__ = [
     "ledger_lock",
     "parse_stored_time",
     "read_records",
+    "read_versions",
     "read_voices",
     "scrub",
     "utc_now",
 ]
 
 LEDGER_FILE = "voices.sqlite"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+"""1: the ``voices`` table. 2: ``voices.details`` (provider signals, e.g. Qwen's fallback) and the
+``voice_versions`` table (the clip each version of a voice was made from: ``voices update``); a schema-1
+ledger is migrated when opened for writing, its rows getting version 1 from their own clip."""
 
 STATUSES: tuple[str, ...] = (
     "pending",
@@ -128,6 +132,24 @@ CREATE UNIQUE INDEX voices_remote_id ON voices (provider, base_url, voice_id) WH
 CREATE INDEX voices_clip ON voices (provider, target_model, clip_sha256);
 CREATE INDEX voices_status ON voices (status);
 """
+
+_MIGRATE_V2 = """
+ALTER TABLE voices ADD COLUMN details TEXT NOT NULL DEFAULT '{}';
+CREATE TABLE voice_versions (
+    voice_row    INTEGER NOT NULL REFERENCES voices (id),
+    version      INTEGER NOT NULL,
+    clip_sha256  TEXT,
+    clip_path    TEXT,
+    created_at   TEXT NOT NULL,
+    request_ids  TEXT NOT NULL DEFAULT '[]',
+    note         TEXT,
+    PRIMARY KEY (voice_row, version)
+);
+INSERT INTO voice_versions (voice_row, version, clip_sha256, clip_path, created_at, request_ids, note)
+    SELECT id, 1, clip_sha256, clip_path, created_at, request_ids, 'created'
+    FROM voices WHERE clip_sha256 IS NOT NULL OR clip_path IS NOT NULL;
+"""
+"""Schema 1 -> 2 (run in the transaction that checks the version)."""
 
 
 class LedgerError(VoiceprepError):
@@ -192,6 +214,12 @@ def _decode(row: sqlite3.Row | Sequence[Any], names: Sequence[str]) -> dict[str,
             except ValueError:
                 value = []
             data[key] = value if isinstance(value, list) else []
+    if "details" in data:
+        try:
+            details = json.loads(data["details"] or "{}")
+        except ValueError:
+            details = {}
+        data["details"] = details if isinstance(details, dict) else {}
     if "last_error" in data:
         try:
             err = json.loads(data["last_error"]) if data["last_error"] else None
@@ -306,10 +334,15 @@ class Ledger:
             c.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
             row = c.execute("SELECT version FROM schema_version").fetchone()
             if row is None:
-                for statement in _SCHEMA_V1.split(";"):
+                for statement in (_SCHEMA_V1 + _MIGRATE_V2).split(";"):
                     if statement.strip():
                         c.execute(statement)
                 c.execute("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,))
+            elif int(row[0]) == 1:  # an older ledger: add what schema 2 adds, keep every row
+                for statement in _MIGRATE_V2.split(";"):
+                    if statement.strip():
+                        c.execute(statement)
+                c.execute("UPDATE schema_version SET version = ?", (SCHEMA_VERSION,))
             elif int(row[0]) > SCHEMA_VERSION:
                 raise LedgerError(
                     f"{self.path}: written by a newer voiceprep (schema {row[0]}, this one knows "
@@ -390,12 +423,19 @@ class Ledger:
                     f"INSERT INTO voices ({', '.join(columns)}) VALUES ({', '.join('?' for _ in columns)})",
                     encoded,
                 )
+                row_id = int(cur.lastrowid or 0)
+                if record.clip_sha256 or record.clip_path:  # the clip the voice is (to be) made from
+                    c.execute(
+                        "INSERT INTO voice_versions (voice_row, version, clip_sha256, clip_path, created_at, "
+                        "request_ids, note) VALUES (?, 1, ?, ?, ?, '[]', 'created')",
+                        (row_id, record.clip_sha256, record.clip_path, now),
+                    )
         except sqlite3.IntegrityError:
             raise LedgerConflict(
                 f"a ledger row for {record.provider} {record.target_model} clip {(record.clip_sha256 or '')[:12]} "
                 f"name {record.name!r} already exists"
             ) from None
-        return self._must(int(cur.lastrowid or 0))
+        return self._must(row_id)
 
     def mark_sent(self, row_id: int) -> VoiceRecord:
         """Commit the "sent" marker: from now on the create may have reached the provider."""
@@ -420,8 +460,10 @@ class Ledger:
         clear_error: bool = False,
         checked: bool = False,
         preview_path: str | None = None,
+        details: Mapping[str, Any] | None = None,
     ) -> VoiceRecord:
-        """Change one row in one transaction; ``request_ids`` are appended (deduplicated).
+        """Change one row in one transaction; ``request_ids`` are appended (deduplicated); ``details`` are
+        merged into the stored ones (a ``None`` value removes a key).
 
         ``error`` is ``(reason, message)``; the message is scrubbed of secrets; ``error_details`` (plain
         JSON values, e.g. the unknown-outcome rule's ``absent_checks``) are stored with it. ``checked`` stamps
@@ -452,6 +494,11 @@ class Ledger:
                     raise LedgerConflict(f"voice {voice_id} already belongs to ledger row {other[0]}")
                 if other is not None:
                     c.execute("DELETE FROM voices WHERE id = ?", (other[0],))
+            if details:
+                old = c.execute("SELECT details FROM voices WHERE id = ?", (row_id,)).fetchone()
+                kept = _decode((old[0],), ("details",))["details"]
+                kept.update(details)
+                sets["details"] = json.dumps({k: v for k, v in kept.items() if v is not None}, sort_keys=True)
             merged = json.loads(current[2] or "[]")
             merged += [x for x in dict.fromkeys(str(i) for i in request_ids if i) if x not in merged]
             if request_ids:
@@ -473,6 +520,48 @@ class Ledger:
             c.execute("UPDATE voices SET last_used_at = ?, updated_at = ? WHERE id = ?", (now, now, row_id))
         return self._must(row_id)
 
+    def versions(self, row_id: int) -> list[dict[str, Any]]:
+        """The versions of a row's voice, oldest first: ``{version, clip_sha256, clip_path, created_at,
+        request_ids, note}`` (version 1 is the clip it was created from)."""
+        return _versions(self._conn, row_id)
+
+    def add_version(
+        self,
+        row_id: int,
+        *,
+        clip_sha256: str,
+        clip_path: str,
+        request_ids: Sequence[str | None] = (),
+        note: str = "",
+    ) -> VoiceRecord:
+        """Record that the row's voice was enrolled again (``voices update``) from another clip: a new
+        version, and the row's ``clip_sha256``/``clip_path`` become that clip's; one transaction.
+
+        Raises:
+            LedgerConflict: another row already holds this clip for the same model and name.
+        """
+        now = self.now()
+        ids = [str(i) for i in request_ids if i]
+        try:
+            with self._write() as c:
+                last = c.execute(
+                    "SELECT COALESCE(MAX(version), 0) FROM voice_versions WHERE voice_row = ?", (row_id,)
+                ).fetchone()[0]
+                c.execute(
+                    "INSERT INTO voice_versions (voice_row, version, clip_sha256, clip_path, created_at, "
+                    "request_ids, note) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (row_id, int(last) + 1, clip_sha256, clip_path, now, json.dumps(ids), note or "updated"),
+                )
+                c.execute(
+                    "UPDATE voices SET clip_sha256 = ?, clip_path = ?, updated_at = ? WHERE id = ?",
+                    (clip_sha256, clip_path, now, row_id),
+                )
+        except sqlite3.IntegrityError as exc:
+            raise LedgerConflict(
+                f"ledger row {row_id}: another row holds clip {clip_sha256[:12]} ({exc})"
+            ) from None
+        return self._must(row_id)
+
     def record_found(self, voice: VoiceRecord) -> VoiceRecord:
         """Add a row for a voice that exists remotely but had no row (``voice.origin``: ``remote`` or
         ``manifest``), stamped as created and checked now.
@@ -486,6 +575,34 @@ class Ledger:
 
     def _must(self, row_id: int) -> VoiceRecord:
         return self._select("WHERE id = ?", (row_id,))[0]
+
+
+def _versions(conn: sqlite3.Connection, row_id: int) -> list[dict[str, Any]]:
+    has = conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'voice_versions'"
+    ).fetchone()
+    if not has:
+        return []
+    names = ("version", "clip_sha256", "clip_path", "created_at", "request_ids", "note")
+    cur = conn.execute(
+        f"SELECT {', '.join(names)} FROM voice_versions WHERE voice_row = ? ORDER BY version", (row_id,)
+    )
+    return [_decode(r, names) for r in cur.fetchall()]
+
+
+def read_versions(path: Path, row_id: int) -> list[dict[str, Any]]:
+    """The versions of ledger row ``row_id`` (see :meth:`Ledger.versions`), read-only; ``[]`` for a
+    ledger without any (schema 1, not yet migrated) or no such row."""
+    path = Path(path)
+    if not path.is_file():
+        return []
+    conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=30.0)
+    try:
+        return _versions(conn, row_id)
+    except sqlite3.DatabaseError as exc:
+        raise LedgerError(f"{path}: not a readable voice ledger ({exc})") from None
+    finally:
+        conn.close()
 
 
 def read_voices(path: Path) -> list[dict[str, Any]]:

@@ -27,6 +27,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as _dt
 import hashlib
+import json
 import math
 import os
 import re
@@ -49,7 +50,14 @@ from pipeline.enroll.ledger import (
     read_records,
     scrub,
 )
-from pipeline.enroll.providers import allowed_base_url, api_key_env, base_url_env, make_provider
+from pipeline.enroll.providers import (
+    allowed_base_url,
+    api_key_env,
+    base_url_envs,
+    make_provider,
+    region_of,
+    resolve_endpoint,
+)
 from pipeline.enroll.providers.base import (
     MissingApiKey,
     OutcomeUnknown,
@@ -57,7 +65,7 @@ from pipeline.enroll.providers.base import (
     VoiceRecord,
     normalize_base_url,
 )
-from pipeline.enroll.providers.common import VoiceProvider
+from pipeline.enroll.providers.common import VoiceProvider, region_refusal
 from pipeline.errors import InvalidArgument
 from pipeline.rules.families import FamilySpec, list_families, load_family
 
@@ -71,6 +79,8 @@ __all__ = [
     "UntrustedBaseUrl",
     "apply_remote",
     "client_getter",
+    "language_for",
+    "normalize_language",
     "reconcile_row",
     "resolve_target_model",
     "submit_run",
@@ -209,6 +219,7 @@ def client_getter(
     *,
     base_urls: Mapping[str, str] | None = None,
     require_key: bool = True,
+    region: str | None = None,
     **options: Any,
 ) -> Callable[..., VoiceProvider]:
     """``get(spec, base_url=None)``: the client for a family in a region, made once per (family, region).
@@ -216,7 +227,9 @@ def client_getter(
     ``providers`` is the test seam (:data:`Providers`); by default clients come from the environment and
     raise :class:`MissingApiKey` when a key is not set (unless ``require_key`` is False: a dry run).
     ``base_url=None`` means the region ``base_urls`` gives by family or provider name (family wins), else
-    the client's default. ``options`` not None go to the default factory (``audio_source``...).
+    the client's default. ``region`` (``intl``/``cn``) is the region asked for: a base URL read from data
+    keeps the region of its documented host (a row made in Beijing is managed in Beijing), an address of
+    no known region takes ``region``. ``options`` not None go to the default factory (``audio_source``...).
     ``get`` raises :class:`InvalidArgument` when the seam lacks the family or its client serves another
     region than the one asked for, and :class:`UntrustedBaseUrl` (before any client is made for it) when
     ``base_url``, which callers read from ledger rows, is not a host the key may go to
@@ -227,7 +240,8 @@ def client_getter(
         extra = {k: v for k, v in options.items() if v is not None}
 
         def factory(spec: FamilySpec, url: str | None) -> VoiceProvider:
-            return make_provider(spec, base_url=url, require_key=require_key, **extra)
+            where = (region_of(spec.provider, url) if url else None) or region
+            return make_provider(spec, base_url=url, require_key=require_key, region=where, **extra)
 
     elif isinstance(providers, Mapping):
 
@@ -243,8 +257,9 @@ def client_getter(
 
     def check_host(spec: FamilySpec, url: str) -> None:
         """Refuse a base URL read from data unless the key may go there (:func:`allowed_base_url`)."""
-        env = base_url_env(spec.provider)
-        configured = [urls.get(spec.name), urls.get(spec.provider), os.environ.get(env)]
+        envs = base_url_envs(spec.provider)
+        env = "/".join(envs)
+        configured = [urls.get(spec.name), urls.get(spec.provider), *(os.environ.get(e) for e in envs)]
         if allowed_base_url(spec.provider, url, [c for c in configured if c]):
             return
         if allowed_base_url(spec.provider, url, [get(spec).base_url]):  # the configured region's client
@@ -277,10 +292,48 @@ def _no_key(exc: MissingApiKey) -> tuple[str, str]:
     return exc.reason, f"{exc.env_var} is not set: export {exc.env_var}=<your {exc.provider} key>"
 
 
-def unset_key_env(provider: str) -> str | None:
-    """The environment variable holding ``provider``'s key when it is not set (``None`` when it is)."""
-    env = api_key_env(provider)
-    return None if os.environ.get(env) else env
+def unset_key_env(provider: str, region: str | None = None) -> str | None:
+    """The environment variable holding ``provider``'s key (in ``region``) when no key is set (``None``
+    when one is)."""
+    from pipeline.enroll.providers import api_key_envs
+
+    if any(os.environ.get(e) for e in api_key_envs(provider, region)):
+        return None
+    return api_key_env(provider, region)
+
+
+_LANGUAGE_RE = re.compile(r"^(?:auto|[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{2,8})*)$")
+
+
+def normalize_language(language: str | None) -> str | None:
+    """A language tag as voiceprep passes it on (``en``, ``zh``, ``pt-BR``; ``auto``), or None.
+
+    Raises:
+        InvalidArgument: not a language tag (ISO 639 code, optionally with a region).
+    """
+    if language is None or not language.strip():
+        return None
+    value = language.strip().replace("_", "-")
+    if not _LANGUAGE_RE.fullmatch(value):
+        raise InvalidArgument(f"language must be a language code such as en, zh or pt-BR (got {language!r})")
+    head, _, tail = value.partition("-")
+    return head.lower() + (f"-{tail}" if tail else "")
+
+
+def language_for(
+    speaker: str,
+    *,
+    per_speaker: Mapping[str, str] | None = None,
+    default: str | None = None,
+    run_per_speaker: Mapping[str, str] | None = None,
+    run_default: str | None = None,
+) -> str | None:
+    """The language of ``speaker``'s voice: the submit's per-speaker choice, the run's speaker map, the
+    submit's default (``--language``, the config's ``language``), then the run's ``--language``."""
+    for table in (per_speaker, run_per_speaker):
+        if table and table.get(speaker):
+            return normalize_language(table[speaker])
+    return normalize_language(default) or normalize_language(run_default)
 
 
 # --------------------------------------------------------------------------------------------- reconcile
@@ -401,6 +454,15 @@ def _audio_ext(data: bytes) -> str:
     return "bin"
 
 
+def _run_info(out_dir: Path) -> dict[str, Any]:
+    """The run's ``run.json`` (``{}`` when missing or unreadable)."""
+    try:
+        data = json.loads((out_dir / "run.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
 def _validate_names(values: Iterable[str] | None, known: Sequence[str], what: str) -> list[str] | None:
     if values is None:
         return None
@@ -432,8 +494,10 @@ class _Run:
         settle_s: tuple[float, float],
         absent_settle_s: float = ABSENT_SETTLE_S,
         progress: Callable[[str], None],
+        language_of: Callable[[str], str | None] = lambda speaker: None,
     ) -> None:
         self.out_dir = out_dir
+        self.language_of = language_of
         self.specs = specs
         self.models = {f: resolve_target_model(spec, target_models) for f, spec in specs.items()}
         self.client = client
@@ -658,15 +722,19 @@ class _Run:
         """The dry run's outcome: the requests a create would send, and what would fail."""
         problems: list[str] = []
         try:
-            prepared = list(provider.prepare_create(request, preview_text=self.preview_text))
+            prepared = list(
+                provider.prepare_create(
+                    request, preview_text=self.preview_text, language=self.language_of(request.speaker or "")
+                )
+            )
         except (ProviderError, InvalidArgument) as exc:  # ProviderError reads "reason: message"
             prepared = []
             problems.append(
                 scrub(str(exc) if isinstance(exc, ProviderError) else f"provider_bad_request: {exc}")
             )
         problems += _size_problems(spec, Path(request.clip_path or "").stat().st_size, prepared)
-        env = unset_key_env(spec.provider)
-        note = f"{len(prepared)} request(s), base URL {provider.base_url}"
+        env = unset_key_env(spec.provider, provider.region)
+        note = f"{len(prepared)} request(s), base URL {provider.base_url} (region {provider.region})"
         note += f"; {env} is not set: a real submit would skip this family" if env else ""
         return dataclasses.replace(
             request, status="dry-run", action="dry-run", note=note, requests=prepared, problems=problems
@@ -679,7 +747,9 @@ class _Run:
         request = dataclasses.replace(row, clip_path=row.clip_path or str(self.out_dir / (clip.clip or "")))
         self.progress(f"{clip.family} {clip.speaker}: creating {request.name} for {request.target_model}")
         try:
-            result = provider.create_voice(request, preview_text=self.preview_text)
+            result = provider.create_voice(
+                request, preview_text=self.preview_text, language=self.language_of(request.speaker or "")
+            )
         except InvalidArgument as exc:  # the client refused the request before sending it
             row = self.ledger.update(row.id, status="failed", error=("provider_bad_request", str(exc)))
             return self.outcome(clip, row, action="created")
@@ -703,8 +773,12 @@ class _Run:
             request_ids=result.request_ids,
             checked=True,
             clear_error=True,
+            details=result.details or None,
         )
-        return self.finish(clip, provider, row, "created")
+        note = ""
+        if row.details.get("fallback_mode"):
+            note = f"made in fallback mode {row.details['fallback_mode']}: {row.details.get('fallback_reason') or 'no reason given'}"
+        return self.finish(clip, provider, row, "created", note)
 
     def write_manifest(self) -> None:
         """Apply the clip changes to ``clips.jsonl`` (re-read first: keep what others wrote meanwhile)."""
@@ -732,6 +806,7 @@ def submit_run(
     absent_settle_s: float = ABSENT_SETTLE_S,
     progress: Callable[[str], None] = _quiet,
     providers: Providers | None = None,
+    languages: Mapping[str, str] | None = None,
 ) -> list[VoiceRecord]:
     """Submit the ``ready`` clips of the run in ``out_dir`` and re-verify its ``submitted`` ones.
 
@@ -740,21 +815,28 @@ def submit_run(
         families, speakers: restrict to these (default: all in the run).
         config: the run configuration's submit settings: ``ledger`` (default ``OUT/voices.sqlite``),
             ``target_models`` (family -> model; default the spec's ``default_target_model``), ``base_urls``
-            (region by family or provider name), ``audio_source`` and ``audio_url_template`` (how CosyVoice
-            fetches a clip). Default: the defaults.
+            (by family or provider name), ``region`` (``intl``/``cn``: documented hosts, key variables
+            and the models offered), ``language`` (of every voice, unless given per speaker),
+            ``audio_source`` and ``audio_url_template`` (how CosyVoice fetches a clip; default per
+            region). Default: the defaults.
         dry_run: build and check the requests only: no request, no ledger write, no manifest change.
         preview_text: synthesised with every ready voice (``clips/<speaker>/<family>.preview.<ext>``).
         settle_timeout_s, settle_interval_s: how long and how often to poll a voice under review.
         absent_settle_s: the unknown-outcome rule's wait (:data:`ABSENT_SETTLE_S`; see :func:`reconcile_row`).
         progress: called with one-line notes while working (e.g. waiting for a review).
         providers: the test seam (:data:`Providers`); default: clients made from the environment.
+        languages: speaker -> language, over the run's speaker map (``OUT/run.json``); see
+            :func:`language_for`. Sent as CosyVoice ``language_hints``, Qwen ``language``, MiniMax
+            ``language_boost``.
 
     Returns:
         The voice of each reconciled ledger row (first), then of each selected clip, as a
         :class:`VoiceRecord` with ``action`` and ``note`` (``ok``: nothing needs attention).
 
     Raises:
-        InvalidArgument: no ``clips.jsonl``, an unknown family/speaker/target model, bad settle times.
+        InvalidArgument: no ``clips.jsonl``, an unknown family/speaker/target model, bad settle times, a
+            bad language, or a target model the family's region does not offer (one line naming the
+            model, the region and the models it offers; raised before any upload or ledger write).
         MissingApiKey: no family in scope has its key (raised before any request or ledger write). When
             only some lack one, the others are submitted and each clip of a keyless family is answered
             ``skipped`` with ``last_error`` ``missing_api_key`` (its message names the variable to set).
@@ -789,9 +871,23 @@ def submit_run(
         providers,
         base_urls=cfg.base_urls,
         require_key=not dry_run,
+        region=cfg.region,
         audio_source=cfg.audio_source,
         url_template=cfg.audio_url_template if cfg.audio_source == "url_template" else None,
     )
+    run_info = _run_info(out_dir)
+    run_languages = run_info.get("languages") if isinstance(run_info.get("languages"), dict) else {}
+    run_config = run_info.get("config") if isinstance(run_info.get("config"), dict) else {}
+    chosen_languages = {k: normalize_language(v) or "" for k, v in (languages or {}).items()}
+    normalize_language(cfg.language)
+    for who in sorted({c.speaker for c in chosen}):  # a bad language is a usage error before anything
+        language_for(
+            who,
+            per_speaker=chosen_languages,
+            default=cfg.language,
+            run_per_speaker=run_languages,
+            run_default=run_config.get("language"),
+        )
     run = _Run(
         out_dir,
         specs,
@@ -802,13 +898,32 @@ def submit_run(
         settle_s=(settle_timeout_s, settle_interval_s),
         absent_settle_s=absent_settle_s,
         progress=progress,
+        language_of=lambda who: language_for(
+            who,
+            per_speaker=chosen_languages,
+            default=cfg.language,
+            run_per_speaker=run_languages,
+            run_default=run_config.get("language"),
+        ),
     )
     missing: dict[str, MissingApiKey] = {}
+    regions: dict[str, str | None] = {}
     for f in in_scope:  # every key is looked at before any request or ledger write
         try:
-            client(specs[f])
+            regions[f] = client(specs[f]).region
         except MissingApiKey as exc:
             missing[f] = exc
+            urls = cfg.base_urls
+            url = urls.get(f) or urls.get(specs[f].provider)
+            regions[f] = resolve_endpoint(specs[f].provider, region=cfg.region, base_url=url).region
+    creating = {c.family for c in chosen if c.status == "ready"}
+    refused = [
+        region_refusal(f, run.models[f], regions[f], specs[f].models_in(regions[f]))
+        for f in in_scope
+        if f in creating and run.models[f] not in specs[f].models_in(regions[f])
+    ]
+    if refused:  # before any upload, ledger write or create
+        raise InvalidArgument("; ".join(refused))
     if missing and len(missing) == len(in_scope):  # nothing could be attempted: a setup problem
         raise MissingApiKey.every(list(missing.values()))
     keyless = [c for c in chosen if c.family in missing]

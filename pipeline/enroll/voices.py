@@ -50,12 +50,14 @@ __all__ = [
     "VoiceWarning",
     "delete_voice",
     "describe_voice",
+    "expires_at",
     "expiry_warn_days",
     "list_voices",
     "model_reminder",
     "quota_usage",
     "show_voice",
     "sync_voices",
+    "update_voice",
     "voice_warnings",
     "warning_json",
 ]
@@ -225,7 +227,9 @@ class VoiceReport:
 
 def _require_ledger(path: Path) -> None:
     if not Path(path).is_file():
-        raise InvalidArgument(f"no voice ledger at {path} (name the run folder that holds it, or the ledger file with --ledger)")
+        raise InvalidArgument(
+            f"no voice ledger at {path} (name the run folder that holds it, or the ledger file with --ledger)"
+        )
 
 
 def _filter(
@@ -257,8 +261,10 @@ def list_voices(
     remote: bool = False,
     providers: Providers | None = None,
     now: _dt.datetime | None = None,
+    region: str | None = None,
 ) -> VoiceReport:
-    """The ledger's voices (read-only), with warnings; ``remote`` merges each provider's own list.
+    """The ledger's voices (read-only), with warnings; ``remote`` merges each provider's own list
+    (``region``: the region of an address the ledger holds that has none of its own).
 
     With ``remote``, every (family, region) in the selection is asked for its list: ledger rows gain the
     provider's view, and voices only the provider has are added as entries without a record. Nothing is
@@ -276,7 +282,7 @@ def list_voices(
     if not Path(ledger_path).is_file():
         report.notes.append(f"no voice ledger yet at {ledger_path}: nothing was submitted from this run")
     if remote:
-        pool = client_getter(providers)
+        pool = client_getter(providers, region=region)
         targets = {
             (r.family, r.base_url) for r in _filter(records, provider=provider, family=family, statuses=None)
         }
@@ -339,8 +345,14 @@ def model_reminder(record: VoiceRecord) -> str:
     )
 
 
-def describe_voice(record: VoiceRecord, *, now: _dt.datetime | None = None) -> list[tuple[str, str]]:
-    """``(field, text)`` pairs for ``voices show``, ending with expiry and the target-model reminder."""
+def describe_voice(
+    record: VoiceRecord,
+    *,
+    now: _dt.datetime | None = None,
+    versions: Sequence[Mapping[str, Any]] = (),
+) -> list[tuple[str, str]]:
+    """``(field, text)`` pairs for ``voices show``: every field, the provider's signals (``details``, e.g.
+    Qwen's fallback), each version's clip, and the expiry and the target-model reminder last."""
     now = now or utc_now()
     pairs: list[tuple[str, str]] = [("row", f"#{record.id}")]
     for key in (
@@ -369,10 +381,17 @@ def describe_voice(record: VoiceRecord, *, now: _dt.datetime | None = None) -> l
     pairs.append(("request_ids", ", ".join(record.request_ids) or "-"))
     err = record.last_error
     pairs.append(("last_error", f"{err.get('reason')}: {err.get('message')}" if err else "-"))
+    for key, value in sorted(record.details.items()):
+        pairs.append((key, str(value)))
+    for v in versions:
+        clip = f"{v.get('clip_path') or '-'} (sha256 {str(v.get('clip_sha256') or '-')[:12]})"
+        pairs.append((f"version {v.get('version')}", f"{v.get('created_at')}: {v.get('note') or ''} {clip}"))
     spec = _spec(record.family)
     if spec is not None:
         expiry = spec.voice_expiry.text
         warns = [m for k, m, _ in voice_warnings([record], now=now) if k in {"expiring", "expired"}]
+        when = expires_at(record)
+        expiry += f"; deleted after {when} unless used" if when else ""
         pairs.append(("expiry", f"{expiry}" + (f" ({warns[0]})" if warns else "")))
     pairs.append(("reminder", model_reminder(record)))
     return pairs
@@ -386,6 +405,7 @@ def delete_voice(
     ident: str,
     *,
     providers: Providers | None = None,
+    region: str | None = None,
 ) -> VoiceRecord:
     """Delete the voice at its provider, then mark its ledger row ``deleted``; returns the row after, with
     ``action`` ``delete`` and a ``note`` saying what was done.
@@ -411,9 +431,91 @@ def delete_voice(
         spec = _spec(row.family)
         if spec is None:
             raise InvalidArgument(f"no family spec for {row.family!r}: cannot pick its provider client")
-        client_getter(providers)(spec, row.base_url).delete_voice(row.voice_id)
+        client_getter(providers, region=region)(spec, row.base_url).delete_voice(row.voice_id)
         after = ledger.update(row.id, status="deleted", checked=True)
         return dataclasses.replace(after, action="delete", note=f"deleted at {row.base_url}")
+
+
+# --------------------------------------------------------------------------------------------- update
+
+
+def update_voice(
+    ledger_path: Path,
+    ident: str,
+    clip: Path,
+    *,
+    providers: Providers | None = None,
+    region: str | None = None,
+    audio_source: str | None = None,
+    url_template: str | None = None,
+    settle_timeout_s: float = 300.0,
+    settle_interval_s: float = 10.0,
+    progress: Callable[[str], None] = lambda message: None,
+) -> VoiceRecord:
+    """Enrol a CosyVoice voice again from ``clip``, keeping its id (``update_voice``), record the new
+    version (the clip it was made from) in the ledger, and wait for the review as ``submit`` does
+    (``ready``, ``rejected``, or still ``deploying`` when ``settle_timeout_s`` passes). Returns the row
+    after, with ``action`` ``update`` and a ``note``.
+
+    Raises:
+        InvalidArgument: no ledger, no match, several matches, no voice id, a family that cannot update
+            (only CosyVoice documents it), a missing clip, or a clip the family's rules refuse.
+        ProviderError: the provider refused the update (the row and its versions are left unchanged).
+    """
+    from pipeline.audio.io import sha256_file
+
+    _require_ledger(ledger_path)
+    clip = Path(clip)
+    if not clip.is_file():
+        raise InvalidArgument(f"clip: {clip} is not a file")
+    if settle_timeout_s < 0 or settle_interval_s <= 0:
+        raise InvalidArgument("settle_timeout_s must be >= 0 and settle_interval_s > 0")
+    with ledger_lock(ledger_path), Ledger(ledger_path) as ledger:
+        row = _one(ledger.rows(), ident)
+        if not row.voice_id or row.status in ("deleted", "gone", "failed", "pending", "unknown"):
+            raise InvalidArgument(
+                f"#{row.id} ({row.status}) has no live voice to update; submit the clip as a new voice"
+            )
+        spec = _spec(row.family)
+        if spec is None:
+            raise InvalidArgument(f"no family spec for {row.family!r}: cannot pick its provider client")
+        options = {"audio_source": audio_source, "url_template": url_template}
+        client = client_getter(providers, region=region, **options)(spec, row.base_url)
+        sha = sha256_file(clip)
+        request = dataclasses.replace(row, clip_path=str(clip.resolve()), clip_sha256=sha)
+        ids = client.update_voice(row.voice_id, request)
+        row = ledger.add_version(row.id, clip_sha256=sha, clip_path=str(clip.resolve()), request_ids=ids)
+        row = ledger.update(row.id, status="deploying", request_ids=ids, checked=True, clear_error=True)
+        progress(f"{row.voice_id}: updated; waiting up to {settle_timeout_s:g} s for the review")
+        try:
+            remote = client.wait_until_settled(
+                row.voice_id, timeout_s=settle_timeout_s, interval_s=settle_interval_s
+            )
+        except ProviderError as exc:
+            row = ledger.update(row.id, error=(exc.reason, exc.message))
+            return dataclasses.replace(
+                row, action="update", note=f"updated; could not check it: {exc.message}"
+            )
+        row = apply_remote(ledger, row, remote)
+        version = len(ledger.versions(row.id))
+        note = f"version {version} from {clip.name}: {row.status}"
+        return dataclasses.replace(row, action="update", note=note)
+
+
+def expires_at(record: VoiceRecord) -> str | None:
+    """When the provider deletes the voice if nothing uses it: ``details.expires_unless_used_by`` (MiniMax,
+    set when the clone is made), else the family's ``voice_expiry`` counted from the last use, else from
+    creation; None for a voice that is not live or a family without a rule."""
+    if record.status not in _EXPIRING:
+        return None
+    given = record.details.get("expires_unless_used_by")
+    if given and not record.last_used_at:
+        return str(given)
+    spec = _spec(record.family)
+    basis = parse_stored_time(record.last_used_at) or parse_stored_time(record.created_at)
+    if spec is None or not spec.voice_expiry.unused_days or basis is None:
+        return None
+    return (basis + _dt.timedelta(days=spec.voice_expiry.unused_days)).isoformat(timespec="seconds")
 
 
 # --------------------------------------------------------------------------------------------- sync
@@ -428,11 +530,13 @@ def sync_voices(
     base_urls: Mapping[str, str] | None = None,
     now: _dt.datetime | None = None,
     absent_settle_s: float = ABSENT_SETTLE_S,
+    region: str | None = None,
 ) -> VoiceReport:
     """Reconcile the ledger with every provider's list (see the module docstring for the rules).
 
     Accounts asked: every (family, base URL) in the ledger (filtered by ``families`` / ``provider``),
-    plus the configured region of each family named in ``families`` (to find voices on a new account).
+    plus the configured region of each family named in ``families`` (``region``, ``base_urls``: to find
+    voices on a new account).
 
     Raises:
         InvalidArgument: an unknown family, or no ledger and no ``families``.
@@ -442,7 +546,7 @@ def sync_voices(
     if not families:
         _require_ledger(ledger_path)
     specs_named = {f: load_family(f) for f in families or ()}
-    pool = client_getter(providers, base_urls=base_urls)
+    pool = client_getter(providers, base_urls=base_urls, region=region)
     report = VoiceReport()
     with ledger_lock(ledger_path), Ledger(ledger_path) as ledger:
         records = ledger.rows()

@@ -43,6 +43,7 @@ __all__ = [
     "NameRule",
     "Quota",
     "Range",
+    "RegionModels",
     "Source",
     "VoiceExpiry",
     "describe",
@@ -196,6 +197,16 @@ class NameRule(Sourced):
         return (
             self.min_length <= len(name) <= self.max_length and re.fullmatch(self.pattern, name) is not None
         )
+
+
+Region = Literal["intl", "cn"]
+"""The vendor regions voiceprep names: ``intl`` (Singapore / global) and ``cn`` (China, Beijing / mainland)."""
+
+
+class RegionModels(Sourced):
+    """The target models a vendor offers for cloning in one region (from the vendor's model list)."""
+
+    target_models: list[Text]
 
 
 class VoiceExpiry(Sourced):
@@ -418,6 +429,7 @@ class FamilySpec(BaseModel):
     target_models: list[Text]
     default_target_model: Text | None = None
     models_source: Text
+    regions: dict[Region, RegionModels] | None = None
     name_rule: NameRule
     voice_expiry: VoiceExpiry
     quota: Quota
@@ -455,6 +467,10 @@ class FamilySpec(BaseModel):
                 "default_target_model",
                 f"{self.default_target_model!r} is not in target_models {self.target_models}",
             )
+        for region, offered in (self.regions or {}).items():
+            unknown = [m for m in offered.target_models if m not in self.target_models]
+            if unknown:
+                raise _rule(f"regions.{region}.target_models", f"{unknown} are not in target_models")
         if self.provider == "dashscope" and self.enrollment_model is None:
             raise _rule("enrollment_model", "required for provider dashscope")
         for path, source_id in self._source_refs():
@@ -483,6 +499,7 @@ class FamilySpec(BaseModel):
             ("quota.source", self.quota.source),
             ("delivery.source", self.delivery.source),
         ]
+        refs += [(f"regions.{r}.source", m.source) for r, m in (self.regions or {}).items()]
         refs += [(f"limits.{key}.source", limit.source) for key, limit in self.limits.items()]
         refs += [(f"gates[{i}].source", gate.source) for i, gate in enumerate(self.gates)]
         return refs
@@ -539,6 +556,14 @@ class FamilySpec(BaseModel):
                 f"{what} {_fmt(d.duration_s.max)} s clip at the highest delivery rate is {size} bytes, "
                 f"over limits.max_bytes.value ({max_bytes})",
             )
+
+    def models_in(self, region: str | None) -> list[str]:
+        """The target models offered in ``region``: the region's table when the spec has one (a region it
+        does not list offers none), else every model (``region`` None, or a family without regions)."""
+        if region is None or self.regions is None:
+            return list(self.target_models)
+        offered = self.regions.get(region)  # type: ignore[call-overload]
+        return list(offered.target_models) if offered is not None else []
 
     def max_delivery_bytes(self) -> int | None:
         """Upper bound of the uploaded size (base64 form when inline) of the longest PCM WAV we render.
@@ -649,6 +674,10 @@ def describe(spec: FamilySpec) -> list[tuple[str, str, str, str]]:
         ("identity", "enrollment_model", spec.enrollment_model or "none", _cite(spec, spec.models_source)),
         ("identity", "target_models", ", ".join(spec.target_models), _cite(spec, spec.models_source)),
         ("identity", "default_target_model", str(spec.default_target_model), _cite(spec, spec.models_source)),
+        *(
+            ("identity", f"models in {region}", ", ".join(m.target_models), _cite(spec, m.source))
+            for region, m in (spec.regions or {}).items()
+        ),
         (
             "identity",
             f"name_rule ({spec.name_rule.field})",

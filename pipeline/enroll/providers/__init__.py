@@ -30,13 +30,24 @@ from pipeline.enroll.providers.elevenlabs import ElevenLabsClient
 from pipeline.enroll.providers.hosts import host_allowed
 from pipeline.enroll.providers.http import LOGGER_NAME, Redactor, Runtime
 from pipeline.enroll.providers.minimax import MiniMaxClient
+from pipeline.enroll.providers.regions import (
+    DEFAULT_REGION,
+    PROVIDER_REGIONS,
+    REGIONS,
+    check_region,
+    http_base_url,
+    region_of,
+    resolve_endpoint,
+)
 from pipeline.errors import InvalidArgument
 
 if TYPE_CHECKING:
     from pipeline.rules.families import FamilySpec
 
 __all__ = [
+    "DEFAULT_REGION",
     "LOGGER_NAME",
+    "REGIONS",
     "CosyVoiceClient",
     "ElevenLabsClient",
     "MiniMaxClient",
@@ -49,8 +60,14 @@ __all__ = [
     "VoiceRecord",
     "allowed_base_url",
     "api_key_env",
+    "api_key_envs",
     "base_url_env",
+    "base_url_envs",
+    "check_region",
+    "http_base_url",
     "make_provider",
+    "region_of",
+    "resolve_endpoint",
 ]
 
 _CLIENTS: dict[tuple[str, str | None], type[VoiceProvider]] = {
@@ -70,9 +87,18 @@ def _client_class(provider: str) -> type[VoiceProvider]:
     return known[provider]
 
 
-def api_key_env(provider: str) -> str:
-    """The environment variable that holds ``provider``'s API key (``dashscope`` → ``DASHSCOPE_API_KEY``)."""
-    return _client_class(provider).key_env
+def api_key_env(provider: str, region: str | None = None) -> str:
+    """The environment variable that holds ``provider``'s API key (``dashscope`` → ``DASHSCOPE_API_KEY``);
+    with ``region`` ``cn``, the region's own variable (``DASHSCOPE_CN_API_KEY``, read before the plain one)."""
+    _client_class(provider)
+    envs = PROVIDER_REGIONS[provider].key_envs(check_region(region) or DEFAULT_REGION)
+    return envs[0] if region == "cn" else envs[-1]
+
+
+def api_key_envs(provider: str, region: str | None = None) -> tuple[str, ...]:
+    """Every variable ``provider``'s key for ``region`` is read from, first set wins."""
+    _client_class(provider)
+    return PROVIDER_REGIONS[provider].key_envs(check_region(region) or DEFAULT_REGION)
 
 
 def base_url_env(provider: str) -> str:
@@ -80,12 +106,19 @@ def base_url_env(provider: str) -> str:
     return _client_class(provider).base_url_env
 
 
+def base_url_envs(provider: str) -> tuple[str, ...]:
+    """Every variable that may name ``provider``'s host, first set wins (``DASHSCOPE_BASE_URL``, then the
+    dashscope SDK's ``DASHSCOPE_HTTP_BASE_URL``)."""
+    _client_class(provider)
+    return PROVIDER_REGIONS[provider].base_url_envs
+
+
 def allowed_base_url(provider: str, url: str, configured: Iterable[str]) -> bool:
     """Whether ``provider``'s key may be sent to ``url``: an https URL on one of the provider's documented
     hosts (``documented_hosts`` of its clients), or the origin (scheme, host, port) of a base URL the user
     configured (``configured``: flag, config file, environment variable). A URL read from a data file (a
     ledger row) must pass this before any client is made for it (:func:`~.hosts.host_allowed`)."""
-    patterns = {p for (prov, _), cls in _CLIENTS.items() if prov == provider for p in cls.documented_hosts}
+    patterns = PROVIDER_REGIONS[provider].documented_patterns() if provider in PROVIDER_REGIONS else ()
     return host_allowed(url, configured, patterns)
 
 
@@ -94,6 +127,7 @@ def make_provider(
     *,
     audio_source: str | None = None,
     url_template: str | None = None,
+    region: str | None = None,
     **options: Any,
 ) -> VoiceProvider:
     """The client for a family (a :class:`FamilySpec` or a family name).
@@ -101,7 +135,9 @@ def make_provider(
     ``audio_source``/``url_template`` (how the service fetches the clip: ``oss`` by default; see
     :mod:`pipeline.enroll.providers.dashscope`) apply to CosyVoice, the one family that reads its audio
     from a URL; the others upload the clip in the request and ignore them, so a run's audio options can
-    be passed to every family's client. ``options`` go to the client: ``base_url`` (over the environment
+    be passed to every family's client. ``region`` (``intl``/``cn``; default: the base URL's region, else
+    ``intl``) picks the documented host and key variable (:mod:`~pipeline.enroll.providers.regions`) and
+    the models the client accepts (the spec's ``regions`` table). ``options`` go to the client: ``base_url`` (over the environment
     variable, :func:`base_url_env`, and the default host), ``require_key=False`` for ``--dry-run``
     (``prepare_create`` works; any network call raises ``missing_api_key``), ``runtime`` (time,
     randomness, sessions, the environment and the retry limits: tests), ``page_size``... Raises
@@ -121,4 +157,7 @@ def make_provider(
     max_bytes = spec.limits.max_bytes.value
     limits = {"max_bytes": int(max_bytes) if max_bytes is not None else None}
     rules = {"name_rule": spec.name_rule, "target_models": tuple(spec.target_models), **limits}
-    return cls(family=spec.name, **{**rules, **options})
+    client = cls(family=spec.name, region=region, **{**rules, **options})
+    if spec.regions is not None:  # the client's region is known now (flag, base URL, default)
+        client.region_models = tuple(spec.models_in(client.region))
+    return client

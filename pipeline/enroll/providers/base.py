@@ -34,7 +34,9 @@ class VoiceRecord:
     be recognised), ``clip_path`` and ``clip_sha256``; the create answers the same record with ``voice_id``,
     ``status`` and ``request_ids`` filled in. A provider's listing gives ``provider``, ``base_url``,
     ``family``, ``voice_id``, ``status``, ``target_model``, ``created_at`` and ``name`` (``origin`` remote).
-    ``sources`` and ``request_ids`` are lists; ``last_error`` is ``{reason, message}``.
+    ``sources`` and ``request_ids`` are lists; ``last_error`` is ``{reason, message}``. ``details`` holds
+    what a provider said about the voice beyond its status (Qwen ``fallback_mode``/``fallback_reason``: the
+    service degraded the clone; MiniMax ``expires_after_days`` for a clone not yet used in a synthesis).
 
     The last fields (:data:`COMMAND_FIELDS`, not stored in the ledger) say what the command that returned
     the record did with the voice: ``action`` (submit: ``created``, ``existing`` (a voice already held the
@@ -67,6 +69,7 @@ class VoiceRecord:
     request_ids: list[str] = field(default_factory=list)
     last_error: dict[str, str] | None = None
     preview_path: str | None = None
+    details: dict[str, Any] = field(default_factory=dict)
     action: str | None = None
     note: str = ""
     requests: list[dict[str, Any]] = field(default_factory=list)
@@ -138,11 +141,22 @@ class MissingApiKey(ProviderError):
     """The environment variable holding a provider's API key is not set. ``env_var`` names it;
     ``env_vars`` names every one missing when several providers were in scope (:meth:`every`)."""
 
-    def __init__(self, env_var: str, *, provider: str, family: str | None = None) -> None:
+    def __init__(
+        self,
+        env_var: str,
+        *,
+        provider: str,
+        family: str | None = None,
+        alternatives: Sequence[str] = (),
+        region: str | None = None,
+    ) -> None:
         what = f"{family} voices" if family else f"voices at {provider}"
+        others = [a for a in alternatives if a != env_var]
+        nor = f" (nor {' or '.join(others)})" if others else ""
+        key = f"your {provider} key" + (f" for region {region}" if region and others else "")
         super().__init__(
             "missing_api_key",
-            f"{env_var} is not set: export {env_var}=<your {provider} key> to manage {what}",
+            f"{env_var} is not set{nor}: export {env_var}=<{key}> to manage {what}",
         )
         self.env_var = env_var
         self.env_vars = [env_var]

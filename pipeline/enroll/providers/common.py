@@ -38,6 +38,7 @@ from pipeline.enroll.providers.http import (
     shorten,
     shown_request,
 )
+from pipeline.enroll.providers.regions import PROVIDER_REGIONS, REGION_NAMES, resolve_endpoint
 from pipeline.enroll.providers.speech import SPEECH_SAMPLE_RATE, Speech, wav_bytes
 from pipeline.errors import InvalidArgument
 
@@ -70,7 +71,10 @@ class VoiceProvider:
     request-id reader (``_interpret``, ``_request_id_of``, as static methods); its own ``__init__`` takes
     its vendor options and passes the rest here.
     ``require_key=False`` builds a client without a key (``--dry-run``); any network call then raises
-    ``missing_api_key``.
+    ``missing_api_key``. A vendor client resolves its host, ``region`` and key variables
+    (``key_envs``) with :func:`~pipeline.enroll.providers.regions.resolve_endpoint`; ``region_models``
+    (the family spec's models for that region, set by ``make_provider``) makes :meth:`validate` refuse
+    any other model before anything is sent.
     """
 
     provider: ClassVar[str] = ""
@@ -98,30 +102,53 @@ class VoiceProvider:
         max_bytes: int | None = None,
         runtime: Runtime | None = None,
         require_key: bool = True,
+        region: str | None = None,
+        region_models: Sequence[str] | None = None,
     ) -> None:
         self.runtime = runtime or Runtime()
         env = self.runtime.environ
         self.family = family or self.default_family
         self.name_rule = name_rule
-        self.base_url = self._normalise_base_url(
-            resolve_base_url(base_url, env_name=self.base_url_env, default=self.default_base_url, environ=env)
-        )
+        table = PROVIDER_REGIONS.get(self.provider)
+        if table is not None:  # a vendor client: host and key per region (pipeline.enroll.providers.regions)
+            endpoint = resolve_endpoint(self.provider, region=region, base_url=base_url, environ=env)
+            self.base_url = self._normalise_base_url(endpoint.base_url)
+            self.region: str | None = endpoint.region
+            key_envs = endpoint.key_envs if self.key_env == table.key_env else (self.key_env,)
+        else:  # a bare client of the HTTP layer (tests)
+            self.base_url = self._normalise_base_url(
+                resolve_base_url(
+                    base_url, env_name=self.base_url_env, default=self.default_base_url, environ=env
+                )
+            )
+            self.region = region
+            key_envs = (self.key_env,)
         self.target_models = tuple(target_models)
+        self.region_models = tuple(region_models) if region_models is not None else None
         self.max_bytes = max_bytes
-        self._api_key = (env.get(self.key_env) or "").strip() or None  # the key comes only from here
+        # the key comes only from here: the region's own variable, then the provider's plain one
+        self.key_envs = key_envs
+        self._api_key = next((k for name in key_envs if (k := (env.get(name) or "").strip())), None)
         self.redact = Redactor([self._api_key])
         self.session = self.runtime.session()
         if require_key:
             self.require_key()
 
     def __repr__(self) -> str:  # never the key
-        return f"{type(self).__name__}(family={self.family!r}, base_url={self.base_url!r})"
+        return f"{type(self).__name__}(family={self.family!r}, base_url={self.base_url!r}, region={self.region!r})"
 
     # --- HTTP: every call goes through request() ---------------------------------------------------
     def require_key(self) -> None:
         """Raise :class:`MissingApiKey` (``missing_api_key``) naming the environment variable when no key is set."""
         if self._api_key is None:
-            raise MissingApiKey(self.key_env, provider=self.provider, family=self.family)
+            default_region = self.region in (None, "intl")  # named as before regions: the plain variable
+            raise MissingApiKey(
+                self.key_envs[-1] if default_region else self.key_envs[0],
+                provider=self.provider,
+                family=self.family,
+                alternatives=() if default_region else self.key_envs,
+                region=self.region,
+            )
 
     def url(self, path: str) -> str:
         """``base_url`` joined with ``path`` (absolute URLs pass through)."""
@@ -334,6 +361,10 @@ class VoiceProvider:
                 f"target_model: {record.target_model!r} is not a {self.family} model "
                 f"(known: {', '.join(self.target_models)})"
             )
+        if self.region_models is not None and record.target_model not in self.region_models:
+            raise InvalidArgument(
+                region_refusal(self.family, record.target_model, self.region, self.region_models)
+            )
         path = Path(record.clip_path or "")
         if not path.is_file():
             raise InvalidArgument(f"clip_path: {path} is not a file")
@@ -422,6 +453,14 @@ class VoiceProvider:
         speech = self.speak(voice_id, target_model=target_model, text=text)
         return wav_bytes(speech.read_all(), speech.sample_rate)
 
+    def update_voice(self, voice_id: str, record: VoiceRecord) -> list[str]:
+        """Enrol the voice again from ``record``'s clip, keeping its id; returns request ids. Only CosyVoice
+        documents this (``update_voice``); the others raise :class:`InvalidArgument`."""
+        raise InvalidArgument(
+            f"{self.family} cannot re-enrol a voice under the same id (only cosyvoice documents "
+            "update_voice); submit the clip as a new voice"
+        )
+
     @staticmethod
     def _absent(err: ProviderError) -> bool:
         """Whether ``err`` says the voice asked about does not exist (404, or a refusal saying so)."""
@@ -457,6 +496,13 @@ class VoiceProvider:
             if voice.status != "deploying" or self.runtime.clock() - start + interval_s > timeout_s:
                 return voice
             self.runtime.sleep(interval_s)
+
+
+def region_refusal(family: str, model: str | None, region: str | None, offered: Sequence[str]) -> str:
+    """The one line that refuses ``model`` in ``region``, naming the models the region offers."""
+    where = f"{region} ({REGION_NAMES.get(region or '', region)})"
+    models = ", ".join(offered) or "none"
+    return f"{family}: target model {model} is not offered in region {where}; that region offers {models}"
 
 
 def newest(voices: Iterable[VoiceRecord]) -> VoiceRecord | None:

@@ -6,7 +6,7 @@ Every enrollment action is ``POST {base}/services/audio/tts/customization`` with
 
 CosyVoice needs the clip at a URL the service can fetch. Three ways (``audio_source``):
 
-- ``"oss"`` (default): DashScope's temporary storage. ``GET {base}/uploads?action=getPolicy&model=<target
+- ``"oss"`` (default in region ``cn``): DashScope's temporary storage, documented for China (Beijing) only. ``GET {base}/uploads?action=getPolicy&model=<target
   model>`` returns a signed form policy; the clip is POSTed to ``upload_host`` (without our key: it is a
   different host) under ``<upload_dir>/<sha256>.<ext>``; the create call sends ``oss://<key>`` with
   ``X-DashScope-OssResourceResolve: enable``. Needs nothing from the user, the file stays with the provider
@@ -14,12 +14,14 @@ CosyVoice needs the clip at a URL the service can fetch. Three ways (``audio_sou
 - ``"url_template"``: the user's own public storage, e.g.
   ``https://bucket.example.com/voices/{clip_sha256}.wav`` (fields ``clip_sha256``, ``speaker``, ``family``,
   ``filename``). The user uploads the clip there first.
-- ``"data_uri"``: inline ``data:audio/wav;base64,...`` in ``url`` (accepted per the newest docs, unsure).
+- ``"data_uri"`` (default elsewhere): inline ``data:audio/wav;base64,...`` in ``url`` (accepted per the
+  current voice-cloning guide; not confirmed by a live call).
 
 Qwen-TTS always sends the clip inline as a data URI.
 
 Creates are not idempotent (no idempotency key): a lost answer raises :class:`OutcomeUnknown` and
-:meth:`find_voice` tells whether the voice was made. The key comes only from ``DASHSCOPE_API_KEY``.
+:meth:`find_voice` tells whether the voice was made. The key comes only from the environment: the region's ``DASHSCOPE_<REGION>_API_KEY``, else
+``DASHSCOPE_API_KEY`` (:mod:`~pipeline.enroll.providers.regions`).
 """
 
 from __future__ import annotations
@@ -51,6 +53,7 @@ from pipeline.enroll.providers.http import (
     status_error,
     unreadable,
 )
+from pipeline.enroll.providers.regions import PROVIDER_REGIONS
 from pipeline.enroll.providers.speech import SPEECH_SAMPLE_RATE, Speech, pcm_chunks, pcm_from_wav
 from pipeline.errors import InvalidArgument
 
@@ -65,6 +68,16 @@ MULTIMODAL_PATH = "services/aigc/multimodal-generation/generation"
 OSS_RESOLVE_HEADER = "X-DashScope-OssResourceResolve"
 TEMPLATE_FIELDS = ("clip_sha256", "speaker", "family", "filename", "sha256")
 """Fields of ``audio_url_template``; ``sha256`` is the old name of ``clip_sha256`` (kept for one release)."""
+AUDIO_SOURCES = ("oss", "url_template", "data_uri")
+DEFAULT_AUDIO_SOURCE = {"cn": "oss", "intl": "data_uri"}
+"""How CosyVoice gets the clip when nothing is configured: DashScope's temporary upload (``oss://``) is
+documented for China (Beijing) only; elsewhere the clip goes inline as a Base64 data URI in ``url``, which
+the current voice-cloning guide accepts for CosyVoice (see docs/providers.md for what is confirmed)."""
+COSYVOICE_LANGUAGES = ("zh", "en", "fr", "de", "ja", "ko", "ru")
+"""``language_hints`` values voiceprep sends CosyVoice: the languages its clone API lists for the v3
+models (v2: zh, en); the list's first item is the one used."""
+QWEN_LANGUAGES = ("zh", "en", "de", "it", "pt", "es", "ja", "ko", "fr", "ru")
+"""``language`` values of a Qwen-TTS create (the languages its voice cloning lists)."""
 COSYVOICE_STATUS = {"DEPLOYING": "deploying", "OK": "ready", "UNDEPLOYED": "rejected"}
 
 _QUOTA_RE = re.compile(r"(?i)quota|(?:voice|voices).{0,40}(?:exceed|limit|upper bound|maximum)")
@@ -136,7 +149,7 @@ class _DashScopeClient(VoiceProvider):
     key_env = KEY_ENV
     base_url_env = BASE_URL_ENV
     default_base_url = DEFAULT_BASE_URL
-    documented_hosts = ("dashscope-intl.aliyuncs.com", "dashscope.aliyuncs.com", "*.maas.aliyuncs.com")
+    documented_hosts = PROVIDER_REGIONS["dashscope"].documented_patterns()
     _interpret = staticmethod(_interpret)
     _request_id_of = staticmethod(_request_id_of)
     enrollment_model = ""
@@ -218,7 +231,9 @@ class _DashScopeClient(VoiceProvider):
             ) from None
 
     def _all_pages(self, action: str, fields: Mapping[str, Any]) -> list[dict[str, Any]]:
-        """Every item of a paged list action (``voice_list``), page_index from 0 until a short page."""
+        """Every item of a paged list action (``voice_list``), page_index from 0 until a page comes back
+        empty (or repeats the previous one, or ``total_count`` is reached). A short page does not end
+        the list: the service may cap the page size below the one asked for (no maximum is documented)."""
         items: list[dict[str, Any]] = []
         previous: list[Any] | None = None
         for page_index in range(10_000):
@@ -233,7 +248,7 @@ class _DashScopeClient(VoiceProvider):
             items.extend(page)
             previous = page
             total = output.get("total_count")
-            if len(page) < self.page_size or (isinstance(total, int) and len(items) >= total):
+            if isinstance(total, int) and not isinstance(total, bool) and len(items) >= total:
                 break
         return items
 
@@ -253,21 +268,27 @@ class CosyVoiceClient(_DashScopeClient):
         enable_preprocess: bool | None = None,
         **kwargs: Any,
     ) -> None:
-        """``audio_source``: ``oss`` (default), ``url_template`` (needs ``url_template``) or ``data_uri``.
+        """``audio_source``: ``oss``, ``url_template`` (needs ``url_template``) or ``data_uri``; default
+        per region (:data:`DEFAULT_AUDIO_SOURCE`: ``oss`` in ``cn``, ``data_uri`` elsewhere).
 
         ``upload_model`` is the model the temporary upload is bound to (default: the record's target
         model, which is what working clients use). Other keywords: see :class:`_DashScopeClient`.
         """
-        audio_source = audio_source or ("url_template" if url_template else "oss")
-        if audio_source == "url_template":
+        if audio_source not in (None, *AUDIO_SOURCES):
+            raise InvalidArgument(
+                f"audio_source must be one of {', '.join(AUDIO_SOURCES)} (got {audio_source!r})"
+            )
+        if (audio_source or ("url_template" if url_template else None)) == "url_template":
             if not url_template:
                 raise InvalidArgument("url_template: required when audio_source is 'url_template'")
             _check_template(url_template)
-        self.audio_source = audio_source
         self.url_template = url_template
         self.upload_model = upload_model
         self.enable_preprocess = enable_preprocess
         super().__init__(**kwargs)
+        self.audio_source = audio_source or (
+            "url_template" if url_template else DEFAULT_AUDIO_SOURCE.get(self.region or "", "data_uri")
+        )
 
     # --- audio URL ----------------------------------------------------------------------------------
     def audio_url(self, record: VoiceRecord) -> str:
@@ -316,8 +337,9 @@ class CosyVoiceClient(_DashScopeClient):
 
     def _create_fields(self, record: VoiceRecord, url: str, language: str | None) -> dict[str, Any]:
         fields: dict[str, Any] = {"target_model": record.target_model, "prefix": record.name, "url": url}
-        if language:
-            fields["language_hints"] = [language]
+        code = vendor_language(language, COSYVOICE_LANGUAGES, "cosyvoice language_hints")
+        if code:
+            fields["language_hints"] = [code]
         if self.enable_preprocess is not None:
             fields["enable_preprocess"] = self.enable_preprocess
         return fields
@@ -419,6 +441,17 @@ class CosyVoiceClient(_DashScopeClient):
         """Delete the voice; a voice that is already gone is not an error."""
         self._delete(lambda: self._enroll("delete_voice", {"voice_id": voice_id}), voice_id)
 
+    def update_voice(self, voice_id: str, record: VoiceRecord) -> list[str]:
+        """Enrol ``voice_id`` again from ``record``'s clip (``update_voice``: same id, new audio, fetched
+        per ``audio_source`` like a create); returns the request ids. The voice goes back under review:
+        poll it with :meth:`wait_until_settled`. Re-sending the same update is harmless (same id, same
+        clip), so it is retried like a read."""
+        content = self.validate(record)
+        url, headers, ids = self._resolve_audio(record, content)
+        _, request_id = self._enroll("update_voice", {"voice_id": voice_id, "url": url}, headers=headers)
+        log.info(f"cosyvoice: updated {voice_id} (request id {request_id})")
+        return ids + ([request_id] if request_id else [])
+
     def speak(
         self, voice_id: str, *, target_model: str, text: str, sample_rate: int = SPEECH_SAMPLE_RATE
     ) -> Speech:
@@ -441,8 +474,9 @@ class QwenClient(_DashScopeClient):
             "preferred_name": record.name,
             "audio": {"data": audio},
         }
-        if language:
-            fields["language"] = language
+        code = vendor_language(language, QWEN_LANGUAGES, "qwen-tts language")
+        if code:
+            fields["language"] = code
         return fields
 
     def prepare_create(
@@ -473,10 +507,14 @@ class QwenClient(_DashScopeClient):
         )
         output = _output(data)
         voice_id = str(output["voice"])
-        fallback = {k: output[k] for k in ("fallback_mode", "fallback_reason") if k in output}
-        log.info(f"qwen-tts: created {voice_id} (request id {request_id}) {fallback or ''}".rstrip())
+        fallback = {k: output[k] for k in ("fallback_mode", "fallback_reason") if output.get(k) is not None}
+        if fallback:  # the service made the voice a degraded way: recorded in the ledger, shown by `voices`
+            log.warning(f"qwen-tts: {voice_id} was created in fallback mode: {fallback}")
+        log.info(f"qwen-tts: created {voice_id} (request id {request_id})")
         ids = [request_id] if request_id else []
-        return dataclasses.replace(record, voice_id=voice_id, status="ready", request_ids=ids)
+        return dataclasses.replace(
+            record, voice_id=voice_id, status="ready", request_ids=ids, details=fallback
+        )
 
     def _item(self, item: Mapping[str, Any]) -> VoiceRecord:
         voice_id = str(item.get("voice") or item.get("voice_id") or "")
@@ -529,6 +567,18 @@ class QwenClient(_DashScopeClient):
 
 
 # --- helpers ---------------------------------------------------------------------------------------
+
+
+def vendor_language(language: str | None, allowed: tuple[str, ...], field: str) -> str | None:
+    """The base language code (``pt-BR`` -> ``pt``) when the vendor lists it for ``field``, else None
+    (``auto`` or an unlisted language: the field is left out and the service detects the language)."""
+    if not language or language.lower() == "auto":
+        return None
+    code = language.lower().replace("_", "-").split("-")[0]
+    if code not in allowed:
+        log.warning(f"{field}: {language!r} is not one of {', '.join(allowed)}; not sent")
+        return None
+    return code
 
 
 def _template_fields(record: VoiceRecord) -> dict[str, str]:

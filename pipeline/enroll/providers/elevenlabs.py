@@ -32,6 +32,7 @@ from pipeline.enroll.providers.http import (
     status_error,
     unreadable,
 )
+from pipeline.enroll.providers.regions import PROVIDER_REGIONS
 from pipeline.enroll.providers.speech import SPEECH_SAMPLE_RATE, Speech
 
 log = logging.getLogger(LOGGER_NAME)
@@ -90,12 +91,7 @@ class ElevenLabsClient(VoiceProvider):
     key_env = KEY_ENV
     base_url_env = BASE_URL_ENV
     default_base_url = DEFAULT_BASE_URL
-    documented_hosts = (
-        "api.elevenlabs.io",
-        "api.us.elevenlabs.io",
-        "api.eu.residency.elevenlabs.io",
-        "api.in.residency.elevenlabs.io",
-    )
+    documented_hosts = PROVIDER_REGIONS["elevenlabs"].documented_patterns()
     default_family = "elevenlabs"
     auth_header = "xi-api-key"
     auth_scheme = None

@@ -1,7 +1,9 @@
 """MiniMax voice cloning client: upload (``purpose=voice_clone``), clone, list (``get_voice``), delete.
 
 MiniMax answers most errors with HTTP 200 and a non-zero ``base_resp.status_code``; those are mapped to
-reason codes here, and the ones that mean "later" (1000, 1001, 1002, 1033, 1039) are retried.
+reason codes here, and the ones that mean "later" (1000, 1001, 1002, 1033, 1039, 1041, 2045) are retried.
+A clone that no real synthesis uses within 7 days is deleted by MiniMax: the record's ``details`` carry
+``expires_unless_used_by``.
 
 The client chooses the voice id (the record's ``name``, derived from the enrollment key by the caller), so
 a clone is safe to re-send: if an earlier attempt whose answer was lost did create the voice, the retry is
@@ -19,6 +21,7 @@ The key comes only from ``MINIMAX_API_KEY``.
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import json
 import logging
 from collections.abc import Iterator
@@ -38,6 +41,7 @@ from pipeline.enroll.providers.http import (
     status_error,
     unreadable,
 )
+from pipeline.enroll.providers.regions import PROVIDER_REGIONS
 from pipeline.enroll.providers.speech import SPEECH_SAMPLE_RATE, Speech, pcm_chunks
 
 log = logging.getLogger(LOGGER_NAME)
@@ -70,30 +74,78 @@ MINIMAX_CODES: dict[int, tuple[str, bool, str]] = {
     2039: ("provider_bad_request", False, "voice id already exists"),
     2042: ("provider_access", False, "no access to this voice"),
     2049: ("provider_auth", False, "invalid API key"),
+    1041: ("provider_rate_limited", True, "connection limit (too many concurrent requests)"),
+    2045: ("provider_rate_limited", True, "rate growth limit (requests rose too fast; steady the pace)"),
+    2048: ("provider_bad_request", False, "prompt audio too long (the clone prompt audio must be under 8 s)"),
+    2056: ("provider_quota", False, "usage limit exceeded (wait for the next 5-hour window)"),
 }
+"""Sources: MiniMax "Error Codes" (https://platform.minimax.io/docs/api-reference/errorcode): 1041 conn
+limit, 2045 rate growth limit ("avoid sudden increases"), 2048 prompt audio too long (< 8 s), 2056 usage
+limit exceeded ("wait for the resource release in the next 5-hour window"); the retryable ones are retried
+with the usual backoff."""
+UNUSED_EXPIRY_DAYS = 7
+"""MiniMax deletes a cloned voice that no real synthesis (a preview does not count) used within 7 days."""
 DUPLICATE_CODE = 2039
 
 LANGUAGE_BOOST = {
+    "auto": "auto",
     "zh": "Chinese",
     "yue": "Chinese,Yue",
+    "zh-hk": "Chinese,Yue",
     "en": "English",
-    "ja": "Japanese",
-    "ko": "Korean",
+    "ar": "Arabic",
+    "ru": "Russian",
     "es": "Spanish",
     "fr": "French",
-    "de": "German",
     "pt": "Portuguese",
-    "it": "Italian",
-    "ru": "Russian",
-    "ar": "Arabic",
+    "de": "German",
     "tr": "Turkish",
     "nl": "Dutch",
+    "uk": "Ukrainian",
     "vi": "Vietnamese",
     "id": "Indonesian",
+    "ja": "Japanese",
+    "it": "Italian",
+    "ko": "Korean",
     "th": "Thai",
     "pl": "Polish",
-    "uk": "Ukrainian",
+    "ro": "Romanian",
+    "el": "Greek",
+    "cs": "Czech",
+    "fi": "Finnish",
+    "hi": "Hindi",
+    "bg": "Bulgarian",
+    "da": "Danish",
+    "he": "Hebrew",
+    "ms": "Malay",
+    "fa": "Persian",
+    "sk": "Slovak",
+    "sv": "Swedish",
+    "hr": "Croatian",
+    "fil": "Filipino",
+    "hu": "Hungarian",
+    "no": "Norwegian",
+    "nb": "Norwegian",
+    "sl": "Slovenian",
+    "ca": "Catalan",
+    "nn": "Nynorsk",
+    "ta": "Tamil",
+    "af": "Afrikaans",
 }
+"""Language code -> ``language_boost`` value (the voice_clone API's documented enum: ``auto``,
+``Chinese``, ``Chinese,Yue``, ``English``...). A code outside it is not sent (logged)."""
+
+
+def language_boost(language: str | None) -> str | None:
+    """The ``language_boost`` value for a language code (``en`` -> ``English``, ``zh-HK`` ->
+    ``Chinese,Yue``), or None (no language, or one MiniMax does not list)."""
+    if not language:
+        return None
+    code = language.lower().replace("_", "-")
+    boost = LANGUAGE_BOOST.get(code) or LANGUAGE_BOOST.get(code.split("-")[0])
+    if boost is None:
+        log.warning(f"minimax: language {language!r} is not one language_boost lists; not sent")
+    return boost
 
 
 def minimax_error(code: int, message: str | None, *, http_status: int | None = None) -> ProviderError:
@@ -156,7 +208,7 @@ class MiniMaxClient(VoiceProvider):
     key_env = KEY_ENV
     base_url_env = BASE_URL_ENV
     default_base_url = DEFAULT_BASE_URL
-    documented_hosts = ("api.minimax.io", "api.minimaxi.com")
+    documented_hosts = PROVIDER_REGIONS["minimax"].documented_patterns()
     default_family = "minimax"
     _interpret = staticmethod(_interpret)
     _request_id_of = staticmethod(_request_id_of)
@@ -192,7 +244,7 @@ class MiniMaxClient(VoiceProvider):
         if preview_text:
             body["text"] = preview_text
             body["model"] = record.target_model
-        boost = LANGUAGE_BOOST.get((language or "").lower().split("-")[0])
+        boost = language_boost(language)
         if boost:
             body["language_boost"] = boost
         return body
@@ -265,7 +317,10 @@ class MiniMaxClient(VoiceProvider):
         )
         log.info(f"minimax: voice {name} ready (request id {request_id})" + (f", {how}" if how else ""))
         ids = [i for i in (upload_id, request_id) if i]
-        return dataclasses.replace(record, voice_id=name, status="ready", request_ids=ids)
+        made = dt.datetime.fromtimestamp(self.runtime.wall(), dt.UTC)
+        expiry = (made + dt.timedelta(days=UNUSED_EXPIRY_DAYS)).isoformat(timespec="seconds")
+        details = {"expires_unless_used_by": expiry} if how != "already existed" else {}
+        return dataclasses.replace(record, voice_id=name, status="ready", request_ids=ids, details=details)
 
     def list_voices(self) -> list[VoiceRecord]:
         """Every cloned voice on the account (``get_voice`` with ``voice_type: voice_cloning``)."""
