@@ -236,20 +236,18 @@ def _prune(files_dir: Path, keep: Iterable[str]) -> None:
             p.unlink(missing_ok=True)
 
 
-def build_report(
-    out_dir: Path, *, dest: Path | None = None, jobs: int | None = None, reuse: bool = False
-) -> Path:
+def build_report(out_dir: Path, *, dest: Path | None = None, reuse: bool = False) -> Path:
     """Write the HTML report of the run in ``out_dir`` and return its path.
 
     ``dest`` defaults to ``OUT/report.html``; links to clips and excerpts are relative to ``dest``'s
     folder, so keep the page and ``OUT`` where they are relative to each other. Source excerpts go to
-    ``OUT/report_files/`` (reused when unchanged, stale ones removed). The page is written atomically.
-    ``jobs`` threads draw the speakers (default: up to 4, one per core). With ``reuse``, a page built
+    ``OUT/report_files/`` (reused when unchanged, stale ones removed). The page is written atomically;
+    up to 4 threads (one per core) draw the speakers. With ``reuse``, a page built
     from the very same results (manifests, ledger, run settings; times aside) is kept as it is: a resumed
     run does not draw everything again.
 
     Raises:
-        InvalidArgument: ``out_dir`` is not a run folder, ``dest``'s folder does not exist, or ``jobs`` < 1.
+        InvalidArgument: ``out_dir`` is not a run folder, or ``dest``'s folder does not exist.
     """
     from pipeline.audio.io import atomic_write_bytes
     from pipeline.report.html import render
@@ -287,9 +285,7 @@ def build_report(
             _voice_previews(clip, out_dir, base)
 
     # Decoding (libsndfile, FFmpeg), FFTs and image encoding release the GIL: threads share the work.
-    workers = jobs if jobs is not None else min(4, os.cpu_count() or 1)
-    if workers < 1:
-        raise InvalidArgument(f"jobs must be at least 1, got {jobs}")
+    workers = min(4, os.cpu_count() or 1)
     if workers == 1 or len(speakers) < 2:
         for sv in speakers:
             draw(sv)
