@@ -34,7 +34,7 @@ from typing import Any
 
 from pipeline.audio import io
 from pipeline.audio.memory import release_free_memory
-from pipeline.audio.notes import collected, collecting
+from pipeline.audio.notes import collect
 from pipeline.audio.scan import InputFile, scan
 from pipeline.batch import outputs
 from pipeline.batch.config import RunConfig, load_config
@@ -268,7 +268,6 @@ def cached_recording(item: InputFile, *, cache_dir: Path, config: RunConfig) -> 
     return row if row.status != "ok" or analysis_path.exists() else None
 
 
-@collecting  # what the decoders say while reading the file: the row's decode_notes
 def analyze_recording(item: InputFile, *, cache_dir: Path, config: RunConfig) -> RecordingRow:
     """Stage-1 task: the recordings row of one file; its analysis, when ``ok``, is cached for stage 2.
 
@@ -281,29 +280,30 @@ def analyze_recording(item: InputFile, *, cache_dir: Path, config: RunConfig) ->
     row_path, analysis_path = _analysis_cache(sha, cache_dir, config)
     who = {"path": item.path, "speaker": item.speaker, "sha256": sha}
     probed: dict[str, Any] = {}
-    try:
-        info = io.probe(source, max_input_s=config.max_input_s, hash=False)
-        probed = {k: getattr(info, k) for k in PROBE_KEYS}
-        result = analyze_file(
-            source,
-            channel_strategy=config.channel_strategy,
-            max_input_s=config.max_input_s,
-            info=info,
-            vad_aggressiveness=config.vad_aggressiveness,
-        )
-        if not result.metrics.get("duration_s"):
-            raise AudioReadError("empty", "no samples could be decoded")
-    except AudioReadError as exc:
-        row = RecordingRow(
-            **who,
-            probe=probed,
-            status="failed",
-            reasons=[exc.reason],
-            message=_message(exc, source),
-            decode_notes=collected(),
-        )
-        _write_json(row_path, row)
-        return row
+    with collect() as notes:  # what the decoders say while reading the file: the row's decode_notes
+        try:
+            info = io.probe(source, max_input_s=config.max_input_s, hash=False)
+            probed = {k: getattr(info, k) for k in PROBE_KEYS}
+            result = analyze_file(
+                source,
+                channel_strategy=config.channel_strategy,
+                max_input_s=config.max_input_s,
+                info=info,
+                vad_aggressiveness=config.vad_aggressiveness,
+            )
+            if not result.metrics.get("duration_s"):
+                raise AudioReadError("empty", "no samples could be decoded")
+        except AudioReadError as exc:
+            row = RecordingRow(
+                **who,
+                probe=probed,
+                status="failed",
+                reasons=[exc.reason],
+                message=_message(exc, source),
+                decode_notes=notes.entries(),
+            )
+            _write_json(row_path, row)
+            return row
     result.path, result.speaker = item.path, item.speaker
     result.save(analysis_path)
     row = RecordingRow(
@@ -315,7 +315,7 @@ def analyze_recording(item: InputFile, *, cache_dir: Path, config: RunConfig) ->
         metrics=result.metrics,
         null_reasons=result.null_reasons,
         speech_segments=[[round(a, 3), round(b, 3)] for a, b in result.speech_segments],
-        decode_notes=collected(),
+        decode_notes=notes.entries(),
     )
     _write_json(row_path, row)
     del result
