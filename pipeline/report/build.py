@@ -191,7 +191,7 @@ def _histograms(res: RunResults) -> list[str]:
     """Per metric, the delivered clips' values by status, with the families' gate limits as their checks
     recorded them."""
     from pipeline.report import plots
-    from pipeline.rules.metrics import METRICS
+    from pipeline.rules.metrics import METRICS, is_number
 
     out = []
     for metric in HISTOGRAM_METRICS:
@@ -205,11 +205,7 @@ def _histograms(res: RunResults) -> list[str]:
                 values.append((x, row["status"]))
             for c in row["checks"]:
                 lim = c.get("limit")
-                if (
-                    c.get("rule") == f"gate:{metric}"
-                    and isinstance(lim, int | float)
-                    and not isinstance(lim, bool)
-                ):
+                if c.get("rule") == f"gate:{metric}" and is_number(lim):
                     fams = gates.setdefault(float(lim), [])
                     if row["family"] not in fams:
                         fams.append(row["family"])
