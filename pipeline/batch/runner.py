@@ -330,25 +330,22 @@ ClipTask = tuple[str, tuple[InputFile, ...]]
 """Stage-2 input: a family and one speaker's readable recordings (each with its ``sha256``)."""
 
 
-def _clip_key(task: ClipTask, spec_dump: dict[str, Any], cfg: RunConfig, voice: Any = None) -> str:
+def _clip_cache(task: ClipTask, cache_dir: Path, cfg: RunConfig, voice: Any = None) -> tuple[Any, str, Path]:
+    """The family spec of a stage-2 task, its cache key (the speaker's recordings and voice, the spec and
+    the selection settings) and where its row is cached."""
+    from pipeline.rules.families import load_family
+
     family, files = task
-    return _cache_key(
+    spec = load_family(family)
+    key = _cache_key(
         cfg,
         voice=voice,
         speaker=files[0].speaker,
         family=family,
         recordings=sorted((f.sha256 or "", f.path) for f in files),
-        spec=spec_dump,
+        spec=spec.model_dump(mode="json"),
         selection=cfg.fingerprint_fields("selection"),
     )
-
-
-def _clip_cache(task: ClipTask, cache_dir: Path, cfg: RunConfig, voice: Any = None) -> tuple[Any, str, Path]:
-    from pipeline.rules.families import load_family
-
-    family, _ = task
-    spec = load_family(family)
-    key = _clip_key(task, spec.model_dump(mode="json"), cfg, voice)
     return spec, key, cache_dir / "clips" / f"{key}.json"
 
 
@@ -762,7 +759,12 @@ def prepare_output(input_path: str | Path, out_dir: str | Path) -> Path:
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise RunError(f"{out}: exists and is not a folder")
-    _check_input_is_not_output(Path(input_path), out)
+    # The input may hold OUT (its outputs are then not read), but may not be OUT or inside it.
+    source, target = Path(input_path).resolve(), out.resolve()
+    if source == target or source.is_relative_to(target):
+        raise RunError(
+            f"{input_path}: the input is the output folder {out} or inside it; choose another --out"
+        )
     try:
         out.mkdir(parents=True, exist_ok=True)
         probe_file = out / f".write-test-{os.getpid()}"
@@ -776,15 +778,6 @@ def prepare_output(input_path: str | Path, out_dir: str | Path) -> Path:
 def _own_output(out: Path, rel: str, record: dict[str, dict[str, Any]]) -> bool:
     """A file in OUT that voiceprep made: a recorded clip, or a source excerpt of the report."""
     return rel.startswith("report_files/") or outputs.is_ours(out, rel, record)
-
-
-def _check_input_is_not_output(input_path: Path, out: Path) -> None:
-    """The input may hold OUT (its outputs are then not read), but may not be OUT or inside it."""
-    source, target = input_path.resolve(), out.resolve()
-    if source == target or source.is_relative_to(target):
-        raise RunError(
-            f"{input_path}: the input is the output folder {out} or inside it; choose another --out"
-        )
 
 
 def _learn_voices(
