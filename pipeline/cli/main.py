@@ -692,8 +692,7 @@ def main() -> None:
     except VoiceprepError as exc:
         if debug:
             raise
-        err.print(f"voiceprep: error: {plain(exc)}", markup=False, highlight=False)
-        sys.exit(EXIT_USAGE)
+        sys.exit(fail(f"error: {exc}", EXIT_USAGE).exit_code)
     except KeyboardInterrupt:
         err.print("voiceprep: interrupted")
         sys.exit(130)
@@ -707,14 +706,8 @@ def main() -> None:
             sys.exit(EXIT_USAGE)
         if debug:
             raise
-        err.print(
-            plain(
-                f"voiceprep: internal error: {type(exc).__name__}: {exc} (run with --debug for the traceback)"
-            ),
-            markup=False,
-            highlight=False,
-        )
-        sys.exit(EXIT_INTERNAL)
+        internal = f"internal error: {type(exc).__name__}: {exc} (run with --debug for the traceback)"
+        sys.exit(fail(internal, EXIT_INTERNAL).exit_code)
     sys.exit(result if isinstance(result, int) else EXIT_OK)
 
 
