@@ -37,6 +37,7 @@ from pipeline.cli.common import (
     state,
     write_report,
 )
+from pipeline.cli.voices import submit_command, voices_app
 from pipeline.errors import VoiceprepError
 
 if TYPE_CHECKING:
@@ -56,14 +57,6 @@ families_app = typer.Typer(
     no_args_is_help=False,
 )
 app.add_typer(families_app, name="families")
-
-
-def _register_voice_commands() -> None:
-    """``submit`` and ``voices ...`` live in :mod:`pipeline.cli.voices` (the network edge's CLI)."""
-    from pipeline.cli.voices import submit_command, voices_app
-
-    app.command("submit")(submit_command)
-    app.add_typer(voices_app, name="voices")
 
 
 out = make_console()
@@ -492,8 +485,6 @@ def _submit_after_run(
     out_dir: Path, family: list[str] | None, preview: str | None, config: Path | None
 ) -> int:
     """``voiceprep submit OUT`` after a run; returns its exit code."""
-    from pipeline.cli.voices import submit_command
-
     try:
         submit_command(out_dir=out_dir, family=family, preview=preview, config=config)
     except typer.Exit as done:
@@ -665,7 +656,9 @@ def families_show(
     out.print(table)
 
 
-_register_voice_commands()
+# ``submit`` and ``voices ...`` live in :mod:`pipeline.cli.voices` (the network edge's CLI), listed last.
+app.command("submit")(submit_command)
+app.add_typer(voices_app, name="voices")
 
 
 OLD_POSITIONAL_OUT = ("report", "submit")
