@@ -305,11 +305,12 @@ def is_ours(out: Path, rel: str, record: dict[str, dict[str, Any]]) -> bool:
 
 
 def may_write(out: Path, target: Path) -> bool:
-    """True when ``target`` (under OUT) can be written: nothing is there, or what is there is ours."""
+    """True when a clip may be written at ``target``: its folder is inside OUT (not a link leading out),
+    and nothing is there or what is there is ours."""
+    if not Path(target).parent.resolve().is_relative_to(Path(out).resolve()):
+        return False
     rel = Path(target).relative_to(out).as_posix()
-    if not os.path.lexists(target):
-        return True
-    return is_ours(out, rel, load_record(out))
+    return not os.path.lexists(target) or is_ours(out, rel, load_record(out))
 
 
 def note_intent(out: Path, target: Path) -> None:

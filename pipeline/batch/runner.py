@@ -438,7 +438,7 @@ def _select_render_check(
         return ClipRow(speaker=speaker, family=spec.name, status="rejected", reasons=reasons, message=message)
     target = out / "clips" / safe_name(speaker) / f"{spec.name}.{spec.delivery.format}"
     target.parent.mkdir(parents=True, exist_ok=True)
-    if not _may_render(out, target):
+    if not outputs.may_write(out, target):
         return _in_the_way(speaker, spec.name, out, target)
     outputs.note_intent(out, target)
     first_failure: ClipRow | None = None
@@ -485,7 +485,7 @@ def _select_render_check(
     # Re-render the best plan and keep it to listen to, but never where a ready clip would be.
     rejected = out / "rejected" / safe_name(speaker) / target.name
     rejected.parent.mkdir(parents=True, exist_ok=True)
-    if not _may_render(out, rejected):
+    if not outputs.may_write(out, rejected):
         target.unlink(missing_ok=True)
         return _in_the_way(speaker, spec.name, out, rejected)
     outputs.note_intent(out, rejected)
@@ -495,13 +495,6 @@ def _select_render_check(
     first_failure.clip_sha256 = io.sha256_file(rejected)
     first_failure.message = "every candidate failed its re-check; the best is kept under rejected/"
     return first_failure
-
-
-def _may_render(out: Path, target: Path) -> bool:
-    """True when a clip may be written at ``target``: its folder is inside OUT (not a link leading out)
-    and nothing is there that voiceprep did not write."""
-    inside = target.parent.resolve().is_relative_to(out.resolve())
-    return inside and outputs.may_write(out, target)
 
 
 def _in_the_way(speaker: str, family: str, out: Path, target: Path) -> ClipRow:
