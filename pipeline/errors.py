@@ -164,3 +164,18 @@ def reason_hint(code: str) -> str:
 def all_codes() -> list[str]:
     """All known reason codes, in a stable order."""
     return list(_REASONS)
+
+
+def encodable(text: str) -> str:
+    """``text`` with the bytes of a file name that are not UTF-8 (lone surrogates in Python) written as
+    ``\\xNN``, so that any UTF-8 output (a manifest, a log, the terminal) can carry it; valid text is
+    returned unchanged."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        pass
+    try:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:  # a surrogate that is not an escaped byte
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")

@@ -108,7 +108,7 @@ def test_the_report_marks_where_music_was_heard(bed_run: tuple[Path, float]) -> 
     res = pipeline.load_run(out)
     spans = content_spans("reader/talk.wav", {}, res.clip_rows)
     assert spans and all(kind == "music" and end <= clean_from + 1.0 for _, end, kind in spans)
-    html = build_report(out, jobs=1).read_text(encoding="utf-8")
+    html = build_report(out).read_text(encoding="utf-8")
     assert 'class="content content-music"' in html
 
 

@@ -69,9 +69,8 @@ def test_nested_collectors_hand_their_notes_on(damaged_mp3: Path) -> None:
     with notes.collect() as outer:
         with notes.collect() as inner:
             io.read(damaged_mp3)
-            assert not outer and notes.collected() == inner.entries()  # the innermost collects
-        assert inner and notes.collected() == outer.entries() == inner.entries()  # handed on when closed
-    assert notes.collected() == []
+            assert inner and not outer  # the innermost collects
+        assert outer.entries() == inner.entries()  # handed on when closed
 
 
 def test_outside_a_collector_notes_go_to_the_debug_log(damaged_mp3: Path, capfd, caplog) -> None:

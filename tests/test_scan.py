@@ -55,13 +55,6 @@ def test_folder_scan_is_recursive_sorted_and_audio_only(tree: Path) -> None:
     assert all(item.source == str(tree / item.path) for item in items)
 
 
-def test_audio_only_false_keeps_other_files_but_not_hidden_ones(tree: Path) -> None:
-    names = relpaths(list(scan([tree], audio_only=False)))
-    assert "notes.txt" in names and "sub/deeper/readme.md" in names
-    assert not any(part.startswith(".") for name in names for part in name.split("/"))
-    assert len(names) == 8
-
-
 def test_order_is_stable_across_runs_and_inputs_keep_their_order(tree: Path, tmp_path: Path) -> None:
     other = touch(tmp_path / "other" / "o.wav").parent
     first = list(scan([other, tree]))

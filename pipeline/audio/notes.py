@@ -55,8 +55,6 @@ __all__ = [
     "captured",
     "captured_steps",
     "collect",
-    "collected",
-    "collecting",
     "describe",
 ]
 
@@ -175,23 +173,6 @@ def collect() -> Iterator[DecodeNotes]:
 
 P = ParamSpec("P")
 R = TypeVar("R")
-
-
-def collecting(fn: Callable[P, R]) -> Callable[P, R]:
-    """Decorator: run ``fn`` inside its own :func:`collect` (read it with :func:`collected`)."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        with collect():
-            return fn(*args, **kwargs)
-
-    return wrapper
-
-
-def collected() -> list[dict[str, Any]]:
-    """The entries of the innermost open collector so far (empty outside every collector)."""
-    notes = _COLLECTOR.get()
-    return notes.entries() if notes is not None else []
 
 
 def _deliver(messages: list[str]) -> None:

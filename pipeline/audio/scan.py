@@ -31,7 +31,7 @@ AUDIO_EXTENSIONS: frozenset[str] = frozenset(
         "mpg", "mpeg", "vob",
     }
 )  # fmt: skip
-"""Lower-case file suffixes (without the dot) kept by ``scan(..., audio_only=True)``."""
+"""Lower-case file suffixes (without the dot) of the files :func:`scan` keeps inside folders."""
 
 
 @dataclass(frozen=True)
@@ -78,7 +78,6 @@ def _walk(
     relparts: tuple[str, ...],
     ancestors: set[tuple[int, int]],
     visited: set[tuple[int, int]],
-    audio_only: bool,
 ) -> Iterator[InputFile]:
     try:
         with os.scandir(folder) as it:
@@ -94,7 +93,7 @@ def _walk(
         relpath = "/".join((*relparts, name))
         info, problem = _stat(path)
         if info is None:
-            if problem == "symlink_loop" or audio_only is False or _is_audio_name(name):
+            if problem == "symlink_loop" or _is_audio_name(name):
                 yield InputFile(source=str(path), path=relpath, problem=problem)
             continue
         if stat.S_ISDIR(info.st_mode):
@@ -107,28 +106,28 @@ def _walk(
             visited.add(key)
             ancestors.add(key)
             try:
-                yield from _walk(path, (*relparts, name), ancestors, visited, audio_only)
+                yield from _walk(path, (*relparts, name), ancestors, visited)
             finally:
                 ancestors.discard(key)
-        elif stat.S_ISREG(info.st_mode) and (not audio_only or _is_audio_name(name)):
+        elif stat.S_ISREG(info.st_mode) and _is_audio_name(name):
             yield _file_item(path, relpath)
 
 
-def scan(inputs: Iterable[str | os.PathLike[str]], *, audio_only: bool = True) -> Iterator[InputFile]:
+def scan(inputs: Iterable[str | os.PathLike[str]]) -> Iterator[InputFile]:
     """Yield the files found under ``inputs`` (files or folders), recursively and in a stable order.
 
     Inputs are handled in the given order; inside a folder, entries are sorted by name and walked depth
     first. Hidden entries (names starting with ``.``) are skipped and so are special files (pipes,
-    devices). With ``audio_only=True`` only names whose suffix is in :data:`AUDIO_EXTENSIONS` are kept
-    inside folders; a file named explicitly is always yielded. Links are followed; a folder reached twice
+    devices). Inside folders only names whose suffix is in :data:`AUDIO_EXTENSIONS` are kept; a file named
+    explicitly is always yielded. Links are followed; a folder reached twice
     is listed once. A single ``str`` or path is accepted as one input.
     """
     if isinstance(inputs, str | os.PathLike):
         inputs = [inputs]
-    return _scan([as_path("inputs", item) for item in inputs], audio_only)
+    return _scan([as_path("inputs", item) for item in inputs])
 
 
-def _scan(inputs: list[Path], audio_only: bool) -> Iterator[InputFile]:
+def _scan(inputs: list[Path]) -> Iterator[InputFile]:
     visited: set[tuple[int, int]] = set()
     for path in inputs:
         info, problem = _stat(path)
@@ -139,7 +138,7 @@ def _scan(inputs: list[Path], audio_only: bool) -> Iterator[InputFile]:
             if key in visited:
                 continue
             visited.add(key)
-            yield from _walk(path, (), {key}, visited, audio_only)
+            yield from _walk(path, (), {key}, visited)
         elif stat.S_ISREG(info.st_mode):
             yield _file_item(path, path.name)
         else:

@@ -17,8 +17,6 @@ The manifests are read as tables (and exported as Parquet/CSV) by :func:`pipelin
 from __future__ import annotations
 
 import dataclasses
-import datetime as _dt
-import enum
 import hashlib
 import json
 import math
@@ -61,8 +59,8 @@ class ManifestError(VoiceprepError):
 def to_jsonable(obj: Any) -> Any:
     """Return ``obj`` as plain JSON data: dicts with ``str`` keys, lists, str, int, float, bool, None.
 
-    numpy scalars and arrays, tuples, sets (sorted), paths (POSIX), enums (their value), dates (ISO 8601),
-    dataclasses and pydantic models are converted; ``NaN`` and ``±inf`` become ``None``.
+    numpy scalars and arrays, tuples, sets (sorted), paths (POSIX), dataclasses and pydantic models are
+    converted; ``NaN`` and ``±inf`` become ``None``.
 
     Raises:
         TypeError: for a value of any other type (naming the type).
@@ -90,18 +88,12 @@ def to_jsonable(obj: Any) -> Any:
         return to_jsonable(dataclasses.asdict(obj))
     if isinstance(obj, PurePath):
         return obj.as_posix()
-    if isinstance(obj, enum.Enum):
-        return to_jsonable(obj.value)
-    if isinstance(obj, _dt.datetime | _dt.date | _dt.time):
-        return obj.isoformat()
     raise TypeError(f"cannot store a value of type {type(obj).__module__}.{type(obj).__qualname__} as JSON")
 
 
 def _key(k: Any) -> str:
     if isinstance(k, str):
         return k
-    if isinstance(k, enum.Enum):
-        return str(k.value)
     if isinstance(k, bool | int | float | np.generic | PurePath):
         v = to_jsonable(k)
         return json.dumps(v) if not isinstance(v, str) else v

@@ -35,6 +35,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from pipeline.audio.io import atomic_write_bytes, sha256_file
 from pipeline.batch.manifest import append_row
 from pipeline.errors import VoiceprepError
 
@@ -72,9 +73,7 @@ def pid_alive(pid: int) -> bool:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except PermissionError:
-        return True
-    except OSError:
+    except OSError:  # PermissionError among them: the process exists
         return True
     return True
 
@@ -238,12 +237,6 @@ def _files_below(base: Path) -> Iterator[Path]:
 # --------------------------------------------------------------------------------------------- the record
 
 
-def _sha256(path: Path) -> str:
-    from pipeline.audio.io import sha256_file
-
-    return sha256_file(path)
-
-
 def load_record(out: Path) -> dict[str, dict[str, Any]]:
     """The record of outputs: path (relative to OUT, posix) -> its last entry.
 
@@ -279,8 +272,6 @@ def keep_record(out: Path) -> None:
     path = Path(out) / RECORD_NAME
     if path.exists():
         return
-    from pipeline.audio.io import atomic_write_bytes
-
     lines = "".join(json.dumps(e, ensure_ascii=False) + "\n" for e in load_record(out).values())
     atomic_write_bytes(path, lambda fh: fh.write(lines.encode("utf-8")))
 
@@ -310,29 +301,22 @@ def is_ours(out: Path, rel: str, record: dict[str, dict[str, Any]]) -> bool:
     size = entry.get("bytes")
     if isinstance(size, int) and path.stat().st_size != size:
         return False
-    return _sha256(path) == entry.get("sha256")
+    return sha256_file(path) == entry.get("sha256")
 
 
 def may_write(out: Path, target: Path) -> bool:
-    """True when ``target`` (under OUT) can be written: nothing is there, or what is there is ours."""
+    """True when a clip may be written at ``target``: its folder is inside OUT (not a link leading out),
+    and nothing is there or what is there is ours."""
+    if not Path(target).parent.resolve().is_relative_to(Path(out).resolve()):
+        return False
     rel = Path(target).relative_to(out).as_posix()
-    if not os.path.lexists(target):
-        return True
-    return is_ours(out, rel, load_record(out))
+    return not os.path.lexists(target) or is_ours(out, rel, load_record(out))
 
 
 def note_intent(out: Path, target: Path) -> None:
     """Record that ``target`` is about to be written (called by the task that writes it)."""
     rel = Path(target).relative_to(out).as_posix()
     append_row(Path(out) / RECORD_NAME, {"path": rel, "intent": True})
-
-
-def note_written(out: Path, rel: str, sha256: str | None) -> None:
-    """Record the file ``OUT/rel`` voiceprep wrote, with its hash and size."""
-    path = Path(out) / rel
-    with contextlib.suppress(OSError):
-        size = path.stat().st_size
-        append_row(Path(out) / RECORD_NAME, {"path": rel, "sha256": sha256 or _sha256(path), "bytes": size})
 
 
 def remove_unlisted(out: Path, keep: dict[str, str | None]) -> list[str]:
@@ -342,8 +326,6 @@ def remove_unlisted(out: Path, keep: dict[str, str | None]) -> list[str]:
     A recorded file that was changed since (its hash differs) or replaced by a link is left where it is
     and forgotten. Returns the paths deleted (relative to OUT).
     """
-    from pipeline.audio.io import atomic_write_bytes
-
     out = Path(out)
     record = load_record(out)
     removed = []
@@ -355,7 +337,7 @@ def remove_unlisted(out: Path, keep: dict[str, str | None]) -> list[str]:
     for rel, sha in sorted(keep.items()):
         path = out / rel
         if path.is_file() and not path.is_symlink():
-            entry = {"path": rel, "sha256": sha or _sha256(path), "bytes": path.stat().st_size}
+            entry = {"path": rel, "sha256": sha or sha256_file(path), "bytes": path.stat().st_size}
             lines.append(json.dumps(entry, ensure_ascii=False))
     text = "".join(line + "\n" for line in lines)
     atomic_write_bytes(out / RECORD_NAME, lambda fh: fh.write(text.encode("utf-8")))

@@ -34,7 +34,7 @@ from typing import Any
 
 from pipeline.audio import io
 from pipeline.audio.memory import release_free_memory
-from pipeline.audio.notes import collected, collecting
+from pipeline.audio.notes import collect
 from pipeline.audio.scan import InputFile, scan
 from pipeline.batch import outputs
 from pipeline.batch.config import RunConfig, load_config
@@ -46,7 +46,7 @@ from pipeline.batch.manifest import (
     to_jsonable,
     write_rows,
 )
-from pipeline.errors import AudioReadError, InvalidArgument, VoiceprepError, reason_message
+from pipeline.errors import AudioReadError, InvalidArgument, VoiceprepError, encodable, reason_message
 
 CACHE_VERSION = 5
 """Bumped when cached rows or analyses change meaning; old cache entries are then ignored."""
@@ -77,7 +77,7 @@ def safe_name(name: str) -> str:
     """The clip folder of a speaker: the name itself (NFC), letters and digits of every script kept
     (``张伟`` stays ``张伟``); runs of anything else (spaces, ``/``, ``\\``, ``:``, control characters,
     markup) become ``_``; never empty, hidden or a reserved Windows device name."""
-    text = unicodedata.normalize("NFC", text_of(name)).strip()
+    text = unicodedata.normalize("NFC", encodable(name)).strip()
     cleaned = re.sub(r"[^\w.-]+", "_", text).strip("._")
     if cleaned.split(".")[0].upper() in _WINDOWS_RESERVED:
         cleaned = f"_{cleaned}"
@@ -87,19 +87,6 @@ def safe_name(name: str) -> str:
 def folder_key(name: str) -> str:
     """What makes two clip folders the same on a case-insensitive file system (macOS, Windows)."""
     return unicodedata.normalize("NFC", safe_name(name)).casefold()
-
-
-def text_of(name: str) -> str:
-    """A file name as printable, encodable text: bytes that are not UTF-8 (kept by Python as lone
-    surrogates) become ``\\xNN``; valid names are returned unchanged."""
-    try:
-        name.encode("utf-8")
-        return name
-    except UnicodeEncodeError:
-        try:
-            return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
-        except UnicodeEncodeError:
-            return name.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def _read_speaker_map(path: Path) -> tuple[dict[str, str], dict[str, str]]:
@@ -196,7 +183,7 @@ def find_inputs(
     mapping = _read_speaker_map(Path(speaker_map))[0] if speaker_map is not None else {}
     files: list[InputFile] = []
     for item in scan([root]):
-        shown = text_of(item.path)  # manifests, logs and the terminal see text; `source` keeps the bytes
+        shown = encodable(item.path)  # manifests, logs and the terminal see text; `source` keeps the bytes
         parts = Path(shown).parts
         who = speaker or (parts[0] if len(parts) > 1 else Path(shown).stem)
         who = mapping.get(shown, who)
@@ -241,7 +228,7 @@ def _read_json(path: Path) -> Any | None:
 def _file_sha256(source: Path, cache_dir: Path) -> str:
     """sha256 of a file's bytes, remembered by (size, mtime, inode) so a repeated run does not re-read it."""
     st = source.stat()
-    stamp = fingerprint([text_of(str(source)), st.st_size, st.st_mtime_ns, st.st_ino])
+    stamp = fingerprint([encodable(str(source)), st.st_size, st.st_mtime_ns, st.st_ino])
     entry = cache_dir / "hashes" / f"{stamp}.txt"
     try:
         value = entry.read_text().strip()
@@ -255,12 +242,16 @@ def _file_sha256(source: Path, cache_dir: Path) -> str:
     return value
 
 
+def _cache_key(cfg: RunConfig, **parts: Any) -> str:
+    """The name of a cache entry: a fingerprint of what it was made from (``parts``), the analysis
+    settings and the code version; a change of any of them makes every entry new."""
+    return fingerprint({**parts, "analysis": cfg.fingerprint_fields("analysis"), "code": _code_version()})
+
+
 def _analysis_cache(sha: str, cache: Path, cfg: RunConfig) -> tuple[Path, Path]:
     """Where the analysis of the bytes ``sha`` is cached, keyed by content and settings: its row (JSON)
     and its :class:`~pipeline.analysis.base.Analysis` (``.npz``)."""
-    key = fingerprint(
-        {"sha256": sha, "analysis": cfg.fingerprint_fields("analysis"), "code": _code_version()}
-    )
+    key = _cache_key(cfg, sha256=sha)
     return cache / "recordings" / f"{key}.json", cache / "recordings" / f"{key}.npz"
 
 
@@ -299,7 +290,6 @@ def cached_recording(item: InputFile, *, cache_dir: Path, config: RunConfig) -> 
     return row if row.status != "ok" or analysis_path.exists() else None
 
 
-@collecting  # what the decoders say while reading the file: the row's decode_notes
 def analyze_recording(item: InputFile, *, cache_dir: Path, config: RunConfig) -> RecordingRow:
     """Stage-1 task: the recordings row of one file; its analysis, when ``ok``, is cached for stage 2.
 
@@ -312,29 +302,30 @@ def analyze_recording(item: InputFile, *, cache_dir: Path, config: RunConfig) ->
     row_path, analysis_path = _analysis_cache(sha, cache_dir, config)
     who = {"path": item.path, "speaker": item.speaker, "sha256": sha}
     probed: dict[str, Any] = {}
-    try:
-        info = io.probe(source, max_input_s=config.max_input_s, hash=False)
-        probed = {k: getattr(info, k) for k in PROBE_KEYS}
-        result = analyze_file(
-            source,
-            channel_strategy=config.channel_strategy,
-            max_input_s=config.max_input_s,
-            info=info,
-            vad_aggressiveness=config.vad_aggressiveness,
-        )
-        if not result.metrics.get("duration_s"):
-            raise AudioReadError("empty", "no samples could be decoded")
-    except AudioReadError as exc:
-        row = RecordingRow(
-            **who,
-            probe=probed,
-            status="failed",
-            reasons=[exc.reason],
-            message=_message(exc, source),
-            decode_notes=collected(),
-        )
-        _write_json(row_path, row)
-        return row
+    with collect() as notes:  # what the decoders say while reading the file: the row's decode_notes
+        try:
+            info = io.probe(source, max_input_s=config.max_input_s, hash=False)
+            probed = {k: getattr(info, k) for k in PROBE_KEYS}
+            result = analyze_file(
+                source,
+                channel_strategy=config.channel_strategy,
+                max_input_s=config.max_input_s,
+                info=info,
+                vad_aggressiveness=config.vad_aggressiveness,
+            )
+            if not result.metrics.get("duration_s"):
+                raise AudioReadError("empty", "no samples could be decoded")
+        except AudioReadError as exc:
+            row = RecordingRow(
+                **who,
+                probe=probed,
+                status="failed",
+                reasons=[exc.reason],
+                message=_message(exc, source),
+                decode_notes=notes.entries(),
+            )
+            _write_json(row_path, row)
+            return row
     result.path, result.speaker = item.path, item.speaker
     result.save(analysis_path)
     row = RecordingRow(
@@ -346,7 +337,7 @@ def analyze_recording(item: InputFile, *, cache_dir: Path, config: RunConfig) ->
         metrics=result.metrics,
         null_reasons=result.null_reasons,
         speech_segments=[[round(a, 3), round(b, 3)] for a, b in result.speech_segments],
-        decode_notes=collected(),
+        decode_notes=notes.entries(),
     )
     _write_json(row_path, row)
     del result
@@ -361,28 +352,22 @@ ClipTask = tuple[str, tuple[InputFile, ...]]
 """Stage-2 input: a family and one speaker's readable recordings (each with its ``sha256``)."""
 
 
-def _clip_key(task: ClipTask, spec_dump: dict[str, Any], cfg: RunConfig, voice: Any = None) -> str:
-    family, files = task
-    return fingerprint(
-        {
-            "voice": voice,
-            "speaker": files[0].speaker,
-            "family": family,
-            "recordings": sorted((f.sha256 or "", f.path) for f in files),
-            "spec": spec_dump,
-            "selection": cfg.fingerprint_fields("selection"),
-            "analysis": cfg.fingerprint_fields("analysis"),
-            "code": _code_version(),
-        }
-    )
-
-
 def _clip_cache(task: ClipTask, cache_dir: Path, cfg: RunConfig, voice: Any = None) -> tuple[Any, str, Path]:
+    """The family spec of a stage-2 task, its cache key (the speaker's recordings and voice, the spec and
+    the selection settings) and where its row is cached."""
     from pipeline.rules.families import load_family
 
-    family, _ = task
+    family, files = task
     spec = load_family(family)
-    key = _clip_key(task, spec.model_dump(mode="json"), cfg, voice)
+    key = _cache_key(
+        cfg,
+        voice=voice,
+        speaker=files[0].speaker,
+        family=family,
+        recordings=sorted((f.sha256 or "", f.path) for f in files),
+        spec=spec.model_dump(mode="json"),
+        selection=cfg.fingerprint_fields("selection"),
+    )
     return spec, key, cache_dir / "clips" / f"{key}.json"
 
 
@@ -475,7 +460,7 @@ def _select_render_check(
         return ClipRow(speaker=speaker, family=spec.name, status="rejected", reasons=reasons, message=message)
     target = out / "clips" / safe_name(speaker) / f"{spec.name}.{spec.delivery.format}"
     target.parent.mkdir(parents=True, exist_ok=True)
-    if not _may_render(out, target):
+    if not outputs.may_write(out, target):
         return _in_the_way(speaker, spec.name, out, target)
     outputs.note_intent(out, target)
     first_failure: ClipRow | None = None
@@ -522,7 +507,7 @@ def _select_render_check(
     # Re-render the best plan and keep it to listen to, but never where a ready clip would be.
     rejected = out / "rejected" / safe_name(speaker) / target.name
     rejected.parent.mkdir(parents=True, exist_ok=True)
-    if not _may_render(out, rejected):
+    if not outputs.may_write(out, rejected):
         target.unlink(missing_ok=True)
         return _in_the_way(speaker, spec.name, out, rejected)
     outputs.note_intent(out, rejected)
@@ -532,13 +517,6 @@ def _select_render_check(
     first_failure.clip_sha256 = io.sha256_file(rejected)
     first_failure.message = "every candidate failed its re-check; the best is kept under rejected/"
     return first_failure
-
-
-def _may_render(out: Path, target: Path) -> bool:
-    """True when a clip may be written at ``target``: its folder is inside OUT (not a link leading out)
-    and nothing is there that voiceprep did not write."""
-    inside = target.parent.resolve().is_relative_to(out.resolve())
-    return inside and outputs.may_write(out, target)
 
 
 def _in_the_way(speaker: str, family: str, out: Path, target: Path) -> ClipRow:
@@ -595,9 +573,9 @@ def _crash(out: Path, what: str, exc: BaseException) -> dict[str, Any]:
     text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
     # Paths in a traceback may hold bytes that are not UTF-8: escaped, never a second crash.
     with (out / "errors.log").open("a", encoding="utf-8", errors="backslashreplace") as fh:
-        fh.write(f"--- {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} {text_of(what)}\n{text}\n")
+        fh.write(f"--- {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} {encodable(what)}\n{text}\n")
     kind_name = error_type(exc)  # the original type, also when it came back wrapped from a worker
-    message = text_of(f"{kind_name}: {exc}")
+    message = encodable(f"{kind_name}: {exc}")
     return {"status": "failed", "reasons": ["internal_error"], "message": message, "error_type": kind_name}
 
 
@@ -648,22 +626,145 @@ def run(
     )
     out = prepare_output(input_path, out_dir)
     with outputs.output_lock(out):  # one writer per OUT; raises OutputBusy (re-entrant: the CLI holds it)
-        return _run_locked(
-            input_path,
-            out,
-            family_names,
-            cfg,
-            kind,
-            workers=jobs or cfg.jobs or None,
-            scheduler=scheduler,
-            resume=resume,
-            speaker=speaker,
-            speaker_map=speaker_map,
-            reference=reference,
-            progress=progress,
-            started=started,
-            t0=t0,
+        workers = jobs or cfg.jobs or None
+        cache = out / ".cache"
+        outputs.remove_temp_files(out)
+        outputs.keep_record(out)
+        inputs = find_inputs(input_path, speaker=speaker, speaker_map=speaker_map)
+        # An output folder inside the input (``run . --out out``) must not feed files back in: they are not
+        # read, and named in run.json (a user's file there, e.g. through a link, is not silently ignored).
+        inside = out.resolve()
+        record = outputs.load_record(out)
+        inside_out = [
+            i.path
+            for i in inputs
+            if Path(i.source).is_relative_to(inside)
+            and not _own_output(out, Path(i.source).relative_to(inside).as_posix(), record)
+        ]
+        inputs = [i for i in inputs if not Path(i.source).is_relative_to(inside)]
+        if not inputs:
+            more = f" ({len(inside_out)} inside the output folder {out}, not read)" if inside_out else ""
+            raise RunError(f"{input_path}: no audio files found{more}")
+        _check_speaker_folders(inputs)
+        references = speaker_references(input_path, inputs, reference=reference, speaker_map=speaker_map)
+        if not resume and cache.is_symlink():  # a link to somewhere else: only the link goes
+            cache.unlink()
+        elif not resume and cache.exists():  # after every check: a refused run removes nothing
+            import shutil
+
+            shutil.rmtree(cache)
+        _notify(progress, "start", files=len(inputs), families=family_names, inside_out=inside_out)
+
+        rec_manifest, clip_manifest = out / "recordings.jsonl", out / "clips.jsonl"
+        (out / "errors.log").unlink(missing_ok=True)  # it describes this run only
+        write_rows(rec_manifest, [])
+        write_rows(clip_manifest, [])
+        config_dict = cfg.model_dump(mode="json")
+        timings: dict[str, float] = {}
+        recordings: list[RecordingRow] = []
+        clips: list[ClipRow] = []
+        tasks = {"from_cache": 0, "computed": 0}
+        with contextlib.ExitStack() as stack:
+            opened: list[Executor] = [kind] if isinstance(kind, Executor) else []
+
+            def outcomes(cached: Callable[[Any], Any], compute: Callable[[Any], Any], items: Sequence[Any]):
+                """``(item, result or exception)``: cached results first (no worker), then computed ones."""
+                from pipeline.batch.executors import map_unordered, open_executor
+
+                missing = []
+                for item in items:
+                    try:
+                        hit = cached(item)
+                    except Exception:  # a damaged cache entry: compute it again
+                        hit = None
+                    if hit is None:
+                        missing.append(item)
+                    else:
+                        tasks["from_cache"] += 1
+                        yield item, hit
+                if missing and not opened:  # started on first need, once per run
+                    opened.append(
+                        stack.enter_context(open_executor(str(kind), jobs=workers, scheduler=scheduler))
+                    )
+                for item, result in map_unordered(opened[0], compute, missing) if missing else ():
+                    tasks["computed"] += 1
+                    yield item, result
+
+            t_stage = time.perf_counter()
+            where = {"cache_dir": cache, "config": cfg}
+            stage1 = outcomes(
+                functools.partial(cached_recording, **where),
+                functools.partial(analyze_recording, **where),
+                inputs,
+            )
+            for item, result in stage1:
+                if isinstance(result, BaseException):
+                    row = RecordingRow(path=item.path, speaker=item.speaker, **_crash(out, item.path, result))
+                else:
+                    row = result
+                recordings.append(row)
+                append_row(rec_manifest, row)
+                _notify(progress, "recording", row=row)
+            timings["analyze_s"] = time.perf_counter() - t_stage
+
+            voices: dict[str, dict[str, Any]] = {}
+            if cfg.speaker_checks:
+                t_stage = time.perf_counter()
+                recordings, voices = _learn_voices(recordings, inputs, references, out, cfg, outcomes)
+                timings["voices_s"] = time.perf_counter() - t_stage
+
+            t_stage = time.perf_counter()
+            clip_tasks = _clip_tasks(recordings, inputs, family_names)
+            skipped = _speakers_without_audio(recordings, clip_tasks, family_names)
+            _notify(progress, "clips", total=len(clip_tasks) + len(skipped))
+            for clip in skipped:
+                clips.append(clip)
+                append_row(clip_manifest, clip)
+                _notify(progress, "clip", row=clip)
+            where = {"out_dir": out, "cache_dir": cache, "config": cfg, "voices": voices}
+            stage2 = outcomes(
+                functools.partial(cached_clip, **where), functools.partial(make_clip, **where), clip_tasks
+            )
+            for (family, files), result in stage2:
+                if isinstance(result, BaseException):
+                    who = files[0].speaker
+                    clip = ClipRow(speaker=who, family=family, **_crash(out, f"{who}/{family}", result))
+                else:
+                    clip = result
+                clips.append(clip)
+                append_row(clip_manifest, clip)
+                _notify(progress, "clip", row=clip)
+            timings["clips_s"] = time.perf_counter() - t_stage
+
+        recordings = sorted(_with_use(recordings, clips), key=lambda r: r.path)
+        clips.sort(key=lambda c: (c.speaker, c.family))
+        write_rows(rec_manifest, recordings)
+        write_rows(clip_manifest, clips)
+        outputs.remove_unlisted(out, {c.clip: c.clip_sha256 for c in clips if c.clip})
+        seconds = time.perf_counter() - t0
+        counts = _counts(recordings, clips)
+        _write_json(
+            out / "run.json",
+            {
+                "voiceprep": _code_version(),
+                "python": platform.python_version(),
+                "config": config_dict,
+                "config_fingerprint": fingerprint(config_dict),
+                "families": family_names,
+                "input": str(Path(input_path).resolve()),
+                "executor": kind if isinstance(kind, str) else type(kind).__name__,
+                "jobs": workers,
+                "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
+                "seconds": round(seconds, 3),
+                "timings": {k: round(v, 3) for k, v in timings.items()},
+                "tasks": tasks,
+                "counts": counts,
+                "inputs_inside_out": inside_out,
+                "languages": speaker_languages(speaker_map),
+            },
         )
+        _notify(progress, "done", out_dir=out, counts=counts)
+        return out
 
 
 def prepare_output(input_path: str | Path, out_dir: str | Path) -> Path:
@@ -674,7 +775,12 @@ def prepare_output(input_path: str | Path, out_dir: str | Path) -> Path:
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise RunError(f"{out}: exists and is not a folder")
-    _check_input_is_not_output(Path(input_path), out)
+    # The input may hold OUT (its outputs are then not read), but may not be OUT or inside it.
+    source, target = Path(input_path).resolve(), out.resolve()
+    if source == target or source.is_relative_to(target):
+        raise RunError(
+            f"{input_path}: the input is the output folder {out} or inside it; choose another --out"
+        )
     try:
         out.mkdir(parents=True, exist_ok=True)
         probe_file = out / f".write-test-{os.getpid()}"
@@ -688,173 +794,6 @@ def prepare_output(input_path: str | Path, out_dir: str | Path) -> Path:
 def _own_output(out: Path, rel: str, record: dict[str, dict[str, Any]]) -> bool:
     """A file in OUT that voiceprep made: a recorded clip, or a source excerpt of the report."""
     return rel.startswith("report_files/") or outputs.is_ours(out, rel, record)
-
-
-def _check_input_is_not_output(input_path: Path, out: Path) -> None:
-    """The input may hold OUT (its outputs are then not read), but may not be OUT or inside it."""
-    source, target = input_path.resolve(), out.resolve()
-    if source == target or source.is_relative_to(target):
-        raise RunError(
-            f"{input_path}: the input is the output folder {out} or inside it; choose another --out"
-        )
-
-
-def _run_locked(
-    input_path: str | Path,
-    out: Path,
-    family_names: list[str],
-    cfg: RunConfig,
-    kind: str | Executor,
-    *,
-    workers: int | None,
-    scheduler: str | None,
-    resume: bool,
-    speaker: str | None,
-    speaker_map: str | Path | None,
-    reference: str | Path | None,
-    progress: ProgressCallback | None,
-    started: float,
-    t0: float,
-) -> Path:
-    """The run proper, with the output folder's lock held."""
-    cache = out / ".cache"
-    outputs.remove_temp_files(out)
-    outputs.keep_record(out)
-    inputs = find_inputs(input_path, speaker=speaker, speaker_map=speaker_map)
-    # An output folder inside the input (``run . --out out``) must not feed files back in: they are not
-    # read, and named in run.json (a user's file there, e.g. through a link, is not silently ignored).
-    inside = out.resolve()
-    record = outputs.load_record(out)
-    inside_out = [
-        i.path
-        for i in inputs
-        if Path(i.source).is_relative_to(inside)
-        and not _own_output(out, Path(i.source).relative_to(inside).as_posix(), record)
-    ]
-    inputs = [i for i in inputs if not Path(i.source).is_relative_to(inside)]
-    if not inputs:
-        more = f" ({len(inside_out)} inside the output folder {out}, not read)" if inside_out else ""
-        raise RunError(f"{input_path}: no audio files found{more}")
-    _check_speaker_folders(inputs)
-    references = speaker_references(input_path, inputs, reference=reference, speaker_map=speaker_map)
-    if not resume and cache.is_symlink():  # a link to somewhere else: only the link goes
-        cache.unlink()
-    elif not resume and cache.exists():  # after every check: a refused run removes nothing
-        import shutil
-
-        shutil.rmtree(cache)
-    _notify(progress, "start", files=len(inputs), families=family_names, inside_out=inside_out)
-
-    rec_manifest, clip_manifest = out / "recordings.jsonl", out / "clips.jsonl"
-    (out / "errors.log").unlink(missing_ok=True)  # it describes this run only
-    write_rows(rec_manifest, [])
-    write_rows(clip_manifest, [])
-    config_dict = cfg.model_dump(mode="json")
-    timings: dict[str, float] = {}
-    recordings: list[RecordingRow] = []
-    clips: list[ClipRow] = []
-    tasks = {"from_cache": 0, "computed": 0}
-    with contextlib.ExitStack() as stack:
-        opened: list[Executor] = [kind] if isinstance(kind, Executor) else []
-
-        def outcomes(cached: Callable[[Any], Any], compute: Callable[[Any], Any], items: Sequence[Any]):
-            """``(item, result or exception)``: cached results first (no worker), then the computed ones."""
-            from pipeline.batch.executors import map_unordered, open_executor
-
-            missing = []
-            for item in items:
-                try:
-                    hit = cached(item)
-                except Exception:  # a damaged cache entry: compute it again
-                    hit = None
-                if hit is None:
-                    missing.append(item)
-                else:
-                    tasks["from_cache"] += 1
-                    yield item, hit
-            if missing and not opened:  # started on first need, once per run
-                opened.append(
-                    stack.enter_context(open_executor(str(kind), jobs=workers, scheduler=scheduler))
-                )
-            for item, result in map_unordered(opened[0], compute, missing) if missing else ():
-                tasks["computed"] += 1
-                yield item, result
-
-        t_stage = time.perf_counter()
-        where = {"cache_dir": cache, "config": cfg}
-        stage1 = outcomes(
-            functools.partial(cached_recording, **where),
-            functools.partial(analyze_recording, **where),
-            inputs,
-        )
-        for item, result in stage1:
-            if isinstance(result, BaseException):
-                row = RecordingRow(path=item.path, speaker=item.speaker, **_crash(out, item.path, result))
-            else:
-                row = result
-            recordings.append(row)
-            append_row(rec_manifest, row)
-            _notify(progress, "recording", row=row)
-        timings["analyze_s"] = time.perf_counter() - t_stage
-
-        voices: dict[str, dict[str, Any]] = {}
-        if cfg.speaker_checks:
-            t_stage = time.perf_counter()
-            recordings, voices = _learn_voices(recordings, inputs, references, out, cfg, outcomes)
-            timings["voices_s"] = time.perf_counter() - t_stage
-
-        t_stage = time.perf_counter()
-        clip_tasks = _clip_tasks(recordings, inputs, family_names)
-        skipped = _speakers_without_audio(recordings, clip_tasks, family_names)
-        _notify(progress, "clips", total=len(clip_tasks) + len(skipped))
-        for clip in skipped:
-            clips.append(clip)
-            append_row(clip_manifest, clip)
-            _notify(progress, "clip", row=clip)
-        where = {"out_dir": out, "cache_dir": cache, "config": cfg, "voices": voices}
-        stage2 = outcomes(
-            functools.partial(cached_clip, **where), functools.partial(make_clip, **where), clip_tasks
-        )
-        for (family, files), result in stage2:
-            if isinstance(result, BaseException):
-                who = files[0].speaker
-                clip = ClipRow(speaker=who, family=family, **_crash(out, f"{who}/{family}", result))
-            else:
-                clip = result
-            clips.append(clip)
-            append_row(clip_manifest, clip)
-            _notify(progress, "clip", row=clip)
-        timings["clips_s"] = time.perf_counter() - t_stage
-
-    recordings = sorted(_with_use(recordings, clips), key=lambda r: r.path)
-    clips.sort(key=lambda c: (c.speaker, c.family))
-    write_rows(rec_manifest, recordings)
-    write_rows(clip_manifest, clips)
-    outputs.remove_unlisted(out, {c.clip: c.clip_sha256 for c in clips if c.clip})
-    seconds = time.perf_counter() - t0
-    counts = _counts(recordings, clips)
-    _write_json(
-        out / "run.json",
-        {
-            "voiceprep": _code_version(),
-            "python": platform.python_version(),
-            "config": config_dict,
-            "config_fingerprint": fingerprint(config_dict),
-            "families": family_names,
-            "input": str(Path(input_path).resolve()),
-            "executor": kind if isinstance(kind, str) else type(kind).__name__,
-            "jobs": workers,
-            "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
-            "seconds": round(seconds, 3),
-            "timings": {k: round(v, 3) for k, v in timings.items()},
-            "tasks": tasks,
-            "counts": counts,
-            "inputs_inside_out": inside_out,
-            "languages": speaker_languages(speaker_map),
-        },
-    )
-    _notify(progress, "done", out_dir=out, counts=counts)
-    return out
 
 
 def _learn_voices(
@@ -891,15 +830,7 @@ def _learn_voices(
     for r in ok:
         budget = round(speech_budget(files_of[r.speaker]), 3)
         analysis_file = _analysis_cache(r.sha256 or "", cache, cfg)[1]
-        key = fingerprint(
-            {
-                "sha256": r.sha256,
-                "speech_s": budget,
-                "analysis": cfg.fingerprint_fields("analysis"),
-                "code": _code_version(),
-            }
-        )
-        cache_file = cache / "voices" / f"{key}.npz"
+        cache_file = cache / "voices" / f"{_cache_key(cfg, sha256=r.sha256, speech_s=budget)}.npz"
         tasks.append(VoiceTask(r.path, sources[r.path], str(analysis_file), str(cache_file), budget))
     partials: dict[str, Any] = {}
     for task, result in outcomes(cached_partials, recording_partials, tasks):
@@ -970,14 +901,7 @@ def _turn_partials(
         if decision.voice is None:
             continue
         for path in two_voice_recordings(decision.voice, partials):
-            key = fingerprint(
-                {
-                    "sha256": sha[path],
-                    "turns": True,
-                    "analysis": cfg.fingerprint_fields("analysis"),
-                    "code": _code_version(),
-                }
-            )
+            key = _cache_key(cfg, sha256=sha[path], turns=True)
             analysis_file = _analysis_cache(sha[path], cache, cfg)[1]
             tasks.append(
                 TurnTask(path, sources[path], str(analysis_file), str(cache / "voices" / f"turns-{key}.npz"))

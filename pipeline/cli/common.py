@@ -16,8 +16,11 @@ import re
 from pathlib import Path
 from typing import Annotated
 
+import click
 import typer
 from rich.console import Console
+
+from pipeline.errors import encodable
 
 EXIT_OK = 0
 EXIT_FAILURES = 1
@@ -27,20 +30,6 @@ EXIT_BUSY = 4
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
 """Characters that move the cursor, colour the terminal or reorder text: shown, never obeyed."""
-
-
-def encodable(text: str) -> str:
-    """``text`` with the bytes of a file name that are not UTF-8 (lone surrogates in Python) written as
-    ``\\xNN``, so that any UTF-8 output can carry it; valid text is returned unchanged."""
-    try:
-        text.encode("utf-8")
-        return text
-    except UnicodeEncodeError:
-        pass
-    try:
-        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
-    except UnicodeEncodeError:  # a surrogate that is not an escaped byte
-        return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def plain(value: object, *, lines: bool = False) -> str:
@@ -102,7 +91,13 @@ Dnsmos = Annotated[
 ]
 Export = Annotated[
     list[str] | None,
-    typer.Option("--export", help="Also write parquet and/or csv tables.", show_default=False),
+    typer.Option(
+        "--export",
+        click_type=click.Choice(("parquet", "csv")),
+        metavar="TEXT",
+        help="Also write parquet and/or csv tables.",
+        show_default=False,
+    ),
 ]
 RunFolder = Annotated[Path, typer.Option("--out", "-o", help="The run's output folder.")]
 Preview = Annotated[

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
+import click
 import typer
 from rich.table import Table
 
@@ -36,6 +37,8 @@ from pipeline.cli.common import (
     state,
     write_report,
 )
+from pipeline.cli.speak import speak_command
+from pipeline.cli.voices import submit_command, voices_app
 from pipeline.errors import VoiceprepError
 
 if TYPE_CHECKING:
@@ -55,17 +58,6 @@ families_app = typer.Typer(
     no_args_is_help=False,
 )
 app.add_typer(families_app, name="families")
-
-
-def _register_voice_commands() -> None:
-    """``submit`` and ``voices ...`` live in :mod:`pipeline.cli.voices`, ``speak`` in :mod:`pipeline.cli.speak`
-    (the network edge's CLI)."""
-    from pipeline.cli.speak import speak_command
-    from pipeline.cli.voices import submit_command, voices_app
-
-    app.command("submit")(submit_command)
-    app.command("speak")(speak_command)
-    app.add_typer(voices_app, name="voices")
 
 
 out = make_console()
@@ -89,14 +81,6 @@ def _scan(paths: list[Path]) -> list[InputFile]:
     if not items:
         raise fail("no audio files found in " + ", ".join(str(p) for p in paths), EXIT_FAILURES)
     return items
-
-
-def _export_formats(export: list[str] | None) -> list[str]:
-    """The ``--export`` formats, checked before any work."""
-    for fmt in export or []:
-        if fmt not in {"parquet", "csv"}:
-            raise typer.BadParameter(f"--export must be parquet or csv (got {fmt!r})")
-    return export or []
 
 
 @app.command()
@@ -181,6 +165,10 @@ def _print_probe_table(rows: list[dict]) -> None:
             out.print(line, highlight=False, markup=False)
 
 
+CHANNEL_STRATEGIES = ("best", "first", "mean")
+"""``--channel-strategy`` (:data:`pipeline.audio.mix.STRATEGIES`, named here so the CLI starts without numpy)."""
+
+
 @app.command()
 def analyze(
     paths: Paths,
@@ -189,11 +177,17 @@ def analyze(
     channel_strategy: Annotated[
         str,
         typer.Option(
-            "--channel-strategy", help="Which channel(s) to hear: best, first or mean.", metavar="STRATEGY"
+            "--channel-strategy",
+            click_type=click.Choice(CHANNEL_STRATEGIES),
+            help="Which channel(s) to hear: best, first or mean.",
+            metavar="STRATEGY",
         ),
     ] = "best",
     old_channel_strategy: Annotated[
-        str | None, typer.Option("--channels", hidden=True, show_default=False)
+        str | None,
+        typer.Option(
+            "--channels", click_type=click.Choice(CHANNEL_STRATEGIES), hidden=True, show_default=False
+        ),
     ] = None,
 ) -> None:
     """Measure each recording: speech, runs and pauses, SNR, reverb, clipping, bandwidth, loudness.
@@ -206,8 +200,6 @@ def analyze(
     from pipeline.rules.metrics import FAST_PASS_METRICS, METRICS, value_text
 
     channel_strategy = old_channel_strategy or channel_strategy
-    if channel_strategy not in {"best", "first", "mean"}:
-        raise typer.BadParameter(f"--channel-strategy must be best, first or mean (got {channel_strategy!r})")
     failed = 0
     for path, problem in [(item.source, item.problem) for item in _scan(paths)]:
         row: dict = {"path": path}
@@ -329,7 +321,13 @@ def run_command(
     ] = None,
     executor: Annotated[
         str | None,
-        typer.Option("--executor", help="serial, processes (default) or dask.", show_default=False),
+        typer.Option(
+            "--executor",
+            click_type=click.Choice(("serial", "processes", "dask")),
+            metavar="TEXT",
+            help="serial, processes (default) or dask.",
+            show_default=False,
+        ),
     ] = None,
     scheduler: Annotated[
         str | None,
@@ -394,11 +392,8 @@ def run_command(
     from pipeline.batch.runner import RunError, prepare_output, run
     from pipeline.rules.families import load_family
 
-    if executor is not None and executor not in {"serial", "processes", "dask"}:
-        raise typer.BadParameter(f"--executor must be serial, processes or dask (got {executor!r})")
     if scheduler is not None and executor not in {None, "dask"}:
         raise typer.BadParameter("--scheduler needs --executor dask")
-    export = _export_formats(export)
     from pipeline.errors import SpecError
 
     try:
@@ -433,7 +428,7 @@ def run_command(
         from pipeline.report.results import load_run
 
         results = load_run(written)
-        for fmt in export:
+        for fmt in export or []:
             results.export(fmt)
         _print_run_summary(results, written)
         all_ready = all(c["status"] in {"ready", "submitted"} for c in results.clip_rows)
@@ -462,7 +457,6 @@ def report_command(
     from pipeline.batch.outputs import OutputBusy, output_lock
     from pipeline.report.build import build_report
 
-    export = _export_formats(export)
     try:
         with output_lock(out_dir) if out_dir.is_dir() else contextlib.nullcontext():
             path = build_report(out_dir, dest=output)
@@ -514,8 +508,6 @@ def _submit_after_run(
     language: str | None = None,
 ) -> int:
     """``voiceprep submit OUT`` after a run; returns its exit code."""
-    from pipeline.cli.voices import submit_command
-
     try:
         submit_command(
             out_dir=out_dir,
@@ -694,7 +686,10 @@ def families_show(
     out.print(table)
 
 
-_register_voice_commands()
+# ``submit``, ``voices ...`` (:mod:`pipeline.cli.voices`) and ``speak`` (:mod:`pipeline.cli.speak`): the network edge's CLI, listed last.
+app.command("submit")(submit_command)
+app.command("speak")(speak_command)
+app.add_typer(voices_app, name="voices")
 
 
 OLD_POSITIONAL_OUT = ("report", "submit")
@@ -721,8 +716,7 @@ def main() -> None:
     except VoiceprepError as exc:
         if debug:
             raise
-        err.print(f"voiceprep: error: {plain(exc)}", markup=False, highlight=False)
-        sys.exit(EXIT_USAGE)
+        sys.exit(fail(f"error: {exc}", EXIT_USAGE).exit_code)
     except KeyboardInterrupt:
         err.print("voiceprep: interrupted")
         sys.exit(130)
@@ -736,14 +730,8 @@ def main() -> None:
             sys.exit(EXIT_USAGE)
         if debug:
             raise
-        err.print(
-            plain(
-                f"voiceprep: internal error: {type(exc).__name__}: {exc} (run with --debug for the traceback)"
-            ),
-            markup=False,
-            highlight=False,
-        )
-        sys.exit(EXIT_INTERNAL)
+        internal = f"internal error: {type(exc).__name__}: {exc} (run with --debug for the traceback)"
+        sys.exit(fail(internal, EXIT_INTERNAL).exit_code)
     sys.exit(result if isinstance(result, int) else EXIT_OK)
 
 

@@ -191,7 +191,7 @@ def _histograms(res: RunResults) -> list[str]:
     """Per metric, the delivered clips' values by status, with the families' gate limits as their checks
     recorded them."""
     from pipeline.report import plots
-    from pipeline.rules.metrics import METRICS
+    from pipeline.rules.metrics import METRICS, is_number
 
     out = []
     for metric in HISTOGRAM_METRICS:
@@ -205,11 +205,7 @@ def _histograms(res: RunResults) -> list[str]:
                 values.append((x, row["status"]))
             for c in row["checks"]:
                 lim = c.get("limit")
-                if (
-                    c.get("rule") == f"gate:{metric}"
-                    and isinstance(lim, int | float)
-                    and not isinstance(lim, bool)
-                ):
+                if c.get("rule") == f"gate:{metric}" and is_number(lim):
                     fams = gates.setdefault(float(lim), [])
                     if row["family"] not in fams:
                         fams.append(row["family"])
@@ -236,20 +232,18 @@ def _prune(files_dir: Path, keep: Iterable[str]) -> None:
             p.unlink(missing_ok=True)
 
 
-def build_report(
-    out_dir: Path, *, dest: Path | None = None, jobs: int | None = None, reuse: bool = False
-) -> Path:
+def build_report(out_dir: Path, *, dest: Path | None = None, reuse: bool = False) -> Path:
     """Write the HTML report of the run in ``out_dir`` and return its path.
 
     ``dest`` defaults to ``OUT/report.html``; links to clips and excerpts are relative to ``dest``'s
     folder, so keep the page and ``OUT`` where they are relative to each other. Source excerpts go to
-    ``OUT/report_files/`` (reused when unchanged, stale ones removed). The page is written atomically.
-    ``jobs`` threads draw the speakers (default: up to 4, one per core). With ``reuse``, a page built
+    ``OUT/report_files/`` (reused when unchanged, stale ones removed). The page is written atomically;
+    up to 4 threads (one per core) draw the speakers. With ``reuse``, a page built
     from the very same results (manifests, ledger, run settings; times aside) is kept as it is: a resumed
     run does not draw everything again.
 
     Raises:
-        InvalidArgument: ``out_dir`` is not a run folder, ``dest``'s folder does not exist, or ``jobs`` < 1.
+        InvalidArgument: ``out_dir`` is not a run folder, or ``dest``'s folder does not exist.
     """
     from pipeline.audio.io import atomic_write_bytes
     from pipeline.report.html import render
@@ -287,9 +281,7 @@ def build_report(
             _voice_previews(clip, out_dir, base)
 
     # Decoding (libsndfile, FFmpeg), FFTs and image encoding release the GIL: threads share the work.
-    workers = jobs if jobs is not None else min(4, os.cpu_count() or 1)
-    if workers < 1:
-        raise InvalidArgument(f"jobs must be at least 1, got {jobs}")
+    workers = min(4, os.cpu_count() or 1)
     if workers == 1 or len(speakers) < 2:
         for sv in speakers:
             draw(sv)

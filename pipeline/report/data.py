@@ -48,13 +48,6 @@ SHORT_SOURCE_S = 10.0
 """Recordings up to this long are drawn in a narrow column, three to a row (takes, short memos)."""
 
 
-CLIP_DRAWN = ("audio_url", "spectrogram", "excerpts", "notes", "same_as")
-"""What :func:`~pipeline.report.build.build_report` adds to a clip on the page: the clip's ``audio_url``,
-its ``spectrogram`` (SVG), source ``excerpts`` written under ``report_files/`` (``{url, path, start_s,
-end_s}``), ``notes`` and ``same_as``, an earlier clip of this speaker with the very same bytes (its
-spectrogram is not drawn twice)."""
-
-
 @dataclass
 class Speaker:
     """One speaker's card: their recordings (manifest rows, by path) and clips (by family, in run order).
@@ -63,7 +56,11 @@ class Speaker:
     ``verdict`` (the worst check verdict; ``fail`` for a rejected or failed clip), its ``voices`` (ledger
     rows of this speaker and family, newest first, each with ``same_clip``: made from this very clip, an
     earlier one, or ``None``: unknown; ``error`` (text) and, once drawn, ``preview_url``; a voice id only
-    ``clips.jsonl`` knows comes first, marked ``manifest``) and what the build draws (:data:`CLIP_DRAWN`).
+    ``clips.jsonl`` knows comes first, marked ``manifest``) and what
+    :func:`~pipeline.report.build.build_report` draws: the clip's ``audio_url``, its ``spectrogram`` (SVG),
+    source ``excerpts`` written under ``report_files/`` (``{url, path, start_s, end_s}``), ``notes`` and
+    ``same_as``, an earlier clip of this speaker with the very same bytes (its spectrogram is not drawn
+    twice).
     """
 
     name: str

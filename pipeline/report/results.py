@@ -464,7 +464,7 @@ class RunResults:
             InvalidArgument: there is no such row in this run.
             VoiceprepError: the row has no clip (nothing could be cut) or its file is gone.
         """
-        row = self._clip_row(speaker, family)
+        row = self.clip_row(speaker, family)
         if not row["clip"]:
             reasons = ", ".join(row["reasons"]) or "no reason recorded"
             raise VoiceprepError(f"{speaker}/{family} has no clip (status {row['status']}: {reasons})")
@@ -493,7 +493,10 @@ class RunResults:
         Raises:
             InvalidArgument: there is no such row in this run.
         """
-        return dict(self._clip_row(speaker, family))
+        for row in self.clip_rows:
+            if row["speaker"] == speaker and row["family"] == family:
+                return dict(row)
+        raise InvalidArgument(f"no clip row for speaker {speaker!r} and family {family!r} in {self.out_dir}")
 
     def export(self, fmt: str) -> list[Path]:
         """Write ``recordings.<fmt>`` and ``clips.<fmt>`` (``parquet`` or ``csv``) into the run folder.
@@ -586,12 +589,6 @@ class RunResults:
             shown = ", ".join(sorted(str(f) for f in in_run)) or "none yet"
             raise InvalidArgument(f"family {unknown[0]!r} is not a known family (this run has: {shown})")
         return names
-
-    def _clip_row(self, speaker: str, family: str) -> Mapping[str, Any]:
-        for row in self.clip_rows:
-            if row["speaker"] == speaker and row["family"] == family:
-                return row
-        raise InvalidArgument(f"no clip row for speaker {speaker!r} and family {family!r} in {self.out_dir}")
 
 
 # ------------------------------------------------------------------------------------------ loading

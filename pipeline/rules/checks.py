@@ -21,16 +21,8 @@ from pipeline.rules.metrics import METRICS, number, range_text, value_text
 Verdict = Literal["pass", "warn", "fail"]
 _RANK = {"pass": 0, "warn": 1, "fail": 2}
 
-# Container/codec names reported by probe -> the format names a family spec uses.
-_FORMAT_ALIASES = {
-    "wav": "wav",
-    "wave": "wav",
-    "wavex": "wav",
-    "mp3": "mp3",
-    "flac": "flac",
-    "ogg": "ogg",
-    "webm": "webm",
-}
+# Container names reported by probe that a family spec names otherwise (the rest are the same names).
+_FORMAT_ALIASES = {"wave": "wav", "wavex": "wav"}
 _MP4_CONTAINERS = {"mp4", "m4a", "mov", "ipod", "3gp", "m4b"}
 # probe's sample_format -> soundfile subtype names used in specs.
 _SUBTYPES = {
@@ -406,53 +398,6 @@ def _seen(
     }
 
 
-def check_limits(
-    spec: FamilySpec,
-    *,
-    probe: Mapping[str, Any],
-    metrics: Mapping[str, Any],
-    first_channel_silent: bool | None = None,
-) -> tuple[list[Check], dict[str, str]]:
-    """Apply the family's hard limits (:data:`LIMIT_RULES`). Returns the checks and ``{rule: why}`` for
-    the rules that could not be checked.
-
-    ``metrics`` must have been measured the way the service hears the file (for a family that reads only
-    the first channel, on the first channel) with the family's ``min_pause_s``; see :func:`evaluate`.
-    """
-    seen = _seen(spec, probe, metrics, first_channel_silent)
-    checks: list[Check] = []
-    skipped: dict[str, str] = {}
-    for rule in LIMIT_RULES:
-        limit = rule.limit(spec.limits, seen)
-        if limit is None:
-            continue
-        value = rule.value(seen)
-        if value is None:
-            why = rule.unmeasured(seen)
-            if why is not None:
-                skipped[rule.skip_key or rule.name] = why
-            continue
-        ok = (rule.test or _TESTS[rule.op])(value, limit)
-        if ok and rule.failures_only:
-            continue
-        code = None if ok else rule.reason if isinstance(rule.reason, str) else rule.reason(value, limit)
-        checks.append(
-            Check(
-                rule=rule.name,
-                group="limit",
-                value=value,
-                limit=limit,
-                op=rule.op,
-                unit=rule.unit,
-                verdict="pass" if ok else "warn" if rule.soft else "fail",
-                reason=code,
-                message=rule.message(value, limit, ok, seen),
-                hint=None if code is None else rule.hint(limit) if rule.hint else reason_hint(code),
-            )
-        )
-    return checks, skipped
-
-
 def check_gates(
     gates: Sequence[Gate], *, metrics: Mapping[str, Any], null_reasons: Mapping[str, str] | None = None
 ) -> tuple[list[Check], dict[str, str]]:
@@ -501,12 +446,45 @@ def evaluate(
     null_reasons: Mapping[str, str] | None = None,
     first_channel_silent: bool | None = None,
 ) -> CheckResult:
-    """Judge one file for one family: hard limits, then quality gates; the verdict is the worst check."""
-    limit_checks, skipped = check_limits(
-        spec, probe=probe, metrics=metrics, first_channel_silent=first_channel_silent
-    )
+    """Judge one file for one family: the hard limits (:data:`LIMIT_RULES`), then the quality gates; the
+    verdict is the worst check, and ``not_checked`` says why each rule that could not be checked was not.
+
+    ``metrics`` must have been measured the way the service hears the file (for a family that reads only
+    the first channel, on the first channel) with the family's ``min_pause_s``.
+    """
+    seen = _seen(spec, probe, metrics, first_channel_silent)
+    checks: list[Check] = []
+    skipped: dict[str, str] = {}
+    for rule in LIMIT_RULES:
+        limit = rule.limit(spec.limits, seen)
+        if limit is None:
+            continue
+        value = rule.value(seen)
+        if value is None:
+            why = rule.unmeasured(seen)
+            if why is not None:
+                skipped[rule.skip_key or rule.name] = why
+            continue
+        ok = (rule.test or _TESTS[rule.op])(value, limit)
+        if ok and rule.failures_only:
+            continue
+        code = None if ok else rule.reason if isinstance(rule.reason, str) else rule.reason(value, limit)
+        checks.append(
+            Check(
+                rule=rule.name,
+                group="limit",
+                value=value,
+                limit=limit,
+                op=rule.op,
+                unit=rule.unit,
+                verdict="pass" if ok else "warn" if rule.soft else "fail",
+                reason=code,
+                message=rule.message(value, limit, ok, seen),
+                hint=None if code is None else rule.hint(limit) if rule.hint else reason_hint(code),
+            )
+        )
     gate_checks, skipped_gates = check_gates(spec.gates, metrics=metrics, null_reasons=null_reasons)
-    checks = limit_checks + gate_checks
+    checks += gate_checks
     return CheckResult(
         path=path,
         family=spec.name,
