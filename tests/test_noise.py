@@ -226,7 +226,6 @@ def test_window_of_continuous_noise_between_muted_gaps_is_not_clean(shared_data:
     gaps beside it stood for its noise; the clean part still reads clean."""
     from pipeline.rules.families import load_family
     from pipeline.selection.frames import RecordingIndex
-    from pipeline.selection.limits import Rules
 
     speech = shared_data / "speech"
     first = _load16k(speech / "resem_librispeech_3080-5032-0006.flac")
@@ -238,7 +237,7 @@ def test_window_of_continuous_noise_between_muted_gaps_is_not_clean(shared_data:
     rec = analyze_array(session, RATE)
     rec.path = rec.source = "s.wav"
     rec.speaker = "a"
-    index = RecordingIndex(rec, Rules.from_spec(load_family("qwen-tts")))
+    index = RecordingIndex(rec, load_family("qwen-tts"))
     start = (first.size + gap.size) / RATE
     end = start + middle.size / RATE
     windows = [(start + 0.5, start + 12.0), (start + 6.0, end - 0.5), (start + 0.2, end - 0.2)]
@@ -255,10 +254,9 @@ def test_an_unknown_window_snr_is_scored_as_doubtful_never_as_clean():
     families' ``low_snr`` fail level), below any clean window, instead of being left out of the total
     (which let such a window rank on its other parts as if it were clean)."""
     from pipeline.rules.families import load_family
-    from pipeline.selection.limits import Rules
     from pipeline.selection.scoring import SNR_UNKNOWN_DB, parts, total
 
-    rules = Rules.from_spec(load_family("qwen-tts"))
+    qwen = load_family("qwen-tts")
     base = {
         "clipped_events": 0.0,
         "reverb_score": 0.1,
@@ -267,6 +265,6 @@ def test_an_unknown_window_snr_is_scored_as_doubtful_never_as_clean():
         "level_iqr_db": 3.0,
         "dnsmos_ovrl": np.nan,
     }
-    unknown = parts({**base, "snr_db": np.nan}, 15.0, rules)
-    assert unknown["snr"] == parts({**base, "snr_db": SNR_UNKNOWN_DB}, 15.0, rules)["snr"] > 0.0
-    assert total(unknown) < total(parts({**base, "snr_db": 40.0}, 15.0, rules))
+    unknown = parts({**base, "snr_db": np.nan}, 15.0, qwen)
+    assert unknown["snr"] == parts({**base, "snr_db": SNR_UNKNOWN_DB}, 15.0, qwen)["snr"] > 0.0
+    assert total(unknown) < total(parts({**base, "snr_db": 40.0}, 15.0, qwen))

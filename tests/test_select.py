@@ -21,10 +21,10 @@ from pipeline.analysis.base import FRAME_S, Analysis
 from pipeline.analysis.fastpass import analyze_file
 from pipeline.audio.mix import choose_channels
 from pipeline.errors import InvalidArgument
-from pipeline.rules.families import load_family
+from pipeline.rules.families import FamilySpec, load_family
 from pipeline.selection.assembly import MATCH_LUFS_LU, MATCH_NOISE_FLOOR_DB, mismatch
 from pipeline.selection.frames import RecordingIndex
-from pipeline.selection.limits import MIN_EDGE_GAP_S, SPLIT_PAUSE_S, Rules
+from pipeline.selection.limits import MIN_EDGE_GAP_S, SPLIT_PAUSE_S
 from pipeline.selection.plan import ClipPlan, evaluate, expected_shape, make_piece, overlap
 from pipeline.selection.scoring import CROSSING_PENALTY, DNSMOS_GOOD_OVRL, DNSMOS_POOR_OVRL
 from pipeline.selection.select import candidates, choose, explain
@@ -131,13 +131,14 @@ def no_plan(recordings: Sequence[Analysis], spec) -> tuple[list[str], str]:
     return explain(recordings, spec)
 
 
-def assert_obeys(plan: ClipPlan, spec_rules: Rules) -> None:
+def assert_obeys(plan: ClipPlan, spec: FamilySpec) -> None:
     """Duration window, run rule and pause limit, as the plan states them."""
-    assert spec_rules.min_duration_s - 1e-6 <= plan.duration_s <= spec_rules.max_duration_s + 1e-6
-    if spec_rules.min_run_s is not None:
-        assert plan.longest_run_s >= spec_rules.min_run_s - 1e-6
-    if spec_rules.max_pause_s is not None:
-        assert plan.max_pause_s <= spec_rules.max_pause_s + 1e-6
+    window, limits = spec.delivery.duration_s, spec.limits
+    assert window.min - 1e-6 <= plan.duration_s <= window.max + 1e-6
+    if limits.min_speech_run_s.value is not None:
+        assert plan.longest_run_s >= limits.min_speech_run_s.value - 1e-6
+    if limits.max_pause_s.value is not None:
+        assert plan.max_pause_s <= limits.max_pause_s.value + 1e-6
 
 
 @pytest.fixture(scope="module")
@@ -159,7 +160,6 @@ def bob_takes() -> list[Analysis]:
 def test_windows_start_and_end_on_segments_and_fit_the_family() -> None:
     segs = reading(0.5, 80.0)
     rec = synth(segs, duration=81.0)
-    rules = Rules.from_spec(COSY)
     plans = candidates([rec], COSY)
     assert len(plans) >= 3
     starts = {s for s, _ in segs}
@@ -168,7 +168,7 @@ def test_windows_start_and_end_on_segments_and_fit_the_family() -> None:
         assert not plan.assembled
         piece = plan.pieces[0]
         assert piece.start_s in starts and piece.end_s in ends
-        assert_obeys(plan, rules)
+        assert_obeys(plan, COSY)
         k = [s for s, _ in segs].index(piece.start_s)
         m = [e for _, e in segs].index(piece.end_s)
         assert piece.lead_room_s == pytest.approx(piece.start_s - (segs[k - 1][1] if k else 0.0))
@@ -176,7 +176,7 @@ def test_windows_start_and_end_on_segments_and_fit_the_family() -> None:
             (segs[m + 1][0] if m + 1 < len(segs) else 81.0) - piece.end_s
         )
         # Reading without long pauses: the clip is the span plus the edge room tone.
-        assert plan.duration_s == pytest.approx(piece.span_s + rules.edge_s)
+        assert plan.duration_s == pytest.approx(piece.span_s + COSY.edge_s)
         assert plan.pieces[0].long_pauses == ()
 
 
@@ -186,7 +186,7 @@ def test_windows_never_start_or_end_at_a_gap_inside_a_word() -> None:
     rec = synth(segs, duration=61.0)
     gap_before = {s: s - e for (_, e), (s, _) in itertools.pairwise(segs)}
     gap_after = {e: s - e for (_, e), (s, _) in itertools.pairwise(segs)}
-    idx = RecordingIndex(rec, Rules.from_spec(COSY))
+    idx = RecordingIndex(rec, COSY)
     i, j = all_windows(idx)
     assert i.size > 20
     for start, end in zip(idx.starts[i].tolist(), idx.ends[j].tolist(), strict=True):
@@ -210,7 +210,6 @@ def test_vectorised_search_equals_brute_force(spec) -> None:
         )
         t += length + gap
     rec = synth(segs, duration=t + 1.0)
-    rules = Rules.from_spec(spec)
     expected = {}
     for i, j in itertools.combinations_with_replacement(range(len(segs)), 2):
         inner = segs[i : j + 1]
@@ -221,10 +220,10 @@ def test_vectorised_search_equals_brute_force(spec) -> None:
             continue
         if j + 1 < len(segs) and segs[j + 1][0] - segs[j][1] < MIN_EDGE_GAP_S:
             continue
-        duration, run, _, _ = expected_shape([inner], rules)
-        if rules.fits(duration, run):
+        duration, run, _, _ = expected_shape([inner], spec)
+        if spec.fits(duration, run):
             expected[(i, j)] = (duration, run)
-    idx = RecordingIndex(rec, rules)
+    idx = RecordingIndex(rec, spec)
     i, j = all_windows(idx)
     got = {(int(a), int(b)): k for k, (a, b) in enumerate(zip(i, j, strict=True))}
     assert set(got) == set(expected)
@@ -327,7 +326,7 @@ def test_clean_stretch_nested_in_a_longer_window_reaches_the_slow_pass(monkeypat
     assert best.pieces[0].start_s >= 19.5 and best.pieces[0].end_s <= 38.5
     assert best.measures["dnsmos_ovrl"] == pytest.approx(3.2)
     assert best.duration_s <= 0.75 * fast.duration_s + 1e-6
-    assert_obeys(best, Rules.from_spec(MINIMAX))
+    assert_obeys(best, MINIMAX)
     assert len(scored) == len(set(scored))  # no window is scored twice
 
 
@@ -337,7 +336,7 @@ def test_a_change_of_noise_floor_is_a_part_boundary() -> None:
     # crossing penalty, so the best MiniMax window stays in the clean part, fast pass alone.
     segs = reading(0.5, 69.5)
     rec = synth(segs, duration=70.0, noise_db=-53.0, noisy=[(19.5, 38.5, -70.0)], noise_floor_dbfs=-53.0)
-    idx = RecordingIndex(rec, Rules.from_spec(MINIMAX))
+    idx = RecordingIndex(rec, MINIMAX)
     first = np.flatnonzero(idx.starts >= 19.5)[0]
     boundaries = idx.ends[np.flatnonzero(np.diff(idx.part_id))]
     assert boundaries.size == 2 and idx.starts[first] - idx.ends[first - 1] < 1.0
@@ -359,7 +358,7 @@ def test_a_window_inside_one_part_wins_a_near_tie_over_a_long_pause() -> None:
     best = best_of([rec], MINIMAX, slow=False)
     assert best is not None and best.measures["part_boundaries"] == 0
     # The 30 s window over the pause: nearer the aim, better but for the penalty, and so not chosen.
-    idx = RecordingIndex(rec, Rules.from_spec(MINIMAX))
+    idx = RecordingIndex(rec, MINIMAX)
     end = int(np.searchsorted(idx.ends, 30.0))
     over = evaluate([make_piece(idx, 0, end)], {rec.path: idx})
     assert over.measures["part_boundaries"] == 1 and over.duration_s > best.duration_s + 5.0
@@ -435,7 +434,7 @@ def test_carol_best_window_is_in_the_clean_stretch(carol, spec) -> None:
     assert best is not None and not best.assembled
     piece = best.pieces[0]
     assert lo - 0.1 <= piece.start_s and piece.end_s <= hi + 0.1, (piece.start_s, piece.end_s)
-    assert_obeys(best, Rules.from_spec(spec))
+    assert_obeys(best, spec)
     assert best.measures["snr_db"] > 30
 
 
@@ -458,7 +457,6 @@ def test_alternatives_do_not_overlap_and_results_are_deterministic(carol) -> Non
 def test_bob_takes_assemble_in_stable_order_for_qwen_and_minimax(bob_takes) -> None:
     paths = [t.path for t in bob_takes]
     for spec in (QWEN, MINIMAX):
-        rules = Rules.from_spec(spec)
         # No single take holds a qualifying window (each is shorter than 10 s).
         assert all(not candidates([t], spec) for t in bob_takes)
         plan = best_of(bob_takes, spec, slow=False)
@@ -468,16 +466,16 @@ def test_bob_takes_assemble_in_stable_order_for_qwen_and_minimax(bob_takes) -> N
         assert order == sorted(order)
         assert {p.path for p in plan.pieces} <= set(paths)
         assert plan.duration_s >= 10.0
-        assert_obeys(plan, rules)
+        assert_obeys(plan, spec)
         for piece in plan.pieces:
             take = next(t for t in bob_takes if t.path == piece.path)
             # Whole speech span of the take.
             assert (piece.start_s, piece.end_s) == (take.speech_segments[0][0], take.speech_segments[-1][1])
-        if rules.min_run_s is not None:
+        if spec.limits.min_speech_run_s.value is not None:
             runs = [
                 next(t for t in bob_takes if t.path == p.path).metrics["longest_run_s"] for p in plan.pieces
             ]
-            assert max(runs) >= rules.min_run_s
+            assert max(runs) >= spec.limits.min_speech_run_s.value
         # The expected duration: speech spans, 0.5 s joins, 0.4 s of edge tone.
         spans = sum(p.span_s for p in plan.pieces)
         assert plan.duration_s == pytest.approx(spans + 0.5 * (len(plan.pieces) - 1) + 0.4, abs=1e-6)
@@ -498,7 +496,6 @@ def test_bob_takes_for_cosyvoice_fail_with_the_true_reason(bob_takes) -> None:
 def test_slow_pass_on_a_real_file_scores_dnsmos_and_refines_edges() -> None:
     path = corpus_file("speech", "resem_librispeech_3080-5032-0007.flac")
     rec = fast_features(path, speaker="reader", root=path.parent)
-    rules = Rules.from_spec(COSY)
     fast = best_of([rec], COSY, slow=False)
     assert fast is not None
     piece = fast.pieces[0]
@@ -521,7 +518,7 @@ def test_slow_pass_on_a_real_file_scores_dnsmos_and_refines_edges() -> None:
     assert start >= true_start - 0.25 + 0.1  # moved back towards the speech
     assert abs(start - true_start) <= 0.1
     assert best.pieces[0].lead_room_s == pytest.approx(start)  # the silence before it grew accordingly
-    assert_obeys(best, rules)
+    assert_obeys(best, COSY)
     # Without refinement the (wrong) edge stays.
     plain = best_of([shifted], COSY, top=1, alternatives=0, refine_edges=False)
     assert plain is not None and plain.pieces[0].start_s == pytest.approx(true_start - 0.25)
@@ -681,7 +678,7 @@ def test_a_change_of_bandwidth_is_a_part_boundary() -> None:
     segs = reading(0.5, 59.5, gaps=(0.3, 0.7))
     rec = synth(segs, duration=60.0)
     rec.block_bandwidth_hz = np.array([8000.0] * 7 + [4000.0] * 8)
-    idx = RecordingIndex(rec, Rules.from_spec(MINIMAX))
+    idx = RecordingIndex(rec, MINIMAX)
     after = idx.ends[np.flatnonzero(np.diff(idx.part_id))]
     assert after.size and all(24.0 <= t <= 32.0 for t in after)
     gaps = idx.starts[1:] - idx.ends[:-1]
@@ -694,7 +691,7 @@ def test_a_change_of_bandwidth_is_a_part_boundary() -> None:
 def test_window_bandwidth_is_the_narrowest_block_mostly_inside() -> None:
     rec = synth(reading(0.5, 39.5), duration=40.0)
     rec.block_bandwidth_hz = np.array([24000.0, np.nan, 8000.0, 24000.0, 4000.0, 24000.0, 24000.0, np.nan])
-    idx = RecordingIndex(rec, Rules.from_spec(COSY))
+    idx = RecordingIndex(rec, COSY)
     got = idx.bandwidth_in(
         np.array([0.0, 1.0, 3.0, 9.0, 20.0, 0.0, 28.0]), np.array([3.0, 10.0, 14.0, 18.0, 28.0, 1.0, 40.0])
     )
@@ -714,5 +711,5 @@ def test_within_turns_keeps_the_speech_of_the_speakers_turns_and_splits_between_
     assert kept.tolist() == [[0.0, 4.0], [4.3, 8.0 + TURN_SLACK_S], [13.0 - TURN_SLACK_S, 20.0]]
     assert turn_of.tolist() == [0, 0, 1]
     rec = synth(segs.tolist(), duration=21.0)
-    idx = RecordingIndex(rec, Rules.from_spec(COSY), turns=[(0.5, 8.0), (13.0, 20.0)])
+    idx = RecordingIndex(rec, COSY, turns=[(0.5, 8.0), (13.0, 20.0)])
     assert idx.split.tolist() == [False, True]

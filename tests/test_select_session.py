@@ -23,7 +23,6 @@ from pipeline.analysis.base import Analysis
 from pipeline.analysis.fastpass import analyze_file
 from pipeline.rules.families import load_family
 from pipeline.selection.frames import RecordingIndex
-from pipeline.selection.limits import Rules
 from pipeline.selection.plan import ClipPlan
 from pipeline.selection.select import candidates, choose
 
@@ -84,7 +83,7 @@ def test_clipping_under_the_recordings_peak_is_found_in_the_clipped_part(issue8)
 
 def test_a_window_in_the_clipped_part_counts_its_clipping_and_the_clean_one_none(issue8) -> None:
     features, truth = issue8
-    idx = RecordingIndex(features, Rules.from_spec(load_family("cosyvoice")))
+    idx = RecordingIndex(features, load_family("cosyvoice"))
     clean_lo, clean_hi = truth["clean_span_s"]
     clip_lo, clip_hi = truth["parts"][3]["speech_span_s"]
     counts = idx.measure(np.array([clean_lo, clip_lo]), np.array([clean_hi, clip_hi]))["clipped_events"]
@@ -94,7 +93,7 @@ def test_a_window_in_the_clipped_part_counts_its_clipping_and_the_clean_one_none
 
 def test_the_clean_part_is_a_part_of_its_own(issue8) -> None:
     features, truth = issue8
-    idx = RecordingIndex(features, Rules.from_spec(load_family("minimax")))
+    idx = RecordingIndex(features, load_family("minimax"))
     lo, hi = truth["clean_span_s"]
     first = int(np.searchsorted(idx.starts, lo - 0.2))
     last = int(np.searchsorted(idx.ends, hi + 0.2)) - 1

@@ -254,7 +254,7 @@ def _assemble(
     overlap = round(d.fade_s * rate)
     e_min = round(d.edge_room_tone_s.min * rate)
     e_max = round(d.edge_room_tone_s.max * rate)
-    pause_t = round((d.pause_target_s.min + d.pause_target_s.max) / 2 * rate)
+    pause_t = round(spec.join_s * rate)
     pair_total = pause_t + overlap  # two kept halves overlap by one crossfade
     pair_max = max(e_min, pair_total - e_min)
 
@@ -571,7 +571,7 @@ def render(
     path = _check_args(plan, denoise, seed, out_path)
     d = spec.delivery
     rng = np.random.default_rng(seed)
-    pause_mid = (d.pause_target_s.min + d.pause_target_s.max) / 2
+    pause_mid = spec.join_s
     side_max = max(d.edge_room_tone_s.max, pause_mid + d.fade_s)
 
     # 1. read every piece at its native rate, mixed to mono

@@ -14,7 +14,6 @@ from pipeline.errors import InvalidArgument
 from pipeline.report.results import RunResults
 from pipeline.rules.checks import check_gates
 from pipeline.rules.families import FamilySpec, load_family
-from pipeline.selection.limits import Rules
 from pipeline.selection.scoring import WEIGHTS
 
 LOST_ON_SHOWN = 3
@@ -77,12 +76,9 @@ def _recording_line(
     below = [c.message for c in judged if c.verdict != "pass"]
     if below:
         return f"{path}: usable, not chosen; as a whole it has " + ", ".join(below)
-    rules = Rules.from_spec(spec)
     duration = metrics.get("duration_s")
-    if isinstance(duration, int | float) and duration < rules.min_duration_s:
-        short = (
-            f"too short alone ({duration:.1f} s; a {spec.name} clip needs {rules.min_duration_s:g} s or more)"
-        )
+    if isinstance(duration, int | float) and duration < spec.delivery.duration_s.min:
+        short = f"too short alone ({duration:.1f} s; a {spec.name} clip needs {spec.delivery.duration_s.min:g} s or more)"
         if plans and plans[0].get("assembled"):
             return f"{path}: {short}; the joined clip reached its length with higher-scoring takes"
         if readable == 1:

@@ -557,6 +557,29 @@ class FamilySpec(BaseModel):
                 f"over limits.max_bytes.value ({max_bytes})",
             )
 
+    @property
+    def edge_s(self) -> float:
+        """The room tone a clip carries at both ends together (s): twice the middle of
+        ``delivery.edge_room_tone_s``, which the renderer aims each end at."""
+        tone = self.delivery.edge_room_tone_s
+        return float(tone.min + tone.max)  # both ends are required (validated)
+
+    @property
+    def join_s(self) -> float:
+        """The length (s) a shortened pause, or a join between two pieces, takes in a clip: the middle of
+        ``delivery.pause_target_s``."""
+        pause = self.delivery.pause_target_s
+        return float((pause.min + pause.max) / 2.0)  # both ends are required (validated)
+
+    def fits(self, duration_s: float, longest_run_s: float) -> bool:
+        """True when a clip of this duration and longest run of speech satisfies the family: the duration
+        within ``delivery.duration_s`` (which validation keeps inside the hard limits) and the run at least
+        ``limits.min_speech_run_s``."""
+        window, run, eps = self.delivery.duration_s, self.limits.min_speech_run_s.value, 1e-9
+        if not window.min - eps <= duration_s <= window.max + eps:
+            return False
+        return run is None or longest_run_s >= run - eps
+
     def models_in(self, region: str | None) -> list[str]:
         """The target models offered in ``region``: the region's table when the spec has one (a region it
         does not list offers none), else every model (``region`` None, or a family without regions)."""

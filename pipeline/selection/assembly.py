@@ -29,9 +29,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from pipeline.analysis.base import Analysis
+from pipeline.rules.families import FamilySpec
 from pipeline.selection import scoring
 from pipeline.selection.frames import RecordingIndex
-from pipeline.selection.limits import Rules
 from pipeline.selection.plan import ClipPlan, evaluate, make_piece, plan_key, suppress
 
 MATCH_LUFS_LU = 3.0
@@ -92,14 +92,15 @@ def mismatch(a: Analysis, b: Analysis) -> str | None:
     return None
 
 
-def is_anchor(stretch: ClipPlan, rules: Rules) -> bool:
+def is_anchor(stretch: ClipPlan, spec: FamilySpec) -> bool:
     """True when the stretch alone meets the family's continuous-speech rule."""
-    return rules.min_run_s is None or stretch.longest_run_s >= rules.min_run_s - 1e-9
+    run = spec.limits.min_speech_run_s.value
+    return run is None or stretch.longest_run_s >= run - 1e-9
 
 
-def usable(all_stretches: list[ClipPlan], rules: Rules) -> list[ClipPlan]:
+def usable(all_stretches: list[ClipPlan], spec: FamilySpec) -> list[ClipPlan]:
     """Stretches short enough to be a whole piece of a clip."""
-    return [s for s in all_stretches if s.duration_s <= rules.max_duration_s + 1e-9]
+    return [s for s in all_stretches if s.duration_s <= spec.delivery.duration_s.max + 1e-9]
 
 
 def _by_quality(s: ClipPlan) -> tuple[float, str, float]:
@@ -117,7 +118,7 @@ def _fill_order(pool: list[ClipPlan]) -> list[ClipPlan]:
 
 
 def grow(
-    anchor: ClipPlan, pool: list[ClipPlan], recs: Mapping[str, Analysis], rules: Rules
+    anchor: ClipPlan, pool: list[ClipPlan], recs: Mapping[str, Analysis], spec: FamilySpec
 ) -> list[ClipPlan]:
     """Anchor plus matching stretches until the aim is reached without passing the maximum.
 
@@ -126,41 +127,41 @@ def grow(
     poorer ones only when those are not enough. The result is in stable clip order.
     """
     chosen = [anchor]
-    body = anchor.duration_s - rules.edge_s  # the clip's length without its edge room tone
+    body = anchor.duration_s - spec.edge_s  # the clip's length without its edge room tone
     others = [s for s in pool if s is not anchor]
     best = max((quality(s) for s in pool), default=0.0)
     for s in _fill_order(others):
-        if body + rules.edge_s >= rules.aim_s - 1e-9:
+        if body + spec.edge_s >= spec.delivery.duration_s.aim - 1e-9:
             break
         poorer = quality(s) < best - QUALITY_TOLERANCE
-        if poorer and body + rules.edge_s >= rules.min_duration_s - 1e-9:
+        if poorer and body + spec.edge_s >= spec.delivery.duration_s.min - 1e-9:
             continue
         if any(mismatch(recs[s.pieces[0].path], recs[c.pieces[0].path]) for c in chosen):
             continue
-        s_body = s.duration_s - rules.edge_s
-        if body + rules.join_s + s_body + rules.edge_s <= rules.max_duration_s + 1e-9:
+        s_body = s.duration_s - spec.edge_s
+        if body + spec.join_s + s_body + spec.edge_s <= spec.delivery.duration_s.max + 1e-9:
             chosen.append(s)
-            body += rules.join_s + s_body
+            body += spec.join_s + s_body
     return sorted(chosen, key=_order)
 
 
-def assemble(indexes: Mapping[str, RecordingIndex], rules: Rules, *, limit: int) -> list[ClipPlan]:
+def assemble(indexes: Mapping[str, RecordingIndex], spec: FamilySpec, *, limit: int) -> list[ClipPlan]:
     """Assembled plans of several pieces, best first, overlapping each other at most 50 %."""
     recs = {path: idx.rec for path, idx in indexes.items()}
-    pool = usable([s for path in sorted(indexes) for s in stretches(indexes[path])], rules)
-    anchors = sorted((s for s in pool if is_anchor(s, rules)), key=_by_quality)
+    pool = usable([s for path in sorted(indexes) for s in stretches(indexes[path])], spec)
+    anchors = sorted((s for s in pool if is_anchor(s, spec)), key=_by_quality)
     seen: set[tuple[tuple[str, float], ...]] = set()
     plans: list[ClipPlan] = []
     best = max((quality(s) for s in pool), default=0.0)
     for anchor in anchors:
         if plans and quality(anchor) < best - QUALITY_TOLERANCE:
             break  # a poorer anchor would only add poorer audio to plans that already work
-        chosen = grow(anchor, pool, recs, rules)
+        chosen = grow(anchor, pool, recs, spec)
         key = tuple(_order(s) for s in chosen)
         if len(chosen) < 2 or key in seen:
             continue
         seen.add(key)
         plan = evaluate([s.pieces[0] for s in chosen], indexes)
-        if rules.fits(plan.duration_s, plan.longest_run_s):
+        if spec.fits(plan.duration_s, plan.longest_run_s):
             plans.append(plan)
     return suppress(sorted(plans, key=plan_key), limit=limit)

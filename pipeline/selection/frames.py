@@ -42,8 +42,9 @@ from pipeline.analysis.bandwidth import BLOCK_S as BANDWIDTH_BLOCK_S
 from pipeline.analysis.base import FRAME_S, Analysis
 from pipeline.analysis.clipping import MAX_EVENTS
 from pipeline.analysis.snr import MIN_SNR_FRAMES, SNR_MAX_DB, SNR_MIN_DB, audible_pauses, frame_noise
+from pipeline.rules.families import FamilySpec
 from pipeline.selection import parts
-from pipeline.selection.limits import MIN_EDGE_GAP_S, SPLIT_PAUSE_S, Rules
+from pipeline.selection.limits import MIN_EDGE_GAP_S, SPLIT_PAUSE_S, is_long, shortened
 
 NOISE_CONTEXT_S = 1.0
 """Seconds on each side of a window whose noise counts towards its own."""
@@ -151,11 +152,11 @@ def within_turns(segments: np.ndarray, turns: Sequence[tuple[float, float]]) -> 
 
 
 class RecordingIndex:
-    """Prefix sums over one recording's frames and segments (laid out by ``rules``), and its figures.
+    """Prefix sums over one recording's frames and segments (laid out by the family ``spec``), and its figures.
     ``turns``: the speaker's own stretches of a recording of two voices (:func:`within_turns`)."""
 
     def __init__(
-        self, rec: Analysis, rules: Rules, turns: Sequence[tuple[float, float]] | None = None
+        self, rec: Analysis, spec: FamilySpec, turns: Sequence[tuple[float, float]] | None = None
     ) -> None:
         db = np.asarray(rec.frame_db, dtype=np.float64)
         mask = np.asarray(rec.speech_mask, dtype=bool)
@@ -211,11 +212,11 @@ class RecordingIndex:
         ]
 
         # the segments under the family's rules: shortened timeline, blocks, runs, edge eligibility
-        self.rules = rules
+        self.spec = spec
         s, e = self.starts, self.ends
         n = s.size
         gaps = s[1:] - e[:-1]
-        short = rules.shortened(gaps)
+        short = shortened(spec, gaps)
         self.sp = np.zeros(n)  # segment starts on the shortened timeline
         self.ep = np.zeros(n)  # segment ends on the shortened timeline
         if n:
@@ -232,13 +233,13 @@ class RecordingIndex:
         wide = gaps >= MIN_EDGE_GAP_S - _EPS
         self.start_ok = np.concatenate([[True], wide]) if n else np.zeros(0, bool)
         self.end_ok = np.concatenate([wide, [True]]) if n else np.zeros(0, bool)
-        brk = (short >= rules.min_pause_s - _EPS) | self.split
+        brk = (short >= spec.limits.min_pause_s.value - _EPS) | self.split
         self.run_id = np.concatenate([[0], np.cumsum(brk)]).astype(np.int64) if n else np.zeros(0, np.int64)
         n_runs = int(self.run_id[-1]) + 1 if n else 0
         self.run_first = np.searchsorted(self.run_id, np.arange(n_runs), side="left")
         self.run_last = np.searchsorted(self.run_id, np.arange(n_runs), side="right") - 1
         self._runs = RangeMax(self.ep[self.run_last] - self.sp[self.run_first] if n else np.zeros(0))
-        self.long = rules.is_long(gaps)
+        self.long = is_long(spec, gaps)
         # Part boundaries (pipeline.selection.parts): where the conditions may change.
         bandwidth = np.asarray(rec.block_bandwidth_hz, dtype=np.float64).reshape(-1)
         boundary = self.split | parts.boundaries(
@@ -247,6 +248,12 @@ class RecordingIndex:
         self.part_id = (
             np.concatenate([[0], np.cumsum(boundary)]).astype(np.int64) if n else np.zeros(0, np.int64)
         )
+
+    @property
+    def rules(self) -> FamilySpec:
+        """The old name of :attr:`spec`, which ``pipeline.selection.slow`` still reads (that module is being
+        changed on another branch): drop it with ``selection.limits.Rules``."""
+        return self.spec
 
     def crossings(self, i: np.ndarray, j: np.ndarray) -> np.ndarray:
         """How many part boundaries windows ``(i, j)`` cross (0: the window lies inside one part)."""
@@ -265,7 +272,7 @@ class RecordingIndex:
 
     def clip_s(self, i: np.ndarray, j: np.ndarray) -> np.ndarray:
         """Expected clip length of windows ``(i, j)``: pauses shortened, plus the edge room tone."""
-        return self.ep[j] - self.sp[i] + self.rules.edge_s
+        return self.ep[j] - self.sp[i] + self.spec.edge_s
 
     def longest_run_s(self, i: np.ndarray, j: np.ndarray) -> np.ndarray:
         """Longest run of speech of windows ``(i, j)`` after pause shortening."""

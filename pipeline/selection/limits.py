@@ -1,18 +1,16 @@
-"""The numbers selection takes from a family spec.
+"""How selection reads a family spec's pauses, and selection's own constants.
 
-Nothing here is hard-coded per family: every duration, run and pause figure comes from the spec
-(:class:`Rules.from_spec`). The only constants are selection's own choices about *where* a window may
-start or end (:data:`MIN_EDGE_GAP_S`) and which pauses are too long to shorten (:data:`SPLIT_PAUSE_S`).
+Every duration, run and pause figure comes from the :class:`~pipeline.rules.families.FamilySpec` itself:
+``spec.delivery.duration_s`` (the clip's window, inside the hard limits), ``spec.limits.min_pause_s``,
+``max_pause_s`` and ``min_speech_run_s``, and the spec's derived ``edge_s``, ``join_s`` and ``fits``. The
+only constants are selection's own choices about *where* a window may start or end
+(:data:`MIN_EDGE_GAP_S`) and which pauses are too long to shorten (:data:`SPLIT_PAUSE_S`).
 """
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
-
 import numpy as np
 
-from pipeline.errors import InvalidArgument
 from pipeline.rules.families import FamilySpec
 
 SPLIT_PAUSE_S = 10.0
@@ -34,63 +32,21 @@ start and end always count as edges.
 _EPS = 1e-9
 
 
-@dataclass(frozen=True)
-class Rules:
-    """The family's numbers as selection uses them (seconds).
+Rules = FamilySpec
+"""The name ``pipeline.selection.slow`` still imports (that module is being changed on another branch):
+selection reads the spec itself; drop this line with that import."""
 
-    ``min_duration_s``/``max_duration_s`` is the delivery window narrowed by the hard limits;
-    ``edge_s`` the room tone the renderer adds at *both* ends together (twice the midpoint of
-    ``edge_room_tone_s``); ``join_s`` the length a shortened pause, or a join between two pieces, takes in
-    the clip (the midpoint of ``pause_target_s``).
-    """
 
-    family: str
-    min_duration_s: float
-    max_duration_s: float
-    aim_s: float
-    edge_s: float
-    join_s: float
-    min_pause_s: float
-    max_pause_s: float | None
-    min_run_s: float | None
+def is_long(spec: FamilySpec, gaps: np.ndarray) -> np.ndarray:
+    """Which gaps exceed the family's ``max_pause_s`` (and will be shortened by the renderer)."""
+    g = np.asarray(gaps, dtype=np.float64)
+    longest = spec.limits.max_pause_s.value
+    if longest is None:
+        return np.zeros(g.shape, dtype=bool)
+    return g > longest + _EPS
 
-    @classmethod
-    def from_spec(cls, spec: FamilySpec) -> Rules:
-        """Read the numbers from ``spec``; ``InvalidArgument`` when its windows leave no room for a clip."""
-        d, lim = spec.delivery, spec.limits
-        lo = max(d.duration_s.min, lim.min_duration_s.value or 0.0)
-        hi = min(d.duration_s.max, lim.max_duration_s.value or math.inf)
-        if lo > hi:
-            raise InvalidArgument(
-                f"spec {spec.name!r}: delivery.duration_s [{d.duration_s.min}, {d.duration_s.max}] and the "
-                f"hard limits leave no duration for a clip (min {lo} > max {hi})"
-            )
-        return cls(
-            family=spec.name,
-            min_duration_s=float(lo),
-            max_duration_s=float(hi),
-            aim_s=float(min(max(d.duration_s.aim, lo), hi)),
-            edge_s=float(d.edge_room_tone_s.min + d.edge_room_tone_s.max),
-            join_s=float((d.pause_target_s.min + d.pause_target_s.max) / 2.0),
-            min_pause_s=float(lim.min_pause_s.value),
-            max_pause_s=None if lim.max_pause_s.value is None else float(lim.max_pause_s.value),
-            min_run_s=None if lim.min_speech_run_s.value is None else float(lim.min_speech_run_s.value),
-        )
 
-    def is_long(self, gaps: np.ndarray) -> np.ndarray:
-        """Which gaps exceed the family's ``max_pause_s`` (and will be shortened by the renderer)."""
-        g = np.asarray(gaps, dtype=np.float64)
-        if self.max_pause_s is None:
-            return np.zeros(g.shape, dtype=bool)
-        return g > self.max_pause_s + _EPS
-
-    def shortened(self, gaps: np.ndarray) -> np.ndarray:
-        """Gap lengths as they will be in the clip: long pauses become :attr:`join_s`."""
-        g = np.asarray(gaps, dtype=np.float64)
-        return np.where(self.is_long(g), self.join_s, g)
-
-    def fits(self, duration_s: float, longest_run_s: float) -> bool:
-        """True when a clip of this expected duration and longest run satisfies the family."""
-        if not self.min_duration_s - _EPS <= duration_s <= self.max_duration_s + _EPS:
-            return False
-        return self.min_run_s is None or longest_run_s >= self.min_run_s - _EPS
+def shortened(spec: FamilySpec, gaps: np.ndarray) -> np.ndarray:
+    """Gap lengths as they will be in the clip: long pauses become the spec's ``join_s``."""
+    g = np.asarray(gaps, dtype=np.float64)
+    return np.where(is_long(spec, g), spec.join_s, g)

@@ -22,9 +22,10 @@ import numpy as np
 
 from pipeline.analysis.base import Analysis
 from pipeline.errors import InvalidArgument
+from pipeline.rules.families import FamilySpec
 from pipeline.selection import scoring
 from pipeline.selection.frames import RecordingIndex, iqr, number
-from pipeline.selection.limits import Rules
+from pipeline.selection.limits import is_long
 
 MAX_OVERLAP = 0.5
 """Two plans overlap too much when the source time they share exceeds this share of the shorter one."""
@@ -197,7 +198,7 @@ def piece_segments(idx: RecordingIndex, piece: Piece) -> list[tuple[float, float
 
 
 def expected_shape(
-    pieces: Sequence[Sequence[tuple[float, float]]], rules: Rules
+    pieces: Sequence[Sequence[tuple[float, float]]], spec: FamilySpec
 ) -> tuple[float, float, float, int]:
     """Expected duration, longest run and longest pause (s) of a clip whose pieces hold these speech
     segments, in clip order, and how many of its pauses are shortened.
@@ -211,23 +212,23 @@ def expected_shape(
     long_count = 0
     for k, segs in enumerate(pieces):
         if k:
-            gaps.append(rules.join_s)
+            gaps.append(spec.join_s)
         for m, (start, end) in enumerate(segs):
             if m:
                 raw = start - segs[m - 1][1]
-                long = bool(rules.is_long(np.array([raw]))[0])
+                long = bool(is_long(spec, np.array([raw]))[0])
                 long_count += long
-                gaps.append(rules.join_s if long else raw)
+                gaps.append(spec.join_s if long else raw)
             lengths.append(end - start)
     runs: list[float] = [lengths[0]]
     pauses: list[float] = []
     for gap, length in zip(gaps, lengths[1:], strict=True):
-        if gap >= rules.min_pause_s - 1e-9:
+        if gap >= spec.limits.min_pause_s.value - 1e-9:
             pauses.append(gap)
             runs.append(length)
         else:
             runs[-1] += gap + length
-    return sum(lengths) + sum(gaps) + rules.edge_s, max(runs), max(pauses, default=0.0), long_count
+    return sum(lengths) + sum(gaps) + spec.edge_s, max(runs), max(pauses, default=0.0), long_count
 
 
 def _weighted_mean(values: Sequence[float], weights: Sequence[float]) -> float:
@@ -256,9 +257,9 @@ def evaluate(
     replaces the fast estimate. A piece that crosses part boundaries (``part_boundaries``, see
     :data:`~pipeline.selection.scoring.CROSSING_PENALTY`) costs the plan the crossing penalty.
     """
-    rules = indexes[pieces[0].path].rules
+    spec = indexes[pieces[0].path].spec
     segs = [piece_segments(indexes[p.path], p) for p in pieces]
-    duration_s, longest_run_s, max_pause_s, long_pauses = expected_shape(segs, rules)
+    duration_s, longest_run_s, max_pause_s, long_pauses = expected_shape(segs, spec)
     per: list[dict[str, float]] = []
     levels: list[np.ndarray] = []
     for piece in pieces:
@@ -271,7 +272,7 @@ def evaluate(
     speech = [m["speech_s"] for m in per]
     spans = [p.span_s for p in pieces]
     speech_s = sum(speech)
-    body = duration_s - rules.edge_s
+    body = duration_s - spec.edge_s
     level_iqr = iqr(np.concatenate(levels)) if levels else None
     known_bw = [m["bandwidth_hz"] for m in per if not math.isnan(m["bandwidth_hz"])]
     measures: dict[str, Any] = {
@@ -294,7 +295,7 @@ def evaluate(
         if slow.metrics.get("dnsmos_spread") is not None:
             measures["dnsmos_spread"] = slow.metrics["dnsmos_spread"]
     crossed = sum(indexes[p.path].crossings_in(p.start_s, p.end_s) for p in pieces)
-    parts = scoring.parts(measures, duration_s, rules)
+    parts = scoring.parts(measures, duration_s, spec)
     score = float(scoring.penalised(scoring.total(parts), crossed))
     out: dict[str, Any] = {k: _clean(v) for k, v in measures.items()}
     out["clipped_events"] = round(float(measures["clipped_events"]), 1)
@@ -307,7 +308,7 @@ def evaluate(
     if extra:
         out.update(extra)
     return ClipPlan(
-        family=rules.family,
+        family=spec.name,
         speaker=indexes[pieces[0].path].rec.speaker,
         pieces=list(pieces),
         duration_s=round(duration_s, 6),

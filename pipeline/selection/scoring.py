@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.selection.limits import Rules
+from pipeline.rules.families import FamilySpec
 
 WEIGHTS: dict[str, float] = {
     "snr": 0.25,
@@ -104,14 +104,15 @@ def _known_or(x: np.ndarray | float, default: float) -> np.ndarray:
     return np.where(np.isnan(v), default, v)
 
 
-def duration_part(duration_s: np.ndarray | float, rules: Rules) -> np.ndarray:
+def duration_part(duration_s: np.ndarray | float, spec: FamilySpec) -> np.ndarray:
     """1 at the family's aim, falling linearly to 0 at the far end of its duration window."""
     d = np.asarray(duration_s, dtype=np.float64)
-    reach = max(rules.aim_s - rules.min_duration_s, rules.max_duration_s - rules.aim_s, 1e-6)
-    return np.clip(1.0 - np.abs(d - rules.aim_s) / reach, 0.0, 1.0)
+    window = spec.delivery.duration_s
+    reach = max(window.aim - window.min, window.max - window.aim, 1e-6)
+    return np.clip(1.0 - np.abs(d - window.aim) / reach, 0.0, 1.0)
 
 
-def parts(m: Mapping[str, Any], duration_s: np.ndarray | float, rules: Rules) -> dict[str, np.ndarray]:
+def parts(m: Mapping[str, Any], duration_s: np.ndarray | float, spec: FamilySpec) -> dict[str, np.ndarray]:
     """Every score part of measures ``m`` (``snr_db``, ``clipped_events``, ``reverb_score``, ``bandwidth_hz``,
     ``speech_ratio``, ``level_iqr_db``, ``dnsmos_ovrl``): arrays for many windows or one clip's scalars.
     A part is NaN where its measure is."""
@@ -120,7 +121,7 @@ def parts(m: Mapping[str, Any], duration_s: np.ndarray | float, rules: Rules) ->
         "dnsmos": ramp(m["dnsmos_ovrl"], DNSMOS_POOR_OVRL, DNSMOS_GOOD_OVRL),
         "clipping": np.exp(-np.asarray(m["clipped_events"], dtype=np.float64) / CLIP_EVENT_SCALE),
         "reverb": 1.0 - np.clip(np.asarray(m["reverb_score"], dtype=np.float64), 0.0, 1.0),
-        "duration": duration_part(duration_s, rules),
+        "duration": duration_part(duration_s, spec),
         "bandwidth": ramp(m["bandwidth_hz"], BANDWIDTH_POOR_HZ, BANDWIDTH_GOOD_HZ),
         "speech_ratio": ramp(m["speech_ratio"], SPEECH_RATIO_POOR, SPEECH_RATIO_GOOD),
         "stability": ramp(m["level_iqr_db"], LEVEL_IQR_POOR_DB, LEVEL_IQR_GOOD_DB),

@@ -25,7 +25,6 @@ from pipeline.errors import InvalidArgument
 from pipeline.rules.families import FamilySpec
 from pipeline.selection.assembly import assemble, grow, is_anchor, mismatch, quality, stretches, usable
 from pipeline.selection.frames import RecordingIndex
-from pipeline.selection.limits import Rules
 from pipeline.selection.plan import MAX_OVERLAP, ClipPlan, evaluate, make_piece, plan_key, suppress
 from pipeline.selection.windows import NESTED_MAX_SHARE, best_nested, best_windows
 
@@ -52,7 +51,6 @@ def _prepare(
 ) -> dict[str, RecordingIndex]:
     """Check the recordings (at least one, one speaker, each path once); one index per recording by path,
     kept to the speaker's turns in a recording of two voices (the ``turns`` of its entry in ``voice``)."""
-    rules = Rules.from_spec(spec)
     if not recordings:
         raise InvalidArgument("recordings must hold at least one recording of the speaker")
     indexes: dict[str, RecordingIndex] = {}
@@ -65,7 +63,7 @@ def _prepare(
         if rec.path in indexes:
             raise InvalidArgument(f"recordings[{k}]: path {rec.path!r} is given twice")
         here = None if voice is None else voice.recordings.get(rec.path)
-        indexes[rec.path] = RecordingIndex(rec, rules, None if here is None else here.turns)
+        indexes[rec.path] = RecordingIndex(rec, spec, None if here is None else here.turns)
     return indexes
 
 
@@ -99,7 +97,7 @@ def candidates(
 
 def _candidates(indexes: dict[str, RecordingIndex], *, limit: int) -> list[ClipPlan]:
     plans = _window_plans(indexes, limit=limit)
-    return plans or assemble(indexes, next(iter(indexes.values())).rules, limit=limit)
+    return plans or assemble(indexes, next(iter(indexes.values())).spec, limit=limit)
 
 
 def _span(plan: ClipPlan) -> tuple[tuple[str, float, float], ...]:
@@ -303,12 +301,11 @@ def explain(recordings: Sequence[Analysis], spec: FamilySpec) -> tuple[list[str]
     indexes = _prepare(recordings, spec)
     if _candidates(indexes, limit=1):
         return [], ""
-    rules = next(iter(indexes.values())).rules
     if all(idx.starts.size == 0 for idx in indexes.values()):
         speaker = recordings[0].speaker
         return ["no_speech"], f"no speech was detected in any of the {len(indexes)} recording(s) of {speaker}"
-    reasons, text = _structural(indexes, rules)
-    noise = _drowned(recordings, spec, rules)
+    reasons, text = _structural(indexes, spec)
+    noise = _drowned(recordings, spec)
     if noise is None:
         return reasons, text
     drowned_text, is_cause = noise
@@ -317,7 +314,7 @@ def explain(recordings: Sequence[Analysis], spec: FamilySpec) -> tuple[list[str]
     return [*reasons, "low_snr"], f"{text}; {drowned_text}"
 
 
-def _drowned(recordings: Sequence[Analysis], spec: FamilySpec, rules: Rules) -> tuple[str, bool] | None:
+def _drowned(recordings: Sequence[Analysis], spec: FamilySpec) -> tuple[str, bool] | None:
     """The recordings whose SNR fails the family's gate, as a sentence, and whether the noise is the cause
     of the missing speech: they hold at least ``min_duration_s`` of audio, so a clip's worth of speech
     could have been there (when they are shorter, the speech itself is short). ``None``: no recording
@@ -338,50 +335,51 @@ def _drowned(recordings: Sequence[Analysis], spec: FamilySpec, rules: Rules) -> 
     shown = ", ".join(f"{r.path}: SNR {float(r.metrics['snr_db']):.1f} dB" for r in noisy[:3])
     more = f" and {len(noisy) - 3} more" if len(noisy) > 3 else ""
     text = (
-        f"the voice is drowned in noise ({shown}{more}; {rules.family} needs at least {gate.fail:g} dB): in "
+        f"the voice is drowned in noise ({shown}{more}; {spec.name} needs at least {gate.fail:g} dB): in "
         f"{audio_s:.1f} s of audio the voice detector found {speech_s:.1f} s of speech"
     )
-    return text, audio_s >= rules.min_duration_s - 1e-9
+    return text, audio_s >= spec.delivery.duration_s.min - 1e-9
 
 
-def _structural(indexes: dict[str, RecordingIndex], rules: Rules) -> tuple[list[str], str]:
+def _structural(indexes: dict[str, RecordingIndex], spec: FamilySpec) -> tuple[list[str], str]:
     """Why the speech found cannot make a clip: its runs, its length, or where it can be cut."""
     spans = [s for path in sorted(indexes) for s in stretches(indexes[path])]
     longest = max(s.longest_run_s for s in spans)
     together = evaluate([s.pieces[0] for s in spans], indexes).duration_s
+    run, window = spec.limits.min_speech_run_s.value, spec.delivery.duration_s
     reasons: list[str] = []
     sentences: list[str] = []
-    if rules.min_run_s is not None and longest < rules.min_run_s - 1e-9:
+    if run is not None and longest < run - 1e-9:
         reasons.append("no_continuous_speech")
         sentences.append(
-            f"the longest unbroken speech is {longest:.1f} s and {rules.family} needs {rules.min_run_s:g} s "
+            f"the longest unbroken speech is {longest:.1f} s and {spec.name} needs {run:g} s "
             "(joining takes adds pauses, so it cannot help)"
         )
-    if together < rules.min_duration_s - 1e-9:
+    if together < window.min - 1e-9:
         reasons.append("too_short")
         sentences.append(
-            f"all the speech together makes a {together:.1f} s clip and {rules.family} needs at least "
-            f"{rules.min_duration_s:g} s"
+            f"all the speech together makes a {together:.1f} s clip and {spec.name} needs at least "
+            f"{window.min:g} s"
         )
     if reasons:
         return reasons, "; ".join(sentences)
-    pool = usable(spans, rules)
-    anchors = [s for s in pool if is_anchor(s, rules)]
+    pool = usable(spans, spec)
+    anchors = [s for s in pool if is_anchor(s, spec)]
     if not anchors:
         return ["too_long_clip"], (
-            f"the speech that meets the {rules.min_run_s:g} s run rule cannot be cut at a pause into a clip "
-            f"of at most {rules.max_duration_s:g} s"
+            f"the speech that meets the {run:g} s run rule cannot be cut at a pause into a clip "
+            f"of at most {window.max:g} s"
         )
     anchor = max(anchors, key=lambda s: (quality(s), s.pieces[0].path))
     anchor_path = anchor.pieces[0].path
-    chosen = grow(anchor, pool, {p: i.rec for p, i in indexes.items()}, rules)
+    chosen = grow(anchor, pool, {p: i.rec for p, i in indexes.items()}, spec)
     plan = evaluate([s.pieces[0] for s in chosen], indexes)
     apart = sorted(
         f"{p} ({why})" for p, i in indexes.items() if (why := mismatch(indexes[anchor_path].rec, i.rec))
     )
     text = (
         f"the takes whose acoustics match {anchor_path} make a {plan.duration_s:.1f} s clip and "
-        f"{rules.family} needs {rules.min_duration_s:g}-{rules.max_duration_s:g} s"
+        f"{spec.name} needs {window.min:g}-{window.max:g} s"
     )
     if apart:
         text += "; not joined because their acoustics differ: " + ", ".join(apart)

@@ -30,9 +30,9 @@ _EPS = 1e-9
 
 def end_ranges(idx: RecordingIndex) -> tuple[np.ndarray, np.ndarray]:
     """For every start segment, the first and last end segment whose duration fits (``lo > hi``: none)."""
-    rules = idx.rules
-    lo = np.searchsorted(idx.ep, idx.sp + (rules.min_duration_s - rules.edge_s) - _EPS, side="left")
-    hi = np.searchsorted(idx.ep, idx.sp + (rules.max_duration_s - rules.edge_s) + _EPS, side="right") - 1
+    window, edge_s = idx.spec.delivery.duration_s, idx.spec.edge_s
+    lo = np.searchsorted(idx.ep, idx.sp + (window.min - edge_s) - _EPS, side="left")
+    hi = np.searchsorted(idx.ep, idx.sp + (window.max - edge_s) + _EPS, side="right") - 1
     lo = np.maximum(lo, np.arange(idx.starts.size))
     hi = np.minimum(hi, idx.block_last)
     return lo, np.where(idx.start_ok, hi, -1)
@@ -49,8 +49,9 @@ def _qualifying(
     j = (np.repeat(lo[starts], counts) + offsets).astype(np.int64)
     keep = idx.end_ok[j]
     i, j = i[keep], j[keep]
-    if idx.rules.min_run_s is not None:
-        keep = idx.longest_run_s(i, j) >= idx.rules.min_run_s - _EPS
+    run = idx.spec.limits.min_speech_run_s.value
+    if run is not None:
+        keep = idx.longest_run_s(i, j) >= run - _EPS
         i, j = i[keep], j[keep]
     return i, j
 
@@ -60,12 +61,12 @@ def fast_score(idx: RecordingIndex, i: np.ndarray, j: np.ndarray) -> np.ndarray:
     for a window that crosses a part boundary)."""
     start_s, end_s, duration_s = idx.starts[i], idx.ends[j], idx.clip_s(i, j)
     m = idx.measure(start_s, end_s)
-    body = duration_s - idx.rules.edge_s
+    body = duration_s - idx.spec.edge_s
     m["reverb_score"] = np.full(i.size, number(idx.rec.metrics.get("reverb_score")))
     m["bandwidth_hz"] = idx.bandwidth_in(start_s, end_s)
     m["speech_ratio"] = np.minimum(m["speech_s"] / np.maximum(body, 1e-9), 1.0)
     m["level_iqr_db"] = m["level_spread_db"]
-    return scoring.penalised(scoring.total(scoring.parts(m, duration_s, idx.rules)), idx.crossings(i, j))
+    return scoring.penalised(scoring.total(scoring.parts(m, duration_s, idx.spec)), idx.crossings(i, j))
 
 
 def _best_first(idx: RecordingIndex, i: np.ndarray, j: np.ndarray, score: np.ndarray) -> np.ndarray:
