@@ -15,12 +15,13 @@ from submit_fakes import make_run
 
 from pipeline.batch.config import RunConfig, load_config
 from pipeline.enroll.providers import (
+    PROVIDER_REGIONS,
     allowed_base_url,
     api_key_env,
     http_base_url,
     make_provider,
+    region_at,
     region_of,
-    resolve_endpoint,
 )
 from pipeline.enroll.providers.base import MissingApiKey
 from pipeline.enroll.submit import submit_run
@@ -49,14 +50,19 @@ WS_INTL = "https://ws123.ap-southeast-1.maas.aliyuncs.com/api/v1"
 def test_each_region_has_its_documented_host_and_key_variables(
     provider: str, region: str, url: str, keys: tuple[str, ...]
 ) -> None:
-    end = resolve_endpoint(provider, region=region, environ={})
-    assert (end.base_url, end.region, end.key_envs, end.source) == (url, region, keys, "default")
     assert http_base_url(provider, region, environ={}) == url
+    assert region_at(provider, url, region) == region
+    assert PROVIDER_REGIONS[provider].key_envs(region) == keys
 
 
 def test_the_default_region_is_intl_and_a_documented_host_names_its_region() -> None:
-    assert resolve_endpoint("dashscope", environ={}).base_url == INTL
-    assert resolve_endpoint("dashscope", base_url=CN, environ={}).region == "cn"
+    assert http_base_url("dashscope", environ={}) == INTL
+    assert region_at("dashscope", http_base_url("dashscope", base_url=CN, environ={})) == "cn"
+    assert (
+        region_at("elevenlabs", "https://api.elevenlabs.io") == "intl"
+    )  # one host: the region asked, else intl
+    assert region_at("elevenlabs", "https://api.elevenlabs.io", "cn") == "cn"
+    assert region_at("dashscope", "http://127.0.0.1:8080/api/v1", "cn") == "cn"  # a test server: as asked
     assert region_of("dashscope", WS_CN) == "cn" and region_of("dashscope", WS_INTL) == "intl"
     assert region_of("dashscope", "http://127.0.0.1:8080/api/v1") is None  # a test server: no region
     assert region_of("minimax", "https://api.minimaxi.com/v1") == "cn"
@@ -64,25 +70,24 @@ def test_the_default_region_is_intl_and_a_documented_host_names_its_region() -> 
 
 def test_environment_overrides_voiceprep_first_then_the_dashscope_sdk() -> None:
     sdk = {"DASHSCOPE_HTTP_BASE_URL": WS_CN}
-    end = resolve_endpoint("dashscope", environ=sdk)
-    assert (end.base_url, end.region, end.source) == (WS_CN, "cn", "DASHSCOPE_HTTP_BASE_URL")
+    assert http_base_url("dashscope", environ=sdk) == WS_CN
+    assert region_at("dashscope", WS_CN) == "cn"  # the workspace host says its region
     both = {**sdk, "DASHSCOPE_BASE_URL": "http://127.0.0.1:9/api/v1"}
-    end = resolve_endpoint("dashscope", region="cn", environ=both)
-    assert (end.base_url, end.region, end.source) == ("http://127.0.0.1:9/api/v1", "cn", "DASHSCOPE_BASE_URL")
-    assert resolve_endpoint("dashscope", base_url=INTL, environ=both).base_url == INTL  # a flag wins
+    assert http_base_url("dashscope", "cn", environ=both) == "http://127.0.0.1:9/api/v1"
+    assert http_base_url("dashscope", base_url=INTL, environ=both) == INTL  # a flag wins
 
 
 def test_an_explicit_region_wins_over_a_variable_set_for_the_other_region(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     with caplog.at_level(logging.WARNING, logger="voiceprep.providers"):
-        end = resolve_endpoint("dashscope", region="intl", environ={"DASHSCOPE_HTTP_BASE_URL": WS_CN})
-    assert (end.base_url, end.region) == (INTL, "intl")
+        url = http_base_url("dashscope", "intl", environ={"DASHSCOPE_HTTP_BASE_URL": WS_CN})
+    assert (url, region_at("dashscope", url, "intl")) == (INTL, "intl")
     assert "DASHSCOPE_HTTP_BASE_URL" in caplog.text
     with pytest.raises(InvalidArgument, match="region"):  # two explicit choices that contradict
-        resolve_endpoint("dashscope", region="intl", base_url=CN, environ={})
+        http_base_url("dashscope", "intl", base_url=CN, environ={})
     with pytest.raises(InvalidArgument, match="region must be one of"):
-        resolve_endpoint("dashscope", region="eu", environ={})
+        http_base_url("dashscope", "eu", environ={})
 
 
 def test_the_key_is_the_regions_own_variable_first_then_the_plain_one(fake: FakeProviders) -> None:

@@ -54,9 +54,10 @@ from pipeline.enroll.providers import (
     allowed_base_url,
     api_key_env,
     base_url_envs,
+    http_base_url,
     make_provider,
+    region_at,
     region_of,
-    resolve_endpoint,
 )
 from pipeline.enroll.providers.base import (
     MissingApiKey,
@@ -915,7 +916,8 @@ def submit_run(
             missing[f] = exc
             urls = cfg.base_urls
             url = urls.get(f) or urls.get(specs[f].provider)
-            regions[f] = resolve_endpoint(specs[f].provider, region=cfg.region, base_url=url).region
+            provider = specs[f].provider
+            regions[f] = region_at(provider, http_base_url(provider, cfg.region, base_url=url), cfg.region)
     creating = {c.family for c in chosen if c.status == "ready"}
     refused = [
         region_refusal(f, run.models[f], regions[f], specs[f].models_in(regions[f]))

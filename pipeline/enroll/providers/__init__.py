@@ -36,8 +36,8 @@ from pipeline.enroll.providers.regions import (
     REGIONS,
     check_region,
     http_base_url,
+    region_at,
     region_of,
-    resolve_endpoint,
 )
 from pipeline.errors import InvalidArgument
 
@@ -66,8 +66,8 @@ __all__ = [
     "check_region",
     "http_base_url",
     "make_provider",
+    "region_at",
     "region_of",
-    "resolve_endpoint",
 ]
 
 _CLIENTS: dict[tuple[str, str | None], type[VoiceProvider]] = {

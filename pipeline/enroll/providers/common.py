@@ -38,7 +38,7 @@ from pipeline.enroll.providers.http import (
     shorten,
     shown_request,
 )
-from pipeline.enroll.providers.regions import PROVIDER_REGIONS, REGION_NAMES, resolve_endpoint
+from pipeline.enroll.providers.regions import PROVIDER_REGIONS, REGION_NAMES, http_base_url, region_at
 from pipeline.enroll.providers.speech import SPEECH_SAMPLE_RATE, Speech, wav_bytes
 from pipeline.errors import InvalidArgument
 
@@ -72,7 +72,7 @@ class VoiceProvider:
     its vendor options and passes the rest here.
     ``require_key=False`` builds a client without a key (``--dry-run``); any network call then raises
     ``missing_api_key``. A vendor client resolves its host, ``region`` and key variables
-    (``key_envs``) with :func:`~pipeline.enroll.providers.regions.resolve_endpoint`; ``region_models``
+    (``key_envs``) with :func:`~pipeline.enroll.providers.regions.http_base_url` and ``region_at``; ``region_models``
     (the family spec's models for that region, set by ``make_provider``) makes :meth:`validate` refuse
     any other model before anything is sent.
     """
@@ -111,10 +111,10 @@ class VoiceProvider:
         self.name_rule = name_rule
         table = PROVIDER_REGIONS.get(self.provider)
         if table is not None:  # a vendor client: host and key per region (pipeline.enroll.providers.regions)
-            endpoint = resolve_endpoint(self.provider, region=region, base_url=base_url, environ=env)
-            self.base_url = self._normalise_base_url(endpoint.base_url)
-            self.region: str | None = endpoint.region
-            key_envs = endpoint.key_envs if self.key_env == table.key_env else (self.key_env,)
+            url = http_base_url(self.provider, region, base_url=base_url, environ=env)
+            self.base_url = self._normalise_base_url(url)
+            self.region: str | None = region_at(self.provider, url, region)
+            key_envs = table.key_envs(self.region) if self.key_env == table.key_env else (self.key_env,)
         else:  # a bare client of the HTTP layer (tests)
             self.base_url = self._normalise_base_url(
                 resolve_base_url(

@@ -25,8 +25,8 @@ Keys: the region's own variable first (``DASHSCOPE_CN_API_KEY``, ``DASHSCOPE_INT
 ``MINIMAX_CN_API_KEY``, ``MINIMAX_INTL_API_KEY``), then the provider's plain one (``DASHSCOPE_API_KEY``...).
 All end in ``_API_KEY``, so the ledger's scrubber knows them.
 
-:func:`http_base_url` is the one call other parts (the realtime WebSocket client) use to find a
-provider's HTTP host; the dashscope SDK's WebSocket variable is :data:`DASHSCOPE_WEBSOCKET_BASE_URL_ENV`.
+:func:`http_base_url` is the one call that finds a provider's HTTP host (the clients, the realtime WebSocket
+client), :func:`region_at` the region of a client at it; the dashscope SDK's WebSocket variable is :data:`DASHSCOPE_WEBSOCKET_BASE_URL_ENV`.
 """
 
 from __future__ import annotations
@@ -48,12 +48,11 @@ __all__ = [
     "PROVIDER_REGIONS",
     "REGIONS",
     "REGION_NAMES",
-    "Endpoint",
     "ProviderRegions",
     "check_region",
     "http_base_url",
+    "region_at",
     "region_of",
-    "resolve_endpoint",
 ]
 
 log = logging.getLogger(LOGGER_NAME)
@@ -136,18 +135,6 @@ PROVIDER_REGIONS: dict[str, ProviderRegions] = {
 workspace hosts, "API keys are region-specific"); MiniMax platform docs (global and mainland hosts)."""
 
 
-@dataclass(frozen=True)
-class Endpoint:
-    """Where a client talks: ``base_url`` (normalised), its ``region``, the key variables to read
-    (``key_envs``, first set wins) and where the base URL came from (``source``: ``base_url``, an
-    environment variable's name, or ``default``)."""
-
-    base_url: str
-    region: str
-    key_envs: tuple[str, ...]
-    source: str
-
-
 def check_region(region: str | None) -> str | None:
     """``region`` if it is one voiceprep knows (``intl``, ``cn``) or None; raises :class:`InvalidArgument`."""
     if region is None:
@@ -191,14 +178,17 @@ def region_of(provider: str, url: str) -> str | None:
     return found.pop() if len(found) == 1 else None
 
 
-def resolve_endpoint(
+def http_base_url(
     provider: str,
-    *,
     region: str | None = None,
+    *,
     base_url: str | None = None,
     environ: Mapping[str, str] | None = None,
-) -> Endpoint:
-    """Where ``provider``'s client talks for ``region`` (see the module docstring for the order).
+) -> str:
+    """The HTTP base URL of ``provider`` in ``region`` (see the module docstring for the order): ``base_url``,
+    else the environment overrides, else the documented host; e.g. ``http_base_url("dashscope", "cn")`` is
+    ``https://dashscope.aliyuncs.com/api/v1`` unless ``DASHSCOPE_BASE_URL``/``DASHSCOPE_HTTP_BASE_URL`` say
+    otherwise. :func:`region_at` gives the region a client at that address is in.
 
     Raises:
         InvalidArgument: an unknown region or provider, a base URL that is not an http(s) URL, or an
@@ -225,34 +215,23 @@ def resolve_endpoint(
             chosen = (value, name)
             break
     if chosen is None:
-        region_used = asked or DEFAULT_REGION
-        url, source = table.hosts[region_used], "default"
-    else:
-        url, source = chosen
-        parts = urllib.parse.urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise InvalidArgument(
-                f"{source}: expected an http(s) URL such as {table.hosts[DEFAULT_REGION]} (got {url!r})"
-            )
-        found = region_of(provider, url)
-        if asked is not None and found is not None and found != asked:
-            raise InvalidArgument(
-                f"base_url {url} is the {REGION_NAMES[found]} host of {provider}, but the region is "
-                f"{asked} ({REGION_NAMES[asked]}): a voice and its key live in one region"
-            )
-        region_used = found or asked or DEFAULT_REGION
-    return Endpoint(normalize_base_url(url), region_used, table.key_envs(region_used), source)
+        return normalize_base_url(table.hosts[asked or DEFAULT_REGION])
+    url, source = chosen
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise InvalidArgument(
+            f"{source}: expected an http(s) URL such as {table.hosts[DEFAULT_REGION]} (got {url!r})"
+        )
+    found = region_of(provider, url)
+    if asked is not None and found is not None and found != asked:
+        raise InvalidArgument(
+            f"base_url {url} is the {REGION_NAMES[found]} host of {provider}, but the region is "
+            f"{asked} ({REGION_NAMES[asked]}): a voice and its key live in one region"
+        )
+    return normalize_base_url(url)
 
 
-def http_base_url(
-    provider: str,
-    region: str | None = None,
-    *,
-    base_url: str | None = None,
-    environ: Mapping[str, str] | None = None,
-) -> str:
-    """The HTTP base URL of ``provider`` in ``region`` (``base_url``, else the environment overrides,
-    else the documented host); e.g. ``http_base_url("dashscope", "cn")`` is
-    ``https://dashscope.aliyuncs.com/api/v1`` unless ``DASHSCOPE_BASE_URL``/``DASHSCOPE_HTTP_BASE_URL`` say
-    otherwise."""
-    return resolve_endpoint(provider, region=region, base_url=base_url, environ=environ).base_url
+def region_at(provider: str, url: str, region: str | None = None) -> str:
+    """The region of a client of ``provider`` at ``url`` (as :func:`http_base_url` chose it): the region
+    whose documented host ``url`` is on, else ``region`` (the one asked for), else :data:`DEFAULT_REGION`."""
+    return region_of(provider, url) or check_region(region) or DEFAULT_REGION
