@@ -741,25 +741,42 @@ class _Run:
         )
 
     def create(self, clip: ClipRow, provider: VoiceProvider, row: VoiceRecord) -> VoiceRecord:
-        """Commit the "sent" marker, create the voice, and record the outcome (a lost answer: reconcile)."""
-        assert self.ledger is not None
-        row = self.ledger.mark_sent(row.id)
+        """Create the voice, committing the "sent" marker the moment the client sends the create itself
+        (its ``on_send`` hook, after any upload), and record the outcome. A lost answer after that is
+        reconciled; a failure (or a kill) before it leaves a row that is retried at once."""
+        ledger = self.ledger
+        assert ledger is not None
         request = dataclasses.replace(row, clip_path=row.clip_path or str(self.out_dir / (clip.clip or "")))
         self.progress(f"{clip.family} {clip.speaker}: creating {request.name} for {request.target_model}")
+        sent: list[VoiceRecord] = []
+
+        def on_send() -> None:
+            if not sent:
+                sent.append(ledger.mark_sent(row.id))
+
         try:
             result = provider.create_voice(
-                request, preview_text=self.preview_text, language=self.language_of(request.speaker or "")
+                request,
+                preview_text=self.preview_text,
+                language=self.language_of(request.speaker or ""),
+                on_send=on_send,
             )
         except InvalidArgument as exc:  # the client refused the request before sending it
-            row = self.ledger.update(row.id, status="failed", error=("provider_bad_request", str(exc)))
+            row = ledger.update(row.id, status="failed", error=("provider_bad_request", str(exc)))
             return self.outcome(clip, row, action="created")
         except OutcomeUnknown as exc:
-            row = self.ledger.update(row.id, request_ids=[exc.request_id], error=(exc.reason, exc.message))
-            row = reconcile_row(self.ledger, row, provider, absent_settle_s=self.absent_settle_s)
+            if not sent:  # lost before the create went out (e.g. the upload's answer): nothing was made
+                message = f"the create was never sent: {exc.message}"
+                row = ledger.update(
+                    row.id, status="failed", request_ids=[exc.request_id], error=("not_created", message)
+                )
+                return self.outcome(clip, row, action="created")
+            row = ledger.update(row.id, request_ids=[exc.request_id], error=(exc.reason, exc.message))
+            row = reconcile_row(ledger, row, provider, absent_settle_s=self.absent_settle_s)
             return self.finish(clip, provider, row, "created", f"the answer was lost; {row.note}")
         except ProviderError as exc:
             status = "rejected" if exc.reason == "provider_rejected" else "failed"
-            row = self.ledger.update(
+            row = ledger.update(
                 row.id, status=status, request_ids=[exc.request_id], error=(exc.reason, exc.message)
             )
             if exc.reason in STOP_REASONS:

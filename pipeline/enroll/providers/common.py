@@ -187,6 +187,7 @@ class VoiceProvider:
         params: Mapping[str, Any] | None = None,
         headers: Mapping[str, str] | None = None,
         stream: bool = False,
+        on_send: Callable[[], object] | None = None,
     ) -> tuple[Any, str | None]:
         """Send the request with retries; return ``(interpreted data, the provider's request id)`` or raise.
 
@@ -194,6 +195,9 @@ class VoiceProvider:
         module docstring for when). Files must be given as bytes so a retry can re-send them. With
         ``stream`` the body is not read before ``interpret`` sees the response (a streamed synthesis:
         its interpreter returns the open response for a good answer, and reads the body of a bad one).
+        ``on_send`` is called once, just before the first attempt is handed to the transport (after every
+        local check): a create passes the caller's "sent" hook here, so whatever failed before it
+        (an upload, a refused URL) is known never to have reached the create endpoint.
         """
         if authenticated:
             self.require_key()
@@ -217,6 +221,9 @@ class VoiceProvider:
             attempt += 1
             retry_after: float | None = None
             t0 = rt.clock()
+            if on_send is not None:
+                on_send()
+                on_send = None
             try:
                 response = self.session.request(
                     method,
@@ -418,12 +425,22 @@ class VoiceProvider:
         raise NotImplementedError
 
     def create_voice(
-        self, record: VoiceRecord, *, preview_text: str | None = None, language: str | None = None
+        self,
+        record: VoiceRecord,
+        *,
+        preview_text: str | None = None,
+        language: str | None = None,
+        on_send: Callable[[], object] | None = None,
     ) -> VoiceRecord:
         """Create the voice ``record`` describes, once; answer ``record`` with ``voice_id``, ``status`` and
         ``request_ids``. Raises :class:`OutcomeUnknown` when the answer to the create call itself was lost;
         never re-sends a create that may have succeeded (MiniMax may, since a duplicate id is answered with
-        2039 and no second voice). ``preview_text`` asks for a preview where the create call makes it."""
+        2039 and no second voice). ``preview_text`` asks for a preview where the create call makes it.
+
+        ``on_send`` is called exactly when the create request itself is about to go out (through
+        :meth:`request`), after any preparatory work (a temporary upload, a file upload, reading and
+        checking the clip). Only from then on can the create's outcome be unknown: a failure or a kill
+        before it means no voice was made."""
         raise NotImplementedError
 
     def find_voice(self, record: VoiceRecord, *, since: str | None = None) -> VoiceRecord | None:

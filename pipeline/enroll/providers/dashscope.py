@@ -30,7 +30,7 @@ import base64
 import dataclasses
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -185,6 +185,7 @@ class _DashScopeClient(VoiceProvider):
         idempotent: bool = True,
         headers: Mapping[str, str] | None = None,
         interpret: Interpret | None = None,
+        on_send: Callable[[], object] | None = None,
     ) -> tuple[Any, str | None]:
         body = {"model": self.enrollment_model, "input": {"action": action, **fields}}
         return self.request(
@@ -195,6 +196,7 @@ class _DashScopeClient(VoiceProvider):
             idempotent=idempotent,
             headers=headers,
             interpret=interpret,
+            on_send=on_send,
         )
 
     def _prepared_enroll(
@@ -370,7 +372,12 @@ class CosyVoiceClient(_DashScopeClient):
         return [*uploads, self._prepared_enroll("create_voice", fields, headers=headers, **sizes)]
 
     def create_voice(
-        self, record: VoiceRecord, *, preview_text: str | None = None, language: str | None = None
+        self,
+        record: VoiceRecord,
+        *,
+        preview_text: str | None = None,
+        language: str | None = None,
+        on_send: Callable[[], object] | None = None,
     ) -> VoiceRecord:
         """Upload (per ``audio_source``) and create the voice once; it starts ``deploying``.
 
@@ -384,6 +391,7 @@ class CosyVoiceClient(_DashScopeClient):
             idempotent=False,
             headers=headers,
             interpret=requiring(_interpret, "output", "voice_id"),
+            on_send=on_send,
         )
         voice_id = str(_output(data)["voice_id"])
         where = "inline" if url.startswith("data:") else url
@@ -495,7 +503,12 @@ class QwenClient(_DashScopeClient):
         ]
 
     def create_voice(
-        self, record: VoiceRecord, *, preview_text: str | None = None, language: str | None = None
+        self,
+        record: VoiceRecord,
+        *,
+        preview_text: str | None = None,
+        language: str | None = None,
+        on_send: Callable[[], object] | None = None,
     ) -> VoiceRecord:
         """Create the voice once (ready at once). Raises :class:`OutcomeUnknown` when the answer is lost."""
         content = self.validate(record)
@@ -504,6 +517,7 @@ class QwenClient(_DashScopeClient):
             self._create_fields(record, self._inline(record, content)[0], language),
             idempotent=False,
             interpret=requiring(_interpret, "output", "voice"),
+            on_send=on_send,
         )
         output = _output(data)
         voice_id = str(output["voice"])

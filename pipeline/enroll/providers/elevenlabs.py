@@ -14,7 +14,7 @@ import datetime as dt
 import json
 import logging
 import urllib.parse
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -125,7 +125,12 @@ class ElevenLabsClient(VoiceProvider):
         return [self.show("POST", "v1/voices/add", body, audio_bytes=len(content))]
 
     def create_voice(
-        self, record: VoiceRecord, *, preview_text: str | None = None, language: str | None = None
+        self,
+        record: VoiceRecord,
+        *,
+        preview_text: str | None = None,
+        language: str | None = None,
+        on_send: Callable[[], object] | None = None,
     ) -> VoiceRecord:
         """Create the voice once; a lost answer raises :class:`OutcomeUnknown`."""
         content = self.validate(record)
@@ -138,6 +143,7 @@ class ElevenLabsClient(VoiceProvider):
             files={"files": (path.name, content, audio_mime(path))},
             idempotent=False,
             interpret=requiring(_interpret, "voice_id"),
+            on_send=on_send,
         )
         if data.get("requires_verification"):
             log.warning(f"elevenlabs: voice {data['voice_id']} requires verification before use")

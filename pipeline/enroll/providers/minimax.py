@@ -24,7 +24,7 @@ import dataclasses
 import datetime as dt
 import json
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -283,7 +283,12 @@ class MiniMaxClient(VoiceProvider):
         return data["file"]["file_id"], request_id
 
     def create_voice(
-        self, record: VoiceRecord, *, preview_text: str | None = None, language: str | None = None
+        self,
+        record: VoiceRecord,
+        *,
+        preview_text: str | None = None,
+        language: str | None = None,
+        on_send: Callable[[], object] | None = None,
     ) -> VoiceRecord:
         """Upload and clone under ``record.name``; see the module docstring for 2039 handling. With
         ``preview_text`` the clone call also makes the preview :meth:`preview` then fetches.
@@ -301,6 +306,7 @@ class MiniMaxClient(VoiceProvider):
             idempotent=True,  # the id is ours: a duplicate is answered 2039, never made twice
             creates=True,
             interpret=_clone_interpret,
+            on_send=on_send,
         )
         if data.get("_duplicate") == "before" and self.query_voice(name) is None:
             raise ProviderError(
