@@ -3,12 +3,17 @@ preparatory upload) makes no ``unknown`` voice; submit and ``voices`` writers ta
 
 from __future__ import annotations
 
+import json
+import socket
+import sqlite3
 from pathlib import Path
 
 import pytest
+from _cli import voiceprep
 from fake_providers import FakeProviders, FakeTime, fake_runtime, make_wav
 from submit_fakes import FakeCloud, Killed, make_providers, make_run
 
+from pipeline.batch.outputs import LOCK_NAME, OutputBusy
 from pipeline.enroll.ledger import read_voices
 from pipeline.enroll.providers import make_provider
 from pipeline.enroll.submit import submit_run
@@ -95,3 +100,78 @@ def test_a_crash_during_the_upload_is_retried_without_a_search(tmp_path: Path) -
     assert [(o.action, o.status) for o in outs] == [("created", "ready")]
     assert [c for c in cloud.calls if c[0] == "find"] == []  # nothing to reconcile: never sent
     assert len(cloud.voices) == 1
+
+
+# ------------------------------------------------------------------------------------------------ the OUT lock
+
+
+def _held_by_another_run(out: Path) -> None:
+    """``OUT/.voiceprep.lock`` as a live run of this host holds it (pid 1 is always alive)."""
+    holder = {"pid": 1, "host": socket.gethostname(), "started": "2026-12-07T00:00:00Z"}
+    (out / LOCK_NAME).write_text(json.dumps(holder))
+
+
+def _cli(*args: str | Path, env: dict[str, str]):
+    return voiceprep(*args, env=env, drop=["*_API_KEY", "*_BASE_URL"])
+
+
+def test_submit_waits_for_no_run_it_stops_at_the_run_lock(tmp_path: Path) -> None:
+    make_run(tmp_path, speakers=["alice"], families=["minimax"])
+    cloud = FakeCloud()
+    _held_by_another_run(tmp_path)
+    with pytest.raises(OutputBusy):
+        submit_run(tmp_path, providers=make_providers(cloud, ["minimax"]))
+    assert not cloud.calls and not (tmp_path / "voices.sqlite").exists()
+    dry = submit_run(tmp_path, dry_run=True, providers=make_providers(cloud, ["minimax"]))
+    assert [o.action for o in dry] == ["dry-run"]  # a dry run writes nothing: no lock needed
+    (tmp_path / LOCK_NAME).unlink()
+    assert [o.status for o in submit_run(tmp_path, providers=make_providers(cloud, ["minimax"]))] == ["ready"]
+    assert not (tmp_path / LOCK_NAME).exists()  # released
+
+
+def test_ledger_writers_stop_with_exit_4_while_a_run_holds_the_folder(
+    tmp_path: Path, server: FakeProviders
+) -> None:
+    make_run(tmp_path, speakers=["alice"], families=["minimax"], audio=_wav)
+    env = server.env()
+    assert _cli("submit", "--out", tmp_path, env=env).returncode == 0
+    [row] = _ledger(tmp_path)
+    _held_by_another_run(tmp_path)
+    before = len(server.requests)
+    for args in (
+        ("submit", "--out", tmp_path),
+        ("voices", "sync", "--out", tmp_path),
+        ("voices", "delete", "1", "--out", tmp_path, "--yes"),
+        ("voices", "delete", "1", "--ledger", tmp_path / "voices.sqlite", "--yes"),  # the ledger's folder
+        ("voices", "update", "1", "--clip", tmp_path / "clips/alice/minimax.wav", "--out", tmp_path),
+    ):
+        done = _cli(*args, env=env)
+        assert done.returncode == 4, (args, done.stdout, done.stderr)
+        assert len(done.stderr.strip().splitlines()) == 1 and "pid 1" in done.stderr, done.stderr
+    assert len(server.requests) == before  # nothing was sent
+    assert _ledger(tmp_path) == [row]
+    for args in (("voices", "list", "--out", tmp_path), ("voices", "show", "1", "--out", tmp_path)):
+        assert _cli(*args, env=env).returncode == 0  # readers need no lock
+    spoken = _cli("speak", "1", "Hello.", "--run", tmp_path, "--out", tmp_path / "hi.wav", env=env)
+    assert spoken.returncode == 0, spoken.stderr
+    assert _ledger(tmp_path)[0]["last_used_at"]  # its stamp is one UPDATE, safe beside a writer
+
+
+def test_speak_succeeds_when_the_ledger_is_busy(
+    tmp_path: Path, server: FakeProviders, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    make_run(tmp_path, speakers=["alice"], families=["minimax"], audio=_wav)
+    env = server.env()
+    assert _cli("submit", "--out", tmp_path, env=env).returncode == 0
+    monkeypatch.setattr("pipeline.enroll.speak.STAMP_BUSY_TIMEOUT_S", 0.2)
+    writer = sqlite3.connect(tmp_path / "voices.sqlite", isolation_level=None)
+    writer.execute("BEGIN IMMEDIATE")  # another process in the middle of a ledger transaction
+    try:
+        spoken = _cli("speak", "1", "Hello.", "--run", tmp_path, "--out", tmp_path / "hi.wav", env=env)
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()
+    assert spoken.returncode == 0, spoken.stderr
+    assert (tmp_path / "hi.wav").read_bytes()[:4] == b"RIFF"
+    assert "last_used_at not stamped" in spoken.stdout
+    assert _ledger(tmp_path)[0]["last_used_at"] is None

@@ -124,5 +124,8 @@ def speak_command(
         f"-> {'stdout' if to_stdout else _text(result.out)}; first audio byte after {first}, "
         f"done after {result.total_s:.3f} s"
     )
-    (err if to_stdout else make_console()).print(line, markup=False, highlight=False, soft_wrap=True)
+    console = err if to_stdout else make_console()
+    console.print(line, markup=False, highlight=False, soft_wrap=True)
+    if result.note:
+        console.print(f"note: {_text(result.note)}", markup=False, highlight=False, soft_wrap=True)
     raise typer.Exit(EXIT_OK)

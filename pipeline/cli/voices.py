@@ -15,6 +15,8 @@ Exit codes (:mod:`pipeline.cli.common`), as they apply here:
     2  usage: unknown family/speaker/model, no ``clips.jsonl`` or ledger, bad option, **no API key for any
        family in scope** (one line naming the environment variable(s) to set; nothing attempted)
     3  internal error (a bug)
+    4  another voiceprep process (a ``run``, another ``submit``) holds ``OUT/.voiceprep.lock`` of the run
+       folder a writer (``submit``, ``voices sync``/``update``/``delete``) would change; one line names it
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from rich.console import Console
 from rich.table import Table
 
 from pipeline.cli.common import (
+    EXIT_BUSY,
     EXIT_FAILURES,
     EXIT_OK,
     EXIT_USAGE,
@@ -72,11 +75,14 @@ _STATUS_STYLE = {
 @contextmanager
 def _errors() -> Iterator[None]:
     """Turn the expected errors into one line and an exit code (a missing key, a bad value: 2)."""
+    from pipeline.batch.outputs import OutputBusy
     from pipeline.enroll.ledger import LedgerBusy
     from pipeline.enroll.providers.base import ProviderError
 
     try:
         yield
+    except OutputBusy as exc:  # a run (or another writer) holds OUT/.voiceprep.lock: as `run` says it
+        raise fail(f"cannot write: {exc}", EXIT_BUSY) from None
     except LedgerBusy as exc:
         raise fail(str(exc), EXIT_FAILURES) from None
     except ProviderError as exc:
@@ -533,7 +539,7 @@ def voices_delete(
         ):
             raise fail("nothing deleted", EXIT_FAILURES)
     with _errors():
-        after = delete_voice(path, f"#{record.id}", region=_region(region))
+        after = delete_voice(path, f"#{record.id}", region=_region(region), out_dir=out_dir)
     make_console().print(
         f"#{after.id} {after.voice_id or ''}: {after.status} ({after.note})", highlight=False
     )
@@ -589,6 +595,7 @@ def voices_update(
             settle_timeout_s=settle_timeout,
             settle_interval_s=poll_interval,
             progress=lambda msg: err.print(msg, markup=False, highlight=False),
+            out_dir=out_dir,
         )
     if as_json:
         print(json.dumps({**after.to_dict(), "ok": after.ok}, ensure_ascii=False))
@@ -628,6 +635,7 @@ def voices_sync(
             provider=provider,
             base_urls=urls or None,
             region=_region(region) or cfg.region,
+            out_dir=out_dir,
         )
     if as_json:
         print(

@@ -68,6 +68,7 @@ __all__ = [
     "read_voices",
     "scrub",
     "utc_now",
+    "writer_lock",
 ]
 
 LEDGER_FILE = "voices.sqlite"
@@ -268,6 +269,41 @@ def ledger_lock(path: Path, *, timeout_s: float | None = None) -> Iterator[None]
         yield
     finally:
         os.close(fd)  # releases the flock
+
+
+RUN_FOLDER_MARKERS = ("clips.jsonl", "run.json")
+"""Files that make a folder a run folder (``voiceprep run``'s OUT): its writers hold ``OUT/.voiceprep.lock``."""
+
+
+def _run_folder(folder: Path | None) -> Path | None:
+    if folder is None or not folder.is_dir():
+        return None
+    return folder if any((folder / name).exists() for name in RUN_FOLDER_MARKERS) else None
+
+
+@contextlib.contextmanager
+def writer_lock(ledger_path: Path, out_dir: Path | None = None) -> Iterator[None]:
+    """Everything a ledger writer (``submit``, ``voices sync``/``update``/``delete``) must hold, in order:
+    the output-folder lock ``OUT/.voiceprep.lock`` that ``voiceprep run`` takes (of ``out_dir``, and of
+    the folder holding the ledger when that is a run folder: :data:`RUN_FOLDER_MARKERS`), then the
+    ledger's own :func:`ledger_lock`. So a submit never interleaves with a run writing the same folder
+    (``clips.jsonl``, previews, the ledger), and two writers of a run's ledger never interleave.
+    Re-entrant in one thread (``run --submit`` holds the folder's lock already).
+
+    Raises:
+        pipeline.batch.outputs.OutputBusy: another process holds a run folder's lock (exit 4 on the
+            command line, as for ``run``).
+        LedgerBusy: another process held the ledger's lock for longer than :data:`LOCK_TIMEOUT_S`.
+    """
+    from pipeline.batch.outputs import output_lock
+
+    folders = [f for f in (_run_folder(out_dir), _run_folder(Path(ledger_path).parent)) if f is not None]
+    unique = list({os.path.realpath(f): f for f in folders}.values())
+    with contextlib.ExitStack() as held:
+        for folder in unique:
+            held.enter_context(output_lock(folder))
+        held.enter_context(ledger_lock(ledger_path))
+        yield
 
 
 # ---------------------------------------------------------------------------------------------- ledger

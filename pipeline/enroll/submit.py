@@ -45,10 +45,10 @@ from pipeline.enroll.ledger import (
     Ledger,
     LedgerConflict,
     default_ledger_path,
-    ledger_lock,
     parse_stored_time,
     read_records,
     scrub,
+    writer_lock,
 )
 from pipeline.enroll.providers import (
     allowed_base_url,
@@ -858,6 +858,8 @@ def submit_run(
             only some lack one, the others are submitted and each clip of a keyless family is answered
             ``skipped`` with ``last_error`` ``missing_api_key`` (its message names the variable to set).
         pipeline.enroll.ledger.LedgerBusy: another process holds the ledger.
+        pipeline.batch.outputs.OutputBusy: another process (a ``voiceprep run``, another submit) holds
+            ``OUT/.voiceprep.lock`` (:func:`~pipeline.enroll.ledger.writer_lock`).
     """
     out_dir = Path(out_dir)
     cfg = config or RunConfig()
@@ -952,7 +954,7 @@ def submit_run(
         return [run.reverify(c) if c.status == "submitted" else run.submit(c) for c in chosen]
     if not chosen:
         return skipped
-    with ledger_lock(ledger_file), Ledger(ledger_file) as ledger:
+    with writer_lock(ledger_file, out_dir), Ledger(ledger_file) as ledger:
         run.ledger = ledger
         try:
             outcomes = run.reconcile([f for f in in_scope if f not in missing])

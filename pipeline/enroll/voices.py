@@ -10,6 +10,10 @@ Library side of ``voiceprep voices``; the command line lives in :mod:`pipeline.c
 * voices on the account that the ledger does not know are **recorded** as rows with ``origin: remote``
   (their status from the provider, no clip), so quotas count them, ``voices delete`` can remove them, and
   "no remote voice the ledger does not know" holds after every sync. ``submit`` never touches such rows.
+
+``sync``, ``update`` and ``delete`` write the ledger under :func:`~pipeline.enroll.ledger.writer_lock`: the
+run folder's ``OUT/.voiceprep.lock`` (``out_dir``, and the ledger's own folder when it is a run folder),
+then the ledger's lock; ``list`` and ``show`` only read.
 """
 
 from __future__ import annotations
@@ -26,10 +30,10 @@ from pipeline.enroll.ledger import (
     STATUSES,
     UNRESOLVED_STATUSES,
     Ledger,
-    ledger_lock,
     parse_stored_time,
     read_records,
     utc_now,
+    writer_lock,
 )
 from pipeline.enroll.providers.base import ProviderError, VoiceRecord
 from pipeline.enroll.providers.common import VoiceProvider
@@ -406,6 +410,7 @@ def delete_voice(
     *,
     providers: Providers | None = None,
     region: str | None = None,
+    out_dir: Path | None = None,
 ) -> VoiceRecord:
     """Delete the voice at its provider, then mark its ledger row ``deleted``; returns the row after, with
     ``action`` ``delete`` and a ``note`` saying what was done.
@@ -419,7 +424,7 @@ def delete_voice(
         ProviderError: the provider refused the delete (the row is left unchanged).
     """
     _require_ledger(ledger_path)
-    with ledger_lock(ledger_path), Ledger(ledger_path) as ledger:
+    with writer_lock(ledger_path, out_dir), Ledger(ledger_path) as ledger:
         row = _one(ledger.rows(), ident)
         if row.status == "deleted":
             return dataclasses.replace(row, action="delete", note="already deleted")
@@ -451,6 +456,7 @@ def update_voice(
     settle_timeout_s: float = 300.0,
     settle_interval_s: float = 10.0,
     progress: Callable[[str], None] = lambda message: None,
+    out_dir: Path | None = None,
 ) -> VoiceRecord:
     """Enrol a CosyVoice voice again from ``clip``, keeping its id (``update_voice``), record the new
     version (the clip it was made from) in the ledger, and wait for the review as ``submit`` does
@@ -470,7 +476,7 @@ def update_voice(
         raise InvalidArgument(f"clip: {clip} is not a file")
     if settle_timeout_s < 0 or settle_interval_s <= 0:
         raise InvalidArgument("settle_timeout_s must be >= 0 and settle_interval_s > 0")
-    with ledger_lock(ledger_path), Ledger(ledger_path) as ledger:
+    with writer_lock(ledger_path, out_dir), Ledger(ledger_path) as ledger:
         row = _one(ledger.rows(), ident)
         if not row.voice_id or row.status in ("deleted", "gone", "failed", "pending", "unknown"):
             raise InvalidArgument(
@@ -531,6 +537,7 @@ def sync_voices(
     now: _dt.datetime | None = None,
     absent_settle_s: float = ABSENT_SETTLE_S,
     region: str | None = None,
+    out_dir: Path | None = None,
 ) -> VoiceReport:
     """Reconcile the ledger with every provider's list (see the module docstring for the rules).
 
@@ -548,7 +555,7 @@ def sync_voices(
     specs_named = {f: load_family(f) for f in families or ()}
     pool = client_getter(providers, base_urls=base_urls, region=region)
     report = VoiceReport()
-    with ledger_lock(ledger_path), Ledger(ledger_path) as ledger:
+    with writer_lock(ledger_path, out_dir), Ledger(ledger_path) as ledger:
         records = ledger.rows()
         targets: set[tuple[str, str | None]] = {
             (r.family, r.base_url)
