@@ -1,8 +1,10 @@
 """Submit's edges: a kill or a lost answer before the create itself is sent (during a provider's
-preparatory upload) makes no ``unknown`` voice; submit and ``voices`` writers take the run folder's lock."""
+preparatory upload) makes no ``unknown`` voice; submit and ``voices`` writers take the run folder's lock;
+``voices update`` records the update before sending it, so a crash or a lost answer is known."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import socket
 import sqlite3
@@ -10,13 +12,15 @@ from pathlib import Path
 
 import pytest
 from _cli import voiceprep
-from fake_providers import FakeProviders, FakeTime, fake_runtime, make_wav
+from fake_providers import FakeProviders, FakeTime, Fault, fake_runtime, make_wav, provider_client
 from submit_fakes import FakeCloud, Killed, make_providers, make_run
 
 from pipeline.batch.outputs import LOCK_NAME, OutputBusy
-from pipeline.enroll.ledger import read_voices
+from pipeline.enroll.ledger import read_records, read_versions, read_voices
 from pipeline.enroll.providers import make_provider
+from pipeline.enroll.providers.base import ProviderError
 from pipeline.enroll.submit import submit_run
+from pipeline.enroll.voices import update_voice, voice_warnings
 from pipeline.rules.families import load_family
 
 
@@ -175,3 +179,81 @@ def test_speak_succeeds_when_the_ledger_is_busy(
     assert (tmp_path / "hi.wav").read_bytes()[:4] == b"RIFF"
     assert "last_used_at not stamped" in spoken.stdout
     assert _ledger(tmp_path)[0]["last_used_at"] is None
+
+
+# ------------------------------------------------------------------------------------------------ voices update
+
+
+def _cosyvoice_voice(out: Path, fake: FakeProviders) -> tuple[Path, object]:
+    """A run with one ready CosyVoice voice made on the fake server; returns (ledger, its row)."""
+    make_run(out, speakers=("alice",), families=("cosyvoice",), audio=lambda i: make_wav(1.0 + i / 10))
+    outs = submit_run(out, settle_interval_s=0.01, settle_timeout_s=5.0, providers={"cosyvoice": _cosy(fake)})
+    assert [o.status for o in outs] == ["ready"], [o.note for o in outs]
+    [row] = read_records(out / "voices.sqlite")
+    return out / "voices.sqlite", row
+
+
+def _cosy(fake: FakeProviders):
+    return provider_client(fake, "cosyvoice", FakeTime())
+
+
+class _KillAfterUpdate:
+    """A real client whose process "dies" right after the provider answered an update."""
+
+    def __init__(self, inner) -> None:
+        self.inner = inner
+
+    def __getattr__(self, name: str):
+        return getattr(self.inner, name)
+
+    def update_voice(self, voice_id, record, **options):
+        self.inner.update_voice(voice_id, record, **options)
+        raise Killed("killed before the ledger recorded the new version")
+
+
+def test_a_crash_after_an_update_leaves_it_recorded_and_a_rerun_settles_it(
+    tmp_path: Path, server: FakeProviders
+) -> None:
+    ledger, row = _cosyvoice_voice(tmp_path / "out", server)
+    better = tmp_path / "better.wav"
+    better.write_bytes(make_wav(2.0, freq=300.0))
+    sha = hashlib.sha256(better.read_bytes()).hexdigest()
+    dying = {"cosyvoice": _KillAfterUpdate(_cosy(server))}
+    with pytest.raises(Killed):
+        update_voice(ledger, row.voice_id, better, providers=dying, settle_interval_s=0.01)
+    [after] = read_records(ledger)
+    assert after.clip_sha256 == row.clip_sha256 and len(read_versions(ledger, row.id)) == 1
+    pending = after.details["pending_update"]  # the re-run knows: the voice may be made from either clip
+    assert (pending["clip_sha256"], pending["clip_path"]) == (sha, str(better.resolve()))
+    warned = [m for kind, m, r in voice_warnings([after]) if kind == "unresolved"]
+    assert len(warned) == 1 and str(better.resolve()) in warned[0]
+    settled = update_voice(
+        ledger, row.voice_id, better, providers={"cosyvoice": _cosy(server)}, settle_interval_s=0.01
+    )
+    assert (settled.status, settled.clip_sha256) == ("ready", sha)
+    assert "pending_update" not in settled.details
+    assert [v["clip_sha256"] for v in read_versions(ledger, row.id)] == [row.clip_sha256, sha]
+    assert not [w for w in voice_warnings(read_records(ledger)) if w[0] == "unresolved"]
+
+
+def test_an_update_whose_answers_are_lost_stays_recorded_and_a_refused_one_does_not(
+    tmp_path: Path, server: FakeProviders
+) -> None:
+    ledger, row = _cosyvoice_voice(tmp_path / "out", server)
+    better = tmp_path / "better.wav"
+    better.write_bytes(make_wav(2.0, freq=300.0))
+    server.inject("cosyvoice.update_voice", *[Fault.drop(after_action=True)] * 4)  # every attempt
+    with pytest.raises(ProviderError) as lost:
+        update_voice(ledger, row.voice_id, better, providers={"cosyvoice": _cosy(server)})
+    assert "again" in lost.value.message
+    [after] = read_records(ledger)
+    assert after.details["pending_update"]["clip_path"] == str(better.resolve())
+    assert after.clip_sha256 == row.clip_sha256  # not claimed either way
+    server.clear_faults()
+    server.inject("cosyvoice.update_voice", Fault.error("InvalidParameter", "bad url", status=400))
+    other = tmp_path / "other.wav"
+    other.write_bytes(make_wav(2.5, freq=250.0))
+    with pytest.raises(ProviderError):
+        update_voice(ledger, row.voice_id, other, providers={"cosyvoice": _cosy(server)})
+    [after] = read_records(ledger)  # refused: the earlier unanswered update is still the one recorded
+    assert after.details["pending_update"]["clip_path"] == str(better.resolve())

@@ -27,6 +27,8 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.enroll.ledger import (
+    DEAD_STATUSES,
+    PENDING_UPDATE,
     STATUSES,
     UNRESOLVED_STATUSES,
     Ledger,
@@ -183,6 +185,15 @@ def voice_warnings(
                     f"{r.voice_id}: expires in about {left:.1f} days unless used in a synthesis "
                     f"({spec.voice_expiry.text})",
                 )
+        pending = r.details.get(PENDING_UPDATE)
+        if isinstance(pending, dict) and r.status not in DEAD_STATUSES:
+            warn(
+                "unresolved",
+                r,
+                f"row {r.id} ({r.voice_id}): an update to {pending.get('clip_path')} was sent at "
+                f"{pending.get('sent_at')} and never answered, so the voice may be made from either clip; "
+                f"run `voiceprep voices update {r.id} --clip {pending.get('clip_path')}` again to settle it",
+            )
         if r.unresolved:
             warn(
                 "unresolved",
@@ -466,7 +477,14 @@ def update_voice(
     Raises:
         InvalidArgument: no ledger, no match, several matches, no voice id, a family that cannot update
             (only CosyVoice documents it), a missing clip, or a clip the family's rules refuse.
-        ProviderError: the provider refused the update (the row and its versions are left unchanged).
+        ProviderError: the provider refused the update (the row and its versions are left unchanged), or
+            gave no usable answer (retryable: the update may have taken effect; the row keeps it recorded
+            as ``details.pending_update`` until an update of the voice is answered).
+
+    The update is recorded as sent (``details.pending_update``: the clip and the time) just before its
+    request goes out, and settled in the same transaction that records the new version; a crash in
+    between leaves the record, which ``show``, ``list`` and ``sync`` report and the next ``update``
+    settles (CosyVoice's ``update_voice`` is safe to repeat: same id, same clip).
     """
     from pipeline.audio.io import sha256_file
 
@@ -487,10 +505,47 @@ def update_voice(
             raise InvalidArgument(f"no family spec for {row.family!r}: cannot pick its provider client")
         options = {"audio_source": audio_source, "url_template": url_template}
         client = client_getter(providers, region=region, **options)(spec, row.base_url)
-        sha = sha256_file(clip)
-        request = dataclasses.replace(row, clip_path=str(clip.resolve()), clip_sha256=sha)
-        ids = client.update_voice(row.voice_id, request)
-        row = ledger.add_version(row.id, clip_sha256=sha, clip_path=str(clip.resolve()), request_ids=ids)
+        sha, clip_path = sha256_file(clip), str(clip.resolve())
+        earlier = row.details.get(PENDING_UPDATE)
+        if isinstance(earlier, dict):
+            same = "this clip" if earlier.get("clip_sha256") == sha else f"clip {earlier.get('clip_path')}"
+            progress(
+                f"{row.voice_id}: an update to {same} was sent at {earlier.get('sent_at')} and never "
+                "answered; sending this one (an update is safe to repeat)"
+            )
+        request = dataclasses.replace(row, clip_path=clip_path, clip_sha256=sha)
+        voice_id = row.voice_id
+
+        sent: list[bool] = []
+
+        def on_send() -> None:  # from here the voice may be re-enrolled from this clip
+            ledger.mark_update_sent(row.id, clip_sha256=sha, clip_path=clip_path)
+            sent.append(True)
+
+        try:
+            ids = client.update_voice(voice_id, request, on_send=on_send)
+        except ProviderError as exc:
+            if not sent:  # failed before the update went out (an upload): nothing changed remotely
+                raise
+            if exc.retryable:  # it may have acted (a lost answer, gave up on 5xx): the record stays
+                ledger.update(
+                    row.id, error=(exc.reason, f"update to {clip.name}: outcome unknown: {exc.message}")
+                )
+                raise ProviderError(
+                    exc.reason,
+                    f"{exc.message}; the update may or may not have taken effect: run `voiceprep voices "
+                    f"update {row.id} --clip {clip}` again (repeating it is safe)",
+                    retryable=True,
+                    http_status=exc.http_status,
+                    provider_code=exc.provider_code,
+                    request_id=exc.request_id,
+                ) from None
+            if isinstance(earlier, dict):  # refused: what an earlier unanswered update left stays known
+                ledger.update(row.id, details={PENDING_UPDATE: earlier})
+            else:
+                ledger.settle_update(row.id)  # refused: the voice keeps its clip
+            raise
+        row = ledger.add_version(row.id, clip_sha256=sha, clip_path=clip_path, request_ids=ids)
         row = ledger.update(row.id, status="deploying", request_ids=ids, checked=True, clear_error=True)
         progress(f"{row.voice_id}: updated; waiting up to {settle_timeout_s:g} s for the review")
         try:

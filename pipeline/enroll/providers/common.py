@@ -470,9 +470,12 @@ class VoiceProvider:
         speech = self.speak(voice_id, target_model=target_model, text=text)
         return wav_bytes(speech.read_all(), speech.sample_rate)
 
-    def update_voice(self, voice_id: str, record: VoiceRecord) -> list[str]:
+    def update_voice(
+        self, voice_id: str, record: VoiceRecord, *, on_send: Callable[[], object] | None = None
+    ) -> list[str]:
         """Enrol the voice again from ``record``'s clip, keeping its id; returns request ids. Only CosyVoice
-        documents this (``update_voice``); the others raise :class:`InvalidArgument`."""
+        documents this (``update_voice``); the others raise :class:`InvalidArgument`. ``on_send`` is called
+        just before the update request itself goes out (after any upload), as for :meth:`create_voice`."""
         raise InvalidArgument(
             f"{self.family} cannot re-enrol a voice under the same id (only cosyvoice documents "
             "update_voice); submit the clip as a new voice"

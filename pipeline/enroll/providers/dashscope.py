@@ -449,14 +449,18 @@ class CosyVoiceClient(_DashScopeClient):
         """Delete the voice; a voice that is already gone is not an error."""
         self._delete(lambda: self._enroll("delete_voice", {"voice_id": voice_id}), voice_id)
 
-    def update_voice(self, voice_id: str, record: VoiceRecord) -> list[str]:
+    def update_voice(
+        self, voice_id: str, record: VoiceRecord, *, on_send: Callable[[], object] | None = None
+    ) -> list[str]:
         """Enrol ``voice_id`` again from ``record``'s clip (``update_voice``: same id, new audio, fetched
         per ``audio_source`` like a create); returns the request ids. The voice goes back under review:
         poll it with :meth:`wait_until_settled`. Re-sending the same update is harmless (same id, same
         clip), so it is retried like a read."""
         content = self.validate(record)
         url, headers, ids = self._resolve_audio(record, content)
-        _, request_id = self._enroll("update_voice", {"voice_id": voice_id, "url": url}, headers=headers)
+        _, request_id = self._enroll(
+            "update_voice", {"voice_id": voice_id, "url": url}, headers=headers, on_send=on_send
+        )
         log.info(f"cosyvoice: updated {voice_id} (request id {request_id})")
         return ids + ([request_id] if request_id else [])
 
