@@ -257,3 +257,88 @@ def test_an_update_whose_answers_are_lost_stays_recorded_and_a_refused_one_does_
         update_voice(ledger, row.voice_id, other, providers={"cosyvoice": _cosy(server)})
     [after] = read_records(ledger)  # refused: the earlier unanswered update is still the one recorded
     assert after.details["pending_update"]["clip_path"] == str(better.resolve())
+
+
+# ------------------------------------------------------------------------------------------------ languages
+
+FAMILIES = ("cosyvoice", "qwen-tts", "minimax")
+
+
+def test_a_language_a_vendor_does_not_list_is_reported_once_per_speaker_and_family(
+    tmp_path: Path, server: FakeProviders
+) -> None:
+    make_run(tmp_path, speakers=["alice", "bob"], families=FAMILIES, audio=_wav)
+    env = server.env()
+    langs = ("--language", "alice=sw", "--language", "bob=pt-BR")  # Swahili: no vendor lists it
+    done = _cli("submit", "--out", tmp_path, "--json", "--poll-interval", "0.1", *langs, env=env)
+    assert done.returncode == 0, done.stderr
+    rows = {(r["speaker"], r["family"]): r for r in map(json.loads, done.stdout.splitlines())}
+    for family in FAMILIES:
+        [warning] = rows["alice", family]["warnings"]
+        assert "sw" in warning and "not sent" in warning
+    # pt is listed by Qwen and MiniMax (sent), not by CosyVoice
+    assert [len(rows["bob", f]["warnings"]) for f in FAMILIES] == [1, 0, 0]
+    assert server.requests_to("qwen.create")[1].json["input"]["language"] == "pt"
+    assert "language" not in server.requests_to("qwen.create")[0].json["input"]
+    # the table: one line per speaker and family; a dry run says the same before anything is sent
+    make_run(tmp_path / "again", speakers=["alice"], families=FAMILIES, audio=lambda i: _wav(i + 7))
+    dry = _cli("submit", "--out", tmp_path / "again", "--language", "sw", "--dry-run", env=env)
+    table = _cli("submit", "--out", tmp_path / "again", "--language", "sw", "--poll-interval", "0.1", env=env)
+    for shown in (dry, table):
+        assert shown.returncode == 0, (shown.stdout, shown.stderr)
+        lines = [line for line in shown.stdout.splitlines() if line.startswith("warning: alice/")]
+        assert sorted(line.split(":")[1].strip() for line in lines) == sorted(f"alice/{f}" for f in FAMILIES)
+
+
+SPOKEN = {  # kind: (endpoint, where the language went, what "pt-BR" becomes)
+    "cosyvoice": (
+        "cosyvoice.ws",
+        lambda r: r.messages[0]["payload"]["parameters"].get("language_hints"),
+        ["pt"],
+    ),
+    "qwen-tts": (
+        "qwen.realtime",
+        lambda r: next(m for m in r.messages if m["type"] == "session.update")["session"].get(
+            "language_type"
+        ),
+        "Portuguese",
+    ),
+    "qwen-http": ("qwen.synthesize", lambda r: r.json["input"].get("language_type"), "Portuguese"),
+    "minimax": ("minimax.t2a", lambda r: r.json.get("language_boost"), "Portuguese"),
+    "elevenlabs": ("elevenlabs.tts_stream", lambda r: r.json.get("language_code"), None),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(SPOKEN))
+def test_speak_sends_the_language_where_the_protocol_takes_it(
+    tmp_path: Path, server: FakeProviders, kind: str
+) -> None:
+    from test_speak import make_voice
+
+    from pipeline.enroll.speak import speak
+
+    ledger = tmp_path / "voices.sqlite"
+    row = make_voice(server, tmp_path, kind, ledger)
+    endpoint, sent, expected = SPOKEN[kind]
+    done = speak(str(row.id), "Olá.", out=tmp_path / "a.wav", ledger_path=ledger, language="pt-BR")
+    assert sent(server.requests_to(endpoint)[-1]) == expected
+    assert ("not sent" in done.note) == (expected is None)  # ElevenLabs: said, never sent
+    unlisted = speak(str(row.id), "Habari.", out=tmp_path / "b.wav", ledger_path=ledger, language="sw")
+    assert sent(server.requests_to(endpoint)[-1]) is None and "language sw not sent" in unlisted.note
+    plain = speak(str(row.id), "Hi.", out=tmp_path / "c.wav", ledger_path=ledger)
+    assert sent(server.requests_to(endpoint)[-1]) is None and plain.note == ""
+
+
+def test_speak_language_on_the_command_line(tmp_path: Path, server: FakeProviders) -> None:
+    from test_speak import make_voice
+
+    ledger = tmp_path / "voices.sqlite"
+    row = make_voice(server, tmp_path, "minimax", ledger)
+    base = ("speak", str(row.id), "Hi.", "--ledger", ledger, "--out", tmp_path / "hi.wav")
+    unlisted = _cli(*base, "--language", "sw", env=server.env())
+    assert unlisted.returncode == 0, unlisted.stderr
+    notes = [line for line in unlisted.stdout.splitlines() if line.startswith("note:")]
+    assert len(notes) == 1 and "language sw not sent" in notes[0]
+    assert _cli(*base, "--language", "not a language!", env=server.env()).returncode == 2
+    assert _cli(*base, "--language", "es", env=server.env()).returncode == 0
+    assert server.requests_to("minimax.t2a")[-1].json["language_boost"] == "Spanish"

@@ -78,6 +78,15 @@ def speak_command(
     as_json: Annotated[
         bool, typer.Option("--json", help="The result as one JSON object (on stderr with --out -).")
     ] = False,
+    language: Annotated[
+        str | None,
+        typer.Option(
+            "--language",
+            help="The text's language (en, zh, pt-BR...): CosyVoice language_hints, Qwen language_type, "
+            "MiniMax language_boost; not sent where the protocol does not list it (a note says so).",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Synthesise TEXT with a cloned voice (every family; realtime models over their WebSocket).
 
@@ -103,6 +112,7 @@ def speak_command(
             family=family,
             model=model,
             base_urls={**cfg.base_urls, **_pairs(base_url, "--base-url")},
+            language=language,
         )
     except ProviderError as exc:
         if exc.reason == "missing_api_key":

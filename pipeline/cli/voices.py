@@ -41,6 +41,7 @@ from pipeline.cli.common import (
     RunFolder,
     fail,
     make_console,
+    plain,
     write_report,
 )
 from pipeline.cli.common import shown as _text  # names and provider messages, printed as themselves
@@ -195,6 +196,7 @@ def _print_dry_run(outcomes: Sequence[VoiceRecord], console: Console, region: st
             if (env := unset_key_env(o.provider, region_of(o.provider, o.base_url or "") or region))
         }
     )
+    _print_warnings_of(outcomes, console)
     unset = f"; a real submit needs {', '.join(keyless)} (not set)" if keyless else ""
     console.print(f"dry run: {len(outcomes)} clips, {bad} with problems; nothing was sent or written{unset}")
 
@@ -329,6 +331,7 @@ def submit_command(
     else:
         _print_outcomes(outcomes, Path(out_dir), out)
         _print_keyless(outcomes, out)
+        _print_warnings_of(outcomes, out)
         unknown = [o for o in outcomes if o.status == "unknown"]
         if unknown:
             from pipeline.enroll.submit import ABSENT_CHECKS, ABSENT_SETTLE_S
@@ -340,6 +343,14 @@ def submit_command(
             )
         write_report(Path(out_dir), existing_only=True)
     raise typer.Exit(EXIT_OK if all(o.ok for o in outcomes) else EXIT_FAILURES)
+
+
+def _print_warnings_of(outcomes: Sequence[VoiceRecord], console: Console) -> None:
+    """One line per outcome warning (a language the vendor does not list, left out): speaker/family: text."""
+    for o in outcomes:
+        for w in o.warnings:
+            line = plain(f"warning: {o.speaker or '-'}/{o.family}: {w}")
+            console.print(line, markup=False, highlight=False, soft_wrap=True)
 
 
 def _print_keyless(outcomes: Sequence[VoiceRecord], console: Console) -> None:

@@ -33,7 +33,7 @@ from pipeline.enroll.ledger import Ledger, LedgerError, read_records
 from pipeline.enroll.providers.base import ProviderError, VoiceRecord
 from pipeline.enroll.providers.common import VoiceProvider
 from pipeline.enroll.providers.speech import SAMPLE_WIDTH, Speech, SpeechInterrupted, wav_header
-from pipeline.enroll.submit import Providers, client_getter
+from pipeline.enroll.submit import Providers, client_getter, normalize_language
 from pipeline.enroll.voices import show_voice
 from pipeline.errors import InvalidArgument
 from pipeline.rules.families import load_family
@@ -138,6 +138,7 @@ def speak(
     base_urls: Mapping[str, str] | None = None,
     providers: Providers | None = None,
     stdout: BinaryIO | None = None,
+    language: str | None = None,
 ) -> SpeakResult:
     """Synthesise ``text`` with the voice ``ident`` and write it to ``out`` (see the module docstring).
 
@@ -149,22 +150,26 @@ def speak(
         ledger_path: the voice ledger (needed without ``family``/``model``).
         base_urls: regions by family or provider name (a voice from the ledger keeps its own region).
         providers: the test seam (:data:`~pipeline.enroll.submit.Providers`).
+        language: the text's language (``en``, ``pt-BR``...), sent in the synthesis protocol's own field
+            (CosyVoice ``language_hints``, Qwen ``language_type``, MiniMax ``language_boost``) when it
+            lists it; otherwise left out and said in the result's ``note``.
 
     Raises:
-        InvalidArgument: a bad voice, option or output path (nothing sent).
+        InvalidArgument: a bad voice, option, language or output path (nothing sent).
         ProviderError: the service refused or failed (``SpeechInterrupted`` once audio had started).
         MissingApiKey: the provider's key is not set.
     """
     if not text.strip():
         raise InvalidArgument("text: nothing to say")
+    language = normalize_language(language)
     _check_out(out)
     voice, in_ledger = _voice(ident, ledger_path, family, model)
     spec = load_family(voice.family)
     client = client_getter(providers, base_urls=base_urls)(spec, voice.base_url or None)
-    result = speak_voice(client, voice, text, out=out, stream=stream, stdout=stdout)
+    result = speak_voice(client, voice, text, out=out, stream=stream, stdout=stdout, language=language)
     if in_ledger and ledger_path is not None and voice.id:
         note = stamp_used(ledger_path, voice.id)
-        result = dataclasses.replace(result, note=note) if note else result
+        result = dataclasses.replace(result, note="; ".join(n for n in (result.note, note) if n))
     return result
 
 
@@ -196,14 +201,18 @@ def speak_voice(
     out: Path | str,
     stream: bool = False,
     stdout: BinaryIO | None = None,
+    language: str | None = None,
 ) -> SpeakResult:
     """Synthesise ``text`` with ``voice`` through ``client`` and write it to ``out``; the part of
     :func:`speak` after the voice and client are known (tests and benchmarks call it with a client of
-    their own)."""
+    their own). ``language``: see :func:`speak`."""
     _check_out(out)
     clock: Callable[[], float] = client.runtime.clock
     start = clock()
-    speech: Speech = client.speak(voice.voice_id or "", target_model=voice.target_model or "", text=text)
+    given = {"language": language} if language else {}  # a client of its own may take no language
+    speech: Speech = client.speak(
+        voice.voice_id or "", target_model=voice.target_model or "", text=text, **given
+    )
     first: list[float] = []
 
     def timed(chunks: Iterable[bytes]) -> Iterable[bytes]:
@@ -235,6 +244,7 @@ def speak_voice(
         first_audio_s=round(first[0], 4) if first else None,
         total_s=round(clock() - start, 4),
         request_id=speech.request_id,
+        note=(client.speech_language_not_sent(language) or "") if language else "",
     )
 
 

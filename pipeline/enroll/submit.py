@@ -708,17 +708,21 @@ class _Run:
             sources=_sources(clip),
             enrollment_key=clip.key or None,
         )
+        unsent = provider.language_not_sent(self.language_of(clip.speaker))
+        warnings = [unsent] if unsent else []  # said once per speaker and family, in the table and --json
         if self.dry_run:
-            return self.prepare(spec, provider, request)
+            return self.prepare(spec, provider, request, warnings)
         assert self.ledger is not None
         if row is None:
             try:
                 row = self.ledger.begin(request)
             except LedgerConflict as exc:
                 return self.outcome(clip, None, note=str(exc))
-        return self.create(clip, provider, row)
+        return dataclasses.replace(self.create(clip, provider, row), warnings=warnings)
 
-    def prepare(self, spec: FamilySpec, provider: VoiceProvider, request: VoiceRecord) -> VoiceRecord:
+    def prepare(
+        self, spec: FamilySpec, provider: VoiceProvider, request: VoiceRecord, warnings: Sequence[str] = ()
+    ) -> VoiceRecord:
         """The dry run's outcome: the requests a create would send, and what would fail."""
         problems: list[str] = []
         try:
@@ -737,7 +741,13 @@ class _Run:
         note = f"{len(prepared)} request(s), base URL {provider.base_url} (region {provider.region})"
         note += f"; {env} is not set: a real submit would skip this family" if env else ""
         return dataclasses.replace(
-            request, status="dry-run", action="dry-run", note=note, requests=prepared, problems=problems
+            request,
+            status="dry-run",
+            action="dry-run",
+            note=note,
+            requests=prepared,
+            problems=problems,
+            warnings=list(warnings),
         )
 
     def create(self, clip: ClipRow, provider: VoiceProvider, row: VoiceRecord) -> VoiceRecord:

@@ -417,6 +417,12 @@ class VoiceProvider:
             origin="remote",
         )
 
+    def language_not_sent(self, language: str | None) -> str | None:
+        """Why ``language`` will not be sent with a create (a language the vendor does not list for its
+        language field: the field is left out and the service detects the language), or None when it is
+        sent, or when there is nothing to send (no language, ``auto``, or a create without a language field)."""
+        return None
+
     def prepare_create(
         self, record: VoiceRecord, *, preview_text: str | None = None, language: str | None = None
     ) -> list[dict[str, Any]]:
@@ -456,13 +462,28 @@ class VoiceProvider:
         raise NotImplementedError
 
     def speak(
-        self, voice_id: str, *, target_model: str, text: str, sample_rate: int = SPEECH_SAMPLE_RATE
+        self,
+        voice_id: str,
+        *,
+        target_model: str,
+        text: str,
+        sample_rate: int = SPEECH_SAMPLE_RATE,
+        language: str | None = None,
     ) -> Speech:
         """Synthesise ``text`` with the voice and its ``target_model``: 16-bit mono PCM that streams as it
         arrives (:class:`~pipeline.enroll.providers.speech.Speech`). The call is made (connected, task
         started) when this returns; a failure then raises ``ProviderError``, one while reading
-        :class:`~pipeline.enroll.providers.speech.SpeechInterrupted`."""
+        :class:`~pipeline.enroll.providers.speech.SpeechInterrupted`. ``language`` (a language code) goes
+        in the synthesis protocol's own language field when it lists the language
+        (:meth:`speech_language_not_sent` says when it does not)."""
         raise NotImplementedError
+
+    def speech_language_not_sent(self, language: str | None) -> str | None:
+        """Why :meth:`speak` will not send ``language`` (the protocol has no such field, or does not list
+        the language), or None when it is sent or there is none. Default: the synthesis takes no language."""
+        if not language or language.lower() == "auto":
+            return None
+        return f"language {language} not sent: {self.family} synthesis takes no language from voiceprep"
 
     def preview(self, voice_id: str, *, target_model: str, text: str) -> bytes:
         """Synthesise ``text`` with the voice (through :meth:`speak`, so every voice can be heard, realtime

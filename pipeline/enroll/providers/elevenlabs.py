@@ -193,11 +193,21 @@ class ElevenLabsClient(VoiceProvider):
         path = f"v1/voices/{urllib.parse.quote(voice_id, safe='')}"
         self._delete(lambda: self.request("DELETE", path, action="elevenlabs delete voice"), voice_id)
 
+    def speech_language_not_sent(self, language: str | None) -> str | None:
+        """See :meth:`VoiceProvider.speech_language_not_sent`: ``language_code`` is never sent."""
+        return _no_language_code(self.family, language)
+
     def speak(
-        self, voice_id: str, *, target_model: str, text: str, sample_rate: int = SPEECH_SAMPLE_RATE
+        self,
+        voice_id: str,
+        *,
+        target_model: str,
+        text: str,
+        sample_rate: int = SPEECH_SAMPLE_RATE,
+        language: str | None = None,
     ) -> Speech:
         """Stream speech (``POST /v1/text-to-speech/{voice_id}/stream?output_format=pcm_<rate>``): raw 16-bit
-        PCM as it is made."""
+        PCM as it is made. ``language`` is not sent (:meth:`speech_language_not_sent`)."""
         action = "elevenlabs speak"
         response, request_id = self.request(
             "POST",
@@ -215,6 +225,15 @@ class ElevenLabsClient(VoiceProvider):
             request_id=request_id,
             close=response.close,
         )
+
+
+def _no_language_code(family: str, language: str | None) -> str | None:
+    if not language or language.lower() == "auto":
+        return None
+    return (
+        f"language {language} not sent: {family} takes language_code only on some models and refuses "
+        "the request on the others, so voiceprep leaves it out (the model reads the language from the text)"
+    )
 
 
 def _stream_interpret(response: requests.Response, maybe_acted: bool) -> requests.Response:
