@@ -8,6 +8,7 @@ import hashlib
 import json
 import socket
 import sqlite3
+import time
 from pathlib import Path
 
 import pytest
@@ -342,3 +343,48 @@ def test_speak_language_on_the_command_line(tmp_path: Path, server: FakeProvider
     assert _cli(*base, "--language", "not a language!", env=server.env()).returncode == 2
     assert _cli(*base, "--language", "es", env=server.env()).returncode == 0
     assert server.requests_to("minimax.t2a")[-1].json["language_boost"] == "Spanish"
+
+
+def test_a_kill_while_a_multipart_create_is_going_out_is_retried_at_once(
+    tmp_path: Path, server: FakeProviders, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pipeline.enroll.providers import common
+
+    make_run(tmp_path, speakers=["alice"], families=["elevenlabs"], audio=lambda i: make_wav(12.0))
+    real_read = common._SentBeforeLastBlock.read
+    calls: list[int] = []
+
+    def dying_read(self, size=-1):  # the process dies with part of the multipart body sent
+        calls.append(size)
+        if len(calls) == 2:
+            raise Killed("killed while the voices/add body was going out")
+        return real_read(self, size)
+
+    monkeypatch.setattr(common._SentBeforeLastBlock, "read", dying_read)
+    client = make_provider(load_family("elevenlabs"), runtime=fake_runtime(server.env(), FakeTime()))
+    with pytest.raises(Killed):
+        submit_run(tmp_path, providers={"elevenlabs": client})
+    [row] = _ledger(tmp_path)
+    assert (row["status"], row["sent_at"]) == ("pending", None)  # the body never arrived whole
+    for _ in range(500):  # the server thread sees the connection end on its own schedule
+        if server.incomplete:
+            break
+        time.sleep(0.01)
+    assert server.voices("elevenlabs") == []
+    assert [(m, path) for m, path, got, length in server.incomplete if got < length] == [
+        ("POST", "/v1/voices/add")
+    ]
+    monkeypatch.setattr(common._SentBeforeLastBlock, "read", real_read)
+    healthy = make_provider(load_family("elevenlabs"), runtime=fake_runtime(server.env(), FakeTime()))
+    outs = submit_run(tmp_path, providers={"elevenlabs": healthy})
+    assert [(o.action, o.status) for o in outs] == [("created", "ready")], [o.note for o in outs]
+    [row] = _ledger(tmp_path)
+    assert row["sent_at"] is not None and [v["voice_id"] for v in server.voices("elevenlabs")] == [
+        row["voice_id"]
+    ]
+    # the body went out whole and unchanged: the fake parsed the same multipart fields
+    [add] = [r for r in server.requests_to("elevenlabs.add") if r.status == 200]
+    assert (
+        add.form["name"] == row["name"]
+        and add.files["files"][1] == (tmp_path / "clips/alice/elevenlabs.wav").read_bytes()
+    )

@@ -195,9 +195,11 @@ class VoiceProvider:
         module docstring for when). Files must be given as bytes so a retry can re-send them. With
         ``stream`` the body is not read before ``interpret`` sees the response (a streamed synthesis:
         its interpreter returns the open response for a good answer, and reads the body of a bad one).
-        ``on_send`` is called once, just before the first attempt is handed to the transport (after every
-        local check): a create passes the caller's "sent" hook here, so whatever failed before it
-        (an upload, a refused URL) is known never to have reached the create endpoint.
+        ``on_send`` is called once, just before the **last block of the request's body** is handed to the
+        socket (:class:`_SentBeforeLastBlock`): a create passes the caller's "sent" hook here. Whatever
+        failed before it (an upload, a refused URL, a kill while a large multipart or inline-audio body
+        was still going out) left the server without a whole request, so it cannot have acted; from the
+        hook on, it may have. An attempt that fails before the hook fires is retried with the hook armed.
         """
         if authenticated:
             self.require_key()
@@ -221,11 +223,16 @@ class VoiceProvider:
             attempt += 1
             retry_after: float | None = None
             t0 = rt.clock()
+            hook = None
             if on_send is not None:
-                on_send()
-                on_send = None
+
+                def hook(send: Callable[[], object] = on_send) -> None:
+                    nonlocal on_send
+                    on_send = None  # fired: a later attempt sends without it
+                    send()
+
             try:
-                response = self.session.request(
+                response = self._send(
                     method,
                     full_url,
                     headers=send_headers,
@@ -234,8 +241,8 @@ class VoiceProvider:
                     files=files,
                     params=params,
                     timeout=(rt.connect_timeout_s, rt.read_timeout_s),
-                    allow_redirects=False,
                     stream=stream,
+                    before_last_block=hook,
                 )
             except (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema) as exc:
                 raise ProviderError(
@@ -316,6 +323,39 @@ class VoiceProvider:
                 )
             )
             rt.sleep(delay)
+
+    def _send(
+        self,
+        method: str,
+        url: str,
+        *,
+        before_last_block: Callable[[], object] | None,
+        timeout: tuple[float, float],
+        stream: bool,
+        **parts: Any,
+    ) -> requests.Response:
+        """One attempt through the session, as ``Session.request`` makes it (redirects never followed);
+        with ``before_last_block`` the prepared body is sent through :class:`_SentBeforeLastBlock`."""
+        if before_last_block is None:
+            return self.session.request(
+                method, url, timeout=timeout, allow_redirects=False, stream=stream, **parts
+            )
+        request = requests.Request(
+            method.upper(),
+            url,
+            headers=parts.get("headers"),
+            json=parts.get("json"),
+            data=parts.get("data") or {},
+            files=parts.get("files"),
+            params=parts.get("params") or {},
+        )
+        prepared = self.session.prepare_request(request)
+        if isinstance(prepared.body, bytes | bytearray):
+            prepared.body = _SentBeforeLastBlock(bytes(prepared.body), before_last_block)  # type: ignore[assignment]
+        else:  # no body, or one requests keeps as text (a form): nothing large to wait for
+            before_last_block()
+        settings = self.session.merge_environment_settings(prepared.url, {}, stream, None, None)
+        return self.session.send(prepared, timeout=timeout, allow_redirects=False, **settings)
 
     def _unknown(
         self,
@@ -537,6 +577,35 @@ class VoiceProvider:
             if voice.status != "deploying" or self.runtime.clock() - start + interval_s > timeout_s:
                 return voice
             self.runtime.sleep(interval_s)
+
+
+class _SentBeforeLastBlock:
+    """A request body the transport reads block by block (``Content-Length`` stays the prepared one, so
+    nothing changes on the wire), calling ``hook`` just before it hands over the body's last bytes.
+
+    Until then the server holds an incomplete request and cannot act on it; a process killed (or a
+    connection lost) while earlier blocks were going out therefore never made what the request asks for.
+    The hook fires at most once; a body that is read again (a retry) sends without it.
+    """
+
+    def __init__(self, body: bytes, hook: Callable[[], object]) -> None:
+        self._body = memoryview(body)
+        self._pos = 0
+        self._hook: Callable[[], object] | None = hook
+
+    def __len__(self) -> int:
+        return len(self._body)
+
+    def read(self, size: int | None = -1) -> bytes:
+        """The next ``size`` bytes (all that is left for a negative or None ``size``)."""
+        rest = len(self._body) - self._pos
+        n = rest if size is None or size < 0 else min(size, rest)
+        if n == rest and self._hook is not None:  # these are the last bytes: from here it may act
+            hook, self._hook = self._hook, None
+            hook()
+        chunk = bytes(self._body[self._pos : self._pos + n])
+        self._pos += n
+        return chunk
 
 
 def region_refusal(family: str, model: str | None, region: str | None, offered: Sequence[str]) -> str:
