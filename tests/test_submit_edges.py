@@ -388,3 +388,16 @@ def test_a_kill_while_a_multipart_create_is_going_out_is_retried_at_once(
         add.form["name"] == row["name"]
         and add.files["files"][1] == (tmp_path / "clips/alice/elevenlabs.wav").read_bytes()
     )
+
+
+def test_the_report_refresh_after_a_submit_waits_for_no_run_and_writes_nothing_under_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from pipeline.cli.common import write_report
+
+    make_run(tmp_path, speakers=["alice"], families=["minimax"])
+    (tmp_path / "report.html").write_text("the page a run is about to replace")
+    _held_by_another_run(tmp_path)
+    write_report(tmp_path, existing_only=True)  # what `submit` calls once its voices are recorded
+    assert (tmp_path / "report.html").read_text() == "the page a run is about to replace"
+    assert "not refreshed" in capsys.readouterr().err
