@@ -77,6 +77,8 @@ API (all thread-safe):
   unless ``limits`` say otherwise.
 - ``provider_client(fake, family, t=None, *, env=None, seed=1, **options)``: ``make_provider`` aimed at the
   fake with :func:`fake_runtime`; ``create_request(clip, family, target_model, name, **fields)``.
+- ``incomplete``: requests whose body stopped before its ``Content-Length`` (the client went away
+  mid-upload): (method, path, bytes received, length); like a real server, the fake never acts on them.
 - ``requests`` (list of :class:`Recorded`), ``requests_to(endpoint)``, ``clear_requests()``,
   ``seen_text(include_auth=False)``: everything the server received, auth header values left out unless
   asked; ``errors``: tracebacks of bugs inside the fake; ``reset()`` clears everything but the keys.
@@ -537,6 +539,8 @@ class FakeProviders:
             self.quotas: dict[str, int | None] = dict(self._default_quotas)
             self.faults: dict[str, collections.deque[Fault]] = collections.defaultdict(collections.deque)
             self.requests: list[Recorded] = []
+            self.incomplete: list[tuple[str, str, int, int]] = []
+            """Requests whose body ended before its Content-Length: (method, path, bytes, length); never acted on."""
             self.errors: list[str] = []
             self._counter = 0
 
@@ -750,6 +754,11 @@ class _Handler(BaseHTTPRequestHandler):
         parts = urlsplit(self.path)
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
+        if len(body) < length:  # the client went away mid-body: an incomplete request is never acted on
+            with fake._lock:
+                fake.incomplete.append((method, parts.path, len(body), length))
+            self.close_connection = True
+            return
         rec = Recorded(
             endpoint="unknown",
             method=method,

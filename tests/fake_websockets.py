@@ -15,8 +15,8 @@ synthesis protocols, on the same host and port as the HTTP API, as the vendor's 
   are ``{"type": "error", "error": {"code", "message"}}``.
 
 The handshake checks the ``Authorization`` header (401 with DashScope's JSON error otherwise). Faults
-queued with ``FakeProviders.inject("cosyvoice.ws" | "qwen.realtime", ...)``: ``Fault.http(status)`` refuses
-the handshake; ``Fault.error(code, message)`` fails the task after the first audio frame (``task-failed`` /
+queued with ``FakeProviders.inject("cosyvoice.ws" | "qwen.realtime", ...)``: ``Fault.http(status, retry_after=)`` refuses
+the handshake (with its ``Retry-After``); ``Fault.error(code, message)`` fails the task after the first audio frame (``task-failed`` /
 ``error``); ``Fault.drop()`` drops the connection after the first audio frame; ``Fault.delay(s)`` waits
 ``s`` seconds before the first audio frame (a slow first chunk). The audio is
 :func:`fake_providers.speech_pcm` of the text, so a test knows what to expect.
@@ -143,11 +143,15 @@ def _raw_request(handler: Any) -> bytes:
     return handler.raw_requestline + heads.encode("latin-1") + b"\r\n"
 
 
-def _refuse(handler: Any, rec: Recorded, status: int, code: str, message: str) -> None:
+def _refuse(
+    handler: Any, rec: Recorded, status: int, code: str, message: str, retry_after: str | None = None
+) -> None:
     body = json.dumps({"request_id": str(uuid.uuid4()), "code": code, "message": message}).encode()
     rec.status = status
     handler.protocol_version = "HTTP/1.1"  # a WebSocket client reads only HTTP/1.1 answers
     handler.send_response(status)
+    if retry_after is not None:
+        handler.send_header("Retry-After", retry_after)
     handler.send_header("Connection", "close")
     handler.send_header("Content-Type", "application/json")
     handler.send_header("Content-Length", str(len(body)))
@@ -180,7 +184,8 @@ def serve_websocket(handler: Any) -> None:
         _refuse(handler, rec, 404, "NotFound", f"no WebSocket service at {parts.path}")
         return
     if fault is not None and fault.kind == "http":
-        _refuse(handler, rec, fault.status, str(fault.code or "InternalError"), fault.message or "injected")
+        code, message = str(fault.code or "InternalError"), fault.message or "injected"
+        _refuse(handler, rec, fault.status, code, message, fault.retry_after)
         return
     scheme, _, token = (handler.headers.get("Authorization") or "").partition(" ")
     if scheme.lower() != "bearer" or token != fake.keys["dashscope"]:  # the scheme is case-insensitive

@@ -8,7 +8,9 @@ Used by the ledger, submit and voices tests to drive the submit logic through fa
   :class:`Killed`, a ``BaseException`` nothing should catch); ``sigkill`` (the same with a real
   ``SIGKILL``, for the subprocess test); ``reject`` (audio refused, no voice); ``quota`` / ``auth`` (no voice);
   ``deploy_reject`` (a CosyVoice-style voice that is made but fails review); ``leak`` (a buggy client whose
-  error message carries the API key and a ``Bearer`` header);
+  error message carries the API key and a ``Bearer`` header); ``upload_lost`` / ``upload_crash`` (the
+  preparatory upload's answer is lost / the process dies during it: before the client's ``on_send``, so
+  the create itself was never sent); every other fault calls ``on_send`` first, as a real client does;
 * find faults, one per ``find_voice`` call: ``ok`` or ``error`` (the list call itself failed);
 * ``list_lag``: a new voice stays invisible to the next N list/find calls (an eventually consistent list).
 
@@ -195,10 +197,21 @@ class FakeProvider(VoiceProvider):
         return [self.show("POST", "services/audio/tts/customization", body, headers=headers, **sizes)]
 
     def create_voice(
-        self, request: VoiceRecord, *, preview_text: str | None = None, language: str | None = None
+        self,
+        request: VoiceRecord,
+        *,
+        preview_text: str | None = None,
+        language: str | None = None,
+        on_send: Callable[[], object] | None = None,
     ) -> VoiceRecord:
         fault = self.faults.pop(0) if self.faults else "ok"
         self._log("create", f"{request.name} {fault}")
+        if fault == "upload_lost":  # the preparatory upload's answer was lost: the create never went out
+            raise OutcomeUnknown("upload: read timed out", request_id="req-upload")
+        if fault == "upload_crash":
+            raise Killed("killed during the upload, before the create was sent")
+        if on_send is not None:
+            on_send()
         if fault == "lost_before":
             raise OutcomeUnknown("read timed out", request_id="req-lost")
         if fault == "reject":

@@ -135,6 +135,30 @@ def test_the_key_may_go_to_documented_and_configured_hosts_only() -> None:
     assert allowed_base_url("dashscope", "http://127.0.0.1:9/api/v1", ["http://127.0.0.1:9/api/v1"])
 
 
+ELEVENLABS_HOSTS = (  # the API reference's server list (see docs/providers.md, "Allowed hosts")
+    "https://api.elevenlabs.io",
+    "https://api.us.elevenlabs.io",
+    "https://api.eu.residency.elevenlabs.io",
+    "https://api.in.residency.elevenlabs.io",
+    "https://api.sg.residency.elevenlabs.io",
+)
+
+
+@pytest.mark.parametrize("url", ELEVENLABS_HOSTS)
+def test_every_documented_elevenlabs_host_may_take_the_key(url: str) -> None:
+    assert allowed_base_url("elevenlabs", url, [])
+    assert not allowed_base_url("elevenlabs", url.replace("https:", "http:"), [])
+
+
+def test_undocumented_elevenlabs_residency_hosts_are_refused() -> None:
+    for url in (
+        "https://api.xx.residency.elevenlabs.io",
+        "https://api.eu.elevenlabs.io",
+        "https://eu.residency.elevenlabs.io",
+    ):
+        assert not allowed_base_url("elevenlabs", url, [])
+
+
 # --- the model table --------------------------------------------------------------------------------------
 
 

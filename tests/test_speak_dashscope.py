@@ -4,11 +4,20 @@ dropped socket mid-stream, a slow first chunk, a refused handshake), where the s
 
 from __future__ import annotations
 
+import email.utils
 from pathlib import Path
 from typing import Any
 
 import pytest
-from fake_providers import FakeProviders, Fault, create_request, make_wav, provider_client, speech_pcm
+from fake_providers import (
+    FakeProviders,
+    FakeTime,
+    Fault,
+    create_request,
+    make_wav,
+    provider_client,
+    speech_pcm,
+)
 from fake_websockets import CHUNK_BYTES
 
 from pipeline.enroll.providers.base import ProviderError
@@ -198,6 +207,23 @@ def test_a_refused_handshake_is_retried_when_it_may_succeed_later(fake: FakeProv
         cosy.speak(voice, target_model=COSY, text=TEXT)
     assert (info.value.reason, info.value.http_status) == ("provider_access", 403)
     assert len(fake.requests_to("cosyvoice.ws")) == 4  # not retried
+
+
+def test_a_refused_handshake_waits_as_its_retry_after_says(fake: FakeProviders, clip: Path) -> None:
+    t = FakeTime()
+    _, voice = cosy_voice(fake, clip)
+    cosy = provider_client(fake, "cosyvoice", t)
+    date = email.utils.formatdate(t.wall() + 7 + 3, usegmt=True)  # 3 s after the first wait
+    fake.inject("cosyvoice.ws", Fault.http(429, retry_after=7), Fault.http(503, retry_after=date))
+    assert cosy.speak(voice, target_model=COSY, text=TEXT).read_all() == speech_pcm(TEXT, 24000)
+    assert len(fake.requests_to("cosyvoice.ws")) == 3
+    assert t.sleeps[0] == 7.0  # delta seconds, waited exactly (not a jittered backoff)
+    assert 2.0 <= t.sleeps[1] <= 3.0  # an HTTP date, measured from the client's wall clock
+    fake.inject("cosyvoice.ws", Fault.http(429, retry_after=3600))
+    t2 = FakeTime()
+    capped = provider_client(fake, "cosyvoice", t2)
+    capped.speak(voice, target_model=COSY, text=TEXT).read_all()
+    assert t2.sleeps == [capped.runtime.retry_after_cap_s]  # capped like the HTTP retries
 
 
 def test_a_wrong_key_is_provider_auth_and_never_shown(fake: FakeProviders, clip: Path) -> None:

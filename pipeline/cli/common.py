@@ -129,13 +129,22 @@ state = {"debug": False}
 
 def write_report(out_dir: Path, *, existing_only: bool = False) -> None:
     """Write ``OUT/report.html`` after a command that changed the run (with ``existing_only``, only when a
-    page is already there: refresh it); a report that fails never fails the command."""
+    page is already there: refresh it), under ``OUT/.voiceprep.lock`` like every writer of OUT (the
+    command may hold it already); a report that fails, or a run that holds OUT meanwhile (it writes the
+    report itself), never fails the command: one line says so."""
+    from pipeline.batch.outputs import OutputBusy, output_lock
     from pipeline.report.build import REPORT_FILE, build_report
 
     if existing_only and not (out_dir / REPORT_FILE).is_file():
         return
     try:
-        path = build_report(out_dir, reuse=True)
+        with output_lock(out_dir):
+            path = build_report(out_dir, reuse=True)
+    except OutputBusy as exc:
+        make_console(stderr=True).print(
+            plain(f"voiceprep: the report was not refreshed: {exc}"), markup=False, highlight=False
+        )
+        return
     except Exception as exc:
         if state["debug"]:
             raise

@@ -78,6 +78,15 @@ def speak_command(
     as_json: Annotated[
         bool, typer.Option("--json", help="The result as one JSON object (on stderr with --out -).")
     ] = False,
+    language: Annotated[
+        str | None,
+        typer.Option(
+            "--language",
+            help="The text's language (en, zh, pt-BR...): CosyVoice language_hints, Qwen language_type, "
+            "MiniMax language_boost; not sent where the protocol does not list it (a note says so).",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Synthesise TEXT with a cloned voice (every family; realtime models over their WebSocket).
 
@@ -103,6 +112,7 @@ def speak_command(
             family=family,
             model=model,
             base_urls={**cfg.base_urls, **_pairs(base_url, "--base-url")},
+            language=language,
         )
     except ProviderError as exc:
         if exc.reason == "missing_api_key":
@@ -124,5 +134,8 @@ def speak_command(
         f"-> {'stdout' if to_stdout else _text(result.out)}; first audio byte after {first}, "
         f"done after {result.total_s:.3f} s"
     )
-    (err if to_stdout else make_console()).print(line, markup=False, highlight=False, soft_wrap=True)
+    console = err if to_stdout else make_console()
+    console.print(line, markup=False, highlight=False, soft_wrap=True)
+    if result.note:
+        console.print(f"note: {_text(result.note)}", markup=False, highlight=False, soft_wrap=True)
     raise typer.Exit(EXIT_OK)

@@ -15,6 +15,8 @@ Exit codes (:mod:`pipeline.cli.common`), as they apply here:
     2  usage: unknown family/speaker/model, no ``clips.jsonl`` or ledger, bad option, **no API key for any
        family in scope** (one line naming the environment variable(s) to set; nothing attempted)
     3  internal error (a bug)
+    4  another voiceprep process (a ``run``, another ``submit``) holds ``OUT/.voiceprep.lock`` of the run
+       folder a writer (``submit``, ``voices sync``/``update``/``delete``) would change; one line names it
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from rich.console import Console
 from rich.table import Table
 
 from pipeline.cli.common import (
+    EXIT_BUSY,
     EXIT_FAILURES,
     EXIT_OK,
     EXIT_USAGE,
@@ -38,6 +41,7 @@ from pipeline.cli.common import (
     RunFolder,
     fail,
     make_console,
+    plain,
     write_report,
 )
 from pipeline.cli.common import shown as _text  # names and provider messages, printed as themselves
@@ -72,11 +76,14 @@ _STATUS_STYLE = {
 @contextmanager
 def _errors() -> Iterator[None]:
     """Turn the expected errors into one line and an exit code (a missing key, a bad value: 2)."""
+    from pipeline.batch.outputs import OutputBusy
     from pipeline.enroll.ledger import LedgerBusy
     from pipeline.enroll.providers.base import ProviderError
 
     try:
         yield
+    except OutputBusy as exc:  # a run (or another writer) holds OUT/.voiceprep.lock: as `run` says it
+        raise fail(f"cannot write: {exc}", EXIT_BUSY) from None
     except LedgerBusy as exc:
         raise fail(str(exc), EXIT_FAILURES) from None
     except ProviderError as exc:
@@ -189,6 +196,7 @@ def _print_dry_run(outcomes: Sequence[VoiceRecord], console: Console, region: st
             if (env := unset_key_env(o.provider, region_of(o.provider, o.base_url or "") or region))
         }
     )
+    _print_warnings_of(outcomes, console)
     unset = f"; a real submit needs {', '.join(keyless)} (not set)" if keyless else ""
     console.print(f"dry run: {len(outcomes)} clips, {bad} with problems; nothing was sent or written{unset}")
 
@@ -323,6 +331,7 @@ def submit_command(
     else:
         _print_outcomes(outcomes, Path(out_dir), out)
         _print_keyless(outcomes, out)
+        _print_warnings_of(outcomes, out)
         unknown = [o for o in outcomes if o.status == "unknown"]
         if unknown:
             from pipeline.enroll.submit import ABSENT_CHECKS, ABSENT_SETTLE_S
@@ -334,6 +343,14 @@ def submit_command(
             )
         write_report(Path(out_dir), existing_only=True)
     raise typer.Exit(EXIT_OK if all(o.ok for o in outcomes) else EXIT_FAILURES)
+
+
+def _print_warnings_of(outcomes: Sequence[VoiceRecord], console: Console) -> None:
+    """One line per outcome warning (a language the vendor does not list, left out): speaker/family: text."""
+    for o in outcomes:
+        for w in o.warnings:
+            line = plain(f"warning: {o.speaker or '-'}/{o.family}: {w}")
+            console.print(line, markup=False, highlight=False, soft_wrap=True)
 
 
 def _print_keyless(outcomes: Sequence[VoiceRecord], console: Console) -> None:
@@ -533,7 +550,7 @@ def voices_delete(
         ):
             raise fail("nothing deleted", EXIT_FAILURES)
     with _errors():
-        after = delete_voice(path, f"#{record.id}", region=_region(region))
+        after = delete_voice(path, f"#{record.id}", region=_region(region), out_dir=out_dir)
     make_console().print(
         f"#{after.id} {after.voice_id or ''}: {after.status} ({after.note})", highlight=False
     )
@@ -589,6 +606,7 @@ def voices_update(
             settle_timeout_s=settle_timeout,
             settle_interval_s=poll_interval,
             progress=lambda msg: err.print(msg, markup=False, highlight=False),
+            out_dir=out_dir,
         )
     if as_json:
         print(json.dumps({**after.to_dict(), "ok": after.ok}, ensure_ascii=False))
@@ -628,6 +646,7 @@ def voices_sync(
             provider=provider,
             base_urls=urls or None,
             region=_region(region) or cfg.region,
+            out_dir=out_dir,
         )
     if as_json:
         print(

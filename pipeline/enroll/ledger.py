@@ -68,6 +68,7 @@ __all__ = [
     "read_voices",
     "scrub",
     "utc_now",
+    "writer_lock",
 ]
 
 LEDGER_FILE = "voices.sqlite"
@@ -268,6 +269,44 @@ def ledger_lock(path: Path, *, timeout_s: float | None = None) -> Iterator[None]
         yield
     finally:
         os.close(fd)  # releases the flock
+
+
+PENDING_UPDATE = "pending_update"
+"""The ``details`` key of an update sent but not yet answered (see :meth:`Ledger.mark_update_sent`)."""
+
+RUN_FOLDER_MARKERS = ("clips.jsonl", "run.json")
+"""Files that make a folder a run folder (``voiceprep run``'s OUT): its writers hold ``OUT/.voiceprep.lock``."""
+
+
+def _run_folder(folder: Path | None) -> Path | None:
+    if folder is None or not folder.is_dir():
+        return None
+    return folder if any((folder / name).exists() for name in RUN_FOLDER_MARKERS) else None
+
+
+@contextlib.contextmanager
+def writer_lock(ledger_path: Path, out_dir: Path | None = None) -> Iterator[None]:
+    """Everything a ledger writer (``submit``, ``voices sync``/``update``/``delete``) must hold, in order:
+    the output-folder lock ``OUT/.voiceprep.lock`` that ``voiceprep run`` takes (of ``out_dir``, and of
+    the folder holding the ledger when that is a run folder: :data:`RUN_FOLDER_MARKERS`), then the
+    ledger's own :func:`ledger_lock`. So a submit never interleaves with a run writing the same folder
+    (``clips.jsonl``, previews, the ledger), and two writers of a run's ledger never interleave.
+    Re-entrant in one thread (``run --submit`` holds the folder's lock already).
+
+    Raises:
+        pipeline.batch.outputs.OutputBusy: another process holds a run folder's lock (exit 4 on the
+            command line, as for ``run``).
+        LedgerBusy: another process held the ledger's lock for longer than :data:`LOCK_TIMEOUT_S`.
+    """
+    from pipeline.batch.outputs import output_lock
+
+    folders = [f for f in (_run_folder(out_dir), _run_folder(Path(ledger_path).parent)) if f is not None]
+    unique = list({os.path.realpath(f): f for f in folders}.values())
+    with contextlib.ExitStack() as held:
+        for folder in unique:
+            held.enter_context(output_lock(folder))
+        held.enter_context(ledger_lock(ledger_path))
+        yield
 
 
 # ---------------------------------------------------------------------------------------------- ledger
@@ -525,6 +564,19 @@ class Ledger:
         request_ids, note}`` (version 1 is the clip it was created from)."""
         return _versions(self._conn, row_id)
 
+    def mark_update_sent(self, row_id: int, *, clip_sha256: str, clip_path: str) -> VoiceRecord:
+        """Commit, just before a ``voices update`` request goes out, that the row's voice may be enrolled
+        from another clip: ``details.pending_update`` = ``{clip_sha256, clip_path, sent_at}``. Until
+        :meth:`add_version` (the update answered) or :meth:`settle_update` (refused) settles it, the row's
+        clip is not known for sure: a crash in between leaves the record, and the next ``voices update``,
+        ``show``, ``list`` and ``sync`` say so."""
+        pending = {"clip_sha256": clip_sha256, "clip_path": clip_path, "sent_at": self.now()}
+        return self.update(row_id, details={PENDING_UPDATE: pending})
+
+    def settle_update(self, row_id: int) -> VoiceRecord:
+        """Drop the row's pending update: the provider refused it, so the voice keeps its recorded clip."""
+        return self.update(row_id, details={PENDING_UPDATE: None})
+
     def add_version(
         self,
         row_id: int,
@@ -535,7 +587,8 @@ class Ledger:
         note: str = "",
     ) -> VoiceRecord:
         """Record that the row's voice was enrolled again (``voices update``) from another clip: a new
-        version, and the row's ``clip_sha256``/``clip_path`` become that clip's; one transaction.
+        version, and the row's ``clip_sha256``/``clip_path`` become that clip's, and the update recorded as
+        sent (``details.pending_update``, :meth:`mark_update_sent`) is settled; one transaction.
 
         Raises:
             LedgerConflict: another row already holds this clip for the same model and name.
@@ -552,9 +605,12 @@ class Ledger:
                     "request_ids, note) VALUES (?, ?, ?, ?, ?, ?, ?)",
                     (row_id, int(last) + 1, clip_sha256, clip_path, now, json.dumps(ids), note or "updated"),
                 )
+                old = c.execute("SELECT details FROM voices WHERE id = ?", (row_id,)).fetchone()
+                details = _decode((old[0] if old else "{}",), ("details",))["details"]
+                details.pop(PENDING_UPDATE, None)
                 c.execute(
-                    "UPDATE voices SET clip_sha256 = ?, clip_path = ?, updated_at = ? WHERE id = ?",
-                    (clip_sha256, clip_path, now, row_id),
+                    "UPDATE voices SET clip_sha256 = ?, clip_path = ?, details = ?, updated_at = ? WHERE id = ?",
+                    (clip_sha256, clip_path, json.dumps(details, sort_keys=True), now, row_id),
                 )
         except sqlite3.IntegrityError as exc:
             raise LedgerConflict(

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import sqlite3
 import sys
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -28,16 +29,16 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from pipeline.audio.io import atomic_write_bytes
-from pipeline.enroll.ledger import Ledger, read_records
+from pipeline.enroll.ledger import Ledger, LedgerError, read_records
 from pipeline.enroll.providers.base import ProviderError, VoiceRecord
 from pipeline.enroll.providers.common import VoiceProvider
 from pipeline.enroll.providers.speech import SAMPLE_WIDTH, Speech, SpeechInterrupted, wav_header
-from pipeline.enroll.submit import Providers, client_getter
+from pipeline.enroll.submit import Providers, client_getter, normalize_language
 from pipeline.enroll.voices import show_voice
 from pipeline.errors import InvalidArgument
 from pipeline.rules.families import load_family
 
-__all__ = ["OUTPUT_SUFFIXES", "SpeakResult", "find_voice_row", "speak", "speak_voice"]
+__all__ = ["OUTPUT_SUFFIXES", "SpeakResult", "find_voice_row", "speak", "speak_voice", "stamp_used"]
 
 OUTPUT_SUFFIXES = (".wav", ".pcm", ".raw")
 """What ``out`` may end in: a WAV file, or raw 16-bit mono PCM."""
@@ -50,7 +51,8 @@ class SpeakResult:
     """What one synthesis did: the voice (``voice_id``, ``family``, ``target_model``, ``base_url``,
     ``ledger_id`` or None), where the audio went (``out``: a path, or ``-`` for standard output), the audio
     (``sample_rate``, ``audio_bytes`` of PCM, ``seconds``), and the times from the call: ``first_audio_s``
-    (first audio byte) and ``total_s`` (the last). ``request_id``: the provider's id of the call."""
+    (first audio byte) and ``total_s`` (the last). ``request_id``: the provider's id of the call. ``note``:
+    what went wrong around a whole synthesis (the ledger's ``last_used_at`` could not be stamped), or empty."""
 
     voice_id: str
     family: str
@@ -65,6 +67,7 @@ class SpeakResult:
     first_audio_s: float | None
     total_s: float
     request_id: str | None
+    note: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         """The result as plain JSON-ready data."""
@@ -135,6 +138,7 @@ def speak(
     base_urls: Mapping[str, str] | None = None,
     providers: Providers | None = None,
     stdout: BinaryIO | None = None,
+    language: str | None = None,
 ) -> SpeakResult:
     """Synthesise ``text`` with the voice ``ident`` and write it to ``out`` (see the module docstring).
 
@@ -146,23 +150,47 @@ def speak(
         ledger_path: the voice ledger (needed without ``family``/``model``).
         base_urls: regions by family or provider name (a voice from the ledger keeps its own region).
         providers: the test seam (:data:`~pipeline.enroll.submit.Providers`).
+        language: the text's language (``en``, ``pt-BR``...), sent in the synthesis protocol's own field
+            (CosyVoice ``language_hints``, Qwen ``language_type``, MiniMax ``language_boost``) when it
+            lists it; otherwise left out and said in the result's ``note``.
 
     Raises:
-        InvalidArgument: a bad voice, option or output path (nothing sent).
+        InvalidArgument: a bad voice, option, language or output path (nothing sent).
         ProviderError: the service refused or failed (``SpeechInterrupted`` once audio had started).
         MissingApiKey: the provider's key is not set.
     """
     if not text.strip():
         raise InvalidArgument("text: nothing to say")
+    language = normalize_language(language)
     _check_out(out)
     voice, in_ledger = _voice(ident, ledger_path, family, model)
     spec = load_family(voice.family)
     client = client_getter(providers, base_urls=base_urls)(spec, voice.base_url or None)
-    result = speak_voice(client, voice, text, out=out, stream=stream, stdout=stdout)
+    result = speak_voice(client, voice, text, out=out, stream=stream, stdout=stdout, language=language)
     if in_ledger and ledger_path is not None and voice.id:
-        with Ledger(ledger_path) as ledger:
-            ledger.mark_used(voice.id)
+        note = stamp_used(ledger_path, voice.id)
+        result = dataclasses.replace(result, note="; ".join(n for n in (result.note, note) if n))
     return result
+
+
+STAMP_BUSY_TIMEOUT_S = 5.0
+"""How long :func:`stamp_used` waits for another process's ledger transaction before giving up."""
+
+
+def stamp_used(ledger_path: Path, row_id: int) -> str:
+    """Stamp the row's ``last_used_at`` after a whole synthesis; returns "" or why it could not be done.
+
+    Safe beside any other writer without taking their locks: one single-column ``UPDATE`` in its own
+    SQLite transaction (nothing read and written back, so it never undoes a concurrent ``submit`` or
+    ``voices sync``), waiting at most :data:`STAMP_BUSY_TIMEOUT_S` for a busy ledger. The audio is already
+    whole, so a ledger that is busy, read-only or damaged never fails the command: it is reported instead.
+    """
+    try:
+        with Ledger(ledger_path, busy_timeout_s=STAMP_BUSY_TIMEOUT_S) as ledger:
+            ledger.mark_used(row_id)
+    except (LedgerError, sqlite3.Error, OSError) as exc:
+        return f"last_used_at not stamped in {ledger_path.name}: {exc}"
+    return ""
 
 
 def speak_voice(
@@ -173,14 +201,18 @@ def speak_voice(
     out: Path | str,
     stream: bool = False,
     stdout: BinaryIO | None = None,
+    language: str | None = None,
 ) -> SpeakResult:
     """Synthesise ``text`` with ``voice`` through ``client`` and write it to ``out``; the part of
     :func:`speak` after the voice and client are known (tests and benchmarks call it with a client of
-    their own)."""
+    their own). ``language``: see :func:`speak`."""
     _check_out(out)
     clock: Callable[[], float] = client.runtime.clock
     start = clock()
-    speech: Speech = client.speak(voice.voice_id or "", target_model=voice.target_model or "", text=text)
+    given = {"language": language} if language else {}  # a client of its own may take no language
+    speech: Speech = client.speak(
+        voice.voice_id or "", target_model=voice.target_model or "", text=text, **given
+    )
     first: list[float] = []
 
     def timed(chunks: Iterable[bytes]) -> Iterable[bytes]:
@@ -212,6 +244,7 @@ def speak_voice(
         first_audio_s=round(first[0], 4) if first else None,
         total_s=round(clock() - start, 4),
         request_id=speech.request_id,
+        note=(client.speech_language_not_sent(language) or "") if language else "",
     )
 
 

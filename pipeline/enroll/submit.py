@@ -45,10 +45,10 @@ from pipeline.enroll.ledger import (
     Ledger,
     LedgerConflict,
     default_ledger_path,
-    ledger_lock,
     parse_stored_time,
     read_records,
     scrub,
+    writer_lock,
 )
 from pipeline.enroll.providers import (
     allowed_base_url,
@@ -709,17 +709,21 @@ class _Run:
             sources=_sources(clip),
             enrollment_key=clip.key or None,
         )
+        unsent = provider.language_not_sent(self.language_of(clip.speaker))
+        warnings = [unsent] if unsent else []  # said once per speaker and family, in the table and --json
         if self.dry_run:
-            return self.prepare(spec, provider, request)
+            return self.prepare(spec, provider, request, warnings)
         assert self.ledger is not None
         if row is None:
             try:
                 row = self.ledger.begin(request)
             except LedgerConflict as exc:
                 return self.outcome(clip, None, note=str(exc))
-        return self.create(clip, provider, row)
+        return dataclasses.replace(self.create(clip, provider, row), warnings=warnings)
 
-    def prepare(self, spec: FamilySpec, provider: VoiceProvider, request: VoiceRecord) -> VoiceRecord:
+    def prepare(
+        self, spec: FamilySpec, provider: VoiceProvider, request: VoiceRecord, warnings: Sequence[str] = ()
+    ) -> VoiceRecord:
         """The dry run's outcome: the requests a create would send, and what would fail."""
         problems: list[str] = []
         try:
@@ -738,29 +742,52 @@ class _Run:
         note = f"{len(prepared)} request(s), base URL {provider.base_url} (region {provider.region})"
         note += f"; {env} is not set: a real submit would skip this family" if env else ""
         return dataclasses.replace(
-            request, status="dry-run", action="dry-run", note=note, requests=prepared, problems=problems
+            request,
+            status="dry-run",
+            action="dry-run",
+            note=note,
+            requests=prepared,
+            problems=problems,
+            warnings=list(warnings),
         )
 
     def create(self, clip: ClipRow, provider: VoiceProvider, row: VoiceRecord) -> VoiceRecord:
-        """Commit the "sent" marker, create the voice, and record the outcome (a lost answer: reconcile)."""
-        assert self.ledger is not None
-        row = self.ledger.mark_sent(row.id)
+        """Create the voice, committing the "sent" marker the moment the client sends the create itself
+        (its ``on_send`` hook, after any upload), and record the outcome. A lost answer after that is
+        reconciled; a failure (or a kill) before it leaves a row that is retried at once."""
+        ledger = self.ledger
+        assert ledger is not None
         request = dataclasses.replace(row, clip_path=row.clip_path or str(self.out_dir / (clip.clip or "")))
         self.progress(f"{clip.family} {clip.speaker}: creating {request.name} for {request.target_model}")
+        sent: list[VoiceRecord] = []
+
+        def on_send() -> None:
+            if not sent:
+                sent.append(ledger.mark_sent(row.id))
+
         try:
             result = provider.create_voice(
-                request, preview_text=self.preview_text, language=self.language_of(request.speaker or "")
+                request,
+                preview_text=self.preview_text,
+                language=self.language_of(request.speaker or ""),
+                on_send=on_send,
             )
         except InvalidArgument as exc:  # the client refused the request before sending it
-            row = self.ledger.update(row.id, status="failed", error=("provider_bad_request", str(exc)))
+            row = ledger.update(row.id, status="failed", error=("provider_bad_request", str(exc)))
             return self.outcome(clip, row, action="created")
         except OutcomeUnknown as exc:
-            row = self.ledger.update(row.id, request_ids=[exc.request_id], error=(exc.reason, exc.message))
-            row = reconcile_row(self.ledger, row, provider, absent_settle_s=self.absent_settle_s)
+            if not sent:  # lost before the create went out (e.g. the upload's answer): nothing was made
+                message = f"the create was never sent: {exc.message}"
+                row = ledger.update(
+                    row.id, status="failed", request_ids=[exc.request_id], error=("not_created", message)
+                )
+                return self.outcome(clip, row, action="created")
+            row = ledger.update(row.id, request_ids=[exc.request_id], error=(exc.reason, exc.message))
+            row = reconcile_row(ledger, row, provider, absent_settle_s=self.absent_settle_s)
             return self.finish(clip, provider, row, "created", f"the answer was lost; {row.note}")
         except ProviderError as exc:
             status = "rejected" if exc.reason == "provider_rejected" else "failed"
-            row = self.ledger.update(
+            row = ledger.update(
                 row.id, status=status, request_ids=[exc.request_id], error=(exc.reason, exc.message)
             )
             if exc.reason in STOP_REASONS:
@@ -842,6 +869,8 @@ def submit_run(
             only some lack one, the others are submitted and each clip of a keyless family is answered
             ``skipped`` with ``last_error`` ``missing_api_key`` (its message names the variable to set).
         pipeline.enroll.ledger.LedgerBusy: another process holds the ledger.
+        pipeline.batch.outputs.OutputBusy: another process (a ``voiceprep run``, another submit) holds
+            ``OUT/.voiceprep.lock`` (:func:`~pipeline.enroll.ledger.writer_lock`).
     """
     out_dir = Path(out_dir)
     cfg = config or RunConfig()
@@ -937,7 +966,7 @@ def submit_run(
         return [run.reverify(c) if c.status == "submitted" else run.submit(c) for c in chosen]
     if not chosen:
         return skipped
-    with ledger_lock(ledger_file), Ledger(ledger_file) as ledger:
+    with writer_lock(ledger_file, out_dir), Ledger(ledger_file) as ledger:
         run.ledger = ledger
         try:
             outcomes = run.reconcile([f for f in in_scope if f not in missing])

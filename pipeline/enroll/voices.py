@@ -10,6 +10,10 @@ Library side of ``voiceprep voices``; the command line lives in :mod:`pipeline.c
 * voices on the account that the ledger does not know are **recorded** as rows with ``origin: remote``
   (their status from the provider, no clip), so quotas count them, ``voices delete`` can remove them, and
   "no remote voice the ledger does not know" holds after every sync. ``submit`` never touches such rows.
+
+``sync``, ``update`` and ``delete`` write the ledger under :func:`~pipeline.enroll.ledger.writer_lock`: the
+run folder's ``OUT/.voiceprep.lock`` (``out_dir``, and the ledger's own folder when it is a run folder),
+then the ledger's lock; ``list`` and ``show`` only read.
 """
 
 from __future__ import annotations
@@ -23,13 +27,15 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.enroll.ledger import (
+    DEAD_STATUSES,
+    PENDING_UPDATE,
     STATUSES,
     UNRESOLVED_STATUSES,
     Ledger,
-    ledger_lock,
     parse_stored_time,
     read_records,
     utc_now,
+    writer_lock,
 )
 from pipeline.enroll.providers.base import ProviderError, VoiceRecord
 from pipeline.enroll.providers.common import VoiceProvider
@@ -179,6 +185,15 @@ def voice_warnings(
                     f"{r.voice_id}: expires in about {left:.1f} days unless used in a synthesis "
                     f"({spec.voice_expiry.text})",
                 )
+        pending = r.details.get(PENDING_UPDATE)
+        if isinstance(pending, dict) and r.status not in DEAD_STATUSES:
+            warn(
+                "unresolved",
+                r,
+                f"row {r.id} ({r.voice_id}): an update to {pending.get('clip_path')} was sent at "
+                f"{pending.get('sent_at')} and never answered, so the voice may be made from either clip; "
+                f"run `voiceprep voices update {r.id} --clip {pending.get('clip_path')}` again to settle it",
+            )
         if r.unresolved:
             warn(
                 "unresolved",
@@ -406,6 +421,7 @@ def delete_voice(
     *,
     providers: Providers | None = None,
     region: str | None = None,
+    out_dir: Path | None = None,
 ) -> VoiceRecord:
     """Delete the voice at its provider, then mark its ledger row ``deleted``; returns the row after, with
     ``action`` ``delete`` and a ``note`` saying what was done.
@@ -419,7 +435,7 @@ def delete_voice(
         ProviderError: the provider refused the delete (the row is left unchanged).
     """
     _require_ledger(ledger_path)
-    with ledger_lock(ledger_path), Ledger(ledger_path) as ledger:
+    with writer_lock(ledger_path, out_dir), Ledger(ledger_path) as ledger:
         row = _one(ledger.rows(), ident)
         if row.status == "deleted":
             return dataclasses.replace(row, action="delete", note="already deleted")
@@ -451,6 +467,7 @@ def update_voice(
     settle_timeout_s: float = 300.0,
     settle_interval_s: float = 10.0,
     progress: Callable[[str], None] = lambda message: None,
+    out_dir: Path | None = None,
 ) -> VoiceRecord:
     """Enrol a CosyVoice voice again from ``clip``, keeping its id (``update_voice``), record the new
     version (the clip it was made from) in the ledger, and wait for the review as ``submit`` does
@@ -460,7 +477,14 @@ def update_voice(
     Raises:
         InvalidArgument: no ledger, no match, several matches, no voice id, a family that cannot update
             (only CosyVoice documents it), a missing clip, or a clip the family's rules refuse.
-        ProviderError: the provider refused the update (the row and its versions are left unchanged).
+        ProviderError: the provider refused the update (the row and its versions are left unchanged), or
+            gave no usable answer (retryable: the update may have taken effect; the row keeps it recorded
+            as ``details.pending_update`` until an update of the voice is answered).
+
+    The update is recorded as sent (``details.pending_update``: the clip and the time) just before its
+    request goes out, and settled in the same transaction that records the new version; a crash in
+    between leaves the record, which ``show``, ``list`` and ``sync`` report and the next ``update``
+    settles (CosyVoice's ``update_voice`` is safe to repeat: same id, same clip).
     """
     from pipeline.audio.io import sha256_file
 
@@ -470,7 +494,7 @@ def update_voice(
         raise InvalidArgument(f"clip: {clip} is not a file")
     if settle_timeout_s < 0 or settle_interval_s <= 0:
         raise InvalidArgument("settle_timeout_s must be >= 0 and settle_interval_s > 0")
-    with ledger_lock(ledger_path), Ledger(ledger_path) as ledger:
+    with writer_lock(ledger_path, out_dir), Ledger(ledger_path) as ledger:
         row = _one(ledger.rows(), ident)
         if not row.voice_id or row.status in ("deleted", "gone", "failed", "pending", "unknown"):
             raise InvalidArgument(
@@ -481,10 +505,47 @@ def update_voice(
             raise InvalidArgument(f"no family spec for {row.family!r}: cannot pick its provider client")
         options = {"audio_source": audio_source, "url_template": url_template}
         client = client_getter(providers, region=region, **options)(spec, row.base_url)
-        sha = sha256_file(clip)
-        request = dataclasses.replace(row, clip_path=str(clip.resolve()), clip_sha256=sha)
-        ids = client.update_voice(row.voice_id, request)
-        row = ledger.add_version(row.id, clip_sha256=sha, clip_path=str(clip.resolve()), request_ids=ids)
+        sha, clip_path = sha256_file(clip), str(clip.resolve())
+        earlier = row.details.get(PENDING_UPDATE)
+        if isinstance(earlier, dict):
+            same = "this clip" if earlier.get("clip_sha256") == sha else f"clip {earlier.get('clip_path')}"
+            progress(
+                f"{row.voice_id}: an update to {same} was sent at {earlier.get('sent_at')} and never "
+                "answered; sending this one (an update is safe to repeat)"
+            )
+        request = dataclasses.replace(row, clip_path=clip_path, clip_sha256=sha)
+        voice_id = row.voice_id
+
+        sent: list[bool] = []
+
+        def on_send() -> None:  # from here the voice may be re-enrolled from this clip
+            ledger.mark_update_sent(row.id, clip_sha256=sha, clip_path=clip_path)
+            sent.append(True)
+
+        try:
+            ids = client.update_voice(voice_id, request, on_send=on_send)
+        except ProviderError as exc:
+            if not sent:  # failed before the update went out (an upload): nothing changed remotely
+                raise
+            if exc.retryable:  # it may have acted (a lost answer, gave up on 5xx): the record stays
+                ledger.update(
+                    row.id, error=(exc.reason, f"update to {clip.name}: outcome unknown: {exc.message}")
+                )
+                raise ProviderError(
+                    exc.reason,
+                    f"{exc.message}; the update may or may not have taken effect: run `voiceprep voices "
+                    f"update {row.id} --clip {clip}` again (repeating it is safe)",
+                    retryable=True,
+                    http_status=exc.http_status,
+                    provider_code=exc.provider_code,
+                    request_id=exc.request_id,
+                ) from None
+            if isinstance(earlier, dict):  # refused: what an earlier unanswered update left stays known
+                ledger.update(row.id, details={PENDING_UPDATE: earlier})
+            else:
+                ledger.settle_update(row.id)  # refused: the voice keeps its clip
+            raise
+        row = ledger.add_version(row.id, clip_sha256=sha, clip_path=clip_path, request_ids=ids)
         row = ledger.update(row.id, status="deploying", request_ids=ids, checked=True, clear_error=True)
         progress(f"{row.voice_id}: updated; waiting up to {settle_timeout_s:g} s for the review")
         try:
@@ -531,6 +592,7 @@ def sync_voices(
     now: _dt.datetime | None = None,
     absent_settle_s: float = ABSENT_SETTLE_S,
     region: str | None = None,
+    out_dir: Path | None = None,
 ) -> VoiceReport:
     """Reconcile the ledger with every provider's list (see the module docstring for the rules).
 
@@ -548,7 +610,7 @@ def sync_voices(
     specs_named = {f: load_family(f) for f in families or ()}
     pool = client_getter(providers, base_urls=base_urls, region=region)
     report = VoiceReport()
-    with ledger_lock(ledger_path), Ledger(ledger_path) as ledger:
+    with writer_lock(ledger_path, out_dir), Ledger(ledger_path) as ledger:
         records = ledger.rows()
         targets: set[tuple[str, str | None]] = {
             (r.family, r.base_url)

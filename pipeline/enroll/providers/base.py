@@ -42,7 +42,8 @@ class VoiceRecord:
     the record did with the voice: ``action`` (submit: ``created``, ``existing`` (a voice already held the
     clip), ``reverified`` (a ``submitted`` clip was checked), ``reconciled`` (an unresolved row was asked
     about), ``skipped``, ``dry-run``; ``voices delete``: ``delete``), ``note`` (what happened, in words),
-    and for a dry run the ``requests`` it would send and the ``problems`` it found. ``status`` may then
+    for a dry run the ``requests`` it would send and the ``problems`` it found, and ``warnings``: what
+    the user should know although nothing failed (a language the vendor does not list, left out). ``status`` may then
     also be ``skipped``, ``dry-run`` or ``submitted`` (a dry run over a submitted clip).
     """
 
@@ -74,6 +75,7 @@ class VoiceRecord:
     note: str = ""
     requests: list[dict[str, Any]] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         """The record as plain JSON-ready data; the :data:`COMMAND_FIELDS` only when a command filled them."""
@@ -106,7 +108,7 @@ class VoiceRecord:
         return self.status == "failed" or (self.status == "pending" and self.sent_at is None)
 
 
-COMMAND_FIELDS = ("action", "note", "requests", "problems")
+COMMAND_FIELDS = ("action", "note", "requests", "problems", "warnings")
 """The fields of :class:`VoiceRecord` that a command fills and the ledger does not store."""
 
 

@@ -187,6 +187,7 @@ class VoiceProvider:
         params: Mapping[str, Any] | None = None,
         headers: Mapping[str, str] | None = None,
         stream: bool = False,
+        on_send: Callable[[], object] | None = None,
     ) -> tuple[Any, str | None]:
         """Send the request with retries; return ``(interpreted data, the provider's request id)`` or raise.
 
@@ -194,6 +195,11 @@ class VoiceProvider:
         module docstring for when). Files must be given as bytes so a retry can re-send them. With
         ``stream`` the body is not read before ``interpret`` sees the response (a streamed synthesis:
         its interpreter returns the open response for a good answer, and reads the body of a bad one).
+        ``on_send`` is called once, just before the **last block of the request's body** is handed to the
+        socket (:class:`_SentBeforeLastBlock`): a create passes the caller's "sent" hook here. Whatever
+        failed before it (an upload, a refused URL, a kill while a large multipart or inline-audio body
+        was still going out) left the server without a whole request, so it cannot have acted; from the
+        hook on, it may have. An attempt that fails before the hook fires is retried with the hook armed.
         """
         if authenticated:
             self.require_key()
@@ -217,8 +223,16 @@ class VoiceProvider:
             attempt += 1
             retry_after: float | None = None
             t0 = rt.clock()
+            hook = None
+            if on_send is not None:
+
+                def hook(send: Callable[[], object] = on_send) -> None:
+                    nonlocal on_send
+                    on_send = None  # fired: a later attempt sends without it
+                    send()
+
             try:
-                response = self.session.request(
+                response = self._send(
                     method,
                     full_url,
                     headers=send_headers,
@@ -227,8 +241,8 @@ class VoiceProvider:
                     files=files,
                     params=params,
                     timeout=(rt.connect_timeout_s, rt.read_timeout_s),
-                    allow_redirects=False,
                     stream=stream,
+                    before_last_block=hook,
                 )
             except (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema) as exc:
                 raise ProviderError(
@@ -309,6 +323,39 @@ class VoiceProvider:
                 )
             )
             rt.sleep(delay)
+
+    def _send(
+        self,
+        method: str,
+        url: str,
+        *,
+        before_last_block: Callable[[], object] | None,
+        timeout: tuple[float, float],
+        stream: bool,
+        **parts: Any,
+    ) -> requests.Response:
+        """One attempt through the session, as ``Session.request`` makes it (redirects never followed);
+        with ``before_last_block`` the prepared body is sent through :class:`_SentBeforeLastBlock`."""
+        if before_last_block is None:
+            return self.session.request(
+                method, url, timeout=timeout, allow_redirects=False, stream=stream, **parts
+            )
+        request = requests.Request(
+            method.upper(),
+            url,
+            headers=parts.get("headers"),
+            json=parts.get("json"),
+            data=parts.get("data") or {},
+            files=parts.get("files"),
+            params=parts.get("params") or {},
+        )
+        prepared = self.session.prepare_request(request)
+        if isinstance(prepared.body, bytes | bytearray):
+            prepared.body = _SentBeforeLastBlock(bytes(prepared.body), before_last_block)  # type: ignore[assignment]
+        else:  # no body, or one requests keeps as text (a form): nothing large to wait for
+            before_last_block()
+        settings = self.session.merge_environment_settings(prepared.url, {}, stream, None, None)
+        return self.session.send(prepared, timeout=timeout, allow_redirects=False, **settings)
 
     def _unknown(
         self,
@@ -410,6 +457,12 @@ class VoiceProvider:
             origin="remote",
         )
 
+    def language_not_sent(self, language: str | None) -> str | None:
+        """Why ``language`` will not be sent with a create (a language the vendor does not list for its
+        language field: the field is left out and the service detects the language), or None when it is
+        sent, or when there is nothing to send (no language, ``auto``, or a create without a language field)."""
+        return None
+
     def prepare_create(
         self, record: VoiceRecord, *, preview_text: str | None = None, language: str | None = None
     ) -> list[dict[str, Any]]:
@@ -418,12 +471,22 @@ class VoiceProvider:
         raise NotImplementedError
 
     def create_voice(
-        self, record: VoiceRecord, *, preview_text: str | None = None, language: str | None = None
+        self,
+        record: VoiceRecord,
+        *,
+        preview_text: str | None = None,
+        language: str | None = None,
+        on_send: Callable[[], object] | None = None,
     ) -> VoiceRecord:
         """Create the voice ``record`` describes, once; answer ``record`` with ``voice_id``, ``status`` and
         ``request_ids``. Raises :class:`OutcomeUnknown` when the answer to the create call itself was lost;
         never re-sends a create that may have succeeded (MiniMax may, since a duplicate id is answered with
-        2039 and no second voice). ``preview_text`` asks for a preview where the create call makes it."""
+        2039 and no second voice). ``preview_text`` asks for a preview where the create call makes it.
+
+        ``on_send`` is called exactly when the create request itself is about to go out (through
+        :meth:`request`), after any preparatory work (a temporary upload, a file upload, reading and
+        checking the clip). Only from then on can the create's outcome be unknown: a failure or a kill
+        before it means no voice was made."""
         raise NotImplementedError
 
     def find_voice(self, record: VoiceRecord, *, since: str | None = None) -> VoiceRecord | None:
@@ -439,13 +502,28 @@ class VoiceProvider:
         raise NotImplementedError
 
     def speak(
-        self, voice_id: str, *, target_model: str, text: str, sample_rate: int = SPEECH_SAMPLE_RATE
+        self,
+        voice_id: str,
+        *,
+        target_model: str,
+        text: str,
+        sample_rate: int = SPEECH_SAMPLE_RATE,
+        language: str | None = None,
     ) -> Speech:
         """Synthesise ``text`` with the voice and its ``target_model``: 16-bit mono PCM that streams as it
         arrives (:class:`~pipeline.enroll.providers.speech.Speech`). The call is made (connected, task
         started) when this returns; a failure then raises ``ProviderError``, one while reading
-        :class:`~pipeline.enroll.providers.speech.SpeechInterrupted`."""
+        :class:`~pipeline.enroll.providers.speech.SpeechInterrupted`. ``language`` (a language code) goes
+        in the synthesis protocol's own language field when it lists the language
+        (:meth:`speech_language_not_sent` says when it does not)."""
         raise NotImplementedError
+
+    def speech_language_not_sent(self, language: str | None) -> str | None:
+        """Why :meth:`speak` will not send ``language`` (the protocol has no such field, or does not list
+        the language), or None when it is sent or there is none. Default: the synthesis takes no language."""
+        if not language or language.lower() == "auto":
+            return None
+        return f"language {language} not sent: {self.family} synthesis takes no language from voiceprep"
 
     def preview(self, voice_id: str, *, target_model: str, text: str) -> bytes:
         """Synthesise ``text`` with the voice (through :meth:`speak`, so every voice can be heard, realtime
@@ -453,9 +531,12 @@ class VoiceProvider:
         speech = self.speak(voice_id, target_model=target_model, text=text)
         return wav_bytes(speech.read_all(), speech.sample_rate)
 
-    def update_voice(self, voice_id: str, record: VoiceRecord) -> list[str]:
+    def update_voice(
+        self, voice_id: str, record: VoiceRecord, *, on_send: Callable[[], object] | None = None
+    ) -> list[str]:
         """Enrol the voice again from ``record``'s clip, keeping its id; returns request ids. Only CosyVoice
-        documents this (``update_voice``); the others raise :class:`InvalidArgument`."""
+        documents this (``update_voice``); the others raise :class:`InvalidArgument`. ``on_send`` is called
+        just before the update request itself goes out (after any upload), as for :meth:`create_voice`."""
         raise InvalidArgument(
             f"{self.family} cannot re-enrol a voice under the same id (only cosyvoice documents "
             "update_voice); submit the clip as a new voice"
@@ -496,6 +577,35 @@ class VoiceProvider:
             if voice.status != "deploying" or self.runtime.clock() - start + interval_s > timeout_s:
                 return voice
             self.runtime.sleep(interval_s)
+
+
+class _SentBeforeLastBlock:
+    """A request body the transport reads block by block (``Content-Length`` stays the prepared one, so
+    nothing changes on the wire), calling ``hook`` just before it hands over the body's last bytes.
+
+    Until then the server holds an incomplete request and cannot act on it; a process killed (or a
+    connection lost) while earlier blocks were going out therefore never made what the request asks for.
+    The hook fires at most once; a body that is read again (a retry) sends without it.
+    """
+
+    def __init__(self, body: bytes, hook: Callable[[], object]) -> None:
+        self._body = memoryview(body)
+        self._pos = 0
+        self._hook: Callable[[], object] | None = hook
+
+    def __len__(self) -> int:
+        return len(self._body)
+
+    def read(self, size: int | None = -1) -> bytes:
+        """The next ``size`` bytes (all that is left for a negative or None ``size``)."""
+        rest = len(self._body) - self._pos
+        n = rest if size is None or size < 0 else min(size, rest)
+        if n == rest and self._hook is not None:  # these are the last bytes: from here it may act
+            hook, self._hook = self._hook, None
+            hook()
+        chunk = bytes(self._body[self._pos : self._pos + n])
+        self._pos += n
+        return chunk
 
 
 def region_refusal(family: str, model: str | None, region: str | None, offered: Sequence[str]) -> str:

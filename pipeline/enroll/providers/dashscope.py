@@ -30,7 +30,7 @@ import base64
 import dataclasses
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -78,6 +78,24 @@ COSYVOICE_LANGUAGES = ("zh", "en", "fr", "de", "ja", "ko", "ru")
 models (v2: zh, en); the list's first item is the one used."""
 QWEN_LANGUAGES = ("zh", "en", "de", "it", "pt", "es", "ja", "ko", "fr", "ru")
 """``language`` values of a Qwen-TTS create (the languages its voice cloning lists)."""
+COSYVOICE_SPEAK_LANGUAGES = ("zh", "en", "fr", "de", "ja", "ko", "ru", "pt", "th", "id", "vi")
+"""``language_hints`` of a CosyVoice synthesis (``run-task`` parameters; an array of which only the first
+item is used): the values the *CosyVoice client events* reference lists."""
+QWEN_LANGUAGE_TYPES = {
+    "zh": "Chinese",
+    "en": "English",
+    "de": "German",
+    "it": "Italian",
+    "pt": "Portuguese",
+    "es": "Spanish",
+    "ja": "Japanese",
+    "ko": "Korean",
+    "fr": "French",
+    "ru": "Russian",
+}
+"""Language code -> ``language_type`` of a Qwen-TTS synthesis (HTTP ``input.language_type``, realtime
+``session.language_type``; default ``Auto``): the values the *Qwen-TTS Realtime client events* reference
+lists."""
 COSYVOICE_STATUS = {"DEPLOYING": "deploying", "OK": "ready", "UNDEPLOYED": "rejected"}
 
 _QUOTA_RE = re.compile(r"(?i)quota|(?:voice|voices).{0,40}(?:exceed|limit|upper bound|maximum)")
@@ -185,6 +203,7 @@ class _DashScopeClient(VoiceProvider):
         idempotent: bool = True,
         headers: Mapping[str, str] | None = None,
         interpret: Interpret | None = None,
+        on_send: Callable[[], object] | None = None,
     ) -> tuple[Any, str | None]:
         body = {"model": self.enrollment_model, "input": {"action": action, **fields}}
         return self.request(
@@ -195,6 +214,7 @@ class _DashScopeClient(VoiceProvider):
             idempotent=idempotent,
             headers=headers,
             interpret=interpret,
+            on_send=on_send,
         )
 
     def _prepared_enroll(
@@ -335,6 +355,10 @@ class CosyVoiceClient(_DashScopeClient):
         )
         return url, {OSS_RESOLVE_HEADER: "enable"}, ids
 
+    def language_not_sent(self, language: str | None) -> str | None:
+        """See :meth:`VoiceProvider.language_not_sent` (``language_hints``: :data:`COSYVOICE_LANGUAGES`)."""
+        return unlisted_language(language, COSYVOICE_LANGUAGES, "cosyvoice language_hints")
+
     def _create_fields(self, record: VoiceRecord, url: str, language: str | None) -> dict[str, Any]:
         fields: dict[str, Any] = {"target_model": record.target_model, "prefix": record.name, "url": url}
         code = vendor_language(language, COSYVOICE_LANGUAGES, "cosyvoice language_hints")
@@ -370,7 +394,12 @@ class CosyVoiceClient(_DashScopeClient):
         return [*uploads, self._prepared_enroll("create_voice", fields, headers=headers, **sizes)]
 
     def create_voice(
-        self, record: VoiceRecord, *, preview_text: str | None = None, language: str | None = None
+        self,
+        record: VoiceRecord,
+        *,
+        preview_text: str | None = None,
+        language: str | None = None,
+        on_send: Callable[[], object] | None = None,
     ) -> VoiceRecord:
         """Upload (per ``audio_source``) and create the voice once; it starts ``deploying``.
 
@@ -384,6 +413,7 @@ class CosyVoiceClient(_DashScopeClient):
             idempotent=False,
             headers=headers,
             interpret=requiring(_interpret, "output", "voice_id"),
+            on_send=on_send,
         )
         voice_id = str(_output(data)["voice_id"])
         where = "inline" if url.startswith("data:") else url
@@ -441,25 +471,46 @@ class CosyVoiceClient(_DashScopeClient):
         """Delete the voice; a voice that is already gone is not an error."""
         self._delete(lambda: self._enroll("delete_voice", {"voice_id": voice_id}), voice_id)
 
-    def update_voice(self, voice_id: str, record: VoiceRecord) -> list[str]:
+    def update_voice(
+        self, voice_id: str, record: VoiceRecord, *, on_send: Callable[[], object] | None = None
+    ) -> list[str]:
         """Enrol ``voice_id`` again from ``record``'s clip (``update_voice``: same id, new audio, fetched
         per ``audio_source`` like a create); returns the request ids. The voice goes back under review:
         poll it with :meth:`wait_until_settled`. Re-sending the same update is harmless (same id, same
         clip), so it is retried like a read."""
         content = self.validate(record)
         url, headers, ids = self._resolve_audio(record, content)
-        _, request_id = self._enroll("update_voice", {"voice_id": voice_id, "url": url}, headers=headers)
+        _, request_id = self._enroll(
+            "update_voice", {"voice_id": voice_id, "url": url}, headers=headers, on_send=on_send
+        )
         log.info(f"cosyvoice: updated {voice_id} (request id {request_id})")
         return ids + ([request_id] if request_id else [])
 
     def speak(
-        self, voice_id: str, *, target_model: str, text: str, sample_rate: int = SPEECH_SAMPLE_RATE
+        self,
+        voice_id: str,
+        *,
+        target_model: str,
+        text: str,
+        sample_rate: int = SPEECH_SAMPLE_RATE,
+        language: str | None = None,
     ) -> Speech:
         """Synthesise ``text`` over CosyVoice's WebSocket task protocol (the vendor's current pages say
         CosyVoice models take WebSocket only); see :mod:`~pipeline.enroll.providers.dashscope_ws`."""
+        code = vendor_language(language, COSYVOICE_SPEAK_LANGUAGES, "cosyvoice synthesis language_hints")
         return cosyvoice_speech(
-            self, voice_id, model=target_model, text=text, sample_rate=sample_rate, error_of=dashscope_error
+            self,
+            voice_id,
+            model=target_model,
+            text=text,
+            sample_rate=sample_rate,
+            error_of=dashscope_error,
+            language_hints=[code] if code else None,
         )
+
+    def speech_language_not_sent(self, language: str | None) -> str | None:
+        """See :meth:`VoiceProvider.speech_language_not_sent` (:data:`COSYVOICE_SPEAK_LANGUAGES`)."""
+        return unlisted_language(language, COSYVOICE_SPEAK_LANGUAGES, "cosyvoice synthesis language_hints")
 
 
 class QwenClient(_DashScopeClient):
@@ -467,6 +518,10 @@ class QwenClient(_DashScopeClient):
 
     enrollment_model = "qwen-voice-enrollment"
     default_family = "qwen-tts"
+
+    def language_not_sent(self, language: str | None) -> str | None:
+        """See :meth:`VoiceProvider.language_not_sent` (``language``: :data:`QWEN_LANGUAGES`)."""
+        return unlisted_language(language, QWEN_LANGUAGES, "qwen-tts language")
 
     def _create_fields(self, record: VoiceRecord, audio: str, language: str | None) -> dict[str, Any]:
         fields: dict[str, Any] = {
@@ -495,7 +550,12 @@ class QwenClient(_DashScopeClient):
         ]
 
     def create_voice(
-        self, record: VoiceRecord, *, preview_text: str | None = None, language: str | None = None
+        self,
+        record: VoiceRecord,
+        *,
+        preview_text: str | None = None,
+        language: str | None = None,
+        on_send: Callable[[], object] | None = None,
     ) -> VoiceRecord:
         """Create the voice once (ready at once). Raises :class:`OutcomeUnknown` when the answer is lost."""
         content = self.validate(record)
@@ -504,6 +564,7 @@ class QwenClient(_DashScopeClient):
             self._create_fields(record, self._inline(record, content)[0], language),
             idempotent=False,
             interpret=requiring(_interpret, "output", "voice"),
+            on_send=on_send,
         )
         output = _output(data)
         voice_id = str(output["voice"])
@@ -548,10 +609,18 @@ class QwenClient(_DashScopeClient):
         self._delete(lambda: self._enroll("delete", {"voice": voice_id}), voice_id)
 
     def speak(
-        self, voice_id: str, *, target_model: str, text: str, sample_rate: int = SPEECH_SAMPLE_RATE
+        self,
+        voice_id: str,
+        *,
+        target_model: str,
+        text: str,
+        sample_rate: int = SPEECH_SAMPLE_RATE,
+        language: str | None = None,
     ) -> Speech:
         """Synthesise ``text``: over the realtime WebSocket for a realtime model (``qwen3-tts-vc-realtime-*``,
         which the HTTP endpoint refuses), else ``POST multimodal-generation`` (the WAV it returns, as PCM)."""
+        code = vendor_language(language, tuple(QWEN_LANGUAGE_TYPES), "qwen-tts synthesis language_type")
+        language_type = QWEN_LANGUAGE_TYPES[code] if code else None
         if is_realtime_model(target_model):
             return qwen_realtime_speech(
                 self,
@@ -560,10 +629,17 @@ class QwenClient(_DashScopeClient):
                 text=text,
                 sample_rate=sample_rate,
                 error_of=dashscope_error,
+                language_type=language_type,
             )
-        body = {"model": target_model, "input": {"text": text, "voice": voice_id}}
+        body: dict[str, Any] = {"model": target_model, "input": {"text": text, "voice": voice_id}}
+        if language_type:
+            body["input"]["language_type"] = language_type
         pcm, rate = pcm_from_wav(self._synthesise(MULTIMODAL_PATH, body, "qwen-tts speak"), "qwen-tts speak")
         return Speech(pcm_chunks(pcm), sample_rate=rate)
+
+    def speech_language_not_sent(self, language: str | None) -> str | None:
+        """See :meth:`VoiceProvider.speech_language_not_sent` (:data:`QWEN_LANGUAGE_TYPES`)."""
+        return unlisted_language(language, tuple(QWEN_LANGUAGE_TYPES), "qwen-tts synthesis language_type")
 
 
 # --- helpers ---------------------------------------------------------------------------------------
@@ -576,9 +652,22 @@ def vendor_language(language: str | None, allowed: tuple[str, ...], field: str) 
         return None
     code = language.lower().replace("_", "-").split("-")[0]
     if code not in allowed:
-        log.warning(f"{field}: {language!r} is not one of {', '.join(allowed)}; not sent")
+        log.warning(unlisted_language(language, allowed, field))
         return None
     return code
+
+
+def unlisted_language(language: str | None, allowed: tuple[str, ...], field: str) -> str | None:
+    """The line saying ``language`` is not sent as ``field`` (the vendor does not list it), or None when
+    it is sent (or there is none)."""
+    if not language or language.lower() == "auto":
+        return None
+    if language.lower().replace("_", "-").split("-")[0] in allowed:
+        return None
+    return (
+        f"language {language} not sent: {field} lists only {', '.join(allowed)}; "
+        "the service detects the language itself"
+    )
 
 
 def _template_fields(record: VoiceRecord) -> dict[str, str]:

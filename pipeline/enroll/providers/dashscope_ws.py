@@ -126,7 +126,14 @@ class _Socket:
 
 
 def cosyvoice_speech(
-    client: VoiceProvider, voice_id: str, *, model: str, text: str, sample_rate: int, error_of: ErrorOf
+    client: VoiceProvider,
+    voice_id: str,
+    *,
+    model: str,
+    text: str,
+    sample_rate: int,
+    error_of: ErrorOf,
+    language_hints: list[str] | None = None,
 ) -> Speech:
     """Synthesise ``text`` with a CosyVoice voice over the task protocol; the task has started when this
     returns (a ``task-failed`` before it raises here), and the audio streams from the :class:`Speech`."""
@@ -142,6 +149,8 @@ def cosyvoice_speech(
             "format": "pcm",
             "sample_rate": sample_rate,
         }
+        if language_hints:
+            parameters["language_hints"] = language_hints
         sock.send(
             {
                 "header": {"action": "run-task", **header},
@@ -190,7 +199,14 @@ def _event(kind: str, **fields: Any) -> dict[str, Any]:
 
 
 def qwen_realtime_speech(
-    client: VoiceProvider, voice_id: str, *, model: str, text: str, sample_rate: int, error_of: ErrorOf
+    client: VoiceProvider,
+    voice_id: str,
+    *,
+    model: str,
+    text: str,
+    sample_rate: int,
+    error_of: ErrorOf,
+    language_type: str | None = None,
 ) -> Speech:
     """Synthesise ``text`` with a Qwen voice bound to a realtime model over the realtime WebSocket (commit
     mode); the session is configured when this returns, and the audio streams from the :class:`Speech`."""
@@ -202,6 +218,8 @@ def qwen_realtime_speech(
         session = created.get("session") if isinstance(created.get("session"), dict) else {}
         session_id = str(session.get("id") or "") or None
         config = {"voice": voice_id, "mode": "commit", "response_format": "pcm", "sample_rate": sample_rate}
+        if language_type:
+            config["language_type"] = language_type
         sock.send(_event("session.update", session=config))
         while _qwen_event(sock, sock.frame())["type"] != "session.updated":
             pass

@@ -14,7 +14,7 @@ import datetime as dt
 import json
 import logging
 import urllib.parse
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -125,7 +125,12 @@ class ElevenLabsClient(VoiceProvider):
         return [self.show("POST", "v1/voices/add", body, audio_bytes=len(content))]
 
     def create_voice(
-        self, record: VoiceRecord, *, preview_text: str | None = None, language: str | None = None
+        self,
+        record: VoiceRecord,
+        *,
+        preview_text: str | None = None,
+        language: str | None = None,
+        on_send: Callable[[], object] | None = None,
     ) -> VoiceRecord:
         """Create the voice once; a lost answer raises :class:`OutcomeUnknown`."""
         content = self.validate(record)
@@ -138,6 +143,7 @@ class ElevenLabsClient(VoiceProvider):
             files={"files": (path.name, content, audio_mime(path))},
             idempotent=False,
             interpret=requiring(_interpret, "voice_id"),
+            on_send=on_send,
         )
         if data.get("requires_verification"):
             log.warning(f"elevenlabs: voice {data['voice_id']} requires verification before use")
@@ -187,11 +193,21 @@ class ElevenLabsClient(VoiceProvider):
         path = f"v1/voices/{urllib.parse.quote(voice_id, safe='')}"
         self._delete(lambda: self.request("DELETE", path, action="elevenlabs delete voice"), voice_id)
 
+    def speech_language_not_sent(self, language: str | None) -> str | None:
+        """See :meth:`VoiceProvider.speech_language_not_sent`: ``language_code`` is never sent."""
+        return _no_language_code(self.family, language)
+
     def speak(
-        self, voice_id: str, *, target_model: str, text: str, sample_rate: int = SPEECH_SAMPLE_RATE
+        self,
+        voice_id: str,
+        *,
+        target_model: str,
+        text: str,
+        sample_rate: int = SPEECH_SAMPLE_RATE,
+        language: str | None = None,
     ) -> Speech:
         """Stream speech (``POST /v1/text-to-speech/{voice_id}/stream?output_format=pcm_<rate>``): raw 16-bit
-        PCM as it is made."""
+        PCM as it is made. ``language`` is not sent (:meth:`speech_language_not_sent`)."""
         action = "elevenlabs speak"
         response, request_id = self.request(
             "POST",
@@ -209,6 +225,15 @@ class ElevenLabsClient(VoiceProvider):
             request_id=request_id,
             close=response.close,
         )
+
+
+def _no_language_code(family: str, language: str | None) -> str | None:
+    if not language or language.lower() == "auto":
+        return None
+    return (
+        f"language {language} not sent: {family} takes language_code only on some models and refuses "
+        "the request on the others, so voiceprep leaves it out (the model reads the language from the text)"
+    )
 
 
 def _stream_interpret(response: requests.Response, maybe_acted: bool) -> requests.Response:

@@ -24,7 +24,7 @@ import dataclasses
 import datetime as dt
 import json
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -233,6 +233,22 @@ class MiniMaxClient(VoiceProvider):
         """MiniMax paths start with ``v1/``: a base URL given with ``/v1`` loses it."""
         return base_url[: -len("/v1")] if base_url.endswith("/v1") else base_url
 
+    def language_not_sent(self, language: str | None) -> str | None:
+        """See :meth:`VoiceProvider.language_not_sent` (``language_boost``: :data:`LANGUAGE_BOOST`)."""
+        if not language or language.lower() == "auto":
+            return None
+        code = language.lower().replace("_", "-")
+        if LANGUAGE_BOOST.get(code) or LANGUAGE_BOOST.get(code.split("-")[0]):
+            return None
+        return (
+            f"language {language} not sent: minimax language_boost lists no such language "
+            f"({len(LANGUAGE_BOOST)} codes, e.g. en, zh, es); the service detects the language itself"
+        )
+
+    def speech_language_not_sent(self, language: str | None) -> str | None:
+        """See :meth:`VoiceProvider.speech_language_not_sent`: T2A takes the same ``language_boost``."""
+        return self.language_not_sent(language)
+
     def _clone_body(
         self, record: VoiceRecord, file_id: Any, preview_text: str | None, language: str | None
     ) -> dict[str, Any]:
@@ -283,7 +299,12 @@ class MiniMaxClient(VoiceProvider):
         return data["file"]["file_id"], request_id
 
     def create_voice(
-        self, record: VoiceRecord, *, preview_text: str | None = None, language: str | None = None
+        self,
+        record: VoiceRecord,
+        *,
+        preview_text: str | None = None,
+        language: str | None = None,
+        on_send: Callable[[], object] | None = None,
     ) -> VoiceRecord:
         """Upload and clone under ``record.name``; see the module docstring for 2039 handling. With
         ``preview_text`` the clone call also makes the preview :meth:`preview` then fetches.
@@ -301,6 +322,7 @@ class MiniMaxClient(VoiceProvider):
             idempotent=True,  # the id is ours: a duplicate is answered 2039, never made twice
             creates=True,
             interpret=_clone_interpret,
+            on_send=on_send,
         )
         if data.get("_duplicate") == "before" and self.query_voice(name) is None:
             raise ProviderError(
@@ -359,7 +381,13 @@ class MiniMaxClient(VoiceProvider):
         return super().preview(voice_id, target_model=target_model, text=text)
 
     def speak(
-        self, voice_id: str, *, target_model: str, text: str, sample_rate: int = SPEECH_SAMPLE_RATE
+        self,
+        voice_id: str,
+        *,
+        target_model: str,
+        text: str,
+        sample_rate: int = SPEECH_SAMPLE_RATE,
+        language: str | None = None,
     ) -> Speech:
         """T2A v2 (``POST /v1/t2a_v2``, ``stream: true``): the audio arrives as server-sent events, each
         ``data.audio`` hex PCM (``data.status`` 1), the last ``data.status`` 2; a stream that ends without
@@ -373,6 +401,9 @@ class MiniMaxClient(VoiceProvider):
             "audio_setting": {"sample_rate": sample_rate, "format": "pcm", "channel": 1},
             "output_format": "hex",
         }
+        boost = language_boost(language) if language and language.lower() != "auto" else None
+        if boost:
+            body["language_boost"] = boost
         answer, trace = self.request(
             "POST",
             T2A_PATH,

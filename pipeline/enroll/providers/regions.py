@@ -124,15 +124,19 @@ PROVIDER_REGIONS: dict[str, ProviderRegions] = {
         host_patterns={"intl": ("api.elevenlabs.io",), "cn": ("api.elevenlabs.io",)},
         key_env="ELEVENLABS_API_KEY",
         base_url_envs=("ELEVENLABS_BASE_URL",),
-        other_hosts=(
+        other_hosts=(  # checked against the vendor's docs: docs/providers.md "Allowed hosts"
             "api.us.elevenlabs.io",
             "api.eu.residency.elevenlabs.io",
             "api.in.residency.elevenlabs.io",
+            "api.sg.residency.elevenlabs.io",
         ),
     ),
 }
 """Sources: Alibaba Cloud Model Studio "Base URL overview" and "Voice cloning HTTP API reference" (hosts,
-workspace hosts, "API keys are region-specific"); MiniMax platform docs (global and mainland hosts)."""
+workspace hosts, "API keys are region-specific"); MiniMax platform docs (global and mainland hosts);
+ElevenLabs API reference "Servers" list (``api.elevenlabs.io``, ``api.us.elevenlabs.io``,
+``api.{eu,in,sg}.residency.elevenlabs.io``) and its *Data residency* guide (EU and India isolated
+environments, each with its own API key)."""
 
 
 def check_region(region: str | None) -> str | None:

@@ -10,7 +10,8 @@ client's own base URL (scheme ``ws``/``wss`` read as ``http``/``https``), the co
 ``DASHSCOPE_WEBSOCKET_BASE_URL``, or a documented host of the provider (the same rule as
 :func:`pipeline.enroll.providers.allowed_base_url`, :mod:`~pipeline.enroll.providers.hosts`). Opening is retried like an HTTP request (connection
 refused, timeouts, handshake 408/429/5xx), with the client's :class:`~pipeline.enroll.providers.http.Runtime`
-limits; nothing is retried once audio has started to flow (the caller has it already).
+limits, waiting what a refused handshake's ``Retry-After`` says (seconds or an HTTP date, up to
+``retry_after_cap_s``) instead of the jittered backoff; nothing is retried once audio has started to flow (the caller has it already).
 
 Uses the ``websockets`` library's synchronous client (a maintained implementation of RFC 6455).
 """
@@ -24,7 +25,13 @@ from typing import TYPE_CHECKING, Any
 
 from pipeline.enroll.providers.base import ProviderError
 from pipeline.enroll.providers.hosts import host_allowed
-from pipeline.enroll.providers.http import LOGGER_NAME, USER_AGENT, backoff_delay, shorten
+from pipeline.enroll.providers.http import (
+    LOGGER_NAME,
+    USER_AGENT,
+    backoff_delay,
+    parse_retry_after,
+    shorten,
+)
 
 if TYPE_CHECKING:
     from websockets.sync.client import ClientConnection
@@ -129,6 +136,7 @@ def open_websocket(
     attempt = 0
     while True:
         attempt += 1
+        retry_after: float | None = None
         try:
             conn = connect(
                 url,
@@ -146,6 +154,7 @@ def open_websocket(
         except InvalidStatus as exc:
             status = exc.response.status_code
             error = handshake_error(status, bytes(exc.response.body or b""))
+            retry_after = parse_retry_after(exc.response.headers.get("Retry-After"), now=rt.wall())
             error = ProviderError(
                 error.reason,
                 shorten(client.redact(f"{action}: handshake refused: {error.message}")),
@@ -168,7 +177,10 @@ def open_websocket(
         if not error.retryable:
             raise error
         elapsed = rt.clock() - start
-        delay = backoff_delay(attempt, rt)
+        # the server's Retry-After is waited exactly, up to the cap, as the HTTP retries do
+        delay = (
+            min(retry_after, rt.retry_after_cap_s) if retry_after is not None else backoff_delay(attempt, rt)
+        )
         if attempt >= rt.max_attempts or elapsed + delay >= rt.deadline_s:
             raise ProviderError(
                 error.reason,
