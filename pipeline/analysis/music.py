@@ -495,17 +495,10 @@ _SINGING_PARTS = (
 )
 
 
-@dataclass
-class _Tones:
-    """The tones of a stretch once the voice and the inaudible are set aside (see :func:`_tones`)."""
-
-    cents: np.ndarray  # pitch of each tone at its onset (cents above 440 Hz)
-    attacks: np.ndarray  # per frame: tones that start abruptly in it
-    sounding: np.ndarray  # per frame: a tone is sounding
-
-
-def _tones(frames: ContentFrames) -> _Tones:
-    """Keep the tone starts that are neither the voice nor far below it, and find the tones' onsets.
+def _tones(frames: ContentFrames) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The tones of a stretch once the voice and the inaudible are set aside: the pitch of each tone at its
+    onset (cents above 440 Hz), per frame the tones that start abruptly in it, and per frame whether a
+    tone is sounding.
 
     A start is the voice when it falls in a speech frame whose pitch is periodic enough
     (:data:`HARMONIC_APERIODICITY`) and lies on one of that pitch's harmonics. It is too faint to matter
@@ -534,11 +527,7 @@ def _tones(frames: ContentFrames) -> _Tones:
     np.add.at(covered, t, 1)
     np.add.at(covered, np.minimum(t + STABLE_FRAMES, n), -1)
     attacks = np.bincount(t[onset & frames.start_abrupt[keep]], minlength=n)[:n]
-    return _Tones(
-        cents=frames.start_cents[keep][onset],
-        attacks=attacks,
-        sounding=np.cumsum(covered)[:n] > 0,
-    )
+    return frames.start_cents[keep][onset], attacks, np.cumsum(covered)[:n] > 0
 
 
 def _pitch_weights(cents: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -590,22 +579,22 @@ def music_score_from_parts(onset_rate: float, tuning: float, attack_rate: float)
 
 
 def _music(frames: ContentFrames, seconds: float, out: Analysis) -> None:
-    tones = _tones(frames)
-    cents, weights = _pitch_weights(tones.cents)
+    onset_cents, attacks, sounding = _tones(frames)
+    cents, weights = _pitch_weights(onset_cents)
     onset_rate = float(weights.sum()) / seconds
     tuning = _tuning_concentration(cents, weights)
-    attack_rate = _attack_rate(tones.attacks, seconds)
+    attack_rate = _attack_rate(attacks, seconds)
     out.put("music_onset_rate", round(onset_rate, 3))
     out.put("music_tuning", round(tuning, 3))
     out.put("music_attack_rate", round(attack_rate, 3))
     speech = frames.speech
     pause = ~speech
     if pause.sum() >= _MIN_FRAMES:
-        out.put("music_pause_ratio", round(float(tones.sounding[pause].mean()), 3))
+        out.put("music_pause_ratio", round(float(sounding[pause].mean()), 3))
     else:
         out.put("music_pause_ratio", None, why="not_measured: less than 0.5 s without speech")
     if speech.sum() >= _MIN_FRAMES:
-        out.put("music_speech_ratio", round(float(tones.sounding[speech].mean()), 3))
+        out.put("music_speech_ratio", round(float(sounding[speech].mean()), 3))
     else:
         out.put("music_speech_ratio", None, why="no_speech: less than 0.5 s of speech")
     out.put("music_score", round(music_score_from_parts(onset_rate, tuning, attack_rate), 3))

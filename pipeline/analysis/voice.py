@@ -142,21 +142,6 @@ class Voice:
         )
 
 
-@dataclass(frozen=True)
-class VoiceFinding:
-    """What a span holds: its ``similarity`` to the voice (the mean of its partials, normalised, against the
-    voice) and the ``spans`` ``[start_s, end_s]`` where another voice speaks (times of the signal given)."""
-
-    similarity: float | None
-    spans: list[list[float]] = field(default_factory=list)
-    threshold: float | None = None
-
-    @property
-    def other_voice_s(self) -> float:
-        """Seconds covered by other-voice spans."""
-        return round(sum(b - a for a, b in self.spans), 3)
-
-
 def _unit(v: np.ndarray) -> np.ndarray:
     return v / max(float(np.linalg.norm(v)), 1e-12)
 
@@ -294,8 +279,9 @@ def other_voice_spans(
     threshold: float | None = None,
     here: Voice | None = None,
     here_threshold: float | None = None,
-) -> VoiceFinding:
-    """The similarity of ``partials`` to ``voice`` and the other-voice spans among them (module doc).
+) -> tuple[float | None, list[list[float]]]:
+    """The similarity of ``partials`` to ``voice`` (the mean of the partials, normalised, against it;
+    ``None``: too little speech) and the other-voice spans ``[start_s, end_s]`` among them (module doc).
 
     ``here`` is the speaker as heard in the recording the partials come from (:func:`recording_voice`):
     when given, a partial is another voice when under ``here_threshold`` (default :data:`HERE_COSINE`)
@@ -303,7 +289,7 @@ def other_voice_spans(
     person; else when under ``threshold`` (default :func:`other_voice_threshold`) against ``voice``.
     """
     if len(partials) == 0 or partials.heard_s < MIN_HEARD_S:
-        return VoiceFinding(similarity=None, spans=[], threshold=threshold)
+        return None, []
     limit = other_voice_threshold(voice) if threshold is None else threshold
     similarity = float(_unit(partials.vectors.mean(axis=0)) @ voice.vector)
     low = _low(partials, voice, limit, here, here_threshold)
@@ -316,7 +302,7 @@ def other_voice_spans(
                 spans[-1][1] = round(max(spans[-1][1], end), 3)
             else:
                 spans.append([round(start, 3), round(end, 3)])
-    return VoiceFinding(similarity=round(similarity, 4), spans=spans, threshold=round(limit, 4))
+    return round(similarity, 4), spans
 
 
 def sample_spans(
@@ -423,9 +409,10 @@ def span_finding(
     threshold: float | None = None,
     here: Voice | None = None,
     here_threshold: float | None = None,
-) -> tuple[VoiceFinding, Partials]:
+) -> tuple[float | None, list[list[float]], Partials]:
     """Partials every :data:`SPAN_STEP_S` along a 16 kHz signal and what they say against ``voice``
-    (``None``: the signal's own dominant voice). Times are ``offset_s`` plus the signal's; ``threshold``
+    (``None``: the signal's own dominant voice): the similarity and other-voice spans of
+    :func:`other_voice_spans`, and the partials. Times are ``offset_s`` plus the signal's; ``threshold``
     overrides :func:`other_voice_threshold`; ``here`` and ``here_threshold`` as in
     :func:`other_voice_spans`.
 
@@ -434,8 +421,7 @@ def span_finding(
     answer, at about half the cost; else it is heard again every :data:`SPAN_STEP_S` for the spans.
     """
     if audio16k.size < 0.5 * ANALYSIS_RATE:
-        empty = join_partials([])
-        return VoiceFinding(similarity=None), empty
+        return None, [], join_partials([])
     if voice is not None:
         coarse = partial_embeddings(audio16k, step_s=SCREEN_STEP_S)
         coarse = Partials(
@@ -451,18 +437,20 @@ def span_finding(
             not _low(p, voice, limit, here, here_threshold, margin=SCREEN_MARGIN).any() for p in screened
         )
         if coarse.heard_s >= MIN_HEARD_S and quiet:
-            finding = other_voice_spans(
+            similarity, spans = other_voice_spans(
                 coarse, voice, threshold=limit, here=here, here_threshold=here_threshold
             )
-            return finding, coarse
+            return similarity, spans, coarse
     found = partial_embeddings(audio16k, step_s=SPAN_STEP_S)
     found = Partials(found.starts_s + offset_s, found.ends_s + offset_s, found.vectors, found.heard_s)
     if voice is None:
         voice = dominant_voice(found.vectors, source="recording") if found.heard_s >= MIN_HEARD_S else None
     if voice is None:
-        return VoiceFinding(similarity=None), found
-    finding = other_voice_spans(found, voice, threshold=threshold, here=here, here_threshold=here_threshold)
-    return finding, found
+        return None, [], found
+    similarity, spans = other_voice_spans(
+        found, voice, threshold=threshold, here=here, here_threshold=here_threshold
+    )
+    return similarity, spans, found
 
 
 # ------------------------------------------------------------------------------------------ the folder

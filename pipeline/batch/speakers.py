@@ -21,7 +21,7 @@ Between analysing every file and selecting clips, the runner learns each speaker
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -40,24 +40,15 @@ REFERENCE_MAX_S = 90.0
 
 @dataclass(frozen=True)
 class VoiceTask:
-    """One readable recording to embed: where its audio and cached analysis are, where its partials go."""
+    """One readable recording to embed: where its audio and cached analysis are, where its partials go, and
+    how much of its speech: ``budget_s`` seconds sampled (:func:`recording_partials`), or ``None`` for all
+    of it every :data:`~pipeline.analysis.voice.SPAN_STEP_S` (:func:`turn_partials`, for its turns)."""
 
     path: str
     source: str
     analysis_file: str
     cache_file: str
-    budget_s: float
-
-
-@dataclass
-class SpeakerVoice:
-    """What the runner knows of one speaker's voice: the ``voice`` (``None``: too little speech), each
-    recording's ``similarity`` to it (by path; ``None``: too little speech to tell) and the
-    ``mismatched`` recordings with the limit each fell under."""
-
-    voice: Voice | None
-    similarity: dict[str, float | None] = field(default_factory=dict)
-    mismatched: dict[str, float] = field(default_factory=dict)
+    budget_s: float | None = None
 
 
 def _load(path: Path) -> np.ndarray | None:
@@ -73,16 +64,6 @@ def _save(path: Path, vectors: np.ndarray) -> None:
 
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(path, lambda fh: np.savez(fh, vectors=np.asarray(vectors, dtype=np.float32)))
-
-
-@dataclass(frozen=True)
-class TurnTask:
-    """One recording of two voices to embed along all its speech, and where those partials are cached."""
-
-    path: str
-    source: str
-    analysis_file: str
-    cache_file: str
 
 
 TURN_CHUNK_S = 60.0
@@ -101,13 +82,14 @@ def recording_partials(task: VoiceTask) -> np.ndarray:
     from pipeline.audio.memory import release_free_memory
 
     rec = Analysis.load(Path(task.analysis_file))
-    vectors = voice.recording_partials(task.source, rec, budget_s=task.budget_s).vectors
+    budget_s = voice.SAMPLE_SPEECH_S if task.budget_s is None else task.budget_s
+    vectors = voice.recording_partials(task.source, rec, budget_s=budget_s).vectors
     _save(Path(task.cache_file), vectors)
     release_free_memory()
     return vectors
 
 
-def cached_turn_partials(task: TurnTask) -> Partials | None:
+def cached_turn_partials(task: VoiceTask) -> Partials | None:
     """The cached partials along a recording's speech (:func:`turn_partials`), or ``None``."""
     from pipeline.analysis.speaker import Partials
 
@@ -123,7 +105,7 @@ def cached_turn_partials(task: TurnTask) -> Partials | None:
         return None
 
 
-def turn_partials(task: TurnTask) -> Partials:
+def turn_partials(task: VoiceTask) -> Partials:
     """Executor task: partials every :data:`~pipeline.analysis.voice.SPAN_STEP_S` along all the speech of a
     recording (from its first to its last speech segment, :data:`TURN_CHUNK_S` at a time, times in the
     recording), cached."""
@@ -238,10 +220,12 @@ def _evenly(vectors: np.ndarray, limit: int) -> np.ndarray:
 
 def decide(
     partials: dict[str, np.ndarray], metrics: dict[str, dict[str, Any] | None], reference: Voice | None = None
-) -> SpeakerVoice:
-    """The voice of one speaker from the partials of each of their recordings (by path), and which
-    recordings are someone else (``metrics`` gives each one's conditions, see
-    :func:`~pipeline.analysis.voice.degraded`). ``reference``: the voice named for the speaker."""
+) -> tuple[Voice | None, dict[str, float | None], dict[str, float]]:
+    """The voice of one speaker from the partials of each of their recordings (by path; ``None``: too
+    little speech), each recording's similarity to it (``None``: too little speech to tell) and the
+    recordings that are someone else, with the limit each fell under (``metrics`` gives each one's
+    conditions, see :func:`~pipeline.analysis.voice.degraded`). ``reference``: the voice named for the
+    speaker."""
     from pipeline.analysis import voice as v
 
     nonempty = [p for p in sorted(partials) if partials[p].shape[0]]
@@ -253,7 +237,7 @@ def decide(
     else:
         speaker_voice = None
     if speaker_voice is None:
-        return SpeakerVoice(voice=None, similarity=dict.fromkeys(partials))
+        return None, dict.fromkeys(partials), {}
     similarity: dict[str, float | None] = {}
     heard: dict[str, Voice] = {}
     for path in sorted(partials):
@@ -275,4 +259,4 @@ def decide(
         if here is not None and float(here.vector @ speaker_voice.vector) >= v.HERE_MIN_COSINE:
             keep[p] = here
     speaker_voice = replace(speaker_voice, recordings=keep)
-    return SpeakerVoice(voice=speaker_voice, similarity=similarity, mismatched=mismatched)
+    return speaker_voice, similarity, mismatched
