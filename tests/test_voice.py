@@ -297,8 +297,21 @@ def test_the_speakers_turns_go_on_the_interviews_entry_and_survive_to_dict() -> 
     decided, _, _ = decide(partials, dict.fromkeys(partials, clean))
     assert decided is not None
     assert two_voice_recordings(decided, partials) == ["interview"]
-    along = {"interview": partial_embeddings(signal, step_s=voice.SPAN_STEP_S)}
+    along = {"interview": (partial_embeddings(signal, step_s=voice.SPAN_STEP_S), [])}
     again = voice.Voice.from_dict(with_turns(decided, along).to_dict())
     runs = again.recordings["interview"].turns
     assert runs and all(_overlap(run, turn) == 0.0 for run in runs for turn in turns)
     assert again.recordings[HOST[1]].turns is None
+
+
+def test_a_music_bed_over_one_group_is_not_a_second_voice() -> None:
+    """The interview's two groups are the host and the guest; when music is heard over the guest's turns
+    only (as a bed under part of a reading would be), the groups are the bed and the voice: no turns. Music
+    over some of both groups (a jingle, a bed under all of it) leaves the turns as they were."""
+    signal, turns = conversation()
+    talk = partial_embeddings(signal, step_s=voice.SPAN_STEP_S)
+    runs = voice.speaker_runs(talk, host_voice())
+    assert runs
+    assert voice.speaker_runs(talk, host_voice(), [[a, b, "music"] for a, b in turns]) is None
+    assert voice.speaker_runs(talk, host_voice(), [[0.0, 6.0, "music"]]) == runs
+    assert voice.speaker_runs(talk, host_voice(), [[0.0, signal.size / ANALYSIS_RATE]]) == runs

@@ -64,6 +64,7 @@ __all__ = [
     "has_content",
     "music_score_from_parts",
     "singing_score_from_parts",
+    "speech_mask_at",
 ]
 
 WORK_RATE = 8000
@@ -746,6 +747,13 @@ class ContentMeter:
         """``music_score``, ``singing_score`` and their parts for the whole recording."""
         mask = np.zeros(0, dtype=bool) if speech_mask is None else speech_mask
         return self.frames(mask).scores()
+
+
+def speech_mask_at(speech_mask: np.ndarray, start_s: float, n_samples: int) -> np.ndarray:
+    """The part of a recording's speech mask (10 ms frames) that covers ``n_samples`` samples at 16 kHz
+    read from ``start_s`` (and one frame more), for :func:`content_frames` of that stretch."""
+    first = max(0, round(start_s / FRAME_S))
+    return np.asarray(speech_mask)[first : first + math.ceil(n_samples / ANALYSIS_RATE / FRAME_S) + 1]
 
 
 def content_frames(samples: np.ndarray, speech_mask: np.ndarray | None = None) -> ContentFrames:

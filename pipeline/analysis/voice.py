@@ -24,6 +24,7 @@ Why these numbers (BENCHMARKS.md, "Speaker embeddings"): a partial against its o
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -240,12 +241,19 @@ margin 0.10 with 2 dropped gives a host-only longest run in 35/36 and no guest i
 <= 75 %."""
 
 
-def speaker_runs(partials: Partials, speaker: Voice | None = None) -> list[tuple[float, float]] | None:
+def speaker_runs(
+    partials: Partials, speaker: Voice | None = None, music: Sequence[Sequence[float]] = ()
+) -> list[tuple[float, float]] | None:
     """Where only the speaker talks in a recording of two voices, from partials along it every
     :data:`SPAN_STEP_S` (times in the recording): runs of partials of the speaker's group (:func:`two_voices`,
     the group nearer ``speaker``; ``None``: the bigger) by :data:`TURN_MARGIN`, each shortened by
     :data:`TURN_ERODE_PARTIALS` at both ends. ``None`` when the partials do not hold two voices
-    (:data:`TWO_VOICES_COSINE`): then the whole recording is the speaker's."""
+    (:data:`TWO_VOICES_COSINE`): then the whole recording is the speaker's.
+
+    ``music`` lists the stretches ``(start_s, end_s, ...)`` of the recording in which music or singing is
+    heard. A bed under part of a reading moves the partials there as a second voice would: when one group's
+    partials lie in music (:data:`MUSIC_GROUP_SHARE` of them or more) and the other's do not, the groups are
+    the bed and the voice, and the answer is ``None`` too (selection's music check then hears the bed)."""
     v = np.asarray(partials.vectors, dtype=np.float64).reshape(-1, EMBEDDING_SIZE)
     pair = two_voices(v)
     if pair is None or float(pair[0] @ pair[1]) >= TWO_VOICES_COSINE:
@@ -256,6 +264,8 @@ def speaker_runs(partials: Partials, speaker: Voice | None = None) -> list[tuple
     else:
         pick_a = int((v @ a >= v @ b).sum()) * 2 >= v.shape[0]
     own, other = (a, b) if pick_a else (b, a)
+    if _a_music_bed(partials, v @ own >= v @ other, music):
+        return None
     mine = (v @ own) - (v @ other) > TURN_MARGIN
     turns: list[tuple[float, float]] = []
     for first, end in zip(*runs(mine), strict=True):
@@ -263,6 +273,24 @@ def speaker_runs(partials: Partials, speaker: Voice | None = None) -> list[tuple
         if hi >= lo:
             turns.append((round(float(partials.starts_s[lo]), 3), round(float(partials.ends_s[hi]), 3)))
     return turns
+
+
+MUSIC_GROUP_SHARE = 0.5
+"""A group of partials is a music bed's when at least this share of them is centred in music
+(:func:`speaker_runs`)."""
+
+
+def _a_music_bed(partials: Partials, nearer_own: np.ndarray, music: Sequence[Sequence[float]]) -> bool:
+    """True when one of the two groups of partials (``nearer_own`` and the rest) lies in ``music`` and the
+    other does not."""
+    if not len(music) or nearer_own.all() or not nearer_own.any():
+        return False
+    centres = (np.asarray(partials.starts_s) + np.asarray(partials.ends_s)) / 2.0
+    heard = np.zeros(centres.size, dtype=bool)
+    for span in music:
+        heard |= (centres >= float(span[0])) & (centres < float(span[1]))
+    shares = sorted((float(heard[nearer_own].mean()), float(heard[~nearer_own].mean())))
+    return shares[1] >= MUSIC_GROUP_SHARE > shares[0]
 
 
 def other_voice_threshold(voice: Voice, *, is_degraded: bool = False) -> float:

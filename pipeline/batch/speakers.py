@@ -17,6 +17,8 @@ Between analysing every file and selecting clips, the runner learns each speaker
    :data:`~pipeline.analysis.voice.SPAN_STEP_S` (cached beside its partials) and the speaker's own
    stretches (:func:`~pipeline.analysis.voice.speaker_runs`) become the ``turns`` of its entry in the
    voice's ``recordings``: selection keeps to them, and joins them when no single window is the speaker's.
+   Where music or singing is heard is measured along too: a bed under part of a reading splits its
+   partials into two groups as a second voice would, and gives no turns (a jingle in an interview does).
 """
 
 from __future__ import annotations
@@ -89,26 +91,29 @@ def recording_partials(task: VoiceTask) -> np.ndarray:
     return vectors
 
 
-def cached_turn_partials(task: VoiceTask) -> Partials | None:
-    """The cached partials along a recording's speech (:func:`turn_partials`), or ``None``."""
+def cached_turn_partials(task: VoiceTask) -> tuple[Partials, list[list[float]]] | None:
+    """The cached partials along a recording's speech and its music stretches (:func:`turn_partials`), or
+    ``None``."""
     from pipeline.analysis.speaker import Partials
 
     try:
         with np.load(task.cache_file) as data:
-            return Partials(
+            partials = Partials(
                 starts_s=data["starts_s"].astype(np.float64),
                 ends_s=data["ends_s"].astype(np.float64),
                 vectors=data["vectors"].astype(np.float32),
                 heard_s=float(data["heard_s"]),
             )
+            return partials, data["music"].astype(np.float64).reshape(-1, 2).tolist()
     except (OSError, ValueError, KeyError):
         return None
 
 
-def turn_partials(task: VoiceTask) -> Partials:
+def turn_partials(task: VoiceTask) -> tuple[Partials, list[list[float]]]:
     """Executor task: partials every :data:`~pipeline.analysis.voice.SPAN_STEP_S` along all the speech of a
     recording (from its first to its last speech segment, :data:`TURN_CHUNK_S` at a time, times in the
-    recording), cached."""
+    recording) and the stretches ``[start_s, end_s]`` in which music or singing is heard
+    (:func:`~pipeline.analysis.music.content_metrics`' ``music_spans``), both cached."""
     from pipeline.analysis import voice
     from pipeline.analysis.base import ANALYSIS_RATE, Analysis
     from pipeline.analysis.speaker import Partials, partial_embeddings
@@ -119,6 +124,7 @@ def turn_partials(task: VoiceTask) -> Partials:
     rec = Analysis.load(Path(task.analysis_file))
     segs = np.asarray(rec.speech_segments, dtype=np.float64).reshape(-1, 2)
     parts: list[Partials] = []
+    music: list[list[float]] = []
     if segs.size:
         start, end = float(segs[0, 0]), float(segs[-1, 1])
         for a in np.arange(start, end, TURN_CHUNK_S):
@@ -133,9 +139,7 @@ def turn_partials(task: VoiceTask) -> Partials:
             )
             if audio.size < ANALYSIS_RATE:
                 continue
-            if _music_in(audio, rec, float(a)):
-                parts = []  # music or singing, not a second voice, set the recording's parts apart
-                break
+            music.extend([float(a) + lo, float(a) + hi] for lo, hi, _ in _music_spans(audio, rec, float(a)))
             found = partial_embeddings(audio, step_s=voice.SPAN_STEP_S)
             if found.heard_s >= voice.MIN_HEARD_S:
                 parts.append(Partials(found.starts_s + a, found.ends_s + a, found.vectors, found.heard_s))
@@ -150,10 +154,11 @@ def turn_partials(task: VoiceTask) -> Partials:
             ends_s=joined.ends_s,
             vectors=np.asarray(joined.vectors, dtype=np.float32),
             heard_s=joined.heard_s,
+            music=np.asarray(music, dtype=np.float64).reshape(-1, 2),
         ),
     )
     release_free_memory()
-    return joined
+    return joined, music
 
 
 def two_voice_recordings(voice: Voice, partials: dict[str, np.ndarray]) -> list[str]:
@@ -163,30 +168,26 @@ def two_voice_recordings(voice: Voice, partials: dict[str, np.ndarray]) -> list[
     return [p for p in sorted(voice.recordings) if p in partials and holds_two_voices(partials[p])]
 
 
-def _music_in(audio16k: np.ndarray, rec: Any, start_s: float) -> bool:
-    """True when music or singing is heard in ``audio16k`` (16 kHz, from ``start_s`` of the recording
-    ``rec``): a music bed under part of a recording moves the voice's embeddings as a second voice would,
-    so such a recording gets no turns; selection's music check then hears its windows."""
-    from pipeline.analysis.base import ANALYSIS_RATE, FRAME_S
-    from pipeline.analysis.music import content_frames, content_metrics, has_content
+def _music_spans(audio16k: np.ndarray, rec: Any, start_s: float) -> list[list[Any]]:
+    """Where music or singing is heard in ``audio16k`` (16 kHz, from ``start_s`` of the recording ``rec``):
+    ``[start_s, end_s, kind]`` in the audio's own times."""
+    from pipeline.analysis.music import content_frames, content_metrics, speech_mask_at
 
-    first = max(0, round(start_s / FRAME_S))
-    mask = np.asarray(rec.speech_mask)[
-        first : first + int(np.ceil(audio16k.size / ANALYSIS_RATE / FRAME_S)) + 1
-    ]
-    return has_content(content_metrics(content_frames(audio16k, mask)).metrics) is not None
+    mask = speech_mask_at(rec.speech_mask, start_s, audio16k.size)
+    return list(content_metrics(content_frames(audio16k, mask)).metrics["music_spans"])
 
 
-def with_turns(voice: Voice, along: dict[str, Partials]) -> Voice:
+def with_turns(voice: Voice, along: dict[str, tuple[Partials, list[list[float]]]]) -> Voice:
     """``voice`` with the speaker's turns (:func:`~pipeline.analysis.voice.speaker_runs`) on the entry of
-    each recording in ``along`` (its partials along all its speech) that holds two voices."""
+    each recording in ``along`` (its partials along all its speech and its music stretches) that holds two
+    voices (a music bed under part of it is not a second voice)."""
     from pipeline.analysis.voice import speaker_runs
 
     recordings = dict(voice.recordings)
-    for path, partials in along.items():
+    for path, (partials, music) in along.items():
         if path not in recordings:
             continue
-        runs = speaker_runs(partials, voice)
+        runs = speaker_runs(partials, voice, music)
         if runs is not None:
             recordings[path] = replace(recordings[path], turns=tuple(runs))
     return replace(voice, recordings=recordings)
