@@ -594,7 +594,9 @@ def pipeline_rule(seed: int, pipeline_root: Path) -> dict[str, Any]:
             if here is None or hasattr(pv, "HERE_COSINE")
             else pv.other_voice_threshold(here, is_degraded=degraded),
         )
-        flags[item.label].append((bool(finding.spans), item))
+        # (similarity, spans) from branch i9-voice on; an object with .spans before
+        spans = finding.spans if hasattr(finding, "spans") else finding[1]
+        flags[item.label].append((bool(spans), item))
 
     def rate(rows: list[tuple[bool, vi.Item]], keep: Callable[[vi.Item], bool] = lambda it: True) -> float:
         chosen = [f for f, it in rows if keep(it)]

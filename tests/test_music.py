@@ -139,6 +139,34 @@ def test_reverberant_speech_is_not_music() -> None:
     assert _scores((0.5 * wet / np.abs(wet).max()).astype(np.float32))["music_score"] < MUSIC_THRESHOLD
 
 
+def test_a_rooms_resonance_excited_syllable_after_syllable_is_not_music(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Another reading in the seminar room: its 3.7 kHz mode starts again with each syllable, one pitch
+    that lines up on any grid. Counted every time, it reads as music in the first 10 s window."""
+    room = _load(corpus_file("rir", "sa_rir_clap.wav"))
+    names = (
+        "coqui_ljspeech_LJ001-0007.wav",
+        "coqui_ljspeech_LJ001-0010.wav",
+        "coqui_ljspeech_LJ001-0014.wav",
+    )
+    speech = np.concatenate([_load(corpus_file("speech", n)) for n in names]).astype(np.float64)
+    wet = np.convolve(speech, room[np.argmax(np.abs(room)) :])[: speech.shape[0]]
+    x = (0.5 * wet / np.abs(wet).max()).astype(np.float32)
+    frames = content_frames(x, analyze_array(x, RATE).speech_mask)
+    assert music.content_metrics(frames).metrics["music_score"] < MUSIC_THRESHOLD
+    monkeypatch.setattr(music, "PITCH_REPEATS", 10**6)
+    assert music.content_metrics(frames).metrics["music_score"] >= MUSIC_THRESHOLD
+
+
+def test_one_pitch_counts_at_most_a_few_onsets() -> None:
+    """Onsets within a quarter semitone of the next lower one are one pitch; it weighs PITCH_REPEATS."""
+    cents, weights = music._pitch_weights(np.array([700.0, 10.0, 0.0, 3.0, 300.0, 12.0, 5.0]))
+    assert cents.tolist() == [0.0, 3.0, 5.0, 10.0, 12.0, 300.0, 700.0]
+    assert music.PITCH_REPEATS == 4
+    assert weights.tolist() == pytest.approx([0.8] * 5 + [1.0, 1.0])
+
+
 def test_hum_alone_has_no_tone_onsets() -> None:
     scores = content_scores(_hum(10.0, 50.0)).metrics
     assert scores["music_onset_rate"] == pytest.approx(0.0, abs=0.2)

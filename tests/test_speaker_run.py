@@ -149,3 +149,33 @@ def test_an_interview_of_short_turns_joins_the_hosts_turns(tmp_path: Path) -> No
         for t0, t1 in guest_turns:
             assert min(b, t1) - max(a, t0) < 0.3, (pieces, guest_turns)
     assert clip["metrics"]["speaker_similarity"] > 0.85
+
+
+def test_an_interview_that_opens_with_a_jingle_keeps_the_hosts_turns(tmp_path: Path) -> None:
+    """12 s of music (the Dvořák quartet, as loud as the speech) before the interview of short turns: the
+    music is heard, but over neither voice's turns, so it is no reason to drop the turns; the clip is
+    joined from the host's turns as without it."""
+    signal, guest_turns = _samples.interview(speech)
+    music, _, _ = load_mono(corpus_file("music", "afp_musopen_dvorak_american_mvt1.ogg"), rate=ANALYSIS_RATE)
+    jingle = music[: 12 * ANALYSIS_RATE] * np.sqrt(
+        np.mean(signal**2) / np.mean(music[: 12 * ANALYSIS_RATE] ** 2)
+    )
+    audio = np.concatenate([jingle, np.zeros(ANALYSIS_RATE // 2), signal])
+    offset = jingle.size / ANALYSIS_RATE + 0.5
+    (tmp_path / "in" / "host").mkdir(parents=True)
+    path = tmp_path / "in" / "host" / "interview.wav"
+    sf.write(
+        path,
+        (audio / max(1.0, np.abs(audio).max() / 0.9)).astype(np.float32),
+        ANALYSIS_RATE,
+        subtype="PCM_16",
+    )
+    out = run(tmp_path / "in", tmp_path / "out", families=[FAMILY], executor="serial", config=load_config())
+    [clip] = jsonl(out / "clips.jsonl")
+    assert clip["status"] == "ready", clip["reasons"]
+    pieces = [(p["start_s"], p["end_s"]) for p in clip["plan"]["pieces"]]
+    assert len(pieces) >= 2  # joined from the host's turns
+    for a, b in pieces:
+        assert a >= offset - 0.5  # not the jingle
+        for t0, t1 in guest_turns:
+            assert min(b, t1 + offset) - max(a, t0 + offset) < 0.3, (pieces, guest_turns)

@@ -38,14 +38,14 @@ def _hear_voices(path: str | Path, result: Analysis) -> None:
     from pipeline.audio.view import load_mono
 
     audio, _, _ = load_mono(path, rate=ANALYSIS_RATE, choice=result.channel_choice, info=result.info)
-    finding, _ = span_finding(audio, None)
-    if finding.similarity is None:
+    similarity, spans, _ = span_finding(audio, None)
+    if similarity is None:
         why = "not_measured: too little speech to tell voices apart"
         result.put("other_voice_s", None, why=why)
         result.put("other_voice_spans", None, why=why)
         return
-    result.put("other_voice_s", finding.other_voice_s)
-    result.put("other_voice_spans", finding.spans)
+    result.put("other_voice_s", round(sum(b - a for a, b in spans), 3))
+    result.put("other_voice_spans", spans)
 
 
 @arguments.renamed(strategy="channel_strategy", max_duration_s="max_input_s")

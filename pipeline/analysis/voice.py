@@ -24,6 +24,7 @@ Why these numbers (BENCHMARKS.md, "Speaker embeddings"): a partial against its o
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -142,21 +143,6 @@ class Voice:
         )
 
 
-@dataclass(frozen=True)
-class VoiceFinding:
-    """What a span holds: its ``similarity`` to the voice (the mean of its partials, normalised, against the
-    voice) and the ``spans`` ``[start_s, end_s]`` where another voice speaks (times of the signal given)."""
-
-    similarity: float | None
-    spans: list[list[float]] = field(default_factory=list)
-    threshold: float | None = None
-
-    @property
-    def other_voice_s(self) -> float:
-        """Seconds covered by other-voice spans."""
-        return round(sum(b - a for a, b in self.spans), 3)
-
-
 def _unit(v: np.ndarray) -> np.ndarray:
     return v / max(float(np.linalg.norm(v)), 1e-12)
 
@@ -255,12 +241,19 @@ margin 0.10 with 2 dropped gives a host-only longest run in 35/36 and no guest i
 <= 75 %."""
 
 
-def speaker_runs(partials: Partials, speaker: Voice | None = None) -> list[tuple[float, float]] | None:
+def speaker_runs(
+    partials: Partials, speaker: Voice | None = None, music: Sequence[Sequence[float]] = ()
+) -> list[tuple[float, float]] | None:
     """Where only the speaker talks in a recording of two voices, from partials along it every
     :data:`SPAN_STEP_S` (times in the recording): runs of partials of the speaker's group (:func:`two_voices`,
     the group nearer ``speaker``; ``None``: the bigger) by :data:`TURN_MARGIN`, each shortened by
     :data:`TURN_ERODE_PARTIALS` at both ends. ``None`` when the partials do not hold two voices
-    (:data:`TWO_VOICES_COSINE`): then the whole recording is the speaker's."""
+    (:data:`TWO_VOICES_COSINE`): then the whole recording is the speaker's.
+
+    ``music`` lists the stretches ``(start_s, end_s, ...)`` of the recording in which music or singing is
+    heard. A bed under part of a reading moves the partials there as a second voice would: when one group's
+    partials lie in music (:data:`MUSIC_GROUP_SHARE` of them or more) and the other's do not, the groups are
+    the bed and the voice, and the answer is ``None`` too (selection's music check then hears the bed)."""
     v = np.asarray(partials.vectors, dtype=np.float64).reshape(-1, EMBEDDING_SIZE)
     pair = two_voices(v)
     if pair is None or float(pair[0] @ pair[1]) >= TWO_VOICES_COSINE:
@@ -271,6 +264,8 @@ def speaker_runs(partials: Partials, speaker: Voice | None = None) -> list[tuple
     else:
         pick_a = int((v @ a >= v @ b).sum()) * 2 >= v.shape[0]
     own, other = (a, b) if pick_a else (b, a)
+    if _a_music_bed(partials, v @ own >= v @ other, music):
+        return None
     mine = (v @ own) - (v @ other) > TURN_MARGIN
     turns: list[tuple[float, float]] = []
     for first, end in zip(*runs(mine), strict=True):
@@ -278,6 +273,24 @@ def speaker_runs(partials: Partials, speaker: Voice | None = None) -> list[tuple
         if hi >= lo:
             turns.append((round(float(partials.starts_s[lo]), 3), round(float(partials.ends_s[hi]), 3)))
     return turns
+
+
+MUSIC_GROUP_SHARE = 0.5
+"""A group of partials is a music bed's when at least this share of them is centred in music
+(:func:`speaker_runs`)."""
+
+
+def _a_music_bed(partials: Partials, nearer_own: np.ndarray, music: Sequence[Sequence[float]]) -> bool:
+    """True when one of the two groups of partials (``nearer_own`` and the rest) lies in ``music`` and the
+    other does not."""
+    if not len(music) or nearer_own.all() or not nearer_own.any():
+        return False
+    centres = (np.asarray(partials.starts_s) + np.asarray(partials.ends_s)) / 2.0
+    heard = np.zeros(centres.size, dtype=bool)
+    for span in music:
+        heard |= (centres >= float(span[0])) & (centres < float(span[1]))
+    shares = sorted((float(heard[nearer_own].mean()), float(heard[~nearer_own].mean())))
+    return shares[1] >= MUSIC_GROUP_SHARE > shares[0]
 
 
 def other_voice_threshold(voice: Voice, *, is_degraded: bool = False) -> float:
@@ -294,8 +307,9 @@ def other_voice_spans(
     threshold: float | None = None,
     here: Voice | None = None,
     here_threshold: float | None = None,
-) -> VoiceFinding:
-    """The similarity of ``partials`` to ``voice`` and the other-voice spans among them (module doc).
+) -> tuple[float | None, list[list[float]]]:
+    """The similarity of ``partials`` to ``voice`` (the mean of the partials, normalised, against it;
+    ``None``: too little speech) and the other-voice spans ``[start_s, end_s]`` among them (module doc).
 
     ``here`` is the speaker as heard in the recording the partials come from (:func:`recording_voice`):
     when given, a partial is another voice when under ``here_threshold`` (default :data:`HERE_COSINE`)
@@ -303,7 +317,7 @@ def other_voice_spans(
     person; else when under ``threshold`` (default :func:`other_voice_threshold`) against ``voice``.
     """
     if len(partials) == 0 or partials.heard_s < MIN_HEARD_S:
-        return VoiceFinding(similarity=None, spans=[], threshold=threshold)
+        return None, []
     limit = other_voice_threshold(voice) if threshold is None else threshold
     similarity = float(_unit(partials.vectors.mean(axis=0)) @ voice.vector)
     low = _low(partials, voice, limit, here, here_threshold)
@@ -316,7 +330,7 @@ def other_voice_spans(
                 spans[-1][1] = round(max(spans[-1][1], end), 3)
             else:
                 spans.append([round(start, 3), round(end, 3)])
-    return VoiceFinding(similarity=round(similarity, 4), spans=spans, threshold=round(limit, 4))
+    return round(similarity, 4), spans
 
 
 def sample_spans(
@@ -423,9 +437,10 @@ def span_finding(
     threshold: float | None = None,
     here: Voice | None = None,
     here_threshold: float | None = None,
-) -> tuple[VoiceFinding, Partials]:
+) -> tuple[float | None, list[list[float]], Partials]:
     """Partials every :data:`SPAN_STEP_S` along a 16 kHz signal and what they say against ``voice``
-    (``None``: the signal's own dominant voice). Times are ``offset_s`` plus the signal's; ``threshold``
+    (``None``: the signal's own dominant voice): the similarity and other-voice spans of
+    :func:`other_voice_spans`, and the partials. Times are ``offset_s`` plus the signal's; ``threshold``
     overrides :func:`other_voice_threshold`; ``here`` and ``here_threshold`` as in
     :func:`other_voice_spans`.
 
@@ -434,8 +449,7 @@ def span_finding(
     answer, at about half the cost; else it is heard again every :data:`SPAN_STEP_S` for the spans.
     """
     if audio16k.size < 0.5 * ANALYSIS_RATE:
-        empty = join_partials([])
-        return VoiceFinding(similarity=None), empty
+        return None, [], join_partials([])
     if voice is not None:
         coarse = partial_embeddings(audio16k, step_s=SCREEN_STEP_S)
         coarse = Partials(
@@ -451,18 +465,20 @@ def span_finding(
             not _low(p, voice, limit, here, here_threshold, margin=SCREEN_MARGIN).any() for p in screened
         )
         if coarse.heard_s >= MIN_HEARD_S and quiet:
-            finding = other_voice_spans(
+            similarity, spans = other_voice_spans(
                 coarse, voice, threshold=limit, here=here, here_threshold=here_threshold
             )
-            return finding, coarse
+            return similarity, spans, coarse
     found = partial_embeddings(audio16k, step_s=SPAN_STEP_S)
     found = Partials(found.starts_s + offset_s, found.ends_s + offset_s, found.vectors, found.heard_s)
     if voice is None:
         voice = dominant_voice(found.vectors, source="recording") if found.heard_s >= MIN_HEARD_S else None
     if voice is None:
-        return VoiceFinding(similarity=None), found
-    finding = other_voice_spans(found, voice, threshold=threshold, here=here, here_threshold=here_threshold)
-    return finding, found
+        return None, [], found
+    similarity, spans = other_voice_spans(
+        found, voice, threshold=threshold, here=here, here_threshold=here_threshold
+    )
+    return similarity, spans, found
 
 
 # ------------------------------------------------------------------------------------------ the folder

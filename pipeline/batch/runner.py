@@ -853,10 +853,11 @@ def _learn_voices(
     updated: dict[str, RecordingRow] = {}
     for speaker, decision in decisions.items():
         rows = [r for r in ok if r.speaker == speaker]
-        if decision.voice is not None:
-            voices[speaker] = with_turns(decision.voice, along).to_dict()
+        voice, similarities, mismatched = decision
+        if voice is not None:
+            voices[speaker] = with_turns(voice, along).to_dict()
         for r in rows:
-            similarity = decision.similarity.get(r.path)
+            similarity = similarities.get(r.path)
             metrics = {**(r.metrics or {}), "speaker_similarity": similarity}
             null_reasons = dict(r.null_reasons)
             if similarity is None:
@@ -864,11 +865,11 @@ def _learn_voices(
                     "not_measured: too little speech to tell whose voice it is"
                 )
             reasons, message = list(r.reasons), r.message
-            if r.path in decision.mismatched:
+            if r.path in mismatched:
                 reasons.append("speaker_mismatch")
                 text = (
                     f"its voice does not match {speaker}'s (speaker similarity {similarity:.2f}, under "
-                    f"{decision.mismatched[r.path]:.2f}): left out of selection"
+                    f"{mismatched[r.path]:.2f}): left out of selection"
                 )
                 message = f"{message}; {text}" if message else text
             updates = {
@@ -893,18 +894,18 @@ def _turn_partials(
 ) -> dict[str, Any]:
     """Partials along all the speech of each speaker's recordings of two voices (by path), for their turns
     (:func:`pipeline.batch.speakers.with_turns`); cached under ``OUT/.cache/voices/`` by the file's sha256."""
-    from pipeline.batch.speakers import TurnTask, cached_turn_partials, turn_partials, two_voice_recordings
+    from pipeline.batch.speakers import VoiceTask, cached_turn_partials, turn_partials, two_voice_recordings
 
     sha = {r.path: r.sha256 or "" for r in ok}
     tasks = []
-    for decision in decisions.values():
-        if decision.voice is None:
+    for voice, _, _ in decisions.values():
+        if voice is None:
             continue
-        for path in two_voice_recordings(decision.voice, partials):
+        for path in two_voice_recordings(voice, partials):
             key = _cache_key(cfg, sha256=sha[path], turns=True)
             analysis_file = _analysis_cache(sha[path], cache, cfg)[1]
             tasks.append(
-                TurnTask(path, sources[path], str(analysis_file), str(cache / "voices" / f"turns-{key}.npz"))
+                VoiceTask(path, sources[path], str(analysis_file), str(cache / "voices" / f"turns-{key}.npz"))
             )
     along: dict[str, Any] = {}
     for task, result in outcomes(cached_turn_partials, turn_partials, tasks):

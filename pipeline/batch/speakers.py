@@ -17,11 +17,13 @@ Between analysing every file and selecting clips, the runner learns each speaker
    :data:`~pipeline.analysis.voice.SPAN_STEP_S` (cached beside its partials) and the speaker's own
    stretches (:func:`~pipeline.analysis.voice.speaker_runs`) become the ``turns`` of its entry in the
    voice's ``recordings``: selection keeps to them, and joins them when no single window is the speaker's.
+   Where music or singing is heard is measured along too: a bed under part of a reading splits its
+   partials into two groups as a second voice would, and gives no turns (a jingle in an interview does).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -40,24 +42,15 @@ REFERENCE_MAX_S = 90.0
 
 @dataclass(frozen=True)
 class VoiceTask:
-    """One readable recording to embed: where its audio and cached analysis are, where its partials go."""
+    """One readable recording to embed: where its audio and cached analysis are, where its partials go, and
+    how much of its speech: ``budget_s`` seconds sampled (:func:`recording_partials`), or ``None`` for all
+    of it every :data:`~pipeline.analysis.voice.SPAN_STEP_S` (:func:`turn_partials`, for its turns)."""
 
     path: str
     source: str
     analysis_file: str
     cache_file: str
-    budget_s: float
-
-
-@dataclass
-class SpeakerVoice:
-    """What the runner knows of one speaker's voice: the ``voice`` (``None``: too little speech), each
-    recording's ``similarity`` to it (by path; ``None``: too little speech to tell) and the
-    ``mismatched`` recordings with the limit each fell under."""
-
-    voice: Voice | None
-    similarity: dict[str, float | None] = field(default_factory=dict)
-    mismatched: dict[str, float] = field(default_factory=dict)
+    budget_s: float | None = None
 
 
 def _load(path: Path) -> np.ndarray | None:
@@ -73,16 +66,6 @@ def _save(path: Path, vectors: np.ndarray) -> None:
 
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(path, lambda fh: np.savez(fh, vectors=np.asarray(vectors, dtype=np.float32)))
-
-
-@dataclass(frozen=True)
-class TurnTask:
-    """One recording of two voices to embed along all its speech, and where those partials are cached."""
-
-    path: str
-    source: str
-    analysis_file: str
-    cache_file: str
 
 
 TURN_CHUNK_S = 60.0
@@ -101,32 +84,36 @@ def recording_partials(task: VoiceTask) -> np.ndarray:
     from pipeline.audio.memory import release_free_memory
 
     rec = Analysis.load(Path(task.analysis_file))
-    vectors = voice.recording_partials(task.source, rec, budget_s=task.budget_s).vectors
+    budget_s = voice.SAMPLE_SPEECH_S if task.budget_s is None else task.budget_s
+    vectors = voice.recording_partials(task.source, rec, budget_s=budget_s).vectors
     _save(Path(task.cache_file), vectors)
     release_free_memory()
     return vectors
 
 
-def cached_turn_partials(task: TurnTask) -> Partials | None:
-    """The cached partials along a recording's speech (:func:`turn_partials`), or ``None``."""
+def cached_turn_partials(task: VoiceTask) -> tuple[Partials, list[list[float]]] | None:
+    """The cached partials along a recording's speech and its music stretches (:func:`turn_partials`), or
+    ``None``."""
     from pipeline.analysis.speaker import Partials
 
     try:
         with np.load(task.cache_file) as data:
-            return Partials(
+            partials = Partials(
                 starts_s=data["starts_s"].astype(np.float64),
                 ends_s=data["ends_s"].astype(np.float64),
                 vectors=data["vectors"].astype(np.float32),
                 heard_s=float(data["heard_s"]),
             )
+            return partials, data["music"].astype(np.float64).reshape(-1, 2).tolist()
     except (OSError, ValueError, KeyError):
         return None
 
 
-def turn_partials(task: TurnTask) -> Partials:
+def turn_partials(task: VoiceTask) -> tuple[Partials, list[list[float]]]:
     """Executor task: partials every :data:`~pipeline.analysis.voice.SPAN_STEP_S` along all the speech of a
     recording (from its first to its last speech segment, :data:`TURN_CHUNK_S` at a time, times in the
-    recording), cached."""
+    recording) and the stretches ``[start_s, end_s]`` in which music or singing is heard
+    (:func:`~pipeline.analysis.music.content_metrics`' ``music_spans``), both cached."""
     from pipeline.analysis import voice
     from pipeline.analysis.base import ANALYSIS_RATE, Analysis
     from pipeline.analysis.speaker import Partials, partial_embeddings
@@ -137,6 +124,7 @@ def turn_partials(task: TurnTask) -> Partials:
     rec = Analysis.load(Path(task.analysis_file))
     segs = np.asarray(rec.speech_segments, dtype=np.float64).reshape(-1, 2)
     parts: list[Partials] = []
+    music: list[list[float]] = []
     if segs.size:
         start, end = float(segs[0, 0]), float(segs[-1, 1])
         for a in np.arange(start, end, TURN_CHUNK_S):
@@ -151,9 +139,7 @@ def turn_partials(task: TurnTask) -> Partials:
             )
             if audio.size < ANALYSIS_RATE:
                 continue
-            if _music_in(audio, rec, float(a)):
-                parts = []  # music or singing, not a second voice, set the recording's parts apart
-                break
+            music.extend([float(a) + lo, float(a) + hi] for lo, hi, _ in _music_spans(audio, rec, float(a)))
             found = partial_embeddings(audio, step_s=voice.SPAN_STEP_S)
             if found.heard_s >= voice.MIN_HEARD_S:
                 parts.append(Partials(found.starts_s + a, found.ends_s + a, found.vectors, found.heard_s))
@@ -168,10 +154,11 @@ def turn_partials(task: TurnTask) -> Partials:
             ends_s=joined.ends_s,
             vectors=np.asarray(joined.vectors, dtype=np.float32),
             heard_s=joined.heard_s,
+            music=np.asarray(music, dtype=np.float64).reshape(-1, 2),
         ),
     )
     release_free_memory()
-    return joined
+    return joined, music
 
 
 def two_voice_recordings(voice: Voice, partials: dict[str, np.ndarray]) -> list[str]:
@@ -181,30 +168,26 @@ def two_voice_recordings(voice: Voice, partials: dict[str, np.ndarray]) -> list[
     return [p for p in sorted(voice.recordings) if p in partials and holds_two_voices(partials[p])]
 
 
-def _music_in(audio16k: np.ndarray, rec: Any, start_s: float) -> bool:
-    """True when music or singing is heard in ``audio16k`` (16 kHz, from ``start_s`` of the recording
-    ``rec``): a music bed under part of a recording moves the voice's embeddings as a second voice would,
-    so such a recording gets no turns; selection's music check then hears its windows."""
-    from pipeline.analysis.base import ANALYSIS_RATE, FRAME_S
-    from pipeline.analysis.music import content_frames, content_metrics, has_content
+def _music_spans(audio16k: np.ndarray, rec: Any, start_s: float) -> list[list[Any]]:
+    """Where music or singing is heard in ``audio16k`` (16 kHz, from ``start_s`` of the recording ``rec``):
+    ``[start_s, end_s, kind]`` in the audio's own times."""
+    from pipeline.analysis.music import content_frames, content_metrics, speech_mask_at
 
-    first = max(0, round(start_s / FRAME_S))
-    mask = np.asarray(rec.speech_mask)[
-        first : first + int(np.ceil(audio16k.size / ANALYSIS_RATE / FRAME_S)) + 1
-    ]
-    return has_content(content_metrics(content_frames(audio16k, mask)).metrics) is not None
+    mask = speech_mask_at(rec.speech_mask, start_s, audio16k.size)
+    return list(content_metrics(content_frames(audio16k, mask)).metrics["music_spans"])
 
 
-def with_turns(voice: Voice, along: dict[str, Partials]) -> Voice:
+def with_turns(voice: Voice, along: dict[str, tuple[Partials, list[list[float]]]]) -> Voice:
     """``voice`` with the speaker's turns (:func:`~pipeline.analysis.voice.speaker_runs`) on the entry of
-    each recording in ``along`` (its partials along all its speech) that holds two voices."""
+    each recording in ``along`` (its partials along all its speech and its music stretches) that holds two
+    voices (a music bed under part of it is not a second voice)."""
     from pipeline.analysis.voice import speaker_runs
 
     recordings = dict(voice.recordings)
-    for path, partials in along.items():
+    for path, (partials, music) in along.items():
         if path not in recordings:
             continue
-        runs = speaker_runs(partials, voice)
+        runs = speaker_runs(partials, voice, music)
         if runs is not None:
             recordings[path] = replace(recordings[path], turns=tuple(runs))
     return replace(voice, recordings=recordings)
@@ -238,10 +221,12 @@ def _evenly(vectors: np.ndarray, limit: int) -> np.ndarray:
 
 def decide(
     partials: dict[str, np.ndarray], metrics: dict[str, dict[str, Any] | None], reference: Voice | None = None
-) -> SpeakerVoice:
-    """The voice of one speaker from the partials of each of their recordings (by path), and which
-    recordings are someone else (``metrics`` gives each one's conditions, see
-    :func:`~pipeline.analysis.voice.degraded`). ``reference``: the voice named for the speaker."""
+) -> tuple[Voice | None, dict[str, float | None], dict[str, float]]:
+    """The voice of one speaker from the partials of each of their recordings (by path; ``None``: too
+    little speech), each recording's similarity to it (``None``: too little speech to tell) and the
+    recordings that are someone else, with the limit each fell under (``metrics`` gives each one's
+    conditions, see :func:`~pipeline.analysis.voice.degraded`). ``reference``: the voice named for the
+    speaker."""
     from pipeline.analysis import voice as v
 
     nonempty = [p for p in sorted(partials) if partials[p].shape[0]]
@@ -253,7 +238,7 @@ def decide(
     else:
         speaker_voice = None
     if speaker_voice is None:
-        return SpeakerVoice(voice=None, similarity=dict.fromkeys(partials))
+        return None, dict.fromkeys(partials), {}
     similarity: dict[str, float | None] = {}
     heard: dict[str, Voice] = {}
     for path in sorted(partials):
@@ -275,4 +260,4 @@ def decide(
         if here is not None and float(here.vector @ speaker_voice.vector) >= v.HERE_MIN_COSINE:
             keep[p] = here
     speaker_voice = replace(speaker_voice, recordings=keep)
-    return SpeakerVoice(voice=speaker_voice, similarity=similarity, mismatched=mismatched)
+    return speaker_voice, similarity, mismatched

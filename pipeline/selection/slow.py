@@ -18,7 +18,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from pipeline.analysis.base import ANALYSIS_RATE, FRAME_S, Analysis
+from pipeline.analysis.base import ANALYSIS_RATE, Analysis
 from pipeline.audio.memory import release_free_memory
 from pipeline.errors import AudioReadError
 from pipeline.selection.frames import RecordingIndex
@@ -145,13 +145,12 @@ def content_of(
     spans are in the clip's timeline (the pieces one after the other, without joins or shortening).
     Families of one speaker often short-list the same window: each is heard once per process.
     """
-    from pipeline.analysis.music import ContentFrames, content_frames, content_metrics
+    from pipeline.analysis.music import ContentFrames, content_frames, content_metrics, speech_mask_at
 
     work = []
     key = hashlib.blake2b(digest_size=16)
     for piece, audio in zip(pieces, loaded, strict=True):
-        mask = indexes[piece.path].rec.speech_mask[max(0, round(audio.t0 / FRAME_S)) :]
-        mask = mask[: math.ceil(audio.x.size / ANALYSIS_RATE / FRAME_S) + 1]
+        mask = speech_mask_at(indexes[piece.path].rec.speech_mask, audio.t0, audio.x.size)
         span = (piece.start_s - audio.t0, piece.end_s - audio.t0)
         for part in (np.ascontiguousarray(audio.x), np.asarray(span), mask):
             key.update(part.tobytes())

@@ -72,7 +72,7 @@ def _hear_piece(
         return None, []
     first = loaded.at(piece.start_s)
     audio = loaded.x[first : max(loaded.at(piece.end_s), first)]
-    finding, _ = span_finding(
+    similarity, spans, _ = span_finding(
         audio,
         voice,
         offset_s=loaded.time(first),
@@ -80,7 +80,7 @@ def _hear_piece(
         here=here,
         here_threshold=here_threshold,
     )
-    return finding.similarity, finding.spans
+    return similarity, spans
 
 
 def annotate(plan: ClipPlan, voice: Voice) -> bool:
