@@ -414,3 +414,12 @@ def test_unknown_family_lists_the_available_names() -> None:
 def test_family_names_are_matched_case_insensitively() -> None:
     assert load_family("Qwen-TTS", directory=SPEC_DIR).name == "qwen-tts"
     assert load_family(" MINIMAX ", directory=SPEC_DIR).name == "minimax"
+
+
+def test_a_region_table_names_only_known_models_and_its_source(tmp_path: Path) -> None:
+    unknown = _write(tmp_path, lambda d: d["regions"]["cn"].append("cosyvoice-v9"))
+    assert "regions.cn" in _error(unknown)
+    unsourced = _write(tmp_path, lambda d: d.pop("regions_source"))
+    assert "regions_source" in _error(unsourced)
+    dangling = _write(tmp_path, lambda d: d.update(regions_source="nowhere"))
+    assert "regions_source" in _error(dangling)
