@@ -41,10 +41,8 @@ __all__ = [
     "Limit",
     "Limits",
     "NameRule",
-    "Quota",
     "Range",
     "Source",
-    "VoiceExpiry",
     "describe",
     "families_dir",
     "list_families",
@@ -200,20 +198,6 @@ class NameRule(Sourced):
 
 Region = Literal["intl", "cn"]
 """The vendor regions voiceprep names: ``intl`` (Singapore / global) and ``cn`` (China, Beijing / mainland)."""
-
-
-class VoiceExpiry(Sourced):
-    """When the provider deletes a voice: after ``unused_days`` without use (``None``: no fixed rule)."""
-
-    unused_days: PositiveInt | None
-    text: Text
-
-
-class Quota(Sourced):
-    """How many cloned voices an account may hold (``None``: depends on the plan / not stated)."""
-
-    max_voices: PositiveInt | None
-    text: Text
 
 
 # --------------------------------------------------------------------------- the three groups
@@ -427,8 +411,12 @@ class FamilySpec(BaseModel):
     model everywhere."""
     regions_source: Text | None = None
     name_rule: NameRule
-    voice_expiry: VoiceExpiry
-    quota: Quota
+    voice_expiry: Limit[PositiveInt | None]
+    """When the provider deletes a voice: after ``value`` days without use (``None``: no fixed rule);
+    ``note`` says it in words."""
+    quota: Limit[PositiveInt | None]
+    """How many cloned voices an account may hold (``None``: depends on the plan / not stated); ``note``
+    says it in words."""
     limits: Limits
     delivery: Delivery
     gates: list[Gate]
@@ -469,6 +457,9 @@ class FamilySpec(BaseModel):
                 raise _rule(f"regions.{region}", f"{unknown} are not in target_models")
         if (self.regions is None) != (self.regions_source is None):
             raise _rule("regions_source", "is given with regions, and only with regions")
+        for key, rule in (("voice_expiry", self.voice_expiry), ("quota", self.quota)):
+            if rule.note is None:
+                raise _rule(f"{key}.note", "required: the rule in words")
         if self.provider == "dashscope" and self.enrollment_model is None:
             raise _rule("enrollment_model", "required for provider dashscope")
         for path, source_id in self._source_refs():
@@ -704,8 +695,8 @@ def describe(spec: FamilySpec) -> list[tuple[str, str, str, str]]:
             f"{spec.name_rule.pattern}, {spec.name_rule.min_length}-{spec.name_rule.max_length} chars",
             _cite(spec, spec.name_rule.source),
         ),
-        ("identity", "voice_expiry", spec.voice_expiry.text, _cite(spec, spec.voice_expiry.source)),
-        ("identity", "quota", spec.quota.text, _cite(spec, spec.quota.source)),
+        ("identity", "voice_expiry", spec.voice_expiry.note or "", _cite(spec, spec.voice_expiry.source)),
+        ("identity", "quota", spec.quota.note or "", _cite(spec, spec.quota.source)),
     ]
     for key, limit in spec.limits.items():
         rows.append(("limits", key, _show(limit.value, unit_of(key)), _cite(spec, limit.source)))
