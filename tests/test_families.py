@@ -100,8 +100,8 @@ def test_cosyvoice_limits_match_the_vendor_docs(specs: dict[str, FamilySpec]) ->
     assert lim.min_speech_run_s.value == 5
     assert lim.sample_formats.value == {"wav": ["PCM_16"]}
     assert spec.enrollment_model == "voice-enrollment"
-    assert spec.quota.max_voices == 1000
-    assert spec.voice_expiry.unused_days == 365
+    assert spec.quota.value == 1000
+    assert spec.voice_expiry.value == 365
     assert spec.name_rule.matches("abc123")
     assert not spec.name_rule.matches("Abc")  # upper case is outside the narrow reading we use
     assert not spec.name_rule.matches("abcdefghij")  # 10 characters, over the 9 allowed
@@ -115,7 +115,7 @@ def test_minimax_limits_match_the_vendor_docs(specs: dict[str, FamilySpec]) -> N
     assert lim.max_bytes.value == 20_000_000
     assert lim.formats.value == ["mp3", "m4a", "wav"]
     assert lim.min_sample_rate.value is None  # not stated by the vendor
-    assert spec.voice_expiry.unused_days == 7
+    assert spec.voice_expiry.value == 7
     assert spec.delivery.duration_s.aim == 30
     rule = spec.name_rule
     assert rule.matches("voiceprep-abc_123")
@@ -414,3 +414,17 @@ def test_unknown_family_lists_the_available_names() -> None:
 def test_family_names_are_matched_case_insensitively() -> None:
     assert load_family("Qwen-TTS", directory=SPEC_DIR).name == "qwen-tts"
     assert load_family(" MINIMAX ", directory=SPEC_DIR).name == "minimax"
+
+
+def test_a_region_table_names_only_known_models_and_its_source(tmp_path: Path) -> None:
+    unknown = _write(tmp_path, lambda d: d["regions"]["cn"].append("cosyvoice-v9"))
+    assert "regions.cn" in _error(unknown)
+    unsourced = _write(tmp_path, lambda d: d.pop("regions_source"))
+    assert "regions_source" in _error(unsourced)
+    dangling = _write(tmp_path, lambda d: d.update(regions_source="nowhere"))
+    assert "regions_source" in _error(dangling)
+
+
+def test_voice_expiry_and_quota_say_their_rule_in_words(tmp_path: Path) -> None:
+    assert "voice_expiry.note" in _error(_write(tmp_path, lambda d: d["voice_expiry"].pop("note")))
+    assert "quota" in _error(_write(tmp_path, lambda d: d["quota"].update(value=0)))

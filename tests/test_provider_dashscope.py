@@ -22,7 +22,7 @@ from pipeline.enroll.providers import (
     make_provider,
 )
 from pipeline.enroll.providers.base import OutcomeUnknown, ProviderError
-from pipeline.enroll.providers.dashscope import DEFAULT_BASE_URL, created_since, dashscope_error
+from pipeline.enroll.providers.dashscope import created_since, dashscope_error
 from pipeline.enroll.providers.http import LOGGER_NAME
 from pipeline.errors import InvalidArgument
 
@@ -63,7 +63,7 @@ def test_make_provider_picks_the_client_and_names_the_variables(fake: FakeProvid
     assert isinstance(provider(fake, "qwen-tts"), QwenClient)
     assert provider(fake, "cosyvoice").audio_source == "oss"  # the documented default
     assert api_key_env("dashscope") == "DASHSCOPE_API_KEY"
-    assert provider(fake, "cosyvoice").base_url_env == "DASHSCOPE_BASE_URL"
+    assert provider(fake, "cosyvoice").base_url_envs[0] == "DASHSCOPE_BASE_URL"
     assert api_key_env("minimax") == "MINIMAX_API_KEY"
     with pytest.raises(InvalidArgument, match="nope"):
         api_key_env("nope")
@@ -73,7 +73,10 @@ def test_make_provider_picks_the_client_and_names_the_variables(fake: FakeProvid
 
 def test_base_url_comes_from_the_argument_then_the_environment_then_the_default() -> None:
     env = {"DASHSCOPE_API_KEY": "k" * 12}
-    assert make_provider("cosyvoice", runtime=Runtime(environ=env)).base_url == DEFAULT_BASE_URL
+    assert (
+        make_provider("cosyvoice", runtime=Runtime(environ=env)).base_url
+        == "https://dashscope-intl.aliyuncs.com/api/v1"
+    )
     env["DASHSCOPE_BASE_URL"] = "https://dashscope.aliyuncs.com/api/v1/"
     assert (
         make_provider("cosyvoice", runtime=Runtime(environ=env)).base_url

@@ -12,7 +12,7 @@ from fake_providers import FakeProviders, FakeTime, Fault, create_request, make_
 from pipeline.enroll.providers import MiniMaxClient, Runtime, VoiceRecord
 from pipeline.enroll.providers.base import OutcomeUnknown, ProviderError
 from pipeline.enroll.providers.http import LOGGER_NAME
-from pipeline.enroll.providers.minimax import DEFAULT_BASE_URL, minimax_error
+from pipeline.enroll.providers.minimax import minimax_error
 from pipeline.errors import InvalidArgument
 
 MODEL = "speech-2.8-hd"
@@ -225,7 +225,7 @@ def test_bad_audio_is_rejected(fake: FakeProviders, clip: Path) -> None:
 
 def test_base_url_and_key_come_from_the_environment() -> None:
     env = {"MINIMAX_API_KEY": "mm-0123456789"}
-    assert MiniMaxClient(runtime=Runtime(environ=env)).base_url == DEFAULT_BASE_URL
+    assert MiniMaxClient(runtime=Runtime(environ=env)).base_url == "https://api.minimax.io"
     assert (
         MiniMaxClient(
             runtime=Runtime(environ={**env, "MINIMAX_BASE_URL": "https://api.minimaxi.com/v1/"})

@@ -15,9 +15,9 @@ from submit_fakes import make_run
 
 from pipeline.batch.config import RunConfig, load_config
 from pipeline.enroll.providers import (
-    PROVIDER_REGIONS,
     allowed_base_url,
     api_key_env,
+    api_key_envs,
     http_base_url,
     make_provider,
     region_at,
@@ -52,7 +52,7 @@ def test_each_region_has_its_documented_host_and_key_variables(
 ) -> None:
     assert http_base_url(provider, region, environ={}) == url
     assert region_at(provider, url, region) == region
-    assert PROVIDER_REGIONS[provider].key_envs(region) == keys
+    assert api_key_envs(provider, region) == keys
 
 
 def test_the_default_region_is_intl_and_a_documented_host_names_its_region() -> None:

@@ -126,7 +126,7 @@ def _usage(
             (
                 rows[0],
                 used,
-                spec.quota.max_voices if spec else None,
+                spec.quota.value if spec else None,
                 "ledger" if remote is None else "provider",
             )
         )
@@ -139,7 +139,7 @@ def quota_usage(
     remote_counts: Mapping[tuple[str, str], int] | None = None,
 ) -> list[str]:
     """One line per (family, base URL): the voices held, from the ledger or from
-    ``remote_counts[(family, base_url)]`` (a provider's list) where given, against ``quota.max_voices``."""
+    ``remote_counts[(family, base_url)]`` (a provider's list) where given, against ``quota.value``."""
     return [
         f"{r.family} at {r.base_url}: {used} voices "
         f"{f'of {limit}' if limit else '(no published limit)'} ({counted_from})"
@@ -155,7 +155,7 @@ def voice_warnings(
 ) -> list[VoiceWarning]:
     """Expiry, quota and unresolved-row warnings for the ledger rows.
 
-    Expiry follows the family spec's ``voice_expiry.unused_days`` (MiniMax 7, Alibaba 365), counted from
+    Expiry follows the family spec's ``voice_expiry.value`` (MiniMax 7, Alibaba 365), counted from
     ``last_used_at`` when known, else from ``created_at`` (voiceprep cannot see synthesis use).
     """
     now = now or utc_now()
@@ -167,8 +167,8 @@ def voice_warnings(
     for r in records:
         spec = _spec(r.family)
         basis = parse_stored_time(r.last_used_at) or parse_stored_time(r.created_at)
-        if r.status in _EXPIRING and spec is not None and spec.voice_expiry.unused_days and basis is not None:
-            days = spec.voice_expiry.unused_days
+        if r.status in _EXPIRING and spec is not None and spec.voice_expiry.value and basis is not None:
+            days = spec.voice_expiry.value
             left = days - (now - basis).total_seconds() / 86400.0
             what = "last use" if r.last_used_at else "creation"
             if left <= 0:
@@ -183,7 +183,7 @@ def voice_warnings(
                     "expiring",
                     r,
                     f"{r.voice_id}: expires in about {left:.1f} days unless used in a synthesis "
-                    f"({spec.voice_expiry.text})",
+                    f"({spec.voice_expiry.note})",
                 )
         pending = r.details.get(PENDING_UPDATE)
         if isinstance(pending, dict) and r.status not in DEAD_STATUSES:
@@ -403,7 +403,7 @@ def describe_voice(
         pairs.append((f"version {v.get('version')}", f"{v.get('created_at')}: {v.get('note') or ''} {clip}"))
     spec = _spec(record.family)
     if spec is not None:
-        expiry = spec.voice_expiry.text
+        expiry = spec.voice_expiry.note or ""
         warns = [m for k, m, _ in voice_warnings([record], now=now) if k in {"expiring", "expired"}]
         when = expires_at(record)
         expiry += f"; deleted after {when} unless used" if when else ""
@@ -574,9 +574,9 @@ def expires_at(record: VoiceRecord) -> str | None:
         return str(given)
     spec = _spec(record.family)
     basis = parse_stored_time(record.last_used_at) or parse_stored_time(record.created_at)
-    if spec is None or not spec.voice_expiry.unused_days or basis is None:
+    if spec is None or not spec.voice_expiry.value or basis is None:
         return None
-    return (basis + _dt.timedelta(days=spec.voice_expiry.unused_days)).isoformat(timespec="seconds")
+    return (basis + _dt.timedelta(days=spec.voice_expiry.value)).isoformat(timespec="seconds")
 
 
 # --------------------------------------------------------------------------------------------- sync

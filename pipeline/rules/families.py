@@ -41,11 +41,8 @@ __all__ = [
     "Limit",
     "Limits",
     "NameRule",
-    "Quota",
     "Range",
-    "RegionModels",
     "Source",
-    "VoiceExpiry",
     "describe",
     "families_dir",
     "list_families",
@@ -201,26 +198,6 @@ class NameRule(Sourced):
 
 Region = Literal["intl", "cn"]
 """The vendor regions voiceprep names: ``intl`` (Singapore / global) and ``cn`` (China, Beijing / mainland)."""
-
-
-class RegionModels(Sourced):
-    """The target models a vendor offers for cloning in one region (from the vendor's model list)."""
-
-    target_models: list[Text]
-
-
-class VoiceExpiry(Sourced):
-    """When the provider deletes a voice: after ``unused_days`` without use (``None``: no fixed rule)."""
-
-    unused_days: PositiveInt | None
-    text: Text
-
-
-class Quota(Sourced):
-    """How many cloned voices an account may hold (``None``: depends on the plan / not stated)."""
-
-    max_voices: PositiveInt | None
-    text: Text
 
 
 # --------------------------------------------------------------------------- the three groups
@@ -429,10 +406,17 @@ class FamilySpec(BaseModel):
     target_models: list[Text]
     default_target_model: Text | None = None
     models_source: Text
-    regions: dict[Region, RegionModels] | None = None
+    regions: dict[Region, list[Text]] | None = None
+    """The target models the vendor offers for cloning in each region (its model list); None: every
+    model everywhere."""
+    regions_source: Text | None = None
     name_rule: NameRule
-    voice_expiry: VoiceExpiry
-    quota: Quota
+    voice_expiry: Limit[PositiveInt | None]
+    """When the provider deletes a voice: after ``value`` days without use (``None``: no fixed rule);
+    ``note`` says it in words."""
+    quota: Limit[PositiveInt | None]
+    """How many cloned voices an account may hold (``None``: depends on the plan / not stated); ``note``
+    says it in words."""
     limits: Limits
     delivery: Delivery
     gates: list[Gate]
@@ -468,9 +452,14 @@ class FamilySpec(BaseModel):
                 f"{self.default_target_model!r} is not in target_models {self.target_models}",
             )
         for region, offered in (self.regions or {}).items():
-            unknown = [m for m in offered.target_models if m not in self.target_models]
+            unknown = [m for m in offered if m not in self.target_models]
             if unknown:
-                raise _rule(f"regions.{region}.target_models", f"{unknown} are not in target_models")
+                raise _rule(f"regions.{region}", f"{unknown} are not in target_models")
+        if (self.regions is None) != (self.regions_source is None):
+            raise _rule("regions_source", "is given with regions, and only with regions")
+        for key, rule in (("voice_expiry", self.voice_expiry), ("quota", self.quota)):
+            if rule.note is None:
+                raise _rule(f"{key}.note", "required: the rule in words")
         if self.provider == "dashscope" and self.enrollment_model is None:
             raise _rule("enrollment_model", "required for provider dashscope")
         for path, source_id in self._source_refs():
@@ -499,7 +488,7 @@ class FamilySpec(BaseModel):
             ("quota.source", self.quota.source),
             ("delivery.source", self.delivery.source),
         ]
-        refs += [(f"regions.{r}.source", m.source) for r, m in (self.regions or {}).items()]
+        refs += [("regions_source", self.regions_source)] if self.regions_source is not None else []
         refs += [(f"limits.{key}.source", limit.source) for key, limit in self.limits.items()]
         refs += [(f"gates[{i}].source", gate.source) for i, gate in enumerate(self.gates)]
         return refs
@@ -585,8 +574,7 @@ class FamilySpec(BaseModel):
         does not list offers none), else every model (``region`` None, or a family without regions)."""
         if region is None or self.regions is None:
             return list(self.target_models)
-        offered = self.regions.get(region)  # type: ignore[call-overload]
-        return list(offered.target_models) if offered is not None else []
+        return list(self.regions.get(region, []))  # type: ignore[call-overload]
 
     def max_delivery_bytes(self) -> int | None:
         """Upper bound of the uploaded size (base64 form when inline) of the longest PCM WAV we render.
@@ -698,8 +686,8 @@ def describe(spec: FamilySpec) -> list[tuple[str, str, str, str]]:
         ("identity", "target_models", ", ".join(spec.target_models), _cite(spec, spec.models_source)),
         ("identity", "default_target_model", str(spec.default_target_model), _cite(spec, spec.models_source)),
         *(
-            ("identity", f"models in {region}", ", ".join(m.target_models), _cite(spec, m.source))
-            for region, m in (spec.regions or {}).items()
+            ("identity", f"models in {region}", ", ".join(models), _cite(spec, spec.regions_source or ""))
+            for region, models in (spec.regions or {}).items()
         ),
         (
             "identity",
@@ -707,8 +695,8 @@ def describe(spec: FamilySpec) -> list[tuple[str, str, str, str]]:
             f"{spec.name_rule.pattern}, {spec.name_rule.min_length}-{spec.name_rule.max_length} chars",
             _cite(spec, spec.name_rule.source),
         ),
-        ("identity", "voice_expiry", spec.voice_expiry.text, _cite(spec, spec.voice_expiry.source)),
-        ("identity", "quota", spec.quota.text, _cite(spec, spec.quota.source)),
+        ("identity", "voice_expiry", spec.voice_expiry.note or "", _cite(spec, spec.voice_expiry.source)),
+        ("identity", "quota", spec.quota.note or "", _cite(spec, spec.quota.source)),
     ]
     for key, limit in spec.limits.items():
         rows.append(("limits", key, _show(limit.value, unit_of(key)), _cite(spec, limit.source)))

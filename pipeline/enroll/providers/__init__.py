@@ -20,7 +20,7 @@ realtime models over DashScope's WebSockets, :mod:`~pipeline.enroll.providers.da
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from pipeline.enroll.providers.base import OutcomeUnknown, ProviderError, VoiceRecord
@@ -30,15 +30,7 @@ from pipeline.enroll.providers.elevenlabs import ElevenLabsClient
 from pipeline.enroll.providers.hosts import host_allowed
 from pipeline.enroll.providers.http import LOGGER_NAME, Redactor, Runtime
 from pipeline.enroll.providers.minimax import MiniMaxClient
-from pipeline.enroll.providers.regions import (
-    DEFAULT_REGION,
-    PROVIDER_REGIONS,
-    REGIONS,
-    check_region,
-    http_base_url,
-    region_at,
-    region_of,
-)
+from pipeline.enroll.providers.regions import DEFAULT_REGION, REGIONS, check_region
 from pipeline.errors import InvalidArgument
 
 if TYPE_CHECKING:
@@ -90,35 +82,57 @@ def _client_class(provider: str) -> type[VoiceProvider]:
 def api_key_env(provider: str, region: str | None = None) -> str:
     """The environment variable that holds ``provider``'s API key (``dashscope`` → ``DASHSCOPE_API_KEY``);
     with ``region`` ``cn``, the region's own variable (``DASHSCOPE_CN_API_KEY``, read before the plain one)."""
-    _client_class(provider)
-    envs = PROVIDER_REGIONS[provider].key_envs(check_region(region) or DEFAULT_REGION)
+    envs = api_key_envs(provider, region)
     return envs[0] if region == "cn" else envs[-1]
 
 
 def api_key_envs(provider: str, region: str | None = None) -> tuple[str, ...]:
     """Every variable ``provider``'s key for ``region`` is read from, first set wins."""
-    _client_class(provider)
-    return PROVIDER_REGIONS[provider].key_envs(check_region(region) or DEFAULT_REGION)
+    return _client_class(provider).region_key_envs(check_region(region) or DEFAULT_REGION)
 
 
 def base_url_env(provider: str) -> str:
     """The environment variable that overrides ``provider``'s host (``dashscope`` → ``DASHSCOPE_BASE_URL``)."""
-    return _client_class(provider).base_url_env
+    return base_url_envs(provider)[0]
 
 
 def base_url_envs(provider: str) -> tuple[str, ...]:
     """Every variable that may name ``provider``'s host, first set wins (``DASHSCOPE_BASE_URL``, then the
     dashscope SDK's ``DASHSCOPE_HTTP_BASE_URL``)."""
-    _client_class(provider)
-    return PROVIDER_REGIONS[provider].base_url_envs
+    return _client_class(provider).base_url_envs
+
+
+def http_base_url(
+    provider: str,
+    region: str | None = None,
+    *,
+    base_url: str | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> str:
+    """The HTTP base URL of ``provider`` in ``region`` (:meth:`VoiceProvider.http_base_url`); e.g.
+    ``http_base_url("dashscope", "cn")`` is ``https://dashscope.aliyuncs.com/api/v1`` unless
+    ``DASHSCOPE_BASE_URL``/``DASHSCOPE_HTTP_BASE_URL`` say otherwise."""
+    return _client_class(provider).http_base_url(region, base_url=base_url, environ=environ)
+
+
+def region_of(provider: str, url: str) -> str | None:
+    """The region whose documented host of ``provider`` ``url`` is on, or None (:meth:`VoiceProvider.region_of`)."""
+    return _client_class(provider).region_of(url)
+
+
+def region_at(provider: str, url: str, region: str | None = None) -> str:
+    """The region of a client of ``provider`` at ``url`` (as :func:`http_base_url` chose it): the region
+    whose documented host ``url`` is on, else ``region`` (the one asked for), else :data:`DEFAULT_REGION`."""
+    return region_of(provider, url) or check_region(region) or DEFAULT_REGION
 
 
 def allowed_base_url(provider: str, url: str, configured: Iterable[str]) -> bool:
     """Whether ``provider``'s key may be sent to ``url``: an https URL on one of the provider's documented
-    hosts (``documented_hosts`` of its clients), or the origin (scheme, host, port) of a base URL the user
+    hosts (``documented_hosts()`` of its clients), or the origin (scheme, host, port) of a base URL the user
     configured (``configured``: flag, config file, environment variable). A URL read from a data file (a
     ledger row) must pass this before any client is made for it (:func:`~.hosts.host_allowed`)."""
-    patterns = PROVIDER_REGIONS[provider].documented_patterns() if provider in PROVIDER_REGIONS else ()
+    known = {p for p, _ in _CLIENTS}
+    patterns = _client_class(provider).documented_hosts() if provider in known else ()
     return host_allowed(url, configured, patterns)
 
 

@@ -10,7 +10,9 @@ Each vendor module keeps its own contract (endpoints, bodies, error codes); this
 from __future__ import annotations
 
 import datetime as dt
+import fnmatch
 import logging
+import os
 import re
 import urllib.parse
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -19,7 +21,13 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import requests
 
-from pipeline.enroll.providers.base import MissingApiKey, OutcomeUnknown, ProviderError, VoiceRecord
+from pipeline.enroll.providers.base import (
+    MissingApiKey,
+    OutcomeUnknown,
+    ProviderError,
+    VoiceRecord,
+    normalize_base_url,
+)
 from pipeline.enroll.providers.http import (
     LOGGER_NAME,
     NOT_ACTED_STATUSES,
@@ -33,12 +41,11 @@ from pipeline.enroll.providers.http import (
     download_interpret,
     failed_before_sending,
     parse_retry_after,
-    resolve_base_url,
     safe_request_id,
     shorten,
     shown_request,
 )
-from pipeline.enroll.providers.regions import PROVIDER_REGIONS, REGION_NAMES, http_base_url, region_at
+from pipeline.enroll.providers.regions import DEFAULT_REGION, REGION_NAMES, check_region
 from pipeline.enroll.providers.speech import SPEECH_SAMPLE_RATE, Speech, wav_bytes
 from pipeline.errors import InvalidArgument
 
@@ -66,24 +73,30 @@ class VoiceProvider:
     """One family's client (CosyVoice, Qwen-TTS, MiniMax...): family, base URL, key, retries, limits, the
     HTTP layer, and the calls submit, sync and delete make.
 
-    A subclass sets the class attributes (``provider``, ``key_env``, ``base_url_env``,
-    ``default_base_url``, ``default_family``, how the key is sent) and its module's interpreter and
-    request-id reader (``_interpret``, ``_request_id_of``, as static methods); its own ``__init__`` takes
-    its vendor options and passes the rest here.
+    A subclass sets the class attributes (``provider``, its hosts and key variables per region,
+    ``default_family``, how the key is sent) and its module's interpreter and request-id reader
+    (``_interpret``, ``_request_id_of``, as static methods); its own ``__init__`` takes its vendor options
+    and passes the rest here.
     ``require_key=False`` builds a client without a key (``--dry-run``); any network call then raises
-    ``missing_api_key``. A vendor client resolves its host, ``region`` and key variables
-    (``key_envs``) with :func:`~pipeline.enroll.providers.regions.http_base_url` and ``region_at``; ``region_models``
-    (the family spec's models for that region, set by ``make_provider``) makes :meth:`validate` refuse
-    any other model before anything is sent.
+    ``missing_api_key``. A client resolves its host (:meth:`http_base_url`), ``region`` (:meth:`region_of`)
+    and key variables (``key_envs``, :meth:`region_key_envs`) from its class's table
+    (:mod:`~pipeline.enroll.providers.regions` for the rules); ``region_models`` (the family spec's models
+    for that region, set by ``make_provider``) makes :meth:`validate` refuse any other model before
+    anything is sent.
     """
 
     provider: ClassVar[str] = ""
     """``dashscope``, ``minimax`` or ``elevenlabs``."""
+    hosts: ClassVar[Mapping[str, str]] = {}
+    """Region -> the documented default base URL."""
+    host_patterns: ClassVar[Mapping[str, tuple[str, ...]]] = {}
+    """Region -> ``fnmatch`` patterns of that region's documented hosts (https only)."""
+    other_hosts: ClassVar[tuple[str, ...]] = ()
+    """Documented hosts of no region voiceprep names: the key may go there, the region is not inferred."""
     key_env: ClassVar[str] = ""
-    base_url_env: ClassVar[str] = ""
-    default_base_url: ClassVar[str] = ""
-    documented_hosts: ClassVar[tuple[str, ...]] = ()
-    """The provider's own API hosts (``fnmatch`` patterns, https only): where a key may always go."""
+    """The plain key variable (read after the region's own ``<PROVIDER>_<REGION>_API_KEY``)."""
+    base_url_envs: ClassVar[tuple[str, ...]] = ()
+    """The variables that may name the host, first set wins."""
     default_family: ClassVar[str] = ""
     auth_header: ClassVar[str] = "Authorization"
     auth_scheme: ClassVar[str | None] = "Bearer"
@@ -109,20 +122,10 @@ class VoiceProvider:
         env = self.runtime.environ
         self.family = family or self.default_family
         self.name_rule = name_rule
-        table = PROVIDER_REGIONS.get(self.provider)
-        if table is not None:  # a vendor client: host and key per region (pipeline.enroll.providers.regions)
-            url = http_base_url(self.provider, region, base_url=base_url, environ=env)
-            self.base_url = self._normalise_base_url(url)
-            self.region: str | None = region_at(self.provider, url, region)
-            key_envs = table.key_envs(self.region) if self.key_env == table.key_env else (self.key_env,)
-        else:  # a bare client of the HTTP layer (tests)
-            self.base_url = self._normalise_base_url(
-                resolve_base_url(
-                    base_url, env_name=self.base_url_env, default=self.default_base_url, environ=env
-                )
-            )
-            self.region = region
-            key_envs = (self.key_env,)
+        url = self.http_base_url(region, base_url=base_url, environ=env)
+        self.base_url = self._normalise_base_url(url)
+        self.region: str | None = self.region_of(url) or check_region(region) or DEFAULT_REGION
+        key_envs = self.region_key_envs(self.region)
         self.target_models = tuple(target_models)
         self.region_models = tuple(region_models) if region_models is not None else None
         self.max_bytes = max_bytes
@@ -133,6 +136,89 @@ class VoiceProvider:
         self.session = self.runtime.session()
         if require_key:
             self.require_key()
+
+    # --- hosts and keys per region (the rules: pipeline.enroll.providers.regions) --------------------
+    @classmethod
+    def region_key_envs(cls, region: str) -> tuple[str, ...]:
+        """The variables a key for ``region`` is read from, first set wins (the region's own, then plain)."""
+        if len(set(cls.hosts.values())) <= 1:  # one host everywhere: one key
+            return (cls.key_env,)
+        return (cls.key_env.replace("_API_KEY", f"_{region.upper()}_API_KEY"), cls.key_env)
+
+    @classmethod
+    def documented_hosts(cls) -> tuple[str, ...]:
+        """The provider's own API hosts (``fnmatch`` patterns, https only, any region): where a key may
+        always go."""
+        return tuple(p for ps in cls.host_patterns.values() for p in ps) + cls.other_hosts
+
+    @classmethod
+    def region_of(cls, url: str) -> str | None:
+        """The region whose documented host ``url`` is on (https only), or None (a proxy, a test server, a
+        documented host of a region voiceprep does not name). ElevenLabs' one host answers None: it is in
+        every region."""
+        try:
+            parts = urllib.parse.urlsplit(url.strip())
+        except ValueError:
+            return None
+        if parts.scheme != "https" or not parts.hostname:
+            return None
+        host = parts.hostname.lower().rstrip(".")
+        found = {
+            r
+            for r, patterns in cls.host_patterns.items()
+            if any(fnmatch.fnmatchcase(host, p) for p in patterns)
+        }
+        return found.pop() if len(found) == 1 else None
+
+    @classmethod
+    def http_base_url(
+        cls,
+        region: str | None = None,
+        *,
+        base_url: str | None = None,
+        environ: Mapping[str, str] | None = None,
+    ) -> str:
+        """The HTTP base URL in ``region`` (the order: :mod:`~pipeline.enroll.providers.regions`): ``base_url``,
+        else the first of ``base_url_envs`` set (one naming the documented host of another region than
+        the one asked for is skipped with a warning), else the region's documented host.
+
+        Raises:
+            InvalidArgument: an unknown region, a base URL that is not an http(s) URL, or an explicit
+                ``base_url`` on the documented host of another region than ``region``.
+        """
+        env = os.environ if environ is None else environ
+        asked = check_region(region)
+        chosen: tuple[str, str] | None = None
+        if base_url:
+            chosen = (base_url, "base_url")
+        else:
+            for name in cls.base_url_envs:
+                value = (env.get(name) or "").strip()
+                if not value:
+                    continue
+                found = cls.region_of(value)
+                if asked is not None and found is not None and found != asked:
+                    log.warning(
+                        f"{name} names the {REGION_NAMES[found]} host but the region asked for is "
+                        f"{REGION_NAMES[asked]}: {name} is not used"
+                    )
+                    continue
+                chosen = (value, name)
+                break
+        if chosen is None:
+            return normalize_base_url(cls.hosts[asked or DEFAULT_REGION])
+        url, source = chosen
+        parts = urllib.parse.urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            example = cls.hosts.get(DEFAULT_REGION, "https://host/path")
+            raise InvalidArgument(f"{source}: expected an http(s) URL such as {example} (got {url!r})")
+        found = cls.region_of(url)
+        if asked is not None and found is not None and found != asked:
+            raise InvalidArgument(
+                f"base_url {url} is the {REGION_NAMES[found]} host of {cls.provider}, but the region is "
+                f"{asked} ({REGION_NAMES[asked]}): a voice and its key live in one region"
+            )
+        return normalize_base_url(url)
 
     def __repr__(self) -> str:  # never the key
         return f"{type(self).__name__}(family={self.family!r}, base_url={self.base_url!r}, region={self.region!r})"

@@ -32,7 +32,7 @@ import logging
 import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import requests
 
@@ -53,15 +53,11 @@ from pipeline.enroll.providers.http import (
     status_error,
     unreadable,
 )
-from pipeline.enroll.providers.regions import PROVIDER_REGIONS
 from pipeline.enroll.providers.speech import SPEECH_SAMPLE_RATE, Speech, pcm_chunks, pcm_from_wav
 from pipeline.errors import InvalidArgument
 
 log = logging.getLogger(LOGGER_NAME)
 
-KEY_ENV = "DASHSCOPE_API_KEY"
-BASE_URL_ENV = "DASHSCOPE_BASE_URL"
-DEFAULT_BASE_URL = "https://dashscope-intl.aliyuncs.com/api/v1"
 CUSTOMIZATION_PATH = "services/audio/tts/customization"
 UPLOADS_PATH = "uploads"
 MULTIMODAL_PATH = "services/aigc/multimodal-generation/generation"
@@ -164,10 +160,21 @@ class _DashScopeClient(VoiceProvider):
     """What CosyVoice and Qwen share: key, base URL, the customization endpoint, paging."""
 
     provider = "dashscope"
-    key_env = KEY_ENV
-    base_url_env = BASE_URL_ENV
-    default_base_url = DEFAULT_BASE_URL
-    documented_hosts = PROVIDER_REGIONS["dashscope"].documented_patterns()
+    hosts: ClassVar[Mapping[str, str]] = {
+        "intl": "https://dashscope-intl.aliyuncs.com/api/v1",
+        "cn": "https://dashscope.aliyuncs.com/api/v1",
+    }
+    host_patterns: ClassVar[
+        Mapping[str, tuple[str, ...]]
+    ] = {  # with the per-workspace hosts {workspace}.{region}.maas.aliyuncs.com
+        "intl": ("dashscope-intl.aliyuncs.com", "*.ap-southeast-1.maas.aliyuncs.com"),
+        "cn": ("dashscope.aliyuncs.com", "*.cn-beijing.maas.aliyuncs.com"),
+    }
+    other_hosts = ("*.maas.aliyuncs.com",)  # workspaces of DashScope's other regions
+    key_env = "DASHSCOPE_API_KEY"
+    base_url_envs = ("DASHSCOPE_BASE_URL", "DASHSCOPE_HTTP_BASE_URL")  # voiceprep's, then the SDK's
+    """Sources: Alibaba Cloud Model Studio "Base URL overview" and "Voice cloning HTTP API reference"
+    (hosts, workspace hosts, "API keys are region-specific")."""
     _interpret = staticmethod(_interpret)
     _request_id_of = staticmethod(_request_id_of)
     enrollment_model = ""

@@ -16,7 +16,7 @@ import logging
 import urllib.parse
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import requests
 
@@ -32,14 +32,10 @@ from pipeline.enroll.providers.http import (
     status_error,
     unreadable,
 )
-from pipeline.enroll.providers.regions import PROVIDER_REGIONS
 from pipeline.enroll.providers.speech import SPEECH_SAMPLE_RATE, Speech
 
 log = logging.getLogger(LOGGER_NAME)
 
-KEY_ENV = "ELEVENLABS_API_KEY"
-BASE_URL_ENV = "ELEVENLABS_BASE_URL"
-DEFAULT_BASE_URL = "https://api.elevenlabs.io"
 
 # detail.status: (reason, retryable)
 ELEVENLABS_STATUSES: dict[str, tuple[str, bool]] = {
@@ -88,10 +84,24 @@ class ElevenLabsClient(VoiceProvider):
     """ElevenLabs Instant Voice Cloning (``provider = "elevenlabs"``)."""
 
     provider = "elevenlabs"
-    key_env = KEY_ENV
-    base_url_env = BASE_URL_ENV
-    default_base_url = DEFAULT_BASE_URL
-    documented_hosts = PROVIDER_REGIONS["elevenlabs"].documented_patterns()
+    hosts: ClassVar[Mapping[str, str]] = {
+        "intl": "https://api.elevenlabs.io",
+        "cn": "https://api.elevenlabs.io",
+    }  # one host everywhere
+    host_patterns: ClassVar[Mapping[str, tuple[str, ...]]] = {
+        "intl": ("api.elevenlabs.io",),
+        "cn": ("api.elevenlabs.io",),
+    }
+    other_hosts = (  # checked against the vendor's docs: docs/providers.md "Allowed hosts"
+        "api.us.elevenlabs.io",
+        "api.eu.residency.elevenlabs.io",
+        "api.in.residency.elevenlabs.io",
+        "api.sg.residency.elevenlabs.io",
+    )
+    key_env = "ELEVENLABS_API_KEY"
+    base_url_envs = ("ELEVENLABS_BASE_URL",)
+    """Sources: ElevenLabs API reference "Servers" list and its *Data residency* guide (EU and India
+    isolated environments, each with its own API key)."""
     default_family = "elevenlabs"
     auth_header = "xi-api-key"
     auth_scheme = None

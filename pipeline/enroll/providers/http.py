@@ -40,8 +40,7 @@ from typing import Any
 import requests
 import urllib3.exceptions
 
-from pipeline.enroll.providers.base import ProviderError, normalize_base_url
-from pipeline.errors import InvalidArgument
+from pipeline.enroll.providers.base import ProviderError
 
 LOGGER_NAME = "voiceprep.providers"
 log = logging.getLogger(LOGGER_NAME)
@@ -324,16 +323,6 @@ AUDIO_MIME = {
     ".mp4": "audio/mp4",
     ".flac": "audio/flac",
 }
-
-
-def resolve_base_url(arg: str | None, *, env_name: str, default: str, environ: Mapping[str, str]) -> str:
-    """The base URL: ``arg`` if given, else ``environ[env_name]`` if set, else ``default``; no trailing ``/``."""
-    value = arg if arg else (environ.get(env_name) or "").strip() or default
-    parts = urllib.parse.urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        source = "base_url" if arg else env_name
-        raise InvalidArgument(f"{source}: expected an http(s) URL such as {default} (got {value!r})")
-    return normalize_base_url(value)
 
 
 def audio_mime(path: os.PathLike[str] | str) -> str:

@@ -24,9 +24,9 @@ import dataclasses
 import datetime as dt
 import json
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import requests
 
@@ -41,14 +41,10 @@ from pipeline.enroll.providers.http import (
     status_error,
     unreadable,
 )
-from pipeline.enroll.providers.regions import PROVIDER_REGIONS
 from pipeline.enroll.providers.speech import SPEECH_SAMPLE_RATE, Speech, pcm_chunks
 
 log = logging.getLogger(LOGGER_NAME)
 
-KEY_ENV = "MINIMAX_API_KEY"
-BASE_URL_ENV = "MINIMAX_BASE_URL"
-DEFAULT_BASE_URL = "https://api.minimax.io"
 UPLOAD_PATH = "v1/files/upload"
 CLONE_PATH = "v1/voice_clone"
 GET_VOICE_PATH = "v1/get_voice"
@@ -205,10 +201,14 @@ class MiniMaxClient(VoiceProvider):
     """MiniMax voice cloning (``provider = "minimax"``); see the module docstring."""
 
     provider = "minimax"
-    key_env = KEY_ENV
-    base_url_env = BASE_URL_ENV
-    default_base_url = DEFAULT_BASE_URL
-    documented_hosts = PROVIDER_REGIONS["minimax"].documented_patterns()
+    hosts: ClassVar[Mapping[str, str]] = {"intl": "https://api.minimax.io", "cn": "https://api.minimaxi.com"}
+    host_patterns: ClassVar[Mapping[str, tuple[str, ...]]] = {
+        "intl": ("api.minimax.io",),
+        "cn": ("api.minimaxi.com",),
+    }
+    key_env = "MINIMAX_API_KEY"
+    base_url_envs = ("MINIMAX_BASE_URL",)
+    """Sources: MiniMax platform docs (global and mainland hosts)."""
     default_family = "minimax"
     _interpret = staticmethod(_interpret)
     _request_id_of = staticmethod(_request_id_of)

@@ -95,7 +95,7 @@ def websocket_allowed(client: VoiceProvider, url: str, configured: tuple[str, ..
     WebSocket base URL's, or a documented host of its provider (https/wss, port 443)."""
     if urllib.parse.urlsplit(url).scheme not in _WS_TO_HTTP:
         return False
-    return host_allowed(as_http(url), [client.base_url, *map(as_http, configured)], client.documented_hosts)
+    return host_allowed(as_http(url), [client.base_url, *map(as_http, configured)], client.documented_hosts())
 
 
 def _shown(url: str) -> str:
