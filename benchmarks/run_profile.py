@@ -5,7 +5,8 @@ each stage's CPU is this process's) with the stage functions wrapped by timers o
 (``time.process_time``); a wrapped function called inside another wrapped one is counted in both, so
 the indented rows are parts of the row above them. Few calls are wrapped (hundreds, not millions), so
 the timers cost nothing measurable, unlike ``cProfile``, which slows the Python-heavy meters several
-times over. Pin it to one core (``taskset -c 0``) to match the benchmark of record.
+times over. The process's peak resident memory is read as each stage returns ("peak MB so far"). Pin
+it to one core (``taskset -c 0``) to match the benchmark of record.
 
 Usage: ``python benchmarks/run_profile.py IN OUT [--family F ...] [--json FILE]``
 """
@@ -16,6 +17,7 @@ import argparse
 import functools
 import importlib
 import json
+import resource
 import sys
 import time
 from pathlib import Path
@@ -45,6 +47,7 @@ STAGES: tuple[tuple[str, str, str, int], ...] = (
 )
 
 _totals: dict[str, list[float]] = {}
+"""Per stage: CPU seconds, calls, and the process's peak RSS (MB) when its last call returned."""
 
 
 def _wrap(label: str, fn: Any) -> Any:
@@ -59,10 +62,11 @@ def _wrap(label: str, fn: Any) -> Any:
             return fn(*args, **kwargs)
         finally:
             depth[0] -= 1
-            row = _totals.setdefault(label, [0.0, 0])
+            row = _totals.setdefault(label, [0.0, 0, 0.0])
             row[1] += 1
             if depth[0] == 0:
                 row[0] += time.process_time() - t0
+                row[2] = max(row[2], resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
 
     return timed
 
@@ -108,11 +112,13 @@ def main() -> None:
             raise
     total_cpu, wall = time.process_time() - t_cpu, time.perf_counter() - t_wall
     rows = []
-    print(f"{'stage':40} {'CPU s':>7} {'share':>6} {'calls':>6}")
+    print(f"{'stage':40} {'CPU s':>7} {'share':>6} {'calls':>6} {'peak MB so far':>14}")
     for label, _, _, indent in STAGES:
-        cpu, calls = _totals.get(label, [0.0, 0])
-        rows.append({"stage": label, "indent": indent, "cpu_s": round(cpu, 3), "calls": calls})
-        print(f"{'  ' * indent + label:40} {cpu:7.2f} {cpu / total_cpu:6.1%} {calls:6d}")
+        cpu, calls, peak = _totals.get(label, [0.0, 0, 0.0])
+        rows.append(
+            {"stage": label, "indent": indent, "cpu_s": round(cpu, 3), "calls": calls, "peak_mb": peak}
+        )
+        print(f"{'  ' * indent + label:40} {cpu:7.2f} {cpu / total_cpu:6.1%} {calls:6d} {peak:14.0f}")
     print(f"{'whole process (imports included)':40} {total_cpu:7.2f} {1:6.0%}   (wall {wall:.1f} s)")
     if args.json:
         args.json.write_text(json.dumps({"rows": rows, "cpu_s": total_cpu, "wall_s": wall}, indent=2) + "\n")
