@@ -484,20 +484,18 @@ _ENVELOPE_MARGIN = 64
 
 
 def _limit(
-    x: np.ndarray, rate: int, ceiling_db: float, envelope: np.ndarray | None = None, scale: float = 1.0
+    x: np.ndarray, rate: int, ceiling_db: float, envelope: np.ndarray | None = None
 ) -> tuple[np.ndarray, float]:
     """Look-ahead limiter: a smooth gain curve that keeps every (true) peak under ``ceiling_db``.
 
     The needed gain per sample is spread by a minimum filter of half-width ``2h`` and smoothed by two
     boxes of half-width ``h``; every sample's smoothed gain is an average of minima that include that
     sample's own need, so no peak escapes, and the gain moves in 16 ms raised ramps (no clicks).
-    ``envelope`` times ``scale`` is ``_peak_envelope(x)`` when the caller has it (no scaled copy is made).
+    ``envelope`` is ``_peak_envelope(x)`` when the caller has it.
     """
     ceiling = 10.0 ** (ceiling_db / 20.0)
     envelope = _peak_envelope(x) if envelope is None else envelope
-    need = np.maximum(envelope, 1e-12 / scale)
-    np.divide(ceiling / scale, need, out=need)
-    np.minimum(need, 1.0, out=need)
+    need = np.minimum(1.0, ceiling / np.maximum(envelope, 1e-12))
     if need.min() >= 1.0:
         return x, 0.0
     h = max(1, round(LIMITER_RAMP_S * rate))
@@ -524,7 +522,7 @@ def _normalise(
     envelope = _peak_envelope(x)
     for _ in range(8):
         linear = 10.0 ** (gain_db / 20.0)
-        y, reduction = _limit(x * linear, rate, ceiling_db, envelope, linear)
+        y, reduction = _limit(x * linear, rate, ceiling_db, envelope * linear)
         m = integrated_loudness(y, sample_rate=rate).metrics
         err = target_lufs - float(m["lufs"])
         over = float(m["true_peak_dbtp"]) - ceiling_db
