@@ -483,19 +483,15 @@ _ENVELOPE_BLOCK = 1 << 16
 _ENVELOPE_MARGIN = 64
 
 
-def _limit(
-    x: np.ndarray, rate: int, ceiling_db: float, envelope: np.ndarray | None = None
-) -> tuple[np.ndarray, float]:
+def _limit(x: np.ndarray, rate: int, ceiling_db: float) -> tuple[np.ndarray, float]:
     """Look-ahead limiter: a smooth gain curve that keeps every (true) peak under ``ceiling_db``.
 
     The needed gain per sample is spread by a minimum filter of half-width ``2h`` and smoothed by two
     boxes of half-width ``h``; every sample's smoothed gain is an average of minima that include that
     sample's own need, so no peak escapes, and the gain moves in 16 ms raised ramps (no clicks).
-    ``envelope`` is ``_peak_envelope(x)`` when the caller has it.
     """
     ceiling = 10.0 ** (ceiling_db / 20.0)
-    envelope = _peak_envelope(x) if envelope is None else envelope
-    need = np.minimum(1.0, ceiling / np.maximum(envelope, 1e-12))
+    need = np.minimum(1.0, ceiling / np.maximum(_peak_envelope(x), 1e-12))
     if need.min() >= 1.0:
         return x, 0.0
     h = max(1, round(LIMITER_RAMP_S * rate))
@@ -517,12 +513,9 @@ def _normalise(
     ceiling_db = tp_max - LIMITER_MARGIN_DB
     reduction = 0.0
     y = x
-    # The peak envelope is linear in the gain (interpolation, absolute value and maximum all are): one
-    # envelope of ``x``, scaled, serves every try.
-    envelope = _peak_envelope(x)
     for _ in range(8):
-        linear = 10.0 ** (gain_db / 20.0)
-        y, reduction = _limit(x * linear, rate, ceiling_db, envelope * linear)
+        y = x * 10.0 ** (gain_db / 20.0)
+        y, reduction = _limit(y, rate, ceiling_db)
         m = integrated_loudness(y, sample_rate=rate).metrics
         err = target_lufs - float(m["lufs"])
         over = float(m["true_peak_dbtp"]) - ceiling_db
