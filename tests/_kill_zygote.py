@@ -2,8 +2,11 @@
 at a chosen point (used by ``tests/test_kill.py``).
 
 Killing ``voiceprep`` at 20+ points costs 20+ processes; most of a fresh process's time is imports, so
-this one imports every ``pipeline`` module once (no model is loaded: nothing that starts threads) and
-forks. Each child counts the *events* of its command, in order, and kills itself with ``SIGKILL`` at the
+this one imports every ``pipeline`` module once (no model is loaded: nothing that starts threads), draws
+one histogram (matplotlib's first figure loads its fonts: 0.4 s a child would pay again) and forks. The
+DNSMOS scores a child computes come back to the zygote (``tests/_dnsmos.py``), so a window of the same
+samples is scored once for all the children forked after it (the re-check of the same clip, again and
+again). Each child counts the *events* of its command, in order, and kills itself with ``SIGKILL`` at the
 event numbered ``kill_at`` (1-based), so a kill point is deterministic:
 
 * ``replace:before`` / ``replace:after``: ``os.replace`` of a temporary file (every atomic write of
@@ -26,6 +29,7 @@ from __future__ import annotations
 import importlib
 import json
 import os
+import pickle
 import pkgutil
 import signal
 import sys
@@ -44,6 +48,17 @@ def _preload() -> None:
 
     for info in pkgutil.walk_packages(pipeline.__path__, "pipeline."):
         importlib.import_module(info.name)
+
+
+def _warm_up() -> None:
+    """Pay once, here, what every child would pay on its first call: matplotlib's first figure; and keep
+    DNSMOS scores by their samples (:func:`_dnsmos.remember`)."""
+    import _dnsmos
+
+    from pipeline.report.plots import histogram_svg
+
+    histogram_svg([(20.0, "ready"), (10.0, "rejected")], metric="snr_db", title="SNR", gates={15.0: ["x"]})
+    _dnsmos.remember()
 
 
 def _import_all(names: list[str]) -> None:
@@ -115,6 +130,8 @@ def _advance_clock(seconds: float) -> None:
 
 def _child(job: dict[str, Any], events_file: Path) -> None:
     """Run one command in this (forked) process; never returns."""
+    import _dnsmos
+
     code = 70
     seen: list[str] = []
     loaded = set(sys.modules)
@@ -140,13 +157,17 @@ def _child(job: dict[str, Any], events_file: Path) -> None:
         sys.stdout.flush()
         sys.stderr.flush()
         imported = sorted(set(sys.modules) - loaded)
+        events_file.with_suffix(".pickle").write_bytes(pickle.dumps(_dnsmos.scores()))
         events_file.write_text(json.dumps({"events": seen, "imported": imported}))
         os._exit(code)
 
 
 def main() -> None:
     """Serve commands from stdin until it closes."""
+    import _dnsmos
+
     _preload()
+    _warm_up()
     for number, line in enumerate(sys.stdin):
         job = json.loads(line)
         events_file = Path(job["log"]).with_name(f".events-{os.getpid()}-{number}.json")
@@ -156,6 +177,10 @@ def main() -> None:
         _, status = os.waitpid(pid, 0)
         told = json.loads(events_file.read_text()) if events_file.exists() else {"events": None}
         events_file.unlink(missing_ok=True)
+        scores = events_file.with_suffix(".pickle")
+        if scores.exists():
+            _dnsmos.learn(pickle.loads(scores.read_bytes()))
+            scores.unlink()
         _import_all(told.get("imported", []))
         result = {
             "pid": pid,
