@@ -17,21 +17,27 @@ event numbered ``kill_at`` (1-based), so a kill point is deterministic:
 * ``http:before`` / ``http:after``: an HTTP request (``requests``' adapter) before it is sent, or after its
   answer was read in full and before the caller sees it: the provider acted, nothing was recorded yet.
 
-Protocol: one JSON object per line on stdin, ``{"argv": [...], "env": {...}, "cwd": ..., "kill_at": N or
-null, "clock_ahead_s": seconds or null, "log": path}`` (``clock_ahead_s`` sets the voice ledger's clock
-ahead: the command run that much later); one JSON line back per command: ``{"pid", "signal", "code", "events"}``, where
-``events`` lists the labels of the events the child passed (complete only when it was not killed). The
-modules a child that was not killed imported are then imported here too, for the next children.
+Protocol: one JSON object per line on stdin, ``{"argv": [...], "env": {...}, "cwd": ..., "kill_at": N, a
+pattern (the n-th event of a label on a matching file: :func:`_install`) or null, "clock_ahead_s": seconds
+or null, "log": path}`` (``clock_ahead_s`` sets the voice ledger's clock ahead: the command run that much
+later); one JSON line back per command: ``{"pid", "signal", "code", "events"}``, where ``events`` lists
+the labels of the events the child passed (complete only when it was not killed). The modules a child
+that was not killed imported are then imported here too, for the next children.
+
+Tests talk to it through :class:`Zygote` (the ``zygote`` fixture of ``tests/conftest.py``: one per test
+process).
 """
 
 from __future__ import annotations
 
+import fnmatch
 import importlib
 import json
 import os
 import pickle
 import pkgutil
 import signal
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -72,13 +78,23 @@ def _import_all(names: list[str]) -> None:
                 continue
 
 
-def _install(kill_at: int | None, seen: list[str]) -> None:
-    """Count events (see the module docstring); ``SIGKILL`` this process at event ``kill_at``."""
+def _install(kill_at: int | dict[str, Any] | None, seen: list[str]) -> None:
+    """Count events (see the module docstring); ``SIGKILL`` this process at event ``kill_at``: its number,
+    or ``{"event": label, "path": pattern, "nth": n}``, the n-th event of that label whose file matches
+    the :mod:`fnmatch` pattern (``"*/.cache/clips/*.json"``)."""
     import requests.adapters
 
-    def event(label: str) -> None:
+    matched = 0
+
+    def event(label: str, path: Any = "") -> None:
+        nonlocal matched
         seen.append(label)
-        if len(seen) == kill_at:
+        if isinstance(kill_at, dict):
+            if label == kill_at["event"] and fnmatch.fnmatch(os.fspath(path), kill_at["path"]):
+                matched += 1
+                if matched == kill_at.get("nth", 1):
+                    os.kill(os.getpid(), signal.SIGKILL)
+        elif len(seen) == kill_at:
             os.kill(os.getpid(), signal.SIGKILL)
 
     real_replace, real_link, real_rename = os.replace, os.link, os.rename
@@ -87,26 +103,26 @@ def _install(kill_at: int | None, seen: list[str]) -> None:
     def replace(src: Any, dst: Any, **kw: Any) -> None:
         counted = str(src).endswith(".tmp")
         if counted:
-            event("replace:before")
+            event("replace:before", dst)
         real_replace(src, dst, **kw)
         if counted:
-            event("replace:after")
+            event("replace:after", dst)
 
     def link(src: Any, dst: Any, **kw: Any) -> None:
-        event("link:before")
+        event("link:before", dst)
         real_link(src, dst, **kw)
-        event("link:after")
+        event("link:after", dst)
 
     def rename(src: Any, dst: Any, **kw: Any) -> None:
-        event("rename:before")
+        event("rename:before", dst)
         real_rename(src, dst, **kw)
-        event("rename:after")
+        event("rename:after", dst)
 
     def send(self: Any, request: Any, *args: Any, **kw: Any) -> Any:
-        event("http:before")
+        event("http:before", request.url)
         response = real_send(self, request, *args, **kw)
         _ = response.content  # read the answer in full: the provider has acted and answered
-        event("http:after")
+        event("http:after", request.url)
         return response
 
     os.replace, os.link, os.rename = replace, link, rename  # type: ignore[assignment]
@@ -160,6 +176,52 @@ def _child(job: dict[str, Any], events_file: Path) -> None:
         events_file.with_suffix(".pickle").write_bytes(pickle.dumps(_dnsmos.scores()))
         events_file.write_text(json.dumps({"events": seen, "imported": imported}))
         os._exit(code)
+
+
+class Zygote:
+    """This module as a process: :meth:`run` one ``voiceprep`` command in a fork of it."""
+
+    def __init__(self, log: Path, env: dict[str, str]) -> None:
+        """Start it with ``env``; the commands' output goes to ``log``, their working folder is its folder."""
+        self.log = log
+        self.proc = subprocess.Popen(
+            [sys.executable, __file__],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            cwd=ROOT,
+            env=env,
+        )
+
+    def run(
+        self,
+        *argv: str | Path,
+        env: dict[str, str],
+        kill_at: int | dict[str, Any] | None = None,
+        later_s: float = 0.0,
+    ) -> dict[str, Any]:
+        """Run ``voiceprep ARGV`` with ``env``; killed at event ``kill_at`` when given (a number or a pattern:
+        :func:`_install`); ``later_s`` seconds later by the voice ledger's clock. Its status and events."""
+        job = {
+            "argv": [str(a) for a in argv],
+            "env": env,
+            "cwd": str(self.log.parent),
+            "kill_at": kill_at,
+            "clock_ahead_s": later_s,
+            "log": str(self.log),
+        }
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.write(json.dumps(job) + "\n")
+        self.proc.stdin.flush()
+        answer = self.proc.stdout.readline()
+        assert answer, f"the zygote died; see {self.log}"
+        return json.loads(answer)
+
+    def close(self) -> None:
+        """End the zygote (it ends when its stdin closes)."""
+        assert self.proc.stdin is not None
+        self.proc.stdin.close()
+        self.proc.wait(timeout=60)
 
 
 def main() -> None:
