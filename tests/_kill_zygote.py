@@ -19,7 +19,7 @@ event numbered ``kill_at`` (1-based), so a kill point is deterministic:
 
 Protocol: one JSON object per line on stdin, ``{"argv": [...], "env": {...}, "cwd": ..., "kill_at": N, a
 pattern (the n-th event of a label on a matching file: :func:`_install`) or null, "clock_ahead_s": seconds
-or null, "log": path}`` (``clock_ahead_s`` sets the voice ledger's clock ahead: the command run that much
+or null, "log": path, "stdout": path or null, "stderr": path or null}`` (``clock_ahead_s`` sets the voice ledger's clock ahead: the command run that much
 later); one JSON line back per command: ``{"pid", "signal", "code", "events"}``, where ``events`` lists
 the labels of the events the child passed (complete only when it was not killed). The modules a child
 that was not killed imported are then imported here too, for the next children.
@@ -39,6 +39,7 @@ import pkgutil
 import signal
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -155,9 +156,9 @@ def _child(job: dict[str, Any], events_file: Path) -> None:
         os.environ.clear()
         os.environ.update(job["env"])
         os.chdir(job["cwd"])
-        log = os.open(job["log"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-        os.dup2(log, 1)
-        os.dup2(log, 2)
+        for fd, name in ((1, "stdout"), (2, "stderr")):  # the command's own files, else the shared log
+            target = os.open(job.get(name) or job["log"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+            os.dup2(target, fd)
         sys.argv = ["voiceprep", *job["argv"]]
         if job.get("clock_ahead_s"):
             _advance_clock(job["clock_ahead_s"])
@@ -199,9 +200,15 @@ class Zygote:
         env: dict[str, str],
         kill_at: int | dict[str, Any] | None = None,
         later_s: float = 0.0,
+        capture: bool = False,
     ) -> dict[str, Any]:
         """Run ``voiceprep ARGV`` with ``env``; killed at event ``kill_at`` when given (a number or a pattern:
-        :func:`_install`); ``later_s`` seconds later by the voice ledger's clock. Its status and events."""
+        :func:`_install`); ``later_s`` seconds later by the voice ledger's clock. Its status and events, and
+        with ``capture`` what it wrote to file descriptors 1 and 2 (``stdout``, ``stderr``: text), the C
+        libraries' writes included; else its output goes to the log."""
+        streams = {
+            name: self.log.with_name(f"{name}-{uuid.uuid4().hex}.txt") for name in ("stdout", "stderr")
+        }
         job = {
             "argv": [str(a) for a in argv],
             "env": env,
@@ -209,13 +216,19 @@ class Zygote:
             "kill_at": kill_at,
             "clock_ahead_s": later_s,
             "log": str(self.log),
+            **({name: str(path) for name, path in streams.items()} if capture else {}),
         }
         assert self.proc.stdin is not None and self.proc.stdout is not None
         self.proc.stdin.write(json.dumps(job) + "\n")
         self.proc.stdin.flush()
         answer = self.proc.stdout.readline()
         assert answer, f"the zygote died; see {self.log}"
-        return json.loads(answer)
+        result = json.loads(answer)
+        if capture:
+            for name, path in streams.items():
+                result[name] = path.read_text(errors="replace") if path.exists() else ""
+                path.unlink(missing_ok=True)
+        return result
 
     def close(self) -> None:
         """End the zygote (it ends when its stdin closes)."""
