@@ -1,5 +1,6 @@
 """A process that imports voiceprep once, then forks one child per command and lets it die by ``SIGKILL``
-at a chosen point (used by ``tests/test_kill.py``).
+(or stop) at a chosen point (``tests/test_kill.py``; test_run's kill test; a command as a process of its
+own in test_cli and test_abuse).
 
 Killing ``voiceprep`` at 20+ points costs 20+ processes; most of a fresh process's time is imports, so
 this one imports every ``pipeline`` module once (no model is loaded: nothing that starts threads), draws
@@ -17,12 +18,15 @@ event numbered ``kill_at`` (1-based), so a kill point is deterministic:
 * ``http:before`` / ``http:after``: an HTTP request (``requests``' adapter) before it is sent, or after its
   answer was read in full and before the caller sees it: the provider acted, nothing was recorded yet.
 
-Protocol: one JSON object per line on stdin, ``{"argv": [...], "env": {...}, "cwd": ..., "kill_at": N, a
-pattern (the n-th event of a label on a matching file: :func:`_install`) or null, "clock_ahead_s": seconds
-or null, "log": path, "stdout": path or null, "stderr": path or null}`` (``clock_ahead_s`` sets the voice ledger's clock ahead: the command run that much
-later); one JSON line back per command: ``{"pid", "signal", "code", "events"}``, where ``events`` lists
-the labels of the events the child passed (complete only when it was not killed). The modules a child
-that was not killed imported are then imported here too, for the next children.
+Protocol: one JSON object per line on stdin, ``{"argv": [...], "env": {...}, "cwd": ..., "kill_at": ...,
+"stop_at": ..., "clock_ahead_s": seconds or null, "log": path, "stdout": path or null, "stderr": path or
+null}``. ``kill_at`` and ``stop_at`` are an event number, a pattern (the n-th event of a label on a matching
+file: :func:`_install`) or null; at ``stop_at`` the child stops itself (``SIGSTOP``), the zygote answers
+``{"pid", "stopped": true}`` and continues it on the next line it reads. ``clock_ahead_s`` sets the voice
+ledger's clock ahead (the command run that much later); ``stdout``/``stderr`` are the command's own files
+(else both go to ``log``). One JSON line back per command: ``{"pid", "signal", "code", "events"}``, where
+``events`` lists the labels of the events the child passed (complete only when it was not killed). The
+modules a child that was not killed imported are then imported here too, for the next children.
 
 Tests talk to it through :class:`Zygote` (the ``zygote`` fixture of ``tests/conftest.py``: one per test
 process).
@@ -40,10 +44,14 @@ import signal
 import subprocess
 import sys
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
+
+Point = int | dict[str, Any] | None
+"""An event of a command: its number, a pattern (:func:`_install`), or none."""
 
 
 def _preload() -> None:
@@ -79,24 +87,28 @@ def _import_all(names: list[str]) -> None:
                 continue
 
 
-def _install(kill_at: int | dict[str, Any] | None, seen: list[str]) -> None:
-    """Count events (see the module docstring); ``SIGKILL`` this process at event ``kill_at``: its number,
-    or ``{"event": label, "path": pattern, "nth": n}``, the n-th event of that label whose file matches
-    the :mod:`fnmatch` pattern (``"*/.cache/clips/*.json"``)."""
+def _install(kill_at: Point, stop_at: Point, seen: list[str]) -> None:
+    """Count events (see the module docstring); ``SIGKILL`` this process at event ``kill_at`` and
+    ``SIGSTOP`` it at ``stop_at``: a number, or ``{"event": label, "path": pattern, "nth": n}``, the n-th
+    event of that label whose file matches the :mod:`fnmatch` pattern (``"*/.cache/clips/*.json"``)."""
     import requests.adapters
 
-    matched = 0
+    matched = {"kill": 0, "stop": 0}
+
+    def reached(point: Point, which: str, label: str, path: Any) -> bool:
+        if not isinstance(point, dict):
+            return len(seen) == point
+        if label == point["event"] and fnmatch.fnmatch(os.fspath(path), point["path"]):
+            matched[which] += 1
+            return matched[which] == point.get("nth", 1)
+        return False
 
     def event(label: str, path: Any = "") -> None:
-        nonlocal matched
         seen.append(label)
-        if isinstance(kill_at, dict):
-            if label == kill_at["event"] and fnmatch.fnmatch(os.fspath(path), kill_at["path"]):
-                matched += 1
-                if matched == kill_at.get("nth", 1):
-                    os.kill(os.getpid(), signal.SIGKILL)
-        elif len(seen) == kill_at:
+        if reached(kill_at, "kill", label, path):
             os.kill(os.getpid(), signal.SIGKILL)
+        if reached(stop_at, "stop", label, path):
+            os.kill(os.getpid(), signal.SIGSTOP)  # until the zygote sends SIGCONT
 
     real_replace, real_link, real_rename = os.replace, os.link, os.rename
     real_send = requests.adapters.HTTPAdapter.send
@@ -162,7 +174,7 @@ def _child(job: dict[str, Any], events_file: Path) -> None:
         sys.argv = ["voiceprep", *job["argv"]]
         if job.get("clock_ahead_s"):
             _advance_clock(job["clock_ahead_s"])
-        _install(job.get("kill_at"), seen)
+        _install(job.get("kill_at"), job.get("stop_at"), seen)
         from pipeline.cli.main import main
 
         try:
@@ -198,14 +210,17 @@ class Zygote:
         self,
         *argv: str | Path,
         env: dict[str, str],
-        kill_at: int | dict[str, Any] | None = None,
+        kill_at: Point = None,
         later_s: float = 0.0,
         capture: bool = False,
+        stop_at: Point = None,
+        while_stopped: Callable[[int], None] | None = None,
     ) -> dict[str, Any]:
         """Run ``voiceprep ARGV`` with ``env``; killed at event ``kill_at`` when given (a number or a pattern:
         :func:`_install`); ``later_s`` seconds later by the voice ledger's clock. Its status and events, and
         with ``capture`` what it wrote to file descriptors 1 and 2 (``stdout``, ``stderr``: text), the C
-        libraries' writes included; else its output goes to the log."""
+        libraries' writes included; else its output goes to the log. With ``stop_at``, the command is
+        stopped (``SIGSTOP``) at that event while ``while_stopped(pid)`` runs, then goes on."""
         streams = {
             name: self.log.with_name(f"{name}-{uuid.uuid4().hex}.txt") for name in ("stdout", "stderr")
         }
@@ -214,6 +229,7 @@ class Zygote:
             "env": env,
             "cwd": str(self.log.parent),
             "kill_at": kill_at,
+            "stop_at": stop_at,
             "clock_ahead_s": later_s,
             "log": str(self.log),
             **({name: str(path) for name, path in streams.items()} if capture else {}),
@@ -224,6 +240,16 @@ class Zygote:
         answer = self.proc.stdout.readline()
         assert answer, f"the zygote died; see {self.log}"
         result = json.loads(answer)
+        if result.get("stopped"):
+            try:
+                assert while_stopped is not None
+                while_stopped(result["pid"])
+            finally:
+                self.proc.stdin.write("{}\n")  # go on
+                self.proc.stdin.flush()
+                answer = self.proc.stdout.readline()
+            assert answer, f"the zygote died; see {self.log}"
+            result = json.loads(answer)
         if capture:
             for name, path in streams.items():
                 result[name] = path.read_text(errors="replace") if path.exists() else ""
@@ -249,7 +275,12 @@ def main() -> None:
         pid = os.fork()
         if pid == 0:
             _child(job, events_file)
-        _, status = os.waitpid(pid, 0)
+        _, status = os.waitpid(pid, os.WUNTRACED)
+        if os.WIFSTOPPED(status):  # at its stop_at event: the test acts, then says go on
+            print(json.dumps({"pid": pid, "stopped": True}), flush=True)
+            sys.stdin.readline()
+            os.kill(pid, signal.SIGCONT)
+            _, status = os.waitpid(pid, 0)
         told = json.loads(events_file.read_text()) if events_file.exists() else {"events": None}
         events_file.unlink(missing_ok=True)
         scores = events_file.with_suffix(".pickle")
