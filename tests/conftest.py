@@ -16,8 +16,6 @@ from _corpus import NO_CORPUS, corpus_dir
 from _kill_zygote import Zygote
 from fake_providers import FakeProviders
 
-from pipeline.rules.families import ENV_FAMILIES_DIR
-
 
 def _skip_reason(report: pytest.TestReport) -> str:
     longrepr = report.longrepr
@@ -179,6 +177,8 @@ def damaged_mp3(tmp_path: Path) -> Path:
 def zygote(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Zygote]:
     """A process that imported voiceprep once and runs each ``voiceprep`` command in a fork of itself,
     killed at a chosen event when asked (``tests/_kill_zygote.py``); one per test process."""
+    from pipeline.rules.families import ENV_FAMILIES_DIR
+
     z = Zygote(tmp_path_factory.mktemp("zygote") / "commands.log", process_env(drop=[ENV_FAMILIES_DIR]))
     yield z
     z.close()
