@@ -1,5 +1,6 @@
 """Shared test fixtures: the larger corpus of real recordings (``_corpus.py`` says where recordings are
-found), a small PyAV encoder for making test files, and the local fake of the provider APIs."""
+found), a small PyAV encoder for making test files, the local fake of the provider APIs, and a process
+that runs ``voiceprep`` commands in forks of itself (``_kill_zygote.py``)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,9 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
+from _cli import process_env
 from _corpus import NO_CORPUS, corpus_dir
+from _kill_zygote import Zygote
 from fake_providers import FakeProviders
 
 
@@ -168,3 +171,14 @@ def damaged_mp3(tmp_path: Path) -> Path:
     path = tmp_path / "damaged.mp3"
     path.write_bytes(data[:middle] + bytes(200) + data[middle:])
     return path
+
+
+@pytest.fixture(scope="session")
+def zygote(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Zygote]:
+    """A process that imported voiceprep once and runs each ``voiceprep`` command in a fork of itself,
+    killed at a chosen event when asked (``tests/_kill_zygote.py``); one per test process."""
+    from pipeline.rules.families import ENV_FAMILIES_DIR
+
+    z = Zygote(tmp_path_factory.mktemp("zygote") / "commands.log", process_env(drop=[ENV_FAMILIES_DIR]))
+    yield z
+    z.close()

@@ -27,9 +27,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from _cli import jsonl, voiceprep
+from _cli import jsonl, process_env, voiceprep
 from _corpus import corpus_file
 from _dnsmos import dnsmos_once
+from _kill_zygote import Zygote
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -583,35 +584,28 @@ def test_the_crash_logger_survives_a_name_that_is_not_utf8(tmp_path: Path) -> No
 
 
 def test_a_run_started_while_another_writes_the_same_out_stops_and_the_first_is_intact(
-    tmp_path: Path,
+    tmp_path: Path, zygote: Zygote
 ) -> None:
-    """The issue's race for real: a second ``run`` into an OUT that a running process is writing."""
-    import time
-
+    """The issue's race for real: a second ``run`` into an OUT that a running process is writing (the first
+    runs in a fork of the zygote, stopped right after it took the lock while the second runs)."""
     root, out = tmp_path / "in", tmp_path / "out"
     (root / "alice").mkdir(parents=True)
     shutil.copyfile(corpus_file(*LONG), root / "alice" / "take.flac")
     config = _config_file(tmp_path)
     args = ["run", str(root), "--out", str(out), "-f", FAMILY, "--config", str(config)]
-    first = subprocess.Popen(
-        [sys.executable, "-m", "pipeline.cli.main", *args],
-        cwd=Path(__file__).resolve().parents[1],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        give_up = time.monotonic() + 120  # a guard against a hang, not a timing assertion
-        while not (out / outputs.LOCK_NAME).exists():
-            assert first.poll() is None and time.monotonic() < give_up, "the first run never took the lock"
-            time.sleep(0.005)
+    seconds: list[subprocess.CompletedProcess[str]] = []
+
+    def second_run(first_pid: int) -> None:
+        assert (out / outputs.LOCK_NAME).exists()
         second = voiceprep(*args)
-        assert first.poll() is None, "the first run ended before the second started: nothing was tested"
         assert second.returncode == 4
-        assert f"pid {first.pid}" in second.stderr
-    finally:
-        _, stderr = first.communicate(timeout=300)
-    assert first.returncode == 0, stderr
+        assert f"pid {first_pid}" in second.stderr
+        seconds.append(second)
+
+    at_lock = {"event": "link:after", "path": str(out / outputs.LOCK_NAME)}
+    first = zygote.run(*args, env=process_env(), stop_at=at_lock, while_stopped=second_run, capture=True)
+    assert len(seconds) == 1, "the second run did not run while the first held the lock"
+    assert first["code"] == 0, first["stderr"]
     clip = next(c for c in jsonl(out / "clips.jsonl") if c["speaker"] == "alice")
     assert clip["status"] == "ready"
     assert hashlib.sha256((out / clip["clip"]).read_bytes()).hexdigest() == clip["clip_sha256"]

@@ -7,7 +7,7 @@ or after it), the lock's link or rename, an HTTP request (before it is sent, or 
 and answered, before voiceprep records anything). Every state a kill can leave on disk or on the server
 lies between two such events, so killing at the events, chosen at random from those of an uninterrupted
 command, reaches them without timing luck. The commands run in processes forked from one that imported
-voiceprep once (20+ fresh interpreters would cost minutes of imports).
+voiceprep once (20+ fresh interpreters would cost minutes of imports: ``tests/_kill_zygote.py``).
 
 A create request whose process was killed after the ledger marked it sent (before or after the request
 left) leaves the voice ``unknown``; by the documented rule it is retried only once searches over
@@ -23,13 +23,12 @@ import random
 import signal
 import sqlite3
 import subprocess
-import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from _cli import jsonl, process_env
+from _kill_zygote import Zygote
 from _samples import MEMO, cut
 from fake_providers import FakeProviders, make_wav
 from submit_fakes import make_run
@@ -37,57 +36,9 @@ from submit_fakes import make_run
 from pipeline.enroll.submit import ABSENT_SETTLE_S
 from pipeline.rules.families import ENV_FAMILIES_DIR
 
-ROOT = Path(__file__).resolve().parents[1]
 SEED = 20261207
 KILLS = 20
 """Kill points per command (distinct events, drawn with :data:`SEED`)."""
-
-
-class Zygote:
-    """``tests/_kill_zygote.py`` as a process: :meth:`run` one ``voiceprep`` command in a fork of it."""
-
-    def __init__(self, log: Path) -> None:
-        self.log = log
-        self.proc = subprocess.Popen(
-            [sys.executable, str(ROOT / "tests" / "_kill_zygote.py")],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-            cwd=ROOT,
-            env=process_env(drop=[ENV_FAMILIES_DIR]),
-        )
-
-    def run(
-        self, *argv: str | Path, env: dict[str, str], kill_at: int | None = None, later_s: float = 0.0
-    ) -> dict[str, Any]:
-        """Run ``voiceprep ARGV``; killed at event ``kill_at`` when given; ``later_s`` seconds later by the
-        voice ledger's clock. Its status and events."""
-        job = {
-            "argv": [str(a) for a in argv],
-            "env": env,
-            "cwd": str(self.log.parent),
-            "kill_at": kill_at,
-            "clock_ahead_s": later_s,
-        }
-        assert self.proc.stdin is not None and self.proc.stdout is not None
-        self.proc.stdin.write(json.dumps({**job, "log": str(self.log)}) + "\n")
-        self.proc.stdin.flush()
-        answer = self.proc.stdout.readline()
-        assert answer, f"the zygote died; see {self.log}"
-        return json.loads(answer)
-
-    def close(self) -> None:
-        """End the zygote (it ends when its stdin closes)."""
-        assert self.proc.stdin is not None
-        self.proc.stdin.close()
-        self.proc.wait(timeout=60)
-
-
-@pytest.fixture(scope="module")
-def zygote(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Zygote]:
-    z = Zygote(tmp_path_factory.mktemp("zygote") / "commands.log")
-    yield z
-    z.close()
 
 
 def _env(**extra: str) -> dict[str, str]:
@@ -146,7 +97,7 @@ def test_run_killed_at_20_random_points_then_resumed_equals_an_uninterrupted_run
 
     reference = fresh_out("reference")
     whole = zygote.run(*command(reference), env=env)
-    assert whole["code"] == 0, (tmp_path / "zygote").as_posix()
+    assert whole["code"] == 0, zygote.log.as_posix()
     expected = _run_state(reference)
     assert expected[1]["clips"] == {"minimax": {"ready": 1}}
     assert "clips/alice/minimax.wav" in expected[0]

@@ -6,7 +6,8 @@ run over two families. Known answers come from the recordings themselves (durati
 empty files, the family specs), never from an earlier output of the runner. ``slow_measures=False`` and
 the short inputs keep the runs quick; the re-check of every rendered clip still runs DNSMOS, as
 ``voiceprep check`` does (in this process once per distinct clip: ``tests/_dnsmos.py``). The command
-runs in this process where the test is not about the process (``tests/_cli.py``).
+runs in this process where the test is not about the process (``tests/_cli.py``); killed, in a fork of a
+process that imported voiceprep once, at chosen events (``tests/_kill_zygote.py``).
 """
 
 from __future__ import annotations
@@ -20,8 +21,7 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -33,6 +33,7 @@ import yaml
 from _cli import jsonl, process_env, voiceprep
 from _corpus import corpus_file
 from _dnsmos import dnsmos_once
+from _kill_zygote import Zygote
 from _samples import MEMO, SAMPLES, cut
 
 import pipeline.analysis.fastpass
@@ -531,23 +532,6 @@ def test_changing_one_family_spec_redoes_only_that_family_and_changing_it_back_r
 # ------------------------------------------------------------------------------------------- SIGKILL
 
 
-def _kill_when(cmd: list[str], ready: Callable[[], bool], *, limit_s: float = 180.0) -> int:
-    """Start ``cmd``, SIGKILL it as soon as ``ready()`` is true; return its exit status."""
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        give_up = time.monotonic() + limit_s  # a guard against a hang, not a timing assertion
-        while proc.poll() is None and not ready():
-            assert time.monotonic() < give_up, "the run neither finished nor reached the kill point"
-            time.sleep(0.005)
-        if proc.poll() is None:
-            os.kill(proc.pid, signal.SIGKILL)
-        return proc.wait(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-
-
 def _dead_pid() -> int:
     """The pid of a process that has ended."""
     proc = subprocess.Popen([sys.executable, "-c", "pass"])
@@ -560,25 +544,30 @@ def _count(folder: Path, pattern: str) -> int:
 
 
 def test_a_run_killed_at_several_points_and_restarted_equals_an_uninterrupted_one(
-    corpus: Path, reference: Path, tmp_path: Path
+    corpus: Path, reference: Path, tmp_path: Path, zygote: Zygote
 ) -> None:
     out = tmp_path / "out"
     args = _cli_args(corpus, out, _run_yaml(tmp_path))
-    cmd = [sys.executable, "-m", "pipeline.cli.main", *args]  # a process of its own, to be killed
     cache = out / ".cache"
 
+    def killed(event: str, pattern: str, nth: int = 1) -> None:
+        """The command in a process of its own, killed at the nth ``event`` on a file matching ``pattern``."""
+        at = {"event": event, "path": str(out / pattern), "nth": nth}
+        assert zygote.run(*args, env=_env(), kill_at=at)["signal"] == signal.SIGKILL, at
+
     # 1. right after the first recording is analysed and cached
-    assert _kill_when(cmd, lambda: _count(cache / "recordings", "*.json") >= 1) == -signal.SIGKILL
-    # 2. right after the first clip is cached
-    assert _kill_when(cmd, lambda: _count(cache / "clips", "*.json") >= 1) == -signal.SIGKILL
-    # 3. in the middle of a clip task: two more clips rendered, their re-checks still running
+    killed("replace:after", ".cache/recordings/*.json")
+    assert _count(cache / "recordings", "*.json") == 1
+    # 2. the resumed command, right after the first clip is cached
+    killed("replace:after", ".cache/clips/*.json")
+    assert _count(cache / "clips", "*.json") == 1
+    # 3. in the middle of a clip task: two more clips rendered, the re-check of the second still running
     rendered = set((out / "clips").rglob("*.wav"))
-    assert (
-        _kill_when(cmd, lambda: len(set((out / "clips").rglob("*.wav")) - rendered) >= 2) == -signal.SIGKILL
-    )
+    killed("replace:after", "clips/*.wav", nth=2)
+    assert len(set((out / "clips").rglob("*.wav")) - rendered) == 2
     assert not (out / "run.json").exists()
 
-    # What a kill in the middle of a write leaves behind (the kills above may or may not have hit one).
+    # What a kill in the middle of a write leaves behind (the kills above were not in one).
     gone = _dead_pid()  # the temporary names carry the writer's pid: the sweep removes those of the dead
     for leftover in (
         cache / "clips" / f".0123abcd.json.{gone}-0a1b2c3d4e5f.tmp",
