@@ -315,3 +315,40 @@ def test_a_music_bed_over_one_group_is_not_a_second_voice() -> None:
     assert voice.speaker_runs(talk, host_voice(), [[a, b, "music"] for a, b in turns]) is None
     assert voice.speaker_runs(talk, host_voice(), [[0.0, 6.0, "music"]]) == runs
     assert voice.speaker_runs(talk, host_voice(), [[0.0, signal.size / ANALYSIS_RATE]]) == runs
+
+
+def test_the_speakers_runs_break_where_the_partials_skip_speech_not_embedded() -> None:
+    """Partials read in pieces far apart (a long recording's turns): a run of the speaker never spans the
+    speech between two pieces, even when the speaker talks at both ends of the join."""
+    from pipeline.analysis.speaker import Partials
+
+    signal, _ = conversation()
+    talk = partial_embeddings(signal, step_s=voice.SPAN_STEP_S)
+    runs = voice.speaker_runs(talk, host_voice())
+    assert runs
+    longest = max(runs, key=lambda r: r[1] - r[0])
+    cut = int(np.searchsorted(talk.starts_s, (longest[0] + longest[1]) / 2))  # inside the host's longest run
+    shift = np.where(np.arange(len(talk.starts_s)) >= cut, 100.0, 0.0)
+    apart = Partials(talk.starts_s + shift, talk.ends_s + shift, talk.vectors, talk.heard_s)
+    split = voice.speaker_runs(apart, host_voice())
+    assert split
+    join_lo, join_hi = float(talk.ends_s[cut - 1]), float(talk.starts_s[cut]) + 100.0
+    assert not any(a < join_lo and b > join_hi for a, b in split)
+    assert len(split) == len(runs) + 1  # the longest run, now in two
+
+
+def test_a_long_recordings_turns_are_heard_in_pieces_of_a_bounded_budget() -> None:
+    """A short recording is heard from its first to its last speech; an hour is heard in
+    ``TURN_SPEECH_S`` of speech, in pieces spread over it, each read at most ``TURN_CHUNK_S`` at a time."""
+    from pipeline.batch.speakers import TURN_CHUNK_S, TURN_PIECE_S, TURN_SPEECH_S, turn_stretches
+
+    short = [(1.0, 9.0), (9.5, 70.0), (71.0, 100.0)]
+    assert turn_stretches(short) == [(1.0, 61.0), (61.0, 100.0)]
+    assert turn_stretches([]) == []
+    hour = [(11.0 * k, 11.0 * k + 10.0) for k in range(330)]  # 60.5 min, 55 min of speech
+    stretches = turn_stretches(hour)
+    assert all(0.0 < b - a <= TURN_CHUNK_S for a, b in stretches)
+    assert TURN_SPEECH_S - 10.0 <= _speech_in(stretches, hour) <= TURN_SPEECH_S + 1.0
+    assert stretches[0][0] < 3630.0 / 3 and stretches[-1][1] > 2 * 3630.0 / 3  # spread over the hour
+    pieces = voice._merged(stretches)
+    assert len(pieces) == round(TURN_SPEECH_S / TURN_PIECE_S)

@@ -24,6 +24,7 @@ Why these numbers (BENCHMARKS.md, "Speaker embeddings"): a partial against its o
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -268,11 +269,23 @@ def speaker_runs(
         return None
     mine = (v @ own) - (v @ other) > TURN_MARGIN
     turns: list[tuple[float, float]] = []
-    for first, end in zip(*runs(mine), strict=True):
-        lo, hi = int(first) + TURN_ERODE_PARTIALS, int(end) - 1 - TURN_ERODE_PARTIALS
+    for first, end in _piecewise_runs(mine, partials):
+        lo, hi = first + TURN_ERODE_PARTIALS, end - 1 - TURN_ERODE_PARTIALS
         if hi >= lo:
             turns.append((round(float(partials.starts_s[lo]), 3), round(float(partials.ends_s[hi]), 3)))
     return turns
+
+
+def _piecewise_runs(mask: np.ndarray, partials: Partials) -> list[tuple[int, int]]:
+    """The runs ``(first, end)`` of ``True`` in ``mask`` (one per partial), broken where the partials skip
+    more than :data:`SAMPLE_MAX_GAP_S` of the recording (read in pieces: a run never spans speech that was
+    not embedded)."""
+    starts, ends = np.asarray(partials.starts_s), np.asarray(partials.ends_s)
+    edges = [0, *(np.flatnonzero(starts[1:] > ends[:-1] + SAMPLE_MAX_GAP_S) + 1).tolist(), mask.size]
+    out: list[tuple[int, int]] = []
+    for lo, hi in itertools.pairwise(edges):
+        out.extend((lo + int(a), lo + int(b)) for a, b in zip(*runs(mask[lo:hi]), strict=True))
+    return out
 
 
 MUSIC_GROUP_SHARE = 0.5
@@ -334,11 +347,11 @@ def other_voice_spans(
 
 
 def sample_spans(
-    segments: list[tuple[float, float]], *, budget_s: float = SAMPLE_SPEECH_S
+    segments: list[tuple[float, float]], *, budget_s: float = SAMPLE_SPEECH_S, chunk_s: float = SAMPLE_CHUNK_S
 ) -> list[tuple[float, float]]:
-    """Stretches holding ``budget_s`` of speech in all, in pieces of :data:`SAMPLE_CHUNK_S` spread evenly.
+    """Stretches holding ``budget_s`` of speech in all, in pieces of ``chunk_s`` spread evenly.
 
-    The segments are laid end to end (speech time only); ``ceil(budget_s / SAMPLE_CHUNK_S)`` pieces are
+    The segments are laid end to end (speech time only); ``ceil(budget_s / chunk_s)`` pieces are
     placed at even steps along that line and mapped back to the recording's times. A piece that runs past
     the end of a segment goes on into the next ones; the parts of a piece are read as one stretch when the
     pause between them is shorter than :data:`SAMPLE_MAX_GAP_S` (the embedding cuts pauses short), else apart.
@@ -349,7 +362,7 @@ def sample_spans(
         return []
     if total <= budget_s:
         return _merged(segs)
-    count = max(1, int(np.ceil(budget_s / SAMPLE_CHUNK_S - 1e-9)))
+    count = max(1, int(np.ceil(budget_s / chunk_s - 1e-9)))
     chunk = budget_s / count
     step = total / count
     edges = np.cumsum([0.0] + [b - a for a, b in segs])

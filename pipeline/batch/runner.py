@@ -892,9 +892,15 @@ def _turn_partials(
     out: Path,
     outcomes: Callable[..., Iterable[tuple[Any, Any]]],
 ) -> dict[str, Any]:
-    """Partials along all the speech of each speaker's recordings of two voices (by path), for their turns
+    """Partials along the speech of each speaker's recordings of two voices (by path), for their turns
     (:func:`pipeline.batch.speakers.with_turns`); cached under ``OUT/.cache/voices/`` by the file's sha256."""
-    from pipeline.batch.speakers import VoiceTask, cached_turn_partials, turn_partials, two_voice_recordings
+    from pipeline.batch.speakers import (
+        TURN_SPEECH_S,
+        VoiceTask,
+        cached_turn_partials,
+        turn_partials,
+        two_voice_recordings,
+    )
 
     sha = {r.path: r.sha256 or "" for r in ok}
     tasks = []
@@ -902,7 +908,7 @@ def _turn_partials(
         if voice is None:
             continue
         for path in two_voice_recordings(voice, partials):
-            key = _cache_key(cfg, sha256=sha[path], turns=True)
+            key = _cache_key(cfg, sha256=sha[path], turns=True, speech_s=TURN_SPEECH_S)
             analysis_file = _analysis_cache(sha[path], cache, cfg)[1]
             tasks.append(
                 VoiceTask(path, sources[path], str(analysis_file), str(cache / "voices" / f"turns-{key}.npz"))

@@ -13,8 +13,9 @@ Between analysing every file and selecting clips, the runner learns each speaker
    those under the limit of :func:`~pipeline.analysis.voice.mismatched` are ``speaker_mismatch``: kept in
    ``recordings.jsonl`` with the reason, left out of selection;
 4. **the speaker's turns** (:func:`turn_partials`, :func:`with_turns`): a recording whose partials hold two
-   voices (an interview) is embedded again along all its speech every
-   :data:`~pipeline.analysis.voice.SPAN_STEP_S` (cached beside its partials) and the speaker's own
+   voices (an interview) is embedded again along its speech every
+   :data:`~pipeline.analysis.voice.SPAN_STEP_S` (all of it, or :data:`TURN_SPEECH_S` of it in long pieces
+   spread over a longer one: :func:`turn_stretches`; cached beside its partials) and the speaker's own
    stretches (:func:`~pipeline.analysis.voice.speaker_runs`) become the ``turns`` of its entry in the
    voice's ``recordings``: selection keeps to them, and joins them when no single window is the speaker's.
    Where music or singing is heard is measured along too: a bed under part of a reading splits its
@@ -70,6 +71,32 @@ def _save(path: Path, vectors: np.ndarray) -> None:
 
 TURN_CHUNK_S = 60.0
 """The speech of a recording is read and embedded this many seconds at a time (bounded memory)."""
+TURN_SPEECH_S = 180.0
+"""Most speech (seconds) of a recording embedded for its turns: a longer one is heard in
+:data:`TURN_PIECE_S` pieces spread evenly over its speech, and selection keeps to the speaker's turns
+inside them (embed only what a decision needs: a 60-minute interview embedded along all its speech cost
+3.5 times the rest of its run)."""
+TURN_PIECE_S = 60.0
+"""Speech (seconds) of each piece heard for the turns of a long recording (several windows' worth)."""
+
+
+def turn_stretches(segments: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    """The stretches of a recording embedded for its turns, at most :data:`TURN_CHUNK_S` each: from its
+    first to its last speech segment when it holds at most :data:`TURN_SPEECH_S` of speech, else pieces of
+    :data:`TURN_PIECE_S` spread evenly over its speech (:func:`~pipeline.analysis.voice.sample_spans`)."""
+    from pipeline.analysis import voice
+
+    segs = [(float(a), float(b)) for a, b in segments if b > a]
+    if not segs:
+        return []
+    if sum(b - a for a, b in segs) <= TURN_SPEECH_S:
+        spans = [(segs[0][0], segs[-1][1])]
+    else:
+        spans = voice.sample_spans(segs, budget_s=TURN_SPEECH_S, chunk_s=TURN_PIECE_S)
+    out: list[tuple[float, float]] = []
+    for start, end in spans:
+        out.extend((float(a), min(float(a) + TURN_CHUNK_S, end)) for a in np.arange(start, end, TURN_CHUNK_S))
+    return out
 
 
 def cached_partials(task: VoiceTask) -> np.ndarray | None:
@@ -110,9 +137,9 @@ def cached_turn_partials(task: VoiceTask) -> tuple[Partials, list[list[float]]] 
 
 
 def turn_partials(task: VoiceTask) -> tuple[Partials, list[list[float]]]:
-    """Executor task: partials every :data:`~pipeline.analysis.voice.SPAN_STEP_S` along all the speech of a
-    recording (from its first to its last speech segment, :data:`TURN_CHUNK_S` at a time, times in the
-    recording) and the stretches ``[start_s, end_s]`` in which music or singing is heard
+    """Executor task: partials every :data:`~pipeline.analysis.voice.SPAN_STEP_S` along the speech of a
+    recording (:func:`turn_stretches`: all of it, or :data:`TURN_SPEECH_S` in pieces when longer; times in
+    the recording) and the stretches ``[start_s, end_s]`` in which music or singing is heard
     (:func:`~pipeline.analysis.music.content_metrics`' ``music_spans``), both cached."""
     from pipeline.analysis import voice
     from pipeline.analysis.base import ANALYSIS_RATE, Analysis
@@ -122,27 +149,18 @@ def turn_partials(task: VoiceTask) -> tuple[Partials, list[list[float]]]:
     from pipeline.audio.view import load_mono
 
     rec = Analysis.load(Path(task.analysis_file))
-    segs = np.asarray(rec.speech_segments, dtype=np.float64).reshape(-1, 2)
     parts: list[Partials] = []
     music: list[list[float]] = []
-    if segs.size:
-        start, end = float(segs[0, 0]), float(segs[-1, 1])
-        for a in np.arange(start, end, TURN_CHUNK_S):
-            b = min(float(a) + TURN_CHUNK_S, end)
-            audio, _, _ = load_mono(
-                task.source,
-                rate=ANALYSIS_RATE,
-                start_s=float(a),
-                end_s=b,
-                choice=rec.channel_choice,
-                info=rec.info,
-            )
-            if audio.size < ANALYSIS_RATE:
-                continue
-            music.extend([float(a) + lo, float(a) + hi] for lo, hi, _ in _music_spans(audio, rec, float(a)))
-            found = partial_embeddings(audio, step_s=voice.SPAN_STEP_S)
-            if found.heard_s >= voice.MIN_HEARD_S:
-                parts.append(Partials(found.starts_s + a, found.ends_s + a, found.vectors, found.heard_s))
+    for a, b in turn_stretches(rec.speech_segments):
+        audio, _, _ = load_mono(
+            task.source, rate=ANALYSIS_RATE, start_s=a, end_s=b, choice=rec.channel_choice, info=rec.info
+        )
+        if audio.size < ANALYSIS_RATE:
+            continue
+        music.extend([a + lo, a + hi] for lo, hi, _ in _music_spans(audio, rec, a))
+        found = partial_embeddings(audio, step_s=voice.SPAN_STEP_S)
+        if found.heard_s >= voice.MIN_HEARD_S:
+            parts.append(Partials(found.starts_s + a, found.ends_s + a, found.vectors, found.heard_s))
     joined = voice.join_partials(parts)
     path = Path(task.cache_file)
     path.parent.mkdir(parents=True, exist_ok=True)
