@@ -1,9 +1,12 @@
-"""End-to-end benchmark of ``voiceprep run`` (issue 3 of the tracker): long files, many files, resume.
+"""End-to-end benchmark of ``voiceprep run`` (issues 3 and 13 of the tracker): long files, many files, resume.
 
-1. **Long recording**: one 60-minute 48 kHz stereo recording (WAV and MP3) through ``run`` for three
-   families (cosyvoice, qwen-tts, minimax) with the slow measures (DNSMOS) on the finalists, serial
-   executor pinned to one core; printed beside decode-only and the naive ``librosa.load`` baseline from
-   the same run (targets: >= 300x real time, peak memory < 300 MB).
+1. **Long recording** (the benchmark of record, issue 13): the realistic hour of
+   ``benchmarks/realistic_hour.py`` (one reader's varied phrases of 3-15 s, 0.3-2.5 s apart, 48 kHz
+   stereo, real background noise at 25 dB SNR) through ``run`` with the default families (every family)
+   and ``--jobs 1``, pinned to one core; beside decode-only and the fast pass alone from the same run
+   (targets: >= 240x real time end to end, peak memory <= 300 MB, fast pass >= 600x); ``--jobs2`` adds
+   the same run with ``--jobs 2`` on both cores (target >= 1.6x the one-core speed). ``--material tiled``
+   gives the old measurement (a tiled 5.6 s phrase, WAV and MP3, three families, serial executor).
 2. **Many short files**: 500 files of 5-20 s cut from the corpus's ``speech/`` (``VOICEPREP_CORPUS``,
    default ``../shared/data``) into 20 speaker folders; files per second with ``--jobs 1``, ``--jobs 2``
    (process pool) and a 2-worker Dask LocalCluster; scaling efficiency = rate(2 workers) /
@@ -11,8 +14,10 @@
 3. **Resume**: the same run again over an unchanged input (target: >= 20x faster than the first).
 
 Every measured run is a fresh ``python -m pipeline.cli.main run`` subprocess (peak memory = its ru_maxrss plus
-that of its workers). Writes ``benchmarks/results/run_bench.json``.
-Usage: ``python benchmarks/run_bench.py [--minutes 60] [--files 500] [--only long,short,resume]``
+that of its workers; CPU seconds = user + system of it and its workers). Writes
+``benchmarks/results/run_bench*.json``.
+Usage: ``python benchmarks/run_bench.py [--minutes 60] [--files 500] [--only long,short,resume]
+[--material realistic|tiled] [--jobs2]``
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ SPEECH = Path(os.environ.get("VOICEPREP_CORPUS") or ROOT.parent / "shared" / "da
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from io_bench import make_mp3, make_wav, save_results  # noqa: E402 (benchmarks/ is not a package)
+from realistic_hour import make_realistic_hour  # noqa: E402
 from throughput import run_method  # noqa: E402
 
 FAMILIES = ("cosyvoice", "qwen-tts", "minimax")
@@ -49,9 +55,11 @@ try:
     runpy.run_module("pipeline.cli.main", run_name="__main__")
 except SystemExit as exc:
     code = exc.code if isinstance(exc.code, int) else 0
-own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-workers = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-print("VOICEPREP_RSS " + json.dumps({"self_kb": own, "children_kb": workers}), file=sys.stderr)
+own = resource.getrusage(resource.RUSAGE_SELF)
+workers = resource.getrusage(resource.RUSAGE_CHILDREN)
+cpu = own.ru_utime + own.ru_stime + workers.ru_utime + workers.ru_stime
+rss = {"self_kb": own.ru_maxrss, "children_kb": workers.ru_maxrss, "cpu_s": cpu}
+print("VOICEPREP_RSS " + json.dumps(rss), file=sys.stderr)
 sys.exit(code)
 """
 
@@ -74,6 +82,7 @@ def voiceprep_run(inp: Path, out: Path, *args: str, one_core: bool = False) -> d
             rss = json.loads(line.split(" ", 1)[1])
             row["peak_mb"] = rss["self_kb"] / 1024
             row["worker_peak_mb"] = rss["children_kb"] / 1024
+            row["cpu_s"] = rss["cpu_s"]
     if proc.returncode != 0:
         row["stderr"] = proc.stderr.strip().splitlines()[-3:]
     clips = out / "clips.jsonl"
@@ -83,8 +92,43 @@ def voiceprep_run(inp: Path, out: Path, *args: str, one_core: bool = False) -> d
     return row
 
 
+def bench_realistic(workdir: Path, minutes: float, *, jobs2: bool = False) -> dict:
+    """The realistic hour through ``run`` (default families, ``--jobs 1``, one core), with decode-only and
+    the fast pass alone; with ``jobs2`` also ``--jobs 2`` on every core."""
+    wav = workdir / f"realistic_{minutes:g}min_48k_stereo.wav"
+    built = None
+    if not wav.exists():
+        built = make_realistic_hour(wav, minutes)
+    audio_s = sf.info(wav).duration
+    out: dict = {
+        "minutes": minutes,
+        "material": "realistic",
+        "families": "default",
+        "built": built,
+        "runs": [],
+    }
+    for method in ("decode", "fastpass"):
+        r = run_method(method, wav, one_core=True)
+        r.update(input="wav", method=method, x_realtime=audio_s / r["seconds"] if "seconds" in r else None)
+        out["runs"].append(r)
+    inp = workdir / "in_realistic"
+    inp.mkdir(exist_ok=True)
+    link = inp / "reader.wav"
+    if not link.exists():
+        link.symlink_to(wav)
+    configs = [("run --jobs 1", ["--jobs", "1"], True)]
+    if jobs2:
+        configs.append(("run --jobs 2", ["--jobs", "2"], False))
+    for name, args, one_core in configs:
+        res = voiceprep_run(inp, workdir / "out_realistic", "--no-resume", *args, one_core=one_core)
+        res.update(input="wav", method=name, x_realtime=audio_s / res["seconds"])
+        out["runs"].append(res)
+    return out
+
+
 def bench_long(workdir: Path, minutes: float) -> dict:
-    """The long-recording runs (WAV and MP3), with decode-only and naive baselines."""
+    """The old long-recording runs (tiled phrase, WAV and MP3, three families), with decode-only and naive
+    baselines (``--material tiled``)."""
     wav = workdir / f"long_{minutes:g}min_48k_stereo.wav"
     mp3 = wav.with_suffix(".mp3")
     if not wav.exists():
@@ -178,22 +222,32 @@ def main() -> None:
     parser.add_argument("--files", type=int, default=500)
     parser.add_argument("--only", default="long,short,resume")
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/voiceprep-bench"))
+    parser.add_argument("--material", choices=["realistic", "tiled"], default="realistic")
+    parser.add_argument("--jobs2", action="store_true", help="also run the long file with --jobs 2")
     args = parser.parse_args()
     parts = set(args.only.split(","))
     args.workdir.mkdir(parents=True, exist_ok=True)
     results: dict = {"python": platform.python_version()}
     if "long" in parts:
-        long = bench_long(args.workdir, args.minutes)
+        if args.material == "realistic":
+            long = bench_realistic(args.workdir, args.minutes, jobs2=args.jobs2)
+            title = "realistic, default families"
+        else:
+            long = bench_long(args.workdir, args.minutes)
+            title = f"tiled phrase, one core, families {', '.join(FAMILIES)}"
         results["long"] = long
-        print(f"\n{args.minutes:g}-minute 48 kHz stereo, one core, families {', '.join(FAMILIES)}")
-        print(f"{'input':5} {'method':7} {'seconds':>8} {'x real time':>12} {'peak MB':>8}  clips")
+        print(f"\n{args.minutes:g}-minute 48 kHz stereo ({title})")
+        print(
+            f"{'input':5} {'method':12} {'seconds':>8} {'CPU s':>7} {'x real time':>12} {'peak MB':>8}  clips"
+        )
         for r in long["runs"]:
             if "seconds" not in r:
-                print(f"{r['input']:5} {r['method']:7} error: {r.get('error')}")
+                print(f"{r['input']:5} {r['method']:12} error: {r.get('error')}")
                 continue
+            peak = max(r.get("peak_mb", 0), r.get("worker_peak_mb", 0))
             print(
-                f"{r['input']:5} {r['method']:7} {r['seconds']:8.1f} {r['x_realtime']:12.0f} "
-                f"{r.get('peak_mb', 0):8.0f}  {r.get('clips', '')}"
+                f"{r['input']:5} {r['method']:12} {r['seconds']:8.1f} {r.get('cpu_s', float('nan')):7.1f} "
+                f"{r['x_realtime']:12.0f} {peak:8.0f}  {r.get('clips', '')}"
             )
     if "short" in parts:
         short = bench_short(args.workdir, args.files)
@@ -216,6 +270,7 @@ def main() -> None:
             f"{resume['again']['seconds']:.1f} s: {resume['speedup']:.0f}x faster (target >= 20x)"
         )
     suffix = "" if parts == {"long", "short", "resume"} else "-" + "-".join(sorted(parts))
+    suffix += "-tiled" if args.material == "tiled" and "long" in parts else ""
     save_results(f"run_bench{suffix}.json", results)
 
 

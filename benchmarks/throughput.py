@@ -63,8 +63,9 @@ elif method == "dnsmos":
         dnsmos(audio[k * 160000:(k + 1) * 160000])
     extra = {"ms_per_10s_window": (time.perf_counter() - t0) * 100}
 seconds = time.perf_counter() - t0
-peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-print(json.dumps({"seconds": seconds, "peak_mb": peak_mb, **extra}))
+usage = resource.getrusage(resource.RUSAGE_SELF)
+peak_mb, cpu_s = usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime
+print(json.dumps({"seconds": seconds, "cpu_s": cpu_s, "peak_mb": peak_mb, **extra}))
 """
 
 

@@ -524,6 +524,30 @@ def test_slow_pass_on_a_real_file_scores_dnsmos_and_refines_edges() -> None:
     assert plain is not None and plain.pieces[0].start_s == pytest.approx(true_start - 0.25)
 
 
+def test_families_sharing_a_window_hear_it_with_silero_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    import pipeline.analysis.silero as silero
+    import pipeline.selection.slow as slow
+
+    path = corpus_file("speech", "resem_librispeech_3080-5032-0007.flac")
+    rec = fast_features(path, speaker="reader", root=path.parent)
+    calls: list[tuple[float, float]] = []
+    real = silero.refine_edges
+
+    def counted(audio16k: np.ndarray, segments: Sequence[Sequence[float]], **kw: float) -> list:
+        calls.append(tuple(segments[0]))
+        return real(audio16k, segments, **kw)
+
+    monkeypatch.setattr(silero, "refine_edges", counted)
+    monkeypatch.setattr(slow, "_EDGES_CACHE", {})
+    cosy = choose([rec], COSY, top=1, alternatives=0)
+    heard = len(calls)
+    qwen = choose([rec], load_family("qwen-tts"), top=1, alternatives=0)
+    assert heard >= 1
+    # Both families short-list the same window: the second hears nothing new and gets the same edges.
+    assert [p.pieces for p in qwen] == [p.pieces for p in cosy]
+    assert len(calls) == heard
+
+
 # --------------------------------------------------------------------------- assembly tolerances
 
 

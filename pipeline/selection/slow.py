@@ -34,11 +34,7 @@ REFINE_MIN_MOVE_S = 0.05
 
 def refine_piece(piece: Piece, loaded: PieceAudio) -> Piece:
     """``piece`` with its outer edges moved to Silero's speech boundaries (when they move enough)."""
-    from pipeline.analysis.silero import refine_edges
-
-    spans = refine_edges(
-        loaded.x, [(piece.start_s, piece.end_s)], offset_s=loaded.t0, search_s=REFINE_SEARCH_S
-    )
+    spans = _silero_edges(loaded, piece.start_s, piece.end_s)
     if not spans:
         return piece
     start, end = spans[0][0], spans[-1][1]
@@ -56,6 +52,26 @@ def refine_piece(piece: Piece, loaded: PieceAudio) -> Piece:
         lead_room_s=round(max(piece.lead_room_s + (new_start - piece.start_s), 0.0), 6),
         tail_room_s=round(max(piece.tail_room_s + (new_end - piece.end_s), 0.0), 6),
     )
+
+
+_EDGES_CACHE: dict[bytes, list[tuple[float, float]]] = {}
+
+
+def _silero_edges(loaded: PieceAudio, start_s: float, end_s: float) -> list[tuple[float, float]]:
+    """Silero's speech spans around ``[start_s, end_s]`` of the read audio; families of one speaker often
+    short-list the very same piece, so each (audio, span) is heard once per process."""
+    from pipeline.analysis.silero import refine_edges
+
+    key = hashlib.blake2b(np.ascontiguousarray(loaded.x).tobytes(), digest_size=16)
+    key.update(np.array([loaded.t0, start_s, end_s, REFINE_SEARCH_S], dtype=np.float64).tobytes())
+    digest = key.digest()
+    if digest not in _EDGES_CACHE:
+        if len(_EDGES_CACHE) >= _DNSMOS_CACHE_SIZE:
+            _EDGES_CACHE.pop(next(iter(_EDGES_CACHE)))
+        _EDGES_CACHE[digest] = refine_edges(
+            loaded.x, [(start_s, end_s)], offset_s=loaded.t0, search_s=REFINE_SEARCH_S
+        )
+    return _EDGES_CACHE[digest]
 
 
 def clip_audio(pieces: Sequence[Piece], loaded: Sequence[PieceAudio], rules: Rules) -> np.ndarray:
