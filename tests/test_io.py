@@ -454,6 +454,20 @@ def test_write_bitrate_sets_the_file_size(tmp_path: Path, suffix: str, bitrate: 
     assert path.stat().st_size == pytest.approx(expected_bytes, rel=0.15)
 
 
+def test_write_mp3_quality_keeps_rate_length_and_tone(tmp_path: Path) -> None:
+    seconds = 4.0
+    data = tone_and_chirp(SR, seconds)
+    default = io.write(tmp_path / "d.mp3", data, SR, bitrate=128000)
+    fast = io.write(tmp_path / "f.mp3", data, SR, bitrate=128000, mp3_quality=7)
+    assert fast.stat().st_size == pytest.approx(default.stat().st_size, rel=0.05)  # the bit rate holds
+    a, rate_a = io.read(default)
+    b, rate_b = io.read(fast)
+    assert rate_a == rate_b == SR and a.shape == b.shape
+    assert dominant_hz(b[:SR, 0], SR) == pytest.approx(440, abs=1.0)
+    # Both encodings stay close to each other (the same audio, a different encoder effort).
+    assert float(np.sqrt(np.mean((a - b) ** 2))) < 0.05 * float(np.sqrt(np.mean(a**2)))
+
+
 def test_write_overwrites_atomically(tmp_path: Path) -> None:
     path = tmp_path / "a.flac"
     io.write(path, np.full(1000, 0.25), 8000)
@@ -499,6 +513,9 @@ def test_failure_after_encoding_removes_temp_and_keeps_old_file(
         ({"data": np.array([0.0, np.nan])}, "data"),
         ({"data": np.zeros((2, 48000))}, "data"),
         ({"bitrate": 128000}, "bitrate"),
+        ({"mp3_quality": 7}, "mp3_quality"),
+        ({"path": "x.mp3", "mp3_quality": 10}, "mp3_quality"),
+        ({"path": "x.mp3", "mp3_quality": -1}, "mp3_quality"),
         ({"subtype": "VORBIS"}, "subtype"),
         ({"path": "missing/x.wav"}, "path"),
         ({"sample_rate": 44100.0}, "sample_rate"),

@@ -669,3 +669,19 @@ def test_cli_run_cannot_proceed_exit_3_and_usage_errors_exit_2(corpus: Path, tmp
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and "no-such-family" in lines[0] and "Traceback" not in proc.stderr
     assert not (tmp_path / "new").exists()  # nothing was created before the family was known
+
+
+def test_the_recheck_reuses_only_a_whole_clip_dnsmos() -> None:
+    from types import SimpleNamespace
+
+    from pipeline.batch.runner import _known_dnsmos
+
+    scores = {"dnsmos_ovrl": 3.3, "dnsmos_sig": 3.6, "dnsmos_bak": 4.0}
+    plain = SimpleNamespace(denoised=False, dnsmos_before=None, dnsmos_after=None)
+    whole = SimpleNamespace(measures={**scores, "dnsmos_source": "window"})
+    assert _known_dnsmos(whole, plain) == scores
+    # A runner-up ranked on part of its DNSMOS cover: the re-check must measure the written clip itself.
+    sampled = SimpleNamespace(
+        measures={**scores, "dnsmos_source": "window_sample", "dnsmos_segments": 2, "dnsmos_cover": 4}
+    )
+    assert _known_dnsmos(sampled, plain) is None

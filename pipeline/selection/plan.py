@@ -292,6 +292,9 @@ def evaluate(
         for key in ("dnsmos_ovrl", "dnsmos_sig", "dnsmos_bak"):
             measures[key] = number(slow.metrics.get(key))
         dnsmos_source = "window" if slow.metrics.get("dnsmos_ovrl") is not None else None
+        if dnsmos_source and slow.metrics.get("dnsmos_segments") is not None:
+            # A ranking estimate from part of the clip's cover (pipeline.selection.slow.finish, sample).
+            dnsmos_source = "window_sample"
         if slow.metrics.get("dnsmos_spread") is not None:
             measures["dnsmos_spread"] = slow.metrics["dnsmos_spread"]
     crossed = sum(indexes[p.path].crossings_in(p.start_s, p.end_s) for p in pieces)
@@ -302,6 +305,9 @@ def evaluate(
     out["long_pauses"] = long_pauses
     out["part_boundaries"] = crossed
     out["dnsmos_source"] = dnsmos_source
+    if dnsmos_source == "window_sample" and slow is not None:
+        out["dnsmos_segments"] = int(slow.metrics["dnsmos_segments"])
+        out["dnsmos_cover"] = int(slow.metrics["dnsmos_cover"])
     missing = _missing_reasons(out, slow)
     if missing:
         out["not_measured"] = missing

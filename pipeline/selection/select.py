@@ -145,7 +145,7 @@ def _finish_with_nested(
     finished: list[ClipPlan] = []
     queue: list[tuple[ClipPlan, ClipPlan, int]] = []
     for plan in short_list:
-        done = carry(plan.measures, finish(plan, indexes, refine=refine))
+        done = carry(plan.measures, finish(plan, indexes, refine=refine, sample=True))
         finished.append(done)
         queue.append((plan, done, 0))
     while queue:
@@ -157,7 +157,7 @@ def _finish_with_nested(
         if inner is None or _span(inner) in seen:
             continue
         seen.add(_span(inner))
-        inner_done = finish(inner, indexes, refine=refine)
+        inner_done = finish(inner, indexes, refine=refine, sample=True)
         finished.append(inner_done)
         queue.append((inner, inner_done, depth + 1))
     return finished, seen
@@ -207,6 +207,8 @@ def choose(
     """
     if top < 1 or alternatives < 0:
         raise InvalidArgument(f"top must be >= 1 and alternatives >= 0, got {top!r} and {alternatives!r}")
+    from pipeline.selection.slow import complete, sampled
+
     indexes = _prepare(recordings, spec, voice)
     plans = _candidates(indexes, limit=max(DEFAULT_LIMIT, top + alternatives))
     keep = None
@@ -245,19 +247,37 @@ def choose(
         heard = sorted((p for p in finished if _content(p)), key=plan_key)
         plans = (clean + [p for p in plans if _span(p) not in scored]) or heard
     chosen = suppress(plans, limit=alternatives + 1)
-    while keep is not None:  # hear what would be returned; drop any plan with another voice and choose again
-        dropped = [p for p in chosen if not keep(p)]
-        if not dropped:
-            from pipeline.selection.voices import merge_spans
-
-            for plan in chosen:
-                plan.measures["other_voices_avoided"] = merge_spans(avoided)
+    while True:
+        # Hear what would be returned; drop any plan with another voice and choose again.
+        dropped = [p for p in chosen if not keep(p)] if keep is not None else []
+        if dropped:
+            plans = [p for p in plans if all(p is not d for d in dropped)]
+        elif chosen and sampled(chosen[0]):
+            # The best was ranked on part of its DNSMOS cover: score the rest and rank it again.
+            plans = _rerank(plans, chosen[0], complete(chosen[0], indexes))
+        else:
             break
-        plans = [p for p in plans if all(p is not d for d in dropped)]
         chosen = suppress(plans, limit=alternatives + 1)
+    if keep is not None:
+        from pipeline.selection.voices import merge_spans
+
+        for plan in chosen:
+            plan.measures["other_voices_avoided"] = merge_spans(avoided)
     if heard and chosen:
         chosen[0].measures["content_rejected"] = [_rejected(p) for p in heard]
     return chosen
+
+
+def _rerank(plans: Sequence[ClipPlan], old: ClipPlan, new: ClipPlan) -> list[ClipPlan]:
+    """``plans`` with ``old`` replaced by ``new``, moved down past the slow-scored plans now ranked above
+    it (plans the slow pass never scored stay behind them, as :func:`choose` orders them)."""
+    rest = [p for p in plans if p is not old]
+    at = 0
+    while at < len(rest) and rest[at].measures.get("dnsmos_source") in ("window", "window_sample"):
+        if plan_key(new) <= plan_key(rest[at]):
+            break
+        at += 1
+    return [*rest[:at], new, *rest[at:]]
 
 
 def _between_turns(voice: Voice | None, paths: Iterable[str]) -> list[list[Any]]:

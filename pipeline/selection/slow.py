@@ -92,12 +92,19 @@ def clip_audio(pieces: Sequence[Piece], loaded: Sequence[PieceAudio], rules: Rul
 
 _DNSMOS_CACHE: dict[bytes, Analysis] = {}
 _DNSMOS_CACHE_SIZE = 256
+_SEGMENT_CACHE: dict[bytes, Analysis] = {}
+_SAMPLED_AUDIO: dict[tuple[tuple[str, float, float], ...], np.ndarray] = {}
+_SAMPLED_AUDIO_SIZE = 8
 
 DNSMOS_LEVEL_DBFS = -23.0
 """RMS level the slow pass brings a window to before DNSMOS (near the rendered clip's level)."""
 
+RANK_SEGMENTS = 2
+"""Segments that rank a long finalist (see :func:`finish` with ``sample``): the first and the last of its
+cover; the plan selection returns first is then scored on its whole cover (:func:`complete`)."""
 
-def dnsmos_of(audio16k: np.ndarray) -> Analysis:
+
+def dnsmos_of(audio16k: np.ndarray, *, most_segments: int | None = None) -> Analysis:
     """DNSMOS of 16 kHz mono audio: ``dnsmos_ovrl``/``_sig``/``_bak`` (``None`` plus why when not measurable)
     and ``dnsmos_spread``, the highest minus the lowest OVRL of the segments scored (none for one segment):
     a large spread says part of the audio is worse than the rest, so a window nested inside may score better.
@@ -108,22 +115,41 @@ def dnsmos_of(audio16k: np.ndarray) -> Analysis:
     cost. Shorter audio is scored as DNSMOS does (tiled). The audio is first brought to
     :data:`DNSMOS_LEVEL_DBFS` RMS, about the level the renderer delivers (DNSMOS scores a quiet
     recording lower: 0.2 OVRL at 20 dB down, measured), so the score describes the clip as rendered.
+
+    ``most_segments`` (``None``: all) scores at most that many segments of the cover, evenly chosen
+    among them (the first and the last for 2): an estimate for ranking, marked by the metrics
+    ``dnsmos_segments`` (scored) below ``dnsmos_cover`` (the whole cover). Segments are cached by their
+    audio, so scoring the whole cover later pays only for the segments not yet heard.
     """
     x = np.asarray(audio16k, dtype=np.float32)
     # Families of one speaker often short-list the very same window: score each audio once per process.
-    key = hashlib.blake2b(np.ascontiguousarray(x).tobytes(), digest_size=16).digest()
+    key = hashlib.blake2b(np.ascontiguousarray(x).tobytes(), digest_size=16).digest() + bytes(
+        [min(most_segments or 0, 255)]
+    )
     if key in _DNSMOS_CACHE:
         return _DNSMOS_CACHE[key]
-    result = _dnsmos_of(x)
+    result = _dnsmos_of(x, most_segments)
     if len(_DNSMOS_CACHE) >= _DNSMOS_CACHE_SIZE:
         _DNSMOS_CACHE.pop(next(iter(_DNSMOS_CACHE)))
     _DNSMOS_CACHE[key] = result
     return result
 
 
-def _dnsmos_of(x: np.ndarray) -> Analysis:
+def _segment_dnsmos(chunk: np.ndarray) -> Analysis:
+    """DNSMOS of one segment (or of short audio), once per process for the same samples."""
+    from pipeline.analysis.dnsmos import dnsmos
+
+    key = hashlib.blake2b(np.ascontiguousarray(chunk).tobytes(), digest_size=16).digest()
+    if key not in _SEGMENT_CACHE:
+        if len(_SEGMENT_CACHE) >= _DNSMOS_CACHE_SIZE:
+            _SEGMENT_CACHE.pop(next(iter(_SEGMENT_CACHE)))
+        _SEGMENT_CACHE[key] = dnsmos(chunk)
+    return _SEGMENT_CACHE[key]
+
+
+def _dnsmos_of(x: np.ndarray, most_segments: int | None = None) -> Analysis:
     """:func:`dnsmos_of` without the cache."""
-    from pipeline.analysis.dnsmos import SEGMENT_SAMPLES, dnsmos
+    from pipeline.analysis.dnsmos import SEGMENT_SAMPLES
 
     rms = float(np.sqrt(np.mean(np.square(x, dtype=np.float64)))) if x.size else 0.0
     if rms > 1e-6:
@@ -134,8 +160,12 @@ def _dnsmos_of(x: np.ndarray) -> Analysis:
         count = math.ceil(x.size / SEGMENT_SAMPLES)
         starts = np.linspace(0, x.size - SEGMENT_SAMPLES, count).round().astype(np.int64)
         chunks = [x[a : a + SEGMENT_SAMPLES] for a in starts.tolist()]
+    cover = len(chunks)
+    if most_segments is not None and 0 < most_segments < cover:
+        picked = np.linspace(0, cover - 1, most_segments).round().astype(np.int64)
+        chunks = [chunks[i] for i in sorted(set(picked.tolist()))]
     release_free_memory()  # the model's working set should not stack on freed selection arrays
-    scores = [dnsmos(chunk) for chunk in chunks]
+    scores = [_segment_dnsmos(chunk) for chunk in chunks]
     known = [m.metrics for m in scores if m.metrics.get("dnsmos_ovrl") is not None]
     if not known:
         why = next((m.null_reasons.get("dnsmos_ovrl") for m in scores), None)
@@ -146,7 +176,38 @@ def _dnsmos_of(x: np.ndarray) -> Analysis:
     ovrl = [v["dnsmos_ovrl"] for v in known]
     if len(ovrl) > 1:
         out.metrics["dnsmos_spread"] = float(max(ovrl) - min(ovrl))
+    if len(chunks) < cover:
+        out.metrics["dnsmos_segments"] = float(len(chunks))
+        out.metrics["dnsmos_cover"] = float(cover)
     return out
+
+
+def sampled(plan: ClipPlan) -> bool:
+    """Whether the plan's DNSMOS is a ranking estimate from part of its cover (``dnsmos_source``
+    ``window_sample``), not the measure of the whole clip-to-be."""
+    return plan.measures.get("dnsmos_source") == "window_sample"
+
+
+def complete(plan: ClipPlan, indexes: Mapping[str, RecordingIndex]) -> ClipPlan:
+    """``plan`` with DNSMOS of its whole cover when :func:`finish` ranked it on a sample (else ``plan``):
+    the same audio, only the segments not yet scored cost anything. Every other measure is kept."""
+    if not sampled(plan):
+        return plan
+    key = tuple((p.path, p.start_s, p.end_s) for p in plan.pieces)
+    audio = _SAMPLED_AUDIO.pop(key, None)
+    if audio is None:  # evicted: read the pieces again (their edges are already refined)
+        rules = indexes[plan.pieces[0].path].rules
+        try:
+            loaded = [read_piece(p, pad_s=_pad_s(rules), rate=ANALYSIS_RATE) for p in plan.pieces]
+        except AudioReadError as exc:
+            why = f"not_measured: the source could not be read for the slow pass ({exc.reason})"
+            return evaluate(plan.pieces, indexes, slow=Analysis(null_reasons={"dnsmos_ovrl": why}))
+        audio = clip_audio(plan.pieces, loaded, rules)
+    done = evaluate(plan.pieces, indexes, slow=dnsmos_of(audio))
+    done.measures.update({k: v for k, v in plan.measures.items() if k not in done.measures})
+    for key in ("dnsmos_segments", "dnsmos_cover"):
+        done.measures.pop(key, None)
+    return done
 
 
 _CONTENT_CACHE: dict[bytes, Analysis] = {}
@@ -202,9 +263,14 @@ def heard_content(plan: ClipPlan, indexes: Mapping[str, RecordingIndex]) -> str 
     return has_content(content_of(plan.pieces, loaded, indexes).metrics)
 
 
-def finish(plan: ClipPlan, indexes: Mapping[str, RecordingIndex], *, refine: bool = True) -> ClipPlan:
+def finish(
+    plan: ClipPlan, indexes: Mapping[str, RecordingIndex], *, refine: bool = True, sample: bool = False
+) -> ClipPlan:
     """The plan after the slow pass: edges refined (when allowed and useful), music and singing heard,
     DNSMOS in its score.
+
+    With ``sample``, a clip longer than :data:`RANK_SEGMENTS` segments is ranked on that many of them
+    (``dnsmos_source`` ``window_sample``; :func:`complete` measures the rest when it is chosen).
 
     A plan with music or singing (:func:`~pipeline.analysis.music.has_content`) gets no DNSMOS (selection
     drops it; see :func:`pipeline.selection.select.choose`): its measures say ``content`` and the scores."""
@@ -229,7 +295,12 @@ def finish(plan: ClipPlan, indexes: Mapping[str, RecordingIndex], *, refine: boo
     content = content_of(pieces, loaded, indexes).metrics
     found = has_content(content)
     if found is None:
-        slow = dnsmos_of(clip_audio(pieces, loaded, rules))
+        audio = clip_audio(pieces, loaded, rules)
+        slow = dnsmos_of(audio, most_segments=RANK_SEGMENTS if sample else None)
+        if slow.metrics.get("dnsmos_segments") is not None:
+            if len(_SAMPLED_AUDIO) >= _SAMPLED_AUDIO_SIZE:
+                _SAMPLED_AUDIO.pop(next(iter(_SAMPLED_AUDIO)))
+            _SAMPLED_AUDIO[tuple((p.path, p.start_s, p.end_s) for p in pieces)] = audio
     else:
         slow = Analysis(null_reasons={"dnsmos_ovrl": f"not_measured: {found} was heard in the window"})
     edges = [
