@@ -13,8 +13,8 @@ Built on the GE2E partial embeddings of :mod:`pipeline.analysis.speaker` (1.6 s 
 3. **other voices** (:func:`other_voice_spans`): along a span, runs of at least :data:`MIN_RUN_PARTIALS`
    consecutive partials (about 2 s of speech, at the span's edges too) whose cosine to the speaker is below
    a threshold are another speaker. The speaker is taken **as heard in the recording** when known
-   (:func:`recording_voice`: the plain mean of the recording's partials, recorded like the window) with the
-   absolute :data:`HERE_COSINE`; else the speaker's voice with a relative threshold
+   (:func:`recording_voice`: the plain mean of the recording's partials, recorded like the window, with
+   the window's own partials left out: :meth:`Voice.without`) with the absolute :data:`HERE_COSINE`; else the speaker's voice with a relative threshold
    (:func:`other_voice_threshold`), because noise and reverberation lower a speaker's own similarity to a
    clean voice into the range of other voices (``benchmarks/voices_bench.py``, BENCHMARKS.md).
 

@@ -4,7 +4,8 @@ Between analysing every file and selecting clips, the runner learns each speaker
 
 1. **each recording's partials** (:func:`recording_partials`, one executor task per readable file): GE2E
    partial embeddings over part of its speech (:func:`pipeline.analysis.voice.speech_budget`: 120 s
-   per speaker shared by its files, 4.8-60 s each), read again from the source, cached under
+   per speaker shared by its files, 4.8-60 s each), read again from the source, with their times (a
+   window is left out of its recording's voice: :meth:`~pipeline.analysis.voice.Voice.without`), cached under
    ``OUT/.cache/voices/`` keyed by the file's sha256, the budget and the analysis settings;
 2. **the speaker's voice** (:func:`decide`): the dominant voice of all of the speaker's partials
    (:func:`~pipeline.analysis.voice.dominant_voice`), or the voice of a reference recording when one is
