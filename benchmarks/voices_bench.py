@@ -555,13 +555,15 @@ def _degraded_condition(condition: str) -> bool:
     return kind == "room" or (kind == "noise" and float(params[1]) < 20.0)
 
 
-def pipeline_rule(seed: int, pipeline_root: Path) -> dict[str, Any]:
+def pipeline_rule(seed: int, pipeline_root: Path, edge_drops: Sequence[float] = ()) -> dict[str, Any]:
     """The other-voice rule of ``pipeline/analysis/voice.py`` (``dominant_voice``, ``other_voice_threshold``,
     ``other_voice_spans``, ``HERE_MIN_COSINE``) on the same windows: the speaker's voice = the dominant
     voice of the clean held-out material's partials (every 1.6 s); ``here`` = that module's
     ``recording_voice`` (else its ``dominant_voice``) of that material recorded like the window plus a third
-    of the window's partials (the recording as heard);
-    a window is flagged when any span is found."""
+    of the window's partials (the recording as heard), with the window left out again when the module's
+    ``Voice`` can (``Voice.without``); a window is flagged when any span is found. ``edge_drops``: the
+    rule again with each of these ``DEGRADED_EDGE_DROP`` (before it, ``EDGE_DROP``) values (``by_edge_drop``;
+    the windows embedded once)."""
     pv = _load_voice_module(pipeline_root)
     partials: dict[tuple[str, str], np.ndarray] = {}
 
@@ -573,44 +575,74 @@ def pipeline_rule(seed: int, pipeline_root: Path) -> dict[str, Any]:
         return partials[(target, condition)]
 
     voices = {t: pv.dominant_voice(reference_partials(t, "clean")) for t in vi.TARGETS}
-    flags: dict[str, list[tuple[bool, vi.Item]]] = {"other_voice": [], "one_speaker": []}
+    judged: list[tuple[vi.Item, Any, Any, Any]] = []
     for item in vi.other_voice_windows(seed) + vi.one_speaker_windows(seed):
         found = speaker.partial_embeddings(item.audio, step_s=pv.SPAN_STEP_S)
         voice = voices[item.target]
-        here_partials = np.vstack([reference_partials(item.target, item.condition), found.vectors[::3]])
-        if hasattr(pv, "recording_voice"):  # the plain mean of the recording's partials (i9-interview on)
+        rest = reference_partials(item.target, item.condition)
+        here_partials = np.vstack([rest, found.vectors[::3]])
+        if hasattr(pv.Voice, "without"):  # the window left out of the recording's voice (i9-other on)
+            # the rest of the recording after the window (which sits at 0-15 s), its partials every 1.6 s
+            rest_starts = 20.0 + 1.6 * np.arange(rest.shape[0])
+            starts = np.concatenate([rest_starts, found.starts_s[::3]])
+            ends = np.concatenate([rest_starts + 1.6, found.ends_s[::3]])
+            here = pv.recording_voice(here_partials, voice, times=np.stack([starts, ends], axis=1))
+            here = here.without(0.0, float(item.audio.size) / vi.RATE)
+        elif hasattr(pv, "recording_voice"):  # the plain mean of the recording's partials (i9-interview on)
             here = pv.recording_voice(here_partials, voice)
         else:
             here = pv.dominant_voice(here_partials, source="recording")
         if here is not None and float(here.vector @ voice.vector) < pv.HERE_MIN_COSINE:
             here = None
-        degraded = _degraded_condition(item.condition)
-        finding = pv.other_voice_spans(
-            found,
-            voice,
-            threshold=pv.other_voice_threshold(voice, is_degraded=degraded),
-            here=here,
-            here_threshold=None
-            if here is None or hasattr(pv, "HERE_COSINE")
-            else pv.other_voice_threshold(here, is_degraded=degraded),
-        )
-        # (similarity, spans) from branch i9-voice on; an object with .spans before
-        spans = finding.spans if hasattr(finding, "spans") else finding[1]
-        flags[item.label].append((bool(spans), item))
+        judged.append((item, found, voice, here))
 
-    def rate(rows: list[tuple[bool, vi.Item]], keep: Callable[[vi.Item], bool] = lambda it: True) -> float:
-        chosen = [f for f, it in rows if keep(it)]
-        return _r(np.mean(chosen)) if chosen else float("nan")
+    def rule() -> dict[str, Any]:
+        flags: dict[str, list[tuple[bool, vi.Item]]] = {"other_voice": [], "one_speaker": []}
+        for item, found, voice, here in judged:
+            degraded = _degraded_condition(item.condition)
+            finding = pv.other_voice_spans(
+                found,
+                voice,
+                threshold=pv.other_voice_threshold(voice, is_degraded=degraded),
+                here=here,
+                here_threshold=None
+                if here is None or hasattr(pv, "HERE_COSINE")
+                else pv.other_voice_threshold(here, is_degraded=degraded),
+                **({"is_degraded": degraded} if hasattr(pv, "DEGRADED_EDGE_DROP") else {}),
+            )
+            # (similarity, spans) from branch i9-voice on; an object with .spans before
+            spans = finding.spans if hasattr(finding, "spans") else finding[1]
+            flags[item.label].append((bool(spans), item))
 
-    by_kind = {k: (lambda it, k=k: it.condition.split(":")[0] == k) for k in ("clean", "noise", "room")}
-    return {
+        def rate(
+            rows: list[tuple[bool, vi.Item]], keep: Callable[[vi.Item], bool] = lambda it: True
+        ) -> float:
+            chosen = [f for f, it in rows if keep(it)]
+            return _r(np.mean(chosen)) if chosen else float("nan")
+
+        by_kind = {k: (lambda it, k=k: it.condition.split(":")[0] == k) for k in ("clean", "noise", "room")}
+        return {
+            "caught": rate(flags["other_voice"]),
+            "false_alarms": rate(flags["one_speaker"]),
+            "caught_by_condition": {k: rate(flags["other_voice"], f) for k, f in by_kind.items()},
+            "caught_same_sex": rate(flags["other_voice"], lambda it: it.params["pairing"] == "same_sex"),
+            "false_alarms_by_condition": {k: rate(flags["one_speaker"], f) for k, f in by_kind.items()},
+        }
+
+    result = {
         "pipeline_root": str(pipeline_root),
-        "caught": rate(flags["other_voice"]),
-        "false_alarms": rate(flags["one_speaker"]),
-        "caught_by_condition": {k: rate(flags["other_voice"], f) for k, f in by_kind.items()},
-        "caught_same_sex": rate(flags["other_voice"], lambda it: it.params["pairing"] == "same_sex"),
-        "false_alarms_by_condition": {k: rate(flags["one_speaker"], f) for k, f in by_kind.items()},
+        "edge_drop": getattr(pv, "DEGRADED_EDGE_DROP", getattr(pv, "EDGE_DROP", None)),
+        **rule(),
     }
+    if edge_drops:
+        result["by_edge_drop"] = {}
+        for drop in edge_drops:
+            if hasattr(pv, "DEGRADED_EDGE_DROP"):  # against the recording's voice when degraded (i9-other on)
+                pv.DEGRADED_EDGE_DROP = drop
+            else:
+                pv.EDGE_DROP = drop
+            result["by_edge_drop"][str(drop)] = rule()
+    return result
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -683,6 +715,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="the other-voice rule of PIPELINE_ROOT's voice.py on the windows",
     )
     parser.add_argument("--pipeline-root", type=Path, default=ROOT)
+    parser.add_argument(
+        "--edge-drop",
+        type=float,
+        nargs="*",
+        default=(),
+        help="--pipeline-rule: also with these EDGE_DROP values",
+    )
     parser.add_argument("--family", default="cosyvoice")
     parser.add_argument(
         "--limit", type=int, default=None, help="at most this many interviews (--run-pipeline)"
@@ -690,7 +729,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     started = time.perf_counter()
     if args.pipeline_rule:
-        result = pipeline_rule(args.seed, args.pipeline_root)
+        result = pipeline_rule(args.seed, args.pipeline_root, args.edge_drop)
         out = args.out or RESULTS / "voices-pipeline-rule.json"
         print(json.dumps(result, indent=1))
     elif args.run_pipeline:

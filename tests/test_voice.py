@@ -352,3 +352,67 @@ def test_a_long_recordings_turns_are_heard_in_pieces_of_a_bounded_budget() -> No
     assert stretches[0][0] < 3630.0 / 3 and stretches[-1][1] > 2 * 3630.0 / 3  # spread over the hour
     pieces = voice._merged(stretches)
     assert len(pieces) == round(TURN_SPEECH_S / TURN_PIECE_S)
+
+
+def test_a_window_is_judged_against_the_recordings_voice_without_its_own_partials() -> None:
+    """The interview's voice for the host holds the partials of every window of it; left out of it, a
+    window's own partials (a guest turn that fell in the host's group among them) no longer pull it: the
+    voice is the mean of the other members, keeps its members through what stage 2 receives, and a
+    recording too short to leave the window out keeps its own voice."""
+    host = host_voice()
+    signal, turns = conversation()
+    talk = partial_embeddings(signal, step_s=voice.SAMPLE_STEP_S)
+    times = np.stack([talk.starts_s, talk.ends_s], axis=1)
+    heard = voice.recording_voice(talk.vectors, host, times=times)
+    assert heard is not None and heard.member_times is not None and heard.member_vectors is not None
+    start, end = turns[0][0] - 5.0, turns[0][1] + 5.0
+    left = heard.without(start, end)
+    members = np.asarray(heard.member_times)
+    outside = (members[:, 1] <= start) | (members[:, 0] >= end)
+    assert 0 < outside.sum() < len(members)
+    assert np.allclose(left.vector, _unit_mean(heard.member_vectors[outside]), atol=1e-6)
+    assert not np.allclose(left.vector, heard.vector, atol=1e-3)
+    again = voice.Voice.from_dict(heard.to_dict())  # what stage 2 receives
+    assert np.allclose(again.without(start, end).vector, left.vector, atol=1e-3)
+    assert heard.without(-100.0, -90.0) is heard  # nothing of the window in it
+    assert heard.without(0.0, signal.size / ANALYSIS_RATE) is heard  # too little would be left
+    assert voice.recording_voice(talk.vectors, host).without(start, end).member_times is None
+
+
+def test_selection_leaves_the_window_out_of_the_recordings_voice(
+    interview: tuple[Analysis, list[tuple[float, float]]],
+) -> None:
+    """With the interview's own voice for the host (its members' times known, as a run gives it),
+    selection still never picks a window in which the guest talks."""
+    from pipeline.batch.speakers import decide
+
+    rec, turns = interview
+    audio, _, _ = load_mono(rec.source, rate=ANALYSIS_RATE)
+    talk = partial_embeddings(audio, step_s=voice.SAMPLE_STEP_S)
+    clean = {"snr_db": 40.0, "reverb_score": 0.1, "clipped_ratio": 0.0, "bandwidth_hz": 8000.0}
+    partials = {rec.path: talk.vectors}
+    times = {rec.path: np.stack([talk.starts_s, talk.ends_s], axis=1)}
+    decided, _, _ = decide(partials, {rec.path: clean}, host_voice(), times)
+    assert decided is not None and decided.recordings[rec.path].member_times
+    plans = choose([rec], load_family("cosyvoice"), slow=False, alternatives=1, voice=decided)
+    assert plans
+    for plan in plans:
+        assert plan.measures["other_voice_spans"] == []
+        assert all(_overlap((p.start_s, p.end_s), t) < 0.3 for p in plan.pieces for t in turns)
+
+
+def test_a_lone_low_partial_at_the_edge_of_a_degraded_window_needs_to_fall_further() -> None:
+    """Against the speaker as heard in the recording, a lone partial at the window's end scoring 0.57 is a
+    turn cut by the edge in a clean window (over :data:`EDGE_DROP` under the threshold) but the speaker's
+    own voice in a noisy or reverberant one (not :data:`DEGRADED_EDGE_DROP` under it)."""
+    from pipeline.analysis.speaker import EMBEDDING_SIZE, Partials
+
+    axis, side = np.eye(EMBEDDING_SIZE)[0], np.eye(EMBEDDING_SIZE)[1]
+    cosines = [0.85] * 11 + [0.57]
+    vectors = np.array([c * axis + np.sqrt(1 - c * c) * side for c in cosines], dtype=np.float32)
+    starts = 0.5 * np.arange(len(cosines))
+    partials = Partials(starts, starts + 1.6, vectors, 7.0)
+    here = voice.Voice(vector=axis, own_median=0.85, share=1.0, partials=12, source="recording")
+    clean_spans = voice.other_voice_spans(partials, here, here=here)[1]
+    assert clean_spans == [[5.5, 7.1]]
+    assert voice.other_voice_spans(partials, here, here=here, is_degraded=True)[1] == []

@@ -13,8 +13,8 @@ Built on the GE2E partial embeddings of :mod:`pipeline.analysis.speaker` (1.6 s 
 3. **other voices** (:func:`other_voice_spans`): along a span, runs of at least :data:`MIN_RUN_PARTIALS`
    consecutive partials (about 2 s of speech, at the span's edges too) whose cosine to the speaker is below
    a threshold are another speaker. The speaker is taken **as heard in the recording** when known
-   (:func:`recording_voice`: the plain mean of the recording's partials, recorded like the window) with the
-   absolute :data:`HERE_COSINE`; else the speaker's voice with a relative threshold
+   (:func:`recording_voice`: the plain mean of the recording's partials, recorded like the window, with
+   the window's own partials left out: :meth:`Voice.without`) with the absolute :data:`HERE_COSINE`; else the speaker's voice with a relative threshold
    (:func:`other_voice_threshold`), because noise and reverberation lower a speaker's own similarity to a
    clean voice into the range of other voices (``benchmarks/voices_bench.py``, BENCHMARKS.md).
 
@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -84,10 +84,20 @@ TWO_VOICES_COSINE = 0.80
 under this cosine (interviews <= 0.88, median 0.71; one speaker's 15 s >= 0.76, 2nd percentile 0.82)."""
 MIN_RUN_PARTIALS = 2
 """Consecutive partials below the threshold that make an other-voice span (with 0.5 s steps: >= 2.1 s)."""
+LEAVE_OUT_MIN_PARTIALS = 4
+"""A recording's voice keeps a window's own partials when fewer than this many would be left without them
+(a recording not much longer than the window: too few partials for a voice of its own)."""
 EDGE_DROP = 0.05
 """A lone low partial at the start or end of a span (a turn cut by the window's edge, heard by one
 partial) is another voice only this far under the threshold: at the threshold itself it tripled the false
 alarms (0.7 % -> 6.2 %, ``voices_bench.py``)."""
+DEGRADED_EDGE_DROP = 0.15
+""":data:`EDGE_DROP` against the speaker as heard in the recording (``here``, the window left out of it:
+:meth:`Voice.without`) in a degraded stretch (noise, a room), where the speaker's own lone partials fall
+further: a lone partial at the edge is another voice there under 0.52. ``voices_bench.py --pipeline-rule``
+with the leave-out: :data:`EDGE_DROP` everywhere 86.6 % caught, 6.2 % false alarms (room 14.6 %, clean
+0 %); this drop when degraded 86.1 % / 4.2 %. A clean window keeps :data:`EDGE_DROP`: a real interview's
+guest at a clean window's edge scores 0.54 against the host's voice there."""
 MIN_HEARD_S = 1.0
 """Less speech than this (after pauses are cut) gives no partials worth comparing."""
 
@@ -103,6 +113,9 @@ class Voice:
     recordings (by path): the speaker as heard in that recording's room and microphone. ``turns``, on
     such an entry of a recording of two voices, lists the speaker's own stretches ``(start_s, end_s)``
     (:func:`speaker_runs`): selection keeps to them (``None``: the whole recording is the speaker's).
+    ``member_times`` and ``member_vectors``, on such an entry, are the sampled partials it is the mean of
+    (``(start_s, end_s)`` in the recording's times, and their unit vectors): :meth:`without` leaves a
+    window's own partials out of it (``None``: not known).
     """
 
     vector: np.ndarray
@@ -112,6 +125,29 @@ class Voice:
     source: str = "folder"
     recordings: dict[str, Voice] = field(default_factory=dict, compare=False)
     turns: tuple[tuple[float, float], ...] | None = field(default=None, compare=False)
+    member_times: tuple[tuple[float, float], ...] | None = field(default=None, compare=False)
+    member_vectors: np.ndarray | None = field(default=None, compare=False, repr=False)
+
+    def without(self, start_s: float, end_s: float) -> Voice:
+        """This voice with its member partials that overlap ``[start_s, end_s]`` left out (the mean of the
+        rest), so a window is judged against the recording's voice without its own partials (another
+        voice in the window would pull the voice towards itself). Itself when nothing overlaps, when its
+        members are not known, or when fewer than :data:`LEAVE_OUT_MIN_PARTIALS` would be left."""
+        if self.member_times is None or self.member_vectors is None or not self.member_times:
+            return self
+        times = np.asarray(self.member_times, dtype=np.float64).reshape(-1, 2)
+        outside = (times[:, 1] <= start_s) | (times[:, 0] >= end_s)
+        if outside.all() or int(outside.sum()) < LEAVE_OUT_MIN_PARTIALS:
+            return self
+        rest = np.asarray(self.member_vectors, dtype=np.float64)[outside]
+        centre = _unit(rest.mean(axis=0))
+        return replace(
+            self,
+            vector=centre,
+            own_median=float(np.median(rest @ centre)),
+            member_times=None,
+            member_vectors=None,
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-able form (the vectors rounded to 6 decimals)."""
@@ -126,6 +162,9 @@ class Voice:
             out["recordings"] = {p: v.to_dict() for p, v in sorted(self.recordings.items())}
         if self.turns is not None:
             out["turns"] = [[a, b] for a, b in self.turns]
+        if self.member_times is not None and self.member_vectors is not None:
+            out["member_times"] = [[round(a, 3), round(b, 3)] for a, b in self.member_times]
+            out["member_vectors"] = np.round(self.member_vectors, 4).tolist()
         return out
 
     @classmethod
@@ -141,6 +180,12 @@ class Voice:
             turns=None
             if data.get("turns") is None
             else tuple((float(a), float(b)) for a, b in data["turns"]),
+            member_times=None
+            if data.get("member_times") is None
+            else tuple((float(a), float(b)) for a, b in data["member_times"]),
+            member_vectors=None
+            if data.get("member_vectors") is None
+            else np.asarray(data["member_vectors"], dtype=np.float64).reshape(-1, EMBEDDING_SIZE),
         )
 
 
@@ -206,11 +251,15 @@ def holds_two_voices(vectors: np.ndarray) -> bool:
     return pair is not None and float(pair[0] @ pair[1]) < TWO_VOICES_COSINE
 
 
-def recording_voice(vectors: np.ndarray, speaker: Voice | None = None) -> Voice | None:
+def recording_voice(
+    vectors: np.ndarray, speaker: Voice | None = None, *, times: np.ndarray | None = None
+) -> Voice | None:
     """The speaker as heard in one recording, from its partials ``(n, 256)``: the plain mean of them
     (recorded like any window of it; a tight core of typical partials pushes a noisy speaker's own
     partials under :data:`HERE_COSINE`). When they hold two voices (:func:`two_voices` centroids under
-    :data:`TWO_VOICES_COSINE`), the mean of the group nearer ``speaker`` (``None``: the bigger group)."""
+    :data:`TWO_VOICES_COSINE`), the mean of the group nearer ``speaker`` (``None``: the bigger group).
+    ``times`` (``(n, 2)``: each partial's start and end in the recording) keeps the members and their
+    times on the voice, so a window can be left out of it (:meth:`Voice.without`)."""
     v = np.asarray(vectors, dtype=np.float64).reshape(-1, EMBEDDING_SIZE)
     if v.shape[0] == 0:
         return None
@@ -224,12 +273,16 @@ def recording_voice(vectors: np.ndarray, speaker: Voice | None = None) -> Voice 
             pick_a = int(nearer_a.sum()) >= int((~nearer_a).sum())
         members = nearer_a if pick_a else ~nearer_a
     centre = _unit(v[members].mean(axis=0))
+    spans = None if times is None else np.asarray(times, dtype=np.float64).reshape(-1, 2)
+    keep_members = spans is not None and spans.shape[0] == v.shape[0]
     return Voice(
         vector=centre,
         own_median=float(np.median(v[members] @ centre)),
         share=float(members.mean()),
         partials=int(v.shape[0]),
         source="recording",
+        member_times=tuple((float(a), float(b)) for a, b in spans[members]) if keep_members else None,
+        member_vectors=v[members].copy() if keep_members else None,
     )
 
 
@@ -320,6 +373,7 @@ def other_voice_spans(
     threshold: float | None = None,
     here: Voice | None = None,
     here_threshold: float | None = None,
+    is_degraded: bool = False,
 ) -> tuple[float | None, list[list[float]]]:
     """The similarity of ``partials`` to ``voice`` (the mean of the partials, normalised, against it;
     ``None``: too little speech) and the other-voice spans ``[start_s, end_s]`` among them (module doc).
@@ -328,13 +382,16 @@ def other_voice_spans(
     when given, a partial is another voice when under ``here_threshold`` (default :data:`HERE_COSINE`)
     against it, so a room or microphone unlike the speaker's other recordings is not taken for another
     person; else when under ``threshold`` (default :func:`other_voice_threshold`) against ``voice``.
+    ``is_degraded`` (a noisy or reverberant stretch) lowers the limit of a lone partial at an edge
+    against ``here`` (:data:`DEGRADED_EDGE_DROP`).
     """
     if len(partials) == 0 or partials.heard_s < MIN_HEARD_S:
         return None, []
     limit = other_voice_threshold(voice) if threshold is None else threshold
     similarity = float(_unit(partials.vectors.mean(axis=0)) @ voice.vector)
     low = _low(partials, voice, limit, here, here_threshold)
-    edge_low = _low(partials, voice, limit, here, here_threshold, margin=-EDGE_DROP)
+    edge_drop = DEGRADED_EDGE_DROP if here is not None and is_degraded else EDGE_DROP
+    edge_low = _low(partials, voice, limit, here, here_threshold, margin=-edge_drop)
     spans: list[list[float]] = []
     for first, k in zip(*runs(low), strict=True):
         if k - first >= MIN_RUN_PARTIALS or (first == 0 and edge_low[0]) or (k == low.size and edge_low[-1]):
@@ -450,12 +507,13 @@ def span_finding(
     threshold: float | None = None,
     here: Voice | None = None,
     here_threshold: float | None = None,
+    is_degraded: bool = False,
 ) -> tuple[float | None, list[list[float]], Partials]:
     """Partials every :data:`SPAN_STEP_S` along a 16 kHz signal and what they say against ``voice``
     (``None``: the signal's own dominant voice): the similarity and other-voice spans of
     :func:`other_voice_spans`, and the partials. Times are ``offset_s`` plus the signal's; ``threshold``
     overrides :func:`other_voice_threshold`; ``here`` and ``here_threshold`` as in
-    :func:`other_voice_spans`.
+    :func:`other_voice_spans`, and ``is_degraded``.
 
     Against a given voice the signal is first screened with partials every :data:`SCREEN_STEP_S`: when none
     comes within :data:`SCREEN_MARGIN` of the threshold (the usual window of one speaker) that is the
@@ -479,7 +537,12 @@ def span_finding(
         )
         if coarse.heard_s >= MIN_HEARD_S and quiet:
             similarity, spans = other_voice_spans(
-                coarse, voice, threshold=limit, here=here, here_threshold=here_threshold
+                coarse,
+                voice,
+                threshold=limit,
+                here=here,
+                here_threshold=here_threshold,
+                is_degraded=is_degraded,
             )
             return similarity, spans, coarse
     found = partial_embeddings(audio16k, step_s=SPAN_STEP_S)
@@ -489,7 +552,7 @@ def span_finding(
     if voice is None:
         return None, [], found
     similarity, spans = other_voice_spans(
-        found, voice, threshold=threshold, here=here, here_threshold=here_threshold
+        found, voice, threshold=threshold, here=here, here_threshold=here_threshold, is_degraded=is_degraded
     )
     return similarity, spans, found
 

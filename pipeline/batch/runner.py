@@ -833,11 +833,15 @@ def _learn_voices(
         cache_file = cache / "voices" / f"{_cache_key(cfg, sha256=r.sha256, speech_s=budget)}.npz"
         tasks.append(VoiceTask(r.path, sources[r.path], str(analysis_file), str(cache_file), budget))
     partials: dict[str, Any] = {}
+    times: dict[str, Any] = {}
     for task, result in outcomes(cached_partials, recording_partials, tasks):
         if isinstance(result, BaseException):  # a bug: logged; the file then has no say in the voice
             _crash(out, f"{task.path} (speaker voice)", result)
-            result = np.zeros((0, EMBEDDING_SIZE), dtype=np.float32)
-        partials[task.path] = result
+            partials[task.path] = np.zeros((0, EMBEDDING_SIZE), dtype=np.float32)
+            times[task.path] = np.zeros((0, 2))
+            continue
+        partials[task.path] = result.vectors
+        times[task.path] = np.stack([result.starts_s, result.ends_s], axis=1)
     decisions = {}
     for speaker in sorted(files_of):
         rows = [r for r in ok if r.speaker == speaker]
@@ -846,7 +850,10 @@ def _learn_voices(
         if ref is not None and ref_voice is None:
             raise RunError(f"{ref}: the reference recording of {speaker} holds too little speech")
         decisions[speaker] = decide(
-            {r.path: partials[r.path] for r in rows}, {r.path: r.metrics for r in rows}, ref_voice
+            {r.path: partials[r.path] for r in rows},
+            {r.path: r.metrics for r in rows},
+            ref_voice,
+            {r.path: times[r.path] for r in rows},
         )
     along = _turn_partials(ok, sources, decisions, partials, cache, cfg, out, outcomes)
     voices: dict[str, dict[str, Any]] = {}

@@ -4,7 +4,8 @@ Between analysing every file and selecting clips, the runner learns each speaker
 
 1. **each recording's partials** (:func:`recording_partials`, one executor task per readable file): GE2E
    partial embeddings over part of its speech (:func:`pipeline.analysis.voice.speech_budget`: 120 s
-   per speaker shared by its files, 4.8-60 s each), read again from the source, cached under
+   per speaker shared by its files, 4.8-60 s each), read again from the source, with their times (a
+   window is left out of its recording's voice: :meth:`~pipeline.analysis.voice.Voice.without`), cached under
    ``OUT/.cache/voices/`` keyed by the file's sha256, the budget and the analysis settings;
 2. **the speaker's voice** (:func:`decide`): the dominant voice of all of the speaker's partials
    (:func:`~pipeline.analysis.voice.dominant_voice`), or the voice of a reference recording when one is
@@ -99,23 +100,48 @@ def turn_stretches(segments: list[tuple[float, float]]) -> list[tuple[float, flo
     return out
 
 
-def cached_partials(task: VoiceTask) -> np.ndarray | None:
-    """The cached partials of a recording (``(n, 256)``), or ``None`` when they must be computed."""
-    return _load(Path(task.cache_file))
+def cached_partials(task: VoiceTask) -> Partials | None:
+    """The cached partials of a recording (their times too), or ``None`` when they must be computed (a
+    cache written before the times were kept is computed again)."""
+    from pipeline.analysis.speaker import Partials
+
+    try:
+        with np.load(task.cache_file) as data:
+            return Partials(
+                starts_s=data["starts_s"].astype(np.float64),
+                ends_s=data["ends_s"].astype(np.float64),
+                vectors=data["vectors"].astype(np.float32),
+                heard_s=float(data["heard_s"]),
+            )
+    except (OSError, ValueError, KeyError):
+        return None
 
 
-def recording_partials(task: VoiceTask) -> np.ndarray:
-    """Executor task: embed part of a recording's speech (its cached analysis says where) and cache it."""
+def recording_partials(task: VoiceTask) -> Partials:
+    """Executor task: embed part of a recording's speech (its cached analysis says where) and cache it with
+    the partials' times (so a window can be left out of the recording's voice)."""
     from pipeline.analysis import voice
     from pipeline.analysis.base import Analysis
+    from pipeline.audio.io import atomic_write_bytes
     from pipeline.audio.memory import release_free_memory
 
     rec = Analysis.load(Path(task.analysis_file))
     budget_s = voice.SAMPLE_SPEECH_S if task.budget_s is None else task.budget_s
-    vectors = voice.recording_partials(task.source, rec, budget_s=budget_s).vectors
-    _save(Path(task.cache_file), vectors)
+    found = voice.recording_partials(task.source, rec, budget_s=budget_s)
+    path = Path(task.cache_file)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(
+        path,
+        lambda fh: np.savez(
+            fh,
+            vectors=np.asarray(found.vectors, dtype=np.float32),
+            starts_s=np.asarray(found.starts_s, dtype=np.float64),
+            ends_s=np.asarray(found.ends_s, dtype=np.float64),
+            heard_s=np.float64(found.heard_s),
+        ),
+    )
     release_free_memory()
-    return vectors
+    return found
 
 
 def cached_turn_partials(task: VoiceTask) -> tuple[Partials, list[list[float]]] | None:
@@ -238,13 +264,17 @@ def _evenly(vectors: np.ndarray, limit: int) -> np.ndarray:
 
 
 def decide(
-    partials: dict[str, np.ndarray], metrics: dict[str, dict[str, Any] | None], reference: Voice | None = None
+    partials: dict[str, np.ndarray],
+    metrics: dict[str, dict[str, Any] | None],
+    reference: Voice | None = None,
+    times: dict[str, np.ndarray] | None = None,
 ) -> tuple[Voice | None, dict[str, float | None], dict[str, float]]:
     """The voice of one speaker from the partials of each of their recordings (by path; ``None``: too
     little speech), each recording's similarity to it (``None``: too little speech to tell) and the
     recordings that are someone else, with the limit each fell under (``metrics`` gives each one's
     conditions, see :func:`~pipeline.analysis.voice.degraded`). ``reference``: the voice named for the
-    speaker."""
+    speaker. ``times`` (by path, ``(n, 2)``: each partial's start and end) go on the recordings' entries,
+    so selection can leave a window's own partials out (:meth:`~pipeline.analysis.voice.Voice.without`)."""
     from pipeline.analysis import voice as v
 
     nonempty = [p for p in sorted(partials) if partials[p].shape[0]]
@@ -274,7 +304,7 @@ def decide(
     for p in heard:
         if p in mismatched or (similarity[p] or 0.0) < v.HERE_MIN_COSINE:
             continue
-        here = v.recording_voice(partials[p], speaker_voice)
+        here = v.recording_voice(partials[p], speaker_voice, times=(times or {}).get(p))
         if here is not None and float(here.vector @ speaker_voice.vector) >= v.HERE_MIN_COSINE:
             keep[p] = here
     speaker_voice = replace(speaker_voice, recordings=keep)

@@ -17,7 +17,13 @@ from typing import Any
 import numpy as np
 
 from pipeline.analysis.base import ANALYSIS_RATE
-from pipeline.analysis.voice import Voice, degraded_stretch, other_voice_threshold, span_finding
+from pipeline.analysis.voice import (
+    HERE_MIN_COSINE,
+    Voice,
+    degraded_stretch,
+    other_voice_threshold,
+    span_finding,
+)
 from pipeline.errors import AudioReadError
 from pipeline.selection.plan import ClipPlan, read_piece
 
@@ -44,12 +50,16 @@ def hear(plan: ClipPlan, voice: Voice) -> dict[str, Any]:
     for piece in plan.pieces:
         key = (piece.source, piece.start_s, piece.end_s, tuple(piece.channel_weights), _voice_key(voice))
         here = voice.recordings.get(piece.path)
+        if here is not None:  # without the window's own partials: another voice in it pulls them its way
+            here = here.without(piece.start_s, piece.end_s)
+            if float(here.vector @ voice.vector) < HERE_MIN_COSINE:
+                here = None
         here_threshold = None  # against the speaker as heard there: HERE_COSINE, no drop for noise
-        key += (round(threshold, 4), None if here is None else _voice_key(here))
+        key += (round(threshold, 4), None if here is None else _voice_key(here), noisy)
         if key not in _CACHE:
             if len(_CACHE) >= _CACHE_SIZE:
                 _CACHE.pop(next(iter(_CACHE)))
-            _CACHE[key] = _hear_piece(piece, voice, threshold, here, here_threshold)
+            _CACHE[key] = _hear_piece(piece, voice, threshold, here, here_threshold, noisy)
         similarity, piece_spans = _CACHE[key]
         if similarity is not None:
             similarities.append((similarity, max(1, round(piece.end_s - piece.start_s))))
@@ -64,7 +74,12 @@ def hear(plan: ClipPlan, voice: Voice) -> dict[str, Any]:
 
 
 def _hear_piece(
-    piece: Any, voice: Voice, threshold: float, here: Voice | None, here_threshold: float | None
+    piece: Any,
+    voice: Voice,
+    threshold: float,
+    here: Voice | None,
+    here_threshold: float | None,
+    is_degraded: bool,
 ) -> tuple[float | None, list[list[float]]]:
     try:
         loaded = read_piece(piece, pad_s=0.0, rate=ANALYSIS_RATE)
@@ -79,6 +94,7 @@ def _hear_piece(
         threshold=threshold,
         here=here,
         here_threshold=here_threshold,
+        is_degraded=is_degraded,
     )
     return similarity, spans
 
