@@ -473,6 +473,9 @@ class FakeProviders:
         self.deploy_polls = deploy_polls
         self.echo_key_in_errors = echo_key_in_errors
         self.qwen_audio_inline = qwen_audio_inline
+        self.voice_speech: dict[str, Callable[[str, int], bytes]] = {}
+        """Synthesis overrides: a voice whose id contains a key speaks ``voice_speech[key](text, rate)``
+        (16-bit mono PCM) instead of :func:`speech_pcm` (MiniMax and ElevenLabs synthesis; clone checks)."""
         self._now = now or (lambda: datetime.now(UTC))
         self._default_quotas = {
             "cosyvoice": 1000,
@@ -559,6 +562,13 @@ class FakeProviders:
     def elevenlabs_base_url(self) -> str:
         """The ElevenLabs base URL (paths start with ``/v1``)."""
         return self.url
+
+    def speech_of(self, voice_id: str, text: str, rate: int) -> bytes:
+        """The PCM a synthesis with ``voice_id`` makes: a :attr:`voice_speech` override, else :func:`speech_pcm`."""
+        for key, make in self.voice_speech.items():
+            if key in voice_id:
+                return make(text, rate)
+        return speech_pcm(text, rate)
 
     def env(self) -> dict[str, str]:
         """Environment variables that point voiceprep's clients at this server with valid keys."""
@@ -1752,7 +1762,7 @@ def _el_tts_stream(rec: Recorded, fake: FakeProviders) -> _Reply:
     rate = int(fmt.split("_")[1]) if fmt.startswith("pcm_") and fmt.split("_")[1].isdigit() else 0
     if rate not in _EL_PCM_RATES:
         return _el_error(422, "validation_error", f"this fake streams pcm_<rate> only (got {fmt})")
-    pcm = speech_pcm(body["text"], rate)
+    pcm = fake.speech_of(vid, body["text"], rate)
     pieces = [pcm[i : i + 4800] for i in range(0, len(pcm), 4800)]
     return _Reply(
         200,
@@ -1804,7 +1814,7 @@ def _mm_t2a(rec: Recorded, fake: FakeProviders) -> _Reply:
     if body.get("output_format", "hex") != "hex":
         return _mm_error(2013, "invalid params: output_format must be hex here")
     fake.store["minimax"][vid]["last_used"] = fake._stamp()
-    pcm = speech_pcm(body["text"], rate)
+    pcm = fake.speech_of(vid, body["text"], rate)
     extra = {"audio_length": len(pcm) * 500 // rate, "audio_sample_rate": rate, "audio_format": "pcm"}
     trace = {"Trace-Id": uuid.uuid4().hex}
     ok = {"status_code": 0, "status_msg": "success"}
