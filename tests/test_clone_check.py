@@ -119,3 +119,8 @@ def test_submit_checks_each_clone_and_flags_the_unlike_one(tmp_path: Path, serve
     }
     shown = voiceprep("voices", "show", outs["bob"].voice_id or "", "--out", tmp_path)
     assert shown.returncode == 0 and "FLAGGED" in shown.stdout and "similarity" in shown.stdout
+
+    from pipeline.report.build import build_report
+
+    page = build_report(tmp_path).read_text()
+    assert page.count("clone check: similarity") == 2 and page.count("unlike its clip") == 1
