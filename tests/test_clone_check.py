@@ -124,3 +124,15 @@ def test_submit_checks_each_clone_and_flags_the_unlike_one(tmp_path: Path, serve
 
     page = build_report(tmp_path).read_text()
     assert page.count("clone check: similarity") == 2 and page.count("unlike its clip") == 1
+
+    # `voices check` re-runs the check through a real synthesis (MiniMax T2A), with the last check's text
+    again = voiceprep("voices", "check", outs["alice"].voice_id or "", "--out", tmp_path, "--json")
+    assert again.returncode == 0, again.stderr
+    assert json.loads(again.stdout)["similarity"] > 0.85 and json.loads(again.stdout)["text"] == TEXT
+    assert [r.json["text"] for r in server.requests_to("minimax.t2a")] == [TEXT]
+    flagged = voiceprep(
+        "voices", "check", outs["bob"].voice_id or "", "--out", tmp_path, "--text", "Another one."
+    )
+    assert flagged.returncode == 1 and DISSIMILAR_REASON in flagged.stdout
+    bob = next(r for r in read_voices(tmp_path / "voices.sqlite") if r["speaker"] == "bob")
+    assert bob["details"]["clone_check"]["text"] == "Another one." and bob["last_used_at"]

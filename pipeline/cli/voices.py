@@ -542,6 +542,49 @@ def voices_show(
     raise typer.Exit(EXIT_OK)
 
 
+@voices_app.command("check")
+def voices_check(
+    ident: Annotated[
+        str, typer.Argument(help="Ledger row id (12 or #12), voice id, or name.", show_default=False)
+    ],
+    out_dir: _OutOpt = None,
+    ledger: _LedgerOpt = None,
+    config: _ConfigOpt = None,
+    text: Annotated[
+        str | None,
+        typer.Option(
+            "--text", help="What to synthesise (default: the last check's text).", show_default=False
+        ),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="The check as JSON.")] = False,
+) -> None:
+    """Check a clone again: synthesise a short text with it and compare it with its enrollment clip.
+
+    Speaker similarity (GE2E cosine) and DNSMOS OVRL go into the ledger (details.clone_check); a clone
+    under the threshold is flagged clone_dissimilar (exit 1). A real synthesis: it may be billed.
+
+    Example: voiceprep voices check 3 --out out/
+    """
+    from pipeline.batch.config import load_config
+    from pipeline.enroll.check import describe_check, dissimilar_warning
+    from pipeline.enroll.speak import check_voice
+
+    cfg = load_config(config)
+    path = _ledger_path(out_dir, ledger, config)
+    with _errors():
+        row, result = check_voice(path, ident, text=text, base_urls=cfg.base_urls)
+    if as_json:
+        print(json.dumps({"id": row.id, "voice_id": row.voice_id, **result.to_details()}, ensure_ascii=False))
+    else:
+        out = make_console()
+        out.print(
+            f"#{row.id} {row.voice_id}: {describe_check(result.to_details())}", markup=False, highlight=False
+        )
+        if result.flag:
+            out.print(f"warning: {dissimilar_warning(result.similarity)}", markup=False, highlight=False)
+    raise typer.Exit(EXIT_FAILURES if result.flag else EXIT_OK)
+
+
 @voices_app.command("delete")
 def voices_delete(
     ident: Annotated[

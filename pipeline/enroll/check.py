@@ -35,6 +35,8 @@ CLONE_SIMILARITY_MIN = 0.70
 """A clone whose synthesis is less similar than this to its enrollment clip is flagged (see the module)."""
 CLONE_CHECK_KEY = "clone_check"
 """The key of the check in a ledger row's ``details``."""
+DEFAULT_CHECK_TEXT = "Hello, this is my voice. I am reading a short sentence to check how it sounds."
+"""What ``voices check`` synthesises for a voice never checked before (``submit`` uses its preview text)."""
 DISSIMILAR_REASON = "clone_dissimilar"
 """The reason code of a flagged clone (:mod:`pipeline.errors`)."""
 
