@@ -136,3 +136,16 @@ def test_submit_checks_each_clone_and_flags_the_unlike_one(tmp_path: Path, serve
     assert flagged.returncode == 1 and DISSIMILAR_REASON in flagged.stdout
     bob = next(r for r in read_voices(tmp_path / "voices.sqlite") if r["speaker"] == "bob")
     assert bob["details"]["clone_check"]["text"] == "Another one." and bob["last_used_at"]
+
+
+def test_a_preview_that_cannot_be_decoded_is_said_not_scored(tmp_path: Path) -> None:
+    from submit_fakes import FakeCloud, FakeProvider
+
+    make_run(tmp_path, speakers=["alice"], families=["minimax"])
+    mp3 = b"ID3\x04\x00" + bytes(100)  # a preview nobody can decode
+    providers = {"minimax": FakeProvider(FakeCloud(), "minimax", preview_bytes=mp3)}
+    (out,) = submit_run(tmp_path, ["minimax"], preview_text=TEXT, providers=providers)  # type: ignore[arg-type]
+    assert out.status == "ready" and out.preview_path
+    assert [w.split(":")[0] for w in out.warnings] == ["clone check not made"]
+    (row,) = read_voices(tmp_path / "voices.sqlite")
+    assert "clone_check" not in row["details"]
