@@ -146,6 +146,11 @@ _REASONS: dict[str, tuple[str, str]] = {
         "a create request was sent but its answer was lost, and the provider's list did not settle it",
         "run `voiceprep voices sync` later; voiceprep will not create a second voice meanwhile",
     ),
+    "clone_dissimilar": (
+        "a synthesis with the new voice does not sound like its enrollment clip (speaker similarity under "
+        "the threshold)",
+        "re-record, choose another clip, or try another target model; listen to the preview",
+    ),
     "voice_gone": ("the provider no longer has this voice (expired or deleted)", "submit the clip again"),
 }
 """Reason code -> (what it means, what to do about it)."""

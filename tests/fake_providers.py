@@ -207,12 +207,17 @@ def speech_pcm(text: str, rate: int = 24000) -> bytes:
 
 def speech_wav(text: str, rate: int = 24000) -> bytes:
     """:func:`speech_pcm` as a WAV file."""
+    return _pcm_wav(speech_pcm(text, rate), rate)
+
+
+def _pcm_wav(pcm: bytes, rate: int) -> bytes:
+    """16-bit mono ``pcm`` as a WAV file."""
     buf = io.BytesIO()
     with wave.open(buf, "wb") as w:
         w.setnchannels(1)
         w.setsampwidth(2)
         w.setframerate(rate)
-        w.writeframes(speech_pcm(text, rate))
+        w.writeframes(pcm)
     return buf.getvalue()
 
 
@@ -473,6 +478,10 @@ class FakeProviders:
         self.deploy_polls = deploy_polls
         self.echo_key_in_errors = echo_key_in_errors
         self.qwen_audio_inline = qwen_audio_inline
+        self.voice_speech: dict[str, Callable[[str, int], bytes]] = {}
+        """Synthesis overrides: a voice whose id contains a key speaks ``voice_speech[key](text, rate)``
+        (16-bit mono PCM) instead of :func:`speech_pcm` (MiniMax synthesis and clone demo audio, ElevenLabs synthesis; clone
+        checks)."""
         self._now = now or (lambda: datetime.now(UTC))
         self._default_quotas = {
             "cosyvoice": 1000,
@@ -559,6 +568,15 @@ class FakeProviders:
     def elevenlabs_base_url(self) -> str:
         """The ElevenLabs base URL (paths start with ``/v1``)."""
         return self.url
+
+    def speech_override(self, voice_id: str) -> Callable[[str, int], bytes] | None:
+        """The :attr:`voice_speech` entry whose key ``voice_id`` contains, if any."""
+        return next((make for key, make in self.voice_speech.items() if key in voice_id), None)
+
+    def speech_of(self, voice_id: str, text: str, rate: int) -> bytes:
+        """The PCM a synthesis with ``voice_id`` makes: a :attr:`voice_speech` override, else :func:`speech_pcm`."""
+        make = self.speech_override(voice_id)
+        return make(text, rate) if make else speech_pcm(text, rate)
 
     def env(self) -> dict[str, str]:
         """Environment variables that point voiceprep's clients at this server with valid keys."""
@@ -1625,7 +1643,9 @@ def _mm_clone(rec: Recorded, fake: FakeProviders) -> _Reply:
         "file_id": body["file_id"],
         "seq": fake._next(),
     }
-    demo = fake._audio_url(make_wav(0.25)) if "text" in body else ""
+    override = fake.speech_override(vid)
+    demo_wav = _pcm_wav(override(str(body.get("text")), 24000), 24000) if override else make_wav(0.25)
+    demo = fake._audio_url(demo_wav) if "text" in body else ""
     return _mm_ok({"input_sensitive": False, "input_sensitive_type": 0, "demo_audio": demo})
 
 
@@ -1752,7 +1772,7 @@ def _el_tts_stream(rec: Recorded, fake: FakeProviders) -> _Reply:
     rate = int(fmt.split("_")[1]) if fmt.startswith("pcm_") and fmt.split("_")[1].isdigit() else 0
     if rate not in _EL_PCM_RATES:
         return _el_error(422, "validation_error", f"this fake streams pcm_<rate> only (got {fmt})")
-    pcm = speech_pcm(body["text"], rate)
+    pcm = fake.speech_of(vid, body["text"], rate)
     pieces = [pcm[i : i + 4800] for i in range(0, len(pcm), 4800)]
     return _Reply(
         200,
@@ -1804,7 +1824,7 @@ def _mm_t2a(rec: Recorded, fake: FakeProviders) -> _Reply:
     if body.get("output_format", "hex") != "hex":
         return _mm_error(2013, "invalid params: output_format must be hex here")
     fake.store["minimax"][vid]["last_used"] = fake._stamp()
-    pcm = speech_pcm(body["text"], rate)
+    pcm = fake.speech_of(vid, body["text"], rate)
     extra = {"audio_length": len(pcm) * 500 // rate, "audio_sample_rate": rate, "audio_format": "pcm"}
     trace = {"Trace-Id": uuid.uuid4().hex}
     ok = {"status_code": 0, "status_msg": "success"}

@@ -420,6 +420,7 @@ def voices_list(
 
     Example: voiceprep voices list --out out/ --remote
     """
+    from pipeline.enroll.check import dissimilar_warning, stored_check
     from pipeline.enroll.voices import expires_at, list_voices
 
     path = _ledger_path(out_dir, ledger, config)
@@ -445,6 +446,9 @@ def voices_list(
         raise typer.Exit(EXIT_OK)
     table = Table(header_style="bold")
     cols = ["row", "speaker", "family", "target model", "voice id", "status", "created", "checked"]
+    checked_clones = any(r is not None and stored_check(r.details) for r, _ in listing.entries)
+    if checked_clones:  # the column appears once a clone check was made (submit with previews)
+        cols.append("clone")
     if remote:
         cols.append("remote")
     for col in cols:
@@ -454,6 +458,7 @@ def voices_list(
             assert rv is not None
             cells = ["-", "-", rv.family, _text(rv.target_model or "-"), _text(rv.voice_id or "-")]
             cells += ["[yellow]not in ledger[/]", rv.created_at or "-", "-"]
+            cells += ["-"] if checked_clones else []
         else:
             style = _STATUS_STYLE.get(r.status, "white")
             cells = [
@@ -467,6 +472,8 @@ def voices_list(
             if r.details.get("fallback_mode"):  # the service degraded the clone (Qwen)
                 status_cell += f" [yellow]fallback: {_text(str(r.details['fallback_mode']))}[/]"
             cells += [status_cell, (r.created_at or "")[:19], (r.last_checked_at or "-")[:19]]
+            if checked_clones:
+                cells.append(_clone_cell(stored_check(r.details)))
         if remote:
             cells.append(_text(rv.status) if rv else ("[red]not listed[/]" if r and r.voice_id else "-"))
         table.add_row(*cells)
@@ -482,9 +489,22 @@ def voices_list(
                 markup=False,
                 highlight=False,
             )
+    for r, _ in listing.entries:  # a clone that does not sound like its speaker: reason code and hint
+        check = stored_check(r.details) if r is not None else None
+        if r is not None and check and check.get("flag") and isinstance(check.get("similarity"), int | float):
+            line = f"warning: #{r.id} {r.voice_id or r.name or ''}: {dissimilar_warning(check['similarity'])}"
+            out.print(line, markup=False, highlight=False, soft_wrap=True)
     for n in listing.notes:
         out.print(f"note: {n}", markup=False, highlight=False)
     raise typer.Exit(EXIT_OK)
+
+
+def _clone_cell(check: dict[str, Any] | None) -> str:
+    """The ``clone`` column: the speaker similarity of the clone check, red and marked when flagged."""
+    if not check or not isinstance(check.get("similarity"), int | float):
+        return "-"
+    text = f"{check['similarity']:.2f}"
+    return f"[red]{text} {check['flag']}[/]" if check.get("flag") else text
 
 
 @voices_app.command("show")
@@ -520,6 +540,49 @@ def voices_show(
         table.add_row(key, _text(value))
     out.print(table)
     raise typer.Exit(EXIT_OK)
+
+
+@voices_app.command("check")
+def voices_check(
+    ident: Annotated[
+        str, typer.Argument(help="Ledger row id (12 or #12), voice id, or name.", show_default=False)
+    ],
+    out_dir: _OutOpt = None,
+    ledger: _LedgerOpt = None,
+    config: _ConfigOpt = None,
+    text: Annotated[
+        str | None,
+        typer.Option(
+            "--text", help="What to synthesise (default: the last check's text).", show_default=False
+        ),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="The check as JSON.")] = False,
+) -> None:
+    """Check a clone again: synthesise a short text with it and compare it with its enrollment clip.
+
+    Speaker similarity (GE2E cosine) and DNSMOS OVRL go into the ledger (details.clone_check); a clone
+    under the threshold is flagged clone_dissimilar (exit 1). A real synthesis: it may be billed.
+
+    Example: voiceprep voices check 3 --out out/
+    """
+    from pipeline.batch.config import load_config
+    from pipeline.enroll.check import describe_check, dissimilar_warning
+    from pipeline.enroll.speak import check_voice
+
+    cfg = load_config(config)
+    path = _ledger_path(out_dir, ledger, config)
+    with _errors():
+        row, result = check_voice(path, ident, text=text, base_urls=cfg.base_urls)
+    if as_json:
+        print(json.dumps({"id": row.id, "voice_id": row.voice_id, **result.to_details()}, ensure_ascii=False))
+    else:
+        out = make_console()
+        out.print(
+            f"#{row.id} {row.voice_id}: {describe_check(result.to_details())}", markup=False, highlight=False
+        )
+        if result.flag:
+            out.print(f"warning: {dissimilar_warning(result.similarity)}", markup=False, highlight=False)
+    raise typer.Exit(EXIT_FAILURES if result.flag else EXIT_OK)
 
 
 @voices_app.command("delete")

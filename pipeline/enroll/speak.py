@@ -23,13 +23,15 @@ import dataclasses
 import os
 import sqlite3
 import sys
+import tempfile
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from pipeline.audio.io import atomic_write_bytes
-from pipeline.enroll.ledger import Ledger, LedgerError, read_records
+from pipeline.enroll.check import CLONE_CHECK_KEY, DEFAULT_CHECK_TEXT, CloneCheck, check_clone, stored_check
+from pipeline.enroll.ledger import Ledger, LedgerError, read_records, writer_lock
 from pipeline.enroll.providers.base import ProviderError, VoiceRecord
 from pipeline.enroll.providers.common import VoiceProvider
 from pipeline.enroll.providers.speech import SAMPLE_WIDTH, Speech, SpeechInterrupted, wav_header
@@ -310,3 +312,44 @@ def _with_message(err: SpeechInterrupted, message: str) -> SpeechInterrupted:
         request_id=err.request_id,
     )
     return SpeechInterrupted(base, err.received_bytes)
+
+
+def check_voice(
+    ledger_path: Path,
+    ident: str,
+    *,
+    text: str | None = None,
+    base_urls: Mapping[str, str] | None = None,
+    providers: Providers | None = None,
+) -> tuple[VoiceRecord, CloneCheck]:
+    """Re-run the clone check of a ledger voice: synthesise ``text`` with it (through :func:`speak`, so
+    every family works; a real synthesis, which stamps ``last_used_at``), compare the audio with the
+    voice's enrollment clip (:func:`~pipeline.enroll.check.check_clone`) and store the result in the row's
+    ``details["clone_check"]``. ``text`` defaults to the text of the last check, else
+    :data:`~pipeline.enroll.check.DEFAULT_CHECK_TEXT`. Returns the updated row and the check.
+
+    Raises:
+        InvalidArgument: the voice cannot speak, or its enrollment clip is not on disk (nothing sent).
+        ProviderError: the synthesis failed.
+    """
+    row = find_voice_row(ledger_path, ident)
+    clip = Path(row.clip_path) if row.clip_path else None
+    if clip is None or not clip.is_file():
+        raise InvalidArgument(
+            f"{row.voice_id}: its enrollment clip ({row.clip_path or 'not recorded'}) is not on disk"
+        )
+    said = text or (stored_check(row.details) or {}).get("text") or DEFAULT_CHECK_TEXT
+    with tempfile.TemporaryDirectory(prefix="voiceprep-check-") as folder:
+        synthesis = Path(folder) / "check.wav"
+        speak(
+            str(row.id),
+            said,
+            out=synthesis,
+            ledger_path=ledger_path,
+            base_urls=base_urls,
+            providers=providers,
+        )
+        result = check_clone(synthesis, clip, text=said)
+    with writer_lock(ledger_path), Ledger(ledger_path) as ledger:
+        row = ledger.update(row.id, details={CLONE_CHECK_KEY: result.to_details()})
+    return row, result

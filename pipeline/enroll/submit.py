@@ -38,6 +38,7 @@ from typing import Any
 from pipeline.audio.io import atomic_write_bytes, sha256_file
 from pipeline.batch.config import RunConfig
 from pipeline.batch.manifest import CLIPS_FILE, ClipRow, read_rows, write_rows
+from pipeline.enroll.check import CLONE_CHECK_KEY, check_clone, dissimilar_warning
 from pipeline.enroll.ledger import (
     DEAD_STATUSES,
     LIVE_STATUSES,
@@ -67,7 +68,7 @@ from pipeline.enroll.providers.base import (
     normalize_base_url,
 )
 from pipeline.enroll.providers.common import VoiceProvider, region_refusal
-from pipeline.errors import InvalidArgument
+from pipeline.errors import InvalidArgument, VoiceprepError
 from pipeline.rules.families import FamilySpec, list_families, load_family
 
 __all__ = [
@@ -584,6 +585,7 @@ class _Run:
         assert self.ledger is not None
         row = self.settle(provider, row)
         self.mark_clip(clip, row)
+        warnings: list[str] = []
         if self.preview_text and row.status == "ready" and row.voice_id:
             try:
                 data = provider.preview(
@@ -598,7 +600,22 @@ class _Run:
                 atomic_write_bytes(target, lambda fh: fh.write(data))
                 row = self.ledger.update(row.id, preview_path=str(target))
                 self.change(clip, preview=rel.as_posix())
-        return self.outcome(clip, row, action=action, note=note)
+                row, problem = self.check(row, target, clip)
+                if problem:
+                    warnings.append(problem)
+        return self.outcome(clip, row, action=action, note=note, warnings=warnings)
+
+    def check(self, row: VoiceRecord, synthesis: Path, clip: ClipRow) -> tuple[VoiceRecord, str | None]:
+        """Compare the preview ``synthesis`` with the voice's enrollment clip and store the result in the
+        row's ``details["clone_check"]``; returns the row and the warning of a flagged (or uncheckable) clone."""
+        assert self.ledger is not None and self.preview_text
+        clip_path = Path(row.clip_path) if row.clip_path else self.out_dir / (clip.clip or "")
+        try:
+            result = check_clone(synthesis, clip_path, text=self.preview_text)
+        except (VoiceprepError, OSError, ValueError) as exc:
+            return row, f"clone check not made: {scrub(str(exc))}"
+        row = self.ledger.update(row.id, details={CLONE_CHECK_KEY: result.to_details()})
+        return row, dissimilar_warning(result.similarity) if result.flag else None
 
     # -- phases
     def reconcile(self, families: Sequence[str]) -> list[VoiceRecord]:
@@ -719,7 +736,8 @@ class _Run:
                 row = self.ledger.begin(request)
             except LedgerConflict as exc:
                 return self.outcome(clip, None, note=str(exc))
-        return dataclasses.replace(self.create(clip, provider, row), warnings=warnings)
+        created = self.create(clip, provider, row)
+        return dataclasses.replace(created, warnings=[*warnings, *created.warnings])
 
     def prepare(
         self, spec: FamilySpec, provider: VoiceProvider, request: VoiceRecord, warnings: Sequence[str] = ()

@@ -26,6 +26,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from pipeline.enroll.check import CLONE_CHECK_KEY, describe_check
 from pipeline.enroll.ledger import (
     DEAD_STATUSES,
     PENDING_UPDATE,
@@ -397,7 +398,10 @@ def describe_voice(
     err = record.last_error
     pairs.append(("last_error", f"{err.get('reason')}: {err.get('message')}" if err else "-"))
     for key, value in sorted(record.details.items()):
-        pairs.append((key, str(value)))
+        if key == CLONE_CHECK_KEY and isinstance(value, dict):
+            pairs.append((key, describe_check(value)))
+        else:
+            pairs.append((key, str(value)))
     for v in versions:
         clip = f"{v.get('clip_path') or '-'} (sha256 {str(v.get('clip_sha256') or '-')[:12]})"
         pairs.append((f"version {v.get('version')}", f"{v.get('created_at')}: {v.get('note') or ''} {clip}"))

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pipeline.enroll.check import describe_check, stored_check
 from pipeline.errors import reason_hint, reason_message
 from pipeline.report.results import RunResults
 from pipeline.rules.checks import combine
@@ -242,7 +243,18 @@ def _voices(row: dict[str, Any], ledger_rows: list[dict[str, Any]]) -> list[dict
         if isinstance(error, dict):
             error = ": ".join(str(error.get(k)) for k in ("reason", "message") if error.get(k))
         same = (r.get("clip_sha256") == sha) if sha and r.get("clip_sha256") else None
-        voices.append({**r, "same_clip": same, "error": str(error) if error else None})
+        check = stored_check(r["details"]) if isinstance(r.get("details"), dict) else None
+        clone = describe_check(check) if check else None
+        flagged = bool(check and check.get("flag"))
+        voices.append(
+            {
+                **r,
+                "same_clip": same,
+                "error": str(error) if error else None,
+                "clone": clone,
+                "clone_flagged": flagged,
+            }
+        )
     if row["voice_id"] and not any(v.get("voice_id") == row["voice_id"] for v in voices):
         voices.insert(
             0,
