@@ -574,15 +574,13 @@ def voices_check(
     with _errors():
         row, result = check_voice(path, ident, text=text, base_urls=cfg.base_urls)
     if as_json:
-        print(json.dumps({"id": row.id, "voice_id": row.voice_id, **result.to_details()}, ensure_ascii=False))
+        print(json.dumps({"id": row.id, "voice_id": row.voice_id, **result}, ensure_ascii=False))
     else:
         out = make_console()
-        out.print(
-            f"#{row.id} {row.voice_id}: {describe_check(result.to_details())}", markup=False, highlight=False
-        )
-        if result.flag:
-            out.print(f"warning: {dissimilar_warning(result.similarity)}", markup=False, highlight=False)
-    raise typer.Exit(EXIT_FAILURES if result.flag else EXIT_OK)
+        out.print(f"#{row.id} {row.voice_id}: {describe_check(result)}", markup=False, highlight=False)
+        if result.get("flag"):
+            out.print(f"warning: {dissimilar_warning(result['similarity'])}", markup=False, highlight=False)
+    raise typer.Exit(EXIT_FAILURES if result.get("flag") else EXIT_OK)
 
 
 @voices_app.command("delete")

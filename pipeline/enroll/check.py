@@ -23,7 +23,6 @@ threshold sits at the low end; it is not yet confirmed against real services' cl
 from __future__ import annotations
 
 import datetime as _dt
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -39,31 +38,6 @@ DEFAULT_CHECK_TEXT = "Hello, this is my voice. I am reading a short sentence to 
 """What ``voices check`` synthesises for a voice never checked before (``submit`` uses its preview text)."""
 DISSIMILAR_REASON = "clone_dissimilar"
 """The reason code of a flagged clone (:mod:`pipeline.errors`)."""
-
-
-@dataclass(frozen=True)
-class CloneCheck:
-    """One clone check: the speaker similarity of synthesis and clip, the synthesis's DNSMOS OVRL, the
-    text synthesised, when, and the flag (``clone_dissimilar`` or ``None``)."""
-
-    similarity: float
-    dnsmos_ovrl: float | None
-    text: str
-    checked_at: str
-    flag: str | None
-
-    def to_details(self) -> dict[str, Any]:
-        """The check as stored in ``details["clone_check"]`` (plain JSON; ``flag`` left out when clean)."""
-        out: dict[str, Any] = {
-            "similarity": round(self.similarity, 4),
-            "dnsmos_ovrl": None if self.dnsmos_ovrl is None else round(self.dnsmos_ovrl, 3),
-            "text": self.text,
-            "checked_at": self.checked_at,
-            "threshold": CLONE_SIMILARITY_MIN,
-        }
-        if self.flag:
-            out["flag"] = self.flag
-        return out
 
 
 def load_16k(path: str | Path) -> np.ndarray:
@@ -83,8 +57,12 @@ def clone_flag(similarity: float | None) -> str | None:
 
 def check_clone(
     synthesis: str | Path, clip: str | Path, *, text: str, now: _dt.datetime | None = None
-) -> CloneCheck:
+) -> dict[str, Any]:
     """Compare a synthesis made with a clone (``synthesis``, a file) with its enrollment ``clip`` (a file).
+
+    Returns the check as the ledger stores it in ``details["clone_check"]``: ``similarity``, ``dnsmos_ovrl``
+    (None under DNSMOS's minimum length), ``text``, ``checked_at``, ``threshold`` and, for a flagged clone
+    only, ``flag`` (``clone_dissimilar``).
 
     Raises what decoding raises (:class:`~pipeline.errors.AudioReadError`) for a file that cannot be read.
     """
@@ -95,11 +73,21 @@ def check_clone(
     similarity = float(cosine(embed(synth), embed(load_16k(clip))))
     ovrl = dnsmos(synth).metrics.get("dnsmos_ovrl")
     when = (now or _dt.datetime.now(_dt.UTC)).astimezone(_dt.UTC).isoformat(timespec="seconds")
-    return CloneCheck(similarity, ovrl, text, when, clone_flag(similarity))
+    check: dict[str, Any] = {
+        "similarity": round(similarity, 4),
+        "dnsmos_ovrl": None if ovrl is None else round(ovrl, 3),
+        "text": text,
+        "checked_at": when,
+        "threshold": CLONE_SIMILARITY_MIN,
+    }
+    flag = clone_flag(similarity)
+    if flag:
+        check["flag"] = flag
+    return check
 
 
 def stored_check(details: dict[str, Any]) -> dict[str, Any] | None:
-    """The clone check stored in a ledger row's ``details``, if any (a dict as :meth:`CloneCheck.to_details`)."""
+    """The clone check stored in a ledger row's ``details``, if any (a dict as :func:`check_clone` returns)."""
     check = details.get(CLONE_CHECK_KEY)
     return check if isinstance(check, dict) else None
 

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from pipeline.audio.io import atomic_write_bytes
-from pipeline.enroll.check import CLONE_CHECK_KEY, DEFAULT_CHECK_TEXT, CloneCheck, check_clone, stored_check
+from pipeline.enroll.check import CLONE_CHECK_KEY, DEFAULT_CHECK_TEXT, check_clone, stored_check
 from pipeline.enroll.ledger import Ledger, LedgerError, read_records, writer_lock
 from pipeline.enroll.providers.base import ProviderError, VoiceRecord
 from pipeline.enroll.providers.common import VoiceProvider
@@ -321,7 +321,7 @@ def check_voice(
     text: str | None = None,
     base_urls: Mapping[str, str] | None = None,
     providers: Providers | None = None,
-) -> tuple[VoiceRecord, CloneCheck]:
+) -> tuple[VoiceRecord, dict[str, Any]]:
     """Re-run the clone check of a ledger voice: synthesise ``text`` with it (through :func:`speak`, so
     every family works; a real synthesis, which stamps ``last_used_at``), compare the audio with the
     voice's enrollment clip (:func:`~pipeline.enroll.check.check_clone`) and store the result in the row's
@@ -351,5 +351,5 @@ def check_voice(
         )
         result = check_clone(synthesis, clip, text=said)
     with writer_lock(ledger_path), Ledger(ledger_path) as ledger:
-        row = ledger.update(row.id, details={CLONE_CHECK_KEY: result.to_details()})
+        row = ledger.update(row.id, details={CLONE_CHECK_KEY: result})
     return row, result

@@ -614,8 +614,8 @@ class _Run:
             result = check_clone(synthesis, clip_path, text=self.preview_text)
         except (VoiceprepError, OSError, ValueError) as exc:
             return row, f"clone check not made: {scrub(str(exc))}"
-        row = self.ledger.update(row.id, details={CLONE_CHECK_KEY: result.to_details()})
-        return row, dissimilar_warning(result.similarity) if result.flag else None
+        row = self.ledger.update(row.id, details={CLONE_CHECK_KEY: result})
+        return row, dissimilar_warning(result["similarity"]) if result.get("flag") else None
 
     # -- phases
     def reconcile(self, families: Sequence[str]) -> list[VoiceRecord]:
