@@ -234,3 +234,10 @@ def test_run_counts_recordings_with_decoder_notes_and_keeps_them_on_the_row(
     assert row["decode_notes"][0]["message"] == f"Note: {ILLEGAL} 0x00000000 at offset 62694."
     assert row["decode_notes"][0]["count"] >= 1
     assert json.loads((out / "run.json").read_text())["counts"]["recordings_with_decode_notes"] == 1
+
+
+def test_the_run_summary_reads_short_runs_in_minutes_and_seconds() -> None:
+    from pipeline.cli.main import _audio_length
+
+    # A 15 s run printed "0.00 h of audio".
+    assert [_audio_length(h) for h in (2.5, 0.25, 15 / 3600)] == ["2.50 h", "15.0 min", "15 s"]

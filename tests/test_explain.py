@@ -45,6 +45,8 @@ def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
                        metrics={"duration_s": 5.0, "snr_db": 30.0}) for i in (1, 2, 3)],
         RecordingRow(path="cy/only.wav", speaker="cy", status="ok", probe=ok,
                      metrics={"duration_s": 6.0, "snr_db": 30.0}),
+        RecordingRow(path="di/talk.wav", speaker="di", status="ok", probe=ok,
+                     metrics={"duration_s": 30.0, "snr_db": 30.0}),
     ]  # fmt: skip
     joined = _plan("bo/take1.wav", 0.2, 4.8, 0.9)
     joined["pieces"].append({"path": "bo/take2.wav", "start_s": 0.3, "end_s": 4.9})
@@ -60,6 +62,7 @@ def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
         ),
         ClipRow(speaker="bo", family="qwen-tts", status="ready", duration_s=10.2, plan=joined),
         ClipRow(speaker="cy", family="qwen-tts", status="rejected", reasons=["too_short"]),
+        ClipRow(speaker="di", family="qwen-tts", status="rejected", reasons=["other_voices"]),
     ]
     write_rows(out / "recordings.jsonl", recordings)
     write_rows(out / "clips.jsonl", clips)
@@ -96,6 +99,12 @@ def test_takes_say_whether_they_were_joined_or_had_nothing_to_join(run_dir: Path
     alone = explain(results, "cy")
     assert alone.splitlines()[0] == "cy: 1 recording, 1 readable"
     assert "no other recording to join it with" in _line(alone, "cy/only.wav")
+
+
+def test_a_recording_with_no_window_kept_says_why_from_the_clip_row(run_dir: Path) -> None:
+    # Another voice in every window: no plan was kept, so there is no score to have been below.
+    line = _line(explain(load_run(run_dir), "di"), "di/talk.wav")
+    assert "(other_voices)" in line and "scored below" not in line
 
 
 def test_family_filter_and_unknown_names(run_dir: Path) -> None:

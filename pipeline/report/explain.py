@@ -78,12 +78,15 @@ def _recording_line(
         return f"{path}: usable, not chosen; as a whole it has " + ", ".join(below)
     duration = metrics.get("duration_s")
     if isinstance(duration, int | float) and duration < spec.delivery.duration_s.min:
-        short = f"too short alone ({duration:.1f} s; a {spec.name} clip needs {spec.delivery.duration_s.min:g} s or more)"
+        short = f"too short alone ({duration:.1f} s; {spec.name} needs a clip of {spec.delivery.duration_s.min:g} s or more)"
         if plans and plans[0].get("assembled"):
             return f"{path}: {short}; the joined clip reached its length with higher-scoring takes"
         if readable == 1:
             return f"{path}: {short}, and the speaker has no other recording to join it with"
         return f"{path}: {short}, and takes are joined only when no single recording gives a window"
+    if not plans:  # no window of any recording was kept: the clip row's reasons say why
+        why = ", ".join(row.get("reasons") or []) or row["status"]
+        return f"{path}: usable, but none of its windows could make the clip ({why})"
     return f"{path}: usable, but its best window scored below the {len(plans)} kept (see the alternatives setting)"
 
 
