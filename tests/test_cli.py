@@ -79,6 +79,22 @@ def test_check_json_and_exit_codes() -> None:
     assert "FAIL" in ok.stdout and "too_short" in ok.stdout and "fix:" in ok.stdout
 
 
+def test_a_fail_line_names_its_warnings_as_warnings(tmp_path: Path) -> None:
+    import numpy as np
+    import soundfile as sf
+
+    # 25 s of real speech in two channels: Qwen-TTS fails it for the channels and warns for the length.
+    x, sr = sf.read(corpus_file("speech", "resem_librispeech_3080-5032-0006.flac"), dtype="float32")
+    speech = np.tile(x, int(np.ceil(25 * sr / len(x))))[: 25 * sr]
+    path = tmp_path / "stereo.wav"
+    sf.write(path, np.stack([speech, speech], axis=1), sr, subtype="PCM_16")
+    proc = voiceprep("check", path, "-f", "qwen-tts", "--no-dnsmos")
+    (line,) = [ln for ln in proc.stdout.splitlines() if ln.startswith("FAIL")]
+    failing, warned = line[line.rindex("(") + 1 : -1].split("; warn: ")
+    assert proc.returncode == 1 and "not_mono" in failing.split(", "), line
+    assert "too_long_clip" in warned.split(", ") and "too_long_clip" not in failing, line
+
+
 def test_check_passes_exit_zero(tmp_path: Path) -> None:
     import numpy as np
     import soundfile as sf

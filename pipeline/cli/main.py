@@ -298,7 +298,13 @@ def check(
 
 def _print_check(result: CheckResult) -> None:
     style = _VERDICT_STYLE[result.verdict]
-    reasons = f" ({', '.join(result.reasons)})" if result.reasons else ""
+    # The verdict's own codes first; a FAIL's warnings are named as such (not read as failures).
+    failing = list(dict.fromkeys(c.reason for c in result.problems if c.reason and c.verdict == "fail"))
+    warning = [r for r in result.reasons if r not in failing]
+    parts = [", ".join(failing)] if failing else []
+    if warning:
+        parts.append(("warn: " if failing else "") + ", ".join(warning))
+    reasons = f" ({'; '.join(parts)})" if parts else ""
     out.print(
         f"[{style}]{result.verdict.upper():4}[/] {shown(result.path)} [dim]for[/] {result.family}{reasons}"
     )
