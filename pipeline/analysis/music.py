@@ -12,11 +12,13 @@ Every family's rules forbid background music and singing. Both are heard here wi
   two signs of music: how often tones start (:data:`ONSET_RATE_REF` per second is full evidence), and
   either their tuning (the concentration of their pitches in cents modulo a semitone: a band, an
   orchestra or a keyboard is tuned to one grid; a cheering crowd, rain or a room's echo is not) or
-  partials attacking together, as a struck or plucked note's do (a piano's stretched partials stray from
-  the grid). One pitch counts at most :data:`PITCH_REPEATS` onsets of a span: a reverberant room's
-  resonance, excited by syllable after syllable, is one pitch starting again and again, and would
-  otherwise line up on any grid. It works in the pauses and under the speech alike, so a bed under
-  continuous speech is heard; the VAD often calls a music-filled pause speech anyway.
+  partials attacking together, as a struck or plucked note's do (a piano's stretched partials stray from the
+  grid, but its notes keep some tuning; drips in rain attack together at unrelated pitches, so attacks count
+  in proportion to the tuning up to :data:`ATTACK_TUNING_REF`). One pitch counts at most
+  :data:`PITCH_REPEATS` onsets of a span: a reverberant room's resonance, excited by syllable after
+  syllable, is one pitch starting again and again, and would otherwise line up on any grid. It works in the
+  pauses and under the speech alike, so a bed under continuous speech is heard; the VAD often calls a music-filled
+  pause speech anyway.
 * **singing** is the voice holding its notes. Over the speech frames, the YIN pitch (computed on the same
   frames) gives voiced runs; sung notes last (runs of :data:`LONG_NOTE_S` or more) and keep their pitch
   (its running median, which averages vibrato out, stays within :data:`STEADY_CENTS`), where read speech
@@ -171,6 +173,13 @@ TUNING_REF = 0.5
 """Tuning concentration (0: pitches anywhere between semitones; 1: all on one grid) of a tuned bed."""
 ATTACK_RATE_REF = 2.0
 """Frames per second in which two or more tones attack together, for a full measure of that sign."""
+ATTACK_TUNING_FLOOR = 0.1
+ATTACK_TUNING_REF = 0.2
+"""Tones attacking together count fully only when their tuning reaches this, not at all below
+:data:`ATTACK_TUNING_FLOOR`, and in proportion between: a piano's partials stray from the grid but its
+notes keep some tuning (0.19-0.37 in the benchmark's beds that its attacks carry), while drips in rain
+start together at unrelated pitches (tuning 0-0.17 under the benchmark's readings; the rain ambience of ``benchmarks/realistic_hour.py`` scored 0.5-1.0 on attacks
+alone, BENCHMARKS.md)."""
 MUSIC_THRESHOLD = 0.5
 """``music_score`` at or above this is music."""
 SINGING_THRESHOLD = 0.5
@@ -572,10 +581,14 @@ def _attack_rate(attacks: np.ndarray, seconds: float) -> float:
 def music_score_from_parts(onset_rate: float, tuning: float, attack_rate: float) -> float:
     """``music_score`` from its parts: tonal evidence times the stronger sign of music, capped at 1.
 
-    ``min(1, onset_rate / ONSET_RATE_REF) * min(1, max(tuning / TUNING_REF, attack_rate / ATTACK_RATE_REF))``.
+    ``min(1, onset_rate / ONSET_RATE_REF) * min(1, max(tuning / TUNING_REF, attack_rate / ATTACK_RATE_REF
+    * clip((tuning - ATTACK_TUNING_FLOOR) / (ATTACK_TUNING_REF - ATTACK_TUNING_FLOOR), 0, 1)))``: attacks
+    count as far as the tones keep some tuning (:data:`ATTACK_TUNING_REF`).
     """
     evidence = min(1.0, onset_rate / ONSET_RATE_REF)
-    structure = min(1.0, max(tuning / TUNING_REF, attack_rate / ATTACK_RATE_REF))
+    kept_tuning = (tuning - ATTACK_TUNING_FLOOR) / (ATTACK_TUNING_REF - ATTACK_TUNING_FLOOR)
+    attacks = attack_rate / ATTACK_RATE_REF * min(1.0, max(0.0, kept_tuning))
+    structure = min(1.0, max(tuning / TUNING_REF, attacks))
     return evidence * structure
 
 
