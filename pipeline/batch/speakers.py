@@ -63,11 +63,36 @@ def _load(path: Path) -> np.ndarray | None:
         return None
 
 
-def _save(path: Path, vectors: np.ndarray) -> None:
+def _save(path: Path, **arrays: Any) -> None:
+    """Write ``arrays`` to the cache file ``path`` (``.npz``) atomically."""
     from pipeline.audio.io import atomic_write_bytes
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(path, lambda fh: np.savez(fh, vectors=np.asarray(vectors, dtype=np.float32)))
+    atomic_write_bytes(path, lambda fh: np.savez(fh, **arrays))
+
+
+def _save_partials(path: Path, found: Partials, **extra: Any) -> None:
+    """Cache partials with their times (and ``extra`` arrays beside them)."""
+    _save(
+        path,
+        vectors=np.asarray(found.vectors, dtype=np.float32),
+        starts_s=np.asarray(found.starts_s, dtype=np.float64),
+        ends_s=np.asarray(found.ends_s, dtype=np.float64),
+        heard_s=np.float64(found.heard_s),
+        **extra,
+    )
+
+
+def _read_partials(data: Any) -> Partials:
+    """The partials of an opened cache file written by :func:`_save_partials`."""
+    from pipeline.analysis.speaker import Partials
+
+    return Partials(
+        starts_s=data["starts_s"].astype(np.float64),
+        ends_s=data["ends_s"].astype(np.float64),
+        vectors=data["vectors"].astype(np.float32),
+        heard_s=float(data["heard_s"]),
+    )
 
 
 TURN_CHUNK_S = 60.0
@@ -103,16 +128,9 @@ def turn_stretches(segments: list[tuple[float, float]]) -> list[tuple[float, flo
 def cached_partials(task: VoiceTask) -> Partials | None:
     """The cached partials of a recording (their times too), or ``None`` when they must be computed (a
     cache written before the times were kept is computed again)."""
-    from pipeline.analysis.speaker import Partials
-
     try:
         with np.load(task.cache_file) as data:
-            return Partials(
-                starts_s=data["starts_s"].astype(np.float64),
-                ends_s=data["ends_s"].astype(np.float64),
-                vectors=data["vectors"].astype(np.float32),
-                heard_s=float(data["heard_s"]),
-            )
+            return _read_partials(data)
     except (OSError, ValueError, KeyError):
         return None
 
@@ -122,24 +140,12 @@ def recording_partials(task: VoiceTask) -> Partials:
     the partials' times (so a window can be left out of the recording's voice)."""
     from pipeline.analysis import voice
     from pipeline.analysis.base import Analysis
-    from pipeline.audio.io import atomic_write_bytes
     from pipeline.audio.memory import release_free_memory
 
     rec = Analysis.load(Path(task.analysis_file))
     budget_s = voice.SAMPLE_SPEECH_S if task.budget_s is None else task.budget_s
     found = voice.recording_partials(task.source, rec, budget_s=budget_s)
-    path = Path(task.cache_file)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(
-        path,
-        lambda fh: np.savez(
-            fh,
-            vectors=np.asarray(found.vectors, dtype=np.float32),
-            starts_s=np.asarray(found.starts_s, dtype=np.float64),
-            ends_s=np.asarray(found.ends_s, dtype=np.float64),
-            heard_s=np.float64(found.heard_s),
-        ),
-    )
+    _save_partials(Path(task.cache_file), found)
     release_free_memory()
     return found
 
@@ -147,17 +153,9 @@ def recording_partials(task: VoiceTask) -> Partials:
 def cached_turn_partials(task: VoiceTask) -> tuple[Partials, list[list[float]]] | None:
     """The cached partials along a recording's speech and its music stretches (:func:`turn_partials`), or
     ``None``."""
-    from pipeline.analysis.speaker import Partials
-
     try:
         with np.load(task.cache_file) as data:
-            partials = Partials(
-                starts_s=data["starts_s"].astype(np.float64),
-                ends_s=data["ends_s"].astype(np.float64),
-                vectors=data["vectors"].astype(np.float32),
-                heard_s=float(data["heard_s"]),
-            )
-            return partials, data["music"].astype(np.float64).reshape(-1, 2).tolist()
+            return _read_partials(data), data["music"].astype(np.float64).reshape(-1, 2).tolist()
     except (OSError, ValueError, KeyError):
         return None
 
@@ -170,7 +168,6 @@ def turn_partials(task: VoiceTask) -> tuple[Partials, list[list[float]]]:
     from pipeline.analysis import voice
     from pipeline.analysis.base import ANALYSIS_RATE, Analysis
     from pipeline.analysis.speaker import Partials, partial_embeddings
-    from pipeline.audio.io import atomic_write_bytes
     from pipeline.audio.memory import release_free_memory
     from pipeline.audio.view import load_mono
 
@@ -188,19 +185,7 @@ def turn_partials(task: VoiceTask) -> tuple[Partials, list[list[float]]]:
         if found.heard_s >= voice.MIN_HEARD_S:
             parts.append(Partials(found.starts_s + a, found.ends_s + a, found.vectors, found.heard_s))
     joined = voice.join_partials(parts)
-    path = Path(task.cache_file)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(
-        path,
-        lambda fh: np.savez(
-            fh,
-            starts_s=joined.starts_s,
-            ends_s=joined.ends_s,
-            vectors=np.asarray(joined.vectors, dtype=np.float32),
-            heard_s=joined.heard_s,
-            music=np.asarray(music, dtype=np.float64).reshape(-1, 2),
-        ),
-    )
+    _save_partials(Path(task.cache_file), joined, music=np.asarray(music, dtype=np.float64).reshape(-1, 2))
     release_free_memory()
     return joined, music
 
@@ -253,7 +238,7 @@ def reference_voice(source: str | Path, cache_dir: Path, sha256: str) -> Voice |
         vectors = (
             found.vectors if found is not None and found.heard_s >= voice.MIN_HEARD_S else np.zeros((0, 256))
         )
-        _save(cache, vectors)
+        _save(cache, vectors=np.asarray(vectors, dtype=np.float32))
     return voice.dominant_voice(vectors, source="reference")
 
 
