@@ -86,7 +86,9 @@ def server(fake: FakeProviders, monkeypatch: pytest.MonkeyPatch) -> Iterator[Fak
     yield fake
 
 
-def test_submit_checks_each_clone_and_flags_the_unlike_one(tmp_path: Path, server: FakeProviders) -> None:
+def test_submit_checks_each_clone_and_flags_the_unlike_one(
+    tmp_path: Path, server: FakeProviders, monkeypatch: pytest.MonkeyPatch
+) -> None:
     clip_audio = load_16k(corpus_file(*CLIP_SOURCE))
     clip24k = resample(clip_audio, in_rate=16000, out_rate=24000)
     clips = [_wav_bytes(clip24k * gain, 24000) for gain in (1.0, 0.9)]  # one clip each, two files
@@ -140,6 +142,16 @@ def test_submit_checks_each_clone_and_flags_the_unlike_one(tmp_path: Path, serve
     assert flagged.returncode == 1 and DISSIMILAR_REASON in flagged.stdout
     bob = next(r for r in read_voices(tmp_path / "voices.sqlite") if r["speaker"] == "bob")
     assert bob["details"]["clone_check"]["text"] == "Another one." and bob["last_used_at"]
+
+    # A second submit previews again; alice's clip was checked with this text already: not again.
+    import pipeline.enroll.submit as submit_module
+
+    made = []
+    counting = submit_module.check_clone
+    monkeypatch.setattr(submit_module, "check_clone", lambda *a, **k: made.append(a) or counting(*a, **k))
+    again_outs = {o.speaker: o for o in submit_run(tmp_path, preview_text=TEXT, providers=factory)}
+    assert len(made) == 1 and not again_outs["alice"].warnings  # bob's last check had another text
+    assert [w.split(":")[0] for w in again_outs["bob"].warnings] == [DISSIMILAR_REASON]
 
 
 def test_a_preview_that_cannot_be_decoded_is_said_not_scored(tmp_path: Path) -> None:

@@ -56,13 +56,19 @@ def clone_flag(similarity: float | None) -> str | None:
 
 
 def check_clone(
-    synthesis: str | Path, clip: str | Path, *, text: str, now: _dt.datetime | None = None
+    synthesis: str | Path,
+    clip: str | Path,
+    *,
+    text: str,
+    clip_sha256: str | None = None,
+    now: _dt.datetime | None = None,
 ) -> dict[str, Any]:
     """Compare a synthesis made with a clone (``synthesis``, a file) with its enrollment ``clip`` (a file).
 
     Returns the check as the ledger stores it in ``details["clone_check"]``: ``similarity``, ``dnsmos_ovrl``
-    (None under DNSMOS's minimum length), ``text``, ``checked_at``, ``threshold`` and, for a flagged clone
-    only, ``flag`` (``clone_dissimilar``).
+    (None under DNSMOS's minimum length), ``text``, ``checked_at``, ``threshold``, ``clip_sha256`` (the clip
+    checked against, when given: a later submit does not check the same clip and text again) and, for a
+    flagged clone only, ``flag`` (``clone_dissimilar``).
 
     Raises what decoding raises (:class:`~pipeline.errors.AudioReadError`) for a file that cannot be read.
     """
@@ -79,6 +85,7 @@ def check_clone(
         "text": text,
         "checked_at": when,
         "threshold": CLONE_SIMILARITY_MIN,
+        "clip_sha256": clip_sha256,
     }
     flag = clone_flag(similarity)
     if flag:

@@ -349,7 +349,7 @@ def check_voice(
             base_urls=base_urls,
             providers=providers,
         )
-        result = check_clone(synthesis, clip, text=said)
+        result = check_clone(synthesis, clip, text=said, clip_sha256=row.clip_sha256)
     with writer_lock(ledger_path), Ledger(ledger_path) as ledger:
         row = ledger.update(row.id, details={CLONE_CHECK_KEY: result})
     return row, result

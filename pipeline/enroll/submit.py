@@ -38,7 +38,7 @@ from typing import Any
 from pipeline.audio.io import atomic_write_bytes, sha256_file
 from pipeline.batch.config import RunConfig
 from pipeline.batch.manifest import CLIPS_FILE, ClipRow, read_rows, write_rows
-from pipeline.enroll.check import CLONE_CHECK_KEY, check_clone, dissimilar_warning
+from pipeline.enroll.check import CLONE_CHECK_KEY, check_clone, dissimilar_warning, stored_check
 from pipeline.enroll.ledger import (
     DEAD_STATUSES,
     LIVE_STATUSES,
@@ -609,9 +609,13 @@ class _Run:
         """Compare the preview ``synthesis`` with the voice's enrollment clip and store the result in the
         row's ``details["clone_check"]``; returns the row and the warning of a flagged (or uncheckable) clone."""
         assert self.ledger is not None and self.preview_text
+        done = stored_check(row.details)
+        if done and done.get("text") == self.preview_text and done.get("clip_sha256") == row.clip_sha256:
+            # Checked already against this clip with this text (an earlier submit): the answer stands.
+            return row, dissimilar_warning(done["similarity"]) if done.get("flag") else None
         clip_path = Path(row.clip_path) if row.clip_path else self.out_dir / (clip.clip or "")
         try:
-            result = check_clone(synthesis, clip_path, text=self.preview_text)
+            result = check_clone(synthesis, clip_path, text=self.preview_text, clip_sha256=row.clip_sha256)
         except (VoiceprepError, OSError, ValueError) as exc:
             return row, f"clone check not made: {scrub(str(exc))}"
         row = self.ledger.update(row.id, details={CLONE_CHECK_KEY: result})
