@@ -681,6 +681,72 @@ def test_e2e_all_families_with_previews(tmp_path: Path, server: FakeProviders) -
     assert not any(s in b for s in secrets for b in files)
 
 
+SYNTHESIS = (
+    "minimax.t2a",
+    "cosyvoice.ws",
+    "qwen.realtime",
+    "cosyvoice.synthesize",
+    "qwen.synthesize",
+    "audio.download",
+)
+"""The fake's endpoints that make or fetch a synthesis (MiniMax T2A bills one per call)."""
+
+
+def _syntheses(fake: FakeProviders) -> dict[str, int]:
+    return {e: n for e in SYNTHESIS if (n := len(fake.requests_to(e)))}
+
+
+def test_a_voice_with_its_preview_on_disk_is_not_synthesised_again(
+    tmp_path: Path, server: FakeProviders
+) -> None:
+    make_run(tmp_path, speakers=["alice"], families=FAMILIES, audio=_wav)
+    factory = real_factory(server)
+    first = submit_run(tmp_path, preview_text="Hello there.", providers=factory)
+    assert [(o.action, o.status) for o in first] == [("created", "ready")] * 3
+    assert _syntheses(server)  # the first previews were made
+    made = {Path(o.preview_path or ""): Path(o.preview_path or "").read_bytes() for o in first}
+
+    server.clear_requests()  # the clips are `submitted` now: re-verified, previews kept
+    again = voiceprep("submit", "--out", tmp_path, "--preview", "Hello there.", env=server.env())
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert _syntheses(server) == {}
+    assert again.stdout.count("preview kept") == 3
+    assert {p: p.read_bytes() for p in made} == made
+
+    clips = [json.loads(line) for line in (tmp_path / "clips.jsonl").read_text().splitlines()]
+    for c in clips:  # a run over the same input wrote clips.jsonl anew: the voices exist (`existing`)
+        c.update(status="ready", voice_id=None, preview=None)
+    (tmp_path / "clips.jsonl").write_text("".join(json.dumps(c) + "\n" for c in clips))
+    existing = submit_run(tmp_path, preview_text="Hello there.", providers=factory)
+    assert [(o.action, "preview kept" in o.note) for o in existing] == [("existing", True)] * 3
+    assert _syntheses(server) == {}
+    assert {c["preview"] for c in _clips(tmp_path).values()} == {
+        p.relative_to(tmp_path).as_posix() for p in made
+    }
+
+    # What makes a preview again: its file gone, another text, the voice enrolled from another clip.
+    (tmp_path / "clips/alice/minimax.preview.wav").unlink()
+    gone = {o.family: o for o in submit_run(tmp_path, preview_text="Hello there.", providers=factory)}
+    assert _syntheses(server) == {"minimax.t2a": 1} and "preview kept" not in gone["minimax"].note
+    assert (tmp_path / "clips/alice/minimax.preview.wav").is_file()
+    server.clear_requests()
+    other = submit_run(tmp_path, preview_text="Another text.", providers=factory)
+    assert not any("preview kept" in o.note for o in other)
+    assert _syntheses(server).keys() - {"audio.download"} == {
+        "minimax.t2a",
+        "cosyvoice.ws",
+        "qwen.synthesize",
+    }
+    server.clear_requests()
+    with Ledger(tmp_path / "voices.sqlite") as ledger:
+        row = next(r for r in ledger.rows() if r.family == "cosyvoice")
+        ledger.add_version(row.id, clip_sha256="0" * 64, clip_path=str(tmp_path / "take2.wav"))
+    updated = {o.family: o for o in submit_run(tmp_path, preview_text="Another text.", providers=factory)}
+    assert "preview kept" not in updated["cosyvoice"].note
+    assert "preview kept" in updated["minimax"].note and "preview kept" in updated["qwen-tts"].note
+    assert list(_syntheses(server)) == ["cosyvoice.ws"]
+
+
 def test_e2e_lost_answers_and_throttling_make_no_duplicate(
     tmp_path: Path, server: FakeProviders, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -148,7 +148,9 @@ def _audio_options(cfg: Any, source: str | None, template: str | None) -> dict[s
 
 def _print_outcomes(outcomes: Sequence[VoiceRecord], out_dir: Path, console: Console) -> None:
     """Print submit outcomes as a table (speaker, family, target model, voice id, status, note); previews
-    are named relative to ``out_dir``."""
+    are named relative to ``out_dir`` (``preview kept: PATH`` for one an earlier submit made)."""
+    from pipeline.enroll.submit import PREVIEW_KEPT
+
     table = Table(header_style="bold", title="voices", title_justify="left")
     for col in ("speaker", "family", "target model", "voice id", "status", "note"):
         table.add_column(col, no_wrap=col in {"voice id", "status"})
@@ -159,8 +161,12 @@ def _print_outcomes(outcomes: Sequence[VoiceRecord], out_dir: Path, console: Con
             note = f"{o.reason}: {note}" if note else o.reason
         if o.preview_path:
             shown = Path(o.preview_path)
-            shown = shown.relative_to(out_dir) if shown.is_relative_to(out_dir) else shown
-            note = f"{note}; preview {shown.as_posix()}" if note else f"preview {shown.as_posix()}"
+            for folder in (out_dir, out_dir.resolve()):
+                shown = shown.relative_to(folder) if shown.is_relative_to(folder) else shown
+            if note.endswith(PREVIEW_KEPT):  # made by an earlier submit, not synthesised again
+                note = f"{note}: {shown.as_posix()}"
+            else:
+                note = f"{note}; preview {shown.as_posix()}" if note else f"preview {shown.as_posix()}"
         what = o.action if o.action not in {"created", "dry-run", o.status} else ""
         table.add_row(
             _text(o.speaker or "-"),

@@ -13,7 +13,9 @@
    wait for the review; ``unknown``: shown, not resubmitted until proven absent (:func:`reconcile_row`); ``failed`` or never-sent ``pending``:
    retried with the same name), or write the intent, commit the "sent" marker, create, record the outcome;
    a lost answer (:class:`~pipeline.enroll.providers.base.OutcomeUnknown`) is settled with ``find_voice``;
-5. optionally synthesise a preview with each ready voice (``clips/<speaker>/<family>.preview.<ext>``);
+5. optionally synthesise a preview with each ready voice (``clips/<speaker>/<family>.preview.<ext>``),
+   unless an earlier submit made one with the same text from the voice's current clip and it is still on
+   disk (:func:`kept_preview`: the note says ``preview kept``; a MiniMax synthesis is billed);
 6. rewrite ``clips.jsonl`` atomically (``status: submitted``, ``voice_id``, ``target_model``).
 
 The run configuration gives the ledger, target models, regions and audio source; ``providers`` is the one
@@ -75,12 +77,15 @@ __all__ = [
     "ABSENT_CHECKS",
     "ABSENT_SETTLE_S",
     "FIND_SLACK_S",
+    "PREVIEW_KEPT",
+    "PREVIEW_KEY",
     "STOP_REASONS",
     "MissingApiKey",
     "Providers",
     "UntrustedBaseUrl",
     "apply_remote",
     "client_getter",
+    "kept_preview",
     "language_for",
     "normalize_language",
     "reconcile_row",
@@ -420,6 +425,38 @@ def apply_remote(ledger: Ledger, row: VoiceRecord, remote: VoiceRecord | None) -
     )
 
 
+# --------------------------------------------------------------------------------------------- previews
+
+PREVIEW_KEY = "preview"
+"""The key in a ledger row's ``details`` of what its preview file was made from: ``text``,
+``clip_sha256`` (the voice's enrollment clip then) and ``sha256`` (the preview file's bytes)."""
+
+PREVIEW_KEPT = "preview kept"
+"""An outcome's note when the voice's earlier preview was kept instead of synthesised again."""
+
+
+def kept_preview(row: VoiceRecord, text: str) -> Path | None:
+    """The preview file an earlier submit made for ``row``'s voice, when it still says ``text`` with the
+    voice as it is: the file exists and, as far as the row records them (``details["preview"]``; for a
+    row from before that record, the clone check's clip), it was made from this text and the voice's
+    current clip and still holds the bytes written. ``None``: synthesise a new preview."""
+    if not row.preview_path:
+        return None
+    path = Path(row.preview_path)
+    if not path.is_file():
+        return None
+    made = row.details.get(PREVIEW_KEY)
+    if not isinstance(made, dict):  # a preview made before the record: the clone check's clip, if any
+        made = {"clip_sha256": (stored_check(row.details) or {}).get("clip_sha256")}
+    if made.get("text") is not None and made["text"] != text:
+        return None
+    if made.get("clip_sha256") and row.clip_sha256 and made["clip_sha256"] != row.clip_sha256:
+        return None
+    if made.get("sha256") and made["sha256"] != sha256_file(path):
+        return None
+    return path.resolve()
+
+
 # --------------------------------------------------------------------------------------------- helpers
 
 
@@ -587,6 +624,14 @@ class _Run:
         self.mark_clip(clip, row)
         warnings: list[str] = []
         if self.preview_text and row.status == "ready" and row.voice_id:
+            kept = kept_preview(row, self.preview_text)
+            if kept is not None:  # made by an earlier submit: a synthesis may be billed (MiniMax T2A)
+                note = "; ".join(n for n in (note, PREVIEW_KEPT) if n)
+                if kept.is_relative_to(self.out_dir.resolve()):
+                    self.change(clip, preview=kept.relative_to(self.out_dir.resolve()).as_posix())
+                row, problem = self.check(row, kept, clip)
+                warnings += [problem] if problem else []
+                return self.outcome(clip, row, action=action, note=note, warnings=warnings)
             try:
                 data = provider.preview(
                     row.voice_id, target_model=row.target_model or "", text=self.preview_text
@@ -595,10 +640,15 @@ class _Run:
                 note = f"preview failed ({exc.reason}): {scrub(exc.message)}"
             else:
                 rel = Path("clips") / clip.speaker / f"{clip.family}.preview.{_audio_ext(data)}"
-                target = self.out_dir / rel
+                target = (self.out_dir / rel).resolve()
                 target.parent.mkdir(parents=True, exist_ok=True)
                 atomic_write_bytes(target, lambda fh: fh.write(data))
-                row = self.ledger.update(row.id, preview_path=str(target))
+                made = {
+                    "text": self.preview_text,
+                    "clip_sha256": row.clip_sha256,
+                    "sha256": sha256_file(target),
+                }
+                row = self.ledger.update(row.id, preview_path=str(target), details={PREVIEW_KEY: made})
                 self.change(clip, preview=rel.as_posix())
                 row, problem = self.check(row, target, clip)
                 if problem:
@@ -870,7 +920,8 @@ def submit_run(
             ``audio_source`` and ``audio_url_template`` (how CosyVoice fetches a clip; default per
             region). Default: the defaults.
         dry_run: build and check the requests only: no request, no ledger write, no manifest change.
-        preview_text: synthesised with every ready voice (``clips/<speaker>/<family>.preview.<ext>``).
+        preview_text: synthesised with every ready voice (``clips/<speaker>/<family>.preview.<ext>``),
+            except a voice whose earlier preview of this text is still on disk (:func:`kept_preview`).
         settle_timeout_s, settle_interval_s: how long and how often to poll a voice under review.
         absent_settle_s: the unknown-outcome rule's wait (:data:`ABSENT_SETTLE_S`; see :func:`reconcile_row`).
         progress: called with one-line notes while working (e.g. waiting for a review).
