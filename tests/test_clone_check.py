@@ -165,3 +165,41 @@ def test_a_preview_that_cannot_be_decoded_is_said_not_scored(tmp_path: Path) -> 
     assert [w.split(":")[0] for w in out.warnings] == ["clone check not made"]
     (row,) = read_voices(tmp_path / "voices.sqlite")
     assert "clone_check" not in row["details"]
+
+
+def test_voices_check_takes_the_region_of_a_voice_at_a_host_of_no_region(tmp_path: Path) -> None:
+    """``--region`` picks the key variable (and documented host) as in every other provider command: a
+    voice at a host that names no region (a proxy, this fake server) is checked with the region's key."""
+    clip24k = resample(load_16k(corpus_file(*CLIP_SOURCE)), in_rate=16000, out_rate=24000)
+    make_run(tmp_path, speakers=["alice"], families=["minimax"], audio=lambda i: _wav_bytes(clip24k, 24000))
+    with FakeProviders(region="cn") as server:
+        server.voice_speech["alice"] = _speech(CLIP_SOURCE, 4.0)
+        env = {"MINIMAX_CN_API_KEY": server.keys["minimax"], "MINIMAX_BASE_URL": server.minimax_base_url}
+        drop = ["*_API_KEY", "*_BASE_URL"]
+        made = voiceprep("submit", "--out", tmp_path, "--region", "cn", "--json", env=env, drop=drop)
+        assert made.returncode == 0, made.stdout + made.stderr
+        voice_id = json.loads(made.stdout.splitlines()[0])["voice_id"]
+
+        checked = voiceprep(
+            "voices", "check", voice_id, "--out", tmp_path, "--region", "cn", "--json", env=env, drop=drop
+        )
+        assert checked.returncode == 0, checked.stdout + checked.stderr
+        assert json.loads(checked.stdout)["similarity"] > 0.85
+        assert len(server.requests_to("minimax.t2a")) == 1
+        # The same voice in the default region (intl) needs that region's key: none is set, nothing is sent.
+        keyless = voiceprep("voices", "check", voice_id, "--out", tmp_path, "--json", env=env, drop=drop)
+        assert keyless.returncode == 2 and "MINIMAX_API_KEY is not set" in keyless.stderr
+        assert (
+            voiceprep("voices", "check", voice_id, "--out", tmp_path, "--region", "eu", env=env).returncode
+            == 2
+        )
+        assert len(server.requests_to("minimax.t2a")) == 1
+        # `speak` takes the same option.
+        wav = tmp_path / "hello.wav"
+        spoken = voiceprep("speak", voice_id, "Hi.", "--run", tmp_path, "--out", wav, env=env, drop=drop)
+        assert spoken.returncode == 2 and not wav.exists()
+        spoken = voiceprep(
+            "speak", voice_id, "Hi.", "--run", tmp_path, "--out", wav, "--region", "cn", env=env, drop=drop
+        )
+        assert spoken.returncode == 0 and wav.is_file(), spoken.stderr
+        assert len(server.requests_to("minimax.t2a")) == 2

@@ -107,6 +107,26 @@ Preview = Annotated[
     ),
 ]
 
+Region = Annotated[
+    str | None,
+    typer.Option(
+        "--region",
+        help="intl (Singapore / global hosts) or cn (China, Beijing / mainland hosts): picks each "
+        "provider's host, key variable and the models offered (default: config, base URL, else intl).",
+        show_default=False,
+    ),
+]
+"""``--region`` of every command that talks to a provider (checked by :func:`region_choice`)."""
+
+
+def region_choice(value: str | None) -> str | None:
+    """``--region`` checked (``intl``, ``cn``; any case) or None."""
+    if value is None:
+        return None
+    if value.strip().lower() not in {"intl", "cn"}:
+        raise typer.BadParameter(f"--region must be intl or cn (got {value!r})")
+    return value.strip().lower()
+
 
 def make_console(*, stderr: bool = False) -> Console:
     """A rich console; when output is not a terminal (a pipe, CI), a wide fixed width so lines do not wrap."""

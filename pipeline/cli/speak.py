@@ -13,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-from pipeline.cli.common import EXIT_FAILURES, EXIT_OK, EXIT_USAGE, fail, make_console
+from pipeline.cli.common import EXIT_FAILURES, EXIT_OK, EXIT_USAGE, Region, fail, make_console, region_choice
 from pipeline.cli.common import shown as _text
 from pipeline.errors import VoiceprepError
 
@@ -87,6 +87,7 @@ def speak_command(
             show_default=False,
         ),
     ] = None,
+    region: Region = None,
 ) -> None:
     """Synthesise TEXT with a cloned voice (every family; realtime models over their WebSocket).
 
@@ -113,6 +114,7 @@ def speak_command(
             model=model,
             base_urls={**cfg.base_urls, **_pairs(base_url, "--base-url")},
             language=language,
+            region=region_choice(region) or cfg.region,
         )
     except ProviderError as exc:
         if exc.reason == "missing_api_key":

@@ -38,10 +38,12 @@ from pipeline.cli.common import (
     EXIT_USAGE,
     Families,
     Preview,
+    Region,
     RunFolder,
     fail,
     make_console,
     plain,
+    region_choice,
     write_report,
 )
 from pipeline.cli.common import shown as _text  # names and provider messages, printed as themselves
@@ -107,15 +109,6 @@ def _pairs(values: Sequence[str] | None, option: str, *, single_key: str | None 
             raise typer.BadParameter(f"{option} takes NAME=VALUE (got {item!r})")
         out[key.strip()] = value.strip()
     return out
-
-
-def _region(value: str | None) -> str | None:
-    """``--region`` checked (``intl``, ``cn``) or None."""
-    if value is None:
-        return None
-    if value.strip().lower() not in {"intl", "cn"}:
-        raise typer.BadParameter(f"--region must be intl or cn (got {value!r})")
-    return value.strip().lower()
 
 
 def _ledger_path(out_dir: Path | None, ledger: Path | None, config: Path | None) -> Path:
@@ -259,15 +252,7 @@ def submit_command(
             show_default=False,
         ),
     ] = None,
-    region: Annotated[
-        str | None,
-        typer.Option(
-            "--region",
-            help="intl (Singapore / global hosts) or cn (China, Beijing / mainland hosts): picks each "
-            "provider's host, key variable and the models offered (default: config, base URL, else intl).",
-            show_default=False,
-        ),
-    ] = None,
+    region: Region = None,
     language: Annotated[
         list[str] | None,
         typer.Option(
@@ -301,7 +286,7 @@ def submit_command(
     if len(every) > 1:
         raise typer.BadParameter("--language takes one LANG for every voice, and SPEAKER=LANG per speaker")
     flags = {
-        "region": _region(region) or cfg.region,
+        "region": region_choice(region) or cfg.region,
         "language": every[0] if every else cfg.language,
         "target_models": {**cfg.target_models, **_pairs(target_model, "--target-model", single_key=single)},
         "base_urls": {**cfg.base_urls, **_pairs(base_url, "--base-url")},
@@ -373,16 +358,6 @@ def _print_keyless(outcomes: Sequence[VoiceRecord], console: Console) -> None:
 
 # --------------------------------------------------------------------------------------------- voices
 
-_RegionOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--region",
-        help="intl (Singapore / global hosts) or cn (China, Beijing / mainland hosts): picks each "
-        "provider's host, key variable and the models offered (default: config, base URL, else intl).",
-        show_default=False,
-    ),
-]
-
 _OutOpt = Annotated[
     Path | None,
     typer.Option("--out", "-o", help="Run folder whose ledger to use (default: out).", show_default=False),
@@ -420,19 +395,25 @@ def voices_list(
     ] = None,
     remote: Annotated[bool, typer.Option("--remote", help="Also ask each provider for its list.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per voice.")] = False,
-    region: _RegionOpt = None,
+    region: Region = None,
 ) -> None:
     """List the voices in the ledger, with quota usage and expiry warnings.
 
     Example: voiceprep voices list --out out/ --remote
     """
+    from pipeline.batch.config import load_config
     from pipeline.enroll.check import dissimilar_warning, stored_check
     from pipeline.enroll.voices import expires_at, list_voices
 
     path = _ledger_path(out_dir, ledger, config)
     with _errors():
         listing = list_voices(
-            path, provider=provider, family=family, statuses=status, remote=remote, region=_region(region)
+            path,
+            provider=provider,
+            family=family,
+            statuses=status,
+            remote=remote,
+            region=region_choice(region) or load_config(config).region,
         )
     out = make_console()
     if as_json:
@@ -563,6 +544,7 @@ def voices_check(
         ),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="The check as JSON.")] = False,
+    region: Region = None,
 ) -> None:
     """Check a clone again: synthesise a short text with it and compare it with its enrollment clip.
 
@@ -578,7 +560,9 @@ def voices_check(
     cfg = load_config(config)
     path = _ledger_path(out_dir, ledger, config)
     with _errors():
-        row, result = check_voice(path, ident, text=text, base_urls=cfg.base_urls)
+        row, result = check_voice(
+            path, ident, text=text, base_urls=cfg.base_urls, region=region_choice(region) or cfg.region
+        )
     if as_json:
         print(json.dumps({"id": row.id, "voice_id": row.voice_id, **result}, ensure_ascii=False))
     else:
@@ -598,12 +582,13 @@ def voices_delete(
     out_dir: _OutOpt = None,
     ledger: _LedgerOpt = None,
     config: _ConfigOpt = None,
-    region: _RegionOpt = None,
+    region: Region = None,
 ) -> None:
     """Delete a voice at its provider and mark it deleted in the ledger (asks first unless --yes).
 
     Example: voiceprep voices delete cosyvoice-vp-alice-1a2b --out out/ --yes
     """
+    from pipeline.batch.config import load_config
     from pipeline.enroll.voices import delete_voice, show_voice
 
     path = _ledger_path(out_dir, ledger, config)
@@ -617,7 +602,8 @@ def voices_delete(
         ):
             raise fail("nothing deleted", EXIT_FAILURES)
     with _errors():
-        after = delete_voice(path, f"#{record.id}", region=_region(region), out_dir=out_dir)
+        where = region_choice(region) or load_config(config).region
+        after = delete_voice(path, f"#{record.id}", region=where, out_dir=out_dir)
     make_console().print(
         f"#{after.id} {after.voice_id or ''}: {after.status} ({after.note})", highlight=False
     )
@@ -636,7 +622,7 @@ def voices_update(
     out_dir: _OutOpt = None,
     ledger: _LedgerOpt = None,
     config: _ConfigOpt = None,
-    region: _RegionOpt = None,
+    region: Region = None,
     audio_source: Annotated[
         str | None,
         typer.Option(
@@ -667,7 +653,7 @@ def voices_update(
             _ledger_path(out_dir, ledger, config),
             ident,
             clip,
-            region=_region(region) or cfg.region,
+            region=region_choice(region) or cfg.region,
             audio_source=options["audio_source"],
             url_template=options["audio_url_template"],
             settle_timeout_s=settle_timeout,
@@ -695,7 +681,7 @@ def voices_sync(
         list[str] | None, typer.Option("--base-url", help="FAMILY=URL or PROVIDER=URL.", show_default=False)
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="The report as JSON.")] = False,
-    region: _RegionOpt = None,
+    region: Region = None,
 ) -> None:
     """Reconcile the ledger with each provider: status changes, voices gone, voices the ledger did not know.
 
@@ -712,7 +698,7 @@ def voices_sync(
             families=family,
             provider=provider,
             base_urls=urls or None,
-            region=_region(region) or cfg.region,
+            region=region_choice(region) or cfg.region,
             out_dir=out_dir,
         )
     if as_json:

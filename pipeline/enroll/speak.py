@@ -141,6 +141,7 @@ def speak(
     providers: Providers | None = None,
     stdout: BinaryIO | None = None,
     language: str | None = None,
+    region: str | None = None,
 ) -> SpeakResult:
     """Synthesise ``text`` with the voice ``ident`` and write it to ``out`` (see the module docstring).
 
@@ -155,6 +156,8 @@ def speak(
         language: the text's language (``en``, ``pt-BR``...), sent in the synthesis protocol's own field
             (CosyVoice ``language_hints``, Qwen ``language_type``, MiniMax ``language_boost``) when it
             lists it; otherwise left out and said in the result's ``note``.
+        region: ``intl`` or ``cn``: the region (host, key variable) of a voice whose address names none
+            (a proxy, a voice not in the ledger); a voice at a documented host keeps that host's region.
 
     Raises:
         InvalidArgument: a bad voice, option, language or output path (nothing sent).
@@ -167,7 +170,7 @@ def speak(
     _check_out(out)
     voice, in_ledger = _voice(ident, ledger_path, family, model)
     spec = load_family(voice.family)
-    client = client_getter(providers, base_urls=base_urls)(spec, voice.base_url or None)
+    client = client_getter(providers, base_urls=base_urls, region=region)(spec, voice.base_url or None)
     result = speak_voice(client, voice, text, out=out, stream=stream, stdout=stdout, language=language)
     if in_ledger and ledger_path is not None and voice.id:
         note = stamp_used(ledger_path, voice.id)
@@ -321,12 +324,14 @@ def check_voice(
     text: str | None = None,
     base_urls: Mapping[str, str] | None = None,
     providers: Providers | None = None,
+    region: str | None = None,
 ) -> tuple[VoiceRecord, dict[str, Any]]:
     """Re-run the clone check of a ledger voice: synthesise ``text`` with it (through :func:`speak`, so
     every family works; a real synthesis, which stamps ``last_used_at``), compare the audio with the
     voice's enrollment clip (:func:`~pipeline.enroll.check.check_clone`) and store the result in the row's
     ``details["clone_check"]``. ``text`` defaults to the text of the last check, else
-    :data:`~pipeline.enroll.check.DEFAULT_CHECK_TEXT`. Returns the updated row and the check.
+    :data:`~pipeline.enroll.check.DEFAULT_CHECK_TEXT`. ``base_urls`` and ``region``: as :func:`speak`
+    takes them. Returns the updated row and the check.
 
     Raises:
         InvalidArgument: the voice cannot speak, or its enrollment clip is not on disk (nothing sent).
@@ -348,6 +353,7 @@ def check_voice(
             ledger_path=ledger_path,
             base_urls=base_urls,
             providers=providers,
+            region=region,
         )
         result = check_clone(synthesis, clip, text=said, clip_sha256=row.clip_sha256)
     with writer_lock(ledger_path), Ledger(ledger_path) as ledger:
