@@ -67,6 +67,8 @@ def test_a_wrong_speakers_file_is_left_out_and_reported(folder_run: Path) -> Non
     assert counts["recordings_mismatched"] == 1
     table = load_run(folder_run).recordings.set_index("path")
     assert table.loc["carl/take_4.flac", "metrics.speaker_similarity"] < 0.75
+    page = build_report(folder_run).read_text()  # four files compared: the voice column is there
+    assert page.count("cosine of the file's voice to the speaker's voice") == 1
 
 
 def test_the_run_summary_names_the_file_left_out(folder_run: Path) -> None:
@@ -179,3 +181,25 @@ def test_an_interview_that_opens_with_a_jingle_keeps_the_hosts_turns(tmp_path: P
         assert a >= offset - 0.5  # not the jingle
         for t0, t1 in guest_turns:
             assert min(b, t1 + offset) - max(a, t0 + offset) < 0.3, (pieces, guest_turns)
+
+
+def test_a_short_recording_with_another_voice_in_every_window_shows_where(tmp_path: Path) -> None:
+    """16 s: the host, the guest for 4 s after 6 s, the host again; no turns (too short), and every window
+    long enough for CosyVoice holds the guest: rejected (other_voices), and the row keeps where the voice
+    was heard, so the report draws it on the waveform. One file: its voice is the speaker's (the voice
+    column would read 1), so the recordings table leaves that column out."""
+    host = np.concatenate([speech(n) for n in _samples.CONVERSATION_HOST])
+    guest = speech(_samples.CONVERSATION_GUEST)
+    s = ANALYSIS_RATE
+    audio = np.concatenate([host[: 6 * s], guest[: 4 * s], host[6 * s : 12 * s]])
+    (tmp_path / "in" / "host").mkdir(parents=True)
+    sf.write(tmp_path / "in" / "host" / "short.wav", audio, s, subtype="PCM_16")
+    out = run(tmp_path / "in", tmp_path / "out", families=[FAMILY], executor="serial", config=load_config())
+    [clip] = jsonl(out / "clips.jsonl")
+    assert (clip["status"], clip["reasons"], clip["plan"]) == ("rejected", ["other_voices"], None)
+    heard = clip["other_voices_avoided"]
+    assert heard and all(p == "host/short.wav" for p, _, _ in heard)
+    assert all(min(b, 10.0) - max(a, 6.0) > 0.5 for _, a, b in heard)  # over the guest's 6-10 s
+    page = build_report(out).read_text()
+    assert page.count('class="other-voice"') == len(heard)
+    assert "cosine of the file's voice to the speaker's voice" not in page  # no voice column

@@ -173,7 +173,9 @@ class ClipRow(BaseModel):
     scored, their speech spans under ``pieces``. ``render`` says what rendering did (gain, loudness,
     denoising, pauses shortened). ``key`` is the content/config fingerprint that produced the row (resume
     compares it). ``voice_id``, ``target_model`` and ``preview`` (a voice preview's file, relative to the
-    output folder) stay ``None`` until submission. A row of schema 1 is read into this layout.
+    output folder) stay ``None`` until submission. ``other_voices_avoided`` (``[path, start_s, end_s]``)
+    is where another voice was heard in every window that fits, for a row rejected with ``other_voices``
+    and no plan (a plan carries the same in its ``measures``). A row of schema 1 is read into this layout.
     """
 
     model_config = _ROW_CONFIG
@@ -200,6 +202,7 @@ class ClipRow(BaseModel):
     render: dict[str, Any] | None = None
     error_type: str | None = None
     preview: str | None = None
+    other_voices_avoided: list[list[Any]] = Field(default_factory=list)
 
     @model_validator(mode="before")
     @classmethod

@@ -444,6 +444,7 @@ def _select_render_check(
     from pipeline.selection.select import choose, explain
 
     speaker = recordings[0].speaker
+    avoided: list[list[Any]] = []
     plans = choose(
         recordings,
         spec,
@@ -451,13 +452,18 @@ def _select_render_check(
         slow=cfg.slow_measures,
         alternatives=cfg.alternatives,
         voice=voice,
+        avoided=avoided,
     )
     if not plans:
         reasons, message = explain(recordings, spec)
+        heard: dict[str, Any] = {}
         if not reasons and voice is not None:  # windows exist, and another voice talks in every one
             reasons = ["other_voices"]
             message = f"another voice talks in every window that fits {spec.name}"
-        return ClipRow(speaker=speaker, family=spec.name, status="rejected", reasons=reasons, message=message)
+            heard = {"other_voices_avoided": avoided}  # where: no plan carries it (the report draws it)
+        return ClipRow(
+            speaker=speaker, family=spec.name, status="rejected", reasons=reasons, message=message, **heard
+        )
     target = out / "clips" / safe_name(speaker) / f"{spec.name}.{spec.delivery.format}"
     target.parent.mkdir(parents=True, exist_ok=True)
     if not outputs.may_write(out, target):

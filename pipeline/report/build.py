@@ -112,11 +112,15 @@ def _draw_recordings(sv: Speaker, families: list[str]) -> None:
 
 
 def _other_voices(sv: Speaker, path: str) -> list[tuple[float, float]]:
-    """Where selection heard another voice in the recording ``path`` (any family's plan says so)."""
+    """Where selection heard another voice in the recording ``path``: any family's plan says so, or the
+    row of a clip rejected because another voice talks in every window (no plan to carry it)."""
     spans: set[tuple[float, float]] = set()
     for clip in sv.clips.values():
         measures = (clip.get("plan") or {}).get("measures") or {}
-        for span in measures.get("other_voices_avoided") or []:
+        for span in [
+            *(measures.get("other_voices_avoided") or []),
+            *(clip.get("other_voices_avoided") or []),
+        ]:
             if len(span) == 3 and span[0] == path:
                 spans.add((float(span[1]), float(span[2])))
     return sorted(spans)

@@ -98,6 +98,15 @@ class Speaker:
         """Seconds of readable audio over this speaker's recordings."""
         return sum(duration(r) or 0.0 for r in self.recordings)
 
+    @property
+    def recording_metrics(self) -> tuple[str, ...]:
+        """The metric columns of this speaker's recordings table: :data:`RECORDING_METRICS`, the voice
+        (``speaker_similarity``) only when it compares something: two or more of the speaker's recordings
+        have one. A lone file's voice *is* the speaker's voice (about 1 by construction); a lone file
+        unlike a named reference says so in its ``speaker_mismatch`` reason and message."""
+        compared = sum((r["metrics"] or {}).get("speaker_similarity") is not None for r in self.recordings)
+        return tuple(m for m in RECORDING_METRICS if m != "speaker_similarity" or compared >= 2)
+
 
 def counts(res: RunResults, speakers: list[Speaker]) -> dict[str, Any]:
     """The page header's numbers."""

@@ -18,7 +18,6 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
 from pipeline.report.data import (
-    RECORDING_METRICS,
     SHORT_SOURCE_S,
     STATUSES,
     Speaker,
@@ -144,7 +143,6 @@ def render(
         "voices_note": voices_note(res),
         "statuses": STATUSES,
         "short_s": SHORT_SOURCE_S,
-        "recording_metrics": RECORDING_METRICS,
         "css": _asset("report.css"),
         "script": script,
         "csp": content_security_policy(script),

@@ -182,6 +182,7 @@ def choose(
     alternatives: int = 2,
     refine_edges: bool = True,
     voice: Voice | None = None,
+    avoided: list[list[Any]] | None = None,
 ) -> list[ClipPlan]:
     """The best clip plan of one speaker for one family, then up to ``alternatives`` runners-up.
 
@@ -203,7 +204,9 @@ def choose(
     ``other_voice_spans``, and ``other_voices_avoided``: the spans ``[path, start_s, end_s]`` where the
     dropped plans heard another voice, and the stretches between the speaker's turns in a recording of two
     voices (windows there keep to the speaker's ``turns``; when no single window is long enough, the turns
-    are joined). When every candidate holds another voice the list is empty (reason ``other_voices``).
+    are joined). When every candidate holds another voice the list is empty (reason ``other_voices``);
+    a list passed as ``avoided`` receives the same spans, merged, in that case too (where the voice was
+    heard in the windows that fit).
     """
     if top < 1 or alternatives < 0:
         raise InvalidArgument(f"top must be >= 1 and alternatives >= 0, got {top!r} and {alternatives!r}")
@@ -212,7 +215,7 @@ def choose(
     indexes = _prepare(recordings, spec, voice)
     plans = _candidates(indexes, limit=max(DEFAULT_LIMIT, top + alternatives))
     keep = None
-    avoided = _between_turns(voice, indexes)  # the other-voice spans left out or of the plans dropped
+    heard_elsewhere = _between_turns(voice, indexes)  # the other-voice spans left out or of plans dropped
     heard: list[ClipPlan] = []  # finalists dropped for music or singing
     if voice is not None:
         from pipeline.selection.slow import heard_content
@@ -225,7 +228,7 @@ def choose(
             # cause, and the slow pass drops the plan for it (or the re-check rejects it with that reason).
             if heard_content(plan, indexes) is not None:
                 return True
-            avoided.extend(plan.measures["other_voice_spans"])
+            heard_elsewhere.extend(plan.measures["other_voice_spans"])
             return False
 
     if slow and plans:
@@ -262,7 +265,9 @@ def choose(
         from pipeline.selection.voices import merge_spans
 
         for plan in chosen:
-            plan.measures["other_voices_avoided"] = merge_spans(avoided)
+            plan.measures["other_voices_avoided"] = merge_spans(heard_elsewhere)
+        if avoided is not None:
+            avoided[:] = merge_spans(heard_elsewhere)
     if heard and chosen:
         chosen[0].measures["content_rejected"] = [_rejected(p) for p in heard]
     return chosen
