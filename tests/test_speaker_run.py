@@ -203,3 +203,11 @@ def test_a_short_recording_with_another_voice_in_every_window_shows_where(tmp_pa
     page = build_report(out).read_text()
     assert page.count('class="other-voice"') == len(heard)
     assert "cosine of the file's voice to the speaker's voice" not in page  # no voice column
+    # A row cached before rows kept the spans is selected again, not reused without them.
+    [cached] = (out / ".cache" / "clips").glob("*.json")
+    cached.write_text(
+        json.dumps({k: v for k, v in json.loads(cached.read_text()).items() if k != "other_voices_avoided"})
+    )
+    run(tmp_path / "in", out, families=[FAMILY], executor="serial", config=load_config())
+    [again] = jsonl(out / "clips.jsonl")
+    assert again["other_voices_avoided"] == heard

@@ -382,10 +382,21 @@ def cached_clip(
     """Stage 2 without working: the cached row of this speaker and family when its clip is intact, else None."""
     _, _, row_path = _clip_cache(task, cache_dir, config, (voices or {}).get(task[1][0].speaker))
     cached = _read_json(row_path)
-    if cached is None:
+    if cached is None or _without_heard_spans(cached):
         return None
     row = ClipRow.model_validate(cached)
     return row if _clip_intact(out_dir, row) else None
+
+
+def _without_heard_spans(cached: Any) -> bool:
+    """True for a row cached before rows kept where another voice was heard (``other_voices_avoided``)
+    when it rejected every window for it: selected again, so the report can draw where."""
+    return (
+        isinstance(cached, dict)
+        and "other_voices" in (cached.get("reasons") or [])
+        and cached.get("plan") is None
+        and "other_voices_avoided" not in cached
+    )
 
 
 def make_clip(
