@@ -23,7 +23,7 @@ from pipeline.audio.mix import choose_channels
 from pipeline.errors import InvalidArgument
 from pipeline.rules.families import FamilySpec, load_family
 from pipeline.selection.assembly import MATCH_LUFS_LU, MATCH_NOISE_FLOOR_DB, mismatch
-from pipeline.selection.frames import RecordingIndex, frame_sums
+from pipeline.selection.frames import RecordingIndex
 from pipeline.selection.limits import MIN_EDGE_GAP_S, SPLIT_PAUSE_S
 from pipeline.selection.plan import ClipPlan, evaluate, expected_shape, make_piece, overlap
 from pipeline.selection.scoring import CROSSING_PENALTY, DNSMOS_GOOD_OVRL, DNSMOS_POOR_OVRL
@@ -192,30 +192,6 @@ def test_windows_never_start_or_end_at_a_gap_inside_a_word() -> None:
     for start, end in zip(idx.starts[i].tolist(), idx.ends[j].tolist(), strict=True):
         assert gap_before.get(start, 1.0) >= MIN_EDGE_GAP_S - 1e-9
         assert gap_after.get(end, 1.0) >= MIN_EDGE_GAP_S - 1e-9
-
-
-def test_families_share_the_frame_sums_of_a_recording() -> None:
-    """The frame prefix sums depend on the recording only: built once, read-only, and a recording whose
-    frames differ (here by one louder frame in a pause) gets its own."""
-    segs = reading(0.5, 90.0)
-    rec = synth(segs, duration=91.0, noisy=[(40.0, 50.0, -40.0)], seed=11)
-    cosy, eleven = RecordingIndex(rec, COSY), RecordingIndex(rec, ELEVEN)
-    sums = frame_sums(rec)
-    assert sums is frame_sums(synth(segs, duration=91.0, noisy=[(40.0, 50.0, -40.0)], seed=11))
-    assert not sums.speech_power.flags.writeable
-    starts, ends = np.array([1.0, 35.0, 60.0]), np.array([15.0, 55.0, 80.0])
-    first, second = cosy.measure(starts, ends), eleven.measure(starts, ends)
-    assert first.keys() == second.keys()
-    for key in first:
-        np.testing.assert_array_equal(first[key], second[key])
-    assert first["snr_db"][1] < first["snr_db"][0] - 10.0  # the noisy stretch is measured as such
-    louder = synth(segs, duration=91.0, noisy=[(40.0, 50.0, -40.0)], seed=11)
-    pause = round(0.2 / FRAME_S)  # a pause frame before the first phrase
-    louder.frame_db = louder.frame_db.copy()
-    louder.frame_db[pause] += 30.0
-    other = frame_sums(louder)
-    assert other is not sums
-    assert other.pause_power[-1] > sums.pause_power[-1]
 
 
 @pytest.mark.parametrize("spec", [COSY, QWEN, MINIMAX, ELEVEN], ids=lambda s: s.name)

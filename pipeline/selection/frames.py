@@ -33,10 +33,8 @@ other voice's turn, and joining takes (:mod:`pipeline.selection.assembly`) joins
 
 from __future__ import annotations
 
-import hashlib
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import numpy as np
 
@@ -153,101 +151,6 @@ def within_turns(segments: np.ndarray, turns: Sequence[tuple[float, float]]) -> 
     return np.asarray(segs, dtype=np.float64).reshape(-1, 2), np.asarray(ids, dtype=np.int64)
 
 
-@dataclass(frozen=True)
-class FrameSums:
-    """Prefix sums over one recording's 10 ms frames and 1 s level blocks (see :func:`frame_sums`): what
-    :class:`RecordingIndex` measures windows with, the same for every family."""
-
-    speech: np.ndarray
-    speech_power: np.ndarray
-    pauses: np.ndarray
-    pause_power: np.ndarray
-    noise: np.ndarray
-    unknown: np.ndarray
-    block_levels: np.ndarray
-    valid: np.ndarray
-    level: np.ndarray
-    level2: np.ndarray
-
-    def __post_init__(self) -> None:
-        for value in vars(self).values():  # shared by every index of the recording: never written to
-            value.setflags(write=False)
-
-
-_SUMS_CACHE: dict[bytes, FrameSums] = {}
-_SUMS_CACHE_SIZE = 2
-"""Recordings whose sums are kept: a speaker's families are chosen one after the other over the same
-recordings (an hour's sums are 17 MB)."""
-
-
-def frame_sums(rec: Analysis) -> FrameSums:
-    """The prefix sums of ``rec``'s frames, once per process for the same frame arrays.
-
-    They depend on the recording only (``frame_db``, ``speech_mask``, ``noise_db``), not on the family, so
-    the four families of a speaker share them: an hour holds 360 000 frames, whose sums cost about 0.15 s
-    of CPU and 48 MB of scratch memory to build.
-    """
-    db = np.asarray(rec.frame_db, dtype=np.float64)
-    mask = np.asarray(rec.speech_mask, dtype=bool)
-    levels = np.asarray(rec.noise_db, dtype=np.float64).reshape(-1)
-    key = hashlib.blake2b(digest_size=16)
-    for part in (db, mask, levels):
-        key.update(np.array(part.shape, dtype=np.int64).tobytes())
-        key.update(np.ascontiguousarray(part).tobytes())
-    digest = key.digest()
-    if digest not in _SUMS_CACHE:
-        if len(_SUMS_CACHE) >= _SUMS_CACHE_SIZE:
-            _SUMS_CACHE.pop(next(iter(_SUMS_CACHE)))
-        _SUMS_CACHE[digest] = _frame_sums(db, mask, levels)
-    return _SUMS_CACHE[digest]
-
-
-def _frame_noise(levels: np.ndarray, power: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """The noise power under every frame: the fast pass's ``noise_db`` (``levels``; NaN: unknown), or, for
-    analyses made without it, :func:`~pipeline.analysis.snr.frame_noise` from the pauses alone."""
-    if levels.size != power.size:
-        return frame_noise(power, mask)
-    return np.where(np.isnan(levels), np.nan, np.power(10.0, levels / 10.0))
-
-
-def _frame_sums(db: np.ndarray, mask: np.ndarray, levels: np.ndarray) -> FrameSums:
-    """:func:`frame_sums` without the cache."""
-    power = np.power(10.0, db / 10.0)
-    noise = _frame_noise(levels, power, mask)
-    unknown = np.isnan(noise)
-    noise = np.where(unknown, 0.0, noise)
-    pauses = audible_pauses(power, mask)
-    speech = _cumsum0(mask.astype(np.float64))
-    speech_power = _cumsum0(power * mask)
-    pause_count = _cumsum0(pauses.astype(np.float64))
-    pause_power = _cumsum0(power * pauses)
-    noise_sum = _cumsum0(noise)
-    unknown_sum = _cumsum0(unknown.astype(np.float64))
-
-    per = round(LEVEL_BLOCK_S / FRAME_S)
-    n_blocks = -(-db.size // per) if db.size else 0
-    pad = n_blocks * per - db.size
-    sp = np.concatenate([power * mask, np.zeros(pad)]).reshape(n_blocks, per).sum(axis=1)
-    cnt = np.concatenate([mask.astype(np.float64), np.zeros(pad)]).reshape(n_blocks, per).sum(axis=1)
-    valid = cnt * FRAME_S >= MIN_BLOCK_SPEECH_S - 1e-9
-    level = np.where(valid, _db(sp / np.maximum(cnt, 1.0)), 0.0)
-    valid_sum = _cumsum0(valid.astype(np.float64))
-    level_sum = _cumsum0(level)
-    level2_sum = _cumsum0(level * level)
-    return FrameSums(
-        speech=speech,
-        speech_power=speech_power,
-        pauses=pause_count,
-        pause_power=pause_power,
-        noise=noise_sum,
-        unknown=unknown_sum,
-        block_levels=np.where(valid, level, np.nan),
-        valid=valid_sum,
-        level=level_sum,
-        level2=level2_sum,
-    )
-
-
 class RecordingIndex:
     """Prefix sums over one recording's frames and segments (laid out by the family ``spec``), and its figures.
     ``turns``: the speaker's own stretches of a recording of two voices (:func:`within_turns`)."""
@@ -256,6 +159,7 @@ class RecordingIndex:
         self, rec: Analysis, spec: FamilySpec, turns: Sequence[tuple[float, float]] | None = None
     ) -> None:
         db = np.asarray(rec.frame_db, dtype=np.float64)
+        mask = np.asarray(rec.speech_mask, dtype=bool)
         self.rec = rec
         self.n_frames = db.size
         segs = np.asarray(rec.speech_segments, dtype=np.float64).reshape(-1, 2)
@@ -270,17 +174,29 @@ class RecordingIndex:
             float(self.ends[-1]) if segs.size else 0.0,
         )
 
-        sums = frame_sums(rec)
-        self._c_speech = sums.speech
-        self._c_speech_power = sums.speech_power
-        self._c_pauses = sums.pauses
-        self._c_pause_power = sums.pause_power
-        self._c_noise = sums.noise
-        self._c_unknown = sums.unknown
-        self.block_levels = sums.block_levels
-        self._c_valid = sums.valid
-        self._c_level = sums.level
-        self._c_level2 = sums.level2
+        power = np.power(10.0, db / 10.0)
+        noise = self._frame_noise(rec, power, mask)
+        unknown = np.isnan(noise)
+        noise = np.where(unknown, 0.0, noise)
+        pauses = audible_pauses(power, mask)
+        self._c_speech = _cumsum0(mask.astype(np.float64))
+        self._c_speech_power = _cumsum0(power * mask)
+        self._c_pauses = _cumsum0(pauses.astype(np.float64))
+        self._c_pause_power = _cumsum0(power * pauses)
+        self._c_noise = _cumsum0(noise)
+        self._c_unknown = _cumsum0(unknown.astype(np.float64))
+
+        per = round(LEVEL_BLOCK_S / FRAME_S)
+        n_blocks = -(-db.size // per) if db.size else 0
+        pad = n_blocks * per - db.size
+        sp = np.concatenate([power * mask, np.zeros(pad)]).reshape(n_blocks, per).sum(axis=1)
+        cnt = np.concatenate([mask.astype(np.float64), np.zeros(pad)]).reshape(n_blocks, per).sum(axis=1)
+        valid = cnt * FRAME_S >= MIN_BLOCK_SPEECH_S - 1e-9
+        level = np.where(valid, _db(sp / np.maximum(cnt, 1.0)), 0.0)
+        self.block_levels = np.where(valid, level, np.nan)
+        self._c_valid = _cumsum0(valid.astype(np.float64))
+        self._c_level = _cumsum0(level)
+        self._c_level2 = _cumsum0(level * level)
 
         blocks = np.asarray(rec.block_bandwidth_hz, dtype=np.float64).reshape(-1)
         self._block_bandwidth = np.where(np.isfinite(blocks), blocks, np.inf)
@@ -365,6 +281,15 @@ class RecordingIndex:
         last = self.ep[j] - self.sp[self.run_first[rj]]
         middle = self._runs.query(ri + 1, rj - 1)
         return np.where(ri == rj, self.ep[j] - self.sp[i], np.maximum(np.maximum(first, last), middle))
+
+    @staticmethod
+    def _frame_noise(rec: Analysis, power: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        """The noise power under every frame: the fast pass's ``noise_db`` (NaN: unknown), or, for
+        analyses made without it, :func:`~pipeline.analysis.snr.frame_noise` from the pauses alone."""
+        levels = np.asarray(rec.noise_db, dtype=np.float64).reshape(-1)
+        if levels.size != power.size:
+            return frame_noise(power, mask)
+        return np.where(np.isnan(levels), np.nan, np.power(10.0, levels / 10.0))
 
     def frame(self, t: np.ndarray) -> np.ndarray:
         """Frame index (clipped to ``[0, n_frames]``) of times ``t`` in seconds."""
