@@ -51,8 +51,6 @@ from pipeline.errors import AudioReadError, InvalidArgument, VoiceprepError, enc
 CACHE_VERSION = 5
 """Bumped when cached rows or analyses change meaning; old cache entries are then ignored."""
 
-PROBE_KEYS = ("format", "codec", "sample_rate", "channels", "duration_s", "bytes", "sample_format")
-
 ProgressCallback = Callable[[str, dict[str, Any]], None]
 
 
@@ -305,7 +303,7 @@ def analyze_recording(item: InputFile, *, cache_dir: Path, config: RunConfig) ->
     with collect() as notes:  # what the decoders say while reading the file: the row's decode_notes
         try:
             info = io.probe(source, max_input_s=config.max_input_s, hash=False)
-            probed = {k: getattr(info, k) for k in PROBE_KEYS}
+            probed = {k: getattr(info, k) for k in io.PROBE_FIELDS}
             result = analyze_file(
                 source,
                 channel_strategy=config.channel_strategy,

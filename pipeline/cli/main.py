@@ -131,31 +131,31 @@ def probe(
     raise typer.Exit(EXIT_FAILURES if failed else EXIT_OK)
 
 
-_PROBE_COLUMNS = {
-    "format": "format",
-    "codec": "codec",
+_PROBE_HEADERS = {
     "sample_rate": "rate",
     "channels": "ch",
     "duration_s": "duration",
     "sample_format": "sample fmt",
     "bytes": "size",
 }
-"""Probe fields shown in ``voiceprep probe``'s table, and their headers (numbers are right-aligned)."""
+"""Headers of ``voiceprep probe``'s table that differ from the probe field's name (numbers right-aligned)."""
 
 
 def _print_probe_table(rows: list[dict]) -> None:
+    from pipeline.audio.io import PROBE_FIELDS
     from pipeline.rules.metrics import unit_of, value_text
 
     table = Table(show_lines=False, header_style="bold")
     table.add_column("file", no_wrap=True)
     table.add_column("status", no_wrap=True)
-    for key, header in _PROBE_COLUMNS.items():
+    for key in PROBE_FIELDS:
         numeric = key in {"sample_rate", "channels", "duration_s", "bytes"}
+        header = _PROBE_HEADERS.get(key, key)
         table.add_column(header, justify="right" if numeric else "left", no_wrap=True)
     table.add_column("note")
     for r in rows:
         status = "[green]ok[/]" if r.get("status") == "ok" else "[red]failed[/]"
-        cells = [value_text(key, r.get(key), unit_of(key)) for key in _PROBE_COLUMNS]
+        cells = [value_text(key, r.get(key), unit_of(key)) for key in PROBE_FIELDS]
         table.add_row(shown(r.get("path")), status, *cells, ", ".join(r.get("reasons") or []))
     out.print(table)
     for r in rows:

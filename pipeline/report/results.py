@@ -39,7 +39,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from pipeline.audio.io import AudioInfo, atomic_write_bytes
+from pipeline.audio.io import PROBE_FIELDS, AudioInfo, atomic_write_bytes
 from pipeline.batch.manifest import (
     CLIPS_FILE,
     RECORDINGS_FILE,
@@ -49,7 +49,6 @@ from pipeline.batch.manifest import (
     read_rows,
     to_jsonable,
 )
-from pipeline.batch.runner import PROBE_KEYS
 from pipeline.errors import InvalidArgument, VoiceprepError
 from pipeline.rules.checks import Check
 from pipeline.rules.metrics import pandas_dtypes
@@ -102,7 +101,7 @@ def _columns(
     return out
 
 
-PROBE_COLUMNS: dict[str, str] = {key: _kinds(AudioInfo)[key] for key in PROBE_KEYS}
+PROBE_COLUMNS: dict[str, str] = {key: _kinds(AudioInfo)[key] for key in PROBE_FIELDS}
 """Probe keys (``probe.<key>`` columns of :attr:`RunResults.recordings`) and their kind."""
 
 METRIC_COLUMNS: dict[str, str] = dict(pandas_dtypes())
