@@ -34,9 +34,7 @@ from pipeline.report.data import (
 )
 from pipeline.report.results import RunResults
 from pipeline.rules.checks import LIMIT_LABELS
-from pipeline.rules.metrics import definition, is_number, label, number, seconds, value_text
-
-_OPS = {">=": "≥", "<=": "≤", ">": ">", "<": "<", "==": "=", "in": "in"}
+from pipeline.rules.metrics import definition, label, limit_text, number, seconds, value_text
 
 
 def hours(total_s: float) -> str:
@@ -45,28 +43,6 @@ def hours(total_s: float) -> str:
         return seconds(total_s)
     h = total_s / 3600.0
     return f"{number(h, digits=2 if h < 10 else 1)} h"
-
-
-def limit_text(rule: str, op: str, lim: Any, unit: str = "") -> str:
-    """The limit of a check as ``≥ 25 dB``, ``10–20 s`` (a range of seconds) or ``in wav, mp3, m4a``."""
-    if lim is None:
-        return ""
-    if (
-        op == "in"
-        and isinstance(lim, list | tuple)
-        and len(lim) == 2
-        and rule.removeprefix("gate:").endswith("_s")
-    ):
-        lo, hi = lim
-        if all(v is None or is_number(v) for v in lim) and any(is_number(v) for v in lim):
-            return (
-                f"≤ {number(hi)} s"
-                if lo is None
-                else f"≥ {number(lo)} s"
-                if hi is None
-                else f"{number(lo)}–{number(hi)} s"
-            )
-    return f"{_OPS.get(op, op)} {value_text(rule, lim, unit)}".strip()
 
 
 @lru_cache(maxsize=1)

@@ -7,7 +7,8 @@ name it, and how its value reads. The fast pass, the family loader, the check en
 ``load_run`` and the report all read this table: adding a metric is one entry here plus its meter.
 
 :func:`value_text` writes any measured value or limit the way a person reads it (``12.3 s``, ``4.8 kHz``,
-``0.012 %``, ``-23.2 LUFS``); :func:`range_text` writes a range that may be open at one end.
+``0.012 %``, ``-23.2 LUFS``); :func:`range_text` writes a range that may be open at one end, and
+:func:`limit_text` the limit of a check (``≥ 25 dB``, a range of seconds, ``in wav, mp3``).
 """
 
 from __future__ import annotations
@@ -289,6 +290,21 @@ def range_text(lo: float | None, hi: float | None, unit: str = "") -> str:
     else:
         text = f"{number(lo)}-{number(hi)}"
     return f"{text} {unit}".rstrip()
+
+
+_OPS = {">=": "≥", "<=": "≤", ">": ">", "<": "<", "==": "=", "in": "in"}
+
+
+def limit_text(rule: str, op: str, lim: Any, unit: str = "") -> str:
+    """The limit of a check as ``≥ 25 dB``, ``in wav, mp3, m4a`` or, for a pair of seconds, as
+    :func:`range_text` writes it (``10-20 s``, ``at least 30 s``); ``""`` when the check has none."""
+    if lim is None:
+        return ""
+    pair = op == "in" and isinstance(lim, list | tuple) and len(lim) == 2
+    numbers = pair and all(v is None or is_number(v) for v in lim) and any(is_number(v) for v in lim)
+    if numbers and rule.removeprefix("gate:").endswith("_s"):
+        return range_text(lim[0], lim[1], "s")
+    return f"{_OPS.get(op, op)} {value_text(rule, lim, unit)}".strip()
 
 
 def label(name: str) -> str:
