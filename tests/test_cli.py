@@ -127,6 +127,15 @@ def test_analyze_json_and_debug_traceback(tmp_path: Path) -> None:
     assert bad_option.returncode == 2 and "Traceback" not in bad_option.stderr
 
 
+def test_debug_shows_the_error_itself_and_is_forgotten_by_the_next_command() -> None:
+    from pipeline.errors import SpecError
+
+    with pytest.raises(SpecError, match="no-such-family"):  # the traceback's error, not one line
+        voiceprep("--debug", "families", "show", "no-such-family")
+    after = voiceprep("families", "show", "no-such-family")
+    assert after.returncode == 2 and after.stderr.count("\n") == 1 and "no-such-family" in after.stderr
+
+
 def test_run_with_an_invalid_config_is_a_usage_error(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text("jobs: -3\n")

@@ -723,11 +723,11 @@ def accept_old_spellings(argv: list[str]) -> list[str]:
 
 def main() -> None:
     """Console-script entry point: run the app, turning errors into one line and an exit code."""
-    debug = "--debug" in sys.argv[1:]
+    state["debug"] = False  # until the app's callback reads --debug
     try:
         result = app(args=accept_old_spellings(sys.argv[1:]), standalone_mode=False)
     except VoiceprepError as exc:
-        if debug:
+        if state["debug"]:
             raise
         sys.exit(fail(f"error: {exc}", EXIT_USAGE).exit_code)
     except KeyboardInterrupt:
@@ -741,7 +741,7 @@ def main() -> None:
         if type(exc).__name__ == "Abort":
             err.print("voiceprep: aborted")
             sys.exit(EXIT_USAGE)
-        if debug:
+        if state["debug"]:
             raise
         internal = f"internal error: {type(exc).__name__}: {exc} (run with --debug for the traceback)"
         sys.exit(fail(internal, EXIT_INTERNAL).exit_code)
