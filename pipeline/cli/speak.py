@@ -130,7 +130,8 @@ def speak_command(
         raise typer.Exit(EXIT_OK)
     first = f"{result.first_audio_s:.3f} s" if result.first_audio_s is not None else "-"
     line = (
-        f"{result.seconds:.2f} s of audio from {_text(result.voice_id)} ({result.family}, {result.target_model}) "
+        f"{result.seconds:.2f} s of audio from {_text(result.voice.voice_id or '')} "
+        f"({result.voice.family}, {result.voice.target_model or ''}) "
         f"-> {'stdout' if to_stdout else _text(result.out)}; first audio byte after {first}, "
         f"done after {result.total_s:.3f} s"
     )
