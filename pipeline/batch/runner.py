@@ -39,6 +39,7 @@ from pipeline.audio.scan import InputFile, scan
 from pipeline.batch import outputs
 from pipeline.batch.config import RunConfig, load_config
 from pipeline.batch.manifest import (
+    RUN_FILE,
     ClipRow,
     RecordingRow,
     append_row,
@@ -742,7 +743,7 @@ def run(
         seconds = time.perf_counter() - t0
         counts = _counts(recordings, clips)
         _write_json(
-            out / "run.json",
+            out / RUN_FILE,
             {
                 "voiceprep": _code_version(),
                 "python": platform.python_version(),
