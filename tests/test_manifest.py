@@ -176,7 +176,7 @@ def test_run_json_is_a_json_object_or_nothing_yet(tmp_path: Path) -> None:
     assert read_run_json(path) == {"config": {"ledger": "shared.sqlite"}}
     for damaged in (b"[1, 2]", b'{"config": ', b'{"name": "\xff"}'):  # a list, cut short, not UTF-8
         path.write_bytes(damaged)
-        with pytest.raises(ManifestError, match="run.json"):
+        with pytest.raises(ManifestError, match=r"run\.json"):
             read_run_json(path)
 
 

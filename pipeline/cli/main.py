@@ -197,7 +197,7 @@ def analyze(
     from pipeline.analysis.inspection import analyze as analyze_one
     from pipeline.audio.notes import collect
     from pipeline.errors import AudioReadError, reason_message
-    from pipeline.rules.metrics import FAST_PASS_METRICS, METRICS, value_text
+    from pipeline.rules.metrics import FAST_PASS_METRICS, METRICS, span_text, value_text
 
     channel_strategy = old_channel_strategy or channel_strategy
     failed = 0
@@ -237,7 +237,7 @@ def analyze(
         if "other_voice_s" in row["metrics"]:  # listened for (files up to 2 minutes)
             value = row["metrics"]["other_voice_s"]
             spans = row["metrics"].get("other_voice_spans") or []
-            where = ", ".join(f"{a:.1f}-{b:.1f} s" for a, b in spans)
+            where = ", ".join(span_text(a, b) for a, b in spans)
             note = f"another voice at {where}" if spans else row["null_reasons"].get("other_voice_s", "")
             table.add_row("other_voice_s", value_text("other_voice_s", value), note or "one voice only")
         out.print(table)

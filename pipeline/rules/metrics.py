@@ -8,7 +8,8 @@ name it, and how its value reads. The fast pass, the family loader, the check en
 
 :func:`value_text` writes any measured value or limit the way a person reads it (``12.3 s``, ``4.8 kHz``,
 ``0.012 %``, ``-23.2 LUFS``); :func:`range_text` writes a range that may be open at one end, and
-:func:`limit_text` the limit of a check (``≥ 25 dB``, a range of seconds, ``in wav, mp3``).
+:func:`limit_text` the limit of a check (``≥ 25 dB``, a range of seconds, ``in wav, mp3``);
+:func:`span_text` a stretch of a recording (``12.3-15.1 s``).
 """
 
 from __future__ import annotations
@@ -275,8 +276,13 @@ def _event_text(event: Any) -> str:
     if is_number(event):
         return number(event, digits=2)
     if len(event) == 3 and isinstance(event[2], str):
-        return f"{number(event[0], digits=1)}-{number(event[1], digits=1)} s {event[2]}"
+        return f"{span_text(event[0], event[1])} {event[2]}"
     return number(event[0], digits=2)
+
+
+def span_text(start_s: float, end_s: float) -> str:
+    """A stretch of a recording as ``12.3-15.1 s`` (tenths of a second, no trailing zeros)."""
+    return f"{number(start_s, digits=1)}-{number(end_s, digits=1)} s"
 
 
 def range_text(lo: float | None, hi: float | None, unit: str = "") -> str:
