@@ -13,8 +13,7 @@ from typing import Annotated
 
 import typer
 
-from pipeline.cli.common import EXIT_FAILURES, EXIT_OK, EXIT_USAGE, fail, make_console
-from pipeline.cli.common import shown as _text
+from pipeline.cli.common import EXIT_FAILURES, EXIT_OK, EXIT_USAGE, fail, make_console, plain
 from pipeline.errors import VoiceprepError
 
 __all__ = ["speak_command"]
@@ -130,13 +129,13 @@ def speak_command(
         raise typer.Exit(EXIT_OK)
     first = f"{result.first_audio_s:.3f} s" if result.first_audio_s is not None else "-"
     line = (
-        f"{result.seconds:.2f} s of audio from {_text(result.voice.voice_id or '')} "
+        f"{result.seconds:.2f} s of audio from {plain(result.voice.voice_id or '')} "
         f"({result.voice.family}, {result.voice.target_model or ''}) "
-        f"-> {'stdout' if to_stdout else _text(result.out)}; first audio byte after {first}, "
+        f"-> {'stdout' if to_stdout else plain(result.out)}; first audio byte after {first}, "
         f"done after {result.total_s:.3f} s"
     )
     console = err if to_stdout else make_console()
     console.print(line, markup=False, highlight=False, soft_wrap=True)
     if result.note:
-        console.print(f"note: {_text(result.note)}", markup=False, highlight=False, soft_wrap=True)
+        console.print(f"note: {plain(result.note)}", markup=False, highlight=False, soft_wrap=True)
     raise typer.Exit(EXIT_OK)
