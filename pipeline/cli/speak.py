@@ -13,8 +13,7 @@ from typing import Annotated
 
 import typer
 
-from pipeline.cli.common import EXIT_FAILURES, EXIT_OK, EXIT_USAGE, fail, make_console, plain
-from pipeline.errors import VoiceprepError
+from pipeline.cli.common import EXIT_OK, make_console, plain
 
 __all__ = ["speak_command"]
 
@@ -92,16 +91,14 @@ def speak_command(
     Example: voiceprep speak 3 "Hello, this is my new voice." --out hello.wav --stream
     """
     from pipeline.batch.config import load_config
-    from pipeline.cli.voices import _ledger_path, _pairs
-    from pipeline.enroll.ledger import scrub
-    from pipeline.enroll.providers.base import ProviderError
+    from pipeline.cli.voices import _errors, _ledger_path, _pairs
     from pipeline.enroll.speak import STDOUT, speak
 
     cfg = load_config(config)
     path = _ledger_path(run, ledger, config)
     target = out or f"{''.join(c if c.isalnum() or c in '-_.' else '_' for c in voice)}.wav"
     err = make_console(stderr=True)
-    try:
+    with _errors():
         result = speak(
             voice,
             text,
@@ -113,12 +110,6 @@ def speak_command(
             base_urls={**cfg.base_urls, **_pairs(base_url, "--base-url")},
             language=language,
         )
-    except ProviderError as exc:
-        if exc.reason == "missing_api_key":
-            raise fail(exc.message, EXIT_USAGE) from None
-        raise fail(scrub(f"{exc.reason}: {exc.message}"), EXIT_FAILURES) from None
-    except VoiceprepError as exc:
-        raise fail(str(exc), EXIT_USAGE) from None
     to_stdout = target == STDOUT
     if as_json:
         line = json.dumps(result.to_dict(), ensure_ascii=False)

@@ -75,9 +75,10 @@ _STATUS_STYLE = {
 
 @contextmanager
 def _errors() -> Iterator[None]:
-    """Turn the expected errors into one line and an exit code (a missing key, a bad value: 2)."""
+    """Turn the expected errors into one line and an exit code (a missing key, a bad value: 2); a
+    provider's message is scrubbed of keys once more."""
     from pipeline.batch.outputs import OutputBusy
-    from pipeline.enroll.ledger import LedgerBusy
+    from pipeline.enroll.ledger import LedgerBusy, scrub
     from pipeline.enroll.providers.base import ProviderError
 
     try:
@@ -89,7 +90,7 @@ def _errors() -> Iterator[None]:
     except ProviderError as exc:
         if exc.reason == "missing_api_key":
             raise fail(exc.message, EXIT_USAGE) from None
-        raise fail(f"{exc.reason}: {exc.message}", EXIT_FAILURES) from None
+        raise fail(scrub(f"{exc.reason}: {exc.message}"), EXIT_FAILURES) from None
     except VoiceprepError as exc:
         raise fail(str(exc), EXIT_USAGE) from None
 
