@@ -262,7 +262,7 @@ def test_run_counts_recordings_with_decoder_notes_and_keeps_them_on_the_row(
 
 
 def test_the_run_summary_reads_short_runs_in_minutes_and_seconds() -> None:
-    from pipeline.cli.main import _audio_length
+    from pipeline.rules.metrics import audio_length
 
-    # A 15 s run printed "0.00 h of audio".
-    assert [_audio_length(h) for h in (2.5, 0.25, 15 / 3600)] == ["2.50 h", "15.0 min", "15 s"]
+    # A 15 s run printed "0.00 h of audio". The run summary and the report's header write it alike.
+    assert [audio_length(s) for s in (9000.0, 900.0, 15.0, 43200.0)] == ["2.5 h", "15:00", "15 s", "12 h"]

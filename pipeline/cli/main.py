@@ -541,6 +541,8 @@ def _run_progress() -> Iterator[Callable[[str, dict], None]]:
         TimeRemainingColumn,
     )
 
+    from pipeline.rules.metrics import audio_length
+
     bar = Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -563,7 +565,7 @@ def _run_progress() -> Iterator[Callable[[str, dict], None]]:
         elif event == "recording" and "files" in tasks:
             audio_s += float((data["row"].probe or {}).get("duration_s") or 0.0)
             rate = audio_s / max(time.perf_counter() - started, 1e-6)
-            info = f"{_audio_length(audio_s / 3600)} of audio, {rate:.0f}x real time"
+            info = f"{audio_length(audio_s)} of audio, {rate:.0f}x real time"
             bar.update(tasks["files"], advance=1, info=info)
         elif event == "clips":
             tasks["clips"] = bar.add_task("clips    ", total=data["total"], info="")
@@ -578,15 +580,10 @@ def _run_progress() -> Iterator[Callable[[str, dict], None]]:
 _STATUS_STYLE = {"ready": "green", "submitted": "green", "rejected": "yellow", "failed": "red"}
 
 
-def _audio_length(hours: float) -> str:
-    """An amount of audio as a person reads it: hours from one hour up, else minutes, else seconds."""
-    if hours >= 1:
-        return f"{hours:.2f} h"
-    return f"{hours * 60:.1f} min" if hours * 60 >= 1 else f"{hours * 3600:.0f} s"
-
-
 def _print_run_summary(results: RunResults, out_dir: Path) -> None:
     """The speakers x families table, the counts and where the outputs are (``out_dir`` as given)."""
+    from pipeline.rules.metrics import audio_length
+
     clips = results.clip_rows
     families = sorted({c["family"] for c in clips})
     speakers = sorted({c["speaker"] for c in clips} | {r["speaker"] for r in results.recording_rows})
@@ -617,7 +614,7 @@ def _print_run_summary(results: RunResults, out_dir: Path) -> None:
     counts = results.run["counts"]
     failed = [r for r in results.recording_rows if r["status"] != "ok"]
     out.print(
-        f"{counts['recordings']} recordings ({_audio_length(counts['audio_hours'])} of audio), "
+        f"{counts['recordings']} recordings ({audio_length(counts['audio_hours'] * 3600)} of audio), "
         f"{counts['recordings_failed']} failed; {len(clips)} clips: "
         + ", ".join(f"{n} {s}" for s, n in sorted(Counter(c["status"] for c in clips).items()))
         + f"; {results.run['seconds']:.1f} s"

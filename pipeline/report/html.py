@@ -34,15 +34,7 @@ from pipeline.report.data import (
 )
 from pipeline.report.results import RunResults
 from pipeline.rules.checks import LIMIT_LABELS
-from pipeline.rules.metrics import definition, label, limit_text, number, seconds, value_text
-
-
-def hours(total_s: float) -> str:
-    """A total duration for the header: ``5:23`` (minutes) under an hour, ``1.5 h`` or ``12 h`` above."""
-    if total_s < 3600:
-        return seconds(total_s)
-    h = total_s / 3600.0
-    return f"{number(h, digits=2 if h < 10 else 1)} h"
+from pipeline.rules.metrics import audio_length, definition, label, limit_text, number, seconds, value_text
 
 
 @lru_cache(maxsize=1)
@@ -58,7 +50,7 @@ def environment() -> Environment:
     env.filters.update(
         num=lambda x, digits=2: number(x, digits=digits),
         secs=seconds,
-        hours=hours,
+        hours=audio_length,
         metric=lambda rule: LIMIT_LABELS.get(rule) or label(rule),
         # hover text of a check: its message, then what the metric means when that is not obvious
         explained=lambda c: c["message"] + (f" ({definition(c['rule'])})" if definition(c["rule"]) else ""),

@@ -209,6 +209,15 @@ def seconds(x: Any) -> str:
     return f"{h}:{m:02d}:{sec:02d}" if h else f"{m}:{sec:02d}"
 
 
+def audio_length(total_s: float) -> str:
+    """An amount of audio: as :func:`seconds` writes it (``17.4 s``, ``5:23``) under an hour, else in hours
+    (``1.5 h``, ``12 h``)."""
+    if total_s < 3600:
+        return seconds(total_s)
+    h = total_s / 3600.0
+    return f"{number(h, digits=2 if h < 10 else 1)} h"
+
+
 def size(n_bytes: Any) -> str:
     """Bytes as ``812 B``, ``14.2 kB`` or ``3.1 MB`` (powers of 1000, as the services count)."""
     if not is_number(n_bytes):
