@@ -1,12 +1,12 @@
-"""The ``voiceprep`` command as tests run it (in this process, or as a process of its own), and JSON lines.
+"""The ``voiceprep`` command as tests run it in this process, the environment of one run as a process, and JSON lines.
 
 :func:`voiceprep` calls the console script's entry point (:func:`pipeline.cli.main.main`: the old option
 spellings, the one-line errors and the exit codes included) in this process, with its own arguments,
-environment and captured output, and gives what a shell would see. It pays no interpreter start-up or
-import per call, so most CLI tests use it. :func:`voiceprep_process` starts ``python -m
-pipeline.cli.main`` instead, for what only a real process shows: bytes that C libraries write straight
-to file descriptor 2, a process killed by a signal, the environment a fresh interpreter starts from.
-Both return a :class:`subprocess.CompletedProcess` with text output.
+environment and captured output, and gives what a shell would see, as a
+:class:`subprocess.CompletedProcess` with text output. It pays no interpreter start-up or import per
+call. What only a real process shows (bytes that C libraries write straight to file descriptor 2, a
+process killed by a signal) is tested through the zygote of ``tests/_kill_zygote.py``, with the
+environment :func:`process_env` gives.
 """
 
 from __future__ import annotations
@@ -21,8 +21,6 @@ from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 from unittest import mock
-
-ROOT = Path(__file__).resolve().parents[1]
 
 WIDTH = "200"
 """``COLUMNS`` for every call: rich and typer lay out tables and help for this width, never wrapping."""
@@ -46,8 +44,7 @@ def voiceprep(
     """Run ``voiceprep ARGS`` in this process: exit code, standard output and standard error as text.
 
     ``env`` is added to the environment and ``drop`` removed from it (see :func:`_environment`) for the
-    call only. Output written to file descriptors 1 and 2 by C code is not captured here (use
-    :func:`voiceprep_process`).
+    call only. Output written to file descriptors 1 and 2 by C code is not captured here.
     """
     from pipeline.cli.main import main
 
@@ -76,21 +73,6 @@ def process_env(env: Mapping[str, str] | None = None, drop: Iterable[str] = ()) 
     """The environment for a ``voiceprep`` process: this one's, less ``drop``, plus ``env``."""
     with _environment(env, drop):
         return dict(os.environ)
-
-
-def voiceprep_process(
-    *args: str | Path, env: Mapping[str, str] | None = None, drop: Iterable[str] = ()
-) -> subprocess.CompletedProcess[str]:
-    """Run ``python -m pipeline.cli.main ARGS`` as a process from the repository root (see :func:`voiceprep`)."""
-    return subprocess.run(
-        [sys.executable, "-m", "pipeline.cli.main", *map(str, args)],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        env=process_env(env, drop),
-        timeout=300,
-        check=False,
-    )
 
 
 def json_lines(text: str) -> list[dict[str, Any]]:

@@ -199,6 +199,13 @@ def test_open_ended_recommended_range_reads_naturally() -> None:
     assert range_text(None, None) == "any"
 
 
+def test_a_stretch_of_a_recording_reads_in_tenths() -> None:
+    from pipeline.rules.metrics import span_text, value_text
+
+    assert span_text(12.0, 15.06) == "12-15.1 s"
+    assert value_text("clipped_events", [[0.0, 10.0, "music"], 3.25]) == "2 (0-10 s music, 3.25)"
+
+
 def test_drowned_speech_is_rejected_for_the_noise_first(drowned_reading) -> None:
     # 16.5 s of reading under white noise at -2 dB SNR: the voice detector hears 2-3 s of speech in short
     # bits, so the runs fail too, but the noise is the cause and its hint is the advice (issue 8).

@@ -127,6 +127,15 @@ def test_analyze_json_and_debug_traceback(tmp_path: Path) -> None:
     assert bad_option.returncode == 2 and "Traceback" not in bad_option.stderr
 
 
+def test_debug_shows_the_error_itself_and_is_forgotten_by_the_next_command() -> None:
+    from pipeline.errors import SpecError
+
+    with pytest.raises(SpecError, match="no-such-family"):  # the traceback's error, not one line
+        voiceprep("--debug", "families", "show", "no-such-family")
+    after = voiceprep("families", "show", "no-such-family")
+    assert after.returncode == 2 and after.stderr.count("\n") == 1 and "no-such-family" in after.stderr
+
+
 def test_run_with_an_invalid_config_is_a_usage_error(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text("jobs: -3\n")
@@ -253,7 +262,7 @@ def test_run_counts_recordings_with_decoder_notes_and_keeps_them_on_the_row(
 
 
 def test_the_run_summary_reads_short_runs_in_minutes_and_seconds() -> None:
-    from pipeline.cli.main import _audio_length
+    from pipeline.rules.metrics import audio_length
 
-    # A 15 s run printed "0.00 h of audio".
-    assert [_audio_length(h) for h in (2.5, 0.25, 15 / 3600)] == ["2.50 h", "15.0 min", "15 s"]
+    # A 15 s run printed "0.00 h of audio". The run summary and the report's header write it alike.
+    assert [audio_length(s) for s in (9000.0, 900.0, 15.0, 43200.0)] == ["2.5 h", "15:00", "15 s", "12 h"]

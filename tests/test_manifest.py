@@ -29,6 +29,7 @@ from pipeline.batch.manifest import (
     canonical_json,
     fingerprint,
     read_rows,
+    read_run_json,
     to_jsonable,
     write_rows,
 )
@@ -166,6 +167,17 @@ def test_a_complete_last_line_without_newline_is_kept(tmp_path: Path) -> None:
     path.write_text(_json(_clip_row("a")))  # edited by hand, no final newline
     append_row(path, _clip_row("b"))
     assert [r.speaker for r in read_rows(path, ClipRow)] == ["a", "b"]
+
+
+def test_run_json_is_a_json_object_or_nothing_yet(tmp_path: Path) -> None:
+    path = tmp_path / "run.json"
+    assert read_run_json(path) == {}  # a first run writes it at the end
+    path.write_text(json.dumps({"config": {"ledger": "shared.sqlite"}}))
+    assert read_run_json(path) == {"config": {"ledger": "shared.sqlite"}}
+    for damaged in (b"[1, 2]", b'{"config": ', b'{"name": "\xff"}'):  # a list, cut short, not UTF-8
+        path.write_bytes(damaged)
+        with pytest.raises(ManifestError, match=r"run\.json"):
+            read_run_json(path)
 
 
 def test_damage_before_the_last_line_is_an_error_naming_the_line(tmp_path: Path) -> None:

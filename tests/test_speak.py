@@ -89,7 +89,7 @@ def test_streamed_and_whole_outputs_are_the_same_speech(
     assert (tmp_path / "streamed.pcm").read_bytes() == expected == stdout.getvalue()
     assert not list(tmp_path.glob("*.partial"))
     for result in (whole, streamed, raw, piped):
-        assert (result.voice_id, result.target_model, result.ledger_id) == (
+        assert (result.voice.voice_id, result.voice.target_model, result.voice.id) == (
             row.voice_id,
             row.target_model,
             row.id,
@@ -128,7 +128,8 @@ def test_a_voice_is_found_in_the_ledger_or_given_in_full(
     ledger = tmp_path / "voices.sqlite"
     row = make_voice(fake, tmp_path, "minimax", ledger)
     bare = speak(row.voice_id or "", TEXT, out=tmp_path / "a.wav", family="minimax", model="speech-2.8-hd")
-    assert bare.ledger_id is None and bare.base_url == fake.minimax_base_url
+    assert bare.voice.id == 0 and bare.voice.base_url == fake.minimax_base_url
+    assert bare.to_dict()["ledger_id"] is None
     with pytest.raises(InvalidArgument, match="both --family and --model"):
         speak(row.voice_id or "", TEXT, out=tmp_path / "b.wav", family="minimax")
     with pytest.raises(InvalidArgument, match="not a minimax model"):
@@ -177,6 +178,10 @@ def test_the_command_reports_the_first_audio_byte_and_never_the_key(
     assert pcm_of(out.read_bytes())[0] == speech_pcm(TEXT, 24000)
     as_json = voiceprep("speak", row.voice_id, "Hi.", "--run", run, "--out", out, "--json", env=env)
     result = json.loads(as_json.stdout)
+    voice_part = ["voice_id", "family", "target_model", "base_url", "ledger_id"]
+    audio_part = ["out", "streamed", "sample_rate", "audio_bytes", "seconds", "first_audio_s", "total_s"]
+    assert list(result) == [*voice_part, *audio_part, "request_id", "note"]  # the shape --json always had
+    assert (result["voice_id"], result["ledger_id"]) == (row.voice_id, row.id)
     assert result["family"] == "qwen-tts" and result["streamed"] is False
     assert result["first_audio_s"] >= 0 and result["audio_bytes"] == len(speech_pcm("Hi.", 24000))
     key = fake.keys["dashscope"]

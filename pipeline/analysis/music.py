@@ -462,14 +462,6 @@ def _tone_starts(spectrum_db: np.ndarray) -> dict[str, np.ndarray]:
     }
 
 
-def _window_reduce(values: np.ndarray, n: int, op: np.ufunc) -> np.ndarray:
-    """``op`` over frames ``[t, t + n)`` for each frame ``t`` (the last ``n - 1`` rows see fewer frames)."""
-    out = values.copy()
-    for shift in range(1, n):
-        out[:-shift] = op(out[:-shift], values[shift:])
-    return out
-
-
 # --------------------------------------------------------------------------------------------------------
 # scores
 # --------------------------------------------------------------------------------------------------------

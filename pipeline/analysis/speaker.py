@@ -57,8 +57,6 @@ PARTIAL_FRAMES = 160
 """Frames per partial utterance (1.6 s)."""
 PARTIAL_S = PARTIAL_FRAMES * HOP / ANALYSIS_RATE
 EMBEDDING_SIZE = 256
-LAYERS = 3
-HIDDEN = 256
 UTTERANCE_STEP_S = 0.77
 """Partial spacing of :func:`embed`: Resemblyzer's ``embed_utterance(rate=1.3)`` (round(16000 / 1.3 / 160) = 77 frames)."""
 MIN_COVERAGE = 0.75

@@ -43,6 +43,7 @@ from pipeline.errors import AudioReadError, InvalidArgument, reason_message
 
 __all__ = [
     "DEFAULT_MAX_INPUT_S",
+    "PROBE_FIELDS",
     "AudioInfo",
     "AudioReader",
     "atomic_write_bytes",
@@ -98,6 +99,11 @@ class AudioInfo:
     stream_index: int
     audio_streams: int
     warnings: tuple[str, ...] = ()
+
+
+PROBE_FIELDS = ("format", "codec", "sample_rate", "channels", "duration_s", "sample_format", "bytes")
+"""What a probe tells about a file, in :class:`AudioInfo`'s order: the ``probe`` of a recording's manifest
+row, the columns of ``voiceprep probe`` (whose rows add ``sha256``) and of the report's tables."""
 
 
 def _stream_args(path: object, stream_index: object, max_input_s: object) -> tuple[Path, int, float | None]:
@@ -769,9 +775,6 @@ def read(path: PathArg, *, stream_index: int = 0) -> tuple[np.ndarray, int]:
     return read_window(path, start_s=0.0, end_s=None, stream_index=stream_index)
 
 
-_ROW_FIELDS = ("format", "codec", "sample_rate", "channels", "duration_s", "sample_format", "bytes", "sha256")
-
-
 @renamed(max_duration_s="max_input_s")
 def probe_row(
     path: PathArg, *, stream_index: int = 0, max_input_s: float | None = DEFAULT_MAX_INPUT_S
@@ -782,7 +785,7 @@ def probe_row(
     such as ``truncated``); fields that are unknown after a failure are ``None``.
     """
     row: dict[str, Any] = {"path": os.fspath(path), "status": "failed", "reasons": [], "message": None}
-    row.update(dict.fromkeys(_ROW_FIELDS))
+    row.update(dict.fromkeys((*PROBE_FIELDS, "sha256")))
     try:
         info = probe(path, stream_index=stream_index, max_input_s=max_input_s, hash=True)
     except AudioReadError as exc:
@@ -793,7 +796,7 @@ def probe_row(
         return row
     message = "; ".join(reason_message(code) for code in info.warnings) or None
     row.update(status="ok", reasons=list(info.warnings), message=message)
-    row.update({name: getattr(info, name) for name in _ROW_FIELDS})
+    row.update({name: getattr(info, name) for name in (*PROBE_FIELDS, "sha256")})
     return row
 
 

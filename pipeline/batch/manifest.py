@@ -6,6 +6,7 @@ Manifests are JSON Lines so they can be appended one row at a time and read whil
   threads of one process never interleave and a crash leaves at most a torn *last* line.
 - :func:`read_rows` skips such a torn last line; a bad line anywhere else is an error (:class:`ManifestError`).
 - :func:`write_rows` rewrites a whole file atomically (temporary name, fsync, rename) at the end of a run.
+- :func:`read_run_json` reads the run's ``run.json`` (the runner writes it at the end of a run).
 
 Every value goes through :func:`to_jsonable` on the way out: numpy scalars and arrays become Python numbers
 and lists, ``NaN`` and ``±inf`` become ``null`` (a metric that cannot be computed is ``null`` plus a reason,
@@ -43,6 +44,7 @@ SCHEMA_VERSION = 2
 
 RECORDINGS_FILE = "recordings.jsonl"
 CLIPS_FILE = "clips.jsonl"
+RUN_FILE = "run.json"
 
 T = TypeVar("T", bound=BaseModel)
 
@@ -346,9 +348,32 @@ def write_rows(path: Path, rows: Iterable[BaseModel | Mapping[str, Any]]) -> Non
         atomic_write_bytes(path, lambda fh: fh.write(data))
 
 
+def read_run_json(path: Path) -> dict[str, Any]:
+    """``run.json`` as a dict; ``{}`` when it does not exist (yet: a first run writes it at the end).
+
+    Raises:
+        VoiceprepError: the file cannot be read.
+        ManifestError: it is not a JSON object (or not text).
+    """
+    try:
+        text = path.read_bytes()  # decoded by json.loads: bytes that are not UTF-8 are "not valid JSON"
+    except FileNotFoundError:
+        return {}
+    except OSError as exc:
+        raise VoiceprepError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise ManifestError(f"{path}: not valid JSON ({exc})") from None
+    if not isinstance(data, dict):
+        raise ManifestError(f"{path}: must hold a JSON object, got {type(data).__name__}")
+    return data
+
+
 __all__: Sequence[str] = (
     "CLIPS_FILE",
     "RECORDINGS_FILE",
+    "RUN_FILE",
     "SCHEMA_VERSION",
     "ClipRow",
     "ManifestError",
@@ -357,6 +382,7 @@ __all__: Sequence[str] = (
     "canonical_json",
     "fingerprint",
     "read_rows",
+    "read_run_json",
     "to_jsonable",
     "write_rows",
 )

@@ -39,6 +39,7 @@ from pipeline.audio.scan import InputFile, scan
 from pipeline.batch import outputs
 from pipeline.batch.config import RunConfig, load_config
 from pipeline.batch.manifest import (
+    RUN_FILE,
     ClipRow,
     RecordingRow,
     append_row,
@@ -50,8 +51,6 @@ from pipeline.errors import AudioReadError, InvalidArgument, VoiceprepError, enc
 
 CACHE_VERSION = 5
 """Bumped when cached rows or analyses change meaning; old cache entries are then ignored."""
-
-PROBE_KEYS = ("format", "codec", "sample_rate", "channels", "duration_s", "bytes", "sample_format")
 
 ProgressCallback = Callable[[str, dict[str, Any]], None]
 
@@ -305,7 +304,7 @@ def analyze_recording(item: InputFile, *, cache_dir: Path, config: RunConfig) ->
     with collect() as notes:  # what the decoders say while reading the file: the row's decode_notes
         try:
             info = io.probe(source, max_input_s=config.max_input_s, hash=False)
-            probed = {k: getattr(info, k) for k in PROBE_KEYS}
+            probed = {k: getattr(info, k) for k in io.PROBE_FIELDS}
             result = analyze_file(
                 source,
                 channel_strategy=config.channel_strategy,
@@ -761,7 +760,7 @@ def run(
         seconds = time.perf_counter() - t0
         counts = _counts(recordings, clips)
         _write_json(
-            out / "run.json",
+            out / RUN_FILE,
             {
                 "voiceprep": _code_version(),
                 "python": platform.python_version(),

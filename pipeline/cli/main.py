@@ -131,31 +131,31 @@ def probe(
     raise typer.Exit(EXIT_FAILURES if failed else EXIT_OK)
 
 
-_PROBE_COLUMNS = {
-    "format": "format",
-    "codec": "codec",
+_PROBE_HEADERS = {
     "sample_rate": "rate",
     "channels": "ch",
     "duration_s": "duration",
     "sample_format": "sample fmt",
     "bytes": "size",
 }
-"""Probe fields shown in ``voiceprep probe``'s table, and their headers (numbers are right-aligned)."""
+"""Headers of ``voiceprep probe``'s table that differ from the probe field's name (numbers right-aligned)."""
 
 
 def _print_probe_table(rows: list[dict]) -> None:
+    from pipeline.audio.io import PROBE_FIELDS
     from pipeline.rules.metrics import unit_of, value_text
 
     table = Table(show_lines=False, header_style="bold")
     table.add_column("file", no_wrap=True)
     table.add_column("status", no_wrap=True)
-    for key, header in _PROBE_COLUMNS.items():
+    for key in PROBE_FIELDS:
         numeric = key in {"sample_rate", "channels", "duration_s", "bytes"}
+        header = _PROBE_HEADERS.get(key, key)
         table.add_column(header, justify="right" if numeric else "left", no_wrap=True)
     table.add_column("note")
     for r in rows:
         status = "[green]ok[/]" if r.get("status") == "ok" else "[red]failed[/]"
-        cells = [value_text(key, r.get(key), unit_of(key)) for key in _PROBE_COLUMNS]
+        cells = [value_text(key, r.get(key), unit_of(key)) for key in PROBE_FIELDS]
         table.add_row(shown(r.get("path")), status, *cells, ", ".join(r.get("reasons") or []))
     out.print(table)
     for r in rows:
@@ -197,7 +197,7 @@ def analyze(
     from pipeline.analysis.inspection import analyze as analyze_one
     from pipeline.audio.notes import collect
     from pipeline.errors import AudioReadError, reason_message
-    from pipeline.rules.metrics import FAST_PASS_METRICS, METRICS, value_text
+    from pipeline.rules.metrics import FAST_PASS_METRICS, METRICS, span_text, value_text
 
     channel_strategy = old_channel_strategy or channel_strategy
     failed = 0
@@ -237,7 +237,7 @@ def analyze(
         if "other_voice_s" in row["metrics"]:  # listened for (files up to 2 minutes)
             value = row["metrics"]["other_voice_s"]
             spans = row["metrics"].get("other_voice_spans") or []
-            where = ", ".join(f"{a:.1f}-{b:.1f} s" for a, b in spans)
+            where = ", ".join(span_text(a, b) for a, b in spans)
             note = f"another voice at {where}" if spans else row["null_reasons"].get("other_voice_s", "")
             table.add_row("other_voice_s", value_text("other_voice_s", value), note or "one voice only")
         out.print(table)
@@ -541,6 +541,8 @@ def _run_progress() -> Iterator[Callable[[str, dict], None]]:
         TimeRemainingColumn,
     )
 
+    from pipeline.rules.metrics import audio_length
+
     bar = Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -563,7 +565,7 @@ def _run_progress() -> Iterator[Callable[[str, dict], None]]:
         elif event == "recording" and "files" in tasks:
             audio_s += float((data["row"].probe or {}).get("duration_s") or 0.0)
             rate = audio_s / max(time.perf_counter() - started, 1e-6)
-            info = f"{_audio_length(audio_s / 3600)} of audio, {rate:.0f}x real time"
+            info = f"{audio_length(audio_s)} of audio, {rate:.0f}x real time"
             bar.update(tasks["files"], advance=1, info=info)
         elif event == "clips":
             tasks["clips"] = bar.add_task("clips    ", total=data["total"], info="")
@@ -578,15 +580,10 @@ def _run_progress() -> Iterator[Callable[[str, dict], None]]:
 _STATUS_STYLE = {"ready": "green", "submitted": "green", "rejected": "yellow", "failed": "red"}
 
 
-def _audio_length(hours: float) -> str:
-    """An amount of audio as a person reads it: hours from one hour up, else minutes, else seconds."""
-    if hours >= 1:
-        return f"{hours:.2f} h"
-    return f"{hours * 60:.1f} min" if hours * 60 >= 1 else f"{hours * 3600:.0f} s"
-
-
 def _print_run_summary(results: RunResults, out_dir: Path) -> None:
     """The speakers x families table, the counts and where the outputs are (``out_dir`` as given)."""
+    from pipeline.rules.metrics import audio_length
+
     clips = results.clip_rows
     families = sorted({c["family"] for c in clips})
     speakers = sorted({c["speaker"] for c in clips} | {r["speaker"] for r in results.recording_rows})
@@ -617,7 +614,7 @@ def _print_run_summary(results: RunResults, out_dir: Path) -> None:
     counts = results.run["counts"]
     failed = [r for r in results.recording_rows if r["status"] != "ok"]
     out.print(
-        f"{counts['recordings']} recordings ({_audio_length(counts['audio_hours'])} of audio), "
+        f"{counts['recordings']} recordings ({audio_length(counts['audio_hours'] * 3600)} of audio), "
         f"{counts['recordings_failed']} failed; {len(clips)} clips: "
         + ", ".join(f"{n} {s}" for s, n in sorted(Counter(c["status"] for c in clips).items()))
         + f"; {results.run['seconds']:.1f} s"
@@ -723,11 +720,11 @@ def accept_old_spellings(argv: list[str]) -> list[str]:
 
 def main() -> None:
     """Console-script entry point: run the app, turning errors into one line and an exit code."""
-    debug = "--debug" in sys.argv[1:]
+    state["debug"] = False  # until the app's callback reads --debug
     try:
         result = app(args=accept_old_spellings(sys.argv[1:]), standalone_mode=False)
     except VoiceprepError as exc:
-        if debug:
+        if state["debug"]:
             raise
         sys.exit(fail(f"error: {exc}", EXIT_USAGE).exit_code)
     except KeyboardInterrupt:
@@ -741,7 +738,7 @@ def main() -> None:
         if type(exc).__name__ == "Abort":
             err.print("voiceprep: aborted")
             sys.exit(EXIT_USAGE)
-        if debug:
+        if state["debug"]:
             raise
         internal = f"internal error: {type(exc).__name__}: {exc} (run with --debug for the traceback)"
         sys.exit(fail(internal, EXIT_INTERNAL).exit_code)

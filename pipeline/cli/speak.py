@@ -13,9 +13,7 @@ from typing import Annotated
 
 import typer
 
-from pipeline.cli.common import EXIT_FAILURES, EXIT_OK, EXIT_USAGE, Region, fail, make_console, region_choice
-from pipeline.cli.common import shown as _text
-from pipeline.errors import VoiceprepError
+from pipeline.cli.common import EXIT_OK, Region, make_console, plain, region_choice
 
 __all__ = ["speak_command"]
 
@@ -94,16 +92,14 @@ def speak_command(
     Example: voiceprep speak 3 "Hello, this is my new voice." --out hello.wav --stream
     """
     from pipeline.batch.config import load_config
-    from pipeline.cli.voices import _ledger_path, _pairs
-    from pipeline.enroll.ledger import scrub
-    from pipeline.enroll.providers.base import ProviderError
+    from pipeline.cli.voices import _errors, _ledger_path, _pairs
     from pipeline.enroll.speak import STDOUT, speak
 
     cfg = load_config(config)
     path = _ledger_path(run, ledger, config)
     target = out or f"{''.join(c if c.isalnum() or c in '-_.' else '_' for c in voice)}.wav"
     err = make_console(stderr=True)
-    try:
+    with _errors():
         result = speak(
             voice,
             text,
@@ -116,12 +112,6 @@ def speak_command(
             language=language,
             region=region_choice(region) or cfg.region,
         )
-    except ProviderError as exc:
-        if exc.reason == "missing_api_key":
-            raise fail(exc.message, EXIT_USAGE) from None
-        raise fail(scrub(f"{exc.reason}: {exc.message}"), EXIT_FAILURES) from None
-    except VoiceprepError as exc:
-        raise fail(str(exc), EXIT_USAGE) from None
     to_stdout = target == STDOUT
     if as_json:
         line = json.dumps(result.to_dict(), ensure_ascii=False)
@@ -132,12 +122,13 @@ def speak_command(
         raise typer.Exit(EXIT_OK)
     first = f"{result.first_audio_s:.3f} s" if result.first_audio_s is not None else "-"
     line = (
-        f"{result.seconds:.2f} s of audio from {_text(result.voice_id)} ({result.family}, {result.target_model}) "
-        f"-> {'stdout' if to_stdout else _text(result.out)}; first audio byte after {first}, "
+        f"{result.seconds:.2f} s of audio from {plain(result.voice.voice_id or '')} "
+        f"({result.voice.family}, {result.voice.target_model or ''}) "
+        f"-> {'stdout' if to_stdout else plain(result.out)}; first audio byte after {first}, "
         f"done after {result.total_s:.3f} s"
     )
     console = err if to_stdout else make_console()
     console.print(line, markup=False, highlight=False, soft_wrap=True)
     if result.note:
-        console.print(f"note: {_text(result.note)}", markup=False, highlight=False, soft_wrap=True)
+        console.print(f"note: {plain(result.note)}", markup=False, highlight=False, soft_wrap=True)
     raise typer.Exit(EXIT_OK)

@@ -44,9 +44,9 @@ from pipeline.cli.common import (
     make_console,
     plain,
     region_choice,
+    shown,  # names and provider messages, printed as themselves
     write_report,
 )
-from pipeline.cli.common import shown as _text  # names and provider messages, printed as themselves
 from pipeline.errors import VoiceprepError
 
 if TYPE_CHECKING:
@@ -77,9 +77,10 @@ _STATUS_STYLE = {
 
 @contextmanager
 def _errors() -> Iterator[None]:
-    """Turn the expected errors into one line and an exit code (a missing key, a bad value: 2)."""
+    """Turn the expected errors into one line and an exit code (a missing key, a bad value: 2); a
+    provider's message is scrubbed of keys once more."""
     from pipeline.batch.outputs import OutputBusy
-    from pipeline.enroll.ledger import LedgerBusy
+    from pipeline.enroll.ledger import LedgerBusy, scrub
     from pipeline.enroll.providers.base import ProviderError
 
     try:
@@ -91,7 +92,7 @@ def _errors() -> Iterator[None]:
     except ProviderError as exc:
         if exc.reason == "missing_api_key":
             raise fail(exc.message, EXIT_USAGE) from None
-        raise fail(f"{exc.reason}: {exc.message}", EXIT_FAILURES) from None
+        raise fail(scrub(f"{exc.reason}: {exc.message}"), EXIT_FAILURES) from None
     except VoiceprepError as exc:
         raise fail(str(exc), EXIT_USAGE) from None
 
@@ -153,21 +154,21 @@ def _print_outcomes(outcomes: Sequence[VoiceRecord], out_dir: Path, console: Con
         if o.reason and o.reason not in note:
             note = f"{o.reason}: {note}" if note else o.reason
         if o.preview_path:
-            shown = Path(o.preview_path)
+            preview = Path(o.preview_path)
             for folder in (out_dir, out_dir.resolve()):
-                shown = shown.relative_to(folder) if shown.is_relative_to(folder) else shown
+                preview = preview.relative_to(folder) if preview.is_relative_to(folder) else preview
             if note.endswith(PREVIEW_KEPT):  # made by an earlier submit, not synthesised again
-                note = f"{note}: {shown.as_posix()}"
+                note = f"{note}: {preview.as_posix()}"
             else:
-                note = f"{note}; preview {shown.as_posix()}" if note else f"preview {shown.as_posix()}"
+                note = f"{note}; preview {preview.as_posix()}" if note else f"preview {preview.as_posix()}"
         what = o.action if o.action not in {"created", "dry-run", o.status} else ""
         table.add_row(
-            _text(o.speaker or "-"),
+            shown(o.speaker or "-"),
             o.family,
-            _text(o.target_model or "-"),
-            _text(o.voice_id or (f"({o.name})" if o.name else "-")),
+            shown(o.target_model or "-"),
+            shown(o.voice_id or (f"({o.name})" if o.name else "-")),
             f"[{style}]{o.status}[/]" + (f" [dim]{what}[/]" if what else ""),
-            _text(note or ""),
+            shown(note or ""),
         )
     console.print(table)
 
@@ -177,14 +178,14 @@ def _print_dry_run(outcomes: Sequence[VoiceRecord], console: Console, region: st
     from pipeline.enroll.submit import unset_key_env
 
     for o in outcomes:
-        head = f"[bold]{_text(o.speaker)}/{o.family}[/] -> {_text(o.target_model)} as {_text(o.name or '-')}"
+        head = f"[bold]{shown(o.speaker)}/{o.family}[/] -> {shown(o.target_model)} as {shown(o.name or '-')}"
         console.print(head, highlight=False)
         if o.note:
             console.print(f"  {o.note}", markup=False, highlight=False)
         for req in o.requests:
             console.print_json(scrub(json.dumps(req)), indent=2)  # built masked; scrub is the second guard
         for p in o.problems:
-            console.print(f"  [red]x[/] {_text(p)}", highlight=False)
+            console.print(f"  [red]x[/] {shown(p)}", highlight=False)
     from pipeline.enroll.providers import region_of
 
     bad = sum(1 for o in outcomes if o.problems)
@@ -374,7 +375,7 @@ def _print_warnings(warnings: Sequence[Any], usage: Sequence[str], console: Cons
     for line in usage:
         console.print(line, highlight=False)
     for kind, message, _ in warnings:
-        console.print(f"[yellow]warning[/] ({kind}) {_text(message)}", highlight=False)
+        console.print(f"[yellow]warning[/] ({kind}) {shown(message)}", highlight=False)
 
 
 @voices_app.command("list")
@@ -443,26 +444,26 @@ def voices_list(
     for r, rv in listing.entries:
         if r is None:
             assert rv is not None
-            cells = ["-", "-", rv.family, _text(rv.target_model or "-"), _text(rv.voice_id or "-")]
+            cells = ["-", "-", rv.family, shown(rv.target_model or "-"), shown(rv.voice_id or "-")]
             cells += ["[yellow]not in ledger[/]", rv.created_at or "-", "-"]
             cells += ["-"] if checked_clones else []
         else:
             style = _STATUS_STYLE.get(r.status, "white")
             cells = [
                 f"#{r.id}",
-                _text(r.speaker or "-"),
+                shown(r.speaker or "-"),
                 r.family,
-                _text(r.target_model or "-"),
-                _text(r.voice_id or f"({r.name})"),
+                shown(r.target_model or "-"),
+                shown(r.voice_id or f"({r.name})"),
             ]
             status_cell = f"[{style}]{r.status}[/]"
             if r.details.get("fallback_mode"):  # the service degraded the clone (Qwen)
-                status_cell += f" [yellow]fallback: {_text(str(r.details['fallback_mode']))}[/]"
+                status_cell += f" [yellow]fallback: {shown(str(r.details['fallback_mode']))}[/]"
             cells += [status_cell, (r.created_at or "")[:19], (r.last_checked_at or "-")[:19]]
             if checked_clones:
                 cells.append(_clone_cell(stored_check(r.details)))
         if remote:
-            cells.append(_text(rv.status) if rv else ("[red]not listed[/]" if r and r.voice_id else "-"))
+            cells.append(shown(rv.status) if rv else ("[red]not listed[/]" if r and r.voice_id else "-"))
         table.add_row(*cells)
     out.print(table)
     _print_warnings(listing.warnings, listing.usage, out)
@@ -471,7 +472,7 @@ def voices_list(
         when = expires_at(r) if r is not None and r.id not in warned else None
         if r is not None and when and r.details.get("expires_unless_used_by"):
             out.print(
-                f"{_text(r.voice_id or '')}: deleted by {r.family} after {when[:19]} unless a real synthesis "
+                f"{shown(r.voice_id or '')}: deleted by {r.family} after {when[:19]} unless a real synthesis "
                 "uses it (a preview does not count)",
                 markup=False,
                 highlight=False,
@@ -524,7 +525,7 @@ def voices_show(
     table.add_column("field", style="bold")
     table.add_column("value")
     for key, value in describe_voice(record, versions=versions):
-        table.add_row(key, _text(value))
+        table.add_row(key, shown(value))
     out.print(table)
     raise typer.Exit(EXIT_OK)
 

@@ -50,17 +50,14 @@ _UNUSABLE = frozenset({"deleted", "gone", "failed", "rejected"})
 
 @dataclass(frozen=True)
 class SpeakResult:
-    """What one synthesis did: the voice (``voice_id``, ``family``, ``target_model``, ``base_url``,
-    ``ledger_id`` or None), where the audio went (``out``: a path, or ``-`` for standard output), the audio
-    (``sample_rate``, ``audio_bytes`` of PCM, ``seconds``), and the times from the call: ``first_audio_s``
-    (first audio byte) and ``total_s`` (the last). ``request_id``: the provider's id of the call. ``note``:
-    what went wrong around a whole synthesis (the ledger's ``last_used_at`` could not be stamped), or empty."""
+    """What one synthesis did: the ``voice`` it spoke with (its ``base_url`` the host the call went to; its
+    ``id`` 0 for a voice not in the ledger), where the audio went (``out``: a path, or ``-`` for standard
+    output), the audio (``sample_rate``, ``audio_bytes`` of PCM, ``seconds``), and the times from the
+    call: ``first_audio_s`` (first audio byte) and ``total_s`` (the last). ``request_id``: the provider's
+    id of the call. ``note``: what went wrong around a whole synthesis (the ledger's ``last_used_at``
+    could not be stamped), or empty."""
 
-    voice_id: str
-    family: str
-    target_model: str
-    base_url: str
-    ledger_id: int | None
+    voice: VoiceRecord
     out: str
     streamed: bool
     sample_rate: int
@@ -72,8 +69,11 @@ class SpeakResult:
     note: str = ""
 
     def to_dict(self) -> dict[str, Any]:
-        """The result as plain JSON-ready data."""
-        return dataclasses.asdict(self)
+        """The result as plain JSON-ready data (``speak --json``): the voice's ids, then the synthesis."""
+        v = self.voice
+        said = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "voice"}
+        ids = {"voice_id": v.voice_id or "", "family": v.family, "target_model": v.target_model or ""}
+        return {**ids, "base_url": v.base_url, "ledger_id": v.id or None, **said}
 
 
 def find_voice_row(ledger_path: Path, ident: str) -> VoiceRecord:
@@ -236,11 +236,7 @@ def speak_voice(
         atomic_write_bytes(Path(out), lambda fh: fh.write(data))
         size = len(pcm)
     return SpeakResult(
-        voice_id=voice.voice_id or "",
-        family=voice.family,
-        target_model=voice.target_model or "",
-        base_url=client.base_url,
-        ledger_id=voice.id or None,
+        voice=dataclasses.replace(voice, base_url=client.base_url),
         out=str(out),
         streamed=stream,
         sample_rate=speech.sample_rate,

@@ -29,7 +29,6 @@ from __future__ import annotations
 import dataclasses
 import datetime as _dt
 import hashlib
-import json
 import math
 import os
 import re
@@ -39,7 +38,7 @@ from typing import Any
 
 from pipeline.audio.io import atomic_write_bytes, sha256_file
 from pipeline.batch.config import RunConfig
-from pipeline.batch.manifest import CLIPS_FILE, ClipRow, read_rows, write_rows
+from pipeline.batch.manifest import CLIPS_FILE, RUN_FILE, ClipRow, read_rows, read_run_json, write_rows
 from pipeline.enroll.check import CLONE_CHECK_KEY, check_clone, dissimilar_warning, stored_check
 from pipeline.enroll.ledger import (
     DEAD_STATUSES,
@@ -491,15 +490,6 @@ def _audio_ext(data: bytes) -> str:
     if data[4:8] == b"ftyp":
         return "m4a"
     return "bin"
-
-
-def _run_info(out_dir: Path) -> dict[str, Any]:
-    """The run's ``run.json`` (``{}`` when missing or unreadable)."""
-    try:
-        data = json.loads((out_dir / "run.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
 
 
 def _validate_names(values: Iterable[str] | None, known: Sequence[str], what: str) -> list[str] | None:
@@ -978,7 +968,10 @@ def submit_run(
         audio_source=cfg.audio_source,
         url_template=cfg.audio_url_template if cfg.audio_source == "url_template" else None,
     )
-    run_info = _run_info(out_dir)
+    try:  # a damaged run.json only loses the run's languages and settings
+        run_info = read_run_json(out_dir / RUN_FILE)
+    except VoiceprepError:
+        run_info = {}
     run_languages = run_info.get("languages") if isinstance(run_info.get("languages"), dict) else {}
     run_config = run_info.get("config") if isinstance(run_info.get("config"), dict) else {}
     chosen_languages = {k: normalize_language(v) or "" for k, v in (languages or {}).items()}

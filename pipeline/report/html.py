@@ -33,39 +33,7 @@ from pipeline.report.data import (
 )
 from pipeline.report.results import RunResults
 from pipeline.rules.checks import LIMIT_LABELS
-from pipeline.rules.metrics import definition, is_number, label, number, seconds, value_text
-
-_OPS = {">=": "≥", "<=": "≤", ">": ">", "<": "<", "==": "=", "in": "in"}
-
-
-def hours(total_s: float) -> str:
-    """A total duration for the header: ``5:23`` (minutes) under an hour, ``1.5 h`` or ``12 h`` above."""
-    if total_s < 3600:
-        return seconds(total_s)
-    h = total_s / 3600.0
-    return f"{number(h, digits=2 if h < 10 else 1)} h"
-
-
-def limit_text(rule: str, op: str, lim: Any, unit: str = "") -> str:
-    """The limit of a check as ``≥ 25 dB``, ``10–20 s`` (a range of seconds) or ``in wav, mp3, m4a``."""
-    if lim is None:
-        return ""
-    if (
-        op == "in"
-        and isinstance(lim, list | tuple)
-        and len(lim) == 2
-        and rule.removeprefix("gate:").endswith("_s")
-    ):
-        lo, hi = lim
-        if all(v is None or is_number(v) for v in lim) and any(is_number(v) for v in lim):
-            return (
-                f"≤ {number(hi)} s"
-                if lo is None
-                else f"≥ {number(lo)} s"
-                if hi is None
-                else f"{number(lo)}–{number(hi)} s"
-            )
-    return f"{_OPS.get(op, op)} {value_text(rule, lim, unit)}".strip()
+from pipeline.rules.metrics import audio_length, definition, label, limit_text, number, seconds, value_text
 
 
 @lru_cache(maxsize=1)
@@ -81,7 +49,7 @@ def environment() -> Environment:
     env.filters.update(
         num=lambda x, digits=2: number(x, digits=digits),
         secs=seconds,
-        hours=hours,
+        hours=audio_length,
         metric=lambda rule: LIMIT_LABELS.get(rule) or label(rule),
         # hover text of a check: its message, then what the metric means when that is not obvious
         explained=lambda c: c["message"] + (f" ({definition(c['rule'])})" if definition(c["rule"]) else ""),

@@ -39,17 +39,17 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from pipeline.audio.io import AudioInfo, atomic_write_bytes
+from pipeline.audio.io import PROBE_FIELDS, AudioInfo, atomic_write_bytes
 from pipeline.batch.manifest import (
     CLIPS_FILE,
     RECORDINGS_FILE,
+    RUN_FILE,
     ClipRow,
-    ManifestError,
     RecordingRow,
     read_rows,
+    read_run_json,
     to_jsonable,
 )
-from pipeline.batch.runner import PROBE_KEYS
 from pipeline.errors import InvalidArgument, VoiceprepError
 from pipeline.rules.checks import Check
 from pipeline.rules.metrics import pandas_dtypes
@@ -58,8 +58,6 @@ from pipeline.selection.scoring import WEIGHTS
 if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
-
-RUN_FILE = "run.json"
 
 EXPORT_FORMATS: tuple[str, ...] = ("parquet", "csv")
 
@@ -102,7 +100,7 @@ def _columns(
     return out
 
 
-PROBE_COLUMNS: dict[str, str] = {key: _kinds(AudioInfo)[key] for key in PROBE_KEYS}
+PROBE_COLUMNS: dict[str, str] = {key: _kinds(AudioInfo)[key] for key in PROBE_FIELDS}
 """Probe keys (``probe.<key>`` columns of :attr:`RunResults.recordings`) and their kind."""
 
 METRIC_COLUMNS: dict[str, str] = dict(pandas_dtypes())
@@ -592,28 +590,6 @@ class RunResults:
 
 
 # ------------------------------------------------------------------------------------------ loading
-
-
-def read_run_json(path: Path) -> dict[str, Any]:
-    """``run.json`` as a dict; ``{}`` when it does not exist (yet: a first run writes it at the end).
-
-    Raises:
-        VoiceprepError: the file cannot be read.
-        ManifestError: it is not a JSON object.
-    """
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        return {}
-    except OSError as exc:
-        raise VoiceprepError(f"{path}: cannot read ({exc.strerror or exc})") from None
-    try:
-        data = json.loads(text)
-    except ValueError as exc:
-        raise ManifestError(f"{path}: not valid JSON ({exc})") from None
-    if not isinstance(data, dict):
-        raise ManifestError(f"{path}: must hold a JSON object, got {type(data).__name__}")
-    return data
 
 
 def load_run(out_dir: str | Path, *, ledger: str | Path | None = None) -> RunResults:

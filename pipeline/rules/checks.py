@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 from pipeline.errors import all_codes, reason_hint
 from pipeline.rules.families import FamilySpec, Gate, Limits
-from pipeline.rules.metrics import METRICS, number, range_text, value_text
+from pipeline.rules.metrics import METRICS, number, range_text, span_text, value_text
 
 Verdict = Literal["pass", "warn", "fail"]
 _RANK = {"pass": 0, "warn": 1, "fail": 2}
@@ -198,7 +198,7 @@ class LimitRule:
 
 def _spans_text(spans: Sequence[Sequence[Any]]) -> str:
     """Other-voice spans as ``12.3-15.1 s`` (a leading path, in a clip's plan, is dropped)."""
-    shown = [f"{number(span[-2], digits=1)}-{number(span[-1], digits=1)} s" for span in spans[:4]]
+    shown = [span_text(span[-2], span[-1]) for span in spans[:4]]
     return ", ".join(shown) + (f" and {len(spans) - 4} more" if len(spans) > 4 else "")
 
 

@@ -7,7 +7,9 @@ name it, and how its value reads. The fast pass, the family loader, the check en
 ``load_run`` and the report all read this table: adding a metric is one entry here plus its meter.
 
 :func:`value_text` writes any measured value or limit the way a person reads it (``12.3 s``, ``4.8 kHz``,
-``0.012 %``, ``-23.2 LUFS``); :func:`range_text` writes a range that may be open at one end.
+``0.012 %``, ``-23.2 LUFS``); :func:`range_text` writes a range that may be open at one end, and
+:func:`limit_text` the limit of a check (``≥ 25 dB``, a range of seconds, ``in wav, mp3``);
+:func:`span_text` a stretch of a recording (``12.3-15.1 s``).
 """
 
 from __future__ import annotations
@@ -207,6 +209,15 @@ def seconds(x: Any) -> str:
     return f"{h}:{m:02d}:{sec:02d}" if h else f"{m}:{sec:02d}"
 
 
+def audio_length(total_s: float) -> str:
+    """An amount of audio: as :func:`seconds` writes it (``17.4 s``, ``5:23``) under an hour, else in hours
+    (``1.5 h``, ``12 h``)."""
+    if total_s < 3600:
+        return seconds(total_s)
+    h = total_s / 3600.0
+    return f"{number(h, digits=2 if h < 10 else 1)} h"
+
+
 def size(n_bytes: Any) -> str:
     """Bytes as ``812 B``, ``14.2 kB`` or ``3.1 MB`` (powers of 1000, as the services count)."""
     if not is_number(n_bytes):
@@ -274,8 +285,13 @@ def _event_text(event: Any) -> str:
     if is_number(event):
         return number(event, digits=2)
     if len(event) == 3 and isinstance(event[2], str):
-        return f"{number(event[0], digits=1)}-{number(event[1], digits=1)} s {event[2]}"
+        return f"{span_text(event[0], event[1])} {event[2]}"
     return number(event[0], digits=2)
+
+
+def span_text(start_s: float, end_s: float) -> str:
+    """A stretch of a recording as ``12.3-15.1 s`` (tenths of a second, no trailing zeros)."""
+    return f"{number(start_s, digits=1)}-{number(end_s, digits=1)} s"
 
 
 def range_text(lo: float | None, hi: float | None, unit: str = "") -> str:
@@ -289,6 +305,21 @@ def range_text(lo: float | None, hi: float | None, unit: str = "") -> str:
     else:
         text = f"{number(lo)}-{number(hi)}"
     return f"{text} {unit}".rstrip()
+
+
+_OPS = {">=": "≥", "<=": "≤", ">": ">", "<": "<", "==": "=", "in": "in"}
+
+
+def limit_text(rule: str, op: str, lim: Any, unit: str = "") -> str:
+    """The limit of a check as ``≥ 25 dB``, ``in wav, mp3, m4a`` or, for a pair of seconds, as
+    :func:`range_text` writes it (``10-20 s``, ``at least 30 s``); ``""`` when the check has none."""
+    if lim is None:
+        return ""
+    pair = op == "in" and isinstance(lim, list | tuple) and len(lim) == 2
+    numbers = pair and all(v is None or is_number(v) for v in lim) and any(is_number(v) for v in lim)
+    if numbers and rule.removeprefix("gate:").endswith("_s"):
+        return range_text(lim[0], lim[1], "s")
+    return f"{_OPS.get(op, op)} {value_text(rule, lim, unit)}".strip()
 
 
 def label(name: str) -> str:

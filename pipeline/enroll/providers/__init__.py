@@ -53,7 +53,6 @@ __all__ = [
     "allowed_base_url",
     "api_key_env",
     "api_key_envs",
-    "base_url_env",
     "base_url_envs",
     "check_region",
     "http_base_url",
@@ -89,11 +88,6 @@ def api_key_env(provider: str, region: str | None = None) -> str:
 def api_key_envs(provider: str, region: str | None = None) -> tuple[str, ...]:
     """Every variable ``provider``'s key for ``region`` is read from, first set wins."""
     return _client_class(provider).region_key_envs(check_region(region) or DEFAULT_REGION)
-
-
-def base_url_env(provider: str) -> str:
-    """The environment variable that overrides ``provider``'s host (``dashscope`` → ``DASHSCOPE_BASE_URL``)."""
-    return base_url_envs(provider)[0]
 
 
 def base_url_envs(provider: str) -> tuple[str, ...]:
@@ -152,7 +146,7 @@ def make_provider(
     be passed to every family's client. ``region`` (``intl``/``cn``; default: the base URL's region, else
     ``intl``) picks the documented host and key variable (:mod:`~pipeline.enroll.providers.regions`) and
     the models the client accepts (the spec's ``regions`` table). ``options`` go to the client: ``base_url`` (over the environment
-    variable, :func:`base_url_env`, and the default host), ``require_key=False`` for ``--dry-run``
+    variable, :func:`base_url_envs`, and the default host), ``require_key=False`` for ``--dry-run``
     (``prepare_create`` works; any network call raises ``missing_api_key``), ``runtime`` (time,
     randomness, sessions, the environment and the retry limits: tests), ``page_size``... Raises
     ``ProviderError("missing_api_key")`` naming the variable when the key is missing and required.
