@@ -281,12 +281,13 @@ def _odd_extension(x: np.ndarray, n: int, axis: int) -> np.ndarray:
 
 
 def sosfiltfilt(sos: np.ndarray, x: np.ndarray, *, axis: int = -1) -> np.ndarray:
-    """``scipy.signal.sosfiltfilt(sos, x, axis)`` (odd padding of the default length) for real float64
-    input: the sections run forwards and backwards, zero phase."""
+    """``scipy.signal.sosfiltfilt(sos, x, axis)`` (odd padding of the default length) for real float
+    input: the sections run forwards and backwards, zero phase (float64 out; the padding in ``x``'s own
+    type, as SciPy pads it)."""
     if _kernel("_sosfilt") is None:  # pragma: no cover - see the module docstring
         return _scipy_signal().sosfiltfilt(sos, x, axis=axis)
     sos = _sos_array(sos)
-    x = np.asarray(x, dtype=np.float64)
+    x = np.asarray(x)
     n_sections = sos.shape[0]
     ntaps = 2 * n_sections + 1
     ntaps -= min(int((sos[:, 2] == 0).sum()), int((sos[:, 5] == 0).sum()))
