@@ -68,7 +68,12 @@ def test_fir_design_and_upsampling() -> None:
             filters.firwin_lowpass(numtaps, cutoff, beta=beta),
             signal.firwin(numtaps, cutoff, window=("kaiser", beta)),
         )
-    for x in (RNG.standard_normal(1000), RNG.standard_normal((700, 2)), RNG.standard_normal(3)):
+    for x in (
+        RNG.standard_normal(1000),
+        RNG.standard_normal((700, 2)),
+        RNG.standard_normal(3),
+        RNG.random(500, np.float32),
+    ):
         _same(filters.upsample_poly(x, 4), signal.resample_poly(x, 4, 1))
 
 

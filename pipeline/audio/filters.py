@@ -345,32 +345,34 @@ def firwin_lowpass(numtaps: int, cutoff: float, *, beta: float) -> np.ndarray:
 
 
 def upsample_poly(x: np.ndarray, up: int, *, axis: int = 0, beta: float = 5.0) -> np.ndarray:
-    """``scipy.signal.resample_poly(x, up, 1, axis, window=("kaiser", beta))`` for real float64 ``x``:
-    ``x`` interpolated ``up`` times (``up`` >= 2)."""
+    """``scipy.signal.resample_poly(x, up, 1, axis, window=("kaiser", beta))`` for real ``x``: ``x``
+    interpolated ``up`` times (``up`` >= 2), in float32 for float32 input and float64 otherwise, as SciPy."""
     kernel = _kernel("_upfirdn_apply")
     if kernel is None:  # pragma: no cover - see the module docstring
         return _scipy_signal().resample_poly(x, up, 1, axis=axis, window=("kaiser", beta))
     if int(up) != up or up < 2:
         raise ValueError("up must be an integer of at least 2")
-    x = np.asarray(x, dtype=np.float64)
+    x = np.asarray(x)
+    dtype = np.float32 if x.dtype == np.float32 else np.float64
+    x = x.astype(dtype, copy=False)
     n_in = x.shape[axis]
     n_out = n_in * up
     half_len = 10 * up
-    h = firwin_lowpass(2 * half_len + 1, 1.0 / up, beta=beta)
+    h = firwin_lowpass(2 * half_len + 1, 1.0 / up, beta=beta).astype(dtype)
     h *= up
     n_pre_pad = 1 - half_len % 1  # down == 1
     n_post_pad = 0
     n_pre_remove = half_len + n_pre_pad
     while kernel._output_len(h.shape[0] + n_pre_pad + n_post_pad, n_in, up, 1) < n_out + n_pre_remove:
         n_post_pad += 1
-    h = np.concatenate((np.zeros(n_pre_pad), h, np.zeros(n_post_pad)))
+    h = np.concatenate((np.zeros(n_pre_pad, dtype), h, np.zeros(n_post_pad, dtype)))
     # scipy.signal._upfirdn._UpFIRDn: the filter's phases, reversed, then the compiled loop.
     padded = np.zeros(len(h) + (-len(h) % up), h.dtype)
     padded[: len(h)] = h
     phases = np.ascontiguousarray(padded.reshape(-1, up).T[:, ::-1].ravel())
     out_shape = np.asarray(x.shape, dtype=np.int64)
     out_shape[axis] = kernel._output_len(len(h), n_in, up, 1)
-    y = np.zeros(out_shape, dtype=np.float64, order="C")
+    y = np.zeros(out_shape, dtype=dtype, order="C")
     kernel._apply(x, phases, y, up, 1, axis % x.ndim, kernel.mode_enum("constant"), 0)
     keep = [slice(None)] * x.ndim
     keep[axis] = slice(n_pre_remove, n_pre_remove + n_out)
