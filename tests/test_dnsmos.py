@@ -158,3 +158,29 @@ def test_thread_settings_are_applied_and_validated() -> None:
     finally:
         dn.configure(intra_op_num_threads=1)
     assert dn._get_model().onnx_sess.get_session_options().intra_op_num_threads == 1
+
+
+def test_calibration_is_speechmos_own() -> None:
+    """The stored polynomials give speechmos's calibrated scores exactly, over the model's raw range."""
+    from speechmos.dnsmos import DNSMOS
+
+    raw = np.random.default_rng(3).uniform(0.5, 5.5, size=(200, 3))
+    for sig, bak, ovrl in raw:
+        expected = DNSMOS.get_polyfit_val(DNSMOS.__new__(DNSMOS), sig, bak, ovrl, False)
+        ours = tuple(poly(v) for poly, v in zip(dn.CALIBRATION, (sig, bak, ovrl), strict=True))
+        assert ours == expected
+
+
+def test_scoring_imports_neither_speechmos_code_nor_requests() -> None:
+    """Only the model file is taken from speechmos: its module (and ``requests``, 14 MB) stays unloaded."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, numpy as np\n"
+        "from pipeline.analysis import dnsmos\n"
+        "dnsmos.dnsmos(np.random.default_rng(0).standard_normal(16000).astype(np.float32) * 0.1)\n"
+        "print('speechmos.dnsmos' in sys.modules, 'requests' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "False"]

@@ -657,3 +657,23 @@ def test_the_old_max_duration_s_keyword_still_works_and_warns(tmp_path: Path) ->
         assert io.probe_row(path, max_duration_s=1.0)["reasons"] == ["too_long"]
     with pytest.raises(TypeError, match="both"):
         io.probe(path, max_duration_s=1.0, max_input_s=1.0)
+
+
+def test_pyav_is_imported_only_for_what_libsndfile_cannot_do(tmp_path: Path) -> None:
+    """Probing, reading and writing WAV never loads PyAV (16 MB per worker); an MP3 does."""
+    import subprocess
+    import sys
+
+    wav = tmp_path / "a.wav"
+    sf.write(wav, np.zeros(SR, dtype=np.float32), SR)
+    code = (
+        "import sys, numpy as np\n"
+        "from pipeline.audio import io\n"
+        f"path = {str(wav)!r}\n"
+        "io.probe(path); data, rate = io.read(path); io.write(path + '.out.wav', data, rate)\n"
+        "print('av' in sys.modules)\n"
+        "io.write(path + '.mp3', data, rate, format='mp3'); io.probe(path + '.mp3')\n"
+        "print('av' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "True"]

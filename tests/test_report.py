@@ -665,6 +665,26 @@ def test_excerpt_span_adds_context_and_caps_the_length() -> None:
     assert (start, end) == (99.0, 99.0 + media.EXCERPT_MAX_S)
 
 
+def test_excerpt_of_a_48k_stereo_source_is_32k_stereo_and_keeps_the_band(tmp_path: Path) -> None:
+    """Faster sources are encoded at :data:`media.EXCERPT_RATE`: both channels kept, a 6 kHz tone in the
+    second channel still there at its level, the first channel's silence still silence."""
+    rate = 48000
+    voice = tone(6000.0, 4.0, rate, 0.5)
+    stereo = np.stack([np.zeros_like(voice), voice], axis=1).astype(np.float32)
+    source = tmp_path / "src.wav"
+    sf.write(source, stereo, rate)
+    target = media.write_excerpt(source, tmp_path / "src-x.mp3", start_s=0.5, end_s=3.5)
+    info = probe(target)
+    assert info.sample_rate == media.EXCERPT_RATE and info.channels == 2
+    assert info.duration_s == pytest.approx(3.0, abs=0.06)
+    from pipeline.audio.io import read
+
+    data, _ = read(target)
+    middle = data[len(data) // 4 : 3 * len(data) // 4]
+    assert float(np.sqrt(np.mean(middle[:, 1] ** 2))) == pytest.approx(0.5 / np.sqrt(2), rel=0.05)
+    assert float(np.max(np.abs(middle[:, 0]))) < 0.01
+
+
 def test_spectrogram_puts_a_tone_in_its_band(tmp_path: Path) -> None:
     path = _tone(tmp_path / "tone.wav", 2.0, rate=24000, freq=3100.0, amp=0.5)
     db, rate, duration = media.spectrogram(path, columns=50, rows=64)

@@ -7,8 +7,10 @@ per core: a process pool of N workers would run N x cores threads) and, through 
 segment arithmetic, silently skips every 1 s hop from the eighth on (inputs of 17 s or more). This
 module therefore runs the P.835 model itself:
 
-* the same model file (``dnsmos_models/sig_bak_ovr.onnx``) and the same calibration polynomials
-  (``personalized=False``, taken from ``speechmos.dnsmos.DNSMOS.get_polyfit_val``, not copied);
+* the same model file (``dnsmos_models/sig_bak_ovr.onnx``, found without importing ``speechmos.dnsmos``,
+  which imports ``requests``: 14 MB and 0.1 s per process for nothing here) and the same calibration
+  polynomials (``personalized=False``: :data:`CALIBRATION`, the coefficients of
+  ``speechmos.dnsmos.DNSMOS.get_polyfit_val``; ``tests/test_dnsmos.py`` checks they give its values);
 * the same segmentation: input shorter than 9.01 s is tiled by doubling, then 9.01 s segments every
   1 s are scored and the calibrated scores averaged (integer sample arithmetic, so every hop counts);
 * one onnxruntime session per process, created lazily, with ``intra_op_num_threads=1`` by default
@@ -21,12 +23,12 @@ silence around OVRL 1.8 / BAK 3.5, a number that means nothing.
 
 from __future__ import annotations
 
+import importlib.util
 import threading
 from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
-import speechmos.dnsmos as _speechmos_dnsmos
 
 from pipeline.analysis.base import ANALYSIS_RATE, Analysis
 from pipeline.audio.arguments import integer, signal
@@ -46,12 +48,29 @@ SILENCE_DBFS = -60.0
 METRICS = ("dnsmos_sig", "dnsmos_bak", "dnsmos_ovrl")
 """Names of the values :func:`dnsmos` returns."""
 
-MODEL_PATH = Path(_speechmos_dnsmos.__file__).resolve().parent / "dnsmos_models" / "sig_bak_ovr.onnx"
+
+def _speechmos_folder() -> Path:
+    """The installed ``speechmos`` package's folder (its modules are not imported)."""
+    spec = importlib.util.find_spec("speechmos")
+    if spec is None or not spec.submodule_search_locations:
+        raise ModuleNotFoundError("the speechmos package (it ships the DNSMOS model) is not installed")
+    return Path(next(iter(spec.submodule_search_locations))).resolve()
+
+
+MODEL_PATH = _speechmos_folder() / "dnsmos_models" / "sig_bak_ovr.onnx"
 """The P.835 model file inside the installed ``speechmos`` package."""
 
+CALIBRATION = (
+    np.poly1d([-0.08397278, 1.22083953, 0.0052439]),
+    np.poly1d([-0.13166888, 1.60915514, -0.39604546]),
+    np.poly1d([-0.06766283, 1.11546468, 0.04602535]),
+)
+"""The polynomials mapping the model's raw (SIG, BAK, OVRL) to calibrated scores: speechmos's
+``DNSMOS.get_polyfit_val`` with ``is_personalized_MOS=False``, coefficient for coefficient."""
 
-class _P835Model(_speechmos_dnsmos.DNSMOS):
-    """The speechmos scorer with only the P.835 session, opened with explicit thread settings."""
+
+class _P835Model:
+    """The P.835 session of speechmos's scorer, opened with explicit thread settings."""
 
     def __init__(self, model_path: Path, *, intra_op_num_threads: int, inter_op_num_threads: int) -> None:
         options = ort.SessionOptions()
@@ -61,16 +80,14 @@ class _P835Model(_speechmos_dnsmos.DNSMOS):
         # Without the arena each run's tensors go back to the system: peak memory 266 -> 190 MB per
         # process (measured), for about 15 % more time per segment.
         options.enable_cpu_mem_arena = False
-        self.primary_model_path = str(model_path)
         self.onnx_sess = ort.InferenceSession(
             str(model_path), sess_options=options, providers=["CPUExecutionProvider"]
         )
-        self.p808_onnx_sess = None
 
     def score_segment(self, segment: np.ndarray) -> tuple[float, float, float]:
         """Calibrated (SIG, BAK, OVRL) of one 9.01 s segment."""
         raw = self.onnx_sess.run(None, {"input_1": segment[np.newaxis, :].astype(np.float32)})[0][0]
-        sig, bak, ovrl = self.get_polyfit_val(raw[0], raw[1], raw[2], False)
+        sig, bak, ovrl = (poly(value) for poly, value in zip(CALIBRATION, raw[:3], strict=True))
         return float(sig), float(bak), float(ovrl)
 
 

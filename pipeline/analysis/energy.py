@@ -12,9 +12,9 @@ the measures must see what it leaves). :class:`SpeechBandFilter` gives it as a s
 from __future__ import annotations
 
 import numpy as np
-from scipy import signal
 
 from pipeline.analysis.base import ANALYSIS_RATE, FRAME_SAMPLES, Analysis, whole_frames
+from pipeline.audio import filters
 from pipeline.audio.arguments import signal as checked_signal
 
 DB_FLOOR = -120.0
@@ -78,7 +78,7 @@ def frame_power(x: np.ndarray) -> np.ndarray:
 def highpass_sos(rate: int) -> np.ndarray:
     """The render's DC/rumble high-pass at ``rate`` (second-order sections): :data:`HIGHPASS_ORDER`,
     Butterworth, :data:`HIGHPASS_HZ`."""
-    return signal.butter(HIGHPASS_ORDER, HIGHPASS_HZ, btype="highpass", fs=rate, output="sos")
+    return filters.butter_highpass_sos(HIGHPASS_ORDER, HIGHPASS_HZ, rate)
 
 
 class SpeechBandFilter:
@@ -102,8 +102,8 @@ class SpeechBandFilter:
                 return x
             # Start as if the first sample had always been there (a DC offset or a recording that starts
             # mid-sound): from rest, the filter would ring for 50 ms and the VAD take it for a word.
-            self._zi = signal.sosfilt_zi(self._sos) * x[0]
-        y, self._zi = signal.sosfilt(self._sos, x, zi=self._zi)
+            self._zi = filters.sosfilt_zi(self._sos) * x[0]
+        y, self._zi = filters.sosfilt(self._sos, x, zi=self._zi)
         return y
 
 

@@ -20,9 +20,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-from scipy import signal
 
 from pipeline.analysis.base import Analysis
+from pipeline.audio import filters
 from pipeline.audio.arguments import integer
 from pipeline.audio.arguments import signal as signal_arg
 from pipeline.errors import InvalidArgument
@@ -70,7 +70,7 @@ def k_weighting_sos(sample_rate: float) -> np.ndarray:
             # high-pass) so the new filter matches the 48 kHz response where it changes fastest.
             f0 = np.sqrt(as_[2] / as_[0]) / (2.0 * np.pi)
             warp = np.tan(np.pi * f0 / _REF_RATE) / np.tan(np.pi * min(f0, 0.45 * sample_rate) / sample_rate)
-            b, a = signal.bilinear(bs, as_, fs=_REF_RATE * warp)
+            b, a = filters.bilinear(bs, as_, fs=_REF_RATE * warp)
         sections.append(np.concatenate([b / a[0], a / a[0]]))
     return np.vstack(sections)
 
@@ -83,7 +83,7 @@ def _true_peak_filter() -> np.ndarray:
     sample, and the gain error of every phase stays under 0.01 dB up to 0.4 x the sample rate.
     """
     n = OVERSAMPLE * _TAPS_PER_PHASE - 1
-    h = signal.firwin(n, 1.0 / OVERSAMPLE, window=("kaiser", 8.0)) * OVERSAMPLE
+    h = filters.firwin_lowpass(n, 1.0 / OVERSAMPLE, beta=8.0) * OVERSAMPLE
     h = np.concatenate([h, [0.0]])
     return h.reshape(_TAPS_PER_PHASE, OVERSAMPLE).T.copy()
 
@@ -187,7 +187,7 @@ class LoudnessMeter:
         if self._peak_meter is not None:
             self._peak_meter.process(x)
         self._sample_peak = max(self._sample_peak, float(np.max(np.abs(x))))
-        weighted, self._zi = signal.sosfilt(self._sos, x, axis=-1, zi=self._zi)
+        weighted, self._zi = filters.sosfilt(self._sos, x, axis=-1, zi=self._zi)
         self._add_energy(self._weights @ (weighted * weighted))
 
     def _add_energy(self, energy: np.ndarray) -> None:

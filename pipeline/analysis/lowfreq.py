@@ -34,6 +34,7 @@ import scipy.fft
 
 from pipeline.analysis.base import ANALYSIS_RATE, Analysis, whole_frames
 from pipeline.analysis.energy import highpass_sos
+from pipeline.audio import filters
 
 MAINS_HZ: tuple[float, ...] = (50.0, 60.0)
 """The mains frequencies looked for."""
@@ -206,7 +207,5 @@ def _line_excess(mean: np.ndarray, freqs: np.ndarray, line_hz: float) -> float |
 
 def _highpass_power_response(freqs: np.ndarray) -> np.ndarray:
     """The render's high-pass, run forwards and backwards, as a power gain at ``freqs`` (``|H|^4``)."""
-    from scipy import signal
-
-    _, h = signal.sosfreqz(highpass_sos(ANALYSIS_RATE), worN=freqs, fs=ANALYSIS_RATE)
+    h = filters.sos_response(highpass_sos(ANALYSIS_RATE), freqs, fs=ANALYSIS_RATE)
     return np.abs(h) ** 4

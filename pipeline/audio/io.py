@@ -33,7 +33,6 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, BinaryIO
 
-import av
 import numpy as np
 import soundfile as sf
 
@@ -71,7 +70,21 @@ _TRUNCATED_RATIO = 0.9  # "clearly short": below 90 % of the promised frames ...
 _TRUNCATED_MIN_S = 0.5  # ... and more than 0.5 s short
 _TOO_LONG_SLACK_S = 1.0  # a lying header may overrun max_input_s by this much before decoding stops
 _SF_ERRORS = (RuntimeError, OSError, ValueError, TypeError, OverflowError, MemoryError)
-_AV_ERRORS = (av.FFmpegError, OSError, ValueError, TypeError, EOFError, UnicodeDecodeError, MemoryError)
+
+
+@functools.cache
+def _av() -> Any:
+    """PyAV, imported on first use: 16 MB and 0.06 s that a process reading and writing only what
+    libsndfile handles (WAV, FLAC, ...) never needs."""
+    import av
+
+    return av
+
+
+@functools.cache
+def _av_errors() -> tuple[type[BaseException], ...]:
+    """What an FFmpeg call may raise on a bad file (an ``except`` evaluates it only when one is raised)."""
+    return (_av().FFmpegError, OSError, ValueError, TypeError, EOFError, UnicodeDecodeError, MemoryError)
 
 
 @dataclass(frozen=True)
@@ -280,7 +293,7 @@ _DECODED_BITS = {"u8": "pcm8", "s16": "pcm16", "s32": "pcm32"}
 
 
 def _av_open(path: Path) -> Any:
-    return av.open(str(path), mode="r", metadata_errors="ignore")
+    return _av().open(str(path), mode="r", metadata_errors="ignore")
 
 
 def _av_format_name(container: Any, path: Path) -> str:
@@ -342,7 +355,7 @@ def _av_scan_duration(path: Path, stream_position: int) -> float | None:
                 if packet.pts is not None:
                     first = packet.pts if first is None else min(first, packet.pts)
                     last = max(last or first, packet.pts + (packet.duration or 0))
-    except _AV_ERRORS:
+    except _av_errors():
         return None
     if first is None or last is None or stream.time_base is None or last <= first:
         return None
@@ -361,12 +374,12 @@ def _av_frames(container: Any, stream: Any, errors: list[int]) -> Iterator[Any]:
             packet = next(packets)
         except StopIteration:
             return
-        except _AV_ERRORS:
+        except _av_errors():
             errors[0] += 1
             return
         try:
             decoded = stream.decode(packet)
-        except _AV_ERRORS:
+        except _av_errors():
             errors[0] += 1
             consecutive += 1
             continue
@@ -417,7 +430,7 @@ def _av_decodes_to(path: Path, stream_index: int, frames: int) -> bool:
                 )
                 if count > _REACH_MAX_FRAMES or position + frame.samples >= frames:
                     return True
-    except (*_AV_ERRORS, IndexError):
+    except (*_av_errors(), IndexError):
         return True
     return False
 
@@ -425,7 +438,7 @@ def _av_decodes_to(path: Path, stream_index: int, frames: int) -> bool:
 def _probe_av(path: Path, size: int, stream_index: int, max_input_s: float | None) -> AudioInfo:
     try:
         container = _av_open(path)
-    except _AV_ERRORS:
+    except _av_errors():
         raise _fail("decode_failed", path, "neither libsndfile nor FFmpeg recognise the data") from None
     with container:
         audio = list(container.streams.audio)
@@ -694,7 +707,7 @@ class AudioReader:
                     return None
                 time_base = Fraction(stream.time_base)
                 placed = _placed(frames, first.pts, time_base, self.info.sample_rate, _TIMING_FRAMES)
-        except _AV_ERRORS:
+        except _av_errors():
             return None
         return int(first.pts), 0 if placed is None else placed[0] - first.samples
 
@@ -711,7 +724,7 @@ class AudioReader:
         while True:
             try:
                 container = _av_open(self._path)
-            except _AV_ERRORS:
+            except _av_errors():
                 raise _fail("decode_failed", self._path, "FFmpeg can no longer open the file") from None
             stream = container.streams.audio[self.info.stream_index]
             frames = _av_frames(container, stream, errors)
@@ -726,7 +739,7 @@ class AudioReader:
                 )
                 next(frames, None)
                 placed = _placed(frames, origin, time_base, sr, _ANCHOR_FRAMES)
-            except _AV_ERRORS:
+            except _av_errors():
                 placed = None
             if placed is not None and placed[0] - bias <= start:
                 return container, placed[1], placed[0] - bias
@@ -881,7 +894,7 @@ def _write_av(
     layout = {1: "mono", 2: "stereo"}.get(data.shape[1], f"{data.shape[1]}c")
     options = {"movflags": "+faststart"} if fmt == "m4a" else {}
     codec_options = {} if mp3_quality is None else {"compression_level": str(mp3_quality)}
-    with av.open(fh, mode="w", format=_WRITE_FORMATS[fmt][1], options=options) as out:
+    with _av().open(fh, mode="w", format=_WRITE_FORMATS[fmt][1], options=options) as out:
         stream = out.add_stream(encoder, rate=rate, options=codec_options)
         stream.layout = layout
         if sample_format is not None:
@@ -889,7 +902,7 @@ def _write_av(
         if bitrate is not None:
             stream.bit_rate = bitrate
         planar = np.ascontiguousarray(data.T, dtype=np.float32)
-        frame = av.AudioFrame.from_ndarray(planar, format="fltp", layout=layout)
+        frame = _av().AudioFrame.from_ndarray(planar, format="fltp", layout=layout)
         frame.sample_rate, frame.time_base, frame.pts = rate, Fraction(1, rate), 0
         for packet in [*stream.encode(frame), *stream.encode(None)]:
             out.mux(packet)
@@ -955,7 +968,7 @@ def write(
         encoder = _AV_SUBTYPES[fmt][chosen][0]
         if bitrate is not None and encoder == "alac":
             raise InvalidArgument(f"bitrate does not apply to the lossless subtype {chosen!r}")
-        rates = av.Codec(encoder, "w").audio_rates
+        rates = _av().Codec(encoder, "w").audio_rates
         if rates and sample_rate not in rates:
             raise InvalidArgument(
                 f"sample_rate {sample_rate} is not supported by {encoder}; use one of {sorted(rates)}"
@@ -969,7 +982,7 @@ def write(
                 sf.write(fh, array, sample_rate, format=container_format, subtype=chosen)
             else:
                 _write_av(fh, array, sample_rate, fmt, chosen, bitrate, mp3_quality)
-        except (av.FFmpegError, RuntimeError, ValueError) as exc:
+        except (_av().FFmpegError, RuntimeError, ValueError) as exc:
             raise InvalidArgument(
                 f"could not encode {fmt} (subtype={chosen}, sample_rate={sample_rate}, "
                 f"channels={channels}): {exc}"

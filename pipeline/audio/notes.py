@@ -45,8 +45,6 @@ from collections.abc import Callable, Generator, Iterator
 from contextvars import ContextVar
 from typing import Any, ParamSpec, TypeVar
 
-import av.logging
-
 __all__ = [
     "MAX_KINDS",
     "MAX_MESSAGE_CHARS",
@@ -243,7 +241,7 @@ def _call(fn: Callable[[], R]) -> R:
     messages: list[str] = []
     logs: list[tuple[int, str, str]] = []
     try:
-        with _LOCK, av.logging.Capture() as logs:
+        with _LOCK, _pyav_capture() as logs:
             return _swapped(fn, messages)
     finally:  # notes are delivered after the lock is released
         _LOCAL.busy = False
@@ -281,10 +279,23 @@ def _swapped(fn: Callable[[], R], messages: list[str]) -> R:
             _pass_on(rest)
 
 
+def _pyav_capture() -> contextlib.AbstractContextManager[list[tuple[int, str, str]]]:
+    """PyAV's log capture, when PyAV is loaded (:mod:`pipeline.audio.io` imports it only for FFmpeg's
+    formats); before that nothing can have turned its logging on, and FFmpeg writes to fd 2, captured."""
+    pyav_logging = sys.modules.get("av.logging")
+    if pyav_logging is None:
+        return contextlib.nullcontext([])
+    return pyav_logging.Capture()
+
+
 def _av_messages(logs: list[tuple[int, str, str]]) -> list[str]:
     """PyAV's captured FFmpeg lines (only there when PyAV logging is on): warnings and errors become notes,
     the rest goes back to the ``libav`` loggers as PyAV would have sent it."""
-    notes = []
+    notes: list[str] = []
+    if not logs:
+        return notes
+    import av.logging
+
     for level, name, message in logs:
         if level <= av.logging.WARNING:
             notes.append(f"{name}: {message}" if name else message)

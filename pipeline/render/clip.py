@@ -33,7 +33,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from scipy import signal
 from scipy.ndimage import maximum_filter1d, minimum_filter1d, uniform_filter1d
 
 from pipeline.analysis.bandwidth import BandwidthMeter
@@ -41,7 +40,7 @@ from pipeline.analysis.base import ANALYSIS_RATE, FRAME_S
 from pipeline.analysis.energy import HIGHPASS_HZ, frame_db, frame_power, highpass_sos
 from pipeline.analysis.loudness import integrated_loudness
 from pipeline.analysis.vad import speech_mask, webrtc_vad
-from pipeline.audio import io
+from pipeline.audio import filters, io
 from pipeline.audio.resample import resample
 from pipeline.errors import AudioReadError, InvalidArgument
 from pipeline.rules.families import FamilySpec
@@ -359,7 +358,7 @@ def _highpass(x: np.ndarray, rate: int) -> np.ndarray:
     sos = highpass_sos(rate)
     if x.shape[0] <= 3 * (2 * sos.shape[0] + 1):
         return x - x.mean()
-    return signal.sosfiltfilt(sos, x)
+    return filters.sosfiltfilt(sos, x)
 
 
 def _dnsmos_of(x: np.ndarray, rate: int, target_lufs: float) -> dict[str, float] | None:
@@ -473,7 +472,7 @@ def _peak_envelope(x: np.ndarray) -> np.ndarray:
     for a in range(0, n, _ENVELOPE_BLOCK):
         b = min(a + _ENVELOPE_BLOCK, n)
         lo, hi = max(a - _ENVELOPE_MARGIN, 0), min(b + _ENVELOPE_MARGIN, n)
-        over = np.abs(signal.resample_poly(x[lo:hi], 4, 1))
+        over = np.abs(filters.upsample_poly(x[lo:hi], 4))
         part = maximum_filter1d(over, size=9, mode="nearest")[::4]
         env[a:b] = part[a - lo : b - lo]
     return np.maximum(env, np.abs(x))
