@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 from _corpus import corpus_file
+from _imports import loaded_after
 
 from pipeline.audio import io
 from pipeline.errors import AudioReadError, InvalidArgument
@@ -661,19 +662,13 @@ def test_the_old_max_duration_s_keyword_still_works_and_warns(tmp_path: Path) ->
 
 def test_pyav_is_imported_only_for_what_libsndfile_cannot_do(tmp_path: Path) -> None:
     """Probing, reading and writing WAV never loads PyAV (16 MB per worker); an MP3 does."""
-    import subprocess
-    import sys
-
     wav = tmp_path / "a.wav"
     sf.write(wav, np.zeros(SR, dtype=np.float32), SR)
-    code = (
-        "import sys, numpy as np\n"
+    wav_work = (
         "from pipeline.audio import io\n"
         f"path = {str(wav)!r}\n"
         "io.probe(path); data, rate = io.read(path); io.write(path + '.out.wav', data, rate)\n"
-        "print('av' in sys.modules)\n"
-        "io.write(path + '.mp3', data, rate, format='mp3'); io.probe(path + '.mp3')\n"
-        "print('av' in sys.modules)\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.split() == ["False", "True"]
+    assert loaded_after(wav_work, "av") == [False]
+    mp3_work = wav_work + "io.write(path + '.mp3', data, rate, format='mp3'); io.probe(path + '.mp3')\n"
+    assert loaded_after(mp3_work, "av") == [True]
