@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 from pathlib import Path
 
 import pytest
@@ -266,3 +267,18 @@ def test_the_run_summary_reads_short_runs_in_minutes_and_seconds() -> None:
 
     # A 15 s run printed "0.00 h of audio". The run summary and the report's header write it alike.
     assert [audio_length(s) for s in (9000.0, 900.0, 15.0, 43200.0)] == ["2.5 h", "15:00", "15 s", "12 h"]
+
+
+def test_a_run_with_a_rejected_clip_names_the_explain_command_that_says_why(tmp_path: Path) -> None:
+    """The summary counts in the singular for one (``1 recording``, ``1 clip``) and, when a clip is not ready,
+    prints a ``voiceprep explain`` command that works as printed."""
+    out = tmp_path / "out"
+    proc = voiceprep("run", SAMPLES / "dave", "--out", out, "-f", "qwen-tts", "--jobs", "1")
+    assert proc.returncode == 0, proc.stderr
+    assert "1 recording (" in proc.stdout and "1 clip:" in proc.stdout
+    (line,) = [line for line in proc.stdout.splitlines() if "voiceprep explain" in line]
+    command = shlex.split(line.split(": ", 1)[1])
+    assert command[:2] == ["voiceprep", "explain"]
+    explained = voiceprep(*command[1:])
+    assert explained.returncode == 0, explained.stderr
+    assert "rejected" in explained.stdout and "qwen-tts" in explained.stdout

@@ -6,6 +6,7 @@ Exit codes: :mod:`pipeline.cli.common`.
 from __future__ import annotations
 
 import contextlib
+import shlex
 import sys
 import time
 from collections import Counter
@@ -614,8 +615,8 @@ def _print_run_summary(results: RunResults, out_dir: Path) -> None:
     counts = results.run["counts"]
     failed = [r for r in results.recording_rows if r["status"] != "ok"]
     out.print(
-        f"{counts['recordings']} recordings ({audio_length(counts['audio_hours'] * 3600)} of audio), "
-        f"{counts['recordings_failed']} failed; {len(clips)} clips: "
+        f"{_count(counts['recordings'], 'recording')} ({audio_length(counts['audio_hours'] * 3600)} of audio), "
+        f"{counts['recordings_failed']} failed; {_count(len(clips), 'clip')}: "
         + ", ".join(f"{n} {s}" for s, n in sorted(Counter(c["status"] for c in clips).items()))
         + f"; {results.run['seconds']:.1f} s"
     )
@@ -644,7 +645,18 @@ def _print_run_summary(results: RunResults, out_dir: Path) -> None:
             markup=False,
             highlight=False,
         )
+    not_ready = [c for c in clips if c["status"] in {"rejected", "failed"}]
+    if not_ready:
+        first = not_ready[0]
+        who, where = shlex.quote(plain(first["speaker"])), shlex.quote(plain(str(out_dir)))
+        command = f"voiceprep explain {who} {first['family']} --out {where}"
+        out.print(f"why a clip is not ready: {command}", markup=False, highlight=False)
     out.print(f"outputs in {shown(out_dir)}/ (clips/, recordings.jsonl, clips.jsonl, run.json)")
+
+
+def _count(n: int, noun: str) -> str:
+    """``n`` and ``noun``, plural unless ``n`` is 1: ``1 recording``, ``3 clips``."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
 @families_app.callback(invoke_without_command=True)
