@@ -355,7 +355,10 @@ def run_command(
         Path | None,
         typer.Option(
             "--speaker-map",
-            help="CSV of path,speaker[,reference] overriding the folders (reference: the speaker's voice).",
+            help=(
+                "CSV with columns path, speaker[, reference[, language]] overriding the folders (reference: the speaker's "
+                "voice; language: sent when the voice is made)."
+            ),
             show_default=False,
         ),
     ] = None,
