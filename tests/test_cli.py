@@ -282,3 +282,20 @@ def test_a_run_with_a_rejected_clip_names_the_explain_command_that_says_why(tmp_
     explained = voiceprep(*command[1:])
     assert explained.returncode == 0, explained.stderr
     assert "rejected" in explained.stdout and "qwen-tts" in explained.stdout
+
+
+def test_check_says_an_unreadable_file_once_for_all_families(tmp_path: Path) -> None:
+    """A file problem (missing, not audio) is the same for every family: one verdict line naming them all,
+    the file named once; ``--json`` keeps one row per file and family."""
+    text = tmp_path / "notes.txt"
+    text.write_text("not a recording\n" * 20)
+    for path in (tmp_path / "missing.wav", text):
+        rows = json_lines(voiceprep("check", path, "-f", "qwen-tts", "-f", "minimax", "--json").stdout)
+        assert [r["family"] for r in rows] == ["qwen-tts", "minimax"]
+        (code,) = rows[0]["reasons"]
+        assert rows[1]["reasons"] == [code] and code in ("not_found", "no_audio_stream", "decode_failed")
+        proc = voiceprep("check", path, "-f", "qwen-tts", "-f", "minimax", "--no-dnsmos")
+        assert proc.returncode == 1
+        (verdict,) = [line for line in proc.stdout.splitlines() if line.startswith("FAIL")]
+        assert "qwen-tts, minimax" in verdict and code in verdict
+        assert proc.stdout.count(str(path)) == 1

@@ -285,11 +285,16 @@ def check(
             else:
                 results = check_families(path, specs, dnsmos=dnsmos)
         decode_notes = notes.entries()
-        for result in results:
+        unreadable = bool(results) and all(_is_unreadable(r) for r in results)
+        for index, result in enumerate(results):
             any_fail = any_fail or result.verdict == "fail"
             if as_json:
                 row = {**result.to_dict(), "decode_notes": decode_notes}
                 print_json(row)
+                continue
+            if unreadable:  # one file problem, the same for every family: said once, naming them all
+                if index == 0:
+                    _print_check(result, families=[r.family for r in results])
                 continue
             _print_check(result)
         if not as_json:
@@ -297,7 +302,13 @@ def check(
     raise typer.Exit(EXIT_FAILURES if any_fail else EXIT_OK)
 
 
-def _print_check(result: CheckResult) -> None:
+def _is_unreadable(result: CheckResult) -> bool:
+    """The file itself could not be read (missing, no sound, corrupt): its one check is ``readable``."""
+    return [c.rule for c in result.checks] == ["readable"] and result.verdict == "fail"
+
+
+def _print_check(result: CheckResult, families: list[str] | None = None) -> None:
+    """One file's verdict for its family (or for ``families``, when the verdict is the same for each)."""
     style = _VERDICT_STYLE[result.verdict]
     # The verdict's own codes first; a FAIL's warnings are named as such (not read as failures).
     failing = list(dict.fromkeys(c.reason for c in result.problems if c.reason and c.verdict == "fail"))
@@ -307,11 +318,13 @@ def _print_check(result: CheckResult) -> None:
         parts.append(("warn: " if failing else "") + ", ".join(warning))
     reasons = f" ({'; '.join(parts)})" if parts else ""
     out.print(
-        f"[{style}]{result.verdict.upper():4}[/] {shown(result.path)} [dim]for[/] {result.family}{reasons}"
+        f"[{style}]{result.verdict.upper():4}[/] {shown(result.path)} [dim]for[/] "
+        f"{', '.join(families or [result.family])}{reasons}"
     )
     for c in result.problems:
         mark = "[red]x[/]" if c.verdict == "fail" else "[yellow]![/]"
-        out.print(f"     {mark} {shown(c.message)}", highlight=False)
+        message = c.message.removeprefix(f"{result.path}: ")  # the line above names the file
+        out.print(f"     {mark} {shown(message)}", highlight=False)
         if c.hint:
             out.print(f"       [dim]fix: {c.hint}[/]", highlight=False)
 
