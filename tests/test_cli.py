@@ -299,3 +299,16 @@ def test_check_says_an_unreadable_file_once_for_all_families(tmp_path: Path) -> 
         (verdict,) = [line for line in proc.stdout.splitlines() if line.startswith("FAIL")]
         assert "qwen-tts, minimax" in verdict and code in verdict
         assert proc.stdout.count(str(path)) == 1
+
+
+def test_python_m_pipeline_cli_is_the_voiceprep_command() -> None:
+    """A checkout that is not installed runs as ``python -m pipeline.cli`` (it said "cannot be directly
+    executed")."""
+    import subprocess
+    import sys
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "pipeline.cli", "families"], capture_output=True, text=True, env=process_env()
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "qwen-tts" in proc.stdout
