@@ -48,9 +48,9 @@ CONTENT_NOT_MEASURED = (
 """Why ``music_score`` and ``singing_score`` are null when the content meter was not asked for."""
 
 DNSMOS_NOT_MEASURED = (
-    "not_measured: DNSMOS was not asked for on the whole file (a run scores it only on the windows it "
-    "considers: the chosen clip's scores are in clips.jsonl); voiceprep analyze --dnsmos and check --dnsmos "
-    "score the whole file"
+    "not_measured: DNSMOS was off for the whole file: voiceprep analyze --dnsmos and check --dnsmos score it "
+    "(without the option, files up to 2 minutes); a run scores only the windows it considers (the chosen "
+    "clip's scores are in clips.jsonl)"
 )
 """Why the ``dnsmos_*`` metrics are null when DNSMOS was off: ``voiceprep run`` has no ``--dnsmos``, so the
 hint names the commands that have it."""
