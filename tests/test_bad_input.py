@@ -205,6 +205,24 @@ def test_video_only_mp4_has_no_audio_stream(tmp_path: Path, av_encode: Callable[
     path = av_encode(tmp_path / "video.mp4", "mp4", [], video_frames=5)
     assert reason_of(lambda: io.probe(path)) == "no_audio_stream"
     assert io.probe_row(path)["reasons"] == ["no_audio_stream"]
+    message = str(_error_of(lambda: io.probe(path)))
+    assert "1 video stream" in message and "stream_index" not in message
+
+
+def test_text_file_says_it_has_no_sound(tmp_path: Path) -> None:
+    """A text file that FFmpeg opens (as a teletype "video") is named as having no sound, with what FFmpeg
+    took it for, not as a count of streams."""
+    path = tmp_path / "notes.txt"
+    path.write_text("Shall I compare thee to a summer's day?\n" * 20)
+    error = _error_of(lambda: io.probe(path))
+    assert error.reason == "no_audio_stream"
+    assert "no sound" in str(error) and "video stream" in str(error)
+
+
+def _error_of(call: Callable[[], object]) -> AudioReadError:
+    with pytest.raises(AudioReadError) as err:
+        call()
+    return err.value
 
 
 def test_one_sample_file_is_ok(tmp_path: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 from pathlib import Path
 
 import pytest
@@ -266,3 +267,48 @@ def test_the_run_summary_reads_short_runs_in_minutes_and_seconds() -> None:
 
     # A 15 s run printed "0.00 h of audio". The run summary and the report's header write it alike.
     assert [audio_length(s) for s in (9000.0, 900.0, 15.0, 43200.0)] == ["2.5 h", "15:00", "15 s", "12 h"]
+
+
+def test_a_run_with_a_rejected_clip_names_the_explain_command_that_says_why(tmp_path: Path) -> None:
+    """The summary counts in the singular for one (``1 recording``, ``1 clip``) and, when a clip is not ready,
+    prints a ``voiceprep explain`` command that works as printed."""
+    out = tmp_path / "out"
+    proc = voiceprep("run", SAMPLES / "dave", "--out", out, "-f", "qwen-tts", "--jobs", "1")
+    assert proc.returncode == 0, proc.stderr
+    assert "1 recording (" in proc.stdout and "1 clip:" in proc.stdout
+    (line,) = [line for line in proc.stdout.splitlines() if "voiceprep explain" in line]
+    command = shlex.split(line.split(": ", 1)[1])
+    assert command[:2] == ["voiceprep", "explain"]
+    explained = voiceprep(*command[1:])
+    assert explained.returncode == 0, explained.stderr
+    assert "rejected" in explained.stdout and "qwen-tts" in explained.stdout
+
+
+def test_check_says_an_unreadable_file_once_for_all_families(tmp_path: Path) -> None:
+    """A file problem (missing, not audio) is the same for every family: one verdict line naming them all,
+    the file named once; ``--json`` keeps one row per file and family."""
+    text = tmp_path / "notes.txt"
+    text.write_text("not a recording\n" * 20)
+    for path in (tmp_path / "missing.wav", text):
+        rows = json_lines(voiceprep("check", path, "-f", "qwen-tts", "-f", "minimax", "--json").stdout)
+        assert [r["family"] for r in rows] == ["qwen-tts", "minimax"]
+        (code,) = rows[0]["reasons"]
+        assert rows[1]["reasons"] == [code] and code in ("not_found", "no_audio_stream", "decode_failed")
+        proc = voiceprep("check", path, "-f", "qwen-tts", "-f", "minimax", "--no-dnsmos")
+        assert proc.returncode == 1
+        (verdict,) = [line for line in proc.stdout.splitlines() if line.startswith("FAIL")]
+        assert "qwen-tts, minimax" in verdict and code in verdict
+        assert proc.stdout.count(str(path)) == 1
+
+
+def test_python_m_pipeline_cli_is_the_voiceprep_command() -> None:
+    """A checkout that is not installed runs as ``python -m pipeline.cli`` (it said "cannot be directly
+    executed")."""
+    import subprocess
+    import sys
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "pipeline.cli", "families"], capture_output=True, text=True, env=process_env()
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "qwen-tts" in proc.stdout

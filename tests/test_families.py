@@ -218,7 +218,9 @@ def test_describe_rows_cover_every_limit_delivery_choice_and_gate(specs: dict[st
     qwen = {r[1]: r for r in describe(specs["qwen-tts"])}
     assert qwen["min_sample_rate"][2:] == ("24000 Hz", "qwen-clone-api (2026-11-26)")
     assert qwen["max_bytes"][2] == "10000000 bytes (10 MB)"
-    assert qwen["bandwidth_hz (narrowband)"][2] == "warn if < 9000 Hz, fail if < 3900 Hz"
+    assert qwen["bandwidth_hz (narrowband)"][2] == "warn if < 9 kHz, fail if < 3.9 kHz"
+    # Ratios read as percentages, as in ``check`` and the report (not 0.0005).
+    assert qwen["clipped_ratio (clipped)"][2] == "warn if > 0.05 %, fail if > 0.5 %"
     assert {r[1]: r for r in describe(specs["minimax"])}["min_sample_rate"][2] == "not stated"
 
 

@@ -53,6 +53,22 @@ def test_every_metric_is_present_and_finite_or_null_with_reason(two_utterances) 
     assert result.speech_mask.size == x.size // 160
 
 
+def test_the_dnsmos_hint_names_options_the_commands_have(two_utterances) -> None:
+    """DNSMOS off: the reason's hint names ``voiceprep CMD --dnsmos`` only for commands that take it (a run's
+    recordings carry this reason, and ``voiceprep run`` has no ``--dnsmos``)."""
+    import re
+
+    from _cli import voiceprep
+
+    x, _, _ = two_utterances
+    reason = analyze_array(x, 16000).null_reasons["dnsmos_ovrl"]
+    named = re.findall(r"(?:voiceprep )?(\w+) --dnsmos", reason)
+    assert named, reason
+    for command in named:
+        assert "--dnsmos" in voiceprep(command, "--help").stdout, command
+    assert "--dnsmos" not in voiceprep("run", "--help").stdout
+
+
 def test_the_runner_cache_keeps_what_selection_reads(two_utterances, tmp_path: Path) -> None:
     """``Analysis.save``/``load``: metrics, reasons, segments and the channel weights survive; the frame
     arrays come back as float32 and bool."""

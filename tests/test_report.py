@@ -769,3 +769,12 @@ def test_reuse_keeps_a_page_built_from_the_same_results_and_rebuilds_after_a_cha
     (out / "clips.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     build_report(out, reuse=True)
     assert not page.read_bytes().endswith(b"<!-- marker -->")
+
+
+def test_one_speaker_is_counted_in_the_singular(tmp_path: Path) -> None:
+    """The speaker filter's count reads ``1 speaker`` for a one-speaker run (it read ``1 speakers``)."""
+    out = make_run(tmp_path)
+    for name in ("recordings.jsonl", "clips.jsonl"):
+        rows = [json.loads(line) for line in (out / name).read_text().splitlines()]
+        write_rows(out / name, [r for r in rows if r["speaker"] == "ann"])
+    assert parse(build_report(out)).find(id="shown-count").text().strip() == "1 speaker"

@@ -139,6 +139,9 @@ def test_list_and_show(tmp_path: Path) -> None:
     nothing_yet = list_voices(tmp_path / "nope.sqlite")  # a run with nothing submitted: empty, not an error
     assert nothing_yet.entries == [] and "no voice ledger yet" in nothing_yet.notes[0]
     assert not (tmp_path / "nope.sqlite").exists()  # listing never creates a ledger
+    mistyped = list_voices(tmp_path / "no-such-run" / "voices.sqlite")  # a wrong --out: says so
+    assert mistyped.entries == [] and "does not exist" in mistyped.notes[0]
+    assert "nothing was submitted" not in mistyped.notes[0] and not (tmp_path / "no-such-run").exists()
 
     first = listing.entries[0][0]
     assert show_voice(ledger, str(first.id)) == first

@@ -47,6 +47,14 @@ CONTENT_NOT_MEASURED = (
 )
 """Why ``music_score`` and ``singing_score`` are null when the content meter was not asked for."""
 
+DNSMOS_NOT_MEASURED = (
+    "not_measured: DNSMOS was off for the whole file: voiceprep analyze --dnsmos and check --dnsmos score it "
+    "(without the option, files up to 2 minutes); a run scores only the windows it considers (the chosen "
+    "clip's scores are in clips.jsonl)"
+)
+"""Why the ``dnsmos_*`` metrics are null when DNSMOS was off: ``voiceprep run`` has no ``--dnsmos``, so the
+hint names the commands that have it."""
+
 REVERB_MIN_SNR_DB = 15.0
 """Below this SNR the decay-based reverb measures mistake noise for echo: they are reported as null."""
 
@@ -183,7 +191,7 @@ class FastPass:
             self._put_dnsmos(m, mask)
         else:
             for key in ("dnsmos_sig", "dnsmos_bak", "dnsmos_ovrl"):
-                m.put(key, None, why="not_measured: DNSMOS was not requested (use --dnsmos)")
+                m.put(key, None, why=DNSMOS_NOT_MEASURED)
 
         if self._content is not None:
             m.merge(content_metrics(self._content.frames(mask)))

@@ -26,6 +26,7 @@ import secrets
 import stat
 import struct
 import weakref
+from collections import Counter
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, replace
 from fractions import Fraction
@@ -435,6 +436,19 @@ def _av_decodes_to(path: Path, stream_index: int, frames: int) -> bool:
     return False
 
 
+def _no_stream_detail(container: Any, audio_streams: int, stream_index: int) -> str:
+    """Why a file has no audio stream ``stream_index``, in words: what FFmpeg read it as when it has no
+    audio at all (a text file reads as a "Tele-typewriter" video), else how many audio streams it has."""
+    if audio_streams:
+        return (
+            f"it has {audio_streams} audio stream(s) (numbered from 0); stream {stream_index} was asked for"
+        )
+    kinds = Counter(str(getattr(s, "type", None) or "unknown") for s in container.streams)
+    held = ", ".join(f"{n} {kind} stream{'s' if n > 1 else ''}" for kind, n in sorted(kinds.items()))
+    fmt = getattr(container.format, "long_name", None) or getattr(container.format, "name", "?")
+    return f"no sound in it: FFmpeg reads it as {fmt} with {held or 'no streams'} and no audio"
+
+
 def _probe_av(path: Path, size: int, stream_index: int, max_input_s: float | None) -> AudioInfo:
     try:
         container = _av_open(path)
@@ -443,10 +457,7 @@ def _probe_av(path: Path, size: int, stream_index: int, max_input_s: float | Non
     with container:
         audio = list(container.streams.audio)
         if stream_index >= len(audio):
-            detail = (
-                f"{len(audio)} audio stream(s) among {len(container.streams)}; stream_index={stream_index}"
-            )
-            raise _fail("no_audio_stream", path, f"the container has {detail}")
+            raise _fail("no_audio_stream", path, _no_stream_detail(container, len(audio), stream_index))
         stream = audio[stream_index]
         codec_context = stream.codec_context  # None when FFmpeg has no decoder for the stream
         if codec_context is None or codec_context.codec is None:

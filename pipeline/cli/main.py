@@ -6,6 +6,7 @@ Exit codes: :mod:`pipeline.cli.common`.
 from __future__ import annotations
 
 import contextlib
+import shlex
 import sys
 import time
 from collections import Counter
@@ -284,11 +285,16 @@ def check(
             else:
                 results = check_families(path, specs, dnsmos=dnsmos)
         decode_notes = notes.entries()
-        for result in results:
+        unreadable = bool(results) and all(_is_unreadable(r) for r in results)
+        for index, result in enumerate(results):
             any_fail = any_fail or result.verdict == "fail"
             if as_json:
                 row = {**result.to_dict(), "decode_notes": decode_notes}
                 print_json(row)
+                continue
+            if unreadable:  # one file problem, the same for every family: said once, naming them all
+                if index == 0:
+                    _print_check(result, families=[r.family for r in results])
                 continue
             _print_check(result)
         if not as_json:
@@ -296,7 +302,13 @@ def check(
     raise typer.Exit(EXIT_FAILURES if any_fail else EXIT_OK)
 
 
-def _print_check(result: CheckResult) -> None:
+def _is_unreadable(result: CheckResult) -> bool:
+    """The file itself could not be read (missing, no sound, corrupt): its one check is ``readable``."""
+    return [c.rule for c in result.checks] == ["readable"] and result.verdict == "fail"
+
+
+def _print_check(result: CheckResult, families: list[str] | None = None) -> None:
+    """One file's verdict for its family (or for ``families``, when the verdict is the same for each)."""
     style = _VERDICT_STYLE[result.verdict]
     # The verdict's own codes first; a FAIL's warnings are named as such (not read as failures).
     failing = list(dict.fromkeys(c.reason for c in result.problems if c.reason and c.verdict == "fail"))
@@ -306,11 +318,13 @@ def _print_check(result: CheckResult) -> None:
         parts.append(("warn: " if failing else "") + ", ".join(warning))
     reasons = f" ({'; '.join(parts)})" if parts else ""
     out.print(
-        f"[{style}]{result.verdict.upper():4}[/] {shown(result.path)} [dim]for[/] {result.family}{reasons}"
+        f"[{style}]{result.verdict.upper():4}[/] {shown(result.path)} [dim]for[/] "
+        f"{', '.join(families or [result.family])}{reasons}"
     )
     for c in result.problems:
         mark = "[red]x[/]" if c.verdict == "fail" else "[yellow]![/]"
-        out.print(f"     {mark} {shown(c.message)}", highlight=False)
+        message = c.message.removeprefix(f"{result.path}: ")  # the line above names the file
+        out.print(f"     {mark} {shown(message)}", highlight=False)
         if c.hint:
             out.print(f"       [dim]fix: {c.hint}[/]", highlight=False)
 
@@ -354,7 +368,10 @@ def run_command(
         Path | None,
         typer.Option(
             "--speaker-map",
-            help="CSV of path,speaker[,reference] overriding the folders (reference: the speaker's voice).",
+            help=(
+                "CSV with columns path, speaker[, reference[, language]] overriding the folders (reference: the speaker's "
+                "voice; language: sent when the voice is made)."
+            ),
             show_default=False,
         ),
     ] = None,
@@ -614,8 +631,8 @@ def _print_run_summary(results: RunResults, out_dir: Path) -> None:
     counts = results.run["counts"]
     failed = [r for r in results.recording_rows if r["status"] != "ok"]
     out.print(
-        f"{counts['recordings']} recordings ({audio_length(counts['audio_hours'] * 3600)} of audio), "
-        f"{counts['recordings_failed']} failed; {len(clips)} clips: "
+        f"{_count(counts['recordings'], 'recording')} ({audio_length(counts['audio_hours'] * 3600)} of audio), "
+        f"{counts['recordings_failed']} failed; {_count(len(clips), 'clip')}: "
         + ", ".join(f"{n} {s}" for s, n in sorted(Counter(c["status"] for c in clips).items()))
         + f"; {results.run['seconds']:.1f} s"
     )
@@ -644,7 +661,18 @@ def _print_run_summary(results: RunResults, out_dir: Path) -> None:
             markup=False,
             highlight=False,
         )
+    not_ready = [c for c in clips if c["status"] in {"rejected", "failed"}]
+    if not_ready:
+        first = not_ready[0]
+        who, where = shlex.quote(plain(first["speaker"])), shlex.quote(plain(str(out_dir)))
+        command = f"voiceprep explain {who} {first['family']} --out {where}"
+        out.print(f"why a clip is not ready: {command}", markup=False, highlight=False)
     out.print(f"outputs in {shown(out_dir)}/ (clips/, recordings.jsonl, clips.jsonl, run.json)")
+
+
+def _count(n: int, noun: str) -> str:
+    """``n`` and ``noun``, plural unless ``n`` is 1: ``1 recording``, ``3 clips``."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
 @families_app.callback(invoke_without_command=True)

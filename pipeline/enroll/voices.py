@@ -296,7 +296,14 @@ def list_voices(
     chosen = _filter(records, provider=provider, family=family, statuses=statuses)
     report = VoiceReport(entries=[(r, None) for r in chosen])
     if not Path(ledger_path).is_file():
-        report.notes.append(f"no voice ledger yet at {ledger_path}: nothing was submitted from this run")
+        folder = Path(ledger_path).parent
+        if folder.is_dir():
+            report.notes.append(f"no voice ledger yet at {ledger_path}: nothing was submitted from this run")
+        else:  # a mistyped --out: say so rather than "nothing was submitted"
+            report.notes.append(
+                f"no voice ledger at {ledger_path}: the folder {folder} does not exist "
+                "(--out is the output folder of a run)"
+            )
     if remote:
         pool = client_getter(providers, region=region)
         targets = {

@@ -30,7 +30,7 @@ from pydantic_core import PydanticCustomError
 
 from pipeline.errors import SpecError, all_codes
 from pipeline.rules import settings_file
-from pipeline.rules.metrics import GATE_METRICS, METRICS, range_text, unit_of
+from pipeline.rules.metrics import GATE_METRICS, METRICS, range_text, unit_of, value_text
 from pipeline.rules.settings_file import display as _display
 
 __all__ = [
@@ -703,10 +703,10 @@ def describe(spec: FamilySpec) -> list[tuple[str, str, str, str]]:
     for key, value in spec.delivery.items():
         rows.append(("delivery", key, _show(value, unit_of(key)), _cite(spec, spec.delivery.source)))
     for gate in spec.gates:
-        unit = METRICS[gate.metric].unit
         op = "<" if gate.direction == "min" else ">"
+        # As ``check`` and the report write the limits: ratios as percentages, Hz from 1000 up as kHz.
         parts = [
-            f"{level} if {op} {_fmt(x)}{' ' + unit if unit else ''}"
+            f"{level} if {op} {value_text(gate.metric, x)}"
             for level, x in (("warn", gate.warn), ("fail", gate.fail))
             if x is not None
         ]

@@ -19,7 +19,8 @@
     var n = 0;
     cards.forEach(function (c) { var ok = matches(c, needle, want); c.hidden = !ok; if (ok) { n += 1; } });
     rows.forEach(function (r) { r.hidden = !matches(r, needle, want); });
-    shown.textContent = n === cards.length ? cards.length + " speakers" : n + " of " + cards.length + " speakers";
+    var noun = cards.length === 1 ? " speaker" : " speakers";
+    shown.textContent = n === cards.length ? cards.length + noun : n + " of " + cards.length + noun;
   }
 
   function openTarget() {
