@@ -819,6 +819,7 @@ def _learn_voices(
         decide,
         recording_partials,
         reference_voice,
+        speech_pool,
         with_turns,
     )
 
@@ -855,7 +856,16 @@ def _learn_voices(
             ref_voice,
             {r.path: times[r.path] for r in rows},
         )
-    along = _turn_partials(ok, sources, decisions, partials, cache, cfg, out, outcomes)
+    along = _turn_partials(ok, sources, decisions, partials, times, cache, cfg, out, outcomes)
+    for speaker in sorted(decisions):
+        # A learnt voice is the one heard longest: once a recording of two voices was heard along all its
+        # speech, that says who talks most better than its sample (speakers.speech_pool).
+        rows = [r for r in ok if r.speaker == speaker]
+        if references.get(speaker) is None and any(r.path in along for r in rows):
+            heard, heard_times = speech_pool(
+                {r.path: partials[r.path] for r in rows}, {r.path: times[r.path] for r in rows}, along
+            )
+            decisions[speaker] = decide(heard, {r.path: r.metrics for r in rows}, None, heard_times)
     voices: dict[str, dict[str, Any]] = {}
     updated: dict[str, RecordingRow] = {}
     for speaker, decision in decisions.items():
@@ -894,6 +904,7 @@ def _turn_partials(
     sources: dict[str, str],
     decisions: dict[str, Any],
     partials: dict[str, Any],
+    times: dict[str, Any],
     cache: Path,
     cfg: RunConfig,
     out: Path,
@@ -914,7 +925,7 @@ def _turn_partials(
     for voice, _, _ in decisions.values():
         if voice is None:
             continue
-        for path in two_voice_recordings(voice, partials):
+        for path in two_voice_recordings(voice, partials, times):
             key = _cache_key(cfg, sha256=sha[path], turns=True, speech_s=TURN_SPEECH_S)
             analysis_file = _analysis_cache(sha[path], cache, cfg)[1]
             tasks.append(

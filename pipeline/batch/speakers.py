@@ -190,11 +190,53 @@ def turn_partials(task: VoiceTask) -> tuple[Partials, list[list[float]]]:
     return joined, music
 
 
-def two_voice_recordings(voice: Voice, partials: dict[str, np.ndarray]) -> list[str]:
-    """The recordings (by path) of the speaker's ``voice`` whose sampled partials hold two voices."""
+def two_voice_recordings(
+    voice: Voice, partials: dict[str, np.ndarray], times: dict[str, np.ndarray] | None = None
+) -> list[str]:
+    """The recordings (by path) of the speaker's ``voice`` whose sampled partials hold two voices
+    (``times``: their partials' ``(start_s, end_s)``, so their turns count:
+    :func:`~pipeline.analysis.voice.split_voices`)."""
     from pipeline.analysis.voice import holds_two_voices
 
-    return [p for p in sorted(voice.recordings) if p in partials and holds_two_voices(partials[p])]
+    return [
+        p
+        for p in sorted(voice.recordings)
+        if p in partials and holds_two_voices(partials[p], _starts((times or {}).get(p), partials[p]))
+    ]
+
+
+def _starts(times: np.ndarray | None, vectors: np.ndarray) -> np.ndarray | None:
+    """The partials' starts from their ``(n, 2)`` times, or ``None`` when not known for these ``vectors``."""
+    if times is None:
+        return None
+    spans = np.asarray(times, dtype=np.float64).reshape(-1, 2)
+    return spans[:, 0] if spans.shape[0] == np.asarray(vectors).shape[0] else None
+
+
+def speech_pool(
+    partials: dict[str, np.ndarray],
+    times: dict[str, np.ndarray],
+    along: dict[str, tuple[Partials, list[list[float]]]],
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """The partials (and their times) a speaker's voice is decided from (:func:`decide`) once the recordings
+    of two voices were heard along their speech (``along``, :func:`turn_partials`): for those, the partials
+    along it taken every :data:`~pipeline.analysis.voice.SAMPLE_STEP_S` (spaced as a sample is, so each
+    stands for as much speech); for the others their sample. A sample of 60 s of an interview can hold
+    more of the guest than of a host who talks 55 % of the time; all of its speech tells who talks most."""
+    from pipeline.analysis.voice import SAMPLE_STEP_S
+
+    vectors, spans = dict(partials), dict(times)
+    for path, (found, _) in along.items():
+        if path not in vectors or not len(found):
+            continue
+        keep, last = [], -np.inf
+        for k, start in enumerate(np.asarray(found.starts_s, dtype=np.float64)):
+            if start >= last + SAMPLE_STEP_S - 1e-6:
+                keep.append(k)
+                last = start
+        vectors[path] = np.asarray(found.vectors, dtype=np.float32)[keep]
+        spans[path] = np.stack([np.asarray(found.starts_s)[keep], np.asarray(found.ends_s)[keep]], axis=1)
+    return vectors, spans
 
 
 def _music_spans(audio16k: np.ndarray, rec: Any, start_s: float) -> list[list[Any]]:
@@ -209,14 +251,14 @@ def _music_spans(audio16k: np.ndarray, rec: Any, start_s: float) -> list[list[An
 def with_turns(voice: Voice, along: dict[str, tuple[Partials, list[list[float]]]]) -> Voice:
     """``voice`` with the speaker's turns (:func:`~pipeline.analysis.voice.speaker_runs`) on the entry of
     each recording in ``along`` (its partials along all its speech and its music stretches) that holds two
-    voices (a music bed under part of it is not a second voice)."""
+    voices (its sample did: ``heard_two``; a music bed under part of it is not a second voice)."""
     from pipeline.analysis.voice import speaker_runs
 
     recordings = dict(voice.recordings)
     for path, (partials, music) in along.items():
         if path not in recordings:
             continue
-        runs = speaker_runs(partials, voice, music)
+        runs = speaker_runs(partials, voice, music, heard_two=True)
         if runs is not None:
             recordings[path] = replace(recordings[path], turns=tuple(runs))
     return replace(voice, recordings=recordings)
@@ -275,7 +317,12 @@ def decide(
     similarity: dict[str, float | None] = {}
     heard: dict[str, Voice] = {}
     for path in sorted(partials):
-        own = v.dominant_voice(partials[path], source="recording") if partials[path].shape[0] else None
+        starts = _starts((times or {}).get(path), partials[path])
+        own = (
+            v.dominant_voice(partials[path], source="recording", starts_s=starts)
+            if partials[path].shape[0]
+            else None
+        )
         similarity[path] = None if own is None else round(float(own.vector @ speaker_voice.vector), 4)
         if own is not None:
             heard[path] = own
