@@ -6,7 +6,7 @@ Built on the GE2E partial embeddings of :mod:`pipeline.analysis.speaker` (1.6 s 
    :data:`SAMPLE_SPEECH_S` of a recording's speech, taken in :data:`SAMPLE_CHUNK_S` pieces spread evenly
    over its speech segments (a long file costs the same as a one-minute one);
 2. **the dominant voice** (:func:`dominant_voice`): the voice heard longest. When the partials hold two
-   voices (:func:`split_voices`: two groups far apart, or a little nearer but taking turns), the group
+   voices (:func:`split_voices`: their 2-means groups far apart), the group
    with more partials; within it (or all of them), the partials are grouped around the partial with the
    most look-alikes (cosine >= :data:`PAIR_COSINE`); the group's mean, refined twice against its own
    members (cosine >= :data:`MEMBER_COSINE`), is the voice. Of a two-person interview that is the one who
@@ -85,17 +85,8 @@ TWO_VOICES_COSINE = 0.80
 """A recording holds two voices when the centroids of its partials' two groups (:func:`two_voices`) are
 under this cosine (interviews <= 0.88, median 0.71; one speaker's 15 s >= 0.76, 2nd percentile 0.82)..."""
 TURNS_COSINE = 0.85
-"""... or under this one when the two groups come in turns (:func:`split_voices`, :data:`TURN_COHERENCE`)."""
-TURN_COHERENCE = 0.70
-"""Partials' groups come in turns (:func:`turn_coherence`) at a kappa of at least this. Measured on the
-partials sampled as a run samples them (every 1.6 s in 6 s pieces, ``voices_bench.py`` material): the
-36 interviews 0.30 at their 10th percentile, the three same-sex ones in noise or a room with centroids at
-0.80-0.82 0.73-0.79; splits of one speaker (144 15 s windows, 40 recordings of 15-100 s in noise and
-rooms) at most 0.64."""
-TURN_COHERENCE_PAIRS = 10
-"""Pairs of partials (:func:`turn_coherence`) needed to tell turns (about 16 s of sampled speech; a 15 s window has at most 8)."""
-NEXT_PARTIAL_MAX_S = 2.1
-"""The next partial of a pair starts at most this long after the first (it does not overlap it)."""
+"""... or under this one for the partials along all of a recording whose sample held two voices
+(:func:`split_voices` ``heard_two``)."""
 MIN_RUN_PARTIALS = 2
 """Consecutive partials below the threshold that make an other-voice span (with 0.5 s steps: >= 2.1 s)."""
 LEAVE_OUT_MIN_PARTIALS = 4
@@ -234,14 +225,11 @@ def _densest_voice(v: np.ndarray, source: str) -> Voice:
     )
 
 
-def dominant_voice(
-    vectors: np.ndarray, *, source: str = "folder", starts_s: np.ndarray | None = None
-) -> Voice | None:
+def dominant_voice(vectors: np.ndarray, *, source: str = "folder") -> Voice | None:
     """The voice heard longest in ``vectors`` (unit partial embeddings, ``(n, 256)``, evenly spaced in
     speech); ``None`` for none.
 
-    When they hold two voices (:func:`split_voices`; ``starts_s``, each partial's start, lets their turns
-    count) the voice is that of the group with more partials (more speech time), else of all of them;
+    When they hold two voices (:func:`split_voices`) the voice is that of the group with more partials (more speech time), else of all of them;
     either way the group's densest voice (:func:`_densest_voice`: the partial with the most look-alikes
     within :data:`PAIR_COSINE`, its group refined twice within :data:`MEMBER_COSINE`). The densest voice of
     all the partials alone is not the longest heard: a studio guest's partials are more alike than a
@@ -250,7 +238,7 @@ def dominant_voice(
     v = np.asarray(vectors, dtype=np.float64).reshape(-1, EMBEDDING_SIZE)
     if v.shape[0] == 0:
         return None
-    pair = split_voices(v, starts_s)
+    pair = split_voices(v)
     if pair is None:
         return _densest_voice(v, source)
     nearer_a = v @ pair[0] >= v @ pair[1]
@@ -279,58 +267,21 @@ def two_voices(vectors: np.ndarray, iterations: int = 10) -> tuple[np.ndarray, n
     return a, b
 
 
-def turn_coherence(nearer_a: np.ndarray, starts_s: np.ndarray) -> tuple[float, int]:
-    """How much more often than chance a partial and the next one that does not overlap it (starting
-    :data:`PARTIAL_S` to :data:`NEXT_PARTIAL_MAX_S` later) fall in the same of two groups (``nearer_a``,
-    one per partial): Cohen's kappa (1: always, 0: as by chance), and how many such pairs there are.
-    Two people take turns, so their partials come in runs; a split of one voice (by noise, by the
-    sounds said) falls about as by chance."""
-    group = np.asarray(nearer_a, dtype=bool)
-    starts = np.asarray(starts_s, dtype=np.float64)
-    share = float(group.mean()) if group.size else 0.0
-    chance = share**2 + (1.0 - share) ** 2
-    nxt = np.searchsorted(starts, starts + PARTIAL_S - 1e-6)
-    valid = nxt < starts.size
-    valid[valid] &= starts[nxt[valid]] - starts[valid] <= NEXT_PARTIAL_MAX_S
-    pairs = int(valid.sum())
-    if pairs == 0 or chance >= 1.0:
-        return 0.0, pairs
-    same = float((group[valid] == group[nxt[valid]]).mean())
-    return (same - chance) / (1.0 - chance), pairs
-
-
-def split_voices(
-    vectors: np.ndarray, starts_s: np.ndarray | None = None, *, heard_two: bool = False
-) -> tuple[np.ndarray, np.ndarray] | None:
-    """The two centroids (:func:`two_voices`) when partials ``(n, 256)`` hold two voices, else ``None``.
-
-    Two voices: centroids under :data:`TWO_VOICES_COSINE`; or, with each partial's start (``starts_s``), under
-    :data:`TURNS_COSINE` when the groups come in turns (:func:`turn_coherence` at least
-    :data:`TURN_COHERENCE` over :data:`TURN_COHERENCE_PAIRS` pairs or more): same-sex voices in noise or a
-    room score 0.80-0.84, as far apart as a split of one noisy speaker, who does not take turns with
-    himself. ``heard_two`` (a sample of the same recording already held two voices): under
-    :data:`TURNS_COSINE` is enough."""
+def split_voices(vectors: np.ndarray, *, heard_two: bool = False) -> tuple[np.ndarray, np.ndarray] | None:
+    """The two centroids (:func:`two_voices`) when partials ``(n, 256)`` hold two voices (centroids under
+    :data:`TWO_VOICES_COSINE`), else ``None``. ``heard_two``: a sample of the same recording already held
+    two voices (the partials are all of its speech, heard for its turns), so centroids under
+    :data:`TURNS_COSINE` are enough: the two voices of an interview sampled at 0.78 can split at 0.80
+    along all of it."""
     pair = two_voices(vectors)
     if pair is None:
         return None
-    cosine = float(pair[0] @ pair[1])
-    if cosine < TWO_VOICES_COSINE:
-        return pair
-    if cosine >= TURNS_COSINE:
-        return None
-    if heard_two:
-        return pair
-    if starts_s is None or len(starts_s) != len(vectors):
-        return None
-    v = np.asarray(vectors, dtype=np.float64).reshape(-1, EMBEDDING_SIZE)
-    kappa, pairs = turn_coherence(v @ pair[0] >= v @ pair[1], np.asarray(starts_s, dtype=np.float64))
-    return pair if pairs >= TURN_COHERENCE_PAIRS and kappa >= TURN_COHERENCE else None
+    return pair if float(pair[0] @ pair[1]) < (TURNS_COSINE if heard_two else TWO_VOICES_COSINE) else None
 
 
-def holds_two_voices(vectors: np.ndarray, starts_s: np.ndarray | None = None) -> bool:
-    """True when partials ``(n, 256)`` hold two voices (:func:`split_voices`; ``starts_s``: each partial's
-    start, so their turns count)."""
-    return split_voices(vectors, starts_s) is not None
+def holds_two_voices(vectors: np.ndarray) -> bool:
+    """True when partials ``(n, 256)`` hold two voices (:func:`split_voices`)."""
+    return split_voices(vectors) is not None
 
 
 def recording_voice(
@@ -338,8 +289,7 @@ def recording_voice(
 ) -> Voice | None:
     """The speaker as heard in one recording, from its partials ``(n, 256)``: the plain mean of them
     (recorded like any window of it; a tight core of typical partials pushes a noisy speaker's own
-    partials under :data:`HERE_COSINE`). When they hold two voices (:func:`split_voices`, their turns
-    counted when ``times`` are given), the mean of the group nearer ``speaker`` (``None``: the bigger group).
+    partials under :data:`HERE_COSINE`). When they hold two voices (:func:`split_voices`), the mean of the group nearer ``speaker`` (``None``: the bigger group).
     ``times`` (``(n, 2)``: each partial's start and end in the recording) keeps the members and their
     times on the voice, so a window can be left out of it (:meth:`Voice.without`)."""
     v = np.asarray(vectors, dtype=np.float64).reshape(-1, EMBEDDING_SIZE)
@@ -347,7 +297,7 @@ def recording_voice(
         return None
     members = np.ones(v.shape[0], dtype=bool)
     spans = None if times is None else np.asarray(times, dtype=np.float64).reshape(-1, 2)
-    pair = split_voices(v, None if spans is None else spans[:, 0])
+    pair = split_voices(v)
     if pair is not None:
         nearer_a = v @ pair[0] >= v @ pair[1]
         if speaker is not None:
@@ -396,7 +346,7 @@ def speaker_runs(
     partials lie in music (:data:`MUSIC_GROUP_SHARE` of them or more) and the other's do not, the groups are
     the bed and the voice, and the answer is ``None`` too (selection's music check then hears the bed)."""
     v = np.asarray(partials.vectors, dtype=np.float64).reshape(-1, EMBEDDING_SIZE)
-    pair = split_voices(v, np.asarray(partials.starts_s), heard_two=heard_two)
+    pair = split_voices(v, heard_two=heard_two)
     if pair is None:
         return None
     a, b = pair

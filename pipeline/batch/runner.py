@@ -856,7 +856,7 @@ def _learn_voices(
             ref_voice,
             {r.path: times[r.path] for r in rows},
         )
-    along = _turn_partials(ok, sources, decisions, partials, times, cache, cfg, out, outcomes)
+    along = _turn_partials(ok, sources, decisions, partials, cache, cfg, out, outcomes)
     for speaker in sorted(decisions):
         # A learnt voice is the one heard longest: once a recording of two voices was heard along all its
         # speech, that says who talks most better than its sample (speakers.speech_pool).
@@ -904,7 +904,6 @@ def _turn_partials(
     sources: dict[str, str],
     decisions: dict[str, Any],
     partials: dict[str, Any],
-    times: dict[str, Any],
     cache: Path,
     cfg: RunConfig,
     out: Path,
@@ -925,7 +924,7 @@ def _turn_partials(
     for voice, _, _ in decisions.values():
         if voice is None:
             continue
-        for path in two_voice_recordings(voice, partials, times):
+        for path in two_voice_recordings(voice, partials):
             key = _cache_key(cfg, sha256=sha[path], turns=True, speech_s=TURN_SPEECH_S)
             analysis_file = _analysis_cache(sha[path], cache, cfg)[1]
             tasks.append(

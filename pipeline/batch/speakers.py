@@ -190,27 +190,11 @@ def turn_partials(task: VoiceTask) -> tuple[Partials, list[list[float]]]:
     return joined, music
 
 
-def two_voice_recordings(
-    voice: Voice, partials: dict[str, np.ndarray], times: dict[str, np.ndarray] | None = None
-) -> list[str]:
-    """The recordings (by path) of the speaker's ``voice`` whose sampled partials hold two voices
-    (``times``: their partials' ``(start_s, end_s)``, so their turns count:
-    :func:`~pipeline.analysis.voice.split_voices`)."""
+def two_voice_recordings(voice: Voice, partials: dict[str, np.ndarray]) -> list[str]:
+    """The recordings (by path) of the speaker's ``voice`` whose sampled partials hold two voices."""
     from pipeline.analysis.voice import holds_two_voices
 
-    return [
-        p
-        for p in sorted(voice.recordings)
-        if p in partials and holds_two_voices(partials[p], _starts((times or {}).get(p), partials[p]))
-    ]
-
-
-def _starts(times: np.ndarray | None, vectors: np.ndarray) -> np.ndarray | None:
-    """The partials' starts from their ``(n, 2)`` times, or ``None`` when not known for these ``vectors``."""
-    if times is None:
-        return None
-    spans = np.asarray(times, dtype=np.float64).reshape(-1, 2)
-    return spans[:, 0] if spans.shape[0] == np.asarray(vectors).shape[0] else None
+    return [p for p in sorted(voice.recordings) if p in partials and holds_two_voices(partials[p])]
 
 
 def speech_pool(
@@ -317,12 +301,7 @@ def decide(
     similarity: dict[str, float | None] = {}
     heard: dict[str, Voice] = {}
     for path in sorted(partials):
-        starts = _starts((times or {}).get(path), partials[path])
-        own = (
-            v.dominant_voice(partials[path], source="recording", starts_s=starts)
-            if partials[path].shape[0]
-            else None
-        )
+        own = v.dominant_voice(partials[path], source="recording") if partials[path].shape[0] else None
         similarity[path] = None if own is None else round(float(own.vector @ speaker_voice.vector), 4)
         if own is not None:
             heard[path] = own
