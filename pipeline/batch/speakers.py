@@ -19,6 +19,9 @@ Between analysing every file and selecting clips, the runner learns each speaker
    spread over a longer one: :func:`turn_stretches`; cached beside its partials) and the speaker's own
    stretches (:func:`~pipeline.analysis.voice.speaker_runs`) become the ``turns`` of its entry in the
    voice's ``recordings``: selection keeps to them, and joins them when no single window is the speaker's.
+   A voice learnt from the recordings (not named) is decided again (:func:`decide`) from all the speech
+   of its recordings of two voices as heard for their turns (:func:`speech_pool`): the voice heard
+   longest there is the speaker's, which a 60 s sample of an interview can get wrong.
    Where music or singing is heard is measured along too: a bed under part of a reading splits its
    partials into two groups as a second voice would, and gives no turns (a jingle in an interview does).
 """
