@@ -457,7 +457,7 @@ def test_the_speakers_voice_is_the_one_heard_longest_not_the_most_alike() -> Non
     are more alike, so the densest voice of the interview is his. The voice heard longest, over all its
     speech, is the host's; the run's 60 s sample happens to hold more of the guest, so a learnt voice is
     decided again from all the speech of a two-voice recording (``speech_pool``) and is the host's."""
-    from pipeline.batch.speakers import decide, speech_pool
+    from pipeline.batch.speakers import decide, heard_speech, speech_pool
 
     item, sampled, _ = bench_interview("sonnet-sms_male-clean")
     along = partial_embeddings(item.audio, step_s=voice.SPAN_STEP_S)
@@ -474,7 +474,9 @@ def test_the_speakers_voice_is_the_one_heard_longest_not_the_most_alike() -> Non
     assert from_sample is not None and float(from_sample.vector @ guest) > float(from_sample.vector @ host)
     heard, heard_times = speech_pool({"talk": sampled.vectors}, times, {"talk": (along, [])})
     assert heard["talk"].shape[0] < len(along) and np.all(np.diff(heard_times["talk"][:, 0]) >= 1.6 - 1e-6)
-    decided, _, _ = decide(heard, {"talk": clean}, None, heard_times)
+    learn = heard_speech({"talk": sampled.vectors}, {"talk": (along, [])})
+    assert learn["talk"][0].shape[0] == len(along) and learn["talk"][1] == voice.SPAN_STEP_S
+    decided, _, _ = decide(heard, {"talk": clean}, None, heard_times, learn)
     assert decided is not None and float(decided.vector @ host) > 0.95
     assert float(decided.recordings["talk"].vector @ host) > 0.95  # the host as heard there too
 

@@ -225,7 +225,9 @@ def _densest_voice(v: np.ndarray, source: str) -> Voice:
     )
 
 
-def dominant_voice(vectors: np.ndarray, *, source: str = "folder") -> Voice | None:
+def dominant_voice(
+    vectors: np.ndarray, *, source: str = "folder", seconds: np.ndarray | None = None
+) -> Voice | None:
     """The voice heard longest in ``vectors`` (unit partial embeddings, ``(n, 256)``, evenly spaced in
     speech); ``None`` for none.
 
@@ -233,7 +235,8 @@ def dominant_voice(vectors: np.ndarray, *, source: str = "folder") -> Voice | No
     either way the group's densest voice (:func:`_densest_voice`: the partial with the most look-alikes
     within :data:`PAIR_COSINE`, its group refined twice within :data:`MEMBER_COSINE`). The densest voice of
     all the partials alone is not the longest heard: a studio guest's partials are more alike than a
-    host's who talks 55 % of the time (``voices_bench.py``, sonnet-sms_male-clean).
+    host's who talks 55 % of the time (``voices_bench.py``, sonnet-sms_male-clean). ``seconds``: the
+    speech each partial stands for (partials spaced differently), summed per group; default the same.
     """
     v = np.asarray(vectors, dtype=np.float64).reshape(-1, EMBEDDING_SIZE)
     if v.shape[0] == 0:
@@ -242,7 +245,8 @@ def dominant_voice(vectors: np.ndarray, *, source: str = "folder") -> Voice | No
     if pair is None:
         return _densest_voice(v, source)
     nearer_a = v @ pair[0] >= v @ pair[1]
-    longest = nearer_a if int(nearer_a.sum()) * 2 >= v.shape[0] else ~nearer_a
+    weight = np.ones(v.shape[0]) if seconds is None else np.asarray(seconds, dtype=np.float64).reshape(-1)
+    longest = nearer_a if float(weight[nearer_a].sum()) * 2 >= float(weight.sum()) else ~nearer_a
     found = _densest_voice(v[longest], source)
     members = longest & (v @ found.vector >= MEMBER_COSINE)
     return replace(found, share=float(members.mean()), partials=int(v.shape[0]))

@@ -817,6 +817,7 @@ def _learn_voices(
         VoiceTask,
         cached_partials,
         decide,
+        heard_speech,
         recording_partials,
         reference_voice,
         speech_pool,
@@ -865,7 +866,13 @@ def _learn_voices(
             heard, heard_times = speech_pool(
                 {r.path: partials[r.path] for r in rows}, {r.path: times[r.path] for r in rows}, along
             )
-            decisions[speaker] = decide(heard, {r.path: r.metrics for r in rows}, None, heard_times)
+            decisions[speaker] = decide(
+                heard,
+                {r.path: r.metrics for r in rows},
+                None,
+                heard_times,
+                heard_speech({r.path: partials[r.path] for r in rows}, along),
+            )
     voices: dict[str, dict[str, Any]] = {}
     updated: dict[str, RecordingRow] = {}
     for speaker, decision in decisions.items():
