@@ -30,7 +30,7 @@ Prints the figures, writes ``benchmarks/results/voices.json``. Takes 3-4 minutes
 Usage::
 
     python benchmarks/voices_bench.py [--seed 0] [--out PATH]
-    python benchmarks/voices_bench.py --run-pipeline [--pipeline-root /work/wt-i9-voices] [--family cosyvoice]
+    python benchmarks/voices_bench.py --run-pipeline [--pipeline-root /work/wt-i9-voices] [--family cosyvoice] [--limit N] [--only NAME ...]
     python benchmarks/voices_bench.py --pipeline-rule [--pipeline-root /work/wt-i9-voices]
 """
 
