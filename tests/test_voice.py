@@ -465,7 +465,7 @@ def test_the_speakers_voice_is_the_one_heard_longest_not_the_most_alike() -> Non
     guest = _mean(along.vectors[_in_turns(along, item.guest_turns)])
     densest = voice._densest_voice(np.asarray(along.vectors, dtype=np.float64), "recording")
     assert float(densest.vector @ guest) > float(densest.vector @ host)  # the trap
-    longest = voice.dominant_voice(along.vectors)
+    longest = voice.dominant_voice(along.vectors, longest=True)
     assert longest is not None and float(longest.vector @ host) > 0.95 > float(longest.vector @ guest)
 
     clean = {"snr_db": 40.0, "reverb_score": 0.1, "clipped_ratio": 0.0, "bandwidth_hz": 8000.0}
@@ -475,7 +475,11 @@ def test_the_speakers_voice_is_the_one_heard_longest_not_the_most_alike() -> Non
     heard, heard_times = speech_pool({"talk": sampled.vectors}, times, {"talk": (along, [])})
     assert heard["talk"].shape[0] < len(along) and np.all(np.diff(heard_times["talk"][:, 0]) >= 1.6 - 1e-6)
     learn = heard_speech({"talk": sampled.vectors}, {"talk": (along, [])})
-    assert learn["talk"][0].shape[0] == len(along) and learn["talk"][1] == voice.SPAN_STEP_S
+    assert (
+        learn is not None
+        and learn["talk"][0].shape[0] == len(along)
+        and learn["talk"][1] == voice.SPAN_STEP_S
+    )
     decided, _, _ = decide(heard, {"talk": clean}, None, heard_times, learn)
     assert decided is not None and float(decided.vector @ host) > 0.95
     assert float(decided.recordings["talk"].vector @ host) > 0.95  # the host as heard there too

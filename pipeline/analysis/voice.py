@@ -5,9 +5,9 @@ Built on the GE2E partial embeddings of :mod:`pipeline.analysis.speaker` (1.6 s 
 1. **sampling a recording** (:func:`recording_partials`): partials over at most
    :data:`SAMPLE_SPEECH_S` of a recording's speech, taken in :data:`SAMPLE_CHUNK_S` pieces spread evenly
    over its speech segments (a long file costs the same as a one-minute one);
-2. **the dominant voice** (:func:`dominant_voice`): the voice heard longest. When the partials hold two
-   voices (:func:`split_voices`: their 2-means groups far apart), the group
-   with more partials; within it (or all of them), the partials are grouped around the partial with the
+2. **the dominant voice** (:func:`dominant_voice`): of all the speech of recordings known to hold two
+   voices taking turns (``longest``), the group with more speech (:func:`split_voices`); within it (else
+   all of them), the partials are grouped around the partial with the
    most look-alikes (cosine >= :data:`PAIR_COSINE`); the group's mean, refined twice against its own
    members (cosine >= :data:`MEMBER_COSINE`), is the voice. Of a two-person interview that is the one who
    talks most; of a speaker's folder, the voice most of its speech shares. ``share`` says how much of the
@@ -226,22 +226,27 @@ def _densest_voice(v: np.ndarray, source: str) -> Voice:
 
 
 def dominant_voice(
-    vectors: np.ndarray, *, source: str = "folder", seconds: np.ndarray | None = None
+    vectors: np.ndarray,
+    *,
+    source: str = "folder",
+    longest: bool = False,
+    seconds: np.ndarray | None = None,
 ) -> Voice | None:
-    """The voice heard longest in ``vectors`` (unit partial embeddings, ``(n, 256)``, evenly spaced in
-    speech); ``None`` for none.
+    """The voice most of ``vectors`` (unit partial embeddings, ``(n, 256)``) share; ``None`` for none.
 
-    When they hold two voices (:func:`split_voices`) the voice is that of the group with more partials (more speech time), else of all of them;
-    either way the group's densest voice (:func:`_densest_voice`: the partial with the most look-alikes
-    within :data:`PAIR_COSINE`, its group refined twice within :data:`MEMBER_COSINE`). The densest voice of
-    all the partials alone is not the longest heard: a studio guest's partials are more alike than a
-    host's who talks 55 % of the time (``voices_bench.py``, sonnet-sms_male-clean). ``seconds``: the
-    speech each partial stands for (partials spaced differently), summed per group; default the same.
+    The densest voice (:func:`_densest_voice`: the partial with the most look-alikes within
+    :data:`PAIR_COSINE`, its group refined twice within :data:`MEMBER_COSINE`). With ``longest`` (the
+    partials are all the speech of recordings known to hold two voices taking turns) and two voices
+    (:func:`split_voices`): the densest voice of the group heard longest (``seconds``: the speech each
+    partial stands for, summed per group; default the same for all). The densest voice of all is not the
+    longest heard: a studio guest's partials are more alike than a host's who talks 55 % of the time
+    (``voices_bench.py``, sonnet-sms_male-clean). Not by default: a reading with a music bed under most
+    of it splits into the voice under the bed and the clean voice, and the longer is the bed's.
     """
     v = np.asarray(vectors, dtype=np.float64).reshape(-1, EMBEDDING_SIZE)
     if v.shape[0] == 0:
         return None
-    pair = split_voices(v)
+    pair = split_voices(v) if longest else None
     if pair is None:
         return _densest_voice(v, source)
     nearer_a = v @ pair[0] >= v @ pair[1]

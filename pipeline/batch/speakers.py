@@ -202,20 +202,24 @@ def two_voice_recordings(voice: Voice, partials: dict[str, np.ndarray]) -> list[
 
 def heard_speech(
     partials: dict[str, np.ndarray], along: dict[str, tuple[Partials, list[list[float]]]]
-) -> dict[str, tuple[np.ndarray, float]]:
+) -> dict[str, tuple[np.ndarray, float]] | None:
     """What a learnt voice is decided from (:func:`decide` ``heard``) once the recordings of two voices were
     heard along their speech (``along``, :func:`turn_partials`): their partials along it, each standing
     for :data:`~pipeline.analysis.voice.SPAN_STEP_S` of speech, and the others' samples (each partial
     :data:`~pipeline.analysis.voice.SAMPLE_STEP_S`). Which voice talks longest in an interview whose host
     talks 54-56 % of the time is told by all its partials: a sample of 60 s, or one partial in four of all
-    its speech, got it wrong (``voices_bench.py``: sonnet-sms_male-clean, libri3080-aew-clean)."""
-    from pipeline.analysis.voice import SAMPLE_STEP_S, SPAN_STEP_S
+    its speech, got it wrong (``voices_bench.py``: sonnet-sms_male-clean, libri3080-aew-clean). A
+    recording whose two groups are a music bed and the voice (no turns) keeps its sample; ``None`` when no
+    recording holds turns (nothing to decide again)."""
+    from pipeline.analysis.voice import SAMPLE_STEP_S, SPAN_STEP_S, speaker_runs
 
     out = {p: (x, SAMPLE_STEP_S) for p, x in partials.items()}
-    for path, (found, _) in along.items():
-        if path in out and len(found):
+    turns = False
+    for path, (found, music) in along.items():
+        if path in out and len(found) and speaker_runs(found, None, music, heard_two=True) is not None:
             out[path] = (np.asarray(found.vectors, dtype=np.float32), SPAN_STEP_S)
-    return out
+            turns = True
+    return out if turns else None
 
 
 def speech_pool(
@@ -310,7 +314,7 @@ def decide(
     speaker. ``times`` (by path, ``(n, 2)``: each partial's start and end) go on the recordings' entries,
     so selection can leave a window's own partials out (:meth:`~pipeline.analysis.voice.Voice.without`).
     ``heard`` (by path): the partials the voice is learnt from instead, each recording's with the seconds
-    of speech one partial stands for (:func:`heard_speech`)."""
+    of speech one partial stands for (:func:`heard_speech`): the voice heard longest in them."""
     from pipeline.analysis import voice as v
 
     learn = heard if heard is not None else {p: (x, v.SAMPLE_STEP_S) for p, x in partials.items()}
@@ -321,7 +325,7 @@ def decide(
         pooled = np.concatenate([learn[p][0] for p in nonempty])
         seconds = np.concatenate([np.full(learn[p][0].shape[0], learn[p][1]) for p in nonempty])
         keep = _evenly(pooled.shape[0], MAX_CLUSTER_PARTIALS)
-        speaker_voice = v.dominant_voice(pooled[keep], seconds=seconds[keep])
+        speaker_voice = v.dominant_voice(pooled[keep], longest=heard is not None, seconds=seconds[keep])
     else:
         speaker_voice = None
     if speaker_voice is None:
@@ -329,7 +333,11 @@ def decide(
     similarity: dict[str, float | None] = {}
     heard: dict[str, Voice] = {}
     for path in sorted(partials):
-        own = v.dominant_voice(partials[path], source="recording") if partials[path].shape[0] else None
+        own = (
+            v.dominant_voice(partials[path], source="recording", longest=heard is not None)
+            if partials[path].shape[0]
+            else None
+        )
         similarity[path] = None if own is None else round(float(own.vector @ speaker_voice.vector), 4)
         if own is not None:
             heard[path] = own
