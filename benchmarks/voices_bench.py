@@ -30,7 +30,7 @@ Prints the figures, writes ``benchmarks/results/voices.json``. Takes 3-4 minutes
 Usage::
 
     python benchmarks/voices_bench.py [--seed 0] [--out PATH]
-    python benchmarks/voices_bench.py --run-pipeline [--pipeline-root /work/wt-i9-voices] [--family cosyvoice]
+    python benchmarks/voices_bench.py --run-pipeline [--pipeline-root /work/wt-i9-voices] [--family cosyvoice] [--limit N] [--only NAME ...]
     python benchmarks/voices_bench.py --pipeline-rule [--pipeline-root /work/wt-i9-voices]
 """
 
@@ -649,11 +649,17 @@ def pipeline_rule(seed: int, pipeline_root: Path, edge_drops: Sequence[float] = 
 # the pipeline on interview folders
 
 
-def run_pipeline(seed: int, pipeline_root: Path, family: str, limit: int | None) -> dict[str, Any]:
+def run_pipeline(
+    seed: int, pipeline_root: Path, family: str, limit: int | None, only: Sequence[str] = ()
+) -> dict[str, Any]:
     """``voiceprep run`` (the ``pipeline`` package of ``pipeline_root``) on each interview written as a
     one-file speaker folder; the clip's source ``segments`` in ``clips.jsonl`` are checked against the
-    guest's turns (at most 0.1 s of overlap: only the host)."""
-    items = vi.interviews(seed)[:limit]
+    guest's turns (at most 0.1 s of overlap: only the host). ``only``: just the interviews of these names
+    (after ``limit``'s first ones)."""
+    items = vi.interviews(seed)
+    items = items[:limit] + [it for it in items[limit or len(items) :] if it.name in set(only)]
+    if only and limit is None:
+        items = [it for it in items if it.name in set(only)]
     env = {**os.environ, "PYTHONPATH": str(pipeline_root)}
     rows = []
     with tempfile.TemporaryDirectory() as scratch:
@@ -726,6 +732,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--limit", type=int, default=None, help="at most this many interviews (--run-pipeline)"
     )
+    parser.add_argument(
+        "--only",
+        nargs="*",
+        default=(),
+        help="--run-pipeline: also (or, without --limit, only) these interviews",
+    )
     args = parser.parse_args(argv)
     started = time.perf_counter()
     if args.pipeline_rule:
@@ -733,7 +745,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         out = args.out or RESULTS / "voices-pipeline-rule.json"
         print(json.dumps(result, indent=1))
     elif args.run_pipeline:
-        result = run_pipeline(args.seed, args.pipeline_root, args.family, args.limit)
+        result = run_pipeline(args.seed, args.pipeline_root, args.family, args.limit, args.only)
         out = args.out or RESULTS / "voices-pipeline.json"
         print(
             f"{result['interviews']} interviews, {result['with_clip']} with a clip, host only {result['clip_host_only']}"

@@ -593,6 +593,12 @@ def interviews(seed: int = 0, *, guests_per_host: int = 3) -> list[Interview]:
     return out
 
 
+def interview(name: str, seed: int = 0) -> Interview:
+    """One interview of :func:`interviews` by its name ``HOST-GUEST-KIND`` (the same audio and turns)."""
+    host, guest, kind = name.split("-")
+    return _interview(name, host, guest, kind, seed)
+
+
 def write_interview_folder(interview: Interview, root: Path) -> Path:
     """Write ``interview`` as a speaker folder ``root/<host>/<name>.wav`` (16-bit, 16 kHz) with the truth
     beside the folder in ``root/<name>.truth.json``; returns the speaker folder."""

@@ -15,7 +15,7 @@ import _samples
 import numpy as np
 import pytest
 import soundfile as sf
-from _corpus import corpus_file
+from _corpus import corpus_dir, corpus_file
 
 from pipeline.analysis import voice
 from pipeline.analysis.base import ANALYSIS_RATE, Analysis
@@ -416,3 +416,91 @@ def test_a_lone_low_partial_at_the_edge_of_a_degraded_window_needs_to_fall_furth
     clean_spans = voice.other_voice_spans(partials, here, here=here)[1]
     assert clean_spans == [[5.5, 7.1]]
     assert voice.other_voice_spans(partials, here, here=here, is_degraded=True)[1] == []
+
+
+# --------------------------------------------------------------------------- the voice heard longest, turns
+
+
+@cache
+def bench_interview(name: str) -> tuple[object, np.ndarray, np.ndarray]:
+    """An interview of ``benchmarks/voices_items.py`` (real readers taking turns; the truth is known), the
+    partials a run samples of it (every 1.6 s, 60 s in pieces) and a mask of those in the host's turns."""
+    from benchmarks import voices_items as vi
+    from pipeline.analysis.speaker import Partials
+
+    corpus_dir("speech")
+    corpus_dir("noise")
+    item = vi.interview(name)
+    parts = []
+    for a, b in voice.sample_spans(sorted(item.host_turns + item.guest_turns)):
+        found = partial_embeddings(item.audio[round(a * vi.RATE) : round(b * vi.RATE)], step_s=1.6)
+        parts.append(Partials(found.starts_s + a, found.ends_s + a, found.vectors, found.heard_s))
+    sampled = voice.join_partials(parts)
+    return item, sampled, _in_turns(sampled, item.host_turns)
+
+
+def _in_turns(partials: object, turns: tuple[tuple[float, float], ...]) -> np.ndarray:
+    """Which partials lie mostly (80 %) inside one of ``turns``."""
+    starts, ends = np.asarray(partials.starts_s), np.asarray(partials.ends_s)  # type: ignore[attr-defined]
+    inside = [
+        sum(_overlap((a, b), t) for t in turns) >= 0.8 * (b - a) for a, b in zip(starts, ends, strict=True)
+    ]
+    return np.asarray(inside, dtype=bool)
+
+
+def _mean(vectors: np.ndarray) -> np.ndarray:
+    return _unit_mean(np.asarray(vectors, dtype=np.float64))
+
+
+def test_the_speakers_voice_is_the_one_heard_longest_not_the_most_alike() -> None:
+    """The LibriVox sonnet reader hosts the freesound studio male, who talks 45 % of the time: his partials
+    are more alike, so the densest voice of the interview is his. The voice heard longest, over all its
+    speech, is the host's; the run's 60 s sample happens to hold more of the guest, so a learnt voice is
+    decided again from all the speech of a two-voice recording (``speech_pool``) and is the host's."""
+    from pipeline.batch.speakers import decide, heard_speech, speech_pool
+
+    item, sampled, _ = bench_interview("sonnet-sms_male-clean")
+    along = partial_embeddings(item.audio, step_s=voice.SPAN_STEP_S)
+    host = _mean(along.vectors[_in_turns(along, item.host_turns)])
+    guest = _mean(along.vectors[_in_turns(along, item.guest_turns)])
+    densest = voice._densest_voice(np.asarray(along.vectors, dtype=np.float64), "recording")
+    assert float(densest.vector @ guest) > float(densest.vector @ host)  # the trap
+    longest = voice.dominant_voice(along.vectors, longest=True)
+    assert longest is not None and float(longest.vector @ host) > 0.95 > float(longest.vector @ guest)
+
+    clean = {"snr_db": 40.0, "reverb_score": 0.1, "clipped_ratio": 0.0, "bandwidth_hz": 8000.0}
+    times = {"talk": np.stack([sampled.starts_s, sampled.ends_s], axis=1)}
+    from_sample, _, _ = decide({"talk": sampled.vectors}, {"talk": clean}, None, times)
+    assert from_sample is not None and float(from_sample.vector @ guest) > float(from_sample.vector @ host)
+    heard, heard_times = speech_pool({"talk": sampled.vectors}, times, {"talk": (along, [])})
+    assert heard["talk"].shape[0] < len(along) and np.all(np.diff(heard_times["talk"][:, 0]) >= 1.6 - 1e-6)
+    learn = heard_speech({"talk": sampled.vectors}, {"talk": (along, [])})
+    assert (
+        learn is not None
+        and learn["talk"][0].shape[0] == len(along)
+        and learn["talk"][1] == voice.SPAN_STEP_S
+    )
+    decided, _, _ = decide(heard, {"talk": clean}, None, heard_times, learn)
+    assert decided is not None and float(decided.vector @ host) > 0.95
+    assert float(decided.recordings["talk"].vector @ host) > 0.95  # the host as heard there too
+
+
+def test_turns_are_heard_when_the_sample_held_two_voices_and_all_the_speech_is_a_little_closer() -> None:
+    """Two women reading (LibriSpeech 3080 and 198) under noise: along all the interview, their two groups'
+    centroids are over :data:`TWO_VOICES_COSINE` (one voice, no turns, the guest heard in the clip's
+    windows); when a sample of the recording already held two voices (``heard_two``), under
+    :data:`TURNS_COSINE` is enough, and the host's turns hold no guest."""
+    item, _, _ = bench_interview("libri3080-libri198-noise")
+    along = partial_embeddings(item.audio, step_s=voice.SPAN_STEP_S)
+    a, b = voice.two_voices(along.vectors) or (None, None)
+    assert a is not None and b is not None
+    assert voice.TWO_VOICES_COSINE <= float(a @ b) < voice.TURNS_COSINE
+    host = voice.dominant_voice(along.vectors[_in_turns(along, item.host_turns)])
+    assert voice.speaker_runs(along, host) is None
+    runs = voice.speaker_runs(along, host, heard_two=True)
+    assert runs and sum(e - s for s, e in runs) > 20.0
+    assert all(vi_overlap(run, item.guest_turns) == 0.0 for run in runs)
+
+
+def vi_overlap(span: tuple[float, float], turns: tuple[tuple[float, float], ...]) -> float:
+    return sum(_overlap(span, t) for t in turns)

@@ -5,7 +5,9 @@ Built on the GE2E partial embeddings of :mod:`pipeline.analysis.speaker` (1.6 s 
 1. **sampling a recording** (:func:`recording_partials`): partials over at most
    :data:`SAMPLE_SPEECH_S` of a recording's speech, taken in :data:`SAMPLE_CHUNK_S` pieces spread evenly
    over its speech segments (a long file costs the same as a one-minute one);
-2. **the dominant voice** (:func:`dominant_voice`): the partials are grouped around the partial with the
+2. **the dominant voice** (:func:`dominant_voice`): of all the speech of recordings known to hold two
+   voices taking turns (``longest``), the group with more speech (:func:`split_voices`); within it (else
+   all of them), the partials are grouped around the partial with the
    most look-alikes (cosine >= :data:`PAIR_COSINE`); the group's mean, refined twice against its own
    members (cosine >= :data:`MEMBER_COSINE`), is the voice. Of a two-person interview that is the one who
    talks most; of a speaker's folder, the voice most of its speech shares. ``share`` says how much of the
@@ -81,7 +83,10 @@ HERE_COSINE = 0.67
 0.66 -> 82 % caught / 0.7 % false alarms, 0.67 -> 84 % / 0.7 %, 0.68 -> 87 % / 4.2 % (the edge)."""
 TWO_VOICES_COSINE = 0.80
 """A recording holds two voices when the centroids of its partials' two groups (:func:`two_voices`) are
-under this cosine (interviews <= 0.88, median 0.71; one speaker's 15 s >= 0.76, 2nd percentile 0.82)."""
+under this cosine (interviews <= 0.88, median 0.71; one speaker's 15 s >= 0.76, 2nd percentile 0.82)..."""
+TURNS_COSINE = 0.85
+"""... or under this one for the partials along all of a recording whose sample held two voices
+(:func:`split_voices` ``heard_two``)."""
 MIN_RUN_PARTIALS = 2
 """Consecutive partials below the threshold that make an other-voice span (with 0.5 s steps: >= 2.1 s)."""
 LEAVE_OUT_MIN_PARTIALS = 4
@@ -193,15 +198,9 @@ def _unit(v: np.ndarray) -> np.ndarray:
     return v / max(float(np.linalg.norm(v)), 1e-12)
 
 
-def dominant_voice(vectors: np.ndarray, *, source: str = "folder") -> Voice | None:
-    """The voice most of ``vectors`` (unit partial embeddings, ``(n, 256)``) share; ``None`` for none.
-
-    Seed: the partial with the most others within :data:`PAIR_COSINE`; the group's mean is then refined
-    twice over the partials within :data:`MEMBER_COSINE` of it.
-    """
-    v = np.asarray(vectors, dtype=np.float64).reshape(-1, EMBEDDING_SIZE)
-    if v.shape[0] == 0:
-        return None
+def _densest_voice(v: np.ndarray, source: str) -> Voice:
+    """The voice of the group around the partial with the most look-alikes (:data:`PAIR_COSINE`), its mean
+    refined twice over the partials within :data:`MEMBER_COSINE` of it (``v``: unit partials, not empty)."""
     pairs = v @ v.T
     counts = (pairs >= PAIR_COSINE).sum(axis=1)
     seed = int(np.argmax(counts))
@@ -226,13 +225,46 @@ def dominant_voice(vectors: np.ndarray, *, source: str = "folder") -> Voice | No
     )
 
 
+def dominant_voice(
+    vectors: np.ndarray,
+    *,
+    source: str = "folder",
+    longest: bool = False,
+    seconds: np.ndarray | None = None,
+) -> Voice | None:
+    """The voice most of ``vectors`` (unit partial embeddings, ``(n, 256)``) share; ``None`` for none.
+
+    The densest voice (:func:`_densest_voice`: the partial with the most look-alikes within
+    :data:`PAIR_COSINE`, its group refined twice within :data:`MEMBER_COSINE`). With ``longest`` (the
+    partials are all the speech of recordings known to hold two voices taking turns) and two voices
+    (:func:`split_voices`): the densest voice of the group heard longest (``seconds``: the speech each
+    partial stands for, summed per group; default the same for all). The densest voice of all is not the
+    longest heard: a studio guest's partials are more alike than a host's who talks 55 % of the time
+    (``voices_bench.py``, sonnet-sms_male-clean). Not by default: a reading with a music bed under most
+    of it splits into the voice under the bed and the clean voice, and the longer is the bed's.
+    """
+    v = np.asarray(vectors, dtype=np.float64).reshape(-1, EMBEDDING_SIZE)
+    if v.shape[0] == 0:
+        return None
+    pair = split_voices(v) if longest else None
+    if pair is None:
+        return _densest_voice(v, source)
+    nearer_a = v @ pair[0] >= v @ pair[1]
+    weight = np.ones(v.shape[0]) if seconds is None else np.asarray(seconds, dtype=np.float64).reshape(-1)
+    longest = nearer_a if float(weight[nearer_a].sum()) * 2 >= float(weight.sum()) else ~nearer_a
+    found = _densest_voice(v[longest], source)
+    members = longest & (v @ found.vector >= MEMBER_COSINE)
+    return replace(found, share=float(members.mean()), partials=int(v.shape[0]))
+
+
 def two_voices(vectors: np.ndarray, iterations: int = 10) -> tuple[np.ndarray, np.ndarray] | None:
     """Spherical 2-means of unit partials ``(n, 256)``: the two unit centroids, or ``None`` for fewer than
-    four partials. Starts from the dominant voice and the mean of the 20 % of partials farthest from it."""
+    four partials. Starts from the densest voice (:func:`_densest_voice`) and the mean of the 20 % of
+    partials farthest from it."""
     v = np.asarray(vectors, dtype=np.float64).reshape(-1, EMBEDDING_SIZE)
-    first = dominant_voice(v)
-    if first is None or v.shape[0] < 4:
+    if v.shape[0] < 4:
         return None
+    first = _densest_voice(v, "recording")
     sims = v @ first.vector
     far = sims <= np.quantile(sims, 0.2)
     a, b = first.vector, _unit(v[far].mean(axis=0))
@@ -244,11 +276,21 @@ def two_voices(vectors: np.ndarray, iterations: int = 10) -> tuple[np.ndarray, n
     return a, b
 
 
-def holds_two_voices(vectors: np.ndarray) -> bool:
-    """True when partials ``(n, 256)`` hold two voices: their :func:`two_voices` centroids are under
-    :data:`TWO_VOICES_COSINE`."""
+def split_voices(vectors: np.ndarray, *, heard_two: bool = False) -> tuple[np.ndarray, np.ndarray] | None:
+    """The two centroids (:func:`two_voices`) when partials ``(n, 256)`` hold two voices (centroids under
+    :data:`TWO_VOICES_COSINE`), else ``None``. ``heard_two``: a sample of the same recording already held
+    two voices (the partials are all of its speech, heard for its turns), so centroids under
+    :data:`TURNS_COSINE` are enough: the two voices of an interview sampled at 0.78 can split at 0.80
+    along all of it."""
     pair = two_voices(vectors)
-    return pair is not None and float(pair[0] @ pair[1]) < TWO_VOICES_COSINE
+    if pair is None:
+        return None
+    return pair if float(pair[0] @ pair[1]) < (TURNS_COSINE if heard_two else TWO_VOICES_COSINE) else None
+
+
+def holds_two_voices(vectors: np.ndarray) -> bool:
+    """True when partials ``(n, 256)`` hold two voices (:func:`split_voices`)."""
+    return split_voices(vectors) is not None
 
 
 def recording_voice(
@@ -256,16 +298,16 @@ def recording_voice(
 ) -> Voice | None:
     """The speaker as heard in one recording, from its partials ``(n, 256)``: the plain mean of them
     (recorded like any window of it; a tight core of typical partials pushes a noisy speaker's own
-    partials under :data:`HERE_COSINE`). When they hold two voices (:func:`two_voices` centroids under
-    :data:`TWO_VOICES_COSINE`), the mean of the group nearer ``speaker`` (``None``: the bigger group).
+    partials under :data:`HERE_COSINE`). When they hold two voices (:func:`split_voices`), the mean of the group nearer ``speaker`` (``None``: the bigger group).
     ``times`` (``(n, 2)``: each partial's start and end in the recording) keeps the members and their
     times on the voice, so a window can be left out of it (:meth:`Voice.without`)."""
     v = np.asarray(vectors, dtype=np.float64).reshape(-1, EMBEDDING_SIZE)
     if v.shape[0] == 0:
         return None
     members = np.ones(v.shape[0], dtype=bool)
-    pair = two_voices(v)
-    if pair is not None and float(pair[0] @ pair[1]) < TWO_VOICES_COSINE:
+    spans = None if times is None else np.asarray(times, dtype=np.float64).reshape(-1, 2)
+    pair = split_voices(v)
+    if pair is not None:
         nearer_a = v @ pair[0] >= v @ pair[1]
         if speaker is not None:
             pick_a = float(pair[0] @ speaker.vector) >= float(pair[1] @ speaker.vector)
@@ -273,7 +315,6 @@ def recording_voice(
             pick_a = int(nearer_a.sum()) >= int((~nearer_a).sum())
         members = nearer_a if pick_a else ~nearer_a
     centre = _unit(v[members].mean(axis=0))
-    spans = None if times is None else np.asarray(times, dtype=np.float64).reshape(-1, 2)
     keep_members = spans is not None and spans.shape[0] == v.shape[0]
     return Voice(
         vector=centre,
@@ -296,21 +337,26 @@ margin 0.10 with 2 dropped gives a host-only longest run in 35/36 and no guest i
 
 
 def speaker_runs(
-    partials: Partials, speaker: Voice | None = None, music: Sequence[Sequence[float]] = ()
+    partials: Partials,
+    speaker: Voice | None = None,
+    music: Sequence[Sequence[float]] = (),
+    *,
+    heard_two: bool = False,
 ) -> list[tuple[float, float]] | None:
     """Where only the speaker talks in a recording of two voices, from partials along it every
     :data:`SPAN_STEP_S` (times in the recording): runs of partials of the speaker's group (:func:`two_voices`,
     the group nearer ``speaker``; ``None``: the bigger) by :data:`TURN_MARGIN`, each shortened by
     :data:`TURN_ERODE_PARTIALS` at both ends. ``None`` when the partials do not hold two voices
-    (:data:`TWO_VOICES_COSINE`): then the whole recording is the speaker's.
+    (:func:`split_voices`; ``heard_two``: a sample of the recording already held two voices): then the
+    whole recording is the speaker's.
 
     ``music`` lists the stretches ``(start_s, end_s, ...)`` of the recording in which music or singing is
     heard. A bed under part of a reading moves the partials there as a second voice would: when one group's
     partials lie in music (:data:`MUSIC_GROUP_SHARE` of them or more) and the other's do not, the groups are
     the bed and the voice, and the answer is ``None`` too (selection's music check then hears the bed)."""
     v = np.asarray(partials.vectors, dtype=np.float64).reshape(-1, EMBEDDING_SIZE)
-    pair = two_voices(v)
-    if pair is None or float(pair[0] @ pair[1]) >= TWO_VOICES_COSINE:
+    pair = split_voices(v, heard_two=heard_two)
+    if pair is None:
         return None
     a, b = pair
     if speaker is not None:

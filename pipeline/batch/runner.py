@@ -833,8 +833,10 @@ def _learn_voices(
         VoiceTask,
         cached_partials,
         decide,
+        heard_speech,
         recording_partials,
         reference_voice,
+        speech_pool,
         with_turns,
     )
 
@@ -872,6 +874,18 @@ def _learn_voices(
             {r.path: times[r.path] for r in rows},
         )
     along = _turn_partials(ok, sources, decisions, partials, cache, cfg, out, outcomes)
+    for speaker in sorted(decisions):
+        # A learnt voice is the one heard longest: once a recording of two voices was heard along all its
+        # speech, that says who talks most better than its sample (speakers.speech_pool).
+        rows = [r for r in ok if r.speaker == speaker]
+        if references.get(speaker) is not None or not any(r.path in along for r in rows):
+            continue
+        learn = heard_speech({r.path: partials[r.path] for r in rows}, along)
+        if learn is not None:
+            heard, heard_times = speech_pool(
+                {r.path: partials[r.path] for r in rows}, {r.path: times[r.path] for r in rows}, along
+            )
+            decisions[speaker] = decide(heard, {r.path: r.metrics for r in rows}, None, heard_times, learn)
     voices: dict[str, dict[str, Any]] = {}
     updated: dict[str, RecordingRow] = {}
     for speaker, decision in decisions.items():

@@ -19,6 +19,9 @@ Between analysing every file and selecting clips, the runner learns each speaker
    spread over a longer one: :func:`turn_stretches`; cached beside its partials) and the speaker's own
    stretches (:func:`~pipeline.analysis.voice.speaker_runs`) become the ``turns`` of its entry in the
    voice's ``recordings``: selection keeps to them, and joins them when no single window is the speaker's.
+   A voice learnt from the recordings (not named) is decided again (:func:`decide`) from all the speech
+   of its recordings of two voices as heard for their turns (:func:`heard_speech`, :func:`speech_pool`):
+   the voice heard longest there is the speaker's, which a 60 s sample of an interview can get wrong.
    Where music or singing is heard is measured along too: a bed under part of a reading splits its
    partials into two groups as a second voice would, and gives no turns (a jingle in an interview does).
 """
@@ -197,6 +200,54 @@ def two_voice_recordings(voice: Voice, partials: dict[str, np.ndarray]) -> list[
     return [p for p in sorted(voice.recordings) if p in partials and holds_two_voices(partials[p])]
 
 
+def heard_speech(
+    partials: dict[str, np.ndarray], along: dict[str, tuple[Partials, list[list[float]]]]
+) -> dict[str, tuple[np.ndarray, float]] | None:
+    """What a learnt voice is decided from (:func:`decide` ``heard``) once the recordings of two voices were
+    heard along their speech (``along``, :func:`turn_partials`): their partials along it, each standing
+    for :data:`~pipeline.analysis.voice.SPAN_STEP_S` of speech, and the others' samples (each partial
+    :data:`~pipeline.analysis.voice.SAMPLE_STEP_S`). Which voice talks longest in an interview whose host
+    talks 54-56 % of the time is told by all its partials: a sample of 60 s, or one partial in four of all
+    its speech, got it wrong (``voices_bench.py``: sonnet-sms_male-clean, libri3080-aew-clean). A
+    recording whose two groups are a music bed and the voice (no turns) keeps its sample; ``None`` when no
+    recording holds turns (nothing to decide again)."""
+    from pipeline.analysis.voice import SAMPLE_STEP_S, SPAN_STEP_S, speaker_runs
+
+    out = {p: (x, SAMPLE_STEP_S) for p, x in partials.items()}
+    turns = False
+    for path, (found, music) in along.items():
+        if path in out and len(found) and speaker_runs(found, None, music, heard_two=True) is not None:
+            out[path] = (np.asarray(found.vectors, dtype=np.float32), SPAN_STEP_S)
+            turns = True
+    return out if turns else None
+
+
+def speech_pool(
+    partials: dict[str, np.ndarray],
+    times: dict[str, np.ndarray],
+    along: dict[str, tuple[Partials, list[list[float]]]],
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """The partials (and their times) each recording's own voice is heard from (:func:`decide`) once the
+    recordings of two voices were heard along their speech (``along``, :func:`turn_partials`): for those,
+    the partials along it taken every :data:`~pipeline.analysis.voice.SAMPLE_STEP_S` (spaced as a sample
+    is, a bounded number kept on the voice's entry); for the others their sample. A sample of 60 s of an
+    interview can hold more of the guest than of a host who talks 55 % of the time."""
+    from pipeline.analysis.voice import SAMPLE_STEP_S
+
+    vectors, spans = dict(partials), dict(times)
+    for path, (found, _) in along.items():
+        if path not in vectors or not len(found):
+            continue
+        keep, last = [], -np.inf
+        for k, start in enumerate(np.asarray(found.starts_s, dtype=np.float64)):
+            if start >= last + SAMPLE_STEP_S - 1e-6:
+                keep.append(k)
+                last = start
+        vectors[path] = np.asarray(found.vectors, dtype=np.float32)[keep]
+        spans[path] = np.stack([np.asarray(found.starts_s)[keep], np.asarray(found.ends_s)[keep]], axis=1)
+    return vectors, spans
+
+
 def _music_spans(audio16k: np.ndarray, rec: Any, start_s: float) -> list[list[Any]]:
     """Where music or singing is heard in ``audio16k`` (16 kHz, from ``start_s`` of the recording ``rec``):
     ``[start_s, end_s, kind]`` in the audio's own times."""
@@ -209,14 +260,14 @@ def _music_spans(audio16k: np.ndarray, rec: Any, start_s: float) -> list[list[An
 def with_turns(voice: Voice, along: dict[str, tuple[Partials, list[list[float]]]]) -> Voice:
     """``voice`` with the speaker's turns (:func:`~pipeline.analysis.voice.speaker_runs`) on the entry of
     each recording in ``along`` (its partials along all its speech and its music stretches) that holds two
-    voices (a music bed under part of it is not a second voice)."""
+    voices (its sample did: ``heard_two``; a music bed under part of it is not a second voice)."""
     from pipeline.analysis.voice import speaker_runs
 
     recordings = dict(voice.recordings)
     for path, (partials, music) in along.items():
         if path not in recordings:
             continue
-        runs = speaker_runs(partials, voice, music)
+        runs = speaker_runs(partials, voice, music, heard_two=True)
         if runs is not None:
             recordings[path] = replace(recordings[path], turns=tuple(runs))
     return replace(voice, recordings=recordings)
@@ -242,10 +293,11 @@ def reference_voice(source: str | Path, cache_dir: Path, sha256: str) -> Voice |
     return voice.dominant_voice(vectors, source="reference")
 
 
-def _evenly(vectors: np.ndarray, limit: int) -> np.ndarray:
-    if vectors.shape[0] <= limit:
-        return vectors
-    return vectors[np.linspace(0, vectors.shape[0] - 1, limit).round().astype(int)]
+def _evenly(count: int, limit: int) -> np.ndarray:
+    """Indices of at most ``limit`` of ``count`` items, evenly spread."""
+    if count <= limit:
+        return np.arange(count)
+    return np.linspace(0, count - 1, limit).round().astype(int)
 
 
 def decide(
@@ -253,21 +305,27 @@ def decide(
     metrics: dict[str, dict[str, Any] | None],
     reference: Voice | None = None,
     times: dict[str, np.ndarray] | None = None,
+    heard: dict[str, tuple[np.ndarray, float]] | None = None,
 ) -> tuple[Voice | None, dict[str, float | None], dict[str, float]]:
     """The voice of one speaker from the partials of each of their recordings (by path; ``None``: too
     little speech), each recording's similarity to it (``None``: too little speech to tell) and the
     recordings that are someone else, with the limit each fell under (``metrics`` gives each one's
     conditions, see :func:`~pipeline.analysis.voice.degraded`). ``reference``: the voice named for the
     speaker. ``times`` (by path, ``(n, 2)``: each partial's start and end) go on the recordings' entries,
-    so selection can leave a window's own partials out (:meth:`~pipeline.analysis.voice.Voice.without`)."""
+    so selection can leave a window's own partials out (:meth:`~pipeline.analysis.voice.Voice.without`).
+    ``heard`` (by path): the partials the voice is learnt from instead, each recording's with the seconds
+    of speech one partial stands for (:func:`heard_speech`): the voice heard longest in them."""
     from pipeline.analysis import voice as v
 
-    nonempty = [p for p in sorted(partials) if partials[p].shape[0]]
+    learn = heard if heard is not None else {p: (x, v.SAMPLE_STEP_S) for p, x in partials.items()}
+    nonempty = [p for p in sorted(learn) if learn[p][0].shape[0]]
     if reference is not None:
         speaker_voice: Voice | None = reference
     elif nonempty:
-        pooled = np.concatenate([partials[p] for p in nonempty])
-        speaker_voice = v.dominant_voice(_evenly(pooled, MAX_CLUSTER_PARTIALS))
+        pooled = np.concatenate([learn[p][0] for p in nonempty])
+        seconds = np.concatenate([np.full(learn[p][0].shape[0], learn[p][1]) for p in nonempty])
+        keep = _evenly(pooled.shape[0], MAX_CLUSTER_PARTIALS)
+        speaker_voice = v.dominant_voice(pooled[keep], longest=heard is not None, seconds=seconds[keep])
     else:
         speaker_voice = None
     if speaker_voice is None:
@@ -275,7 +333,11 @@ def decide(
     similarity: dict[str, float | None] = {}
     heard: dict[str, Voice] = {}
     for path in sorted(partials):
-        own = v.dominant_voice(partials[path], source="recording") if partials[path].shape[0] else None
+        own = (
+            v.dominant_voice(partials[path], source="recording", longest=heard is not None)
+            if partials[path].shape[0]
+            else None
+        )
         similarity[path] = None if own is None else round(float(own.vector @ speaker_voice.vector), 4)
         if own is not None:
             heard[path] = own
