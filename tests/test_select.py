@@ -585,6 +585,37 @@ def test_long_clip_is_ranked_on_a_dnsmos_sample_and_measured_whole_when_chosen(
     assert "dnsmos_segments" not in short.metrics
 
 
+def test_a_stretch_shared_by_two_clips_is_levelled_alike_and_scored_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import pipeline.analysis.dnsmos as dnsmos_module
+    import pipeline.selection.slow as slow
+
+    heard: list[float] = []
+
+    def fake(chunk: np.ndarray) -> Analysis:
+        heard.append(float(np.sqrt(np.mean(np.square(chunk, dtype=np.float64)))))
+        return Analysis({"dnsmos_ovrl": 3.0, "dnsmos_sig": 3.5, "dnsmos_bak": 4.0})
+
+    monkeypatch.setattr(dnsmos_module, "dnsmos", fake)
+    monkeypatch.setattr(slow, "_DNSMOS_CACHE", {})
+    monkeypatch.setattr(slow, "_SEGMENT_CACHE", {})
+    rate = 16000
+    seg = dnsmos_module.SEGMENT_SAMPLES
+    t = np.arange(2 * seg) / rate
+    quiet = (0.05 * np.sin(2 * np.pi * 150 * t)).astype(np.float32)
+    # Two clips of 18 s that begin with the same 9.01 s but differ (10x in level) after it.
+    first = quiet.copy()
+    second = quiet.copy()
+    second[seg:] *= np.float32(10.0)
+    slow.dnsmos_of(first)
+    slow.dnsmos_of(second)
+    # 2 + 2 segments, the shared one heard once: 3 model runs, each segment at the scoring level.
+    assert len(heard) == 3
+    target = 10 ** (slow.DNSMOS_LEVEL_DBFS / 20)
+    assert heard == pytest.approx([target] * 3, rel=1e-4)
+
+
 def test_the_chosen_long_plan_carries_dnsmos_of_its_whole_cover(monkeypatch: pytest.MonkeyPatch) -> None:
     import pipeline.analysis.dnsmos as dnsmos_module
     import pipeline.selection.slow as slow

@@ -112,9 +112,10 @@ def dnsmos_of(audio16k: np.ndarray, *, most_segments: int | None = None) -> Anal
     DNSMOS's own layout scores a 9.01 s segment every 1 s (about 0.4 s of CPU each here: 2.5 s for a
     15 s clip). The clip is instead covered by the fewest 9.01 s segments, evenly spaced (2 for 15 s,
     4 for 30 s), and their calibrated scores averaged: every second is still heard, at a third of the
-    cost. Shorter audio is scored as DNSMOS does (tiled). The audio is first brought to
+    cost. Shorter audio is scored as DNSMOS does (tiled). Each segment is first brought to
     :data:`DNSMOS_LEVEL_DBFS` RMS, about the level the renderer delivers (DNSMOS scores a quiet
-    recording lower: 0.2 OVRL at 20 dB down, measured), so the score describes the clip as rendered.
+    recording lower: 0.2 OVRL at 20 dB down, measured), so the score describes the clip as rendered;
+    levelled segment by segment, a stretch of audio shared by several plans is scored once.
 
     ``most_segments`` (``None``: all) scores at most that many segments of the cover, evenly chosen
     among them (the first and the last for 2): an estimate for ranking, marked by the metrics
@@ -147,13 +148,22 @@ def _segment_dnsmos(chunk: np.ndarray) -> Analysis:
     return _SEGMENT_CACHE[key]
 
 
+def _at_level(chunk: np.ndarray) -> np.ndarray:
+    """``chunk`` brought to :data:`DNSMOS_LEVEL_DBFS` RMS (silence as it is).
+
+    Each segment is levelled on its own, not by the level of the whole clip: the same stretch of audio
+    then gives the same samples in every plan that holds it (a window of another family, a nested
+    window), so the segment cache hears it once."""
+    rms = float(np.sqrt(np.mean(np.square(chunk, dtype=np.float64)))) if chunk.size else 0.0
+    if rms <= 1e-6:
+        return chunk
+    return (chunk * np.float32(10 ** (DNSMOS_LEVEL_DBFS / 20) / rms)).astype(np.float32)
+
+
 def _dnsmos_of(x: np.ndarray, most_segments: int | None = None) -> Analysis:
     """:func:`dnsmos_of` without the cache."""
     from pipeline.analysis.dnsmos import SEGMENT_SAMPLES
 
-    rms = float(np.sqrt(np.mean(np.square(x, dtype=np.float64)))) if x.size else 0.0
-    if rms > 1e-6:
-        x = (x * np.float32(10 ** (DNSMOS_LEVEL_DBFS / 20) / rms)).astype(np.float32)
     if x.size <= SEGMENT_SAMPLES:
         chunks = [x]
     else:
@@ -165,7 +175,7 @@ def _dnsmos_of(x: np.ndarray, most_segments: int | None = None) -> Analysis:
         picked = np.linspace(0, cover - 1, most_segments).round().astype(np.int64)
         chunks = [chunks[i] for i in sorted(set(picked.tolist()))]
     release_free_memory()  # the model's working set should not stack on freed selection arrays
-    scores = [_segment_dnsmos(chunk) for chunk in chunks]
+    scores = [_segment_dnsmos(_at_level(chunk)) for chunk in chunks]
     known = [m.metrics for m in scores if m.metrics.get("dnsmos_ovrl") is not None]
     if not known:
         why = next((m.null_reasons.get("dnsmos_ovrl") for m in scores), None)
