@@ -312,3 +312,22 @@ def test_python_m_pipeline_cli_is_the_voiceprep_command() -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert "qwen-tts" in proc.stdout
+
+
+def test_check_fails_a_recording_too_short_for_the_clip_run_makes_as_run_rejects_it(tmp_path: Path) -> None:
+    """``check`` gave dave's 6.8 s note only a warning for qwen-tts (the vendor states no minimum) while
+    ``run`` rejected it (qwen-tts clips are 10-20 s): a file too short alone for the family's clip fails in
+    both, with the same reason code and hint."""
+    from pipeline.errors import reason_hint
+
+    note = SAMPLES / "dave" / "voice_note.m4a"
+    (checked,) = json_lines(voiceprep("check", note, "-f", "qwen-tts", "--no-dnsmos", "--json").stdout)
+    out = tmp_path / "out"
+    assert voiceprep("run", note, "--out", out, "-f", "qwen-tts", "--jobs", "1").returncode == 0
+    (clip,) = json_lines((out / "clips.jsonl").read_text())
+    assert clip["status"] == "rejected" and "too_short" in clip["reasons"]
+    assert checked["verdict"] == "fail"
+    failing = [c for c in checked["checks"] if c["verdict"] == "fail"]
+    assert [c["reason"] for c in failing] == ["too_short"]
+    assert failing[0]["hint"] == reason_hint("too_short")
+    assert checked["reasons"][0] == "too_short"
