@@ -331,3 +331,23 @@ def test_check_fails_a_recording_too_short_for_the_clip_run_makes_as_run_rejects
     assert [c["reason"] for c in failing] == ["too_short"]
     assert failing[0]["hint"] == reason_hint("too_short")
     assert checked["reasons"][0] == "too_short"
+
+
+def test_a_piped_run_prints_a_plain_progress_line_per_recording_and_clip_on_stderr(tmp_path: Path) -> None:
+    """With stderr not a terminal (a pipe, a log file) the progress bar is off; a run printed nothing until
+    it ended. Now each finished recording and clip is one plain line on stderr, and stdout keeps only the
+    summary."""
+    import shutil
+
+    (tmp_path / "in" / "bob").mkdir(parents=True)
+    total = 3
+    for n in range(1, total + 1):
+        shutil.copy(SAMPLES / "bob" / "takes" / f"take_{n}.m4a", tmp_path / "in" / "bob")
+    proc = voiceprep("run", tmp_path / "in", "--out", tmp_path / "out", "-f", "qwen-tts", "--jobs", "1")
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stderr.splitlines()
+    analysed = [line for line in lines if line.startswith("analysed ")]
+    assert [line.split()[1] for line in analysed] == [f"{i}/{total}" for i in range(1, total + 1)]
+    assert any(line.startswith("clip 1/1: ") and "bob/qwen-tts" in line for line in lines), lines
+    assert "\x1b[" not in proc.stderr  # plain text, no cursor moves or colours
+    assert not any(line.startswith(("analysed ", "clip ")) for line in proc.stdout.splitlines())
