@@ -351,3 +351,23 @@ def test_a_piped_run_prints_a_plain_progress_line_per_recording_and_clip_on_stde
     assert any(line.startswith("clip 1/1: ") and "bob/qwen-tts" in line for line in lines), lines
     assert "\x1b[" not in proc.stderr  # plain text, no cursor moves or colours
     assert not any(line.startswith(("analysed ", "clip ")) for line in proc.stdout.splitlines())
+
+
+def test_a_run_says_how_many_input_files_it_skipped_as_not_audio_and_records_them(tmp_path: Path) -> None:
+    """A run ignored .txt and .csv files in its input without a word: the summary counts them by suffix and
+    run.json records them (``inputs_not_audio``); the output folder's own files are not counted."""
+    import shutil
+
+    (tmp_path / "in" / "dave").mkdir(parents=True)
+    shutil.copy(SAMPLES / "dave" / "voice_note.m4a", tmp_path / "in" / "dave")
+    for name in ("dave/transcript.txt", "dave/notes.txt", "speakers.csv"):
+        (tmp_path / "in" / name).write_text("not audio\n")
+    out = tmp_path / "in" / "out"  # inside the input: its report and manifests must not count
+    first = voiceprep("run", tmp_path / "in", "--out", out, "-f", "qwen-tts", "--jobs", "1")
+    assert first.returncode == 0, first.stderr
+    proc = voiceprep("run", tmp_path / "in", "--out", out, "-f", "qwen-tts", "--jobs", "1")
+    assert proc.returncode == 0, proc.stderr
+    run = json.loads((out / "run.json").read_text())
+    assert run["inputs_not_audio"] == {".csv": 1, ".txt": 2}
+    (line,) = [line for line in proc.stdout.splitlines() if "not audio" in line]
+    assert line.startswith("3 files skipped") and "2 .txt" in line and "1 .csv" in line

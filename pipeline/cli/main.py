@@ -687,6 +687,11 @@ def _print_run_summary(results: RunResults, out_dir: Path) -> None:
     if noted:
         had = "recording had" if noted == 1 else "recordings had"
         out.print(f"{noted} {had} decoder notes (see decode_notes in recordings.jsonl)", highlight=False)
+    not_audio = results.run.get("inputs_not_audio") or {}
+    if not_audio:
+        from pipeline.batch.runner import not_audio_text
+
+        out.print(not_audio_text(not_audio), markup=False, highlight=False)
     inside = results.run.get("inputs_inside_out") or []
     if inside:
         names = ", ".join(plain(p) for p in inside[:3]) + (
