@@ -371,3 +371,11 @@ def test_a_run_says_how_many_input_files_it_skipped_as_not_audio_and_records_the
     assert run["inputs_not_audio"] == {".csv": 1, ".txt": 2}
     (line,) = [line for line in proc.stdout.splitlines() if "not audio" in line]
     assert line.startswith("3 files skipped") and "2 .txt" in line and "1 .csv" in line
+
+
+def test_an_unknown_family_on_the_command_line_suggests_the_name_meant() -> None:
+    for command in (("check", SAMPLES / "dave"), ("families", "show")):
+        proc = voiceprep(*command, *(["-f"] if command[0] == "check" else []), "qwen")
+        assert proc.returncode == 2, proc.stdout + proc.stderr
+        (line,) = proc.stderr.strip().splitlines()
+        assert "did you mean qwen-tts?" in line and "configs/families" not in line
