@@ -469,7 +469,7 @@ def build_noisy(ctx: Context) -> Sample:
             "fail low_snr, low_quality",
             "fail low_snr, low_quality",
             "fail low_snr, low_quality",
-            "fail low_snr, low_quality, too_short",
+            "fail too_short, low_snr, low_quality",
         ),
     }
     return Sample(name, ALICE, speech + noise, rate, "mp3", facts)
@@ -495,7 +495,7 @@ def build_stereo(ctx: Context) -> Sample:
             "fail first_channel_silent, no_speech, no_continuous_speech",
             "fail not_mono",
             "pass",
-            "warn too_short",
+            "fail too_short",
         ),
     }
     return Sample(name, ALICE, np.stack([left, right], axis=1), rate, "wav", facts)
@@ -512,7 +512,7 @@ def build_upsampled(ctx: Context) -> Sample:
         "speech_rms_dbfs": -23.0,
         "degradation": {"kind": "upsampled", "source_rate": source_rate, "lowpass_hz": 8000},
         "purpose": "meets Qwen-TTS's 24 kHz rate on paper, but holds only 16 kHz-wideband content",
-        "expected": expected("pass", "warn narrowband", "pass", "warn too_short"),
+        "expected": expected("pass", "warn narrowband", "pass", "fail too_short"),
     }
     return Sample(name, ALICE, audio, rate, "wav", facts)
 
@@ -542,7 +542,7 @@ def build_clipped(ctx: Context) -> Sample:
             "fail bad_format, clipped, low_quality",
             "fail bad_format, clipped, low_quality",
             "fail bad_format, clipped, low_quality",
-            "fail clipped, too_short, low_quality",
+            "fail too_short, clipped, low_quality",
         ),
     }
     return Sample(name, ALICE, pcm / 32767, rate, "flac", facts)
@@ -591,16 +591,16 @@ PAUSE_GAP_S = (5.96, 6.54)
 
 
 def take_expected(number: int) -> dict[str, str]:
-    """`voiceprep check` on take ``number``: each is too short; takes 6 and 7 hold no 3 s run either, and
-    DNSMOS scores take 4 just under the 3.0 warning line."""
+    """`voiceprep check` on take ``number``: each is too short (for every family's clip); takes 6 and 7 hold
+    no 3 s run either, and DNSMOS scores take 4 just under the 3.0 warning line."""
     cosy, qwen, minimax, eleven = (
-        "fail no_continuous_speech, too_short",
-        "warn too_short",
+        "fail too_short, no_continuous_speech",
         "fail too_short",
-        "warn too_short",
+        "fail too_short",
+        "fail too_short",
     )
     if number >= 6:
-        qwen = "fail no_continuous_speech, too_short"
+        qwen = "fail too_short, no_continuous_speech"
     if number == 4:
         cosy, qwen, minimax, eleven = (f"{v}, low_quality" for v in (cosy, qwen, minimax, eleven))
     return expected(cosy, qwen, minimax, eleven)
@@ -654,7 +654,7 @@ def build_long_pause(ctx: Context) -> Sample:
         },
         "purpose": "one pause over the 2 s limit; shortened, the recording is still under 10 s",
         "expected": expected(
-            "fail pause_too_long", "fail pause_too_long", "fail pause_too_long", "warn too_short"
+            "fail pause_too_long", "fail pause_too_long", "fail pause_too_long", "fail too_short"
         ),
     }
     return Sample(name, BOB, audio, rate, "mp3", facts)
@@ -763,7 +763,7 @@ def build_voice_note(ctx: Context) -> Sample:
         "speech_rms_dbfs": -23.0,
         "degradation": None,
         "purpose": "good audio, but too little of it: every service needs at least 10 s (ElevenLabs 30 s)",
-        "expected": expected("warn too_short", "warn too_short", "fail too_short", "warn too_short"),
+        "expected": expected(*["fail too_short"] * len(FAMILIES)),
     }
     return Sample(name, DAVE, audio, rate, "m4a", facts)
 

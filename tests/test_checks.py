@@ -105,6 +105,22 @@ def test_minimax_minimum_duration_is_hard() -> None:
     assert (check.verdict, check.reason, check.limit) == ("fail", "too_short", 10)
 
 
+def test_a_file_too_short_for_the_clip_run_makes_fails_even_without_a_vendor_minimum() -> None:
+    """qwen-tts states no hard minimum, but ``run`` makes 10-20 s clips: a 6.8 s file alone cannot make one,
+    so ``check`` fails it (``too_short``, as ``run`` rejects it); 10.5 s can. Where the vendor's own minimum
+    already covers the clip's (minimax), the file fails once, by that rule."""
+    spec = load_family("qwen-tts")
+    short = evaluate(spec, path="a.wav", probe=GOOD_PROBE, metrics=dict(GOOD_METRICS, duration_s=6.8))
+    check = _by_rule(short, "clip_min_duration_s")
+    assert (short.verdict, check.verdict, check.reason, check.limit) == ("fail", "fail", "too_short", 10)
+    enough = evaluate(spec, path="a.wav", probe=GOOD_PROBE, metrics=dict(GOOD_METRICS, duration_s=10.5))
+    assert [c for c in enough.checks if c.verdict == "fail"] == []
+    minimax = evaluate(
+        load_family("minimax"), path="a.wav", probe=GOOD_PROBE, metrics=dict(GOOD_METRICS, duration_s=9.0)
+    )
+    assert [c.rule for c in minimax.checks if c.verdict == "fail"] == ["min_duration_s"]
+
+
 def test_base64_size_counts_for_inline_uploads() -> None:
     spec = load_family("qwen-tts")
     # 7.6 MB fits 10 MB raw but not as base64 (10.13 MB).

@@ -312,3 +312,70 @@ def test_python_m_pipeline_cli_is_the_voiceprep_command() -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert "qwen-tts" in proc.stdout
+
+
+def test_check_fails_a_recording_too_short_for_the_clip_run_makes_as_run_rejects_it(tmp_path: Path) -> None:
+    """``check`` gave dave's 6.8 s note only a warning for qwen-tts (the vendor states no minimum) while
+    ``run`` rejected it (qwen-tts clips are 10-20 s): a file too short alone for the family's clip fails in
+    both, with the same reason code and hint."""
+    from pipeline.errors import reason_hint
+
+    note = SAMPLES / "dave" / "voice_note.m4a"
+    (checked,) = json_lines(voiceprep("check", note, "-f", "qwen-tts", "--no-dnsmos", "--json").stdout)
+    out = tmp_path / "out"
+    assert voiceprep("run", note, "--out", out, "-f", "qwen-tts", "--jobs", "1").returncode == 0
+    (clip,) = json_lines((out / "clips.jsonl").read_text())
+    assert clip["status"] == "rejected" and "too_short" in clip["reasons"]
+    assert checked["verdict"] == "fail"
+    failing = [c for c in checked["checks"] if c["verdict"] == "fail"]
+    assert [c["reason"] for c in failing] == ["too_short"]
+    assert failing[0]["hint"] == reason_hint("too_short")
+    assert checked["reasons"][0] == "too_short"
+
+
+def test_a_piped_run_prints_a_plain_progress_line_per_recording_and_clip_on_stderr(tmp_path: Path) -> None:
+    """With stderr not a terminal (a pipe, a log file) the progress bar is off; a run printed nothing until
+    it ended. Now each finished recording and clip is one plain line on stderr, and stdout keeps only the
+    summary."""
+    import shutil
+
+    (tmp_path / "in" / "bob").mkdir(parents=True)
+    total = 3
+    for n in range(1, total + 1):
+        shutil.copy(SAMPLES / "bob" / "takes" / f"take_{n}.m4a", tmp_path / "in" / "bob")
+    proc = voiceprep("run", tmp_path / "in", "--out", tmp_path / "out", "-f", "qwen-tts", "--jobs", "1")
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stderr.splitlines()
+    analysed = [line for line in lines if line.startswith("analysed ")]
+    assert [line.split()[1] for line in analysed] == [f"{i}/{total}" for i in range(1, total + 1)]
+    assert any(line.startswith("clip 1/1: ") and "bob/qwen-tts" in line for line in lines), lines
+    assert "\x1b[" not in proc.stderr  # plain text, no cursor moves or colours
+    assert not any(line.startswith(("analysed ", "clip ")) for line in proc.stdout.splitlines())
+
+
+def test_a_run_says_how_many_input_files_it_skipped_as_not_audio_and_records_them(tmp_path: Path) -> None:
+    """A run ignored .txt and .csv files in its input without a word: the summary counts them by suffix and
+    run.json records them (``inputs_not_audio``); the output folder's own files are not counted."""
+    import shutil
+
+    (tmp_path / "in" / "dave").mkdir(parents=True)
+    shutil.copy(SAMPLES / "dave" / "voice_note.m4a", tmp_path / "in" / "dave")
+    for name in ("dave/transcript.txt", "dave/notes.txt", "speakers.csv"):
+        (tmp_path / "in" / name).write_text("not audio\n")
+    out = tmp_path / "in" / "out"  # inside the input: its report and manifests must not count
+    first = voiceprep("run", tmp_path / "in", "--out", out, "-f", "qwen-tts", "--jobs", "1")
+    assert first.returncode == 0, first.stderr
+    proc = voiceprep("run", tmp_path / "in", "--out", out, "-f", "qwen-tts", "--jobs", "1")
+    assert proc.returncode == 0, proc.stderr
+    run = json.loads((out / "run.json").read_text())
+    assert run["inputs_not_audio"] == {".csv": 1, ".txt": 2}
+    (line,) = [line for line in proc.stdout.splitlines() if "not audio" in line]
+    assert line.startswith("3 files skipped") and "2 .txt" in line and "1 .csv" in line
+
+
+def test_an_unknown_family_on_the_command_line_suggests_the_name_meant() -> None:
+    for command in (("check", SAMPLES / "dave"), ("families", "show")):
+        proc = voiceprep(*command, *(["-f"] if command[0] == "check" else []), "qwen")
+        assert proc.returncode == 2, proc.stdout + proc.stderr
+        (line,) = proc.stderr.strip().splitlines()
+        assert "did you mean qwen-tts?" in line and "configs/families" not in line

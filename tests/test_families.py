@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import math
+import shutil
 from collections.abc import Callable
 from datetime import date
 from pathlib import Path
@@ -430,3 +431,30 @@ def test_a_region_table_names_only_known_models_and_its_source(tmp_path: Path) -
 def test_voice_expiry_and_quota_say_their_rule_in_words(tmp_path: Path) -> None:
     assert "voice_expiry.note" in _error(_write(tmp_path, lambda d: d["voice_expiry"].pop("note")))
     assert "quota" in _error(_write(tmp_path, lambda d: d["quota"].update(value=0)))
+
+
+def test_an_unknown_family_suggests_the_closest_name_and_names_no_internal_folder(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """``unknown family 'qwen'`` named the package's spec folder and left the user to guess: it now asks
+    ``did you mean qwen-tts?`` (a spelling too far from every name gets no guess); the folder is named only
+    when it is the user's own (``VOICEPREP_FAMILIES_DIR``)."""
+    from pipeline.rules.families import ENV_FAMILIES_DIR
+
+    monkeypatch.delenv(ENV_FAMILIES_DIR, raising=False)
+    for typed, meant in [("qwen", "qwen-tts"), ("elevenlabz", "elevenlabs"), ("Qwen TTS", "qwen-tts")]:
+        with pytest.raises(SpecError) as info:
+            load_family(typed)
+        msg = str(info.value)
+        assert f"did you mean {meant}?" in msg, msg
+        assert "configs" not in msg and "pipeline" not in msg, msg
+    with pytest.raises(SpecError) as info:
+        load_family("zzzzzz")
+    assert "did you mean" not in str(info.value) and "available: cosyvoice" in str(info.value)
+    own = tmp_path / "my-families"
+    own.mkdir()
+    shutil.copy(SPEC_DIR / "qwen-tts.yaml", own)
+    monkeypatch.setenv(ENV_FAMILIES_DIR, str(own))
+    with pytest.raises(SpecError) as info:
+        load_family("qwen")
+    assert "my-families" in str(info.value) and "did you mean qwen-tts?" in str(info.value)

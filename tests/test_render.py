@@ -492,4 +492,6 @@ def test_data_samples_long_pause_renders_within_the_rules(cosy: FamilySpec, tmp_
     assert result.pauses_shortened == 1
     assert abs(result.duration_s - plan.duration_s) < 0.001
     verdict = check(result.path, cosy, dnsmos=False)
-    assert [c.rule for c in verdict.checks if c.verdict == "fail"] == []
+    # The hand-made plan (not chosen by selection) is shorter than the clips run makes: only that may fail.
+    assert plan.duration_s < cosy.delivery.duration_s.min
+    assert [c.rule for c in verdict.checks if c.verdict == "fail"] == ["clip_min_duration_s"]

@@ -158,3 +158,18 @@ def test_audio_extensions_cover_the_required_suffixes() -> None:
     }  # fmt: skip
     assert required <= AUDIO_EXTENSIONS
     assert all(ext == ext.lower() and not ext.startswith(".") for ext in AUDIO_EXTENSIONS)
+
+
+def test_scan_lists_the_files_it_leaves_out_because_they_are_not_audio(tmp_path: Path) -> None:
+    """Inside folders only audio names are kept; the regular files left out for that (not hidden ones) are
+    listed in ``skipped`` so the caller can say so; a file named explicitly is never skipped."""
+    (tmp_path / "alice").mkdir()
+    for name in ("alice/a.wav", "alice/notes.txt", "alice/list.CSV", "README", ".DS_Store"):
+        (tmp_path / name).write_bytes(b"x")
+    skipped: list[str] = []
+    found = [f.path for f in scan(tmp_path, skipped=skipped)]
+    assert found == ["alice/a.wav"]
+    assert sorted(Path(s).name for s in skipped) == ["README", "list.CSV", "notes.txt"]
+    named: list[str] = []
+    assert [f.path for f in scan(tmp_path / "alice" / "notes.txt", skipped=named)] == ["notes.txt"]
+    assert named == []

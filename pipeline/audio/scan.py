@@ -78,6 +78,7 @@ def _walk(
     relparts: tuple[str, ...],
     ancestors: set[tuple[int, int]],
     visited: set[tuple[int, int]],
+    skipped: list[str] | None = None,
 ) -> Iterator[InputFile]:
     try:
         with os.scandir(folder) as it:
@@ -106,14 +107,18 @@ def _walk(
             visited.add(key)
             ancestors.add(key)
             try:
-                yield from _walk(path, (*relparts, name), ancestors, visited)
+                yield from _walk(path, (*relparts, name), ancestors, visited, skipped)
             finally:
                 ancestors.discard(key)
         elif stat.S_ISREG(info.st_mode) and _is_audio_name(name):
             yield _file_item(path, relpath)
+        elif stat.S_ISREG(info.st_mode) and skipped is not None:
+            skipped.append(str(path))
 
 
-def scan(inputs: Iterable[str | os.PathLike[str]]) -> Iterator[InputFile]:
+def scan(
+    inputs: Iterable[str | os.PathLike[str]], *, skipped: list[str] | None = None
+) -> Iterator[InputFile]:
     """Yield the files found under ``inputs`` (files or folders), recursively and in a stable order.
 
     Inputs are handled in the given order; inside a folder, entries are sorted by name and walked depth
@@ -121,13 +126,16 @@ def scan(inputs: Iterable[str | os.PathLike[str]]) -> Iterator[InputFile]:
     devices). Inside folders only names whose suffix is in :data:`AUDIO_EXTENSIONS` are kept; a file named
     explicitly is always yielded. Links are followed; a folder reached twice
     is listed once. A single ``str`` or path is accepted as one input.
+
+    ``skipped``, when given, receives (as the walk reaches them) the paths of the regular files left out
+    inside folders because their names are not audio (``notes.txt``), so a caller can say so.
     """
     if isinstance(inputs, str | os.PathLike):
         inputs = [inputs]
-    return _scan([as_path("inputs", item) for item in inputs])
+    return _scan([as_path("inputs", item) for item in inputs], skipped)
 
 
-def _scan(inputs: list[Path]) -> Iterator[InputFile]:
+def _scan(inputs: list[Path], skipped: list[str] | None = None) -> Iterator[InputFile]:
     visited: set[tuple[int, int]] = set()
     for path in inputs:
         info, problem = _stat(path)
@@ -138,7 +146,7 @@ def _scan(inputs: list[Path]) -> Iterator[InputFile]:
             if key in visited:
                 continue
             visited.add(key)
-            yield from _walk(path, (), {key}, visited)
+            yield from _walk(path, (), {key}, visited, skipped)
         elif stat.S_ISREG(info.st_mode):
             yield _file_item(path, path.name)
         else:

@@ -26,7 +26,7 @@ import time
 import traceback
 import unicodedata
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Executor
 from dataclasses import replace
 from pathlib import Path
@@ -167,7 +167,11 @@ def speaker_references(
 
 
 def find_inputs(
-    input_path: str | Path, *, speaker: str | None = None, speaker_map: str | Path | None = None
+    input_path: str | Path,
+    *,
+    speaker: str | None = None,
+    speaker_map: str | Path | None = None,
+    skipped: list[str] | None = None,
 ) -> list[InputFile]:
     """Scan the input and name each file's speaker.
 
@@ -175,13 +179,14 @@ def find_inputs(
     the input root is its own speaker named by its stem; ``speaker`` makes the whole input one speaker;
     ``speaker_map`` (CSV of ``path,speaker``, paths relative to the input) overrides per file (an optional
     third column ``reference`` names the speaker's reference recording: :func:`speaker_references`).
+    ``skipped`` receives the paths of the files left out because they are not audio (see :func:`scan`).
     """
     root = Path(input_path)
     if not root.exists():
         raise RunError(f"{root}: no such file or folder")
     mapping = _read_speaker_map(Path(speaker_map))[0] if speaker_map is not None else {}
     files: list[InputFile] = []
-    for item in scan([root]):
+    for item in scan([root], skipped=skipped):
         shown = encodable(item.path)  # manifests, logs and the terminal see text; `source` keeps the bytes
         parts = Path(shown).parts
         who = speaker or (parts[0] if len(parts) > 1 else Path(shown).stem)
@@ -646,7 +651,8 @@ def run(
         cache = out / ".cache"
         outputs.remove_temp_files(out)
         outputs.keep_record(out)
-        inputs = find_inputs(input_path, speaker=speaker, speaker_map=speaker_map)
+        not_audio: list[str] = []
+        inputs = find_inputs(input_path, speaker=speaker, speaker_map=speaker_map, skipped=not_audio)
         # An output folder inside the input (``run . --out out``) must not feed files back in: they are not
         # read, and named in run.json (a user's file there, e.g. through a link, is not silently ignored).
         inside = out.resolve()
@@ -658,8 +664,13 @@ def run(
             and not _own_output(out, Path(i.source).relative_to(inside).as_posix(), record)
         ]
         inputs = [i for i in inputs if not Path(i.source).is_relative_to(inside)]
+        skipped_suffixes = _by_suffix(
+            p for p in not_audio if not Path(os.path.realpath(p)).is_relative_to(inside)
+        )
         if not inputs:
             more = f" ({len(inside_out)} inside the output folder {out}, not read)" if inside_out else ""
+            if skipped_suffixes:
+                more += f" ({not_audio_text(skipped_suffixes)})"
             raise RunError(f"{input_path}: no audio files found{more}")
         _check_speaker_folders(inputs)
         references = speaker_references(input_path, inputs, reference=reference, speaker_map=speaker_map)
@@ -776,6 +787,7 @@ def run(
                 "tasks": tasks,
                 "counts": counts,
                 "inputs_inside_out": inside_out,
+                "inputs_not_audio": skipped_suffixes,
                 "languages": speaker_languages(speaker_map),
             },
         )
@@ -1023,6 +1035,21 @@ def _speakers_without_audio(
                 )
             )
     return rows
+
+
+def _by_suffix(paths: Iterable[str]) -> dict[str, int]:
+    """How many of ``paths`` end in each lower-case suffix (``.txt``; ``(none)`` for a name without one),
+    in suffix order."""
+    counted = Counter(Path(p).suffix.lower() or "(none)" for p in paths)
+    return dict(sorted(counted.items()))
+
+
+def not_audio_text(by_suffix: Mapping[str, int]) -> str:
+    """``3 files skipped: not audio (2 .txt, 1 .csv)``: what a run says of the input files it left out
+    (``by_suffix`` as in run.json's ``inputs_not_audio``), most frequent suffix first."""
+    total = sum(by_suffix.values())
+    parts = ", ".join(f"{n} {s}" for s, n in sorted(by_suffix.items(), key=lambda kv: (-kv[1], kv[0])))
+    return f"{total} {'file' if total == 1 else 'files'} skipped: not audio ({parts})"
 
 
 def _counts(recordings: Sequence[RecordingRow], clips: Sequence[ClipRow]) -> dict[str, Any]:

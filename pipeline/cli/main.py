@@ -545,10 +545,46 @@ def _submit_after_run(
     return EXIT_OK
 
 
+def _plain_progress(write: Callable[[str], None]) -> Callable[[str, dict], None]:
+    """The runner's ``progress`` callback for a stderr that is not a terminal (a pipe, a log file): one
+    plain line per finished recording (``analysed 3/12 recordings: alice/memo.m4a (ok; 1:05 of audio so far)``) and
+    per finished clip (``clip 2/8: alice/qwen-tts ready``), so a long run shows that it is alive."""
+    from pipeline.rules.metrics import audio_length
+
+    counts = {"files": 0, "files_total": 0, "clips": 0, "clips_total": 0}
+    audio_s = 0.0
+
+    def on_event(event: str, data: dict) -> None:
+        nonlocal audio_s
+        if event == "start":
+            counts["files_total"] = int(data["files"])
+        elif event == "recording":
+            row = data["row"]
+            counts["files"] += 1
+            audio_s += float((row.probe or {}).get("duration_s") or 0.0)
+            write(
+                f"analysed {counts['files']}/{counts['files_total']} recordings: {row.path} "
+                f"({row.status}; {audio_length(audio_s)} of audio so far)"
+            )
+        elif event == "clips":
+            counts["clips_total"] = int(data["total"])
+        elif event == "clip":
+            row = data["row"]
+            counts["clips"] += 1
+            write(f"clip {counts['clips']}/{counts['clips_total']}: {row.speaker}/{row.family} {row.status}")
+
+    return on_event
+
+
 @contextlib.contextmanager
 def _run_progress() -> Iterator[Callable[[str, dict], None]]:
     """A rich progress bar fed by the runner's events (files, hours of audio, rate, ETA), on stderr when
-    it is a terminal; yields the runner's ``progress`` callback."""
+    it is a terminal; else plain lines (:func:`_plain_progress`). Yields the runner's ``progress`` callback."""
+    if not err.is_terminal:
+        yield _plain_progress(
+            lambda line: err.print(plain(line), markup=False, highlight=False, soft_wrap=True)
+        )
+        return
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -651,6 +687,11 @@ def _print_run_summary(results: RunResults, out_dir: Path) -> None:
     if noted:
         had = "recording had" if noted == 1 else "recordings had"
         out.print(f"{noted} {had} decoder notes (see decode_notes in recordings.jsonl)", highlight=False)
+    not_audio = results.run.get("inputs_not_audio") or {}
+    if not_audio:
+        from pipeline.batch.runner import not_audio_text
+
+        out.print(not_audio_text(not_audio), markup=False, highlight=False)
     inside = results.run.get("inputs_inside_out") or []
     if inside:
         names = ", ".join(plain(p) for p in inside[:3]) + (

@@ -202,6 +202,11 @@ def _spans_text(spans: Sequence[Sequence[Any]]) -> str:
     return ", ".join(shown) + (f" and {len(spans) - 4} more" if len(spans) > 4 else "")
 
 
+_CLIP_EPS_S = 0.01
+"""Tolerance of the clip-length rule: a clip ``run`` rendered at its window's minimum, measured back, may be a
+few samples short of its plan (render keeps within 1 ms); it must not fail its own re-check."""
+
+
 def _duration_rule(name: str, label: str, op: str, reason: str, attr: str, bound: str) -> LimitRule:
     return LimitRule(
         name=name,
@@ -288,6 +293,29 @@ LIMIT_RULES: tuple[LimitRule, ...] = (
     ),
     _duration_rule(
         "max_duration_s", "duration (max)", "<=", "too_long_clip", "max_duration_s", "at most {} s"
+    ),
+    LimitRule(
+        name="clip_min_duration_s",
+        label="duration (clip)",
+        op=">=",
+        unit="s",
+        reason="too_short",
+        # The shortest clip ``run`` makes (delivery.duration_s.min): a file shorter than that cannot make a
+        # clip alone, so ``run`` rejects it. Not repeated where the vendor's own minimum already covers it.
+        limit=lambda lim, seen: (
+            None
+            if lim.min_duration_s.value is not None and lim.min_duration_s.value >= seen["clip_min_s"]
+            else seen["clip_min_s"]
+        ),
+        value=lambda seen: seen["duration_s"],
+        message=lambda v, lim, ok, seen: (
+            f"duration {number(v)} s (voiceprep run makes {seen['family']} clips of at least {number(lim)} s, "
+            "so this recording alone is too short)"
+        ),
+        unmeasured=lambda seen: "not_measured: the duration is unknown",
+        skip_key="duration_s",
+        failures_only=True,
+        test=lambda v, lim: v >= lim - _CLIP_EPS_S,
     ),
     LimitRule(
         name="recommended_duration_s",
@@ -387,6 +415,8 @@ def _seen(
         "sample_rate": probe.get("sample_rate"),
         "channels": probe.get("channels"),
         "first_channel_silent": first_channel_silent,
+        "clip_min_s": spec.delivery.duration_s.min,
+        "family": spec.name,
         "duration_s": metrics.get("duration_s", probe.get("duration_s")),
         "upload_bytes": None if size is None else (4 * math.ceil(size / 3) if base64 else size),
         "upload_what": "base64 upload size" if base64 else "file size",

@@ -18,6 +18,7 @@ message names the file and the dotted key path, e.g.
 
 from __future__ import annotations
 
+import difflib
 import math
 import os
 import re
@@ -608,7 +609,11 @@ def families_dir() -> Path:
     env = os.environ.get(ENV_FAMILIES_DIR)
     if env:
         return Path(env).expanduser()
-    return Path(__file__).resolve().parents[1] / "configs" / "families"
+    return _PACKAGED_FAMILIES_DIR
+
+
+_PACKAGED_FAMILIES_DIR = Path(__file__).resolve().parents[1] / "configs" / "families"
+"""The family specs shipped in the package."""
 
 
 def list_families(directory: Path | None = None) -> list[str]:
@@ -636,13 +641,27 @@ def load_family(name_or_path: str | Path, *, directory: Path | None = None) -> F
     folder = families_dir() if directory is None else Path(directory)
     text = text.strip().lower()  # `-f Qwen-TTS` is qwen-tts: names are matched case-insensitively
     if not _NAME_RE.match(text):
-        raise SpecError(f"unknown family {text!r}: a family name is lower case letters, digits and '-'")
+        guess = _did_you_mean(text, list_families(folder))
+        raise SpecError(
+            f"unknown family {text!r}: a family name is lower case letters, digits and '-'{guess}"
+        )
     path = folder / f"{text}.yaml"
     if not path.is_file():
         names = list_families(folder)
         known = ", ".join(names) if names else "none"
-        raise SpecError(f"unknown family {text!r} in {_display(folder)} (available: {known})")
+        # The shipped specs' folder is an internal path: named only when the user chose the folder.
+        where = "" if folder.resolve() == _PACKAGED_FAMILIES_DIR.resolve() else f" in {_display(folder)}"
+        raise SpecError(f"unknown family {text!r}{where}{_did_you_mean(text, names)} (available: {known})")
     return _parse(path)
+
+
+def _did_you_mean(typed: str, names: list[str]) -> str:
+    """``: did you mean qwen-tts?`` for the name closest to ``typed`` (spaces and ``_`` read as ``-``; a
+    name that starts with it counts, so ``qwen`` finds ``qwen-tts``), or ``""`` when none is close."""
+    wanted = re.sub(r"[\s_]+", "-", typed.strip().lower())
+    starting = [n for n in names if n.startswith(wanted + "-")] if wanted else []
+    close = starting[:1] or difflib.get_close_matches(wanted, names, n=1, cutoff=0.6)
+    return f": did you mean {close[0]}?" if close else ""
 
 
 def load_all(directory: Path | None = None) -> dict[str, FamilySpec]:
