@@ -69,7 +69,10 @@ _REASONS: dict[str, tuple[str, str]] = {
         "the first channel is silent, and the service listens only to the first channel",
         "swap the channels or mix down to mono",
     ),
-    "too_short": ("the clip is shorter than the service accepts", "use a longer recording"),
+    "too_short": (
+        "the clip is shorter than the service accepts",
+        "use a longer recording, or put several takes of the speaker in one folder (run joins takes that match)",
+    ),
     "too_long_clip": ("the clip is longer than the service accepts", "trim it (voiceprep run does this)"),
     "too_large": ("the file is larger than the service accepts", "shorten the clip or use a smaller format"),
     "no_continuous_speech": (
