@@ -260,7 +260,7 @@ def main() -> None:
             )
         print(
             f"scaling efficiency: processes {short['efficiency_processes']:.2f}, "
-            f"dask {short['efficiency_dask']:.2f} (target >= 0.8)"
+            f"dask {short['efficiency_dask']:.2f} (targets: processes >= 0.9, Dask >= 0.85)"
         )
     if "resume" in parts:
         resume = bench_resume(args.workdir)
