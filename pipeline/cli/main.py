@@ -605,7 +605,6 @@ def _run_progress() -> Iterator[Callable[[str, dict], None]]:
         TimeRemainingColumn(),
         console=err,
         transient=False,
-        disable=not err.is_terminal,
     )
     tasks: dict[str, Any] = {}
     audio_s = 0.0
