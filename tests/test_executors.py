@@ -25,6 +25,7 @@ from _corpus import corpus_file
 
 from pipeline.audio.io import probe
 from pipeline.batch.executors import (
+    ONE_THREAD_VARIABLES,
     InlineExecutor,
     ProcessPool,
     WorkerCrashed,
@@ -58,6 +59,13 @@ def _alive(pid: int) -> bool:
         return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
     except psutil.NoSuchProcess:
         return False
+
+
+def _blas_threads(_: object = None) -> list[int]:
+    import numpy  # noqa: F401 (loads OpenBLAS)
+    from threadpoolctl import threadpool_info
+
+    return [pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"]
 
 
 # --- fixtures -------------------------------------------------------------------------------------
@@ -225,6 +233,17 @@ def test_bad_arguments_are_named(kwargs: dict, named: str) -> None:
     kind = kwargs.pop("kind")
     with pytest.raises(InvalidArgument, match=named), open_executor(kind, **kwargs):
         pass
+
+
+def test_process_pool_workers_keep_blas_to_one_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A worker is one task on one core: OpenBLAS's own threads (one per core) would spin on the other
+    workers' cores. The environment is cleared first (a Dask LocalCluster sets the limits in this process's
+    environment too), so only the pool's own initializer can make it one."""
+    for name in ONE_THREAD_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    with open_executor("processes", jobs=1) as pool:
+        [(_, threads)] = list(map_unordered(pool, _blas_threads, [0]))
+    assert threads and set(threads) == {1}
 
 
 def test_serial_is_lazy_and_processes_default_to_the_usable_cpus() -> None:

@@ -13,6 +13,9 @@ a thread pool). :func:`open_executor` builds voiceprep's three kinds:
   that but leaves a server process running until the parent exits and is POSIX-only. Spawn behaves the
   same on Linux, macOS and Windows, leaves nothing behind, and matches what Dask's nanny uses. Its cost
   (each worker imports the package once, about a second) is paid once per worker per run.
+  Each worker keeps BLAS and OpenMP to one thread (:func:`one_thread_per_worker`): a worker is one
+  task at a time on one core, and OpenBLAS's own threads (one per core by default) spin between the
+  meters' small matrix products, burning the cores the other workers need.
   A worker killed by the OS (out of memory, a crash in a native decoder) breaks a process pool for every
   task in flight: the pool then replaces itself and :func:`map_unordered` re-runs those tasks one at a
   time, so only the task that really kills its worker fails (with :class:`WorkerCrashed`).
@@ -44,6 +47,9 @@ START_METHOD = "spawn"
 
 DEFAULT_DASK_WORKERS = 2
 """Workers of the ``LocalCluster`` started when ``jobs`` is not given."""
+
+ONE_THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+"""Environment variables that keep a worker's BLAS and OpenMP pools to one thread."""
 
 DEFAULT_IN_FLIGHT = 64
 """Tasks queued at once by :func:`map_unordered` when the caller does not say."""
@@ -117,6 +123,23 @@ class InlineExecutor(Executor):
         return future
 
 
+def one_thread_per_worker() -> None:
+    """Limit this process's BLAS and OpenMP thread pools to one thread (a process-pool worker's initializer).
+
+    Measured on 500 short files, two workers on two cores: with OpenBLAS's default threads the workers
+    spent 171 s of CPU for 125 s of work (the same files on one pinned core) and the run took 93.6 s; with
+    one thread 121 s of CPU and 67.6 s (``BENCHMARKS.md``, scaling). Dask's workers get the same limit from
+    its ``pre-spawn-environ`` (``OMP_NUM_THREADS=1`` ...).
+    """
+    from threadpoolctl import threadpool_limits
+
+    for name in ONE_THREAD_VARIABLES:  # libraries this worker loads later read them ...
+        os.environ[name] = "1"
+    threadpool_limits(
+        limits=1
+    )  # ... and those it has loaded already (numpy, through the main module) are told
+
+
 class ProcessPool(Executor):
     """A spawn-started process pool that starts on first use and replaces itself when a worker dies."""
 
@@ -135,7 +158,9 @@ class ProcessPool(Executor):
             if self._closed:
                 raise RuntimeError("the executor is shut down")
             if self._pool is None:
-                self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=self._context)
+                self._pool = ProcessPoolExecutor(
+                    max_workers=self.workers, mp_context=self._context, initializer=one_thread_per_worker
+                )
             pool = self._pool
         try:
             return pool.submit(fn, *args, **kwargs)
