@@ -190,15 +190,29 @@ class LoudnessMeter:
             return
         if self._peak_meter is not None:
             self._peak_meter.process(x)
-        self._sample_peak = max(self._sample_peak, float(np.max(np.abs(x))))
+        self._sample_peak = max(self._sample_peak, float(x.max()), -float(x.min()))
         weighted, self._zi = filters.sosfilt(self._sos, x, axis=-1, zi=self._zi)
-        self._add_energy(self._weights @ (weighted * weighted))
+        squares = np.square(weighted, out=weighted)
+        # One channel weighs 1.0: its energy is its squares (what the product with the weights gives).
+        self._add_energy(squares[0] if self.channels == 1 else self._weights @ squares)
 
     def _add_energy(self, energy: np.ndarray) -> None:
         """Accumulate K-weighted, channel-weighted energy into 100 ms sub-blocks."""
         pos = 0
         n = energy.size
+        size = self.sample_rate // 10
         while pos < n:
+            if not self.sample_rate % 10 and self._n_seen == self._sub_bound(self._sub_index):
+                # Whole sub-blocks at once: each row's sum is the sum of its slice, element for element.
+                rows = (n - pos) // size
+                if rows:
+                    sums = energy[pos : pos + rows * size].reshape(rows, size).sum(axis=1)
+                    self._sub_energy.extend(sums.tolist())
+                    self._sub_count.extend([size] * rows)
+                    self._sub_index += rows
+                    self._n_seen += rows * size
+                    pos += rows * size
+                    continue
             # self._n_seen is the global sample index of energy[pos].
             end = pos + self._sub_bound(self._sub_index + 1) - self._n_seen
             take = min(n, end)
