@@ -194,6 +194,7 @@ class BandwidthMeter:
         self._n_segments = 0
         self._n_samples = 0
         self._chunks: list[np.ndarray] = []
+        self._quiet: tuple[int, np.ndarray | None] | None = None  # (segments then, _quiet_power())
         self.noise_aware_cliff = False
         """True after :meth:`finish` when the bandwidth came from the noise-aware cliff (a band limit
         under hiss); :meth:`block_bandwidths` then needs ``noise_aware`` to see it in blocks too."""
@@ -383,7 +384,17 @@ class BandwidthMeter:
 
     def _quiet_power(self) -> np.ndarray | None:
         """Per band, the mean power of the quietest :data:`NOISE_FRACTION` of the audible complete
-        segments, or ``None`` with fewer than :data:`MIN_EXCESS_SEGMENTS` of them."""
+        segments, or ``None`` with fewer than :data:`MIN_EXCESS_SEGMENTS` of them (read-only; kept until
+        more segments come in: :meth:`finish` asks for it through both excesses)."""
+        if self._quiet is None or self._quiet[0] != self._n_segments:
+            quiet = self._measure_quiet_power()
+            if quiet is not None:
+                quiet.setflags(write=False)
+            self._quiet = (self._n_segments, quiet)
+        return self._quiet[1]
+
+    def _measure_quiet_power(self) -> np.ndarray | None:
+        """:meth:`_quiet_power` computed afresh."""
         # Band histograms of the audible complete segments, chunk by chunk (no copy of all the codes).
         counts = np.zeros((self._n_bands, 256), dtype=np.int64)
         n_audible = 0
