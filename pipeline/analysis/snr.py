@@ -250,9 +250,10 @@ class WadaAccumulator:
     def process(self, block: np.ndarray) -> None:
         """Add the next block of samples (1-D float, any rate, any length)."""
         a = np.abs(block.astype(np.float64, copy=False))
-        a = a[a > 0.0]
+        if np.count_nonzero(a) < a.size:  # noisy audio has no exact zeros: no copy without them
+            a = a[a > 0.0]
         self._sum_abs += float(a.sum())
-        self._sum_log += float(np.log(a).sum())
+        self._sum_log += float(np.log(a, out=a).sum())  # a is this call's own array
         self._count += int(a.size)
 
     def finish(self) -> Analysis:
