@@ -568,7 +568,8 @@ def _speech_weights(speech_mask: np.ndarray, n: int) -> np.ndarray:
 def _band_histograms(codes: np.ndarray) -> np.ndarray:
     """Per band (column) of quantised ``codes``, the count of each of the 256 code values."""
     n_bands = codes.shape[1]
-    keyed = codes.astype(np.int32) + np.arange(n_bands, dtype=np.int32) * 256
+    keyed = codes.astype(np.intp)  # bincount's own index type: no second conversion inside it
+    keyed += np.arange(0, n_bands * 256, 256, dtype=np.intp)
     return np.bincount(keyed.reshape(-1), minlength=n_bands * 256).reshape(n_bands, 256)
 
 
