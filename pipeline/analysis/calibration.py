@@ -4,8 +4,8 @@ Three meters calibrate themselves on seeded random signals: the WADA-SNR lookup
 (:func:`pipeline.analysis.snr.simulate_wada_table`), the noise tracker's bias
 (:func:`pipeline.analysis.noise.simulate_band_bias`) and the bandwidth meter's white-noise ratios
 (:func:`pipeline.analysis.bandwidth.simulate_white_noise_ratio_db`). Each is deterministic (a fixed seed),
-and together they cost about 0.5 s of CPU in every process that measured a 48 kHz recording (5 % of the
-fast pass of an hour, all of it for a short file). These are their float64 results, written with ``repr``
+and together they cost 0.3-0.45 s of CPU in every process that measured a 48 kHz recording (4 % of the
+fast pass of an hour; most of it for a short file). These are their float64 results, written with ``repr``
 (which reads back exactly); ``tests/test_calibration.py`` simulates every one again and compares. The
 bandwidth meter simulates a rate that is not stored.
 """
