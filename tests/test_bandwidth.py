@@ -483,3 +483,19 @@ def test_speech_peak_excess_of_stationary_noise_is_zero() -> None:
     assert values is not None
     assert abs(float(np.median(values))) < 0.3
     assert float(np.max(np.abs(values))) < 1.5
+
+
+def test_quiet_power_is_measured_once_until_more_segments_come_in():
+    """finish() asks for the quiet share through both excesses: it is measured once, and again after more
+    audio, equal to a fresh measure each time."""
+    rng = np.random.default_rng(3)
+    meter = BandwidthMeter(sample_rate=16000)
+    meter.process((0.01 * rng.standard_normal(16000 * 20)).astype(np.float32))
+    first = meter._quiet_power()
+    assert first is not None and meter._quiet_power() is first
+    np.testing.assert_array_equal(first, meter._measure_quiet_power())
+    meter.process((0.1 * rng.standard_normal(16000 * 20)).astype(np.float32))
+    second = meter._quiet_power()
+    assert second is not first
+    np.testing.assert_array_equal(second, meter._measure_quiet_power())
+    assert not np.array_equal(first, second)

@@ -432,3 +432,19 @@ def test_a_quiet_limited_part_under_a_louder_one_is_not_clipping(name: str, tmp_
     quiet = limited(x, rate) * 0.3
     whole = np.concatenate([x / np.abs(x).max() * 0.95, quiet])
     assert detect(pcm16_round_trip(whole, rate, tmp_path), rate)["clipped_ratio"] == 0.0
+
+
+def test_highest_occupied_level_near_and_far_below_the_top():
+    """The exact-from bound's search (the highest occupied bin under the plateau) looks just under the top
+    first, then the rest: the same answer as a search of the whole span."""
+    from pipeline.analysis.clipping import _highest_occupied
+
+    histogram = np.zeros(30_000, dtype=np.int64)
+    assert _highest_occupied(histogram, 1, 26_000) is None
+    histogram[[5, 700]] = 1
+    assert _highest_occupied(histogram, 1, 26_000) == 700  # far under the top
+    histogram[25_990] = 3
+    assert _highest_occupied(histogram, 1, 26_000) == 25_990  # near it
+    assert _highest_occupied(histogram, 1, 25_990) == 700
+    assert _highest_occupied(histogram, 1, 1) is None
+    assert _highest_occupied(histogram, 1, 6) == 5

@@ -672,3 +672,18 @@ def test_pyav_is_imported_only_for_what_libsndfile_cannot_do(tmp_path: Path) -> 
     assert loaded_after(wav_work, "av") == [False]
     mp3_work = wav_work + "io.write(path + '.mp3', data, rate, format='mp3'); io.probe(path + '.mp3')\n"
     assert loaded_after(mp3_work, "av") == [True]
+
+
+@pytest.mark.parametrize(("sf_format", "suffix"), [("WAV", ".wav"), ("FLAC", ".flac"), ("AIFF", ".aiff")])
+def test_pcm16_blocks_are_libsndfiles_floats_bit_for_bit(tmp_path: Path, sf_format: str, suffix: str) -> None:
+    """16-bit PCM is read as integers and scaled in numpy: the same float32 samples libsndfile gives,
+    the extremes of the range included."""
+    pcm = np.random.default_rng(5).integers(-32768, 32768, size=(20_000, 2), dtype=np.int16)
+    pcm[:4] = [[-32768, 32767], [32767, -32768], [0, -1], [1, 0]]
+    path = tmp_path / f"p{suffix}"
+    sf.write(path, pcm, 48000, format=sf_format, subtype="PCM_16")
+    with io.AudioReader(path) as reader:
+        blocks = np.concatenate(list(reader.blocks(block_frames=4096, start_s=0.01)))
+    expected, _ = sf.read(path, dtype="float32", always_2d=True, start=480)
+    assert blocks.dtype == np.float32 and blocks.flags.c_contiguous
+    assert np.array_equal(blocks, expected)

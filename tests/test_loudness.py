@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import itertools
 
 import numpy as np
 import pyloudnorm
@@ -186,3 +187,26 @@ def test_true_peak_meter_skipping_is_exact() -> None:
     brute = max(float(np.max(np.abs(np.convolve(x, p, mode="full")))) for p in phases)
     assert meter.peak == pytest.approx(brute, rel=1e-5)
     assert meter.peak > float(np.max(np.abs(x))) * 1.2  # the bursts' true peak lies between samples
+
+
+@pytest.mark.parametrize("rate", [16000, 44100, 11025])
+def test_sub_block_energies_are_the_sums_of_their_samples(rate):
+    """Whole 100 ms sub-blocks are summed at once (rows of a reshape) where the rate allows: every
+    sub-block's energy is still exactly the sum of its slice of each block it lies in, added in order."""
+    rng = np.random.default_rng(rate)
+    meter = LoudnessMeter(sample_rate=rate, true_peak=False)
+    energy = rng.random(rate * 3) ** 2
+    cuts = [0]
+    for size in (1, rate // 10 - 1, 3 * rate // 10 + 7, rate, 5, rate + 3):
+        meter._add_energy(energy[cuts[-1] : cuts[-1] + size])
+        cuts.append(cuts[-1] + size)
+    bounds = [(k * rate) // 10 for k in range(len(meter._sub_energy) + 1)]
+    expected = []
+    for a, b in itertools.pairwise(bounds):
+        total = 0.0
+        edges = sorted({a, b, *(c for c in cuts if a < c < b)})
+        for lo, hi in itertools.pairwise(edges):
+            total += float(energy[lo:hi].sum())
+        expected.append(total)
+    assert meter._sub_energy == expected
+    assert meter._sub_count == [b - a for a, b in itertools.pairwise(bounds)]

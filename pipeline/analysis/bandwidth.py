@@ -71,6 +71,7 @@ import math
 import numpy as np
 import scipy.fft
 
+from pipeline.analysis import calibration
 from pipeline.analysis.base import FRAME_S, Analysis, fit_mask
 
 FRAMES_PER_SEGMENT = 4
@@ -193,6 +194,7 @@ class BandwidthMeter:
         self._n_segments = 0
         self._n_samples = 0
         self._chunks: list[np.ndarray] = []
+        self._quiet: tuple[int, np.ndarray | None] | None = None  # (segments then, _quiet_power())
         self.noise_aware_cliff = False
         """True after :meth:`finish` when the bandwidth came from the noise-aware cliff (a band limit
         under hiss); :meth:`block_bandwidths` then needs ``noise_aware`` to see it in blocks too."""
@@ -382,7 +384,17 @@ class BandwidthMeter:
 
     def _quiet_power(self) -> np.ndarray | None:
         """Per band, the mean power of the quietest :data:`NOISE_FRACTION` of the audible complete
-        segments, or ``None`` with fewer than :data:`MIN_EXCESS_SEGMENTS` of them."""
+        segments, or ``None`` with fewer than :data:`MIN_EXCESS_SEGMENTS` of them (read-only; kept until
+        more segments come in: :meth:`finish` asks for it through both excesses)."""
+        if self._quiet is None or self._quiet[0] != self._n_segments:
+            quiet = self._measure_quiet_power()
+            if quiet is not None:
+                quiet.setflags(write=False)
+            self._quiet = (self._n_segments, quiet)
+        return self._quiet[1]
+
+    def _measure_quiet_power(self) -> np.ndarray | None:
+        """:meth:`_quiet_power` computed afresh."""
         # Band histograms of the audible complete segments, chunk by chunk (no copy of all the codes).
         counts = np.zeros((self._n_bands, 256), dtype=np.int64)
         n_audible = 0
@@ -556,7 +568,8 @@ def _speech_weights(speech_mask: np.ndarray, n: int) -> np.ndarray:
 def _band_histograms(codes: np.ndarray) -> np.ndarray:
     """Per band (column) of quantised ``codes``, the count of each of the 256 code values."""
     n_bands = codes.shape[1]
-    keyed = codes.astype(np.int32) + np.arange(n_bands, dtype=np.int32) * 256
+    keyed = codes.astype(np.intp)  # bincount's own index type: no second conversion inside it
+    keyed += np.arange(0, n_bands * 256, 256, dtype=np.intp)
     return np.bincount(keyed.reshape(-1), minlength=n_bands * 256).reshape(n_bands, 256)
 
 
@@ -590,7 +603,26 @@ def _loud_over_quiet_db(sample_rate: int) -> np.ndarray:
     return _white_noise_ratio_db(sample_rate, loud=True)
 
 
+def _band_make_up(meter: BandwidthMeter) -> np.ndarray:
+    """Per band of ``meter``: its number of FFT bins, -1 for the DC band and -2 for the Nyquist band."""
+    make_up = meter._bins_per_band.copy()
+    make_up[0], make_up[-1] = -1.0, -2.0
+    return make_up
+
+
 def _white_noise_ratio_db(sample_rate: int, *, loud: bool) -> np.ndarray:
+    """:func:`simulate_white_noise_ratio_db`, read from :mod:`pipeline.analysis.calibration` at the rates
+    stored there (the simulation took 0.03-0.12 s per rate and process; read-only)."""
+    stored = (calibration.WHITE_NOISE_LOUD if loud else calibration.WHITE_NOISE_QUIET).get(int(sample_rate))
+    make_up = _band_make_up(BandwidthMeter(sample_rate=sample_rate))
+    if stored is None or sample_rate != int(sample_rate) or not set(make_up.astype(int)) <= set(stored):
+        return simulate_white_noise_ratio_db(sample_rate, loud=loud)
+    shared = np.array([stored[int(value)] for value in make_up], dtype=np.float64)
+    shared.setflags(write=False)
+    return shared
+
+
+def simulate_white_noise_ratio_db(sample_rate: int, *, loud: bool) -> np.ndarray:
     """Per band, in white noise: the mean power (``loud``: of the loudest :data:`LOUD_FRACTION`) over the
     mean power of the quietest :data:`NOISE_FRACTION` of the segments (dB).
 
@@ -610,8 +642,7 @@ def _white_noise_ratio_db(sample_rate: int, *, loud: bool) -> np.ndarray:
     else:
         top_power = _CODE_POWER[codes].mean(axis=0)
     ratio = 10.0 * np.log10(top_power / _quiet_mean_power(counts, codes.shape[0], NOISE_FRACTION))
-    make_up = meter._bins_per_band.copy()
-    make_up[0], make_up[-1] = -1.0, -2.0
+    make_up = _band_make_up(meter)
     shared = np.empty_like(ratio)
     for value in np.unique(make_up):
         same = make_up == value

@@ -139,6 +139,8 @@ _MAX_BLOCK = 1 << 19  # longer blocks are processed in pieces: the scratch buffe
 # and the coarse bins' rounding), plus a margin; the exact bins of quieter samples are never needed.
 _KEEP_BINS = round((_SPAN_DB + _BASELINE_DB[0] + _SPIKE_HALF_DB + 1.0) / FINE_BIN_DB)
 
+_NEAR_BINS = 1024  # where _highest_occupied looks first
+
 
 def _flat_top(
     x: np.ndarray, frame_ids: np.ndarray, starts: np.ndarray, ends: np.ndarray, level: float
@@ -270,6 +272,17 @@ def _add_counts(histogram: np.ndarray, bins: np.ndarray) -> None:
     histogram[low : low + counts.shape[0]] += counts
 
 
+def _highest_occupied(histogram: np.ndarray, start: int, stop: int) -> int | None:
+    """The highest bin in ``[start, stop)`` that holds a count, or None. Looked for just under ``stop``
+    first: the occupied levels lie near the top, and the whole span is 26 000 bins."""
+    near = max(start, stop - _NEAR_BINS)
+    for lo, hi in ((near, stop), (start, near)):
+        occupied = np.flatnonzero(histogram[lo:hi]) if hi > lo else np.zeros(0, dtype=np.int64)
+        if occupied.size:
+            return lo + int(occupied[-1])
+    return None
+
+
 def _merge_events(frames: np.ndarray, *, gap_frames: int) -> list[int]:
     """First frame of each group of sorted frame indices whose gaps are at most ``gap_frames``."""
     if frames.size == 0:
@@ -344,10 +357,10 @@ class ClippingDetector:
         """
         top = int(self._top[ch])
         low = top - _EXACT_BINS + 1
-        below = np.flatnonzero(self._levels[ch, 1:low]) if low > 1 else np.zeros(0, dtype=np.int64)
-        if below.size == 0:  # no level under the plateau yet: any sample may become the next one
+        highest = _highest_occupied(self._levels[ch], 1, low)
+        if highest is None:  # no level under the plateau yet: any sample may become the next one
             return 1
-        return max(min(top - _KEEP_BINS, int(below[-1]) + 1 - _EXACT_BINS), 1)
+        return max(min(top - _KEEP_BINS, highest - _EXACT_BINS), 1)
 
     def _add_levels(self, ch: int, magnitude: np.ndarray) -> None:
         """Count the exact fine bins of the samples at or above the exact-from level, and their pairs.

@@ -119,15 +119,16 @@ class TruePeakMeter:
 
     def process(self, x: np.ndarray) -> None:
         """Add ``x`` (channels x samples), continuing the filter from the previous block."""
-        xx = np.concatenate([self._history, np.asarray(x, dtype=np.float32)], axis=1)
-        self._history = xx[:, -(_TAPS_PER_PHASE - 1) :].copy()
-        if x.shape[1]:
-            self.peak = max(self.peak, float(np.max(np.abs(x))))
-        threshold = self.peak / self._gain_bound
         taps = _TAPS_PER_PHASE
+        xx = np.concatenate([self._history, np.asarray(x, dtype=np.float32)], axis=1)
+        self._history = xx[:, -(taps - 1) :].copy()
+        magnitude = np.abs(xx)  # the history's first, then the block's
+        if x.shape[1]:
+            self.peak = max(self.peak, float(np.max(magnitude[:, taps - 1 :])))
+        threshold = self.peak / self._gain_bound
         n_out = xx.shape[1] - taps + 1
-        for channel in xx:
-            loud = np.flatnonzero(np.abs(channel) > threshold)
+        for channel, channel_magnitude in zip(xx, magnitude, strict=True):
+            loud = np.flatnonzero(channel_magnitude > threshold)
             if loud.size == 0 or n_out <= 0:
                 continue
             if loud.size * taps >= n_out // 4:
@@ -139,7 +140,10 @@ class TruePeakMeter:
             for back in range(taps):
                 idx = loud - back
                 wanted[idx[(idx >= 0) & (idx < n_out)]] = True
-            windows = np.lib.stride_tricks.sliding_window_view(channel, taps)[wanted]
+            # The wanted windows gathered by index: a boolean mask over the strided window view walks
+            # every row of it and cost twice as much.
+            rows = np.flatnonzero(wanted)
+            windows = channel[rows[:, None] + np.arange(taps)]
             y = windows @ self._phases[:, ::-1].T
             self.peak = max(self.peak, float(np.max(np.abs(y))))
 
@@ -186,15 +190,29 @@ class LoudnessMeter:
             return
         if self._peak_meter is not None:
             self._peak_meter.process(x)
-        self._sample_peak = max(self._sample_peak, float(np.max(np.abs(x))))
+        self._sample_peak = max(self._sample_peak, float(x.max()), -float(x.min()))
         weighted, self._zi = filters.sosfilt(self._sos, x, axis=-1, zi=self._zi)
-        self._add_energy(self._weights @ (weighted * weighted))
+        squares = np.square(weighted, out=weighted)
+        # One channel weighs 1.0: its energy is its squares (what the product with the weights gives).
+        self._add_energy(squares[0] if self.channels == 1 else self._weights @ squares)
 
     def _add_energy(self, energy: np.ndarray) -> None:
         """Accumulate K-weighted, channel-weighted energy into 100 ms sub-blocks."""
         pos = 0
         n = energy.size
+        size = self.sample_rate // 10
         while pos < n:
+            if not self.sample_rate % 10 and self._n_seen == self._sub_bound(self._sub_index):
+                # Whole sub-blocks at once: each row's sum is the sum of its slice, element for element.
+                rows = (n - pos) // size
+                if rows:
+                    sums = energy[pos : pos + rows * size].reshape(rows, size).sum(axis=1)
+                    self._sub_energy.extend(sums.tolist())
+                    self._sub_count.extend([size] * rows)
+                    self._sub_index += rows
+                    self._n_seen += rows * size
+                    pos += rows * size
+                    continue
             # self._n_seen is the global sample index of energy[pos].
             end = pos + self._sub_bound(self._sub_index + 1) - self._n_seen
             take = min(n, end)

@@ -68,6 +68,19 @@ _NEAR_HZ = (8.0, 20.0)  # the surroundings a line is compared with, each side
 _LEVEL_CLASSES = 60  # -150 to +30 dBFS in 3 dB steps
 
 
+def row_means(rows: np.ndarray) -> np.ndarray:
+    """``rows.mean(axis=1)`` of a float64 ``(n, columns)`` array, bit for bit.
+
+    Rows of eight (:data:`DECIMATION`) are added in numpy's own pairwise order for eight values, column
+    by column: numpy's reduction machinery costs four times the additions on rows this short (0.2 s of
+    CPU per hour of audio). Other widths go to numpy.
+    """
+    if rows.shape[1] != 8:
+        return rows.mean(axis=1)
+    c = [rows[:, k] for k in range(8)]
+    return (((c[0] + c[1]) + (c[2] + c[3])) + ((c[4] + c[5]) + (c[6] + c[7]))) / 8.0
+
+
 class LowFrequencyMeter:
     """Streaming rumble and hum meter: feed the 16 kHz view and its speech band, block by block."""
 
@@ -98,8 +111,8 @@ class LowFrequencyMeter:
         band_groups, self._band_groups = whole_frames(self._band_groups, band * band, DECIMATION)
         if not groups.shape[0]:
             return
-        segments, self._low = whole_frames(self._low, groups.mean(axis=1), SEGMENT)
-        band_energy, self._band_low = whole_frames(self._band_low, band_groups.mean(axis=1), SEGMENT)
+        segments, self._low = whole_frames(self._low, row_means(groups), SEGMENT)
+        band_energy, self._band_low = whole_frames(self._band_low, row_means(band_groups), SEGMENT)
         if segments.shape[0]:
             spectra = scipy.fft.rfft(segments * self._window, axis=1, workers=1)
             # Classed by the speech band's level: under loud rumble the whole band's level says nothing

@@ -13,8 +13,8 @@ is cut into *cells* of :data:`CELL_FRAMES` analysis frames (40 ms, Hann window, 
 is summed into the bands of :data:`BAND_EDGES_HZ`; every :data:`SUBWINDOW_CELLS` cells the minimum of
 each band is kept (a few floats per 0.32 s, 1 MB per hour). :meth:`NoiseTracker.finish` takes, for each
 sub-window, the minimum over the :data:`WINDOW_SUBWINDOWS` sub-windows centred on it, multiplies each
-band by its bias (the mean over the expected minimum of stationary noise, calibrated once per process on
-seeded white noise through this very tracker) and sums the bands: the noise power of every 10 ms frame,
+band by its bias (the mean over the expected minimum of stationary noise, calibrated on seeded white noise
+through this very tracker; the result is stored) and sums the bands: the noise power of every 10 ms frame,
 in the units of :class:`~pipeline.analysis.energy.FrameEnergy` of the speech band.
 
 What it cannot see: noise that rises and falls faster than the window (clanks, a passing car, typing)
@@ -31,6 +31,7 @@ import numpy as np
 import scipy.fft
 from scipy.ndimage import minimum_filter1d
 
+from pipeline.analysis import calibration
 from pipeline.analysis.base import ANALYSIS_RATE, FRAME_SAMPLES, whole_frames
 
 CELL_FRAMES = 4
@@ -132,8 +133,18 @@ class NoiseTracker:
 @functools.cache
 def band_bias() -> np.ndarray:
     """Per band: the mean power of stationary white noise over the mean of what :class:`NoiseTracker`
-    tracks of it (the window's minimum), measured once per process on :data:`CALIBRATION_S` seconds of
-    seeded white noise through the speech-band filter and the tracker. About 2-4 (3-6 dB)."""
+    tracks of it (the window's minimum). About 2-4 (3-6 dB). The result of :func:`simulate_band_bias`,
+    stored in :data:`pipeline.analysis.calibration.BAND_BIAS` (read-only)."""
+    bias = np.array(calibration.BAND_BIAS, dtype=np.float64)
+    if bias.shape != (len(BAND_EDGES_HZ) - 1,):  # the bands changed: the stored bias is stale
+        return simulate_band_bias()
+    bias.setflags(write=False)
+    return bias
+
+
+def simulate_band_bias() -> np.ndarray:
+    """Measure :func:`band_bias` on :data:`CALIBRATION_S` seconds of seeded white noise through the
+    speech-band filter and the tracker (read-only)."""
     from pipeline.analysis.energy import SpeechBandFilter
 
     rng = np.random.default_rng(_CALIBRATION_SEED)

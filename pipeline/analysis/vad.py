@@ -57,7 +57,8 @@ class WebRtcVad:
 
     def process(self, block: np.ndarray) -> None:
         """Classify every complete 10 ms frame in ``block`` (plus the kept remainder)."""
-        pcm = np.clip(np.rint(block.astype(np.float64) * 32768.0), -32768, 32767).astype(np.int16)
+        scaled = np.multiply(block, 32768.0, dtype=np.float64)  # the block in float64, times 32768
+        pcm = np.clip(np.rint(scaled, out=scaled), -32768, 32767, out=scaled).astype(np.int16)
         frames, self._rest = whole_frames(self._rest, pcm, self._frame)
         n_full = frames.shape[0]
         if n_full:

@@ -245,6 +245,11 @@ def _sf_names(sf_format: str, subtype: str) -> tuple[str, str, str]:
     return _SF_FORMAT_NAMES.get(sf_format, sf_format.lower()), codec, sample_format
 
 
+_PCM16_SCALE = np.float32(1.0 / 32768.0)
+"""libsndfile's 16-bit to float scale: every ``int16 * 2**-15`` is exact in float32, so reading 16-bit PCM as
+integers and scaling them gives its float32 samples bit for bit (``tests/test_io*.py`` compare)."""
+
+
 def _probe_soundfile(path: Path, size: int, stream_index: int, max_input_s: float | None) -> AudioInfo | None:
     """Probe with libsndfile; ``None`` when libsndfile cannot use the file (FFmpeg gets a try)."""
     try:
@@ -651,7 +656,9 @@ class AudioReader:
                     for offset in range(0, full, block_frames):
                         self.frames_read += block_frames
                         yield buffer[offset : offset + block_frames]
-                    pending, waiting = [buffer[full:]], waiting - full
+                    # Nothing left over is nothing to join: an empty remainder kept here made the next
+                    # block a copy (np.concatenate of it and the next chunk: 1.5 MB per 4 s of 48 kHz stereo).
+                    pending, waiting = ([buffer[full:]] if waiting > full else []), waiting - full
             if waiting:
                 self.frames_read += waiting
                 yield _joined(pending)
@@ -680,13 +687,18 @@ class AudioReader:
                     return
                 raise _fail("decode_failed", self._path, "libsndfile can no longer open the file") from None
             with handle:
+                pcm16 = handle.subtype == "PCM_16"
                 try:
                     if not salvaging and (start >= handle.frames or (end is not None and end <= start)):
                         return
                     handle.seek(position)
                     while end is None or position < end:
                         want = chunk if end is None else min(chunk, end - position)
-                        data = handle.read(want, dtype="float32", always_2d=True)
+                        if pcm16:  # libsndfile's own float conversion, five times faster in numpy
+                            pcm = handle.read(want, dtype="int16", always_2d=True)
+                            data = np.multiply(pcm, _PCM16_SCALE, dtype=np.float32)
+                        else:
+                            data = handle.read(want, dtype="float32", always_2d=True)
                         skip = max(start - position, 0)
                         position += len(data)
                         if skip < len(data):
