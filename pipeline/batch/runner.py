@@ -47,7 +47,14 @@ from pipeline.batch.manifest import (
     to_jsonable,
     write_rows,
 )
-from pipeline.errors import AudioReadError, InvalidArgument, VoiceprepError, encodable, reason_message
+from pipeline.errors import (
+    AudioReadError,
+    InvalidArgument,
+    VoiceprepError,
+    encodable,
+    reason_message,
+    without_path,
+)
 
 CACHE_VERSION = 5
 """Bumped when cached rows or analyses change meaning; old cache entries are then ignored."""
@@ -266,7 +273,7 @@ def _message(exc: OSError | AudioReadError, source: str | Path) -> str:
     name no file (another copy, or the same input moved, would show it).
     """
     if isinstance(exc, AudioReadError):
-        return exc.message.removeprefix(f"{source}: ")
+        return without_path(exc.message, source)
     return str(exc.strerror or exc)
 
 

@@ -197,7 +197,7 @@ def analyze(
     """
     from pipeline.analysis.inspection import analyze as analyze_one
     from pipeline.audio.notes import collect
-    from pipeline.errors import AudioReadError, reason_message
+    from pipeline.errors import AudioReadError, reason_message, without_path
     from pipeline.rules.metrics import FAST_PASS_METRICS, METRICS, span_text, value_text
 
     channel_strategy = old_channel_strategy or channel_strategy
@@ -224,7 +224,8 @@ def analyze(
             print_json(row)
             continue
         if row["status"] != "ok":
-            out.print(f"{shown(path)}: [red]failed[/] ({row['reasons'][0]}): {shown(row['message'])}")
+            message = without_path(row["message"], path)  # the line names the file
+            out.print(f"{shown(path)}: [red]failed[/] ({row['reasons'][0]}): {shown(message)}")
             _print_decode_notes(row["decode_notes"])
             continue
         table = Table(title=shown(path), title_justify="left", header_style="bold", show_edge=False)
@@ -309,6 +310,8 @@ def _is_unreadable(result: CheckResult) -> bool:
 
 def _print_check(result: CheckResult, families: list[str] | None = None) -> None:
     """One file's verdict for its family (or for ``families``, when the verdict is the same for each)."""
+    from pipeline.errors import without_path
+
     style = _VERDICT_STYLE[result.verdict]
     # The verdict's own codes first; a FAIL's warnings are named as such (not read as failures).
     failing = list(dict.fromkeys(c.reason for c in result.problems if c.reason and c.verdict == "fail"))
@@ -323,7 +326,7 @@ def _print_check(result: CheckResult, families: list[str] | None = None) -> None
     )
     for c in result.problems:
         mark = "[red]x[/]" if c.verdict == "fail" else "[yellow]![/]"
-        message = c.message.removeprefix(f"{result.path}: ")  # the line above names the file
+        message = without_path(c.message, result.path)  # the line above names the file
         out.print(f"     {mark} {shown(message)}", highlight=False)
         if c.hint:
             out.print(f"       [dim]fix: {c.hint}[/]", highlight=False)
