@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from pipeline.analysis.base import ANALYSIS_RATE, runs
+from pipeline.analysis.base import ANALYSIS_RATE, merge_spans, runs
 from pipeline.analysis.speaker import EMBEDDING_SIZE, PARTIAL_S, Partials, partial_embeddings
 
 if TYPE_CHECKING:
@@ -438,15 +438,12 @@ def other_voice_spans(
     low = _low(partials, voice, limit, here, here_threshold)
     edge_drop = DEGRADED_EDGE_DROP if here is not None and is_degraded else EDGE_DROP
     edge_low = _low(partials, voice, limit, here, here_threshold, margin=-edge_drop)
-    spans: list[list[float]] = []
-    for first, k in zip(*runs(low), strict=True):
-        if k - first >= MIN_RUN_PARTIALS or (first == 0 and edge_low[0]) or (k == low.size and edge_low[-1]):
-            start, end = float(partials.starts_s[first]), float(partials.ends_s[k - 1])
-            if spans and start <= spans[-1][1]:
-                spans[-1][1] = round(max(spans[-1][1], end), 3)
-            else:
-                spans.append([round(start, 3), round(end, 3)])
-    return round(similarity, 4), spans
+    heard = [
+        (round(float(partials.starts_s[first]), 3), round(float(partials.ends_s[k - 1]), 3))
+        for first, k in zip(*runs(low), strict=True)
+        if k - first >= MIN_RUN_PARTIALS or (first == 0 and edge_low[0]) or (k == low.size and edge_low[-1])
+    ]
+    return round(similarity, 4), [list(span) for span in merge_spans(heard)]
 
 
 def sample_spans(
@@ -464,7 +461,7 @@ def sample_spans(
     if total <= 0:
         return []
     if total <= budget_s:
-        return _merged(segs)
+        return merge_spans(segs, gap_s=SAMPLE_MAX_GAP_S)
     count = max(1, int(np.ceil(budget_s / chunk_s - 1e-9)))
     chunk = budget_s / count
     step = total / count
@@ -479,21 +476,11 @@ def sample_spans(
                 break
             a, b = segs[i]
             parts.append((a + max(0.0, lo - edges[i]), a + min(b - a, hi - edges[i])))
-    return [(float(a), float(b)) for a, b in _merged(parts) if b - a >= 0.5]
+    return [(float(a), float(b)) for a, b in merge_spans(parts, gap_s=SAMPLE_MAX_GAP_S) if b - a >= 0.5]
 
 
 SAMPLE_MAX_GAP_S = 2.0
 """Parts of a sampled piece closer than this are read as one stretch (:func:`sample_spans`)."""
-
-
-def _merged(spans: list[tuple[float, float]]) -> list[tuple[float, float]]:
-    out: list[tuple[float, float]] = []
-    for a, b in sorted(spans):
-        if out and a - out[-1][1] < SAMPLE_MAX_GAP_S:
-            out[-1] = (out[-1][0], max(out[-1][1], b))
-        else:
-            out.append((a, b))
-    return out
 
 
 def join_partials(parts: list[Partials], *, offset_s: float = 0.0) -> Partials:
