@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from pipeline.analysis.base import ANALYSIS_RATE, merge_spans, runs
-from pipeline.analysis.speaker import EMBEDDING_SIZE, PARTIAL_S, Partials, partial_embeddings
+from pipeline.analysis.speaker import EMBEDDING_SIZE, PARTIAL_S, Partials, partial_embeddings, unit
 
 if TYPE_CHECKING:
     from pipeline.analysis.base import Analysis
@@ -145,7 +145,7 @@ class Voice:
         if outside.all() or int(outside.sum()) < LEAVE_OUT_MIN_PARTIALS:
             return self
         rest = np.asarray(self.member_vectors, dtype=np.float64)[outside]
-        centre = _unit(rest.mean(axis=0))
+        centre = unit(rest.mean(axis=0))
         return replace(
             self,
             vector=centre,
@@ -194,10 +194,6 @@ class Voice:
         )
 
 
-def _unit(v: np.ndarray) -> np.ndarray:
-    return v / max(float(np.linalg.norm(v)), 1e-12)
-
-
 def _densest_voice(v: np.ndarray, source: str) -> Voice:
     """The voice of the group around the partial with the most look-alikes (:data:`PAIR_COSINE`), its mean
     refined twice over the partials within :data:`MEMBER_COSINE` of it (``v``: unit partials, not empty)."""
@@ -205,14 +201,14 @@ def _densest_voice(v: np.ndarray, source: str) -> Voice:
     counts = (pairs >= PAIR_COSINE).sum(axis=1)
     seed = int(np.argmax(counts))
     members = pairs[seed] >= PAIR_COSINE
-    centre = _unit(v[members].mean(axis=0))
+    centre = unit(v[members].mean(axis=0))
     for _ in range(2):
         sims = v @ centre
         new = sims >= MEMBER_COSINE
         if not new.any():
             break
         members = new
-        centre = _unit(v[members].mean(axis=0))
+        centre = unit(v[members].mean(axis=0))
     sims = v @ centre
     members = sims >= MEMBER_COSINE
     own = sims[members] if members.any() else sims
@@ -267,12 +263,12 @@ def two_voices(vectors: np.ndarray, iterations: int = 10) -> tuple[np.ndarray, n
     first = _densest_voice(v, "recording")
     sims = v @ first.vector
     far = sims <= np.quantile(sims, 0.2)
-    a, b = first.vector, _unit(v[far].mean(axis=0))
+    a, b = first.vector, unit(v[far].mean(axis=0))
     for _ in range(iterations):
         nearer_a = v @ a >= v @ b
         if nearer_a.all() or not nearer_a.any():
             break
-        a, b = _unit(v[nearer_a].mean(axis=0)), _unit(v[~nearer_a].mean(axis=0))
+        a, b = unit(v[nearer_a].mean(axis=0)), unit(v[~nearer_a].mean(axis=0))
     return a, b
 
 
@@ -314,7 +310,7 @@ def recording_voice(
         else:
             pick_a = int(nearer_a.sum()) >= int((~nearer_a).sum())
         members = nearer_a if pick_a else ~nearer_a
-    centre = _unit(v[members].mean(axis=0))
+    centre = unit(v[members].mean(axis=0))
     keep_members = spans is not None and spans.shape[0] == v.shape[0]
     return Voice(
         vector=centre,
@@ -434,7 +430,7 @@ def other_voice_spans(
     if len(partials) == 0 or partials.heard_s < MIN_HEARD_S:
         return None, []
     limit = other_voice_threshold(voice) if threshold is None else threshold
-    similarity = float(_unit(partials.vectors.mean(axis=0)) @ voice.vector)
+    similarity = float(unit(partials.vectors.mean(axis=0)) @ voice.vector)
     low = _low(partials, voice, limit, here, here_threshold)
     edge_drop = DEGRADED_EDGE_DROP if here is not None and is_degraded else EDGE_DROP
     edge_low = _low(partials, voice, limit, here, here_threshold, margin=-edge_drop)
