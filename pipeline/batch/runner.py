@@ -229,13 +229,6 @@ def _write_json(path: Path, obj: Any) -> None:
     io.atomic_write_bytes(path, lambda fh: fh.write(text.encode("utf-8")))
 
 
-def _read_json(path: Path) -> Any | None:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-
-
 def _file_sha256(source: Path, cache_dir: Path) -> str:
     """sha256 of a file's bytes, remembered by (size, mtime, inode) so a repeated run does not re-read it."""
     st = source.stat()
@@ -294,7 +287,7 @@ def cached_recording(item: InputFile, *, cache_dir: Path, config: RunConfig) -> 
         message = _message(exc, item.source)
         return RecordingRow(**who, status="failed", reasons=["unreadable"], message=message)
     row_path, analysis_path = _analysis_cache(sha, cache_dir, config)
-    cached = _read_json(row_path)
+    cached = outputs.read_json_object(row_path)
     if cached is None:
         return None
     row = RecordingRow.model_validate(cached).model_copy(update=who)  # the same bytes, another name
@@ -392,19 +385,18 @@ def cached_clip(
 ) -> ClipRow | None:
     """Stage 2 without working: the cached row of this speaker and family when its clip is intact, else None."""
     _, _, row_path = _clip_cache(task, cache_dir, config, (voices or {}).get(task[1][0].speaker))
-    cached = _read_json(row_path)
+    cached = outputs.read_json_object(row_path)
     if cached is None or _without_heard_spans(cached):
         return None
     row = ClipRow.model_validate(cached)
     return row if _clip_intact(out_dir, row) else None
 
 
-def _without_heard_spans(cached: Any) -> bool:
+def _without_heard_spans(cached: dict[str, Any]) -> bool:
     """True for a row cached before rows kept where another voice was heard (``other_voices_avoided``)
     when it rejected every window for it: selected again, so the report can draw where."""
     return (
-        isinstance(cached, dict)
-        and "other_voices" in (cached.get("reasons") or [])
+        "other_voices" in (cached.get("reasons") or [])
         and cached.get("plan") is None
         and "other_voices_avoided" not in cached
     )
