@@ -637,7 +637,7 @@ _STATUS_STYLE = {"ready": "green", "submitted": "green", "rejected": "yellow", "
 
 def _print_run_summary(results: RunResults, out_dir: Path) -> None:
     """The speakers x families table, the counts and where the outputs are (``out_dir`` as given)."""
-    from pipeline.rules.metrics import audio_length
+    from pipeline.rules.metrics import audio_length, counted
 
     clips = results.clip_rows
     families = sorted({c["family"] for c in clips})
@@ -669,8 +669,8 @@ def _print_run_summary(results: RunResults, out_dir: Path) -> None:
     counts = results.run["counts"]
     failed = [r for r in results.recording_rows if r["status"] != "ok"]
     out.print(
-        f"{_count(counts['recordings'], 'recording')} ({audio_length(counts['audio_hours'] * 3600)} of audio), "
-        f"{counts['recordings_failed']} failed; {_count(len(clips), 'clip')}: "
+        f"{counted(counts['recordings'], 'recording')} ({audio_length(counts['audio_hours'] * 3600)} of audio), "
+        f"{counts['recordings_failed']} failed; {counted(len(clips), 'clip')}: "
         + ", ".join(f"{n} {s}" for s, n in sorted(Counter(c["status"] for c in clips).items()))
         + f"; {results.run['seconds']:.1f} s"
     )
@@ -711,11 +711,6 @@ def _print_run_summary(results: RunResults, out_dir: Path) -> None:
         command = f"voiceprep explain {who} {first['family']} --out {where}"
         out.print(f"why a clip is not ready: {command}", markup=False, highlight=False)
     out.print(f"outputs in {shown(out_dir)}/ (clips/, recordings.jsonl, clips.jsonl, run.json)")
-
-
-def _count(n: int, noun: str) -> str:
-    """``n`` and ``noun``, plural unless ``n`` is 1: ``1 recording``, ``3 clips``."""
-    return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
 @families_app.callback(invoke_without_command=True)
