@@ -55,6 +55,7 @@ from pipeline.errors import (
     reason_message,
     without_path,
 )
+from pipeline.rules.metrics import counted
 
 CACHE_VERSION = 5
 """Bumped when cached rows or analyses change meaning; old cache entries are then ignored."""
@@ -1039,8 +1040,8 @@ def _speakers_without_audio(
 def _by_suffix(paths: Iterable[str]) -> dict[str, int]:
     """How many of ``paths`` end in each lower-case suffix (``.txt``; ``(none)`` for a name without one),
     in suffix order."""
-    counted = Counter(Path(p).suffix.lower() or "(none)" for p in paths)
-    return dict(sorted(counted.items()))
+    suffixes = Counter(Path(p).suffix.lower() or "(none)" for p in paths)
+    return dict(sorted(suffixes.items()))
 
 
 def not_audio_text(by_suffix: Mapping[str, int]) -> str:
@@ -1048,7 +1049,7 @@ def not_audio_text(by_suffix: Mapping[str, int]) -> str:
     (``by_suffix`` as in run.json's ``inputs_not_audio``), most frequent suffix first."""
     total = sum(by_suffix.values())
     parts = ", ".join(f"{n} {s}" for s, n in sorted(by_suffix.items(), key=lambda kv: (-kv[1], kv[0])))
-    return f"{total} {'file' if total == 1 else 'files'} skipped: not audio ({parts})"
+    return f"{counted(total, 'file')} skipped: not audio ({parts})"
 
 
 def _counts(recordings: Sequence[RecordingRow], clips: Sequence[ClipRow]) -> dict[str, Any]:

@@ -687,8 +687,8 @@ def _print_run_summary(results: RunResults, out_dir: Path) -> None:
             )
     noted = counts.get("recordings_with_decode_notes", 0)
     if noted:
-        had = "recording had" if noted == 1 else "recordings had"
-        out.print(f"{noted} {had} decoder notes (see decode_notes in recordings.jsonl)", highlight=False)
+        line = f"{counted(noted, 'recording')} had decoder notes (see decode_notes in recordings.jsonl)"
+        out.print(line, highlight=False)
     not_audio = results.run.get("inputs_not_audio") or {}
     if not_audio:
         from pipeline.batch.runner import not_audio_text
