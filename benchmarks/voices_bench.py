@@ -76,17 +76,13 @@ def _r(value: float) -> float:
     return round(float(value), 3)
 
 
-def _unit(v: np.ndarray) -> np.ndarray:
-    return v / max(float(np.linalg.norm(v)), 1e-12)
-
-
 def dominant_voice(vectors: np.ndarray, rounds: int = 1) -> np.ndarray:
     """The dominant voice of a set of partials: their mean, then ``rounds`` times the mean of the half
     closest to it (another voice holding less than half of the partials drops out)."""
-    mean = _unit(vectors.mean(axis=0))
+    mean = speaker.unit(vectors.mean(axis=0))
     for _ in range(rounds):
         cos = vectors @ mean
-        mean = _unit(vectors[cos >= np.median(cos)].mean(axis=0))
+        mean = speaker.unit(vectors[cos >= np.median(cos)].mean(axis=0))
     return mean
 
 
@@ -297,7 +293,7 @@ def folder_scores(folder: vi.Folder, cache: dict[tuple[str, str, str], np.ndarra
     pairs = vectors @ vectors.T
     np.fill_diagonal(pairs, -1.0)
     return {
-        "loo": np.array([float(speaker.cosine(v, _unit(total - v))) for v in vectors]),
+        "loo": np.array([float(speaker.cosine(v, speaker.unit(total - v))) for v in vectors]),
         "nearest": pairs.max(axis=1),
     }
 
@@ -417,12 +413,15 @@ def two_voices(vectors: np.ndarray, iterations: int = 10) -> tuple[np.ndarray, n
     mean of the 20 % of partials farthest from it): ``(dominant, other)``, dominant = more partials."""
     first = dominant_voice(vectors, rounds=2)
     cos = vectors @ first
-    second = _unit(vectors[cos <= np.percentile(cos, 20)].mean(axis=0))
+    second = speaker.unit(vectors[cos <= np.percentile(cos, 20)].mean(axis=0))
     for _ in range(iterations):
         near_first = vectors @ first >= vectors @ second
         if near_first.all() or not near_first.any():
             break
-        first, second = _unit(vectors[near_first].mean(axis=0)), _unit(vectors[~near_first].mean(axis=0))
+        first, second = (
+            speaker.unit(vectors[near_first].mean(axis=0)),
+            speaker.unit(vectors[~near_first].mean(axis=0)),
+        )
     near_first = vectors @ first >= vectors @ second
     return (first, second) if near_first.sum() >= (~near_first).sum() else (second, first)
 

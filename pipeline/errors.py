@@ -169,6 +169,12 @@ def reason_hint(code: str) -> str:
     return _REASONS[code][1]
 
 
+def without_path(message: str, path: object) -> str:
+    """``message`` without the ``"<path>: "`` a read error starts with, for where the file is named already
+    (a manifest row's ``path``, the verdict line above it)."""
+    return message.removeprefix(f"{path}: ")
+
+
 def all_codes() -> list[str]:
     """All known reason codes, in a stable order."""
     return list(_REASONS)

@@ -301,6 +301,19 @@ def test_check_says_an_unreadable_file_once_for_all_families(tmp_path: Path) -> 
         assert proc.stdout.count(str(path)) == 1
 
 
+def test_analyze_names_an_unreadable_file_once(tmp_path: Path) -> None:
+    """``analyze``'s failure line names the file, then the reader's message without the file's name again
+    (it printed ``x.wav: failed (decode_failed): x.wav: ...``), as ``check`` does; ``--json`` keeps it."""
+    text = tmp_path / "notes.txt"
+    text.write_text("not a recording\n" * 20)
+    proc = voiceprep("analyze", text, "--no-dnsmos")
+    assert proc.returncode == 1
+    (line,) = [line for line in proc.stdout.splitlines() if "failed" in line]
+    assert line.startswith(f"{text}: failed (") and proc.stdout.count(str(text)) == 1
+    (row,) = json_lines(voiceprep("analyze", text, "--json", "--no-dnsmos").stdout)
+    assert row["message"].startswith(f"{text}: ")
+
+
 def test_python_m_pipeline_cli_is_the_voiceprep_command() -> None:
     """A checkout that is not installed runs as ``python -m pipeline.cli`` (it said "cannot be directly
     executed")."""

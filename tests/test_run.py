@@ -320,6 +320,18 @@ def test_vad_aggressiveness_reaches_the_fast_pass(corpus: Path, tmp_path: Path) 
     assert speech[3] < speech[0]
 
 
+def test_a_cached_row_that_is_not_a_json_object_is_analysed_again(corpus: Path, tmp_path: Path) -> None:
+    """A recording's cached row damaged into other JSON (a list) is a cache miss, as unreadable JSON is, not
+    a crash of the run."""
+    (item,) = [i for i in find_inputs(corpus) if i.path == f"{LOOSE}.flac"]
+    config = load_config(slow_measures=False)
+    row = analyze_recording(item, cache_dir=tmp_path, config=config)
+    (cached,) = (tmp_path / "recordings").glob("*.json")
+    cached.write_text("[1, 2]")
+    assert cached_recording(item, cache_dir=tmp_path, config=config) is None
+    assert analyze_recording(item, cache_dir=tmp_path, config=config) == row
+
+
 def test_clips_manifest_has_a_row_per_speaker_and_family_with_known_verdicts(reference: Path) -> None:
     rows = _rows(reference, "clips.jsonl")
     assert [(r["speaker"], r["family"]) for r in rows] == [(s, f) for s in sorted(SPEAKERS) for f in FAMILIES]

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 import soundfile as sf
 from _corpus import corpus_file
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from pipeline.analysis.base import FRAME_SAMPLES, runs_and_pauses, speech_metrics
+from pipeline.analysis.base import FRAME_SAMPLES, merge_spans, runs_and_pauses, speech_metrics
 from pipeline.analysis.energy import FrameEnergy, frame_db, frame_power
 from pipeline.analysis.vad import WebRtcVad, segments_from_mask, speech_mask
 
@@ -20,6 +24,44 @@ def test_runs_and_pauses_known_answer():
     # 0.3 s gap joins; a gap of exactly min_pause_s is a pause; 1.0 s and 2.5 s are pauses.
     assert runs == [(0.5, 2.0), (2.5, 3.0), (4.0, 4.2), (6.7, 7.0)]
     assert pauses == [(2.0, 2.5), (3.0, 4.0), (4.2, 6.7)]
+
+
+def test_merge_spans_known_answer():
+    """Overlapping and touching spans merge; a gap merges only when closer than ``gap_s`` (strictly, as a
+    pause of exactly ``min_pause_s`` is a pause); the input's order does not matter."""
+    spans = [(7.0, 8.0), (0.0, 2.0), (1.0, 3.0), (3.0, 4.0), (5.0, 6.0), (1.5, 1.8)]
+    assert merge_spans(spans) == [(0.0, 4.0), (5.0, 6.0), (7.0, 8.0)]
+    assert merge_spans(spans, gap_s=1.0) == [(0.0, 4.0), (5.0, 6.0), (7.0, 8.0)]  # gaps of exactly 1 s
+    assert merge_spans(spans, gap_s=1.01) == [(0.0, 8.0)]
+    assert merge_spans([]) == []
+    assert merge_spans([[2, 3], [0, 1]]) == [(0.0, 1.0), (2.0, 3.0)]  # any pair of numbers, floats out
+
+
+_SPANS = st.lists(
+    st.tuples(st.integers(0, 100), st.integers(0, 20)).map(lambda p: (p[0] / 4, (p[0] + p[1]) / 4)),
+    max_size=15,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_SPANS, st.sampled_from([0.0, 0.25, 1.0, 3.0]))
+def test_merge_spans_covers_the_same_time_with_spans_apart(spans: list, gap_s: float) -> None:
+    """The merged spans are in time order, each at least ``gap_s`` from the next and never touching; each
+    is the chain of input spans it holds (every one closer than ``gap_s`` to the stretch before it, or
+    overlapping it), edge to edge; every input lies in one; merging again changes nothing."""
+    merged = merge_spans(spans, gap_s=gap_s)
+    assert all(b - a >= gap_s and b > a for (_, a), (b, _) in itertools.pairwise(merged))
+    assert sorted(spans) == sorted(s for a, b in merged for s in spans if a <= s[0] and s[1] <= b)
+    for a, b in merged:
+        inside = sorted(s for s in spans if a <= s[0] and s[1] <= b)
+        assert inside[0][0] == a
+        reach = inside[0][1]
+        for start, end in inside[1:]:
+            assert start <= reach or start - reach < gap_s
+            reach = max(reach, end)
+        assert reach == b
+    assert merge_spans(merged, gap_s=gap_s) == merged
+    assert merge_spans(list(reversed(spans)), gap_s=gap_s) == merged
 
 
 def test_speech_metrics_known_answer():

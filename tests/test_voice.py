@@ -18,7 +18,7 @@ import soundfile as sf
 from _corpus import corpus_dir, corpus_file
 
 from pipeline.analysis import voice
-from pipeline.analysis.base import ANALYSIS_RATE, Analysis
+from pipeline.analysis.base import ANALYSIS_RATE, Analysis, merge_spans
 from pipeline.analysis.fastpass import analyze_file
 from pipeline.analysis.inspection import analyze, check
 from pipeline.analysis.speaker import partial_embeddings
@@ -350,7 +350,7 @@ def test_a_long_recordings_turns_are_heard_in_pieces_of_a_bounded_budget() -> No
     assert all(0.0 < b - a <= TURN_CHUNK_S for a, b in stretches)
     assert TURN_SPEECH_S - 10.0 <= _speech_in(stretches, hour) <= TURN_SPEECH_S + 1.0
     assert stretches[0][0] < 3630.0 / 3 and stretches[-1][1] > 2 * 3630.0 / 3  # spread over the hour
-    pieces = voice._merged(stretches)
+    pieces = merge_spans(stretches, gap_s=voice.SAMPLE_MAX_GAP_S)
     assert len(pieces) == round(TURN_SPEECH_S / TURN_PIECE_S)
 
 

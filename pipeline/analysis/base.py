@@ -14,9 +14,10 @@ cannot be computed is stored as ``None`` with a reason (never NaN or infinity).
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -95,16 +96,21 @@ def runs_and_pauses(segments: Sequence[Span], *, min_pause_s: float = 0.5) -> tu
     more is a pause ``(start_s, end_s)``. Both lists are in time order; ``len(pauses) == len(runs) - 1``
     whenever there is speech.
     """
-    runs: list[Span] = []
-    pauses: list[Span] = []
-    for start, end in segments:
-        if runs and start - runs[-1][1] < min_pause_s:
-            runs[-1] = (runs[-1][0], end)
-            continue
-        if runs:
-            pauses.append((runs[-1][1], start))
-        runs.append((start, end))
-    return runs, pauses
+    runs = merge_spans(segments, gap_s=min_pause_s)
+    return runs, [(before[1], after[0]) for before, after in itertools.pairwise(runs)]
+
+
+def merge_spans(spans: Iterable[Sequence[float]], *, gap_s: float = 0.0) -> list[Span]:
+    """``(start_s, end_s)`` spans of one timeline in time order, those that overlap, touch or lie closer
+    than ``gap_s`` merged into one. Spans of several timelines (recordings, kinds of content) are merged
+    one timeline at a time."""
+    merged: list[Span] = []
+    for start, end in sorted((float(a), float(b)) for a, b in spans):
+        if merged and (start <= merged[-1][1] or start - merged[-1][1] < gap_s):
+            merged[-1] = (merged[-1][0], max(merged[-1][1], end))
+        else:
+            merged.append((start, end))
+    return merged
 
 
 def speech_metrics(segments: Sequence[Span], *, duration_s: float, min_pause_s: float = 0.5) -> Analysis:

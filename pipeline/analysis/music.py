@@ -51,7 +51,7 @@ import scipy.fft
 import scipy.ndimage
 import soxr
 
-from pipeline.analysis.base import ANALYSIS_RATE, FRAME_S, Analysis
+from pipeline.analysis.base import ANALYSIS_RATE, FRAME_S, Analysis, merge_spans
 
 __all__ = [
     "CONTENT_HOP_S",
@@ -830,20 +830,10 @@ def content_metrics(frames: ContentFrames, start_s: float = 0.0, end_s: float | 
                 found.append([round(a, 2), round(b, 2), kind])
     for name, value in best.items():
         out.put(name, value, why=why.get(name))
-    out.put("music_spans", _merge_spans(found))
+    kinds = {kind for *_, kind in found}
+    spans = [[a, b, k] for k in kinds for a, b in merge_spans((a, b) for a, b, kind in found if kind == k)]
+    out.put("music_spans", sorted(spans, key=lambda s: (s[0], s[2])))  # time order, each kind merged
     return out
-
-
-def _merge_spans(found: list[list[Any]]) -> list[list[Any]]:
-    """Overlapping ``[start, end, kind]`` windows of one kind merged, in time order."""
-    merged: list[list[Any]] = []
-    for start, end, kind in sorted(found, key=lambda s: (s[0], s[2])):
-        same = next((m for m in reversed(merged) if m[2] == kind), None)
-        if same is not None and start <= same[1]:
-            same[1] = max(same[1], end)
-        else:
-            merged.append([start, end, kind])
-    return merged
 
 
 def has_content(metrics: dict[str, Any]) -> str | None:

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from pipeline.analysis.base import ANALYSIS_RATE
+from pipeline.analysis.base import ANALYSIS_RATE, merge_spans
 from pipeline.audio.arguments import signal
 
 WINDOW_SAMPLES = 512
@@ -153,8 +153,5 @@ def refine_edges(
         e = min(max(e + pad_s, 0.0), duration)
         if e <= s:
             continue
-        if refined and s <= refined[-1][1]:
-            refined[-1] = (refined[-1][0], max(refined[-1][1], e))
-        else:
-            refined.append((s, e))
-    return [(round(s + offset, 6), round(e + offset, 6)) for s, e in refined]
+        refined.append((s, e))
+    return [(round(s + offset, 6), round(e + offset, 6)) for s, e in merge_spans(refined)]

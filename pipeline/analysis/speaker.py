@@ -281,8 +281,12 @@ def embed(
     """
     span, _ = _span(audio16k, start_s, end_s)
     vectors, _, _ = _partials(span, number("step_s", step_s, strict=True), trim_pauses)
-    mean = vectors.mean(axis=0)
-    return mean / max(float(np.linalg.norm(mean)), 1e-12)
+    return unit(vectors.mean(axis=0))
+
+
+def unit(v: np.ndarray) -> np.ndarray:
+    """``v`` scaled to length 1 (a zero vector stays zero): an average of embeddings made an embedding."""
+    return v / max(float(np.linalg.norm(v)), 1e-12)
 
 
 def partial_embeddings(

@@ -34,8 +34,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from pipeline.analysis.base import ANALYSIS_RATE, runs
-from pipeline.analysis.speaker import EMBEDDING_SIZE, PARTIAL_S, Partials, partial_embeddings
+from pipeline.analysis.base import ANALYSIS_RATE, merge_spans, runs
+from pipeline.analysis.speaker import EMBEDDING_SIZE, PARTIAL_S, Partials, partial_embeddings, unit
 
 if TYPE_CHECKING:
     from pipeline.analysis.base import Analysis
@@ -145,7 +145,7 @@ class Voice:
         if outside.all() or int(outside.sum()) < LEAVE_OUT_MIN_PARTIALS:
             return self
         rest = np.asarray(self.member_vectors, dtype=np.float64)[outside]
-        centre = _unit(rest.mean(axis=0))
+        centre = unit(rest.mean(axis=0))
         return replace(
             self,
             vector=centre,
@@ -194,10 +194,6 @@ class Voice:
         )
 
 
-def _unit(v: np.ndarray) -> np.ndarray:
-    return v / max(float(np.linalg.norm(v)), 1e-12)
-
-
 def _densest_voice(v: np.ndarray, source: str) -> Voice:
     """The voice of the group around the partial with the most look-alikes (:data:`PAIR_COSINE`), its mean
     refined twice over the partials within :data:`MEMBER_COSINE` of it (``v``: unit partials, not empty)."""
@@ -205,14 +201,14 @@ def _densest_voice(v: np.ndarray, source: str) -> Voice:
     counts = (pairs >= PAIR_COSINE).sum(axis=1)
     seed = int(np.argmax(counts))
     members = pairs[seed] >= PAIR_COSINE
-    centre = _unit(v[members].mean(axis=0))
+    centre = unit(v[members].mean(axis=0))
     for _ in range(2):
         sims = v @ centre
         new = sims >= MEMBER_COSINE
         if not new.any():
             break
         members = new
-        centre = _unit(v[members].mean(axis=0))
+        centre = unit(v[members].mean(axis=0))
     sims = v @ centre
     members = sims >= MEMBER_COSINE
     own = sims[members] if members.any() else sims
@@ -267,12 +263,12 @@ def two_voices(vectors: np.ndarray, iterations: int = 10) -> tuple[np.ndarray, n
     first = _densest_voice(v, "recording")
     sims = v @ first.vector
     far = sims <= np.quantile(sims, 0.2)
-    a, b = first.vector, _unit(v[far].mean(axis=0))
+    a, b = first.vector, unit(v[far].mean(axis=0))
     for _ in range(iterations):
         nearer_a = v @ a >= v @ b
         if nearer_a.all() or not nearer_a.any():
             break
-        a, b = _unit(v[nearer_a].mean(axis=0)), _unit(v[~nearer_a].mean(axis=0))
+        a, b = unit(v[nearer_a].mean(axis=0)), unit(v[~nearer_a].mean(axis=0))
     return a, b
 
 
@@ -314,7 +310,7 @@ def recording_voice(
         else:
             pick_a = int(nearer_a.sum()) >= int((~nearer_a).sum())
         members = nearer_a if pick_a else ~nearer_a
-    centre = _unit(v[members].mean(axis=0))
+    centre = unit(v[members].mean(axis=0))
     keep_members = spans is not None and spans.shape[0] == v.shape[0]
     return Voice(
         vector=centre,
@@ -434,19 +430,16 @@ def other_voice_spans(
     if len(partials) == 0 or partials.heard_s < MIN_HEARD_S:
         return None, []
     limit = other_voice_threshold(voice) if threshold is None else threshold
-    similarity = float(_unit(partials.vectors.mean(axis=0)) @ voice.vector)
+    similarity = float(unit(partials.vectors.mean(axis=0)) @ voice.vector)
     low = _low(partials, voice, limit, here, here_threshold)
     edge_drop = DEGRADED_EDGE_DROP if here is not None and is_degraded else EDGE_DROP
     edge_low = _low(partials, voice, limit, here, here_threshold, margin=-edge_drop)
-    spans: list[list[float]] = []
-    for first, k in zip(*runs(low), strict=True):
-        if k - first >= MIN_RUN_PARTIALS or (first == 0 and edge_low[0]) or (k == low.size and edge_low[-1]):
-            start, end = float(partials.starts_s[first]), float(partials.ends_s[k - 1])
-            if spans and start <= spans[-1][1]:
-                spans[-1][1] = round(max(spans[-1][1], end), 3)
-            else:
-                spans.append([round(start, 3), round(end, 3)])
-    return round(similarity, 4), spans
+    heard = [
+        (round(float(partials.starts_s[first]), 3), round(float(partials.ends_s[k - 1]), 3))
+        for first, k in zip(*runs(low), strict=True)
+        if k - first >= MIN_RUN_PARTIALS or (first == 0 and edge_low[0]) or (k == low.size and edge_low[-1])
+    ]
+    return round(similarity, 4), [list(span) for span in merge_spans(heard)]
 
 
 def sample_spans(
@@ -464,7 +457,7 @@ def sample_spans(
     if total <= 0:
         return []
     if total <= budget_s:
-        return _merged(segs)
+        return merge_spans(segs, gap_s=SAMPLE_MAX_GAP_S)
     count = max(1, int(np.ceil(budget_s / chunk_s - 1e-9)))
     chunk = budget_s / count
     step = total / count
@@ -479,21 +472,11 @@ def sample_spans(
                 break
             a, b = segs[i]
             parts.append((a + max(0.0, lo - edges[i]), a + min(b - a, hi - edges[i])))
-    return [(float(a), float(b)) for a, b in _merged(parts) if b - a >= 0.5]
+    return [(float(a), float(b)) for a, b in merge_spans(parts, gap_s=SAMPLE_MAX_GAP_S) if b - a >= 0.5]
 
 
 SAMPLE_MAX_GAP_S = 2.0
 """Parts of a sampled piece closer than this are read as one stretch (:func:`sample_spans`)."""
-
-
-def _merged(spans: list[tuple[float, float]]) -> list[tuple[float, float]]:
-    out: list[tuple[float, float]] = []
-    for a, b in sorted(spans):
-        if out and a - out[-1][1] < SAMPLE_MAX_GAP_S:
-            out[-1] = (out[-1][0], max(out[-1][1], b))
-        else:
-            out.append((a, b))
-    return out
 
 
 def join_partials(parts: list[Partials], *, offset_s: float = 0.0) -> Partials:

@@ -109,12 +109,13 @@ def _create_exclusive(path: Path, text: str) -> bool:
         tmp.unlink(missing_ok=True)
 
 
-def _read_holder(path: Path) -> dict[str, Any] | None:
+def read_json_object(path: Path) -> dict[str, Any] | None:
+    """The JSON object in ``path``; ``None`` when it is missing, unreadable or not an object."""
     try:
-        holder = json.loads(path.read_text())
+        data = json.loads(path.read_text())
     except (OSError, ValueError):
         return None
-    return holder if isinstance(holder, dict) else None
+    return data if isinstance(data, dict) else None
 
 
 def _is_stale(path: Path, holder: dict[str, Any] | None) -> bool:
@@ -152,7 +153,7 @@ def output_lock(out: Path) -> Iterator[None]:
     for _ in range(5):
         if _create_exclusive(path, mine):
             break
-        holder = _read_holder(path)
+        holder = read_json_object(path)
         if not _is_stale(path, holder):
             raise OutputBusy(
                 f"{out} is being written by another voiceprep run ({_describe(holder)}); wait for it "
@@ -163,7 +164,7 @@ def output_lock(out: Path) -> Iterator[None]:
         aside = path.with_name(f"{LOCK_NAME}.{os.getpid()}-{secrets.token_hex(6)}.stale")
         with contextlib.suppress(FileNotFoundError):
             os.rename(path, aside)
-            if _read_holder(aside) != holder:  # it was replaced meanwhile: put the new one back
+            if read_json_object(aside) != holder:  # it was replaced meanwhile: put the new one back
                 with contextlib.suppress(OSError):
                     os.link(aside, path)
             aside.unlink(missing_ok=True)

@@ -47,7 +47,15 @@ from pipeline.batch.manifest import (
     to_jsonable,
     write_rows,
 )
-from pipeline.errors import AudioReadError, InvalidArgument, VoiceprepError, encodable, reason_message
+from pipeline.errors import (
+    AudioReadError,
+    InvalidArgument,
+    VoiceprepError,
+    encodable,
+    reason_message,
+    without_path,
+)
+from pipeline.rules.metrics import counted
 
 CACHE_VERSION = 5
 """Bumped when cached rows or analyses change meaning; old cache entries are then ignored."""
@@ -222,13 +230,6 @@ def _write_json(path: Path, obj: Any) -> None:
     io.atomic_write_bytes(path, lambda fh: fh.write(text.encode("utf-8")))
 
 
-def _read_json(path: Path) -> Any | None:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-
-
 def _file_sha256(source: Path, cache_dir: Path) -> str:
     """sha256 of a file's bytes, remembered by (size, mtime, inode) so a repeated run does not re-read it."""
     st = source.stat()
@@ -266,7 +267,7 @@ def _message(exc: OSError | AudioReadError, source: str | Path) -> str:
     name no file (another copy, or the same input moved, would show it).
     """
     if isinstance(exc, AudioReadError):
-        return exc.message.removeprefix(f"{source}: ")
+        return without_path(exc.message, source)
     return str(exc.strerror or exc)
 
 
@@ -287,7 +288,7 @@ def cached_recording(item: InputFile, *, cache_dir: Path, config: RunConfig) -> 
         message = _message(exc, item.source)
         return RecordingRow(**who, status="failed", reasons=["unreadable"], message=message)
     row_path, analysis_path = _analysis_cache(sha, cache_dir, config)
-    cached = _read_json(row_path)
+    cached = outputs.read_json_object(row_path)
     if cached is None:
         return None
     row = RecordingRow.model_validate(cached).model_copy(update=who)  # the same bytes, another name
@@ -385,19 +386,18 @@ def cached_clip(
 ) -> ClipRow | None:
     """Stage 2 without working: the cached row of this speaker and family when its clip is intact, else None."""
     _, _, row_path = _clip_cache(task, cache_dir, config, (voices or {}).get(task[1][0].speaker))
-    cached = _read_json(row_path)
+    cached = outputs.read_json_object(row_path)
     if cached is None or _without_heard_spans(cached):
         return None
     row = ClipRow.model_validate(cached)
     return row if _clip_intact(out_dir, row) else None
 
 
-def _without_heard_spans(cached: Any) -> bool:
+def _without_heard_spans(cached: dict[str, Any]) -> bool:
     """True for a row cached before rows kept where another voice was heard (``other_voices_avoided``)
     when it rejected every window for it: selected again, so the report can draw where."""
     return (
-        isinstance(cached, dict)
-        and "other_voices" in (cached.get("reasons") or [])
+        "other_voices" in (cached.get("reasons") or [])
         and cached.get("plan") is None
         and "other_voices_avoided" not in cached
     )
@@ -1040,8 +1040,8 @@ def _speakers_without_audio(
 def _by_suffix(paths: Iterable[str]) -> dict[str, int]:
     """How many of ``paths`` end in each lower-case suffix (``.txt``; ``(none)`` for a name without one),
     in suffix order."""
-    counted = Counter(Path(p).suffix.lower() or "(none)" for p in paths)
-    return dict(sorted(counted.items()))
+    suffixes = Counter(Path(p).suffix.lower() or "(none)" for p in paths)
+    return dict(sorted(suffixes.items()))
 
 
 def not_audio_text(by_suffix: Mapping[str, int]) -> str:
@@ -1049,7 +1049,7 @@ def not_audio_text(by_suffix: Mapping[str, int]) -> str:
     (``by_suffix`` as in run.json's ``inputs_not_audio``), most frequent suffix first."""
     total = sum(by_suffix.values())
     parts = ", ".join(f"{n} {s}" for s, n in sorted(by_suffix.items(), key=lambda kv: (-kv[1], kv[0])))
-    return f"{total} {'file' if total == 1 else 'files'} skipped: not audio ({parts})"
+    return f"{counted(total, 'file')} skipped: not audio ({parts})"
 
 
 def _counts(recordings: Sequence[RecordingRow], clips: Sequence[ClipRow]) -> dict[str, Any]:

@@ -197,7 +197,7 @@ def analyze(
     """
     from pipeline.analysis.inspection import analyze as analyze_one
     from pipeline.audio.notes import collect
-    from pipeline.errors import AudioReadError, reason_message
+    from pipeline.errors import AudioReadError, reason_message, without_path
     from pipeline.rules.metrics import FAST_PASS_METRICS, METRICS, span_text, value_text
 
     channel_strategy = old_channel_strategy or channel_strategy
@@ -224,7 +224,8 @@ def analyze(
             print_json(row)
             continue
         if row["status"] != "ok":
-            out.print(f"{shown(path)}: [red]failed[/] ({row['reasons'][0]}): {shown(row['message'])}")
+            message = without_path(row["message"], path)  # the line names the file
+            out.print(f"{shown(path)}: [red]failed[/] ({row['reasons'][0]}): {shown(message)}")
             _print_decode_notes(row["decode_notes"])
             continue
         table = Table(title=shown(path), title_justify="left", header_style="bold", show_edge=False)
@@ -309,6 +310,8 @@ def _is_unreadable(result: CheckResult) -> bool:
 
 def _print_check(result: CheckResult, families: list[str] | None = None) -> None:
     """One file's verdict for its family (or for ``families``, when the verdict is the same for each)."""
+    from pipeline.errors import without_path
+
     style = _VERDICT_STYLE[result.verdict]
     # The verdict's own codes first; a FAIL's warnings are named as such (not read as failures).
     failing = list(dict.fromkeys(c.reason for c in result.problems if c.reason and c.verdict == "fail"))
@@ -323,7 +326,7 @@ def _print_check(result: CheckResult, families: list[str] | None = None) -> None
     )
     for c in result.problems:
         mark = "[red]x[/]" if c.verdict == "fail" else "[yellow]![/]"
-        message = c.message.removeprefix(f"{result.path}: ")  # the line above names the file
+        message = without_path(c.message, result.path)  # the line above names the file
         out.print(f"     {mark} {shown(message)}", highlight=False)
         if c.hint:
             out.print(f"       [dim]fix: {c.hint}[/]", highlight=False)
@@ -545,45 +548,50 @@ def _submit_after_run(
     return EXIT_OK
 
 
-def _plain_progress(write: Callable[[str], None]) -> Callable[[str, dict], None]:
-    """The runner's ``progress`` callback for a stderr that is not a terminal (a pipe, a log file): one
-    plain line per finished recording (``analysed 3/12 recordings: alice/memo.m4a (ok; 1:05 of audio so far)``) and
-    per finished clip (``clip 2/8: alice/qwen-tts ready``), so a long run shows that it is alive."""
-    from pipeline.rules.metrics import audio_length
-
-    counts = {"files": 0, "files_total": 0, "clips": 0, "clips_total": 0}
-    audio_s = 0.0
+def _tally(show: Callable[[str, dict[str, float], Any], None]) -> Callable[[str, dict], None]:
+    """The runner's ``progress`` callback: keeps the tallies (``files`` and ``clips`` done, their ``_total``,
+    ``audio_s`` analysed) and hands each event, the tallies and the event's row to ``show``, a renderer."""
+    tally = {"files": 0, "files_total": 0, "clips": 0, "clips_total": 0, "audio_s": 0.0}
 
     def on_event(event: str, data: dict) -> None:
-        nonlocal audio_s
+        row = data.get("row")
         if event == "start":
-            counts["files_total"] = int(data["files"])
+            tally["files_total"] = int(data["files"])
         elif event == "recording":
-            row = data["row"]
-            counts["files"] += 1
-            audio_s += float((row.probe or {}).get("duration_s") or 0.0)
-            write(
-                f"analysed {counts['files']}/{counts['files_total']} recordings: {row.path} "
-                f"({row.status}; {audio_length(audio_s)} of audio so far)"
-            )
+            tally["files"] += 1
+            tally["audio_s"] += float((row.probe or {}).get("duration_s") or 0.0)
         elif event == "clips":
-            counts["clips_total"] = int(data["total"])
+            tally["clips_total"] = int(data["total"])
         elif event == "clip":
-            row = data["row"]
-            counts["clips"] += 1
-            write(f"clip {counts['clips']}/{counts['clips_total']}: {row.speaker}/{row.family} {row.status}")
+            tally["clips"] += 1
+        show(event, tally, row)
 
     return on_event
 
 
 @contextlib.contextmanager
 def _run_progress() -> Iterator[Callable[[str, dict], None]]:
-    """A rich progress bar fed by the runner's events (files, hours of audio, rate, ETA), on stderr when
-    it is a terminal; else plain lines (:func:`_plain_progress`). Yields the runner's ``progress`` callback."""
+    """The runner's ``progress`` callback (:func:`_tally`) with its renderer: on a terminal stderr a rich
+    progress bar (files, hours of audio, rate, ETA); else (a pipe, a log file) one plain line per finished
+    recording (``analysed 3/12 recordings: alice/memo.m4a (ok; 1:05 of audio so far)``) and per finished
+    clip (``clip 2/8: alice/qwen-tts ready``), so a long run shows that it is alive."""
+    from pipeline.rules.metrics import audio_length
+
     if not err.is_terminal:
-        yield _plain_progress(
-            lambda line: err.print(plain(line), markup=False, highlight=False, soft_wrap=True)
-        )
+
+        def write(event: str, n: dict[str, float], row: Any) -> None:
+            if event == "recording":
+                line = (
+                    f"analysed {n['files']}/{n['files_total']} recordings: {row.path} "
+                    f"({row.status}; {audio_length(n['audio_s'])} of audio so far)"
+                )
+            elif event == "clip":
+                line = f"clip {n['clips']}/{n['clips_total']}: {row.speaker}/{row.family} {row.status}"
+            else:
+                return
+            err.print(plain(line), markup=False, highlight=False, soft_wrap=True)
+
+        yield _tally(write)
         return
     from rich.progress import (
         BarColumn,
@@ -593,8 +601,6 @@ def _run_progress() -> Iterator[Callable[[str, dict], None]]:
         TimeElapsedColumn,
         TimeRemainingColumn,
     )
-
-    from pipeline.rules.metrics import audio_length
 
     bar = Progress(
         TextColumn("{task.description}"),
@@ -607,26 +613,23 @@ def _run_progress() -> Iterator[Callable[[str, dict], None]]:
         transient=False,
     )
     tasks: dict[str, Any] = {}
-    audio_s = 0.0
     started = time.perf_counter()
 
-    def on_event(event: str, data: dict) -> None:
-        nonlocal audio_s
+    def draw(event: str, n: dict[str, float], row: Any) -> None:
         if event == "start":
-            tasks["files"] = bar.add_task("analysing", total=data["files"], info="")
+            tasks["files"] = bar.add_task("analysing", total=n["files_total"], info="")
         elif event == "recording" and "files" in tasks:
-            audio_s += float((data["row"].probe or {}).get("duration_s") or 0.0)
-            rate = audio_s / max(time.perf_counter() - started, 1e-6)
-            info = f"{audio_length(audio_s)} of audio, {rate:.0f}x real time"
-            bar.update(tasks["files"], advance=1, info=info)
+            rate = n["audio_s"] / max(time.perf_counter() - started, 1e-6)
+            info = f"{audio_length(n['audio_s'])} of audio, {rate:.0f}x real time"
+            bar.update(tasks["files"], completed=n["files"], info=info)
         elif event == "clips":
-            tasks["clips"] = bar.add_task("clips    ", total=data["total"], info="")
+            tasks["clips"] = bar.add_task("clips    ", total=n["clips_total"], info="")
         elif event == "clip" and "clips" in tasks:
-            row = data["row"]
-            bar.update(tasks["clips"], advance=1, info=shown(f"{row.speaker}/{row.family}: {row.status}"))
+            info = shown(f"{row.speaker}/{row.family}: {row.status}")
+            bar.update(tasks["clips"], completed=n["clips"], info=info)
 
     with bar:
-        yield on_event
+        yield _tally(draw)
 
 
 _STATUS_STYLE = {"ready": "green", "submitted": "green", "rejected": "yellow", "failed": "red"}
@@ -634,7 +637,7 @@ _STATUS_STYLE = {"ready": "green", "submitted": "green", "rejected": "yellow", "
 
 def _print_run_summary(results: RunResults, out_dir: Path) -> None:
     """The speakers x families table, the counts and where the outputs are (``out_dir`` as given)."""
-    from pipeline.rules.metrics import audio_length
+    from pipeline.rules.metrics import audio_length, counted
 
     clips = results.clip_rows
     families = sorted({c["family"] for c in clips})
@@ -666,8 +669,8 @@ def _print_run_summary(results: RunResults, out_dir: Path) -> None:
     counts = results.run["counts"]
     failed = [r for r in results.recording_rows if r["status"] != "ok"]
     out.print(
-        f"{_count(counts['recordings'], 'recording')} ({audio_length(counts['audio_hours'] * 3600)} of audio), "
-        f"{counts['recordings_failed']} failed; {_count(len(clips), 'clip')}: "
+        f"{counted(counts['recordings'], 'recording')} ({audio_length(counts['audio_hours'] * 3600)} of audio), "
+        f"{counts['recordings_failed']} failed; {counted(len(clips), 'clip')}: "
         + ", ".join(f"{n} {s}" for s, n in sorted(Counter(c["status"] for c in clips).items()))
         + f"; {results.run['seconds']:.1f} s"
     )
@@ -684,8 +687,8 @@ def _print_run_summary(results: RunResults, out_dir: Path) -> None:
             )
     noted = counts.get("recordings_with_decode_notes", 0)
     if noted:
-        had = "recording had" if noted == 1 else "recordings had"
-        out.print(f"{noted} {had} decoder notes (see decode_notes in recordings.jsonl)", highlight=False)
+        line = f"{counted(noted, 'recording')} had decoder notes (see decode_notes in recordings.jsonl)"
+        out.print(line, highlight=False)
     not_audio = results.run.get("inputs_not_audio") or {}
     if not_audio:
         from pipeline.batch.runner import not_audio_text
@@ -708,11 +711,6 @@ def _print_run_summary(results: RunResults, out_dir: Path) -> None:
         command = f"voiceprep explain {who} {first['family']} --out {where}"
         out.print(f"why a clip is not ready: {command}", markup=False, highlight=False)
     out.print(f"outputs in {shown(out_dir)}/ (clips/, recordings.jsonl, clips.jsonl, run.json)")
-
-
-def _count(n: int, noun: str) -> str:
-    """``n`` and ``noun``, plural unless ``n`` is 1: ``1 recording``, ``3 clips``."""
-    return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
 @families_app.callback(invoke_without_command=True)

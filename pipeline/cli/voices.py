@@ -369,6 +369,9 @@ _LedgerOpt = Annotated[
 _ConfigOpt = Annotated[
     Path | None, typer.Option("--config", help="A voiceprep.yaml naming a shared ledger.", show_default=False)
 ]
+_VoiceArg = Annotated[
+    str, typer.Argument(help="Ledger row id (12 or #12), voice id, or name.", show_default=False)
+]
 
 
 def _print_warnings(warnings: Sequence[Any], usage: Sequence[str], console: Console) -> None:
@@ -497,9 +500,7 @@ def _clone_cell(check: dict[str, Any] | None) -> str:
 
 @voices_app.command("show")
 def voices_show(
-    ident: Annotated[
-        str, typer.Argument(help="Ledger row id (12 or #12), voice id, or name.", show_default=False)
-    ],
+    ident: _VoiceArg,
     out_dir: _OutOpt = None,
     ledger: _LedgerOpt = None,
     config: _ConfigOpt = None,
@@ -532,9 +533,7 @@ def voices_show(
 
 @voices_app.command("check")
 def voices_check(
-    ident: Annotated[
-        str, typer.Argument(help="Ledger row id (12 or #12), voice id, or name.", show_default=False)
-    ],
+    ident: _VoiceArg,
     out_dir: _OutOpt = None,
     ledger: _LedgerOpt = None,
     config: _ConfigOpt = None,
@@ -576,9 +575,7 @@ def voices_check(
 
 @voices_app.command("delete")
 def voices_delete(
-    ident: Annotated[
-        str, typer.Argument(help="Ledger row id (12 or #12), voice id, or name.", show_default=False)
-    ],
+    ident: _VoiceArg,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
     out_dir: _OutOpt = None,
     ledger: _LedgerOpt = None,
@@ -613,9 +610,7 @@ def voices_delete(
 
 @voices_app.command("update")
 def voices_update(
-    ident: Annotated[
-        str, typer.Argument(help="Ledger row id (12 or #12), voice id, or name.", show_default=False)
-    ],
+    ident: _VoiceArg,
     clip: Annotated[
         Path,
         typer.Option("--clip", help="The new enrollment clip (e.g. a better take).", show_default=False),

@@ -127,6 +127,7 @@ def _other_voices(sv: Speaker, path: str) -> list[tuple[float, float]]:
 
 
 def _excerpts(clip: dict[str, Any], sv: Speaker, files_dir: Path, base: Path, keep: set[str]) -> None:
+    from pipeline.analysis.base import merge_spans
     from pipeline.report import media
 
     by_path: dict[str, list[tuple[float, float]]] = {}
@@ -137,7 +138,7 @@ def _excerpts(clip: dict[str, Any], sv: Speaker, files_dir: Path, base: Path, ke
     spans = [
         (path, span)
         for path, segs in by_path.items()
-        for span in media.merge_spans(segs, gap_s=2 * media.CONTEXT_S)
+        for span in merge_spans(segs, gap_s=2 * media.CONTEXT_S)
     ]
     if len(spans) > MAX_EXCERPTS_PER_CLIP:
         clip["notes"].append(

@@ -14,6 +14,7 @@ from pipeline.errors import InvalidArgument
 from pipeline.report.results import RunResults
 from pipeline.rules.checks import check_gates
 from pipeline.rules.families import FamilySpec, load_family
+from pipeline.rules.metrics import counted
 from pipeline.selection.scoring import WEIGHTS
 
 LOST_ON_SHOWN = 3
@@ -108,7 +109,7 @@ def explain(results: RunResults, speaker: str, family: str | None = None) -> str
             known = ", ".join(sorted({r["family"] for r in results.clip_rows})) or "none"
             raise InvalidArgument(f"family {family!r} has no clip for {speaker!r} (families: {known})")
     readable = sum(r["status"] == "ok" for r in recordings)
-    lines = [f"{speaker}: {len(recordings)} recording{'s' * (len(recordings) != 1)}, {readable} readable"]
+    lines = [f"{speaker}: {counted(len(recordings), 'recording')}, {readable} readable"]
     for row in rows:
         plan = row.get("plan") if isinstance(row.get("plan"), Mapping) else None
         plans = [p for p in (plan, *(row.get("alternatives") or [])) if isinstance(p, Mapping)]

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from pipeline.analysis.base import merge_spans
 from pipeline.errors import InvalidArgument
 
 LONG_SOURCE_S = 300.0
@@ -41,17 +42,6 @@ nothing above 16 kHz; at 32 kHz: within 1 dB of it up to 15 kHz, -13 dB at 15-16
 
 _MP3_RATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000)
 _BLOCK = 65536
-
-
-def merge_spans(spans: Sequence[tuple[float, float]], *, gap_s: float) -> list[tuple[float, float]]:
-    """Sort spans and merge those that overlap or are closer than ``gap_s``."""
-    out: list[tuple[float, float]] = []
-    for start, end in sorted(spans):
-        if out and start - out[-1][1] <= gap_s:
-            out[-1] = (out[-1][0], max(out[-1][1], end))
-        else:
-            out.append((start, end))
-    return out
 
 
 def envelope(

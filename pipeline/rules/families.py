@@ -31,7 +31,7 @@ from pydantic_core import PydanticCustomError
 
 from pipeline.errors import SpecError, all_codes
 from pipeline.rules import settings_file
-from pipeline.rules.metrics import GATE_METRICS, METRICS, range_text, unit_of, value_text
+from pipeline.rules.metrics import GATE_METRICS, METRICS, number, range_text, size, unit_of, value_text
 from pipeline.rules.settings_file import display as _display
 
 __all__ = [
@@ -78,13 +78,6 @@ T = TypeVar("T")
 def _rule(subpath: str, message: str) -> PydanticCustomError:
     """An error for a rule that spans keys: ``subpath`` is relative to the model that raises it."""
     return PydanticCustomError("spec_rule", "{subpath}: {message}", {"subpath": subpath, "message": message})
-
-
-def _fmt(x: float | None) -> str:
-    """Short human form of a number (``10`` rather than ``10.0``)."""
-    if x is None:
-        return "none"
-    return f"{x:g}" if isinstance(x, float) else str(x)
 
 
 # --------------------------------------------------------------------------- building blocks
@@ -146,10 +139,10 @@ class Range(BaseModel):
         if self.min is None and self.max is None:
             raise _rule("max", "a range needs at least one of min and max")
         if self.min is not None and self.max is not None and self.min > self.max:
-            raise _rule("min", f"must be <= max (got min {_fmt(self.min)} > max {_fmt(self.max)})")
+            raise _rule("min", f"must be <= max (got min {number(self.min)} > max {number(self.max)})")
         if self.aim is not None and not (self.min or 0) <= self.aim <= (self.max or math.inf):
             raise _rule(
-                "aim", f"must lie within {range_text(self.min, self.max, 's')} (got {_fmt(self.aim)})"
+                "aim", f"must lie within {range_text(self.min, self.max, 's')} (got {number(self.aim)})"
             )
         return self
 
@@ -159,7 +152,7 @@ class Range(BaseModel):
             if getattr(self, part) is None:
                 raise _rule(f"{key}.{part}", "required key is missing")
             if positive and getattr(self, part) <= 0:
-                raise _rule(f"{key}.{part}", f"must be > 0 (got {_fmt(getattr(self, part))})")
+                raise _rule(f"{key}.{part}", f"must be > 0 (got {number(getattr(self, part))})")
 
 
 # --------------------------------------------------------------------------- identity
@@ -240,30 +233,31 @@ class Limits(BaseModel):
         lo, hi = self.min_duration_s.value, self.max_duration_s.value
         if lo is not None and hi is not None and lo > hi:
             raise _rule(
-                "min_duration_s.value", f"must be <= max_duration_s.value (got {_fmt(lo)} > {_fmt(hi)})"
+                "min_duration_s.value", f"must be <= max_duration_s.value (got {number(lo)} > {number(hi)})"
             )
         rec = self.recommended_duration_s.value
         if rec is not None:
             if lo is not None and rec.min is not None and rec.min < lo:
                 raise _rule(
                     "recommended_duration_s.value.min",
-                    f"must be >= min_duration_s.value (got {_fmt(rec.min)} < {_fmt(lo)})",
+                    f"must be >= min_duration_s.value (got {number(rec.min)} < {number(lo)})",
                 )
             if hi is not None and rec.max is not None and rec.max > hi:
                 raise _rule(
                     "recommended_duration_s.value.max",
-                    f"must be <= max_duration_s.value (got {_fmt(rec.max)} > {_fmt(hi)})",
+                    f"must be <= max_duration_s.value (got {number(rec.max)} > {number(hi)})",
                 )
         run = self.min_speech_run_s.value
         if run is not None and hi is not None and run > hi:
             raise _rule(
-                "min_speech_run_s.value", f"must be <= max_duration_s.value (got {_fmt(run)} > {_fmt(hi)})"
+                "min_speech_run_s.value",
+                f"must be <= max_duration_s.value (got {number(run)} > {number(hi)})",
             )
         pause = self.max_pause_s.value
         if pause is not None and self.min_pause_s.value > pause:
             raise _rule(
                 "min_pause_s.value",
-                f"must be <= max_pause_s.value (got {_fmt(self.min_pause_s.value)} > {_fmt(pause)})",
+                f"must be <= max_pause_s.value (got {number(self.min_pause_s.value)} > {number(pause)})",
             )
         return self
 
@@ -302,15 +296,15 @@ class Delivery(Sourced):
         if self.high_rate_above_hz > self.sample_rate / 2:
             raise _rule(
                 "high_rate_above_hz",
-                f"must be <= sample_rate / 2 = {_fmt(self.sample_rate / 2)} "
-                f"(got {_fmt(self.high_rate_above_hz)})",
+                f"must be <= sample_rate / 2 = {number(self.sample_rate / 2)} "
+                f"(got {number(self.high_rate_above_hz)})",
             )
         if self.format == "wav" and self.subtype is None:
             raise _rule("subtype", "required for wav")
         if self.true_peak_max_dbtp <= self.target_lufs:
             raise _rule(
                 "true_peak_max_dbtp",
-                f"must be above target_lufs (got {_fmt(self.true_peak_max_dbtp)} <= {_fmt(self.target_lufs)})",
+                f"must be above target_lufs (got {number(self.true_peak_max_dbtp)} <= {number(self.target_lufs)})",
             )
         return self
 
@@ -365,21 +359,20 @@ class Gate(Sourced):
                 raise _rule(key, f"must be a finite number (got {x})")
             bounds = METRICS[self.metric].bounds
             if x is not None and bounds is not None and not bounds[0] <= x <= bounds[1]:
-                raise _rule(
-                    key, f"{self.metric} lies in [{_fmt(bounds[0])}, {_fmt(bounds[1])}] (got {_fmt(x)})"
-                )
+                lo, hi, got = (number(v, digits=6) for v in (*bounds, x))
+                raise _rule(key, f"{self.metric} lies in [{lo}, {hi}] (got {got})")
         if self.warn is not None and self.fail is not None:
             if self.direction == "min" and not self.fail < self.warn:
                 raise _rule(
                     "fail",
                     f"with direction min the fail threshold must be below warn "
-                    f"(got fail {_fmt(self.fail)} >= warn {_fmt(self.warn)})",
+                    f"(got fail {number(self.fail, digits=6)} >= warn {number(self.warn, digits=6)})",
                 )
             if self.direction == "max" and not self.fail > self.warn:
                 raise _rule(
                     "fail",
                     f"with direction max the fail threshold must be above warn "
-                    f"(got fail {_fmt(self.fail)} <= warn {_fmt(self.warn)})",
+                    f"(got fail {number(self.fail, digits=6)} <= warn {number(self.warn, digits=6)})",
                 )
         return self
 
@@ -518,32 +511,32 @@ class FamilySpec(BaseModel):
         if lo is not None and d.duration_s.min < lo:
             raise _rule(
                 "delivery.duration_s.min",
-                f"{_fmt(d.duration_s.min)} is below limits.min_duration_s.value ({_fmt(lo)})",
+                f"{number(d.duration_s.min)} is below limits.min_duration_s.value ({number(lo)})",
             )
         if hi is not None and d.duration_s.max > hi:
             raise _rule(
                 "delivery.duration_s.max",
-                f"{_fmt(d.duration_s.max)} is above limits.max_duration_s.value ({_fmt(hi)})",
+                f"{number(d.duration_s.max)} is above limits.max_duration_s.value ({number(hi)})",
             )
         run = lim.min_speech_run_s.value
         if run is not None and d.duration_s.min < run:
             raise _rule(
                 "delivery.duration_s.min",
-                f"{_fmt(d.duration_s.min)} is shorter than limits.min_speech_run_s.value ({_fmt(run)})",
+                f"{number(d.duration_s.min)} is shorter than limits.min_speech_run_s.value ({number(run)})",
             )
         pause = lim.max_pause_s.value
         if pause is not None and d.pause_target_s.max > pause:
             raise _rule(
                 "delivery.pause_target_s.max",
-                f"{_fmt(d.pause_target_s.max)} is above limits.max_pause_s.value ({_fmt(pause)})",
+                f"{number(d.pause_target_s.max)} is above limits.max_pause_s.value ({number(pause)})",
             )
         max_bytes = lim.max_bytes.value
-        size = self.max_delivery_bytes()
-        if max_bytes is not None and size is not None and size > max_bytes:
+        wav_bytes = self.max_delivery_bytes()
+        if max_bytes is not None and wav_bytes is not None and wav_bytes > max_bytes:
             what = "base64 of a" if lim.inline_base64.value else "a"
             raise _rule(
                 "delivery.duration_s.max",
-                f"{what} {_fmt(d.duration_s.max)} s clip at the highest delivery rate is {size} bytes, "
+                f"{what} {number(d.duration_s.max)} s clip at the highest delivery rate is {wav_bytes} bytes, "
                 f"over limits.max_bytes.value ({max_bytes})",
             )
 
@@ -677,15 +670,15 @@ def _show(value: Any, unit: str = "") -> str:
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, Range):
-        aim = "" if value.aim is None else f", aim {_fmt(value.aim)} {unit}".rstrip()
+        aim = "" if value.aim is None else f", aim {number(value.aim)} {unit}".rstrip()
         return range_text(value.min, value.max, unit) + aim
     if isinstance(value, list):
         return ", ".join(str(v) for v in value)
     if isinstance(value, dict):
         return "; ".join(f"{k}: {', '.join(v)}" for k, v in value.items())
     if unit == "bytes" and isinstance(value, int):
-        return f"{value} bytes ({value / 1e6:g} MB)"
-    return f"{_fmt(value)} {unit}".strip()
+        return f"{value} bytes ({size(value)})"
+    return f"{number(value, digits=6)} {unit}".strip()
 
 
 def _cite(spec: FamilySpec, source_id: str) -> str:

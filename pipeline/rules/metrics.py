@@ -9,7 +9,7 @@ name it, and how its value reads. The fast pass, the family loader, the check en
 :func:`value_text` writes any measured value or limit the way a person reads it (``12.3 s``, ``4.8 kHz``,
 ``0.012 %``, ``-23.2 LUFS``); :func:`range_text` writes a range that may be open at one end, and
 :func:`limit_text` the limit of a check (``≥ 25 dB``, a range of seconds, ``in wav, mp3``);
-:func:`span_text` a stretch of a recording (``12.3-15.1 s``).
+:func:`span_text` a stretch of a recording (``12.3-15.1 s``); :func:`counted` a count of things (``3 clips``).
 """
 
 from __future__ import annotations
@@ -194,6 +194,11 @@ def number(x: Any, *, digits: int = 2) -> str:
         return str(x)
     text = f"{float(x):.{digits}f}".rstrip("0").rstrip(".")
     return "0" if text in {"-0", ""} else text
+
+
+def counted(n: int, noun: str) -> str:
+    """``n`` and ``noun``, plural unless ``n`` is 1: ``1 recording``, ``3 clips``."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
 def seconds(x: Any) -> str:

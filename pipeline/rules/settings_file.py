@@ -14,6 +14,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from pipeline.errors import SpecError
+from pipeline.rules.metrics import number
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -68,10 +69,6 @@ def read_mapping(path: Path, *, empty_ok: bool = False) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise SpecError(f"{shown}: the top level must be a mapping of keys (got {type(data).__name__})")
     return data
-
-
-def _number(x: Any) -> str:
-    return f"{x:g}" if isinstance(x, float) else str(x)
 
 
 def _loc_to_path(loc: tuple[int | str, ...]) -> str:
@@ -131,8 +128,7 @@ def describe_error(root: type[BaseModel], err: Any) -> tuple[str, str]:
     bounds = {"greater_than": ">", "greater_than_equal": ">=", "less_than": "<", "less_than_equal": "<="}
     if kind in bounds:
         limit = next(iter(ctx.values()))
-        shown_limit = _number(limit) if isinstance(limit, int | float) else limit
-        return path, f"must be {bounds[kind]} {shown_limit} (got {got!r})"
+        return path, f"must be {bounds[kind]} {number(limit, digits=6)} (got {got!r})"
     return path, f"{err['msg'].rstrip('.')} (got {got!r})"
 
 

@@ -69,7 +69,7 @@ _POWER_FLOOR = 1e-12  # -120 dBFS, the frame-level floor of pipeline.analysis.en
 _EPS = 1e-9
 
 
-def number(value: object) -> float:
+def float_or_nan(value: object) -> float:
     """A recording-level metric as a float, NaN when missing or not a finite number."""
     try:
         v = float(value)  # type: ignore[arg-type]
@@ -200,7 +200,7 @@ class RecordingIndex:
 
         blocks = np.asarray(rec.block_bandwidth_hz, dtype=np.float64).reshape(-1)
         self._block_bandwidth = np.where(np.isfinite(blocks), blocks, np.inf)
-        self._bandwidth = number(rec.metrics.get("bandwidth_hz"))
+        self._bandwidth = float_or_nan(rec.metrics.get("bandwidth_hz"))
 
         events = np.sort(np.asarray(rec.metrics.get("clipped_events") or [], dtype=np.float64))
         self.clip_events = events

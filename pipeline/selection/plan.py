@@ -24,7 +24,7 @@ from pipeline.analysis.base import Analysis
 from pipeline.errors import InvalidArgument
 from pipeline.rules.families import FamilySpec
 from pipeline.selection import scoring
-from pipeline.selection.frames import RecordingIndex, iqr, number
+from pipeline.selection.frames import RecordingIndex, float_or_nan, iqr
 from pipeline.selection.limits import is_long
 
 MAX_OVERLAP = 0.5
@@ -267,7 +267,7 @@ def evaluate(
         start, end = np.array([piece.start_s]), np.array([piece.end_s])
         m = {**idx.measure(start, end), "bandwidth_hz": idx.bandwidth_in(start, end)}
         per.append({k: float(v[0]) for k, v in m.items()})
-        per[-1]["reverb_score"] = number(idx.rec.metrics.get("reverb_score"))
+        per[-1]["reverb_score"] = float_or_nan(idx.rec.metrics.get("reverb_score"))
         levels.append(idx.block_levels_in(piece.start_s, piece.end_s))
     speech = [m["speech_s"] for m in per]
     spans = [p.span_s for p in pieces]
@@ -290,7 +290,7 @@ def evaluate(
     dnsmos_source = "fast_pass" if not math.isnan(measures["dnsmos_ovrl"]) else None
     if slow is not None:
         for key in ("dnsmos_ovrl", "dnsmos_sig", "dnsmos_bak"):
-            measures[key] = number(slow.metrics.get(key))
+            measures[key] = float_or_nan(slow.metrics.get(key))
         dnsmos_source = "window" if slow.metrics.get("dnsmos_ovrl") is not None else None
         if dnsmos_source and slow.metrics.get("dnsmos_segments") is not None:
             # A ranking estimate from part of the clip's cover (pipeline.selection.slow.finish, sample).

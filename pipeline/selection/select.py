@@ -262,12 +262,12 @@ def choose(
             break
         chosen = suppress(plans, limit=alternatives + 1)
     if keep is not None:
-        from pipeline.selection.voices import merge_spans
+        from pipeline.selection.voices import avoided_spans
 
         for plan in chosen:
-            plan.measures["other_voices_avoided"] = merge_spans(heard_elsewhere)
+            plan.measures["other_voices_avoided"] = avoided_spans(heard_elsewhere)
         if avoided is not None:
-            avoided[:] = merge_spans(heard_elsewhere)
+            avoided[:] = avoided_spans(heard_elsewhere)
     if heard and chosen:
         chosen[0].measures["content_rejected"] = [_rejected(p) for p in heard]
     return chosen

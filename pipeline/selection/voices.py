@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.analysis.base import ANALYSIS_RATE
+from pipeline.analysis.base import ANALYSIS_RATE, merge_spans
 from pipeline.analysis.voice import (
     HERE_MIN_COSINE,
     Voice,
@@ -106,15 +106,12 @@ def annotate(plan: ClipPlan, voice: Voice) -> bool:
     return not plan.measures.get("other_voice_spans")
 
 
-def merge_spans(spans: list[list[Any]]) -> list[list[Any]]:
-    """``[path, start_s, end_s]`` spans sorted, with the overlapping ones of a path merged."""
-    merged: list[list[Any]] = []
-    for path, a, b in sorted((str(p), float(a), float(b)) for p, a, b in spans):
-        if merged and merged[-1][0] == path and a <= merged[-1][2]:
-            merged[-1][2] = max(merged[-1][2], b)
-        else:
-            merged.append([path, a, b])
-    return merged
+def avoided_spans(heard: list[list[Any]]) -> list[list[Any]]:
+    """Other-voice spans ``[path, start_s, end_s]`` sorted by path, each recording's merged (:func:`merge_spans`)."""
+    by_path: dict[str, list[tuple[float, float]]] = {}
+    for path, a, b in heard:
+        by_path.setdefault(str(path), []).append((a, b))
+    return [[path, a, b] for path in sorted(by_path) for a, b in merge_spans(by_path[path])]
 
 
 def carry(measures: Mapping[str, Any], plan: ClipPlan) -> ClipPlan:

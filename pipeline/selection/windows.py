@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from pipeline.selection import scoring
-from pipeline.selection.frames import RecordingIndex, number
+from pipeline.selection.frames import RecordingIndex, float_or_nan
 from pipeline.selection.plan import MAX_OVERLAP
 
 MAX_PAIRS = 200_000
@@ -62,7 +62,7 @@ def fast_score(idx: RecordingIndex, i: np.ndarray, j: np.ndarray) -> np.ndarray:
     start_s, end_s, duration_s = idx.starts[i], idx.ends[j], idx.clip_s(i, j)
     m = idx.measure(start_s, end_s)
     body = duration_s - idx.spec.edge_s
-    m["reverb_score"] = np.full(i.size, number(idx.rec.metrics.get("reverb_score")))
+    m["reverb_score"] = np.full(i.size, float_or_nan(idx.rec.metrics.get("reverb_score")))
     m["bandwidth_hz"] = idx.bandwidth_in(start_s, end_s)
     m["speech_ratio"] = np.minimum(m["speech_s"] / np.maximum(body, 1e-9), 1.0)
     m["level_iqr_db"] = m["level_spread_db"]
