@@ -526,6 +526,44 @@ def evaluate(
     )
 
 
+def other_voices_everywhere(
+    spans: Sequence[Sequence[Any]],
+    *,
+    family: str,
+    needed_s: float,
+    turns: Sequence[tuple[float, float]] | None = None,
+) -> Check:
+    """The failing ``other_voices`` check of a speaker for whom another voice talks in every window that
+    fits ``family``: no clip was made, so the check is of the speech as a whole, shaped as the clip's own
+    ``other_voices`` check (value: seconds of the other voice heard, ``spans`` ``[path, start_s, end_s]``;
+    limit 0 s). ``turns``, when every recording of the speaker holds two voices, are the speaker's own
+    stretches: the message says how much speech they hold next to the ``needed_s`` a clip needs."""
+    total = round(sum(float(s[-1]) - float(s[-2]) for s in spans), 3)
+    message = (
+        f"another voice talks for {number(total)} s ({_spans_text(spans)})"
+        if spans
+        else f"another voice talks in every window that fits {family}"
+    )
+    if turns:
+        lengths = [b - a for a, b in turns]
+        message += (
+            f"; the speaker's own turns hold {number(sum(lengths))} s (the longest {number(max(lengths))} s)"
+            f" and a {family} clip needs {number(needed_s)} s"
+        )
+    return Check(
+        rule="other_voices",
+        group="limit",
+        value=total,
+        limit=0.0,
+        op="<=",
+        unit="s",
+        verdict="fail",
+        reason="other_voices",
+        message=message,
+        hint=reason_hint("other_voices"),
+    )
+
+
 def failed_read(
     path: str, family: str, code: str, message: str, probe: Mapping[str, Any] | None = None
 ) -> CheckResult:
