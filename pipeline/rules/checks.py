@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 from pipeline.errors import all_codes, reason_hint
 from pipeline.rules.families import FamilySpec, Gate, Limits
-from pipeline.rules.metrics import METRICS, number, range_text, span_text, value_text
+from pipeline.rules.metrics import METRICS, bandwidth_class_of, number, range_text, span_text, value_text
 
 Verdict = Literal["pass", "warn", "fail"]
 _RANK = {"pass": 0, "warn": 1, "fail": 2}
@@ -446,6 +446,12 @@ def check_gates(
         op = ">=" if gate.direction == "min" else "<="
         unit = METRICS[gate.metric].unit
         shown, limit_shown = value_text(gate.metric, value), value_text(gate.metric, threshold)
+        hint = gate.hint or reason_hint(gate.reason)
+        if gate.metric == "bandwidth_hz":  # one scale: the value's class, the class needed, that class's hint
+            here, needed = bandwidth_class_of(value), bandwidth_class_of(threshold)
+            shown = f"{shown}, {here.name} ({here.what})"
+            limit_shown = f"{limit_shown}, {needed.name}"
+            hint = gate.hint or here.hint or hint
         if verdict == "pass":
             message = f"{gate.metric} {shown} (passes {op} {limit_shown})"
         else:
@@ -461,7 +467,7 @@ def check_gates(
                 verdict=verdict,
                 reason=None if verdict == "pass" else gate.reason,
                 message=message,
-                hint=None if verdict == "pass" else (gate.hint or reason_hint(gate.reason)),
+                hint=None if verdict == "pass" else hint,
             )
         )
     return checks, skipped

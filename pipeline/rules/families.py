@@ -31,7 +31,15 @@ from pydantic_core import PydanticCustomError
 
 from pipeline.errors import SpecError, all_codes
 from pipeline.rules import settings_file
-from pipeline.rules.metrics import GATE_METRICS, METRICS, range_text, unit_of, value_text
+from pipeline.rules.metrics import (
+    BANDWIDTH_BOUNDARIES_HZ,
+    BANDWIDTH_CLASSES,
+    GATE_METRICS,
+    METRICS,
+    range_text,
+    unit_of,
+    value_text,
+)
 from pipeline.rules.settings_file import display as _display
 
 __all__ = [
@@ -367,6 +375,13 @@ class Gate(Sourced):
             if x is not None and bounds is not None and not bounds[0] <= x <= bounds[1]:
                 raise _rule(
                     key, f"{self.metric} lies in [{_fmt(bounds[0])}, {_fmt(bounds[1])}] (got {_fmt(x)})"
+                )
+            if x is not None and self.metric == "bandwidth_hz" and x not in BANDWIDTH_BOUNDARIES_HZ:
+                scale = ", ".join(f"{_fmt(c.from_hz)} ({c.name})" for c in BANDWIDTH_CLASSES[1:])
+                raise _rule(
+                    key,
+                    f"a bandwidth gate's threshold is where a bandwidth class starts, so that the warning "
+                    f"and the class agree: one of {scale} (got {_fmt(x)})",
                 )
         if self.warn is not None and self.fail is not None:
             if self.direction == "min" and not self.fail < self.warn:
