@@ -850,3 +850,24 @@ def test_short_takes_cut_close_to_their_words_join_on_their_room_tone() -> None:
     best = best_of(takes, QWEN, slow=False)
     assert best is not None and best.assembled
     assert {p.path for p in best.pieces} == set(names)
+
+
+def test_takes_just_long_enough_alone_are_joined_toward_the_aim() -> None:
+    """LJSpeech LJ001-0001, -0003 and -0005 (one reader, one studio; 9.7, 9.7 and 8.1 s): the first two are
+    each a 10.2 s Qwen-TTS clip once padded with room tone, at the very minimum of 10-20 s (aim 15 s).
+    Joining two matched takes gives twice the voice at the same quality, so the joined plan competes with
+    the single windows and wins on the duration part; a window that reaches the aim is never joined."""
+    names = [f"coqui_ljspeech_LJ001-000{k}.wav" for k in (1, 3, 5)]
+    takes = [
+        fast_features(corpus_file("speech", n), speaker="lj", root=corpus_file("speech", n).parent)
+        for n in names
+    ]
+    plans = candidates(takes, QWEN)
+    single = [p for p in plans if not p.assembled]
+    assert single and max(p.duration_s for p in single) < QWEN.delivery.duration_s.aim
+    best = best_of(takes, QWEN, slow=False)
+    assert best is not None and best.assembled and len({p.path for p in best.pieces}) == 2
+    assert max(p.duration_s for p in single) + 5.0 < best.duration_s <= QWEN.delivery.duration_s.max
+    # MiniMax's aim (30 s) is out of reach of any one take too: all three are joined.
+    minimax = best_of(takes, load_family("minimax"), slow=False)
+    assert minimax is not None and minimax.assembled and len(minimax.pieces) == 3

@@ -83,7 +83,10 @@ def _recording_line(
     if short:
         if plans[0].get("assembled"):
             return f"{path}: {short}; the joined clip reached its length with higher-scoring takes"
-        return f"{path}: {short}, and takes are joined only when no single recording gives a window"
+        aim = spec.delivery.duration_s.aim
+        if (plans[0].get("duration_s") or 0.0) >= aim - 1e-9:
+            return f"{path}: {short}, and takes are joined only when no single recording gives a window of {aim:g} s"
+        return f"{path}: {short}; joined with matching takes it scored below the chosen window (or no take matched it)"
     return f"{path}: usable, but its best window scored below the {len(plans)} kept (see the alternatives setting)"
 
 
@@ -116,7 +119,7 @@ def _no_window_line(
     if short and readable == 1:
         return f"{path}: {short}, and the speaker has no other recording to join it with"
     if short:
-        return f"{path}: {short}, and takes are joined only when no single recording gives a window"
+        return f"{path}: {short}, and no matching takes make a clip with it"
     why = ", ".join(reasons) or row["status"]
     return f"{path}: usable, but none of its windows could make the clip ({why})"
 

@@ -1,4 +1,5 @@
-"""Joining short takes of one speaker into one clip when no single recording holds a qualifying window.
+"""Joining short takes of one speaker into one clip when no single recording holds a window as long as the
+family's duration aim (the joined plans then compete with the windows there are on their scores).
 
 A *stretch* is the whole speech span of a recording (first segment start to last segment end), split at
 silences longer than :data:`~pipeline.selection.limits.SPLIT_PAUSE_S`, evaluated as a plan of its own

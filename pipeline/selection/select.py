@@ -94,7 +94,8 @@ def candidates(
     """Every clip plan that satisfies ``spec``'s rules, scored from the fast-pass features, best first.
 
     Plans are single-recording windows that start and end at speech segments; when no recording holds
-    one, plans join matching takes (``assembled``). At most ``limit`` plans are returned, and no two
+    one that reaches the family's duration aim, plans that join matching takes (``assembled``) are added
+    and compete on their scores. At most ``limit`` plans are returned, and no two
     overlap by more than :data:`MAX_OVERLAP` of the shorter one. An empty list means no plan is possible
     (:func:`explain` says why).
     """
@@ -104,8 +105,14 @@ def candidates(
 
 
 def _candidates(indexes: dict[str, RecordingIndex], *, limit: int) -> list[ClipPlan]:
+    """Single-recording windows; joined takes when no window reaches the family's duration aim (when none
+    exists at all, or when the longest is short of the aim: then both compete on their scores)."""
     plans = _window_plans(indexes, limit=limit)
-    return plans or assemble(indexes, next(iter(indexes.values())).spec, limit=limit)
+    spec = next(iter(indexes.values())).spec
+    if plans and max(p.duration_s for p in plans) >= spec.delivery.duration_s.aim - 1e-9:
+        return plans
+    joined = assemble(indexes, spec, limit=limit)
+    return suppress(sorted([*plans, *joined], key=plan_key), limit=limit) if plans else joined
 
 
 def _span(plan: ClipPlan) -> tuple[tuple[str, float, float], ...]:
