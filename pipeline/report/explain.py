@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from pipeline.errors import InvalidArgument
+from pipeline.errors import InvalidArgument, all_codes, reason_hint
 from pipeline.report.results import RunResults
 from pipeline.rules.checks import check_gates
 from pipeline.rules.families import FamilySpec, load_family
@@ -48,6 +48,20 @@ def _check_lines(checks: Sequence[Mapping[str, Any]]) -> list[str]:
             hint = f" -> {c['hint']}" if c.get("hint") else ""
             lines.append(f"{c['verdict']} {c.get('reason') or c.get('rule')}: {c.get('message')}{hint}")
     return lines
+
+
+def _unchecked_reasons(row: Mapping[str, Any]) -> list[str]:
+    """``fail CODE -> hint`` for each reason of a rejected row that no check of it carries (selection found
+    no window: ``too_short``, ``no_continuous_speech``, ...; the row's message gives value and limit)."""
+    if row.get("status") != "rejected":
+        return []
+    checked = {c.get("reason") for c in row.get("checks") or []}
+    known = set(all_codes())
+    return [
+        f"fail {code} -> {reason_hint(code)}"
+        for code in row.get("reasons") or []
+        if code not in checked and code in known
+    ]
 
 
 def _plan_paths(plan: Mapping[str, Any] | None) -> set[str]:
@@ -155,6 +169,7 @@ def explain(results: RunResults, speaker: str, family: str | None = None) -> str
             head += f": {row['message']}"
         lines.append(head)
         lines += [f"  {line}" for line in _check_lines(row.get("checks") or [])]
+        lines += [f"  {line}" for line in _unchecked_reasons(row)]
         if len(plans) > 1:
             lines.append("  runners-up:")
             for rank, other in enumerate(plans[1:], start=1):
