@@ -31,15 +31,7 @@ from pydantic_core import PydanticCustomError
 
 from pipeline.errors import SpecError, all_codes
 from pipeline.rules import settings_file
-from pipeline.rules.metrics import (
-    BANDWIDTH_BOUNDARIES_HZ,
-    BANDWIDTH_CLASSES,
-    GATE_METRICS,
-    METRICS,
-    range_text,
-    unit_of,
-    value_text,
-)
+from pipeline.rules.metrics import GATE_METRICS, METRICS, range_text, unit_of, value_text
 from pipeline.rules.settings_file import display as _display
 
 __all__ = [
@@ -328,6 +320,20 @@ class Delivery(Sourced):
         return [(key, getattr(self, key)) for key in type(self).model_fields if key not in skip]
 
 
+def _on_the_bandwidth_scale(key: str, x: float) -> None:
+    """Refuse a bandwidth gate threshold that is not where a bandwidth class starts
+    (:data:`pipeline.rules.metrics.BANDWIDTH_CLASSES`), so that the warning and the class agree."""
+    from pipeline.rules.metrics import BANDWIDTH_BOUNDARIES_HZ, BANDWIDTH_CLASSES, number
+
+    if x not in BANDWIDTH_BOUNDARIES_HZ:
+        scale = ", ".join(f"{number(c.from_hz)} ({c.name})" for c in BANDWIDTH_CLASSES[1:])
+        raise _rule(
+            key,
+            f"a bandwidth gate's threshold is where a bandwidth class starts, so that the warning and "
+            f"the class agree: one of {scale} (got {number(x)})",
+        )
+
+
 class Gate(Sourced):
     """A quality gate: ``metric`` compared with ``warn``/``fail`` thresholds in ``direction``.
 
@@ -376,13 +382,8 @@ class Gate(Sourced):
                 raise _rule(
                     key, f"{self.metric} lies in [{_fmt(bounds[0])}, {_fmt(bounds[1])}] (got {_fmt(x)})"
                 )
-            if x is not None and self.metric == "bandwidth_hz" and x not in BANDWIDTH_BOUNDARIES_HZ:
-                scale = ", ".join(f"{_fmt(c.from_hz)} ({c.name})" for c in BANDWIDTH_CLASSES[1:])
-                raise _rule(
-                    key,
-                    f"a bandwidth gate's threshold is where a bandwidth class starts, so that the warning "
-                    f"and the class agree: one of {scale} (got {_fmt(x)})",
-                )
+            if x is not None and self.metric == "bandwidth_hz":
+                _on_the_bandwidth_scale(key, x)
         if self.warn is not None and self.fail is not None:
             if self.direction == "min" and not self.fail < self.warn:
                 raise _rule(
