@@ -382,8 +382,6 @@ class Gate(Sourced):
                 raise _rule(
                     key, f"{self.metric} lies in [{_fmt(bounds[0])}, {_fmt(bounds[1])}] (got {_fmt(x)})"
                 )
-            if x is not None and self.metric == "bandwidth_hz":
-                _on_the_bandwidth_scale(key, x)
         if self.warn is not None and self.fail is not None:
             if self.direction == "min" and not self.fail < self.warn:
                 raise _rule(
@@ -397,6 +395,15 @@ class Gate(Sourced):
                     f"with direction max the fail threshold must be above warn "
                     f"(got fail {_fmt(self.fail)} <= warn {_fmt(self.warn)})",
                 )
+        return self
+
+    @model_validator(mode="after")
+    def _bandwidth_scale(self) -> Gate:
+        if self.metric == "bandwidth_hz":
+            for key in ("warn", "fail"):
+                x = getattr(self, key)
+                if x is not None:
+                    _on_the_bandwidth_scale(key, x)
         return self
 
     def verdict(self, value: float | None) -> Literal["pass", "warn", "fail"] | None:
