@@ -6,6 +6,7 @@ guest), via ``_corpus``; the interview is :func:`_samples.conversation`.
 
 from __future__ import annotations
 
+import html
 import json
 from functools import cache
 from pathlib import Path
@@ -67,7 +68,9 @@ def test_a_wrong_speakers_file_is_left_out_and_reported(folder_run: Path) -> Non
     assert counts["recordings_mismatched"] == 1
     table = load_run(folder_run).recordings.set_index("path")
     assert table.loc["carl/take_4.flac", "metrics.speaker_similarity"] < 0.75
-    page = build_report(folder_run).read_text()  # four files compared: the voice column is there
+    page = html.unescape(
+        build_report(folder_run).read_text()
+    )  # four files compared: the voice column is there
     assert page.count("cosine of the file's voice to the speaker's voice") == 1
 
 
@@ -200,7 +203,7 @@ def test_a_short_recording_with_another_voice_in_every_window_shows_where(tmp_pa
     heard = clip["other_voices_avoided"]
     assert heard and all(p == "host/short.wav" for p, _, _ in heard)
     assert all(min(b, 10.0) - max(a, 6.0) > 0.5 for _, a, b in heard)  # over the guest's 6-10 s
-    page = build_report(out).read_text()
+    page = html.unescape(build_report(out).read_text())
     assert page.count('class="other-voice"') == len(heard)
     assert "cosine of the file's voice to the speaker's voice" not in page  # no voice column
     # A row cached before rows kept the spans is selected again, not reused without them.
