@@ -97,8 +97,8 @@ _REASONS: dict[str, tuple[str, str]] = {
     "reverberant": ("the room echo is strong", "record in a smaller, furnished room, closer to the mic"),
     "clipped": ("the recording is clipped (distorted peaks)", "lower the input gain and record again"),
     "narrowband": (
-        "the audio has little content at high frequencies (phone-quality or upsampled)",
-        "record with a better microphone at 44.1 or 48 kHz, not over the phone",
+        "the audio's band is narrower than the service needs (telephone, or a 16 kHz recording upsampled)",
+        "record or export at 44.1 or 48 kHz with a microphone, not over the phone or at 16 kHz",
     ),
     "low_quality": (
         "the predicted listener rating (DNSMOS) is low: the clone would copy the noise or distortion",

@@ -11,6 +11,7 @@ import scipy.signal
 import soundfile as sf
 import soxr
 from _corpus import corpus_file
+from _signals import lowpass
 
 from pipeline.analysis.bandwidth import BandwidthMeter, bandwidth_class, find_cliff, find_excess_cliff
 
@@ -30,12 +31,6 @@ def measure(
         meter.process(samples[start : start + block])
     values = meter.finish(speech_mask=speech_mask).metrics
     return values["bandwidth_hz"], values["bandwidth_class"]
-
-
-def lowpass(x: np.ndarray, cutoff_hz: float, rate: int) -> np.ndarray:
-    """Elliptic low-pass (0.1 dB ripple, 80 dB stop band), run forwards and backwards: a sharp cliff."""
-    sos = scipy.signal.ellip(12, 0.1, 80, cutoff_hz / (rate / 2), output="sos")
-    return scipy.signal.sosfiltfilt(sos, x)
 
 
 def read_mono(name: str) -> tuple[np.ndarray, int]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from pipeline.rules.checks import combine, delivered_format, evaluate, failed_read
@@ -157,7 +158,7 @@ def test_format_and_sample_format_rules() -> None:
         ("snr_db", 10.0, "fail", "low_snr"),
         ("clipped_ratio", 0.001, "warn", "clipped"),
         ("clipped_ratio", 0.01, "fail", "clipped"),
-        ("bandwidth_hz", 7900.0, "warn", "narrowband"),
+        ("bandwidth_hz", 7900.0, "warn", "narrowband"),  # a 16 kHz recording's band
         ("bandwidth_hz", 3400.0, "fail", "narrowband"),
         ("dnsmos_ovrl", 2.0, "fail", "low_quality"),
         ("reverb_score", 0.9, "fail", "reverberant"),
@@ -255,3 +256,79 @@ def test_a_failing_cause_moves_before_what_it_explains_a_warning_does_not() -> N
     # SNR 20 dB only warns: the detector can be trusted, the runs are the cause; the warning stays last.
     noisy = evaluate(spec, path="a.wav", probe=GOOD_PROBE, metrics=dict(metrics, snr_db=20.0))
     assert noisy.reasons == ["no_continuous_speech", "pause_too_long", "low_quality", "low_snr"]
+
+
+FAMILIES = ("cosyvoice", "elevenlabs", "minimax", "qwen-tts")
+
+
+@pytest.mark.parametrize(
+    ("cutoff_hz", "expected_class", "qwen", "others"),
+    [
+        (3400, "narrow", "fail", "warn"),  # the telephone band
+        (7000, "wide", "warn", "pass"),  # AMR-WB / G.722: a 16 kHz recording's band
+        (8000, "wide", "warn", "pass"),  # a 16 kHz recording upsampled
+        (11000, "super_wide", "pass", "pass"),  # a 24 kHz recording's band
+    ],
+)
+def test_bandwidth_class_warning_and_hint_are_one_scale(
+    cutoff_hz: int, expected_class: str, qwen: str, others: str
+) -> None:
+    """Noise low-passed at a known cutoff: its measured class, every family's bandwidth verdict and the
+    hint agree. A verdict is not ``pass`` exactly when the class is below the one the gate names, and the
+    hint is the measured class's (a 16 kHz recording's band is never called the telephone's)."""
+    from _signals import band_limited_noise
+
+    from pipeline.analysis.bandwidth import BandwidthMeter
+    from pipeline.rules.checks import check_gates
+    from pipeline.rules.metrics import BANDWIDTH_CLASSES, bandwidth_class_of
+
+    rate = 48000
+    meter = BandwidthMeter(sample_rate=rate)
+    meter.process(band_limited_noise(cutoff_hz, 3.0, rate, seed=cutoff_hz).astype(np.float32))
+    measured = meter.finish().metrics
+    assert measured["bandwidth_class"] == expected_class == bandwidth_class_of(measured["bandwidth_hz"]).name
+    rank = [c.name for c in BANDWIDTH_CLASSES].index
+    for family in FAMILIES:
+        gate = next(g for g in load_family(family).gates if g.metric == "bandwidth_hz")
+        [check], _ = check_gates([gate], metrics=measured)
+        assert check.verdict == (qwen if family == "qwen-tts" else others), family
+        below_needed = rank(expected_class) < rank(bandwidth_class_of(check.limit).name)
+        assert (check.verdict != "pass") == below_needed, family
+        if check.verdict != "pass":
+            assert check.reason == "narrowband" and expected_class in check.message
+            assert check.hint == bandwidth_class_of(measured["bandwidth_hz"]).hint
+            assert ("phone" in check.hint) == (expected_class == "narrow")
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_bandwidth_verdicts_change_exactly_at_class_boundaries(family: str) -> None:
+    from pipeline.rules.checks import check_gates
+    from pipeline.rules.metrics import BANDWIDTH_BOUNDARIES_HZ, bandwidth_class_of
+
+    gate = next(g for g in load_family(family).gates if g.metric == "bandwidth_hz")
+    for hz in BANDWIDTH_BOUNDARIES_HZ:
+        [below], _ = check_gates([gate], metrics={"bandwidth_hz": hz - 0.1})
+        [at], _ = check_gates([gate], metrics={"bandwidth_hz": hz})
+        assert bandwidth_class_of(hz - 0.1) != bandwidth_class_of(hz)
+        if below.verdict != at.verdict:  # a gate threshold: the verdict changes with the class
+            assert hz in (gate.warn, gate.fail)
+    for threshold in (gate.warn, gate.fail):
+        assert threshold is None or threshold in BANDWIDTH_BOUNDARIES_HZ
+
+
+def test_a_bandwidth_gate_off_the_class_scale_is_refused() -> None:
+    from pipeline.errors import SpecError
+    from pipeline.rules.families import Gate
+
+    with pytest.raises((SpecError, ValueError), match="bandwidth class starts"):
+        Gate(
+            metric="bandwidth_hz",
+            direction="min",
+            warn=7000,
+            reason="narrowband",
+            source="voiceprep",
+            why="test",
+        )
+    assert Gate(
+        metric="bandwidth_hz", direction="min", warn=8200, reason="narrowband", source="voiceprep", why="test"
+    )

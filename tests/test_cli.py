@@ -217,11 +217,31 @@ def test_analyze_says_what_runs_and_pauses_count() -> None:
     """speech_s can be below longest_run_s (a run absorbs gaps under 0.5 s): the table says so beside them."""
     proc = voiceprep("analyze", SAMPLES / "bob" / "takes" / "take_1.m4a", "--no-dnsmos")
     assert proc.returncode == 0, proc.stderr
-    run_line = next(line for line in proc.stdout.splitlines() if "longest_run_s" in line)
-    assert "shorter gaps count as part of the run" in run_line
-    assert "gaps between words excluded" in next(
-        line for line in proc.stdout.splitlines() if "speech_s" in line
-    )
+    assert "shorter gaps count as part of the run" in _analyze_row(proc.stdout, "longest_run_s")
+    assert "gaps between words excluded" in _analyze_row(proc.stdout, "speech_s")
+
+
+def _analyze_row(stdout: str, metric: str) -> str:
+    """The text of one metric's row of the ``analyze`` table, its wrapped note lines joined."""
+    lines = stdout.splitlines()
+    first = next(k for k, line in enumerate(lines) if line.split("│")[0].strip() == metric)
+    row = [lines[first]]
+    for line in lines[first + 1 :]:
+        if line.split("│")[0].strip():
+            break
+        row.append(line)
+    return " ".join(" ".join(part.split("│")[-1].split()) for part in row)
+
+
+def test_analyze_fits_a_100_column_terminal_and_names_a_shared_note_once() -> None:
+    """The note column wraps within 100 columns (the output here is not a terminal: 160 wide); the three
+    DNSMOS scores, not measured for one reason, give it once; reverb says it is a 0-1 score."""
+    proc = voiceprep("analyze", SAMPLES / "bob" / "takes" / "take_1.m4a", "--no-dnsmos")
+    assert proc.returncode == 0, proc.stderr
+    assert max(len(line.rstrip()) for line in proc.stdout.splitlines()) <= 100
+    assert proc.stdout.count("DNSMOS was off") == 1
+    assert _analyze_row(proc.stdout, "dnsmos_ovrl").endswith("as dnsmos_sig")
+    assert "0-1" in _analyze_row(proc.stdout, "reverb_score")
 
 
 ILLEGAL = "Illegal Audio-MPEG-Header"

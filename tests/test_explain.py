@@ -123,3 +123,14 @@ def test_cli_prints_the_explanation_and_one_line_errors(run_dir: Path) -> None:
     wrong = voiceprep("explain", "bob", "--out", run_dir)
     assert wrong.returncode == 2
     assert wrong.stderr.strip().splitlines() == [wrong.stderr.strip()] and "speaker 'bob'" in wrong.stderr
+
+
+def test_a_rejection_without_a_check_still_gives_its_reason_and_fix(run_dir: Path) -> None:
+    """No window made the clip (selection's reasons, no check carries them): each reason is given with its
+    hint, as a failing check would be, and only once."""
+    from pipeline.errors import reason_hint
+
+    text = explain(load_run(run_dir), "cy")
+    assert f"fail too_short -> {reason_hint('too_short')}" in text
+    assert text.count("fail too_short") == 1
+    assert "fail" not in explain(load_run(run_dir), "ann").split("recordings:")[0]  # ready: nothing to fix

@@ -169,7 +169,7 @@ def test_gates_use_known_metrics_reasons_and_sane_thresholds(specs: dict[str, Fa
         assert (clip.direction, clip.warn, clip.fail) == ("max", 0.0005, 0.005)
         assert (ovrl.warn, ovrl.fail) == (3.0, 2.3)
         assert by_metric["reverb_score"].direction == "max"
-    assert next(g for g in specs["qwen-tts"].gates if g.metric == "bandwidth_hz").fail == 3900
+    assert next(g for g in specs["qwen-tts"].gates if g.metric == "bandwidth_hz").fail == 4200
 
 
 def test_gate_verdicts_follow_direction_and_thresholds() -> None:
@@ -219,7 +219,7 @@ def test_describe_rows_cover_every_limit_delivery_choice_and_gate(specs: dict[st
     qwen = {r[1]: r for r in describe(specs["qwen-tts"])}
     assert qwen["min_sample_rate"][2:] == ("24000 Hz", "qwen-clone-api (2026-11-26)")
     assert qwen["max_bytes"][2] == "10000000 bytes (10 MB)"
-    assert qwen["bandwidth_hz (narrowband)"][2] == "warn if < 9 kHz, fail if < 3.9 kHz"
+    assert qwen["bandwidth_hz (narrowband)"][2] == "warn if < 8.2 kHz, fail if < 4.2 kHz"
     # Ratios read as percentages, as in ``check`` and the report (not 0.0005).
     assert qwen["clipped_ratio (clipped)"][2] == "warn if > 0.05 %, fail if > 0.5 %"
     assert {r[1]: r for r in describe(specs["minimax"])}["min_sample_rate"][2] == "not stated"

@@ -408,8 +408,13 @@ def test_recording_metrics_are_coloured_against_the_family_gates(synthetic: tupl
     snr = next(c for c in cells if c.text() == "12 dB")
     # 12 dB is under the fail threshold of the cosyvoice spec's SNR gate (15 dB)
     assert "verdict-fail" in snr.classes and "cosyvoice" in snr.attrs["title"]
-    dnsmos = cells[7]
-    assert dnsmos.text() == "—" and "not_measured" in dnsmos.attrs["title"]
+    # No recording of ann has a DNSMOS score (a run scores only windows): no column of dashes, one note.
+    table = _card(doc, "ann").find("table", cls="recordings")
+    headers = [h.text() for h in table.find("thead").find_all("th")]
+    assert "DNSMOS" not in headers and len(cells) == len(headers)
+    assert "DNSMOS: not measured on whole recordings" in _card(doc, "ann").text()
+    # Reverb is a 0-1 score with no unit: its header says so.
+    assert headers[cells.index(snr) + 1] == "reverb (0-1)"
 
 
 def test_failed_recordings_are_listed_with_reason_message_and_hint(synthetic: tuple[Path, Node]) -> None:

@@ -667,7 +667,7 @@ def test_mismatch_tolerances() -> None:
         duration=5.0,
         path="b.wav",
         lufs=-23.0 + MATCH_LUFS_LU - 0.1,
-        noise_floor_dbfs=-70.0 + MATCH_NOISE_FLOOR_DB - 0.1,
+        noise_db=-70.0 + MATCH_NOISE_FLOOR_DB - 0.1,  # the room tone: the frames' background
     )
     assert mismatch(base, near) is None
     assert "loudness" in mismatch(
@@ -675,7 +675,7 @@ def test_mismatch_tolerances() -> None:
     )
     assert "noise floor" in mismatch(
         base,
-        synth([(0.4, 4.4)], duration=5.0, path="d.wav", noise_floor_dbfs=-70.0 + MATCH_NOISE_FLOOR_DB + 1),
+        synth([(0.4, 4.4)], duration=5.0, path="d.wav", noise_db=-70.0 + MATCH_NOISE_FLOOR_DB + 1),
     )
     assert "bandwidth" in mismatch(
         base, synth([(0.4, 4.4)], duration=5.0, path="e.wav", bandwidth_class="wide")
@@ -688,8 +688,8 @@ def test_poorer_takes_only_make_a_clip_possible_never_longer() -> None:
     """Clean takes reach MiniMax's 10 s minimum; a noisier take would only lengthen the clip: left out."""
     take = [(0.4, 5.4)]
     clean = [synth(take, duration=6.0, path=f"t{k}.wav", seed=k) for k in range(2)]
-    # Same noise floor metric (so it matches), but a noisy background inside the take lowers its quality.
-    poor = synth(take, duration=6.0, path="t9.wav", noisy=[(0.0, 6.0, -35.0)], seed=9)
+    # The same room tone (so it matches), but three clipped events in the take lower its quality.
+    poor = synth(take, duration=6.0, path="t9.wav", clipped=[1.0, 2.5, 4.0], seed=9)
     spec = load_family("minimax")
     best = best_of([*clean, poor], spec, slow=False)
     assert best is not None and best.assembled
@@ -828,3 +828,46 @@ def test_within_turns_keeps_the_speech_of_the_speakers_turns_and_splits_between_
     rec = synth(segs.tolist(), duration=21.0)
     idx = RecordingIndex(rec, COSY, turns=[(0.5, 8.0), (13.0, 20.0)])
     assert idx.split.tolist() == [False, True]
+
+
+def test_short_takes_cut_close_to_their_words_join_on_their_room_tone() -> None:
+    """CMU ARCTIC ``aew`` a0001-a0003: one reader, one session, 3.5-4 s takes. a0003 keeps only 0.1 s of
+    silence before its first word and none after its last, so its fast-pass noise floor (the 20th
+    percentile of its few non-speech frames, mostly word tails) reads 11 dB above the others'; its room
+    tone (the quietest 50 ms, what the renderer puts in the joins) is theirs. The three join for Qwen-TTS."""
+    from pipeline.selection.assembly import room_tone_dbfs
+
+    names = [f"pra_cmu_arctic_us_aew_a000{k}.wav" for k in (1, 2, 3)]
+    takes = [
+        fast_features(corpus_file("speech", n), speaker="aew", root=corpus_file("speech", n).parent)
+        for n in names
+    ]
+    floors = [t.metrics["noise_floor_dbfs"] for t in takes]
+    assert max(floors) - min(floors) > MATCH_NOISE_FLOOR_DB  # the percentile says they differ
+    tones = [room_tone_dbfs(t) for t in takes]
+    assert max(tones) - min(tones) < 2.0  # one room
+    assert all(mismatch(a, b) is None for a, b in itertools.combinations(takes, 2))
+    best = best_of(takes, QWEN, slow=False)
+    assert best is not None and best.assembled
+    assert {p.path for p in best.pieces} == set(names)
+
+
+def test_takes_just_long_enough_alone_are_joined_toward_the_aim() -> None:
+    """LJSpeech LJ001-0001, -0003 and -0005 (one reader, one studio; 9.7, 9.7 and 8.1 s): the first two are
+    each a 10.2 s Qwen-TTS clip once padded with room tone, at the very minimum of 10-20 s (aim 15 s).
+    Joining two matched takes gives twice the voice at the same quality, so the joined plan competes with
+    the single windows and wins on the duration part; a window that reaches the aim is never joined."""
+    names = [f"coqui_ljspeech_LJ001-000{k}.wav" for k in (1, 3, 5)]
+    takes = [
+        fast_features(corpus_file("speech", n), speaker="lj", root=corpus_file("speech", n).parent)
+        for n in names
+    ]
+    plans = candidates(takes, QWEN)
+    single = [p for p in plans if not p.assembled]
+    assert single and max(p.duration_s for p in single) < QWEN.delivery.duration_s.aim
+    best = best_of(takes, QWEN, slow=False)
+    assert best is not None and best.assembled and len({p.path for p in best.pieces}) == 2
+    assert max(p.duration_s for p in single) + 5.0 < best.duration_s <= QWEN.delivery.duration_s.max
+    # MiniMax's aim (30 s) is out of reach of any one take too: all three are joined.
+    minimax = best_of(takes, load_family("minimax"), slow=False)
+    assert minimax is not None and minimax.assembled and len(minimax.pieces) == 3

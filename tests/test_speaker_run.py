@@ -6,6 +6,7 @@ guest), via ``_corpus``; the interview is :func:`_samples.conversation`.
 
 from __future__ import annotations
 
+import html
 import json
 from functools import cache
 from pathlib import Path
@@ -67,7 +68,9 @@ def test_a_wrong_speakers_file_is_left_out_and_reported(folder_run: Path) -> Non
     assert counts["recordings_mismatched"] == 1
     table = load_run(folder_run).recordings.set_index("path")
     assert table.loc["carl/take_4.flac", "metrics.speaker_similarity"] < 0.75
-    page = build_report(folder_run).read_text()  # four files compared: the voice column is there
+    page = html.unescape(
+        build_report(folder_run).read_text()
+    )  # four files compared: the voice column is there
     assert page.count("cosine of the file's voice to the speaker's voice") == 1
 
 
@@ -200,7 +203,7 @@ def test_a_short_recording_with_another_voice_in_every_window_shows_where(tmp_pa
     heard = clip["other_voices_avoided"]
     assert heard and all(p == "host/short.wav" for p, _, _ in heard)
     assert all(min(b, 10.0) - max(a, 6.0) > 0.5 for _, a, b in heard)  # over the guest's 6-10 s
-    page = build_report(out).read_text()
+    page = html.unescape(build_report(out).read_text())
     assert page.count('class="other-voice"') == len(heard)
     assert "cosine of the file's voice to the speaker's voice" not in page  # no voice column
     # A row cached before rows kept the spans is selected again, not reused without them.
@@ -231,3 +234,37 @@ def test_an_interview_whose_guest_is_more_alike_gives_the_hosts_clip(tmp_path: P
     spans = [(p["start_s"], p["end_s"]) for p in clip["segments"]]
     assert spans
     assert sum(vi.overlap_s(span, item.guest_turns) for span in spans) <= 0.1, (spans, item.guest_turns)
+
+
+def test_a_recording_whose_one_turn_is_too_short_says_other_voices_everywhere(tmp_path: Path) -> None:
+    """8 s of the host, then 6 s of the guest: two voices, and the host's one turn is too short for a clip.
+    The verdict is ``other_voices`` in every output: the row's check (value, limit 0 s, hint), the band
+    over the guest's 8-14 s on the report's waveform, and ``explain``'s line for the file (not "usable, not
+    chosen" for qwen-tts, whose bandwidth gate merely warns about this 8 kHz file)."""
+    host = np.concatenate([speech(n) for n in _samples.CONVERSATION_HOST])
+    guest = speech(_samples.CONVERSATION_GUEST)
+    s = ANALYSIS_RATE
+    (tmp_path / "in" / "host").mkdir(parents=True)
+    audio = np.concatenate([host[: 8 * s], guest[: 6 * s]])
+    sf.write(tmp_path / "in" / "host" / "talk.wav", audio, s, subtype="PCM_16")
+    families = [FAMILY, "qwen-tts"]
+    out = run(tmp_path / "in", tmp_path / "out", families=families, executor="serial", config=load_config())
+    for clip in jsonl(out / "clips.jsonl"):
+        assert (clip["status"], clip["reasons"], clip["plan"]) == ("rejected", ["other_voices"], None)
+        heard = clip["other_voices_avoided"]
+        assert heard and all(p == "host/talk.wav" for p, _, _ in heard)
+        assert sum(min(b, 14.0) - max(a, 8.0) for _, a, b in heard) > 4.0  # over the guest's 8-14 s
+        assert all(a > 7.0 for _, a, _ in heard)  # not over the host
+        [check] = clip["checks"]
+        assert (check["rule"], check["verdict"], check["reason"], check["limit"]) == (
+            "other_voices",
+            "fail",
+            "other_voices",
+            0.0,
+        )
+        assert check["value"] > 4.0 and check["hint"]
+        said = voiceprep("explain", "host", clip["family"], "--out", out)
+        [line] = [ln for ln in said.stdout.splitlines() if ln.strip().startswith("host/talk.wav:")]
+        assert "other_voices" in line and "not chosen" not in line and check["hint"] in line
+    page = build_report(out).read_text()
+    assert 'class="other-voice"' in page

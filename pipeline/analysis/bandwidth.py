@@ -66,6 +66,7 @@ misses are the three short (1.6-2.8 s) CMU ARCTIC ``axb`` takes and ``sms_female
 from __future__ import annotations
 
 import functools
+import itertools
 import math
 
 import numpy as np
@@ -73,6 +74,7 @@ import scipy.fft
 
 from pipeline.analysis import calibration
 from pipeline.analysis.base import FRAME_S, Analysis, fit_mask
+from pipeline.rules.metrics import BANDWIDTH_CLASSES
 
 FRAMES_PER_SEGMENT = 4
 """Analysis frames (10 ms each) per stored spectrum."""
@@ -86,12 +88,11 @@ FINE_LIMIT_HZ = 12800.0
 COARSE_BAND_HZ = 400.0
 """Width of the stored bands above :data:`FINE_LIMIT_HZ` (Hz)."""
 
-CLASS_LIMITS_HZ: tuple[tuple[str, float], ...] = (
-    ("narrow", 4200.0),
-    ("wide", 8200.0),
-    ("super_wide", 12000.0),
+CLASS_LIMITS_HZ: tuple[tuple[str, float], ...] = tuple(
+    (cls.name, nxt.from_hz) for cls, nxt in itertools.pairwise(BANDWIDTH_CLASSES)
 )
-"""Upper (exclusive) bandwidth limit of each class; anything at or above the last limit is ``full``."""
+"""Upper (exclusive) bandwidth limit of each class; anything at or above the last limit is ``full``. The
+scale is :data:`pipeline.rules.metrics.BANDWIDTH_CLASSES`, which the families' bandwidth gates share."""
 
 LOUDEST_FRACTION = 0.3
 """Share of segments averaged when no speech mask is given: the loudest ones."""

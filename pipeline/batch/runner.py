@@ -395,11 +395,12 @@ def cached_clip(
 
 def _without_heard_spans(cached: dict[str, Any]) -> bool:
     """True for a row cached before rows kept where another voice was heard (``other_voices_avoided``)
-    when it rejected every window for it: selected again, so the report can draw where."""
+    and its check (value, limit, hint) when it rejected every window for it: selected again, so the report
+    can draw where and say how much."""
     return (
         "other_voices" in (cached.get("reasons") or [])
         and cached.get("plan") is None
-        and "other_voices_avoided" not in cached
+        and ("other_voices_avoided" not in cached or not cached.get("checks"))
     )
 
 
@@ -436,6 +437,18 @@ def make_clip(
     return row
 
 
+def _own_turns(voice: Any, recordings: Sequence[Any]) -> list[tuple[float, float]] | None:
+    """The speaker's own turns in all their recordings when every one holds two voices (else None: some
+    recording is the speaker's alone, and how long they talk there is not a turn)."""
+    turns: list[tuple[float, float]] = []
+    for rec in recordings:
+        here = voice.recordings.get(rec.path)
+        if here is None or here.turns is None:
+            return None
+        turns.extend(here.turns)
+    return turns
+
+
 def _clip_intact(out: Path, row: ClipRow) -> bool:
     """True when a cached row's clip file exists and holds the bytes the row describes.
 
@@ -456,6 +469,7 @@ def _select_render_check(
 ) -> ClipRow:
     from pipeline.analysis.inspection import check
     from pipeline.render.clip import render
+    from pipeline.rules.checks import other_voices_everywhere
     from pipeline.selection.select import choose, explain
 
     speaker = recordings[0].speaker
@@ -475,7 +489,14 @@ def _select_render_check(
         if not reasons and voice is not None:  # windows exist, and another voice talks in every one
             reasons = ["other_voices"]
             message = f"another voice talks in every window that fits {spec.name}"
-            heard = {"other_voices_avoided": avoided}  # where: no plan carries it (the report draws it)
+            check = other_voices_everywhere(
+                avoided,
+                family=spec.name,
+                needed_s=spec.delivery.duration_s.min,
+                turns=_own_turns(voice, recordings),
+            )
+            # where: no plan carries it (the report draws it); what: the check, with value, limit and hint
+            heard = {"other_voices_avoided": avoided, "checks": [check.to_dict()]}
         return ClipRow(
             speaker=speaker, family=spec.name, status="rejected", reasons=reasons, message=message, **heard
         )

@@ -228,13 +228,24 @@ def analyze(
             out.print(f"{shown(path)}: [red]failed[/] ({row['reasons'][0]}): {shown(message)}")
             _print_decode_notes(row["decode_notes"])
             continue
-        table = Table(title=shown(path), title_justify="left", header_style="bold", show_edge=False)
-        table.add_column("metric")
-        table.add_column("value", justify="right")
-        table.add_column("note")
+        table = Table(
+            title=shown(path),
+            title_justify="left",
+            header_style="bold",
+            show_edge=False,
+            width=min(out.width, ANALYZE_WIDTH),
+        )
+        table.add_column("metric", no_wrap=True)
+        table.add_column("value", justify="right", no_wrap=True)
+        table.add_column("note", ratio=1)
+        said: dict[str, str] = {}  # a note already given (the three DNSMOS scores share theirs): named once
         for name in FAST_PASS_METRICS:
             value = row["metrics"].get(name)
             note = METRICS[name].definition if value is not None else row["null_reasons"].get(name, "")
+            if note and note in said:
+                note = f"as {said[note]}"
+            elif note:
+                said[note] = name
             table.add_row(name, value_text(name, value), note)
         if "other_voice_s" in row["metrics"]:  # listened for (files up to 2 minutes)
             value = row["metrics"]["other_voice_s"]
@@ -256,6 +267,10 @@ def _print_decode_notes(entries: list[dict[str, Any]]) -> None:
     if entries:
         out.print(f"  decoder notes: {describe(entries)}", markup=False, highlight=False)
 
+
+ANALYZE_WIDTH = 100
+"""The widest ``analyze`` table (columns): its notes wrap to fit a 100-column terminal or log, however wide
+the console is (160 when the output is not a terminal)."""
 
 _VERDICT_STYLE = {"pass": "bold green", "warn": "bold yellow", "fail": "bold red"}
 

@@ -43,6 +43,18 @@ RECORDING_METRICS = (
 """The metric columns of a speaker's recordings table; all but duration, loudness and speaker similarity
 are coloured against the families' gates."""
 
+RECORDING_HEADERS: dict[str, tuple[str, str]] = {
+    "duration_s": ("duration", ""),
+    "snr_db": ("SNR", "speech over noise, dB"),
+    "reverb_score": ("reverb (0-1)", "room echo on a 0-1 scale: 0 dry, 1 very reverberant (no unit)"),
+    "clipped_ratio": ("clipping", "share of the samples at the clipping level"),
+    "bandwidth_hz": ("bandwidth", "highest frequency the speech reaches, and its class"),
+    "dnsmos_ovrl": ("DNSMOS", "predicted listener rating (OVRL), 1-5"),
+    "lufs": ("loudness", "integrated loudness, LUFS"),
+    "speaker_similarity": ("voice", "cosine of the file's voice to the speaker's voice"),
+}
+"""Header text and hover title of each column of :data:`RECORDING_METRICS`."""
+
 HISTOGRAM_METRICS = ("snr_db", "dnsmos_ovrl", "reverb_score", "bandwidth_class", "duration_s")
 
 SHORT_SOURCE_S = 10.0
@@ -102,10 +114,17 @@ class Speaker:
     def recording_metrics(self) -> tuple[str, ...]:
         """The metric columns of this speaker's recordings table: :data:`RECORDING_METRICS`, the voice
         (``speaker_similarity``) only when it compares something: two or more of the speaker's recordings
-        have one. A lone file's voice *is* the speaker's voice (about 1 by construction); a lone file
+        have one; DNSMOS only when one was measured (:attr:`dnsmos_measured`). A lone file's voice *is* the speaker's voice (about 1 by construction); a lone file
         unlike a named reference says so in its ``speaker_mismatch`` reason and message."""
         compared = sum((r["metrics"] or {}).get("speaker_similarity") is not None for r in self.recordings)
-        return tuple(m for m in RECORDING_METRICS if m != "speaker_similarity" or compared >= 2)
+        shown = tuple(m for m in RECORDING_METRICS if m != "speaker_similarity" or compared >= 2)
+        return shown if self.dnsmos_measured else tuple(m for m in shown if m != "dnsmos_ovrl")
+
+    @property
+    def dnsmos_measured(self) -> bool:
+        """Whether any of this speaker's recordings has a DNSMOS score: a run scores only the windows it
+        considers, so its recordings have none and the column is left out (the page says so once)."""
+        return any((r["metrics"] or {}).get("dnsmos_ovrl") is not None for r in self.recordings)
 
 
 def counts(res: RunResults, speakers: list[Speaker]) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from pipeline.errors import InvalidArgument
+from pipeline.errors import InvalidArgument, all_codes, reason_hint
 from pipeline.report.results import RunResults
 from pipeline.rules.checks import check_gates
 from pipeline.rules.families import FamilySpec, load_family
@@ -51,6 +51,20 @@ def _check_lines(checks: Sequence[Mapping[str, Any]]) -> list[str]:
     return lines
 
 
+def _unchecked_reasons(row: Mapping[str, Any]) -> list[str]:
+    """``fail CODE -> hint`` for each reason of a rejected row that no check of it carries (selection found
+    no window: ``too_short``, ``no_continuous_speech``, ...; the row's message gives value and limit)."""
+    if row.get("status") != "rejected":
+        return []
+    checked = {c.get("reason") for c in row.get("checks") or []}
+    known = set(all_codes())
+    return [
+        f"fail {code} -> {reason_hint(code)}"
+        for code in row.get("reasons") or []
+        if code not in checked and code in known
+    ]
+
+
 def _plan_paths(plan: Mapping[str, Any] | None) -> set[str]:
     return {p.get("path") for p in (plan or {}).get("pieces") or []}
 
@@ -75,20 +89,54 @@ def _recording_line(
     metrics = recording.get("metrics") or {}
     judged, _ = check_gates(spec.gates, metrics=metrics, null_reasons=recording.get("null_reasons") or {})
     below = [c.message for c in judged if c.verdict != "pass"]
+    if not plans:  # no window was kept: the clip row's reasons are this recording's too
+        line = _no_window_line(recording, row, spec, readable)
+        return line + ("; as a whole it also has " + ", ".join(below) if below else "")
     if below:
         return f"{path}: usable, not chosen; as a whole it has " + ", ".join(below)
+    short = _too_short_alone(metrics, spec)
+    if short:
+        if plans[0].get("assembled"):
+            return f"{path}: {short}; the joined clip reached its length with higher-scoring takes"
+        aim = spec.delivery.duration_s.aim
+        if (plans[0].get("duration_s") or 0.0) >= aim - 1e-9:
+            return f"{path}: {short}, and takes are joined only when no single recording gives a window of {aim:g} s"
+        return f"{path}: {short}; joined with matching takes it scored below the chosen window (or no take matched it)"
+    return f"{path}: usable, but its best window scored below the {len(plans)} kept (see the alternatives setting)"
+
+
+def _too_short_alone(metrics: Mapping[str, Any], spec: FamilySpec) -> str:
+    """``too short alone (4.0 s; ...)`` when the recording is shorter than the family's clip, else ``""``."""
     duration = metrics.get("duration_s")
     if isinstance(duration, int | float) and duration < spec.delivery.duration_s.min:
-        short = f"too short alone ({duration:.1f} s; {spec.name} needs a clip of {spec.delivery.duration_s.min:g} s or more)"
-        if plans and plans[0].get("assembled"):
-            return f"{path}: {short}; the joined clip reached its length with higher-scoring takes"
-        if readable == 1:
-            return f"{path}: {short}, and the speaker has no other recording to join it with"
-        return f"{path}: {short}, and takes are joined only when no single recording gives a window"
-    if not plans:  # no window of any recording was kept: the clip row's reasons say why
-        why = ", ".join(row.get("reasons") or []) or row["status"]
-        return f"{path}: usable, but none of its windows could make the clip ({why})"
-    return f"{path}: usable, but its best window scored below the {len(plans)} kept (see the alternatives setting)"
+        return f"too short alone ({duration:.1f} s; {spec.name} needs a clip of {spec.delivery.duration_s.min:g} s or more)"
+    return ""
+
+
+def _no_window_line(
+    recording: Mapping[str, Any], row: Mapping[str, Any], spec: FamilySpec, readable: int
+) -> str:
+    """Why a recording made no clip when no window of the speaker was kept, in the clip row's terms: another
+    voice (where in this recording, the check's value, limit and hint), too short alone, or the reasons."""
+    path = recording["path"]
+    reasons = list(row.get("reasons") or [])
+    if "other_voices" in reasons:
+        where = [s for s in row.get("other_voices_avoided") or [] if len(s) == 3 and s[0] == path]
+        heard = (
+            "another voice talks at " + ", ".join(f"{a:.1f}-{b:.1f} s" for _, a, b in where)
+            if where
+            else "another voice talks in every window of it"
+        )
+        (check,) = [c for c in row.get("checks") or [] if c.get("rule") == "other_voices"] or [{}]
+        hint = f" -> {check['hint']}" if check.get("hint") else ""
+        return f"{path}: not used (other_voices): {heard}, and no window without it fits {spec.name}{hint}"
+    short = _too_short_alone(recording.get("metrics") or {}, spec)
+    if short and readable == 1:
+        return f"{path}: {short}, and the speaker has no other recording to join it with"
+    if short:
+        return f"{path}: {short}, and no matching takes make a clip with it"
+    why = ", ".join(reasons) or row["status"]
+    return f"{path}: usable, but none of its windows could make the clip ({why})"
 
 
 def explain(results: RunResults, speaker: str, family: str | None = None) -> str:
@@ -122,6 +170,7 @@ def explain(results: RunResults, speaker: str, family: str | None = None) -> str
             head += f": {row['message']}"
         lines.append(head)
         lines += [f"  {line}" for line in _check_lines(row.get("checks") or [])]
+        lines += [f"  {line}" for line in _unchecked_reasons(row)]
         if len(plans) > 1:
             lines.append("  runners-up:")
             for rank, other in enumerate(plans[1:], start=1):

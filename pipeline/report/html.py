@@ -18,6 +18,7 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
 from pipeline.report.data import (
+    RECORDING_HEADERS,
     SHORT_SOURCE_S,
     STATUSES,
     Speaker,
@@ -105,6 +106,7 @@ def render(
         "counts": counts(res, speakers),
         "family_counts": family_counts(res),
         "cells": partial(cells, gates=gates_by_family(res.families)),
+        "recording_headers": RECORDING_HEADERS,
         "speech_stored": any(r["speech_segments"] for r in res.recording_rows),
         "histograms": histograms,
         "failed_recordings": failed_recordings(res),

@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 from pipeline.errors import all_codes, reason_hint
 from pipeline.rules.families import FamilySpec, Gate, Limits
-from pipeline.rules.metrics import METRICS, number, range_text, span_text, value_text
+from pipeline.rules.metrics import METRICS, bandwidth_class_of, number, range_text, span_text, value_text
 
 Verdict = Literal["pass", "warn", "fail"]
 _RANK = {"pass": 0, "warn": 1, "fail": 2}
@@ -446,6 +446,12 @@ def check_gates(
         op = ">=" if gate.direction == "min" else "<="
         unit = METRICS[gate.metric].unit
         shown, limit_shown = value_text(gate.metric, value), value_text(gate.metric, threshold)
+        hint = gate.hint or reason_hint(gate.reason)
+        if gate.metric == "bandwidth_hz":  # one scale: the value's class, the class needed, that class's hint
+            here, needed = bandwidth_class_of(value), bandwidth_class_of(threshold)
+            shown = f"{shown}, {here.name} ({here.what})"
+            limit_shown = f"{limit_shown}, {needed.name}"
+            hint = gate.hint or here.hint or hint
         if verdict == "pass":
             message = f"{gate.metric} {shown} (passes {op} {limit_shown})"
         else:
@@ -461,7 +467,7 @@ def check_gates(
                 verdict=verdict,
                 reason=None if verdict == "pass" else gate.reason,
                 message=message,
-                hint=None if verdict == "pass" else (gate.hint or reason_hint(gate.reason)),
+                hint=None if verdict == "pass" else hint,
             )
         )
     return checks, skipped
@@ -523,6 +529,44 @@ def evaluate(
         metrics=dict(metrics),
         probe=dict(probe),
         not_checked={**skipped, **skipped_gates},
+    )
+
+
+def other_voices_everywhere(
+    spans: Sequence[Sequence[Any]],
+    *,
+    family: str,
+    needed_s: float,
+    turns: Sequence[tuple[float, float]] | None = None,
+) -> Check:
+    """The failing ``other_voices`` check of a speaker for whom another voice talks in every window that
+    fits ``family``: no clip was made, so the check is of the speech as a whole, shaped as the clip's own
+    ``other_voices`` check (value: seconds of the other voice heard, ``spans`` ``[path, start_s, end_s]``;
+    limit 0 s). ``turns``, when every recording of the speaker holds two voices, are the speaker's own
+    stretches: the message says how much speech they hold next to the ``needed_s`` a clip needs."""
+    total = round(sum(float(s[-1]) - float(s[-2]) for s in spans), 3)
+    message = (
+        f"another voice talks for {number(total)} s ({_spans_text(spans)})"
+        if spans
+        else f"another voice talks in every window that fits {family}"
+    )
+    if turns:
+        lengths = [b - a for a, b in turns]
+        message += (
+            f"; the speaker's own turns hold {number(sum(lengths))} s (the longest {number(max(lengths))} s)"
+            f" and a {family} clip needs {number(needed_s)} s"
+        )
+    return Check(
+        rule="other_voices",
+        group="limit",
+        value=total,
+        limit=0.0,
+        op="<=",
+        unit="s",
+        verdict="fail",
+        reason="other_voices",
+        message=message,
+        hint=reason_hint("other_voices"),
     )
 
 

@@ -314,6 +314,20 @@ class Delivery(Sourced):
         return [(key, getattr(self, key)) for key in type(self).model_fields if key not in skip]
 
 
+def _on_the_bandwidth_scale(key: str, x: float) -> None:
+    """Refuse a bandwidth gate threshold that is not where a bandwidth class starts
+    (:data:`pipeline.rules.metrics.BANDWIDTH_CLASSES`), so that the warning and the class agree."""
+    from pipeline.rules.metrics import BANDWIDTH_BOUNDARIES_HZ, BANDWIDTH_CLASSES, number
+
+    if x not in BANDWIDTH_BOUNDARIES_HZ:
+        scale = ", ".join(f"{number(c.from_hz)} ({c.name})" for c in BANDWIDTH_CLASSES[1:])
+        raise _rule(
+            key,
+            f"a bandwidth gate's threshold is where a bandwidth class starts, so that the warning and "
+            f"the class agree: one of {scale} (got {number(x)})",
+        )
+
+
 class Gate(Sourced):
     """A quality gate: ``metric`` compared with ``warn``/``fail`` thresholds in ``direction``.
 
@@ -374,6 +388,15 @@ class Gate(Sourced):
                     f"with direction max the fail threshold must be above warn "
                     f"(got fail {number(self.fail, digits=6)} <= warn {number(self.warn, digits=6)})",
                 )
+        return self
+
+    @model_validator(mode="after")
+    def _bandwidth_scale(self) -> Gate:
+        if self.metric == "bandwidth_hz":
+            for key in ("warn", "fail"):
+                x = getattr(self, key)
+                if x is not None:
+                    _on_the_bandwidth_scale(key, x)
         return self
 
     def verdict(self, value: float | None) -> Literal["pass", "warn", "fail"] | None:

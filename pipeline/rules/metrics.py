@@ -87,7 +87,14 @@ METRICS: dict[str, Metric] = {
             definition="the mains hum's harmonics above the render's high-pass, relative to the speech",
         ),
         Metric("rt60_s", "RT60", "s", bounds=(0.0, 30.0), gate=True),
-        Metric("reverb_score", "reverb", bounds=(0.0, 1.0), gate=True, digits=3),
+        Metric(
+            "reverb_score",
+            "reverb",
+            bounds=(0.0, 1.0),
+            gate=True,
+            digits=3,
+            definition="room echo on a 0-1 scale, no unit: 0 dry, 1 very reverberant",
+        ),
         Metric("clipped_ratio", "clipping", bounds=(0.0, 1.0), gate=True, style="percent"),
         Metric("clipped_events", "clipping events", dtype="object", style="events"),
         Metric("bandwidth_hz", "bandwidth", "Hz", bounds=(0.0, 192000.0), gate=True),
@@ -180,6 +187,57 @@ GATE_METRICS: tuple[str, ...] = tuple(n for n, m in METRICS.items() if m.gate)
 
 
 # ------------------------------------------------------------------------------------------ writing
+
+
+@dataclass(frozen=True)
+class BandwidthClass:
+    """One class of the bandwidth scale: ``name`` (the ``bandwidth_class`` metric), the bandwidth it starts
+    at (``from_hz``, inclusive), what audio has it (``what``), and how to get a wider band (``hint``)."""
+
+    name: str
+    from_hz: float
+    what: str
+    hint: str
+
+
+BANDWIDTH_CLASSES: tuple[BandwidthClass, ...] = (
+    BandwidthClass(
+        "narrow",
+        0.0,
+        "the telephone band",
+        "record with a microphone at 44.1 or 48 kHz, not over the phone or from a call recording",
+    ),
+    BandwidthClass(
+        "wide",
+        4200.0,
+        "a 16 kHz recording's band",
+        "record or export at 44.1 or 48 kHz: a file made at 16 kHz (or upsampled from it) stops near 8 kHz",
+    ),
+    BandwidthClass(
+        "super_wide",
+        8200.0,
+        "a 24 kHz recording's band",
+        "record or export at 44.1 or 48 kHz: a file made at 24 kHz (or upsampled from it) stops near 12 kHz",
+    ),
+    BandwidthClass("full", 12000.0, "full band", ""),
+)
+"""The one bandwidth scale (``../shared/docs/quality.md``): the ``bandwidth_class`` the fast pass reports, and
+the only thresholds a family's ``bandwidth_hz`` gate may use (the ``from_hz`` of a class above ``narrow``),
+so that a warning always means "this class is below the one the family needs" and its hint names the class.
+Boundaries: under 4.2 kHz the telephone band (a cut at 3.4-4 kHz), under 8.2 kHz a 16 kHz recording's, under
+12 kHz a 24 kHz recording's, else full band (an MP3 shelf near 15-16 kHz included)."""
+
+BANDWIDTH_BOUNDARIES_HZ: tuple[float, ...] = tuple(c.from_hz for c in BANDWIDTH_CLASSES[1:])
+"""Where one bandwidth class ends and the next starts (Hz): the thresholds a bandwidth gate may use."""
+
+
+def bandwidth_class_of(bandwidth_hz: float) -> BandwidthClass:
+    """The :data:`BANDWIDTH_CLASSES` entry of a bandwidth (each class includes its ``from_hz``)."""
+    found = BANDWIDTH_CLASSES[0]
+    for cls in BANDWIDTH_CLASSES:
+        if bandwidth_hz >= cls.from_hz:
+            found = cls
+    return found
 
 
 def is_number(x: Any) -> bool:

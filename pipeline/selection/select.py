@@ -17,14 +17,17 @@ Typical use::
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from pipeline.analysis.base import Analysis
+from pipeline.analysis.voice import SPAN_STEP_S, TURN_ERODE_PARTIALS
 from pipeline.errors import InvalidArgument
 from pipeline.rules.families import FamilySpec
 from pipeline.selection.assembly import assemble, grow, is_anchor, mismatch, quality, stretches, usable
-from pipeline.selection.frames import RecordingIndex
+from pipeline.selection.frames import MIN_TURN_SEGMENT_S, RecordingIndex
 from pipeline.selection.plan import MAX_OVERLAP, ClipPlan, evaluate, make_piece, plan_key, suppress
 from pipeline.selection.windows import NESTED_MAX_SHARE, best_nested, best_windows
 
@@ -41,6 +44,11 @@ NESTED_DEPTH = 2
 
 CONTENT_EXTRA = 10
 """Candidates beyond the short list that may go to the slow pass to replace finalists with music or singing."""
+
+EDGE_OTHER_S = TURN_ERODE_PARTIALS * SPAN_STEP_S + MIN_TURN_SEGMENT_S
+"""Speech before a recording's first turn (or after its last) longer than this is another voice's: a turn
+loses :data:`~pipeline.analysis.voice.TURN_ERODE_PARTIALS` partials (1 s) at each edge, so speech up to
+that far out is the speaker's own (plus the shortest segment a window keeps)."""
 
 NESTED_SPREAD_MIN = 0.15
 """A finalist whose DNSMOS segments differ by at least this much (OVRL) gets its nested window scored."""
@@ -86,7 +94,8 @@ def candidates(
     """Every clip plan that satisfies ``spec``'s rules, scored from the fast-pass features, best first.
 
     Plans are single-recording windows that start and end at speech segments; when no recording holds
-    one, plans join matching takes (``assembled``). At most ``limit`` plans are returned, and no two
+    one that reaches the family's duration aim, plans that join matching takes (``assembled``) are added
+    and compete on their scores. At most ``limit`` plans are returned, and no two
     overlap by more than :data:`MAX_OVERLAP` of the shorter one. An empty list means no plan is possible
     (:func:`explain` says why).
     """
@@ -96,8 +105,14 @@ def candidates(
 
 
 def _candidates(indexes: dict[str, RecordingIndex], *, limit: int) -> list[ClipPlan]:
+    """Single-recording windows; joined takes when no window reaches the family's duration aim (when none
+    exists at all, or when the longest is short of the aim: then both compete on their scores)."""
     plans = _window_plans(indexes, limit=limit)
-    return plans or assemble(indexes, next(iter(indexes.values())).spec, limit=limit)
+    spec = next(iter(indexes.values())).spec
+    if plans and max(p.duration_s for p in plans) >= spec.delivery.duration_s.aim - 1e-9:
+        return plans
+    joined = assemble(indexes, spec, limit=limit)
+    return suppress(sorted([*plans, *joined], key=plan_key), limit=limit) if plans else joined
 
 
 def _span(plan: ClipPlan) -> tuple[tuple[str, float, float], ...]:
@@ -215,7 +230,7 @@ def choose(
     indexes = _prepare(recordings, spec, voice)
     plans = _candidates(indexes, limit=max(DEFAULT_LIMIT, top + alternatives))
     keep = None
-    heard_elsewhere = _between_turns(voice, indexes)  # the other-voice spans left out or of plans dropped
+    heard_elsewhere = _outside_turns(voice, indexes)  # the other-voice spans left out or of plans dropped
     heard: list[ClipPlan] = []  # finalists dropped for music or singing
     if voice is not None:
         from pipeline.selection.slow import heard_content
@@ -285,14 +300,30 @@ def _rerank(plans: Sequence[ClipPlan], old: ClipPlan, new: ClipPlan) -> list[Cli
     return [*rest[:at], new, *rest[at:]]
 
 
-def _between_turns(voice: Voice | None, paths: Iterable[str]) -> list[list[Any]]:
-    """``[path, start_s, end_s]`` between the speaker's consecutive turns in each recording of two voices
-    (:attr:`pipeline.analysis.voice.Voice.turns`): another voice's, left out of every window."""
+def _outside_turns(voice: Voice | None, indexes: Mapping[str, RecordingIndex]) -> list[list[Any]]:
+    """``[path, start_s, end_s]`` of the speech outside the speaker's turns in each recording of two voices
+    (:attr:`pipeline.analysis.voice.Voice.turns`): another voice's, left out of every window. Between
+    consecutive turns the whole gap; before the first turn and after the last, from the first speech to
+    the turn and from the turn to the last speech, when the speech there reaches beyond what the turn's
+    edge lost to erosion (:data:`EDGE_OTHER_S`: shorter, it is the speaker's own turn). A recording with
+    no turn at all is the other voice's from its first speech to its last."""
     spans: list[list[Any]] = []
-    for path in sorted(paths):
+    for path in sorted(indexes):
         here = None if voice is None else voice.recordings.get(path)
-        turns = sorted(here.turns) if here is not None and here.turns else []
+        if here is None or here.turns is None:
+            continue
+        turns = sorted(here.turns)
+        speech = np.asarray(indexes[path].rec.speech_segments, dtype=np.float64).reshape(-1, 2)
+        if not turns:
+            if speech.size:
+                spans.append([path, float(speech[0, 0]), float(speech[-1, 1])])
+            continue
+        first, last = turns[0][0], turns[-1][1]
+        if speech.size and first - float(speech[0, 0]) > EDGE_OTHER_S:
+            spans.append([path, float(speech[0, 0]), first])
         spans.extend([path, end, start] for (_, end), (start, _) in itertools.pairwise(turns) if start > end)
+        if speech.size and float(speech[-1, 1]) - last > EDGE_OTHER_S:
+            spans.append([path, last, float(speech[-1, 1])])
     return spans
 
 
