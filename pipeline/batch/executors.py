@@ -88,21 +88,28 @@ def error_type(exc: BaseException) -> str:
     return type(exc).__name__
 
 
-def _call(fn: Callable[[Any], Any], item: Any) -> Any:
-    """Run one task in a worker, making sure its exception can travel back.
+def portable(exc: Exception) -> Exception:
+    """``exc`` itself when it survives pickling, else a :class:`TaskError` that says the same.
 
     An exception whose ``__init__`` takes other arguments than ``args`` (common for custom errors) raises
-    while being *unpickled* in the parent, which a process pool treats as a broken pool for every task:
-    such an exception comes back as a :class:`TaskError` that says the same.
+    while being *unpickled* in the parent, which a process pool treats as a broken pool for every task.
     """
+    try:
+        pickle.loads(pickle.dumps(exc))
+    except Exception:
+        return TaskError(type(exc).__name__, str(exc), "".join(traceback.format_exception(exc)))
+    return exc
+
+
+def _call(fn: Callable[[Any], Any], item: Any) -> Any:
+    """Run one task in a worker, making sure its exception can travel back (:func:`portable`)."""
     try:
         return fn(item)
     except Exception as exc:
-        try:
-            pickle.loads(pickle.dumps(exc))
-        except Exception:
-            raise TaskError(type(exc).__name__, str(exc), "".join(traceback.format_exception(exc))) from None
-        raise
+        sent = portable(exc)
+        if sent is exc:
+            raise
+        raise sent from None
 
 
 # --------------------------------------------------------------------------------------------------
@@ -326,4 +333,5 @@ __all__ = (
     "error_type",
     "map_unordered",
     "open_executor",
+    "portable",
 )
