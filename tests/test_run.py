@@ -51,6 +51,7 @@ from pipeline.batch.runner import (
     cached_recording,
     clip_groups,
     find_inputs,
+    meter_threads,
     run,
 )
 from pipeline.report.results import load_run
@@ -741,3 +742,15 @@ def test_a_family_that_crashes_leaves_the_other_of_its_task_made(
         json.loads((out / "run.json").read_text())["tasks"]
         == json.loads((reference / "run.json").read_text())["tasks"]
     )
+
+
+def test_the_fast_pass_takes_a_second_thread_only_where_a_core_would_wait() -> None:
+    assert meter_threads("processes", 2, None, 1) == 2  # one long recording on two workers
+    assert meter_threads("processes", 4, None, 2) == 2
+    assert meter_threads("processes", 2, None, 2) == 1  # every core has a file of its own
+    assert meter_threads("processes", 1, None, 1) == 1
+    assert meter_threads("dask", None, None, 1) == 2  # the LocalCluster's two workers
+    assert meter_threads("dask", None, "tcp://127.0.0.1:8786", 1) == 1  # someone else's workers
+    assert meter_threads("serial", 4, None, 1) == 1
+    with ThreadPoolExecutor(4) as pool:
+        assert meter_threads(pool, 4, None, 1) == 1

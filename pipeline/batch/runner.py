@@ -294,9 +294,12 @@ def cached_recording(item: InputFile, *, cache_dir: Path, config: RunConfig) -> 
     return row if row.status != "ok" or analysis_path.exists() else None
 
 
-def analyze_recording(item: InputFile, *, cache_dir: Path, config: RunConfig) -> RecordingRow:
+def analyze_recording(
+    item: InputFile, *, cache_dir: Path, config: RunConfig, threads: int = 1
+) -> RecordingRow:
     """Stage-1 task: the recordings row of one file; its analysis, when ``ok``, is cached for stage 2.
 
+    ``threads=2`` runs the fast pass's meters in two threads (:func:`meter_threads`), the same result.
     Data problems become a ``failed`` row with a reason code; this function only raises on bugs.
     """
     from pipeline.analysis.fastpass import analyze_file
@@ -316,6 +319,7 @@ def analyze_recording(item: InputFile, *, cache_dir: Path, config: RunConfig) ->
                 max_input_s=config.max_input_s,
                 info=info,
                 vad_aggressiveness=config.vad_aggressiveness,
+                threads=threads,
             )
             if not result.metrics.get("duration_s"):
                 raise AudioReadError("empty", "no samples could be decoded")
@@ -347,6 +351,18 @@ def analyze_recording(item: InputFile, *, cache_dir: Path, config: RunConfig) ->
     del result
     release_free_memory()
     return row
+
+
+def meter_threads(kind: str | Executor, workers: int | None, scheduler: str | None, files: int) -> int:
+    """Threads for each file's fast pass: 2 when voiceprep's own workers have two cores per file to
+    analyse (one long recording on ``--jobs 2``: its fast pass is one task, and the second core would
+    wait for it), else 1. A serial run, a user's executor and a scheduler's workers keep one thread."""
+    from pipeline.batch.executors import DEFAULT_DASK_WORKERS, default_jobs
+
+    if not isinstance(kind, str) or kind == "serial" or scheduler is not None:
+        return 1
+    cores = workers or (default_jobs() if kind == "processes" else DEFAULT_DASK_WORKERS)
+    return 2 if cores >= 2 * files else 1
 
 
 # --------------------------------------------------------------------------------------------- stage 2
@@ -799,9 +815,10 @@ def run(
 
             t_stage = time.perf_counter()
             where = {"cache_dir": cache, "config": cfg}
+            threads = meter_threads(kind, workers, scheduler, len(inputs))
             stage1 = outcomes(
                 functools.partial(cached_recording, **where),
-                functools.partial(analyze_recording, **where),
+                functools.partial(analyze_recording, **where, threads=threads),
                 inputs,
             )
             for item, result in stage1:
