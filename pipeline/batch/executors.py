@@ -51,6 +51,19 @@ DEFAULT_DASK_WORKERS = 2
 ONE_THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 """Environment variables that keep a worker's BLAS and OpenMP pools to one thread."""
 
+LOCAL_CLUSTER_CONFIG: dict[str, Any] = {
+    "distributed.worker.profile.enabled": False,
+    "distributed.admin.tick.interval": "1s",
+    "distributed.admin.system-monitor.interval": "5s",
+}
+"""Dask settings of the LocalCluster a run starts (never of a cluster it connects to): what its periodic
+work costs for a dashboard no one looks at. The worker's statistical profiler takes every task thread's
+stack (and the GIL) every 10 ms; every server (the scheduler, each nanny and worker) checks its event
+loop every 20 ms and reads the system's CPU, memory and I/O every 0.5 s. On 100 short files, two workers,
+the loaded machine: workers' CPU 73-78 -> 62 s (a process pool: 59), the main process (scheduler and
+nannies) 13.6-15.7 -> 9.5 s (``BENCHMARKS.md``, scaling). Heartbeats, the nannies' memory limits and
+the replacement of a dead worker are untouched."""
+
 DEFAULT_IN_FLIGHT = 64
 """Tasks queued at once by :func:`map_unordered` when the caller does not say."""
 
@@ -242,7 +255,8 @@ def _dask_client(scheduler: str | None, jobs: int | None) -> Iterator[Any]:
         finally:
             client.close()
         return
-    with dask.config.set({"distributed.nanny.pre-spawn-environ": _worker_environ()}):
+    settings = {**LOCAL_CLUSTER_CONFIG, "distributed.nanny.pre-spawn-environ": _worker_environ()}
+    with dask.config.set(settings):  # read when the scheduler, nannies and workers are made
         cluster = LocalCluster(
             n_workers=jobs or DEFAULT_DASK_WORKERS,
             threads_per_worker=1,
@@ -252,8 +266,9 @@ def _dask_client(scheduler: str | None, jobs: int | None) -> Iterator[Any]:
             # of 8787, so concurrent runs on one machine neither clash nor warn.
             scheduler_kwargs={"dashboard_address": ":0"},
         )
+        client = Client(cluster)
     try:
-        with Client(cluster) as client:
+        with client:
             yield client
     finally:
         cluster.close()
