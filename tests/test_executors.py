@@ -289,3 +289,16 @@ def test_dask_local_cluster_runs_without_the_dashboards_periodic_work(executors:
     else:
         pytest.fail("the killed worker was not replaced within 60 s")
     assert client.submit(math.factorial, 5, pure=False).result() == 120
+
+
+def _modules(names: list[str]) -> list[bool]:
+    return [name in sys.modules for name in names]
+
+
+def test_process_pool_starts_every_worker_at_once_with_its_preloaded_modules() -> None:
+    """One long first task must not leave the second worker unstarted until the next stage."""
+    names = ["pipeline.selection.select", "pipeline.render.clip"]
+    with open_executor("processes", jobs=2, preload=tuple(names)) as ex:
+        assert ex.submit(_modules, names).result() == [True, True]
+        started = [p.pid for p in ex._pool._processes.values()]  # after one task: both workers
+        assert len(started) == 2 and all(_alive(p) for p in started)

@@ -160,13 +160,35 @@ def one_thread_per_worker() -> None:
     )  # ... and those it has loaded already (numpy, through the main module) are told
 
 
-class ProcessPool(Executor):
-    """A spawn-started process pool that starts on first use and replaces itself when a worker dies."""
+def start_worker(preload: tuple[str, ...] = ()) -> None:
+    """A process-pool worker's initializer: :func:`one_thread_per_worker`, then import ``preload``."""
+    import importlib
 
-    def __init__(self, jobs: int) -> None:
+    one_thread_per_worker()
+    for name in preload:
+        importlib.import_module(name)
+
+
+def _started() -> int:
+    """The first task of every worker (:class:`ProcessPool`): nothing but being started."""
+    return os.getpid()
+
+
+class ProcessPool(Executor):
+    """A spawn-started process pool that starts on first use and replaces itself when a worker dies.
+
+    Every worker is started with the pool and imports ``preload`` (module names) as it starts. A
+    ``ProcessPoolExecutor`` starts a worker only when a task finds none idle: a run whose first stage is
+    one long task (one recording) would start the second worker, and pay its imports (about 2 s), only
+    when the second stage begins, on that stage's critical path; started early, it imports while the
+    first worker analyses.
+    """
+
+    def __init__(self, jobs: int, *, preload: tuple[str, ...] = ()) -> None:
         import multiprocessing
 
         self.workers = jobs
+        self.preload = tuple(preload)
         self._context = multiprocessing.get_context(START_METHOD)
         self._pool: ProcessPoolExecutor | None = None
         self._lock = threading.Lock()
@@ -179,8 +201,13 @@ class ProcessPool(Executor):
                 raise RuntimeError("the executor is shut down")
             if self._pool is None:
                 self._pool = ProcessPoolExecutor(
-                    max_workers=self.workers, mp_context=self._context, initializer=one_thread_per_worker
+                    max_workers=self.workers,
+                    mp_context=self._context,
+                    initializer=start_worker,
+                    initargs=(self.preload,),
                 )
+                for _ in range(self.workers):  # each finds no idle worker, so each starts one
+                    self._pool.submit(_started)
             pool = self._pool
         try:
             return pool.submit(fn, *args, **kwargs)
@@ -209,7 +236,11 @@ def default_jobs() -> int:
 
 @contextlib.contextmanager
 def open_executor(
-    kind: str = "processes", *, jobs: int | None = None, scheduler: str | None = None
+    kind: str = "processes",
+    *,
+    jobs: int | None = None,
+    scheduler: str | None = None,
+    preload: tuple[str, ...] = (),
 ) -> Iterator[Executor]:
     """One of voiceprep's executors, released when the ``with`` block ends.
 
@@ -219,6 +250,7 @@ def open_executor(
             of ``"dask"`` (default :data:`DEFAULT_DASK_WORKERS`); ignored for ``"serial"`` and when
             connecting to an existing ``scheduler`` (its workers are what they are).
         scheduler: address of a running Dask scheduler (``tcp://host:8786``); only with ``"dask"``.
+        preload: modules each process-pool worker imports as it starts (:class:`ProcessPool`).
 
     Raises:
         InvalidArgument: an unknown ``kind``, ``jobs`` below 1, or ``scheduler`` with a kind other than dask.
@@ -232,7 +264,7 @@ def open_executor(
     if kind == "serial":
         yield InlineExecutor()
     elif kind == "processes":
-        pool = ProcessPool(jobs or default_jobs())
+        pool = ProcessPool(jobs or default_jobs(), preload=preload)
         try:
             yield pool
         finally:
@@ -349,4 +381,5 @@ __all__ = (
     "map_unordered",
     "open_executor",
     "portable",
+    "start_worker",
 )

@@ -52,6 +52,15 @@ from pipeline.errors import AudioReadError, InvalidArgument, VoiceprepError, enc
 CACHE_VERSION = 5
 """Bumped when cached rows or analyses change meaning; old cache entries are then ignored."""
 
+WORKER_MODULES = (
+    "pipeline.batch.runner",
+    "pipeline.analysis.fastpass",
+    "pipeline.analysis.inspection",
+    "pipeline.selection.select",
+    "pipeline.render.clip",
+)
+"""What the tasks of both stages import: each process-pool worker imports them as it starts."""
+
 ProgressCallback = Callable[[str, dict[str, Any]], None]
 
 
@@ -807,7 +816,11 @@ def run(
                         yield item, hit
                 if missing and not opened:  # started on first need, once per run
                     opened.append(
-                        stack.enter_context(open_executor(str(kind), jobs=workers, scheduler=scheduler))
+                        stack.enter_context(
+                            open_executor(
+                                str(kind), jobs=workers, scheduler=scheduler, preload=WORKER_MODULES
+                            )
+                        )
                     )
                 for item, result in map_unordered(opened[0], compute, missing) if missing else ():
                     tasks["computed"] += count(item)
