@@ -12,7 +12,8 @@ a thread pool). :func:`open_executor` builds voiceprep's three kinds:
   thread, a Dask client), and ``fork`` copies locked mutexes into children; ``forkserver`` would avoid
   that but leaves a server process running until the parent exits and is POSIX-only. Spawn behaves the
   same on Linux, macOS and Windows, leaves nothing behind, and matches what Dask's nanny uses. Its cost
-  (each worker imports the package once, about a second) is paid once per worker per run.
+  (each worker imports the package once, about a second) is paid once per worker per run, by every
+  worker as the pool starts (:class:`ProcessPool`), while the first tasks run.
   Each worker keeps BLAS and OpenMP to one thread (:func:`one_thread_per_worker`): a worker is one
   task at a time on one core, and OpenBLAS's own threads (one per core by default) spin between the
   meters' small matrix products, burning the cores the other workers need.
@@ -21,7 +22,8 @@ a thread pool). :func:`open_executor` builds voiceprep's three kinds:
   time, so only the task that really kills its worker fails (with :class:`WorkerCrashed`).
 - ``"dask"`` is the executor of a ``dask.distributed.Client`` connected to ``scheduler`` when an address
   is given (the cluster is not ours: leaving only disconnects), otherwise to a ``LocalCluster`` started
-  for the run and shut down after it. Nothing here starts a cluster unless ``"dask"`` is asked for.
+  for the run and shut down after it, without the periodic work of a dashboard no one looks at
+  (:data:`LOCAL_CLUSTER_CONFIG`). Nothing here starts a cluster unless ``"dask"`` is asked for.
 
 Models load lazily once per worker process (module-level caches in :mod:`pipeline.analysis`).
 """
