@@ -744,7 +744,12 @@ def test_a_family_that_crashes_leaves_the_other_of_its_task_made(
     )
 
 
-def test_the_fast_pass_takes_a_second_thread_only_where_a_core_would_wait() -> None:
+def test_the_fast_pass_takes_a_second_thread_only_where_a_core_would_wait(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import pipeline.batch.executors
+
+    monkeypatch.setattr(pipeline.batch.executors, "default_jobs", lambda: 4)  # this process's CPUs
     assert meter_threads("processes", 2, None, 1) == 2  # one long recording on two workers
     assert meter_threads("processes", 4, None, 2) == 2
     assert meter_threads("processes", 2, None, 2) == 1  # every core has a file of its own
@@ -754,3 +759,5 @@ def test_the_fast_pass_takes_a_second_thread_only_where_a_core_would_wait() -> N
     assert meter_threads("serial", 4, None, 1) == 1
     with ThreadPoolExecutor(4) as pool:
         assert meter_threads(pool, 4, None, 1) == 1
+    monkeypatch.setattr(pipeline.batch.executors, "default_jobs", lambda: 1)
+    assert meter_threads("processes", 2, None, 1) == 1  # --jobs 2 pinned to one core

@@ -365,12 +365,13 @@ def analyze_recording(
 def meter_threads(kind: str | Executor, workers: int | None, scheduler: str | None, files: int) -> int:
     """Threads for each file's fast pass: 2 when voiceprep's own workers have two cores per file to
     analyse (one long recording on ``--jobs 2``: its fast pass is one task, and the second core would
-    wait for it), else 1. A serial run, a user's executor and a scheduler's workers keep one thread."""
+    wait for it), else 1. Workers count only as far as this process has CPUs (``--jobs 2`` pinned to one
+    core keeps one thread). A serial run, a user's executor and a scheduler's workers keep one thread."""
     from pipeline.batch.executors import DEFAULT_DASK_WORKERS, default_jobs
 
     if not isinstance(kind, str) or kind == "serial" or scheduler is not None:
         return 1
-    cores = workers or (default_jobs() if kind == "processes" else DEFAULT_DASK_WORKERS)
+    cores = min(workers or (default_jobs() if kind == "processes" else DEFAULT_DASK_WORKERS), default_jobs())
     return 2 if cores >= 2 * files else 1
 
 
