@@ -300,7 +300,11 @@ def _dask_client(scheduler: str | None, jobs: int | None) -> Iterator[Any]:
             # of 8787, so concurrent runs on one machine neither clash nor warn.
             scheduler_kwargs={"dashboard_address": ":0"},
         )
-        client = Client(cluster)
+        try:
+            client = Client(cluster)
+        except BaseException:
+            cluster.close()
+            raise
     try:
         with client:
             yield client
