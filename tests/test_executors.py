@@ -17,6 +17,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import cloudpickle
 import psutil
@@ -261,3 +262,43 @@ def test_serial_is_lazy_and_processes_default_to_the_usable_cpus() -> None:
     with open_executor("processes") as ex:
         assert isinstance(ex, ProcessPool)
         assert ex.workers == len(os.sched_getaffinity(0))
+
+
+def _periodic_work(dask_worker: Any = None, dask_scheduler: Any = None) -> dict[str, Any]:
+    server = dask_worker or dask_scheduler
+    return {"profiler": "profile" in server.periodic_callbacks, "tick_s": server._tick_interval}
+
+
+def test_dask_local_cluster_runs_without_the_dashboards_periodic_work(executors: dict) -> None:
+    """No statistical profiler in the workers, event loops checked every second (not every 20 ms); a
+    worker killed mid-task is still replaced by its nanny and the cluster keeps its two workers."""
+    client = executors["dask"]._client
+    workers = client.run(_periodic_work)
+    assert len(workers) == 2
+    assert all(w == {"profiler": False, "tick_s": 1.0} for w in workers.values())
+    assert client.run_on_scheduler(_periodic_work)["tick_s"] == 1.0
+    victim = next(iter(client.run(_pid).values()))
+    os.kill(victim, signal.SIGKILL)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        with contextlib.suppress(Exception):  # a worker may be on its way out or in
+            pids = set(client.run(_pid).values())
+            if len(pids) == 2 and victim not in pids:
+                break
+        time.sleep(0.2)
+    else:
+        pytest.fail("the killed worker was not replaced within 60 s")
+    assert client.submit(math.factorial, 5, pure=False).result() == 120
+
+
+def _modules(names: list[str]) -> list[bool]:
+    return [name in sys.modules for name in names]
+
+
+def test_process_pool_starts_every_worker_at_once_with_its_preloaded_modules() -> None:
+    """One long first task must not leave the second worker unstarted until the next stage."""
+    names = ["pipeline.selection.select", "pipeline.render.clip"]
+    with open_executor("processes", jobs=2, preload=tuple(names)) as ex:
+        assert ex.submit(_modules, names).result() == [True, True]
+        started = [p.pid for p in ex._pool._processes.values()]  # after one task: both workers
+        assert len(started) == 2 and all(_alive(p) for p in started)

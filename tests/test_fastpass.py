@@ -220,3 +220,42 @@ def test_metrics_do_not_depend_on_the_blas_thread_count() -> None:
         for threads in ("1", "2")
     ]
     assert json.loads(runs[0]) == json.loads(runs[1])
+
+
+def _stereo_48k(two_utterances, tmp_path: Path) -> Path:
+    """The two utterances at 48 kHz, the voice in the right channel and noise in the left."""
+    x, _, _ = two_utterances
+    voice = soxr.resample(x, 16000, 48000).astype(np.float32)
+    noise = np.random.default_rng(5).normal(0, 0.01, size=voice.size).astype(np.float32)
+    return write(tmp_path / "stereo48.wav", np.stack([noise, voice], axis=1), 48000, subtype="FLOAT")
+
+
+def test_two_meter_threads_give_exactly_the_one_thread_analysis(two_utterances, tmp_path: Path) -> None:
+    path = _stereo_48k(two_utterances, tmp_path)
+    one = analyze_file(path, block_s=0.37, threads=1)  # 0.37 s blocks: many, so their order matters
+    two = analyze_file(path, block_s=0.37, threads=2)
+    assert one.metrics["speech_s"] > 2.0 and one.metrics["bandwidth_hz"] is not None
+    assert json.dumps(two.metrics, sort_keys=True) == json.dumps(one.metrics, sort_keys=True)
+    assert two.null_reasons == one.null_reasons
+    for name in ("speech_mask", "frame_db", "noise_db"):
+        assert np.array_equal(getattr(two, name), getattr(one, name), equal_nan=True), name
+    assert np.array_equal(two.block_bandwidth_hz, one.block_bandwidth_hz, equal_nan=True)
+
+
+def test_an_error_in_the_second_meter_thread_reaches_the_caller(
+    two_utterances, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pipeline.analysis.fastpass import FastPass
+
+    path = _stereo_48k(two_utterances, tmp_path)
+    original, seen = FastPass.process_aside, []
+
+    def failing(self: FastPass, *blocks: np.ndarray) -> None:
+        seen.append(1)
+        if len(seen) == 3:
+            raise ZeroDivisionError("planted in the meters' thread")
+        original(self, *blocks)
+
+    monkeypatch.setattr(FastPass, "process_aside", failing)
+    with pytest.raises(ZeroDivisionError, match="planted"):
+        analyze_file(path, block_s=0.37, threads=2)

@@ -39,11 +39,21 @@ from _samples import MEMO, SAMPLES, cut
 import pipeline.analysis.fastpass
 import pipeline.analysis.inspection
 import pipeline.audio.io
+import pipeline.batch.runner
 import pipeline.render.clip
 from pipeline.analysis.inspection import check_families
+from pipeline.audio.scan import InputFile
 from pipeline.batch.config import load_config
 from pipeline.batch.manifest import fingerprint
-from pipeline.batch.runner import RunError, analyze_recording, cached_recording, find_inputs, run
+from pipeline.batch.runner import (
+    RunError,
+    analyze_recording,
+    cached_recording,
+    clip_groups,
+    find_inputs,
+    meter_threads,
+    run,
+)
 from pipeline.report.results import load_run
 from pipeline.rules.families import ENV_FAMILIES_DIR, families_dir, load_family
 from pipeline.rules.metrics import FAST_PASS_METRICS
@@ -698,3 +708,69 @@ def test_the_recheck_reuses_only_a_whole_clip_dnsmos() -> None:
         measures={**scores, "dnsmos_source": "window_sample", "dnsmos_segments": 2, "dnsmos_cover": 4}
     )
     assert _known_dnsmos(sampled, plain) is None
+
+
+# ------------------------------------------------------------------------------------------- clip tasks
+
+
+def test_families_with_the_same_clip_duration_share_one_task_per_speaker() -> None:
+    """CosyVoice and Qwen-TTS both deliver 10-20 s (their specs say so): one task per speaker, first;
+    ElevenLabs (30-90 s) and MiniMax (10-60 s) alone."""
+    assert load_family("cosyvoice").delivery.duration_s == load_family("qwen-tts").delivery.duration_s
+    files = {who: (InputFile(path=f"{who}/a.wav", source=f"/in/{who}/a.wav", speaker=who),) for who in "ab"}
+    families = ("cosyvoice", "elevenlabs", "minimax", "qwen-tts")
+    groups = clip_groups([(family, files[who]) for who in "ab" for family in families])
+    assert groups == [
+        (("cosyvoice", "qwen-tts"), files["a"]),
+        (("cosyvoice", "qwen-tts"), files["b"]),
+        (("elevenlabs",), files["a"]),
+        (("minimax",), files["a"]),
+        (("elevenlabs",), files["b"]),
+        (("minimax",), files["b"]),
+    ]
+
+
+def test_a_family_that_crashes_leaves_the_other_of_its_task_made(
+    corpus: Path, reference: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    original = pipeline.batch.runner.make_clip
+
+    def make_clip(task: Any, **kwargs: Any) -> Any:
+        if task[0] == "qwen-tts":
+            raise ZeroDivisionError("planted")
+        return original(task, **kwargs)
+
+    monkeypatch.setattr(pipeline.batch.runner, "make_clip", make_clip)
+    out = tmp_path / "out"
+    run(corpus, out, families=FAMILIES, config=_config(), executor="serial")
+    rows = {(r["speaker"], r["family"]): r for r in _rows(out, "clips.jsonl")}
+    expected = {(r["speaker"], r["family"]): r for r in _rows(reference, "clips.jsonl")}
+    assert rows.keys() == expected.keys()
+    crashed = {key for key, row in rows.items() if "internal_error" in row["reasons"]}
+    made = {who for (who, family), row in rows.items() if family == "cosyvoice" and row["status"] != "failed"}
+    assert crashed == {(who, "qwen-tts") for who in made} and made
+    assert {rows[key]["error_type"] for key in crashed} == {"ZeroDivisionError"}
+    assert all(row == expected[key] for key, row in rows.items() if key not in crashed)
+    assert (
+        json.loads((out / "run.json").read_text())["tasks"]
+        == json.loads((reference / "run.json").read_text())["tasks"]
+    )
+
+
+def test_the_fast_pass_takes_a_second_thread_only_where_a_core_would_wait(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import pipeline.batch.executors
+
+    monkeypatch.setattr(pipeline.batch.executors, "default_jobs", lambda: 4)  # this process's CPUs
+    assert meter_threads("processes", 2, None, 1) == 2  # one long recording on two workers
+    assert meter_threads("processes", 4, None, 2) == 2
+    assert meter_threads("processes", 2, None, 2) == 1  # every core has a file of its own
+    assert meter_threads("processes", 1, None, 1) == 1
+    assert meter_threads("dask", None, None, 1) == 2  # the LocalCluster's two workers
+    assert meter_threads("dask", None, "tcp://127.0.0.1:8786", 1) == 1  # someone else's workers
+    assert meter_threads("serial", 4, None, 1) == 1
+    with ThreadPoolExecutor(4) as pool:
+        assert meter_threads(pool, 4, None, 1) == 1
+    monkeypatch.setattr(pipeline.batch.executors, "default_jobs", lambda: 1)
+    assert meter_threads("processes", 2, None, 1) == 1  # --jobs 2 pinned to one core

@@ -12,7 +12,8 @@ a thread pool). :func:`open_executor` builds voiceprep's three kinds:
   thread, a Dask client), and ``fork`` copies locked mutexes into children; ``forkserver`` would avoid
   that but leaves a server process running until the parent exits and is POSIX-only. Spawn behaves the
   same on Linux, macOS and Windows, leaves nothing behind, and matches what Dask's nanny uses. Its cost
-  (each worker imports the package once, about a second) is paid once per worker per run.
+  (each worker imports the package once, about a second) is paid once per worker per run, by every
+  worker as the pool starts (:class:`ProcessPool`), while the first tasks run.
   Each worker keeps BLAS and OpenMP to one thread (:func:`one_thread_per_worker`): a worker is one
   task at a time on one core, and OpenBLAS's own threads (one per core by default) spin between the
   meters' small matrix products, burning the cores the other workers need.
@@ -21,7 +22,8 @@ a thread pool). :func:`open_executor` builds voiceprep's three kinds:
   time, so only the task that really kills its worker fails (with :class:`WorkerCrashed`).
 - ``"dask"`` is the executor of a ``dask.distributed.Client`` connected to ``scheduler`` when an address
   is given (the cluster is not ours: leaving only disconnects), otherwise to a ``LocalCluster`` started
-  for the run and shut down after it. Nothing here starts a cluster unless ``"dask"`` is asked for.
+  for the run and shut down after it, without the periodic work of a dashboard no one looks at
+  (:data:`LOCAL_CLUSTER_CONFIG`). Nothing here starts a cluster unless ``"dask"`` is asked for.
 
 Models load lazily once per worker process (module-level caches in :mod:`pipeline.analysis`).
 """
@@ -50,6 +52,19 @@ DEFAULT_DASK_WORKERS = 2
 
 ONE_THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 """Environment variables that keep a worker's BLAS and OpenMP pools to one thread."""
+
+LOCAL_CLUSTER_CONFIG: dict[str, Any] = {
+    "distributed.worker.profile.enabled": False,
+    "distributed.admin.tick.interval": "1s",
+    "distributed.admin.system-monitor.interval": "5s",
+}
+"""Dask settings of the LocalCluster a run starts (never of a cluster it connects to): what its periodic
+work costs for a dashboard no one looks at. The worker's statistical profiler takes every task thread's
+stack (and the GIL) every 10 ms; every server (the scheduler, each nanny and worker) checks its event
+loop every 20 ms and reads the system's CPU, memory and I/O every 0.5 s. On 100 short files, two workers,
+the loaded machine: workers' CPU 73-78 -> 62 s (a process pool: 59), the main process (scheduler and
+nannies) 13.6-15.7 -> 9.5 s (``BENCHMARKS.md``, scaling). Heartbeats, the nannies' memory limits and
+the replacement of a dead worker are untouched."""
 
 DEFAULT_IN_FLIGHT = 64
 """Tasks queued at once by :func:`map_unordered` when the caller does not say."""
@@ -88,21 +103,28 @@ def error_type(exc: BaseException) -> str:
     return type(exc).__name__
 
 
-def _call(fn: Callable[[Any], Any], item: Any) -> Any:
-    """Run one task in a worker, making sure its exception can travel back.
+def portable(exc: Exception) -> Exception:
+    """``exc`` itself when it survives pickling, else a :class:`TaskError` that says the same.
 
     An exception whose ``__init__`` takes other arguments than ``args`` (common for custom errors) raises
-    while being *unpickled* in the parent, which a process pool treats as a broken pool for every task:
-    such an exception comes back as a :class:`TaskError` that says the same.
+    while being *unpickled* in the parent, which a process pool treats as a broken pool for every task.
     """
+    try:
+        pickle.loads(pickle.dumps(exc))
+    except Exception:
+        return TaskError(type(exc).__name__, str(exc), "".join(traceback.format_exception(exc)))
+    return exc
+
+
+def _call(fn: Callable[[Any], Any], item: Any) -> Any:
+    """Run one task in a worker, making sure its exception can travel back (:func:`portable`)."""
     try:
         return fn(item)
     except Exception as exc:
-        try:
-            pickle.loads(pickle.dumps(exc))
-        except Exception:
-            raise TaskError(type(exc).__name__, str(exc), "".join(traceback.format_exception(exc))) from None
-        raise
+        sent = portable(exc)
+        if sent is exc:
+            raise
+        raise sent from None
 
 
 # --------------------------------------------------------------------------------------------------
@@ -140,13 +162,35 @@ def one_thread_per_worker() -> None:
     )  # ... and those it has loaded already (numpy, through the main module) are told
 
 
-class ProcessPool(Executor):
-    """A spawn-started process pool that starts on first use and replaces itself when a worker dies."""
+def start_worker(preload: tuple[str, ...] = ()) -> None:
+    """A process-pool worker's initializer: :func:`one_thread_per_worker`, then import ``preload``."""
+    import importlib
 
-    def __init__(self, jobs: int) -> None:
+    one_thread_per_worker()
+    for name in preload:
+        importlib.import_module(name)
+
+
+def _started() -> int:
+    """The first task of every worker (:class:`ProcessPool`): nothing but being started."""
+    return os.getpid()
+
+
+class ProcessPool(Executor):
+    """A spawn-started process pool that starts on first use and replaces itself when a worker dies.
+
+    Every worker is started with the pool and imports ``preload`` (module names) as it starts. A
+    ``ProcessPoolExecutor`` starts a worker only when a task finds none idle: a run whose first stage is
+    one long task (one recording) would start the second worker, and pay its imports (about 2 s), only
+    when the second stage begins, on that stage's critical path; started early, it imports while the
+    first worker analyses.
+    """
+
+    def __init__(self, jobs: int, *, preload: tuple[str, ...] = ()) -> None:
         import multiprocessing
 
         self.workers = jobs
+        self.preload = tuple(preload)
         self._context = multiprocessing.get_context(START_METHOD)
         self._pool: ProcessPoolExecutor | None = None
         self._lock = threading.Lock()
@@ -159,8 +203,13 @@ class ProcessPool(Executor):
                 raise RuntimeError("the executor is shut down")
             if self._pool is None:
                 self._pool = ProcessPoolExecutor(
-                    max_workers=self.workers, mp_context=self._context, initializer=one_thread_per_worker
+                    max_workers=self.workers,
+                    mp_context=self._context,
+                    initializer=start_worker,
+                    initargs=(self.preload,),
                 )
+                for _ in range(self.workers):  # each finds no idle worker, so each starts one
+                    self._pool.submit(_started)
             pool = self._pool
         try:
             return pool.submit(fn, *args, **kwargs)
@@ -189,7 +238,11 @@ def default_jobs() -> int:
 
 @contextlib.contextmanager
 def open_executor(
-    kind: str = "processes", *, jobs: int | None = None, scheduler: str | None = None
+    kind: str = "processes",
+    *,
+    jobs: int | None = None,
+    scheduler: str | None = None,
+    preload: tuple[str, ...] = (),
 ) -> Iterator[Executor]:
     """One of voiceprep's executors, released when the ``with`` block ends.
 
@@ -199,6 +252,7 @@ def open_executor(
             of ``"dask"`` (default :data:`DEFAULT_DASK_WORKERS`); ignored for ``"serial"`` and when
             connecting to an existing ``scheduler`` (its workers are what they are).
         scheduler: address of a running Dask scheduler (``tcp://host:8786``); only with ``"dask"``.
+        preload: modules each process-pool worker imports as it starts (:class:`ProcessPool`).
 
     Raises:
         InvalidArgument: an unknown ``kind``, ``jobs`` below 1, or ``scheduler`` with a kind other than dask.
@@ -212,7 +266,7 @@ def open_executor(
     if kind == "serial":
         yield InlineExecutor()
     elif kind == "processes":
-        pool = ProcessPool(jobs or default_jobs())
+        pool = ProcessPool(jobs or default_jobs(), preload=preload)
         try:
             yield pool
         finally:
@@ -235,7 +289,8 @@ def _dask_client(scheduler: str | None, jobs: int | None) -> Iterator[Any]:
         finally:
             client.close()
         return
-    with dask.config.set({"distributed.nanny.pre-spawn-environ": _worker_environ()}):
+    settings = {**LOCAL_CLUSTER_CONFIG, "distributed.nanny.pre-spawn-environ": _worker_environ()}
+    with dask.config.set(settings):  # read when the scheduler, nannies and workers are made
         cluster = LocalCluster(
             n_workers=jobs or DEFAULT_DASK_WORKERS,
             threads_per_worker=1,
@@ -245,8 +300,13 @@ def _dask_client(scheduler: str | None, jobs: int | None) -> Iterator[Any]:
             # of 8787, so concurrent runs on one machine neither clash nor warn.
             scheduler_kwargs={"dashboard_address": ":0"},
         )
+        try:
+            client = Client(cluster)
+        except BaseException:
+            cluster.close()
+            raise
     try:
-        with Client(cluster) as client:
+        with client:
             yield client
     finally:
         cluster.close()
@@ -326,4 +386,6 @@ __all__ = (
     "error_type",
     "map_unordered",
     "open_executor",
+    "portable",
+    "start_worker",
 )

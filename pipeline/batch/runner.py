@@ -60,6 +60,15 @@ from pipeline.rules.metrics import counted
 CACHE_VERSION = 5
 """Bumped when cached rows or analyses change meaning; old cache entries are then ignored."""
 
+WORKER_MODULES = (
+    "pipeline.batch.runner",
+    "pipeline.analysis.fastpass",
+    "pipeline.analysis.inspection",
+    "pipeline.selection.select",
+    "pipeline.render.clip",
+)
+"""What the tasks of both stages import: each process-pool worker imports them as it starts."""
+
 ProgressCallback = Callable[[str, dict[str, Any]], None]
 
 
@@ -295,9 +304,12 @@ def cached_recording(item: InputFile, *, cache_dir: Path, config: RunConfig) -> 
     return row if row.status != "ok" or analysis_path.exists() else None
 
 
-def analyze_recording(item: InputFile, *, cache_dir: Path, config: RunConfig) -> RecordingRow:
+def analyze_recording(
+    item: InputFile, *, cache_dir: Path, config: RunConfig, threads: int = 1
+) -> RecordingRow:
     """Stage-1 task: the recordings row of one file; its analysis, when ``ok``, is cached for stage 2.
 
+    ``threads=2`` runs the fast pass's meters in two threads (:func:`meter_threads`), the same result.
     Data problems become a ``failed`` row with a reason code; this function only raises on bugs.
     """
     from pipeline.analysis.fastpass import analyze_file
@@ -317,6 +329,7 @@ def analyze_recording(item: InputFile, *, cache_dir: Path, config: RunConfig) ->
                 max_input_s=config.max_input_s,
                 info=info,
                 vad_aggressiveness=config.vad_aggressiveness,
+                threads=threads,
             )
             if not result.metrics.get("duration_s"):
                 raise AudioReadError("empty", "no samples could be decoded")
@@ -348,6 +361,19 @@ def analyze_recording(item: InputFile, *, cache_dir: Path, config: RunConfig) ->
     del result
     release_free_memory()
     return row
+
+
+def meter_threads(kind: str | Executor, workers: int | None, scheduler: str | None, files: int) -> int:
+    """Threads for each file's fast pass: 2 when voiceprep's own workers have two cores per file to
+    analyse (one long recording on ``--jobs 2``: its fast pass is one task, and the second core would
+    wait for it), else 1. Workers count only as far as this process has CPUs (``--jobs 2`` pinned to one
+    core keeps one thread). A serial run, a user's executor and a scheduler's workers keep one thread."""
+    from pipeline.batch.executors import DEFAULT_DASK_WORKERS, default_jobs
+
+    if not isinstance(kind, str) or kind == "serial" or scheduler is not None:
+        return 1
+    cores = min(workers or (default_jobs() if kind == "processes" else DEFAULT_DASK_WORKERS), default_jobs())
+    return 2 if cores >= 2 * files else 1
 
 
 # --------------------------------------------------------------------------------------------- stage 2
@@ -447,6 +473,78 @@ def _own_turns(voice: Any, recordings: Sequence[Any]) -> list[tuple[float, float
             return None
         turns.extend(here.turns)
     return turns
+ClipGroup = tuple[tuple[str, ...], tuple[InputFile, ...]]
+"""Stage-2 input of one worker task: families that share their windows and one speaker's recordings."""
+
+
+def clip_groups(tasks: Sequence[ClipTask]) -> list[ClipGroup]:
+    """The stage-2 tasks of one speaker whose families deliver clips of the same duration range, as one
+    worker task each, the biggest first.
+
+    Such families score the same windows, and selection keeps each window's slow measures (DNSMOS,
+    Silero's edges, the content meter) in its process (:mod:`pipeline.selection.slow`): in one task the
+    second family finds them measured (on the realistic hour Qwen-TTS after CosyVoice costs 0.5 s of CPU
+    instead of 3.5 s; ``BENCHMARKS.md``, scaling). Groups of more families go first, so the longest tasks
+    do not start last. The rows do not depend on the grouping: each family is still selected on its own.
+    """
+    from pipeline.rules.families import load_family
+
+    groups: dict[tuple[str, Any], list[str]] = {}
+    files_of: dict[str, tuple[InputFile, ...]] = {}
+    for family, files in tasks:
+        who = files[0].speaker
+        span = load_family(family).delivery.duration_s.model_dump(mode="json")
+        groups.setdefault((who, json.dumps(span, sort_keys=True)), []).append(family)
+        files_of[who] = files
+    out = [(tuple(families), files_of[who]) for (who, _), families in groups.items()]
+    return sorted(out, key=lambda g: -len(g[0]))  # stable: speakers stay in name order
+
+
+def cached_clips(
+    group: ClipGroup,
+    *,
+    out_dir: Path,
+    cache_dir: Path,
+    config: RunConfig,
+    voices: dict[str, dict[str, Any]] | None = None,
+) -> list[ClipRow] | None:
+    """:func:`cached_clip` of every family of ``group``, or None when any of them must be made."""
+    families, files = group
+    rows = []
+    for family in families:
+        row = cached_clip((family, files), out_dir=out_dir, cache_dir=cache_dir, config=config, voices=voices)
+        if row is None:
+            return None
+        rows.append(row)
+    return rows
+
+
+def make_clips(
+    group: ClipGroup,
+    *,
+    out_dir: Path,
+    cache_dir: Path,
+    config: RunConfig,
+    voices: dict[str, dict[str, Any]] | None = None,
+) -> list[ClipRow | BaseException]:
+    """Stage-2 task of a :func:`clip_groups` group: each family's row, from the cache or
+    :func:`make_clip`, in the group's order.
+
+    A family whose work raises (a bug) gets its exception in its place (a
+    :class:`~pipeline.batch.executors.TaskError` when it cannot travel between processes as itself); the
+    other families of the group are still made.
+    """
+    from pipeline.batch.executors import portable
+
+    families, files = group
+    where = {"out_dir": out_dir, "cache_dir": cache_dir, "config": config, "voices": voices}
+    rows: list[ClipRow | BaseException] = []
+    for family in families:
+        try:
+            rows.append(cached_clip((family, files), **where) or make_clip((family, files), **where))
+        except Exception as exc:
+            rows.append(portable(exc))
+    return rows
 
 
 def _clip_intact(out: Path, row: ClipRow) -> bool:
@@ -715,8 +813,14 @@ def run(
         with contextlib.ExitStack() as stack:
             opened: list[Executor] = [kind] if isinstance(kind, Executor) else []
 
-            def outcomes(cached: Callable[[Any], Any], compute: Callable[[Any], Any], items: Sequence[Any]):
-                """``(item, result or exception)``: cached results first (no worker), then computed ones."""
+            def outcomes(
+                cached: Callable[[Any], Any],
+                compute: Callable[[Any], Any],
+                items: Sequence[Any],
+                count: Callable[[Any], int] = lambda item: 1,
+            ):
+                """``(item, result or exception)``: cached results first (no worker), then computed ones;
+                ``count`` says how many of run.json's tasks an item is."""
                 from pipeline.batch.executors import map_unordered, open_executor
 
                 missing = []
@@ -728,21 +832,26 @@ def run(
                     if hit is None:
                         missing.append(item)
                     else:
-                        tasks["from_cache"] += 1
+                        tasks["from_cache"] += count(item)
                         yield item, hit
                 if missing and not opened:  # started on first need, once per run
                     opened.append(
-                        stack.enter_context(open_executor(str(kind), jobs=workers, scheduler=scheduler))
+                        stack.enter_context(
+                            open_executor(
+                                str(kind), jobs=workers, scheduler=scheduler, preload=WORKER_MODULES
+                            )
+                        )
                     )
                 for item, result in map_unordered(opened[0], compute, missing) if missing else ():
-                    tasks["computed"] += 1
+                    tasks["computed"] += count(item)
                     yield item, result
 
             t_stage = time.perf_counter()
             where = {"cache_dir": cache, "config": cfg}
+            threads = meter_threads(kind, workers, scheduler, len(inputs))
             stage1 = outcomes(
                 functools.partial(cached_recording, **where),
-                functools.partial(analyze_recording, **where),
+                functools.partial(analyze_recording, **where, threads=threads),
                 inputs,
             )
             for item, result in stage1:
@@ -771,17 +880,22 @@ def run(
                 _notify(progress, "clip", row=clip)
             where = {"out_dir": out, "cache_dir": cache, "config": cfg, "voices": voices}
             stage2 = outcomes(
-                functools.partial(cached_clip, **where), functools.partial(make_clip, **where), clip_tasks
+                functools.partial(cached_clips, **where),
+                functools.partial(make_clips, **where),
+                clip_groups(clip_tasks),
+                lambda group: len(group[0]),
             )
-            for (family, files), result in stage2:
-                if isinstance(result, BaseException):
-                    who = files[0].speaker
-                    clip = ClipRow(speaker=who, family=family, **_crash(out, f"{who}/{family}", result))
-                else:
-                    clip = result
-                clips.append(clip)
-                append_row(clip_manifest, clip)
-                _notify(progress, "clip", row=clip)
+            for (families, files), result in stage2:
+                results = [result] * len(families) if isinstance(result, BaseException) else result
+                for family, made in zip(families, results, strict=True):
+                    if isinstance(made, BaseException):
+                        who = files[0].speaker
+                        clip = ClipRow(speaker=who, family=family, **_crash(out, f"{who}/{family}", made))
+                    else:
+                        clip = made
+                    clips.append(clip)
+                    append_row(clip_manifest, clip)
+                    _notify(progress, "clip", row=clip)
             timings["clips_s"] = time.perf_counter() - t_stage
 
         recordings = sorted(_with_use(recordings, clips), key=lambda r: r.path)

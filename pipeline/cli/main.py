@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import shlex
 import sys
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -444,6 +445,7 @@ def run_command(
     for name in family or cfg.families:  # an unknown family is a usage error before OUT is made
         load_family(name)
     kind = "dask" if scheduler is not None and executor is None else executor
+    preloading = _preload_report()
     with contextlib.ExitStack() as held:  # the lock, over the run, its report and --submit
         try:
             held.enter_context(output_lock(prepare_output(input_path, out_dir)))
@@ -466,6 +468,7 @@ def run_command(
             raise fail(f"cannot run: {exc}", EXIT_BUSY) from None
         except RunError as exc:
             raise fail(f"cannot run: {exc}", EXIT_INTERNAL) from None
+        preloading.join()  # done long before; after it, this thread imports nothing it is importing
         from pipeline.report.results import load_run
 
         results = load_run(written)
@@ -478,6 +481,21 @@ def run_command(
             code = max(code, _submit_after_run(written, family, preview, config, cfg.region, cfg.language))
         write_report(written)
     raise typer.Exit(code)
+
+
+def _preload_report() -> threading.Thread:
+    """Import the report's libraries in a thread while the run works (:func:`pipeline.report.build.preload`):
+    the report is built at the end, when every worker is done. A daemon thread: a run that fails early
+    does not wait for it."""
+
+    def preload() -> None:
+        from pipeline.report.build import preload
+
+        preload()
+
+    thread = threading.Thread(target=preload, name="voiceprep-report-preload", daemon=True)
+    thread.start()
+    return thread
 
 
 @app.command("report")
