@@ -532,7 +532,7 @@ def _normalise(
         if abs(err) <= LOUDNESS_TOLERANCE_LU and over <= 0.0:
             break
         gain_db += err
-    tp = float(integrated_loudness(y, sample_rate=rate).metrics["true_peak_dbtp"])
+    tp = float(m["true_peak_dbtp"])  # measured on this very ``y`` by the last try
     if tp > tp_max - 0.05:  # the limiter did not converge: fall back to plain gain reduction
         y = y * 10.0 ** ((tp_max - 0.05 - tp) / 20.0)
         notes.append(f"true peak {tp:.2f} dBTP after limiting; gain lowered by {tp - tp_max + 0.05:.2f} dB")
