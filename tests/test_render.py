@@ -337,6 +337,26 @@ def test_limiter_in_place_gives_the_plain_expressions() -> None:
     assert np.array_equal(x, before)  # the input is not touched
 
 
+def test_limiter_with_a_scaled_envelope_matches_the_envelope_of_the_scaled_clip() -> None:
+    """The loudness loop scales one envelope per try: the same limiting as the scaled clip's own envelope
+    (equal up to float rounding; the PCM16 samples of the clips are the same)."""
+    from pipeline.render import clip
+
+    rng = np.random.default_rng(4)
+    rate = 48000
+    x = 0.2 * rng.standard_normal(2 * rate)
+    x[rate : rate + 48] = 0.9
+    scale = 10.0 ** (4.7 / 20.0)
+    direct, reduction = clip._limit(x * scale, rate, -1.3)
+    scaled, reduction_scaled = clip._limit(
+        x * scale, rate, -1.3, envelope=clip._peak_envelope(x), scale=scale
+    )
+    assert reduction < -1.0
+    assert reduction_scaled == pytest.approx(reduction, abs=1e-9)
+    assert np.max(np.abs(scaled - direct)) < 1e-12
+    assert np.array_equal(np.round(scaled * 32767), np.round(direct * 32767))
+
+
 # ------------------------------------------------------------------------------------------------ assembly
 
 
