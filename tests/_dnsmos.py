@@ -28,11 +28,11 @@ _SCORES: dict[tuple[str, str, tuple[int, ...]], Any] = {}
 def _remembering(score: Any) -> Any:
     """``score`` (:func:`pipeline.analysis.dnsmos.dnsmos`) that looks the samples up first."""
 
-    def remembered(audio16k: Any, *, keep_memory: bool = False) -> Any:
+    def remembered(audio16k: Any) -> Any:
         samples = np.ascontiguousarray(audio16k)
         key = (hashlib.sha256(samples.tobytes()).hexdigest(), samples.dtype.str, samples.shape)
         if key not in _SCORES:
-            _SCORES[key] = score(audio16k, keep_memory=keep_memory)
+            _SCORES[key] = score(audio16k)
         return copy.deepcopy(_SCORES[key])
 
     return remembered

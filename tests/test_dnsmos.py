@@ -180,20 +180,3 @@ def test_scoring_imports_neither_speechmos_code_nor_requests() -> None:
         "dnsmos.dnsmos(np.random.default_rng(0).standard_normal(16000).astype(np.float32) * 0.1)\n"
     )
     assert loaded_after(code, "speechmos.dnsmos", "requests") == [False, False]
-
-
-def test_keeping_the_working_memory_gives_the_same_scores(clean16k: np.ndarray) -> None:
-    """Segments run with the model's memory kept from the run before score exactly as fresh runs."""
-    window = np.concatenate([clean16k, clean16k])[: dn.SEGMENT_SAMPLES + 2 * dn.HOP_SAMPLES]
-    assert len(dn.segments(window)) == 2  # the second reuses the first's memory
-    model = dn._get_model()
-    fresh = [model.score_segment(part) for part in dn.segments(window)]
-    kept = [model.score_segment(part, keep_memory=True) for part in dn.segments(window)]
-    assert kept == fresh
-    assert dn.dnsmos(window, keep_memory=True).metrics == dn.dnsmos(window).metrics
-
-
-def test_runs_model_says_which_windows_reach_the_model(clean16k: np.ndarray) -> None:
-    assert dn.runs_model(clean16k[: dn.SEGMENT_SAMPLES])
-    assert not dn.runs_model(clean16k[: dn.HOP_SAMPLES // 2])  # under a second: not measured
-    assert not dn.runs_model(np.zeros(dn.SEGMENT_SAMPLES, dtype=np.float32))  # silent

@@ -557,7 +557,7 @@ def test_long_clip_is_ranked_on_a_dnsmos_sample_and_measured_whole_when_chosen(
     # Stand-in for the model: a segment that holds the noise burst scores 2.0, a clean one 3.5.
     calls: list[float] = []
 
-    def fake(chunk: np.ndarray, *, keep_memory: bool = False) -> Analysis:
+    def fake(chunk: np.ndarray) -> Analysis:
         noisy = float(np.max(np.abs(np.diff(chunk)))) > 0.05
         calls.append(2.0 if noisy else 3.5)
         return Analysis({"dnsmos_ovrl": calls[-1], "dnsmos_sig": 3.6, "dnsmos_bak": 3.9})
@@ -593,7 +593,7 @@ def test_a_stretch_shared_by_two_clips_is_levelled_alike_and_scored_once(
 
     heard: list[float] = []
 
-    def fake(chunk: np.ndarray, *, keep_memory: bool = False) -> Analysis:
+    def fake(chunk: np.ndarray) -> Analysis:
         heard.append(float(np.sqrt(np.mean(np.square(chunk, dtype=np.float64)))))
         return Analysis({"dnsmos_ovrl": 3.0, "dnsmos_sig": 3.5, "dnsmos_bak": 4.0})
 
@@ -620,8 +620,7 @@ def test_the_chosen_long_plan_carries_dnsmos_of_its_whole_cover(monkeypatch: pyt
     import pipeline.analysis.dnsmos as dnsmos_module
     import pipeline.selection.slow as slow
 
-    # any clean-speech score; the model itself is not the point
-    def fake(chunk: np.ndarray, *, keep_memory: bool = False) -> Analysis:
+    def fake(chunk: np.ndarray) -> Analysis:  # any clean-speech score; the model itself is not the point
         return Analysis({"dnsmos_ovrl": 3.3, "dnsmos_sig": 3.6, "dnsmos_bak": 4.0})
 
     monkeypatch.setattr(dnsmos_module, "dnsmos", fake)

@@ -136,29 +136,16 @@ def dnsmos_of(audio16k: np.ndarray, *, most_segments: int | None = None) -> Anal
     return result
 
 
-def _segment_key(chunk: np.ndarray) -> bytes:
-    return hashlib.blake2b(np.ascontiguousarray(chunk).tobytes(), digest_size=16).digest()
-
-
-def _segment_dnsmos(chunk: np.ndarray, *, keep_memory: bool = False) -> Analysis:
-    """DNSMOS of one segment (or of short audio), once per process for the same samples
-    (``keep_memory``: see :func:`pipeline.analysis.dnsmos.dnsmos`)."""
+def _segment_dnsmos(chunk: np.ndarray) -> Analysis:
+    """DNSMOS of one segment (or of short audio), once per process for the same samples."""
     from pipeline.analysis.dnsmos import dnsmos
 
-    key = _segment_key(chunk)
+    key = hashlib.blake2b(np.ascontiguousarray(chunk).tobytes(), digest_size=16).digest()
     if key not in _SEGMENT_CACHE:
         if len(_SEGMENT_CACHE) >= _DNSMOS_CACHE_SIZE:
             _SEGMENT_CACHE.pop(next(iter(_SEGMENT_CACHE)))
-        _SEGMENT_CACHE[key] = dnsmos(chunk, keep_memory=keep_memory)
+        _SEGMENT_CACHE[key] = dnsmos(chunk)
     return _SEGMENT_CACHE[key]
-
-
-def _last_model_run(chunks: Sequence[np.ndarray]) -> int:
-    """Index of the last of ``chunks`` that runs the model (not cached, not silent or short); -1: none."""
-    from pipeline.analysis.dnsmos import runs_model
-
-    fresh = [i for i, c in enumerate(chunks) if _segment_key(c) not in _SEGMENT_CACHE and runs_model(c)]
-    return fresh[-1] if fresh else -1
 
 
 def _at_level(chunk: np.ndarray) -> np.ndarray:
@@ -188,9 +175,7 @@ def _dnsmos_of(x: np.ndarray, most_segments: int | None = None) -> Analysis:
         picked = np.linspace(0, cover - 1, most_segments).round().astype(np.int64)
         chunks = [chunks[i] for i in sorted(set(picked.tolist()))]
     release_free_memory()  # the model's working set should not stack on freed selection arrays
-    levelled = [_at_level(chunk) for chunk in chunks]
-    last = _last_model_run(levelled)  # the model keeps its working memory until this window's last run
-    scores = [_segment_dnsmos(chunk, keep_memory=i < last) for i, chunk in enumerate(levelled)]
+    scores = [_segment_dnsmos(_at_level(chunk)) for chunk in chunks]
     known = [m.metrics for m in scores if m.metrics.get("dnsmos_ovrl") is not None]
     if not known:
         why = next((m.null_reasons.get("dnsmos_ovrl") for m in scores), None)
