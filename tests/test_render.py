@@ -311,6 +311,52 @@ def test_limiter_keeps_true_peak_without_clipping(speech: Path, cosy: FamilySpec
     assert any("limiter" in note for note in result.notes)
 
 
+def test_limiter_in_place_gives_the_plain_expressions() -> None:
+    """The limiter computes its gain in one array (memory); the samples are those of the plain formulas."""
+    from scipy.ndimage import maximum_filter1d, minimum_filter1d, uniform_filter1d
+
+    from pipeline.audio import filters
+    from pipeline.render import clip
+
+    rng = np.random.default_rng(3)
+    rate = 48000
+    x = 0.3 * rng.standard_normal(3 * rate)  # longer than several envelope blocks
+    x[rate : rate + 48] = 0.99  # a burst the limiter must pull down
+    before = x.copy()
+    ceiling_db = -1.3
+    over = maximum_filter1d(np.abs(filters.upsample_poly(x, 4)), size=9, mode="nearest")[::4]
+    need = np.minimum(1.0, 10.0 ** (ceiling_db / 20.0) / np.maximum(np.maximum(over, np.abs(x)), 1e-12))
+    h = round(clip.LIMITER_RAMP_S * rate)
+    gain = minimum_filter1d(need, size=4 * h + 1, mode="nearest")
+    gain = uniform_filter1d(
+        uniform_filter1d(gain, size=2 * h + 1, mode="nearest"), size=2 * h + 1, mode="nearest"
+    )
+    y, reduction = clip._limit(x, rate, ceiling_db)
+    assert np.array_equal(y, x * gain)
+    assert reduction == float(20.0 * np.log10(gain.min())) < -1.0
+    assert np.array_equal(x, before)  # the input is not touched
+
+
+def test_limiter_with_a_scaled_envelope_matches_the_envelope_of_the_scaled_clip() -> None:
+    """The loudness loop scales one envelope per try: the same limiting as the scaled clip's own envelope
+    (equal up to float rounding; the PCM16 samples of the clips are the same)."""
+    from pipeline.render import clip
+
+    rng = np.random.default_rng(4)
+    rate = 48000
+    x = 0.2 * rng.standard_normal(2 * rate)
+    x[rate : rate + 48] = 0.9
+    scale = 10.0 ** (4.7 / 20.0)
+    direct, reduction = clip._limit(x * scale, rate, -1.3)
+    scaled, reduction_scaled = clip._limit(
+        x * scale, rate, -1.3, envelope=clip._peak_envelope(x), scale=scale
+    )
+    assert reduction < -1.0
+    assert reduction_scaled == pytest.approx(reduction, abs=1e-9)
+    assert np.max(np.abs(scaled - direct)) < 1e-12
+    assert np.array_equal(np.round(scaled * 32767), np.round(direct * 32767))
+
+
 # ------------------------------------------------------------------------------------------------ assembly
 
 

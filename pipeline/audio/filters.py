@@ -213,6 +213,14 @@ def sosfilt(
     kernel = _kernel("_sosfilt")
     if kernel is None:  # pragma: no cover - see the module docstring
         return _scipy_signal().sosfilt(sos, x, axis=axis, zi=zi)
+    return _sosfilt(kernel, sos, x, axis=axis, zi=zi, overwrite_x=False)
+
+
+def _sosfilt(
+    kernel: Any, sos: np.ndarray, x: np.ndarray, *, axis: int, zi: np.ndarray | None, overwrite_x: bool
+) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+    """:func:`sosfilt` on SciPy's kernel; ``overwrite_x``: a C-ordered float64 ``x`` is filtered in place
+    (the same values, one array fewer) instead of in a copy."""
     sos = _sos_array(sos)
     x = np.asarray(x, dtype=np.float64)
     n_sections = sos.shape[0]
@@ -229,7 +237,9 @@ def sosfilt(
     moved = np.moveaxis(x, axis, -1)
     state = np.moveaxis(state, (0, axis + 1), (-2, -1))
     x_shape, state_moved_shape = moved.shape, state.shape
-    y = np.array(np.reshape(moved, (-1, moved.shape[-1])), np.float64, order="C")
+    y = np.reshape(moved, (-1, moved.shape[-1]))
+    if not (overwrite_x and y.dtype == np.float64 and y.flags.c_contiguous and y.flags.writeable):
+        y = np.array(y, np.float64, order="C")
     state = np.ascontiguousarray(np.reshape(state, (-1, n_sections, 2)))
     kernel._sosfilt(sos, y, state)
     y = np.moveaxis(y.reshape(x_shape), -1, axis)
@@ -305,8 +315,19 @@ def sosfiltfilt(sos: np.ndarray, x: np.ndarray, *, axis: int = -1) -> np.ndarray
         index[axis] = slice(start, stop, step)
         return a[tuple(index)]
 
-    y, _ = sosfilt(sos, ext, axis=axis, zi=zi * axis_slice(ext, None, 1))
-    y, _ = sosfilt(sos, axis_slice(y, None, None, -1), axis=axis, zi=zi * axis_slice(y, -1, None))
+    # The padded copy is ours: the forward pass runs in it, so two padded arrays exist at a time, not
+    # three (the render's zero-phase high-pass of a whole clip).
+    kernel = _kernel("_sosfilt")
+    y, _ = _sosfilt(kernel, sos, ext, axis=axis, zi=zi * axis_slice(ext, None, 1), overwrite_x=True)
+    del ext
+    y, _ = _sosfilt(
+        kernel,
+        sos,
+        axis_slice(y, None, None, -1),
+        axis=axis,
+        zi=zi * axis_slice(y, -1, None),
+        overwrite_x=False,
+    )
     y = axis_slice(y, None, None, -1)
     return axis_slice(y, edge, -edge)
 

@@ -468,36 +468,48 @@ def _peak_envelope(x: np.ndarray) -> np.ndarray:
     n = x.shape[0]
     env = np.empty(n, dtype=np.float64)
     # In blocks with a margin wider than the interpolation filter (10 input samples each side): the same
-    # values as one pass, without four whole-clip copies at 4x the rate (180 MB for 30 s at 48 kHz).
+    # values as one pass, without four whole-clip copies at 4x the rate (180 MB for 30 s at 48 kHz);
+    # 16384 samples: about 2 MB of working arrays per block.
     for a in range(0, n, _ENVELOPE_BLOCK):
         b = min(a + _ENVELOPE_BLOCK, n)
         lo, hi = max(a - _ENVELOPE_MARGIN, 0), min(b + _ENVELOPE_MARGIN, n)
         over = np.abs(filters.upsample_poly(x[lo:hi], 4))
         part = maximum_filter1d(over, size=9, mode="nearest")[::4]
-        env[a:b] = part[a - lo : b - lo]
-    return np.maximum(env, np.abs(x))
+        np.maximum(part[a - lo : b - lo], np.abs(x[a:b]), out=env[a:b])
+    return env
 
 
-_ENVELOPE_BLOCK = 1 << 16
+_ENVELOPE_BLOCK = 1 << 14
 _ENVELOPE_MARGIN = 64
 
 
-def _limit(x: np.ndarray, rate: int, ceiling_db: float) -> tuple[np.ndarray, float]:
+def _limit(
+    x: np.ndarray, rate: int, ceiling_db: float, *, envelope: np.ndarray | None = None, scale: float = 1.0
+) -> tuple[np.ndarray, float]:
     """Look-ahead limiter: a smooth gain curve that keeps every (true) peak under ``ceiling_db``.
 
     The needed gain per sample is spread by a minimum filter of half-width ``2h`` and smoothed by two
     boxes of half-width ``h``; every sample's smoothed gain is an average of minima that include that
     sample's own need, so no peak escapes, and the gain moves in 16 ms raised ramps (no clicks).
+    ``envelope`` (with ``scale``): ``x`` is ``scale`` times audio whose :func:`_peak_envelope` is known;
+    the envelope is linear in the gain, so it is scaled instead of computed again.
     """
     ceiling = 10.0 ** (ceiling_db / 20.0)
-    need = np.minimum(1.0, ceiling / np.maximum(_peak_envelope(x), 1e-12))
+    # One clip-long array from the envelope to the output (the same values as the plain expressions:
+    # every step is elementwise or a filter that buffers its own lines): the render's peak memory.
+    need = _peak_envelope(x) if envelope is None else np.multiply(envelope, scale)
+    np.maximum(need, 1e-12, out=need)
+    np.divide(ceiling, need, out=need)
+    np.minimum(need, 1.0, out=need)
     if need.min() >= 1.0:
         return x, 0.0
     h = max(1, round(LIMITER_RAMP_S * rate))
-    gain = minimum_filter1d(need, size=4 * h + 1, mode="nearest")
-    gain = uniform_filter1d(gain, size=2 * h + 1, mode="nearest")
-    gain = uniform_filter1d(gain, size=2 * h + 1, mode="nearest")
-    return x * gain, float(20.0 * np.log10(gain.min()))
+    gain = need
+    minimum_filter1d(gain, size=4 * h + 1, mode="nearest", output=gain)
+    uniform_filter1d(gain, size=2 * h + 1, mode="nearest", output=gain)
+    uniform_filter1d(gain, size=2 * h + 1, mode="nearest", output=gain)
+    reduction = float(20.0 * np.log10(gain.min()))
+    return np.multiply(x, gain, out=gain), reduction
 
 
 def _normalise(
@@ -512,9 +524,12 @@ def _normalise(
     ceiling_db = tp_max - LIMITER_MARGIN_DB
     reduction = 0.0
     y = x
+    envelope = _peak_envelope(x)  # once: each try scales it (the 4x oversampling was most of a try)
     for _ in range(8):
-        y = x * 10.0 ** (gain_db / 20.0)
-        y, reduction = _limit(y, rate, ceiling_db)
+        y = x  # the last try's output goes before the next one is made (one clip-long array less)
+        scale = 10.0 ** (gain_db / 20.0)
+        y = x * scale
+        y, reduction = _limit(y, rate, ceiling_db, envelope=envelope, scale=scale)
         m = integrated_loudness(y, sample_rate=rate).metrics
         err = target_lufs - float(m["lufs"])
         over = float(m["true_peak_dbtp"]) - ceiling_db
@@ -523,7 +538,7 @@ def _normalise(
         if abs(err) <= LOUDNESS_TOLERANCE_LU and over <= 0.0:
             break
         gain_db += err
-    tp = float(integrated_loudness(y, sample_rate=rate).metrics["true_peak_dbtp"])
+    tp = float(m["true_peak_dbtp"])  # measured on this very ``y`` by the last try
     if tp > tp_max - 0.05:  # the limiter did not converge: fall back to plain gain reduction
         y = y * 10.0 ** ((tp_max - 0.05 - tp) / 20.0)
         notes.append(f"true peak {tp:.2f} dBTP after limiting; gain lowered by {tp - tp_max + 0.05:.2f} dB")
@@ -578,10 +593,13 @@ def render(
     rates = sorted({a.rate for a in raw})
     rate = rates[-1]
     buffers = [_at_rate(a, rate) for a in raw]
+    del raw  # each piece is in ``buffers`` at the working rate now
     notes: list[str] = []
 
     # 2-4. cut, shorten pauses, join
     audio, segments = _assemble(buffers, plan=plan, spec=spec, rate=rate, rng=rng, notes=notes)
+    pieces = len(buffers)
+    del buffers  # the pieces (and their energy sums) are in the clip now: their memory goes
 
     # 5. DC and rumble
     audio = _highpass(audio, rate)
@@ -629,6 +647,6 @@ def render(
         denoised=denoised,
         dnsmos_before=before,
         dnsmos_after=after,
-        pauses_shortened=len(segments) - len(buffers),
+        pauses_shortened=len(segments) - pieces,
         notes=notes,
     )
