@@ -60,7 +60,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from benchmarks import corpus  # noqa: E402
-from pipeline.analysis import speaker  # noqa: E402
+from pipeline.analysis import ge2e as speaker  # noqa: E402  (the default model; --model campplus swaps it)
 from pipeline.analysis.base import ANALYSIS_RATE  # noqa: E402
 from pipeline.audio.view import load_mono  # noqa: E402
 

@@ -62,7 +62,8 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from benchmarks import voices_items as vi  # noqa: E402
-from pipeline.analysis import campplus, speaker  # noqa: E402
+from pipeline.analysis import campplus  # noqa: E402
+from pipeline.analysis import ge2e as speaker  # noqa: E402  (the default model; --model campplus swaps it)
 
 RESULTS = ROOT / "benchmarks" / "results"
 STEP_S = 0.5
@@ -569,7 +570,7 @@ def interviews(seed: int, one_speaker_vectors: Sequence[np.ndarray] = ()) -> dic
 
 def _load_voice_module(pipeline_root: Path) -> Any:
     """``pipeline/analysis/voice.py`` of ``pipeline_root`` loaded by path (its imports resolve to the
-    ``pipeline`` package on the path; ``speaker`` is the same in both)."""
+    ``pipeline`` package on the path; ``pipeline.analysis.speaker`` is the one on the path)."""
     import importlib.util
 
     path = pipeline_root / "pipeline" / "analysis" / "voice.py"
@@ -599,27 +600,28 @@ def pipeline_rule(seed: int, pipeline_root: Path, edge_drops: Sequence[float] = 
     rule again with each of these ``DEGRADED_EDGE_DROP`` (before it, ``EDGE_DROP``) values (``by_edge_drop``;
     the windows embedded once)."""
     pv = _load_voice_module(pipeline_root)
+    step = getattr(pv, "SAMPLE_STEP_S", 1.6)  # the module's sampling of a recording (side by side)
     partials: dict[tuple[str, str], np.ndarray] = {}
 
     def reference_partials(target: str, condition: str) -> np.ndarray:
         if (target, condition) not in partials:
             x = vi.joined(target, "reference")[: round(REFERENCE_MAX_S * vi.RATE)]
             y = vi.degrade(x, condition, vi._rng(seed, "reference", target, condition))
-            partials[(target, condition)] = speaker.partial_embeddings(y, step_s=1.6).vectors
+            partials[(target, condition)] = pv.partial_embeddings(y, step_s=step).vectors
         return partials[(target, condition)]
 
     voices = {t: pv.dominant_voice(reference_partials(t, "clean")) for t in vi.TARGETS}
     judged: list[tuple[vi.Item, Any, Any, Any]] = []
     for item in vi.other_voice_windows(seed) + vi.one_speaker_windows(seed):
-        found = speaker.partial_embeddings(item.audio, step_s=pv.SPAN_STEP_S)
+        found = pv.partial_embeddings(item.audio, step_s=pv.SPAN_STEP_S)
         voice = voices[item.target]
         rest = reference_partials(item.target, item.condition)
         here_partials = np.vstack([rest, found.vectors[::3]])
         if hasattr(pv.Voice, "without"):  # the window left out of the recording's voice (i9-other on)
-            # the rest of the recording after the window (which sits at 0-15 s), its partials every 1.6 s
-            rest_starts = 20.0 + 1.6 * np.arange(rest.shape[0])
+            # the rest of the recording after the window (which sits at 0-15 s), its partials side by side
+            rest_starts = 20.0 + step * np.arange(rest.shape[0])
             starts = np.concatenate([rest_starts, found.starts_s[::3]])
-            ends = np.concatenate([rest_starts + 1.6, found.ends_s[::3]])
+            ends = np.concatenate([rest_starts + step, found.ends_s[::3]])
             here = pv.recording_voice(here_partials, voice, times=np.stack([starts, ends], axis=1))
             here = here.without(0.0, float(item.audio.size) / vi.RATE)
         elif hasattr(pv, "recording_voice"):  # the plain mean of the recording's partials (i9-interview on)

@@ -46,9 +46,9 @@ FILE_MIN_SPEECH_S = 4.8
 """Least speech (seconds) embedded of one recording (three partials), however many files the speaker has."""
 SAMPLE_CHUNK_S = 6.0
 """Speech is read in pieces of at most this length, spread evenly over the recording's speech segments."""
-SAMPLE_STEP_S = 1.6
-"""Partial spacing when sampling a recording: side by side, no overlap (half the cost of Resemblyzer's
-0.77 s; the voice is averaged over many partials anyway)."""
+SAMPLE_STEP_S = PARTIAL_S
+"""Partial spacing when sampling a recording: side by side, no overlap (each second heard once; the voice
+is averaged over many partials anyway)."""
 SPAN_STEP_S = 0.5
 """Partial spacing along a window checked for other voices (finer, so a 2 s turn holds whole partials)."""
 SCREEN_STEP_S = 1.0
@@ -194,7 +194,7 @@ def _unit(v: np.ndarray) -> np.ndarray:
 
 
 def dominant_voice(vectors: np.ndarray, *, source: str = "folder") -> Voice | None:
-    """The voice most of ``vectors`` (unit partial embeddings, ``(n, 256)``) share; ``None`` for none.
+    """The voice most of ``vectors`` (unit partial embeddings, ``(n, EMBEDDING_SIZE)``) share; ``None`` for none.
 
     Seed: the partial with the most others within :data:`PAIR_COSINE`; the group's mean is then refined
     twice over the partials within :data:`MEMBER_COSINE` of it.
@@ -227,7 +227,7 @@ def dominant_voice(vectors: np.ndarray, *, source: str = "folder") -> Voice | No
 
 
 def two_voices(vectors: np.ndarray, iterations: int = 10) -> tuple[np.ndarray, np.ndarray] | None:
-    """Spherical 2-means of unit partials ``(n, 256)``: the two unit centroids, or ``None`` for fewer than
+    """Spherical 2-means of unit partials ``(n, EMBEDDING_SIZE)``: the two unit centroids, or ``None`` for fewer than
     four partials. Starts from the dominant voice and the mean of the 20 % of partials farthest from it."""
     v = np.asarray(vectors, dtype=np.float64).reshape(-1, EMBEDDING_SIZE)
     first = dominant_voice(v)
@@ -245,7 +245,7 @@ def two_voices(vectors: np.ndarray, iterations: int = 10) -> tuple[np.ndarray, n
 
 
 def holds_two_voices(vectors: np.ndarray) -> bool:
-    """True when partials ``(n, 256)`` hold two voices: their :func:`two_voices` centroids are under
+    """True when partials ``(n, EMBEDDING_SIZE)`` hold two voices: their :func:`two_voices` centroids are under
     :data:`TWO_VOICES_COSINE`."""
     pair = two_voices(vectors)
     return pair is not None and float(pair[0] @ pair[1]) < TWO_VOICES_COSINE
@@ -254,7 +254,7 @@ def holds_two_voices(vectors: np.ndarray) -> bool:
 def recording_voice(
     vectors: np.ndarray, speaker: Voice | None = None, *, times: np.ndarray | None = None
 ) -> Voice | None:
-    """The speaker as heard in one recording, from its partials ``(n, 256)``: the plain mean of them
+    """The speaker as heard in one recording, from its partials ``(n, EMBEDDING_SIZE)``: the plain mean of them
     (recorded like any window of it; a tight core of typical partials pushes a noisy speaker's own
     partials under :data:`HERE_COSINE`). When they hold two voices (:func:`two_voices` centroids under
     :data:`TWO_VOICES_COSINE`), the mean of the group nearer ``speaker`` (``None``: the bigger group).

@@ -2,11 +2,11 @@
 
 Between analysing every file and selecting clips, the runner learns each speaker's voice:
 
-1. **each recording's partials** (:func:`recording_partials`, one executor task per readable file): GE2E
-   partial embeddings over part of its speech (:func:`pipeline.analysis.voice.speech_budget`: 120 s
-   per speaker shared by its files, 4.8-60 s each), read again from the source, with their times (a
+1. **each recording's partials** (:func:`recording_partials`, one executor task per readable file):
+   partial embeddings (:mod:`pipeline.analysis.speaker`) over part of its speech
+   (:func:`pipeline.analysis.voice.speech_budget`: 120 s per speaker shared by its files, 4.8-60 s each), read again from the source, with their times (a
    window is left out of its recording's voice: :meth:`~pipeline.analysis.voice.Voice.without`), cached under
-   ``OUT/.cache/voices/`` keyed by the file's sha256, the budget and the analysis settings;
+   ``OUT/.cache/voices/`` keyed by the file's sha256, the budget, the speaker model and the analysis settings;
 2. **the speaker's voice** (:func:`decide`): the dominant voice of all of the speaker's partials
    (:func:`~pipeline.analysis.voice.dominant_voice`), or the voice of a reference recording when one is
    named (``--reference``, or a ``reference`` column in ``--speaker-map``: :func:`reference_voice`);
@@ -224,19 +224,22 @@ def with_turns(voice: Voice, along: dict[str, tuple[Partials, list[list[float]]]
 
 def reference_voice(source: str | Path, cache_dir: Path, sha256: str) -> Voice | None:
     """The dominant voice of the first :data:`REFERENCE_MAX_S` seconds of a reference recording (cached by
-    its sha256); ``None`` when it holds too little speech."""
+    its sha256 and the speaker model's name: another model's vectors are never reused); ``None`` when it
+    holds too little speech."""
     from pipeline.analysis import voice
     from pipeline.analysis.base import ANALYSIS_RATE
-    from pipeline.analysis.speaker import partial_embeddings
+    from pipeline.analysis.speaker import EMBEDDING_SIZE, MODEL_NAME, partial_embeddings
     from pipeline.audio.view import load_mono
 
-    cache = cache_dir / "voices" / f"reference-{sha256}.npz"
+    cache = cache_dir / "voices" / f"reference-{MODEL_NAME}-{sha256}.npz"
     vectors = _load(cache)
     if vectors is None:
         audio, _, _ = load_mono(source, rate=ANALYSIS_RATE, end_s=REFERENCE_MAX_S)
         found = partial_embeddings(audio, step_s=voice.SAMPLE_STEP_S) if audio.size >= ANALYSIS_RATE else None
         vectors = (
-            found.vectors if found is not None and found.heard_s >= voice.MIN_HEARD_S else np.zeros((0, 256))
+            found.vectors
+            if found is not None and found.heard_s >= voice.MIN_HEARD_S
+            else np.zeros((0, EMBEDDING_SIZE))
         )
         _save(cache, vectors=np.asarray(vectors, dtype=np.float32))
     return voice.dominant_voice(vectors, source="reference")
