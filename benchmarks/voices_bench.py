@@ -590,7 +590,9 @@ def _degraded_condition(condition: str) -> bool:
     return kind == "room" or (kind == "noise" and float(params[1]) < 20.0)
 
 
-def pipeline_rule(seed: int, pipeline_root: Path, edge_drops: Sequence[float] = ()) -> dict[str, Any]:
+def pipeline_rule(
+    seed: int, pipeline_root: Path, edge_drops: Sequence[float] = (), here_cosines: Sequence[float] = ()
+) -> dict[str, Any]:
     """The other-voice rule of ``pipeline/analysis/voice.py`` (``dominant_voice``, ``other_voice_threshold``,
     ``other_voice_spans``, ``HERE_MIN_COSINE``) on the same windows: the speaker's voice = the dominant
     voice of the clean held-out material's partials (every 1.6 s); ``here`` = that module's
@@ -598,7 +600,8 @@ def pipeline_rule(seed: int, pipeline_root: Path, edge_drops: Sequence[float] = 
     of the window's partials (the recording as heard), with the window left out again when the module's
     ``Voice`` can (``Voice.without``); a window is flagged when any span is found. ``edge_drops``: the
     rule again with each of these ``DEGRADED_EDGE_DROP`` (before it, ``EDGE_DROP``) values (``by_edge_drop``;
-    the windows embedded once)."""
+    the windows embedded once); ``here_cosines``: the rule again with each of these ``HERE_COSINE``
+    (``by_here_cosine``)."""
     pv = _load_voice_module(pipeline_root)
     step = getattr(pv, "SAMPLE_STEP_S", 1.6)  # the module's sampling of a recording (side by side)
     partials: dict[tuple[str, str], np.ndarray] = {}
@@ -678,6 +681,11 @@ def pipeline_rule(seed: int, pipeline_root: Path, edge_drops: Sequence[float] = 
             else:
                 pv.EDGE_DROP = drop
             result["by_edge_drop"][str(drop)] = rule()
+    if here_cosines:
+        result["by_here_cosine"] = {}
+        for value in here_cosines:
+            pv.HERE_COSINE = value
+            result["by_here_cosine"][str(value)] = rule()
     return result
 
 
@@ -806,6 +814,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=(),
         help="--pipeline-rule: also with these EDGE_DROP values",
     )
+    parser.add_argument(
+        "--here-cosine",
+        type=float,
+        nargs="*",
+        default=(),
+        help="--pipeline-rule: also with these HERE_COSINE values",
+    )
     parser.add_argument("--family", default="cosyvoice")
     parser.add_argument("--model", choices=("ge2e", "campplus"), default="ge2e", help="speaker embeddings")
     parser.add_argument("--partial-s", type=float, default=1.5, help="--model campplus: partial length (s)")
@@ -836,7 +851,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         speaker = CamPlusPlus(args.partial_s, args.pooling)  # type: ignore[assignment]
     started = time.perf_counter()
     if args.pipeline_rule:
-        result = pipeline_rule(args.seed, args.pipeline_root, args.edge_drop)
+        result = pipeline_rule(args.seed, args.pipeline_root, args.edge_drop, args.here_cosine)
         out = args.out or RESULTS / "voices-pipeline-rule.json"
         print(json.dumps(result, indent=1))
     elif args.run_pipeline:

@@ -15,7 +15,7 @@ Between analysing every file and selecting clips, the runner learns each speaker
    ``recordings.jsonl`` with the reason, left out of selection;
 4. **the speaker's turns** (:func:`turn_partials`, :func:`with_turns`): a recording whose partials hold two
    voices (an interview) is embedded again along its speech every
-   :data:`~pipeline.analysis.voice.SPAN_STEP_S` (all of it, or :data:`TURN_SPEECH_S` of it in long pieces
+   :data:`~pipeline.analysis.voice.TURN_STEP_S` (all of it, or :data:`TURN_SPEECH_S` of it in long pieces
    spread over a longer one: :func:`turn_stretches`; cached beside its partials) and the speaker's own
    stretches (:func:`~pipeline.analysis.voice.speaker_runs`) become the ``turns`` of its entry in the
    voice's ``recordings``: selection keeps to them, and joins them when no single window is the speaker's.
@@ -46,7 +46,7 @@ REFERENCE_MAX_S = 90.0
 class VoiceTask:
     """One readable recording to embed: where its audio and cached analysis are, where its partials go, and
     how much of its speech: ``budget_s`` seconds sampled (:func:`recording_partials`), or ``None`` for all
-    of it every :data:`~pipeline.analysis.voice.SPAN_STEP_S` (:func:`turn_partials`, for its turns)."""
+    of it every :data:`~pipeline.analysis.voice.TURN_STEP_S` (:func:`turn_partials`, for its turns)."""
 
     path: str
     source: str
@@ -97,11 +97,12 @@ def _read_partials(data: Any) -> Partials:
 
 TURN_CHUNK_S = 60.0
 """The speech of a recording is read and embedded this many seconds at a time (bounded memory)."""
-TURN_SPEECH_S = 180.0
+TURN_SPEECH_S = 120.0
 """Most speech (seconds) of a recording embedded for its turns: a longer one is heard in
 :data:`TURN_PIECE_S` pieces spread evenly over its speech, and selection keeps to the speaker's turns
 inside them (embed only what a decision needs: a 60-minute interview embedded along all its speech cost
-3.5 times the rest of its run)."""
+3.5 times the rest of its run; 180 s with GE2E, 120 s since CAM++, which costs about twice as much per
+second heard)."""
 TURN_PIECE_S = 60.0
 """Speech (seconds) of each piece heard for the turns of a long recording (several windows' worth)."""
 
@@ -161,7 +162,7 @@ def cached_turn_partials(task: VoiceTask) -> tuple[Partials, list[list[float]]] 
 
 
 def turn_partials(task: VoiceTask) -> tuple[Partials, list[list[float]]]:
-    """Executor task: partials every :data:`~pipeline.analysis.voice.SPAN_STEP_S` along the speech of a
+    """Executor task: partials every :data:`~pipeline.analysis.voice.TURN_STEP_S` along the speech of a
     recording (:func:`turn_stretches`: all of it, or :data:`TURN_SPEECH_S` in pieces when longer; times in
     the recording) and the stretches ``[start_s, end_s]`` in which music or singing is heard
     (:func:`~pipeline.analysis.music.content_metrics`' ``music_spans``), both cached."""
@@ -181,7 +182,7 @@ def turn_partials(task: VoiceTask) -> tuple[Partials, list[list[float]]]:
         if audio.size < ANALYSIS_RATE:
             continue
         music.extend([a + lo, a + hi] for lo, hi, _ in _music_spans(audio, rec, a))
-        found = partial_embeddings(audio, step_s=voice.SPAN_STEP_S)
+        found = partial_embeddings(audio, step_s=voice.TURN_STEP_S)
         if found.heard_s >= voice.MIN_HEARD_S:
             parts.append(Partials(found.starts_s + a, found.ends_s + a, found.vectors, found.heard_s))
     joined = voice.join_partials(parts)
