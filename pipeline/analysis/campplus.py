@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.analysis.base import ANALYSIS_RATE
-from pipeline.analysis.speaker import Partials, cosine, preprocess, raise_volume
+from pipeline.analysis.embedding import Partials, cosine, preprocess, raise_volume
 from pipeline.audio.arguments import number, signal
 from pipeline.errors import InvalidArgument
 
