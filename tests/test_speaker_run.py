@@ -153,10 +153,6 @@ def test_an_interview_of_short_turns_joins_the_hosts_turns(tmp_path: Path) -> No
     assert clip["metrics"]["speaker_similarity"] > 0.85
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="CAM++ (2026-12-08): a host turn starts 0.65 s before the jingle ends (11.35 s); to fix next session",
-)
 def test_an_interview_that_opens_with_a_jingle_keeps_the_hosts_turns(tmp_path: Path) -> None:
     """12 s of music (the Dvořák quartet, as loud as the speech) before the interview of short turns: the
     music is heard, but over neither voice's turns, so it is no reason to drop the turns; the clip is

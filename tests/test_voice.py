@@ -554,3 +554,30 @@ def test_two_women_reading_in_noise_are_two_voices_and_the_hosts_turns_hold_no_g
 
 def vi_overlap(span: tuple[float, float], turns: tuple[tuple[float, float], ...]) -> float:
     return sum(_overlap(span, t) for t in turns)
+
+
+def test_a_turn_next_to_music_or_silence_starts_and_ends_where_the_voice_belongs() -> None:
+    """Known answer, partials every 0.5 s: 10 of music, 2 that hold a little of the host after it, 36 of the
+    host, 2 that hold a little of him before a pause, 10 of the guest, 2 of a cough, 10 of the guest. The
+    edge partials lean to the host (they beat the other group by far more than :data:`TURN_MARGIN`) but are
+    under :data:`MEMBER_COSINE` against his group: cut from the turn before the erosion, so the turn begins
+    and ends :data:`TURN_ERODE_PARTIALS` inside the partials that belong to him; the cough makes no turn."""
+    from pipeline.analysis.speaker import Partials
+
+    axes = np.eye(voice.EMBEDDING_SIZE)
+    host, other = axes[0], axes[1]  # the music and the guest fall in the other group
+    spare = iter(range(5, voice.EMBEDDING_SIZE))
+
+    def leaning(cos_host: float) -> np.ndarray:
+        """A partial scoring ``cos_host`` against the host, 0 against the rest and against each other."""
+        return cos_host * host + np.sqrt(1 - cos_host**2) * axes[next(spare)]
+
+    rows = [other] * 10 + [leaning(0.30), leaning(0.38)] + [host] * 36 + [leaning(0.35), leaning(0.30)]
+    rows += [other] * 10 + [leaning(0.30), leaning(0.30)] + [other] * 10
+    vectors = np.asarray(rows, dtype=np.float64)
+    starts = 0.5 * np.arange(len(rows))
+    found = Partials(starts, starts + PARTIAL_S, vectors.astype(np.float32), float(len(rows)))
+    turns = voice.speaker_runs(found, voice.Voice(host, 1.0, 1.0, 1, "folder"))
+    first_own, last_own = 12, 47  # the host's partials that belong to him
+    erode = voice.TURN_ERODE_PARTIALS
+    assert turns == [(float(starts[first_own + erode]), float(starts[last_own - erode] + PARTIAL_S))]

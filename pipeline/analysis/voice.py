@@ -359,7 +359,13 @@ TURN_ERODE_PARTIALS = 2
 """Partials dropped at each end of a run of the speaker's partials (1 s at :data:`TURN_STEP_S` 0.5 s: a
 partial that straddles a turn change still leans to the speaker). Measured with GE2E (``voices_bench.py``
 interviews, 36): margin 0.10 with 2 dropped gives a host-only longest run in 35/36 and no guest in any run;
-0-1 dropped <= 75 %."""
+0-1 dropped <= 75 %. That is for an edge between two voices, where a partial leans to the voice holding
+most of it. Next to music or silence a partial leans to the voice however little of it is speech (CAM++,
+the interview opening with a jingle, ``tests/test_speaker_run.py``: 0.1-0.3 s of the host after 1.2 s of
+music scores 0.33 against the host's group, 0.07 against the other), so a turn began a partial before the
+speech; such a partial does not belong to the voice (0.33 < :data:`MEMBER_COSINE` 0.45; with 0.6-0.8 s of
+speech 0.57; the host's own partials 0.69-0.83): a run's edge partials under it are cut before the
+erosion."""
 
 
 def speaker_runs(
@@ -371,8 +377,9 @@ def speaker_runs(
 ) -> list[tuple[float, float]] | None:
     """Where only the speaker talks in a recording of two voices, from partials along it every
     :data:`TURN_STEP_S` (times in the recording): runs of partials of the speaker's group (:func:`two_voices`,
-    the group nearer ``speaker``; ``None``: the bigger) by :data:`TURN_MARGIN`, each shortened by
-    :data:`TURN_ERODE_PARTIALS` at both ends. ``None`` when the partials do not hold two voices
+    the group nearer ``speaker``; ``None``: the bigger) by :data:`TURN_MARGIN`, each first cut back to
+    partials that belong to the speaker's group (:data:`MEMBER_COSINE`; see :data:`TURN_ERODE_PARTIALS`),
+    then shortened by :data:`TURN_ERODE_PARTIALS` at both ends. ``None`` when the partials do not hold two voices
     (:func:`split_voices`; ``heard_two``: a sample of the recording already held two voices): then the
     whole recording is the speaker's.
 
@@ -393,8 +400,13 @@ def speaker_runs(
     if _a_music_bed(partials, v @ own >= v @ other, music):
         return None
     mine = (v @ own) - (v @ other) > TURN_MARGIN
+    belongs = v @ own >= MEMBER_COSINE
     turns: list[tuple[float, float]] = []
     for first, end in _piecewise_runs(mine, partials):
+        while first < end and not belongs[first]:  # mostly not speech (music, noise, a pause): not the turn
+            first += 1
+        while end > first and not belongs[end - 1]:
+            end -= 1
         lo, hi = first + TURN_ERODE_PARTIALS, end - 1 - TURN_ERODE_PARTIALS
         if hi >= lo:
             turns.append((round(float(partials.starts_s[lo]), 3), round(float(partials.ends_s[hi]), 3)))
