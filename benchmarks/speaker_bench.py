@@ -25,11 +25,15 @@ On the real recordings of ``../shared/data`` (``VOICEPREP_CORPUS``), decoded to 
   the peak resident memory (``VmHWM``) of a fresh interpreter from importing onnxruntime, opening the
   model, then the partials of 15 s and of 53 s.
 
+``--model campplus`` measures the same with the CAM++ embeddings of :mod:`pipeline.analysis.campplus`
+(``--partial-s`` seconds per partial) and writes ``speaker-campplus.json``. Cost is given both as wall
+seconds and as CPU seconds of the process (fastest of 5 each; CPU is what a shared machine does not skew).
+
 Prints the figures, writes ``benchmarks/results/speaker.json``. Takes a little over a minute on two shared cores.
 
 Usage::
 
-    python benchmarks/speaker_bench.py [--out PATH]
+    python benchmarks/speaker_bench.py [--out PATH] [--model campplus [--partial-s 1.5]]
 """
 
 from __future__ import annotations
@@ -56,7 +60,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from benchmarks import corpus  # noqa: E402
-from pipeline.analysis import speaker  # noqa: E402
+from pipeline.analysis import ge2e as speaker  # noqa: E402  (the default model; --model campplus swaps it)
 from pipeline.analysis.base import ANALYSIS_RATE  # noqa: E402
 from pipeline.audio.view import load_mono  # noqa: E402
 
@@ -310,14 +314,37 @@ def conversation() -> dict[str, Any]:
     }
 
 
-def _fastest_time(work: Callable[[], object]) -> float:
+def _fastest_time(work: Callable[[], object], clock: Callable[[], float] = time.perf_counter) -> float:
     """The fastest of :data:`RUNS` runs (on a shared machine the others measure the neighbours)."""
     times = []
     for _ in range(RUNS):
-        start = time.perf_counter()
+        start = clock()
         work()
-        times.append(time.perf_counter() - start)
+        times.append(clock() - start)
     return min(times)
+
+
+class CamPlusPlus:
+    """:mod:`pipeline.analysis.campplus` under the names this benchmark calls, partial length fixed."""
+
+    def __init__(self, partial_s: float) -> None:
+        from pipeline.analysis import campplus
+
+        self.module = campplus
+        self.partial_s = partial_s
+        self.MODEL_PATH = campplus.MODEL_PATH
+        self.cosine = campplus.cosine
+        self._model = campplus._model
+
+    def embed(
+        self, audio16k: np.ndarray, start_s: float | None = None, end_s: float | None = None
+    ) -> np.ndarray:
+        """The CAM++ embedding of a span (pauses cut short)."""
+        return self.module.embed(audio16k, start_s, end_s)
+
+    def partial_embeddings(self, audio16k: np.ndarray, step_s: float) -> Any:
+        """CAM++ partials of :attr:`partial_s` every ``step_s``."""
+        return self.module.partial_embeddings(audio16k, step_s=step_s, partial_s=self.partial_s)
 
 
 _MEMORY_PROBE = """
@@ -325,7 +352,7 @@ import sys
 import numpy as np
 sys.path.insert(0, sys.argv[1])
 x = np.load(sys.argv[2])
-from pipeline.analysis import speaker
+from pipeline.analysis import {module} as speaker
 def mb():  # VmHWM: peak resident memory of this image (ru_maxrss would carry the parent's over exec)
     with open("/proc/self/status") as status:
         return next(int(line.split()[1]) for line in status if line.startswith("VmHWM")) / 1024
@@ -334,7 +361,7 @@ import onnxruntime
 imported = mb()
 speaker._model()
 loaded = mb()
-speaker.partial_embeddings(x, step_s=float(sys.argv[3]))
+speaker.partial_embeddings(x, step_s=float(sys.argv[3]){partial})
 print(imported - before, loaded - imported, mb() - loaded)
 """
 
@@ -344,7 +371,11 @@ def memory(signal: np.ndarray, scratch: Path) -> dict[str, float]:
     anyway), opening the model, then the partials along ``signal``."""
     path = scratch / "speech.npy"
     np.save(path, signal)
-    args = [sys.executable, "-c", _MEMORY_PROBE, str(ROOT), str(path), str(PARTIAL_STEP_S)]
+    if isinstance(speaker, CamPlusPlus):
+        probe = _MEMORY_PROBE.format(module="campplus", partial=f", partial_s={speaker.partial_s}")
+    else:
+        probe = _MEMORY_PROBE.format(module="speaker", partial="")
+    args = [sys.executable, "-c", probe, str(ROOT), str(path), str(PARTIAL_STEP_S)]
     output = subprocess.run(args, check=True, capture_output=True, text=True).stdout
     onnxruntime_mb, model_mb, run_mb = (round(float(v), 1) for v in output.split())
     return {
@@ -366,7 +397,15 @@ def cost(long_signal: np.ndarray) -> dict[str, Any]:
     load_s = time.perf_counter() - start
     embed_s = _fastest_time(lambda: speaker.embed(x))
     partials_s = _fastest_time(lambda: speaker.partial_embeddings(x, step_s=PARTIAL_STEP_S))
+    embed_cpu_s = _fastest_time(lambda: speaker.embed(x), time.process_time)
+    partials_cpu_s = _fastest_time(
+        lambda: speaker.partial_embeddings(x, step_s=PARTIAL_STEP_S), time.process_time
+    )
+    sampling_cpu_s = _fastest_time(
+        lambda: speaker.partial_embeddings(x, step_s=getattr(speaker, "partial_s", 1.6)), time.process_time
+    )
     fast_pass_s = _fastest_time(lambda: analyze_array(x, ANALYSIS_RATE))
+    fast_pass_cpu_s = _fastest_time(lambda: analyze_array(x, ANALYSIS_RATE), time.process_time)
     dnsmos.warm_up()
     dnsmos_s = _fastest_time(lambda: dnsmos.dnsmos(x[: 10 * ANALYSIS_RATE]))
     with tempfile.TemporaryDirectory() as scratch:
@@ -378,6 +417,12 @@ def cost(long_signal: np.ndarray) -> dict[str, Any]:
         "embed_s": _r(embed_s),
         "partials_s": _r(partials_s),
         "partials": len(speaker.partial_embeddings(x, step_s=PARTIAL_STEP_S)),
+        "cpu_s": {
+            "embed": _r(embed_cpu_s),
+            "partials_every_0.5s": _r(partials_cpu_s),
+            "partials_side_by_side": _r(sampling_cpu_s),
+            "baseline_fast_pass": _r(fast_pass_cpu_s),
+        },
         "baseline_fast_pass_s": _r(fast_pass_s),
         "baseline_dnsmos_10s_window_s": _r(dnsmos_s),
         "embed_x_real_time": round(COST_S / embed_s, 1),
@@ -390,8 +435,14 @@ def cost(long_signal: np.ndarray) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark, print it and write its JSON."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", type=Path, default=RESULTS / "speaker.json")
+    parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--model", choices=("ge2e", "campplus"), default="ge2e", help="speaker embeddings")
+    parser.add_argument("--partial-s", type=float, default=1.5, help="--model campplus: partial length (s)")
     args = parser.parse_args(argv)
+    global speaker
+    if args.model == "campplus":
+        speaker = CamPlusPlus(args.partial_s)  # type: ignore[assignment]
+    args.out = args.out or RESULTS / ("speaker.json" if args.model == "ge2e" else "speaker-campplus.json")
     if not (DATA / "speech").is_dir():
         print(f"the corpus is not at {DATA} (set VOICEPREP_CORPUS)", file=sys.stderr)
         return 2
@@ -423,6 +474,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{c['partials']} partials {c['partials_s']} s; baselines: fast pass {c['baseline_fast_pass_s']} s, "
         f"DNSMOS 10 s window {c['baseline_dnsmos_10s_window_s']} s"
     )
+    print(f"  CPU s: {c['cpu_s']}")
     print(f"files: {f['files']} recordings of {f['speakers']} speakers")
     for label, row in f["same_speaker_pairs"].items():
         print(f"  same speaker {label:24s} {row['pairs']:2d} pairs  min {row['min']}  median {row['median']}")

@@ -25,13 +25,21 @@ the rules are measured here so the pipeline can take the best one with its margi
   checks the chosen clip's pieces against the host's turns; ``--pipeline-rule`` measures the other-voice
   rule of a ``pipeline/analysis/voice.py`` (the pipeline's own) on the same windows.
 
-Prints the figures, writes ``benchmarks/results/voices.json``. Takes 3-4 minutes on two shared cores.
+``--model campplus`` measures the same with the CAM++ embeddings of :mod:`pipeline.analysis.campplus`
+(partials of ``--partial-s`` seconds, ``--pooling separate`` or ``shared``). For shorter runs: ``--only``
+some parts, ``--every N`` (every N-th window and interview), ``--step-s`` (partial spacing), and
+``--file-max-s`` (seconds embedded of each folder file).
+
+Prints the figures, writes ``benchmarks/results/voices.json`` (``voices-campplus.json`` for CAM++).
+Takes 3-4 minutes on two shared cores (GE2E; CAM++ 1.5 s partials about 5).
 
 Usage::
 
     python benchmarks/voices_bench.py [--seed 0] [--out PATH]
+    python benchmarks/voices_bench.py --model campplus [--partial-s 1.5] [--pooling separate] [--every 2]
     python benchmarks/voices_bench.py --run-pipeline [--pipeline-root /work/wt-i9-voices] [--family cosyvoice] [--limit N] [--only NAME ...]
     python benchmarks/voices_bench.py --pipeline-rule [--pipeline-root /work/wt-i9-voices]
+    python benchmarks/voices_bench.py --turns-cosine [--pipeline-root /work/wt-i9-voices] [--every 2]
 """
 
 from __future__ import annotations
@@ -55,7 +63,8 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from benchmarks import voices_items as vi  # noqa: E402
-from pipeline.analysis import speaker  # noqa: E402
+from pipeline.analysis import campplus  # noqa: E402
+from pipeline.analysis import ge2e as speaker  # noqa: E402  (the default model; --model campplus swaps it)
 
 RESULTS = ROOT / "benchmarks" / "results"
 STEP_S = 0.5
@@ -67,9 +76,37 @@ INSIDE = 0.8
 CAUGHT_TARGET = 0.95
 FALSE_ALARM_TARGET = 0.02
 EDGE_TRIM_S = 0.25
-ABS_THRESHOLDS = np.round(np.arange(0.30, 0.90, 0.01), 2)
+ABS_THRESHOLDS = np.round(np.arange(-0.20, 0.90, 0.01), 2)
+"""Down to -0.2: CAM++ cosines are not clipped at 0 and other voices score near 0 (GE2E's lie in [0, 1])."""
 REL_THRESHOLDS = np.round(np.arange(0.05, 0.50, 0.01), 2)
 RUNS = (1, 2, 3, 4, 5, 6)
+FILE_MAX_S: float | None = None
+"""Wrong-speaker folders: embed at most this many seconds of each file (``--file-max-s``; default all)."""
+EVERY = 1
+"""Only every N-th window and interview (``--every``)."""
+PARTS = ("other_voice", "wrong_speaker", "interviews")
+"""What ``--only`` may name (without ``--run-pipeline``, where it names interviews)."""
+
+
+class CamPlusPlus:
+    """:mod:`pipeline.analysis.campplus` under the names this benchmark calls, partial length fixed."""
+
+    def __init__(self, partial_s: float, pooling: str = "separate") -> None:
+        self.partial_s = partial_s
+        self.pooling = pooling
+
+    @staticmethod
+    def embed(audio16k: np.ndarray) -> np.ndarray:
+        """The CAM++ embedding of a whole signal."""
+        return campplus.embed(audio16k)
+
+    def partial_embeddings(self, audio16k: np.ndarray, step_s: float) -> speaker.Partials:
+        """CAM++ partials of :attr:`partial_s` every ``step_s``."""
+        return campplus.partial_embeddings(
+            audio16k, step_s=step_s, partial_s=self.partial_s, pooling=self.pooling
+        )
+
+    cosine = staticmethod(campplus.cosine)
 
 
 def _r(value: float) -> float:
@@ -240,8 +277,8 @@ def partial_distributions(positives: list[dict], negatives: list[dict]) -> dict[
 def other_voice(seed: int) -> tuple[dict[str, Any], list[np.ndarray]]:
     """Build the windows, score them, and measure the rules; also the one-speaker windows' partials."""
     started = time.perf_counter()
-    positives_items = vi.other_voice_windows(seed)
-    negatives_items = vi.one_speaker_windows(seed)
+    positives_items = vi.other_voice_windows(seed)[::EVERY]
+    negatives_items = vi.one_speaker_windows(seed)[::EVERY]
     build_s = time.perf_counter() - started
     refs = References(seed)
     started = time.perf_counter()
@@ -287,7 +324,8 @@ def folder_scores(folder: vi.Folder, cache: dict[tuple[str, str, str], np.ndarra
     name, voice and condition (folders share their files' versions)."""
     for f in folder.files:
         if (f.name, f.voice, f.condition) not in cache:
-            cache[(f.name, f.voice, f.condition)] = speaker.embed(f.audio)
+            audio = f.audio if FILE_MAX_S is None else f.audio[: round(FILE_MAX_S * vi.RATE)]
+            cache[(f.name, f.voice, f.condition)] = speaker.embed(audio)
     vectors = np.stack([cache[(f.name, f.voice, f.condition)] for f in folder.files])
     total = vectors.sum(axis=0)
     pairs = vectors @ vectors.T
@@ -309,13 +347,13 @@ def _folder_rules(
 
     rules: dict[str, Any] = {}
     for name, params, make in (
-        ("floor", [(f,) for f in np.round(np.arange(0.40, 0.95, 0.01), 2)], lambda f: lambda c, g: c < f),
+        ("floor", [(f,) for f in np.round(np.arange(-0.20, 0.95, 0.01), 2)], lambda f: lambda c, g: c < f),
         ("relative", [(k,) for k in np.round(np.arange(0.0, 0.40, 0.01), 2)], lambda k: lambda c, g: g > k),
         (
             "floor_or_relative",
             [
                 (f, k)
-                for f in np.round(np.arange(0.50, 0.80, 0.01), 2)
+                for f in np.round(np.arange(0.00, 0.80, 0.01), 2)
                 for k in np.round(np.arange(0.05, 0.35, 0.01), 2)
             ],
             lambda f, k: lambda c, g: (c < f) | (g > k),
@@ -489,7 +527,7 @@ def interview_scores(
 def interviews(seed: int, one_speaker_vectors: Sequence[np.ndarray] = ()) -> dict[str, Any]:
     """Score every interview (two-voice clustering of its partials); with ``one_speaker_vectors`` (the
     partials of one-speaker windows) also how far apart the two centroids of one voice fall."""
-    items = vi.interviews(seed)
+    items = vi.interviews(seed)[::EVERY]
     started = time.perf_counter()
     rows = []
     for it in items:
@@ -534,7 +572,7 @@ def interviews(seed: int, one_speaker_vectors: Sequence[np.ndarray] = ()) -> dic
 
 def _load_voice_module(pipeline_root: Path) -> Any:
     """``pipeline/analysis/voice.py`` of ``pipeline_root`` loaded by path (its imports resolve to the
-    ``pipeline`` package on the path; ``speaker`` is the same in both)."""
+    ``pipeline`` package on the path; ``pipeline.analysis.speaker`` is the one on the path)."""
     import importlib.util
 
     path = pipeline_root / "pipeline" / "analysis" / "voice.py"
@@ -554,7 +592,9 @@ def _degraded_condition(condition: str) -> bool:
     return kind == "room" or (kind == "noise" and float(params[1]) < 20.0)
 
 
-def pipeline_rule(seed: int, pipeline_root: Path, edge_drops: Sequence[float] = ()) -> dict[str, Any]:
+def pipeline_rule(
+    seed: int, pipeline_root: Path, edge_drops: Sequence[float] = (), here_cosines: Sequence[float] = ()
+) -> dict[str, Any]:
     """The other-voice rule of ``pipeline/analysis/voice.py`` (``dominant_voice``, ``other_voice_threshold``,
     ``other_voice_spans``, ``HERE_MIN_COSINE``) on the same windows: the speaker's voice = the dominant
     voice of the clean held-out material's partials (every 1.6 s); ``here`` = that module's
@@ -562,29 +602,31 @@ def pipeline_rule(seed: int, pipeline_root: Path, edge_drops: Sequence[float] = 
     of the window's partials (the recording as heard), with the window left out again when the module's
     ``Voice`` can (``Voice.without``); a window is flagged when any span is found. ``edge_drops``: the
     rule again with each of these ``DEGRADED_EDGE_DROP`` (before it, ``EDGE_DROP``) values (``by_edge_drop``;
-    the windows embedded once)."""
+    the windows embedded once); ``here_cosines``: the rule again with each of these ``HERE_COSINE``
+    (``by_here_cosine``)."""
     pv = _load_voice_module(pipeline_root)
+    step = getattr(pv, "SAMPLE_STEP_S", 1.6)  # the module's sampling of a recording (side by side)
     partials: dict[tuple[str, str], np.ndarray] = {}
 
     def reference_partials(target: str, condition: str) -> np.ndarray:
         if (target, condition) not in partials:
             x = vi.joined(target, "reference")[: round(REFERENCE_MAX_S * vi.RATE)]
             y = vi.degrade(x, condition, vi._rng(seed, "reference", target, condition))
-            partials[(target, condition)] = speaker.partial_embeddings(y, step_s=1.6).vectors
+            partials[(target, condition)] = pv.partial_embeddings(y, step_s=step).vectors
         return partials[(target, condition)]
 
     voices = {t: pv.dominant_voice(reference_partials(t, "clean")) for t in vi.TARGETS}
     judged: list[tuple[vi.Item, Any, Any, Any]] = []
     for item in vi.other_voice_windows(seed) + vi.one_speaker_windows(seed):
-        found = speaker.partial_embeddings(item.audio, step_s=pv.SPAN_STEP_S)
+        found = pv.partial_embeddings(item.audio, step_s=pv.SPAN_STEP_S)
         voice = voices[item.target]
         rest = reference_partials(item.target, item.condition)
         here_partials = np.vstack([rest, found.vectors[::3]])
         if hasattr(pv.Voice, "without"):  # the window left out of the recording's voice (i9-other on)
-            # the rest of the recording after the window (which sits at 0-15 s), its partials every 1.6 s
-            rest_starts = 20.0 + 1.6 * np.arange(rest.shape[0])
+            # the rest of the recording after the window (which sits at 0-15 s), its partials side by side
+            rest_starts = 20.0 + step * np.arange(rest.shape[0])
             starts = np.concatenate([rest_starts, found.starts_s[::3]])
-            ends = np.concatenate([rest_starts + 1.6, found.ends_s[::3]])
+            ends = np.concatenate([rest_starts + step, found.ends_s[::3]])
             here = pv.recording_voice(here_partials, voice, times=np.stack([starts, ends], axis=1))
             here = here.without(0.0, float(item.audio.size) / vi.RATE)
         elif hasattr(pv, "recording_voice"):  # the plain mean of the recording's partials (i9-interview on)
@@ -641,7 +683,78 @@ def pipeline_rule(seed: int, pipeline_root: Path, edge_drops: Sequence[float] = 
             else:
                 pv.EDGE_DROP = drop
             result["by_edge_drop"][str(drop)] = rule()
+    if here_cosines:
+        result["by_here_cosine"] = {}
+        for value in here_cosines:
+            pv.HERE_COSINE = value
+            result["by_here_cosine"][str(value)] = rule()
     return result
+
+
+def _one_voice(interview: vi.Interview, turns: Sequence[tuple[float, float]]) -> np.ndarray:
+    """The audio of ``turns`` of ``interview`` end to end: one speaker, recorded as the interview is."""
+    return np.concatenate([interview.audio[round(a * vi.RATE) : round(b * vi.RATE)] for a, b in turns])
+
+
+def turns_cosine(seed: int, pipeline_root: Path) -> dict[str, Any]:
+    """How far apart the two groups (``two_voices``) of ``pipeline/analysis/voice.py`` fall, with the
+    pipeline's own embeddings, in the 36 interviews and in one-speaker recordings: each interview's host
+    turns end to end and its guest's (72 recordings of one voice, 25-80 s, in the interview's conditions),
+    and the one-speaker windows of the other-voice items (15 s). Each as a run hears it: its sample
+    (``sample_spans``, partials every ``SAMPLE_STEP_S``: does it hold two voices, ``TWO_VOICES_COSINE``)
+    and all its speech (partials every ``TURN_STEP_S``: the turns, ``TURNS_COSINE`` once the sample held
+    two voices). Chooses ``TURNS_COSINE`` (and checks ``TWO_VOICES_COSINE``) between the two."""
+    pv = _load_voice_module(pipeline_root)
+
+    def centroids(audio: np.ndarray) -> dict[str, float]:
+        seconds = audio.size / vi.RATE
+        parts = []
+        for a, b in pv.sample_spans([(0.0, seconds)]):
+            found = pv.partial_embeddings(
+                audio[round(a * vi.RATE) : round(b * vi.RATE)], step_s=pv.SAMPLE_STEP_S
+            )
+            parts.append(type(found)(found.starts_s + a, found.ends_s + a, found.vectors, found.heard_s))
+        sampled = pv.two_voices(pv.join_partials(parts).vectors)
+        along = pv.two_voices(pv.partial_embeddings(audio, step_s=pv.TURN_STEP_S).vectors)
+        return {
+            "sample": _r(float(sampled[0] @ sampled[1])) if sampled else float("nan"),
+            "along": _r(float(along[0] @ along[1])) if along else float("nan"),
+        }
+
+    rows: dict[str, list[dict[str, Any]]] = {"interviews": [], "one_voice": [], "one_speaker_windows": []}
+    for it in vi.interviews(seed)[::EVERY]:
+        rows["interviews"].append({"name": it.name, **centroids(it.audio)})
+        for who, turns in (("host", it.host_turns), ("guest", it.guest_turns)):
+            rows["one_voice"].append({"name": f"{it.name}:{who}", **centroids(_one_voice(it, turns))})
+    for item in vi.one_speaker_windows(seed)[::EVERY]:
+        rows["one_speaker_windows"].append({"name": item.condition, **centroids(item.audio)})
+
+    def spread(values: list[float]) -> dict[str, float]:
+        x = np.asarray([v for v in values if v == v])
+        return {
+            "n": int(x.size),
+            "min": _r(x.min()),
+            "p2": _r(np.percentile(x, 2)),
+            "p5": _r(np.percentile(x, 5)),
+            "median": _r(np.median(x)),
+            "p95": _r(np.percentile(x, 95)),
+            "max": _r(x.max()),
+        }
+
+    return {
+        "pipeline_root": str(pipeline_root),
+        "TWO_VOICES_COSINE": pv.TWO_VOICES_COSINE,
+        "TURNS_COSINE": getattr(pv, "TURNS_COSINE", None),
+        "spread": {
+            f"{kind}_{part}": spread([r[part] for r in found])
+            for kind, found in rows.items()
+            for part in ("sample", "along")
+        },
+        "interviews_sampled_as_one": [
+            r["name"] for r in rows["interviews"] if not r["sample"] < pv.TWO_VOICES_COSINE
+        ],
+        "rows": rows,
+    }
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -708,8 +821,56 @@ def _clip_segments(out: Path) -> tuple[str | None, list[str], list[tuple[float, 
     return None, [], []
 
 
+def _print_other_voice(ov: dict[str, Any]) -> None:
+    best = ov["best_rule"]
+    print(f"other voice: {ov['windows_with_other_voice']} windows with, {ov['one_speaker_windows']} without")
+    for ref, d in ov["partials"].items():
+        print(
+            f"  partials vs {ref:9s}: target p5 {d['target_p5']} median {d['target_median']}; other median {d['other_median']} p95 {d['other_p95']}; rel {d['relative_to_window_median']}"
+        )
+    for key, row in ov["rules"].items():
+        print(
+            f"  {key:14s} best {row['best']}  plateau {row['plateau_at_best_run']}  ({row['rules_meeting_targets']} rules meet both)"
+        )
+    print(f"  best: {best}")
+    print(f"  breakdown: { {k: v for k, v in ov['best_rule_breakdown'].items() if k != 'missed'} }")
+    print(f"  missed: {ov['best_rule_breakdown']['missed'][:8]}")
+    print(f"  false alarms: {ov['best_rule_false_alarms'][:8]}")
+    print(f"  seconds per window: {ov['seconds_per_window_partials']}")
+
+
+def _print_wrong_speaker(ws: dict[str, Any]) -> None:
+    for scenario in ("mixed", "clean"):
+        sc = ws[scenario]
+        print(
+            f"wrong speaker ({scenario}): {sc['folders']} folders, {sc['folders_with_wrong_file']} with a wrong file, "
+            f"{sc['own_files']} own files ({sc['own_files_recorded_differently']} recorded differently)"
+        )
+        for measure in ("loo", "nearest"):
+            m = sc[measure]
+            print(
+                f"  {measure}: own {m['own']}, wrong {m['wrong']}, wrong lowest {m['wrong_is_lowest_of_its_folder']}"
+            )
+            for key, row in m["rules"].items():
+                print(
+                    f"    {key:18s} best {row['best']}  ({row['settings_meeting_targets']} settings meet both)"
+                )
+
+
+def _print_interviews(iv: dict[str, Any]) -> None:
+    print(
+        f"interviews: {iv['interviews']}, host identified {iv['host_identified']}, clip host-only {iv['clip_host_only']} "
+        f"(no clip {iv['no_clip']}), interviews with a guest run {iv['interviews_with_a_guest_run']}, "
+        f"clip median {iv['clip_s_median']} s; centroids {iv['centroids_cosine']}; "
+        f"baselines {iv['baselines_clip_host_only']}; seconds per interview {iv['seconds_per_interview']}"
+    )
+    for row in iv["failures"]:
+        print(f"  {row}")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the benchmark, print it and write its JSON."""
+    global speaker, HOST_MARGIN, EVERY, STEP_S, FILE_MAX_S
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=None)
@@ -719,6 +880,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         action="store_true",
         help="the other-voice rule of PIPELINE_ROOT's voice.py on the windows",
     )
+    parser.add_argument(
+        "--turns-cosine",
+        action="store_true",
+        help="two-voice centroids of PIPELINE_ROOT's voice.py: interviews against one-speaker recordings",
+    )
     parser.add_argument("--pipeline-root", type=Path, default=ROOT)
     parser.add_argument(
         "--edge-drop",
@@ -727,74 +893,84 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=(),
         help="--pipeline-rule: also with these EDGE_DROP values",
     )
+    parser.add_argument(
+        "--here-cosine",
+        type=float,
+        nargs="*",
+        default=(),
+        help="--pipeline-rule: also with these HERE_COSINE values",
+    )
     parser.add_argument("--family", default="cosyvoice")
+    parser.add_argument("--model", choices=("ge2e", "campplus"), default="ge2e", help="speaker embeddings")
+    parser.add_argument("--partial-s", type=float, default=1.5, help="--model campplus: partial length (s)")
+    parser.add_argument(
+        "--pooling", choices=("separate", "shared"), default="separate", help="--model campplus: partials"
+    )
+    parser.add_argument("--file-max-s", type=float, default=None, help="embed at most this much of each file")
+    parser.add_argument("--step-s", type=float, default=STEP_S, help="partial spacing along windows (s)")
+    parser.add_argument(
+        "--every", type=int, default=1, help="only every N-th window and interview (shorter runs)"
+    )
+    parser.add_argument(
+        "--host-margin", type=float, default=HOST_MARGIN, help="interviews: host partial margin"
+    )
     parser.add_argument(
         "--limit", type=int, default=None, help="at most this many interviews (--run-pipeline)"
     )
     parser.add_argument(
         "--only",
         nargs="*",
-        default=(),
-        help="--run-pipeline: also (or, without --limit, only) these interviews",
+        default=None,
+        help=f"run only these parts ({', '.join(PARTS)}); with --run-pipeline: also (or, without --limit, "
+        "only) the interviews of these names",
     )
     args = parser.parse_args(argv)
+    if not args.run_pipeline:
+        unknown = sorted(set(args.only or ()) - set(PARTS))
+        if unknown:
+            parser.error(f"--only: unknown parts {unknown} (choose from {', '.join(PARTS)})")
+        args.only = args.only or PARTS
+    HOST_MARGIN, EVERY, STEP_S, FILE_MAX_S = args.host_margin, args.every, args.step_s, args.file_max_s
+    if args.model == "campplus":
+        speaker = CamPlusPlus(args.partial_s, args.pooling)  # type: ignore[assignment]
     started = time.perf_counter()
     if args.pipeline_rule:
-        result = pipeline_rule(args.seed, args.pipeline_root, args.edge_drop)
+        result = pipeline_rule(args.seed, args.pipeline_root, args.edge_drop, args.here_cosine)
         out = args.out or RESULTS / "voices-pipeline-rule.json"
         print(json.dumps(result, indent=1))
+    elif args.turns_cosine:
+        result = turns_cosine(args.seed, args.pipeline_root)
+        out = args.out or RESULTS / "voices-turns-cosine.json"
+        print(json.dumps({k: v for k, v in result.items() if k != "rows"}, indent=1))
     elif args.run_pipeline:
-        result = run_pipeline(args.seed, args.pipeline_root, args.family, args.limit, args.only)
+        result = run_pipeline(args.seed, args.pipeline_root, args.family, args.limit, args.only or ())
         out = args.out or RESULTS / "voices-pipeline.json"
         print(
             f"{result['interviews']} interviews, {result['with_clip']} with a clip, host only {result['clip_host_only']}"
         )
     else:
         result = {"machine": {"python": platform.python_version(), "cpus": os.cpu_count()}, "seed": args.seed}
-        result["other_voice"], one_speaker_vectors = other_voice(args.seed)
-        ov = result["other_voice"]
-        result["wrong_speaker"] = ws = wrong_speaker(args.seed)
-        best = ov["best_rule"]
-        result["interviews"] = iv = interviews(args.seed, one_speaker_vectors)
-        out = args.out or RESULTS / "voices.json"
-        print(
-            f"other voice: {ov['windows_with_other_voice']} windows with, {ov['one_speaker_windows']} without"
-        )
-        for ref, d in ov["partials"].items():
-            print(
-                f"  partials vs {ref:9s}: target p5 {d['target_p5']} median {d['target_median']}; other median {d['other_median']} p95 {d['other_p95']}; rel {d['relative_to_window_median']}"
-            )
-        for key, row in ov["rules"].items():
-            print(
-                f"  {key:14s} best {row['best']}  plateau {row['plateau_at_best_run']}  ({row['rules_meeting_targets']} rules meet both)"
-            )
-        print(f"  best: {best}")
-        print(f"  breakdown: { {k: v for k, v in ov['best_rule_breakdown'].items() if k != 'missed'} }")
-        print(f"  missed: {ov['best_rule_breakdown']['missed'][:8]}")
-        print(f"  false alarms: {ov['best_rule_false_alarms'][:8]}")
-        for scenario in ("mixed", "clean"):
-            sc = ws[scenario]
-            print(
-                f"wrong speaker ({scenario}): {sc['folders']} folders, {sc['folders_with_wrong_file']} with a wrong file, "
-                f"{sc['own_files']} own files ({sc['own_files_recorded_differently']} recorded differently)"
-            )
-            for measure in ("loo", "nearest"):
-                m = sc[measure]
-                print(
-                    f"  {measure}: own {m['own']}, wrong {m['wrong']}, wrong lowest {m['wrong_is_lowest_of_its_folder']}"
-                )
-                for key, row in m["rules"].items():
-                    print(
-                        f"    {key:18s} best {row['best']}  ({row['settings_meeting_targets']} settings meet both)"
-                    )
-        print(
-            f"interviews: {iv['interviews']}, host identified {iv['host_identified']}, clip host-only {iv['clip_host_only']} "
-            f"(no clip {iv['no_clip']}), interviews with a guest run {iv['interviews_with_a_guest_run']}, "
-            f"clip median {iv['clip_s_median']} s; centroids {iv['centroids_cosine']}; "
-            f"baselines {iv['baselines_clip_host_only']}"
-        )
-        for row in iv["failures"]:
-            print(f"  {row}")
+        result["model"] = {
+            "name": args.model,
+            "partial_s": 1.6 if args.model == "ge2e" else args.partial_s,
+            "pooling": None if args.model == "ge2e" else args.pooling,
+            "every": args.every,
+            "step_s": args.step_s,
+            "file_max_s": args.file_max_s,
+        }
+        suffix = "" if args.model == "ge2e" else f"-{args.model}-{args.partial_s:g}s-{args.pooling}"
+        suffix += "" if args.step_s == 0.5 else f"-step{args.step_s:g}"
+        out = args.out or RESULTS / f"voices{suffix}.json"
+        one_speaker_vectors: list[np.ndarray] = []
+        if "other_voice" in args.only:
+            result["other_voice"], one_speaker_vectors = other_voice(args.seed)
+            _print_other_voice(result["other_voice"])
+        if "wrong_speaker" in args.only:
+            result["wrong_speaker"] = wrong_speaker(args.seed)
+            _print_wrong_speaker(result["wrong_speaker"])
+        if "interviews" in args.only:
+            result["interviews"] = interviews(args.seed, one_speaker_vectors)
+            _print_interviews(result["interviews"])
     result["seconds"] = round(time.perf_counter() - started, 1)
     print(f"took {result['seconds']} s")
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -823,8 +823,16 @@ def test_within_turns_keeps_the_speech_of_the_speakers_turns_and_splits_between_
 
     segs = np.array([[0.0, 4.0], [4.3, 9.0], [9.4, 12.0], [12.3, 20.0]])
     kept, turn_of = within_turns(segs, [(0.5, 8.0), (13.0, 20.0)])
-    assert kept.tolist() == [[0.0, 4.0], [4.3, 8.0 + TURN_SLACK_S], [13.0 - TURN_SLACK_S, 20.0]]
+    assert kept.tolist() == [
+        [0.5 - TURN_SLACK_S, 4.0],
+        [4.3, 8.0 + TURN_SLACK_S],
+        [13.0 - TURN_SLACK_S, 20.0],
+    ]
     assert turn_of.tolist() == [0, 0, 1]
+    # A segment outside a turn is not taken into its slack: music before a turn (speech to the voice activity
+    # detector) that ends 0.4 s before it.
+    kept, _ = within_turns(np.array([[0.0, 12.6], [13.0, 20.0]]), [(13.0, 20.0)])
+    assert kept.tolist() == [[13.0, 20.0]]
     rec = synth(segs.tolist(), duration=21.0)
     idx = RecordingIndex(rec, COSY, turns=[(0.5, 8.0), (13.0, 20.0)])
     assert idx.split.tolist() == [False, True]

@@ -21,7 +21,7 @@ from pipeline.analysis import voice
 from pipeline.analysis.base import ANALYSIS_RATE, Analysis, merge_spans
 from pipeline.analysis.fastpass import analyze_file
 from pipeline.analysis.inspection import analyze, check
-from pipeline.analysis.speaker import partial_embeddings
+from pipeline.analysis.speaker import PARTIAL_S, partial_embeddings
 from pipeline.audio.view import load_mono
 from pipeline.rules.families import load_family
 from pipeline.selection.select import choose
@@ -74,7 +74,7 @@ def test_other_voice_spans_cover_each_guest_turn_and_nothing_else() -> None:
         assert len(spans) == len(turns)
         for (a, b), turn in zip(spans, turns, strict=True):
             assert _overlap((a, b), turn) >= 0.8 * (turn[1] - turn[0])
-            assert b - a < turn[1] - turn[0] + 2 * 1.6  # at most a partial's length either side
+            assert b - a < turn[1] - turn[0] + 2 * PARTIAL_S  # at most a partial's length either side
         assert similarity is not None and similarity > 0.85
 
 
@@ -87,8 +87,13 @@ def test_one_reader_alone_has_no_other_voice() -> None:
 
 def test_a_file_of_someone_else_scores_under_the_floor_and_the_speakers_own_above() -> None:
     host = host_voice()
-    own = [voice.dominant_voice(partial_embeddings(speech(n), step_s=1.6).vectors) for n in HOST]
-    other = [voice.dominant_voice(partial_embeddings(speech(n), step_s=1.6).vectors) for n in (GUEST, OTHER)]
+    own = [
+        voice.dominant_voice(partial_embeddings(speech(n), step_s=voice.SAMPLE_STEP_S).vectors) for n in HOST
+    ]
+    other = [
+        voice.dominant_voice(partial_embeddings(speech(n), step_s=voice.SAMPLE_STEP_S).vectors)
+        for n in (GUEST, OTHER)
+    ]
     own_sims = [float(v.vector @ host.vector) for v in own if v is not None]
     other_sims = [float(v.vector @ host.vector) for v in other if v is not None]
     assert min(own_sims) >= voice.SAME_COSINE
@@ -98,19 +103,21 @@ def test_a_file_of_someone_else_scores_under_the_floor_and_the_speakers_own_abov
 @pytest.mark.parametrize(
     ("similarity", "degraded", "wrong"),
     [
-        # three clean files of the speaker and one of someone else
-        ({"a": 0.97, "b": 0.96, "c": 0.95, "x": 0.56}, {}, {"x"}),
-        # the speaker's own file in a noisy street scores like another speaker would when clean
-        ({"a": 0.97, "b": 0.96, "c": 0.95, "noisy": 0.62}, {"noisy": True}, set()),
+        # three clean files of the speaker and one of someone else (CAM++: another speaker about 0.1)
+        ({"a": 0.88, "b": 0.85, "c": 0.83, "x": 0.21}, {}, {"x"}),
+        # someone else close to the speaker (different speakers' files reach 0.54), under the clean floor
+        ({"a": 0.88, "b": 0.85, "c": 0.83, "x": 0.47}, {}, {"x"}),
+        # the speaker's own file in a noisy street scores lower than the clean ones, far above another voice
+        ({"a": 0.88, "b": 0.85, "c": 0.83, "noisy": 0.45}, {"noisy": True}, set()),
         # one file: never someone else
-        ({"a": 0.3}, {}, set()),
+        ({"a": 0.1}, {}, set()),
         # two files: each judged on the floors alone
-        ({"a": 0.98, "b": 0.60}, {}, {"b"}),
-        ({"a": 0.98, "b": 0.60}, {"b": True}, set()),
+        ({"a": 0.9, "b": 0.40}, {}, {"b"}),
+        ({"a": 0.9, "b": 0.40}, {"b": True}, set()),
         # every file on the same poor line scores low: judged against the folder's own spread
-        ({"a": 0.66, "b": 0.70, "c": 0.68, "d": 0.67}, {}, set()),
+        ({"a": 0.42, "b": 0.46, "c": 0.44, "d": 0.43}, {}, set()),
         # too little speech to tell: never someone else
-        ({"a": 0.97, "b": 0.96, "short": None}, {}, set()),
+        ({"a": 0.88, "b": 0.85, "short": None}, {}, set()),
     ],
 )
 def test_which_recordings_are_someone_else(
@@ -199,36 +206,49 @@ def test_one_reader_checks_clean_of_other_voices() -> None:
 
 
 @cache
-def street_host() -> np.ndarray:
-    """15 s of the host under real street noise at 5 dB SNR."""
+def street_host(snr_db: float = 5.0) -> np.ndarray:
+    """15 s of the host under real street noise at ``snr_db`` SNR."""
     clean = speech(HOST[1])[: 15 * ANALYSIS_RATE]
     noise, _, _ = load_mono(corpus_file("noise", "amb_city_traffic_hum_usc.mp3"), rate=ANALYSIS_RATE)
     noise = np.resize(noise, clean.size)
-    return clean + noise * np.sqrt(np.mean(clean**2) / np.mean(noise**2) / 10 ** (5 / 10))
+    return clean + noise * np.sqrt(np.mean(clean**2) / np.mean(noise**2) / 10 ** (snr_db / 10))
 
 
-def test_a_noisy_stretch_of_the_speaker_is_judged_with_a_lower_threshold() -> None:
-    """Street noise at 5 dB lowers the host's own partials towards other voices' scores; measured as
-    noisy (selection's window SNR), the stretch is judged with the lower threshold and holds no other voice."""
-    noisy = street_host()
+def test_a_noisy_stretch_of_the_speaker_is_still_the_speaker() -> None:
+    """Street noise at 5 dB lowers the host's own partials against his clean voice, but CAM++ keeps them
+    above the threshold: no other voice, and no lower threshold for a stretch measured noisy (GE2E needed
+    one: its noisy partials fell among other voices'). At 10 dB; at 5 dB see the next test."""
+    noisy = street_host(10.0)
     host = host_voice()
     assert voice.degraded_stretch(5.0, None) and not voice.degraded_stretch(None, None)
-    lower = voice.other_voice_threshold(host, is_degraded=True)
-    assert lower < voice.other_voice_threshold(host)
-    _, spans, partials = voice.span_finding(noisy, host, threshold=lower)
+    assert voice.other_voice_threshold(host, is_degraded=True) == voice.other_voice_threshold(host)
+    _, spans, partials = voice.span_finding(noisy, host)
     assert spans == []
-    assert float(np.median(partials.vectors @ host.vector)) < 0.8  # the noise did lower them
-    assert voice.other_voice_spans(partials, host)[1]  # judged as if clean, it would be another voice
+    assert float(np.median(partials.vectors @ host.vector)) < host.own_median  # the noise did lower them
+
+
+def test_under_street_noise_at_5_db_only_the_voice_as_heard_there_keeps_the_speaker() -> None:
+    """Under street noise at 5 dB, 0.5-2.5 s of the host score under :data:`OTHER_COSINE_MAX` against his
+    clean voice (two 1.5 s partials at 0.25-0.30: a known limit, BENCHMARKS.md "The switch to CAM++"), but
+    not under :data:`HERE_COSINE` against his voice as heard in that recording, which a run uses."""
+    host = host_voice()
+    street = partial_embeddings(street_host(5.0), step_s=voice.SPAN_STEP_S)
+    here = voice.recording_voice(street.vectors, host)
+    assert voice.other_voice_spans(street, host)[1] == [[0.5, 2.515]]
+    assert voice.other_voice_spans(street, host, here=here, is_degraded=True)[1] == []
 
 
 def test_the_speaker_as_heard_in_a_recording_is_a_second_reference() -> None:
-    """A recording in the street: its own dominant voice is the host there, so no other voice is heard;
-    the interview's own dominant voice is the host too, so the guest still is."""
+    """A recording in the street: its own voice is the host there, so no other voice is heard; the
+    interview's own voice is the host too, so the guest still is."""
     host = host_voice()
-    street = partial_embeddings(street_host(), step_s=voice.SPAN_STEP_S)
+    street = partial_embeddings(street_host(10.0), step_s=voice.SPAN_STEP_S)
     here = voice.recording_voice(street.vectors, host)
-    assert voice.other_voice_spans(street, host)[1]  # the clean voice alone: the street is "someone"
-    assert voice.other_voice_spans(street, host, here=here)[1] == []
+    assert here is not None and float(here.vector @ host.vector) >= voice.HERE_MIN_COSINE
+    assert voice.other_voice_spans(street, host, here=here, is_degraded=True)[1] == []
+    assert (
+        voice.other_voice_spans(street, host)[1] == []
+    )  # CAM++: nor against the clean voice (GE2E: "someone")
     signal, turns = conversation()
     talk = partial_embeddings(signal, step_s=voice.SPAN_STEP_S)
     _, spans = voice.other_voice_spans(talk, host, here=voice.recording_voice(talk.vectors, host))
@@ -255,13 +275,13 @@ def test_the_speakers_runs_in_an_interview_hold_no_guest_and_most_of_the_host() 
     """The 2-means turns of a whole interview: the host's runs never reach into a guest turn, and hold
     most of the host's speech; one reader alone gives no runs (the whole recording is theirs)."""
     signal, turns = conversation()
-    talk = partial_embeddings(signal, step_s=voice.SPAN_STEP_S)
+    talk = partial_embeddings(signal, step_s=voice.TURN_STEP_S)
     runs = voice.speaker_runs(talk, host_voice())
     assert runs
     assert all(_overlap(run, turn) == 0.0 for run in runs for turn in turns)
     host_s = signal.size / ANALYSIS_RATE - sum(b - a for a, b in turns)
     assert sum(b - a for a, b in runs) > 0.5 * host_s
-    alone = partial_embeddings(speech(HOST[1]), step_s=voice.SPAN_STEP_S)
+    alone = partial_embeddings(speech(HOST[1]), step_s=voice.TURN_STEP_S)
     assert voice.speaker_runs(alone, host_voice()) is None
 
 
@@ -297,7 +317,7 @@ def test_the_speakers_turns_go_on_the_interviews_entry_and_survive_to_dict() -> 
     decided, _, _ = decide(partials, dict.fromkeys(partials, clean))
     assert decided is not None
     assert two_voice_recordings(decided, partials) == ["interview"]
-    along = {"interview": (partial_embeddings(signal, step_s=voice.SPAN_STEP_S), [])}
+    along = {"interview": (partial_embeddings(signal, step_s=voice.TURN_STEP_S), [])}
     again = voice.Voice.from_dict(with_turns(decided, along).to_dict())
     runs = again.recordings["interview"].turns
     assert runs and all(_overlap(run, turn) == 0.0 for run in runs for turn in turns)
@@ -309,7 +329,7 @@ def test_a_music_bed_over_one_group_is_not_a_second_voice() -> None:
     only (as a bed under part of a reading would be), the groups are the bed and the voice: no turns. Music
     over some of both groups (a jingle, a bed under all of it) leaves the turns as they were."""
     signal, turns = conversation()
-    talk = partial_embeddings(signal, step_s=voice.SPAN_STEP_S)
+    talk = partial_embeddings(signal, step_s=voice.TURN_STEP_S)
     runs = voice.speaker_runs(talk, host_voice())
     assert runs
     assert voice.speaker_runs(talk, host_voice(), [[a, b, "music"] for a, b in turns]) is None
@@ -323,7 +343,7 @@ def test_the_speakers_runs_break_where_the_partials_skip_speech_not_embedded() -
     from pipeline.analysis.speaker import Partials
 
     signal, _ = conversation()
-    talk = partial_embeddings(signal, step_s=voice.SPAN_STEP_S)
+    talk = partial_embeddings(signal, step_s=voice.TURN_STEP_S)
     runs = voice.speaker_runs(talk, host_voice())
     assert runs
     longest = max(runs, key=lambda r: r[1] - r[0])
@@ -402,17 +422,18 @@ def test_selection_leaves_the_window_out_of_the_recordings_voice(
 
 
 def test_a_lone_low_partial_at_the_edge_of_a_degraded_window_needs_to_fall_further() -> None:
-    """Against the speaker as heard in the recording, a lone partial at the window's end scoring 0.57 is a
-    turn cut by the edge in a clean window (over :data:`EDGE_DROP` under the threshold) but the speaker's
-    own voice in a noisy or reverberant one (not :data:`DEGRADED_EDGE_DROP` under it)."""
+    """Against the speaker as heard in the recording, a lone partial at the window's end scoring between
+    :data:`HERE_COSINE` minus :data:`DEGRADED_EDGE_DROP` and minus :data:`EDGE_DROP` is a turn cut by the
+    edge in a clean window but the speaker's own voice in a noisy or reverberant one."""
     from pipeline.analysis.speaker import EMBEDDING_SIZE, Partials
 
     axis, side = np.eye(EMBEDDING_SIZE)[0], np.eye(EMBEDDING_SIZE)[1]
-    cosines = [0.85] * 11 + [0.57]
+    lone = voice.HERE_COSINE - (voice.EDGE_DROP + voice.DEGRADED_EDGE_DROP) / 2
+    cosines = [0.80] * 11 + [lone]
     vectors = np.array([c * axis + np.sqrt(1 - c * c) * side for c in cosines], dtype=np.float32)
     starts = 0.5 * np.arange(len(cosines))
     partials = Partials(starts, starts + 1.6, vectors, 7.0)
-    here = voice.Voice(vector=axis, own_median=0.85, share=1.0, partials=12, source="recording")
+    here = voice.Voice(vector=axis, own_median=0.80, share=1.0, partials=12, source="recording")
     clean_spans = voice.other_voice_spans(partials, here, here=here)[1]
     assert clean_spans == [[5.5, 7.1]]
     assert voice.other_voice_spans(partials, here, here=here, is_degraded=True)[1] == []
@@ -424,7 +445,7 @@ def test_a_lone_low_partial_at_the_edge_of_a_degraded_window_needs_to_fall_furth
 @cache
 def bench_interview(name: str) -> tuple[object, np.ndarray, np.ndarray]:
     """An interview of ``benchmarks/voices_items.py`` (real readers taking turns; the truth is known), the
-    partials a run samples of it (every 1.6 s, 60 s in pieces) and a mask of those in the host's turns."""
+    partials a run samples of it (every :data:`SAMPLE_STEP_S`, 60 s in pieces) and a mask of those in the host's turns."""
     from benchmarks import voices_items as vi
     from pipeline.analysis.speaker import Partials
 
@@ -433,7 +454,9 @@ def bench_interview(name: str) -> tuple[object, np.ndarray, np.ndarray]:
     item = vi.interview(name)
     parts = []
     for a, b in voice.sample_spans(sorted(item.host_turns + item.guest_turns)):
-        found = partial_embeddings(item.audio[round(a * vi.RATE) : round(b * vi.RATE)], step_s=1.6)
+        found = partial_embeddings(
+            item.audio[round(a * vi.RATE) : round(b * vi.RATE)], step_s=voice.SAMPLE_STEP_S
+        )
         parts.append(Partials(found.starts_s + a, found.ends_s + a, found.vectors, found.heard_s))
     sampled = voice.join_partials(parts)
     return item, sampled, _in_turns(sampled, item.host_turns)
@@ -453,18 +476,36 @@ def _mean(vectors: np.ndarray) -> np.ndarray:
 
 
 def test_the_speakers_voice_is_the_one_heard_longest_not_the_most_alike() -> None:
-    """The LibriVox sonnet reader hosts the freesound studio male, who talks 45 % of the time: his partials
-    are more alike, so the densest voice of the interview is his. The voice heard longest, over all its
-    speech, is the host's; the run's 60 s sample happens to hold more of the guest, so a learnt voice is
-    decided again from all the speech of a two-voice recording (``speech_pool``) and is the host's."""
+    """Known answer: 60 partials of a voice heard in a noisy room (spread around it) and 40 of a studio voice
+    (tight): the densest voice is the studio's, the voice heard longest the other; weighted by the seconds
+    each partial stands for, the studio's when its partials stand for more."""
+    rng = np.random.default_rng(0)
+    host_axis, guest_axis = np.eye(voice.EMBEDDING_SIZE)[:2]
+    spread = host_axis + rng.normal(0.0, 0.10, (60, voice.EMBEDDING_SIZE))  # pairs about 0.34, mean 0.59
+    tight = guest_axis + rng.normal(0.0, 0.03, (40, voice.EMBEDDING_SIZE))
+    vectors = np.vstack([spread, tight])
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    assert voice.split_voices(vectors) is not None
+    assert float(voice._densest_voice(vectors, "recording").vector @ guest_axis) > 0.9  # the trap
+    longest = voice.dominant_voice(vectors, longest=True)
+    assert longest is not None and float(longest.vector @ host_axis) > 0.9
+    assert float(voice.dominant_voice(vectors).vector @ guest_axis) > 0.9  # not by default  # type: ignore[union-attr]
+    seconds = np.r_[np.full(60, 0.5), np.full(40, 1.5)]
+    weighted = voice.dominant_voice(vectors, longest=True, seconds=seconds)
+    assert weighted is not None and float(weighted.vector @ guest_axis) > 0.9
+
+
+def test_a_learnt_voice_is_decided_again_from_all_the_speech_of_an_interview() -> None:
+    """The LibriVox sonnet reader hosts the freesound studio male, who talks 45 % of the time: the run's
+    60 s sample holds more of the guest, so the voice learnt from it is his (with CAM++ also in
+    libri3080-aew-room and gettysburg-libri2289-room, 3 of the 36 interviews of ``voices_bench.py``); a learnt
+    voice is decided again from all the speech of a two-voice recording (``speech_pool``) and is the host's."""
     from pipeline.batch.speakers import decide, heard_speech, speech_pool
 
     item, sampled, _ = bench_interview("sonnet-sms_male-clean")
-    along = partial_embeddings(item.audio, step_s=voice.SPAN_STEP_S)
+    along = partial_embeddings(item.audio, step_s=voice.TURN_STEP_S)
     host = _mean(along.vectors[_in_turns(along, item.host_turns)])
     guest = _mean(along.vectors[_in_turns(along, item.guest_turns)])
-    densest = voice._densest_voice(np.asarray(along.vectors, dtype=np.float64), "recording")
-    assert float(densest.vector @ guest) > float(densest.vector @ host)  # the trap
     longest = voice.dominant_voice(along.vectors, longest=True)
     assert longest is not None and float(longest.vector @ host) > 0.95 > float(longest.vector @ guest)
 
@@ -473,34 +514,70 @@ def test_the_speakers_voice_is_the_one_heard_longest_not_the_most_alike() -> Non
     from_sample, _, _ = decide({"talk": sampled.vectors}, {"talk": clean}, None, times)
     assert from_sample is not None and float(from_sample.vector @ guest) > float(from_sample.vector @ host)
     heard, heard_times = speech_pool({"talk": sampled.vectors}, times, {"talk": (along, [])})
-    assert heard["talk"].shape[0] < len(along) and np.all(np.diff(heard_times["talk"][:, 0]) >= 1.6 - 1e-6)
+    assert heard["talk"].shape[0] < len(along) and np.all(
+        np.diff(heard_times["talk"][:, 0]) >= voice.SAMPLE_STEP_S - 1e-6
+    )
     learn = heard_speech({"talk": sampled.vectors}, {"talk": (along, [])})
     assert (
         learn is not None
         and learn["talk"][0].shape[0] == len(along)
-        and learn["talk"][1] == voice.SPAN_STEP_S
+        and learn["talk"][1] == voice.TURN_STEP_S
     )
     decided, _, _ = decide(heard, {"talk": clean}, None, heard_times, learn)
     assert decided is not None and float(decided.vector @ host) > 0.95
     assert float(decided.recordings["talk"].vector @ host) > 0.95  # the host as heard there too
 
 
-def test_turns_are_heard_when_the_sample_held_two_voices_and_all_the_speech_is_a_little_closer() -> None:
-    """Two women reading (LibriSpeech 3080 and 198) under noise: along all the interview, their two groups'
-    centroids are over :data:`TWO_VOICES_COSINE` (one voice, no turns, the guest heard in the clip's
-    windows); when a sample of the recording already held two voices (``heard_two``), under
-    :data:`TURNS_COSINE` is enough, and the host's turns hold no guest."""
+def test_two_women_reading_in_noise_are_two_voices_and_the_hosts_turns_hold_no_guest(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Two women reading (LibriSpeech 3080 and 198) under noise: along all the interview their two groups'
+    centroids are far under :data:`TWO_VOICES_COSINE` with CAM++ (0.07; GE2E's came out over its 0.80 and
+    needed ``heard_two``), and the host's turns hold no guest. ``heard_two`` (a sample of the recording
+    already held two voices) splits under :data:`TURNS_COSINE` instead."""
     item, _, _ = bench_interview("libri3080-libri198-noise")
-    along = partial_embeddings(item.audio, step_s=voice.SPAN_STEP_S)
+    along = partial_embeddings(item.audio, step_s=voice.TURN_STEP_S)
     a, b = voice.two_voices(along.vectors) or (None, None)
     assert a is not None and b is not None
-    assert voice.TWO_VOICES_COSINE <= float(a @ b) < voice.TURNS_COSINE
+    apart = float(a @ b)
+    assert apart < voice.TWO_VOICES_COSINE - 0.2
     host = voice.dominant_voice(along.vectors[_in_turns(along, item.host_turns)])
-    assert voice.speaker_runs(along, host) is None
-    runs = voice.speaker_runs(along, host, heard_two=True)
+    runs = voice.speaker_runs(along, host)
     assert runs and sum(e - s for s, e in runs) > 20.0
     assert all(vi_overlap(run, item.guest_turns) == 0.0 for run in runs)
+    monkeypatch.setattr(voice, "TWO_VOICES_COSINE", apart - 0.01)
+    monkeypatch.setattr(voice, "TURNS_COSINE", apart + 0.01)
+    assert voice.split_voices(along.vectors) is None
+    assert voice.split_voices(along.vectors, heard_two=True) is not None
+    assert voice.speaker_runs(along, host, heard_two=True) == runs
 
 
 def vi_overlap(span: tuple[float, float], turns: tuple[tuple[float, float], ...]) -> float:
     return sum(_overlap(span, t) for t in turns)
+
+
+def test_a_turn_next_to_music_or_silence_starts_and_ends_where_the_voice_belongs() -> None:
+    """Known answer, partials every 0.5 s: 10 of music, 2 that hold a little of the host after it, 36 of the
+    host, 2 that hold a little of him before a pause, 10 of the guest, 2 of a cough, 10 of the guest. The
+    edge partials lean to the host (they beat the other group by far more than :data:`TURN_MARGIN`) but are
+    under :data:`MEMBER_COSINE` against his group: cut from the turn before the erosion, so the turn begins
+    and ends :data:`TURN_ERODE_PARTIALS` inside the partials that belong to him; the cough makes no turn."""
+    from pipeline.analysis.speaker import Partials
+
+    axes = np.eye(voice.EMBEDDING_SIZE)
+    host, other = axes[0], axes[1]  # the music and the guest fall in the other group
+    spare = iter(range(5, voice.EMBEDDING_SIZE))
+
+    def leaning(cos_host: float) -> np.ndarray:
+        """A partial scoring ``cos_host`` against the host, 0 against the rest and against each other."""
+        return cos_host * host + np.sqrt(1 - cos_host**2) * axes[next(spare)]
+
+    rows = [other] * 10 + [leaning(0.30), leaning(0.38)] + [host] * 36 + [leaning(0.35), leaning(0.30)]
+    rows += [other] * 10 + [leaning(0.30), leaning(0.30)] + [other] * 10
+    vectors = np.asarray(rows, dtype=np.float64)
+    starts = 0.5 * np.arange(len(rows))
+    found = Partials(starts, starts + PARTIAL_S, vectors.astype(np.float32), float(len(rows)))
+    turns = voice.speaker_runs(found, voice.Voice(host, 1.0, 1.0, 1, "folder"))
+    first_own, last_own = 12, 47  # the host's partials that belong to him
+    erode = voice.TURN_ERODE_PARTIALS
+    assert turns == [(float(starts[first_own + erode]), float(starts[last_own - erode] + PARTIAL_S))]

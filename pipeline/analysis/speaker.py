@@ -1,269 +1,61 @@
-"""Speaker embeddings: who is speaking, as a 256-number vector, offline and without torch.
+"""Speaker embeddings: who is speaking, as a 192-number vector, offline and without torch.
 
-The model is Resemblyzer's pretrained GE2E voice encoder (Resemblyzer 0.1.4, Apache-2.0; the weights are
-converted from its wheel by ``scripts/convert_speaker_model.py`` into the ONNX graph ``models/ge2e.onnx``,
-licence in ``models/ge2e-LICENSE.txt``): a 3-layer LSTM over 40 mel bands and a linear layer with a ReLU,
-trained with the GE2E loss to put one speaker's utterances close together. What Resemblyzer does around
-the network is reproduced here in numpy (its ``audio.py``, ``hparams.py`` and ``voice_encoder.py``):
+The pipeline's speaker model is 3D-Speaker's CAM++ (:mod:`pipeline.analysis.campplus`: the network, its
+Kaldi fbank front-end, licence and provenance there). This module is what the rest of the package uses:
+it keeps one API whatever model runs behind it (GE2E until 2026-12-08: :mod:`pipeline.analysis.ge2e`,
+kept for comparison until the switch is measured) and re-exports what every model shares
+(:mod:`pipeline.analysis.embedding`):
 
 1. **preprocessing** (:func:`preprocess`): the span is turned up (never down) to -30 dBFS RMS, then pauses
    are shortened: WebRTC VAD (aggressiveness 3) on 30 ms windows, smoothed over 8 windows, each speech
    run widened by 3 windows on each side; everything else is cut out, so a long pause shrinks to about
-   0.2 s. :func:`preprocess` also returns where each kept sample came from, so partial embeddings keep
-   the times of the original signal;
-2. **mel front-end** (:func:`mel_spectrogram`): power (not log) mel spectrogram, 25 ms Hann window
-   (400 samples), 10 ms hop (160), 40 Slaney-normalised mel bands from 0 to 8 kHz, frames centred with
-   zero padding (what ``librosa.feature.melspectrogram`` does in librosa 0.10+);
-3. **partials**: the network sees 1.6 s (160 frames) at a time; a span gives one partial every
-   ``step_s`` (:func:`partial_frames`), the last one zero-padded when it is at least 75 % covered;
-4. **the network**: the LSTM's last hidden state of the top layer, linear, ReLU, L2-normalised (every
-   partial embedding has unit length and no negative component, so cosines lie in [0, 1]);
-5. **an utterance** (:func:`embed`): the mean of its partial embeddings, L2-normalised; Resemblyzer's
-   ``embed_utterance`` uses one partial every 0.77 s (``rate=1.3``), the default here.
+   0.2 s. It also returns where each kept sample came from, so partial embeddings keep the times of the
+   original signal (Resemblyzer's ``preprocess_wav``, reproduced in numpy);
+2. **partials** (:class:`Partials`): embeddings along a span with the times each covers;
+3. **cosine** (:func:`cosine`): similarity of vectors (CAM++'s lie in [-1, 1]; another speaker scores
+   about 0.07 at the median, the same speaker 0.5-0.9: BENCHMARKS.md, "CAM++ against GE2E").
 
-The network runs in onnxruntime (one session per process, one thread, created on first use), all partials
-of a span in one batch. Cost and accuracy on real recordings: ``benchmarks/speaker_bench.py`` and
-BENCHMARKS.md.
-
-Public API: :func:`embed` (one vector for a span of the 16 kHz analysis signal), :func:`partial_embeddings`
-(vectors along a span with their times), :func:`cosine` (similarity of vectors).
+Public API: :func:`embed` (one vector for a span of the 16 kHz analysis signal: CAM++ hears it whole),
+:func:`partial_embeddings` (:data:`PARTIAL_S` partials every ``step_s`` along a span, each heard on its
+own), :func:`cosine`, :data:`EMBEDDING_SIZE`, :data:`MODEL_PATH` / :data:`MODEL_SHA256` (the model in use).
+Cost and accuracy on real recordings: ``benchmarks/speaker_bench.py``, ``benchmarks/voices_bench.py``.
 """
 
 from __future__ import annotations
 
-import hashlib
-import threading
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import webrtcvad
 
-from pipeline.analysis.base import ANALYSIS_RATE
-from pipeline.audio.arguments import number, signal
-from pipeline.errors import InvalidArgument
+from pipeline.analysis import campplus
+from pipeline.analysis.embedding import Partials, cosine, preprocess, raise_volume, unit
 
-MODEL_PATH = Path(__file__).resolve().parent / "models" / "ge2e.onnx"
-"""The converted Resemblyzer weights shipped with the package."""
-MODEL_SHA256 = "fd2657001aad1e28cb1ec3c2a08faac2cdd9300cd41f28094cbf096bfac6e0aa"
-"""sha256 of :data:`MODEL_PATH` as ``scripts/convert_speaker_model.py`` writes it (checked on loading)."""
+__all__ = [
+    "EMBEDDING_SIZE",
+    "MODEL_NAME",
+    "MODEL_PATH",
+    "MODEL_SHA256",
+    "PARTIAL_S",
+    "Partials",
+    "cosine",
+    "embed",
+    "partial_embeddings",
+    "preprocess",
+    "raise_volume",
+    "unit",
+]
 
-N_FFT = 400
-"""Samples per analysis window (25 ms at 16 kHz)."""
-HOP = 160
-"""Samples between frames (10 ms)."""
-MEL_BANDS = 40
-PARTIAL_FRAMES = 160
-"""Frames per partial utterance (1.6 s)."""
-PARTIAL_S = PARTIAL_FRAMES * HOP / ANALYSIS_RATE
-EMBEDDING_SIZE = 256
-UTTERANCE_STEP_S = 0.77
-"""Partial spacing of :func:`embed`: Resemblyzer's ``embed_utterance(rate=1.3)`` (round(16000 / 1.3 / 160) = 77 frames)."""
-MIN_COVERAGE = 0.75
-"""The last partial is kept (zero-padded) when at least this share of it holds signal."""
-TARGET_DBFS = -30.0
-"""Preprocessing raises a quieter span to this RMS level (full scale = int16 maximum); louder spans stay."""
-VAD_WINDOW = 480
-"""Samples per VAD decision in preprocessing (30 ms)."""
-VAD_AVERAGE_WIDTH = 8
-VAD_MAX_SILENCE = 6
-"""Speech runs are widened by ``VAD_MAX_SILENCE // 2`` windows on each side (a dilation of 7 windows)."""
-INT16_MAX = 2**15 - 1
-BATCH = 8
-"""Partials per onnxruntime call. Its LSTM holds about 2 MB per partial of the batch (+21 MB at 8, +56 MB at
-32, measured) for little speed: 8.9 ms per partial at 8, 8.4 at 16, 13 one at a time."""
-MEL_CHUNK = 1000
-"""Frames per FFT block of :func:`mel_spectrogram` (10 s of signal)."""
-
-_LOCK = threading.Lock()
-_MODEL: _Ge2e | None = None
-
-
-@dataclass(frozen=True)
-class Partials:
-    """Partial embeddings along a span: partial ``k`` covers ``[starts_s[k], ends_s[k])`` of the signal.
-
-    Times are in seconds of the signal given (not of the span), first and last sample the partial holds
-    (pauses cut out by preprocessing may lie inside); ``vectors`` is ``(n, 256)``, each row of unit length.
-    ``heard_s`` is how much of the span the network was given (after pauses were cut short): a span of
-    silence or noise that WebRTC does not call speech leaves ~0 s, and its vectors mean nothing.
-    """
-
-    starts_s: np.ndarray
-    ends_s: np.ndarray
-    vectors: np.ndarray
-    heard_s: float
-
-    def __len__(self) -> int:
-        return int(self.vectors.shape[0])
-
-
-def slaney_mel_filterbank(
-    *, sample_rate: int = ANALYSIS_RATE, n_fft: int = N_FFT, n_mels: int = MEL_BANDS
-) -> np.ndarray:
-    """Mel filterbank ``(n_mels, n_fft // 2 + 1)``, 0 Hz to Nyquist: the Slaney mel scale, area-normalised.
-
-    The same matrix as ``librosa.filters.mel(sr=..., n_fft=..., n_mels=...)`` with its defaults.
-    """
-    f_sp = 200.0 / 3
-    min_log_hz = 1000.0
-    min_log_mel = min_log_hz / f_sp
-    logstep = np.log(6.4) / 27.0
-
-    def hz_to_mel(hz: np.ndarray) -> np.ndarray:
-        hz = np.asarray(hz, dtype=np.float64)
-        linear = hz / f_sp
-        log = min_log_mel + np.log(np.maximum(hz, min_log_hz) / min_log_hz) / logstep
-        return np.where(hz >= min_log_hz, log, linear)
-
-    def mel_to_hz(mel: np.ndarray) -> np.ndarray:
-        linear = f_sp * mel
-        log = min_log_hz * np.exp(logstep * (np.maximum(mel, min_log_mel) - min_log_mel))
-        return np.where(mel >= min_log_mel, log, linear)
-
-    fft_hz = np.fft.rfftfreq(n_fft, 1.0 / sample_rate)
-    edges = mel_to_hz(np.linspace(hz_to_mel(np.array(0.0)), hz_to_mel(np.array(sample_rate / 2)), n_mels + 2))
-    widths = np.diff(edges)
-    ramps = edges[:, None] - fft_hz[None, :]
-    lower = -ramps[:-2] / widths[:-1, None]
-    upper = ramps[2:] / widths[1:, None]
-    weights = np.maximum(0.0, np.minimum(lower, upper))
-    weights *= (2.0 / (edges[2:] - edges[:-2]))[:, None]
-    return weights.astype(np.float32)
-
-
-_MEL_BASIS = slaney_mel_filterbank()
-_WINDOW = (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(N_FFT) / N_FFT)).astype(np.float32)  # periodic Hann
-
-
-def mel_spectrogram(audio16k: np.ndarray) -> np.ndarray:
-    """Power mel spectrogram ``(1 + n // 160, 40)`` of a 16 kHz signal, frames centred (zero-padded edges)."""
-    x = np.asarray(audio16k, dtype=np.float32)
-    padded = np.pad(x, N_FFT // 2)
-    frames = np.lib.stride_tricks.sliding_window_view(padded, N_FFT)[::HOP]
-    mel = np.empty((frames.shape[0], MEL_BANDS), dtype=np.float32)
-    for first in range(0, frames.shape[0], MEL_CHUNK):  # bounded memory for long spans
-        spectrum = np.fft.rfft(frames[first : first + MEL_CHUNK] * _WINDOW, axis=1)
-        mel[first : first + MEL_CHUNK] = (spectrum.real**2 + spectrum.imag**2) @ _MEL_BASIS.T
-    return mel
-
-
-def _moving_average(values: np.ndarray, width: int) -> np.ndarray:
-    padded = np.concatenate((np.zeros((width - 1) // 2), values, np.zeros(width // 2)))
-    sums = np.cumsum(padded, dtype=float)
-    sums[width:] = sums[width:] - sums[:-width]
-    return sums[width - 1 :] / width
-
-
-def raise_volume(audio16k: np.ndarray) -> np.ndarray:
-    """The span raised to :data:`TARGET_DBFS` RMS when quieter, else unchanged (float32)."""
-    x = np.asarray(audio16k, dtype=np.float32)
-    rms = float(np.sqrt(np.mean(np.square(x, dtype=np.float64)))) if x.size else 0.0
-    change_db = TARGET_DBFS - 20 * np.log10(rms) if rms > 0 else 0.0
-    return (x * np.float32(10 ** (change_db / 20))).astype(np.float32) if change_db > 0 else x
-
-
-def preprocess(audio16k: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Resemblyzer's preprocessing of a 16 kHz span: ``(signal, index of each kept sample in the input)``.
-
-    Volume up to :data:`TARGET_DBFS` (never down), then pauses shortened with WebRTC VAD (module
-    docstring). The tail that does not fill a 30 ms window is dropped, as Resemblyzer does.
-    """
-    x = raise_volume(audio16k)
-    n_windows = x.size // VAD_WINDOW
-    x = x[: n_windows * VAD_WINDOW]
-    pcm = np.clip(np.round(x * INT16_MAX), -32768, 32767).astype(np.int16).tobytes()
-    vad = webrtcvad.Vad(3)
-    step = VAD_WINDOW * 2
-    flags = np.array(
-        [vad.is_speech(pcm[k * step : (k + 1) * step], ANALYSIS_RATE) for k in range(n_windows)], dtype=float
-    )
-    mask = np.round(_moving_average(flags, VAD_AVERAGE_WIDTH)).astype(bool)
-    mask = np.convolve(mask, np.ones(VAD_MAX_SILENCE + 1), mode="same") > 0
-    kept = np.flatnonzero(np.repeat(mask, VAD_WINDOW)).astype(np.int32)
-    return x[kept], kept
-
-
-def partial_frames(n_samples: int, step_s: float, min_coverage: float = MIN_COVERAGE) -> list[int]:
-    """First mel frame of each 1.6 s partial over ``n_samples`` samples, one every ``step_s`` (Resemblyzer's slicing).
-
-    Always at least one partial; the last is dropped when less than ``min_coverage`` of it holds signal.
-    """
-    frame_step = round(step_s * ANALYSIS_RATE / HOP)
-    if not 0 < frame_step <= PARTIAL_FRAMES:
-        raise InvalidArgument(f"step_s must be between 0.01 and {PARTIAL_S:g} s, got {step_s!r}")
-    n_frames = int(np.ceil((n_samples + 1) / HOP))
-    starts = list(range(0, max(1, n_frames - PARTIAL_FRAMES + frame_step + 1), frame_step))
-    coverage = (n_samples - starts[-1] * HOP) / (PARTIAL_FRAMES * HOP)
-    if coverage < min_coverage and len(starts) > 1:
-        starts.pop()
-    return starts
-
-
-class _Ge2e:
-    """The GE2E network in onnxruntime: batches of ``(160, 40)`` mel partials -> unit 256-vectors."""
-
-    def __init__(self, path: Path) -> None:
-        import onnxruntime as ort  # imported lazily, as for the other models
-
-        with path.open("rb") as model_file:
-            digest = hashlib.file_digest(model_file, "sha256").hexdigest()
-        if digest != MODEL_SHA256:
-            raise RuntimeError(f"{path} has sha256 {digest}, expected {MODEL_SHA256}: reinstall voiceprep")
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = 1
-        options.inter_op_num_threads = 1
-        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        options.enable_cpu_mem_arena = False  # each run's tensors go back to the system
-        self._session = ort.InferenceSession(
-            str(path), sess_options=options, providers=["CPUExecutionProvider"]
-        )
-
-    def __call__(self, mels: np.ndarray) -> np.ndarray:
-        """Unit-length embeddings ``(batch, 256)`` of mel partials ``(batch, frames, 40)``."""
-        frames_first = np.ascontiguousarray(mels.transpose(1, 0, 2), dtype=np.float32)
-        (raw,) = self._session.run(None, {"mels": frames_first})
-        norms = np.linalg.norm(raw, axis=1, keepdims=True)
-        return raw / np.where(norms > 0, norms, 1)
-
-
-def _model() -> _Ge2e:
-    global _MODEL
-    with _LOCK:
-        if _MODEL is None:
-            _MODEL = _Ge2e(MODEL_PATH)
-        return _MODEL
-
-
-def _span(audio16k: np.ndarray, start_s: float | None, end_s: float | None) -> tuple[np.ndarray, int]:
-    x = signal("audio16k", audio16k, mono=True)
-    first = 0 if start_s is None else round(number("start_s", start_s) * ANALYSIS_RATE)
-    stop = x.size if end_s is None else round(number("end_s", end_s) * ANALYSIS_RATE)
-    stop = min(stop, x.size)
-    if stop <= first:
-        raise InvalidArgument(f"the span [{start_s}, {end_s}) s holds no samples of a {x.size}-sample signal")
-    return x[first:stop], first
-
-
-def _partials(
-    audio16k: np.ndarray, step_s: float, trim_pauses: bool
-) -> tuple[np.ndarray, np.ndarray, list[int]]:
-    """(partial embeddings, index of each sample of the model's input in ``audio16k``, partial start frames)."""
-    if trim_pauses:
-        wav, kept = preprocess(audio16k)
-    else:
-        wav, kept = raise_volume(audio16k), np.arange(audio16k.size)
-    starts = partial_frames(wav.size, step_s)
-    padded_size = (starts[-1] + PARTIAL_FRAMES) * HOP
-    if padded_size >= wav.size:
-        wav = np.pad(wav, (0, padded_size - wav.size))
-    mel = mel_spectrogram(wav)
-    model = _model()
-    vectors = []
-    for first in range(0, len(starts), BATCH):
-        batch = np.stack([mel[s : s + PARTIAL_FRAMES] for s in starts[first : first + BATCH]])
-        vectors.append(model(batch))
-    return np.concatenate(vectors), kept, starts
+MODEL_NAME = "campplus"
+"""The speaker model behind this API (part of the run's analysis settings: cached partials of another
+model are never reused)."""
+MODEL_PATH = Path(__file__).resolve().parent / "models" / "campplus.onnx"
+"""The model file in use (:data:`pipeline.analysis.campplus.MODEL_PATH`)."""
+MODEL_SHA256 = "1859c0a3371c360c7aea3b3c724248d8649cd6fafad9516b92f540425de18613"
+"""Its sha256 (:data:`pipeline.analysis.campplus.MODEL_SHA256`, checked on loading)."""
+EMBEDDING_SIZE = 192
+"""Numbers per embedding (CAM++; GE2E gave 256)."""
+PARTIAL_S = 1.5
+"""Seconds of speech each partial hears (CAM++ partials of 1.5 s: BENCHMARKS.md, "CAM++ against GE2E")."""
 
 
 def embed(
@@ -271,22 +63,12 @@ def embed(
     start_s: float | None = None,
     end_s: float | None = None,
     *,
-    step_s: float = UTTERANCE_STEP_S,
     trim_pauses: bool = True,
 ) -> np.ndarray:
-    """The speaker embedding (unit 256-vector) of ``[start_s, end_s)`` of a 16 kHz mono signal.
-
-    Resemblyzer's ``preprocess_wav`` + ``embed_utterance``: partials every ``step_s`` (0.77 s, its
-    ``rate=1.3``) averaged and L2-normalised. ``trim_pauses=False`` keeps the pauses (volume only).
-    """
-    span, _ = _span(audio16k, start_s, end_s)
-    vectors, _, _ = _partials(span, number("step_s", step_s, strict=True), trim_pauses)
-    return unit(vectors.mean(axis=0))
-
-
-def unit(v: np.ndarray) -> np.ndarray:
-    """``v`` scaled to length 1 (a zero vector stays zero): an average of embeddings made an embedding."""
-    return v / max(float(np.linalg.norm(v)), 1e-12)
+    """The speaker embedding (unit :data:`EMBEDDING_SIZE`-vector) of ``[start_s, end_s)`` of a 16 kHz mono
+    signal: the model hears the span whole, pauses cut short unless ``trim_pauses=False``
+    (:func:`pipeline.analysis.campplus.embed`)."""
+    return campplus.embed(audio16k, start_s, end_s, trim_pauses=trim_pauses)
 
 
 def partial_embeddings(
@@ -297,29 +79,13 @@ def partial_embeddings(
     step_s: float = 0.5,
     trim_pauses: bool = True,
 ) -> Partials:
-    """Embeddings of 1.6 s partials every ``step_s`` along ``[start_s, end_s)`` of a 16 kHz mono signal.
+    """Embeddings of :data:`PARTIAL_S` partials every ``step_s`` (at most :data:`PARTIAL_S`: side by side)
+    along ``[start_s, end_s)`` of a 16 kHz mono signal, each heard on its own
+    (:func:`pipeline.analysis.campplus.partial_embeddings`, ``pooling="separate"``).
 
-    With ``trim_pauses`` (Resemblyzer's preprocessing) the partials are laid over the speech with long
-    pauses cut short, so a partial may span more than 1.6 s of the signal; its times say which part.
+    With ``trim_pauses`` the partials lie on the speech with long pauses cut short, so a partial may span
+    more of the signal than :data:`PARTIAL_S`; its times say which part.
     """
-    span, offset = _span(audio16k, start_s, end_s)
-    vectors, kept, starts = _partials(span, number("step_s", step_s, strict=True), trim_pauses)
-    heard_s = kept.size / ANALYSIS_RATE
-    if kept.size == 0:  # nothing but silence: the partial is all padding; place it over the span
-        kept = np.arange(span.size)
-    first = np.array([min(s * HOP, kept.size - 1) for s in starts])
-    last = np.array([min((s + PARTIAL_FRAMES) * HOP, kept.size) - 1 for s in starts])
-    starts_s = (offset + kept[first]) / ANALYSIS_RATE
-    ends_s = (offset + kept[np.maximum(last, first)] + 1) / ANALYSIS_RATE
-    return Partials(starts_s=starts_s, ends_s=ends_s, vectors=vectors, heard_s=heard_s)
-
-
-def cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray | float:
-    """Cosine similarity of embeddings: two vectors give a float; a ``(n, 256)`` matrix and a vector give ``(n,)``."""
-    a = np.asarray(a, dtype=np.float64)
-    b = np.asarray(b, dtype=np.float64)
-    if a.shape[-1] != b.shape[-1] or b.ndim != 1 or a.ndim not in (1, 2):
-        raise InvalidArgument(f"cosine needs (n, d) or (d,) against (d,), got {a.shape} and {b.shape}")
-    norms = np.linalg.norm(a, axis=-1) * np.linalg.norm(b)
-    result = (a @ b) / np.where(norms > 0, norms, 1)
-    return float(result) if a.ndim == 1 else result
+    return campplus.partial_embeddings(
+        audio16k, start_s, end_s, step_s=step_s, partial_s=PARTIAL_S, trim_pauses=trim_pauses
+    )

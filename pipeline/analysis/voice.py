@@ -1,6 +1,7 @@
 """Whose voice: the dominant voice of a set of partial embeddings, and the stretches where another speaks.
 
-Built on the GE2E partial embeddings of :mod:`pipeline.analysis.speaker` (1.6 s each). Three jobs:
+Built on the CAM++ partial embeddings of :mod:`pipeline.analysis.speaker` (1.5 s each; GE2E's 1.6 s before
+2026-12-08: every threshold here was measured again for CAM++). Three jobs:
 
 1. **sampling a recording** (:func:`recording_partials`): partials over at most
    :data:`SAMPLE_SPEECH_S` of a recording's speech, taken in :data:`SAMPLE_CHUNK_S` pieces spread evenly
@@ -20,8 +21,11 @@ Built on the GE2E partial embeddings of :mod:`pipeline.analysis.speaker` (1.6 s 
    (:func:`other_voice_threshold`), because noise and reverberation lower a speaker's own similarity to a
    clean voice into the range of other voices (``benchmarks/voices_bench.py``, BENCHMARKS.md).
 
-Why these numbers (BENCHMARKS.md, "Speaker embeddings"): a partial against its own speaker's mean scores
-0.85 at the median and 0.77 at the 5th percentile; against another speaker's, 0.55 and 0.65.
+Why these numbers (BENCHMARKS.md, "CAM++ against GE2E" and "The switch to CAM++"): a clean partial against
+its own speaker's mean scores 0.82 at the median and 0.66 at the 5th percentile (degraded: 0.52-0.55 at
+the 5th percentile); against another speaker's, about 0.1 at the median and 0.21-0.42 at the 95th. Two
+partials of one clean speaker score 0.58 at the median, 0.40 at the 5th percentile; of two speakers at most
+0.37.
 """
 
 from __future__ import annotations
@@ -48,45 +52,67 @@ FILE_MIN_SPEECH_S = 4.8
 """Least speech (seconds) embedded of one recording (three partials), however many files the speaker has."""
 SAMPLE_CHUNK_S = 6.0
 """Speech is read in pieces of at most this length, spread evenly over the recording's speech segments."""
-SAMPLE_STEP_S = 1.6
-"""Partial spacing when sampling a recording: side by side, no overlap (half the cost of Resemblyzer's
-0.77 s; the voice is averaged over many partials anyway)."""
+SAMPLE_STEP_S = PARTIAL_S
+"""Partial spacing when sampling a recording: side by side, no overlap (each second heard once; the voice
+is averaged over many partials anyway)."""
 SPAN_STEP_S = 0.5
 """Partial spacing along a window checked for other voices (finer, so a 2 s turn holds whole partials)."""
+TURN_STEP_S = 0.5
+"""Partial spacing along a recording's speech for the speaker's turns (:func:`speaker_runs`). CAM++ hears
+each second three times at 0.5 s (1.5 s partials); 1.0 s would halve that, but with one partial eroded
+(:data:`TURN_ERODE_PARTIALS`) a turn then began 0.34 s inside a guest's turn (``tests/test_speaker_run.py``,
+the interview opening with a jingle): not yet measured with more erosion."""
 SCREEN_STEP_S = 1.0
 """Partial spacing of the first, coarse listen to a window (:func:`span_finding`)."""
 SCREEN_TAIL_S = 1.8
 """The coarse listen also hears one partial over the last this many seconds of the window."""
 SCREEN_MARGIN = 0.05
 """A coarse partial within this of the threshold sends the window to the fine listen."""
-PAIR_COSINE = 0.70
-"""Two partials of the same voice: cosine at least this (seeds the dominant group)."""
-MEMBER_COSINE = 0.72
-"""A partial belongs to the voice when its cosine to the voice's mean is at least this."""
-OTHER_MARGIN = 0.22
+PAIR_COSINE = 0.40
+"""Two partials of the same voice: cosine at least this (seeds the dominant group). CAM++ 1.5 s partials of
+one clean reader pair at 0.40 at their 5th percentile; of two readers at most 0.37 (p99 0.27)."""
+MEMBER_COSINE = 0.45
+"""A partial belongs to the voice when its cosine to the voice's mean is at least this (own partials 0.66 at
+their 5th percentile clean, 0.52-0.55 degraded; other speakers' 0.21-0.42 at their 95th)."""
+OTHER_MARGIN = 0.30
 """Other voice: a partial this far below the median similarity of the voice's own partials ..."""
-OTHER_COSINE_MAX = 0.62
-"""... and never above this cosine (own partials score 0.77 at their 5th percentile, others 0.65 at their 95th)."""
-OTHER_COSINE_MIN = 0.40
-"""... and at least this (a very noisy speaker's threshold does not sink to nothing)."""
-DEGRADED_DROP = 0.15
+OTHER_COSINE_MAX = 0.30
+"""... and never above this cosine: with CAM++ the threshold against the speaker's clean voice is this,
+absolute (``voices_bench.py --model campplus``: >= 2 partials under 0.30 catch 98.1 %, plateau 0.27-0.31;
+a degraded speaker's own partials stay above it, so no :data:`DEGRADED_DROP` is needed) ..."""
+OTHER_COSINE_MIN = 0.30
+"""... and at least this (GE2E needed a relative threshold between 0.40 and 0.62; CAM++ does not)."""
+DEGRADED_DROP = 0.0
 """In a noisy or reverberant stretch (:func:`degraded`) the threshold against the speaker's (clean) voice
-is this much lower: the speaker's own partials there score 0.45-0.65 against their clean voice (street,
-dishes, rain, a church: measured), as low as another voice does when clean. Only used when the speaker
-as heard in the recording is unknown: against that (:data:`HERE_COSINE`) no drop is needed."""
-HERE_MIN_COSINE = 0.65
+is this much lower. GE2E needed 0.15 (its own partials fell to 0.45-0.65 in street, dishes, rain, a
+church); CAM++ keeps a degraded speaker's partials above :data:`OTHER_COSINE_MIN` (BENCHMARKS.md)."""
+HERE_MIN_COSINE = 0.45
 """A recording's own voice stands for the speaker as heard there (the reference for other voices,
-:func:`other_voice_spans`) only when it scores at least this against the speaker's voice."""
-HERE_COSINE = 0.67
-"""Other voice against the speaker as heard in the recording: a partial under this cosine. Measured
-(``voices_bench.py``, 216 windows with a 2-5 s turn of another voice, 144 without, clean/noise/room):
-0.66 -> 82 % caught / 0.7 % false alarms, 0.67 -> 84 % / 0.7 %, 0.68 -> 87 % / 4.2 % (the edge)."""
-TWO_VOICES_COSINE = 0.80
+:func:`other_voice_spans`) only when it scores at least this against the speaker's voice (CAM++: one
+speaker's files 0.68 or more against each other, even re-recorded nearest their own; different speakers at
+most 0.54; GE2E needed 0.65)."""
+HERE_COSINE = 0.36
+"""Other voice against the speaker as heard in the recording: a partial under this cosine. Measured with
+CAM++ (``voices_bench.py --pipeline-rule``: 216 windows with a 2-5 s turn of another voice, 144 without,
+clean/noise/room), caught / false alarms on seed 0 and seed 1: 0.36 -> 99.1 % / 0.7 % and 97.7 % / 2.8 %;
+0.39 -> 100 / 2.1 and 98.6 / 4.2; 0.42 -> 100 / 2.8 and 99.1 / 5.6; 0.45 -> 100 / 4.2 and 100 / 9.0 (every
+false alarm in noise at 5-10 dB). Chosen on both seeds: the lowest measured, as seed 1's false alarms
+rise faster than seed 0's. GE2E needed 0.67 (86 % / 4.2 % and 85 % / 9.7 %)."""
+TWO_VOICES_COSINE = 0.50
 """A recording holds two voices when the centroids of its partials' two groups (:func:`two_voices`) are
-under this cosine (interviews <= 0.88, median 0.71; one speaker's 15 s >= 0.76, 2nd percentile 0.82)..."""
-TURNS_COSINE = 0.85
+under this cosine (CAM++: interviews <= 0.41; one speaker's 15 s >= 0.62 at the 2nd percentile; GE2E
+needed 0.80). As a run samples a recording (``voices_bench.py --turns-cosine``, seed 0): the 36 interviews
+-0.09 to 0.445 (median 0.09); 72 recordings of one voice (an interview's host or guest turns end to end,
+25-80 s) 0.463 to 0.972, p2 0.55 (one under 0.50: a room's guest); 144 one-speaker 15 s windows p2 0.42, p5
+0.51 (ten partials)..."""
+TURNS_COSINE = 0.50
 """... or under this one for the partials along all of a recording whose sample held two voices
-(:func:`split_voices` ``heard_two``)."""
+(:func:`split_voices` ``heard_two``). Along all the speech (partials every :data:`TURN_STEP_S`,
+``voices_bench.py --turns-cosine``, seed 0): the 36 interviews -0.10 to 0.454 (up to 0.05 closer than their
+sample); the 72 one-voice recordings 0.333, 0.533, 0.55, then 0.665 and up (p2 0.54; the one whose sample
+held two voices 0.55); 144 one-speaker windows p2 0.60. Chosen midway between the interviews' highest and
+one voice's p2, which is :data:`TWO_VOICES_COSINE` again: with CAM++ no interview needs ``heard_two``
+(GE2E did: 0.85, an interview sampled at 0.78 came out at 0.80 along all of it)."""
 MIN_RUN_PARTIALS = 2
 """Consecutive partials below the threshold that make an other-voice span (with 0.5 s steps: >= 2.1 s)."""
 LEAVE_OUT_MIN_PARTIALS = 4
@@ -228,7 +254,7 @@ def dominant_voice(
     longest: bool = False,
     seconds: np.ndarray | None = None,
 ) -> Voice | None:
-    """The voice most of ``vectors`` (unit partial embeddings, ``(n, 256)``) share; ``None`` for none.
+    """The voice most of ``vectors`` (unit partial embeddings, ``(n, EMBEDDING_SIZE)``) share; ``None`` for none.
 
     The densest voice (:func:`_densest_voice`: the partial with the most look-alikes within
     :data:`PAIR_COSINE`, its group refined twice within :data:`MEMBER_COSINE`). With ``longest`` (the
@@ -254,7 +280,7 @@ def dominant_voice(
 
 
 def two_voices(vectors: np.ndarray, iterations: int = 10) -> tuple[np.ndarray, np.ndarray] | None:
-    """Spherical 2-means of unit partials ``(n, 256)``: the two unit centroids, or ``None`` for fewer than
+    """Spherical 2-means of unit partials ``(n, EMBEDDING_SIZE)``: the two unit centroids, or ``None`` for fewer than
     four partials. Starts from the densest voice (:func:`_densest_voice`) and the mean of the 20 % of
     partials farthest from it."""
     v = np.asarray(vectors, dtype=np.float64).reshape(-1, EMBEDDING_SIZE)
@@ -273,7 +299,7 @@ def two_voices(vectors: np.ndarray, iterations: int = 10) -> tuple[np.ndarray, n
 
 
 def split_voices(vectors: np.ndarray, *, heard_two: bool = False) -> tuple[np.ndarray, np.ndarray] | None:
-    """The two centroids (:func:`two_voices`) when partials ``(n, 256)`` hold two voices (centroids under
+    """The two centroids (:func:`two_voices`) when partials ``(n, EMBEDDING_SIZE)`` hold two voices (centroids under
     :data:`TWO_VOICES_COSINE`), else ``None``. ``heard_two``: a sample of the same recording already held
     two voices (the partials are all of its speech, heard for its turns), so centroids under
     :data:`TURNS_COSINE` are enough: the two voices of an interview sampled at 0.78 can split at 0.80
@@ -285,14 +311,14 @@ def split_voices(vectors: np.ndarray, *, heard_two: bool = False) -> tuple[np.nd
 
 
 def holds_two_voices(vectors: np.ndarray) -> bool:
-    """True when partials ``(n, 256)`` hold two voices (:func:`split_voices`)."""
+    """True when partials ``(n, EMBEDDING_SIZE)`` hold two voices (:func:`split_voices`)."""
     return split_voices(vectors) is not None
 
 
 def recording_voice(
     vectors: np.ndarray, speaker: Voice | None = None, *, times: np.ndarray | None = None
 ) -> Voice | None:
-    """The speaker as heard in one recording, from its partials ``(n, 256)``: the plain mean of them
+    """The speaker as heard in one recording, from its partials ``(n, EMBEDDING_SIZE)``: the plain mean of them
     (recorded like any window of it; a tight core of typical partials pushes a noisy speaker's own
     partials under :data:`HERE_COSINE`). When they hold two voices (:func:`split_voices`), the mean of the group nearer ``speaker`` (``None``: the bigger group).
     ``times`` (``(n, 2)``: each partial's start and end in the recording) keeps the members and their
@@ -326,10 +352,16 @@ def recording_voice(
 TURN_MARGIN = 0.10
 """A partial is the speaker's turn when its cosine to the speaker's group beats the other group's by this."""
 TURN_ERODE_PARTIALS = 2
-"""Partials dropped at each end of a run of the speaker's partials (1 s at 0.5 s steps: a partial that
-straddles a turn change still leans to the speaker). Measured (``voices_bench.py`` interviews, 36):
-margin 0.10 with 2 dropped gives a host-only longest run in 35/36 and no guest in any run; 0-1 dropped
-<= 75 %."""
+"""Partials dropped at each end of a run of the speaker's partials (1 s at :data:`TURN_STEP_S` 0.5 s: a
+partial that straddles a turn change still leans to the speaker). Measured with GE2E (``voices_bench.py``
+interviews, 36): margin 0.10 with 2 dropped gives a host-only longest run in 35/36 and no guest in any run;
+0-1 dropped <= 75 %. That is for an edge between two voices, where a partial leans to the voice holding
+most of it. Next to music or silence a partial leans to the voice however little of it is speech (CAM++,
+the interview opening with a jingle, ``tests/test_speaker_run.py``: 0.1-0.3 s of the host after 1.2 s of
+music scores 0.33 against the host's group, 0.07 against the other), so a turn began a partial before the
+speech; such a partial does not belong to the voice (0.33 < :data:`MEMBER_COSINE` 0.45; with 0.6-0.8 s of
+speech 0.57; the host's own partials 0.69-0.83): a run's edge partials under it are cut before the
+erosion."""
 
 
 def speaker_runs(
@@ -340,9 +372,10 @@ def speaker_runs(
     heard_two: bool = False,
 ) -> list[tuple[float, float]] | None:
     """Where only the speaker talks in a recording of two voices, from partials along it every
-    :data:`SPAN_STEP_S` (times in the recording): runs of partials of the speaker's group (:func:`two_voices`,
-    the group nearer ``speaker``; ``None``: the bigger) by :data:`TURN_MARGIN`, each shortened by
-    :data:`TURN_ERODE_PARTIALS` at both ends. ``None`` when the partials do not hold two voices
+    :data:`TURN_STEP_S` (times in the recording): runs of partials of the speaker's group (:func:`two_voices`,
+    the group nearer ``speaker``; ``None``: the bigger) by :data:`TURN_MARGIN`, each first cut back to
+    partials that belong to the speaker's group (:data:`MEMBER_COSINE`; see :data:`TURN_ERODE_PARTIALS`),
+    then shortened by :data:`TURN_ERODE_PARTIALS` at both ends. ``None`` when the partials do not hold two voices
     (:func:`split_voices`; ``heard_two``: a sample of the recording already held two voices): then the
     whole recording is the speaker's.
 
@@ -363,8 +396,13 @@ def speaker_runs(
     if _a_music_bed(partials, v @ own >= v @ other, music):
         return None
     mine = (v @ own) - (v @ other) > TURN_MARGIN
+    belongs = v @ own >= MEMBER_COSINE
     turns: list[tuple[float, float]] = []
     for first, end in _piecewise_runs(mine, partials):
+        while first < end and not belongs[first]:  # mostly not speech (music, noise, a pause): not the turn
+            first += 1
+        while end > first and not belongs[end - 1]:
+            end -= 1
         lo, hi = first + TURN_ERODE_PARTIALS, end - 1 - TURN_ERODE_PARTIALS
         if hi >= lo:
             turns.append((round(float(partials.starts_s[lo]), 3), round(float(partials.ends_s[hi]), 3)))
@@ -588,18 +626,20 @@ def span_finding(
 
 # ------------------------------------------------------------------------------------------ the folder
 
-SAME_COSINE = 0.80
-"""A recording whose voice scores at least this against the speaker's is never a mismatch (every pair of
-different speakers measured scored at most 0.787)."""
-CLEAN_FLOOR = 0.75
+SAME_COSINE = 0.60
+"""A recording whose voice scores at least this against the speaker's is never a mismatch (CAM++: every
+pair of different speakers' files measured scored at most 0.54; GE2E needed 0.80)."""
+CLEAN_FLOOR = 0.50
 """A clean recording (:func:`degraded` is false) below this cosine to the speaker's voice is someone else
-(clean own files: 0.88 or more against their speaker, except 1.6-3.5 s clips at 0.75-0.82)."""
-DEGRADED_FLOOR = 0.55
-"""A noisy, reverberant, clipped or band-limited recording only below this (own files in rain, fans or a
-church fall to 0.58-0.70: the model hears the room as much as the voice)."""
-FOLDER_MARGIN = 0.15
+(CAM++: own files 0.68 or more against their speaker, other speakers' at most 0.54, most near 0.1; GE2E
+needed 0.75)."""
+DEGRADED_FLOOR = 0.30
+"""A noisy, reverberant, clipped or band-limited recording only below this (CAM++ in the mixed folders of
+``voices_bench.py``: a floor of 0.25 alone excludes 95.8 % of wrong files and no own file; GE2E 0.55)."""
+FOLDER_MARGIN = 0.23
 """With three or more recordings, the limit is also kept this far under the median of the others: a
-folder whose files all score low (all on one poor line) is judged against its own spread."""
+folder whose files all score low (all on one poor line) is judged against its own spread (CAM++: median -
+c > 0.23 excludes every wrong file of the mixed folders with <= 2 % of own files; GE2E 0.15)."""
 
 
 def speech_budget(files: int) -> float:

@@ -262,6 +262,15 @@ def _cache_key(cfg: RunConfig, **parts: Any) -> str:
     return fingerprint({**parts, "analysis": cfg.fingerprint_fields("analysis"), "code": _code_version()})
 
 
+def _speaker_model() -> list[Any]:
+    """What the cached partials of a recording depend on besides its bytes and the analysis settings: the
+    speaker model (its name and sha256: partials of another model, such as GE2E's 256-number ones before
+    2026-12-08, are never reused) and the partials' length."""
+    from pipeline.analysis.speaker import MODEL_NAME, MODEL_SHA256, PARTIAL_S
+
+    return [MODEL_NAME, MODEL_SHA256, PARTIAL_S]
+
+
 def _analysis_cache(sha: str, cache: Path, cfg: RunConfig) -> tuple[Path, Path]:
     """Where the analysis of the bytes ``sha`` is cached, keyed by content and settings: its row (JSON)
     and its :class:`~pipeline.analysis.base.Analysis` (``.npz``)."""
@@ -995,7 +1004,11 @@ def _learn_voices(
     for r in ok:
         budget = round(speech_budget(files_of[r.speaker]), 3)
         analysis_file = _analysis_cache(r.sha256 or "", cache, cfg)[1]
-        cache_file = cache / "voices" / f"{_cache_key(cfg, sha256=r.sha256, speech_s=budget)}.npz"
+        cache_file = (
+            cache
+            / "voices"
+            / f"{_cache_key(cfg, sha256=r.sha256, speech_s=budget, model=_speaker_model())}.npz"
+        )
         tasks.append(VoiceTask(r.path, sources[r.path], str(analysis_file), str(cache_file), budget))
     partials: dict[str, Any] = {}
     times: dict[str, Any] = {}
@@ -1092,7 +1105,9 @@ def _turn_partials(
         if voice is None:
             continue
         for path in two_voice_recordings(voice, partials):
-            key = _cache_key(cfg, sha256=sha[path], turns=True, speech_s=TURN_SPEECH_S)
+            key = _cache_key(
+                cfg, sha256=sha[path], turns=True, speech_s=TURN_SPEECH_S, model=_speaker_model()
+            )
             analysis_file = _analysis_cache(sha[path], cache, cfg)[1]
             tasks.append(
                 VoiceTask(path, sources[path], str(analysis_file), str(cache / "voices" / f"turns-{key}.npz"))

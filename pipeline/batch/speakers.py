@@ -2,11 +2,11 @@
 
 Between analysing every file and selecting clips, the runner learns each speaker's voice:
 
-1. **each recording's partials** (:func:`recording_partials`, one executor task per readable file): GE2E
-   partial embeddings over part of its speech (:func:`pipeline.analysis.voice.speech_budget`: 120 s
-   per speaker shared by its files, 4.8-60 s each), read again from the source, with their times (a
+1. **each recording's partials** (:func:`recording_partials`, one executor task per readable file):
+   partial embeddings (:mod:`pipeline.analysis.speaker`) over part of its speech
+   (:func:`pipeline.analysis.voice.speech_budget`: 120 s per speaker shared by its files, 4.8-60 s each), read again from the source, with their times (a
    window is left out of its recording's voice: :meth:`~pipeline.analysis.voice.Voice.without`), cached under
-   ``OUT/.cache/voices/`` keyed by the file's sha256, the budget and the analysis settings;
+   ``OUT/.cache/voices/`` keyed by the file's sha256, the budget, the speaker model and the analysis settings;
 2. **the speaker's voice** (:func:`decide`): the dominant voice of all of the speaker's partials
    (:func:`~pipeline.analysis.voice.dominant_voice`), or the voice of a reference recording when one is
    named (``--reference``, or a ``reference`` column in ``--speaker-map``: :func:`reference_voice`);
@@ -15,7 +15,7 @@ Between analysing every file and selecting clips, the runner learns each speaker
    ``recordings.jsonl`` with the reason, left out of selection;
 4. **the speaker's turns** (:func:`turn_partials`, :func:`with_turns`): a recording whose partials hold two
    voices (an interview) is embedded again along its speech every
-   :data:`~pipeline.analysis.voice.SPAN_STEP_S` (all of it, or :data:`TURN_SPEECH_S` of it in long pieces
+   :data:`~pipeline.analysis.voice.TURN_STEP_S` (all of it, or :data:`TURN_SPEECH_S` of it in long pieces
    spread over a longer one: :func:`turn_stretches`; cached beside its partials) and the speaker's own
    stretches (:func:`~pipeline.analysis.voice.speaker_runs`) become the ``turns`` of its entry in the
    voice's ``recordings``: selection keeps to them, and joins them when no single window is the speaker's.
@@ -49,7 +49,7 @@ REFERENCE_MAX_S = 90.0
 class VoiceTask:
     """One readable recording to embed: where its audio and cached analysis are, where its partials go, and
     how much of its speech: ``budget_s`` seconds sampled (:func:`recording_partials`), or ``None`` for all
-    of it every :data:`~pipeline.analysis.voice.SPAN_STEP_S` (:func:`turn_partials`, for its turns)."""
+    of it every :data:`~pipeline.analysis.voice.TURN_STEP_S` (:func:`turn_partials`, for its turns)."""
 
     path: str
     source: str
@@ -100,11 +100,12 @@ def _read_partials(data: Any) -> Partials:
 
 TURN_CHUNK_S = 60.0
 """The speech of a recording is read and embedded this many seconds at a time (bounded memory)."""
-TURN_SPEECH_S = 180.0
+TURN_SPEECH_S = 120.0
 """Most speech (seconds) of a recording embedded for its turns: a longer one is heard in
 :data:`TURN_PIECE_S` pieces spread evenly over its speech, and selection keeps to the speaker's turns
 inside them (embed only what a decision needs: a 60-minute interview embedded along all its speech cost
-3.5 times the rest of its run)."""
+3.5 times the rest of its run; 180 s with GE2E, 120 s since CAM++, which costs about twice as much per
+second heard)."""
 TURN_PIECE_S = 60.0
 """Speech (seconds) of each piece heard for the turns of a long recording (several windows' worth)."""
 
@@ -164,7 +165,7 @@ def cached_turn_partials(task: VoiceTask) -> tuple[Partials, list[list[float]]] 
 
 
 def turn_partials(task: VoiceTask) -> tuple[Partials, list[list[float]]]:
-    """Executor task: partials every :data:`~pipeline.analysis.voice.SPAN_STEP_S` along the speech of a
+    """Executor task: partials every :data:`~pipeline.analysis.voice.TURN_STEP_S` along the speech of a
     recording (:func:`turn_stretches`: all of it, or :data:`TURN_SPEECH_S` in pieces when longer; times in
     the recording) and the stretches ``[start_s, end_s]`` in which music or singing is heard
     (:func:`~pipeline.analysis.music.content_metrics`' ``music_spans``), both cached."""
@@ -184,7 +185,7 @@ def turn_partials(task: VoiceTask) -> tuple[Partials, list[list[float]]]:
         if audio.size < ANALYSIS_RATE:
             continue
         music.extend([a + lo, a + hi] for lo, hi, _ in _music_spans(audio, rec, a))
-        found = partial_embeddings(audio, step_s=voice.SPAN_STEP_S)
+        found = partial_embeddings(audio, step_s=voice.TURN_STEP_S)
         if found.heard_s >= voice.MIN_HEARD_S:
             parts.append(Partials(found.starts_s + a, found.ends_s + a, found.vectors, found.heard_s))
     joined = voice.join_partials(parts)
@@ -205,19 +206,19 @@ def heard_speech(
 ) -> dict[str, tuple[np.ndarray, float]] | None:
     """What a learnt voice is decided from (:func:`decide` ``heard``) once the recordings of two voices were
     heard along their speech (``along``, :func:`turn_partials`): their partials along it, each standing
-    for :data:`~pipeline.analysis.voice.SPAN_STEP_S` of speech, and the others' samples (each partial
+    for :data:`~pipeline.analysis.voice.TURN_STEP_S` of speech, and the others' samples (each partial
     :data:`~pipeline.analysis.voice.SAMPLE_STEP_S`). Which voice talks longest in an interview whose host
     talks 54-56 % of the time is told by all its partials: a sample of 60 s, or one partial in four of all
     its speech, got it wrong (``voices_bench.py``: sonnet-sms_male-clean, libri3080-aew-clean). A
     recording whose two groups are a music bed and the voice (no turns) keeps its sample; ``None`` when no
     recording holds turns (nothing to decide again)."""
-    from pipeline.analysis.voice import SAMPLE_STEP_S, SPAN_STEP_S, speaker_runs
+    from pipeline.analysis.voice import SAMPLE_STEP_S, TURN_STEP_S, speaker_runs
 
     out = {p: (x, SAMPLE_STEP_S) for p, x in partials.items()}
     turns = False
     for path, (found, music) in along.items():
         if path in out and len(found) and speaker_runs(found, None, music, heard_two=True) is not None:
-            out[path] = (np.asarray(found.vectors, dtype=np.float32), SPAN_STEP_S)
+            out[path] = (np.asarray(found.vectors, dtype=np.float32), TURN_STEP_S)
             turns = True
     return out if turns else None
 
@@ -275,19 +276,22 @@ def with_turns(voice: Voice, along: dict[str, tuple[Partials, list[list[float]]]
 
 def reference_voice(source: str | Path, cache_dir: Path, sha256: str) -> Voice | None:
     """The dominant voice of the first :data:`REFERENCE_MAX_S` seconds of a reference recording (cached by
-    its sha256); ``None`` when it holds too little speech."""
+    its sha256 and the speaker model's name: another model's vectors are never reused); ``None`` when it
+    holds too little speech."""
     from pipeline.analysis import voice
     from pipeline.analysis.base import ANALYSIS_RATE
-    from pipeline.analysis.speaker import partial_embeddings
+    from pipeline.analysis.speaker import EMBEDDING_SIZE, MODEL_NAME, partial_embeddings
     from pipeline.audio.view import load_mono
 
-    cache = cache_dir / "voices" / f"reference-{sha256}.npz"
+    cache = cache_dir / "voices" / f"reference-{MODEL_NAME}-{sha256}.npz"
     vectors = _load(cache)
     if vectors is None:
         audio, _, _ = load_mono(source, rate=ANALYSIS_RATE, end_s=REFERENCE_MAX_S)
         found = partial_embeddings(audio, step_s=voice.SAMPLE_STEP_S) if audio.size >= ANALYSIS_RATE else None
         vectors = (
-            found.vectors if found is not None and found.heard_s >= voice.MIN_HEARD_S else np.zeros((0, 256))
+            found.vectors
+            if found is not None and found.heard_s >= voice.MIN_HEARD_S
+            else np.zeros((0, EMBEDDING_SIZE))
         )
         _save(cache, vectors=np.asarray(vectors, dtype=np.float32))
     return voice.dominant_voice(vectors, source="reference")
@@ -314,9 +318,11 @@ def decide(
     speaker. ``times`` (by path, ``(n, 2)``: each partial's start and end) go on the recordings' entries,
     so selection can leave a window's own partials out (:meth:`~pipeline.analysis.voice.Voice.without`).
     ``heard`` (by path): the partials the voice is learnt from instead, each recording's with the seconds
-    of speech one partial stands for (:func:`heard_speech`): the voice heard longest in them."""
+    of speech one partial stands for (:func:`heard_speech`): the voice heard longest in them, and of each
+    recording the voice heard longest in its own (``partials`` then only give the recordings' entries)."""
     from pipeline.analysis import voice as v
 
+    longest = heard is not None  # the voice heard longest, of each recording too (not of a music bed's)
     learn = heard if heard is not None else {p: (x, v.SAMPLE_STEP_S) for p, x in partials.items()}
     nonempty = [p for p in sorted(learn) if learn[p][0].shape[0]]
     if reference is not None:
@@ -325,22 +331,25 @@ def decide(
         pooled = np.concatenate([learn[p][0] for p in nonempty])
         seconds = np.concatenate([np.full(learn[p][0].shape[0], learn[p][1]) for p in nonempty])
         keep = _evenly(pooled.shape[0], MAX_CLUSTER_PARTIALS)
-        speaker_voice = v.dominant_voice(pooled[keep], longest=heard is not None, seconds=seconds[keep])
+        speaker_voice = v.dominant_voice(pooled[keep], longest=longest, seconds=seconds[keep])
     else:
         speaker_voice = None
     if speaker_voice is None:
         return None, dict.fromkeys(partials), {}
     similarity: dict[str, float | None] = {}
-    heard: dict[str, Voice] = {}
+    own_voices: dict[str, Voice] = {}
     for path in sorted(partials):
+        # each recording's own voice is heard from what the speaker's is (a recording of two voices: all its
+        # speech; its thinned pool can tie the two voices, 33/33 partials for a host talking 55 %)
+        own_partials = learn[path][0] if path in learn else partials[path]
         own = (
-            v.dominant_voice(partials[path], source="recording", longest=heard is not None)
-            if partials[path].shape[0]
+            v.dominant_voice(own_partials, source="recording", longest=longest)
+            if own_partials.shape[0]
             else None
         )
         similarity[path] = None if own is None else round(float(own.vector @ speaker_voice.vector), 4)
         if own is not None:
-            heard[path] = own
+            own_voices[path] = own
     conditions = {p: v.degraded(metrics.get(p)) for p in partials}
     mismatched = v.mismatched(similarity, conditions, reference=reference is not None)
     # Selection hears each recording's windows against the speaker and against the speaker as heard there
@@ -348,7 +357,7 @@ def decide(
     # The speaker as heard there is the plain mean of the recording's partials (of the speaker's group when
     # it holds two voices), recorded like its windows (analysis.voice.recording_voice).
     keep: dict[str, Voice] = {}
-    for p in heard:
+    for p in own_voices:
         if p in mismatched or (similarity[p] or 0.0) < v.HERE_MIN_COSINE:
             continue
         here = v.recording_voice(partials[p], speaker_voice, times=(times or {}).get(p))
