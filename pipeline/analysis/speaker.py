@@ -17,7 +17,8 @@ kept for comparison until the switch is measured) and re-exports what every mode
 
 Public API: :func:`embed` (one vector for a span of the 16 kHz analysis signal: CAM++ hears it whole),
 :func:`partial_embeddings` (:data:`PARTIAL_S` partials every ``step_s`` along a span, each heard on its
-own), :func:`cosine`, :data:`EMBEDDING_SIZE`, :data:`MODEL_PATH` / :data:`MODEL_SHA256` (the model in use).
+own), :func:`partial_grid` (their places, embedded on demand: :class:`PartialGrid`), :func:`cosine`,
+:data:`EMBEDDING_SIZE`, :data:`MODEL_PATH` / :data:`MODEL_SHA256` (the model in use).
 Cost and accuracy on real recordings: ``benchmarks/speaker_bench.py``, ``benchmarks/voices_bench.py``.
 """
 
@@ -28,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.analysis import campplus
+from pipeline.analysis.campplus import PartialGrid
 from pipeline.analysis.embedding import Partials, cosine, preprocess, raise_volume, unit
 
 __all__ = [
@@ -36,10 +38,12 @@ __all__ = [
     "MODEL_PATH",
     "MODEL_SHA256",
     "PARTIAL_S",
+    "PartialGrid",
     "Partials",
     "cosine",
     "embed",
     "partial_embeddings",
+    "partial_grid",
     "preprocess",
     "raise_volume",
     "unit",
@@ -87,5 +91,21 @@ def partial_embeddings(
     more of the signal than :data:`PARTIAL_S`; its times say which part.
     """
     return campplus.partial_embeddings(
+        audio16k, start_s, end_s, step_s=step_s, partial_s=PARTIAL_S, trim_pauses=trim_pauses
+    )
+
+
+def partial_grid(
+    audio16k: np.ndarray,
+    start_s: float | None = None,
+    end_s: float | None = None,
+    *,
+    step_s: float = 0.5,
+    trim_pauses: bool = True,
+) -> PartialGrid:
+    """The places of the :data:`PARTIAL_S` partials every ``step_s`` of :func:`partial_embeddings`, embedded
+    on demand (:meth:`PartialGrid.vectors <pipeline.analysis.campplus.PartialGrid.vectors>`: the same
+    vectors, only for the places asked for)."""
+    return campplus.partial_grid(
         audio16k, start_s, end_s, step_s=step_s, partial_s=PARTIAL_S, trim_pauses=trim_pauses
     )

@@ -167,16 +167,17 @@ def cached_turn_partials(task: VoiceTask) -> tuple[Partials, list[list[float]]] 
 def turn_partials(task: VoiceTask) -> tuple[Partials, list[list[float]]]:
     """Executor task: partials every :data:`~pipeline.analysis.voice.TURN_STEP_S` along the speech of a
     recording (:func:`turn_stretches`: all of it, or :data:`TURN_SPEECH_S` in pieces when longer; times in
-    the recording) and the stretches ``[start_s, end_s]`` in which music or singing is heard
+    the recording; every other one inside a run of one voice, :func:`pipeline.analysis.listen.turn_partials`)
+    and the stretches ``[start_s, end_s]`` in which music or singing is heard
     (:func:`~pipeline.analysis.music.content_metrics`' ``music_spans``), both cached."""
-    from pipeline.analysis import voice
+    from pipeline.analysis import listen, voice
     from pipeline.analysis.base import ANALYSIS_RATE, Analysis
-    from pipeline.analysis.speaker import Partials, partial_embeddings
+    from pipeline.analysis.speaker import PartialGrid, Partials, partial_grid
     from pipeline.audio.memory import release_free_memory
     from pipeline.audio.view import load_mono
 
     rec = Analysis.load(Path(task.analysis_file))
-    parts: list[Partials] = []
+    grids: list[tuple[float, PartialGrid]] = []
     music: list[list[float]] = []
     for a, b in turn_stretches(rec.speech_segments):
         audio, _, _ = load_mono(
@@ -185,10 +186,17 @@ def turn_partials(task: VoiceTask) -> tuple[Partials, list[list[float]]]:
         if audio.size < ANALYSIS_RATE:
             continue
         music.extend([a + lo, a + hi] for lo, hi, _ in _music_spans(audio, rec, a))
-        found = partial_embeddings(audio, step_s=voice.TURN_STEP_S)
-        if found.heard_s >= voice.MIN_HEARD_S:
-            parts.append(Partials(found.starts_s + a, found.ends_s + a, found.vectors, found.heard_s))
-    joined = voice.join_partials(parts)
+        grid = partial_grid(audio, step_s=voice.TURN_STEP_S)
+        if grid.heard_s >= voice.MIN_HEARD_S:
+            grids.append((a, grid))
+    # every other place first, every place only where a turn's edge could move (listen.turn_partials)
+    found = listen.turn_partials([grid for _, grid in grids])
+    joined = voice.join_partials(
+        [
+            Partials(p.starts_s + a, p.ends_s + a, p.vectors, p.heard_s)
+            for (a, _), p in zip(grids, found, strict=True)
+        ]
+    )
     _save_partials(Path(task.cache_file), joined, music=np.asarray(music, dtype=np.float64).reshape(-1, 2))
     release_free_memory()
     return joined, music
