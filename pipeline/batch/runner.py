@@ -482,6 +482,8 @@ def _own_turns(voice: Any, recordings: Sequence[Any]) -> list[tuple[float, float
             return None
         turns.extend(here.turns)
     return turns
+
+
 ClipGroup = tuple[tuple[str, ...], tuple[InputFile, ...]]
 """Stage-2 input of one worker task: families that share their windows and one speaker's recordings."""
 
