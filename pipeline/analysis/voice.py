@@ -375,7 +375,8 @@ def speaker_runs(
     :data:`TURN_STEP_S` (times in the recording): runs of partials of the speaker's group (:func:`two_voices`,
     the group nearer ``speaker``; ``None``: the bigger) by :data:`TURN_MARGIN`, each first cut back to
     partials that belong to the speaker's group (:data:`MEMBER_COSINE`; see :data:`TURN_ERODE_PARTIALS`),
-    then shortened by :data:`TURN_ERODE_PARTIALS` at both ends. ``None`` when the partials do not hold two voices
+    then shortened by :data:`TURN_ERODE_PARTIALS` at each end that borders other partials (not at the first or
+    last partial heard there). ``None`` when the partials do not hold two voices
     (:func:`split_voices`; ``heard_two``: a sample of the recording already held two voices): then the
     whole recording is the speaker's.
 
@@ -397,13 +398,21 @@ def speaker_runs(
         return None
     mine = (v @ own) - (v @ other) > TURN_MARGIN
     belongs = v @ own >= MEMBER_COSINE
+    starts, ends = np.asarray(partials.starts_s), np.asarray(partials.ends_s)
     turns: list[tuple[float, float]] = []
     for first, end in _piecewise_runs(mine, partials):
+        # An edge of the run that is the first or last partial heard there (the recording's, or a piece's
+        # of one heard in pieces) borders no other voice: nothing to erode (a turn's partial leans to the
+        # voice holding most of it only where a voice changes). Eroded there, the speaker's last second
+        # was left outside every turn and selection took it for another voice.
+        opens = first == 0 or starts[first] > ends[first - 1] + SAMPLE_MAX_GAP_S
+        closes = end == v.shape[0] or starts[end] > ends[end - 1] + SAMPLE_MAX_GAP_S
         while first < end and not belongs[first]:  # mostly not speech (music, noise, a pause): not the turn
-            first += 1
+            first, opens = first + 1, False
         while end > first and not belongs[end - 1]:
-            end -= 1
-        lo, hi = first + TURN_ERODE_PARTIALS, end - 1 - TURN_ERODE_PARTIALS
+            end, closes = end - 1, False
+        lo = first + (0 if opens else TURN_ERODE_PARTIALS)
+        hi = end - 1 - (0 if closes else TURN_ERODE_PARTIALS)
         if hi >= lo:
             turns.append((round(float(partials.starts_s[lo]), 3), round(float(partials.ends_s[hi]), 3)))
     return turns
