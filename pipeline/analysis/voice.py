@@ -398,15 +398,14 @@ def speaker_runs(
         return None
     mine = (v @ own) - (v @ other) > TURN_MARGIN
     belongs = v @ own >= MEMBER_COSINE
-    starts, ends = np.asarray(partials.starts_s), np.asarray(partials.ends_s)
+    edges = set(_piece_edges(partials))
     turns: list[tuple[float, float]] = []
     for first, end in _piecewise_runs(mine, partials):
         # An edge of the run that is the first or last partial heard there (the recording's, or a piece's
         # of one heard in pieces) borders no other voice: nothing to erode (a turn's partial leans to the
         # voice holding most of it only where a voice changes). Eroded there, the speaker's last second
         # was left outside every turn and selection took it for another voice.
-        opens = first == 0 or starts[first] > ends[first - 1] + SAMPLE_MAX_GAP_S
-        closes = end == v.shape[0] or starts[end] > ends[end - 1] + SAMPLE_MAX_GAP_S
+        opens, closes = first in edges, end in edges
         while first < end and not belongs[first]:  # mostly not speech (music, noise, a pause): not the turn
             first, opens = first + 1, False
         while end > first and not belongs[end - 1]:
@@ -418,12 +417,17 @@ def speaker_runs(
     return turns
 
 
-def _piecewise_runs(mask: np.ndarray, partials: Partials) -> list[tuple[int, int]]:
-    """The runs ``(first, end)`` of ``True`` in ``mask`` (one per partial), broken where the partials skip
-    more than :data:`SAMPLE_MAX_GAP_S` of the recording (read in pieces: a run never spans speech that was
-    not embedded)."""
+def _piece_edges(partials: Partials) -> list[int]:
+    """Indices where the pieces of ``partials`` begin, and their count: a piece ends where the partials skip
+    more than :data:`SAMPLE_MAX_GAP_S` of the recording (read in pieces)."""
     starts, ends = np.asarray(partials.starts_s), np.asarray(partials.ends_s)
-    edges = [0, *(np.flatnonzero(starts[1:] > ends[:-1] + SAMPLE_MAX_GAP_S) + 1).tolist(), mask.size]
+    return [0, *(np.flatnonzero(starts[1:] > ends[:-1] + SAMPLE_MAX_GAP_S) + 1).tolist(), starts.size]
+
+
+def _piecewise_runs(mask: np.ndarray, partials: Partials) -> list[tuple[int, int]]:
+    """The runs ``(first, end)`` of ``True`` in ``mask`` (one per partial), broken at the pieces'
+    edges (:func:`_piece_edges`: a run never spans speech that was not embedded)."""
+    edges = _piece_edges(partials)
     out: list[tuple[int, int]] = []
     for lo, hi in itertools.pairwise(edges):
         out.extend((lo + int(a), lo + int(b)) for a, b in zip(*runs(mask[lo:hi]), strict=True))
